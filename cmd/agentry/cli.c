@@ -1,0 +1,38 @@
+/* cmd/agentry/cli.c - the subcommand table and the helpers every subcommand shares. */
+#include "cmd/agentry/cli.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+
+const struct cli_cmd cli_cmds[] = {
+    {"hub", cli_cmd_hub, "run the hub daemon (agent-hub)"},
+    {"node", cli_cmd_node, "run a worker node: 'agentry node join --hub ADDR' (agent-node)"},
+    {"spawn", cli_cmd_spawn, "create an agent and start its first turn"},
+    {"send", cli_cmd_send, "send an input to an agent"},
+    {"invoke", cli_cmd_invoke, "spawn an agent and wait for its answer"},
+    {"trace", cli_cmd_trace, "print an agent's events (-f to follow)"},
+    {"ps", cli_cmd_ps, "list agents"},
+    {"get", cli_cmd_get, "show one agent"},
+    {"kill", cli_cmd_kill, "stop an agent"},
+    {"bench", cli_cmd_bench, "load-test a hub"},
+    {"version", cli_cmd_version, "print the version"},
+    {NULL, NULL, NULL},
+};
+
+int cli_fail(const struct ag_err *err)
+{
+    fprintf(stderr, "error: %s\n", err->msg[0] ? err->msg : ag_code_name(err->code));
+    return CLI_FAIL;
+}
+
+int cli_usage_error(const struct ag_err *err)
+{
+    fprintf(stderr, "error: %s\n", err->msg);
+    return CLI_USAGE;
+}
+
+const char *cli_default_hub(void)
+{
+    const char *env = getenv("AGENTRY_HUB");
+    return env && *env ? env : "127.0.0.1:7070";
+}

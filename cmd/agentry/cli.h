@@ -1,0 +1,36 @@
+/* cmd/agentry/cli.h - the agentry command table and what subcommands share.
+ *
+ * Each subcommand is a row: its own file (cmd/agentry/cmd_<name>.c) defines cli_cmd_<name>().
+ * A subcommand gets argv after its name and returns the process exit code:
+ *   0 success, 1 the operation failed (one line on stderr), 2 bad usage (one line on stderr).
+ * Output goes to stdout: human-readable by default, JSON with --json. */
+#ifndef AGENTRY_CMD_CLI_H
+#define AGENTRY_CMD_CLI_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "common/err.h"
+
+enum { CLI_OK = 0, CLI_FAIL = 1, CLI_USAGE = 2 };
+
+typedef int cli_cmd_fn(int argc, char **argv);
+
+struct cli_cmd {
+    const char *name;
+    cli_cmd_fn *run;
+    const char *summary;
+};
+extern const struct cli_cmd cli_cmds[]; /* ends with a NULL name */
+
+cli_cmd_fn cli_cmd_hub, cli_cmd_node, cli_cmd_spawn, cli_cmd_send, cli_cmd_invoke, cli_cmd_trace,
+    cli_cmd_ps, cli_cmd_get, cli_cmd_kill, cli_cmd_bench, cli_cmd_version;
+
+/* Print "error: <msg>" on stderr (one line) and return CLI_FAIL or CLI_USAGE. */
+int cli_fail(const struct ag_err *err);
+int cli_usage_error(const struct ag_err *err);
+
+/* The hub address when --hub is not given: $AGENTRY_HUB, else "127.0.0.1:7070". */
+const char *cli_default_hub(void);
+
+#endif

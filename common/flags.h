@@ -1,0 +1,62 @@
+/* common/flags.h - command-line flags as a table.
+ *
+ * A command declares its flags as rows (name, type, destination, help) and calls ag_flags_parse.
+ * Accepted forms: --name value, --name=value, -x value (short), -x for bools, --no-name for
+ * bools, "--" ends flags. Flags and positional arguments may be mixed. Errors are one line a user
+ * can act on, e.g. "unknown flag '--frm' (see 'agentry trace --help')". */
+#ifndef AGENTRY_COMMON_FLAGS_H
+#define AGENTRY_COMMON_FLAGS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "common/err.h"
+
+enum ag_flag_type {
+    AG_FLAG_BOOL,     /* bool *dest */
+    AG_FLAG_STR,      /* const char **dest (borrowed from argv) */
+    AG_FLAG_INT,      /* int64_t *dest; decimal, range-checked by min/max */
+    AG_FLAG_DURATION, /* int64_t *dest in milliseconds; "250ms", "5s", "2m", "1h", or plain ms */
+    AG_FLAG_LIST,     /* struct ag_strlist *dest; repeatable, and comma-separated values split */
+};
+
+/* Values of a repeatable flag; items borrowed from argv (or owned copies after splitting). */
+struct ag_strlist {
+    char **items; /* owned array; strings owned */
+    size_t n;
+};
+void ag_strlist_release(struct ag_strlist *l);
+
+struct ag_flag {
+    const char *name;    /* long name without "--", e.g. "capacity" */
+    char short_name;     /* 0 if none */
+    enum ag_flag_type type;
+    void *dest;
+    const char *metavar; /* e.g. "N", "ADDR"; shown in help */
+    const char *help;    /* one line; the default is stated here */
+    int64_t min, max;    /* for AG_FLAG_INT (both 0: no range check) */
+};
+
+struct ag_cmd_help {
+    const char *usage;   /* "agentry trace [flags] AGENT_ID" */
+    const char *summary; /* one paragraph */
+    const char *example; /* may be NULL */
+};
+
+/* Parse argv[0..argc) (argv[0] is the first argument, not the program). Positional arguments are
+ * written to pos (up to max_pos; more is an error) and counted in *npos.
+ * Returns 0 on success, 1 if --help/-h was given (nothing else is checked then), -1 with err
+ * (INVALID_ARGUMENT) on a bad flag or value. `cmd` names the command in messages ("trace"). */
+int ag_flags_parse(const char *cmd, const struct ag_flag *flags, size_t nflags, int argc,
+                   char **argv, char **pos, size_t max_pos, size_t *npos, struct ag_err *err);
+/* Print usage, summary, flags (with metavars and help) and example to out. */
+void ag_flags_print_help(FILE *out, const struct ag_cmd_help *help, const struct ag_flag *flags,
+                         size_t nflags);
+/* "5s" -> 5000. -1 with err if malformed. */
+int ag_duration_parse(const char *s, int64_t *ms, struct ag_err *err);
+/* "k=v,k2=v2" -> appends "k=v" items to l after checking each has a non-empty key. */
+int ag_labels_parse(const char *s, struct ag_strlist *l, struct ag_err *err);
+
+#endif

@@ -1,0 +1,38 @@
+/* common/log.h - structured logs: one logfmt line per event, on stderr.
+ *
+ *   ag_log_info("sched.placed", "agent=%s node=%s epoch=%" PRIu64, id, node, epoch);
+ *   -> ts=2026-11-25T10:00:00.123Z level=info comp=hub event=sched.placed agent=... node=...
+ *
+ * Events are named module.past_verb. Values that may hold spaces or quotes go through
+ * ag_log_q(), which quotes and escapes them. Each line is written with one write(2), so lines from
+ * different threads never interleave. The sink is global and set once, before threads start. */
+#ifndef AGENTRY_COMMON_LOG_H
+#define AGENTRY_COMMON_LOG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+enum ag_log_level { AG_LOG_DEBUG, AG_LOG_INFO, AG_LOG_WARN, AG_LOG_ERROR, AG_LOG_OFF };
+
+/* component: "hub", "node", "cli"... (static string). Call before starting threads. */
+void ag_log_init(const char *component, enum ag_log_level min);
+/* "debug", "info", "warn", "error", "off" -> level; -1 if unknown. */
+int ag_log_level_parse(const char *s);
+bool ag_log_enabled(enum ag_log_level level);
+void ag_log_write(enum ag_log_level level, const char *event, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+#define ag_log_debug(event, ...) ag_log_write(AG_LOG_DEBUG, event, __VA_ARGS__)
+#define ag_log_info(event, ...) ag_log_write(AG_LOG_INFO, event, __VA_ARGS__)
+#define ag_log_warn(event, ...) ag_log_write(AG_LOG_WARN, event, __VA_ARGS__)
+#define ag_log_error(event, ...) ag_log_write(AG_LOG_ERROR, event, __VA_ARGS__)
+
+/* A quoted, escaped copy of s in buf (always NUL-terminated, truncated to fit); returns buf. */
+struct ag_log_qbuf {
+    char s[320];
+};
+const char *ag_log_quote(struct ag_log_qbuf *buf, const char *s);
+/* Convenience for one value per statement: ag_log_q(s) uses a buffer on the caller's stack. */
+#define ag_log_q(str) ag_log_quote(&(struct ag_log_qbuf){{0}}, (str))
+
+#endif

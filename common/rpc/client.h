@@ -1,0 +1,62 @@
+/* common/rpc/client.h - gRPC client helpers over the core API.
+ *
+ * A channel is one HTTP/2 connection (lazily connected, keepalive pings on). Blocking helpers use a
+ * private pluck completion queue per call, so any thread may use them on a shared channel. The
+ * node's bidi stream and the benchmark drive their own completion queues with
+ * rpc_channel_grpc() and rpc_channel_method().
+ *
+ * A non-OK gRPC status becomes err: code = the status code, msg = the server's details. A hub that
+ * cannot be reached gives AG_UNAVAILABLE. Call rpc_client_init() once before any channel and
+ * rpc_client_shutdown() after the last one is freed. */
+#ifndef AGENTRY_COMMON_RPC_CLIENT_H
+#define AGENTRY_COMMON_RPC_CLIENT_H
+
+#include <grpc/grpc.h>
+#include <protobuf-c/protobuf-c.h>
+#include <stdint.h>
+
+#include "common/arena.h"
+#include "common/err.h"
+
+struct rpc_channel;
+
+struct rpc_channel_opts {
+    int max_recv_bytes;   /* 0 = 16 MiB */
+    int keepalive_ms;     /* 0 = 20000 */
+    int keepalive_timeout_ms; /* 0 = 10000 */
+    int max_backoff_ms;   /* reconnect backoff cap; 0 = grpc default */
+};
+
+void rpc_client_init(void);
+void rpc_client_shutdown(void);
+
+/* target: "host:port" (an IPv4/IPv6 literal or a name). Never fails for a well-formed target;
+ * connection errors surface on calls. */
+struct rpc_channel *rpc_channel_new(const char *target, const struct rpc_channel_opts *o,
+                                    struct ag_err *err);
+void rpc_channel_free(struct rpc_channel *ch);
+grpc_channel *rpc_channel_grpc(struct rpc_channel *ch);
+const char *rpc_channel_target(const struct rpc_channel *ch);
+/* A registered-call handle for method (e.g. "/agentry.v1.AgentHub/Ping"), cached per channel. */
+void *rpc_channel_method(struct rpc_channel *ch, const char *method);
+/* Deadline timespec `ms` from now (ms <= 0: infinite). */
+gpr_timespec rpc_deadline_ms(int64_t ms);
+/* Map a finished call's status to err (returns 0 if OK, else -1). details may be a NULL slice. */
+int rpc_status_to_err(grpc_status_code status, grpc_slice details, struct ag_err *err);
+
+/* Blocking unary call: *resp is decoded into arena. timeout_ms <= 0: no deadline. */
+int rpc_unary(struct rpc_channel *ch, const char *method, const ProtobufCMessage *req,
+              const ProtobufCMessageDescriptor *resp_desc, struct ag_arena *arena, void **resp,
+              int64_t timeout_ms, struct ag_err *err);
+
+/* Blocking server-streaming call. */
+struct rpc_stream;
+struct rpc_stream *rpc_stream_open(struct rpc_channel *ch, const char *method,
+                                   const ProtobufCMessage *req, int64_t timeout_ms,
+                                   struct ag_err *err);
+/* 1: *msg decoded into arena; 0: the stream ended with OK; -1: it ended with an error (err). */
+int rpc_stream_next(struct rpc_stream *s, const ProtobufCMessageDescriptor *d,
+                    struct ag_arena *arena, void **msg, struct ag_err *err);
+void rpc_stream_free(struct rpc_stream *s); /* cancels if still open */
+
+#endif

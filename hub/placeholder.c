@@ -1,0 +1,1 @@
+/* placeholder until hub/hub.c lands */ typedef int hub_placeholder_t;

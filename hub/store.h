@@ -1,0 +1,144 @@
+/* hub/store.h - the hub's durable state: the agents table and the append-only event log.
+ *
+ * Owns: persistence only. It knows rows, not agent lifecycles; the hub decides what to write.
+ *
+ * Writes: a caller submits a `struct hub_store_write` (a few ops that must commit together, e.g.
+ * "insert agent + append SPAWNED + append INPUT") and returns at once. The store's writer thread
+ * takes every write waiting in its queue, applies them all in ONE transaction (group commit), then
+ * calls each write's done() in submission order. done() runs on the writer thread: it must be
+ * quick and must not block (hand the result to a gRPC call, update memory, return).
+ *
+ * Sequence numbers: the store assigns each appended event its seq, per agent 1, 2, 3... with no
+ * gap, at commit. done() sees them in op->u.event.seq. Seqs of a write that failed are not used:
+ * the next append for that agent gets the same number again.
+ *
+ * Failure: if the batch transaction fails, each of its writes is retried alone in its own
+ * transaction, so one bad write (e.g. a constraint violation) fails only itself (done() with
+ * rc -1 and an error) and the others still commit. If the database itself fails, every write
+ * gets rc -1 with AG_UNAVAILABLE. A write is never reported done before it is durable
+ * (SQLite: WAL + synchronous=FULL unless the URL says otherwise).
+ *
+ * Reads: hub_store_read_events is asynchronous (a reader thread with its own connection, so a
+ * long replay never delays commits). The load functions are synchronous and meant for start-up,
+ * before the hub serves.
+ *
+ * Threads: submit / read_events are thread-safe. open/close are not (call from the main thread).
+ * Backends: "sqlite:PATH" now; "postgres://..." later, as a new file behind store_internal.h. */
+#ifndef AGENTRY_HUB_STORE_H
+#define AGENTRY_HUB_STORE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common/err.h"
+
+struct hub_store;
+struct hub_store_write;
+
+/* A row of the agents table. Strings are borrowed (valid until done()/the callback returns);
+ * "" and NULL both mean empty. Blobs are packed protobufs. */
+struct hub_store_agent {
+    const char *id;
+    const char *request_id;   /* idempotency key, unique when not empty */
+    const uint8_t *spec;      /* packed agentry.v1.AgentSpec */
+    size_t spec_len;
+    int state;                /* AGENTRY__V1__AGENT_STATE__* */
+    const char *node_id;      /* node of the current/last assignment */
+    uint64_t epoch;           /* current assignment epoch */
+    const uint8_t *checkpoint; /* packed agentry.v1.Checkpoint, may be empty */
+    size_t checkpoint_len;
+    const char *last_output;
+    const char *last_error;
+    int64_t created_ns;
+    int64_t updated_ns;
+};
+
+/* An event to append (write) or an event read back. */
+struct hub_store_event {
+    const char *agent_id;
+    uint64_t seq;             /* append: set by the store at commit; read: the event's seq */
+    int kind;                 /* AGENTRY__V1__EVENT_KIND__* */
+    const char *payload;      /* JSON text, not NUL-terminated necessarily: use payload_len */
+    size_t payload_len;
+    const char *node_id;      /* "" for hub-made events */
+    int64_t time_ns;
+};
+
+enum hub_store_op_type {
+    HUB_STORE_AGENT_INSERT, /* u.agent: a new row; fails if id or request_id exists */
+    HUB_STORE_AGENT_UPDATE, /* u.agent: rewrite every mutable column of row u.agent.id (state,
+                               node_id, epoch, checkpoint, last_output, last_error, updated_ns) */
+    HUB_STORE_EVENT_APPEND, /* u.event: append; the store fills u.event.seq */
+};
+
+struct hub_store_op {
+    enum hub_store_op_type type;
+    union {
+        struct hub_store_agent agent;
+        struct hub_store_event event;
+    } u;
+};
+
+/* Called on the writer thread once the write is durable (rc 0) or has failed (rc -1, err set).
+ * Ops and their seqs may be read inside; the write may be freed or reused once it returns. */
+typedef void hub_store_done_fn(struct hub_store_write *w, int rc, const struct ag_err *err);
+
+/* Embed in (or allocate beside) the caller's own context; everything borrowed until done(). */
+struct hub_store_write {
+    struct hub_store_op *ops;
+    size_t nops;
+    hub_store_done_fn *done;
+    void *arg;                     /* for the caller */
+    struct hub_store_write *next;  /* private to the store */
+};
+
+struct hub_store_opts {
+    size_t queue_cap;      /* writes waiting at most; 0 = 65536. Full -> AG_RESOURCE_EXHAUSTED */
+    size_t max_batch;      /* writes per transaction at most; 0 = 1024 */
+    size_t read_queue_cap; /* read requests waiting at most; 0 = 4096 */
+};
+
+/* url: "sqlite:PATH" (PATH created if missing, schema migrated). Optional query:
+ * "sqlite:PATH?synchronous=normal" to trade power-cut durability for speed (logged loudly). */
+struct hub_store *hub_store_open(const char *url, const struct hub_store_opts *opts,
+                                 struct ag_err *err);
+/* Stops accepting, completes every write and read already queued (their callbacks run), joins
+ * threads, closes connections. NULL is a no-op. */
+void hub_store_close(struct hub_store *st);
+
+/* Queue a write. On -1 (queue full: RESOURCE_EXHAUSTED; closed or broken: UNAVAILABLE) done()
+ * will never be called for it. */
+int hub_store_submit(struct hub_store *st, struct hub_store_write *w, struct ag_err *err);
+
+/* Events of one agent with from_seq <= seq <= to_seq (to_seq 0 = no upper bound), in order, at
+ * most max. Called on the reader thread; rows valid during the call only. n < max means the
+ * range was exhausted. On error rows is NULL and err set. */
+typedef void hub_store_events_fn(void *arg, const struct hub_store_event *rows, size_t n,
+                                 const struct ag_err *err);
+int hub_store_read_events(struct hub_store *st, const char *agent_id, uint64_t from_seq,
+                          uint64_t to_seq, size_t max, hub_store_events_fn *cb, void *arg,
+                          struct ag_err *err);
+
+/* Start-up: every agent row in creation order (created_ns, then id), with its highest seq
+ * (0 if none). Return -1 from cb to stop (its error is returned). Synchronous. */
+typedef int hub_store_agent_fn(void *arg, const struct hub_store_agent *row, uint64_t last_seq,
+                               struct ag_err *err);
+int hub_store_load_agents(struct hub_store *st, hub_store_agent_fn *cb, void *arg,
+                          struct ag_err *err);
+/* Start-up: like read_events but synchronous, calling cb once per event. */
+typedef int hub_store_event_fn(void *arg, const struct hub_store_event *ev, struct ag_err *err);
+int hub_store_scan_events(struct hub_store *st, const char *agent_id, uint64_t from_seq,
+                          hub_store_event_fn *cb, void *arg, struct ag_err *err);
+
+struct hub_store_stats {
+    uint64_t commits;      /* transactions committed */
+    uint64_t writes;       /* writes completed OK */
+    uint64_t events;       /* events appended */
+    uint64_t failed;       /* writes completed with an error */
+    uint64_t max_batch;    /* largest batch committed so far */
+    uint64_t queue_depth;  /* writes waiting now */
+};
+void hub_store_get_stats(struct hub_store *st, struct hub_store_stats *out);
+
+#endif

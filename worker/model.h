@@ -1,0 +1,79 @@
+/* worker/model.h - the model provider interface and its registry.
+ *
+ * A provider answers one chat request asynchronously: chat() returns at once and calls done()
+ * exactly once, later, from any thread (a timer, an HTTP thread), or never if chat() returned -1.
+ * done() must not be called from inside chat() itself, so callers never recurse.
+ * Providers are rows of a table (wk_model_providers); this issue ships "mock". An agent's
+ * spec.model is "<provider>" or "<provider>/<model>". */
+#ifndef AGENTRY_WORKER_MODEL_H
+#define AGENTRY_WORKER_MODEL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common/err.h"
+
+struct wk_timers;
+
+/* One conversation message, as the agent loop keeps it. */
+struct wk_tool_call {
+    char *id;        /* owned */
+    char *name;      /* owned */
+    char *arguments; /* owned, JSON object text */
+};
+
+struct wk_msg {
+    char *role;                  /* owned: "user", "assistant", "tool" */
+    char *content;               /* owned, never NULL */
+    struct wk_tool_call *calls;  /* owned array (assistant) */
+    size_t ncalls;
+    char *tool_call_id;          /* owned, may be NULL (tool) */
+};
+
+struct wk_chat_req {
+    const char *model;          /* the part after "provider/", "" if none */
+    const char *system_prompt;  /* borrowed */
+    const struct wk_msg *msgs;  /* borrowed, oldest first */
+    size_t nmsgs;
+    const char *const *tools;   /* borrowed: tool names the agent may call */
+    size_t ntools;
+};
+
+struct wk_chat_reply {
+    char *content;               /* owned, never NULL */
+    struct wk_tool_call *calls;  /* owned */
+    size_t ncalls;
+    uint64_t input_tokens;
+    uint64_t output_tokens;
+};
+void wk_chat_reply_free(struct wk_chat_reply *r);
+void wk_tool_call_release(struct wk_tool_call *c);
+void wk_msg_release(struct wk_msg *m);
+
+/* reply: owned by the callee (free with wk_chat_reply_free), NULL on error (err set). */
+typedef void wk_model_done_fn(void *arg, struct wk_chat_reply *reply, const struct ag_err *err);
+
+struct wk_provider {
+    const char *name;
+    /* Returns 0 (done will be called) or -1 with err (done will not be called). */
+    int (*chat)(struct wk_provider *p, const struct wk_chat_req *req, wk_model_done_fn *done,
+                void *arg, struct ag_err *err);
+    void (*free)(struct wk_provider *p);
+    void *state;
+};
+
+/* Providers are created per node; they may use the node's timers for delays. */
+struct wk_provider_ctx {
+    struct wk_timers *timers; /* borrowed */
+};
+
+struct wk_provider_row {
+    const char *name;
+    struct wk_provider *(*create)(const struct wk_provider_ctx *ctx, struct ag_err *err);
+};
+extern const struct wk_provider_row wk_model_providers[]; /* ends with a NULL name */
+
+/* "mock/foo" -> the "mock" row; NULL if unknown. model_out gets the part after '/' ("" if none). */
+const struct wk_provider_row *wk_model_find(const char *spec_model, const char **model_out);
+
+#endif

@@ -1,0 +1,1 @@
+/* placeholder until worker files land */ typedef int worker_placeholder_t;

@@ -1,0 +1,59 @@
+/* worker/runner.h - the node's agent loops: a fixed pool of threads running assigned turns.
+ *
+ * Owns: every run (one agent turn) from assignment to its turn-ending event, the pool threads and
+ * the run table. The connection to the hub (worker/conn.c) feeds it Assignments, Delivers and
+ * Cancels, and receives the events it emits.
+ *
+ * A turn: consume inputs (the assignment's, then any delivered) as user messages; then repeat:
+ * if iterations == max_iterations emit YIELD and end; emit MODEL_REQUEST; ask the provider; emit
+ * MODEL_REPLY; for each tool call emit TOOL_CALL, run the tool, emit TOOL_RESULT; no tool call ->
+ * emit FINAL and end. A provider error emits ERROR and ends. Turn-ending events carry the
+ * checkpoint and the turn result. A cancelled run emits nothing more.
+ *
+ * A run waiting on the model or a tool holds no thread. A run belongs to one thread at a time.
+ * Threads: all functions are thread-safe; emit() is called from pool threads. */
+#ifndef AGENTRY_WORKER_RUNNER_H
+#define AGENTRY_WORKER_RUNNER_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "agentry/v1/node.pb-c.h"
+#include "common/err.h"
+
+struct wk_runner;
+struct wk_timers;
+
+/* ev: a packed agentry.v1.NodeEvent (owned by the callee: free()). Events of one agent are
+ * emitted in order. */
+typedef void wk_emit_fn(void *ctx, uint8_t *ev, size_t len);
+
+struct wk_runner_opts {
+    unsigned threads;          /* pool threads; 0 = 2 */
+    wk_emit_fn *emit;
+    void *emit_ctx;
+    struct wk_timers *timers;  /* borrowed */
+};
+
+struct wk_runner *wk_runner_new(const struct wk_runner_opts *o, struct ag_err *err);
+/* Cancels every run (no more events), joins the threads. NULL is a no-op. */
+void wk_runner_free(struct wk_runner *r);
+
+/* Start a turn. The assignment is copied. Fails with ALREADY_EXISTS if the agent has a run,
+ * INVALID_ARGUMENT if the spec names an unknown model provider (the caller should then report an
+ * ERROR event for it: see wk_runner_reject). */
+int wk_runner_assign(struct wk_runner *r, const Agentry__V1__Assignment *a, struct ag_err *err);
+/* Emit an ERROR event (with checkpoint and result) ending the turn of an assignment that could
+ * not start, so the hub frees the slot and records why. */
+void wk_runner_reject(struct wk_runner *r, const Agentry__V1__Assignment *a, const char *why);
+/* A new input for a running turn; NOT_FOUND if no run has that agent and epoch. */
+int wk_runner_deliver(struct wk_runner *r, const char *agent_id, uint64_t epoch, uint64_t seq,
+                      const char *text, struct ag_err *err);
+/* Stop a run; no-op if none matches. */
+void wk_runner_cancel(struct wk_runner *r, const char *agent_id, uint64_t epoch);
+/* Stop every run (the hub connection was lost: the hub will place them elsewhere). */
+void wk_runner_cancel_all(struct wk_runner *r);
+/* Runs in progress. */
+unsigned wk_runner_running(struct wk_runner *r);
+
+#endif
