@@ -1,0 +1,761 @@
+/* hub/agent_log.c - the agent actor's write pipeline (see hub_internal.h for the model).
+ *
+ * kick: with the agent locked and no write in flight, take every queued command, decide each one
+ * against a working copy of the committed state (struct hub_agent_st), collect the store ops and
+ * the effects to carry out once durable, and submit ONE write.
+ * write_done (store writer thread): on success swap the working state in, record the events
+ * (ring, last_seq, inbox), answer the callers, tell nodes and followers; on failure answer the
+ * callers with the store's error and forget the working state. Then kick again.
+ *
+ * Effects that take other locks (the scheduler handing a slot to another agent, posting commands
+ * to other agents) run after the agent's lock is released. */
+#include <cjson/cJSON.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/clock.h"
+#include "common/log.h"
+#include "common/rpc/pb.h"
+#include "common/rpc/server.h"
+#include "common/xalloc.h"
+#include "hub/hub_internal.h"
+
+#define KICK_MAX_CMDS 512
+
+struct agent_write {
+    struct hub_store_write w;
+    struct hub *h;
+    struct hub_agent *a;
+    struct ag_arena arena;
+    struct hub_store_op *ops;
+    size_t nops, cap;
+    struct hub_agent_st next;     /* working state: scalars; blobs below */
+    bool creating;                /* ops[0] is the AGENT_INSERT of a Spawn */
+    struct rpc_call *spawn_call;  /* creating: the Spawn/Invoke call (reference held) */
+    bool spawn_invoke;
+    size_t spawn_input_op;        /* SIZE_MAX if no input */
+    const uint8_t *new_ckpt;      /* in arena; replaces st.ckpt on commit when set */
+    size_t new_ckpt_len;
+    bool ckpt_set;
+    const char *new_output, *new_error; /* in arena; replace on commit when out_set */
+    bool out_set;
+    struct hub_cmd *cmds;         /* in order; each has its op index in cmd_op */
+    size_t *cmd_op;               /* per command: index of its event op, or SIZE_MAX */
+    size_t ncmds;
+    size_t **ev_ops;              /* per EVENTS command: op index per event (SIZE_MAX: discarded) */
+    struct hub_node **release;    /* slots to give back after the write (references held) */
+    size_t nrelease;
+    struct hub_node *assign_node; /* send an Assignment after commit */
+    bool assigned_here;
+    struct hub_node *cancel_node; /* send a Cancel after commit (reference held) */
+    uint64_t cancel_epoch;
+    bool enqueue_pending;         /* the agent waits for a slot after commit */
+    bool turn_ended;              /* FINAL/YIELD/ERROR/KILLED: answer Invoke waiters */
+    bool reschedule;              /* the turn ended with inputs still unconsumed */
+    size_t turn_end_op;
+    size_t inputs_here;           /* INPUT ops in this write */
+};
+
+static void write_done(struct hub_store_write *w, int rc, const struct ag_err *err);
+static void write_finish(struct agent_write *aw, bool ok, const struct ag_err *err);
+
+/* --- small helpers ------------------------------------------------------------------------- */
+
+static char *json_take(struct ag_arena *ar, cJSON *o)
+{
+    char *s = cJSON_PrintUnformatted(o);
+    char *r = ag_arena_strdup(ar, s ? s : "{}");
+    free(s);
+    cJSON_Delete(o);
+    return r;
+}
+
+struct hub_cmd *hub_cmd_new(enum hub_cmd_type type, struct rpc_call *call)
+{
+    struct hub_cmd *c = ag_xcalloc(1, sizeof(*c));
+    c->type = type;
+    c->call = call;
+    if (call)
+        rpc_call_ref(call);
+    return c;
+}
+
+void hub_cmd_free(struct hub *h, struct hub_cmd *c)
+{
+    if (c->call)
+        rpc_call_unref(c->call);
+    if (c->node)
+        hub_node_unref(h->sched, c->node);
+    free(c->text);
+    free(c);
+}
+
+static size_t add_op(struct agent_write *aw, enum hub_store_op_type type)
+{
+    if (aw->nops == aw->cap) {
+        size_t ncap = aw->cap ? aw->cap * 2 : 8;
+        struct hub_store_op *n = ag_arena_alloc(&aw->arena, ncap * sizeof(*n));
+        if (aw->nops)
+            memcpy(n, aw->ops, aw->nops * sizeof(*n));
+        aw->ops = n;
+        aw->cap = ncap;
+    }
+    struct hub_store_op *op = &aw->ops[aw->nops];
+    memset(op, 0, sizeof(*op));
+    op->type = type;
+    return aw->nops++;
+}
+
+static size_t add_event(struct agent_write *aw, int kind, const char *payload, const char *node_id)
+{
+    size_t i = add_op(aw, HUB_STORE_EVENT_APPEND);
+    struct hub_store_event *ev = &aw->ops[i].u.event;
+    ev->agent_id = aw->a->id;
+    ev->kind = kind;
+    ev->payload = payload;
+    ev->payload_len = strlen(payload);
+    ev->node_id = node_id ? node_id : "";
+    ev->time_ns = ag_now_unix_ns();
+    return i;
+}
+
+static void add_release(struct agent_write *aw, struct hub_node *n)
+{
+    struct hub_node **r = ag_arena_alloc(&aw->arena, (aw->nrelease + 1) * sizeof(*r));
+    if (aw->nrelease)
+        memcpy(r, aw->release, aw->nrelease * sizeof(*r));
+    r[aw->nrelease++] = n;
+    aw->release = r;
+}
+
+static struct agent_write *write_new(struct hub *h, struct hub_agent *a)
+{
+    struct agent_write *aw = ag_xcalloc(1, sizeof(*aw));
+    aw->h = h;
+    aw->a = a;
+    ag_arena_init(&aw->arena, NULL, 0);
+    aw->next = a->st; /* shallow: blobs stay owned by a->st; replacements go to new_* */
+    aw->spawn_input_op = SIZE_MAX;
+    aw->w.done = write_done;
+    aw->w.arg = aw;
+    return aw;
+}
+
+static bool waiting_state(int s)
+{
+    return s == AGENTRY__V1__AGENT_STATE__AGENT_STATE_IDLE || s == AGENTRY__V1__AGENT_STATE__AGENT_STATE_YIELDED ||
+           s == AGENTRY__V1__AGENT_STATE__AGENT_STATE_FAILED;
+}
+
+static bool has_unconsumed_input(struct agent_write *aw)
+{
+    struct hub_agent *a = aw->a;
+    return aw->inputs_here > 0 || (a->ninbox && a->inbox[a->ninbox - 1].seq > aw->next.input_seq);
+}
+
+/* --- decisions (agent locked) -------------------------------------------------------------- */
+
+static void assign_to(struct agent_write *aw, struct hub_node *n)
+{
+    aw->next.epoch++;
+    aw->next.state = AGENTRY__V1__AGENT_STATE__AGENT_STATE_RUNNING;
+    aw->next.node = n; /* the reservation's reference moves here */
+    snprintf(aw->next.node_id, sizeof(aw->next.node_id), "%s", n->id);
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "node", n->id);
+    cJSON_AddNumberToObject(o, "epoch", (double)aw->next.epoch);
+    add_event(aw, AGENTRY__V1__EVENT_KIND__EVENT_KIND_ASSIGNED, json_take(&aw->arena, o), NULL);
+    aw->assign_node = n;
+    aw->assigned_here = true;
+}
+
+/* Start a turn now if a slot is free, else wait in the FIFO (after commit). */
+static void place_turn(struct agent_write *aw)
+{
+    struct hub_node *n = hub_sched_try_reserve(aw->h->sched);
+    if (n) {
+        assign_to(aw, n);
+    } else {
+        aw->next.state = AGENTRY__V1__AGENT_STATE__AGENT_STATE_PENDING;
+        aw->enqueue_pending = true;
+    }
+}
+
+/* The running turn is over: its slot goes back after commit. */
+static void end_turn(struct agent_write *aw, int new_state)
+{
+    if (aw->next.node)
+        add_release(aw, aw->next.node);
+    aw->next.node = NULL;
+    aw->next.state = new_state;
+}
+
+static int cmd_input(struct agent_write *aw, struct hub_cmd *c, struct ag_err *err)
+{
+    struct hub_agent *a = aw->a;
+    if (aw->next.state == AGENTRY__V1__AGENT_STATE__AGENT_STATE_KILLED)
+        return ag_err_set(err, AG_FAILED_PRECONDITION,
+                          "agent '%s' is killed; it takes no more input", a->id);
+    if (a->ninbox + aw->inputs_here >= HUB_MAX_INBOX)
+        return ag_err_set(err, AG_RESOURCE_EXHAUSTED,
+                          "agent '%s' has %d inputs waiting; retry when it has consumed some",
+                          a->id, HUB_MAX_INBOX);
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "text", c->text);
+    size_t op = add_event(aw, AGENTRY__V1__EVENT_KIND__EVENT_KIND_INPUT, json_take(&aw->arena, o), NULL);
+    aw->inputs_here++;
+    if (waiting_state(aw->next.state))
+        place_turn(aw);
+    return (int)op;
+}
+
+static int cmd_kill(struct agent_write *aw, struct hub_cmd *c, struct ag_err *err)
+{
+    if (aw->next.state == AGENTRY__V1__AGENT_STATE__AGENT_STATE_KILLED)
+        return ag_err_set(err, AG_FAILED_PRECONDITION, "agent '%s' is already killed", aw->a->id);
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "reason", c->text && *c->text ? c->text : "killed by request");
+    size_t op = add_event(aw, AGENTRY__V1__EVENT_KIND__EVENT_KIND_KILLED, json_take(&aw->arena, o), NULL);
+    if (aw->next.node) {
+        hub_node_ref(aw->h->sched, aw->next.node);
+        aw->cancel_node = aw->next.node;
+        aw->cancel_epoch = aw->next.epoch;
+    }
+    end_turn(aw, AGENTRY__V1__AGENT_STATE__AGENT_STATE_KILLED);
+    aw->new_error = ag_arena_strdup(&aw->arena, c->text && *c->text ? c->text : "killed");
+    aw->new_output = NULL;
+    aw->out_set = true;
+    aw->turn_ended = true;
+    aw->turn_end_op = op;
+    aw->enqueue_pending = false;
+    return (int)op;
+}
+
+/* A turn-ending event carries the agent's new checkpoint and the turn's result. */
+static void take_turn_end(struct agent_write *aw, const Agentry__V1__NodeEvent *ev, size_t op)
+{
+    int st = ev->kind == AGENTRY__V1__EVENT_KIND__EVENT_KIND_FINAL   ? AGENTRY__V1__AGENT_STATE__AGENT_STATE_IDLE
+             : ev->kind == AGENTRY__V1__EVENT_KIND__EVENT_KIND_YIELD ? AGENTRY__V1__AGENT_STATE__AGENT_STATE_YIELDED
+                                                          : AGENTRY__V1__AGENT_STATE__AGENT_STATE_FAILED;
+    end_turn(aw, st);
+    if (ev->checkpoint) {
+        aw->new_ckpt = rpc_pb_pack_arena(&ev->checkpoint->base, &aw->arena, &aw->new_ckpt_len);
+        aw->ckpt_set = true;
+        aw->next.input_seq = ev->checkpoint->input_seq;
+        if (ev->checkpoint->usage) {
+            aw->next.usage[0] = ev->checkpoint->usage->input_tokens;
+            aw->next.usage[1] = ev->checkpoint->usage->output_tokens;
+            aw->next.usage[2] = ev->checkpoint->usage->model_calls;
+            aw->next.usage[3] = ev->checkpoint->usage->tool_calls;
+        }
+    }
+    const char *out = ev->result && ev->result->output ? ev->result->output : "";
+    const char *er = ev->result && ev->result->error ? ev->result->error : "";
+    aw->new_output = st == AGENTRY__V1__AGENT_STATE__AGENT_STATE_IDLE ? ag_arena_strdup(&aw->arena, out) : NULL;
+    aw->new_error = st != AGENTRY__V1__AGENT_STATE__AGENT_STATE_IDLE ? ag_arena_strdup(&aw->arena, er) : NULL;
+    aw->out_set = true;
+    aw->turn_ended = true;
+    aw->turn_end_op = op;
+}
+
+static bool is_turn_end(int kind)
+{
+    return kind == AGENTRY__V1__EVENT_KIND__EVENT_KIND_FINAL || kind == AGENTRY__V1__EVENT_KIND__EVENT_KIND_YIELD ||
+           kind == AGENTRY__V1__EVENT_KIND__EVENT_KIND_ERROR;
+}
+
+/* Events from a node: kept only while they belong to the running turn; others (an older epoch,
+ * or a turn the hub already ended or killed) are acknowledged with seq 0 and dropped. */
+static void cmd_events(struct agent_write *aw, struct hub_cmd *c, size_t idx)
+{
+    size_t *ops = ag_arena_alloc(&aw->arena, (c->n ? c->n : 1) * sizeof(*ops));
+    for (size_t i = 0; i < c->n; i++) {
+        const Agentry__V1__NodeEvent *ev = hub_ev_batch_event(c->batch, c->first + i);
+        ops[i] = SIZE_MAX;
+        if (ev->epoch != aw->next.epoch || aw->next.state != AGENTRY__V1__AGENT_STATE__AGENT_STATE_RUNNING ||
+            aw->next.node != c->node)
+            continue;
+        ops[i] = add_event(aw, ev->kind, ev->payload ? ev->payload : "{}", c->node->id);
+        if (is_turn_end(ev->kind))
+            take_turn_end(aw, ev, ops[i]);
+    }
+    aw->ev_ops[idx] = ops;
+}
+
+static void cmd_assign(struct agent_write *aw, struct hub_cmd *c)
+{
+    struct hub_node *n = c->node;
+    c->node = NULL; /* the reservation's reference moves on */
+    if (aw->next.state == AGENTRY__V1__AGENT_STATE__AGENT_STATE_PENDING && !aw->next.node)
+        assign_to(aw, n);
+    else
+        add_release(aw, n);
+}
+
+static void cmd_interrupt(struct agent_write *aw, struct hub_cmd *c)
+{
+    if (aw->next.state != AGENTRY__V1__AGENT_STATE__AGENT_STATE_RUNNING || aw->next.node != c->node ||
+        aw->next.epoch != c->epoch)
+        return;
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "node", c->node->id);
+    cJSON_AddNumberToObject(o, "epoch", (double)c->epoch);
+    cJSON_AddStringToObject(o, "reason", c->text ? c->text : "node lost");
+    add_event(aw, AGENTRY__V1__EVENT_KIND__EVENT_KIND_INTERRUPTED, json_take(&aw->arena, o), NULL);
+    end_turn(aw, AGENTRY__V1__AGENT_STATE__AGENT_STATE_PENDING);
+    place_turn(aw);
+}
+
+static void reply_spawn_dup(struct hub *h, struct hub_agent *a, struct hub_cmd *c)
+{
+    if (a->dead) {
+        struct ag_err e;
+        ag_err_set(&e, AG_UNAVAILABLE, "the first Spawn with request id '%s' failed; retry",
+                   a->request_id);
+        rpc_call_fail(c->call, &e);
+        return;
+    }
+    if (c->invoke && (a->st.state == AGENTRY__V1__AGENT_STATE__AGENT_STATE_PENDING ||
+                      a->st.state == AGENTRY__V1__AGENT_STATE__AGENT_STATE_RUNNING)) {
+        hub_waiter_add(a, c->call);
+        return;
+    }
+    if (c->invoke) {
+        hub_waiter_add(a, c->call);
+        hub_waiters_finish(h, a, a->last_seq);
+        return;
+    }
+    Agentry__V1__SpawnResponse r = AGENTRY__V1__SPAWN_RESPONSE__INIT;
+    r.agent_id = a->id;
+    r.existing = true;
+    r.state = (Agentry__V1__AgentState)a->st.state;
+    rpc_call_reply_take(c->call, rpc_pb_pack(&r.base));
+}
+
+/* Decide one command. Returns its event op index, SIZE_MAX if it has none; on refusal answers
+ * the caller at once. */
+static size_t apply_cmd(struct agent_write *aw, struct hub_cmd *c, size_t idx)
+{
+    struct ag_err err = AG_ERR_INIT;
+    int op = -2;
+    switch (c->type) {
+    case HUB_CMD_INPUT: op = cmd_input(aw, c, &err); break;
+    case HUB_CMD_KILL: op = cmd_kill(aw, c, &err); break;
+    case HUB_CMD_EVENTS: cmd_events(aw, c, idx); break;
+    case HUB_CMD_ASSIGN: cmd_assign(aw, c); break;
+    case HUB_CMD_INTERRUPT: cmd_interrupt(aw, c); break;
+    case HUB_CMD_SCHEDULE:
+        if (waiting_state(aw->next.state) && has_unconsumed_input(aw))
+            place_turn(aw);
+        break;
+    case HUB_CMD_SPAWN_DUP: reply_spawn_dup(aw->h, aw->a, c); break;
+    }
+    if (op == -1) {
+        rpc_call_fail(c->call, &err);
+        return SIZE_MAX;
+    }
+    return op >= 0 ? (size_t)op : SIZE_MAX;
+}
+
+static bool st_changed(const struct agent_write *aw, const struct hub_agent_st *old)
+{
+    return aw->next.state != old->state || aw->next.epoch != old->epoch ||
+           strcmp(aw->next.node_id, old->node_id) != 0 || aw->ckpt_set || aw->out_set;
+}
+
+static void fill_agent_row(struct agent_write *aw, struct hub_store_agent *row)
+{
+    struct hub_agent *a = aw->a;
+    row->id = a->id;
+    row->request_id = a->request_id;
+    row->spec = a->spec_bin;
+    row->spec_len = a->spec_len;
+    row->state = aw->next.state;
+    row->node_id = aw->next.node_id;
+    row->epoch = aw->next.epoch;
+    row->checkpoint = aw->ckpt_set ? aw->new_ckpt : a->st.ckpt;
+    row->checkpoint_len = aw->ckpt_set ? aw->new_ckpt_len : a->st.ckpt_len;
+    row->last_output = aw->out_set ? aw->new_output : a->st.last_output;
+    row->last_error = aw->out_set ? aw->new_error : a->st.last_error;
+    row->created_ns = a->created_ns;
+    row->updated_ns = ag_now_unix_ns();
+    aw->next.updated_ns = row->updated_ns;
+}
+
+/* --- kick ---------------------------------------------------------------------------------- */
+
+static void submit(struct agent_write *aw)
+{
+    struct ag_err err = AG_ERR_INIT;
+    aw->w.ops = aw->ops;
+    aw->w.nops = aw->nops;
+    if (hub_store_submit(aw->h->store, &aw->w, &err) != 0)
+        write_done(&aw->w, -1, &err);
+}
+
+void hub_agent_kick(struct hub *h, struct hub_agent *a)
+{
+    for (;;) {
+        pthread_mutex_lock(&a->lock);
+        if (a->writing || !a->mb_head) {
+            pthread_mutex_unlock(&a->lock);
+            return;
+        }
+        struct agent_write *aw = write_new(h, a);
+        size_t n = 0;
+        for (struct hub_cmd *c = a->mb_head; c && n < KICK_MAX_CMDS; c = c->next)
+            n++;
+        aw->cmds = a->mb_head;
+        aw->ncmds = n;
+        aw->cmd_op = ag_arena_alloc(&aw->arena, n * sizeof(*aw->cmd_op));
+        aw->ev_ops = ag_arena_calloc(&aw->arena, n * sizeof(*aw->ev_ops));
+        struct hub_cmd *c = a->mb_head, *last = NULL;
+        for (size_t i = 0; i < n; i++, last = c, c = c->next)
+            aw->cmd_op[i] = apply_cmd(aw, c, i);
+        a->mb_head = c;
+        if (!c)
+            a->mb_tail = NULL;
+        a->mb_len -= n;
+        last->next = NULL;
+        if (st_changed(aw, &a->st)) {
+            size_t i = add_op(aw, HUB_STORE_AGENT_UPDATE);
+            fill_agent_row(aw, &aw->ops[i].u.agent);
+        }
+        if (aw->nops == 0) {
+            /* Everything was answered or was a no-op: nothing to make durable. */
+            pthread_mutex_unlock(&a->lock);
+            write_finish(aw, true, NULL);
+            continue;
+        }
+        a->writing = true;
+        pthread_mutex_unlock(&a->lock);
+        submit(aw);
+        return;
+    }
+}
+
+void hub_cmd_post(struct hub *h, struct hub_agent *a, struct hub_cmd *cmd)
+{
+    pthread_mutex_lock(&a->lock);
+    if (a->mb_len >= HUB_MAX_MAILBOX && cmd->call && cmd->type != HUB_CMD_EVENTS) {
+        pthread_mutex_unlock(&a->lock);
+        struct ag_err e;
+        ag_err_set(&e, AG_RESOURCE_EXHAUSTED,
+                   "agent '%s' has %d requests waiting to be stored; retry with backoff", a->id,
+                   HUB_MAX_MAILBOX);
+        rpc_call_fail(cmd->call, &e);
+        hub_cmd_free(h, cmd);
+        return;
+    }
+    if (a->mb_tail)
+        a->mb_tail->next = cmd;
+    else
+        a->mb_head = cmd;
+    a->mb_tail = cmd;
+    a->mb_len++;
+    pthread_mutex_unlock(&a->lock);
+    hub_agent_kick(h, a);
+}
+
+/* --- spawn --------------------------------------------------------------------------------- */
+
+static void spec_json(struct agent_write *aw, const Agentry__V1__AgentSpec *s, const char **out)
+{
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "name", s->name ? s->name : "");
+    cJSON_AddStringToObject(o, "model", s->model ? s->model : "");
+    cJSON_AddStringToObject(o, "system_prompt", s->system_prompt ? s->system_prompt : "");
+    cJSON *tools = cJSON_AddArrayToObject(o, "tools");
+    for (size_t i = 0; i < s->n_tools; i++)
+        cJSON_AddItemToArray(tools, cJSON_CreateString(s->tools[i]));
+    cJSON_AddNumberToObject(o, "max_iterations", s->max_iterations);
+    cJSON *labels = cJSON_AddObjectToObject(o, "labels");
+    for (size_t i = 0; i < s->n_labels; i++)
+        cJSON_AddStringToObject(labels, s->labels[i]->key, s->labels[i]->value);
+    *out = json_take(&aw->arena, o);
+}
+
+void hub_spawn(struct hub *h, struct rpc_call *call, const Agentry__V1__AgentSpec *spec,
+               const char *input, const char *request_id, bool invoke)
+{
+    Agentry__V1__AgentSpec norm = *spec;
+    if (!norm.model || !*norm.model)
+        norm.model = "mock";
+    if (!norm.max_iterations)
+        norm.max_iterations = HUB_DEFAULT_MAX_ITER;
+    struct hub_agent *a = hub_agent_new(&norm, request_id);
+    if (a->request_id) {
+        struct hub_agent *owner = hub_agents_claim_request(h, a->request_id, a);
+        if (owner != a) {
+            hub_agent_free(h, a);
+            struct hub_cmd *c = hub_cmd_new(HUB_CMD_SPAWN_DUP, call);
+            c->invoke = invoke;
+            hub_cmd_post(h, owner, c);
+            return;
+        }
+    }
+    pthread_mutex_lock(&a->lock);
+    a->writing = true;
+    struct agent_write *aw = write_new(h, a);
+    aw->creating = true;
+    aw->spawn_call = call;
+    aw->spawn_invoke = invoke;
+    rpc_call_ref(call);
+    size_t ins = add_op(aw, HUB_STORE_AGENT_INSERT);
+    const char *sj;
+    spec_json(aw, a->spec, &sj);
+    add_event(aw, AGENTRY__V1__EVENT_KIND__EVENT_KIND_SPAWNED, sj, NULL);
+    aw->next.state = AGENTRY__V1__AGENT_STATE__AGENT_STATE_IDLE;
+    if (input && *input) {
+        cJSON *o = cJSON_CreateObject();
+        cJSON_AddStringToObject(o, "text", input);
+        aw->spawn_input_op = add_event(aw, AGENTRY__V1__EVENT_KIND__EVENT_KIND_INPUT, json_take(&aw->arena, o),
+                                       NULL);
+        aw->inputs_here = 1;
+        place_turn(aw);
+    }
+    fill_agent_row(aw, &aw->ops[ins].u.agent);
+    pthread_mutex_unlock(&a->lock);
+    submit(aw);
+}
+
+/* --- after the write ----------------------------------------------------------------------- */
+
+static void commit_state(struct agent_write *aw)
+{
+    struct hub_agent *a = aw->a;
+    if (aw->ckpt_set) {
+        free(a->st.ckpt);
+        a->st.ckpt = aw->new_ckpt_len ? ag_xmemdup(aw->new_ckpt, aw->new_ckpt_len) : NULL;
+        a->st.ckpt_len = aw->new_ckpt_len;
+    }
+    if (aw->out_set) {
+        free(a->st.last_output);
+        free(a->st.last_error);
+        a->st.last_output = aw->new_output ? ag_xstrdup(aw->new_output) : NULL;
+        a->st.last_error = aw->new_error ? ag_xstrdup(aw->new_error) : NULL;
+    }
+    a->st.state = aw->next.state;
+    a->st.node = aw->next.node;
+    memcpy(a->st.node_id, aw->next.node_id, sizeof(a->st.node_id));
+    a->st.epoch = aw->next.epoch;
+    a->st.input_seq = aw->next.input_seq;
+    memcpy(a->st.usage, aw->next.usage, sizeof(a->st.usage));
+    if (aw->next.updated_ns)
+        a->st.updated_ns = aw->next.updated_ns;
+}
+
+static void record_events(struct agent_write *aw)
+{
+    struct hub_agent *a = aw->a;
+    for (size_t i = 0; i < aw->nops; i++) {
+        struct hub_store_op *op = &aw->ops[i];
+        if (op->type != HUB_STORE_EVENT_APPEND)
+            continue;
+        struct hub_store_event *ev = &op->u.event;
+        if (ev->seq > a->last_seq)
+            a->last_seq = ev->seq;
+        hub_agent_ring_put(a, ev->seq, hub_event_pack(a->id, ev));
+        if (ev->kind == AGENTRY__V1__EVENT_KIND__EVENT_KIND_INPUT) {
+            cJSON *o = cJSON_ParseWithLength(ev->payload, ev->payload_len);
+            cJSON *t = cJSON_GetObjectItemCaseSensitive(o, "text");
+            hub_agent_inbox_push(a, ev->seq, cJSON_IsString(t) ? t->valuestring : "");
+            cJSON_Delete(o);
+        }
+    }
+    hub_agent_inbox_trim(a, a->st.input_seq);
+}
+
+/* Answer each command's caller (agent locked, after commit). */
+static void reply_cmds(struct agent_write *aw)
+{
+    struct hub_agent *a = aw->a;
+    struct hub_cmd *c = aw->cmds;
+    for (size_t i = 0; c; i++, c = c->next) {
+        size_t op = aw->cmd_op[i];
+        if (c->type == HUB_CMD_INPUT && op != SIZE_MAX) {
+            uint64_t seq = aw->ops[op].u.event.seq;
+            Agentry__V1__SendMessageResponse r = AGENTRY__V1__SEND_MESSAGE_RESPONSE__INIT;
+            r.seq = seq;
+            r.state = (Agentry__V1__AgentState)a->st.state;
+            rpc_call_reply_take(c->call, rpc_pb_pack(&r.base));
+            if (a->st.state == AGENTRY__V1__AGENT_STATE__AGENT_STATE_RUNNING && !aw->assigned_here &&
+                a->st.node)
+                hub_node_send_deliver(aw->h, a->st.node, a->id, a->st.epoch, seq, c->text);
+        } else if (c->type == HUB_CMD_KILL && op != SIZE_MAX) {
+            Agentry__V1__KillAgentResponse r = AGENTRY__V1__KILL_AGENT_RESPONSE__INIT;
+            r.seq = aw->ops[op].u.event.seq;
+            rpc_call_reply_take(c->call, rpc_pb_pack(&r.base));
+        }
+    }
+}
+
+static void reply_spawn(struct agent_write *aw)
+{
+    struct hub_agent *a = aw->a;
+    if (aw->spawn_invoke) {
+        hub_waiter_add(a, aw->spawn_call);
+        return;
+    }
+    Agentry__V1__SpawnResponse r = AGENTRY__V1__SPAWN_RESPONSE__INIT;
+    r.agent_id = a->id;
+    r.input_seq = aw->spawn_input_op != SIZE_MAX ? aw->ops[aw->spawn_input_op].u.event.seq : 0;
+    r.state = (Agentry__V1__AgentState)a->st.state;
+    rpc_call_reply_take(aw->spawn_call, rpc_pb_pack(&r.base));
+}
+
+static void on_committed(struct agent_write *aw)
+{
+    struct hub *h = aw->h;
+    struct hub_agent *a = aw->a;
+    commit_state(aw);
+    record_events(aw);
+    if (aw->creating) {
+        a->visible = true;
+        reply_spawn(aw);
+    }
+    reply_cmds(aw);
+    hub_followers_wake(h, a);
+    if (aw->turn_ended) {
+        hub_waiters_finish(h, a, aw->ops[aw->turn_end_op].u.event.seq);
+        aw->reschedule = waiting_state(a->st.state) && a->ninbox &&
+                         a->inbox[a->ninbox - 1].seq > a->st.input_seq;
+    }
+    if (aw->assign_node && a->st.node == aw->assign_node)
+        hub_node_send_assignment(h, a, aw->assign_node);
+    if (aw->cancel_node)
+        hub_node_send_cancel(h, aw->cancel_node, a->id, aw->cancel_epoch, "killed");
+    if (aw->turn_ended || aw->assigned_here)
+        ag_log_info("agent.transitioned", "agent=%s state=%s node=%s epoch=%" PRIu64
+                    " seq=%" PRIu64, a->id, hub_state_name(a->st.state), a->st.node_id,
+                    a->st.epoch, a->last_seq);
+}
+
+static void on_failed(struct agent_write *aw, const struct ag_err *err)
+{
+    struct hub_agent *a = aw->a;
+    ag_log_error("agent.write_failed", "agent=%s ops=%zu code=%s err=%s", a->id, aw->nops,
+                 ag_code_name(err->code), ag_log_q(err->msg));
+    if (aw->creating) {
+        a->dead = true;
+        rpc_call_fail(aw->spawn_call, err);
+    }
+    struct hub_cmd *c = aw->cmds;
+    for (size_t i = 0; c; i++, c = c->next)
+        if ((c->type == HUB_CMD_INPUT || c->type == HUB_CMD_KILL) && aw->cmd_op[i] != SIZE_MAX)
+            rpc_call_fail(c->call, err);
+    /* Slots reserved for this write go back; the committed state keeps its own. */
+    if (aw->assign_node)
+        add_release(aw, aw->assign_node);
+    for (size_t i = 0; i < aw->nrelease; i++)
+        if (aw->release[i] == a->st.node)
+            aw->release[i] = NULL; /* still the committed turn's slot */
+    /* A pending agent whose placement was in this write must wait in the queue again. */
+    aw->enqueue_pending = !aw->creating && a->st.state == AGENTRY__V1__AGENT_STATE__AGENT_STATE_PENDING;
+    aw->turn_ended = false;
+}
+
+/* Effects that take other locks, after the agent's lock is released. */
+static void after_unlock(struct agent_write *aw, bool ok)
+{
+    struct hub *h = aw->h;
+    struct hub_agent *a = aw->a;
+    struct hub_sched_decision d[1];
+    for (size_t i = 0; i < aw->nrelease; i++) {
+        if (!aw->release[i])
+            continue;
+        size_t k = hub_sched_release(h->sched, aw->release[i], d);
+        hub_dispatch_decisions(h, d, k);
+    }
+    if (aw->cancel_node)
+        hub_node_unref(h->sched, aw->cancel_node);
+    if (ok && aw->creating)
+        hub_agents_publish(h, a);
+    if (aw->enqueue_pending) {
+        struct hub_node *n = hub_sched_place_or_queue(h->sched, a);
+        if (n) {
+            d[0].agent = a;
+            d[0].node = n;
+            hub_dispatch_decisions(h, d, 1);
+        }
+    }
+    if (ok && aw->reschedule)
+        hub_cmd_post(h, a, hub_cmd_new(HUB_CMD_SCHEDULE, NULL));
+    /* The node may have gone while this write was in flight, after its loss was handled. */
+    if (ok && aw->assign_node && !hub_node_alive(h->sched, aw->assign_node)) {
+        struct hub_cmd *c = hub_cmd_new(HUB_CMD_INTERRUPT, NULL);
+        c->node = aw->assign_node;
+        hub_node_ref(h->sched, c->node);
+        c->epoch = a->st.epoch;
+        hub_cmd_post(h, a, c);
+    }
+}
+
+static void ack_batches(struct agent_write *aw, const struct ag_err *err)
+{
+    struct hub_cmd *c = aw->cmds;
+    for (size_t i = 0; c; i++, c = c->next) {
+        if (c->type != HUB_CMD_EVENTS)
+            continue;
+        uint64_t *seqs = ag_arena_alloc(&aw->arena, (c->n ? c->n : 1) * sizeof(*seqs));
+        for (size_t k = 0; k < c->n; k++) {
+            size_t op = aw->ev_ops[i] ? aw->ev_ops[i][k] : SIZE_MAX;
+            seqs[k] = !err && op != SIZE_MAX ? aw->ops[op].u.event.seq : 0;
+        }
+        hub_ev_batch_done(aw->h, c->batch, c->first, seqs, c->n, err);
+    }
+}
+
+static void write_finish(struct agent_write *aw, bool ok, const struct ag_err *err)
+{
+    struct hub *h = aw->h;
+    after_unlock(aw, ok);
+    ack_batches(aw, ok ? NULL : err);
+    while (aw->cmds) {
+        struct hub_cmd *c = aw->cmds;
+        aw->cmds = c->next;
+        hub_cmd_free(h, c);
+    }
+    if (aw->spawn_call)
+        rpc_call_unref(aw->spawn_call);
+    ag_arena_release(&aw->arena);
+    free(aw);
+}
+
+static void write_done(struct hub_store_write *w, int rc, const struct ag_err *err)
+{
+    struct agent_write *aw = w->arg;
+    struct hub *h = aw->h;
+    struct hub_agent *a = aw->a;
+    bool created_dead = aw->creating && rc != 0;
+    pthread_mutex_lock(&a->lock);
+    if (rc == 0)
+        on_committed(aw);
+    else
+        on_failed(aw, err);
+    a->writing = false;
+    pthread_mutex_unlock(&a->lock);
+    write_finish(aw, rc == 0, err);
+    if (created_dead) {
+        /* Never published. A retry that found it by request id may still post to it, so it is
+         * kept (answering such retries with UNAVAILABLE) until the hub is freed. */
+        if (a->request_id)
+            hub_agents_forget_request(h, a->request_id);
+        pthread_mutex_lock(&h->list_lock);
+        a->next_dead = h->dead;
+        h->dead = a;
+        pthread_mutex_unlock(&h->list_lock);
+    }
+    hub_agent_kick(h, a);
+}
+
+void hub_dispatch_decisions(struct hub *h, struct hub_sched_decision *d, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        struct hub_cmd *c = hub_cmd_new(HUB_CMD_ASSIGN, NULL);
+        c->node = d[i].node;
+        hub_cmd_post(h, d[i].agent, c);
+    }
+}

@@ -1,0 +1,298 @@
+/* hub/hub.c - the hub's lifecycle: open the store and load the agents, serve, stop.
+ *
+ * Start-up rebuilds memory from the store: each agent's committed state, its unconsumed inputs
+ * (INPUT events after its checkpoint) and its last seq. A turn that was running when the hub went
+ * down is interrupted (its node's stream died with the hub) and queued to run again; pending
+ * agents are queued as they were.
+ *
+ * Threads: main (new/start/stop/free), the RPC CQ threads, the store's threads, and the
+ * housekeeper, which disconnects nodes whose heartbeats stopped. */
+#include <cjson/cJSON.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/clock.h"
+#include "common/log.h"
+#include "common/rpc/pb.h"
+#include "common/rpc/server.h"
+#include "common/xalloc.h"
+#include "hub/hub_internal.h"
+
+#define HUB_STOP_GRACE_MS 2000
+
+/* --- loading -------------------------------------------------------------------------------- */
+
+struct load_ctx {
+    struct hub *h;
+    struct hub_agent *a;
+    size_t agents, running, pending;
+};
+
+static int load_input(void *arg, const struct hub_store_event *ev, struct ag_err *err)
+{
+    struct load_ctx *lc = arg;
+    (void)err;
+    if (ev->kind != AGENTRY__V1__EVENT_KIND__EVENT_KIND_INPUT || ev->seq <= lc->a->st.input_seq)
+        return 0;
+    struct ag_arena ar;
+    ag_arena_init(&ar, NULL, 0);
+    char *text = ag_arena_strndup(&ar, ev->payload, ev->payload_len);
+    /* The payload is {"text": ...}; keep the parsing in one place: events.c's JSON shape. */
+    cJSON *o = cJSON_Parse(text);
+    cJSON *t = cJSON_GetObjectItemCaseSensitive(o, "text");
+    hub_agent_inbox_push(lc->a, ev->seq, cJSON_IsString(t) ? t->valuestring : "");
+    cJSON_Delete(o);
+    ag_arena_release(&ar);
+    return 0;
+}
+
+static void load_checkpoint(struct hub_agent *a, const struct hub_store_agent *row)
+{
+    if (!row->checkpoint_len)
+        return;
+    a->st.ckpt = ag_xmemdup(row->checkpoint, row->checkpoint_len);
+    a->st.ckpt_len = row->checkpoint_len;
+    struct ag_arena ar;
+    ag_arena_init(&ar, NULL, 0);
+    Agentry__V1__Checkpoint *ck = rpc_pb_unpack_bytes(
+        row->checkpoint, row->checkpoint_len, &agentry__v1__checkpoint__descriptor, &ar, NULL);
+    if (ck) {
+        a->st.input_seq = ck->input_seq;
+        if (ck->usage) {
+            a->st.usage[0] = ck->usage->input_tokens;
+            a->st.usage[1] = ck->usage->output_tokens;
+            a->st.usage[2] = ck->usage->model_calls;
+            a->st.usage[3] = ck->usage->tool_calls;
+        }
+    }
+    ag_arena_release(&ar);
+}
+
+static int load_agent(void *arg, const struct hub_store_agent *row, uint64_t last_seq,
+                      struct ag_err *err)
+{
+    struct load_ctx *lc = arg;
+    struct hub_agent *a = ag_xcalloc(1, sizeof(*a));
+    snprintf(a->id, sizeof(a->id), "%s", row->id);
+    pthread_mutex_init(&a->lock, NULL);
+    a->spec_bin = ag_xmemdup(row->spec, row->spec_len);
+    a->spec_len = row->spec_len;
+    ag_arena_init(&a->spec_arena, NULL, 0);
+    a->spec = rpc_pb_unpack_bytes(a->spec_bin, a->spec_len, &agentry__v1__agent_spec__descriptor,
+                                  &a->spec_arena, err);
+    if (!a->spec) {
+        ag_err_prefix(err, "agent '%s' has an unreadable spec", row->id);
+        hub_agent_free(lc->h, a);
+        return -1;
+    }
+    a->request_id = row->request_id && *row->request_id ? ag_xstrdup(row->request_id) : NULL;
+    a->created_ns = row->created_ns;
+    a->st.state = row->state;
+    snprintf(a->st.node_id, sizeof(a->st.node_id), "%s", row->node_id ? row->node_id : "");
+    a->st.epoch = row->epoch;
+    a->st.last_output = row->last_output && *row->last_output ? ag_xstrdup(row->last_output) : NULL;
+    a->st.last_error = row->last_error && *row->last_error ? ag_xstrdup(row->last_error) : NULL;
+    a->st.updated_ns = row->updated_ns;
+    a->last_seq = last_seq;
+    a->visible = true;
+    load_checkpoint(a, row);
+    lc->a = a;
+    if (hub_store_scan_events(lc->h->store, a->id, a->st.input_seq + 1, load_input, lc, err) != 0) {
+        hub_agent_free(lc->h, a);
+        return -1;
+    }
+    if (a->request_id)
+        hub_agents_claim_request(lc->h, a->request_id, a);
+    hub_agents_publish(lc->h, a);
+    lc->agents++;
+    return 0;
+}
+
+/* Turns that were running died with the previous hub: record it and queue them again. */
+static void requeue_loaded(struct hub *h, struct load_ctx *lc)
+{
+    size_t n = hub_agents_count(h);
+    for (size_t i = 0; i < n; i++) {
+        struct hub_agent *a = hub_agents_at(h, i);
+        if (a->st.state == AGENTRY__V1__AGENT_STATE__AGENT_STATE_RUNNING) {
+            struct hub_cmd *c = hub_cmd_new(HUB_CMD_INTERRUPT, NULL);
+            c->epoch = a->st.epoch;
+            c->text = ag_xstrdup("the hub restarted");
+            hub_cmd_post(h, a, c);
+            lc->running++;
+        } else if (a->st.state == AGENTRY__V1__AGENT_STATE__AGENT_STATE_PENDING) {
+            struct hub_node *node = hub_sched_place_or_queue(h->sched, a);
+            (void)node; /* no node is connected yet: always queued */
+            lc->pending++;
+        }
+    }
+}
+
+/* --- housekeeping --------------------------------------------------------------------------- */
+
+static void *housekeeper(void *arg)
+{
+    struct hub *h = arg;
+    int64_t hb = h->opts.heartbeat_ms;
+    pthread_mutex_lock(&h->hk_lock);
+    while (!h->stopping) {
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        ts.tv_sec += hb / 1000;
+        ts.tv_nsec += (hb % 1000) * 1000000L;
+        if (ts.tv_nsec >= 1000000000L) {
+            ts.tv_sec++;
+            ts.tv_nsec -= 1000000000L;
+        }
+        pthread_cond_timedwait(&h->hk_cond, &h->hk_lock, &ts);
+        if (h->stopping)
+            break;
+        pthread_mutex_unlock(&h->hk_lock);
+        struct hub_node *stale[64];
+        size_t k = hub_sched_stale_nodes(h->sched, ag_now_mono_ms(), 3 * hb, stale, 64);
+        for (size_t i = 0; i < k; i++) {
+            ag_log_warn("node.timed_out", "node=%s silent_for_ms>%" PRId64, stale[i]->id, 3 * hb);
+            hub_node_close_stream(h, stale[i], AG_UNAVAILABLE,
+                                  "no heartbeat for 3 intervals; reconnect");
+            hub_node_unref(h->sched, stale[i]);
+        }
+        pthread_mutex_lock(&h->hk_lock);
+    }
+    pthread_mutex_unlock(&h->hk_lock);
+    return NULL;
+}
+
+/* --- lifecycle ------------------------------------------------------------------------------ */
+
+struct hub *hub_new(const struct hub_opts *o, struct ag_err *err)
+{
+    const struct hub_sched_strategy *strat = hub_sched_find(o->sched ? o->sched : "round_robin");
+    if (!strat) {
+        ag_err_set(err, AG_INVALID_ARGUMENT, "unknown scheduler '%s' (known: round_robin)",
+                   o->sched);
+        return NULL;
+    }
+    struct hub *h = ag_xcalloc(1, sizeof(*h));
+    h->opts = *o;
+    if (!h->opts.heartbeat_ms)
+        h->opts.heartbeat_ms = 2000;
+    for (size_t i = 0; i < HUB_SHARDS; i++)
+        pthread_mutex_init(&h->shards[i].lock, NULL);
+    pthread_mutex_init(&h->list_lock, NULL);
+    pthread_mutex_init(&h->hk_lock, NULL);
+    pthread_cond_init(&h->hk_cond, NULL);
+    h->sched = hub_sched_new(strat);
+    struct hub_store_opts so = {0};
+    h->store = hub_store_open(o->store_url, &so, err);
+    if (!h->store) {
+        hub_free(h);
+        return NULL;
+    }
+    struct load_ctx lc = {.h = h};
+    if (hub_store_load_agents(h->store, load_agent, &lc, err) != 0) {
+        ag_err_prefix(err, "cannot load agents from '%s'", o->store_url);
+        hub_free(h);
+        return NULL;
+    }
+    requeue_loaded(h, &lc);
+    ag_log_info("hub.loaded", "store=%s agents=%zu interrupted=%zu pending=%zu",
+                ag_log_q(o->store_url), lc.agents, lc.running, lc.pending);
+
+    size_t nm = hub_agent_nmethods + hub_node_nmethods;
+    struct rpc_method *methods = ag_xcalloc(nm, sizeof(*methods));
+    memcpy(methods, hub_agent_methods, hub_agent_nmethods * sizeof(*methods));
+    memcpy(methods + hub_agent_nmethods, hub_node_methods, hub_node_nmethods * sizeof(*methods));
+    struct rpc_server_opts ro = {.listen = o->listen,
+                                 .threads = o->threads,
+                                 .max_request_bytes = o->max_message_bytes,
+                                 .user = h};
+    h->rpc = rpc_server_new(&ro, methods, nm, err);
+    h->methods = methods;
+    if (!h->rpc) {
+        hub_free(h);
+        return NULL;
+    }
+    return h;
+}
+
+int hub_start(struct hub *h, struct ag_err *err)
+{
+    if (rpc_server_start(h->rpc, err) != 0)
+        return -1;
+    pthread_create(&h->housekeeper, NULL, housekeeper, h);
+    h->hk_started = true;
+    ag_log_info("hub.started", "listen=%s port=%d store=%s", h->opts.listen, rpc_server_port(h->rpc),
+                ag_log_q(h->opts.store_url));
+    return 0;
+}
+
+int hub_port(const struct hub *h)
+{
+    return rpc_server_port(h->rpc);
+}
+
+/* Long-lived calls (Trace follows, Invoke waits, node streams) end with a status the client can
+ * act on instead of being cut. */
+static void end_streams(struct hub *h)
+{
+    struct ag_err e;
+    ag_err_set(&e, AG_UNAVAILABLE, "the hub is shutting down; retry or resume from your last seq");
+    size_t n = hub_agents_count(h);
+    for (size_t i = 0; i < n; i++) {
+        struct hub_agent *a = hub_agents_at(h, i);
+        pthread_mutex_lock(&a->lock);
+        hub_followers_fail_all(a, &e);
+        hub_waiter_fail_all(a, &e);
+        pthread_mutex_unlock(&a->lock);
+    }
+    struct hub_node *nodes[1024];
+    /* A timeout below zero matches every node. */
+    size_t k = hub_sched_stale_nodes(h->sched, ag_now_mono_ms(), -1, nodes, AG_ARRAY_SIZE(nodes));
+    for (size_t i = 0; i < k; i++) {
+        hub_node_close_stream(h, nodes[i], AG_UNAVAILABLE, "the hub is shutting down; reconnect");
+        hub_node_unref(h->sched, nodes[i]);
+    }
+}
+
+void hub_stop(struct hub *h)
+{
+    if (!h->rpc || atomic_exchange(&h->closing, true))
+        return;
+    ag_log_info("hub.stopping", "active_calls=%u", rpc_server_active_calls(h->rpc));
+    end_streams(h);
+    rpc_server_stop(h->rpc, HUB_STOP_GRACE_MS);
+    if (h->hk_started) {
+        pthread_mutex_lock(&h->hk_lock);
+        h->stopping = true;
+        pthread_cond_broadcast(&h->hk_cond);
+        pthread_mutex_unlock(&h->hk_lock);
+        pthread_join(h->housekeeper, NULL);
+        h->hk_started = false;
+    }
+}
+
+void hub_free(struct hub *h)
+{
+    if (!h)
+        return;
+    if (h->rpc)
+        hub_stop(h);
+    /* Writes still queued commit and answer (closed) calls; then nothing refers to a call but
+     * the agents and nodes, which go next. */
+    hub_store_close(h->store);
+    h->store = NULL;
+    hub_agents_free_all(h);
+    hub_sched_free(h->sched);
+    if (h->rpc)
+        rpc_server_free(h->rpc);
+    free(h->methods);
+    for (size_t i = 0; i < HUB_SHARDS; i++)
+        pthread_mutex_destroy(&h->shards[i].lock);
+    pthread_mutex_destroy(&h->list_lock);
+    pthread_mutex_destroy(&h->hk_lock);
+    pthread_cond_destroy(&h->hk_cond);
+    ag_log_info("hub.stopped", "clean=1");
+    free(h);
+}

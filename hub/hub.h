@@ -1,0 +1,35 @@
+/* hub/hub.h - the agent-hub daemon as a library: open the store, serve AgentHub and NodeService,
+ * stop gracefully. cmd/agentry/cmd_hub.c is a thin main around it; tests embed it directly.
+ *
+ * Threads: the RPC server's CQ threads, the store's writer and reader threads, and one
+ * housekeeping thread (heartbeat timeouts). hub_new/hub_start/hub_stop/hub_free are called from
+ * one thread (main). */
+#ifndef AGENTRY_HUB_H
+#define AGENTRY_HUB_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common/err.h"
+
+struct hub;
+
+struct hub_opts {
+    const char *listen;          /* "127.0.0.1:7070" */
+    const char *store_url;       /* "sqlite:agentry.db" */
+    const char *sched;           /* strategy name; NULL = "round_robin" */
+    unsigned threads;            /* CQ threads; 0 = CPUs */
+    size_t max_message_bytes;    /* per request; 0 = 4 MiB */
+    unsigned heartbeat_ms;       /* node heartbeat interval; 0 = 2000 (timeout: 3 intervals) */
+};
+
+/* Opens the store and loads every agent. */
+struct hub *hub_new(const struct hub_opts *o, struct ag_err *err);
+int hub_start(struct hub *h, struct ag_err *err);
+int hub_port(const struct hub *h);
+/* Graceful: refuse new calls, end streams with UNAVAILABLE "hub is shutting down", let writes in
+ * flight commit, stop. */
+void hub_stop(struct hub *h);
+void hub_free(struct hub *h);
+
+#endif

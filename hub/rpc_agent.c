@@ -1,0 +1,300 @@
+/* hub/rpc_agent.c - the AgentHub unary methods, and Invoke's waiters.
+ *
+ * Handlers run on CQ threads: they decode into the call's arena, validate, and either answer at
+ * once (Ping, GetAgent, ListAgents, refusals) or hand the call to an agent's mailbox, whose write
+ * answers it once durable (Spawn, SendMessage, KillAgent). Invoke's call waits on the agent as a
+ * waiter until its turn ends; its deadline cancels the wait (on_close), never the agent. */
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/log.h"
+#include "common/rpc/pb.h"
+#include "common/rpc/server.h"
+#include "common/xalloc.h"
+#include "hub/hub_internal.h"
+
+#define MAX_REQUEST_ID 128
+
+struct hub_waiter {
+    struct hub_waiter *next, *prev;
+    struct rpc_call *call;
+    _Atomic(struct hub_agent *) agent;
+    bool linked; /* guarded by the agent's lock */
+};
+
+static void *decode(struct rpc_call *c, grpc_byte_buffer *req, const ProtobufCMessageDescriptor *d)
+{
+    struct ag_err err = AG_ERR_INIT;
+    void *m = rpc_pb_unpack(req, d, rpc_call_arena(c), &err);
+    if (!m)
+        rpc_call_fail(c, &err);
+    return m;
+}
+
+static bool refuse_if_closing(struct hub *h, struct rpc_call *c)
+{
+    if (!atomic_load(&h->closing))
+        return false;
+    rpc_call_finish(c, AG_UNAVAILABLE, "the hub is shutting down; retry on another hub or later");
+    return true;
+}
+
+static struct hub_agent *find_or_fail(struct hub *h, struct rpc_call *c, const char *id)
+{
+    struct ag_err err = AG_ERR_INIT;
+    if (hub_validate_agent_id(id, &err) != 0) {
+        rpc_call_fail(c, &err);
+        return NULL;
+    }
+    struct hub_agent *a = hub_agents_find(h, id);
+    if (!a)
+        rpc_call_finish(c, AG_NOT_FOUND, "no agent with that id");
+    return a;
+}
+
+static void on_ping(struct rpc_call *c, grpc_byte_buffer *req)
+{
+    Agentry__V1__PingRequest *in = decode(c, req, &agentry__v1__ping_request__descriptor);
+    if (!in)
+        return;
+    Agentry__V1__PingResponse r = AGENTRY__V1__PING_RESPONSE__INIT;
+    r.payload = in->payload;
+    r.version = AGENTRY_VERSION;
+    rpc_call_reply_take(c, rpc_pb_pack(&r.base));
+}
+
+static int check_spawn(const Agentry__V1__AgentSpec *spec, const char *input, bool input_required,
+                       const char *request_id, struct ag_err *err)
+{
+    if (hub_validate_spec(spec, err) != 0 || hub_validate_input(input, input_required, err) != 0)
+        return -1;
+    if (request_id && strlen(request_id) > MAX_REQUEST_ID)
+        return ag_err_set(err, AG_INVALID_ARGUMENT, "request_id is over %d bytes", MAX_REQUEST_ID);
+    return 0;
+}
+
+static const Agentry__V1__AgentSpec empty_spec = AGENTRY__V1__AGENT_SPEC__INIT;
+
+static void on_spawn(struct rpc_call *c, grpc_byte_buffer *req)
+{
+    struct hub *h = rpc_call_user(c);
+    Agentry__V1__SpawnRequest *in = decode(c, req, &agentry__v1__spawn_request__descriptor);
+    struct ag_err err = AG_ERR_INIT;
+    if (!in || refuse_if_closing(h, c))
+        return;
+    if (check_spawn(in->spec, in->input, false, in->request_id, &err) != 0) {
+        rpc_call_fail(c, &err);
+        return;
+    }
+    hub_spawn(h, c, in->spec ? in->spec : &empty_spec, in->input, in->request_id, false);
+}
+
+static void on_invoke(struct rpc_call *c, grpc_byte_buffer *req)
+{
+    struct hub *h = rpc_call_user(c);
+    Agentry__V1__InvokeRequest *in = decode(c, req, &agentry__v1__invoke_request__descriptor);
+    struct ag_err err = AG_ERR_INIT;
+    if (!in || refuse_if_closing(h, c))
+        return;
+    if (check_spawn(in->spec, in->input, true, in->request_id, &err) != 0) {
+        rpc_call_fail(c, &err);
+        return;
+    }
+    struct hub_waiter *w = rpc_call_state(c);
+    w->call = c;
+    hub_spawn(h, c, in->spec ? in->spec : &empty_spec, in->input, in->request_id, true);
+}
+
+static void on_invoke_close(struct rpc_call *c, bool cancelled)
+{
+    struct hub_waiter *w = rpc_call_state(c);
+    struct hub_agent *a = atomic_load(&w->agent);
+    if (!a)
+        return;
+    pthread_mutex_lock(&a->lock);
+    bool was = w->linked;
+    if (w->linked) {
+        if (w->prev)
+            w->prev->next = w->next;
+        else
+            a->waiters = w->next;
+        if (w->next)
+            w->next->prev = w->prev;
+        w->linked = false;
+    }
+    pthread_mutex_unlock(&a->lock);
+    if (was)
+        rpc_call_unref(c);
+}
+
+static void on_send(struct rpc_call *c, grpc_byte_buffer *req)
+{
+    struct hub *h = rpc_call_user(c);
+    Agentry__V1__SendMessageRequest *in =
+        decode(c, req, &agentry__v1__send_message_request__descriptor);
+    struct ag_err err = AG_ERR_INIT;
+    if (!in || refuse_if_closing(h, c))
+        return;
+    if (hub_validate_input(in->input, true, &err) != 0) {
+        rpc_call_fail(c, &err);
+        return;
+    }
+    struct hub_agent *a = find_or_fail(h, c, in->agent_id);
+    if (!a)
+        return;
+    struct hub_cmd *cmd = hub_cmd_new(HUB_CMD_INPUT, c);
+    cmd->text = ag_xstrdup(in->input);
+    hub_cmd_post(h, a, cmd);
+}
+
+static void on_kill(struct rpc_call *c, grpc_byte_buffer *req)
+{
+    struct hub *h = rpc_call_user(c);
+    Agentry__V1__KillAgentRequest *in = decode(c, req, &agentry__v1__kill_agent_request__descriptor);
+    if (!in || refuse_if_closing(h, c))
+        return;
+    struct hub_agent *a = find_or_fail(h, c, in->agent_id);
+    if (!a)
+        return;
+    struct hub_cmd *cmd = hub_cmd_new(HUB_CMD_KILL, c);
+    cmd->text = ag_xstrdup(in->reason ? in->reason : "");
+    hub_cmd_post(h, a, cmd);
+}
+
+static void on_get(struct rpc_call *c, grpc_byte_buffer *req)
+{
+    struct hub *h = rpc_call_user(c);
+    Agentry__V1__GetAgentRequest *in = decode(c, req, &agentry__v1__get_agent_request__descriptor);
+    if (!in)
+        return;
+    struct hub_agent *a = find_or_fail(h, c, in->agent_id);
+    if (!a)
+        return;
+    Agentry__V1__Agent out;
+    pthread_mutex_lock(&a->lock);
+    hub_agent_to_pb(a, &out, rpc_call_arena(c));
+    pthread_mutex_unlock(&a->lock);
+    rpc_call_reply_take(c, rpc_pb_pack(&out.base));
+}
+
+static void on_list(struct rpc_call *c, grpc_byte_buffer *req)
+{
+    struct hub *h = rpc_call_user(c);
+    Agentry__V1__ListAgentsRequest *in =
+        decode(c, req, &agentry__v1__list_agents_request__descriptor);
+    if (!in)
+        return;
+    size_t page = in->page_size ? in->page_size : 100;
+    if (page > 1000) {
+        rpc_call_finish(c, AG_INVALID_ARGUMENT, "page_size is over 1000");
+        return;
+    }
+    char *end = NULL;
+    size_t pos = in->page_token && *in->page_token ? strtoull(in->page_token, &end, 10) : 0;
+    if (end && *end) {
+        rpc_call_finish(c, AG_INVALID_ARGUMENT, "page_token is not one this hub gave out");
+        return;
+    }
+    struct ag_arena *ar = rpc_call_arena(c);
+    Agentry__V1__ListAgentsResponse out = AGENTRY__V1__LIST_AGENTS_RESPONSE__INIT;
+    out.agents = ag_arena_alloc(ar, page * sizeof(*out.agents));
+    size_t total = hub_agents_count(h);
+    for (; pos < total && out.n_agents < page; pos++) {
+        struct hub_agent *a = hub_agents_at(h, pos);
+        Agentry__V1__Agent *m = ag_arena_alloc(ar, sizeof(*m));
+        pthread_mutex_lock(&a->lock);
+        bool match = !in->state || (int)in->state == a->st.state;
+        if (match)
+            hub_agent_to_pb(a, m, ar);
+        pthread_mutex_unlock(&a->lock);
+        if (match)
+            out.agents[out.n_agents++] = m;
+    }
+    out.next_page_token = pos < total ? ag_arena_printf(ar, "%zu", pos) : "";
+    rpc_call_reply_take(c, rpc_pb_pack(&out.base));
+}
+
+/* --- waiters (agent lock held) -------------------------------------------------------------- */
+
+void hub_waiter_add(struct hub_agent *a, struct rpc_call *call)
+{
+    if (rpc_call_done(call))
+        return;
+    struct hub_waiter *w = rpc_call_state(call);
+    w->call = call;
+    atomic_store(&w->agent, a);
+    w->prev = NULL;
+    w->next = a->waiters;
+    if (a->waiters)
+        a->waiters->prev = w;
+    a->waiters = w;
+    w->linked = true;
+    rpc_call_ref(call);
+}
+
+static struct hub_waiter *take_waiters(struct hub_agent *a)
+{
+    struct hub_waiter *all = a->waiters;
+    a->waiters = NULL;
+    for (struct hub_waiter *w = all; w; w = w->next)
+        w->linked = false;
+    return all;
+}
+
+void hub_waiters_finish(struct hub *h, struct hub_agent *a, uint64_t seq)
+{
+    (void)h;
+    struct hub_waiter *w = take_waiters(a);
+    if (!w)
+        return;
+    Agentry__V1__Usage u = AGENTRY__V1__USAGE__INIT;
+    u.input_tokens = a->st.usage[0];
+    u.output_tokens = a->st.usage[1];
+    u.model_calls = (uint32_t)a->st.usage[2];
+    u.tool_calls = (uint32_t)a->st.usage[3];
+    Agentry__V1__InvokeResponse r = AGENTRY__V1__INVOKE_RESPONSE__INIT;
+    r.agent_id = a->id;
+    r.state = (Agentry__V1__AgentState)a->st.state;
+    r.output = a->st.last_output ? a->st.last_output : "";
+    r.error = a->st.last_error ? a->st.last_error : "";
+    r.usage = &u;
+    r.seq = seq;
+    grpc_byte_buffer *bb = rpc_pb_pack(&r.base);
+    while (w) {
+        struct hub_waiter *next = w->next;
+        rpc_call_reply_take(w->call, grpc_byte_buffer_copy(bb));
+        rpc_call_unref(w->call);
+        w = next;
+    }
+    grpc_byte_buffer_destroy(bb);
+}
+
+void hub_waiter_fail_all(struct hub_agent *a, const struct ag_err *err)
+{
+    struct hub_waiter *w = take_waiters(a);
+    while (w) {
+        struct hub_waiter *next = w->next;
+        rpc_call_fail(w->call, err);
+        rpc_call_unref(w->call);
+        w = next;
+    }
+}
+
+const struct rpc_method hub_agent_methods[] = {
+    {.path = "/agentry.v1.AgentHub/Ping", .kind = RPC_UNARY, .preposted = 64, .on_call = on_ping},
+    {.path = "/agentry.v1.AgentHub/Spawn", .kind = RPC_UNARY, .preposted = 32,
+     .on_call = on_spawn},
+    {.path = "/agentry.v1.AgentHub/SendMessage", .kind = RPC_UNARY, .preposted = 64,
+     .on_call = on_send},
+    {.path = "/agentry.v1.AgentHub/Invoke", .kind = RPC_UNARY, .preposted = 64,
+     .state_size = sizeof(struct hub_waiter), .on_call = on_invoke, .on_close = on_invoke_close},
+    {.path = "/agentry.v1.AgentHub/GetAgent", .kind = RPC_UNARY, .on_call = on_get},
+    {.path = "/agentry.v1.AgentHub/ListAgents", .kind = RPC_UNARY, .on_call = on_list},
+    {.path = "/agentry.v1.AgentHub/KillAgent", .kind = RPC_UNARY, .on_call = on_kill},
+    {.path = "/agentry.v1.AgentHub/Trace", .kind = RPC_SERVER_STREAM, .preposted = 16,
+     .state_size = HUB_TRACE_STATE_SIZE, .on_call = hub_trace_on_call,
+     .on_sent = hub_trace_on_sent, .on_close = hub_trace_on_close},
+};
+const size_t hub_agent_nmethods = AG_ARRAY_SIZE(hub_agent_methods);

@@ -1,0 +1,459 @@
+/* hub/rpc_node.c - NodeService.Connect: one bidirectional stream per node.
+ *
+ * Up: Register first (validated, answered with Registered, the node joins scheduling), then
+ * Heartbeats and EventBatches. A batch is checked whole before anything is queued: a node may
+ * only speak for agents whose current assignment it was given (or an older one: stale events
+ * are acknowledged and dropped). Anything else ends the stream with FAILED_PRECONDITION. The
+ * accepted events go to their agents' mailboxes; the EventAck goes out once every one of them is
+ * durable.
+ * Down: Assignment, Deliver, Cancel, EventAck, through the call's bounded send queue; a node that
+ * cannot keep up is disconnected rather than buffered without bound.
+ * Flow control: at most CONN_MAX_INFLIGHT batches per node wait for the store; past that the hub
+ * stops reading the stream, and HTTP/2 pushes back on the node.
+ * Threads: callbacks for one stream are serialized on its CQ thread; batch completions come from
+ * the store's writer thread (atomics and the batch mutex). */
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/clock.h"
+#include "common/log.h"
+#include "common/rpc/pb.h"
+#include "common/rpc/server.h"
+#include "common/xalloc.h"
+#include "hub/hub_internal.h"
+
+#define CONN_MAX_INFLIGHT 64
+#define MAX_BATCH_EVENTS 1024
+
+struct node_conn {
+    struct hub *h;
+    struct hub_node *node; /* after Register (reference held) */
+    atomic_int inflight;
+    atomic_bool paused;
+};
+
+struct hub_ev_batch {
+    struct rpc_call *call; /* reference held */
+    struct hub_node *node; /* reference held */
+    struct ag_arena arena;
+    Agentry__V1__EventBatch *msg;
+    uint64_t *seqs;
+    pthread_mutex_t lock;
+    size_t remaining;
+    bool failed;
+    struct ag_err err;
+};
+
+/* --- sending down ----------------------------------------------------------------------------- */
+
+static void send_down(struct hub *h, struct hub_node *n, Agentry__V1__HubMessage *m)
+{
+    struct ag_err err = AG_ERR_INIT;
+    if (rpc_call_send_take(n->stream, rpc_pb_pack(&m->base), &err) == 0)
+        return;
+    if (err.code == AG_RESOURCE_EXHAUSTED) {
+        ag_log_warn("node.too_slow", "node=%s err=%s", n->id, ag_log_q(err.msg));
+        hub_node_close_stream(h, n, AG_RESOURCE_EXHAUSTED,
+                              "the node reads too slowly; reconnect and catch up");
+    }
+}
+
+void hub_node_close_stream(struct hub *h, struct hub_node *n, enum ag_code code, const char *msg)
+{
+    (void)h;
+    rpc_call_finish(n->stream, code, msg);
+}
+
+void hub_node_send_assignment(struct hub *h, struct hub_agent *a, struct hub_node *n)
+{
+    struct ag_arena ar;
+    char buf[2048];
+    ag_arena_init(&ar, buf, sizeof(buf));
+    Agentry__V1__Assignment as = AGENTRY__V1__ASSIGNMENT__INIT;
+    as.agent_id = a->id;
+    as.epoch = a->st.epoch;
+    as.spec = a->spec;
+    if (a->st.ckpt_len)
+        as.checkpoint = rpc_pb_unpack_bytes(a->st.ckpt, a->st.ckpt_len,
+                                            &agentry__v1__checkpoint__descriptor, &ar, NULL);
+    as.inputs = ag_arena_alloc(&ar, (a->ninbox ? a->ninbox : 1) * sizeof(*as.inputs));
+    for (size_t i = 0; i < a->ninbox; i++) {
+        if (a->inbox[i].seq <= a->st.input_seq)
+            continue;
+        Agentry__V1__Input *in = ag_arena_alloc(&ar, sizeof(*in));
+        agentry__v1__input__init(in);
+        in->seq = a->inbox[i].seq;
+        in->text = a->inbox[i].text;
+        as.inputs[as.n_inputs++] = in;
+    }
+    Agentry__V1__HubMessage m = AGENTRY__V1__HUB_MESSAGE__INIT;
+    m.msg_case = AGENTRY__V1__HUB_MESSAGE__MSG_ASSIGN;
+    m.assign = &as;
+    send_down(h, n, &m);
+    ag_arena_release(&ar);
+}
+
+void hub_node_send_deliver(struct hub *h, struct hub_node *n, const char *agent_id, uint64_t epoch,
+                           uint64_t seq, const char *text)
+{
+    Agentry__V1__Input in = AGENTRY__V1__INPUT__INIT;
+    in.seq = seq;
+    in.text = (char *)text;
+    Agentry__V1__Deliver d = AGENTRY__V1__DELIVER__INIT;
+    d.agent_id = (char *)agent_id;
+    d.epoch = epoch;
+    d.input = &in;
+    Agentry__V1__HubMessage m = AGENTRY__V1__HUB_MESSAGE__INIT;
+    m.msg_case = AGENTRY__V1__HUB_MESSAGE__MSG_DELIVER;
+    m.deliver = &d;
+    send_down(h, n, &m);
+}
+
+void hub_node_send_cancel(struct hub *h, struct hub_node *n, const char *agent_id, uint64_t epoch,
+                          const char *reason)
+{
+    Agentry__V1__Cancel c = AGENTRY__V1__CANCEL__INIT;
+    c.agent_id = (char *)agent_id;
+    c.epoch = epoch;
+    c.reason = (char *)reason;
+    Agentry__V1__HubMessage m = AGENTRY__V1__HUB_MESSAGE__INIT;
+    m.msg_case = AGENTRY__V1__HUB_MESSAGE__MSG_CANCEL;
+    m.cancel = &c;
+    send_down(h, n, &m);
+}
+
+/* --- node lifecycle ------------------------------------------------------------------------- */
+
+void hub_node_lost(struct hub *h, struct hub_node *n, const char *reason)
+{
+    hub_sched_remove_node(h->sched, n);
+    ag_log_info("node.lost", "node=%s reason=%s", n->id, ag_log_q(reason));
+    size_t total = hub_agents_count(h);
+    for (size_t i = 0; i < total; i++) {
+        struct hub_agent *a = hub_agents_at(h, i);
+        pthread_mutex_lock(&a->lock);
+        bool hit = a->st.node == n && a->st.state == AGENTRY__V1__AGENT_STATE__AGENT_STATE_RUNNING;
+        uint64_t epoch = a->st.epoch;
+        pthread_mutex_unlock(&a->lock);
+        if (!hit)
+            continue;
+        struct hub_cmd *c = hub_cmd_new(HUB_CMD_INTERRUPT, NULL);
+        c->node = n;
+        hub_node_ref(h->sched, n);
+        c->epoch = epoch;
+        c->text = ag_xstrdup(reason);
+        hub_cmd_post(h, a, c);
+    }
+}
+
+static bool node_id_ok(const char *id)
+{
+    size_t n = strlen(id);
+    if (n == 0 || n > HUB_NODE_ID_MAX)
+        return false;
+    for (const char *p = id; *p; p++)
+        if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
+              *p == '.' || *p == '_' || *p == '-'))
+            return false;
+    return true;
+}
+
+static char *labels_string(const Agentry__V1__Register *r)
+{
+    size_t len = 1;
+    for (size_t i = 0; i < r->n_labels; i++)
+        len += strlen(r->labels[i]->key) + strlen(r->labels[i]->value) + 2;
+    char *s = ag_xcalloc(1, len);
+    for (size_t i = 0; i < r->n_labels; i++) {
+        if (i)
+            strcat(s, ",");
+        strcat(s, r->labels[i]->key);
+        strcat(s, "=");
+        strcat(s, r->labels[i]->value);
+    }
+    return s;
+}
+
+static void on_register(struct rpc_call *c, struct node_conn *nc, const Agentry__V1__Register *r)
+{
+    struct hub *h = nc->h;
+    if (!r->node_id || !node_id_ok(r->node_id)) {
+        rpc_call_finish(c, AG_INVALID_ARGUMENT,
+                        "node_id must be 1..128 characters of [A-Za-z0-9._-]");
+        return;
+    }
+    if (r->capacity < 1 || r->capacity > 100000) {
+        rpc_call_finish(c, AG_INVALID_ARGUMENT, "capacity must be in 1..100000");
+        return;
+    }
+    struct hub_node *n = ag_xcalloc(1, sizeof(*n));
+    snprintf(n->id, sizeof(n->id), "%s", r->node_id);
+    n->capacity = r->capacity;
+    n->stream = c;
+    rpc_call_ref(c);
+    n->instance = atomic_fetch_add(&h->node_instances, 1) + 1;
+    n->refs = 1; /* the connection's */
+    n->labels = labels_string(r);
+    n->version = ag_xstrdup(r->version ? r->version : "");
+    n->last_seen_ms = ag_now_mono_ms();
+    nc->node = n;
+
+    Agentry__V1__Registered ok = AGENTRY__V1__REGISTERED__INIT;
+    ok.node_id = n->id;
+    ok.heartbeat_interval_ms = h->opts.heartbeat_ms;
+    ok.hub_version = AGENTRY_VERSION;
+    Agentry__V1__HubMessage m = AGENTRY__V1__HUB_MESSAGE__INIT;
+    m.msg_case = AGENTRY__V1__HUB_MESSAGE__MSG_REGISTERED;
+    m.registered = &ok;
+    send_down(h, n, &m);
+
+    struct hub_node *replaced = NULL;
+    struct hub_sched_decision d[256];
+    size_t k = hub_sched_add_node(h->sched, n, &replaced, d, AG_ARRAY_SIZE(d));
+    ag_log_info("node.registered", "node=%s capacity=%u labels=%s version=%s peer=%s", n->id,
+                n->capacity, ag_log_q(n->labels), n->version, rpc_call_peer(c));
+    if (replaced) {
+        ag_log_warn("node.replaced", "node=%s", replaced->id);
+        hub_node_close_stream(h, replaced, AG_ABORTED,
+                              "replaced by a newer connection with the same node id");
+        hub_node_lost(h, replaced, "replaced by a newer connection");
+        hub_node_unref(h->sched, replaced);
+    }
+    hub_dispatch_decisions(h, d, k);
+    /* More agents may wait than one array holds: keep handing out slots while they fit. */
+    while (k == AG_ARRAY_SIZE(d)) {
+        k = hub_sched_drain(h->sched, d, AG_ARRAY_SIZE(d));
+        hub_dispatch_decisions(h, d, k);
+    }
+}
+
+/* --- event batches -------------------------------------------------------------------------- */
+
+static bool node_kind(int kind)
+{
+    return kind >= AGENTRY__V1__EVENT_KIND__EVENT_KIND_MODEL_REQUEST && kind <= AGENTRY__V1__EVENT_KIND__EVENT_KIND_ERROR;
+}
+
+/* Every event must belong to an agent this node holds (or held): else the node and the hub
+ * disagree about who runs what, and the node must reconnect to resynchronise. */
+static int check_batch(struct hub *h, struct hub_node *n, const Agentry__V1__EventBatch *b,
+                       struct hub_agent **agents, struct ag_err *err)
+{
+    if (b->n_events > MAX_BATCH_EVENTS)
+        return ag_err_set(err, AG_INVALID_ARGUMENT, "batch of %zu events; the limit is %d",
+                          b->n_events, MAX_BATCH_EVENTS);
+    for (size_t i = 0; i < b->n_events; i++) {
+        const Agentry__V1__NodeEvent *ev = b->events[i];
+        if (!node_kind(ev->kind))
+            return ag_err_set(err, AG_INVALID_ARGUMENT, "event %zu has kind %d, which nodes may "
+                              "not send", i, (int)ev->kind);
+        struct hub_agent *a = ev->agent_id && *ev->agent_id ? hub_agents_find(h, ev->agent_id)
+                                                            : NULL;
+        if (!a)
+            return ag_err_set(err, AG_FAILED_PRECONDITION,
+                              "node '%s' sent events for agent '%.64s', which does not exist",
+                              n->id, ev->agent_id ? ev->agent_id : "");
+        pthread_mutex_lock(&a->lock);
+        bool bad = ev->epoch > a->st.epoch ||
+                   (ev->epoch == a->st.epoch && strcmp(a->st.node_id, n->id) != 0);
+        pthread_mutex_unlock(&a->lock);
+        if (bad)
+            return ag_err_set(err, AG_FAILED_PRECONDITION,
+                              "node '%s' does not hold agent '%s' at epoch %" PRIu64, n->id,
+                              a->id, ev->epoch);
+        agents[i] = a;
+    }
+    return 0;
+}
+
+static void batch_free(struct hub *h, struct hub_ev_batch *b)
+{
+    rpc_call_unref(b->call);
+    hub_node_unref(h->sched, b->node);
+    ag_arena_release(&b->arena);
+    pthread_mutex_destroy(&b->lock);
+    free(b->seqs);
+    free(b);
+}
+
+const Agentry__V1__NodeEvent *hub_ev_batch_event(struct hub_ev_batch *b, size_t i)
+{
+    return b->msg->events[i];
+}
+
+static void resume_recv(struct rpc_call *c, struct node_conn *nc)
+{
+    if (atomic_load(&nc->inflight) < CONN_MAX_INFLIGHT && atomic_exchange(&nc->paused, false))
+        rpc_call_recv(c);
+}
+
+/* Count `n` events (or the poster's hold) as settled; the last one out answers the node. */
+static void batch_settle(struct hub *h, struct hub_ev_batch *b, size_t n)
+{
+    pthread_mutex_lock(&b->lock);
+    b->remaining -= n;
+    bool done = b->remaining == 0;
+    pthread_mutex_unlock(&b->lock);
+    if (!done)
+        return;
+    if (b->failed) {
+        /* The node keeps no copy it may resend yet: make it reconnect; its turns restart. */
+        hub_node_close_stream(h, b->node, AG_UNAVAILABLE, b->err.msg);
+    } else {
+        Agentry__V1__EventAck ack = AGENTRY__V1__EVENT_ACK__INIT;
+        ack.batch_id = b->msg->batch_id;
+        ack.seqs = b->seqs;
+        ack.n_seqs = b->msg->n_events;
+        Agentry__V1__HubMessage m = AGENTRY__V1__HUB_MESSAGE__INIT;
+        m.msg_case = AGENTRY__V1__HUB_MESSAGE__MSG_ACK;
+        m.ack = &ack;
+        send_down(h, b->node, &m);
+    }
+    struct rpc_call *call = b->call;
+    struct node_conn *nc = rpc_call_state(call);
+    rpc_call_ref(call);
+    batch_free(h, b);
+    atomic_fetch_sub(&nc->inflight, 1);
+    resume_recv(call, nc);
+    rpc_call_unref(call);
+}
+
+void hub_ev_batch_done(struct hub *h, struct hub_ev_batch *b, size_t first, const uint64_t *seqs,
+                       size_t n, const struct ag_err *err)
+{
+    pthread_mutex_lock(&b->lock);
+    memcpy(b->seqs + first, seqs, n * sizeof(*seqs));
+    if (err && !b->failed) {
+        b->failed = true;
+        b->err = *err;
+    }
+    pthread_mutex_unlock(&b->lock);
+    batch_settle(h, b, n);
+}
+
+/* Returns true if the stream should keep reading now. */
+static bool on_events(struct rpc_call *c, struct node_conn *nc, struct hub_ev_batch *b)
+{
+    struct hub *h = nc->h;
+    struct ag_err err = AG_ERR_INIT;
+    size_t n = b->msg->n_events;
+    struct hub_agent **agents = ag_arena_alloc(&b->arena, (n ? n : 1) * sizeof(*agents));
+    if (check_batch(h, nc->node, b->msg, agents, &err) != 0) {
+        ag_log_warn("node.rejected_batch", "node=%s code=%s err=%s", nc->node->id,
+                    ag_code_name(err.code), ag_log_q(err.msg));
+        rpc_call_fail(c, &err);
+        batch_free(h, b);
+        return true; /* the stream is over; recv on it is a no-op */
+    }
+    b->seqs = ag_xcalloc(n ? n : 1, sizeof(*b->seqs));
+    /* One extra count held while posting, so the batch cannot finish (and be freed) before
+     * every command is queued. */
+    b->remaining = n + 1;
+    atomic_fetch_add(&nc->inflight, 1);
+    for (size_t i = 0; i < n;) {
+        size_t j = i + 1;
+        while (j < n && agents[j] == agents[i])
+            j++;
+        struct hub_cmd *cmd = hub_cmd_new(HUB_CMD_EVENTS, NULL);
+        cmd->batch = b;
+        cmd->first = i;
+        cmd->n = j - i;
+        cmd->node = nc->node;
+        hub_node_ref(h->sched, nc->node);
+        hub_cmd_post(h, agents[i], cmd);
+        i = j;
+    }
+    batch_settle(h, b, 1);
+    return atomic_load(&nc->inflight) < CONN_MAX_INFLIGHT;
+}
+
+/* --- the stream ------------------------------------------------------------------------------ */
+
+static void on_connect(struct rpc_call *c, grpc_byte_buffer *req)
+{
+    (void)req;
+    struct node_conn *nc = rpc_call_state(c);
+    nc->h = rpc_call_user(c);
+    if (atomic_load(&nc->h->closing)) {
+        rpc_call_finish(c, AG_UNAVAILABLE, "the hub is shutting down; reconnect later");
+        return;
+    }
+    rpc_call_recv(c);
+}
+
+static void on_node_msg(struct rpc_call *c, grpc_byte_buffer *msg)
+{
+    struct node_conn *nc = rpc_call_state(c);
+    struct hub *h = nc->h;
+    if (!msg) { /* the node closed its side: a clean goodbye */
+        rpc_call_finish(c, AG_OK, NULL);
+        return;
+    }
+    /* Each message gets its own arena; an EventBatch keeps it until the batch is acked. */
+    struct ag_arena ar;
+    ag_arena_init(&ar, NULL, 0);
+    struct ag_err err = AG_ERR_INIT;
+    Agentry__V1__NodeMessage *m =
+        rpc_pb_unpack(msg, &agentry__v1__node_message__descriptor, &ar, &err);
+    bool more = true;
+    if (!m) {
+        rpc_call_fail(c, &err);
+        more = false;
+    } else if (!nc->node && m->msg_case != AGENTRY__V1__NODE_MESSAGE__MSG_REGISTER) {
+        rpc_call_finish(c, AG_FAILED_PRECONDITION, "the first message must be Register");
+        more = false;
+    } else if (m->msg_case == AGENTRY__V1__NODE_MESSAGE__MSG_REGISTER) {
+        if (nc->node) {
+            rpc_call_finish(c, AG_FAILED_PRECONDITION, "Register was already sent on this stream");
+            more = false;
+        } else {
+            on_register(c, nc, m->register_);
+            more = nc->node != NULL;
+        }
+    } else if (m->msg_case == AGENTRY__V1__NODE_MESSAGE__MSG_HEARTBEAT) {
+        hub_node_touch(h->sched, nc->node, ag_now_mono_ms());
+    } else if (m->msg_case == AGENTRY__V1__NODE_MESSAGE__MSG_EVENTS) {
+        hub_node_touch(h->sched, nc->node, ag_now_mono_ms());
+        struct hub_ev_batch *b = ag_xcalloc(1, sizeof(*b));
+        b->arena = ar; /* taken */
+        ag_arena_init(&ar, NULL, 0);
+        pthread_mutex_init(&b->lock, NULL);
+        b->call = c;
+        rpc_call_ref(c);
+        b->node = nc->node;
+        hub_node_ref(h->sched, nc->node);
+        b->msg = m->events;
+        more = on_events(c, nc, b);
+        if (!more) {
+            /* Too many batches wait for the store: stop reading until one is acked (and
+             * re-check, in case the last ack came before the flag was up). */
+            atomic_store(&nc->paused, true);
+            resume_recv(c, nc);
+        }
+    } else {
+        rpc_call_finish(c, AG_INVALID_ARGUMENT, "empty NodeMessage");
+        more = false;
+    }
+    ag_arena_release(&ar);
+    if (more)
+        rpc_call_recv(c);
+}
+
+static void on_node_close(struct rpc_call *c, bool cancelled)
+{
+    struct node_conn *nc = rpc_call_state(c);
+    if (!nc->node)
+        return;
+    hub_node_lost(nc->h, nc->node, cancelled ? "stream broken" : "stream closed");
+    hub_node_unref(nc->h->sched, nc->node);
+    nc->node = NULL;
+}
+
+const struct rpc_method hub_node_methods[] = {
+    {.path = "/agentry.v1.NodeService/Connect", .kind = RPC_BIDI, .preposted = 4,
+     .state_size = sizeof(struct node_conn), .send_queue_cap = 8192, .on_call = on_connect,
+     .on_recv = on_node_msg, .on_close = on_node_close},
+};
+const size_t hub_node_nmethods = AG_ARRAY_SIZE(hub_node_methods);

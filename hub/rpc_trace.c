@@ -1,0 +1,195 @@
+/* hub/rpc_trace.c - Trace: replay the stored log from from_seq, then follow live events.
+ *
+ * No gap, no duplicate: a follower only ever sends its cursor's seq and then advances it, under
+ * the agent's lock. Events up to agent->last_seq are durable; an event newer than the cursor is
+ * taken from the agent's ring of recent events (the same packed bytes for every follower) or, if
+ * it has left the ring, read back from the store. Registration happens before the first read,
+ * so an event committed between the replay and the switch to live is still seen: the cursor
+ * simply reaches it. The pump sends at most TRACE_WINDOW messages ahead of the client; the rest
+ * waits in the log, not in memory. */
+#include <inttypes.h>
+#include <stdio.h>
+
+#include "common/log.h"
+#include "common/rpc/pb.h"
+#include "common/rpc/server.h"
+#include "hub/hub_internal.h"
+
+#define TRACE_WINDOW 32
+
+static void unlink_locked(struct hub_follower *f)
+{
+    struct hub_agent *a = f->agent;
+    if (!f->linked)
+        return;
+    if (f->prev)
+        f->prev->next = f->next;
+    else
+        a->followers = f->next;
+    if (f->next)
+        f->next->prev = f->prev;
+    f->linked = false;
+}
+
+static void finish_locked(struct hub_follower *f, enum ag_code code, const char *msg)
+{
+    unlink_locked(f);
+    f->closed = true;
+    rpc_call_finish(f->call, code, msg);
+}
+
+static bool send_slice(struct hub_follower *f, grpc_slice s)
+{
+    grpc_byte_buffer *bb = grpc_raw_byte_buffer_create(&s, 1);
+    grpc_slice_unref(s);
+    struct ag_err err = AG_ERR_INIT;
+    if (rpc_call_send_take(f->call, bb, &err) != 0) {
+        f->closed = true;
+        unlink_locked(f);
+        return false;
+    }
+    f->next_seq++;
+    return true;
+}
+
+static void on_read(void *arg, const struct hub_store_event *rows, size_t n,
+                    const struct ag_err *err);
+
+static void pump_locked(struct hub_follower *f)
+{
+    struct hub_agent *a = f->agent;
+    while (!f->closed && !f->reading) {
+        unsigned pending = rpc_call_send_pending(f->call);
+        if (pending >= TRACE_WINDOW)
+            return; /* on_sent resumes */
+        if (f->next_seq > a->last_seq) {
+            if (!f->follow)
+                finish_locked(f, AG_OK, NULL);
+            return; /* parked until the next commit wakes us */
+        }
+        grpc_slice s;
+        if (hub_agent_ring_get(a, f->next_seq, &s)) {
+            if (!send_slice(f, s))
+                return;
+            continue;
+        }
+        struct ag_err err = AG_ERR_INIT;
+        f->reading = true;
+        rpc_call_ref(f->call);
+        if (hub_store_read_events(f->h->store, a->id, f->next_seq, a->last_seq,
+                                  TRACE_WINDOW - pending, on_read, f, &err) != 0) {
+            f->reading = false;
+            rpc_call_unref(f->call);
+            finish_locked(f, err.code, err.msg);
+        }
+        return;
+    }
+}
+
+static void on_read(void *arg, const struct hub_store_event *rows, size_t n,
+                    const struct ag_err *err)
+{
+    struct hub_follower *f = arg;
+    struct hub_agent *a = f->agent;
+    struct rpc_call *call = f->call;
+    pthread_mutex_lock(&a->lock);
+    f->reading = false;
+    if (!f->closed && err) {
+        finish_locked(f, err->code, err->msg);
+    } else if (!f->closed) {
+        /* Everything up to last_seq is committed, so the rows must be exactly the next seqs. */
+        bool gap = n == 0;
+        for (size_t i = 0; i < n && !f->closed; i++) {
+            if (rows[i].seq != f->next_seq) {
+                gap = true;
+                break;
+            }
+            if (!send_slice(f, hub_event_pack(a->id, &rows[i])))
+                break;
+        }
+        if (gap && !f->closed) {
+            char msg[160];
+            snprintf(msg, sizeof(msg), "agent '%s' log has no event at seq %" PRIu64
+                     "; the store may be damaged", a->id, f->next_seq);
+            ag_log_error("trace.gap", "agent=%s seq=%" PRIu64, a->id, f->next_seq);
+            finish_locked(f, AG_DATA_LOSS, msg);
+        }
+        pump_locked(f);
+    }
+    pthread_mutex_unlock(&a->lock);
+    rpc_call_unref(call);
+}
+
+void hub_trace_on_call(struct rpc_call *c, grpc_byte_buffer *req)
+{
+    struct hub *h = rpc_call_user(c);
+    struct ag_err err = AG_ERR_INIT;
+    Agentry__V1__TraceRequest *in =
+        rpc_pb_unpack(req, &agentry__v1__trace_request__descriptor, rpc_call_arena(c), &err);
+    if (!in || hub_validate_agent_id(in->agent_id, &err) != 0) {
+        rpc_call_fail(c, &err);
+        return;
+    }
+    struct hub_agent *a = hub_agents_find(h, in->agent_id);
+    if (!a) {
+        rpc_call_finish(c, AG_NOT_FOUND, "no agent with that id");
+        return;
+    }
+    struct hub_follower *f = rpc_call_state(c);
+    f->call = c;
+    f->h = h;
+    f->agent = a;
+    f->next_seq = in->from_seq ? in->from_seq : 1;
+    f->follow = in->follow;
+    pthread_mutex_lock(&a->lock);
+    if (atomic_load(&h->closing)) {
+        finish_locked(f, AG_UNAVAILABLE, "the hub is shutting down; resume from your last seq");
+    } else {
+        f->next = a->followers;
+        f->prev = NULL;
+        if (a->followers)
+            a->followers->prev = f;
+        a->followers = f;
+        f->linked = true;
+        pump_locked(f);
+    }
+    pthread_mutex_unlock(&a->lock);
+}
+
+void hub_trace_on_sent(struct rpc_call *c)
+{
+    struct hub_follower *f = rpc_call_state(c);
+    if (!f->agent)
+        return;
+    pthread_mutex_lock(&f->agent->lock);
+    pump_locked(f);
+    pthread_mutex_unlock(&f->agent->lock);
+}
+
+void hub_trace_on_close(struct rpc_call *c, bool cancelled)
+{
+    struct hub_follower *f = rpc_call_state(c);
+    if (!f->agent)
+        return;
+    pthread_mutex_lock(&f->agent->lock);
+    f->closed = true;
+    unlink_locked(f);
+    pthread_mutex_unlock(&f->agent->lock);
+}
+
+void hub_followers_wake(struct hub *h, struct hub_agent *a)
+{
+    (void)h;
+    struct hub_follower *f = a->followers;
+    while (f) {
+        struct hub_follower *next = f->next; /* pump may unlink f */
+        pump_locked(f);
+        f = next;
+    }
+}
+
+void hub_followers_fail_all(struct hub_agent *a, const struct ag_err *err)
+{
+    while (a->followers)
+        finish_locked(a->followers, err->code, err->msg);
+}

@@ -1,0 +1,700 @@
+/* hub/store.c - the generic half of hub/store.h: queues, threads, group commit, seq assignment.
+ * The database itself is behind a backend (store_internal.h); this file knows no SQL.
+ *
+ * Owns: the bounded write queue and the writer thread, the bounded read queue and the reader
+ * thread, the per-agent seq cache, the stats, and the two backend connections.
+ *
+ * Threads and locks:
+ *   mu        guards the write queue, `closing` and `stats`. The writer holds it only to pop a
+ *             batch and to add stats, never while it talks to the database or runs done(), so a
+ *             done() may submit again without deadlock.
+ *   rmu       guards the read queue and `rclosing`.
+ *   rconn_mu  serializes the reader's connection between the reader thread and the synchronous
+ *             start-up loads, which run on the caller's thread. Their callbacks run under it, so
+ *             they must not call load_agents/scan_events again (read_events is fine).
+ *   The writer thread alone owns wconn and seqs; the reader thread alone owns rows and rarena.
+ *
+ * Invariants:
+ *   - A write's done() runs after the COMMIT that made it durable returned (or once it has
+ *     definitely failed), on the writer thread, in submission order.
+ *   - seqs caches, per agent, the last seq committed. A transaction hands out seqs tentatively
+ *     (pending); a COMMIT publishes them; a failure evicts every entry the transaction touched,
+ *     so the next use reloads the truth from the database. Hence no gap and no reuse.
+ *   - Only this process writes the database; otherwise the cache would lie.
+ *   - Once closing is set no request is queued, so draining the queues terminates. */
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/arena.h"
+#include "common/log.h"
+#include "common/xalloc.h"
+#include "hub/store.h"
+#include "hub/store_internal.h"
+
+#define STORE_QUEUE_CAP 65536
+#define STORE_MAX_BATCH 1024
+#define STORE_READ_QUEUE_CAP 4096
+/* Agents in the seq cache before it is dropped (between transactions). A miss costs one index
+ * seek, so dropping is cheap; the bound keeps a long-lived hub with many agents small. */
+#define STORE_SEQ_CACHE_MAX 100000
+#define STORE_SEQ_BUCKETS_MIN 1024
+/* Rows kept allocated by the reader between requests; a bigger replay gives its memory back. */
+#define STORE_ROWS_KEEP 64
+
+/* The backend table: a new database is a new row (and a new file). */
+static const struct hub_store__backend *const store_backends[] = {
+    &hub_store__sqlite_backend,
+};
+
+struct seq_entry {
+    struct seq_entry *next;  /* hash chain */
+    struct seq_entry *tnext; /* list of entries touched by the running transaction */
+    uint64_t hash;
+    uint64_t committed; /* last seq durable in the database */
+    uint64_t pending;   /* last seq handed out by the running transaction, if touched */
+    bool touched;
+    char agent_id[]; /* owned, inline */
+};
+
+struct seq_cache {
+    struct seq_entry **buckets; /* owned; nbuckets is a power of two */
+    size_t nbuckets;
+    size_t count;
+    struct seq_entry *touched;
+};
+
+struct read_req {
+    struct read_req *next;
+    uint64_t from_seq, to_seq;
+    size_t max;
+    hub_store_events_fn *cb;
+    void *arg;
+    char agent_id[]; /* owned, inline */
+};
+
+struct hub_store {
+    const struct hub_store__backend *be; /* borrowed, static */
+    size_t queue_cap, max_batch, read_queue_cap;
+
+    pthread_mutex_t mu;
+    pthread_cond_t wake; /* writer: queue not empty, or closing */
+    struct hub_store_write *head, *tail;
+    size_t depth;
+    bool closing;
+    bool paused; /* test hook, see hub_store__pause */
+    struct hub_store_stats stats;
+
+    pthread_t writer;
+    bool writer_started;
+    struct hub_store__conn *wconn; /* owned; writer thread */
+    struct seq_cache seqs;         /* writer thread */
+
+    pthread_mutex_t rmu;
+    pthread_cond_t rwake; /* reader: queue not empty, or closing */
+    struct read_req *rhead, *rtail;
+    size_t rdepth;
+    bool rclosing;
+    bool rpaused;
+
+    pthread_t reader;
+    bool reader_started;
+    pthread_mutex_t rconn_mu;
+    struct hub_store__conn *rconn; /* owned; under rconn_mu */
+    struct hub_store_event *rows;  /* owned; reader thread: the rows of one read */
+    size_t nrows, rows_cap;
+    struct ag_arena rarena; /* reader thread: the rows' strings */
+};
+
+/* --- seq cache (writer thread) ---------------------------------------------------------------- */
+
+static uint64_t seq_hash(const char *s)
+{
+    uint64_t h = 1469598103934665603u; /* FNV-1a */
+    for (; *s; s++)
+        h = (h ^ (unsigned char)*s) * 1099511628211u;
+    return h;
+}
+
+static struct seq_entry *seq_find(const struct seq_cache *c, const char *id, uint64_t h)
+{
+    for (struct seq_entry *e = c->buckets[h & (c->nbuckets - 1)]; e; e = e->next)
+        if (e->hash == h && strcmp(e->agent_id, id) == 0)
+            return e;
+    return NULL;
+}
+
+static void seq_grow(struct seq_cache *c)
+{
+    size_t n = c->nbuckets * 2;
+    struct seq_entry **b = ag_xcalloc(n, sizeof(*b));
+    for (size_t i = 0; i < c->nbuckets; i++)
+        for (struct seq_entry *e = c->buckets[i], *next; e; e = next) {
+            next = e->next;
+            e->next = b[e->hash & (n - 1)];
+            b[e->hash & (n - 1)] = e;
+        }
+    free(c->buckets);
+    c->buckets = b;
+    c->nbuckets = n;
+}
+
+static struct seq_entry *seq_add(struct seq_cache *c, const char *id, uint64_t h, uint64_t last)
+{
+    if (c->count >= c->nbuckets)
+        seq_grow(c);
+    size_t len = strlen(id);
+    struct seq_entry *e = ag_xcalloc(1, sizeof(*e) + len + 1);
+    memcpy(e->agent_id, id, len + 1);
+    e->hash = h;
+    e->committed = last;
+    e->next = c->buckets[h & (c->nbuckets - 1)];
+    c->buckets[h & (c->nbuckets - 1)] = e;
+    c->count++;
+    return e;
+}
+
+static void seq_remove(struct seq_cache *c, struct seq_entry *e)
+{
+    struct seq_entry **p = &c->buckets[e->hash & (c->nbuckets - 1)];
+    while (*p != e)
+        p = &(*p)->next;
+    *p = e->next;
+    c->count--;
+    free(e);
+}
+
+static void seq_clear(struct seq_cache *c)
+{
+    for (size_t i = 0; i < c->nbuckets; i++) {
+        for (struct seq_entry *e = c->buckets[i], *next; e; e = next) {
+            next = e->next;
+            free(e);
+        }
+        c->buckets[i] = NULL;
+    }
+    c->count = 0;
+    c->touched = NULL;
+}
+
+/* After COMMIT: the tentative seqs are now the truth. */
+static void seq_publish(struct seq_cache *c)
+{
+    for (struct seq_entry *e = c->touched; e; e = e->tnext) {
+        e->committed = e->pending;
+        e->touched = false;
+    }
+    c->touched = NULL;
+}
+
+/* After a rollback: forget what the transaction touched and reload it from the database. Not
+ * just "keep committed": a backend whose COMMIT failed ambiguously may have stored it anyway. */
+static void seq_evict_touched(struct seq_cache *c)
+{
+    for (struct seq_entry *e = c->touched, *next; e; e = next) {
+        next = e->tnext;
+        seq_remove(c, e);
+    }
+    c->touched = NULL;
+}
+
+/* The next seq for agent_id inside the running transaction. */
+static int seq_next(struct hub_store *st, const char *agent_id, uint64_t *seq, struct ag_err *err)
+{
+    struct seq_cache *c = &st->seqs;
+    uint64_t h = seq_hash(agent_id);
+    struct seq_entry *e = seq_find(c, agent_id, h);
+    if (!e) {
+        uint64_t last;
+        if (st->be->last_seq(st->wconn, agent_id, &last, err))
+            return -1;
+        e = seq_add(c, agent_id, h, last);
+    }
+    if (!e->touched) {
+        e->touched = true;
+        e->pending = e->committed;
+        e->tnext = c->touched;
+        c->touched = e;
+    }
+    *seq = ++e->pending;
+    return 0;
+}
+
+/* --- writer thread ---------------------------------------------------------------------------- */
+
+/* Waits for writes; pops at most max_batch of them, in order. 0 means closed and drained. */
+static size_t batch_take(struct hub_store *st, struct hub_store_write **out)
+{
+    pthread_mutex_lock(&st->mu);
+    while ((st->depth == 0 || st->paused) && !st->closing)
+        pthread_cond_wait(&st->wake, &st->mu);
+    size_t n = st->depth < st->max_batch ? st->depth : st->max_batch;
+    struct hub_store_write *head = st->head, *last = head;
+    for (size_t i = 1; i < n; i++)
+        last = last->next;
+    if (n) {
+        st->head = last->next;
+        last->next = NULL;
+        if (!st->head)
+            st->tail = NULL;
+        st->depth -= n;
+    }
+    pthread_mutex_unlock(&st->mu);
+    *out = head;
+    return n;
+}
+
+static int write_apply(struct hub_store *st, struct hub_store_write *w, struct ag_err *err)
+{
+    for (size_t i = 0; i < w->nops; i++) {
+        struct hub_store_op *op = &w->ops[i];
+        if (op->type == HUB_STORE_EVENT_APPEND &&
+            seq_next(st, op->u.event.agent_id, &op->u.event.seq, err))
+            return -1;
+        if (st->be->apply(st->wconn, op, err))
+            return -1;
+    }
+    return 0;
+}
+
+/* One transaction for the first n writes from head. */
+static int tx_run(struct hub_store *st, struct hub_store_write *head, size_t n, struct ag_err *err)
+{
+    /* Dropped only here, between transactions, so no touched entry is ever freed early. */
+    if (st->seqs.count > STORE_SEQ_CACHE_MAX)
+        seq_clear(&st->seqs);
+    if (st->be->begin(st->wconn, err))
+        goto fail;
+    struct hub_store_write *w = head;
+    for (size_t i = 0; i < n; i++, w = w->next)
+        if (write_apply(st, w, err))
+            goto fail;
+    if (st->be->commit(st->wconn, err))
+        goto fail;
+    seq_publish(&st->seqs);
+    return 0;
+fail:
+    st->be->rollback(st->wconn);
+    seq_evict_touched(&st->seqs);
+    return -1;
+}
+
+static uint64_t events_of(const struct hub_store_write *w, size_t n)
+{
+    uint64_t events = 0;
+    for (size_t i = 0; i < n; i++, w = w->next)
+        for (size_t j = 0; j < w->nops; j++)
+            events += w->ops[j].type == HUB_STORE_EVENT_APPEND;
+    return events;
+}
+
+/* Counted before done() runs, so a caller that has seen its done() also sees the stats. */
+static void stats_add(struct hub_store *st, const struct hub_store_write *w, size_t n, int rc)
+{
+    uint64_t events = rc == 0 ? events_of(w, n) : 0;
+    pthread_mutex_lock(&st->mu);
+    if (rc == 0) {
+        st->stats.commits++;
+        st->stats.writes += n;
+        st->stats.events += events;
+        if (n > st->stats.max_batch)
+            st->stats.max_batch = n;
+    } else {
+        st->stats.failed += n;
+    }
+    pthread_mutex_unlock(&st->mu);
+}
+
+static void finish(struct hub_store_write *w, size_t n, int rc, const struct ag_err *err)
+{
+    for (size_t i = 0; i < n; i++) {
+        struct hub_store_write *next = w->next; /* done() may free or reuse w */
+        w->next = NULL;
+        w->done(w, rc, rc ? err : NULL);
+        w = next;
+    }
+}
+
+static void log_db_failure(size_t n, const struct ag_err *err)
+{
+    ag_log_error("store.commit_failed", "writes=%zu code=%s error=%s", n, ag_code_name(err->code),
+                 ag_log_q(err->msg));
+}
+
+/* After a batch failed because of some write: run each alone, so only the bad ones fail. */
+static void retry_alone(struct hub_store *st, struct hub_store_write *w, size_t n)
+{
+    struct ag_err err = AG_ERR_INIT;
+    bool down = false;
+    for (size_t i = 0; i < n; i++) {
+        struct hub_store_write *next = w->next;
+        w->next = NULL;
+        int rc = -1;
+        /* Once the database itself fails, the rest would fail the same way, only slower. */
+        if (!down) {
+            ag_err_clear(&err);
+            rc = tx_run(st, w, 1, &err);
+            down = rc != 0 && err.code == AG_UNAVAILABLE;
+            if (down)
+                log_db_failure(n - i, &err);
+        }
+        stats_add(st, w, 1, rc);
+        finish(w, 1, rc, &err);
+        w = next;
+    }
+}
+
+static void batch_run(struct hub_store *st, struct hub_store_write *head, size_t n)
+{
+    struct ag_err err = AG_ERR_INIT;
+    int rc = tx_run(st, head, n, &err);
+    if (rc != 0 && n > 1 && err.code != AG_UNAVAILABLE) {
+        ag_log_debug("store.batch_split", "writes=%zu code=%s", n, ag_code_name(err.code));
+        retry_alone(st, head, n);
+        return;
+    }
+    /* UNAVAILABLE: the database failed, not a write. Retrying each alone would only make every
+     * caller wait (a lock held elsewhere costs the busy timeout per try), so all fail now. */
+    if (rc != 0 && err.code == AG_UNAVAILABLE)
+        log_db_failure(n, &err);
+    stats_add(st, head, n, rc);
+    finish(head, n, rc, &err);
+}
+
+static void *writer_main(void *arg)
+{
+    struct hub_store *st = arg;
+    struct hub_store_write *batch;
+    size_t n;
+    while ((n = batch_take(st, &batch)) > 0)
+        batch_run(st, batch, n);
+    return NULL;
+}
+
+/* --- reader thread ---------------------------------------------------------------------------- */
+
+static struct read_req *read_take(struct hub_store *st)
+{
+    pthread_mutex_lock(&st->rmu);
+    while ((!st->rhead || st->rpaused) && !st->rclosing)
+        pthread_cond_wait(&st->rwake, &st->rmu);
+    struct read_req *rq = st->rhead;
+    if (rq) {
+        st->rhead = rq->next;
+        if (!st->rhead)
+            st->rtail = NULL;
+        st->rdepth--;
+    }
+    pthread_mutex_unlock(&st->rmu);
+    return rq;
+}
+
+struct read_ctx {
+    struct hub_store *st;
+    const char *agent_id; /* borrowed from the request */
+};
+
+/* Copies one row: the backend's pointers die at its next row. */
+static int row_collect(void *arg, const struct hub_store_event *ev, struct ag_err *err)
+{
+    struct read_ctx *ctx = arg;
+    struct hub_store *st = ctx->st;
+    if (st->nrows == st->rows_cap) {
+        st->rows_cap *= 2;
+        st->rows = ag_xrealloc(st->rows, st->rows_cap * sizeof(*st->rows));
+    }
+    struct hub_store_event *r = &st->rows[st->nrows++];
+    *r = *ev;
+    r->agent_id = ctx->agent_id;
+    char *payload = ag_arena_alloc(&st->rarena, ev->payload_len + 1);
+    if (ev->payload_len)
+        memcpy(payload, ev->payload, ev->payload_len);
+    payload[ev->payload_len] = '\0';
+    r->payload = payload;
+    r->node_id = ag_arena_strdup(&st->rarena, ev->node_id ? ev->node_id : "");
+    return 0;
+}
+
+static void read_run(struct hub_store *st, struct read_req *rq)
+{
+    struct ag_err err = AG_ERR_INIT;
+    struct read_ctx ctx = {st, rq->agent_id};
+    st->nrows = 0;
+    pthread_mutex_lock(&st->rconn_mu);
+    int rc = st->be->scan_events(st->rconn, rq->agent_id, rq->from_seq, rq->to_seq, rq->max,
+                                 row_collect, &ctx, &err);
+    pthread_mutex_unlock(&st->rconn_mu);
+    /* rows is never NULL on success, even with 0 rows: NULL is how the callback sees an error. */
+    if (rc)
+        rq->cb(rq->arg, NULL, 0, &err);
+    else
+        rq->cb(rq->arg, st->rows, st->nrows, NULL);
+    ag_arena_reset(&st->rarena);
+    if (st->rows_cap > STORE_ROWS_KEEP) {
+        st->rows_cap = STORE_ROWS_KEEP;
+        st->rows = ag_xrealloc(st->rows, st->rows_cap * sizeof(*st->rows));
+    }
+}
+
+static void *reader_main(void *arg)
+{
+    struct hub_store *st = arg;
+    struct read_req *rq;
+    while ((rq = read_take(st)) != NULL) {
+        read_run(st, rq);
+        free(rq);
+    }
+    return NULL;
+}
+
+/* --- open / close ----------------------------------------------------------------------------- */
+
+static const struct hub_store__backend *backend_find(const char *url)
+{
+    for (size_t i = 0; i < AG_ARRAY_SIZE(store_backends); i++) {
+        size_t n = strlen(store_backends[i]->scheme);
+        if (strncmp(url, store_backends[i]->scheme, n) == 0 && url[n] == ':')
+            return store_backends[i];
+    }
+    return NULL;
+}
+
+static void store_init(struct hub_store *st, const struct hub_store__backend *be,
+                       const struct hub_store_opts *opts)
+{
+    st->be = be;
+    st->queue_cap = opts && opts->queue_cap ? opts->queue_cap : STORE_QUEUE_CAP;
+    st->max_batch = opts && opts->max_batch ? opts->max_batch : STORE_MAX_BATCH;
+    st->read_queue_cap = opts && opts->read_queue_cap ? opts->read_queue_cap : STORE_READ_QUEUE_CAP;
+    pthread_mutex_init(&st->mu, NULL);
+    pthread_cond_init(&st->wake, NULL);
+    pthread_mutex_init(&st->rmu, NULL);
+    pthread_cond_init(&st->rwake, NULL);
+    pthread_mutex_init(&st->rconn_mu, NULL);
+    st->seqs.nbuckets = STORE_SEQ_BUCKETS_MIN;
+    st->seqs.buckets = ag_xcalloc(st->seqs.nbuckets, sizeof(*st->seqs.buckets));
+    st->rows_cap = STORE_ROWS_KEEP;
+    st->rows = ag_xmalloc(st->rows_cap * sizeof(*st->rows));
+    ag_arena_init(&st->rarena, NULL, 0);
+}
+
+/* Stops accepting and lets both threads drain their queues, then joins them. */
+static void threads_stop(struct hub_store *st)
+{
+    pthread_mutex_lock(&st->mu);
+    st->closing = true;
+    pthread_cond_broadcast(&st->wake);
+    pthread_mutex_unlock(&st->mu);
+    pthread_mutex_lock(&st->rmu);
+    st->rclosing = true;
+    pthread_cond_broadcast(&st->rwake);
+    pthread_mutex_unlock(&st->rmu);
+    if (st->writer_started)
+        pthread_join(st->writer, NULL);
+    if (st->reader_started)
+        pthread_join(st->reader, NULL);
+    st->writer_started = st->reader_started = false;
+}
+
+static int threads_start(struct hub_store *st, struct ag_err *err)
+{
+    int rc = pthread_create(&st->writer, NULL, writer_main, st);
+    st->writer_started = rc == 0;
+    if (rc == 0) {
+        rc = pthread_create(&st->reader, NULL, reader_main, st);
+        st->reader_started = rc == 0;
+    }
+    if (rc == 0)
+        return 0;
+    threads_stop(st);
+    return ag_err_set(err, AG_RESOURCE_EXHAUSTED,
+                      "cannot start the store's threads: %s; "
+                      "raise the process's thread limit",
+                      strerror(rc));
+}
+
+static void store_free(struct hub_store *st)
+{
+    st->be->close(st->wconn);
+    st->be->close(st->rconn);
+    seq_clear(&st->seqs);
+    free(st->seqs.buckets);
+    free(st->rows);
+    ag_arena_release(&st->rarena);
+    pthread_mutex_destroy(&st->mu);
+    pthread_cond_destroy(&st->wake);
+    pthread_mutex_destroy(&st->rmu);
+    pthread_cond_destroy(&st->rwake);
+    pthread_mutex_destroy(&st->rconn_mu);
+    free(st);
+}
+
+struct hub_store *hub_store_open(const char *url, const struct hub_store_opts *opts,
+                                 struct ag_err *err)
+{
+    const struct hub_store__backend *be = url ? backend_find(url) : NULL;
+    if (!be) {
+        /* Only the scheme is echoed: a database URL may carry a password. */
+        const char *colon = url ? strchr(url, ':') : NULL;
+        ag_err_set(err, AG_INVALID_ARGUMENT,
+                   "unsupported store url scheme '%.*s'; use "
+                   "sqlite:PATH",
+                   colon ? (int)(colon - url) : 0, url ? url : "");
+        return NULL;
+    }
+    struct hub_store *st = ag_xcalloc(1, sizeof(*st));
+    store_init(st, be, opts);
+    /* The writer's connection first: it creates or migrates the schema the reader expects. */
+    st->wconn = be->open(url, HUB_STORE__WRITER, err);
+    if (!st->wconn)
+        goto fail;
+    st->rconn = be->open(url, HUB_STORE__READER, err);
+    if (!st->rconn || threads_start(st, err))
+        goto fail;
+    ag_log_info("store.opened", "backend=%s queue_cap=%zu max_batch=%zu read_queue_cap=%zu",
+                be->scheme, st->queue_cap, st->max_batch, st->read_queue_cap);
+    return st;
+fail:
+    store_free(st);
+    return NULL;
+}
+
+void hub_store_close(struct hub_store *st)
+{
+    if (!st)
+        return;
+    threads_stop(st);
+    ag_log_info("store.closed", "commits=%" PRIu64 " writes=%" PRIu64 " failed=%" PRIu64,
+                st->stats.commits, st->stats.writes, st->stats.failed);
+    store_free(st);
+}
+
+/* --- public requests -------------------------------------------------------------------------- */
+
+/* Caught here, on the caller's thread, so a malformed write never reaches a batch. */
+static int write_check(const struct hub_store_write *w, struct ag_err *err)
+{
+    if (!w || !w->done || (w->nops && !w->ops))
+        return ag_err_set(err, AG_INVALID_ARGUMENT, "store write needs done() and its ops");
+    for (size_t i = 0; i < w->nops; i++) {
+        const struct hub_store_op *op = &w->ops[i];
+        const char *id = op->type == HUB_STORE_EVENT_APPEND ? op->u.event.agent_id : op->u.agent.id;
+        if (op->type != HUB_STORE_AGENT_INSERT && op->type != HUB_STORE_AGENT_UPDATE &&
+            op->type != HUB_STORE_EVENT_APPEND)
+            return ag_err_set(err, AG_INVALID_ARGUMENT, "store op %zu has unknown type %d", i,
+                              (int)op->type);
+        if (!id || !*id)
+            return ag_err_set(err, AG_INVALID_ARGUMENT, "store op %zu has no agent id", i);
+        if (op->type == HUB_STORE_EVENT_APPEND && op->u.event.payload_len && !op->u.event.payload)
+            return ag_err_set(err, AG_INVALID_ARGUMENT, "store op %zu: payload_len without payload",
+                              i);
+    }
+    return 0;
+}
+
+int hub_store_submit(struct hub_store *st, struct hub_store_write *w, struct ag_err *err)
+{
+    if (write_check(w, err))
+        return -1;
+    int rc = 0;
+    pthread_mutex_lock(&st->mu);
+    if (st->closing) {
+        rc = ag_err_set(err, AG_UNAVAILABLE, "store is closing; write not accepted");
+    } else if (st->depth >= st->queue_cap) {
+        rc = ag_err_set(err, AG_RESOURCE_EXHAUSTED,
+                        "store write queue is full (%zu waiting); "
+                        "retry later",
+                        st->depth);
+    } else {
+        w->next = NULL;
+        if (st->tail)
+            st->tail->next = w;
+        else
+            st->head = w;
+        st->tail = w;
+        st->depth++;
+        pthread_cond_signal(&st->wake);
+    }
+    pthread_mutex_unlock(&st->mu);
+    return rc;
+}
+
+int hub_store_read_events(struct hub_store *st, const char *agent_id, uint64_t from_seq,
+                          uint64_t to_seq, size_t max, hub_store_events_fn *cb, void *arg,
+                          struct ag_err *err)
+{
+    /* max 0 would answer nothing, forever: a caller bug, not a request. */
+    if (!agent_id || !*agent_id || !cb || max == 0)
+        return ag_err_set(err, AG_INVALID_ARGUMENT,
+                          "read_events needs an agent id, a callback "
+                          "and max > 0");
+    size_t len = strlen(agent_id);
+    struct read_req *rq = ag_xmalloc(sizeof(*rq) + len + 1);
+    *rq = (struct read_req){NULL, from_seq, to_seq, max, cb, arg};
+    memcpy(rq->agent_id, agent_id, len + 1);
+    int rc = 0;
+    pthread_mutex_lock(&st->rmu);
+    if (st->rclosing) {
+        rc = ag_err_set(err, AG_UNAVAILABLE, "store is closing; read not accepted");
+    } else if (st->rdepth >= st->read_queue_cap) {
+        rc = ag_err_set(err, AG_RESOURCE_EXHAUSTED,
+                        "store read queue is full (%zu waiting); "
+                        "retry later",
+                        st->rdepth);
+    } else {
+        if (st->rtail)
+            st->rtail->next = rq;
+        else
+            st->rhead = rq;
+        st->rtail = rq;
+        st->rdepth++;
+        pthread_cond_signal(&st->rwake);
+    }
+    pthread_mutex_unlock(&st->rmu);
+    if (rc)
+        free(rq);
+    return rc;
+}
+
+int hub_store_load_agents(struct hub_store *st, hub_store_agent_fn *cb, void *arg,
+                          struct ag_err *err)
+{
+    if (!cb)
+        return ag_err_set(err, AG_INVALID_ARGUMENT, "load_agents needs a callback");
+    pthread_mutex_lock(&st->rconn_mu);
+    int rc = st->be->load_agents(st->rconn, cb, arg, err);
+    pthread_mutex_unlock(&st->rconn_mu);
+    return rc;
+}
+
+int hub_store_scan_events(struct hub_store *st, const char *agent_id, uint64_t from_seq,
+                          hub_store_event_fn *cb, void *arg, struct ag_err *err)
+{
+    if (!agent_id || !*agent_id || !cb)
+        return ag_err_set(err, AG_INVALID_ARGUMENT, "scan_events needs an agent id and a callback");
+    pthread_mutex_lock(&st->rconn_mu);
+    int rc = st->be->scan_events(st->rconn, agent_id, from_seq, 0, UINT64_MAX, cb, arg, err);
+    pthread_mutex_unlock(&st->rconn_mu);
+    return rc;
+}
+
+void hub_store__pause(struct hub_store *st, bool paused)
+{
+    pthread_mutex_lock(&st->mu);
+    st->paused = paused;
+    pthread_cond_broadcast(&st->wake);
+    pthread_mutex_unlock(&st->mu);
+    pthread_mutex_lock(&st->rmu);
+    st->rpaused = paused;
+    pthread_cond_broadcast(&st->rwake);
+    pthread_mutex_unlock(&st->rmu);
+}
+
+void hub_store_get_stats(struct hub_store *st, struct hub_store_stats *out)
+{
+    pthread_mutex_lock(&st->mu);
+    *out = st->stats;
+    out->queue_depth = st->depth;
+    pthread_mutex_unlock(&st->mu);
+}

@@ -1,0 +1,78 @@
+/* hub/store_internal.h - private to hub/store*.c: the backend interface behind hub/store.h.
+ *
+ * Owns: the split between the generic store (store.c: queues, threads, group commit, seq
+ * assignment, retries) and a backend (store_sqlite.c, later store_pg.c), which only runs
+ * statements on a connection it was handed. A new database is a new file plus one row in
+ * store.c's backend table; nothing in store.c's logic changes.
+ *
+ * Connections: store.c opens two per store, the writer's (writer thread only) and the reader's
+ * (the reader thread and the synchronous start-up loads, serialized by a lock in store.c). A
+ * connection is never used by two threads at the same time. The writer's is opened first and
+ * creates or migrates the schema; the reader's only reads.
+ *
+ * Errors: store.c decides whether to retry from the code alone, so a backend must map its
+ * failures onto these codes and no others:
+ *   AG_ALREADY_EXISTS    a unique key of this op is taken (id, request_id, (agent_id, seq));
+ *   AG_NOT_FOUND         the row this op updates does not exist (0 rows changed);
+ *   AG_INVALID_ARGUMENT  this op's values are rejected (too big, NULL where not allowed);
+ *   AG_FAILED_PRECONDITION  the database's schema is newer than this binary (open only);
+ *   AG_UNAVAILABLE       the database itself failed (I/O, disk full, lock held elsewhere,
+ *                        connection lost): other writes would fail too, so none is retried.
+ * The first three mean "this write is bad, the others are fine"; store.c then retries each write
+ * of the batch alone. Messages name the database and say what an operator can do.
+ *
+ * Commit must be definitive: 0 means durable, -1 means not committed. A backend that can lose
+ * the answer (a PostgreSQL connection dropping during COMMIT) must find out which before it
+ * returns, or the store could report a committed write as failed and reuse its seqs. */
+#ifndef AGENTRY_HUB_STORE_INTERNAL_H
+#define AGENTRY_HUB_STORE_INTERNAL_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "common/err.h"
+#include "hub/store.h"
+
+struct hub_store__conn; /* one backend connection, opaque to store.c */
+
+enum hub_store__role {
+    HUB_STORE__WRITER, /* opened first: creates/migrates the schema, runs transactions */
+    HUB_STORE__READER, /* read-only: events and agents */
+};
+
+/* A backend is a row: its URL scheme and the functions that speak its database. */
+struct hub_store__backend {
+    const char *scheme; /* "sqlite" serves "sqlite:PATH" */
+    /* url: the whole URL (its scheme already matched), as libpq wants "postgres://..." whole.
+     * NULL with err set on failure. */
+    struct hub_store__conn *(*open)(const char *url, enum hub_store__role role, struct ag_err *err);
+    void (*close)(struct hub_store__conn *c); /* NULL is a no-op */
+
+    /* Writer connection only. */
+    int (*begin)(struct hub_store__conn *c, struct ag_err *err);
+    int (*commit)(struct hub_store__conn *c, struct ag_err *err);
+    void (*rollback)(struct hub_store__conn *c); /* no-op if no transaction is open */
+    /* One op inside the open transaction; an EVENT_APPEND arrives with its seq already set. */
+    int (*apply)(struct hub_store__conn *c, const struct hub_store_op *op, struct ag_err *err);
+    /* Highest seq stored for agent_id, 0 if none. Called inside the open transaction. */
+    int (*last_seq)(struct hub_store__conn *c, const char *agent_id, uint64_t *seq,
+                    struct ag_err *err);
+
+    /* Reader connection only. from_seq <= seq <= to_seq (to_seq 0 = no bound), at most max rows,
+     * in seq order, cb once per row (row valid during the call). cb returning -1 stops the scan
+     * and its error is returned. */
+    int (*scan_events)(struct hub_store__conn *c, const char *agent_id, uint64_t from_seq,
+                       uint64_t to_seq, uint64_t max, hub_store_event_fn *cb, void *arg,
+                       struct ag_err *err);
+    /* Every agent in creation order (created_ns, then id) with its highest seq. */
+    int (*load_agents)(struct hub_store__conn *c, hub_store_agent_fn *cb, void *arg,
+                       struct ag_err *err);
+};
+
+extern const struct hub_store__backend hub_store__sqlite_backend;
+
+/* Test hook: while paused, neither the writer nor the reader takes anything from its queue, so a
+ * test can fill a queue or line up an exact batch. hub_store_close overrides a pause. */
+void hub_store__pause(struct hub_store *st, bool paused);
+
+#endif

@@ -1,0 +1,524 @@
+/* hub/store_sqlite.c - the SQLite backend of hub/store.h.
+ *
+ * URL: "sqlite:PATH[?OPTION&...]" with OPTION one of synchronous=full|normal|off (default full;
+ * anything weaker is logged as a warning) and busy_timeout_ms=N (default 5000: how long a
+ * statement waits for a lock held by another process before the write fails UNAVAILABLE).
+ *
+ * Owns: one sqlite3 handle per struct hub_store__conn, its prepared statements (prepared once at
+ * open, reset after every use), the schema and its migrations (PRAGMA user_version).
+ *
+ * Threads: a conn is used by one thread at a time (see store_internal.h), so handles are opened
+ * with SQLITE_OPEN_NOMUTEX; we only require a thread-safe library build, since the writer's and
+ * the reader's handles live on different threads.
+ *
+ * Durability: journal_mode=WAL, synchronous=FULL unless the URL asks for less (logged as a
+ * warning at open). In WAL mode FULL fsyncs the log at every COMMIT, which is what lets the store
+ * report a write done only once it would survive a power cut; WAL also lets the reader's snapshot
+ * run while the writer commits. The writer uses BEGIN IMMEDIATE so it takes the write lock at
+ * the start of a batch and never fails half-way on a lock upgrade.
+ *
+ * Invariants: only one process writes a database file (the hub's seq cache assumes it); every
+ * statement is reset before its function returns, so no read snapshot outlives a call and WAL
+ * checkpoints are never held back by an idle connection. */
+#include <inttypes.h>
+#include <limits.h>
+#include <sqlite3.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/log.h"
+#include "common/xalloc.h"
+#include "hub/store_internal.h"
+
+/* How long a statement waits for a lock another process holds before failing UNAVAILABLE. */
+#define STORE_SQLITE_BUSY_MS 5000
+
+enum stmt_id {
+    ST_BEGIN,
+    ST_COMMIT,
+    ST_ROLLBACK,
+    ST_AGENT_INSERT,
+    ST_AGENT_UPDATE,
+    ST_EVENT_INSERT,
+    ST_LAST_SEQ,
+    ST_EVENTS,
+    ST_AGENTS,
+    ST_COUNT
+};
+
+static const char *const stmt_sql[ST_COUNT] = {
+    [ST_BEGIN] = "BEGIN IMMEDIATE",
+    [ST_COMMIT] = "COMMIT",
+    [ST_ROLLBACK] = "ROLLBACK",
+    [ST_AGENT_INSERT] = "INSERT INTO agents(id, request_id, spec, state, node_id, epoch, "
+                        "checkpoint, last_output, last_error, created_ns, updated_ns) "
+                        "VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+    [ST_AGENT_UPDATE] = "UPDATE agents SET state = ?2, node_id = ?3, epoch = ?4, checkpoint = ?5, "
+                        "last_output = ?6, last_error = ?7, updated_ns = ?8 WHERE id = ?1",
+    [ST_EVENT_INSERT] = "INSERT INTO events(agent_id, seq, kind, payload, node_id, time_ns) "
+                        "VALUES(?1, ?2, ?3, ?4, ?5, ?6)",
+    /* ORDER BY .. LIMIT 1 rather than MAX() so the plan is one seek on the primary key. */
+    [ST_LAST_SEQ] = "SELECT seq FROM events WHERE agent_id = ?1 ORDER BY seq DESC LIMIT 1",
+    [ST_EVENTS] = "SELECT seq, kind, payload, node_id, time_ns FROM events "
+                  "WHERE agent_id = ?1 AND seq >= ?2 AND seq <= ?3 ORDER BY seq LIMIT ?4",
+    [ST_AGENTS] = "SELECT id, request_id, spec, state, node_id, epoch, checkpoint, last_output, "
+                  "last_error, created_ns, updated_ns, "
+                  "(SELECT seq FROM events e WHERE e.agent_id = a.id ORDER BY seq DESC LIMIT 1) "
+                  "FROM agents a ORDER BY created_ns, id",
+};
+
+/* migrations[i] takes user_version i to i + 1. Append only: a shipped step never changes.
+ * request_id is NULL when empty, so UNIQUE holds only between agents that have one. */
+static const char *const migrations[] = {
+    "CREATE TABLE agents("
+    " id TEXT NOT NULL PRIMARY KEY, request_id TEXT UNIQUE, spec BLOB,"
+    " state INTEGER NOT NULL, node_id TEXT NOT NULL, epoch INTEGER NOT NULL, checkpoint BLOB,"
+    " last_output TEXT NOT NULL, last_error TEXT NOT NULL,"
+    " created_ns INTEGER NOT NULL, updated_ns INTEGER NOT NULL);"
+    "CREATE INDEX agents_by_creation ON agents(created_ns, id);"
+    "CREATE TABLE events("
+    " agent_id TEXT NOT NULL, seq INTEGER NOT NULL, kind INTEGER NOT NULL,"
+    " payload TEXT NOT NULL, node_id TEXT NOT NULL, time_ns INTEGER NOT NULL,"
+    " PRIMARY KEY(agent_id, seq)) WITHOUT ROWID;",
+};
+#define SCHEMA_VERSION ((int)AG_ARRAY_SIZE(migrations))
+
+struct hub_store__conn {
+    sqlite3 *db;
+    char *path; /* owned: for messages */
+    sqlite3_stmt *stmt[ST_COUNT];
+};
+
+/* --- errors ----------------------------------------------------------------------------- */
+
+/* A failure of the database rather than of one op: the operator has to act. */
+static int db_err(struct hub_store__conn *c, const char *what, struct ag_err *err)
+{
+    return ag_err_set(err, AG_UNAVAILABLE,
+                      "cannot %s in sqlite database '%s': %s; check disk space, permissions and "
+                      "that no other process holds the database",
+                      what, c->path, sqlite3_errmsg(c->db));
+}
+
+/* rc from a step or bind of one op: constraint and size problems are the op's own fault. */
+static int op_err(struct hub_store__conn *c, int rc, const char *what, const char *id,
+                  struct ag_err *err)
+{
+    switch (rc) {
+    case SQLITE_CONSTRAINT_PRIMARYKEY:
+    case SQLITE_CONSTRAINT_UNIQUE:
+        return ag_err_set(err, AG_ALREADY_EXISTS, "cannot %s '%s': %s", what, id,
+                          sqlite3_errmsg(c->db));
+    case SQLITE_TOOBIG:
+        return ag_err_set(err, AG_INVALID_ARGUMENT, "cannot %s '%s': value too big for sqlite",
+                          what, id);
+    default:
+        if ((rc & 0xff) == SQLITE_CONSTRAINT)
+            return ag_err_set(err, AG_INVALID_ARGUMENT, "cannot %s '%s': %s", what, id,
+                              sqlite3_errmsg(c->db));
+        return db_err(c, what, err);
+    }
+}
+
+/* --- binding: NULL and "" are both empty; only request_id is stored as NULL ------------------ */
+
+static int bind_text(sqlite3_stmt *s, int i, const char *v)
+{
+    return sqlite3_bind_text(s, i, v ? v : "", -1, SQLITE_STATIC);
+}
+
+static int bind_text_or_null(sqlite3_stmt *s, int i, const char *v)
+{
+    return v && *v ? sqlite3_bind_text(s, i, v, -1, SQLITE_STATIC) : sqlite3_bind_null(s, i);
+}
+
+static int bind_blob(sqlite3_stmt *s, int i, const uint8_t *p, size_t n)
+{
+    return n ? sqlite3_bind_blob64(s, i, p, n, SQLITE_STATIC) : sqlite3_bind_null(s, i);
+}
+
+static const char *col_text(sqlite3_stmt *s, int i)
+{
+    const char *v = (const char *)sqlite3_column_text(s, i);
+    return v ? v : "";
+}
+
+/* Steps a statement that returns no row and resets it; the step's rc (SQLITE_DONE = ok). */
+static int step_done(sqlite3_stmt *s)
+{
+    int rc = sqlite3_step(s);
+    sqlite3_reset(s);
+    return rc;
+}
+
+/* --- open: pragmas, schema, statements -------------------------------------------------------- */
+
+static int exec(struct hub_store__conn *c, const char *sql, struct ag_err *err)
+{
+    if (sqlite3_exec(c->db, sql, NULL, NULL, NULL) != SQLITE_OK)
+        return db_err(c, "run setup", err);
+    return 0;
+}
+
+/* Runs a one-row, one-column PRAGMA and copies its text answer into out. */
+static int pragma_text(struct hub_store__conn *c, const char *sql, char *out, size_t cap,
+                       struct ag_err *err)
+{
+    sqlite3_stmt *s;
+    if (sqlite3_prepare_v2(c->db, sql, -1, &s, NULL) != SQLITE_OK)
+        return db_err(c, "prepare a pragma", err);
+    int rc = sqlite3_step(s);
+    snprintf(out, cap, "%s", rc == SQLITE_ROW ? col_text(s, 0) : "");
+    sqlite3_finalize(s);
+    if (rc != SQLITE_ROW)
+        return db_err(c, "read a pragma", err);
+    return 0;
+}
+
+static int migrate(struct hub_store__conn *c, struct ag_err *err)
+{
+    char ver[32];
+    /* IMMEDIATE: two processes opening a fresh file must not both create the tables. */
+    if (exec(c, "BEGIN IMMEDIATE", err) ||
+        pragma_text(c, "PRAGMA user_version", ver, sizeof(ver), err))
+        goto fail;
+    int have = atoi(ver);
+    if (have > SCHEMA_VERSION) {
+        ag_err_set(err, AG_FAILED_PRECONDITION,
+                   "sqlite database '%s' has schema version %d, newer than this binary's %d; "
+                   "upgrade agentry or use another database",
+                   c->path, have, SCHEMA_VERSION);
+        goto fail;
+    }
+    for (int v = have; v < SCHEMA_VERSION; v++)
+        if (exec(c, migrations[v], err))
+            goto fail;
+    char sql[64];
+    snprintf(sql, sizeof(sql), "PRAGMA user_version = %d", SCHEMA_VERSION);
+    if (exec(c, sql, err) || exec(c, "COMMIT", err))
+        goto fail;
+    if (have != SCHEMA_VERSION)
+        ag_log_info("store.migrated", "path=%s from=%d to=%d", ag_log_q(c->path), have,
+                    SCHEMA_VERSION);
+    return 0;
+fail:
+    sqlite3_exec(c->db, "ROLLBACK", NULL, NULL, NULL);
+    return -1;
+}
+
+struct sqlite_url {
+    char *path;       /* owned */
+    const char *sync; /* PRAGMA synchronous value: "FULL" (default), "NORMAL", "OFF" */
+    int busy_timeout_ms;
+};
+
+/* One "key=value" of the URL's query, len bytes at kv. */
+static int parse_option(struct sqlite_url *u, const char *kv, size_t len, struct ag_err *err)
+{
+    static const char *const syncs[][2] = {
+        {"synchronous=full", "FULL"}, {"synchronous=normal", "NORMAL"}, {"synchronous=off", "OFF"}};
+    for (size_t i = 0; i < AG_ARRAY_SIZE(syncs); i++)
+        if (strlen(syncs[i][0]) == len && strncmp(kv, syncs[i][0], len) == 0) {
+            u->sync = syncs[i][1];
+            return 0;
+        }
+    static const char busy[] = "busy_timeout_ms=";
+    if (len > strlen(busy) && strncmp(kv, busy, strlen(busy)) == 0) {
+        char *end;
+        long v = strtol(kv + strlen(busy), &end, 10);
+        if (end == kv + len && v >= 0 && v <= INT_MAX) {
+            u->busy_timeout_ms = (int)v;
+            return 0;
+        }
+    }
+    return ag_err_set(err, AG_INVALID_ARGUMENT,
+                      "unknown option '%.*s' in sqlite store url; use "
+                      "synchronous=full|normal|off or busy_timeout_ms=N",
+                      (int)len, kv);
+}
+
+/* "PATH[?OPTION[&OPTION...]]"; the first '?' ends the path. */
+static int parse_url(const char *target, struct sqlite_url *u, struct ag_err *err)
+{
+    const char *q = strchr(target, '?');
+    size_t plen = q ? (size_t)(q - target) : strlen(target);
+    *u = (struct sqlite_url){NULL, "FULL", STORE_SQLITE_BUSY_MS};
+    if (plen == 0)
+        return ag_err_set(err, AG_INVALID_ARGUMENT,
+                          "store url 'sqlite:%s' has no path; use "
+                          "sqlite:/var/lib/agentry/hub.db",
+                          target);
+    const char *kv = q ? q + 1 : NULL;
+    while (kv) {
+        const char *amp = strchr(kv, '&');
+        if (parse_option(u, kv, amp ? (size_t)(amp - kv) : strlen(kv), err))
+            return -1;
+        kv = amp ? amp + 1 : NULL;
+    }
+    u->path = ag_xstrndup(target, plen);
+    return 0;
+}
+
+static int set_pragmas(struct hub_store__conn *c, enum hub_store__role role, const char *sync,
+                       struct ag_err *err)
+{
+    if (role == HUB_STORE__READER)
+        return exec(c, "PRAGMA query_only = 1", err);
+    char mode[16];
+    if (pragma_text(c, "PRAGMA journal_mode = WAL", mode, sizeof(mode), err))
+        return -1;
+    if (strcmp(mode, "wal") != 0)
+        return ag_err_set(err, AG_UNAVAILABLE,
+                          "cannot use WAL mode for sqlite database '%s' (got '%s'); put it on a "
+                          "local filesystem",
+                          c->path, mode);
+    char sql[64];
+    snprintf(sql, sizeof(sql), "PRAGMA synchronous = %s", sync);
+    if (exec(c, sql, err))
+        return -1;
+    if (strcmp(sync, "FULL") != 0)
+        ag_log_warn("store.durability_reduced", "path=%s synchronous=%s note=%s", ag_log_q(c->path),
+                    sync, ag_log_q("commits acknowledged before fsync; a power cut can lose them"));
+    return migrate(c, err);
+}
+
+static void sqlite_close(struct hub_store__conn *c)
+{
+    if (!c)
+        return;
+    for (int i = 0; i < ST_COUNT; i++)
+        sqlite3_finalize(c->stmt[i]); /* NULL is a no-op */
+    sqlite3_close(c->db);
+    free(c->path);
+    free(c);
+}
+
+static struct hub_store__conn *sqlite_open(const char *url, enum hub_store__role role,
+                                           struct ag_err *err)
+{
+    if (!sqlite3_threadsafe()) {
+        ag_err_set(err, AG_FAILED_PRECONDITION,
+                   "libsqlite3 was built without thread support; "
+                   "install a build with SQLITE_THREADSAFE=1");
+        return NULL;
+    }
+    struct sqlite_url u;
+    if (parse_url(url + strlen("sqlite:"), &u, err))
+        return NULL;
+    struct hub_store__conn *c = ag_xcalloc(1, sizeof(*c));
+    c->path = u.path;
+    int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX;
+    if (sqlite3_open_v2(c->path, &c->db, flags, NULL) != SQLITE_OK) {
+        ag_err_set(err, AG_UNAVAILABLE,
+                   "cannot open sqlite database '%s': %s; check that its "
+                   "directory exists and is writable",
+                   c->path, c->db ? sqlite3_errmsg(c->db) : "out of memory");
+        goto fail;
+    }
+    sqlite3_extended_result_codes(c->db, 1);
+    sqlite3_busy_timeout(c->db, u.busy_timeout_ms);
+    if (set_pragmas(c, role, u.sync, err))
+        goto fail;
+    for (int i = 0; i < ST_COUNT; i++)
+        if (sqlite3_prepare_v3(c->db, stmt_sql[i], -1, SQLITE_PREPARE_PERSISTENT, &c->stmt[i],
+                               NULL) != SQLITE_OK) {
+            db_err(c, "prepare statements", err);
+            goto fail;
+        }
+    return c;
+fail:
+    sqlite_close(c);
+    return NULL;
+}
+
+/* --- writer ----------------------------------------------------------------------------------- */
+
+static int sqlite_begin(struct hub_store__conn *c, struct ag_err *err)
+{
+    if (step_done(c->stmt[ST_BEGIN]) != SQLITE_DONE)
+        return db_err(c, "begin a transaction", err);
+    return 0;
+}
+
+static int sqlite_commit(struct hub_store__conn *c, struct ag_err *err)
+{
+    if (step_done(c->stmt[ST_COMMIT]) != SQLITE_DONE)
+        return db_err(c, "commit", err);
+    return 0;
+}
+
+static void sqlite_rollback(struct hub_store__conn *c)
+{
+    /* A failed COMMIT may already have rolled back (I/O errors do), a busy one has not. */
+    if (sqlite3_get_autocommit(c->db))
+        return;
+    if (step_done(c->stmt[ST_ROLLBACK]) != SQLITE_DONE)
+        ag_log_error("store.rollback_failed", "path=%s error=%s", ag_log_q(c->path),
+                     ag_log_q(sqlite3_errmsg(c->db)));
+}
+
+static int agent_insert(struct hub_store__conn *c, const struct hub_store_agent *a,
+                        struct ag_err *err)
+{
+    sqlite3_stmt *s = c->stmt[ST_AGENT_INSERT];
+    int rc = bind_text(s, 1, a->id);
+    rc = rc ? rc : bind_text_or_null(s, 2, a->request_id);
+    rc = rc ? rc : bind_blob(s, 3, a->spec, a->spec_len);
+    rc = rc ? rc : sqlite3_bind_int(s, 4, a->state);
+    rc = rc ? rc : bind_text(s, 5, a->node_id);
+    rc = rc ? rc : sqlite3_bind_int64(s, 6, (sqlite3_int64)a->epoch);
+    rc = rc ? rc : bind_blob(s, 7, a->checkpoint, a->checkpoint_len);
+    rc = rc ? rc : bind_text(s, 8, a->last_output);
+    rc = rc ? rc : bind_text(s, 9, a->last_error);
+    rc = rc ? rc : sqlite3_bind_int64(s, 10, a->created_ns);
+    rc = rc ? rc : sqlite3_bind_int64(s, 11, a->updated_ns);
+    rc = rc ? rc : step_done(s);
+    return rc == SQLITE_DONE ? 0 : op_err(c, rc, "insert agent", a->id, err);
+}
+
+static int agent_update(struct hub_store__conn *c, const struct hub_store_agent *a,
+                        struct ag_err *err)
+{
+    sqlite3_stmt *s = c->stmt[ST_AGENT_UPDATE];
+    int rc = bind_text(s, 1, a->id);
+    rc = rc ? rc : sqlite3_bind_int(s, 2, a->state);
+    rc = rc ? rc : bind_text(s, 3, a->node_id);
+    rc = rc ? rc : sqlite3_bind_int64(s, 4, (sqlite3_int64)a->epoch);
+    rc = rc ? rc : bind_blob(s, 5, a->checkpoint, a->checkpoint_len);
+    rc = rc ? rc : bind_text(s, 6, a->last_output);
+    rc = rc ? rc : bind_text(s, 7, a->last_error);
+    rc = rc ? rc : sqlite3_bind_int64(s, 8, a->updated_ns);
+    rc = rc ? rc : step_done(s);
+    if (rc != SQLITE_DONE)
+        return op_err(c, rc, "update agent", a->id, err);
+    if (sqlite3_changes(c->db) == 0)
+        return ag_err_set(err, AG_NOT_FOUND, "cannot update agent '%s': no such agent", a->id);
+    return 0;
+}
+
+static int event_insert(struct hub_store__conn *c, const struct hub_store_event *e,
+                        struct ag_err *err)
+{
+    sqlite3_stmt *s = c->stmt[ST_EVENT_INSERT];
+    /* Explicit length: the payload need not be NUL-terminated. */
+    const char *payload = e->payload_len ? e->payload : "";
+    int rc = bind_text(s, 1, e->agent_id);
+    rc = rc ? rc : sqlite3_bind_int64(s, 2, (sqlite3_int64)e->seq);
+    rc = rc ? rc : sqlite3_bind_int(s, 3, e->kind);
+    rc = rc ? rc : sqlite3_bind_text64(s, 4, payload, e->payload_len, SQLITE_STATIC, SQLITE_UTF8);
+    rc = rc ? rc : bind_text(s, 5, e->node_id);
+    rc = rc ? rc : sqlite3_bind_int64(s, 6, e->time_ns);
+    rc = rc ? rc : step_done(s);
+    return rc == SQLITE_DONE ? 0 : op_err(c, rc, "append an event for agent", e->agent_id, err);
+}
+
+static int sqlite_apply(struct hub_store__conn *c, const struct hub_store_op *op,
+                        struct ag_err *err)
+{
+    switch (op->type) {
+    case HUB_STORE_AGENT_INSERT:
+        return agent_insert(c, &op->u.agent, err);
+    case HUB_STORE_AGENT_UPDATE:
+        return agent_update(c, &op->u.agent, err);
+    case HUB_STORE_EVENT_APPEND:
+        return event_insert(c, &op->u.event, err);
+    }
+    return ag_err_set(err, AG_INVALID_ARGUMENT, "unknown store op type %d", (int)op->type);
+}
+
+static int sqlite_last_seq(struct hub_store__conn *c, const char *agent_id, uint64_t *seq,
+                           struct ag_err *err)
+{
+    sqlite3_stmt *s = c->stmt[ST_LAST_SEQ];
+    bind_text(s, 1, agent_id);
+    int rc = sqlite3_step(s);
+    *seq = rc == SQLITE_ROW ? (uint64_t)sqlite3_column_int64(s, 0) : 0;
+    sqlite3_reset(s);
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+        return db_err(c, "read the last event seq", err);
+    return 0;
+}
+
+/* --- reader ----------------------------------------------------------------------------------- */
+
+static sqlite3_int64 clamp64(uint64_t v)
+{
+    return v > (uint64_t)INT64_MAX ? INT64_MAX : (sqlite3_int64)v;
+}
+
+static int sqlite_scan_events(struct hub_store__conn *c, const char *agent_id, uint64_t from_seq,
+                              uint64_t to_seq, uint64_t max, hub_store_event_fn *cb, void *arg,
+                              struct ag_err *err)
+{
+    sqlite3_stmt *s = c->stmt[ST_EVENTS];
+    bind_text(s, 1, agent_id);
+    sqlite3_bind_int64(s, 2, clamp64(from_seq));
+    sqlite3_bind_int64(s, 3, to_seq ? clamp64(to_seq) : INT64_MAX);
+    sqlite3_bind_int64(s, 4, clamp64(max));
+    int rc;
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+        struct hub_store_event ev = {.agent_id = agent_id,
+                                     .seq = (uint64_t)sqlite3_column_int64(s, 0),
+                                     .kind = sqlite3_column_int(s, 1),
+                                     .payload = col_text(s, 2),
+                                     .node_id = col_text(s, 3),
+                                     .time_ns = sqlite3_column_int64(s, 4)};
+        /* Length after the text pointer: sqlite documents this order. */
+        ev.payload_len = (size_t)sqlite3_column_bytes(s, 2);
+        if (cb(arg, &ev, err) != 0) {
+            sqlite3_reset(s);
+            return -1;
+        }
+    }
+    sqlite3_reset(s);
+    if (rc != SQLITE_DONE)
+        return db_err(c, "read events", err);
+    return 0;
+}
+
+static int sqlite_load_agents(struct hub_store__conn *c, hub_store_agent_fn *cb, void *arg,
+                              struct ag_err *err)
+{
+    sqlite3_stmt *s = c->stmt[ST_AGENTS];
+    int rc;
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+        struct hub_store_agent a = {.id = col_text(s, 0),
+                                    .request_id = col_text(s, 1),
+                                    .spec = sqlite3_column_blob(s, 2),
+                                    .state = sqlite3_column_int(s, 3),
+                                    .node_id = col_text(s, 4),
+                                    .epoch = (uint64_t)sqlite3_column_int64(s, 5),
+                                    .checkpoint = sqlite3_column_blob(s, 6),
+                                    .last_output = col_text(s, 7),
+                                    .last_error = col_text(s, 8),
+                                    .created_ns = sqlite3_column_int64(s, 9),
+                                    .updated_ns = sqlite3_column_int64(s, 10)};
+        a.spec_len = (size_t)sqlite3_column_bytes(s, 2);
+        a.checkpoint_len = (size_t)sqlite3_column_bytes(s, 6);
+        uint64_t last_seq = (uint64_t)sqlite3_column_int64(s, 11); /* NULL reads as 0 */
+        if (cb(arg, &a, last_seq, err) != 0) {
+            sqlite3_reset(s);
+            return -1;
+        }
+    }
+    sqlite3_reset(s);
+    if (rc != SQLITE_DONE)
+        return db_err(c, "read agents", err);
+    return 0;
+}
+
+const struct hub_store__backend hub_store__sqlite_backend = {
+    .scheme = "sqlite",
+    .open = sqlite_open,
+    .close = sqlite_close,
+    .begin = sqlite_begin,
+    .commit = sqlite_commit,
+    .rollback = sqlite_rollback,
+    .apply = sqlite_apply,
+    .last_seq = sqlite_last_seq,
+    .scan_events = sqlite_scan_events,
+    .load_agents = sqlite_load_agents,
+};

@@ -1,0 +1,81 @@
+/* hub/validate.c - limits on what clients may send, with messages that say what to change.
+ * Everything here is checked before anything is queued or stored. */
+#include <string.h>
+
+#include "hub/hub_internal.h"
+
+#define MAX_NAME 128
+#define MAX_MODEL 128
+#define MAX_PROMPT (256 * 1024)
+#define MAX_TOOLS 64
+#define MAX_TOOL_NAME 64
+#define MAX_ITER 1000
+#define MAX_LABELS 64
+#define MAX_LABEL_KEY 63
+#define MAX_LABEL_VALUE 256
+#define HUB_MAX_INPUT_BYTES (1024 * 1024)
+
+static size_t len0(const char *s)
+{
+    return s ? strlen(s) : 0;
+}
+
+int hub_validate_spec(const Agentry__V1__AgentSpec *spec, struct ag_err *err)
+{
+    if (!spec)
+        return 0; /* an empty spec means every default */
+    if (len0(spec->name) > MAX_NAME)
+        return ag_err_set(err, AG_INVALID_ARGUMENT, "spec.name is %zu bytes; the limit is %d",
+                          len0(spec->name), MAX_NAME);
+    if (len0(spec->model) > MAX_MODEL)
+        return ag_err_set(err, AG_INVALID_ARGUMENT, "spec.model is %zu bytes; the limit is %d",
+                          len0(spec->model), MAX_MODEL);
+    if (len0(spec->system_prompt) > MAX_PROMPT)
+        return ag_err_set(err, AG_INVALID_ARGUMENT,
+                          "spec.system_prompt is %zu bytes; the limit is %d",
+                          len0(spec->system_prompt), MAX_PROMPT);
+    if (spec->n_tools > MAX_TOOLS)
+        return ag_err_set(err, AG_INVALID_ARGUMENT, "spec.tools has %zu entries; the limit is %d",
+                          spec->n_tools, MAX_TOOLS);
+    for (size_t i = 0; i < spec->n_tools; i++)
+        if (!spec->tools[i][0] || strlen(spec->tools[i]) > MAX_TOOL_NAME)
+            return ag_err_set(err, AG_INVALID_ARGUMENT,
+                              "spec.tools[%zu] must be 1..%d bytes", i, MAX_TOOL_NAME);
+    if (spec->max_iterations > MAX_ITER)
+        return ag_err_set(err, AG_INVALID_ARGUMENT,
+                          "spec.max_iterations is %u; the limit is %d (0 means 10)",
+                          spec->max_iterations, MAX_ITER);
+    if (spec->n_labels > MAX_LABELS)
+        return ag_err_set(err, AG_INVALID_ARGUMENT, "spec.labels has %zu entries; the limit is %d",
+                          spec->n_labels, MAX_LABELS);
+    for (size_t i = 0; i < spec->n_labels; i++) {
+        size_t k = len0(spec->labels[i]->key);
+        if (k == 0 || k > MAX_LABEL_KEY)
+            return ag_err_set(err, AG_INVALID_ARGUMENT, "label keys must be 1..%d bytes",
+                              MAX_LABEL_KEY);
+        if (len0(spec->labels[i]->value) > MAX_LABEL_VALUE)
+            return ag_err_set(err, AG_INVALID_ARGUMENT, "label '%s' value is over %d bytes",
+                              spec->labels[i]->key, MAX_LABEL_VALUE);
+    }
+    return 0;
+}
+
+int hub_validate_input(const char *input, bool required, struct ag_err *err)
+{
+    size_t n = len0(input);
+    if (required && n == 0)
+        return ag_err_set(err, AG_INVALID_ARGUMENT, "input is empty; send some text");
+    if (n > HUB_MAX_INPUT_BYTES)
+        return ag_err_set(err, AG_INVALID_ARGUMENT, "input is %zu bytes; the limit is %d", n,
+                          HUB_MAX_INPUT_BYTES);
+    return 0;
+}
+
+int hub_validate_agent_id(const char *id, struct ag_err *err)
+{
+    if (!id || !*id)
+        return ag_err_set(err, AG_INVALID_ARGUMENT, "agent_id is empty");
+    if (!ag_id_valid(id))
+        return ag_err_set(err, AG_NOT_FOUND, "no agent with id '%.64s'", id);
+    return 0;
+}

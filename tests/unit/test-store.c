@@ -1,0 +1,957 @@
+/* tests/unit/test-store.c - hub/store.h against real SQLite files.
+ *
+ * Each test gets a fresh mkdtemp directory under /tmp, removed at teardown. Completion is awaited
+ * on a condition variable with a deadline, never with sleeps. hub_store__pause (store_internal.h)
+ * holds the writer/reader so a test can line up an exact batch or fill a queue. Callbacks run on
+ * the store's threads, so they only record; every assert runs on the test's own thread. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include <errno.h>
+#include <pthread.h>
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "common/log.h"
+#include "hub/store.h"
+#include "hub/store_internal.h"
+
+#define WAIT_SECONDS 30
+#define KIND_SPAWNED 1
+#define KIND_INPUT 2
+
+/* --- fixture: a temp dir and at most one open store ------------------------------------------ */
+
+struct tracker {
+    pthread_mutex_t mu;
+    pthread_cond_t cond;
+    size_t done; /* callbacks so far, writes and reads */
+};
+
+struct fx {
+    char dir[64];
+    char path[128];
+    char url[192];
+    struct hub_store *st;
+    struct tracker tr;
+};
+
+static void tracker_init(struct tracker *tr);
+static void tracker_release(struct tracker *tr);
+
+static int setup(void **state)
+{
+    struct fx *fx = calloc(1, sizeof(*fx));
+    if (!fx)
+        return -1;
+    snprintf(fx->dir, sizeof(fx->dir), "/tmp/test-store-XXXXXX");
+    if (!mkdtemp(fx->dir)) {
+        free(fx);
+        return -1;
+    }
+    snprintf(fx->path, sizeof(fx->path), "%s/hub.db", fx->dir);
+    snprintf(fx->url, sizeof(fx->url), "sqlite:%s", fx->path);
+    tracker_init(&fx->tr);
+    *state = fx;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    struct fx *fx = *state;
+    hub_store_close(fx->st);
+    static const char *const suffixes[] = {"", "-wal", "-shm", "-journal"};
+    for (size_t i = 0; i < sizeof(suffixes) / sizeof(suffixes[0]); i++) {
+        char p[160];
+        snprintf(p, sizeof(p), "%s%s", fx->path, suffixes[i]);
+        unlink(p);
+    }
+    int rc = rmdir(fx->dir);
+    tracker_release(&fx->tr);
+    free(fx);
+    return rc;
+}
+
+static struct hub_store *open_url(const char *url, const struct hub_store_opts *opts)
+{
+    struct ag_err err = AG_ERR_INIT;
+    struct hub_store *st = hub_store_open(url, opts, &err);
+    if (!st)
+        print_error("hub_store_open(%s): %s %s\n", url, ag_code_name(err.code), err.msg);
+    assert_non_null(st);
+    return st;
+}
+
+/* --- completion tracking ---------------------------------------------------------------------- */
+
+static void tracker_init(struct tracker *tr)
+{
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&tr->cond, &ca);
+    pthread_condattr_destroy(&ca);
+    pthread_mutex_init(&tr->mu, NULL);
+    tr->done = 0;
+}
+
+static void tracker_release(struct tracker *tr)
+{
+    pthread_cond_destroy(&tr->cond);
+    pthread_mutex_destroy(&tr->mu);
+}
+
+static size_t done_count(struct tracker *tr)
+{
+    pthread_mutex_lock(&tr->mu);
+    size_t n = tr->done;
+    pthread_mutex_unlock(&tr->mu);
+    return n;
+}
+
+/* Waits until n callbacks in total have run, or fails the test after WAIT_SECONDS. */
+static void wait_done(struct tracker *tr, size_t n)
+{
+    struct timespec deadline;
+    clock_gettime(CLOCK_MONOTONIC, &deadline);
+    deadline.tv_sec += WAIT_SECONDS;
+    pthread_mutex_lock(&tr->mu);
+    while (tr->done < n)
+        if (pthread_cond_timedwait(&tr->cond, &tr->mu, &deadline) == ETIMEDOUT)
+            break;
+    size_t got = tr->done;
+    pthread_mutex_unlock(&tr->mu);
+    assert_int_equal(got, n);
+}
+
+struct twrite {
+    struct hub_store_write w;
+    struct hub_store_op ops[3];
+    struct tracker *tr;
+    int calls;
+    int rc;
+    bool err_null;
+    struct ag_err err;
+    uint64_t seq[3];
+    size_t order; /* index among all callbacks of tr */
+    /* If set, done() also tries to submit and to read, and records the codes it got. */
+    struct hub_store *probe_st;
+    struct twrite *probe_w;
+    enum ag_code probe_submit_code, probe_read_code;
+};
+
+static void probe_read_cb(void *arg, const struct hub_store_event *rows, size_t n,
+                          const struct ag_err *err)
+{
+    (void)arg, (void)rows, (void)n, (void)err;
+}
+
+static void twrite_done(struct hub_store_write *w, int rc, const struct ag_err *err)
+{
+    struct twrite *t = w->arg;
+    if (t->probe_st) {
+        struct ag_err e = AG_ERR_INIT;
+        if (hub_store_submit(t->probe_st, &t->probe_w->w, &e) != 0)
+            t->probe_submit_code = e.code;
+        ag_err_clear(&e);
+        if (hub_store_read_events(t->probe_st, "a1", 1, 0, 1, probe_read_cb, NULL, &e) != 0)
+            t->probe_read_code = e.code;
+    }
+    pthread_mutex_lock(&t->tr->mu);
+    t->calls++;
+    t->rc = rc;
+    t->err_null = err == NULL;
+    if (err)
+        t->err = *err;
+    for (size_t i = 0; i < w->nops && i < 3; i++)
+        if (w->ops[i].type == HUB_STORE_EVENT_APPEND)
+            t->seq[i] = w->ops[i].u.event.seq;
+    t->order = t->tr->done++;
+    pthread_cond_broadcast(&t->tr->cond);
+    pthread_mutex_unlock(&t->tr->mu);
+}
+
+static void tw_init(struct twrite *t, struct tracker *tr)
+{
+    memset(t, 0, sizeof(*t));
+    t->tr = tr;
+    t->rc = -2;
+    t->w.ops = t->ops;
+    t->w.done = twrite_done;
+    t->w.arg = t;
+}
+
+static void tw_insert(struct twrite *t, const char *id, const char *request_id, int64_t created)
+{
+    struct hub_store_op *op = &t->ops[t->w.nops++];
+    op->type = HUB_STORE_AGENT_INSERT;
+    op->u.agent = (struct hub_store_agent){.id = id,
+                                           .request_id = request_id,
+                                           .spec = (const uint8_t *)"SPEC\0x",
+                                           .spec_len = 6,
+                                           .state = 1,
+                                           .created_ns = created,
+                                           .updated_ns = created};
+}
+
+static void tw_append(struct twrite *t, const char *id, int kind, const char *payload)
+{
+    struct hub_store_op *op = &t->ops[t->w.nops++];
+    op->type = HUB_STORE_EVENT_APPEND;
+    op->u.event = (struct hub_store_event){.agent_id = id,
+                                           .kind = kind,
+                                           .payload = payload,
+                                           .payload_len = strlen(payload),
+                                           .node_id = "n1",
+                                           .time_ns = 42};
+}
+
+static void submit_ok(struct hub_store *st, struct twrite *t)
+{
+    struct ag_err err = AG_ERR_INIT;
+    int rc = hub_store_submit(st, &t->w, &err);
+    if (rc)
+        print_error("submit: %s %s\n", ag_code_name(err.code), err.msg);
+    assert_int_equal(rc, 0);
+}
+
+/* Submits one write and waits for its done(). */
+static void run_one(struct hub_store *st, struct twrite *t)
+{
+    size_t before = done_count(t->tr);
+    submit_ok(st, t);
+    wait_done(t->tr, before + 1);
+}
+
+static void expect_ok(const struct twrite *t)
+{
+    if (t->rc != 0)
+        print_error("write failed: %s %s\n", ag_code_name(t->err.code), t->err.msg);
+    assert_int_equal(t->calls, 1);
+    assert_int_equal(t->rc, 0);
+    assert_true(t->err_null);
+}
+
+static void expect_fail(const struct twrite *t, enum ag_code code, const char *in_msg)
+{
+    assert_int_equal(t->calls, 1);
+    assert_int_equal(t->rc, -1);
+    assert_false(t->err_null);
+    assert_string_equal(ag_code_name(t->err.code), ag_code_name(code));
+    if (in_msg && !strstr(t->err.msg, in_msg))
+        fail_msg("error '%s' does not mention '%s'", t->err.msg, in_msg);
+}
+
+/* --- reads ------------------------------------------------------------------------------------ */
+
+#define TREAD_MAX 16
+
+struct tread {
+    struct tracker *tr;
+    int calls;
+    bool rows_null, err_null;
+    enum ag_code code;
+    size_t n;
+    uint64_t seq[TREAD_MAX];
+    int kind[TREAD_MAX];
+    char payload[TREAD_MAX][32];
+    size_t payload_len[TREAD_MAX];
+    char node[TREAD_MAX][8];
+};
+
+static void tread_cb(void *arg, const struct hub_store_event *rows, size_t n,
+                     const struct ag_err *err)
+{
+    struct tread *r = arg;
+    pthread_mutex_lock(&r->tr->mu);
+    r->calls++;
+    r->rows_null = rows == NULL;
+    r->err_null = err == NULL;
+    r->code = err ? err->code : AG_OK;
+    r->n = n;
+    for (size_t i = 0; i < n && i < TREAD_MAX; i++) {
+        r->seq[i] = rows[i].seq;
+        r->kind[i] = rows[i].kind;
+        r->payload_len[i] = rows[i].payload_len;
+        snprintf(r->payload[i], sizeof(r->payload[i]), "%.*s", (int)rows[i].payload_len,
+                 rows[i].payload);
+        snprintf(r->node[i], sizeof(r->node[i]), "%s", rows[i].node_id);
+    }
+    r->tr->done++;
+    pthread_cond_broadcast(&r->tr->cond);
+    pthread_mutex_unlock(&r->tr->mu);
+}
+
+static void read_ok(struct hub_store *st, const char *id, uint64_t from, uint64_t to, size_t max,
+                    struct tread *r)
+{
+    struct ag_err err = AG_ERR_INIT;
+    int rc = hub_store_read_events(st, id, from, to, max, tread_cb, r, &err);
+    if (rc)
+        print_error("read_events: %s %s\n", ag_code_name(err.code), err.msg);
+    assert_int_equal(rc, 0);
+}
+
+/* Reads [from, to] with max and waits; expects seqs from..from+n-1. */
+static void expect_range(struct hub_store *st, struct tracker *tr, const char *id, uint64_t from,
+                         uint64_t to, size_t max, size_t want_n)
+{
+    struct tread r = {.tr = tr};
+    size_t before = done_count(tr);
+    read_ok(st, id, from, to, max, &r);
+    wait_done(tr, before + 1);
+    assert_int_equal(r.calls, 1);
+    assert_false(r.rows_null);
+    assert_true(r.err_null);
+    assert_int_equal(r.n, want_n);
+    for (size_t i = 0; i < r.n; i++)
+        assert_int_equal(r.seq[i], from + i);
+}
+
+/* --- load_agents ------------------------------------------------------------------------------ */
+
+struct agent_row {
+    char id[16], request_id[16], node_id[16], last_output[16], last_error[16];
+    char spec[8], checkpoint[8];
+    size_t spec_len, checkpoint_len;
+    int state;
+    uint64_t epoch, last_seq;
+    int64_t created_ns, updated_ns;
+};
+
+struct agent_rows {
+    size_t n;
+    struct agent_row row[8];
+};
+
+static int collect_agent(void *arg, const struct hub_store_agent *a, uint64_t last_seq,
+                         struct ag_err *err)
+{
+    struct agent_rows *rows = arg;
+    if (rows->n == 8)
+        return ag_err_set(err, AG_OUT_OF_RANGE, "too many agents for the test");
+    struct agent_row *r = &rows->row[rows->n++];
+    snprintf(r->id, sizeof(r->id), "%s", a->id);
+    snprintf(r->request_id, sizeof(r->request_id), "%s", a->request_id ? a->request_id : "");
+    snprintf(r->node_id, sizeof(r->node_id), "%s", a->node_id ? a->node_id : "");
+    snprintf(r->last_output, sizeof(r->last_output), "%s", a->last_output ? a->last_output : "");
+    snprintf(r->last_error, sizeof(r->last_error), "%s", a->last_error ? a->last_error : "");
+    r->spec_len = a->spec_len;
+    if (a->spec_len)
+        memcpy(r->spec, a->spec, a->spec_len < 8 ? a->spec_len : 8);
+    r->checkpoint_len = a->checkpoint_len;
+    if (a->checkpoint_len)
+        memcpy(r->checkpoint, a->checkpoint, a->checkpoint_len < 8 ? a->checkpoint_len : 8);
+    r->state = a->state;
+    r->epoch = a->epoch;
+    r->last_seq = last_seq;
+    r->created_ns = a->created_ns;
+    r->updated_ns = a->updated_ns;
+    return 0;
+}
+
+static void load_all(struct hub_store *st, struct agent_rows *rows)
+{
+    struct ag_err err = AG_ERR_INIT;
+    memset(rows, 0, sizeof(*rows));
+    int rc = hub_store_load_agents(st, collect_agent, rows, &err);
+    if (rc)
+        print_error("load_agents: %s\n", err.msg);
+    assert_int_equal(rc, 0);
+}
+
+/* --- tests ------------------------------------------------------------------------------------ */
+
+static void test_seq_per_agent(void **state)
+{
+    struct fx *fx = *state;
+    fx->st = open_url(fx->url, NULL);
+    struct tracker *tr = &fx->tr;
+    struct twrite t[6];
+    for (int i = 0; i < 6; i++)
+        tw_init(&t[i], tr);
+    tw_insert(&t[0], "a", NULL, 1);
+    tw_append(&t[0], "a", KIND_SPAWNED, "{}");
+    tw_insert(&t[1], "b", NULL, 2);
+    tw_append(&t[1], "b", KIND_SPAWNED, "{}");
+    tw_append(&t[2], "a", KIND_INPUT, "{\"text\":\"1\"}");
+    tw_append(&t[3], "a", KIND_INPUT, "{\"text\":\"2\"}");
+    tw_append(&t[4], "b", KIND_INPUT, "{\"text\":\"3\"}");
+    tw_insert(&t[5], "c", NULL, 3);
+    tw_append(&t[5], "c", KIND_SPAWNED, "{}");
+    tw_append(&t[5], "c", KIND_INPUT, "{}");
+    for (int i = 0; i < 6; i++)
+        submit_ok(fx->st, &t[i]);
+    wait_done(tr, 6);
+    for (int i = 0; i < 6; i++) {
+        expect_ok(&t[i]);
+        assert_int_equal(t[i].order, i); /* done() in submission order */
+    }
+    assert_int_equal(t[0].seq[1], 1);
+    assert_int_equal(t[1].seq[1], 1);
+    assert_int_equal(t[2].seq[0], 2);
+    assert_int_equal(t[3].seq[0], 3);
+    assert_int_equal(t[4].seq[0], 2);
+    assert_int_equal(t[5].seq[1], 1);
+    assert_int_equal(t[5].seq[2], 2);
+    struct hub_store_stats s;
+    hub_store_get_stats(fx->st, &s);
+    assert_int_equal(s.writes, 6);
+    assert_int_equal(s.events, 7);
+    assert_int_equal(s.failed, 0);
+    assert_int_equal(s.queue_depth, 0);
+}
+
+#define GC_THREADS 4
+#define GC_PER_THREAD 1500
+#define GC_AGENTS 8
+static const char *const gc_agents[GC_AGENTS] = {"g0", "g1", "g2", "g3", "g4", "g5", "g6", "g7"};
+
+struct submitter {
+    struct hub_store *st;
+    struct tracker *tr;
+    struct twrite *tw;
+    int k;
+    int failures;
+};
+
+static void *submitter_main(void *arg)
+{
+    struct submitter *s = arg;
+    for (int i = 0; i < GC_PER_THREAD; i++) {
+        tw_init(&s->tw[i], s->tr);
+        tw_append(&s->tw[i], gc_agents[(i + s->k) % GC_AGENTS], KIND_INPUT, "{\"text\":\"x\"}");
+        if (hub_store_submit(s->st, &s->tw[i].w, NULL) != 0)
+            s->failures++;
+    }
+    return NULL;
+}
+
+/* Per agent, the seqs handed out must be exactly 1..count, and grow with done() order. */
+static void check_agent_seqs(struct submitter *subs, const char *agent, size_t *count)
+{
+    size_t n = 0;
+    static uint64_t order_of_seq[GC_THREADS * GC_PER_THREAD + 1];
+    memset(order_of_seq, 0, sizeof(order_of_seq));
+    for (int k = 0; k < GC_THREADS; k++)
+        for (int i = 0; i < GC_PER_THREAD; i++) {
+            struct twrite *t = &subs[k].tw[i];
+            if (strcmp(t->ops[0].u.event.agent_id, agent) != 0)
+                continue;
+            expect_ok(t);
+            assert_in_range(t->seq[0], 1, GC_THREADS * GC_PER_THREAD);
+            assert_int_equal(order_of_seq[t->seq[0]], 0); /* no duplicate */
+            order_of_seq[t->seq[0]] = t->order + 1;
+            n++;
+        }
+    for (size_t seq = 1; seq <= n; seq++) {
+        assert_true(order_of_seq[seq] != 0); /* no gap */
+        if (seq > 1)
+            assert_true(order_of_seq[seq] > order_of_seq[seq - 1]);
+    }
+    *count = n;
+}
+
+static int count_event(void *arg, const struct hub_store_event *ev, struct ag_err *err)
+{
+    size_t *n = arg;
+    if (ev->seq != *n + 1)
+        return ag_err_set(err, AG_DATA_LOSS, "seq %llu after %zu", (unsigned long long)ev->seq, *n);
+    (*n)++;
+    return 0;
+}
+
+static void test_group_commit_concurrent(void **state)
+{
+    struct fx *fx = *state;
+    fx->st = open_url(fx->url, NULL);
+    struct tracker *tr = &fx->tr;
+    struct twrite setup_w;
+    tw_init(&setup_w, tr);
+    struct hub_store_op ops[GC_AGENTS];
+    for (int i = 0; i < GC_AGENTS; i++)
+        ops[i] = (struct hub_store_op){.type = HUB_STORE_AGENT_INSERT,
+                                       .u.agent = {.id = gc_agents[i], .created_ns = i}};
+    setup_w.w.ops = ops;
+    setup_w.w.nops = GC_AGENTS;
+    run_one(fx->st, &setup_w);
+    expect_ok(&setup_w);
+
+    struct submitter subs[GC_THREADS];
+    pthread_t th[GC_THREADS];
+    for (int k = 0; k < GC_THREADS; k++) {
+        subs[k] =
+            (struct submitter){fx->st, tr, calloc(GC_PER_THREAD, sizeof(struct twrite)), k, 0};
+        assert_non_null(subs[k].tw);
+        assert_int_equal(pthread_create(&th[k], NULL, submitter_main, &subs[k]), 0);
+    }
+    for (int k = 0; k < GC_THREADS; k++) {
+        pthread_join(th[k], NULL);
+        assert_int_equal(subs[k].failures, 0);
+    }
+    wait_done(tr, 1 + GC_THREADS * GC_PER_THREAD);
+
+    for (int k = 0; k < GC_THREADS; k++) /* each thread's writes completed in its order */
+        for (int i = 1; i < GC_PER_THREAD; i++)
+            assert_true(subs[k].tw[i].order > subs[k].tw[i - 1].order);
+    size_t total = 0;
+    for (int a = 0; a < GC_AGENTS; a++) {
+        size_t n, stored = 0;
+        check_agent_seqs(subs, gc_agents[a], &n);
+        assert_int_equal(hub_store_scan_events(fx->st, gc_agents[a], 1, count_event, &stored, NULL),
+                         0);
+        assert_int_equal(stored, n);
+        total += n;
+    }
+    assert_int_equal(total, GC_THREADS * GC_PER_THREAD);
+
+    struct hub_store_stats s;
+    hub_store_get_stats(fx->st, &s);
+    assert_int_equal(s.writes, 1 + GC_THREADS * GC_PER_THREAD);
+    assert_int_equal(s.events, GC_THREADS * GC_PER_THREAD);
+    assert_int_equal(s.failed, 0);
+    assert_true(s.commits < s.writes); /* group commit happened */
+    assert_true(s.max_batch > 1);
+    print_message("group commit: %llu writes in %llu commits, largest batch %llu\n",
+                  (unsigned long long)s.writes, (unsigned long long)s.commits,
+                  (unsigned long long)s.max_batch);
+    for (int k = 0; k < GC_THREADS; k++)
+        free(subs[k].tw);
+}
+
+static void test_batch_is_one_commit(void **state)
+{
+    struct fx *fx = *state;
+    fx->st = open_url(fx->url, NULL);
+    struct tracker *tr = &fx->tr;
+    struct twrite t[5];
+    static const char *const ids[5] = {"b0", "b1", "b2", "b3", "b4"};
+    hub_store__pause(fx->st, true);
+    for (int i = 0; i < 5; i++) {
+        tw_init(&t[i], tr);
+        tw_insert(&t[i], ids[i], NULL, i);
+        submit_ok(fx->st, &t[i]);
+    }
+    struct hub_store_stats s;
+    hub_store_get_stats(fx->st, &s);
+    assert_int_equal(s.queue_depth, 5);
+    assert_int_equal(s.commits, 0);
+    hub_store__pause(fx->st, false);
+    wait_done(tr, 5);
+    for (int i = 0; i < 5; i++)
+        expect_ok(&t[i]);
+    hub_store_get_stats(fx->st, &s);
+    assert_int_equal(s.commits, 1);
+    assert_int_equal(s.writes, 5);
+    assert_int_equal(s.max_batch, 5);
+}
+
+static void test_batch_failure_isolated(void **state)
+{
+    struct fx *fx = *state;
+    fx->st = open_url(fx->url, NULL);
+    struct tracker *tr = &fx->tr;
+    struct twrite t[5];
+    for (int i = 0; i < 5; i++)
+        tw_init(&t[i], tr);
+    tw_insert(&t[0], "a1", "r-1", 1);
+    tw_append(&t[0], "a1", KIND_SPAWNED, "{}");
+    tw_append(&t[1], "a1", KIND_INPUT, "{}");
+    /* Takes a request_id that t[0] takes earlier in the same batch, and appends to a1 too: its
+     * tentative seq (3) must go to t[3] instead, with no gap. */
+    tw_insert(&t[2], "a2", "r-1", 2);
+    tw_append(&t[2], "a2", KIND_SPAWNED, "{}");
+    tw_append(&t[2], "a1", KIND_INPUT, "{}");
+    tw_append(&t[3], "a1", KIND_INPUT, "{}");
+    tw_insert(&t[4], "a3", "r-3", 3);
+    hub_store__pause(fx->st, true); /* all five in one batch */
+    for (int i = 0; i < 5; i++)
+        submit_ok(fx->st, &t[i]);
+    hub_store__pause(fx->st, false);
+    wait_done(tr, 5);
+    expect_ok(&t[0]);
+    expect_ok(&t[1]);
+    expect_fail(&t[2], AG_ALREADY_EXISTS, "request_id");
+    expect_ok(&t[3]);
+    expect_ok(&t[4]);
+    for (int i = 0; i < 5; i++)
+        assert_int_equal(t[i].order, i);
+    assert_int_equal(t[0].seq[1], 1);
+    assert_int_equal(t[1].seq[0], 2);
+    assert_int_equal(t[3].seq[0], 3);
+    struct hub_store_stats s;
+    hub_store_get_stats(fx->st, &s);
+    assert_int_equal(s.commits, 4); /* the batch failed, then each good write alone */
+    assert_int_equal(s.writes, 4);
+    assert_int_equal(s.failed, 1);
+    assert_int_equal(s.events, 3);
+
+    /* a2 was never stored; its first append now gets seq 1. */
+    struct twrite again;
+    tw_init(&again, tr);
+    tw_insert(&again, "a2", "r-2", 4);
+    tw_append(&again, "a2", KIND_SPAWNED, "{}");
+    tw_append(&again, "a1", KIND_INPUT, "{}");
+    run_one(fx->st, &again);
+    expect_ok(&again);
+    assert_int_equal(again.seq[1], 1);
+    assert_int_equal(again.seq[2], 4);
+    struct agent_rows rows;
+    load_all(fx->st, &rows);
+    assert_int_equal(rows.n, 3);
+    assert_string_equal(rows.row[2].id, "a2");
+    assert_string_equal(rows.row[2].request_id, "r-2");
+}
+
+static void test_agent_update(void **state)
+{
+    struct fx *fx = *state;
+    fx->st = open_url(fx->url, NULL);
+    struct tracker *tr = &fx->tr;
+    struct twrite ins, upd, missing;
+    tw_init(&ins, tr);
+    tw_insert(&ins, "u1", "req-u1", 100);
+    run_one(fx->st, &ins);
+    expect_ok(&ins);
+
+    tw_init(&upd, tr);
+    upd.w.nops = 1;
+    upd.ops[0].type = HUB_STORE_AGENT_UPDATE;
+    upd.ops[0].u.agent = (struct hub_store_agent){.id = "u1",
+                                                  .state = 3,
+                                                  .node_id = "n9",
+                                                  .epoch = 7,
+                                                  .checkpoint = (const uint8_t *)"CKPT",
+                                                  .checkpoint_len = 4,
+                                                  .last_output = "done",
+                                                  .last_error = "",
+                                                  .updated_ns = 999,
+                                                  /* Not mutable: must be ignored by an update. */
+                                                  .request_id = "other",
+                                                  .spec = (const uint8_t *)"XX",
+                                                  .spec_len = 2,
+                                                  .created_ns = 5};
+    run_one(fx->st, &upd);
+    expect_ok(&upd);
+
+    struct agent_rows rows;
+    load_all(fx->st, &rows);
+    assert_int_equal(rows.n, 1);
+    struct agent_row *r = &rows.row[0];
+    assert_string_equal(r->id, "u1");
+    assert_string_equal(r->request_id, "req-u1");
+    assert_int_equal(r->spec_len, 6);
+    assert_memory_equal(r->spec, "SPEC\0x", 6);
+    assert_int_equal(r->state, 3);
+    assert_string_equal(r->node_id, "n9");
+    assert_int_equal(r->epoch, 7);
+    assert_int_equal(r->checkpoint_len, 4);
+    assert_memory_equal(r->checkpoint, "CKPT", 4);
+    assert_string_equal(r->last_output, "done");
+    assert_string_equal(r->last_error, "");
+    assert_int_equal(r->created_ns, 100);
+    assert_int_equal(r->updated_ns, 999);
+
+    tw_init(&missing, tr);
+    missing.w.nops = 1;
+    missing.ops[0].type = HUB_STORE_AGENT_UPDATE;
+    missing.ops[0].u.agent = (struct hub_store_agent){.id = "nope", .state = 2};
+    run_one(fx->st, &missing);
+    expect_fail(&missing, AG_NOT_FOUND, "nope");
+}
+
+static void test_reopen_continues(void **state)
+{
+    struct fx *fx = *state;
+    fx->st = open_url(fx->url, NULL);
+    struct tracker *tr = &fx->tr;
+    struct twrite t[3];
+    /* Creation order c, a, b: by created_ns, then id; neither by id nor by insertion alone. */
+    tw_init(&t[0], tr);
+    tw_insert(&t[0], "b", NULL, 200);
+    tw_init(&t[1], tr);
+    tw_insert(&t[1], "a", "", 200); /* "" and NULL request ids do not collide */
+    tw_append(&t[1], "a", KIND_SPAWNED, "{}");
+    tw_append(&t[1], "a", KIND_INPUT, "{}");
+    tw_init(&t[2], tr);
+    tw_insert(&t[2], "c", "req-c", 100);
+    tw_append(&t[2], "c", KIND_SPAWNED, "{}");
+    for (int i = 0; i < 3; i++)
+        submit_ok(fx->st, &t[i]);
+    wait_done(tr, 3);
+    for (int i = 0; i < 3; i++)
+        expect_ok(&t[i]);
+    hub_store_close(fx->st);
+
+    fx->st = open_url(fx->url, NULL);
+    struct agent_rows rows;
+    load_all(fx->st, &rows);
+    assert_int_equal(rows.n, 3);
+    assert_string_equal(rows.row[0].id, "c");
+    assert_int_equal(rows.row[0].last_seq, 1);
+    assert_string_equal(rows.row[0].request_id, "req-c");
+    assert_string_equal(rows.row[1].id, "a");
+    assert_int_equal(rows.row[1].last_seq, 2);
+    assert_string_equal(rows.row[1].request_id, "");
+    assert_string_equal(rows.row[2].id, "b");
+    assert_int_equal(rows.row[2].last_seq, 0);
+    assert_int_equal(rows.row[2].checkpoint_len, 0);
+
+    struct twrite more;
+    tw_init(&more, tr);
+    tw_append(&more, "a", KIND_INPUT, "{}");
+    tw_append(&more, "b", KIND_INPUT, "{}");
+    tw_append(&more, "c", KIND_INPUT, "{}");
+    run_one(fx->st, &more);
+    expect_ok(&more);
+    assert_int_equal(more.seq[0], 3);
+    assert_int_equal(more.seq[1], 1);
+    assert_int_equal(more.seq[2], 2);
+}
+
+/* Ten events for "r": payloads p1..p10, except seq 10 whose payload is not NUL-terminated. */
+static void append_ten(struct hub_store *st, struct tracker *tr)
+{
+    static char payloads[9][8];
+    static const char unterminated[6] = {'a', 'b', 'c', 'd', 'e', 'f'};
+    struct twrite t[10];
+    for (int i = 0; i < 10; i++) {
+        tw_init(&t[i], tr);
+        if (i == 0)
+            tw_insert(&t[i], "r", NULL, 1);
+        if (i < 9) {
+            snprintf(payloads[i], sizeof(payloads[i]), "p%d", i + 1);
+            tw_append(&t[i], "r", KIND_INPUT + i, payloads[i]);
+        } else {
+            tw_append(&t[i], "r", KIND_INPUT, "");
+            t[i].ops[0].u.event.payload = unterminated;
+            t[i].ops[0].u.event.payload_len = 3;
+        }
+        submit_ok(st, &t[i]);
+    }
+    wait_done(tr, 10);
+    for (int i = 0; i < 10; i++)
+        expect_ok(&t[i]);
+}
+
+static void test_read_events(void **state)
+{
+    struct fx *fx = *state;
+    fx->st = open_url(fx->url, NULL);
+    struct tracker *tr = &fx->tr;
+    append_ten(fx->st, tr);
+    expect_range(fx->st, tr, "r", 3, 7, 100, 5); /* bounded by to_seq */
+    expect_range(fx->st, tr, "r", 1, 0, 4, 4);   /* bounded by max: n == max */
+    expect_range(fx->st, tr, "r", 8, 0, 100, 3); /* exhausted: n < max */
+    expect_range(fx->st, tr, "r", 11, 0, 100, 0);
+    expect_range(fx->st, tr, "ghost", 1, 0, 10, 0); /* rows non-NULL, err NULL */
+
+    struct tread r = {.tr = tr};
+    size_t before = done_count(tr);
+    read_ok(fx->st, "r", 9, 10, 10, &r);
+    wait_done(tr, before + 1);
+    assert_int_equal(r.n, 2);
+    assert_string_equal(r.payload[0], "p9");
+    assert_int_equal(r.payload_len[0], 2);
+    assert_int_equal(r.kind[0], KIND_INPUT + 8);
+    assert_string_equal(r.node[0], "n1");
+    assert_int_equal(r.seq[1], 10);
+    assert_string_equal(r.payload[1], "abc");
+    assert_int_equal(r.payload_len[1], 3);
+
+    struct ag_err err = AG_ERR_INIT;
+    assert_int_equal(hub_store_read_events(fx->st, "r", 1, 0, 0, tread_cb, &r, &err), -1);
+    assert_int_equal(err.code, AG_INVALID_ARGUMENT);
+}
+
+struct scan_state {
+    uint64_t seq[16];
+    size_t n;
+    uint64_t stop_at;
+};
+
+static int scan_collect(void *arg, const struct hub_store_event *ev, struct ag_err *err)
+{
+    struct scan_state *s = arg;
+    if (s->n < 16)
+        s->seq[s->n] = ev->seq;
+    s->n++;
+    if (ev->seq == s->stop_at)
+        return ag_err_set(err, AG_CANCELLED, "stopped at %llu", (unsigned long long)ev->seq);
+    return 0;
+}
+
+static void test_scan_events(void **state)
+{
+    struct fx *fx = *state;
+    fx->st = open_url(fx->url, NULL);
+    struct tracker *tr = &fx->tr;
+    append_ten(fx->st, tr);
+
+    struct scan_state s = {0};
+    struct ag_err err = AG_ERR_INIT;
+    assert_int_equal(hub_store_scan_events(fx->st, "r", 5, scan_collect, &s, &err), 0);
+    assert_int_equal(s.n, 6);
+    for (size_t i = 0; i < s.n; i++)
+        assert_int_equal(s.seq[i], 5 + i);
+
+    s = (struct scan_state){.stop_at = 3};
+    assert_int_equal(hub_store_scan_events(fx->st, "r", 1, scan_collect, &s, &err), -1);
+    assert_int_equal(err.code, AG_CANCELLED);
+    assert_int_equal(s.n, 3);
+
+    s = (struct scan_state){0};
+    assert_int_equal(hub_store_scan_events(fx->st, "ghost", 1, scan_collect, &s, &err), 0);
+    assert_int_equal(s.n, 0);
+}
+
+static void test_queue_full_and_closing(void **state)
+{
+    struct fx *fx = *state;
+    struct hub_store_opts opts = {.queue_cap = 2, .read_queue_cap = 2};
+    fx->st = open_url(fx->url, &opts);
+    struct tracker *tr = &fx->tr;
+    struct twrite t[3], probe;
+    struct tread r[3];
+    hub_store__pause(fx->st, true);
+    for (int i = 0; i < 3; i++) {
+        tw_init(&t[i], tr);
+        tw_append(&t[i], "a1", KIND_INPUT, "{}");
+        r[i] = (struct tread){.tr = tr};
+    }
+    tw_init(&probe, tr);
+    tw_append(&probe, "a1", KIND_INPUT, "{}");
+    t[0].probe_st = fx->st; /* its done() runs during close: submit and read must be refused */
+    t[0].probe_w = &probe;
+    submit_ok(fx->st, &t[0]);
+    submit_ok(fx->st, &t[1]);
+    struct ag_err err = AG_ERR_INIT;
+    assert_int_equal(hub_store_submit(fx->st, &t[2].w, &err), -1);
+    assert_int_equal(err.code, AG_RESOURCE_EXHAUSTED);
+    read_ok(fx->st, "a1", 1, 0, 10, &r[0]);
+    read_ok(fx->st, "a1", 1, 0, 10, &r[1]);
+    ag_err_clear(&err);
+    assert_int_equal(hub_store_read_events(fx->st, "a1", 1, 0, 10, tread_cb, &r[2], &err), -1);
+    assert_int_equal(err.code, AG_RESOURCE_EXHAUSTED);
+    struct hub_store_stats s;
+    hub_store_get_stats(fx->st, &s);
+    assert_int_equal(s.queue_depth, 2);
+
+    /* Close while paused: everything queued still completes, nothing new is accepted. */
+    hub_store_close(fx->st);
+    fx->st = NULL;
+    assert_int_equal(done_count(tr), 4);
+    expect_ok(&t[0]);
+    expect_ok(&t[1]);
+    assert_int_equal(t[0].seq[0], 1);
+    assert_int_equal(t[1].seq[0], 2);
+    assert_int_equal(t[2].calls, 0); /* refused: done() never called */
+    assert_int_equal(probe.calls, 0);
+    assert_int_equal(t[0].probe_submit_code, AG_UNAVAILABLE);
+    assert_int_equal(t[0].probe_read_code, AG_UNAVAILABLE);
+    assert_int_equal(r[0].calls, 1);
+    assert_int_equal(r[1].calls, 1);
+    assert_int_equal(r[2].calls, 0);
+}
+
+static void expect_open_fails(const char *url, enum ag_code code, const char *in_msg)
+{
+    struct ag_err err = AG_ERR_INIT;
+    struct hub_store *st = hub_store_open(url, NULL, &err);
+    hub_store_close(st);
+    assert_null(st);
+    assert_string_equal(ag_code_name(err.code), ag_code_name(code));
+    if (in_msg && !strstr(err.msg, in_msg))
+        fail_msg("error '%s' does not mention '%s'", err.msg, in_msg);
+}
+
+static void test_open_errors(void **state)
+{
+    struct fx *fx = *state;
+    char url[256];
+    expect_open_fails("mysql://user:secret@db/x", AG_INVALID_ARGUMENT, "mysql");
+    expect_open_fails("sqlite:", AG_INVALID_ARGUMENT, "no path");
+    snprintf(url, sizeof(url), "%s?fsync=yes", fx->url);
+    expect_open_fails(url, AG_INVALID_ARGUMENT, "fsync=yes");
+    snprintf(url, sizeof(url), "sqlite:%s/missing/hub.db", fx->dir);
+    expect_open_fails(url, AG_UNAVAILABLE, "/missing/hub.db");
+
+    snprintf(url, sizeof(url), "%s?synchronous=normal&busy_timeout_ms=100", fx->url);
+    hub_store_close(open_url(url, NULL));
+
+    sqlite3 *db;
+    assert_int_equal(sqlite3_open(fx->path, &db), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(db, "PRAGMA user_version = 99", NULL, NULL, NULL), SQLITE_OK);
+    sqlite3_close(db);
+    expect_open_fails(fx->url, AG_FAILED_PRECONDITION, "schema version 99");
+}
+
+/* Another process holds the write lock: every write of the batch fails UNAVAILABLE at once,
+ * and nothing of it is half-applied (the next append reuses the seqs it did not get). */
+static void test_db_unavailable(void **state)
+{
+    struct fx *fx = *state;
+    char url[256];
+    snprintf(url, sizeof(url), "%s?busy_timeout_ms=50", fx->url);
+    fx->st = open_url(url, NULL);
+    struct tracker *tr = &fx->tr;
+    struct twrite first, t[3], after;
+    tw_init(&first, tr);
+    tw_insert(&first, "a1", NULL, 1);
+    tw_append(&first, "a1", KIND_SPAWNED, "{}");
+    run_one(fx->st, &first);
+    expect_ok(&first);
+
+    sqlite3 *db;
+    assert_int_equal(sqlite3_open(fx->path, &db), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL), SQLITE_OK);
+    hub_store__pause(fx->st, true);
+    for (int i = 0; i < 3; i++) {
+        tw_init(&t[i], tr);
+        tw_append(&t[i], "a1", KIND_INPUT, "{}");
+        submit_ok(fx->st, &t[i]);
+    }
+    hub_store__pause(fx->st, false);
+    wait_done(tr, 4);
+    for (int i = 0; i < 3; i++)
+        expect_fail(&t[i], AG_UNAVAILABLE, fx->path);
+    struct hub_store_stats s;
+    hub_store_get_stats(fx->st, &s);
+    assert_int_equal(s.commits, 1);
+    assert_int_equal(s.failed, 3);
+
+    assert_int_equal(sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL), SQLITE_OK);
+    sqlite3_close(db);
+    tw_init(&after, tr);
+    tw_append(&after, "a1", KIND_INPUT, "{}");
+    run_one(fx->st, &after);
+    expect_ok(&after);
+    assert_int_equal(after.seq[0], 2);
+}
+
+int main(void)
+{
+    ag_log_init("test", AG_LOG_ERROR);
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_seq_per_agent, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_group_commit_concurrent, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_batch_is_one_commit, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_batch_failure_isolated, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_agent_update, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_reopen_continues, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_read_events, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_scan_events, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_queue_full_and_closing, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_open_errors, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_db_unavailable, setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
