@@ -11,7 +11,10 @@
  * checkpoint and the turn result. A cancelled run emits nothing more.
  *
  * A run waiting on the model or a tool holds no thread. A run belongs to one thread at a time.
- * Threads: all functions are thread-safe; emit() is called from pool threads. */
+ * Threads: all functions are thread-safe except wk_runner_free, which must not race the others.
+ * emit() is called from pool threads (and from the caller of wk_runner_reject) with the agent's
+ * run lock held, so that a cancel that has returned is never followed by an event: emit() must
+ * return quickly and must not call into the runner. */
 #ifndef AGENTRY_WORKER_RUNNER_H
 #define AGENTRY_WORKER_RUNNER_H
 

@@ -1,0 +1,651 @@
+/* tests/unit/test-wk-runner.c - the runner end to end (worker/runner.c, run.c, run_event.c)
+ * with the mock provider and the echo tool.
+ *
+ * The emit function unpacks every NodeEvent and records it; tests wait on a condvar, with a
+ * generous deadline, for the events they expect. Where a test needs a run to be held at a known
+ * point (deliver mid-turn, cancel, 20 runs in flight), a "gate" timer blocks the timer thread:
+ * model and tool completions all arrive through it, so nothing completes until the gate opens.
+ * Nothing sleeps and nothing asserts on timing. */
+#include <pthread.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <cjson/cJSON.h>
+#include <cmocka.h>
+
+#include "agentry/v1/node.pb-c.h"
+#include "common/err.h"
+#include "common/log.h"
+#include "worker/runner.h"
+#include "worker/timers.h"
+
+#define WAIT_SECONDS 30
+
+#define K_MODEL_REQUEST AGENTRY__V1__EVENT_KIND__EVENT_KIND_MODEL_REQUEST
+#define K_MODEL_REPLY AGENTRY__V1__EVENT_KIND__EVENT_KIND_MODEL_REPLY
+#define K_TOOL_CALL AGENTRY__V1__EVENT_KIND__EVENT_KIND_TOOL_CALL
+#define K_TOOL_RESULT AGENTRY__V1__EVENT_KIND__EVENT_KIND_TOOL_RESULT
+#define K_FINAL AGENTRY__V1__EVENT_KIND__EVENT_KIND_FINAL
+#define K_YIELD AGENTRY__V1__EVENT_KIND__EVENT_KIND_YIELD
+#define K_ERROR AGENTRY__V1__EVENT_KIND__EVENT_KIND_ERROR
+#define K_ANY AGENTRY__V1__EVENT_KIND__EVENT_KIND_UNSPECIFIED
+
+struct fix {
+    struct wk_timers *timers;
+    struct wk_runner *runner;
+    pthread_mutex_t mu; /* guards everything below */
+    pthread_cond_t cv;
+    Agentry__V1__NodeEvent **ev;
+    size_t n, cap;
+    unsigned bad_events; /* emitted buffers that did not unpack */
+    bool gate_open;
+};
+
+/* --- recording ----------------------------------------------------------------------------- */
+
+static void emit(void *ctx, uint8_t *buf, size_t len)
+{
+    struct fix *f = ctx;
+    Agentry__V1__NodeEvent *e = agentry__v1__node_event__unpack(NULL, len, buf);
+    free(buf);
+    pthread_mutex_lock(&f->mu);
+    if (!e) {
+        f->bad_events++;
+    } else {
+        if (f->n == f->cap) {
+            f->cap = f->cap ? f->cap * 2 : 64;
+            f->ev = realloc(f->ev, f->cap * sizeof(*f->ev));
+        }
+        f->ev[f->n++] = e;
+    }
+    pthread_cond_broadcast(&f->cv);
+    pthread_mutex_unlock(&f->mu);
+}
+
+static bool matches(const Agentry__V1__NodeEvent *e, const char *agent, int kind)
+{
+    return (!agent || strcmp(e->agent_id, agent) == 0) && (kind == K_ANY || (int)e->kind == kind);
+}
+
+/* Under f->mu. */
+static size_t count_locked(struct fix *f, const char *agent, int kind)
+{
+    size_t c = 0;
+    for (size_t i = 0; i < f->n; i++)
+        c += matches(f->ev[i], agent, kind);
+    return c;
+}
+
+static size_t count(struct fix *f, const char *agent, int kind)
+{
+    pthread_mutex_lock(&f->mu);
+    size_t c = count_locked(f, agent, kind);
+    pthread_mutex_unlock(&f->mu);
+    return c;
+}
+
+static struct timespec deadline(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    ts.tv_sec += WAIT_SECONDS;
+    return ts;
+}
+
+/* Wait until at least n events of agent (NULL: any) and kind (K_ANY: any) were emitted. */
+static bool wait_for(struct fix *f, const char *agent, int kind, size_t n)
+{
+    struct timespec ts = deadline();
+    pthread_mutex_lock(&f->mu);
+    while (count_locked(f, agent, kind) < n)
+        if (pthread_cond_timedwait(&f->cv, &f->mu, &ts) != 0)
+            break;
+    bool ok = count_locked(f, agent, kind) >= n;
+    pthread_mutex_unlock(&f->mu);
+    return ok;
+}
+
+/* The i-th event of agent (events stay valid until teardown). */
+static const Agentry__V1__NodeEvent *event_of(struct fix *f, const char *agent, size_t i)
+{
+    const Agentry__V1__NodeEvent *found = NULL;
+    pthread_mutex_lock(&f->mu);
+    for (size_t j = 0; j < f->n && !found; j++)
+        if (matches(f->ev[j], agent, K_ANY) && i-- == 0)
+            found = f->ev[j];
+    pthread_mutex_unlock(&f->mu);
+    return found;
+}
+
+static const Agentry__V1__NodeEvent *last_of(struct fix *f, const char *agent, int kind)
+{
+    const Agentry__V1__NodeEvent *found = NULL;
+    pthread_mutex_lock(&f->mu);
+    for (size_t j = 0; j < f->n; j++)
+        if (matches(f->ev[j], agent, kind))
+            found = f->ev[j];
+    pthread_mutex_unlock(&f->mu);
+    return found;
+}
+
+static void assert_kinds(struct fix *f, const char *agent, const int *want, size_t n)
+{
+    assert_int_equal(count(f, agent, K_ANY), n);
+    for (size_t i = 0; i < n; i++)
+        assert_int_equal(event_of(f, agent, i)->kind, want[i]);
+}
+
+/* --- payloads ------------------------------------------------------------------------------ */
+
+static void assert_payload_str(const Agentry__V1__NodeEvent *e, const char *key, const char *want)
+{
+    cJSON *p = cJSON_Parse(e->payload);
+    assert_non_null(p);
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(p, key);
+    assert_true(cJSON_IsString(v));
+    assert_string_equal(v->valuestring, want);
+    cJSON_Delete(p);
+}
+
+static void assert_payload_num(const Agentry__V1__NodeEvent *e, const char *key, double want)
+{
+    cJSON *p = cJSON_Parse(e->payload);
+    assert_non_null(p);
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(p, key);
+    assert_true(cJSON_IsNumber(v));
+    assert_true(v->valuedouble == want);
+    cJSON_Delete(p);
+}
+
+static void assert_payload_bool(const Agentry__V1__NodeEvent *e, const char *key, bool want)
+{
+    cJSON *p = cJSON_Parse(e->payload);
+    assert_non_null(p);
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(p, key);
+    assert_true(cJSON_IsBool(v));
+    assert_int_equal(cJSON_IsTrue(v), want);
+    cJSON_Delete(p);
+}
+
+/* --- the gate ------------------------------------------------------------------------------ */
+
+static void gate_wait(void *arg)
+{
+    struct fix *f = arg;
+    struct timespec ts = deadline();
+    pthread_mutex_lock(&f->mu);
+    while (!f->gate_open)
+        if (pthread_cond_timedwait(&f->cv, &f->mu, &ts) != 0)
+            break;
+    pthread_mutex_unlock(&f->mu);
+}
+
+/* From now until gate_open, no model or tool completion is delivered. */
+static void gate_close(struct fix *f)
+{
+    pthread_mutex_lock(&f->mu);
+    f->gate_open = false;
+    pthread_mutex_unlock(&f->mu);
+    wk_timers_add(f->timers, 0, gate_wait, f);
+}
+
+static void gate_open(struct fix *f)
+{
+    pthread_mutex_lock(&f->mu);
+    f->gate_open = true;
+    pthread_cond_broadcast(&f->cv);
+    pthread_mutex_unlock(&f->mu);
+}
+
+/* --- fixture ------------------------------------------------------------------------------- */
+
+static int fix_setup(void **state, unsigned threads)
+{
+    struct fix *f = calloc(1, sizeof(*f));
+    pthread_mutex_init(&f->mu, NULL);
+    pthread_cond_init(&f->cv, NULL);
+    f->gate_open = true;
+    f->timers = wk_timers_new(NULL);
+    struct wk_runner_opts o = {
+        .threads = threads, .emit = emit, .emit_ctx = f, .timers = f->timers};
+    f->runner = wk_runner_new(&o, NULL);
+    *state = f;
+    return f->timers && f->runner ? 0 : -1;
+}
+
+static int setup2(void **state)
+{
+    return fix_setup(state, 2);
+}
+
+/* One pool thread: runs are served in queue order, which the cancel tests use as a barrier. */
+static int setup1(void **state)
+{
+    return fix_setup(state, 1);
+}
+
+/* Runner first, then timers, as the node does: pending completions then fire into cancelled
+ * runs of a freed runner. */
+static void fix_stop(struct fix *f)
+{
+    gate_open(f);
+    wk_runner_free(f->runner);
+    f->runner = NULL;
+    wk_timers_free(f->timers);
+    f->timers = NULL;
+}
+
+static int teardown(void **state)
+{
+    struct fix *f = *state;
+    fix_stop(f);
+    unsigned bad = f->bad_events;
+    for (size_t i = 0; i < f->n; i++)
+        agentry__v1__node_event__free_unpacked(f->ev[i], NULL);
+    free(f->ev);
+    pthread_mutex_destroy(&f->mu);
+    pthread_cond_destroy(&f->cv);
+    free(f);
+    return bad == 0 ? 0 : -1;
+}
+
+/* --- assignments --------------------------------------------------------------------------- */
+
+struct asg {
+    Agentry__V1__Assignment a;
+    Agentry__V1__AgentSpec spec;
+    Agentry__V1__Input in[4];
+    Agentry__V1__Input *inp[4];
+};
+
+static void asg_init(struct asg *s, const char *agent, uint64_t epoch, const char *model,
+                     char **tools, size_t ntools, uint32_t max_iterations)
+{
+    memset(s, 0, sizeof(*s));
+    agentry__v1__assignment__init(&s->a);
+    agentry__v1__agent_spec__init(&s->spec);
+    s->a.agent_id = (char *)agent;
+    s->a.epoch = epoch;
+    s->a.spec = &s->spec;
+    s->spec.model = (char *)model;
+    s->spec.tools = tools;
+    s->spec.n_tools = ntools;
+    s->spec.max_iterations = max_iterations;
+    s->a.inputs = s->inp;
+}
+
+static void asg_input(struct asg *s, uint64_t seq, const char *text)
+{
+    Agentry__V1__Input *in = &s->in[s->a.n_inputs];
+    agentry__v1__input__init(in);
+    in->seq = seq;
+    in->text = (char *)text;
+    s->inp[s->a.n_inputs++] = in;
+}
+
+/* Assign a one-input turn. */
+static int start(struct fix *f, const char *agent, uint64_t epoch, const char *text, char **tools,
+                 size_t ntools, uint32_t max_iterations, struct ag_err *err)
+{
+    struct asg s;
+    asg_init(&s, agent, epoch, "", tools, ntools, max_iterations);
+    asg_input(&s, 1, text);
+    return wk_runner_assign(f->runner, &s.a, err);
+}
+
+static char *echo_tools[] = {"echo"};
+
+static void assert_msg(const Agentry__V1__Message *m, const char *role, const char *content)
+{
+    assert_string_equal(m->role, role);
+    assert_string_equal(m->content, content);
+}
+
+/* --- tests --------------------------------------------------------------------------------- */
+
+static void test_hello_with_echo(void **state)
+{
+    struct fix *f = *state;
+    struct asg s;
+    asg_init(&s, "a1", 7, "", echo_tools, 1, 0);
+    asg_input(&s, 1, "hello");
+    Agentry__V1__Checkpoint cp = AGENTRY__V1__CHECKPOINT__INIT;
+    Agentry__V1__Usage before = AGENTRY__V1__USAGE__INIT;
+    before.input_tokens = 100;
+    before.model_calls = 5;
+    cp.usage = &before;
+    s.a.checkpoint = &cp;
+    struct ag_err err = AG_ERR_INIT;
+    assert_int_equal(wk_runner_assign(f->runner, &s.a, &err), 0);
+    assert_true(wait_for(f, "a1", K_FINAL, 1));
+
+    const int want[] = {K_MODEL_REQUEST, K_MODEL_REPLY, K_TOOL_CALL, K_TOOL_RESULT,
+                        K_MODEL_REQUEST, K_MODEL_REPLY, K_FINAL};
+    assert_kinds(f, "a1", want, 7);
+    for (size_t i = 0; i < 7; i++) {
+        assert_int_equal(event_of(f, "a1", i)->epoch, 7);
+        bool ends = i == 6;
+        assert_int_equal(event_of(f, "a1", i)->checkpoint != NULL, ends);
+        assert_int_equal(event_of(f, "a1", i)->result != NULL, ends);
+    }
+    assert_payload_str(event_of(f, "a1", 0), "model", "mock");
+    assert_payload_num(event_of(f, "a1", 0), "iteration", 1);
+    assert_payload_num(event_of(f, "a1", 0), "messages", 1);
+    assert_payload_num(event_of(f, "a1", 4), "iteration", 2);
+    assert_payload_num(event_of(f, "a1", 4), "messages", 3);
+    assert_payload_str(event_of(f, "a1", 2), "id", "call_1");
+    assert_payload_str(event_of(f, "a1", 2), "name", "echo");
+    assert_payload_str(event_of(f, "a1", 2), "arguments", "{\"text\":\"hello\"}");
+    assert_payload_str(event_of(f, "a1", 3), "output", "hello");
+    assert_payload_bool(event_of(f, "a1", 3), "is_error", false);
+    assert_payload_str(event_of(f, "a1", 5), "content", "hello");
+
+    const Agentry__V1__NodeEvent *fin = event_of(f, "a1", 6);
+    assert_payload_str(fin, "output", "hello");
+    assert_payload_num(fin, "iterations", 2);
+    assert_string_equal(fin->result->output, "hello");
+    assert_string_equal(fin->result->error, "");
+    const Agentry__V1__Checkpoint *c = fin->checkpoint;
+    assert_int_equal(c->n_messages, 4);
+    assert_msg(c->messages[0], "user", "hello");
+    assert_msg(c->messages[1], "assistant", "");
+    assert_int_equal(c->messages[1]->n_tool_calls, 1);
+    assert_string_equal(c->messages[1]->tool_calls[0]->id, "call_1");
+    assert_string_equal(c->messages[1]->tool_calls[0]->name, "echo");
+    assert_msg(c->messages[2], "tool", "hello");
+    assert_string_equal(c->messages[2]->tool_call_id, "call_1");
+    assert_msg(c->messages[3], "assistant", "hello");
+    assert_int_equal(c->iterations, 2);
+    assert_int_equal(c->input_seq, 1);
+
+    const Agentry__V1__Usage *turn = fin->result->usage;
+    assert_int_equal(turn->model_calls, 2);
+    assert_int_equal(turn->tool_calls, 1);
+    assert_true(turn->input_tokens > 0);
+    assert_int_equal(c->usage->model_calls, 7);
+    assert_int_equal(c->usage->tool_calls, 1);
+    assert_int_equal(c->usage->input_tokens, 100 + turn->input_tokens);
+    assert_int_equal(c->usage->output_tokens, turn->output_tokens);
+    /* The run leaves the table before its FINAL is emitted. */
+    assert_int_equal(wk_runner_running(f->runner), 0);
+}
+
+/* A second turn resumes from the checkpoint: an input already in it is not added twice, and
+ * user_state goes back unchanged. */
+static void test_resume_from_checkpoint(void **state)
+{
+    struct fix *f = *state;
+    struct asg s;
+    asg_init(&s, "a1", 2, "mock", NULL, 0, 0);
+    Agentry__V1__Message m0 = AGENTRY__V1__MESSAGE__INIT, m1 = AGENTRY__V1__MESSAGE__INIT;
+    m0.role = "user";
+    m0.content = "first";
+    m1.role = "assistant";
+    m1.content = "ok";
+    Agentry__V1__Message *msgs[] = {&m0, &m1};
+    Agentry__V1__Checkpoint cp = AGENTRY__V1__CHECKPOINT__INIT;
+    cp.messages = msgs;
+    cp.n_messages = 2;
+    cp.input_seq = 3;
+    cp.iterations = 1;
+    cp.user_state.data = (uint8_t *)"xyz";
+    cp.user_state.len = 3;
+    s.a.checkpoint = &cp;
+    asg_input(&s, 3, "first");
+    asg_input(&s, 4, "final second");
+    assert_int_equal(wk_runner_assign(f->runner, &s.a, NULL), 0);
+    assert_true(wait_for(f, "a1", K_FINAL, 1));
+
+    const Agentry__V1__NodeEvent *fin = last_of(f, "a1", K_FINAL);
+    assert_string_equal(fin->result->output, "second");
+    const Agentry__V1__Checkpoint *c = fin->checkpoint;
+    assert_int_equal(c->n_messages, 4);
+    assert_msg(c->messages[0], "user", "first");
+    assert_msg(c->messages[1], "assistant", "ok");
+    assert_msg(c->messages[2], "user", "final second");
+    assert_msg(c->messages[3], "assistant", "second");
+    assert_int_equal(c->input_seq, 4);
+    assert_int_equal(c->iterations, 1); /* this turn's model calls */
+    assert_int_equal(c->user_state.len, 3);
+    assert_memory_equal(c->user_state.data, "xyz", 3);
+}
+
+static void test_loop_yields_at_max_iterations(void **state)
+{
+    struct fix *f = *state;
+    assert_int_equal(start(f, "a1", 1, "loop", echo_tools, 1, 3, NULL), 0);
+    assert_true(wait_for(f, "a1", K_YIELD, 1));
+    assert_int_equal(count(f, "a1", K_MODEL_REQUEST), 3);
+    assert_int_equal(count(f, "a1", K_MODEL_REPLY), 3);
+    assert_int_equal(count(f, "a1", K_TOOL_RESULT), 3);
+    assert_int_equal(count(f, "a1", K_FINAL), 0);
+    size_t n = count(f, "a1", K_ANY);
+    const Agentry__V1__NodeEvent *y = event_of(f, "a1", n - 1);
+    assert_int_equal(y->kind, K_YIELD);
+    assert_payload_str(y, "reason", "max_iterations");
+    assert_payload_num(y, "iterations", 3);
+    assert_string_equal(y->result->error, "max_iterations");
+    assert_int_equal(y->checkpoint->iterations, 3);
+    assert_int_equal(y->checkpoint->n_messages, 7); /* user + 3 x (assistant, tool) */
+}
+
+static void test_fail_ends_in_error(void **state)
+{
+    struct fix *f = *state;
+    assert_int_equal(start(f, "a1", 1, "fail boom", NULL, 0, 0, NULL), 0);
+    assert_true(wait_for(f, "a1", K_ERROR, 1));
+    const int want[] = {K_MODEL_REQUEST, K_ERROR};
+    assert_kinds(f, "a1", want, 2);
+    const Agentry__V1__NodeEvent *e = event_of(f, "a1", 1);
+    assert_payload_str(e, "message", "boom");
+    assert_string_equal(e->result->error, "boom");
+    assert_int_equal(e->checkpoint->n_messages, 1);
+    assert_int_equal(e->result->usage->model_calls, 1);
+}
+
+static void test_tool_not_in_spec_is_error_result(void **state)
+{
+    struct fix *f = *state;
+    assert_int_equal(start(f, "a1", 1, "echo hi", NULL, 0, 0, NULL), 0);
+    assert_true(wait_for(f, "a1", K_FINAL, 1));
+    const Agentry__V1__NodeEvent *tr = last_of(f, "a1", K_TOOL_RESULT);
+    assert_non_null(tr);
+    assert_payload_bool(tr, "is_error", true);
+    assert_payload_str(tr, "output", "tool 'echo' is not enabled for this agent");
+    const Agentry__V1__NodeEvent *fin = last_of(f, "a1", K_FINAL);
+    assert_string_equal(fin->result->output, "tool 'echo' is not enabled for this agent");
+    assert_msg(fin->checkpoint->messages[2], "tool", "tool 'echo' is not enabled for this agent");
+}
+
+/* The gate holds the first reply; the input delivered meanwhile is consumed before the second
+ * model call. The mock then answers the new user message ("later": echo it, then final). */
+static void test_deliver_mid_turn(void **state)
+{
+    struct fix *f = *state;
+    gate_close(f);
+    assert_int_equal(start(f, "a1", 3, "sleep 20; echo a; final b", echo_tools, 1, 0, NULL), 0);
+    assert_true(wait_for(f, "a1", K_MODEL_REQUEST, 1));
+    struct ag_err err = AG_ERR_INIT;
+    assert_int_equal(wk_runner_deliver(f->runner, "a1", 2, 9, "later", &err), -1);
+    assert_int_equal(err.code, AG_NOT_FOUND);
+    assert_int_equal(wk_runner_deliver(f->runner, "zz", 3, 9, "later", &err), -1);
+    assert_int_equal(err.code, AG_NOT_FOUND);
+    assert_int_equal(wk_runner_deliver(f->runner, "a1", 3, 9, "later", &err), 0);
+    gate_open(f);
+    assert_true(wait_for(f, "a1", K_FINAL, 1));
+
+    const Agentry__V1__NodeEvent *fin = last_of(f, "a1", K_FINAL);
+    const Agentry__V1__Checkpoint *c = fin->checkpoint;
+    assert_int_equal(c->input_seq, 9);
+    assert_int_equal(c->n_messages, 7);
+    assert_msg(c->messages[0], "user", "sleep 20; echo a; final b");
+    assert_msg(c->messages[2], "tool", "a");
+    assert_msg(c->messages[3], "user", "later");
+    assert_msg(c->messages[5], "tool", "later");
+    assert_string_equal(fin->result->output, "later");
+    /* The second model request saw the delivered message. */
+    const Agentry__V1__NodeEvent *req2 = event_of(f, "a1", 4);
+    assert_int_equal(req2->kind, K_MODEL_REQUEST);
+    assert_payload_num(req2, "messages", 4);
+}
+
+/* One pool thread. a1 is cancelled while its reply is held; the reply then arrives and must be
+ * dropped. b1, assigned after the gate opens, completes behind a1's reply in both the timer
+ * queue and the ready queue, so once b1 is final anything a1 would emit has been emitted. */
+static void test_cancel_emits_nothing_more(void **state)
+{
+    struct fix *f = *state;
+    gate_close(f);
+    assert_int_equal(start(f, "a1", 1, "echo a; final b", echo_tools, 1, 0, NULL), 0);
+    assert_true(wait_for(f, "a1", K_MODEL_REQUEST, 1));
+    wk_runner_cancel(f->runner, "a1", 2); /* wrong epoch: no-op */
+    assert_int_equal(wk_runner_running(f->runner), 1);
+    wk_runner_cancel(f->runner, "a1", 1);
+    assert_int_equal(wk_runner_running(f->runner), 0);
+    assert_int_equal(wk_runner_deliver(f->runner, "a1", 1, 2, "x", NULL), -1);
+    gate_open(f);
+    assert_int_equal(start(f, "b1", 1, "final z", NULL, 0, 0, NULL), 0);
+    assert_true(wait_for(f, "b1", K_FINAL, 1));
+    assert_int_equal(count(f, "a1", K_ANY), 1);
+
+    /* The agent may be assigned again (a new epoch) right away. */
+    assert_int_equal(start(f, "a1", 2, "final again", NULL, 0, 0, NULL), 0);
+    assert_true(wait_for(f, "a1", K_FINAL, 1));
+    assert_int_equal(last_of(f, "a1", K_FINAL)->epoch, 2);
+    assert_int_equal(count(f, "a1", K_ANY), 4); /* epoch 1: one request; epoch 2: three */
+    assert_int_equal(event_of(f, "a1", 0)->epoch, 1);
+    assert_int_equal(event_of(f, "a1", 1)->epoch, 2);
+}
+
+static void test_cancel_all(void **state)
+{
+    struct fix *f = *state;
+    gate_close(f);
+    assert_int_equal(start(f, "a1", 1, "echo a", echo_tools, 1, 0, NULL), 0);
+    assert_int_equal(start(f, "a2", 1, "loop", echo_tools, 1, 0, NULL), 0);
+    assert_true(wait_for(f, NULL, K_MODEL_REQUEST, 2));
+    assert_int_equal(wk_runner_running(f->runner), 2);
+    wk_runner_cancel_all(f->runner);
+    assert_int_equal(wk_runner_running(f->runner), 0);
+    gate_open(f);
+    assert_int_equal(start(f, "b1", 1, "final z", NULL, 0, 0, NULL), 0);
+    assert_true(wait_for(f, "b1", K_FINAL, 1));
+    assert_int_equal(count(f, "a1", K_ANY), 1);
+    assert_int_equal(count(f, "a2", K_ANY), 1);
+}
+
+/* Freeing the runner while a reply is a minute away must neither wait for it nor leak the run:
+ * wk_timers_free fires the reply into the cancelled run, which frees itself. */
+static void test_free_with_reply_pending(void **state)
+{
+    struct fix *f = *state;
+    assert_int_equal(start(f, "a1", 1, "sleep 60000; final x", NULL, 0, 0, NULL), 0);
+    assert_true(wait_for(f, "a1", K_MODEL_REQUEST, 1));
+    fix_stop(f);
+    assert_int_equal(count(f, "a1", K_ANY), 1);
+}
+
+static void test_already_exists(void **state)
+{
+    struct fix *f = *state;
+    gate_close(f);
+    assert_int_equal(start(f, "a1", 1, "final x", NULL, 0, 0, NULL), 0);
+    struct ag_err err = AG_ERR_INIT;
+    assert_int_equal(start(f, "a1", 2, "final y", NULL, 0, 0, &err), -1);
+    assert_int_equal(err.code, AG_ALREADY_EXISTS);
+    gate_open(f);
+    assert_true(wait_for(f, "a1", K_FINAL, 1));
+    assert_string_equal(last_of(f, "a1", K_FINAL)->result->output, "x");
+}
+
+static void test_unknown_provider_and_reject(void **state)
+{
+    struct fix *f = *state;
+    struct asg s;
+    asg_init(&s, "a1", 4, "nope/big", NULL, 0, 0);
+    Agentry__V1__Message m0 = AGENTRY__V1__MESSAGE__INIT;
+    m0.role = "user";
+    m0.content = "earlier";
+    Agentry__V1__Message *msgs[] = {&m0};
+    Agentry__V1__Checkpoint cp = AGENTRY__V1__CHECKPOINT__INIT;
+    cp.messages = msgs;
+    cp.n_messages = 1;
+    cp.input_seq = 2;
+    s.a.checkpoint = &cp;
+    asg_input(&s, 3, "hello");
+    struct ag_err err = AG_ERR_INIT;
+    assert_int_equal(wk_runner_assign(f->runner, &s.a, &err), -1);
+    assert_int_equal(err.code, AG_INVALID_ARGUMENT);
+    assert_non_null(strstr(err.msg, "nope/big"));
+    assert_int_equal(wk_runner_running(f->runner), 0);
+
+    wk_runner_reject(f->runner, &s.a, err.msg);
+    assert_true(wait_for(f, "a1", K_ERROR, 1));
+    const int want[] = {K_ERROR};
+    assert_kinds(f, "a1", want, 1);
+    const Agentry__V1__NodeEvent *e = event_of(f, "a1", 0);
+    assert_int_equal(e->epoch, 4);
+    assert_payload_str(e, "message", err.msg);
+    assert_string_equal(e->result->error, err.msg);
+    assert_non_null(e->checkpoint);
+    assert_int_equal(e->checkpoint->n_messages, 1);
+    assert_int_equal(e->checkpoint->input_seq, 2); /* the input stays unconsumed */
+}
+
+/* Twenty runs, each waiting on a delayed reply, on two threads: all twenty reach the model
+ * while every reply is held, so no waiting run holds a thread; then all finish. */
+static void test_sleeping_runs_hold_no_thread(void **state)
+{
+    struct fix *f = *state;
+    gate_close(f);
+    char agent[20][16];
+    for (int i = 0; i < 20; i++) {
+        snprintf(agent[i], sizeof(agent[i]), "s%d", i);
+        assert_int_equal(start(f, agent[i], 1, "sleep 100; final x", NULL, 0, 0, NULL), 0);
+    }
+    assert_true(wait_for(f, NULL, K_MODEL_REQUEST, 20));
+    assert_int_equal(count(f, NULL, K_FINAL), 0);
+    assert_int_equal(wk_runner_running(f->runner), 20);
+    gate_open(f);
+    assert_true(wait_for(f, NULL, K_FINAL, 20));
+    for (int i = 0; i < 20; i++)
+        assert_string_equal(last_of(f, agent[i], K_FINAL)->result->output, "x");
+    assert_int_equal(wk_runner_running(f->runner), 0);
+}
+
+static void test_new_requires_emit_and_timers(void **state)
+{
+    (void)state;
+    struct ag_err err = AG_ERR_INIT;
+    struct wk_runner_opts o = {.threads = 1};
+    assert_null(wk_runner_new(&o, &err));
+    assert_int_equal(err.code, AG_INVALID_ARGUMENT);
+}
+
+int main(void)
+{
+    ag_log_init("test", AG_LOG_WARN);
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_hello_with_echo, setup2, teardown),
+        cmocka_unit_test_setup_teardown(test_resume_from_checkpoint, setup2, teardown),
+        cmocka_unit_test_setup_teardown(test_loop_yields_at_max_iterations, setup2, teardown),
+        cmocka_unit_test_setup_teardown(test_fail_ends_in_error, setup2, teardown),
+        cmocka_unit_test_setup_teardown(test_tool_not_in_spec_is_error_result, setup2, teardown),
+        cmocka_unit_test_setup_teardown(test_deliver_mid_turn, setup2, teardown),
+        cmocka_unit_test_setup_teardown(test_cancel_emits_nothing_more, setup1, teardown),
+        cmocka_unit_test_setup_teardown(test_cancel_all, setup1, teardown),
+        cmocka_unit_test_setup_teardown(test_free_with_reply_pending, setup2, teardown),
+        cmocka_unit_test_setup_teardown(test_already_exists, setup2, teardown),
+        cmocka_unit_test_setup_teardown(test_unknown_provider_and_reject, setup2, teardown),
+        cmocka_unit_test_setup_teardown(test_sleeping_runs_hold_no_thread, setup2, teardown),
+        cmocka_unit_test(test_new_requires_emit_and_timers),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,638 @@
+/* worker/conn.c - the node's one stream to the hub (NodeService.Connect), and its lifecycle.
+ *
+ * The connection thread (wk_node_run) loops: open the stream, send Register, wait for Registered
+ * within the handshake deadline, then serve until the stream ends; then cancel every run (the hub
+ * places them elsewhere) and reconnect after a jittered exponential backoff, so a fleet does not
+ * reconnect in lockstep.
+ *
+ * Sending: events emitted by agent loops (any pool thread) join an outbox; whoever finds no send
+ * in flight packs the whole outbox into one EventBatch and starts the send (gRPC allows starting
+ * batches from any thread), so events batch up exactly when the stream is busy. A batch stays in
+ * `unacked` until the hub's EventAck says it is durable.
+ *
+ * Threads and locks: `lock` guards the outbox, the unacked list, the call pointer and the flags;
+ * completions are handled on the connection thread only. */
+#include <grpc/grpc.h>
+#include <grpc/support/alloc.h>
+#include <grpc/support/time.h>
+#include <pthread.h>
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <unistd.h>
+
+#include "agentry/v1/node.pb-c.h"
+#include "common/clock.h"
+#include "common/log.h"
+#include "common/rpc/client.h"
+#include "common/rpc/pb.h"
+#include "common/xalloc.h"
+#include "worker/node.h"
+#include "worker/runner.h"
+#include "worker/timers.h"
+
+#define CONN_MAX_BATCH 1024
+#define CONN_METHOD "/agentry.v1.NodeService/Connect"
+
+enum conn_tag { TAG_SEND = 1, TAG_RECV, TAG_STATUS };
+static char tag_send, tag_recv, tag_status; /* distinct addresses */
+
+struct out_ev {
+    struct out_ev *next;
+    uint8_t *buf; /* owned packed NodeEvent */
+    size_t len;
+};
+
+struct sent_batch {
+    struct sent_batch *next;
+    uint64_t id;
+    struct out_ev *evs;
+    size_t n;
+};
+
+struct wk_node {
+    struct wk_node_opts o;
+    char *node_id;
+    char **labels; /* owned copies */
+    struct wk_timers *timers;
+    struct wk_runner *runner;
+    struct rpc_channel *ch;
+    grpc_completion_queue *cq;
+    pthread_mutex_t lock;
+    /* Guarded by lock: */
+    grpc_call *call;
+    bool up;            /* Registered received on the current stream */
+    bool sending;       /* a send batch is in flight */
+    bool closing;       /* half-close requested */
+    bool stop;
+    struct out_ev *out_head, *out_tail;
+    size_t out_len;
+    bool heartbeat_due;
+    unsigned hb_running;  /* runs counted before taking the lock (see kick_send_locked) */
+    uint64_t next_batch_id;
+    struct sent_batch *unacked;
+    grpc_byte_buffer *send_bb;
+    int outstanding;    /* batches in flight on the current call */
+    /* Connection thread only: */
+    grpc_byte_buffer *recv_bb;
+    grpc_metadata_array md_init, md_trailing;
+    grpc_status_code status;
+    grpc_slice status_details;
+    uint32_t heartbeat_ms;
+    int64_t next_heartbeat_ms;
+};
+
+/* --- encoding: EventBatch by concatenation ------------------------------------------------ */
+
+static size_t varint_len(uint64_t v)
+{
+    size_t n = 1;
+    while (v >= 0x80) {
+        v >>= 7;
+        n++;
+    }
+    return n;
+}
+
+static uint8_t *put_varint(uint8_t *p, uint64_t v)
+{
+    while (v >= 0x80) {
+        *p++ = (uint8_t)(v | 0x80);
+        v >>= 7;
+    }
+    *p++ = (uint8_t)v;
+    return p;
+}
+
+/* NodeMessage{events: EventBatch{batch_id, events...}} written field by field: the events are
+ * already packed NodeEvents, and a repeated message field on the wire is just each one's bytes
+ * behind a tag and a length, so nothing is decoded and packed again. */
+static grpc_byte_buffer *pack_batch(uint64_t id, const struct out_ev *evs)
+{
+    size_t blen = 1 + varint_len(id);
+    for (const struct out_ev *e = evs; e; e = e->next)
+        blen += 1 + varint_len(e->len) + e->len;
+    size_t total = 1 + varint_len(blen) + blen;
+    grpc_slice s = grpc_slice_malloc(total);
+    uint8_t *p = GRPC_SLICE_START_PTR(s);
+    *p++ = (3 << 3) | 2; /* NodeMessage.events, length-delimited */
+    p = put_varint(p, blen);
+    *p++ = (1 << 3) | 0; /* EventBatch.batch_id, varint */
+    p = put_varint(p, id);
+    for (const struct out_ev *e = evs; e; e = e->next) {
+        *p++ = (2 << 3) | 2; /* EventBatch.events, length-delimited */
+        p = put_varint(p, e->len);
+        memcpy(p, e->buf, e->len);
+        p += e->len;
+    }
+    grpc_byte_buffer *bb = grpc_raw_byte_buffer_create(&s, 1);
+    grpc_slice_unref(s);
+    return bb;
+}
+
+static void free_evs(struct out_ev *e)
+{
+    while (e) {
+        struct out_ev *next = e->next;
+        free(e->buf);
+        free(e);
+        e = next;
+    }
+}
+
+/* --- sending (lock held) ------------------------------------------------------------------ */
+
+static void start_send_locked(struct wk_node *n, grpc_byte_buffer *bb)
+{
+    grpc_op op;
+    memset(&op, 0, sizeof(op));
+    op.op = GRPC_OP_SEND_MESSAGE;
+    op.data.send_message.send_message = bb;
+    n->send_bb = bb;
+    n->sending = true;
+    n->outstanding++;
+    if (grpc_call_start_batch(n->call, &op, 1, &tag_send, NULL) != GRPC_CALL_OK) {
+        ag_log_error("conn.send_rejected", "node=%s", n->node_id);
+        n->sending = false;
+        n->outstanding--;
+        grpc_byte_buffer_destroy(bb);
+        n->send_bb = NULL;
+    }
+}
+
+static void start_close_locked(struct wk_node *n)
+{
+    grpc_op op;
+    memset(&op, 0, sizeof(op));
+    op.op = GRPC_OP_SEND_CLOSE_FROM_CLIENT;
+    n->sending = true;
+    n->closing = false;
+    n->outstanding++;
+    if (grpc_call_start_batch(n->call, &op, 1, &tag_send, NULL) != GRPC_CALL_OK) {
+        n->sending = false;
+        n->outstanding--;
+    }
+}
+
+/* Send whatever is due: queued events first (one batch), else a heartbeat, else a half-close. */
+static void kick_send_locked(struct wk_node *n)
+{
+    if (!n->call || !n->up || n->sending)
+        return;
+    if (n->out_head) {
+        struct sent_batch *b = ag_xcalloc(1, sizeof(*b));
+        b->id = ++n->next_batch_id;
+        /* Take at most CONN_MAX_BATCH events; the rest go in the next batch. */
+        struct out_ev *e = n->out_head, *last = NULL;
+        while (e && b->n < CONN_MAX_BATCH) {
+            last = e;
+            e = e->next;
+            b->n++;
+        }
+        b->evs = n->out_head;
+        last->next = NULL;
+        n->out_head = e;
+        if (!e)
+            n->out_tail = NULL;
+        n->out_len -= b->n;
+        b->next = n->unacked;
+        n->unacked = b;
+        start_send_locked(n, pack_batch(b->id, b->evs));
+    } else if (n->heartbeat_due) {
+        n->heartbeat_due = false;
+        Agentry__V1__Heartbeat hb = AGENTRY__V1__HEARTBEAT__INIT;
+        /* Never call into the runner here: emit() holds a run's lock while taking ours. */
+        hb.running = n->hb_running;
+        Agentry__V1__NodeMessage m = AGENTRY__V1__NODE_MESSAGE__INIT;
+        m.msg_case = AGENTRY__V1__NODE_MESSAGE__MSG_HEARTBEAT;
+        m.heartbeat = &hb;
+        start_send_locked(n, rpc_pb_pack(&m.base));
+    } else if (n->closing) {
+        start_close_locked(n);
+    }
+}
+
+/* Runner callback, on pool threads. */
+static void on_emit(void *ctx, uint8_t *ev, size_t len)
+{
+    struct wk_node *n = ctx;
+    pthread_mutex_lock(&n->lock);
+    if (!n->up) { /* the stream is gone: the hub will run this turn again elsewhere */
+        pthread_mutex_unlock(&n->lock);
+        free(ev);
+        return;
+    }
+    struct out_ev *e = ag_xmalloc(sizeof(*e));
+    e->next = NULL;
+    e->buf = ev;
+    e->len = len;
+    if (n->out_tail)
+        n->out_tail->next = e;
+    else
+        n->out_head = e;
+    n->out_tail = e;
+    n->out_len++;
+    kick_send_locked(n);
+    pthread_mutex_unlock(&n->lock);
+}
+
+/* --- receiving ---------------------------------------------------------------------------- */
+
+static void on_ack(struct wk_node *n, const Agentry__V1__EventAck *ack)
+{
+    pthread_mutex_lock(&n->lock);
+    struct sent_batch **pp = &n->unacked;
+    while (*pp && (*pp)->id != ack->batch_id)
+        pp = &(*pp)->next;
+    struct sent_batch *b = *pp;
+    if (b)
+        *pp = b->next;
+    pthread_mutex_unlock(&n->lock);
+    if (!b) {
+        ag_log_warn("conn.unknown_ack", "node=%s batch=%" PRIu64, n->node_id, ack->batch_id);
+        return;
+    }
+    size_t dropped = 0;
+    for (size_t i = 0; i < ack->n_seqs; i++)
+        dropped += ack->seqs[i] == 0;
+    if (dropped)
+        ag_log_debug("conn.events_discarded", "node=%s batch=%" PRIu64 " discarded=%zu",
+                     n->node_id, ack->batch_id, dropped);
+    free_evs(b->evs);
+    free(b);
+}
+
+static void on_assign(struct wk_node *n, const Agentry__V1__Assignment *a)
+{
+    struct ag_err err = AG_ERR_INIT;
+    if (wk_runner_assign(n->runner, a, &err) == 0)
+        return;
+    ag_log_warn("conn.assignment_refused", "node=%s agent=%s epoch=%" PRIu64 " err=%s",
+                n->node_id, a->agent_id, a->epoch, ag_log_q(err.msg));
+    if (err.code == AG_INVALID_ARGUMENT)
+        wk_runner_reject(n->runner, a, err.msg);
+}
+
+static void handle_msg(struct wk_node *n, const Agentry__V1__HubMessage *m)
+{
+    struct ag_err err = AG_ERR_INIT;
+    switch (m->msg_case) {
+    case AGENTRY__V1__HUB_MESSAGE__MSG_REGISTERED:
+        pthread_mutex_lock(&n->lock);
+        n->up = true;
+        n->heartbeat_ms = m->registered->heartbeat_interval_ms ? m->registered->heartbeat_interval_ms
+                                                               : 2000;
+        n->next_heartbeat_ms = ag_now_mono_ms() + n->heartbeat_ms;
+        pthread_mutex_unlock(&n->lock);
+        ag_log_info("node.registered", "node=%s hub=%s capacity=%u hub_version=%s", n->node_id,
+                    n->o.hub, n->o.capacity, m->registered->hub_version);
+        break;
+    case AGENTRY__V1__HUB_MESSAGE__MSG_ASSIGN: on_assign(n, m->assign); break;
+    case AGENTRY__V1__HUB_MESSAGE__MSG_DELIVER:
+        if (m->deliver->input &&
+            wk_runner_deliver(n->runner, m->deliver->agent_id, m->deliver->epoch,
+                              m->deliver->input->seq, m->deliver->input->text, &err) != 0)
+            ag_log_debug("conn.deliver_missed", "agent=%s err=%s", m->deliver->agent_id,
+                         ag_log_q(err.msg));
+        break;
+    case AGENTRY__V1__HUB_MESSAGE__MSG_CANCEL:
+        ag_log_info("run.cancelled", "node=%s agent=%s epoch=%" PRIu64 " reason=%s", n->node_id,
+                    m->cancel->agent_id, m->cancel->epoch, ag_log_q(m->cancel->reason));
+        wk_runner_cancel(n->runner, m->cancel->agent_id, m->cancel->epoch);
+        break;
+    case AGENTRY__V1__HUB_MESSAGE__MSG_ACK: on_ack(n, m->ack); break;
+    default: break;
+    }
+}
+
+static void start_recv(struct wk_node *n, bool with_md)
+{
+    grpc_op ops[2];
+    size_t k = 0;
+    memset(ops, 0, sizeof(ops));
+    if (with_md) {
+        ops[k].op = GRPC_OP_RECV_INITIAL_METADATA;
+        ops[k].data.recv_initial_metadata.recv_initial_metadata = &n->md_init;
+        k++;
+    }
+    ops[k].op = GRPC_OP_RECV_MESSAGE;
+    ops[k].data.recv_message.recv_message = &n->recv_bb;
+    k++;
+    pthread_mutex_lock(&n->lock);
+    n->outstanding++;
+    grpc_call_start_batch(n->call, ops, k, &tag_recv, NULL);
+    pthread_mutex_unlock(&n->lock);
+}
+
+/* --- one stream --------------------------------------------------------------------------- */
+
+static void open_stream(struct wk_node *n)
+{
+    grpc_metadata_array_init(&n->md_init);
+    grpc_metadata_array_init(&n->md_trailing);
+    n->status_details = grpc_empty_slice();
+    void *h = rpc_channel_method(n->ch, CONN_METHOD);
+    grpc_call *call = grpc_channel_create_registered_call(
+        rpc_channel_grpc(n->ch), NULL, GRPC_PROPAGATE_DEFAULTS, n->cq, h,
+        gpr_inf_future(GPR_CLOCK_REALTIME), NULL);
+
+    Agentry__V1__Register reg = AGENTRY__V1__REGISTER__INIT;
+    reg.node_id = n->node_id;
+    reg.capacity = n->o.capacity;
+    reg.version = AGENTRY_VERSION;
+    Agentry__V1__Register__LabelsEntry *ents = ag_xcalloc(n->o.nlabels + 1, sizeof(*ents));
+    Agentry__V1__Register__LabelsEntry **pents = ag_xcalloc(n->o.nlabels + 1, sizeof(*pents));
+    for (size_t i = 0; i < n->o.nlabels; i++) {
+        agentry__v1__register__labels_entry__init(&ents[i]);
+        char *eq = strchr(n->labels[i], '=');
+        *eq = '\0';
+        ents[i].key = n->labels[i];
+        ents[i].value = eq + 1;
+        pents[i] = &ents[i];
+    }
+    reg.labels = pents;
+    reg.n_labels = n->o.nlabels;
+    Agentry__V1__NodeMessage m = AGENTRY__V1__NODE_MESSAGE__INIT;
+    m.msg_case = AGENTRY__V1__NODE_MESSAGE__MSG_REGISTER;
+    m.register_ = &reg;
+    grpc_byte_buffer *bb = rpc_pb_pack(&m.base);
+    for (size_t i = 0; i < n->o.nlabels; i++)
+        *strchr(n->labels[i], '\0') = '='; /* restore "k=v" */
+    free(ents);
+    free(pents);
+
+    grpc_op ops[2];
+    memset(ops, 0, sizeof(ops));
+    ops[0].op = GRPC_OP_SEND_INITIAL_METADATA;
+    ops[1].op = GRPC_OP_SEND_MESSAGE;
+    ops[1].data.send_message.send_message = bb;
+    grpc_op st;
+    memset(&st, 0, sizeof(st));
+    st.op = GRPC_OP_RECV_STATUS_ON_CLIENT;
+    st.data.recv_status_on_client.trailing_metadata = &n->md_trailing;
+    st.data.recv_status_on_client.status = &n->status;
+    st.data.recv_status_on_client.status_details = &n->status_details;
+
+    pthread_mutex_lock(&n->lock);
+    n->call = call;
+    n->up = false;
+    n->sending = true;
+    n->send_bb = bb;
+    n->outstanding += 2;
+    grpc_call_start_batch(call, ops, 2, &tag_send, NULL);
+    grpc_call_start_batch(call, &st, 1, &tag_status, NULL);
+    pthread_mutex_unlock(&n->lock);
+    start_recv(n, true);
+}
+
+static void on_send_done(struct wk_node *n)
+{
+    pthread_mutex_lock(&n->lock);
+    n->outstanding--;
+    n->sending = false;
+    if (n->send_bb)
+        grpc_byte_buffer_destroy(n->send_bb);
+    n->send_bb = NULL;
+    kick_send_locked(n);
+    pthread_mutex_unlock(&n->lock);
+}
+
+/* Returns false once the stream has no more messages. */
+static bool on_recv_done(struct wk_node *n)
+{
+    pthread_mutex_lock(&n->lock);
+    n->outstanding--;
+    pthread_mutex_unlock(&n->lock);
+    grpc_byte_buffer *bb = n->recv_bb;
+    n->recv_bb = NULL;
+    if (!bb)
+        return false;
+    struct ag_arena ar;
+    ag_arena_init(&ar, NULL, 0);
+    struct ag_err err = AG_ERR_INIT;
+    Agentry__V1__HubMessage *m = rpc_pb_unpack(bb, &agentry__v1__hub_message__descriptor, &ar, &err);
+    grpc_byte_buffer_destroy(bb);
+    if (m)
+        handle_msg(n, m);
+    else
+        ag_log_error("conn.bad_message", "node=%s err=%s", n->node_id, ag_log_q(err.msg));
+    ag_arena_release(&ar);
+    start_recv(n, false);
+    return true;
+}
+
+/* The stream ended: forget everything tied to it. Runs are cancelled: the hub has (or will)
+ * put them elsewhere with a new epoch, so nothing of theirs may be sent again. */
+static void stream_over(struct wk_node *n, bool was_up)
+{
+    char *details = grpc_slice_to_c_string(n->status_details);
+    ag_log_warn("node.disconnected", "node=%s hub=%s status=%d was_registered=%d details=%s",
+                n->node_id, n->o.hub, (int)n->status, was_up, ag_log_q(details));
+    gpr_free(details);
+    grpc_slice_unref(n->status_details);
+    grpc_metadata_array_destroy(&n->md_init);
+    grpc_metadata_array_destroy(&n->md_trailing);
+    wk_runner_cancel_all(n->runner);
+    pthread_mutex_lock(&n->lock);
+    grpc_call_unref(n->call);
+    n->call = NULL;
+    n->up = false;
+    free_evs(n->out_head);
+    n->out_head = n->out_tail = NULL;
+    n->out_len = 0;
+    while (n->unacked) {
+        struct sent_batch *b = n->unacked;
+        n->unacked = b->next;
+        free_evs(b->evs);
+        free(b);
+    }
+    pthread_mutex_unlock(&n->lock);
+}
+
+static bool stopping(struct wk_node *n)
+{
+    pthread_mutex_lock(&n->lock);
+    bool s = n->stop;
+    pthread_mutex_unlock(&n->lock);
+    return s;
+}
+
+/* Serve one stream until it ends. Returns whether it had registered. */
+static bool serve_stream(struct wk_node *n)
+{
+    int64_t handshake_deadline = ag_now_mono_ms() + n->o.handshake_ms;
+    bool ended = false, status_seen = false, was_up = false, cancelled = false;
+    open_stream(n);
+    for (;;) {
+        pthread_mutex_lock(&n->lock);
+        bool up = n->up;
+        int outstanding = n->outstanding;
+        int64_t hb_at = n->next_heartbeat_ms;
+        pthread_mutex_unlock(&n->lock);
+        was_up |= up;
+        if (status_seen && outstanding == 0)
+            break;
+        int64_t now = ag_now_mono_ms();
+        if (!up && !cancelled && now >= handshake_deadline) {
+            ag_log_warn("node.handshake_timeout", "node=%s hub=%s after_ms=%" PRId64, n->node_id,
+                        n->o.hub, n->o.handshake_ms);
+            grpc_call_cancel(n->call, NULL);
+            cancelled = true;
+        }
+        if (up && now >= hb_at) {
+            unsigned running = wk_runner_running(n->runner);
+            pthread_mutex_lock(&n->lock);
+            n->hb_running = running;
+            n->heartbeat_due = true;
+            n->next_heartbeat_ms = now + n->heartbeat_ms;
+            kick_send_locked(n);
+            pthread_mutex_unlock(&n->lock);
+        }
+        int64_t wait = up ? hb_at - now : handshake_deadline - now;
+        if (wait > 200 || wait < 1)
+            wait = wait < 1 ? 1 : 200; /* also bounds how late a stop request is seen */
+        grpc_event ev = grpc_completion_queue_next(n->cq, rpc_deadline_ms(wait), NULL);
+        if (ev.type == GRPC_QUEUE_TIMEOUT) {
+            if (stopping(n) && !cancelled && (status_seen || !up)) {
+                grpc_call_cancel(n->call, NULL);
+                cancelled = true;
+            }
+            continue;
+        }
+        if (ev.tag == &tag_send)
+            on_send_done(n);
+        else if (ev.tag == &tag_recv && !on_recv_done(n))
+            ended = true;
+        else if (ev.tag == &tag_status) {
+            pthread_mutex_lock(&n->lock);
+            n->outstanding--;
+            pthread_mutex_unlock(&n->lock);
+            status_seen = true;
+        }
+        (void)ended;
+    }
+    stream_over(n, was_up);
+    return was_up;
+}
+
+/* --- lifecycle ---------------------------------------------------------------------------- */
+
+struct wk_node *wk_node_new(const struct wk_node_opts *o, struct ag_err *err)
+{
+    struct wk_node *n = ag_xcalloc(1, sizeof(*n));
+    n->o = *o;
+    n->o.capacity = o->capacity ? o->capacity : 64;
+    n->o.handshake_ms = o->handshake_ms ? o->handshake_ms : 5000;
+    n->o.max_backoff_ms = o->max_backoff_ms ? o->max_backoff_ms : 5000;
+    if (o->node_id && *o->node_id) {
+        n->node_id = ag_xstrdup(o->node_id);
+    } else {
+        char host[64] = "node";
+        gethostname(host, sizeof(host) - 1);
+        n->node_id = ag_xasprintf("%s-%d", host, (int)getpid());
+    }
+    n->labels = ag_xcalloc(o->nlabels + 1, sizeof(*n->labels));
+    for (size_t i = 0; i < o->nlabels; i++) {
+        if (!strchr(o->labels[i], '=')) {
+            ag_err_set(err, AG_INVALID_ARGUMENT, "label '%s' is not key=value", o->labels[i]);
+            wk_node_free(n);
+            return NULL;
+        }
+        n->labels[i] = ag_xstrdup(o->labels[i]);
+    }
+    pthread_mutex_init(&n->lock, NULL);
+    rpc_client_init();
+    n->timers = wk_timers_new(err);
+    if (!n->timers) {
+        wk_node_free(n);
+        return NULL;
+    }
+    struct wk_runner_opts ro = {.threads = o->threads, .emit = on_emit, .emit_ctx = n,
+                                .timers = n->timers};
+    n->runner = wk_runner_new(&ro, err);
+    struct rpc_channel_opts co = {.max_backoff_ms = 1000};
+    n->ch = n->runner ? rpc_channel_new(o->hub, &co, err) : NULL;
+    if (!n->ch) {
+        wk_node_free(n);
+        return NULL;
+    }
+    n->cq = grpc_completion_queue_create_for_next(NULL);
+    return n;
+}
+
+static int64_t jitter(int64_t ms)
+{
+    uint32_t r = 0;
+    if (getrandom(&r, sizeof(r), 0) != sizeof(r))
+        r = (uint32_t)ag_now_mono_ns();
+    return ms / 2 + (int64_t)(r % (uint32_t)(ms / 2 + 1)); /* 50%..100% of ms */
+}
+
+int wk_node_run(struct wk_node *n, struct ag_err *err)
+{
+    (void)err;
+    int64_t backoff = 100;
+    ag_log_info("node.starting", "node=%s hub=%s capacity=%u", n->node_id, n->o.hub,
+                n->o.capacity);
+    while (!stopping(n)) {
+        if (serve_stream(n))
+            backoff = 100;
+        if (stopping(n))
+            break;
+        int64_t wait = jitter(backoff);
+        ag_log_info("node.reconnecting", "node=%s in_ms=%" PRId64, n->node_id, wait);
+        int64_t until = ag_now_mono_ms() + wait;
+        while (!stopping(n) && ag_now_mono_ms() < until) {
+            int64_t left = until - ag_now_mono_ms();
+            grpc_completion_queue_next(n->cq, rpc_deadline_ms(left < 100 ? left : 100), NULL);
+        }
+        backoff = backoff * 2 > n->o.max_backoff_ms ? n->o.max_backoff_ms : backoff * 2;
+    }
+    ag_log_info("node.stopped", "node=%s", n->node_id);
+    return 0;
+}
+
+void wk_node_stop(struct wk_node *n)
+{
+    pthread_mutex_lock(&n->lock);
+    n->stop = true;
+    /* Say goodbye with a half-close, so the hub logs a clean departure; the connection
+     * thread cancels the call if the hub does not end it. */
+    if (n->call && n->up) {
+        n->closing = true;
+        kick_send_locked(n);
+    } else if (n->call) {
+        grpc_call_cancel(n->call, NULL);
+    }
+    pthread_mutex_unlock(&n->lock);
+}
+
+const char *wk_node_id(const struct wk_node *n)
+{
+    return n->node_id;
+}
+
+void wk_node_free(struct wk_node *n)
+{
+    if (!n)
+        return;
+    wk_runner_free(n->runner);
+    wk_timers_free(n->timers);
+    if (n->cq) {
+        grpc_completion_queue_shutdown(n->cq);
+        while (grpc_completion_queue_next(n->cq, gpr_inf_future(GPR_CLOCK_REALTIME), NULL).type !=
+               GRPC_QUEUE_SHUTDOWN)
+            ;
+        grpc_completion_queue_destroy(n->cq);
+    }
+    rpc_channel_free(n->ch);
+    if (n->timers || n->runner || n->ch)
+        rpc_client_shutdown();
+    for (size_t i = 0; i < n->o.nlabels; i++)
+        free(n->labels[i]);
+    free(n->labels);
+    free(n->node_id);
+    pthread_mutex_destroy(&n->lock);
+    free(n);
+}

@@ -1,0 +1,335 @@
+/* worker/model_mock.c - the "mock" model provider: deterministic replies scripted by the user.
+ *
+ * The mock reads the latest message with role "user" and counts the assistant messages after it
+ * (k: how many replies this script has already produced). The user text is a script of steps
+ * separated by ';' (whitespace around a step is trimmed, empty steps are skipped):
+ *
+ *   echo <text>   reply with one tool call to "echo", arguments {"text":"<text>"}
+ *   final <text>  reply with content <text> and no tool call
+ *   sleep <ms>    not a reply: every following reply is delivered <ms> later (the last sleep
+ *                 before a reply wins; delays are timers, no thread ever waits)
+ *   loop          reply with an echo tool call ({"text":"loop <k+1>"}) now and forever; only the
+ *                 agent's iteration limit ends the turn
+ *   fail <text>   the chat fails: done() gets no reply and an UNAVAILABLE error whose message is
+ *                 <text>
+ *
+ * The k-th reply comes from the k-th step that is not a sleep. When the steps run out, the reply
+ * is a final answer whose content is the content of the last tool message after the user message,
+ * or the user text if there is none. A step whose keyword is unknown, or a sleep without a valid
+ * number, fails the chat when its turn comes, naming the step.
+ *
+ * If the text's first word is not a keyword, the text is not a script: the mock behaves as if
+ * the script were `echo <text>` when "echo" is among the request's tools (and as the empty script
+ * otherwise), followed by the default final answer. So "hello" with tools [echo] gives an echo
+ * call, the tool result "hello", then the final answer "hello"; with no tools, the final answer
+ * "hello" at once. An empty text, or no user message at all, is the empty script.
+ *
+ * Tool call ids are "call_<k+1>". Usage: input_tokens = ceil(chars / 4) over the system prompt
+ * and every message's content; output_tokens = ceil(chars / 4) over the reply's content and each
+ * call's name and arguments.
+ *
+ * Threads: chat() is thread-safe and keeps no state between calls. done() always runs on the
+ * timer thread (a delay of 0 when no sleep applies), never inside chat(). The timer callback
+ * touches only its own pending object, never the provider, so a provider freed while replies are
+ * pending is safe. */
+#include <ctype.h>
+#include <errno.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cjson/cJSON.h>
+
+#include "common/xalloc.h"
+#include "worker/model.h"
+#include "worker/timers.h"
+
+struct wk_provider *wk_model__mock_create(const struct wk_provider_ctx *ctx, struct ag_err *err);
+
+enum mock_kind { MOCK_ECHO, MOCK_FINAL, MOCK_SLEEP, MOCK_LOOP, MOCK_FAIL, MOCK_BAD };
+
+static const struct {
+    const char *word;
+    enum mock_kind kind;
+} mock_keywords[] = {
+    {"echo", MOCK_ECHO}, {"final", MOCK_FINAL}, {"sleep", MOCK_SLEEP},
+    {"loop", MOCK_LOOP}, {"fail", MOCK_FAIL},
+};
+
+struct mock_step {
+    enum mock_kind kind; /* never MOCK_SLEEP: sleeps become delay_ms */
+    char *text;          /* owned: the argument, or the error for MOCK_BAD */
+    int64_t delay_ms;    /* the sleep in force when this step is reached */
+};
+
+struct mock_script {
+    struct mock_step *steps; /* owned */
+    size_t n, cap;
+    int64_t tail_delay_ms; /* the sleep in force after the last step */
+};
+
+/* What the mock reads from a request. */
+struct mock_view {
+    const char *user_text; /* borrowed; "" if no user message */
+    size_t k;              /* assistant messages after it */
+    const char *last_tool; /* borrowed; content of the last tool message after it, or NULL */
+};
+
+/* Called on the timer thread. */
+struct mock_pending {
+    wk_model_done_fn *done;
+    void *arg;
+    struct wk_chat_reply *reply; /* owned until done(); NULL means err */
+    struct ag_err err;
+};
+
+static char *trim(char *s)
+{
+    while (isspace((unsigned char)*s))
+        s++;
+    char *end = s + strlen(s);
+    while (end > s && isspace((unsigned char)end[-1]))
+        *--end = '\0';
+    return s;
+}
+
+/* Cuts s after its first word; returns the keyword's kind, or -1 if it is not a keyword. */
+static int keyword_split(char *s, char **rest)
+{
+    char *p = s;
+    while (*p && !isspace((unsigned char)*p))
+        p++;
+    *rest = p;
+    if (*p) {
+        *p = '\0';
+        *rest = trim(p + 1);
+    }
+    for (size_t i = 0; i < AG_ARRAY_SIZE(mock_keywords); i++)
+        if (strcmp(s, mock_keywords[i].word) == 0)
+            return (int)mock_keywords[i].kind;
+    return -1;
+}
+
+static void script_push(struct mock_script *s, enum mock_kind kind, char *text_take)
+{
+    if (s->n == s->cap) {
+        s->cap = s->cap ? s->cap * 2 : 8;
+        s->steps = ag_xrealloc(s->steps, s->cap * sizeof(*s->steps));
+    }
+    s->steps[s->n++] = (struct mock_step){kind, text_take, s->tail_delay_ms};
+}
+
+static void script_release(struct mock_script *s)
+{
+    for (size_t i = 0; i < s->n; i++)
+        free(s->steps[i].text);
+    free(s->steps);
+}
+
+/* A sleep updates the delay in force; a bad number becomes a failing step at its place. */
+static void script_sleep(struct mock_script *s, const char *arg)
+{
+    char *end;
+    errno = 0;
+    long long ms = strtoll(arg, &end, 10);
+    if (*arg && !*end && errno == 0 && ms >= 0) {
+        s->tail_delay_ms = ms;
+        return;
+    }
+    script_push(s, MOCK_BAD,
+                ag_xasprintf("mock script step 'sleep %s' needs a number of milliseconds", arg));
+}
+
+static void script_step(struct mock_script *s, char *step)
+{
+    char *rest;
+    int kind = keyword_split(step, &rest);
+    if (kind == MOCK_SLEEP) {
+        script_sleep(s, rest);
+    } else if (kind < 0) {
+        script_push(s, MOCK_BAD,
+                    ag_xasprintf("mock script step '%s%s%s' does not start with echo, final, "
+                                 "sleep, loop or fail",
+                                 step, *rest ? " " : "", rest));
+    } else {
+        script_push(s, (enum mock_kind)kind, ag_xstrdup(rest));
+    }
+}
+
+static void script_parse(const char *text, bool echo_enabled, struct mock_script *s)
+{
+    memset(s, 0, sizeof(*s));
+    char *copy = ag_xstrdup(text);
+    char *t = trim(copy);
+    char *first = ag_xstrdup(t), *rest;
+    bool is_script = *t && keyword_split(first, &rest) >= 0;
+    free(first);
+    if (!is_script) {
+        /* Plain text: a chatty model that echoes when it can. */
+        if (*t && echo_enabled)
+            script_push(s, MOCK_ECHO, ag_xstrdup(t));
+        free(copy);
+        return;
+    }
+    char *save = NULL;
+    for (char *tok = strtok_r(t, ";", &save); tok; tok = strtok_r(NULL, ";", &save)) {
+        char *step = trim(tok);
+        if (*step)
+            script_step(s, step);
+    }
+    free(copy);
+}
+
+/* The step giving reply k, or NULL when the steps have run out. A loop step answers every
+ * reply from its position on. */
+static const struct mock_step *script_step_for(const struct mock_script *s, size_t k)
+{
+    for (size_t i = 0; i < s->n; i++)
+        if (s->steps[i].kind == MOCK_LOOP || i == k)
+            return &s->steps[i];
+    return NULL;
+}
+
+static struct mock_view view_of(const struct wk_chat_req *req)
+{
+    struct mock_view v = {"", 0, NULL};
+    size_t start = 0;
+    for (size_t i = req->nmsgs; i > 0; i--) {
+        if (strcmp(req->msgs[i - 1].role, "user") == 0) {
+            v.user_text = req->msgs[i - 1].content;
+            start = i;
+            break;
+        }
+    }
+    for (size_t i = start; i < req->nmsgs; i++) {
+        if (strcmp(req->msgs[i].role, "assistant") == 0)
+            v.k++;
+        else if (strcmp(req->msgs[i].role, "tool") == 0)
+            v.last_tool = req->msgs[i].content;
+    }
+    return v;
+}
+
+static bool req_has_tool(const struct wk_chat_req *req, const char *name)
+{
+    for (size_t i = 0; i < req->ntools; i++)
+        if (strcmp(req->tools[i], name) == 0)
+            return true;
+    return false;
+}
+
+static uint64_t tokens_of(size_t chars)
+{
+    return (chars + 3) / 4;
+}
+
+static struct wk_chat_reply *reply_final(const char *content)
+{
+    struct wk_chat_reply *r = ag_xcalloc(1, sizeof(*r));
+    r->content = ag_xstrdup(content);
+    return r;
+}
+
+static struct wk_chat_reply *reply_echo(size_t k, const char *text)
+{
+    struct wk_chat_reply *r = reply_final("");
+    cJSON *args = cJSON_CreateObject();
+    cJSON_AddStringToObject(args, "text", text);
+    char *json = cJSON_PrintUnformatted(args);
+    cJSON_Delete(args);
+    r->calls = ag_xcalloc(1, sizeof(*r->calls));
+    r->ncalls = 1;
+    r->calls[0].id = ag_xasprintf("call_%zu", k + 1);
+    r->calls[0].name = ag_xstrdup("echo");
+    r->calls[0].arguments = ag_xstrdup(json);
+    cJSON_free(json);
+    return r;
+}
+
+static void reply_set_usage(struct wk_chat_reply *r, const struct wk_chat_req *req)
+{
+    size_t in = req->system_prompt ? strlen(req->system_prompt) : 0;
+    for (size_t i = 0; i < req->nmsgs; i++)
+        in += strlen(req->msgs[i].content);
+    size_t out = strlen(r->content);
+    for (size_t i = 0; i < r->ncalls; i++)
+        out += strlen(r->calls[i].name) + strlen(r->calls[i].arguments);
+    r->input_tokens = tokens_of(in);
+    r->output_tokens = tokens_of(out);
+}
+
+/* Fills pd->reply, or pd->err for a failing step. */
+static void answer(struct mock_pending *pd, const struct mock_step *step, const struct mock_view *v)
+{
+    if (!step) {
+        pd->reply = reply_final(v->last_tool ? v->last_tool : v->user_text);
+        return;
+    }
+    switch (step->kind) {
+    case MOCK_ECHO:
+        pd->reply = reply_echo(v->k, step->text);
+        break;
+    case MOCK_LOOP: {
+        char text[32];
+        snprintf(text, sizeof(text), "loop %zu", v->k + 1);
+        pd->reply = reply_echo(v->k, text);
+        break;
+    }
+    case MOCK_FINAL:
+        pd->reply = reply_final(step->text);
+        break;
+    case MOCK_FAIL:
+    case MOCK_BAD:
+    case MOCK_SLEEP: /* not a reply step; kept for -Wswitch */
+        ag_err_set(&pd->err, AG_UNAVAILABLE, "%s", step->text);
+        break;
+    }
+}
+
+static void mock_fire(void *arg)
+{
+    struct mock_pending *pd = arg;
+    pd->done(pd->arg, pd->reply, pd->reply ? NULL : &pd->err);
+    free(pd);
+}
+
+static int mock_chat(struct wk_provider *p, const struct wk_chat_req *req, wk_model_done_fn *done,
+                     void *arg, struct ag_err *err)
+{
+    struct mock_view v = view_of(req);
+    struct mock_script s;
+    script_parse(v.user_text, req_has_tool(req, "echo"), &s);
+    const struct mock_step *step = script_step_for(&s, v.k);
+
+    struct mock_pending *pd = ag_xcalloc(1, sizeof(*pd));
+    pd->done = done;
+    pd->arg = arg;
+    answer(pd, step, &v);
+    if (pd->reply)
+        reply_set_usage(pd->reply, req);
+    int64_t delay_ms = step ? step->delay_ms : s.tail_delay_ms;
+    script_release(&s);
+    /* Last: from here the timer thread may run done() and the caller may reuse req. */
+    wk_timers_add(p->state, delay_ms, mock_fire, pd);
+    return 0;
+}
+
+static void mock_free(struct wk_provider *p)
+{
+    free(p);
+}
+
+struct wk_provider *wk_model__mock_create(const struct wk_provider_ctx *ctx, struct ag_err *err)
+{
+    if (!ctx || !ctx->timers) {
+        ag_err_set(err, AG_INVALID_ARGUMENT, "cannot create the mock provider: no timers given");
+        return NULL;
+    }
+    struct wk_provider *p = ag_xcalloc(1, sizeof(*p));
+    p->name = "mock";
+    p->chat = mock_chat;
+    p->free = mock_free;
+    p->state = ctx->timers; /* borrowed */
+    return p;
+}

@@ -1,0 +1,34 @@
+/* worker/node.h - agent-node as a library: connect to the hub, register, run assigned turns,
+ * reconnect when the hub goes away. cmd/agentry/cmd_node.c is a thin main around it.
+ *
+ * Threads: wk_node_run's caller is the connection thread (it owns the channel, the stream and
+ * its completion queue); the runner's pool threads run the agent loops; one timer thread. */
+#ifndef AGENTRY_WORKER_NODE_H
+#define AGENTRY_WORKER_NODE_H
+
+#include <stdint.h>
+
+#include "common/err.h"
+
+struct wk_node;
+
+struct wk_node_opts {
+    const char *hub;          /* "127.0.0.1:7070" */
+    const char *node_id;      /* NULL: "<hostname>-<pid>" */
+    unsigned capacity;        /* turns at once; 0 = 64 */
+    const char *const *labels; /* "k=v" items */
+    size_t nlabels;
+    unsigned threads;         /* agent-loop threads; 0 = 2 */
+    int64_t handshake_ms;     /* deadline for Register -> Registered; 0 = 5000 */
+    int64_t max_backoff_ms;   /* reconnect backoff cap; 0 = 5000 */
+};
+
+struct wk_node *wk_node_new(const struct wk_node_opts *o, struct ag_err *err);
+/* Serve until wk_node_stop. Returns 0 after a clean stop. */
+int wk_node_run(struct wk_node *n, struct ag_err *err);
+/* Thread-safe and async-signal-unsafe: call from a normal thread (e.g. a sigwait thread). */
+void wk_node_stop(struct wk_node *n);
+void wk_node_free(struct wk_node *n);
+const char *wk_node_id(const struct wk_node *n);
+
+#endif

@@ -1,1 +1,0 @@
-/* placeholder until worker files land */ typedef int worker_placeholder_t;

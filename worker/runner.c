@@ -1,0 +1,404 @@
+/* worker/runner.c - the runner: a fixed pool of threads, the ready queue and the run table.
+ *
+ * Owns: the pool threads, the ready queue of runs that can make progress, the run table
+ * (agent id -> its run) and one provider instance per provider row, created on first use.
+ * The turn itself is worker/run.c; the events are worker/run_event.c.
+ *
+ * Threads and locks:
+ *   table_mu     guards buckets, nbuckets, count (and each run's next_bucket)
+ *   queue_mu     guards the ready queue and stopping; queue_cv wakes pool threads
+ *   providers_mu guards providers[]
+ * Lock order: a run's mu, then queue_mu; table_mu is never held with either (see
+ * runner_internal.h). emit() is called with the emitting run's mu held, so it must not call
+ * back into the runner.
+ *
+ * The ready queue needs no bound of its own: a run is in it at most once, and the hub gives a
+ * node at most its registered capacity of runs.
+ *
+ * Shutdown: wk_runner_free cancels every run, joins the threads and then settles the queue. A
+ * run still waiting on a model or tool is not waited for: it is cancelled, so its callback (run
+ * by the timer thread, or by wk_timers_free) frees it without touching the freed runner. */
+#include "worker/runner.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/log.h"
+#include "common/xalloc.h"
+#include "worker/runner_internal.h"
+
+#define WK_RUNNER_DEFAULT_THREADS 2
+#define WK_RUNNER_MIN_BUCKETS 64
+
+struct wk_runner {
+    wk_emit_fn *emit;
+    void *emit_ctx;
+    struct wk_tool_ctx tool_ctx; /* timers borrowed from opts */
+
+    pthread_mutex_t providers_mu;
+    struct wk_provider **providers; /* owned; one slot per row of wk_model_providers */
+    size_t nproviders;
+
+    pthread_mutex_t queue_mu;
+    pthread_cond_t queue_cv;
+    struct wk_run *ready_head, *ready_tail; /* each holds its run's token */
+    bool stopping;
+    pthread_t *threads; /* owned */
+    unsigned nthreads;
+
+    pthread_mutex_t table_mu;
+    struct wk_run **buckets; /* owned array; each entry holds a reference to its run */
+    size_t nbuckets, count;
+};
+
+/* --- the run table ------------------------------------------------------------------------ */
+
+static size_t hash_str(const char *s)
+{
+    size_t h = 14695981039346656037ull; /* FNV-1a */
+    for (; *s; s++)
+        h = (h ^ (unsigned char)*s) * 1099511628211ull;
+    return h;
+}
+
+static struct wk_run **table_slot(struct wk_runner *r, const char *agent_id)
+{
+    struct wk_run **p = &r->buckets[hash_str(agent_id) & (r->nbuckets - 1)];
+    while (*p && strcmp((*p)->agent_id, agent_id) != 0)
+        p = &(*p)->next_bucket;
+    return p;
+}
+
+static void table_grow(struct wk_runner *r)
+{
+    size_t n = r->nbuckets * 2;
+    struct wk_run **b = ag_xcalloc(n, sizeof(*b));
+    for (size_t i = 0; i < r->nbuckets; i++) {
+        struct wk_run *run = r->buckets[i];
+        while (run) {
+            struct wk_run *next = run->next_bucket;
+            size_t j = hash_str(run->agent_id) & (n - 1);
+            run->next_bucket = b[j];
+            b[j] = run;
+            run = next;
+        }
+    }
+    free(r->buckets);
+    r->buckets = b;
+    r->nbuckets = n;
+}
+
+/* Under table_mu. false if the agent already has a run. */
+static bool table_insert(struct wk_runner *r, struct wk_run *run)
+{
+    struct wk_run **slot = table_slot(r, run->agent_id);
+    if (*slot)
+        return false;
+    run->next_bucket = NULL;
+    *slot = run;
+    wk_run__ref(run);
+    if (++r->count > r->nbuckets)
+        table_grow(r);
+    return true;
+}
+
+/* Under table_mu. The run of agent_id with that epoch, unlinked; its reference passes to the
+ * caller. NULL if none. */
+static struct wk_run *table_take(struct wk_runner *r, const char *agent_id, uint64_t epoch)
+{
+    struct wk_run **slot = table_slot(r, agent_id);
+    struct wk_run *run = *slot;
+    if (!run || run->epoch != epoch)
+        return NULL;
+    *slot = run->next_bucket;
+    run->next_bucket = NULL;
+    r->count--;
+    return run;
+}
+
+bool wk_runner__table_remove(struct wk_runner *r, struct wk_run *run)
+{
+    pthread_mutex_lock(&r->table_mu);
+    bool found = *table_slot(r, run->agent_id) == run;
+    if (found)
+        table_take(r, run->agent_id, run->epoch);
+    pthread_mutex_unlock(&r->table_mu);
+    return found;
+}
+
+/* --- the ready queue and the pool ---------------------------------------------------------- */
+
+void wk_runner__ready_push(struct wk_runner *r, struct wk_run *run)
+{
+    pthread_mutex_lock(&r->queue_mu);
+    run->next_ready = NULL;
+    if (r->ready_tail)
+        r->ready_tail->next_ready = run;
+    else
+        r->ready_head = run;
+    r->ready_tail = run;
+    pthread_cond_signal(&r->queue_cv);
+    pthread_mutex_unlock(&r->queue_mu);
+}
+
+/* Under queue_mu. */
+static struct wk_run *ready_pop(struct wk_runner *r)
+{
+    struct wk_run *run = r->ready_head;
+    if (run) {
+        r->ready_head = run->next_ready;
+        if (!r->ready_head)
+            r->ready_tail = NULL;
+        run->next_ready = NULL;
+    }
+    return run;
+}
+
+static void *pool_main(void *arg)
+{
+    struct wk_runner *r = arg;
+    for (;;) {
+        pthread_mutex_lock(&r->queue_mu);
+        while (!r->ready_head && !r->stopping)
+            pthread_cond_wait(&r->queue_cv, &r->queue_mu);
+        struct wk_run *run = r->stopping ? NULL : ready_pop(r);
+        pthread_mutex_unlock(&r->queue_mu);
+        if (!run)
+            return NULL;
+        wk_run__step(run);
+    }
+}
+
+void wk_runner__emit(struct wk_runner *r, uint8_t *ev, size_t len)
+{
+    r->emit(r->emit_ctx, ev, len);
+}
+
+const struct wk_tool_ctx *wk_runner__tool_ctx(struct wk_runner *r)
+{
+    return &r->tool_ctx;
+}
+
+/* --- providers ------------------------------------------------------------------------------ */
+
+static struct wk_provider *provider_get(struct wk_runner *r, const struct wk_provider_row *row,
+                                        struct ag_err *err)
+{
+    size_t i = (size_t)(row - wk_model_providers);
+    pthread_mutex_lock(&r->providers_mu);
+    if (!r->providers[i]) {
+        struct wk_provider_ctx ctx = {.timers = r->tool_ctx.timers};
+        r->providers[i] = row->create(&ctx, err);
+    }
+    struct wk_provider *p = r->providers[i];
+    pthread_mutex_unlock(&r->providers_mu);
+    return p;
+}
+
+/* "mock, openai" for error messages. */
+static void provider_names(char *buf, size_t size)
+{
+    size_t off = 0;
+    buf[0] = '\0';
+    for (const struct wk_provider_row *row = wk_model_providers; row->name && off < size; row++)
+        off += (size_t)snprintf(buf + off, size - off, "%s%s", off ? ", " : "", row->name);
+}
+
+/* --- lifecycle ---------------------------------------------------------------------------- */
+
+static void runner_stop_threads(struct wk_runner *r)
+{
+    pthread_mutex_lock(&r->queue_mu);
+    r->stopping = true;
+    pthread_cond_broadcast(&r->queue_cv);
+    pthread_mutex_unlock(&r->queue_mu);
+    for (unsigned i = 0; i < r->nthreads; i++)
+        pthread_join(r->threads[i], NULL);
+    r->nthreads = 0;
+}
+
+static void runner_release(struct wk_runner *r)
+{
+    for (size_t i = 0; i < r->nproviders; i++)
+        if (r->providers[i])
+            r->providers[i]->free(r->providers[i]);
+    free(r->providers);
+    free(r->threads);
+    free(r->buckets);
+    pthread_mutex_destroy(&r->providers_mu);
+    pthread_mutex_destroy(&r->queue_mu);
+    pthread_cond_destroy(&r->queue_cv);
+    pthread_mutex_destroy(&r->table_mu);
+    free(r);
+}
+
+struct wk_runner *wk_runner_new(const struct wk_runner_opts *o, struct ag_err *err)
+{
+    if (!o || !o->emit || !o->timers) {
+        ag_err_set(err, AG_INVALID_ARGUMENT, "cannot create the runner: no emit or timers");
+        return NULL;
+    }
+    struct wk_runner *r = ag_xcalloc(1, sizeof(*r));
+    r->emit = o->emit;
+    r->emit_ctx = o->emit_ctx;
+    r->tool_ctx.timers = o->timers;
+    while (wk_model_providers[r->nproviders].name)
+        r->nproviders++;
+    r->providers = ag_xcalloc(r->nproviders, sizeof(*r->providers));
+    r->nbuckets = WK_RUNNER_MIN_BUCKETS;
+    r->buckets = ag_xcalloc(r->nbuckets, sizeof(*r->buckets));
+    pthread_mutex_init(&r->providers_mu, NULL);
+    pthread_mutex_init(&r->queue_mu, NULL);
+    pthread_cond_init(&r->queue_cv, NULL);
+    pthread_mutex_init(&r->table_mu, NULL);
+
+    unsigned want = o->threads ? o->threads : WK_RUNNER_DEFAULT_THREADS;
+    r->threads = ag_xcalloc(want, sizeof(*r->threads));
+    for (; r->nthreads < want; r->nthreads++) {
+        int rc = pthread_create(&r->threads[r->nthreads], NULL, pool_main, r);
+        if (rc != 0) {
+            ag_err_set(err, AG_RESOURCE_EXHAUSTED, "cannot start runner thread %u of %u: %s",
+                       r->nthreads + 1, want, strerror(rc));
+            runner_stop_threads(r);
+            runner_release(r);
+            return NULL;
+        }
+    }
+    return r;
+}
+
+void wk_runner_free(struct wk_runner *r)
+{
+    if (!r)
+        return;
+    wk_runner_cancel_all(r);
+    runner_stop_threads(r);
+    /* Every queued run is cancelled by now: stepping it just drops it. */
+    for (;;) {
+        pthread_mutex_lock(&r->queue_mu);
+        struct wk_run *run = ready_pop(r);
+        pthread_mutex_unlock(&r->queue_mu);
+        if (!run)
+            break;
+        wk_run__step(run);
+    }
+    runner_release(r);
+}
+
+/* --- the API ------------------------------------------------------------------------------ */
+
+int wk_runner_assign(struct wk_runner *r, const Agentry__V1__Assignment *a, struct ag_err *err)
+{
+    if (!a || !a->agent_id || !*a->agent_id)
+        return ag_err_set(err, AG_INVALID_ARGUMENT, "cannot start a turn: no agent id given");
+    const char *model = a->spec && a->spec->model ? a->spec->model : "";
+    const struct wk_provider_row *row = wk_model_find(model, NULL);
+    if (!row) {
+        char names[128];
+        provider_names(names, sizeof(names));
+        return ag_err_set(err, AG_INVALID_ARGUMENT,
+                          "unknown model provider in '%s' for agent '%s'; this node has: %s", model,
+                          a->agent_id, names);
+    }
+    struct wk_provider *p = provider_get(r, row, err);
+    if (!p) {
+        ag_err_prefix(err, "agent '%s'", a->agent_id);
+        return -1;
+    }
+    struct wk_run *run = wk_run__new(a, r, p, true);
+    pthread_mutex_lock(&r->table_mu);
+    bool inserted = table_insert(r, run);
+    pthread_mutex_unlock(&r->table_mu);
+    if (!inserted) {
+        wk_run__unref(run);
+        return ag_err_set(err, AG_ALREADY_EXISTS,
+                          "cannot start a turn for agent '%s' (epoch %" PRIu64
+                          "): it already has a turn running on this node",
+                          a->agent_id, a->epoch);
+    }
+    ag_log_info("run.started", "agent=%s epoch=%" PRIu64 " model=%s inputs=%zu", run->agent_id,
+                run->epoch, ag_log_q(run->model), a->n_inputs);
+    wk_runner__ready_push(r, run);
+    return 0;
+}
+
+void wk_runner_reject(struct wk_runner *r, const Agentry__V1__Assignment *a, const char *why)
+{
+    if (!a || !a->agent_id)
+        return;
+    /* The turn never started: the checkpoint goes back as it came and the inputs stay
+     * unconsumed (above input_seq), so a later turn still sees them. */
+    struct wk_run *run = wk_run__new(a, r, NULL, false);
+    wk_run__emit_end(run, AGENTRY__V1__EVENT_KIND__EVENT_KIND_ERROR, why ? why : "rejected");
+    ag_log_warn("run.finished", "agent=%s epoch=%" PRIu64 " outcome=rejected iterations=0 error=%s",
+                run->agent_id, run->epoch, ag_log_q(why));
+    wk_run__unref(run);
+}
+
+int wk_runner_deliver(struct wk_runner *r, const char *agent_id, uint64_t epoch, uint64_t seq,
+                      const char *text, struct ag_err *err)
+{
+    if (!agent_id)
+        return ag_err_set(err, AG_INVALID_ARGUMENT, "cannot deliver input: no agent id given");
+    pthread_mutex_lock(&r->table_mu);
+    struct wk_run *run = *table_slot(r, agent_id);
+    if (run && run->epoch == epoch)
+        wk_run__ref(run);
+    else
+        run = NULL;
+    pthread_mutex_unlock(&r->table_mu);
+    if (!run)
+        return ag_err_set(err, AG_NOT_FOUND,
+                          "cannot deliver input %" PRIu64
+                          " to agent '%s': no turn with epoch %" PRIu64 " runs on this node",
+                          seq, agent_id, epoch);
+    int rc = wk_run__deliver(run, seq, text, err);
+    wk_run__unref(run);
+    return rc;
+}
+
+void wk_runner_cancel(struct wk_runner *r, const char *agent_id, uint64_t epoch)
+{
+    if (!agent_id)
+        return;
+    pthread_mutex_lock(&r->table_mu);
+    struct wk_run *run = table_take(r, agent_id, epoch);
+    pthread_mutex_unlock(&r->table_mu);
+    if (!run)
+        return;
+    wk_run__cancel(run);
+    wk_run__unref(run); /* the table's reference; the token holder drops the other */
+}
+
+void wk_runner_cancel_all(struct wk_runner *r)
+{
+    pthread_mutex_lock(&r->table_mu);
+    struct wk_run *all = NULL;
+    for (size_t i = 0; i < r->nbuckets; i++) {
+        while (r->buckets[i]) {
+            struct wk_run *run = r->buckets[i];
+            r->buckets[i] = run->next_bucket;
+            run->next_bucket = all; /* reuse the link: the run has left the table */
+            all = run;
+        }
+    }
+    r->count = 0;
+    pthread_mutex_unlock(&r->table_mu);
+    while (all) {
+        struct wk_run *next = all->next_bucket;
+        all->next_bucket = NULL;
+        wk_run__cancel(all);
+        wk_run__unref(all);
+        all = next;
+    }
+}
+
+unsigned wk_runner_running(struct wk_runner *r)
+{
+    pthread_mutex_lock(&r->table_mu);
+    unsigned n = (unsigned)r->count;
+    pthread_mutex_unlock(&r->table_mu);
+    return n;
+}

@@ -1,0 +1,135 @@
+/* worker/runner_internal.h - private to the runner: worker/runner.c (pool, ready queue, run
+ * table), worker/run.c (one turn's loop) and worker/run_event.c (the events a turn emits).
+ * Nothing outside these three files includes it.
+ *
+ * The token. At any moment exactly one party owns a run's turn state: the ready queue, the pool
+ * thread that popped it, or the single outstanding model/tool callback. Only the owner touches
+ * the fields marked "token" below, which is how a run belongs to one thread at a time without a
+ * lock on its conversation. Whoever holds the token hands it on (queue -> thread -> callback ->
+ * queue) and never touches the turn state after handing it on.
+ *
+ * Lifetime. refs counts the table's entry (while the run is in the table) plus the token plus
+ * short lookups (deliver). The last unref frees the run. Freeing never touches the runner, so a
+ * callback that arrives after wk_runner_free (wk_timers_free runs pending timers) is safe.
+ *
+ * Cancellation. cancelled is set under mu and never cleared. A callback pushes its run onto the
+ * ready queue only under mu and only if not cancelled, and every emit happens under mu after the
+ * same check: once wk_run__cancel returns, the run emits nothing and never touches the runner.
+ * Lock order: run->mu, then the runner's queue lock (a callback queueing its run). The runner's
+ * table lock is never held while taking run->mu: lookups take a reference and let go first, so
+ * a slow emit() on one run never stalls the table. */
+#ifndef AGENTRY_WORKER_RUNNER_INTERNAL_H
+#define AGENTRY_WORKER_RUNNER_INTERNAL_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "agentry/v1/node.pb-c.h"
+#include "common/err.h"
+#include "worker/model.h"
+#include "worker/runner.h"
+#include "worker/tool.h"
+
+struct wk_usage {
+    uint64_t input_tokens;
+    uint64_t output_tokens;
+    uint32_t model_calls;
+    uint32_t tool_calls;
+};
+
+/* A delivered input waiting for the next model call. */
+struct wk_run_input {
+    uint64_t seq;
+    char *text; /* owned */
+};
+
+/* What the token holder does next with the run. */
+enum wk_run_phase {
+    WK_RUN_CALL_MODEL, /* yield at the limit, or drain the inbox and call the model */
+    WK_RUN_MODEL_DONE, /* the reply is in reply (or the failure in model_err) */
+    WK_RUN_NEXT_TOOL,  /* run call tool_idx of msgs[call_msg], or go back to the model */
+    WK_RUN_TOOL_DONE,  /* the tool's output is in tool_output */
+};
+
+struct wk_run {
+    /* Set by wk_run__new, read-only afterwards. */
+    struct wk_runner *runner;     /* borrowed; used only while not cancelled (see above) */
+    struct wk_provider *provider; /* borrowed from the runner; NULL for a rejected assignment */
+    char *agent_id;               /* owned */
+    uint64_t epoch;
+    char *model;            /* owned: spec.model, "mock" if it was empty */
+    const char *model_name; /* borrowed from model: the part after "provider/" */
+    char *system_prompt;    /* owned */
+    char **tools;           /* owned: spec.tools */
+    size_t ntools;
+    uint32_t max_iterations;    /* spec value, 0 replaced by the default */
+    struct wk_usage base_usage; /* the checkpoint's cumulative usage */
+    uint8_t *user_state;        /* owned, opaque, returned unchanged in the checkpoint */
+    size_t user_state_len;
+
+    /* Turn state: token holder only. */
+    struct wk_msg *msgs; /* owned: the conversation, oldest first */
+    size_t nmsgs, msgs_cap;
+    uint32_t iterations;   /* model calls in this turn */
+    uint64_t input_seq;    /* highest input seq in msgs */
+    struct wk_usage usage; /* this turn */
+    enum wk_run_phase phase;
+    struct wk_chat_reply *reply; /* owned; WK_RUN_MODEL_DONE, NULL if the model failed */
+    struct ag_err model_err;
+    size_t call_msg;   /* index in msgs of the assistant message whose calls are running */
+    size_t tool_idx;   /* the call running, in msgs[call_msg].calls */
+    char *tool_output; /* owned; WK_RUN_TOOL_DONE */
+    bool tool_is_error;
+
+    /* Guarded by mu. */
+    pthread_mutex_t mu;
+    bool cancelled;
+    struct wk_run_input *inbox; /* owned */
+    size_t ninbox, inbox_cap;
+
+    struct wk_run *next_ready;  /* the runner's ready queue; under its queue lock */
+    struct wk_run *next_bucket; /* the runner's run table; under its table lock */
+    atomic_uint refs;
+};
+
+/* run.c: the turn. */
+
+/* A run for assignment a, holding one reference (the token). consume_inputs: append a's inputs
+ * as user messages (false for a rejected assignment, whose inputs stay unconsumed). */
+struct wk_run *wk_run__new(const Agentry__V1__Assignment *a, struct wk_runner *r,
+                           struct wk_provider *p, bool consume_inputs);
+void wk_run__ref(struct wk_run *run);
+void wk_run__unref(struct wk_run *run);
+/* Advance the turn as far as it goes without waiting. Called by the token holder; the token is
+ * gone (to a callback, or the turn ended) when it returns. */
+void wk_run__step(struct wk_run *run);
+/* Queue an input for the next model call; NOT_FOUND if the run was cancelled. */
+int wk_run__deliver(struct wk_run *run, uint64_t seq, const char *text, struct ag_err *err);
+void wk_run__cancel(struct wk_run *run);
+
+/* run_event.c: the events of a turn, packed as NodeEvents and emitted under run->mu unless the
+ * run was cancelled. Token holder only (or the thread rejecting an assignment). */
+void wk_run__emit_model_request(struct wk_run *run);
+void wk_run__emit_model_reply(struct wk_run *run, const struct wk_chat_reply *reply);
+void wk_run__emit_tool_call(struct wk_run *run, const struct wk_tool_call *call);
+void wk_run__emit_tool_result(struct wk_run *run, const struct wk_tool_call *call,
+                              const char *output, bool is_error);
+/* FINAL (text: the output), YIELD (text: the reason) or ERROR (text: the message), with the
+ * checkpoint and the turn result. */
+void wk_run__emit_end(struct wk_run *run, Agentry__V1__EventKind kind, const char *text);
+
+/* runner.c: what a run needs from its runner. */
+
+/* Queue the run for a pool thread; hands the token to the queue. */
+void wk_runner__ready_push(struct wk_runner *r, struct wk_run *run);
+/* Take the run out of the run table if it is still there; true means the caller now holds the
+ * reference the table held (false: a cancel took it). */
+bool wk_runner__table_remove(struct wk_runner *r, struct wk_run *run);
+/* Hand a packed NodeEvent (owned) to the runner's emit function. */
+void wk_runner__emit(struct wk_runner *r, uint8_t *ev, size_t len);
+const struct wk_tool_ctx *wk_runner__tool_ctx(struct wk_runner *r);
+
+#endif

@@ -1,0 +1,30 @@
+/* worker/tool.c - the tool table: each tool is a row here plus a file, worker/tool_<name>.c.
+ * No state, no threads: safe to call from any thread. */
+#include "worker/tool.h"
+
+#include <string.h>
+
+/* Defined in worker/tool_echo.c. */
+int wk_tool__echo_run(const struct wk_tool *t, const struct wk_tool_ctx *ctx, const char *args_json,
+                      wk_tool_done_fn *done, void *arg, struct ag_err *err);
+
+const struct wk_tool wk_tools[] = {
+    {
+        .name = "echo",
+        .description = "Returns the given text unchanged.",
+        .schema_json = "{\"type\":\"object\",\"properties\":{\"text\":{\"type\":\"string\"}},"
+                       "\"required\":[\"text\"]}",
+        .run = wk_tool__echo_run,
+    },
+    {.name = NULL},
+};
+
+const struct wk_tool *wk_tool_find(const char *name)
+{
+    if (!name)
+        return NULL;
+    for (const struct wk_tool *t = wk_tools; t->name; t++)
+        if (strcmp(t->name, name) == 0)
+            return t;
+    return NULL;
+}
