@@ -41,8 +41,13 @@ const char *rpc_channel_target(const struct rpc_channel *ch);
 void *rpc_channel_method(struct rpc_channel *ch, const char *method);
 /* Deadline timespec `ms` from now (ms <= 0: infinite). */
 gpr_timespec rpc_deadline_ms(int64_t ms);
-/* Map a finished call's status to err (returns 0 if OK, else -1). details may be a NULL slice. */
+/* Map a finished call's status to err (returns 0 if OK, else -1). details may be a NULL slice.
+ * Borrows details: the caller still grpc_slice_unref's them. */
 int rpc_status_to_err(grpc_status_code status, grpc_slice details, struct ag_err *err);
+/* The same for a call made on ch, as rpc_unary reports it: grpc's own connect failures become
+ * "cannot reach hub at '<target>' ...". For callers driving their own completion queue. */
+int rpc_channel_status_to_err(struct rpc_channel *ch, grpc_status_code status, grpc_slice details,
+                              struct ag_err *err);
 
 /* Blocking unary call: *resp is decoded into arena. timeout_ms <= 0: no deadline. */
 int rpc_unary(struct rpc_channel *ch, const char *method, const ProtobufCMessage *req,
@@ -57,6 +62,9 @@ struct rpc_stream *rpc_stream_open(struct rpc_channel *ch, const char *method,
 /* 1: *msg decoded into arena; 0: the stream ended with OK; -1: it ended with an error (err). */
 int rpc_stream_next(struct rpc_stream *s, const ProtobufCMessageDescriptor *d,
                     struct ag_arena *arena, void **msg, struct ag_err *err);
+/* Thread-safe: may be called while another thread waits in rpc_stream_next(), which then ends
+ * with AG_CANCELLED (used to stop 'agentry trace -f' on Ctrl-C). */
+void rpc_stream_cancel(struct rpc_stream *s);
 void rpc_stream_free(struct rpc_stream *s); /* cancels if still open */
 
 #endif

@@ -1,0 +1,287 @@
+/* cmd/agentry/client.c - the flags, dialing and call helpers every client subcommand shares
+ * (see client.h). Thread: the subcommand's main thread, except the Ctrl-C watcher at the end. */
+#include "cmd/agentry/client.h"
+
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cmd/agentry/cli.h"
+#include "common/xalloc.h"
+
+static void push_flag(struct ag_flag *flags, size_t *n, size_t cap, struct ag_flag f)
+{
+    /* A table too small for its rows is a programming error, caught by any --help run. */
+    if (*n >= cap) {
+        fprintf(stderr, "error: too many flags for one command (raise CLI_MAX_FLAGS)\n");
+        abort();
+    }
+    flags[(*n)++] = f;
+}
+
+const char *cli_duration_str(char *buf, size_t cap, int64_t ms)
+{
+    if (ms % 1000 != 0)
+        snprintf(buf, cap, "%lldms", (long long)ms);
+    else
+        snprintf(buf, cap, "%llds", (long long)(ms / 1000));
+    return buf;
+}
+
+void cli_client_init(struct cli_client *c, int64_t default_timeout_ms)
+{
+    memset(c, 0, sizeof(*c));
+    c->hub = cli_default_hub();
+    c->timeout_ms = default_timeout_ms;
+    char d[32];
+    cli_duration_str(d, sizeof(d), default_timeout_ms);
+    snprintf(c->timeout_help, sizeof(c->timeout_help), "deadline for the call; 0 for none (default %s)",
+             d);
+    ag_arena_init(&c->arena, NULL, 0);
+}
+
+void cli_client_flags(struct cli_client *c, struct ag_flag *flags, size_t *n, size_t cap)
+{
+    push_flag(flags, n, cap,
+              (struct ag_flag){"hub", 0, AG_FLAG_STR, &c->hub, "ADDR",
+                               "hub address host:port (default $AGENTRY_HUB or 127.0.0.1:7070)",
+                               0, 0});
+    push_flag(flags, n, cap,
+              (struct ag_flag){"timeout", 0, AG_FLAG_DURATION, &c->timeout_ms, "DURATION",
+                               c->timeout_help, 0, 0});
+    push_flag(flags, n, cap,
+              (struct ag_flag){"json", 0, AG_FLAG_BOOL, &c->json, NULL, "print JSON", 0, 0});
+}
+
+int cli_client_dial(struct cli_client *c, struct ag_err *err)
+{
+    if (!c->grpc_up) {
+        rpc_client_init();
+        c->grpc_up = true;
+    }
+    c->ch = rpc_channel_new(c->hub, NULL, err);
+    if (!c->ch) {
+        ag_err_set(err, AG_INVALID_ARGUMENT,
+                   "invalid hub address '%s': want host:port (set --hub or AGENTRY_HUB)", c->hub);
+        return -1;
+    }
+    return 0;
+}
+
+void cli_client_explain_deadline(const struct cli_client *c, struct ag_err *err)
+{
+    /* grpc's own text says nothing about which deadline; the hub's own messages pass as is. */
+    if (err->code == AG_DEADLINE_EXCEEDED && strcmp(err->msg, "Deadline Exceeded") == 0) {
+        char d[32];
+        ag_err_set(err, AG_DEADLINE_EXCEEDED, "no answer from hub at '%s' within %s (see --timeout)",
+                   c->hub, cli_duration_str(d, sizeof(d), c->timeout_ms));
+    }
+}
+
+int cli_client_call(struct cli_client *c, const char *method, const ProtobufCMessage *req,
+                    const ProtobufCMessageDescriptor *resp_desc, void **resp, struct ag_err *err)
+{
+    struct ag_err e = AG_ERR_INIT;
+    if (rpc_unary(c->ch, method, req, resp_desc, &c->arena, resp, c->timeout_ms, &e) == 0)
+        return 0;
+    cli_client_explain_deadline(c, &e);
+    if (err)
+        *err = e;
+    return -1;
+}
+
+void cli_client_close(struct cli_client *c)
+{
+    rpc_channel_free(c->ch);
+    c->ch = NULL;
+    ag_arena_release(&c->arena);
+    if (c->grpc_up)
+        rpc_client_shutdown();
+    c->grpc_up = false;
+}
+
+/* --- arguments ------------------------------------------------------------------------------- */
+
+bool cli_parse(const char *cmd, const struct ag_cmd_help *help, const struct ag_flag *flags,
+               size_t nflags, int argc, char **argv, char **pos, size_t max_pos, size_t *npos,
+               int *rc)
+{
+    struct ag_err err = AG_ERR_INIT;
+    int r = ag_flags_parse(cmd, flags, nflags, argc, argv, pos, max_pos, npos, &err);
+    if (r == 1) {
+        ag_flags_print_help(stdout, help, flags, nflags);
+        *rc = CLI_OK;
+        return false;
+    }
+    if (r < 0) {
+        *rc = cli_usage_error(&err);
+        return false;
+    }
+    return true;
+}
+
+bool cli_need_args(const char *cmd, size_t npos, size_t need, const char *what, int *rc)
+{
+    if (npos >= need)
+        return true;
+    struct ag_err err = AG_ERR_INIT;
+    ag_err_set(&err, AG_INVALID_ARGUMENT, "missing %s (see 'agentry %s --help')", what, cmd);
+    *rc = cli_usage_error(&err);
+    return false;
+}
+
+char *cli_join_words(struct ag_arena *arena, char **words, size_t n)
+{
+    size_t len = 0;
+    for (size_t i = 0; i < n; i++)
+        len += strlen(words[i]) + 1;
+    char *out = ag_arena_alloc(arena, len + 1), *p = out;
+    for (size_t i = 0; i < n; i++) {
+        size_t wl = strlen(words[i]);
+        if (i > 0)
+            *p++ = ' ';
+        memcpy(p, words[i], wl);
+        p += wl;
+    }
+    *p = '\0';
+    return out;
+}
+
+/* --- agent spec flags ------------------------------------------------------------------------ */
+
+void cli_spec_init(struct cli_spec *s)
+{
+    memset(s, 0, sizeof(*s));
+    s->model = "mock";
+    s->name = "";
+    s->system = "";
+    s->request_id = "";
+}
+
+void cli_spec_flags(struct cli_spec *s, struct ag_flag *flags, size_t *n, size_t cap)
+{
+    const struct ag_flag rows[] = {
+        {"name", 0, AG_FLAG_STR, &s->name, "NAME", "a human-readable name (not unique)", 0, 0},
+        {"model", 0, AG_FLAG_STR, &s->model, "MODEL",
+         "model as provider or provider/model (default mock)", 0, 0},
+        {"system", 0, AG_FLAG_STR, &s->system, "TEXT", "the system prompt", 0, 0},
+        {"tool", 0, AG_FLAG_LIST, &s->tools, "NAME",
+         "a tool the agent may call; repeatable or comma-separated", 0, 0},
+        {"max-iterations", 0, AG_FLAG_INT, &s->max_iterations, "N",
+         "model calls per turn before it yields (default: the hub's, 10)", 1, 100000},
+        {"label", 0, AG_FLAG_LIST, &s->labels, "K=V", "a label; repeatable or comma-separated", 0,
+         0},
+        {"request-id", 0, AG_FLAG_STR, &s->request_id, "KEY",
+         "idempotency key: retrying with it returns the same agent", 0, 0},
+    };
+    for (size_t i = 0; i < AG_ARRAY_SIZE(rows); i++)
+        push_flag(flags, n, cap, rows[i]);
+}
+
+static int build_labels(const struct cli_spec *s, struct ag_arena *arena,
+                        Agentry__V1__AgentSpec *spec, struct ag_err *err)
+{
+    struct ag_strlist kv = {NULL, 0};
+    for (size_t i = 0; i < s->labels.n; i++) {
+        if (ag_labels_parse(s->labels.items[i], &kv, err) < 0) {
+            ag_strlist_release(&kv);
+            return -1;
+        }
+    }
+    spec->n_labels = kv.n;
+    spec->labels = ag_arena_alloc(arena, (kv.n ? kv.n : 1) * sizeof(*spec->labels));
+    for (size_t i = 0; i < kv.n; i++) {
+        Agentry__V1__AgentSpec__LabelsEntry *e = ag_arena_alloc(arena, sizeof(*e));
+        agentry__v1__agent_spec__labels_entry__init(e);
+        char *eq = strchr(kv.items[i], '=');
+        e->key = ag_arena_strndup(arena, kv.items[i], (size_t)(eq - kv.items[i]));
+        e->value = ag_arena_strdup(arena, eq + 1);
+        spec->labels[i] = e;
+    }
+    ag_strlist_release(&kv);
+    return 0;
+}
+
+int cli_spec_build(const struct cli_spec *s, struct ag_arena *arena, Agentry__V1__AgentSpec **out,
+                   struct ag_err *err)
+{
+    Agentry__V1__AgentSpec *spec = ag_arena_alloc(arena, sizeof(*spec));
+    agentry__v1__agent_spec__init(spec);
+    spec->name = (char *)s->name;
+    spec->model = (char *)s->model;
+    spec->system_prompt = (char *)s->system;
+    spec->n_tools = s->tools.n;
+    spec->tools = s->tools.items;
+    spec->max_iterations = (uint32_t)s->max_iterations;
+    if (build_labels(s, arena, spec, err) < 0)
+        return -1;
+    *out = spec;
+    return 0;
+}
+
+void cli_spec_release(struct cli_spec *s)
+{
+    ag_strlist_release(&s->tools);
+    ag_strlist_release(&s->labels);
+}
+
+/* --- Ctrl-C ---------------------------------------------------------------------------------- */
+
+struct cli_sigwatch {
+    pthread_t thread;
+    sigset_t set, old;
+    void (*fn)(void *arg);
+    void *arg;
+    atomic_bool fired, stopping;
+};
+
+static void *sigwatch_main(void *p)
+{
+    struct cli_sigwatch *w = p;
+    for (;;) {
+        int sig = 0;
+        if (sigwait(&w->set, &sig) != 0 || atomic_load(&w->stopping))
+            return NULL;
+        if (atomic_exchange(&w->fired, true)) /* the second Ctrl-C: the user means it */
+            _exit(128 + sig);
+        w->fn(w->arg);
+    }
+}
+
+struct cli_sigwatch *cli_sigwatch_start(void (*on_signal)(void *arg), void *arg)
+{
+    struct cli_sigwatch *w = ag_xcalloc(1, sizeof(*w));
+    w->fn = on_signal;
+    w->arg = arg;
+    atomic_init(&w->fired, false);
+    atomic_init(&w->stopping, false);
+    sigemptyset(&w->set);
+    sigaddset(&w->set, SIGINT);
+    sigaddset(&w->set, SIGTERM);
+    pthread_sigmask(SIG_BLOCK, &w->set, &w->old);
+    if (pthread_create(&w->thread, NULL, sigwatch_main, w) != 0) {
+        perror("error: cannot start the signal thread");
+        abort();
+    }
+    return w;
+}
+
+bool cli_sigwatch_fired(struct cli_sigwatch *w)
+{
+    return w && atomic_load(&w->fired);
+}
+
+void cli_sigwatch_stop(struct cli_sigwatch *w)
+{
+    if (!w)
+        return;
+    atomic_store(&w->stopping, true);
+    pthread_kill(w->thread, SIGTERM); /* blocked everywhere, so only sigwait sees it */
+    pthread_join(w->thread, NULL);
+    pthread_sigmask(SIG_SETMASK, &w->old, NULL);
+    free(w);
+}

@@ -1,0 +1,84 @@
+/* cmd/agentry/client.h - what every client subcommand (spawn, send, invoke, trace, ps, get, kill,
+ * bench) shares: the --hub/--timeout/--json flags, the agent-spec flags of spawn and invoke,
+ * argument checks, dialing the hub and calling it.
+ *
+ * A subcommand's life: cli_client_init, add its flag rows and the shared ones to one table,
+ * cli_parse, cli_client_dial, calls, cli_client_close. Responses are decoded into c->arena and
+ * live until cli_client_close. Thread: the subcommand's main thread. */
+#ifndef AGENTRY_CMD_CLIENT_H
+#define AGENTRY_CMD_CLIENT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "agentry/v1/hub.pb-c.h"
+#include "common/arena.h"
+#include "common/err.h"
+#include "common/flags.h"
+#include "common/rpc/client.h"
+
+#define CLI_HUB_METHOD(m) ("/agentry.v1.AgentHub/" m)
+#define CLI_TIMEOUT_DEFAULT_MS 10000
+#define CLI_MAX_FLAGS 24 /* rows in one subcommand's table, shared rows included */
+
+struct cli_client {
+    const char *hub;        /* --hub; borrowed from argv or the environment */
+    int64_t timeout_ms;     /* --timeout; 0 means no deadline */
+    bool json;              /* --json */
+    char timeout_help[96];  /* the --timeout help line, which states this command's default */
+    struct rpc_channel *ch; /* owned once dialed */
+    bool grpc_up;           /* rpc_client_init was called */
+    struct ag_arena arena;  /* decoded responses */
+};
+
+void cli_client_init(struct cli_client *c, int64_t default_timeout_ms);
+/* Append the --hub, --timeout and --json rows to flags[*n] (cap rows in all). */
+void cli_client_flags(struct cli_client *c, struct ag_flag *flags, size_t *n, size_t cap);
+/* Connect lazily to c->hub. Fails only on a malformed address. */
+int cli_client_dial(struct cli_client *c, struct ag_err *err);
+/* A blocking unary call to the hub with c->timeout_ms; *resp lives in c->arena. */
+int cli_client_call(struct cli_client *c, const char *method, const ProtobufCMessage *req,
+                    const ProtobufCMessageDescriptor *resp_desc, void **resp, struct ag_err *err);
+/* Rewrite grpc's bare "Deadline Exceeded" as "no answer from hub at '<hub>' within 10s (see
+ * --timeout)"; any other error is left alone. cli_client_call does this already. */
+void cli_client_explain_deadline(const struct cli_client *c, struct ag_err *err);
+/* Free the channel and the arena and shut gRPC down (only if it was started). */
+void cli_client_close(struct cli_client *c);
+
+/* Parse argv for `cmd`. Returns true to go on; false with *rc set to the exit code when the
+ * command is done: CLI_OK after printing --help, CLI_USAGE after printing the error. */
+bool cli_parse(const char *cmd, const struct ag_cmd_help *help, const struct ag_flag *flags,
+               size_t nflags, int argc, char **argv, char **pos, size_t max_pos, size_t *npos,
+               int *rc);
+/* True if npos >= need; else prints "error: missing WHAT (see 'agentry CMD --help')" and
+ * returns false with *rc = CLI_USAGE. */
+bool cli_need_args(const char *cmd, size_t npos, size_t need, const char *what, int *rc);
+/* "10s" or "250ms". */
+const char *cli_duration_str(char *buf, size_t cap, int64_t ms);
+/* The words joined by single spaces, in arena. */
+char *cli_join_words(struct ag_arena *arena, char **words, size_t n);
+
+/* The agent-spec flags shared by spawn and invoke. */
+struct cli_spec {
+    const char *name, *model, *system, *request_id;
+    struct ag_strlist tools, labels; /* owned */
+    int64_t max_iterations;          /* 0: the hub's default */
+};
+void cli_spec_init(struct cli_spec *s);
+void cli_spec_flags(struct cli_spec *s, struct ag_flag *flags, size_t *n, size_t cap);
+/* Fill spec (allocated in arena) from the flags; -1 with INVALID_ARGUMENT on a bad label. */
+int cli_spec_build(const struct cli_spec *s, struct ag_arena *arena, Agentry__V1__AgentSpec **spec,
+                   struct ag_err *err);
+void cli_spec_release(struct cli_spec *s);
+
+/* Ctrl-C handling for long calls: block SIGINT/SIGTERM (call before cli_client_dial so gRPC's
+ * threads inherit the mask) and run on_signal(arg) on a watcher thread when one arrives.
+ * cli_sigwatch_stop joins the thread; on_signal is never called after it returns. */
+struct cli_sigwatch;
+struct cli_sigwatch *cli_sigwatch_start(void (*on_signal)(void *arg), void *arg);
+/* True if a signal arrived. A second signal exits the process at once (status 130). */
+bool cli_sigwatch_fired(struct cli_sigwatch *w);
+void cli_sigwatch_stop(struct cli_sigwatch *w);
+
+#endif

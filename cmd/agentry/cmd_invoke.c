@@ -1,0 +1,118 @@
+/* cmd/agentry/cmd_invoke.c - 'agentry invoke INPUT...': spawn an agent and wait for the end of
+ * its first turn. The answer goes to stdout; a turn that did not end with an answer (failed,
+ * yielded, killed) is one line on stderr and exit status 1, so scripts can rely on $?. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cmd/agentry/cli.h"
+#include "cmd/agentry/client.h"
+#include "cmd/agentry/print.h"
+#include "common/xalloc.h"
+
+#define INVOKE_TIMEOUT_DEFAULT_MS 60000
+
+static const struct ag_cmd_help invoke_help = {
+    "agentry invoke [flags] INPUT...",
+    "Spawn an agent with INPUT (its words joined by spaces), wait for the end of its first turn "
+    "and print the final answer. --timeout bounds the wait; when it passes, the agent keeps "
+    "running (find it with 'agentry ps' or retry with the same --request-id). Exits 1 if the "
+    "turn failed, yielded or was killed.",
+    "agentry invoke --tool echo 'use the echo tool to say hi'",
+};
+
+static cJSON *invoke_json(const Agentry__V1__InvokeResponse *r)
+{
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "agent_id", r->agent_id);
+    cJSON_AddStringToObject(o, "state", cli_print_state_name(r->state));
+    cJSON_AddStringToObject(o, "output", r->output);
+    cJSON_AddStringToObject(o, "error", r->error);
+    cJSON *u = cJSON_AddObjectToObject(o, "usage");
+    const Agentry__V1__Usage *usage = r->usage;
+    cJSON_AddNumberToObject(u, "input_tokens", usage ? (double)usage->input_tokens : 0);
+    cJSON_AddNumberToObject(u, "output_tokens", usage ? (double)usage->output_tokens : 0);
+    cJSON_AddNumberToObject(u, "model_calls", usage ? usage->model_calls : 0);
+    cJSON_AddNumberToObject(u, "tool_calls", usage ? usage->tool_calls : 0);
+    cJSON_AddNumberToObject(o, "seq", (double)r->seq);
+    return o;
+}
+
+/* The turn's outcome as an exit code, with the stderr line for anything but an answer. */
+static int outcome(const Agentry__V1__InvokeResponse *r)
+{
+    struct ag_err err = AG_ERR_INIT;
+    const char *why = *r->error ? r->error : "no reason given";
+    switch (r->state) {
+    case AGENTRY__V1__AGENT_STATE__AGENT_STATE_IDLE:
+        return CLI_OK;
+    case AGENTRY__V1__AGENT_STATE__AGENT_STATE_FAILED:
+        ag_err_set(&err, AG_ABORTED, "agent '%s' failed: %s", r->agent_id, why);
+        break;
+    case AGENTRY__V1__AGENT_STATE__AGENT_STATE_YIELDED:
+        ag_err_set(&err, AG_ABORTED, "agent '%s' yielded before answering: %s (continue with "
+                   "'agentry send %s ...')", r->agent_id, why, r->agent_id);
+        break;
+    case AGENTRY__V1__AGENT_STATE__AGENT_STATE_KILLED:
+        ag_err_set(&err, AG_ABORTED, "agent '%s' was killed: %s", r->agent_id, why);
+        break;
+    default:
+        ag_err_set(&err, AG_UNKNOWN, "agent '%s' ended its turn in state '%s'", r->agent_id,
+                   cli_print_state_name(r->state));
+        break;
+    }
+    return cli_fail(&err);
+}
+
+static int invoke(struct cli_client *c, const struct cli_spec *spec, char **words, size_t nwords)
+{
+    struct ag_err err = AG_ERR_INIT;
+    Agentry__V1__InvokeRequest req = AGENTRY__V1__INVOKE_REQUEST__INIT;
+    if (cli_spec_build(spec, &c->arena, &req.spec, &err) < 0)
+        return cli_usage_error(&err);
+    req.input = cli_join_words(&c->arena, words, nwords);
+    req.request_id = (char *)spec->request_id;
+    Agentry__V1__InvokeResponse *resp = NULL;
+    if (cli_client_dial(c, &err) < 0 ||
+        cli_client_call(c, CLI_HUB_METHOD("Invoke"), &req.base,
+                        &agentry__v1__invoke_response__descriptor, (void **)&resp, &err) < 0) {
+        char d[32];
+        /* "no answer" is cli_client_call's wording for our own deadline passing. */
+        if (err.code == AG_DEADLINE_EXCEEDED && strncmp(err.msg, "no answer", 9) == 0)
+            ag_err_set(&err, AG_DEADLINE_EXCEEDED,
+                       "the turn did not end within %s (see --timeout); the agent keeps running: "
+                       "find it with 'agentry ps'%s",
+                       cli_duration_str(d, sizeof(d), c->timeout_ms),
+                       *req.request_id ? " or retry with the same --request-id" : "");
+        return cli_fail(&err);
+    }
+    if (c->json)
+        cli_print_json(stdout, invoke_json(resp), false);
+    else if (resp->state == AGENTRY__V1__AGENT_STATE__AGENT_STATE_IDLE)
+        printf("%s\n", resp->output);
+    return outcome(resp);
+}
+
+int cli_cmd_invoke(int argc, char **argv)
+{
+    struct cli_client c;
+    struct cli_spec spec;
+    cli_client_init(&c, INVOKE_TIMEOUT_DEFAULT_MS);
+    cli_spec_init(&spec);
+    struct ag_flag flags[CLI_MAX_FLAGS];
+    size_t nflags = 0;
+    cli_spec_flags(&spec, flags, &nflags, CLI_MAX_FLAGS);
+    cli_client_flags(&c, flags, &nflags, CLI_MAX_FLAGS);
+    char **pos = ag_xcalloc((size_t)argc + 1, sizeof(*pos));
+    size_t npos;
+    int rc;
+    if (cli_parse("invoke", &invoke_help, flags, nflags, argc, argv, pos, (size_t)argc, &npos,
+                  &rc) &&
+        cli_need_args("invoke", npos, 1, "INPUT", &rc)) {
+        rc = invoke(&c, &spec, pos, npos);
+        cli_client_close(&c);
+    }
+    cli_spec_release(&spec);
+    free(pos);
+    return rc;
+}

@@ -1,0 +1,53 @@
+/* cmd/agentry/cmd_kill.c - 'agentry kill AGENT_ID': stop an agent for good. */
+#include <inttypes.h>
+#include <stdio.h>
+
+#include "cmd/agentry/cli.h"
+#include "cmd/agentry/client.h"
+#include "cmd/agentry/print.h"
+
+static const struct ag_cmd_help kill_help = {
+    "agentry kill [flags] AGENT_ID",
+    "Stop an agent: its running turn is cancelled on its node and it takes no more input. "
+    "Prints the seq of the stored 'killed' event.",
+    "agentry kill --reason 'runaway loop' 01jd5x8k2m4n6p8q",
+};
+
+int cli_cmd_kill(int argc, char **argv)
+{
+    struct cli_client c;
+    cli_client_init(&c, CLI_TIMEOUT_DEFAULT_MS);
+    const char *reason = "";
+    struct ag_flag flags[CLI_MAX_FLAGS] = {
+        {"reason", 0, AG_FLAG_STR, &reason, "TEXT", "why, recorded in the 'killed' event", 0, 0},
+    };
+    size_t nflags = 1;
+    cli_client_flags(&c, flags, &nflags, CLI_MAX_FLAGS);
+    char *pos[1];
+    size_t npos;
+    int rc;
+    if (!cli_parse("kill", &kill_help, flags, nflags, argc, argv, pos, 1, &npos, &rc) ||
+        !cli_need_args("kill", npos, 1, "AGENT_ID", &rc))
+        return rc;
+
+    struct ag_err err = AG_ERR_INIT;
+    Agentry__V1__KillAgentRequest req = AGENTRY__V1__KILL_AGENT_REQUEST__INIT;
+    req.agent_id = pos[0];
+    req.reason = (char *)reason;
+    Agentry__V1__KillAgentResponse *resp = NULL;
+    rc = CLI_OK;
+    if (cli_client_dial(&c, &err) < 0 ||
+        cli_client_call(&c, CLI_HUB_METHOD("KillAgent"), &req.base,
+                        &agentry__v1__kill_agent_response__descriptor, (void **)&resp, &err) < 0) {
+        rc = cli_fail(&err);
+    } else if (c.json) {
+        cJSON *o = cJSON_CreateObject();
+        cJSON_AddStringToObject(o, "agent_id", pos[0]);
+        cJSON_AddNumberToObject(o, "seq", (double)resp->seq);
+        cli_print_json(stdout, o, false);
+    } else {
+        printf("%" PRIu64 "\n", resp->seq);
+    }
+    cli_client_close(&c);
+    return rc;
+}

@@ -1,0 +1,106 @@
+/* cmd/agentry/cmd_node.c - `agentry node join` (alias agent-node join): run a worker node until
+ * SIGTERM/SIGINT. A small thread waits for the signal and asks the node to stop; the node says
+ * goodbye to the hub (half-close), cancels its runs and returns. */
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "cmd/agentry/cli.h"
+#include "common/flags.h"
+#include "common/log.h"
+#include "common/xalloc.h"
+#include "worker/node.h"
+
+struct sigctx {
+    sigset_t set;
+    struct wk_node *node;
+};
+
+static void *signal_thread(void *arg)
+{
+    struct sigctx *sc = arg;
+    int sig = 0;
+    sigwait(&sc->set, &sig);
+    if (sig == SIGUSR1) /* our own wake-up at exit */
+        return NULL;
+    ag_log_info("node.signalled", "signal=%s", sig == SIGTERM ? "SIGTERM" : "SIGINT");
+    wk_node_stop(sc->node);
+    return NULL;
+}
+
+static int node_join(int argc, char **argv)
+{
+    const char *hub = cli_default_hub(), *node_id = NULL, *level = "info";
+    int64_t capacity = 64, threads = 2;
+    struct ag_strlist labels = {0};
+    const struct ag_flag flags[] = {
+        {"hub", 0, AG_FLAG_STR, &hub, "ADDR", "hub address (default $AGENTRY_HUB or 127.0.0.1:7070)", 0, 0},
+        {"capacity", 'c', AG_FLAG_INT, &capacity, "N", "agent turns run at once (default 64)", 1, 100000},
+        {"labels", 0, AG_FLAG_LIST, &labels, "K=V,...", "labels for scheduling and display", 0, 0},
+        {"node-id", 0, AG_FLAG_STR, &node_id, "ID", "unique node id (default <hostname>-<pid>)", 0, 0},
+        {"threads", 0, AG_FLAG_INT, &threads, "N", "agent-loop threads (default 2)", 1, 256},
+        {"log-level", 0, AG_FLAG_STR, &level, "LEVEL", "debug, info, warn or error (default info)", 0, 0},
+    };
+    const struct ag_cmd_help help = {
+        "agentry node join [flags]   (or: agent-node join [flags])",
+        "Join a hub as a worker node: register, run the agent turns the hub assigns, and\n"
+        "reconnect with backoff when the hub goes away. Stops on SIGTERM/SIGINT.",
+        "agentry node join --hub 127.0.0.1:7070 --capacity 16 --labels zone=a,gpu=false"};
+    struct ag_err err = AG_ERR_INIT;
+    size_t npos = 0;
+    int rc = ag_flags_parse("node join", flags, AG_ARRAY_SIZE(flags), argc, argv, NULL, 0, &npos,
+                            &err);
+    if (rc == 1) {
+        ag_flags_print_help(stdout, &help, flags, AG_ARRAY_SIZE(flags));
+        ag_strlist_release(&labels);
+        return CLI_OK;
+    }
+    int lv = rc == 0 ? ag_log_level_parse(level) : 0;
+    if (rc == 0 && lv < 0)
+        rc = ag_err_set(&err, AG_INVALID_ARGUMENT, "invalid value '%s' for --log-level", level);
+    if (rc != 0) {
+        ag_strlist_release(&labels);
+        return cli_usage_error(&err);
+    }
+    ag_log_init("node", (enum ag_log_level)lv);
+
+    struct sigctx sc;
+    sigemptyset(&sc.set);
+    sigaddset(&sc.set, SIGINT);
+    sigaddset(&sc.set, SIGTERM);
+    sigaddset(&sc.set, SIGUSR1);
+    pthread_sigmask(SIG_BLOCK, &sc.set, NULL); /* before gRPC starts threads */
+
+    struct wk_node_opts o = {.hub = hub, .node_id = node_id, .capacity = (unsigned)capacity,
+                             .labels = (const char *const *)labels.items, .nlabels = labels.n,
+                             .threads = (unsigned)threads};
+    struct wk_node *n = wk_node_new(&o, &err);
+    if (!n) {
+        ag_strlist_release(&labels);
+        return cli_fail(&err);
+    }
+    sc.node = n;
+    pthread_t st;
+    pthread_create(&st, NULL, signal_thread, &sc);
+    rc = wk_node_run(n, &err);
+    pthread_kill(st, SIGUSR1); /* no-op if it already returned after a signal */
+    pthread_join(st, NULL);
+    wk_node_free(n);
+    ag_strlist_release(&labels);
+    return rc == 0 ? CLI_OK : cli_fail(&err);
+}
+
+int cli_cmd_node(int argc, char **argv)
+{
+    if (argc >= 1 && strcmp(argv[0], "join") == 0)
+        return node_join(argc - 1, argv + 1);
+    if (argc >= 1 && (strcmp(argv[0], "--help") == 0 || strcmp(argv[0], "-h") == 0)) {
+        printf("usage: agentry node join [flags]\n\nRun a worker node. See 'agentry node join "
+               "--help'.\n");
+        return CLI_OK;
+    }
+    fprintf(stderr, "error: unknown node command '%s' (want 'agentry node join --hub ADDR')\n",
+            argc >= 1 ? argv[0] : "");
+    return CLI_USAGE;
+}

@@ -1,0 +1,71 @@
+/* cmd/agentry/cmd_spawn.c - 'agentry spawn [INPUT...]': create an agent, optionally with its
+ * first input, and print its id. */
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "cmd/agentry/cli.h"
+#include "cmd/agentry/client.h"
+#include "cmd/agentry/print.h"
+#include "common/xalloc.h"
+
+static const struct ag_cmd_help spawn_help = {
+    "agentry spawn [flags] [INPUT...]",
+    "Create an agent and start its first turn with INPUT (its words joined by spaces). Without "
+    "INPUT the agent is created idle and waits for 'agentry send'. Prints the agent id; "
+    "follow it with 'agentry trace -f ID'.",
+    "agentry spawn --name greeter --tool echo --label team=core 'say hello'",
+};
+
+static void print_spawned(const Agentry__V1__SpawnResponse *r, bool json)
+{
+    if (!json) {
+        printf("%s\n", r->agent_id);
+        return;
+    }
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "agent_id", r->agent_id);
+    cJSON_AddNumberToObject(o, "input_seq", (double)r->input_seq);
+    cJSON_AddBoolToObject(o, "existing", r->existing);
+    cJSON_AddStringToObject(o, "state", cli_print_state_name(r->state));
+    cli_print_json(stdout, o, false);
+}
+
+static int spawn(struct cli_client *c, const struct cli_spec *spec, char **words, size_t nwords)
+{
+    struct ag_err err = AG_ERR_INIT;
+    Agentry__V1__SpawnRequest req = AGENTRY__V1__SPAWN_REQUEST__INIT;
+    if (cli_spec_build(spec, &c->arena, &req.spec, &err) < 0)
+        return cli_usage_error(&err);
+    req.input = cli_join_words(&c->arena, words, nwords);
+    req.request_id = (char *)spec->request_id;
+    Agentry__V1__SpawnResponse *resp = NULL;
+    if (cli_client_dial(c, &err) < 0 ||
+        cli_client_call(c, CLI_HUB_METHOD("Spawn"), &req.base,
+                        &agentry__v1__spawn_response__descriptor, (void **)&resp, &err) < 0)
+        return cli_fail(&err);
+    print_spawned(resp, c->json);
+    return CLI_OK;
+}
+
+int cli_cmd_spawn(int argc, char **argv)
+{
+    struct cli_client c;
+    struct cli_spec spec;
+    cli_client_init(&c, CLI_TIMEOUT_DEFAULT_MS);
+    cli_spec_init(&spec);
+    struct ag_flag flags[CLI_MAX_FLAGS];
+    size_t nflags = 0;
+    cli_spec_flags(&spec, flags, &nflags, CLI_MAX_FLAGS);
+    cli_client_flags(&c, flags, &nflags, CLI_MAX_FLAGS);
+    char **pos = ag_xcalloc((size_t)argc + 1, sizeof(*pos));
+    size_t npos;
+    int rc;
+    if (cli_parse("spawn", &spawn_help, flags, nflags, argc, argv, pos, (size_t)argc, &npos,
+                  &rc)) {
+        rc = spawn(&c, &spec, pos, npos);
+        cli_client_close(&c);
+    }
+    cli_spec_release(&spec);
+    free(pos);
+    return rc;
+}

@@ -1,0 +1,147 @@
+/* cmd/agentry/cmd_trace.c - 'agentry trace AGENT_ID': print an agent's events, from --from on,
+ * and with -f keep following new ones until the stream ends or Ctrl-C.
+ *
+ * Threads: the main thread reads the stream; a watcher thread (cli_sigwatch) cancels it on
+ * Ctrl-C. `lock` guards the stream pointer they share. A follower the hub drops for falling
+ * behind (RESOURCE_EXHAUSTED) resumes from its last seq + 1, as hub.proto's Trace suggests, so
+ * a slow terminal never loses or repeats an event. */
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdio.h>
+
+#include "cmd/agentry/cli.h"
+#include "cmd/agentry/client.h"
+#include "cmd/agentry/print.h"
+#include "common/xalloc.h"
+
+#define TRACE_RESUME_TRIES 3 /* consecutive drops without one event in between */
+
+static const struct ag_cmd_help trace_help = {
+    "agentry trace [flags] AGENT_ID",
+    "Print an agent's events in order: #seq, time, kind, node and the JSON payload. With -f, "
+    "keep the stream open and print new events as they are stored, until Ctrl-C.",
+    "agentry trace -f 01jd5x8k2m4n6p8q\nagentry trace --from 5 --jsonl 01jd5x8k2m4n6p8q | jq .kind",
+};
+
+struct trace_opts {
+    bool follow, jsonl;
+    int64_t from;
+};
+
+struct trace_run {
+    struct cli_client *c;
+    const struct trace_opts *o;
+    struct cli_sigwatch *sig;
+    pthread_mutex_t lock;
+    struct rpc_stream *s; /* guarded by lock */
+};
+
+static void on_signal(void *arg)
+{
+    struct trace_run *t = arg;
+    pthread_mutex_lock(&t->lock);
+    rpc_stream_cancel(t->s);
+    pthread_mutex_unlock(&t->lock);
+}
+
+static void print_event(const Agentry__V1__TraceEvent *ev, bool jsonl)
+{
+    if (jsonl)
+        cli_print_json(stdout, cli_print_event_json(ev), true);
+    else
+        cli_print_event(stdout, ev);
+    fflush(stdout); /* a follower piped into another tool must see each event at once */
+}
+
+/* One Trace call from seq `*next`; advances *next past each event printed. Returns true if an
+ * event arrived; *end is how the stream ended, as rpc_stream_next reports it (0 or -1). */
+static bool read_stream(struct trace_run *t, const char *id, uint64_t *next, int *end,
+                        struct ag_err *err)
+{
+    Agentry__V1__TraceRequest req = AGENTRY__V1__TRACE_REQUEST__INIT;
+    req.agent_id = (char *)id;
+    req.from_seq = *next;
+    req.follow = t->o->follow;
+    pthread_mutex_lock(&t->lock);
+    t->s = rpc_stream_open(t->c->ch, CLI_HUB_METHOD("Trace"), &req.base,
+                           t->o->follow ? 0 : t->c->timeout_ms, err);
+    if (t->s && cli_sigwatch_fired(t->sig))
+        rpc_stream_cancel(t->s); /* Ctrl-C came before the stream existed */
+    pthread_mutex_unlock(&t->lock);
+    if (!t->s) {
+        *end = -1;
+        return false;
+    }
+    char buf[4096];
+    struct ag_arena a;
+    ag_arena_init(&a, buf, sizeof(buf));
+    bool progress = false;
+    Agentry__V1__TraceEvent *ev;
+    while ((*end = rpc_stream_next(t->s, &agentry__v1__trace_event__descriptor, &a, (void **)&ev,
+                                   err)) == 1) {
+        print_event(ev, t->o->jsonl);
+        *next = ev->seq + 1;
+        progress = true;
+        ag_arena_reset(&a); /* memory stays bounded however long we follow */
+    }
+    ag_arena_release(&a);
+    pthread_mutex_lock(&t->lock);
+    rpc_stream_free(t->s);
+    t->s = NULL;
+    pthread_mutex_unlock(&t->lock);
+    return progress;
+}
+
+static int trace(struct trace_run *t, const char *id)
+{
+    struct ag_err err = AG_ERR_INIT;
+    uint64_t next = (uint64_t)t->o->from;
+    int drops = 0, end;
+    if (cli_client_dial(t->c, &err) < 0)
+        return cli_fail(&err);
+    for (;;) {
+        bool progress = read_stream(t, id, &next, &end, &err);
+        if (end == 0 || cli_sigwatch_fired(t->sig))
+            return CLI_OK; /* the stream ended, or the user ended it */
+        drops = progress ? 1 : drops + 1;
+        if (!t->o->follow || err.code != AG_RESOURCE_EXHAUSTED || drops > TRACE_RESUME_TRIES) {
+            cli_client_explain_deadline(t->c, &err);
+            return cli_fail(&err);
+        }
+        fprintf(stderr, "trace: the hub dropped this follower (%s); resuming from seq %" PRIu64
+                        "\n", err.msg, next);
+    }
+}
+
+int cli_cmd_trace(int argc, char **argv)
+{
+    struct cli_client c;
+    cli_client_init(&c, CLI_TIMEOUT_DEFAULT_MS);
+    snprintf(c.timeout_help, sizeof(c.timeout_help),
+             "deadline for reading the log; 0 for none; ignored with -f (default 10s)");
+    struct trace_opts o = {false, false, 0};
+    struct ag_flag flags[CLI_MAX_FLAGS] = {
+        {"follow", 'f', AG_FLAG_BOOL, &o.follow, NULL, "keep printing new events until Ctrl-C",
+         0, 0},
+        {"from", 0, AG_FLAG_INT, &o.from, "SEQ", "first seq to print (default 1)", 0, INT64_MAX},
+        {"jsonl", 0, AG_FLAG_BOOL, &o.jsonl, NULL, "one JSON object per event per line", 0, 0},
+    };
+    size_t nflags = 3;
+    cli_client_flags(&c, flags, &nflags, CLI_MAX_FLAGS);
+    flags[nflags - 1].help = "same as --jsonl";
+    char *pos[1];
+    size_t npos;
+    int rc;
+    if (!cli_parse("trace", &trace_help, flags, nflags, argc, argv, pos, 1, &npos, &rc) ||
+        !cli_need_args("trace", npos, 1, "AGENT_ID", &rc))
+        return rc;
+    o.jsonl = o.jsonl || c.json;
+
+    struct trace_run t = {&c, &o, NULL, PTHREAD_MUTEX_INITIALIZER, NULL};
+    t.sig = cli_sigwatch_start(on_signal, &t); /* before gRPC starts its threads */
+    rc = trace(&t, pos[0]);
+    cli_sigwatch_stop(t.sig);
+    cli_client_close(&c);
+    pthread_mutex_destroy(&t.lock);
+    return rc;
+}

@@ -1,0 +1,311 @@
+/* cmd/agentry/print.c - human and JSON renderings of agents and events (see print.h). */
+#include "cmd/agentry/print.h"
+
+#include <ctype.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+#include "common/xalloc.h"
+
+/* Indexed by enum value; the protobuf enums are dense from 0. */
+static const char *const state_names[] = {"unspecified", "pending", "running", "idle",
+                                          "yielded",     "failed",  "killed"};
+static const char *const kind_names[] = {
+    "unspecified", "spawned",     "input", "assigned", "model_request", "model_reply", "tool_call",
+    "tool_result", "final",       "yield", "error",    "killed",        "interrupted",
+};
+
+const char *cli_print_state_name(Agentry__V1__AgentState s)
+{
+    return (unsigned)s < AG_ARRAY_SIZE(state_names) ? state_names[s] : "unknown";
+}
+
+const char *cli_print_kind_name(Agentry__V1__EventKind k)
+{
+    return (unsigned)k < AG_ARRAY_SIZE(kind_names) ? kind_names[k] : "unknown";
+}
+
+int cli_print_state_parse(const char *s, Agentry__V1__AgentState *out, struct ag_err *err)
+{
+    const char *name = strncasecmp(s, "AGENT_STATE_", 12) == 0 ? s + 12 : s;
+    for (size_t i = 1; i < AG_ARRAY_SIZE(state_names); i++) {
+        if (strcasecmp(name, state_names[i]) == 0) {
+            *out = (Agentry__V1__AgentState)i;
+            return 0;
+        }
+    }
+    return ag_err_set(err, AG_INVALID_ARGUMENT,
+                      "unknown state '%s': want pending, running, idle, yielded, failed or killed",
+                      s);
+}
+
+const char *cli_print_time(char *buf, size_t cap, int64_t unix_ns)
+{
+    if (unix_ns <= 0) {
+        snprintf(buf, cap, "%s", "");
+        return buf;
+    }
+    time_t secs = (time_t)(unix_ns / 1000000000);
+    struct tm tm;
+    gmtime_r(&secs, &tm);
+    snprintf(buf, cap, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900, tm.tm_mon + 1,
+             tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, (int)(unix_ns / 1000000 % 1000));
+    return buf;
+}
+
+const char *cli_print_age(char *buf, size_t cap, int64_t age_ns)
+{
+    int64_t s = age_ns > 0 ? age_ns / 1000000000 : 0;
+    if (s < 60)
+        snprintf(buf, cap, "%llds", (long long)s);
+    else if (s < 3600)
+        snprintf(buf, cap, "%lldm", (long long)(s / 60));
+    else if (s < 48 * 3600)
+        snprintf(buf, cap, "%lldh", (long long)(s / 3600));
+    else
+        snprintf(buf, cap, "%lldd", (long long)(s / 86400));
+    return buf;
+}
+
+/* --- JSON ------------------------------------------------------------------------------------ */
+
+static cJSON *spec_json(const Agentry__V1__AgentSpec *sp)
+{
+    cJSON *o = cJSON_CreateObject();
+    if (!sp)
+        return o;
+    cJSON_AddStringToObject(o, "name", sp->name);
+    cJSON_AddStringToObject(o, "model", sp->model);
+    cJSON_AddStringToObject(o, "system_prompt", sp->system_prompt);
+    cJSON *tools = cJSON_AddArrayToObject(o, "tools");
+    for (size_t i = 0; i < sp->n_tools; i++)
+        cJSON_AddItemToArray(tools, cJSON_CreateString(sp->tools[i]));
+    cJSON_AddNumberToObject(o, "max_iterations", sp->max_iterations);
+    cJSON *labels = cJSON_AddObjectToObject(o, "labels");
+    for (size_t i = 0; i < sp->n_labels; i++)
+        cJSON_AddStringToObject(labels, sp->labels[i]->key, sp->labels[i]->value);
+    return o;
+}
+
+static cJSON *usage_json(const Agentry__V1__Usage *u)
+{
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddNumberToObject(o, "input_tokens", u ? (double)u->input_tokens : 0);
+    cJSON_AddNumberToObject(o, "output_tokens", u ? (double)u->output_tokens : 0);
+    cJSON_AddNumberToObject(o, "model_calls", u ? u->model_calls : 0);
+    cJSON_AddNumberToObject(o, "tool_calls", u ? u->tool_calls : 0);
+    return o;
+}
+
+cJSON *cli_print_agent_json(const Agentry__V1__Agent *a)
+{
+    char t[32];
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "id", a->id);
+    cJSON_AddItemToObject(o, "spec", spec_json(a->spec));
+    cJSON_AddStringToObject(o, "state", cli_print_state_name(a->state));
+    cJSON_AddStringToObject(o, "node_id", a->node_id);
+    cJSON_AddNumberToObject(o, "epoch", (double)a->epoch);
+    cJSON_AddNumberToObject(o, "last_seq", (double)a->last_seq);
+    cJSON_AddStringToObject(o, "created_at", cli_print_time(t, sizeof(t), a->created_unix_nano));
+    cJSON_AddStringToObject(o, "updated_at", cli_print_time(t, sizeof(t), a->updated_unix_nano));
+    cJSON_AddItemToObject(o, "usage", usage_json(a->usage));
+    cJSON_AddStringToObject(o, "last_output", a->last_output);
+    cJSON_AddStringToObject(o, "last_error", a->last_error);
+    cJSON_AddNumberToObject(o, "pending_inputs", a->pending_inputs);
+    return o;
+}
+
+cJSON *cli_print_event_json(const Agentry__V1__TraceEvent *ev)
+{
+    char t[32];
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "agent_id", ev->agent_id);
+    cJSON_AddNumberToObject(o, "seq", (double)ev->seq);
+    cJSON_AddStringToObject(o, "time", cli_print_time(t, sizeof(t), ev->time_unix_nano));
+    cJSON_AddStringToObject(o, "kind", cli_print_kind_name(ev->kind));
+    cJSON_AddStringToObject(o, "node_id", ev->node_id);
+    /* The payload is a JSON object by contract; if a hub ever breaks that, keep the text. */
+    cJSON *payload = ev->payload && *ev->payload ? cJSON_Parse(ev->payload) : cJSON_CreateObject();
+    cJSON_AddItemToObject(o, "payload", payload ? payload : cJSON_CreateString(ev->payload));
+    return o;
+}
+
+void cli_print_json(FILE *out, cJSON *v, bool compact)
+{
+    char *s = compact ? cJSON_PrintUnformatted(v) : cJSON_Print(v);
+    if (!s) {
+        fprintf(stderr, "error: out of memory printing JSON\n");
+        abort();
+    }
+    fprintf(out, "%s\n", s);
+    cJSON_free(s);
+    cJSON_Delete(v);
+}
+
+/* --- human ----------------------------------------------------------------------------------- */
+
+/* Print s, with newlines and tabs as spaces (one_line) or newlines indented by `indent`, and any
+ * other control character as '?', so that hub data cannot move the cursor or change colours. */
+static void put_clean(FILE *out, const char *s, bool one_line, int indent)
+{
+    for (; s && *s; s++) {
+        unsigned char ch = (unsigned char)*s;
+        if (ch == '\n' && !one_line)
+            fprintf(out, "\n%*s", indent, "");
+        else if (ch == '\n' || ch == '\r' || ch == '\t')
+            fputc(' ', out);
+        else if (iscntrl(ch))
+            fputc('?', out);
+        else
+            fputc(ch, out);
+    }
+}
+
+#define AGENT_KEY_WIDTH 16
+
+static void kv(FILE *out, const char *key, const char *value)
+{
+    fprintf(out, "%s:%*s", key, (int)(AGENT_KEY_WIDTH - strlen(key) - 1), "");
+    put_clean(out, value, false, AGENT_KEY_WIDTH);
+    fputc('\n', out);
+}
+
+static void kv_u64(FILE *out, const char *key, uint64_t v)
+{
+    char buf[32];
+    snprintf(buf, sizeof(buf), "%llu", (unsigned long long)v);
+    kv(out, key, buf);
+}
+
+static void kv_time(FILE *out, const char *key, int64_t unix_ns, int64_t now_ns)
+{
+    char t[32], age[16], buf[64] = "";
+    if (unix_ns > 0)
+        snprintf(buf, sizeof(buf), "%s (%s ago)", cli_print_time(t, sizeof(t), unix_ns),
+                 cli_print_age(age, sizeof(age), now_ns - unix_ns));
+    kv(out, key, buf);
+}
+
+static void print_spec(FILE *out, const Agentry__V1__AgentSpec *sp)
+{
+    static const Agentry__V1__AgentSpec empty = AGENTRY__V1__AGENT_SPEC__INIT;
+    if (!sp)
+        sp = &empty;
+    kv(out, "name", sp->name);
+    kv(out, "model", sp->model);
+    kv(out, "system_prompt", sp->system_prompt);
+    fprintf(out, "%-*s", AGENT_KEY_WIDTH, "tools:");
+    for (size_t i = 0; i < sp->n_tools; i++) {
+        fputs(i ? ", " : "", out);
+        put_clean(out, sp->tools[i], true, 0);
+    }
+    fputc('\n', out);
+    if (sp->max_iterations)
+        kv_u64(out, "max_iterations", sp->max_iterations);
+    else
+        kv(out, "max_iterations", "hub default");
+    fprintf(out, "%-*s", AGENT_KEY_WIDTH, "labels:");
+    for (size_t i = 0; i < sp->n_labels; i++) {
+        fputs(i ? ", " : "", out);
+        put_clean(out, sp->labels[i]->key, true, 0);
+        fputc('=', out);
+        put_clean(out, sp->labels[i]->value, true, 0);
+    }
+    fputc('\n', out);
+}
+
+void cli_print_agent(FILE *out, const Agentry__V1__Agent *a, int64_t now_ns)
+{
+    kv(out, "id", a->id);
+    kv(out, "state", cli_print_state_name(a->state));
+    print_spec(out, a->spec);
+    kv(out, "node", a->node_id);
+    kv_u64(out, "epoch", a->epoch);
+    kv_u64(out, "last_seq", a->last_seq);
+    kv_u64(out, "pending_inputs", a->pending_inputs);
+    kv_time(out, "created", a->created_unix_nano, now_ns);
+    kv_time(out, "updated", a->updated_unix_nano, now_ns);
+    const Agentry__V1__Usage *u = a->usage;
+    char usage[160];
+    snprintf(usage, sizeof(usage), "model_calls=%u tool_calls=%u input_tokens=%llu output_tokens=%llu",
+             u ? u->model_calls : 0, u ? u->tool_calls : 0,
+             (unsigned long long)(u ? u->input_tokens : 0),
+             (unsigned long long)(u ? u->output_tokens : 0));
+    kv(out, "usage", usage);
+    kv(out, "last_output", a->last_output);
+    kv(out, "last_error", a->last_error);
+}
+
+void cli_print_event(FILE *out, const Agentry__V1__TraceEvent *ev)
+{
+    time_t secs = (time_t)(ev->time_unix_nano / 1000000000);
+    struct tm tm;
+    localtime_r(&secs, &tm);
+    fprintf(out, "#%-4llu  %02d:%02d:%02d.%03d  %-13s", (unsigned long long)ev->seq, tm.tm_hour,
+            tm.tm_min, tm.tm_sec, (int)(ev->time_unix_nano / 1000000 % 1000),
+            cli_print_kind_name(ev->kind));
+    if (ev->node_id && *ev->node_id) {
+        fputs("  node=", out);
+        put_clean(out, ev->node_id, true, 0);
+    }
+    if (ev->payload && *ev->payload) {
+        fputs("  ", out);
+        put_clean(out, ev->payload, true, 0);
+    }
+    fputc('\n', out);
+}
+
+/* --- the agents table ------------------------------------------------------------------------ */
+
+#define TABLE_NAME_MAX 24 /* longer names are cut: the table is for scanning, get shows it all */
+
+enum { COL_ID, COL_NAME, COL_STATE, COL_NODE, COL_SEQ, COL_AGE, NCOLS };
+
+static void agent_row(const Agentry__V1__Agent *a, int64_t now_ns, char cells[NCOLS][64])
+{
+    const char *name = a->spec && *a->spec->name ? a->spec->name : "-";
+    snprintf(cells[COL_ID], 64, "%s", a->id);
+    snprintf(cells[COL_NAME], 64, "%.*s", TABLE_NAME_MAX, name);
+    snprintf(cells[COL_STATE], 64, "%s", cli_print_state_name(a->state));
+    snprintf(cells[COL_NODE], 64, "%s", *a->node_id ? a->node_id : "-");
+    snprintf(cells[COL_SEQ], 64, "%llu", (unsigned long long)a->last_seq);
+    cli_print_age(cells[COL_AGE], 64, now_ns - a->created_unix_nano);
+}
+
+static void print_row(FILE *out, char cells[NCOLS][64], const int width[NCOLS])
+{
+    for (int c = 0; c < NCOLS; c++) {
+        if (c == NCOLS - 1) {
+            put_clean(out, cells[c], true, 0);
+            break;
+        }
+        put_clean(out, cells[c], true, 0);
+        fprintf(out, "%*s", (int)(width[c] - strlen(cells[c]) + 2), "");
+    }
+    fputc('\n', out);
+}
+
+void cli_print_agents(FILE *out, Agentry__V1__Agent *const *agents, size_t n, int64_t now_ns)
+{
+    static const char *const head[NCOLS] = {"ID", "NAME", "STATE", "NODE", "SEQ", "AGE"};
+    char cells[NCOLS][64];
+    int width[NCOLS];
+    for (int c = 0; c < NCOLS; c++)
+        width[c] = (int)strlen(head[c]);
+    for (size_t i = 0; i < n; i++) {
+        agent_row(agents[i], now_ns, cells);
+        for (int c = 0; c < NCOLS; c++)
+            if ((int)strlen(cells[c]) > width[c])
+                width[c] = (int)strlen(cells[c]);
+    }
+    for (int c = 0; c < NCOLS; c++)
+        snprintf(cells[c], 64, "%s", head[c]);
+    print_row(out, cells, width);
+    for (size_t i = 0; i < n; i++) {
+        agent_row(agents[i], now_ns, cells);
+        print_row(out, cells, width);
+    }
+}

@@ -1,0 +1,45 @@
+/* cmd/agentry/print.h - how the CLI shows agents and events: human-readable lines and tables, or
+ * JSON (cJSON) with --json.
+ *
+ * Names of states and event kinds drop their enum prefix and are lowercase ("idle",
+ * "model_reply"), in both renderings. JSON mirrors the protobuf messages with their field names;
+ * times are RFC 3339 UTC strings ("created_at", "updated_at", "time") because an int64 of Unix
+ * nanoseconds does not survive a JSON number; an event's payload is embedded as the JSON object it
+ * is. Human output never lets a control character from the hub reach the terminal. */
+#ifndef AGENTRY_CMD_PRINT_H
+#define AGENTRY_CMD_PRINT_H
+
+#include <cjson/cJSON.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "agentry/v1/hub.pb-c.h"
+#include "common/err.h"
+
+/* "pending", "idle", ...; "unknown" for a value this CLI does not know. */
+const char *cli_print_state_name(Agentry__V1__AgentState s);
+/* "input", "model_reply", ...; "unknown" likewise. */
+const char *cli_print_kind_name(Agentry__V1__EventKind k);
+/* "idle", "IDLE" or "AGENT_STATE_IDLE" -> the state; -1 with INVALID_ARGUMENT if unknown. */
+int cli_print_state_parse(const char *s, Agentry__V1__AgentState *out, struct ag_err *err);
+
+/* "2026-11-25T10:00:00.123Z" (UTC, milliseconds); buf needs 32 bytes. */
+const char *cli_print_time(char *buf, size_t cap, int64_t unix_ns);
+/* "45s", "12m", "5h", "3d". */
+const char *cli_print_age(char *buf, size_t cap, int64_t age_ns);
+
+cJSON *cli_print_agent_json(const Agentry__V1__Agent *a);
+cJSON *cli_print_event_json(const Agentry__V1__TraceEvent *ev);
+/* Print v followed by a newline (indented, or on one line if compact) and delete v. */
+void cli_print_json(FILE *out, cJSON *v, bool compact);
+
+/* "key: value" lines. */
+void cli_print_agent(FILE *out, const Agentry__V1__Agent *a, int64_t now_ns);
+/* "#seq  HH:MM:SS.mmm  kind  node=...  payload" (local time). */
+void cli_print_event(FILE *out, const Agentry__V1__TraceEvent *ev);
+/* The table ID NAME STATE NODE SEQ AGE, with a header row. */
+void cli_print_agents(FILE *out, Agentry__V1__Agent *const *agents, size_t n, int64_t now_ns);
+
+#endif

@@ -1,0 +1,487 @@
+/* common/rpc/client.c - gRPC client helpers over the core API (see client.h).
+ *
+ * Threads: a channel may be shared by any number of threads. Its only mutable state is the cache
+ * of registered-call handles, guarded by `lock`. Blocking calls and streams each own a private
+ * pluck completion queue, so they never see another call's events; the queue lives exactly as
+ * long as its call.
+ *
+ * Memory (grpc-core.md §7): send buffers are destroyed after their batch completed, received
+ * buffers and metadata arrays by us, status details are grpc_slice_unref'd by whoever received
+ * them. Every rpc_status_to_err() caller here unrefs the details itself; the function borrows. */
+#include "common/rpc/client.h"
+
+#include <ctype.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <grpc/grpc_security.h>
+#include <grpc/support/time.h>
+
+#include "common/rpc/pb.h"
+#include "common/xalloc.h"
+
+#define RPC_DEFAULT_MAX_RECV (16 * 1024 * 1024)
+/* The hub allows a ping every 10 s without data (GRPC_ARG_HTTP2_MIN_RECV_PING_INTERVAL_WITHOUT_
+ * DATA_MS); pinging more often gets the connection closed with GOAWAY too_many_pings. 20 s leaves
+ * a factor of two for timer jitter on both sides. */
+#define RPC_DEFAULT_KEEPALIVE_MS 20000
+#define RPC_DEFAULT_KEEPALIVE_TIMEOUT_MS 10000
+
+struct rpc_method_handle {
+    char *method; /* owned */
+    void *handle; /* owned by the grpc channel */
+};
+
+struct rpc_channel {
+    grpc_channel *ch; /* owned */
+    char *target;     /* owned */
+    pthread_mutex_t lock; /* guards methods, n, cap */
+    struct rpc_method_handle *methods;
+    size_t n, cap;
+};
+
+void rpc_client_init(void)
+{
+    grpc_init();
+}
+
+void rpc_client_shutdown(void)
+{
+    grpc_shutdown();
+}
+
+/* "host:port", "[v6]:port", or a grpc URI with a scheme we expect ("dns:", "ipv4:", ...). */
+static bool target_ok(const char *t)
+{
+    static const char *const schemes[] = {"dns:", "ipv4:", "ipv6:", "unix:", "unix-abstract:"};
+    if (!*t)
+        return false;
+    for (const char *p = t; *p; p++)
+        if (isspace((unsigned char)*p) || iscntrl((unsigned char)*p))
+            return false;
+    for (size_t i = 0; i < AG_ARRAY_SIZE(schemes); i++)
+        if (strncmp(t, schemes[i], strlen(schemes[i])) == 0)
+            return t[strlen(schemes[i])] != '\0';
+    const char *colon = strrchr(t, ':');
+    if (!colon || colon == t || colon[1] == '\0')
+        return false;
+    char *end;
+    long port = strtol(colon + 1, &end, 10);
+    return *end == '\0' && isdigit((unsigned char)colon[1]) && port > 0 && port < 65536;
+}
+
+static grpc_arg int_arg(const char *key, int v)
+{
+    grpc_arg a;
+    a.type = GRPC_ARG_INTEGER;
+    a.key = (char *)key;
+    a.value.integer = v;
+    return a;
+}
+
+struct rpc_channel *rpc_channel_new(const char *target, const struct rpc_channel_opts *o,
+                                    struct ag_err *err)
+{
+    if (!target || !target_ok(target)) {
+        ag_err_set(err, AG_INVALID_ARGUMENT, "invalid address '%s': want host:port",
+                   target ? target : "");
+        return NULL;
+    }
+    struct rpc_channel_opts def = {0, 0, 0, 0};
+    if (!o)
+        o = &def;
+    grpc_arg args[8];
+    size_t n = 0;
+    args[n++] = int_arg(GRPC_ARG_MAX_RECEIVE_MESSAGE_LENGTH,
+                        o->max_recv_bytes > 0 ? o->max_recv_bytes : RPC_DEFAULT_MAX_RECV);
+    args[n++] = int_arg(GRPC_ARG_KEEPALIVE_TIME_MS,
+                        o->keepalive_ms > 0 ? o->keepalive_ms : RPC_DEFAULT_KEEPALIVE_MS);
+    args[n++] = int_arg(GRPC_ARG_KEEPALIVE_TIMEOUT_MS, o->keepalive_timeout_ms > 0
+                                                           ? o->keepalive_timeout_ms
+                                                           : RPC_DEFAULT_KEEPALIVE_TIMEOUT_MS);
+    args[n++] = int_arg(GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS, 1);
+    /* Without this, the client stops pinging after 2 pings without data, and an idle channel's
+     * dead peer goes unnoticed; the hub's ping policy above is what bounds the rate. */
+    args[n++] = int_arg(GRPC_ARG_HTTP2_MAX_PINGS_WITHOUT_DATA, 0);
+    /* One rpc_channel = one connection: otherwise channels to one target share a subchannel,
+     * and `agentry bench --channels K` would still use a single TCP connection. */
+    args[n++] = int_arg(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);
+    if (o->max_backoff_ms > 0)
+        args[n++] = int_arg(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, o->max_backoff_ms);
+    grpc_arg ua;
+    ua.type = GRPC_ARG_STRING;
+    ua.key = GRPC_ARG_PRIMARY_USER_AGENT_STRING;
+    ua.value.string = "agentry/" AGENTRY_VERSION;
+    args[n++] = ua;
+    grpc_channel_args cargs = {n, args};
+
+    grpc_channel_credentials *creds = grpc_insecure_credentials_create();
+    struct rpc_channel *ch = ag_xcalloc(1, sizeof(*ch));
+    ch->ch = grpc_channel_create(target, creds, &cargs);
+    grpc_channel_credentials_release(creds);
+    ch->target = ag_xstrdup(target);
+    pthread_mutex_init(&ch->lock, NULL);
+    return ch;
+}
+
+void rpc_channel_free(struct rpc_channel *ch)
+{
+    if (!ch)
+        return;
+    grpc_channel_destroy(ch->ch);
+    for (size_t i = 0; i < ch->n; i++)
+        free(ch->methods[i].method);
+    free(ch->methods);
+    pthread_mutex_destroy(&ch->lock);
+    free(ch->target);
+    free(ch);
+}
+
+grpc_channel *rpc_channel_grpc(struct rpc_channel *ch)
+{
+    return ch->ch;
+}
+
+const char *rpc_channel_target(const struct rpc_channel *ch)
+{
+    return ch->target;
+}
+
+void *rpc_channel_method(struct rpc_channel *ch, const char *method)
+{
+    pthread_mutex_lock(&ch->lock);
+    void *h = NULL;
+    for (size_t i = 0; i < ch->n && !h; i++)
+        if (strcmp(ch->methods[i].method, method) == 0)
+            h = ch->methods[i].handle;
+    if (!h) {
+        if (ch->n == ch->cap) {
+            ch->cap = ch->cap ? ch->cap * 2 : 8;
+            ch->methods = ag_xrealloc(ch->methods, ch->cap * sizeof(*ch->methods));
+        }
+        h = grpc_channel_register_call(ch->ch, method, NULL, NULL);
+        ch->methods[ch->n].method = ag_xstrdup(method);
+        ch->methods[ch->n++].handle = h;
+    }
+    pthread_mutex_unlock(&ch->lock);
+    return h;
+}
+
+gpr_timespec rpc_deadline_ms(int64_t ms)
+{
+    if (ms <= 0)
+        return gpr_inf_future(GPR_CLOCK_MONOTONIC);
+    return gpr_time_add(gpr_now(GPR_CLOCK_MONOTONIC), gpr_time_from_millis(ms, GPR_TIMESPAN));
+}
+
+int rpc_status_to_err(grpc_status_code status, grpc_slice details, struct ag_err *err)
+{
+    if (status == GRPC_STATUS_OK)
+        return 0;
+    enum ag_code code = status >= 0 && status <= GRPC_STATUS_UNAUTHENTICATED
+                            ? (enum ag_code)status
+                            : AG_UNKNOWN;
+    size_t len = GRPC_SLICE_LENGTH(details);
+    if (len == 0)
+        return ag_err_set(err, code, "call failed with status %s", ag_code_name(code));
+    /* One line for the user: a multi-line detail would break "error: ..." output. */
+    ag_err_set(err, code, "%.*s", (int)len, (const char *)GRPC_SLICE_START_PTR(details));
+    for (char *p = err ? err->msg : NULL; p && *p; p++)
+        if (*p == '\n' || *p == '\r')
+            *p = ' ';
+    return -1;
+}
+
+/* grpc's own words for "no connection could be made", as opposed to a status the hub sent. */
+static bool is_connect_failure(grpc_status_code status, grpc_slice details)
+{
+    static const char *const texts[] = {"failed to connect to all addresses",
+                                        "DNS resolution failed", "empty address list",
+                                        "Failed to connect to remote host"};
+    if (status != GRPC_STATUS_UNAVAILABLE)
+        return false;
+    for (size_t i = 0; i < AG_ARRAY_SIZE(texts); i++)
+        if (grpc_slice_buf_start_eq(details, texts[i], strlen(texts[i])))
+            return true;
+    return false;
+}
+
+static int unreachable(const struct rpc_channel *ch, struct ag_err *err)
+{
+    return ag_err_set(err, AG_UNAVAILABLE,
+                      "cannot reach hub at '%s' (is 'agentry hub' running? set --hub or "
+                      "AGENTRY_HUB)",
+                      ch->target);
+}
+
+/* A deadline that passed before the channel ever connected is reported as the connection problem
+ * it is, not as a slow hub. */
+int rpc_channel_status_to_err(struct rpc_channel *ch, grpc_status_code status, grpc_slice details,
+                              struct ag_err *err)
+{
+    int rc = rpc_status_to_err(status, details, err);
+    if (rc < 0 && is_connect_failure(status, details)) {
+        unreachable(ch, err);
+    } else if (rc < 0 && status == GRPC_STATUS_DEADLINE_EXCEEDED) {
+        grpc_connectivity_state st = grpc_channel_check_connectivity_state(ch->ch, 0);
+        if (st == GRPC_CHANNEL_CONNECTING || st == GRPC_CHANNEL_TRANSIENT_FAILURE) {
+            unreachable(ch, err);
+            if (err)
+                err->code = AG_DEADLINE_EXCEEDED;
+        }
+    }
+    return rc;
+}
+
+/* Map and unref the details. */
+static int call_status(struct rpc_channel *ch, grpc_status_code status, grpc_slice details,
+                       struct ag_err *err)
+{
+    int rc = rpc_channel_status_to_err(ch, status, details, err);
+    grpc_slice_unref(details);
+    return rc;
+}
+
+static grpc_call *new_call(struct rpc_channel *ch, grpc_completion_queue *cq, const char *method,
+                           int64_t timeout_ms)
+{
+    return grpc_channel_create_registered_call(ch->ch, NULL, GRPC_PROPAGATE_DEFAULTS, cq,
+                                               rpc_channel_method(ch, method),
+                                               rpc_deadline_ms(timeout_ms), NULL);
+}
+
+static grpc_event pluck(grpc_completion_queue *cq, void *tag)
+{
+    return grpc_completion_queue_pluck(cq, tag, gpr_inf_future(GPR_CLOCK_REALTIME), NULL);
+}
+
+/* Shut a pluck queue down once nothing is outstanding on it, drain it, destroy it. */
+static void cq_destroy(grpc_completion_queue *cq)
+{
+    grpc_completion_queue_shutdown(cq);
+    while (pluck(cq, NULL).type != GRPC_QUEUE_SHUTDOWN)
+        ;
+    grpc_completion_queue_destroy(cq);
+}
+
+static int start_error(grpc_call_error ce, const char *method, struct ag_err *err)
+{
+    return ag_err_set(err, AG_INTERNAL, "cannot start call '%s': grpc_call_error %d", method,
+                      (int)ce);
+}
+
+static int decode_reply(grpc_byte_buffer *bb, const ProtobufCMessageDescriptor *d,
+                        struct ag_arena *arena, void **resp, struct ag_err *err)
+{
+    *resp = rpc_pb_unpack(bb, d, arena, err);
+    if (!*resp) {
+        if (err)
+            err->code = AG_INTERNAL; /* the server broke the contract, not our request */
+        return -1;
+    }
+    return 0;
+}
+
+int rpc_unary(struct rpc_channel *ch, const char *method, const ProtobufCMessage *req,
+              const ProtobufCMessageDescriptor *resp_desc, struct ag_arena *arena, void **resp,
+              int64_t timeout_ms, struct ag_err *err)
+{
+    grpc_completion_queue *cq = grpc_completion_queue_create_for_pluck(NULL);
+    grpc_call *call = new_call(ch, cq, method, timeout_ms);
+    grpc_byte_buffer *send = rpc_pb_pack(req), *recv = NULL;
+    grpc_metadata_array md_init, md_trail;
+    grpc_metadata_array_init(&md_init);
+    grpc_metadata_array_init(&md_trail);
+    grpc_status_code status = GRPC_STATUS_UNKNOWN;
+    grpc_slice details = grpc_empty_slice();
+    grpc_op ops[6];
+    memset(ops, 0, sizeof(ops));
+    ops[0].op = GRPC_OP_SEND_INITIAL_METADATA;
+    ops[1].op = GRPC_OP_SEND_MESSAGE;
+    ops[1].data.send_message.send_message = send;
+    ops[2].op = GRPC_OP_SEND_CLOSE_FROM_CLIENT;
+    ops[3].op = GRPC_OP_RECV_INITIAL_METADATA;
+    ops[3].data.recv_initial_metadata.recv_initial_metadata = &md_init;
+    ops[4].op = GRPC_OP_RECV_MESSAGE;
+    ops[4].data.recv_message.recv_message = &recv;
+    ops[5].op = GRPC_OP_RECV_STATUS_ON_CLIENT;
+    ops[5].data.recv_status_on_client.trailing_metadata = &md_trail;
+    ops[5].data.recv_status_on_client.status = &status;
+    ops[5].data.recv_status_on_client.status_details = &details;
+
+    int rc;
+    *resp = NULL;
+    grpc_call_error ce = grpc_call_start_batch(call, ops, AG_ARRAY_SIZE(ops), ops, NULL);
+    if (ce != GRPC_CALL_OK) {
+        rc = start_error(ce, method, err);
+        goto done;
+    }
+    pluck(cq, ops); /* RECV_STATUS_ON_CLIENT always completes the batch, deadline or not */
+    rc = call_status(ch, status, details, err);
+    if (rc == 0)
+        rc = decode_reply(recv, resp_desc, arena, resp, err);
+done:
+    grpc_byte_buffer_destroy(recv);
+    grpc_byte_buffer_destroy(send);
+    grpc_metadata_array_destroy(&md_init);
+    grpc_metadata_array_destroy(&md_trail);
+    grpc_call_unref(call);
+    cq_destroy(cq);
+    return rc;
+}
+
+/* --- server streaming ------------------------------------------------------------------------ */
+
+/* Two batches start at open: {send all, RECV_INITIAL_METADATA} and {RECV_STATUS_ON_CLIENT}; then
+ * one {RECV_MESSAGE} per next(). The status batch is plucked only once a receive says the stream
+ * is over, so its details are always those of the end the user sees. */
+struct rpc_stream {
+    struct rpc_channel *ch; /* borrowed */
+    grpc_completion_queue *cq;
+    grpc_call *call;
+    grpc_byte_buffer *send; /* until the start batch completed */
+    grpc_metadata_array md_init, md_trail;
+    grpc_status_code status;
+    grpc_slice details;
+    bool start_done, ended;
+    int end_rc;
+    struct ag_err end_err; /* what next() returns again after the end */
+    char tag_start, tag_msg, tag_status; /* their addresses are the batch tags */
+};
+
+struct rpc_stream *rpc_stream_open(struct rpc_channel *ch, const char *method,
+                                   const ProtobufCMessage *req, int64_t timeout_ms,
+                                   struct ag_err *err)
+{
+    struct rpc_stream *s = ag_xcalloc(1, sizeof(*s));
+    s->ch = ch;
+    s->cq = grpc_completion_queue_create_for_pluck(NULL);
+    s->call = new_call(ch, s->cq, method, timeout_ms);
+    s->send = rpc_pb_pack(req);
+    grpc_metadata_array_init(&s->md_init);
+    grpc_metadata_array_init(&s->md_trail);
+    s->status = GRPC_STATUS_UNKNOWN;
+    s->details = grpc_empty_slice();
+
+    grpc_op ops[4];
+    memset(ops, 0, sizeof(ops));
+    ops[0].op = GRPC_OP_SEND_INITIAL_METADATA;
+    ops[1].op = GRPC_OP_SEND_MESSAGE;
+    ops[1].data.send_message.send_message = s->send;
+    ops[2].op = GRPC_OP_SEND_CLOSE_FROM_CLIENT;
+    ops[3].op = GRPC_OP_RECV_INITIAL_METADATA;
+    ops[3].data.recv_initial_metadata.recv_initial_metadata = &s->md_init;
+    grpc_call_error ce = grpc_call_start_batch(s->call, ops, 4, &s->tag_start, NULL);
+    if (ce != GRPC_CALL_OK) {
+        s->start_done = true; /* nothing outstanding */
+        s->ended = true;
+        start_error(ce, method, err);
+        rpc_stream_free(s);
+        return NULL;
+    }
+    grpc_op st;
+    memset(&st, 0, sizeof(st));
+    st.op = GRPC_OP_RECV_STATUS_ON_CLIENT;
+    st.data.recv_status_on_client.trailing_metadata = &s->md_trail;
+    st.data.recv_status_on_client.status = &s->status;
+    st.data.recv_status_on_client.status_details = &s->details;
+    ce = grpc_call_start_batch(s->call, &st, 1, &s->tag_status, NULL);
+    if (ce != GRPC_CALL_OK) {
+        grpc_call_cancel(s->call, NULL);
+        pluck(s->cq, &s->tag_start);
+        s->start_done = true;
+        s->ended = true;
+        start_error(ce, method, err);
+        rpc_stream_free(s);
+        return NULL;
+    }
+    return s;
+}
+
+/* The stream is over: collect its status (once) and remember the result for later calls. */
+static int stream_end(struct rpc_stream *s, struct ag_err *err)
+{
+    if (!s->ended) {
+        pluck(s->cq, &s->tag_status);
+        s->ended = true;
+        ag_err_clear(&s->end_err);
+        s->end_rc = call_status(s->ch, s->status, s->details, &s->end_err);
+        s->details = grpc_empty_slice(); /* call_status unref'd it */
+    }
+    if (s->end_rc < 0 && err)
+        *err = s->end_err;
+    return s->end_rc < 0 ? -1 : 0;
+}
+
+static void stream_start_done(struct rpc_stream *s)
+{
+    if (s->start_done)
+        return;
+    pluck(s->cq, &s->tag_start);
+    s->start_done = true;
+    grpc_byte_buffer_destroy(s->send);
+    s->send = NULL;
+}
+
+int rpc_stream_next(struct rpc_stream *s, const ProtobufCMessageDescriptor *d,
+                    struct ag_arena *arena, void **msg, struct ag_err *err)
+{
+    *msg = NULL;
+    if (s->ended)
+        return stream_end(s, err);
+    stream_start_done(s);
+    grpc_byte_buffer *bb = NULL;
+    grpc_op op;
+    memset(&op, 0, sizeof(op));
+    op.op = GRPC_OP_RECV_MESSAGE;
+    op.data.recv_message.recv_message = &bb;
+    grpc_call_error ce = grpc_call_start_batch(s->call, &op, 1, &s->tag_msg, NULL);
+    if (ce != GRPC_CALL_OK) {
+        grpc_call_cancel(s->call, NULL);
+        return stream_end(s, err);
+    }
+    grpc_event ev = pluck(s->cq, &s->tag_msg);
+    if (!ev.success || !bb) {
+        grpc_byte_buffer_destroy(bb);
+        return stream_end(s, err);
+    }
+    int rc = decode_reply(bb, d, arena, msg, err);
+    grpc_byte_buffer_destroy(bb);
+    if (rc < 0) {
+        /* A message we cannot read ends the stream for us; report the decode error, not the
+         * CANCELLED status our own cancel produces. */
+        grpc_call_cancel(s->call, NULL);
+        stream_end(s, NULL);
+        s->end_rc = -1;
+        if (err)
+            s->end_err = *err;
+        return -1;
+    }
+    return 1;
+}
+
+void rpc_stream_cancel(struct rpc_stream *s)
+{
+    if (s)
+        grpc_call_cancel(s->call, NULL);
+}
+
+void rpc_stream_free(struct rpc_stream *s)
+{
+    if (!s)
+        return;
+    if (!s->ended)
+        grpc_call_cancel(s->call, NULL);
+    stream_start_done(s);
+    if (!s->ended)
+        stream_end(s, NULL);
+    grpc_byte_buffer_destroy(s->send);
+    grpc_metadata_array_destroy(&s->md_init);
+    grpc_metadata_array_destroy(&s->md_trail);
+    grpc_slice_unref(s->details);
+    grpc_call_unref(s->call);
+    cq_destroy(s->cq);
+    free(s);
+}

@@ -1,0 +1,400 @@
+/* tests/unit/test-common-flags.c - common/flags.c: every accepted form and every error message.
+ * Messages are part of the CLI's interface (users read them, scripts grep them), so the tests
+ * compare them exactly. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "common/flags.h"
+#include "common/xalloc.h"
+
+/* A command with one flag of each type, like 'agentry trace' plus a few. */
+struct opts {
+    bool follow, json;
+    const char *hub;
+    int64_t capacity, from;
+    int64_t timeout_ms;
+    struct ag_strlist tools;
+};
+
+#define NFLAGS 7
+
+static void table(struct opts *o, struct ag_flag f[NFLAGS])
+{
+    memset(o, 0, sizeof(*o));
+    o->json = true; /* so --no-json has something to turn off */
+    o->hub = "127.0.0.1:7070";
+    o->timeout_ms = 10000;
+    struct ag_flag rows[NFLAGS] = {
+        {"follow", 'f', AG_FLAG_BOOL, &o->follow, NULL, "keep following", 0, 0},
+        {"json", 0, AG_FLAG_BOOL, &o->json, NULL, "print JSON", 0, 0},
+        {"hub", 0, AG_FLAG_STR, &o->hub, "ADDR", "hub address", 0, 0},
+        {"capacity", 'c', AG_FLAG_INT, &o->capacity, "N", "slots", 1, 100000},
+        {"from", 0, AG_FLAG_INT, &o->from, "SEQ", "first seq", 0, 0},
+        {"timeout", 't', AG_FLAG_DURATION, &o->timeout_ms, NULL, "deadline (default 10s)", 0, 0},
+        {"tool", 0, AG_FLAG_LIST, &o->tools, "NAME", "tools, repeatable", 0, 0},
+    };
+    memcpy(f, rows, sizeof(rows));
+}
+
+/* Parse a NULL-terminated list of arguments for command "trace". */
+struct result {
+    int rc;
+    struct ag_err err;
+    char *pos[4];
+    size_t npos;
+};
+
+static struct result run(struct opts *o, size_t max_pos, ...)
+{
+    char *argv[32];
+    int argc = 0;
+    va_list ap;
+    va_start(ap, max_pos);
+    for (char *a; (a = va_arg(ap, char *)) != NULL;)
+        argv[argc++] = a;
+    va_end(ap);
+    struct ag_flag f[NFLAGS];
+    table(o, f);
+    struct result r = {0, AG_ERR_INIT, {0}, 0};
+    r.rc = ag_flags_parse("trace", f, NFLAGS, argc, argv, r.pos, max_pos, &r.npos, &r.err);
+    return r;
+}
+
+static void expect_error(struct result r, const char *msg)
+{
+    assert_int_equal(r.rc, -1);
+    assert_int_equal(r.err.code, AG_INVALID_ARGUMENT);
+    assert_string_equal(r.err.msg, msg);
+}
+
+static void test_defaults_kept(void **state)
+{
+    struct opts o;
+    struct result r = run(&o, 4, NULL);
+    assert_int_equal(r.rc, 0);
+    assert_int_equal(r.npos, 0);
+    assert_string_equal(o.hub, "127.0.0.1:7070");
+    assert_int_equal(o.timeout_ms, 10000);
+    assert_true(o.json);
+    assert_false(o.follow);
+    assert_int_equal(o.tools.n, 0);
+}
+
+static void test_long_forms(void **state)
+{
+    struct opts o;
+    struct result r = run(&o, 4, "--hub", "h:1", "--capacity=42", "--from", "-3", "--follow",
+                          "--no-json", NULL);
+    assert_int_equal(r.rc, 0);
+    assert_string_equal(o.hub, "h:1");
+    assert_int_equal(o.capacity, 42);
+    assert_int_equal(o.from, -3); /* a negative number is a value, not a flag */
+    assert_true(o.follow);
+    assert_false(o.json);
+}
+
+static void test_short_forms(void **state)
+{
+    struct opts o;
+    struct result r = run(&o, 4, "-f", "-c", "7", "-t", "250ms", NULL);
+    assert_int_equal(r.rc, 0);
+    assert_true(o.follow);
+    assert_int_equal(o.capacity, 7);
+    assert_int_equal(o.timeout_ms, 250);
+}
+
+static void test_bool_values(void **state)
+{
+    struct opts o;
+    struct result r = run(&o, 4, "--json=false", "--follow=true", NULL);
+    assert_int_equal(r.rc, 0);
+    assert_false(o.json);
+    assert_true(o.follow);
+    r = run(&o, 4, "--json=0", "--follow=yes", NULL);
+    assert_int_equal(r.rc, 0);
+    assert_false(o.json);
+    assert_true(o.follow);
+    expect_error(run(&o, 4, "--json=maybe", NULL),
+                 "invalid value 'maybe' for --json: want true or false");
+    expect_error(run(&o, 4, "--no-json=1", NULL), "flag '--no-json' takes no value");
+}
+
+static void test_positionals_mixed(void **state)
+{
+    struct opts o;
+    struct result r = run(&o, 4, "a1", "--hub", "x:1", "b2", "-", "-f", NULL);
+    assert_int_equal(r.rc, 0);
+    assert_int_equal(r.npos, 3);
+    assert_string_equal(r.pos[0], "a1");
+    assert_string_equal(r.pos[1], "b2");
+    assert_string_equal(r.pos[2], "-"); /* "-" alone is an argument (stdin by convention) */
+    assert_string_equal(o.hub, "x:1");
+    assert_true(o.follow);
+}
+
+static void test_double_dash(void **state)
+{
+    struct opts o;
+    struct result r = run(&o, 4, "-f", "--", "--hub", "-h", NULL);
+    assert_int_equal(r.rc, 0);
+    assert_int_equal(r.npos, 2);
+    assert_string_equal(r.pos[0], "--hub");
+    assert_string_equal(r.pos[1], "-h");
+    assert_string_equal(o.hub, "127.0.0.1:7070");
+}
+
+static void test_value_with_dash(void **state)
+{
+    struct opts o;
+    /* A token that is not one of our flags is taken as the value. */
+    struct result r = run(&o, 4, "--hub", "-weird", NULL);
+    assert_int_equal(r.rc, 0);
+    assert_string_equal(o.hub, "-weird");
+    r = run(&o, 4, "--hub=--json", NULL);
+    assert_int_equal(r.rc, 0);
+    assert_string_equal(o.hub, "--json");
+    r = run(&o, 4, "--hub=", NULL);
+    assert_int_equal(r.rc, 0);
+    assert_string_equal(o.hub, "");
+}
+
+static void test_last_wins(void **state)
+{
+    struct opts o;
+    struct result r = run(&o, 4, "--hub", "a:1", "--hub=b:2", NULL);
+    assert_int_equal(r.rc, 0);
+    assert_string_equal(o.hub, "b:2");
+}
+
+static void test_list(void **state)
+{
+    struct opts o;
+    struct result r = run(&o, 4, "--tool", "echo", "--tool=http,,shell,", "--tool", "x", NULL);
+    assert_int_equal(r.rc, 0);
+    assert_int_equal(o.tools.n, 4);
+    assert_string_equal(o.tools.items[0], "echo");
+    assert_string_equal(o.tools.items[1], "http");
+    assert_string_equal(o.tools.items[2], "shell");
+    assert_string_equal(o.tools.items[3], "x");
+    ag_strlist_release(&o.tools);
+    assert_null(o.tools.items);
+    assert_int_equal(o.tools.n, 0);
+    ag_strlist_release(&o.tools); /* twice is harmless */
+    ag_strlist_release(NULL);
+}
+
+static void test_help(void **state)
+{
+    struct opts o;
+    assert_int_equal(run(&o, 0, "--help", NULL).rc, 1);
+    assert_int_equal(run(&o, 0, "-h", NULL).rc, 1);
+    /* Help wins over any other problem on the line. */
+    assert_int_equal(run(&o, 0, "--frm", "x", "y", "--capacity", "0", "-h", NULL).rc, 1);
+    /* After "--" it is an argument. */
+    struct result r = run(&o, 1, "--", "--help", NULL);
+    assert_int_equal(r.rc, 0);
+    assert_string_equal(r.pos[0], "--help");
+}
+
+static void test_unknown_flags(void **state)
+{
+    struct opts o;
+    expect_error(run(&o, 4, "--frm", "3", NULL), "unknown flag '--frm' (see 'agentry trace --help')");
+    expect_error(run(&o, 4, "--frm=3", NULL), "unknown flag '--frm' (see 'agentry trace --help')");
+    expect_error(run(&o, 4, "-x", NULL), "unknown flag '-x' (see 'agentry trace --help')");
+    expect_error(run(&o, 4, "-fc", NULL), "unknown flag '-fc' (see 'agentry trace --help')");
+    expect_error(run(&o, 4, "--no-hub", NULL), "unknown flag '--no-hub' (see 'agentry trace --help')");
+    expect_error(run(&o, 4, "--no-", NULL), "unknown flag '--no-' (see 'agentry trace --help')");
+    expect_error(run(&o, 4, "---", NULL), "unknown flag '---' (see 'agentry trace --help')");
+}
+
+static void test_missing_values(void **state)
+{
+    struct opts o;
+    expect_error(run(&o, 4, "--capacity", NULL), "flag '--capacity' needs a value");
+    expect_error(run(&o, 4, "-c", NULL), "flag '-c' needs a value");
+    expect_error(run(&o, 4, "--hub", "--json", NULL), "flag '--hub' needs a value");
+    expect_error(run(&o, 4, "--hub", "-f", NULL), "flag '--hub' needs a value");
+    expect_error(run(&o, 4, "--hub", "--", NULL), "flag '--hub' needs a value");
+    expect_error(run(&o, 4, "--hub", "--no-json", NULL), "flag '--hub' needs a value");
+    expect_error(run(&o, 4, "--tool", NULL), "flag '--tool' needs a value");
+}
+
+static void test_int_values(void **state)
+{
+    struct opts o;
+    expect_error(run(&o, 4, "--capacity", "x", NULL),
+                 "invalid value 'x' for --capacity: want an integer in 1..100000");
+    expect_error(run(&o, 4, "--capacity=0", NULL),
+                 "invalid value '0' for --capacity: want an integer in 1..100000");
+    expect_error(run(&o, 4, "-c", "100001", NULL),
+                 "invalid value '100001' for --capacity: want an integer in 1..100000");
+    expect_error(run(&o, 4, "--capacity=", NULL),
+                 "invalid value '' for --capacity: want an integer in 1..100000");
+    expect_error(run(&o, 4, "--capacity= 5", NULL),
+                 "invalid value ' 5' for --capacity: want an integer in 1..100000");
+    expect_error(run(&o, 4, "--from", "12abc", NULL),
+                 "invalid value '12abc' for --from: want an integer");
+    expect_error(run(&o, 4, "--from", "99999999999999999999", NULL),
+                 "invalid value '99999999999999999999' for --from: want an integer");
+    struct ag_flag seq = {"seq", 0, AG_FLAG_INT, &o.from, "SEQ", "from", 0, INT64_MAX};
+    char *argv[] = {"--seq=-1"}, *pos[1];
+    size_t npos;
+    struct ag_err err = AG_ERR_INIT;
+    assert_int_equal(ag_flags_parse("trace", &seq, 1, 1, argv, pos, 1, &npos, &err), -1);
+    assert_string_equal(err.msg, "invalid value '-1' for --seq: want an integer >= 0");
+    struct result r = run(&o, 4, "--capacity", "100000", "--from", "9223372036854775807", NULL);
+    assert_int_equal(r.rc, 0);
+    assert_int_equal(o.capacity, 100000);
+    assert_true(o.from == INT64_MAX);
+}
+
+static void test_duration_flag(void **state)
+{
+    struct opts o;
+    struct result r = run(&o, 4, "--timeout", "2m", NULL);
+    assert_int_equal(r.rc, 0);
+    assert_int_equal(o.timeout_ms, 120000);
+    expect_error(run(&o, 4, "--timeout=5x", NULL),
+                 "invalid value '5x' for --timeout: want a duration like 250ms, 5s, 2m or 1h");
+}
+
+static void test_too_many(void **state)
+{
+    struct opts o;
+    expect_error(run(&o, 1, "a", "b", NULL), "too many arguments (see 'agentry trace --help')");
+    expect_error(run(&o, 0, "a", NULL), "too many arguments (see 'agentry trace --help')");
+    expect_error(run(&o, 1, "a", "--", "b", NULL), "too many arguments (see 'agentry trace --help')");
+}
+
+static int64_t dur(const char *s)
+{
+    int64_t ms = -42;
+    struct ag_err err = AG_ERR_INIT;
+    if (ag_duration_parse(s, &ms, &err) < 0) {
+        assert_int_equal(err.code, AG_INVALID_ARGUMENT);
+        return -1;
+    }
+    return ms;
+}
+
+static void test_durations(void **state)
+{
+    assert_int_equal(dur("250ms"), 250);
+    assert_int_equal(dur("5s"), 5000);
+    assert_int_equal(dur("2m"), 120000);
+    assert_int_equal(dur("1h"), 3600000);
+    assert_int_equal(dur("1500"), 1500);
+    assert_int_equal(dur("0"), 0);
+    assert_int_equal(dur("1m30s"), 90000);
+    assert_int_equal(dur("1h2m3s4ms"), 3723004);
+    assert_int_equal(dur("1.5s"), 1500);
+    assert_int_equal(dur(".25s"), 250);
+    assert_int_equal(dur("0.001s"), 1);
+    const char *bad[] = {"", "s", "5x", "-1s", "5 s", " 5s", "5s ", "1.5", "5s10", "5min",
+                         "5S", "1..5s", "99999999999999999999h"};
+    for (size_t i = 0; i < AG_ARRAY_SIZE(bad); i++) {
+        if (dur(bad[i]) != -1)
+            fail_msg("'%s' should be rejected", bad[i]);
+    }
+    struct ag_err err = AG_ERR_INIT;
+    int64_t ms;
+    assert_int_equal(ag_duration_parse("5x", &ms, &err), -1);
+    assert_string_equal(err.msg, "invalid duration '5x': want a duration like 250ms, 5s, 2m or 1h");
+    assert_int_equal(ag_duration_parse("bad", &ms, NULL), -1); /* err may be NULL */
+}
+
+static void test_labels(void **state)
+{
+    struct ag_strlist l = {NULL, 0};
+    struct ag_err err = AG_ERR_INIT;
+    assert_int_equal(ag_labels_parse("team=core,env=dev", &l, &err), 0);
+    assert_int_equal(ag_labels_parse("empty=,eq=a=b", &l, &err), 0);
+    assert_int_equal(ag_labels_parse("", &l, &err), 0);
+    assert_int_equal(l.n, 4);
+    assert_string_equal(l.items[0], "team=core");
+    assert_string_equal(l.items[1], "env=dev");
+    assert_string_equal(l.items[2], "empty=");
+    assert_string_equal(l.items[3], "eq=a=b");
+    /* A bad list appends nothing. */
+    assert_int_equal(ag_labels_parse("ok=1,novalue", &l, &err), -1);
+    assert_string_equal(err.msg, "invalid label 'novalue': want key=value with a non-empty key");
+    assert_int_equal(ag_labels_parse("=v", &l, &err), -1);
+    assert_string_equal(err.msg, "invalid label '=v': want key=value with a non-empty key");
+    assert_int_equal(l.n, 4);
+    ag_strlist_release(&l);
+}
+
+static void test_print_help(void **state)
+{
+    struct opts o;
+    struct ag_flag f[NFLAGS];
+    table(&o, f);
+    struct ag_cmd_help h = {"agentry trace [flags] AGENT_ID", "Print an agent's events.",
+                            "agentry trace -f 01j0\nagentry trace --from 5 01j0"};
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *out = open_memstream(&buf, &len);
+    ag_flags_print_help(out, &h, f, NFLAGS);
+    fclose(out);
+    assert_non_null(strstr(buf, "usage: agentry trace [flags] AGENT_ID\n\nPrint an agent's events.\n"));
+    assert_non_null(strstr(buf, "  -f, --follow              keep following\n"));
+    assert_non_null(strstr(buf, "      --hub ADDR            hub address\n"));
+    assert_non_null(strstr(buf, "  -t, --timeout DURATION    deadline (default 10s)\n"));
+    assert_non_null(strstr(buf, "      --tool NAME           tools, repeatable\n"));
+    assert_non_null(strstr(buf, "  -h, --help                show this help\n"));
+    assert_non_null(strstr(buf, "example:\n  agentry trace -f 01j0\n  agentry trace --from 5 01j0\n"));
+    free(buf);
+
+    /* No example section when there is none; a long flag puts its help on the next line. */
+    struct ag_flag wide = {"a-very-long-flag-name", 0, AG_FLAG_STR, &o.hub, "ADDRESS", "x", 0, 0};
+    h.example = NULL;
+    out = open_memstream(&buf, &len);
+    ag_flags_print_help(out, &h, &wide, 1);
+    fclose(out);
+    assert_null(strstr(buf, "example:"));
+    assert_non_null(strstr(buf, "      --a-very-long-flag-name ADDRESS\n                            x\n"));
+    free(buf);
+
+    /* Summary and flag help wrap at 80 columns, flag help under its own column. */
+    struct ag_flag chatty = {"x", 0, AG_FLAG_BOOL, &o.follow, NULL,
+                             "one two three four five six seven eight nine ten eleven twelve "
+                             "thirteen fourteen", 0, 0};
+    h.summary = "alpha beta gamma delta epsilon zeta eta theta iota kappa lambda mu nu xi omicron "
+                "pi rho\nsigma\n\nnew  paragraph";
+    out = open_memstream(&buf, &len);
+    ag_flags_print_help(out, &h, &chatty, 1);
+    fclose(out);
+    assert_non_null(strstr(buf, "\n\nalpha beta gamma delta epsilon zeta eta theta iota kappa lambda mu nu xi "
+                                "omicron\npi rho sigma\n\nnew paragraph\n"));
+    assert_non_null(strstr(buf, "      --x                   one two three four five six seven eight nine ten\n"
+                                "                            eleven twelve thirteen fourteen\n"));
+    for (char *line = buf; *line;) {
+        size_t l = strcspn(line, "\n");
+        assert_true(l <= 80);
+        line += l + (line[l] == '\n');
+    }
+    free(buf);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_defaults_kept),  cmocka_unit_test(test_long_forms),
+        cmocka_unit_test(test_short_forms),    cmocka_unit_test(test_bool_values),
+        cmocka_unit_test(test_positionals_mixed), cmocka_unit_test(test_double_dash),
+        cmocka_unit_test(test_value_with_dash), cmocka_unit_test(test_last_wins),
+        cmocka_unit_test(test_list),           cmocka_unit_test(test_help),
+        cmocka_unit_test(test_unknown_flags),  cmocka_unit_test(test_missing_values),
+        cmocka_unit_test(test_int_values),     cmocka_unit_test(test_duration_flag),
+        cmocka_unit_test(test_too_many),       cmocka_unit_test(test_durations),
+        cmocka_unit_test(test_labels),         cmocka_unit_test(test_print_help),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
