@@ -245,67 +245,91 @@ static void print_human(const struct bench_ctx *b, const struct bench_result *r)
 
 /* --- the command ----------------------------------------------------------------------------- */
 
-static int run(struct bench_ctx *b)
+static const char *method_for(const char *rpc)
 {
-    struct ag_err err = AG_ERR_INIT;
-    struct cli_client *c = b->c;
-    if (cli_client_dial(c, &err) < 0)
-        return cli_fail(&err);
-    b->chans = ag_xcalloc((size_t)b->o.channels, sizeof(*b->chans));
-    b->chans[0] = c->ch;
-    for (int64_t i = 1; i < b->o.channels; i++)
-        b->chans[i] = rpc_channel_new(c->hub, NULL, &err); /* the address is known good */
-    b->agent_ids = ag_xcalloc((size_t)b->o.concurrency, sizeof(*b->agent_ids));
-    struct bench_cfg cfg = {
-        .chans = b->chans,
-        .nchans = (size_t)b->o.channels,
-        .concurrency = (size_t)b->o.concurrency,
-        .duration_ms = b->o.calls ? 0 : b->o.duration_ms,
-        .calls = (uint64_t)b->o.calls,
-        .timeout_ms = c->timeout_ms,
-        .progress = true, /* stderr, after the first second: short runs stay quiet */
-        .stop = &bench_stop,
-    };
-    grpc_slice *reqs = NULL;
-    size_t nreqs = 0;
-    int rc = CLI_OK;
-    if (build_requests(b, &cfg, &reqs, &nreqs, &err) < 0) {
-        rc = cli_fail(&err);
-        goto out;
-    }
     static const char *const methods[][2] = {{"ping", CLI_HUB_METHOD("Ping")},
                                              {"send", CLI_HUB_METHOD("SendMessage")},
                                              {"spawn", CLI_HUB_METHOD("Spawn")},
                                              {"invoke", CLI_HUB_METHOD("Invoke")}};
     for (size_t i = 0; i < AG_ARRAY_SIZE(methods); i++)
-        if (strcmp(methods[i][0], b->o.rpc) == 0)
-            cfg.method = methods[i][1];
-    cfg.reqs = reqs;
-    cfg.nreqs = nreqs;
-    cfg.on_reply = strcmp(b->o.rpc, "invoke") == 0 ? check_invoke : NULL;
-    struct bench_result res;
-    bench_run(&cfg, &res);
-    if (c->json)
-        cli_print_json(stdout, result_json(b, &res), false);
-    else
-        print_human(b, &res);
-    if (res.errors) {
-        ag_err_set(&err, res.first_err.code, "%" PRIu64 " of %" PRIu64 " calls failed, the first "
-                   "with %s: %s", res.errors, res.calls, ag_code_name(res.first_err.code),
-                   res.first_err.msg);
-        rc = cli_fail(&err);
-    }
-    bench_result_release(&res);
-out:
-    for (size_t i = 0; reqs && i < (size_t)b->o.concurrency; i++)
-        grpc_slice_unref(reqs[i]); /* unused entries are empty slices: a no-op */
-    free(reqs);
+        if (strcmp(methods[i][0], rpc) == 0)
+            return methods[i][1];
+    return NULL; /* check_opts accepted only the rows above */
+}
+
+/* chans[0] is the client's own channel; the others are extra connections to the same hub. */
+static void open_channels(struct bench_ctx *b)
+{
+    b->chans = ag_xcalloc((size_t)b->o.channels, sizeof(*b->chans));
+    b->chans[0] = b->c->ch;
+    for (int64_t i = 1; i < b->o.channels; i++)
+        b->chans[i] = rpc_channel_new(b->c->hub, NULL, NULL); /* the address is known good */
+    b->agent_ids = ag_xcalloc((size_t)b->o.concurrency, sizeof(*b->agent_ids));
+}
+
+static void close_channels(struct bench_ctx *b)
+{
     for (int64_t i = 1; i < b->o.channels; i++)
         rpc_channel_free(b->chans[i]);
     free(b->chans);
     for (int64_t i = 0; i < b->o.concurrency; i++)
         free(b->agent_ids[i]);
     free(b->agent_ids);
+}
+
+/* The measured run; prints the results. Returns the exit code. */
+static int measure(struct bench_ctx *b, struct bench_cfg *cfg)
+{
+    struct bench_result res;
+    bench_run(cfg, &res);
+    if (b->c->json)
+        cli_print_json(stdout, result_json(b, &res), false);
+    else
+        print_human(b, &res);
+    int rc = CLI_OK;
+    if (res.errors) {
+        struct ag_err err = AG_ERR_INIT;
+        ag_err_set(&err, res.first_err.code, "%" PRIu64 " of %" PRIu64 " calls failed, the first "
+                   "with %s: %s", res.errors, res.calls, ag_code_name(res.first_err.code),
+                   res.first_err.msg);
+        rc = cli_fail(&err);
+    }
+    bench_result_release(&res);
+    return rc;
+}
+
+static int run(struct bench_ctx *b)
+{
+    struct ag_err err = AG_ERR_INIT;
+    if (cli_client_dial(b->c, &err) < 0)
+        return cli_fail(&err);
+    open_channels(b);
+    struct bench_cfg cfg = {
+        .chans = b->chans,
+        .nchans = (size_t)b->o.channels,
+        .method = method_for(b->o.rpc),
+        .concurrency = (size_t)b->o.concurrency,
+        .duration_ms = b->o.calls ? 0 : b->o.duration_ms,
+        .calls = (uint64_t)b->o.calls,
+        .timeout_ms = b->c->timeout_ms,
+        .on_reply = strcmp(b->o.rpc, "invoke") == 0 ? check_invoke : NULL,
+        .progress = true, /* stderr, after the first second: short runs stay quiet */
+        .stop = &bench_stop,
+    };
+    grpc_slice *reqs = NULL;
+    size_t nreqs = 0;
+    int rc;
+    if (build_requests(b, &cfg, &reqs, &nreqs, &err) < 0) {
+        rc = cli_fail(&err);
+    } else {
+        cfg.reqs = reqs;
+        cfg.nreqs = nreqs;
+        rc = measure(b, &cfg);
+    }
+    for (size_t i = 0; reqs && i < (size_t)b->o.concurrency; i++)
+        grpc_slice_unref(reqs[i]); /* unused entries are zeroed slices: a no-op */
+    free(reqs);
+    close_channels(b);
     return rc;
 }
 

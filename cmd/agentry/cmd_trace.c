@@ -12,7 +12,6 @@
 #include "cmd/agentry/cli.h"
 #include "cmd/agentry/client.h"
 #include "cmd/agentry/print.h"
-#include "common/xalloc.h"
 
 #define TRACE_RESUME_TRIES 3 /* consecutive drops without one event in between */
 
