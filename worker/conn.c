@@ -422,13 +422,23 @@ static bool on_recv_done(struct wk_node *n)
     return true;
 }
 
+static bool stopping(struct wk_node *n)
+{
+    pthread_mutex_lock(&n->lock);
+    bool s = n->stop;
+    pthread_mutex_unlock(&n->lock);
+    return s;
+}
+
 /* The stream ended: forget everything tied to it. Runs are cancelled: the hub has (or will)
  * put them elsewhere with a new epoch, so nothing of theirs may be sent again. */
 static void stream_over(struct wk_node *n, bool was_up)
 {
     char *details = grpc_slice_to_c_string(n->status_details);
-    ag_log_warn("node.disconnected", "node=%s hub=%s status=%d was_registered=%d details=%s",
-                n->node_id, n->o.hub, (int)n->status, was_up, ag_log_q(details));
+    /* A goodbye we asked for is news, not a problem. */
+    enum ag_log_level lv = stopping(n) && n->status == GRPC_STATUS_OK ? AG_LOG_INFO : AG_LOG_WARN;
+    ag_log_write(lv, "node.disconnected", "node=%s hub=%s status=%d was_registered=%d details=%s",
+                 n->node_id, n->o.hub, (int)n->status, was_up, ag_log_q(details));
     gpr_free(details);
     grpc_slice_unref(n->status_details);
     grpc_metadata_array_destroy(&n->md_init);
@@ -448,14 +458,6 @@ static void stream_over(struct wk_node *n, bool was_up)
         free(b);
     }
     pthread_mutex_unlock(&n->lock);
-}
-
-static bool stopping(struct wk_node *n)
-{
-    pthread_mutex_lock(&n->lock);
-    bool s = n->stop;
-    pthread_mutex_unlock(&n->lock);
-    return s;
 }
 
 /* Serve one stream until it ends. Returns whether it had registered. */
