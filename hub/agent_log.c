@@ -300,7 +300,8 @@ static void cmd_interrupt(struct agent_write *aw, struct hub_cmd *c)
         aw->next.epoch != c->epoch)
         return;
     cJSON *o = cJSON_CreateObject();
-    cJSON_AddStringToObject(o, "node", c->node->id);
+    /* After a hub restart there is no node object (c->node is NULL): the id is in the state. */
+    cJSON_AddStringToObject(o, "node", aw->next.node_id);
     cJSON_AddNumberToObject(o, "epoch", (double)c->epoch);
     cJSON_AddStringToObject(o, "reason", c->text ? c->text : "node lost");
     add_event(aw, AGENTRY__V1__EVENT_KIND__EVENT_KIND_INTERRUPTED, json_take(&aw->arena, o), NULL);
@@ -613,7 +614,10 @@ static void on_committed(struct agent_write *aw)
     commit_state(aw);
     record_events(aw);
     if (aw->creating) {
+        /* Findable before the client hears of it: a GetAgent right after Spawn must work.
+         * (The table's locks never take an agent's lock, so this nests safely.) */
         a->visible = true;
+        hub_agents_publish(h, a);
         reply_spawn(aw);
     }
     reply_cmds(aw);
@@ -671,8 +675,6 @@ static void after_unlock(struct agent_write *aw, bool ok)
     }
     if (aw->cancel_node)
         hub_node_unref(h->sched, aw->cancel_node);
-    if (ok && aw->creating)
-        hub_agents_publish(h, a);
     if (aw->enqueue_pending) {
         struct hub_node *n = hub_sched_place_or_queue(h->sched, a);
         if (n) {

@@ -98,15 +98,28 @@ static int load_agent(void *arg, const struct hub_store_agent *row, uint64_t las
     a->last_seq = last_seq;
     a->visible = true;
     load_checkpoint(a, row);
-    lc->a = a;
-    if (hub_store_scan_events(lc->h->store, a->id, a->st.input_seq + 1, load_input, lc, err) != 0) {
-        hub_agent_free(lc->h, a);
-        return -1;
-    }
     if (a->request_id)
         hub_agents_claim_request(lc->h, a->request_id, a);
     hub_agents_publish(lc->h, a);
     lc->agents++;
+    return 0;
+}
+
+/* Inputs stored after each agent's checkpoint are its inbox again. Done after load_agents
+ * returns: the store's load calls may not nest. */
+static int load_inboxes(struct hub *h, struct load_ctx *lc, struct ag_err *err)
+{
+    size_t n = hub_agents_count(h);
+    for (size_t i = 0; i < n; i++) {
+        struct hub_agent *a = hub_agents_at(h, i);
+        if (a->last_seq <= a->st.input_seq)
+            continue;
+        lc->a = a;
+        if (hub_store_scan_events(h->store, a->id, a->st.input_seq + 1, load_input, lc, err) != 0) {
+            ag_err_prefix(err, "cannot read the inputs of agent '%s'", a->id);
+            return -1;
+        }
+    }
     return 0;
 }
 
@@ -191,7 +204,8 @@ struct hub *hub_new(const struct hub_opts *o, struct ag_err *err)
         return NULL;
     }
     struct load_ctx lc = {.h = h};
-    if (hub_store_load_agents(h->store, load_agent, &lc, err) != 0) {
+    if (hub_store_load_agents(h->store, load_agent, &lc, err) != 0 ||
+        load_inboxes(h, &lc, err) != 0) {
         ag_err_prefix(err, "cannot load agents from '%s'", o->store_url);
         hub_free(h);
         return NULL;
