@@ -437,8 +437,13 @@ static void on_request(struct rpc_call *c, bool ok)
         return;
     }
     atomic_fetch_add(&s->active, 1);
-    if (!atomic_load(&s->stopping))
-        post_request(c->q, c->ms);
+    if (atomic_load(&s->stopping)) {
+        /* Matched just before shutdown began: the handlers' objects may be going away, so the
+         * call never reaches them. Its status batch (with the close op) releases it. */
+        rpc_call_finish(c, AG_UNAVAILABLE, "the server is shutting down; retry");
+        return;
+    }
+    post_request(c->q, c->ms);
     const struct rpc_method *m = c->ms->m;
     if (m->on_close || m->kind != RPC_UNARY) {
         pthread_mutex_lock(&c->lock);
