@@ -5,31 +5,11 @@
 set -eu
 BIN=$(cd "$(dirname "$1")" && pwd)/$(basename "$1")
 DIR=$(mktemp -d /tmp/agentry-demo.XXXXXX)
-PORT=$(/usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-export AGENTRY_HUB=127.0.0.1:$PORT
-PIDS=""
-cleanup() {
-    for p in $PIDS; do kill -TERM "$p" 2>/dev/null || true; done
-    for p in $PIDS; do wait "$p" 2>/dev/null || true; done
-}
-trap cleanup EXIT INT TERM
+. "$(dirname "$0")/cluster.sh"
 
-echo "==> hub on $AGENTRY_HUB, store sqlite:$DIR/hub.db (logs in $DIR)"
-"$BIN" hub --listen "$AGENTRY_HUB" --store "sqlite:$DIR/hub.db" 2>"$DIR/hub.log" &
-PIDS="$!"
-for i in 1 2 3; do
-    "$BIN" node join --hub "$AGENTRY_HUB" --node-id "node-$i" --capacity 8 --labels demo=true \
-        2>"$DIR/node-$i.log" &
-    PIDS="$PIDS $!"
-done
-
-# Wait (at most 10 s) until all three nodes have registered with the hub.
-i=0
-until [ "$(grep -c 'event=node.registered' "$DIR/hub.log" 2>/dev/null || true)" -ge 3 ]; do
-    i=$((i + 1))
-    if [ $i -gt 100 ]; then echo "demo: nodes did not register; see $DIR" >&2; exit 1; fi
-    sleep 0.1
-done
+echo "==> hub and 3 nodes on loopback, store sqlite:$DIR/hub.db (logs in $DIR)"
+cluster_start_hub "$BIN" "$DIR"
+cluster_start_nodes "$BIN" "$DIR" 3 8
 echo "==> 3 nodes joined"
 
 ID=$("$BIN" spawn --name demo --tool echo --label app=demo \
