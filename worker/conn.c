@@ -375,8 +375,12 @@ static void open_stream(struct wk_node *n)
     st.data.recv_status_on_client.status_details = &n->status_details;
 
     pthread_mutex_lock(&n->lock);
+    if (n->outstanding != 0)
+        ag_log_error("conn.leaked_batches", "node=%s outstanding=%d", n->node_id, n->outstanding);
+    n->outstanding = 0;
     n->call = call;
     n->up = false;
+    n->closing = false;
     n->sending = true;
     n->send_bb = bb;
     n->outstanding += 2;
@@ -507,8 +511,12 @@ static bool serve_stream(struct wk_node *n)
         else if (ev.tag == &tag_recv && !on_recv_done(n))
             ended = true;
         else if (ev.tag == &tag_status) {
+            /* The call is over: from now on no thread may start a batch on it (kick_send_locked
+             * and on_emit check `up` under the lock), so `outstanding` can only fall to zero
+             * and every completion of this call arrives in this loop, none in the backoff wait. */
             pthread_mutex_lock(&n->lock);
             n->outstanding--;
+            n->up = false;
             pthread_mutex_unlock(&n->lock);
             status_seen = true;
         }
