@@ -627,8 +627,11 @@ static void on_committed(struct agent_write *aw)
         aw->reschedule = waiting_state(a->st.state) && a->ninbox &&
                          a->inbox[a->ninbox - 1].seq > a->st.input_seq;
     }
-    if (aw->assign_node && a->st.node == aw->assign_node)
+    if (aw->assign_node && a->st.node == aw->assign_node) {
+        a->held[a->st.epoch % HUB_EPOCH_HISTORY].epoch = a->st.epoch;
+        a->held[a->st.epoch % HUB_EPOCH_HISTORY].node_instance = aw->assign_node->instance;
         hub_node_send_assignment(h, a, aw->assign_node);
+    }
     if (aw->cancel_node)
         hub_node_send_cancel(h, aw->cancel_node, a->id, aw->cancel_epoch, "killed");
     if (aw->turn_ended || aw->assigned_here)

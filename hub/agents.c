@@ -248,6 +248,16 @@ void hub_agents_free_all(struct hub *h)
     h->nlist = 0;
 }
 
+bool hub_agent_held(const struct hub_agent *a, uint64_t epoch, uint64_t instance)
+{
+    if (epoch == 0)
+        return false;
+    if (a->st.epoch - epoch >= HUB_EPOCH_HISTORY)
+        return true;
+    const __typeof__(a->held[0]) *h = &a->held[epoch % HUB_EPOCH_HISTORY];
+    return h->epoch == epoch && h->node_instance == instance;
+}
+
 /* --- inbox --------------------------------------------------------------------------------- */
 
 void hub_agent_inbox_push(struct hub_agent *a, uint64_t seq, const char *text)

@@ -37,6 +37,7 @@ struct rpc_server;
 #define HUB_MAX_INBOX 1024       /* inputs waiting per agent before SendMessage is refused */
 #define HUB_MAX_MAILBOX 4096     /* commands waiting per agent before callers are refused */
 #define HUB_DEFAULT_MAX_ITER 10
+#define HUB_EPOCH_HISTORY 8      /* recent assignments remembered per agent, for fencing */
 
 /* --- the agent --------------------------------------------------------------------------- */
 
@@ -90,7 +91,16 @@ struct hub_agent {
     struct hub_agent *next_dead;  /* in hub->dead (guarded by the hub's list_lock) */
     struct hub_follower *followers;
     struct hub_waiter *waiters;
+    /* Who held recent epochs (slot epoch % HUB_EPOCH_HISTORY): an event with an old epoch is a
+     * harmless straggler only from the node instance that held that epoch. */
+    struct {
+        uint64_t epoch;
+        uint64_t node_instance;
+    } held[HUB_EPOCH_HISTORY];
 };
+/* Did node instance `instance` hold `epoch` of this agent? True when the epoch is too old to be
+ * remembered (such stragglers are discarded anyway); false for epoch 0. Agent lock held. */
+bool hub_agent_held(const struct hub_agent *a, uint64_t epoch, uint64_t instance);
 
 /* --- commands ------------------------------------------------------------------------------ */
 

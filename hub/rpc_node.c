@@ -257,7 +257,8 @@ static int check_batch(struct hub *h, struct hub_node *n, const Agentry__V1__Eve
                               n->id, ev->agent_id ? ev->agent_id : "");
         pthread_mutex_lock(&a->lock);
         bool bad = ev->epoch > a->st.epoch ||
-                   (ev->epoch == a->st.epoch && strcmp(a->st.node_id, n->id) != 0);
+                   (ev->epoch == a->st.epoch && strcmp(a->st.node_id, n->id) != 0) ||
+                   (ev->epoch < a->st.epoch && !hub_agent_held(a, ev->epoch, n->instance));
         pthread_mutex_unlock(&a->lock);
         if (bad)
             return ag_err_set(err, AG_FAILED_PRECONDITION,

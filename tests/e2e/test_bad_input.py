@@ -242,13 +242,10 @@ class LimitHubTest(BadInputCase):
         self.assertEqual((b.last_seq, b.last_output), (a.last_seq, "ok"), "nothing was stored")
         self.c.assert_healthy(self)
 
-    @unittest.expectedFailure
     def test_events_with_epoch_zero_for_an_agent_never_given(self):
-        # BUG (hub/rpc_node.c check_batch): only an epoch above the agent's, or equal to it from
-        # another node, is refused; any lower epoch counts as "stale" and is acknowledged (seq
-        # 0), even epoch 0, which no assignment ever carries, from a node that never held the
-        # agent. node.proto: "Events for an agent the node was never given end the stream with
-        # FAILED_PRECONDITION." The fake node here gets an EventAck and keeps its stream.
+        # node.proto: "Events for an agent the node was never given end the stream with
+        # FAILED_PRECONDITION." An older epoch is a harmless straggler only from the node that
+        # held it (see the fencing-after-kill test); epoch 0 was never given to anyone.
         a = self.idle_agent_on_real_node()
         f = self.fake()
         f.send(events=self.s.node.EventBatch(batch_id=1, events=[self.node_event(a.id, 0)]))
