@@ -245,5 +245,6 @@ extern const size_t hub_agent_nmethods;
 int hub_validate_spec(const Agentry__V1__AgentSpec *spec, struct ag_err *err);
 int hub_validate_input(const char *input, bool required, struct ag_err *err);
 int hub_validate_agent_id(const char *id, struct ag_err *err);
+int hub_validate_utf8(const char *field, const char *s, struct ag_err *err);
 
 #endif

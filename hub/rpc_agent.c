@@ -72,7 +72,7 @@ static int check_spawn(const Agentry__V1__AgentSpec *spec, const char *input, bo
         return -1;
     if (request_id && strlen(request_id) > MAX_REQUEST_ID)
         return ag_err_set(err, AG_INVALID_ARGUMENT, "request_id is over %d bytes", MAX_REQUEST_ID);
-    return 0;
+    return hub_validate_utf8("request_id", request_id, err);
 }
 
 static const Agentry__V1__AgentSpec empty_spec = AGENTRY__V1__AGENT_SPEC__INIT;
@@ -153,8 +153,13 @@ static void on_kill(struct rpc_call *c, grpc_byte_buffer *req)
 {
     struct hub *h = rpc_call_user(c);
     Agentry__V1__KillAgentRequest *in = decode(c, req, &agentry__v1__kill_agent_request__descriptor);
+    struct ag_err err = AG_ERR_INIT;
     if (!in || refuse_if_closing(h, c))
         return;
+    if (hub_validate_utf8("reason", in->reason, &err) != 0) {
+        rpc_call_fail(c, &err);
+        return;
+    }
     struct hub_agent *a = find_or_fail(h, c, in->agent_id);
     if (!a)
         return;

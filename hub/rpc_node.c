@@ -184,6 +184,17 @@ static void on_register(struct rpc_call *c, struct node_conn *nc, const Agentry_
                         "node_id must be 1..128 characters of [A-Za-z0-9._-]");
         return;
     }
+    struct ag_err err = AG_ERR_INIT;
+    for (size_t i = 0; i < r->n_labels; i++)
+        if (hub_validate_utf8("label", r->labels[i]->key, &err) != 0 ||
+            hub_validate_utf8("label", r->labels[i]->value, &err) != 0) {
+            rpc_call_fail(c, &err);
+            return;
+        }
+    if (hub_validate_utf8("version", r->version, &err) != 0) {
+        rpc_call_fail(c, &err);
+        return;
+    }
     if (r->capacity < 1 || r->capacity > 100000) {
         rpc_call_finish(c, AG_INVALID_ARGUMENT, "capacity must be in 1..100000");
         return;
@@ -249,6 +260,10 @@ static int check_batch(struct hub *h, struct hub_node *n, const Agentry__V1__Eve
         if (!node_kind(ev->kind))
             return ag_err_set(err, AG_INVALID_ARGUMENT, "event %zu has kind %d, which nodes may "
                               "not send", i, (int)ev->kind);
+        if (hub_validate_utf8("event payload", ev->payload, err) != 0 ||
+            (ev->result && (hub_validate_utf8("result.output", ev->result->output, err) != 0 ||
+                            hub_validate_utf8("result.error", ev->result->error, err) != 0)))
+            return -1;
         struct hub_agent *a = ev->agent_id && *ev->agent_id ? hub_agents_find(h, ev->agent_id)
                                                             : NULL;
         if (!a)

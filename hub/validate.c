@@ -2,6 +2,8 @@
  * Everything here is checked before anything is queued or stored. */
 #include <string.h>
 
+#include "common/utf8.h"
+
 #include "hub/hub_internal.h"
 
 #define MAX_NAME 128
@@ -20,10 +22,37 @@ static size_t len0(const char *s)
     return s ? strlen(s) : 0;
 }
 
+/* Every string the hub stores is served again to clients in other languages, which reject
+ * invalid UTF-8 when they decode: refuse it at the door, naming the field. */
+int hub_validate_utf8(const char *field, const char *s, struct ag_err *err)
+{
+    if (ag_utf8_valid_str(s))
+        return 0;
+    return ag_err_set(err, AG_INVALID_ARGUMENT, "%s is not valid UTF-8", field);
+}
+
+static int spec_utf8(const Agentry__V1__AgentSpec *spec, struct ag_err *err)
+{
+    if (hub_validate_utf8("spec.name", spec->name, err) != 0 ||
+        hub_validate_utf8("spec.model", spec->model, err) != 0 ||
+        hub_validate_utf8("spec.system_prompt", spec->system_prompt, err) != 0)
+        return -1;
+    for (size_t i = 0; i < spec->n_tools; i++)
+        if (hub_validate_utf8("spec.tools", spec->tools[i], err) != 0)
+            return -1;
+    for (size_t i = 0; i < spec->n_labels; i++)
+        if (hub_validate_utf8("spec.labels key", spec->labels[i]->key, err) != 0 ||
+            hub_validate_utf8("spec.labels value", spec->labels[i]->value, err) != 0)
+            return -1;
+    return 0;
+}
+
 int hub_validate_spec(const Agentry__V1__AgentSpec *spec, struct ag_err *err)
 {
     if (!spec)
         return 0; /* an empty spec means every default */
+    if (spec_utf8(spec, err) != 0)
+        return -1;
     if (len0(spec->name) > MAX_NAME)
         return ag_err_set(err, AG_INVALID_ARGUMENT, "spec.name is %zu bytes; the limit is %d",
                           len0(spec->name), MAX_NAME);
@@ -63,6 +92,8 @@ int hub_validate_spec(const Agentry__V1__AgentSpec *spec, struct ag_err *err)
 int hub_validate_input(const char *input, bool required, struct ag_err *err)
 {
     size_t n = len0(input);
+    if (hub_validate_utf8("input", input, err) != 0)
+        return -1;
     if (required && n == 0)
         return ag_err_set(err, AG_INVALID_ARGUMENT, "input is empty; send some text");
     if (n > HUB_MAX_INPUT_BYTES)
