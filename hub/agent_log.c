@@ -318,14 +318,11 @@ static void reply_spawn_dup(struct hub *h, struct hub_agent *a, struct hub_cmd *
         rpc_call_fail(c->call, &e);
         return;
     }
-    if (c->invoke && (a->st.state == AGENTRY__V1__AGENT_STATE__AGENT_STATE_PENDING ||
-                      a->st.state == AGENTRY__V1__AGENT_STATE__AGENT_STATE_RUNNING)) {
-        hub_waiter_add(a, c->call);
-        return;
-    }
     if (c->invoke) {
+        /* Invoke answers with the first turn: wait for it, or answer at once if it is over. */
         hub_waiter_add(a, c->call);
-        hub_waiters_finish(h, a, a->last_seq);
+        if (a->first.done)
+            hub_waiters_finish(h, a);
         return;
     }
     Agentry__V1__SpawnResponse r = AGENTRY__V1__SPAWN_RESPONSE__INIT;
@@ -623,7 +620,15 @@ static void on_committed(struct agent_write *aw)
     reply_cmds(aw);
     hub_followers_wake(h, a);
     if (aw->turn_ended) {
-        hub_waiters_finish(h, a, aw->ops[aw->turn_end_op].u.event.seq);
+        if (!a->first.done) {
+            a->first.done = true;
+            a->first.state = a->st.state;
+            a->first.seq = aw->ops[aw->turn_end_op].u.event.seq;
+            a->first.output = a->st.last_output ? ag_xstrdup(a->st.last_output) : NULL;
+            a->first.error = a->st.last_error ? ag_xstrdup(a->st.last_error) : NULL;
+            memcpy(a->first.usage, a->st.usage, sizeof(a->first.usage)); /* = the first turn's */
+        }
+        hub_waiters_finish(h, a);
         aw->reschedule = waiting_state(a->st.state) && a->ninbox &&
                          a->inbox[a->ninbox - 1].seq > a->st.input_seq;
     }

@@ -61,6 +61,8 @@ void hub_agent_free(struct hub *h, struct hub_agent *a)
     ag_err_set(&e, AG_UNAVAILABLE, "the hub stopped");
     hub_waiter_fail_all(a, &e); /* drops the waiters' call references */
     hub_agent_st_release(h, &a->st);
+    free(a->first.output);
+    free(a->first.error);
     for (size_t i = 0; i < a->ninbox; i++)
         free(a->inbox[i].text);
     free(a->inbox);

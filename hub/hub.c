@@ -97,6 +97,16 @@ static int load_agent(void *arg, const struct hub_store_agent *row, uint64_t las
     a->st.updated_ns = row->updated_ns;
     a->last_seq = last_seq;
     a->visible = true;
+    if (row->state != AGENTRY__V1__AGENT_STATE__AGENT_STATE_PENDING &&
+        row->state != AGENTRY__V1__AGENT_STATE__AGENT_STATE_RUNNING && last_seq > 2) {
+        /* Past its first turn: without its history in memory, a retried Invoke gets the latest
+         * outcome (see hub_agent.first). */
+        a->first.done = true;
+        a->first.state = row->state;
+        a->first.seq = last_seq;
+        a->first.output = a->st.last_output ? ag_xstrdup(a->st.last_output) : NULL;
+        a->first.error = a->st.last_error ? ag_xstrdup(a->st.last_error) : NULL;
+    }
     load_checkpoint(a, row);
     if (a->request_id)
         hub_agents_claim_request(lc->h, a->request_id, a);

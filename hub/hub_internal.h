@@ -97,6 +97,16 @@ struct hub_agent {
         uint64_t epoch;
         uint64_t node_instance;
     } held[HUB_EPOCH_HISTORY];
+    /* How the first turn ended: what Invoke answers, also to a retry after later turns.
+     * NEEDSWORK: not rebuilt on restart; a retry then gets the agent's latest outcome. */
+    struct {
+        bool done;
+        int state;
+        uint64_t seq;
+        char *output; /* owned */
+        char *error;  /* owned */
+        uint64_t usage[4];
+    } first;
 };
 /* Did node instance `instance` hold `epoch` of this agent? True when the epoch is too old to be
  * remembered (such stragglers are discarded anyway); false for epoch 0. Agent lock held. */
@@ -219,7 +229,8 @@ void hub_trace_on_close(struct rpc_call *call, bool cancelled);
 void hub_followers_fail_all(struct hub_agent *a, const struct ag_err *err); /* lock held */
 void hub_followers_wake(struct hub *h, struct hub_agent *a);        /* agent lock held */
 /* hub/rpc_agent.c: invoke waiters */
-void hub_waiters_finish(struct hub *h, struct hub_agent *a, uint64_t seq); /* agent lock held */
+/* The first turn ended (recorded in a->first): answer every Invoke waiting for it. */
+void hub_waiters_finish(struct hub *h, struct hub_agent *a); /* agent lock held */
 void hub_waiter_add(struct hub_agent *a, struct rpc_call *call);          /* agent lock held */
 void hub_waiter_fail_all(struct hub_agent *a, const struct ag_err *err);  /* agent lock held */
 

@@ -248,24 +248,26 @@ static struct hub_waiter *take_waiters(struct hub_agent *a)
     return all;
 }
 
-void hub_waiters_finish(struct hub *h, struct hub_agent *a, uint64_t seq)
+void hub_waiters_finish(struct hub *h, struct hub_agent *a)
 {
     (void)h;
+    if (!a->first.done)
+        return;
     struct hub_waiter *w = take_waiters(a);
     if (!w)
         return;
     Agentry__V1__Usage u = AGENTRY__V1__USAGE__INIT;
-    u.input_tokens = a->st.usage[0];
-    u.output_tokens = a->st.usage[1];
-    u.model_calls = (uint32_t)a->st.usage[2];
-    u.tool_calls = (uint32_t)a->st.usage[3];
+    u.input_tokens = a->first.usage[0];
+    u.output_tokens = a->first.usage[1];
+    u.model_calls = (uint32_t)a->first.usage[2];
+    u.tool_calls = (uint32_t)a->first.usage[3];
     Agentry__V1__InvokeResponse r = AGENTRY__V1__INVOKE_RESPONSE__INIT;
     r.agent_id = a->id;
-    r.state = (Agentry__V1__AgentState)a->st.state;
-    r.output = a->st.last_output ? a->st.last_output : "";
-    r.error = a->st.last_error ? a->st.last_error : "";
+    r.state = (Agentry__V1__AgentState)a->first.state;
+    r.output = a->first.output ? a->first.output : "";
+    r.error = a->first.error ? a->first.error : "";
     r.usage = &u;
-    r.seq = seq;
+    r.seq = a->first.seq;
     grpc_byte_buffer *bb = rpc_pb_pack(&r.base);
     while (w) {
         struct hub_waiter *next = w->next;

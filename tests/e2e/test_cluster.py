@@ -200,15 +200,11 @@ class ClusterTest(H.ClusterTestCase):
         self.assertEqual((inv.state, inv.output), (self.T.AGENT_STATE_IDLE, "late"))
         self.assertEqual(self.events_kinds(self.c.trace(sp.agent_id)).count("spawned"), 1)
 
-    @unittest.expectedFailure
     def test_invoke_retry_reports_the_first_turn(self):
-        # BUG (hub/agent_log.c reply_spawn_dup -> hub/rpc_agent.c hub_waiters_finish): an Invoke
-        # retried with the same request_id after the agent moved on answers with the agent's
-        # LATEST turn (output, seq) and its CUMULATIVE usage. hub.proto: Invoke is "Spawn, then
-        # wait for the end of the first turn" and the retry "waits on the same agent";
-        # InvokeResponse.usage is "What the turn used". So a client retrying after a lost
-        # answer gets another turn's answer, and usage that no turn used (here 3 model calls:
-        # turn 1 used 1, turn 2 used 2).
+        # hub.proto: Invoke is "Spawn, then wait for the end of the first turn", a retry "waits
+        # on the same agent", and usage is "what the turn used". A client retrying after a lost
+        # answer must get the first turn's answer and usage, not a later turn's (turn 1 here
+        # uses 1 model call, turn 2 uses 2).
         req = self.s.hub.InvokeRequest(spec=self.c.spec(()), input="final a",
                                        request_id="e2e-invoke-retry")
         first = self.c.hub.Invoke(req, timeout=20)
