@@ -1,5 +1,5 @@
 /* common/id.h - time-ordered unique ids for agents (and anything else the hub names).
- * 16 lowercase Crockford base32 characters: 48 bits of Unix milliseconds then a 32-bit counter
+ * 16 lowercase Crockford base32 characters: 48 bits of Unix milliseconds then a 30-bit counter
  * that starts at a random value each millisecond and only grows within it. Ids made by one
  * process sort in creation order, which ListAgents' page tokens rely on. Thread-safe. */
 #ifndef AGENTRY_COMMON_ID_H

@@ -49,8 +49,10 @@ static struct hub_agent *find_or_fail(struct hub *h, struct rpc_call *c, const c
         return NULL;
     }
     struct hub_agent *a = hub_agents_find(h, id);
-    if (!a)
-        rpc_call_finish(c, AG_NOT_FOUND, "no agent with that id");
+    if (!a) {
+        ag_err_set(&err, AG_NOT_FOUND, "no agent with id '%s'", id);
+        rpc_call_fail(c, &err);
+    }
     return a;
 }
 

@@ -132,7 +132,8 @@ void hub_trace_on_call(struct rpc_call *c, grpc_byte_buffer *req)
     }
     struct hub_agent *a = hub_agents_find(h, in->agent_id);
     if (!a) {
-        rpc_call_finish(c, AG_NOT_FOUND, "no agent with that id");
+        ag_err_set(&err, AG_NOT_FOUND, "no agent with id '%s'", in->agent_id);
+        rpc_call_fail(c, &err);
         return;
     }
     struct hub_follower *f = rpc_call_state(c);

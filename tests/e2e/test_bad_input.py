@@ -117,12 +117,8 @@ class LimitHubTest(BadInputCase):
                 self.assert_status(lambda: fn(""), grpc.StatusCode.INVALID_ARGUMENT, "empty")
         self.c.assert_healthy(self)
 
-    @unittest.expectedFailure
     def test_not_found_message_names_the_agent(self):
-        # BUG (hub/rpc_agent.c find_or_fail, hub/rpc_trace.c): for a well-formed id that does
-        # not exist the status says only "no agent with that id", while a malformed id gets
-        # "no agent with id 'nope'". shared/style.md: failure first, subject in quotes. The CLI
-        # prints it as is ("error: no agent with that id"), naming no agent.
+        # shared/style.md: failure first, subject in quotes; the CLI prints the message as is.
         for fn in (self.c.get, lambda i: self.c.send(i, "x"), self.c.kill, self.c.trace):
             with self.assertRaises(grpc.RpcError) as cm:
                 fn(UNKNOWN_ID)
