@@ -3,7 +3,7 @@
  * kick: with the agent locked and no write in flight, take every queued command, decide each one
  * against a working copy of the committed state (struct hub_agent_st), collect the store ops and
  * the effects to carry out once durable, and submit ONE write.
- * write_done (store writer thread): on success swap the working state in, record the events
+ * write_done (store completion thread): on success swap the working state in, record the events
  * (ring, last_seq, inbox), answer the callers, tell nodes and followers; on failure answer the
  * callers with the store's error and forget the working state. Then kick again.
  *
@@ -56,6 +56,10 @@ struct agent_write {
     bool reschedule;              /* the turn ended with inputs still unconsumed */
     size_t turn_end_op;
     size_t inputs_here;           /* INPUT ops in this write */
+    struct input_op {             /* their texts (borrowed from the commands), for the inbox */
+        size_t op;
+        const char *text;
+    } *inputs;
 };
 
 static void write_done(struct hub_store_write *w, int rc, const struct ag_err *err);
@@ -119,6 +123,21 @@ static size_t add_event(struct agent_write *aw, int kind, const char *payload, c
     ev->node_id = node_id ? node_id : "";
     ev->time_ns = ag_now_unix_ns();
     return i;
+}
+
+/* An INPUT event; its text joins the inbox when the write commits. */
+static size_t add_input(struct agent_write *aw, const char *text)
+{
+    size_t op = add_event(aw, AGENTRY__V1__EVENT_KIND__EVENT_KIND_INPUT,
+                          hub_json_text_payload(&aw->arena, text), NULL);
+    struct input_op *in = ag_arena_alloc(&aw->arena, (aw->inputs_here + 1) * sizeof(*in));
+    if (aw->inputs_here)
+        memcpy(in, aw->inputs, aw->inputs_here * sizeof(*in));
+    in[aw->inputs_here].op = op;
+    in[aw->inputs_here].text = text;
+    aw->inputs = in;
+    aw->inputs_here++;
+    return op;
 }
 
 static void add_release(struct agent_write *aw, struct hub_node *n)
@@ -202,10 +221,7 @@ static int cmd_input(struct agent_write *aw, struct hub_cmd *c, struct ag_err *e
         return ag_err_set(err, AG_RESOURCE_EXHAUSTED,
                           "agent '%s' has %d inputs waiting; retry when it has consumed some",
                           a->id, HUB_MAX_INBOX);
-    cJSON *o = cJSON_CreateObject();
-    cJSON_AddStringToObject(o, "text", c->text);
-    size_t op = add_event(aw, AGENTRY__V1__EVENT_KIND__EVENT_KIND_INPUT, json_take(&aw->arena, o), NULL);
-    aw->inputs_here++;
+    size_t op = add_input(aw, c->text);
     if (waiting_state(aw->next.state))
         place_turn(aw);
     return (int)op;
@@ -507,11 +523,8 @@ void hub_spawn(struct hub *h, struct rpc_call *call, const Agentry__V1__AgentSpe
     add_event(aw, AGENTRY__V1__EVENT_KIND__EVENT_KIND_SPAWNED, sj, NULL);
     aw->next.state = AGENTRY__V1__AGENT_STATE__AGENT_STATE_IDLE;
     if (input && *input) {
-        cJSON *o = cJSON_CreateObject();
-        cJSON_AddStringToObject(o, "text", input);
-        aw->spawn_input_op = add_event(aw, AGENTRY__V1__EVENT_KIND__EVENT_KIND_INPUT, json_take(&aw->arena, o),
-                                       NULL);
-        aw->inputs_here = 1;
+        /* The caller's input lives in its call arena, which outlasts this write. */
+        aw->spawn_input_op = add_input(aw, input);
         place_turn(aw);
     }
     fill_agent_row(aw, &aw->ops[ins].u.agent);
@@ -555,14 +568,12 @@ static void record_events(struct agent_write *aw)
         struct hub_store_event *ev = &op->u.event;
         if (ev->seq > a->last_seq)
             a->last_seq = ev->seq;
-        hub_agent_ring_put(a, ev->seq, hub_event_pack(a->id, ev));
-        if (ev->kind == AGENTRY__V1__EVENT_KIND__EVENT_KIND_INPUT) {
-            cJSON *o = cJSON_ParseWithLength(ev->payload, ev->payload_len);
-            cJSON *t = cJSON_GetObjectItemCaseSensitive(o, "text");
-            hub_agent_inbox_push(a, ev->seq, cJSON_IsString(t) ? t->valuestring : "");
-            cJSON_Delete(o);
-        }
+        /* The ring only saves followers a store read; with none there is nobody to save. */
+        if (a->followers)
+            hub_agent_ring_put(a, ev->seq, hub_event_pack(a->id, ev));
     }
+    for (size_t i = 0; i < aw->inputs_here; i++)
+        hub_agent_inbox_push(a, aw->ops[aw->inputs[i].op].u.event.seq, aw->inputs[i].text);
     hub_agent_inbox_trim(a, a->st.input_seq);
 }
 

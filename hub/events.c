@@ -47,6 +47,41 @@ bool hub_agent_ring_get(struct hub_agent *a, uint64_t seq, grpc_slice *ev)
     return true;
 }
 
+/* {"text":"..."} without a JSON library: the INPUT payload is on the hot path of SendMessage.
+ * The text is valid UTF-8 (checked at the door), so only quotes, backslashes and control
+ * characters need escaping. */
+const char *hub_json_text_payload(struct ag_arena *ar, const char *text)
+{
+    static const char hex[] = "0123456789abcdef";
+    size_t n = strlen(text);
+    char *out = ag_arena_alloc(ar, n * 6 + sizeof("{\"text\":\"\"}"));
+    char *p = out;
+    memcpy(p, "{\"text\":\"", 9);
+    p += 9;
+    for (const unsigned char *s = (const unsigned char *)text; *s; s++) {
+        unsigned char c = *s;
+        if (c == '"' || c == '\\') {
+            *p++ = '\\';
+            *p++ = (char)c;
+        } else if (c == '\n') {
+            *p++ = '\\';
+            *p++ = 'n';
+        } else if (c == '\t') {
+            *p++ = '\\';
+            *p++ = 't';
+        } else if (c < 0x20) {
+            memcpy(p, "\\u00", 4);
+            p[4] = hex[c >> 4];
+            p[5] = hex[c & 15];
+            p += 6;
+        } else {
+            *p++ = (char)c;
+        }
+    }
+    memcpy(p, "\"}", 3); /* with the NUL */
+    return out;
+}
+
 const char *hub_state_name(int state)
 {
     static const char *const names[] = {"unspecified", "pending", "running", "idle",

@@ -4,7 +4,7 @@
  * kill, a placement, the loss of its node) is a command queued in its mailbox. At most one store
  * write per agent is in flight: hub_agent_kick() takes every queued command, decides its effect
  * against the agent's *committed* state, and submits one write; when the write is durable the
- * store's writer thread applies the new state, answers the RPCs and tells nodes and followers
+ * store's completion thread applies the new state, answers the RPCs and tells nodes and followers
  * (hub/agent_log.c). So a decision never rests on a write that may still fail, a failed write
  * leaves memory equal to the database, and one busy agent batches its own events while group
  * commit batches across agents.
@@ -206,6 +206,7 @@ void hub_agent_ring_put(struct hub_agent *a, uint64_t seq, grpc_slice ev);
 bool hub_agent_ring_get(struct hub_agent *a, uint64_t seq, grpc_slice *ev);
 void hub_agent_to_pb(struct hub_agent *a, Agentry__V1__Agent *out, struct ag_arena *arena);
 const char *hub_state_name(int state);
+const char *hub_json_text_payload(struct ag_arena *ar, const char *text);
 
 /* hub/rpc_trace.c: followers. A follower is a Trace call with a cursor (next_seq): it sends
  * next_seq from the agent's ring if still there, else reads it from the store; it never queues

@@ -1,13 +1,15 @@
 /* hub/store.c - the generic half of hub/store.h: queues, threads, group commit, seq assignment.
  * The database itself is behind a backend (store_internal.h); this file knows no SQL.
  *
- * Owns: the bounded write queue and the writer thread, the bounded read queue and the reader
- * thread, the per-agent seq cache, the stats, and the two backend connections.
+ * Owns: the bounded write queue and the writer thread, the completion thread that runs done()
+ * callbacks, the bounded read queue and the reader thread, the per-agent seq cache, the stats,
+ * and the two backend connections.
  *
  * Threads and locks:
  *   mu        guards the write queue, `closing` and `stats`. The writer holds it only to pop a
  *             batch and to add stats, never while it talks to the database or runs done(), so a
  *             done() may submit again without deadlock.
+ *   cmu       guards the queue of committed batches waiting for their done() calls.
  *   rmu       guards the read queue and `rclosing`.
  *   rconn_mu  serializes the reader's connection between the reader thread and the synchronous
  *             start-up loads, which run on the caller's thread. Their callbacks run under it, so
@@ -16,7 +18,9 @@
  *
  * Invariants:
  *   - A write's done() runs after the COMMIT that made it durable returned (or once it has
- *     definitely failed), on the writer thread, in submission order.
+ *     definitely failed), on the completion thread, in submission order. The writer hands each
+ *     finished batch over and starts the next transaction at once: replying to callers (packing,
+ *     sending) overlaps the next commit instead of delaying it.
  *   - seqs caches, per agent, the last seq committed. A transaction hands out seqs tentatively
  *     (pending); a COMMIT publishes them; a failure evicts every entry the transaction touched,
  *     so the next use reloads the truth from the database. Hence no gap and no reuse.
@@ -88,6 +92,12 @@ struct hub_store {
 
     pthread_t writer;
     bool writer_started;
+    pthread_t completer;
+    bool completer_started;
+    pthread_mutex_t cmu;
+    pthread_cond_t cwake;
+    struct done_batch *chead, *ctail; /* committed (or failed) batches, oldest first */
+    bool cclosing;                    /* the writer has exited: drain and stop */
     struct hub_store__conn *wconn; /* owned; writer thread */
     struct seq_cache seqs;         /* writer thread */
 
@@ -316,6 +326,55 @@ static void finish(struct hub_store_write *w, size_t n, int rc, const struct ag_
     }
 }
 
+struct done_batch {
+    struct done_batch *next;
+    struct hub_store_write *head;
+    size_t n;
+    int rc;
+    struct ag_err err;
+};
+
+/* Writer thread: hand a finished batch to the completion thread. */
+static void complete(struct hub_store *st, struct hub_store_write *head, size_t n, int rc,
+                     const struct ag_err *err)
+{
+    struct done_batch *d = ag_xcalloc(1, sizeof(*d));
+    d->head = head;
+    d->n = n;
+    d->rc = rc;
+    if (rc)
+        d->err = *err;
+    pthread_mutex_lock(&st->cmu);
+    if (st->ctail)
+        st->ctail->next = d;
+    else
+        st->chead = d;
+    st->ctail = d;
+    pthread_cond_signal(&st->cwake);
+    pthread_mutex_unlock(&st->cmu);
+}
+
+static void *completer_main(void *arg)
+{
+    struct hub_store *st = arg;
+    for (;;) {
+        pthread_mutex_lock(&st->cmu);
+        while (!st->chead && !st->cclosing)
+            pthread_cond_wait(&st->cwake, &st->cmu);
+        struct done_batch *d = st->chead;
+        if (d) {
+            st->chead = d->next;
+            if (!st->chead)
+                st->ctail = NULL;
+        }
+        pthread_mutex_unlock(&st->cmu);
+        if (!d)
+            return NULL; /* closing, and nothing left */
+        finish(d->head, d->n, d->rc, &d->err);
+        free(d);
+    }
+}
+
 static void log_db_failure(size_t n, const struct ag_err *err)
 {
     ag_log_error("store.commit_failed", "writes=%zu code=%s error=%s", n, ag_code_name(err->code),
@@ -340,7 +399,7 @@ static void retry_alone(struct hub_store *st, struct hub_store_write *w, size_t 
                 log_db_failure(n - i, &err);
         }
         stats_add(st, w, 1, rc);
-        finish(w, 1, rc, &err);
+        complete(st, w, 1, rc, &err);
         w = next;
     }
 }
@@ -359,7 +418,7 @@ static void batch_run(struct hub_store *st, struct hub_store_write *head, size_t
     if (rc != 0 && err.code == AG_UNAVAILABLE)
         log_db_failure(n, &err);
     stats_add(st, head, n, rc);
-    finish(head, n, rc, &err);
+    complete(st, head, n, rc, &err);
 }
 
 static void *writer_main(void *arg)
@@ -469,6 +528,8 @@ static void store_init(struct hub_store *st, const struct hub_store__backend *be
     st->read_queue_cap = opts && opts->read_queue_cap ? opts->read_queue_cap : STORE_READ_QUEUE_CAP;
     pthread_mutex_init(&st->mu, NULL);
     pthread_cond_init(&st->wake, NULL);
+    pthread_mutex_init(&st->cmu, NULL);
+    pthread_cond_init(&st->cwake, NULL);
     pthread_mutex_init(&st->rmu, NULL);
     pthread_cond_init(&st->rwake, NULL);
     pthread_mutex_init(&st->rconn_mu, NULL);
@@ -492,15 +553,26 @@ static void threads_stop(struct hub_store *st)
     pthread_mutex_unlock(&st->rmu);
     if (st->writer_started)
         pthread_join(st->writer, NULL);
+    /* The writer has handed over its last batch; now let the completion thread drain. */
+    pthread_mutex_lock(&st->cmu);
+    st->cclosing = true;
+    pthread_cond_broadcast(&st->cwake);
+    pthread_mutex_unlock(&st->cmu);
+    if (st->completer_started)
+        pthread_join(st->completer, NULL);
     if (st->reader_started)
         pthread_join(st->reader, NULL);
-    st->writer_started = st->reader_started = false;
+    st->writer_started = st->reader_started = st->completer_started = false;
 }
 
 static int threads_start(struct hub_store *st, struct ag_err *err)
 {
-    int rc = pthread_create(&st->writer, NULL, writer_main, st);
-    st->writer_started = rc == 0;
+    int rc = pthread_create(&st->completer, NULL, completer_main, st);
+    st->completer_started = rc == 0;
+    if (rc == 0) {
+        rc = pthread_create(&st->writer, NULL, writer_main, st);
+        st->writer_started = rc == 0;
+    }
     if (rc == 0) {
         rc = pthread_create(&st->reader, NULL, reader_main, st);
         st->reader_started = rc == 0;
@@ -524,6 +596,8 @@ static void store_free(struct hub_store *st)
     ag_arena_release(&st->rarena);
     pthread_mutex_destroy(&st->mu);
     pthread_cond_destroy(&st->wake);
+    pthread_mutex_destroy(&st->cmu);
+    pthread_cond_destroy(&st->cwake);
     pthread_mutex_destroy(&st->rmu);
     pthread_cond_destroy(&st->rwake);
     pthread_mutex_destroy(&st->rconn_mu);

@@ -4,9 +4,10 @@
  *
  * Writes: a caller submits a `struct hub_store_write` (a few ops that must commit together, e.g.
  * "insert agent + append SPAWNED + append INPUT") and returns at once. The store's writer thread
- * takes every write waiting in its queue, applies them all in ONE transaction (group commit), then
- * calls each write's done() in submission order. done() runs on the writer thread: it must be
- * quick and must not block (hand the result to a gRPC call, update memory, return).
+ * takes every write waiting in its queue, applies them all in ONE transaction (group commit), and
+ * hands the batch to the store's completion thread, which calls each write's done() in
+ * submission order while the writer starts the next transaction. done() must be quick and must
+ * not block (hand the result to a gRPC call, update memory, return); it may submit again.
  *
  * Sequence numbers: the store assigns each appended event its seq, per agent 1, 2, 3... with no
  * gap, at commit. done() sees them in op->u.event.seq. Seqs of a write that failed are not used:
@@ -80,7 +81,7 @@ struct hub_store_op {
     } u;
 };
 
-/* Called on the writer thread once the write is durable (rc 0) or has failed (rc -1, err set).
+/* Called on the completion thread once the write is durable (rc 0) or has failed (rc -1, err set).
  * Ops and their seqs may be read inside; the write may be freed or reused once it returns. */
 typedef void hub_store_done_fn(struct hub_store_write *w, int rc, const struct ag_err *err);
 
