@@ -402,8 +402,7 @@ static void on_send_done(struct wk_node *n)
     pthread_mutex_unlock(&n->lock);
 }
 
-/* Returns false once the stream has no more messages. */
-static bool on_recv_done(struct wk_node *n)
+static void on_recv_done(struct wk_node *n)
 {
     pthread_mutex_lock(&n->lock);
     n->outstanding--;
@@ -411,7 +410,7 @@ static bool on_recv_done(struct wk_node *n)
     grpc_byte_buffer *bb = n->recv_bb;
     n->recv_bb = NULL;
     if (!bb)
-        return false;
+        return; /* the hub ended the stream */
     struct ag_arena ar;
     ag_arena_init(&ar, NULL, 0);
     struct ag_err err = AG_ERR_INIT;
@@ -423,7 +422,6 @@ static bool on_recv_done(struct wk_node *n)
         ag_log_error("conn.bad_message", "node=%s err=%s", n->node_id, ag_log_q(err.msg));
     ag_arena_release(&ar);
     start_recv(n, false);
-    return true;
 }
 
 static bool stopping(struct wk_node *n)
@@ -468,7 +466,7 @@ static void stream_over(struct wk_node *n, bool was_up)
 static bool serve_stream(struct wk_node *n)
 {
     int64_t handshake_deadline = ag_now_mono_ms() + n->o.handshake_ms;
-    bool ended = false, status_seen = false, was_up = false, cancelled = false;
+    bool status_seen = false, was_up = false, cancelled = false;
     open_stream(n);
     for (;;) {
         pthread_mutex_lock(&n->lock);
@@ -506,11 +504,11 @@ static bool serve_stream(struct wk_node *n)
             }
             continue;
         }
-        if (ev.tag == &tag_send)
+        if (ev.tag == &tag_send) {
             on_send_done(n);
-        else if (ev.tag == &tag_recv && !on_recv_done(n))
-            ended = true;
-        else if (ev.tag == &tag_status) {
+        } else if (ev.tag == &tag_recv) {
+            on_recv_done(n); /* at the end of the stream it posts no more reads; the status follows */
+        } else if (ev.tag == &tag_status) {
             /* The call is over: from now on no thread may start a batch on it (kick_send_locked
              * and on_emit check `up` under the lock), so `outstanding` can only fall to zero
              * and every completion of this call arrives in this loop, none in the backoff wait. */
@@ -520,7 +518,6 @@ static bool serve_stream(struct wk_node *n)
             pthread_mutex_unlock(&n->lock);
             status_seen = true;
         }
-        (void)ended;
     }
     stream_over(n, was_up);
     return was_up;
