@@ -32,7 +32,7 @@ static void *signal_thread(void *arg)
 static int node_join(int argc, char **argv)
 {
     const char *hub = cli_default_hub(), *node_id = NULL, *level = "info";
-    int64_t capacity = 64, threads = 2;
+    int64_t capacity = 64, threads = 2, handshake = 5000;
     struct ag_strlist labels = {0};
     const struct ag_flag flags[] = {
         {"hub", 0, AG_FLAG_STR, &hub, "ADDR", "hub address (default $AGENTRY_HUB or 127.0.0.1:7070)", 0, 0},
@@ -40,6 +40,7 @@ static int node_join(int argc, char **argv)
         {"labels", 0, AG_FLAG_LIST, &labels, "K=V,...", "labels for scheduling and display", 0, 0},
         {"node-id", 0, AG_FLAG_STR, &node_id, "ID", "unique node id (default <hostname>-<pid>)", 0, 0},
         {"threads", 0, AG_FLAG_INT, &threads, "N", "agent-loop threads (default 2)", 1, 256},
+        {"handshake-timeout", 0, AG_FLAG_DURATION, &handshake, "DUR", "give up on a hub that does not answer Register within DUR, and retry (default 5s)", 0, 0},
         {"log-level", 0, AG_FLAG_STR, &level, "LEVEL", "debug, info, warn or error (default info)", 0, 0},
     };
     const struct ag_cmd_help help = {
@@ -74,7 +75,7 @@ static int node_join(int argc, char **argv)
 
     struct wk_node_opts o = {.hub = hub, .node_id = node_id, .capacity = (unsigned)capacity,
                              .labels = (const char *const *)labels.items, .nlabels = labels.n,
-                             .threads = (unsigned)threads};
+                             .threads = (unsigned)threads, .handshake_ms = handshake};
     struct wk_node *n = wk_node_new(&o, &err);
     if (!n) {
         ag_strlist_release(&labels);

@@ -234,5 +234,71 @@ class BusyNodeStreamLossTest(NodeTakeoverTest):
         self.assertIsNone(err, "n1 did not stop cleanly: %s" % err)
 
 
+class HeartbeatTest(H.ClusterTestCase):
+    """A node whose connection stays open but that stops talking (a hung process, a half-open
+    TCP connection) is dropped after 3 heartbeat intervals (the hub runs with 500 ms), and its
+    turn moves to a live node."""
+    NODES = 0
+
+    def test_silent_node_is_dropped_and_its_turn_moves(self):
+        f = H.FakeNode(self.c)
+        self.addCleanup(f.cancel)
+        m = f.register("silent", capacity=1)
+        self.assertEqual(m.WhichOneof("msg"), "registered")
+        aid = self.c.spawn("final moved").agent_id
+        a = f.recv_kind("assign")
+        self.assertEqual((a.agent_id, a.epoch), (aid, 1))
+        # No heartbeat, no events: the hub must end the stream by itself.
+        code, details = f.end(timeout=10)
+        self.assertEqual(code, H.grpc.StatusCode.UNAVAILABLE)
+        self.assertIn("heartbeat", details)
+        self.assertIn("event=node.timed_out node=silent", self.c.hub_log())
+        intr = self.c.wait_kind(aid, self.T.EVENT_KIND_INTERRUPTED, timeout=10)
+        self.assertEqual(H.payload(intr)["node"], "silent")
+        self.c.add_node("live", capacity=1)
+        end = self.c.wait_turn_end(aid, after_seq=intr.seq, timeout=15)
+        self.assertEqual((H.kind_name(end.kind), end.node_id), ("final", "live"))
+        self.assertEqual(H.payload(end)["output"], "moved")
+
+
+class HandshakeTest(unittest.TestCase):
+    """A hub that accepts the connection but never answers (a half-open connection, a wrong
+    port) must not hang a node: it gives up at the handshake deadline, backs off, retries, and
+    still stops cleanly on SIGTERM."""
+
+    def test_silent_hub_does_not_hang_the_node(self):
+        srv = H.socket.socket()
+        srv.bind(("127.0.0.1", 0))
+        srv.listen(8)
+        self.addCleanup(srv.close)
+        held = []
+
+        def accept_forever():  # accept, read nothing back, answer nothing
+            while True:
+                try:
+                    conn, _ = srv.accept()
+                except OSError:
+                    return
+                held.append(conn)
+
+        t = H.threading.Thread(target=accept_forever, daemon=True)
+        t.start()
+        self.addCleanup(lambda: [c.close() for c in held])
+        d = H.tempfile.mkdtemp(prefix="agentry-e2e-handshake-")
+        log = H.os.path.join(d, "node.log")
+        node = H.Proc("silent-hub-node",
+                      [H.AGENTRY_BIN, "node", "join", "--hub", "127.0.0.1:%d" % srv.getsockname()[1],
+                       "--node-id", "n1", "--handshake-timeout", "300ms"], log).start()
+        self.addCleanup(node.kill_if_running)
+        # Two deadlines passed, with a reconnect in between: it neither hangs nor gives up.
+        H.wait_for(lambda: node.text().count("event=node.handshake_timeout") >= 2, timeout=15,
+                   what="two handshake timeouts in the node's log")
+        self.assertIn("event=node.reconnecting", node.text())
+        self.assertTrue(node.running())
+        err = node.stop()
+        self.assertIsNone(err, err)
+        H.shutil.rmtree(d, ignore_errors=True)
+
+
 if __name__ == "__main__":
     H.main()
