@@ -285,3 +285,27 @@ void cli_sigwatch_stop(struct cli_sigwatch *w)
     pthread_sigmask(SIG_SETMASK, &w->old, NULL);
     free(w);
 }
+
+int cli_spec_cmd(const char *cmd, const struct ag_cmd_help *help, int64_t timeout_ms,
+                 bool need_input, cli_spec_run_fn *run, int argc, char **argv)
+{
+    struct cli_client c;
+    struct cli_spec spec;
+    cli_client_init(&c, timeout_ms);
+    cli_spec_init(&spec);
+    struct ag_flag flags[CLI_MAX_FLAGS];
+    size_t nflags = 0;
+    cli_spec_flags(&spec, flags, &nflags, CLI_MAX_FLAGS);
+    cli_client_flags(&c, flags, &nflags, CLI_MAX_FLAGS);
+    char **pos = ag_xcalloc((size_t)argc + 1, sizeof(*pos));
+    size_t npos;
+    int rc;
+    if (cli_parse(cmd, help, flags, nflags, argc, argv, pos, (size_t)argc, &npos, &rc) &&
+        (!need_input || cli_need_args(cmd, npos, 1, "INPUT", &rc))) {
+        rc = run(&c, &spec, pos, npos);
+        cli_client_close(&c);
+    }
+    cli_spec_release(&spec);
+    free(pos);
+    return rc;
+}

@@ -71,6 +71,13 @@ void cli_spec_flags(struct cli_spec *s, struct ag_flag *flags, size_t *n, size_t
 int cli_spec_build(const struct cli_spec *s, struct ag_arena *arena, Agentry__V1__AgentSpec **spec,
                    struct ag_err *err);
 void cli_spec_release(struct cli_spec *s);
+/* The body of a command built on the spec flags (spawn, invoke). */
+typedef int cli_spec_run_fn(struct cli_client *c, const struct cli_spec *spec, char **words,
+                            size_t nwords);
+/* Parse the spec and client flags (--help included), require INPUT words when need_input, then
+ * run; returns the exit code. */
+int cli_spec_cmd(const char *cmd, const struct ag_cmd_help *help, int64_t timeout_ms,
+                 bool need_input, cli_spec_run_fn *run, int argc, char **argv);
 
 /* Ctrl-C handling for long calls: block SIGINT/SIGTERM (call before cli_client_dial so gRPC's
  * threads inherit the mask) and run on_signal(arg) on a watcher thread when one arrives.

@@ -95,24 +95,5 @@ static int invoke(struct cli_client *c, const struct cli_spec *spec, char **word
 
 int cli_cmd_invoke(int argc, char **argv)
 {
-    struct cli_client c;
-    struct cli_spec spec;
-    cli_client_init(&c, INVOKE_TIMEOUT_DEFAULT_MS);
-    cli_spec_init(&spec);
-    struct ag_flag flags[CLI_MAX_FLAGS];
-    size_t nflags = 0;
-    cli_spec_flags(&spec, flags, &nflags, CLI_MAX_FLAGS);
-    cli_client_flags(&c, flags, &nflags, CLI_MAX_FLAGS);
-    char **pos = ag_xcalloc((size_t)argc + 1, sizeof(*pos));
-    size_t npos;
-    int rc;
-    if (cli_parse("invoke", &invoke_help, flags, nflags, argc, argv, pos, (size_t)argc, &npos,
-                  &rc) &&
-        cli_need_args("invoke", npos, 1, "INPUT", &rc)) {
-        rc = invoke(&c, &spec, pos, npos);
-        cli_client_close(&c);
-    }
-    cli_spec_release(&spec);
-    free(pos);
-    return rc;
+    return cli_spec_cmd("invoke", &invoke_help, INVOKE_TIMEOUT_DEFAULT_MS, true, invoke, argc, argv);
 }

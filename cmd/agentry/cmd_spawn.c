@@ -1,7 +1,6 @@
 /* cmd/agentry/cmd_spawn.c - 'agentry spawn [INPUT...]': create an agent, optionally with its
  * first input, and print its id. */
 #include <stdio.h>
-#include <stdlib.h>
 
 #include "cmd/agentry/cli.h"
 #include "cmd/agentry/client.h"
@@ -49,23 +48,5 @@ static int spawn(struct cli_client *c, const struct cli_spec *spec, char **words
 
 int cli_cmd_spawn(int argc, char **argv)
 {
-    struct cli_client c;
-    struct cli_spec spec;
-    cli_client_init(&c, CLI_TIMEOUT_DEFAULT_MS);
-    cli_spec_init(&spec);
-    struct ag_flag flags[CLI_MAX_FLAGS];
-    size_t nflags = 0;
-    cli_spec_flags(&spec, flags, &nflags, CLI_MAX_FLAGS);
-    cli_client_flags(&c, flags, &nflags, CLI_MAX_FLAGS);
-    char **pos = ag_xcalloc((size_t)argc + 1, sizeof(*pos));
-    size_t npos;
-    int rc;
-    if (cli_parse("spawn", &spawn_help, flags, nflags, argc, argv, pos, (size_t)argc, &npos,
-                  &rc)) {
-        rc = spawn(&c, &spec, pos, npos);
-        cli_client_close(&c);
-    }
-    cli_spec_release(&spec);
-    free(pos);
-    return rc;
+    return cli_spec_cmd("spawn", &spawn_help, CLI_TIMEOUT_DEFAULT_MS, false, spawn, argc, argv);
 }
