@@ -170,8 +170,7 @@ static bool waiting_state(int s)
 
 static bool has_unconsumed_input(struct agent_write *aw)
 {
-    struct hub_agent *a = aw->a;
-    return aw->inputs_here > 0 || (a->ninbox && a->inbox[a->ninbox - 1].seq > aw->next.input_seq);
+    return aw->inputs_here > 0 || hub_agent_input_waiting(aw->a, aw->next.input_seq);
 }
 
 /* --- decisions (agent locked) -------------------------------------------------------------- */
@@ -640,8 +639,7 @@ static void on_committed(struct agent_write *aw)
             memcpy(a->first.usage, a->st.usage, sizeof(a->first.usage)); /* = the first turn's */
         }
         hub_waiters_finish(h, a);
-        aw->reschedule = waiting_state(a->st.state) && a->ninbox &&
-                         a->inbox[a->ninbox - 1].seq > a->st.input_seq;
+        aw->reschedule = waiting_state(a->st.state) && hub_agent_input_waiting(a, a->st.input_seq);
     }
     if (aw->assign_node && a->st.node == aw->assign_node) {
         a->held[a->st.epoch % HUB_EPOCH_HISTORY].epoch = a->st.epoch;
@@ -705,13 +703,8 @@ static void after_unlock(struct agent_write *aw, bool ok)
     if (ok && aw->reschedule)
         hub_cmd_post(h, a, hub_cmd_new(HUB_CMD_SCHEDULE, NULL));
     /* The node may have gone while this write was in flight, after its loss was handled. */
-    if (ok && aw->assign_node && !hub_node_alive(h->sched, aw->assign_node)) {
-        struct hub_cmd *c = hub_cmd_new(HUB_CMD_INTERRUPT, NULL);
-        c->node = aw->assign_node;
-        hub_node_ref(h->sched, c->node);
-        c->epoch = a->st.epoch;
-        hub_cmd_post(h, a, c);
-    }
+    if (ok && aw->assign_node && !hub_node_alive(h->sched, aw->assign_node))
+        hub_post_interrupt(h, a, aw->assign_node, a->st.epoch, NULL);
 }
 
 static void ack_batches(struct agent_write *aw, const struct ag_err *err)
@@ -770,6 +763,18 @@ static void write_done(struct hub_store_write *w, int rc, const struct ag_err *e
         pthread_mutex_unlock(&h->list_lock);
     }
     hub_agent_kick(h, a);
+}
+
+void hub_post_interrupt(struct hub *h, struct hub_agent *a, struct hub_node *node, uint64_t epoch,
+                        const char *reason)
+{
+    struct hub_cmd *c = hub_cmd_new(HUB_CMD_INTERRUPT, NULL);
+    c->node = node;
+    if (node)
+        hub_node_ref(h->sched, node);
+    c->epoch = epoch;
+    c->text = reason ? ag_xstrdup(reason) : NULL;
+    hub_cmd_post(h, a, c);
 }
 
 void hub_dispatch_decisions(struct hub *h, struct hub_sched_decision *d, size_t n)

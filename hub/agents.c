@@ -7,6 +7,7 @@
  * moment Spawn starts, so a concurrent retry finds it. Each shard and the list have their own
  * lock; no agent lock is ever taken here. */
 #include <protobuf-c/protobuf-c.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -25,22 +26,39 @@ static uint64_t hash_str(const char *s)
     return h;
 }
 
-struct hub_agent *hub_agent_new(const Agentry__V1__AgentSpec *spec, const char *request_id)
+struct hub_agent *hub_agent_new_take(const char *id, uint8_t *spec_bin, size_t spec_len,
+                                     const char *request_id, int64_t created_ns,
+                                     struct ag_err *err)
 {
     struct hub_agent *a = ag_xcalloc(1, sizeof(*a));
-    ag_id_new(a->id);
+    snprintf(a->id, sizeof(a->id), "%s", id);
     pthread_mutex_init(&a->lock, NULL);
-    a->spec_len = protobuf_c_message_get_packed_size(&spec->base);
-    a->spec_bin = ag_xmalloc(a->spec_len ? a->spec_len : 1);
-    protobuf_c_message_pack(&spec->base, a->spec_bin);
+    a->spec_bin = spec_bin;
+    a->spec_len = spec_len;
     ag_arena_init(&a->spec_arena, NULL, 0);
-    /* A private decoded copy: the caller's spec lives in its call arena. */
+    /* A private decoded copy, living as long as the agent. */
     a->spec = rpc_pb_unpack_bytes(a->spec_bin, a->spec_len, &agentry__v1__agent_spec__descriptor,
-                                  &a->spec_arena, NULL);
+                                  &a->spec_arena, err);
     a->request_id = request_id && *request_id ? ag_xstrdup(request_id) : NULL;
-    a->created_ns = ag_now_unix_ns();
-    a->st.updated_ns = a->created_ns;
+    a->created_ns = created_ns;
+    a->st.updated_ns = created_ns;
+    if (!a->spec) {
+        ag_err_prefix(err, "agent '%s' has an unreadable spec", id);
+        hub_agent_free(NULL, a); /* fresh: no node, no commands, so no hub needed */
+        return NULL;
+    }
     return a;
+}
+
+struct hub_agent *hub_agent_new(const Agentry__V1__AgentSpec *spec, const char *request_id)
+{
+    char id[AG_ID_LEN + 1];
+    ag_id_new(id);
+    size_t len = protobuf_c_message_get_packed_size(&spec->base);
+    uint8_t *bin = ag_xmalloc(len ? len : 1);
+    protobuf_c_message_pack(&spec->base, bin);
+    /* The spec was just packed from a valid message: decoding it back cannot fail. */
+    return hub_agent_new_take(id, bin, len, request_id, ag_now_unix_ns(), NULL);
 }
 
 void hub_agent_st_release(struct hub *h, struct hub_agent_st *st)
@@ -129,6 +147,16 @@ struct hub_agent *hub_agents_find(struct hub *h, const char *id)
     }
     pthread_mutex_unlock(&s->lock);
     return found;
+}
+
+struct hub_agent *hub_agents_lookup(struct hub *h, const char *id, struct ag_err *err)
+{
+    if (hub_validate_agent_id(id, err) != 0)
+        return NULL;
+    struct hub_agent *a = hub_agents_find(h, id);
+    if (!a)
+        ag_err_set(err, AG_NOT_FOUND, "no agent with id '%s'", id);
+    return a;
 }
 
 void hub_agents_publish(struct hub *h, struct hub_agent *a)
@@ -271,6 +299,12 @@ void hub_agent_inbox_push(struct hub_agent *a, uint64_t seq, const char *text)
     a->inbox[a->ninbox].seq = seq;
     a->inbox[a->ninbox].text = ag_xstrdup(text);
     a->ninbox++;
+}
+
+bool hub_agent_input_waiting(const struct hub_agent *a, uint64_t input_seq)
+{
+    /* The inbox is in seq order: its last input is the newest. */
+    return a->ninbox && a->inbox[a->ninbox - 1].seq > input_seq;
 }
 
 void hub_agent_inbox_trim(struct hub_agent *a, uint64_t upto_seq)

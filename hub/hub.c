@@ -36,15 +36,11 @@ static int load_input(void *arg, const struct hub_store_event *ev, struct ag_err
     (void)err;
     if (ev->kind != AGENTRY__V1__EVENT_KIND__EVENT_KIND_INPUT || ev->seq <= lc->a->st.input_seq)
         return 0;
-    struct ag_arena ar;
-    ag_arena_init(&ar, NULL, 0);
-    char *text = ag_arena_strndup(&ar, ev->payload, ev->payload_len);
-    /* The payload is {"text": ...}; keep the parsing in one place: events.c's JSON shape. */
-    cJSON *o = cJSON_Parse(text);
+    /* The payload is {"text": ...}, as hub_json_text_payload wrote it. */
+    cJSON *o = cJSON_ParseWithLength(ev->payload, ev->payload_len);
     cJSON *t = cJSON_GetObjectItemCaseSensitive(o, "text");
     hub_agent_inbox_push(lc->a, ev->seq, cJSON_IsString(t) ? t->valuestring : "");
     cJSON_Delete(o);
-    ag_arena_release(&ar);
     return 0;
 }
 
@@ -74,21 +70,11 @@ static int load_agent(void *arg, const struct hub_store_agent *row, uint64_t las
                       struct ag_err *err)
 {
     struct load_ctx *lc = arg;
-    struct hub_agent *a = ag_xcalloc(1, sizeof(*a));
-    snprintf(a->id, sizeof(a->id), "%s", row->id);
-    pthread_mutex_init(&a->lock, NULL);
-    a->spec_bin = ag_xmemdup(row->spec, row->spec_len);
-    a->spec_len = row->spec_len;
-    ag_arena_init(&a->spec_arena, NULL, 0);
-    a->spec = rpc_pb_unpack_bytes(a->spec_bin, a->spec_len, &agentry__v1__agent_spec__descriptor,
-                                  &a->spec_arena, err);
-    if (!a->spec) {
-        ag_err_prefix(err, "agent '%s' has an unreadable spec", row->id);
-        hub_agent_free(lc->h, a);
+    struct hub_agent *a =
+        hub_agent_new_take(row->id, ag_xmemdup(row->spec, row->spec_len), row->spec_len,
+                           row->request_id, row->created_ns, err);
+    if (!a)
         return -1;
-    }
-    a->request_id = row->request_id && *row->request_id ? ag_xstrdup(row->request_id) : NULL;
-    a->created_ns = row->created_ns;
     a->st.state = row->state;
     snprintf(a->st.node_id, sizeof(a->st.node_id), "%s", row->node_id ? row->node_id : "");
     a->st.epoch = row->epoch;
@@ -140,10 +126,7 @@ static void requeue_loaded(struct hub *h, struct load_ctx *lc)
     for (size_t i = 0; i < n; i++) {
         struct hub_agent *a = hub_agents_at(h, i);
         if (a->st.state == AGENTRY__V1__AGENT_STATE__AGENT_STATE_RUNNING) {
-            struct hub_cmd *c = hub_cmd_new(HUB_CMD_INTERRUPT, NULL);
-            c->epoch = a->st.epoch;
-            c->text = ag_xstrdup("the hub restarted");
-            hub_cmd_post(h, a, c);
+            hub_post_interrupt(h, a, NULL, a->st.epoch, "the hub restarted");
             lc->running++;
         } else if (a->st.state == AGENTRY__V1__AGENT_STATE__AGENT_STATE_PENDING) {
             struct hub_node *node = hub_sched_place_or_queue(h->sched, a);

@@ -172,9 +172,16 @@ struct hub {
 
 /* hub/agents.c: the table */
 struct hub_agent *hub_agent_new(const Agentry__V1__AgentSpec *spec, const char *request_id);
+/* An agent from its stored parts (a new id is the caller's); takes spec_bin. NULL with err if
+ * the spec cannot be decoded. */
+struct hub_agent *hub_agent_new_take(const char *id, uint8_t *spec_bin, size_t spec_len,
+                                     const char *request_id, int64_t created_ns,
+                                     struct ag_err *err);
 void hub_agent_free(struct hub *h, struct hub_agent *a);
 /* A visible agent, or NULL. Agents live as long as the hub. */
 struct hub_agent *hub_agents_find(struct hub *h, const char *id);
+/* As a client asked for it: INVALID_ARGUMENT for a malformed id, NOT_FOUND naming the id. */
+struct hub_agent *hub_agents_lookup(struct hub *h, const char *id, struct ag_err *err);
 void hub_agents_publish(struct hub *h, struct hub_agent *a); /* make visible (commit) */
 /* The agent with that request id (visible or being created), or NULL; inserts `a` when no agent
  * has it and a is not NULL. */
@@ -188,6 +195,8 @@ struct hub_agent *hub_agents_at(struct hub *h, size_t pos);
 void hub_agent_st_release(struct hub *h, struct hub_agent_st *st);
 void hub_agent_inbox_push(struct hub_agent *a, uint64_t seq, const char *text);
 void hub_agent_inbox_trim(struct hub_agent *a, uint64_t upto_seq);
+/* Does the inbox hold an input newer than input_seq (one no turn has consumed)? Lock held. */
+bool hub_agent_input_waiting(const struct hub_agent *a, uint64_t input_seq);
 
 /* hub/agent_log.c: the write pipeline */
 void hub_cmd_post(struct hub *h, struct hub_agent *a, struct hub_cmd *cmd);
@@ -197,6 +206,10 @@ void hub_agent_kick(struct hub *h, struct hub_agent *a);
 void hub_spawn(struct hub *h, struct rpc_call *call, const Agentry__V1__AgentSpec *spec,
                const char *input, const char *request_id, bool invoke);
 void hub_dispatch_decisions(struct hub *h, struct hub_sched_decision *d, size_t n);
+/* The running turn at `epoch` on `node` is lost (node NULL: no node object, after a restart):
+ * record it and place the turn again. reason NULL means "node lost". */
+void hub_post_interrupt(struct hub *h, struct hub_agent *a, struct hub_node *node, uint64_t epoch,
+                        const char *reason);
 struct hub_cmd *hub_cmd_new(enum hub_cmd_type type, struct rpc_call *call);
 void hub_cmd_free(struct hub *h, struct hub_cmd *c);
 

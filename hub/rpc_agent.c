@@ -44,15 +44,9 @@ static bool refuse_if_closing(struct hub *h, struct rpc_call *c)
 static struct hub_agent *find_or_fail(struct hub *h, struct rpc_call *c, const char *id)
 {
     struct ag_err err = AG_ERR_INIT;
-    if (hub_validate_agent_id(id, &err) != 0) {
+    struct hub_agent *a = hub_agents_lookup(h, id, &err);
+    if (!a)
         rpc_call_fail(c, &err);
-        return NULL;
-    }
-    struct hub_agent *a = hub_agents_find(h, id);
-    if (!a) {
-        ag_err_set(&err, AG_NOT_FOUND, "no agent with id '%s'", id);
-        rpc_call_fail(c, &err);
-    }
     return a;
 }
 

@@ -139,12 +139,7 @@ void hub_node_lost(struct hub *h, struct hub_node *n, const char *reason)
         pthread_mutex_unlock(&a->lock);
         if (!hit)
             continue;
-        struct hub_cmd *c = hub_cmd_new(HUB_CMD_INTERRUPT, NULL);
-        c->node = n;
-        hub_node_ref(h->sched, n);
-        c->epoch = epoch;
-        c->text = ag_xstrdup(reason);
-        hub_cmd_post(h, a, c);
+        hub_post_interrupt(h, a, n, epoch, reason);
     }
 }
 

@@ -126,13 +126,8 @@ void hub_trace_on_call(struct rpc_call *c, grpc_byte_buffer *req)
     struct ag_err err = AG_ERR_INIT;
     Agentry__V1__TraceRequest *in =
         rpc_pb_unpack(req, &agentry__v1__trace_request__descriptor, rpc_call_arena(c), &err);
-    if (!in || hub_validate_agent_id(in->agent_id, &err) != 0) {
-        rpc_call_fail(c, &err);
-        return;
-    }
-    struct hub_agent *a = hub_agents_find(h, in->agent_id);
+    struct hub_agent *a = in ? hub_agents_lookup(h, in->agent_id, &err) : NULL;
     if (!a) {
-        ag_err_set(&err, AG_NOT_FOUND, "no agent with id '%s'", in->agent_id);
         rpc_call_fail(c, &err);
         return;
     }
