@@ -54,7 +54,7 @@ struct sent_batch {
 struct wk_node {
     struct wk_node_opts o;
     char *node_id;
-    char **labels; /* owned copies */
+    grpc_slice register_msg; /* the packed NodeMessage{register}: the same on every stream */
     struct wk_timers *timers;
     struct wk_runner *runner;
     struct rpc_channel *ch;
@@ -337,30 +337,7 @@ static void open_stream(struct wk_node *n)
         rpc_channel_grpc(n->ch), NULL, GRPC_PROPAGATE_DEFAULTS, n->cq, h,
         gpr_inf_future(GPR_CLOCK_REALTIME), NULL);
 
-    Agentry__V1__Register reg = AGENTRY__V1__REGISTER__INIT;
-    reg.node_id = n->node_id;
-    reg.capacity = n->o.capacity;
-    reg.version = AGENTRY_VERSION;
-    Agentry__V1__Register__LabelsEntry *ents = ag_xcalloc(n->o.nlabels + 1, sizeof(*ents));
-    Agentry__V1__Register__LabelsEntry **pents = ag_xcalloc(n->o.nlabels + 1, sizeof(*pents));
-    for (size_t i = 0; i < n->o.nlabels; i++) {
-        agentry__v1__register__labels_entry__init(&ents[i]);
-        char *eq = strchr(n->labels[i], '=');
-        *eq = '\0';
-        ents[i].key = n->labels[i];
-        ents[i].value = eq + 1;
-        pents[i] = &ents[i];
-    }
-    reg.labels = pents;
-    reg.n_labels = n->o.nlabels;
-    Agentry__V1__NodeMessage m = AGENTRY__V1__NODE_MESSAGE__INIT;
-    m.msg_case = AGENTRY__V1__NODE_MESSAGE__MSG_REGISTER;
-    m.register_ = &reg;
-    grpc_byte_buffer *bb = rpc_pb_pack(&m.base);
-    for (size_t i = 0; i < n->o.nlabels; i++)
-        *strchr(n->labels[i], '\0') = '='; /* restore "k=v" */
-    free(ents);
-    free(pents);
+    grpc_byte_buffer *bb = grpc_raw_byte_buffer_create(&n->register_msg, 1); /* own ref */
 
     grpc_op ops[2];
     memset(ops, 0, sizeof(ops));
@@ -525,6 +502,48 @@ static bool serve_stream(struct wk_node *n)
 
 /* --- lifecycle ---------------------------------------------------------------------------- */
 
+/* Register never changes for a node: pack it once, from "k=v" labels. */
+static int pack_register(struct wk_node *n, const struct wk_node_opts *o, struct ag_err *err)
+{
+    size_t nl = o->nlabels;
+    Agentry__V1__Register__LabelsEntry *ents = ag_xcalloc(nl + 1, sizeof(*ents));
+    Agentry__V1__Register__LabelsEntry **pents = ag_xcalloc(nl + 1, sizeof(*pents));
+    char **keys = ag_xcalloc(nl + 1, sizeof(*keys));
+    int rc = 0;
+    for (size_t i = 0; i < nl; i++) {
+        const char *eq = strchr(o->labels[i], '=');
+        if (!eq) {
+            rc = ag_err_set(err, AG_INVALID_ARGUMENT, "label '%s' is not key=value",
+                            o->labels[i]);
+            break;
+        }
+        keys[i] = ag_xstrndup(o->labels[i], (size_t)(eq - o->labels[i]));
+        agentry__v1__register__labels_entry__init(&ents[i]);
+        ents[i].key = keys[i];
+        ents[i].value = (char *)eq + 1;
+        pents[i] = &ents[i];
+    }
+    if (rc == 0) {
+        Agentry__V1__Register reg = AGENTRY__V1__REGISTER__INIT;
+        reg.node_id = n->node_id;
+        reg.capacity = n->o.capacity;
+        reg.version = AGENTRY_VERSION;
+        reg.labels = pents;
+        reg.n_labels = nl;
+        Agentry__V1__NodeMessage m = AGENTRY__V1__NODE_MESSAGE__INIT;
+        m.msg_case = AGENTRY__V1__NODE_MESSAGE__MSG_REGISTER;
+        m.register_ = &reg;
+        n->register_msg = grpc_slice_malloc(protobuf_c_message_get_packed_size(&m.base));
+        protobuf_c_message_pack(&m.base, GRPC_SLICE_START_PTR(n->register_msg));
+    }
+    for (size_t i = 0; i < nl; i++)
+        free(keys[i]);
+    free(keys);
+    free(ents);
+    free(pents);
+    return rc;
+}
+
 struct wk_node *wk_node_new(const struct wk_node_opts *o, struct ag_err *err)
 {
     struct wk_node *n = ag_xcalloc(1, sizeof(*n));
@@ -539,16 +558,12 @@ struct wk_node *wk_node_new(const struct wk_node_opts *o, struct ag_err *err)
         gethostname(host, sizeof(host) - 1);
         n->node_id = ag_xasprintf("%s-%d", host, (int)getpid());
     }
-    n->labels = ag_xcalloc(o->nlabels + 1, sizeof(*n->labels));
-    for (size_t i = 0; i < o->nlabels; i++) {
-        if (!strchr(o->labels[i], '=')) {
-            ag_err_set(err, AG_INVALID_ARGUMENT, "label '%s' is not key=value", o->labels[i]);
-            wk_node_free(n);
-            return NULL;
-        }
-        n->labels[i] = ag_xstrdup(o->labels[i]);
-    }
     pthread_mutex_init(&n->lock, NULL);
+    n->register_msg = grpc_empty_slice();
+    if (pack_register(n, o, err) != 0) {
+        wk_node_free(n);
+        return NULL;
+    }
     rpc_client_init();
     n->timers = wk_timers_new(err);
     if (!n->timers) {
@@ -636,9 +651,7 @@ void wk_node_free(struct wk_node *n)
     rpc_channel_free(n->ch);
     if (n->timers || n->runner || n->ch)
         rpc_client_shutdown();
-    for (size_t i = 0; i < n->o.nlabels; i++)
-        free(n->labels[i]);
-    free(n->labels);
+    grpc_slice_unref(n->register_msg);
     free(n->node_id);
     pthread_mutex_destroy(&n->lock);
     free(n);
