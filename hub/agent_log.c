@@ -30,7 +30,7 @@ struct agent_write {
     struct hub_agent *a;
     struct ag_arena arena;
     struct hub_store_op *ops;
-    size_t nops, cap;
+    size_t nops, cap_ops;
     struct hub_agent_st next;     /* working state: scalars; blobs below */
     bool creating;                /* ops[0] is the AGENT_INSERT of a Spawn */
     struct rpc_call *spawn_call;  /* creating: the Spawn/Invoke call (reference held) */
@@ -46,7 +46,7 @@ struct agent_write {
     size_t ncmds;
     size_t **ev_ops;              /* per EVENTS command: op index per event (SIZE_MAX: discarded) */
     struct hub_node **release;    /* slots to give back after the write (references held) */
-    size_t nrelease;
+    size_t nrelease, cap_release;
     struct hub_node *assign_node; /* send an Assignment after commit */
     bool assigned_here;
     struct hub_node *cancel_node; /* send a Cancel after commit (reference held) */
@@ -60,6 +60,7 @@ struct agent_write {
         size_t op;
         const char *text;
     } *inputs;
+    size_t cap_inputs;
 };
 
 static void write_done(struct hub_store_write *w, int rc, const struct ag_err *err);
@@ -96,16 +97,23 @@ void hub_cmd_free(struct hub *h, struct hub_cmd *c)
     free(c);
 }
 
+/* Room for one more element in an arena array of n (capacity doubles; the old block is simply
+ * left to the arena). */
+static void *arena_grow(struct ag_arena *ar, void *arr, size_t n, size_t *cap, size_t elem)
+{
+    if (n < *cap)
+        return arr;
+    size_t ncap = *cap ? *cap * 2 : 8;
+    void *grown = ag_arena_alloc(ar, ncap * elem);
+    if (n)
+        memcpy(grown, arr, n * elem);
+    *cap = ncap;
+    return grown;
+}
+
 static size_t add_op(struct agent_write *aw, enum hub_store_op_type type)
 {
-    if (aw->nops == aw->cap) {
-        size_t ncap = aw->cap ? aw->cap * 2 : 8;
-        struct hub_store_op *n = ag_arena_alloc(&aw->arena, ncap * sizeof(*n));
-        if (aw->nops)
-            memcpy(n, aw->ops, aw->nops * sizeof(*n));
-        aw->ops = n;
-        aw->cap = ncap;
-    }
+    aw->ops = arena_grow(&aw->arena, aw->ops, aw->nops, &aw->cap_ops, sizeof(*aw->ops));
     struct hub_store_op *op = &aw->ops[aw->nops];
     memset(op, 0, sizeof(*op));
     op->type = type;
@@ -130,23 +138,19 @@ static size_t add_input(struct agent_write *aw, const char *text)
 {
     size_t op = add_event(aw, AGENTRY__V1__EVENT_KIND__EVENT_KIND_INPUT,
                           hub_json_text_payload(&aw->arena, text), NULL);
-    struct input_op *in = ag_arena_alloc(&aw->arena, (aw->inputs_here + 1) * sizeof(*in));
-    if (aw->inputs_here)
-        memcpy(in, aw->inputs, aw->inputs_here * sizeof(*in));
-    in[aw->inputs_here].op = op;
-    in[aw->inputs_here].text = text;
-    aw->inputs = in;
+    aw->inputs = arena_grow(&aw->arena, aw->inputs, aw->inputs_here, &aw->cap_inputs,
+                            sizeof(*aw->inputs));
+    aw->inputs[aw->inputs_here].op = op;
+    aw->inputs[aw->inputs_here].text = text;
     aw->inputs_here++;
     return op;
 }
 
 static void add_release(struct agent_write *aw, struct hub_node *n)
 {
-    struct hub_node **r = ag_arena_alloc(&aw->arena, (aw->nrelease + 1) * sizeof(*r));
-    if (aw->nrelease)
-        memcpy(r, aw->release, aw->nrelease * sizeof(*r));
-    r[aw->nrelease++] = n;
-    aw->release = r;
+    aw->release = arena_grow(&aw->arena, aw->release, aw->nrelease, &aw->cap_release,
+                             sizeof(*aw->release));
+    aw->release[aw->nrelease++] = n;
 }
 
 static struct agent_write *write_new(struct hub *h, struct hub_agent *a)
