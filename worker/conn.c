@@ -30,7 +30,7 @@
 #include "common/xalloc.h"
 #include "worker/node.h"
 #include "worker/runner.h"
-#include "worker/timers.h"
+#include "common/timers.h"
 
 #define CONN_MAX_BATCH 1024
 #define CONN_METHOD "/agentry.v1.NodeService/Connect"
@@ -55,7 +55,7 @@ struct wk_node {
     struct wk_node_opts o;
     char *node_id;
     grpc_slice register_msg; /* the packed NodeMessage{register}: the same on every stream */
-    struct wk_timers *timers;
+    struct ag_timers *timers;
     struct wk_runner *runner;
     struct rpc_channel *ch;
     grpc_completion_queue *cq;
@@ -565,7 +565,7 @@ struct wk_node *wk_node_new(const struct wk_node_opts *o, struct ag_err *err)
         return NULL;
     }
     rpc_client_init();
-    n->timers = wk_timers_new(err);
+    n->timers = ag_timers_new(err);
     if (!n->timers) {
         wk_node_free(n);
         return NULL;
@@ -640,7 +640,7 @@ void wk_node_free(struct wk_node *n)
     if (!n)
         return;
     wk_runner_free(n->runner);
-    wk_timers_free(n->timers);
+    ag_timers_free(n->timers);
     if (n->cq) {
         grpc_completion_queue_shutdown(n->cq);
         while (grpc_completion_queue_next(n->cq, gpr_inf_future(GPR_CLOCK_REALTIME), NULL).type !=

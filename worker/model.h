@@ -13,7 +13,7 @@
 
 #include "common/err.h"
 
-struct wk_timers;
+struct ag_timers;
 
 /* One conversation message, as the agent loop keeps it. */
 struct wk_tool_call {
@@ -64,7 +64,7 @@ struct wk_provider {
 
 /* Providers are created per node; they may use the node's timers for delays. */
 struct wk_provider_ctx {
-    struct wk_timers *timers; /* borrowed */
+    struct ag_timers *timers; /* borrowed */
 };
 
 struct wk_provider_row {

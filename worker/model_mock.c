@@ -43,7 +43,7 @@
 
 #include "common/xalloc.h"
 #include "worker/model.h"
-#include "worker/timers.h"
+#include "common/timers.h"
 
 struct wk_provider *wk_model__mock_create(const struct wk_provider_ctx *ctx, struct ag_err *err);
 
@@ -311,7 +311,7 @@ static int mock_chat(struct wk_provider *p, const struct wk_chat_req *req, wk_mo
     int64_t delay_ms = step ? step->delay_ms : s.tail_delay_ms;
     script_release(&s);
     /* Last: from here the timer thread may run done() and the caller may reuse req. */
-    wk_timers_add(p->state, delay_ms, mock_fire, pd);
+    ag_timers_add(p->state, delay_ms, mock_fire, pd);
     return 0;
 }
 

@@ -17,7 +17,7 @@
  *
  * Shutdown: wk_runner_free cancels every run, joins the threads and then settles the queue. A
  * run still waiting on a model or tool is not waited for: it is cancelled, so its callback (run
- * by the timer thread, or by wk_timers_free) frees it without touching the freed runner. */
+ * by the timer thread, or by ag_timers_free) frees it without touching the freed runner. */
 #include "worker/runner.h"
 
 #include <inttypes.h>

@@ -25,7 +25,7 @@
 #include "common/err.h"
 
 struct wk_runner;
-struct wk_timers;
+struct ag_timers;
 
 /* ev: a packed agentry.v1.NodeEvent (owned by the callee: free()). Events of one agent are
  * emitted in order. */
@@ -35,7 +35,7 @@ struct wk_runner_opts {
     unsigned threads;          /* pool threads; 0 = 2 */
     wk_emit_fn *emit;
     void *emit_ctx;
-    struct wk_timers *timers;  /* borrowed */
+    struct ag_timers *timers;  /* borrowed */
 };
 
 struct wk_runner *wk_runner_new(const struct wk_runner_opts *o, struct ag_err *err);

@@ -10,7 +10,7 @@
  *
  * Lifetime. refs counts the table's entry (while the run is in the table) plus the token plus
  * short lookups (deliver). The last unref frees the run. Freeing never touches the runner, so a
- * callback that arrives after wk_runner_free (wk_timers_free runs pending timers) is safe.
+ * callback that arrives after wk_runner_free (ag_timers_free runs pending timers) is safe.
  *
  * Cancellation. cancelled is set under mu and never cleared. A callback pushes its run onto the
  * ready queue only under mu and only if not cancelled, and every emit happens under mu after the

@@ -10,14 +10,14 @@
 
 #include "common/err.h"
 
-struct wk_timers;
+struct ag_timers;
 
 /* output: owned by the callee (free()), the tool's text result. is_error: the tool failed and
  * output says why (the model sees it; the turn goes on). */
 typedef void wk_tool_done_fn(void *arg, char *output, bool is_error);
 
 struct wk_tool_ctx {
-    struct wk_timers *timers; /* borrowed */
+    struct ag_timers *timers; /* borrowed */
 };
 
 struct wk_tool {

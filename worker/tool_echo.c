@@ -12,7 +12,7 @@
 #include <cjson/cJSON.h>
 
 #include "common/xalloc.h"
-#include "worker/timers.h"
+#include "common/timers.h"
 #include "worker/tool.h"
 
 int wk_tool__echo_run(const struct wk_tool *t, const struct wk_tool_ctx *ctx, const char *args_json,
@@ -50,6 +50,6 @@ int wk_tool__echo_run(const struct wk_tool *t, const struct wk_tool_ctx *ctx, co
     pd->done = done;
     pd->arg = arg;
     pd->output = echo_output(args_json ? args_json : "");
-    wk_timers_add(ctx->timers, 0, echo_fire, pd);
+    ag_timers_add(ctx->timers, 0, echo_fire, pd);
     return 0;
 }

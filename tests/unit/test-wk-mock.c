@@ -18,7 +18,7 @@
 
 #include "common/err.h"
 #include "worker/model.h"
-#include "worker/timers.h"
+#include "common/timers.h"
 
 #define WAIT_SECONDS 30
 
@@ -34,14 +34,14 @@ struct result {
 };
 
 struct fix {
-    struct wk_timers *timers;
+    struct ag_timers *timers;
     struct wk_provider *mock;
 };
 
 static int setup(void **state)
 {
     struct fix *f = calloc(1, sizeof(*f));
-    f->timers = wk_timers_new(NULL);
+    f->timers = ag_timers_new(NULL);
     const struct wk_provider_row *row = wk_model_find("mock", NULL);
     struct wk_provider_ctx ctx = {f->timers};
     f->mock = row->create(&ctx, NULL);
@@ -53,7 +53,7 @@ static int teardown(void **state)
 {
     struct fix *f = *state;
     f->mock->free(f->mock);
-    wk_timers_free(f->timers);
+    ag_timers_free(f->timers);
     free(f);
     return 0;
 }

@@ -24,7 +24,7 @@
 #include "common/err.h"
 #include "common/log.h"
 #include "worker/runner.h"
-#include "worker/timers.h"
+#include "common/timers.h"
 
 #define WAIT_SECONDS 30
 
@@ -38,7 +38,7 @@
 #define K_ANY AGENTRY__V1__EVENT_KIND__EVENT_KIND_UNSPECIFIED
 
 struct fix {
-    struct wk_timers *timers;
+    struct ag_timers *timers;
     struct wk_runner *runner;
     pthread_mutex_t mu; /* guards everything below */
     pthread_cond_t cv;
@@ -193,7 +193,7 @@ static void gate_close(struct fix *f)
     pthread_mutex_lock(&f->mu);
     f->gate_open = false;
     pthread_mutex_unlock(&f->mu);
-    wk_timers_add(f->timers, 0, gate_wait, f);
+    ag_timers_add(f->timers, 0, gate_wait, f);
 }
 
 static void gate_open(struct fix *f)
@@ -212,7 +212,7 @@ static int fix_setup(void **state, unsigned threads)
     pthread_mutex_init(&f->mu, NULL);
     pthread_cond_init(&f->cv, NULL);
     f->gate_open = true;
-    f->timers = wk_timers_new(NULL);
+    f->timers = ag_timers_new(NULL);
     struct wk_runner_opts o = {
         .threads = threads, .emit = emit, .emit_ctx = f, .timers = f->timers};
     f->runner = wk_runner_new(&o, NULL);
@@ -238,7 +238,7 @@ static void fix_stop(struct fix *f)
     gate_open(f);
     wk_runner_free(f->runner);
     f->runner = NULL;
-    wk_timers_free(f->timers);
+    ag_timers_free(f->timers);
     f->timers = NULL;
 }
 
@@ -542,7 +542,7 @@ static void test_cancel_all(void **state)
 }
 
 /* Freeing the runner while a reply is a minute away must neither wait for it nor leak the run:
- * wk_timers_free fires the reply into the cancelled run, which frees itself. */
+ * ag_timers_free fires the reply into the cancelled run, which frees itself. */
 static void test_free_with_reply_pending(void **state)
 {
     struct fix *f = *state;

@@ -12,7 +12,7 @@
 
 #include <cmocka.h>
 
-#include "worker/timers.h"
+#include "common/timers.h"
 #include "worker/tool.h"
 
 #define WAIT_SECONDS 30
@@ -41,7 +41,7 @@ static void on_done(void *arg, char *output, bool is_error)
 /* Runs echo with args; returns its output (caller frees). */
 static char *run_echo(const char *args, bool *is_error)
 {
-    struct wk_timers *t = wk_timers_new(NULL);
+    struct ag_timers *t = ag_timers_new(NULL);
     assert_non_null(t);
     struct wk_tool_ctx ctx = {t};
     const struct wk_tool *echo = wk_tool_find("echo");
@@ -61,7 +61,7 @@ static char *run_echo(const char *args, bool *is_error)
         if (pthread_cond_timedwait(&r.cv, &r.mu, &ts) != 0)
             break;
     pthread_mutex_unlock(&r.mu);
-    wk_timers_free(t);
+    ag_timers_free(t);
     assert_true(r.done);
     assert_false(r.inside_run);
     pthread_mutex_destroy(&r.mu);

@@ -1,4 +1,4 @@
-/* worker/timers.c - one timer thread for the node: a min-heap of deadlines and a condvar.
+/* common/timers.c - one timer thread: a min-heap of deadlines and a condvar.
  *
  * Owns: the heap of pending timers and the timer thread. The thread sleeps on the condvar until
  * the earliest deadline (CLOCK_MONOTONIC) or until an earlier timer is added; it never polls.
@@ -8,7 +8,7 @@
  * order they were added (seq breaks ties), so "delay 0" callbacks keep their submission order,
  * which callers rely on for per-agent event order. Locking: t->mu guards heap, n, cap, next_seq
  * and stopping. */
-#include "worker/timers.h"
+#include "common/timers.h"
 
 #include <pthread.h>
 #include <stdbool.h>
@@ -19,16 +19,16 @@
 #include "common/clock.h"
 #include "common/xalloc.h"
 
-#define WK_TIMERS_MAX_DELAY_MS (INT64_C(1000000000000)) /* about 31 years */
+#define AG_TIMERS_MAX_DELAY_MS (INT64_C(1000000000000)) /* about 31 years */
 
 struct timer_ent {
     int64_t due_ns; /* CLOCK_MONOTONIC */
     uint64_t seq;   /* submission order, to break ties */
-    wk_timer_fn *fn;
+    ag_timer_fn *fn;
     void *arg;
 };
 
-struct wk_timers {
+struct ag_timers {
     pthread_mutex_t mu;
     pthread_cond_t cv;      /* signalled when heap[0] changes or stopping is set */
     struct timer_ent *heap; /* owned */
@@ -53,7 +53,7 @@ static void ent_swap(struct timer_ent *a, struct timer_ent *b)
 }
 
 /* Returns true if the new entry became the root (the thread must re-arm its wait). */
-static bool heap_push(struct wk_timers *t, struct timer_ent e)
+static bool heap_push(struct ag_timers *t, struct timer_ent e)
 {
     if (t->n == t->cap) {
         t->cap = t->cap ? t->cap * 2 : 16;
@@ -71,7 +71,7 @@ static bool heap_push(struct wk_timers *t, struct timer_ent e)
     return i == 0;
 }
 
-static struct timer_ent heap_pop(struct wk_timers *t)
+static struct timer_ent heap_pop(struct ag_timers *t)
 {
     struct timer_ent top = t->heap[0];
     t->heap[0] = t->heap[--t->n];
@@ -92,7 +92,7 @@ static struct timer_ent heap_pop(struct wk_timers *t)
 
 static void *timers_main(void *arg)
 {
-    struct wk_timers *t = arg;
+    struct ag_timers *t = arg;
     pthread_mutex_lock(&t->mu);
     while (!t->stopping) {
         if (t->n == 0) {
@@ -114,9 +114,9 @@ static void *timers_main(void *arg)
     return NULL;
 }
 
-struct wk_timers *wk_timers_new(struct ag_err *err)
+struct ag_timers *ag_timers_new(struct ag_err *err)
 {
-    struct wk_timers *t = ag_xcalloc(1, sizeof(*t));
+    struct ag_timers *t = ag_xcalloc(1, sizeof(*t));
     pthread_condattr_t ca;
     pthread_condattr_init(&ca);
     /* Deadlines are monotonic: a wall-clock jump must not fire or stall every timer. */
@@ -135,12 +135,12 @@ struct wk_timers *wk_timers_new(struct ag_err *err)
     return t;
 }
 
-void wk_timers_add(struct wk_timers *t, int64_t delay_ms, wk_timer_fn *fn, void *arg)
+void ag_timers_add(struct ag_timers *t, int64_t delay_ms, ag_timer_fn *fn, void *arg)
 {
     /* Delays come from scripts and configs: clamp them so the nanosecond deadline can't
      * overflow. Three decades is "never" for a node. */
-    if (delay_ms > WK_TIMERS_MAX_DELAY_MS)
-        delay_ms = WK_TIMERS_MAX_DELAY_MS;
+    if (delay_ms > AG_TIMERS_MAX_DELAY_MS)
+        delay_ms = AG_TIMERS_MAX_DELAY_MS;
     struct timer_ent e = {
         .due_ns = ag_now_mono_ns() + (delay_ms > 0 ? delay_ms * 1000000 : 0),
         .fn = fn,
@@ -156,7 +156,7 @@ void wk_timers_add(struct wk_timers *t, int64_t delay_ms, wk_timer_fn *fn, void 
 
 /* The thread is gone; callbacks run here, in deadline order. A callback may add timers (for
  * example a completion that queues the next step): those run too, before we return. */
-static void timers_drain(struct wk_timers *t)
+static void timers_drain(struct ag_timers *t)
 {
     pthread_mutex_lock(&t->mu);
     while (t->n > 0) {
@@ -168,7 +168,7 @@ static void timers_drain(struct wk_timers *t)
     pthread_mutex_unlock(&t->mu);
 }
 
-void wk_timers_free(struct wk_timers *t)
+void ag_timers_free(struct ag_timers *t)
 {
     if (!t)
         return;

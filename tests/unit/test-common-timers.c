@@ -1,4 +1,4 @@
-/* tests/unit/test-wk-timers.c - the node's timer thread (worker/timers.c).
+/* tests/unit/test-common-timers.c - the timer thread (common/timers.c).
  *
  * Ordering is checked with a gate: a first timer blocks the timer thread until the test has
  * added everything, so what is checked is the heap's order, not how fast the test added. Waits
@@ -14,7 +14,7 @@
 
 #include <cmocka.h>
 
-#include "worker/timers.h"
+#include "common/timers.h"
 
 #define WAIT_SECONDS 30
 
@@ -98,51 +98,51 @@ static bool wait_count(struct rec *r, int n)
 static void test_fire_in_deadline_order(void **state)
 {
     (void)state;
-    struct wk_timers *t = wk_timers_new(NULL);
+    struct ag_timers *t = ag_timers_new(NULL);
     assert_non_null(t);
     struct rec *r = rec_new();
-    wk_timers_add(t, 0, gate_wait, r);
+    ag_timers_add(t, 0, gate_wait, r);
     struct fired f[] = {{r, 400}, {r, 100}, {r, 300}, {r, 0}, {r, 200}};
     for (size_t i = 0; i < sizeof(f) / sizeof(f[0]); i++)
-        wk_timers_add(t, f[i].id, on_fire, &f[i]);
+        ag_timers_add(t, f[i].id, on_fire, &f[i]);
     gate_open(r);
     assert_true(wait_count(r, 5));
     int want[] = {0, 100, 200, 300, 400};
     for (int i = 0; i < 5; i++)
         assert_int_equal(r->order[i], want[i]);
-    wk_timers_free(t);
+    ag_timers_free(t);
     rec_free(r);
 }
 
 static void test_equal_deadlines_keep_submission_order(void **state)
 {
     (void)state;
-    struct wk_timers *t = wk_timers_new(NULL);
+    struct ag_timers *t = ag_timers_new(NULL);
     struct rec *r = rec_new();
-    wk_timers_add(t, 0, gate_wait, r);
+    ag_timers_add(t, 0, gate_wait, r);
     struct fired f[64];
     for (int i = 0; i < 64; i++) {
         f[i] = (struct fired){r, i};
-        wk_timers_add(t, 0, on_fire, &f[i]);
+        ag_timers_add(t, 0, on_fire, &f[i]);
     }
     gate_open(r);
     assert_true(wait_count(r, 64));
     for (int i = 0; i < 64; i++)
         assert_int_equal(r->order[i], i);
-    wk_timers_free(t);
+    ag_timers_free(t);
     rec_free(r);
 }
 
-/* wk_timers_free must run what is pending at once, in deadline order, without waiting. */
+/* ag_timers_free must run what is pending at once, in deadline order, without waiting. */
 static void test_free_runs_pending_in_order(void **state)
 {
     (void)state;
-    struct wk_timers *t = wk_timers_new(NULL);
+    struct ag_timers *t = ag_timers_new(NULL);
     struct rec *r = rec_new();
     struct fired f[] = {{r, 60000}, {r, 20000}, {r, 40000}};
     for (size_t i = 0; i < 3; i++)
-        wk_timers_add(t, f[i].id, on_fire, &f[i]);
-    wk_timers_free(t);
+        ag_timers_add(t, f[i].id, on_fire, &f[i]);
+    ag_timers_free(t);
     assert_int_equal(r->n, 3);
     assert_int_equal(r->order[0], 20000);
     assert_int_equal(r->order[1], 40000);
@@ -151,27 +151,27 @@ static void test_free_runs_pending_in_order(void **state)
 }
 
 struct chain {
-    struct wk_timers *t;
+    struct ag_timers *t;
     struct fired next;
 };
 
 static void on_chain(void *arg)
 {
     struct chain *c = arg;
-    wk_timers_add(c->t, 0, on_fire, &c->next);
+    ag_timers_add(c->t, 0, on_fire, &c->next);
 }
 
-/* A callback runs with no lock held, so it may add timers, also during wk_timers_free. */
+/* A callback runs with no lock held, so it may add timers, also during ag_timers_free. */
 static void test_callback_may_add_timers(void **state)
 {
     (void)state;
-    struct wk_timers *t = wk_timers_new(NULL);
+    struct ag_timers *t = ag_timers_new(NULL);
     struct rec *r = rec_new();
     struct chain c1 = {t, {r, 1}}, c2 = {t, {r, 2}};
-    wk_timers_add(t, 0, on_chain, &c1);
+    ag_timers_add(t, 0, on_chain, &c1);
     assert_true(wait_count(r, 1));
-    wk_timers_add(t, 60000, on_chain, &c2);
-    wk_timers_free(t);
+    ag_timers_add(t, 60000, on_chain, &c2);
+    ag_timers_free(t);
     assert_int_equal(r->n, 2);
     assert_int_equal(r->order[0], 1);
     assert_int_equal(r->order[1], 2);

@@ -1,0 +1,21 @@
+/* common/timers.h - one timer thread: run a callback after a delay.
+ * The node uses it for model/tool delays, the hub for backing off re-placements, so nothing
+ * sleeps on a pool or completion-queue thread.
+ * Callbacks run on the timer thread and must be quick (typically: queue work and return). */
+#ifndef AGENTRY_COMMON_TIMERS_H
+#define AGENTRY_COMMON_TIMERS_H
+
+#include <stdint.h>
+
+#include "common/err.h"
+
+struct ag_timers;
+typedef void ag_timer_fn(void *arg);
+
+struct ag_timers *ag_timers_new(struct ag_err *err);
+/* Runs every pending timer's callback at once (in deadline order), then joins the thread. */
+void ag_timers_free(struct ag_timers *t);
+/* Call fn(arg) after delay_ms (0 = as soon as possible, on the timer thread). */
+void ag_timers_add(struct ag_timers *t, int64_t delay_ms, ag_timer_fn *fn, void *arg);
+
+#endif
