@@ -19,6 +19,7 @@
 #include <grpc/grpc_security.h>
 #include <grpc/support/time.h>
 
+#include "common/rpc/core.h"
 #include "common/rpc/pb.h"
 #include "common/xalloc.h"
 
@@ -44,12 +45,12 @@ struct rpc_channel {
 
 void rpc_client_init(void)
 {
-    grpc_init();
+    rpc_core_init();
 }
 
 void rpc_client_shutdown(void)
 {
-    grpc_shutdown();
+    rpc_core_shutdown();
 }
 
 /* "host:port", "[v6]:port", or a grpc URI with a scheme we expect ("dns:", "ipv4:", ...). */

@@ -17,15 +17,19 @@
 #include <grpc/grpc_security.h>
 #include <grpc/support/alloc.h>
 #include <grpc/support/time.h>
+#include <errno.h>
+#include <netdb.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include "common/log.h"
+#include "common/rpc/core.h"
 #include "common/xalloc.h"
 
 #define RPC_CALL_ARENA 4096
@@ -580,6 +584,43 @@ static void *cq_thread(void *arg)
 
 /* --- server lifecycle ----------------------------------------------------------------------- */
 
+/* gRPC says only that a port could not be added. Binding the same address ourselves tells the
+ * operator why: in use (another hub?), not an address of this machine, or not an address. */
+static void listen_diagnose(const char *listen, char *why, size_t cap)
+{
+    snprintf(why, cap, "not a valid host:port (check --listen)");
+    const char *colon = listen ? strrchr(listen, ':') : NULL;
+    if (!colon || colon == listen || !colon[1])
+        return;
+    char host[256];
+    size_t hl = (size_t)(colon - listen);
+    if (listen[0] == '[' && hl >= 2 && listen[hl - 1] == ']') { /* "[::1]:7070" */
+        listen++;
+        hl -= 2;
+    }
+    if (hl >= sizeof(host))
+        return;
+    memcpy(host, listen, hl);
+    host[hl] = '\0';
+    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
+                             .ai_flags = AI_PASSIVE | AI_NUMERICSERV}, *ai = NULL;
+    if (getaddrinfo(hl ? host : NULL, colon + 1, &hints, &ai) != 0 || !ai)
+        return;
+    int fd = socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC, 0);
+    int e = 0;
+    if (fd < 0 || bind(fd, ai->ai_addr, ai->ai_addrlen) != 0)
+        e = errno;
+    if (fd >= 0)
+        close(fd);
+    freeaddrinfo(ai);
+    if (e == EADDRINUSE)
+        snprintf(why, cap, "address already in use (is another agent-hub running?)");
+    else if (e)
+        snprintf(why, cap, "%s", strerror(e));
+    else
+        snprintf(why, cap, "gRPC could not bind it (run with --log-level debug for its reason)");
+}
+
 struct rpc_server *rpc_server_new(const struct rpc_server_opts *o, const struct rpc_method *methods,
                                   size_t nmethods, struct ag_err *err)
 {
@@ -616,9 +657,12 @@ struct rpc_server *rpc_server_new(const struct rpc_server_opts *o, const struct 
         {.type = GRPC_ARG_INTEGER, .key = GRPC_ARG_KEEPALIVE_TIME_MS, .value.integer = 30000},
         {.type = GRPC_ARG_INTEGER, .key = GRPC_ARG_KEEPALIVE_TIMEOUT_MS, .value.integer = 10000},
         {.type = GRPC_ARG_INTEGER, .key = GRPC_ARG_HTTP2_MAX_PING_STRIKES, .value.integer = 0},
+        /* gRPC sets SO_REUSEPORT by default: a second server on a port in use would then start
+         * silently and take half the connections. A listen must be ours alone. */
+        {.type = GRPC_ARG_INTEGER, .key = GRPC_ARG_ALLOW_REUSEPORT, .value.integer = 0},
     };
     grpc_channel_args cargs = {.num_args = AG_ARRAY_SIZE(args), .args = args};
-    grpc_init();
+    rpc_core_init();
     s->server = grpc_server_create(&cargs, NULL);
     for (size_t i = 0; i < nmethods; i++) {
         grpc_server_register_method_payload_handling ph =
@@ -637,18 +681,22 @@ struct rpc_server *rpc_server_new(const struct rpc_server_opts *o, const struct 
         s->cqs[i].cq = grpc_completion_queue_create_for_next(NULL);
         grpc_server_register_completion_queue(s->server, s->cqs[i].cq, NULL);
     }
+    grpc_server_credentials *creds = grpc_insecure_server_credentials_create();
+    s->port = grpc_server_add_http2_port(s->server, s->listen, creds);
+    grpc_server_credentials_release(creds);
+    if (s->port == 0) {
+        char why[128];
+        listen_diagnose(s->listen, why, sizeof(why));
+        ag_err_set(err, AG_UNAVAILABLE, "cannot listen on '%s': %s", s->listen, why);
+        rpc_server_free(s);
+        return NULL;
+    }
     return s;
 }
 
 int rpc_server_start(struct rpc_server *s, struct ag_err *err)
 {
-    grpc_server_credentials *creds = grpc_insecure_server_credentials_create();
-    s->port = grpc_server_add_http2_port(s->server, s->listen, creds);
-    grpc_server_credentials_release(creds);
-    if (s->port == 0)
-        return ag_err_set(err, AG_UNAVAILABLE,
-                          "cannot listen on '%s': address in use or invalid (check --listen)",
-                          s->listen);
+    (void)err;
     grpc_server_start(s->server);
     s->started = true;
     for (unsigned i = 0; i < s->ncq; i++) {
@@ -708,10 +756,25 @@ void rpc_server_stop(struct rpc_server *s, int grace_ms)
     pthread_mutex_unlock(&s->lock);
 }
 
+/* A server with a port but never started still owns its listener, which only a shutdown lets
+ * go; no CQ thread runs yet, so wait for the shutdown tag here. */
+static void shutdown_unstarted(struct rpc_server *s)
+{
+    grpc_server_shutdown_and_notify(s->server, s->cqs[0].cq, &s->shutdown_tag);
+    for (;;) {
+        grpc_event ev =
+            grpc_completion_queue_next(s->cqs[0].cq, gpr_inf_future(GPR_CLOCK_REALTIME), NULL);
+        if (ev.type == GRPC_QUEUE_SHUTDOWN || ev.tag == &s->shutdown_tag)
+            return;
+    }
+}
+
 void rpc_server_free(struct rpc_server *s)
 {
     if (!s)
         return;
+    if (!s->started && s->port > 0)
+        shutdown_unstarted(s);
     if (s->started) {
         rpc_server_stop(s, 0);
         pthread_mutex_lock(&s->lock);
@@ -745,5 +808,5 @@ void rpc_server_free(struct rpc_server *s)
     pthread_mutex_destroy(&s->lock);
     pthread_cond_destroy(&s->cond);
     free(s);
-    grpc_shutdown();
+    rpc_core_shutdown();
 }

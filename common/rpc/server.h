@@ -65,11 +65,14 @@ struct rpc_server_opts {
     void *user;                  /* returned by rpc_call_user(), e.g. struct hub * */
 };
 
+/* Creates the server and binds its listening address, exclusively (no SO_REUSEPORT): NULL with
+ * err (UNAVAILABLE, saying why) if the address is in use or invalid. Nothing is served until
+ * rpc_server_start; connections wait in the listen backlog. */
 struct rpc_server *rpc_server_new(const struct rpc_server_opts *o, const struct rpc_method *methods,
                                   size_t nmethods, struct ag_err *err);
-/* Bind and start the threads. */
+/* Start serving on the bound address: start the threads and post the requests. */
 int rpc_server_start(struct rpc_server *s, struct ag_err *err);
-/* The bound port (useful with port 0). */
+/* The bound port (useful with port 0), known once rpc_server_new returned. */
 int rpc_server_port(const struct rpc_server *s);
 /* Stop accepting calls, give in-flight calls grace_ms to end, then cancel the rest. Returns when
  * gRPC reports every call ended and every on_close has returned. Handlers may still hold
