@@ -6,9 +6,17 @@
  * reconnect in lockstep.
  *
  * Sending: events emitted by agent loops (any pool thread) join an outbox; whoever finds no send
- * in flight packs the whole outbox into one EventBatch and starts the send (gRPC allows starting
- * batches from any thread), so events batch up exactly when the stream is busy. A batch stays in
- * `unacked` until the hub's EventAck says it is durable.
+ * in flight packs the outbox into one EventBatch and starts the send (gRPC allows starting
+ * batches from any thread), so events batch up exactly when the stream is busy. A batch is capped
+ * by count and by bytes (CONN_BATCH_BYTES; an event bigger than that goes alone): the hub ends a
+ * stream whose message is over its limit, which would interrupt every agent on the node. The runs
+ * themselves never emit an event over the hub's limits (Registered tells them; run_event.c). A
+ * batch stays in `unacked` until the hub's EventAck says it is durable.
+ *
+ * Registration: Register carries the models and tools this node offers (the hub places an agent
+ * only where both are) and a per-process instance id. A refusal that retrying cannot fix (the id
+ * is taken by a live node, the hub finds the registration invalid) ends wk_node_run with the
+ * hub's message instead of reconnecting forever.
  *
  * Threads and locks: `lock` guards the outbox, the unacked list, the call pointer and the flags;
  * completions are handled on the connection thread only. */
@@ -17,6 +25,7 @@
 #include <grpc/support/time.h>
 #include <pthread.h>
 #include <inttypes.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
@@ -28,11 +37,23 @@
 #include "common/rpc/client.h"
 #include "common/rpc/pb.h"
 #include "common/xalloc.h"
+#include "worker/model.h"
 #include "worker/node.h"
 #include "worker/runner.h"
+#include "worker/tool.h"
 #include "common/timers.h"
 
 #define CONN_MAX_BATCH 1024
+/* Events packed into one batch, unless a single event is bigger (it then goes alone). */
+#define CONN_BATCH_BYTES (1u << 20)
+/* Bytes of a NodeMessage around its events (tags, lengths, batch id), with room to spare. */
+#define CONN_BATCH_OVERHEAD 128
+/* The hub's limits when an old hub does not say (Registered's fields were added later). */
+#define CONN_DEFAULT_MAX_MESSAGE (4u << 20)
+#define CONN_DEFAULT_MAX_PAYLOAD (3u << 20)
+/* What the node accepts from its hub: an Assignment carries a checkpoint (up to the hub's node
+ * message limit) plus waiting inputs. The hub bounds both; this only guards the node's memory. */
+#define CONN_MAX_RECV (128 << 20)
 #define CONN_METHOD "/agentry.v1.NodeService/Connect"
 
 enum conn_tag { TAG_SEND = 1, TAG_RECV, TAG_STATUS };
@@ -71,6 +92,7 @@ struct wk_node {
     bool heartbeat_due;
     unsigned hb_running;  /* runs counted before taking the lock (see kick_send_locked) */
     uint64_t next_batch_id;
+    size_t batch_bytes;   /* from Registered: see CONN_BATCH_BYTES */
     struct sent_batch *unacked;
     grpc_byte_buffer *send_bb;
     int outstanding;    /* batches in flight on the current call */
@@ -81,6 +103,8 @@ struct wk_node {
     grpc_slice status_details;
     uint32_t heartbeat_ms;
     int64_t next_heartbeat_ms;
+    bool fatal;              /* the hub refused us in a way retrying cannot fix */
+    struct ag_err fatal_err;
 };
 
 /* --- encoding: EventBatch by concatenation ------------------------------------------------ */
@@ -183,9 +207,12 @@ static void kick_send_locked(struct wk_node *n)
     if (n->out_head) {
         struct sent_batch *b = ag_xcalloc(1, sizeof(*b));
         b->id = ++n->next_batch_id;
-        /* Take at most CONN_MAX_BATCH events; the rest go in the next batch. */
+        /* At most CONN_MAX_BATCH events and batch_bytes (but always one); the rest go in the
+         * next batch. */
         struct out_ev *e = n->out_head, *last = NULL;
-        while (e && b->n < CONN_MAX_BATCH) {
+        size_t bytes = 0;
+        while (e && b->n < CONN_MAX_BATCH && (b->n == 0 || bytes + e->len <= n->batch_bytes)) {
+            bytes += e->len;
             last = e;
             e = e->next;
             b->n++;
@@ -274,19 +301,35 @@ static void on_assign(struct wk_node *n, const Agentry__V1__Assignment *a)
         wk_runner_reject(n->runner, a, err.msg);
 }
 
+static void on_registered(struct wk_node *n, const Agentry__V1__Registered *r)
+{
+    size_t max_msg = r->max_message_bytes ? (size_t)r->max_message_bytes : CONN_DEFAULT_MAX_MESSAGE;
+    size_t max_payload =
+        r->max_payload_bytes ? (size_t)r->max_payload_bytes : CONN_DEFAULT_MAX_PAYLOAD;
+    if (max_msg < 2 * CONN_BATCH_OVERHEAD)
+        max_msg = 2 * CONN_BATCH_OVERHEAD; /* a hub this strict gets ERRORs, not a broken stream */
+    /* Before `up`: no assignment of this stream can start a run with the old limits. */
+    wk_runner_set_limits(n->runner, max_payload, max_msg - CONN_BATCH_OVERHEAD);
+    pthread_mutex_lock(&n->lock);
+    n->up = true;
+    n->batch_bytes = max_msg - CONN_BATCH_OVERHEAD < CONN_BATCH_BYTES
+                         ? max_msg - CONN_BATCH_OVERHEAD
+                         : CONN_BATCH_BYTES;
+    n->heartbeat_ms = r->heartbeat_interval_ms ? r->heartbeat_interval_ms : 2000;
+    n->next_heartbeat_ms = ag_now_mono_ms() + n->heartbeat_ms;
+    pthread_mutex_unlock(&n->lock);
+    ag_log_info("node.registered",
+                "node=%s hub=%s capacity=%u hub_version=%s max_message_bytes=%zu "
+                "max_payload_bytes=%zu",
+                n->node_id, n->o.hub, n->o.capacity, r->hub_version, max_msg, max_payload);
+}
+
 static void handle_msg(struct wk_node *n, const Agentry__V1__HubMessage *m)
 {
     struct ag_err err = AG_ERR_INIT;
     switch (m->msg_case) {
     case AGENTRY__V1__HUB_MESSAGE__MSG_REGISTERED:
-        pthread_mutex_lock(&n->lock);
-        n->up = true;
-        n->heartbeat_ms = m->registered->heartbeat_interval_ms ? m->registered->heartbeat_interval_ms
-                                                               : 2000;
-        n->next_heartbeat_ms = ag_now_mono_ms() + n->heartbeat_ms;
-        pthread_mutex_unlock(&n->lock);
-        ag_log_info("node.registered", "node=%s hub=%s capacity=%u hub_version=%s", n->node_id,
-                    n->o.hub, n->o.capacity, m->registered->hub_version);
+        on_registered(n, m->registered);
         break;
     case AGENTRY__V1__HUB_MESSAGE__MSG_ASSIGN: on_assign(n, m->assign); break;
     case AGENTRY__V1__HUB_MESSAGE__MSG_DELIVER:
@@ -409,11 +452,24 @@ static bool stopping(struct wk_node *n)
     return s;
 }
 
+/* Statuses of a refused registration that the same Register would get again: reconnecting
+ * cannot help, so the node stops with the hub's message. */
+static bool refusal_is_final(grpc_status_code status)
+{
+    return status == GRPC_STATUS_INVALID_ARGUMENT || status == GRPC_STATUS_ALREADY_EXISTS ||
+           status == GRPC_STATUS_PERMISSION_DENIED || status == GRPC_STATUS_UNAUTHENTICATED;
+}
+
 /* The stream ended: forget everything tied to it. Runs are cancelled: the hub has (or will)
  * put them elsewhere with a new epoch, so nothing of theirs may be sent again. */
 static void stream_over(struct wk_node *n, bool was_up)
 {
     char *details = grpc_slice_to_c_string(n->status_details);
+    if (!was_up && refusal_is_final(n->status)) {
+        n->fatal = true;
+        ag_err_set(&n->fatal_err, (enum ag_code)n->status, "the hub at '%s' refused node '%s': %s",
+                   n->o.hub, n->node_id, *details ? details : ag_code_name((enum ag_code)n->status));
+    }
     /* A goodbye we asked for is news, not a problem. */
     enum ag_log_level lv = stopping(n) && n->status == GRPC_STATUS_OK ? AG_LOG_INFO : AG_LOG_WARN;
     ag_log_write(lv, "node.disconnected", "node=%s hub=%s status=%d was_registered=%d details=%s",
@@ -502,6 +558,44 @@ static bool serve_stream(struct wk_node *n)
 
 /* --- lifecycle ---------------------------------------------------------------------------- */
 
+/* The names of the providers and tools this node offers, for Register (borrowed, static). */
+static const char **offered_models(size_t *n)
+{
+    size_t k = 0;
+    while (wk_model_providers[k].name)
+        k++;
+    const char **out = ag_xcalloc(k + 1, sizeof(*out));
+    for (size_t i = 0; i < k; i++)
+        out[i] = wk_model_providers[i].name;
+    *n = k;
+    return out;
+}
+
+static const char **offered_tools(size_t *n)
+{
+    size_t k = 0;
+    while (wk_tools[k].name)
+        k++;
+    const char **out = ag_xcalloc(k + 1, sizeof(*out));
+    for (size_t i = 0; i < k; i++)
+        out[i] = wk_tools[i].name;
+    *n = k;
+    return out;
+}
+
+/* 32 hex digits from the kernel's random source: this process's Register.instance_id. */
+static void new_instance_id(char out[33])
+{
+    uint8_t r[16];
+    if (getrandom(r, sizeof(r), 0) != (ssize_t)sizeof(r)) {
+        uint64_t t = (uint64_t)ag_now_mono_ns() ^ ((uint64_t)getpid() << 32);
+        memcpy(r, &t, sizeof(t));
+        memcpy(r + 8, &t, sizeof(t));
+    }
+    for (size_t i = 0; i < sizeof(r); i++)
+        snprintf(out + 2 * i, 3, "%02x", r[i]);
+}
+
 /* Register never changes for a node: pack it once, from "k=v" labels. */
 static int pack_register(struct wk_node *n, const struct wk_node_opts *o, struct ag_err *err)
 {
@@ -524,17 +618,28 @@ static int pack_register(struct wk_node *n, const struct wk_node_opts *o, struct
         pents[i] = &ents[i];
     }
     if (rc == 0) {
+        char instance[33];
+        new_instance_id(instance);
+        size_t nmodels, ntools;
+        const char **models = offered_models(&nmodels), **tools = offered_tools(&ntools);
         Agentry__V1__Register reg = AGENTRY__V1__REGISTER__INIT;
         reg.node_id = n->node_id;
         reg.capacity = n->o.capacity;
         reg.version = AGENTRY_VERSION;
         reg.labels = pents;
         reg.n_labels = nl;
+        reg.models = (char **)models;
+        reg.n_models = nmodels;
+        reg.tools = (char **)tools;
+        reg.n_tools = ntools;
+        reg.instance_id = instance;
         Agentry__V1__NodeMessage m = AGENTRY__V1__NODE_MESSAGE__INIT;
         m.msg_case = AGENTRY__V1__NODE_MESSAGE__MSG_REGISTER;
         m.register_ = &reg;
         n->register_msg = grpc_slice_malloc(protobuf_c_message_get_packed_size(&m.base));
         protobuf_c_message_pack(&m.base, GRPC_SLICE_START_PTR(n->register_msg));
+        free(models);
+        free(tools);
     }
     for (size_t i = 0; i < nl; i++)
         free(keys[i]);
@@ -573,7 +678,7 @@ struct wk_node *wk_node_new(const struct wk_node_opts *o, struct ag_err *err)
     struct wk_runner_opts ro = {.threads = o->threads, .emit = on_emit, .emit_ctx = n,
                                 .timers = n->timers};
     n->runner = wk_runner_new(&ro, err);
-    struct rpc_channel_opts co = {.max_backoff_ms = 1000};
+    struct rpc_channel_opts co = {.max_backoff_ms = 1000, .max_recv_bytes = CONN_MAX_RECV};
     n->ch = n->runner ? rpc_channel_new(o->hub, &co, err) : NULL;
     if (!n->ch) {
         wk_node_free(n);
@@ -593,13 +698,17 @@ static int64_t jitter(int64_t ms)
 
 int wk_node_run(struct wk_node *n, struct ag_err *err)
 {
-    (void)err;
     int64_t backoff = 100;
     ag_log_info("node.starting", "node=%s hub=%s capacity=%u", n->node_id, n->o.hub,
                 n->o.capacity);
     while (!stopping(n)) {
         if (serve_stream(n))
             backoff = 100;
+        if (n->fatal) { /* the caller reports it, once */
+            if (err)
+                *err = n->fatal_err;
+            return -1;
+        }
         if (stopping(n))
             break;
         int64_t wait = jitter(backoff);

@@ -118,6 +118,8 @@ struct wk_run *wk_run__new(const Agentry__V1__Assignment *a, struct wk_runner *r
     run->epoch = a->epoch;
     copy_spec(run, a->spec);
     copy_checkpoint(run, a->checkpoint);
+    run->turn_start = run->nmsgs;
+    wk_runner__limits(r, &run->max_payload, &run->max_event);
     for (size_t i = 0; consume_inputs && i < a->n_inputs; i++)
         consume_input(run, a->inputs[i]->seq, dup_or_empty(a->inputs[i]->text));
     run->phase = WK_RUN_CALL_MODEL;
@@ -270,6 +272,13 @@ static void end_turn(struct wk_run *run, Agentry__V1__EventKind kind, const char
     wk_run__unref(run); /* the token */
 }
 
+/* An event of the turn outgrew the hub's limits (why): the turn ends here with an ERROR. */
+static bool fail_turn(struct wk_run *run, const struct ag_err *why)
+{
+    end_turn(run, AGENTRY__V1__EVENT_KIND__EVENT_KIND_ERROR, why->msg);
+    return false;
+}
+
 static void drain_inbox(struct wk_run *run)
 {
     pthread_mutex_lock(&run->mu);
@@ -294,7 +303,9 @@ static bool call_model(struct wk_run *run)
     drain_inbox(run);
     run->iterations++;
     run->usage.model_calls++;
-    wk_run__emit_model_request(run);
+    struct ag_err err = AG_ERR_INIT;
+    if (wk_run__emit_model_request(run, &err) != 0)
+        return fail_turn(run, &err);
     run->phase = WK_RUN_MODEL_DONE;
     struct wk_chat_req req = {
         .model = run->model_name,
@@ -304,7 +315,6 @@ static bool call_model(struct wk_run *run)
         .tools = (const char *const *)run->tools,
         .ntools = run->ntools,
     };
-    struct ag_err err = AG_ERR_INIT;
     if (run->provider->chat(run->provider, &req, on_model_done, run, &err) == 0)
         return false; /* on_model_done has the token now, perhaps already ran */
     end_turn(run, AGENTRY__V1__EVENT_KIND__EVENT_KIND_ERROR, err.msg);
@@ -321,7 +331,11 @@ static bool handle_reply(struct wk_run *run)
     }
     run->usage.input_tokens += reply->input_tokens;
     run->usage.output_tokens += reply->output_tokens;
-    wk_run__emit_model_reply(run, reply);
+    struct ag_err err = AG_ERR_INIT;
+    if (wk_run__emit_model_reply(run, reply, &err) != 0) {
+        wk_chat_reply_free(reply);
+        return fail_turn(run, &err);
+    }
 
     struct wk_msg *m = msgs_push(run, "assistant");
     m->content = reply->content ? reply->content : ag_xstrdup("");
@@ -372,7 +386,9 @@ static bool next_tool(struct wk_run *run)
     }
     const struct wk_tool_call *c = &m->calls[run->tool_idx];
     run->usage.tool_calls++;
-    wk_run__emit_tool_call(run, c);
+    struct ag_err err = AG_ERR_INIT;
+    if (wk_run__emit_tool_call(run, c, &err) != 0)
+        return fail_turn(run, &err);
     run->phase = WK_RUN_TOOL_DONE;
     char *why = NULL;
     const struct wk_tool *t = tool_for(run, c->name, &why);
@@ -381,7 +397,6 @@ static bool next_tool(struct wk_run *run)
         run->tool_is_error = true;
         return true;
     }
-    struct ag_err err = AG_ERR_INIT;
     if (t->run(t, wk_runner__tool_ctx(run->runner), c->arguments, on_tool_done, run, &err) == 0)
         return false; /* on_tool_done has the token now */
     run->tool_output = ag_xasprintf("tool '%s' could not start: %s", c->name, err.msg);
@@ -392,7 +407,12 @@ static bool next_tool(struct wk_run *run)
 static bool handle_tool_result(struct wk_run *run)
 {
     const struct wk_tool_call *c = &run->msgs[run->call_msg].calls[run->tool_idx];
-    wk_run__emit_tool_result(run, c, run->tool_output, run->tool_is_error);
+    struct ag_err err = AG_ERR_INIT;
+    if (wk_run__emit_tool_result(run, c, run->tool_output, run->tool_is_error, &err) != 0) {
+        free(run->tool_output);
+        run->tool_output = NULL;
+        return fail_turn(run, &err);
+    }
     char *id = ag_xstrdup(c->id); /* before msgs_push: it may move c */
     struct wk_msg *m = msgs_push(run, "tool");
     m->content = run->tool_output;

@@ -1,15 +1,24 @@
 /* worker/run_event.c - the events a turn emits, as packed agentry.v1.NodeEvents.
  *
  * Owns: the payload of each event kind (JSON objects keyed exactly as the EventKind comments in
- * api/agentry/v1/types.proto say) and the checkpoint and turn result carried by turn-ending
- * events. Tool-call arguments go into payloads as JSON strings, unparsed, so a model's malformed
+ * api/agentry/v1/types.proto say), the checkpoint and turn result carried by turn-ending events,
+ * and the hub's size limits (Registered.max_payload_bytes / max_message_bytes, copied into each
+ * run). Tool-call arguments go into payloads as JSON strings, unparsed, so a model's malformed
  * arguments are recorded as it sent them.
+ *
+ * Limits: an event over a limit is never handed on. A stream message the hub refuses would end
+ * the node's whole stream and interrupt every agent on it, again on every node the turn moves to;
+ * instead the emit function returns -1 and the turn ends with an ERROR that says what outgrew
+ * what. A turn-ending event whose checkpoint is too big falls back to a smaller one: first the
+ * conversation as it was before the turn plus the inputs the turn consumed (the turn's own work is
+ * dropped, its inputs count as read), then no checkpoint at all (the agent stays as it was).
  *
  * Threads: called by a run's token holder (or the thread rejecting an assignment). The packed
  * event is handed to the runner's emit function under run->mu, after checking that the run was
  * not cancelled: that check and the hand-off are one step, so a cancel that has returned is
  * never followed by an event. Scratch memory for the checkpoint comes from an arena per event. */
 #include <stdlib.h>
+#include <string.h>
 
 #include <cjson/cJSON.h>
 
@@ -17,9 +26,46 @@
 #include "common/xalloc.h"
 #include "worker/runner_internal.h"
 
-static void emit_packed(struct wk_run *run, const Agentry__V1__NodeEvent *ev)
+/* An ERROR or YIELD message is cut to this: it is for a person, and must not itself be what
+ * outgrows the payload limit. */
+#define RUN_MAX_MESSAGE_BYTES (64 * 1024)
+
+static const char *kind_word(Agentry__V1__EventKind kind)
+{
+    switch (kind) {
+    case AGENTRY__V1__EVENT_KIND__EVENT_KIND_MODEL_REQUEST: return "model_request";
+    case AGENTRY__V1__EVENT_KIND__EVENT_KIND_MODEL_REPLY: return "model_reply";
+    case AGENTRY__V1__EVENT_KIND__EVENT_KIND_TOOL_CALL: return "tool_call";
+    case AGENTRY__V1__EVENT_KIND__EVENT_KIND_TOOL_RESULT: return "tool_result";
+    case AGENTRY__V1__EVENT_KIND__EVENT_KIND_FINAL: return "final";
+    case AGENTRY__V1__EVENT_KIND__EVENT_KIND_YIELD: return "yield";
+    default: return "error";
+    }
+}
+
+/* 0 if ev fits the hub's limits, else -1 with why. */
+static int check_limits(const struct wk_run *run, const Agentry__V1__NodeEvent *ev, size_t len,
+                        struct ag_err *why)
+{
+    size_t plen = ev->payload ? strlen(ev->payload) : 0;
+    if (plen > run->max_payload)
+        return ag_err_set(why, AG_RESOURCE_EXHAUSTED,
+                          "turn stopped: its %s event would carry %zu bytes of JSON payload, over "
+                          "the hub's limit of %zu (an event must fit a client's 4 MiB message)",
+                          kind_word(ev->kind), plen, run->max_payload);
+    if (len > run->max_event)
+        return ag_err_set(why, AG_RESOURCE_EXHAUSTED,
+                          "turn stopped: its %s event would be %zu bytes, over the hub's limit of "
+                          "%zu per node message",
+                          kind_word(ev->kind), len, run->max_event);
+    return 0;
+}
+
+static int emit_packed(struct wk_run *run, const Agentry__V1__NodeEvent *ev, struct ag_err *why)
 {
     size_t len = agentry__v1__node_event__get_packed_size(ev);
+    if (check_limits(run, ev, len, why) != 0)
+        return -1;
     uint8_t *buf = ag_xmalloc(len ? len : 1);
     agentry__v1__node_event__pack(ev, buf);
     pthread_mutex_lock(&run->mu);
@@ -28,23 +74,31 @@ static void emit_packed(struct wk_run *run, const Agentry__V1__NodeEvent *ev)
     else
         wk_runner__emit(run->runner, buf, len);
     pthread_mutex_unlock(&run->mu);
+    return 0;
 }
 
-/* Takes payload. cp and res may be NULL (events that do not end the turn). */
-static void emit_json(struct wk_run *run, Agentry__V1__EventKind kind, cJSON *payload,
-                      Agentry__V1__Checkpoint *cp, Agentry__V1__TurnResult *res)
+static void event_init(const struct wk_run *run, Agentry__V1__NodeEvent *ev,
+                       Agentry__V1__EventKind kind, char *json)
+{
+    agentry__v1__node_event__init(ev);
+    ev->agent_id = run->agent_id;
+    ev->epoch = run->epoch;
+    ev->kind = kind;
+    ev->payload = json;
+}
+
+/* Takes payload. Events that do not end the turn. */
+static int emit_json(struct wk_run *run, Agentry__V1__EventKind kind, cJSON *payload,
+                     Agentry__V1__Usage *usage, struct ag_err *why)
 {
     char *json = cJSON_PrintUnformatted(payload);
     cJSON_Delete(payload);
-    Agentry__V1__NodeEvent ev = AGENTRY__V1__NODE_EVENT__INIT;
-    ev.agent_id = run->agent_id;
-    ev.epoch = run->epoch;
-    ev.kind = kind;
-    ev.payload = json;
-    ev.checkpoint = cp;
-    ev.result = res;
-    emit_packed(run, &ev);
+    Agentry__V1__NodeEvent ev;
+    event_init(run, &ev, kind, json);
+    ev.usage = usage;
+    int rc = emit_packed(run, &ev, why);
     cJSON_free(json);
+    return rc;
 }
 
 static cJSON *call_json(const struct wk_tool_call *c)
@@ -56,16 +110,17 @@ static cJSON *call_json(const struct wk_tool_call *c)
     return o;
 }
 
-void wk_run__emit_model_request(struct wk_run *run)
+int wk_run__emit_model_request(struct wk_run *run, struct ag_err *why)
 {
     cJSON *p = cJSON_CreateObject();
     cJSON_AddStringToObject(p, "model", run->model);
     cJSON_AddNumberToObject(p, "iteration", run->iterations);
     cJSON_AddNumberToObject(p, "messages", (double)run->nmsgs);
-    emit_json(run, AGENTRY__V1__EVENT_KIND__EVENT_KIND_MODEL_REQUEST, p, NULL, NULL);
+    return emit_json(run, AGENTRY__V1__EVENT_KIND__EVENT_KIND_MODEL_REQUEST, p, NULL, why);
 }
 
-void wk_run__emit_model_reply(struct wk_run *run, const struct wk_chat_reply *reply)
+int wk_run__emit_model_reply(struct wk_run *run, const struct wk_chat_reply *reply,
+                             struct ag_err *why)
 {
     cJSON *p = cJSON_CreateObject();
     cJSON_AddStringToObject(p, "content", reply->content ? reply->content : "");
@@ -75,23 +130,28 @@ void wk_run__emit_model_reply(struct wk_run *run, const struct wk_chat_reply *re
     cJSON *usage = cJSON_AddObjectToObject(p, "usage");
     cJSON_AddNumberToObject(usage, "input_tokens", (double)reply->input_tokens);
     cJSON_AddNumberToObject(usage, "output_tokens", (double)reply->output_tokens);
-    emit_json(run, AGENTRY__V1__EVENT_KIND__EVENT_KIND_MODEL_REPLY, p, NULL, NULL);
+    /* The hub adds up what events spent (types.proto, Usage): this reply's tokens. */
+    Agentry__V1__Usage spent = AGENTRY__V1__USAGE__INIT;
+    spent.input_tokens = reply->input_tokens;
+    spent.output_tokens = reply->output_tokens;
+    return emit_json(run, AGENTRY__V1__EVENT_KIND__EVENT_KIND_MODEL_REPLY, p, &spent, why);
 }
 
-void wk_run__emit_tool_call(struct wk_run *run, const struct wk_tool_call *call)
+int wk_run__emit_tool_call(struct wk_run *run, const struct wk_tool_call *call, struct ag_err *why)
 {
-    emit_json(run, AGENTRY__V1__EVENT_KIND__EVENT_KIND_TOOL_CALL, call_json(call), NULL, NULL);
+    return emit_json(run, AGENTRY__V1__EVENT_KIND__EVENT_KIND_TOOL_CALL, call_json(call), NULL,
+                     why);
 }
 
-void wk_run__emit_tool_result(struct wk_run *run, const struct wk_tool_call *call,
-                              const char *output, bool is_error)
+int wk_run__emit_tool_result(struct wk_run *run, const struct wk_tool_call *call,
+                             const char *output, bool is_error, struct ag_err *why)
 {
     cJSON *p = cJSON_CreateObject();
     cJSON_AddStringToObject(p, "id", call->id);
     cJSON_AddStringToObject(p, "name", call->name);
     cJSON_AddStringToObject(p, "output", output);
     cJSON_AddBoolToObject(p, "is_error", is_error);
-    emit_json(run, AGENTRY__V1__EVENT_KIND__EVENT_KIND_TOOL_RESULT, p, NULL, NULL);
+    return emit_json(run, AGENTRY__V1__EVENT_KIND__EVENT_KIND_TOOL_RESULT, p, NULL, why);
 }
 
 /* protobuf-c does not write through these pointers when packing. */
@@ -131,16 +191,27 @@ static Agentry__V1__Usage *usage_pb(const struct wk_usage *u, struct ag_arena *a
     return pb;
 }
 
-/* The agent after this turn: the whole conversation, this turn's counters, and the cumulative
- * usage (the checkpoint's plus this turn's). */
-static Agentry__V1__Checkpoint *checkpoint_pb(const struct wk_run *run, struct ag_arena *a)
+/* How much of the run's state a turn-ending event carries (see the top comment). */
+enum ckpt_level {
+    CKPT_FULL,       /* the whole conversation after the turn */
+    CKPT_INPUTS,     /* the conversation before the turn, plus the user inputs it consumed */
+    CKPT_NONE,       /* none: the hub keeps the agent's state as it was before the turn */
+};
+
+/* The agent after this turn: the conversation, this turn's counters, and the cumulative usage
+ * (the checkpoint's plus this turn's). */
+static Agentry__V1__Checkpoint *checkpoint_pb(const struct wk_run *run, enum ckpt_level level,
+                                              struct ag_arena *a)
 {
     Agentry__V1__Checkpoint *cp = ag_arena_alloc(a, sizeof(*cp));
     agentry__v1__checkpoint__init(cp);
-    cp->n_messages = run->nmsgs;
-    cp->messages = ag_arena_alloc(a, run->nmsgs * sizeof(*cp->messages));
-    for (size_t i = 0; i < run->nmsgs; i++)
-        cp->messages[i] = msg_pb(&run->msgs[i], a);
+    cp->messages = ag_arena_alloc(a, (run->nmsgs ? run->nmsgs : 1) * sizeof(*cp->messages));
+    for (size_t i = 0; i < run->nmsgs; i++) {
+        bool keep = level == CKPT_FULL || i < run->turn_start ||
+                    strcmp(run->msgs[i].role, "user") == 0;
+        if (keep)
+            cp->messages[cp->n_messages++] = msg_pb(&run->msgs[i], a);
+    }
     cp->iterations = run->iterations;
     cp->input_seq = run->input_seq;
     struct wk_usage total = {
@@ -155,29 +226,70 @@ static Agentry__V1__Checkpoint *checkpoint_pb(const struct wk_run *run, struct a
     return cp;
 }
 
-void wk_run__emit_end(struct wk_run *run, Agentry__V1__EventKind kind, const char *text)
+/* The turn-ending event of `kind` with `text`, at checkpoint `level`, in ev (arena memory). */
+static void end_event(const struct wk_run *run, Agentry__V1__EventKind kind, const char *text,
+                      enum ckpt_level level, struct ag_arena *arena, Agentry__V1__NodeEvent *ev)
 {
-    struct ag_arena arena;
-    ag_arena_init(&arena, NULL, 0);
-    Agentry__V1__TurnResult res = AGENTRY__V1__TURN_RESULT__INIT;
-    res.usage = usage_pb(&run->usage, &arena);
+    Agentry__V1__TurnResult *res = ag_arena_alloc(arena, sizeof(*res));
+    agentry__v1__turn_result__init(res);
+    res->usage = usage_pb(&run->usage, arena);
     cJSON *p = cJSON_CreateObject();
     switch (kind) {
     case AGENTRY__V1__EVENT_KIND__EVENT_KIND_FINAL:
         cJSON_AddStringToObject(p, "output", text);
         cJSON_AddNumberToObject(p, "iterations", run->iterations);
-        res.output = pb_str(text);
+        res->output = pb_str(text);
         break;
     case AGENTRY__V1__EVENT_KIND__EVENT_KIND_YIELD:
         cJSON_AddStringToObject(p, "reason", text);
         cJSON_AddNumberToObject(p, "iterations", run->iterations);
-        res.error = pb_str(text);
+        res->error = pb_str(text);
         break;
     default:
         cJSON_AddStringToObject(p, "message", text);
-        res.error = pb_str(text);
+        res->error = pb_str(text);
         break;
     }
-    emit_json(run, kind, p, checkpoint_pb(run, &arena), &res);
+    char *json = cJSON_PrintUnformatted(p);
+    cJSON_Delete(p);
+    event_init(run, ev, kind, ag_arena_strdup(arena, json));
+    cJSON_free(json);
+    ev->checkpoint = level == CKPT_NONE ? NULL : checkpoint_pb(run, level, arena);
+    ev->result = res;
+}
+
+/* A message for a person, cut (at a UTF-8 boundary) to RUN_MAX_MESSAGE_BYTES. */
+static const char *cut_message(const char *text, struct ag_arena *arena)
+{
+    size_t n = strlen(text);
+    if (n <= RUN_MAX_MESSAGE_BYTES)
+        return text;
+    n = RUN_MAX_MESSAGE_BYTES;
+    while (n > 0 && ((unsigned char)text[n] & 0xC0) == 0x80)
+        n--; /* do not split a character */
+    return ag_arena_strndup(arena, text, n);
+}
+
+void wk_run__emit_end(struct wk_run *run, Agentry__V1__EventKind kind, const char *text)
+{
+    struct ag_arena arena;
+    ag_arena_init(&arena, NULL, 0);
+    struct ag_err why = AG_ERR_INIT;
+    if (kind != AGENTRY__V1__EVENT_KIND__EVENT_KIND_FINAL)
+        text = cut_message(text, &arena);
+    Agentry__V1__NodeEvent ev;
+    end_event(run, kind, text, CKPT_FULL, &arena, &ev);
+    if (emit_packed(run, &ev, &why) == 0) {
+        ag_arena_release(&arena);
+        return;
+    }
+    /* The turn's outcome or its state does not fit: end it with an ERROR saying so, carrying as
+     * much of the state as fits (see the top comment). */
+    const char *msg = ag_arena_strdup(&arena, why.msg);
+    for (enum ckpt_level level = CKPT_INPUTS; level <= CKPT_NONE; level++) {
+        end_event(run, AGENTRY__V1__EVENT_KIND__EVENT_KIND_ERROR, msg, level, &arena, &ev);
+        if (emit_packed(run, &ev, &why) == 0)
+            break;
+    }
     ag_arena_release(&arena);
 }

@@ -8,6 +8,7 @@
  *   table_mu     guards buckets, nbuckets, count (and each run's next_bucket)
  *   queue_mu     guards the ready queue and stopping; queue_cv wakes pool threads
  *   providers_mu guards providers[]
+ *   limits_mu    guards max_payload, max_event
  * Lock order: a run's mu, then queue_mu; table_mu is never held with either (see
  * runner_internal.h). emit() is called with the emitting run's mu held, so it must not call
  * back into the runner.
@@ -40,6 +41,9 @@ struct wk_runner {
     pthread_mutex_t providers_mu;
     struct wk_provider **providers; /* owned; one slot per row of wk_model_providers */
     size_t nproviders;
+
+    pthread_mutex_t limits_mu;
+    size_t max_payload, max_event;
 
     pthread_mutex_t queue_mu;
     pthread_cond_t queue_cv;
@@ -181,6 +185,22 @@ const struct wk_tool_ctx *wk_runner__tool_ctx(struct wk_runner *r)
     return &r->tool_ctx;
 }
 
+void wk_runner__limits(struct wk_runner *r, size_t *max_payload, size_t *max_event)
+{
+    pthread_mutex_lock(&r->limits_mu);
+    *max_payload = r->max_payload;
+    *max_event = r->max_event;
+    pthread_mutex_unlock(&r->limits_mu);
+}
+
+void wk_runner_set_limits(struct wk_runner *r, size_t max_payload, size_t max_event)
+{
+    pthread_mutex_lock(&r->limits_mu);
+    r->max_payload = max_payload;
+    r->max_event = max_event;
+    pthread_mutex_unlock(&r->limits_mu);
+}
+
 /* --- providers ------------------------------------------------------------------------------ */
 
 static struct wk_provider *provider_get(struct wk_runner *r, const struct wk_provider_row *row,
@@ -228,6 +248,7 @@ static void runner_release(struct wk_runner *r)
     free(r->threads);
     free(r->buckets);
     pthread_mutex_destroy(&r->providers_mu);
+    pthread_mutex_destroy(&r->limits_mu);
     pthread_mutex_destroy(&r->queue_mu);
     pthread_cond_destroy(&r->queue_cv);
     pthread_mutex_destroy(&r->table_mu);
@@ -250,6 +271,8 @@ struct wk_runner *wk_runner_new(const struct wk_runner_opts *o, struct ag_err *e
     r->nbuckets = WK_RUNNER_MIN_BUCKETS;
     r->buckets = ag_xcalloc(r->nbuckets, sizeof(*r->buckets));
     pthread_mutex_init(&r->providers_mu, NULL);
+    pthread_mutex_init(&r->limits_mu, NULL);
+    r->max_payload = r->max_event = SIZE_MAX;
     pthread_mutex_init(&r->queue_mu, NULL);
     pthread_cond_init(&r->queue_cv, NULL);
     pthread_mutex_init(&r->table_mu, NULL);
@@ -309,8 +332,18 @@ int wk_runner_assign(struct wk_runner *r, const Agentry__V1__Assignment *a, stru
     }
     struct wk_run *run = wk_run__new(a, r, p, true);
     pthread_mutex_lock(&r->table_mu);
+    /* The hub's newest epoch is the truth: a run it has moved on from (its Cancel may still be
+     * on the way) gives way rather than block the agent. */
+    struct wk_run *old = *table_slot(r, run->agent_id);
+    old = old && old->epoch < run->epoch ? table_take(r, old->agent_id, old->epoch) : NULL;
     bool inserted = table_insert(r, run);
     pthread_mutex_unlock(&r->table_mu);
+    if (old) {
+        ag_log_info("run.replaced", "agent=%s epoch=%" PRIu64 " by_epoch=%" PRIu64, old->agent_id,
+                    old->epoch, run->epoch);
+        wk_run__cancel(old);
+        wk_run__unref(old); /* the table's reference; the token holder drops the other */
+    }
     if (!inserted) {
         wk_run__unref(run);
         return ag_err_set(err, AG_ALREADY_EXISTS,

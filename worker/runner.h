@@ -42,9 +42,11 @@ struct wk_runner *wk_runner_new(const struct wk_runner_opts *o, struct ag_err *e
 /* Cancels every run (no more events), joins the threads. NULL is a no-op. */
 void wk_runner_free(struct wk_runner *r);
 
-/* Start a turn. The assignment is copied. Fails with ALREADY_EXISTS if the agent has a run,
- * INVALID_ARGUMENT if the spec names an unknown model provider (the caller should then report an
- * ERROR event for it: see wk_runner_reject). */
+/* Start a turn. The assignment is copied. A run of the same agent with an older epoch is
+ * cancelled first (the hub moved the agent on; that run's events would be discarded). Fails with
+ * ALREADY_EXISTS if the agent already runs at this epoch or a newer one, INVALID_ARGUMENT if the
+ * spec names an unknown model provider (the caller should then report an ERROR event for it: see
+ * wk_runner_reject). */
 int wk_runner_assign(struct wk_runner *r, const Agentry__V1__Assignment *a, struct ag_err *err);
 /* Emit an ERROR event (with checkpoint and result) ending the turn of an assignment that could
  * not start, so the hub frees the slot and records why. */
@@ -58,5 +60,9 @@ void wk_runner_cancel(struct wk_runner *r, const char *agent_id, uint64_t epoch)
 void wk_runner_cancel_all(struct wk_runner *r);
 /* Runs in progress. */
 unsigned wk_runner_running(struct wk_runner *r);
+/* The hub's limits (Registered.max_payload_bytes, and the largest event that fits its
+ * max_message_bytes) for runs started from now on; until called, there are no limits. An event
+ * over them is never emitted: the turn ends with an ERROR instead (worker/run_event.c). */
+void wk_runner_set_limits(struct wk_runner *r, size_t max_payload, size_t max_event);
 
 #endif

@@ -69,10 +69,13 @@ struct wk_run {
     struct wk_usage base_usage; /* the checkpoint's cumulative usage */
     uint8_t *user_state;        /* owned, opaque, returned unchanged in the checkpoint */
     size_t user_state_len;
+    size_t max_payload;         /* the hub's limits when the run started (see run_event.c) */
+    size_t max_event;
 
     /* Turn state: token holder only. */
     struct wk_msg *msgs; /* owned: the conversation, oldest first */
     size_t nmsgs, msgs_cap;
+    size_t turn_start;     /* msgs[0, turn_start) came with the checkpoint */
     uint32_t iterations;   /* model calls in this turn */
     uint64_t input_seq;    /* highest input seq in msgs */
     struct wk_usage usage; /* this turn */
@@ -111,14 +114,18 @@ int wk_run__deliver(struct wk_run *run, uint64_t seq, const char *text, struct a
 void wk_run__cancel(struct wk_run *run);
 
 /* run_event.c: the events of a turn, packed as NodeEvents and emitted under run->mu unless the
- * run was cancelled. Token holder only (or the thread rejecting an assignment). */
-void wk_run__emit_model_request(struct wk_run *run);
-void wk_run__emit_model_reply(struct wk_run *run, const struct wk_chat_reply *reply);
-void wk_run__emit_tool_call(struct wk_run *run, const struct wk_tool_call *call);
-void wk_run__emit_tool_result(struct wk_run *run, const struct wk_tool_call *call,
-                              const char *output, bool is_error);
+ * run was cancelled. Token holder only (or the thread rejecting an assignment). The emit
+ * functions return -1 with why (nothing emitted) when the event would be over the hub's limits:
+ * the caller then ends the turn with an ERROR carrying why's message. */
+int wk_run__emit_model_request(struct wk_run *run, struct ag_err *why);
+int wk_run__emit_model_reply(struct wk_run *run, const struct wk_chat_reply *reply,
+                             struct ag_err *why);
+int wk_run__emit_tool_call(struct wk_run *run, const struct wk_tool_call *call, struct ag_err *why);
+int wk_run__emit_tool_result(struct wk_run *run, const struct wk_tool_call *call,
+                             const char *output, bool is_error, struct ag_err *why);
 /* FINAL (text: the output), YIELD (text: the reason) or ERROR (text: the message), with the
- * checkpoint and the turn result. */
+ * checkpoint and the turn result. When that would be over the hub's limits it emits an ERROR
+ * saying so instead, with a smaller checkpoint or none (see run_event.c). Always emits. */
 void wk_run__emit_end(struct wk_run *run, Agentry__V1__EventKind kind, const char *text);
 
 /* runner.c: what a run needs from its runner. */
@@ -131,5 +138,7 @@ bool wk_runner__table_remove(struct wk_runner *r, struct wk_run *run);
 /* Hand a packed NodeEvent (owned) to the runner's emit function. */
 void wk_runner__emit(struct wk_runner *r, uint8_t *ev, size_t len);
 const struct wk_tool_ctx *wk_runner__tool_ctx(struct wk_runner *r);
+/* The hub's current limits (wk_runner_set_limits), for a new run. */
+void wk_runner__limits(struct wk_runner *r, size_t *max_payload, size_t *max_event);
 
 #endif

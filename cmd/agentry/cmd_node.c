@@ -1,6 +1,8 @@
 /* cmd/agentry/cmd_node.c - `agentry node join` (alias agent-node join): run a worker node until
  * SIGTERM/SIGINT. A small thread waits for the signal and asks the node to stop; the node says
- * goodbye to the hub (half-close), cancels its runs and returns. */
+ * goodbye to the hub (half-close), cancels its runs and returns. SIGHUP (a closed terminal, or an
+ * operator's habit of "reload") is logged and ignored: the node has no configuration to reload,
+ * and dying on it would interrupt every agent it runs. */
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
@@ -21,7 +23,8 @@ static void *signal_thread(void *arg)
 {
     struct sigctx *sc = arg;
     int sig = 0;
-    sigwait(&sc->set, &sig);
+    while (sigwait(&sc->set, &sig) == 0 && sig == SIGHUP)
+        ag_log_info("node.signalled", "signal=SIGHUP action=ignored");
     if (sig == SIGUSR1) /* our own wake-up at exit */
         return NULL;
     ag_log_info("node.signalled", "signal=%s", sig == SIGTERM ? "SIGTERM" : "SIGINT");
@@ -70,6 +73,7 @@ static int node_join(int argc, char **argv)
     sigemptyset(&sc.set);
     sigaddset(&sc.set, SIGINT);
     sigaddset(&sc.set, SIGTERM);
+    sigaddset(&sc.set, SIGHUP);
     sigaddset(&sc.set, SIGUSR1);
     pthread_sigmask(SIG_BLOCK, &sc.set, NULL); /* before gRPC starts threads */
 

@@ -552,17 +552,31 @@ static void test_free_with_reply_pending(void **state)
     assert_int_equal(count(f, "a1", K_ANY), 1);
 }
 
+/* A second assignment for an agent at the same (or an older) epoch is refused; a newer epoch
+ * replaces the run the hub has moved on from, which then emits nothing more. */
 static void test_already_exists(void **state)
 {
     struct fix *f = *state;
     gate_close(f);
-    assert_int_equal(start(f, "a1", 1, "final x", NULL, 0, 0, NULL), 0);
+    assert_int_equal(start(f, "a1", 2, "final x", NULL, 0, 0, NULL), 0);
     struct ag_err err = AG_ERR_INIT;
     assert_int_equal(start(f, "a1", 2, "final y", NULL, 0, 0, &err), -1);
     assert_int_equal(err.code, AG_ALREADY_EXISTS);
+    assert_int_equal(start(f, "a1", 1, "final y", NULL, 0, 0, &err), -1);
+    assert_int_equal(err.code, AG_ALREADY_EXISTS);
+    assert_int_equal(start(f, "a1", 3, "final z", NULL, 0, 0, NULL), 0);
+    assert_int_equal(wk_runner_running(f->runner), 1);
     gate_open(f);
     assert_true(wait_for(f, "a1", K_FINAL, 1));
-    assert_string_equal(last_of(f, "a1", K_FINAL)->result->output, "x");
+    assert_string_equal(last_of(f, "a1", K_FINAL)->result->output, "z");
+    assert_int_equal(last_of(f, "a1", K_FINAL)->epoch, 3);
+    /* The replaced run may have asked its model before it was replaced, but says nothing after:
+     * its reply (held by the gate) arrives into a cancelled run. */
+    pthread_mutex_lock(&f->mu);
+    for (size_t i = 0; i < f->n; i++)
+        if (f->ev[i]->epoch == 2)
+            assert_int_equal(f->ev[i]->kind, K_MODEL_REQUEST);
+    pthread_mutex_unlock(&f->mu);
 }
 
 static void test_unknown_provider_and_reject(void **state)
