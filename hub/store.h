@@ -53,6 +53,13 @@ struct hub_store_agent {
     const char *last_error;
     int64_t created_ns;
     int64_t updated_ns;
+    uint64_t usage[4];        /* input_tokens, output_tokens, model_calls, tool_calls: all time */
+    uint64_t turn_usage[4];   /* the same, for the current (or last) turn */
+    uint32_t turn_attempt;    /* placements of the current turn */
+    uint32_t streak;          /* interruptions in a row with streak_reason */
+    const char *streak_reason;
+    uint64_t spawn_input_seq; /* seq of the Spawn's input event, 0 if none (set at insert) */
+    bool has_usage;           /* load only: false for rows written before usage was stored */
 };
 
 /* An event to append (write) or an event read back. */
@@ -68,8 +75,8 @@ struct hub_store_event {
 
 enum hub_store_op_type {
     HUB_STORE_AGENT_INSERT, /* u.agent: a new row; fails if id or request_id exists */
-    HUB_STORE_AGENT_UPDATE, /* u.agent: rewrite every mutable column of row u.agent.id (state,
-                               node_id, epoch, checkpoint, last_output, last_error, updated_ns) */
+    HUB_STORE_AGENT_UPDATE, /* u.agent: rewrite every mutable column of row u.agent.id (all but
+                               id, request_id, spec, created_ns and spawn_input_seq) */
     HUB_STORE_EVENT_APPEND, /* u.event: append; the store fills u.event.seq */
 };
 

@@ -54,10 +54,18 @@ static const char *const stmt_sql[ST_COUNT] = {
     [ST_COMMIT] = "COMMIT",
     [ST_ROLLBACK] = "ROLLBACK",
     [ST_AGENT_INSERT] = "INSERT INTO agents(id, request_id, spec, state, node_id, epoch, "
-                        "checkpoint, last_output, last_error, created_ns, updated_ns) "
-                        "VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+                        "checkpoint, last_output, last_error, created_ns, updated_ns, "
+                        "input_tokens, output_tokens, model_calls, tool_calls, turn_input_tokens, "
+                        "turn_output_tokens, turn_model_calls, turn_tool_calls, turn_attempt, "
+                        "interrupt_streak, interrupt_reason, spawn_input_seq) "
+                        "VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, "
+                        "?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23)",
     [ST_AGENT_UPDATE] = "UPDATE agents SET state = ?2, node_id = ?3, epoch = ?4, checkpoint = ?5, "
-                        "last_output = ?6, last_error = ?7, updated_ns = ?8 WHERE id = ?1",
+                        "last_output = ?6, last_error = ?7, updated_ns = ?8, input_tokens = ?9, "
+                        "output_tokens = ?10, model_calls = ?11, tool_calls = ?12, "
+                        "turn_input_tokens = ?13, turn_output_tokens = ?14, "
+                        "turn_model_calls = ?15, turn_tool_calls = ?16, turn_attempt = ?17, "
+                        "interrupt_streak = ?18, interrupt_reason = ?19 WHERE id = ?1",
     [ST_EVENT_INSERT] = "INSERT INTO events(agent_id, seq, kind, payload, node_id, time_ns) "
                         "VALUES(?1, ?2, ?3, ?4, ?5, ?6)",
     /* ORDER BY .. LIMIT 1 rather than MAX() so the plan is one seek on the primary key. */
@@ -66,7 +74,10 @@ static const char *const stmt_sql[ST_COUNT] = {
                   "WHERE agent_id = ?1 AND seq >= ?2 AND seq <= ?3 ORDER BY seq LIMIT ?4",
     [ST_AGENTS] = "SELECT id, request_id, spec, state, node_id, epoch, checkpoint, last_output, "
                   "last_error, created_ns, updated_ns, "
-                  "(SELECT seq FROM events e WHERE e.agent_id = a.id ORDER BY seq DESC LIMIT 1) "
+                  "(SELECT seq FROM events e WHERE e.agent_id = a.id ORDER BY seq DESC LIMIT 1), "
+                  "input_tokens, output_tokens, model_calls, tool_calls, turn_input_tokens, "
+                  "turn_output_tokens, turn_model_calls, turn_tool_calls, turn_attempt, "
+                  "interrupt_streak, interrupt_reason, spawn_input_seq "
                   "FROM agents a ORDER BY created_ns, id",
 };
 
@@ -83,6 +94,20 @@ static const char *const migrations[] = {
     " agent_id TEXT NOT NULL, seq INTEGER NOT NULL, kind INTEGER NOT NULL,"
     " payload TEXT NOT NULL, node_id TEXT NOT NULL, time_ns INTEGER NOT NULL,"
     " PRIMARY KEY(agent_id, seq)) WITHOUT ROWID;",
+    /* 2: usage counted by the hub from events (NULL: a row from before, whose checkpoint's usage
+     * stands in), the current turn's attempts and interruptions, the Spawn's input seq. */
+    "ALTER TABLE agents ADD COLUMN input_tokens INTEGER;"
+    "ALTER TABLE agents ADD COLUMN output_tokens INTEGER;"
+    "ALTER TABLE agents ADD COLUMN model_calls INTEGER;"
+    "ALTER TABLE agents ADD COLUMN tool_calls INTEGER;"
+    "ALTER TABLE agents ADD COLUMN turn_input_tokens INTEGER NOT NULL DEFAULT 0;"
+    "ALTER TABLE agents ADD COLUMN turn_output_tokens INTEGER NOT NULL DEFAULT 0;"
+    "ALTER TABLE agents ADD COLUMN turn_model_calls INTEGER NOT NULL DEFAULT 0;"
+    "ALTER TABLE agents ADD COLUMN turn_tool_calls INTEGER NOT NULL DEFAULT 0;"
+    "ALTER TABLE agents ADD COLUMN turn_attempt INTEGER NOT NULL DEFAULT 0;"
+    "ALTER TABLE agents ADD COLUMN interrupt_streak INTEGER NOT NULL DEFAULT 0;"
+    "ALTER TABLE agents ADD COLUMN interrupt_reason TEXT NOT NULL DEFAULT '';"
+    "ALTER TABLE agents ADD COLUMN spawn_input_seq INTEGER NOT NULL DEFAULT 0;",
 };
 #define SCHEMA_VERSION ((int)AG_ARRAY_SIZE(migrations))
 
@@ -138,6 +163,11 @@ static int bind_text_or_null(sqlite3_stmt *s, int i, const char *v)
 static int bind_blob(sqlite3_stmt *s, int i, const uint8_t *p, size_t n)
 {
     return n ? sqlite3_bind_blob64(s, i, p, n, SQLITE_STATIC) : sqlite3_bind_null(s, i);
+}
+
+static sqlite3_int64 clamp64(uint64_t v)
+{
+    return v > (uint64_t)INT64_MAX ? INT64_MAX : (sqlite3_int64)v;
 }
 
 static const char *col_text(sqlite3_stmt *s, int i)
@@ -360,6 +390,21 @@ static void sqlite_rollback(struct hub_store__conn *c)
                      ag_log_q(sqlite3_errmsg(c->db)));
 }
 
+/* The usage, turn and interruption columns, in the order both statements list them, from
+ * parameter `first` on (11 of them). */
+static int bind_counters(sqlite3_stmt *s, int first, const struct hub_store_agent *a)
+{
+    int rc = SQLITE_OK;
+    for (int i = 0; i < 4 && rc == SQLITE_OK; i++)
+        rc = sqlite3_bind_int64(s, first + i, clamp64(a->usage[i]));
+    for (int i = 0; i < 4 && rc == SQLITE_OK; i++)
+        rc = sqlite3_bind_int64(s, first + 4 + i, clamp64(a->turn_usage[i]));
+    rc = rc ? rc : sqlite3_bind_int64(s, first + 8, a->turn_attempt);
+    rc = rc ? rc : sqlite3_bind_int64(s, first + 9, a->streak);
+    rc = rc ? rc : bind_text(s, first + 10, a->streak_reason);
+    return rc;
+}
+
 static int agent_insert(struct hub_store__conn *c, const struct hub_store_agent *a,
                         struct ag_err *err)
 {
@@ -375,6 +420,8 @@ static int agent_insert(struct hub_store__conn *c, const struct hub_store_agent 
     rc = rc ? rc : bind_text(s, 9, a->last_error);
     rc = rc ? rc : sqlite3_bind_int64(s, 10, a->created_ns);
     rc = rc ? rc : sqlite3_bind_int64(s, 11, a->updated_ns);
+    rc = rc ? rc : bind_counters(s, 12, a);
+    rc = rc ? rc : sqlite3_bind_int64(s, 23, (sqlite3_int64)a->spawn_input_seq);
     rc = rc ? rc : step_done(s);
     return rc == SQLITE_DONE ? 0 : op_err(c, rc, "insert agent", a->id, err);
 }
@@ -391,6 +438,7 @@ static int agent_update(struct hub_store__conn *c, const struct hub_store_agent 
     rc = rc ? rc : bind_text(s, 6, a->last_output);
     rc = rc ? rc : bind_text(s, 7, a->last_error);
     rc = rc ? rc : sqlite3_bind_int64(s, 8, a->updated_ns);
+    rc = rc ? rc : bind_counters(s, 9, a);
     rc = rc ? rc : step_done(s);
     if (rc != SQLITE_DONE)
         return op_err(c, rc, "update agent", a->id, err);
@@ -444,11 +492,6 @@ static int sqlite_last_seq(struct hub_store__conn *c, const char *agent_id, uint
 
 /* --- reader ----------------------------------------------------------------------------------- */
 
-static sqlite3_int64 clamp64(uint64_t v)
-{
-    return v > (uint64_t)INT64_MAX ? INT64_MAX : (sqlite3_int64)v;
-}
-
 static int sqlite_scan_events(struct hub_store__conn *c, const char *agent_id, uint64_t from_seq,
                               uint64_t to_seq, uint64_t max, hub_store_event_fn *cb, void *arg,
                               struct ag_err *err)
@@ -499,6 +542,15 @@ static int sqlite_load_agents(struct hub_store__conn *c, hub_store_agent_fn *cb,
         a.spec_len = (size_t)sqlite3_column_bytes(s, 2);
         a.checkpoint_len = (size_t)sqlite3_column_bytes(s, 6);
         uint64_t last_seq = (uint64_t)sqlite3_column_int64(s, 11); /* NULL reads as 0 */
+        a.has_usage = sqlite3_column_type(s, 12) != SQLITE_NULL;
+        for (int i = 0; i < 4; i++) {
+            a.usage[i] = (uint64_t)sqlite3_column_int64(s, 12 + i);
+            a.turn_usage[i] = (uint64_t)sqlite3_column_int64(s, 16 + i);
+        }
+        a.turn_attempt = (uint32_t)sqlite3_column_int64(s, 20);
+        a.streak = (uint32_t)sqlite3_column_int64(s, 21);
+        a.streak_reason = col_text(s, 22);
+        a.spawn_input_seq = (uint64_t)sqlite3_column_int64(s, 23);
         if (cb(arg, &a, last_seq, err) != 0) {
             sqlite3_reset(s);
             return -1;
