@@ -8,7 +8,15 @@
  * callers with the store's error and forget the working state. Then kick again.
  *
  * Effects that take other locks (the scheduler handing a slot to another agent, posting commands
- * to other agents) run after the agent's lock is released. */
+ * to other agents) run after the agent's lock is released.
+ *
+ * Turns and attempts: a turn begins when a waiting agent (idle, yielded, failed, or new) gets an
+ * input; each placement of it on a node is an attempt. A turn ends with FINAL, YIELD, ERROR or
+ * KILLED. An ERROR is never retried by the hub (the agent is FAILED until the next input). An
+ * interruption (the node was lost) is: at once the first time, then after a back-off that doubles,
+ * until the turn was interrupted max_interruptions times in a row for one reason (or 4x that in
+ * all), when the hub ends it with an ERROR of its own: a turn that can never succeed does not run
+ * forever. Usage is counted from the events stored (types.proto, Usage), attempts included. */
 #include <cjson/cJSON.h>
 #include <inttypes.h>
 #include <stdio.h>
@@ -17,6 +25,7 @@
 
 #include "common/clock.h"
 #include "common/log.h"
+#include "common/timers.h"
 #include "common/rpc/pb.h"
 #include "common/rpc/server.h"
 #include "common/xalloc.h"
@@ -54,6 +63,7 @@ struct agent_write {
     bool enqueue_pending;         /* the agent waits for a slot after commit */
     bool turn_ended;              /* FINAL/YIELD/ERROR/KILLED: answer Invoke waiters */
     bool reschedule;              /* the turn ended with inputs still unconsumed */
+    int64_t retry_in_ms;          /* > 0: an interrupted turn waits this long (after commit) */
     size_t turn_end_op;
     size_t inputs_here;           /* INPUT ops in this write */
     struct input_op {             /* their texts (borrowed from the commands), for the inbox */
@@ -182,12 +192,14 @@ static bool has_unconsumed_input(struct agent_write *aw)
 static void assign_to(struct agent_write *aw, struct hub_node *n)
 {
     aw->next.epoch++;
+    aw->next.attempt++;
     aw->next.state = AGENTRY__V1__AGENT_STATE__AGENT_STATE_RUNNING;
     aw->next.node = n; /* the reservation's reference moves here */
     snprintf(aw->next.node_id, sizeof(aw->next.node_id), "%s", n->id);
     cJSON *o = cJSON_CreateObject();
     cJSON_AddStringToObject(o, "node", n->id);
     cJSON_AddNumberToObject(o, "epoch", (double)aw->next.epoch);
+    cJSON_AddNumberToObject(o, "attempt", aw->next.attempt);
     add_event(aw, AGENTRY__V1__EVENT_KIND__EVENT_KIND_ASSIGNED, json_take(&aw->arena, o), NULL);
     aw->assign_node = n;
     aw->assigned_here = true;
@@ -196,13 +208,22 @@ static void assign_to(struct agent_write *aw, struct hub_node *n)
 /* Start a turn now if a slot is free, else wait in the FIFO (after commit). */
 static void place_turn(struct agent_write *aw)
 {
-    struct hub_node *n = hub_sched_try_reserve(aw->h->sched);
+    struct hub_node *n = hub_sched_try_reserve(aw->h->sched, &aw->a->req);
     if (n) {
         assign_to(aw, n);
     } else {
         aw->next.state = AGENTRY__V1__AGENT_STATE__AGENT_STATE_PENDING;
         aw->enqueue_pending = true;
     }
+}
+
+/* A waiting agent starts a new turn: its attempts, interruptions and usage count from zero. */
+static void begin_turn(struct agent_write *aw)
+{
+    memset(aw->next.turn_usage, 0, sizeof(aw->next.turn_usage));
+    aw->next.attempt = 0;
+    aw->next.streak = 0;
+    aw->next.streak_reason[0] = '\0';
 }
 
 /* The running turn is over: its slot goes back after commit. */
@@ -224,16 +245,42 @@ static int cmd_input(struct agent_write *aw, struct hub_cmd *c, struct ag_err *e
         return ag_err_set(err, AG_RESOURCE_EXHAUSTED,
                           "agent '%s' has %d inputs waiting; retry when it has consumed some",
                           a->id, HUB_MAX_INBOX);
+    size_t bytes = a->inbox_bytes + strlen(c->text);
+    for (size_t i = 0; i < aw->inputs_here; i++)
+        bytes += strlen(aw->inputs[i].text);
+    if (bytes > HUB_MAX_INBOX_BYTES)
+        return ag_err_set(err, AG_RESOURCE_EXHAUSTED,
+                          "agent '%s' has %zu bytes of input waiting and this would pass the "
+                          "limit of %u; retry when it has consumed some",
+                          a->id, bytes - strlen(c->text), HUB_MAX_INBOX_BYTES);
     size_t op = add_input(aw, c->text);
-    if (waiting_state(aw->next.state))
+    if (waiting_state(aw->next.state)) {
+        begin_turn(aw);
         place_turn(aw);
+    }
     return (int)op;
+}
+
+/* Killing a killed agent answers with the first KILLED event (hub.proto): at once when that is
+ * committed (it is the agent's last event), else with the op of this write that stores it. */
+static int cmd_kill_again(struct agent_write *aw, struct hub_cmd *c)
+{
+    c->already = true;
+    if (aw->a->st.state == AGENTRY__V1__AGENT_STATE__AGENT_STATE_KILLED) {
+        Agentry__V1__KillAgentResponse r = AGENTRY__V1__KILL_AGENT_RESPONSE__INIT;
+        r.seq = aw->a->last_seq;
+        r.already_killed = true;
+        rpc_call_reply_take(c->call, rpc_pb_pack(&r.base));
+        return -2;
+    }
+    return (int)aw->turn_end_op; /* killed earlier in this write */
 }
 
 static int cmd_kill(struct agent_write *aw, struct hub_cmd *c, struct ag_err *err)
 {
+    (void)err;
     if (aw->next.state == AGENTRY__V1__AGENT_STATE__AGENT_STATE_KILLED)
-        return ag_err_set(err, AG_FAILED_PRECONDITION, "agent '%s' is already killed", aw->a->id);
+        return cmd_kill_again(aw, c);
     cJSON *o = cJSON_CreateObject();
     cJSON_AddStringToObject(o, "reason", c->text && *c->text ? c->text : "killed by request");
     size_t op = add_event(aw, AGENTRY__V1__EVENT_KIND__EVENT_KIND_KILLED, json_take(&aw->arena, o), NULL);
@@ -259,17 +306,16 @@ static void take_turn_end(struct agent_write *aw, const Agentry__V1__NodeEvent *
              : ev->kind == AGENTRY__V1__EVENT_KIND__EVENT_KIND_YIELD ? AGENTRY__V1__AGENT_STATE__AGENT_STATE_YIELDED
                                                           : AGENTRY__V1__AGENT_STATE__AGENT_STATE_FAILED;
     end_turn(aw, st);
+    /* Without a checkpoint (a node whose turn state outgrew the limits) the agent stays as it
+     * was before the turn, its inputs unconsumed. Usage is not taken from the checkpoint: the hub
+     * counted it from the events (count_usage). */
     if (ev->checkpoint) {
         aw->new_ckpt = rpc_pb_pack_arena(&ev->checkpoint->base, &aw->arena, &aw->new_ckpt_len);
         aw->ckpt_set = true;
         aw->next.input_seq = ev->checkpoint->input_seq;
-        if (ev->checkpoint->usage) {
-            aw->next.usage[0] = ev->checkpoint->usage->input_tokens;
-            aw->next.usage[1] = ev->checkpoint->usage->output_tokens;
-            aw->next.usage[2] = ev->checkpoint->usage->model_calls;
-            aw->next.usage[3] = ev->checkpoint->usage->tool_calls;
-        }
     }
+    aw->next.streak = 0;
+    aw->next.streak_reason[0] = '\0';
     const char *out = ev->result && ev->result->output ? ev->result->output : "";
     const char *er = ev->result && ev->result->error ? ev->result->error : "";
     aw->new_output = st == AGENTRY__V1__AGENT_STATE__AGENT_STATE_IDLE ? ag_arena_strdup(&aw->arena, out) : NULL;
@@ -285,6 +331,23 @@ static bool is_turn_end(int kind)
            kind == AGENTRY__V1__EVENT_KIND__EVENT_KIND_ERROR;
 }
 
+/* What a stored event spent (types.proto, Usage): model and tool calls by kind, tokens from the
+ * node's count. The same rule as hub.c's count_event_usage at load. */
+static void count_usage(struct agent_write *aw, const Agentry__V1__NodeEvent *ev)
+{
+    uint64_t add[4] = {0, 0, 0, 0};
+    if (ev->usage) {
+        add[0] = ev->usage->input_tokens;
+        add[1] = ev->usage->output_tokens;
+    }
+    add[2] = ev->kind == AGENTRY__V1__EVENT_KIND__EVENT_KIND_MODEL_REQUEST;
+    add[3] = ev->kind == AGENTRY__V1__EVENT_KIND__EVENT_KIND_TOOL_CALL;
+    for (int i = 0; i < 4; i++) {
+        aw->next.usage[i] += add[i];
+        aw->next.turn_usage[i] += add[i];
+    }
+}
+
 /* Events from a node: kept only while they belong to the running turn; others (an older epoch,
  * or a turn the hub already ended or killed) are acknowledged with seq 0 and dropped. */
 static void cmd_events(struct agent_write *aw, struct hub_cmd *c, size_t idx)
@@ -297,6 +360,7 @@ static void cmd_events(struct agent_write *aw, struct hub_cmd *c, size_t idx)
             aw->next.node != c->node)
             continue;
         ops[i] = add_event(aw, ev->kind, ev->payload ? ev->payload : "{}", c->node->id);
+        count_usage(aw, ev);
         if (is_turn_end(ev->kind))
             take_turn_end(aw, ev, ops[i]);
     }
@@ -313,18 +377,83 @@ static void cmd_assign(struct agent_write *aw, struct hub_cmd *c)
         add_release(aw, n);
 }
 
+/* The back-off before the next attempt of a turn interrupted `interruptions` times: none after the
+ * first (another node can take over at once), then retry_backoff_ms, doubling, capped. */
+static int64_t retry_delay_ms(const struct hub *h, uint32_t interruptions)
+{
+    int64_t max = h->opts.retry_backoff_max_ms;
+    if (interruptions <= 1)
+        return 0;
+    int64_t d = h->opts.retry_backoff_ms;
+    for (uint32_t i = 2; i < interruptions && d < max; i++)
+        d *= 2;
+    return d < max ? d : max;
+}
+
+/* The dead-letter rule: the hub ends the turn with an ERROR of its own. */
+static void abandon_turn(struct agent_write *aw, const char *reason)
+{
+    char *msg = ag_arena_printf(&aw->arena,
+                                "turn abandoned after %u interruptions (%u in a row: %s); send a "
+                                "message to try again",
+                                aw->next.attempt, aw->next.streak, reason);
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "message", msg);
+    size_t op = add_event(aw, AGENTRY__V1__EVENT_KIND__EVENT_KIND_ERROR, json_take(&aw->arena, o),
+                          NULL);
+    aw->next.state = AGENTRY__V1__AGENT_STATE__AGENT_STATE_FAILED;
+    aw->enqueue_pending = false;
+    aw->new_output = NULL;
+    aw->new_error = msg;
+    aw->out_set = true;
+    aw->turn_ended = true;
+    aw->turn_end_op = op;
+}
+
 static void cmd_interrupt(struct agent_write *aw, struct hub_cmd *c)
 {
     if (aw->next.state != AGENTRY__V1__AGENT_STATE__AGENT_STATE_RUNNING || aw->next.node != c->node ||
         aw->next.epoch != c->epoch)
         return;
+    const char *reason = c->text ? c->text : "node lost";
+    uint32_t limit = aw->h->opts.max_interruptions;
+    if (!c->graceful) {
+        if (aw->next.streak && strcmp(aw->next.streak_reason, reason) == 0) {
+            aw->next.streak++;
+        } else {
+            aw->next.streak = 1;
+            snprintf(aw->next.streak_reason, sizeof(aw->next.streak_reason), "%s", reason);
+        }
+    }
+    bool give_up = !c->graceful && (aw->next.streak >= limit || aw->next.attempt >= 4 * limit);
+    int64_t delay = c->graceful || give_up ? 0 : retry_delay_ms(aw->h, aw->next.attempt);
     cJSON *o = cJSON_CreateObject();
     /* After a hub restart there is no node object (c->node is NULL): the id is in the state. */
     cJSON_AddStringToObject(o, "node", aw->next.node_id);
     cJSON_AddNumberToObject(o, "epoch", (double)c->epoch);
-    cJSON_AddStringToObject(o, "reason", c->text ? c->text : "node lost");
+    cJSON_AddStringToObject(o, "reason", reason);
+    cJSON_AddNumberToObject(o, "attempt", aw->next.attempt);
+    cJSON_AddNumberToObject(o, "limit", limit);
+    cJSON_AddNumberToObject(o, "retry_in_ms", give_up ? -1 : (double)delay);
     add_event(aw, AGENTRY__V1__EVENT_KIND__EVENT_KIND_INTERRUPTED, json_take(&aw->arena, o), NULL);
     end_turn(aw, AGENTRY__V1__AGENT_STATE__AGENT_STATE_PENDING);
+    if (give_up)
+        abandon_turn(aw, reason);
+    else if (delay > 0)
+        aw->retry_in_ms = delay; /* the timer starts once this is durable */
+    else
+        place_turn(aw);
+}
+
+/* A back-off is over: place the turn, unless the agent moved on (killed, or placed already). */
+static void cmd_retry(struct agent_write *aw, struct hub_cmd *c)
+{
+    struct hub_agent *a = aw->a;
+    if (a->retry_token != c->epoch ||
+        aw->next.state != AGENTRY__V1__AGENT_STATE__AGENT_STATE_PENDING || aw->next.node)
+        return;
+    /* Memory only: if this write fails, on_failed queues the agent for a slot instead. */
+    a->retry_token = 0;
     place_turn(aw);
 }
 
@@ -347,6 +476,7 @@ static void reply_spawn_dup(struct hub *h, struct hub_agent *a, struct hub_cmd *
     Agentry__V1__SpawnResponse r = AGENTRY__V1__SPAWN_RESPONSE__INIT;
     r.agent_id = a->id;
     r.existing = true;
+    r.input_seq = a->spawn_input_seq;
     r.state = (Agentry__V1__AgentState)a->st.state;
     rpc_call_reply_take(c->call, rpc_pb_pack(&r.base));
 }
@@ -364,10 +494,13 @@ static size_t apply_cmd(struct agent_write *aw, struct hub_cmd *c, size_t idx)
     case HUB_CMD_ASSIGN: cmd_assign(aw, c); break;
     case HUB_CMD_INTERRUPT: cmd_interrupt(aw, c); break;
     case HUB_CMD_SCHEDULE:
-        if (waiting_state(aw->next.state) && has_unconsumed_input(aw))
+        if (waiting_state(aw->next.state) && has_unconsumed_input(aw)) {
+            begin_turn(aw);
             place_turn(aw);
+        }
         break;
     case HUB_CMD_SPAWN_DUP: reply_spawn_dup(aw->h, aw->a, c); break;
+    case HUB_CMD_RETRY: cmd_retry(aw, c); break;
     }
     if (op == -1) {
         rpc_call_fail(c->call, &err);
@@ -376,10 +509,14 @@ static size_t apply_cmd(struct agent_write *aw, struct hub_cmd *c, size_t idx)
     return op >= 0 ? (size_t)op : SIZE_MAX;
 }
 
+/* Whether the agent's row must be written. Usage alone does not count: a running attempt's
+ * events would otherwise rewrite the row (and its checkpoint) each time; what they spent is
+ * stored with the next state change, and recounted from the events at load (hub.c). */
 static bool st_changed(const struct agent_write *aw, const struct hub_agent_st *old)
 {
     return aw->next.state != old->state || aw->next.epoch != old->epoch ||
-           strcmp(aw->next.node_id, old->node_id) != 0 || aw->ckpt_set || aw->out_set;
+           strcmp(aw->next.node_id, old->node_id) != 0 || aw->ckpt_set || aw->out_set ||
+           aw->next.attempt != old->attempt || aw->next.streak != old->streak;
 }
 
 static void fill_agent_row(struct agent_write *aw, struct hub_store_agent *row)
@@ -398,6 +535,13 @@ static void fill_agent_row(struct agent_write *aw, struct hub_store_agent *row)
     row->last_error = aw->out_set ? aw->new_error : a->st.last_error;
     row->created_ns = a->created_ns;
     row->updated_ns = ag_now_unix_ns();
+    memcpy(row->usage, aw->next.usage, sizeof(row->usage));
+    memcpy(row->turn_usage, aw->next.turn_usage, sizeof(row->turn_usage));
+    row->turn_attempt = aw->next.attempt;
+    row->streak = aw->next.streak;
+    row->streak_reason = aw->next.streak_reason;
+    /* Spawn's write is SPAWNED then INPUT: a new agent's input is its event 2. */
+    row->spawn_input_seq = aw->spawn_input_op != SIZE_MAX ? 2 : 0;
     aw->next.updated_ns = row->updated_ns;
 }
 
@@ -557,6 +701,10 @@ static void commit_state(struct agent_write *aw)
     a->st.epoch = aw->next.epoch;
     a->st.input_seq = aw->next.input_seq;
     memcpy(a->st.usage, aw->next.usage, sizeof(a->st.usage));
+    memcpy(a->st.turn_usage, aw->next.turn_usage, sizeof(a->st.turn_usage));
+    a->st.attempt = aw->next.attempt;
+    a->st.streak = aw->next.streak;
+    memcpy(a->st.streak_reason, aw->next.streak_reason, sizeof(a->st.streak_reason));
     if (aw->next.updated_ns)
         a->st.updated_ns = aw->next.updated_ns;
 }
@@ -599,6 +747,7 @@ static void reply_cmds(struct agent_write *aw)
         } else if (c->type == HUB_CMD_KILL && op != SIZE_MAX) {
             Agentry__V1__KillAgentResponse r = AGENTRY__V1__KILL_AGENT_RESPONSE__INIT;
             r.seq = aw->ops[op].u.event.seq;
+            r.already_killed = c->already;
             rpc_call_reply_take(c->call, rpc_pb_pack(&r.base));
         }
     }
@@ -613,9 +762,40 @@ static void reply_spawn(struct agent_write *aw)
     }
     Agentry__V1__SpawnResponse r = AGENTRY__V1__SPAWN_RESPONSE__INIT;
     r.agent_id = a->id;
-    r.input_seq = aw->spawn_input_op != SIZE_MAX ? aw->ops[aw->spawn_input_op].u.event.seq : 0;
+    r.input_seq = a->spawn_input_seq;
     r.state = (Agentry__V1__AgentState)a->st.state;
     rpc_call_reply_take(aw->spawn_call, rpc_pb_pack(&r.base));
+}
+
+struct retry_timer {
+    struct hub *h;
+    struct hub_agent *a;
+    uint64_t token;
+};
+
+/* Timer thread: the back-off is over. Agents live as long as the hub, and the timers are freed
+ * (running what is left) before the agents are. */
+static void retry_fire(void *arg)
+{
+    struct retry_timer *t = arg;
+    if (!atomic_load(&t->h->closing)) {
+        struct hub_cmd *c = hub_cmd_new(HUB_CMD_RETRY, NULL);
+        c->epoch = t->token;
+        hub_cmd_post(t->h, t->a, c);
+    }
+    free(t);
+}
+
+/* Agent lock held. */
+static void start_retry_timer(struct hub *h, struct hub_agent *a, int64_t delay_ms)
+{
+    struct retry_timer *t = ag_xmalloc(sizeof(*t));
+    t->h = h;
+    t->a = a;
+    t->token = atomic_fetch_add(&h->retry_tokens, 1) + 1;
+    a->retry_token = t->token;
+    a->retry_at_ms = ag_now_mono_ms() + delay_ms;
+    ag_timers_add(h->timers, delay_ms, retry_fire, t);
 }
 
 static void on_committed(struct agent_write *aw)
@@ -627,6 +807,8 @@ static void on_committed(struct agent_write *aw)
     if (aw->creating) {
         /* Findable before the client hears of it: a GetAgent right after Spawn must work.
          * (The table's locks never take an agent's lock, so this nests safely.) */
+        a->spawn_input_seq =
+            aw->spawn_input_op != SIZE_MAX ? aw->ops[aw->spawn_input_op].u.event.seq : 0;
         a->visible = true;
         hub_agents_publish(h, a);
         reply_spawn(aw);
@@ -643,8 +825,14 @@ static void on_committed(struct agent_write *aw)
             memcpy(a->first.usage, a->st.usage, sizeof(a->first.usage)); /* = the first turn's */
         }
         hub_waiters_finish(h, a);
-        aw->reschedule = waiting_state(a->st.state) && hub_agent_input_waiting(a, a->st.input_seq);
+        /* Input that came during the turn starts the next one, unless the turn failed: a failed
+         * turn is never run again by itself (the next SendMessage will). */
+        aw->reschedule = (a->st.state == AGENTRY__V1__AGENT_STATE__AGENT_STATE_IDLE ||
+                          a->st.state == AGENTRY__V1__AGENT_STATE__AGENT_STATE_YIELDED) &&
+                         hub_agent_input_waiting(a, a->st.input_seq);
     }
+    if (aw->retry_in_ms > 0)
+        start_retry_timer(h, a, aw->retry_in_ms);
     if (aw->assign_node && a->st.node == aw->assign_node) {
         a->held[a->st.epoch % HUB_EPOCH_HISTORY].epoch = a->st.epoch;
         a->held[a->st.epoch % HUB_EPOCH_HISTORY].node_instance = aw->assign_node->instance;
@@ -658,11 +846,28 @@ static void on_committed(struct agent_write *aw)
                     a->st.epoch, a->last_seq);
 }
 
-static void on_failed(struct agent_write *aw, const struct ag_err *err)
+/* What a client hears of a failed write: only codes hub.proto documents. The store's own
+ * per-write codes (a key taken, a row missing, a value refused) mean the hub and its store
+ * disagree, which no retry by the client fixes: INTERNAL, with the store's words. */
+static void client_err(const struct ag_err *err, struct ag_err *out)
+{
+    if (err->code == AG_UNAVAILABLE || err->code == AG_RESOURCE_EXHAUSTED) {
+        *out = *err;
+        return;
+    }
+    ag_err_set(out, AG_INTERNAL,
+               "the hub's store refused the write (%s: %s); the hub and its store disagree: see "
+               "the hub's log",
+               ag_code_name(err->code), err->msg);
+}
+
+static void on_failed(struct agent_write *aw, const struct ag_err *store_err)
 {
     struct hub_agent *a = aw->a;
     ag_log_error("agent.write_failed", "agent=%s ops=%zu code=%s err=%s", a->id, aw->nops,
-                 ag_code_name(err->code), ag_log_q(err->msg));
+                 ag_code_name(store_err->code), ag_log_q(store_err->msg));
+    struct ag_err e, *err = &e;
+    client_err(store_err, &e);
     if (aw->creating) {
         a->dead = true;
         rpc_call_fail(aw->spawn_call, err);
@@ -697,7 +902,7 @@ static void after_unlock(struct agent_write *aw, bool ok)
     if (aw->cancel_node)
         hub_node_unref(h->sched, aw->cancel_node);
     if (aw->enqueue_pending) {
-        struct hub_node *n = hub_sched_place_or_queue(h->sched, a);
+        struct hub_node *n = hub_sched_place_or_queue(h->sched, a, &a->req);
         if (n) {
             d[0].agent = a;
             d[0].node = n;
@@ -708,7 +913,8 @@ static void after_unlock(struct agent_write *aw, bool ok)
         hub_cmd_post(h, a, hub_cmd_new(HUB_CMD_SCHEDULE, NULL));
     /* The node may have gone while this write was in flight, after its loss was handled. */
     if (ok && aw->assign_node && !hub_node_alive(h->sched, aw->assign_node))
-        hub_post_interrupt(h, a, aw->assign_node, a->st.epoch, NULL);
+        hub_post_interrupt(h, a, aw->assign_node, a->st.epoch, "node lost before its assignment",
+                           atomic_load(&h->closing));
 }
 
 static void ack_batches(struct agent_write *aw, const struct ag_err *err)
@@ -770,13 +976,14 @@ static void write_done(struct hub_store_write *w, int rc, const struct ag_err *e
 }
 
 void hub_post_interrupt(struct hub *h, struct hub_agent *a, struct hub_node *node, uint64_t epoch,
-                        const char *reason)
+                        const char *reason, bool graceful)
 {
     struct hub_cmd *c = hub_cmd_new(HUB_CMD_INTERRUPT, NULL);
     c->node = node;
     if (node)
         hub_node_ref(h->sched, node);
     c->epoch = epoch;
+    c->graceful = graceful;
     c->text = reason ? ag_xstrdup(reason) : NULL;
     hub_cmd_post(h, a, c);
 }

@@ -47,6 +47,10 @@ struct hub_agent *hub_agent_new_take(const char *id, uint8_t *spec_bin, size_t s
         hub_agent_free(NULL, a); /* fresh: no node, no commands, so no hub needed */
         return NULL;
     }
+    /* The spec is immutable and lives as long as the agent: the scheduler may borrow from it. */
+    a->req.model = a->spec->model && *a->spec->model ? a->spec->model : "mock";
+    a->req.tools = a->spec->tools;
+    a->req.ntools = a->spec->n_tools;
     return a;
 }
 
@@ -84,9 +88,7 @@ void hub_agent_free(struct hub *h, struct hub_agent *a)
     for (size_t i = 0; i < a->ninbox; i++)
         free(a->inbox[i].text);
     free(a->inbox);
-    for (size_t i = 0; i < HUB_RING_SIZE; i++)
-        if (a->ring[i].seq)
-            grpc_slice_unref(a->ring[i].ev);
+    hub_agent_ring_clear(a);
     while (a->mb_head) {
         struct hub_cmd *c = a->mb_head;
         a->mb_head = c->next;
@@ -299,6 +301,7 @@ void hub_agent_inbox_push(struct hub_agent *a, uint64_t seq, const char *text)
     a->inbox[a->ninbox].seq = seq;
     a->inbox[a->ninbox].text = ag_xstrdup(text);
     a->ninbox++;
+    a->inbox_bytes += strlen(text);
 }
 
 bool hub_agent_input_waiting(const struct hub_agent *a, uint64_t input_seq)
@@ -310,8 +313,10 @@ bool hub_agent_input_waiting(const struct hub_agent *a, uint64_t input_seq)
 void hub_agent_inbox_trim(struct hub_agent *a, uint64_t upto_seq)
 {
     size_t k = 0;
-    while (k < a->ninbox && a->inbox[k].seq <= upto_seq)
+    while (k < a->ninbox && a->inbox[k].seq <= upto_seq) {
+        a->inbox_bytes -= strlen(a->inbox[k].text);
         free(a->inbox[k++].text);
+    }
     if (k) {
         memmove(a->inbox, a->inbox + k, (a->ninbox - k) * sizeof(*a->inbox));
         a->ninbox -= k;

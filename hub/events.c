@@ -1,7 +1,13 @@
 /* hub/events.c - turning stored rows into wire messages: packed TraceEvents for the per-agent
- * ring (shared, refcounted slices: every follower sends the same bytes), and Agent messages. */
+ * ring (shared, refcounted slices: every follower sends the same bytes), and Agent messages.
+ *
+ * The ring holds at most HUB_RING_SIZE events and HUB_RING_BYTES of them: it only saves
+ * followers a store read, so a big event is not worth pinning in every idle agent's memory. */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include "common/clock.h"
 
 #include "common/rpc/pb.h"
 #include "common/xalloc.h"
@@ -29,13 +35,35 @@ grpc_slice hub_event_pack(const char *agent_id, const struct hub_store_event *ev
     return s;
 }
 
+static void ring_drop(struct hub_agent *a, size_t k)
+{
+    if (!a->ring[k].seq)
+        return;
+    a->ring_bytes -= GRPC_SLICE_LENGTH(a->ring[k].ev);
+    grpc_slice_unref(a->ring[k].ev);
+    a->ring[k].seq = 0;
+}
+
 void hub_agent_ring_put(struct hub_agent *a, uint64_t seq, grpc_slice ev)
 {
-    size_t k = seq % HUB_RING_SIZE;
-    if (a->ring[k].seq)
-        grpc_slice_unref(a->ring[k].ev);
+    size_t k = seq % HUB_RING_SIZE, len = GRPC_SLICE_LENGTH(ev);
+    ring_drop(a, k);
+    if (len > HUB_RING_BYTES / 4) { /* followers read it from the store */
+        grpc_slice_unref(ev);
+        return;
+    }
+    /* Oldest first: the slots after k hold seq - HUB_RING_SIZE + 1 onwards. */
+    for (size_t i = 1; i < HUB_RING_SIZE && a->ring_bytes + len > HUB_RING_BYTES; i++)
+        ring_drop(a, (k + i) % HUB_RING_SIZE);
     a->ring[k].seq = seq;
     a->ring[k].ev = ev;
+    a->ring_bytes += len;
+}
+
+void hub_agent_ring_clear(struct hub_agent *a)
+{
+    for (size_t k = 0; k < HUB_RING_SIZE; k++)
+        ring_drop(a, k);
 }
 
 bool hub_agent_ring_get(struct hub_agent *a, uint64_t seq, grpc_slice *ev)
@@ -49,12 +77,27 @@ bool hub_agent_ring_get(struct hub_agent *a, uint64_t seq, grpc_slice *ev)
 
 /* {"text":"..."} without a JSON library: the INPUT payload is on the hot path of SendMessage.
  * The text is valid UTF-8 (checked at the door), so only quotes, backslashes and control
- * characters need escaping. */
+ * characters need escaping. The length is counted first so the arena holds exactly the payload,
+ * not six times the input in case every byte needed \u00XX. */
+static size_t escaped_len(unsigned char c)
+{
+    if (c == '"' || c == '\\' || c == '\n' || c == '\t')
+        return 2;
+    return c < 0x20 ? 6 : 1;
+}
+
+size_t hub_json_text_payload_len(const char *text)
+{
+    size_t n = sizeof("{\"text\":\"\"}") - 1;
+    for (const unsigned char *s = (const unsigned char *)text; *s; s++)
+        n += escaped_len(*s);
+    return n;
+}
+
 const char *hub_json_text_payload(struct ag_arena *ar, const char *text)
 {
     static const char hex[] = "0123456789abcdef";
-    size_t n = strlen(text);
-    char *out = ag_arena_alloc(ar, n * 6 + sizeof("{\"text\":\"\"}"));
+    char *out = ag_arena_alloc(ar, hub_json_text_payload_len(text) + 1);
     char *p = out;
     memcpy(p, "{\"text\":\"", 9);
     p += 9;
@@ -89,7 +132,23 @@ const char *hub_state_name(int state)
     return state >= 0 && (size_t)state < AG_ARRAY_SIZE(names) ? names[state] : "unknown";
 }
 
-void hub_agent_to_pb(struct hub_agent *a, Agentry__V1__Agent *out, struct ag_arena *arena)
+void hub_agent_state_reason(struct hub *h, struct hub_agent *a, char *buf, size_t cap)
+{
+    buf[0] = '\0';
+    if (a->st.state == AGENTRY__V1__AGENT_STATE__AGENT_STATE_FAILED) {
+        snprintf(buf, cap, "%s", a->st.last_error ? a->st.last_error : "");
+    } else if (a->st.state == AGENTRY__V1__AGENT_STATE__AGENT_STATE_PENDING && a->retry_token) {
+        int64_t left = a->retry_at_ms - ag_now_mono_ms();
+        snprintf(buf, cap, "retrying in %.1fs after: %s (attempt %u of at most %u in a row)",
+                 left > 0 ? (double)left / 1000 : 0.0, a->st.streak_reason, a->st.attempt + 1,
+                 h->opts.max_interruptions);
+    } else if (a->st.state == AGENTRY__V1__AGENT_STATE__AGENT_STATE_PENDING) {
+        hub_sched_explain(h->sched, &a->req, buf, cap);
+    }
+}
+
+void hub_agent_to_pb(struct hub *h, struct hub_agent *a, Agentry__V1__Agent *out,
+                     struct ag_arena *arena)
 {
     agentry__v1__agent__init(out);
     out->id = ag_arena_strdup(arena, a->id);
@@ -109,6 +168,11 @@ void hub_agent_to_pb(struct hub_agent *a, Agentry__V1__Agent *out, struct ag_are
     out->usage = u;
     out->last_output = ag_arena_strdup(arena, a->st.last_output ? a->st.last_output : "");
     out->last_error = ag_arena_strdup(arena, a->st.last_error ? a->st.last_error : "");
+    out->request_id = ag_arena_strdup(arena, a->request_id ? a->request_id : "");
+    char reason[512];
+    hub_agent_state_reason(h, a, reason, sizeof(reason));
+    out->state_reason = ag_arena_strdup(arena, reason);
+    out->turn_attempt = a->st.attempt;
     size_t pending = 0;
     for (size_t i = 0; i < a->ninbox; i++)
         if (a->inbox[i].seq > a->st.input_seq)

@@ -5,8 +5,14 @@
  * down is interrupted (its node's stream died with the hub) and queued to run again; pending
  * agents are queued as they were.
  *
- * Threads: main (new/start/stop/free), the RPC CQ threads, the store's threads, and the
- * housekeeper, which disconnects nodes whose heartbeats stopped. */
+ * Start-up checks what it can without side effects first (the options), then binds the listen
+ * address (exclusively: a second hub on the port fails here, before it touches any store), then
+ * opens the store (held exclusively too) and loads it. Stopping closes the scheduler first, so
+ * the turns interrupted by closing the nodes' streams wait for the next hub instead of being
+ * placed on nodes that are about to go too.
+ *
+ * Threads: main (new/start/stop/free), the RPC CQ threads, the store's threads, the timer thread
+ * (back-offs), and the housekeeper, which disconnects nodes whose heartbeats stopped. */
 #include <cjson/cJSON.h>
 #include <inttypes.h>
 #include <stdio.h>
@@ -17,6 +23,7 @@
 #include "common/log.h"
 #include "common/rpc/pb.h"
 #include "common/rpc/server.h"
+#include "common/timers.h"
 #include "common/xalloc.h"
 #include "hub/hub_internal.h"
 
@@ -27,19 +34,59 @@
 struct load_ctx {
     struct hub *h;
     struct hub_agent *a;
+    bool counting; /* past the current attempt's ASSIGNED: count what its events spent */
     size_t agents, running, pending;
 };
 
-static int load_input(void *arg, const struct hub_store_event *ev, struct ag_err *err)
+/* Usage the row does not hold yet: the events of a running attempt after its ASSIGNED (the row
+ * is written at each state change, not per event: agent_log.c st_changed). The same rule as
+ * agent_log.c's count_usage, with the tokens read back from the MODEL_REPLY payload. */
+static void count_event_usage(struct hub_agent *a, const struct hub_store_event *ev)
+{
+    uint64_t add[4] = {0, 0, 0, 0};
+    add[2] = ev->kind == AGENTRY__V1__EVENT_KIND__EVENT_KIND_MODEL_REQUEST;
+    add[3] = ev->kind == AGENTRY__V1__EVENT_KIND__EVENT_KIND_TOOL_CALL;
+    if (ev->kind == AGENTRY__V1__EVENT_KIND__EVENT_KIND_MODEL_REPLY) {
+        cJSON *o = cJSON_ParseWithLength(ev->payload, ev->payload_len);
+        cJSON *u = cJSON_GetObjectItemCaseSensitive(o, "usage");
+        cJSON *in = cJSON_GetObjectItemCaseSensitive(u, "input_tokens");
+        cJSON *out = cJSON_GetObjectItemCaseSensitive(u, "output_tokens");
+        add[0] = cJSON_IsNumber(in) && in->valuedouble > 0 ? (uint64_t)in->valuedouble : 0;
+        add[1] = cJSON_IsNumber(out) && out->valuedouble > 0 ? (uint64_t)out->valuedouble : 0;
+        cJSON_Delete(o);
+    }
+    for (int i = 0; i < 4; i++) {
+        a->st.usage[i] += add[i];
+        a->st.turn_usage[i] += add[i];
+    }
+}
+
+static bool is_current_assignment(const struct hub_agent *a, const struct hub_store_event *ev)
+{
+    if (ev->kind != AGENTRY__V1__EVENT_KIND__EVENT_KIND_ASSIGNED)
+        return false;
+    cJSON *o = cJSON_ParseWithLength(ev->payload, ev->payload_len);
+    cJSON *e = cJSON_GetObjectItemCaseSensitive(o, "epoch");
+    bool yes = cJSON_IsNumber(e) && (uint64_t)e->valuedouble == a->st.epoch;
+    cJSON_Delete(o);
+    return yes;
+}
+
+static int load_event(void *arg, const struct hub_store_event *ev, struct ag_err *err)
 {
     struct load_ctx *lc = arg;
+    struct hub_agent *a = lc->a;
     (void)err;
-    if (ev->kind != AGENTRY__V1__EVENT_KIND__EVENT_KIND_INPUT || ev->seq <= lc->a->st.input_seq)
+    if (lc->counting)
+        count_event_usage(a, ev);
+    else if (a->st.state == AGENTRY__V1__AGENT_STATE__AGENT_STATE_RUNNING)
+        lc->counting = is_current_assignment(a, ev);
+    if (ev->kind != AGENTRY__V1__EVENT_KIND__EVENT_KIND_INPUT || ev->seq <= a->st.input_seq)
         return 0;
     /* The payload is {"text": ...}, as hub_json_text_payload wrote it. */
     cJSON *o = cJSON_ParseWithLength(ev->payload, ev->payload_len);
     cJSON *t = cJSON_GetObjectItemCaseSensitive(o, "text");
-    hub_agent_inbox_push(lc->a, ev->seq, cJSON_IsString(t) ? t->valuestring : "");
+    hub_agent_inbox_push(a, ev->seq, cJSON_IsString(t) ? t->valuestring : "");
     cJSON_Delete(o);
     return 0;
 }
@@ -56,7 +103,8 @@ static void load_checkpoint(struct hub_agent *a, const struct hub_store_agent *r
         row->checkpoint, row->checkpoint_len, &agentry__v1__checkpoint__descriptor, &ar, NULL);
     if (ck) {
         a->st.input_seq = ck->input_seq;
-        if (ck->usage) {
+        /* A row from before the hub counted usage itself: the checkpoint's count stands in. */
+        if (ck->usage && !row->has_usage) {
             a->st.usage[0] = ck->usage->input_tokens;
             a->st.usage[1] = ck->usage->output_tokens;
             a->st.usage[2] = ck->usage->model_calls;
@@ -81,6 +129,13 @@ static int load_agent(void *arg, const struct hub_store_agent *row, uint64_t las
     a->st.last_output = row->last_output && *row->last_output ? ag_xstrdup(row->last_output) : NULL;
     a->st.last_error = row->last_error && *row->last_error ? ag_xstrdup(row->last_error) : NULL;
     a->st.updated_ns = row->updated_ns;
+    memcpy(a->st.usage, row->usage, sizeof(a->st.usage));
+    memcpy(a->st.turn_usage, row->turn_usage, sizeof(a->st.turn_usage));
+    a->st.attempt = row->turn_attempt;
+    a->st.streak = row->streak;
+    snprintf(a->st.streak_reason, sizeof(a->st.streak_reason), "%s",
+             row->streak_reason ? row->streak_reason : "");
+    a->spawn_input_seq = row->spawn_input_seq;
     a->last_seq = last_seq;
     a->visible = true;
     if (row->state != AGENTRY__V1__AGENT_STATE__AGENT_STATE_PENDING &&
@@ -101,8 +156,9 @@ static int load_agent(void *arg, const struct hub_store_agent *row, uint64_t las
     return 0;
 }
 
-/* Inputs stored after each agent's checkpoint are its inbox again. Done after load_agents
- * returns: the store's load calls may not nest. */
+/* Inputs stored after each agent's checkpoint are its inbox again, and a running attempt's
+ * events are counted into its usage. Done after load_agents returns: the store's load calls may
+ * not nest. */
 static int load_inboxes(struct hub *h, struct load_ctx *lc, struct ag_err *err)
 {
     size_t n = hub_agents_count(h);
@@ -111,7 +167,8 @@ static int load_inboxes(struct hub *h, struct load_ctx *lc, struct ag_err *err)
         if (a->last_seq <= a->st.input_seq)
             continue;
         lc->a = a;
-        if (hub_store_scan_events(h->store, a->id, a->st.input_seq + 1, load_input, lc, err) != 0) {
+        lc->counting = false;
+        if (hub_store_scan_events(h->store, a->id, a->st.input_seq + 1, load_event, lc, err) != 0) {
             ag_err_prefix(err, "cannot read the inputs of agent '%s'", a->id);
             return -1;
         }
@@ -126,10 +183,11 @@ static void requeue_loaded(struct hub *h, struct load_ctx *lc)
     for (size_t i = 0; i < n; i++) {
         struct hub_agent *a = hub_agents_at(h, i);
         if (a->st.state == AGENTRY__V1__AGENT_STATE__AGENT_STATE_RUNNING) {
-            hub_post_interrupt(h, a, NULL, a->st.epoch, "the hub restarted");
+            /* It counts against the turn: a turn that crashes the hub must not do so forever. */
+            hub_post_interrupt(h, a, NULL, a->st.epoch, "the hub restarted", false);
             lc->running++;
         } else if (a->st.state == AGENTRY__V1__AGENT_STATE__AGENT_STATE_PENDING) {
-            struct hub_node *node = hub_sched_place_or_queue(h->sched, a);
+            struct hub_node *node = hub_sched_place_or_queue(h->sched, a, &a->req);
             (void)node; /* no node is connected yet: always queued */
             lc->pending++;
         }
@@ -160,6 +218,7 @@ static void *housekeeper(void *arg)
         size_t k = hub_sched_stale_nodes(h->sched, ag_now_mono_ms(), 3 * hb, stale, 64);
         for (size_t i = 0; i < k; i++) {
             ag_log_warn("node.timed_out", "node=%s silent_for_ms>%" PRId64, stale[i]->id, 3 * hb);
+            hub_node_lost(h, stale[i], "node lost (no heartbeat)");
             hub_node_close_stream(h, stale[i], AG_UNAVAILABLE,
                                   "no heartbeat for 3 intervals; reconnect");
             hub_node_unref(h->sched, stale[i]);
@@ -172,62 +231,102 @@ static void *housekeeper(void *arg)
 
 /* --- lifecycle ------------------------------------------------------------------------------ */
 
-struct hub *hub_new(const struct hub_opts *o, struct ag_err *err)
+#define HUB_DEFAULT_MAX_INTERRUPTIONS 5
+#define HUB_DEFAULT_RETRY_BACKOFF_MS 1000
+#define HUB_DEFAULT_RETRY_BACKOFF_MAX_MS 60000
+
+/* What can be checked without touching anything. */
+static int opts_check(const struct hub_opts *o, const struct hub_sched_strategy **strat,
+                      struct ag_err *err)
 {
-    const struct hub_sched_strategy *strat = hub_sched_find(o->sched ? o->sched : "round_robin");
-    if (!strat) {
-        ag_err_set(err, AG_INVALID_ARGUMENT, "unknown scheduler '%s' (known: round_robin)",
-                   o->sched);
-        return NULL;
-    }
+    *strat = hub_sched_find(o->sched ? o->sched : "round_robin");
+    if (!*strat)
+        return ag_err_set(err, AG_INVALID_ARGUMENT,
+                          "unknown scheduler '%s' (known: round_robin)", o->sched);
+    if (!o->listen || !*o->listen)
+        return ag_err_set(err, AG_INVALID_ARGUMENT, "no listen address; set --listen host:port");
+    if (!o->store_url || !*o->store_url)
+        return ag_err_set(err, AG_INVALID_ARGUMENT, "no store; set --store sqlite:PATH");
+    if (o->retry_backoff_ms < 0 || o->retry_backoff_max_ms < 0 || o->join_grace_ms < 0)
+        return ag_err_set(err, AG_INVALID_ARGUMENT, "durations must not be negative");
+    return 0;
+}
+
+static struct hub *hub_alloc(const struct hub_opts *o, const struct hub_sched_strategy *strat)
+{
     struct hub *h = ag_xcalloc(1, sizeof(*h));
     h->opts = *o;
     if (!h->opts.heartbeat_ms)
         h->opts.heartbeat_ms = 2000;
+    if (!h->opts.max_interruptions)
+        h->opts.max_interruptions = HUB_DEFAULT_MAX_INTERRUPTIONS;
+    if (!h->opts.retry_backoff_ms)
+        h->opts.retry_backoff_ms = HUB_DEFAULT_RETRY_BACKOFF_MS;
+    if (!h->opts.retry_backoff_max_ms)
+        h->opts.retry_backoff_max_ms = HUB_DEFAULT_RETRY_BACKOFF_MAX_MS;
     for (size_t i = 0; i < HUB_SHARDS; i++)
         pthread_mutex_init(&h->shards[i].lock, NULL);
     pthread_mutex_init(&h->list_lock, NULL);
     pthread_mutex_init(&h->hk_lock, NULL);
     pthread_cond_init(&h->hk_cond, NULL);
     h->sched = hub_sched_new(strat);
-    struct hub_store_opts so = {0};
-    h->store = hub_store_open(o->store_url, &so, err);
-    if (!h->store) {
-        hub_free(h);
-        return NULL;
-    }
-    struct load_ctx lc = {.h = h};
-    if (hub_store_load_agents(h->store, load_agent, &lc, err) != 0 ||
-        load_inboxes(h, &lc, err) != 0) {
-        ag_err_prefix(err, "cannot load agents from '%s'", o->store_url);
-        hub_free(h);
-        return NULL;
-    }
-    requeue_loaded(h, &lc);
-    ag_log_info("hub.loaded", "store=%s agents=%zu interrupted=%zu pending=%zu",
-                ag_log_q(o->store_url), lc.agents, lc.running, lc.pending);
+    return h;
+}
 
+/* Bind the listen address: exclusive, so a second hub fails here, before it opens any store. */
+static int hub_bind(struct hub *h, struct ag_err *err)
+{
     size_t nm = hub_agent_nmethods + hub_node_nmethods;
     struct rpc_method *methods = ag_xcalloc(nm, sizeof(*methods));
     memcpy(methods, hub_agent_methods, hub_agent_nmethods * sizeof(*methods));
     memcpy(methods + hub_agent_nmethods, hub_node_methods, hub_node_nmethods * sizeof(*methods));
-    struct rpc_server_opts ro = {.listen = o->listen,
-                                 .threads = o->threads,
-                                 .max_request_bytes = o->max_message_bytes,
+    struct rpc_server_opts ro = {.listen = h->opts.listen,
+                                 .threads = h->opts.threads,
+                                 .max_request_bytes = h->opts.max_message_bytes,
                                  .user = h};
-    h->rpc = rpc_server_new(&ro, methods, nm, err);
     h->methods = methods;
-    if (!h->rpc) {
-        hub_free(h);
+    h->rpc = rpc_server_new(&ro, methods, nm, err);
+    return h->rpc ? 0 : -1;
+}
+
+struct hub *hub_new(const struct hub_opts *o, struct ag_err *err)
+{
+    const struct hub_sched_strategy *strat;
+    if (opts_check(o, &strat, err) != 0)
         return NULL;
+    struct hub *h = hub_alloc(o, strat);
+    if (hub_bind(h, err) != 0)
+        goto fail;
+    h->timers = ag_timers_new(err);
+    if (!h->timers)
+        goto fail;
+    struct hub_store_opts so = {0};
+    h->store = hub_store_open(o->store_url, &so, err);
+    if (!h->store)
+        goto fail;
+    struct load_ctx lc = {.h = h};
+    if (hub_store_load_agents(h->store, load_agent, &lc, err) != 0 ||
+        load_inboxes(h, &lc, err) != 0) {
+        ag_err_prefix(err, "cannot load agents from '%s'", o->store_url);
+        goto fail;
     }
+    requeue_loaded(h, &lc);
+    ag_log_info("hub.loaded", "store=%s agents=%zu interrupted=%zu pending=%zu",
+                ag_log_q(o->store_url), lc.agents, lc.running, lc.pending);
     return h;
+fail:
+    hub_free(h);
+    return NULL;
 }
 
 int hub_start(struct hub *h, struct ag_err *err)
 {
-    if (rpc_server_start(h->rpc, err) != 0)
+    /* Before serving: the first Spawn already measures the join grace from here. */
+    h->started_ms = ag_now_mono_ms();
+    if (rpc_server_start(h->rpc, err) != 0) {
+        h->started_ms = 0;
         return -1;
+    }
     pthread_create(&h->housekeeper, NULL, housekeeper, h);
     h->hk_started = true;
     ag_log_info("hub.started", "listen=%s port=%d store=%s", h->opts.listen, rpc_server_port(h->rpc),
@@ -238,6 +337,19 @@ int hub_start(struct hub *h, struct ag_err *err)
 int hub_port(const struct hub *h)
 {
     return rpc_server_port(h->rpc);
+}
+
+int hub_check_placeable(struct hub *h, const struct hub_sched_req *req, struct ag_err *err)
+{
+    struct ag_err e = AG_ERR_INIT;
+    if (hub_sched_check(h->sched, req, &e) >= 0)
+        return 0; /* some node can run it, or none is connected yet: it waits */
+    /* Right after a start, nodes are still reconnecting: the one that offers it may be next. */
+    if (!h->started_ms || ag_now_mono_ms() - h->started_ms < h->opts.join_grace_ms)
+        return 0;
+    if (err)
+        *err = e;
+    return -1;
 }
 
 /* Long-lived calls (Trace follows, Invoke waits, node streams) end with a status the client can
@@ -265,9 +377,11 @@ static void end_streams(struct hub *h)
 
 void hub_stop(struct hub *h)
 {
-    if (!h->rpc || atomic_exchange(&h->closing, true))
+    if (!h->rpc || !h->started_ms || atomic_exchange(&h->closing, true))
         return;
     ag_log_info("hub.stopping", "active_calls=%u", rpc_server_active_calls(h->rpc));
+    /* Stop placing first: turns interrupted below must not go to nodes about to go as well. */
+    hub_sched_close(h->sched);
     end_streams(h);
     rpc_server_stop(h->rpc, HUB_STOP_GRACE_MS);
     if (h->hk_started) {
@@ -284,8 +398,11 @@ void hub_free(struct hub *h)
 {
     if (!h)
         return;
+    bool started = h->started_ms != 0;
     if (h->rpc)
         hub_stop(h);
+    atomic_store(&h->closing, true); /* timers still pending find it and do nothing */
+    ag_timers_free(h->timers);
     /* Writes still queued commit and answer (closed) calls; then nothing refers to a call but
      * the agents and nodes, which go next. */
     hub_store_close(h->store);
@@ -300,6 +417,7 @@ void hub_free(struct hub *h)
     pthread_mutex_destroy(&h->list_lock);
     pthread_mutex_destroy(&h->hk_lock);
     pthread_cond_destroy(&h->hk_cond);
-    ag_log_info("hub.stopped", "clean=1");
+    if (started)
+        ag_log_info("hub.stopped", "clean=1");
     free(h);
 }

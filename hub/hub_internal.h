@@ -34,10 +34,18 @@ struct rpc_call;
 struct rpc_server;
 
 #define HUB_RING_SIZE 64         /* recent events kept in memory per agent, for followers */
+#define HUB_RING_BYTES (256u << 10) /* ... and at most this many bytes of them */
 #define HUB_MAX_INBOX 1024       /* inputs waiting per agent before SendMessage is refused */
+#define HUB_MAX_INBOX_BYTES (16u << 20) /* ... or this many bytes of them */
 #define HUB_MAX_MAILBOX 4096     /* commands waiting per agent before callers are refused */
 #define HUB_DEFAULT_MAX_ITER 10
 #define HUB_EPOCH_HISTORY 8      /* recent assignments remembered per agent, for fencing */
+/* An event payload: a TraceEvent carrying it must fit gRPC's default 4 MiB client limit, with
+ * room for its other fields (types.proto). */
+#define HUB_MAX_PAYLOAD (3u << 20)
+/* A NodeMessage (an EventBatch, whose turn-ending event carries the checkpoint). */
+#define HUB_MAX_NODE_MESSAGE (32u << 20)
+#define HUB_REASON_MAX 160       /* an interruption's reason, kept to compare the next with */
 
 /* --- the agent --------------------------------------------------------------------------- */
 
@@ -56,7 +64,12 @@ struct hub_agent_st {
     uint8_t *ckpt;              /* owned packed Checkpoint, may be NULL */
     size_t ckpt_len;
     uint64_t input_seq;         /* inputs up to this seq are in the checkpoint */
-    uint64_t usage[4];          /* input_tokens, output_tokens, model_calls, tool_calls */
+    uint64_t usage[4];          /* input_tokens, output_tokens, model_calls, tool_calls: counted
+                                   from stored events (types.proto, Usage), over the agent's life */
+    uint64_t turn_usage[4];     /* the same for the current (or last) turn, all its attempts */
+    uint32_t attempt;           /* placements of the current turn; 0 before the first turn */
+    uint32_t streak;            /* interruptions in a row that ended with streak_reason */
+    char streak_reason[HUB_REASON_MAX];
     char *last_output;          /* owned, may be NULL */
     char *last_error;           /* owned, may be NULL */
     int64_t updated_ns;
@@ -75,14 +88,22 @@ struct hub_agent {
     uint8_t *spec_bin;            /* owned packed AgentSpec */
     size_t spec_len;
     char *request_id;             /* owned, may be NULL */
+    struct hub_sched_req req;     /* what its turns need from a node (borrows spec) */
     int64_t created_ns;
     size_t list_pos;              /* index in the hub's creation-order list */
+    uint64_t spawn_input_seq;     /* the Spawn's input event, 0 if none; set when created */
     /* Guarded by lock: */
     struct hub_agent_st st;       /* committed */
     uint64_t last_seq;            /* highest committed seq */
     struct hub_input *inbox;      /* inputs with seq > st.input_seq, oldest first */
     size_t ninbox, cap_inbox;
+    size_t inbox_bytes;           /* their texts' bytes */
     struct { uint64_t seq; grpc_slice ev; } ring[HUB_RING_SIZE]; /* packed TraceEvents */
+    size_t ring_bytes;            /* bytes held by ring, at most HUB_RING_BYTES */
+    /* The back-off before an interrupted turn is placed again: the pending timer's token (0 if
+     * none) and when it fires (monotonic ms). Memory only: a restarted hub places at once. */
+    uint64_t retry_token;
+    int64_t retry_at_ms;
     struct hub_cmd *mb_head, *mb_tail;
     size_t mb_len;
     bool writing;                 /* a write is in flight */
@@ -122,6 +143,7 @@ enum hub_cmd_type {
     HUB_CMD_INTERRUPT,  /* the node of the running turn is gone */
     HUB_CMD_SCHEDULE,   /* inputs are waiting: place a turn if none runs */
     HUB_CMD_SPAWN_DUP,  /* a Spawn/Invoke retry with this agent's request_id */
+    HUB_CMD_RETRY,      /* an interrupted turn's back-off is over: place it */
 };
 
 struct hub_ev_batch; /* one EventBatch from a node, acked when all its agents' writes commit */
@@ -131,8 +153,10 @@ struct hub_cmd {
     struct hub_cmd *next;
     struct rpc_call *call;        /* reply target (reference held), may be NULL */
     struct hub_node *node;        /* EVENTS/ASSIGN/INTERRUPT (reference held) */
-    uint64_t epoch;               /* INTERRUPT */
-    char *text;                   /* owned: INPUT text, KILL reason */
+    uint64_t epoch;               /* INTERRUPT; RETRY: the timer's token */
+    bool graceful;                /* INTERRUPT: the hub is stopping; not the turn's fault */
+    bool already;                 /* KILL of a killed agent: answer with the first KILLED */
+    char *text;                   /* owned: INPUT text, KILL and INTERRUPT reasons */
     struct hub_ev_batch *batch;   /* EVENTS */
     size_t first, n;              /* EVENTS: the batch's events [first, first+n) */
     bool invoke;                  /* SPAWN_DUP from Invoke: wait for the turn's end */
@@ -162,6 +186,9 @@ struct hub {
     size_t req_cap, req_len;
     atomic_uint_fast64_t node_instances;
     struct rpc_method *methods;  /* owned: the method table given to the RPC server */
+    struct ag_timers *timers;    /* back-offs before re-placing interrupted turns */
+    atomic_uint_fast64_t retry_tokens;
+    int64_t started_ms;          /* monotonic; 0 until hub_start */
     bool hk_started;
     pthread_t housekeeper;
     pthread_mutex_t hk_lock;
@@ -207,19 +234,30 @@ void hub_spawn(struct hub *h, struct rpc_call *call, const Agentry__V1__AgentSpe
                const char *input, const char *request_id, bool invoke);
 void hub_dispatch_decisions(struct hub *h, struct hub_sched_decision *d, size_t n);
 /* The running turn at `epoch` on `node` is lost (node NULL: no node object, after a restart):
- * record it and place the turn again. reason NULL means "node lost". */
+ * record it and place the turn again, after a back-off, or end it as failed when it was
+ * interrupted too often (the dead-letter rule, types.proto EVENT_KIND_INTERRUPTED). reason is for
+ * people and compared with the last one; graceful means the hub itself is stopping, which does
+ * not count against the turn. */
 void hub_post_interrupt(struct hub *h, struct hub_agent *a, struct hub_node *node, uint64_t epoch,
-                        const char *reason);
+                        const char *reason, bool graceful);
+/* Spawn's check that some node can run the spec (INVALID_ARGUMENT if the nodes connected do not
+ * offer its model or tools, unless nodes may still be joining: see hub_opts.join_grace_ms). */
+int hub_check_placeable(struct hub *h, const struct hub_sched_req *req, struct ag_err *err);
+/* Why the agent is in its state, for Agent.state_reason; agent lock held. */
+void hub_agent_state_reason(struct hub *h, struct hub_agent *a, char *buf, size_t cap);
 struct hub_cmd *hub_cmd_new(enum hub_cmd_type type, struct rpc_call *call);
 void hub_cmd_free(struct hub *h, struct hub_cmd *c);
 
 /* hub/events.c: building TraceEvents, payloads, messages */
 grpc_slice hub_event_pack(const char *agent_id, const struct hub_store_event *ev);
 void hub_agent_ring_put(struct hub_agent *a, uint64_t seq, grpc_slice ev);
+void hub_agent_ring_clear(struct hub_agent *a); /* the last follower left: free it */
 bool hub_agent_ring_get(struct hub_agent *a, uint64_t seq, grpc_slice *ev);
-void hub_agent_to_pb(struct hub_agent *a, Agentry__V1__Agent *out, struct ag_arena *arena);
+void hub_agent_to_pb(struct hub *h, struct hub_agent *a, Agentry__V1__Agent *out,
+                     struct ag_arena *arena);
 const char *hub_state_name(int state);
 const char *hub_json_text_payload(struct ag_arena *ar, const char *text);
+size_t hub_json_text_payload_len(const char *text); /* its strlen */
 
 /* hub/rpc_trace.c: followers. A follower is a Trace call with a cursor (next_seq): it sends
  * next_seq from the agent's ring if still there, else reads it from the store; it never queues
@@ -271,5 +309,10 @@ int hub_validate_spec(const Agentry__V1__AgentSpec *spec, struct ag_err *err);
 int hub_validate_input(const char *input, bool required, struct ag_err *err);
 int hub_validate_agent_id(const char *id, struct ag_err *err);
 int hub_validate_utf8(const char *field, const char *s, struct ag_err *err);
+int hub_validate_labels(const char *what, size_t n, const char *const *keys,
+                        const char *const *values, struct ag_err *err);
+int hub_validate_kill_reason(const char *reason, struct ag_err *err);
+/* INVALID_ARGUMENT if text's INPUT event payload ({"text": ...}) would pass HUB_MAX_PAYLOAD. */
+int hub_validate_input_payload(const char *text, struct ag_err *err);
 
 #endif

@@ -61,17 +61,28 @@ static void on_ping(struct rpc_call *c, grpc_byte_buffer *req)
     rpc_call_reply_take(c, rpc_pb_pack(&r.base));
 }
 
-static int check_spawn(const Agentry__V1__AgentSpec *spec, const char *input, bool input_required,
-                       const char *request_id, struct ag_err *err)
+static const Agentry__V1__AgentSpec empty_spec = AGENTRY__V1__AGENT_SPEC__INIT;
+
+/* Everything Spawn and Invoke refuse, before anything is stored: the request's own limits, then
+ * whether any node can run the spec at all (a misspelt model would otherwise wait forever). */
+static int check_spawn(struct hub *h, const Agentry__V1__AgentSpec *spec,
+                       const char *input, bool input_required, const char *request_id,
+                       struct ag_err *err)
 {
     if (hub_validate_spec(spec, err) != 0 || hub_validate_input(input, input_required, err) != 0)
         return -1;
+    if (input && *input && hub_validate_input_payload(input, err) != 0)
+        return -1;
     if (request_id && strlen(request_id) > MAX_REQUEST_ID)
         return ag_err_set(err, AG_INVALID_ARGUMENT, "request_id is over %d bytes", MAX_REQUEST_ID);
-    return hub_validate_utf8("request_id", request_id, err);
+    if (hub_validate_utf8("request_id", request_id, err) != 0)
+        return -1;
+    if (!spec)
+        spec = &empty_spec;
+    struct hub_sched_req req = {spec->model && *spec->model ? spec->model : "mock", spec->tools,
+                                spec->n_tools};
+    return hub_check_placeable(h, &req, err);
 }
-
-static const Agentry__V1__AgentSpec empty_spec = AGENTRY__V1__AGENT_SPEC__INIT;
 
 static void on_spawn(struct rpc_call *c, grpc_byte_buffer *req)
 {
@@ -80,7 +91,7 @@ static void on_spawn(struct rpc_call *c, grpc_byte_buffer *req)
     struct ag_err err = AG_ERR_INIT;
     if (!in || refuse_if_closing(h, c))
         return;
-    if (check_spawn(in->spec, in->input, false, in->request_id, &err) != 0) {
+    if (check_spawn(h, in->spec, in->input, false, in->request_id, &err) != 0) {
         rpc_call_fail(c, &err);
         return;
     }
@@ -94,7 +105,7 @@ static void on_invoke(struct rpc_call *c, grpc_byte_buffer *req)
     struct ag_err err = AG_ERR_INIT;
     if (!in || refuse_if_closing(h, c))
         return;
-    if (check_spawn(in->spec, in->input, true, in->request_id, &err) != 0) {
+    if (check_spawn(h, in->spec, in->input, true, in->request_id, &err) != 0) {
         rpc_call_fail(c, &err);
         return;
     }
@@ -133,7 +144,8 @@ static void on_send(struct rpc_call *c, grpc_byte_buffer *req)
     struct ag_err err = AG_ERR_INIT;
     if (!in || refuse_if_closing(h, c))
         return;
-    if (hub_validate_input(in->input, true, &err) != 0) {
+    if (hub_validate_input(in->input, true, &err) != 0 ||
+        hub_validate_input_payload(in->input, &err) != 0) {
         rpc_call_fail(c, &err);
         return;
     }
@@ -152,7 +164,7 @@ static void on_kill(struct rpc_call *c, grpc_byte_buffer *req)
     struct ag_err err = AG_ERR_INIT;
     if (!in || refuse_if_closing(h, c))
         return;
-    if (hub_validate_utf8("reason", in->reason, &err) != 0) {
+    if (hub_validate_kill_reason(in->reason, &err) != 0) {
         rpc_call_fail(c, &err);
         return;
     }
@@ -175,7 +187,7 @@ static void on_get(struct rpc_call *c, grpc_byte_buffer *req)
         return;
     Agentry__V1__Agent out;
     pthread_mutex_lock(&a->lock);
-    hub_agent_to_pb(a, &out, rpc_call_arena(c));
+    hub_agent_to_pb(h, a, &out, rpc_call_arena(c));
     pthread_mutex_unlock(&a->lock);
     rpc_call_reply_take(c, rpc_pb_pack(&out.base));
 }
@@ -208,7 +220,7 @@ static void on_list(struct rpc_call *c, grpc_byte_buffer *req)
         pthread_mutex_lock(&a->lock);
         bool match = !in->state || (int)in->state == a->st.state;
         if (match)
-            hub_agent_to_pb(a, m, ar);
+            hub_agent_to_pb(h, a, m, ar);
         pthread_mutex_unlock(&a->lock);
         if (match)
             out.agents[out.n_agents++] = m;

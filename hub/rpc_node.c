@@ -1,15 +1,16 @@
 /* hub/rpc_node.c - NodeService.Connect: one bidirectional stream per node.
  *
- * Up: Register first (validated, answered with Registered, the node joins scheduling), then
- * Heartbeats and EventBatches. A batch is checked whole before anything is queued: a node may
- * only speak for agents whose current assignment it was given (or an older one: stale events
- * are acknowledged and dropped). Anything else ends the stream with FAILED_PRECONDITION. The
- * accepted events go to their agents' mailboxes; the EventAck goes out once every one of them is
- * durable.
+ * Up: Register first (validated; refused with ALREADY_EXISTS while a live node of another
+ * process holds the id; else answered with Registered, which states the hub's size limits, and
+ * the node joins scheduling), then Heartbeats and EventBatches. A batch is checked whole before
+ * anything is queued: a node may only speak for agents whose current assignment it was given (or
+ * an older one: stale events are acknowledged and dropped), and no payload may pass the limit.
+ * Anything else ends the stream. The accepted events go to their agents' mailboxes; the EventAck
+ * goes out once every one of them is durable.
  * Down: Assignment, Deliver, Cancel, EventAck, through the call's bounded send queue; a node that
  * cannot keep up is disconnected rather than buffered without bound.
- * Flow control: at most CONN_MAX_INFLIGHT batches per node wait for the store; past that the hub
- * stops reading the stream, and HTTP/2 pushes back on the node.
+ * Flow control: at most CONN_MAX_INFLIGHT batches and CONN_MAX_INFLIGHT_BYTES per node wait for
+ * the store; past that the hub stops reading the stream, and HTTP/2 pushes back on the node.
  * Threads: callbacks for one stream are serialized on its CQ thread; batch completions come from
  * the store's writer thread (atomics and the batch mutex). */
 #include <inttypes.h>
@@ -25,18 +26,25 @@
 #include "hub/hub_internal.h"
 
 #define CONN_MAX_INFLIGHT 64
+#define CONN_MAX_INFLIGHT_BYTES (64u << 20)
 #define MAX_BATCH_EVENTS 1024
+#define MAX_OFFERS 256         /* Register.models and .tools entries */
+#define MAX_MODEL_NAME 128
+#define MAX_TOOL_NAME 64
+#define MAX_VERSION 128
 
 struct node_conn {
     struct hub *h;
     struct hub_node *node; /* after Register (reference held) */
     atomic_int inflight;
+    atomic_size_t inflight_bytes;
     atomic_bool paused;
 };
 
 struct hub_ev_batch {
     struct rpc_call *call; /* reference held */
     struct hub_node *node; /* reference held */
+    size_t bytes;          /* the message's size, for flow control */
     struct ag_arena arena;
     Agentry__V1__EventBatch *msg;
     uint64_t *seqs;
@@ -139,7 +147,7 @@ void hub_node_lost(struct hub *h, struct hub_node *n, const char *reason)
         pthread_mutex_unlock(&a->lock);
         if (!hit)
             continue;
-        hub_post_interrupt(h, a, n, epoch, reason);
+        hub_post_interrupt(h, a, n, epoch, reason, atomic_load(&h->closing));
     }
 }
 
@@ -171,31 +179,54 @@ static char *labels_string(const Agentry__V1__Register *r)
     return s;
 }
 
-static void on_register(struct rpc_call *c, struct node_conn *nc, const Agentry__V1__Register *r)
+static int check_names(const char *what, char *const *v, size_t n, size_t max_len,
+                       struct ag_err *err)
 {
-    struct hub *h = nc->h;
-    if (!r->node_id || !node_id_ok(r->node_id)) {
-        rpc_call_finish(c, AG_INVALID_ARGUMENT,
-                        "node_id must be 1..128 characters of [A-Za-z0-9._-]");
-        return;
+    if (n > MAX_OFFERS)
+        return ag_err_set(err, AG_INVALID_ARGUMENT, "%s has %zu entries; the limit is %d", what, n,
+                          MAX_OFFERS);
+    for (size_t i = 0; i < n; i++) {
+        if (!v[i][0] || strlen(v[i]) > max_len)
+            return ag_err_set(err, AG_INVALID_ARGUMENT, "%s entries must be 1..%zu bytes", what,
+                              max_len);
+        if (hub_validate_utf8(what, v[i], err) != 0)
+            return -1;
     }
-    struct ag_err err = AG_ERR_INIT;
-    for (size_t i = 0; i < r->n_labels; i++)
-        if (hub_validate_utf8("label", r->labels[i]->key, &err) != 0 ||
-            hub_validate_utf8("label", r->labels[i]->value, &err) != 0) {
-            rpc_call_fail(c, &err);
-            return;
-        }
-    if (hub_validate_utf8("version", r->version, &err) != 0) {
-        rpc_call_fail(c, &err);
-        return;
+    return 0;
+}
+
+/* Everything Register says, checked before the node exists for anyone. */
+static int check_register(const Agentry__V1__Register *r, struct ag_err *err)
+{
+    if (!r->node_id || !node_id_ok(r->node_id))
+        return ag_err_set(err, AG_INVALID_ARGUMENT,
+                          "node_id must be 1..128 characters of [A-Za-z0-9._-]");
+    if (r->capacity < 1 || r->capacity > 100000)
+        return ag_err_set(err, AG_INVALID_ARGUMENT, "capacity must be in 1..100000");
+    if (hub_validate_utf8("version", r->version, err) != 0)
+        return -1;
+    if (r->version && strlen(r->version) > MAX_VERSION)
+        return ag_err_set(err, AG_INVALID_ARGUMENT, "version is over %d bytes", MAX_VERSION);
+    if (r->instance_id && (strlen(r->instance_id) > HUB_NODE_INSTANCE_MAX ||
+                           hub_validate_utf8("instance_id", r->instance_id, err) != 0))
+        return ag_err_set(err, AG_INVALID_ARGUMENT, "instance_id must be at most %d bytes of "
+                          "UTF-8", HUB_NODE_INSTANCE_MAX);
+    if (check_names("models", r->models, r->n_models, MAX_MODEL_NAME, err) != 0 ||
+        check_names("tools", r->tools, r->n_tools, MAX_TOOL_NAME, err) != 0)
+        return -1;
+    const char *keys[64], *values[64];
+    for (size_t i = 0; i < r->n_labels && i < 64; i++) {
+        keys[i] = r->labels[i]->key;
+        values[i] = r->labels[i]->value;
     }
-    if (r->capacity < 1 || r->capacity > 100000) {
-        rpc_call_finish(c, AG_INVALID_ARGUMENT, "capacity must be in 1..100000");
-        return;
-    }
+    return hub_validate_labels("labels", r->n_labels, keys, values, err);
+}
+
+static struct hub_node *node_new(struct hub *h, struct rpc_call *c, const Agentry__V1__Register *r)
+{
     struct hub_node *n = ag_xcalloc(1, sizeof(*n));
     snprintf(n->id, sizeof(n->id), "%s", r->node_id);
+    snprintf(n->instance_id, sizeof(n->instance_id), "%s", r->instance_id ? r->instance_id : "");
     n->capacity = r->capacity;
     n->stream = c;
     rpc_call_ref(c);
@@ -203,29 +234,75 @@ static void on_register(struct rpc_call *c, struct node_conn *nc, const Agentry_
     n->refs = 1; /* the connection's */
     n->labels = labels_string(r);
     n->version = ag_xstrdup(r->version ? r->version : "");
+    hub_node_offer(n, r->models, r->n_models, r->tools, r->n_tools);
     n->last_seen_ms = ag_now_mono_ms();
-    nc->node = n;
+    return n;
+}
 
+/* Under the scheduler lock (hub_sched_join_req.admitted): Registered goes out before any slot on
+ * the node can be handed out, so it precedes every Assignment. */
+static void send_registered(void *arg, struct hub_node *n)
+{
+    struct hub *h = arg;
     Agentry__V1__Registered ok = AGENTRY__V1__REGISTERED__INIT;
     ok.node_id = n->id;
     ok.heartbeat_interval_ms = h->opts.heartbeat_ms;
     ok.hub_version = AGENTRY_VERSION;
+    ok.max_message_bytes = HUB_MAX_NODE_MESSAGE;
+    ok.max_payload_bytes = HUB_MAX_PAYLOAD;
     Agentry__V1__HubMessage m = AGENTRY__V1__HUB_MESSAGE__INIT;
     m.msg_case = AGENTRY__V1__HUB_MESSAGE__MSG_REGISTERED;
     m.registered = &ok;
-    send_down(h, n, &m);
+    struct ag_err err = AG_ERR_INIT;
+    rpc_call_send_take(n->stream, rpc_pb_pack(&m.base), &err); /* a full queue: it is gone */
+}
 
-    struct hub_node *replaced = NULL;
+static void refuse_duplicate(struct rpc_call *c, struct hub_node *n, struct hub_node *live,
+                             int64_t now_ms)
+{
+    char msg[320];
+    snprintf(msg, sizeof(msg),
+             "node id '%s' is in use by a live node (connected from %s, heard from %" PRId64
+             " ms ago); stop that node or choose another --node-id",
+             n->id, rpc_call_peer(live->stream), now_ms - live->last_seen_ms);
+    ag_log_warn("node.refused", "node=%s peer=%s reason=%s", n->id, rpc_call_peer(c),
+                ag_log_q("id in use by a live node"));
+    rpc_call_finish(c, AG_ALREADY_EXISTS, msg);
+}
+
+static void on_register(struct rpc_call *c, struct node_conn *nc, const Agentry__V1__Register *r)
+{
+    struct hub *h = nc->h;
+    struct ag_err err = AG_ERR_INIT;
+    if (check_register(r, &err) != 0) {
+        rpc_call_fail(c, &err);
+        return;
+    }
+    struct hub_node *n = node_new(h, c, r);
+    struct hub_node *other = NULL;
+    enum hub_sched_join outcome;
     struct hub_sched_decision d[256];
-    size_t k = hub_sched_add_node(h->sched, n, &replaced, d, AG_ARRAY_SIZE(d));
-    ag_log_info("node.registered", "node=%s capacity=%u labels=%s version=%s peer=%s", n->id,
-                n->capacity, ag_log_q(n->labels), n->version, rpc_call_peer(c));
-    if (replaced) {
-        ag_log_warn("node.replaced", "node=%s", replaced->id);
-        hub_node_close_stream(h, replaced, AG_ABORTED,
+    int64_t now = ag_now_mono_ms();
+    struct hub_sched_join_req j = {.node = n, .now_ms = now,
+                                   .alive_ms = 3 * (int64_t)h->opts.heartbeat_ms,
+                                   .admitted = send_registered, .arg = h};
+    size_t k = hub_sched_add_node(h->sched, &j, &outcome, &other, d, AG_ARRAY_SIZE(d));
+    if (outcome == HUB_SCHED_REFUSED) {
+        refuse_duplicate(c, n, other, now);
+        hub_node_unref(h->sched, other);
+        hub_node_unref(h->sched, n);
+        return;
+    }
+    nc->node = n;
+    ag_log_info("node.registered", "node=%s capacity=%u labels=%s models=%zu tools=%zu "
+                "version=%s instance=%s peer=%s", n->id, n->capacity, ag_log_q(n->labels),
+                n->nmodels, n->ntools, n->version, ag_log_q(n->instance_id), rpc_call_peer(c));
+    if (other) {
+        ag_log_warn("node.replaced", "node=%s", other->id);
+        hub_node_close_stream(h, other, AG_ABORTED,
                               "replaced by a newer connection with the same node id");
-        hub_node_lost(h, replaced, "replaced by a newer connection");
-        hub_node_unref(h->sched, replaced);
+        hub_node_lost(h, other, "node replaced by a new connection");
+        hub_node_unref(h->sched, other);
     }
     hub_dispatch_decisions(h, d, k);
     /* More agents may wait than one array holds: keep handing out slots while they fit. */
@@ -255,6 +332,11 @@ static int check_batch(struct hub *h, struct hub_node *n, const Agentry__V1__Eve
         if (!node_kind(ev->kind))
             return ag_err_set(err, AG_INVALID_ARGUMENT, "event %zu has kind %d, which nodes may "
                               "not send", i, (int)ev->kind);
+        if (ev->payload && strlen(ev->payload) > HUB_MAX_PAYLOAD)
+            return ag_err_set(err, AG_INVALID_ARGUMENT,
+                              "event %zu has a payload of %zu bytes; the limit is %u (Registered."
+                              "max_payload_bytes): end the turn with an ERROR instead",
+                              i, strlen(ev->payload), HUB_MAX_PAYLOAD);
         if (hub_validate_utf8("event payload", ev->payload, err) != 0 ||
             (ev->result && (hub_validate_utf8("result.output", ev->result->output, err) != 0 ||
                             hub_validate_utf8("result.error", ev->result->error, err) != 0)))
@@ -294,9 +376,15 @@ const Agentry__V1__NodeEvent *hub_ev_batch_event(struct hub_ev_batch *b, size_t 
     return b->msg->events[i];
 }
 
+static bool room_for_more(struct node_conn *nc)
+{
+    return atomic_load(&nc->inflight) < CONN_MAX_INFLIGHT &&
+           atomic_load(&nc->inflight_bytes) < CONN_MAX_INFLIGHT_BYTES;
+}
+
 static void resume_recv(struct rpc_call *c, struct node_conn *nc)
 {
-    if (atomic_load(&nc->inflight) < CONN_MAX_INFLIGHT && atomic_exchange(&nc->paused, false))
+    if (room_for_more(nc) && atomic_exchange(&nc->paused, false))
         rpc_call_recv(c);
 }
 
@@ -324,8 +412,10 @@ static void batch_settle(struct hub *h, struct hub_ev_batch *b, size_t n)
     }
     struct rpc_call *call = b->call;
     struct node_conn *nc = rpc_call_state(call);
+    size_t bytes = b->bytes;
     rpc_call_ref(call);
     batch_free(h, b);
+    atomic_fetch_sub(&nc->inflight_bytes, bytes);
     atomic_fetch_sub(&nc->inflight, 1);
     resume_recv(call, nc);
     rpc_call_unref(call);
@@ -363,6 +453,7 @@ static bool on_events(struct rpc_call *c, struct node_conn *nc, struct hub_ev_ba
      * every command is queued. */
     b->remaining = n + 1;
     atomic_fetch_add(&nc->inflight, 1);
+    atomic_fetch_add(&nc->inflight_bytes, b->bytes);
     for (size_t i = 0; i < n;) {
         size_t j = i + 1;
         while (j < n && agents[j] == agents[i])
@@ -377,7 +468,7 @@ static bool on_events(struct rpc_call *c, struct node_conn *nc, struct hub_ev_ba
         i = j;
     }
     batch_settle(h, b, 1);
-    return atomic_load(&nc->inflight) < CONN_MAX_INFLIGHT;
+    return room_for_more(nc);
 }
 
 /* --- the stream ------------------------------------------------------------------------------ */
@@ -432,6 +523,7 @@ static void on_node_msg(struct rpc_call *c, grpc_byte_buffer *msg)
         ag_arena_init(&ar, NULL, 0);
         pthread_mutex_init(&b->lock, NULL);
         b->call = c;
+        b->bytes = grpc_byte_buffer_length(msg);
         rpc_call_ref(c);
         b->node = nc->node;
         hub_node_ref(h->sched, nc->node);
@@ -457,14 +549,18 @@ static void on_node_close(struct rpc_call *c, bool cancelled)
     struct node_conn *nc = rpc_call_state(c);
     if (!nc->node)
         return;
-    hub_node_lost(nc->h, nc->node, cancelled ? "stream broken" : "stream closed");
+    hub_node_lost(nc->h, nc->node,
+                  atomic_load(&nc->h->closing) ? "the hub is shutting down"
+                  : cancelled                   ? "node lost (stream broken)"
+                                                : "node lost (stream closed)");
     hub_node_unref(nc->h->sched, nc->node);
     nc->node = NULL;
 }
 
 const struct rpc_method hub_node_methods[] = {
     {.path = "/agentry.v1.NodeService/Connect", .kind = RPC_BIDI, .preposted = 4,
-     .state_size = sizeof(struct node_conn), .send_queue_cap = 8192, .on_call = on_connect,
+     .state_size = sizeof(struct node_conn), .send_queue_cap = 8192,
+     .max_request_bytes = HUB_MAX_NODE_MESSAGE, .on_call = on_connect,
      .on_recv = on_node_msg, .on_close = on_node_close},
 };
 const size_t hub_node_nmethods = AG_ARRAY_SIZE(hub_node_methods);

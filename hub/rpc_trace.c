@@ -6,7 +6,8 @@
  * it has left the ring, read back from the store. Registration happens before the first read,
  * so an event committed between the replay and the switch to live is still seen: the cursor
  * simply reaches it. The pump sends at most TRACE_WINDOW messages ahead of the client; the rest
- * waits in the log, not in memory. */
+ * waits in the log, not in memory. A follow ends (OK) once the cursor is past the KILLED event,
+ * the last event an agent ever has. */
 #include <inttypes.h>
 #include <stdio.h>
 
@@ -29,6 +30,8 @@ static void unlink_locked(struct hub_follower *f)
     if (f->next)
         f->next->prev = f->prev;
     f->linked = false;
+    if (!a->followers) /* the ring only ever serves followers: an idle agent keeps none */
+        hub_agent_ring_clear(a);
 }
 
 static void finish_locked(struct hub_follower *f, enum ag_code code, const char *msg)
@@ -63,7 +66,9 @@ static void pump_locked(struct hub_follower *f)
         if (pending >= TRACE_WINDOW)
             return; /* on_sent resumes */
         if (f->next_seq > a->last_seq) {
-            if (!f->follow)
+            /* KILLED is the agent's last event (types.proto): following it any further would
+             * wait forever. */
+            if (!f->follow || a->st.state == AGENTRY__V1__AGENT_STATE__AGENT_STATE_KILLED)
                 finish_locked(f, AG_OK, NULL);
             return; /* parked until the next commit wakes us */
         }

@@ -1,12 +1,16 @@
-/* hub/sched.c - the node table, the FIFO of waiting agents, and the strategy table.
+/* hub/sched.c - the node table, the waiting agents, and the strategy table.
  *
- * Invariants: a node is in `nodes` iff it is alive; running <= capacity for every node; the FIFO
- * may hold agents that no longer wait (killed, or placed by another path): the hub checks the
- * agent's state when a decision reaches it and gives the slot back if it is not pending. This
- * lazy deletion keeps the scheduler ignorant of agent state. */
+ * Invariants: a node is in `nodes` iff it is alive; running <= capacity for every node; an agent
+ * waits in the class of its requirements, oldest first (seq orders waiters across classes). The
+ * queue may hold agents that no longer wait (killed, or placed by another path): the hub checks
+ * the agent's state when a decision reaches it and gives the slot back if it is not pending. This
+ * lazy deletion keeps the scheduler ignorant of agent state. A class with no waiter is removed,
+ * so scanning classes costs what the distinct requirements of waiting agents number, not what
+ * the queue holds. */
 #include "hub/sched.h"
 
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -15,17 +19,93 @@
 
 struct fifo_item {
     struct hub_agent *agent;
+    uint64_t seq; /* queue order across classes */
+};
+
+/* Agents waiting with the same requirements (borrowed from the first of them: specs live as long
+ * as the hub). A ring of items. */
+struct wait_class {
+    struct hub_sched_req req;
+    struct fifo_item *ring;
+    size_t head, len, cap;
 };
 
 struct hub_sched {
     pthread_mutex_t lock;
     const struct hub_sched_strategy *strategy;
     void *state;
+    bool closed;
     struct hub_node **nodes; /* alive nodes, in join order */
     size_t nnodes, cap_nodes;
-    struct fifo_item *fifo;  /* ring */
-    size_t fifo_head, fifo_len, fifo_cap;
+    struct wait_class *classes; /* each with at least one waiter */
+    size_t nclasses, cap_classes;
+    size_t queued;
+    uint64_t next_seq;
 };
+
+/* --- what nodes offer -------------------------------------------------------------------------- */
+
+static char **strv_dup(char *const *v, size_t n)
+{
+    char **out = ag_xcalloc(n ? n : 1, sizeof(*out));
+    for (size_t i = 0; i < n; i++)
+        out[i] = ag_xstrdup(v[i]);
+    return out;
+}
+
+static void strv_free(char **v, size_t n)
+{
+    for (size_t i = 0; v && i < n; i++)
+        free(v[i]);
+    free(v);
+}
+
+void hub_node_offer(struct hub_node *n, char *const *models, size_t nmodels, char *const *tools,
+                    size_t ntools)
+{
+    strv_free(n->models, n->nmodels);
+    strv_free(n->tools, n->ntools);
+    n->models = strv_dup(models, nmodels);
+    n->nmodels = nmodels;
+    n->tools = strv_dup(tools, ntools);
+    n->ntools = ntools;
+}
+
+/* "mock" offers "mock" and "mock/anything"; "openai/gpt-4o" offers only itself. */
+static bool offers_model(const struct hub_node *n, const char *model)
+{
+    for (size_t i = 0; i < n->nmodels; i++) {
+        const char *m = n->models[i];
+        size_t len = strlen(m);
+        if (strcmp(m, model) == 0 ||
+            (!strchr(m, '/') && strncmp(m, model, len) == 0 && model[len] == '/'))
+            return true;
+    }
+    return false;
+}
+
+static bool offers_tool(const struct hub_node *n, const char *tool)
+{
+    for (size_t i = 0; i < n->ntools; i++)
+        if (strcmp(n->tools[i], tool) == 0)
+            return true;
+    return false;
+}
+
+bool hub_node_serves(const struct hub_node *n, const struct hub_sched_req *req)
+{
+    if (!offers_model(n, req->model))
+        return false;
+    for (size_t i = 0; i < req->ntools; i++)
+        if (!offers_tool(n, req->tools[i]))
+            return false;
+    return true;
+}
+
+static bool fits(const struct hub_node *n, const struct hub_sched_req *req)
+{
+    return n->running < n->capacity && hub_node_serves(n, req);
+}
 
 /* --- strategies ------------------------------------------------------------------------------ */
 
@@ -43,14 +123,15 @@ static void rr_state_free(void *state)
     free(state);
 }
 
-/* Round-robin: the first node with a free slot at or after the cursor; the cursor moves past it,
- * so consecutive turns land on consecutive nodes while they have room. */
-static struct hub_node *place_round_robin(void *state, struct hub_node *const *nodes, size_t n)
+/* Round-robin: the first node that fits at or after the cursor; the cursor moves past it, so
+ * consecutive turns land on consecutive nodes while they have room. */
+static struct hub_node *place_round_robin(void *state, struct hub_node *const *nodes, size_t n,
+                                          const struct hub_sched_req *req)
 {
     struct rr_state *rr = state;
     for (size_t i = 0; i < n; i++) {
         size_t k = (rr->next + i) % n;
-        if (nodes[k]->running < nodes[k]->capacity) {
+        if (fits(nodes[k], req)) {
             rr->next = (k + 1) % n;
             return nodes[k];
         }
@@ -88,6 +169,8 @@ static void node_unref_locked(struct hub_node *n)
         return;
     if (n->stream)
         rpc_call_unref(n->stream);
+    strv_free(n->models, n->nmodels);
+    strv_free(n->tools, n->ntools);
     free(n->labels);
     free(n->version);
     free(n);
@@ -100,7 +183,9 @@ void hub_sched_free(struct hub_sched *s)
     for (size_t i = 0; i < s->nnodes; i++)
         node_unref_locked(s->nodes[i]);
     free(s->nodes);
-    free(s->fifo);
+    for (size_t i = 0; i < s->nclasses; i++)
+        free(s->classes[i].ring);
+    free(s->classes);
     if (s->strategy->state_free)
         s->strategy->state_free(s->state);
     pthread_mutex_destroy(&s->lock);
@@ -149,9 +234,11 @@ static void remove_locked(struct hub_sched *s, struct hub_node *n)
     }
 }
 
-static struct hub_node *reserve_locked(struct hub_sched *s)
+static struct hub_node *reserve_locked(struct hub_sched *s, const struct hub_sched_req *req)
 {
-    struct hub_node *n = s->strategy->place(s->state, s->nodes, s->nnodes);
+    if (s->closed)
+        return NULL;
+    struct hub_node *n = s->strategy->place(s->state, s->nodes, s->nnodes, req);
     if (n) {
         n->running++;
         n->refs++;
@@ -159,35 +246,128 @@ static struct hub_node *reserve_locked(struct hub_sched *s)
     return n;
 }
 
-/* Hand free slots to waiting agents, oldest first. */
-static size_t drain_fifo_locked(struct hub_sched *s, struct hub_sched_decision *out, size_t max)
+/* --- waiting agents -------------------------------------------------------------------------- */
+
+static bool same_req(const struct hub_sched_req *a, const struct hub_sched_req *b)
+{
+    if (strcmp(a->model, b->model) != 0 || a->ntools != b->ntools)
+        return false;
+    for (size_t i = 0; i < a->ntools; i++)
+        if (strcmp(a->tools[i], b->tools[i]) != 0)
+            return false;
+    return true;
+}
+
+static struct wait_class *class_find(struct hub_sched *s, const struct hub_sched_req *req)
+{
+    for (size_t i = 0; i < s->nclasses; i++)
+        if (same_req(&s->classes[i].req, req))
+            return &s->classes[i];
+    return NULL;
+}
+
+static void enqueue_locked(struct hub_sched *s, struct hub_agent *agent,
+                           const struct hub_sched_req *req)
+{
+    struct wait_class *c = class_find(s, req);
+    if (!c) {
+        if (s->nclasses == s->cap_classes) {
+            s->cap_classes = s->cap_classes ? s->cap_classes * 2 : 4;
+            s->classes = ag_xrealloc(s->classes, s->cap_classes * sizeof(*s->classes));
+        }
+        c = &s->classes[s->nclasses++];
+        memset(c, 0, sizeof(*c));
+        c->req = *req;
+    }
+    if (c->len == c->cap) {
+        size_t ncap = c->cap ? c->cap * 2 : 16;
+        struct fifo_item *r = ag_xcalloc(ncap, sizeof(*r));
+        for (size_t i = 0; i < c->len; i++)
+            r[i] = c->ring[(c->head + i) % c->cap];
+        free(c->ring);
+        c->ring = r;
+        c->cap = ncap;
+        c->head = 0;
+    }
+    c->ring[(c->head + c->len) % c->cap] = (struct fifo_item){agent, s->next_seq++};
+    c->len++;
+    s->queued++;
+}
+
+static struct hub_agent *pop_locked(struct hub_sched *s, struct wait_class *c)
+{
+    struct hub_agent *a = c->ring[c->head].agent;
+    c->head = (c->head + 1) % c->cap;
+    c->len--;
+    s->queued--;
+    if (c->len == 0) { /* drop the class: keep the class list as short as the requirements */
+        free(c->ring);
+        *c = s->classes[--s->nclasses];
+    }
+    return a;
+}
+
+/* Can some node with a free slot run class c? */
+static bool class_placeable(const struct hub_sched *s, const struct wait_class *c)
+{
+    for (size_t i = 0; i < s->nnodes; i++)
+        if (fits(s->nodes[i], &c->req))
+            return true;
+    return false;
+}
+
+/* Hand free slots to waiting agents: each time to the oldest waiter some free node can run. */
+static size_t drain_locked(struct hub_sched *s, struct hub_sched_decision *out, size_t max)
 {
     size_t k = 0;
-    while (k < max && s->fifo_len) {
-        struct hub_node *n = reserve_locked(s);
-        if (!n)
+    while (k < max && s->queued && !s->closed) {
+        struct wait_class *best = NULL;
+        for (size_t i = 0; i < s->nclasses; i++) {
+            struct wait_class *c = &s->classes[i];
+            if ((!best || c->ring[c->head].seq < best->ring[best->head].seq) &&
+                class_placeable(s, c))
+                best = c;
+        }
+        if (!best)
             break;
-        out[k].agent = s->fifo[s->fifo_head].agent;
+        struct hub_node *n = reserve_locked(s, &best->req);
+        out[k].agent = pop_locked(s, best);
         out[k].node = n;
         k++;
-        s->fifo_head = (s->fifo_head + 1) % s->fifo_cap;
-        s->fifo_len--;
     }
     return k;
 }
 
-size_t hub_sched_add_node(struct hub_sched *s, struct hub_node *node, struct hub_node **replaced,
+static bool live_other_instance(const struct hub_node *old, const struct hub_node *node,
+                                int64_t now_ms, int64_t alive_ms)
+{
+    bool same_process = old->instance_id[0] && strcmp(old->instance_id, node->instance_id) == 0;
+    return !same_process && now_ms - old->last_seen_ms <= alive_ms;
+}
+
+size_t hub_sched_add_node(struct hub_sched *s, const struct hub_sched_join_req *j,
+                          enum hub_sched_join *outcome, struct hub_node **other,
                           struct hub_sched_decision *out, size_t max)
 {
+    struct hub_node *node = j->node;
+    int64_t now_ms = j->now_ms, alive_ms = j->alive_ms;
     pthread_mutex_lock(&s->lock);
-    *replaced = NULL;
+    *other = NULL;
+    *outcome = HUB_SCHED_JOINED;
     for (size_t i = 0; i < s->nnodes; i++) {
-        if (strcmp(s->nodes[i]->id, node->id) == 0) {
-            *replaced = s->nodes[i];
-            (*replaced)->refs++;
-            remove_locked(s, *replaced);
-            break;
+        struct hub_node *old = s->nodes[i];
+        if (strcmp(old->id, node->id) != 0)
+            continue;
+        old->refs++;
+        *other = old;
+        if (live_other_instance(old, node, now_ms, alive_ms)) {
+            *outcome = HUB_SCHED_REFUSED;
+            pthread_mutex_unlock(&s->lock);
+            return 0;
         }
+        *outcome = HUB_SCHED_REPLACED;
+        remove_locked(s, old);
+        break;
     }
     if (s->nnodes == s->cap_nodes) {
         s->cap_nodes = s->cap_nodes ? s->cap_nodes * 2 : 8;
@@ -195,8 +375,11 @@ size_t hub_sched_add_node(struct hub_sched *s, struct hub_node *node, struct hub
     }
     node->alive = true;
     node->refs++;
+    node->last_seen_ms = now_ms;
     s->nodes[s->nnodes++] = node;
-    size_t k = drain_fifo_locked(s, out, max);
+    if (j->admitted)
+        j->admitted(j->arg, node);
+    size_t k = drain_locked(s, out, max);
     pthread_mutex_unlock(&s->lock);
     return k;
 }
@@ -204,7 +387,7 @@ size_t hub_sched_add_node(struct hub_sched *s, struct hub_node *node, struct hub
 size_t hub_sched_drain(struct hub_sched *s, struct hub_sched_decision *out, size_t max)
 {
     pthread_mutex_lock(&s->lock);
-    size_t k = drain_fifo_locked(s, out, max);
+    size_t k = drain_locked(s, out, max);
     pthread_mutex_unlock(&s->lock);
     return k;
 }
@@ -217,34 +400,30 @@ void hub_sched_remove_node(struct hub_sched *s, struct hub_node *node)
     pthread_mutex_unlock(&s->lock);
 }
 
-struct hub_node *hub_sched_try_reserve(struct hub_sched *s)
+void hub_sched_close(struct hub_sched *s)
 {
     pthread_mutex_lock(&s->lock);
-    /* Never overtake agents already waiting: they get free slots first. */
-    struct hub_node *n = s->fifo_len ? NULL : reserve_locked(s);
+    s->closed = true;
+    pthread_mutex_unlock(&s->lock);
+}
+
+struct hub_node *hub_sched_try_reserve(struct hub_sched *s, const struct hub_sched_req *req)
+{
+    pthread_mutex_lock(&s->lock);
+    /* Never overtake agents that wait with the same needs: they get free slots first. (Waiters
+     * of other classes cannot use any node that has a free slot, by the invariant.) */
+    struct hub_node *n = class_find(s, req) ? NULL : reserve_locked(s, req);
     pthread_mutex_unlock(&s->lock);
     return n;
 }
 
-struct hub_node *hub_sched_place_or_queue(struct hub_sched *s, struct hub_agent *agent)
+struct hub_node *hub_sched_place_or_queue(struct hub_sched *s, struct hub_agent *agent,
+                                          const struct hub_sched_req *req)
 {
     pthread_mutex_lock(&s->lock);
-    /* Agents already waiting go first: a newcomer never overtakes the queue. */
-    struct hub_node *n = s->fifo_len ? NULL : reserve_locked(s);
-    if (!n) {
-        if (s->fifo_len == s->fifo_cap) {
-            size_t ncap = s->fifo_cap ? s->fifo_cap * 2 : 64;
-            struct fifo_item *f = ag_xcalloc(ncap, sizeof(*f));
-            for (size_t i = 0; i < s->fifo_len; i++)
-                f[i] = s->fifo[(s->fifo_head + i) % s->fifo_cap];
-            free(s->fifo);
-            s->fifo = f;
-            s->fifo_cap = ncap;
-            s->fifo_head = 0;
-        }
-        s->fifo[(s->fifo_head + s->fifo_len) % s->fifo_cap].agent = agent;
-        s->fifo_len++;
-    }
+    struct hub_node *n = class_find(s, req) ? NULL : reserve_locked(s, req);
+    if (!n)
+        enqueue_locked(s, agent, req);
     pthread_mutex_unlock(&s->lock);
     return n;
 }
@@ -255,9 +434,108 @@ size_t hub_sched_release(struct hub_sched *s, struct hub_node *node, struct hub_
     if (node->running > 0)
         node->running--;
     node_unref_locked(node);
-    size_t k = drain_fifo_locked(s, out, 1);
+    size_t k = drain_locked(s, out, 1);
     pthread_mutex_unlock(&s->lock);
     return k;
+}
+
+/* --- explaining ------------------------------------------------------------------------------ */
+
+/* "mock, openai/gpt-4o" or "echo": the distinct models (or tools) the nodes offer, in buf. */
+static void offered_list(const struct hub_sched *s, bool tools, char *buf, size_t cap)
+{
+    size_t off = 0;
+    buf[0] = '\0';
+    for (size_t i = 0; i < s->nnodes; i++) {
+        const struct hub_node *n = s->nodes[i];
+        char *const *v = tools ? n->tools : n->models;
+        size_t nv = tools ? n->ntools : n->nmodels;
+        for (size_t j = 0; j < nv && off < cap; j++) {
+            size_t len = strlen(v[j]);
+            const char *seen = strstr(buf, v[j]); /* a cheap "already listed" for short lists */
+            if (seen && (seen == buf || seen[-1] == ' ') && (seen[len] == ',' || !seen[len]))
+                continue;
+            off += (size_t)snprintf(buf + off, cap - off, "%s%s", off ? ", " : "", v[j]);
+        }
+    }
+    if (!buf[0])
+        snprintf(buf, cap, "nothing");
+}
+
+/* What no connected node offers for req, as "model 'x'" or "tool 'y'"; false if each piece is
+ * offered by some node. */
+static bool missing_piece(const struct hub_sched *s, const struct hub_sched_req *req, char *buf,
+                          size_t cap, bool *is_tool)
+{
+    bool found = false;
+    for (size_t i = 0; i < s->nnodes && !found; i++)
+        found = offers_model(s->nodes[i], req->model);
+    if (!found) {
+        snprintf(buf, cap, "model '%s'", req->model);
+        *is_tool = false;
+        return true;
+    }
+    for (size_t t = 0; t < req->ntools; t++) {
+        found = false;
+        for (size_t i = 0; i < s->nnodes && !found; i++)
+            found = offers_tool(s->nodes[i], req->tools[t]);
+        if (!found) {
+            snprintf(buf, cap, "tool '%s'", req->tools[t]);
+            *is_tool = true;
+            return true;
+        }
+    }
+    return false;
+}
+
+int hub_sched_check(struct hub_sched *s, const struct hub_sched_req *req, struct ag_err *err)
+{
+    pthread_mutex_lock(&s->lock);
+    int rc = s->nnodes == 0 ? 1 : -1;
+    for (size_t i = 0; i < s->nnodes && rc != 0; i++)
+        if (hub_node_serves(s->nodes[i], req))
+            rc = 0;
+    if (rc == -1) {
+        char piece[200], offered[256];
+        bool is_tool = false;
+        if (missing_piece(s, req, piece, sizeof(piece), &is_tool)) {
+            offered_list(s, is_tool, offered, sizeof(offered));
+            ag_err_set(err, AG_INVALID_ARGUMENT,
+                       "no connected node offers %s (nodes offer: %s); check spec.%s", piece,
+                       offered, is_tool ? "tools" : "model");
+        } else {
+            ag_err_set(err, AG_INVALID_ARGUMENT,
+                       "no connected node offers model '%s' together with all %zu tools of the "
+                       "spec; split the tools across agents or add a node that has them all",
+                       req->model, req->ntools);
+        }
+    }
+    pthread_mutex_unlock(&s->lock);
+    return rc;
+}
+
+void hub_sched_explain(struct hub_sched *s, const struct hub_sched_req *req, char *buf,
+                       size_t cap)
+{
+    pthread_mutex_lock(&s->lock);
+    size_t serving = 0;
+    for (size_t i = 0; i < s->nnodes; i++)
+        serving += hub_node_serves(s->nodes[i], req);
+    char piece[200];
+    bool is_tool;
+    if (s->closed)
+        snprintf(buf, cap, "the hub is shutting down");
+    else if (s->nnodes == 0)
+        snprintf(buf, cap, "waiting for a node to join");
+    else if (serving)
+        snprintf(buf, cap, "waiting for a free slot on the %zu node%s that can run it", serving,
+                 serving == 1 ? "" : "s");
+    else if (missing_piece(s, req, piece, sizeof(piece), &is_tool))
+        snprintf(buf, cap, "waiting for a node that offers %s", piece);
+    else
+        snprintf(buf, cap, "waiting for a node that offers model '%s' with all its tools",
+                 req->model);
+    pthread_mutex_unlock(&s->lock);
 }
 
 size_t hub_sched_stale_nodes(struct hub_sched *s, int64_t now_ms, int64_t timeout_ms,
@@ -275,6 +553,18 @@ size_t hub_sched_stale_nodes(struct hub_sched *s, int64_t now_ms, int64_t timeou
     return k;
 }
 
+size_t hub_sched_nodes(struct hub_sched *s, struct hub_node **out, size_t max)
+{
+    size_t k = 0;
+    pthread_mutex_lock(&s->lock);
+    for (size_t i = 0; i < s->nnodes && k < max; i++) {
+        s->nodes[i]->refs++;
+        out[k++] = s->nodes[i];
+    }
+    pthread_mutex_unlock(&s->lock);
+    return k;
+}
+
 void hub_sched_get_stats(struct hub_sched *s, struct hub_sched_stats *out)
 {
     memset(out, 0, sizeof(*out));
@@ -284,6 +574,6 @@ void hub_sched_get_stats(struct hub_sched *s, struct hub_sched_stats *out)
         out->capacity += s->nodes[i]->capacity;
         out->running += s->nodes[i]->running;
     }
-    out->queued = s->fifo_len;
+    out->queued = s->queued;
     pthread_mutex_unlock(&s->lock);
 }

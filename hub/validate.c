@@ -16,6 +16,7 @@
 #define MAX_LABEL_KEY 63
 #define MAX_LABEL_VALUE 256
 #define HUB_MAX_INPUT_BYTES (1024 * 1024)
+#define MAX_KILL_REASON 1024
 
 static size_t len0(const char *s)
 {
@@ -74,19 +75,64 @@ int hub_validate_spec(const Agentry__V1__AgentSpec *spec, struct ag_err *err)
         return ag_err_set(err, AG_INVALID_ARGUMENT,
                           "spec.max_iterations is %u; the limit is %d (0 means 10)",
                           spec->max_iterations, MAX_ITER);
-    if (spec->n_labels > MAX_LABELS)
-        return ag_err_set(err, AG_INVALID_ARGUMENT, "spec.labels has %zu entries; the limit is %d",
-                          spec->n_labels, MAX_LABELS);
-    for (size_t i = 0; i < spec->n_labels; i++) {
-        size_t k = len0(spec->labels[i]->key);
-        if (k == 0 || k > MAX_LABEL_KEY)
-            return ag_err_set(err, AG_INVALID_ARGUMENT, "label keys must be 1..%d bytes",
-                              MAX_LABEL_KEY);
-        if (len0(spec->labels[i]->value) > MAX_LABEL_VALUE)
-            return ag_err_set(err, AG_INVALID_ARGUMENT, "label '%s' value is over %d bytes",
-                              spec->labels[i]->key, MAX_LABEL_VALUE);
+    const char *keys[MAX_LABELS], *values[MAX_LABELS];
+    for (size_t i = 0; i < spec->n_labels && i < MAX_LABELS; i++) {
+        keys[i] = spec->labels[i]->key;
+        values[i] = spec->labels[i]->value;
+    }
+    return hub_validate_labels("spec.labels", spec->n_labels, keys, values, err);
+}
+
+/* Keys are what a label selector can name (ListAgents, hub.proto): no '=', '!', ',' or spaces. */
+static bool label_key_ok(const char *k)
+{
+    for (; *k; k++)
+        if (!((*k >= 'a' && *k <= 'z') || (*k >= 'A' && *k <= 'Z') || (*k >= '0' && *k <= '9') ||
+              *k == '.' || *k == '_' || *k == '/' || *k == '-'))
+            return false;
+    return true;
+}
+
+int hub_validate_labels(const char *what, size_t n, const char *const *keys,
+                        const char *const *values, struct ag_err *err)
+{
+    if (n > MAX_LABELS)
+        return ag_err_set(err, AG_INVALID_ARGUMENT, "%s has %zu entries; the limit is %d", what,
+                          n, MAX_LABELS);
+    for (size_t i = 0; i < n; i++) {
+        size_t k = len0(keys[i]);
+        if (k == 0 || k > MAX_LABEL_KEY || !label_key_ok(keys[i]))
+            return ag_err_set(err, AG_INVALID_ARGUMENT,
+                              "%s key '%.64s' must be 1..%d characters of [A-Za-z0-9._/-]", what,
+                              keys[i] ? keys[i] : "", MAX_LABEL_KEY);
+        if (len0(values[i]) > MAX_LABEL_VALUE)
+            return ag_err_set(err, AG_INVALID_ARGUMENT, "%s '%s' value is over %d bytes", what,
+                              keys[i], MAX_LABEL_VALUE);
+        if (hub_validate_utf8(what, values[i], err) != 0)
+            return -1;
     }
     return 0;
+}
+
+int hub_validate_kill_reason(const char *reason, struct ag_err *err)
+{
+    if (hub_validate_utf8("reason", reason, err) != 0)
+        return -1;
+    if (len0(reason) > MAX_KILL_REASON)
+        return ag_err_set(err, AG_INVALID_ARGUMENT, "reason is %zu bytes; the limit is %d",
+                          len0(reason), MAX_KILL_REASON);
+    return 0;
+}
+
+int hub_validate_input_payload(const char *text, struct ag_err *err)
+{
+    size_t n = hub_json_text_payload_len(text ? text : "");
+    if (n <= HUB_MAX_PAYLOAD)
+        return 0;
+    return ag_err_set(err, AG_INVALID_ARGUMENT,
+                      "input is %zu bytes as a JSON event payload (control characters take 6 "
+                      "bytes each); the limit is %u",
+                      n, HUB_MAX_PAYLOAD);
 }
 
 int hub_validate_input(const char *input, bool required, struct ag_err *err)

@@ -1,5 +1,7 @@
 /* cmd/agentry/cmd_hub.c - `agentry hub` (alias agent-hub): run the hub daemon until SIGTERM or
- * SIGINT, then stop gracefully (refuse new calls, end streams with a status, drain writes). */
+ * SIGINT, then stop gracefully (stop placing, refuse new calls, end streams with a status, drain
+ * writes). SIGHUP is logged and ignored: the hub has no configuration file to reload, and a
+ * closed terminal must not take down every agent's state with it. */
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
@@ -14,7 +16,8 @@ int cli_cmd_hub(int argc, char **argv)
 {
     const char *listen = "127.0.0.1:7070", *store = "sqlite:agentry.db", *level = "info";
     const char *sched = "round_robin";
-    int64_t threads = 0, max_msg = 4 << 20, heartbeat = 2000;
+    int64_t threads = 0, max_msg = 4 << 20, heartbeat = 2000, interruptions = 5;
+    int64_t backoff = 1000, backoff_max = 60000, grace = 10000;
     const struct ag_flag flags[] = {
         {"listen", 'l', AG_FLAG_STR, &listen, "ADDR", "address to serve on (default 127.0.0.1:7070)", 0, 0},
         {"store", 0, AG_FLAG_STR, &store, "URL", "state store (default sqlite:agentry.db)", 0, 0},
@@ -22,6 +25,10 @@ int cli_cmd_hub(int argc, char **argv)
         {"threads", 0, AG_FLAG_INT, &threads, "N", "RPC threads (default: one per CPU)", 0, 256},
         {"max-message-bytes", 0, AG_FLAG_INT, &max_msg, "N", "largest request accepted (default 4194304)", 1024, 1 << 30},
         {"heartbeat", 0, AG_FLAG_DURATION, &heartbeat, "DUR", "node heartbeat interval (default 2s)", 0, 0},
+        {"max-interruptions", 0, AG_FLAG_INT, &interruptions, "N", "a turn interrupted N times in a row for one reason, or 4N in all, fails (default 5)", 1, 1000},
+        {"retry-backoff", 0, AG_FLAG_DURATION, &backoff, "DUR", "wait before an interrupted turn's third attempt, doubling after (default 1s; the second is at once)", 0, 0},
+        {"retry-backoff-max", 0, AG_FLAG_DURATION, &backoff_max, "DUR", "longest wait between attempts of an interrupted turn (default 1m)", 0, 0},
+        {"join-grace", 0, AG_FLAG_DURATION, &grace, "DUR", "after start, a Spawn of a model or tool no connected node offers waits instead of failing, while nodes reconnect (default 10s)", 0, 0},
         {"log-level", 0, AG_FLAG_STR, &level, "LEVEL", "debug, info, warn or error (default info)", 0, 0},
     };
     const struct ag_cmd_help help = {
@@ -51,11 +58,20 @@ int cli_cmd_hub(int argc, char **argv)
     sigemptyset(&set);
     sigaddset(&set, SIGINT);
     sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGHUP);
     pthread_sigmask(SIG_BLOCK, &set, NULL);
 
+    if (heartbeat < 1 || backoff < 1 || backoff_max < backoff) {
+        ag_err_set(&err, AG_INVALID_ARGUMENT, "--heartbeat and --retry-backoff must be positive, "
+                   "and --retry-backoff-max at least --retry-backoff");
+        return cli_usage_error(&err);
+    }
     struct hub_opts o = {.listen = listen, .store_url = store, .sched = sched,
                          .threads = (unsigned)threads, .max_message_bytes = (size_t)max_msg,
-                         .heartbeat_ms = (unsigned)heartbeat};
+                         .heartbeat_ms = (unsigned)heartbeat,
+                         .max_interruptions = (unsigned)interruptions,
+                         .retry_backoff_ms = backoff, .retry_backoff_max_ms = backoff_max,
+                         .join_grace_ms = grace};
     struct hub *h = hub_new(&o, &err);
     if (!h)
         return cli_fail(&err);
@@ -64,7 +80,8 @@ int cli_cmd_hub(int argc, char **argv)
         return cli_fail(&err);
     }
     int sig = 0;
-    sigwait(&set, &sig);
+    while (sigwait(&set, &sig) == 0 && sig == SIGHUP)
+        ag_log_info("hub.signalled", "signal=SIGHUP action=ignored");
     ag_log_info("hub.signalled", "signal=%s", sig == SIGTERM ? "SIGTERM" : "SIGINT");
     hub_free(h);
     return CLI_OK;

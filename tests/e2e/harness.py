@@ -608,9 +608,12 @@ class FakeNode:
     def send(self, **kw):
         self.out.put(self.s.node.NodeMessage(**kw))
 
-    def register(self, node_id, capacity=1):
+    def register(self, node_id, capacity=1, models=("mock",), tools=("echo",), instance_id=""):
+        """Registers offering `models` and `tools` (what a real node offers by default: the
+        hub places a turn only on a node that offers its model and tools)."""
         self.send(register=self.s.node.Register(node_id=node_id, capacity=capacity,
-                                                version="fake"))
+                                                version="fake", models=list(models),
+                                                tools=list(tools), instance_id=instance_id))
         return self.recv()
 
     def recv(self, timeout=10, skip_acks=False):
@@ -667,12 +670,14 @@ class ClusterTestCase(unittest.TestCase):
     CAPACITY = 4
     HUB_ARGS = ()
     NODE_THREADS = None
+    HEARTBEAT = "500ms"
     c = None
 
     @classmethod
     def setUpClass(cls):
         cls.c = Cluster(nodes=cls.NODES, capacity=cls.CAPACITY, hub_args=cls.HUB_ARGS,
-                        name=cls.__name__, node_threads=cls.NODE_THREADS)
+                        name=cls.__name__, node_threads=cls.NODE_THREADS,
+                        heartbeat=cls.HEARTBEAT)
         cls.addClassCleanup(cls.c.kill_all)
         cls.c.start()
         cls.s = cls.c.s

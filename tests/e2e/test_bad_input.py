@@ -55,6 +55,8 @@ class BadInputCase(H.ClusterTestCase):
         self.assertEqual(m.registered.node_id, node_id)
         self.assertGreater(m.registered.heartbeat_interval_ms, 0)
         self.assertTrue(m.registered.hub_version)
+        self.assertEqual(m.registered.max_message_bytes, 32 << 20)
+        self.assertEqual(m.registered.max_payload_bytes, 3 << 20)
         return f
 
     def node_event(self, agent_id, epoch, kind=None, payload="{}"):
@@ -68,6 +70,24 @@ class BadInputCase(H.ClusterTestCase):
         a = self.c.get(r.agent_id)
         self.assertEqual((a.state, a.node_id, a.epoch), (self.T.AGENT_STATE_IDLE, "n1", 1))
         return a
+
+
+class NodeMessageLimitTest(BadInputCase):
+    """A node message over 32 MiB takes a second or more to arrive: heartbeats are slower here,
+    so that the stream ends for its size, not for the fake node's silence."""
+    HEARTBEAT = "10s"
+    NODES = 0
+
+    def test_node_message_over_32_mib(self):
+        f = self.fake("fake-huge")
+        f.send(events=self.s.node.EventBatch(batch_id=1, events=[self.s.node.NodeEvent(
+            agent_id=UNKNOWN_ID, epoch=1, kind=self.T.EVENT_KIND_FINAL, payload="{}",
+            checkpoint=self.s.types.Checkpoint(user_state=b"z" * (33 << 20)))]))
+        code, details = f.end(60)
+        self.assertEqual(code, grpc.StatusCode.INVALID_ARGUMENT, details)
+        self.assertIn("over the limit of 33554432 bytes", details)
+        r = self.c.hub.Ping(self.s.hub.PingRequest(payload=b"up"), timeout=5)
+        self.assertEqual(r.payload, b"up")
 
 
 class LimitHubTest(BadInputCase):
@@ -201,12 +221,14 @@ class LimitHubTest(BadInputCase):
                     list(call)
                 self.assertEqual(cm.exception.code(), grpc.StatusCode.INVALID_ARGUMENT)
                 self.assertIn("malformed", cm.exception.details())
+        # Node messages have their own limits, stated in Registered: a payload over 3 MiB (what
+        # a client's default 4 MiB must carry), a message over 32 MiB (a checkpoint may be big).
         f = self.fake("fake-big")
         f.send(events=self.s.node.EventBatch(batch_id=1, events=[
-            self.node_event(UNKNOWN_ID, 1, payload='{"x":"%s"}' % ("y" * 100000))]))
+            self.node_event(UNKNOWN_ID, 1, payload='{"x":"%s"}' % ("y" * (3 << 20)))]))
         code, details = f.end()
         self.assertEqual(code, grpc.StatusCode.INVALID_ARGUMENT, details)
-        self.assertIn("65536", details)
+        self.assertIn("payload of 3145736 bytes; the limit is 3145728", details)
         f = self.fake("fake-empty")
         f.send()  # a NodeMessage with no oneof set
         code, details = f.end()

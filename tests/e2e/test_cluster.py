@@ -235,9 +235,10 @@ class ClusterTest(H.ClusterTestCase):
         nlog = self.c.nodes[node]
         H.wait_for(lambda: ("agent=%s epoch=1 outcome=cancelled" % r.agent_id) in nlog.text(),
                    10, what="node %s to cancel the run" % node)
-        with self.assertRaises(grpc.RpcError) as cm:
-            self.c.kill(r.agent_id)
-        self.assertEqual(cm.exception.code(), grpc.StatusCode.FAILED_PRECONDITION)
+        # Killing again is idempotent: the first KILLED event's seq, and nothing new stored.
+        again = self.c.kill(r.agent_id, reason="second")
+        self.assertEqual((again.seq, again.already_killed), (k.seq, True))
+        self.assertEqual(k.already_killed, False)
         with self.assertRaises(grpc.RpcError) as cm:
             self.c.send(r.agent_id, "hello again")
         self.assertEqual(cm.exception.code(), grpc.StatusCode.FAILED_PRECONDITION)

@@ -154,9 +154,9 @@ class RestartWithAgentsTest(H.ClusterTestCase):
         # The idempotency key, the killed state and the failed state survived.
         again = c.spawn("final d", tools=(), request_id="restart-rid")
         self.assertEqual((again.agent_id, again.existing), (d.agent_id, True))
-        with self.assertRaises(grpc.RpcError) as cm:
-            c.kill(k.agent_id)
-        self.assertEqual(cm.exception.code(), grpc.StatusCode.FAILED_PRECONDITION)
+        killed_seq = c.get(k.agent_id).last_seq
+        again = c.kill(k.agent_id)
+        self.assertEqual((again.seq, again.already_killed), (killed_seq, True))
         s = c.send(e.agent_id, "final fixed")
         end = c.wait_turn_end(e.agent_id, after_seq=s.seq)
         self.assertEqual(H.payload(end)["output"], "fixed")

@@ -175,17 +175,27 @@ def real_registrations(c, node_id):
                           c.hub_log()))
 
 
+def real_instance(c, node_id):
+    """The instance id the real node registered with last (the hub logs it)."""
+    found = re.findall(r"event=node\.registered node=%s .*version=(?!fake)\S* instance=\"(\w+)\""
+                       % re.escape(node_id), c.hub_log())
+    return found[-1]
+
+
 class NodeTakeoverTest(H.ClusterTestCase):
-    """"A new stream with the id of a connected node replaces the old stream" (node.proto)."""
+    """node.proto: a Register with the id of a live node and its own instance id (the same
+    process reconnecting) takes the id over at once; one with another instance id is refused
+    with ALREADY_EXISTS while the node lives."""
     NODES = 1
     CAPACITY = 8
 
     def take_over(self, node_id):
-        """A fake node registers with node_id; the real node, replaced, reconnects and replaces
-        the fake in turn. Returns (fake stream status, real node re-registered in time)."""
+        """A fake node registers with node_id and the real node's instance id (as the real node
+        would after losing its stream); the real node, replaced, reconnects and replaces the fake
+        in turn. Returns (fake stream status, real node re-registered in time)."""
         before = real_registrations(self.c, node_id)
         fake = H.FakeNode(self.c)
-        reg = fake.register(node_id, capacity=1)
+        reg = fake.register(node_id, capacity=1, instance_id=real_instance(self.c, node_id))
         self.assertEqual(reg.WhichOneof("msg"), "registered", reg)
         code, details = fake.end(10)
         try:
@@ -207,12 +217,41 @@ class NodeTakeoverTest(H.ClusterTestCase):
         self.assertEqual(H.payload(self.c.wait_turn_end(r.agent_id))["output"], "after")
         self.assertEqual(assigned_nodes(self.c, r.agent_id), ["n1"])
 
+    def test_another_process_with_a_live_id_is_refused(self):
+        """Regression: two nodes with one --node-id flapped forever (133 node.replaced in 10 s,
+        0 of 6 agents finished). Now the second is refused and exits with one line."""
+        before = self.c.hub_log().count("event=node.replaced")
+        fake = H.FakeNode(self.c)
+        self.addCleanup(fake.cancel)
+        self.assertIsNone(fake.register("n1", instance_id="someone-else"))
+        code, details = fake.end()
+        self.assertEqual(code, H.grpc.StatusCode.ALREADY_EXISTS, details)
+        self.assertIn("node id 'n1' is in use by a live node", details)
+        # A real second process: refused at once, one line on stderr, exit status 1.
+        r = H.run_cli(["node", "join", "--hub", self.c.addr, "--node-id", "n1",
+                       "--log-level", "error"], timeout=30)
+        self.assertEqual(r.returncode, 1, r.stderr)
+        lines = r.stderr.strip().splitlines()
+        self.assertEqual(len(lines), 1, r.stderr)
+        self.assertRegex(lines[0], r"^error: the hub at '.*' refused node 'n1': node id 'n1' is "
+                                   r"in use by a live node")
+        # The first node never noticed: not replaced, and still runs agents.
+        self.assertEqual(self.c.hub_log().count("event=node.replaced"), before)
+        ids = [self.c.spawn("final ok-%d" % i, tools=()).agent_id for i in range(6)]
+        for i, aid in enumerate(ids):
+            self.assertEqual(H.payload(self.c.wait_turn_end(aid))["output"], "ok-%d" % i)
+            self.assertEqual(assigned_nodes(self.c, aid), ["n1"])
 
 
 class BusyNodeStreamLossTest(NodeTakeoverTest):
-    """Its own cluster: the node it breaks is SIGKILLed at the end."""
+    """Its own cluster: the node it breaks is SIGKILLed at the end. Each takeover interrupts the
+    loops twice for the same reason: the dead-letter rule and the back-off are set out of the
+    way, so that what is tested is the node reconnecting."""
+    HUB_ARGS = ("--max-interruptions", "1000", "--retry-backoff", "1ms",
+                "--retry-backoff-max", "5ms")
 
     test_node_id_takeover_replaces_the_stream = None
+    test_another_process_with_a_live_id_is_refused = None
 
     def test_busy_node_survives_repeated_stream_loss(self):
         # Regression (worker/conn.c): an emit could start a send on a call whose stream had just

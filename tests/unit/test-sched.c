@@ -1,5 +1,6 @@
 /* tests/unit/test-sched.c - the scheduler: round-robin within capacity, the FIFO of waiting
- * agents, node removal and replacement, slot accounting. No threads: the scheduler's decisions are
+ * agents, what nodes offer against what agents need, node removal, replacement and refusal of a
+ * live node's id, slot accounting, closing. No threads: the scheduler's decisions are
  * deterministic given its inputs. */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -18,13 +19,24 @@
 static char agent_a, agent_b, agent_c, agent_d;
 #define AGENT(x) ((struct hub_agent *)&(x))
 
-static struct hub_node *node_new(const char *id, uint32_t capacity)
+static char *mock_models[] = {"mock"}, *echo_tools[] = {"echo"};
+/* What most agents below need: the mock model and the echo tool. */
+static const struct hub_sched_req MOCK = {"mock", echo_tools, 1};
+
+static struct hub_node *node_offering(const char *id, uint32_t capacity, char **models,
+                                      size_t nmodels, char **tools, size_t ntools)
 {
     struct hub_node *n = ag_xcalloc(1, sizeof(*n));
     snprintf(n->id, sizeof(n->id), "%s", id);
     n->capacity = capacity;
     n->refs = 1; /* the test's own reference */
+    hub_node_offer(n, models, nmodels, tools, ntools);
     return n;
+}
+
+static struct hub_node *node_new(const char *id, uint32_t capacity)
+{
+    return node_offering(id, capacity, mock_models, 1, echo_tools, 1);
 }
 
 /* After the scheduler is freed only the test's reference may remain: this checks that every
@@ -32,7 +44,22 @@ static struct hub_node *node_new(const char *id, uint32_t capacity)
 static void node_drop(struct hub_node *n)
 {
     assert_int_equal(n->refs, 1);
+    for (size_t i = 0; i < n->nmodels; i++)
+        free(n->models[i]);
+    for (size_t i = 0; i < n->ntools; i++)
+        free(n->tools[i]);
+    free(n->models);
+    free(n->tools);
     free(n);
+}
+
+/* Join n at time now_ms (liveness: 3000 ms); returns the decisions made. */
+static size_t join(struct hub_sched *s, struct hub_node *n, int64_t now_ms,
+                   enum hub_sched_join *outcome, struct hub_node **other,
+                   struct hub_sched_decision *d, size_t max)
+{
+    struct hub_sched_join_req j = {.node = n, .now_ms = now_ms, .alive_ms = 3000};
+    return hub_sched_add_node(s, &j, outcome, other, d, max);
 }
 
 static struct hub_sched *sched_new(void)
@@ -46,7 +73,9 @@ static void add(struct hub_sched *s, struct hub_node *n)
 {
     struct hub_node *replaced = NULL;
     struct hub_sched_decision d[4];
-    assert_int_equal(hub_sched_add_node(s, n, &replaced, d, 4), 0);
+    enum hub_sched_join outcome;
+    assert_int_equal(join(s, n, 0, &outcome, &replaced, d, 4), 0);
+    assert_int_equal(outcome, HUB_SCHED_JOINED);
     assert_null(replaced);
 }
 
@@ -66,7 +95,7 @@ static void test_round_robin_spreads(void **state)
     add(s, n3);
     struct hub_node *got[6];
     for (int i = 0; i < 6; i++)
-        got[i] = hub_sched_try_reserve(s);
+        got[i] = hub_sched_try_reserve(s, &MOCK);
     /* Consecutive turns land on consecutive nodes, wrapping around. */
     assert_ptr_equal(got[0], n1);
     assert_ptr_equal(got[1], n2);
@@ -74,7 +103,7 @@ static void test_round_robin_spreads(void **state)
     assert_ptr_equal(got[3], n1);
     assert_ptr_equal(got[4], n2);
     assert_ptr_equal(got[5], n3);
-    assert_null(hub_sched_try_reserve(s)); /* 3 x 2 slots used */
+    assert_null(hub_sched_try_reserve(s, &MOCK)); /* 3 x 2 slots used */
     struct hub_sched_stats st;
     hub_sched_get_stats(s, &st);
     assert_int_equal(st.nodes, 3);
@@ -96,13 +125,13 @@ static void test_capacity_skips_full_nodes(void **state)
     struct hub_node *big = node_new("big", 3), *small = node_new("small", 1);
     add(s, big);
     add(s, small);
-    struct hub_node *a = hub_sched_try_reserve(s), *b = hub_sched_try_reserve(s);
+    struct hub_node *a = hub_sched_try_reserve(s, &MOCK), *b = hub_sched_try_reserve(s, &MOCK);
     assert_ptr_equal(a, big);
     assert_ptr_equal(b, small);
     /* small is full: the next two go to big, never over capacity. */
-    assert_ptr_equal(hub_sched_try_reserve(s), big);
-    assert_ptr_equal(hub_sched_try_reserve(s), big);
-    assert_null(hub_sched_try_reserve(s));
+    assert_ptr_equal(hub_sched_try_reserve(s, &MOCK), big);
+    assert_ptr_equal(hub_sched_try_reserve(s, &MOCK), big);
+    assert_null(hub_sched_try_reserve(s, &MOCK));
     assert_true(big->running <= big->capacity && small->running <= small->capacity);
     struct hub_sched_decision d[1];
     hub_sched_release(s, a, d);
@@ -119,12 +148,12 @@ static void test_fifo_when_full(void **state)
     struct hub_sched *s = sched_new();
     struct hub_node *n = node_new("n", 1);
     add(s, n);
-    struct hub_node *slot = hub_sched_place_or_queue(s, AGENT(agent_a));
+    struct hub_node *slot = hub_sched_place_or_queue(s, AGENT(agent_a), &MOCK);
     assert_ptr_equal(slot, n);
     /* Full: b, c, d wait in arrival order. */
-    assert_null(hub_sched_place_or_queue(s, AGENT(agent_b)));
-    assert_null(hub_sched_place_or_queue(s, AGENT(agent_c)));
-    assert_null(hub_sched_place_or_queue(s, AGENT(agent_d)));
+    assert_null(hub_sched_place_or_queue(s, AGENT(agent_b), &MOCK));
+    assert_null(hub_sched_place_or_queue(s, AGENT(agent_c), &MOCK));
+    assert_null(hub_sched_place_or_queue(s, AGENT(agent_d), &MOCK));
     struct hub_sched_stats st;
     hub_sched_get_stats(s, &st);
     assert_int_equal(st.queued, 3);
@@ -151,13 +180,14 @@ static void test_try_reserve_respects_queue(void **state)
     struct hub_sched *s = sched_new();
     struct hub_node *n = node_new("n", 1);
     add(s, n);
-    struct hub_node *slot = hub_sched_try_reserve(s);
-    assert_null(hub_sched_place_or_queue(s, AGENT(agent_a)));
+    struct hub_node *slot = hub_sched_try_reserve(s, &MOCK);
+    assert_null(hub_sched_place_or_queue(s, AGENT(agent_a), &MOCK));
     struct hub_node *late = node_new("late", 1);
     struct hub_node *replaced = NULL;
     struct hub_sched_decision d[4];
+    enum hub_sched_join outcome;
     /* A node joining hands its slots to the waiting agents at once. */
-    assert_int_equal(hub_sched_add_node(s, late, &replaced, d, 4), 1);
+    assert_int_equal(join(s, late, 0, &outcome, &replaced, d, 4), 1);
     assert_ptr_equal(d[0].agent, AGENT(agent_a));
     assert_ptr_equal(d[0].node, late);
     hub_sched_release(s, d[0].node, d);
@@ -173,16 +203,16 @@ static void test_removed_node_never_chosen(void **state)
     struct hub_node *n1 = node_new("n1", 4), *n2 = node_new("n2", 4);
     add(s, n1);
     add(s, n2);
-    struct hub_node *held = hub_sched_try_reserve(s);
+    struct hub_node *held = hub_sched_try_reserve(s, &MOCK);
     assert_ptr_equal(held, n1);
     hub_sched_remove_node(s, n1);
     hub_sched_remove_node(s, n1); /* idempotent */
     assert_false(hub_node_alive(s, n1));
     for (int i = 0; i < 4; i++)
-        assert_ptr_equal(hub_sched_try_reserve(s), n2);
-    assert_null(hub_sched_try_reserve(s));
+        assert_ptr_equal(hub_sched_try_reserve(s, &MOCK), n2);
+    assert_null(hub_sched_try_reserve(s, &MOCK));
     /* A slot given back on a dead node goes nowhere, even with agents waiting. */
-    assert_null(hub_sched_place_or_queue(s, AGENT(agent_a)));
+    assert_null(hub_sched_place_or_queue(s, AGENT(agent_a), &MOCK));
     struct hub_sched_decision d[1];
     assert_int_equal(hub_sched_release(s, held, d), 0);
     /* The first slot freed on a live node goes to the waiter at once. */
@@ -195,15 +225,21 @@ static void test_removed_node_never_chosen(void **state)
     node_drop(n1), node_drop(n2);
 }
 
-static void test_same_id_replaces(void **state)
+/* The same process reconnecting (same instance id) takes over its id at once: its old stream is
+ * dead to it even if the hub has not noticed yet. */
+static void test_same_instance_replaces(void **state)
 {
     (void)state;
     struct hub_sched *s = sched_new();
     struct hub_node *old = node_new("same", 2), *fresh = node_new("same", 2);
+    snprintf(old->instance_id, sizeof(old->instance_id), "proc-1");
+    snprintf(fresh->instance_id, sizeof(fresh->instance_id), "proc-1");
     add(s, old);
     struct hub_node *replaced = NULL;
     struct hub_sched_decision d[1];
-    assert_int_equal(hub_sched_add_node(s, fresh, &replaced, d, 1), 0);
+    enum hub_sched_join outcome;
+    assert_int_equal(join(s, fresh, 10, &outcome, &replaced, d, 1), 0);
+    assert_int_equal(outcome, HUB_SCHED_REPLACED);
     assert_ptr_equal(replaced, old);
     assert_false(hub_node_alive(s, old));
     assert_true(hub_node_alive(s, fresh));
@@ -213,6 +249,133 @@ static void test_same_id_replaces(void **state)
     assert_int_equal(st.nodes, 1);
     hub_sched_free(s);
     node_drop(old), node_drop(fresh);
+}
+
+/* Another process with a live node's id is refused (two nodes flapping over one id otherwise);
+ * once the first has been silent past the liveness timeout, the newcomer takes over. */
+static void test_live_id_refused_silent_id_taken_over(void **state)
+{
+    (void)state;
+    struct hub_sched *s = sched_new();
+    struct hub_node *first = node_new("n", 2), *second = node_new("n", 2), *third = node_new("n", 2);
+    snprintf(first->instance_id, sizeof(first->instance_id), "proc-1");
+    snprintf(second->instance_id, sizeof(second->instance_id), "proc-2");
+    snprintf(third->instance_id, sizeof(third->instance_id), "proc-3");
+    add(s, first); /* heard from at t=0 */
+    struct hub_node *other = NULL;
+    struct hub_sched_decision d[1];
+    enum hub_sched_join outcome;
+    assert_int_equal(join(s, second, 2999, &outcome, &other, d, 1), 0);
+    assert_int_equal(outcome, HUB_SCHED_REFUSED);
+    assert_ptr_equal(other, first);
+    assert_true(hub_node_alive(s, first));
+    assert_false(hub_node_alive(s, second));
+    hub_node_unref(s, other);
+    assert_ptr_equal(hub_sched_try_reserve(s, &MOCK), first); /* first still schedules */
+    assert_int_equal(join(s, third, 3001, &outcome, &other, d, 1), 0);
+    assert_int_equal(outcome, HUB_SCHED_REPLACED);
+    assert_ptr_equal(other, first);
+    assert_false(hub_node_alive(s, first));
+    hub_node_unref(s, other);
+    hub_sched_release(s, first, d);
+    hub_sched_free(s);
+    node_drop(first), node_drop(second), node_drop(third);
+}
+
+/* A turn goes only where its model and every tool are offered; "mock" offers "mock/anything". */
+static void test_requirements_choose_nodes(void **state)
+{
+    (void)state;
+    char *openai[] = {"openai/gpt-4o"}, *both[] = {"echo", "search"};
+    struct hub_sched *s = sched_new();
+    struct hub_node *plain = node_offering("plain", 4, mock_models, 1, NULL, 0);
+    struct hub_node *tooled = node_offering("tooled", 4, mock_models, 1, both, 2);
+    struct hub_node *gpt = node_offering("gpt", 4, openai, 1, echo_tools, 1);
+    add(s, plain), add(s, tooled), add(s, gpt);
+    const struct hub_sched_req bare = {"mock/large", NULL, 0};
+    const struct hub_sched_req search = {"mock", both + 1, 1};
+    const struct hub_sched_req on_gpt = {"openai/gpt-4o", echo_tools, 1};
+    const struct hub_sched_req other_gpt = {"openai/gpt-5", NULL, 0};
+    struct hub_node *got[4];
+    got[0] = hub_sched_try_reserve(s, &bare);
+    got[1] = hub_sched_try_reserve(s, &search);
+    got[2] = hub_sched_try_reserve(s, &on_gpt);
+    got[3] = hub_sched_try_reserve(s, &MOCK);
+    assert_ptr_equal(got[0], plain);
+    assert_ptr_equal(got[1], tooled);
+    assert_ptr_equal(got[2], gpt);
+    assert_ptr_equal(got[3], tooled); /* plain lacks echo, gpt lacks mock */
+    assert_null(hub_sched_try_reserve(s, &other_gpt));
+    struct ag_err err = AG_ERR_INIT;
+    assert_int_equal(hub_sched_check(s, &other_gpt, &err), -1);
+    assert_int_equal(err.code, AG_INVALID_ARGUMENT);
+    assert_non_null(strstr(err.msg, "model 'openai/gpt-5'"));
+    assert_non_null(strstr(err.msg, "mock"));
+    const char *bad_tool_list[] = {"echo", "nosuch"};
+    const struct hub_sched_req bad_tool = {"mock", (char *const *)bad_tool_list, 2};
+    assert_int_equal(hub_sched_check(s, &bad_tool, &err), -1);
+    assert_non_null(strstr(err.msg, "tool 'nosuch'"));
+    assert_int_equal(hub_sched_check(s, &search, &err), 0);
+    char why[200];
+    hub_sched_explain(s, &bad_tool, why, sizeof(why));
+    assert_non_null(strstr(why, "tool 'nosuch'"));
+    struct hub_sched_decision d[1];
+    for (int i = 0; i < 4; i++)
+        assert_int_equal(hub_sched_release(s, got[i], d), 0);
+    hub_sched_free(s);
+    node_drop(plain), node_drop(tooled), node_drop(gpt);
+}
+
+/* An agent no node can run waits without holding up the others: a free slot goes to the oldest
+ * waiter the node can run. */
+static void test_unservable_waiter_blocks_nobody(void **state)
+{
+    (void)state;
+    char *openai[] = {"openai"};
+    struct hub_sched *s = sched_new();
+    struct hub_sched_req gpt = {"openai/gpt-4o", NULL, 0};
+    struct ag_err err = AG_ERR_INIT;
+    assert_int_equal(hub_sched_check(s, &gpt, &err), 1); /* no node at all yet */
+    struct hub_node *n = node_new("n", 1);
+    add(s, n);
+    struct hub_node *slot = hub_sched_place_or_queue(s, AGENT(agent_a), &MOCK);
+    assert_ptr_equal(slot, n);
+    assert_null(hub_sched_place_or_queue(s, AGENT(agent_b), &gpt)); /* nobody offers it */
+    assert_null(hub_sched_place_or_queue(s, AGENT(agent_c), &MOCK)); /* n is full */
+    struct hub_sched_decision d[2];
+    assert_int_equal(hub_sched_release(s, slot, d), 1);
+    assert_ptr_equal(d[0].agent, AGENT(agent_c)); /* b is older, but n cannot run it */
+    struct hub_node *g = node_offering("g", 1, openai, 1, NULL, 0);
+    enum hub_sched_join outcome;
+    struct hub_node *other;
+    assert_int_equal(join(s, g, 0, &outcome, &other, d + 1, 1), 1);
+    assert_ptr_equal(d[1].agent, AGENT(agent_b));
+    assert_ptr_equal(d[1].node, g);
+    hub_sched_release(s, d[0].node, d);
+    hub_sched_release(s, g, d);
+    hub_sched_free(s);
+    node_drop(n), node_drop(g);
+}
+
+/* Once closed (the hub stopping), nothing is placed: not new turns, not the queue. */
+static void test_close_stops_placing(void **state)
+{
+    (void)state;
+    struct hub_sched *s = sched_new();
+    struct hub_node *n = node_new("n", 1);
+    add(s, n);
+    struct hub_node *slot = hub_sched_try_reserve(s, &MOCK);
+    assert_null(hub_sched_place_or_queue(s, AGENT(agent_a), &MOCK));
+    hub_sched_close(s);
+    struct hub_sched_decision d[1];
+    assert_int_equal(hub_sched_release(s, slot, d), 0);
+    assert_null(hub_sched_try_reserve(s, &MOCK));
+    assert_null(hub_sched_place_or_queue(s, AGENT(agent_b), &MOCK));
+    char why[100];
+    hub_sched_explain(s, &MOCK, why, sizeof(why));
+    assert_string_equal(why, "the hub is shutting down");
+    hub_sched_free(s);
+    node_drop(n);
 }
 
 static void test_stale_nodes(void **state)
@@ -242,7 +405,11 @@ int main(void)
         cmocka_unit_test(test_fifo_when_full),
         cmocka_unit_test(test_try_reserve_respects_queue),
         cmocka_unit_test(test_removed_node_never_chosen),
-        cmocka_unit_test(test_same_id_replaces),
+        cmocka_unit_test(test_same_instance_replaces),
+        cmocka_unit_test(test_live_id_refused_silent_id_taken_over),
+        cmocka_unit_test(test_requirements_choose_nodes),
+        cmocka_unit_test(test_unservable_waiter_blocks_nobody),
+        cmocka_unit_test(test_close_stops_placing),
         cmocka_unit_test(test_stale_nodes),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
