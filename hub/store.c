@@ -24,7 +24,9 @@
  *   - seqs caches, per agent, the last seq committed. A transaction hands out seqs tentatively
  *     (pending); a COMMIT publishes them; a failure evicts every entry the transaction touched,
  *     so the next use reloads the truth from the database. Hence no gap and no reuse.
- *   - Only this process writes the database; otherwise the cache would lie.
+ *   - Only this process writes the database, or the cache would lie; the backend enforces it
+ *     when it opens the writer's connection (sqlite: an exclusive flock on the file).
+ *   - The reader's connection is closed before the writer's (store_internal.h says why).
  *   - Once closing is set no request is queued, so draining the queues terminates. */
 #include <inttypes.h>
 #include <pthread.h>
@@ -588,8 +590,10 @@ static int threads_start(struct hub_store *st, struct ag_err *err)
 
 static void store_free(struct hub_store *st)
 {
-    st->be->close(st->wconn);
+    /* The reader's first: the writer's may hold what the file needs while any connection to it
+     * is open (sqlite's lock descriptor, see store_internal.h). */
     st->be->close(st->rconn);
+    st->be->close(st->wconn);
     seq_clear(&st->seqs);
     free(st->seqs.buckets);
     free(st->rows);

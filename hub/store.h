@@ -19,11 +19,17 @@
  * gets rc -1 with AG_UNAVAILABLE. A write is never reported done before it is durable
  * (SQLite: WAL + synchronous=FULL unless the URL says otherwise).
  *
+ * One writer process: hub_store_open takes the database for this process alone and fails with
+ * AG_FAILED_PRECONDITION if another process (another hub) holds it. Readers from elsewhere (the
+ * sqlite3 shell) are not blocked.
+ *
  * Reads: hub_store_read_events is asynchronous (a reader thread with its own connection, so a
  * long replay never delays commits). The load functions are synchronous and meant for start-up,
  * before the hub serves.
  *
  * Threads: submit / read_events are thread-safe. open/close are not (call from the main thread).
+ * A second open of the same database in one process is refused too, but drops the first's
+ * SQLite locks (POSIX fcntl semantics, see store_sqlite.c): do not.
  * Backends: "sqlite:PATH" now; "postgres://..." later, as a new file behind store_internal.h. */
 #ifndef AGENTRY_HUB_STORE_H
 #define AGENTRY_HUB_STORE_H

@@ -8,14 +8,18 @@
  * Connections: store.c opens two per store, the writer's (writer thread only) and the reader's
  * (the reader thread and the synchronous start-up loads, serialized by a lock in store.c). A
  * connection is never used by two threads at the same time. The writer's is opened first and
- * creates or migrates the schema; the reader's only reads.
+ * closed last; it creates or migrates the schema, and it is where a backend makes sure that no
+ * other process writes the database (sqlite: an exclusive flock on the file, whose descriptor
+ * must outlive every sqlite connection of the process to that file, the reader's included).
+ * The reader's only reads.
  *
  * Errors: store.c decides whether to retry from the code alone, so a backend must map its
  * failures onto these codes and no others:
  *   AG_ALREADY_EXISTS    a unique key of this op is taken (id, request_id, (agent_id, seq));
  *   AG_NOT_FOUND         the row this op updates does not exist (0 rows changed);
  *   AG_INVALID_ARGUMENT  this op's values are rejected (too big, NULL where not allowed);
- *   AG_FAILED_PRECONDITION  the database's schema is newer than this binary (open only);
+ *   AG_FAILED_PRECONDITION  the database's schema is newer than this binary, or another
+ *                        process holds the database (another hub) (open only);
  *   AG_UNAVAILABLE       the database itself failed (I/O, disk full, lock held elsewhere,
  *                        connection lost): other writes would fail too, so none is retried.
  * The first three mean "this write is bad, the others are fine"; store.c then retries each write

@@ -5,7 +5,8 @@
  * statement waits for a lock held by another process before the write fails UNAVAILABLE).
  *
  * Owns: one sqlite3 handle per struct hub_store__conn, its prepared statements (prepared once at
- * open, reset after every use), the schema and its migrations (PRAGMA user_version).
+ * open, reset after every use), the schema and its migrations (PRAGMA user_version), and, on the
+ * writer's conn, the exclusive lock on the database file.
  *
  * Threads: a conn is used by one thread at a time (see store_internal.h), so handles are opened
  * with SQLITE_OPEN_NOMUTEX; we only require a thread-safe library build, since the writer's and
@@ -17,9 +18,25 @@
  * run while the writer commits. The writer uses BEGIN IMMEDIATE so it takes the write lock at
  * the start of a batch and never fails half-way on a lock upgrade.
  *
- * Invariants: only one process writes a database file (the hub's seq cache assumes it); every
- * statement is reset before its function returns, so no read snapshot outlives a call and WAL
- * checkpoints are never held back by an idle connection. */
+ * One writer process, enforced: the writer's conn opens the database file itself and takes
+ * flock(LOCK_EX|LOCK_NB) on it before SQLite touches it, so a second hub on the same file fails
+ * at open (FAILED_PRECONDITION, "in use by another process") instead of interleaving seqs with
+ * ours. flock, not fcntl: on Linux the two never interact, so SQLite's own fcntl locks, our
+ * reader's conn and other processes' readers (a sqlite3 shell on a live hub) are unaffected,
+ * and the kernel drops the lock with the process, so a restart after SIGKILL works at once. The
+ * lock is advisory: it keeps out another hub, not a program that writes without asking. (On
+ * NFS Linux emulates flock with fcntl locks; WAL mode needs a local filesystem anyway.)
+ * POSIX pitfall: closing ANY descriptor a process holds on a file drops all of that process's
+ * fcntl locks on it, SQLite's included. So the locked descriptor stays open until the writer's
+ * handle is closed, and store.c closes the writer's conn after the reader's (store_internal.h).
+ * A second open in the same process is refused too, but closing its descriptor drops the
+ * first's SQLite locks; the hub opens its store once, so only tests do that.
+ *
+ * Invariants: one process writes a database file (the hub's seq cache assumes it; the lock
+ * enforces it); every statement is reset before its function returns, so no read snapshot
+ * outlives a call and WAL checkpoints are never held back by an idle connection. */
+#include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <limits.h>
 #include <sqlite3.h>
@@ -28,6 +45,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
+#include <unistd.h>
 
 #include "common/log.h"
 #include "common/xalloc.h"
@@ -115,6 +134,7 @@ struct hub_store__conn {
     sqlite3 *db;
     char *path; /* owned: for messages */
     sqlite3_stmt *stmt[ST_COUNT];
+    int lock_fd; /* writer: the database file under flock, open until db is closed; reader: -1 */
 };
 
 /* --- errors ----------------------------------------------------------------------------- */
@@ -182,6 +202,31 @@ static int step_done(sqlite3_stmt *s)
     int rc = sqlite3_step(s);
     sqlite3_reset(s);
     return rc;
+}
+
+/* --- the file: one writer process ------------------------------------------------------------ */
+
+/* Opens the database file ourselves, creating it as SQLite would (0644; SQLite takes an empty
+ * file for a new, empty database), and takes it for this process alone. */
+static int lock_take(struct hub_store__conn *c, struct ag_err *err)
+{
+    c->lock_fd = open(c->path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    if (c->lock_fd < 0)
+        return ag_err_set(err, AG_UNAVAILABLE,
+                          "cannot open sqlite database '%s': %s; check that its directory exists "
+                          "and is writable",
+                          c->path, strerror(errno));
+    if (flock(c->lock_fd, LOCK_EX | LOCK_NB) != 0) {
+        if (errno == EWOULDBLOCK)
+            return ag_err_set(err, AG_FAILED_PRECONDITION,
+                              "sqlite database '%s' is in use by another process (another "
+                              "agent-hub?); stop it or use another --store",
+                              c->path);
+        return ag_err_set(err, AG_UNAVAILABLE,
+                          "cannot lock sqlite database '%s': %s; put it on a local filesystem",
+                          c->path, strerror(errno));
+    }
+    return 0;
 }
 
 /* --- open: pragmas, schema, statements -------------------------------------------------------- */
@@ -281,6 +326,12 @@ static int parse_url(const char *target, struct sqlite_url *u, struct ag_err *er
                           "store url 'sqlite:%s' has no path; use "
                           "sqlite:/var/lib/agentry/hub.db",
                           target);
+    /* SQLite's name for a database that dies with the process: no store, and the lock would
+     * create a file of that name. */
+    if (plen == strlen(":memory:") && strncmp(target, ":memory:", plen) == 0)
+        return ag_err_set(err, AG_INVALID_ARGUMENT,
+                          "store url 'sqlite::memory:' would keep nothing across restarts; use "
+                          "sqlite:/var/lib/agentry/hub.db");
     const char *kv = q ? q + 1 : NULL;
     while (kv) {
         const char *amp = strchr(kv, '&');
@@ -322,6 +373,9 @@ static void sqlite_close(struct hub_store__conn *c)
     for (int i = 0; i < ST_COUNT; i++)
         sqlite3_finalize(c->stmt[i]); /* NULL is a no-op */
     sqlite3_close(c->db);
+    /* Only now: closing it earlier would drop the fcntl locks SQLite holds on the file. */
+    if (c->lock_fd >= 0)
+        close(c->lock_fd);
     free(c->path);
     free(c);
 }
@@ -340,6 +394,10 @@ static struct hub_store__conn *sqlite_open(const char *url, enum hub_store__role
         return NULL;
     struct hub_store__conn *c = ag_xcalloc(1, sizeof(*c));
     c->path = u.path;
+    c->lock_fd = -1;
+    /* Before SQLite opens the file: a second hub must not even run our migrations on it. */
+    if (role == HUB_STORE__WRITER && lock_take(c, err))
+        goto fail;
     int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX;
     if (sqlite3_open_v2(c->path, &c->db, flags, NULL) != SQLITE_OK) {
         ag_err_set(err, AG_UNAVAILABLE,

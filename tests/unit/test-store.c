@@ -937,6 +937,51 @@ static void test_db_unavailable(void **state)
     assert_int_equal(after.seq[0], 2);
 }
 
+/* --- the store is held exclusively, and noticed when its files go away ------------------------ */
+
+/* A second store on the same file is refused with a line that names it; the first one never
+ * notices. Another process would get the same answer from flock(2) (see tests/e2e/
+ * test_single_instance.py); within one process it is the same lock on a second descriptor. */
+static void test_exclusive_open(void **state)
+{
+    struct fx *fx = *state;
+    fx->st = open_url(fx->url, NULL);
+    struct tracker *tr = &fx->tr;
+    struct twrite first, during, after;
+    tw_init(&first, tr);
+    tw_insert(&first, "x1", NULL, 1);
+    tw_append(&first, "x1", KIND_SPAWNED, "{}");
+    run_one(fx->st, &first);
+    expect_ok(&first);
+
+    expect_open_fails(fx->url, AG_FAILED_PRECONDITION, fx->path);
+    expect_open_fails(fx->url, AG_FAILED_PRECONDITION, "in use by another process");
+
+    /* The first store keeps committing, and a plain reader (the sqlite3 shell) is not blocked. */
+    tw_init(&during, tr);
+    tw_append(&during, "x1", KIND_INPUT, "{}");
+    run_one(fx->st, &during);
+    expect_ok(&during);
+    assert_int_equal(during.seq[0], 2);
+    sqlite3 *db;
+    sqlite3_stmt *s;
+    assert_int_equal(sqlite3_open_v2(fx->path, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+    assert_int_equal(sqlite3_prepare_v2(db, "SELECT count(*) FROM events", -1, &s, NULL),
+                     SQLITE_OK);
+    assert_int_equal(sqlite3_step(s), SQLITE_ROW);
+    assert_int_equal(sqlite3_column_int(s, 0), 2);
+    sqlite3_finalize(s);
+    sqlite3_close(db);
+
+    hub_store_close(fx->st);
+    fx->st = open_url(fx->url, NULL); /* the lock went with the first store */
+    tw_init(&after, tr);
+    tw_append(&after, "x1", KIND_INPUT, "{}");
+    run_one(fx->st, &after);
+    expect_ok(&after);
+    assert_int_equal(after.seq[0], 3);
+}
+
 int main(void)
 {
     ag_log_init("test", AG_LOG_ERROR);
@@ -952,6 +997,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_queue_full_and_closing, setup, teardown),
         cmocka_unit_test_setup_teardown(test_open_errors, setup, teardown),
         cmocka_unit_test_setup_teardown(test_db_unavailable, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_exclusive_open, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
