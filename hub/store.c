@@ -6,9 +6,10 @@
  * and the two backend connections.
  *
  * Threads and locks:
- *   mu        guards the write queue, `closing` and `stats`. The writer holds it only to pop a
- *             batch and to add stats, never while it talks to the database or runs done(), so a
- *             done() may submit again without deadlock.
+ *   mu        guards the write queue, `closing`, `lost`, `lost_err` and `stats`. The writer
+ *             holds it only to pop a batch, to add stats and to mark the store lost, never while
+ *             it talks to the database or runs done(), so a done() may submit again without
+ *             deadlock. The writer alone sets `lost`, so it reads it without the lock.
  *   cmu       guards the queue of committed batches waiting for their done() calls.
  *   rmu       guards the read queue and `rclosing`.
  *   rconn_mu  serializes the reader's connection between the reader thread and the synchronous
@@ -26,6 +27,10 @@
  *     so the next use reloads the truth from the database. Hence no gap and no reuse.
  *   - Only this process writes the database, or the cache would lie; the backend enforces it
  *     when it opens the writer's connection (sqlite: an exclusive flock on the file).
+ *   - Once the backend reports the database lost (AG_DATA_LOSS: its file deleted or replaced),
+ *     `lost` is set for good: the batch that noticed fails, writes still queued fail without a
+ *     transaction, new ones are refused at submit, all with the same UNAVAILABLE message, and
+ *     event=store.lost is logged once. Reads go on; only acknowledging writes stops.
  *   - The reader's connection is closed before the writer's (store_internal.h says why).
  *   - Once closing is set no request is queued, so draining the queues terminates. */
 #include <inttypes.h>
@@ -90,6 +95,8 @@ struct hub_store {
     size_t depth;
     bool closing;
     bool paused; /* test hook, see hub_store__pause */
+    bool lost;                /* set once by the writer, never cleared */
+    struct ag_err lost_err;   /* UNAVAILABLE + the backend's message, once lost */
     struct hub_store_stats stats;
 
     pthread_t writer;
@@ -383,6 +390,35 @@ static void log_db_failure(size_t n, const struct ag_err *err)
                  ag_log_q(err->msg));
 }
 
+/* The backend says the database is gone for good (AG_DATA_LOSS, store_internal.h). Callers see
+ * UNAVAILABLE, the one code the API documents for "the store is down", with the backend's
+ * message. Logged here, once: every later refusal is its caller's to report. */
+static void store_lose(struct hub_store *st, size_t n, struct ag_err *err)
+{
+    err->code = AG_UNAVAILABLE;
+    ag_log_error("store.lost", "backend=%s writes=%zu error=%s", st->be->scheme, n,
+                 ag_log_q(err->msg));
+    pthread_mutex_lock(&st->mu);
+    st->lost_err = *err;
+    st->lost = true;
+    pthread_mutex_unlock(&st->mu);
+}
+
+/* After a failed transaction of n writes: true if the database failed rather than one of the
+ * writes (the others would fail the same way, so none is retried), logged here. */
+static bool db_failed(struct hub_store *st, size_t n, struct ag_err *err)
+{
+    if (err->code == AG_DATA_LOSS) {
+        store_lose(st, n, err);
+        return true;
+    }
+    if (err->code == AG_UNAVAILABLE) {
+        log_db_failure(n, err);
+        return true;
+    }
+    return false;
+}
+
 /* After a batch failed because of some write: run each alone, so only the bad ones fail. */
 static void retry_alone(struct hub_store *st, struct hub_store_write *w, size_t n)
 {
@@ -396,9 +432,7 @@ static void retry_alone(struct hub_store *st, struct hub_store_write *w, size_t 
         if (!down) {
             ag_err_clear(&err);
             rc = tx_run(st, w, 1, &err);
-            down = rc != 0 && err.code == AG_UNAVAILABLE;
-            if (down)
-                log_db_failure(n - i, &err);
+            down = rc != 0 && db_failed(st, n - i, &err);
         }
         stats_add(st, w, 1, rc);
         complete(st, w, 1, rc, &err);
@@ -409,16 +443,21 @@ static void retry_alone(struct hub_store *st, struct hub_store_write *w, size_t 
 static void batch_run(struct hub_store *st, struct hub_store_write *head, size_t n)
 {
     struct ag_err err = AG_ERR_INIT;
-    int rc = tx_run(st, head, n, &err);
-    if (rc != 0 && n > 1 && err.code != AG_UNAVAILABLE) {
+    int rc = -1;
+    bool down = true;
+    if (st->lost) {
+        err = st->lost_err; /* queued before the loss was noticed: no transaction, no log */
+    } else {
+        rc = tx_run(st, head, n, &err);
+        /* If the database failed, not a write, retrying each alone would only make every
+         * caller wait (a lock held elsewhere costs the busy timeout per try): all fail now. */
+        down = rc != 0 && db_failed(st, n, &err);
+    }
+    if (rc != 0 && !down && n > 1) {
         ag_log_debug("store.batch_split", "writes=%zu code=%s", n, ag_code_name(err.code));
         retry_alone(st, head, n);
         return;
     }
-    /* UNAVAILABLE: the database failed, not a write. Retrying each alone would only make every
-     * caller wait (a lock held elsewhere costs the busy timeout per try), so all fail now. */
-    if (rc != 0 && err.code == AG_UNAVAILABLE)
-        log_db_failure(n, &err);
     stats_add(st, head, n, rc);
     complete(st, head, n, rc, &err);
 }
@@ -679,6 +718,8 @@ int hub_store_submit(struct hub_store *st, struct hub_store_write *w, struct ag_
     pthread_mutex_lock(&st->mu);
     if (st->closing) {
         rc = ag_err_set(err, AG_UNAVAILABLE, "store is closing; write not accepted");
+    } else if (st->lost) {
+        rc = ag_err_set(err, AG_UNAVAILABLE, "%s", st->lost_err.msg);
     } else if (st->depth >= st->queue_cap) {
         rc = ag_err_set(err, AG_RESOURCE_EXHAUSTED,
                         "store write queue is full (%zu waiting); "

@@ -17,11 +17,19 @@
  * transaction, so one bad write (e.g. a constraint violation) fails only itself (done() with
  * rc -1 and an error) and the others still commit. If the database itself fails, every write
  * gets rc -1 with AG_UNAVAILABLE. A write is never reported done before it is durable
- * (SQLite: WAL + synchronous=FULL unless the URL says otherwise).
+ * (SQLite: WAL + synchronous=FULL unless the URL says otherwise), in the file a restart opens.
  *
  * One writer process: hub_store_open takes the database for this process alone and fails with
  * AG_FAILED_PRECONDITION if another process (another hub) holds it. Readers from elsewhere (the
  * sqlite3 shell) are not blocked.
+ *
+ * Lost store: if the database stops being the one a restart would open (SQLite: its file or its
+ * -wal deleted, moved or replaced under the hub), the store notices at the next commit and
+ * stops acknowledging for good: that batch fails (rolled back, unless the loss came during its
+ * very COMMIT), and so does every later write, at once (submit returns -1), with AG_UNAVAILABLE
+ * and one message saying what happened and what to do; the store logs it once
+ * (event=store.lost). Reads still answer from the files the store has open; bound them by the
+ * seqs you were acknowledged (the hub does). Only a restart on a good store clears it.
  *
  * Reads: hub_store_read_events is asynchronous (a reader thread with its own connection, so a
  * long replay never delays commits). The load functions are synchronous and meant for start-up,

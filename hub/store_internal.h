@@ -21,13 +21,25 @@
  *   AG_FAILED_PRECONDITION  the database's schema is newer than this binary, or another
  *                        process holds the database (another hub) (open only);
  *   AG_UNAVAILABLE       the database itself failed (I/O, disk full, lock held elsewhere,
- *                        connection lost): other writes would fail too, so none is retried.
+ *                        connection lost): other writes would fail too, so none is retried;
+ *   AG_DATA_LOSS         the database is lost for good: what this connection commits is no
+ *                        longer where a restart will look (sqlite: the file or its log was
+ *                        deleted, moved or replaced). Writer only, from any writer call.
  * The first three mean "this write is bad, the others are fine"; store.c then retries each write
  * of the batch alone. Messages name the database and say what an operator can do.
  *
+ * Lost is permanent, and store.c owns that: on AG_DATA_LOSS it fails the batch, logs
+ * event=store.lost once, and refuses every later write with AG_UNAVAILABLE (the code clients
+ * know for "the store is down") and the backend's message; it never calls the writer's
+ * connection again except to roll back and close. So a backend reports it once, where it
+ * notices, and keeps no state for it.
+ *
  * Commit must be definitive: 0 means durable, -1 means not committed. A backend that can lose
  * the answer (a PostgreSQL connection dropping during COMMIT) must find out which before it
- * returns, or the store could report a committed write as failed and reuse its seqs. */
+ * returns, or the store could report a committed write as failed and reuse its seqs. The one
+ * exception is AG_DATA_LOSS: the backend should notice before COMMIT when it can, but if the
+ * loss came during the COMMIT it may be committed into files no restart opens; no seq is handed
+ * out after it, so none can be reused. */
 #ifndef AGENTRY_HUB_STORE_INTERNAL_H
 #define AGENTRY_HUB_STORE_INTERNAL_H
 

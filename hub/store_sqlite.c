@@ -6,7 +6,7 @@
  *
  * Owns: one sqlite3 handle per struct hub_store__conn, its prepared statements (prepared once at
  * open, reset after every use), the schema and its migrations (PRAGMA user_version), and, on the
- * writer's conn, the exclusive lock on the database file.
+ * writer's conn, the exclusive lock on the database file and the identity of the files it writes.
  *
  * Threads: a conn is used by one thread at a time (see store_internal.h), so handles are opened
  * with SQLITE_OPEN_NOMUTEX; we only require a thread-safe library build, since the writer's and
@@ -32,6 +32,14 @@
  * A second open in the same process is refused too, but closing its descriptor drops the
  * first's SQLite locks; the hub opens its store once, so only tests do that.
  *
+ * Files going away: just before and just after every COMMIT the writer checks that PATH still
+ * names the file it locked and that PATH-wal is still the log it writes (stat(2)s, next to an
+ * fsync; sqlite_commit says why both sides). If either was deleted, moved or replaced, what it
+ * commits is not where a restart will look: the commit reports AG_DATA_LOSS and store.c refuses
+ * every write from then on (store_internal.h). The reader goes on reading the files it has open.
+ * At close, a writer whose file left PATH folds its log into that file and empties it, so PATH
+ * keeps no log of another database to replay (orphan_checkpoint).
+ *
  * Invariants: one process writes a database file (the hub's seq cache assumes it; the lock
  * enforces it); every statement is reset before its function returns, so no read snapshot
  * outlives a call and WAL checkpoints are never held back by an idle connection. */
@@ -46,6 +54,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "common/log.h"
@@ -130,11 +139,23 @@ static const char *const migrations[] = {
 };
 #define SCHEMA_VERSION ((int)AG_ARRAY_SIZE(migrations))
 
+/* Which file a name stood for when we opened it; a name can come to stand for another. */
+struct file_id {
+    dev_t dev;
+    ino_t ino;
+};
+
 struct hub_store__conn {
     sqlite3 *db;
-    char *path; /* owned: for messages */
+    char *path; /* owned: for messages, and the name a restart opens */
     sqlite3_stmt *stmt[ST_COUNT];
-    int lock_fd; /* writer: the database file under flock, open until db is closed; reader: -1 */
+    /* Writer only. lock_fd is the database file under flock, open until after db is closed
+     * (-1: none, the reader). wal_name is SQLite's (borrowed from db); wal_known turns true
+     * once the log exists, which it does from the first transaction on. */
+    int lock_fd;
+    struct file_id db_id, wal_id;
+    const char *wal_name;
+    bool wal_known;
 };
 
 /* --- errors ----------------------------------------------------------------------------- */
@@ -204,7 +225,7 @@ static int step_done(sqlite3_stmt *s)
     return rc;
 }
 
-/* --- the file: one writer process ------------------------------------------------------------ */
+/* --- the files: one writer process, and noticing they go away -------------------------------- */
 
 /* Opens the database file ourselves, creating it as SQLite would (0644; SQLite takes an empty
  * file for a new, empty database), and takes it for this process alone. */
@@ -226,6 +247,62 @@ static int lock_take(struct hub_store__conn *c, struct ag_err *err)
                           "cannot lock sqlite database '%s': %s; put it on a local filesystem",
                           c->path, strerror(errno));
     }
+    struct stat sb;
+    if (fstat(c->lock_fd, &sb) != 0)
+        return ag_err_set(err, AG_UNAVAILABLE, "cannot stat sqlite database '%s': %s", c->path,
+                          strerror(errno));
+    c->db_id = (struct file_id){sb.st_dev, sb.st_ino};
+    return 0;
+}
+
+enum file_fate { FILE_HERE, FILE_GONE, FILE_REPLACED };
+
+/* Whether name still stands for the file id was taken from. A stat failing for another reason
+ * (EACCES after a chmod of the directory, EIO) proves nothing, so the file counts as here: a
+ * commit is never reported lost on a guess. Inode numbers cannot be reused under us, since we
+ * hold the files open. */
+static enum file_fate file_fate(const char *name, const struct file_id *id)
+{
+    struct stat sb;
+    if (stat(name, &sb) != 0)
+        return errno == ENOENT || errno == ENOTDIR ? FILE_GONE : FILE_HERE;
+    return sb.st_dev == id->dev && sb.st_ino == id->ino ? FILE_HERE : FILE_REPLACED;
+}
+
+static void wal_remember(struct hub_store__conn *c)
+{
+    struct stat sb;
+    if (c->wal_name && stat(c->wal_name, &sb) == 0) {
+        c->wal_id = (struct file_id){sb.st_dev, sb.st_ino};
+        c->wal_known = true;
+    }
+}
+
+/* Around a COMMIT: is what it makes durable where a restart will look? PATH is what a restart
+ * opens (through a symlink, if it is one, as now); the log must be the one SQLite writes, or
+ * the newest commits live only in a file no one will open again. AG_DATA_LOSS if not. */
+static int files_check(struct hub_store__conn *c, struct ag_err *err)
+{
+    enum file_fate db = file_fate(c->path, &c->db_id);
+    if (db != FILE_HERE)
+        return ag_err_set(err, AG_DATA_LOSS,
+                          "sqlite database '%s' was %s while in use; no write is stored from "
+                          "now on; stop the hub, then restore the file or restart on another "
+                          "--store",
+                          c->path, db == FILE_GONE ? "deleted or moved away" : "replaced");
+    if (!c->wal_known) {
+        wal_remember(c);
+        return 0;
+    }
+    enum file_fate wal = file_fate(c->wal_name, &c->wal_id);
+    if (wal != FILE_HERE)
+        /* A clean close checkpoints from the log it still has open into the database, which is
+         * still in place: hence SIGTERM, not SIGKILL (test-store.c checks it). */
+        return ag_err_set(err, AG_DATA_LOSS,
+                          "sqlite log '%s' was %s while in use; no write is stored from now on; "
+                          "stop the hub with SIGTERM (that copies the log into the database) and "
+                          "restart it",
+                          c->wal_name, wal == FILE_GONE ? "deleted or moved away" : "replaced");
     return 0;
 }
 
@@ -366,18 +443,51 @@ static int set_pragmas(struct hub_store__conn *c, enum hub_store__role role, con
     return migrate(c, err);
 }
 
+/* The writer's database is no longer at PATH. SQLite skips its checkpoint at close for a moved
+ * file and leaves the log at PATH-wal, where it would be replayed into whatever file is put at
+ * PATH next (a restored backup). So checkpoint into the file we still have open and truncate
+ * the log (by descriptor, so only ours): a moved-away file is then whole on its own, and PATH
+ * keeps an empty log. Best effort: a reader elsewhere can hold the checkpoint back. */
+static void orphan_checkpoint(struct hub_store__conn *c)
+{
+    int rc = sqlite3_wal_checkpoint_v2(c->db, "main", SQLITE_CHECKPOINT_TRUNCATE, NULL, NULL);
+    if (rc != SQLITE_OK)
+        ag_log_warn("store.checkpoint_failed", "path=%s error=%s note=%s", ag_log_q(c->path),
+                    ag_log_q(sqlite3_errmsg(c->db)),
+                    ag_log_q("the log left at PATH-wal belongs to the lost file: delete it "
+                             "before restoring the database"));
+}
+
 static void sqlite_close(struct hub_store__conn *c)
 {
     if (!c)
         return;
     for (int i = 0; i < ST_COUNT; i++)
         sqlite3_finalize(c->stmt[i]); /* NULL is a no-op */
+    if (c->lock_fd >= 0 && c->db && file_fate(c->path, &c->db_id) != FILE_HERE)
+        orphan_checkpoint(c);
     sqlite3_close(c->db);
     /* Only now: closing it earlier would drop the fcntl locks SQLite holds on the file. */
     if (c->lock_fd >= 0)
         close(c->lock_fd);
     free(c->path);
     free(c);
+}
+
+/* The writer's files as SQLite opened them. PATH must still be the file we locked (else the
+ * lock guards another file than SQLite's); the log exists by now, since migrate() ran a
+ * transaction, but is looked for again after each commit if not. */
+static int writer_files(struct hub_store__conn *c, struct ag_err *err)
+{
+    if (file_fate(c->path, &c->db_id) != FILE_HERE)
+        return ag_err_set(err, AG_UNAVAILABLE,
+                          "sqlite database '%s' was moved or replaced while it was being opened; "
+                          "start the hub again",
+                          c->path);
+    const char *name = sqlite3_db_filename(c->db, "main");
+    c->wal_name = name && *name ? sqlite3_filename_wal(name) : NULL;
+    wal_remember(c);
+    return 0;
 }
 
 static struct hub_store__conn *sqlite_open(const char *url, enum hub_store__role role,
@@ -416,6 +526,8 @@ static struct hub_store__conn *sqlite_open(const char *url, enum hub_store__role
             db_err(c, "prepare statements", err);
             goto fail;
         }
+    if (role == HUB_STORE__WRITER && writer_files(c, err))
+        goto fail;
     return c;
 fail:
     sqlite_close(c);
@@ -431,11 +543,18 @@ static int sqlite_begin(struct hub_store__conn *c, struct ag_err *err)
     return 0;
 }
 
+/* The files are checked on both sides of COMMIT. Before: a loss that happened between
+ * transactions (the usual case) fails this one while it can still roll back, so nothing of it
+ * lands anywhere (a lost -wal is folded back into the database at a clean stop, which would
+ * make a write reported failed durable after all). After: a loss during the COMMIT's fsync is
+ * never acknowledged. Four stat(2)s, microseconds, beside an fsync, once per group commit. */
 static int sqlite_commit(struct hub_store__conn *c, struct ag_err *err)
 {
+    if (files_check(c, err))
+        return -1;
     if (step_done(c->stmt[ST_COMMIT]) != SQLITE_DONE)
         return db_err(c, "commit", err);
-    return 0;
+    return files_check(c, err);
 }
 
 static void sqlite_rollback(struct hub_store__conn *c)

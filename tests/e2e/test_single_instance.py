@@ -1,8 +1,11 @@
-"""tests/e2e/test_single_instance.py - one hub per store.
+"""tests/e2e/test_single_instance.py - one hub per store, and a hub that notices losing it.
 
 - A second `agentry hub` on the same --store (another port) exits 1 with one stderr line naming
   the store, and the first hub neither notices nor loses anything. Once the first hub is gone,
   by SIGTERM or by SIGKILL, a new one takes the store at once.
+- `rm hub.db` under a running hub: the next write is refused with UNAVAILABLE and a message that
+  says what to do, every later write too, with a single store error in the hub's log; the hub
+  keeps answering what it knows from memory and still exits 0 on SIGTERM.
 """
 import os
 import re
@@ -10,6 +13,7 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness as H  # noqa: E402
+import grpc  # noqa: E402
 
 STORE_ERROR = re.compile(r"level=error comp=hub event=store\.")
 
@@ -82,6 +86,60 @@ class SecondHubTest(H.ClusterTestCase):
         self.assertEqual(agent_view(c.get(a.agent_id)), before)
         c.wait_registered("n1", 1)
         c.assert_healthy(self)
+
+
+class StoreDeletedTest(H.ClusterTestCase):
+    NODES = 1
+    CAPACITY = 2
+
+    def assert_refused(self, fn, what):
+        with self.assertRaises(grpc.RpcError, msg=what) as cm:
+            fn()
+        e = cm.exception
+        self.assertEqual(e.code(), grpc.StatusCode.UNAVAILABLE, "%s: %s" % (what, e.details()))
+        return e.details()
+
+    def test_rm_store_under_a_running_hub(self):
+        c = self.c
+        a = c.spawn("final one", tools=())
+        c.wait_turn_end(a.agent_id)
+        quiet = c.spawn("", tools=())  # no turn yet
+        known = {x: agent_view(c.get(x)) for x in (a.agent_id, quiet.agent_id)}
+        trace = c.trace(a.agent_id)
+
+        os.unlink(c.store)
+        details = [self.assert_refused(lambda: c.spawn("final lost", tools=()), "spawn")]
+        for i in range(4):
+            details.append(self.assert_refused(lambda: c.send(a.agent_id, "final %d" % i),
+                                               "send %d" % i))
+            details.append(self.assert_refused(lambda: c.spawn("final %d" % i, tools=()),
+                                               "spawn %d" % i))
+        for d in details:
+            self.assertIn("'%s'" % c.store, d)
+            self.assertIn("deleted", d)
+            self.assertRegex(d, r"restart|start it")  # says what to do
+
+        # Reads are answered from what the hub knows; it neither crashed nor forgot anything.
+        r = c.hub.Ping(self.s.hub.PingRequest(payload=b"ping"), timeout=5)
+        self.assertEqual(r.payload, b"ping")
+        for x, view in known.items():
+            self.assertEqual(agent_view(c.get(x)), view)
+        self.assertEqual(c.trace(a.agent_id), trace)
+        self.assertTrue(c.hub_proc.running())
+
+        # One store error in the log, however many writes were refused: the store logs when it
+        # notices, not per write (each refused write is the caller's to report).
+        errors = [l for l in c.hub_log().splitlines() if STORE_ERROR.search(l)]
+        self.assertEqual(len(errors), 1, "\n".join(errors) or c.hub_log())
+        self.assertIn("event=store.lost", errors[0])
+        self.assertIn(c.store, errors[0])
+
+        c.stop_hub()  # SIGTERM, exit 0 required
+        self.assertFalse(os.path.exists(c.store), "a hub must not recreate a deleted store")
+        # Nor leave the deleted file's log behind, to be replayed into a backup restored there.
+        wal = c.store + "-wal"
+        size = os.path.getsize(wal) if os.path.exists(wal) else 0
+        self.assertEqual(size, 0, "%s left with %d bytes" % (wal, size))
 
 
 if __name__ == "__main__":

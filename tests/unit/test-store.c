@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -36,16 +37,24 @@ struct tracker {
     size_t done; /* callbacks so far, writes and reads */
 };
 
+/* fd 2 into a temp file while a test runs, so it can count the store's log lines. */
+struct capture {
+    int saved; /* the real fd 2 while capturing, else -1 */
+    char path[64];
+};
+
 struct fx {
     char dir[64];
     char path[128];
     char url[192];
     struct hub_store *st;
     struct tracker tr;
+    struct capture cap;
 };
 
 static void tracker_init(struct tracker *tr);
 static void tracker_release(struct tracker *tr);
+static char *capture_end(struct capture *c);
 
 static int setup(void **state)
 {
@@ -60,6 +69,7 @@ static int setup(void **state)
     snprintf(fx->path, sizeof(fx->path), "%s/hub.db", fx->dir);
     snprintf(fx->url, sizeof(fx->url), "sqlite:%s", fx->path);
     tracker_init(&fx->tr);
+    fx->cap.saved = -1;
     *state = fx;
     return 0;
 }
@@ -67,6 +77,8 @@ static int setup(void **state)
 static int teardown(void **state)
 {
     struct fx *fx = *state;
+    if (fx->cap.saved >= 0) /* a test failed while capturing: give fd 2 back */
+        free(capture_end(&fx->cap));
     hub_store_close(fx->st);
     static const char *const suffixes[] = {"", "-wal", "-shm", "-journal"};
     for (size_t i = 0; i < sizeof(suffixes) / sizeof(suffixes[0]); i++) {
@@ -982,6 +994,207 @@ static void test_exclusive_open(void **state)
     assert_int_equal(after.seq[0], 3);
 }
 
+static void capture_start(struct capture *c)
+{
+    snprintf(c->path, sizeof(c->path), "/tmp/test-store-log-XXXXXX");
+    int fd = mkstemp(c->path);
+    assert_true(fd >= 0);
+    fflush(stderr);
+    c->saved = dup(STDERR_FILENO);
+    assert_true(c->saved >= 0);
+    assert_int_equal(dup2(fd, STDERR_FILENO), STDERR_FILENO);
+    close(fd);
+}
+
+/* Restores fd 2 and returns what was written to it (caller frees). */
+static char *capture_end(struct capture *c)
+{
+    fflush(stderr);
+    dup2(c->saved, STDERR_FILENO);
+    close(c->saved);
+    c->saved = -1;
+    size_t cap = 1 << 16, n = 0;
+    char *text = calloc(1, cap);
+    FILE *f = fopen(c->path, "r");
+    if (text && f)
+        n = fread(text, 1, cap - 1, f);
+    if (f)
+        fclose(f);
+    unlink(c->path);
+    assert_non_null(text);
+    text[n] = '\0';
+    return text;
+}
+
+static size_t count_lines_with(const char *text, const char *needle)
+{
+    size_t n = 0;
+    for (const char *line = text; *line;) {
+        const char *end = strchr(line, '\n');
+        size_t len = end ? (size_t)(end - line) : strlen(line);
+        const char *hit = strstr(line, needle);
+        n += hit && hit < line + len;
+        line += len + (end != NULL);
+    }
+    return n;
+}
+
+/* Called once the store's file has gone away under it: the batch that notices fails, every
+ * later write fails at once with the same message, reads still answer, one line is logged.
+ * Asserts run after stderr is restored, so a failure's report is not captured. */
+static void expect_store_lost(struct fx *fx, const char *what)
+{
+    struct tracker *tr = &fx->tr;
+    size_t before = done_count(tr);
+    struct twrite t[3], later[5];
+    hub_store__pause(fx->st, true); /* one batch of three: the transaction that notices */
+    for (int i = 0; i < 3; i++) {
+        tw_init(&t[i], tr);
+        tw_append(&t[i], "l1", KIND_INPUT, "{}");
+        submit_ok(fx->st, &t[i]);
+    }
+    hub_store__pause(fx->st, false);
+    wait_done(tr, before + 3);
+    int later_rc[5];
+    struct ag_err later_err[5];
+    for (int i = 0; i < 5; i++) {
+        tw_init(&later[i], tr);
+        tw_append(&later[i], "l1", KIND_INPUT, "{}");
+        later_err[i] = (struct ag_err)AG_ERR_INIT;
+        later_rc[i] = hub_store_submit(fx->st, &later[i].w, &later_err[i]);
+    }
+    if (later_rc[4] == 0) /* not refused: let it finish before the fixture goes away */
+        wait_done(tr, before + 3 + 5);
+    char *log = capture_end(&fx->cap);
+
+    for (int i = 0; i < 3; i++) {
+        expect_fail(&t[i], AG_UNAVAILABLE, fx->path);
+        expect_fail(&t[i], AG_UNAVAILABLE, what);
+    }
+    if (!strstr(t[0].err.msg, "restart") && !strstr(t[0].err.msg, "start it"))
+        fail_msg("error '%s' does not say what to do", t[0].err.msg);
+    for (int i = 0; i < 5; i++) {
+        assert_int_equal(later_rc[i], -1);
+        assert_string_equal(ag_code_name(later_err[i].code), ag_code_name(AG_UNAVAILABLE));
+        assert_string_equal(later_err[i].msg, t[0].err.msg);
+        assert_int_equal(later[i].calls, 0);
+    }
+    struct hub_store_stats s;
+    hub_store_get_stats(fx->st, &s);
+    assert_int_equal(s.commits, 1);
+    assert_int_equal(s.failed, 3);
+    /* What was acknowledged is still readable, and nothing of the failed batch: it was rolled
+     * back, since the loss came before it (the store was idle). */
+    expect_range(fx->st, tr, "l1", 1, 0, 10, 1);
+
+    size_t lost = count_lines_with(log, "level=error comp=test event=store.lost ");
+    size_t store_errors = count_lines_with(log, "level=error comp=test event=store.");
+    if (lost != 1 || store_errors != 1)
+        print_error("store log lines:\n%s", log);
+    free(log);
+    assert_int_equal(lost, 1);
+    assert_int_equal(store_errors, 1);
+}
+
+/* An open store with agent l1 (seq 1), capturing stderr. */
+static void lost_setup(struct fx *fx)
+{
+    fx->st = open_url(fx->url, NULL);
+    struct twrite first;
+    tw_init(&first, &fx->tr);
+    tw_insert(&first, "l1", NULL, 1);
+    tw_append(&first, "l1", KIND_SPAWNED, "{}");
+    run_one(fx->st, &first);
+    expect_ok(&first);
+    capture_start(&fx->cap);
+}
+
+static void test_lost_db_deleted(void **state)
+{
+    struct fx *fx = *state;
+    lost_setup(fx);
+    assert_int_equal(unlink(fx->path), 0);
+    expect_store_lost(fx, "deleted");
+
+    /* The log of the deleted file must not stay behind to be replayed into the next one put
+     * at the path (a restored backup): closed, it is gone or empty. */
+    hub_store_close(fx->st);
+    fx->st = NULL;
+    char wal[160];
+    struct stat sb;
+    snprintf(wal, sizeof(wal), "%s-wal", fx->path);
+    if (stat(wal, &sb) == 0)
+        assert_int_equal(sb.st_size, 0);
+    else
+        assert_int_equal(errno, ENOENT);
+}
+
+static void test_lost_db_moved(void **state)
+{
+    struct fx *fx = *state;
+    char moved[160];
+    snprintf(moved, sizeof(moved), "%s.moved", fx->path);
+    lost_setup(fx);
+    assert_int_equal(rename(fx->path, moved), 0);
+    expect_store_lost(fx, "moved");
+    hub_store_close(fx->st);
+    fx->st = NULL;
+
+    /* Closed, the moved file holds everything acknowledged on its own (its log, still named
+     * after the old path, was folded in), so moving it back is a restore. */
+    sqlite3 *db;
+    sqlite3_stmt *s;
+    assert_int_equal(sqlite3_open(moved, &db), SQLITE_OK);
+    assert_int_equal(sqlite3_prepare_v2(db, "SELECT count(*) FROM events WHERE agent_id = 'l1'",
+                                        -1, &s, NULL),
+                     SQLITE_OK);
+    assert_int_equal(sqlite3_step(s), SQLITE_ROW);
+    assert_int_equal(sqlite3_column_int(s, 0), 1);
+    sqlite3_finalize(s);
+    sqlite3_close(db);
+    static const char *const suffixes[] = {"", "-wal", "-shm"};
+    for (size_t i = 0; i < sizeof(suffixes) / sizeof(suffixes[0]); i++) {
+        char p[192];
+        snprintf(p, sizeof(p), "%s%s", moved, suffixes[i]);
+        unlink(p);
+    }
+}
+
+/* Another file at the path (a restore, a copy over it) is not the database the hub writes. */
+static void test_lost_db_replaced(void **state)
+{
+    struct fx *fx = *state;
+    char other[160];
+    snprintf(other, sizeof(other), "%s.other", fx->path);
+    lost_setup(fx);
+    FILE *f = fopen(other, "w");
+    assert_non_null(f);
+    fclose(f);
+    assert_int_equal(rename(other, fx->path), 0);
+    expect_store_lost(fx, "replaced");
+}
+
+/* The log is the newest part of the database: without it a restart loses the last commits. */
+static void test_lost_wal_deleted(void **state)
+{
+    struct fx *fx = *state;
+    char wal[160];
+    snprintf(wal, sizeof(wal), "%s-wal", fx->path);
+    lost_setup(fx);
+    assert_int_equal(unlink(wal), 0);
+    expect_store_lost(fx, "-wal");
+
+    /* A clean close folds the log it still holds open into the database: nothing acknowledged
+     * is lost, nothing refused appears, and the store opens again. */
+    hub_store_close(fx->st);
+    fx->st = open_url(fx->url, NULL);
+    struct agent_rows rows;
+    load_all(fx->st, &rows);
+    assert_int_equal(rows.n, 1);
+    assert_string_equal(rows.row[0].id, "l1");
+    assert_int_equal(rows.row[0].last_seq, 1);
+}
+
 int main(void)
 {
     ag_log_init("test", AG_LOG_ERROR);
@@ -998,6 +1211,10 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_open_errors, setup, teardown),
         cmocka_unit_test_setup_teardown(test_db_unavailable, setup, teardown),
         cmocka_unit_test_setup_teardown(test_exclusive_open, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_lost_db_deleted, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_lost_db_moved, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_lost_db_replaced, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_lost_wal_deleted, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
