@@ -14,6 +14,7 @@
 #include "common/rpc/server.h"
 #include "common/xalloc.h"
 #include "hub/hub_internal.h"
+#include "hub/selector.h"
 
 #define MAX_REQUEST_ID 128
 
@@ -192,6 +193,120 @@ static void on_get(struct rpc_call *c, grpc_byte_buffer *req)
     rpc_call_reply_take(c, rpc_pb_pack(&out.base));
 }
 
+/* --- ListAgents ------------------------------------------------------------------------------ */
+
+/* hub.proto: a page stops before the packed response would pass 4 MiB, gRPC's default receive
+ * limit, so that a client with default settings can read every page. */
+#define LIST_MAX_BYTES (4 * 1024 * 1024)
+/* The next_page_token field: tag, length and at most 20 decimal digits. */
+#define LIST_TOKEN_BYTES 22
+#define LIST_DEFAULT_PAGE 100
+#define LIST_MAX_PAGE 1000
+
+/* A ListAgents request, checked. The filters combine: an agent is listed if all of them hold. */
+struct list_query {
+    int state;              /* 0: any state */
+    const char *name;       /* NULL: any name */
+    const char *request_id; /* NULL: any; else at most one agent, found through the index */
+    struct hub_selector sel;
+    size_t page;            /* agents per page */
+    size_t pos;             /* list position to start from (the page token) */
+};
+
+static int list_query_init(const Agentry__V1__ListAgentsRequest *in, struct ag_arena *ar,
+                           struct list_query *q, struct ag_err *err)
+{
+    if (!protobuf_c_enum_descriptor_get_value(&agentry__v1__agent_state__descriptor, in->state))
+        return ag_err_set(err, AG_INVALID_ARGUMENT,
+                          "state %d is not an AgentState value (0 means any state)",
+                          (int)in->state);
+    q->state = (int)in->state;
+    q->page = in->page_size ? in->page_size : LIST_DEFAULT_PAGE;
+    if (q->page > LIST_MAX_PAGE)
+        return ag_err_set(err, AG_INVALID_ARGUMENT, "page_size is over %d", LIST_MAX_PAGE);
+    char *end = NULL;
+    q->pos = in->page_token && *in->page_token ? strtoull(in->page_token, &end, 10) : 0;
+    if (end && *end)
+        return ag_err_set(err, AG_INVALID_ARGUMENT, "page_token is not one this hub gave out");
+    q->name = in->name && *in->name ? in->name : NULL;
+    q->request_id = in->request_id && *in->request_id ? in->request_id : NULL;
+    return hub_selector_parse(in->label_selector, ar, &q->sel, err);
+}
+
+/* The filters on the spec, which never changes: checked without the agent's lock. */
+static bool list_spec_matches(const struct list_query *q, const struct hub_agent *a)
+{
+    const Agentry__V1__AgentSpec *sp = a->spec;
+    if (q->name && strcmp(sp->name ? sp->name : "", q->name) != 0)
+        return false;
+    return hub_selector_match(&q->sel, sp->labels, sp->n_labels);
+}
+
+/* The agent as a message if it is listed from position `from` on, else NULL. An agent found
+ * through the request-id index may still be being created (its Spawn has not committed): only
+ * a visible agent is listed, as only a visible one can be read with GetAgent. */
+static Agentry__V1__Agent *list_take(struct hub *h, const struct list_query *q,
+                                     struct hub_agent *a, size_t from, struct ag_arena *ar)
+{
+    if (!list_spec_matches(q, a))
+        return NULL;
+    Agentry__V1__Agent *m = NULL;
+    pthread_mutex_lock(&a->lock);
+    if (a->visible && a->list_pos >= from && (!q->state || q->state == a->st.state)) {
+        m = ag_arena_alloc(ar, sizeof(*m));
+        hub_agent_to_pb(h, a, m, ar);
+    }
+    pthread_mutex_unlock(&a->lock);
+    return m;
+}
+
+static size_t varint_size(size_t v)
+{
+    size_t n = 1;
+    for (; v >= 0x80; v >>= 7)
+        n++;
+    return n;
+}
+
+/* Bytes the agent adds to the packed response: tag, length, message. */
+static size_t list_entry_size(const Agentry__V1__Agent *m)
+{
+    size_t n = protobuf_c_message_get_packed_size(&m->base);
+    return 1 + varint_size(n) + n;
+}
+
+/* Fill a page in list order from q->pos: up to q->page agents, stopping before the response
+ * would pass LIST_MAX_BYTES, but never with an empty page while agents are left (a single agent
+ * too big to fit is sent alone: the client must raise its limit to read it). */
+static void list_scan(struct hub *h, const struct list_query *q, struct ag_arena *ar,
+                      Agentry__V1__ListAgentsResponse *out)
+{
+    size_t total = hub_agents_count(h), pos = q->pos, bytes = LIST_TOKEN_BYTES;
+    for (; pos < total && out->n_agents < q->page; pos++) {
+        Agentry__V1__Agent *m = list_take(h, q, hub_agents_at(h, pos), 0, ar);
+        if (!m)
+            continue;
+        size_t sz = list_entry_size(m);
+        if (out->n_agents > 0 && bytes + sz > LIST_MAX_BYTES)
+            break; /* this agent starts the next page */
+        bytes += sz;
+        out->agents[out->n_agents++] = m;
+    }
+    out->next_page_token = pos < total ? ag_arena_printf(ar, "%zu", pos) : "";
+}
+
+/* request_id names at most one agent: look it up in the index instead of scanning the list. A
+ * page token past its position leaves nothing, as a scan would. */
+static void list_by_request(struct hub *h, const struct list_query *q, struct ag_arena *ar,
+                            Agentry__V1__ListAgentsResponse *out)
+{
+    struct hub_agent *a = hub_agents_claim_request(h, q->request_id, NULL);
+    Agentry__V1__Agent *m = a ? list_take(h, q, a, q->pos, ar) : NULL;
+    if (m)
+        out->agents[out->n_agents++] = m;
+    out->next_page_token = "";
+}
+
 static void on_list(struct rpc_call *c, grpc_byte_buffer *req)
 {
     struct hub *h = rpc_call_user(c);
@@ -199,33 +314,19 @@ static void on_list(struct rpc_call *c, grpc_byte_buffer *req)
         decode(c, req, &agentry__v1__list_agents_request__descriptor);
     if (!in)
         return;
-    size_t page = in->page_size ? in->page_size : 100;
-    if (page > 1000) {
-        rpc_call_finish(c, AG_INVALID_ARGUMENT, "page_size is over 1000");
-        return;
-    }
-    char *end = NULL;
-    size_t pos = in->page_token && *in->page_token ? strtoull(in->page_token, &end, 10) : 0;
-    if (end && *end) {
-        rpc_call_finish(c, AG_INVALID_ARGUMENT, "page_token is not one this hub gave out");
-        return;
-    }
     struct ag_arena *ar = rpc_call_arena(c);
-    Agentry__V1__ListAgentsResponse out = AGENTRY__V1__LIST_AGENTS_RESPONSE__INIT;
-    out.agents = ag_arena_alloc(ar, page * sizeof(*out.agents));
-    size_t total = hub_agents_count(h);
-    for (; pos < total && out.n_agents < page; pos++) {
-        struct hub_agent *a = hub_agents_at(h, pos);
-        Agentry__V1__Agent *m = ag_arena_alloc(ar, sizeof(*m));
-        pthread_mutex_lock(&a->lock);
-        bool match = !in->state || (int)in->state == a->st.state;
-        if (match)
-            hub_agent_to_pb(h, a, m, ar);
-        pthread_mutex_unlock(&a->lock);
-        if (match)
-            out.agents[out.n_agents++] = m;
+    struct list_query q;
+    struct ag_err err = AG_ERR_INIT;
+    if (list_query_init(in, ar, &q, &err) != 0) {
+        rpc_call_fail(c, &err);
+        return;
     }
-    out.next_page_token = pos < total ? ag_arena_printf(ar, "%zu", pos) : "";
+    Agentry__V1__ListAgentsResponse out = AGENTRY__V1__LIST_AGENTS_RESPONSE__INIT;
+    out.agents = ag_arena_alloc(ar, q.page * sizeof(*out.agents));
+    if (q.request_id)
+        list_by_request(h, &q, ar, &out);
+    else
+        list_scan(h, &q, ar, &out);
     rpc_call_reply_take(c, rpc_pb_pack(&out.base));
 }
 
