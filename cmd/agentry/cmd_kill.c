@@ -1,4 +1,7 @@
-/* cmd/agentry/cmd_kill.c - 'agentry kill AGENT_ID': stop an agent for good. */
+/* cmd/agentry/cmd_kill.c - 'agentry kill AGENT_ID': stop an agent for good. Killing an agent
+ * that was already killed succeeds (the hub answers with the first kill's seq and
+ * already_killed), and says so on stderr: the user's intent holds, but their reason was not
+ * recorded. */
 #include <inttypes.h>
 #include <stdio.h>
 
@@ -9,7 +12,8 @@
 static const struct ag_cmd_help kill_help = {
     "agentry kill [flags] AGENT_ID",
     "Stop an agent: its running turn is cancelled on its node and it takes no more input. "
-    "Prints the seq of the stored 'killed' event.",
+    "Prints the seq of the stored 'killed' event. An agent that was already killed stays as it "
+    "was: kill says so and prints the seq of its first 'killed' event.",
     "agentry kill --reason 'runaway loop' 01jd5x8k2m4n6p8q",
 };
 
@@ -44,9 +48,13 @@ int cli_cmd_kill(int argc, char **argv)
         cJSON *o = cJSON_CreateObject();
         cJSON_AddStringToObject(o, "agent_id", pos[0]);
         cJSON_AddNumberToObject(o, "seq", (double)resp->seq);
+        cJSON_AddBoolToObject(o, "already_killed", resp->already_killed);
         cli_print_json(stdout, o, false);
     } else {
         printf("%" PRIu64 "\n", resp->seq);
+        if (resp->already_killed)
+            fprintf(stderr, "agent '%s' was already killed (at seq %" PRIu64 "); nothing changed\n",
+                    pos[0], resp->seq);
     }
     cli_client_close(&c);
     return rc;

@@ -13,12 +13,16 @@
 static const struct ag_cmd_help ps_help = {
     "agentry ps [flags]",
     "List agents in creation order: ID NAME STATE NODE SEQ AGE. Shows one page of --limit "
-    "agents; --all follows the pages to the end.",
-    "agentry ps --state running\nagentry ps --all --json | jq -r '.agents[].id'",
+    "agents; --all follows the pages to the end. The filters combine: an agent is listed if "
+    "all of them hold. A selector is comma-separated terms that must all hold: k=v (or k==v), "
+    "k!=v (also true when k is absent), k (present) or !k (absent).",
+    "agentry ps --state running\nagentry ps -l 'team=core,!draft' --all\n"
+    "agentry ps --request-id nightly-42 --json\nagentry ps --all --json | jq -r '.agents[].id'",
 };
 
 struct ps_opts {
     const char *state;
+    const char *selector, *name, *request_id; /* "" for none; borrowed from argv */
     int64_t limit;
     bool all;
     Agentry__V1__AgentState st; /* parsed from state */
@@ -50,6 +54,9 @@ static int list_agents(struct cli_client *c, const struct ps_opts *o, struct ps_
     Agentry__V1__ListAgentsRequest req = AGENTRY__V1__LIST_AGENTS_REQUEST__INIT;
     req.state = o->st;
     req.page_size = (uint32_t)o->limit;
+    req.label_selector = (char *)o->selector;
+    req.name = (char *)o->name;
+    req.request_id = (char *)o->request_id;
     if (cli_client_dial(c, err) < 0)
         return -1;
     do {
@@ -84,14 +91,20 @@ int cli_cmd_ps(int argc, char **argv)
 {
     struct cli_client c;
     cli_client_init(&c, CLI_TIMEOUT_DEFAULT_MS);
-    struct ps_opts o = {"", 100, false, AGENTRY__V1__AGENT_STATE__AGENT_STATE_UNSPECIFIED};
+    struct ps_opts o = {.state = "", .selector = "", .name = "", .request_id = "", .limit = 100,
+                        .st = AGENTRY__V1__AGENT_STATE__AGENT_STATE_UNSPECIFIED};
     struct ag_flag flags[CLI_MAX_FLAGS] = {
         {"state", 0, AG_FLAG_STR, &o.state, "STATE",
          "only agents in STATE: pending, running, idle, yielded, failed or killed", 0, 0},
         {"limit", 'n', AG_FLAG_INT, &o.limit, "N", "agents per page (default 100)", 1, 1000},
         {"all", 'a', AG_FLAG_BOOL, &o.all, NULL, "follow the pages to the last agent", 0, 0},
+        {"selector", 'l', AG_FLAG_STR, &o.selector, "SELECTOR",
+         "only agents whose labels match, e.g. 'team=core,tier!=gold'", 0, 0},
+        {"name", 0, AG_FLAG_STR, &o.name, "NAME", "only agents with exactly this name", 0, 0},
+        {"request-id", 0, AG_FLAG_STR, &o.request_id, "KEY",
+         "only the agent spawned with this idempotency key", 0, 0},
     };
-    size_t nflags = 3;
+    size_t nflags = 6;
     cli_client_flags(&c, flags, &nflags, CLI_MAX_FLAGS);
     size_t npos;
     int rc;

@@ -115,8 +115,11 @@ cJSON *cli_print_agent_json(const Agentry__V1__Agent *a)
     char t[32];
     cJSON *o = cJSON_CreateObject();
     cJSON_AddStringToObject(o, "id", a->id);
+    cJSON_AddStringToObject(o, "request_id", a->request_id);
     cJSON_AddItemToObject(o, "spec", spec_json(a->spec));
     cJSON_AddStringToObject(o, "state", cli_print_state_name(a->state));
+    cJSON_AddStringToObject(o, "state_reason", a->state_reason);
+    cJSON_AddNumberToObject(o, "turn_attempt", a->turn_attempt);
     cJSON_AddStringToObject(o, "node_id", a->node_id);
     cJSON_AddNumberToObject(o, "epoch", (double)a->epoch);
     cJSON_AddNumberToObject(o, "last_seq", (double)a->last_seq);
@@ -231,10 +234,13 @@ static void print_spec(FILE *out, const Agentry__V1__AgentSpec *sp)
 void cli_print_agent(FILE *out, const Agentry__V1__Agent *a, int64_t now_ns)
 {
     kv(out, "id", a->id);
+    kv(out, "request_id", a->request_id);
     kv(out, "state", cli_print_state_name(a->state));
+    kv(out, "state_reason", a->state_reason);
     print_spec(out, a->spec);
     kv(out, "node", a->node_id);
     kv_u64(out, "epoch", a->epoch);
+    kv_u64(out, "turn_attempt", a->turn_attempt);
     kv_u64(out, "last_seq", a->last_seq);
     kv_u64(out, "pending_inputs", a->pending_inputs);
     kv_time(out, "created", a->created_unix_nano, now_ns);
