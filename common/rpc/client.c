@@ -1,9 +1,9 @@
 /* common/rpc/client.c - gRPC client helpers over the core API (see client.h).
  *
  * Threads: a channel may be shared by any number of threads. Its only mutable state is the cache
- * of registered-call handles, guarded by `lock`. Blocking calls and streams each own a private
- * pluck completion queue, so they never see another call's events; the queue lives exactly as
- * long as its call.
+ * of registered-call handles, guarded by `lock`. Blocking calls, streams and waits for the
+ * connection each own a private pluck completion queue, so they never see another call's events;
+ * the queue lives exactly as long as its call or wait.
  *
  * Memory (grpc-core.md §7): send buffers are destroyed after their batch completed, received
  * buffers and metadata arrays by us, status details are grpc_slice_unref'd by whoever received
@@ -217,22 +217,16 @@ static int unreachable(const struct rpc_channel *ch, struct ag_err *err)
                       ch->target);
 }
 
-/* A deadline that passed before the channel ever connected is reported as the connection problem
- * it is, not as a slow hub. */
+/* Only grpc's own connect failures become "cannot reach": a DEADLINE_EXCEEDED stays one, whatever
+ * the channel's state afterwards. (A 1 ms deadline on a fresh channel to a live hub ends with the
+ * channel still CONNECTING; calling that "cannot reach hub" was a lie. Whether such a call was
+ * sent at all is what rpc_unary_sent's wait for the connection tells.) */
 int rpc_channel_status_to_err(struct rpc_channel *ch, grpc_status_code status, grpc_slice details,
                               struct ag_err *err)
 {
     int rc = rpc_status_to_err(status, details, err);
-    if (rc < 0 && is_connect_failure(status, details)) {
+    if (rc < 0 && is_connect_failure(status, details))
         unreachable(ch, err);
-    } else if (rc < 0 && status == GRPC_STATUS_DEADLINE_EXCEEDED) {
-        grpc_connectivity_state st = grpc_channel_check_connectivity_state(ch->ch, 0);
-        if (st == GRPC_CHANNEL_CONNECTING || st == GRPC_CHANNEL_TRANSIENT_FAILURE) {
-            unreachable(ch, err);
-            if (err)
-                err->code = AG_DEADLINE_EXCEEDED;
-        }
-    }
     return rc;
 }
 
@@ -267,6 +261,55 @@ static void cq_destroy(grpc_completion_queue *cq)
     grpc_completion_queue_destroy(cq);
 }
 
+/* --- waiting for the connection --------------------------------------------------------------- */
+
+/* One step of the wait: block until the state leaves `from` or the deadline passes. False on the
+ * deadline. */
+static bool watch_change(struct rpc_channel *ch, grpc_completion_queue *cq,
+                         grpc_connectivity_state from, gpr_timespec deadline)
+{
+    char tag;
+    grpc_channel_watch_connectivity_state(ch->ch, from, deadline, cq, &tag);
+    return pluck(cq, &tag).success != 0;
+}
+
+/* A channel's state tells apart what a call's status cannot: TRANSIENT_FAILURE means an attempt
+ * to connect failed (refused, unresolvable, handshake broken), and grpc would fail a call at once
+ * with UNAVAILABLE; IDLE and CONNECTING mean no attempt has finished yet. */
+static int wait_ready(struct rpc_channel *ch, gpr_timespec deadline, struct ag_err *err)
+{
+    grpc_connectivity_state st = grpc_channel_check_connectivity_state(ch->ch, 1);
+    if (st == GRPC_CHANNEL_READY)
+        return 0; /* the common case costs one check and no queue */
+    grpc_completion_queue *cq = grpc_completion_queue_create_for_pluck(NULL);
+    int rc = 0;
+    for (;;) {
+        if (st == GRPC_CHANNEL_READY)
+            break;
+        if (st == GRPC_CHANNEL_TRANSIENT_FAILURE) {
+            rc = unreachable(ch, err);
+            break;
+        }
+        if (st == GRPC_CHANNEL_SHUTDOWN) {
+            rc = ag_err_set(err, AG_INTERNAL, "channel to '%s' is shut down", ch->target);
+            break;
+        }
+        if (!watch_change(ch, cq, st, deadline)) {
+            rc = ag_err_set(err, AG_DEADLINE_EXCEEDED,
+                            "could not connect to '%s' before the deadline", ch->target);
+            break;
+        }
+        st = grpc_channel_check_connectivity_state(ch->ch, 1); /* IDLE: connect again */
+    }
+    cq_destroy(cq);
+    return rc;
+}
+
+int rpc_channel_wait_ready(struct rpc_channel *ch, int64_t timeout_ms, struct ag_err *err)
+{
+    return wait_ready(ch, rpc_deadline_ms(timeout_ms), err);
+}
+
 static int start_error(grpc_call_error ce, const char *method, struct ag_err *err)
 {
     return ag_err_set(err, AG_INTERNAL, "cannot start call '%s': grpc_call_error %d", method,
@@ -289,8 +332,18 @@ int rpc_unary(struct rpc_channel *ch, const char *method, const ProtobufCMessage
               const ProtobufCMessageDescriptor *resp_desc, struct ag_arena *arena, void **resp,
               int64_t timeout_ms, struct ag_err *err)
 {
+    return rpc_unary_sent(ch, method, req, resp_desc, arena, resp, timeout_ms, NULL, err);
+}
+
+/* The call proper, on a channel that was READY a moment ago. */
+static int unary_call(struct rpc_channel *ch, const char *method, const ProtobufCMessage *req,
+                      const ProtobufCMessageDescriptor *resp_desc, struct ag_arena *arena,
+                      void **resp, gpr_timespec deadline, struct ag_err *err)
+{
     grpc_completion_queue *cq = grpc_completion_queue_create_for_pluck(NULL);
-    grpc_call *call = new_call(ch, cq, method, timeout_ms);
+    grpc_call *call = grpc_channel_create_registered_call(ch->ch, NULL, GRPC_PROPAGATE_DEFAULTS,
+                                                          cq, rpc_channel_method(ch, method),
+                                                          deadline, NULL);
     grpc_byte_buffer *send = rpc_pb_pack(req), *recv = NULL;
     grpc_metadata_array md_init, md_trail;
     grpc_metadata_array_init(&md_init);
@@ -313,7 +366,6 @@ int rpc_unary(struct rpc_channel *ch, const char *method, const ProtobufCMessage
     ops[5].data.recv_status_on_client.status_details = &details;
 
     int rc;
-    *resp = NULL;
     grpc_call_error ce = grpc_call_start_batch(call, ops, AG_ARRAY_SIZE(ops), ops, NULL);
     if (ce != GRPC_CALL_OK) {
         rc = start_error(ce, method, err);
@@ -331,6 +383,34 @@ done:
     grpc_call_unref(call);
     cq_destroy(cq);
     return rc;
+}
+
+int rpc_unary_sent(struct rpc_channel *ch, const char *method, const ProtobufCMessage *req,
+                   const ProtobufCMessageDescriptor *resp_desc, struct ag_arena *arena, void **resp,
+                   int64_t timeout_ms, bool *sent, struct ag_err *err)
+{
+    /* One deadline for the connection and the call: the caller's timeout bounds both. */
+    gpr_timespec deadline = rpc_deadline_ms(timeout_ms);
+    *resp = NULL;
+    if (sent)
+        *sent = false;
+    /* A call started on a channel that is still connecting waits inside grpc, and its
+     * DEADLINE_EXCEEDED cannot say whether the request went out. Waiting for the connection
+     * first, we start the call only on a connected channel: if the deadline passes before, no
+     * call exists, so certainly nothing was sent. */
+    struct ag_err e = AG_ERR_INIT;
+    if (wait_ready(ch, deadline, &e) != 0) {
+        if (e.code == AG_DEADLINE_EXCEEDED)
+            ag_err_set(&e, AG_DEADLINE_EXCEEDED,
+                       "could not connect to '%s' before the deadline; nothing was sent",
+                       ch->target);
+        if (err)
+            *err = e;
+        return -1;
+    }
+    if (sent)
+        *sent = true;
+    return unary_call(ch, method, req, resp_desc, arena, resp, deadline, err);
 }
 
 /* --- server streaming ------------------------------------------------------------------------ */

@@ -6,13 +6,28 @@
  * rpc_channel_grpc() and rpc_channel_method().
  *
  * A non-OK gRPC status becomes err: code = the status code, msg = the server's details. A hub that
- * cannot be reached gives AG_UNAVAILABLE. Call rpc_client_init() once before any channel and
- * rpc_client_shutdown() after the last one is freed. */
+ * cannot be reached gives AG_UNAVAILABLE "cannot reach hub at '<target>' ...", and only when an
+ * attempt to connect really failed (refused, unresolvable, broken handshake): a deadline that
+ * passes while the connection is still being made is AG_DEADLINE_EXCEEDED, never "cannot reach".
+ *
+ * Was it sent? After a failed call, a caller whose request has effects (Spawn, Invoke) must know
+ * whether the server may have received it. rpc_unary_sent() starts the call only once the channel
+ * is connected, within the call's deadline, and says so in *sent:
+ *   *sent false: nothing left this process (could not connect before the deadline: AG_DEADLINE_
+ *                EXCEEDED, "could not connect to '<target>' before the deadline; nothing was
+ *                sent"; or the connection failed: AG_UNAVAILABLE, "cannot reach hub ...").
+ *   *sent true:  the request was handed to a connected channel; after a failure (for example
+ *                AG_DEADLINE_EXCEEDED) the server may have received it and may still act on it.
+ * Streams do not wait for the connection: their DEADLINE_EXCEEDED says nothing about sending.
+ *
+ * Call rpc_client_init() once before any channel and rpc_client_shutdown() after the last one is
+ * freed. */
 #ifndef AGENTRY_COMMON_RPC_CLIENT_H
 #define AGENTRY_COMMON_RPC_CLIENT_H
 
 #include <grpc/grpc.h>
 #include <protobuf-c/protobuf-c.h>
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "common/arena.h"
@@ -45,14 +60,26 @@ gpr_timespec rpc_deadline_ms(int64_t ms);
  * Borrows details: the caller still grpc_slice_unref's them. */
 int rpc_status_to_err(grpc_status_code status, grpc_slice details, struct ag_err *err);
 /* The same for a call made on ch, as rpc_unary reports it: grpc's own connect failures become
- * "cannot reach hub at '<target>' ...". For callers driving their own completion queue. */
+ * "cannot reach hub at '<target>' ..."; DEADLINE_EXCEEDED stays as it is. For callers driving
+ * their own completion queue. */
 int rpc_channel_status_to_err(struct rpc_channel *ch, grpc_status_code status, grpc_slice details,
                               struct ag_err *err);
 
-/* Blocking unary call: *resp is decoded into arena. timeout_ms <= 0: no deadline. */
+/* Wait until ch is connected, at most timeout_ms (<= 0: no limit), connecting if it is idle.
+ * 0 when connected; -1 with AG_UNAVAILABLE ("cannot reach hub ...") when an attempt to connect
+ * failed, or AG_DEADLINE_EXCEEDED when the time ran out while still connecting. */
+int rpc_channel_wait_ready(struct rpc_channel *ch, int64_t timeout_ms, struct ag_err *err);
+
+/* Blocking unary call: *resp is decoded into arena. timeout_ms <= 0: no deadline. The timeout
+ * bounds connecting and the call together. */
 int rpc_unary(struct rpc_channel *ch, const char *method, const ProtobufCMessage *req,
               const ProtobufCMessageDescriptor *resp_desc, struct ag_arena *arena, void **resp,
               int64_t timeout_ms, struct ag_err *err);
+/* rpc_unary, also telling whether the request may have reached the server (see the top of this
+ * file): *sent is false only when certainly nothing was sent. sent may be NULL. */
+int rpc_unary_sent(struct rpc_channel *ch, const char *method, const ProtobufCMessage *req,
+                   const ProtobufCMessageDescriptor *resp_desc, struct ag_arena *arena, void **resp,
+                   int64_t timeout_ms, bool *sent, struct ag_err *err);
 
 /* Blocking server-streaming call. */
 struct rpc_stream;
