@@ -4,6 +4,7 @@
 
 #include <pthread.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -11,6 +12,7 @@
 #include <unistd.h>
 
 #include "cmd/agentry/cli.h"
+#include "cmd/agentry/print.h"
 #include "common/xalloc.h"
 
 static void push_flag(struct ag_flag *flags, size_t *n, size_t cap, struct ag_flag f)
@@ -82,16 +84,48 @@ void cli_client_explain_deadline(const struct cli_client *c, struct ag_err *err)
     }
 }
 
-int cli_client_call(struct cli_client *c, const char *method, const ProtobufCMessage *req,
-                    const ProtobufCMessageDescriptor *resp_desc, void **resp, struct ag_err *err)
+/* --timeout passed before the connection was up, so nothing was sent. Was the hub reachable at
+ * all? A little more waiting tells a refused or unresolvable hub ("cannot reach hub", which the
+ * user fixes with --hub) from a deadline too short to connect (fixed with --timeout). */
+static void explain_not_connected(struct cli_client *c, struct ag_err *err)
+{
+    struct ag_err probe = AG_ERR_INIT;
+    if (rpc_channel_wait_ready(c->ch, CLI_PROBE_TIMEOUT_MS, &probe) != 0 &&
+        probe.code == AG_UNAVAILABLE) {
+        *err = probe;
+        return;
+    }
+    char d[32];
+    ag_err_set(err, AG_DEADLINE_EXCEEDED,
+               "could not connect to hub at '%s' within %s (see --timeout); nothing was sent",
+               c->hub, cli_duration_str(d, sizeof(d), c->timeout_ms));
+}
+
+int cli_client_call_sent(struct cli_client *c, const char *method, const ProtobufCMessage *req,
+                         const ProtobufCMessageDescriptor *resp_desc, void **resp, bool *sent,
+                         struct ag_err *err)
 {
     struct ag_err e = AG_ERR_INIT;
-    if (rpc_unary(c->ch, method, req, resp_desc, &c->arena, resp, c->timeout_ms, &e) == 0)
+    bool was_sent = false;
+    int rc = rpc_unary_sent(c->ch, method, req, resp_desc, &c->arena, resp, c->timeout_ms,
+                            &was_sent, &e);
+    if (sent)
+        *sent = was_sent;
+    if (rc == 0)
         return 0;
-    cli_client_explain_deadline(c, &e);
+    if (!was_sent && e.code == AG_DEADLINE_EXCEEDED)
+        explain_not_connected(c, &e);
+    else
+        cli_client_explain_deadline(c, &e);
     if (err)
         *err = e;
     return -1;
+}
+
+int cli_client_call(struct cli_client *c, const char *method, const ProtobufCMessage *req,
+                    const ProtobufCMessageDescriptor *resp_desc, void **resp, struct ag_err *err)
+{
+    return cli_client_call_sent(c, method, req, resp_desc, resp, NULL, err);
 }
 
 void cli_client_close(struct cli_client *c)
@@ -286,6 +320,108 @@ void cli_sigwatch_stop(struct cli_sigwatch *w)
     free(w);
 }
 
+/* --- what a Spawn or Invoke did when its deadline passed ---------------------------------------- */
+
+static const char *make_request_id(char out[sizeof(CLI_REQUEST_ID_PREFIX) + AG_ID_LEN])
+{
+    char id[AG_ID_LEN + 1];
+    ag_id_new(id);
+    memcpy(out, CLI_REQUEST_ID_PREFIX, sizeof(CLI_REQUEST_ID_PREFIX) - 1);
+    memcpy(out + sizeof(CLI_REQUEST_ID_PREFIX) - 1, id, AG_ID_LEN + 1);
+    return out;
+}
+
+/* "error: <line>" on stderr. Not an ag_err: these lines quote a request id (up to 128 bytes)
+ * twice, which a 256-byte message could cut. */
+static int fail_line(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static int fail_line(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    fputs("error: ", stderr);
+    vfprintf(stderr, fmt, ap);
+    fputc('\n', stderr);
+    va_end(ap);
+    return CLI_FAIL;
+}
+
+/* rid as one shell word for a command to copy: as is when it is plain, else single-quoted. */
+static const char *shell_word(struct ag_arena *ar, const char *rid)
+{
+    if (*rid && strspn(rid, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
+                            "._:/+=@%-") == strlen(rid))
+        return rid;
+    char *out = ag_arena_alloc(ar, strlen(rid) * 4 + 3), *p = out;
+    *p++ = '\'';
+    for (const char *s = rid; *s; s++) {
+        if (*s == '\'') {
+            memcpy(p, "'\\''", 4);
+            p += 4;
+        } else {
+            *p++ = *s;
+        }
+    }
+    memcpy(p, "'", 2);
+    return out;
+}
+
+/* The agent the hub holds for request id rid: 1 with *agent, 0 when it has none (yet), -1 with
+ * err when it could not be asked or its answer does not settle the question. */
+static int find_request(struct cli_client *c, const char *rid, Agentry__V1__Agent **agent,
+                        struct ag_err *err)
+{
+    Agentry__V1__ListAgentsRequest req = AGENTRY__V1__LIST_AGENTS_REQUEST__INIT;
+    req.request_id = (char *)rid;
+    Agentry__V1__ListAgentsResponse *r = NULL;
+    if (rpc_unary(c->ch, CLI_HUB_METHOD("ListAgents"), &req.base,
+                  &agentry__v1__list_agents_response__descriptor, &c->arena, (void **)&r,
+                  CLI_FOLLOWUP_TIMEOUT_MS, err) < 0)
+        return -1;
+    for (size_t i = 0; i < r->n_agents; i++) {
+        if (strcmp(r->agents[i]->request_id, rid) == 0) {
+            *agent = r->agents[i];
+            return 1;
+        }
+    }
+    if (r->n_agents == 0)
+        return 0;
+    /* A hub older than the request_id filter ignores it and lists whatever comes first. */
+    return ag_err_set(err, AG_UNIMPLEMENTED,
+                      "it listed agents with other request ids: is it older than this CLI?");
+}
+
+static bool keeps_running(Agentry__V1__AgentState s)
+{
+    return s == AGENTRY__V1__AGENT_STATE__AGENT_STATE_PENDING ||
+           s == AGENTRY__V1__AGENT_STATE__AGENT_STATE_RUNNING;
+}
+
+int cli_spec_report_deadline(struct cli_client *c, const char *late, const char *rid, bool sent,
+                             const struct ag_err *err)
+{
+    if (!sent)
+        return fail_line("%s, so no agent was created (request id '%s')", err->msg, rid);
+    Agentry__V1__Agent *a = NULL;
+    struct ag_err why = AG_ERR_INIT;
+    int found = find_request(c, rid, &a, &why);
+    const char *word = shell_word(&c->arena, rid);
+    if (found > 0 && keeps_running(a->state))
+        return fail_line("%s; agent '%s' was created and keeps running: follow it with "
+                         "'agentry trace -f %s'",
+                         late, a->id, a->id);
+    if (found > 0)
+        return fail_line("%s; agent '%s' was created and is now %s: follow it with "
+                         "'agentry trace -f %s'",
+                         late, a->id, cli_print_state_name(a->state), a->id);
+    if (found == 0)
+        return fail_line("%s, and the hub has no agent for request id '%s' yet: it may still "
+                         "create one, so retry with --request-id %s (safe: at most one agent)",
+                         late, rid, word);
+    return fail_line("%s, and asking the hub about request id '%s' failed (%s): it may have "
+                     "created an agent, so retry with --request-id %s (safe: at most one agent)",
+                     late, rid, why.msg, word);
+}
+
 int cli_spec_cmd(const char *cmd, const struct ag_cmd_help *help, int64_t timeout_ms,
                  bool need_input, cli_spec_run_fn *run, int argc, char **argv)
 {
@@ -302,6 +438,8 @@ int cli_spec_cmd(const char *cmd, const struct ag_cmd_help *help, int64_t timeou
     int rc;
     if (cli_parse(cmd, help, flags, nflags, argc, argv, pos, (size_t)argc, &npos, &rc) &&
         (!need_input || cli_need_args(cmd, npos, 1, "INPUT", &rc))) {
+        if (!*spec.request_id)
+            spec.request_id = make_request_id(spec.made_request_id);
         rc = run(&c, &spec, pos, npos);
         cli_client_close(&c);
     }

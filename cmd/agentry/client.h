@@ -16,10 +16,18 @@
 #include "common/arena.h"
 #include "common/err.h"
 #include "common/flags.h"
+#include "common/id.h"
 #include "common/rpc/client.h"
 
 #define CLI_HUB_METHOD(m) ("/agentry.v1.AgentHub/" m)
 #define CLI_TIMEOUT_DEFAULT_MS 10000
+/* After --timeout cut a connect short: how long to go on waiting, only to tell "cannot reach hub"
+ * from "the deadline was too short" (nothing is sent meanwhile). */
+#define CLI_PROBE_TIMEOUT_MS 2000
+/* After a Spawn or Invoke deadline: the deadline of the ListAgents call asking what happened. */
+#define CLI_FOLLOWUP_TIMEOUT_MS 5000
+/* Request ids the CLI makes up when --request-id is not given, so an operator can tell them. */
+#define CLI_REQUEST_ID_PREFIX "cli-"
 #define CLI_MAX_FLAGS 24 /* rows in one subcommand's table, shared rows included */
 
 struct cli_client {
@@ -37,9 +45,19 @@ void cli_client_init(struct cli_client *c, int64_t default_timeout_ms);
 void cli_client_flags(struct cli_client *c, struct ag_flag *flags, size_t *n, size_t cap);
 /* Connect lazily to c->hub. Fails only on a malformed address. */
 int cli_client_dial(struct cli_client *c, struct ag_err *err);
-/* A blocking unary call to the hub with c->timeout_ms; *resp lives in c->arena. */
+/* A blocking unary call to the hub with c->timeout_ms; *resp lives in c->arena. When the
+ * deadline passes before the connection is up, nothing was sent: err is then "cannot reach hub
+ * at ..." (AG_UNAVAILABLE) if a short further wait shows the hub cannot be reached, else "could
+ * not connect to hub at '<hub>' within 1ms (see --timeout); nothing was sent"
+ * (AG_DEADLINE_EXCEEDED). A deadline after the request went out is explained as by
+ * cli_client_explain_deadline. */
 int cli_client_call(struct cli_client *c, const char *method, const ProtobufCMessage *req,
                     const ProtobufCMessageDescriptor *resp_desc, void **resp, struct ag_err *err);
+/* cli_client_call, also telling whether the request may have reached the hub (*sent false:
+ * certainly not; see rpc_unary_sent). For calls with effects: Spawn, Invoke. */
+int cli_client_call_sent(struct cli_client *c, const char *method, const ProtobufCMessage *req,
+                         const ProtobufCMessageDescriptor *resp_desc, void **resp, bool *sent,
+                         struct ag_err *err);
 /* Rewrite grpc's bare "Deadline Exceeded" as "no answer from hub at '<hub>' within 10s (see
  * --timeout)"; any other error is left alone. cli_client_call does this already. */
 void cli_client_explain_deadline(const struct cli_client *c, struct ag_err *err);
@@ -61,7 +79,11 @@ char *cli_join_words(struct ag_arena *arena, char **words, size_t n);
 
 /* The agent-spec flags shared by spawn and invoke. */
 struct cli_spec {
-    const char *name, *model, *system, *request_id;
+    const char *name, *model, *system;
+    /* --request-id, or (after cli_spec_cmd's parse) a new "cli-<id>": always sent, so that after
+     * a deadline the hub can be asked what became of the request, and it can be retried. */
+    const char *request_id;
+    char made_request_id[sizeof(CLI_REQUEST_ID_PREFIX) + AG_ID_LEN];
     struct ag_strlist tools, labels; /* owned */
     int64_t max_iterations;          /* 0: the hub's default */
 };
@@ -74,10 +96,24 @@ void cli_spec_release(struct cli_spec *s);
 /* The body of a command built on the spec flags (spawn, invoke). */
 typedef int cli_spec_run_fn(struct cli_client *c, const struct cli_spec *spec, char **words,
                             size_t nwords);
-/* Parse the spec and client flags (--help included), require INPUT words when need_input, then
- * run; returns the exit code. */
+/* Parse the spec and client flags (--help included), require INPUT words when need_input, make
+ * up a request id if none was given, then run; returns the exit code. */
 int cli_spec_cmd(const char *cmd, const struct ag_cmd_help *help, int64_t timeout_ms,
                  bool need_input, cli_spec_run_fn *run, int argc, char **argv);
+/* A Spawn or Invoke with request id rid failed with AG_DEADLINE_EXCEEDED (err; sent as
+ * cli_client_call_sent said). Find out what happened and say it in one line on stderr; returns
+ * CLI_FAIL. Exactly one of:
+ *   nothing was sent: err's "could not connect ...", so no agent was created;
+ *   `late`; agent '<id>' was created and keeps running (or: is now <state>), with the command
+ *     to follow it (the hub listed it for rid);
+ *   `late`, and the hub has no agent for rid yet: it may still create one, so retry with
+ *     --request-id rid (safe: at most one agent);
+ *   `late`, and asking the hub failed: retry likewise.
+ * `late` says what the deadline cut short, e.g. "the turn did not end within 1ms (see
+ * --timeout)". The question is a ListAgents by request id with a deadline of its own
+ * (CLI_FOLLOWUP_TIMEOUT_MS); an agent whose request_id is not rid is never taken for it. */
+int cli_spec_report_deadline(struct cli_client *c, const char *late, const char *rid, bool sent,
+                             const struct ag_err *err);
 
 /* Ctrl-C handling for long calls: block SIGINT/SIGTERM (call before cli_client_dial so gRPC's
  * threads inherit the mask) and run on_signal(arg) on a watcher thread when one arrives.

@@ -1,6 +1,8 @@
 /* cmd/agentry/cmd_invoke.c - 'agentry invoke INPUT...': spawn an agent and wait for the end of
  * its first turn. The answer goes to stdout; a turn that did not end with an answer (failed,
- * yielded, killed) is one line on stderr and exit status 1, so scripts can rely on $?. */
+ * yielded, killed) is one line on stderr and exit status 1, so scripts can rely on $?. So is a
+ * --timeout that passes: the line then says what happened (nothing sent, the agent created, or
+ * not yet), found out from the hub by the request id every invoke carries. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,9 +17,11 @@
 static const struct ag_cmd_help invoke_help = {
     "agentry invoke [flags] INPUT...",
     "Spawn an agent with INPUT (its words joined by spaces), wait for the end of its first turn "
-    "and print the final answer. --timeout bounds the wait; when it passes, the agent keeps "
-    "running (find it with 'agentry ps' or retry with the same --request-id). Exits 1 if the "
-    "turn failed, yielded or was killed.",
+    "and print the final answer. --timeout bounds the wait; when it passes, invoke says what "
+    "happened: nothing was sent, or the agent was created (it keeps running: the deadline only "
+    "ends the wait), or the hub has not created it yet (retry with the --request-id it names: "
+    "at most one agent is ever created per request id). Without --request-id, one is made up. "
+    "Exits 1 if the turn failed, yielded or was killed, or the deadline passed.",
     "agentry invoke --tool echo 'use the echo tool to say hi'",
 };
 
@@ -73,18 +77,18 @@ static int invoke(struct cli_client *c, const struct cli_spec *spec, char **word
     req.input = cli_join_words(&c->arena, words, nwords);
     req.request_id = (char *)spec->request_id;
     Agentry__V1__InvokeResponse *resp = NULL;
-    if (cli_client_dial(c, &err) < 0 ||
-        cli_client_call(c, CLI_HUB_METHOD("Invoke"), &req.base,
-                        &agentry__v1__invoke_response__descriptor, (void **)&resp, &err) < 0) {
-        char d[32];
-        /* "no answer" is cli_client_call's wording for our own deadline passing. */
-        if (err.code == AG_DEADLINE_EXCEEDED && strncmp(err.msg, "no answer", 9) == 0)
-            ag_err_set(&err, AG_DEADLINE_EXCEEDED,
-                       "the turn did not end within %s (see --timeout); the agent keeps running: "
-                       "find it with 'agentry ps'%s",
-                       cli_duration_str(d, sizeof(d), c->timeout_ms),
-                       *req.request_id ? " or retry with the same --request-id" : "");
+    bool sent = false;
+    if (cli_client_dial(c, &err) < 0)
         return cli_fail(&err);
+    if (cli_client_call_sent(c, CLI_HUB_METHOD("Invoke"), &req.base,
+                             &agentry__v1__invoke_response__descriptor, (void **)&resp, &sent,
+                             &err) < 0) {
+        if (err.code != AG_DEADLINE_EXCEEDED)
+            return cli_fail(&err);
+        char d[32], late[96];
+        snprintf(late, sizeof(late), "the turn did not end within %s (see --timeout)",
+                 cli_duration_str(d, sizeof(d), c->timeout_ms));
+        return cli_spec_report_deadline(c, late, req.request_id, sent, &err);
     }
     if (c->json)
         cli_print_json(stdout, invoke_json(resp), false);

@@ -1,5 +1,6 @@
 /* cmd/agentry/cmd_spawn.c - 'agentry spawn [INPUT...]': create an agent, optionally with its
- * first input, and print its id. */
+ * first input, and print its id. When --timeout passes, the line on stderr says whether the
+ * agent was created, found out from the hub by the request id every spawn carries. */
 #include <stdio.h>
 
 #include "cmd/agentry/cli.h"
@@ -11,7 +12,9 @@ static const struct ag_cmd_help spawn_help = {
     "agentry spawn [flags] [INPUT...]",
     "Create an agent and start its first turn with INPUT (its words joined by spaces). Without "
     "INPUT the agent is created idle and waits for 'agentry send'. Prints the agent id; "
-    "follow it with 'agentry trace -f ID'.",
+    "follow it with 'agentry trace -f ID'. If --timeout passes, spawn says whether the agent "
+    "was created; retrying with the same --request-id never creates a second one (without "
+    "--request-id, one is made up).",
     "agentry spawn --name greeter --tool echo --label team=core 'say hello'",
 };
 
@@ -38,10 +41,19 @@ static int spawn(struct cli_client *c, const struct cli_spec *spec, char **words
     req.input = cli_join_words(&c->arena, words, nwords);
     req.request_id = (char *)spec->request_id;
     Agentry__V1__SpawnResponse *resp = NULL;
-    if (cli_client_dial(c, &err) < 0 ||
-        cli_client_call(c, CLI_HUB_METHOD("Spawn"), &req.base,
-                        &agentry__v1__spawn_response__descriptor, (void **)&resp, &err) < 0)
+    bool sent = false;
+    if (cli_client_dial(c, &err) < 0)
         return cli_fail(&err);
+    if (cli_client_call_sent(c, CLI_HUB_METHOD("Spawn"), &req.base,
+                             &agentry__v1__spawn_response__descriptor, (void **)&resp, &sent,
+                             &err) < 0) {
+        if (err.code != AG_DEADLINE_EXCEEDED)
+            return cli_fail(&err);
+        char d[32], late[320];
+        snprintf(late, sizeof(late), "no answer from hub at '%s' within %s (see --timeout)",
+                 c->hub, cli_duration_str(d, sizeof(d), c->timeout_ms));
+        return cli_spec_report_deadline(c, late, req.request_id, sent, &err);
+    }
     print_spawned(resp, c->json);
     return CLI_OK;
 }
