@@ -169,7 +169,6 @@ void hub_agent_to_pb(struct hub *h, struct hub_agent *a, Agentry__V1__Agent *out
     out->usage = u;
     out->last_output = ag_arena_strdup(arena, a->st.last_output ? a->st.last_output : "");
     out->last_error = ag_arena_strdup(arena, a->st.last_error ? a->st.last_error : "");
-    out->request_id = ag_arena_strdup(arena, a->request_id ? a->request_id : "");
     char reason[512];
     hub_agent_state_reason(h, a, reason, sizeof(reason));
     out->state_reason = ag_arena_strdup(arena, reason);
