@@ -743,6 +743,33 @@ static void test_stop_with_open_streams(void **state)
     }
 }
 
+/* Regression: gRPC's SO_REUSEPORT let a second server share a port in use, silently. The listen
+ * is exclusive and happens in rpc_server_new, with a reason; a server bound but never started
+ * frees cleanly (ASan checks). */
+static void test_port_in_use_is_refused_at_creation(void **state)
+{
+    struct fx *fx = *state;
+    char addr[64];
+    snprintf(addr, sizeof(addr), "127.0.0.1:%d", rpc_server_port(fx->srv));
+    struct rpc_server_opts o = {.listen = addr, .threads = 1};
+    struct ag_err err = AG_ERR_INIT;
+    struct rpc_server *second = rpc_server_new(&o, methods, 1, &err);
+    assert_null(second);
+    assert_int_equal(err.code, AG_UNAVAILABLE);
+    char want[160];
+    snprintf(want, sizeof(want), "cannot listen on '%s': address already in use (is another "
+             "agent-hub running?)", addr);
+    assert_string_equal(err.msg, want);
+    o.listen = "127.0.0.1:0";
+    struct rpc_server *unstarted = rpc_server_new(&o, methods, 1, &err);
+    assert_non_null(unstarted);
+    assert_true(rpc_server_port(unstarted) > 0);
+    rpc_server_free(unstarted);
+    o.listen = "nonsense";
+    assert_null(rpc_server_new(&o, methods, 1, &err));
+    assert_non_null(strstr(err.msg, "cannot listen on 'nonsense'"));
+}
+
 int main(void)
 {
     ag_log_init("test", AG_LOG_ERROR);
@@ -757,6 +784,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_bidi_echo, setup, teardown),
         cmocka_unit_test_setup_teardown(test_cancel_runs_on_close_once, setup, teardown),
         cmocka_unit_test_setup_teardown(test_stop_with_open_streams, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_port_in_use_is_refused_at_creation, setup,
+                                        teardown),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     rpc_client_shutdown();

@@ -14,6 +14,7 @@
 #include <cmocka.h>
 
 #include <pthread.h>
+#include <sqlite3.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -649,6 +650,72 @@ static void test_follow_from_store(void **state)
     free(t.ev);
 }
 
+/* The ring of recent events is bounded in bytes, not only in events (an idle agent with big
+ * inputs used to keep 64 of them, 1.85 MB for 300 KB inputs), and freed when its last follower
+ * leaves. Regression for issue point 15. */
+static size_t ring_bytes(struct fx *fx, const char *id)
+{
+    struct hub_agent *ag = hub_agents_find(fx->hub, id);
+    assert_non_null(ag);
+    pthread_mutex_lock(&ag->lock);
+    size_t n = ag->ring_bytes;
+    pthread_mutex_unlock(&ag->lock);
+    return n;
+}
+
+static void test_ring_bounded_in_bytes(void **state)
+{
+    struct fx *fx = *state;
+    struct spawned a;
+    spawn_ok(fx, "go", &a);
+    enum { N = 24, SIZE = 40 * 1024 }; /* 960 KB of inputs, each under a quarter of the ring */
+    char *text = malloc(SIZE + 1);
+    memset(text, 'r', SIZE);
+    text[SIZE] = '\0';
+    struct follower f = {.fx = fx, .agent_id = a.id, .from = 1, .stop_at = 2 + N};
+    follower_start(&f);
+    assert_int_equal(progress_wait(&f.prog, 2), 2); /* registered: the ring fills from now */
+    struct ag_err err = AG_ERR_INIT;
+    for (int i = 0; i < N; i++) {
+        assert_int_equal(send_msg(fx, a.id, text, &err), 3 + i);
+        assert_true(ring_bytes(fx, a.id) <= HUB_RING_BYTES);
+    }
+    assert_true(ring_bytes(fx, a.id) >= HUB_RING_BYTES / 2); /* the ring is used, not bypassed */
+    follower_join(&f);
+    assert_trace(&f.t, 1, 2 + N);
+    free(f.t.ev);
+    /* The follower's call ends on the hub's side after it hung up: the ring goes with it. */
+    for (int i = 0; i < 5000 && ring_bytes(fx, a.id) != 0; i++)
+        nanosleep(&(struct timespec){0, 1000000}, NULL); /* polls the effect of a cancel */
+    assert_int_equal(ring_bytes(fx, a.id), 0);
+    free(text);
+}
+
+/* Regression for issue point 5: with two hubs on one file, an agent wedged with a raw "UNIQUE
+ * constraint failed" answered as ALREADY_EXISTS, a code hub.proto never promises. A store that
+ * disagrees with the hub (here: a row written behind its back) is INTERNAL, saying so; the
+ * agent then goes on. */
+static void test_store_disagreement_is_internal(void **state)
+{
+    struct fx *fx = *state;
+    struct spawned a;
+    spawn_ok(fx, "go", &a);
+    sqlite3 *db;
+    char path[128], sql[256];
+    snprintf(path, sizeof(path), "%s/h.db", fx->dir);
+    assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+    sqlite3_busy_timeout(db, 5000);
+    snprintf(sql, sizeof(sql), "INSERT INTO events(agent_id, seq, kind, payload, node_id, "
+             "time_ns) VALUES('%s', 3, 2, '{\"text\":\"sneaked\"}', '', 0)", a.id);
+    assert_int_equal(sqlite3_exec(db, sql, NULL, NULL, NULL), SQLITE_OK);
+    sqlite3_close(db);
+    struct ag_err err = AG_ERR_INIT;
+    assert_int_equal(send_msg(fx, a.id, "hello", &err), 0);
+    assert_int_equal(err.code, AG_INTERNAL);
+    assert_non_null(strstr(err.msg, "the hub and its store disagree"));
+    assert_int_equal(send_msg(fx, a.id, "again", &err), 4); /* the store's truth is reloaded */
+}
+
 /* --- restart ---------------------------------------------------------------------------------- */
 
 struct opener {
@@ -729,6 +796,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_follow_sees_burst, setup, teardown),
         cmocka_unit_test_setup_teardown(test_trace_from_seq, setup, teardown),
         cmocka_unit_test_setup_teardown(test_follow_from_store, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_ring_bounded_in_bytes, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_store_disagreement_is_internal, setup, teardown),
         cmocka_unit_test_setup_teardown(test_restart_keeps_seq, setup, teardown),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
