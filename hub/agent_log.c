@@ -831,7 +831,8 @@ static void on_committed(struct agent_write *aw)
                           a->st.state == AGENTRY__V1__AGENT_STATE__AGENT_STATE_YIELDED) &&
                          hub_agent_input_waiting(a, a->st.input_seq);
     }
-    if (aw->retry_in_ms > 0)
+    /* A stopping hub starts no back-off: the next hub places its pending agents at once. */
+    if (aw->retry_in_ms > 0 && !atomic_load(&h->closing))
         start_retry_timer(h, a, aw->retry_in_ms);
     if (aw->assign_node && a->st.node == aw->assign_node) {
         a->held[a->st.epoch % HUB_EPOCH_HISTORY].epoch = a->st.epoch;

@@ -402,11 +402,14 @@ void hub_free(struct hub *h)
     if (h->rpc)
         hub_stop(h);
     atomic_store(&h->closing, true); /* timers still pending find it and do nothing */
-    ag_timers_free(h->timers);
     /* Writes still queued commit and answer (closed) calls; then nothing refers to a call but
-     * the agents and nodes, which go next. */
+     * the agents and nodes, which go next. The timers go after the store: a write completing
+     * during the drain may start one (agent_log.c start_retry_timer checks closing, but the
+     * timer thread must outlive every completion). */
     hub_store_close(h->store);
     h->store = NULL;
+    ag_timers_free(h->timers);
+    h->timers = NULL;
     hub_agents_free_all(h);
     hub_sched_free(h->sched);
     if (h->rpc)
