@@ -66,6 +66,7 @@ struct agent_write {
     int64_t retry_in_ms;          /* > 0: an interrupted turn waits this long (after commit) */
     size_t turn_end_op;
     size_t inputs_here;           /* INPUT ops in this write */
+    size_t inputs_bytes;          /* their texts' bytes */
     struct input_op {             /* their texts (borrowed from the commands), for the inbox */
         size_t op;
         const char *text;
@@ -153,6 +154,7 @@ static size_t add_input(struct agent_write *aw, const char *text)
     aw->inputs[aw->inputs_here].op = op;
     aw->inputs[aw->inputs_here].text = text;
     aw->inputs_here++;
+    aw->inputs_bytes += strlen(text);
     return op;
 }
 
@@ -245,14 +247,12 @@ static int cmd_input(struct agent_write *aw, struct hub_cmd *c, struct ag_err *e
         return ag_err_set(err, AG_RESOURCE_EXHAUSTED,
                           "agent '%s' has %d inputs waiting; retry when it has consumed some",
                           a->id, HUB_MAX_INBOX);
-    size_t bytes = a->inbox_bytes + strlen(c->text);
-    for (size_t i = 0; i < aw->inputs_here; i++)
-        bytes += strlen(aw->inputs[i].text);
-    if (bytes > HUB_MAX_INBOX_BYTES)
+    size_t waiting = a->inbox_bytes + aw->inputs_bytes;
+    if (waiting + strlen(c->text) > HUB_MAX_INBOX_BYTES)
         return ag_err_set(err, AG_RESOURCE_EXHAUSTED,
                           "agent '%s' has %zu bytes of input waiting and this would pass the "
                           "limit of %u; retry when it has consumed some",
-                          a->id, bytes - strlen(c->text), HUB_MAX_INBOX_BYTES);
+                          a->id, waiting, HUB_MAX_INBOX_BYTES);
     size_t op = add_input(aw, c->text);
     if (waiting_state(aw->next.state)) {
         begin_turn(aw);
