@@ -1,16 +1,35 @@
 # Agentry Cloud - top-level entry points. Every target that builds or runs first makes sure the
 # Debian packages are present (make deps is idempotent and fast when nothing is missing).
-BUILD      ?= build
-ASAN_BUILD ?= build-asan
-JOBS       ?= 2
-CMAKE_ARGS ?=
+#
+#   make build      ./build: the default configuration (RelWithDebInfo, -O2)
+#   make test       what CI runs: build, then also compile (not run) build-release and
+#                   build-clang, then run every test of ./build through ctest. It installs what
+#                   only tests need (deps.sh --test: clang) on top of make deps.
+#   make release    build-release: Release (-O3). GCC's optimizer-driven warnings
+#                   (-Wformat-truncation, -Wstringop-*, -Wmaybe-uninitialized) appear only here.
+#   make clang      build-clang: clang, Release. Skipped with a note if clang is not installed.
+#   make test-asan  build-asan: Debug with ASan+UBSan, and every test run under it.
+# Each configuration has its own directory, configured once and then rebuilt incrementally.
+BUILD         ?= build
+RELEASE_BUILD ?= build-release
+CLANG_BUILD   ?= build-clang
+ASAN_BUILD    ?= build-asan
+JOBS          ?= 2
+CMAKE_ARGS    ?=
 
-.PHONY: all deps build test test-asan demo bench clean
+# Targets run one at a time even under make -j: each cmake build is already parallel (-j$(JOBS)),
+# and deps and deps-test must not run apt-get at once.
+.NOTPARALLEL:
+
+.PHONY: all deps deps-test build release clang clang-build test test-asan demo bench clean
 
 all: build
 
 deps:
 	@sh deploy/deps.sh
+
+deps-test:
+	@sh deploy/deps.sh --test
 
 $(BUILD)/CMakeCache.txt:
 	cmake -S . -B $(BUILD) $(CMAKE_ARGS)
@@ -18,7 +37,26 @@ $(BUILD)/CMakeCache.txt:
 build: deps $(BUILD)/CMakeCache.txt
 	cmake --build $(BUILD) -j$(JOBS)
 
-test: build
+$(RELEASE_BUILD)/CMakeCache.txt:
+	cmake -S . -B $(RELEASE_BUILD) -DCMAKE_BUILD_TYPE=Release $(CMAKE_ARGS)
+
+release: deps $(RELEASE_BUILD)/CMakeCache.txt
+	cmake --build $(RELEASE_BUILD) -j$(JOBS)
+
+$(CLANG_BUILD)/CMakeCache.txt:
+	CC=clang cmake -S . -B $(CLANG_BUILD) -DCMAKE_BUILD_TYPE=Release $(CMAKE_ARGS)
+
+clang-build: $(CLANG_BUILD)/CMakeCache.txt
+	cmake --build $(CLANG_BUILD) -j$(JOBS)
+
+# Checked when it runs, not when make reads this file: make test installs clang first.
+clang: deps
+	@if command -v clang >/dev/null 2>&1; then $(MAKE) --no-print-directory clang-build; \
+	else echo "clang: not installed; skipping the clang build (make deps-test installs it)"; fi
+
+# The extra configurations are only compiled: their point is the warnings (-Werror), and running
+# the suite three times would triple CI time on a 2-core machine.
+test: deps-test build release clang
 	cd $(BUILD) && ctest --output-on-failure -j$(JOBS)
 
 $(ASAN_BUILD)/CMakeCache.txt:
@@ -36,4 +74,4 @@ bench: build
 	sh deploy/local/bench.sh $(BUILD)/agentry
 
 clean:
-	rm -rf $(BUILD) $(ASAN_BUILD)
+	rm -rf $(BUILD) $(RELEASE_BUILD) $(CLANG_BUILD) $(ASAN_BUILD)

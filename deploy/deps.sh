@@ -1,10 +1,22 @@
 #!/bin/sh
-# deploy/deps.sh - install the Debian 12 packages agentry builds and tests with.
-# Idempotent: installs only what is missing, and says so. Uses sudo when not root.
+# deploy/deps.sh [--test] - install the Debian 12 packages agentry builds and tests with.
+# --test adds what only the test path needs (make test passes it; make deps does not, so a job
+# that only builds installs no more than it did). Idempotent: installs only what is missing, and
+# says so. Uses sudo when not root.
 set -eu
 PKGS="build-essential cmake pkg-config libgrpc-dev protobuf-c-compiler libprotobuf-c-dev
 protobuf-compiler protobuf-compiler-grpc python3-grpcio python3-protobuf libsqlite3-dev
 libcjson-dev libcmocka-dev"
+# clang: make test also compiles the tree with clang, whose warnings are not GCC's.
+TEST_PKGS="clang"
+case "${1:-}" in
+"") ;;
+--test) PKGS="$PKGS $TEST_PKGS" ;;
+*)
+    echo "usage: deploy/deps.sh [--test]" >&2
+    exit 2
+    ;;
+esac
 missing=""
 for p in $PKGS; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
