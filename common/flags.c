@@ -44,7 +44,17 @@ static const struct {
     {"ms", 1}, {"s", 1000}, {"m", 60 * 1000}, {"h", 60 * 60 * 1000},
 };
 
-/* One "<number>[.<fraction>]<unit>" term; advances *s. */
+/* Why a duration was refused; each reason has its own message. */
+enum duration_fault {
+    DURATION_OK,
+    DURATION_MALFORMED,
+    DURATION_NO_UNIT, /* the whole value is one number, like "5": seconds or milliseconds? */
+};
+
+#define DURATION_WANT "want a duration like 250ms, 5s, 2m or 1h"
+
+/* One "<number>[.<fraction>]<unit>" term; advances *s past it. A number without a unit is
+ * consumed with *had_unit false and *ms unset: the caller decides what that means. */
 static int duration_term(const char **s, int64_t *ms, bool *had_unit)
 {
     const char *p = *s;
@@ -71,36 +81,56 @@ static int duration_term(const char **s, int64_t *ms, bool *had_unit)
     if (ulen > 0 && unit == 0)
         return -1;
     *had_unit = ulen > 0;
-    if (!*had_unit && (*p != '\0' || frac_div > 1 || p[-1] == '.'))
-        return -1; /* a number without a unit must be a plain integer ending the string */
-    if (!*had_unit)
-        unit = 1;  /* a plain integer: milliseconds */
-    *ms = whole * unit + frac * unit / frac_div;
+    if (*had_unit)
+        *ms = whole * unit + frac * unit / frac_div;
     *s = p + ulen;
     return 0;
 }
 
-int ag_duration_parse(const char *s, int64_t *ms, struct ag_err *err)
+/* A bare number used to mean milliseconds, so "bench --duration 5" ran for 5 ms and a node with
+ * "--handshake-timeout 1" gave up on every Register after 1 ms and reconnected forever. Now only
+ * "0" may omit its unit, as in Go's time.ParseDuration (so etcdctl's flags): zero is zero in
+ * every unit, while any other bare number is a guess we would get wrong for someone. */
+static enum duration_fault duration_scan(const char *s, int64_t *ms)
 {
+    if (strcmp(s, "0") == 0) {
+        *ms = 0;
+        return DURATION_OK;
+    }
     const char *p = s;
     int64_t total = 0;
-    int terms = 0;
     while (*p) {
+        const char *term = p;
         int64_t v;
         bool had_unit;
-        if (duration_term(&p, &v, &had_unit) < 0 || (!had_unit && (terms > 0 || *p)) ||
-            total > INT64_MAX - v)
-            goto bad;
+        if (duration_term(&p, &v, &had_unit) < 0)
+            return DURATION_MALFORMED;
+        if (!had_unit) /* "5" and "1.5" lack a unit; "5s10" and "1." are just wrong */
+            return term == s && *p == '\0' && isdigit((unsigned char)p[-1]) ? DURATION_NO_UNIT
+                                                                             : DURATION_MALFORMED;
+        if (total > INT64_MAX - v)
+            return DURATION_MALFORMED;
         total += v;
-        terms++;
     }
-    if (terms == 0)
-        goto bad;
+    if (p == s)
+        return DURATION_MALFORMED; /* empty */
     *ms = total;
-    return 0;
-bad:
-    return ag_err_set(err, AG_INVALID_ARGUMENT,
-                      "invalid duration '%s': want a duration like 250ms, 5s, 2m or 1h", s);
+    return DURATION_OK;
+}
+
+int ag_duration_parse(const char *s, int64_t *ms, struct ag_err *err)
+{
+    switch (duration_scan(s, ms)) {
+    case DURATION_OK:
+        return 0;
+    case DURATION_NO_UNIT:
+        return ag_err_set(err, AG_INVALID_ARGUMENT,
+                          "invalid duration '%s': missing unit (want %ss, %sms, 2m or 1h)", s, s,
+                          s);
+    case DURATION_MALFORMED:
+        break;
+    }
+    return ag_err_set(err, AG_INVALID_ARGUMENT, "invalid duration '%s': " DURATION_WANT, s);
 }
 
 int ag_labels_parse(const char *s, struct ag_strlist *l, struct ag_err *err)
@@ -161,6 +191,23 @@ static int parse_bool(const struct ag_flag *f, const char *v, struct ag_err *err
                       v, f->name);
 }
 
+/* As ag_duration_parse, with the flag named in the message. */
+static int parse_duration(const struct ag_flag *f, const char *v, struct ag_err *err)
+{
+    switch (duration_scan(v, f->dest)) {
+    case DURATION_OK:
+        return 0;
+    case DURATION_NO_UNIT:
+        return ag_err_set(err, AG_INVALID_ARGUMENT,
+                          "invalid value '%s' for --%s: missing unit (want %ss, %sms, 2m or 1h)",
+                          v, f->name, v, v);
+    case DURATION_MALFORMED:
+        break;
+    }
+    return ag_err_set(err, AG_INVALID_ARGUMENT, "invalid value '%s' for --%s: " DURATION_WANT, v,
+                      f->name);
+}
+
 static int set_value(const struct ag_flag *f, const char *v, struct ag_err *err)
 {
     switch (f->type) {
@@ -172,12 +219,7 @@ static int set_value(const struct ag_flag *f, const char *v, struct ag_err *err)
     case AG_FLAG_INT:
         return parse_int(f, v, err);
     case AG_FLAG_DURATION:
-        if (ag_duration_parse(v, f->dest, NULL) < 0)
-            return ag_err_set(err, AG_INVALID_ARGUMENT,
-                              "invalid value '%s' for --%s: want a duration like 250ms, 5s, 2m "
-                              "or 1h",
-                              v, f->name);
-        return 0;
+        return parse_duration(f, v, err);
     case AG_FLAG_LIST:
         for (const char *p = v; *p;) {
             size_t len = strcspn(p, ",");

@@ -18,7 +18,7 @@ enum ag_flag_type {
     AG_FLAG_BOOL,     /* bool *dest */
     AG_FLAG_STR,      /* const char **dest (borrowed from argv) */
     AG_FLAG_INT,      /* int64_t *dest; decimal, range-checked by min/max */
-    AG_FLAG_DURATION, /* int64_t *dest in milliseconds; "250ms", "5s", "2m", "1h", or plain ms */
+    AG_FLAG_DURATION, /* int64_t *dest in milliseconds; see ag_duration_parse */
     AG_FLAG_LIST,     /* struct ag_strlist *dest; repeatable, and comma-separated values split */
 };
 
@@ -54,7 +54,10 @@ int ag_flags_parse(const char *cmd, const struct ag_flag *flags, size_t nflags, 
 /* Print usage, summary, flags (with metavars and help) and example to out. */
 void ag_flags_print_help(FILE *out, const struct ag_cmd_help *help, const struct ag_flag *flags,
                          size_t nflags);
-/* "5s" -> 5000. -1 with err if malformed. */
+/* A duration in milliseconds: "250ms", "5s", "1.5s", "2m", "1h", sums like "1m30s", and "0".
+ * -1 with err (INVALID_ARGUMENT), *ms untouched, if malformed or if a number other than "0" has
+ * no unit: "5" is refused with "missing unit", since it used to mean 5 ms to us and means 5 s to
+ * most readers. */
 int ag_duration_parse(const char *s, int64_t *ms, struct ag_err *err);
 /* "k=v,k2=v2" -> appends "k=v" items to l after checking each has a non-empty key. */
 int ag_labels_parse(const char *s, struct ag_strlist *l, struct ag_err *err);

@@ -265,6 +265,23 @@ static void test_duration_flag(void **state)
                  "invalid value '5x' for --timeout: want a duration like 250ms, 5s, 2m or 1h");
 }
 
+/* A bare number used to be milliseconds: "--duration 5" ran 5 ms, "--handshake-timeout 1" gave up
+ * after 1 ms and reconnected forever. Now it is refused, naming what is missing. */
+static void test_duration_flag_needs_a_unit(void **state)
+{
+    struct opts o;
+    expect_error(run(&o, 4, "--timeout", "5", NULL),
+                 "invalid value '5' for --timeout: missing unit (want 5s, 5ms, 2m or 1h)");
+    expect_error(run(&o, 4, "-t", "1500", NULL),
+                 "invalid value '1500' for --timeout: missing unit (want 1500s, 1500ms, 2m or 1h)");
+    expect_error(run(&o, 4, "--timeout=1.5", NULL),
+                 "invalid value '1.5' for --timeout: missing unit (want 1.5s, 1.5ms, 2m or 1h)");
+    assert_int_equal(o.timeout_ms, 10000); /* a refused value leaves the default alone */
+    struct result r = run(&o, 4, "--timeout", "0", NULL);
+    assert_int_equal(r.rc, 0);
+    assert_int_equal(o.timeout_ms, 0); /* zero needs no unit: it means none */
+}
+
 static void test_too_many(void **state)
 {
     struct opts o;
@@ -290,15 +307,16 @@ static void test_durations(void **state)
     assert_int_equal(dur("5s"), 5000);
     assert_int_equal(dur("2m"), 120000);
     assert_int_equal(dur("1h"), 3600000);
-    assert_int_equal(dur("1500"), 1500);
     assert_int_equal(dur("0"), 0);
+    assert_int_equal(dur("0s"), 0);
     assert_int_equal(dur("1m30s"), 90000);
     assert_int_equal(dur("1h2m3s4ms"), 3723004);
     assert_int_equal(dur("1.5s"), 1500);
     assert_int_equal(dur(".25s"), 250);
     assert_int_equal(dur("0.001s"), 1);
     const char *bad[] = {"", "s", "5x", "-1s", "5 s", " 5s", "5s ", "1.5", "5s10", "5min",
-                         "5S", "1..5s", "99999999999999999999h"};
+                         "5S", "1..5s", "99999999999999999999h", "5", "1500", "00", "0.0",
+                         "1.", "-0", "0x", "10 "};
     for (size_t i = 0; i < AG_ARRAY_SIZE(bad); i++) {
         if (dur(bad[i]) != -1)
             fail_msg("'%s' should be rejected", bad[i]);
@@ -307,6 +325,13 @@ static void test_durations(void **state)
     int64_t ms;
     assert_int_equal(ag_duration_parse("5x", &ms, &err), -1);
     assert_string_equal(err.msg, "invalid duration '5x': want a duration like 250ms, 5s, 2m or 1h");
+    ms = 7;
+    assert_int_equal(ag_duration_parse("5", &ms, &err), -1);
+    assert_string_equal(err.msg, "invalid duration '5': missing unit (want 5s, 5ms, 2m or 1h)");
+    assert_int_equal(ms, 7); /* untouched on failure */
+    assert_int_equal(ag_duration_parse("5s10", &ms, &err), -1); /* a unit, then a bare number */
+    assert_string_equal(err.msg,
+                        "invalid duration '5s10': want a duration like 250ms, 5s, 2m or 1h");
     assert_int_equal(ag_duration_parse("bad", &ms, NULL), -1); /* err may be NULL */
 }
 
@@ -393,6 +418,7 @@ int main(void)
         cmocka_unit_test(test_list),           cmocka_unit_test(test_help),
         cmocka_unit_test(test_unknown_flags),  cmocka_unit_test(test_missing_values),
         cmocka_unit_test(test_int_values),     cmocka_unit_test(test_duration_flag),
+        cmocka_unit_test(test_duration_flag_needs_a_unit),
         cmocka_unit_test(test_too_many),       cmocka_unit_test(test_durations),
         cmocka_unit_test(test_labels),         cmocka_unit_test(test_print_help),
     };
