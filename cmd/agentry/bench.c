@@ -103,7 +103,7 @@ struct bench_engine {
 static bool budget_left(const struct bench_engine *e)
 {
     const struct bench_cfg *cfg = e->cfg;
-    if (cfg->stop && *cfg->stop)
+    if ((cfg->stop && *cfg->stop) || e->res->hub_lost)
         return false;
     if (cfg->duration_ms > 0)
         return ag_now_mono_ns() < e->t_end_ns;
@@ -160,6 +160,21 @@ static void start_call(struct bench_slot *s)
     e->inflight++;
 }
 
+/* Whether the finished call on s shows that the hub is gone, rather than slow or answering with
+ * an error. UNAVAILABLE covers refused and reset connections and a hub that is shutting down. A
+ * deadline counts only if it passed while the channel was not even connected, the rule
+ * rpc_channel_status_to_err uses for "cannot reach hub"; a slow hub on a live connection is
+ * what a load test measures. */
+static bool hub_gone(const struct bench_slot *s)
+{
+    if (s->status == GRPC_STATUS_UNAVAILABLE)
+        return true;
+    if (s->status != GRPC_STATUS_DEADLINE_EXCEEDED)
+        return false;
+    grpc_connectivity_state st = grpc_channel_check_connectivity_state(s->ch, 0);
+    return st == GRPC_CHANNEL_CONNECTING || st == GRPC_CHANNEL_TRANSIENT_FAILURE;
+}
+
 /* Judge a finished call, then free what it held. */
 static void finish_call(struct bench_slot *s, int64_t now_ns)
 {
@@ -176,6 +191,10 @@ static void finish_call(struct bench_slot *s, int64_t now_ns)
         bench_hist_add(e->res->hist, (now_ns - s->t0_ns) / 1000);
     else
         record_error(e, &err);
+    if (rc < 0 && !e->res->hub_lost && hub_gone(s)) {
+        e->res->hub_lost = true;
+        e->res->lost_err = err;
+    }
     ag_arena_reset(&s->arena);
     grpc_byte_buffer_destroy(s->send);
     grpc_byte_buffer_destroy(s->recv);

@@ -4,7 +4,13 @@
  * One completion queue, drained by the calling thread: each completion records its latency and
  * at once starts the slot's next call, until the budget (a duration or a number of calls) is
  * used; then the calls in flight finish and bench_run returns. Nothing is malloc'd per call
- * beyond what gRPC needs (a byte buffer wrapping a shared, pre-packed request slice). */
+ * beyond what gRPC needs (a byte buffer wrapping a shared, pre-packed request slice).
+ *
+ * A call that finds the hub gone (UNAVAILABLE, or a deadline that passed while the channel was
+ * not even connected) ends the run the same way, as a Ctrl-C does: such calls fail at once, so
+ * going on would spin through failed calls at full CPU until the budget ran out, measuring
+ * nothing. Other errors (a hub answering with an error, a slow hub) are counted and the run goes
+ * on: that is what a load test is for. */
 #ifndef AGENTRY_CMD_BENCH_H
 #define AGENTRY_CMD_BENCH_H
 
@@ -59,11 +65,14 @@ struct bench_result {
     uint64_t calls;  /* completed */
     uint64_t errors; /* of which failed */
     struct ag_err first_err;
+    bool hub_lost;          /* the run ended early: a call found the hub gone (see above) */
+    struct ag_err lost_err; /* the call that showed it, when hub_lost */
     int64_t elapsed_ns; /* first start to last completion */
     struct bench_hist *hist; /* owned: latencies of successful calls */
 };
 
-/* Run the load. Errors of calls are counted in res, not returned. */
+/* Run the load. Errors of calls are counted in res, not returned; res->hub_lost says whether the
+ * budget was cut short because the hub went away. */
 void bench_run(const struct bench_cfg *cfg, struct bench_result *res);
 void bench_result_release(struct bench_result *res);
 

@@ -4,7 +4,9 @@
  * Each --rpc is a row: how to build its request(s), how to judge a reply, and what to set up
  * first. --rpc send first spawns one idle agent per in-flight slot (through the engine itself,
  * one call per slot), so that sends spread over N agents, each with one send in flight.
- * Ctrl-C stops starting calls; the calls in flight finish and the results are printed. */
+ * Ctrl-C stops starting calls; the calls in flight finish and the results are printed.
+ * One Ping comes first: a hub that cannot be reached is one error line and exit 1, not a run of
+ * failed calls; a hub lost during the run ends it early (see bench.h), with the results so far. */
 #include <inttypes.h>
 #include <math.h>
 #include <signal.h>
@@ -38,7 +40,8 @@ static const struct ag_cmd_help bench_help = {
     "connections) for --duration or until --calls calls, then print calls, errors, successful "
     "calls per second and latency percentiles. ping: the transport baseline (--payload-bytes). "
     "send: SendMessage 'x' to one agent per slot, spawned first. spawn: Spawn an idle mock agent. "
-    "invoke: Invoke a one-step mock agent (input 'final ok'). Exits 1 if any call failed.",
+    "invoke: Invoke a one-step mock agent (input 'final ok'). One Ping checks the hub first, "
+    "and a hub that goes away ends the run early. Exits 1 if any call failed.",
     "agentry bench --rpc ping --concurrency 64 --duration 10s\n"
     "agentry bench --rpc invoke --calls 1000 --json",
 };
@@ -210,6 +213,7 @@ static cJSON *result_json(const struct bench_ctx *b, const struct bench_result *
         cJSON_AddNullToObject(o, "first_error");
     }
     cJSON_AddBoolToObject(o, "interrupted", bench_stop != 0);
+    cJSON_AddBoolToObject(o, "hub_lost", r->hub_lost);
     cJSON_AddNumberToObject(o, "elapsed_s", round_to((double)r->elapsed_ns / 1e9, 0.001));
     cJSON_AddNumberToObject(o, "calls_per_s", round_to(per_second(r), 0.1));
     cJSON *l = cJSON_AddObjectToObject(o, "latency_ms");
@@ -237,7 +241,7 @@ static void print_human(const struct bench_ctx *b, const struct bench_result *r)
     if (r->errors)
         printf("first_error    %s: %s\n", ag_code_name(r->first_err.code), r->first_err.msg);
     printf("elapsed        %.3fs%s\ncalls/s (ok)   %.1f\n", (double)r->elapsed_ns / 1e9,
-           bench_stop ? " (interrupted)" : "", per_second(r));
+           r->hub_lost ? " (hub lost)" : bench_stop ? " (interrupted)" : "", per_second(r));
     printf("latency_ms     p50=%.3f p95=%.3f p99=%.3f max=%.3f\n",
            ms(bench_hist_quantile(r->hist, 0.50)), ms(bench_hist_quantile(r->hist, 0.95)),
            ms(bench_hist_quantile(r->hist, 0.99)), ms(bench_hist_quantile(r->hist, 1.0)));
@@ -287,8 +291,13 @@ static int measure(struct bench_ctx *b, struct bench_cfg *cfg)
     else
         print_human(b, &res);
     int rc = CLI_OK;
-    if (res.errors) {
-        struct ag_err err = AG_ERR_INIT;
+    struct ag_err err = AG_ERR_INIT;
+    if (res.hub_lost) {
+        ag_err_set(&err, res.lost_err.code, "hub at '%s' stopped answering after %" PRIu64
+                   " calls, so the run stopped: %s: %s", b->c->hub, res.calls,
+                   ag_code_name(res.lost_err.code), res.lost_err.msg);
+        rc = cli_fail(&err);
+    } else if (res.errors) {
         ag_err_set(&err, res.first_err.code, "%" PRIu64 " of %" PRIu64 " calls failed, the first "
                    "with %s: %s", res.errors, res.calls, ag_code_name(res.first_err.code),
                    res.first_err.msg);
@@ -298,10 +307,21 @@ static int measure(struct bench_ctx *b, struct bench_cfg *cfg)
     return rc;
 }
 
+/* One Ping with the command's deadline before any load: without it, an unreachable hub made
+ * every call fail at once and the engine spun through them until the budget was spent. It also
+ * connects the first channel, so the first measured calls do not pay for the handshake. */
+static int check_hub(struct cli_client *c, struct ag_err *err)
+{
+    Agentry__V1__PingRequest req = AGENTRY__V1__PING_REQUEST__INIT;
+    void *resp;
+    return cli_client_call(c, CLI_HUB_METHOD("Ping"), &req.base,
+                           &agentry__v1__ping_response__descriptor, &resp, err);
+}
+
 static int run(struct bench_ctx *b)
 {
     struct ag_err err = AG_ERR_INIT;
-    if (cli_client_dial(b->c, &err) < 0)
+    if (cli_client_dial(b->c, &err) < 0 || check_hub(b->c, &err) < 0)
         return cli_fail(&err);
     open_channels(b);
     struct bench_cfg cfg = {
@@ -347,6 +367,9 @@ static bool check_opts(struct bench_ctx *b, int *rc)
                    "invalid value '%s' for --rpc: want ping, send, spawn or invoke", b->o.rpc);
     else if (b->o.calls && b->o.duration_ms >= 0)
         ag_err_set(&err, AG_INVALID_ARGUMENT, "--duration and --calls exclude each other");
+    else if (b->o.duration_ms == 0) /* "0" parses (it means none), but a run of none is no run */
+        ag_err_set(&err, AG_INVALID_ARGUMENT,
+                   "invalid value '0' for --duration: want a positive duration like 5s");
     else if (b->o.payload_bytes && strcmp(b->o.rpc, "ping") != 0)
         ag_err_set(&err, AG_INVALID_ARGUMENT, "--payload-bytes applies to --rpc ping only");
     else if (b->o.channels > b->o.concurrency)
