@@ -672,7 +672,9 @@ static void test_ring_bounded_in_bytes(void **state)
     char *text = malloc(SIZE + 1);
     memset(text, 'r', SIZE);
     text[SIZE] = '\0';
-    struct follower f = {.fx = fx, .agent_id = a.id, .from = 1, .stop_at = 2 + N};
+    /* The follower stays until one input after the checks: it must not hang up (and free the
+     * ring) while they run. */
+    struct follower f = {.fx = fx, .agent_id = a.id, .from = 1, .stop_at = 3 + N};
     follower_start(&f);
     assert_int_equal(progress_wait(&f.prog, 2), 2); /* registered: the ring fills from now */
     struct ag_err err = AG_ERR_INIT;
@@ -681,8 +683,9 @@ static void test_ring_bounded_in_bytes(void **state)
         assert_true(ring_bytes(fx, a.id) <= HUB_RING_BYTES);
     }
     assert_true(ring_bytes(fx, a.id) >= HUB_RING_BYTES / 2); /* the ring is used, not bypassed */
+    assert_int_equal(send_msg(fx, a.id, "last", &err), 3 + N);
     follower_join(&f);
-    assert_trace(&f.t, 1, 2 + N);
+    assert_trace(&f.t, 1, 3 + N);
     free(f.t.ev);
     /* The follower's call ends on the hub's side after it hung up: the ring goes with it. */
     for (int i = 0; i < 5000 && ring_bytes(fx, a.id) != 0; i++)
