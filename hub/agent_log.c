@@ -865,7 +865,10 @@ static void client_err(const struct ag_err *err, struct ag_err *out)
 static void on_failed(struct agent_write *aw, const struct ag_err *store_err)
 {
     struct hub_agent *a = aw->a;
-    ag_log_error("agent.write_failed", "agent=%s ops=%zu code=%s err=%s", a->id, aw->nops,
+    /* A store that is down (or lost) has said so once, in its own log line; a line per refused
+     * write would bury it. A write refused on its own is worth an error line each. */
+    enum ag_log_level lv = store_err->code == AG_UNAVAILABLE ? AG_LOG_DEBUG : AG_LOG_ERROR;
+    ag_log_write(lv, "agent.write_failed", "agent=%s ops=%zu code=%s err=%s", a->id, aw->nops,
                  ag_code_name(store_err->code), ag_log_q(store_err->msg));
     struct ag_err e, *err = &e;
     client_err(store_err, &e);

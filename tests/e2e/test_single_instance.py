@@ -42,10 +42,8 @@ class SecondHubTest(H.ClusterTestCase):
         r = self.second_hub()
         self.assertEqual(r.returncode, 1, "second hub: status %d, stderr %r" % (r.returncode,
                                                                                  r.stderr))
-        # Exactly one line, not counting info-level log lines: hub_free (hub/hub.c) logs
-        # event=hub.stopped clean=1 even for a hub that never started. NEEDSWORK: drop the
-        # filter once it does not.
-        lines = [l for l in r.stderr.splitlines() if " level=info " not in l]
+        # Exactly one line: a hub that never started logs nothing else (no hub.stopped).
+        lines = r.stderr.splitlines()
         self.assertEqual(len(lines), 1, "exactly one stderr line, got %r" % r.stderr)
         self.assertTrue(lines[0].startswith("error: "), lines[0])
         self.assertIn("'%s'" % c.store, lines[0])
