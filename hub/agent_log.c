@@ -308,7 +308,7 @@ static void take_turn_end(struct agent_write *aw, const Agentry__V1__NodeEvent *
     end_turn(aw, st);
     /* Without a checkpoint (a node whose turn state outgrew the limits) the agent stays as it
      * was before the turn, its inputs unconsumed. Usage is not taken from the checkpoint: the hub
-     * counted it from the events (count_usage). */
+     * counted it from the events (hub_usage_count). */
     if (ev->checkpoint) {
         aw->new_ckpt = rpc_pb_pack_arena(&ev->checkpoint->base, &aw->arena, &aw->new_ckpt_len);
         aw->ckpt_set = true;
@@ -331,23 +331,6 @@ static bool is_turn_end(int kind)
            kind == AGENTRY__V1__EVENT_KIND__EVENT_KIND_ERROR;
 }
 
-/* What a stored event spent (types.proto, Usage): model and tool calls by kind, tokens from the
- * node's count. The same rule as hub.c's count_event_usage at load. */
-static void count_usage(struct agent_write *aw, const Agentry__V1__NodeEvent *ev)
-{
-    uint64_t add[4] = {0, 0, 0, 0};
-    if (ev->usage) {
-        add[0] = ev->usage->input_tokens;
-        add[1] = ev->usage->output_tokens;
-    }
-    add[2] = ev->kind == AGENTRY__V1__EVENT_KIND__EVENT_KIND_MODEL_REQUEST;
-    add[3] = ev->kind == AGENTRY__V1__EVENT_KIND__EVENT_KIND_TOOL_CALL;
-    for (int i = 0; i < 4; i++) {
-        aw->next.usage[i] += add[i];
-        aw->next.turn_usage[i] += add[i];
-    }
-}
-
 /* Events from a node: kept only while they belong to the running turn; others (an older epoch,
  * or a turn the hub already ended or killed) are acknowledged with seq 0 and dropped. */
 static void cmd_events(struct agent_write *aw, struct hub_cmd *c, size_t idx)
@@ -360,7 +343,8 @@ static void cmd_events(struct agent_write *aw, struct hub_cmd *c, size_t idx)
             aw->next.node != c->node)
             continue;
         ops[i] = add_event(aw, ev->kind, ev->payload ? ev->payload : "{}", c->node->id);
-        count_usage(aw, ev);
+        hub_usage_count(&aw->next, ev->kind, ev->usage ? ev->usage->input_tokens : 0,
+                        ev->usage ? ev->usage->output_tokens : 0);
         if (is_turn_end(ev->kind))
             take_turn_end(aw, ev, ops[i]);
     }

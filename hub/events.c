@@ -132,6 +132,18 @@ const char *hub_state_name(int state)
     return state >= 0 && (size_t)state < AG_ARRAY_SIZE(names) ? names[state] : "unknown";
 }
 
+void hub_usage_count(struct hub_agent_st *st, int kind, uint64_t input_tokens,
+                     uint64_t output_tokens)
+{
+    uint64_t add[4] = {input_tokens, output_tokens,
+                       kind == AGENTRY__V1__EVENT_KIND__EVENT_KIND_MODEL_REQUEST,
+                       kind == AGENTRY__V1__EVENT_KIND__EVENT_KIND_TOOL_CALL};
+    for (int i = 0; i < 4; i++) {
+        st->usage[i] += add[i];
+        st->turn_usage[i] += add[i];
+    }
+}
+
 void hub_agent_state_reason(struct hub *h, struct hub_agent *a, char *buf, size_t cap)
 {
     buf[0] = '\0';

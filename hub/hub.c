@@ -39,26 +39,21 @@ struct load_ctx {
 };
 
 /* Usage the row does not hold yet: the events of a running attempt after its ASSIGNED (the row
- * is written at each state change, not per event: agent_log.c st_changed). The same rule as
- * agent_log.c's count_usage, with the tokens read back from the MODEL_REPLY payload. */
+ * is written at each state change, not per event: agent_log.c st_changed). Counted as when they
+ * were stored, with the tokens read back from the MODEL_REPLY payload. */
 static void count_event_usage(struct hub_agent *a, const struct hub_store_event *ev)
 {
-    uint64_t add[4] = {0, 0, 0, 0};
-    add[2] = ev->kind == AGENTRY__V1__EVENT_KIND__EVENT_KIND_MODEL_REQUEST;
-    add[3] = ev->kind == AGENTRY__V1__EVENT_KIND__EVENT_KIND_TOOL_CALL;
+    uint64_t tokens[2] = {0, 0};
     if (ev->kind == AGENTRY__V1__EVENT_KIND__EVENT_KIND_MODEL_REPLY) {
         cJSON *o = cJSON_ParseWithLength(ev->payload, ev->payload_len);
         cJSON *u = cJSON_GetObjectItemCaseSensitive(o, "usage");
         cJSON *in = cJSON_GetObjectItemCaseSensitive(u, "input_tokens");
         cJSON *out = cJSON_GetObjectItemCaseSensitive(u, "output_tokens");
-        add[0] = cJSON_IsNumber(in) && in->valuedouble > 0 ? (uint64_t)in->valuedouble : 0;
-        add[1] = cJSON_IsNumber(out) && out->valuedouble > 0 ? (uint64_t)out->valuedouble : 0;
+        tokens[0] = cJSON_IsNumber(in) && in->valuedouble > 0 ? (uint64_t)in->valuedouble : 0;
+        tokens[1] = cJSON_IsNumber(out) && out->valuedouble > 0 ? (uint64_t)out->valuedouble : 0;
         cJSON_Delete(o);
     }
-    for (int i = 0; i < 4; i++) {
-        a->st.usage[i] += add[i];
-        a->st.turn_usage[i] += add[i];
-    }
+    hub_usage_count(&a->st, ev->kind, tokens[0], tokens[1]);
 }
 
 static bool is_current_assignment(const struct hub_agent *a, const struct hub_store_event *ev)
@@ -367,8 +362,7 @@ static void end_streams(struct hub *h)
         pthread_mutex_unlock(&a->lock);
     }
     struct hub_node *nodes[1024];
-    /* A timeout below zero matches every node. */
-    size_t k = hub_sched_stale_nodes(h->sched, ag_now_mono_ms(), -1, nodes, AG_ARRAY_SIZE(nodes));
+    size_t k = hub_sched_nodes(h->sched, nodes, AG_ARRAY_SIZE(nodes));
     for (size_t i = 0; i < k; i++) {
         hub_node_close_stream(h, nodes[i], AG_UNAVAILABLE, "the hub is shutting down; reconnect");
         hub_node_unref(h->sched, nodes[i]);

@@ -243,6 +243,11 @@ void hub_post_interrupt(struct hub *h, struct hub_agent *a, struct hub_node *nod
 /* Spawn's check that some node can run the spec (INVALID_ARGUMENT if the nodes connected do not
  * offer its model or tools, unless nodes may still be joining: see hub_opts.join_grace_ms). */
 int hub_check_placeable(struct hub *h, const struct hub_sched_req *req, struct ag_err *err);
+/* What a stored event spent (types.proto, Usage), added to the agent's and its turn's usage:
+ * model and tool calls by the event's kind, tokens as the node counted them. One rule for the
+ * events stored now (agent_log.c) and those counted again at load (hub.c). */
+void hub_usage_count(struct hub_agent_st *st, int kind, uint64_t input_tokens,
+                     uint64_t output_tokens);
 /* Why the agent is in its state, for Agent.state_reason; agent lock held. */
 void hub_agent_state_reason(struct hub *h, struct hub_agent *a, char *buf, size_t cap);
 struct hub_cmd *hub_cmd_new(enum hub_cmd_type type, struct rpc_call *call);
@@ -309,6 +314,8 @@ int hub_validate_spec(const Agentry__V1__AgentSpec *spec, struct ag_err *err);
 int hub_validate_input(const char *input, bool required, struct ag_err *err);
 int hub_validate_agent_id(const char *id, struct ag_err *err);
 int hub_validate_utf8(const char *field, const char *s, struct ag_err *err);
+/* Is s made only of ASCII letters, digits and the characters in punct? (Ids and label keys.) */
+bool hub_name_chars_ok(const char *s, const char *punct);
 int hub_validate_labels(const char *what, size_t n, const char *const *keys,
                         const char *const *values, struct ag_err *err);
 int hub_validate_kill_reason(const char *reason, struct ag_err *err);
