@@ -154,13 +154,7 @@ void hub_node_lost(struct hub *h, struct hub_node *n, const char *reason)
 static bool node_id_ok(const char *id)
 {
     size_t n = strlen(id);
-    if (n == 0 || n > HUB_NODE_ID_MAX)
-        return false;
-    for (const char *p = id; *p; p++)
-        if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
-              *p == '.' || *p == '_' || *p == '-'))
-            return false;
-    return true;
+    return n > 0 && n <= HUB_NODE_ID_MAX && hub_name_chars_ok(id, "._-");
 }
 
 static char *labels_string(const Agentry__V1__Register *r)

@@ -83,14 +83,19 @@ int hub_validate_spec(const Agentry__V1__AgentSpec *spec, struct ag_err *err)
     return hub_validate_labels("spec.labels", spec->n_labels, keys, values, err);
 }
 
+bool hub_name_chars_ok(const char *s, const char *punct)
+{
+    for (; *s; s++)
+        if (!((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') || (*s >= '0' && *s <= '9') ||
+              strchr(punct, *s)))
+            return false;
+    return true;
+}
+
 /* Keys are what a label selector can name (ListAgents, hub.proto): no '=', '!', ',' or spaces. */
 static bool label_key_ok(const char *k)
 {
-    for (; *k; k++)
-        if (!((*k >= 'a' && *k <= 'z') || (*k >= 'A' && *k <= 'Z') || (*k >= '0' && *k <= '9') ||
-              *k == '.' || *k == '_' || *k == '/' || *k == '-'))
-            return false;
-    return true;
+    return hub_name_chars_ok(k, "._/-");
 }
 
 int hub_validate_labels(const char *what, size_t n, const char *const *keys,
