@@ -396,8 +396,20 @@ static bool keeps_running(Agentry__V1__AgentState s)
            s == AGENTRY__V1__AGENT_STATE__AGENT_STATE_RUNNING;
 }
 
-int cli_spec_report_deadline(struct cli_client *c, const char *late, const char *rid, bool sent,
-                             const struct ag_err *err)
+/* A Spawn or Invoke with request id rid failed with AG_DEADLINE_EXCEEDED (err; sent as
+ * cli_client_call_sent said). Find out what happened and say it in one line on stderr; returns
+ * CLI_FAIL. Exactly one of:
+ *   nothing was sent: err's "could not connect ...", so no agent was created;
+ *   `late`; agent '<id>' was created and keeps running (or: is now <state>), with the command
+ *     to follow it (the hub listed it for rid);
+ *   `late`, and the hub has no agent for rid yet: it may still create one, so retry with
+ *     --request-id rid (safe: at most one agent);
+ *   `late`, and asking the hub failed: retry likewise.
+ * `late` says what the deadline cut short, e.g. "the turn did not end within 1ms (see
+ * --timeout)". The question is a ListAgents by request id with a deadline of its own
+ * (CLI_FOLLOWUP_TIMEOUT_MS); an agent whose request_id is not rid is never taken for it. */
+static int report_deadline(struct cli_client *c, const char *late, const char *rid, bool sent,
+                           const struct ag_err *err)
 {
     if (!sent)
         return fail_line("%s, so no agent was created (request id '%s')", err->msg, rid);
@@ -420,6 +432,28 @@ int cli_spec_report_deadline(struct cli_client *c, const char *late, const char 
     return fail_line("%s, and asking the hub about request id '%s' failed (%s): it may have "
                      "created an agent, so retry with --request-id %s (safe: at most one agent)",
                      late, rid, why.msg, word);
+}
+
+int cli_spec_call(struct cli_client *c, const char *method, const ProtobufCMessage *req,
+                  const char *rid, const ProtobufCMessageDescriptor *resp_desc, void **resp,
+                  const char *what)
+{
+    struct ag_err err = AG_ERR_INIT;
+    bool sent = false;
+    if (cli_client_dial(c, &err) < 0)
+        return cli_fail(&err);
+    if (cli_client_call_sent(c, method, req, resp_desc, resp, &sent, &err) == 0)
+        return 0;
+    if (err.code != AG_DEADLINE_EXCEEDED)
+        return cli_fail(&err);
+    char d[32], late[320];
+    cli_duration_str(d, sizeof(d), c->timeout_ms);
+    if (what)
+        snprintf(late, sizeof(late), "%s within %s (see --timeout)", what, d);
+    else
+        snprintf(late, sizeof(late), "no answer from hub at '%s' within %s (see --timeout)",
+                 c->hub, d);
+    return report_deadline(c, late, rid, sent, &err);
 }
 
 int cli_spec_cmd(const char *cmd, const struct ag_cmd_help *help, int64_t timeout_ms,

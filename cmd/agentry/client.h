@@ -100,20 +100,13 @@ typedef int cli_spec_run_fn(struct cli_client *c, const struct cli_spec *spec, c
  * up a request id if none was given, then run; returns the exit code. */
 int cli_spec_cmd(const char *cmd, const struct ag_cmd_help *help, int64_t timeout_ms,
                  bool need_input, cli_spec_run_fn *run, int argc, char **argv);
-/* A Spawn or Invoke with request id rid failed with AG_DEADLINE_EXCEEDED (err; sent as
- * cli_client_call_sent said). Find out what happened and say it in one line on stderr; returns
- * CLI_FAIL. Exactly one of:
- *   nothing was sent: err's "could not connect ...", so no agent was created;
- *   `late`; agent '<id>' was created and keeps running (or: is now <state>), with the command
- *     to follow it (the hub listed it for rid);
- *   `late`, and the hub has no agent for rid yet: it may still create one, so retry with
- *     --request-id rid (safe: at most one agent);
- *   `late`, and asking the hub failed: retry likewise.
- * `late` says what the deadline cut short, e.g. "the turn did not end within 1ms (see
- * --timeout)". The question is a ListAgents by request id with a deadline of its own
- * (CLI_FOLLOWUP_TIMEOUT_MS); an agent whose request_id is not rid is never taken for it. */
-int cli_spec_report_deadline(struct cli_client *c, const char *late, const char *rid, bool sent,
-                             const struct ag_err *err);
+/* Dial and make a Spawn or Invoke call carrying request id rid. 0 with *resp set; else the
+ * exit code, the error printed. When the deadline passes, it finds out what happened (below)
+ * and says it in one line (see client.c, report_deadline); `what` is what the deadline cut
+ * short ("the turn did not end"), NULL for "no answer from hub at '<hub>'". */
+int cli_spec_call(struct cli_client *c, const char *method, const ProtobufCMessage *req,
+                  const char *rid, const ProtobufCMessageDescriptor *resp_desc, void **resp,
+                  const char *what);
 
 /* Ctrl-C handling for long calls: block SIGINT/SIGTERM (call before cli_client_dial so gRPC's
  * threads inherit the mask) and run on_signal(arg) on a watcher thread when one arrives.

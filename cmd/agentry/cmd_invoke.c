@@ -77,19 +77,11 @@ static int invoke(struct cli_client *c, const struct cli_spec *spec, char **word
     req.input = cli_join_words(&c->arena, words, nwords);
     req.request_id = (char *)spec->request_id;
     Agentry__V1__InvokeResponse *resp = NULL;
-    bool sent = false;
-    if (cli_client_dial(c, &err) < 0)
-        return cli_fail(&err);
-    if (cli_client_call_sent(c, CLI_HUB_METHOD("Invoke"), &req.base,
-                             &agentry__v1__invoke_response__descriptor, (void **)&resp, &sent,
-                             &err) < 0) {
-        if (err.code != AG_DEADLINE_EXCEEDED)
-            return cli_fail(&err);
-        char d[32], late[96];
-        snprintf(late, sizeof(late), "the turn did not end within %s (see --timeout)",
-                 cli_duration_str(d, sizeof(d), c->timeout_ms));
-        return cli_spec_report_deadline(c, late, req.request_id, sent, &err);
-    }
+    int rc = cli_spec_call(c, CLI_HUB_METHOD("Invoke"), &req.base, req.request_id,
+                           &agentry__v1__invoke_response__descriptor, (void **)&resp,
+                           "the turn did not end");
+    if (rc != 0)
+        return rc;
     if (c->json)
         cli_print_json(stdout, invoke_json(resp), false);
     else if (resp->state == AGENTRY__V1__AGENT_STATE__AGENT_STATE_IDLE)

@@ -41,19 +41,10 @@ static int spawn(struct cli_client *c, const struct cli_spec *spec, char **words
     req.input = cli_join_words(&c->arena, words, nwords);
     req.request_id = (char *)spec->request_id;
     Agentry__V1__SpawnResponse *resp = NULL;
-    bool sent = false;
-    if (cli_client_dial(c, &err) < 0)
-        return cli_fail(&err);
-    if (cli_client_call_sent(c, CLI_HUB_METHOD("Spawn"), &req.base,
-                             &agentry__v1__spawn_response__descriptor, (void **)&resp, &sent,
-                             &err) < 0) {
-        if (err.code != AG_DEADLINE_EXCEEDED)
-            return cli_fail(&err);
-        char d[32], late[320];
-        snprintf(late, sizeof(late), "no answer from hub at '%s' within %s (see --timeout)",
-                 c->hub, cli_duration_str(d, sizeof(d), c->timeout_ms));
-        return cli_spec_report_deadline(c, late, req.request_id, sent, &err);
-    }
+    int rc = cli_spec_call(c, CLI_HUB_METHOD("Spawn"), &req.base, req.request_id,
+                           &agentry__v1__spawn_response__descriptor, (void **)&resp, NULL);
+    if (rc != 0)
+        return rc;
     print_spawned(resp, c->json);
     return CLI_OK;
 }
