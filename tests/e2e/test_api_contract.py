@@ -111,13 +111,14 @@ class UsageRestartTest(H.ClusterTestCase):
         c.retired.append(crashed)
         c.hub_proc = None
         c.start_hub(port=port)
+        # The turn runs again meanwhile: stop it, then what was spent must match the trace, the
+        # first attempt's events (stored, but not in the row when the hub died) included.
+        c.kill(r.agent_id)
         a = c.get(r.agent_id)
-        self.assertGreaterEqual(a.usage.model_calls, 2)
-        self.assertEqual(a.usage.tool_calls, 1 + (a.usage.model_calls - 2))
         kinds = self.events_kinds(c.trace(r.agent_id))
+        self.assertGreaterEqual(a.usage.model_calls, 2)
         self.assertEqual(a.usage.model_calls, kinds.count("model_request"), kinds)
         self.assertEqual(a.usage.tool_calls, kinds.count("tool_call"), kinds)
-        c.kill(r.agent_id)
 
 
 if __name__ == "__main__":
