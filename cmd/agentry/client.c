@@ -13,6 +13,7 @@
 
 #include "cmd/agentry/cli.h"
 #include "cmd/agentry/print.h"
+#include "common/id.h"
 #include "common/xalloc.h"
 
 static void push_flag(struct ag_flag *flags, size_t *n, size_t cap, struct ag_flag f)
@@ -61,6 +62,8 @@ void cli_client_flags(struct cli_client *c, struct ag_flag *flags, size_t *n, si
 
 int cli_client_dial(struct cli_client *c, struct ag_err *err)
 {
+    if (c->ch)
+        return 0;
     if (!c->grpc_up) {
         rpc_client_init();
         c->grpc_up = true;
@@ -105,6 +108,10 @@ int cli_client_call_sent(struct cli_client *c, const char *method, const Protobu
                          const ProtobufCMessageDescriptor *resp_desc, void **resp, bool *sent,
                          struct ag_err *err)
 {
+    if (sent)
+        *sent = false;
+    if (cli_client_dial(c, err) < 0)
+        return -1;
     struct ag_err e = AG_ERR_INIT;
     bool was_sent = false;
     int rc = rpc_unary_sent(c->ch, method, req, resp_desc, &c->arena, resp, c->timeout_ms,
@@ -158,6 +165,14 @@ bool cli_parse(const char *cmd, const struct ag_cmd_help *help, const struct ag_
     return true;
 }
 
+bool cli_parse_agent_id(const char *cmd, const struct ag_cmd_help *help, const struct ag_flag *flags,
+                        size_t nflags, int argc, char **argv, char **agent_id, int *rc)
+{
+    size_t npos;
+    return cli_parse(cmd, help, flags, nflags, argc, argv, agent_id, 1, &npos, rc) &&
+           cli_need_args(cmd, npos, 1, "AGENT_ID", rc);
+}
+
 bool cli_need_args(const char *cmd, size_t npos, size_t need, const char *what, int *rc)
 {
     if (npos >= need)
@@ -187,7 +202,18 @@ char *cli_join_words(struct ag_arena *arena, char **words, size_t n)
 
 /* --- agent spec flags ------------------------------------------------------------------------ */
 
-void cli_spec_init(struct cli_spec *s)
+/* The agent-spec flags shared by spawn and invoke. */
+struct spec_opts {
+    const char *name, *model, *system;
+    /* --request-id, or (after cli_spec_cmd's parse) a new "cli-<id>": always sent, so that after
+     * a deadline the hub can be asked what became of the request, and it can be retried. */
+    const char *request_id;
+    char made_request_id[sizeof(CLI_REQUEST_ID_PREFIX) + AG_ID_LEN];
+    struct ag_strlist tools, labels; /* owned */
+    int64_t max_iterations;          /* 0: the hub's default */
+};
+
+static void spec_init(struct spec_opts *s)
 {
     memset(s, 0, sizeof(*s));
     s->model = "mock";
@@ -196,7 +222,7 @@ void cli_spec_init(struct cli_spec *s)
     s->request_id = "";
 }
 
-void cli_spec_flags(struct cli_spec *s, struct ag_flag *flags, size_t *n, size_t cap)
+static void spec_flags(struct spec_opts *s, struct ag_flag *flags, size_t *n, size_t cap)
 {
     const struct ag_flag rows[] = {
         {"name", 0, AG_FLAG_STR, &s->name, "NAME", "a human-readable name (not unique)", 0, 0},
@@ -216,7 +242,7 @@ void cli_spec_flags(struct cli_spec *s, struct ag_flag *flags, size_t *n, size_t
         push_flag(flags, n, cap, rows[i]);
 }
 
-static int build_labels(const struct cli_spec *s, struct ag_arena *arena,
+static int build_labels(const struct spec_opts *s, struct ag_arena *arena,
                         Agentry__V1__AgentSpec *spec, struct ag_err *err)
 {
     struct ag_strlist kv = {NULL, 0};
@@ -240,8 +266,9 @@ static int build_labels(const struct cli_spec *s, struct ag_arena *arena,
     return 0;
 }
 
-int cli_spec_build(const struct cli_spec *s, struct ag_arena *arena, Agentry__V1__AgentSpec **out,
-                   struct ag_err *err)
+/* Fill spec (allocated in arena) from the flags; -1 with INVALID_ARGUMENT on a bad label. */
+static int spec_build(const struct spec_opts *s, struct ag_arena *arena,
+                      Agentry__V1__AgentSpec **out, struct ag_err *err)
 {
     Agentry__V1__AgentSpec *spec = ag_arena_alloc(arena, sizeof(*spec));
     agentry__v1__agent_spec__init(spec);
@@ -257,7 +284,7 @@ int cli_spec_build(const struct cli_spec *s, struct ag_arena *arena, Agentry__V1
     return 0;
 }
 
-void cli_spec_release(struct cli_spec *s)
+static void spec_release(struct spec_opts *s)
 {
     ag_strlist_release(&s->tools);
     ag_strlist_release(&s->labels);
@@ -440,8 +467,6 @@ int cli_spec_call(struct cli_client *c, const char *method, const ProtobufCMessa
 {
     struct ag_err err = AG_ERR_INIT;
     bool sent = false;
-    if (cli_client_dial(c, &err) < 0)
-        return cli_fail(&err);
     if (cli_client_call_sent(c, method, req, resp_desc, resp, &sent, &err) == 0)
         return 0;
     if (err.code != AG_DEADLINE_EXCEEDED)
@@ -456,16 +481,26 @@ int cli_spec_call(struct cli_client *c, const char *method, const ProtobufCMessa
     return report_deadline(c, late, rid, sent, &err);
 }
 
+static int build_and_run(struct cli_client *c, const struct spec_opts *s, char **words,
+                         size_t nwords, cli_spec_run_fn *run)
+{
+    struct ag_err err = AG_ERR_INIT;
+    Agentry__V1__AgentSpec *spec;
+    if (spec_build(s, &c->arena, &spec, &err) < 0)
+        return cli_usage_error(&err);
+    return run(c, spec, cli_join_words(&c->arena, words, nwords), (char *)s->request_id);
+}
+
 int cli_spec_cmd(const char *cmd, const struct ag_cmd_help *help, int64_t timeout_ms,
                  bool need_input, cli_spec_run_fn *run, int argc, char **argv)
 {
     struct cli_client c;
-    struct cli_spec spec;
+    struct spec_opts spec;
     cli_client_init(&c, timeout_ms);
-    cli_spec_init(&spec);
+    spec_init(&spec);
     struct ag_flag flags[CLI_MAX_FLAGS];
     size_t nflags = 0;
-    cli_spec_flags(&spec, flags, &nflags, CLI_MAX_FLAGS);
+    spec_flags(&spec, flags, &nflags, CLI_MAX_FLAGS);
     cli_client_flags(&c, flags, &nflags, CLI_MAX_FLAGS);
     char **pos = ag_xcalloc((size_t)argc + 1, sizeof(*pos));
     size_t npos;
@@ -474,10 +509,10 @@ int cli_spec_cmd(const char *cmd, const struct ag_cmd_help *help, int64_t timeou
         (!need_input || cli_need_args(cmd, npos, 1, "INPUT", &rc))) {
         if (!*spec.request_id)
             spec.request_id = make_request_id(spec.made_request_id);
-        rc = run(&c, &spec, pos, npos);
+        rc = build_and_run(&c, &spec, pos, npos, run);
         cli_client_close(&c);
     }
-    cli_spec_release(&spec);
+    spec_release(&spec);
     free(pos);
     return rc;
 }

@@ -3,7 +3,7 @@
  * argument checks, dialing the hub and calling it.
  *
  * A subcommand's life: cli_client_init, add its flag rows and the shared ones to one table,
- * cli_parse, cli_client_dial, calls, cli_client_close. Responses are decoded into c->arena and
+ * cli_parse, calls (the first one dials), cli_client_close. Responses are decoded into c->arena and
  * live until cli_client_close. Thread: the subcommand's main thread. */
 #ifndef AGENTRY_CMD_CLIENT_H
 #define AGENTRY_CMD_CLIENT_H
@@ -16,7 +16,6 @@
 #include "common/arena.h"
 #include "common/err.h"
 #include "common/flags.h"
-#include "common/id.h"
 #include "common/rpc/client.h"
 
 #define CLI_HUB_METHOD(m) ("/agentry.v1.AgentHub/" m)
@@ -43,7 +42,8 @@ struct cli_client {
 void cli_client_init(struct cli_client *c, int64_t default_timeout_ms);
 /* Append the --hub, --timeout and --json rows to flags[*n] (cap rows in all). */
 void cli_client_flags(struct cli_client *c, struct ag_flag *flags, size_t *n, size_t cap);
-/* Connect lazily to c->hub. Fails only on a malformed address. */
+/* Connect lazily to c->hub; a no-op once connected. Fails only on a malformed address. The call
+ * helpers below dial themselves; a streaming call dials first. */
 int cli_client_dial(struct cli_client *c, struct ag_err *err);
 /* A blocking unary call to the hub with c->timeout_ms; *resp lives in c->arena. When the
  * deadline passes before the connection is up, nothing was sent: err is then "cannot reach hub
@@ -69,6 +69,10 @@ void cli_client_close(struct cli_client *c);
 bool cli_parse(const char *cmd, const struct ag_cmd_help *help, const struct ag_flag *flags,
                size_t nflags, int argc, char **argv, char **pos, size_t max_pos, size_t *npos,
                int *rc);
+/* cli_parse for a command whose one argument is AGENT_ID (get, kill, trace): false with *rc set
+ * as cli_parse does, also when AGENT_ID is missing. */
+bool cli_parse_agent_id(const char *cmd, const struct ag_cmd_help *help, const struct ag_flag *flags,
+                        size_t nflags, int argc, char **argv, char **agent_id, int *rc);
 /* True if npos >= need; else prints "error: missing WHAT (see 'agentry CMD --help')" and
  * returns false with *rc = CLI_USAGE. */
 bool cli_need_args(const char *cmd, size_t npos, size_t need, const char *what, int *rc);
@@ -77,27 +81,12 @@ const char *cli_duration_str(char *buf, size_t cap, int64_t ms);
 /* The words joined by single spaces, in arena. */
 char *cli_join_words(struct ag_arena *arena, char **words, size_t n);
 
-/* The agent-spec flags shared by spawn and invoke. */
-struct cli_spec {
-    const char *name, *model, *system;
-    /* --request-id, or (after cli_spec_cmd's parse) a new "cli-<id>": always sent, so that after
-     * a deadline the hub can be asked what became of the request, and it can be retried. */
-    const char *request_id;
-    char made_request_id[sizeof(CLI_REQUEST_ID_PREFIX) + AG_ID_LEN];
-    struct ag_strlist tools, labels; /* owned */
-    int64_t max_iterations;          /* 0: the hub's default */
-};
-void cli_spec_init(struct cli_spec *s);
-void cli_spec_flags(struct cli_spec *s, struct ag_flag *flags, size_t *n, size_t cap);
-/* Fill spec (allocated in arena) from the flags; -1 with INVALID_ARGUMENT on a bad label. */
-int cli_spec_build(const struct cli_spec *s, struct ag_arena *arena, Agentry__V1__AgentSpec **spec,
-                   struct ag_err *err);
-void cli_spec_release(struct cli_spec *s);
-/* The body of a command built on the spec flags (spawn, invoke). */
-typedef int cli_spec_run_fn(struct cli_client *c, const struct cli_spec *spec, char **words,
-                            size_t nwords);
+/* The body of a command built on the spec flags (spawn, invoke): spec and input (the INPUT words
+ * joined, "" without them) live in c->arena; request_id is never empty. */
+typedef int cli_spec_run_fn(struct cli_client *c, Agentry__V1__AgentSpec *spec, char *input,
+                            char *request_id);
 /* Parse the spec and client flags (--help included), require INPUT words when need_input, make
- * up a request id if none was given, then run; returns the exit code. */
+ * up a request id if none was given, build the spec, then run; returns the exit code. */
 int cli_spec_cmd(const char *cmd, const struct ag_cmd_help *help, int64_t timeout_ms,
                  bool need_input, cli_spec_run_fn *run, int argc, char **argv);
 /* Dial and make a Spawn or Invoke call carrying request id rid. 0 with *resp set; else the

@@ -19,20 +19,15 @@ int cli_cmd_get(int argc, char **argv)
     struct ag_flag flags[CLI_MAX_FLAGS];
     size_t nflags = 0;
     cli_client_flags(&c, flags, &nflags, CLI_MAX_FLAGS);
-    char *pos[1];
-    size_t npos;
+    Agentry__V1__GetAgentRequest req = AGENTRY__V1__GET_AGENT_REQUEST__INIT;
     int rc;
-    if (!cli_parse("get", &get_help, flags, nflags, argc, argv, pos, 1, &npos, &rc) ||
-        !cli_need_args("get", npos, 1, "AGENT_ID", &rc))
+    if (!cli_parse_agent_id("get", &get_help, flags, nflags, argc, argv, &req.agent_id, &rc))
         return rc;
 
     struct ag_err err = AG_ERR_INIT;
-    Agentry__V1__GetAgentRequest req = AGENTRY__V1__GET_AGENT_REQUEST__INIT;
-    req.agent_id = pos[0];
     Agentry__V1__Agent *a = NULL;
     rc = CLI_OK;
-    if (cli_client_dial(&c, &err) < 0 ||
-        cli_client_call(&c, CLI_HUB_METHOD("GetAgent"), &req.base, &agentry__v1__agent__descriptor,
+    if (cli_client_call(&c, CLI_HUB_METHOD("GetAgent"), &req.base, &agentry__v1__agent__descriptor,
                         (void **)&a, &err) < 0)
         rc = cli_fail(&err);
     else if (c.json)

@@ -68,14 +68,13 @@ static int outcome(const Agentry__V1__InvokeResponse *r)
     return cli_fail(&err);
 }
 
-static int invoke(struct cli_client *c, const struct cli_spec *spec, char **words, size_t nwords)
+static int invoke(struct cli_client *c, Agentry__V1__AgentSpec *spec, char *input,
+                  char *request_id)
 {
-    struct ag_err err = AG_ERR_INIT;
     Agentry__V1__InvokeRequest req = AGENTRY__V1__INVOKE_REQUEST__INIT;
-    if (cli_spec_build(spec, &c->arena, &req.spec, &err) < 0)
-        return cli_usage_error(&err);
-    req.input = cli_join_words(&c->arena, words, nwords);
-    req.request_id = (char *)spec->request_id;
+    req.spec = spec;
+    req.input = input;
+    req.request_id = request_id;
     Agentry__V1__InvokeResponse *resp = NULL;
     int rc = cli_spec_call(c, CLI_HUB_METHOD("Invoke"), &req.base, req.request_id,
                            &agentry__v1__invoke_response__descriptor, (void **)&resp,

@@ -27,34 +27,27 @@ int cli_cmd_kill(int argc, char **argv)
     };
     size_t nflags = 1;
     cli_client_flags(&c, flags, &nflags, CLI_MAX_FLAGS);
-    char *pos[1];
-    size_t npos;
+    Agentry__V1__KillAgentRequest req = AGENTRY__V1__KILL_AGENT_REQUEST__INIT;
     int rc;
-    if (!cli_parse("kill", &kill_help, flags, nflags, argc, argv, pos, 1, &npos, &rc) ||
-        !cli_need_args("kill", npos, 1, "AGENT_ID", &rc))
+    if (!cli_parse_agent_id("kill", &kill_help, flags, nflags, argc, argv, &req.agent_id, &rc))
         return rc;
 
     struct ag_err err = AG_ERR_INIT;
-    Agentry__V1__KillAgentRequest req = AGENTRY__V1__KILL_AGENT_REQUEST__INIT;
-    req.agent_id = pos[0];
     req.reason = (char *)reason;
     Agentry__V1__KillAgentResponse *resp = NULL;
     rc = CLI_OK;
-    if (cli_client_dial(&c, &err) < 0 ||
-        cli_client_call(&c, CLI_HUB_METHOD("KillAgent"), &req.base,
+    if (cli_client_call(&c, CLI_HUB_METHOD("KillAgent"), &req.base,
                         &agentry__v1__kill_agent_response__descriptor, (void **)&resp, &err) < 0) {
         rc = cli_fail(&err);
     } else if (c.json) {
-        cJSON *o = cJSON_CreateObject();
-        cJSON_AddStringToObject(o, "agent_id", pos[0]);
-        cJSON_AddNumberToObject(o, "seq", (double)resp->seq);
+        cJSON *o = cli_print_seq_json(req.agent_id, resp->seq);
         cJSON_AddBoolToObject(o, "already_killed", resp->already_killed);
         cli_print_json(stdout, o, false);
     } else {
         printf("%" PRIu64 "\n", resp->seq);
         if (resp->already_killed)
             fprintf(stderr, "agent '%s' was already killed (at seq %" PRIu64 "); nothing changed\n",
-                    pos[0], resp->seq);
+                    req.agent_id, resp->seq);
     }
     cli_client_close(&c);
     return rc;

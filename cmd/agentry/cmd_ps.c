@@ -57,8 +57,6 @@ static int list_agents(struct cli_client *c, const struct ps_opts *o, struct ps_
     req.label_selector = (char *)o->selector;
     req.name = (char *)o->name;
     req.request_id = (char *)o->request_id;
-    if (cli_client_dial(c, err) < 0)
-        return -1;
     do {
         Agentry__V1__ListAgentsResponse *page = NULL;
         if (cli_client_call(c, CLI_HUB_METHOD("ListAgents"), &req.base,

@@ -24,15 +24,11 @@ static int send_input(struct cli_client *c, char *agent_id, char *input)
     req.agent_id = agent_id;
     req.input = input;
     Agentry__V1__SendMessageResponse *resp = NULL;
-    if (cli_client_dial(c, &err) < 0 ||
-        cli_client_call(c, CLI_HUB_METHOD("SendMessage"), &req.base,
-                        &agentry__v1__send_message_response__descriptor, (void **)&resp,
-                        &err) < 0)
+    if (cli_client_call(c, CLI_HUB_METHOD("SendMessage"), &req.base,
+                        &agentry__v1__send_message_response__descriptor, (void **)&resp, &err) < 0)
         return cli_fail(&err);
     if (c->json) {
-        cJSON *o = cJSON_CreateObject();
-        cJSON_AddStringToObject(o, "agent_id", agent_id);
-        cJSON_AddNumberToObject(o, "seq", (double)resp->seq);
+        cJSON *o = cli_print_seq_json(agent_id, resp->seq);
         cJSON_AddStringToObject(o, "state", cli_print_state_name(resp->state));
         cli_print_json(stdout, o, false);
     } else {

@@ -32,14 +32,12 @@ static void print_spawned(const Agentry__V1__SpawnResponse *r, bool json)
     cli_print_json(stdout, o, false);
 }
 
-static int spawn(struct cli_client *c, const struct cli_spec *spec, char **words, size_t nwords)
+static int spawn(struct cli_client *c, Agentry__V1__AgentSpec *spec, char *input, char *request_id)
 {
-    struct ag_err err = AG_ERR_INIT;
     Agentry__V1__SpawnRequest req = AGENTRY__V1__SPAWN_REQUEST__INIT;
-    if (cli_spec_build(spec, &c->arena, &req.spec, &err) < 0)
-        return cli_usage_error(&err);
-    req.input = cli_join_words(&c->arena, words, nwords);
-    req.request_id = (char *)spec->request_id;
+    req.spec = spec;
+    req.input = input;
+    req.request_id = request_id;
     Agentry__V1__SpawnResponse *resp = NULL;
     int rc = cli_spec_call(c, CLI_HUB_METHOD("Spawn"), &req.base, req.request_id,
                            &agentry__v1__spawn_response__descriptor, (void **)&resp, NULL);

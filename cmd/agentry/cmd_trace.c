@@ -128,17 +128,15 @@ int cli_cmd_trace(int argc, char **argv)
     size_t nflags = 3;
     cli_client_flags(&c, flags, &nflags, CLI_MAX_FLAGS);
     flags[nflags - 1].help = "same as --jsonl";
-    char *pos[1];
-    size_t npos;
+    char *id;
     int rc;
-    if (!cli_parse("trace", &trace_help, flags, nflags, argc, argv, pos, 1, &npos, &rc) ||
-        !cli_need_args("trace", npos, 1, "AGENT_ID", &rc))
+    if (!cli_parse_agent_id("trace", &trace_help, flags, nflags, argc, argv, &id, &rc))
         return rc;
     o.jsonl = o.jsonl || c.json;
 
     struct trace_run t = {&c, &o, NULL, PTHREAD_MUTEX_INITIALIZER, NULL};
     t.sig = cli_sigwatch_start(on_signal, &t); /* before gRPC starts its threads */
-    rc = trace(&t, pos[0]);
+    rc = trace(&t, id);
     cli_sigwatch_stop(t.sig);
     cli_client_close(&c);
     pthread_mutex_destroy(&t.lock);

@@ -110,6 +110,14 @@ static cJSON *usage_json(const Agentry__V1__Usage *u)
     return o;
 }
 
+cJSON *cli_print_seq_json(const char *agent_id, uint64_t seq)
+{
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "agent_id", agent_id);
+    cJSON_AddNumberToObject(o, "seq", (double)seq);
+    return o;
+}
+
 cJSON *cli_print_agent_json(const Agentry__V1__Agent *a)
 {
     char t[32];

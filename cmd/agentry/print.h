@@ -32,6 +32,8 @@ const char *cli_print_age(char *buf, size_t cap, int64_t age_ns);
 
 cJSON *cli_print_agent_json(const Agentry__V1__Agent *a);
 cJSON *cli_print_event_json(const Agentry__V1__TraceEvent *ev);
+/* {"agent_id": ..., "seq": ...}: the start of what send and kill print with --json. */
+cJSON *cli_print_seq_json(const char *agent_id, uint64_t seq);
 /* Print v followed by a newline (indented, or on one line if compact) and delete v. */
 void cli_print_json(FILE *out, cJSON *v, bool compact);
 
