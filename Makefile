@@ -4,11 +4,16 @@
 #   make build      ./build: the default configuration (RelWithDebInfo, -O2)
 #   make test       what CI runs: build, then also compile (not run) build-release and
 #                   build-clang, then run every test of ./build through ctest. It installs what
-#                   only tests need (deps.sh --test: clang) on top of make deps.
+#                   only tests need (deps.sh --test: clang, clang-format) on top of make deps.
 #   make release    build-release: Release (-O3). GCC's optimizer-driven warnings
 #                   (-Wformat-truncation, -Wstringop-*, -Wmaybe-uninitialized) appear only here.
 #   make clang      build-clang: clang, Release. Skipped with a note if clang is not installed.
 #   make test-asan  build-asan: Debug with ASan+UBSan, and every test run under it.
+#   make lint       the include direction (hub/ and worker/ never include each other; common/
+#                   includes neither, nor agentry/v1) and clang-format --dry-run on every C file
+#                   of hub/ worker/ common/ cmd/ tests/unit/ (deploy/lint/lint.sh). Like make
+#                   test, it installs clang-format through deps.sh --test.
+#   make format     rewrites those files in place with clang-format (.clang-format).
 # Each configuration has its own directory, configured once and then rebuilt incrementally.
 BUILD         ?= build
 RELEASE_BUILD ?= build-release
@@ -21,7 +26,8 @@ CMAKE_ARGS    ?=
 # and deps and deps-test must not run apt-get at once.
 .NOTPARALLEL:
 
-.PHONY: all deps deps-test build release clang clang-build test test-asan demo bench clean
+.PHONY: all deps deps-test build release clang clang-build test test-asan lint format demo bench \
+	clean
 
 all: build
 
@@ -65,6 +71,13 @@ $(ASAN_BUILD)/CMakeCache.txt:
 test-asan: deps $(ASAN_BUILD)/CMakeCache.txt
 	cmake --build $(ASAN_BUILD) -j$(JOBS)
 	cd $(ASAN_BUILD) && ctest --output-on-failure -j$(JOBS)
+
+# No build needed: both read the sources only.
+lint: deps-test
+	@sh deploy/lint/lint.sh
+
+format: deps-test
+	@sh deploy/lint/lint.sh --fix
 
 # A local hub + 3 nodes on the embedded SQLite store, running a sample agent and printing its trace.
 demo: build

@@ -8,7 +8,8 @@ PKGS="build-essential cmake pkg-config libgrpc-dev protobuf-c-compiler libprotob
 protobuf-compiler protobuf-compiler-grpc python3-grpcio python3-protobuf libsqlite3-dev
 libcjson-dev libcmocka-dev"
 # clang: make test also compiles the tree with clang, whose warnings are not GCC's.
-TEST_PKGS="clang"
+# clang-format: make lint checks the formatting with it (Debian 12 ships version 14).
+TEST_PKGS="clang clang-format"
 case "${1:-}" in
 "") ;;
 --test) PKGS="$PKGS $TEST_PKGS" ;;
