@@ -880,17 +880,21 @@ static void after_unlock(struct agent_write *aw, bool ok)
 {
     struct hub *h = aw->h;
     struct hub_agent *a = aw->a;
-    struct hub_sched_decision d[1];
+    struct hub_sched_decision d[8];
     for (size_t i = 0; i < aw->nrelease; i++) {
         if (!aw->release[i])
             continue;
-        size_t k = hub_sched_release(h->sched, aw->release[i], d);
+        size_t k = hub_sched_release(h->sched, aw->release[i], &a->req, d, AG_ARRAY_SIZE(d));
         hub_dispatch_decisions(h, d, k);
+        while (k == AG_ARRAY_SIZE(d)) { /* a larger reservation may free room for several */
+            k = hub_sched_drain(h->sched, d, AG_ARRAY_SIZE(d));
+            hub_dispatch_decisions(h, d, k);
+        }
     }
     if (aw->cancel_node)
         hub_node_unref(h->sched, aw->cancel_node);
     if (aw->enqueue_pending) {
-        struct hub_node *n = hub_sched_place_or_queue(h->sched, a, &a->req);
+        struct hub_node *n = hub_sched_place_or_queue(h->sched, &a->req);
         if (n) {
             d[0].agent = a;
             d[0].node = n;

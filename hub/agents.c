@@ -48,9 +48,8 @@ struct hub_agent *hub_agent_new_take(const char *id, uint8_t *spec_bin, size_t s
         return NULL;
     }
     /* The spec is immutable and lives as long as the agent: the scheduler may borrow from it. */
-    a->req.model = a->spec->model && *a->spec->model ? a->spec->model : "mock";
-    a->req.tools = a->spec->tools;
-    a->req.ntools = a->spec->n_tools;
+    const char *model = a->spec->model && *a->spec->model ? a->spec->model : "mock";
+    hub_sched_req_init(&a->req, a, a->id, model, a->spec->tools, a->spec->n_tools);
     return a;
 }
 

@@ -182,7 +182,7 @@ static void requeue_loaded(struct hub *h, struct load_ctx *lc)
             hub_post_interrupt(h, a, NULL, a->st.epoch, "the hub restarted", false);
             lc->running++;
         } else if (a->st.state == AGENTRY__V1__AGENT_STATE__AGENT_STATE_PENDING) {
-            struct hub_node *node = hub_sched_place_or_queue(h->sched, a, &a->req);
+            struct hub_node *node = hub_sched_place_or_queue(h->sched, &a->req);
             (void)node; /* no node is connected yet: always queued */
             lc->pending++;
         }

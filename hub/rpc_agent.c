@@ -80,8 +80,9 @@ static int check_spawn(struct hub *h, const Agentry__V1__AgentSpec *spec,
         return -1;
     if (!spec)
         spec = &empty_spec;
-    struct hub_sched_req req = {spec->model && *spec->model ? spec->model : "mock", spec->tools,
-                                spec->n_tools};
+    struct hub_sched_req req;
+    hub_sched_req_init(&req, NULL, NULL, spec->model && *spec->model ? spec->model : "mock",
+                       spec->tools, spec->n_tools);
     return hub_check_placeable(h, &req, err);
 }
 

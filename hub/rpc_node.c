@@ -157,22 +157,6 @@ static bool node_id_ok(const char *id)
     return n > 0 && n <= HUB_NODE_ID_MAX && hub_name_chars_ok(id, "._-");
 }
 
-static char *labels_string(const Agentry__V1__Register *r)
-{
-    size_t len = 1;
-    for (size_t i = 0; i < r->n_labels; i++)
-        len += strlen(r->labels[i]->key) + strlen(r->labels[i]->value) + 2;
-    char *s = ag_xcalloc(1, len);
-    for (size_t i = 0; i < r->n_labels; i++) {
-        if (i)
-            strcat(s, ",");
-        strcat(s, r->labels[i]->key);
-        strcat(s, "=");
-        strcat(s, r->labels[i]->value);
-    }
-    return s;
-}
-
 static int check_names(const char *what, char *const *v, size_t n, size_t max_len,
                        struct ag_err *err)
 {
@@ -221,12 +205,13 @@ static struct hub_node *node_new(struct hub *h, struct rpc_call *c, const Agentr
     struct hub_node *n = ag_xcalloc(1, sizeof(*n));
     snprintf(n->id, sizeof(n->id), "%s", r->node_id);
     snprintf(n->instance_id, sizeof(n->instance_id), "%s", r->instance_id ? r->instance_id : "");
-    n->capacity = r->capacity;
+    n->capacity.slots = r->capacity;
     n->stream = c;
     rpc_call_ref(c);
     n->instance = atomic_fetch_add(&h->node_instances, 1) + 1;
     n->refs = 1; /* the connection's */
-    n->labels = labels_string(r);
+    for (size_t i = 0; i < r->n_labels; i++)
+        hub_node_add_label(n, r->labels[i]->key, r->labels[i]->value);
     n->version = ag_xstrdup(r->version ? r->version : "");
     hub_node_offer(n, r->models, r->n_models, r->tools, r->n_tools);
     n->last_seen_ms = ag_now_mono_ms();
@@ -288,8 +273,10 @@ static void on_register(struct rpc_call *c, struct node_conn *nc, const Agentry_
         return;
     }
     nc->node = n;
+    char labels[sizeof(struct ag_log_qbuf)];
+    hub_node_labels_format(n, labels, sizeof(labels));
     ag_log_info("node.registered", "node=%s capacity=%u labels=%s models=%zu tools=%zu "
-                "version=%s instance=%s peer=%s", n->id, n->capacity, ag_log_q(n->labels),
+                "version=%s instance=%s peer=%s", n->id, n->capacity.slots, ag_log_q(labels),
                 n->nmodels, n->ntools, n->version, ag_log_q(n->instance_id), rpc_call_peer(c));
     if (other) {
         ag_log_warn("node.replaced", "node=%s", other->id);

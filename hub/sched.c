@@ -1,31 +1,36 @@
 /* hub/sched.c - the node table, the waiting agents, and the strategy table.
  *
- * Invariants: a node is in `nodes` iff it is alive; running <= capacity for every node; an agent
- * waits in the class of its requirements, oldest first (seq orders waiters across classes). The
- * queue may hold agents that no longer wait (killed, or placed by another path): the hub checks
- * the agent's state when a decision reaches it and gives the slot back if it is not pending. This
- * lazy deletion keeps the scheduler ignorant of agent state. A class with no waiter is removed,
- * so scanning classes costs what the distinct requirements of waiting agents number, not what
- * the queue holds. */
+ * Invariants: a node is in `nodes` iff it is alive; reserved <= capacity for every node (each
+ * amount a capacity limits); an agent waits in the class of its requirements (model, tools, node
+ * selector and resources: everything that decides where it fits), oldest first (seq orders
+ * waiters across classes). Within a class every waiter fits exactly where the head does, so only
+ * heads need looking at. The queue may hold agents that no longer wait (killed, or placed by
+ * another path): the hub checks the agent's state when a decision reaches it and gives the room
+ * back if it is not pending. This lazy deletion keeps the scheduler ignorant of agent state. A
+ * class with no waiter is removed, so scanning classes costs what the distinct requirements of
+ * waiting agents number, not what the queue holds.
+ *
+ * NEEDSWORK: room goes to the oldest waiter that fits, so an agent that needs more than one slot
+ * can wait behind a stream of smaller ones; binpack may want to hold room back for it. */
 #include "hub/sched.h"
 
+#include <inttypes.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/log.h"
 #include "common/rpc/server.h"
 #include "common/xalloc.h"
 
 struct fifo_item {
-    struct hub_agent *agent;
-    uint64_t seq; /* queue order across classes */
+    const struct hub_sched_req *req; /* borrowed: the agent's own, as long as it waits */
+    uint64_t seq;                    /* queue order across classes */
 };
 
-/* Agents waiting with the same requirements (borrowed from the first of them: specs live as long
- * as the hub). A ring of items. */
+/* Agents waiting with the same requirements (same_req). A ring of items. */
 struct wait_class {
-    struct hub_sched_req req;
     struct fifo_item *ring;
     size_t head, len, cap;
 };
@@ -92,6 +97,93 @@ static bool offers_tool(const struct hub_node *n, const char *tool)
     return false;
 }
 
+void hub_sched_req_init(struct hub_sched_req *req, struct hub_agent *agent, const char *agent_id,
+                        const char *model, char *const *tools, size_t ntools)
+{
+    *req = (struct hub_sched_req){.agent = agent, .agent_id = agent_id, .model = model,
+                                  .tools = tools, .ntools = ntools, .need = {.slots = 1}};
+}
+
+/* --- node labels ----------------------------------------------------------------------------- */
+
+static struct hub_sched_label *find_label(const struct hub_node *n, const char *key)
+{
+    for (size_t i = 0; i < n->nlabels; i++)
+        if (strcmp(n->labels[i].key, key) == 0)
+            return &n->labels[i];
+    return NULL;
+}
+
+void hub_node_add_label(struct hub_node *n, const char *key, const char *value)
+{
+    struct hub_sched_label *l = find_label(n, key);
+    if (l) {
+        free(l->value);
+        l->value = ag_xstrdup(value);
+        return;
+    }
+    n->labels = ag_xrealloc(n->labels, (n->nlabels + 1) * sizeof(*n->labels));
+    n->labels[n->nlabels++] = (struct hub_sched_label){ag_xstrdup(key), ag_xstrdup(value)};
+}
+
+void hub_node_labels_format(const struct hub_node *n, char *buf, size_t cap)
+{
+    size_t off = 0;
+    buf[0] = '\0';
+    for (size_t i = 0; i < n->nlabels && off < cap; i++)
+        off += (size_t)snprintf(buf + off, cap - off, "%s%s=%s", i ? "," : "", n->labels[i].key,
+                                n->labels[i].value);
+}
+
+static void labels_free(struct hub_sched_label *v, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        free(v[i].key);
+        free(v[i].value);
+    }
+    free(v);
+}
+
+/* Does n carry key=value? */
+static bool has_label(const struct hub_node *n, const struct hub_sched_label *want)
+{
+    const struct hub_sched_label *l = find_label(n, want->key);
+    return l && strcmp(l->value, want->value) == 0;
+}
+
+/* --- resources ------------------------------------------------------------------------------- */
+
+/* Could capacity c hold need? A cpu or memory capacity of 0 is unknown: not limited. */
+static bool res_covers(const struct hub_sched_res *c, const struct hub_sched_res *need)
+{
+    return need->slots <= c->slots && (!c->cpu_milli || need->cpu_milli <= c->cpu_milli) &&
+           (!c->mem_bytes || need->mem_bytes <= c->mem_bytes);
+}
+
+/* Is there room for need beside n's reservations? (reserved <= capacity: no wrap-around.) */
+static bool has_room(const struct hub_node *n, const struct hub_sched_res *need)
+{
+    const struct hub_sched_res *c = &n->capacity, *r = &n->reserved;
+    return need->slots <= c->slots - r->slots &&
+           (!c->cpu_milli || need->cpu_milli <= c->cpu_milli - r->cpu_milli) &&
+           (!c->mem_bytes || need->mem_bytes <= c->mem_bytes - r->mem_bytes);
+}
+
+static void res_add(struct hub_sched_res *to, const struct hub_sched_res *r)
+{
+    to->slots += r->slots;
+    to->cpu_milli += r->cpu_milli;
+    to->mem_bytes += r->mem_bytes;
+}
+
+/* Give r back; never below zero, as a release without its reservation must not wrap around. */
+static void res_sub(struct hub_sched_res *from, const struct hub_sched_res *r)
+{
+    from->slots -= r->slots < from->slots ? r->slots : from->slots;
+    from->cpu_milli -= r->cpu_milli < from->cpu_milli ? r->cpu_milli : from->cpu_milli;
+    from->mem_bytes -= r->mem_bytes < from->mem_bytes ? r->mem_bytes : from->mem_bytes;
+}
+
 bool hub_node_serves(const struct hub_node *n, const struct hub_sched_req *req)
 {
     if (!offers_model(n, req->model))
@@ -99,12 +191,15 @@ bool hub_node_serves(const struct hub_node *n, const struct hub_sched_req *req)
     for (size_t i = 0; i < req->ntools; i++)
         if (!offers_tool(n, req->tools[i]))
             return false;
-    return true;
+    for (size_t i = 0; i < req->nselector; i++)
+        if (!has_label(n, &req->selector[i]))
+            return false;
+    return res_covers(&n->capacity, &req->need);
 }
 
-static bool fits(const struct hub_node *n, const struct hub_sched_req *req)
+bool hub_node_fits(const struct hub_node *n, const struct hub_sched_req *req)
 {
-    return n->running < n->capacity && hub_node_serves(n, req);
+    return has_room(n, &req->need) && hub_node_serves(n, req);
 }
 
 /* --- strategies ------------------------------------------------------------------------------ */
@@ -123,15 +218,16 @@ static void rr_state_free(void *state)
     free(state);
 }
 
-/* Round-robin: the first node that fits at or after the cursor; the cursor moves past it, so
- * consecutive turns land on consecutive nodes while they have room. */
+/* Round-robin: the first node that fits at or after the cursor (what it offers, its labels, its
+ * free room: the whole request); the cursor moves past it, so consecutive turns land on
+ * consecutive nodes while they have room. */
 static struct hub_node *place_round_robin(void *state, struct hub_node *const *nodes, size_t n,
                                           const struct hub_sched_req *req)
 {
     struct rr_state *rr = state;
     for (size_t i = 0; i < n; i++) {
         size_t k = (rr->next + i) % n;
-        if (fits(nodes[k], req)) {
+        if (hub_node_fits(nodes[k], req)) {
             rr->next = (k + 1) % n;
             return nodes[k];
         }
@@ -171,7 +267,7 @@ static void node_unref_locked(struct hub_node *n)
         rpc_call_unref(n->stream);
     strv_free(n->models, n->nmodels);
     strv_free(n->tools, n->ntools);
-    free(n->labels);
+    labels_free(n->labels, n->nlabels);
     free(n->version);
     free(n);
 }
@@ -240,34 +336,55 @@ static struct hub_node *reserve_locked(struct hub_sched *s, const struct hub_sch
         return NULL;
     struct hub_node *n = s->strategy->place(s->state, s->nodes, s->nnodes, req);
     if (n) {
-        n->running++;
+        res_add(&n->reserved, &req->need);
         n->refs++;
+        ag_log_debug("sched.placed", "agent=%s node=%s strategy=%s",
+                     req->agent_id ? req->agent_id : "-", n->id, s->strategy->name);
     }
     return n;
 }
 
 /* --- waiting agents -------------------------------------------------------------------------- */
 
+static bool selector_has(const struct hub_sched_req *r, const struct hub_sched_label *l)
+{
+    for (size_t i = 0; i < r->nselector; i++)
+        if (strcmp(r->selector[i].key, l->key) == 0 && strcmp(r->selector[i].value, l->value) == 0)
+            return true;
+    return false;
+}
+
+/* Do a and b fit exactly the same nodes? (Tools in spec order; selector terms in any order.) */
 static bool same_req(const struct hub_sched_req *a, const struct hub_sched_req *b)
 {
-    if (strcmp(a->model, b->model) != 0 || a->ntools != b->ntools)
+    if (strcmp(a->model, b->model) != 0 || a->ntools != b->ntools ||
+        a->nselector != b->nselector || a->need.slots != b->need.slots ||
+        a->need.cpu_milli != b->need.cpu_milli || a->need.mem_bytes != b->need.mem_bytes)
         return false;
     for (size_t i = 0; i < a->ntools; i++)
         if (strcmp(a->tools[i], b->tools[i]) != 0)
             return false;
+    for (size_t i = 0; i < a->nselector; i++)
+        if (!selector_has(b, &a->selector[i]))
+            return false;
     return true;
+}
+
+/* The requirements of class c (its head's: every waiter's are the same). */
+static const struct hub_sched_req *class_req(const struct wait_class *c)
+{
+    return c->ring[c->head].req;
 }
 
 static struct wait_class *class_find(struct hub_sched *s, const struct hub_sched_req *req)
 {
     for (size_t i = 0; i < s->nclasses; i++)
-        if (same_req(&s->classes[i].req, req))
+        if (same_req(class_req(&s->classes[i]), req))
             return &s->classes[i];
     return NULL;
 }
 
-static void enqueue_locked(struct hub_sched *s, struct hub_agent *agent,
-                           const struct hub_sched_req *req)
+static void enqueue_locked(struct hub_sched *s, const struct hub_sched_req *req)
 {
     struct wait_class *c = class_find(s, req);
     if (!c) {
@@ -277,7 +394,6 @@ static void enqueue_locked(struct hub_sched *s, struct hub_agent *agent,
         }
         c = &s->classes[s->nclasses++];
         memset(c, 0, sizeof(*c));
-        c->req = *req;
     }
     if (c->len == c->cap) {
         size_t ncap = c->cap ? c->cap * 2 : 16;
@@ -289,14 +405,14 @@ static void enqueue_locked(struct hub_sched *s, struct hub_agent *agent,
         c->cap = ncap;
         c->head = 0;
     }
-    c->ring[(c->head + c->len) % c->cap] = (struct fifo_item){agent, s->next_seq++};
+    c->ring[(c->head + c->len) % c->cap] = (struct fifo_item){req, s->next_seq++};
     c->len++;
     s->queued++;
 }
 
 static struct hub_agent *pop_locked(struct hub_sched *s, struct wait_class *c)
 {
-    struct hub_agent *a = c->ring[c->head].agent;
+    struct hub_agent *a = class_req(c)->agent;
     c->head = (c->head + 1) % c->cap;
     c->len--;
     s->queued--;
@@ -307,16 +423,16 @@ static struct hub_agent *pop_locked(struct hub_sched *s, struct wait_class *c)
     return a;
 }
 
-/* Can some node with a free slot run class c? */
+/* Does some node have room for class c's waiters and serve them? */
 static bool class_placeable(const struct hub_sched *s, const struct wait_class *c)
 {
     for (size_t i = 0; i < s->nnodes; i++)
-        if (fits(s->nodes[i], &c->req))
+        if (hub_node_fits(s->nodes[i], class_req(c)))
             return true;
     return false;
 }
 
-/* Hand free slots to waiting agents: each time to the oldest waiter some free node can run. */
+/* Hand free room to waiting agents: each time to the oldest waiter that some node fits. */
 static size_t drain_locked(struct hub_sched *s, struct hub_sched_decision *out, size_t max)
 {
     size_t k = 0;
@@ -330,7 +446,7 @@ static size_t drain_locked(struct hub_sched *s, struct hub_sched_decision *out, 
         }
         if (!best)
             break;
-        struct hub_node *n = reserve_locked(s, &best->req);
+        struct hub_node *n = reserve_locked(s, class_req(best));
         out[k].agent = pop_locked(s, best);
         out[k].node = n;
         k++;
@@ -410,31 +526,31 @@ void hub_sched_close(struct hub_sched *s)
 struct hub_node *hub_sched_try_reserve(struct hub_sched *s, const struct hub_sched_req *req)
 {
     pthread_mutex_lock(&s->lock);
-    /* Never overtake agents that wait with the same needs: they get free slots first. (Waiters
-     * of other classes cannot use any node that has a free slot, by the invariant.) */
+    /* Never overtake agents that wait with the same needs: they get free room first. (Waiters
+     * of other classes fit no node as it is, by the invariant.) */
     struct hub_node *n = class_find(s, req) ? NULL : reserve_locked(s, req);
     pthread_mutex_unlock(&s->lock);
     return n;
 }
 
-struct hub_node *hub_sched_place_or_queue(struct hub_sched *s, struct hub_agent *agent,
-                                          const struct hub_sched_req *req)
+struct hub_node *hub_sched_place_or_queue(struct hub_sched *s, const struct hub_sched_req *req)
 {
     pthread_mutex_lock(&s->lock);
     struct hub_node *n = class_find(s, req) ? NULL : reserve_locked(s, req);
     if (!n)
-        enqueue_locked(s, agent, req);
+        enqueue_locked(s, req);
     pthread_mutex_unlock(&s->lock);
     return n;
 }
 
-size_t hub_sched_release(struct hub_sched *s, struct hub_node *node, struct hub_sched_decision *out)
+size_t hub_sched_release(struct hub_sched *s, struct hub_node *node,
+                         const struct hub_sched_req *req, struct hub_sched_decision *out,
+                         size_t max)
 {
     pthread_mutex_lock(&s->lock);
-    if (node->running > 0)
-        node->running--;
+    res_sub(&node->reserved, &req->need);
     node_unref_locked(node);
-    size_t k = drain_locked(s, out, 1);
+    size_t k = drain_locked(s, out, max);
     pthread_mutex_unlock(&s->lock);
     return k;
 }
@@ -462,18 +578,42 @@ static void offered_list(const struct hub_sched *s, bool tools, char *buf, size_
         snprintf(buf, cap, "nothing");
 }
 
-/* What no connected node offers for req, as "model 'x'" or "tool 'y'"; false if each piece is
- * offered by some node. */
-static bool missing_piece(const struct hub_sched *s, const struct hub_sched_req *req, char *buf,
-                          size_t cap, bool *is_tool)
+/* The first requirement of req that no connected node meets on its own. */
+enum missing {
+    MISSING_NOTHING, /* each is met by some node, but no node meets them all */
+    MISSING_MODEL,
+    MISSING_TOOL,
+    MISSING_LABEL,
+    MISSING_ROOM,
+};
+
+static bool any_node_has_label(const struct hub_sched *s, const struct hub_sched_label *l)
+{
+    for (size_t i = 0; i < s->nnodes; i++)
+        if (has_label(s->nodes[i], l))
+            return true;
+    return false;
+}
+
+static bool any_node_covers(const struct hub_sched *s, const struct hub_sched_res *need)
+{
+    for (size_t i = 0; i < s->nnodes; i++)
+        if (res_covers(&s->nodes[i]->capacity, need))
+            return true;
+    return false;
+}
+
+/* Which requirement no connected node meets, named in buf ("model 'x'", "tool 'y'",
+ * "label 'zone=a'", "room for 2 slots"). */
+static enum missing missing_piece(const struct hub_sched *s, const struct hub_sched_req *req,
+                                  char *buf, size_t cap)
 {
     bool found = false;
     for (size_t i = 0; i < s->nnodes && !found; i++)
         found = offers_model(s->nodes[i], req->model);
     if (!found) {
         snprintf(buf, cap, "model '%s'", req->model);
-        *is_tool = false;
-        return true;
+        return MISSING_MODEL;
     }
     for (size_t t = 0; t < req->ntools; t++) {
         found = false;
@@ -481,11 +621,59 @@ static bool missing_piece(const struct hub_sched *s, const struct hub_sched_req 
             found = offers_tool(s->nodes[i], req->tools[t]);
         if (!found) {
             snprintf(buf, cap, "tool '%s'", req->tools[t]);
-            *is_tool = true;
-            return true;
+            return MISSING_TOOL;
         }
     }
-    return false;
+    for (size_t l = 0; l < req->nselector; l++) {
+        if (!any_node_has_label(s, &req->selector[l])) {
+            snprintf(buf, cap, "label '%s=%s'", req->selector[l].key, req->selector[l].value);
+            return MISSING_LABEL;
+        }
+    }
+    if (!any_node_covers(s, &req->need)) {
+        const struct hub_sched_res *r = &req->need;
+        int off = snprintf(buf, cap, "room for %" PRIu32 " slot%s", r->slots,
+                           r->slots == 1 ? "" : "s");
+        if (r->cpu_milli && (size_t)off < cap)
+            off += snprintf(buf + off, cap - (size_t)off, ", %" PRIu32 " millicores",
+                            r->cpu_milli);
+        if (r->mem_bytes && (size_t)off < cap)
+            snprintf(buf + off, cap - (size_t)off, ", %" PRIu64 " bytes of memory", r->mem_bytes);
+        return MISSING_ROOM;
+    }
+    return MISSING_NOTHING;
+}
+
+/* err for a req no connected node serves. */
+static void explain_unserved(const struct hub_sched *s, const struct hub_sched_req *req,
+                             struct ag_err *err)
+{
+    char piece[200], offered[256];
+    enum missing m = missing_piece(s, req, piece, sizeof(piece));
+    switch (m) {
+    case MISSING_MODEL:
+    case MISSING_TOOL:
+        offered_list(s, m == MISSING_TOOL, offered, sizeof(offered));
+        ag_err_set(err, AG_INVALID_ARGUMENT,
+                   "no connected node offers %s (nodes offer: %s); check spec.%s", piece, offered,
+                   m == MISSING_TOOL ? "tools" : "model");
+        break;
+    case MISSING_LABEL:
+        ag_err_set(err, AG_INVALID_ARGUMENT,
+                   "no connected node has %s; start a node with it (node join --labels)", piece);
+        break;
+    case MISSING_ROOM:
+        ag_err_set(err, AG_INVALID_ARGUMENT,
+                   "no connected node has %s in all; start a larger node", piece);
+        break;
+    case MISSING_NOTHING:
+        ag_err_set(err, AG_INVALID_ARGUMENT,
+                   "no connected node offers model '%s' together with all %zu tools of the "
+                   "spec%s; split the tools across agents or add a node that has them all",
+                   req->model, req->ntools,
+                   req->nselector ? ", the labels asked for and room enough" : "");
+        break;
+    }
 }
 
 int hub_sched_check(struct hub_sched *s, const struct hub_sched_req *req, struct ag_err *err)
@@ -495,21 +683,8 @@ int hub_sched_check(struct hub_sched *s, const struct hub_sched_req *req, struct
     for (size_t i = 0; i < s->nnodes && rc != 0; i++)
         if (hub_node_serves(s->nodes[i], req))
             rc = 0;
-    if (rc == -1) {
-        char piece[200], offered[256];
-        bool is_tool = false;
-        if (missing_piece(s, req, piece, sizeof(piece), &is_tool)) {
-            offered_list(s, is_tool, offered, sizeof(offered));
-            ag_err_set(err, AG_INVALID_ARGUMENT,
-                       "no connected node offers %s (nodes offer: %s); check spec.%s", piece,
-                       offered, is_tool ? "tools" : "model");
-        } else {
-            ag_err_set(err, AG_INVALID_ARGUMENT,
-                       "no connected node offers model '%s' together with all %zu tools of the "
-                       "spec; split the tools across agents or add a node that has them all",
-                       req->model, req->ntools);
-        }
-    }
+    if (rc == -1)
+        explain_unserved(s, req, err);
     pthread_mutex_unlock(&s->lock);
     return rc;
 }
@@ -522,19 +697,25 @@ void hub_sched_explain(struct hub_sched *s, const struct hub_sched_req *req, cha
     for (size_t i = 0; i < s->nnodes; i++)
         serving += hub_node_serves(s->nodes[i], req);
     char piece[200];
-    bool is_tool;
+    enum missing m = MISSING_NOTHING;
     if (s->closed)
         snprintf(buf, cap, "the hub is shutting down");
     else if (s->nnodes == 0)
         snprintf(buf, cap, "waiting for a node to join");
-    else if (serving)
+    else if (serving && req->need.slots == 1 && !req->need.cpu_milli && !req->need.mem_bytes)
         snprintf(buf, cap, "waiting for a free slot on the %zu node%s that can run it", serving,
                  serving == 1 ? "" : "s");
-    else if (missing_piece(s, req, piece, sizeof(piece), &is_tool))
+    else if (serving)
+        snprintf(buf, cap, "waiting for room on the %zu node%s that can run it", serving,
+                 serving == 1 ? "" : "s");
+    else if ((m = missing_piece(s, req, piece, sizeof(piece))) == MISSING_MODEL ||
+             m == MISSING_TOOL)
         snprintf(buf, cap, "waiting for a node that offers %s", piece);
+    else if (m != MISSING_NOTHING)
+        snprintf(buf, cap, "waiting for a node with %s", piece);
     else
-        snprintf(buf, cap, "waiting for a node that offers model '%s' with all its tools",
-                 req->model);
+        snprintf(buf, cap, "waiting for a node that offers model '%s' with all its tools%s",
+                 req->model, req->nselector ? " and labels" : "");
     pthread_mutex_unlock(&s->lock);
 }
 
@@ -571,8 +752,8 @@ void hub_sched_get_stats(struct hub_sched *s, struct hub_sched_stats *out)
     pthread_mutex_lock(&s->lock);
     out->nodes = s->nnodes;
     for (size_t i = 0; i < s->nnodes; i++) {
-        out->capacity += s->nodes[i]->capacity;
-        out->running += s->nodes[i]->running;
+        out->capacity += s->nodes[i]->capacity.slots;
+        out->running += s->nodes[i]->reserved.slots;
     }
     out->queued = s->queued;
     pthread_mutex_unlock(&s->lock);

@@ -1,17 +1,19 @@
 /* hub/sched.h - the node table and the placement decision.
  *
- * Owns: connected nodes (capacity, running count, what they offer, labels, the stream to each)
- * and the agents waiting for a slot. It never touches agents' state or the store: it answers
+ * Owns: connected nodes (resources, reservations, what they offer, labels, the stream to each)
+ * and the agents waiting for room. It never touches agents' state or the store: it answers
  * "which node gets this turn" and hands back the decisions; the hub writes them to the agents'
  * logs.
  *
  * Requirements: a turn runs only on a node that offers the agent's model and every tool of its
- * spec (struct hub_sched_req). Agents waiting with the same requirements form one FIFO class;
- * a slot that frees goes to the oldest waiter whose class the node can serve, so an agent that no
- * node can run never holds up the others. Invariant: an agent waits only while no node that can
- * run it has a free slot (every release and every join drains the queue).
+ * spec, carries every label of its node selector, and has room for the resources it needs
+ * (struct hub_sched_req). Agents waiting with the same requirements form one FIFO class; room
+ * that frees goes to the oldest waiter that fits the node (served and room enough), so an agent
+ * that no node can run, or that needs more than is free, never holds up the others. Invariant:
+ * an agent waits only while no node that can run it has room for it (every release and every
+ * join drains the queue).
  *
- * Slots: a reservation counts against a node's capacity from the moment it is made until
+ * Reservations: a reservation counts against a node's resources from the moment it is made until
  * hub_sched_release. A node that is gone (or being replaced) is never chosen; reservations on it
  * are forgotten with it. Once hub_sched_close is called nothing is placed any more (the hub is
  * stopping: a turn placed now would only be interrupted again).
@@ -20,9 +22,10 @@
  * the same node process (same instance id: the old stream is dead to it) or the old stream has
  * been silent for longer than the liveness timeout.
  *
- * Strategies are rows of a table (round_robin now; binpack and spread later). Threads: every
- * function is thread-safe under one mutex; the decision itself is small, nothing slow happens
- * under it. Lock order: an agent's lock may be held when calling in, never the other way. */
+ * Strategies are rows of a table (round_robin now; binpack and spread later): each sees the whole
+ * request and the node table. Threads: every function is thread-safe under one mutex; the
+ * decision itself is small, nothing slow happens under it. Lock order: an agent's lock may be
+ * held when calling in, never the other way. */
 #ifndef AGENTRY_HUB_SCHED_H
 #define AGENTRY_HUB_SCHED_H
 
@@ -39,42 +42,79 @@ struct rpc_call;
 #define HUB_NODE_ID_MAX 128
 #define HUB_NODE_INSTANCE_MAX 64
 
-/* What a turn needs from a node. Borrowed from the agent's spec, which is immutable and lives as
- * long as the hub, so the scheduler may keep the pointers. */
+/* Amounts of what a node has (capacity, reservations) or a turn needs. A turn takes one slot
+ * today; cpu and memory are for the binpack strategy. For a node's capacity, 0 cpu or memory
+ * means unknown: not limited. For a request, 0 means none asked for. */
+struct hub_sched_res {
+    uint32_t slots;     /* concurrent turns */
+    uint32_t cpu_milli; /* thousandths of a core */
+    uint64_t mem_bytes;
+};
+
+/* A label: on a node, owned key and value (hub_node_add_label); in a node selector, an equality
+ * requirement key=value, borrowed. */
+struct hub_sched_label {
+    char *key;
+    char *value;
+};
+
+/* What a turn needs from a node, and whose turn it is. The hub keeps one per agent, borrowing
+ * from the agent's spec, which is immutable and lives as long as the hub, so the scheduler may
+ * keep the pointers (and keeps req itself while the agent waits). */
 struct hub_sched_req {
-    const char *model;        /* "mock" or "mock/name"; never empty */
+    struct hub_agent *agent;   /* opaque to the scheduler; NULL when only checking */
+    const char *agent_id;      /* for logs; NULL when only checking */
+    const char *model;         /* "mock" or "mock/name"; never empty */
     char *const *tools;
     size_t ntools;
+    struct hub_sched_res need; /* at least 1 slot */
+    const struct hub_sched_label *selector; /* labels the node must carry, with these values */
+    size_t nselector;
 };
+
+/* A request for one turn of agent (NULL when only checking) with model and tools: one slot, no
+ * node selector (AgentSpec has none: its labels describe the agent, not where it runs). */
+void hub_sched_req_init(struct hub_sched_req *req, struct hub_agent *agent, const char *agent_id,
+                        const char *model, char *const *tools, size_t ntools);
 
 /* A connected node. Reference-counted: the scheduler holds one while the node is in the table,
  * agents hold one while their turn runs there. */
 struct hub_node {
     char id[HUB_NODE_ID_MAX + 1];
     char instance_id[HUB_NODE_INSTANCE_MAX + 1]; /* Register.instance_id; may be empty */
-    uint32_t capacity;
+    struct hub_sched_res capacity; /* slots from Register.capacity; cpu and memory unknown yet */
     struct rpc_call *stream; /* the Connect call (ref held), for sending down */
     uint64_t instance;       /* distinguishes two connections with one id */
     char **models;           /* owned: what it offers (hub_node_offer) */
     size_t nmodels;
     char **tools;            /* owned */
     size_t ntools;
+    struct hub_sched_label *labels; /* owned (hub_node_add_label); keys unique */
+    size_t nlabels;
     /* Guarded by the scheduler lock: */
-    uint32_t running;        /* reserved slots */
+    struct hub_sched_res reserved; /* by turns placed here, never over capacity */
     bool alive;
     int refs;
     int64_t last_seen_ms;    /* monotonic, from the node's last message */
-    char *labels;            /* owned "k=v,k=v", for display */
     char *version;           /* owned */
 };
 
 /* Copy what the node offers into it (before it joins the table). */
 void hub_node_offer(struct hub_node *n, char *const *models, size_t nmodels, char *const *tools,
                     size_t ntools);
-/* Does n offer everything req needs? (Capacity aside.) */
+/* Give the node label key=value (before it joins the table); a key it has already gets the new
+ * value, as a protobuf map keeps the last. */
+void hub_node_add_label(struct hub_node *n, const char *key, const char *value);
+/* The node's labels for display, "k=v,k=v" in the order added, truncated to fit buf. */
+void hub_node_labels_format(const struct hub_node *n, char *buf, size_t cap);
+/* Could n ever run req: what it offers, its labels and its whole capacity? (Reservations aside.) */
 bool hub_node_serves(const struct hub_node *n, const struct hub_sched_req *req);
+/* Can n run req now: it serves req and has room for req->need beside its reservations?
+ * Under the scheduler lock (strategies call it from place). */
+bool hub_node_fits(const struct hub_node *n, const struct hub_sched_req *req);
 
-/* A node in nodes[0..n) that serves req and has a free slot, or NULL. */
+/* A node in nodes[0..n) that fits req (hub_node_fits), or NULL. Called under the scheduler
+ * lock; req (and req->agent) is borrowed for the call. */
 typedef struct hub_node *hub_sched_place_fn(void *state, struct hub_node *const *nodes, size_t n,
                                             const struct hub_sched_req *req);
 
@@ -87,8 +127,8 @@ struct hub_sched_strategy {
 extern const struct hub_sched_strategy hub_sched_strategies[]; /* ends with a NULL name */
 const struct hub_sched_strategy *hub_sched_find(const char *name);
 
-/* A placement handed back by the scheduler: run `agent`'s next turn on `node` (slot reserved,
- * node reference held by the decision). */
+/* A placement handed back by the scheduler: run `agent`'s next turn on `node` (its needs
+ * reserved, node reference held by the decision). */
 struct hub_sched_decision {
     struct hub_agent *agent;
     struct hub_node *node;
@@ -123,24 +163,27 @@ size_t hub_sched_add_node(struct hub_sched *s, const struct hub_sched_join_req *
 size_t hub_sched_drain(struct hub_sched *s, struct hub_sched_decision *out, size_t max);
 /* Take the node out of scheduling (stream gone). Idempotent. */
 void hub_sched_remove_node(struct hub_sched *s, struct hub_node *node);
-/* Reserve a slot for req now, or return NULL (no node serves it with a free slot, or agents with
- * the same requirements already wait: they go first). Reference held on the result. */
+/* Reserve req->need now, or return NULL (no node fits req, or agents with the same
+ * requirements already wait: they go first). Reference held on the result. */
 struct hub_node *hub_sched_try_reserve(struct hub_sched *s, const struct hub_sched_req *req);
-/* Reserve a slot now (returned, reference held) or queue the agent in FIFO order (NULL). */
-struct hub_node *hub_sched_place_or_queue(struct hub_sched *s, struct hub_agent *agent,
-                                          const struct hub_sched_req *req);
-/* Give back a slot on node (and drop the decision's node reference). If the node is alive and
- * agents it can serve wait, the slot goes to the oldest of them: returned in out (0 or 1). */
-size_t hub_sched_release(struct hub_sched *s, struct hub_node *node, struct hub_sched_decision *out);
+/* Reserve req->need now (node returned, reference held) or queue req->agent in FIFO order (NULL).
+ * req is kept while the agent waits. */
+struct hub_node *hub_sched_place_or_queue(struct hub_sched *s, const struct hub_sched_req *req);
+/* Give back what req reserved on node (and drop the decision's node reference). If the node is
+ * alive and waiting agents now fit it, they get the room, oldest first: returned in out (at most
+ * max; when it returns max, more may fit: call hub_sched_drain until it returns less). */
+size_t hub_sched_release(struct hub_sched *s, struct hub_node *node,
+                         const struct hub_sched_req *req, struct hub_sched_decision *out,
+                         size_t max);
 /* Stop placing: from now on nothing is reserved and no queued agent is handed a slot. */
 void hub_sched_close(struct hub_sched *s);
 
-/* Can some connected node run req? 0: yes (now or once a slot frees); 1: no node is connected;
- * -1: nodes are connected but none offers what req needs, with err (INVALID_ARGUMENT) naming the
- * missing model or tool and what the nodes do offer. */
+/* Can some connected node run req? 0: yes (now or once room frees); 1: no node is connected;
+ * -1: nodes are connected but none serves req, with err (INVALID_ARGUMENT) naming the missing
+ * model, tool, label or room, and what the nodes do offer. */
 int hub_sched_check(struct hub_sched *s, const struct hub_sched_req *req, struct ag_err *err);
 /* Why an agent with req waits, for a person ("waiting for a free slot on 2 nodes that can run
- * it", "no connected node offers tool 'x'"), in buf. */
+ * it", "waiting for a node that offers tool 'x'"), in buf. */
 void hub_sched_explain(struct hub_sched *s, const struct hub_sched_req *req, char *buf,
                        size_t cap);
 

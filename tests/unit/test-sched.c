@@ -20,15 +20,24 @@ static char agent_a, agent_b, agent_c, agent_d;
 #define AGENT(x) ((struct hub_agent *)&(x))
 
 static char *mock_models[] = {"mock"}, *echo_tools[] = {"echo"};
-/* What most agents below need: the mock model and the echo tool. */
-static const struct hub_sched_req MOCK = {"mock", echo_tools, 1};
+/* What most turns below need: the mock model and the echo tool, one slot, any node. */
+static const struct hub_sched_req MOCK = {
+    .model = "mock", .tools = echo_tools, .ntools = 1, .need = {.slots = 1}};
+
+/* Agent x's request: base's requirements, for the agent named id. */
+static struct hub_sched_req req_of(char *x, const char *id, struct hub_sched_req base)
+{
+    base.agent = (struct hub_agent *)x;
+    base.agent_id = id;
+    return base;
+}
 
 static struct hub_node *node_offering(const char *id, uint32_t capacity, char **models,
                                       size_t nmodels, char **tools, size_t ntools)
 {
     struct hub_node *n = ag_xcalloc(1, sizeof(*n));
     snprintf(n->id, sizeof(n->id), "%s", id);
-    n->capacity = capacity;
+    n->capacity.slots = capacity;
     n->refs = 1; /* the test's own reference */
     hub_node_offer(n, models, nmodels, tools, ntools);
     return n;
@@ -37,6 +46,13 @@ static struct hub_node *node_offering(const char *id, uint32_t capacity, char **
 static struct hub_node *node_new(const char *id, uint32_t capacity)
 {
     return node_offering(id, capacity, mock_models, 1, echo_tools, 1);
+}
+
+static struct hub_node *node_instance(const char *id, const char *instance_id)
+{
+    struct hub_node *n = node_new(id, 2);
+    snprintf(n->instance_id, sizeof(n->instance_id), "%s", instance_id);
+    return n;
 }
 
 /* After the scheduler is freed only the test's reference may remain: this checks that every
@@ -48,8 +64,13 @@ static void node_drop(struct hub_node *n)
         free(n->models[i]);
     for (size_t i = 0; i < n->ntools; i++)
         free(n->tools[i]);
+    for (size_t i = 0; i < n->nlabels; i++) {
+        free(n->labels[i].key);
+        free(n->labels[i].value);
+    }
     free(n->models);
     free(n->tools);
+    free(n->labels);
     free(n);
 }
 
@@ -62,6 +83,18 @@ static size_t join(struct hub_sched *s, struct hub_node *n, int64_t now_ms,
     return hub_sched_add_node(s, &j, outcome, other, d, max);
 }
 
+/* Join a new id at t=0; returns the decisions made (at most max). */
+static size_t join_new(struct hub_sched *s, struct hub_node *n, struct hub_sched_decision *d,
+                       size_t max)
+{
+    struct hub_node *replaced = NULL;
+    enum hub_sched_join outcome;
+    size_t k = join(s, n, 0, &outcome, &replaced, d, max);
+    assert_int_equal(outcome, HUB_SCHED_JOINED);
+    assert_null(replaced);
+    return k;
+}
+
 static struct hub_sched *sched_new(void)
 {
     const struct hub_sched_strategy *rr = hub_sched_find("round_robin");
@@ -71,12 +104,32 @@ static struct hub_sched *sched_new(void)
 
 static void add(struct hub_sched *s, struct hub_node *n)
 {
-    struct hub_node *replaced = NULL;
     struct hub_sched_decision d[4];
-    enum hub_sched_join outcome;
-    assert_int_equal(join(s, n, 0, &outcome, &replaced, d, 4), 0);
-    assert_int_equal(outcome, HUB_SCHED_JOINED);
-    assert_null(replaced);
+    assert_int_equal(join_new(s, n, d, 4), 0);
+}
+
+static void expect_decision(const struct hub_sched_decision *d, char *agent, struct hub_node *n)
+{
+    assert_ptr_equal(d->agent, AGENT(*agent));
+    assert_ptr_equal(d->node, n);
+}
+
+/* Give back req's reservation on node, expecting the room to go to `agent` (NULL: to nobody). */
+static void release_to(struct hub_sched *s, struct hub_node *node, const struct hub_sched_req *req,
+                       char *agent, struct hub_node *to)
+{
+    struct hub_sched_decision d[4];
+    size_t k = hub_sched_release(s, node, req, d, 4);
+    assert_int_equal(k, agent ? 1 : 0);
+    if (agent)
+        expect_decision(&d[0], agent, to);
+}
+
+/* Give back one MOCK reservation on each of nodes[0..n), expecting nobody to get the room. */
+static void release_each(struct hub_sched *s, struct hub_node *const *nodes, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        release_to(s, nodes[i], &MOCK, NULL, NULL);
 }
 
 static void test_unknown_strategy(void **state)
@@ -97,21 +150,16 @@ static void test_round_robin_spreads(void **state)
     for (int i = 0; i < 6; i++)
         got[i] = hub_sched_try_reserve(s, &MOCK);
     /* Consecutive turns land on consecutive nodes, wrapping around. */
-    assert_ptr_equal(got[0], n1);
-    assert_ptr_equal(got[1], n2);
-    assert_ptr_equal(got[2], n3);
-    assert_ptr_equal(got[3], n1);
-    assert_ptr_equal(got[4], n2);
-    assert_ptr_equal(got[5], n3);
+    struct hub_node *want[6] = {n1, n2, n3, n1, n2, n3};
+    for (int i = 0; i < 6; i++)
+        assert_ptr_equal(got[i], want[i]);
     assert_null(hub_sched_try_reserve(s, &MOCK)); /* 3 x 2 slots used */
     struct hub_sched_stats st;
     hub_sched_get_stats(s, &st);
     assert_int_equal(st.nodes, 3);
     assert_int_equal(st.capacity, 6);
     assert_int_equal(st.running, 6);
-    struct hub_sched_decision d[1];
-    for (int i = 0; i < 6; i++)
-        assert_int_equal(hub_sched_release(s, got[i], d), 0);
+    release_each(s, got, 6);
     hub_sched_get_stats(s, &st);
     assert_int_equal(st.running, 0);
     hub_sched_free(s);
@@ -125,19 +173,17 @@ static void test_capacity_skips_full_nodes(void **state)
     struct hub_node *big = node_new("big", 3), *small = node_new("small", 1);
     add(s, big);
     add(s, small);
-    struct hub_node *a = hub_sched_try_reserve(s, &MOCK), *b = hub_sched_try_reserve(s, &MOCK);
-    assert_ptr_equal(a, big);
-    assert_ptr_equal(b, small);
-    /* small is full: the next two go to big, never over capacity. */
-    assert_ptr_equal(hub_sched_try_reserve(s, &MOCK), big);
-    assert_ptr_equal(hub_sched_try_reserve(s, &MOCK), big);
+    struct hub_node *got[4];
+    for (int i = 0; i < 4; i++)
+        got[i] = hub_sched_try_reserve(s, &MOCK);
+    /* small is full after the second: the next two go to big, never over capacity. */
+    struct hub_node *want[4] = {big, small, big, big};
+    for (int i = 0; i < 4; i++)
+        assert_ptr_equal(got[i], want[i]);
     assert_null(hub_sched_try_reserve(s, &MOCK));
-    assert_true(big->running <= big->capacity && small->running <= small->capacity);
-    struct hub_sched_decision d[1];
-    hub_sched_release(s, a, d);
-    hub_sched_release(s, b, d);
-    hub_sched_release(s, big, d);
-    hub_sched_release(s, big, d);
+    assert_int_equal(big->reserved.slots, 3);
+    assert_int_equal(small->reserved.slots, 1);
+    release_each(s, got, 4);
     hub_sched_free(s);
     node_drop(big), node_drop(small);
 }
@@ -148,25 +194,22 @@ static void test_fifo_when_full(void **state)
     struct hub_sched *s = sched_new();
     struct hub_node *n = node_new("n", 1);
     add(s, n);
-    struct hub_node *slot = hub_sched_place_or_queue(s, AGENT(agent_a), &MOCK);
-    assert_ptr_equal(slot, n);
+    struct hub_sched_req a = req_of(&agent_a, "a", MOCK), b = req_of(&agent_b, "b", MOCK),
+                         c = req_of(&agent_c, "c", MOCK), d = req_of(&agent_d, "d", MOCK);
+    assert_ptr_equal(hub_sched_place_or_queue(s, &a), n);
     /* Full: b, c, d wait in arrival order. */
-    assert_null(hub_sched_place_or_queue(s, AGENT(agent_b), &MOCK));
-    assert_null(hub_sched_place_or_queue(s, AGENT(agent_c), &MOCK));
-    assert_null(hub_sched_place_or_queue(s, AGENT(agent_d), &MOCK));
+    assert_null(hub_sched_place_or_queue(s, &b));
+    assert_null(hub_sched_place_or_queue(s, &c));
+    assert_null(hub_sched_place_or_queue(s, &d));
     struct hub_sched_stats st;
     hub_sched_get_stats(s, &st);
     assert_int_equal(st.queued, 3);
     /* While agents wait, a newcomer may not take a slot ahead of them. */
-    struct hub_sched_decision d[1];
-    assert_int_equal(hub_sched_release(s, slot, d), 1);
-    assert_ptr_equal(d[0].agent, AGENT(agent_b));
-    assert_ptr_equal(d[0].node, n);
-    assert_int_equal(hub_sched_release(s, d[0].node, d), 1);
-    assert_ptr_equal(d[0].agent, AGENT(agent_c));
-    assert_int_equal(hub_sched_release(s, d[0].node, d), 1);
-    assert_ptr_equal(d[0].agent, AGENT(agent_d));
-    assert_int_equal(hub_sched_release(s, d[0].node, d), 0);
+    assert_null(hub_sched_try_reserve(s, &MOCK));
+    release_to(s, n, &a, &agent_b, n);
+    release_to(s, n, &b, &agent_c, n);
+    release_to(s, n, &c, &agent_d, n);
+    release_to(s, n, &d, NULL, NULL);
     hub_sched_get_stats(s, &st);
     assert_int_equal(st.queued, 0);
     assert_int_equal(st.running, 0);
@@ -181,17 +224,16 @@ static void test_try_reserve_respects_queue(void **state)
     struct hub_node *n = node_new("n", 1);
     add(s, n);
     struct hub_node *slot = hub_sched_try_reserve(s, &MOCK);
-    assert_null(hub_sched_place_or_queue(s, AGENT(agent_a), &MOCK));
-    struct hub_node *late = node_new("late", 1);
-    struct hub_node *replaced = NULL;
-    struct hub_sched_decision d[4];
-    enum hub_sched_join outcome;
+    struct hub_sched_req a = req_of(&agent_a, "a", MOCK);
+    assert_null(hub_sched_place_or_queue(s, &a));
+    assert_null(hub_sched_try_reserve(s, &MOCK)); /* a waits with the same needs: it goes first */
     /* A node joining hands its slots to the waiting agents at once. */
-    assert_int_equal(join(s, late, 0, &outcome, &replaced, d, 4), 1);
-    assert_ptr_equal(d[0].agent, AGENT(agent_a));
-    assert_ptr_equal(d[0].node, late);
-    hub_sched_release(s, d[0].node, d);
-    hub_sched_release(s, slot, d);
+    struct hub_node *late = node_new("late", 1);
+    struct hub_sched_decision d[4];
+    assert_int_equal(join_new(s, late, d, 4), 1);
+    expect_decision(&d[0], &agent_a, late);
+    release_to(s, late, &a, NULL, NULL);
+    release_to(s, slot, &MOCK, NULL, NULL);
     hub_sched_free(s);
     node_drop(n), node_drop(late);
 }
@@ -212,15 +254,13 @@ static void test_removed_node_never_chosen(void **state)
         assert_ptr_equal(hub_sched_try_reserve(s, &MOCK), n2);
     assert_null(hub_sched_try_reserve(s, &MOCK));
     /* A slot given back on a dead node goes nowhere, even with agents waiting. */
-    assert_null(hub_sched_place_or_queue(s, AGENT(agent_a), &MOCK));
-    struct hub_sched_decision d[1];
-    assert_int_equal(hub_sched_release(s, held, d), 0);
+    struct hub_sched_req a = req_of(&agent_a, "a", MOCK);
+    assert_null(hub_sched_place_or_queue(s, &a));
+    release_to(s, held, &MOCK, NULL, NULL);
     /* The first slot freed on a live node goes to the waiter at once. */
-    assert_int_equal(hub_sched_release(s, n2, d), 1);
-    assert_ptr_equal(d[0].agent, AGENT(agent_a));
-    assert_ptr_equal(d[0].node, n2);
-    for (int i = 0; i < 4; i++)
-        assert_int_equal(hub_sched_release(s, n2, d), 0);
+    release_to(s, n2, &MOCK, &agent_a, n2);
+    struct hub_node *rest[4] = {n2, n2, n2, n2};
+    release_each(s, rest, 4);
     hub_sched_free(s);
     node_drop(n1), node_drop(n2);
 }
@@ -231,9 +271,8 @@ static void test_same_instance_replaces(void **state)
 {
     (void)state;
     struct hub_sched *s = sched_new();
-    struct hub_node *old = node_new("same", 2), *fresh = node_new("same", 2);
-    snprintf(old->instance_id, sizeof(old->instance_id), "proc-1");
-    snprintf(fresh->instance_id, sizeof(fresh->instance_id), "proc-1");
+    struct hub_node *old = node_instance("same", "proc-1");
+    struct hub_node *fresh = node_instance("same", "proc-1");
     add(s, old);
     struct hub_node *replaced = NULL;
     struct hub_sched_decision d[1];
@@ -257,10 +296,8 @@ static void test_live_id_refused_silent_id_taken_over(void **state)
 {
     (void)state;
     struct hub_sched *s = sched_new();
-    struct hub_node *first = node_new("n", 2), *second = node_new("n", 2), *third = node_new("n", 2);
-    snprintf(first->instance_id, sizeof(first->instance_id), "proc-1");
-    snprintf(second->instance_id, sizeof(second->instance_id), "proc-2");
-    snprintf(third->instance_id, sizeof(third->instance_id), "proc-3");
+    struct hub_node *first = node_instance("n", "proc-1"), *second = node_instance("n", "proc-2"),
+                    *third = node_instance("n", "proc-3");
     add(s, first); /* heard from at t=0 */
     struct hub_node *other = NULL;
     struct hub_sched_decision d[1];
@@ -277,7 +314,7 @@ static void test_live_id_refused_silent_id_taken_over(void **state)
     assert_ptr_equal(other, first);
     assert_false(hub_node_alive(s, first));
     hub_node_unref(s, other);
-    hub_sched_release(s, first, d);
+    release_to(s, first, &MOCK, NULL, NULL);
     hub_sched_free(s);
     node_drop(first), node_drop(second), node_drop(third);
 }
@@ -292,36 +329,33 @@ static void test_requirements_choose_nodes(void **state)
     struct hub_node *tooled = node_offering("tooled", 4, mock_models, 1, both, 2);
     struct hub_node *gpt = node_offering("gpt", 4, openai, 1, echo_tools, 1);
     add(s, plain), add(s, tooled), add(s, gpt);
-    const struct hub_sched_req bare = {"mock/large", NULL, 0};
-    const struct hub_sched_req search = {"mock", both + 1, 1};
-    const struct hub_sched_req on_gpt = {"openai/gpt-4o", echo_tools, 1};
-    const struct hub_sched_req other_gpt = {"openai/gpt-5", NULL, 0};
-    struct hub_node *got[4];
-    got[0] = hub_sched_try_reserve(s, &bare);
-    got[1] = hub_sched_try_reserve(s, &search);
-    got[2] = hub_sched_try_reserve(s, &on_gpt);
-    got[3] = hub_sched_try_reserve(s, &MOCK);
-    assert_ptr_equal(got[0], plain);
-    assert_ptr_equal(got[1], tooled);
-    assert_ptr_equal(got[2], gpt);
-    assert_ptr_equal(got[3], tooled); /* plain lacks echo, gpt lacks mock */
+    struct hub_sched_req bare, search, on_gpt, other_gpt, bad_tool;
+    hub_sched_req_init(&bare, NULL, NULL, "mock/large", NULL, 0);
+    hub_sched_req_init(&search, NULL, NULL, "mock", both + 1, 1);
+    hub_sched_req_init(&on_gpt, NULL, NULL, "openai/gpt-4o", echo_tools, 1);
+    hub_sched_req_init(&other_gpt, NULL, NULL, "openai/gpt-5", NULL, 0);
+    const char *bad_tool_list[] = {"echo", "nosuch"};
+    hub_sched_req_init(&bad_tool, NULL, NULL, "mock", (char *const *)bad_tool_list, 2);
+    struct hub_node *got[4] = {
+        hub_sched_try_reserve(s, &bare), hub_sched_try_reserve(s, &search),
+        hub_sched_try_reserve(s, &on_gpt), hub_sched_try_reserve(s, &MOCK)};
+    /* The last goes to tooled: plain lacks echo, gpt lacks mock. */
+    struct hub_node *want[4] = {plain, tooled, gpt, tooled};
+    for (int i = 0; i < 4; i++)
+        assert_ptr_equal(got[i], want[i]);
     assert_null(hub_sched_try_reserve(s, &other_gpt));
     struct ag_err err = AG_ERR_INIT;
     assert_int_equal(hub_sched_check(s, &other_gpt, &err), -1);
     assert_int_equal(err.code, AG_INVALID_ARGUMENT);
     assert_non_null(strstr(err.msg, "model 'openai/gpt-5'"));
     assert_non_null(strstr(err.msg, "mock"));
-    const char *bad_tool_list[] = {"echo", "nosuch"};
-    const struct hub_sched_req bad_tool = {"mock", (char *const *)bad_tool_list, 2};
     assert_int_equal(hub_sched_check(s, &bad_tool, &err), -1);
     assert_non_null(strstr(err.msg, "tool 'nosuch'"));
     assert_int_equal(hub_sched_check(s, &search, &err), 0);
     char why[200];
     hub_sched_explain(s, &bad_tool, why, sizeof(why));
     assert_non_null(strstr(why, "tool 'nosuch'"));
-    struct hub_sched_decision d[1];
-    for (int i = 0; i < 4; i++)
-        assert_int_equal(hub_sched_release(s, got[i], d), 0);
+    release_each(s, got, 4); /* every request above takes one slot, as MOCK does */
     hub_sched_free(s);
     node_drop(plain), node_drop(tooled), node_drop(gpt);
 }
@@ -333,26 +367,23 @@ static void test_unservable_waiter_blocks_nobody(void **state)
     (void)state;
     char *openai[] = {"openai"};
     struct hub_sched *s = sched_new();
-    struct hub_sched_req gpt = {"openai/gpt-4o", NULL, 0};
+    struct hub_sched_req gpt;
+    hub_sched_req_init(&gpt, AGENT(agent_b), "b", "openai/gpt-4o", NULL, 0);
     struct ag_err err = AG_ERR_INIT;
     assert_int_equal(hub_sched_check(s, &gpt, &err), 1); /* no node at all yet */
     struct hub_node *n = node_new("n", 1);
     add(s, n);
-    struct hub_node *slot = hub_sched_place_or_queue(s, AGENT(agent_a), &MOCK);
-    assert_ptr_equal(slot, n);
-    assert_null(hub_sched_place_or_queue(s, AGENT(agent_b), &gpt)); /* nobody offers it */
-    assert_null(hub_sched_place_or_queue(s, AGENT(agent_c), &MOCK)); /* n is full */
-    struct hub_sched_decision d[2];
-    assert_int_equal(hub_sched_release(s, slot, d), 1);
-    assert_ptr_equal(d[0].agent, AGENT(agent_c)); /* b is older, but n cannot run it */
+    struct hub_sched_req a = req_of(&agent_a, "a", MOCK), c = req_of(&agent_c, "c", MOCK);
+    assert_ptr_equal(hub_sched_place_or_queue(s, &a), n);
+    assert_null(hub_sched_place_or_queue(s, &gpt)); /* nobody offers it */
+    assert_null(hub_sched_place_or_queue(s, &c));   /* n is full */
+    release_to(s, n, &a, &agent_c, n); /* b is older, but n cannot run it */
     struct hub_node *g = node_offering("g", 1, openai, 1, NULL, 0);
-    enum hub_sched_join outcome;
-    struct hub_node *other;
-    assert_int_equal(join(s, g, 0, &outcome, &other, d + 1, 1), 1);
-    assert_ptr_equal(d[1].agent, AGENT(agent_b));
-    assert_ptr_equal(d[1].node, g);
-    hub_sched_release(s, d[0].node, d);
-    hub_sched_release(s, g, d);
+    struct hub_sched_decision d[1];
+    assert_int_equal(join_new(s, g, d, 1), 1);
+    expect_decision(&d[0], &agent_b, g);
+    release_to(s, n, &c, NULL, NULL);
+    release_to(s, g, &gpt, NULL, NULL);
     hub_sched_free(s);
     node_drop(n), node_drop(g);
 }
@@ -365,12 +396,12 @@ static void test_close_stops_placing(void **state)
     struct hub_node *n = node_new("n", 1);
     add(s, n);
     struct hub_node *slot = hub_sched_try_reserve(s, &MOCK);
-    assert_null(hub_sched_place_or_queue(s, AGENT(agent_a), &MOCK));
+    struct hub_sched_req a = req_of(&agent_a, "a", MOCK), b = req_of(&agent_b, "b", MOCK);
+    assert_null(hub_sched_place_or_queue(s, &a));
     hub_sched_close(s);
-    struct hub_sched_decision d[1];
-    assert_int_equal(hub_sched_release(s, slot, d), 0);
+    release_to(s, slot, &MOCK, NULL, NULL);
     assert_null(hub_sched_try_reserve(s, &MOCK));
-    assert_null(hub_sched_place_or_queue(s, AGENT(agent_b), &MOCK));
+    assert_null(hub_sched_place_or_queue(s, &b));
     char why[100];
     hub_sched_explain(s, &MOCK, why, sizeof(why));
     assert_string_equal(why, "the hub is shutting down");
