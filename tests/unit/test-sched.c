@@ -1,7 +1,7 @@
 /* tests/unit/test-sched.c - the scheduler: round-robin within capacity, the FIFO of waiting
- * agents, what nodes offer against what agents need, node removal, replacement and refusal of a
- * live node's id, slot accounting, closing. No threads: the scheduler's decisions are
- * deterministic given its inputs. */
+ * agents, what nodes offer against what agents need (model, tools, node labels, resources), what a
+ * strategy is given, node removal, replacement and refusal of a live node's id, slot accounting,
+ * closing. No threads: the scheduler's decisions are deterministic given its inputs. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -46,6 +46,15 @@ static struct hub_node *node_offering(const char *id, uint32_t capacity, char **
 static struct hub_node *node_new(const char *id, uint32_t capacity)
 {
     return node_offering(id, capacity, mock_models, 1, echo_tools, 1);
+}
+
+/* A mock/echo node with capacity slots and one label. */
+static struct hub_node *node_labelled(const char *id, uint32_t capacity, const char *key,
+                                      const char *value)
+{
+    struct hub_node *n = node_new(id, capacity);
+    hub_node_add_label(n, key, value);
+    return n;
 }
 
 static struct hub_node *node_instance(const char *id, const char *instance_id)
@@ -427,6 +436,204 @@ static void test_stale_nodes(void **state)
     node_drop(quiet), node_drop(chatty);
 }
 
+/* --- what a strategy is given ---------------------------------------------------------------- */
+
+/* What the recording strategy saw on its last call. */
+static struct {
+    int calls;
+    size_t nnodes;
+    const struct hub_sched_req *req;
+} seen;
+
+/* Records its inputs, then places like a first-fit. */
+static struct hub_node *place_recording(void *state, struct hub_node *const *nodes, size_t n,
+                                        const struct hub_sched_req *req)
+{
+    assert_null(state); /* the row has no state_new */
+    seen.calls++;
+    seen.nnodes = n;
+    seen.req = req;
+    for (size_t i = 0; i < n; i++)
+        if (hub_node_fits(nodes[i], req))
+            return nodes[i];
+    return NULL;
+}
+
+/* The place function sees the whole request: the agent, its id, model, tools, resources and node
+ * selector; for a waiter handed a slot, that waiter's own request. */
+static void test_place_sees_request(void **state)
+{
+    (void)state;
+    static const struct hub_sched_strategy recording = {"recording", place_recording, NULL, NULL};
+    memset(&seen, 0, sizeof(seen));
+    struct hub_sched *s = hub_sched_new(&recording);
+    struct hub_node *n1 = node_labelled("n1", 2, "zone", "a"), *n2 = node_new("n2", 2);
+    add(s, n1);
+    add(s, n2);
+    struct hub_sched_label zone_a = {"zone", "a"};
+    struct hub_sched_req a = req_of(&agent_a, "agent-a", MOCK);
+    a.need = (struct hub_sched_res){.slots = 2, .cpu_milli = 500, .mem_bytes = 1 << 20};
+    a.selector = &zone_a;
+    a.nselector = 1;
+    assert_ptr_equal(hub_sched_place_or_queue(s, &a), n1);
+    assert_int_equal(seen.calls, 1);
+    assert_int_equal(seen.nnodes, 2);
+    assert_ptr_equal(seen.req, &a);
+    assert_ptr_equal(seen.req->agent, AGENT(agent_a));
+    assert_string_equal(seen.req->agent_id, "agent-a");
+    assert_string_equal(seen.req->model, "mock");
+    assert_int_equal(seen.req->ntools, 1);
+    assert_string_equal(seen.req->tools[0], "echo");
+    assert_int_equal(seen.req->need.slots, 2);
+    assert_int_equal(seen.req->need.cpu_milli, 500);
+    assert_int_equal(seen.req->need.mem_bytes, 1 << 20);
+    assert_int_equal(seen.req->nselector, 1);
+    assert_string_equal(seen.req->selector[0].key, "zone");
+    assert_string_equal(seen.req->selector[0].value, "a");
+    /* Two waiters of one class: each is placed with its own request, not the first one's. */
+    struct hub_sched_req b = req_of(&agent_b, "agent-b", a), c = req_of(&agent_c, "agent-c", a);
+    assert_null(hub_sched_place_or_queue(s, &b));
+    assert_null(hub_sched_place_or_queue(s, &c));
+    release_to(s, n1, &a, &agent_b, n1);
+    assert_ptr_equal(seen.req, &b);
+    release_to(s, n1, &b, &agent_c, n1);
+    assert_ptr_equal(seen.req, &c);
+    release_to(s, n1, &c, NULL, NULL);
+    hub_sched_free(s);
+    node_drop(n1), node_drop(n2);
+}
+
+/* --- node labels and resources --------------------------------------------------------------- */
+
+/* Labels come in as key=value pairs and are kept parsed (a repeated key keeps its last value, as
+ * a protobuf map does); they print back as "k=v,k=v" for display. */
+static void test_labels_parsed(void **state)
+{
+    (void)state;
+    struct hub_node *n = node_new("n", 1);
+    const char *pairs[][2] = {{"zone", "a"}, {"gpu", "true"}, {"zone", "b"}, {"empty", ""}};
+    for (size_t i = 0; i < 4; i++)
+        hub_node_add_label(n, pairs[i][0], pairs[i][1]);
+    assert_int_equal(n->nlabels, 3);
+    assert_string_equal(n->labels[0].key, "zone");
+    assert_string_equal(n->labels[0].value, "b");
+    assert_string_equal(n->labels[1].key, "gpu");
+    assert_string_equal(n->labels[1].value, "true");
+    assert_string_equal(n->labels[2].key, "empty");
+    assert_string_equal(n->labels[2].value, "");
+    char buf[64];
+    hub_node_labels_format(n, buf, sizeof(buf));
+    assert_string_equal(buf, "zone=b,gpu=true,empty=");
+    hub_node_labels_format(n, buf, 10); /* truncated, still terminated */
+    assert_string_equal(buf, "zone=b,gp");
+    struct hub_node *bare = node_new("bare", 1);
+    hub_node_labels_format(bare, buf, sizeof(buf));
+    assert_string_equal(buf, "");
+    node_drop(n), node_drop(bare);
+}
+
+/* An agent that requires zone=a runs only on a node labelled zone=a: it waits while that node is
+ * full, even with room elsewhere, and does not hold up an agent without constraints. */
+static void test_label_constraints(void **state)
+{
+    (void)state;
+    struct hub_sched *s = sched_new();
+    struct hub_node *nb = node_labelled("nb", 1, "zone", "b");
+    struct hub_node *na = node_labelled("na", 1, "zone", "a");
+    add(s, nb);
+    add(s, na);
+    struct hub_sched_label zone_a = {"zone", "a"}, zone_c = {"zone", "c"};
+    struct hub_sched_req a = req_of(&agent_a, "a", MOCK);
+    a.selector = &zone_a;
+    a.nselector = 1;
+    struct hub_sched_req b = req_of(&agent_b, "b", a), c = req_of(&agent_c, "c", MOCK);
+    assert_ptr_equal(hub_sched_place_or_queue(s, &a), na); /* round-robin would pick nb first */
+    assert_null(hub_sched_place_or_queue(s, &b)); /* na is full; nb has room but zone=b */
+    assert_ptr_equal(hub_sched_place_or_queue(s, &c), nb); /* b does not hold c up */
+    char why[200];
+    hub_sched_explain(s, &b, why, sizeof(why));
+    assert_string_equal(why, "waiting for a free slot on the 1 node that can run it");
+    /* nb's slot coming back is no use to b; na's is. */
+    release_to(s, nb, &c, NULL, NULL);
+    release_to(s, na, &a, &agent_b, na);
+    /* No node has zone=c: refused at the check, and explained while waiting. */
+    struct hub_sched_req d = req_of(&agent_d, "d", MOCK);
+    d.selector = &zone_c;
+    d.nselector = 1;
+    struct ag_err err = AG_ERR_INIT;
+    assert_int_equal(hub_sched_check(s, &d, &err), -1);
+    assert_int_equal(err.code, AG_INVALID_ARGUMENT);
+    assert_non_null(strstr(err.msg, "label 'zone=c'"));
+    assert_null(hub_sched_place_or_queue(s, &d));
+    hub_sched_explain(s, &d, why, sizeof(why));
+    assert_string_equal(why, "waiting for a node with label 'zone=c'");
+    release_to(s, na, &b, NULL, NULL);
+    hub_sched_free(s);
+    node_drop(na), node_drop(nb);
+}
+
+/* An agent that needs 2 slots is not handed a single free slot; a smaller agent behind it is.
+ * Once 2 slots are free it gets them, and gives both back. */
+static void test_resource_fit(void **state)
+{
+    (void)state;
+    struct hub_sched *s = sched_new();
+    struct hub_node *n = node_new("n", 2);
+    add(s, n);
+    struct hub_sched_req a = req_of(&agent_a, "a", MOCK), b = req_of(&agent_b, "b", MOCK);
+    struct hub_sched_req big = req_of(&agent_c, "big", MOCK), small = req_of(&agent_d, "d", MOCK);
+    big.need.slots = 2;
+    assert_ptr_equal(hub_sched_place_or_queue(s, &a), n);
+    assert_ptr_equal(hub_sched_place_or_queue(s, &b), n);
+    assert_null(hub_sched_place_or_queue(s, &big));
+    assert_null(hub_sched_place_or_queue(s, &small)); /* behind big */
+    release_to(s, n, &a, &agent_d, n);                /* 1 free: too little for big */
+    release_to(s, n, &b, NULL, NULL);                 /* 1 free again, still */
+    char why[200];
+    hub_sched_explain(s, &big, why, sizeof(why));
+    assert_string_equal(why, "waiting for room on the 1 node that can run it");
+    release_to(s, n, &small, &agent_c, n); /* 2 free: big's turn */
+    assert_int_equal(n->reserved.slots, 2);
+    release_to(s, n, &big, NULL, NULL);
+    assert_int_equal(n->reserved.slots, 0);
+    /* More than any node has in all: refused at the check. */
+    struct hub_sched_req huge = MOCK;
+    huge.need.slots = 3;
+    struct ag_err err = AG_ERR_INIT;
+    assert_int_equal(hub_sched_check(s, &huge, &err), -1);
+    assert_non_null(strstr(err.msg, "room for 3 slots"));
+    assert_null(hub_sched_try_reserve(s, &huge));
+    hub_sched_free(s);
+    node_drop(n);
+}
+
+/* cpu and memory: a node's known capacity limits them, an unknown one (0) does not. */
+static void test_cpu_memory_fit(void **state)
+{
+    (void)state;
+    struct hub_sched *s = sched_new();
+    struct hub_node *sized = node_new("sized", 4), *unsized = node_new("unsized", 4);
+    sized->capacity.cpu_milli = 1000;
+    sized->capacity.mem_bytes = 1024;
+    add(s, sized);
+    struct hub_sched_req cpu = MOCK, mem = MOCK;
+    cpu.need.cpu_milli = 600;
+    mem.need.mem_bytes = 2048;
+    assert_ptr_equal(hub_sched_try_reserve(s, &cpu), sized);
+    assert_null(hub_sched_try_reserve(s, &cpu)); /* 400 millicores left */
+    assert_null(hub_sched_try_reserve(s, &mem)); /* never fits: 1024 bytes in all */
+    add(s, unsized);
+    assert_ptr_equal(hub_sched_try_reserve(s, &cpu), unsized);
+    assert_ptr_equal(hub_sched_try_reserve(s, &mem), unsized);
+    release_to(s, sized, &cpu, NULL, NULL);
+    release_to(s, unsized, &cpu, NULL, NULL);
+    release_to(s, unsized, &mem, NULL, NULL);
+    assert_int_equal(sized->reserved.cpu_milli, 0);
+    assert_int_equal(unsized->reserved.mem_bytes, 0);
+    hub_sched_free(s);
+    node_drop(sized), node_drop(unsized);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -442,6 +649,11 @@ int main(void)
         cmocka_unit_test(test_unservable_waiter_blocks_nobody),
         cmocka_unit_test(test_close_stops_placing),
         cmocka_unit_test(test_stale_nodes),
+        cmocka_unit_test(test_place_sees_request),
+        cmocka_unit_test(test_labels_parsed),
+        cmocka_unit_test(test_label_constraints),
+        cmocka_unit_test(test_resource_fit),
+        cmocka_unit_test(test_cpu_memory_fit),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
