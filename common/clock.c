@@ -1,13 +1,16 @@
-/* common/clock.c - see clock.h. */
+/* common/clock.c - time sources and deadline arithmetic (see clock.h). No state. */
 #include "common/clock.h"
 
-#include <time.h>
+#include <errno.h>
+
+#define NS_PER_MS INT64_C(1000000)
+#define NS_PER_S INT64_C(1000000000)
 
 static int64_t ts_ns(clockid_t id)
 {
     struct timespec ts;
     clock_gettime(id, &ts);
-    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+    return (int64_t)ts.tv_sec * NS_PER_S + ts.tv_nsec;
 }
 
 int64_t ag_now_mono_ns(void)
@@ -17,7 +20,7 @@ int64_t ag_now_mono_ns(void)
 
 int64_t ag_now_mono_ms(void)
 {
-    return ts_ns(CLOCK_MONOTONIC) / 1000000;
+    return ts_ns(CLOCK_MONOTONIC) / NS_PER_MS;
 }
 
 int64_t ag_now_unix_ns(void)
@@ -25,9 +28,61 @@ int64_t ag_now_unix_ns(void)
     return ts_ns(CLOCK_REALTIME);
 }
 
-int64_t ag_clock_mono_ms(const struct ag_clock *c)
+int64_t ag_deadline_in_ms(int64_t timeout_ms)
 {
-    if (c && c->fake)
-        return c->fake_mono_ms;
-    return ag_now_mono_ms();
+    if (timeout_ms <= 0)
+        return AG_DEADLINE_NONE;
+    int64_t now = ag_now_mono_ns();
+    /* Timeouts come from flags and configs: a huge one means "never", not an overflow. */
+    if (timeout_ms > (AG_DEADLINE_NONE - now) / NS_PER_MS)
+        return AG_DEADLINE_NONE;
+    return now + timeout_ms * NS_PER_MS;
+}
+
+int64_t ag_deadline_left_ns(int64_t deadline)
+{
+    if (deadline == AG_DEADLINE_NONE)
+        return INT64_MAX;
+    int64_t left = deadline - ag_now_mono_ns();
+    return left > 0 ? left : 0;
+}
+
+int64_t ag_deadline_left_ms(int64_t deadline)
+{
+    int64_t left = ag_deadline_left_ns(deadline);
+    if (left == INT64_MAX)
+        return INT64_MAX;
+    return left / NS_PER_MS + (left % NS_PER_MS != 0);
+}
+
+bool ag_deadline_passed(int64_t deadline)
+{
+    return deadline != AG_DEADLINE_NONE && ag_now_mono_ns() >= deadline;
+}
+
+struct timespec ag_deadline_timespec(int64_t deadline)
+{
+    if (deadline < 0)
+        deadline = 0;
+    return (struct timespec){.tv_sec = (time_t)(deadline / NS_PER_S),
+                             .tv_nsec = (long)(deadline % NS_PER_S)};
+}
+
+void ag_cond_init_mono(pthread_cond_t *cv)
+{
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(cv, &ca);
+    pthread_condattr_destroy(&ca);
+}
+
+bool ag_cond_wait_until(pthread_cond_t *cv, pthread_mutex_t *mu, int64_t deadline)
+{
+    if (deadline == AG_DEADLINE_NONE) {
+        pthread_cond_wait(cv, mu);
+        return true;
+    }
+    struct timespec ts = ag_deadline_timespec(deadline);
+    return pthread_cond_timedwait(cv, mu, &ts) != ETIMEDOUT;
 }

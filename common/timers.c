@@ -14,7 +14,6 @@
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "common/clock.h"
 #include "common/xalloc.h"
@@ -22,7 +21,7 @@
 #define AG_TIMERS_MAX_DELAY_MS (INT64_C(1000000000000)) /* about 31 years */
 
 struct timer_ent {
-    int64_t due_ns; /* CLOCK_MONOTONIC */
+    int64_t due_ns; /* a deadline (common/clock.h) */
     uint64_t seq;   /* submission order, to break ties */
     ag_timer_fn *fn;
     void *arg;
@@ -100,9 +99,8 @@ static void *timers_main(void *arg)
             continue;
         }
         int64_t due = t->heap[0].due_ns;
-        if (due > ag_now_mono_ns()) {
-            struct timespec ts = {.tv_sec = due / 1000000000, .tv_nsec = due % 1000000000};
-            pthread_cond_timedwait(&t->cv, &t->mu, &ts);
+        if (!ag_deadline_passed(due)) {
+            ag_cond_wait_until(&t->cv, &t->mu, due);
             continue; /* woken early, timed out or a new root: re-read heap[0] */
         }
         struct timer_ent e = heap_pop(t);
@@ -117,12 +115,8 @@ static void *timers_main(void *arg)
 struct ag_timers *ag_timers_new(struct ag_err *err)
 {
     struct ag_timers *t = ag_xcalloc(1, sizeof(*t));
-    pthread_condattr_t ca;
-    pthread_condattr_init(&ca);
     /* Deadlines are monotonic: a wall-clock jump must not fire or stall every timer. */
-    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-    pthread_cond_init(&t->cv, &ca);
-    pthread_condattr_destroy(&ca);
+    ag_cond_init_mono(&t->cv);
     pthread_mutex_init(&t->mu, NULL);
     int rc = pthread_create(&t->thread, NULL, timers_main, t);
     if (rc != 0) {

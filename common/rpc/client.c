@@ -19,6 +19,7 @@
 #include <grpc/grpc_security.h>
 #include <grpc/support/time.h>
 
+#include "common/clock.h"
 #include "common/rpc/core.h"
 #include "common/rpc/pb.h"
 #include "common/xalloc.h"
@@ -172,9 +173,17 @@ void *rpc_channel_method(struct rpc_channel *ch, const char *method)
 
 gpr_timespec rpc_deadline_ms(int64_t ms)
 {
-    if (ms <= 0)
+    return rpc_deadline_gpr(ag_deadline_in_ms(ms));
+}
+
+/* gRPC's monotonic clock counts from its own epoch (set when it initialised), not from
+ * CLOCK_MONOTONIC's, so the deadline crosses over as the time left. */
+gpr_timespec rpc_deadline_gpr(int64_t deadline)
+{
+    if (deadline == AG_DEADLINE_NONE)
         return gpr_inf_future(GPR_CLOCK_MONOTONIC);
-    return gpr_time_add(gpr_now(GPR_CLOCK_MONOTONIC), gpr_time_from_millis(ms, GPR_TIMESPAN));
+    return gpr_time_add(gpr_now(GPR_CLOCK_MONOTONIC),
+                        gpr_time_from_nanos(ag_deadline_left_ns(deadline), GPR_TIMESPAN));
 }
 
 int rpc_status_to_err(grpc_status_code status, grpc_slice details, struct ag_err *err)

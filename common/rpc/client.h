@@ -54,8 +54,10 @@ grpc_channel *rpc_channel_grpc(struct rpc_channel *ch);
 const char *rpc_channel_target(const struct rpc_channel *ch);
 /* A registered-call handle for method (e.g. "/agentry.v1.AgentHub/Ping"), cached per channel. */
 void *rpc_channel_method(struct rpc_channel *ch, const char *method);
-/* Deadline timespec `ms` from now (ms <= 0: infinite). */
+/* Deadline timespec `ms` from now (ms <= 0: infinite), as ag_deadline_in_ms() reads it. */
 gpr_timespec rpc_deadline_ms(int64_t ms);
+/* A deadline of common/clock.h as a gRPC deadline. */
+gpr_timespec rpc_deadline_gpr(int64_t deadline);
 /* Map a finished call's status to err (returns 0 if OK, else -1). details may be a NULL slice.
  * Borrows details: the caller still grpc_slice_unref's them. */
 int rpc_status_to_err(grpc_status_code status, grpc_slice details, struct ag_err *err);

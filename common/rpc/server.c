@@ -28,6 +28,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "common/clock.h"
 #include "common/log.h"
 #include "common/rpc/core.h"
 #include "common/xalloc.h"
@@ -632,7 +633,7 @@ struct rpc_server *rpc_server_new(const struct rpc_server_opts *o, const struct 
     s->listen = ag_xstrdup(o->listen);
     s->shutdown_tag = (struct rpc_tag){TAG_SHUTDOWN, NULL};
     pthread_mutex_init(&s->lock, NULL);
-    pthread_cond_init(&s->cond, NULL);
+    ag_cond_init_mono(&s->cond); /* wait_shutdown's deadline is monotonic */
 
     size_t limit = o->max_request_bytes ? o->max_request_bytes : RPC_DEFAULT_LIMIT;
     size_t transport_limit = limit;
@@ -722,17 +723,10 @@ unsigned rpc_server_active_calls(struct rpc_server *s)
 
 static bool wait_shutdown(struct rpc_server *s, int timeout_ms)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    ts.tv_sec += timeout_ms / 1000;
-    ts.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
-    if (ts.tv_nsec >= 1000000000L) {
-        ts.tv_sec++;
-        ts.tv_nsec -= 1000000000L;
-    }
+    int64_t deadline = ag_deadline_in_ms(timeout_ms);
     pthread_mutex_lock(&s->lock);
     while (!s->shutdown_done && timeout_ms > 0)
-        if (pthread_cond_timedwait(&s->cond, &s->lock, &ts) != 0)
+        if (!ag_cond_wait_until(&s->cond, &s->lock, deadline))
             break;
     bool done = s->shutdown_done;
     pthread_mutex_unlock(&s->lock);
