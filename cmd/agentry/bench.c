@@ -2,7 +2,7 @@
  *
  * Thread: everything here runs on the caller's thread, which is the only one draining the
  * completion queue; slots need no lock. A slot is one call in flight at a time: tag = the slot,
- * one batch of six ops per call (grpc-core.md §5), buffers freed when the batch completes (§7). */
+ * one rpc_async_unary batch per call (common/rpc/client.h), released when it completes. */
 #include "cmd/agentry/bench.h"
 
 #include <inttypes.h>
@@ -77,14 +77,8 @@ struct bench_engine;
 struct bench_slot {
     struct bench_engine *e;
     size_t idx;
-    grpc_channel *ch;  /* borrowed */
-    void *method;      /* registered-call handle, cached per channel */
-    struct rpc_channel *rch;
-    grpc_call *call;   /* NULL when idle */
-    grpc_byte_buffer *send, *recv;
-    grpc_metadata_array md_init, md_trail;
-    grpc_status_code status;
-    grpc_slice details;
+    struct rpc_channel *rch; /* borrowed */
+    struct rpc_async_call ac;
     int64_t t0_ns;
     struct ag_arena arena;
     max_align_t abuf[BENCH_SLOT_ARENA / sizeof(max_align_t)];
@@ -120,41 +114,18 @@ static void start_call(struct bench_slot *s)
 {
     struct bench_engine *e = s->e;
     const struct bench_cfg *cfg = e->cfg;
-    s->call = grpc_channel_create_registered_call(s->ch, NULL, GRPC_PROPAGATE_DEFAULTS, e->cq,
-                                                  s->method, rpc_deadline_ms(cfg->timeout_ms),
-                                                  NULL);
-    grpc_slice req = cfg->reqs[s->idx % cfg->nreqs];
-    s->send = grpc_raw_byte_buffer_create(&req, 1); /* takes its own ref on the shared slice */
-    s->recv = NULL;
-    s->status = GRPC_STATUS_UNKNOWN;
-    s->details = grpc_empty_slice();
-    grpc_op ops[6];
-    memset(ops, 0, sizeof(ops));
-    ops[0].op = GRPC_OP_SEND_INITIAL_METADATA;
-    ops[1].op = GRPC_OP_SEND_MESSAGE;
-    ops[1].data.send_message.send_message = s->send;
-    ops[2].op = GRPC_OP_SEND_CLOSE_FROM_CLIENT;
-    ops[3].op = GRPC_OP_RECV_INITIAL_METADATA;
-    ops[3].data.recv_initial_metadata.recv_initial_metadata = &s->md_init;
-    ops[4].op = GRPC_OP_RECV_MESSAGE;
-    ops[4].data.recv_message.recv_message = &s->recv;
-    ops[5].op = GRPC_OP_RECV_STATUS_ON_CLIENT;
-    ops[5].data.recv_status_on_client.trailing_metadata = &s->md_trail;
-    ops[5].data.recv_status_on_client.status = &s->status;
-    ops[5].data.recv_status_on_client.status_details = &s->details;
+    struct ag_err err = AG_ERR_INIT;
     e->started++;
     s->t0_ns = ag_now_mono_ns();
-    grpc_call_error ce = grpc_call_start_batch(s->call, ops, 6, s, NULL);
-    if (ce != GRPC_CALL_OK) {
+    grpc_slice req = cfg->reqs[s->idx % cfg->nreqs];
+    if (rpc_async_start(&s->ac, s->rch, e->cq, cfg->method, ag_deadline_in_ms(cfg->timeout_ms),
+                        &err) != 0 ||
+        /* the byte buffer takes its own ref on the shared slice */
+        rpc_async_unary(&s->ac, grpc_raw_byte_buffer_create(&req, 1), s, &err) != 0) {
         /* Not a hub error but ours; count it and leave the slot idle rather than spin. */
-        struct ag_err err = AG_ERR_INIT;
-        ag_err_set(&err, AG_INTERNAL, "cannot start call: grpc_call_error %d", (int)ce);
         record_error(e, &err);
         e->res->calls++;
-        grpc_byte_buffer_destroy(s->send);
-        s->send = NULL;
-        grpc_call_unref(s->call);
-        s->call = NULL;
+        rpc_async_release(&s->ac);
         return;
     }
     e->inflight++;
@@ -167,11 +138,12 @@ static void start_call(struct bench_slot *s)
  * what a load test measures. */
 static bool hub_gone(const struct bench_slot *s)
 {
-    if (s->status == GRPC_STATUS_UNAVAILABLE)
+    if (s->ac.status == GRPC_STATUS_UNAVAILABLE)
         return true;
-    if (s->status != GRPC_STATUS_DEADLINE_EXCEEDED)
+    if (s->ac.status != GRPC_STATUS_DEADLINE_EXCEEDED)
         return false;
-    grpc_connectivity_state st = grpc_channel_check_connectivity_state(s->ch, 0);
+    grpc_connectivity_state st =
+        grpc_channel_check_connectivity_state(rpc_channel_grpc(s->rch), 0);
     return st == GRPC_CHANNEL_CONNECTING || st == GRPC_CHANNEL_TRANSIENT_FAILURE;
 }
 
@@ -181,11 +153,12 @@ static void finish_call(struct bench_slot *s, int64_t now_ns)
     struct bench_engine *e = s->e;
     const struct bench_cfg *cfg = e->cfg;
     struct ag_err err = AG_ERR_INIT;
-    int rc = rpc_channel_status_to_err(s->rch, s->status, s->details, &err);
-    if (rc == 0 && !s->recv)
+    int rc = rpc_async_status(&s->ac, &err);
+    grpc_byte_buffer *reply = rpc_async_recv_take(&s->ac);
+    if (rc == 0 && !reply)
         rc = ag_err_set(&err, AG_INTERNAL, "hub answered OK without a reply message");
     if (rc == 0 && cfg->on_reply)
-        rc = cfg->on_reply(cfg->arg, s->idx, s->recv, &s->arena, &err);
+        rc = cfg->on_reply(cfg->arg, s->idx, reply, &s->arena, &err);
     e->res->calls++;
     if (rc == 0)
         bench_hist_add(e->res->hist, (now_ns - s->t0_ns) / 1000);
@@ -196,17 +169,8 @@ static void finish_call(struct bench_slot *s, int64_t now_ns)
         e->res->lost_err = err;
     }
     ag_arena_reset(&s->arena);
-    grpc_byte_buffer_destroy(s->send);
-    grpc_byte_buffer_destroy(s->recv);
-    s->send = s->recv = NULL;
-    grpc_metadata_array_destroy(&s->md_init);
-    grpc_metadata_array_destroy(&s->md_trail);
-    grpc_metadata_array_init(&s->md_init);
-    grpc_metadata_array_init(&s->md_trail);
-    grpc_slice_unref(s->details);
-    s->details = grpc_empty_slice();
-    grpc_call_unref(s->call);
-    s->call = NULL;
+    grpc_byte_buffer_destroy(reply);
+    rpc_async_release(&s->ac);
 }
 
 static void progress(const struct bench_engine *e)
@@ -245,11 +209,6 @@ static void slots_init(struct bench_engine *e)
         s->e = e;
         s->idx = i;
         s->rch = cfg->chans[i % cfg->nchans];
-        s->ch = rpc_channel_grpc(s->rch);
-        s->method = rpc_channel_method(s->rch, cfg->method);
-        s->details = grpc_empty_slice();
-        grpc_metadata_array_init(&s->md_init);
-        grpc_metadata_array_init(&s->md_trail);
         ag_arena_init(&s->arena, s->abuf, sizeof(s->abuf));
     }
 }
@@ -258,8 +217,6 @@ static void slots_release(struct bench_engine *e)
 {
     for (size_t i = 0; i < e->cfg->concurrency; i++) {
         struct bench_slot *s = &e->slots[i];
-        grpc_metadata_array_destroy(&s->md_init);
-        grpc_metadata_array_destroy(&s->md_trail);
         ag_arena_release(&s->arena);
     }
     free(e->slots);

@@ -347,49 +347,23 @@ int rpc_unary(struct rpc_channel *ch, const char *method, const ProtobufCMessage
 /* The call proper, on a channel that was READY a moment ago. */
 static int unary_call(struct rpc_channel *ch, const char *method, const ProtobufCMessage *req,
                       const ProtobufCMessageDescriptor *resp_desc, struct ag_arena *arena,
-                      void **resp, gpr_timespec deadline, struct ag_err *err)
+                      void **resp, int64_t deadline, struct ag_err *err)
 {
     grpc_completion_queue *cq = grpc_completion_queue_create_for_pluck(NULL);
-    grpc_call *call = grpc_channel_create_registered_call(ch->ch, NULL, GRPC_PROPAGATE_DEFAULTS,
-                                                          cq, rpc_channel_method(ch, method),
-                                                          deadline, NULL);
-    grpc_byte_buffer *send = rpc_pb_pack(req), *recv = NULL;
-    grpc_metadata_array md_init, md_trail;
-    grpc_metadata_array_init(&md_init);
-    grpc_metadata_array_init(&md_trail);
-    grpc_status_code status = GRPC_STATUS_UNKNOWN;
-    grpc_slice details = grpc_empty_slice();
-    grpc_op ops[6];
-    memset(ops, 0, sizeof(ops));
-    ops[0].op = GRPC_OP_SEND_INITIAL_METADATA;
-    ops[1].op = GRPC_OP_SEND_MESSAGE;
-    ops[1].data.send_message.send_message = send;
-    ops[2].op = GRPC_OP_SEND_CLOSE_FROM_CLIENT;
-    ops[3].op = GRPC_OP_RECV_INITIAL_METADATA;
-    ops[3].data.recv_initial_metadata.recv_initial_metadata = &md_init;
-    ops[4].op = GRPC_OP_RECV_MESSAGE;
-    ops[4].data.recv_message.recv_message = &recv;
-    ops[5].op = GRPC_OP_RECV_STATUS_ON_CLIENT;
-    ops[5].data.recv_status_on_client.trailing_metadata = &md_trail;
-    ops[5].data.recv_status_on_client.status = &status;
-    ops[5].data.recv_status_on_client.status_details = &details;
-
-    int rc;
-    grpc_call_error ce = grpc_call_start_batch(call, ops, AG_ARRAY_SIZE(ops), ops, NULL);
-    if (ce != GRPC_CALL_OK) {
-        rc = start_error(ce, method, err);
-        goto done;
-    }
-    pluck(cq, ops); /* RECV_STATUS_ON_CLIENT always completes the batch, deadline or not */
-    rc = call_status(ch, status, details, err);
+    struct rpc_async_call a;
+    char tag;
+    int rc = rpc_async_start(&a, ch, cq, method, deadline, err);
     if (rc == 0)
-        rc = decode_reply(recv, resp_desc, arena, resp, err);
-done:
-    grpc_byte_buffer_destroy(recv);
-    grpc_byte_buffer_destroy(send);
-    grpc_metadata_array_destroy(&md_init);
-    grpc_metadata_array_destroy(&md_trail);
-    grpc_call_unref(call);
+        rc = rpc_async_unary(&a, rpc_pb_pack(req), &tag, err);
+    if (rc == 0) {
+        pluck(cq, &tag); /* RECV_STATUS_ON_CLIENT always completes the batch, deadline or not */
+        rc = rpc_async_status(&a, err);
+        grpc_byte_buffer *recv = rpc_async_recv_take(&a);
+        if (rc == 0)
+            rc = decode_reply(recv, resp_desc, arena, resp, err);
+        grpc_byte_buffer_destroy(recv);
+    }
+    rpc_async_release(&a);
     cq_destroy(cq);
     return rc;
 }
@@ -399,7 +373,7 @@ int rpc_unary_sent(struct rpc_channel *ch, const char *method, const ProtobufCMe
                    int64_t timeout_ms, bool *sent, struct ag_err *err)
 {
     /* One deadline for the connection and the call: the caller's timeout bounds both. */
-    gpr_timespec deadline = rpc_deadline_ms(timeout_ms);
+    int64_t deadline = ag_deadline_in_ms(timeout_ms);
     *resp = NULL;
     if (sent)
         *sent = false;
@@ -408,7 +382,7 @@ int rpc_unary_sent(struct rpc_channel *ch, const char *method, const ProtobufCMe
      * first, we start the call only on a connected channel: if the deadline passes before, no
      * call exists, so certainly nothing was sent. */
     struct ag_err e = AG_ERR_INIT;
-    if (wait_ready(ch, deadline, &e) != 0) {
+    if (wait_ready(ch, rpc_deadline_gpr(deadline), &e) != 0) {
         if (e.code == AG_DEADLINE_EXCEEDED)
             ag_err_set(&e, AG_DEADLINE_EXCEEDED,
                        "could not connect to '%s' before the deadline; nothing was sent",
@@ -420,6 +394,173 @@ int rpc_unary_sent(struct rpc_channel *ch, const char *method, const ProtobufCMe
     if (sent)
         *sent = true;
     return unary_call(ch, method, req, resp_desc, arena, resp, deadline, err);
+}
+
+/* --- asynchronous calls --------------------------------------------------------------------- */
+
+int rpc_async_start(struct rpc_async_call *a, struct rpc_channel *ch, grpc_completion_queue *cq,
+                    const char *method, int64_t deadline, struct ag_err *err)
+{
+    memset(a, 0, sizeof(*a));
+    a->ch = ch;
+    a->status = GRPC_STATUS_UNKNOWN;
+    a->details = grpc_empty_slice();
+    grpc_metadata_array_init(&a->md_init);
+    grpc_metadata_array_init(&a->md_trail);
+    a->call = grpc_channel_create_registered_call(ch->ch, NULL, GRPC_PROPAGATE_DEFAULTS, cq,
+                                                  rpc_channel_method(ch, method),
+                                                  rpc_deadline_gpr(deadline), NULL);
+    if (!a->call)
+        return ag_err_set(err, AG_INTERNAL, "cannot create call '%s' to '%s'", method,
+                          ch->target);
+    return 0;
+}
+
+static int start_batch(struct rpc_async_call *a, const grpc_op *ops, size_t n, void *tag,
+                       struct ag_err *err)
+{
+    grpc_call_error ce = grpc_call_start_batch(a->call, ops, n, tag, NULL);
+    if (ce != GRPC_CALL_OK)
+        return ag_err_set(err, AG_INTERNAL, "cannot start a batch on a call to '%s': %s",
+                          a->ch->target, grpc_call_error_to_string(ce));
+    return 0;
+}
+
+/* Append SEND_INITIAL_METADATA to ops if the call has not sent it yet. */
+static size_t add_send_md(struct rpc_async_call *a, grpc_op *ops, size_t n)
+{
+    if (a->md_sent)
+        return n;
+    ops[n].op = GRPC_OP_SEND_INITIAL_METADATA;
+    a->md_sent = true;
+    return n + 1;
+}
+
+static size_t add_recv_md(struct rpc_async_call *a, grpc_op *ops, size_t n)
+{
+    if (a->md_received)
+        return n;
+    ops[n].op = GRPC_OP_RECV_INITIAL_METADATA;
+    ops[n].data.recv_initial_metadata.recv_initial_metadata = &a->md_init;
+    a->md_received = true;
+    return n + 1;
+}
+
+static size_t add_recv_status(struct rpc_async_call *a, grpc_op *ops, size_t n)
+{
+    ops[n].op = GRPC_OP_RECV_STATUS_ON_CLIENT;
+    ops[n].data.recv_status_on_client.trailing_metadata = &a->md_trail;
+    ops[n].data.recv_status_on_client.status = &a->status;
+    ops[n].data.recv_status_on_client.status_details = &a->details;
+    return n + 1;
+}
+
+/* Start ops; on failure undo what add_*_md recorded, since nothing went out. */
+static int start_ops(struct rpc_async_call *a, const grpc_op *ops, size_t n, bool md_sent,
+                     bool md_received, void *tag, struct ag_err *err)
+{
+    if (start_batch(a, ops, n, tag, err) == 0)
+        return 0;
+    a->md_sent = md_sent;
+    a->md_received = md_received;
+    return -1;
+}
+
+int rpc_async_unary(struct rpc_async_call *a, grpc_byte_buffer *bb, void *tag, struct ag_err *err)
+{
+    bool ms = a->md_sent, mr = a->md_received;
+    grpc_op ops[6];
+    memset(ops, 0, sizeof(ops));
+    size_t n = add_send_md(a, ops, 0);
+    a->send = bb;
+    ops[n].op = GRPC_OP_SEND_MESSAGE;
+    ops[n++].data.send_message.send_message = bb;
+    ops[n++].op = GRPC_OP_SEND_CLOSE_FROM_CLIENT;
+    n = add_recv_md(a, ops, n);
+    ops[n].op = GRPC_OP_RECV_MESSAGE;
+    ops[n++].data.recv_message.recv_message = &a->recv;
+    n = add_recv_status(a, ops, n);
+    return start_ops(a, ops, n, ms, mr, tag, err);
+}
+
+int rpc_async_send(struct rpc_async_call *a, grpc_byte_buffer *bb, void *tag, struct ag_err *err)
+{
+    bool ms = a->md_sent;
+    grpc_op ops[2];
+    memset(ops, 0, sizeof(ops));
+    size_t n = add_send_md(a, ops, 0);
+    a->send = bb;
+    ops[n].op = GRPC_OP_SEND_MESSAGE;
+    ops[n++].data.send_message.send_message = bb;
+    return start_ops(a, ops, n, ms, a->md_received, tag, err);
+}
+
+void rpc_async_send_done(struct rpc_async_call *a)
+{
+    grpc_byte_buffer_destroy(a->send);
+    a->send = NULL;
+}
+
+int rpc_async_close(struct rpc_async_call *a, void *tag, struct ag_err *err)
+{
+    bool ms = a->md_sent;
+    grpc_op ops[2];
+    memset(ops, 0, sizeof(ops));
+    size_t n = add_send_md(a, ops, 0);
+    ops[n++].op = GRPC_OP_SEND_CLOSE_FROM_CLIENT;
+    return start_ops(a, ops, n, ms, a->md_received, tag, err);
+}
+
+int rpc_async_recv(struct rpc_async_call *a, void *tag, struct ag_err *err)
+{
+    bool mr = a->md_received;
+    grpc_op ops[2];
+    memset(ops, 0, sizeof(ops));
+    size_t n = add_recv_md(a, ops, 0);
+    ops[n].op = GRPC_OP_RECV_MESSAGE;
+    ops[n++].data.recv_message.recv_message = &a->recv;
+    return start_ops(a, ops, n, a->md_sent, mr, tag, err);
+}
+
+grpc_byte_buffer *rpc_async_recv_take(struct rpc_async_call *a)
+{
+    grpc_byte_buffer *bb = a->recv;
+    a->recv = NULL;
+    return bb;
+}
+
+int rpc_async_recv_status(struct rpc_async_call *a, void *tag, struct ag_err *err)
+{
+    grpc_op op;
+    memset(&op, 0, sizeof(op));
+    add_recv_status(a, &op, 0);
+    return start_batch(a, &op, 1, tag, err);
+}
+
+int rpc_async_status(struct rpc_async_call *a, struct ag_err *err)
+{
+    int rc = call_status(a->ch, a->status, a->details, err);
+    a->details = grpc_empty_slice(); /* call_status unref'd it */
+    return rc;
+}
+
+void rpc_async_cancel(struct rpc_async_call *a)
+{
+    if (a->call)
+        grpc_call_cancel(a->call, NULL);
+}
+
+void rpc_async_release(struct rpc_async_call *a)
+{
+    if (!a->call)
+        return;
+    grpc_byte_buffer_destroy(a->send);
+    grpc_byte_buffer_destroy(a->recv);
+    grpc_metadata_array_destroy(&a->md_init);
+    grpc_metadata_array_destroy(&a->md_trail);
+    grpc_slice_unref(a->details);
+    grpc_call_unref(a->call);
+    memset(a, 0, sizeof(*a));
 }
 
 /* --- server streaming ------------------------------------------------------------------------ */

@@ -2,8 +2,8 @@
  *
  * A channel is one HTTP/2 connection (lazily connected, keepalive pings on). Blocking helpers use a
  * private pluck completion queue per call, so any thread may use them on a shared channel. The
- * node's bidi stream and the benchmark drive their own completion queues with
- * rpc_channel_grpc() and rpc_channel_method().
+ * node's bidi stream and the benchmark drive their own completion queues with the asynchronous
+ * call (rpc_async_*, below), which rpc_unary also uses for its one batch.
  *
  * A non-OK gRPC status becomes err: code = the status code, msg = the server's details. A hub that
  * cannot be reached gives AG_UNAVAILABLE "cannot reach hub at '<target>' ...", and only when an
@@ -82,6 +82,75 @@ int rpc_unary(struct rpc_channel *ch, const char *method, const ProtobufCMessage
 int rpc_unary_sent(struct rpc_channel *ch, const char *method, const ProtobufCMessage *req,
                    const ProtobufCMessageDescriptor *resp_desc, struct ag_arena *arena, void **resp,
                    int64_t timeout_ms, bool *sent, struct ag_err *err);
+
+/* --- asynchronous calls on the caller's completion queue -----------------------------------
+ *
+ * For callers that drive their own completion queue and loop (the node's bidi stream, the
+ * benchmark's many unary calls). Each operation is one function that starts one batch and
+ * takes the caller's tag; the event with that tag comes out of the caller's queue, and the
+ * caller then calls the matching *_done/_take/status function. When an operation returns -1
+ * (grpc_call_error, AG_INTERNAL), no event with its tag will come, as in libuv.
+ *
+ * A unary call (bench.c): rpc_async_start(); rpc_async_unary(bb, tag); on tag:
+ * rpc_async_status() then rpc_async_recv_take() for the reply; rpc_async_release().
+ *
+ * A bidi stream (how worker/conn.c maps onto it; every op below is one batch):
+ *   rpc_async_start(&a, ch, cq, CONN_METHOD, AG_DEADLINE_NONE, err)
+ *   rpc_async_recv_status(&a, &tag_status);  outstanding for the stream's life
+ *   rpc_async_send(&a, register_bb, &tag_send); the first send carries the initial metadata;
+ *       on tag_send: rpc_async_send_done(&a); only one send may be in flight
+ *   rpc_async_recv(&a, &tag_recv);           the first receive also takes the server's
+ *       initial metadata; on tag_recv: bb = rpc_async_recv_take(&a), NULL = the server
+ *       closed its side (or the call failed): wait for tag_status; else decode, free, recv again
+ *   rpc_async_close(&a, &tag_send);          half-close, once, when no send is in flight
+ *   rpc_async_cancel(&a);                    from any thread; every outstanding tag completes
+ *   on tag_status: rpc_async_status(&a, err) -> 0 for OK, else -1 with the status in err
+ *       (through rpc_channel_status_to_err: "cannot reach hub ..." for connect failures);
+ *   once all tags are back: rpc_async_release(&a).
+ *
+ * Threads: the struct is the caller's; ops on one call must not race each other (conn.c starts
+ * them under its lock), except rpc_async_cancel, which any thread may call at any time. The
+ * struct must stay in place while a batch is outstanding (grpc writes into its fields). */
+struct rpc_async_call {
+    struct rpc_channel *ch; /* borrowed */
+    grpc_call *call;        /* owned; NULL before start and after release */
+    grpc_byte_buffer *send; /* owned: the message of the send in flight */
+    grpc_byte_buffer *recv; /* owned: the last message received, until taken */
+    grpc_metadata_array md_init, md_trail;
+    grpc_status_code status; /* valid once the status (or unary) batch completed */
+    grpc_slice details;      /* status details, unref'd by rpc_async_status or release */
+    bool md_sent, md_received;
+};
+
+/* Create the call on ch for method, its events going to cq, ending at deadline (common/clock.h;
+ * AG_DEADLINE_NONE for none). No batch is started yet. -1 (AG_INTERNAL) if gRPC refuses. */
+int rpc_async_start(struct rpc_async_call *a, struct rpc_channel *ch, grpc_completion_queue *cq,
+                    const char *method, int64_t deadline, struct ag_err *err);
+/* A whole unary call in one batch: send bb (taken) and half-close, receive the reply and status.
+ * On tag: rpc_async_status() and rpc_async_recv_take(). */
+int rpc_async_unary(struct rpc_async_call *a, grpc_byte_buffer *bb, void *tag, struct ag_err *err);
+/* Send bb (taken; with the initial metadata the first time). On tag: rpc_async_send_done(). */
+int rpc_async_send(struct rpc_async_call *a, grpc_byte_buffer *bb, void *tag, struct ag_err *err);
+/* Free the buffer of the send that completed. */
+void rpc_async_send_done(struct rpc_async_call *a);
+/* Half-close (with the initial metadata if nothing was sent). */
+int rpc_async_close(struct rpc_async_call *a, void *tag, struct ag_err *err);
+/* Receive one message (with the initial metadata the first time). On tag: recv_take. */
+int rpc_async_recv(struct rpc_async_call *a, void *tag, struct ag_err *err);
+/* The received message, now the caller's (grpc_byte_buffer_destroy); NULL when the stream ended
+ * or the call failed. */
+grpc_byte_buffer *rpc_async_recv_take(struct rpc_async_call *a);
+/* Ask for the final status: on tag, rpc_async_status(). */
+int rpc_async_recv_status(struct rpc_async_call *a, void *tag, struct ag_err *err);
+/* After the status (or unary) batch completed: 0 for OK, else -1 with err as
+ * rpc_channel_status_to_err gives it. Unrefs the details; a->status stays readable. */
+int rpc_async_status(struct rpc_async_call *a, struct ag_err *err);
+/* Cancel the call (any thread; a no-op before start and after release). Every outstanding batch
+ * then completes, the status one with CANCELLED. */
+void rpc_async_cancel(struct rpc_async_call *a);
+/* Once no batch is outstanding: free the call and whatever it still holds. The struct may then
+ * be started again. Also fine on a zeroed or already released struct. */
+void rpc_async_release(struct rpc_async_call *a);
 
 /* Blocking server-streaming call. */
 struct rpc_stream;

@@ -1,7 +1,8 @@
-/* tests/unit/test-common-rpc.c - common/rpc/server.h driven by a raw gRPC core client.
+/* tests/unit/test-common-rpc.c - common/rpc/server.h driven by a raw gRPC core client, and the
+ * asynchronous client call of common/rpc/client.h (rpc_async_*) against the same server.
  *
- * common/ does not know agentry.v1, so the methods here move raw bytes, and the client is the
- * core API (grpc-core.md §5) with one pluck queue per call. Each test gets a fresh server on
+ * common/ does not know agentry.v1, so the methods here move raw bytes, and the raw client is
+ * the core API (grpc-core.md §5) with one pluck queue per call. Each test gets a fresh server on
  * 127.0.0.1:0 with two CQ threads. Handlers run on the server's threads and only record into
  * the fixture (under its lock) and signal; asserts run on the test's thread; every wait is a
  * condition variable or a pluck with a deadline. Under ASan, LSan checks that stopping with
@@ -24,6 +25,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "common/clock.h"
 #include "common/log.h"
 #include "common/rpc/client.h"
 #include "common/rpc/server.h"
@@ -661,6 +663,121 @@ static void test_bidi_echo(void **state)
     assert_int_equal(wait_count(fx, &fx->cancelled, 0), 0);
 }
 
+/* --- client: the asynchronous call of common/rpc/client.h, as the node's stream uses it ------ */
+
+struct async_tags {
+    char status, send, recv;
+};
+
+/* Waits for count events on cq, checking each is one of t's and running what its tag asks:
+ * send_done for sends, recv_take into *got (if got) for receives. *status_seen counts statuses. */
+static void async_collect(grpc_completion_queue *cq, struct rpc_async_call *a,
+                          struct async_tags *t, int count, grpc_byte_buffer **got,
+                          int *status_seen)
+{
+    for (int i = 0; i < count; i++) {
+        grpc_event ev = grpc_completion_queue_next(cq, rpc_deadline_ms(WAIT_MS), NULL);
+        assert_int_equal(ev.type, GRPC_OP_COMPLETE);
+        if (ev.tag == &t->send) {
+            rpc_async_send_done(a);
+        } else if (ev.tag == &t->recv) {
+            grpc_byte_buffer *bb = rpc_async_recv_take(a);
+            if (got)
+                *got = bb;
+            else
+                grpc_byte_buffer_destroy(bb);
+        } else {
+            assert_ptr_equal(ev.tag, &t->status);
+            (*status_seen)++;
+        }
+    }
+}
+
+static struct rpc_channel *fx_channel(struct fx *fx)
+{
+    char target[64];
+    snprintf(target, sizeof(target), "127.0.0.1:%d", rpc_server_port(fx->srv));
+    struct rpc_channel *ch = rpc_channel_new(target, NULL, NULL);
+    assert_non_null(ch);
+    return ch;
+}
+
+static void cq_drain_destroy(grpc_completion_queue *cq)
+{
+    grpc_completion_queue_shutdown(cq);
+    while (grpc_completion_queue_next(cq, gpr_inf_future(GPR_CLOCK_REALTIME), NULL).type !=
+           GRPC_QUEUE_SHUTDOWN)
+        ;
+    grpc_completion_queue_destroy(cq);
+}
+
+static void test_async_bidi_echo(void **state)
+{
+    struct fx *fx = *state;
+    struct rpc_channel *ch = fx_channel(fx);
+    grpc_completion_queue *cq = grpc_completion_queue_create_for_next(NULL);
+    struct rpc_async_call a;
+    struct async_tags t;
+    struct ag_err err = AG_ERR_INIT;
+    assert_int_equal(rpc_async_start(&a, ch, cq, "/t.T/Chat", AG_DEADLINE_NONE, &err), 0);
+    assert_int_equal(rpc_async_recv_status(&a, &t.status, &err), 0);
+    int statuses = 0;
+    for (unsigned i = 0; i < 20; i++) {
+        char msg[32];
+        int n = snprintf(msg, sizeof(msg), "message %u", i);
+        assert_int_equal(rpc_async_send(&a, bb_new(msg, (size_t)n), &t.send, &err), 0);
+        assert_int_equal(rpc_async_recv(&a, &t.recv, &err), 0);
+        grpc_byte_buffer *got = NULL;
+        async_collect(cq, &a, &t, 2, &got, &statuses);
+        assert_non_null(got);
+        size_t len;
+        char *r = bb_bytes(got, &len);
+        assert_string_equal(r, msg);
+        free(r);
+        grpc_byte_buffer_destroy(got);
+    }
+    assert_int_equal(statuses, 0);
+    /* Half-close: the server sees the end, finishes OK; our receive ends with no message. */
+    assert_int_equal(rpc_async_close(&a, &t.send, &err), 0);
+    assert_int_equal(rpc_async_recv(&a, &t.recv, &err), 0);
+    grpc_byte_buffer *end = (grpc_byte_buffer *)&t; /* any non-NULL value, must become NULL */
+    async_collect(cq, &a, &t, 3, &end, &statuses);
+    assert_null(end);
+    assert_int_equal(statuses, 1);
+    assert_int_equal(rpc_async_status(&a, &err), 0);
+    rpc_async_release(&a);
+    rpc_async_release(&a); /* twice is fine */
+    assert_int_equal(wait_count(fx, &fx->half_closes, 1), 1);
+    cq_drain_destroy(cq);
+    rpc_channel_free(ch);
+}
+
+static void test_async_cancel(void **state)
+{
+    struct fx *fx = *state;
+    struct rpc_channel *ch = fx_channel(fx);
+    grpc_completion_queue *cq = grpc_completion_queue_create_for_next(NULL);
+    struct rpc_async_call a;
+    struct async_tags t;
+    struct ag_err err = AG_ERR_INIT;
+    assert_int_equal(rpc_async_start(&a, ch, cq, "/t.T/Chat", ag_deadline_in_ms(WAIT_MS), &err),
+                     0);
+    assert_int_equal(rpc_async_recv_status(&a, &t.status, &err), 0);
+    assert_int_equal(rpc_async_recv(&a, &t.recv, &err), 0);
+    rpc_async_cancel(&a);
+    int statuses = 0;
+    grpc_byte_buffer *end = NULL;
+    async_collect(cq, &a, &t, 2, &end, &statuses);
+    assert_null(end);
+    assert_int_equal(statuses, 1);
+    assert_int_equal(rpc_async_status(&a, &err), -1);
+    assert_int_equal(err.code, AG_CANCELLED);
+    assert_int_equal(a.status, GRPC_STATUS_CANCELLED);
+    rpc_async_release(&a);
+    cq_drain_destroy(cq);
+    rpc_channel_free(ch);
+}
+
 /* --- cancellation and stop -------------------------------------------------------------------- */
 
 static void test_cancel_runs_on_close_once(void **state)
@@ -782,6 +899,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_server_stream_in_order, setup, teardown),
         cmocka_unit_test_setup_teardown(test_send_queue_full, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bidi_echo, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_async_bidi_echo, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_async_cancel, setup, teardown),
         cmocka_unit_test_setup_teardown(test_cancel_runs_on_close_once, setup, teardown),
         cmocka_unit_test_setup_teardown(test_stop_with_open_streams, setup, teardown),
         cmocka_unit_test_setup_teardown(test_port_in_use_is_refused_at_creation, setup,
