@@ -1,7 +1,6 @@
 /* common/err.c - struct ag_err helpers. See err.h for the convention. */
 #include "common/err.h"
 
-#include <errno.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -15,22 +14,6 @@ int ag_err_set(struct ag_err *err, enum ag_code code, const char *fmt, ...)
     va_end(ap);
     err->code = code;
     err->sys_errno = 0;
-    return -1;
-}
-
-int ag_err_sys(struct ag_err *err, enum ag_code code, const char *fmt, ...)
-{
-    int saved = errno;
-    if (!err)
-        return -1;
-    va_list ap;
-    va_start(ap, fmt);
-    int n = vsnprintf(err->msg, sizeof(err->msg), fmt, ap);
-    va_end(ap);
-    if (n >= 0 && (size_t)n < sizeof(err->msg))
-        snprintf(err->msg + n, sizeof(err->msg) - (size_t)n, ": %s", strerror(saved));
-    err->code = code;
-    err->sys_errno = saved;
     return -1;
 }
 

@@ -44,9 +44,6 @@ struct ag_err {
 /* Fill err (if not NULL) and return -1. */
 int ag_err_set(struct ag_err *err, enum ag_code code, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
-/* Like ag_err_set, appending ": strerror(errno)" and recording errno. */
-int ag_err_sys(struct ag_err *err, enum ag_code code, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
 /* Prepend "<context>: " to the message, keeping the code. */
 void ag_err_prefix(struct ag_err *err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void ag_err_clear(struct ag_err *err);

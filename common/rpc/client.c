@@ -146,11 +146,6 @@ grpc_channel *rpc_channel_grpc(struct rpc_channel *ch)
     return ch->ch;
 }
 
-const char *rpc_channel_target(const struct rpc_channel *ch)
-{
-    return ch->target;
-}
-
 void *rpc_channel_method(struct rpc_channel *ch, const char *method)
 {
     pthread_mutex_lock(&ch->lock);

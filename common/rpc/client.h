@@ -51,7 +51,6 @@ struct rpc_channel *rpc_channel_new(const char *target, const struct rpc_channel
                                     struct ag_err *err);
 void rpc_channel_free(struct rpc_channel *ch);
 grpc_channel *rpc_channel_grpc(struct rpc_channel *ch);
-const char *rpc_channel_target(const struct rpc_channel *ch);
 /* A registered-call handle for method (e.g. "/agentry.v1.AgentHub/Ping"), cached per channel. */
 void *rpc_channel_method(struct rpc_channel *ch, const char *method);
 /* Deadline timespec `ms` from now (ms <= 0: infinite), as ag_deadline_in_ms() reads it. */

@@ -316,11 +316,6 @@ struct ag_arena *rpc_call_arena(struct rpc_call *c)
     return &c->arena;
 }
 
-const struct rpc_method *rpc_call_method(const struct rpc_call *c)
-{
-    return c->ms->m;
-}
-
 const char *rpc_call_peer(struct rpc_call *c)
 {
     pthread_mutex_lock(&c->lock);

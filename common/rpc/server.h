@@ -87,7 +87,6 @@ unsigned rpc_server_active_calls(struct rpc_server *s);
 void *rpc_call_state(struct rpc_call *c);
 void *rpc_call_user(struct rpc_call *c);
 struct ag_arena *rpc_call_arena(struct rpc_call *c);
-const struct rpc_method *rpc_call_method(const struct rpc_call *c);
 /* "ipv4:127.0.0.1:51234"; owned by the call. */
 const char *rpc_call_peer(struct rpc_call *c);
 
