@@ -13,7 +13,6 @@ int ag_err_set(struct ag_err *err, enum ag_code code, const char *fmt, ...)
     vsnprintf(err->msg, sizeof(err->msg), fmt, ap);
     va_end(ap);
     err->code = code;
-    err->sys_errno = 0;
     return -1;
 }
 
@@ -47,7 +46,6 @@ void ag_err_clear(struct ag_err *err)
     if (!err)
         return;
     err->code = AG_OK;
-    err->sys_errno = 0;
     err->msg[0] = '\0';
 }
 

@@ -35,11 +35,10 @@ enum ag_code {
 
 struct ag_err {
     enum ag_code code;
-    int sys_errno; /* errno at the failure, 0 if none */
     char msg[256];
 };
 
-#define AG_ERR_INIT {AG_OK, 0, {0}}
+#define AG_ERR_INIT {AG_OK, {0}}
 
 /* Fill err (if not NULL) and return -1. */
 int ag_err_set(struct ag_err *err, enum ag_code code, const char *fmt, ...)
