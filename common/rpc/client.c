@@ -243,14 +243,6 @@ static int call_status(struct rpc_channel *ch, grpc_status_code status, grpc_sli
     return rc;
 }
 
-static grpc_call *new_call(struct rpc_channel *ch, grpc_completion_queue *cq, const char *method,
-                           int64_t timeout_ms)
-{
-    return grpc_channel_create_registered_call(ch->ch, NULL, GRPC_PROPAGATE_DEFAULTS, cq,
-                                               rpc_channel_method(ch, method),
-                                               rpc_deadline_ms(timeout_ms), NULL);
-}
-
 static grpc_event pluck(grpc_completion_queue *cq, void *tag)
 {
     return grpc_completion_queue_pluck(cq, tag, gpr_inf_future(GPR_CLOCK_REALTIME), NULL);
@@ -312,12 +304,6 @@ static int wait_ready(struct rpc_channel *ch, gpr_timespec deadline, struct ag_e
 int rpc_channel_wait_ready(struct rpc_channel *ch, int64_t timeout_ms, struct ag_err *err)
 {
     return wait_ready(ch, rpc_deadline_ms(timeout_ms), err);
-}
-
-static int start_error(grpc_call_error ce, const char *method, struct ag_err *err)
-{
-    return ag_err_set(err, AG_INTERNAL, "cannot start call '%s': grpc_call_error %d", method,
-                      (int)ce);
 }
 
 static int decode_reply(grpc_byte_buffer *bb, const ProtobufCMessageDescriptor *d,
@@ -560,81 +546,62 @@ void rpc_async_release(struct rpc_async_call *a)
 
 /* --- server streaming ------------------------------------------------------------------------ */
 
-/* Two batches start at open: {send all, RECV_INITIAL_METADATA} and {RECV_STATUS_ON_CLIENT}; then
- * one {RECV_MESSAGE} per next(). The status batch is plucked only once a receive says the stream
- * is over, so its details are always those of the end the user sees. */
+/* Three batches start at open: the request (with the initial metadata), the half-close, and the
+ * status; then one receive per next() (the first also takes the server's initial metadata). The
+ * status batch is plucked only once a receive says the stream is over, so its details are always
+ * those of the end the user sees. The *_out flags say which batch is still outstanding. */
 struct rpc_stream {
-    struct rpc_channel *ch; /* borrowed */
+    struct rpc_async_call a;
     grpc_completion_queue *cq;
-    grpc_call *call;
-    grpc_byte_buffer *send; /* until the start batch completed */
-    grpc_metadata_array md_init, md_trail;
-    grpc_status_code status;
-    grpc_slice details;
-    bool start_done, ended;
+    bool send_out, close_out, status_out;
+    bool ended;
     int end_rc;
     struct ag_err end_err; /* what next() returns again after the end */
-    char tag_start, tag_msg, tag_status; /* their addresses are the batch tags */
+    char tag_send, tag_close, tag_msg, tag_status; /* their addresses are the batch tags */
 };
+
+static void settle(struct rpc_stream *s, bool *out, void *tag)
+{
+    if (*out)
+        pluck(s->cq, tag);
+    *out = false;
+}
 
 struct rpc_stream *rpc_stream_open(struct rpc_channel *ch, const char *method,
                                    const ProtobufCMessage *req, int64_t timeout_ms,
                                    struct ag_err *err)
 {
     struct rpc_stream *s = ag_xcalloc(1, sizeof(*s));
-    s->ch = ch;
     s->cq = grpc_completion_queue_create_for_pluck(NULL);
-    s->call = new_call(ch, s->cq, method, timeout_ms);
-    s->send = rpc_pb_pack(req);
-    grpc_metadata_array_init(&s->md_init);
-    grpc_metadata_array_init(&s->md_trail);
-    s->status = GRPC_STATUS_UNKNOWN;
-    s->details = grpc_empty_slice();
-
-    grpc_op ops[4];
-    memset(ops, 0, sizeof(ops));
-    ops[0].op = GRPC_OP_SEND_INITIAL_METADATA;
-    ops[1].op = GRPC_OP_SEND_MESSAGE;
-    ops[1].data.send_message.send_message = s->send;
-    ops[2].op = GRPC_OP_SEND_CLOSE_FROM_CLIENT;
-    ops[3].op = GRPC_OP_RECV_INITIAL_METADATA;
-    ops[3].data.recv_initial_metadata.recv_initial_metadata = &s->md_init;
-    grpc_call_error ce = grpc_call_start_batch(s->call, ops, 4, &s->tag_start, NULL);
-    if (ce != GRPC_CALL_OK) {
-        s->start_done = true; /* nothing outstanding */
-        s->ended = true;
-        start_error(ce, method, err);
-        rpc_stream_free(s);
-        return NULL;
-    }
-    grpc_op st;
-    memset(&st, 0, sizeof(st));
-    st.op = GRPC_OP_RECV_STATUS_ON_CLIENT;
-    st.data.recv_status_on_client.trailing_metadata = &s->md_trail;
-    st.data.recv_status_on_client.status = &s->status;
-    st.data.recv_status_on_client.status_details = &s->details;
-    ce = grpc_call_start_batch(s->call, &st, 1, &s->tag_status, NULL);
-    if (ce != GRPC_CALL_OK) {
-        grpc_call_cancel(s->call, NULL);
-        pluck(s->cq, &s->tag_start);
-        s->start_done = true;
-        s->ended = true;
-        start_error(ce, method, err);
-        rpc_stream_free(s);
-        return NULL;
-    }
+    if (rpc_async_start(&s->a, ch, s->cq, method, ag_deadline_in_ms(timeout_ms), err) != 0)
+        goto fail;
+    if (rpc_async_send(&s->a, rpc_pb_pack(req), &s->tag_send, err) != 0)
+        goto fail;
+    s->send_out = true;
+    if (rpc_async_close(&s->a, &s->tag_close, err) != 0)
+        goto fail;
+    s->close_out = true;
+    if (rpc_async_recv_status(&s->a, &s->tag_status, err) != 0)
+        goto fail;
+    s->status_out = true;
     return s;
+fail:
+    /* No status batch is outstanding: the stream is over before it began. Cancel so that the
+     * batches that did start complete now rather than at the deadline. */
+    rpc_async_cancel(&s->a);
+    s->ended = true;
+    rpc_stream_free(s);
+    return NULL;
 }
 
 /* The stream is over: collect its status (once) and remember the result for later calls. */
 static int stream_end(struct rpc_stream *s, struct ag_err *err)
 {
     if (!s->ended) {
-        pluck(s->cq, &s->tag_status);
+        settle(s, &s->status_out, &s->tag_status);
         s->ended = true;
         ag_err_clear(&s->end_err);
-        s->end_rc = call_status(s->ch, s->status, s->details, &s->end_err);
-        s->details = grpc_empty_slice(); /* call_status unref'd it */
+        s->end_rc = rpc_async_status(&s->a, &s->end_err);
     }
     if (s->end_rc < 0 && err)
         *err = s->end_err;
@@ -643,12 +610,11 @@ static int stream_end(struct rpc_stream *s, struct ag_err *err)
 
 static void stream_start_done(struct rpc_stream *s)
 {
-    if (s->start_done)
-        return;
-    pluck(s->cq, &s->tag_start);
-    s->start_done = true;
-    grpc_byte_buffer_destroy(s->send);
-    s->send = NULL;
+    if (s->send_out) {
+        settle(s, &s->send_out, &s->tag_send);
+        rpc_async_send_done(&s->a);
+    }
+    settle(s, &s->close_out, &s->tag_close);
 }
 
 int rpc_stream_next(struct rpc_stream *s, const ProtobufCMessageDescriptor *d,
@@ -658,17 +624,12 @@ int rpc_stream_next(struct rpc_stream *s, const ProtobufCMessageDescriptor *d,
     if (s->ended)
         return stream_end(s, err);
     stream_start_done(s);
-    grpc_byte_buffer *bb = NULL;
-    grpc_op op;
-    memset(&op, 0, sizeof(op));
-    op.op = GRPC_OP_RECV_MESSAGE;
-    op.data.recv_message.recv_message = &bb;
-    grpc_call_error ce = grpc_call_start_batch(s->call, &op, 1, &s->tag_msg, NULL);
-    if (ce != GRPC_CALL_OK) {
-        grpc_call_cancel(s->call, NULL);
+    if (rpc_async_recv(&s->a, &s->tag_msg, NULL) != 0) {
+        rpc_async_cancel(&s->a);
         return stream_end(s, err);
     }
     grpc_event ev = pluck(s->cq, &s->tag_msg);
+    grpc_byte_buffer *bb = rpc_async_recv_take(&s->a);
     if (!ev.success || !bb) {
         grpc_byte_buffer_destroy(bb);
         return stream_end(s, err);
@@ -678,7 +639,7 @@ int rpc_stream_next(struct rpc_stream *s, const ProtobufCMessageDescriptor *d,
     if (rc < 0) {
         /* A message we cannot read ends the stream for us; report the decode error, not the
          * CANCELLED status our own cancel produces. */
-        grpc_call_cancel(s->call, NULL);
+        rpc_async_cancel(&s->a);
         stream_end(s, NULL);
         s->end_rc = -1;
         if (err)
@@ -691,7 +652,7 @@ int rpc_stream_next(struct rpc_stream *s, const ProtobufCMessageDescriptor *d,
 void rpc_stream_cancel(struct rpc_stream *s)
 {
     if (s)
-        grpc_call_cancel(s->call, NULL);
+        rpc_async_cancel(&s->a);
 }
 
 void rpc_stream_free(struct rpc_stream *s)
@@ -699,15 +660,11 @@ void rpc_stream_free(struct rpc_stream *s)
     if (!s)
         return;
     if (!s->ended)
-        grpc_call_cancel(s->call, NULL);
+        rpc_async_cancel(&s->a);
     stream_start_done(s);
     if (!s->ended)
         stream_end(s, NULL);
-    grpc_byte_buffer_destroy(s->send);
-    grpc_metadata_array_destroy(&s->md_init);
-    grpc_metadata_array_destroy(&s->md_trail);
-    grpc_slice_unref(s->details);
-    grpc_call_unref(s->call);
+    rpc_async_release(&s->a);
     cq_destroy(s->cq);
     free(s);
 }
