@@ -56,8 +56,8 @@
 #define CONN_MAX_RECV (128 << 20)
 #define CONN_METHOD "/agentry.v1.NodeService/Connect"
 
-enum conn_tag { TAG_SEND = 1, TAG_RECV, TAG_STATUS };
-static char tag_send, tag_recv, tag_status; /* distinct addresses */
+/* Completion-queue tags: only their distinct addresses matter. */
+static char tag_send, tag_recv, tag_status;
 
 struct out_ev {
     struct out_ev *next;
@@ -737,11 +737,6 @@ void wk_node_stop(struct wk_node *n)
         grpc_call_cancel(n->call, NULL);
     }
     pthread_mutex_unlock(&n->lock);
-}
-
-const char *wk_node_id(const struct wk_node *n)
-{
-    return n->node_id;
 }
 
 void wk_node_free(struct wk_node *n)

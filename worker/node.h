@@ -29,6 +29,5 @@ int wk_node_run(struct wk_node *n, struct ag_err *err);
 /* Thread-safe and async-signal-unsafe: call from a normal thread (e.g. a sigwait thread). */
 void wk_node_stop(struct wk_node *n);
 void wk_node_free(struct wk_node *n);
-const char *wk_node_id(const struct wk_node *n);
 
 #endif
