@@ -11,15 +11,21 @@
  * by count and by bytes (CONN_BATCH_BYTES; an event bigger than that goes alone): the hub ends a
  * stream whose message is over its limit, which would interrupt every agent on the node. The runs
  * themselves never emit an event over the hub's limits (Registered tells them; run_event.c). A
- * batch stays in `unacked` until the hub's EventAck says it is durable.
+ * batch stays unacked until the hub's EventAck says it is durable; then the completions of its
+ * events run (a run may be parked on one). The outbox and the unacked batches are bounded in bytes
+ * (worker/outbox.h): when the outbox is full, on_room parks the runs until a send or an ack makes
+ * room; when the unacked batches are, nothing more is sent until an ack comes. A lost stream
+ * fails every pending completion and wakes every parked run, after cancelling the runs.
  *
  * Registration: Register carries the models and tools this node offers (the hub places an agent
  * only where both are) and a per-process instance id. A refusal that retrying cannot fix (the id
  * is taken by a live node, the hub finds the registration invalid) ends wk_node_run with the
  * hub's message instead of reconnecting forever.
  *
- * Threads and locks: `lock` guards the outbox, the unacked list, the call pointer and the flags;
- * completions are handled on the connection thread only. */
+ * Threads and locks: `lock` guards the outbox (with its unacked list and parked runs), the call
+ * pointer and the flags; completions are handled on the connection thread only. emit() comes
+ * with a run's lock held, so under `lock` nothing calls into a run: event completions and
+ * wake-ups are collected under it and run on the connection thread after letting go. */
 #include <grpc/grpc.h>
 #include <grpc/support/alloc.h>
 #include <grpc/support/time.h>
@@ -39,6 +45,7 @@
 #include "common/xalloc.h"
 #include "worker/model.h"
 #include "worker/node.h"
+#include "worker/outbox.h"
 #include "worker/runner.h"
 #include "worker/tool.h"
 #include "common/timers.h"
@@ -59,19 +66,6 @@
 /* Completion-queue tags: only their distinct addresses matter. */
 static char tag_send, tag_recv, tag_status;
 
-struct out_ev {
-    struct out_ev *next;
-    uint8_t *buf; /* owned packed NodeEvent */
-    size_t len;
-};
-
-struct sent_batch {
-    struct sent_batch *next;
-    uint64_t id;
-    struct out_ev *evs;
-    size_t n;
-};
-
 struct wk_node {
     struct wk_node_opts o;
     char *node_id;
@@ -87,13 +81,10 @@ struct wk_node {
     bool sending;       /* a send batch is in flight */
     bool closing;       /* half-close requested */
     bool stop;
-    struct out_ev *out_head, *out_tail;
-    size_t out_len;
+    struct wk_outbox out; /* events from emit to EventAck, and the runs waiting for room */
     bool heartbeat_due;
     unsigned hb_running;  /* runs counted before taking the lock (see kick_send_locked) */
-    uint64_t next_batch_id;
     size_t batch_bytes;   /* from Registered: see CONN_BATCH_BYTES */
-    struct sent_batch *unacked;
     grpc_byte_buffer *send_bb;
     int outstanding;    /* batches in flight on the current call */
     /* Connection thread only: */
@@ -106,64 +97,6 @@ struct wk_node {
     bool fatal;              /* the hub refused us in a way retrying cannot fix */
     struct ag_err fatal_err;
 };
-
-/* --- encoding: EventBatch by concatenation ------------------------------------------------ */
-
-static size_t varint_len(uint64_t v)
-{
-    size_t n = 1;
-    while (v >= 0x80) {
-        v >>= 7;
-        n++;
-    }
-    return n;
-}
-
-static uint8_t *put_varint(uint8_t *p, uint64_t v)
-{
-    while (v >= 0x80) {
-        *p++ = (uint8_t)(v | 0x80);
-        v >>= 7;
-    }
-    *p++ = (uint8_t)v;
-    return p;
-}
-
-/* NodeMessage{events: EventBatch{batch_id, events...}} written field by field: the events are
- * already packed NodeEvents, and a repeated message field on the wire is just each one's bytes
- * behind a tag and a length, so nothing is decoded and packed again. */
-static grpc_byte_buffer *pack_batch(uint64_t id, const struct out_ev *evs)
-{
-    size_t blen = 1 + varint_len(id);
-    for (const struct out_ev *e = evs; e; e = e->next)
-        blen += 1 + varint_len(e->len) + e->len;
-    size_t total = 1 + varint_len(blen) + blen;
-    grpc_slice s = grpc_slice_malloc(total);
-    uint8_t *p = GRPC_SLICE_START_PTR(s);
-    *p++ = (3 << 3) | 2; /* NodeMessage.events, length-delimited */
-    p = put_varint(p, blen);
-    *p++ = (1 << 3) | 0; /* EventBatch.batch_id, varint */
-    p = put_varint(p, id);
-    for (const struct out_ev *e = evs; e; e = e->next) {
-        *p++ = (2 << 3) | 2; /* EventBatch.events, length-delimited */
-        p = put_varint(p, e->len);
-        memcpy(p, e->buf, e->len);
-        p += e->len;
-    }
-    grpc_byte_buffer *bb = grpc_raw_byte_buffer_create(&s, 1);
-    grpc_slice_unref(s);
-    return bb;
-}
-
-static void free_evs(struct out_ev *e)
-{
-    while (e) {
-        struct out_ev *next = e->next;
-        free(e->buf);
-        free(e);
-        e = next;
-    }
-}
 
 /* --- sending (lock held) ------------------------------------------------------------------ */
 
@@ -204,28 +137,9 @@ static void kick_send_locked(struct wk_node *n)
 {
     if (!n->call || !n->up || n->sending)
         return;
-    if (n->out_head) {
-        struct sent_batch *b = ag_xcalloc(1, sizeof(*b));
-        b->id = ++n->next_batch_id;
-        /* At most CONN_MAX_BATCH events and batch_bytes (but always one); the rest go in the
-         * next batch. */
-        struct out_ev *e = n->out_head, *last = NULL;
-        size_t bytes = 0;
-        while (e && b->n < CONN_MAX_BATCH && (b->n == 0 || bytes + e->len <= n->batch_bytes)) {
-            bytes += e->len;
-            last = e;
-            e = e->next;
-            b->n++;
-        }
-        b->evs = n->out_head;
-        last->next = NULL;
-        n->out_head = e;
-        if (!e)
-            n->out_tail = NULL;
-        n->out_len -= b->n;
-        b->next = n->unacked;
-        n->unacked = b;
-        start_send_locked(n, pack_batch(b->id, b->evs));
+    struct wk_outbox_batch *b = wk_outbox_next_batch(&n->out, CONN_MAX_BATCH, n->batch_bytes);
+    if (b) {
+        start_send_locked(n, wk_outbox_pack(b));
     } else if (n->heartbeat_due) {
         n->heartbeat_due = false;
         Agentry__V1__Heartbeat hb = AGENTRY__V1__HEARTBEAT__INIT;
@@ -240,43 +154,46 @@ static void kick_send_locked(struct wk_node *n)
     }
 }
 
-/* Runner callback, on pool threads. */
-static void on_emit(void *ctx, uint8_t *ev, size_t len)
+/* Runner callback (wk_emit_fn), on pool threads with the run's lock held. */
+static int on_emit(void *ctx, uint8_t *ev, size_t len, wk_emit_done_fn *done, void *done_arg)
 {
     struct wk_node *n = ctx;
     pthread_mutex_lock(&n->lock);
     if (!n->up) { /* the stream is gone: the hub will run this turn again elsewhere */
         pthread_mutex_unlock(&n->lock);
         free(ev);
-        return;
+        return -1;
     }
-    struct out_ev *e = ag_xmalloc(sizeof(*e));
-    e->next = NULL;
-    e->buf = ev;
-    e->len = len;
-    if (n->out_tail)
-        n->out_tail->next = e;
-    else
-        n->out_head = e;
-    n->out_tail = e;
-    n->out_len++;
+    wk_outbox_push(&n->out, ev, len, done, done_arg);
+    /* Room made here (a batch leaving the outbox) wakes nobody, as a run's lock is held: the
+     * connection thread wakes the waiters when this send completes (on_send_done). */
     kick_send_locked(n);
     pthread_mutex_unlock(&n->lock);
+    return 0;
+}
+
+/* Runner callback (wk_room_fn), on pool threads with no run lock held. */
+static bool on_room(void *ctx, wk_wake_fn *wake, void *arg)
+{
+    struct wk_node *n = ctx;
+    pthread_mutex_lock(&n->lock);
+    /* Without a stream, emits are dropped (and the runs cancelled): nothing to wait for. */
+    bool room = !n->up || wk_outbox_room(&n->out, wake, arg);
+    pthread_mutex_unlock(&n->lock);
+    return room;
 }
 
 /* --- receiving ---------------------------------------------------------------------------- */
 
 static void on_ack(struct wk_node *n, const Agentry__V1__EventAck *ack)
 {
+    struct wk_outbox_calls calls = WK_OUTBOX_CALLS_INIT;
     pthread_mutex_lock(&n->lock);
-    struct sent_batch **pp = &n->unacked;
-    while (*pp && (*pp)->id != ack->batch_id)
-        pp = &(*pp)->next;
-    struct sent_batch *b = *pp;
-    if (b)
-        *pp = b->next;
+    bool found = wk_outbox_ack(&n->out, ack->batch_id, &calls);
+    kick_send_locked(n); /* sends held back by a full unacked list may go now */
     pthread_mutex_unlock(&n->lock);
-    if (!b) {
+    wk_outbox_calls_run(&calls); /* completions first: a run parked on its event goes on */
+    if (!found) {
         ag_log_warn("conn.unknown_ack", "node=%s batch=%" PRIu64, n->node_id, ack->batch_id);
         return;
     }
@@ -286,8 +203,6 @@ static void on_ack(struct wk_node *n, const Agentry__V1__EventAck *ack)
     if (dropped)
         ag_log_debug("conn.events_discarded", "node=%s batch=%" PRIu64 " discarded=%zu",
                      n->node_id, ack->batch_id, dropped);
-    free_evs(b->evs);
-    free(b);
 }
 
 static void on_assign(struct wk_node *n, const Agentry__V1__Assignment *a)
@@ -412,6 +327,7 @@ static void open_stream(struct wk_node *n)
 
 static void on_send_done(struct wk_node *n)
 {
+    struct wk_outbox_calls calls = WK_OUTBOX_CALLS_INIT;
     pthread_mutex_lock(&n->lock);
     n->outstanding--;
     n->sending = false;
@@ -419,7 +335,9 @@ static void on_send_done(struct wk_node *n)
         grpc_byte_buffer_destroy(n->send_bb);
     n->send_bb = NULL;
     kick_send_locked(n);
+    wk_outbox_wake_if_room(&n->out, &calls); /* also for batches on_emit sent */
     pthread_mutex_unlock(&n->lock);
+    wk_outbox_calls_run(&calls);
 }
 
 static void on_recv_done(struct wk_node *n)
@@ -478,21 +396,19 @@ static void stream_over(struct wk_node *n, bool was_up)
     grpc_slice_unref(n->status_details);
     grpc_metadata_array_destroy(&n->md_init);
     grpc_metadata_array_destroy(&n->md_trailing);
+    /* Cancel first: the runs parked on an event or on room then end silently when woken. */
     wk_runner_cancel_all(n->runner);
+    struct wk_outbox_calls calls = WK_OUTBOX_CALLS_INIT;
+    struct ag_err lost = AG_ERR_INIT;
+    ag_err_set(&lost, AG_UNAVAILABLE, "the stream to the hub at '%s' ended before the hub "
+               "acknowledged the event", n->o.hub);
     pthread_mutex_lock(&n->lock);
     grpc_call_unref(n->call);
     n->call = NULL;
     n->up = false;
-    free_evs(n->out_head);
-    n->out_head = n->out_tail = NULL;
-    n->out_len = 0;
-    while (n->unacked) {
-        struct sent_batch *b = n->unacked;
-        n->unacked = b->next;
-        free_evs(b->evs);
-        free(b);
-    }
+    wk_outbox_drop_all(&n->out, &lost, &calls);
     pthread_mutex_unlock(&n->lock);
+    wk_outbox_calls_run(&calls);
 }
 
 /* Serve one stream until it ends. Returns whether it had registered. */
@@ -664,6 +580,7 @@ struct wk_node *wk_node_new(const struct wk_node_opts *o, struct ag_err *err)
         n->node_id = ag_xasprintf("%s-%d", host, (int)getpid());
     }
     pthread_mutex_init(&n->lock, NULL);
+    wk_outbox_init(&n->out, 0, 0);
     n->register_msg = grpc_empty_slice();
     if (pack_register(n, o, err) != 0) {
         wk_node_free(n);
@@ -675,7 +592,7 @@ struct wk_node *wk_node_new(const struct wk_node_opts *o, struct ag_err *err)
         wk_node_free(n);
         return NULL;
     }
-    struct wk_runner_opts ro = {.threads = o->threads, .emit = on_emit, .emit_ctx = n,
+    struct wk_runner_opts ro = {.threads = o->threads, .emit = on_emit, .room = on_room, .emit_ctx = n,
                                 .timers = n->timers};
     n->runner = wk_runner_new(&ro, err);
     struct rpc_channel_opts co = {.max_backoff_ms = 1000, .max_recv_bytes = CONN_MAX_RECV};
@@ -744,6 +661,13 @@ void wk_node_free(struct wk_node *n)
     if (!n)
         return;
     wk_runner_free(n->runner);
+    /* Runs still parked in the outbox were cancelled by wk_runner_free: waking them frees them. */
+    struct wk_outbox_calls calls = WK_OUTBOX_CALLS_INIT;
+    struct ag_err stopped = AG_ERR_INIT;
+    ag_err_set(&stopped, AG_CANCELLED, "node '%s' stopped", n->node_id);
+    wk_outbox_drop_all(&n->out, &stopped, &calls);
+    wk_outbox_calls_run(&calls);
+    wk_outbox_release(&n->out);
     ag_timers_free(n->timers);
     if (n->cq) {
         grpc_completion_queue_shutdown(n->cq);

@@ -3,12 +3,14 @@
  * Owns: the run's copy of the spec and checkpoint, its conversation and counters, and the loop
  * of runner.h (consume inputs; then model call, tool calls, model call... until a final answer,
  * the iteration limit or an error). The loop is a state machine (enum wk_run_phase) advanced by
- * wk_run__step on a pool thread; waiting on the model or a tool returns the thread to the pool,
- * and the completion callback queues the run again.
+ * wk_run__step on a pool thread; waiting (on the model, a tool, room in the emit queues, or the
+ * hub storing a tool event with durable_tools) returns the thread to the pool, and the wake-up
+ * queues the run again.
  *
  * Threads: the turn state belongs to the token holder (see runner_internal.h); the inbox and the
  * cancelled flag are shared under run->mu. Completion callbacks run on the provider's or the
- * tool's thread (the timer thread for the built-in ones) and only queue the run. */
+ * tool's thread (the timer thread for the built-in ones), wake-ups from the emit sink on its
+ * thread (the connection thread); all only queue the run. */
 #include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
@@ -208,9 +210,7 @@ static void run_drop(struct wk_run *run)
     wk_run__unref(run);
 }
 
-/* A completion callback hands the token back: queue the run, unless it was cancelled, in which
- * case the runner may be gone and must not be touched. */
-static void run_resume(struct wk_run *run)
+void wk_run__resume(struct wk_run *run)
 {
     pthread_mutex_lock(&run->mu);
     if (run->cancelled) {
@@ -222,6 +222,11 @@ static void run_resume(struct wk_run *run)
     pthread_mutex_unlock(&run->mu);
 }
 
+static void on_room(void *arg)
+{
+    wk_run__resume(arg);
+}
+
 static void on_model_done(void *arg, struct wk_chat_reply *reply, const struct ag_err *err)
 {
     struct wk_run *run = arg;
@@ -231,7 +236,7 @@ static void on_model_done(void *arg, struct wk_chat_reply *reply, const struct a
     else if (!reply)
         ag_err_set(&run->model_err, AG_UNKNOWN, "model '%s' failed without a reason", run->model);
     run->phase = WK_RUN_MODEL_DONE;
-    run_resume(run);
+    wk_run__resume(run);
 }
 
 static void on_tool_done(void *arg, char *output, bool is_error)
@@ -240,7 +245,7 @@ static void on_tool_done(void *arg, char *output, bool is_error)
     run->tool_output = output ? output : ag_xstrdup("");
     run->tool_is_error = is_error;
     run->phase = WK_RUN_TOOL_DONE;
-    run_resume(run);
+    wk_run__resume(run);
 }
 
 static const char *outcome_name(Agentry__V1__EventKind kind)
@@ -387,8 +392,18 @@ static bool next_tool(struct wk_run *run)
     const struct wk_tool_call *c = &m->calls[run->tool_idx];
     run->usage.tool_calls++;
     struct ag_err err = AG_ERR_INIT;
-    if (wk_run__emit_tool_call(run, c, &err) != 0)
+    bool parked = false;
+    run->phase = WK_RUN_RUN_TOOL; /* before a park hands the token on */
+    if (wk_run__emit_tool_call(run, c, wk_runner__durable_tools(run->runner) ? &parked : NULL,
+                               &err) != 0)
         return fail_turn(run, &err);
+    return !parked; /* parked: on_stored has the token, and the tool runs once it is stored */
+}
+
+static bool run_tool(struct wk_run *run)
+{
+    const struct wk_tool_call *c = &run->msgs[run->call_msg].calls[run->tool_idx];
+    struct ag_err err = AG_ERR_INIT;
     run->phase = WK_RUN_TOOL_DONE;
     char *why = NULL;
     const struct wk_tool *t = tool_for(run, c->name, &why);
@@ -404,23 +419,30 @@ static bool next_tool(struct wk_run *run)
     return true;
 }
 
+/* The result joins the conversation before it is emitted, so that a run parked on it resumes
+ * with nothing left to do but the next call; if it cannot be emitted it leaves again, and the
+ * turn's ERROR checkpoint holds what it held before. */
 static bool handle_tool_result(struct wk_run *run)
 {
     const struct wk_tool_call *c = &run->msgs[run->call_msg].calls[run->tool_idx];
-    struct ag_err err = AG_ERR_INIT;
-    if (wk_run__emit_tool_result(run, c, run->tool_output, run->tool_is_error, &err) != 0) {
-        free(run->tool_output);
-        run->tool_output = NULL;
-        return fail_turn(run, &err);
-    }
     char *id = ag_xstrdup(c->id); /* before msgs_push: it may move c */
     struct wk_msg *m = msgs_push(run, "tool");
     m->content = run->tool_output;
     m->tool_call_id = id;
     run->tool_output = NULL;
+    c = &run->msgs[run->call_msg].calls[run->tool_idx];
     run->tool_idx++;
     run->phase = WK_RUN_NEXT_TOOL;
-    return true;
+    struct ag_err err = AG_ERR_INIT;
+    bool parked = false;
+    if (wk_run__emit_tool_result(run, c, m->content, run->tool_is_error,
+                                 wk_runner__durable_tools(run->runner) ? &parked : NULL,
+                                 &err) != 0) {
+        wk_msg_release(&run->msgs[--run->nmsgs]);
+        run->tool_idx--;
+        return fail_turn(run, &err);
+    }
+    return !parked; /* parked: on_stored has the token, and the turn goes on once it is stored */
 }
 
 void wk_run__step(struct wk_run *run)
@@ -431,6 +453,15 @@ void wk_run__step(struct wk_run *run)
             run_drop(run);
             return;
         }
+        if (run->emit_err.code != AG_OK) { /* a parked-on event will never be stored */
+            end_turn(run, AGENTRY__V1__EVENT_KIND__EVENT_KIND_ERROR, run->emit_err.msg);
+            return;
+        }
+        /* Back-pressure: with the emit queues full the run waits, holding no thread, instead
+         * of adding to them. Checked between steps, so a step's events (two at most, each
+         * within the hub's message limit) always go out whole. */
+        if (!wk_runner__room(run->runner, on_room, run))
+            return; /* on_room has the token */
         switch (run->phase) {
         case WK_RUN_CALL_MODEL:
             more = call_model(run);
@@ -440,6 +471,9 @@ void wk_run__step(struct wk_run *run)
             break;
         case WK_RUN_NEXT_TOOL:
             more = next_tool(run);
+            break;
+        case WK_RUN_RUN_TOOL:
+            more = run_tool(run);
             break;
         case WK_RUN_TOOL_DONE:
             more = handle_tool_result(run);

@@ -61,7 +61,19 @@ static int check_limits(const struct wk_run *run, const Agentry__V1__NodeEvent *
     return 0;
 }
 
-static int emit_packed(struct wk_run *run, const Agentry__V1__NodeEvent *ev, struct ag_err *why)
+/* The hub stored (or will never store) the event a run parked on: the token comes back. */
+static void on_stored(void *arg, const struct ag_err *err)
+{
+    struct wk_run *run = arg;
+    if (err)
+        run->emit_err = *err;
+    wk_run__resume(run);
+}
+
+/* parked: see wk_run__emit_tool_call. It is written under mu, before on_stored can run (it
+ * takes mu), so the caller reads it safely and then must not touch the run if it is true. */
+static int emit_packed(struct wk_run *run, const Agentry__V1__NodeEvent *ev, bool *parked,
+                       struct ag_err *why)
 {
     size_t len = agentry__v1__node_event__get_packed_size(ev);
     if (check_limits(run, ev, len, why) != 0)
@@ -69,10 +81,15 @@ static int emit_packed(struct wk_run *run, const Agentry__V1__NodeEvent *ev, str
     uint8_t *buf = ag_xmalloc(len ? len : 1);
     agentry__v1__node_event__pack(ev, buf);
     pthread_mutex_lock(&run->mu);
-    if (run->cancelled)
+    if (run->cancelled) {
         free(buf);
-    else
-        wk_runner__emit(run->runner, buf, len);
+        if (parked)
+            *parked = false;
+    } else if (parked) {
+        *parked = wk_runner__emit(run->runner, buf, len, on_stored, run) == 0;
+    } else {
+        wk_runner__emit(run->runner, buf, len, NULL, NULL);
+    }
     pthread_mutex_unlock(&run->mu);
     return 0;
 }
@@ -89,14 +106,14 @@ static void event_init(const struct wk_run *run, Agentry__V1__NodeEvent *ev,
 
 /* Takes payload. Events that do not end the turn. */
 static int emit_json(struct wk_run *run, Agentry__V1__EventKind kind, cJSON *payload,
-                     Agentry__V1__Usage *usage, struct ag_err *why)
+                     Agentry__V1__Usage *usage, bool *parked, struct ag_err *why)
 {
     char *json = cJSON_PrintUnformatted(payload);
     cJSON_Delete(payload);
     Agentry__V1__NodeEvent ev;
     event_init(run, &ev, kind, json);
     ev.usage = usage;
-    int rc = emit_packed(run, &ev, why);
+    int rc = emit_packed(run, &ev, parked, why);
     cJSON_free(json);
     return rc;
 }
@@ -116,7 +133,7 @@ int wk_run__emit_model_request(struct wk_run *run, struct ag_err *why)
     cJSON_AddStringToObject(p, "model", run->model);
     cJSON_AddNumberToObject(p, "iteration", run->iterations);
     cJSON_AddNumberToObject(p, "messages", (double)run->nmsgs);
-    return emit_json(run, AGENTRY__V1__EVENT_KIND__EVENT_KIND_MODEL_REQUEST, p, NULL, why);
+    return emit_json(run, AGENTRY__V1__EVENT_KIND__EVENT_KIND_MODEL_REQUEST, p, NULL, NULL, why);
 }
 
 int wk_run__emit_model_reply(struct wk_run *run, const struct wk_chat_reply *reply,
@@ -134,24 +151,25 @@ int wk_run__emit_model_reply(struct wk_run *run, const struct wk_chat_reply *rep
     Agentry__V1__Usage spent = AGENTRY__V1__USAGE__INIT;
     spent.input_tokens = reply->input_tokens;
     spent.output_tokens = reply->output_tokens;
-    return emit_json(run, AGENTRY__V1__EVENT_KIND__EVENT_KIND_MODEL_REPLY, p, &spent, why);
+    return emit_json(run, AGENTRY__V1__EVENT_KIND__EVENT_KIND_MODEL_REPLY, p, &spent, NULL, why);
 }
 
-int wk_run__emit_tool_call(struct wk_run *run, const struct wk_tool_call *call, struct ag_err *why)
+int wk_run__emit_tool_call(struct wk_run *run, const struct wk_tool_call *call, bool *parked,
+                           struct ag_err *why)
 {
     return emit_json(run, AGENTRY__V1__EVENT_KIND__EVENT_KIND_TOOL_CALL, call_json(call), NULL,
-                     why);
+                     parked, why);
 }
 
 int wk_run__emit_tool_result(struct wk_run *run, const struct wk_tool_call *call,
-                             const char *output, bool is_error, struct ag_err *why)
+                             const char *output, bool is_error, bool *parked, struct ag_err *why)
 {
     cJSON *p = cJSON_CreateObject();
     cJSON_AddStringToObject(p, "id", call->id);
     cJSON_AddStringToObject(p, "name", call->name);
     cJSON_AddStringToObject(p, "output", output);
     cJSON_AddBoolToObject(p, "is_error", is_error);
-    return emit_json(run, AGENTRY__V1__EVENT_KIND__EVENT_KIND_TOOL_RESULT, p, NULL, why);
+    return emit_json(run, AGENTRY__V1__EVENT_KIND__EVENT_KIND_TOOL_RESULT, p, NULL, parked, why);
 }
 
 /* protobuf-c does not write through these pointers when packing. */
@@ -279,7 +297,7 @@ void wk_run__emit_end(struct wk_run *run, Agentry__V1__EventKind kind, const cha
         text = cut_message(text, &arena);
     Agentry__V1__NodeEvent ev;
     end_event(run, kind, text, CKPT_FULL, &arena, &ev);
-    if (emit_packed(run, &ev, &why) == 0) {
+    if (emit_packed(run, &ev, NULL, &why) == 0) {
         ag_arena_release(&arena);
         return;
     }
@@ -288,7 +306,7 @@ void wk_run__emit_end(struct wk_run *run, Agentry__V1__EventKind kind, const cha
     const char *msg = ag_arena_strdup(&arena, why.msg);
     for (enum ckpt_level level = CKPT_INPUTS; level <= CKPT_NONE; level++) {
         end_event(run, AGENTRY__V1__EVENT_KIND__EVENT_KIND_ERROR, msg, level, &arena, &ev);
-        if (emit_packed(run, &ev, &why) == 0)
+        if (emit_packed(run, &ev, NULL, &why) == 0)
             break;
     }
     ag_arena_release(&arena);

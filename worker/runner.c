@@ -35,7 +35,9 @@
 
 struct wk_runner {
     wk_emit_fn *emit;
+    wk_room_fn *room; /* NULL: always room */
     void *emit_ctx;
+    bool durable_tools;
     struct wk_tool_ctx tool_ctx; /* timers borrowed from opts */
 
     pthread_mutex_t providers_mu;
@@ -175,9 +177,20 @@ static void *pool_main(void *arg)
     }
 }
 
-void wk_runner__emit(struct wk_runner *r, uint8_t *ev, size_t len)
+int wk_runner__emit(struct wk_runner *r, uint8_t *ev, size_t len, wk_emit_done_fn *done,
+                    void *done_arg)
 {
-    r->emit(r->emit_ctx, ev, len);
+    return r->emit(r->emit_ctx, ev, len, done, done_arg);
+}
+
+bool wk_runner__room(struct wk_runner *r, wk_wake_fn *wake, void *arg)
+{
+    return !r->room || r->room(r->emit_ctx, wake, arg);
+}
+
+bool wk_runner__durable_tools(const struct wk_runner *r)
+{
+    return r->durable_tools;
 }
 
 const struct wk_tool_ctx *wk_runner__tool_ctx(struct wk_runner *r)
@@ -263,7 +276,9 @@ struct wk_runner *wk_runner_new(const struct wk_runner_opts *o, struct ag_err *e
     }
     struct wk_runner *r = ag_xcalloc(1, sizeof(*r));
     r->emit = o->emit;
+    r->room = o->room;
     r->emit_ctx = o->emit_ctx;
+    r->durable_tools = o->durable_tools;
     r->tool_ctx.timers = o->timers;
     while (wk_model_providers[r->nproviders].name)
         r->nproviders++;

@@ -10,7 +10,9 @@
  * emit FINAL and end. A provider error emits ERROR and ends. Turn-ending events carry the
  * checkpoint and the turn result. A cancelled run emits nothing more.
  *
- * A run waiting on the model or a tool holds no thread. A run belongs to one thread at a time.
+ * A run waiting holds no thread: on the model, on a tool, on room in the emit queues (checked
+ * before each step: back-pressure), or, with durable_tools, on the hub storing its event. A run
+ * belongs to one thread at a time.
  * Threads: all functions are thread-safe except wk_runner_free, which must not race the others.
  * emit() is called from pool threads (and from the caller of wk_runner_reject) with the agent's
  * run lock held, so that a cancel that has returned is never followed by an event: emit() must
@@ -18,6 +20,7 @@
 #ifndef AGENTRY_WORKER_RUNNER_H
 #define AGENTRY_WORKER_RUNNER_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -27,15 +30,35 @@
 struct wk_runner;
 struct ag_timers;
 
-/* ev: a packed agentry.v1.NodeEvent (owned by the callee: free()). Events of one agent are
- * emitted in order. */
-typedef void wk_emit_fn(void *ctx, uint8_t *ev, size_t len);
+/* The hub stored the event (err NULL; also when it discarded it as stale, which only happens to
+ * a run it has moved on from), or never will (err says why: the stream was lost). Called exactly
+ * once, from the sink's own thread (the connection thread on a node), never from inside emit().
+ * Must be quick. */
+typedef void wk_emit_done_fn(void *arg, const struct ag_err *err);
+/* ev: a packed agentry.v1.NodeEvent, owned by the callee from the call on, whatever it returns.
+ * Events of one agent are emitted in order. done: NULL (nobody waits), or called as
+ * wk_emit_done_fn says. Returns 0 when the event was queued for the hub, -1 when it was dropped
+ * because no stream is up (done is then never called; the runs are being cancelled). */
+typedef int wk_emit_fn(void *ctx, uint8_t *ev, size_t len, wk_emit_done_fn *done,
+                       void *done_arg);
+/* Called once when the emit queues have room again, or when they were emptied (stream lost). */
+typedef void wk_wake_fn(void *arg);
+/* Back-pressure: true if the emit queues have room for more events. Otherwise false, and
+ * wake(arg) will be called exactly once, later, never from inside room(). Called by pool
+ * threads with no run lock held. */
+typedef bool wk_room_fn(void *ctx, wk_wake_fn *wake, void *arg);
 
 struct wk_runner_opts {
     unsigned threads;          /* pool threads; 0 = 2 */
     wk_emit_fn *emit;
-    void *emit_ctx;
+    wk_room_fn *room;          /* NULL: the queues never fill */
+    void *emit_ctx;            /* for emit and room */
     struct ag_timers *timers;  /* borrowed */
+    /* Park each run until the hub has stored its TOOL_CALL (before the tool runs) and its
+     * TOOL_RESULT (before the turn moves on), so a run resumed elsewhere finds every tool call it
+     * started and every result it used. Exactly-once tools build on this; off, a tool step costs
+     * no round trip to the hub. */
+    bool durable_tools;
 };
 
 struct wk_runner *wk_runner_new(const struct wk_runner_opts *o, struct ag_err *err);

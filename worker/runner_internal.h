@@ -12,6 +12,11 @@
  * short lookups (deliver). The last unref frees the run. Freeing never touches the runner, so a
  * callback that arrives after wk_runner_free (ag_timers_free runs pending timers) is safe.
  *
+ * Parking. A run gives its token away and holds no thread while it waits: to the provider or
+ * tool (a completion callback), to the emit sink's room() (back-pressure, checked before each
+ * step) or to an event's completion (durable_tools: wk_run__emit_tool_* with `parked`). Each
+ * wake-up queues the run like a completion callback does (run.c, run_resume).
+ *
  * Cancellation. cancelled is set under mu and never cleared. A callback pushes its run onto the
  * ready queue only under mu and only if not cancelled, and every emit happens under mu after the
  * same check: once wk_run__cancel returns, the run emits nothing and never touches the runner.
@@ -50,7 +55,8 @@ struct wk_run_input {
 enum wk_run_phase {
     WK_RUN_CALL_MODEL, /* yield at the limit, or drain the inbox and call the model */
     WK_RUN_MODEL_DONE, /* the reply is in reply (or the failure in model_err) */
-    WK_RUN_NEXT_TOOL,  /* run call tool_idx of msgs[call_msg], or go back to the model */
+    WK_RUN_NEXT_TOOL,  /* emit call tool_idx of msgs[call_msg], or go back to the model */
+    WK_RUN_RUN_TOOL,   /* run call tool_idx, its TOOL_CALL emitted */
     WK_RUN_TOOL_DONE,  /* the tool's output is in tool_output */
 };
 
@@ -86,6 +92,7 @@ struct wk_run {
     size_t tool_idx;   /* the call running, in msgs[call_msg].calls */
     char *tool_output; /* owned; WK_RUN_TOOL_DONE */
     bool tool_is_error;
+    struct ag_err emit_err; /* set when a parked-on event will never be stored */
 
     /* Guarded by mu. */
     pthread_mutex_t mu;
@@ -112,6 +119,9 @@ void wk_run__step(struct wk_run *run);
 /* Queue an input for the next model call; NOT_FOUND if the run was cancelled. */
 int wk_run__deliver(struct wk_run *run, uint64_t seq, const char *text, struct ag_err *err);
 void wk_run__cancel(struct wk_run *run);
+/* A wake-up (completion, room, stored event) hands the token back: queue the run for a pool
+ * thread, or drop it if it was cancelled (then the runner may be gone and is not touched). */
+void wk_run__resume(struct wk_run *run);
 
 /* run_event.c: the events of a turn, packed as NodeEvents and emitted under run->mu unless the
  * run was cancelled. Token holder only (or the thread rejecting an assignment). The emit
@@ -120,9 +130,14 @@ void wk_run__cancel(struct wk_run *run);
 int wk_run__emit_model_request(struct wk_run *run, struct ag_err *why);
 int wk_run__emit_model_reply(struct wk_run *run, const struct wk_chat_reply *reply,
                              struct ag_err *why);
-int wk_run__emit_tool_call(struct wk_run *run, const struct wk_tool_call *call, struct ag_err *why);
+/* The tool events take `parked`: NULL to hand the event on and go on, or a flag set to true when
+ * the event was handed on with a completion that now holds the token (the run resumes, in the
+ * phase it set before the call, once the hub stored the event; emit_err is set if it never
+ * will be). false: nothing to wait for (cancelled, or no stream), the caller keeps the token. */
+int wk_run__emit_tool_call(struct wk_run *run, const struct wk_tool_call *call, bool *parked,
+                           struct ag_err *why);
 int wk_run__emit_tool_result(struct wk_run *run, const struct wk_tool_call *call,
-                             const char *output, bool is_error, struct ag_err *why);
+                             const char *output, bool is_error, bool *parked, struct ag_err *why);
 /* FINAL (text: the output), YIELD (text: the reason) or ERROR (text: the message), with the
  * checkpoint and the turn result. When that would be over the hub's limits it emits an ERROR
  * saying so instead, with a smaller checkpoint or none (see run_event.c). Always emits. */
@@ -135,8 +150,13 @@ void wk_runner__ready_push(struct wk_runner *r, struct wk_run *run);
 /* Take the run out of the run table if it is still there; true means the caller now holds the
  * reference the table held (false: a cancel took it). */
 bool wk_runner__table_remove(struct wk_runner *r, struct wk_run *run);
-/* Hand a packed NodeEvent (owned) to the runner's emit function. */
-void wk_runner__emit(struct wk_runner *r, uint8_t *ev, size_t len);
+/* Hand a packed NodeEvent (owned) to the runner's emit function (see wk_emit_fn). */
+int wk_runner__emit(struct wk_runner *r, uint8_t *ev, size_t len, wk_emit_done_fn *done,
+                    void *done_arg);
+/* Whether the emit queues have room (see wk_room_fn); false: wake(arg) has the token. */
+bool wk_runner__room(struct wk_runner *r, wk_wake_fn *wake, void *arg);
+/* wk_runner_opts.durable_tools. */
+bool wk_runner__durable_tools(const struct wk_runner *r);
 const struct wk_tool_ctx *wk_runner__tool_ctx(struct wk_runner *r);
 /* The hub's current limits (wk_runner_set_limits), for a new run. */
 void wk_runner__limits(struct wk_runner *r, size_t *max_payload, size_t *max_event);

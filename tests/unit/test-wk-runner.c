@@ -5,6 +5,8 @@
  * generous deadline, for the events they expect. Where a test needs a run to be held at a known
  * point (deliver mid-turn, cancel, 20 runs in flight), a "gate" timer blocks the timer thread:
  * model and tool completions all arrive through it, so nothing completes until the gate opens.
+ * The emit sink can also hold acknowledgements (a run with durable_tools parks on them until the
+ * test acks) and report the queues full (runs park until the test makes room).
  * Nothing sleeps and nothing asserts on timing. */
 #include <pthread.h>
 #include <setjmp.h>
@@ -46,16 +48,25 @@ struct fix {
     size_t n, cap;
     unsigned bad_events; /* emitted buffers that did not unpack */
     bool gate_open;
+    struct ack { wk_emit_done_fn *done; void *arg; } acks[64];
+    size_t nacks;        /* completions waiting for the test to ack */
+    bool full;           /* room() says no */
+    struct waiter { wk_wake_fn *wake; void *arg; } waiters[64];
+    size_t nwaiters;     /* runs parked on room */
 };
 
 /* --- recording ----------------------------------------------------------------------------- */
 
-static void emit(void *ctx, uint8_t *buf, size_t len)
+static int emit(void *ctx, uint8_t *buf, size_t len, wk_emit_done_fn *done, void *done_arg)
 {
     struct fix *f = ctx;
     Agentry__V1__NodeEvent *e = agentry__v1__node_event__unpack(NULL, len, buf);
     free(buf);
     pthread_mutex_lock(&f->mu);
+    if (done) {
+        assert_true(f->nacks < sizeof(f->acks) / sizeof(f->acks[0]));
+        f->acks[f->nacks++] = (struct ack){done, done_arg};
+    }
     if (!e) {
         f->bad_events++;
     } else {
@@ -67,6 +78,64 @@ static void emit(void *ctx, uint8_t *buf, size_t len)
     }
     pthread_cond_broadcast(&f->cv);
     pthread_mutex_unlock(&f->mu);
+    return 0;
+}
+
+static bool room(void *ctx, wk_wake_fn *wake, void *arg)
+{
+    struct fix *f = ctx;
+    pthread_mutex_lock(&f->mu);
+    bool ok = !f->full;
+    if (!ok) {
+        assert_true(f->nwaiters < sizeof(f->waiters) / sizeof(f->waiters[0]));
+        f->waiters[f->nwaiters++] = (struct waiter){wake, arg};
+    }
+    pthread_cond_broadcast(&f->cv);
+    pthread_mutex_unlock(&f->mu);
+    return ok;
+}
+
+/* Call every held completion (err: NULL for stored) outside f->mu, as the node's connection
+ * thread does. */
+static void ack_all(struct fix *f, const struct ag_err *err)
+{
+    struct ack acks[64];
+    pthread_mutex_lock(&f->mu);
+    size_t n = f->nacks;
+    memcpy(acks, f->acks, n * sizeof(*acks));
+    f->nacks = 0;
+    pthread_mutex_unlock(&f->mu);
+    for (size_t i = 0; i < n; i++)
+        acks[i].done(acks[i].arg, err);
+}
+
+/* The queues have room again: wake every parked run. */
+static void make_room(struct fix *f)
+{
+    struct waiter w[64];
+    pthread_mutex_lock(&f->mu);
+    size_t n = f->nwaiters;
+    memcpy(w, f->waiters, n * sizeof(*w));
+    f->nwaiters = 0;
+    f->full = false;
+    pthread_mutex_unlock(&f->mu);
+    for (size_t i = 0; i < n; i++)
+        w[i].wake(w[i].arg);
+}
+
+/* Wait until at least n completions are held (acks) or n runs are parked (waiters). */
+static bool wait_held(struct fix *f, bool waiters, size_t n)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    ts.tv_sec += WAIT_SECONDS;
+    pthread_mutex_lock(&f->mu);
+    while ((waiters ? f->nwaiters : f->nacks) < n)
+        if (pthread_cond_timedwait(&f->cv, &f->mu, &ts) != 0)
+            break;
+    bool ok = (waiters ? f->nwaiters : f->nacks) >= n;
+    pthread_mutex_unlock(&f->mu);
+    return ok;
 }
 
 static bool matches(const Agentry__V1__NodeEvent *e, const char *agent, int kind)
@@ -206,7 +275,7 @@ static void gate_open(struct fix *f)
 
 /* --- fixture ------------------------------------------------------------------------------- */
 
-static int fix_setup(void **state, unsigned threads)
+static int fix_setup_opts(void **state, unsigned threads, bool durable_tools)
 {
     struct fix *f = calloc(1, sizeof(*f));
     pthread_mutex_init(&f->mu, NULL);
@@ -214,10 +283,22 @@ static int fix_setup(void **state, unsigned threads)
     f->gate_open = true;
     f->timers = ag_timers_new(NULL);
     struct wk_runner_opts o = {
-        .threads = threads, .emit = emit, .emit_ctx = f, .timers = f->timers};
+        .threads = threads, .emit = emit, .room = room, .emit_ctx = f, .timers = f->timers,
+        .durable_tools = durable_tools};
     f->runner = wk_runner_new(&o, NULL);
     *state = f;
     return f->timers && f->runner ? 0 : -1;
+}
+
+static int fix_setup(void **state, unsigned threads)
+{
+    return fix_setup_opts(state, threads, false);
+}
+
+/* One thread, and tool events park their run until the test acks them. */
+static int setup_durable(void **state)
+{
+    return fix_setup_opts(state, 1, true);
 }
 
 static int setup2(void **state)
@@ -238,6 +319,11 @@ static void fix_stop(struct fix *f)
     gate_open(f);
     wk_runner_free(f->runner);
     f->runner = NULL;
+    /* What the node does after freeing its runner: the parked runs, cancelled, free themselves. */
+    struct ag_err stopped = AG_ERR_INIT;
+    ag_err_set(&stopped, AG_CANCELLED, "stopped");
+    ack_all(f, &stopped);
+    make_room(f);
     ag_timers_free(f->timers);
     f->timers = NULL;
 }
@@ -634,6 +720,81 @@ static void test_sleeping_runs_hold_no_thread(void **state)
     assert_int_equal(wk_runner_running(f->runner), 0);
 }
 
+/* durable_tools: the tool runs only once its TOOL_CALL is stored, and the turn goes on only once
+ * the TOOL_RESULT is. The run waits holding no thread: with one pool thread, another agent's
+ * turn completes while it is parked. */
+static void test_durable_tool_parks_until_stored(void **state)
+{
+    struct fix *f = *state;
+    assert_int_equal(start(f, "a1", 1, "echo a; final b", echo_tools, 1, 0, NULL), 0);
+    assert_true(wait_for(f, "a1", K_TOOL_CALL, 1));
+    assert_true(wait_held(f, false, 1));
+    assert_int_equal(start(f, "b1", 1, "final z", NULL, 0, 0, NULL), 0);
+    assert_true(wait_for(f, "b1", K_FINAL, 1));
+    assert_int_equal(count(f, "a1", K_TOOL_RESULT), 0);
+
+    ack_all(f, NULL);
+    assert_true(wait_for(f, "a1", K_TOOL_RESULT, 1));
+    assert_true(wait_held(f, false, 1));
+    assert_int_equal(count(f, "a1", K_MODEL_REQUEST), 1);
+
+    ack_all(f, NULL);
+    assert_true(wait_for(f, "a1", K_FINAL, 1));
+    const int want[] = {K_MODEL_REQUEST, K_MODEL_REPLY, K_TOOL_CALL,  K_TOOL_RESULT,
+                        K_MODEL_REQUEST, K_MODEL_REPLY, K_FINAL};
+    assert_kinds(f, "a1", want, sizeof(want) / sizeof(want[0]));
+    assert_string_equal(last_of(f, "a1", K_FINAL)->result->output, "b");
+}
+
+/* An event parked on that will never be stored ends the turn with an ERROR saying why (on a node
+ * the run is cancelled first, as its stream is gone, and ends silently). */
+static void test_durable_lost_event_ends_turn(void **state)
+{
+    struct fix *f = *state;
+    assert_int_equal(start(f, "a1", 1, "echo a", echo_tools, 1, 0, NULL), 0);
+    assert_true(wait_held(f, false, 1));
+    struct ag_err lost = AG_ERR_INIT;
+    ag_err_set(&lost, AG_UNAVAILABLE, "stream lost");
+    ack_all(f, &lost);
+    assert_true(wait_for(f, "a1", K_ERROR, 1));
+    assert_string_equal(last_of(f, "a1", K_ERROR)->result->error, "stream lost");
+    assert_int_equal(count(f, "a1", K_TOOL_RESULT), 0);
+}
+
+/* Back-pressure: with the emit queues full, runs park before their next step, holding no
+ * thread (two runs park on one thread), and emit nothing until there is room. */
+static void test_full_queues_park_runs(void **state)
+{
+    struct fix *f = *state;
+    pthread_mutex_lock(&f->mu);
+    f->full = true;
+    pthread_mutex_unlock(&f->mu);
+    assert_int_equal(start(f, "a1", 1, "echo a; final b", echo_tools, 1, 0, NULL), 0);
+    assert_int_equal(start(f, "a2", 1, "final c", NULL, 0, 0, NULL), 0);
+    assert_true(wait_held(f, true, 2));
+    assert_int_equal(count(f, NULL, K_ANY), 0);
+    make_room(f);
+    assert_true(wait_for(f, "a1", K_FINAL, 1));
+    assert_true(wait_for(f, "a2", K_FINAL, 1));
+    assert_string_equal(last_of(f, "a1", K_FINAL)->result->output, "b");
+}
+
+/* A run cancelled while parked on room emits nothing when woken, and frees itself. */
+static void test_cancel_while_parked_on_room(void **state)
+{
+    struct fix *f = *state;
+    pthread_mutex_lock(&f->mu);
+    f->full = true;
+    pthread_mutex_unlock(&f->mu);
+    assert_int_equal(start(f, "a1", 1, "final b", NULL, 0, 0, NULL), 0);
+    assert_true(wait_held(f, true, 1));
+    wk_runner_cancel(f->runner, "a1", 1);
+    make_room(f);
+    assert_int_equal(start(f, "b1", 1, "final z", NULL, 0, 0, NULL), 0);
+    assert_true(wait_for(f, "b1", K_FINAL, 1));
+    assert_int_equal(count(f, "a1", K_ANY), 0);
+}
+
 static void test_new_requires_emit_and_timers(void **state)
 {
     (void)state;
@@ -659,6 +820,12 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_already_exists, setup2, teardown),
         cmocka_unit_test_setup_teardown(test_unknown_provider_and_reject, setup2, teardown),
         cmocka_unit_test_setup_teardown(test_sleeping_runs_hold_no_thread, setup2, teardown),
+        cmocka_unit_test_setup_teardown(test_durable_tool_parks_until_stored, setup_durable,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_durable_lost_event_ends_turn, setup_durable,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_full_queues_park_runs, setup1, teardown),
+        cmocka_unit_test_setup_teardown(test_cancel_while_parked_on_room, setup1, teardown),
         cmocka_unit_test(test_new_requires_emit_and_timers),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -1,0 +1,108 @@
+/* worker/outbox.h - the node's outgoing events, from emit to the hub's EventAck.
+ *
+ * Owns: the outbox (events emitted, not yet sent), the unacked batches (sent, not yet covered by
+ * an EventAck), the runs parked until there is room, and the wire form of a batch. Both queues
+ * are bounded in bytes of packed events:
+ *
+ *   WK_OUTBOX_MAX_BYTES          64 MiB emitted but unsent. At or over it, room() says no and
+ *                                the runs wait (worker/runner.h, back-pressure). Runs check
+ *                                between steps, so it is exceeded by at most the events of the
+ *                                steps already past the check: two events per pool thread, each
+ *                                within the hub's message limit.
+ *   WK_OUTBOX_MAX_UNACKED_BYTES  64 MiB sent but unacknowledged. At or over it no batch is sent
+ *                                until an ack comes (the events wait in the outbox, which then
+ *                                fills and parks the runs); exceeded by at most one batch.
+ *
+ * 64 MiB each is 16 of the largest events a hub accepts by default (4 MiB), and far more than a
+ * hub that keeps up ever leaves outstanding: the bounds only bite when the hub or the network
+ * stalls, which is when a node must stop growing.
+ *
+ * Threads: not thread-safe. worker/conn.c calls every function under its lock. No function here
+ * calls back: an event's completion and a parked run's wake-up take a run's lock, and emit()
+ * holds a run's lock while taking conn's, so the callbacks due are collected in a struct
+ * wk_outbox_calls that the caller runs after letting go of its lock. */
+#ifndef AGENTRY_WORKER_OUTBOX_H
+#define AGENTRY_WORKER_OUTBOX_H
+
+#include <grpc/byte_buffer.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common/err.h"
+#include "worker/runner.h"
+
+#define WK_OUTBOX_MAX_BYTES ((size_t)64 << 20)
+#define WK_OUTBOX_MAX_UNACKED_BYTES ((size_t)64 << 20)
+
+struct wk_outbox_ev {
+    struct wk_outbox_ev *next;
+    uint8_t *buf; /* owned: a packed NodeEvent */
+    size_t len;
+    wk_emit_done_fn *done; /* NULL: nobody waits for the ack */
+    void *done_arg;
+};
+
+struct wk_outbox_batch {
+    struct wk_outbox_batch *next;
+    uint64_t id;
+    struct wk_outbox_ev *evs; /* owned */
+    size_t n, bytes;
+};
+
+struct wk_outbox_waiter {
+    struct wk_outbox_waiter *next;
+    wk_wake_fn *wake;
+    void *arg;
+};
+
+struct wk_outbox {
+    struct wk_outbox_ev *head, *tail; /* owned */
+    size_t n, bytes;
+    struct wk_outbox_batch *unacked; /* owned, newest first */
+    size_t unacked_bytes;
+    struct wk_outbox_waiter *waiters; /* owned */
+    size_t max_bytes, max_unacked_bytes;
+    uint64_t next_batch_id;
+};
+
+/* Callbacks due, to run with no lock held (wk_outbox_calls_run). */
+struct wk_outbox_calls {
+    struct wk_outbox_ev *stored;  /* acknowledged: done(arg, NULL) */
+    struct wk_outbox_ev *lost;    /* dropped: done(arg, &lost_err) */
+    struct ag_err lost_err;
+    struct wk_outbox_waiter *wake; /* room again, or everything dropped */
+};
+#define WK_OUTBOX_CALLS_INIT {NULL, NULL, AG_ERR_INIT, NULL}
+
+/* max_bytes, max_unacked_bytes: 0 for the defaults above (tests pass small ones). */
+void wk_outbox_init(struct wk_outbox *o, size_t max_bytes, size_t max_unacked_bytes);
+/* Drops whatever is left without calling back; call wk_outbox_drop_all first if runs may wait. */
+void wk_outbox_release(struct wk_outbox *o);
+
+/* Queue a packed NodeEvent (taken). Always accepted: the bound is enforced by room(). */
+void wk_outbox_push(struct wk_outbox *o, uint8_t *buf, size_t len, wk_emit_done_fn *done,
+                    void *done_arg);
+/* true if under WK_OUTBOX_MAX_BYTES; else false and wake(arg) is queued for when there is room. */
+bool wk_outbox_room(struct wk_outbox *o, wk_wake_fn *wake, void *arg);
+/* Move the next batch (at most max_events events and max_bytes bytes, but always one event) to
+ * the unacked list and return it (borrowed), or NULL if the outbox is empty or the unacked list is
+ * at its bound. Wakes nobody, as it may run under a run's lock (conn.c's on_emit): the connection
+ * thread calls wk_outbox_wake_if_room after its sends. */
+struct wk_outbox_batch *wk_outbox_next_batch(struct wk_outbox *o, size_t max_events,
+                                             size_t max_bytes);
+/* If the outbox has room, move every waiter's wake-up to calls. */
+void wk_outbox_wake_if_room(struct wk_outbox *o, struct wk_outbox_calls *calls);
+/* The hub acknowledged batch id: its events' completions go to calls (and the waiters' wake-ups
+ * if the outbox has room). false if no batch has that id. */
+bool wk_outbox_ack(struct wk_outbox *o, uint64_t id, struct wk_outbox_calls *calls);
+/* The stream is gone: every event is dropped, completions with why, every waiter woken. */
+void wk_outbox_drop_all(struct wk_outbox *o, const struct ag_err *why,
+                        struct wk_outbox_calls *calls);
+/* Run and free what calls holds; it is empty afterwards. */
+void wk_outbox_calls_run(struct wk_outbox_calls *calls);
+
+/* NodeMessage{events: EventBatch{batch_id, events}} as one byte buffer (caller destroys). */
+grpc_byte_buffer *wk_outbox_pack(const struct wk_outbox_batch *b);
+
+#endif
