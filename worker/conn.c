@@ -43,6 +43,7 @@
 #include "common/rpc/client.h"
 #include "common/rpc/pb.h"
 #include "common/xalloc.h"
+#include "worker/config.h"
 #include "worker/model.h"
 #include "worker/node.h"
 #include "worker/outbox.h"
@@ -565,6 +566,15 @@ static int pack_register(struct wk_node *n, const struct wk_node_opts *o, struct
     return rc;
 }
 
+int wk_node_check_opts(const struct wk_node_opts *o, struct ag_err *err)
+{
+    struct wk_configs c = {0};
+    if (wk_configs_parse(&c, o->model_opts, o->nmodel_opts, o->tool_opts, o->ntool_opts, err) != 0)
+        return -1;
+    wk_configs_release(&c);
+    return 0;
+}
+
 struct wk_node *wk_node_new(const struct wk_node_opts *o, struct ag_err *err)
 {
     struct wk_node *n = ag_xcalloc(1, sizeof(*n));
@@ -592,8 +602,10 @@ struct wk_node *wk_node_new(const struct wk_node_opts *o, struct ag_err *err)
         wk_node_free(n);
         return NULL;
     }
-    struct wk_runner_opts ro = {.threads = o->threads, .emit = on_emit, .room = on_room, .emit_ctx = n,
-                                .timers = n->timers};
+    struct wk_runner_opts ro = {.threads = o->threads, .emit = on_emit, .room = on_room,
+                                .emit_ctx = n, .timers = n->timers,
+                                .model_opts = o->model_opts, .nmodel_opts = o->nmodel_opts,
+                                .tool_opts = o->tool_opts, .ntool_opts = o->ntool_opts};
     n->runner = wk_runner_new(&ro, err);
     struct rpc_channel_opts co = {.max_backoff_ms = 1000, .max_recv_bytes = CONN_MAX_RECV};
     n->ch = n->runner ? rpc_channel_new(o->hub, &co, err) : NULL;

@@ -10,10 +10,11 @@
 
 /* Defined in worker/model_mock.c. */
 struct wk_provider *wk_model__mock_create(const struct wk_provider_ctx *ctx, struct ag_err *err);
+int wk_model__mock_check_config(const struct wk_config *c, struct ag_err *err);
 
 const struct wk_provider_row wk_model_providers[] = {
-    {"mock", wk_model__mock_create},
-    {NULL, NULL},
+    {"mock", wk_model__mock_create, wk_model__mock_check_config},
+    {NULL, NULL, NULL},
 };
 
 const struct wk_provider_row *wk_model_find(const char *spec_model, const char **model_out)

@@ -2,7 +2,10 @@
  *
  * A provider answers one chat request asynchronously: chat() returns at once and calls done()
  * exactly once, later, from any thread (a timer, an HTTP thread), or never if chat() returned -1.
- * done() must not be called from inside chat() itself, so callers never recurse.
+ * done() must not be called from inside chat() itself, so callers never recurse. The call's
+ * context (worker/call.h) carries its cancel handle, deadline and the provider's options; a
+ * cancelled call ends with AG_CANCELLED, a late one with AG_DEADLINE_EXCEEDED, still through
+ * exactly one done().
  * Providers are rows of a table (wk_model_providers); this issue ships "mock". An agent's
  * spec.model is "<provider>" or "<provider>/<model>". */
 #ifndef AGENTRY_WORKER_MODEL_H
@@ -12,6 +15,7 @@
 #include <stdint.h>
 
 #include "common/err.h"
+#include "worker/call.h"
 
 struct ag_timers;
 
@@ -30,12 +34,19 @@ struct wk_msg {
     char *tool_call_id;          /* owned, may be NULL (tool) */
 };
 
+/* A tool the model may call, as a model API wants it. */
+struct wk_chat_tool {
+    const char *name;        /* borrowed */
+    const char *description; /* borrowed: one line, "" if the node does not have the tool */
+    const char *schema_json; /* borrowed: JSON schema of the arguments object */
+};
+
 struct wk_chat_req {
     const char *model;          /* the part after "provider/", "" if none */
     const char *system_prompt;  /* borrowed */
     const struct wk_msg *msgs;  /* borrowed, oldest first */
     size_t nmsgs;
-    const char *const *tools;   /* borrowed: tool names the agent may call */
+    const struct wk_chat_tool *tools; /* borrowed: the tools the agent may call */
     size_t ntools;
 };
 
@@ -55,21 +66,27 @@ typedef void wk_model_done_fn(void *arg, struct wk_chat_reply *reply, const stru
 
 struct wk_provider {
     const char *name;
-    /* Returns 0 (done will be called) or -1 with err (done will not be called). */
-    int (*chat)(struct wk_provider *p, const struct wk_chat_req *req, wk_model_done_fn *done,
-                void *arg, struct ag_err *err);
+    /* Returns 0 (done will be called) or -1 with err (done will not be called). req is borrowed
+     * for the call only; ctx's pointers stay valid until done(). */
+    int (*chat)(struct wk_provider *p, const struct wk_call_ctx *ctx,
+                const struct wk_chat_req *req, wk_model_done_fn *done, void *arg,
+                struct ag_err *err);
     void (*free)(struct wk_provider *p);
     void *state;
 };
 
 /* Providers are created per node; they may use the node's timers for delays. */
 struct wk_provider_ctx {
-    struct ag_timers *timers; /* borrowed */
+    struct ag_timers *timers;       /* borrowed */
+    const struct wk_config *config; /* borrowed, outlives the provider; checked by check_config */
 };
 
 struct wk_provider_row {
     const char *name;
     struct wk_provider *(*create)(const struct wk_provider_ctx *ctx, struct ag_err *err);
+    /* Refuse options the provider does not take (see wk_config_check_keys) or cannot parse,
+     * before the node starts. NULL: it takes only "timeout". */
+    int (*check_config)(const struct wk_config *c, struct ag_err *err);
 };
 extern const struct wk_provider_row wk_model_providers[]; /* ends with a NULL name */
 

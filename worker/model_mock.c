@@ -28,10 +28,14 @@
  * and every message's content; output_tokens = ceil(chars / 4) over the reply's content and each
  * call's name and arguments.
  *
+ * Options: mock.latency=DUR is added to every reply's delay (default 0: a slow model without
+ * scripting it), and the common mock.timeout. A cancelled chat ends at once with AG_CANCELLED;
+ * one whose deadline comes before its reply ends at the deadline with AG_DEADLINE_EXCEEDED.
+ *
  * Threads: chat() is thread-safe and keeps no state between calls. done() always runs on the
- * timer thread (a delay of 0 when no sleep applies), never inside chat(). The timer callback
- * touches only its own pending object, never the provider, so a provider freed while replies are
- * pending is safe. */
+ * timer thread (wk_call_after; a delay of 0 when no sleep applies), never inside chat(). The
+ * timer callback touches only its own pending object, never the provider, so a provider freed
+ * while replies are pending is safe. */
 #include <ctype.h>
 #include <errno.h>
 #include <stdbool.h>
@@ -43,9 +47,16 @@
 
 #include "common/xalloc.h"
 #include "worker/model.h"
-#include "common/timers.h"
 
 struct wk_provider *wk_model__mock_create(const struct wk_provider_ctx *ctx, struct ag_err *err);
+int wk_model__mock_check_config(const struct wk_config *c, struct ag_err *err);
+
+static const char *const mock_keys[] = {"latency", NULL};
+
+/* The provider's state. */
+struct mock_state {
+    int64_t latency_ms; /* mock.latency */
+};
 
 enum mock_kind { MOCK_ECHO, MOCK_FINAL, MOCK_SLEEP, MOCK_LOOP, MOCK_FAIL, MOCK_BAD };
 
@@ -214,7 +225,7 @@ static struct mock_view view_of(const struct wk_chat_req *req)
 static bool req_has_tool(const struct wk_chat_req *req, const char *name)
 {
     for (size_t i = 0; i < req->ntools; i++)
-        if (strcmp(req->tools[i], name) == 0)
+        if (strcmp(req->tools[i].name, name) == 0)
             return true;
     return false;
 }
@@ -287,16 +298,26 @@ static void answer(struct mock_pending *pd, const struct mock_step *step, const 
     }
 }
 
-static void mock_fire(void *arg)
+static void mock_fire(void *arg, enum ag_code code)
 {
     struct mock_pending *pd = arg;
+    if (code != AG_OK) {
+        wk_chat_reply_free(pd->reply);
+        pd->reply = NULL;
+        ag_err_set(&pd->err, code, code == AG_CANCELLED ? "model call to 'mock' was cancelled"
+                                                        : "model call to 'mock' timed out");
+    }
     pd->done(pd->arg, pd->reply, pd->reply ? NULL : &pd->err);
     free(pd);
 }
 
-static int mock_chat(struct wk_provider *p, const struct wk_chat_req *req, wk_model_done_fn *done,
-                     void *arg, struct ag_err *err)
+static int mock_chat(struct wk_provider *p, const struct wk_call_ctx *ctx,
+                     const struct wk_chat_req *req, wk_model_done_fn *done, void *arg,
+                     struct ag_err *err)
 {
+    if (!ctx || !ctx->timers)
+        return ag_err_set(err, AG_INTERNAL, "cannot call model 'mock': no timers given");
+    const struct mock_state *st = p->state;
     struct mock_view v = view_of(req);
     struct mock_script s;
     script_parse(v.user_text, req_has_tool(req, "echo"), &s);
@@ -308,28 +329,39 @@ static int mock_chat(struct wk_provider *p, const struct wk_chat_req *req, wk_mo
     answer(pd, step, &v);
     if (pd->reply)
         reply_set_usage(pd->reply, req);
-    int64_t delay_ms = step ? step->delay_ms : s.tail_delay_ms;
+    int64_t delay_ms = (step ? step->delay_ms : s.tail_delay_ms) + st->latency_ms;
     script_release(&s);
     /* Last: from here the timer thread may run done() and the caller may reuse req. */
-    ag_timers_add(p->state, delay_ms, mock_fire, pd);
+    wk_call_after(ctx, delay_ms, mock_fire, pd);
     return 0;
 }
 
 static void mock_free(struct wk_provider *p)
 {
+    if (p)
+        free(p->state);
     free(p);
+}
+
+int wk_model__mock_check_config(const struct wk_config *c, struct ag_err *err)
+{
+    int64_t latency = 0;
+    if (wk_config_check_keys(c, mock_keys, err) != 0)
+        return -1;
+    return wk_config_duration(c, "latency", &latency, err);
 }
 
 struct wk_provider *wk_model__mock_create(const struct wk_provider_ctx *ctx, struct ag_err *err)
 {
-    if (!ctx || !ctx->timers) {
-        ag_err_set(err, AG_INVALID_ARGUMENT, "cannot create the mock provider: no timers given");
+    struct mock_state *st = ag_xcalloc(1, sizeof(*st));
+    if (wk_config_duration(ctx ? ctx->config : NULL, "latency", &st->latency_ms, err) != 0) {
+        free(st);
         return NULL;
     }
     struct wk_provider *p = ag_xcalloc(1, sizeof(*p));
     p->name = "mock";
     p->chat = mock_chat;
     p->free = mock_free;
-    p->state = ctx->timers; /* borrowed */
+    p->state = st;
     return p;
 }

@@ -6,6 +6,7 @@
 #ifndef AGENTRY_WORKER_NODE_H
 #define AGENTRY_WORKER_NODE_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #include "common/err.h"
@@ -21,7 +22,16 @@ struct wk_node_opts {
     unsigned threads;         /* agent-loop threads; 0 = 2 */
     int64_t handshake_ms;     /* deadline for Register -> Registered; 0 = 5000 */
     int64_t max_backoff_ms;   /* reconnect backoff cap; 0 = 5000 */
+    /* Provider and tool options, "NAME.KEY=VALUE" (worker/config.h). */
+    const char *const *model_opts;
+    size_t nmodel_opts;
+    const char *const *tool_opts;
+    size_t ntool_opts;
 };
+
+/* Check the options that wk_node_new would refuse as malformed (INVALID_ARGUMENT, one line
+ * naming the option), without starting anything: a command line checks its flags first. */
+int wk_node_check_opts(const struct wk_node_opts *o, struct ag_err *err);
 
 struct wk_node *wk_node_new(const struct wk_node_opts *o, struct ag_err *err);
 /* Serve until wk_node_stop. Returns 0 after a clean stop. */

@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/clock.h"
 #include "common/log.h"
 #include "common/xalloc.h"
 #include "worker/runner_internal.h"
@@ -85,9 +86,16 @@ static void copy_spec(struct wk_run *run, const Agentry__V1__AgentSpec *spec)
     if (!spec || spec->n_tools == 0)
         return;
     run->tools = ag_xcalloc(spec->n_tools, sizeof(*run->tools));
+    run->tool_specs = ag_xcalloc(spec->n_tools, sizeof(*run->tool_specs));
     run->ntools = spec->n_tools;
-    for (size_t i = 0; i < spec->n_tools; i++)
+    for (size_t i = 0; i < spec->n_tools; i++) {
         run->tools[i] = dup_or_empty(spec->tools[i]);
+        /* A tool this node lacks is still shown (the hub places agents only where their tools
+         * are, so this is a race with an upgrade): calling it gives the model an error result. */
+        const struct wk_tool *t = wk_tool_find(run->tools[i]);
+        run->tool_specs[i] = (struct wk_chat_tool){
+            run->tools[i], t ? t->description : "", t ? t->schema_json : "{\"type\":\"object\"}"};
+    }
 }
 
 static void copy_checkpoint(struct wk_run *run, const Agentry__V1__Checkpoint *cp)
@@ -111,11 +119,13 @@ static void copy_checkpoint(struct wk_run *run, const Agentry__V1__Checkpoint *c
 }
 
 struct wk_run *wk_run__new(const Agentry__V1__Assignment *a, struct wk_runner *r,
-                           struct wk_provider *p, bool consume_inputs)
+                           struct wk_provider *p, const struct wk_config *model_config,
+                           bool consume_inputs)
 {
     struct wk_run *run = ag_xcalloc(1, sizeof(*run));
     run->runner = r;
     run->provider = p;
+    run->model_config = model_config;
     run->agent_id = dup_or_empty(a->agent_id);
     run->epoch = a->epoch;
     copy_spec(run, a->spec);
@@ -125,6 +135,7 @@ struct wk_run *wk_run__new(const Agentry__V1__Assignment *a, struct wk_runner *r
     for (size_t i = 0; consume_inputs && i < a->n_inputs; i++)
         consume_input(run, a->inputs[i]->seq, dup_or_empty(a->inputs[i]->text));
     run->phase = WK_RUN_CALL_MODEL;
+    wk_cancel_init(&run->cancel);
     pthread_mutex_init(&run->mu, NULL);
     atomic_init(&run->refs, 1);
     return run;
@@ -138,6 +149,7 @@ static void run_free(struct wk_run *run)
     for (size_t i = 0; i < run->ntools; i++)
         free(run->tools[i]);
     free(run->tools);
+    free(run->tool_specs);
     free(run->user_state);
     for (size_t i = 0; i < run->nmsgs; i++)
         wk_msg_release(&run->msgs[i]);
@@ -147,6 +159,7 @@ static void run_free(struct wk_run *run)
     for (size_t i = 0; i < run->ninbox; i++)
         free(run->inbox[i].text);
     free(run->inbox);
+    wk_cancel_release(&run->cancel);
     pthread_mutex_destroy(&run->mu);
     free(run);
 }
@@ -192,6 +205,21 @@ void wk_run__cancel(struct wk_run *run)
     pthread_mutex_lock(&run->mu);
     run->cancelled = true;
     pthread_mutex_unlock(&run->mu);
+    /* The call ends early and its done() finds the run cancelled: a model call a minute away
+     * does not hold the run (and its memory) for that minute. */
+    wk_cancel_request(&run->cancel);
+}
+
+/* The context of the run's next model or tool call: the deadline is the option "timeout" from
+ * now. */
+static struct wk_call_ctx call_ctx(struct wk_run *run, const struct wk_config *config)
+{
+    return (struct wk_call_ctx){
+        .timers = wk_runner__timers(run->runner),
+        .config = config,
+        .cancel = &run->cancel,
+        .deadline_ms = config->timeout_ms > 0 ? ag_now_mono_ms() + config->timeout_ms : 0,
+    };
 }
 
 static bool run_is_cancelled(struct wk_run *run)
@@ -317,10 +345,11 @@ static bool call_model(struct wk_run *run)
         .system_prompt = run->system_prompt,
         .msgs = run->msgs,
         .nmsgs = run->nmsgs,
-        .tools = (const char *const *)run->tools,
+        .tools = run->tool_specs,
         .ntools = run->ntools,
     };
-    if (run->provider->chat(run->provider, &req, on_model_done, run, &err) == 0)
+    struct wk_call_ctx ctx = call_ctx(run, run->model_config);
+    if (run->provider->chat(run->provider, &ctx, &req, on_model_done, run, &err) == 0)
         return false; /* on_model_done has the token now, perhaps already ran */
     end_turn(run, AGENTRY__V1__EVENT_KIND__EVENT_KIND_ERROR, err.msg);
     return false;
@@ -412,7 +441,8 @@ static bool run_tool(struct wk_run *run)
         run->tool_is_error = true;
         return true;
     }
-    if (t->run(t, wk_runner__tool_ctx(run->runner), c->arguments, on_tool_done, run, &err) == 0)
+    struct wk_call_ctx ctx = call_ctx(run, wk_runner__tool_config(run->runner, t));
+    if (t->run(t, &ctx, c->arguments, on_tool_done, run, &err) == 0)
         return false; /* on_tool_done has the token now */
     run->tool_output = ag_xasprintf("tool '%s' could not start: %s", c->name, err.msg);
     run->tool_is_error = true;

@@ -1,7 +1,8 @@
 /* worker/runner.c - the runner: a fixed pool of threads, the ready queue and the run table.
  *
  * Owns: the pool threads, the ready queue of runs that can make progress, the run table
- * (agent id -> its run) and one provider instance per provider row, created on first use.
+ * (agent id -> its run), the provider and tool options (parsed at start, read-only after) and
+ * one provider instance per provider row, created on first use.
  * The turn itself is worker/run.c; the events are worker/run_event.c.
  *
  * Threads and locks:
@@ -38,7 +39,8 @@ struct wk_runner {
     wk_room_fn *room; /* NULL: always room */
     void *emit_ctx;
     bool durable_tools;
-    struct wk_tool_ctx tool_ctx; /* timers borrowed from opts */
+    struct ag_timers *timers; /* borrowed from opts */
+    struct wk_configs configs; /* read-only after wk_runner_new */
 
     pthread_mutex_t providers_mu;
     struct wk_provider **providers; /* owned; one slot per row of wk_model_providers */
@@ -193,9 +195,14 @@ bool wk_runner__durable_tools(const struct wk_runner *r)
     return r->durable_tools;
 }
 
-const struct wk_tool_ctx *wk_runner__tool_ctx(struct wk_runner *r)
+struct ag_timers *wk_runner__timers(struct wk_runner *r)
 {
-    return &r->tool_ctx;
+    return r->timers;
+}
+
+const struct wk_config *wk_runner__tool_config(struct wk_runner *r, const struct wk_tool *t)
+{
+    return &r->configs.tools[t - wk_tools];
 }
 
 void wk_runner__limits(struct wk_runner *r, size_t *max_payload, size_t *max_event)
@@ -222,7 +229,7 @@ static struct wk_provider *provider_get(struct wk_runner *r, const struct wk_pro
     size_t i = (size_t)(row - wk_model_providers);
     pthread_mutex_lock(&r->providers_mu);
     if (!r->providers[i]) {
-        struct wk_provider_ctx ctx = {.timers = r->tool_ctx.timers};
+        struct wk_provider_ctx ctx = {.timers = r->timers, .config = &r->configs.models[i]};
         r->providers[i] = row->create(&ctx, err);
     }
     struct wk_provider *p = r->providers[i];
@@ -260,6 +267,7 @@ static void runner_release(struct wk_runner *r)
     free(r->providers);
     free(r->threads);
     free(r->buckets);
+    wk_configs_release(&r->configs);
     pthread_mutex_destroy(&r->providers_mu);
     pthread_mutex_destroy(&r->limits_mu);
     pthread_mutex_destroy(&r->queue_mu);
@@ -274,12 +282,17 @@ struct wk_runner *wk_runner_new(const struct wk_runner_opts *o, struct ag_err *e
         ag_err_set(err, AG_INVALID_ARGUMENT, "cannot create the runner: no emit or timers");
         return NULL;
     }
+    struct wk_configs configs = {0};
+    if (wk_configs_parse(&configs, o->model_opts, o->nmodel_opts, o->tool_opts, o->ntool_opts,
+                         err) != 0)
+        return NULL;
     struct wk_runner *r = ag_xcalloc(1, sizeof(*r));
+    r->configs = configs;
     r->emit = o->emit;
     r->room = o->room;
     r->emit_ctx = o->emit_ctx;
     r->durable_tools = o->durable_tools;
-    r->tool_ctx.timers = o->timers;
+    r->timers = o->timers;
     while (wk_model_providers[r->nproviders].name)
         r->nproviders++;
     r->providers = ag_xcalloc(r->nproviders, sizeof(*r->providers));
@@ -345,7 +358,7 @@ int wk_runner_assign(struct wk_runner *r, const Agentry__V1__Assignment *a, stru
         ag_err_prefix(err, "agent '%s'", a->agent_id);
         return -1;
     }
-    struct wk_run *run = wk_run__new(a, r, p, true);
+    struct wk_run *run = wk_run__new(a, r, p, &r->configs.models[row - wk_model_providers], true);
     pthread_mutex_lock(&r->table_mu);
     /* The hub's newest epoch is the truth: a run it has moved on from (its Cancel may still be
      * on the way) gives way rather than block the agent. */
@@ -378,7 +391,7 @@ void wk_runner_reject(struct wk_runner *r, const Agentry__V1__Assignment *a, con
         return;
     /* The turn never started: the checkpoint goes back as it came and the inputs stay
      * unconsumed (above input_seq), so a later turn still sees them. */
-    struct wk_run *run = wk_run__new(a, r, NULL, false);
+    struct wk_run *run = wk_run__new(a, r, NULL, NULL, false);
     wk_run__emit_end(run, AGENTRY__V1__EVENT_KIND__EVENT_KIND_ERROR, why ? why : "rejected");
     ag_log_warn("run.finished", "agent=%s epoch=%" PRIu64 " outcome=rejected iterations=0 error=%s",
                 run->agent_id, run->epoch, ag_log_q(why));

@@ -59,8 +59,14 @@ struct wk_runner_opts {
      * started and every result it used. Exactly-once tools build on this; off, a tool step costs
      * no round trip to the hub. */
     bool durable_tools;
+    /* Provider and tool options, "NAME.KEY=VALUE" (worker/config.h); borrowed, copied. */
+    const char *const *model_opts;
+    size_t nmodel_opts;
+    const char *const *tool_opts;
+    size_t ntool_opts;
 };
 
+/* Fails with INVALID_ARGUMENT naming the option if an option is malformed or unknown. */
 struct wk_runner *wk_runner_new(const struct wk_runner_opts *o, struct ag_err *err);
 /* Cancels every run (no more events), joins the threads. NULL is a no-op. */
 void wk_runner_free(struct wk_runner *r);

@@ -34,6 +34,8 @@
 
 #include "agentry/v1/node.pb-c.h"
 #include "common/err.h"
+#include "worker/cancel.h"
+#include "worker/config.h"
 #include "worker/model.h"
 #include "worker/runner.h"
 #include "worker/tool.h"
@@ -64,12 +66,14 @@ struct wk_run {
     /* Set by wk_run__new, read-only afterwards. */
     struct wk_runner *runner;     /* borrowed; used only while not cancelled (see above) */
     struct wk_provider *provider; /* borrowed from the runner; NULL for a rejected assignment */
+    const struct wk_config *model_config; /* borrowed from the runner; NULL if no provider */
     char *agent_id;               /* owned */
     uint64_t epoch;
     char *model;            /* owned: spec.model, "mock" if it was empty */
     const char *model_name; /* borrowed from model: the part after "provider/" */
     char *system_prompt;    /* owned */
     char **tools;           /* owned: spec.tools */
+    struct wk_chat_tool *tool_specs; /* owned array (strings borrowed): tools, for the model */
     size_t ntools;
     uint32_t max_iterations;    /* spec value, 0 replaced by the default */
     struct wk_usage base_usage; /* the checkpoint's cumulative usage */
@@ -94,6 +98,8 @@ struct wk_run {
     bool tool_is_error;
     struct ag_err emit_err; /* set when a parked-on event will never be stored */
 
+    struct wk_cancel cancel; /* requested by wk_run__cancel; the in-flight call listens */
+
     /* Guarded by mu. */
     pthread_mutex_t mu;
     bool cancelled;
@@ -110,7 +116,8 @@ struct wk_run {
 /* A run for assignment a, holding one reference (the token). consume_inputs: append a's inputs
  * as user messages (false for a rejected assignment, whose inputs stay unconsumed). */
 struct wk_run *wk_run__new(const Agentry__V1__Assignment *a, struct wk_runner *r,
-                           struct wk_provider *p, bool consume_inputs);
+                           struct wk_provider *p, const struct wk_config *model_config,
+                           bool consume_inputs);
 void wk_run__ref(struct wk_run *run);
 void wk_run__unref(struct wk_run *run);
 /* Advance the turn as far as it goes without waiting. Called by the token holder; the token is
@@ -118,6 +125,7 @@ void wk_run__unref(struct wk_run *run);
 void wk_run__step(struct wk_run *run);
 /* Queue an input for the next model call; NOT_FOUND if the run was cancelled. */
 int wk_run__deliver(struct wk_run *run, uint64_t seq, const char *text, struct ag_err *err);
+/* Mark the run cancelled and cancel its in-flight model or tool call. */
 void wk_run__cancel(struct wk_run *run);
 /* A wake-up (completion, room, stored event) hands the token back: queue the run for a pool
  * thread, or drop it if it was cancelled (then the runner may be gone and is not touched). */
@@ -157,7 +165,9 @@ int wk_runner__emit(struct wk_runner *r, uint8_t *ev, size_t len, wk_emit_done_f
 bool wk_runner__room(struct wk_runner *r, wk_wake_fn *wake, void *arg);
 /* wk_runner_opts.durable_tools. */
 bool wk_runner__durable_tools(const struct wk_runner *r);
-const struct wk_tool_ctx *wk_runner__tool_ctx(struct wk_runner *r);
+struct ag_timers *wk_runner__timers(struct wk_runner *r);
+/* The options of tool t (a row of wk_tools). */
+const struct wk_config *wk_runner__tool_config(struct wk_runner *r, const struct wk_tool *t);
 /* The hub's current limits (wk_runner_set_limits), for a new run. */
 void wk_runner__limits(struct wk_runner *r, size_t *max_payload, size_t *max_event);
 

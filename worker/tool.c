@@ -5,8 +5,9 @@
 #include <string.h>
 
 /* Defined in worker/tool_echo.c. */
-int wk_tool__echo_run(const struct wk_tool *t, const struct wk_tool_ctx *ctx, const char *args_json,
+int wk_tool__echo_run(const struct wk_tool *t, const struct wk_call_ctx *ctx, const char *args_json,
                       wk_tool_done_fn *done, void *arg, struct ag_err *err);
+int wk_tool__echo_check_config(const struct wk_config *c, struct ag_err *err);
 
 const struct wk_tool wk_tools[] = {
     {
@@ -15,6 +16,7 @@ const struct wk_tool wk_tools[] = {
         .schema_json = "{\"type\":\"object\",\"properties\":{\"text\":{\"type\":\"string\"}},"
                        "\"required\":[\"text\"]}",
         .run = wk_tool__echo_run,
+        .check_config = wk_tool__echo_check_config,
     },
     {.name = NULL},
 };

@@ -1,7 +1,9 @@
 /* worker/tool.h - the tool interface and registry.
  *
  * A tool runs asynchronously like a provider: run() returns at once, done() is called exactly once
- * later (never from inside run()), or never if run() returned -1. Tools are rows of a table
+ * later (never from inside run()), or never if run() returned -1. The call's context
+ * (worker/call.h) carries its cancel handle, deadline and the tool's options: a cancelled or late
+ * call still calls done() once, with is_error and an output saying so. Tools are rows of a table
  * (wk_tools); this issue ships "echo". A sandbox and permission policy will wrap run() later. */
 #ifndef AGENTRY_WORKER_TOOL_H
 #define AGENTRY_WORKER_TOOL_H
@@ -9,23 +11,21 @@
 #include <stdbool.h>
 
 #include "common/err.h"
-
-struct ag_timers;
+#include "worker/call.h"
 
 /* output: owned by the callee (free()), the tool's text result. is_error: the tool failed and
  * output says why (the model sees it; the turn goes on). */
 typedef void wk_tool_done_fn(void *arg, char *output, bool is_error);
 
-struct wk_tool_ctx {
-    struct ag_timers *timers; /* borrowed */
-};
-
 struct wk_tool {
     const char *name;
     const char *description;  /* one line, for models */
     const char *schema_json;  /* JSON schema of the arguments object */
-    int (*run)(const struct wk_tool *t, const struct wk_tool_ctx *ctx, const char *args_json,
+    /* ctx is borrowed for the call only; the pointers inside it stay valid until done(). */
+    int (*run)(const struct wk_tool *t, const struct wk_call_ctx *ctx, const char *args_json,
                wk_tool_done_fn *done, void *arg, struct ag_err *err);
+    /* As wk_provider_row.check_config; NULL: the tool takes only "timeout". */
+    int (*check_config)(const struct wk_config *c, struct ag_err *err);
 };
 
 extern const struct wk_tool wk_tools[]; /* ends with a NULL name */

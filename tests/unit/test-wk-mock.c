@@ -16,6 +16,7 @@
 #include <cjson/cJSON.h>
 #include <cmocka.h>
 
+#include "common/clock.h"
 #include "common/err.h"
 #include "worker/model.h"
 #include "common/timers.h"
@@ -36,14 +37,19 @@ struct result {
 struct fix {
     struct ag_timers *timers;
     struct wk_provider *mock;
+    struct wk_config config; /* no options */
+    struct wk_cancel cancel;
+    int64_t deadline_ms;     /* for the next chat; 0: none */
 };
 
 static int setup(void **state)
 {
     struct fix *f = calloc(1, sizeof(*f));
     f->timers = ag_timers_new(NULL);
+    f->config.owner = "mock";
+    wk_cancel_init(&f->cancel);
     const struct wk_provider_row *row = wk_model_find("mock", NULL);
-    struct wk_provider_ctx ctx = {f->timers};
+    struct wk_provider_ctx ctx = {f->timers, &f->config};
     f->mock = row->create(&ctx, NULL);
     *state = f;
     return f->timers && f->mock ? 0 : -1;
@@ -54,6 +60,7 @@ static int teardown(void **state)
     struct fix *f = *state;
     f->mock->free(f->mock);
     ag_timers_free(f->timers);
+    wk_cancel_release(&f->cancel);
     free(f);
     return 0;
 }
@@ -73,15 +80,16 @@ static void on_done(void *arg, struct wk_chat_reply *reply, const struct ag_err 
 
 /* One chat; returns the reply (caller frees) or NULL with *err filled. */
 static struct wk_chat_reply *chat(struct fix *f, const char *system, const struct wk_msg *msgs,
-                                  size_t nmsgs, const char *const *tools, size_t ntools,
+                                  size_t nmsgs, const struct wk_chat_tool *tools, size_t ntools,
                                   struct ag_err *err)
 {
     struct result r = {.done = false};
     pthread_mutex_init(&r.mu, NULL);
     pthread_cond_init(&r.cv, NULL);
     struct wk_chat_req req = {"", system, msgs, nmsgs, tools, ntools};
+    struct wk_call_ctx ctx = {f->timers, &f->config, &f->cancel, f->deadline_ms};
     in_chat = true;
-    int rc = f->mock->chat(f->mock, &req, on_done, &r, err);
+    int rc = f->mock->chat(f->mock, &ctx, &req, on_done, &r, err);
     in_chat = false;
     assert_int_equal(rc, 0);
     struct timespec ts;
@@ -107,7 +115,7 @@ static struct wk_msg msg(const char *role, const char *content)
     return m;
 }
 
-static const char *const echo_tools[] = {"echo"};
+static const struct wk_chat_tool echo_tools[] = {{"echo", "Returns the text.", "{}"}};
 
 static void assert_echo_call(const struct wk_chat_reply *r, const char *id, const char *text)
 {
@@ -252,6 +260,95 @@ static void test_no_user_message_is_empty_final(void **state)
     wk_chat_reply_free(r);
 }
 
+static void cancel_now(void *cancel)
+{
+    wk_cancel_request(cancel);
+}
+
+/* A reply a minute away ends at once when the call is cancelled, with CANCELLED. */
+static void test_cancel_ends_the_call(void **state)
+{
+    struct fix *f = *state;
+    struct ag_timers *canceller = ag_timers_new(NULL);
+    /* Cancel from another thread while the chat waits: after 10 ms, on a second timer thread. */
+    ag_timers_add(canceller, 10, cancel_now, &f->cancel);
+    struct wk_msg m = msg("user", "sleep 60000; final x");
+    struct ag_err err = AG_ERR_INIT;
+    assert_null(chat(f, "", &m, 1, NULL, 0, &err));
+    assert_int_equal(err.code, AG_CANCELLED);
+    assert_string_equal(err.msg, "model call to 'mock' was cancelled");
+    ag_timers_free(canceller);
+}
+
+/* A call made after its run was cancelled ends at once too. */
+static void test_cancel_before_the_call(void **state)
+{
+    struct fix *f = *state;
+    wk_cancel_request(&f->cancel);
+    struct wk_msg m = msg("user", "final x");
+    struct ag_err err = AG_ERR_INIT;
+    assert_null(chat(f, "", &m, 1, NULL, 0, &err));
+    assert_int_equal(err.code, AG_CANCELLED);
+}
+
+/* A reply that would come after the deadline does not: the call ends at the deadline. */
+static void test_deadline_cuts_a_slow_reply(void **state)
+{
+    struct fix *f = *state;
+    f->deadline_ms = ag_now_mono_ms() + 20;
+    struct wk_msg m = msg("user", "sleep 60000; final x");
+    struct ag_err err = AG_ERR_INIT;
+    assert_null(chat(f, "", &m, 1, NULL, 0, &err));
+    assert_int_equal(err.code, AG_DEADLINE_EXCEEDED);
+    /* One that comes in time is untouched. */
+    f->deadline_ms = ag_now_mono_ms() + 60000;
+    m = msg("user", "final x");
+    struct wk_chat_reply *r = chat(f, "", &m, 1, NULL, 0, NULL);
+    assert_final(r, "x");
+    wk_chat_reply_free(r);
+}
+
+/* mock.latency delays every reply: a minute of it meets a 20 ms deadline. */
+static void test_latency_option(void **state)
+{
+    struct fix *f = *state;
+    struct wk_config_item item = {"latency", "1m"};
+    struct wk_config cfg = {"mock", &item, 1, 0};
+    struct wk_provider_ctx pctx = {f->timers, &cfg};
+    struct ag_err err = AG_ERR_INIT;
+    assert_int_equal(wk_model_find("mock", NULL)->check_config(&cfg, &err), 0);
+    struct wk_provider *slow = wk_model_find("mock", NULL)->create(&pctx, &err);
+    assert_non_null(slow);
+    struct wk_provider *fast = f->mock;
+    f->mock = slow;
+    f->deadline_ms = ag_now_mono_ms() + 20;
+    struct wk_msg m = msg("user", "final x");
+    assert_null(chat(f, "", &m, 1, NULL, 0, &err));
+    assert_int_equal(err.code, AG_DEADLINE_EXCEEDED);
+    f->mock = fast;
+    slow->free(slow);
+}
+
+/* Options are checked before the node starts: unknown keys and bad durations are refused with a
+ * message naming them. */
+static void test_check_config(void **state)
+{
+    (void)state;
+    int (*check)(const struct wk_config *, struct ag_err *) =
+        wk_model_find("mock", NULL)->check_config;
+    struct wk_config_item items[] = {{"timeout", "5s"}, {"latency", "50ms"}};
+    struct wk_config cfg = {"mock", items, 2, 0};
+    struct ag_err err = AG_ERR_INIT;
+    assert_int_equal(check(&cfg, &err), 0);
+    items[1].value = "fast";
+    assert_int_equal(check(&cfg, &err), -1);
+    assert_int_equal(err.code, AG_INVALID_ARGUMENT);
+    assert_non_null(strstr(err.msg, "option 'mock.latency'"));
+    items[1].key = "colour";
+    assert_int_equal(check(&cfg, &err), -1);
+    assert_string_equal(err.msg, "unknown option 'mock.colour': mock takes timeout, latency");
+}
+
 static void test_model_find(void **state)
 {
     (void)state;
@@ -279,6 +376,11 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_script_sleep_delays_reply, setup, teardown),
         cmocka_unit_test_setup_teardown(test_usage_counts_chars, setup, teardown),
         cmocka_unit_test_setup_teardown(test_no_user_message_is_empty_final, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_cancel_ends_the_call, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_cancel_before_the_call, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_deadline_cuts_a_slow_reply, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_latency_option, setup, teardown),
+        cmocka_unit_test(test_check_config),
         cmocka_unit_test(test_model_find),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -275,6 +275,10 @@ static void gate_open(struct fix *f)
 
 /* --- fixture ------------------------------------------------------------------------------- */
 
+/* Options for the runner of the next fix_setup_opts (a test's setup sets them). */
+static const char *const *next_model_opts, *const *next_tool_opts;
+static size_t next_nmodel_opts, next_ntool_opts;
+
 static int fix_setup_opts(void **state, unsigned threads, bool durable_tools)
 {
     struct fix *f = calloc(1, sizeof(*f));
@@ -284,7 +288,9 @@ static int fix_setup_opts(void **state, unsigned threads, bool durable_tools)
     f->timers = ag_timers_new(NULL);
     struct wk_runner_opts o = {
         .threads = threads, .emit = emit, .room = room, .emit_ctx = f, .timers = f->timers,
-        .durable_tools = durable_tools};
+        .durable_tools = durable_tools, .model_opts = next_model_opts,
+        .nmodel_opts = next_nmodel_opts, .tool_opts = next_tool_opts,
+        .ntool_opts = next_ntool_opts};
     f->runner = wk_runner_new(&o, NULL);
     *state = f;
     return f->timers && f->runner ? 0 : -1;
@@ -795,6 +801,52 @@ static void test_cancel_while_parked_on_room(void **state)
     assert_int_equal(count(f, "a1", K_ANY), 0);
 }
 
+/* Options reach the calls: mock.timeout cuts a reply a minute away (the turn ends in an
+ * ERROR), echo.latency with echo.timeout turns the tool call into an error result. */
+static const char *const slow_model_opts[] = {"mock.timeout=20ms"};
+static const char *const slow_tool_opts[] = {"echo.latency=1m", "echo.timeout=20ms"};
+
+static int setup_timeouts(void **state)
+{
+    next_model_opts = slow_model_opts;
+    next_nmodel_opts = 1;
+    next_tool_opts = slow_tool_opts;
+    next_ntool_opts = 2;
+    int rc = fix_setup(state, 2);
+    next_model_opts = next_tool_opts = NULL;
+    next_nmodel_opts = next_ntool_opts = 0;
+    return rc;
+}
+
+static void test_options_set_deadlines(void **state)
+{
+    struct fix *f = *state;
+    assert_int_equal(start(f, "a1", 1, "sleep 60000; final x", NULL, 0, 0, NULL), 0);
+    assert_true(wait_for(f, "a1", K_ERROR, 1));
+    assert_string_equal(last_of(f, "a1", K_ERROR)->result->error,
+                        "model call to 'mock' timed out");
+
+    assert_int_equal(start(f, "a2", 1, "echo hi; final done", echo_tools, 1, 0, NULL), 0);
+    assert_true(wait_for(f, "a2", K_FINAL, 1));
+    const Agentry__V1__NodeEvent *res = last_of(f, "a2", K_TOOL_RESULT);
+    assert_payload_str(res, "output", "tool 'echo' timed out");
+    assert_payload_bool(res, "is_error", true);
+}
+
+static void test_new_refuses_bad_options(void **state)
+{
+    (void)state;
+    struct ag_timers *t = ag_timers_new(NULL);
+    const char *const bad[] = {"mock.latency=soon"};
+    struct wk_runner_opts o = {.threads = 1, .emit = emit, .timers = t, .model_opts = bad,
+                               .nmodel_opts = 1};
+    struct ag_err err = AG_ERR_INIT;
+    assert_null(wk_runner_new(&o, &err));
+    assert_int_equal(err.code, AG_INVALID_ARGUMENT);
+    assert_non_null(strstr(err.msg, "mock.latency"));
+    ag_timers_free(t);
+}
+
 static void test_new_requires_emit_and_timers(void **state)
 {
     (void)state;
@@ -826,6 +878,8 @@ int main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(test_full_queues_park_runs, setup1, teardown),
         cmocka_unit_test_setup_teardown(test_cancel_while_parked_on_room, setup1, teardown),
+        cmocka_unit_test_setup_teardown(test_options_set_deadlines, setup_timeouts, teardown),
+        cmocka_unit_test(test_new_refuses_bad_options),
         cmocka_unit_test(test_new_requires_emit_and_timers),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -1,0 +1,40 @@
+/* worker/call.h - what a model or tool call gets besides its request: the call context.
+ *
+ * The runner builds one per call. A provider's chat() and a tool's run() may keep the pointers
+ * inside it (not the struct itself) until they call done().
+ *
+ * The rules every provider and tool keeps, beyond "done() exactly once, never inside the call":
+ *   cancel    when ctx->cancel is requested (worker/cancel.h), finish soon: done() with
+ *             AG_CANCELLED (provider) or an is_error output saying so (tool). Still exactly once.
+ *   deadline  when ctx->deadline_ms (CLOCK_MONOTONIC, as ag_now_mono_ms) passes, finish with
+ *             AG_DEADLINE_EXCEEDED (provider) or an is_error output saying so (tool). 0: none.
+ *   config    ctx->config holds the row's options (worker/config.h), checked at start.
+ * wk_call_after implements all three for calls that complete on a timer (mock, echo). */
+#ifndef AGENTRY_WORKER_CALL_H
+#define AGENTRY_WORKER_CALL_H
+
+#include <stdint.h>
+
+#include "common/err.h"
+#include "worker/cancel.h"
+#include "worker/config.h"
+
+struct ag_timers;
+
+struct wk_call_ctx {
+    struct ag_timers *timers;       /* borrowed: the node's timer thread */
+    const struct wk_config *config; /* borrowed: this provider's or tool's options, never NULL */
+    struct wk_cancel *cancel;       /* borrowed, valid until done(); NULL: never cancelled */
+    int64_t deadline_ms;            /* ag_now_mono_ms() time; 0: none */
+};
+
+/* code: AG_OK when delay_ms passed, AG_CANCELLED when ctx->cancel came first,
+ * AG_DEADLINE_EXCEEDED when ctx->deadline_ms came first. */
+typedef void wk_call_fire_fn(void *arg, enum ag_code code);
+/* Call fire(arg, code) exactly once on the timer thread, never inside wk_call_after: after
+ * delay_ms, or as soon as the call is cancelled, or at its deadline, whichever comes first. The
+ * cancel listener is gone before fire runs, so fire may call done(). */
+void wk_call_after(const struct wk_call_ctx *ctx, int64_t delay_ms, wk_call_fire_fn *fire,
+                   void *arg);
+
+#endif
