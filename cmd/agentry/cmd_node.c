@@ -36,7 +36,7 @@ static int node_join(int argc, char **argv)
 {
     const char *hub = cli_default_hub(), *node_id = NULL, *level = "info";
     int64_t capacity = 64, threads = 2, handshake = 5000;
-    struct ag_strlist labels = {0};
+    struct ag_strlist labels = {0}, model_opts = {0}, tool_opts = {0};
     const struct ag_flag flags[] = {
         {"hub", 0, AG_FLAG_STR, &hub, "ADDR", "hub address (default $AGENTRY_HUB or 127.0.0.1:7070)", 0, 0},
         {"capacity", 'c', AG_FLAG_INT, &capacity, "N", "agent turns run at once (default 64)", 1, 100000},
@@ -44,28 +44,40 @@ static int node_join(int argc, char **argv)
         {"node-id", 0, AG_FLAG_STR, &node_id, "ID", "unique node id (default <hostname>-<pid>)", 0, 0},
         {"threads", 0, AG_FLAG_INT, &threads, "N", "agent-loop threads (default 2)", 1, 256},
         {"handshake-timeout", 0, AG_FLAG_DURATION, &handshake, "DUR", "give up on a hub that does not answer Register within DUR, and retry (default 5s)", 0, 0},
+        {"model-opt", 0, AG_FLAG_LIST, &model_opts, "PROVIDER.KEY=VAL", "a model provider option, repeatable: mock.latency=DUR (added to every reply), PROVIDER.timeout=DUR (each call's deadline; default none)", 0, 0},
+        {"tool-opt", 0, AG_FLAG_LIST, &tool_opts, "TOOL.KEY=VAL", "a tool option, repeatable: echo.latency=DUR (delays every output), TOOL.timeout=DUR (each call's deadline; default none)", 0, 0},
         {"log-level", 0, AG_FLAG_STR, &level, "LEVEL", "debug, info, warn or error (default info)", 0, 0},
     };
     const struct ag_cmd_help help = {
         "agentry node join [flags]   (or: agent-node join [flags])",
         "Join a hub as a worker node: register, run the agent turns the hub assigns, and\n"
         "reconnect with backoff when the hub goes away. Stops on SIGTERM/SIGINT.",
-        "agentry node join --hub 127.0.0.1:7070 --capacity 16 --labels zone=a,gpu=false"};
+        "agentry node join --hub 127.0.0.1:7070 --capacity 16 --labels zone=a,gpu=false\n"
+        "agentry node join --model-opt mock.timeout=30s --tool-opt echo.latency=50ms"};
     struct ag_err err = AG_ERR_INIT;
     size_t npos = 0;
     int rc = ag_flags_parse("node join", flags, AG_ARRAY_SIZE(flags), argc, argv, NULL, 0, &npos,
                             &err);
+    struct wk_node_opts o = {.hub = hub, .node_id = node_id, .capacity = (unsigned)capacity,
+                             .labels = (const char *const *)labels.items, .nlabels = labels.n,
+                             .threads = (unsigned)threads, .handshake_ms = handshake,
+                             .model_opts = (const char *const *)model_opts.items,
+                             .nmodel_opts = model_opts.n,
+                             .tool_opts = (const char *const *)tool_opts.items,
+                             .ntool_opts = tool_opts.n};
     if (rc == 1) {
         ag_flags_print_help(stdout, &help, flags, AG_ARRAY_SIZE(flags));
-        ag_strlist_release(&labels);
-        return CLI_OK;
+        rc = CLI_OK;
+        goto out;
     }
     int lv = rc == 0 ? ag_log_level_parse(level) : 0;
     if (rc == 0 && lv < 0)
         rc = ag_err_set(&err, AG_INVALID_ARGUMENT, "invalid value '%s' for --log-level", level);
+    if (rc == 0)
+        rc = wk_node_check_opts(&o, &err);
     if (rc != 0) {
-        ag_strlist_release(&labels);
-        return cli_usage_error(&err);
+        rc = cli_usage_error(&err);
+        goto out;
     }
     ag_log_init("node", (enum ag_log_level)lv);
 
@@ -77,13 +89,10 @@ static int node_join(int argc, char **argv)
     sigaddset(&sc.set, SIGUSR1);
     pthread_sigmask(SIG_BLOCK, &sc.set, NULL); /* before gRPC starts threads */
 
-    struct wk_node_opts o = {.hub = hub, .node_id = node_id, .capacity = (unsigned)capacity,
-                             .labels = (const char *const *)labels.items, .nlabels = labels.n,
-                             .threads = (unsigned)threads, .handshake_ms = handshake};
     struct wk_node *n = wk_node_new(&o, &err);
     if (!n) {
-        ag_strlist_release(&labels);
-        return cli_fail(&err);
+        rc = cli_fail(&err);
+        goto out;
     }
     sc.node = n;
     pthread_t st;
@@ -92,8 +101,12 @@ static int node_join(int argc, char **argv)
     pthread_kill(st, SIGUSR1); /* no-op if it already returned after a signal */
     pthread_join(st, NULL);
     wk_node_free(n);
+    rc = rc == 0 ? CLI_OK : cli_fail(&err);
+out:
     ag_strlist_release(&labels);
-    return rc == 0 ? CLI_OK : cli_fail(&err);
+    ag_strlist_release(&model_opts);
+    ag_strlist_release(&tool_opts);
+    return rc;
 }
 
 int cli_cmd_node(int argc, char **argv)
