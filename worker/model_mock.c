@@ -105,8 +105,8 @@ static char *trim(char *s)
     return s;
 }
 
-/* Cuts s after its first word; returns the keyword's kind, or -1 if it is not a keyword. */
-static int keyword_split(char *s, char **rest)
+/* Cuts s after its first word; returns the keyword's kind, or MOCK_BAD if it is not a keyword. */
+static enum mock_kind keyword_split(char *s, char **rest)
 {
     char *p = s;
     while (*p && !isspace((unsigned char)*p))
@@ -118,8 +118,8 @@ static int keyword_split(char *s, char **rest)
     }
     for (size_t i = 0; i < AG_ARRAY_SIZE(mock_keywords); i++)
         if (strcmp(s, mock_keywords[i].word) == 0)
-            return (int)mock_keywords[i].kind;
-    return -1;
+            return mock_keywords[i].kind;
+    return MOCK_BAD;
 }
 
 static void script_push(struct mock_script *s, enum mock_kind kind, char *text_take)
@@ -155,16 +155,16 @@ static void script_sleep(struct mock_script *s, const char *arg)
 static void script_step(struct mock_script *s, char *step)
 {
     char *rest;
-    int kind = keyword_split(step, &rest);
+    enum mock_kind kind = keyword_split(step, &rest);
     if (kind == MOCK_SLEEP) {
         script_sleep(s, rest);
-    } else if (kind < 0) {
+    } else if (kind == MOCK_BAD) {
         script_push(s, MOCK_BAD,
                     ag_xasprintf("mock script step '%s%s%s' does not start with echo, final, "
                                  "sleep, loop or fail",
                                  step, *rest ? " " : "", rest));
     } else {
-        script_push(s, (enum mock_kind)kind, ag_xstrdup(rest));
+        script_push(s, kind, ag_xstrdup(rest));
     }
 }
 
@@ -174,7 +174,7 @@ static void script_parse(const char *text, bool echo_enabled, struct mock_script
     char *copy = ag_xstrdup(text);
     char *t = trim(copy);
     char *first = ag_xstrdup(t), *rest;
-    bool is_script = *t && keyword_split(first, &rest) >= 0;
+    bool is_script = *t && keyword_split(first, &rest) != MOCK_BAD;
     free(first);
     if (!is_script) {
         /* Plain text: a chatty model that echoes when it can. */

@@ -87,6 +87,11 @@ static int emit_packed(struct wk_run *run, const Agentry__V1__NodeEvent *ev, boo
             *parked = false;
     } else if (parked) {
         *parked = wk_runner__emit(run->runner, buf, len, on_stored, run) == 0;
+        /* No stream: the event will never be stored, so what waits on it must not happen. */
+        if (!*parked)
+            ag_err_set(&run->emit_err, AG_UNAVAILABLE,
+                       "turn stopped: its %s event cannot be stored, no stream to the hub is up",
+                       kind_word(ev->kind));
     } else {
         wk_runner__emit(run->runner, buf, len, NULL, NULL);
     }

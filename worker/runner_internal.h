@@ -20,7 +20,10 @@
  * Cancellation. cancelled is set under mu and never cleared. A callback pushes its run onto the
  * ready queue only under mu and only if not cancelled, and every emit happens under mu after the
  * same check: once wk_run__cancel returns, the run emits nothing and never touches the runner.
- * Lock order: run->mu, then the runner's queue lock (a callback queueing its run). The runner's
+ * Lock order: run->mu, then the runner's queue lock (a callback queueing its run), or then the
+ * emit sink's lock (emit() is called under run->mu). run->cancel's lock is taken with no run lock
+ * held (wk_run__cancel lets go of mu first), and the cancel listener under it takes only the
+ * timers' lock. The runner's
  * table lock is never held while taking run->mu: lookups take a reference and let go first, so
  * a slow emit() on one run never stalls the table. */
 #ifndef AGENTRY_WORKER_RUNNER_INTERNAL_H
@@ -141,7 +144,8 @@ int wk_run__emit_model_reply(struct wk_run *run, const struct wk_chat_reply *rep
 /* The tool events take `parked`: NULL to hand the event on and go on, or a flag set to true when
  * the event was handed on with a completion that now holds the token (the run resumes, in the
  * phase it set before the call, once the hub stored the event; emit_err is set if it never
- * will be). false: nothing to wait for (cancelled, or no stream), the caller keeps the token. */
+ * will be). false: nothing to wait for, the caller keeps the token (the run was cancelled, or no
+ * stream is up and emit_err now says so). */
 int wk_run__emit_tool_call(struct wk_run *run, const struct wk_tool_call *call, bool *parked,
                            struct ag_err *why);
 int wk_run__emit_tool_result(struct wk_run *run, const struct wk_tool_call *call,

@@ -284,7 +284,9 @@ static void test_cancel_ends_the_call(void **state)
 static void test_cancel_before_the_call(void **state)
 {
     struct fix *f = *state;
+    assert_false(wk_cancel_requested(&f->cancel));
     wk_cancel_request(&f->cancel);
+    assert_true(wk_cancel_requested(&f->cancel));
     struct wk_msg m = msg("user", "final x");
     struct ag_err err = AG_ERR_INIT;
     assert_null(chat(f, "", &m, 1, NULL, 0, &err));
