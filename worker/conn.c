@@ -188,7 +188,8 @@ static bool on_room(void *ctx, wk_wake_fn *wake, void *arg)
 
 static void on_ack(struct wk_node *n, const Agentry__V1__EventAck *ack)
 {
-    struct wk_outbox_calls calls = WK_OUTBOX_CALLS_INIT;
+    struct wk_outbox_calls calls;
+    wk_outbox_calls_init(&calls);
     pthread_mutex_lock(&n->lock);
     bool found = wk_outbox_ack(&n->out, ack->batch_id, &calls);
     kick_send_locked(n); /* sends held back by a full unacked list may go now */
@@ -328,7 +329,8 @@ static void open_stream(struct wk_node *n)
 
 static void on_send_done(struct wk_node *n)
 {
-    struct wk_outbox_calls calls = WK_OUTBOX_CALLS_INIT;
+    struct wk_outbox_calls calls;
+    wk_outbox_calls_init(&calls);
     pthread_mutex_lock(&n->lock);
     n->outstanding--;
     n->sending = false;
@@ -399,7 +401,8 @@ static void stream_over(struct wk_node *n, bool was_up)
     grpc_metadata_array_destroy(&n->md_trailing);
     /* Cancel first: the runs parked on an event or on room then end silently when woken. */
     wk_runner_cancel_all(n->runner);
-    struct wk_outbox_calls calls = WK_OUTBOX_CALLS_INIT;
+    struct wk_outbox_calls calls;
+    wk_outbox_calls_init(&calls);
     struct ag_err lost = AG_ERR_INIT;
     ag_err_set(&lost, AG_UNAVAILABLE, "the stream to the hub at '%s' ended before the hub "
                "acknowledged the event", n->o.hub);
@@ -674,7 +677,8 @@ void wk_node_free(struct wk_node *n)
         return;
     wk_runner_free(n->runner);
     /* Runs still parked in the outbox were cancelled by wk_runner_free: waking them frees them. */
-    struct wk_outbox_calls calls = WK_OUTBOX_CALLS_INIT;
+    struct wk_outbox_calls calls;
+    wk_outbox_calls_init(&calls);
     struct ag_err stopped = AG_ERR_INIT;
     ag_err_set(&stopped, AG_CANCELLED, "node '%s' stopped", n->node_id);
     wk_outbox_drop_all(&n->out, &stopped, &calls);

@@ -10,121 +10,147 @@
 
 #include "common/xalloc.h"
 
-void wk_outbox_init(struct wk_outbox *o, size_t max_bytes, size_t max_unacked_bytes)
+#define EV(n) AG_QUEUE_ENTRY(n, struct wk_outbox_ev, node)
+#define BATCH(n) AG_QUEUE_ENTRY(n, struct wk_outbox_batch, node)
+
+void wk_outbox_calls_init(struct wk_outbox_calls *calls)
 {
-    memset(o, 0, sizeof(*o));
-    o->max_bytes = max_bytes ? max_bytes : WK_OUTBOX_MAX_BYTES;
-    o->max_unacked_bytes = max_unacked_bytes ? max_unacked_bytes : WK_OUTBOX_MAX_UNACKED_BYTES;
+    calls->stored = calls->lost = NULL;
+    ag_err_clear(&calls->lost_err);
+    ag_list_init(&calls->wake);
 }
 
-static void evs_free(struct wk_outbox_ev *e)
+void wk_outbox_init(struct wk_outbox *o, size_t max_bytes, size_t max_unacked_bytes)
 {
-    while (e) {
-        struct wk_outbox_ev *next = e->next;
-        free(e->buf);
-        free(e);
-        e = next;
+    o->max_bytes = max_bytes ? max_bytes : WK_OUTBOX_MAX_BYTES;
+    o->max_unacked_bytes = max_unacked_bytes ? max_unacked_bytes : WK_OUTBOX_MAX_UNACKED_BYTES;
+    /* No bound in the queues themselves: events are never refused (see wk_outbox_push) and a
+     * sent batch must wait for its ack; the bounds above decide room and sends. */
+    ag_queue_init(&o->out, "node.outbox", 0, 0);
+    ag_queue_init(&o->unacked, "node.unacked", 0, 0);
+    ag_list_init(&o->waiters);
+    o->next_batch_id = 0;
+}
+
+static void evs_free(struct ag_qnode *n)
+{
+    while (n) {
+        struct ag_qnode *next = n->next;
+        free(EV(n)->buf);
+        free(EV(n));
+        n = next;
     }
 }
 
-/* Appends list b to *a. */
-static void evs_append(struct wk_outbox_ev **a, struct wk_outbox_ev *b)
+/* Appends chain b to chain *a. */
+static void chain_append(struct ag_qnode **a, struct ag_qnode *b)
 {
     while (*a)
         a = &(*a)->next;
     *a = b;
 }
 
+static void waiters_free(struct ag_list *l)
+{
+    struct ag_list *pos, *tmp;
+    AG_LIST_FOREACH_SAFE(pos, tmp, l)
+    {
+        ag_list_remove(pos);
+        free(AG_LIST_ENTRY(pos, struct wk_outbox_waiter, link));
+    }
+}
+
 void wk_outbox_release(struct wk_outbox *o)
 {
-    evs_free(o->head);
-    while (o->unacked) {
-        struct wk_outbox_batch *b = o->unacked;
-        o->unacked = b->next;
-        evs_free(b->evs);
-        free(b);
+    evs_free(ag_queue_take_all(&o->out));
+    for (struct ag_qnode *n = ag_queue_take_all(&o->unacked), *next; n; n = next) {
+        next = n->next;
+        evs_free(BATCH(n)->evs);
+        free(BATCH(n));
     }
-    while (o->waiters) {
-        struct wk_outbox_waiter *w = o->waiters;
-        o->waiters = w->next;
-        free(w);
-    }
-    memset(o, 0, sizeof(*o));
+    waiters_free(&o->waiters);
 }
 
 void wk_outbox_push(struct wk_outbox *o, uint8_t *buf, size_t len, wk_emit_done_fn *done,
                     void *done_arg)
 {
-    struct wk_outbox_ev *e = ag_xmalloc(sizeof(*e));
-    *e = (struct wk_outbox_ev){NULL, buf, len, done, done_arg};
-    if (o->tail)
-        o->tail->next = e;
-    else
-        o->head = e;
-    o->tail = e;
-    o->n++;
-    o->bytes += len;
+    struct wk_outbox_ev *e = ag_xcalloc(1, sizeof(*e));
+    e->buf = buf;
+    e->len = len;
+    e->done = done;
+    e->done_arg = done_arg;
+    ag_queue_push_over(&o->out, &e->node, len);
+}
+
+static bool has_room(const struct wk_outbox *o)
+{
+    return ag_queue_bytes(&o->out) < o->max_bytes;
 }
 
 bool wk_outbox_room(struct wk_outbox *o, wk_wake_fn *wake, void *arg)
 {
-    if (o->bytes < o->max_bytes)
+    if (has_room(o))
         return true;
-    struct wk_outbox_waiter *w = ag_xmalloc(sizeof(*w));
-    *w = (struct wk_outbox_waiter){o->waiters, wake, arg};
-    o->waiters = w;
+    struct wk_outbox_waiter *w = ag_xcalloc(1, sizeof(*w));
+    w->wake = wake;
+    w->arg = arg;
+    ag_list_insert_tail(&o->waiters, &w->link);
     return false;
 }
 
 void wk_outbox_wake_if_room(struct wk_outbox *o, struct wk_outbox_calls *calls)
 {
-    if (o->bytes >= o->max_bytes || !o->waiters)
-        return;
-    struct wk_outbox_waiter **tail = &calls->wake;
-    while (*tail)
-        tail = &(*tail)->next;
-    *tail = o->waiters;
-    o->waiters = NULL;
+    if (has_room(o))
+        ag_list_move_all(&calls->wake, &o->waiters);
 }
 
 struct wk_outbox_batch *wk_outbox_next_batch(struct wk_outbox *o, size_t max_events,
                                              size_t max_bytes)
 {
-    if (!o->head || (o->unacked && o->unacked_bytes >= o->max_unacked_bytes))
+    if (ag_queue_empty(&o->out) ||
+        (!ag_queue_empty(&o->unacked) && ag_queue_bytes(&o->unacked) >= o->max_unacked_bytes))
         return NULL;
     struct wk_outbox_batch *b = ag_xcalloc(1, sizeof(*b));
     b->id = ++o->next_batch_id;
-    struct wk_outbox_ev *e = o->head, *last = NULL;
-    while (e && b->n < max_events && (b->n == 0 || b->bytes + e->len <= max_bytes)) {
-        b->bytes += e->len;
-        last = e;
-        e = e->next;
+    struct ag_qnode **tail = &b->evs;
+    for (struct ag_qnode *n = ag_queue_peek(&o->out);
+         n && b->n < max_events && (b->n == 0 || b->bytes + EV(n)->len <= max_bytes);
+         n = ag_queue_peek(&o->out)) {
+        ag_queue_pop(&o->out);
+        b->bytes += EV(n)->len;
         b->n++;
+        *tail = n;
+        tail = &n->next;
     }
-    b->evs = o->head;
-    last->next = NULL;
-    o->head = e;
-    if (!e)
-        o->tail = NULL;
-    o->n -= b->n;
-    o->bytes -= b->bytes;
-    o->unacked_bytes += b->bytes;
-    b->next = o->unacked;
-    o->unacked = b;
+    ag_queue_push_over(&o->unacked, &b->node, b->bytes);
     return b;
+}
+
+/* The unacked batch with that id, taken out of the queue; NULL if none. The hub acks a stream's
+ * batches in order, so it is the oldest; anything else is rebuilt around it (rare). */
+static struct wk_outbox_batch *unacked_take(struct wk_outbox *o, uint64_t id)
+{
+    struct ag_qnode *head = ag_queue_peek(&o->unacked);
+    if (head && BATCH(head)->id == id)
+        return BATCH(ag_queue_pop(&o->unacked));
+    struct wk_outbox_batch *found = NULL;
+    for (struct ag_qnode *n = ag_queue_take_all(&o->unacked), *next; n; n = next) {
+        next = n->next;
+        n->next = NULL;
+        if (!found && BATCH(n)->id == id)
+            found = BATCH(n);
+        else
+            ag_queue_push_over(&o->unacked, n, BATCH(n)->bytes);
+    }
+    return found;
 }
 
 bool wk_outbox_ack(struct wk_outbox *o, uint64_t id, struct wk_outbox_calls *calls)
 {
-    struct wk_outbox_batch **pp = &o->unacked;
-    while (*pp && (*pp)->id != id)
-        pp = &(*pp)->next;
-    struct wk_outbox_batch *b = *pp;
+    struct wk_outbox_batch *b = unacked_take(o, id);
     if (!b)
         return false;
-    *pp = b->next;
-    o->unacked_bytes -= b->bytes;
-    evs_append(&calls->stored, b->evs);
+    chain_append(&calls->stored, b->evs);
     free(b);
     wk_outbox_wake_if_room(o, calls);
     return true;
@@ -133,36 +159,34 @@ bool wk_outbox_ack(struct wk_outbox *o, uint64_t id, struct wk_outbox_calls *cal
 void wk_outbox_drop_all(struct wk_outbox *o, const struct ag_err *why,
                         struct wk_outbox_calls *calls)
 {
-    /* Oldest first, as they were emitted: the unacked list is newest first. */
-    struct wk_outbox_ev *lost = NULL;
-    while (o->unacked) {
-        struct wk_outbox_batch *b = o->unacked;
-        o->unacked = b->next;
-        evs_append(&b->evs, lost);
-        lost = b->evs;
-        free(b);
+    /* Oldest first, as they were emitted: the unacked batches, then the outbox. */
+    struct ag_qnode *lost = NULL;
+    for (struct ag_qnode *n = ag_queue_take_all(&o->unacked), *next; n; n = next) {
+        next = n->next;
+        chain_append(&lost, BATCH(n)->evs);
+        free(BATCH(n));
     }
-    evs_append(&lost, o->head);
-    evs_append(&calls->lost, lost);
+    chain_append(&lost, ag_queue_take_all(&o->out));
+    chain_append(&calls->lost, lost);
     calls->lost_err = *why;
-    o->head = o->tail = NULL;
-    o->n = o->bytes = o->unacked_bytes = 0;
     wk_outbox_wake_if_room(o, calls);
 }
 
 void wk_outbox_calls_run(struct wk_outbox_calls *calls)
 {
-    struct wk_outbox_ev *lists[2] = {calls->stored, calls->lost};
+    struct ag_qnode *chains[2] = {calls->stored, calls->lost};
     for (int i = 0; i < 2; i++)
-        for (struct wk_outbox_ev *e = lists[i]; e; e = e->next)
-            if (e->done)
-                e->done(e->done_arg, i == 0 ? NULL : &calls->lost_err);
+        for (struct ag_qnode *n = chains[i]; n; n = n->next)
+            if (EV(n)->done)
+                EV(n)->done(EV(n)->done_arg, i == 0 ? NULL : &calls->lost_err);
     evs_free(calls->stored);
     evs_free(calls->lost);
     calls->stored = calls->lost = NULL;
-    while (calls->wake) {
-        struct wk_outbox_waiter *w = calls->wake;
-        calls->wake = w->next;
+    struct ag_list *pos, *tmp;
+    AG_LIST_FOREACH_SAFE(pos, tmp, &calls->wake)
+    {
+        struct wk_outbox_waiter *w = AG_LIST_ENTRY(pos, struct wk_outbox_waiter, link);
+        ag_list_remove(pos);
         w->wake(w->arg);
         free(w);
     }
@@ -200,8 +224,8 @@ static uint8_t *put_varint(uint8_t *p, uint64_t v)
 grpc_byte_buffer *wk_outbox_pack(const struct wk_outbox_batch *b)
 {
     size_t blen = 1 + varint_len(b->id);
-    for (const struct wk_outbox_ev *e = b->evs; e; e = e->next)
-        blen += 1 + varint_len(e->len) + e->len;
+    for (const struct ag_qnode *n = b->evs; n; n = n->next)
+        blen += 1 + varint_len(EV(n)->len) + EV(n)->len;
     size_t total = 1 + varint_len(blen) + blen;
     grpc_slice s = grpc_slice_malloc(total);
     uint8_t *p = GRPC_SLICE_START_PTR(s);
@@ -209,7 +233,8 @@ grpc_byte_buffer *wk_outbox_pack(const struct wk_outbox_batch *b)
     p = put_varint(p, blen);
     *p++ = (1 << 3) | 0; /* EventBatch.batch_id, varint */
     p = put_varint(p, b->id);
-    for (const struct wk_outbox_ev *e = b->evs; e; e = e->next) {
+    for (const struct ag_qnode *n = b->evs; n; n = n->next) {
+        const struct wk_outbox_ev *e = EV(n);
         *p++ = (2 << 3) | 2; /* EventBatch.events, length-delimited */
         p = put_varint(p, e->len);
         memcpy(p, e->buf, e->len);

@@ -2,7 +2,8 @@
  *
  * Owns: the outbox (events emitted, not yet sent), the unacked batches (sent, not yet covered by
  * an EventAck), the runs parked until there is room, and the wire form of a batch. Both queues
- * are bounded in bytes of packed events:
+ * are ag_queues (common/queue.h: their gauges "node.outbox" and "node.unacked" give depth and
+ * bytes to whoever reads them) bounded in bytes of packed events:
  *
  *   WK_OUTBOX_MAX_BYTES          64 MiB emitted but unsent. At or over it, room() says no and
  *                                the runs wait (worker/runner.h, back-pressure). Runs check
@@ -30,65 +31,66 @@
 #include <stdint.h>
 
 #include "common/err.h"
+#include "common/list.h"
+#include "common/queue.h"
 #include "worker/runner.h"
 
 #define WK_OUTBOX_MAX_BYTES ((size_t)64 << 20)
 #define WK_OUTBOX_MAX_UNACKED_BYTES ((size_t)64 << 20)
 
 struct wk_outbox_ev {
-    struct wk_outbox_ev *next;
-    uint8_t *buf; /* owned: a packed NodeEvent */
+    struct ag_qnode node; /* in the outbox, then in its batch's chain, then in a calls chain */
+    uint8_t *buf;         /* owned: a packed NodeEvent */
     size_t len;
     wk_emit_done_fn *done; /* NULL: nobody waits for the ack */
     void *done_arg;
 };
 
 struct wk_outbox_batch {
-    struct wk_outbox_batch *next;
+    struct ag_qnode node;  /* in the unacked queue, weighing bytes */
     uint64_t id;
-    struct wk_outbox_ev *evs; /* owned */
+    struct ag_qnode *evs;  /* owned chain of wk_outbox_ev nodes, oldest first, NULL-ended */
     size_t n, bytes;
 };
 
 struct wk_outbox_waiter {
-    struct wk_outbox_waiter *next;
+    struct ag_list link;
     wk_wake_fn *wake;
     void *arg;
 };
 
 struct wk_outbox {
-    struct wk_outbox_ev *head, *tail; /* owned */
-    size_t n, bytes;
-    struct wk_outbox_batch *unacked; /* owned, newest first */
-    size_t unacked_bytes;
-    struct wk_outbox_waiter *waiters; /* owned */
+    struct ag_queue out;     /* wk_outbox_ev, gauge "node.outbox"; bound enforced by room() */
+    struct ag_queue unacked; /* wk_outbox_batch, gauge "node.unacked", oldest first */
+    struct ag_list waiters;  /* wk_outbox_waiter: runs parked until there is room */
     size_t max_bytes, max_unacked_bytes;
     uint64_t next_batch_id;
 };
 
 /* Callbacks due, to run with no lock held (wk_outbox_calls_run). */
 struct wk_outbox_calls {
-    struct wk_outbox_ev *stored;  /* acknowledged: done(arg, NULL) */
-    struct wk_outbox_ev *lost;    /* dropped: done(arg, &lost_err) */
+    struct ag_qnode *stored; /* chain of acknowledged events: done(arg, NULL) */
+    struct ag_qnode *lost;   /* chain of dropped events: done(arg, &lost_err) */
     struct ag_err lost_err;
-    struct wk_outbox_waiter *wake; /* room again, or everything dropped */
+    struct ag_list wake;     /* wk_outbox_waiter: room again, or everything dropped */
 };
-#define WK_OUTBOX_CALLS_INIT {NULL, NULL, AG_ERR_INIT, NULL}
+void wk_outbox_calls_init(struct wk_outbox_calls *calls);
 
 /* max_bytes, max_unacked_bytes: 0 for the defaults above (tests pass small ones). */
 void wk_outbox_init(struct wk_outbox *o, size_t max_bytes, size_t max_unacked_bytes);
 /* Drops whatever is left without calling back; call wk_outbox_drop_all first if runs may wait. */
 void wk_outbox_release(struct wk_outbox *o);
 
-/* Queue a packed NodeEvent (taken). Always accepted: the bound is enforced by room(). */
+/* Queue a packed NodeEvent (taken). Always accepted, past the bound too: the bound is enforced
+ * by room(), which each run checks before a step, and a run's step cannot be refused half-way. */
 void wk_outbox_push(struct wk_outbox *o, uint8_t *buf, size_t len, wk_emit_done_fn *done,
                     void *done_arg);
-/* true if under WK_OUTBOX_MAX_BYTES; else false and wake(arg) is queued for when there is room. */
+/* true if under max_bytes; else false and wake(arg) is queued for when there is room. */
 bool wk_outbox_room(struct wk_outbox *o, wk_wake_fn *wake, void *arg);
 /* Move the next batch (at most max_events events and max_bytes bytes, but always one event) to
- * the unacked list and return it (borrowed), or NULL if the outbox is empty or the unacked list is
- * at its bound. Wakes nobody, as it may run under a run's lock (conn.c's on_emit): the connection
- * thread calls wk_outbox_wake_if_room after its sends. */
+ * the unacked queue and return it (borrowed), or NULL if the outbox is empty or the unacked queue
+ * is at its bound. Wakes nobody, as it may run under a run's lock (conn.c's on_emit): the
+ * connection thread calls wk_outbox_wake_if_room after its sends. */
 struct wk_outbox_batch *wk_outbox_next_batch(struct wk_outbox *o, size_t max_events,
                                              size_t max_bytes);
 /* If the outbox has room, move every waiter's wake-up to calls. */
