@@ -14,8 +14,8 @@
  * runner_internal.h). emit() is called with the emitting run's mu held, so it must not call
  * back into the runner.
  *
- * The ready queue needs no bound of its own: a run is in it at most once, and the hub gives a
- * node at most its registered capacity of runs.
+ * The ready queue (an ag_queue, for its depth gauge "runner.ready") needs no bound of its own: a
+ * run is in it at most once, and the hub gives a node at most its registered capacity of runs.
  *
  * Shutdown: wk_runner_free cancels every run, joins the threads and then settles the queue. A
  * run still waiting on a model or tool is not waited for: it is cancelled, so its callback (run
@@ -51,7 +51,7 @@ struct wk_runner {
 
     pthread_mutex_t queue_mu;
     pthread_cond_t queue_cv;
-    struct wk_run *ready_head, *ready_tail; /* each holds its run's token */
+    struct ag_queue ready; /* of wk_run.ready_node, each holding its run's token */
     bool stopping;
     pthread_t *threads; /* owned */
     unsigned nthreads;
@@ -141,12 +141,8 @@ bool wk_runner__table_remove(struct wk_runner *r, struct wk_run *run)
 void wk_runner__ready_push(struct wk_runner *r, struct wk_run *run)
 {
     pthread_mutex_lock(&r->queue_mu);
-    run->next_ready = NULL;
-    if (r->ready_tail)
-        r->ready_tail->next_ready = run;
-    else
-        r->ready_head = run;
-    r->ready_tail = run;
+    /* Never refused: the run hands over its token, and a refusal would lose the run. */
+    ag_queue_push_over(&r->ready, &run->ready_node, 0);
     pthread_cond_signal(&r->queue_cv);
     pthread_mutex_unlock(&r->queue_mu);
 }
@@ -154,14 +150,8 @@ void wk_runner__ready_push(struct wk_runner *r, struct wk_run *run)
 /* Under queue_mu. */
 static struct wk_run *ready_pop(struct wk_runner *r)
 {
-    struct wk_run *run = r->ready_head;
-    if (run) {
-        r->ready_head = run->next_ready;
-        if (!r->ready_head)
-            r->ready_tail = NULL;
-        run->next_ready = NULL;
-    }
-    return run;
+    struct ag_qnode *n = ag_queue_pop(&r->ready);
+    return n ? AG_QUEUE_ENTRY(n, struct wk_run, ready_node) : NULL;
 }
 
 static void *pool_main(void *arg)
@@ -169,7 +159,7 @@ static void *pool_main(void *arg)
     struct wk_runner *r = arg;
     for (;;) {
         pthread_mutex_lock(&r->queue_mu);
-        while (!r->ready_head && !r->stopping)
+        while (ag_queue_empty(&r->ready) && !r->stopping)
             pthread_cond_wait(&r->queue_cv, &r->queue_mu);
         struct wk_run *run = r->stopping ? NULL : ready_pop(r);
         pthread_mutex_unlock(&r->queue_mu);
@@ -302,6 +292,7 @@ struct wk_runner *wk_runner_new(const struct wk_runner_opts *o, struct ag_err *e
     pthread_mutex_init(&r->limits_mu, NULL);
     r->max_payload = r->max_event = SIZE_MAX;
     pthread_mutex_init(&r->queue_mu, NULL);
+    ag_queue_init(&r->ready, "runner.ready", 0, 0);
     pthread_cond_init(&r->queue_cv, NULL);
     pthread_mutex_init(&r->table_mu, NULL);
 

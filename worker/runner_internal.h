@@ -37,6 +37,7 @@
 
 #include "agentry/v1/node.pb-c.h"
 #include "common/err.h"
+#include "common/queue.h"
 #include "worker/cancel.h"
 #include "worker/config.h"
 #include "worker/model.h"
@@ -109,7 +110,7 @@ struct wk_run {
     struct wk_run_input *inbox; /* owned */
     size_t ninbox, inbox_cap;
 
-    struct wk_run *next_ready;  /* the runner's ready queue; under its queue lock */
+    struct ag_qnode ready_node; /* the runner's ready queue; under its queue lock */
     struct wk_run *next_bucket; /* the runner's run table; under its table lock */
     atomic_uint refs;
 };
