@@ -6,7 +6,7 @@
  * The turn itself is worker/run.c; the events are worker/run_event.c.
  *
  * Threads and locks:
- *   table_mu     guards buckets, nbuckets, count (and each run's next_bucket)
+ *   table_mu     guards the run table
  *   queue_mu     guards the ready queue and stopping; queue_cv wakes pool threads
  *   providers_mu guards providers[]
  *   limits_mu    guards max_payload, max_event
@@ -28,11 +28,11 @@
 #include <string.h>
 
 #include "common/log.h"
+#include "common/map.h"
 #include "common/xalloc.h"
 #include "worker/runner_internal.h"
 
 #define WK_RUNNER_DEFAULT_THREADS 2
-#define WK_RUNNER_MIN_BUCKETS 64
 
 struct wk_runner {
     wk_emit_fn *emit;
@@ -57,81 +57,38 @@ struct wk_runner {
     unsigned nthreads;
 
     pthread_mutex_t table_mu;
-    struct wk_run **buckets; /* owned array; each entry holds a reference to its run */
-    size_t nbuckets, count;
+    struct ag_map table; /* agent id (the run's own) -> run; each entry holds a reference */
 };
 
 /* --- the run table ------------------------------------------------------------------------ */
 
-static size_t hash_str(const char *s)
-{
-    size_t h = 14695981039346656037ull; /* FNV-1a */
-    for (; *s; s++)
-        h = (h ^ (unsigned char)*s) * 1099511628211ull;
-    return h;
-}
-
-static struct wk_run **table_slot(struct wk_runner *r, const char *agent_id)
-{
-    struct wk_run **p = &r->buckets[hash_str(agent_id) & (r->nbuckets - 1)];
-    while (*p && strcmp((*p)->agent_id, agent_id) != 0)
-        p = &(*p)->next_bucket;
-    return p;
-}
-
-static void table_grow(struct wk_runner *r)
-{
-    size_t n = r->nbuckets * 2;
-    struct wk_run **b = ag_xcalloc(n, sizeof(*b));
-    for (size_t i = 0; i < r->nbuckets; i++) {
-        struct wk_run *run = r->buckets[i];
-        while (run) {
-            struct wk_run *next = run->next_bucket;
-            size_t j = hash_str(run->agent_id) & (n - 1);
-            run->next_bucket = b[j];
-            b[j] = run;
-            run = next;
-        }
-    }
-    free(r->buckets);
-    r->buckets = b;
-    r->nbuckets = n;
-}
-
 /* Under table_mu. false if the agent already has a run. */
 static bool table_insert(struct wk_runner *r, struct wk_run *run)
 {
-    struct wk_run **slot = table_slot(r, run->agent_id);
-    if (*slot)
+    if (ag_map_get(&r->table, run->agent_id))
         return false;
-    run->next_bucket = NULL;
-    *slot = run;
+    ag_map_put(&r->table, run->agent_id, run);
     wk_run__ref(run);
-    if (++r->count > r->nbuckets)
-        table_grow(r);
     return true;
 }
 
-/* Under table_mu. The run of agent_id with that epoch, unlinked; its reference passes to the
+/* Under table_mu. The run of agent_id with that epoch, removed; its reference passes to the
  * caller. NULL if none. */
 static struct wk_run *table_take(struct wk_runner *r, const char *agent_id, uint64_t epoch)
 {
-    struct wk_run **slot = table_slot(r, agent_id);
-    struct wk_run *run = *slot;
+    struct wk_run *run = ag_map_get(&r->table, agent_id);
     if (!run || run->epoch != epoch)
         return NULL;
-    *slot = run->next_bucket;
-    run->next_bucket = NULL;
-    r->count--;
+    ag_map_del(&r->table, agent_id);
     return run;
 }
 
 bool wk_runner__table_remove(struct wk_runner *r, struct wk_run *run)
 {
     pthread_mutex_lock(&r->table_mu);
-    bool found = *table_slot(r, run->agent_id) == run;
+    bool found = ag_map_get(&r->table, run->agent_id) == run;
     if (found)
-        table_take(r, run->agent_id, run->epoch);
+        ag_map_del(&r->table, run->agent_id);
     pthread_mutex_unlock(&r->table_mu);
     return found;
 }
@@ -256,7 +213,7 @@ static void runner_release(struct wk_runner *r)
             r->providers[i]->free(r->providers[i]);
     free(r->providers);
     free(r->threads);
-    free(r->buckets);
+    ag_map_release(&r->table);
     wk_configs_release(&r->configs);
     pthread_mutex_destroy(&r->providers_mu);
     pthread_mutex_destroy(&r->limits_mu);
@@ -286,8 +243,7 @@ struct wk_runner *wk_runner_new(const struct wk_runner_opts *o, struct ag_err *e
     while (wk_model_providers[r->nproviders].name)
         r->nproviders++;
     r->providers = ag_xcalloc(r->nproviders, sizeof(*r->providers));
-    r->nbuckets = WK_RUNNER_MIN_BUCKETS;
-    r->buckets = ag_xcalloc(r->nbuckets, sizeof(*r->buckets));
+    ag_map_init(&r->table);
     pthread_mutex_init(&r->providers_mu, NULL);
     pthread_mutex_init(&r->limits_mu, NULL);
     r->max_payload = r->max_event = SIZE_MAX;
@@ -353,7 +309,7 @@ int wk_runner_assign(struct wk_runner *r, const Agentry__V1__Assignment *a, stru
     pthread_mutex_lock(&r->table_mu);
     /* The hub's newest epoch is the truth: a run it has moved on from (its Cancel may still be
      * on the way) gives way rather than block the agent. */
-    struct wk_run *old = *table_slot(r, run->agent_id);
+    struct wk_run *old = ag_map_get(&r->table, run->agent_id);
     old = old && old->epoch < run->epoch ? table_take(r, old->agent_id, old->epoch) : NULL;
     bool inserted = table_insert(r, run);
     pthread_mutex_unlock(&r->table_mu);
@@ -395,7 +351,7 @@ int wk_runner_deliver(struct wk_runner *r, const char *agent_id, uint64_t epoch,
     if (!agent_id)
         return ag_err_set(err, AG_INVALID_ARGUMENT, "cannot deliver input: no agent id given");
     pthread_mutex_lock(&r->table_mu);
-    struct wk_run *run = *table_slot(r, agent_id);
+    struct wk_run *run = ag_map_get(&r->table, agent_id);
     if (run && run->epoch == epoch)
         wk_run__ref(run);
     else
@@ -427,30 +383,26 @@ void wk_runner_cancel(struct wk_runner *r, const char *agent_id, uint64_t epoch)
 void wk_runner_cancel_all(struct wk_runner *r)
 {
     pthread_mutex_lock(&r->table_mu);
-    struct wk_run *all = NULL;
-    for (size_t i = 0; i < r->nbuckets; i++) {
-        while (r->buckets[i]) {
-            struct wk_run *run = r->buckets[i];
-            r->buckets[i] = run->next_bucket;
-            run->next_bucket = all; /* reuse the link: the run has left the table */
-            all = run;
-        }
-    }
-    r->count = 0;
+    size_t n = 0;
+    struct wk_run **all = ag_xcalloc(ag_map_len(&r->table) + 1, sizeof(*all));
+    void *v;
+    for (struct ag_map_iter it = {0}; ag_map_next(&r->table, &it, NULL, &v);)
+        all[n++] = v;
+    /* The references pass to `all`; the emptied table keeps its memory for the next runs. */
+    for (size_t i = 0; i < n; i++)
+        ag_map_del(&r->table, all[i]->agent_id);
     pthread_mutex_unlock(&r->table_mu);
-    while (all) {
-        struct wk_run *next = all->next_bucket;
-        all->next_bucket = NULL;
-        wk_run__cancel(all);
-        wk_run__unref(all);
-        all = next;
+    for (size_t i = 0; i < n; i++) {
+        wk_run__cancel(all[i]);
+        wk_run__unref(all[i]);
     }
+    free(all);
 }
 
 unsigned wk_runner_running(struct wk_runner *r)
 {
     pthread_mutex_lock(&r->table_mu);
-    unsigned n = (unsigned)r->count;
+    unsigned n = (unsigned)ag_map_len(&r->table);
     pthread_mutex_unlock(&r->table_mu);
     return n;
 }

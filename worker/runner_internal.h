@@ -111,7 +111,6 @@ struct wk_run {
     size_t ninbox, inbox_cap;
 
     struct ag_qnode ready_node; /* the runner's ready queue; under its queue lock */
-    struct wk_run *next_bucket; /* the runner's run table; under its table lock */
     atomic_uint refs;
 };
 
