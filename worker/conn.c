@@ -22,8 +22,13 @@
  * is taken by a live node, the hub finds the registration invalid) ends wk_node_run with the
  * hub's message instead of reconnecting forever.
  *
- * Threads and locks: `lock` guards the outbox (with its unacked list and parked runs), the call
- * pointer and the flags; completions are handled on the connection thread only. emit() comes
+ * The stream is one asynchronous call (common/rpc/client.h, rpc_async_*) on the connection
+ * thread's completion queue: the status batch stays outstanding for the stream's life, one send
+ * and one read at a time, and `outstanding` counts the batches so the stream ends only when all
+ * are back.
+ *
+ * Threads and locks: `lock` guards the outbox (with its unacked list and parked runs), the
+ * stream's call and the flags; completions are handled on the connection thread only. emit() comes
  * with a run's lock held, so under `lock` nothing calls into a run: event completions and
  * wake-ups are collected under it and run on the connection thread after letting go. */
 #include <grpc/grpc.h>
@@ -77,7 +82,7 @@ struct wk_node {
     grpc_completion_queue *cq;
     pthread_mutex_t lock;
     /* Guarded by lock: */
-    grpc_call *call;
+    struct rpc_async_call a; /* the current stream; a.call is NULL between streams */
     bool up;            /* Registered received on the current stream */
     bool sending;       /* a send batch is in flight */
     bool closing;       /* half-close requested */
@@ -86,13 +91,8 @@ struct wk_node {
     bool heartbeat_due;
     unsigned hb_running;  /* runs counted before taking the lock (see kick_send_locked) */
     size_t batch_bytes;   /* from Registered: see CONN_BATCH_BYTES */
-    grpc_byte_buffer *send_bb;
     int outstanding;    /* batches in flight on the current call */
     /* Connection thread only: */
-    grpc_byte_buffer *recv_bb;
-    grpc_metadata_array md_init, md_trailing;
-    grpc_status_code status;
-    grpc_slice status_details;
     uint32_t heartbeat_ms;
     int64_t next_heartbeat_ms;
     bool fatal;              /* the hub refused us in a way retrying cannot fix */
@@ -101,42 +101,32 @@ struct wk_node {
 
 /* --- sending (lock held) ------------------------------------------------------------------ */
 
+/* Takes bb. */
 static void start_send_locked(struct wk_node *n, grpc_byte_buffer *bb)
 {
-    grpc_op op;
-    memset(&op, 0, sizeof(op));
-    op.op = GRPC_OP_SEND_MESSAGE;
-    op.data.send_message.send_message = bb;
-    n->send_bb = bb;
+    struct ag_err err = AG_ERR_INIT;
+    if (rpc_async_send(&n->a, bb, &tag_send, &err) != 0) {
+        ag_log_error("conn.send_rejected", "node=%s err=%s", n->node_id, ag_log_q(err.msg));
+        rpc_async_send_done(&n->a); /* no completion will free it */
+        return;
+    }
     n->sending = true;
     n->outstanding++;
-    if (grpc_call_start_batch(n->call, &op, 1, &tag_send, NULL) != GRPC_CALL_OK) {
-        ag_log_error("conn.send_rejected", "node=%s", n->node_id);
-        n->sending = false;
-        n->outstanding--;
-        grpc_byte_buffer_destroy(bb);
-        n->send_bb = NULL;
-    }
 }
 
 static void start_close_locked(struct wk_node *n)
 {
-    grpc_op op;
-    memset(&op, 0, sizeof(op));
-    op.op = GRPC_OP_SEND_CLOSE_FROM_CLIENT;
-    n->sending = true;
     n->closing = false;
+    if (rpc_async_close(&n->a, &tag_send, NULL) != 0)
+        return;
+    n->sending = true;
     n->outstanding++;
-    if (grpc_call_start_batch(n->call, &op, 1, &tag_send, NULL) != GRPC_CALL_OK) {
-        n->sending = false;
-        n->outstanding--;
-    }
 }
 
 /* Send whatever is due: queued events first (one batch), else a heartbeat, else a half-close. */
 static void kick_send_locked(struct wk_node *n)
 {
-    if (!n->call || !n->up || n->sending)
+    if (!n->a.call || !n->up || n->sending)
         return;
     struct wk_outbox_batch *b = wk_outbox_next_batch(&n->out, CONN_MAX_BATCH, n->batch_bytes);
     if (b) {
@@ -266,65 +256,50 @@ static void handle_msg(struct wk_node *n, const Agentry__V1__HubMessage *m)
     }
 }
 
-static void start_recv(struct wk_node *n, bool with_md)
+/* Read the next message (the first read also takes the hub's initial metadata). A read that
+ * cannot start ends the stream: without reads no ack or assignment would ever arrive. */
+static void start_recv(struct wk_node *n)
 {
-    grpc_op ops[2];
-    size_t k = 0;
-    memset(ops, 0, sizeof(ops));
-    if (with_md) {
-        ops[k].op = GRPC_OP_RECV_INITIAL_METADATA;
-        ops[k].data.recv_initial_metadata.recv_initial_metadata = &n->md_init;
-        k++;
-    }
-    ops[k].op = GRPC_OP_RECV_MESSAGE;
-    ops[k].data.recv_message.recv_message = &n->recv_bb;
-    k++;
+    struct ag_err err = AG_ERR_INIT;
     pthread_mutex_lock(&n->lock);
-    n->outstanding++;
-    grpc_call_start_batch(n->call, ops, k, &tag_recv, NULL);
+    if (rpc_async_recv(&n->a, &tag_recv, &err) == 0) {
+        n->outstanding++;
+    } else {
+        ag_log_error("conn.recv_rejected", "node=%s err=%s", n->node_id, ag_log_q(err.msg));
+        rpc_async_cancel(&n->a);
+    }
     pthread_mutex_unlock(&n->lock);
 }
 
 /* --- one stream --------------------------------------------------------------------------- */
 
-static void open_stream(struct wk_node *n)
+/* Start the stream: the status (outstanding for its life), Register (the first send carries the
+ * initial metadata) and the first read. -1 with err if gRPC refuses the call or its status batch:
+ * then no completion of it will come. */
+static int open_stream(struct wk_node *n, struct ag_err *err)
 {
-    grpc_metadata_array_init(&n->md_init);
-    grpc_metadata_array_init(&n->md_trailing);
-    n->status_details = grpc_empty_slice();
-    void *h = rpc_channel_method(n->ch, CONN_METHOD);
-    grpc_call *call = grpc_channel_create_registered_call(
-        rpc_channel_grpc(n->ch), NULL, GRPC_PROPAGATE_DEFAULTS, n->cq, h,
-        gpr_inf_future(GPR_CLOCK_REALTIME), NULL);
-
     grpc_byte_buffer *bb = grpc_raw_byte_buffer_create(&n->register_msg, 1); /* own ref */
-
-    grpc_op ops[2];
-    memset(ops, 0, sizeof(ops));
-    ops[0].op = GRPC_OP_SEND_INITIAL_METADATA;
-    ops[1].op = GRPC_OP_SEND_MESSAGE;
-    ops[1].data.send_message.send_message = bb;
-    grpc_op st;
-    memset(&st, 0, sizeof(st));
-    st.op = GRPC_OP_RECV_STATUS_ON_CLIENT;
-    st.data.recv_status_on_client.trailing_metadata = &n->md_trailing;
-    st.data.recv_status_on_client.status = &n->status;
-    st.data.recv_status_on_client.status_details = &n->status_details;
-
     pthread_mutex_lock(&n->lock);
     if (n->outstanding != 0)
         ag_log_error("conn.leaked_batches", "node=%s outstanding=%d", n->node_id, n->outstanding);
     n->outstanding = 0;
-    n->call = call;
     n->up = false;
     n->closing = false;
-    n->sending = true;
-    n->send_bb = bb;
-    n->outstanding += 2;
-    grpc_call_start_batch(call, ops, 2, &tag_send, NULL);
-    grpc_call_start_batch(call, &st, 1, &tag_status, NULL);
+    n->sending = false;
+    int rc = rpc_async_start(&n->a, n->ch, n->cq, CONN_METHOD, AG_DEADLINE_NONE, err);
+    if (rc == 0)
+        rc = rpc_async_recv_status(&n->a, &tag_status, err);
+    if (rc == 0) {
+        n->outstanding++;
+        start_send_locked(n, bb);
+    } else {
+        grpc_byte_buffer_destroy(bb);
+        rpc_async_release(&n->a);
+    }
     pthread_mutex_unlock(&n->lock);
-    start_recv(n, true);
+    if (rc == 0)
+        start_recv(n);
+    return rc;
 }
 
 static void on_send_done(struct wk_node *n)
@@ -334,9 +309,7 @@ static void on_send_done(struct wk_node *n)
     pthread_mutex_lock(&n->lock);
     n->outstanding--;
     n->sending = false;
-    if (n->send_bb)
-        grpc_byte_buffer_destroy(n->send_bb);
-    n->send_bb = NULL;
+    rpc_async_send_done(&n->a); /* NULL after a half-close: a no-op */
     kick_send_locked(n);
     wk_outbox_wake_if_room(&n->out, &calls); /* also for batches on_emit sent */
     pthread_mutex_unlock(&n->lock);
@@ -348,8 +321,7 @@ static void on_recv_done(struct wk_node *n)
     pthread_mutex_lock(&n->lock);
     n->outstanding--;
     pthread_mutex_unlock(&n->lock);
-    grpc_byte_buffer *bb = n->recv_bb;
-    n->recv_bb = NULL;
+    grpc_byte_buffer *bb = rpc_async_recv_take(&n->a); /* connection thread: reads only here */
     if (!bb)
         return; /* the hub ended the stream */
     struct ag_arena ar;
@@ -362,7 +334,7 @@ static void on_recv_done(struct wk_node *n)
     else
         ag_log_error("conn.bad_message", "node=%s err=%s", n->node_id, ag_log_q(err.msg));
     ag_arena_release(&ar);
-    start_recv(n, false);
+    start_recv(n);
 }
 
 static bool stopping(struct wk_node *n)
@@ -385,20 +357,19 @@ static bool refusal_is_final(grpc_status_code status)
  * put them elsewhere with a new epoch, so nothing of theirs may be sent again. */
 static void stream_over(struct wk_node *n, bool was_up)
 {
-    char *details = grpc_slice_to_c_string(n->status_details);
-    if (!was_up && refusal_is_final(n->status)) {
+    /* The status batch has completed, so these are the hub's (or gRPC's) last word. */
+    grpc_status_code status = n->a.status;
+    char *details = grpc_slice_to_c_string(n->a.details);
+    if (!was_up && refusal_is_final(status)) {
         n->fatal = true;
-        ag_err_set(&n->fatal_err, (enum ag_code)n->status, "the hub at '%s' refused node '%s': %s",
-                   n->o.hub, n->node_id, *details ? details : ag_code_name((enum ag_code)n->status));
+        ag_err_set(&n->fatal_err, (enum ag_code)status, "the hub at '%s' refused node '%s': %s",
+                   n->o.hub, n->node_id, *details ? details : ag_code_name((enum ag_code)status));
     }
     /* A goodbye we asked for is news, not a problem. */
-    enum ag_log_level lv = stopping(n) && n->status == GRPC_STATUS_OK ? AG_LOG_INFO : AG_LOG_WARN;
+    enum ag_log_level lv = stopping(n) && status == GRPC_STATUS_OK ? AG_LOG_INFO : AG_LOG_WARN;
     ag_log_write(lv, "node.disconnected", "node=%s hub=%s status=%d was_registered=%d details=%s",
-                 n->node_id, n->o.hub, (int)n->status, was_up, ag_log_q(details));
+                 n->node_id, n->o.hub, (int)status, was_up, ag_log_q(details));
     gpr_free(details);
-    grpc_slice_unref(n->status_details);
-    grpc_metadata_array_destroy(&n->md_init);
-    grpc_metadata_array_destroy(&n->md_trailing);
     /* Cancel first: the runs parked on an event or on room then end silently when woken. */
     wk_runner_cancel_all(n->runner);
     struct wk_outbox_calls calls;
@@ -407,8 +378,7 @@ static void stream_over(struct wk_node *n, bool was_up)
     ag_err_set(&lost, AG_UNAVAILABLE, "the stream to the hub at '%s' ended before the hub "
                "acknowledged the event", n->o.hub);
     pthread_mutex_lock(&n->lock);
-    grpc_call_unref(n->call);
-    n->call = NULL;
+    rpc_async_release(&n->a); /* every batch is back (serve_stream) */
     n->up = false;
     wk_outbox_drop_all(&n->out, &lost, &calls);
     pthread_mutex_unlock(&n->lock);
@@ -420,7 +390,12 @@ static bool serve_stream(struct wk_node *n)
 {
     int64_t handshake_deadline = ag_now_mono_ms() + n->o.handshake_ms;
     bool status_seen = false, was_up = false, cancelled = false;
-    open_stream(n);
+    struct ag_err err = AG_ERR_INIT;
+    if (open_stream(n, &err) != 0) { /* nothing started: nothing to wait for */
+        ag_log_error("conn.open_failed", "node=%s hub=%s err=%s", n->node_id, n->o.hub,
+                     ag_log_q(err.msg));
+        return false;
+    }
     for (;;) {
         pthread_mutex_lock(&n->lock);
         bool up = n->up;
@@ -434,7 +409,7 @@ static bool serve_stream(struct wk_node *n)
         if (!up && !cancelled && now >= handshake_deadline) {
             ag_log_warn("node.handshake_timeout", "node=%s hub=%s after_ms=%" PRId64, n->node_id,
                         n->o.hub, n->o.handshake_ms);
-            grpc_call_cancel(n->call, NULL);
+            rpc_async_cancel(&n->a);
             cancelled = true;
         }
         if (up && now >= hb_at) {
@@ -452,7 +427,7 @@ static bool serve_stream(struct wk_node *n)
         grpc_event ev = grpc_completion_queue_next(n->cq, rpc_deadline_ms(wait), NULL);
         if (ev.type == GRPC_QUEUE_TIMEOUT) {
             if (stopping(n) && !cancelled && (status_seen || !up)) {
-                grpc_call_cancel(n->call, NULL);
+                rpc_async_cancel(&n->a);
                 cancelled = true;
             }
             continue;
@@ -662,11 +637,11 @@ void wk_node_stop(struct wk_node *n)
     n->stop = true;
     /* Say goodbye with a half-close, so the hub logs a clean departure; the connection
      * thread cancels the call if the hub does not end it. */
-    if (n->call && n->up) {
+    if (n->a.call && n->up) {
         n->closing = true;
         kick_send_locked(n);
-    } else if (n->call) {
-        grpc_call_cancel(n->call, NULL);
+    } else if (n->a.call) {
+        rpc_async_cancel(&n->a);
     }
     pthread_mutex_unlock(&n->lock);
 }
