@@ -181,7 +181,7 @@ static void on_ack(struct wk_node *n, const Agentry__V1__EventAck *ack)
     struct wk_outbox_calls calls;
     wk_outbox_calls_init(&calls);
     pthread_mutex_lock(&n->lock);
-    bool found = wk_outbox_ack(&n->out, ack->batch_id, &calls);
+    bool found = wk_outbox_ack(&n->out, ack->batch_id, ack->seqs, ack->n_seqs, &calls);
     kick_send_locked(n); /* sends held back by a full unacked list may go now */
     pthread_mutex_unlock(&n->lock);
     wk_outbox_calls_run(&calls); /* completions first: a run parked on its event goes on */

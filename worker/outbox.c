@@ -15,7 +15,7 @@
 
 void wk_outbox_calls_init(struct wk_outbox_calls *calls)
 {
-    calls->stored = calls->lost = NULL;
+    calls->stored = calls->lost = calls->discarded = NULL;
     ag_err_clear(&calls->lost_err);
     ag_list_init(&calls->wake);
 }
@@ -145,12 +145,19 @@ static struct wk_outbox_batch *unacked_take(struct wk_outbox *o, uint64_t id)
     return found;
 }
 
-bool wk_outbox_ack(struct wk_outbox *o, uint64_t id, struct wk_outbox_calls *calls)
+bool wk_outbox_ack(struct wk_outbox *o, uint64_t id, const uint64_t *seqs, size_t nseqs,
+                   struct wk_outbox_calls *calls)
 {
     struct wk_outbox_batch *b = unacked_take(o, id);
     if (!b)
         return false;
-    chain_append(&calls->stored, b->evs);
+    size_t i = 0;
+    for (struct ag_qnode *n = b->evs, *next; n; n = next, i++) {
+        next = n->next;
+        n->next = NULL;
+        /* An ack without seqs (an older hub) says only "stored". */
+        chain_append(i < nseqs && seqs[i] == 0 ? &calls->discarded : &calls->stored, n);
+    }
     free(b);
     wk_outbox_wake_if_room(o, calls);
     return true;
@@ -174,14 +181,18 @@ void wk_outbox_drop_all(struct wk_outbox *o, const struct ag_err *why,
 
 void wk_outbox_calls_run(struct wk_outbox_calls *calls)
 {
-    struct ag_qnode *chains[2] = {calls->stored, calls->lost};
-    for (int i = 0; i < 2; i++)
+    struct ag_err discarded = AG_ERR_INIT;
+    ag_err_set(&discarded, AG_ABORTED,
+               "the hub discarded the event: its run is no longer the agent's current one");
+    struct ag_qnode *chains[3] = {calls->stored, calls->lost, calls->discarded};
+    const struct ag_err *errs[3] = {NULL, &calls->lost_err, &discarded};
+    for (int i = 0; i < 3; i++) {
         for (struct ag_qnode *n = chains[i]; n; n = n->next)
             if (EV(n)->done)
-                EV(n)->done(EV(n)->done_arg, i == 0 ? NULL : &calls->lost_err);
-    evs_free(calls->stored);
-    evs_free(calls->lost);
-    calls->stored = calls->lost = NULL;
+                EV(n)->done(EV(n)->done_arg, errs[i]);
+        evs_free(chains[i]);
+    }
+    calls->stored = calls->lost = calls->discarded = NULL;
     struct ag_list *pos, *tmp;
     AG_LIST_FOREACH_SAFE(pos, tmp, &calls->wake)
     {

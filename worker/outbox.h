@@ -72,6 +72,7 @@ struct wk_outbox_calls {
     struct ag_qnode *stored; /* chain of acknowledged events: done(arg, NULL) */
     struct ag_qnode *lost;   /* chain of dropped events: done(arg, &lost_err) */
     struct ag_err lost_err;
+    struct ag_qnode *discarded; /* chain of events the hub refused as stale: AG_ABORTED */
     struct ag_list wake;     /* wk_outbox_waiter: room again, or everything dropped */
 };
 void wk_outbox_calls_init(struct wk_outbox_calls *calls);
@@ -96,8 +97,11 @@ struct wk_outbox_batch *wk_outbox_next_batch(struct wk_outbox *o, size_t max_eve
 /* If the outbox has room, move every waiter's wake-up to calls. */
 void wk_outbox_wake_if_room(struct wk_outbox *o, struct wk_outbox_calls *calls);
 /* The hub acknowledged batch id: its events' completions go to calls (and the waiters' wake-ups
- * if the outbox has room). false if no batch has that id. */
-bool wk_outbox_ack(struct wk_outbox *o, uint64_t id, struct wk_outbox_calls *calls);
+ * if the outbox has room). seqs: EventAck.seqs, the seq each event was stored at, in order; an
+ * event whose seq is 0 was discarded (its epoch is no longer current) and completes with
+ * AG_ABORTED. false if no batch has that id. */
+bool wk_outbox_ack(struct wk_outbox *o, uint64_t id, const uint64_t *seqs, size_t nseqs,
+                   struct wk_outbox_calls *calls);
 /* The stream is gone: every event is dropped, completions with why, every waiter woken. */
 void wk_outbox_drop_all(struct wk_outbox *o, const struct ag_err *why,
                         struct wk_outbox_calls *calls);

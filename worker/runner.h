@@ -30,10 +30,10 @@
 struct wk_runner;
 struct ag_timers;
 
-/* The hub stored the event (err NULL; also when it discarded it as stale, which only happens to
- * a run it has moved on from), or never will (err says why: the stream was lost). Called exactly
- * once, from the sink's own thread (the connection thread on a node), never from inside emit().
- * Must be quick. */
+/* The hub stored the event (err NULL), or never will (err says why: AG_ABORTED when the hub
+ * discarded it because the run's epoch is no longer current, AG_UNAVAILABLE when the stream was
+ * lost). Called exactly once, from the sink's own thread (the connection thread on a node), never
+ * from inside emit(). Must be quick. */
 typedef void wk_emit_done_fn(void *arg, const struct ag_err *err);
 /* ev: a packed agentry.v1.NodeEvent, owned by the callee from the call on, whatever it returns.
  * Events of one agent are emitted in order. done: NULL (nobody waits), or called as
@@ -59,7 +59,7 @@ struct wk_runner_opts {
      * started and every result it used. Exactly-once tools build on this; off, a tool step costs
      * no round trip to the hub. */
     bool durable_tools;
-    /* Provider and tool options, "NAME.KEY=VALUE" (worker/config.h); borrowed, copied. */
+    /* Provider and tool options, "NAME.KEY=VALUE" (worker/config.h); copied by wk_runner_new. */
     const char *const *model_opts;
     size_t nmodel_opts;
     const char *const *tool_opts;

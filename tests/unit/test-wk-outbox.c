@@ -86,7 +86,7 @@ static void test_pack_decodes_with_descriptor(void **state)
 }
 
 struct counts {
-    int stored, lost, woken;
+    int stored, lost, aborted, woken;
     char order[16];
     size_t norder;
 };
@@ -94,7 +94,9 @@ struct counts {
 static void on_done(void *arg, const struct ag_err *err)
 {
     struct counts *c = arg;
-    if (err) {
+    if (err && err->code == AG_ABORTED) {
+        c->aborted++;
+    } else if (err) {
         assert_int_equal(err->code, AG_UNAVAILABLE);
         c->lost++;
     } else {
@@ -153,8 +155,8 @@ static void test_bounds_and_acks(void **state)
     assert_null(wk_outbox_next_batch(&o, 1, 1 << 20)); /* at the bound: held back */
     assert_int_equal(ag_queue_len(&o.out), 1);
 
-    assert_false(wk_outbox_ack(&o, 99, &calls));
-    assert_true(wk_outbox_ack(&o, b1->id, &calls));
+    assert_false(wk_outbox_ack(&o, 99, NULL, 0, &calls));
+    assert_true(wk_outbox_ack(&o, b1->id, NULL, 0, &calls));
     wk_outbox_calls_run(&calls);
     assert_int_equal(c.stored, 2);
     assert_non_null(wk_outbox_next_batch(&o, 1, 1 << 20));
@@ -181,15 +183,35 @@ static void test_ack_out_of_order(void **state)
     assert_int_equal(st.depth, 3);
     struct wk_outbox_calls calls;
     wk_outbox_calls_init(&calls);
-    assert_true(wk_outbox_ack(&o, ids[1], &calls));
-    assert_false(wk_outbox_ack(&o, ids[1], &calls));
-    assert_true(wk_outbox_ack(&o, ids[0], &calls));
-    assert_true(wk_outbox_ack(&o, ids[2], &calls));
+    assert_true(wk_outbox_ack(&o, ids[1], NULL, 0, &calls));
+    assert_false(wk_outbox_ack(&o, ids[1], NULL, 0, &calls));
+    assert_true(wk_outbox_ack(&o, ids[0], NULL, 0, &calls));
+    assert_true(wk_outbox_ack(&o, ids[2], NULL, 0, &calls));
     wk_outbox_calls_run(&calls);
     assert_int_equal(c.stored, 3);
     ag_queue_gauge_read(&o.unacked.gauge, &st);
     assert_int_equal(st.depth, 0);
     assert_int_equal(st.high_water, 3);
+    wk_outbox_release(&o);
+}
+
+/* EventAck.seqs: an event stored at seq 0 was discarded as stale, and its completion says so. */
+static void test_ack_with_discarded_events(void **state)
+{
+    (void)state;
+    struct counts c = {0};
+    struct wk_outbox o;
+    wk_outbox_init(&o, 0, 0);
+    for (int i = 0; i < 3; i++)
+        push(&o, 10, &c);
+    struct wk_outbox_batch *b = wk_outbox_next_batch(&o, 1024, 1 << 20);
+    const uint64_t seqs[] = {7, 0, 8};
+    struct wk_outbox_calls calls;
+    wk_outbox_calls_init(&calls);
+    assert_true(wk_outbox_ack(&o, b->id, seqs, 3, &calls));
+    wk_outbox_calls_run(&calls);
+    assert_int_equal(c.stored, 2);
+    assert_int_equal(c.aborted, 1);
     wk_outbox_release(&o);
 }
 
@@ -224,6 +246,7 @@ int main(void)
         cmocka_unit_test(test_pack_decodes_with_descriptor),
         cmocka_unit_test(test_bounds_and_acks),
         cmocka_unit_test(test_ack_out_of_order),
+        cmocka_unit_test(test_ack_with_discarded_events),
         cmocka_unit_test(test_drop_all),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
