@@ -167,6 +167,8 @@ static int on_emit(void *ctx, uint8_t *ev, size_t len, wk_emit_done_fn *done, vo
 static bool on_room(void *ctx, wk_wake_fn *wake, void *arg)
 {
     struct wk_node *n = ctx;
+    if (!wk_outbox_full_hint(&n->out))
+        return true; /* the common case costs no lock */
     pthread_mutex_lock(&n->lock);
     /* Without a stream, emits are dropped (and the runs cancelled): nothing to wait for. */
     bool room = !n->up || wk_outbox_room(&n->out, wake, arg);

@@ -30,6 +30,7 @@ void wk_outbox_init(struct wk_outbox *o, size_t max_bytes, size_t max_unacked_by
     ag_queue_init(&o->unacked, "node.unacked", 0, 0);
     ag_list_init(&o->waiters);
     o->next_batch_id = 0;
+    atomic_init(&o->full, false);
 }
 
 static void evs_free(struct ag_qnode *n)
@@ -71,6 +72,8 @@ void wk_outbox_release(struct wk_outbox *o)
     waiters_free(&o->waiters);
 }
 
+static void update_full(struct wk_outbox *o);
+
 void wk_outbox_push(struct wk_outbox *o, uint8_t *buf, size_t len, wk_emit_done_fn *done,
                     void *done_arg)
 {
@@ -80,11 +83,23 @@ void wk_outbox_push(struct wk_outbox *o, uint8_t *buf, size_t len, wk_emit_done_
     e->done = done;
     e->done_arg = done_arg;
     ag_queue_push_over(&o->out, &e->node, len);
+    update_full(o);
 }
 
 static bool has_room(const struct wk_outbox *o)
 {
     return ag_queue_bytes(&o->out) < o->max_bytes;
+}
+
+/* After every change to out's bytes. */
+static void update_full(struct wk_outbox *o)
+{
+    atomic_store_explicit(&o->full, !has_room(o), memory_order_relaxed);
+}
+
+bool wk_outbox_full_hint(const struct wk_outbox *o)
+{
+    return atomic_load_explicit(&o->full, memory_order_relaxed);
 }
 
 bool wk_outbox_room(struct wk_outbox *o, wk_wake_fn *wake, void *arg)
@@ -123,6 +138,7 @@ struct wk_outbox_batch *wk_outbox_next_batch(struct wk_outbox *o, size_t max_eve
         tail = &n->next;
     }
     ag_queue_push_over(&o->unacked, &b->node, b->bytes);
+    update_full(o);
     return b;
 }
 
@@ -174,6 +190,7 @@ void wk_outbox_drop_all(struct wk_outbox *o, const struct ag_err *why,
         free(BATCH(n));
     }
     chain_append(&lost, ag_queue_take_all(&o->out));
+    update_full(o);
     chain_append(&calls->lost, lost);
     calls->lost_err = *why;
     wk_outbox_wake_if_room(o, calls);

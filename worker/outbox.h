@@ -26,6 +26,7 @@
 #define AGENTRY_WORKER_OUTBOX_H
 
 #include <grpc/byte_buffer.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -65,6 +66,7 @@ struct wk_outbox {
     struct ag_list waiters;  /* wk_outbox_waiter: runs parked until there is room */
     size_t max_bytes, max_unacked_bytes;
     uint64_t next_batch_id;
+    atomic_bool full; /* out is at max_bytes; written under the caller's lock, read without it */
 };
 
 /* Callbacks due, to run with no lock held (wk_outbox_calls_run). */
@@ -86,6 +88,10 @@ void wk_outbox_release(struct wk_outbox *o);
  * by room(), which each run checks before a step, and a run's step cannot be refused half-way. */
 void wk_outbox_push(struct wk_outbox *o, uint8_t *buf, size_t len, wk_emit_done_fn *done,
                     void *done_arg);
+/* Whether the outbox was full a moment ago, without the caller's lock: the runs' fast path
+ * (a stale "not full" lets one more step through, within the documented excess; "full" is then
+ * checked again under the lock by wk_outbox_room). Thread-safe. */
+bool wk_outbox_full_hint(const struct wk_outbox *o);
 /* true if under max_bytes; else false and wake(arg) is queued for when there is room. */
 bool wk_outbox_room(struct wk_outbox *o, wk_wake_fn *wake, void *arg);
 /* Move the next batch (at most max_events events and max_bytes bytes, but always one event) to

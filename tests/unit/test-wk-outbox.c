@@ -131,7 +131,9 @@ static void test_bounds_and_acks(void **state)
 
     push(&o, 100, &c);
     assert_true(wk_outbox_room(&o, on_wake, &c));
+    assert_false(wk_outbox_full_hint(&o));
     push(&o, 100, &c);
+    assert_true(wk_outbox_full_hint(&o));
     assert_false(wk_outbox_room(&o, on_wake, &c));
     assert_false(wk_outbox_room(&o, on_wake, &c));
     wk_outbox_wake_if_room(&o, &calls); /* still full */
@@ -141,6 +143,7 @@ static void test_bounds_and_acks(void **state)
     assert_non_null(b1);
     assert_int_equal(b1->n, 2);
     assert_int_equal(ag_queue_bytes(&o.out), 0);
+    assert_false(wk_outbox_full_hint(&o));
     assert_int_equal(ag_queue_bytes(&o.unacked), 2 * len);
     wk_outbox_wake_if_room(&o, &calls);
     wk_outbox_calls_run(&calls);
