@@ -19,12 +19,15 @@ void ag_log_init(const char *component, enum ag_log_level min)
     log_min = min;
 }
 
-int ag_log_level_parse(const char *s)
+int ag_log_level_parse(const char *s, enum ag_log_level *out, struct ag_err *err)
 {
     for (size_t i = 0; i < sizeof(level_names) / sizeof(level_names[0]); i++)
-        if (strcmp(s, level_names[i]) == 0)
-            return (int)i;
-    return -1;
+        if (strcmp(s, level_names[i]) == 0) {
+            *out = (enum ag_log_level)i;
+            return 0;
+        }
+    return ag_err_set(err, AG_INVALID_ARGUMENT,
+                      "invalid value '%s' for --log-level: want debug, info, warn, error or off", s);
 }
 
 bool ag_log_enabled(enum ag_log_level level)

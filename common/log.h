@@ -12,12 +12,15 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "common/err.h"
+
 enum ag_log_level { AG_LOG_DEBUG, AG_LOG_INFO, AG_LOG_WARN, AG_LOG_ERROR, AG_LOG_OFF };
 
 /* component: "hub", "node", "cli"... (static string). Call before starting threads. */
 void ag_log_init(const char *component, enum ag_log_level min);
-/* "debug", "info", "warn", "error", "off" -> level; -1 if unknown. */
-int ag_log_level_parse(const char *s);
+/* "debug", "info", "warn", "error", "off" -> *out; -1 with INVALID_ARGUMENT naming the choices
+ * if s is none of them. */
+int ag_log_level_parse(const char *s, enum ag_log_level *out, struct ag_err *err);
 bool ag_log_enabled(enum ag_log_level level);
 void ag_log_write(enum ag_log_level level, const char *event, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));

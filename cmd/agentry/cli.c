@@ -4,6 +4,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 
+#include "common/log.h"
+
 const struct cli_cmd cli_cmds[] = {
     {"hub", cli_cmd_hub, "run the hub daemon (agent-hub)"},
     {"node", cli_cmd_node, "run a worker node: 'agentry node join --hub ADDR' (agent-node)"},
@@ -35,4 +37,13 @@ const char *cli_default_hub(void)
 {
     const char *env = getenv("AGENTRY_HUB");
     return env && *env ? env : "127.0.0.1:7070";
+}
+
+int cli_log_start(const char *component, const char *level, struct ag_err *err)
+{
+    enum ag_log_level lv;
+    if (ag_log_level_parse(level, &lv, err) != 0)
+        return -1;
+    ag_log_init(component, lv);
+    return 0;
 }

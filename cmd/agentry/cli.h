@@ -30,6 +30,10 @@ cli_cmd_fn cli_cmd_hub, cli_cmd_node, cli_cmd_spawn, cli_cmd_send, cli_cmd_invok
 int cli_fail(const struct ag_err *err);
 int cli_usage_error(const struct ag_err *err);
 
+/* A daemon's logging: parse --log-level's value and start logging as `component`. -1 with
+ * INVALID_ARGUMENT for an unknown level. */
+int cli_log_start(const char *component, const char *level, struct ag_err *err);
+
 /* The hub address when --hub is not given: $AGENTRY_HUB, else "127.0.0.1:7070". */
 const char *cli_default_hub(void);
 

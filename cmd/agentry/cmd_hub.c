@@ -43,14 +43,8 @@ int cli_cmd_hub(int argc, char **argv)
         ag_flags_print_help(stdout, &help, flags, AG_ARRAY_SIZE(flags));
         return CLI_OK;
     }
-    if (rc != 0)
+    if (rc != 0 || cli_log_start("hub", level, &err) != 0)
         return cli_usage_error(&err);
-    int lv = ag_log_level_parse(level);
-    if (lv < 0) {
-        ag_err_set(&err, AG_INVALID_ARGUMENT, "invalid value '%s' for --log-level", level);
-        return cli_usage_error(&err);
-    }
-    ag_log_init("hub", (enum ag_log_level)lv);
 
     /* Block the signals before gRPC starts its threads, so they inherit the mask and only
      * sigwait below sees SIGTERM/SIGINT. */

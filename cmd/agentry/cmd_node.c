@@ -70,16 +70,14 @@ static int node_join(int argc, char **argv)
         rc = CLI_OK;
         goto out;
     }
-    int lv = rc == 0 ? ag_log_level_parse(level) : 0;
-    if (rc == 0 && lv < 0)
-        rc = ag_err_set(&err, AG_INVALID_ARGUMENT, "invalid value '%s' for --log-level", level);
     if (rc == 0)
         rc = wk_node_check_opts(&o, &err);
+    if (rc == 0)
+        rc = cli_log_start("node", level, &err);
     if (rc != 0) {
         rc = cli_usage_error(&err);
         goto out;
     }
-    ag_log_init("node", (enum ag_log_level)lv);
 
     struct sigctx sc;
     sigemptyset(&sc.set);

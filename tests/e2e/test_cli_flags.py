@@ -87,6 +87,19 @@ class CliFlagsTest(H.ClusterTestCase):
         line = self.one_error_line(r, 1)  # the flag parsed; the hub said there is no such agent
         self.assertRegex(line, r"^error: (no agent|.*not found)")
 
+    def test_unknown_log_level_is_refused(self):
+        # Both daemons refuse it before starting anything, naming the levels they know.
+        tmp = tempfile.mkdtemp(prefix="agentry-e2e-flags-")
+        self.addCleanup(shutil.rmtree, tmp, True)
+        store = "sqlite:" + os.path.join(tmp, "hub.db")
+        for argv in (["hub", "--listen", "127.0.0.1:%d" % H.free_port(), "--store", store,
+                      "--log-level", "loud"],
+                     ["node", "join", "--hub", self.c.addr, "--log-level", "loud"]):
+            with self.subTest(argv=argv):
+                line = self.one_error_line(self.run_bounded(argv), 2)
+                self.assertEqual(line, "error: invalid value 'loud' for --log-level: want debug, "
+                                       "info, warn, error or off")
+        self.assertFalse(os.path.exists(os.path.join(tmp, "hub.db")), "no store was created")
 
     # --- bench -----------------------------------------------------------------------------------
 
