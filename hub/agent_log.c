@@ -222,7 +222,7 @@ static void place_turn(struct agent_write *aw)
 /* A waiting agent starts a new turn: its attempts, interruptions and usage count from zero. */
 static void begin_turn(struct agent_write *aw)
 {
-    memset(aw->next.turn_usage, 0, sizeof(aw->next.turn_usage));
+    aw->next.turn_usage = (struct hub_usage){0};
     aw->next.attempt = 0;
     aw->next.streak = 0;
     aw->next.streak_reason[0] = '\0';
@@ -343,7 +343,7 @@ static void cmd_events(struct agent_write *aw, struct hub_cmd *c, size_t idx)
             aw->next.node != c->node)
             continue;
         ops[i] = add_event(aw, ev->kind, ev->payload ? ev->payload : "{}", c->node->id);
-        hub_usage_count(&aw->next, ev->kind, ev->usage ? ev->usage->input_tokens : 0,
+        hub_agent_count_usage(&aw->next, ev->kind, ev->usage ? ev->usage->input_tokens : 0,
                         ev->usage ? ev->usage->output_tokens : 0);
         if (is_turn_end(ev->kind))
             take_turn_end(aw, ev, ops[i]);
@@ -519,8 +519,8 @@ static void fill_agent_row(struct agent_write *aw, struct hub_store_agent *row)
     row->last_error = aw->out_set ? aw->new_error : a->st.last_error;
     row->created_ns = a->created_ns;
     row->updated_ns = ag_now_unix_ns();
-    memcpy(row->usage, aw->next.usage, sizeof(row->usage));
-    memcpy(row->turn_usage, aw->next.turn_usage, sizeof(row->turn_usage));
+    row->usage = aw->next.usage;
+    row->turn_usage = aw->next.turn_usage;
     row->turn_attempt = aw->next.attempt;
     row->streak = aw->next.streak;
     row->streak_reason = aw->next.streak_reason;
@@ -684,8 +684,8 @@ static void commit_state(struct agent_write *aw)
     memcpy(a->st.node_id, aw->next.node_id, sizeof(a->st.node_id));
     a->st.epoch = aw->next.epoch;
     a->st.input_seq = aw->next.input_seq;
-    memcpy(a->st.usage, aw->next.usage, sizeof(a->st.usage));
-    memcpy(a->st.turn_usage, aw->next.turn_usage, sizeof(a->st.turn_usage));
+    a->st.usage = aw->next.usage;
+    a->st.turn_usage = aw->next.turn_usage;
     a->st.attempt = aw->next.attempt;
     a->st.streak = aw->next.streak;
     memcpy(a->st.streak_reason, aw->next.streak_reason, sizeof(a->st.streak_reason));
@@ -806,7 +806,7 @@ static void on_committed(struct agent_write *aw)
             a->first.seq = aw->ops[aw->turn_end_op].u.event.seq;
             a->first.output = a->st.last_output ? ag_xstrdup(a->st.last_output) : NULL;
             a->first.error = a->st.last_error ? ag_xstrdup(a->st.last_error) : NULL;
-            memcpy(a->first.usage, a->st.usage, sizeof(a->first.usage)); /* = the first turn's */
+            a->first.usage = a->st.usage; /* = the first turn's */
         }
         hub_waiters_finish(h, a);
         /* Input that came during the turn starts the next one, unless the turn failed: a failed

@@ -132,16 +132,11 @@ const char *hub_state_name(int state)
     return state >= 0 && (size_t)state < AG_ARRAY_SIZE(names) ? names[state] : "unknown";
 }
 
-void hub_usage_count(struct hub_agent_st *st, int kind, uint64_t input_tokens,
-                     uint64_t output_tokens)
+void hub_agent_count_usage(struct hub_agent_st *st, int kind, uint64_t input_tokens,
+                           uint64_t output_tokens)
 {
-    uint64_t add[4] = {input_tokens, output_tokens,
-                       kind == AGENTRY__V1__EVENT_KIND__EVENT_KIND_MODEL_REQUEST,
-                       kind == AGENTRY__V1__EVENT_KIND__EVENT_KIND_TOOL_CALL};
-    for (int i = 0; i < 4; i++) {
-        st->usage[i] += add[i];
-        st->turn_usage[i] += add[i];
-    }
+    hub_usage_count(&st->usage, kind, input_tokens, output_tokens);
+    hub_usage_count(&st->turn_usage, kind, input_tokens, output_tokens);
 }
 
 void hub_agent_state_reason(struct hub *h, struct hub_agent *a, char *buf, size_t cap)
@@ -173,11 +168,7 @@ void hub_agent_to_pb(struct hub *h, struct hub_agent *a, Agentry__V1__Agent *out
     out->created_unix_nano = a->created_ns;
     out->updated_unix_nano = a->st.updated_ns;
     Agentry__V1__Usage *u = ag_arena_alloc(arena, sizeof(*u));
-    agentry__v1__usage__init(u);
-    u->input_tokens = a->st.usage[0];
-    u->output_tokens = a->st.usage[1];
-    u->model_calls = (uint32_t)a->st.usage[2];
-    u->tool_calls = (uint32_t)a->st.usage[3];
+    hub_usage_to_pb(&a->st.usage, u);
     out->usage = u;
     out->last_output = ag_arena_strdup(arena, a->st.last_output ? a->st.last_output : "");
     out->last_error = ag_arena_strdup(arena, a->st.last_error ? a->st.last_error : "");

@@ -53,7 +53,7 @@ static void count_event_usage(struct hub_agent *a, const struct hub_store_event 
         tokens[1] = cJSON_IsNumber(out) && out->valuedouble > 0 ? (uint64_t)out->valuedouble : 0;
         cJSON_Delete(o);
     }
-    hub_usage_count(&a->st, ev->kind, tokens[0], tokens[1]);
+    hub_agent_count_usage(&a->st, ev->kind, tokens[0], tokens[1]);
 }
 
 static bool is_current_assignment(const struct hub_agent *a, const struct hub_store_event *ev)
@@ -100,10 +100,7 @@ static void load_checkpoint(struct hub_agent *a, const struct hub_store_agent *r
         a->st.input_seq = ck->input_seq;
         /* A row from before the hub counted usage itself: the checkpoint's count stands in. */
         if (ck->usage && !row->has_usage) {
-            a->st.usage[0] = ck->usage->input_tokens;
-            a->st.usage[1] = ck->usage->output_tokens;
-            a->st.usage[2] = ck->usage->model_calls;
-            a->st.usage[3] = ck->usage->tool_calls;
+            hub_usage_from_pb(ck->usage, &a->st.usage);
         }
     }
     ag_arena_release(&ar);
@@ -124,8 +121,8 @@ static int load_agent(void *arg, const struct hub_store_agent *row, uint64_t las
     a->st.last_output = row->last_output && *row->last_output ? ag_xstrdup(row->last_output) : NULL;
     a->st.last_error = row->last_error && *row->last_error ? ag_xstrdup(row->last_error) : NULL;
     a->st.updated_ns = row->updated_ns;
-    memcpy(a->st.usage, row->usage, sizeof(a->st.usage));
-    memcpy(a->st.turn_usage, row->turn_usage, sizeof(a->st.turn_usage));
+    a->st.usage = row->usage;
+    a->st.turn_usage = row->turn_usage;
     a->st.attempt = row->turn_attempt;
     a->st.streak = row->streak;
     snprintf(a->st.streak_reason, sizeof(a->st.streak_reason), "%s",

@@ -64,9 +64,8 @@ struct hub_agent_st {
     uint8_t *ckpt;              /* owned packed Checkpoint, may be NULL */
     size_t ckpt_len;
     uint64_t input_seq;         /* inputs up to this seq are in the checkpoint */
-    uint64_t usage[4];          /* input_tokens, output_tokens, model_calls, tool_calls: counted
-                                   from stored events (types.proto, Usage), over the agent's life */
-    uint64_t turn_usage[4];     /* the same for the current (or last) turn, all its attempts */
+    struct hub_usage usage;     /* counted from stored events (hub/usage.h), over the agent's life */
+    struct hub_usage turn_usage; /* the same for the current (or last) turn, all its attempts */
     uint32_t attempt;           /* placements of the current turn; 0 before the first turn */
     uint32_t streak;            /* interruptions in a row that ended with streak_reason */
     char streak_reason[HUB_REASON_MAX];
@@ -126,7 +125,7 @@ struct hub_agent {
         uint64_t seq;
         char *output; /* owned */
         char *error;  /* owned */
-        uint64_t usage[4];
+        struct hub_usage usage;
     } first;
 };
 /* Did node instance `instance` hold `epoch` of this agent? True when the epoch is too old to be
@@ -243,11 +242,10 @@ void hub_post_interrupt(struct hub *h, struct hub_agent *a, struct hub_node *nod
 /* Spawn's check that some node can run the spec (INVALID_ARGUMENT if the nodes connected do not
  * offer its model or tools, unless nodes may still be joining: see hub_opts.join_grace_ms). */
 int hub_check_placeable(struct hub *h, const struct hub_sched_req *req, struct ag_err *err);
-/* What a stored event spent (types.proto, Usage), added to the agent's and its turn's usage:
- * model and tool calls by the event's kind, tokens as the node counted them. One rule for the
- * events stored now (agent_log.c) and those counted again at load (hub.c). */
-void hub_usage_count(struct hub_agent_st *st, int kind, uint64_t input_tokens,
-                     uint64_t output_tokens);
+/* What a stored event spent, added to the agent's and its turn's usage (hub_usage_count): one
+ * rule for the events stored now (agent_log.c) and those counted again at load (hub.c). */
+void hub_agent_count_usage(struct hub_agent_st *st, int kind, uint64_t input_tokens,
+                           uint64_t output_tokens);
 /* Why the agent is in its state, for Agent.state_reason; agent lock held. */
 void hub_agent_state_reason(struct hub *h, struct hub_agent *a, char *buf, size_t cap);
 struct hub_cmd *hub_cmd_new(enum hub_cmd_type type, struct rpc_call *call);

@@ -366,11 +366,8 @@ void hub_waiters_finish(struct hub *h, struct hub_agent *a)
     struct hub_waiter *w = take_waiters(a);
     if (!w)
         return;
-    Agentry__V1__Usage u = AGENTRY__V1__USAGE__INIT;
-    u.input_tokens = a->first.usage[0];
-    u.output_tokens = a->first.usage[1];
-    u.model_calls = (uint32_t)a->first.usage[2];
-    u.tool_calls = (uint32_t)a->first.usage[3];
+    Agentry__V1__Usage u;
+    hub_usage_to_pb(&a->first.usage, &u);
     Agentry__V1__InvokeResponse r = AGENTRY__V1__INVOKE_RESPONSE__INIT;
     r.agent_id = a->id;
     r.state = (Agentry__V1__AgentState)a->first.state;

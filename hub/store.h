@@ -47,6 +47,7 @@
 #include <stdint.h>
 
 #include "common/err.h"
+#include "hub/usage.h"
 
 struct hub_store;
 struct hub_store_write;
@@ -67,8 +68,8 @@ struct hub_store_agent {
     const char *last_error;
     int64_t created_ns;
     int64_t updated_ns;
-    uint64_t usage[4];        /* input_tokens, output_tokens, model_calls, tool_calls: all time */
-    uint64_t turn_usage[4];   /* the same, for the current (or last) turn */
+    struct hub_usage usage;   /* all time */
+    struct hub_usage turn_usage; /* the current (or last) turn */
     uint32_t turn_attempt;    /* placements of the current turn */
     uint32_t streak;          /* interruptions in a row with streak_reason */
     const char *streak_reason;

@@ -567,15 +567,30 @@ static void sqlite_rollback(struct hub_store__conn *c)
                      ag_log_q(sqlite3_errmsg(c->db)));
 }
 
+/* A usage's four columns, from parameter `first` on, in the order struct hub_usage lists them. */
+static int bind_usage(sqlite3_stmt *s, int first, const struct hub_usage *u)
+{
+    int rc = sqlite3_bind_int64(s, first, clamp64(u->input_tokens));
+    rc = rc ? rc : sqlite3_bind_int64(s, first + 1, clamp64(u->output_tokens));
+    rc = rc ? rc : sqlite3_bind_int64(s, first + 2, clamp64(u->model_calls));
+    rc = rc ? rc : sqlite3_bind_int64(s, first + 3, clamp64(u->tool_calls));
+    return rc;
+}
+
+static void col_usage(sqlite3_stmt *s, int first, struct hub_usage *u)
+{
+    u->input_tokens = (uint64_t)sqlite3_column_int64(s, first);
+    u->output_tokens = (uint64_t)sqlite3_column_int64(s, first + 1);
+    u->model_calls = (uint64_t)sqlite3_column_int64(s, first + 2);
+    u->tool_calls = (uint64_t)sqlite3_column_int64(s, first + 3);
+}
+
 /* The usage, turn and interruption columns, in the order both statements list them, from
  * parameter `first` on (11 of them). */
 static int bind_counters(sqlite3_stmt *s, int first, const struct hub_store_agent *a)
 {
-    int rc = SQLITE_OK;
-    for (int i = 0; i < 4 && rc == SQLITE_OK; i++)
-        rc = sqlite3_bind_int64(s, first + i, clamp64(a->usage[i]));
-    for (int i = 0; i < 4 && rc == SQLITE_OK; i++)
-        rc = sqlite3_bind_int64(s, first + 4 + i, clamp64(a->turn_usage[i]));
+    int rc = bind_usage(s, first, &a->usage);
+    rc = rc ? rc : bind_usage(s, first + 4, &a->turn_usage);
     rc = rc ? rc : sqlite3_bind_int64(s, first + 8, a->turn_attempt);
     rc = rc ? rc : sqlite3_bind_int64(s, first + 9, a->streak);
     rc = rc ? rc : bind_text(s, first + 10, a->streak_reason);
@@ -720,10 +735,8 @@ static int sqlite_load_agents(struct hub_store__conn *c, hub_store_agent_fn *cb,
         a.checkpoint_len = (size_t)sqlite3_column_bytes(s, 6);
         uint64_t last_seq = (uint64_t)sqlite3_column_int64(s, 11); /* NULL reads as 0 */
         a.has_usage = sqlite3_column_type(s, 12) != SQLITE_NULL;
-        for (int i = 0; i < 4; i++) {
-            a.usage[i] = (uint64_t)sqlite3_column_int64(s, 12 + i);
-            a.turn_usage[i] = (uint64_t)sqlite3_column_int64(s, 16 + i);
-        }
+        col_usage(s, 12, &a.usage);
+        col_usage(s, 16, &a.turn_usage);
         a.turn_attempt = (uint32_t)sqlite3_column_int64(s, 20);
         a.streak = (uint32_t)sqlite3_column_int64(s, 21);
         a.streak_reason = col_text(s, 22);
