@@ -27,7 +27,6 @@
 #include "common/log.h"
 #include "common/timers.h"
 #include "common/rpc/pb.h"
-#include "common/rpc/server.h"
 #include "common/xalloc.h"
 #include "hub/hub_internal.h"
 
@@ -88,20 +87,19 @@ static char *json_take(struct ag_arena *ar, cJSON *o)
     return r;
 }
 
-struct hub_cmd *hub_cmd_new(enum hub_cmd_type type, struct rpc_call *call)
+/* call: a reference the caller took, now the command's. */
+static struct hub_cmd *cmd_new(enum hub_cmd_type type, struct rpc_call *call)
 {
     struct hub_cmd *c = ag_xcalloc(1, sizeof(*c));
     c->type = type;
     c->call = call;
-    if (call)
-        rpc_call_ref(call);
     return c;
 }
 
 void hub_cmd_free(struct hub *h, struct hub_cmd *c)
 {
     if (c->call)
-        rpc_call_unref(c->call);
+        h->fx.release(c->call);
     if (c->node)
         hub_node_unref(h->sched, c->node);
     free(c->text);
@@ -267,10 +265,9 @@ static int cmd_kill_again(struct agent_write *aw, struct hub_cmd *c)
 {
     c->already = true;
     if (aw->a->st.state == AGENTRY__V1__AGENT_STATE__AGENT_STATE_KILLED) {
-        Agentry__V1__KillAgentResponse r = AGENTRY__V1__KILL_AGENT_RESPONSE__INIT;
-        r.seq = aw->a->last_seq;
-        r.already_killed = true;
-        rpc_call_reply_take(c->call, rpc_pb_pack(&r.base));
+        struct hub_reply r = {.kind = HUB_REPLY_KILLED, .seq = aw->a->last_seq,
+                              .already_killed = true};
+        aw->h->fx.reply(c->call, &r);
         return -2;
     }
     return (int)aw->turn_end_op; /* killed earlier in this write */
@@ -337,7 +334,7 @@ static void cmd_events(struct agent_write *aw, struct hub_cmd *c, size_t idx)
 {
     size_t *ops = ag_arena_alloc(&aw->arena, (c->n ? c->n : 1) * sizeof(*ops));
     for (size_t i = 0; i < c->n; i++) {
-        const Agentry__V1__NodeEvent *ev = hub_ev_batch_event(c->batch, c->first + i);
+        const Agentry__V1__NodeEvent *ev = c->events[i];
         ops[i] = SIZE_MAX;
         if (ev->epoch != aw->next.epoch || aw->next.state != AGENTRY__V1__AGENT_STATE__AGENT_STATE_RUNNING ||
             aw->next.node != c->node)
@@ -447,22 +444,19 @@ static void reply_spawn_dup(struct hub *h, struct hub_agent *a, struct hub_cmd *
         struct ag_err e;
         ag_err_set(&e, AG_UNAVAILABLE, "the first Spawn with request id '%s' failed; retry",
                    a->request_id);
-        rpc_call_fail(c->call, &e);
+        h->fx.fail(c->call, &e);
         return;
     }
     if (c->invoke) {
         /* Invoke answers with the first turn: wait for it, or answer at once if it is over. */
-        hub_waiter_add(a, c->call);
+        h->fx.wait_first_turn(a, c->call);
         if (a->first.done)
-            hub_waiters_finish(h, a);
+            h->fx.first_turn_ended(a);
         return;
     }
-    Agentry__V1__SpawnResponse r = AGENTRY__V1__SPAWN_RESPONSE__INIT;
-    r.agent_id = a->id;
-    r.existing = true;
-    r.input_seq = a->spawn_input_seq;
-    r.state = (Agentry__V1__AgentState)a->st.state;
-    rpc_call_reply_take(c->call, rpc_pb_pack(&r.base));
+    struct hub_reply r = {.kind = HUB_REPLY_SPAWNED, .agent_id = a->id, .state = a->st.state,
+                          .seq = a->spawn_input_seq, .existing = true};
+    h->fx.reply(c->call, &r);
 }
 
 /* Decide one command. Returns its event op index, SIZE_MAX if it has none; on refusal answers
@@ -487,7 +481,7 @@ static size_t apply_cmd(struct agent_write *aw, struct hub_cmd *c, size_t idx)
     case HUB_CMD_RETRY: cmd_retry(aw, c); break;
     }
     if (op == -1) {
-        rpc_call_fail(c->call, &err);
+        aw->h->fx.fail(c->call, &err);
         return SIZE_MAX;
     }
     return op >= 0 ? (size_t)op : SIZE_MAX;
@@ -590,7 +584,7 @@ void hub_cmd_post(struct hub *h, struct hub_agent *a, struct hub_cmd *cmd)
         ag_err_set(&e, AG_RESOURCE_EXHAUSTED,
                    "agent '%s' has %d requests waiting to be stored; retry with backoff", a->id,
                    HUB_MAX_MAILBOX);
-        rpc_call_fail(cmd->call, &e);
+        h->fx.fail(cmd->call, &e);
         hub_cmd_free(h, cmd);
         return;
     }
@@ -635,7 +629,7 @@ void hub_spawn(struct hub *h, struct rpc_call *call, const Agentry__V1__AgentSpe
         struct hub_agent *owner = hub_agents_claim_request(h, a->request_id, a);
         if (owner != a) {
             hub_agent_free(h, a);
-            struct hub_cmd *c = hub_cmd_new(HUB_CMD_SPAWN_DUP, call);
+            struct hub_cmd *c = cmd_new(HUB_CMD_SPAWN_DUP, call);
             c->invoke = invoke;
             hub_cmd_post(h, owner, c);
             return;
@@ -647,7 +641,6 @@ void hub_spawn(struct hub *h, struct rpc_call *call, const Agentry__V1__AgentSpe
     aw->creating = true;
     aw->spawn_call = call;
     aw->spawn_invoke = invoke;
-    rpc_call_ref(call);
     size_t ins = add_op(aw, HUB_STORE_AGENT_INSERT);
     const char *sj;
     spec_json(aw, a->spec, &sj);
@@ -693,9 +686,13 @@ static void commit_state(struct agent_write *aw)
         a->st.updated_ns = aw->next.updated_ns;
 }
 
-static void record_events(struct agent_write *aw)
+/* The write's events, now durable, in seq order (for the followers); in the arena. */
+static const struct hub_store_event **record_events(struct agent_write *aw, size_t *nevs)
 {
     struct hub_agent *a = aw->a;
+    const struct hub_store_event **evs =
+        ag_arena_alloc(&aw->arena, (aw->nops ? aw->nops : 1) * sizeof(*evs));
+    *nevs = 0;
     for (size_t i = 0; i < aw->nops; i++) {
         struct hub_store_op *op = &aw->ops[i];
         if (op->type != HUB_STORE_EVENT_APPEND)
@@ -703,13 +700,12 @@ static void record_events(struct agent_write *aw)
         struct hub_store_event *ev = &op->u.event;
         if (ev->seq > a->last_seq)
             a->last_seq = ev->seq;
-        /* The ring only saves followers a store read; with none there is nobody to save. */
-        if (a->followers)
-            hub_agent_ring_put(a, ev->seq, hub_event_pack(a->id, ev));
+        evs[(*nevs)++] = ev;
     }
     for (size_t i = 0; i < aw->inputs_here; i++)
         hub_agent_inbox_push(a, aw->ops[aw->inputs[i].op].u.event.seq, aw->inputs[i].text);
     hub_agent_inbox_trim(a, a->st.input_seq);
+    return evs;
 }
 
 /* Answer each command's caller (agent locked, after commit). */
@@ -721,18 +717,15 @@ static void reply_cmds(struct agent_write *aw)
         size_t op = aw->cmd_op[i];
         if (c->type == HUB_CMD_INPUT && op != SIZE_MAX) {
             uint64_t seq = aw->ops[op].u.event.seq;
-            Agentry__V1__SendMessageResponse r = AGENTRY__V1__SEND_MESSAGE_RESPONSE__INIT;
-            r.seq = seq;
-            r.state = (Agentry__V1__AgentState)a->st.state;
-            rpc_call_reply_take(c->call, rpc_pb_pack(&r.base));
+            struct hub_reply r = {.kind = HUB_REPLY_SENT, .seq = seq, .state = a->st.state};
+            aw->h->fx.reply(c->call, &r);
             if (a->st.state == AGENTRY__V1__AGENT_STATE__AGENT_STATE_RUNNING && !aw->assigned_here &&
                 a->st.node)
-                hub_node_send_deliver(aw->h, a->st.node, a->id, a->st.epoch, seq, c->text);
+                aw->h->fx.deliver(aw->h, a->st.node, a->id, a->st.epoch, seq, c->text);
         } else if (c->type == HUB_CMD_KILL && op != SIZE_MAX) {
-            Agentry__V1__KillAgentResponse r = AGENTRY__V1__KILL_AGENT_RESPONSE__INIT;
-            r.seq = aw->ops[op].u.event.seq;
-            r.already_killed = c->already;
-            rpc_call_reply_take(c->call, rpc_pb_pack(&r.base));
+            struct hub_reply r = {.kind = HUB_REPLY_KILLED, .seq = aw->ops[op].u.event.seq,
+                                  .already_killed = c->already};
+            aw->h->fx.reply(c->call, &r);
         }
     }
 }
@@ -741,14 +734,12 @@ static void reply_spawn(struct agent_write *aw)
 {
     struct hub_agent *a = aw->a;
     if (aw->spawn_invoke) {
-        hub_waiter_add(a, aw->spawn_call);
+        aw->h->fx.wait_first_turn(a, aw->spawn_call);
         return;
     }
-    Agentry__V1__SpawnResponse r = AGENTRY__V1__SPAWN_RESPONSE__INIT;
-    r.agent_id = a->id;
-    r.input_seq = a->spawn_input_seq;
-    r.state = (Agentry__V1__AgentState)a->st.state;
-    rpc_call_reply_take(aw->spawn_call, rpc_pb_pack(&r.base));
+    struct hub_reply r = {.kind = HUB_REPLY_SPAWNED, .agent_id = a->id, .state = a->st.state,
+                          .seq = a->spawn_input_seq};
+    aw->h->fx.reply(aw->spawn_call, &r);
 }
 
 struct retry_timer {
@@ -763,7 +754,7 @@ static void retry_fire(void *arg)
 {
     struct retry_timer *t = arg;
     if (!atomic_load(&t->h->closing)) {
-        struct hub_cmd *c = hub_cmd_new(HUB_CMD_RETRY, NULL);
+        struct hub_cmd *c = cmd_new(HUB_CMD_RETRY, NULL);
         c->epoch = t->token;
         hub_cmd_post(t->h, t->a, c);
     }
@@ -787,7 +778,8 @@ static void on_committed(struct agent_write *aw)
     struct hub *h = aw->h;
     struct hub_agent *a = aw->a;
     commit_state(aw);
-    record_events(aw);
+    size_t nevs;
+    const struct hub_store_event **evs = record_events(aw, &nevs);
     if (aw->creating) {
         /* Findable before the client hears of it: a GetAgent right after Spawn must work.
          * (The table's locks never take an agent's lock, so this nests safely.) */
@@ -798,7 +790,7 @@ static void on_committed(struct agent_write *aw)
         reply_spawn(aw);
     }
     reply_cmds(aw);
-    hub_followers_wake(h, a);
+    h->fx.wake_followers(h, a, evs, nevs);
     if (aw->turn_ended) {
         if (!a->first.done) {
             a->first.done = true;
@@ -808,7 +800,7 @@ static void on_committed(struct agent_write *aw)
             a->first.error = a->st.last_error ? ag_xstrdup(a->st.last_error) : NULL;
             a->first.usage = a->st.usage; /* = the first turn's */
         }
-        hub_waiters_finish(h, a);
+        h->fx.first_turn_ended(a);
         /* Input that came during the turn starts the next one, unless the turn failed: a failed
          * turn is never run again by itself (the next SendMessage will). */
         aw->reschedule = (a->st.state == AGENTRY__V1__AGENT_STATE__AGENT_STATE_IDLE ||
@@ -821,10 +813,10 @@ static void on_committed(struct agent_write *aw)
     if (aw->assign_node && a->st.node == aw->assign_node) {
         a->held[a->st.epoch % HUB_EPOCH_HISTORY].epoch = a->st.epoch;
         a->held[a->st.epoch % HUB_EPOCH_HISTORY].node_instance = aw->assign_node->instance;
-        hub_node_send_assignment(h, a, aw->assign_node);
+        h->fx.assign(h, a, aw->assign_node);
     }
     if (aw->cancel_node)
-        hub_node_send_cancel(h, aw->cancel_node, a->id, aw->cancel_epoch, "killed");
+        h->fx.cancel(h, aw->cancel_node, a->id, aw->cancel_epoch, "killed");
     if (aw->turn_ended || aw->assigned_here)
         ag_log_info("agent.transitioned", "agent=%s state=%s node=%s epoch=%" PRIu64
                     " seq=%" PRIu64, a->id, hub_state_name(a->st.state), a->st.node_id,
@@ -858,12 +850,12 @@ static void on_failed(struct agent_write *aw, const struct ag_err *store_err)
     client_err(store_err, &e);
     if (aw->creating) {
         a->dead = true;
-        rpc_call_fail(aw->spawn_call, err);
+        aw->h->fx.fail(aw->spawn_call, err);
     }
     struct hub_cmd *c = aw->cmds;
     for (size_t i = 0; c; i++, c = c->next)
         if ((c->type == HUB_CMD_INPUT || c->type == HUB_CMD_KILL) && aw->cmd_op[i] != SIZE_MAX)
-            rpc_call_fail(c->call, err);
+            aw->h->fx.fail(c->call, err);
     /* Slots reserved for this write go back; the committed state keeps its own. */
     if (aw->assign_node)
         add_release(aw, aw->assign_node);
@@ -902,7 +894,7 @@ static void after_unlock(struct agent_write *aw, bool ok)
         }
     }
     if (ok && aw->reschedule)
-        hub_cmd_post(h, a, hub_cmd_new(HUB_CMD_SCHEDULE, NULL));
+        hub_cmd_post(h, a, cmd_new(HUB_CMD_SCHEDULE, NULL));
     /* The node may have gone while this write was in flight, after its loss was handled. */
     if (ok && aw->assign_node && !hub_node_alive(h->sched, aw->assign_node))
         hub_post_interrupt(h, a, aw->assign_node, a->st.epoch, "node lost before its assignment",
@@ -920,7 +912,7 @@ static void ack_batches(struct agent_write *aw, const struct ag_err *err)
             size_t op = aw->ev_ops[i] ? aw->ev_ops[i][k] : SIZE_MAX;
             seqs[k] = !err && op != SIZE_MAX ? aw->ops[op].u.event.seq : 0;
         }
-        hub_ev_batch_done(aw->h, c->batch, c->first, seqs, c->n, err);
+        aw->h->fx.events_stored(aw->h, c->batch, c->first, seqs, c->n, err);
     }
 }
 
@@ -935,7 +927,7 @@ static void write_finish(struct agent_write *aw, bool ok, const struct ag_err *e
         hub_cmd_free(h, c);
     }
     if (aw->spawn_call)
-        rpc_call_unref(aw->spawn_call);
+        h->fx.release(aw->spawn_call);
     ag_arena_release(&aw->arena);
     free(aw);
 }
@@ -967,10 +959,40 @@ static void write_done(struct hub_store_write *w, int rc, const struct ag_err *e
     hub_agent_kick(h, a);
 }
 
+void hub_actor_post_input(struct hub *h, struct hub_agent *a, struct rpc_call *call,
+                          const char *text)
+{
+    struct hub_cmd *c = cmd_new(HUB_CMD_INPUT, call);
+    c->text = ag_xstrdup(text);
+    hub_cmd_post(h, a, c);
+}
+
+void hub_actor_post_kill(struct hub *h, struct hub_agent *a, struct rpc_call *call,
+                         const char *reason)
+{
+    struct hub_cmd *c = cmd_new(HUB_CMD_KILL, call);
+    c->text = ag_xstrdup(reason ? reason : "");
+    hub_cmd_post(h, a, c);
+}
+
+void hub_actor_post_events(struct hub *h, struct hub_agent *a, struct hub_node *node,
+                           struct hub_ev_batch *b, size_t first,
+                           const Agentry__V1__NodeEvent *const *events, size_t n)
+{
+    struct hub_cmd *c = cmd_new(HUB_CMD_EVENTS, NULL);
+    c->node = node;
+    hub_node_ref(h->sched, node);
+    c->batch = b;
+    c->first = first;
+    c->events = events;
+    c->n = n;
+    hub_cmd_post(h, a, c);
+}
+
 void hub_post_interrupt(struct hub *h, struct hub_agent *a, struct hub_node *node, uint64_t epoch,
                         const char *reason, bool graceful)
 {
-    struct hub_cmd *c = hub_cmd_new(HUB_CMD_INTERRUPT, NULL);
+    struct hub_cmd *c = cmd_new(HUB_CMD_INTERRUPT, NULL);
     c->node = node;
     if (node)
         hub_node_ref(h->sched, node);
@@ -983,7 +1005,7 @@ void hub_post_interrupt(struct hub *h, struct hub_agent *a, struct hub_node *nod
 void hub_dispatch_decisions(struct hub *h, struct hub_sched_decision *d, size_t n)
 {
     for (size_t i = 0; i < n; i++) {
-        struct hub_cmd *c = hub_cmd_new(HUB_CMD_ASSIGN, NULL);
+        struct hub_cmd *c = cmd_new(HUB_CMD_ASSIGN, NULL);
         c->node = d[i].node;
         hub_cmd_post(h, d[i].agent, c);
     }

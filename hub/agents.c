@@ -78,9 +78,6 @@ void hub_agent_st_release(struct hub *h, struct hub_agent_st *st)
 
 void hub_agent_free(struct hub *h, struct hub_agent *a)
 {
-    struct ag_err e;
-    ag_err_set(&e, AG_UNAVAILABLE, "the hub stopped");
-    hub_waiter_fail_all(a, &e); /* drops the waiters' call references */
     hub_agent_st_release(h, &a->st);
     free(a->first.output);
     free(a->first.error);

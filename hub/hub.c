@@ -210,8 +210,8 @@ static void *housekeeper(void *arg)
         size_t k = hub_sched_stale_nodes(h->sched, ag_now_mono_ms(), 3 * hb, stale, 64);
         for (size_t i = 0; i < k; i++) {
             ag_log_warn("node.timed_out", "node=%s silent_for_ms>%" PRId64, stale[i]->id, 3 * hb);
-            hub_node_lost(h, stale[i], "node lost (no heartbeat)");
-            hub_node_close_stream(h, stale[i], AG_UNAVAILABLE,
+            hub_rpc_node_lost(h, stale[i], "node lost (no heartbeat)");
+            hub_rpc_node_close_stream(h, stale[i], AG_UNAVAILABLE,
                                   "no heartbeat for 3 intervals; reconnect");
             hub_node_unref(h->sched, stale[i]);
         }
@@ -262,6 +262,17 @@ static struct hub *hub_alloc(const struct hub_opts *o, const struct hub_sched_st
     pthread_mutex_init(&h->hk_lock, NULL);
     pthread_cond_init(&h->hk_cond, NULL);
     h->sched = hub_sched_new(strat);
+    /* The actor decides, the RPC layer acts (hub/effects.h). */
+    h->fx = (struct hub_effects){.reply = hub_rpc_agent_reply,
+                                 .fail = rpc_call_fail,
+                                 .release = rpc_call_unref,
+                                 .wait_first_turn = hub_rpc_agent_wait_first_turn,
+                                 .first_turn_ended = hub_rpc_agent_first_turn_ended,
+                                 .assign = hub_rpc_node_assign,
+                                 .deliver = hub_rpc_node_deliver,
+                                 .cancel = hub_rpc_node_cancel,
+                                 .wake_followers = hub_rpc_trace_wake,
+                                 .events_stored = hub_rpc_node_events_stored};
     return h;
 }
 
@@ -354,15 +365,31 @@ static void end_streams(struct hub *h)
     for (size_t i = 0; i < n; i++) {
         struct hub_agent *a = hub_agents_at(h, i);
         pthread_mutex_lock(&a->lock);
-        hub_followers_fail_all(a, &e);
-        hub_waiter_fail_all(a, &e);
+        hub_rpc_trace_fail_all(a, &e);
+        hub_rpc_agent_fail_waiters(a, &e);
         pthread_mutex_unlock(&a->lock);
     }
     struct hub_node *nodes[1024];
     size_t k = hub_sched_nodes(h->sched, nodes, AG_ARRAY_SIZE(nodes));
     for (size_t i = 0; i < k; i++) {
-        hub_node_close_stream(h, nodes[i], AG_UNAVAILABLE, "the hub is shutting down; reconnect");
+        hub_rpc_node_close_stream(h, nodes[i], AG_UNAVAILABLE, "the hub is shutting down; reconnect");
         hub_node_unref(h->sched, nodes[i]);
+    }
+}
+
+/* Invokes still waiting once every write is done (a Spawn that committed after end_streams) hold
+ * call references: answer and drop them before the agents go. An agent whose creating write
+ * failed never had waiters (its callers were answered with the error). */
+static void fail_waiters(struct hub *h)
+{
+    struct ag_err e;
+    ag_err_set(&e, AG_UNAVAILABLE, "the hub stopped");
+    size_t n = hub_agents_count(h);
+    for (size_t i = 0; i < n; i++) {
+        struct hub_agent *a = hub_agents_at(h, i);
+        pthread_mutex_lock(&a->lock);
+        hub_rpc_agent_fail_waiters(a, &e);
+        pthread_mutex_unlock(&a->lock);
     }
 }
 
@@ -401,6 +428,7 @@ void hub_free(struct hub *h)
     h->store = NULL;
     ag_timers_free(h->timers);
     h->timers = NULL;
+    fail_waiters(h);
     hub_agents_free_all(h);
     hub_sched_free(h->sched);
     if (h->rpc)

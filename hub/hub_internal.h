@@ -26,6 +26,7 @@
 #include "common/err.h"
 #include "common/id.h"
 #include "common/rpc/server.h"
+#include "hub/effects.h"
 #include "hub/hub.h"
 #include "hub/sched.h"
 #include "hub/store.h"
@@ -156,8 +157,9 @@ struct hub_cmd {
     bool graceful;                /* INTERRUPT: the hub is stopping; not the turn's fault */
     bool already;                 /* KILL of a killed agent: answer with the first KILLED */
     char *text;                   /* owned: INPUT text, KILL and INTERRUPT reasons */
-    struct hub_ev_batch *batch;   /* EVENTS */
-    size_t first, n;              /* EVENTS: the batch's events [first, first+n) */
+    struct hub_ev_batch *batch;   /* EVENTS: acknowledged through hub_effects.events_stored */
+    size_t first, n;              /* EVENTS: the batch's events [first, first+n) ... */
+    const Agentry__V1__NodeEvent *const *events; /* ... borrowed from the batch */
     bool invoke;                  /* SPAWN_DUP from Invoke: wait for the turn's end */
 };
 
@@ -176,6 +178,7 @@ struct hub {
     struct hub_store *store;
     struct rpc_server *rpc;
     struct hub_sched *sched;
+    struct hub_effects fx;       /* how the actor's decisions reach calls and nodes (hub.c) */
     struct hub_shard shards[HUB_SHARDS];
     pthread_mutex_t list_lock;   /* guards list, request ids */
     struct hub_agent **list;     /* visible agents in commit order (ListAgents) */
@@ -228,7 +231,7 @@ bool hub_agent_input_waiting(const struct hub_agent *a, uint64_t input_seq);
 void hub_cmd_post(struct hub *h, struct hub_agent *a, struct hub_cmd *cmd);
 void hub_agent_kick(struct hub *h, struct hub_agent *a);
 /* Spawn: create and store a new agent; answers `call` (Spawn) or attaches it as a waiter
- * (Invoke). Takes a reference on call. */
+ * (Invoke). Takes over a reference the caller holds on call. */
 void hub_spawn(struct hub *h, struct rpc_call *call, const Agentry__V1__AgentSpec *spec,
                const char *input, const char *request_id, bool invoke);
 void hub_dispatch_decisions(struct hub *h, struct hub_sched_decision *d, size_t n);
@@ -248,8 +251,16 @@ void hub_agent_count_usage(struct hub_agent_st *st, int kind, uint64_t input_tok
                            uint64_t output_tokens);
 /* Why the agent is in its state, for Agent.state_reason; agent lock held. */
 void hub_agent_state_reason(struct hub *h, struct hub_agent *a, char *buf, size_t cap);
-struct hub_cmd *hub_cmd_new(enum hub_cmd_type type, struct rpc_call *call);
 void hub_cmd_free(struct hub *h, struct hub_cmd *c);
+/* Commands from the RPC layer. Each takes over a reference the caller holds on call. */
+void hub_actor_post_input(struct hub *h, struct hub_agent *a, struct rpc_call *call,
+                          const char *text);
+void hub_actor_post_kill(struct hub *h, struct hub_agent *a, struct rpc_call *call,
+                         const char *reason);
+/* The events [first, first+n) of batch b, all for agent a, from node (reference taken here). */
+void hub_actor_post_events(struct hub *h, struct hub_agent *a, struct hub_node *node,
+                           struct hub_ev_batch *b, size_t first,
+                           const Agentry__V1__NodeEvent *const *events, size_t n);
 
 /* hub/events.c: building TraceEvents, payloads, messages */
 grpc_slice hub_event_pack(const char *agent_id, const struct hub_store_event *ev);
@@ -281,25 +292,26 @@ struct hub_follower {
 void hub_trace_on_call(struct rpc_call *call, grpc_byte_buffer *req);
 void hub_trace_on_sent(struct rpc_call *call);
 void hub_trace_on_close(struct rpc_call *call, bool cancelled);
-void hub_followers_fail_all(struct hub_agent *a, const struct ag_err *err); /* lock held */
-void hub_followers_wake(struct hub *h, struct hub_agent *a);        /* agent lock held */
-/* hub/rpc_agent.c: invoke waiters */
-/* The first turn ended (recorded in a->first): answer every Invoke waiting for it. */
-void hub_waiters_finish(struct hub *h, struct hub_agent *a); /* agent lock held */
-void hub_waiter_add(struct hub_agent *a, struct rpc_call *call);          /* agent lock held */
-void hub_waiter_fail_all(struct hub_agent *a, const struct ag_err *err);  /* agent lock held */
+void hub_rpc_trace_fail_all(struct hub_agent *a, const struct ag_err *err); /* lock held */
+void hub_rpc_trace_wake(struct hub *h, struct hub_agent *a,
+                        const struct hub_store_event *const *evs, size_t n);
+/* hub/rpc_agent.c: the actor's answers and Invoke's waiters (hub_effects) */
+void hub_rpc_agent_reply(struct rpc_call *call, const struct hub_reply *r);
+void hub_rpc_agent_first_turn_ended(struct hub_agent *a);
+void hub_rpc_agent_wait_first_turn(struct hub_agent *a, struct rpc_call *call);
+void hub_rpc_agent_fail_waiters(struct hub_agent *a, const struct ag_err *err); /* lock held */
 
 /* hub/rpc_node.c */
-void hub_node_send_assignment(struct hub *h, struct hub_agent *a, struct hub_node *n); /* lock held */
-void hub_node_send_deliver(struct hub *h, struct hub_node *n, const char *agent_id, uint64_t epoch,
-                           uint64_t seq, const char *text);
-void hub_node_send_cancel(struct hub *h, struct hub_node *n, const char *agent_id, uint64_t epoch,
-                          const char *reason);
-void hub_ev_batch_done(struct hub *h, struct hub_ev_batch *b, size_t first, const uint64_t *seqs,
-                       size_t n, const struct ag_err *err);
-const Agentry__V1__NodeEvent *hub_ev_batch_event(struct hub_ev_batch *b, size_t i);
-void hub_node_lost(struct hub *h, struct hub_node *n, const char *reason);
-void hub_node_close_stream(struct hub *h, struct hub_node *n, enum ag_code code, const char *msg);
+void hub_rpc_node_assign(struct hub *h, struct hub_agent *a, struct hub_node *n);
+void hub_rpc_node_deliver(struct hub *h, struct hub_node *n, const char *agent_id, uint64_t epoch,
+                          uint64_t seq, const char *text);
+void hub_rpc_node_cancel(struct hub *h, struct hub_node *n, const char *agent_id, uint64_t epoch,
+                         const char *reason);
+void hub_rpc_node_events_stored(struct hub *h, struct hub_ev_batch *b, size_t first,
+                                const uint64_t *seqs, size_t n, const struct ag_err *err);
+void hub_rpc_node_lost(struct hub *h, struct hub_node *n, const char *reason);
+void hub_rpc_node_close_stream(struct hub *h, struct hub_node *n, enum ag_code code,
+                               const char *msg);
 extern const struct rpc_method hub_node_methods[];
 extern const size_t hub_node_nmethods;
 

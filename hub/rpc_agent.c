@@ -97,6 +97,7 @@ static void on_spawn(struct rpc_call *c, grpc_byte_buffer *req)
         rpc_call_fail(c, &err);
         return;
     }
+    rpc_call_ref(c); /* the actor's, until it answers */
     hub_spawn(h, c, in->spec ? in->spec : &empty_spec, in->input, in->request_id, false);
 }
 
@@ -113,6 +114,7 @@ static void on_invoke(struct rpc_call *c, grpc_byte_buffer *req)
     }
     struct hub_waiter *w = rpc_call_state(c);
     w->call = c;
+    rpc_call_ref(c); /* the actor's, until it answers */
     hub_spawn(h, c, in->spec ? in->spec : &empty_spec, in->input, in->request_id, true);
 }
 
@@ -154,9 +156,8 @@ static void on_send(struct rpc_call *c, grpc_byte_buffer *req)
     struct hub_agent *a = find_or_fail(h, c, in->agent_id);
     if (!a)
         return;
-    struct hub_cmd *cmd = hub_cmd_new(HUB_CMD_INPUT, c);
-    cmd->text = ag_xstrdup(in->input);
-    hub_cmd_post(h, a, cmd);
+    rpc_call_ref(c); /* the actor's, until it answers */
+    hub_actor_post_input(h, a, c, in->input);
 }
 
 static void on_kill(struct rpc_call *c, grpc_byte_buffer *req)
@@ -173,9 +174,8 @@ static void on_kill(struct rpc_call *c, grpc_byte_buffer *req)
     struct hub_agent *a = find_or_fail(h, c, in->agent_id);
     if (!a)
         return;
-    struct hub_cmd *cmd = hub_cmd_new(HUB_CMD_KILL, c);
-    cmd->text = ag_xstrdup(in->reason ? in->reason : "");
-    hub_cmd_post(h, a, cmd);
+    rpc_call_ref(c); /* the actor's, until it answers */
+    hub_actor_post_kill(h, a, c, in->reason);
 }
 
 static void on_get(struct rpc_call *c, grpc_byte_buffer *req)
@@ -331,9 +331,33 @@ static void on_list(struct rpc_call *c, grpc_byte_buffer *req)
     rpc_call_reply_take(c, rpc_pb_pack(&out.base));
 }
 
+/* --- the actor's answers (hub_effects) --------------------------------------------------------- */
+
+void hub_rpc_agent_reply(struct rpc_call *call, const struct hub_reply *r)
+{
+    if (r->kind == HUB_REPLY_SPAWNED) {
+        Agentry__V1__SpawnResponse m = AGENTRY__V1__SPAWN_RESPONSE__INIT;
+        m.agent_id = (char *)r->agent_id;
+        m.existing = r->existing;
+        m.input_seq = r->seq;
+        m.state = (Agentry__V1__AgentState)r->state;
+        rpc_call_reply_take(call, rpc_pb_pack(&m.base));
+    } else if (r->kind == HUB_REPLY_SENT) {
+        Agentry__V1__SendMessageResponse m = AGENTRY__V1__SEND_MESSAGE_RESPONSE__INIT;
+        m.seq = r->seq;
+        m.state = (Agentry__V1__AgentState)r->state;
+        rpc_call_reply_take(call, rpc_pb_pack(&m.base));
+    } else {
+        Agentry__V1__KillAgentResponse m = AGENTRY__V1__KILL_AGENT_RESPONSE__INIT;
+        m.seq = r->seq;
+        m.already_killed = r->already_killed;
+        rpc_call_reply_take(call, rpc_pb_pack(&m.base));
+    }
+}
+
 /* --- waiters (agent lock held) -------------------------------------------------------------- */
 
-void hub_waiter_add(struct hub_agent *a, struct rpc_call *call)
+void hub_rpc_agent_wait_first_turn(struct hub_agent *a, struct rpc_call *call)
 {
     if (rpc_call_done(call))
         return;
@@ -358,9 +382,8 @@ static struct hub_waiter *take_waiters(struct hub_agent *a)
     return all;
 }
 
-void hub_waiters_finish(struct hub *h, struct hub_agent *a)
+void hub_rpc_agent_first_turn_ended(struct hub_agent *a)
 {
-    (void)h;
     if (!a->first.done)
         return;
     struct hub_waiter *w = take_waiters(a);
@@ -385,7 +408,7 @@ void hub_waiters_finish(struct hub *h, struct hub_agent *a)
     grpc_byte_buffer_destroy(bb);
 }
 
-void hub_waiter_fail_all(struct hub_agent *a, const struct ag_err *err)
+void hub_rpc_agent_fail_waiters(struct hub_agent *a, const struct ag_err *err)
 {
     struct hub_waiter *w = take_waiters(a);
     while (w) {

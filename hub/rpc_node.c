@@ -63,18 +63,18 @@ static void send_down(struct hub *h, struct hub_node *n, Agentry__V1__HubMessage
         return;
     if (err.code == AG_RESOURCE_EXHAUSTED) {
         ag_log_warn("node.too_slow", "node=%s err=%s", n->id, ag_log_q(err.msg));
-        hub_node_close_stream(h, n, AG_RESOURCE_EXHAUSTED,
+        hub_rpc_node_close_stream(h, n, AG_RESOURCE_EXHAUSTED,
                               "the node reads too slowly; reconnect and catch up");
     }
 }
 
-void hub_node_close_stream(struct hub *h, struct hub_node *n, enum ag_code code, const char *msg)
+void hub_rpc_node_close_stream(struct hub *h, struct hub_node *n, enum ag_code code, const char *msg)
 {
     (void)h;
     rpc_call_finish(n->stream, code, msg);
 }
 
-void hub_node_send_assignment(struct hub *h, struct hub_agent *a, struct hub_node *n)
+void hub_rpc_node_assign(struct hub *h, struct hub_agent *a, struct hub_node *n)
 {
     struct ag_arena ar;
     char buf[2048];
@@ -103,8 +103,8 @@ void hub_node_send_assignment(struct hub *h, struct hub_agent *a, struct hub_nod
     ag_arena_release(&ar);
 }
 
-void hub_node_send_deliver(struct hub *h, struct hub_node *n, const char *agent_id, uint64_t epoch,
-                           uint64_t seq, const char *text)
+void hub_rpc_node_deliver(struct hub *h, struct hub_node *n, const char *agent_id, uint64_t epoch,
+                          uint64_t seq, const char *text)
 {
     Agentry__V1__Input in = AGENTRY__V1__INPUT__INIT;
     in.seq = seq;
@@ -119,8 +119,8 @@ void hub_node_send_deliver(struct hub *h, struct hub_node *n, const char *agent_
     send_down(h, n, &m);
 }
 
-void hub_node_send_cancel(struct hub *h, struct hub_node *n, const char *agent_id, uint64_t epoch,
-                          const char *reason)
+void hub_rpc_node_cancel(struct hub *h, struct hub_node *n, const char *agent_id, uint64_t epoch,
+                         const char *reason)
 {
     Agentry__V1__Cancel c = AGENTRY__V1__CANCEL__INIT;
     c.agent_id = (char *)agent_id;
@@ -134,7 +134,7 @@ void hub_node_send_cancel(struct hub *h, struct hub_node *n, const char *agent_i
 
 /* --- node lifecycle ------------------------------------------------------------------------- */
 
-void hub_node_lost(struct hub *h, struct hub_node *n, const char *reason)
+void hub_rpc_node_lost(struct hub *h, struct hub_node *n, const char *reason)
 {
     hub_sched_remove_node(h->sched, n);
     ag_log_info("node.lost", "node=%s reason=%s", n->id, ag_log_q(reason));
@@ -280,9 +280,9 @@ static void on_register(struct rpc_call *c, struct node_conn *nc, const Agentry_
                 n->nmodels, n->ntools, n->version, ag_log_q(n->instance_id), rpc_call_peer(c));
     if (other) {
         ag_log_warn("node.replaced", "node=%s", other->id);
-        hub_node_close_stream(h, other, AG_ABORTED,
+        hub_rpc_node_close_stream(h, other, AG_ABORTED,
                               "replaced by a newer connection with the same node id");
-        hub_node_lost(h, other, "node replaced by a new connection");
+        hub_rpc_node_lost(h, other, "node replaced by a new connection");
         hub_node_unref(h->sched, other);
     }
     hub_dispatch_decisions(h, d, k);
@@ -352,11 +352,6 @@ static void batch_free(struct hub *h, struct hub_ev_batch *b)
     free(b);
 }
 
-const Agentry__V1__NodeEvent *hub_ev_batch_event(struct hub_ev_batch *b, size_t i)
-{
-    return b->msg->events[i];
-}
-
 static bool room_for_more(struct node_conn *nc)
 {
     return atomic_load(&nc->inflight) < CONN_MAX_INFLIGHT &&
@@ -380,7 +375,7 @@ static void batch_settle(struct hub *h, struct hub_ev_batch *b, size_t n)
         return;
     if (b->failed) {
         /* The node keeps no copy it may resend yet: make it reconnect; its turns restart. */
-        hub_node_close_stream(h, b->node, AG_UNAVAILABLE, b->err.msg);
+        hub_rpc_node_close_stream(h, b->node, AG_UNAVAILABLE, b->err.msg);
     } else {
         Agentry__V1__EventAck ack = AGENTRY__V1__EVENT_ACK__INIT;
         ack.batch_id = b->msg->batch_id;
@@ -402,8 +397,8 @@ static void batch_settle(struct hub *h, struct hub_ev_batch *b, size_t n)
     rpc_call_unref(call);
 }
 
-void hub_ev_batch_done(struct hub *h, struct hub_ev_batch *b, size_t first, const uint64_t *seqs,
-                       size_t n, const struct ag_err *err)
+void hub_rpc_node_events_stored(struct hub *h, struct hub_ev_batch *b, size_t first,
+                                const uint64_t *seqs, size_t n, const struct ag_err *err)
 {
     pthread_mutex_lock(&b->lock);
     memcpy(b->seqs + first, seqs, n * sizeof(*seqs));
@@ -439,13 +434,8 @@ static bool on_events(struct rpc_call *c, struct node_conn *nc, struct hub_ev_ba
         size_t j = i + 1;
         while (j < n && agents[j] == agents[i])
             j++;
-        struct hub_cmd *cmd = hub_cmd_new(HUB_CMD_EVENTS, NULL);
-        cmd->batch = b;
-        cmd->first = i;
-        cmd->n = j - i;
-        cmd->node = nc->node;
-        hub_node_ref(h->sched, nc->node);
-        hub_cmd_post(h, agents[i], cmd);
+        hub_actor_post_events(h, agents[i], nc->node, b, i,
+                              (const Agentry__V1__NodeEvent *const *)b->msg->events + i, j - i);
         i = j;
     }
     batch_settle(h, b, 1);
@@ -530,7 +520,7 @@ static void on_node_close(struct rpc_call *c, bool cancelled)
     struct node_conn *nc = rpc_call_state(c);
     if (!nc->node)
         return;
-    hub_node_lost(nc->h, nc->node,
+    hub_rpc_node_lost(nc->h, nc->node,
                   atomic_load(&nc->h->closing) ? "the hub is shutting down"
                   : cancelled                   ? "node lost (stream broken)"
                                                 : "node lost (stream closed)");

@@ -178,9 +178,13 @@ void hub_trace_on_close(struct rpc_call *c, bool cancelled)
     pthread_mutex_unlock(&f->agent->lock);
 }
 
-void hub_followers_wake(struct hub *h, struct hub_agent *a)
+void hub_rpc_trace_wake(struct hub *h, struct hub_agent *a,
+                        const struct hub_store_event *const *evs, size_t n)
 {
     (void)h;
+    /* The ring only saves followers a store read; with none there is nobody to save. */
+    for (size_t i = 0; i < n && a->followers; i++)
+        hub_agent_ring_put(a, evs[i]->seq, hub_event_pack(a->id, evs[i]));
     struct hub_follower *f = a->followers;
     while (f) {
         struct hub_follower *next = f->next; /* pump may unlink f */
@@ -189,7 +193,7 @@ void hub_followers_wake(struct hub *h, struct hub_agent *a)
     }
 }
 
-void hub_followers_fail_all(struct hub_agent *a, const struct ag_err *err)
+void hub_rpc_trace_fail_all(struct hub_agent *a, const struct ag_err *err)
 {
     while (a->followers)
         finish_locked(a->followers, err->code, err->msg);
