@@ -1,4 +1,4 @@
-/* hub/agent_log.c - the agent actor's write pipeline (see hub_internal.h for the model).
+/* hub/actor.c - the agent actor's write pipeline (see actor.h for the model).
  *
  * kick: with the agent locked and no write in flight, take every queued command, decide each one
  * against a working copy of the committed state (struct hub_agent_st), collect the store ops and
@@ -28,9 +28,43 @@
 #include "common/timers.h"
 #include "common/rpc/pb.h"
 #include "common/xalloc.h"
+#include "hub/actor.h"
+#include "hub/agent.h"
+#include "hub/agent_table.h"
 #include "hub/hub_internal.h"
+#include "hub/json_payload.h"
+#include "hub/limits.h"
+#include "hub/sched.h"
+#include "hub/store.h"
 
 #define KICK_MAX_CMDS 512
+
+enum hub_cmd_type {
+    HUB_CMD_INPUT,      /* SendMessage: store the input, start a turn if idle */
+    HUB_CMD_EVENTS,     /* events from the node running the turn */
+    HUB_CMD_KILL,       /* KillAgent */
+    HUB_CMD_ASSIGN,     /* the scheduler reserved a slot for the agent's next turn */
+    HUB_CMD_INTERRUPT,  /* the node of the running turn is gone */
+    HUB_CMD_SCHEDULE,   /* inputs are waiting: place a turn if none runs */
+    HUB_CMD_SPAWN_DUP,  /* a Spawn/Invoke retry with this agent's request_id */
+    HUB_CMD_RETRY,      /* an interrupted turn's back-off is over: place it */
+};
+
+/* A command in an agent's mailbox (hub_agent.mb_head, guarded by the agent's lock). */
+struct hub_cmd {
+    enum hub_cmd_type type;
+    struct hub_cmd *next;
+    struct rpc_call *call;        /* reply target (reference held), may be NULL */
+    struct hub_node *node;        /* EVENTS/ASSIGN/INTERRUPT (reference held) */
+    uint64_t epoch;               /* INTERRUPT; RETRY: the timer's token */
+    bool graceful;                /* INTERRUPT: the hub is stopping; not the turn's fault */
+    bool already;                 /* KILL of a killed agent: answer with the first KILLED */
+    char *text;                   /* owned: INPUT text, KILL and INTERRUPT reasons */
+    struct hub_ev_batch *batch;   /* EVENTS: settled through hub_effects.events_stored */
+    size_t first, n;              /* EVENTS: the batch's events [first, first+n) ... */
+    const Agentry__V1__NodeEvent *const *events; /* ... borrowed from the batch */
+    bool invoke;                  /* SPAWN_DUP from Invoke: wait for the turn's end */
+};
 
 struct agent_write {
     struct hub_store_write w;
@@ -96,7 +130,7 @@ static struct hub_cmd *cmd_new(enum hub_cmd_type type, struct rpc_call *call)
     return c;
 }
 
-void hub_cmd_free(struct hub *h, struct hub_cmd *c)
+static void cmd_free(struct hub *h, struct hub_cmd *c)
 {
     if (c->call)
         h->fx.release(c->call);
@@ -534,7 +568,7 @@ static void submit(struct agent_write *aw)
         write_done(&aw->w, -1, &err);
 }
 
-void hub_agent_kick(struct hub *h, struct hub_agent *a)
+static void kick(struct hub *h, struct hub_agent *a)
 {
     for (;;) {
         pthread_mutex_lock(&a->lock);
@@ -575,7 +609,7 @@ void hub_agent_kick(struct hub *h, struct hub_agent *a)
     }
 }
 
-void hub_cmd_post(struct hub *h, struct hub_agent *a, struct hub_cmd *cmd)
+static void cmd_post(struct hub *h, struct hub_agent *a, struct hub_cmd *cmd)
 {
     pthread_mutex_lock(&a->lock);
     if (a->mb_len >= HUB_MAX_MAILBOX && cmd->call && cmd->type != HUB_CMD_EVENTS) {
@@ -585,7 +619,7 @@ void hub_cmd_post(struct hub *h, struct hub_agent *a, struct hub_cmd *cmd)
                    "agent '%s' has %d requests waiting to be stored; retry with backoff", a->id,
                    HUB_MAX_MAILBOX);
         h->fx.fail(cmd->call, &e);
-        hub_cmd_free(h, cmd);
+        cmd_free(h, cmd);
         return;
     }
     if (a->mb_tail)
@@ -595,7 +629,7 @@ void hub_cmd_post(struct hub *h, struct hub_agent *a, struct hub_cmd *cmd)
     a->mb_tail = cmd;
     a->mb_len++;
     pthread_mutex_unlock(&a->lock);
-    hub_agent_kick(h, a);
+    kick(h, a);
 }
 
 /* --- spawn --------------------------------------------------------------------------------- */
@@ -616,7 +650,7 @@ static void spec_json(struct agent_write *aw, const Agentry__V1__AgentSpec *s, c
     *out = json_take(&aw->arena, o);
 }
 
-void hub_spawn(struct hub *h, struct rpc_call *call, const Agentry__V1__AgentSpec *spec,
+void hub_actor_spawn(struct hub *h, struct rpc_call *call, const Agentry__V1__AgentSpec *spec,
                const char *input, const char *request_id, bool invoke)
 {
     Agentry__V1__AgentSpec norm = *spec;
@@ -626,12 +660,12 @@ void hub_spawn(struct hub *h, struct rpc_call *call, const Agentry__V1__AgentSpe
         norm.max_iterations = HUB_DEFAULT_MAX_ITER;
     struct hub_agent *a = hub_agent_new(&norm, request_id);
     if (a->request_id) {
-        struct hub_agent *owner = hub_agents_claim_request(h, a->request_id, a);
+        struct hub_agent *owner = hub_agents_claim_request(&h->agents, a->request_id, a);
         if (owner != a) {
-            hub_agent_free(h, a);
+            hub_agent_free(h->sched, a);
             struct hub_cmd *c = cmd_new(HUB_CMD_SPAWN_DUP, call);
             c->invoke = invoke;
-            hub_cmd_post(h, owner, c);
+            cmd_post(h, owner, c);
             return;
         }
     }
@@ -756,7 +790,7 @@ static void retry_fire(void *arg)
     if (!atomic_load(&t->h->closing)) {
         struct hub_cmd *c = cmd_new(HUB_CMD_RETRY, NULL);
         c->epoch = t->token;
-        hub_cmd_post(t->h, t->a, c);
+        cmd_post(t->h, t->a, c);
     }
     free(t);
 }
@@ -786,7 +820,7 @@ static void on_committed(struct agent_write *aw)
         a->spawn_input_seq =
             aw->spawn_input_op != SIZE_MAX ? aw->ops[aw->spawn_input_op].u.event.seq : 0;
         a->visible = true;
-        hub_agents_publish(h, a);
+        hub_agents_publish(&h->agents, a);
         reply_spawn(aw);
     }
     reply_cmds(aw);
@@ -819,7 +853,7 @@ static void on_committed(struct agent_write *aw)
         h->fx.cancel(h, aw->cancel_node, a->id, aw->cancel_epoch, "killed");
     if (aw->turn_ended || aw->assigned_here)
         ag_log_info("agent.transitioned", "agent=%s state=%s node=%s epoch=%" PRIu64
-                    " seq=%" PRIu64, a->id, hub_state_name(a->st.state), a->st.node_id,
+                    " seq=%" PRIu64, a->id, hub_agent_state_name(a->st.state), a->st.node_id,
                     a->st.epoch, a->last_seq);
 }
 
@@ -877,10 +911,10 @@ static void after_unlock(struct agent_write *aw, bool ok)
         if (!aw->release[i])
             continue;
         size_t k = hub_sched_release(h->sched, aw->release[i], &a->req, d, AG_ARRAY_SIZE(d));
-        hub_dispatch_decisions(h, d, k);
+        hub_actor_dispatch(h, d, k);
         while (k == AG_ARRAY_SIZE(d)) { /* a larger reservation may free room for several */
             k = hub_sched_drain(h->sched, d, AG_ARRAY_SIZE(d));
-            hub_dispatch_decisions(h, d, k);
+            hub_actor_dispatch(h, d, k);
         }
     }
     if (aw->cancel_node)
@@ -890,14 +924,14 @@ static void after_unlock(struct agent_write *aw, bool ok)
         if (n) {
             d[0].agent = a;
             d[0].node = n;
-            hub_dispatch_decisions(h, d, 1);
+            hub_actor_dispatch(h, d, 1);
         }
     }
     if (ok && aw->reschedule)
-        hub_cmd_post(h, a, cmd_new(HUB_CMD_SCHEDULE, NULL));
+        cmd_post(h, a, cmd_new(HUB_CMD_SCHEDULE, NULL));
     /* The node may have gone while this write was in flight, after its loss was handled. */
     if (ok && aw->assign_node && !hub_node_alive(h->sched, aw->assign_node))
-        hub_post_interrupt(h, a, aw->assign_node, a->st.epoch, "node lost before its assignment",
+        hub_actor_post_interrupt(h, a, aw->assign_node, a->st.epoch, "node lost before its assignment",
                            atomic_load(&h->closing));
 }
 
@@ -924,7 +958,7 @@ static void write_finish(struct agent_write *aw, bool ok, const struct ag_err *e
     while (aw->cmds) {
         struct hub_cmd *c = aw->cmds;
         aw->cmds = c->next;
-        hub_cmd_free(h, c);
+        cmd_free(h, c);
     }
     if (aw->spawn_call)
         h->fx.release(aw->spawn_call);
@@ -950,13 +984,10 @@ static void write_done(struct hub_store_write *w, int rc, const struct ag_err *e
         /* Never published. A retry that found it by request id may still post to it, so it is
          * kept (answering such retries with UNAVAILABLE) until the hub is freed. */
         if (a->request_id)
-            hub_agents_forget_request(h, a->request_id);
-        pthread_mutex_lock(&h->list_lock);
-        a->next_dead = h->dead;
-        h->dead = a;
-        pthread_mutex_unlock(&h->list_lock);
+            hub_agents_forget_request(&h->agents, a->request_id);
+        hub_agents_bury(&h->agents, a);
     }
-    hub_agent_kick(h, a);
+    kick(h, a);
 }
 
 void hub_actor_post_input(struct hub *h, struct hub_agent *a, struct rpc_call *call,
@@ -964,7 +995,7 @@ void hub_actor_post_input(struct hub *h, struct hub_agent *a, struct rpc_call *c
 {
     struct hub_cmd *c = cmd_new(HUB_CMD_INPUT, call);
     c->text = ag_xstrdup(text);
-    hub_cmd_post(h, a, c);
+    cmd_post(h, a, c);
 }
 
 void hub_actor_post_kill(struct hub *h, struct hub_agent *a, struct rpc_call *call,
@@ -972,7 +1003,7 @@ void hub_actor_post_kill(struct hub *h, struct hub_agent *a, struct rpc_call *ca
 {
     struct hub_cmd *c = cmd_new(HUB_CMD_KILL, call);
     c->text = ag_xstrdup(reason ? reason : "");
-    hub_cmd_post(h, a, c);
+    cmd_post(h, a, c);
 }
 
 void hub_actor_post_events(struct hub *h, struct hub_agent *a, struct hub_node *node,
@@ -986,10 +1017,10 @@ void hub_actor_post_events(struct hub *h, struct hub_agent *a, struct hub_node *
     c->first = first;
     c->events = events;
     c->n = n;
-    hub_cmd_post(h, a, c);
+    cmd_post(h, a, c);
 }
 
-void hub_post_interrupt(struct hub *h, struct hub_agent *a, struct hub_node *node, uint64_t epoch,
+void hub_actor_post_interrupt(struct hub *h, struct hub_agent *a, struct hub_node *node, uint64_t epoch,
                         const char *reason, bool graceful)
 {
     struct hub_cmd *c = cmd_new(HUB_CMD_INTERRUPT, NULL);
@@ -999,14 +1030,25 @@ void hub_post_interrupt(struct hub *h, struct hub_agent *a, struct hub_node *nod
     c->epoch = epoch;
     c->graceful = graceful;
     c->text = reason ? ag_xstrdup(reason) : NULL;
-    hub_cmd_post(h, a, c);
+    cmd_post(h, a, c);
 }
 
-void hub_dispatch_decisions(struct hub *h, struct hub_sched_decision *d, size_t n)
+void hub_actor_dispatch(struct hub *h, struct hub_sched_decision *d, size_t n)
 {
     for (size_t i = 0; i < n; i++) {
         struct hub_cmd *c = cmd_new(HUB_CMD_ASSIGN, NULL);
         c->node = d[i].node;
-        hub_cmd_post(h, d[i].agent, c);
+        cmd_post(h, d[i].agent, c);
     }
+}
+
+void hub_actor_drop_mailbox(struct hub *h, struct hub_agent *a)
+{
+    while (a->mb_head) {
+        struct hub_cmd *c = a->mb_head;
+        a->mb_head = c->next;
+        cmd_free(h, c);
+    }
+    a->mb_tail = NULL;
+    a->mb_len = 0;
 }

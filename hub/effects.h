@@ -1,4 +1,4 @@
-/* hub/effects.h - the contract between the agent actor (hub/agent_log.c) and the layer that acts
+/* hub/effects.h - the contract between the agent actor (hub/actor.c) and the layer that acts
  * on its decisions: the RPC layer (hub/rpc_agent.c, rpc_node.c, rpc_trace.c).
  *
  * The actor decides what each command does and when it is durable. It never builds a wire

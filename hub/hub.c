@@ -25,7 +25,15 @@
 #include "common/rpc/server.h"
 #include "common/timers.h"
 #include "common/xalloc.h"
+#include "hub/actor.h"
+#include "hub/agent.h"
+#include "hub/agent_table.h"
 #include "hub/hub_internal.h"
+#include "hub/rpc_agent.h"
+#include "hub/rpc_node.h"
+#include "hub/rpc_trace.h"
+#include "hub/sched.h"
+#include "hub/store.h"
 
 #define HUB_STOP_GRACE_MS 2000
 
@@ -39,7 +47,7 @@ struct load_ctx {
 };
 
 /* Usage the row does not hold yet: the events of a running attempt after its ASSIGNED (the row
- * is written at each state change, not per event: agent_log.c st_changed). Counted as when they
+ * is written at each state change, not per event: actor.c st_changed). Counted as when they
  * were stored, with the tokens read back from the MODEL_REPLY payload. */
 static void count_event_usage(struct hub_agent *a, const struct hub_store_event *ev)
 {
@@ -142,8 +150,8 @@ static int load_agent(void *arg, const struct hub_store_agent *row, uint64_t las
     }
     load_checkpoint(a, row);
     if (a->request_id)
-        hub_agents_claim_request(lc->h, a->request_id, a);
-    hub_agents_publish(lc->h, a);
+        hub_agents_claim_request(&lc->h->agents, a->request_id, a);
+    hub_agents_publish(&lc->h->agents, a);
     lc->agents++;
     return 0;
 }
@@ -153,9 +161,9 @@ static int load_agent(void *arg, const struct hub_store_agent *row, uint64_t las
  * not nest. */
 static int load_inboxes(struct hub *h, struct load_ctx *lc, struct ag_err *err)
 {
-    size_t n = hub_agents_count(h);
+    size_t n = hub_agents_count(&h->agents);
     for (size_t i = 0; i < n; i++) {
-        struct hub_agent *a = hub_agents_at(h, i);
+        struct hub_agent *a = hub_agents_at(&h->agents, i);
         if (a->last_seq <= a->st.input_seq)
             continue;
         lc->a = a;
@@ -171,12 +179,12 @@ static int load_inboxes(struct hub *h, struct load_ctx *lc, struct ag_err *err)
 /* Turns that were running died with the previous hub: record it and queue them again. */
 static void requeue_loaded(struct hub *h, struct load_ctx *lc)
 {
-    size_t n = hub_agents_count(h);
+    size_t n = hub_agents_count(&h->agents);
     for (size_t i = 0; i < n; i++) {
-        struct hub_agent *a = hub_agents_at(h, i);
+        struct hub_agent *a = hub_agents_at(&h->agents, i);
         if (a->st.state == AGENTRY__V1__AGENT_STATE__AGENT_STATE_RUNNING) {
             /* It counts against the turn: a turn that crashes the hub must not do so forever. */
-            hub_post_interrupt(h, a, NULL, a->st.epoch, "the hub restarted", false);
+            hub_actor_post_interrupt(h, a, NULL, a->st.epoch, "the hub restarted", false);
             lc->running++;
         } else if (a->st.state == AGENTRY__V1__AGENT_STATE__AGENT_STATE_PENDING) {
             struct hub_node *node = hub_sched_place_or_queue(h->sched, &a->req);
@@ -256,9 +264,7 @@ static struct hub *hub_alloc(const struct hub_opts *o, const struct hub_sched_st
         h->opts.retry_backoff_ms = HUB_DEFAULT_RETRY_BACKOFF_MS;
     if (!h->opts.retry_backoff_max_ms)
         h->opts.retry_backoff_max_ms = HUB_DEFAULT_RETRY_BACKOFF_MAX_MS;
-    for (size_t i = 0; i < HUB_SHARDS; i++)
-        pthread_mutex_init(&h->shards[i].lock, NULL);
-    pthread_mutex_init(&h->list_lock, NULL);
+    hub_agents_init(&h->agents);
     pthread_mutex_init(&h->hk_lock, NULL);
     pthread_cond_init(&h->hk_cond, NULL);
     h->sched = hub_sched_new(strat);
@@ -279,10 +285,18 @@ static struct hub *hub_alloc(const struct hub_opts *o, const struct hub_sched_st
 /* Bind the listen address: exclusive, so a second hub fails here, before it opens any store. */
 static int hub_bind(struct hub *h, struct ag_err *err)
 {
-    size_t nm = hub_agent_nmethods + hub_node_nmethods;
+    const struct {
+        const struct rpc_method *rows;
+        size_t n;
+    } tables[] = {{hub_rpc_agent_methods, hub_rpc_agent_nmethods},
+                  {hub_rpc_trace_methods, hub_rpc_trace_nmethods},
+                  {hub_rpc_node_methods, hub_rpc_node_nmethods}};
+    size_t nm = 0;
+    for (size_t i = 0; i < AG_ARRAY_SIZE(tables); i++)
+        nm += tables[i].n;
     struct rpc_method *methods = ag_xcalloc(nm, sizeof(*methods));
-    memcpy(methods, hub_agent_methods, hub_agent_nmethods * sizeof(*methods));
-    memcpy(methods + hub_agent_nmethods, hub_node_methods, hub_node_nmethods * sizeof(*methods));
+    for (size_t i = 0, at = 0; i < AG_ARRAY_SIZE(tables); at += tables[i++].n)
+        memcpy(methods + at, tables[i].rows, tables[i].n * sizeof(*methods));
     struct rpc_server_opts ro = {.listen = h->opts.listen,
                                  .threads = h->opts.threads,
                                  .max_request_bytes = h->opts.max_message_bytes,
@@ -342,28 +356,15 @@ int hub_port(const struct hub *h)
     return rpc_server_port(h->rpc);
 }
 
-int hub_check_placeable(struct hub *h, const struct hub_sched_req *req, struct ag_err *err)
-{
-    struct ag_err e = AG_ERR_INIT;
-    if (hub_sched_check(h->sched, req, &e) >= 0)
-        return 0; /* some node can run it, or none is connected yet: it waits */
-    /* Right after a start, nodes are still reconnecting: the one that offers it may be next. */
-    if (!h->started_ms || ag_now_mono_ms() - h->started_ms < h->opts.join_grace_ms)
-        return 0;
-    if (err)
-        *err = e;
-    return -1;
-}
-
 /* Long-lived calls (Trace follows, Invoke waits, node streams) end with a status the client can
  * act on instead of being cut. */
 static void end_streams(struct hub *h)
 {
     struct ag_err e;
     ag_err_set(&e, AG_UNAVAILABLE, "the hub is shutting down; retry or resume from your last seq");
-    size_t n = hub_agents_count(h);
+    size_t n = hub_agents_count(&h->agents);
     for (size_t i = 0; i < n; i++) {
-        struct hub_agent *a = hub_agents_at(h, i);
+        struct hub_agent *a = hub_agents_at(&h->agents, i);
         pthread_mutex_lock(&a->lock);
         hub_rpc_trace_fail_all(a, &e);
         hub_rpc_agent_fail_waiters(a, &e);
@@ -377,20 +378,16 @@ static void end_streams(struct hub *h)
     }
 }
 
-/* Invokes still waiting once every write is done (a Spawn that committed after end_streams) hold
- * call references: answer and drop them before the agents go. An agent whose creating write
- * failed never had waiters (its callers were answered with the error). */
-static void fail_waiters(struct hub *h)
+/* What others keep on an agent, dropped before it is freed: Invokes still waiting once every
+ * write is done (a Spawn that committed after end_streams) hold call references, and so do
+ * commands left in its mailbox. No other thread is left. */
+static void release_agent(void *arg, struct hub_agent *a)
 {
+    struct hub *h = arg;
     struct ag_err e;
     ag_err_set(&e, AG_UNAVAILABLE, "the hub stopped");
-    size_t n = hub_agents_count(h);
-    for (size_t i = 0; i < n; i++) {
-        struct hub_agent *a = hub_agents_at(h, i);
-        pthread_mutex_lock(&a->lock);
-        hub_rpc_agent_fail_waiters(a, &e);
-        pthread_mutex_unlock(&a->lock);
-    }
+    hub_rpc_agent_fail_waiters(a, &e);
+    hub_actor_drop_mailbox(h, a);
 }
 
 void hub_stop(struct hub *h)
@@ -422,21 +419,17 @@ void hub_free(struct hub *h)
     atomic_store(&h->closing, true); /* timers still pending find it and do nothing */
     /* Writes still queued commit and answer (closed) calls; then nothing refers to a call but
      * the agents and nodes, which go next. The timers go after the store: a write completing
-     * during the drain may start one (agent_log.c start_retry_timer checks closing, but the
+     * during the drain may start one (actor.c start_retry_timer checks closing, but the
      * timer thread must outlive every completion). */
     hub_store_close(h->store);
     h->store = NULL;
     ag_timers_free(h->timers);
     h->timers = NULL;
-    fail_waiters(h);
-    hub_agents_free_all(h);
+    hub_agents_free_all(&h->agents, h->sched, release_agent, h);
     hub_sched_free(h->sched);
     if (h->rpc)
         rpc_server_free(h->rpc);
     free(h->methods);
-    for (size_t i = 0; i < HUB_SHARDS; i++)
-        pthread_mutex_destroy(&h->shards[i].lock);
-    pthread_mutex_destroy(&h->list_lock);
     pthread_mutex_destroy(&h->hk_lock);
     pthread_cond_destroy(&h->hk_cond);
     if (started)

@@ -13,8 +13,16 @@
 #include "common/rpc/pb.h"
 #include "common/rpc/server.h"
 #include "common/xalloc.h"
+#include "common/clock.h"
+#include "hub/actor.h"
+#include "hub/agent.h"
+#include "hub/agent_pb.h"
+#include "hub/agent_table.h"
 #include "hub/hub_internal.h"
+#include "hub/rpc_agent.h"
+#include "hub/sched.h"
 #include "hub/selector.h"
+#include "hub/validate.h"
 
 #define MAX_REQUEST_ID 128
 
@@ -45,7 +53,7 @@ static bool refuse_if_closing(struct hub *h, struct rpc_call *c)
 static struct hub_agent *find_or_fail(struct hub *h, struct rpc_call *c, const char *id)
 {
     struct ag_err err = AG_ERR_INIT;
-    struct hub_agent *a = hub_agents_lookup(h, id, &err);
+    struct hub_agent *a = hub_agents_lookup(&h->agents, id, &err);
     if (!a)
         rpc_call_fail(c, &err);
     return a;
@@ -60,6 +68,20 @@ static void on_ping(struct rpc_call *c, grpc_byte_buffer *req)
     r.payload = in->payload;
     r.version = AGENTRY_VERSION;
     rpc_call_reply_take(c, rpc_pb_pack(&r.base));
+}
+
+/* Spawn's check that some node can run the spec: INVALID_ARGUMENT if the nodes connected do not
+ * offer its model or tools, unless nodes may still be joining (hub_opts.join_grace_ms). */
+static int check_placeable(struct hub *h, const struct hub_sched_req *req, struct ag_err *err)
+{
+    struct ag_err e = AG_ERR_INIT;
+    if (hub_sched_check(h->sched, req, &e) >= 0)
+        return 0; /* some node can run it, or none is connected yet: it waits */
+    /* Right after a start, nodes are still reconnecting: the one that offers it may be next. */
+    if (!h->started_ms || ag_now_mono_ms() - h->started_ms < h->opts.join_grace_ms)
+        return 0;
+    *err = e;
+    return -1;
 }
 
 static const Agentry__V1__AgentSpec empty_spec = AGENTRY__V1__AGENT_SPEC__INIT;
@@ -83,7 +105,7 @@ static int check_spawn(struct hub *h, const Agentry__V1__AgentSpec *spec,
     struct hub_sched_req req;
     hub_sched_req_init(&req, NULL, NULL, spec->model && *spec->model ? spec->model : "mock",
                        spec->tools, spec->n_tools);
-    return hub_check_placeable(h, &req, err);
+    return check_placeable(h, &req, err);
 }
 
 static void on_spawn(struct rpc_call *c, grpc_byte_buffer *req)
@@ -98,7 +120,7 @@ static void on_spawn(struct rpc_call *c, grpc_byte_buffer *req)
         return;
     }
     rpc_call_ref(c); /* the actor's, until it answers */
-    hub_spawn(h, c, in->spec ? in->spec : &empty_spec, in->input, in->request_id, false);
+    hub_actor_spawn(h, c, in->spec ? in->spec : &empty_spec, in->input, in->request_id, false);
 }
 
 static void on_invoke(struct rpc_call *c, grpc_byte_buffer *req)
@@ -115,7 +137,7 @@ static void on_invoke(struct rpc_call *c, grpc_byte_buffer *req)
     struct hub_waiter *w = rpc_call_state(c);
     w->call = c;
     rpc_call_ref(c); /* the actor's, until it answers */
-    hub_spawn(h, c, in->spec ? in->spec : &empty_spec, in->input, in->request_id, true);
+    hub_actor_spawn(h, c, in->spec ? in->spec : &empty_spec, in->input, in->request_id, true);
 }
 
 static void on_invoke_close(struct rpc_call *c, bool cancelled)
@@ -189,7 +211,7 @@ static void on_get(struct rpc_call *c, grpc_byte_buffer *req)
         return;
     Agentry__V1__Agent out;
     pthread_mutex_lock(&a->lock);
-    hub_agent_to_pb(h, a, &out, rpc_call_arena(c));
+    hub_agent_pb_fill(h, a, &out, rpc_call_arena(c));
     pthread_mutex_unlock(&a->lock);
     rpc_call_reply_take(c, rpc_pb_pack(&out.base));
 }
@@ -255,7 +277,7 @@ static Agentry__V1__Agent *list_take(struct hub *h, const struct list_query *q,
     pthread_mutex_lock(&a->lock);
     if (a->visible && a->list_pos >= from && (!q->state || q->state == a->st.state)) {
         m = ag_arena_alloc(ar, sizeof(*m));
-        hub_agent_to_pb(h, a, m, ar);
+        hub_agent_pb_fill(h, a, m, ar);
     }
     pthread_mutex_unlock(&a->lock);
     return m;
@@ -282,9 +304,9 @@ static size_t list_entry_size(const Agentry__V1__Agent *m)
 static void list_scan(struct hub *h, const struct list_query *q, struct ag_arena *ar,
                       Agentry__V1__ListAgentsResponse *out)
 {
-    size_t total = hub_agents_count(h), pos = q->pos, bytes = LIST_TOKEN_BYTES;
+    size_t total = hub_agents_count(&h->agents), pos = q->pos, bytes = LIST_TOKEN_BYTES;
     for (; pos < total && out->n_agents < q->page; pos++) {
-        Agentry__V1__Agent *m = list_take(h, q, hub_agents_at(h, pos), 0, ar);
+        Agentry__V1__Agent *m = list_take(h, q, hub_agents_at(&h->agents, pos), 0, ar);
         if (!m)
             continue;
         size_t sz = list_entry_size(m);
@@ -301,7 +323,7 @@ static void list_scan(struct hub *h, const struct list_query *q, struct ag_arena
 static void list_by_request(struct hub *h, const struct list_query *q, struct ag_arena *ar,
                             Agentry__V1__ListAgentsResponse *out)
 {
-    struct hub_agent *a = hub_agents_claim_request(h, q->request_id, NULL);
+    struct hub_agent *a = hub_agents_claim_request(&h->agents, q->request_id, NULL);
     Agentry__V1__Agent *m = a ? list_take(h, q, a, q->pos, ar) : NULL;
     if (m)
         out->agents[out->n_agents++] = m;
@@ -419,7 +441,7 @@ void hub_rpc_agent_fail_waiters(struct hub_agent *a, const struct ag_err *err)
     }
 }
 
-const struct rpc_method hub_agent_methods[] = {
+const struct rpc_method hub_rpc_agent_methods[] = {
     {.path = "/agentry.v1.AgentHub/Ping", .kind = RPC_UNARY, .preposted = 64, .on_call = on_ping},
     {.path = "/agentry.v1.AgentHub/Spawn", .kind = RPC_UNARY, .preposted = 32,
      .on_call = on_spawn},
@@ -430,8 +452,5 @@ const struct rpc_method hub_agent_methods[] = {
     {.path = "/agentry.v1.AgentHub/GetAgent", .kind = RPC_UNARY, .on_call = on_get},
     {.path = "/agentry.v1.AgentHub/ListAgents", .kind = RPC_UNARY, .on_call = on_list},
     {.path = "/agentry.v1.AgentHub/KillAgent", .kind = RPC_UNARY, .on_call = on_kill},
-    {.path = "/agentry.v1.AgentHub/Trace", .kind = RPC_SERVER_STREAM, .preposted = 16,
-     .state_size = HUB_TRACE_STATE_SIZE, .on_call = hub_trace_on_call,
-     .on_sent = hub_trace_on_sent, .on_close = hub_trace_on_close},
 };
-const size_t hub_agent_nmethods = AG_ARRAY_SIZE(hub_agent_methods);
+const size_t hub_rpc_agent_nmethods = AG_ARRAY_SIZE(hub_rpc_agent_methods);

@@ -23,7 +23,14 @@
 #include "common/rpc/pb.h"
 #include "common/rpc/server.h"
 #include "common/xalloc.h"
+#include "hub/actor.h"
+#include "hub/agent.h"
+#include "hub/agent_table.h"
 #include "hub/hub_internal.h"
+#include "hub/limits.h"
+#include "hub/rpc_node.h"
+#include "hub/sched.h"
+#include "hub/validate.h"
 
 #define CONN_MAX_INFLIGHT 64
 #define CONN_MAX_INFLIGHT_BYTES (64u << 20)
@@ -138,23 +145,23 @@ void hub_rpc_node_lost(struct hub *h, struct hub_node *n, const char *reason)
 {
     hub_sched_remove_node(h->sched, n);
     ag_log_info("node.lost", "node=%s reason=%s", n->id, ag_log_q(reason));
-    size_t total = hub_agents_count(h);
+    size_t total = hub_agents_count(&h->agents);
     for (size_t i = 0; i < total; i++) {
-        struct hub_agent *a = hub_agents_at(h, i);
+        struct hub_agent *a = hub_agents_at(&h->agents, i);
         pthread_mutex_lock(&a->lock);
         bool hit = a->st.node == n && a->st.state == AGENTRY__V1__AGENT_STATE__AGENT_STATE_RUNNING;
         uint64_t epoch = a->st.epoch;
         pthread_mutex_unlock(&a->lock);
         if (!hit)
             continue;
-        hub_post_interrupt(h, a, n, epoch, reason, atomic_load(&h->closing));
+        hub_actor_post_interrupt(h, a, n, epoch, reason, atomic_load(&h->closing));
     }
 }
 
 static bool node_id_ok(const char *id)
 {
     size_t n = strlen(id);
-    return n > 0 && n <= HUB_NODE_ID_MAX && hub_name_chars_ok(id, "._-");
+    return n > 0 && n <= HUB_NODE_ID_MAX && hub_validate_name_chars_ok(id, "._-");
 }
 
 static int check_names(const char *what, char *const *v, size_t n, size_t max_len,
@@ -285,11 +292,11 @@ static void on_register(struct rpc_call *c, struct node_conn *nc, const Agentry_
         hub_rpc_node_lost(h, other, "node replaced by a new connection");
         hub_node_unref(h->sched, other);
     }
-    hub_dispatch_decisions(h, d, k);
+    hub_actor_dispatch(h, d, k);
     /* More agents may wait than one array holds: keep handing out slots while they fit. */
     while (k == AG_ARRAY_SIZE(d)) {
         k = hub_sched_drain(h->sched, d, AG_ARRAY_SIZE(d));
-        hub_dispatch_decisions(h, d, k);
+        hub_actor_dispatch(h, d, k);
     }
 }
 
@@ -322,7 +329,7 @@ static int check_batch(struct hub *h, struct hub_node *n, const Agentry__V1__Eve
             (ev->result && (hub_validate_utf8("result.output", ev->result->output, err) != 0 ||
                             hub_validate_utf8("result.error", ev->result->error, err) != 0)))
             return -1;
-        struct hub_agent *a = ev->agent_id && *ev->agent_id ? hub_agents_find(h, ev->agent_id)
+        struct hub_agent *a = ev->agent_id && *ev->agent_id ? hub_agents_find(&h->agents, ev->agent_id)
                                                             : NULL;
         if (!a)
             return ag_err_set(err, AG_FAILED_PRECONDITION,
@@ -528,10 +535,10 @@ static void on_node_close(struct rpc_call *c, bool cancelled)
     nc->node = NULL;
 }
 
-const struct rpc_method hub_node_methods[] = {
+const struct rpc_method hub_rpc_node_methods[] = {
     {.path = "/agentry.v1.NodeService/Connect", .kind = RPC_BIDI, .preposted = 4,
      .state_size = sizeof(struct node_conn), .send_queue_cap = 8192,
      .max_request_bytes = HUB_MAX_NODE_MESSAGE, .on_call = on_connect,
      .on_recv = on_node_msg, .on_close = on_node_close},
 };
-const size_t hub_node_nmethods = AG_ARRAY_SIZE(hub_node_methods);
+const size_t hub_rpc_node_nmethods = AG_ARRAY_SIZE(hub_rpc_node_methods);

@@ -11,12 +11,34 @@
 #include <inttypes.h>
 #include <stdio.h>
 
+#include "agentry/v1/hub.pb-c.h"
 #include "common/log.h"
 #include "common/rpc/pb.h"
 #include "common/rpc/server.h"
+#include "common/xalloc.h"
+#include "hub/agent.h"
+#include "hub/agent_table.h"
 #include "hub/hub_internal.h"
+#include "hub/rpc_trace.h"
+#include "hub/store.h"
+#include "hub/trace_ring.h"
 
 #define TRACE_WINDOW 32
+
+/* A follower is a Trace call with a cursor (next_seq): it sends next_seq from the agent's ring
+ * if still there, else reads it from the store; it never queues events of its own, so a slow
+ * follower costs nothing but its cursor. Fields guarded by the agent's lock. */
+struct hub_follower {
+    struct hub_follower *next, *prev;
+    struct rpc_call *call;
+    struct hub *h;
+    struct hub_agent *agent;
+    uint64_t next_seq;
+    bool follow;
+    bool linked;   /* on agent->followers */
+    bool reading;  /* a store read is in flight (holds a call reference) */
+    bool closed;   /* the call is over */
+};
 
 static void unlink_locked(struct hub_follower *f)
 {
@@ -31,7 +53,7 @@ static void unlink_locked(struct hub_follower *f)
         f->next->prev = f->prev;
     f->linked = false;
     if (!a->followers) /* the ring only ever serves followers: an idle agent keeps none */
-        hub_agent_ring_clear(a);
+        hub_trace_ring_clear(&a->ring);
 }
 
 static void finish_locked(struct hub_follower *f, enum ag_code code, const char *msg)
@@ -73,7 +95,7 @@ static void pump_locked(struct hub_follower *f)
             return; /* parked until the next commit wakes us */
         }
         grpc_slice s;
-        if (hub_agent_ring_get(a, f->next_seq, &s)) {
+        if (hub_trace_ring_get(&a->ring, f->next_seq, &s)) {
             if (!send_slice(f, s))
                 return;
             continue;
@@ -109,7 +131,7 @@ static void on_read(void *arg, const struct hub_store_event *rows, size_t n,
                 gap = true;
                 break;
             }
-            if (!send_slice(f, hub_event_pack(a->id, &rows[i])))
+            if (!send_slice(f, hub_trace_ring_pack(a->id, &rows[i])))
                 break;
         }
         if (gap && !f->closed) {
@@ -125,13 +147,13 @@ static void on_read(void *arg, const struct hub_store_event *rows, size_t n,
     rpc_call_unref(call);
 }
 
-void hub_trace_on_call(struct rpc_call *c, grpc_byte_buffer *req)
+static void on_trace(struct rpc_call *c, grpc_byte_buffer *req)
 {
     struct hub *h = rpc_call_user(c);
     struct ag_err err = AG_ERR_INIT;
     Agentry__V1__TraceRequest *in =
         rpc_pb_unpack(req, &agentry__v1__trace_request__descriptor, rpc_call_arena(c), &err);
-    struct hub_agent *a = in ? hub_agents_lookup(h, in->agent_id, &err) : NULL;
+    struct hub_agent *a = in ? hub_agents_lookup(&h->agents, in->agent_id, &err) : NULL;
     if (!a) {
         rpc_call_fail(c, &err);
         return;
@@ -157,7 +179,7 @@ void hub_trace_on_call(struct rpc_call *c, grpc_byte_buffer *req)
     pthread_mutex_unlock(&a->lock);
 }
 
-void hub_trace_on_sent(struct rpc_call *c)
+static void on_trace_sent(struct rpc_call *c)
 {
     struct hub_follower *f = rpc_call_state(c);
     if (!f->agent)
@@ -167,7 +189,7 @@ void hub_trace_on_sent(struct rpc_call *c)
     pthread_mutex_unlock(&f->agent->lock);
 }
 
-void hub_trace_on_close(struct rpc_call *c, bool cancelled)
+static void on_trace_close(struct rpc_call *c, bool cancelled)
 {
     struct hub_follower *f = rpc_call_state(c);
     if (!f->agent)
@@ -184,7 +206,7 @@ void hub_rpc_trace_wake(struct hub *h, struct hub_agent *a,
     (void)h;
     /* The ring only saves followers a store read; with none there is nobody to save. */
     for (size_t i = 0; i < n && a->followers; i++)
-        hub_agent_ring_put(a, evs[i]->seq, hub_event_pack(a->id, evs[i]));
+        hub_trace_ring_put(&a->ring, evs[i]->seq, hub_trace_ring_pack(a->id, evs[i]));
     struct hub_follower *f = a->followers;
     while (f) {
         struct hub_follower *next = f->next; /* pump may unlink f */
@@ -198,3 +220,10 @@ void hub_rpc_trace_fail_all(struct hub_agent *a, const struct ag_err *err)
     while (a->followers)
         finish_locked(a->followers, err->code, err->msg);
 }
+
+const struct rpc_method hub_rpc_trace_methods[] = {
+    {.path = "/agentry.v1.AgentHub/Trace", .kind = RPC_SERVER_STREAM, .preposted = 16,
+     .state_size = sizeof(struct hub_follower), .on_call = on_trace, .on_sent = on_trace_sent,
+     .on_close = on_trace_close},
+};
+const size_t hub_rpc_trace_nmethods = AG_ARRAY_SIZE(hub_rpc_trace_methods);

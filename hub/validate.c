@@ -2,9 +2,12 @@
  * Everything here is checked before anything is queued or stored. */
 #include <string.h>
 
+#include "common/id.h"
 #include "common/utf8.h"
 
-#include "hub/hub_internal.h"
+#include "hub/json_payload.h"
+#include "hub/limits.h"
+#include "hub/validate.h"
 
 #define MAX_NAME 128
 #define MAX_MODEL 128
@@ -83,7 +86,7 @@ int hub_validate_spec(const Agentry__V1__AgentSpec *spec, struct ag_err *err)
     return hub_validate_labels("spec.labels", spec->n_labels, keys, values, err);
 }
 
-bool hub_name_chars_ok(const char *s, const char *punct)
+bool hub_validate_name_chars_ok(const char *s, const char *punct)
 {
     for (; *s; s++)
         if (!((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') || (*s >= '0' && *s <= '9') ||
@@ -95,7 +98,7 @@ bool hub_name_chars_ok(const char *s, const char *punct)
 /* Keys are what a label selector can name (ListAgents, hub.proto): no '=', '!', ',' or spaces. */
 static bool label_key_ok(const char *k)
 {
-    return hub_name_chars_ok(k, "._/-");
+    return hub_validate_name_chars_ok(k, "._/-");
 }
 
 int hub_validate_labels(const char *what, size_t n, const char *const *keys,

@@ -9,7 +9,7 @@
 #include <cjson/cJSON.h>
 #include <cmocka.h>
 
-#include "hub/hub_internal.h"
+#include "hub/json_payload.h"
 
 static void round_trip(const char *text)
 {

@@ -26,7 +26,10 @@
 #include "common/log.h"
 #include "common/rpc/client.h"
 #include "hub/hub.h"
-#include "hub/hub_internal.h" /* HUB_MAX_INBOX, HUB_RING_SIZE: the limits under test */
+#include "hub/agent.h"
+#include "hub/agent_table.h"
+#include "hub/hub_internal.h"
+#include "hub/limits.h" /* HUB_MAX_INBOX, HUB_RING_SIZE: the limits under test */
 
 #define CALL_MS 10000
 #define M_SPAWN "/agentry.v1.AgentHub/Spawn"
@@ -655,10 +658,10 @@ static void test_follow_from_store(void **state)
  * leaves. Regression for issue point 15. */
 static size_t ring_bytes(struct fx *fx, const char *id)
 {
-    struct hub_agent *ag = hub_agents_find(fx->hub, id);
+    struct hub_agent *ag = hub_agents_find(&fx->hub->agents, id);
     assert_non_null(ag);
     pthread_mutex_lock(&ag->lock);
-    size_t n = ag->ring_bytes;
+    size_t n = ag->ring.bytes;
     pthread_mutex_unlock(&ag->lock);
     return n;
 }

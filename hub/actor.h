@@ -1,0 +1,60 @@
+/* hub/actor.h - the agent actor: the only writer of an agent's state.
+ *
+ * Everything that changes an agent (an input, events from its node, a kill, a placement, the
+ * loss of its node) is a command posted to its mailbox. At most one store write per agent is in
+ * flight: the actor takes every queued command, decides its effect against the agent's
+ * *committed* state, and submits one write; when the write is durable the store's completion
+ * thread applies the new state and tells the outside world through hub/effects.h (answers to
+ * calls, messages to nodes, followers) and hub/hooks.h (observers). So a decision never rests on
+ * a write that may still fail, a failed write leaves memory equal to the database, and one busy
+ * agent batches its own events while group commit batches across agents.
+ *
+ * Threads: posts come from any thread (CQ threads, the timer thread, the housekeeper, the
+ * store's completion thread); each takes the agent's lock briefly. Never called with an agent's
+ * lock held. A function taking a call takes over one reference the caller holds on it. */
+#ifndef AGENTRY_HUB_ACTOR_H
+#define AGENTRY_HUB_ACTOR_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "agentry/v1/hub.pb-c.h"
+#include "agentry/v1/node.pb-c.h"
+
+struct hub;
+struct hub_agent;
+struct hub_ev_batch;
+struct hub_node;
+struct hub_sched_decision;
+struct rpc_call;
+
+/* Spawn: create and store a new agent; answers `call` (Spawn) or makes it wait for the first
+ * turn (Invoke). A retry with a known request id goes to the agent that has it. */
+void hub_actor_spawn(struct hub *h, struct rpc_call *call, const Agentry__V1__AgentSpec *spec,
+                     const char *input, const char *request_id, bool invoke);
+/* SendMessage: store the input, start a turn if the agent waits for one. */
+void hub_actor_post_input(struct hub *h, struct hub_agent *a, struct rpc_call *call,
+                          const char *text);
+/* KillAgent. */
+void hub_actor_post_kill(struct hub *h, struct hub_agent *a, struct rpc_call *call,
+                         const char *reason);
+/* The events [first, first+n) of batch b, all for agent a, from node (reference taken here);
+ * settled through hub_effects.events_stored. events is borrowed from the batch. */
+void hub_actor_post_events(struct hub *h, struct hub_agent *a, struct hub_node *node,
+                           struct hub_ev_batch *b, size_t first,
+                           const Agentry__V1__NodeEvent *const *events, size_t n);
+/* The running turn at `epoch` on `node` is lost (node NULL: no node object, after a restart):
+ * record it and place the turn again, after a back-off, or end it as failed when it was
+ * interrupted too often (the dead-letter rule, types.proto EVENT_KIND_INTERRUPTED). reason is for
+ * people and compared with the last one; graceful means the hub itself is stopping, which does
+ * not count against the turn. */
+void hub_actor_post_interrupt(struct hub *h, struct hub_agent *a, struct hub_node *node,
+                              uint64_t epoch, const char *reason, bool graceful);
+/* The scheduler reserved slots: each decision's agent runs its next turn there (the decision's
+ * node reference moves to the command). */
+void hub_actor_dispatch(struct hub *h, struct hub_sched_decision *d, size_t n);
+/* Free the commands still in a's mailbox (the hub is being freed; no thread uses a). */
+void hub_actor_drop_mailbox(struct hub *h, struct hub_agent *a);
+
+#endif

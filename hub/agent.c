@@ -1,0 +1,135 @@
+/* hub/agent.c - an agent's life in memory: creation from a spec or a stored row, its inbox of
+ * unconsumed inputs, epoch fencing, usage counting and freeing (see agent.h). Everything but
+ * creation runs with the agent's lock held, or single-threaded at load and free. */
+#include <protobuf-c/protobuf-c.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/clock.h"
+#include "common/rpc/pb.h"
+#include "common/xalloc.h"
+#include "hub/agent.h"
+
+struct hub_agent *hub_agent_new_take(const char *id, uint8_t *spec_bin, size_t spec_len,
+                                     const char *request_id, int64_t created_ns,
+                                     struct ag_err *err)
+{
+    struct hub_agent *a = ag_xcalloc(1, sizeof(*a));
+    snprintf(a->id, sizeof(a->id), "%s", id);
+    pthread_mutex_init(&a->lock, NULL);
+    a->spec_bin = spec_bin;
+    a->spec_len = spec_len;
+    ag_arena_init(&a->spec_arena, NULL, 0);
+    /* A private decoded copy, living as long as the agent. */
+    a->spec = rpc_pb_unpack_bytes(a->spec_bin, a->spec_len, &agentry__v1__agent_spec__descriptor,
+                                  &a->spec_arena, err);
+    a->request_id = request_id && *request_id ? ag_xstrdup(request_id) : NULL;
+    a->created_ns = created_ns;
+    a->st.updated_ns = created_ns;
+    if (!a->spec) {
+        ag_err_prefix(err, "agent '%s' has an unreadable spec", id);
+        hub_agent_free(NULL, a); /* fresh: no node, so no scheduler needed */
+        return NULL;
+    }
+    /* The spec is immutable and lives as long as the agent: the scheduler may borrow from it. */
+    const char *model = a->spec->model && *a->spec->model ? a->spec->model : "mock";
+    hub_sched_req_init(&a->req, a, a->id, model, a->spec->tools, a->spec->n_tools);
+    return a;
+}
+
+struct hub_agent *hub_agent_new(const Agentry__V1__AgentSpec *spec, const char *request_id)
+{
+    char id[AG_ID_LEN + 1];
+    ag_id_new(id);
+    size_t len = protobuf_c_message_get_packed_size(&spec->base);
+    uint8_t *bin = ag_xmalloc(len ? len : 1);
+    protobuf_c_message_pack(&spec->base, bin);
+    /* The spec was just packed from a valid message: decoding it back cannot fail. */
+    return hub_agent_new_take(id, bin, len, request_id, ag_now_unix_ns(), NULL);
+}
+
+void hub_agent_st_release(struct hub_sched *s, struct hub_agent_st *st)
+{
+    if (st->node)
+        hub_node_unref(s, st->node);
+    st->node = NULL;
+    free(st->ckpt);
+    free(st->last_output);
+    free(st->last_error);
+    st->ckpt = NULL;
+    st->last_output = st->last_error = NULL;
+}
+
+void hub_agent_free(struct hub_sched *s, struct hub_agent *a)
+{
+    hub_agent_st_release(s, &a->st);
+    free(a->first.output);
+    free(a->first.error);
+    for (size_t i = 0; i < a->ninbox; i++)
+        free(a->inbox[i].text);
+    free(a->inbox);
+    hub_trace_ring_clear(&a->ring);
+    ag_arena_release(&a->spec_arena);
+    free(a->spec_bin);
+    free(a->request_id);
+    pthread_mutex_destroy(&a->lock);
+    free(a);
+}
+
+bool hub_agent_held(const struct hub_agent *a, uint64_t epoch, uint64_t instance)
+{
+    if (epoch == 0)
+        return false;
+    if (a->st.epoch - epoch >= HUB_EPOCH_HISTORY)
+        return true;
+    const __typeof__(a->held[0]) *h = &a->held[epoch % HUB_EPOCH_HISTORY];
+    return h->epoch == epoch && h->node_instance == instance;
+}
+
+/* --- inbox --------------------------------------------------------------------------------- */
+
+void hub_agent_inbox_push(struct hub_agent *a, uint64_t seq, const char *text)
+{
+    if (a->ninbox == a->cap_inbox) {
+        a->cap_inbox = a->cap_inbox ? a->cap_inbox * 2 : 4;
+        a->inbox = ag_xrealloc(a->inbox, a->cap_inbox * sizeof(*a->inbox));
+    }
+    a->inbox[a->ninbox].seq = seq;
+    a->inbox[a->ninbox].text = ag_xstrdup(text);
+    a->ninbox++;
+    a->inbox_bytes += strlen(text);
+}
+
+bool hub_agent_input_waiting(const struct hub_agent *a, uint64_t input_seq)
+{
+    /* The inbox is in seq order: its last input is the newest. */
+    return a->ninbox && a->inbox[a->ninbox - 1].seq > input_seq;
+}
+
+void hub_agent_inbox_trim(struct hub_agent *a, uint64_t upto_seq)
+{
+    size_t k = 0;
+    while (k < a->ninbox && a->inbox[k].seq <= upto_seq) {
+        a->inbox_bytes -= strlen(a->inbox[k].text);
+        free(a->inbox[k++].text);
+    }
+    if (k) {
+        memmove(a->inbox, a->inbox + k, (a->ninbox - k) * sizeof(*a->inbox));
+        a->ninbox -= k;
+    }
+}
+
+void hub_agent_count_usage(struct hub_agent_st *st, int kind, uint64_t input_tokens,
+                           uint64_t output_tokens)
+{
+    hub_usage_count(&st->usage, kind, input_tokens, output_tokens);
+    hub_usage_count(&st->turn_usage, kind, input_tokens, output_tokens);
+}
+
+const char *hub_agent_state_name(int state)
+{
+    static const char *const names[] = {"unspecified", "pending", "running", "idle",
+                                        "yielded",     "failed",  "killed"};
+    return state >= 0 && (size_t)state < AG_ARRAY_SIZE(names) ? names[state] : "unknown";
+}

@@ -1,0 +1,132 @@
+/* hub/agent.h - an agent in the hub's memory: its immutable spec, its committed state, its
+ * inbox of unconsumed inputs, its ring of recent events, and the heads of the lists the actor
+ * and the RPC layer keep on it.
+ *
+ * The agent is an actor (hub/actor.h): everything that changes it is a command in its mailbox,
+ * decided against its committed state and applied when the store says the write is durable.
+ * Fields marked "guarded by lock" are read and written only with a->lock held; the rest is set
+ * before the agent is published and never changes. Agents live as long as the hub.
+ *
+ * Lock order: an agent's lock, then the agent table's locks or the scheduler's lock, then a
+ * call's lock (inside rpc_call_*). Never two agents' locks at once. */
+#ifndef AGENTRY_HUB_AGENT_H
+#define AGENTRY_HUB_AGENT_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "agentry/v1/types.pb-c.h"
+#include "common/arena.h"
+#include "common/err.h"
+#include "common/id.h"
+#include "hub/limits.h"
+#include "hub/sched.h"
+#include "hub/trace_ring.h"
+#include "hub/usage.h"
+
+struct hub_cmd;      /* a command in the mailbox (hub/actor.c) */
+struct hub_follower; /* a Trace call (hub/rpc_trace.c) */
+struct hub_waiter;   /* an Invoke call waiting for the end of the first turn (hub/rpc_agent.c) */
+
+/* An input stored but not yet consumed by a turn. */
+struct hub_input {
+    uint64_t seq;
+    char *text; /* owned */
+};
+
+/* The part of an agent a write changes; copied, modified, and swapped in on commit. */
+struct hub_agent_st {
+    int state;                  /* AGENTRY__V1__AGENT_STATE__* */
+    struct hub_node *node;      /* node of the running turn (reference held), else NULL */
+    char node_id[HUB_NODE_ID_MAX + 1]; /* node of the current/last turn */
+    uint64_t epoch;
+    uint8_t *ckpt;              /* owned packed Checkpoint, may be NULL */
+    size_t ckpt_len;
+    uint64_t input_seq;         /* inputs up to this seq are in the checkpoint */
+    struct hub_usage usage;     /* counted from stored events (hub/usage.h), over the agent's life */
+    struct hub_usage turn_usage; /* the same for the current (or last) turn, all its attempts */
+    uint32_t attempt;           /* placements of the current turn; 0 before the first turn */
+    uint32_t streak;            /* interruptions in a row that ended with streak_reason */
+    char streak_reason[HUB_REASON_MAX];
+    char *last_output;          /* owned, may be NULL */
+    char *last_error;           /* owned, may be NULL */
+    int64_t updated_ns;
+};
+
+struct hub_agent {
+    char id[AG_ID_LEN + 1];
+    pthread_mutex_t lock;
+    /* Immutable after creation: */
+    Agentry__V1__AgentSpec *spec; /* decoded from spec_bin, in spec_arena */
+    struct ag_arena spec_arena;
+    uint8_t *spec_bin;            /* owned packed AgentSpec */
+    size_t spec_len;
+    char *request_id;             /* owned, may be NULL */
+    struct hub_sched_req req;     /* what its turns need from a node (borrows spec) */
+    int64_t created_ns;
+    size_t list_pos;              /* index in the agent table's creation-order list */
+    uint64_t spawn_input_seq;     /* the Spawn's input event, 0 if none; set when created */
+    /* Guarded by lock: */
+    struct hub_agent_st st;       /* committed */
+    uint64_t last_seq;            /* highest committed seq */
+    struct hub_input *inbox;      /* inputs with seq > st.input_seq, oldest first */
+    size_t ninbox, cap_inbox;
+    size_t inbox_bytes;           /* their texts' bytes */
+    struct hub_trace_ring ring;   /* recent committed events, kept only while followers exist */
+    /* The back-off before an interrupted turn is placed again: the pending timer's token (0 if
+     * none) and when it fires (monotonic ms). Memory only: a restarted hub places at once. */
+    uint64_t retry_token;
+    int64_t retry_at_ms;
+    struct hub_cmd *mb_head, *mb_tail; /* the mailbox (hub/actor.c) */
+    size_t mb_len;
+    bool writing;                 /* a write is in flight */
+    bool visible;                 /* committed at least once: lookups find it */
+    bool dead;                    /* its creating write failed */
+    struct hub_agent *next_dead;  /* in the table's dead list (guarded by its list lock) */
+    struct hub_follower *followers; /* hub/rpc_trace.c */
+    struct hub_waiter *waiters;     /* hub/rpc_agent.c */
+    /* Who held recent epochs (slot epoch % HUB_EPOCH_HISTORY): an event with an old epoch is a
+     * harmless straggler only from the node instance that held that epoch. */
+    struct {
+        uint64_t epoch;
+        uint64_t node_instance;
+    } held[HUB_EPOCH_HISTORY];
+    /* How the first turn ended: what Invoke answers, also to a retry after later turns.
+     * NEEDSWORK: not rebuilt on restart; a retry then gets the agent's latest outcome. */
+    struct {
+        bool done;
+        int state;
+        uint64_t seq;
+        char *output; /* owned */
+        char *error;  /* owned */
+        struct hub_usage usage;
+    } first;
+};
+
+/* A new agent with a fresh id, for Spawn (spec already validated). */
+struct hub_agent *hub_agent_new(const Agentry__V1__AgentSpec *spec, const char *request_id);
+/* An agent from its stored parts (a new id is the caller's); takes spec_bin. NULL with err if
+ * the spec cannot be decoded. */
+struct hub_agent *hub_agent_new_take(const char *id, uint8_t *spec_bin, size_t spec_len,
+                                     const char *request_id, int64_t created_ns,
+                                     struct ag_err *err);
+/* Frees the agent; its mailbox, followers and waiters must be empty by now (their owners
+ * drain them first: see hub_agents_free_all). s may be NULL for an agent that never ran. */
+void hub_agent_free(struct hub_sched *s, struct hub_agent *a);
+void hub_agent_st_release(struct hub_sched *s, struct hub_agent_st *st);
+/* Did node instance `instance` hold `epoch` of this agent? True when the epoch is too old to be
+ * remembered (such stragglers are discarded anyway); false for epoch 0. Agent lock held. */
+bool hub_agent_held(const struct hub_agent *a, uint64_t epoch, uint64_t instance);
+void hub_agent_inbox_push(struct hub_agent *a, uint64_t seq, const char *text);
+void hub_agent_inbox_trim(struct hub_agent *a, uint64_t upto_seq);
+/* Does the inbox hold an input newer than input_seq (one no turn has consumed)? Lock held. */
+bool hub_agent_input_waiting(const struct hub_agent *a, uint64_t input_seq);
+/* What a stored event spent, added to the agent's and its turn's usage (hub_usage_count): one
+ * rule for the events stored now (hub/actor.c) and those counted again at load (hub.c). */
+void hub_agent_count_usage(struct hub_agent_st *st, int kind, uint64_t input_tokens,
+                           uint64_t output_tokens);
+const char *hub_agent_state_name(int state); /* "running", ... for log lines */
+
+#endif

@@ -1,0 +1,62 @@
+/* hub/agent_table.h - the hub's agents: lookup by id (sharded), lookup by request id, the
+ * creation-order list ListAgents pages through, and the agents whose creating write failed.
+ *
+ * Agents are never removed while the hub runs (there is no deletion yet), so pointers from the
+ * table are valid until hub_agents_free_all, and list positions are stable page tokens. An agent
+ * enters the id index and the list when its creating write commits (hub_agents_publish); the
+ * request-id index holds it from the moment Spawn starts, so a concurrent retry finds it.
+ *
+ * Locks: each shard has its own lock; list_lock guards the list, the request-id index and the
+ * dead list. No agent lock is ever taken here, so callers may hold one (agent, then table). */
+#ifndef AGENTRY_HUB_AGENT_TABLE_H
+#define AGENTRY_HUB_AGENT_TABLE_H
+
+#include <pthread.h>
+#include <stddef.h>
+
+#include "common/err.h"
+
+struct hub_agent;
+struct hub_sched;
+
+#define HUB_SHARDS 64
+
+struct hub_shard {
+    pthread_mutex_t lock;
+    struct hub_agent **slots; /* open addressing by id hash */
+    size_t cap, len;
+};
+
+struct hub_agents {
+    struct hub_shard shards[HUB_SHARDS];
+    pthread_mutex_t list_lock;   /* guards list, by_req, dead */
+    struct hub_agent **list;     /* visible agents in commit order (ListAgents) */
+    size_t nlist, cap_list;
+    struct hub_agent *dead;      /* agents whose creating write failed, freed with the table */
+    struct hub_agent **by_req;   /* open addressing by request_id hash */
+    size_t req_cap, req_len;
+};
+
+void hub_agents_init(struct hub_agents *t);
+/* Calls release(arg, a) for every agent (listed or dead), then frees it: where the owners of
+ * an agent's mailbox, waiters and followers drain them. One thread, no other user left. */
+void hub_agents_free_all(struct hub_agents *t, struct hub_sched *s,
+                         void (*release)(void *arg, struct hub_agent *a), void *arg);
+/* A visible agent, or NULL. */
+struct hub_agent *hub_agents_find(struct hub_agents *t, const char *id);
+/* As a client asked for it: INVALID_ARGUMENT for a malformed id, NOT_FOUND naming the id. */
+struct hub_agent *hub_agents_lookup(struct hub_agents *t, const char *id, struct ag_err *err);
+void hub_agents_publish(struct hub_agents *t, struct hub_agent *a); /* make visible (commit) */
+/* Keep an agent whose creating write failed until the table is freed: a retry that found it by
+ * request id may still post to it. */
+void hub_agents_bury(struct hub_agents *t, struct hub_agent *a);
+/* The agent with that request id (visible or being created), or NULL; inserts `a` when no agent
+ * has it and a is not NULL. */
+struct hub_agent *hub_agents_claim_request(struct hub_agents *t, const char *request_id,
+                                           struct hub_agent *a);
+void hub_agents_forget_request(struct hub_agents *t, const char *request_id);
+/* Visible agents in commit order: how many there are, and the one at a position. */
+size_t hub_agents_count(struct hub_agents *t);
+struct hub_agent *hub_agents_at(struct hub_agents *t, size_t pos);
+
+#endif

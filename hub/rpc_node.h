@@ -1,0 +1,34 @@
+/* hub/rpc_node.h - NodeService.Connect: the node streams, and the actor's messages down them
+ * (hub_effects entries, installed by hub.c; their locks are the ones effects.h states). */
+#ifndef AGENTRY_HUB_RPC_NODE_H
+#define AGENTRY_HUB_RPC_NODE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common/err.h"
+#include "common/rpc/server.h"
+
+struct hub;
+struct hub_agent;
+struct hub_ev_batch;
+struct hub_node;
+
+extern const struct rpc_method hub_rpc_node_methods[];
+extern const size_t hub_rpc_node_nmethods;
+
+void hub_rpc_node_assign(struct hub *h, struct hub_agent *a, struct hub_node *n);
+void hub_rpc_node_deliver(struct hub *h, struct hub_node *n, const char *agent_id, uint64_t epoch,
+                          uint64_t seq, const char *text);
+void hub_rpc_node_cancel(struct hub *h, struct hub_node *n, const char *agent_id, uint64_t epoch,
+                         const char *reason);
+void hub_rpc_node_events_stored(struct hub *h, struct hub_ev_batch *b, size_t first,
+                                const uint64_t *seqs, size_t n, const struct ag_err *err);
+/* The node is gone (stream over, heartbeats stopped, replaced): take it out of scheduling and
+ * interrupt the turns running on it. No lock held. */
+void hub_rpc_node_lost(struct hub *h, struct hub_node *n, const char *reason);
+/* End the node's stream with a status. Any lock or none (takes the call's lock). */
+void hub_rpc_node_close_stream(struct hub *h, struct hub_node *n, enum ag_code code,
+                               const char *msg);
+
+#endif

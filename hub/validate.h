@@ -1,0 +1,24 @@
+/* hub/validate.h - limits on what clients and nodes may send, with messages that say what to
+ * change. Everything here is checked before anything is queued or stored. Pure functions. */
+#ifndef AGENTRY_HUB_VALIDATE_H
+#define AGENTRY_HUB_VALIDATE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "agentry/v1/types.pb-c.h"
+#include "common/err.h"
+
+int hub_validate_spec(const Agentry__V1__AgentSpec *spec, struct ag_err *err);
+int hub_validate_input(const char *input, bool required, struct ag_err *err);
+int hub_validate_agent_id(const char *id, struct ag_err *err);
+int hub_validate_utf8(const char *field, const char *s, struct ag_err *err);
+/* Is s made only of ASCII letters, digits and the characters in punct? (Ids and label keys.) */
+bool hub_validate_name_chars_ok(const char *s, const char *punct);
+int hub_validate_labels(const char *what, size_t n, const char *const *keys,
+                        const char *const *values, struct ag_err *err);
+int hub_validate_kill_reason(const char *reason, struct ag_err *err);
+/* INVALID_ARGUMENT if text's INPUT event payload ({"text": ...}) would pass HUB_MAX_PAYLOAD. */
+int hub_validate_input_payload(const char *text, struct ag_err *err);
+
+#endif
