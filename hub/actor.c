@@ -18,7 +18,6 @@
  * all), when the hub ends it with an ERROR of its own: a turn that can never succeed does not run
  * forever. Usage is counted from the events stored (types.proto, Usage), attempts included. */
 #include <cjson/cJSON.h>
-#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -31,6 +30,7 @@
 #include "hub/actor.h"
 #include "hub/agent.h"
 #include "hub/agent_table.h"
+#include "hub/hooks.h"
 #include "hub/hub_internal.h"
 #include "hub/json_payload.h"
 #include "hub/limits.h"
@@ -95,6 +95,7 @@ struct agent_write {
     uint64_t cancel_epoch;
     bool enqueue_pending;         /* the agent waits for a slot after commit */
     bool turn_ended;              /* FINAL/YIELD/ERROR/KILLED: answer Invoke waiters */
+    bool interrupted;             /* the running turn's node was lost (for the hooks) */
     bool reschedule;              /* the turn ended with inputs still unconsumed */
     int64_t retry_in_ms;          /* > 0: an interrupted turn waits this long (after commit) */
     size_t turn_end_op;
@@ -451,6 +452,7 @@ static void cmd_interrupt(struct agent_write *aw, struct hub_cmd *c)
     cJSON_AddNumberToObject(o, "limit", limit);
     cJSON_AddNumberToObject(o, "retry_in_ms", give_up ? -1 : (double)delay);
     add_event(aw, AGENTRY__V1__EVENT_KIND__EVENT_KIND_INTERRUPTED, json_take(&aw->arena, o), NULL);
+    aw->interrupted = true;
     end_turn(aw, AGENTRY__V1__AGENT_STATE__AGENT_STATE_PENDING);
     if (give_up)
         abandon_turn(aw, reason);
@@ -807,10 +809,33 @@ static void start_retry_timer(struct hub *h, struct hub_agent *a, int64_t delay_
     ag_timers_add(h->timers, delay_ms, retry_fire, t);
 }
 
+/* Tell the observers what this write committed (agent locked, state applied). */
+static void run_hooks(struct agent_write *aw, int old_state, const struct hub_store_event **evs,
+                      size_t nevs)
+{
+    struct hub *h = aw->h;
+    struct hub_agent *a = aw->a;
+    if (nevs) {
+        struct hub_hook_event ev = {.kind = HUB_HOOK_EVENTS_STORED, .agent_id = a->id,
+                                    .events = evs, .nevents = nevs};
+        hub_hooks_run(&h->hooks, &ev);
+    }
+    if (old_state == a->st.state && !aw->assigned_here && !aw->turn_ended && !aw->interrupted)
+        return;
+    struct hub_hook_event ev = {.kind = HUB_HOOK_AGENT_CHANGED, .agent_id = a->id,
+                                .node_id = a->st.node_id, .old_state = old_state,
+                                .state = a->st.state, .epoch = a->st.epoch,
+                                .last_seq = a->last_seq, .turn_placed = aw->assigned_here,
+                                .turn_interrupted = aw->interrupted,
+                                .turn_ended = aw->turn_ended};
+    hub_hooks_run(&h->hooks, &ev);
+}
+
 static void on_committed(struct agent_write *aw)
 {
     struct hub *h = aw->h;
     struct hub_agent *a = aw->a;
+    int old_state = aw->creating ? AGENTRY__V1__AGENT_STATE__AGENT_STATE_UNSPECIFIED : a->st.state;
     commit_state(aw);
     size_t nevs;
     const struct hub_store_event **evs = record_events(aw, &nevs);
@@ -821,8 +846,12 @@ static void on_committed(struct agent_write *aw)
             aw->spawn_input_op != SIZE_MAX ? aw->ops[aw->spawn_input_op].u.event.seq : 0;
         a->visible = true;
         hub_agents_publish(&h->agents, a);
-        reply_spawn(aw);
     }
+    /* Observers hear of the commit before any client does: a client that has its answer finds
+     * it counted. */
+    run_hooks(aw, old_state, evs, nevs);
+    if (aw->creating)
+        reply_spawn(aw);
     reply_cmds(aw);
     h->fx.wake_followers(h, a, evs, nevs);
     if (aw->turn_ended) {
@@ -851,10 +880,6 @@ static void on_committed(struct agent_write *aw)
     }
     if (aw->cancel_node)
         h->fx.cancel(h, aw->cancel_node, a->id, aw->cancel_epoch, "killed");
-    if (aw->turn_ended || aw->assigned_here)
-        ag_log_info("agent.transitioned", "agent=%s state=%s node=%s epoch=%" PRIu64
-                    " seq=%" PRIu64, a->id, hub_agent_state_name(a->st.state), a->st.node_id,
-                    a->st.epoch, a->last_seq);
 }
 
 /* What a client hears of a failed write: only codes hub.proto documents. The store's own

@@ -28,6 +28,7 @@
 #include "hub/actor.h"
 #include "hub/agent.h"
 #include "hub/agent_table.h"
+#include "hub/hooks.h"
 #include "hub/hub_internal.h"
 #include "hub/rpc_agent.h"
 #include "hub/rpc_node.h"
@@ -235,6 +236,17 @@ static void *housekeeper(void *arg)
 #define HUB_DEFAULT_RETRY_BACKOFF_MS 1000
 #define HUB_DEFAULT_RETRY_BACKOFF_MAX_MS 60000
 
+/* The first observer: one log line per placement and per end of a turn. */
+static void log_transition(void *arg, const struct hub_hook_event *ev)
+{
+    (void)arg;
+    if (!ev->turn_placed && !ev->turn_ended)
+        return;
+    ag_log_info("agent.transitioned", "agent=%s state=%s node=%s epoch=%" PRIu64 " seq=%" PRIu64,
+                ev->agent_id, hub_agent_state_name(ev->state), ev->node_id, ev->epoch,
+                ev->last_seq);
+}
+
 /* What can be checked without touching anything. */
 static int opts_check(const struct hub_opts *o, const struct hub_sched_strategy **strat,
                       struct ag_err *err)
@@ -279,6 +291,8 @@ static struct hub *hub_alloc(const struct hub_opts *o, const struct hub_sched_st
                                  .cancel = hub_rpc_node_cancel,
                                  .wake_followers = hub_rpc_trace_wake,
                                  .events_stored = hub_rpc_node_events_stored};
+    hub_hooks_init(&h->hooks);
+    hub_hooks_add(&h->hooks, HUB_HOOK_AGENT_CHANGED, log_transition, NULL, NULL); /* 1 of 16 */
     return h;
 }
 

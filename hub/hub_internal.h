@@ -1,6 +1,7 @@
 /* hub/hub_internal.h - private to hub/: struct hub, the state every hub file hangs off (no
  * globals). Functions live in the header of the file that owns them: the agent (agent.h), the
- * agent table (agent_table.h), the actor (actor.h), the actor's effects (effects.h), the RPC
+ * agent table (agent_table.h), the actor (actor.h), the actor's effects (effects.h), observers
+ * (hooks.h), the RPC
  * layer (rpc_agent.h, rpc_node.h, rpc_trace.h), limits (limits.h).
  *
  * Locks, in the order they may be taken: an agent's lock, then the agent table's or the
@@ -16,6 +17,7 @@
 
 #include "hub/agent_table.h"
 #include "hub/effects.h"
+#include "hub/hooks.h"
 #include "hub/hub.h"
 
 struct ag_timers;
@@ -30,6 +32,7 @@ struct hub {
     struct rpc_server *rpc;
     struct hub_sched *sched;
     struct hub_effects fx;       /* how the actor's decisions reach calls and nodes (hub.c) */
+    struct hub_hooks hooks;      /* observers of what was committed; fixed once serving */
     struct hub_agents agents;
     atomic_uint_fast64_t node_instances;
     struct rpc_method *methods;  /* owned: the method table given to the RPC server */

@@ -26,6 +26,7 @@
 #include "hub/actor.h"
 #include "hub/agent.h"
 #include "hub/agent_table.h"
+#include "hub/hooks.h"
 #include "hub/hub_internal.h"
 #include "hub/limits.h"
 #include "hub/rpc_node.h"
@@ -145,6 +146,8 @@ void hub_rpc_node_lost(struct hub *h, struct hub_node *n, const char *reason)
 {
     hub_sched_remove_node(h->sched, n);
     ag_log_info("node.lost", "node=%s reason=%s", n->id, ag_log_q(reason));
+    struct hub_hook_event ev = {.kind = HUB_HOOK_NODE_LOST, .node_id = n->id, .reason = reason};
+    hub_hooks_run(&h->hooks, &ev);
     size_t total = hub_agents_count(&h->agents);
     for (size_t i = 0; i < total; i++) {
         struct hub_agent *a = hub_agents_at(&h->agents, i);
@@ -280,6 +283,8 @@ static void on_register(struct rpc_call *c, struct node_conn *nc, const Agentry_
         return;
     }
     nc->node = n;
+    struct hub_hook_event joined = {.kind = HUB_HOOK_NODE_JOINED, .node_id = n->id};
+    hub_hooks_run(&h->hooks, &joined);
     char labels[sizeof(struct ag_log_qbuf)];
     hub_node_labels_format(n, labels, sizeof(labels));
     ag_log_info("node.registered", "node=%s capacity=%u labels=%s models=%zu tools=%zu "
