@@ -4,11 +4,12 @@
  * against a working copy of the committed state (struct hub_agent_st), collect the store ops and
  * the effects to carry out once durable, and submit ONE write.
  * write_done (store completion thread): on success swap the working state in, record the events
- * (ring, last_seq, inbox), answer the callers, tell nodes and followers; on failure answer the
+ * (last_seq, inbox), run the hooks (hub/hooks.h), then answer the callers and tell nodes and
+ * followers through h->fx (hub/effects.h), all under the agent's lock; on failure answer the
  * callers with the store's error and forget the working state. Then kick again.
  *
- * Effects that take other locks (the scheduler handing a slot to another agent, posting commands
- * to other agents) run after the agent's lock is released.
+ * What takes other locks (the scheduler handing a slot to another agent, posting commands to
+ * other agents, settling node batches) runs after the agent's lock is released.
  *
  * Turns and attempts: a turn begins when a waiting agent (idle, yielded, failed, or new) gets an
  * input; each placement of it on a node is an attempt. A turn ends with FINAL, YIELD, ERROR or
@@ -270,7 +271,8 @@ static void end_turn(struct agent_write *aw, int new_state)
     aw->next.state = new_state;
 }
 
-static int cmd_input(struct agent_write *aw, struct hub_cmd *c, struct ag_err *err)
+/* An input: *op is its event's op; -1 with err when the agent refuses it. */
+static int cmd_input(struct agent_write *aw, struct hub_cmd *c, size_t *op, struct ag_err *err)
 {
     struct hub_agent *a = aw->a;
     if (aw->next.state == AGENTRY__V1__AGENT_STATE__AGENT_STATE_KILLED)
@@ -286,31 +288,32 @@ static int cmd_input(struct agent_write *aw, struct hub_cmd *c, struct ag_err *e
                           "agent '%s' has %zu bytes of input waiting and this would pass the "
                           "limit of %u; retry when it has consumed some",
                           a->id, waiting, HUB_MAX_INBOX_BYTES);
-    size_t op = add_input(aw, c->text);
+    *op = add_input(aw, c->text);
     if (waiting_state(aw->next.state)) {
         begin_turn(aw);
         place_turn(aw);
     }
-    return (int)op;
+    return 0;
 }
 
 /* Killing a killed agent answers with the first KILLED event (hub.proto): at once when that is
- * committed (it is the agent's last event), else with the op of this write that stores it. */
-static int cmd_kill_again(struct agent_write *aw, struct hub_cmd *c)
+ * committed (it is the agent's last event: SIZE_MAX, answered), else with the op of this write
+ * that stores it. */
+static size_t cmd_kill_again(struct agent_write *aw, struct hub_cmd *c)
 {
     c->already = true;
     if (aw->a->st.state == AGENTRY__V1__AGENT_STATE__AGENT_STATE_KILLED) {
         struct hub_reply r = {.kind = HUB_REPLY_KILLED, .seq = aw->a->last_seq,
                               .already_killed = true};
         aw->h->fx.reply(c->call, &r);
-        return -2;
+        return SIZE_MAX;
     }
-    return (int)aw->turn_end_op; /* killed earlier in this write */
+    return aw->turn_end_op; /* killed earlier in this write */
 }
 
-static int cmd_kill(struct agent_write *aw, struct hub_cmd *c, struct ag_err *err)
+/* The KILLED event's op, or SIZE_MAX when the caller was answered at once. */
+static size_t cmd_kill(struct agent_write *aw, struct hub_cmd *c)
 {
-    (void)err;
     if (aw->next.state == AGENTRY__V1__AGENT_STATE__AGENT_STATE_KILLED)
         return cmd_kill_again(aw, c);
     cJSON *o = cJSON_CreateObject();
@@ -328,7 +331,7 @@ static int cmd_kill(struct agent_write *aw, struct hub_cmd *c, struct ag_err *er
     aw->turn_ended = true;
     aw->turn_end_op = op;
     aw->enqueue_pending = false;
-    return (int)op;
+    return op;
 }
 
 /* A turn-ending event carries the agent's new checkpoint and the turn's result. */
@@ -500,10 +503,15 @@ static void reply_spawn_dup(struct hub *h, struct hub_agent *a, struct hub_cmd *
 static size_t apply_cmd(struct agent_write *aw, struct hub_cmd *c, size_t idx)
 {
     struct ag_err err = AG_ERR_INIT;
-    int op = -2;
+    size_t op = SIZE_MAX;
     switch (c->type) {
-    case HUB_CMD_INPUT: op = cmd_input(aw, c, &err); break;
-    case HUB_CMD_KILL: op = cmd_kill(aw, c, &err); break;
+    case HUB_CMD_INPUT:
+        if (cmd_input(aw, c, &op, &err) != 0) {
+            aw->h->fx.fail(c->call, &err);
+            return SIZE_MAX;
+        }
+        break;
+    case HUB_CMD_KILL: op = cmd_kill(aw, c); break;
     case HUB_CMD_EVENTS: cmd_events(aw, c, idx); break;
     case HUB_CMD_ASSIGN: cmd_assign(aw, c); break;
     case HUB_CMD_INTERRUPT: cmd_interrupt(aw, c); break;
@@ -516,11 +524,7 @@ static size_t apply_cmd(struct agent_write *aw, struct hub_cmd *c, size_t idx)
     case HUB_CMD_SPAWN_DUP: reply_spawn_dup(aw->h, aw->a, c); break;
     case HUB_CMD_RETRY: cmd_retry(aw, c); break;
     }
-    if (op == -1) {
-        aw->h->fx.fail(c->call, &err);
-        return SIZE_MAX;
-    }
-    return op >= 0 ? (size_t)op : SIZE_MAX;
+    return op;
 }
 
 /* Whether the agent's row must be written. Usage alone does not count: a running attempt's

@@ -112,12 +112,14 @@ size_t hub_agents_count(struct hub_agents *t)
     return n;
 }
 
-struct hub_agent *hub_agents_at(struct hub_agents *t, size_t pos)
+size_t hub_agents_snapshot(struct hub_agents *t, size_t from, struct hub_agent **out, size_t max)
 {
     pthread_mutex_lock(&t->list_lock);
-    struct hub_agent *a = pos < t->nlist ? t->list[pos] : NULL;
+    size_t n = 0;
+    for (size_t pos = from; pos < t->nlist && n < max; pos++)
+        out[n++] = t->list[pos];
     pthread_mutex_unlock(&t->list_lock);
-    return a;
+    return n;
 }
 
 /* --- by request id (guarded by list_lock; linear probing with backward-shift deletion) ------- */

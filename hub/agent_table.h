@@ -55,8 +55,12 @@ void hub_agents_bury(struct hub_agents *t, struct hub_agent *a);
 struct hub_agent *hub_agents_claim_request(struct hub_agents *t, const char *request_id,
                                            struct hub_agent *a);
 void hub_agents_forget_request(struct hub_agents *t, const char *request_id);
-/* Visible agents in commit order: how many there are, and the one at a position. */
+/* How many agents are visible: list positions run from 0 to this, in commit order. */
 size_t hub_agents_count(struct hub_agents *t);
-struct hub_agent *hub_agents_at(struct hub_agents *t, size_t pos);
+/* Up to max visible agents from list position `from` on, in commit order, into out, under one
+ * lock: how many were copied (0: none at or after from). */
+size_t hub_agents_snapshot(struct hub_agents *t, size_t from, struct hub_agent **out, size_t max);
+/* How many agents a caller of hub_agents_snapshot takes per batch. */
+#define HUB_AGENTS_BATCH 64
 
 #endif

@@ -160,39 +160,54 @@ static int load_agent(void *arg, const struct hub_store_agent *row, uint64_t las
 /* Inputs stored after each agent's checkpoint are its inbox again, and a running attempt's
  * events are counted into its usage. Done after load_agents returns: the store's load calls may
  * not nest. */
-static int load_inboxes(struct hub *h, struct load_ctx *lc, struct ag_err *err)
+static int load_inbox(struct hub *h, struct load_ctx *lc, struct hub_agent *a,
+                      struct ag_err *err)
 {
-    size_t n = hub_agents_count(&h->agents);
-    for (size_t i = 0; i < n; i++) {
-        struct hub_agent *a = hub_agents_at(&h->agents, i);
-        if (a->last_seq <= a->st.input_seq)
-            continue;
-        lc->a = a;
-        lc->counting = false;
-        if (hub_store_scan_events(h->store, a->id, a->st.input_seq + 1, load_event, lc, err) != 0) {
-            ag_err_prefix(err, "cannot read the inputs of agent '%s'", a->id);
-            return -1;
-        }
+    if (a->last_seq <= a->st.input_seq)
+        return 0;
+    lc->a = a;
+    lc->counting = false;
+    if (hub_store_scan_events(h->store, a->id, a->st.input_seq + 1, load_event, lc, err) != 0) {
+        ag_err_prefix(err, "cannot read the inputs of agent '%s'", a->id);
+        return -1;
     }
     return 0;
 }
 
+static int load_inboxes(struct hub *h, struct load_ctx *lc, struct ag_err *err)
+{
+    struct hub_agent *batch[HUB_AGENTS_BATCH];
+    size_t k;
+    for (size_t pos = 0; (k = hub_agents_snapshot(&h->agents, pos, batch, HUB_AGENTS_BATCH));
+         pos += k)
+        for (size_t i = 0; i < k; i++)
+            if (load_inbox(h, lc, batch[i], err) != 0)
+                return -1;
+    return 0;
+}
+
 /* Turns that were running died with the previous hub: record it and queue them again. */
+static void requeue_one(struct hub *h, struct load_ctx *lc, struct hub_agent *a)
+{
+    if (a->st.state == AGENTRY__V1__AGENT_STATE__AGENT_STATE_RUNNING) {
+        /* It counts against the turn: a turn that crashes the hub must not do so forever. */
+        hub_actor_post_interrupt(h, a, NULL, a->st.epoch, "the hub restarted", false);
+        lc->running++;
+    } else if (a->st.state == AGENTRY__V1__AGENT_STATE__AGENT_STATE_PENDING) {
+        struct hub_node *node = hub_sched_place_or_queue(h->sched, &a->req);
+        (void)node; /* no node is connected yet: always queued */
+        lc->pending++;
+    }
+}
+
 static void requeue_loaded(struct hub *h, struct load_ctx *lc)
 {
-    size_t n = hub_agents_count(&h->agents);
-    for (size_t i = 0; i < n; i++) {
-        struct hub_agent *a = hub_agents_at(&h->agents, i);
-        if (a->st.state == AGENTRY__V1__AGENT_STATE__AGENT_STATE_RUNNING) {
-            /* It counts against the turn: a turn that crashes the hub must not do so forever. */
-            hub_actor_post_interrupt(h, a, NULL, a->st.epoch, "the hub restarted", false);
-            lc->running++;
-        } else if (a->st.state == AGENTRY__V1__AGENT_STATE__AGENT_STATE_PENDING) {
-            struct hub_node *node = hub_sched_place_or_queue(h->sched, &a->req);
-            (void)node; /* no node is connected yet: always queued */
-            lc->pending++;
-        }
-    }
+    struct hub_agent *batch[HUB_AGENTS_BATCH];
+    size_t k;
+    for (size_t pos = 0; (k = hub_agents_snapshot(&h->agents, pos, batch, HUB_AGENTS_BATCH));
+         pos += k)
+        for (size_t i = 0; i < k; i++)
+            requeue_one(h, lc, batch[i]);
 }
 
 /* --- housekeeping --------------------------------------------------------------------------- */
@@ -376,16 +391,19 @@ static void end_streams(struct hub *h)
 {
     struct ag_err e;
     ag_err_set(&e, AG_UNAVAILABLE, "the hub is shutting down; retry or resume from your last seq");
-    size_t n = hub_agents_count(&h->agents);
-    for (size_t i = 0; i < n; i++) {
-        struct hub_agent *a = hub_agents_at(&h->agents, i);
-        pthread_mutex_lock(&a->lock);
-        hub_rpc_trace_fail_all(a, &e);
-        hub_rpc_agent_fail_waiters(a, &e);
-        pthread_mutex_unlock(&a->lock);
+    struct hub_agent *batch[HUB_AGENTS_BATCH];
+    size_t k;
+    for (size_t pos = 0; (k = hub_agents_snapshot(&h->agents, pos, batch, HUB_AGENTS_BATCH));
+         pos += k) {
+        for (size_t i = 0; i < k; i++) {
+            pthread_mutex_lock(&batch[i]->lock);
+            hub_rpc_trace_fail_all(batch[i], &e);
+            hub_rpc_agent_fail_waiters(batch[i], &e);
+            pthread_mutex_unlock(&batch[i]->lock);
+        }
     }
     struct hub_node *nodes[1024];
-    size_t k = hub_sched_nodes(h->sched, nodes, AG_ARRAY_SIZE(nodes));
+    k = hub_sched_nodes(h->sched, nodes, AG_ARRAY_SIZE(nodes));
     for (size_t i = 0; i < k; i++) {
         hub_rpc_node_close_stream(h, nodes[i], AG_UNAVAILABLE, "the hub is shutting down; reconnect");
         hub_node_unref(h->sched, nodes[i]);

@@ -305,8 +305,15 @@ static void list_scan(struct hub *h, const struct list_query *q, struct ag_arena
                       Agentry__V1__ListAgentsResponse *out)
 {
     size_t total = hub_agents_count(&h->agents), pos = q->pos, bytes = LIST_TOKEN_BYTES;
-    for (; pos < total && out->n_agents < q->page; pos++) {
-        Agentry__V1__Agent *m = list_take(h, q, hub_agents_at(&h->agents, pos), 0, ar);
+    struct hub_agent *batch[HUB_AGENTS_BATCH];
+    size_t k = 0, i = 0; /* batch[i] is the agent at pos */
+    for (; pos < total && out->n_agents < q->page; pos++, i++) {
+        if (i == k) { /* the list only grows: pos < total means k > 0 */
+            size_t want = total - pos < HUB_AGENTS_BATCH ? total - pos : HUB_AGENTS_BATCH;
+            k = hub_agents_snapshot(&h->agents, pos, batch, want);
+            i = 0;
+        }
+        Agentry__V1__Agent *m = list_take(h, q, batch[i], 0, ar);
         if (!m)
             continue;
         size_t sz = list_entry_size(m);

@@ -142,22 +142,30 @@ void hub_rpc_node_cancel(struct hub *h, struct hub_node *n, const char *agent_id
 
 /* --- node lifecycle ------------------------------------------------------------------------- */
 
+static void interrupt_if_on(struct hub *h, struct hub_agent *a, struct hub_node *n,
+                            const char *reason)
+{
+    pthread_mutex_lock(&a->lock);
+    bool hit = a->st.node == n && a->st.state == AGENTRY__V1__AGENT_STATE__AGENT_STATE_RUNNING;
+    uint64_t epoch = a->st.epoch;
+    pthread_mutex_unlock(&a->lock);
+    if (hit)
+        hub_actor_post_interrupt(h, a, n, epoch, reason, atomic_load(&h->closing));
+}
+
 void hub_rpc_node_lost(struct hub *h, struct hub_node *n, const char *reason)
 {
     hub_sched_remove_node(h->sched, n);
     ag_log_info("node.lost", "node=%s reason=%s", n->id, ag_log_q(reason));
     struct hub_hook_event ev = {.kind = HUB_HOOK_NODE_LOST, .node_id = n->id, .reason = reason};
     hub_hooks_run(&h->hooks, &ev);
-    size_t total = hub_agents_count(&h->agents);
-    for (size_t i = 0; i < total; i++) {
-        struct hub_agent *a = hub_agents_at(&h->agents, i);
-        pthread_mutex_lock(&a->lock);
-        bool hit = a->st.node == n && a->st.state == AGENTRY__V1__AGENT_STATE__AGENT_STATE_RUNNING;
-        uint64_t epoch = a->st.epoch;
-        pthread_mutex_unlock(&a->lock);
-        if (!hit)
-            continue;
-        hub_actor_post_interrupt(h, a, n, epoch, reason, atomic_load(&h->closing));
+    /* NEEDSWORK: visits every agent; a node should keep the list of the agents it runs. */
+    struct hub_agent *batch[HUB_AGENTS_BATCH];
+    size_t k;
+    for (size_t pos = 0; (k = hub_agents_snapshot(&h->agents, pos, batch, HUB_AGENTS_BATCH));
+         pos += k) {
+        for (size_t i = 0; i < k; i++)
+            interrupt_if_on(h, batch[i], n, reason);
     }
 }
 
