@@ -218,15 +218,8 @@ static void *housekeeper(void *arg)
     int64_t hb = h->opts.heartbeat_ms;
     pthread_mutex_lock(&h->hk_lock);
     while (!h->stopping) {
-        struct timespec ts;
-        clock_gettime(CLOCK_REALTIME, &ts);
-        ts.tv_sec += hb / 1000;
-        ts.tv_nsec += (hb % 1000) * 1000000L;
-        if (ts.tv_nsec >= 1000000000L) {
-            ts.tv_sec++;
-            ts.tv_nsec -= 1000000000L;
-        }
-        pthread_cond_timedwait(&h->hk_cond, &h->hk_lock, &ts);
+        /* On the monotonic clock: a wall-clock step neither skips nor doubles a round. */
+        ag_cond_wait_until(&h->hk_cond, &h->hk_lock, ag_deadline_in_ms(hb));
         if (h->stopping)
             break;
         pthread_mutex_unlock(&h->hk_lock);
@@ -293,7 +286,7 @@ static struct hub *hub_alloc(const struct hub_opts *o, const struct hub_sched_st
         h->opts.retry_backoff_max_ms = HUB_DEFAULT_RETRY_BACKOFF_MAX_MS;
     hub_agents_init(&h->agents);
     pthread_mutex_init(&h->hk_lock, NULL);
-    pthread_cond_init(&h->hk_cond, NULL);
+    ag_cond_init_mono(&h->hk_cond);
     h->sched = hub_sched_new(strat);
     /* The actor decides, the RPC layer acts (hub/effects.h). */
     h->fx = (struct hub_effects){.reply = hub_rpc_agent_reply,
