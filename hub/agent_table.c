@@ -4,75 +4,37 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/map.h"
 #include "common/xalloc.h"
 #include "hub/agent.h"
 #include "hub/agent_table.h"
 #include "hub/validate.h"
 
-static uint64_t hash_str(const char *s)
-{
-    uint64_t h = 1469598103934665603ULL; /* FNV-1a */
-    for (; *s; s++) {
-        h ^= (unsigned char)*s;
-        h *= 1099511628211ULL;
-    }
-    return h;
-}
-
 void hub_agents_init(struct hub_agents *t)
 {
     memset(t, 0, sizeof(*t));
-    for (size_t i = 0; i < HUB_SHARDS; i++)
+    for (size_t i = 0; i < HUB_SHARDS; i++) {
         pthread_mutex_init(&t->shards[i].lock, NULL);
+        ag_map_init(&t->shards[i].by_id);
+    }
     pthread_mutex_init(&t->list_lock, NULL);
+    ag_map_init(&t->by_req);
 }
 
 /* --- by id --------------------------------------------------------------------------------- */
 
-static struct hub_shard *shard_of(struct hub_agents *t, const char *id, uint64_t *hash)
+/* The shard from the hash's high half: the map inside places keys by the low bits, which a
+ * shard chosen by them would leave the same for all its keys. */
+static struct hub_shard *shard_of(struct hub_agents *t, const char *id)
 {
-    *hash = hash_str(id);
-    return &t->shards[*hash % HUB_SHARDS];
-}
-
-static void shard_insert(struct hub_shard *s, struct hub_agent *a, uint64_t hash)
-{
-    if ((s->len + 1) * 10 > s->cap * 7) {
-        size_t ncap = s->cap ? s->cap * 2 : 64;
-        struct hub_agent **ns = ag_xcalloc(ncap, sizeof(*ns));
-        for (size_t i = 0; i < s->cap; i++) {
-            if (!s->slots[i])
-                continue;
-            size_t k = (hash_str(s->slots[i]->id) / HUB_SHARDS) % ncap;
-            while (ns[k])
-                k = (k + 1) % ncap;
-            ns[k] = s->slots[i];
-        }
-        free(s->slots);
-        s->slots = ns;
-        s->cap = ncap;
-    }
-    size_t k = (hash / HUB_SHARDS) % s->cap;
-    while (s->slots[k])
-        k = (k + 1) % s->cap;
-    s->slots[k] = a;
-    s->len++;
+    return &t->shards[(ag_hash_fnv1a_str(id) >> 32) % HUB_SHARDS];
 }
 
 struct hub_agent *hub_agents_find(struct hub_agents *t, const char *id)
 {
-    uint64_t hash;
-    struct hub_shard *s = shard_of(t, id, &hash);
-    struct hub_agent *found = NULL;
+    struct hub_shard *s = shard_of(t, id);
     pthread_mutex_lock(&s->lock);
-    if (s->cap) {
-        for (size_t k = (hash / HUB_SHARDS) % s->cap; s->slots[k]; k = (k + 1) % s->cap) {
-            if (strcmp(s->slots[k]->id, id) == 0) {
-                found = s->slots[k];
-                break;
-            }
-        }
-    }
+    struct hub_agent *found = ag_map_get(&s->by_id, id);
     pthread_mutex_unlock(&s->lock);
     return found;
 }
@@ -89,10 +51,9 @@ struct hub_agent *hub_agents_lookup(struct hub_agents *t, const char *id, struct
 
 void hub_agents_publish(struct hub_agents *t, struct hub_agent *a)
 {
-    uint64_t hash;
-    struct hub_shard *s = shard_of(t, a->id, &hash);
+    struct hub_shard *s = shard_of(t, a->id);
     pthread_mutex_lock(&s->lock);
-    shard_insert(s, a, hash);
+    ag_map_put(&s->by_id, a->id, a);
     pthread_mutex_unlock(&s->lock);
     pthread_mutex_lock(&t->list_lock);
     if (t->nlist == t->cap_list) {
@@ -122,71 +83,23 @@ size_t hub_agents_snapshot(struct hub_agents *t, size_t from, struct hub_agent *
     return n;
 }
 
-/* --- by request id (guarded by list_lock; linear probing with backward-shift deletion) ------- */
-
-static void req_grow_locked(struct hub_agents *t)
-{
-    size_t ncap = t->req_cap ? t->req_cap * 2 : 256;
-    struct hub_agent **ns = ag_xcalloc(ncap, sizeof(*ns));
-    for (size_t i = 0; i < t->req_cap; i++) {
-        if (!t->by_req[i])
-            continue;
-        size_t k = hash_str(t->by_req[i]->request_id) % ncap;
-        while (ns[k])
-            k = (k + 1) % ncap;
-        ns[k] = t->by_req[i];
-    }
-    free(t->by_req);
-    t->by_req = ns;
-    t->req_cap = ncap;
-}
+/* --- by request id (guarded by list_lock) ------------------------------------------------- */
 
 struct hub_agent *hub_agents_claim_request(struct hub_agents *t, const char *request_id,
                                            struct hub_agent *a)
 {
     pthread_mutex_lock(&t->list_lock);
-    if ((t->req_len + 1) * 10 > t->req_cap * 7)
-        req_grow_locked(t);
-    size_t k = hash_str(request_id) % t->req_cap;
-    for (; t->by_req[k]; k = (k + 1) % t->req_cap) {
-        if (strcmp(t->by_req[k]->request_id, request_id) == 0) {
-            struct hub_agent *found = t->by_req[k];
-            pthread_mutex_unlock(&t->list_lock);
-            return found;
-        }
-    }
-    if (a) {
-        t->by_req[k] = a;
-        t->req_len++;
-    }
+    struct hub_agent *found = ag_map_get(&t->by_req, request_id);
+    if (!found && a)
+        ag_map_put(&t->by_req, a->request_id, a); /* the key lives in the agent */
     pthread_mutex_unlock(&t->list_lock);
-    return a;
+    return found ? found : a;
 }
 
 void hub_agents_forget_request(struct hub_agents *t, const char *request_id)
 {
     pthread_mutex_lock(&t->list_lock);
-    if (!t->req_cap) {
-        pthread_mutex_unlock(&t->list_lock);
-        return;
-    }
-    size_t k = hash_str(request_id) % t->req_cap;
-    for (; t->by_req[k]; k = (k + 1) % t->req_cap)
-        if (strcmp(t->by_req[k]->request_id, request_id) == 0)
-            break;
-    if (t->by_req[k]) {
-        t->by_req[k] = NULL;
-        t->req_len--;
-        /* Backward-shift: re-place the entries after the hole so probes never stop early. */
-        for (size_t j = (k + 1) % t->req_cap; t->by_req[j]; j = (j + 1) % t->req_cap) {
-            struct hub_agent *e = t->by_req[j];
-            t->by_req[j] = NULL;
-            size_t p = hash_str(e->request_id) % t->req_cap;
-            while (t->by_req[p])
-                p = (p + 1) % t->req_cap;
-            t->by_req[p] = e;
-        }
-    }
+    ag_map_del(&t->by_req, request_id);
     pthread_mutex_unlock(&t->list_lock);
 }
 
@@ -204,14 +117,13 @@ void hub_agents_free_all(struct hub_agents *t, struct hub_sched *s,
         hub_agent_free(s, a);
     }
     free(t->list);
-    free(t->by_req);
+    ag_map_release(&t->by_req);
     for (size_t i = 0; i < HUB_SHARDS; i++) {
-        free(t->shards[i].slots);
+        ag_map_release(&t->shards[i].by_id);
         pthread_mutex_destroy(&t->shards[i].lock);
     }
     pthread_mutex_destroy(&t->list_lock);
     t->list = NULL;
-    t->by_req = NULL;
     t->nlist = 0;
 }
 

@@ -15,6 +15,7 @@
 #include <stddef.h>
 
 #include "common/err.h"
+#include "common/map.h"
 
 struct hub_agent;
 struct hub_sched;
@@ -23,8 +24,7 @@ struct hub_sched;
 
 struct hub_shard {
     pthread_mutex_t lock;
-    struct hub_agent **slots; /* open addressing by id hash */
-    size_t cap, len;
+    struct ag_map by_id; /* id (borrowed from the agent) -> agent */
 };
 
 struct hub_agents {
@@ -33,8 +33,7 @@ struct hub_agents {
     struct hub_agent **list;     /* visible agents in commit order (ListAgents) */
     size_t nlist, cap_list;
     struct hub_agent *dead;      /* agents whose creating write failed, freed with the table */
-    struct hub_agent **by_req;   /* open addressing by request_id hash */
-    size_t req_cap, req_len;
+    struct ag_map by_req;        /* request_id (borrowed from the agent) -> agent */
 };
 
 void hub_agents_init(struct hub_agents *t);

@@ -40,6 +40,7 @@
 
 #include "common/arena.h"
 #include "common/log.h"
+#include "common/map.h"
 #include "common/xalloc.h"
 #include "hub/store.h"
 #include "hub/store_internal.h"
@@ -128,14 +129,6 @@ struct hub_store {
 
 /* --- seq cache (writer thread) ---------------------------------------------------------------- */
 
-static uint64_t seq_hash(const char *s)
-{
-    uint64_t h = 1469598103934665603u; /* FNV-1a */
-    for (; *s; s++)
-        h = (h ^ (unsigned char)*s) * 1099511628211u;
-    return h;
-}
-
 static struct seq_entry *seq_find(const struct seq_cache *c, const char *id, uint64_t h)
 {
     for (struct seq_entry *e = c->buckets[h & (c->nbuckets - 1)]; e; e = e->next)
@@ -222,7 +215,7 @@ static void seq_evict_touched(struct seq_cache *c)
 static int seq_next(struct hub_store *st, const char *agent_id, uint64_t *seq, struct ag_err *err)
 {
     struct seq_cache *c = &st->seqs;
-    uint64_t h = seq_hash(agent_id);
+    uint64_t h = ag_hash_fnv1a_str(agent_id);
     struct seq_entry *e = seq_find(c, agent_id, h);
     if (!e) {
         uint64_t last;
