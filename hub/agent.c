@@ -18,6 +18,8 @@ struct hub_agent *hub_agent_new_take(const char *id, uint8_t *spec_bin, size_t s
     struct hub_agent *a = ag_xcalloc(1, sizeof(*a));
     snprintf(a->id, sizeof(a->id), "%s", id);
     pthread_mutex_init(&a->lock, NULL);
+    ag_list_init(&a->followers);
+    ag_list_init(&a->waiters);
     a->spec_bin = spec_bin;
     a->spec_len = spec_len;
     ag_arena_init(&a->spec_arena, NULL, 0);

@@ -21,14 +21,13 @@
 #include "common/arena.h"
 #include "common/err.h"
 #include "common/id.h"
+#include "common/list.h"
 #include "hub/limits.h"
 #include "hub/sched.h"
 #include "hub/trace_ring.h"
 #include "hub/usage.h"
 
 struct hub_cmd;      /* a command in the mailbox (hub/actor.c) */
-struct hub_follower; /* a Trace call (hub/rpc_trace.c) */
-struct hub_waiter;   /* an Invoke call waiting for the end of the first turn (hub/rpc_agent.c) */
 
 /* An input stored but not yet consumed by a turn. */
 struct hub_input {
@@ -85,8 +84,8 @@ struct hub_agent {
     bool visible;                 /* committed at least once: lookups find it */
     bool dead;                    /* its creating write failed */
     struct hub_agent *next_dead;  /* in the table's dead list (guarded by its list lock) */
-    struct hub_follower *followers; /* hub/rpc_trace.c */
-    struct hub_waiter *waiters;     /* hub/rpc_agent.c */
+    struct ag_list followers;     /* of struct hub_follower (hub/rpc_trace.c) */
+    struct ag_list waiters;       /* of struct hub_waiter (hub/rpc_agent.c) */
     /* Who held recent epochs (slot epoch % HUB_EPOCH_HISTORY): an event with an old epoch is a
      * harmless straggler only from the node instance that held that epoch. */
     struct {

@@ -27,10 +27,9 @@
 #define MAX_REQUEST_ID 128
 
 struct hub_waiter {
-    struct hub_waiter *next, *prev;
+    struct ag_list link; /* on agent->waiters while linked (guarded by the agent's lock) */
     struct rpc_call *call;
     _Atomic(struct hub_agent *) agent;
-    bool linked; /* guarded by the agent's lock */
 };
 
 static void *decode(struct rpc_call *c, grpc_byte_buffer *req, const ProtobufCMessageDescriptor *d)
@@ -147,16 +146,8 @@ static void on_invoke_close(struct rpc_call *c, bool cancelled)
     if (!a)
         return;
     pthread_mutex_lock(&a->lock);
-    bool was = w->linked;
-    if (w->linked) {
-        if (w->prev)
-            w->prev->next = w->next;
-        else
-            a->waiters = w->next;
-        if (w->next)
-            w->next->prev = w->prev;
-        w->linked = false;
-    }
+    bool was = ag_list_linked(&w->link);
+    ag_list_remove(&w->link);
     pthread_mutex_unlock(&a->lock);
     if (was)
         rpc_call_unref(c);
@@ -392,31 +383,27 @@ void hub_rpc_agent_wait_first_turn(struct hub_agent *a, struct rpc_call *call)
         return;
     struct hub_waiter *w = rpc_call_state(call);
     w->call = call;
+    ag_list_init(&w->link); /* before agent: on_invoke_close looks at the link once it is set */
     atomic_store(&w->agent, a);
-    w->prev = NULL;
-    w->next = a->waiters;
-    if (a->waiters)
-        a->waiters->prev = w;
-    a->waiters = w;
-    w->linked = true;
+    ag_list_insert_head(&a->waiters, &w->link);
     rpc_call_ref(call);
 }
 
-static struct hub_waiter *take_waiters(struct hub_agent *a)
+/* The next waiter, unlinked, or NULL. */
+static struct hub_waiter *take_waiter(struct hub_agent *a)
 {
-    struct hub_waiter *all = a->waiters;
-    a->waiters = NULL;
-    for (struct hub_waiter *w = all; w; w = w->next)
-        w->linked = false;
-    return all;
+    struct ag_list *first = ag_list_first(&a->waiters);
+    if (!first)
+        return NULL;
+    ag_list_remove(first);
+    return AG_LIST_ENTRY(first, struct hub_waiter, link);
 }
 
 void hub_rpc_agent_first_turn_ended(struct hub_agent *a)
 {
     if (!a->first.done)
         return;
-    struct hub_waiter *w = take_waiters(a);
-    if (!w)
+    if (ag_list_empty(&a->waiters))
         return;
     Agentry__V1__Usage u;
     hub_usage_to_pb(&a->first.usage, &u);
@@ -428,23 +415,18 @@ void hub_rpc_agent_first_turn_ended(struct hub_agent *a)
     r.usage = &u;
     r.seq = a->first.seq;
     grpc_byte_buffer *bb = rpc_pb_pack(&r.base);
-    while (w) {
-        struct hub_waiter *next = w->next;
+    for (struct hub_waiter *w; (w = take_waiter(a));) {
         rpc_call_reply_take(w->call, grpc_byte_buffer_copy(bb));
         rpc_call_unref(w->call);
-        w = next;
     }
     grpc_byte_buffer_destroy(bb);
 }
 
 void hub_rpc_agent_fail_waiters(struct hub_agent *a, const struct ag_err *err)
 {
-    struct hub_waiter *w = take_waiters(a);
-    while (w) {
-        struct hub_waiter *next = w->next;
+    for (struct hub_waiter *w; (w = take_waiter(a));) {
         rpc_call_fail(w->call, err);
         rpc_call_unref(w->call);
-        w = next;
     }
 }
 

@@ -29,13 +29,12 @@
  * if still there, else reads it from the store; it never queues events of its own, so a slow
  * follower costs nothing but its cursor. Fields guarded by the agent's lock. */
 struct hub_follower {
-    struct hub_follower *next, *prev;
+    struct ag_list link; /* on agent->followers while linked */
     struct rpc_call *call;
     struct hub *h;
     struct hub_agent *agent;
     uint64_t next_seq;
     bool follow;
-    bool linked;   /* on agent->followers */
     bool reading;  /* a store read is in flight (holds a call reference) */
     bool closed;   /* the call is over */
 };
@@ -43,16 +42,10 @@ struct hub_follower {
 static void unlink_locked(struct hub_follower *f)
 {
     struct hub_agent *a = f->agent;
-    if (!f->linked)
+    if (!ag_list_linked(&f->link))
         return;
-    if (f->prev)
-        f->prev->next = f->next;
-    else
-        a->followers = f->next;
-    if (f->next)
-        f->next->prev = f->prev;
-    f->linked = false;
-    if (!a->followers) /* the ring only ever serves followers: an idle agent keeps none */
+    ag_list_remove(&f->link);
+    if (ag_list_empty(&a->followers)) /* the ring only ever serves followers: an idle agent keeps none */
         hub_trace_ring_clear(&a->ring);
 }
 
@@ -161,6 +154,7 @@ static void on_trace(struct rpc_call *c, grpc_byte_buffer *req)
     struct hub_follower *f = rpc_call_state(c);
     f->call = c;
     f->h = h;
+    ag_list_init(&f->link); /* before agent: on_trace_close looks at the link once agent is set */
     f->agent = a;
     f->next_seq = in->from_seq ? in->from_seq : 1;
     f->follow = in->follow;
@@ -168,12 +162,7 @@ static void on_trace(struct rpc_call *c, grpc_byte_buffer *req)
     if (atomic_load(&h->closing)) {
         finish_locked(f, AG_UNAVAILABLE, "the hub is shutting down; resume from your last seq");
     } else {
-        f->next = a->followers;
-        f->prev = NULL;
-        if (a->followers)
-            a->followers->prev = f;
-        a->followers = f;
-        f->linked = true;
+        ag_list_insert_head(&a->followers, &f->link);
         pump_locked(f);
     }
     pthread_mutex_unlock(&a->lock);
@@ -205,20 +194,18 @@ void hub_rpc_trace_wake(struct hub *h, struct hub_agent *a,
 {
     (void)h;
     /* The ring only saves followers a store read; with none there is nobody to save. */
-    for (size_t i = 0; i < n && a->followers; i++)
+    for (size_t i = 0; i < n && !ag_list_empty(&a->followers); i++)
         hub_trace_ring_put(&a->ring, evs[i]->seq, hub_trace_ring_pack(a->id, evs[i]));
-    struct hub_follower *f = a->followers;
-    while (f) {
-        struct hub_follower *next = f->next; /* pump may unlink f */
-        pump_locked(f);
-        f = next;
-    }
+    struct ag_list *pos, *tmp;
+    AG_LIST_FOREACH_SAFE(pos, tmp, &a->followers) /* pump may unlink the follower at pos */
+        pump_locked(AG_LIST_ENTRY(pos, struct hub_follower, link));
 }
 
 void hub_rpc_trace_fail_all(struct hub_agent *a, const struct ag_err *err)
 {
-    while (a->followers)
-        finish_locked(a->followers, err->code, err->msg);
+    struct ag_list *first;
+    while ((first = ag_list_first(&a->followers)))
+        finish_locked(AG_LIST_ENTRY(first, struct hub_follower, link), err->code, err->msg);
 }
 
 const struct rpc_method hub_rpc_trace_methods[] = {
