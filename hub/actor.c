@@ -713,6 +713,14 @@ static void commit_state(struct agent_write *aw)
         a->st.last_error = aw->new_error ? ag_xstrdup(aw->new_error) : NULL;
     }
     a->st.state = aw->next.state;
+    if (a->st.node != aw->next.node) {
+        /* The node's list follows st.node, so losing a node visits only its agents. */
+        pthread_mutex_lock(&aw->h->node_agents_lock);
+        ag_list_remove(&a->on_node);
+        if (aw->next.node)
+            ag_list_insert_tail(&aw->next.node->agents, &a->on_node);
+        pthread_mutex_unlock(&aw->h->node_agents_lock);
+    }
     a->st.node = aw->next.node;
     memcpy(a->st.node_id, aw->next.node_id, sizeof(a->st.node_id));
     a->st.epoch = aw->next.epoch;

@@ -20,6 +20,7 @@ struct hub_agent *hub_agent_new_take(const char *id, uint8_t *spec_bin, size_t s
     pthread_mutex_init(&a->lock, NULL);
     ag_list_init(&a->followers);
     ag_list_init(&a->waiters);
+    ag_list_init(&a->on_node);
     a->spec_bin = spec_bin;
     a->spec_len = spec_len;
     ag_arena_init(&a->spec_arena, NULL, 0);
@@ -65,6 +66,7 @@ void hub_agent_st_release(struct hub_sched *s, struct hub_agent_st *st)
 
 void hub_agent_free(struct hub_sched *s, struct hub_agent *a)
 {
+    ag_list_remove(&a->on_node); /* no other thread is left to walk the node's list */
     hub_agent_st_release(s, &a->st);
     free(a->first.output);
     free(a->first.error);

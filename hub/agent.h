@@ -86,6 +86,8 @@ struct hub_agent {
     struct hub_agent *next_dead;  /* in the table's dead list (guarded by its list lock) */
     struct ag_list followers;     /* of struct hub_follower (hub/rpc_trace.c) */
     struct ag_list waiters;       /* of struct hub_waiter (hub/rpc_agent.c) */
+    struct ag_list on_node;       /* on st.node->agents while st.node is set (hub/actor.c;
+                                     guarded by the hub's node_agents_lock as well) */
     /* Who held recent epochs (slot epoch % HUB_EPOCH_HISTORY): an event with an old epoch is a
      * harmless straggler only from the node instance that held that epoch. */
     struct {

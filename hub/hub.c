@@ -285,6 +285,7 @@ static struct hub *hub_alloc(const struct hub_opts *o, const struct hub_sched_st
     if (!h->opts.retry_backoff_max_ms)
         h->opts.retry_backoff_max_ms = HUB_DEFAULT_RETRY_BACKOFF_MAX_MS;
     hub_agents_init(&h->agents);
+    pthread_mutex_init(&h->node_agents_lock, NULL);
     pthread_mutex_init(&h->hk_lock, NULL);
     ag_cond_init_mono(&h->hk_cond);
     h->sched = hub_sched_new(strat);
@@ -455,6 +456,7 @@ void hub_free(struct hub *h)
     if (h->rpc)
         rpc_server_free(h->rpc);
     free(h->methods);
+    pthread_mutex_destroy(&h->node_agents_lock);
     pthread_mutex_destroy(&h->hk_lock);
     pthread_cond_destroy(&h->hk_cond);
     if (started)

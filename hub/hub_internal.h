@@ -4,8 +4,9 @@
  * (hooks.h), the RPC
  * layer (rpc_agent.h, rpc_node.h, rpc_trace.h), limits (limits.h).
  *
- * Locks, in the order they may be taken: an agent's lock, then the agent table's or the
- * scheduler's lock, then a call's lock (inside rpc_call_*). Never two agents' locks at once.
+ * Locks, in the order they may be taken: an agent's lock, then the agent table's, the
+ * scheduler's or node_agents_lock, then a call's lock (inside rpc_call_*). node_agents_lock is
+ * a leaf: nothing is taken under it. Never two agents' locks at once.
  * hk_lock is the housekeeper's alone. */
 #ifndef AGENTRY_HUB_INTERNAL_H
 #define AGENTRY_HUB_INTERNAL_H
@@ -34,6 +35,9 @@ struct hub {
     struct hub_effects fx;       /* how the actor's decisions reach calls and nodes (hub.c) */
     struct hub_hooks hooks;      /* observers of what was committed; fixed once serving */
     struct hub_agents agents;
+    /* Guards every hub_node.agents list and hub_agent.on_node link: taken after an agent's
+     * lock, never with another lock after it. */
+    pthread_mutex_t node_agents_lock;
     atomic_uint_fast64_t node_instances;
     struct rpc_method *methods;  /* owned: the method table given to the RPC server */
     struct ag_timers *timers;    /* back-offs before re-placing interrupted turns */

@@ -159,14 +159,21 @@ void hub_rpc_node_lost(struct hub *h, struct hub_node *n, const char *reason)
     ag_log_info("node.lost", "node=%s reason=%s", n->id, ag_log_q(reason));
     struct hub_hook_event ev = {.kind = HUB_HOOK_NODE_LOST, .node_id = n->id, .reason = reason};
     hub_hooks_run(&h->hooks, &ev);
-    /* NEEDSWORK: visits every agent; a node should keep the list of the agents it runs. */
-    struct hub_agent *batch[HUB_AGENTS_BATCH];
-    size_t k;
-    for (size_t pos = 0; (k = hub_agents_snapshot(&h->agents, pos, batch, HUB_AGENTS_BATCH));
-         pos += k) {
-        for (size_t i = 0; i < k; i++)
-            interrupt_if_on(h, batch[i], n, reason);
+    /* Only this node's agents: copied under the list's lock, then each checked under its own
+     * (the lock order is agent, then list). Agents live as long as the hub. */
+    pthread_mutex_lock(&h->node_agents_lock);
+    size_t k = 0, cap = 16;
+    struct hub_agent **on = ag_xmalloc(cap * sizeof(*on));
+    struct ag_list *pos;
+    AG_LIST_FOREACH(pos, &n->agents) {
+        if (k == cap)
+            on = ag_xrealloc(on, (cap *= 2) * sizeof(*on));
+        on[k++] = AG_LIST_ENTRY(pos, struct hub_agent, on_node);
     }
+    pthread_mutex_unlock(&h->node_agents_lock);
+    for (size_t i = 0; i < k; i++)
+        interrupt_if_on(h, on[i], n, reason);
+    free(on);
 }
 
 static bool node_id_ok(const char *id)
@@ -221,6 +228,7 @@ static int check_register(const Agentry__V1__Register *r, struct ag_err *err)
 static struct hub_node *node_new(struct hub *h, struct rpc_call *c, const Agentry__V1__Register *r)
 {
     struct hub_node *n = ag_xcalloc(1, sizeof(*n));
+    ag_list_init(&n->agents);
     snprintf(n->id, sizeof(n->id), "%s", r->node_id);
     snprintf(n->instance_id, sizeof(n->instance_id), "%s", r->instance_id ? r->instance_id : "");
     n->capacity.slots = r->capacity;

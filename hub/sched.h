@@ -34,6 +34,7 @@
 #include <stdint.h>
 
 #include "common/err.h"
+#include "common/list.h"
 
 struct hub_sched;
 struct hub_agent;
@@ -97,6 +98,9 @@ struct hub_node {
     int refs;
     int64_t last_seen_ms;    /* monotonic, from the node's last message */
     char *version;           /* owned */
+    /* The agents whose committed turn runs here (hub_agent.on_node): guarded by the hub's
+     * node_agents_lock, taken after an agent's lock (hub/hub_internal.h). */
+    struct ag_list agents;
 };
 
 /* Copy what the node offers into it (before it joins the table). */
