@@ -51,9 +51,11 @@ enum hub_cmd_type {
     HUB_CMD_RETRY,      /* an interrupted turn's back-off is over: place it */
 };
 
-/* A command in an agent's mailbox (hub_agent.mb_head, guarded by the agent's lock). */
+/* A command in an agent's mailbox (hub_agent.mailbox, guarded by the agent's lock), then in the
+ * write that decides it (agent_write.cmds, linked by next). */
 struct hub_cmd {
     enum hub_cmd_type type;
+    struct ag_qnode qn;
     struct hub_cmd *next;
     struct rpc_call *call;        /* reply target (reference held), may be NULL */
     struct hub_node *node;        /* EVENTS/ASSIGN/INTERRUPT (reference held) */
@@ -578,26 +580,25 @@ static void kick(struct hub *h, struct hub_agent *a)
 {
     for (;;) {
         pthread_mutex_lock(&a->lock);
-        if (a->writing || !a->mb_head) {
+        if (a->writing || ag_queue_empty(&a->mailbox)) {
             pthread_mutex_unlock(&a->lock);
             return;
         }
         struct agent_write *aw = write_new(h, a);
-        size_t n = 0;
-        for (struct hub_cmd *c = a->mb_head; c && n < KICK_MAX_CMDS; c = c->next)
-            n++;
-        aw->cmds = a->mb_head;
+        size_t n = ag_queue_len(&a->mailbox);
+        if (n > KICK_MAX_CMDS)
+            n = KICK_MAX_CMDS;
         aw->ncmds = n;
         aw->cmd_op = ag_arena_alloc(&aw->arena, n * sizeof(*aw->cmd_op));
         aw->ev_ops = ag_arena_calloc(&aw->arena, n * sizeof(*aw->ev_ops));
-        struct hub_cmd *c = a->mb_head, *last = NULL;
-        for (size_t i = 0; i < n; i++, last = c, c = c->next)
+        struct hub_cmd **tail = &aw->cmds;
+        for (size_t i = 0; i < n; i++) {
+            struct hub_cmd *c = AG_QUEUE_ENTRY(ag_queue_pop(&a->mailbox), struct hub_cmd, qn);
+            c->next = NULL;
+            *tail = c;
+            tail = &c->next;
             aw->cmd_op[i] = apply_cmd(aw, c, i);
-        a->mb_head = c;
-        if (!c)
-            a->mb_tail = NULL;
-        a->mb_len -= n;
-        last->next = NULL;
+        }
         if (st_changed(aw, &a->st)) {
             size_t i = add_op(aw, HUB_STORE_AGENT_UPDATE);
             fill_agent_row(aw, &aw->ops[i].u.agent);
@@ -618,22 +619,22 @@ static void kick(struct hub *h, struct hub_agent *a)
 static void cmd_post(struct hub *h, struct hub_agent *a, struct hub_cmd *cmd)
 {
     pthread_mutex_lock(&a->lock);
-    if (a->mb_len >= HUB_MAX_MAILBOX && cmd->call && cmd->type != HUB_CMD_EVENTS) {
-        pthread_mutex_unlock(&a->lock);
-        struct ag_err e;
-        ag_err_set(&e, AG_RESOURCE_EXHAUSTED,
-                   "agent '%s' has %d requests waiting to be stored; retry with backoff", a->id,
-                   HUB_MAX_MAILBOX);
-        h->fx.fail(cmd->call, &e);
-        cmd_free(h, cmd);
-        return;
+    /* A caller's request may be refused; a node's events (already accepted from its batch) and
+     * the hub's own commands may not: they would be lost. */
+    if (cmd->call && cmd->type != HUB_CMD_EVENTS) {
+        struct ag_err e = AG_ERR_INIT;
+        if (ag_queue_push(&a->mailbox, &cmd->qn, 1, &e) != 0) {
+            pthread_mutex_unlock(&a->lock);
+            ag_err_set(&e, AG_RESOURCE_EXHAUSTED,
+                       "agent '%s' has %d requests waiting to be stored; retry with backoff",
+                       a->id, HUB_MAX_MAILBOX);
+            h->fx.fail(cmd->call, &e);
+            cmd_free(h, cmd);
+            return;
+        }
+    } else {
+        ag_queue_push_over(&a->mailbox, &cmd->qn, 1);
     }
-    if (a->mb_tail)
-        a->mb_tail->next = cmd;
-    else
-        a->mb_head = cmd;
-    a->mb_tail = cmd;
-    a->mb_len++;
     pthread_mutex_unlock(&a->lock);
     kick(h, a);
 }
@@ -1081,11 +1082,6 @@ void hub_actor_dispatch(struct hub *h, struct hub_sched_decision *d, size_t n)
 
 void hub_actor_drop_mailbox(struct hub *h, struct hub_agent *a)
 {
-    while (a->mb_head) {
-        struct hub_cmd *c = a->mb_head;
-        a->mb_head = c->next;
-        cmd_free(h, c);
-    }
-    a->mb_tail = NULL;
-    a->mb_len = 0;
+    for (struct ag_qnode *n; (n = ag_queue_pop(&a->mailbox));)
+        cmd_free(h, AG_QUEUE_ENTRY(n, struct hub_cmd, qn));
 }

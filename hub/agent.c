@@ -21,6 +21,8 @@ struct hub_agent *hub_agent_new_take(const char *id, uint8_t *spec_bin, size_t s
     ag_list_init(&a->followers);
     ag_list_init(&a->waiters);
     ag_list_init(&a->on_node);
+    /* Bounded for callers only: the actor's own commands and node events are never refused. */
+    ag_queue_init(&a->mailbox, "agent.mailbox", HUB_MAX_MAILBOX, 0);
     a->spec_bin = spec_bin;
     a->spec_len = spec_len;
     ag_arena_init(&a->spec_arena, NULL, 0);

@@ -22,12 +22,12 @@
 #include "common/err.h"
 #include "common/id.h"
 #include "common/list.h"
+#include "common/queue.h"
 #include "hub/limits.h"
 #include "hub/sched.h"
 #include "hub/trace_ring.h"
 #include "hub/usage.h"
 
-struct hub_cmd;      /* a command in the mailbox (hub/actor.c) */
 
 /* An input stored but not yet consumed by a turn. */
 struct hub_input {
@@ -78,8 +78,7 @@ struct hub_agent {
      * none) and when it fires (monotonic ms). Memory only: a restarted hub places at once. */
     uint64_t retry_token;
     int64_t retry_at_ms;
-    struct hub_cmd *mb_head, *mb_tail; /* the mailbox (hub/actor.c) */
-    size_t mb_len;
+    struct ag_queue mailbox;      /* of struct hub_cmd (hub/actor.c), HUB_MAX_MAILBOX */
     bool writing;                 /* a write is in flight */
     bool visible;                 /* committed at least once: lookups find it */
     bool dead;                    /* its creating write failed */
