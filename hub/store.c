@@ -92,8 +92,7 @@ struct hub_store {
 
     pthread_mutex_t mu;
     pthread_cond_t wake; /* writer: queue not empty, or closing */
-    struct hub_store_write *head, *tail;
-    size_t depth;
+    struct ag_queue writes;     /* of hub_store_write, bounded at queue_cap */
     bool closing;
     bool paused; /* test hook, see hub_store__pause */
     bool lost;                /* set once by the writer, never cleared */
@@ -239,18 +238,18 @@ static int seq_next(struct hub_store *st, const char *agent_id, uint64_t *seq, s
 static size_t batch_take(struct hub_store *st, struct hub_store_write **out)
 {
     pthread_mutex_lock(&st->mu);
-    while ((st->depth == 0 || st->paused) && !st->closing)
+    while ((ag_queue_empty(&st->writes) || st->paused) && !st->closing)
         pthread_cond_wait(&st->wake, &st->mu);
-    size_t n = st->depth < st->max_batch ? st->depth : st->max_batch;
-    struct hub_store_write *head = st->head, *last = head;
-    for (size_t i = 1; i < n; i++)
-        last = last->next;
-    if (n) {
-        st->head = last->next;
-        last->next = NULL;
-        if (!st->head)
-            st->tail = NULL;
-        st->depth -= n;
+    size_t n = ag_queue_len(&st->writes);
+    if (n > st->max_batch)
+        n = st->max_batch;
+    struct hub_store_write *head = NULL, **tail = &head;
+    for (size_t i = 0; i < n; i++) {
+        struct hub_store_write *w =
+            AG_QUEUE_ENTRY(ag_queue_pop(&st->writes), struct hub_store_write, qn);
+        w->next = NULL;
+        *tail = w;
+        tail = &w->next;
     }
     pthread_mutex_unlock(&st->mu);
     *out = head;
@@ -560,6 +559,7 @@ static void store_init(struct hub_store *st, const struct hub_store__backend *be
     st->queue_cap = opts && opts->queue_cap ? opts->queue_cap : STORE_QUEUE_CAP;
     st->max_batch = opts && opts->max_batch ? opts->max_batch : STORE_MAX_BATCH;
     st->read_queue_cap = opts && opts->read_queue_cap ? opts->read_queue_cap : STORE_READ_QUEUE_CAP;
+    ag_queue_init(&st->writes, "store.writes", st->queue_cap, 0);
     pthread_mutex_init(&st->mu, NULL);
     pthread_cond_init(&st->wake, NULL);
     pthread_mutex_init(&st->cmu, NULL);
@@ -713,19 +713,12 @@ int hub_store_submit(struct hub_store *st, struct hub_store_write *w, struct ag_
         rc = ag_err_set(err, AG_UNAVAILABLE, "store is closing; write not accepted");
     } else if (st->lost) {
         rc = ag_err_set(err, AG_UNAVAILABLE, "%s", st->lost_err.msg);
-    } else if (st->depth >= st->queue_cap) {
+    } else if (ag_queue_push(&st->writes, &w->qn, 1, err) != 0) {
         rc = ag_err_set(err, AG_RESOURCE_EXHAUSTED,
                         "store write queue is full (%zu waiting); "
                         "retry later",
-                        st->depth);
+                        ag_queue_len(&st->writes));
     } else {
-        w->next = NULL;
-        if (st->tail)
-            st->tail->next = w;
-        else
-            st->head = w;
-        st->tail = w;
-        st->depth++;
         pthread_cond_signal(&st->wake);
     }
     pthread_mutex_unlock(&st->mu);
@@ -807,6 +800,6 @@ void hub_store_get_stats(struct hub_store *st, struct hub_store_stats *out)
 {
     pthread_mutex_lock(&st->mu);
     *out = st->stats;
-    out->queue_depth = st->depth;
+    out->queue_depth = ag_queue_len(&st->writes);
     pthread_mutex_unlock(&st->mu);
 }

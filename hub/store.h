@@ -47,6 +47,7 @@
 #include <stdint.h>
 
 #include "common/err.h"
+#include "common/queue.h"
 #include "hub/usage.h"
 
 struct hub_store;
@@ -113,7 +114,8 @@ struct hub_store_write {
     size_t nops;
     hub_store_done_fn *done;
     void *arg;                     /* for the caller */
-    struct hub_store_write *next;  /* private to the store */
+    struct ag_qnode qn;            /* private to the store: its write queue */
+    struct hub_store_write *next;  /* private to the store: the batch it is run in */
 };
 
 struct hub_store_opts {
