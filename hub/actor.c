@@ -23,6 +23,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "agentry/v1/json.h"
 #include "common/clock.h"
 #include "common/log.h"
 #include "common/timers.h"
@@ -641,22 +642,6 @@ static void cmd_post(struct hub *h, struct hub_agent *a, struct hub_cmd *cmd)
 
 /* --- spawn --------------------------------------------------------------------------------- */
 
-static void spec_json(struct agent_write *aw, const Agentry__V1__AgentSpec *s, const char **out)
-{
-    cJSON *o = cJSON_CreateObject();
-    cJSON_AddStringToObject(o, "name", s->name ? s->name : "");
-    cJSON_AddStringToObject(o, "model", s->model ? s->model : "");
-    cJSON_AddStringToObject(o, "system_prompt", s->system_prompt ? s->system_prompt : "");
-    cJSON *tools = cJSON_AddArrayToObject(o, "tools");
-    for (size_t i = 0; i < s->n_tools; i++)
-        cJSON_AddItemToArray(tools, cJSON_CreateString(s->tools[i]));
-    cJSON_AddNumberToObject(o, "max_iterations", s->max_iterations);
-    cJSON *labels = cJSON_AddObjectToObject(o, "labels");
-    for (size_t i = 0; i < s->n_labels; i++)
-        cJSON_AddStringToObject(labels, s->labels[i]->key, s->labels[i]->value);
-    *out = json_take(&aw->arena, o);
-}
-
 void hub_actor_spawn(struct hub *h, struct rpc_call *call, const Agentry__V1__AgentSpec *spec,
                const char *input, const char *request_id, bool invoke)
 {
@@ -683,8 +668,7 @@ void hub_actor_spawn(struct hub *h, struct rpc_call *call, const Agentry__V1__Ag
     aw->spawn_call = call;
     aw->spawn_invoke = invoke;
     size_t ins = add_op(aw, HUB_STORE_AGENT_INSERT);
-    const char *sj;
-    spec_json(aw, a->spec, &sj);
+    const char *sj = json_take(&aw->arena, agentry_json_spec(a->spec));
     add_event(aw, AGENTRY__V1__EVENT_KIND__EVENT_KIND_SPAWNED, sj, NULL);
     aw->next.state = AGENTRY__V1__AGENT_STATE__AGENT_STATE_IDLE;
     if (input && *input) {

@@ -7,6 +7,7 @@
 #include <strings.h>
 #include <time.h>
 
+#include "agentry/v1/json.h"
 #include "common/xalloc.h"
 
 /* Indexed by enum value; the protobuf enums are dense from 0. */
@@ -82,24 +83,6 @@ const char *cli_print_age(char *buf, size_t cap, int64_t age_ns)
 
 /* --- JSON ------------------------------------------------------------------------------------ */
 
-static cJSON *spec_json(const Agentry__V1__AgentSpec *sp)
-{
-    cJSON *o = cJSON_CreateObject();
-    if (!sp)
-        return o;
-    cJSON_AddStringToObject(o, "name", sp->name);
-    cJSON_AddStringToObject(o, "model", sp->model);
-    cJSON_AddStringToObject(o, "system_prompt", sp->system_prompt);
-    cJSON *tools = cJSON_AddArrayToObject(o, "tools");
-    for (size_t i = 0; i < sp->n_tools; i++)
-        cJSON_AddItemToArray(tools, cJSON_CreateString(sp->tools[i]));
-    cJSON_AddNumberToObject(o, "max_iterations", sp->max_iterations);
-    cJSON *labels = cJSON_AddObjectToObject(o, "labels");
-    for (size_t i = 0; i < sp->n_labels; i++)
-        cJSON_AddStringToObject(labels, sp->labels[i]->key, sp->labels[i]->value);
-    return o;
-}
-
 static cJSON *usage_json(const Agentry__V1__Usage *u)
 {
     cJSON *o = cJSON_CreateObject();
@@ -124,7 +107,7 @@ cJSON *cli_print_agent_json(const Agentry__V1__Agent *a)
     cJSON *o = cJSON_CreateObject();
     cJSON_AddStringToObject(o, "id", a->id);
     cJSON_AddStringToObject(o, "request_id", a->request_id);
-    cJSON_AddItemToObject(o, "spec", spec_json(a->spec));
+    cJSON_AddItemToObject(o, "spec", agentry_json_spec(a->spec));
     cJSON_AddStringToObject(o, "state", cli_print_state_name(a->state));
     cJSON_AddStringToObject(o, "state_reason", a->state_reason);
     cJSON_AddNumberToObject(o, "turn_attempt", a->turn_attempt);

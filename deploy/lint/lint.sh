@@ -5,11 +5,12 @@
 #   1. include direction: hub/ never includes worker/ and worker/ never includes hub/, since a hub
 #      and a node share only the protobuf contract; common/ includes none of hub/, worker/, cmd/
 #      or the generated agentry/v1 headers, since the RPC layer moves bytes and calls handlers
-#      from a table. A broken rule is printed as file:line: the rule: the include line.
+#      from a table; api/ (the protocol and its JSON forms) includes none of them. A broken rule
+#      is printed as file:line: the rule: the include line.
 #   2. formatting: clang-format --dry-run -Werror with the repository's .clang-format.
 # --fix rewrites the files in place with clang-format instead of checking them (make format); the
 # include check still runs, since no formatter can fix a layering mistake.
-# Files: every .c and .h under hub/ worker/ common/ cmd/ tests/unit/. Run from anywhere.
+# Files: every .c and .h under api/ hub/ worker/ common/ cmd/ tests/unit/. Run from anywhere.
 set -eu
 cd "$(dirname "$0")/../.."
 fix=false
@@ -22,7 +23,7 @@ case "${1:-}" in
     ;;
 esac
 CLANG_FORMAT="${CLANG_FORMAT:-clang-format}"
-files=$(find hub worker common cmd tests/unit -name '*.[ch]' -type f | LC_ALL=C sort)
+files=$(find api hub worker common cmd tests/unit -name '*.[ch]' -type f | LC_ALL=C sort)
 status=0
 
 # forbid DIR PATTERN WHY: every #include in DIR whose path starts with PATTERN (an ERE, after any
@@ -40,6 +41,7 @@ forbid hub 'worker' "hub/ must not include worker/ (hub and node share only the 
 forbid worker 'hub' "worker/ must not include hub/ (hub and node share only the protobuf API)"
 forbid common 'hub|worker|cmd' "common/ must not include hub/, worker/ or cmd/ (it knows neither)"
 forbid common 'agentry/v1' "common/ must not include agentry/v1 (it moves bytes, not messages)"
+forbid api 'hub|worker|common|cmd' "api/ must not include hub/, worker/, common/ or cmd/ (it is the contract they share)"
 [ "$status" = 0 ] && echo "lint: include direction ok"
 
 if ! command -v "$CLANG_FORMAT" >/dev/null 2>&1; then

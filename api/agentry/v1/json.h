@@ -1,0 +1,18 @@
+/* api/agentry/v1/json.h - the JSON forms of API messages that types.proto documents, in one place.
+ *
+ * The hub writes an agent's spec into its SPAWNED event's payload and the CLI prints the same
+ * spec in `agentry get --json`: both use these, so the two can never drift apart. Hand-written
+ * (protobuf-c has no JSON mapping); compiled into agentry_api_json, which the hub and the CLI link
+ * and common/ never does. Pure functions: any thread. */
+#ifndef AGENTRY_API_V1_JSON_H
+#define AGENTRY_API_V1_JSON_H
+
+#include <cjson/cJSON.h>
+
+#include "agentry/v1/types.pb-c.h"
+
+/* {"name", "model", "system_prompt", "tools": [..], "max_iterations", "labels": {..}}
+ * (types.proto, EVENT_KIND_SPAWNED). A NULL spec gives {}. The caller owns the result. */
+cJSON *agentry_json_spec(const Agentry__V1__AgentSpec *spec);
+
+#endif
