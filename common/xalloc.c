@@ -69,3 +69,12 @@ char *ag_xasprintf(const char *fmt, ...)
         oom(0);
     return s;
 }
+
+void ag_xthread_create(pthread_t *t, void *(*fn)(void *), void *arg, const char *what)
+{
+    int rc = pthread_create(t, NULL, fn, arg);
+    if (rc != 0) {
+        fprintf(stderr, "fatal: cannot create the %s thread: %s\n", what, strerror(rc));
+        abort();
+    }
+}

@@ -359,19 +359,15 @@ fail:
     return NULL;
 }
 
-int hub_start(struct hub *h, struct ag_err *err)
+void hub_start(struct hub *h)
 {
     /* Before serving: the first Spawn already measures the join grace from here. */
     h->started_ms = ag_now_mono_ms();
-    if (rpc_server_start(h->rpc, err) != 0) {
-        h->started_ms = 0;
-        return -1;
-    }
-    pthread_create(&h->housekeeper, NULL, housekeeper, h);
+    rpc_server_start(h->rpc);
+    ag_xthread_create(&h->housekeeper, housekeeper, h, "housekeeper");
     h->hk_started = true;
     ag_log_info("hub.started", "listen=%s port=%d store=%s", h->opts.listen, rpc_server_port(h->rpc),
                 ag_log_q(h->opts.store_url));
-    return 0;
 }
 
 int hub_port(const struct hub *h)

@@ -30,9 +30,10 @@ struct hub_opts {
                                     waits as pending instead of failing: nodes may be reconnecting */
 };
 
-/* Opens the store and loads every agent. */
+/* Binds the listen address, opens the store and loads every agent: everything that can fail. */
 struct hub *hub_new(const struct hub_opts *o, struct ag_err *err);
-int hub_start(struct hub *h, struct ag_err *err);
+/* Start serving (the threads of the RPC server and the housekeeper). */
+void hub_start(struct hub *h);
 int hub_port(const struct hub *h);
 /* Graceful: refuse new calls, end streams with UNAVAILABLE "hub is shutting down", let writes in
  * flight commit, stop. */

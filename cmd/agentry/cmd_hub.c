@@ -69,10 +69,7 @@ int cli_cmd_hub(int argc, char **argv)
     struct hub *h = hub_new(&o, &err);
     if (!h)
         return cli_fail(&err);
-    if (hub_start(h, &err) != 0) {
-        hub_free(h);
-        return cli_fail(&err);
-    }
+    hub_start(h);
     int sig = 0;
     while (sigwait(&set, &sig) == 0 && sig == SIGHUP)
         ag_log_info("hub.signalled", "signal=SIGHUP action=ignored");

@@ -690,9 +690,8 @@ struct rpc_server *rpc_server_new(const struct rpc_server_opts *o, const struct 
     return s;
 }
 
-int rpc_server_start(struct rpc_server *s, struct ag_err *err)
+void rpc_server_start(struct rpc_server *s)
 {
-    (void)err;
     grpc_server_start(s->server);
     s->started = true;
     for (unsigned i = 0; i < s->ncq; i++) {
@@ -701,9 +700,8 @@ int rpc_server_start(struct rpc_server *s, struct ag_err *err)
             for (unsigned k = 0; k < n; k++)
                 post_request(&s->cqs[i], &s->ms[j]);
         }
-        pthread_create(&s->cqs[i].thread, NULL, cq_thread, &s->cqs[i]);
+        ag_xthread_create(&s->cqs[i].thread, cq_thread, &s->cqs[i], "RPC completion queue");
     }
-    return 0;
 }
 
 int rpc_server_port(const struct rpc_server *s)

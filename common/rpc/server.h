@@ -71,7 +71,7 @@ struct rpc_server_opts {
 struct rpc_server *rpc_server_new(const struct rpc_server_opts *o, const struct rpc_method *methods,
                                   size_t nmethods, struct ag_err *err);
 /* Start serving on the bound address: start the threads and post the requests. */
-int rpc_server_start(struct rpc_server *s, struct ag_err *err);
+void rpc_server_start(struct rpc_server *s);
 /* The bound port (useful with port 0), known once rpc_server_new returned. */
 int rpc_server_port(const struct rpc_server *s);
 /* Stop accepting calls, give in-flight calls grace_ms to end, then cancel the rest. Returns when

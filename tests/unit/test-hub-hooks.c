@@ -134,7 +134,7 @@ static void test_actor_runs_hooks(void **state)
     struct seen *s = seen_new();
     assert_int_equal(hub_hooks_add(&h->hooks, HUB_HOOK_EVENTS_STORED | HUB_HOOK_AGENT_CHANGED,
                                    hook_a, s, &err), 0);
-    assert_int_equal(hub_start(h, &err), 0);
+    hub_start(h);
     char target[64];
     snprintf(target, sizeof(target), "127.0.0.1:%d", hub_port(h));
     struct rpc_channel *ch = rpc_channel_new(target, NULL, &err);

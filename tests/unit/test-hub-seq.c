@@ -61,8 +61,9 @@ static struct hub *hub_open(const char *url, struct ag_err *err)
 static void hub_serve(struct fx *fx, struct hub *h, struct ag_err *err)
 {
     fx->hub = h;
-    if (!h || hub_start(h, err) != 0)
+    if (!h)
         fail_msg("hub: %s %s", ag_code_name(err->code), err->msg);
+    hub_start(h);
     char target[64];
     snprintf(target, sizeof(target), "127.0.0.1:%d", hub_port(h));
     fx->ch = rpc_channel_new(target, NULL, err);
