@@ -36,6 +36,7 @@
 #include "hub/hub_internal.h"
 #include "hub/json_payload.h"
 #include "hub/limits.h"
+#include "hub/node.h"
 #include "hub/sched.h"
 #include "hub/store.h"
 
@@ -140,7 +141,7 @@ static void cmd_free(struct hub *h, struct hub_cmd *c)
     if (c->call)
         h->fx.release(c->call);
     if (c->node)
-        hub_node_unref(h->sched, c->node);
+        hub_sched_node_unref(h->sched, c->node);
     free(c->text);
     free(c);
 }
@@ -323,7 +324,7 @@ static size_t cmd_kill(struct agent_write *aw, struct hub_cmd *c)
     cJSON_AddStringToObject(o, "reason", c->text && *c->text ? c->text : "killed by request");
     size_t op = add_event(aw, AGENTRY__V1__EVENT_KIND__EVENT_KIND_KILLED, json_take(&aw->arena, o), NULL);
     if (aw->next.node) {
-        hub_node_ref(aw->h->sched, aw->next.node);
+        hub_sched_node_ref(aw->h->sched, aw->next.node);
         aw->cancel_node = aw->next.node;
         aw->cancel_epoch = aw->next.epoch;
     }
@@ -940,7 +941,7 @@ static void after_unlock(struct agent_write *aw, bool ok)
         }
     }
     if (aw->cancel_node)
-        hub_node_unref(h->sched, aw->cancel_node);
+        hub_sched_node_unref(h->sched, aw->cancel_node);
     if (aw->enqueue_pending) {
         struct hub_node *n = hub_sched_place_or_queue(h->sched, &a->req);
         if (n) {
@@ -952,7 +953,7 @@ static void after_unlock(struct agent_write *aw, bool ok)
     if (ok && aw->reschedule)
         cmd_post(h, a, cmd_new(HUB_CMD_SCHEDULE, NULL));
     /* The node may have gone while this write was in flight, after its loss was handled. */
-    if (ok && aw->assign_node && !hub_node_alive(h->sched, aw->assign_node))
+    if (ok && aw->assign_node && !hub_sched_node_alive(h->sched, aw->assign_node))
         hub_actor_post_interrupt(h, a, aw->assign_node, a->st.epoch, "node lost before its assignment",
                            atomic_load(&h->closing));
 }
@@ -1034,7 +1035,7 @@ void hub_actor_post_events(struct hub *h, struct hub_agent *a, struct hub_node *
 {
     struct hub_cmd *c = cmd_new(HUB_CMD_EVENTS, NULL);
     c->node = node;
-    hub_node_ref(h->sched, node);
+    hub_sched_node_ref(h->sched, node);
     c->batch = b;
     c->first = first;
     c->events = events;
@@ -1048,7 +1049,7 @@ void hub_actor_post_interrupt(struct hub *h, struct hub_agent *a, struct hub_nod
     struct hub_cmd *c = cmd_new(HUB_CMD_INTERRUPT, NULL);
     c->node = node;
     if (node)
-        hub_node_ref(h->sched, node);
+        hub_sched_node_ref(h->sched, node);
     c->epoch = epoch;
     c->graceful = graceful;
     c->text = reason ? ag_xstrdup(reason) : NULL;

@@ -57,7 +57,7 @@ struct hub_agent *hub_agent_new(const Agentry__V1__AgentSpec *spec, const char *
 void hub_agent_st_release(struct hub_sched *s, struct hub_agent_st *st)
 {
     if (st->node)
-        hub_node_unref(s, st->node);
+        hub_sched_node_unref(s, st->node);
     st->node = NULL;
     free(st->ckpt);
     free(st->last_output);

@@ -24,6 +24,7 @@
 #include "common/list.h"
 #include "common/queue.h"
 #include "hub/limits.h"
+#include "hub/node.h"
 #include "hub/sched.h"
 #include "hub/trace_ring.h"
 #include "hub/usage.h"

@@ -30,6 +30,7 @@
 #include "hub/agent_table.h"
 #include "hub/hooks.h"
 #include "hub/hub_internal.h"
+#include "hub/node.h"
 #include "hub/rpc_agent.h"
 #include "hub/rpc_node.h"
 #include "hub/rpc_trace.h"
@@ -230,7 +231,7 @@ static void *housekeeper(void *arg)
             hub_rpc_node_lost(h, stale[i], "node lost (no heartbeat)");
             hub_rpc_node_close_stream(h, stale[i], AG_UNAVAILABLE,
                                   "no heartbeat for 3 intervals; reconnect");
-            hub_node_unref(h->sched, stale[i]);
+            hub_sched_node_unref(h->sched, stale[i]);
         }
         pthread_mutex_lock(&h->hk_lock);
     }
@@ -396,7 +397,7 @@ static void end_streams(struct hub *h)
     k = hub_sched_nodes(h->sched, nodes, AG_ARRAY_SIZE(nodes));
     for (size_t i = 0; i < k; i++) {
         hub_rpc_node_close_stream(h, nodes[i], AG_UNAVAILABLE, "the hub is shutting down; reconnect");
-        hub_node_unref(h->sched, nodes[i]);
+        hub_sched_node_unref(h->sched, nodes[i]);
     }
 }
 

@@ -1,8 +1,8 @@
 /* hub/hub_internal.h - private to hub/: struct hub, the state every hub file hangs off (no
  * globals). Functions live in the header of the file that owns them: the agent (agent.h), the
  * agent table (agent_table.h), the actor (actor.h), the actor's effects (effects.h), observers
- * (hooks.h), the RPC
- * layer (rpc_agent.h, rpc_node.h, rpc_trace.h), limits (limits.h).
+ * (hooks.h), a node (node.h), the node table and placement (sched.h), the RPC layer
+ * (rpc_agent.h, rpc_node.h, rpc_trace.h), limits (limits.h).
  *
  * Locks, in the order they may be taken: an agent's lock, then the agent table's, the
  * scheduler's or node_agents_lock, then a call's lock (inside rpc_call_*). node_agents_lock is

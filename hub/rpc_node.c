@@ -29,6 +29,7 @@
 #include "hub/hooks.h"
 #include "hub/hub_internal.h"
 #include "hub/limits.h"
+#include "hub/node.h"
 #include "hub/rpc_node.h"
 #include "hub/sched.h"
 #include "hub/validate.h"
@@ -227,15 +228,9 @@ static int check_register(const Agentry__V1__Register *r, struct ag_err *err)
 
 static struct hub_node *node_new(struct hub *h, struct rpc_call *c, const Agentry__V1__Register *r)
 {
-    struct hub_node *n = ag_xcalloc(1, sizeof(*n));
-    ag_list_init(&n->agents);
-    snprintf(n->id, sizeof(n->id), "%s", r->node_id);
-    snprintf(n->instance_id, sizeof(n->instance_id), "%s", r->instance_id ? r->instance_id : "");
+    struct hub_node *n = hub_node_new(r->node_id, r->instance_id, c); /* the connection's ref */
     n->capacity.slots = r->capacity;
-    n->stream = c;
-    rpc_call_ref(c);
     n->instance = atomic_fetch_add(&h->node_instances, 1) + 1;
-    n->refs = 1; /* the connection's */
     for (size_t i = 0; i < r->n_labels; i++)
         hub_node_add_label(n, r->labels[i]->key, r->labels[i]->value);
     n->version = ag_xstrdup(r->version ? r->version : "");
@@ -294,8 +289,8 @@ static void on_register(struct rpc_call *c, struct node_conn *nc, const Agentry_
     size_t k = hub_sched_add_node(h->sched, &j, &outcome, &other, d, AG_ARRAY_SIZE(d));
     if (outcome == HUB_SCHED_REFUSED) {
         refuse_duplicate(c, n, other, now);
-        hub_node_unref(h->sched, other);
-        hub_node_unref(h->sched, n);
+        hub_sched_node_unref(h->sched, other);
+        hub_sched_node_unref(h->sched, n);
         return;
     }
     nc->node = n;
@@ -311,7 +306,7 @@ static void on_register(struct rpc_call *c, struct node_conn *nc, const Agentry_
         hub_rpc_node_close_stream(h, other, AG_ABORTED,
                               "replaced by a newer connection with the same node id");
         hub_rpc_node_lost(h, other, "node replaced by a new connection");
-        hub_node_unref(h->sched, other);
+        hub_sched_node_unref(h->sched, other);
     }
     hub_actor_dispatch(h, d, k);
     /* More agents may wait than one array holds: keep handing out slots while they fit. */
@@ -373,7 +368,7 @@ static int check_batch(struct hub *h, struct hub_node *n, const Agentry__V1__Eve
 static void batch_free(struct hub *h, struct hub_ev_batch *b)
 {
     rpc_call_unref(b->call);
-    hub_node_unref(h->sched, b->node);
+    hub_sched_node_unref(h->sched, b->node);
     ag_arena_release(&b->arena);
     pthread_mutex_destroy(&b->lock);
     free(b->seqs);
@@ -514,9 +509,9 @@ static void on_node_msg(struct rpc_call *c, grpc_byte_buffer *msg)
             more = nc->node != NULL;
         }
     } else if (m->msg_case == AGENTRY__V1__NODE_MESSAGE__MSG_HEARTBEAT) {
-        hub_node_touch(h->sched, nc->node, ag_now_mono_ms());
+        hub_sched_node_touch(h->sched, nc->node, ag_now_mono_ms());
     } else if (m->msg_case == AGENTRY__V1__NODE_MESSAGE__MSG_EVENTS) {
-        hub_node_touch(h->sched, nc->node, ag_now_mono_ms());
+        hub_sched_node_touch(h->sched, nc->node, ag_now_mono_ms());
         struct hub_ev_batch *b = ag_xcalloc(1, sizeof(*b));
         b->arena = ar; /* taken */
         ag_arena_init(&ar, NULL, 0);
@@ -525,7 +520,7 @@ static void on_node_msg(struct rpc_call *c, grpc_byte_buffer *msg)
         b->bytes = grpc_byte_buffer_length(msg);
         rpc_call_ref(c);
         b->node = nc->node;
-        hub_node_ref(h->sched, nc->node);
+        hub_sched_node_ref(h->sched, nc->node);
         b->msg = m->events;
         more = on_events(c, nc, b);
         if (!more) {
@@ -552,7 +547,7 @@ static void on_node_close(struct rpc_call *c, bool cancelled)
                   atomic_load(&nc->h->closing) ? "the hub is shutting down"
                   : cancelled                   ? "node lost (stream broken)"
                                                 : "node lost (stream closed)");
-    hub_node_unref(nc->h->sched, nc->node);
+    hub_sched_node_unref(nc->h->sched, nc->node);
     nc->node = NULL;
 }
 

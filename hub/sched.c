@@ -1,4 +1,6 @@
-/* hub/sched.c - the node table, the waiting agents, and the strategy table.
+/* hub/sched.c - the node table, the waiting agents, and the strategy table. What a node offers
+ * and whether a request fits it is asked of the node (hub/node.c); here are the table, the
+ * reservations and reference counts on its nodes, and the queue. Threads: any, under s->lock.
  *
  * Invariants: a node is in `nodes` iff it is alive; reserved <= capacity for every node (each
  * amount a capacity limits); an agent waits in the class of its requirements (model, tools, node
@@ -21,8 +23,8 @@
 #include <string.h>
 
 #include "common/log.h"
-#include "common/rpc/server.h"
 #include "common/xalloc.h"
+#include "hub/node.h"
 
 struct fifo_item {
     const struct hub_sched_req *req; /* borrowed: the agent's own, as long as it waits */
@@ -48,54 +50,7 @@ struct hub_sched {
     uint64_t next_seq;
 };
 
-/* --- what nodes offer -------------------------------------------------------------------------- */
-
-static char **strv_dup(char *const *v, size_t n)
-{
-    char **out = ag_xcalloc(n ? n : 1, sizeof(*out));
-    for (size_t i = 0; i < n; i++)
-        out[i] = ag_xstrdup(v[i]);
-    return out;
-}
-
-static void strv_free(char **v, size_t n)
-{
-    for (size_t i = 0; v && i < n; i++)
-        free(v[i]);
-    free(v);
-}
-
-void hub_node_offer(struct hub_node *n, char *const *models, size_t nmodels, char *const *tools,
-                    size_t ntools)
-{
-    strv_free(n->models, n->nmodels);
-    strv_free(n->tools, n->ntools);
-    n->models = strv_dup(models, nmodels);
-    n->nmodels = nmodels;
-    n->tools = strv_dup(tools, ntools);
-    n->ntools = ntools;
-}
-
-/* "mock" offers "mock" and "mock/anything"; "openai/gpt-4o" offers only itself. */
-static bool offers_model(const struct hub_node *n, const char *model)
-{
-    for (size_t i = 0; i < n->nmodels; i++) {
-        const char *m = n->models[i];
-        size_t len = strlen(m);
-        if (strcmp(m, model) == 0 ||
-            (!strchr(m, '/') && strncmp(m, model, len) == 0 && model[len] == '/'))
-            return true;
-    }
-    return false;
-}
-
-static bool offers_tool(const struct hub_node *n, const char *tool)
-{
-    for (size_t i = 0; i < n->ntools; i++)
-        if (strcmp(n->tools[i], tool) == 0)
-            return true;
-    return false;
-}
+/* --- requests -------------------------------------------------------------------------------- */
 
 void hub_sched_req_init(struct hub_sched_req *req, struct hub_agent *agent, const char *agent_id,
                         const char *model, char *const *tools, size_t ntools)
@@ -104,70 +59,7 @@ void hub_sched_req_init(struct hub_sched_req *req, struct hub_agent *agent, cons
                                   .tools = tools, .ntools = ntools, .need = {.slots = 1}};
 }
 
-/* --- node labels ----------------------------------------------------------------------------- */
-
-static struct hub_sched_label *find_label(const struct hub_node *n, const char *key)
-{
-    for (size_t i = 0; i < n->nlabels; i++)
-        if (strcmp(n->labels[i].key, key) == 0)
-            return &n->labels[i];
-    return NULL;
-}
-
-void hub_node_add_label(struct hub_node *n, const char *key, const char *value)
-{
-    struct hub_sched_label *l = find_label(n, key);
-    if (l) {
-        free(l->value);
-        l->value = ag_xstrdup(value);
-        return;
-    }
-    n->labels = ag_xrealloc(n->labels, (n->nlabels + 1) * sizeof(*n->labels));
-    n->labels[n->nlabels++] = (struct hub_sched_label){ag_xstrdup(key), ag_xstrdup(value)};
-}
-
-void hub_node_labels_format(const struct hub_node *n, char *buf, size_t cap)
-{
-    size_t off = 0;
-    buf[0] = '\0';
-    for (size_t i = 0; i < n->nlabels && off < cap; i++)
-        off += (size_t)snprintf(buf + off, cap - off, "%s%s=%s", i ? "," : "", n->labels[i].key,
-                                n->labels[i].value);
-}
-
-static void labels_free(struct hub_sched_label *v, size_t n)
-{
-    for (size_t i = 0; i < n; i++) {
-        free(v[i].key);
-        free(v[i].value);
-    }
-    free(v);
-}
-
-/* Does n carry key=value? */
-static bool has_label(const struct hub_node *n, const struct hub_sched_label *want)
-{
-    const struct hub_sched_label *l = find_label(n, want->key);
-    return l && strcmp(l->value, want->value) == 0;
-}
-
-/* --- resources ------------------------------------------------------------------------------- */
-
-/* Could capacity c hold need? A cpu or memory capacity of 0 is unknown: not limited. */
-static bool res_covers(const struct hub_sched_res *c, const struct hub_sched_res *need)
-{
-    return need->slots <= c->slots && (!c->cpu_milli || need->cpu_milli <= c->cpu_milli) &&
-           (!c->mem_bytes || need->mem_bytes <= c->mem_bytes);
-}
-
-/* Is there room for need beside n's reservations? (reserved <= capacity: no wrap-around.) */
-static bool has_room(const struct hub_node *n, const struct hub_sched_res *need)
-{
-    const struct hub_sched_res *c = &n->capacity, *r = &n->reserved;
-    return need->slots <= c->slots - r->slots &&
-           (!c->cpu_milli || need->cpu_milli <= c->cpu_milli - r->cpu_milli) &&
-           (!c->mem_bytes || need->mem_bytes <= c->mem_bytes - r->mem_bytes);
-}
+/* --- reservations ---------------------------------------------------------------------------- */
 
 static void res_add(struct hub_sched_res *to, const struct hub_sched_res *r)
 {
@@ -182,24 +74,6 @@ static void res_sub(struct hub_sched_res *from, const struct hub_sched_res *r)
     from->slots -= r->slots < from->slots ? r->slots : from->slots;
     from->cpu_milli -= r->cpu_milli < from->cpu_milli ? r->cpu_milli : from->cpu_milli;
     from->mem_bytes -= r->mem_bytes < from->mem_bytes ? r->mem_bytes : from->mem_bytes;
-}
-
-bool hub_node_serves(const struct hub_node *n, const struct hub_sched_req *req)
-{
-    if (!offers_model(n, req->model))
-        return false;
-    for (size_t i = 0; i < req->ntools; i++)
-        if (!offers_tool(n, req->tools[i]))
-            return false;
-    for (size_t i = 0; i < req->nselector; i++)
-        if (!has_label(n, &req->selector[i]))
-            return false;
-    return res_covers(&n->capacity, &req->need);
-}
-
-bool hub_node_fits(const struct hub_node *n, const struct hub_sched_req *req)
-{
-    return has_room(n, &req->need) && hub_node_serves(n, req);
 }
 
 /* --- strategies ------------------------------------------------------------------------------ */
@@ -263,13 +137,7 @@ static void node_unref_locked(struct hub_node *n)
 {
     if (--n->refs > 0)
         return;
-    if (n->stream)
-        rpc_call_unref(n->stream);
-    strv_free(n->models, n->nmodels);
-    strv_free(n->tools, n->ntools);
-    labels_free(n->labels, n->nlabels);
-    free(n->version);
-    free(n);
+    hub_node_free(n);
 }
 
 void hub_sched_free(struct hub_sched *s)
@@ -288,21 +156,21 @@ void hub_sched_free(struct hub_sched *s)
     free(s);
 }
 
-void hub_node_ref(struct hub_sched *s, struct hub_node *n)
+void hub_sched_node_ref(struct hub_sched *s, struct hub_node *n)
 {
     pthread_mutex_lock(&s->lock);
     n->refs++;
     pthread_mutex_unlock(&s->lock);
 }
 
-void hub_node_unref(struct hub_sched *s, struct hub_node *n)
+void hub_sched_node_unref(struct hub_sched *s, struct hub_node *n)
 {
     pthread_mutex_lock(&s->lock);
     node_unref_locked(n);
     pthread_mutex_unlock(&s->lock);
 }
 
-bool hub_node_alive(struct hub_sched *s, struct hub_node *n)
+bool hub_sched_node_alive(struct hub_sched *s, struct hub_node *n)
 {
     pthread_mutex_lock(&s->lock);
     bool alive = n->alive;
@@ -310,7 +178,7 @@ bool hub_node_alive(struct hub_sched *s, struct hub_node *n)
     return alive;
 }
 
-void hub_node_touch(struct hub_sched *s, struct hub_node *n, int64_t now_ms)
+void hub_sched_node_touch(struct hub_sched *s, struct hub_node *n, int64_t now_ms)
 {
     pthread_mutex_lock(&s->lock);
     n->last_seen_ms = now_ms;
@@ -590,7 +458,7 @@ enum missing {
 static bool any_node_has_label(const struct hub_sched *s, const struct hub_sched_label *l)
 {
     for (size_t i = 0; i < s->nnodes; i++)
-        if (has_label(s->nodes[i], l))
+        if (hub_node_has_label(s->nodes[i], l))
             return true;
     return false;
 }
@@ -598,7 +466,7 @@ static bool any_node_has_label(const struct hub_sched *s, const struct hub_sched
 static bool any_node_covers(const struct hub_sched *s, const struct hub_sched_res *need)
 {
     for (size_t i = 0; i < s->nnodes; i++)
-        if (res_covers(&s->nodes[i]->capacity, need))
+        if (hub_node_covers(s->nodes[i], need))
             return true;
     return false;
 }
@@ -610,7 +478,7 @@ static enum missing missing_piece(const struct hub_sched *s, const struct hub_sc
 {
     bool found = false;
     for (size_t i = 0; i < s->nnodes && !found; i++)
-        found = offers_model(s->nodes[i], req->model);
+        found = hub_node_offers_model(s->nodes[i], req->model);
     if (!found) {
         snprintf(buf, cap, "model '%s'", req->model);
         return MISSING_MODEL;
@@ -618,7 +486,7 @@ static enum missing missing_piece(const struct hub_sched *s, const struct hub_sc
     for (size_t t = 0; t < req->ntools; t++) {
         found = false;
         for (size_t i = 0; i < s->nnodes && !found; i++)
-            found = offers_tool(s->nodes[i], req->tools[t]);
+            found = hub_node_offers_tool(s->nodes[i], req->tools[t]);
         if (!found) {
             snprintf(buf, cap, "tool '%s'", req->tools[t]);
             return MISSING_TOOL;

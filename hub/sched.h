@@ -1,9 +1,10 @@
 /* hub/sched.h - the node table and the placement decision.
  *
- * Owns: connected nodes (resources, reservations, what they offer, labels, the stream to each)
- * and the agents waiting for room. It never touches agents' state or the store: it answers
- * "which node gets this turn" and hands back the decisions; the hub writes them to the agents'
- * logs.
+ * Owns: the table of connected nodes (who is in it, node-id ownership on join, reservations and
+ * reference counts on its nodes, liveness) and the agents waiting for room. A node itself (what
+ * it offers, its labels and resources, whether a request fits it) is hub/node.h. It never touches
+ * agents' state or the store: it answers "which node gets this turn" and hands back the
+ * decisions; the hub writes them to the agents' logs.
  *
  * Requirements: a turn runs only on a node that offers the agent's model and every tool of its
  * spec, carries every label of its node selector, and has room for the resources it needs
@@ -23,9 +24,10 @@
  * been silent for longer than the liveness timeout.
  *
  * Strategies are rows of a table (round_robin now; binpack and spread later): each sees the whole
- * request and the node table. Threads: every function is thread-safe under one mutex; the
- * decision itself is small, nothing slow happens under it. Lock order: an agent's lock may be
- * held when calling in, never the other way. */
+ * request and the node table. Threads: every function is thread-safe under one mutex, which also
+ * guards each node's reserved, alive, refs and last_seen_ms (hence hub_sched_node_ref and
+ * friends); the decision itself is small, nothing slow happens under it. Lock order: an agent's
+ * lock may be held when calling in, never the other way. */
 #ifndef AGENTRY_HUB_SCHED_H
 #define AGENTRY_HUB_SCHED_H
 
@@ -34,14 +36,10 @@
 #include <stdint.h>
 
 #include "common/err.h"
-#include "common/list.h"
 
 struct hub_sched;
 struct hub_agent;
-struct rpc_call;
-
-#define HUB_NODE_ID_MAX 128
-#define HUB_NODE_INSTANCE_MAX 64
+struct hub_node; /* hub/node.h */
 
 /* Amounts of what a node has (capacity, reservations) or a turn needs. A turn takes one slot
  * today; cpu and memory are for the binpack strategy. For a node's capacity, 0 cpu or memory
@@ -52,8 +50,8 @@ struct hub_sched_res {
     uint64_t mem_bytes;
 };
 
-/* A label: on a node, owned key and value (hub_node_add_label); in a node selector, an equality
- * requirement key=value, borrowed. */
+/* A label: on a node, owned key and value (hub_node_add_label, hub/node.h); in a node selector,
+ * an equality requirement key=value, borrowed. */
 struct hub_sched_label {
     char *key;
     char *value;
@@ -78,47 +76,8 @@ struct hub_sched_req {
 void hub_sched_req_init(struct hub_sched_req *req, struct hub_agent *agent, const char *agent_id,
                         const char *model, char *const *tools, size_t ntools);
 
-/* A connected node. Reference-counted: the scheduler holds one while the node is in the table,
- * agents hold one while their turn runs there. */
-struct hub_node {
-    char id[HUB_NODE_ID_MAX + 1];
-    char instance_id[HUB_NODE_INSTANCE_MAX + 1]; /* Register.instance_id; may be empty */
-    struct hub_sched_res capacity; /* slots from Register.capacity; cpu and memory unknown yet */
-    struct rpc_call *stream; /* the Connect call (ref held), for sending down */
-    uint64_t instance;       /* distinguishes two connections with one id */
-    char **models;           /* owned: what it offers (hub_node_offer) */
-    size_t nmodels;
-    char **tools;            /* owned */
-    size_t ntools;
-    struct hub_sched_label *labels; /* owned (hub_node_add_label); keys unique */
-    size_t nlabels;
-    /* Guarded by the scheduler lock: */
-    struct hub_sched_res reserved; /* by turns placed here, never over capacity */
-    bool alive;
-    int refs;
-    int64_t last_seen_ms;    /* monotonic, from the node's last message */
-    char *version;           /* owned */
-    /* The agents whose committed turn runs here (hub_agent.on_node): guarded by the hub's
-     * node_agents_lock, taken after an agent's lock (hub/hub_internal.h). */
-    struct ag_list agents;
-};
-
-/* Copy what the node offers into it (before it joins the table). */
-void hub_node_offer(struct hub_node *n, char *const *models, size_t nmodels, char *const *tools,
-                    size_t ntools);
-/* Give the node label key=value (before it joins the table); a key it has already gets the new
- * value, as a protobuf map keeps the last. */
-void hub_node_add_label(struct hub_node *n, const char *key, const char *value);
-/* The node's labels for display, "k=v,k=v" in the order added, truncated to fit buf. */
-void hub_node_labels_format(const struct hub_node *n, char *buf, size_t cap);
-/* Could n ever run req: what it offers, its labels and its whole capacity? (Reservations aside.) */
-bool hub_node_serves(const struct hub_node *n, const struct hub_sched_req *req);
-/* Can n run req now: it serves req and has room for req->need beside its reservations?
- * Under the scheduler lock (strategies call it from place). */
-bool hub_node_fits(const struct hub_node *n, const struct hub_sched_req *req);
-
-/* A node in nodes[0..n) that fits req (hub_node_fits), or NULL. Called under the scheduler
- * lock; req (and req->agent) is borrowed for the call. */
+/* A node in nodes[0..n) that fits req (hub_node_fits, hub/node.h), or NULL. Called under the
+ * scheduler lock; req (and req->agent) is borrowed for the call. */
 typedef struct hub_node *hub_sched_place_fn(void *state, struct hub_node *const *nodes, size_t n,
                                             const struct hub_sched_req *req);
 
@@ -191,10 +150,16 @@ int hub_sched_check(struct hub_sched *s, const struct hub_sched_req *req, struct
 void hub_sched_explain(struct hub_sched *s, const struct hub_sched_req *req, char *buf,
                        size_t cap);
 
-void hub_node_ref(struct hub_sched *s, struct hub_node *n);
-void hub_node_unref(struct hub_sched *s, struct hub_node *n);
-bool hub_node_alive(struct hub_sched *s, struct hub_node *n);
-void hub_node_touch(struct hub_sched *s, struct hub_node *n, int64_t now_ms);
+/* A node's reference count, liveness and last-heard time are guarded by the scheduler's lock
+ * (the table and reservations count references too), so they are reached through it. The last
+ * reference dropped frees the node (hub_node_free). */
+void hub_sched_node_ref(struct hub_sched *s, struct hub_node *n);
+void hub_sched_node_unref(struct hub_sched *s, struct hub_node *n);
+/* Is n still in the table (not gone, not replaced)? */
+bool hub_sched_node_alive(struct hub_sched *s, struct hub_node *n);
+/* n was heard from at now_ms (monotonic): it counts as alive for hub_sched_stale_nodes and for
+ * a stream that wants its id. */
+void hub_sched_node_touch(struct hub_sched *s, struct hub_node *n, int64_t now_ms);
 
 /* Nodes whose last message is older than now_ms - timeout_ms (references held, at most max). */
 size_t hub_sched_stale_nodes(struct hub_sched *s, int64_t now_ms, int64_t timeout_ms,

@@ -7,12 +7,11 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 
 #include <cmocka.h>
 
-#include "common/xalloc.h"
+#include "hub/node.h"
 #include "hub/sched.h"
 
 /* Agents are opaque to the scheduler: any distinct addresses will do. */
@@ -35,10 +34,8 @@ static struct hub_sched_req req_of(char *x, const char *id, struct hub_sched_req
 static struct hub_node *node_offering(const char *id, uint32_t capacity, char **models,
                                       size_t nmodels, char **tools, size_t ntools)
 {
-    struct hub_node *n = ag_xcalloc(1, sizeof(*n));
-    snprintf(n->id, sizeof(n->id), "%s", id);
+    struct hub_node *n = hub_node_new(id, NULL, NULL); /* the test's own reference */
     n->capacity.slots = capacity;
-    n->refs = 1; /* the test's own reference */
     hub_node_offer(n, models, nmodels, tools, ntools);
     return n;
 }
@@ -69,18 +66,7 @@ static struct hub_node *node_instance(const char *id, const char *instance_id)
 static void node_drop(struct hub_node *n)
 {
     assert_int_equal(n->refs, 1);
-    for (size_t i = 0; i < n->nmodels; i++)
-        free(n->models[i]);
-    for (size_t i = 0; i < n->ntools; i++)
-        free(n->tools[i]);
-    for (size_t i = 0; i < n->nlabels; i++) {
-        free(n->labels[i].key);
-        free(n->labels[i].value);
-    }
-    free(n->models);
-    free(n->tools);
-    free(n->labels);
-    free(n);
+    hub_node_free(n);
 }
 
 /* Join n at time now_ms (liveness: 3000 ms); returns the decisions made. */
@@ -258,7 +244,7 @@ static void test_removed_node_never_chosen(void **state)
     assert_ptr_equal(held, n1);
     hub_sched_remove_node(s, n1);
     hub_sched_remove_node(s, n1); /* idempotent */
-    assert_false(hub_node_alive(s, n1));
+    assert_false(hub_sched_node_alive(s, n1));
     for (int i = 0; i < 4; i++)
         assert_ptr_equal(hub_sched_try_reserve(s, &MOCK), n2);
     assert_null(hub_sched_try_reserve(s, &MOCK));
@@ -289,9 +275,9 @@ static void test_same_instance_replaces(void **state)
     assert_int_equal(join(s, fresh, 10, &outcome, &replaced, d, 1), 0);
     assert_int_equal(outcome, HUB_SCHED_REPLACED);
     assert_ptr_equal(replaced, old);
-    assert_false(hub_node_alive(s, old));
-    assert_true(hub_node_alive(s, fresh));
-    hub_node_unref(s, replaced); /* the reference add_node handed us */
+    assert_false(hub_sched_node_alive(s, old));
+    assert_true(hub_sched_node_alive(s, fresh));
+    hub_sched_node_unref(s, replaced); /* the reference add_node handed us */
     struct hub_sched_stats st;
     hub_sched_get_stats(s, &st);
     assert_int_equal(st.nodes, 1);
@@ -314,15 +300,15 @@ static void test_live_id_refused_silent_id_taken_over(void **state)
     assert_int_equal(join(s, second, 2999, &outcome, &other, d, 1), 0);
     assert_int_equal(outcome, HUB_SCHED_REFUSED);
     assert_ptr_equal(other, first);
-    assert_true(hub_node_alive(s, first));
-    assert_false(hub_node_alive(s, second));
-    hub_node_unref(s, other);
+    assert_true(hub_sched_node_alive(s, first));
+    assert_false(hub_sched_node_alive(s, second));
+    hub_sched_node_unref(s, other);
     assert_ptr_equal(hub_sched_try_reserve(s, &MOCK), first); /* first still schedules */
     assert_int_equal(join(s, third, 3001, &outcome, &other, d, 1), 0);
     assert_int_equal(outcome, HUB_SCHED_REPLACED);
     assert_ptr_equal(other, first);
-    assert_false(hub_node_alive(s, first));
-    hub_node_unref(s, other);
+    assert_false(hub_sched_node_alive(s, first));
+    hub_sched_node_unref(s, other);
     release_to(s, first, &MOCK, NULL, NULL);
     hub_sched_free(s);
     node_drop(first), node_drop(second), node_drop(third);
@@ -425,13 +411,13 @@ static void test_stale_nodes(void **state)
     struct hub_node *quiet = node_new("quiet", 1), *chatty = node_new("chatty", 1);
     add(s, quiet);
     add(s, chatty);
-    hub_node_touch(s, quiet, 1000);
-    hub_node_touch(s, chatty, 9000);
+    hub_sched_node_touch(s, quiet, 1000);
+    hub_sched_node_touch(s, chatty, 9000);
     struct hub_node *out[4];
     size_t k = hub_sched_stale_nodes(s, 10000, 3000, out, 4);
     assert_int_equal(k, 1);
     assert_ptr_equal(out[0], quiet);
-    hub_node_unref(s, out[0]);
+    hub_sched_node_unref(s, out[0]);
     hub_sched_free(s);
     node_drop(quiet), node_drop(chatty);
 }
@@ -504,33 +490,6 @@ static void test_place_sees_request(void **state)
 }
 
 /* --- node labels and resources --------------------------------------------------------------- */
-
-/* Labels come in as key=value pairs and are kept parsed (a repeated key keeps its last value, as
- * a protobuf map does); they print back as "k=v,k=v" for display. */
-static void test_labels_parsed(void **state)
-{
-    (void)state;
-    struct hub_node *n = node_new("n", 1);
-    const char *pairs[][2] = {{"zone", "a"}, {"gpu", "true"}, {"zone", "b"}, {"empty", ""}};
-    for (size_t i = 0; i < 4; i++)
-        hub_node_add_label(n, pairs[i][0], pairs[i][1]);
-    assert_int_equal(n->nlabels, 3);
-    assert_string_equal(n->labels[0].key, "zone");
-    assert_string_equal(n->labels[0].value, "b");
-    assert_string_equal(n->labels[1].key, "gpu");
-    assert_string_equal(n->labels[1].value, "true");
-    assert_string_equal(n->labels[2].key, "empty");
-    assert_string_equal(n->labels[2].value, "");
-    char buf[64];
-    hub_node_labels_format(n, buf, sizeof(buf));
-    assert_string_equal(buf, "zone=b,gpu=true,empty=");
-    hub_node_labels_format(n, buf, 10); /* truncated, still terminated */
-    assert_string_equal(buf, "zone=b,gp");
-    struct hub_node *bare = node_new("bare", 1);
-    hub_node_labels_format(bare, buf, sizeof(buf));
-    assert_string_equal(buf, "");
-    node_drop(n), node_drop(bare);
-}
 
 /* An agent that requires zone=a runs only on a node labelled zone=a: it waits while that node is
  * full, even with room elsewhere, and does not hold up an agent without constraints. */
@@ -650,7 +609,6 @@ int main(void)
         cmocka_unit_test(test_close_stops_placing),
         cmocka_unit_test(test_stale_nodes),
         cmocka_unit_test(test_place_sees_request),
-        cmocka_unit_test(test_labels_parsed),
         cmocka_unit_test(test_label_constraints),
         cmocka_unit_test(test_resource_fit),
         cmocka_unit_test(test_cpu_memory_fit),

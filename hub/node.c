@@ -1,0 +1,170 @@
+/* hub/node.c - one connected node: building it, what it offers, its labels, whether a turn fits.
+ *
+ * No locks here: see hub/node.h for which fields the scheduler's lock guards and why the others
+ * need none once the node has joined the table. */
+#include "hub/node.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/rpc/server.h"
+#include "common/xalloc.h"
+
+struct hub_node *hub_node_new(const char *id, const char *instance_id, struct rpc_call *stream)
+{
+    struct hub_node *n = ag_xcalloc(1, sizeof(*n));
+    ag_list_init(&n->agents);
+    snprintf(n->id, sizeof(n->id), "%s", id);
+    snprintf(n->instance_id, sizeof(n->instance_id), "%s", instance_id ? instance_id : "");
+    n->stream = stream;
+    if (stream)
+        rpc_call_ref(stream);
+    n->refs = 1;
+    return n;
+}
+
+/* --- what it offers -------------------------------------------------------------------------- */
+
+static char **strv_dup(char *const *v, size_t n)
+{
+    char **out = ag_xcalloc(n ? n : 1, sizeof(*out));
+    for (size_t i = 0; i < n; i++)
+        out[i] = ag_xstrdup(v[i]);
+    return out;
+}
+
+static void strv_free(char **v, size_t n)
+{
+    for (size_t i = 0; v && i < n; i++)
+        free(v[i]);
+    free(v);
+}
+
+void hub_node_offer(struct hub_node *n, char *const *models, size_t nmodels, char *const *tools,
+                    size_t ntools)
+{
+    strv_free(n->models, n->nmodels);
+    strv_free(n->tools, n->ntools);
+    n->models = strv_dup(models, nmodels);
+    n->nmodels = nmodels;
+    n->tools = strv_dup(tools, ntools);
+    n->ntools = ntools;
+}
+
+bool hub_node_offers_model(const struct hub_node *n, const char *model)
+{
+    for (size_t i = 0; i < n->nmodels; i++) {
+        const char *m = n->models[i];
+        size_t len = strlen(m);
+        if (strcmp(m, model) == 0 ||
+            (!strchr(m, '/') && strncmp(m, model, len) == 0 && model[len] == '/'))
+            return true;
+    }
+    return false;
+}
+
+bool hub_node_offers_tool(const struct hub_node *n, const char *tool)
+{
+    for (size_t i = 0; i < n->ntools; i++)
+        if (strcmp(n->tools[i], tool) == 0)
+            return true;
+    return false;
+}
+
+/* --- labels ---------------------------------------------------------------------------------- */
+
+static struct hub_sched_label *find_label(const struct hub_node *n, const char *key)
+{
+    for (size_t i = 0; i < n->nlabels; i++)
+        if (strcmp(n->labels[i].key, key) == 0)
+            return &n->labels[i];
+    return NULL;
+}
+
+void hub_node_add_label(struct hub_node *n, const char *key, const char *value)
+{
+    struct hub_sched_label *l = find_label(n, key);
+    if (l) {
+        free(l->value);
+        l->value = ag_xstrdup(value);
+        return;
+    }
+    n->labels = ag_xrealloc(n->labels, (n->nlabels + 1) * sizeof(*n->labels));
+    n->labels[n->nlabels++] = (struct hub_sched_label){ag_xstrdup(key), ag_xstrdup(value)};
+}
+
+void hub_node_labels_format(const struct hub_node *n, char *buf, size_t cap)
+{
+    size_t off = 0;
+    buf[0] = '\0';
+    for (size_t i = 0; i < n->nlabels && off < cap; i++)
+        off += (size_t)snprintf(buf + off, cap - off, "%s%s=%s", i ? "," : "", n->labels[i].key,
+                                n->labels[i].value);
+}
+
+static void labels_free(struct hub_sched_label *v, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        free(v[i].key);
+        free(v[i].value);
+    }
+    free(v);
+}
+
+bool hub_node_has_label(const struct hub_node *n, const struct hub_sched_label *want)
+{
+    const struct hub_sched_label *l = find_label(n, want->key);
+    return l && strcmp(l->value, want->value) == 0;
+}
+
+/* --- resources and fit ----------------------------------------------------------------------- */
+
+bool hub_node_covers(const struct hub_node *n, const struct hub_sched_res *need)
+{
+    const struct hub_sched_res *c = &n->capacity;
+    return need->slots <= c->slots && (!c->cpu_milli || need->cpu_milli <= c->cpu_milli) &&
+           (!c->mem_bytes || need->mem_bytes <= c->mem_bytes);
+}
+
+/* Is there room for need beside n's reservations? (reserved <= capacity: no wrap-around.) */
+static bool has_room(const struct hub_node *n, const struct hub_sched_res *need)
+{
+    const struct hub_sched_res *c = &n->capacity, *r = &n->reserved;
+    return need->slots <= c->slots - r->slots &&
+           (!c->cpu_milli || need->cpu_milli <= c->cpu_milli - r->cpu_milli) &&
+           (!c->mem_bytes || need->mem_bytes <= c->mem_bytes - r->mem_bytes);
+}
+
+bool hub_node_serves(const struct hub_node *n, const struct hub_sched_req *req)
+{
+    if (!hub_node_offers_model(n, req->model))
+        return false;
+    for (size_t i = 0; i < req->ntools; i++)
+        if (!hub_node_offers_tool(n, req->tools[i]))
+            return false;
+    for (size_t i = 0; i < req->nselector; i++)
+        if (!hub_node_has_label(n, &req->selector[i]))
+            return false;
+    return hub_node_covers(n, &req->need);
+}
+
+bool hub_node_fits(const struct hub_node *n, const struct hub_sched_req *req)
+{
+    return has_room(n, &req->need) && hub_node_serves(n, req);
+}
+
+/* --- release --------------------------------------------------------------------------------- */
+
+void hub_node_free(struct hub_node *n)
+{
+    if (!n)
+        return;
+    if (n->stream)
+        rpc_call_unref(n->stream);
+    strv_free(n->models, n->nmodels);
+    strv_free(n->tools, n->ntools);
+    labels_free(n->labels, n->nlabels);
+    free(n->version);
+    free(n);
+}
