@@ -34,7 +34,7 @@
 #include "common/err.h"
 #include "common/list.h"
 #include "common/queue.h"
-#include "worker/runner.h"
+#include "worker/emit.h"
 
 #define WK_OUTBOX_MAX_BYTES ((size_t)64 << 20)
 #define WK_OUTBOX_MAX_UNACKED_BYTES ((size_t)64 << 20)

@@ -14,9 +14,8 @@
  * before each step: back-pressure), or, with durable_tools, on the hub storing its event. A run
  * belongs to one thread at a time.
  * Threads: all functions are thread-safe except wk_runner_free, which must not race the others.
- * emit() is called from pool threads (and from the caller of wk_runner_reject) with the agent's
- * run lock held, so that a cancel that has returned is never followed by an event: emit() must
- * return quickly and must not call into the runner. */
+ * The emit sink's functions are called as worker/emit.h says: emit() with a run's lock held, so
+ * it must return quickly and must not call into the runner. */
 #ifndef AGENTRY_WORKER_RUNNER_H
 #define AGENTRY_WORKER_RUNNER_H
 
@@ -26,27 +25,10 @@
 
 #include "agentry/v1/node.pb-c.h"
 #include "common/err.h"
+#include "worker/emit.h"
 
 struct wk_runner;
 struct ag_timers;
-
-/* The hub stored the event (err NULL), or never will (err says why: AG_ABORTED when the hub
- * discarded it because the run's epoch is no longer current, AG_UNAVAILABLE when the stream was
- * lost). Called exactly once, from the sink's own thread (the connection thread on a node), never
- * from inside emit(). Must be quick. */
-typedef void wk_emit_done_fn(void *arg, const struct ag_err *err);
-/* ev: a packed agentry.v1.NodeEvent, owned by the callee from the call on, whatever it returns.
- * Events of one agent are emitted in order. done: NULL (nobody waits), or called as
- * wk_emit_done_fn says. Returns 0 when the event was queued for the hub, -1 when it was dropped
- * because no stream is up (done is then never called; the runs are being cancelled). */
-typedef int wk_emit_fn(void *ctx, uint8_t *ev, size_t len, wk_emit_done_fn *done,
-                       void *done_arg);
-/* Called once when the emit queues have room again, or when they were emptied (stream lost). */
-typedef void wk_wake_fn(void *arg);
-/* Back-pressure: true if the emit queues have room for more events. Otherwise false, and
- * wake(arg) will be called exactly once, later, never from inside room(). Called by pool
- * threads with no run lock held. */
-typedef bool wk_room_fn(void *ctx, wk_wake_fn *wake, void *arg);
 
 struct wk_runner_opts {
     unsigned threads;          /* pool threads; 0 = 2 */
