@@ -7,24 +7,102 @@
  * hub storing a tool event with durable_tools) returns the thread to the pool, and the wake-up
  * queues the run again.
  *
- * Threads: the turn state belongs to the token holder (see runner_internal.h); the inbox and the
- * cancelled flag are shared under run->mu. Completion callbacks run on the provider's or the
- * tool's thread (the timer thread for the built-in ones), wake-ups from the emit sink on its
- * thread (the connection thread); all only queue the run. */
+ * It talks to its host (worker/runner.c) only through worker/run.h, and builds its events with
+ * worker/run_event.c; handing them on is here (run_emit), so that the cancel check, the hand-off
+ * and a park on the event's completion are one step under run->mu.
+ *
+ * Threads: the turn state belongs to the token holder (see run.h); the inbox and the cancelled
+ * flag are shared under run->mu. Completion callbacks run on the provider's or the tool's thread
+ * (the timer thread for the built-in ones), wake-ups from the emit sink on its thread (the
+ * connection thread); all only queue the run. */
+#include "worker/run.h"
+
 #include <inttypes.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "common/clock.h"
 #include "common/log.h"
 #include "common/xalloc.h"
-#include "worker/runner_internal.h"
+#include "worker/call.h"
+#include "worker/cancel.h"
+#include "worker/run_event.h"
+#include "worker/tool.h"
 
 /* The hub's default when spec.max_iterations is 0 (types.proto, AgentSpec). */
 #define WK_RUN_DEFAULT_MAX_ITERATIONS 10
 /* Inputs waiting for the next model call. The hub keeps every input until a checkpoint covers
  * it, so refusing one loses nothing: it comes back with the agent's next assignment. */
 #define WK_RUN_MAX_INBOX 1024
+
+/* A delivered input waiting for the next model call. */
+struct wk_run_input {
+    uint64_t seq;
+    char *text; /* owned */
+};
+
+/* What the token holder does next with the run. */
+enum wk_run_phase {
+    WK_RUN_CALL_MODEL, /* yield at the limit, or drain the inbox and call the model */
+    WK_RUN_MODEL_DONE, /* the reply is in reply (or the failure in model_err) */
+    WK_RUN_NEXT_TOOL,  /* emit call tool_idx of msgs[call_msg], or go back to the model */
+    WK_RUN_RUN_TOOL,   /* run call tool_idx, its TOOL_CALL emitted */
+    WK_RUN_TOOL_DONE,  /* the tool's output is in tool_output */
+};
+
+struct wk_run {
+    /* Set by run_new, read-only afterwards. */
+    const struct wk_run_host *host; /* borrowed; called only while not cancelled (see run.h) */
+    void *host_ctx;
+    struct wk_provider *provider; /* borrowed from the host; NULL for a rejected assignment */
+    const struct wk_config *model_config; /* borrowed from the host; NULL if no provider */
+    const struct wk_config *tool_configs; /* borrowed from the host; one per row of wk_tools */
+    struct ag_timers *timers;             /* borrowed from the host */
+    bool durable_tools;
+    char *agent_id;               /* owned */
+    uint64_t epoch;
+    char *model;            /* owned: spec.model, "mock" if it was empty */
+    const char *model_name; /* borrowed from model: the part after "provider/" */
+    char *system_prompt;    /* owned */
+    char **tools;           /* owned: spec.tools */
+    struct wk_chat_tool *tool_specs; /* owned array (strings borrowed): tools, for the model */
+    size_t ntools;
+    uint32_t max_iterations;    /* spec value, 0 replaced by the default */
+    struct wk_usage base_usage; /* the checkpoint's cumulative usage */
+    uint8_t *user_state;        /* owned, opaque, returned unchanged in the checkpoint */
+    size_t user_state_len;
+    size_t max_payload;         /* the hub's limits when the run started (see run_event.c) */
+    size_t max_event;
+
+    /* Turn state: token holder only. */
+    struct wk_msg *msgs; /* owned: the conversation, oldest first */
+    size_t nmsgs, msgs_cap;
+    size_t turn_start;     /* msgs[0, turn_start) came with the checkpoint */
+    uint32_t iterations;   /* model calls in this turn */
+    uint64_t input_seq;    /* highest input seq in msgs */
+    struct wk_usage usage; /* this turn */
+    enum wk_run_phase phase;
+    struct wk_chat_reply *reply; /* owned; WK_RUN_MODEL_DONE, NULL if the model failed */
+    struct ag_err model_err;
+    size_t call_msg;   /* index in msgs of the assistant message whose calls are running */
+    size_t tool_idx;   /* the call running, in msgs[call_msg].calls */
+    char *tool_output; /* owned; WK_RUN_TOOL_DONE */
+    bool tool_is_error;
+    struct ag_err emit_err; /* set when a parked-on event will never be stored */
+
+    struct wk_cancel cancel; /* requested by wk_run__cancel; the in-flight call listens */
+
+    /* Guarded by mu. */
+    pthread_mutex_t mu;
+    bool cancelled;
+    struct wk_run_input *inbox; /* owned */
+    size_t ninbox, inbox_cap;
+
+    struct ag_qnode ready_node; /* the host's ready queue; under its queue lock */
+    atomic_uint refs;
+};
 
 static char *dup_or_empty(const char *s)
 {
@@ -118,20 +196,26 @@ static void copy_checkpoint(struct wk_run *run, const Agentry__V1__Checkpoint *c
     }
 }
 
-struct wk_run *wk_run__new(const Agentry__V1__Assignment *a, struct wk_runner *r,
-                           struct wk_provider *p, const struct wk_config *model_config,
-                           bool consume_inputs)
+/* consume_inputs: append a's inputs as user messages (false for a rejected assignment, whose
+ * inputs stay unconsumed). */
+static struct wk_run *run_new(const Agentry__V1__Assignment *a, const struct wk_run_opts *o,
+                              bool consume_inputs)
 {
     struct wk_run *run = ag_xcalloc(1, sizeof(*run));
-    run->runner = r;
-    run->provider = p;
-    run->model_config = model_config;
+    run->host = o->host;
+    run->host_ctx = o->host_ctx;
+    run->provider = o->provider;
+    run->model_config = o->model_config;
+    run->tool_configs = o->tool_configs;
+    run->timers = o->timers;
+    run->durable_tools = o->durable_tools;
     run->agent_id = dup_or_empty(a->agent_id);
     run->epoch = a->epoch;
     copy_spec(run, a->spec);
     copy_checkpoint(run, a->checkpoint);
     run->turn_start = run->nmsgs;
-    wk_runner__limits(r, &run->max_payload, &run->max_event);
+    run->max_payload = o->max_payload;
+    run->max_event = o->max_event;
     for (size_t i = 0; consume_inputs && i < a->n_inputs; i++)
         consume_input(run, a->inputs[i]->seq, dup_or_empty(a->inputs[i]->text));
     run->phase = WK_RUN_CALL_MODEL;
@@ -139,6 +223,11 @@ struct wk_run *wk_run__new(const Agentry__V1__Assignment *a, struct wk_runner *r
     pthread_mutex_init(&run->mu, NULL);
     atomic_init(&run->refs, 1);
     return run;
+}
+
+struct wk_run *wk_run__new(const Agentry__V1__Assignment *a, const struct wk_run_opts *o)
+{
+    return run_new(a, o, true);
 }
 
 static void run_free(struct wk_run *run)
@@ -162,6 +251,31 @@ static void run_free(struct wk_run *run)
     wk_cancel_release(&run->cancel);
     pthread_mutex_destroy(&run->mu);
     free(run);
+}
+
+const char *wk_run__agent_id(const struct wk_run *run)
+{
+    return run->agent_id;
+}
+
+uint64_t wk_run__epoch(const struct wk_run *run)
+{
+    return run->epoch;
+}
+
+const char *wk_run__model(const struct wk_run *run)
+{
+    return run->model;
+}
+
+struct ag_qnode *wk_run__qnode(struct wk_run *run)
+{
+    return &run->ready_node;
+}
+
+struct wk_run *wk_run__from_qnode(struct ag_qnode *n)
+{
+    return AG_QUEUE_ENTRY(n, struct wk_run, ready_node);
 }
 
 void wk_run__ref(struct wk_run *run)
@@ -215,7 +329,7 @@ void wk_run__cancel(struct wk_run *run)
 static struct wk_call_ctx call_ctx(struct wk_run *run, const struct wk_config *config)
 {
     return (struct wk_call_ctx){
-        .timers = wk_runner__timers(run->runner),
+        .timers = run->timers,
         .config = config,
         .cancel = &run->cancel,
         .deadline_ms = config->timeout_ms > 0 ? ag_now_mono_ms() + config->timeout_ms : 0,
@@ -238,7 +352,9 @@ static void run_drop(struct wk_run *run)
     wk_run__unref(run);
 }
 
-void wk_run__resume(struct wk_run *run)
+/* A wake-up (completion, room, stored event) hands the token back: to the host's ready queue,
+ * or it is dropped if the run was cancelled (then the host may be gone and is not touched). */
+static void run_resume(struct wk_run *run)
 {
     pthread_mutex_lock(&run->mu);
     if (run->cancelled) {
@@ -246,13 +362,87 @@ void wk_run__resume(struct wk_run *run)
         run_drop(run);
         return;
     }
-    wk_runner__ready_push(run->runner, run);
+    run->host->ready(run->host_ctx, run);
     pthread_mutex_unlock(&run->mu);
 }
 
 static void on_room(void *arg)
 {
-    wk_run__resume(arg);
+    run_resume(arg);
+}
+
+/* The hub stored (or will never store) the event a run parked on: the token comes back. */
+static void on_stored(void *arg, const struct ag_err *err)
+{
+    struct wk_run *run = arg;
+    if (err)
+        run->emit_err = *err;
+    run_resume(run);
+}
+
+/* Hand ev on to the host's emit() under mu, unless the run was cancelled: the check and the
+ * hand-off are one step, so a cancel that has returned is never followed by an event. park:
+ * hand it on with on_stored as its completion. Returns true when it did, and on_stored now holds
+ * the token (the run resumes, in the phase it set before the call, once the hub stored the event;
+ * emit_err is set if it never will be): the caller must not touch the run. false: nothing to
+ * wait for, the caller keeps the token (not parking, the run was cancelled, or no stream is up
+ * and emit_err now says so). */
+static bool run_emit(struct wk_run *run, struct wk_run_event *ev, bool park)
+{
+    bool parked = false;
+    pthread_mutex_lock(&run->mu);
+    if (run->cancelled) {
+        free(ev->buf);
+    } else if (park) {
+        parked = run->host->emit(run->host_ctx, ev->buf, ev->len, on_stored, run) == 0;
+        /* No stream: the event will never be stored, so what waits on it must not happen. */
+        if (!parked)
+            ag_err_set(&run->emit_err, AG_UNAVAILABLE,
+                       "turn stopped: its %s event cannot be stored, no stream to the hub is up",
+                       wk_run_event_kind_word(ev->kind));
+    } else {
+        run->host->emit(run->host_ctx, ev->buf, ev->len, NULL, NULL);
+    }
+    pthread_mutex_unlock(&run->mu);
+    return parked;
+}
+
+static struct wk_run_event_head event_head(const struct wk_run *run)
+{
+    return (struct wk_run_event_head){run->agent_id, run->epoch, run->max_payload,
+                                      run->max_event};
+}
+
+/* The turn-ending event (see wk_run_event_end), emitted unless the run was cancelled. */
+static void emit_end(struct wk_run *run, Agentry__V1__EventKind kind, const char *text)
+{
+    struct wk_run_event_head h = event_head(run);
+    struct wk_run_event_state st = {
+        .msgs = run->msgs,
+        .nmsgs = run->nmsgs,
+        .turn_start = run->turn_start,
+        .iterations = run->iterations,
+        .input_seq = run->input_seq,
+        .base_usage = run->base_usage,
+        .usage = run->usage,
+        .user_state = run->user_state,
+        .user_state_len = run->user_state_len,
+    };
+    struct wk_run_event ev;
+    if (wk_run_event_end(&h, &st, kind, text, &ev) == 0)
+        run_emit(run, &ev, false);
+}
+
+void wk_run__reject(const Agentry__V1__Assignment *a, const struct wk_run_opts *o,
+                    const char *why)
+{
+    /* The turn never started: the checkpoint goes back as it came and the inputs stay
+     * unconsumed (above input_seq), so a later turn still sees them. */
+    struct wk_run *run = run_new(a, o, false);
+    emit_end(run, AGENTRY__V1__EVENT_KIND__EVENT_KIND_ERROR, why ? why : "rejected");
+    ag_log_warn("run.finished", "agent=%s epoch=%" PRIu64 " outcome=rejected iterations=0 error=%s",
+                run->agent_id, run->epoch, ag_log_q(why));
+    wk_run__unref(run);
 }
 
 static void on_model_done(void *arg, struct wk_chat_reply *reply, const struct ag_err *err)
@@ -264,7 +454,7 @@ static void on_model_done(void *arg, struct wk_chat_reply *reply, const struct a
     else if (!reply)
         ag_err_set(&run->model_err, AG_UNKNOWN, "model '%s' failed without a reason", run->model);
     run->phase = WK_RUN_MODEL_DONE;
-    wk_run__resume(run);
+    run_resume(run);
 }
 
 static void on_tool_done(void *arg, char *output, bool is_error)
@@ -273,32 +463,20 @@ static void on_tool_done(void *arg, char *output, bool is_error)
     run->tool_output = output ? output : ag_xstrdup("");
     run->tool_is_error = is_error;
     run->phase = WK_RUN_TOOL_DONE;
-    wk_run__resume(run);
-}
-
-static const char *outcome_name(Agentry__V1__EventKind kind)
-{
-    switch (kind) {
-    case AGENTRY__V1__EVENT_KIND__EVENT_KIND_FINAL:
-        return "final";
-    case AGENTRY__V1__EVENT_KIND__EVENT_KIND_YIELD:
-        return "yield";
-    default:
-        return "error";
-    }
+    run_resume(run);
 }
 
 /* Leave the run table first, then emit: the hub may answer a FINAL with the agent's next
  * Assignment at once, and that must not find this run still holding the agent. */
 static void end_turn(struct wk_run *run, Agentry__V1__EventKind kind, const char *text)
 {
-    if (!wk_runner__table_remove(run->runner, run)) {
+    if (!run->host->finished(run->host_ctx, run)) {
         run_drop(run); /* a cancel took the run from the table: it ends silently */
         return;
     }
-    wk_run__emit_end(run, kind, text);
+    emit_end(run, kind, text);
     ag_log_info("run.finished", "agent=%s epoch=%" PRIu64 " outcome=%s iterations=%u%s%s",
-                run->agent_id, run->epoch, outcome_name(kind), run->iterations,
+                run->agent_id, run->epoch, wk_run_event_kind_word(kind), run->iterations,
                 kind == AGENTRY__V1__EVENT_KIND__EVENT_KIND_ERROR ? " error=" : "",
                 kind == AGENTRY__V1__EVENT_KIND__EVENT_KIND_ERROR ? ag_log_q(text) : "");
     wk_run__unref(run); /* the table's reference */
@@ -337,8 +515,11 @@ static bool call_model(struct wk_run *run)
     run->iterations++;
     run->usage.model_calls++;
     struct ag_err err = AG_ERR_INIT;
-    if (wk_run__emit_model_request(run, &err) != 0)
+    struct wk_run_event_head h = event_head(run);
+    struct wk_run_event ev;
+    if (wk_run_event_model_request(&h, run->model, run->iterations, run->nmsgs, &ev, &err) != 0)
         return fail_turn(run, &err);
+    run_emit(run, &ev, false);
     run->phase = WK_RUN_MODEL_DONE;
     struct wk_chat_req req = {
         .model = run->model_name,
@@ -366,10 +547,13 @@ static bool handle_reply(struct wk_run *run)
     run->usage.input_tokens += reply->input_tokens;
     run->usage.output_tokens += reply->output_tokens;
     struct ag_err err = AG_ERR_INIT;
-    if (wk_run__emit_model_reply(run, reply, &err) != 0) {
+    struct wk_run_event_head h = event_head(run);
+    struct wk_run_event ev;
+    if (wk_run_event_model_reply(&h, reply, &ev, &err) != 0) {
         wk_chat_reply_free(reply);
         return fail_turn(run, &err);
     }
+    run_emit(run, &ev, false);
 
     struct wk_msg *m = msgs_push(run, "assistant");
     m->content = reply->content ? reply->content : ag_xstrdup("");
@@ -421,12 +605,13 @@ static bool next_tool(struct wk_run *run)
     const struct wk_tool_call *c = &m->calls[run->tool_idx];
     run->usage.tool_calls++;
     struct ag_err err = AG_ERR_INIT;
-    bool parked = false;
+    struct wk_run_event_head h = event_head(run);
+    struct wk_run_event ev;
     run->phase = WK_RUN_RUN_TOOL; /* before a park hands the token on */
-    if (wk_run__emit_tool_call(run, c, wk_runner__durable_tools(run->runner) ? &parked : NULL,
-                               &err) != 0)
+    if (wk_run_event_tool_call(&h, c, &ev, &err) != 0)
         return fail_turn(run, &err);
-    return !parked; /* parked: on_stored has the token, and the tool runs once it is stored */
+    /* parked: on_stored has the token, and the tool runs once it is stored */
+    return !run_emit(run, &ev, run->durable_tools);
 }
 
 static bool run_tool(struct wk_run *run)
@@ -441,7 +626,7 @@ static bool run_tool(struct wk_run *run)
         run->tool_is_error = true;
         return true;
     }
-    struct wk_call_ctx ctx = call_ctx(run, wk_runner__tool_config(run->runner, t));
+    struct wk_call_ctx ctx = call_ctx(run, &run->tool_configs[t - wk_tools]);
     if (t->run(t, &ctx, c->arguments, on_tool_done, run, &err) == 0)
         return false; /* on_tool_done has the token now */
     run->tool_output = ag_xasprintf("tool '%s' could not start: %s", c->name, err.msg);
@@ -464,15 +649,15 @@ static bool handle_tool_result(struct wk_run *run)
     run->tool_idx++;
     run->phase = WK_RUN_NEXT_TOOL;
     struct ag_err err = AG_ERR_INIT;
-    bool parked = false;
-    if (wk_run__emit_tool_result(run, c, m->content, run->tool_is_error,
-                                 wk_runner__durable_tools(run->runner) ? &parked : NULL,
-                                 &err) != 0) {
+    struct wk_run_event_head h = event_head(run);
+    struct wk_run_event ev;
+    if (wk_run_event_tool_result(&h, c, m->content, run->tool_is_error, &ev, &err) != 0) {
         wk_msg_release(&run->msgs[--run->nmsgs]);
         run->tool_idx--;
         return fail_turn(run, &err);
     }
-    return !parked; /* parked: on_stored has the token, and the turn goes on once it is stored */
+    /* parked: on_stored has the token, and the turn goes on once it is stored */
+    return !run_emit(run, &ev, run->durable_tools);
 }
 
 void wk_run__step(struct wk_run *run)
@@ -490,7 +675,7 @@ void wk_run__step(struct wk_run *run)
         /* Back-pressure: with the emit queues full the run waits, holding no thread, instead
          * of adding to them. Checked between steps, so a step's events (two at most, each
          * within the hub's message limit) always go out whole. */
-        if (!wk_runner__room(run->runner, on_room, run))
+        if (!run->host->room(run->host_ctx, on_room, run))
             return; /* on_room has the token */
         switch (run->phase) {
         case WK_RUN_CALL_MODEL:

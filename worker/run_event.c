@@ -8,15 +8,14 @@
  *
  * Limits: an event over a limit is never handed on. A stream message the hub refuses would end
  * the node's whole stream and interrupt every agent on it, again on every node the turn moves to;
- * instead the emit function returns -1 and the turn ends with an ERROR that says what outgrew
+ * instead the builder returns -1 and the turn ends with an ERROR that says what outgrew
  * what. A turn-ending event whose checkpoint is too big falls back to a smaller one: first the
  * conversation as it was before the turn plus the inputs the turn consumed (the turn's own work is
  * dropped, its inputs count as read), then no checkpoint at all (the agent stays as it was).
  *
- * Threads: called by a run's token holder (or the thread rejecting an assignment). The packed
- * event is handed to the runner's emit function under run->mu, after checking that the run was
- * not cancelled: that check and the hand-off are one step, so a cancel that has returned is
- * never followed by an event. Scratch memory for the checkpoint comes from an arena per event. */
+ * Threads: called by a run's token holder (or the thread rejecting an assignment); the run hands
+ * the packed event on (worker/run.c, run_emit). Scratch memory for the checkpoint comes from an
+ * arena per event. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -24,13 +23,13 @@
 
 #include "common/arena.h"
 #include "common/xalloc.h"
-#include "worker/runner_internal.h"
+#include "worker/run_event.h"
 
 /* An ERROR or YIELD message is cut to this: it is for a person, and must not itself be what
  * outgrows the payload limit. */
 #define RUN_MAX_MESSAGE_BYTES (64 * 1024)
 
-static const char *kind_word(Agentry__V1__EventKind kind)
+const char *wk_run_event_kind_word(Agentry__V1__EventKind kind)
 {
     switch (kind) {
     case AGENTRY__V1__EVENT_KIND__EVENT_KIND_MODEL_REQUEST: return "model_request";
@@ -44,81 +43,58 @@ static const char *kind_word(Agentry__V1__EventKind kind)
 }
 
 /* 0 if ev fits the hub's limits, else -1 with why. */
-static int check_limits(const struct wk_run *run, const Agentry__V1__NodeEvent *ev, size_t len,
-                        struct ag_err *why)
+static int check_limits(const struct wk_run_event_head *h, const Agentry__V1__NodeEvent *ev,
+                        size_t len, struct ag_err *why)
 {
     size_t plen = ev->payload ? strlen(ev->payload) : 0;
-    if (plen > run->max_payload)
+    if (plen > h->max_payload)
         return ag_err_set(why, AG_RESOURCE_EXHAUSTED,
                           "turn stopped: its %s event would carry %zu bytes of JSON payload, over "
                           "the hub's limit of %zu (an event must fit a client's 4 MiB message)",
-                          kind_word(ev->kind), plen, run->max_payload);
-    if (len > run->max_event)
+                          wk_run_event_kind_word(ev->kind), plen, h->max_payload);
+    if (len > h->max_event)
         return ag_err_set(why, AG_RESOURCE_EXHAUSTED,
                           "turn stopped: its %s event would be %zu bytes, over the hub's limit of "
                           "%zu per node message",
-                          kind_word(ev->kind), len, run->max_event);
+                          wk_run_event_kind_word(ev->kind), len, h->max_event);
     return 0;
 }
 
-/* The hub stored (or will never store) the event a run parked on: the token comes back. */
-static void on_stored(void *arg, const struct ag_err *err)
-{
-    struct wk_run *run = arg;
-    if (err)
-        run->emit_err = *err;
-    wk_run__resume(run);
-}
-
-/* parked: see wk_run__emit_tool_call. It is written under mu, before on_stored can run (it
- * takes mu), so the caller reads it safely and then must not touch the run if it is true. */
-static int emit_packed(struct wk_run *run, const Agentry__V1__NodeEvent *ev, bool *parked,
-                       struct ag_err *why)
+/* Pack ev into out, or -1 with why if it is over the limits. */
+static int pack(const struct wk_run_event_head *h, const Agentry__V1__NodeEvent *ev,
+                struct wk_run_event *out, struct ag_err *why)
 {
     size_t len = agentry__v1__node_event__get_packed_size(ev);
-    if (check_limits(run, ev, len, why) != 0)
+    if (check_limits(h, ev, len, why) != 0)
         return -1;
-    uint8_t *buf = ag_xmalloc(len ? len : 1);
-    agentry__v1__node_event__pack(ev, buf);
-    pthread_mutex_lock(&run->mu);
-    if (run->cancelled) {
-        free(buf);
-        if (parked)
-            *parked = false;
-    } else if (parked) {
-        *parked = wk_runner__emit(run->runner, buf, len, on_stored, run) == 0;
-        /* No stream: the event will never be stored, so what waits on it must not happen. */
-        if (!*parked)
-            ag_err_set(&run->emit_err, AG_UNAVAILABLE,
-                       "turn stopped: its %s event cannot be stored, no stream to the hub is up",
-                       kind_word(ev->kind));
-    } else {
-        wk_runner__emit(run->runner, buf, len, NULL, NULL);
-    }
-    pthread_mutex_unlock(&run->mu);
+    out->kind = ev->kind;
+    out->buf = ag_xmalloc(len ? len : 1);
+    out->len = len;
+    agentry__v1__node_event__pack(ev, out->buf);
     return 0;
 }
 
-static void event_init(const struct wk_run *run, Agentry__V1__NodeEvent *ev,
+static void event_init(const struct wk_run_event_head *h, Agentry__V1__NodeEvent *ev,
                        Agentry__V1__EventKind kind, char *json)
 {
     agentry__v1__node_event__init(ev);
-    ev->agent_id = run->agent_id;
-    ev->epoch = run->epoch;
+    ev->agent_id = (char *)h->agent_id; /* protobuf-c does not write through it when packing */
+    ev->epoch = h->epoch;
     ev->kind = kind;
     ev->payload = json;
 }
 
 /* Takes payload. Events that do not end the turn. */
-static int emit_json(struct wk_run *run, Agentry__V1__EventKind kind, cJSON *payload,
-                     Agentry__V1__Usage *usage, bool *parked, struct ag_err *why)
+static int pack_json(const struct wk_run_event_head *h, Agentry__V1__EventKind kind,
+                     cJSON *payload, Agentry__V1__Usage *usage, struct wk_run_event *out,
+                     struct ag_err *why)
 {
     char *json = cJSON_PrintUnformatted(payload);
     cJSON_Delete(payload);
     Agentry__V1__NodeEvent ev;
-    event_init(run, &ev, kind, json);
+    event_init(h, &ev, kind, json);
     ev.usage = usage;
-    int rc = emit_packed(run, &ev, parked, why);
+    int rc = pack(h, &ev, out, why);
     cJSON_free(json);
     return rc;
 }
@@ -132,17 +108,19 @@ static cJSON *call_json(const struct wk_tool_call *c)
     return o;
 }
 
-int wk_run__emit_model_request(struct wk_run *run, struct ag_err *why)
+int wk_run_event_model_request(const struct wk_run_event_head *h, const char *model,
+                               uint32_t iteration, size_t nmsgs, struct wk_run_event *out,
+                               struct ag_err *why)
 {
     cJSON *p = cJSON_CreateObject();
-    cJSON_AddStringToObject(p, "model", run->model);
-    cJSON_AddNumberToObject(p, "iteration", run->iterations);
-    cJSON_AddNumberToObject(p, "messages", (double)run->nmsgs);
-    return emit_json(run, AGENTRY__V1__EVENT_KIND__EVENT_KIND_MODEL_REQUEST, p, NULL, NULL, why);
+    cJSON_AddStringToObject(p, "model", model);
+    cJSON_AddNumberToObject(p, "iteration", iteration);
+    cJSON_AddNumberToObject(p, "messages", (double)nmsgs);
+    return pack_json(h, AGENTRY__V1__EVENT_KIND__EVENT_KIND_MODEL_REQUEST, p, NULL, out, why);
 }
 
-int wk_run__emit_model_reply(struct wk_run *run, const struct wk_chat_reply *reply,
-                             struct ag_err *why)
+int wk_run_event_model_reply(const struct wk_run_event_head *h, const struct wk_chat_reply *reply,
+                             struct wk_run_event *out, struct ag_err *why)
 {
     cJSON *p = cJSON_CreateObject();
     cJSON_AddStringToObject(p, "content", reply->content ? reply->content : "");
@@ -156,25 +134,26 @@ int wk_run__emit_model_reply(struct wk_run *run, const struct wk_chat_reply *rep
     Agentry__V1__Usage spent = AGENTRY__V1__USAGE__INIT;
     spent.input_tokens = reply->input_tokens;
     spent.output_tokens = reply->output_tokens;
-    return emit_json(run, AGENTRY__V1__EVENT_KIND__EVENT_KIND_MODEL_REPLY, p, &spent, NULL, why);
+    return pack_json(h, AGENTRY__V1__EVENT_KIND__EVENT_KIND_MODEL_REPLY, p, &spent, out, why);
 }
 
-int wk_run__emit_tool_call(struct wk_run *run, const struct wk_tool_call *call, bool *parked,
-                           struct ag_err *why)
+int wk_run_event_tool_call(const struct wk_run_event_head *h, const struct wk_tool_call *call,
+                           struct wk_run_event *out, struct ag_err *why)
 {
-    return emit_json(run, AGENTRY__V1__EVENT_KIND__EVENT_KIND_TOOL_CALL, call_json(call), NULL,
-                     parked, why);
+    return pack_json(h, AGENTRY__V1__EVENT_KIND__EVENT_KIND_TOOL_CALL, call_json(call), NULL, out,
+                     why);
 }
 
-int wk_run__emit_tool_result(struct wk_run *run, const struct wk_tool_call *call,
-                             const char *output, bool is_error, bool *parked, struct ag_err *why)
+int wk_run_event_tool_result(const struct wk_run_event_head *h, const struct wk_tool_call *call,
+                             const char *output, bool is_error, struct wk_run_event *out,
+                             struct ag_err *why)
 {
     cJSON *p = cJSON_CreateObject();
     cJSON_AddStringToObject(p, "id", call->id);
     cJSON_AddStringToObject(p, "name", call->name);
     cJSON_AddStringToObject(p, "output", output);
     cJSON_AddBoolToObject(p, "is_error", is_error);
-    return emit_json(run, AGENTRY__V1__EVENT_KIND__EVENT_KIND_TOOL_RESULT, p, NULL, parked, why);
+    return pack_json(h, AGENTRY__V1__EVENT_KIND__EVENT_KIND_TOOL_RESULT, p, NULL, out, why);
 }
 
 /* protobuf-c does not write through these pointers when packing. */
@@ -223,49 +202,50 @@ enum ckpt_level {
 
 /* The agent after this turn: the conversation, this turn's counters, and the cumulative usage
  * (the checkpoint's plus this turn's). */
-static Agentry__V1__Checkpoint *checkpoint_pb(const struct wk_run *run, enum ckpt_level level,
-                                              struct ag_arena *a)
+static Agentry__V1__Checkpoint *checkpoint_pb(const struct wk_run_event_state *st,
+                                              enum ckpt_level level, struct ag_arena *a)
 {
     Agentry__V1__Checkpoint *cp = ag_arena_alloc(a, sizeof(*cp));
     agentry__v1__checkpoint__init(cp);
-    cp->messages = ag_arena_alloc(a, (run->nmsgs ? run->nmsgs : 1) * sizeof(*cp->messages));
-    for (size_t i = 0; i < run->nmsgs; i++) {
-        bool keep = level == CKPT_FULL || i < run->turn_start ||
-                    strcmp(run->msgs[i].role, "user") == 0;
+    cp->messages = ag_arena_alloc(a, (st->nmsgs ? st->nmsgs : 1) * sizeof(*cp->messages));
+    for (size_t i = 0; i < st->nmsgs; i++) {
+        bool keep = level == CKPT_FULL || i < st->turn_start ||
+                    strcmp(st->msgs[i].role, "user") == 0;
         if (keep)
-            cp->messages[cp->n_messages++] = msg_pb(&run->msgs[i], a);
+            cp->messages[cp->n_messages++] = msg_pb(&st->msgs[i], a);
     }
-    cp->iterations = run->iterations;
-    cp->input_seq = run->input_seq;
+    cp->iterations = st->iterations;
+    cp->input_seq = st->input_seq;
     struct wk_usage total = {
-        run->base_usage.input_tokens + run->usage.input_tokens,
-        run->base_usage.output_tokens + run->usage.output_tokens,
-        run->base_usage.model_calls + run->usage.model_calls,
-        run->base_usage.tool_calls + run->usage.tool_calls,
+        st->base_usage.input_tokens + st->usage.input_tokens,
+        st->base_usage.output_tokens + st->usage.output_tokens,
+        st->base_usage.model_calls + st->usage.model_calls,
+        st->base_usage.tool_calls + st->usage.tool_calls,
     };
     cp->usage = usage_pb(&total, a);
-    cp->user_state.data = run->user_state;
-    cp->user_state.len = run->user_state_len;
+    cp->user_state.data = (uint8_t *)st->user_state; /* not written through when packing */
+    cp->user_state.len = st->user_state_len;
     return cp;
 }
 
 /* The turn-ending event of `kind` with `text`, at checkpoint `level`, in ev (arena memory). */
-static void end_event(const struct wk_run *run, Agentry__V1__EventKind kind, const char *text,
-                      enum ckpt_level level, struct ag_arena *arena, Agentry__V1__NodeEvent *ev)
+static void end_event(const struct wk_run_event_head *h, const struct wk_run_event_state *st,
+                      Agentry__V1__EventKind kind, const char *text, enum ckpt_level level,
+                      struct ag_arena *arena, Agentry__V1__NodeEvent *ev)
 {
     Agentry__V1__TurnResult *res = ag_arena_alloc(arena, sizeof(*res));
     agentry__v1__turn_result__init(res);
-    res->usage = usage_pb(&run->usage, arena);
+    res->usage = usage_pb(&st->usage, arena);
     cJSON *p = cJSON_CreateObject();
     switch (kind) {
     case AGENTRY__V1__EVENT_KIND__EVENT_KIND_FINAL:
         cJSON_AddStringToObject(p, "output", text);
-        cJSON_AddNumberToObject(p, "iterations", run->iterations);
+        cJSON_AddNumberToObject(p, "iterations", st->iterations);
         res->output = pb_str(text);
         break;
     case AGENTRY__V1__EVENT_KIND__EVENT_KIND_YIELD:
         cJSON_AddStringToObject(p, "reason", text);
-        cJSON_AddNumberToObject(p, "iterations", run->iterations);
+        cJSON_AddNumberToObject(p, "iterations", st->iterations);
         res->error = pb_str(text);
         break;
     default:
@@ -275,9 +255,9 @@ static void end_event(const struct wk_run *run, Agentry__V1__EventKind kind, con
     }
     char *json = cJSON_PrintUnformatted(p);
     cJSON_Delete(p);
-    event_init(run, ev, kind, ag_arena_strdup(arena, json));
+    event_init(h, ev, kind, ag_arena_strdup(arena, json));
     cJSON_free(json);
-    ev->checkpoint = level == CKPT_NONE ? NULL : checkpoint_pb(run, level, arena);
+    ev->checkpoint = level == CKPT_NONE ? NULL : checkpoint_pb(st, level, arena);
     ev->result = res;
 }
 
@@ -293,7 +273,8 @@ static const char *cut_message(const char *text, struct ag_arena *arena)
     return ag_arena_strndup(arena, text, n);
 }
 
-void wk_run__emit_end(struct wk_run *run, Agentry__V1__EventKind kind, const char *text)
+int wk_run_event_end(const struct wk_run_event_head *h, const struct wk_run_event_state *st,
+                     Agentry__V1__EventKind kind, const char *text, struct wk_run_event *out)
 {
     struct ag_arena arena;
     ag_arena_init(&arena, NULL, 0);
@@ -301,18 +282,19 @@ void wk_run__emit_end(struct wk_run *run, Agentry__V1__EventKind kind, const cha
     if (kind != AGENTRY__V1__EVENT_KIND__EVENT_KIND_FINAL)
         text = cut_message(text, &arena);
     Agentry__V1__NodeEvent ev;
-    end_event(run, kind, text, CKPT_FULL, &arena, &ev);
-    if (emit_packed(run, &ev, NULL, &why) == 0) {
+    end_event(h, st, kind, text, CKPT_FULL, &arena, &ev);
+    int rc = pack(h, &ev, out, &why);
+    if (rc == 0) {
         ag_arena_release(&arena);
-        return;
+        return 0;
     }
     /* The turn's outcome or its state does not fit: end it with an ERROR saying so, carrying as
      * much of the state as fits (see the top comment). */
     const char *msg = ag_arena_strdup(&arena, why.msg);
-    for (enum ckpt_level level = CKPT_INPUTS; level <= CKPT_NONE; level++) {
-        end_event(run, AGENTRY__V1__EVENT_KIND__EVENT_KIND_ERROR, msg, level, &arena, &ev);
-        if (emit_packed(run, &ev, NULL, &why) == 0)
-            break;
+    for (enum ckpt_level level = CKPT_INPUTS; rc != 0 && level <= CKPT_NONE; level++) {
+        end_event(h, st, AGENTRY__V1__EVENT_KIND__EVENT_KIND_ERROR, msg, level, &arena, &ev);
+        rc = pack(h, &ev, out, &why);
     }
     ag_arena_release(&arena);
+    return rc;
 }

@@ -3,16 +3,19 @@
  * Owns: the pool threads, the ready queue of runs that can make progress, the run table
  * (agent id -> its run), the provider and tool options (parsed at start, read-only after) and
  * one provider instance per provider row, created on first use.
- * The turn itself is worker/run.c; the events are worker/run_event.c.
+ * The turn itself is worker/run.c, which this file calls only through worker/run.h; the run
+ * calls back only through the host table below (runner_host), never a function here by name.
  *
  * Threads and locks:
  *   table_mu     guards the run table
  *   queue_mu     guards the ready queue and stopping; queue_cv wakes pool threads
  *   providers_mu guards providers[]
  *   limits_mu    guards max_payload, max_event
- * Lock order: a run's mu, then queue_mu; table_mu is never held with either (see
- * runner_internal.h). emit() is called with the emitting run's mu held, so it must not call
- * back into the runner.
+ * Lock order: a run's lock, then queue_mu (host_ready is called under the run's lock); table_mu
+ * is never held while calling a run function that takes the run's lock: lookups take a
+ * reference and let go first, so a slow emit() on one run never stalls the table (see run.h).
+ * emit() is called with the emitting run's lock held, so it must not call back into the
+ * runner.
  *
  * The ready queue (an ag_queue, for its depth gauge "runner.ready") needs no bound of its own: a
  * run is in it at most once, and the hub gives a node at most its registered capacity of runs.
@@ -30,7 +33,10 @@
 #include "common/log.h"
 #include "common/map.h"
 #include "common/xalloc.h"
-#include "worker/runner_internal.h"
+#include "worker/config.h"
+#include "worker/model.h"
+#include "worker/run.h"
+#include "worker/tool.h"
 
 #define WK_RUNNER_DEFAULT_THREADS 2
 
@@ -51,7 +57,7 @@ struct wk_runner {
 
     pthread_mutex_t queue_mu;
     pthread_cond_t queue_cv;
-    struct ag_queue ready; /* of wk_run.ready_node, each holding its run's token */
+    struct ag_queue ready; /* of wk_run__qnode, each holding its run's token */
     bool stopping;
     pthread_t *threads; /* owned */
     unsigned nthreads;
@@ -65,9 +71,10 @@ struct wk_runner {
 /* Under table_mu. false if the agent already has a run. */
 static bool table_insert(struct wk_runner *r, struct wk_run *run)
 {
-    if (ag_map_get(&r->table, run->agent_id))
+    const char *agent_id = wk_run__agent_id(run);
+    if (ag_map_get(&r->table, agent_id))
         return false;
-    ag_map_put(&r->table, run->agent_id, run);
+    ag_map_put(&r->table, agent_id, run);
     wk_run__ref(run);
     return true;
 }
@@ -77,29 +84,32 @@ static bool table_insert(struct wk_runner *r, struct wk_run *run)
 static struct wk_run *table_take(struct wk_runner *r, const char *agent_id, uint64_t epoch)
 {
     struct wk_run *run = ag_map_get(&r->table, agent_id);
-    if (!run || run->epoch != epoch)
+    if (!run || wk_run__epoch(run) != epoch)
         return NULL;
     ag_map_del(&r->table, agent_id);
     return run;
 }
 
-bool wk_runner__table_remove(struct wk_runner *r, struct wk_run *run)
+/* wk_run_host.finished: the run leaves the table if it is still there. */
+static bool host_finished(void *ctx, struct wk_run *run)
 {
+    struct wk_runner *r = ctx;
+    const char *agent_id = wk_run__agent_id(run);
     pthread_mutex_lock(&r->table_mu);
-    bool found = ag_map_get(&r->table, run->agent_id) == run;
+    bool found = ag_map_get(&r->table, agent_id) == run;
     if (found)
-        ag_map_del(&r->table, run->agent_id);
+        ag_map_del(&r->table, agent_id);
     pthread_mutex_unlock(&r->table_mu);
     return found;
 }
 
 /* --- the ready queue and the pool ---------------------------------------------------------- */
 
-void wk_runner__ready_push(struct wk_runner *r, struct wk_run *run)
+static void ready_push(struct wk_runner *r, struct wk_run *run)
 {
     pthread_mutex_lock(&r->queue_mu);
     /* Never refused: the run hands over its token, and a refusal would lose the run. */
-    ag_queue_push_over(&r->ready, &run->ready_node, 0);
+    ag_queue_push_over(&r->ready, wk_run__qnode(run), 0);
     pthread_cond_signal(&r->queue_cv);
     pthread_mutex_unlock(&r->queue_mu);
 }
@@ -108,7 +118,7 @@ void wk_runner__ready_push(struct wk_runner *r, struct wk_run *run)
 static struct wk_run *ready_pop(struct wk_runner *r)
 {
     struct ag_qnode *n = ag_queue_pop(&r->ready);
-    return n ? AG_QUEUE_ENTRY(n, struct wk_run, ready_node) : NULL;
+    return n ? wk_run__from_qnode(n) : NULL;
 }
 
 static void *pool_main(void *arg)
@@ -126,38 +136,51 @@ static void *pool_main(void *arg)
     }
 }
 
-int wk_runner__emit(struct wk_runner *r, uint8_t *ev, size_t len, wk_emit_done_fn *done,
-                    void *done_arg)
+/* --- what the runs see of the runner (worker/run.h) ------------------------------------------ */
+
+/* wk_run_host.ready, under the run's lock. */
+static void host_ready(void *ctx, struct wk_run *run)
 {
+    ready_push(ctx, run);
+}
+
+static int host_emit(void *ctx, uint8_t *ev, size_t len, wk_emit_done_fn *done, void *done_arg)
+{
+    struct wk_runner *r = ctx;
     return r->emit(r->emit_ctx, ev, len, done, done_arg);
 }
 
-bool wk_runner__room(struct wk_runner *r, wk_wake_fn *wake, void *arg)
+static bool host_room(void *ctx, wk_wake_fn *wake, void *arg)
 {
+    struct wk_runner *r = ctx;
     return !r->room || r->room(r->emit_ctx, wake, arg);
 }
 
-bool wk_runner__durable_tools(const struct wk_runner *r)
-{
-    return r->durable_tools;
-}
+static const struct wk_run_host runner_host = {
+    .ready = host_ready,
+    .finished = host_finished,
+    .emit = host_emit,
+    .room = host_room,
+};
 
-struct ag_timers *wk_runner__timers(struct wk_runner *r)
+/* What a new run gets: the runner as its host, the options and the hub's current limits. */
+static struct wk_run_opts run_opts(struct wk_runner *r, struct wk_provider *p,
+                                   const struct wk_config *model_config)
 {
-    return r->timers;
-}
-
-const struct wk_config *wk_runner__tool_config(struct wk_runner *r, const struct wk_tool *t)
-{
-    return &r->configs.tools[t - wk_tools];
-}
-
-void wk_runner__limits(struct wk_runner *r, size_t *max_payload, size_t *max_event)
-{
+    struct wk_run_opts o = {
+        .host = &runner_host,
+        .host_ctx = r,
+        .provider = p,
+        .model_config = model_config,
+        .tool_configs = r->configs.tools,
+        .timers = r->timers,
+        .durable_tools = r->durable_tools,
+    };
     pthread_mutex_lock(&r->limits_mu);
-    *max_payload = r->max_payload;
-    *max_event = r->max_event;
+    o.max_payload = r->max_payload;
+    o.max_event = r->max_event;
     pthread_mutex_unlock(&r->limits_mu);
+    return o;
 }
 
 void wk_runner_set_limits(struct wk_runner *r, size_t max_payload, size_t max_event)
@@ -305,17 +328,19 @@ int wk_runner_assign(struct wk_runner *r, const Agentry__V1__Assignment *a, stru
         ag_err_prefix(err, "agent '%s'", a->agent_id);
         return -1;
     }
-    struct wk_run *run = wk_run__new(a, r, p, &r->configs.models[row - wk_model_providers], true);
+    struct wk_run_opts o = run_opts(r, p, &r->configs.models[row - wk_model_providers]);
+    struct wk_run *run = wk_run__new(a, &o);
     pthread_mutex_lock(&r->table_mu);
     /* The hub's newest epoch is the truth: a run it has moved on from (its Cancel may still be
      * on the way) gives way rather than block the agent. */
-    struct wk_run *old = ag_map_get(&r->table, run->agent_id);
-    old = old && old->epoch < run->epoch ? table_take(r, old->agent_id, old->epoch) : NULL;
+    struct wk_run *old = ag_map_get(&r->table, a->agent_id);
+    old = old && wk_run__epoch(old) < a->epoch ? table_take(r, a->agent_id, wk_run__epoch(old))
+                                               : NULL;
     bool inserted = table_insert(r, run);
     pthread_mutex_unlock(&r->table_mu);
     if (old) {
-        ag_log_info("run.replaced", "agent=%s epoch=%" PRIu64 " by_epoch=%" PRIu64, old->agent_id,
-                    old->epoch, run->epoch);
+        ag_log_info("run.replaced", "agent=%s epoch=%" PRIu64 " by_epoch=%" PRIu64,
+                    wk_run__agent_id(old), wk_run__epoch(old), a->epoch);
         wk_run__cancel(old);
         wk_run__unref(old); /* the table's reference; the token holder drops the other */
     }
@@ -326,9 +351,9 @@ int wk_runner_assign(struct wk_runner *r, const Agentry__V1__Assignment *a, stru
                           "): it already has a turn running on this node",
                           a->agent_id, a->epoch);
     }
-    ag_log_info("run.started", "agent=%s epoch=%" PRIu64 " model=%s inputs=%zu", run->agent_id,
-                run->epoch, ag_log_q(run->model), a->n_inputs);
-    wk_runner__ready_push(r, run);
+    ag_log_info("run.started", "agent=%s epoch=%" PRIu64 " model=%s inputs=%zu", a->agent_id,
+                a->epoch, ag_log_q(wk_run__model(run)), a->n_inputs);
+    ready_push(r, run);
     return 0;
 }
 
@@ -336,13 +361,8 @@ void wk_runner_reject(struct wk_runner *r, const Agentry__V1__Assignment *a, con
 {
     if (!a || !a->agent_id)
         return;
-    /* The turn never started: the checkpoint goes back as it came and the inputs stay
-     * unconsumed (above input_seq), so a later turn still sees them. */
-    struct wk_run *run = wk_run__new(a, r, NULL, NULL, false);
-    wk_run__emit_end(run, AGENTRY__V1__EVENT_KIND__EVENT_KIND_ERROR, why ? why : "rejected");
-    ag_log_warn("run.finished", "agent=%s epoch=%" PRIu64 " outcome=rejected iterations=0 error=%s",
-                run->agent_id, run->epoch, ag_log_q(why));
-    wk_run__unref(run);
+    struct wk_run_opts o = run_opts(r, NULL, NULL);
+    wk_run__reject(a, &o, why);
 }
 
 int wk_runner_deliver(struct wk_runner *r, const char *agent_id, uint64_t epoch, uint64_t seq,
@@ -352,7 +372,7 @@ int wk_runner_deliver(struct wk_runner *r, const char *agent_id, uint64_t epoch,
         return ag_err_set(err, AG_INVALID_ARGUMENT, "cannot deliver input: no agent id given");
     pthread_mutex_lock(&r->table_mu);
     struct wk_run *run = ag_map_get(&r->table, agent_id);
-    if (run && run->epoch == epoch)
+    if (run && wk_run__epoch(run) == epoch)
         wk_run__ref(run);
     else
         run = NULL;
@@ -390,7 +410,7 @@ void wk_runner_cancel_all(struct wk_runner *r)
         all[n++] = v;
     /* The references pass to `all`; the emptied table keeps its memory for the next runs. */
     for (size_t i = 0; i < n; i++)
-        ag_map_del(&r->table, all[i]->agent_id);
+        ag_map_del(&r->table, wk_run__agent_id(all[i]));
     pthread_mutex_unlock(&r->table_mu);
     for (size_t i = 0; i < n; i++) {
         wk_run__cancel(all[i]);
