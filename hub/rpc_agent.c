@@ -58,6 +58,22 @@ static struct hub_agent *find_or_fail(struct hub *h, struct rpc_call *c, const c
     return a;
 }
 
+/* A request for one agent whose fields were checked (valid: 0, or -1 with err): the agent, with a
+ * reference on the call that the actor answers and drops, or NULL once the call is answered with
+ * the validation error or NOT_FOUND. */
+static struct hub_agent *accept_for_agent(struct hub *h, struct rpc_call *c, const char *id,
+                                          int valid, const struct ag_err *err)
+{
+    if (valid != 0) {
+        rpc_call_fail(c, err);
+        return NULL;
+    }
+    struct hub_agent *a = find_or_fail(h, c, id);
+    if (a)
+        rpc_call_ref(c); /* the actor's, until it answers */
+    return a;
+}
+
 static void on_ping(struct rpc_call *c, grpc_byte_buffer *req)
 {
     Agentry__V1__PingRequest *in = decode(c, req, &agentry__v1__ping_request__descriptor);
@@ -161,16 +177,12 @@ static void on_send(struct rpc_call *c, grpc_byte_buffer *req)
     struct ag_err err = AG_ERR_INIT;
     if (!in || refuse_if_closing(h, c))
         return;
-    if (hub_validate_input(in->input, true, &err) != 0 ||
-        hub_validate_input_payload(in->input, &err) != 0) {
-        rpc_call_fail(c, &err);
-        return;
-    }
-    struct hub_agent *a = find_or_fail(h, c, in->agent_id);
-    if (!a)
-        return;
-    rpc_call_ref(c); /* the actor's, until it answers */
-    hub_actor_post_input(h, a, c, in->input);
+    int rc = hub_validate_input(in->input, true, &err);
+    if (rc == 0)
+        rc = hub_validate_input_payload(in->input, &err);
+    struct hub_agent *a = accept_for_agent(h, c, in->agent_id, rc, &err);
+    if (a)
+        hub_actor_post_input(h, a, c, in->input);
 }
 
 static void on_kill(struct rpc_call *c, grpc_byte_buffer *req)
@@ -180,15 +192,10 @@ static void on_kill(struct rpc_call *c, grpc_byte_buffer *req)
     struct ag_err err = AG_ERR_INIT;
     if (!in || refuse_if_closing(h, c))
         return;
-    if (hub_validate_kill_reason(in->reason, &err) != 0) {
-        rpc_call_fail(c, &err);
-        return;
-    }
-    struct hub_agent *a = find_or_fail(h, c, in->agent_id);
-    if (!a)
-        return;
-    rpc_call_ref(c); /* the actor's, until it answers */
-    hub_actor_post_kill(h, a, c, in->reason);
+    struct hub_agent *a = accept_for_agent(h, c, in->agent_id,
+                                           hub_validate_kill_reason(in->reason, &err), &err);
+    if (a)
+        hub_actor_post_kill(h, a, c, in->reason);
 }
 
 static void on_get(struct rpc_call *c, grpc_byte_buffer *req)

@@ -417,6 +417,18 @@ static size_t add_send_md(struct rpc_async_call *a, grpc_op *ops, size_t n)
     return n + 1;
 }
 
+/* Append SEND_INITIAL_METADATA if not sent yet, then SEND_MESSAGE of bb (owned by the call from
+ * now on, until rpc_async_send_done or release). */
+static size_t add_send_message(struct rpc_async_call *a, grpc_op *ops, size_t n,
+                               grpc_byte_buffer *bb)
+{
+    n = add_send_md(a, ops, n);
+    a->send = bb;
+    ops[n].op = GRPC_OP_SEND_MESSAGE;
+    ops[n].data.send_message.send_message = bb;
+    return n + 1;
+}
+
 static size_t add_recv_md(struct rpc_async_call *a, grpc_op *ops, size_t n)
 {
     if (a->md_received)
@@ -452,10 +464,7 @@ int rpc_async_unary(struct rpc_async_call *a, grpc_byte_buffer *bb, void *tag, s
     bool ms = a->md_sent, mr = a->md_received;
     grpc_op ops[6];
     memset(ops, 0, sizeof(ops));
-    size_t n = add_send_md(a, ops, 0);
-    a->send = bb;
-    ops[n].op = GRPC_OP_SEND_MESSAGE;
-    ops[n++].data.send_message.send_message = bb;
+    size_t n = add_send_message(a, ops, 0, bb);
     ops[n++].op = GRPC_OP_SEND_CLOSE_FROM_CLIENT;
     n = add_recv_md(a, ops, n);
     ops[n].op = GRPC_OP_RECV_MESSAGE;
@@ -469,10 +478,7 @@ int rpc_async_send(struct rpc_async_call *a, grpc_byte_buffer *bb, void *tag, st
     bool ms = a->md_sent;
     grpc_op ops[2];
     memset(ops, 0, sizeof(ops));
-    size_t n = add_send_md(a, ops, 0);
-    a->send = bb;
-    ops[n].op = GRPC_OP_SEND_MESSAGE;
-    ops[n++].data.send_message.send_message = bb;
+    size_t n = add_send_message(a, ops, 0, bb);
     return start_ops(a, ops, n, ms, a->md_received, tag, err);
 }
 
