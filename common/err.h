@@ -38,7 +38,10 @@ struct ag_err {
     char msg[256];
 };
 
+/* clang-format 14 spreads a macro body that starts with a brace over one line per token. */
+/* clang-format off */
 #define AG_ERR_INIT {AG_OK, {0}}
+/* clang-format on */
 
 /* Fill err (if not NULL) and return -1. */
 int ag_err_set(struct ag_err *err, enum ag_code code, const char *fmt, ...)

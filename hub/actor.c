@@ -71,6 +71,12 @@ struct hub_cmd {
     bool invoke;                  /* SPAWN_DUP from Invoke: wait for the turn's end */
 };
 
+/* An INPUT op of a write and its text (borrowed from its command), for the inbox on commit. */
+struct input_op {
+    size_t op;
+    const char *text;
+};
+
 struct agent_write {
     struct hub_store_write w;
     struct hub *h;
@@ -106,10 +112,7 @@ struct agent_write {
     size_t turn_end_op;
     size_t inputs_here;           /* INPUT ops in this write */
     size_t inputs_bytes;          /* their texts' bytes */
-    struct input_op {             /* their texts (borrowed from the commands), for the inbox */
-        size_t op;
-        const char *text;
-    } *inputs;
+    struct input_op *inputs;      /* their texts (borrowed from the commands), for the inbox */
     size_t cap_inputs;
 };
 

@@ -213,12 +213,14 @@ struct progress {
     uint64_t last; /* seq of the last event received */
 };
 
+struct trace_ev {
+    uint64_t seq;
+    int kind;
+};
+
 /* A trace, as far as it went: events in arrival order. */
 struct trace {
-    struct {
-        uint64_t seq;
-        int kind;
-    } *ev;
+    struct trace_ev *ev;
     size_t n, cap;
     int rc;            /* rpc_stream_next's last result: 0 ended OK, -1 error, 1 stopped by us */
     struct ag_err err;
