@@ -12,9 +12,9 @@
 struct ag_arena_block;
 
 struct ag_arena {
-    char *ptr;                    /* next free byte */
-    char *end;                    /* end of the current block */
-    void *first;                  /* borrowed initial buffer, may be NULL */
+    char *ptr;   /* next free byte */
+    char *end;   /* end of the current block */
+    void *first; /* borrowed initial buffer, may be NULL */
     size_t first_size;
     struct ag_arena_block *extra; /* owned: blocks allocated after `first` ran out */
 };
@@ -26,7 +26,8 @@ void *ag_arena_alloc(struct ag_arena *a, size_t n);
 void *ag_arena_calloc(struct ag_arena *a, size_t n);
 char *ag_arena_strdup(struct ag_arena *a, const char *s);
 char *ag_arena_strndup(struct ag_arena *a, const char *s, size_t n);
-char *ag_arena_printf(struct ag_arena *a, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+char *ag_arena_printf(struct ag_arena *a, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
 /* Forget every allocation; keeps the initial buffer, frees extra blocks. */
 void ag_arena_reset(struct ag_arena *a);
 /* Free extra blocks; the arena must be re-initialised before reuse. */

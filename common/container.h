@@ -7,6 +7,6 @@
 #include <stddef.h>
 
 /* ptr points to the `member` field of a `type`; yields the `type *`. */
-#define AG_CONTAINER_OF(ptr, type, member) ((type *)((char *)(ptr) - offsetof(type, member)))
+#define AG_CONTAINER_OF(ptr, type, member) ((type *)((char *)(ptr)-offsetof(type, member)))
 
 #endif

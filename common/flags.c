@@ -41,7 +41,10 @@ static const struct {
     const char *unit;
     int64_t ms;
 } duration_units[] = {
-    {"ms", 1}, {"s", 1000}, {"m", 60 * 1000}, {"h", 60 * 60 * 1000},
+    {"ms", 1},
+    {"s", 1000},
+    {"m", 60 * 1000},
+    {"h", 60 * 60 * 1000},
 };
 
 /* Why a duration was refused; each reason has its own message. */
@@ -107,7 +110,7 @@ static enum duration_fault duration_scan(const char *s, int64_t *ms)
             return DURATION_MALFORMED;
         if (!had_unit) /* "5" and "1.5" lack a unit; "5s10" and "1." are just wrong */
             return term == s && *p == '\0' && isdigit((unsigned char)p[-1]) ? DURATION_NO_UNIT
-                                                                             : DURATION_MALFORMED;
+                                                                            : DURATION_MALFORMED;
         if (total > INT64_MAX - v)
             return DURATION_MALFORMED;
         total += v;
@@ -141,8 +144,8 @@ int ag_labels_parse(const char *s, struct ag_strlist *l, struct ag_err *err)
         const char *eq = memchr(p, '=', len);
         if (len > 0 && (!eq || eq == p))
             return ag_err_set(err, AG_INVALID_ARGUMENT,
-                              "invalid label '%.*s': want key=value with a non-empty key",
-                              (int)len, p);
+                              "invalid label '%.*s': want key=value with a non-empty key", (int)len,
+                              p);
         p += len + (p[len] == ',');
     }
     for (const char *p = s; *p;) {
@@ -180,7 +183,7 @@ static int parse_int(const struct ag_flag *f, const char *v, struct ag_err *err)
 static int parse_bool(const struct ag_flag *f, const char *v, struct ag_err *err)
 {
     static const char *const yes[] = {"true", "1", "yes", "on"}, *const no[] = {"false", "0", "no",
-                                                                              "off"};
+                                                                                "off"};
     for (size_t i = 0; i < AG_ARRAY_SIZE(yes); i++) {
         if (strcmp(v, yes[i]) == 0 || strcmp(v, no[i]) == 0) {
             *(bool *)f->dest = strcmp(v, yes[i]) == 0;
@@ -199,8 +202,8 @@ static int parse_duration(const struct ag_flag *f, const char *v, struct ag_err 
         return 0;
     case DURATION_NO_UNIT:
         return ag_err_set(err, AG_INVALID_ARGUMENT,
-                          "invalid value '%s' for --%s: missing unit (want %ss, %sms, 2m or 1h)",
-                          v, f->name, v, v);
+                          "invalid value '%s' for --%s: missing unit (want %ss, %sms, 2m or 1h)", v,
+                          f->name, v, v);
     case DURATION_MALFORMED:
         break;
     }
@@ -322,8 +325,8 @@ static int parse_long(struct flags_state *st, const char *tok, struct ag_err *er
             return 0;
         }
         if (f && f->type == AG_FLAG_BOOL)
-            return ag_err_set(err, AG_INVALID_ARGUMENT, "flag '--%.*s' takes no value",
-                              (int)len, name);
+            return ag_err_set(err, AG_INVALID_ARGUMENT, "flag '--%.*s' takes no value", (int)len,
+                              name);
     }
     return unknown_flag(st, tok, len + 2, err);
 }

@@ -30,8 +30,8 @@ struct ag_strlist {
 void ag_strlist_release(struct ag_strlist *l);
 
 struct ag_flag {
-    const char *name;    /* long name without "--", e.g. "capacity" */
-    char short_name;     /* 0 if none */
+    const char *name; /* long name without "--", e.g. "capacity" */
+    char short_name;  /* 0 if none */
     enum ag_flag_type type;
     void *dest;
     const char *metavar; /* e.g. "N", "ADDR"; shown in help */

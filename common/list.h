@@ -92,8 +92,8 @@ static inline void ag_list_move_all(struct ag_list *to, struct ag_list *from)
 
 /* Walk allowing the body to remove pos (tmp holds the next node); removing other nodes is not
  * allowed. */
-#define AG_LIST_FOREACH_SAFE(pos, tmp, head)                                                     \
-    for ((pos) = (head)->next, (tmp) = (pos)->next; (pos) != (head);                             \
+#define AG_LIST_FOREACH_SAFE(pos, tmp, head)                                                       \
+    for ((pos) = (head)->next, (tmp) = (pos)->next; (pos) != (head);                               \
          (pos) = (tmp), (tmp) = (pos)->next)
 
 #endif

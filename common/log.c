@@ -27,7 +27,8 @@ int ag_log_level_parse(const char *s, enum ag_log_level *out, struct ag_err *err
             return 0;
         }
     return ag_err_set(err, AG_INVALID_ARGUMENT,
-                      "invalid value '%s' for --log-level: want debug, info, warn, error or off", s);
+                      "invalid value '%s' for --log-level: want debug, info, warn, error or off",
+                      s);
 }
 
 bool ag_log_enabled(enum ag_log_level level)
@@ -46,8 +47,8 @@ void ag_log_write(enum ag_log_level level, const char *event, const char *fmt, .
     gmtime_r(&ts.tv_sec, &tm);
     int n = snprintf(line, sizeof(line),
                      "ts=%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ level=%s comp=%s event=%s ",
-                     tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min,
-                     tm.tm_sec, ts.tv_nsec / 1000000, level_names[level], log_component, event);
+                     tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
+                     ts.tv_nsec / 1000000, level_names[level], log_component, event);
     va_list ap;
     va_start(ap, fmt);
     n += vsnprintf(line + n, sizeof(line) - (size_t)n, fmt, ap);

@@ -26,8 +26,8 @@
 #include "agentry/v1/json.h"
 #include "common/clock.h"
 #include "common/log.h"
-#include "common/timers.h"
 #include "common/rpc/pb.h"
+#include "common/timers.h"
 #include "common/xalloc.h"
 #include "hub/actor.h"
 #include "hub/agent.h"
@@ -43,14 +43,14 @@
 #define KICK_MAX_CMDS 512
 
 enum hub_cmd_type {
-    HUB_CMD_INPUT,      /* SendMessage: store the input, start a turn if idle */
-    HUB_CMD_EVENTS,     /* events from the node running the turn */
-    HUB_CMD_KILL,       /* KillAgent */
-    HUB_CMD_ASSIGN,     /* the scheduler reserved a slot for the agent's next turn */
-    HUB_CMD_INTERRUPT,  /* the node of the running turn is gone */
-    HUB_CMD_SCHEDULE,   /* inputs are waiting: place a turn if none runs */
-    HUB_CMD_SPAWN_DUP,  /* a Spawn/Invoke retry with this agent's request_id */
-    HUB_CMD_RETRY,      /* an interrupted turn's back-off is over: place it */
+    HUB_CMD_INPUT,     /* SendMessage: store the input, start a turn if idle */
+    HUB_CMD_EVENTS,    /* events from the node running the turn */
+    HUB_CMD_KILL,      /* KillAgent */
+    HUB_CMD_ASSIGN,    /* the scheduler reserved a slot for the agent's next turn */
+    HUB_CMD_INTERRUPT, /* the node of the running turn is gone */
+    HUB_CMD_SCHEDULE,  /* inputs are waiting: place a turn if none runs */
+    HUB_CMD_SPAWN_DUP, /* a Spawn/Invoke retry with this agent's request_id */
+    HUB_CMD_RETRY,     /* an interrupted turn's back-off is over: place it */
 };
 
 /* A command in an agent's mailbox (hub_agent.mailbox, guarded by the agent's lock), then in the
@@ -59,16 +59,16 @@ struct hub_cmd {
     enum hub_cmd_type type;
     struct ag_qnode qn;
     struct hub_cmd *next;
-    struct rpc_call *call;        /* reply target (reference held), may be NULL */
-    struct hub_node *node;        /* EVENTS/ASSIGN/INTERRUPT (reference held) */
-    uint64_t epoch;               /* INTERRUPT; RETRY: the timer's token */
-    bool graceful;                /* INTERRUPT: the hub is stopping; not the turn's fault */
-    bool already;                 /* KILL of a killed agent: answer with the first KILLED */
-    char *text;                   /* owned: INPUT text, KILL and INTERRUPT reasons */
-    struct hub_ev_batch *batch;   /* EVENTS: settled through hub_effects.events_stored */
-    size_t first, n;              /* EVENTS: the batch's events [first, first+n) ... */
+    struct rpc_call *call;      /* reply target (reference held), may be NULL */
+    struct hub_node *node;      /* EVENTS/ASSIGN/INTERRUPT (reference held) */
+    uint64_t epoch;             /* INTERRUPT; RETRY: the timer's token */
+    bool graceful;              /* INTERRUPT: the hub is stopping; not the turn's fault */
+    bool already;               /* KILL of a killed agent: answer with the first KILLED */
+    char *text;                 /* owned: INPUT text, KILL and INTERRUPT reasons */
+    struct hub_ev_batch *batch; /* EVENTS: settled through hub_effects.events_stored */
+    size_t first, n;            /* EVENTS: the batch's events [first, first+n) ... */
     const Agentry__V1__NodeEvent *const *events; /* ... borrowed from the batch */
-    bool invoke;                  /* SPAWN_DUP from Invoke: wait for the turn's end */
+    bool invoke; /* SPAWN_DUP from Invoke: wait for the turn's end */
 };
 
 /* An INPUT op of a write and its text (borrowed from its command), for the inbox on commit. */
@@ -84,35 +84,35 @@ struct agent_write {
     struct ag_arena arena;
     struct hub_store_op *ops;
     size_t nops, cap_ops;
-    struct hub_agent_st next;     /* working state: scalars; blobs below */
-    bool creating;                /* ops[0] is the AGENT_INSERT of a Spawn */
-    struct rpc_call *spawn_call;  /* creating: the Spawn/Invoke call (reference held) */
+    struct hub_agent_st next;    /* working state: scalars; blobs below */
+    bool creating;               /* ops[0] is the AGENT_INSERT of a Spawn */
+    struct rpc_call *spawn_call; /* creating: the Spawn/Invoke call (reference held) */
     bool spawn_invoke;
-    size_t spawn_input_op;        /* SIZE_MAX if no input */
-    const uint8_t *new_ckpt;      /* in arena; replaces st.ckpt on commit when set */
+    size_t spawn_input_op;   /* SIZE_MAX if no input */
+    const uint8_t *new_ckpt; /* in arena; replaces st.ckpt on commit when set */
     size_t new_ckpt_len;
     bool ckpt_set;
     const char *new_output, *new_error; /* in arena; replace on commit when out_set */
     bool out_set;
-    struct hub_cmd *cmds;         /* in order; each has its op index in cmd_op */
-    size_t *cmd_op;               /* per command: index of its event op, or SIZE_MAX */
+    struct hub_cmd *cmds; /* in order; each has its op index in cmd_op */
+    size_t *cmd_op;       /* per command: index of its event op, or SIZE_MAX */
     size_t ncmds;
-    size_t **ev_ops;              /* per EVENTS command: op index per event (SIZE_MAX: discarded) */
-    struct hub_node **release;    /* slots to give back after the write (references held) */
+    size_t **ev_ops;           /* per EVENTS command: op index per event (SIZE_MAX: discarded) */
+    struct hub_node **release; /* slots to give back after the write (references held) */
     size_t nrelease, cap_release;
     struct hub_node *assign_node; /* send an Assignment after commit */
     bool assigned_here;
     struct hub_node *cancel_node; /* send a Cancel after commit (reference held) */
     uint64_t cancel_epoch;
-    bool enqueue_pending;         /* the agent waits for a slot after commit */
-    bool turn_ended;              /* FINAL/YIELD/ERROR/KILLED: answer Invoke waiters */
-    bool interrupted;             /* the running turn's node was lost (for the hooks) */
-    bool reschedule;              /* the turn ended with inputs still unconsumed */
-    int64_t retry_in_ms;          /* > 0: an interrupted turn waits this long (after commit) */
+    bool enqueue_pending; /* the agent waits for a slot after commit */
+    bool turn_ended;      /* FINAL/YIELD/ERROR/KILLED: answer Invoke waiters */
+    bool interrupted;     /* the running turn's node was lost (for the hooks) */
+    bool reschedule;      /* the turn ended with inputs still unconsumed */
+    int64_t retry_in_ms;  /* > 0: an interrupted turn waits this long (after commit) */
     size_t turn_end_op;
-    size_t inputs_here;           /* INPUT ops in this write */
-    size_t inputs_bytes;          /* their texts' bytes */
-    struct input_op *inputs;      /* their texts (borrowed from the commands), for the inbox */
+    size_t inputs_here;      /* INPUT ops in this write */
+    size_t inputs_bytes;     /* their texts' bytes */
+    struct input_op *inputs; /* their texts (borrowed from the commands), for the inbox */
     size_t cap_inputs;
 };
 
@@ -221,7 +221,8 @@ static struct agent_write *write_new(struct hub *h, struct hub_agent *a)
 
 static bool waiting_state(int s)
 {
-    return s == AGENTRY__V1__AGENT_STATE__AGENT_STATE_IDLE || s == AGENTRY__V1__AGENT_STATE__AGENT_STATE_YIELDED ||
+    return s == AGENTRY__V1__AGENT_STATE__AGENT_STATE_IDLE ||
+           s == AGENTRY__V1__AGENT_STATE__AGENT_STATE_YIELDED ||
            s == AGENTRY__V1__AGENT_STATE__AGENT_STATE_FAILED;
 }
 
@@ -310,8 +311,8 @@ static size_t cmd_kill_again(struct agent_write *aw, struct hub_cmd *c)
 {
     c->already = true;
     if (aw->a->st.state == AGENTRY__V1__AGENT_STATE__AGENT_STATE_KILLED) {
-        struct hub_reply r = {.kind = HUB_REPLY_KILLED, .seq = aw->a->last_seq,
-                              .already_killed = true};
+        struct hub_reply r = {
+            .kind = HUB_REPLY_KILLED, .seq = aw->a->last_seq, .already_killed = true};
         aw->h->fx.reply(c->call, &r);
         return SIZE_MAX;
     }
@@ -325,7 +326,8 @@ static size_t cmd_kill(struct agent_write *aw, struct hub_cmd *c)
         return cmd_kill_again(aw, c);
     cJSON *o = cJSON_CreateObject();
     cJSON_AddStringToObject(o, "reason", c->text && *c->text ? c->text : "killed by request");
-    size_t op = add_event(aw, AGENTRY__V1__EVENT_KIND__EVENT_KIND_KILLED, json_take(&aw->arena, o), NULL);
+    size_t op = add_event(aw, AGENTRY__V1__EVENT_KIND__EVENT_KIND_KILLED, json_take(&aw->arena, o),
+                          NULL);
     if (aw->next.node) {
         hub_sched_node_ref(aw->h->sched, aw->next.node);
         aw->cancel_node = aw->next.node;
@@ -344,9 +346,11 @@ static size_t cmd_kill(struct agent_write *aw, struct hub_cmd *c)
 /* A turn-ending event carries the agent's new checkpoint and the turn's result. */
 static void take_turn_end(struct agent_write *aw, const Agentry__V1__NodeEvent *ev, size_t op)
 {
-    int st = ev->kind == AGENTRY__V1__EVENT_KIND__EVENT_KIND_FINAL   ? AGENTRY__V1__AGENT_STATE__AGENT_STATE_IDLE
-             : ev->kind == AGENTRY__V1__EVENT_KIND__EVENT_KIND_YIELD ? AGENTRY__V1__AGENT_STATE__AGENT_STATE_YIELDED
-                                                          : AGENTRY__V1__AGENT_STATE__AGENT_STATE_FAILED;
+    int st = ev->kind == AGENTRY__V1__EVENT_KIND__EVENT_KIND_FINAL
+                 ? AGENTRY__V1__AGENT_STATE__AGENT_STATE_IDLE
+             : ev->kind == AGENTRY__V1__EVENT_KIND__EVENT_KIND_YIELD
+                 ? AGENTRY__V1__AGENT_STATE__AGENT_STATE_YIELDED
+                 : AGENTRY__V1__AGENT_STATE__AGENT_STATE_FAILED;
     end_turn(aw, st);
     /* Without a checkpoint (a node whose turn state outgrew the limits) the agent stays as it
      * was before the turn, its inputs unconsumed. Usage is not taken from the checkpoint: the hub
@@ -360,8 +364,12 @@ static void take_turn_end(struct agent_write *aw, const Agentry__V1__NodeEvent *
     aw->next.streak_reason[0] = '\0';
     const char *out = ev->result && ev->result->output ? ev->result->output : "";
     const char *er = ev->result && ev->result->error ? ev->result->error : "";
-    aw->new_output = st == AGENTRY__V1__AGENT_STATE__AGENT_STATE_IDLE ? ag_arena_strdup(&aw->arena, out) : NULL;
-    aw->new_error = st != AGENTRY__V1__AGENT_STATE__AGENT_STATE_IDLE ? ag_arena_strdup(&aw->arena, er) : NULL;
+    aw->new_output = st == AGENTRY__V1__AGENT_STATE__AGENT_STATE_IDLE
+                         ? ag_arena_strdup(&aw->arena, out)
+                         : NULL;
+    aw->new_error = st != AGENTRY__V1__AGENT_STATE__AGENT_STATE_IDLE
+                        ? ag_arena_strdup(&aw->arena, er)
+                        : NULL;
     aw->out_set = true;
     aw->turn_ended = true;
     aw->turn_end_op = op;
@@ -369,7 +377,8 @@ static void take_turn_end(struct agent_write *aw, const Agentry__V1__NodeEvent *
 
 static bool is_turn_end(int kind)
 {
-    return kind == AGENTRY__V1__EVENT_KIND__EVENT_KIND_FINAL || kind == AGENTRY__V1__EVENT_KIND__EVENT_KIND_YIELD ||
+    return kind == AGENTRY__V1__EVENT_KIND__EVENT_KIND_FINAL ||
+           kind == AGENTRY__V1__EVENT_KIND__EVENT_KIND_YIELD ||
            kind == AGENTRY__V1__EVENT_KIND__EVENT_KIND_ERROR;
 }
 
@@ -381,12 +390,13 @@ static void cmd_events(struct agent_write *aw, struct hub_cmd *c, size_t idx)
     for (size_t i = 0; i < c->n; i++) {
         const Agentry__V1__NodeEvent *ev = c->events[i];
         ops[i] = SIZE_MAX;
-        if (ev->epoch != aw->next.epoch || aw->next.state != AGENTRY__V1__AGENT_STATE__AGENT_STATE_RUNNING ||
+        if (ev->epoch != aw->next.epoch ||
+            aw->next.state != AGENTRY__V1__AGENT_STATE__AGENT_STATE_RUNNING ||
             aw->next.node != c->node)
             continue;
         ops[i] = add_event(aw, ev->kind, ev->payload ? ev->payload : "{}", c->node->id);
         hub_agent_count_usage(&aw->next, ev->kind, ev->usage ? ev->usage->input_tokens : 0,
-                        ev->usage ? ev->usage->output_tokens : 0);
+                              ev->usage ? ev->usage->output_tokens : 0);
         if (is_turn_end(ev->kind))
             take_turn_end(aw, ev, ops[i]);
     }
@@ -438,8 +448,8 @@ static void abandon_turn(struct agent_write *aw, const char *reason)
 
 static void cmd_interrupt(struct agent_write *aw, struct hub_cmd *c)
 {
-    if (aw->next.state != AGENTRY__V1__AGENT_STATE__AGENT_STATE_RUNNING || aw->next.node != c->node ||
-        aw->next.epoch != c->epoch)
+    if (aw->next.state != AGENTRY__V1__AGENT_STATE__AGENT_STATE_RUNNING ||
+        aw->next.node != c->node || aw->next.epoch != c->epoch)
         return;
     const char *reason = c->text ? c->text : "node lost";
     uint32_t limit = aw->h->opts.max_interruptions;
@@ -500,8 +510,11 @@ static void reply_spawn_dup(struct hub *h, struct hub_agent *a, struct hub_cmd *
             h->fx.first_turn_ended(a);
         return;
     }
-    struct hub_reply r = {.kind = HUB_REPLY_SPAWNED, .agent_id = a->id, .state = a->st.state,
-                          .seq = a->spawn_input_seq, .existing = true};
+    struct hub_reply r = {.kind = HUB_REPLY_SPAWNED,
+                          .agent_id = a->id,
+                          .state = a->st.state,
+                          .seq = a->spawn_input_seq,
+                          .existing = true};
     h->fx.reply(c->call, &r);
 }
 
@@ -518,18 +531,30 @@ static size_t apply_cmd(struct agent_write *aw, struct hub_cmd *c, size_t idx)
             return SIZE_MAX;
         }
         break;
-    case HUB_CMD_KILL: op = cmd_kill(aw, c); break;
-    case HUB_CMD_EVENTS: cmd_events(aw, c, idx); break;
-    case HUB_CMD_ASSIGN: cmd_assign(aw, c); break;
-    case HUB_CMD_INTERRUPT: cmd_interrupt(aw, c); break;
+    case HUB_CMD_KILL:
+        op = cmd_kill(aw, c);
+        break;
+    case HUB_CMD_EVENTS:
+        cmd_events(aw, c, idx);
+        break;
+    case HUB_CMD_ASSIGN:
+        cmd_assign(aw, c);
+        break;
+    case HUB_CMD_INTERRUPT:
+        cmd_interrupt(aw, c);
+        break;
     case HUB_CMD_SCHEDULE:
         if (waiting_state(aw->next.state) && has_unconsumed_input(aw)) {
             begin_turn(aw);
             place_turn(aw);
         }
         break;
-    case HUB_CMD_SPAWN_DUP: reply_spawn_dup(aw->h, aw->a, c); break;
-    case HUB_CMD_RETRY: cmd_retry(aw, c); break;
+    case HUB_CMD_SPAWN_DUP:
+        reply_spawn_dup(aw->h, aw->a, c);
+        break;
+    case HUB_CMD_RETRY:
+        cmd_retry(aw, c);
+        break;
     }
     return op;
 }
@@ -631,8 +656,8 @@ static void cmd_post(struct hub *h, struct hub_agent *a, struct hub_cmd *cmd)
         if (ag_queue_push(&a->mailbox, &cmd->qn, 1, &e) != 0) {
             pthread_mutex_unlock(&a->lock);
             ag_err_set(&e, AG_RESOURCE_EXHAUSTED,
-                       "agent '%s' has %d requests waiting to be stored; retry with backoff",
-                       a->id, HUB_MAX_MAILBOX);
+                       "agent '%s' has %d requests waiting to be stored; retry with backoff", a->id,
+                       HUB_MAX_MAILBOX);
             h->fx.fail(cmd->call, &e);
             cmd_free(h, cmd);
             return;
@@ -647,7 +672,7 @@ static void cmd_post(struct hub *h, struct hub_agent *a, struct hub_cmd *cmd)
 /* --- spawn --------------------------------------------------------------------------------- */
 
 void hub_actor_spawn(struct hub *h, struct rpc_call *call, const Agentry__V1__AgentSpec *spec,
-               const char *input, const char *request_id, bool invoke)
+                     const char *input, const char *request_id, bool invoke)
 {
     Agentry__V1__AgentSpec norm = *spec;
     if (!norm.model || !*norm.model)
@@ -727,8 +752,8 @@ static void commit_state(struct agent_write *aw)
 static const struct hub_store_event **record_events(struct agent_write *aw, size_t *nevs)
 {
     struct hub_agent *a = aw->a;
-    const struct hub_store_event **evs =
-        ag_arena_alloc(&aw->arena, (aw->nops ? aw->nops : 1) * sizeof(*evs));
+    const struct hub_store_event **evs = ag_arena_alloc(&aw->arena,
+                                                        (aw->nops ? aw->nops : 1) * sizeof(*evs));
     *nevs = 0;
     for (size_t i = 0; i < aw->nops; i++) {
         struct hub_store_op *op = &aw->ops[i];
@@ -756,11 +781,12 @@ static void reply_cmds(struct agent_write *aw)
             uint64_t seq = aw->ops[op].u.event.seq;
             struct hub_reply r = {.kind = HUB_REPLY_SENT, .seq = seq, .state = a->st.state};
             aw->h->fx.reply(c->call, &r);
-            if (a->st.state == AGENTRY__V1__AGENT_STATE__AGENT_STATE_RUNNING && !aw->assigned_here &&
-                a->st.node)
+            if (a->st.state == AGENTRY__V1__AGENT_STATE__AGENT_STATE_RUNNING &&
+                !aw->assigned_here && a->st.node)
                 aw->h->fx.deliver(aw->h, a->st.node, a->id, a->st.epoch, seq, c->text);
         } else if (c->type == HUB_CMD_KILL && op != SIZE_MAX) {
-            struct hub_reply r = {.kind = HUB_REPLY_KILLED, .seq = aw->ops[op].u.event.seq,
+            struct hub_reply r = {.kind = HUB_REPLY_KILLED,
+                                  .seq = aw->ops[op].u.event.seq,
                                   .already_killed = c->already};
             aw->h->fx.reply(c->call, &r);
         }
@@ -774,7 +800,9 @@ static void reply_spawn(struct agent_write *aw)
         aw->h->fx.wait_first_turn(a, aw->spawn_call);
         return;
     }
-    struct hub_reply r = {.kind = HUB_REPLY_SPAWNED, .agent_id = a->id, .state = a->st.state,
+    struct hub_reply r = {.kind = HUB_REPLY_SPAWNED,
+                          .agent_id = a->id,
+                          .state = a->st.state,
                           .seq = a->spawn_input_seq};
     aw->h->fx.reply(aw->spawn_call, &r);
 }
@@ -817,16 +845,20 @@ static void run_hooks(struct agent_write *aw, int old_state, const struct hub_st
     struct hub *h = aw->h;
     struct hub_agent *a = aw->a;
     if (nevs) {
-        struct hub_hook_event ev = {.kind = HUB_HOOK_EVENTS_STORED, .agent_id = a->id,
-                                    .events = evs, .nevents = nevs};
+        struct hub_hook_event ev = {
+            .kind = HUB_HOOK_EVENTS_STORED, .agent_id = a->id, .events = evs, .nevents = nevs};
         hub_hooks_run(&h->hooks, &ev);
     }
     if (old_state == a->st.state && !aw->assigned_here && !aw->turn_ended && !aw->interrupted)
         return;
-    struct hub_hook_event ev = {.kind = HUB_HOOK_AGENT_CHANGED, .agent_id = a->id,
-                                .node_id = a->st.node_id, .old_state = old_state,
-                                .state = a->st.state, .epoch = a->st.epoch,
-                                .last_seq = a->last_seq, .turn_placed = aw->assigned_here,
+    struct hub_hook_event ev = {.kind = HUB_HOOK_AGENT_CHANGED,
+                                .agent_id = a->id,
+                                .node_id = a->st.node_id,
+                                .old_state = old_state,
+                                .state = a->st.state,
+                                .epoch = a->st.epoch,
+                                .last_seq = a->last_seq,
+                                .turn_placed = aw->assigned_here,
                                 .turn_interrupted = aw->interrupted,
                                 .turn_ended = aw->turn_ended};
     hub_hooks_run(&h->hooks, &ev);
@@ -843,8 +875,9 @@ static void on_committed(struct agent_write *aw)
     if (aw->creating) {
         /* Findable before the client hears of it: a GetAgent right after Spawn must work.
          * (The table's locks never take an agent's lock, so this nests safely.) */
-        a->spawn_input_seq =
-            aw->spawn_input_op != SIZE_MAX ? aw->ops[aw->spawn_input_op].u.event.seq : 0;
+        a->spawn_input_seq = aw->spawn_input_op != SIZE_MAX
+                                 ? aw->ops[aw->spawn_input_op].u.event.seq
+                                 : 0;
         a->visible = true;
         hub_agents_publish(&h->agents, a);
     }
@@ -923,7 +956,8 @@ static void on_failed(struct agent_write *aw, const struct ag_err *store_err)
         if (aw->release[i] == a->st.node)
             aw->release[i] = NULL; /* still the committed turn's slot */
     /* A pending agent whose placement was in this write must wait in the queue again. */
-    aw->enqueue_pending = !aw->creating && a->st.state == AGENTRY__V1__AGENT_STATE__AGENT_STATE_PENDING;
+    aw->enqueue_pending = !aw->creating &&
+                          a->st.state == AGENTRY__V1__AGENT_STATE__AGENT_STATE_PENDING;
     aw->turn_ended = false;
 }
 
@@ -957,8 +991,8 @@ static void after_unlock(struct agent_write *aw, bool ok)
         cmd_post(h, a, cmd_new(HUB_CMD_SCHEDULE, NULL));
     /* The node may have gone while this write was in flight, after its loss was handled. */
     if (ok && aw->assign_node && !hub_sched_node_alive(h->sched, aw->assign_node))
-        hub_actor_post_interrupt(h, a, aw->assign_node, a->st.epoch, "node lost before its assignment",
-                           atomic_load(&h->closing));
+        hub_actor_post_interrupt(h, a, aw->assign_node, a->st.epoch,
+                                 "node lost before its assignment", atomic_load(&h->closing));
 }
 
 static void ack_batches(struct agent_write *aw, const struct ag_err *err)
@@ -1046,8 +1080,8 @@ void hub_actor_post_events(struct hub *h, struct hub_agent *a, struct hub_node *
     cmd_post(h, a, c);
 }
 
-void hub_actor_post_interrupt(struct hub *h, struct hub_agent *a, struct hub_node *node, uint64_t epoch,
-                        const char *reason, bool graceful)
+void hub_actor_post_interrupt(struct hub *h, struct hub_agent *a, struct hub_node *node,
+                              uint64_t epoch, const char *reason, bool graceful)
 {
     struct hub_cmd *c = cmd_new(HUB_CMD_INTERRUPT, NULL);
     c->node = node;

@@ -12,8 +12,7 @@
 #include "hub/agent.h"
 
 struct hub_agent *hub_agent_new_take(const char *id, uint8_t *spec_bin, size_t spec_len,
-                                     const char *request_id, int64_t created_ns,
-                                     struct ag_err *err)
+                                     const char *request_id, int64_t created_ns, struct ag_err *err)
 {
     struct hub_agent *a = ag_xcalloc(1, sizeof(*a));
     snprintf(a->id, sizeof(a->id), "%s", id);

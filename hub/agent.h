@@ -29,7 +29,6 @@
 #include "hub/trace_ring.h"
 #include "hub/usage.h"
 
-
 /* An input stored but not yet consumed by a turn. */
 struct hub_input {
     uint64_t seq;
@@ -38,20 +37,20 @@ struct hub_input {
 
 /* The part of an agent a write changes; copied, modified, and swapped in on commit. */
 struct hub_agent_st {
-    int state;                  /* AGENTRY__V1__AGENT_STATE__* */
-    struct hub_node *node;      /* node of the running turn (reference held), else NULL */
+    int state;                         /* AGENTRY__V1__AGENT_STATE__* */
+    struct hub_node *node;             /* node of the running turn (reference held), else NULL */
     char node_id[HUB_NODE_ID_MAX + 1]; /* node of the current/last turn */
     uint64_t epoch;
-    uint8_t *ckpt;              /* owned packed Checkpoint, may be NULL */
+    uint8_t *ckpt; /* owned packed Checkpoint, may be NULL */
     size_t ckpt_len;
-    uint64_t input_seq;         /* inputs up to this seq are in the checkpoint */
-    struct hub_usage usage;     /* counted from stored events (hub/usage.h), over the agent's life */
+    uint64_t input_seq;     /* inputs up to this seq are in the checkpoint */
+    struct hub_usage usage; /* counted from stored events (hub/usage.h), over the agent's life */
     struct hub_usage turn_usage; /* the same for the current (or last) turn, all its attempts */
-    uint32_t attempt;           /* placements of the current turn; 0 before the first turn */
-    uint32_t streak;            /* interruptions in a row that ended with streak_reason */
+    uint32_t attempt;            /* placements of the current turn; 0 before the first turn */
+    uint32_t streak;             /* interruptions in a row that ended with streak_reason */
     char streak_reason[HUB_REASON_MAX];
-    char *last_output;          /* owned, may be NULL */
-    char *last_error;           /* owned, may be NULL */
+    char *last_output; /* owned, may be NULL */
+    char *last_error;  /* owned, may be NULL */
     int64_t updated_ns;
 };
 
@@ -61,32 +60,32 @@ struct hub_agent {
     /* Immutable after creation: */
     Agentry__V1__AgentSpec *spec; /* decoded from spec_bin, in spec_arena */
     struct ag_arena spec_arena;
-    uint8_t *spec_bin;            /* owned packed AgentSpec */
+    uint8_t *spec_bin; /* owned packed AgentSpec */
     size_t spec_len;
-    char *request_id;             /* owned, may be NULL */
-    struct hub_sched_req req;     /* what its turns need from a node (borrows spec) */
+    char *request_id;         /* owned, may be NULL */
+    struct hub_sched_req req; /* what its turns need from a node (borrows spec) */
     int64_t created_ns;
-    size_t list_pos;              /* index in the agent table's creation-order list */
-    uint64_t spawn_input_seq;     /* the Spawn's input event, 0 if none; set when created */
+    size_t list_pos;          /* index in the agent table's creation-order list */
+    uint64_t spawn_input_seq; /* the Spawn's input event, 0 if none; set when created */
     /* Guarded by lock: */
-    struct hub_agent_st st;       /* committed */
-    uint64_t last_seq;            /* highest committed seq */
-    struct hub_input *inbox;      /* inputs with seq > st.input_seq, oldest first */
+    struct hub_agent_st st;  /* committed */
+    uint64_t last_seq;       /* highest committed seq */
+    struct hub_input *inbox; /* inputs with seq > st.input_seq, oldest first */
     size_t ninbox, cap_inbox;
-    size_t inbox_bytes;           /* their texts' bytes */
-    struct hub_trace_ring ring;   /* recent committed events, kept only while followers exist */
+    size_t inbox_bytes;         /* their texts' bytes */
+    struct hub_trace_ring ring; /* recent committed events, kept only while followers exist */
     /* The back-off before an interrupted turn is placed again: the pending timer's token (0 if
      * none) and when it fires (monotonic ms). Memory only: a restarted hub places at once. */
     uint64_t retry_token;
     int64_t retry_at_ms;
-    struct ag_queue mailbox;      /* of struct hub_cmd (hub/actor.c), HUB_MAX_MAILBOX */
-    bool writing;                 /* a write is in flight */
-    bool visible;                 /* committed at least once: lookups find it */
-    bool dead;                    /* its creating write failed */
-    struct hub_agent *next_dead;  /* in the table's dead list (guarded by its list lock) */
-    struct ag_list followers;     /* of struct hub_follower (hub/rpc_trace.c) */
-    struct ag_list waiters;       /* of struct hub_waiter (hub/rpc_agent.c) */
-    struct ag_list on_node;       /* on st.node->agents while st.node is set (hub/actor.c;
+    struct ag_queue mailbox;     /* of struct hub_cmd (hub/actor.c), HUB_MAX_MAILBOX */
+    bool writing;                /* a write is in flight */
+    bool visible;                /* committed at least once: lookups find it */
+    bool dead;                   /* its creating write failed */
+    struct hub_agent *next_dead; /* in the table's dead list (guarded by its list lock) */
+    struct ag_list followers;    /* of struct hub_follower (hub/rpc_trace.c) */
+    struct ag_list waiters;      /* of struct hub_waiter (hub/rpc_agent.c) */
+    struct ag_list on_node;      /* on st.node->agents while st.node is set (hub/actor.c;
                                      guarded by the hub's node_agents_lock as well) */
     /* Who held recent epochs (slot epoch % HUB_EPOCH_HISTORY): an event with an old epoch is a
      * harmless straggler only from the node instance that held that epoch. */

@@ -23,7 +23,7 @@ void hub_agent_pb_state_reason(struct hub *h, struct hub_agent *a, char *buf, si
 }
 
 void hub_agent_pb_fill(struct hub *h, struct hub_agent *a, Agentry__V1__Agent *out,
-                     struct ag_arena *arena)
+                       struct ag_arena *arena)
 {
     agentry__v1__agent__init(out);
     out->id = ag_arena_strdup(arena, a->id);

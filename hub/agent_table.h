@@ -29,11 +29,11 @@ struct hub_shard {
 
 struct hub_agents {
     struct hub_shard shards[HUB_SHARDS];
-    pthread_mutex_t list_lock;   /* guards list, by_req, dead */
-    struct hub_agent **list;     /* visible agents in commit order (ListAgents) */
+    pthread_mutex_t list_lock; /* guards list, by_req, dead */
+    struct hub_agent **list;   /* visible agents in commit order (ListAgents) */
     size_t nlist, cap_list;
-    struct hub_agent *dead;      /* agents whose creating write failed, freed with the table */
-    struct ag_map by_req;        /* request_id (borrowed from the agent) -> agent */
+    struct hub_agent *dead; /* agents whose creating write failed, freed with the table */
+    struct ag_map by_req;   /* request_id (borrowed from the agent) -> agent */
 };
 
 void hub_agents_init(struct hub_agents *t);

@@ -39,8 +39,8 @@ struct hub_reply {
     const char *agent_id; /* borrowed */
     int state;            /* AGENTRY__V1__AGENT_STATE__*: the agent's committed state */
     uint64_t seq;
-    bool existing;        /* SPAWNED: a retry with the request id of an existing agent */
-    bool already_killed;  /* KILLED: the agent was killed before; seq is the first KILLED */
+    bool existing;       /* SPAWNED: a retry with the request id of an existing agent */
+    bool already_killed; /* KILLED: the agent was killed before; seq is the first KILLED */
 };
 
 struct hub_effects {
@@ -70,8 +70,8 @@ struct hub_effects {
                            const struct hub_store_event *const *evs, size_t n);
     /* The events [first, first+n) of a node's batch are settled: stored with seqs (0: dropped
      * as stale), or failed with err. No lock held. */
-    void (*events_stored)(struct hub *h, struct hub_ev_batch *b, size_t first,
-                          const uint64_t *seqs, size_t n, const struct ag_err *err);
+    void (*events_stored)(struct hub *h, struct hub_ev_batch *b, size_t first, const uint64_t *seqs,
+                          size_t n, const struct ag_err *err);
 };
 
 #endif

@@ -33,13 +33,13 @@ enum hub_hook_kind {
 /* What happened. Pointers are borrowed for the duration of the call. */
 struct hub_hook_event {
     enum hub_hook_kind kind;
-    const char *agent_id;  /* agent kinds */
-    const char *node_id;   /* AGENT_CHANGED: node of the current or last turn; node kinds */
+    const char *agent_id; /* agent kinds */
+    const char *node_id;  /* AGENT_CHANGED: node of the current or last turn; node kinds */
     /* EVENTS_STORED: */
     const struct hub_store_event *const *events;
     size_t nevents;
     /* AGENT_CHANGED: */
-    int old_state, state;  /* AGENTRY__V1__AGENT_STATE__* */
+    int old_state, state; /* AGENTRY__V1__AGENT_STATE__* */
     uint64_t epoch;
     uint64_t last_seq;
     bool turn_placed;      /* a turn (or an attempt of it) was placed, on node_id unless it

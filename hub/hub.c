@@ -120,9 +120,8 @@ static int load_agent(void *arg, const struct hub_store_agent *row, uint64_t las
                       struct ag_err *err)
 {
     struct load_ctx *lc = arg;
-    struct hub_agent *a =
-        hub_agent_new_take(row->id, ag_xmemdup(row->spec, row->spec_len), row->spec_len,
-                           row->request_id, row->created_ns, err);
+    struct hub_agent *a = hub_agent_new_take(row->id, ag_xmemdup(row->spec, row->spec_len),
+                                             row->spec_len, row->request_id, row->created_ns, err);
     if (!a)
         return -1;
     a->st.state = row->state;
@@ -161,8 +160,7 @@ static int load_agent(void *arg, const struct hub_store_agent *row, uint64_t las
 /* Inputs stored after each agent's checkpoint are its inbox again, and a running attempt's
  * events are counted into its usage. Done after load_agents returns: the store's load calls may
  * not nest. */
-static int load_inbox(struct hub *h, struct load_ctx *lc, struct hub_agent *a,
-                      struct ag_err *err)
+static int load_inbox(struct hub *h, struct load_ctx *lc, struct hub_agent *a, struct ag_err *err)
 {
     if (a->last_seq <= a->st.input_seq)
         return 0;
@@ -230,7 +228,7 @@ static void *housekeeper(void *arg)
             ag_log_warn("node.timed_out", "node=%s silent_for_ms>%" PRId64, stale[i]->id, 3 * hb);
             hub_rpc_node_lost(h, stale[i], "node lost (no heartbeat)");
             hub_rpc_node_close_stream(h, stale[i], AG_UNAVAILABLE,
-                                  "no heartbeat for 3 intervals; reconnect");
+                                      "no heartbeat for 3 intervals; reconnect");
             hub_sched_node_unref(h->sched, stale[i]);
         }
         pthread_mutex_lock(&h->hk_lock);
@@ -262,8 +260,8 @@ static int opts_check(const struct hub_opts *o, const struct hub_sched_strategy 
 {
     *strat = hub_sched_find(o->sched ? o->sched : "round_robin");
     if (!*strat)
-        return ag_err_set(err, AG_INVALID_ARGUMENT,
-                          "unknown scheduler '%s' (known: round_robin)", o->sched);
+        return ag_err_set(err, AG_INVALID_ARGUMENT, "unknown scheduler '%s' (known: round_robin)",
+                          o->sched);
     if (!o->listen || !*o->listen)
         return ag_err_set(err, AG_INVALID_ARGUMENT, "no listen address; set --listen host:port");
     if (!o->store_url || !*o->store_url)
@@ -367,8 +365,8 @@ void hub_start(struct hub *h)
     rpc_server_start(h->rpc);
     ag_xthread_create(&h->housekeeper, housekeeper, h, "housekeeper");
     h->hk_started = true;
-    ag_log_info("hub.started", "listen=%s port=%d store=%s", h->opts.listen, rpc_server_port(h->rpc),
-                ag_log_q(h->opts.store_url));
+    ag_log_info("hub.started", "listen=%s port=%d store=%s", h->opts.listen,
+                rpc_server_port(h->rpc), ag_log_q(h->opts.store_url));
 }
 
 int hub_port(const struct hub *h)
@@ -396,7 +394,8 @@ static void end_streams(struct hub *h)
     struct hub_node *nodes[1024];
     k = hub_sched_nodes(h->sched, nodes, AG_ARRAY_SIZE(nodes));
     for (size_t i = 0; i < k; i++) {
-        hub_rpc_node_close_stream(h, nodes[i], AG_UNAVAILABLE, "the hub is shutting down; reconnect");
+        hub_rpc_node_close_stream(h, nodes[i], AG_UNAVAILABLE,
+                                  "the hub is shutting down; reconnect");
         hub_sched_node_unref(h->sched, nodes[i]);
     }
 }

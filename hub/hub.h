@@ -15,18 +15,18 @@
 struct hub;
 
 struct hub_opts {
-    const char *listen;          /* "127.0.0.1:7070" */
-    const char *store_url;       /* "sqlite:agentry.db" */
-    const char *sched;           /* strategy name; NULL = "round_robin" */
-    unsigned threads;            /* CQ threads; 0 = CPUs */
-    size_t max_message_bytes;    /* per request; 0 = 4 MiB */
-    unsigned heartbeat_ms;       /* node heartbeat interval; 0 = 2000 (timeout: 3 intervals) */
-    unsigned max_interruptions;  /* a turn interrupted this many times in a row for the same
+    const char *listen;           /* "127.0.0.1:7070" */
+    const char *store_url;        /* "sqlite:agentry.db" */
+    const char *sched;            /* strategy name; NULL = "round_robin" */
+    unsigned threads;             /* CQ threads; 0 = CPUs */
+    size_t max_message_bytes;     /* per request; 0 = 4 MiB */
+    unsigned heartbeat_ms;        /* node heartbeat interval; 0 = 2000 (timeout: 3 intervals) */
+    unsigned max_interruptions;   /* a turn interrupted this many times in a row for the same
                                     reason (or 4x in all) fails; 0 = 5 */
-    int64_t retry_backoff_ms;    /* wait before the 3rd attempt of an interrupted turn, doubling
+    int64_t retry_backoff_ms;     /* wait before the 3rd attempt of an interrupted turn, doubling
                                     for each further one (the 2nd is at once); 0 = 1000 */
     int64_t retry_backoff_max_ms; /* ... up to this; 0 = 60000 */
-    int64_t join_grace_ms;       /* after start, Spawn of a model or tool no connected node offers
+    int64_t join_grace_ms;        /* after start, Spawn of a model or tool no connected node offers
                                     waits as pending instead of failing: nodes may be reconnecting */
 };
 

@@ -32,23 +32,23 @@ struct hub {
     struct hub_store *store;
     struct rpc_server *rpc;
     struct hub_sched *sched;
-    struct hub_effects fx;       /* how the actor's decisions reach calls and nodes (hub.c) */
-    struct hub_hooks hooks;      /* observers of what was committed; fixed once serving */
+    struct hub_effects fx;  /* how the actor's decisions reach calls and nodes (hub.c) */
+    struct hub_hooks hooks; /* observers of what was committed; fixed once serving */
     struct hub_agents agents;
     /* Guards every hub_node.agents list and hub_agent.on_node link: taken after an agent's
      * lock, never with another lock after it. */
     pthread_mutex_t node_agents_lock;
     atomic_uint_fast64_t node_instances;
-    struct rpc_method *methods;  /* owned: the method table given to the RPC server */
-    struct ag_timers *timers;    /* back-offs before re-placing interrupted turns */
+    struct rpc_method *methods; /* owned: the method table given to the RPC server */
+    struct ag_timers *timers;   /* back-offs before re-placing interrupted turns */
     atomic_uint_fast64_t retry_tokens;
-    int64_t started_ms;          /* monotonic; 0 until hub_start */
+    int64_t started_ms; /* monotonic; 0 until hub_start */
     bool hk_started;
     pthread_t housekeeper;
     pthread_mutex_t hk_lock;
     pthread_cond_t hk_cond;
-    bool stopping;               /* guarded by hk_lock */
-    atomic_bool closing;         /* refuse new work: hub_stop has begun */
+    bool stopping;       /* guarded by hk_lock */
+    atomic_bool closing; /* refuse new work: hub_stop has begun */
 };
 
 #endif

@@ -4,18 +4,18 @@
 #ifndef AGENTRY_HUB_LIMITS_H
 #define AGENTRY_HUB_LIMITS_H
 
-#define HUB_RING_SIZE 64         /* recent events kept in memory per agent, for followers */
-#define HUB_RING_BYTES (256u << 10) /* ... and at most this many bytes of them */
-#define HUB_MAX_INBOX 1024       /* inputs waiting per agent before SendMessage is refused */
+#define HUB_RING_SIZE 64                /* recent events kept in memory per agent, for followers */
+#define HUB_RING_BYTES (256u << 10)     /* ... and at most this many bytes of them */
+#define HUB_MAX_INBOX 1024              /* inputs waiting per agent before SendMessage is refused */
 #define HUB_MAX_INBOX_BYTES (16u << 20) /* ... or this many bytes of them */
-#define HUB_MAX_MAILBOX 4096     /* commands waiting per agent before callers are refused */
+#define HUB_MAX_MAILBOX 4096            /* commands waiting per agent before callers are refused */
 #define HUB_DEFAULT_MAX_ITER 10
-#define HUB_EPOCH_HISTORY 8      /* recent assignments remembered per agent, for fencing */
+#define HUB_EPOCH_HISTORY 8 /* recent assignments remembered per agent, for fencing */
 /* An event payload: a TraceEvent carrying it must fit gRPC's default 4 MiB client limit, with
  * room for its other fields (types.proto). */
 #define HUB_MAX_PAYLOAD (3u << 20)
 /* A NodeMessage (an EventBatch, whose turn-ending event carries the checkpoint). */
 #define HUB_MAX_NODE_MESSAGE (32u << 20)
-#define HUB_REASON_MAX 160       /* an interruption's reason, kept to compare the next with */
+#define HUB_REASON_MAX 160 /* an interruption's reason, kept to compare the next with */
 
 #endif

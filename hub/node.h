@@ -41,20 +41,20 @@ struct hub_node {
     char id[HUB_NODE_ID_MAX + 1];
     char instance_id[HUB_NODE_INSTANCE_MAX + 1]; /* Register.instance_id; may be empty */
     struct hub_sched_res capacity; /* slots from Register.capacity; cpu and memory unknown yet */
-    struct rpc_call *stream; /* the Connect call (ref held), for sending down */
-    uint64_t instance;       /* distinguishes two connections with one id */
-    char **models;           /* owned: what it offers (hub_node_offer) */
+    struct rpc_call *stream;       /* the Connect call (ref held), for sending down */
+    uint64_t instance;             /* distinguishes two connections with one id */
+    char **models;                 /* owned: what it offers (hub_node_offer) */
     size_t nmodels;
-    char **tools;            /* owned */
+    char **tools; /* owned */
     size_t ntools;
     struct hub_sched_label *labels; /* owned (hub_node_add_label); keys unique */
     size_t nlabels;
-    char *version;           /* owned */
+    char *version; /* owned */
     /* Guarded by the scheduler lock: */
     struct hub_sched_res reserved; /* by turns placed here, never over capacity */
     bool alive;
     int refs;
-    int64_t last_seen_ms;    /* monotonic, from the node's last message */
+    int64_t last_seen_ms; /* monotonic, from the node's last message */
     /* The agents whose committed turn runs here (hub_agent.on_node): guarded by the hub's
      * node_agents_lock, taken after an agent's lock (hub/hub_internal.h). */
     struct ag_list agents;

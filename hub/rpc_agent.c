@@ -9,11 +9,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/clock.h"
 #include "common/log.h"
 #include "common/rpc/pb.h"
 #include "common/rpc/server.h"
 #include "common/xalloc.h"
-#include "common/clock.h"
 #include "hub/actor.h"
 #include "hub/agent.h"
 #include "hub/agent_pb.h"
@@ -103,9 +103,8 @@ static const Agentry__V1__AgentSpec empty_spec = AGENTRY__V1__AGENT_SPEC__INIT;
 
 /* Everything Spawn and Invoke refuse, before anything is stored: the request's own limits, then
  * whether any node can run the spec at all (a misspelt model would otherwise wait forever). */
-static int check_spawn(struct hub *h, const Agentry__V1__AgentSpec *spec,
-                       const char *input, bool input_required, const char *request_id,
-                       struct ag_err *err)
+static int check_spawn(struct hub *h, const Agentry__V1__AgentSpec *spec, const char *input,
+                       bool input_required, const char *request_id, struct ag_err *err)
 {
     if (hub_validate_spec(spec, err) != 0 || hub_validate_input(input, input_required, err) != 0)
         return -1;
@@ -172,8 +171,8 @@ static void on_invoke_close(struct rpc_call *c, bool cancelled)
 static void on_send(struct rpc_call *c, grpc_byte_buffer *req)
 {
     struct hub *h = rpc_call_user(c);
-    Agentry__V1__SendMessageRequest *in =
-        decode(c, req, &agentry__v1__send_message_request__descriptor);
+    Agentry__V1__SendMessageRequest *in = decode(c, req,
+                                                 &agentry__v1__send_message_request__descriptor);
     struct ag_err err = AG_ERR_INIT;
     if (!in || refuse_if_closing(h, c))
         return;
@@ -188,7 +187,8 @@ static void on_send(struct rpc_call *c, grpc_byte_buffer *req)
 static void on_kill(struct rpc_call *c, grpc_byte_buffer *req)
 {
     struct hub *h = rpc_call_user(c);
-    Agentry__V1__KillAgentRequest *in = decode(c, req, &agentry__v1__kill_agent_request__descriptor);
+    Agentry__V1__KillAgentRequest *in = decode(c, req,
+                                               &agentry__v1__kill_agent_request__descriptor);
     struct ag_err err = AG_ERR_INIT;
     if (!in || refuse_if_closing(h, c))
         return;
@@ -230,8 +230,8 @@ struct list_query {
     const char *name;       /* NULL: any name */
     const char *request_id; /* NULL: any; else at most one agent, found through the index */
     struct hub_selector sel;
-    size_t page;            /* agents per page */
-    size_t pos;             /* list position to start from (the page token) */
+    size_t page; /* agents per page */
+    size_t pos;  /* list position to start from (the page token) */
 };
 
 static int list_query_init(const Agentry__V1__ListAgentsRequest *in, struct ag_arena *ar,
@@ -266,8 +266,8 @@ static bool list_spec_matches(const struct list_query *q, const struct hub_agent
 /* The agent as a message if it is listed from position `from` on, else NULL. An agent found
  * through the request-id index may still be being created (its Spawn has not committed): only
  * a visible agent is listed, as only a visible one can be read with GetAgent. */
-static Agentry__V1__Agent *list_take(struct hub *h, const struct list_query *q,
-                                     struct hub_agent *a, size_t from, struct ag_arena *ar)
+static Agentry__V1__Agent *list_take(struct hub *h, const struct list_query *q, struct hub_agent *a,
+                                     size_t from, struct ag_arena *ar)
 {
     if (!list_spec_matches(q, a))
         return NULL;
@@ -338,8 +338,8 @@ static void list_by_request(struct hub *h, const struct list_query *q, struct ag
 static void on_list(struct rpc_call *c, grpc_byte_buffer *req)
 {
     struct hub *h = rpc_call_user(c);
-    Agentry__V1__ListAgentsRequest *in =
-        decode(c, req, &agentry__v1__list_agents_request__descriptor);
+    Agentry__V1__ListAgentsRequest *in = decode(c, req,
+                                                &agentry__v1__list_agents_request__descriptor);
     if (!in)
         return;
     struct ag_arena *ar = rpc_call_arena(c);
@@ -439,12 +439,17 @@ void hub_rpc_agent_fail_waiters(struct hub_agent *a, const struct ag_err *err)
 
 const struct rpc_method hub_rpc_agent_methods[] = {
     {.path = "/agentry.v1.AgentHub/Ping", .kind = RPC_UNARY, .preposted = 64, .on_call = on_ping},
-    {.path = "/agentry.v1.AgentHub/Spawn", .kind = RPC_UNARY, .preposted = 32,
-     .on_call = on_spawn},
-    {.path = "/agentry.v1.AgentHub/SendMessage", .kind = RPC_UNARY, .preposted = 64,
+    {.path = "/agentry.v1.AgentHub/Spawn", .kind = RPC_UNARY, .preposted = 32, .on_call = on_spawn},
+    {.path = "/agentry.v1.AgentHub/SendMessage",
+     .kind = RPC_UNARY,
+     .preposted = 64,
      .on_call = on_send},
-    {.path = "/agentry.v1.AgentHub/Invoke", .kind = RPC_UNARY, .preposted = 64,
-     .state_size = sizeof(struct hub_waiter), .on_call = on_invoke, .on_close = on_invoke_close},
+    {.path = "/agentry.v1.AgentHub/Invoke",
+     .kind = RPC_UNARY,
+     .preposted = 64,
+     .state_size = sizeof(struct hub_waiter),
+     .on_call = on_invoke,
+     .on_close = on_invoke_close},
     {.path = "/agentry.v1.AgentHub/GetAgent", .kind = RPC_UNARY, .on_call = on_get},
     {.path = "/agentry.v1.AgentHub/ListAgents", .kind = RPC_UNARY, .on_call = on_list},
     {.path = "/agentry.v1.AgentHub/KillAgent", .kind = RPC_UNARY, .on_call = on_kill},

@@ -37,7 +37,7 @@
 #define CONN_MAX_INFLIGHT 64
 #define CONN_MAX_INFLIGHT_BYTES (64u << 20)
 #define MAX_BATCH_EVENTS 1024
-#define MAX_OFFERS 256         /* Register.models and .tools entries */
+#define MAX_OFFERS 256 /* Register.models and .tools entries */
 #define MAX_MODEL_NAME 128
 #define MAX_TOOL_NAME 64
 #define MAX_VERSION 128
@@ -73,11 +73,12 @@ static void send_down(struct hub *h, struct hub_node *n, Agentry__V1__HubMessage
     if (err.code == AG_RESOURCE_EXHAUSTED) {
         ag_log_warn("node.too_slow", "node=%s err=%s", n->id, ag_log_q(err.msg));
         hub_rpc_node_close_stream(h, n, AG_RESOURCE_EXHAUSTED,
-                              "the node reads too slowly; reconnect and catch up");
+                                  "the node reads too slowly; reconnect and catch up");
     }
 }
 
-void hub_rpc_node_close_stream(struct hub *h, struct hub_node *n, enum ag_code code, const char *msg)
+void hub_rpc_node_close_stream(struct hub *h, struct hub_node *n, enum ag_code code,
+                               const char *msg)
 {
     (void)h;
     rpc_call_finish(n->stream, code, msg);
@@ -166,7 +167,8 @@ void hub_rpc_node_lost(struct hub *h, struct hub_node *n, const char *reason)
     size_t k = 0, cap = 16;
     struct hub_agent **on = ag_xmalloc(cap * sizeof(*on));
     struct ag_list *pos;
-    AG_LIST_FOREACH(pos, &n->agents) {
+    AG_LIST_FOREACH(pos, &n->agents)
+    {
         if (k == cap)
             on = ag_xrealloc(on, (cap *= 2) * sizeof(*on));
         on[k++] = AG_LIST_ENTRY(pos, struct hub_agent, on_node);
@@ -213,8 +215,10 @@ static int check_register(const Agentry__V1__Register *r, struct ag_err *err)
         return ag_err_set(err, AG_INVALID_ARGUMENT, "version is over %d bytes", MAX_VERSION);
     if (r->instance_id && (strlen(r->instance_id) > HUB_NODE_INSTANCE_MAX ||
                            hub_validate_utf8("instance_id", r->instance_id, err) != 0))
-        return ag_err_set(err, AG_INVALID_ARGUMENT, "instance_id must be at most %d bytes of "
-                          "UTF-8", HUB_NODE_INSTANCE_MAX);
+        return ag_err_set(err, AG_INVALID_ARGUMENT,
+                          "instance_id must be at most %d bytes of "
+                          "UTF-8",
+                          HUB_NODE_INSTANCE_MAX);
     if (check_names("models", r->models, r->n_models, MAX_MODEL_NAME, err) != 0 ||
         check_names("tools", r->tools, r->n_tools, MAX_TOOL_NAME, err) != 0)
         return -1;
@@ -283,9 +287,11 @@ static void on_register(struct rpc_call *c, struct node_conn *nc, const Agentry_
     enum hub_sched_join outcome;
     struct hub_sched_decision d[256];
     int64_t now = ag_now_mono_ms();
-    struct hub_sched_join_req j = {.node = n, .now_ms = now,
+    struct hub_sched_join_req j = {.node = n,
+                                   .now_ms = now,
                                    .alive_ms = 3 * (int64_t)h->opts.heartbeat_ms,
-                                   .admitted = send_registered, .arg = h};
+                                   .admitted = send_registered,
+                                   .arg = h};
     size_t k = hub_sched_add_node(h->sched, &j, &outcome, &other, d, AG_ARRAY_SIZE(d));
     if (outcome == HUB_SCHED_REFUSED) {
         refuse_duplicate(c, n, other, now);
@@ -298,13 +304,15 @@ static void on_register(struct rpc_call *c, struct node_conn *nc, const Agentry_
     hub_hooks_run(&h->hooks, &joined);
     char labels[sizeof(struct ag_log_qbuf)];
     hub_node_labels_format(n, labels, sizeof(labels));
-    ag_log_info("node.registered", "node=%s capacity=%u labels=%s models=%zu tools=%zu "
-                "version=%s instance=%s peer=%s", n->id, n->capacity.slots, ag_log_q(labels),
-                n->nmodels, n->ntools, n->version, ag_log_q(n->instance_id), rpc_call_peer(c));
+    ag_log_info("node.registered",
+                "node=%s capacity=%u labels=%s models=%zu tools=%zu "
+                "version=%s instance=%s peer=%s",
+                n->id, n->capacity.slots, ag_log_q(labels), n->nmodels, n->ntools, n->version,
+                ag_log_q(n->instance_id), rpc_call_peer(c));
     if (other) {
         ag_log_warn("node.replaced", "node=%s", other->id);
         hub_rpc_node_close_stream(h, other, AG_ABORTED,
-                              "replaced by a newer connection with the same node id");
+                                  "replaced by a newer connection with the same node id");
         hub_rpc_node_lost(h, other, "node replaced by a new connection");
         hub_sched_node_unref(h->sched, other);
     }
@@ -320,7 +328,8 @@ static void on_register(struct rpc_call *c, struct node_conn *nc, const Agentry_
 
 static bool node_kind(int kind)
 {
-    return kind >= AGENTRY__V1__EVENT_KIND__EVENT_KIND_MODEL_REQUEST && kind <= AGENTRY__V1__EVENT_KIND__EVENT_KIND_ERROR;
+    return kind >= AGENTRY__V1__EVENT_KIND__EVENT_KIND_MODEL_REQUEST &&
+           kind <= AGENTRY__V1__EVENT_KIND__EVENT_KIND_ERROR;
 }
 
 /* Every event must belong to an agent this node holds (or held): else the node and the hub
@@ -334,8 +343,10 @@ static int check_batch(struct hub *h, struct hub_node *n, const Agentry__V1__Eve
     for (size_t i = 0; i < b->n_events; i++) {
         const Agentry__V1__NodeEvent *ev = b->events[i];
         if (!node_kind(ev->kind))
-            return ag_err_set(err, AG_INVALID_ARGUMENT, "event %zu has kind %d, which nodes may "
-                              "not send", i, (int)ev->kind);
+            return ag_err_set(err, AG_INVALID_ARGUMENT,
+                              "event %zu has kind %d, which nodes may "
+                              "not send",
+                              i, (int)ev->kind);
         if (ev->payload && strlen(ev->payload) > HUB_MAX_PAYLOAD)
             return ag_err_set(err, AG_INVALID_ARGUMENT,
                               "event %zu has a payload of %zu bytes; the limit is %u (Registered."
@@ -345,8 +356,9 @@ static int check_batch(struct hub *h, struct hub_node *n, const Agentry__V1__Eve
             (ev->result && (hub_validate_utf8("result.output", ev->result->output, err) != 0 ||
                             hub_validate_utf8("result.error", ev->result->error, err) != 0)))
             return -1;
-        struct hub_agent *a = ev->agent_id && *ev->agent_id ? hub_agents_find(&h->agents, ev->agent_id)
-                                                            : NULL;
+        struct hub_agent *a = ev->agent_id && *ev->agent_id
+                                  ? hub_agents_find(&h->agents, ev->agent_id)
+                                  : NULL;
         if (!a)
             return ag_err_set(err, AG_FAILED_PRECONDITION,
                               "node '%s' sent events for agent '%.64s', which does not exist",
@@ -358,8 +370,8 @@ static int check_batch(struct hub *h, struct hub_node *n, const Agentry__V1__Eve
         pthread_mutex_unlock(&a->lock);
         if (bad)
             return ag_err_set(err, AG_FAILED_PRECONDITION,
-                              "node '%s' does not hold agent '%s' at epoch %" PRIu64, n->id,
-                              a->id, ev->epoch);
+                              "node '%s' does not hold agent '%s' at epoch %" PRIu64, n->id, a->id,
+                              ev->epoch);
         agents[i] = a;
     }
     return 0;
@@ -491,8 +503,8 @@ static void on_node_msg(struct rpc_call *c, grpc_byte_buffer *msg)
     struct ag_arena ar;
     ag_arena_init(&ar, NULL, 0);
     struct ag_err err = AG_ERR_INIT;
-    Agentry__V1__NodeMessage *m =
-        rpc_pb_unpack(msg, &agentry__v1__node_message__descriptor, &ar, &err);
+    Agentry__V1__NodeMessage *m = rpc_pb_unpack(msg, &agentry__v1__node_message__descriptor, &ar,
+                                                &err);
     bool more = true;
     if (!m) {
         rpc_call_fail(c, &err);
@@ -544,17 +556,22 @@ static void on_node_close(struct rpc_call *c, bool cancelled)
     if (!nc->node)
         return;
     hub_rpc_node_lost(nc->h, nc->node,
-                  atomic_load(&nc->h->closing) ? "the hub is shutting down"
-                  : cancelled                   ? "node lost (stream broken)"
-                                                : "node lost (stream closed)");
+                      atomic_load(&nc->h->closing) ? "the hub is shutting down"
+                      : cancelled                  ? "node lost (stream broken)"
+                                                   : "node lost (stream closed)");
     hub_sched_node_unref(nc->h->sched, nc->node);
     nc->node = NULL;
 }
 
 const struct rpc_method hub_rpc_node_methods[] = {
-    {.path = "/agentry.v1.NodeService/Connect", .kind = RPC_BIDI, .preposted = 4,
-     .state_size = sizeof(struct node_conn), .send_queue_cap = 8192,
-     .max_request_bytes = HUB_MAX_NODE_MESSAGE, .on_call = on_connect,
-     .on_recv = on_node_msg, .on_close = on_node_close},
+    {.path = "/agentry.v1.NodeService/Connect",
+     .kind = RPC_BIDI,
+     .preposted = 4,
+     .state_size = sizeof(struct node_conn),
+     .send_queue_cap = 8192,
+     .max_request_bytes = HUB_MAX_NODE_MESSAGE,
+     .on_call = on_connect,
+     .on_recv = on_node_msg,
+     .on_close = on_node_close},
 };
 const size_t hub_rpc_node_nmethods = AG_ARRAY_SIZE(hub_rpc_node_methods);

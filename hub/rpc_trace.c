@@ -35,8 +35,8 @@ struct hub_follower {
     struct hub_agent *agent;
     uint64_t next_seq;
     bool follow;
-    bool reading;  /* a store read is in flight (holds a call reference) */
-    bool closed;   /* the call is over */
+    bool reading; /* a store read is in flight (holds a call reference) */
+    bool closed;  /* the call is over */
 };
 
 static void unlink_locked(struct hub_follower *f)
@@ -45,7 +45,8 @@ static void unlink_locked(struct hub_follower *f)
     if (!ag_list_linked(&f->link))
         return;
     ag_list_remove(&f->link);
-    if (ag_list_empty(&a->followers)) /* the ring only ever serves followers: an idle agent keeps none */
+    if (ag_list_empty(
+            &a->followers)) /* the ring only ever serves followers: an idle agent keeps none */
         hub_trace_ring_clear(&a->ring);
 }
 
@@ -129,8 +130,9 @@ static void on_read(void *arg, const struct hub_store_event *rows, size_t n,
         }
         if (gap && !f->closed) {
             char msg[160];
-            snprintf(msg, sizeof(msg), "agent '%s' log has no event at seq %" PRIu64
-                     "; the store may be damaged", a->id, f->next_seq);
+            snprintf(msg, sizeof(msg),
+                     "agent '%s' log has no event at seq %" PRIu64 "; the store may be damaged",
+                     a->id, f->next_seq);
             ag_log_error("trace.gap", "agent=%s seq=%" PRIu64, a->id, f->next_seq);
             finish_locked(f, AG_DATA_LOSS, msg);
         }
@@ -144,8 +146,8 @@ static void on_trace(struct rpc_call *c, grpc_byte_buffer *req)
 {
     struct hub *h = rpc_call_user(c);
     struct ag_err err = AG_ERR_INIT;
-    Agentry__V1__TraceRequest *in =
-        rpc_pb_unpack(req, &agentry__v1__trace_request__descriptor, rpc_call_arena(c), &err);
+    Agentry__V1__TraceRequest *in = rpc_pb_unpack(req, &agentry__v1__trace_request__descriptor,
+                                                  rpc_call_arena(c), &err);
     struct hub_agent *a = in ? hub_agents_lookup(&h->agents, in->agent_id, &err) : NULL;
     if (!a) {
         rpc_call_fail(c, &err);
@@ -198,7 +200,7 @@ void hub_rpc_trace_wake(struct hub *h, struct hub_agent *a,
         hub_trace_ring_put(&a->ring, evs[i]->seq, hub_trace_ring_pack(a->id, evs[i]));
     struct ag_list *pos, *tmp;
     AG_LIST_FOREACH_SAFE(pos, tmp, &a->followers) /* pump may unlink the follower at pos */
-        pump_locked(AG_LIST_ENTRY(pos, struct hub_follower, link));
+    pump_locked(AG_LIST_ENTRY(pos, struct hub_follower, link));
 }
 
 void hub_rpc_trace_fail_all(struct hub_agent *a, const struct ag_err *err)
@@ -209,8 +211,12 @@ void hub_rpc_trace_fail_all(struct hub_agent *a, const struct ag_err *err)
 }
 
 const struct rpc_method hub_rpc_trace_methods[] = {
-    {.path = "/agentry.v1.AgentHub/Trace", .kind = RPC_SERVER_STREAM, .preposted = 16,
-     .state_size = sizeof(struct hub_follower), .on_call = on_trace, .on_sent = on_trace_sent,
+    {.path = "/agentry.v1.AgentHub/Trace",
+     .kind = RPC_SERVER_STREAM,
+     .preposted = 16,
+     .state_size = sizeof(struct hub_follower),
+     .on_call = on_trace,
+     .on_sent = on_trace_sent,
      .on_close = on_trace_close},
 };
 const size_t hub_rpc_trace_nmethods = AG_ARRAY_SIZE(hub_rpc_trace_methods);

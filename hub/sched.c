@@ -55,8 +55,12 @@ struct hub_sched {
 void hub_sched_req_init(struct hub_sched_req *req, struct hub_agent *agent, const char *agent_id,
                         const char *model, char *const *tools, size_t ntools)
 {
-    *req = (struct hub_sched_req){.agent = agent, .agent_id = agent_id, .model = model,
-                                  .tools = tools, .ntools = ntools, .need = {.slots = 1}};
+    *req = (struct hub_sched_req){.agent = agent,
+                                  .agent_id = agent_id,
+                                  .model = model,
+                                  .tools = tools,
+                                  .ntools = ntools,
+                                  .need = {.slots = 1}};
 }
 
 /* --- reservations ---------------------------------------------------------------------------- */
@@ -225,9 +229,9 @@ static bool selector_has(const struct hub_sched_req *r, const struct hub_sched_l
 /* Do a and b fit exactly the same nodes? (Tools in spec order; selector terms in any order.) */
 static bool same_req(const struct hub_sched_req *a, const struct hub_sched_req *b)
 {
-    if (strcmp(a->model, b->model) != 0 || a->ntools != b->ntools ||
-        a->nselector != b->nselector || a->need.slots != b->need.slots ||
-        a->need.cpu_milli != b->need.cpu_milli || a->need.mem_bytes != b->need.mem_bytes)
+    if (strcmp(a->model, b->model) != 0 || a->ntools != b->ntools || a->nselector != b->nselector ||
+        a->need.slots != b->need.slots || a->need.cpu_milli != b->need.cpu_milli ||
+        a->need.mem_bytes != b->need.mem_bytes)
         return false;
     for (size_t i = 0; i < a->ntools; i++)
         if (strcmp(a->tools[i], b->tools[i]) != 0)
@@ -503,8 +507,7 @@ static enum missing missing_piece(const struct hub_sched *s, const struct hub_sc
         int off = snprintf(buf, cap, "room for %" PRIu32 " slot%s", r->slots,
                            r->slots == 1 ? "" : "s");
         if (r->cpu_milli && (size_t)off < cap)
-            off += snprintf(buf + off, cap - (size_t)off, ", %" PRIu32 " millicores",
-                            r->cpu_milli);
+            off += snprintf(buf + off, cap - (size_t)off, ", %" PRIu32 " millicores", r->cpu_milli);
         if (r->mem_bytes && (size_t)off < cap)
             snprintf(buf + off, cap - (size_t)off, ", %" PRIu64 " bytes of memory", r->mem_bytes);
         return MISSING_ROOM;
@@ -531,8 +534,8 @@ static void explain_unserved(const struct hub_sched *s, const struct hub_sched_r
                    "no connected node has %s; start a node with it (node join --labels)", piece);
         break;
     case MISSING_ROOM:
-        ag_err_set(err, AG_INVALID_ARGUMENT,
-                   "no connected node has %s in all; start a larger node", piece);
+        ag_err_set(err, AG_INVALID_ARGUMENT, "no connected node has %s in all; start a larger node",
+                   piece);
         break;
     case MISSING_NOTHING:
         ag_err_set(err, AG_INVALID_ARGUMENT,
@@ -557,8 +560,7 @@ int hub_sched_check(struct hub_sched *s, const struct hub_sched_req *req, struct
     return rc;
 }
 
-void hub_sched_explain(struct hub_sched *s, const struct hub_sched_req *req, char *buf,
-                       size_t cap)
+void hub_sched_explain(struct hub_sched *s, const struct hub_sched_req *req, char *buf, size_t cap)
 {
     pthread_mutex_lock(&s->lock);
     size_t serving = 0;

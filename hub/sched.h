@@ -61,12 +61,12 @@ struct hub_sched_label {
  * from the agent's spec, which is immutable and lives as long as the hub, so the scheduler may
  * keep the pointers (and keeps req itself while the agent waits). */
 struct hub_sched_req {
-    struct hub_agent *agent;   /* opaque to the scheduler; NULL when only checking */
-    const char *agent_id;      /* for logs; NULL when only checking */
-    const char *model;         /* "mock" or "mock/name"; never empty */
+    struct hub_agent *agent; /* opaque to the scheduler; NULL when only checking */
+    const char *agent_id;    /* for logs; NULL when only checking */
+    const char *model;       /* "mock" or "mock/name"; never empty */
     char *const *tools;
     size_t ntools;
-    struct hub_sched_res need; /* at least 1 slot */
+    struct hub_sched_res need;              /* at least 1 slot */
     const struct hub_sched_label *selector; /* labels the node must carry, with these values */
     size_t nselector;
 };
@@ -147,8 +147,7 @@ void hub_sched_close(struct hub_sched *s);
 int hub_sched_check(struct hub_sched *s, const struct hub_sched_req *req, struct ag_err *err);
 /* Why an agent with req waits, for a person ("waiting for a free slot on 2 nodes that can run
  * it", "waiting for a node that offers tool 'x'"), in buf. */
-void hub_sched_explain(struct hub_sched *s, const struct hub_sched_req *req, char *buf,
-                       size_t cap);
+void hub_sched_explain(struct hub_sched *s, const struct hub_sched_req *req, char *buf, size_t cap);
 
 /* A node's reference count, liveness and last-heard time are guarded by the scheduler's lock
  * (the table and reservations count references too), so they are reached through it. The last

@@ -91,12 +91,12 @@ struct hub_store {
     size_t queue_cap, max_batch, read_queue_cap;
 
     pthread_mutex_t mu;
-    pthread_cond_t wake; /* writer: queue not empty, or closing */
-    struct ag_queue writes;     /* of hub_store_write, bounded at queue_cap */
+    pthread_cond_t wake;    /* writer: queue not empty, or closing */
+    struct ag_queue writes; /* of hub_store_write, bounded at queue_cap */
     bool closing;
-    bool paused; /* test hook, see hub_store__pause */
-    bool lost;                /* set once by the writer, never cleared */
-    struct ag_err lost_err;   /* UNAVAILABLE + the backend's message, once lost */
+    bool paused;            /* test hook, see hub_store__pause */
+    bool lost;              /* set once by the writer, never cleared */
+    struct ag_err lost_err; /* UNAVAILABLE + the backend's message, once lost */
     struct hub_store_stats stats;
 
     pthread_t writer;
@@ -107,8 +107,8 @@ struct hub_store {
     pthread_cond_t cwake;
     struct done_batch *chead, *ctail; /* committed (or failed) batches, oldest first */
     bool cclosing;                    /* the writer has exited: drain and stop */
-    struct hub_store__conn *wconn; /* owned; writer thread */
-    struct seq_cache seqs;         /* writer thread */
+    struct hub_store__conn *wconn;    /* owned; writer thread */
+    struct seq_cache seqs;            /* writer thread */
 
     pthread_mutex_t rmu;
     pthread_cond_t rwake; /* reader: queue not empty, or closing */
@@ -245,8 +245,8 @@ static size_t batch_take(struct hub_store *st, struct hub_store_write **out)
         n = st->max_batch;
     struct hub_store_write *head = NULL, **tail = &head;
     for (size_t i = 0; i < n; i++) {
-        struct hub_store_write *w =
-            AG_QUEUE_ENTRY(ag_queue_pop(&st->writes), struct hub_store_write, qn);
+        struct hub_store_write *w = AG_QUEUE_ENTRY(ag_queue_pop(&st->writes),
+                                                   struct hub_store_write, qn);
         w->next = NULL;
         *tail = w;
         tail = &w->next;

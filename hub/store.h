@@ -57,22 +57,22 @@ struct hub_store_write;
  * "" and NULL both mean empty. Blobs are packed protobufs. */
 struct hub_store_agent {
     const char *id;
-    const char *request_id;   /* idempotency key, unique when not empty */
-    const uint8_t *spec;      /* packed agentry.v1.AgentSpec */
+    const char *request_id; /* idempotency key, unique when not empty */
+    const uint8_t *spec;    /* packed agentry.v1.AgentSpec */
     size_t spec_len;
-    int state;                /* AGENTRY__V1__AGENT_STATE__* */
-    const char *node_id;      /* node of the current/last assignment */
-    uint64_t epoch;           /* current assignment epoch */
+    int state;                 /* AGENTRY__V1__AGENT_STATE__* */
+    const char *node_id;       /* node of the current/last assignment */
+    uint64_t epoch;            /* current assignment epoch */
     const uint8_t *checkpoint; /* packed agentry.v1.Checkpoint, may be empty */
     size_t checkpoint_len;
     const char *last_output;
     const char *last_error;
     int64_t created_ns;
     int64_t updated_ns;
-    struct hub_usage usage;   /* all time */
+    struct hub_usage usage;      /* all time */
     struct hub_usage turn_usage; /* the current (or last) turn */
-    uint32_t turn_attempt;    /* placements of the current turn */
-    uint32_t streak;          /* interruptions in a row with streak_reason */
+    uint32_t turn_attempt;       /* placements of the current turn */
+    uint32_t streak;             /* interruptions in a row with streak_reason */
     const char *streak_reason;
     uint64_t spawn_input_seq; /* seq of the Spawn's input event, 0 if none (set at insert) */
     bool has_usage;           /* load only: false for rows written before usage was stored */
@@ -81,11 +81,11 @@ struct hub_store_agent {
 /* An event to append (write) or an event read back. */
 struct hub_store_event {
     const char *agent_id;
-    uint64_t seq;             /* append: set by the store at commit; read: the event's seq */
-    int kind;                 /* AGENTRY__V1__EVENT_KIND__* */
-    const char *payload;      /* JSON text, not NUL-terminated necessarily: use payload_len */
+    uint64_t seq;        /* append: set by the store at commit; read: the event's seq */
+    int kind;            /* AGENTRY__V1__EVENT_KIND__* */
+    const char *payload; /* JSON text, not NUL-terminated necessarily: use payload_len */
     size_t payload_len;
-    const char *node_id;      /* "" for hub-made events */
+    const char *node_id; /* "" for hub-made events */
     int64_t time_ns;
 };
 
@@ -113,9 +113,9 @@ struct hub_store_write {
     struct hub_store_op *ops;
     size_t nops;
     hub_store_done_fn *done;
-    void *arg;                     /* for the caller */
-    struct ag_qnode qn;            /* private to the store: its write queue */
-    struct hub_store_write *next;  /* private to the store: the batch it is run in */
+    void *arg;                    /* for the caller */
+    struct ag_qnode qn;           /* private to the store: its write queue */
+    struct hub_store_write *next; /* private to the store: the batch it is run in */
 };
 
 struct hub_store_opts {
@@ -157,12 +157,12 @@ int hub_store_scan_events(struct hub_store *st, const char *agent_id, uint64_t f
                           hub_store_event_fn *cb, void *arg, struct ag_err *err);
 
 struct hub_store_stats {
-    uint64_t commits;      /* transactions committed */
-    uint64_t writes;       /* writes completed OK */
-    uint64_t events;       /* events appended */
-    uint64_t failed;       /* writes completed with an error */
-    uint64_t max_batch;    /* largest batch committed so far */
-    uint64_t queue_depth;  /* writes waiting now */
+    uint64_t commits;     /* transactions committed */
+    uint64_t writes;      /* writes completed OK */
+    uint64_t events;      /* events appended */
+    uint64_t failed;      /* writes completed with an error */
+    uint64_t max_batch;   /* largest batch committed so far */
+    uint64_t queue_depth; /* writes waiting now */
 };
 void hub_store_get_stats(struct hub_store *st, struct hub_store_stats *out);
 

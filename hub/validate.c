@@ -72,8 +72,8 @@ int hub_validate_spec(const Agentry__V1__AgentSpec *spec, struct ag_err *err)
                           spec->n_tools, MAX_TOOLS);
     for (size_t i = 0; i < spec->n_tools; i++)
         if (!spec->tools[i][0] || strlen(spec->tools[i]) > MAX_TOOL_NAME)
-            return ag_err_set(err, AG_INVALID_ARGUMENT,
-                              "spec.tools[%zu] must be 1..%d bytes", i, MAX_TOOL_NAME);
+            return ag_err_set(err, AG_INVALID_ARGUMENT, "spec.tools[%zu] must be 1..%d bytes", i,
+                              MAX_TOOL_NAME);
     if (spec->max_iterations > MAX_ITER)
         return ag_err_set(err, AG_INVALID_ARGUMENT,
                           "spec.max_iterations is %u; the limit is %d (0 means 10)",
@@ -105,8 +105,8 @@ int hub_validate_labels(const char *what, size_t n, const char *const *keys,
                         const char *const *values, struct ag_err *err)
 {
     if (n > MAX_LABELS)
-        return ag_err_set(err, AG_INVALID_ARGUMENT, "%s has %zu entries; the limit is %d", what,
-                          n, MAX_LABELS);
+        return ag_err_set(err, AG_INVALID_ARGUMENT, "%s has %zu entries; the limit is %d", what, n,
+                          MAX_LABELS);
     for (size_t i = 0; i < n; i++) {
         size_t k = len0(keys[i]);
         if (k == 0 || k > MAX_LABEL_KEY || !label_key_ok(keys[i]))

@@ -20,7 +20,7 @@ struct call_timer {
     void *arg;
     struct wk_cancel *cancel; /* borrowed until fire */
     struct ag_timers *timers;
-    enum ag_code code;        /* what the main timer means: AG_OK or AG_DEADLINE_EXCEEDED */
+    enum ag_code code; /* what the main timer means: AG_OK or AG_DEADLINE_EXCEEDED */
     atomic_bool fired;
     atomic_int refs;
 };

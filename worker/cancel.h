@@ -20,8 +20,8 @@ typedef void wk_cancel_fn(void *arg);
 
 struct wk_cancel {
     pthread_mutex_t mu;
-    bool requested;    /* under mu; never cleared */
-    wk_cancel_fn *fn;  /* under mu: the in-flight call's listener, NULL if none */
+    bool requested;   /* under mu; never cleared */
+    wk_cancel_fn *fn; /* under mu: the in-flight call's listener, NULL if none */
     void *arg;
 };
 

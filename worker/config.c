@@ -19,8 +19,7 @@ const char *wk_config_get(const struct wk_config *c, const char *key)
     return NULL;
 }
 
-int wk_config_duration(const struct wk_config *c, const char *key, int64_t *ms,
-                       struct ag_err *err)
+int wk_config_duration(const struct wk_config *c, const char *key, int64_t *ms, struct ag_err *err)
 {
     const char *v = wk_config_get(c, key);
     if (!v)
@@ -43,8 +42,8 @@ int wk_config_check_keys(const struct wk_config *c, const char *const *known, st
         size_t off = strlen(names);
         for (size_t k = 0; known && known[k] && off < sizeof(names); k++)
             off += (size_t)snprintf(names + off, sizeof(names) - off, ", %s", known[k]);
-        return ag_err_set(err, AG_INVALID_ARGUMENT, "unknown option '%s.%s': %s takes %s",
-                          c->owner, c->items[i].key, c->owner, names);
+        return ag_err_set(err, AG_INVALID_ARGUMENT, "unknown option '%s.%s': %s takes %s", c->owner,
+                          c->items[i].key, c->owner, names);
     }
     return 0;
 }
@@ -94,8 +93,9 @@ static int parse_one(const char *opt, const char *what, const char *const *names
     char have[128];
     names_of(names, nrows, have, sizeof(have));
     return ag_err_set(err, AG_INVALID_ARGUMENT,
-                      "invalid %s option '%s': this node has no %s '%.*s' (it has: %s)", what, opt, strcmp(what, "model") == 0 ? "model provider" : "tool",
-                      (int)(dot - opt), opt, have);
+                      "invalid %s option '%s': this node has no %s '%.*s' (it has: %s)", what, opt,
+                      strcmp(what, "model") == 0 ? "model provider" : "tool", (int)(dot - opt), opt,
+                      have);
 }
 
 /* Parse a row's options, its timeout, then its own keys. */
@@ -128,8 +128,8 @@ int wk_configs_parse(struct wk_configs *out, const char *const *model_opts, size
     while (wk_tools[nt].name)
         nt++;
     const char **names = ag_xcalloc(np + nt + 1, sizeof(*names));
-    int (**checks)(const struct wk_config *, struct ag_err *) =
-        ag_xcalloc(np + nt + 1, sizeof(*checks));
+    int (**checks)(const struct wk_config *, struct ag_err *) = ag_xcalloc(np + nt + 1,
+                                                                           sizeof(*checks));
     for (size_t i = 0; i < np; i++) {
         names[i] = wk_model_providers[i].name;
         checks[i] = wk_model_providers[i].check_config;

@@ -22,18 +22,17 @@ struct wk_config_item {
 };
 
 struct wk_config {
-    const char *owner;             /* borrowed: the row's name, for messages */
-    struct wk_config_item *items;  /* owned */
+    const char *owner;            /* borrowed: the row's name, for messages */
+    struct wk_config_item *items; /* owned */
     size_t n;
-    int64_t timeout_ms;            /* "timeout"; 0: calls have no deadline */
+    int64_t timeout_ms; /* "timeout"; 0: calls have no deadline */
 };
 
 /* The value of key, or NULL if not set. c may be NULL. */
 const char *wk_config_get(const struct wk_config *c, const char *key);
 /* key as a duration ("50ms", "2s") into *ms; *ms untouched if key is not set. -1 with
  * INVALID_ARGUMENT naming the option if malformed. */
-int wk_config_duration(const struct wk_config *c, const char *key, int64_t *ms,
-                       struct ag_err *err);
+int wk_config_duration(const struct wk_config *c, const char *key, int64_t *ms, struct ag_err *err);
 /* -1 with INVALID_ARGUMENT naming the first key that is neither "timeout" nor in known (a
  * NULL-terminated list), and what the row takes. */
 int wk_config_check_keys(const struct wk_config *c, const char *const *known, struct ag_err *err);

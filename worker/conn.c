@@ -34,8 +34,8 @@
 #include <grpc/grpc.h>
 #include <grpc/support/alloc.h>
 #include <grpc/support/time.h>
-#include <pthread.h>
 #include <inttypes.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -47,6 +47,7 @@
 #include "common/log.h"
 #include "common/rpc/client.h"
 #include "common/rpc/pb.h"
+#include "common/timers.h"
 #include "common/xalloc.h"
 #include "worker/config.h"
 #include "worker/model.h"
@@ -54,7 +55,6 @@
 #include "worker/outbox.h"
 #include "worker/runner.h"
 #include "worker/tool.h"
-#include "common/timers.h"
 
 #define CONN_MAX_BATCH 1024
 /* Events packed into one batch, unless a single event is bigger (it then goes alone). */
@@ -83,19 +83,19 @@ struct wk_node {
     pthread_mutex_t lock;
     /* Guarded by lock: */
     struct rpc_async_call a; /* the current stream; a.call is NULL between streams */
-    bool up;            /* Registered received on the current stream */
-    bool sending;       /* a send batch is in flight */
-    bool closing;       /* half-close requested */
+    bool up;                 /* Registered received on the current stream */
+    bool sending;            /* a send batch is in flight */
+    bool closing;            /* half-close requested */
     bool stop;
     struct wk_outbox out; /* events from emit to EventAck, and the runs waiting for room */
     bool heartbeat_due;
-    unsigned hb_running;  /* runs counted before taking the lock (see kick_send_locked) */
-    size_t batch_bytes;   /* from Registered: see CONN_BATCH_BYTES */
-    int outstanding;    /* batches in flight on the current call */
+    unsigned hb_running; /* runs counted before taking the lock (see kick_send_locked) */
+    size_t batch_bytes;  /* from Registered: see CONN_BATCH_BYTES */
+    int outstanding;     /* batches in flight on the current call */
     /* Connection thread only: */
     uint32_t heartbeat_ms;
     int64_t next_heartbeat_ms;
-    bool fatal;              /* the hub refused us in a way retrying cannot fix */
+    bool fatal; /* the hub refused us in a way retrying cannot fix */
     struct ag_err fatal_err;
 };
 
@@ -195,8 +195,8 @@ static void on_ack(struct wk_node *n, const Agentry__V1__EventAck *ack)
     for (size_t i = 0; i < ack->n_seqs; i++)
         dropped += ack->seqs[i] == 0;
     if (dropped)
-        ag_log_debug("conn.events_discarded", "node=%s batch=%" PRIu64 " discarded=%zu",
-                     n->node_id, ack->batch_id, dropped);
+        ag_log_debug("conn.events_discarded", "node=%s batch=%" PRIu64 " discarded=%zu", n->node_id,
+                     ack->batch_id, dropped);
 }
 
 static void on_assign(struct wk_node *n, const Agentry__V1__Assignment *a)
@@ -204,8 +204,8 @@ static void on_assign(struct wk_node *n, const Agentry__V1__Assignment *a)
     struct ag_err err = AG_ERR_INIT;
     if (wk_runner_assign(n->runner, a, &err) == 0)
         return;
-    ag_log_warn("conn.assignment_refused", "node=%s agent=%s epoch=%" PRIu64 " err=%s",
-                n->node_id, a->agent_id, a->epoch, ag_log_q(err.msg));
+    ag_log_warn("conn.assignment_refused", "node=%s agent=%s epoch=%" PRIu64 " err=%s", n->node_id,
+                a->agent_id, a->epoch, ag_log_q(err.msg));
     if (err.code == AG_INVALID_ARGUMENT)
         wk_runner_reject(n->runner, a, err.msg);
 }
@@ -213,8 +213,8 @@ static void on_assign(struct wk_node *n, const Agentry__V1__Assignment *a)
 static void on_registered(struct wk_node *n, const Agentry__V1__Registered *r)
 {
     size_t max_msg = r->max_message_bytes ? (size_t)r->max_message_bytes : CONN_DEFAULT_MAX_MESSAGE;
-    size_t max_payload =
-        r->max_payload_bytes ? (size_t)r->max_payload_bytes : CONN_DEFAULT_MAX_PAYLOAD;
+    size_t max_payload = r->max_payload_bytes ? (size_t)r->max_payload_bytes
+                                              : CONN_DEFAULT_MAX_PAYLOAD;
     if (max_msg < 2 * CONN_BATCH_OVERHEAD)
         max_msg = 2 * CONN_BATCH_OVERHEAD; /* a hub this strict gets ERRORs, not a broken stream */
     /* Before `up`: no assignment of this stream can start a run with the old limits. */
@@ -240,7 +240,9 @@ static void handle_msg(struct wk_node *n, const Agentry__V1__HubMessage *m)
     case AGENTRY__V1__HUB_MESSAGE__MSG_REGISTERED:
         on_registered(n, m->registered);
         break;
-    case AGENTRY__V1__HUB_MESSAGE__MSG_ASSIGN: on_assign(n, m->assign); break;
+    case AGENTRY__V1__HUB_MESSAGE__MSG_ASSIGN:
+        on_assign(n, m->assign);
+        break;
     case AGENTRY__V1__HUB_MESSAGE__MSG_DELIVER:
         if (m->deliver->input &&
             wk_runner_deliver(n->runner, m->deliver->agent_id, m->deliver->epoch,
@@ -253,8 +255,11 @@ static void handle_msg(struct wk_node *n, const Agentry__V1__HubMessage *m)
                     m->cancel->agent_id, m->cancel->epoch, ag_log_q(m->cancel->reason));
         wk_runner_cancel(n->runner, m->cancel->agent_id, m->cancel->epoch);
         break;
-    case AGENTRY__V1__HUB_MESSAGE__MSG_ACK: on_ack(n, m->ack); break;
-    default: break;
+    case AGENTRY__V1__HUB_MESSAGE__MSG_ACK:
+        on_ack(n, m->ack);
+        break;
+    default:
+        break;
     }
 }
 
@@ -329,7 +334,8 @@ static void on_recv_done(struct wk_node *n)
     struct ag_arena ar;
     ag_arena_init(&ar, NULL, 0);
     struct ag_err err = AG_ERR_INIT;
-    Agentry__V1__HubMessage *m = rpc_pb_unpack(bb, &agentry__v1__hub_message__descriptor, &ar, &err);
+    Agentry__V1__HubMessage *m = rpc_pb_unpack(bb, &agentry__v1__hub_message__descriptor, &ar,
+                                               &err);
     grpc_byte_buffer_destroy(bb);
     if (m)
         handle_msg(n, m);
@@ -377,8 +383,10 @@ static void stream_over(struct wk_node *n, bool was_up)
     struct wk_outbox_calls calls;
     wk_outbox_calls_init(&calls);
     struct ag_err lost = AG_ERR_INIT;
-    ag_err_set(&lost, AG_UNAVAILABLE, "the stream to the hub at '%s' ended before the hub "
-               "acknowledged the event", n->o.hub);
+    ag_err_set(&lost, AG_UNAVAILABLE,
+               "the stream to the hub at '%s' ended before the hub "
+               "acknowledged the event",
+               n->o.hub);
     pthread_mutex_lock(&n->lock);
     rpc_async_release(&n->a); /* every batch is back (serve_stream) */
     n->up = false;
@@ -437,7 +445,8 @@ static bool serve_stream(struct wk_node *n)
         if (ev.tag == &tag_send) {
             on_send_done(n);
         } else if (ev.tag == &tag_recv) {
-            on_recv_done(n); /* at the end of the stream it posts no more reads; the status follows */
+            on_recv_done(
+                n); /* at the end of the stream it posts no more reads; the status follows */
         } else if (ev.tag == &tag_status) {
             /* The call is over: from now on no thread may start a batch on it (kick_send_locked
              * and on_emit check `up` under the lock), so `outstanding` can only fall to zero
@@ -504,8 +513,7 @@ static int pack_register(struct wk_node *n, const struct wk_node_opts *o, struct
     for (size_t i = 0; i < nl; i++) {
         const char *eq = strchr(o->labels[i], '=');
         if (!eq) {
-            rc = ag_err_set(err, AG_INVALID_ARGUMENT, "label '%s' is not key=value",
-                            o->labels[i]);
+            rc = ag_err_set(err, AG_INVALID_ARGUMENT, "label '%s' is not key=value", o->labels[i]);
             break;
         }
         keys[i] = ag_xstrndup(o->labels[i], (size_t)(eq - o->labels[i]));
@@ -582,10 +590,15 @@ struct wk_node *wk_node_new(const struct wk_node_opts *o, struct ag_err *err)
         wk_node_free(n);
         return NULL;
     }
-    struct wk_runner_opts ro = {.threads = o->threads, .emit = on_emit, .room = on_room,
-                                .emit_ctx = n, .timers = n->timers,
-                                .model_opts = o->model_opts, .nmodel_opts = o->nmodel_opts,
-                                .tool_opts = o->tool_opts, .ntool_opts = o->ntool_opts};
+    struct wk_runner_opts ro = {.threads = o->threads,
+                                .emit = on_emit,
+                                .room = on_room,
+                                .emit_ctx = n,
+                                .timers = n->timers,
+                                .model_opts = o->model_opts,
+                                .nmodel_opts = o->nmodel_opts,
+                                .tool_opts = o->tool_opts,
+                                .ntool_opts = o->ntool_opts};
     n->runner = wk_runner_new(&ro, err);
     struct rpc_channel_opts co = {.max_backoff_ms = 1000, .max_recv_bytes = CONN_MAX_RECV};
     n->ch = n->runner ? rpc_channel_new(o->hub, &co, err) : NULL;
@@ -608,8 +621,7 @@ static int64_t jitter(int64_t ms)
 int wk_node_run(struct wk_node *n, struct ag_err *err)
 {
     int64_t backoff = 100;
-    ag_log_info("node.starting", "node=%s hub=%s capacity=%u", n->node_id, n->o.hub,
-                n->o.capacity);
+    ag_log_info("node.starting", "node=%s hub=%s capacity=%u", n->node_id, n->o.hub, n->o.capacity);
     while (!stopping(n)) {
         if (serve_stream(n))
             backoff = 100;

@@ -25,8 +25,7 @@ typedef void wk_emit_done_fn(void *arg, const struct ag_err *err);
  * Events of one agent are emitted in order. done: NULL (nobody waits), or called as
  * wk_emit_done_fn says. Returns 0 when the event was queued for the hub, -1 when it was dropped
  * because no stream is up (done is then never called; the runs are being cancelled). */
-typedef int wk_emit_fn(void *ctx, uint8_t *ev, size_t len, wk_emit_done_fn *done,
-                       void *done_arg);
+typedef int wk_emit_fn(void *ctx, uint8_t *ev, size_t len, wk_emit_done_fn *done, void *done_arg);
 /* Called once when the emit queues have room again, or when they were emptied (stream lost). */
 typedef void wk_wake_fn(void *arg);
 /* Back-pressure: true if the emit queues have room for more events. Otherwise false, and

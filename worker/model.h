@@ -27,11 +27,11 @@ struct wk_tool_call {
 };
 
 struct wk_msg {
-    char *role;                  /* owned: "user", "assistant", "tool" */
-    char *content;               /* owned, never NULL */
-    struct wk_tool_call *calls;  /* owned array (assistant) */
+    char *role;                 /* owned: "user", "assistant", "tool" */
+    char *content;              /* owned, never NULL */
+    struct wk_tool_call *calls; /* owned array (assistant) */
     size_t ncalls;
-    char *tool_call_id;          /* owned, may be NULL (tool) */
+    char *tool_call_id; /* owned, may be NULL (tool) */
 };
 
 /* A tool the model may call, as a model API wants it. */
@@ -42,17 +42,17 @@ struct wk_chat_tool {
 };
 
 struct wk_chat_req {
-    const char *model;          /* the part after "provider/", "" if none */
-    const char *system_prompt;  /* borrowed */
-    const struct wk_msg *msgs;  /* borrowed, oldest first */
+    const char *model;         /* the part after "provider/", "" if none */
+    const char *system_prompt; /* borrowed */
+    const struct wk_msg *msgs; /* borrowed, oldest first */
     size_t nmsgs;
     const struct wk_chat_tool *tools; /* borrowed: the tools the agent may call */
     size_t ntools;
 };
 
 struct wk_chat_reply {
-    char *content;               /* owned, never NULL */
-    struct wk_tool_call *calls;  /* owned */
+    char *content;              /* owned, never NULL */
+    struct wk_tool_call *calls; /* owned */
     size_t ncalls;
     uint64_t input_tokens;
     uint64_t output_tokens;
@@ -68,9 +68,8 @@ struct wk_provider {
     const char *name;
     /* Returns 0 (done will be called) or -1 with err (done will not be called). req is borrowed
      * for the call only; ctx's pointers stay valid until done(). */
-    int (*chat)(struct wk_provider *p, const struct wk_call_ctx *ctx,
-                const struct wk_chat_req *req, wk_model_done_fn *done, void *arg,
-                struct ag_err *err);
+    int (*chat)(struct wk_provider *p, const struct wk_call_ctx *ctx, const struct wk_chat_req *req,
+                wk_model_done_fn *done, void *arg, struct ag_err *err);
     void (*free)(struct wk_provider *p);
     void *state;
 };

@@ -304,8 +304,9 @@ static void mock_fire(void *arg, enum ag_code code)
     if (code != AG_OK) {
         wk_chat_reply_free(pd->reply);
         pd->reply = NULL;
-        ag_err_set(&pd->err, code, code == AG_CANCELLED ? "model call to 'mock' was cancelled"
-                                                        : "model call to 'mock' timed out");
+        ag_err_set(&pd->err, code,
+                   code == AG_CANCELLED ? "model call to 'mock' was cancelled"
+                                        : "model call to 'mock' timed out");
     }
     pd->done(pd->arg, pd->reply, pd->reply ? NULL : &pd->err);
     free(pd);

@@ -14,14 +14,14 @@
 struct wk_node;
 
 struct wk_node_opts {
-    const char *hub;          /* "127.0.0.1:7070" */
-    const char *node_id;      /* NULL: "<hostname>-<pid>" */
-    unsigned capacity;        /* turns at once; 0 = 64 */
+    const char *hub;           /* "127.0.0.1:7070" */
+    const char *node_id;       /* NULL: "<hostname>-<pid>" */
+    unsigned capacity;         /* turns at once; 0 = 64 */
     const char *const *labels; /* "k=v" items */
     size_t nlabels;
-    unsigned threads;         /* agent-loop threads; 0 = 2 */
-    int64_t handshake_ms;     /* deadline for Register -> Registered; 0 = 5000 */
-    int64_t max_backoff_ms;   /* reconnect backoff cap; 0 = 5000 */
+    unsigned threads;       /* agent-loop threads; 0 = 2 */
+    int64_t handshake_ms;   /* deadline for Register -> Registered; 0 = 5000 */
+    int64_t max_backoff_ms; /* reconnect backoff cap; 0 = 5000 */
     /* Provider and tool options, "NAME.KEY=VALUE" (worker/config.h). */
     const char *const *model_opts;
     size_t nmodel_opts;

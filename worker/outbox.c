@@ -3,8 +3,8 @@
  * caller's lock guards everything; callbacks are collected, never called, here). */
 #include "worker/outbox.h"
 
-#include <grpc/slice.h>
 #include <grpc/byte_buffer.h>
+#include <grpc/slice.h>
 #include <stdlib.h>
 #include <string.h>
 

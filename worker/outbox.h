@@ -48,9 +48,9 @@ struct wk_outbox_ev {
 };
 
 struct wk_outbox_batch {
-    struct ag_qnode node;  /* in the unacked queue, weighing bytes */
+    struct ag_qnode node; /* in the unacked queue, weighing bytes */
     uint64_t id;
-    struct ag_qnode *evs;  /* owned chain of wk_outbox_ev nodes, oldest first, NULL-ended */
+    struct ag_qnode *evs; /* owned chain of wk_outbox_ev nodes, oldest first, NULL-ended */
     size_t n, bytes;
 };
 
@@ -75,7 +75,7 @@ struct wk_outbox_calls {
     struct ag_qnode *lost;   /* chain of dropped events: done(arg, &lost_err) */
     struct ag_err lost_err;
     struct ag_qnode *discarded; /* chain of events the hub refused as stale: AG_ABORTED */
-    struct ag_list wake;     /* wk_outbox_waiter: room again, or everything dropped */
+    struct ag_list wake;        /* wk_outbox_waiter: room again, or everything dropped */
 };
 void wk_outbox_calls_init(struct wk_outbox_calls *calls);
 

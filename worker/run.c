@@ -61,19 +61,19 @@ struct wk_run {
     const struct wk_config *tool_configs; /* borrowed from the host; one per row of wk_tools */
     struct ag_timers *timers;             /* borrowed from the host */
     bool durable_tools;
-    char *agent_id;               /* owned */
+    char *agent_id; /* owned */
     uint64_t epoch;
-    char *model;            /* owned: spec.model, "mock" if it was empty */
-    const char *model_name; /* borrowed from model: the part after "provider/" */
-    char *system_prompt;    /* owned */
-    char **tools;           /* owned: spec.tools */
+    char *model;                     /* owned: spec.model, "mock" if it was empty */
+    const char *model_name;          /* borrowed from model: the part after "provider/" */
+    char *system_prompt;             /* owned */
+    char **tools;                    /* owned: spec.tools */
     struct wk_chat_tool *tool_specs; /* owned array (strings borrowed): tools, for the model */
     size_t ntools;
     uint32_t max_iterations;    /* spec value, 0 replaced by the default */
     struct wk_usage base_usage; /* the checkpoint's cumulative usage */
     uint8_t *user_state;        /* owned, opaque, returned unchanged in the checkpoint */
     size_t user_state_len;
-    size_t max_payload;         /* the hub's limits when the run started (see run_event.c) */
+    size_t max_payload; /* the hub's limits when the run started (see run_event.c) */
     size_t max_event;
 
     /* Turn state: token holder only. */
@@ -159,8 +159,8 @@ static void copy_spec(struct wk_run *run, const Agentry__V1__AgentSpec *spec)
     const char *slash = strchr(run->model, '/');
     run->model_name = slash ? slash + 1 : "";
     run->system_prompt = dup_or_empty(spec ? spec->system_prompt : NULL);
-    run->max_iterations =
-        spec && spec->max_iterations ? spec->max_iterations : WK_RUN_DEFAULT_MAX_ITERATIONS;
+    run->max_iterations = spec && spec->max_iterations ? spec->max_iterations
+                                                       : WK_RUN_DEFAULT_MAX_ITERATIONS;
     if (!spec || spec->n_tools == 0)
         return;
     run->tools = ag_xcalloc(spec->n_tools, sizeof(*run->tools));
@@ -171,8 +171,8 @@ static void copy_spec(struct wk_run *run, const Agentry__V1__AgentSpec *spec)
         /* A tool this node lacks is still shown (the hub places agents only where their tools
          * are, so this is a race with an upgrade): calling it gives the model an error result. */
         const struct wk_tool *t = wk_tool_find(run->tools[i]);
-        run->tool_specs[i] = (struct wk_chat_tool){
-            run->tools[i], t ? t->description : "", t ? t->schema_json : "{\"type\":\"object\"}"};
+        run->tool_specs[i] = (struct wk_chat_tool){run->tools[i], t ? t->description : "",
+                                                   t ? t->schema_json : "{\"type\":\"object\"}"};
     }
 }
 
@@ -409,8 +409,7 @@ static bool run_emit(struct wk_run *run, struct wk_run_event *ev, bool park)
 
 static struct wk_run_event_head event_head(const struct wk_run *run)
 {
-    return (struct wk_run_event_head){run->agent_id, run->epoch, run->max_payload,
-                                      run->max_event};
+    return (struct wk_run_event_head){run->agent_id, run->epoch, run->max_payload, run->max_event};
 }
 
 /* The turn-ending event (see wk_run_event_end), emitted unless the run was cancelled. */
@@ -433,8 +432,7 @@ static void emit_end(struct wk_run *run, Agentry__V1__EventKind kind, const char
         run_emit(run, &ev, false);
 }
 
-void wk_run__reject(const Agentry__V1__Assignment *a, const struct wk_run_opts *o,
-                    const char *why)
+void wk_run__reject(const Agentry__V1__Assignment *a, const struct wk_run_opts *o, const char *why)
 {
     /* The turn never started: the checkpoint goes back as it came and the inputs stay
      * unconsumed (above input_seq), so a later turn still sees them. */

@@ -77,10 +77,10 @@ struct wk_run_host {
 struct wk_run_opts {
     const struct wk_run_host *host; /* borrowed */
     void *host_ctx;
-    struct wk_provider *provider;          /* borrowed; NULL for a rejected assignment */
-    const struct wk_config *model_config;  /* borrowed; the provider's, NULL if no provider */
-    const struct wk_config *tool_configs;  /* borrowed; one per row of wk_tools */
-    struct ag_timers *timers;              /* borrowed; for the model's and tools' contexts */
+    struct wk_provider *provider;         /* borrowed; NULL for a rejected assignment */
+    const struct wk_config *model_config; /* borrowed; the provider's, NULL if no provider */
+    const struct wk_config *tool_configs; /* borrowed; one per row of wk_tools */
+    struct ag_timers *timers;             /* borrowed; for the model's and tools' contexts */
     /* Park the run on its TOOL_CALL and TOOL_RESULT events until the hub stored them
      * (wk_runner_opts.durable_tools). */
     bool durable_tools;
@@ -95,8 +95,7 @@ struct wk_run *wk_run__new(const Agentry__V1__Assignment *a, const struct wk_run
 /* End the turn of an assignment that could not start with an ERROR (why; NULL: "rejected"),
  * carrying the checkpoint as it came and leaving the inputs unconsumed, so the hub frees the slot
  * and records why. Of o, only the host's emit, host_ctx and the limits are used. */
-void wk_run__reject(const Agentry__V1__Assignment *a, const struct wk_run_opts *o,
-                    const char *why);
+void wk_run__reject(const Agentry__V1__Assignment *a, const struct wk_run_opts *o, const char *why);
 void wk_run__ref(struct wk_run *run);
 /* NULL is a no-op. */
 void wk_run__unref(struct wk_run *run);

@@ -32,13 +32,20 @@
 const char *wk_run_event_kind_word(Agentry__V1__EventKind kind)
 {
     switch (kind) {
-    case AGENTRY__V1__EVENT_KIND__EVENT_KIND_MODEL_REQUEST: return "model_request";
-    case AGENTRY__V1__EVENT_KIND__EVENT_KIND_MODEL_REPLY: return "model_reply";
-    case AGENTRY__V1__EVENT_KIND__EVENT_KIND_TOOL_CALL: return "tool_call";
-    case AGENTRY__V1__EVENT_KIND__EVENT_KIND_TOOL_RESULT: return "tool_result";
-    case AGENTRY__V1__EVENT_KIND__EVENT_KIND_FINAL: return "final";
-    case AGENTRY__V1__EVENT_KIND__EVENT_KIND_YIELD: return "yield";
-    default: return "error";
+    case AGENTRY__V1__EVENT_KIND__EVENT_KIND_MODEL_REQUEST:
+        return "model_request";
+    case AGENTRY__V1__EVENT_KIND__EVENT_KIND_MODEL_REPLY:
+        return "model_reply";
+    case AGENTRY__V1__EVENT_KIND__EVENT_KIND_TOOL_CALL:
+        return "tool_call";
+    case AGENTRY__V1__EVENT_KIND__EVENT_KIND_TOOL_RESULT:
+        return "tool_result";
+    case AGENTRY__V1__EVENT_KIND__EVENT_KIND_FINAL:
+        return "final";
+    case AGENTRY__V1__EVENT_KIND__EVENT_KIND_YIELD:
+        return "yield";
+    default:
+        return "error";
     }
 }
 
@@ -85,9 +92,8 @@ static void event_init(const struct wk_run_event_head *h, Agentry__V1__NodeEvent
 }
 
 /* Takes payload. Events that do not end the turn. */
-static int pack_json(const struct wk_run_event_head *h, Agentry__V1__EventKind kind,
-                     cJSON *payload, Agentry__V1__Usage *usage, struct wk_run_event *out,
-                     struct ag_err *why)
+static int pack_json(const struct wk_run_event_head *h, Agentry__V1__EventKind kind, cJSON *payload,
+                     Agentry__V1__Usage *usage, struct wk_run_event *out, struct ag_err *why)
 {
     char *json = cJSON_PrintUnformatted(payload);
     cJSON_Delete(payload);
@@ -195,9 +201,9 @@ static Agentry__V1__Usage *usage_pb(const struct wk_usage *u, struct ag_arena *a
 
 /* How much of the run's state a turn-ending event carries (see the top comment). */
 enum ckpt_level {
-    CKPT_FULL,       /* the whole conversation after the turn */
-    CKPT_INPUTS,     /* the conversation before the turn, plus the user inputs it consumed */
-    CKPT_NONE,       /* none: the hub keeps the agent's state as it was before the turn */
+    CKPT_FULL,   /* the whole conversation after the turn */
+    CKPT_INPUTS, /* the conversation before the turn, plus the user inputs it consumed */
+    CKPT_NONE,   /* none: the hub keeps the agent's state as it was before the turn */
 };
 
 /* The agent after this turn: the conversation, this turn's counters, and the cumulative usage

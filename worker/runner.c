@@ -45,7 +45,7 @@ struct wk_runner {
     wk_room_fn *room; /* NULL: always room */
     void *emit_ctx;
     bool durable_tools;
-    struct ag_timers *timers; /* borrowed from opts */
+    struct ag_timers *timers;  /* borrowed from opts */
     struct wk_configs configs; /* read-only after wk_runner_new */
 
     pthread_mutex_t providers_mu;

@@ -31,11 +31,11 @@ struct wk_runner;
 struct ag_timers;
 
 struct wk_runner_opts {
-    unsigned threads;          /* pool threads; 0 = 2 */
+    unsigned threads; /* pool threads; 0 = 2 */
     wk_emit_fn *emit;
-    wk_room_fn *room;          /* NULL: the queues never fill */
-    void *emit_ctx;            /* for emit and room */
-    struct ag_timers *timers;  /* borrowed */
+    wk_room_fn *room;         /* NULL: the queues never fill */
+    void *emit_ctx;           /* for emit and room */
+    struct ag_timers *timers; /* borrowed */
     /* Park each run until the hub has stored its TOOL_CALL (before the tool runs) and its
      * TOOL_RESULT (before the turn moves on), so a run resumed elsewhere finds every tool call it
      * started and every result it used. Exactly-once tools build on this; off, a tool step costs

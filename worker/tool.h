@@ -19,8 +19,8 @@ typedef void wk_tool_done_fn(void *arg, char *output, bool is_error);
 
 struct wk_tool {
     const char *name;
-    const char *description;  /* one line, for models */
-    const char *schema_json;  /* JSON schema of the arguments object */
+    const char *description; /* one line, for models */
+    const char *schema_json; /* JSON schema of the arguments object */
     /* ctx is borrowed for the call only; the pointers inside it stay valid until done(). */
     int (*run)(const struct wk_tool *t, const struct wk_call_ctx *ctx, const char *args_json,
                wk_tool_done_fn *done, void *arg, struct ag_err *err);
@@ -28,7 +28,7 @@ struct wk_tool {
     int (*check_config)(const struct wk_config *c, struct ag_err *err);
 };
 
-extern const struct wk_tool wk_tools[]; /* ends with a NULL name */
+extern const struct wk_tool wk_tools[];               /* ends with a NULL name */
 const struct wk_tool *wk_tool_find(const char *name); /* NULL if unknown */
 
 #endif

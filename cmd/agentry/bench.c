@@ -13,8 +13,8 @@
 #include "common/clock.h"
 #include "common/xalloc.h"
 
-#define BENCH_WAKE_MS 200           /* how soon a Ctrl-C or the end of the duration is seen */
-#define BENCH_SLOT_ARENA 2048       /* room to decode a typical reply without malloc */
+#define BENCH_WAKE_MS 200     /* how soon a Ctrl-C or the end of the duration is seen */
+#define BENCH_SLOT_ARENA 2048 /* room to decode a typical reply without malloc */
 
 /* --- histogram ------------------------------------------------------------------------------- */
 
@@ -35,7 +35,8 @@ static int64_t hist_value(size_t idx)
 {
     if (idx < BENCH_HIST_EXACT)
         return (int64_t)idx;
-    size_t g = (idx - BENCH_HIST_EXACT) / BENCH_HIST_SUB, sub = (idx - BENCH_HIST_EXACT) % BENCH_HIST_SUB;
+    size_t g = (idx - BENCH_HIST_EXACT) / BENCH_HIST_SUB,
+           sub = (idx - BENCH_HIST_EXACT) % BENCH_HIST_SUB;
     int shift = (int)g + 1; /* e - 6 with e = g + 7 */
     return ((int64_t)(BENCH_HIST_SUB + sub) << shift) + ((int64_t)1 << (shift - 1));
 }
@@ -142,8 +143,7 @@ static bool hub_gone(const struct bench_slot *s)
         return true;
     if (s->ac.status != GRPC_STATUS_DEADLINE_EXCEEDED)
         return false;
-    grpc_connectivity_state st =
-        grpc_channel_check_connectivity_state(rpc_channel_grpc(s->rch), 0);
+    grpc_connectivity_state st = grpc_channel_check_connectivity_state(rpc_channel_grpc(s->rch), 0);
     return st == GRPC_CHANNEL_CONNECTING || st == GRPC_CHANNEL_TRANSIENT_FAILURE;
 }
 

@@ -48,16 +48,16 @@ typedef int bench_reply_fn(void *arg, size_t slot, grpc_byte_buffer *reply, stru
 struct bench_cfg {
     struct rpc_channel **chans; /* borrowed; slot i uses chans[i % nchans] */
     size_t nchans;
-    const char *method;         /* "/agentry.v1.AgentHub/Ping" */
-    size_t concurrency;         /* slots, each with one call in flight */
-    int64_t duration_ms;        /* start calls until this much time has passed, or */
-    uint64_t calls;             /* start this many calls (used when duration_ms is 0) */
-    int64_t timeout_ms;         /* per-call deadline */
-    const grpc_slice *reqs;     /* borrowed packed requests; slot i sends reqs[i % nreqs] */
+    const char *method;     /* "/agentry.v1.AgentHub/Ping" */
+    size_t concurrency;     /* slots, each with one call in flight */
+    int64_t duration_ms;    /* start calls until this much time has passed, or */
+    uint64_t calls;         /* start this many calls (used when duration_ms is 0) */
+    int64_t timeout_ms;     /* per-call deadline */
+    const grpc_slice *reqs; /* borrowed packed requests; slot i sends reqs[i % nreqs] */
     size_t nreqs;
-    bench_reply_fn *on_reply;   /* NULL: any OK reply counts as a success */
+    bench_reply_fn *on_reply; /* NULL: any OK reply counts as a success */
     void *arg;
-    bool progress;              /* a line on stderr each second */
+    bool progress;               /* a line on stderr each second */
     volatile sig_atomic_t *stop; /* may be NULL; when set, no new call starts */
 };
 
@@ -65,9 +65,9 @@ struct bench_result {
     uint64_t calls;  /* completed */
     uint64_t errors; /* of which failed */
     struct ag_err first_err;
-    bool hub_lost;          /* the run ended early: a call found the hub gone (see above) */
-    struct ag_err lost_err; /* the call that showed it, when hub_lost */
-    int64_t elapsed_ns; /* first start to last completion */
+    bool hub_lost;           /* the run ended early: a call found the hub gone (see above) */
+    struct ag_err lost_err;  /* the call that showed it, when hub_lost */
+    int64_t elapsed_ns;      /* first start to last completion */
     struct bench_hist *hist; /* owned: latencies of successful calls */
 };
 

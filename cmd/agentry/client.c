@@ -42,8 +42,8 @@ void cli_client_init(struct cli_client *c, int64_t default_timeout_ms)
     c->timeout_ms = default_timeout_ms;
     char d[32];
     cli_duration_str(d, sizeof(d), default_timeout_ms);
-    snprintf(c->timeout_help, sizeof(c->timeout_help), "deadline for the call; 0 for none (default %s)",
-             d);
+    snprintf(c->timeout_help, sizeof(c->timeout_help),
+             "deadline for the call; 0 for none (default %s)", d);
     ag_arena_init(&c->arena, NULL, 0);
 }
 
@@ -51,8 +51,8 @@ void cli_client_flags(struct cli_client *c, struct ag_flag *flags, size_t *n, si
 {
     push_flag(flags, n, cap,
               (struct ag_flag){"hub", 0, AG_FLAG_STR, &c->hub, "ADDR",
-                               "hub address host:port (default $AGENTRY_HUB or 127.0.0.1:7070)",
-                               0, 0});
+                               "hub address host:port (default $AGENTRY_HUB or 127.0.0.1:7070)", 0,
+                               0});
     push_flag(flags, n, cap,
               (struct ag_flag){"timeout", 0, AG_FLAG_DURATION, &c->timeout_ms, "DURATION",
                                c->timeout_help, 0, 0});
@@ -82,8 +82,9 @@ void cli_client_explain_deadline(const struct cli_client *c, struct ag_err *err)
     /* grpc's own text says nothing about which deadline; the hub's own messages pass as is. */
     if (err->code == AG_DEADLINE_EXCEEDED && strcmp(err->msg, "Deadline Exceeded") == 0) {
         char d[32];
-        ag_err_set(err, AG_DEADLINE_EXCEEDED, "no answer from hub at '%s' within %s (see --timeout)",
-                   c->hub, cli_duration_str(d, sizeof(d), c->timeout_ms));
+        ag_err_set(err, AG_DEADLINE_EXCEEDED,
+                   "no answer from hub at '%s' within %s (see --timeout)", c->hub,
+                   cli_duration_str(d, sizeof(d), c->timeout_ms));
     }
 }
 
@@ -165,8 +166,9 @@ bool cli_parse(const char *cmd, const struct ag_cmd_help *help, const struct ag_
     return true;
 }
 
-bool cli_parse_agent_id(const char *cmd, const struct ag_cmd_help *help, const struct ag_flag *flags,
-                        size_t nflags, int argc, char **argv, char **agent_id, int *rc)
+bool cli_parse_agent_id(const char *cmd, const struct ag_cmd_help *help,
+                        const struct ag_flag *flags, size_t nflags, int argc, char **argv,
+                        char **agent_id, int *rc)
 {
     size_t npos;
     return cli_parse(cmd, help, flags, nflags, argc, argv, agent_id, 1, &npos, rc) &&
@@ -476,8 +478,8 @@ int cli_spec_call(struct cli_client *c, const char *method, const ProtobufCMessa
     if (what)
         snprintf(late, sizeof(late), "%s within %s (see --timeout)", what, d);
     else
-        snprintf(late, sizeof(late), "no answer from hub at '%s' within %s (see --timeout)",
-                 c->hub, d);
+        snprintf(late, sizeof(late), "no answer from hub at '%s' within %s (see --timeout)", c->hub,
+                 d);
     return report_deadline(c, late, rid, sent, &err);
 }
 

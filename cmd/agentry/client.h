@@ -71,8 +71,9 @@ bool cli_parse(const char *cmd, const struct ag_cmd_help *help, const struct ag_
                int *rc);
 /* cli_parse for a command whose one argument is AGENT_ID (get, kill, trace): false with *rc set
  * as cli_parse does, also when AGENT_ID is missing. */
-bool cli_parse_agent_id(const char *cmd, const struct ag_cmd_help *help, const struct ag_flag *flags,
-                        size_t nflags, int argc, char **argv, char **agent_id, int *rc);
+bool cli_parse_agent_id(const char *cmd, const struct ag_cmd_help *help,
+                        const struct ag_flag *flags, size_t nflags, int argc, char **argv,
+                        char **agent_id, int *rc);
 /* True if npos >= need; else prints "error: missing WHAT (see 'agentry CMD --help')" and
  * returns false with *rc = CLI_USAGE. */
 bool cli_need_args(const char *cmd, size_t npos, size_t need, const char *what, int *rc);

@@ -89,8 +89,8 @@ static int keep_agent_id(void *arg, size_t slot, grpc_byte_buffer *reply, struct
                          struct ag_err *err)
 {
     struct bench_ctx *b = arg;
-    Agentry__V1__SpawnResponse *r =
-        rpc_pb_unpack(reply, &agentry__v1__spawn_response__descriptor, arena, err);
+    Agentry__V1__SpawnResponse *r = rpc_pb_unpack(reply, &agentry__v1__spawn_response__descriptor,
+                                                  arena, err);
     if (!r)
         return -1;
     b->agent_ids[slot] = ag_xstrdup(r->agent_id);
@@ -101,8 +101,8 @@ static int keep_agent_id(void *arg, size_t slot, grpc_byte_buffer *reply, struct
 static int check_invoke(void *arg, size_t slot, grpc_byte_buffer *reply, struct ag_arena *arena,
                         struct ag_err *err)
 {
-    Agentry__V1__InvokeResponse *r =
-        rpc_pb_unpack(reply, &agentry__v1__invoke_response__descriptor, arena, err);
+    Agentry__V1__InvokeResponse *r = rpc_pb_unpack(reply, &agentry__v1__invoke_response__descriptor,
+                                                   arena, err);
     if (!r)
         return -1;
     if (r->state != AGENTRY__V1__AGENT_STATE__AGENT_STATE_IDLE)
@@ -227,8 +227,8 @@ static cJSON *result_json(const struct bench_ctx *b, const struct bench_result *
 static void print_human(const struct bench_ctx *b, const struct bench_result *r)
 {
     char d[32];
-    printf("rpc            %s\nhub            %s\nconcurrency    %" PRId64 "\nchannels       %" PRId64
-           "\n",
+    printf("rpc            %s\nhub            %s\nconcurrency    %" PRId64
+           "\nchannels       %" PRId64 "\n",
            b->o.rpc, b->c->hub, b->o.concurrency, b->o.channels);
     if (b->o.calls)
         printf("budget         %" PRId64 " calls\n", b->o.calls);
@@ -241,7 +241,10 @@ static void print_human(const struct bench_ctx *b, const struct bench_result *r)
     if (r->errors)
         printf("first_error    %s: %s\n", ag_code_name(r->first_err.code), r->first_err.msg);
     printf("elapsed        %.3fs%s\ncalls/s (ok)   %.1f\n", (double)r->elapsed_ns / 1e9,
-           r->hub_lost ? " (hub lost)" : bench_stop ? " (interrupted)" : "", per_second(r));
+           r->hub_lost  ? " (hub lost)"
+           : bench_stop ? " (interrupted)"
+                        : "",
+           per_second(r));
     printf("latency_ms     p50=%.3f p95=%.3f p99=%.3f max=%.3f\n",
            ms(bench_hist_quantile(r->hist, 0.50)), ms(bench_hist_quantile(r->hist, 0.95)),
            ms(bench_hist_quantile(r->hist, 0.99)), ms(bench_hist_quantile(r->hist, 1.0)));
@@ -293,14 +296,16 @@ static int measure(struct bench_ctx *b, struct bench_cfg *cfg)
     int rc = CLI_OK;
     struct ag_err err = AG_ERR_INIT;
     if (res.hub_lost) {
-        ag_err_set(&err, res.lost_err.code, "hub at '%s' stopped answering after %" PRIu64
-                   " calls, so the run stopped: %s: %s", b->c->hub, res.calls,
-                   ag_code_name(res.lost_err.code), res.lost_err.msg);
+        ag_err_set(&err, res.lost_err.code,
+                   "hub at '%s' stopped answering after %" PRIu64
+                   " calls, so the run stopped: %s: %s",
+                   b->c->hub, res.calls, ag_code_name(res.lost_err.code), res.lost_err.msg);
         rc = cli_fail(&err);
     } else if (res.errors) {
-        ag_err_set(&err, res.first_err.code, "%" PRIu64 " of %" PRIu64 " calls failed, the first "
-                   "with %s: %s", res.errors, res.calls, ag_code_name(res.first_err.code),
-                   res.first_err.msg);
+        ag_err_set(&err, res.first_err.code,
+                   "%" PRIu64 " of %" PRIu64 " calls failed, the first "
+                   "with %s: %s",
+                   res.errors, res.calls, ag_code_name(res.first_err.code), res.first_err.msg);
         rc = cli_fail(&err);
     }
     bench_result_release(&res);
@@ -373,9 +378,10 @@ static bool check_opts(struct bench_ctx *b, int *rc)
     else if (b->o.payload_bytes && strcmp(b->o.rpc, "ping") != 0)
         ag_err_set(&err, AG_INVALID_ARGUMENT, "--payload-bytes applies to --rpc ping only");
     else if (b->o.channels > b->o.concurrency)
-        ag_err_set(&err, AG_INVALID_ARGUMENT, "--channels %" PRId64 " is more than --concurrency "
-                   "%" PRId64 ": some channels would carry no call", b->o.channels,
-                   b->o.concurrency);
+        ag_err_set(&err, AG_INVALID_ARGUMENT,
+                   "--channels %" PRId64 " is more than --concurrency "
+                   "%" PRId64 ": some channels would carry no call",
+                   b->o.channels, b->o.concurrency);
     else
         return true;
     *rc = cli_usage_error(&err);
@@ -391,16 +397,15 @@ int cli_cmd_bench(int argc, char **argv)
     struct bench_ctx b = {&c, {"", 64, 1, -1, 0, 0}, NULL, NULL};
     struct ag_flag flags[CLI_MAX_FLAGS] = {
         {"rpc", 0, AG_FLAG_STR, &b.o.rpc, "RPC", "ping, send, spawn or invoke (required)", 0, 0},
-        {"concurrency", 'c', AG_FLAG_INT, &b.o.concurrency, "N", "calls in flight (default 64)",
-         1, 10000},
-        {"channels", 0, AG_FLAG_INT, &b.o.channels, "K", "connections to spread them over "
-         "(default 1)", 1, 1024},
-        {"duration", 'd', AG_FLAG_DURATION, &b.o.duration_ms, "DURATION", "how long to run "
-         "(default 5s)", 0, 0},
-        {"calls", 'n', AG_FLAG_INT, &b.o.calls, "M", "run exactly M calls instead", 1,
-         INT64_MAX},
-        {"payload-bytes", 0, AG_FLAG_INT, &b.o.payload_bytes, "B", "Ping payload size "
-         "(default 0)", 0, BENCH_MAX_PAYLOAD},
+        {"concurrency", 'c', AG_FLAG_INT, &b.o.concurrency, "N", "calls in flight (default 64)", 1,
+         10000},
+        {"channels", 0, AG_FLAG_INT, &b.o.channels, "K",
+         "connections to spread them over (default 1)", 1, 1024},
+        {"duration", 'd', AG_FLAG_DURATION, &b.o.duration_ms, "DURATION",
+         "how long to run (default 5s)", 0, 0},
+        {"calls", 'n', AG_FLAG_INT, &b.o.calls, "M", "run exactly M calls instead", 1, INT64_MAX},
+        {"payload-bytes", 0, AG_FLAG_INT, &b.o.payload_bytes, "B", "Ping payload size (default 0)",
+         0, BENCH_MAX_PAYLOAD},
     };
     size_t nflags = 6;
     cli_client_flags(&c, flags, &nflags, CLI_MAX_FLAGS);

@@ -19,17 +19,29 @@ int cli_cmd_hub(int argc, char **argv)
     int64_t threads = 0, max_msg = 4 << 20, heartbeat = 2000, interruptions = 5;
     int64_t backoff = 1000, backoff_max = 60000, grace = 10000;
     const struct ag_flag flags[] = {
-        {"listen", 'l', AG_FLAG_STR, &listen, "ADDR", "address to serve on (default 127.0.0.1:7070)", 0, 0},
+        {"listen", 'l', AG_FLAG_STR, &listen, "ADDR",
+         "address to serve on (default 127.0.0.1:7070)", 0, 0},
         {"store", 0, AG_FLAG_STR, &store, "URL", "state store (default sqlite:agentry.db)", 0, 0},
-        {"scheduler", 0, AG_FLAG_STR, &sched, "NAME", "placement strategy (default round_robin)", 0, 0},
+        {"scheduler", 0, AG_FLAG_STR, &sched, "NAME", "placement strategy (default round_robin)", 0,
+         0},
         {"threads", 0, AG_FLAG_INT, &threads, "N", "RPC threads (default: one per CPU)", 0, 256},
-        {"max-message-bytes", 0, AG_FLAG_INT, &max_msg, "N", "largest request accepted (default 4194304)", 1024, 1 << 30},
-        {"heartbeat", 0, AG_FLAG_DURATION, &heartbeat, "DUR", "node heartbeat interval (default 2s)", 0, 0},
-        {"max-interruptions", 0, AG_FLAG_INT, &interruptions, "N", "a turn interrupted N times in a row for one reason, or 4N in all, fails (default 5)", 1, 1000},
-        {"retry-backoff", 0, AG_FLAG_DURATION, &backoff, "DUR", "wait before an interrupted turn's third attempt, doubling after (default 1s; the second is at once)", 0, 0},
-        {"retry-backoff-max", 0, AG_FLAG_DURATION, &backoff_max, "DUR", "longest wait between attempts of an interrupted turn (default 1m)", 0, 0},
-        {"join-grace", 0, AG_FLAG_DURATION, &grace, "DUR", "after start, a Spawn of a model or tool no connected node offers waits instead of failing, while nodes reconnect (default 10s)", 0, 0},
-        {"log-level", 0, AG_FLAG_STR, &level, "LEVEL", "debug, info, warn or error (default info)", 0, 0},
+        {"max-message-bytes", 0, AG_FLAG_INT, &max_msg, "N",
+         "largest request accepted (default 4194304)", 1024, 1 << 30},
+        {"heartbeat", 0, AG_FLAG_DURATION, &heartbeat, "DUR",
+         "node heartbeat interval (default 2s)", 0, 0},
+        {"max-interruptions", 0, AG_FLAG_INT, &interruptions, "N",
+         "a turn interrupted N times in a row for one reason, or 4N in all, fails (default 5)", 1,
+         1000},
+        {"retry-backoff", 0, AG_FLAG_DURATION, &backoff, "DUR",
+         "wait before an interrupted turn's third attempt, doubling after (default 1s; the second is at once)",
+         0, 0},
+        {"retry-backoff-max", 0, AG_FLAG_DURATION, &backoff_max, "DUR",
+         "longest wait between attempts of an interrupted turn (default 1m)", 0, 0},
+        {"join-grace", 0, AG_FLAG_DURATION, &grace, "DUR",
+         "after start, a Spawn of a model or tool no connected node offers waits instead of failing, while nodes reconnect (default 10s)",
+         0, 0},
+        {"log-level", 0, AG_FLAG_STR, &level, "LEVEL", "debug, info, warn or error (default info)",
+         0, 0},
     };
     const struct ag_cmd_help help = {
         "agentry hub [flags]   (or: agent-hub [flags])",
@@ -56,15 +68,20 @@ int cli_cmd_hub(int argc, char **argv)
     pthread_sigmask(SIG_BLOCK, &set, NULL);
 
     if (heartbeat < 1 || backoff < 1 || backoff_max < backoff) {
-        ag_err_set(&err, AG_INVALID_ARGUMENT, "--heartbeat and --retry-backoff must be positive, "
+        ag_err_set(&err, AG_INVALID_ARGUMENT,
+                   "--heartbeat and --retry-backoff must be positive, "
                    "and --retry-backoff-max at least --retry-backoff");
         return cli_usage_error(&err);
     }
-    struct hub_opts o = {.listen = listen, .store_url = store, .sched = sched,
-                         .threads = (unsigned)threads, .max_message_bytes = (size_t)max_msg,
+    struct hub_opts o = {.listen = listen,
+                         .store_url = store,
+                         .sched = sched,
+                         .threads = (unsigned)threads,
+                         .max_message_bytes = (size_t)max_msg,
                          .heartbeat_ms = (unsigned)heartbeat,
                          .max_interruptions = (unsigned)interruptions,
-                         .retry_backoff_ms = backoff, .retry_backoff_max_ms = backoff_max,
+                         .retry_backoff_ms = backoff,
+                         .retry_backoff_max_ms = backoff_max,
                          .join_grace_ms = grace};
     struct hub *h = hub_new(&o, &err);
     if (!h)

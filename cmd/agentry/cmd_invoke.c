@@ -54,8 +54,10 @@ static int outcome(const Agentry__V1__InvokeResponse *r)
         ag_err_set(&err, AG_ABORTED, "agent '%s' failed: %s", r->agent_id, why);
         break;
     case AGENTRY__V1__AGENT_STATE__AGENT_STATE_YIELDED:
-        ag_err_set(&err, AG_ABORTED, "agent '%s' yielded before answering: %s (continue with "
-                   "'agentry send %s ...')", r->agent_id, why, r->agent_id);
+        ag_err_set(&err, AG_ABORTED,
+                   "agent '%s' yielded before answering: %s (continue with "
+                   "'agentry send %s ...')",
+                   r->agent_id, why, r->agent_id);
         break;
     case AGENTRY__V1__AGENT_STATE__AGENT_STATE_KILLED:
         ag_err_set(&err, AG_ABORTED, "agent '%s' was killed: %s", r->agent_id, why);
@@ -68,8 +70,7 @@ static int outcome(const Agentry__V1__InvokeResponse *r)
     return cli_fail(&err);
 }
 
-static int invoke(struct cli_client *c, Agentry__V1__AgentSpec *spec, char *input,
-                  char *request_id)
+static int invoke(struct cli_client *c, Agentry__V1__AgentSpec *spec, char *input, char *request_id)
 {
     Agentry__V1__InvokeRequest req = AGENTRY__V1__INVOKE_REQUEST__INIT;
     req.spec = spec;
@@ -90,5 +91,6 @@ static int invoke(struct cli_client *c, Agentry__V1__AgentSpec *spec, char *inpu
 
 int cli_cmd_invoke(int argc, char **argv)
 {
-    return cli_spec_cmd("invoke", &invoke_help, INVOKE_TIMEOUT_DEFAULT_MS, true, invoke, argc, argv);
+    return cli_spec_cmd("invoke", &invoke_help, INVOKE_TIMEOUT_DEFAULT_MS, true, invoke, argc,
+                        argv);
 }

@@ -38,15 +38,24 @@ static int node_join(int argc, char **argv)
     int64_t capacity = 64, threads = 2, handshake = 5000;
     struct ag_strlist labels = {0}, model_opts = {0}, tool_opts = {0};
     const struct ag_flag flags[] = {
-        {"hub", 0, AG_FLAG_STR, &hub, "ADDR", "hub address (default $AGENTRY_HUB or 127.0.0.1:7070)", 0, 0},
-        {"capacity", 'c', AG_FLAG_INT, &capacity, "N", "agent turns run at once (default 64)", 1, 100000},
+        {"hub", 0, AG_FLAG_STR, &hub, "ADDR",
+         "hub address (default $AGENTRY_HUB or 127.0.0.1:7070)", 0, 0},
+        {"capacity", 'c', AG_FLAG_INT, &capacity, "N", "agent turns run at once (default 64)", 1,
+         100000},
         {"labels", 0, AG_FLAG_LIST, &labels, "K=V,...", "labels for scheduling and display", 0, 0},
-        {"node-id", 0, AG_FLAG_STR, &node_id, "ID", "unique node id (default <hostname>-<pid>)", 0, 0},
+        {"node-id", 0, AG_FLAG_STR, &node_id, "ID", "unique node id (default <hostname>-<pid>)", 0,
+         0},
         {"threads", 0, AG_FLAG_INT, &threads, "N", "agent-loop threads (default 2)", 1, 256},
-        {"handshake-timeout", 0, AG_FLAG_DURATION, &handshake, "DUR", "give up on a hub that does not answer Register within DUR, and retry (default 5s)", 0, 0},
-        {"model-opt", 0, AG_FLAG_LIST, &model_opts, "PROVIDER.KEY=VAL", "a model provider option, repeatable: mock.latency=DUR (added to every reply), PROVIDER.timeout=DUR (each call's deadline; default none)", 0, 0},
-        {"tool-opt", 0, AG_FLAG_LIST, &tool_opts, "TOOL.KEY=VAL", "a tool option, repeatable: echo.latency=DUR (delays every output), TOOL.timeout=DUR (each call's deadline; default none)", 0, 0},
-        {"log-level", 0, AG_FLAG_STR, &level, "LEVEL", "debug, info, warn or error (default info)", 0, 0},
+        {"handshake-timeout", 0, AG_FLAG_DURATION, &handshake, "DUR",
+         "give up on a hub that does not answer Register within DUR, and retry (default 5s)", 0, 0},
+        {"model-opt", 0, AG_FLAG_LIST, &model_opts, "PROVIDER.KEY=VAL",
+         "a model provider option, repeatable: mock.latency=DUR (added to every reply), PROVIDER.timeout=DUR (each call's deadline; default none)",
+         0, 0},
+        {"tool-opt", 0, AG_FLAG_LIST, &tool_opts, "TOOL.KEY=VAL",
+         "a tool option, repeatable: echo.latency=DUR (delays every output), TOOL.timeout=DUR (each call's deadline; default none)",
+         0, 0},
+        {"log-level", 0, AG_FLAG_STR, &level, "LEVEL", "debug, info, warn or error (default info)",
+         0, 0},
     };
     const struct ag_cmd_help help = {
         "agentry node join [flags]   (or: agent-node join [flags])",
@@ -58,9 +67,13 @@ static int node_join(int argc, char **argv)
     size_t npos = 0;
     int rc = ag_flags_parse("node join", flags, AG_ARRAY_SIZE(flags), argc, argv, NULL, 0, &npos,
                             &err);
-    struct wk_node_opts o = {.hub = hub, .node_id = node_id, .capacity = (unsigned)capacity,
-                             .labels = (const char *const *)labels.items, .nlabels = labels.n,
-                             .threads = (unsigned)threads, .handshake_ms = handshake,
+    struct wk_node_opts o = {.hub = hub,
+                             .node_id = node_id,
+                             .capacity = (unsigned)capacity,
+                             .labels = (const char *const *)labels.items,
+                             .nlabels = labels.n,
+                             .threads = (unsigned)threads,
+                             .handshake_ms = handshake,
                              .model_opts = (const char *const *)model_opts.items,
                              .nmodel_opts = model_opts.n,
                              .tool_opts = (const char *const *)tool_opts.items,

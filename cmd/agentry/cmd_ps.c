@@ -38,7 +38,8 @@ struct ps_list {
 static void append_page(struct cli_client *c, struct ps_list *l,
                         const Agentry__V1__ListAgentsResponse *page)
 {
-    Agentry__V1__Agent **all = ag_arena_alloc(&c->arena, (l->n + page->n_agents + 1) * sizeof(*all));
+    Agentry__V1__Agent **all = ag_arena_alloc(&c->arena,
+                                              (l->n + page->n_agents + 1) * sizeof(*all));
     if (l->n)
         memcpy(all, l->agents, l->n * sizeof(*all));
     if (page->n_agents)
@@ -89,7 +90,11 @@ int cli_cmd_ps(int argc, char **argv)
 {
     struct cli_client c;
     cli_client_init(&c, CLI_TIMEOUT_DEFAULT_MS);
-    struct ps_opts o = {.state = "", .selector = "", .name = "", .request_id = "", .limit = 100,
+    struct ps_opts o = {.state = "",
+                        .selector = "",
+                        .name = "",
+                        .request_id = "",
+                        .limit = 100,
                         .st = AGENTRY__V1__AGENT_STATE__AGENT_STATE_UNSPECIFIED};
     struct ag_flag flags[CLI_MAX_FLAGS] = {
         {"state", 0, AG_FLAG_STR, &o.state, "STATE",

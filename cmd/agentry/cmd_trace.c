@@ -107,8 +107,9 @@ static int trace(struct trace_run *t, const char *id)
             cli_client_explain_deadline(t->c, &err);
             return cli_fail(&err);
         }
-        fprintf(stderr, "trace: the hub dropped this follower (%s); resuming from seq %" PRIu64
-                        "\n", err.msg, next);
+        fprintf(stderr,
+                "trace: the hub dropped this follower (%s); resuming from seq %" PRIu64 "\n",
+                err.msg, next);
     }
 }
 
@@ -120,8 +121,8 @@ int cli_cmd_trace(int argc, char **argv)
              "deadline for reading the log; 0 for none; ignored with -f (default 10s)");
     struct trace_opts o = {false, false, 0};
     struct ag_flag flags[CLI_MAX_FLAGS] = {
-        {"follow", 'f', AG_FLAG_BOOL, &o.follow, NULL, "keep printing new events until Ctrl-C",
-         0, 0},
+        {"follow", 'f', AG_FLAG_BOOL, &o.follow, NULL, "keep printing new events until Ctrl-C", 0,
+         0},
         {"from", 0, AG_FLAG_INT, &o.from, "SEQ", "first seq to print (default 1)", 0, INT64_MAX},
         {"jsonl", 0, AG_FLAG_BOOL, &o.jsonl, NULL, "one JSON object per event per line", 0, 0},
     };

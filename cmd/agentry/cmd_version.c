@@ -20,8 +20,7 @@ int cli_cmd_version(int argc, char **argv)
     };
     size_t npos;
     int rc;
-    if (!cli_parse("version", &help, flags, AG_ARRAY_SIZE(flags), argc, argv, NULL, 0, &npos,
-                   &rc))
+    if (!cli_parse("version", &help, flags, AG_ARRAY_SIZE(flags), argc, argv, NULL, 0, &npos, &rc))
         return rc;
     if (json) {
         cJSON *o = cJSON_CreateObject();

@@ -14,8 +14,8 @@
 static const char *const state_names[] = {"unspecified", "pending", "running", "idle",
                                           "yielded",     "failed",  "killed"};
 static const char *const kind_names[] = {
-    "unspecified", "spawned",     "input", "assigned", "model_request", "model_reply", "tool_call",
-    "tool_result", "final",       "yield", "error",    "killed",        "interrupted",
+    "unspecified", "spawned", "input", "assigned", "model_request", "model_reply", "tool_call",
+    "tool_result", "final",   "yield", "error",    "killed",        "interrupted",
 };
 
 const char *cli_print_state_name(Agentry__V1__AgentState s)
@@ -61,8 +61,8 @@ const char *cli_print_time(char *buf, size_t cap, int64_t unix_ns)
             buf[0] = '\0';
         return buf;
     }
-    char tail[6] = {'.', (char)('0' + ms / 100), (char)('0' + ms / 10 % 10), (char)('0' + ms % 10),
-                    'Z', '\0'};
+    char tail[6] = {
+        '.', (char)('0' + ms / 100), (char)('0' + ms / 10 % 10), (char)('0' + ms % 10), 'Z', '\0'};
     memcpy(buf + n, tail, sizeof(tail));
     return buf;
 }
@@ -238,7 +238,8 @@ void cli_print_agent(FILE *out, const Agentry__V1__Agent *a, int64_t now_ns)
     kv_time(out, "updated", a->updated_unix_nano, now_ns);
     const Agentry__V1__Usage *u = a->usage;
     char usage[160];
-    snprintf(usage, sizeof(usage), "model_calls=%u tool_calls=%u input_tokens=%llu output_tokens=%llu",
+    snprintf(usage, sizeof(usage),
+             "model_calls=%u tool_calls=%u input_tokens=%llu output_tokens=%llu",
              u ? u->model_calls : 0, u ? u->tool_calls : 0,
              (unsigned long long)(u ? u->input_tokens : 0),
              (unsigned long long)(u ? u->output_tokens : 0));

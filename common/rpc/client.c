@@ -37,8 +37,8 @@ struct rpc_method_handle {
 };
 
 struct rpc_channel {
-    grpc_channel *ch; /* owned */
-    char *target;     /* owned */
+    grpc_channel *ch;     /* owned */
+    char *target;         /* owned */
     pthread_mutex_t lock; /* guards methods, n, cap */
     struct rpc_method_handle *methods;
     size_t n, cap;
@@ -185,9 +185,8 @@ int rpc_status_to_err(grpc_status_code status, grpc_slice details, struct ag_err
 {
     if (status == GRPC_STATUS_OK)
         return 0;
-    enum ag_code code = status >= 0 && status <= GRPC_STATUS_UNAUTHENTICATED
-                            ? (enum ag_code)status
-                            : AG_UNKNOWN;
+    enum ag_code code = status >= 0 && status <= GRPC_STATUS_UNAUTHENTICATED ? (enum ag_code)status
+                                                                             : AG_UNKNOWN;
     size_t len = GRPC_SLICE_LENGTH(details);
     if (len == 0)
         return ag_err_set(err, code, "call failed with status %s", ag_code_name(code));
@@ -392,8 +391,7 @@ int rpc_async_start(struct rpc_async_call *a, struct rpc_channel *ch, grpc_compl
                                                   rpc_channel_method(ch, method),
                                                   rpc_deadline_gpr(deadline), NULL);
     if (!a->call)
-        return ag_err_set(err, AG_INTERNAL, "cannot create call '%s' to '%s'", method,
-                          ch->target);
+        return ag_err_set(err, AG_INTERNAL, "cannot create call '%s' to '%s'", method, ch->target);
     return 0;
 }
 
@@ -562,7 +560,7 @@ struct rpc_stream {
     bool send_out, close_out, status_out;
     bool ended;
     int end_rc;
-    struct ag_err end_err; /* what next() returns again after the end */
+    struct ag_err end_err;                         /* what next() returns again after the end */
     char tag_send, tag_close, tag_msg, tag_status; /* their addresses are the batch tags */
 };
 

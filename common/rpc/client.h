@@ -36,10 +36,10 @@
 struct rpc_channel;
 
 struct rpc_channel_opts {
-    int max_recv_bytes;   /* 0 = 16 MiB */
-    int keepalive_ms;     /* 0 = 20000 */
+    int max_recv_bytes;       /* 0 = 16 MiB */
+    int keepalive_ms;         /* 0 = 20000 */
     int keepalive_timeout_ms; /* 0 = 10000 */
-    int max_backoff_ms;   /* reconnect backoff cap; 0 = grpc default */
+    int max_backoff_ms;       /* reconnect backoff cap; 0 = grpc default */
 };
 
 void rpc_client_init(void);

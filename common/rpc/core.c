@@ -10,9 +10,12 @@
 static const char *severity_name(gpr_log_severity s)
 {
     switch (s) {
-    case GPR_LOG_SEVERITY_DEBUG: return "debug";
-    case GPR_LOG_SEVERITY_INFO: return "info";
-    default: return "error";
+    case GPR_LOG_SEVERITY_DEBUG:
+        return "debug";
+    case GPR_LOG_SEVERITY_INFO:
+        return "info";
+    default:
+        return "error";
     }
 }
 

@@ -59,8 +59,8 @@ size_t rpc_pb_length(grpc_byte_buffer *bb)
     return bb ? grpc_byte_buffer_length(bb) : 0;
 }
 
-void *rpc_pb_unpack(grpc_byte_buffer *bb, const ProtobufCMessageDescriptor *d, struct ag_arena *arena,
-                    struct ag_err *err)
+void *rpc_pb_unpack(grpc_byte_buffer *bb, const ProtobufCMessageDescriptor *d,
+                    struct ag_arena *arena, struct ag_err *err)
 {
     if (!bb) {
         ag_err_set(err, AG_INVALID_ARGUMENT, "missing %s message", d->name);

@@ -17,8 +17,8 @@
 grpc_byte_buffer *rpc_pb_pack(const ProtobufCMessage *m);
 /* Decode into memory from `arena`. NULL with INVALID_ARGUMENT if bb is NULL or not a valid
  * message of type d. Nothing to free: the arena owns the result. */
-void *rpc_pb_unpack(grpc_byte_buffer *bb, const ProtobufCMessageDescriptor *d, struct ag_arena *arena,
-                    struct ag_err *err);
+void *rpc_pb_unpack(grpc_byte_buffer *bb, const ProtobufCMessageDescriptor *d,
+                    struct ag_arena *arena, struct ag_err *err);
 /* Same from plain bytes. */
 void *rpc_pb_unpack_bytes(const void *data, size_t len, const ProtobufCMessageDescriptor *d,
                           struct ag_arena *arena, struct ag_err *err);

@@ -14,10 +14,10 @@
  * reach the client before the status. */
 #include "common/rpc/server.h"
 
+#include <errno.h>
 #include <grpc/grpc_security.h>
 #include <grpc/support/alloc.h>
 #include <grpc/support/time.h>
-#include <errno.h>
 #include <netdb.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -70,8 +70,8 @@ struct rpc_server {
     int port;
     unsigned send_cap;
     void *user;
-    atomic_uint live;   /* call objects out of the pools (posted or dispatched) */
-    atomic_uint active; /* dispatched calls not yet released */
+    atomic_uint live;     /* call objects out of the pools (posted or dispatched) */
+    atomic_uint active;   /* dispatched calls not yet released */
     atomic_uint watching; /* calls whose close watch has not yet run on_close */
     atomic_bool stopping;
     bool started, stopped;
@@ -562,11 +562,21 @@ static void *cq_thread(void *arg)
             continue;
         struct rpc_tag *t = ev.tag;
         switch (t->type) {
-        case TAG_REQUEST: on_request(t->call, ev.success); break;
-        case TAG_SEND: on_send_done(t->call, ev.success); break;
-        case TAG_RECV: on_recv_done(t->call, ev.success); break;
-        case TAG_CLOSE: on_close_done(t->call); break;
-        case TAG_STATUS: on_status_done(t->call); break;
+        case TAG_REQUEST:
+            on_request(t->call, ev.success);
+            break;
+        case TAG_SEND:
+            on_send_done(t->call, ev.success);
+            break;
+        case TAG_RECV:
+            on_recv_done(t->call, ev.success);
+            break;
+        case TAG_CLOSE:
+            on_close_done(t->call);
+            break;
+        case TAG_STATUS:
+            on_status_done(t->call);
+            break;
         case TAG_SHUTDOWN:
             pthread_mutex_lock(&s->lock);
             s->shutdown_done = true;
@@ -598,8 +608,10 @@ static void listen_diagnose(const char *listen, char *why, size_t cap)
         return;
     memcpy(host, listen, hl);
     host[hl] = '\0';
-    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
-                             .ai_flags = AI_PASSIVE | AI_NUMERICSERV}, *ai = NULL;
+    struct addrinfo hints = {.ai_family = AF_UNSPEC,
+                             .ai_socktype = SOCK_STREAM,
+                             .ai_flags = AI_PASSIVE | AI_NUMERICSERV},
+                    *ai = NULL;
     if (getaddrinfo(hl ? host : NULL, colon + 1, &hints, &ai) != 0 || !ai)
         return;
     int fd = socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC, 0);
@@ -647,9 +659,12 @@ struct rpc_server *rpc_server_new(const struct rpc_server_opts *o, const struct 
     int tl = transport_limit > (1u << 28) ? INT32_MAX : (int)(transport_limit * 4 + (1u << 20));
     grpc_arg args[] = {
         {.type = GRPC_ARG_INTEGER, .key = GRPC_ARG_MAX_RECEIVE_MESSAGE_LENGTH, .value.integer = tl},
-        {.type = GRPC_ARG_INTEGER, .key = GRPC_ARG_HTTP2_MIN_RECV_PING_INTERVAL_WITHOUT_DATA_MS,
+        {.type = GRPC_ARG_INTEGER,
+         .key = GRPC_ARG_HTTP2_MIN_RECV_PING_INTERVAL_WITHOUT_DATA_MS,
          .value.integer = 10000},
-        {.type = GRPC_ARG_INTEGER, .key = GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS, .value.integer = 1},
+        {.type = GRPC_ARG_INTEGER,
+         .key = GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS,
+         .value.integer = 1},
         {.type = GRPC_ARG_INTEGER, .key = GRPC_ARG_KEEPALIVE_TIME_MS, .value.integer = 30000},
         {.type = GRPC_ARG_INTEGER, .key = GRPC_ARG_KEEPALIVE_TIMEOUT_MS, .value.integer = 10000},
         {.type = GRPC_ARG_INTEGER, .key = GRPC_ARG_HTTP2_MAX_PING_STRIKES, .value.integer = 0},
@@ -749,8 +764,8 @@ static void shutdown_unstarted(struct rpc_server *s)
 {
     grpc_server_shutdown_and_notify(s->server, s->cqs[0].cq, &s->shutdown_tag);
     for (;;) {
-        grpc_event ev =
-            grpc_completion_queue_next(s->cqs[0].cq, gpr_inf_future(GPR_CLOCK_REALTIME), NULL);
+        grpc_event ev = grpc_completion_queue_next(s->cqs[0].cq, gpr_inf_future(GPR_CLOCK_REALTIME),
+                                                   NULL);
         if (ev.type == GRPC_QUEUE_SHUTDOWN || ev.tag == &s->shutdown_tag)
             return;
     }

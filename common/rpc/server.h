@@ -45,12 +45,12 @@ typedef void rpc_on_sent_fn(struct rpc_call *call);
 typedef void rpc_on_close_fn(struct rpc_call *call, bool cancelled);
 
 struct rpc_method {
-    const char *path;          /* "/agentry.v1.AgentHub/Ping" */
+    const char *path; /* "/agentry.v1.AgentHub/Ping" */
     enum rpc_kind kind;
-    size_t state_size;         /* handler state per call, zeroed at each call */
-    unsigned preposted;        /* requests kept posted per CQ; 0 = 8 */
-    size_t max_request_bytes;  /* larger messages get INVALID_ARGUMENT; 0 = server default */
-    unsigned send_queue_cap;   /* streaming: queued messages per call; 0 = server default */
+    size_t state_size;        /* handler state per call, zeroed at each call */
+    unsigned preposted;       /* requests kept posted per CQ; 0 = 8 */
+    size_t max_request_bytes; /* larger messages get INVALID_ARGUMENT; 0 = server default */
+    unsigned send_queue_cap;  /* streaming: queued messages per call; 0 = server default */
     rpc_on_call_fn *on_call;
     rpc_on_recv_fn *on_recv;   /* bidi only */
     rpc_on_sent_fn *on_sent;   /* may be NULL */
@@ -58,11 +58,11 @@ struct rpc_method {
 };
 
 struct rpc_server_opts {
-    const char *listen;          /* "127.0.0.1:7070", "0.0.0.0:7070", "[::]:0" */
-    unsigned threads;            /* CQ threads; 0 = number of CPUs (at least 2) */
-    size_t max_request_bytes;    /* default per-method limit; 0 = 4 MiB */
-    unsigned send_queue_cap;     /* queued messages per streaming call; 0 = 64 */
-    void *user;                  /* returned by rpc_call_user(), e.g. struct hub * */
+    const char *listen;       /* "127.0.0.1:7070", "0.0.0.0:7070", "[::]:0" */
+    unsigned threads;         /* CQ threads; 0 = number of CPUs (at least 2) */
+    size_t max_request_bytes; /* default per-method limit; 0 = 4 MiB */
+    unsigned send_queue_cap;  /* queued messages per streaming call; 0 = 64 */
+    void *user;               /* returned by rpc_call_user(), e.g. struct hub * */
 };
 
 /* Creates the server and binds its listening address, exclusively (no SO_REUSEPORT): NULL with

@@ -205,11 +205,13 @@ static void test_help(void **state)
 static void test_unknown_flags(void **state)
 {
     struct opts o;
-    expect_error(run(&o, 4, "--frm", "3", NULL), "unknown flag '--frm' (see 'agentry trace --help')");
+    expect_error(run(&o, 4, "--frm", "3", NULL),
+                 "unknown flag '--frm' (see 'agentry trace --help')");
     expect_error(run(&o, 4, "--frm=3", NULL), "unknown flag '--frm' (see 'agentry trace --help')");
     expect_error(run(&o, 4, "-x", NULL), "unknown flag '-x' (see 'agentry trace --help')");
     expect_error(run(&o, 4, "-fc", NULL), "unknown flag '-fc' (see 'agentry trace --help')");
-    expect_error(run(&o, 4, "--no-hub", NULL), "unknown flag '--no-hub' (see 'agentry trace --help')");
+    expect_error(run(&o, 4, "--no-hub", NULL),
+                 "unknown flag '--no-hub' (see 'agentry trace --help')");
     expect_error(run(&o, 4, "--no-", NULL), "unknown flag '--no-' (see 'agentry trace --help')");
     expect_error(run(&o, 4, "---", NULL), "unknown flag '---' (see 'agentry trace --help')");
 }
@@ -287,7 +289,8 @@ static void test_too_many(void **state)
     struct opts o;
     expect_error(run(&o, 1, "a", "b", NULL), "too many arguments (see 'agentry trace --help')");
     expect_error(run(&o, 0, "a", NULL), "too many arguments (see 'agentry trace --help')");
-    expect_error(run(&o, 1, "a", "--", "b", NULL), "too many arguments (see 'agentry trace --help')");
+    expect_error(run(&o, 1, "a", "--", "b", NULL),
+                 "too many arguments (see 'agentry trace --help')");
 }
 
 static int64_t dur(const char *s)
@@ -314,9 +317,27 @@ static void test_durations(void **state)
     assert_int_equal(dur("1.5s"), 1500);
     assert_int_equal(dur(".25s"), 250);
     assert_int_equal(dur("0.001s"), 1);
-    const char *bad[] = {"", "s", "5x", "-1s", "5 s", " 5s", "5s ", "1.5", "5s10", "5min",
-                         "5S", "1..5s", "99999999999999999999h", "5", "1500", "00", "0.0",
-                         "1.", "-0", "0x", "10 "};
+    const char *bad[] = {"",
+                         "s",
+                         "5x",
+                         "-1s",
+                         "5 s",
+                         " 5s",
+                         "5s ",
+                         "1.5",
+                         "5s10",
+                         "5min",
+                         "5S",
+                         "1..5s",
+                         "99999999999999999999h",
+                         "5",
+                         "1500",
+                         "00",
+                         "0.0",
+                         "1.",
+                         "-0",
+                         "0x",
+                         "10 "};
     for (size_t i = 0; i < AG_ARRAY_SIZE(bad); i++) {
         if (dur(bad[i]) != -1)
             fail_msg("'%s' should be rejected", bad[i]);
@@ -328,7 +349,7 @@ static void test_durations(void **state)
     ms = 7;
     assert_int_equal(ag_duration_parse("5", &ms, &err), -1);
     assert_string_equal(err.msg, "invalid duration '5': missing unit (want 5s, 5ms, 2m or 1h)");
-    assert_int_equal(ms, 7); /* untouched on failure */
+    assert_int_equal(ms, 7);                                    /* untouched on failure */
     assert_int_equal(ag_duration_parse("5s10", &ms, &err), -1); /* a unit, then a bare number */
     assert_string_equal(err.msg,
                         "invalid duration '5s10': want a duration like 250ms, 5s, 2m or 1h");
@@ -368,13 +389,15 @@ static void test_print_help(void **state)
     FILE *out = open_memstream(&buf, &len);
     ag_flags_print_help(out, &h, f, NFLAGS);
     fclose(out);
-    assert_non_null(strstr(buf, "usage: agentry trace [flags] AGENT_ID\n\nPrint an agent's events.\n"));
+    assert_non_null(
+        strstr(buf, "usage: agentry trace [flags] AGENT_ID\n\nPrint an agent's events.\n"));
     assert_non_null(strstr(buf, "  -f, --follow              keep following\n"));
     assert_non_null(strstr(buf, "      --hub ADDR            hub address\n"));
     assert_non_null(strstr(buf, "  -t, --timeout DURATION    deadline (default 10s)\n"));
     assert_non_null(strstr(buf, "      --tool NAME           tools, repeatable\n"));
     assert_non_null(strstr(buf, "  -h, --help                show this help\n"));
-    assert_non_null(strstr(buf, "example:\n  agentry trace -f 01j0\n  agentry trace --from 5 01j0\n"));
+    assert_non_null(
+        strstr(buf, "example:\n  agentry trace -f 01j0\n  agentry trace --from 5 01j0\n"));
     free(buf);
 
     /* No example section when there is none; a long flag puts its help on the next line. */
@@ -384,22 +407,31 @@ static void test_print_help(void **state)
     ag_flags_print_help(out, &h, &wide, 1);
     fclose(out);
     assert_null(strstr(buf, "example:"));
-    assert_non_null(strstr(buf, "      --a-very-long-flag-name ADDRESS\n                            x\n"));
+    assert_non_null(
+        strstr(buf, "      --a-very-long-flag-name ADDRESS\n                            x\n"));
     free(buf);
 
     /* Summary and flag help wrap at 80 columns, flag help under its own column. */
-    struct ag_flag chatty = {"x", 0, AG_FLAG_BOOL, &o.follow, NULL,
+    struct ag_flag chatty = {"x",
+                             0,
+                             AG_FLAG_BOOL,
+                             &o.follow,
+                             NULL,
                              "one two three four five six seven eight nine ten eleven twelve "
-                             "thirteen fourteen", 0, 0};
+                             "thirteen fourteen",
+                             0,
+                             0};
     h.summary = "alpha beta gamma delta epsilon zeta eta theta iota kappa lambda mu nu xi omicron "
                 "pi rho\nsigma\n\nnew  paragraph";
     out = open_memstream(&buf, &len);
     ag_flags_print_help(out, &h, &chatty, 1);
     fclose(out);
-    assert_non_null(strstr(buf, "\n\nalpha beta gamma delta epsilon zeta eta theta iota kappa lambda mu nu xi "
-                                "omicron\npi rho sigma\n\nnew paragraph\n"));
-    assert_non_null(strstr(buf, "      --x                   one two three four five six seven eight nine ten\n"
-                                "                            eleven twelve thirteen fourteen\n"));
+    assert_non_null(
+        strstr(buf, "\n\nalpha beta gamma delta epsilon zeta eta theta iota kappa lambda mu nu xi "
+                    "omicron\npi rho sigma\n\nnew paragraph\n"));
+    assert_non_null(
+        strstr(buf, "      --x                   one two three four five six seven eight nine ten\n"
+                    "                            eleven twelve thirteen fourteen\n"));
     for (char *line = buf; *line;) {
         size_t l = strcspn(line, "\n");
         assert_true(l <= 80);
@@ -411,16 +443,25 @@ static void test_print_help(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_defaults_kept),  cmocka_unit_test(test_long_forms),
-        cmocka_unit_test(test_short_forms),    cmocka_unit_test(test_bool_values),
-        cmocka_unit_test(test_positionals_mixed), cmocka_unit_test(test_double_dash),
-        cmocka_unit_test(test_value_with_dash), cmocka_unit_test(test_last_wins),
-        cmocka_unit_test(test_list),           cmocka_unit_test(test_help),
-        cmocka_unit_test(test_unknown_flags),  cmocka_unit_test(test_missing_values),
-        cmocka_unit_test(test_int_values),     cmocka_unit_test(test_duration_flag),
+        cmocka_unit_test(test_defaults_kept),
+        cmocka_unit_test(test_long_forms),
+        cmocka_unit_test(test_short_forms),
+        cmocka_unit_test(test_bool_values),
+        cmocka_unit_test(test_positionals_mixed),
+        cmocka_unit_test(test_double_dash),
+        cmocka_unit_test(test_value_with_dash),
+        cmocka_unit_test(test_last_wins),
+        cmocka_unit_test(test_list),
+        cmocka_unit_test(test_help),
+        cmocka_unit_test(test_unknown_flags),
+        cmocka_unit_test(test_missing_values),
+        cmocka_unit_test(test_int_values),
+        cmocka_unit_test(test_duration_flag),
         cmocka_unit_test(test_duration_flag_needs_a_unit),
-        cmocka_unit_test(test_too_many),       cmocka_unit_test(test_durations),
-        cmocka_unit_test(test_labels),         cmocka_unit_test(test_print_help),
+        cmocka_unit_test(test_too_many),
+        cmocka_unit_test(test_durations),
+        cmocka_unit_test(test_labels),
+        cmocka_unit_test(test_print_help),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

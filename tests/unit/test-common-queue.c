@@ -153,10 +153,8 @@ static void test_take_all(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_fifo_order),
-        cmocka_unit_test(test_bound_on_len),
-        cmocka_unit_test(test_bound_on_bytes),
-        cmocka_unit_test(test_push_over_and_gauge),
+        cmocka_unit_test(test_fifo_order),     cmocka_unit_test(test_bound_on_len),
+        cmocka_unit_test(test_bound_on_bytes), cmocka_unit_test(test_push_over_and_gauge),
         cmocka_unit_test(test_take_all),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -47,7 +47,7 @@ struct fx {
     unsigned half_closes;       /* Chat's on_recv(NULL) */
     int burst_rc[BURST_CAP + 2];
     struct ag_err burst_err;
-    bool hold;                  /* Hang keeps a reference on its first call in `held` */
+    bool hold; /* Hang keeps a reference on its first call in `held` */
     struct rpc_call *held;
     struct rpc_call *later[64]; /* Later's calls waiting for the replier thread */
     unsigned nlater;
@@ -265,18 +265,34 @@ static void *replier_main(void *arg)
 static const struct rpc_method methods[] = {
     {.path = "/t.T/Echo", .kind = RPC_UNARY, .on_call = echo_on_call},
     {.path = "/t.T/Fail", .kind = RPC_UNARY, .on_call = fail_on_call},
-    {.path = "/t.T/Small", .kind = RPC_UNARY, .max_request_bytes = SMALL_LIMIT,
+    {.path = "/t.T/Small",
+     .kind = RPC_UNARY,
+     .max_request_bytes = SMALL_LIMIT,
      .on_call = echo_on_call},
-    {.path = "/t.T/Count", .kind = RPC_SERVER_STREAM, .state_size = sizeof(struct count_state),
-     .on_call = count_on_call, .on_sent = count_fill, .on_close = count_close},
-    {.path = "/t.T/Burst", .kind = RPC_SERVER_STREAM, .send_queue_cap = BURST_CAP,
+    {.path = "/t.T/Count",
+     .kind = RPC_SERVER_STREAM,
+     .state_size = sizeof(struct count_state),
+     .on_call = count_on_call,
+     .on_sent = count_fill,
+     .on_close = count_close},
+    {.path = "/t.T/Burst",
+     .kind = RPC_SERVER_STREAM,
+     .send_queue_cap = BURST_CAP,
      .on_call = burst_on_call},
-    {.path = "/t.T/Chat", .kind = RPC_BIDI, .max_request_bytes = SMALL_LIMIT,
-     .on_call = chat_on_call, .on_recv = chat_on_recv, .on_close = count_close},
-    {.path = "/t.T/Hang", .kind = RPC_SERVER_STREAM, .on_call = hang_on_call,
+    {.path = "/t.T/Chat",
+     .kind = RPC_BIDI,
+     .max_request_bytes = SMALL_LIMIT,
+     .on_call = chat_on_call,
+     .on_recv = chat_on_recv,
+     .on_close = count_close},
+    {.path = "/t.T/Hang",
+     .kind = RPC_SERVER_STREAM,
+     .on_call = hang_on_call,
      .on_close = count_close},
     {.path = "/t.T/Wait", .kind = RPC_UNARY, .on_call = wait_on_call, .on_close = count_close},
-    {.path = "/t.T/Later", .kind = RPC_UNARY, .state_size = sizeof(grpc_byte_buffer *),
+    {.path = "/t.T/Later",
+     .kind = RPC_UNARY,
+     .state_size = sizeof(grpc_byte_buffer *),
      .on_call = later_on_call},
 };
 
@@ -445,8 +461,9 @@ static grpc_status_code cc_close(struct ccall *k, char *buf, size_t cap)
     grpc_metadata_array_destroy(&k->trail);
     grpc_call_unref(k->call);
     grpc_completion_queue_shutdown(k->cq);
-    while (grpc_completion_queue_pluck(k->cq, NULL, gpr_inf_future(GPR_CLOCK_REALTIME), NULL)
-               .type != GRPC_QUEUE_SHUTDOWN)
+    while (
+        grpc_completion_queue_pluck(k->cq, NULL, gpr_inf_future(GPR_CLOCK_REALTIME), NULL).type !=
+        GRPC_QUEUE_SHUTDOWN)
         ;
     grpc_completion_queue_destroy(k->cq);
     free(k);
@@ -672,9 +689,8 @@ struct async_tags {
 
 /* Waits for count events on cq, checking each is one of t's and running what its tag asks:
  * send_done for sends, recv_take into *got (if got) for receives. *status_seen counts statuses. */
-static void async_collect(grpc_completion_queue *cq, struct rpc_async_call *a,
-                          struct async_tags *t, int count, grpc_byte_buffer **got,
-                          int *status_seen)
+static void async_collect(grpc_completion_queue *cq, struct rpc_async_call *a, struct async_tags *t,
+                          int count, grpc_byte_buffer **got, int *status_seen)
 {
     for (int i = 0; i < count; i++) {
         grpc_event ev = grpc_completion_queue_next(cq, rpc_deadline_ms(WAIT_MS), NULL);
@@ -761,8 +777,7 @@ static void test_async_cancel(void **state)
     struct rpc_async_call a;
     struct async_tags t;
     struct ag_err err = AG_ERR_INIT;
-    assert_int_equal(rpc_async_start(&a, ch, cq, "/t.T/Chat", ag_deadline_in_ms(WAIT_MS), &err),
-                     0);
+    assert_int_equal(rpc_async_start(&a, ch, cq, "/t.T/Chat", ag_deadline_in_ms(WAIT_MS), &err), 0);
     assert_int_equal(rpc_async_recv_status(&a, &t.status, &err), 0);
     assert_int_equal(rpc_async_recv(&a, &t.recv, &err), 0);
     rpc_async_cancel(&a);
@@ -875,8 +890,10 @@ static void test_port_in_use_is_refused_at_creation(void **state)
     assert_null(second);
     assert_int_equal(err.code, AG_UNAVAILABLE);
     char want[160];
-    snprintf(want, sizeof(want), "cannot listen on '%s': address already in use (is another "
-             "agent-hub running?)", addr);
+    snprintf(want, sizeof(want),
+             "cannot listen on '%s': address already in use (is another "
+             "agent-hub running?)",
+             addr);
     assert_string_equal(err.msg, want);
     o.listen = "127.0.0.1:0";
     struct rpc_server *unstarted = rpc_server_new(&o, methods, 1, &err);
@@ -904,8 +921,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_async_cancel, setup, teardown),
         cmocka_unit_test_setup_teardown(test_cancel_runs_on_close_once, setup, teardown),
         cmocka_unit_test_setup_teardown(test_stop_with_open_streams, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_port_in_use_is_refused_at_creation, setup,
-                                        teardown),
+        cmocka_unit_test_setup_teardown(test_port_in_use_is_refused_at_creation, setup, teardown),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     rpc_client_shutdown();

@@ -17,12 +17,12 @@ static void test_well_formed(void **state)
     (void)state;
     VALID("");
     VALID("plain ascii");
-    VALID("caf\xc3\xa9");               /* U+00E9 */
-    VALID("\xe2\x82\xac");              /* U+20AC euro */
-    VALID("\xed\x9f\xbf");              /* U+D7FF, just below the surrogates */
-    VALID("\xee\x80\x80");              /* U+E000, just above them */
-    VALID("\xf0\x9f\x98\x80");          /* U+1F600 */
-    VALID("\xf4\x8f\xbf\xbf");          /* U+10FFFF, the last code point */
+    VALID("caf\xc3\xa9");                  /* U+00E9 */
+    VALID("\xe2\x82\xac");                 /* U+20AC euro */
+    VALID("\xed\x9f\xbf");                 /* U+D7FF, just below the surrogates */
+    VALID("\xee\x80\x80");                 /* U+E000, just above them */
+    VALID("\xf0\x9f\x98\x80");             /* U+1F600 */
+    VALID("\xf4\x8f\xbf\xbf");             /* U+10FFFF, the last code point */
     assert_true(ag_utf8_valid("a\0b", 3)); /* NUL is a valid code point */
     assert_true(ag_utf8_valid_str(NULL));
 }
@@ -30,18 +30,18 @@ static void test_well_formed(void **state)
 static void test_ill_formed(void **state)
 {
     (void)state;
-    INVALID("bad\xff");                 /* never valid */
-    INVALID("\x80");                    /* stray continuation */
-    INVALID("\xc3");                    /* truncated */
-    INVALID("\xe2\x82");                /* truncated */
-    INVALID("\xc0\xaf");                /* overlong '/' */
-    INVALID("\xc1\xbf");                /* overlong */
-    INVALID("\xe0\x80\xaf");            /* overlong */
-    INVALID("\xf0\x80\x80\xaf");        /* overlong */
-    INVALID("\xed\xa0\x80");            /* U+D800, a surrogate */
-    INVALID("\xf4\x90\x80\x80");        /* U+110000 */
-    INVALID("\xf5\x80\x80\x80");        /* lead byte past U+10FFFF */
-    INVALID("\xc3\x28");                /* bad continuation */
+    INVALID("bad\xff");          /* never valid */
+    INVALID("\x80");             /* stray continuation */
+    INVALID("\xc3");             /* truncated */
+    INVALID("\xe2\x82");         /* truncated */
+    INVALID("\xc0\xaf");         /* overlong '/' */
+    INVALID("\xc1\xbf");         /* overlong */
+    INVALID("\xe0\x80\xaf");     /* overlong */
+    INVALID("\xf0\x80\x80\xaf"); /* overlong */
+    INVALID("\xed\xa0\x80");     /* U+D800, a surrogate */
+    INVALID("\xf4\x90\x80\x80"); /* U+110000 */
+    INVALID("\xf5\x80\x80\x80"); /* lead byte past U+10FFFF */
+    INVALID("\xc3\x28");         /* bad continuation */
     assert_false(ag_utf8_valid_str("x\xfe"));
 }
 

@@ -132,8 +132,9 @@ static void test_actor_runs_hooks(void **state)
     struct hub *h = hub_new(&o, &err);
     assert_non_null(h);
     struct seen *s = seen_new();
-    assert_int_equal(hub_hooks_add(&h->hooks, HUB_HOOK_EVENTS_STORED | HUB_HOOK_AGENT_CHANGED,
-                                   hook_a, s, &err), 0);
+    assert_int_equal(
+        hub_hooks_add(&h->hooks, HUB_HOOK_EVENTS_STORED | HUB_HOOK_AGENT_CHANGED, hook_a, s, &err),
+        0);
     hub_start(h);
     char target[64];
     snprintf(target, sizeof(target), "127.0.0.1:%d", hub_port(h));
@@ -146,8 +147,9 @@ static void test_actor_runs_hooks(void **state)
     sp.input = "go";
     Agentry__V1__SpawnResponse *sr = NULL;
     assert_int_equal(rpc_unary(ch, "/agentry.v1.AgentHub/Spawn", &sp.base,
-                               &agentry__v1__spawn_response__descriptor, &ar, (void **)&sr,
-                               CALL_MS, &err), 0);
+                               &agentry__v1__spawn_response__descriptor, &ar, (void **)&sr, CALL_MS,
+                               &err),
+                     0);
     pthread_mutex_lock(&s->lock);
     assert_int_equal(s->n, 2);
     assert_int_equal(s->ev[0].kind, HUB_HOOK_EVENTS_STORED);
@@ -163,8 +165,9 @@ static void test_actor_runs_hooks(void **state)
     kr.agent_id = sr->agent_id;
     Agentry__V1__KillAgentResponse *kres = NULL;
     assert_int_equal(rpc_unary(ch, "/agentry.v1.AgentHub/KillAgent", &kr.base,
-                               &agentry__v1__kill_agent_response__descriptor, &ar,
-                               (void **)&kres, CALL_MS, &err), 0);
+                               &agentry__v1__kill_agent_response__descriptor, &ar, (void **)&kres,
+                               CALL_MS, &err),
+                     0);
     pthread_mutex_lock(&s->lock);
     assert_int_equal(s->n, 4);
     assert_int_equal(s->ev[2].kind, HUB_HOOK_EVENTS_STORED);

@@ -77,9 +77,8 @@ static void test_offers(void **state)
         const char *model;
         bool offered;
     } rows[] = {
-        {"mock", true},          {"mock/fast", true},       {"mockery", false},
-        {"openai/gpt-4o", true}, {"openai/gpt-5", false},   {"openai", false},
-        {"mock/", true},         {"", false},
+        {"mock", true},          {"mock/fast", true}, {"mockery", false}, {"openai/gpt-4o", true},
+        {"openai/gpt-5", false}, {"openai", false},   {"mock/", true},    {"", false},
     };
     for (size_t i = 0; i < AG_ARRAY_SIZE(rows); i++) {
         print_message("model '%s'\n", rows[i].model);

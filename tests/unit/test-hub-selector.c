@@ -34,7 +34,8 @@ static const struct parse_row parse_rows[] = {
     {"tier!=", 1, {{HUB_SELECTOR_NE, "tier", ""}}},
     {" team = core , ! tier ,gpu ",
      3,
-     {{HUB_SELECTOR_EQ, "team", "core"}, {HUB_SELECTOR_ABSENT, "tier", NULL},
+     {{HUB_SELECTOR_EQ, "team", "core"},
+      {HUB_SELECTOR_ABSENT, "tier", NULL},
       {HUB_SELECTOR_EXISTS, "gpu", NULL}}},
     /* Values are literal: inner spaces, '=' and '!' are part of them. */
     {"msg=hello world", 1, {{HUB_SELECTOR_EQ, "msg", "hello world"}}},

@@ -25,9 +25,9 @@
 #include "agentry/v1/hub.pb-c.h"
 #include "common/log.h"
 #include "common/rpc/client.h"
-#include "hub/hub.h"
 #include "hub/agent.h"
 #include "hub/agent_table.h"
+#include "hub/hub.h"
 #include "hub/hub_internal.h"
 #include "hub/limits.h" /* HUB_MAX_INBOX, HUB_RING_SIZE: the limits under test */
 
@@ -118,8 +118,8 @@ struct spawned {
     int state;
 };
 
-static int spawn_raw(struct fx *fx, const char *input, const char *request_id,
-                     struct spawned *out, struct ag_err *err)
+static int spawn_raw(struct fx *fx, const char *input, const char *request_id, struct spawned *out,
+                     struct ag_err *err)
 {
     Agentry__V1__SpawnRequest req = AGENTRY__V1__SPAWN_REQUEST__INIT;
     req.input = (char *)(input ? input : "");
@@ -222,7 +222,7 @@ struct trace_ev {
 struct trace {
     struct trace_ev *ev;
     size_t n, cap;
-    int rc;            /* rpc_stream_next's last result: 0 ended OK, -1 error, 1 stopped by us */
+    int rc; /* rpc_stream_next's last result: 0 ended OK, -1 error, 1 stopped by us */
     struct ag_err err;
     struct progress *prog; /* optional: told of each event */
 };
@@ -256,7 +256,6 @@ static uint64_t progress_wait(struct progress *p, uint64_t seq)
     pthread_mutex_unlock(&p->mu);
     return got;
 }
-
 
 /* Reads a trace; with stop_at, stops (and cancels) once that seq has arrived. */
 static void trace_read(struct fx *fx, const char *id, uint64_t from, bool follow, uint64_t stop_at,
@@ -446,7 +445,7 @@ struct sender {
     struct fx *fx;
     const char *agent_id;
     unsigned n;
-    uint64_t *seqs;      /* n slots; 0 where refused */
+    uint64_t *seqs; /* n slots; 0 where refused */
     unsigned refused;
     enum ag_code refused_code;
     char refused_msg[256];
@@ -620,8 +619,9 @@ static void test_trace_from_seq(void **state)
     spawn_ok(fx, "go", &a);
     uint64_t last = send_n(fx, a.id, 148);
     assert_int_equal(last, 150);
-    const uint64_t from[] = {0, 1, 2, 3, 50, last - HUB_RING_SIZE, last - HUB_RING_SIZE + 1,
-                             last - 1, last, last + 1, last + 100};
+    const uint64_t from[] = {
+        0,        1,    2,        3,         50, last - HUB_RING_SIZE, last - HUB_RING_SIZE + 1,
+        last - 1, last, last + 1, last + 100};
     for (size_t i = 0; i < sizeof(from) / sizeof(from[0]); i++) {
         struct trace t;
         trace_read(fx, a.id, from[i], false, 0, NULL, &t);
@@ -714,8 +714,10 @@ static void test_store_disagreement_is_internal(void **state)
     snprintf(path, sizeof(path), "%s/h.db", fx->dir);
     assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
     sqlite3_busy_timeout(db, 5000);
-    snprintf(sql, sizeof(sql), "INSERT INTO events(agent_id, seq, kind, payload, node_id, "
-             "time_ns) VALUES('%s', 3, 2, '{\"text\":\"sneaked\"}', '', 0)", a.id);
+    snprintf(sql, sizeof(sql),
+             "INSERT INTO events(agent_id, seq, kind, payload, node_id, "
+             "time_ns) VALUES('%s', 3, 2, '{\"text\":\"sneaked\"}', '', 0)",
+             a.id);
     assert_int_equal(sqlite3_exec(db, sql, NULL, NULL, NULL), SQLITE_OK);
     sqlite3_close(db);
     struct ag_err err = AG_ERR_INIT;

@@ -331,9 +331,8 @@ static void test_requirements_choose_nodes(void **state)
     hub_sched_req_init(&other_gpt, NULL, NULL, "openai/gpt-5", NULL, 0);
     const char *bad_tool_list[] = {"echo", "nosuch"};
     hub_sched_req_init(&bad_tool, NULL, NULL, "mock", (char *const *)bad_tool_list, 2);
-    struct hub_node *got[4] = {
-        hub_sched_try_reserve(s, &bare), hub_sched_try_reserve(s, &search),
-        hub_sched_try_reserve(s, &on_gpt), hub_sched_try_reserve(s, &MOCK)};
+    struct hub_node *got[4] = {hub_sched_try_reserve(s, &bare), hub_sched_try_reserve(s, &search),
+                               hub_sched_try_reserve(s, &on_gpt), hub_sched_try_reserve(s, &MOCK)};
     /* The last goes to tooled: plain lacks echo, gpt lacks mock. */
     struct hub_node *want[4] = {plain, tooled, gpt, tooled};
     for (int i = 0; i < 4; i++)
@@ -372,7 +371,7 @@ static void test_unservable_waiter_blocks_nobody(void **state)
     assert_ptr_equal(hub_sched_place_or_queue(s, &a), n);
     assert_null(hub_sched_place_or_queue(s, &gpt)); /* nobody offers it */
     assert_null(hub_sched_place_or_queue(s, &c));   /* n is full */
-    release_to(s, n, &a, &agent_c, n); /* b is older, but n cannot run it */
+    release_to(s, n, &a, &agent_c, n);              /* b is older, but n cannot run it */
     struct hub_node *g = node_offering("g", 1, openai, 1, NULL, 0);
     struct hub_sched_decision d[1];
     assert_int_equal(join_new(s, g, d, 1), 1);
@@ -507,7 +506,7 @@ static void test_label_constraints(void **state)
     a.nselector = 1;
     struct hub_sched_req b = req_of(&agent_b, "b", a), c = req_of(&agent_c, "c", MOCK);
     assert_ptr_equal(hub_sched_place_or_queue(s, &a), na); /* round-robin would pick nb first */
-    assert_null(hub_sched_place_or_queue(s, &b)); /* na is full; nb has room but zone=b */
+    assert_null(hub_sched_place_or_queue(s, &b));          /* na is full; nb has room but zone=b */
     assert_ptr_equal(hub_sched_place_or_queue(s, &c), nb); /* b does not hold c up */
     char why[200];
     hub_sched_explain(s, &b, why, sizeof(why));

@@ -500,8 +500,8 @@ static void test_group_commit_concurrent(void **state)
     struct submitter subs[GC_THREADS];
     pthread_t th[GC_THREADS];
     for (int k = 0; k < GC_THREADS; k++) {
-        subs[k] =
-            (struct submitter){fx->st, tr, calloc(GC_PER_THREAD, sizeof(struct twrite)), k, 0};
+        subs[k] = (struct submitter){fx->st, tr, calloc(GC_PER_THREAD, sizeof(struct twrite)), k,
+                                     0};
         assert_non_null(subs[k].tw);
         assert_int_equal(pthread_create(&th[k], NULL, submitter_main, &subs[k]), 0);
     }
@@ -1145,9 +1145,9 @@ static void test_lost_db_moved(void **state)
     sqlite3 *db;
     sqlite3_stmt *s;
     assert_int_equal(sqlite3_open(moved, &db), SQLITE_OK);
-    assert_int_equal(sqlite3_prepare_v2(db, "SELECT count(*) FROM events WHERE agent_id = 'l1'",
-                                        -1, &s, NULL),
-                     SQLITE_OK);
+    assert_int_equal(
+        sqlite3_prepare_v2(db, "SELECT count(*) FROM events WHERE agent_id = 'l1'", -1, &s, NULL),
+        SQLITE_OK);
     assert_int_equal(sqlite3_step(s), SQLITE_ROW);
     assert_int_equal(sqlite3_column_int(s, 0), 1);
     sqlite3_finalize(s);

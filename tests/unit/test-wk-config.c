@@ -46,9 +46,8 @@ static void assert_refused(const char *model_opt, const char *tool_opt, const ch
 {
     struct wk_configs c = {0};
     struct ag_err err = AG_ERR_INIT;
-    assert_int_equal(wk_configs_parse(&c, &model_opt, model_opt ? 1 : 0, &tool_opt,
-                                      tool_opt ? 1 : 0, &err),
-                     -1);
+    assert_int_equal(
+        wk_configs_parse(&c, &model_opt, model_opt ? 1 : 0, &tool_opt, tool_opt ? 1 : 0, &err), -1);
     assert_int_equal(err.code, AG_INVALID_ARGUMENT);
     assert_string_equal(err.msg, want);
     assert_null(c.models);

@@ -18,8 +18,8 @@
 
 #include "common/clock.h"
 #include "common/err.h"
-#include "worker/model.h"
 #include "common/timers.h"
+#include "worker/model.h"
 
 #define WAIT_SECONDS 30
 
@@ -39,7 +39,7 @@ struct fix {
     struct wk_provider *mock;
     struct wk_config config; /* no options */
     struct wk_cancel cancel;
-    int64_t deadline_ms;     /* for the next chat; 0: none */
+    int64_t deadline_ms; /* for the next chat; 0: none */
 };
 
 static int setup(void **state)
@@ -336,8 +336,8 @@ static void test_latency_option(void **state)
 static void test_check_config(void **state)
 {
     (void)state;
-    int (*check)(const struct wk_config *, struct ag_err *) =
-        wk_model_find("mock", NULL)->check_config;
+    int (*check)(const struct wk_config *,
+                 struct ag_err *) = wk_model_find("mock", NULL)->check_config;
     struct wk_config_item items[] = {{"timeout", "5s"}, {"latency", "50ms"}};
     struct wk_config cfg = {"mock", items, 2, 0};
     struct ag_err err = AG_ERR_INIT;

@@ -60,8 +60,8 @@ static void test_pack_decodes_with_descriptor(void **state)
     struct ag_arena ar;
     ag_arena_init(&ar, NULL, 0);
     struct ag_err err = AG_ERR_INIT;
-    Agentry__V1__NodeMessage *m =
-        rpc_pb_unpack(bb, &agentry__v1__node_message__descriptor, &ar, &err);
+    Agentry__V1__NodeMessage *m = rpc_pb_unpack(bb, &agentry__v1__node_message__descriptor, &ar,
+                                                &err);
     assert_non_null(m);
     assert_int_equal(m->msg_case, AGENTRY__V1__NODE_MESSAGE__MSG_EVENTS);
     assert_int_equal(m->events->batch_id, 300);

@@ -25,8 +25,8 @@
 #include "agentry/v1/node.pb-c.h"
 #include "common/err.h"
 #include "common/log.h"
-#include "worker/runner.h"
 #include "common/timers.h"
+#include "worker/runner.h"
 
 #define WAIT_SECONDS 30
 
@@ -48,11 +48,17 @@ struct fix {
     size_t n, cap;
     unsigned bad_events; /* emitted buffers that did not unpack */
     bool gate_open;
-    struct ack { wk_emit_done_fn *done; void *arg; } acks[64];
-    size_t nacks;        /* completions waiting for the test to ack */
-    bool full;           /* room() says no */
-    struct waiter { wk_wake_fn *wake; void *arg; } waiters[64];
-    size_t nwaiters;     /* runs parked on room */
+    struct ack {
+        wk_emit_done_fn *done;
+        void *arg;
+    } acks[64];
+    size_t nacks; /* completions waiting for the test to ack */
+    bool full;    /* room() says no */
+    struct waiter {
+        wk_wake_fn *wake;
+        void *arg;
+    } waiters[64];
+    size_t nwaiters; /* runs parked on room */
 };
 
 /* --- recording ----------------------------------------------------------------------------- */
@@ -286,11 +292,16 @@ static int fix_setup_opts(void **state, unsigned threads, bool durable_tools)
     pthread_cond_init(&f->cv, NULL);
     f->gate_open = true;
     f->timers = ag_timers_new(NULL);
-    struct wk_runner_opts o = {
-        .threads = threads, .emit = emit, .room = room, .emit_ctx = f, .timers = f->timers,
-        .durable_tools = durable_tools, .model_opts = next_model_opts,
-        .nmodel_opts = next_nmodel_opts, .tool_opts = next_tool_opts,
-        .ntool_opts = next_ntool_opts};
+    struct wk_runner_opts o = {.threads = threads,
+                               .emit = emit,
+                               .room = room,
+                               .emit_ctx = f,
+                               .timers = f->timers,
+                               .durable_tools = durable_tools,
+                               .model_opts = next_model_opts,
+                               .nmodel_opts = next_nmodel_opts,
+                               .tool_opts = next_tool_opts,
+                               .ntool_opts = next_ntool_opts};
     f->runner = wk_runner_new(&o, NULL);
     *state = f;
     return f->timers && f->runner ? 0 : -1;
@@ -746,7 +757,7 @@ static void test_durable_tool_parks_until_stored(void **state)
 
     ack_all(f, NULL);
     assert_true(wait_for(f, "a1", K_FINAL, 1));
-    const int want[] = {K_MODEL_REQUEST, K_MODEL_REPLY, K_TOOL_CALL,  K_TOOL_RESULT,
+    const int want[] = {K_MODEL_REQUEST, K_MODEL_REPLY, K_TOOL_CALL, K_TOOL_RESULT,
                         K_MODEL_REQUEST, K_MODEL_REPLY, K_FINAL};
     assert_kinds(f, "a1", want, sizeof(want) / sizeof(want[0]));
     assert_string_equal(last_of(f, "a1", K_FINAL)->result->output, "b");
@@ -823,8 +834,7 @@ static void test_options_set_deadlines(void **state)
     struct fix *f = *state;
     assert_int_equal(start(f, "a1", 1, "sleep 60000; final x", NULL, 0, 0, NULL), 0);
     assert_true(wait_for(f, "a1", K_ERROR, 1));
-    assert_string_equal(last_of(f, "a1", K_ERROR)->result->error,
-                        "model call to 'mock' timed out");
+    assert_string_equal(last_of(f, "a1", K_ERROR)->result->error, "model call to 'mock' timed out");
 
     assert_int_equal(start(f, "a2", 1, "echo hi; final done", echo_tools, 1, 0, NULL), 0);
     assert_true(wait_for(f, "a2", K_FINAL, 1));
@@ -838,8 +848,8 @@ static void test_new_refuses_bad_options(void **state)
     (void)state;
     struct ag_timers *t = ag_timers_new(NULL);
     const char *const bad[] = {"mock.latency=soon"};
-    struct wk_runner_opts o = {.threads = 1, .emit = emit, .timers = t, .model_opts = bad,
-                               .nmodel_opts = 1};
+    struct wk_runner_opts o = {
+        .threads = 1, .emit = emit, .timers = t, .model_opts = bad, .nmodel_opts = 1};
     struct ag_err err = AG_ERR_INIT;
     assert_null(wk_runner_new(&o, &err));
     assert_int_equal(err.code, AG_INVALID_ARGUMENT);
@@ -874,8 +884,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_sleeping_runs_hold_no_thread, setup2, teardown),
         cmocka_unit_test_setup_teardown(test_durable_tool_parks_until_stored, setup_durable,
                                         teardown),
-        cmocka_unit_test_setup_teardown(test_durable_lost_event_ends_turn, setup_durable,
-                                        teardown),
+        cmocka_unit_test_setup_teardown(test_durable_lost_event_ends_turn, setup_durable, teardown),
         cmocka_unit_test_setup_teardown(test_full_queues_park_runs, setup1, teardown),
         cmocka_unit_test_setup_teardown(test_cancel_while_parked_on_room, setup1, teardown),
         cmocka_unit_test_setup_teardown(test_options_set_deadlines, setup_timeouts, teardown),

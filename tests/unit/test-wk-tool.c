@@ -44,7 +44,7 @@ static void on_done(void *arg, char *output, bool is_error)
 struct call {
     const struct wk_config *config; /* NULL: no options */
     int64_t deadline_ms;
-    bool cancel;                    /* cancel once the call is under way */
+    bool cancel; /* cancel once the call is under way */
 };
 
 /* Runs echo with args; returns its output (caller frees). */
@@ -172,12 +172,9 @@ static void test_tool_find(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_echo_returns_text),
-        cmocka_unit_test(test_echo_raw_arguments),
-        cmocka_unit_test(test_echo_honours_cancel),
-        cmocka_unit_test(test_echo_honours_deadline),
-        cmocka_unit_test(test_echo_check_config),
-        cmocka_unit_test(test_tool_find),
+        cmocka_unit_test(test_echo_returns_text),   cmocka_unit_test(test_echo_raw_arguments),
+        cmocka_unit_test(test_echo_honours_cancel), cmocka_unit_test(test_echo_honours_deadline),
+        cmocka_unit_test(test_echo_check_config),   cmocka_unit_test(test_tool_find),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
