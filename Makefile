@@ -3,15 +3,17 @@
 #
 #   make build      ./build: the default configuration (RelWithDebInfo, -O2)
 #   make test       what CI runs: build, then also compile (not run) build-release and
-#                   build-clang, then run every test of ./build through ctest. It installs what
-#                   only tests need (deps.sh --test: clang, clang-format) on top of make deps.
+#                   build-clang, check the habits (make lint), then run every test of ./build
+#                   through ctest, even when lint failed, so one run reports every problem. It
+#                   installs what only tests need (deps.sh --test: clang, clang-format) on top of
+#                   make deps.
 #   make release    build-release: Release (-O3). GCC's optimizer-driven warnings
 #                   (-Wformat-truncation, -Wstringop-*, -Wmaybe-uninitialized) appear only here.
 #   make clang      build-clang: clang, Release. Skipped with a note if clang is not installed.
 #   make test-asan  build-asan: Debug with ASan+UBSan, and every test run under it.
 #   make lint       the include direction (hub/ and worker/ never include each other; common/
 #                   includes neither, nor agentry/v1) and clang-format --dry-run on every C file
-#                   of hub/ worker/ common/ cmd/ tests/unit/ (deploy/lint/lint.sh). Like make
+#                   of api/ hub/ worker/ common/ cmd/ tests/unit/ (deploy/lint/lint.sh). Like make
 #                   test, it installs clang-format through deps.sh --test.
 #   make format     rewrites those files in place with clang-format (.clang-format).
 # Each configuration has its own directory, configured once and then rebuilt incrementally.
@@ -63,7 +65,9 @@ clang: deps
 # The extra configurations are only compiled: their point is the warnings (-Werror), and running
 # the suite three times would triple CI time on a 2-core machine.
 test: deps-test build release clang
-	cd $(BUILD) && ctest --output-on-failure -j$(JOBS)
+	@lint=0; sh deploy/lint/lint.sh || lint=1; \
+	cd $(BUILD) && ctest --output-on-failure -j$(JOBS) && \
+	if [ $$lint = 1 ]; then echo "make test: the tests passed, but lint failed (see above)" >&2; exit 1; fi
 
 $(ASAN_BUILD)/CMakeCache.txt:
 	cmake -S . -B $(ASAN_BUILD) -DAGENTRY_SANITIZE=ON -DCMAKE_BUILD_TYPE=Debug $(CMAKE_ARGS)
