@@ -51,7 +51,6 @@
 /* Agents in the seq cache before it is dropped (between transactions). A miss costs one index
  * seek, so dropping is cheap; the bound keeps a long-lived hub with many agents small. */
 #define STORE_SEQ_CACHE_MAX 100000
-#define STORE_SEQ_BUCKETS_MIN 1024
 /* Rows kept allocated by the reader between requests; a bigger replay gives its memory back. */
 #define STORE_ROWS_KEEP 64
 
@@ -61,24 +60,20 @@ static const struct hub_store__backend *const store_backends[] = {
 };
 
 struct seq_entry {
-    struct seq_entry *next;  /* hash chain */
     struct seq_entry *tnext; /* list of entries touched by the running transaction */
-    uint64_t hash;
-    uint64_t committed; /* last seq durable in the database */
-    uint64_t pending;   /* last seq handed out by the running transaction, if touched */
+    uint64_t committed;      /* last seq durable in the database */
+    uint64_t pending;        /* last seq handed out by the running transaction, if touched */
     bool touched;
-    char agent_id[]; /* owned, inline */
+    char agent_id[]; /* owned, inline: the map's key */
 };
 
 struct seq_cache {
-    struct seq_entry **buckets; /* owned; nbuckets is a power of two */
-    size_t nbuckets;
-    size_t count;
+    struct ag_map map; /* agent id -> struct seq_entry (owned) */
     struct seq_entry *touched;
 };
 
 struct read_req {
-    struct read_req *next;
+    struct ag_qnode qn; /* in hub_store.reads */
     uint64_t from_seq, to_seq;
     size_t max;
     hub_store_events_fn *cb;
@@ -111,9 +106,8 @@ struct hub_store {
     struct seq_cache seqs;            /* writer thread */
 
     pthread_mutex_t rmu;
-    pthread_cond_t rwake; /* reader: queue not empty, or closing */
-    struct read_req *rhead, *rtail;
-    size_t rdepth;
+    pthread_cond_t rwake;  /* reader: queue not empty, or closing */
+    struct ag_queue reads; /* of read_req, bounded at read_queue_cap */
     bool rclosing;
     bool rpaused;
 
@@ -128,64 +122,30 @@ struct hub_store {
 
 /* --- seq cache (writer thread) ---------------------------------------------------------------- */
 
-static struct seq_entry *seq_find(const struct seq_cache *c, const char *id, uint64_t h)
+static struct seq_entry *seq_add(struct seq_cache *c, const char *id, uint64_t last)
 {
-    for (struct seq_entry *e = c->buckets[h & (c->nbuckets - 1)]; e; e = e->next)
-        if (e->hash == h && strcmp(e->agent_id, id) == 0)
-            return e;
-    return NULL;
-}
-
-static void seq_grow(struct seq_cache *c)
-{
-    size_t n = c->nbuckets * 2;
-    struct seq_entry **b = ag_xcalloc(n, sizeof(*b));
-    for (size_t i = 0; i < c->nbuckets; i++)
-        for (struct seq_entry *e = c->buckets[i], *next; e; e = next) {
-            next = e->next;
-            e->next = b[e->hash & (n - 1)];
-            b[e->hash & (n - 1)] = e;
-        }
-    free(c->buckets);
-    c->buckets = b;
-    c->nbuckets = n;
-}
-
-static struct seq_entry *seq_add(struct seq_cache *c, const char *id, uint64_t h, uint64_t last)
-{
-    if (c->count >= c->nbuckets)
-        seq_grow(c);
     size_t len = strlen(id);
     struct seq_entry *e = ag_xcalloc(1, sizeof(*e) + len + 1);
     memcpy(e->agent_id, id, len + 1);
-    e->hash = h;
     e->committed = last;
-    e->next = c->buckets[h & (c->nbuckets - 1)];
-    c->buckets[h & (c->nbuckets - 1)] = e;
-    c->count++;
+    ag_map_put(&c->map, e->agent_id, e);
     return e;
 }
 
 static void seq_remove(struct seq_cache *c, struct seq_entry *e)
 {
-    struct seq_entry **p = &c->buckets[e->hash & (c->nbuckets - 1)];
-    while (*p != e)
-        p = &(*p)->next;
-    *p = e->next;
-    c->count--;
+    ag_map_del(&c->map, e->agent_id);
     free(e);
 }
 
 static void seq_clear(struct seq_cache *c)
 {
-    for (size_t i = 0; i < c->nbuckets; i++) {
-        for (struct seq_entry *e = c->buckets[i], *next; e; e = next) {
-            next = e->next;
-            free(e);
-        }
-        c->buckets[i] = NULL;
-    }
-    c->count = 0;
+    void *e;
+    /* Freeing the values does not change the map's slots, which are dropped right after. */
+    for (struct ag_map_iter it = {0}; ag_map_next(&c->map, &it, NULL, &e);)
+        free(e);
+    ag_map_release(&c->map);
+    ag_map_init(&c->map);
     c->touched = NULL;
 }
 
@@ -214,13 +174,12 @@ static void seq_evict_touched(struct seq_cache *c)
 static int seq_next(struct hub_store *st, const char *agent_id, uint64_t *seq, struct ag_err *err)
 {
     struct seq_cache *c = &st->seqs;
-    uint64_t h = ag_hash_fnv1a_str(agent_id);
-    struct seq_entry *e = seq_find(c, agent_id, h);
+    struct seq_entry *e = ag_map_get(&c->map, agent_id);
     if (!e) {
         uint64_t last;
         if (st->be->last_seq(st->wconn, agent_id, &last, err))
             return -1;
-        e = seq_add(c, agent_id, h, last);
+        e = seq_add(c, agent_id, last);
     }
     if (!e->touched) {
         e->touched = true;
@@ -273,7 +232,7 @@ static int write_apply(struct hub_store *st, struct hub_store_write *w, struct a
 static int tx_run(struct hub_store *st, struct hub_store_write *head, size_t n, struct ag_err *err)
 {
     /* Dropped only here, between transactions, so no touched entry is ever freed early. */
-    if (st->seqs.count > STORE_SEQ_CACHE_MAX)
+    if (ag_map_len(&st->seqs.map) > STORE_SEQ_CACHE_MAX)
         seq_clear(&st->seqs);
     if (st->be->begin(st->wconn, err))
         goto fail;
@@ -469,17 +428,11 @@ static void *writer_main(void *arg)
 static struct read_req *read_take(struct hub_store *st)
 {
     pthread_mutex_lock(&st->rmu);
-    while ((!st->rhead || st->rpaused) && !st->rclosing)
+    while ((ag_queue_empty(&st->reads) || st->rpaused) && !st->rclosing)
         pthread_cond_wait(&st->rwake, &st->rmu);
-    struct read_req *rq = st->rhead;
-    if (rq) {
-        st->rhead = rq->next;
-        if (!st->rhead)
-            st->rtail = NULL;
-        st->rdepth--;
-    }
+    struct ag_qnode *n = ag_queue_pop(&st->reads);
     pthread_mutex_unlock(&st->rmu);
-    return rq;
+    return n ? AG_QUEUE_ENTRY(n, struct read_req, qn) : NULL;
 }
 
 struct read_ctx {
@@ -567,8 +520,8 @@ static void store_init(struct hub_store *st, const struct hub_store__backend *be
     pthread_mutex_init(&st->rmu, NULL);
     pthread_cond_init(&st->rwake, NULL);
     pthread_mutex_init(&st->rconn_mu, NULL);
-    st->seqs.nbuckets = STORE_SEQ_BUCKETS_MIN;
-    st->seqs.buckets = ag_xcalloc(st->seqs.nbuckets, sizeof(*st->seqs.buckets));
+    ag_queue_init(&st->reads, "store.reads", st->read_queue_cap, 0);
+    ag_map_init(&st->seqs.map);
     st->rows_cap = STORE_ROWS_KEEP;
     st->rows = ag_xmalloc(st->rows_cap * sizeof(*st->rows));
     ag_arena_init(&st->rarena, NULL, 0);
@@ -627,7 +580,7 @@ static void store_free(struct hub_store *st)
     st->be->close(st->rconn);
     st->be->close(st->wconn);
     seq_clear(&st->seqs);
-    free(st->seqs.buckets);
+    ag_map_release(&st->seqs.map);
     free(st->rows);
     ag_arena_release(&st->rarena);
     pthread_mutex_destroy(&st->mu);
@@ -736,24 +689,19 @@ int hub_store_read_events(struct hub_store *st, const char *agent_id, uint64_t f
                           "and max > 0");
     size_t len = strlen(agent_id);
     struct read_req *rq = ag_xmalloc(sizeof(*rq) + len + 1);
-    *rq = (struct read_req){NULL, from_seq, to_seq, max, cb, arg};
+    *rq = (struct read_req){
+        .from_seq = from_seq, .to_seq = to_seq, .max = max, .cb = cb, .arg = arg};
     memcpy(rq->agent_id, agent_id, len + 1);
     int rc = 0;
     pthread_mutex_lock(&st->rmu);
     if (st->rclosing) {
         rc = ag_err_set(err, AG_UNAVAILABLE, "store is closing; read not accepted");
-    } else if (st->rdepth >= st->read_queue_cap) {
+    } else if (ag_queue_push(&st->reads, &rq->qn, 1, err) != 0) {
         rc = ag_err_set(err, AG_RESOURCE_EXHAUSTED,
                         "store read queue is full (%zu waiting); "
                         "retry later",
-                        st->rdepth);
+                        ag_queue_len(&st->reads));
     } else {
-        if (st->rtail)
-            st->rtail->next = rq;
-        else
-            st->rhead = rq;
-        st->rtail = rq;
-        st->rdepth++;
         pthread_cond_signal(&st->rwake);
     }
     pthread_mutex_unlock(&st->rmu);
