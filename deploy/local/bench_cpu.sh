@@ -11,7 +11,7 @@ CLIENT=${BENCH_CLIENT:-$BIN}
 BURSTS=${2:-8}
 DIR=$(mktemp -d /tmp/agentry-bench-cpu.XXXXXX)
 . "$(dirname "$0")/cluster.sh"
-cluster_start_hub "$BIN" "$DIR" --log-level warn
+cluster_start_hub "$BIN" "$DIR"
 HUB_PID=$CLUSTER_PIDS
 cluster_start_nodes "$BIN" "$DIR" 3 400
 NODE_PIDS=${CLUSTER_PIDS#"$HUB_PID"}
