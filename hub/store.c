@@ -100,10 +100,13 @@ struct hub_store {
     bool completer_started;
     pthread_mutex_t cmu;
     pthread_cond_t cwake;
-    struct done_batch *chead, *ctail; /* committed (or failed) batches, oldest first */
-    bool cclosing;                    /* the writer has exited: drain and stop */
-    struct hub_store__conn *wconn;    /* owned; writer thread */
-    struct seq_cache seqs;            /* writer thread */
+    /* Committed (or failed) batches, oldest first, weighed by their writes. Not bounded: each
+     * holds writes the write queue's bound already admitted, and refusing one would drop the
+     * outcome of a transaction. */
+    struct ag_queue done;
+    bool cclosing;                 /* the writer has exited: drain and stop */
+    struct hub_store__conn *wconn; /* owned; writer thread */
+    struct seq_cache seqs;         /* writer thread */
 
     pthread_mutex_t rmu;
     pthread_cond_t rwake;  /* reader: queue not empty, or closing */
@@ -287,7 +290,7 @@ static void finish(struct hub_store_write *w, size_t n, int rc, const struct ag_
 }
 
 struct done_batch {
-    struct done_batch *next;
+    struct ag_qnode qn; /* in hub_store.done */
     struct hub_store_write *head;
     size_t n;
     int rc;
@@ -305,11 +308,7 @@ static void complete(struct hub_store *st, struct hub_store_write *head, size_t 
     if (rc)
         d->err = *err;
     pthread_mutex_lock(&st->cmu);
-    if (st->ctail)
-        st->ctail->next = d;
-    else
-        st->chead = d;
-    st->ctail = d;
+    ag_queue_push_over(&st->done, &d->qn, n);
     pthread_cond_signal(&st->cwake);
     pthread_mutex_unlock(&st->cmu);
 }
@@ -319,17 +318,13 @@ static void *completer_main(void *arg)
     struct hub_store *st = arg;
     for (;;) {
         pthread_mutex_lock(&st->cmu);
-        while (!st->chead && !st->cclosing)
+        while (ag_queue_empty(&st->done) && !st->cclosing)
             pthread_cond_wait(&st->cwake, &st->cmu);
-        struct done_batch *d = st->chead;
-        if (d) {
-            st->chead = d->next;
-            if (!st->chead)
-                st->ctail = NULL;
-        }
+        struct ag_qnode *qn = ag_queue_pop(&st->done);
         pthread_mutex_unlock(&st->cmu);
-        if (!d)
+        if (!qn)
             return NULL; /* closing, and nothing left */
+        struct done_batch *d = AG_QUEUE_ENTRY(qn, struct done_batch, qn);
         finish(d->head, d->n, d->rc, &d->err);
         free(d);
     }
@@ -521,6 +516,7 @@ static void store_init(struct hub_store *st, const struct hub_store__backend *be
     pthread_cond_init(&st->rwake, NULL);
     pthread_mutex_init(&st->rconn_mu, NULL);
     ag_queue_init(&st->reads, "store.reads", st->read_queue_cap, 0);
+    ag_queue_init(&st->done, "store.done", 0, 0);
     ag_map_init(&st->seqs.map);
     st->rows_cap = STORE_ROWS_KEEP;
     st->rows = ag_xmalloc(st->rows_cap * sizeof(*st->rows));
