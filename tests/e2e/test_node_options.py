@@ -1,0 +1,93 @@
+"""tests/e2e/test_node_options.py - options given to a node's providers and tools reach every call.
+
+`agentry node join --model-opt PROVIDER.KEY=VAL --tool-opt TOOL.KEY=VAL` (issue 11, point 3: call
+contexts carry a deadline and options routed from node flags). Each class runs one hub and one
+node started with the options under test, so every turn lands on that node:
+- a model call past `mock.timeout` ends the turn with ERROR naming the timeout (the agent is
+  FAILED); with a deadline the reply beats, the turn ends FINAL: the option bounds, it does not
+  delay;
+- a tool call past `echo.timeout` is an error the model sees (TOOL_RESULT is_error), and the turn
+  goes on to its final answer;
+- an option no provider or tool takes is refused before the node starts: exit 2, one line.
+"""
+import os
+import sys
+import unittest
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import harness as H  # noqa: E402
+
+
+class NodeWith(H.ClusterTestCase):
+    NODES = 0
+    HUB_ARGS = ("--join-grace", "0s")
+    NODE_EXTRA = ()
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        cls.c.add_node("opt", extra=cls.NODE_EXTRA)
+
+    def events_of(self, agent_id):
+        return [(H.kind_name(e.kind), H.payload(e)) for e in self.c.trace(agent_id)]
+
+
+class ModelTimeoutTest(NodeWith):
+    # Every reply comes 2 s late unless the script says otherwise; the deadline is 300 ms.
+    NODE_EXTRA = ("--model-opt", "mock.timeout=300ms", "--model-opt", "mock.latency=2s")
+
+    def test_model_call_past_its_deadline_ends_the_turn(self):
+        a = self.c.spawn("final never", tools=())
+        end = self.c.wait_turn_end(a.agent_id)
+        self.assertEqual(H.kind_name(end.kind), "error", self.events_of(a.agent_id))
+        self.assertIn("model call to 'mock' timed out", H.payload(end)["message"])
+        self.c.wait_state(a.agent_id, self.T.AGENT_STATE_FAILED)
+
+
+class QuickModelTest(NodeWith):
+    # The deadline is generous: the option is a bound, not a delay.
+    NODE_EXTRA = ("--model-opt", "mock.timeout=30s")
+
+    def test_model_within_its_deadline_answers(self):
+        a = self.c.spawn("final fine", tools=())
+        end = self.c.wait_turn_end(a.agent_id)
+        self.assertEqual((H.kind_name(end.kind), H.payload(end)["output"]), ("final", "fine"))
+
+
+class ToolTimeoutTest(NodeWith):
+    NODE_EXTRA = ("--tool-opt", "echo.timeout=200ms,echo.latency=5s")
+
+    def test_tool_call_past_its_deadline_is_an_error_the_model_sees(self):
+        a = self.c.spawn("echo slow; final after the tool", tools=("echo",))
+        end = self.c.wait_turn_end(a.agent_id)
+        evs = self.events_of(a.agent_id)
+        results = [p for k, p in evs if k == "tool_result"]
+        self.assertEqual(len(results), 1, evs)
+        self.assertTrue(results[0]["is_error"], results[0])
+        self.assertEqual(results[0]["output"], "tool 'echo' timed out")
+        self.assertEqual((H.kind_name(end.kind), H.payload(end)["output"]),
+                         ("final", "after the tool"))
+
+
+class BadOptionTest(H.ClusterTestCase):
+    NODES = 0
+
+    def test_unknown_options_are_refused_before_start(self):
+        cases = [
+            (["--tool-opt", "echo.colour=red"],
+             "error: unknown option 'echo.colour': echo takes timeout, latency"),
+            (["--model-opt", "nosuch.timeout=1s"],
+             "error: invalid model option 'nosuch.timeout=1s': this node has no model provider "
+             "'nosuch' (it has: mock)"),
+        ]
+        for extra, want in cases:
+            with self.subTest(extra=extra):
+                r = H.run_cli(["node", "join", "--hub", self.c.addr, "--node-id", "bad"] + extra,
+                              timeout=20)
+                self.assertEqual((r.returncode, r.stdout), (2, ""), r.stderr)
+                self.assertEqual(r.stderr.splitlines(), [want])
+        self.assertEqual(self.c.registrations("bad"), 0, "a refused node never registers")
+
+
+if __name__ == "__main__":
+    unittest.main()
