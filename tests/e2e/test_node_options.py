@@ -8,6 +8,8 @@ node started with the options under test, so every turn lands on that node:
   delay;
 - a tool call past `echo.timeout` is an error the model sees (TOOL_RESULT is_error), and the turn
   goes on to its final answer;
+- with `--durable-tools`, a tool step goes on only once the hub has acknowledged its events,
+  and turns still complete (the emit acknowledgement path over a real stream);
 - an option no provider or tool takes is refused before the node starts: exit 2, one line.
 """
 import os
@@ -67,6 +69,24 @@ class ToolTimeoutTest(NodeWith):
         self.assertEqual(results[0]["output"], "tool 'echo' timed out")
         self.assertEqual((H.kind_name(end.kind), H.payload(end)["output"]),
                          ("final", "after the tool"))
+
+
+class DurableToolsTest(NodeWith):
+    # Each tool step waits for the hub's EventAck of its TOOL_CALL (before the tool runs) and of
+    # its TOOL_RESULT (before the next model call): if an acknowledgement never reached the run,
+    # the turn would stay parked and never end.
+    NODE_EXTRA = ("--durable-tools",)
+
+    def test_tool_steps_wait_for_the_hub_and_the_turn_completes(self):
+        a = self.c.spawn("echo one; echo two; final done", tools=("echo",))
+        end = self.c.wait_turn_end(a.agent_id)
+        evs = self.events_of(a.agent_id)
+        self.assertEqual([k for k, _ in evs],
+                         ["spawned", "input", "assigned"] +
+                         ["model_request", "model_reply", "tool_call", "tool_result"] * 2 +
+                         ["model_request", "model_reply", "final"], evs)
+        self.assertEqual([p["output"] for k, p in evs if k == "tool_result"], ["one", "two"])
+        self.assertEqual(H.payload(end)["output"], "done")
 
 
 class BadOptionTest(H.ClusterTestCase):
