@@ -12,12 +12,14 @@
  * other agents, settling node batches) runs after the agent's lock is released.
  *
  * Turns and attempts: a turn begins when a waiting agent (idle, yielded, failed, or new) gets an
- * input; each placement of it on a node is an attempt. A turn ends with FINAL, YIELD, ERROR or
- * KILLED. An ERROR is never retried by the hub (the agent is FAILED until the next input). An
- * interruption (the node was lost) is: at once the first time, then after a back-off that doubles,
- * until the turn was interrupted max_interruptions times in a row for one reason (or 4x that in
- * all), when the hub ends it with an ERROR of its own: a turn that can never succeed does not run
- * forever. Usage is counted from the events stored (types.proto, Usage), attempts included. */
+ * input, or when a yielded or failed one is resumed (no input: the model is asked again from the
+ * checkpoint, with the resume's own iteration limit for that turn); each placement of it on a node
+ * is an attempt. A turn ends with FINAL, YIELD, ERROR or KILLED. An ERROR is never retried by the
+ * hub (the agent is FAILED until the next input). An interruption (the node was lost) is: at once
+ * the first time, then after a back-off that doubles, until the turn was interrupted
+ * max_interruptions times in a row for one reason (or 4x that in all), when the hub ends it with an
+ * ERROR of its own: a turn that can never succeed does not run forever. Usage is counted from the
+ * events stored (types.proto, Usage), attempts included. */
 #include <cjson/cJSON.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -51,6 +53,7 @@ enum hub_cmd_type {
     HUB_CMD_SCHEDULE,  /* inputs are waiting: place a turn if none runs */
     HUB_CMD_SPAWN_DUP, /* a Spawn/Invoke retry with this agent's request_id */
     HUB_CMD_RETRY,     /* an interrupted turn's back-off is over: place it */
+    HUB_CMD_RESUME,    /* ResumeAgent: a new turn without input for a yielded or failed agent */
 };
 
 /* A command in an agent's mailbox (hub_agent.mailbox, guarded by the agent's lock), then in the
@@ -68,7 +71,8 @@ struct hub_cmd {
     struct hub_ev_batch *batch; /* EVENTS: settled through hub_effects.events_stored */
     size_t first, n;            /* EVENTS: the batch's events [first, first+n) ... */
     const Agentry__V1__NodeEvent *const *events; /* ... borrowed from the batch */
-    bool invoke; /* SPAWN_DUP from Invoke: wait for the turn's end */
+    bool invoke;       /* SPAWN_DUP from Invoke: wait for the turn's end */
+    uint32_t max_iter; /* RESUME: the turn's iteration limit, 0: the spec's */
 };
 
 /* An INPUT op of a write and its text (borrowed from its command), for the inbox on commit. */
@@ -268,6 +272,7 @@ static void begin_turn(struct agent_write *aw)
     aw->next.attempt = 0;
     aw->next.streak = 0;
     aw->next.streak_reason[0] = '\0';
+    aw->next.turn_max_iter = 0;
 }
 
 /* The running turn is over: its slot goes back after commit. */
@@ -301,6 +306,48 @@ static int cmd_input(struct agent_write *aw, struct hub_cmd *c, size_t *op, stru
         begin_turn(aw);
         place_turn(aw);
     }
+    return 0;
+}
+
+/* ResumeAgent: *op is the RESUMED event's op; -1 with err when the agent's state refuses it.
+ * Decided against the working state, so of two resumes in one write the second finds the turn
+ * started. */
+static int cmd_resume(struct agent_write *aw, struct hub_cmd *c, size_t *op, struct ag_err *err)
+{
+    const char *id = aw->a->id;
+    const char *from;
+    switch (aw->next.state) {
+    case AGENTRY__V1__AGENT_STATE__AGENT_STATE_YIELDED:
+        from = "yielded";
+        break;
+    case AGENTRY__V1__AGENT_STATE__AGENT_STATE_FAILED:
+        from = "failed";
+        break;
+    case AGENTRY__V1__AGENT_STATE__AGENT_STATE_IDLE:
+        return ag_err_set(err, AG_FAILED_PRECONDITION,
+                          "agent '%s' is idle: its last turn finished; send it a message instead",
+                          id);
+    case AGENTRY__V1__AGENT_STATE__AGENT_STATE_KILLED:
+        return ag_err_set(err, AG_FAILED_PRECONDITION, "agent '%s' is killed; it cannot be resumed",
+                          id);
+    default:
+        return ag_err_set(err, AG_FAILED_PRECONDITION,
+                          "agent '%s' is already running (%s): a turn is under way; wait for it to "
+                          "end",
+                          id,
+                          aw->next.state == AGENTRY__V1__AGENT_STATE__AGENT_STATE_PENDING
+                              ? "pending"
+                              : "running");
+    }
+    uint32_t limit = c->max_iter ? c->max_iter : aw->a->spec->max_iterations;
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "from", from);
+    cJSON_AddNumberToObject(o, "max_iterations", limit);
+    *op = add_event(aw, AGENTRY__V1__EVENT_KIND__EVENT_KIND_RESUMED, json_take(&aw->arena, o),
+                    NULL);
+    begin_turn(aw);
+    aw->next.turn_max_iter = c->max_iter;
+    place_turn(aw);
     return 0;
 }
 
@@ -534,6 +581,12 @@ static size_t apply_cmd(struct agent_write *aw, struct hub_cmd *c, size_t idx)
     case HUB_CMD_KILL:
         op = cmd_kill(aw, c);
         break;
+    case HUB_CMD_RESUME:
+        if (cmd_resume(aw, c, &op, &err) != 0) {
+            aw->h->fx.fail(c->call, &err);
+            return SIZE_MAX;
+        }
+        break;
     case HUB_CMD_EVENTS:
         cmd_events(aw, c, idx);
         break;
@@ -743,6 +796,7 @@ static void commit_state(struct agent_write *aw)
     a->st.turn_usage = aw->next.turn_usage;
     a->st.attempt = aw->next.attempt;
     a->st.streak = aw->next.streak;
+    a->st.turn_max_iter = aw->next.turn_max_iter;
     memcpy(a->st.streak_reason, aw->next.streak_reason, sizeof(a->st.streak_reason));
     if (aw->next.updated_ns)
         a->st.updated_ns = aw->next.updated_ns;
@@ -788,6 +842,10 @@ static void reply_cmds(struct agent_write *aw)
             struct hub_reply r = {.kind = HUB_REPLY_KILLED,
                                   .seq = aw->ops[op].u.event.seq,
                                   .already_killed = c->already};
+            aw->h->fx.reply(c->call, &r);
+        } else if (c->type == HUB_CMD_RESUME && op != SIZE_MAX) {
+            struct hub_reply r = {
+                .kind = HUB_REPLY_RESUMED, .seq = aw->ops[op].u.event.seq, .state = a->st.state};
             aw->h->fx.reply(c->call, &r);
         }
     }
@@ -947,7 +1005,8 @@ static void on_failed(struct agent_write *aw, const struct ag_err *store_err)
     }
     struct hub_cmd *c = aw->cmds;
     for (size_t i = 0; c; i++, c = c->next)
-        if ((c->type == HUB_CMD_INPUT || c->type == HUB_CMD_KILL) && aw->cmd_op[i] != SIZE_MAX)
+        if ((c->type == HUB_CMD_INPUT || c->type == HUB_CMD_KILL || c->type == HUB_CMD_RESUME) &&
+            aw->cmd_op[i] != SIZE_MAX)
             aw->h->fx.fail(c->call, err);
     /* Slots reserved for this write go back; the committed state keeps its own. */
     if (aw->assign_node)
@@ -1063,6 +1122,14 @@ void hub_actor_post_kill(struct hub *h, struct hub_agent *a, struct rpc_call *ca
 {
     struct hub_cmd *c = cmd_new(HUB_CMD_KILL, call);
     c->text = ag_xstrdup(reason ? reason : "");
+    cmd_post(h, a, c);
+}
+
+void hub_actor_post_resume(struct hub *h, struct hub_agent *a, struct rpc_call *call,
+                           uint32_t max_iter)
+{
+    struct hub_cmd *c = cmd_new(HUB_CMD_RESUME, call);
+    c->max_iter = max_iter;
     cmd_post(h, a, c);
 }
 

@@ -39,6 +39,10 @@ void hub_actor_post_input(struct hub *h, struct hub_agent *a, struct rpc_call *c
 /* KillAgent. */
 void hub_actor_post_kill(struct hub *h, struct hub_agent *a, struct rpc_call *call,
                          const char *reason);
+/* ResumeAgent: a yielded or failed agent starts a turn with no new input, at most max_iter
+ * model calls (0: the spec's); other states are refused (hub.proto). */
+void hub_actor_post_resume(struct hub *h, struct hub_agent *a, struct rpc_call *call,
+                           uint32_t max_iter);
 /* The events [first, first+n) of batch b, all for agent a, from node (reference taken here);
  * settled through hub_effects.events_stored. events is borrowed from the batch. */
 void hub_actor_post_events(struct hub *h, struct hub_agent *a, struct hub_node *node,

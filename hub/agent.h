@@ -48,6 +48,10 @@ struct hub_agent_st {
     struct hub_usage turn_usage; /* the same for the current (or last) turn, all its attempts */
     uint32_t attempt;            /* placements of the current turn; 0 before the first turn */
     uint32_t streak;             /* interruptions in a row that ended with streak_reason */
+    /* The current turn's own iteration limit (ResumeAgent), 0: the spec's. Not in the store's
+     * row: a hub that loads a resumed turn still running reads it back from the RESUMED event
+     * (hub.c). */
+    uint32_t turn_max_iter;
     char streak_reason[HUB_REASON_MAX];
     char *last_output; /* owned, may be NULL */
     char *last_error;  /* owned, may be NULL */

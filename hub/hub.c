@@ -77,11 +77,36 @@ static bool is_current_assignment(const struct hub_agent *a, const struct hub_st
     return yes;
 }
 
+/* A resumed turn's own iteration limit is not in the agent's row: it holds from its RESUMED
+ * event until the turn ends, so a resumed turn the hub places again keeps it. */
+static void load_turn_max_iter(struct hub_agent *a, const struct hub_store_event *ev)
+{
+    switch (ev->kind) {
+    case AGENTRY__V1__EVENT_KIND__EVENT_KIND_RESUMED: {
+        cJSON *o = cJSON_ParseWithLength(ev->payload, ev->payload_len);
+        cJSON *m = cJSON_GetObjectItemCaseSensitive(o, "max_iterations");
+        a->st.turn_max_iter = cJSON_IsNumber(m) && m->valuedouble > 0 ? (uint32_t)m->valuedouble
+                                                                      : 0;
+        cJSON_Delete(o);
+        break;
+    }
+    case AGENTRY__V1__EVENT_KIND__EVENT_KIND_FINAL:
+    case AGENTRY__V1__EVENT_KIND__EVENT_KIND_YIELD:
+    case AGENTRY__V1__EVENT_KIND__EVENT_KIND_ERROR:
+    case AGENTRY__V1__EVENT_KIND__EVENT_KIND_KILLED:
+        a->st.turn_max_iter = 0;
+        break;
+    default:
+        break;
+    }
+}
+
 static int load_event(void *arg, const struct hub_store_event *ev, struct ag_err *err)
 {
     struct load_ctx *lc = arg;
     struct hub_agent *a = lc->a;
     (void)err;
+    load_turn_max_iter(a, ev);
     if (lc->counting)
         count_event_usage(a, ev);
     else if (a->st.state == AGENTRY__V1__AGENT_STATE__AGENT_STATE_RUNNING)
@@ -157,9 +182,10 @@ static int load_agent(void *arg, const struct hub_store_agent *row, uint64_t las
     return 0;
 }
 
-/* Inputs stored after each agent's checkpoint are its inbox again, and a running attempt's
- * events are counted into its usage. Done after load_agents returns: the store's load calls may
- * not nest. */
+/* Inputs stored after each agent's checkpoint are its inbox again, a running attempt's events are
+ * counted into its usage, and a resumed turn gets its own iteration limit back (the RESUMED event
+ * is always after the checkpoint's input_seq: it follows the turn that stored it). Done after
+ * load_agents returns: the store's load calls may not nest. */
 static int load_inbox(struct hub *h, struct load_ctx *lc, struct hub_agent *a, struct ag_err *err)
 {
     if (a->last_seq <= a->st.input_seq)

@@ -2,8 +2,9 @@
  *
  * Handlers run on CQ threads: they decode into the call's arena, validate, and either answer at
  * once (Ping, GetAgent, ListAgents, refusals) or hand the call to an agent's mailbox, whose write
- * answers it once durable (Spawn, SendMessage, KillAgent). Invoke's call waits on the agent as a
- * waiter until its turn ends; its deadline cancels the wait (on_close), never the agent. */
+ * answers it once durable (Spawn, SendMessage, KillAgent, ResumeAgent). Invoke's call waits on the
+ * agent as a waiter until its turn ends; its deadline cancels the wait (on_close), never the
+ * agent. */
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -198,6 +199,20 @@ static void on_kill(struct rpc_call *c, grpc_byte_buffer *req)
         hub_actor_post_kill(h, a, c, in->reason);
 }
 
+static void on_resume(struct rpc_call *c, grpc_byte_buffer *req)
+{
+    struct hub *h = rpc_call_user(c);
+    Agentry__V1__ResumeAgentRequest *in = decode(c, req,
+                                                 &agentry__v1__resume_agent_request__descriptor);
+    struct ag_err err = AG_ERR_INIT;
+    if (!in || refuse_if_closing(h, c))
+        return;
+    struct hub_agent *a = accept_for_agent(
+        h, c, in->agent_id, hub_validate_resume_iterations(in->max_iterations, &err), &err);
+    if (a)
+        hub_actor_post_resume(h, a, c, in->max_iterations);
+}
+
 static void on_get(struct rpc_call *c, grpc_byte_buffer *req)
 {
     struct hub *h = rpc_call_user(c);
@@ -374,6 +389,11 @@ void hub_rpc_agent_reply(struct rpc_call *call, const struct hub_reply *r)
         m.seq = r->seq;
         m.state = (Agentry__V1__AgentState)r->state;
         rpc_call_reply_take(call, rpc_pb_pack(&m.base));
+    } else if (r->kind == HUB_REPLY_RESUMED) {
+        Agentry__V1__ResumeAgentResponse m = AGENTRY__V1__RESUME_AGENT_RESPONSE__INIT;
+        m.seq = r->seq;
+        m.state = (Agentry__V1__AgentState)r->state;
+        rpc_call_reply_take(call, rpc_pb_pack(&m.base));
     } else {
         Agentry__V1__KillAgentResponse m = AGENTRY__V1__KILL_AGENT_RESPONSE__INIT;
         m.seq = r->seq;
@@ -453,5 +473,6 @@ const struct rpc_method hub_rpc_agent_methods[] = {
     {.path = "/agentry.v1.AgentHub/GetAgent", .kind = RPC_UNARY, .on_call = on_get},
     {.path = "/agentry.v1.AgentHub/ListAgents", .kind = RPC_UNARY, .on_call = on_list},
     {.path = "/agentry.v1.AgentHub/KillAgent", .kind = RPC_UNARY, .on_call = on_kill},
+    {.path = "/agentry.v1.AgentHub/ResumeAgent", .kind = RPC_UNARY, .on_call = on_resume},
 };
 const size_t hub_rpc_agent_nmethods = AG_ARRAY_SIZE(hub_rpc_agent_methods);

@@ -93,6 +93,7 @@ void hub_rpc_node_assign(struct hub *h, struct hub_agent *a, struct hub_node *n)
     as.agent_id = a->id;
     as.epoch = a->st.epoch;
     as.spec = a->spec;
+    as.max_iterations = a->st.turn_max_iter;
     if (a->st.ckpt_len)
         as.checkpoint = rpc_pb_unpack_bytes(a->st.ckpt, a->st.ckpt_len,
                                             &agentry__v1__checkpoint__descriptor, &ar, NULL);

@@ -132,6 +132,15 @@ int hub_validate_kill_reason(const char *reason, struct ag_err *err)
     return 0;
 }
 
+int hub_validate_resume_iterations(uint32_t max_iterations, struct ag_err *err)
+{
+    if (max_iterations > MAX_ITER)
+        return ag_err_set(err, AG_INVALID_ARGUMENT,
+                          "max_iterations is %u; the limit is %d (0 means the spec's)",
+                          max_iterations, MAX_ITER);
+    return 0;
+}
+
 int hub_validate_input_payload(const char *text, struct ag_err *err)
 {
     size_t n = hub_json_text_payload_len(text ? text : "");

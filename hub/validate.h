@@ -5,6 +5,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "agentry/v1/types.pb-c.h"
 #include "common/err.h"
@@ -18,6 +19,8 @@ bool hub_validate_name_chars_ok(const char *s, const char *punct);
 int hub_validate_labels(const char *what, size_t n, const char *const *keys,
                         const char *const *values, struct ag_err *err);
 int hub_validate_kill_reason(const char *reason, struct ag_err *err);
+/* ResumeAgent.max_iterations: the limit AgentSpec.max_iterations has (0 means the spec's). */
+int hub_validate_resume_iterations(uint32_t max_iterations, struct ag_err *err);
 /* INVALID_ARGUMENT if text's INPUT event payload ({"text": ...}) would pass HUB_MAX_PAYLOAD. */
 int hub_validate_input_payload(const char *text, struct ag_err *err);
 

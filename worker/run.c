@@ -69,7 +69,7 @@ struct wk_run {
     char **tools;                    /* owned: spec.tools */
     struct wk_chat_tool *tool_specs; /* owned array (strings borrowed): tools, for the model */
     size_t ntools;
-    uint32_t max_iterations;    /* spec value, 0 replaced by the default */
+    uint32_t max_iterations;    /* the assignment's or the spec's, 0 replaced by the default */
     struct wk_usage base_usage; /* the checkpoint's cumulative usage */
     uint8_t *user_state;        /* owned, opaque, returned unchanged in the checkpoint */
     size_t user_state_len;
@@ -212,6 +212,9 @@ static struct wk_run *run_new(const Agentry__V1__Assignment *a, const struct wk_
     run->agent_id = dup_or_empty(a->agent_id);
     run->epoch = a->epoch;
     copy_spec(run, a->spec);
+    /* A resumed turn's own limit (ResumeAgent) overrides the spec's for this turn only. */
+    if (a->max_iterations)
+        run->max_iterations = a->max_iterations;
     copy_checkpoint(run, a->checkpoint);
     run->turn_start = run->nmsgs;
     run->max_payload = o->max_payload;

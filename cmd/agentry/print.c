@@ -15,7 +15,7 @@ static const char *const state_names[] = {"unspecified", "pending", "running", "
                                           "yielded",     "failed",  "killed"};
 static const char *const kind_names[] = {
     "unspecified", "spawned", "input", "assigned", "model_request", "model_reply", "tool_call",
-    "tool_result", "final",   "yield", "error",    "killed",        "interrupted",
+    "tool_result", "final",   "yield", "error",    "killed",        "interrupted", "resumed",
 };
 
 const char *cli_print_state_name(Agentry__V1__AgentState s)
