@@ -16,6 +16,7 @@ const struct cli_cmd cli_cmds[] = {
     {"ps", cli_cmd_ps, "list agents"},
     {"get", cli_cmd_get, "show one agent"},
     {"kill", cli_cmd_kill, "stop an agent"},
+    {"resume", cli_cmd_resume, "continue a yielded or failed agent's work"},
     {"bench", cli_cmd_bench, "load-test a hub"},
     {"version", cli_cmd_version, "print the version"},
     {NULL, NULL, NULL},
