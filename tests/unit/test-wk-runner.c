@@ -539,6 +539,33 @@ static void test_loop_yields_at_max_iterations(void **state)
     assert_int_equal(y->checkpoint->n_messages, 7); /* user + 3 x (assistant, tool) */
 }
 
+/* A resumed turn (ResumeAgent): no input, the model is asked again from the checkpoint, and the
+ * assignment's own limit overrides the spec's. */
+static void test_turn_without_input_asks_the_model_with_its_own_limit(void **state)
+{
+    struct fix *f = *state;
+    struct asg s;
+    asg_init(&s, "a1", 2, "mock", echo_tools, 1, 5);
+    Agentry__V1__Message m0 = AGENTRY__V1__MESSAGE__INIT;
+    m0.role = "user";
+    m0.content = "loop";
+    Agentry__V1__Message *msgs[] = {&m0};
+    Agentry__V1__Checkpoint cp = AGENTRY__V1__CHECKPOINT__INIT;
+    cp.messages = msgs;
+    cp.n_messages = 1;
+    cp.input_seq = 2;
+    s.a.checkpoint = &cp;
+    s.a.max_iterations = 2;
+    assert_int_equal(wk_runner_assign(f->runner, &s.a, NULL), 0);
+    assert_true(wait_for(f, "a1", K_YIELD, 1));
+    assert_int_equal(count(f, "a1", K_MODEL_REQUEST), 2);
+    assert_payload_num(event_of(f, "a1", 0), "messages", 1);
+    const Agentry__V1__NodeEvent *y = last_of(f, "a1", K_YIELD);
+    assert_payload_num(y, "iterations", 2);
+    assert_int_equal(y->checkpoint->n_messages, 5); /* user + 2 x (assistant, tool) */
+    assert_int_equal(y->checkpoint->input_seq, 2);
+}
+
 static void test_fail_ends_in_error(void **state)
 {
     struct fix *f = *state;
@@ -873,6 +900,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_hello_with_echo, setup2, teardown),
         cmocka_unit_test_setup_teardown(test_resume_from_checkpoint, setup2, teardown),
         cmocka_unit_test_setup_teardown(test_loop_yields_at_max_iterations, setup2, teardown),
+        cmocka_unit_test_setup_teardown(test_turn_without_input_asks_the_model_with_its_own_limit,
+                                        setup2, teardown),
         cmocka_unit_test_setup_teardown(test_fail_ends_in_error, setup2, teardown),
         cmocka_unit_test_setup_teardown(test_tool_not_in_spec_is_error_result, setup2, teardown),
         cmocka_unit_test_setup_teardown(test_deliver_mid_turn, setup2, teardown),
