@@ -6,7 +6,9 @@
 set -eu
 PKGS="build-essential cmake pkg-config libgrpc-dev protobuf-c-compiler libprotobuf-c-dev
 protobuf-compiler protobuf-compiler-grpc python3-grpcio python3-protobuf libsqlite3-dev
-libcjson-dev libcmocka-dev"
+libcjson-dev libcmocka-dev libpq-dev postgresql"
+# libpq-dev: the hub links libpq (its PostgreSQL store). postgresql: the server the tests start
+# privately (tests/pg_fixture.sh); the package's own cluster is not used, nor started.
 # clang: make test also compiles the tree with clang, whose warnings are not GCC's.
 # clang-format: make lint checks the formatting with it (Debian 12 ships version 14).
 TEST_PKGS="clang clang-format"

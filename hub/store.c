@@ -57,6 +57,8 @@
 /* The backend table: a new database is a new row (and a new file). */
 static const struct hub_store__backend *const store_backends[] = {
     &hub_store__sqlite_backend,
+    &hub_store__pg_backend,
+    &hub_store__pgql_backend,
 };
 
 struct seq_entry {
@@ -598,7 +600,7 @@ struct hub_store *hub_store_open(const char *url, const struct hub_store_opts *o
         const char *colon = url ? strchr(url, ':') : NULL;
         ag_err_set(err, AG_INVALID_ARGUMENT,
                    "unsupported store url scheme '%.*s'; use "
-                   "sqlite:PATH",
+                   "sqlite:PATH or postgres://...",
                    colon ? (int)(colon - url) : 0, url ? url : "");
         return NULL;
     }

@@ -38,7 +38,7 @@
  * Threads: submit / read_events are thread-safe. open/close are not (call from the main thread).
  * A second open of the same database in one process is refused too, but drops the first's
  * SQLite locks (POSIX fcntl semantics, see store_sqlite.c): do not.
- * Backends: "sqlite:PATH" now; "postgres://..." later, as a new file behind store_internal.h. */
+ * Backends: "sqlite:PATH", and "postgres://..." or "postgres:KEYWORDS" (store_pg.c). */
 #ifndef AGENTRY_HUB_STORE_H
 #define AGENTRY_HUB_STORE_H
 

@@ -1,7 +1,7 @@
 /* hub/store_internal.h - private to hub/store*.c: the backend interface behind hub/store.h.
  *
  * Owns: the split between the generic store (store.c: queues, threads, group commit, seq
- * assignment, retries) and a backend (store_sqlite.c, later store_pg.c), which only runs
+ * assignment, retries) and a backend (store_sqlite.c, store_pg.c), which only runs
  * statements on a connection it was handed. A new database is a new file plus one row in
  * store.c's backend table; nothing in store.c's logic changes.
  *
@@ -10,7 +10,8 @@
  * connection is never used by two threads at the same time. The writer's is opened first and
  * closed last; it creates or migrates the schema, and it is where a backend makes sure that no
  * other process writes the database (sqlite: an exclusive flock on the file, whose descriptor
- * must outlive every sqlite connection of the process to that file, the reader's included).
+ * must outlive every sqlite connection of the process to that file, the reader's included;
+ * postgres: a session advisory lock).
  * The reader's only reads.
  *
  * Errors: store.c decides whether to retry from the code alone, so a backend must map its
@@ -26,7 +27,9 @@
  *                        longer where a restart will look (sqlite: the file or its log was
  *                        deleted, moved or replaced). Writer only, from any writer call.
  * The first three mean "this write is bad, the others are fine"; store.c then retries each write
- * of the batch alone. Messages name the database and say what an operator can do.
+ * of the batch alone. A backend may report an op's failure later than its apply(), from a later
+ * apply, last_seq or commit of the same transaction (postgres pipelines them: store_pg.c), as
+ * long as the code is that op's. Messages name the database and say what an operator can do.
  *
  * Lost is permanent, and store.c owns that: on AG_DATA_LOSS it fails the batch, logs
  * event=store.lost once, and refuses every later write with AG_UNAVAILABLE (the code clients
@@ -86,6 +89,8 @@ struct hub_store__backend {
 };
 
 extern const struct hub_store__backend hub_store__sqlite_backend;
+extern const struct hub_store__backend hub_store__pg_backend;   /* "postgres:..." */
+extern const struct hub_store__backend hub_store__pgql_backend; /* "postgresql:..." */
 
 /* Test hook: while paused, neither the writer nor the reader takes anything from its queue, so a
  * test can fill a queue or line up an exact batch. hub_store_close overrides a pause. */

@@ -1,4 +1,10 @@
-/* tests/unit/test-store.c - hub/store.h against real SQLite files.
+/* tests/unit/test-store.c - hub/store.h against real SQLite files and a real PostgreSQL.
+ *
+ * One suite, two back ends: with no argument every test runs on SQLite; with a libpq conninfo
+ * file as argv[1] (written by tests/pg_fixture.sh, ctest entry unit/test-store-pg) the same
+ * tests run on PostgreSQL, each in a database of its own created at setup and dropped at
+ * teardown. Tests of one back end's own mechanisms (SQLite's flock and files going away,
+ * PostgreSQL's advisory lock and migrations table) run only there.
  *
  * Each test gets a fresh mkdtemp directory under /tmp, removed at teardown. Completion is awaited
  * on a condition variable with a deadline, never with sleeps. hub_store__pause (store_internal.h)
@@ -12,6 +18,7 @@
 #include <cmocka.h>
 
 #include <errno.h>
+#include <libpq-fe.h>
 #include <pthread.h>
 #include <sqlite3.h>
 #include <stdio.h>
@@ -46,7 +53,8 @@ struct capture {
 struct fx {
     char dir[64];
     char path[128];
-    char url[192];
+    char url[384];
+    char pgdb[64]; /* PostgreSQL run: this test's database */
     struct hub_store *st;
     struct tracker tr;
     struct capture cap;
@@ -55,6 +63,41 @@ struct fx {
 static void tracker_init(struct tracker *tr);
 static void tracker_release(struct tracker *tr);
 static char *capture_end(struct capture *c);
+
+/* PostgreSQL run: the server's conninfo (from the fixture's file), else NULL. */
+static char pg_conninfo[256];
+static bool pg_run;
+
+/* Runs sql on database db (NULL: the server's default) as the admin; 0 on success. */
+static int pg_exec(const char *db, const char *sql)
+{
+    char ci[384];
+    snprintf(ci, sizeof(ci), "%s%s%s", pg_conninfo, db ? " dbname=" : "", db ? db : "");
+    PGconn *c = PQconnectdb(ci);
+    PGresult *r = PQexec(c, sql);
+    ExecStatusType s = PQresultStatus(r);
+    int rc = s == PGRES_COMMAND_OK || s == PGRES_TUPLES_OK ? 0 : -1;
+    if (rc)
+        print_error("%s: %s", sql, PQerrorMessage(c));
+    PQclear(r);
+    PQfinish(c);
+    return rc;
+}
+
+/* The one integer answer of a query on database db. */
+static long pg_query_long(const char *db, const char *sql)
+{
+    char ci[384];
+    snprintf(ci, sizeof(ci), "%s dbname=%s", pg_conninfo, db);
+    PGconn *c = PQconnectdb(ci);
+    PGresult *r = PQexec(c, sql);
+    long v = PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1
+                 ? strtol(PQgetvalue(r, 0, 0), NULL, 10)
+                 : -1;
+    PQclear(r);
+    PQfinish(c);
+    return v;
+}
 
 static int setup(void **state)
 {
@@ -68,6 +111,18 @@ static int setup(void **state)
     }
     snprintf(fx->path, sizeof(fx->path), "%s/hub.db", fx->dir);
     snprintf(fx->url, sizeof(fx->url), "sqlite:%s", fx->path);
+    if (pg_run) {
+        static int n;
+        snprintf(fx->pgdb, sizeof(fx->pgdb), "test_store_%d_%d", (int)getpid(), n++);
+        char sql[128];
+        snprintf(sql, sizeof(sql), "CREATE DATABASE %s", fx->pgdb);
+        if (pg_exec(NULL, sql)) {
+            rmdir(fx->dir);
+            free(fx);
+            return -1;
+        }
+        snprintf(fx->url, sizeof(fx->url), "postgres:%s dbname=%s", pg_conninfo, fx->pgdb);
+    }
     tracker_init(&fx->tr);
     fx->cap.saved = -1;
     *state = fx;
@@ -80,6 +135,11 @@ static int teardown(void **state)
     if (fx->cap.saved >= 0) /* a test failed while capturing: give fd 2 back */
         free(capture_end(&fx->cap));
     hub_store_close(fx->st);
+    if (fx->pgdb[0]) {
+        char sql[128];
+        snprintf(sql, sizeof(sql), "DROP DATABASE %s WITH (FORCE)", fx->pgdb);
+        pg_exec(NULL, sql);
+    }
     static const char *const suffixes[] = {"", "-wal", "-shm", "-journal"};
     for (size_t i = 0; i < sizeof(suffixes) / sizeof(suffixes[0]); i++) {
         char p[160];
@@ -888,7 +948,7 @@ static void expect_open_fails(const char *url, enum ag_code code, const char *in
 static void test_open_errors(void **state)
 {
     struct fx *fx = *state;
-    char url[256];
+    char url[512];
     expect_open_fails("mysql://user:secret@db/x", AG_INVALID_ARGUMENT, "mysql");
     expect_open_fails("sqlite:", AG_INVALID_ARGUMENT, "no path");
     snprintf(url, sizeof(url), "%s?fsync=yes", fx->url);
@@ -911,7 +971,7 @@ static void test_open_errors(void **state)
 static void test_db_unavailable(void **state)
 {
     struct fx *fx = *state;
-    char url[256];
+    char url[512];
     snprintf(url, sizeof(url), "%s?busy_timeout_ms=50", fx->url);
     fx->st = open_url(url, NULL);
     struct tracker *tr = &fx->tr;
@@ -1195,10 +1255,136 @@ static void test_lost_wal_deleted(void **state)
     assert_int_equal(rows.row[0].last_seq, 1);
 }
 
-int main(void)
+/* --- PostgreSQL only: the advisory lock, migrations, the URL forms ------------------------- */
+
+/* A second store on the same database is refused while the first holds the advisory lock; the
+ * first never notices, and the lock goes with it. */
+static void test_pg_exclusive_open(void **state)
+{
+    struct fx *fx = *state;
+    fx->st = open_url(fx->url, NULL);
+    struct tracker *tr = &fx->tr;
+    struct twrite first, during, after;
+    tw_init(&first, tr);
+    tw_insert(&first, "x1", NULL, 1);
+    tw_append(&first, "x1", KIND_SPAWNED, "{}");
+    run_one(fx->st, &first);
+    expect_ok(&first);
+
+    expect_open_fails(fx->url, AG_FAILED_PRECONDITION, "another hub is using");
+    expect_open_fails(fx->url, AG_FAILED_PRECONDITION, fx->pgdb);
+
+    tw_init(&during, tr);
+    tw_append(&during, "x1", KIND_INPUT, "{}");
+    run_one(fx->st, &during);
+    expect_ok(&during);
+    assert_int_equal(during.seq[0], 2);
+
+    hub_store_close(fx->st);
+    fx->st = open_url(fx->url, NULL);
+    tw_init(&after, tr);
+    tw_append(&after, "x1", KIND_INPUT, "{}");
+    run_one(fx->st, &after);
+    expect_ok(&after);
+    assert_int_equal(after.seq[0], 3);
+}
+
+/* Each migration runs once: opening again changes nothing; a newer schema is refused. */
+static void test_pg_migrations(void **state)
+{
+    struct fx *fx = *state;
+    hub_store_close(open_url(fx->url, NULL));
+    hub_store_close(open_url(fx->url, NULL));
+    assert_int_equal(pg_query_long(fx->pgdb, "SELECT count(*) FROM schema_migrations"), 1);
+    assert_int_equal(pg_query_long(fx->pgdb, "SELECT max(version) FROM schema_migrations"), 1);
+
+    assert_int_equal(pg_exec(fx->pgdb, "INSERT INTO schema_migrations(version) VALUES(99)"), 0);
+    expect_open_fails(fx->url, AG_FAILED_PRECONDITION, "schema version 99");
+    expect_open_fails(fx->url, AG_FAILED_PRECONDITION, "knows versions 1 to 1");
+}
+
+/* The URI form goes to libpq whole; a server that is not there is UNAVAILABLE with libpq's
+ * reason, on one line. */
+static void test_pg_urls(void **state)
+{
+    struct fx *fx = *state;
+    PQconninfoOption *opts = PQconninfoParse(pg_conninfo, NULL);
+    assert_non_null(opts);
+    const char *host = "", *port = "";
+    for (PQconninfoOption *o = opts; o->keyword; o++) {
+        if (strcmp(o->keyword, "host") == 0 && o->val)
+            host = o->val;
+        if (strcmp(o->keyword, "port") == 0 && o->val)
+            port = o->val;
+    }
+    char url[256];
+    snprintf(url, sizeof(url), "postgresql://postgres@%s:%s/%s", host, port, fx->pgdb);
+    fx->st = open_url(url, NULL);
+    struct twrite t;
+    tw_init(&t, &fx->tr);
+    tw_insert(&t, "u1", NULL, 1);
+    run_one(fx->st, &t);
+    expect_ok(&t);
+    hub_store_close(fx->st);
+    fx->st = NULL;
+    snprintf(url, sizeof(url), "postgres://postgres@%s:%s/%s", host, port, fx->pgdb);
+    fx->st = open_url(url, NULL);
+    PQconninfoFree(opts);
+
+    expect_open_fails("postgres://127.0.0.1:1/x", AG_UNAVAILABLE, "Connection refused");
+    struct ag_err err = AG_ERR_INIT;
+    assert_null(hub_store_open("postgres:host=127.0.0.1 port=1 dbname=x", NULL, &err));
+    assert_string_equal(ag_code_name(err.code), "UNAVAILABLE");
+    assert_null(strchr(err.msg, '\n'));
+}
+
+/* The server ends the hub's sessions (a restart, a failover): the write in flight fails
+ * UNAVAILABLE, never half-applied, and the store reconnects by itself for the next one. */
+static void test_pg_reconnect(void **state)
+{
+    struct fx *fx = *state;
+    fx->st = open_url(fx->url, NULL);
+    struct tracker *tr = &fx->tr;
+    struct twrite first, t, after;
+    tw_init(&first, tr);
+    tw_insert(&first, "r1", NULL, 1);
+    tw_append(&first, "r1", KIND_SPAWNED, "{}");
+    run_one(fx->st, &first);
+    expect_ok(&first);
+
+    char sql[256];
+    snprintf(sql, sizeof(sql),
+             "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+             "WHERE datname = '%s' AND pid <> pg_backend_pid()",
+             fx->pgdb);
+    assert_int_equal(pg_exec(NULL, sql), 0);
+    tw_init(&t, tr);
+    tw_append(&t, "r1", KIND_INPUT, "{}");
+    run_one(fx->st, &t);
+    if (t.rc != 0)
+        expect_fail(&t, AG_UNAVAILABLE, fx->pgdb);
+    tw_init(&after, tr);
+    tw_append(&after, "r1", KIND_INPUT, "{}");
+    run_one(fx->st, &after);
+    expect_ok(&after);
+    assert_int_equal(after.seq[0], t.rc == 0 ? 3 : 2);
+    expect_range(fx->st, tr, "r1", 1, 0, 10, after.seq[0]);
+}
+
+int main(int argc, char **argv)
 {
     ag_log_init("test", AG_LOG_ERROR);
-    const struct CMUnitTest tests[] = {
+    if (argc > 1) {
+        FILE *f = fopen(argv[1], "r");
+        if (!f || !fgets(pg_conninfo, sizeof(pg_conninfo), f)) {
+            fprintf(stderr, "cannot read a conninfo from '%s'\n", argv[1]);
+            return 1;
+        }
+        fclose(f);
+        pg_conninfo[strcspn(pg_conninfo, "\n")] = '\0';
+        pg_run = true;
+    }
+    const struct CMUnitTest both[] = {
         cmocka_unit_test_setup_teardown(test_seq_per_agent, setup, teardown),
         cmocka_unit_test_setup_teardown(test_group_commit_concurrent, setup, teardown),
         cmocka_unit_test_setup_teardown(test_batch_is_one_commit, setup, teardown),
@@ -1208,6 +1394,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_read_events, setup, teardown),
         cmocka_unit_test_setup_teardown(test_scan_events, setup, teardown),
         cmocka_unit_test_setup_teardown(test_queue_full_and_closing, setup, teardown),
+    };
+    const struct CMUnitTest sqlite_only[] = {
         cmocka_unit_test_setup_teardown(test_open_errors, setup, teardown),
         cmocka_unit_test_setup_teardown(test_db_unavailable, setup, teardown),
         cmocka_unit_test_setup_teardown(test_exclusive_open, setup, teardown),
@@ -1216,5 +1404,14 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_lost_db_replaced, setup, teardown),
         cmocka_unit_test_setup_teardown(test_lost_wal_deleted, setup, teardown),
     };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    const struct CMUnitTest pg_only[] = {
+        cmocka_unit_test_setup_teardown(test_pg_exclusive_open, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_pg_migrations, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_pg_urls, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_pg_reconnect, setup, teardown),
+    };
+    int failed = cmocka_run_group_tests_name("both", both, NULL, NULL);
+    if (pg_run)
+        return failed + cmocka_run_group_tests_name("postgres", pg_only, NULL, NULL);
+    return failed + cmocka_run_group_tests_name("sqlite", sqlite_only, NULL, NULL);
 }

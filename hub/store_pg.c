@@ -1,0 +1,843 @@
+/* hub/store_pg.c - the PostgreSQL backend of hub/store.h (libpq).
+ *
+ * URL, one rule: "postgres://..." and "postgresql://..." go to libpq whole, as URIs; any other
+ * text after "postgres:" or "postgresql:" is a libpq keyword conninfo ("postgres:host=/run/pg
+ * port=5433 dbname=agentry"). So any libpq connection string works, and nothing is rewritten.
+ * Messages name the database by libpq's dbname, host and port, never by the URL (it may carry
+ * a password).
+ *
+ * Owns: one PGconn per struct hub_store__conn, its prepared statements (prepared at connect,
+ * again after a reconnect), the schema and its migrations (table schema_migrations), and, on the
+ * writer's conn, the session advisory lock that keeps out a second hub, the open pipeline of the
+ * running transaction and the commit counter that makes an interrupted COMMIT decidable.
+ *
+ * Threads: a conn is used by one thread at a time (store_internal.h); libpq is thread-safe for
+ * distinct connections.
+ *
+ * Group commit in one round trip: begin() enters pipeline mode and queues BEGIN; apply() only
+ * queues its prepared statement; commit() queues the commit mark and COMMIT, then one sync, and
+ * reads every result. So a batch costs one round trip, plus one per seq cache miss (last_seq
+ * must read, so it flushes the pipeline and reads what is queued so far). An op's failure thus
+ * surfaces later, from last_seq or commit, with that op's own code (store_internal.h allows
+ * it): store.c then retries each write alone, and the bad one fails by itself. Every error
+ * aborts the transaction, so nothing of the batch is stored. An UPDATE that finds no row is no
+ * error to PostgreSQL, so ST_AGENT_UPDATE divides by the number of rows it changed: 22012 on
+ * that statement is "no such agent" (AG_NOT_FOUND), and it aborts the pipeline like any error.
+ *
+ * Durability: synchronous_commit=on is set on the session (whatever the server's default), so
+ * COMMIT returns once the WAL is flushed.
+ *
+ * Commit is definitive: every transaction also sets hub_writer.commit_no to the next number.
+ * If the connection drops once COMMIT may have been sent, commit() reconnects, takes the lock
+ * again and reads commit_no: ours means committed (0), anything else means not (UNAVAILABLE).
+ * If it cannot reconnect or relock, it cannot know: AG_DATA_LOSS, so store.c stops
+ * acknowledging for good and the operator restarts the hub (which reloads the truth).
+ *
+ * One writer process: the writer's session holds pg_try_advisory_lock(STORE_PG_LOCK_KEY) on the
+ * database from open to close; a second hub gets AG_FAILED_PRECONDITION at open. The lock dies
+ * with the session, so a hub SIGKILLed releases it at once, and a reconnect must take it again
+ * before it writes (else another hub may have started). The reader's session is read-only
+ * (default_transaction_read_only) and takes no lock.
+ *
+ * Lost connection: a call on a broken connection fails UNAVAILABLE; the next begin() or read
+ * reconnects (PQreset), sets the session up again and goes on, so the hub recovers by itself
+ * once the server is back. */
+#include <inttypes.h>
+#include <libpq-fe.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/log.h"
+#include "common/xalloc.h"
+#include "hub/store_internal.h"
+
+/* "agentry" in ASCII: the advisory lock the writer holds on its database. */
+#define STORE_PG_LOCK_KEY "30518646786470521"
+/* Ops queued before the writer reads their results: bounds what the server buffers for us, so
+ * neither side can block writing to the other (a pipeline that never reads can deadlock). */
+#define STORE_PG_PIPELINE_MAX 256
+
+enum stmt_id {
+    ST_BEGIN,
+    ST_COMMIT,
+    ST_MARK,
+    ST_AGENT_INSERT,
+    ST_AGENT_UPDATE,
+    ST_EVENT_INSERT,
+    ST_LAST_SEQ,
+    ST_EVENTS,
+    ST_AGENTS,
+    ST_COUNT
+};
+
+struct stmt_def {
+    const char *sql;
+    int nparams;
+};
+
+#define AGENT_COLS                                                                                 \
+    "id, request_id, spec, state, node_id, epoch, checkpoint, last_output, last_error, "           \
+    "created_ns, updated_ns, input_tokens, output_tokens, model_calls, tool_calls, "               \
+    "turn_input_tokens, turn_output_tokens, turn_model_calls, turn_tool_calls, turn_attempt, "     \
+    "interrupt_streak, interrupt_reason, spawn_input_seq"
+
+static const struct stmt_def stmts[ST_COUNT] = {
+    [ST_BEGIN] = {"BEGIN", 0},
+    [ST_COMMIT] = {"COMMIT", 0},
+    [ST_MARK] = {"UPDATE hub_writer SET commit_no = $1", 1},
+    [ST_AGENT_INSERT] = {"INSERT INTO agents(" AGENT_COLS ") VALUES($1, $2, $3, $4, $5, $6, $7, "
+                         "$8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, "
+                         "$22, $23)",
+                         23},
+    [ST_AGENT_UPDATE] = {"WITH u AS (UPDATE agents SET state = $2, node_id = $3, epoch = $4, "
+                         "checkpoint = $5, last_output = $6, last_error = $7, updated_ns = $8, "
+                         "input_tokens = $9, output_tokens = $10, model_calls = $11, "
+                         "tool_calls = $12, turn_input_tokens = $13, turn_output_tokens = $14, "
+                         "turn_model_calls = $15, turn_tool_calls = $16, turn_attempt = $17, "
+                         "interrupt_streak = $18, interrupt_reason = $19 WHERE id = $1 "
+                         "RETURNING 1) SELECT 1 / count(*) FROM u",
+                         19},
+    [ST_EVENT_INSERT] = {"INSERT INTO events(agent_id, seq, kind, payload, node_id, time_ns) "
+                         "VALUES($1, $2, $3, $4, $5, $6)",
+                         6},
+    [ST_LAST_SEQ] = {"SELECT seq FROM events WHERE agent_id = $1 ORDER BY seq DESC LIMIT 1", 1},
+    [ST_EVENTS] = {"SELECT seq, kind, payload, node_id, time_ns FROM events "
+                   "WHERE agent_id = $1 AND seq >= $2 AND seq <= $3 ORDER BY seq LIMIT $4",
+                   4},
+    [ST_AGENTS] = {"SELECT " AGENT_COLS ", (SELECT seq FROM events e WHERE e.agent_id = a.id "
+                   "ORDER BY seq DESC LIMIT 1) FROM agents a ORDER BY created_ns, id",
+                   0},
+};
+
+/* migrations[i] takes the schema from version i to i + 1, in one transaction, recorded in
+ * schema_migrations. Append only: a shipped step never changes. Version 1 is SQLite's schema
+ * version 2 (same tables, columns and meaning; request_id NULL when empty), plus hub_writer,
+ * the one-row commit counter. */
+static const char *const migrations[] = {
+    "CREATE TABLE agents("
+    " id TEXT NOT NULL PRIMARY KEY, request_id TEXT UNIQUE, spec BYTEA,"
+    " state BIGINT NOT NULL, node_id TEXT NOT NULL, epoch BIGINT NOT NULL, checkpoint BYTEA,"
+    " last_output TEXT NOT NULL, last_error TEXT NOT NULL,"
+    " created_ns BIGINT NOT NULL, updated_ns BIGINT NOT NULL,"
+    " input_tokens BIGINT, output_tokens BIGINT, model_calls BIGINT, tool_calls BIGINT,"
+    " turn_input_tokens BIGINT NOT NULL DEFAULT 0, turn_output_tokens BIGINT NOT NULL DEFAULT 0,"
+    " turn_model_calls BIGINT NOT NULL DEFAULT 0, turn_tool_calls BIGINT NOT NULL DEFAULT 0,"
+    " turn_attempt BIGINT NOT NULL DEFAULT 0, interrupt_streak BIGINT NOT NULL DEFAULT 0,"
+    " interrupt_reason TEXT NOT NULL DEFAULT '', spawn_input_seq BIGINT NOT NULL DEFAULT 0);"
+    "CREATE INDEX agents_by_creation ON agents(created_ns, id);"
+    "CREATE TABLE events("
+    " agent_id TEXT NOT NULL, seq BIGINT NOT NULL, kind BIGINT NOT NULL,"
+    " payload TEXT NOT NULL, node_id TEXT NOT NULL, time_ns BIGINT NOT NULL,"
+    " PRIMARY KEY(agent_id, seq));"
+    "CREATE TABLE hub_writer(one BOOLEAN PRIMARY KEY DEFAULT TRUE CHECK (one),"
+    " commit_no BIGINT NOT NULL);"
+    "INSERT INTO hub_writer(commit_no) VALUES(0);",
+};
+#define SCHEMA_VERSION ((int)AG_ARRAY_SIZE(migrations))
+
+/* What the writer queued and has not read the result of yet. */
+enum pend_kind { PEND_BEGIN, PEND_OP, PEND_LAST_SEQ, PEND_MARK, PEND_COMMIT };
+
+struct pending {
+    enum pend_kind kind;
+    const struct hub_store_op *op; /* PEND_OP: borrowed, valid until the write's done() */
+};
+
+struct hub_store__conn {
+    PGconn *pg;
+    enum hub_store__role role;
+    char where[256]; /* "postgres database 'DB' at HOST:PORT", for messages */
+    /* Writer only: the running transaction's queue, and the last commit number stored. */
+    struct pending *pend;
+    size_t npend, pend_cap;
+    bool piped;  /* in pipeline mode */
+    bool broken; /* the connection failed: reconnect before the next use */
+    bool synced; /* the pipeline's sync is sent: its PIPELINE_SYNC is still to read */
+    uint64_t commit_no;
+};
+
+/* --- errors ----------------------------------------------------------------------------------- */
+
+/* The database failed, not one op: the operator has to act. libpq's messages span lines
+ * ("...failed: Connection refused\n\tIs the server running..."): made one line here. */
+static int db_err(struct hub_store__conn *c, const char *what, const char *why, struct ag_err *err)
+{
+    char line[192];
+    size_t n = 0;
+    for (const char *p = why; *p && n + 1 < sizeof(line); p++) {
+        bool space = *p == '\n' || *p == '\t' || *p == '\r';
+        if (!space)
+            line[n++] = *p;
+        else if (n && line[n - 1] != ' ')
+            line[n++] = ' ';
+    }
+    while (n && line[n - 1] == ' ')
+        n--;
+    line[n] = '\0';
+    return ag_err_set(err, AG_UNAVAILABLE,
+                      "cannot %s (%s): %s; check that the server is up and reachable", what,
+                      c->where, line);
+}
+
+static int conn_err(struct hub_store__conn *c, const char *what, struct ag_err *err)
+{
+    return db_err(c, what, PQerrorMessage(c->pg), err);
+}
+
+static const char *res_msg(const PGresult *r)
+{
+    const char *m = r ? PQresultErrorField(r, PG_DIAG_MESSAGE_PRIMARY) : NULL;
+    return m ? m : r ? PQresultErrorMessage(r) : "no result";
+}
+
+/* A failed result of one op: constraint and data errors are the op's own fault. */
+static int op_err(struct hub_store__conn *c, const PGresult *r, const struct hub_store_op *op,
+                  struct ag_err *err)
+{
+    const char *state = PQresultErrorField(r, PG_DIAG_SQLSTATE);
+    bool upd = op->type == HUB_STORE_AGENT_UPDATE;
+    const char *id = op->type == HUB_STORE_EVENT_APPEND ? op->u.event.agent_id : op->u.agent.id;
+    const char *what = op->type == HUB_STORE_AGENT_INSERT   ? "insert agent"
+                       : op->type == HUB_STORE_AGENT_UPDATE ? "update agent"
+                                                            : "append an event for agent";
+    if (!state || PQstatus(c->pg) == CONNECTION_BAD)
+        return db_err(c, what, res_msg(r), err);
+    if (upd && strcmp(state, "22012") == 0)
+        return ag_err_set(err, AG_NOT_FOUND, "cannot %s '%s': no such agent", what, id);
+    if (strcmp(state, "23505") == 0)
+        return ag_err_set(err, AG_ALREADY_EXISTS, "cannot %s '%s': %s", what, id, res_msg(r));
+    /* 22: data exceptions (bad encoding, out of range); 23: other constraints; 54: too big. */
+    if (strncmp(state, "22", 2) == 0 || strncmp(state, "23", 2) == 0 ||
+        strncmp(state, "54", 2) == 0)
+        return ag_err_set(err, AG_INVALID_ARGUMENT, "cannot %s '%s': %s", what, id, res_msg(r));
+    return db_err(c, what, res_msg(r), err);
+}
+
+static void notice_quiet(void *arg, const char *msg)
+{
+    (void)arg;
+    ag_log_debug("store.pg_notice", "msg=%s", ag_log_q(msg));
+}
+
+/* --- session setup ---------------------------------------------------------------------------- */
+
+static int exec_ok(struct hub_store__conn *c, const char *sql, const char *what, struct ag_err *err)
+{
+    PGresult *r = PQexec(c->pg, sql);
+    ExecStatusType s = PQresultStatus(r);
+    int rc = 0;
+    if (s != PGRES_COMMAND_OK && s != PGRES_TUPLES_OK)
+        rc = db_err(c, what, r ? res_msg(r) : PQerrorMessage(c->pg), err);
+    PQclear(r);
+    return rc;
+}
+
+/* The one value of a one-row query as an integer (NULL: 0). */
+static int query_i64(struct hub_store__conn *c, const char *sql, const char *what, int64_t *out,
+                     struct ag_err *err)
+{
+    PGresult *r = PQexec(c->pg, sql);
+    int rc = 0;
+    if (PQresultStatus(r) != PGRES_TUPLES_OK || PQntuples(r) != 1)
+        rc = db_err(c, what, r ? res_msg(r) : PQerrorMessage(c->pg), err);
+    else
+        *out = PQgetisnull(r, 0, 0) ? 0 : strtoll(PQgetvalue(r, 0, 0), NULL, 10);
+    PQclear(r);
+    return rc;
+}
+
+static int lock_take(struct hub_store__conn *c, struct ag_err *err)
+{
+    PGresult *r = PQexec(c->pg, "SELECT pg_try_advisory_lock(" STORE_PG_LOCK_KEY ")");
+    int rc = 0;
+    if (PQresultStatus(r) != PGRES_TUPLES_OK || PQntuples(r) != 1)
+        rc = db_err(c, "take the writer's lock", r ? res_msg(r) : PQerrorMessage(c->pg), err);
+    else if (strcmp(PQgetvalue(r, 0, 0), "t") != 0)
+        rc = ag_err_set(err, AG_FAILED_PRECONDITION,
+                        "another hub is using the %s (it holds advisory lock %s); stop it or "
+                        "use another --store",
+                        c->where, STORE_PG_LOCK_KEY);
+    PQclear(r);
+    return rc;
+}
+
+static int migrate(struct hub_store__conn *c, struct ag_err *err)
+{
+    int64_t have;
+    /* Under the advisory lock: no other hub runs this at the same time. */
+    if (exec_ok(c,
+                "CREATE TABLE IF NOT EXISTS schema_migrations(version BIGINT PRIMARY KEY,"
+                " applied_at TIMESTAMPTZ NOT NULL DEFAULT now())",
+                "create the migrations table", err) ||
+        query_i64(c, "SELECT max(version) FROM schema_migrations", "read the schema version", &have,
+                  err))
+        return -1;
+    if (have > SCHEMA_VERSION)
+        return ag_err_set(err, AG_FAILED_PRECONDITION,
+                          "%s has schema version %" PRId64 ", newer than this binary's %d (it "
+                          "knows versions 1 to %d); upgrade agentry or use another database",
+                          c->where, have, SCHEMA_VERSION, SCHEMA_VERSION);
+    for (int v = (int)have; v < SCHEMA_VERSION; v++) {
+        char rec[96];
+        snprintf(rec, sizeof(rec), "INSERT INTO schema_migrations(version) VALUES(%d)", v + 1);
+        if (exec_ok(c, "BEGIN", "begin a migration", err) ||
+            exec_ok(c, migrations[v], "migrate the schema", err) ||
+            exec_ok(c, rec, "record a migration", err) ||
+            exec_ok(c, "COMMIT", "commit a migration", err)) {
+            PQclear(PQexec(c->pg, "ROLLBACK"));
+            return -1;
+        }
+        ag_log_info("store.migrated", "db=%s from=%d to=%d", ag_log_q(c->where), v, v + 1);
+    }
+    return 0;
+}
+
+/* Everything a fresh session needs: settings, (writer) lock and schema, statements. Run at open
+ * and after every reconnect, since a new session has none of them. */
+static int session_setup(struct hub_store__conn *c, struct ag_err *err)
+{
+    PQsetNoticeProcessor(c->pg, notice_quiet, NULL);
+    if (c->role == HUB_STORE__READER) {
+        if (exec_ok(c, "SET default_transaction_read_only = on", "set up the session", err))
+            return -1;
+    } else {
+        int64_t no;
+        if (exec_ok(c, "SET synchronous_commit = on", "set up the session", err) ||
+            lock_take(c, err) || migrate(c, err) ||
+            query_i64(c, "SELECT commit_no FROM hub_writer", "read the commit counter", &no, err))
+            return -1;
+        c->commit_no = (uint64_t)no;
+    }
+    for (int i = 0; i < ST_COUNT; i++) {
+        char name[8];
+        snprintf(name, sizeof(name), "s%d", i);
+        PGresult *r = PQprepare(c->pg, name, stmts[i].sql, stmts[i].nparams, NULL);
+        bool ok = PQresultStatus(r) == PGRES_COMMAND_OK;
+        if (!ok)
+            db_err(c, "prepare statements", r ? res_msg(r) : PQerrorMessage(c->pg), err);
+        PQclear(r);
+        if (!ok)
+            return -1;
+    }
+    return 0;
+}
+
+static void where_set(struct hub_store__conn *c)
+{
+    const char *db = PQdb(c->pg), *host = PQhost(c->pg), *port = PQport(c->pg);
+    snprintf(c->where, sizeof(c->where), "postgres database '%s' at %s:%s", db ? db : "?",
+             host && *host ? host : "localhost", port && *port ? port : "5432");
+}
+
+/* After the connection broke: a new session, set up again. */
+static int reconnect(struct hub_store__conn *c, struct ag_err *err)
+{
+    PQreset(c->pg); /* a new session: out of pipeline mode, nothing pending */
+    c->piped = c->synced = c->broken = false;
+    c->npend = 0;
+    if (PQstatus(c->pg) != CONNECTION_OK)
+        return conn_err(c, "reconnect", err);
+    ag_log_info("store.reconnected", "db=%s", ag_log_q(c->where));
+    return session_setup(c, err);
+}
+
+static void pg_close(struct hub_store__conn *c)
+{
+    if (!c)
+        return;
+    PQfinish(c->pg); /* NULL is a no-op; the advisory lock goes with the session */
+    free(c->pend);
+    free(c);
+}
+
+static struct hub_store__conn *pg_open(const char *url, enum hub_store__role role,
+                                       struct ag_err *err)
+{
+    const char *colon = strchr(url, ':');
+    /* A URI goes whole; after "postgres:" anything else is a keyword conninfo. */
+    const char *conninfo = strncmp(colon, "://", 3) == 0 ? url : colon + 1;
+    const char *const keys[] = {"dbname", "fallback_application_name", NULL};
+    const char *const vals[] = {conninfo, "agentry-hub", NULL};
+    struct hub_store__conn *c = ag_xcalloc(1, sizeof(*c));
+    c->role = role;
+    c->pg = PQconnectdbParams(keys, vals, 1);
+    if (!c->pg) {
+        ag_err_set(err, AG_UNAVAILABLE, "cannot connect to postgres: out of memory");
+        goto fail;
+    }
+    where_set(c);
+    if (PQstatus(c->pg) != CONNECTION_OK) {
+        conn_err(c, "connect", err);
+        goto fail;
+    }
+    if (session_setup(c, err))
+        goto fail;
+    return c;
+fail:
+    pg_close(c);
+    return NULL;
+}
+
+/* --- parameters: text, except blobs and payloads, which go as binary with their length -------- */
+
+#define MAX_PARAMS 23
+
+struct params {
+    const char *val[MAX_PARAMS];
+    int len[MAX_PARAMS];
+    int fmt[MAX_PARAMS];
+    char num[MAX_PARAMS][24];
+    int n;
+};
+
+static void p_text(struct params *p, const char *v)
+{
+    p->val[p->n] = v ? v : "";
+    p->fmt[p->n++] = 0;
+}
+
+static void p_text_or_null(struct params *p, const char *v)
+{
+    p->val[p->n] = v && *v ? v : NULL;
+    p->fmt[p->n++] = 0;
+}
+
+/* bytes of text or bytea, n of them (NULL when n is 0 and null_empty). */
+static void p_bytes(struct params *p, const void *v, size_t n, bool null_empty)
+{
+    p->val[p->n] = n ? (const char *)v : null_empty ? NULL : "";
+    p->len[p->n] = (int)n;
+    p->fmt[p->n++] = 1;
+}
+
+static void p_i64(struct params *p, int64_t v)
+{
+    snprintf(p->num[p->n], sizeof(p->num[p->n]), "%" PRId64, v);
+    p_text(p, p->num[p->n]);
+}
+
+static void p_u64(struct params *p, uint64_t v)
+{
+    p_i64(p, v > (uint64_t)INT64_MAX ? INT64_MAX : (int64_t)v);
+}
+
+static void p_usage(struct params *p, const struct hub_usage *u)
+{
+    p_u64(p, u->input_tokens);
+    p_u64(p, u->output_tokens);
+    p_u64(p, u->model_calls);
+    p_u64(p, u->tool_calls);
+}
+
+/* The usage, turn and interruption columns, in the order both statements list them. */
+static void p_counters(struct params *p, const struct hub_store_agent *a)
+{
+    p_usage(p, &a->usage);
+    p_usage(p, &a->turn_usage);
+    p_u64(p, a->turn_attempt);
+    p_u64(p, a->streak);
+    p_text(p, a->streak_reason);
+}
+
+static void op_params(const struct hub_store_op *op, struct params *p, enum stmt_id *id)
+{
+    const struct hub_store_agent *a = &op->u.agent;
+    const struct hub_store_event *e = &op->u.event;
+    p->n = 0;
+    switch (op->type) {
+    case HUB_STORE_AGENT_INSERT:
+        *id = ST_AGENT_INSERT;
+        p_text(p, a->id);
+        p_text_or_null(p, a->request_id);
+        p_bytes(p, a->spec, a->spec_len, true);
+        p_i64(p, a->state);
+        p_text(p, a->node_id);
+        p_u64(p, a->epoch);
+        p_bytes(p, a->checkpoint, a->checkpoint_len, true);
+        p_text(p, a->last_output);
+        p_text(p, a->last_error);
+        p_i64(p, a->created_ns);
+        p_i64(p, a->updated_ns);
+        p_counters(p, a);
+        p_u64(p, a->spawn_input_seq);
+        return;
+    case HUB_STORE_AGENT_UPDATE:
+        *id = ST_AGENT_UPDATE;
+        p_text(p, a->id);
+        p_i64(p, a->state);
+        p_text(p, a->node_id);
+        p_u64(p, a->epoch);
+        p_bytes(p, a->checkpoint, a->checkpoint_len, true);
+        p_text(p, a->last_output);
+        p_text(p, a->last_error);
+        p_i64(p, a->updated_ns);
+        p_counters(p, a);
+        return;
+    case HUB_STORE_EVENT_APPEND:
+        *id = ST_EVENT_INSERT;
+        p_text(p, e->agent_id);
+        p_u64(p, e->seq);
+        p_i64(p, e->kind);
+        p_bytes(p, e->payload, e->payload_len, false); /* need not be NUL-terminated */
+        p_text(p, e->node_id);
+        p_i64(p, e->time_ns);
+        return;
+    }
+}
+
+/* --- writer: the pipeline ----------------------------------------------------------------------- */
+
+static int send_stmt(struct hub_store__conn *c, enum stmt_id id, const struct params *p,
+                     enum pend_kind kind, const struct hub_store_op *op, struct ag_err *err)
+{
+    char name[8];
+    snprintf(name, sizeof(name), "s%d", (int)id);
+    if (!PQsendQueryPrepared(c->pg, name, p ? p->n : 0, p ? p->val : NULL, p ? p->len : NULL,
+                             p ? p->fmt : NULL, 0))
+        return conn_err(c, "send a statement", err);
+    if (c->npend == c->pend_cap) {
+        c->pend_cap = c->pend_cap ? 2 * c->pend_cap : 64;
+        c->pend = ag_xrealloc(c->pend, c->pend_cap * sizeof(*c->pend));
+    }
+    c->pend[c->npend++] = (struct pending){kind, op};
+    return 0;
+}
+
+/* Reads the results of everything queued, in order. The first failure is kept in err (the
+ * op's own code, or UNAVAILABLE); what follows it was skipped by the server (PIPELINE_ABORTED).
+ * With the sync sent, also reads its PIPELINE_SYNC. *seq gets a LAST_SEQ's answer. A broken
+ * connection sets c->broken. */
+static int drain(struct hub_store__conn *c, uint64_t *seq, struct ag_err *err)
+{
+    int rc = 0;
+    for (size_t i = 0; i < c->npend && !c->broken; i++) {
+        const struct pending *p = &c->pend[i];
+        PGresult *r = PQgetResult(c->pg);
+        ExecStatusType s = PQresultStatus(r);
+        if (!r || PQstatus(c->pg) == CONNECTION_BAD) {
+            c->broken = true;
+            if (rc == 0)
+                rc = db_err(c, "run a transaction", r ? res_msg(r) : PQerrorMessage(c->pg), err);
+        } else if (s == PGRES_FATAL_ERROR && rc == 0) {
+            rc = p->kind == PEND_OP ? op_err(c, r, p->op, err)
+                                    : db_err(c, "run a transaction", res_msg(r), err);
+        } else if (s == PGRES_TUPLES_OK && p->kind == PEND_LAST_SEQ && seq) {
+            *seq = PQntuples(r) ? strtoull(PQgetvalue(r, 0, 0), NULL, 10) : 0;
+        }
+        PQclear(r);
+        if (!c->broken)
+            PQclear(PQgetResult(c->pg)); /* the NULL that ends each query's results */
+    }
+    c->npend = 0;
+    if (c->synced && !c->broken) {
+        PGresult *r = PQgetResult(c->pg);
+        if (PQresultStatus(r) != PGRES_PIPELINE_SYNC) {
+            c->broken = true;
+            if (rc == 0)
+                rc = conn_err(c, "finish a transaction", err);
+        }
+        PQclear(r);
+    }
+    c->synced = false;
+    return rc || c->broken ? -1 : 0;
+}
+
+/* Reads what is queued so far without ending the transaction. */
+static int drain_now(struct hub_store__conn *c, uint64_t *seq, struct ag_err *err)
+{
+    if (!PQsendFlushRequest(c->pg) || PQflush(c->pg) != 0) {
+        c->broken = true;
+        return conn_err(c, "send a transaction", err);
+    }
+    return drain(c, seq, err);
+}
+
+static int pg_begin(struct hub_store__conn *c, struct ag_err *err)
+{
+    if ((c->broken || PQstatus(c->pg) == CONNECTION_BAD) && reconnect(c, err))
+        return -1;
+    if (!PQenterPipelineMode(c->pg))
+        return conn_err(c, "enter pipeline mode", err);
+    c->piped = true;
+    return send_stmt(c, ST_BEGIN, NULL, PEND_BEGIN, NULL, err);
+}
+
+static int pg_apply(struct hub_store__conn *c, const struct hub_store_op *op, struct ag_err *err)
+{
+    struct params p;
+    enum stmt_id id = ST_EVENT_INSERT;
+    op_params(op, &p, &id);
+    if (send_stmt(c, id, &p, PEND_OP, op, err))
+        return -1;
+    return c->npend >= STORE_PG_PIPELINE_MAX ? drain_now(c, NULL, err) : 0;
+}
+
+static int pg_last_seq(struct hub_store__conn *c, const char *agent_id, uint64_t *seq,
+                       struct ag_err *err)
+{
+    struct params p = {0};
+    p_text(&p, agent_id);
+    *seq = 0;
+    if (send_stmt(c, ST_LAST_SEQ, &p, PEND_LAST_SEQ, NULL, err))
+        return -1;
+    return drain_now(c, seq, err);
+}
+
+/* The connection broke while COMMIT may have reached the server: ask a new session whether
+ * commit number `no` made it. Nothing else can have written it: reconnect() takes the lock
+ * again first. */
+static int commit_resolve(struct hub_store__conn *c, uint64_t no, struct ag_err *err)
+{
+    char why[sizeof(err->msg)];
+    snprintf(why, sizeof(why), "%s", err->msg);
+    struct ag_err rerr = AG_ERR_INIT;
+    int64_t have;
+    if (reconnect(c, &rerr) ||
+        query_i64(c, "SELECT commit_no FROM hub_writer", "read the commit counter", &have, &rerr))
+        return ag_err_set(err, AG_DATA_LOSS,
+                          "lost the connection to the %s during COMMIT and cannot find out "
+                          "whether it was stored (%s); no write is acknowledged from now on; "
+                          "restart the hub",
+                          c->where, rerr.msg);
+    c->commit_no = (uint64_t)have;
+    bool stored = (uint64_t)have == no;
+    ag_log_warn("store.commit_resolved", "db=%s stored=%s", ag_log_q(c->where),
+                stored ? "true" : "false");
+    if (stored) {
+        ag_err_clear(err);
+        return 0;
+    }
+    ag_err_set(err, AG_UNAVAILABLE, "%s", why);
+    return -1;
+}
+
+static int pg_commit(struct hub_store__conn *c, struct ag_err *err)
+{
+    uint64_t next = c->commit_no + 1;
+    struct params p = {0};
+    p_u64(&p, next);
+    int rc = send_stmt(c, ST_MARK, &p, PEND_MARK, NULL, err);
+    rc = rc ? rc : send_stmt(c, ST_COMMIT, NULL, PEND_COMMIT, NULL, err);
+    if (rc == 0 && !PQpipelineSync(c->pg))
+        rc = conn_err(c, "send a transaction", err);
+    else if (rc == 0) {
+        c->synced = true;
+        rc = drain(c, NULL, err);
+    }
+    if (rc == 0) {
+        PQexitPipelineMode(c->pg);
+        c->piped = false;
+        c->commit_no = next;
+        return 0;
+    }
+    /* A statement failed: nothing was committed. The connection failed: COMMIT may have run. */
+    if (c->broken || PQstatus(c->pg) == CONNECTION_BAD) {
+        c->broken = true;
+        return commit_resolve(c, next, err);
+    }
+    return -1;
+}
+
+static void pg_rollback(struct hub_store__conn *c)
+{
+    if (c->broken || PQstatus(c->pg) == CONNECTION_BAD) {
+        c->broken = true; /* the server rolls back a dead session's transaction itself */
+        c->npend = 0;
+        c->synced = false;
+        return;
+    }
+    if (c->piped) {
+        struct ag_err err = AG_ERR_INIT;
+        /* After an error the server skips everything up to a sync, so always send one. */
+        if (c->synced || PQpipelineSync(c->pg)) {
+            c->synced = true;
+            drain(c, NULL, &err);
+        }
+        PQexitPipelineMode(c->pg);
+        c->piped = false;
+    }
+    if (PQtransactionStatus(c->pg) != PQTRANS_IDLE)
+        PQclear(PQexec(c->pg, "ROLLBACK"));
+}
+
+/* --- reader ----------------------------------------------------------------------------------- */
+
+static int64_t col_i64(const PGresult *r, int row, int col)
+{
+    return PQgetisnull(r, row, col) ? 0 : strtoll(PQgetvalue(r, row, col), NULL, 10);
+}
+
+/* Runs a prepared read row by row (single-row mode: a long history is never held whole), calling
+ * fn per row; a callback failure stops it and is returned after the rest is discarded. *rows
+ * counts the rows handed to fn. */
+typedef int row_fn(void *arg, const PGresult *r, struct ag_err *err);
+
+static int read_once(struct hub_store__conn *c, enum stmt_id id, const struct params *p,
+                     const char *what, row_fn *fn, void *arg, size_t *rows, struct ag_err *err)
+{
+    if ((c->broken || PQstatus(c->pg) == CONNECTION_BAD) && reconnect(c, err))
+        return -1;
+    char name[8];
+    snprintf(name, sizeof(name), "s%d", (int)id);
+    if (!PQsendQueryPrepared(c->pg, name, p ? p->n : 0, p ? p->val : NULL, p ? p->len : NULL,
+                             p ? p->fmt : NULL, 0) ||
+        !PQsetSingleRowMode(c->pg)) {
+        c->broken = true;
+        return conn_err(c, what, err);
+    }
+    int rc = 0;
+    bool stopped = false;
+    PGresult *r;
+    while ((r = PQgetResult(c->pg)) != NULL) {
+        ExecStatusType s = PQresultStatus(r);
+        if (s == PGRES_SINGLE_TUPLE && !stopped) {
+            ++*rows;
+            if (fn(arg, r, err) != 0) {
+                rc = -1;
+                stopped = true;
+            }
+        } else if (s != PGRES_SINGLE_TUPLE && s != PGRES_TUPLES_OK && rc == 0) {
+            rc = db_err(c, what, res_msg(r), err);
+        }
+        PQclear(r);
+    }
+    c->broken |= PQstatus(c->pg) == CONNECTION_BAD;
+    return rc;
+}
+
+/* A read is retried once on a new session if the old one turned out dead before any row came
+ * (the server restarted while the reader was idle): reads change nothing, so that is safe. */
+static int read_rows(struct hub_store__conn *c, enum stmt_id id, const struct params *p,
+                     const char *what, row_fn *fn, void *arg, struct ag_err *err)
+{
+    size_t rows = 0;
+    int rc = read_once(c, id, p, what, fn, arg, &rows, err);
+    if (rc != 0 && c->broken && rows == 0) {
+        ag_err_clear(err);
+        rc = read_once(c, id, p, what, fn, arg, &rows, err);
+    }
+    return rc;
+}
+
+struct scan_ctx {
+    const char *agent_id;
+    hub_store_event_fn *cb;
+    void *arg;
+};
+
+static int event_row(void *arg, const PGresult *r, struct ag_err *err)
+{
+    struct scan_ctx *x = arg;
+    struct hub_store_event ev = {.agent_id = x->agent_id,
+                                 .seq = (uint64_t)col_i64(r, 0, 0),
+                                 .kind = (int)col_i64(r, 0, 1),
+                                 .payload = PQgetvalue(r, 0, 2),
+                                 .payload_len = (size_t)PQgetlength(r, 0, 2),
+                                 .node_id = PQgetvalue(r, 0, 3),
+                                 .time_ns = col_i64(r, 0, 4)};
+    return x->cb(x->arg, &ev, err);
+}
+
+static int pg_scan_events(struct hub_store__conn *c, const char *agent_id, uint64_t from_seq,
+                          uint64_t to_seq, uint64_t max, hub_store_event_fn *cb, void *arg,
+                          struct ag_err *err)
+{
+    struct params p = {0};
+    p_text(&p, agent_id);
+    p_u64(&p, from_seq);
+    p_u64(&p, to_seq ? to_seq : UINT64_MAX);
+    p_u64(&p, max);
+    struct scan_ctx x = {agent_id, cb, arg};
+    return read_rows(c, ST_EVENTS, &p, "read events", event_row, &x, err);
+}
+
+struct agents_ctx {
+    hub_store_agent_fn *cb;
+    void *arg;
+};
+
+/* bytea in text form ("\x0a1b..."), decoded; libpq allocates it. */
+static uint8_t *col_bytea(const PGresult *r, int col, size_t *len)
+{
+    *len = 0;
+    if (PQgetisnull(r, 0, col))
+        return NULL;
+    return PQunescapeBytea((const unsigned char *)PQgetvalue(r, 0, col), len);
+}
+
+static void col_usage(const PGresult *r, int first, struct hub_usage *u)
+{
+    u->input_tokens = (uint64_t)col_i64(r, 0, first);
+    u->output_tokens = (uint64_t)col_i64(r, 0, first + 1);
+    u->model_calls = (uint64_t)col_i64(r, 0, first + 2);
+    u->tool_calls = (uint64_t)col_i64(r, 0, first + 3);
+}
+
+static int agent_row(void *arg, const PGresult *r, struct ag_err *err)
+{
+    struct agents_ctx *x = arg;
+    size_t spec_len, ckpt_len;
+    uint8_t *spec = col_bytea(r, 2, &spec_len), *ckpt = col_bytea(r, 6, &ckpt_len);
+    struct hub_store_agent a = {.id = PQgetvalue(r, 0, 0),
+                                .request_id = PQgetvalue(r, 0, 1), /* NULL reads as "" */
+                                .spec = spec,
+                                .spec_len = spec_len,
+                                .state = (int)col_i64(r, 0, 3),
+                                .node_id = PQgetvalue(r, 0, 4),
+                                .epoch = (uint64_t)col_i64(r, 0, 5),
+                                .checkpoint = ckpt,
+                                .checkpoint_len = ckpt_len,
+                                .last_output = PQgetvalue(r, 0, 7),
+                                .last_error = PQgetvalue(r, 0, 8),
+                                .created_ns = col_i64(r, 0, 9),
+                                .updated_ns = col_i64(r, 0, 10),
+                                .has_usage = !PQgetisnull(r, 0, 11),
+                                .turn_attempt = (uint32_t)col_i64(r, 0, 19),
+                                .streak = (uint32_t)col_i64(r, 0, 20),
+                                .streak_reason = PQgetvalue(r, 0, 21),
+                                .spawn_input_seq = (uint64_t)col_i64(r, 0, 22)};
+    col_usage(r, 11, &a.usage);
+    col_usage(r, 15, &a.turn_usage);
+    uint64_t last_seq = (uint64_t)col_i64(r, 0, 23); /* NULL: no event */
+    int rc = x->cb(x->arg, &a, last_seq, err);
+    PQfreemem(spec);
+    PQfreemem(ckpt);
+    return rc;
+}
+
+static int pg_load_agents(struct hub_store__conn *c, hub_store_agent_fn *cb, void *arg,
+                          struct ag_err *err)
+{
+    struct agents_ctx x = {cb, arg};
+    return read_rows(c, ST_AGENTS, NULL, "read agents", agent_row, &x, err);
+}
+
+/* Two rows, one per scheme PostgreSQL's own tools accept. */
+const struct hub_store__backend hub_store__pg_backend = {
+    .scheme = "postgres",
+    .open = pg_open,
+    .close = pg_close,
+    .begin = pg_begin,
+    .commit = pg_commit,
+    .rollback = pg_rollback,
+    .apply = pg_apply,
+    .last_seq = pg_last_seq,
+    .scan_events = pg_scan_events,
+    .load_agents = pg_load_agents,
+};
+
+const struct hub_store__backend hub_store__pgql_backend = {
+    .scheme = "postgresql",
+    .open = pg_open,
+    .close = pg_close,
+    .begin = pg_begin,
+    .commit = pg_commit,
+    .rollback = pg_rollback,
+    .apply = pg_apply,
+    .last_seq = pg_last_seq,
+    .scan_events = pg_scan_events,
+    .load_agents = pg_load_agents,
+};
