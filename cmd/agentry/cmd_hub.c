@@ -5,6 +5,7 @@
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 
 #include "cmd/agentry/cli.h"
 #include "common/flags.h"
@@ -16,12 +17,19 @@ int cli_cmd_hub(int argc, char **argv)
 {
     const char *listen = "127.0.0.1:7070", *store = "sqlite:agentry.db", *level = "info";
     const char *sched = "round_robin";
+    /* A database URL may carry a password: the environment keeps it off the command line. */
+    const char *env_store = getenv("AGENTRY_STORE");
+    if (env_store && *env_store)
+        store = env_store;
     int64_t threads = 0, max_msg = 4 << 20, heartbeat = 2000, interruptions = 5;
     int64_t backoff = 1000, backoff_max = 60000, grace = 10000;
     const struct ag_flag flags[] = {
         {"listen", 'l', AG_FLAG_STR, &listen, "ADDR",
          "address to serve on (default 127.0.0.1:7070)", 0, 0},
-        {"store", 0, AG_FLAG_STR, &store, "URL", "state store (default sqlite:agentry.db)", 0, 0},
+        {"store", 0, AG_FLAG_STR, &store, "URL",
+         "state store: sqlite:PATH, postgres://... (a libpq URI) or postgres:KEYWORDS (a libpq "
+         "conninfo) (default $AGENTRY_STORE, else sqlite:agentry.db)",
+         0, 0},
         {"scheduler", 0, AG_FLAG_STR, &sched, "NAME", "placement strategy (default round_robin)", 0,
          0},
         {"threads", 0, AG_FLAG_INT, &threads, "N", "RPC threads (default: one per CPU)", 0, 256},
@@ -47,7 +55,8 @@ int cli_cmd_hub(int argc, char **argv)
         "agentry hub [flags]   (or: agent-hub [flags])",
         "Run the hub: it stores agents and their event logs, schedules agents' turns onto the\n"
         "nodes connected to it, and serves the AgentHub API. Stops gracefully on SIGTERM/SIGINT.",
-        "agentry hub --listen 127.0.0.1:7070 --store sqlite:/var/lib/agentry/hub.db"};
+        "agentry hub --listen 127.0.0.1:7070 --store sqlite:/var/lib/agentry/hub.db\n"
+        "AGENTRY_STORE=postgres://agentry@db.internal/agentry agentry hub"};
     struct ag_err err = AG_ERR_INIT;
     size_t npos = 0;
     int rc = ag_flags_parse("hub", flags, AG_ARRAY_SIZE(flags), argc, argv, NULL, 0, &npos, &err);

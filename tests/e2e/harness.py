@@ -274,7 +274,7 @@ class Cluster:
     """
 
     def __init__(self, nodes=3, capacity=4, hub_args=(), heartbeat="500ms", name="cluster",
-                 node_threads=None, binary=None):
+                 node_threads=None, binary=None, store_url=None):
         self.s = stubs()
         self.nnodes = nodes
         self.capacity = capacity
@@ -284,6 +284,8 @@ class Cluster:
         self.node_threads = node_threads
         self.dir = tempfile.mkdtemp(prefix="agentry-e2e-%s-" % name)
         self.store = os.path.join(self.dir, "hub.db")
+        # --store: the sqlite file above unless the test brings another store (a postgres URL).
+        self.store_url = store_url or "sqlite:" + self.store
         self.port = None
         self.hub_proc = None
         self.hub_starts = 0
@@ -306,7 +308,7 @@ class Cluster:
             self.port = port or free_port()
             self.hub_starts += 1
             log = os.path.join(self.dir, "hub.%d.log" % self.hub_starts)
-            args = [self.binary, "hub", "--listen", self.addr, "--store", "sqlite:" + self.store,
+            args = [self.binary, "hub", "--listen", self.addr, "--store", self.store_url,
                     "--heartbeat", self.heartbeat] + self.hub_args
             self.hub_proc = Proc("hub", args, log).start()
             try:
@@ -671,13 +673,14 @@ class ClusterTestCase(unittest.TestCase):
     HUB_ARGS = ()
     NODE_THREADS = None
     HEARTBEAT = "500ms"
+    STORE_URL = None  # None: a sqlite file in the cluster's temp dir
     c = None
 
     @classmethod
     def setUpClass(cls):
         cls.c = Cluster(nodes=cls.NODES, capacity=cls.CAPACITY, hub_args=cls.HUB_ARGS,
                         name=cls.__name__, node_threads=cls.NODE_THREADS,
-                        heartbeat=cls.HEARTBEAT)
+                        heartbeat=cls.HEARTBEAT, store_url=cls.STORE_URL)
         cls.addClassCleanup(cls.c.kill_all)
         cls.c.start()
         cls.s = cls.c.s

@@ -1,0 +1,134 @@
+"""tests/e2e/test_store_pg.py - a real hub on PostgreSQL (the ctest fixture "pg" starts the
+server; its conninfo file is named by $AGENTRY_PG_CONNINFO_FILE). The class gets a database of
+its own, dropped at the end.
+
+- Agents spawned and invoked on a hub on PostgreSQL are all found again, with every event, after
+  the hub is stopped by SIGTERM and after it is SIGKILLed; appends go on from the next seq.
+- A second hub on the same database exits 1 with one stderr line saying another hub uses it,
+  and the first hub never notices.
+- A hub whose database is not there exits 1 with one line (libpq's reason).
+"""
+import os
+import subprocess
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import harness as H  # noqa: E402
+
+
+def conninfo():
+    path = os.environ.get("AGENTRY_PG_CONNINFO_FILE", "")
+    if not path or not os.path.exists(path):
+        raise AssertionError("no PostgreSQL for this test: run it through ctest (fixture pg), "
+                             "or set AGENTRY_PG_CONNINFO_FILE to a file holding a libpq conninfo")
+    with open(path) as f:
+        return f.read().strip()
+
+
+def psql(sql):
+    subprocess.run(["psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", conninfo(), "-c", sql],
+                   check=True, capture_output=True, timeout=30)
+
+
+class PgStoreTest(H.ClusterTestCase):
+    NODES = 2
+    CAPACITY = 4
+    DB = "e2e_store_%d" % os.getpid()
+
+    @classmethod
+    def setUpClass(cls):
+        psql("CREATE DATABASE %s" % cls.DB)
+        cls.addClassCleanup(psql, "DROP DATABASE IF EXISTS %s WITH (FORCE)" % cls.DB)
+        cls.STORE_URL = "postgres:%s dbname=%s" % (conninfo(), cls.DB)
+        super().setUpClass()
+
+    def snapshot(self, ids):
+        """Every agent's stored view and its whole trace."""
+        c = self.c
+        out = {}
+        for i in ids:
+            a = c.get(i)
+            out[i] = ((a.state, a.last_seq, a.last_output, a.last_error),
+                      [(e.seq, e.kind, e.payload) for e in c.trace(i)])
+        return out
+
+    def restart(self, kill):
+        c = self.c
+        port = c.port
+        if kill:
+            c.hub_proc.sigkill()
+            c.retired.append(c.hub_proc)
+            c.hub_proc = None
+        else:
+            c.stop_hub()
+        c.start_hub(port=port)
+        for n in ("n1", "n2"):
+            c.wait_registered(n, 1)
+
+    def test_1_agents_and_events_survive_restarts(self):
+        c = self.c
+        ids = []
+        for k in range(6):
+            a = c.spawn("final spawned %d" % k, tools=())
+            ids.append(a.agent_id)
+        for k in range(4):
+            r = c.hub.Invoke(self.s.hub.InvokeRequest(spec=c.spec(()), input="final invoked %d" % k),
+                             timeout=20)
+            self.assertEqual(r.output, "invoked %d" % k)
+            ids.append(r.agent_id)
+        for i in ids:
+            c.wait_turn_end(i)
+        before = self.snapshot(ids)
+        for i in ids:
+            self.assert_contiguous(c.trace(i))
+
+        for kill in (False, True):
+            with self.subTest(kill=kill):
+                self.restart(kill)
+                self.assertEqual(self.snapshot(ids), before)
+                listed = [a.id for a in c.list_all()]
+                self.assertEqual(listed, ids)  # creation order, as stored
+
+        # The log goes on from the next seq, and a turn still runs.
+        s = c.send(ids[0], "final again")
+        self.assertEqual(s.seq, before[ids[0]][0][1] + 1)
+        end = c.wait_turn_end(ids[0], after_seq=s.seq)
+        self.assertEqual(end.kind, self.T.EVENT_KIND_FINAL)
+        self.assert_contiguous(c.trace(ids[0]))
+
+    def test_2_second_hub_is_refused(self):
+        c = self.c
+        a = c.spawn("final before", tools=())
+        c.wait_turn_end(a.agent_id)
+        trace = c.trace(a.agent_id)
+        r = H.run_cli(["hub", "--listen", "127.0.0.1:%d" % H.free_port(), "--store",
+                       c.store_url], timeout=30)
+        self.assertEqual(r.returncode, 1, "second hub: status %d, stderr %r" % (r.returncode,
+                                                                                 r.stderr))
+        lines = r.stderr.splitlines()
+        self.assertEqual(len(lines), 1, "exactly one stderr line, got %r" % r.stderr)
+        self.assertTrue(lines[0].startswith("error: "), lines[0])
+        self.assertIn("another hub is using the postgres database '%s'" % self.DB, lines[0])
+        self.assertIn("--store", lines[0])
+        self.assertTrue(c.hub_proc.running())
+        self.assertEqual(c.trace(a.agent_id), trace)
+        s = c.send(a.agent_id, "final after")
+        self.assertEqual(s.seq, trace[-1].seq + 1)
+
+    def test_3_database_down_at_start(self):
+        for store in ("postgres://127.0.0.1:1/x", "postgres:host=127.0.0.1 port=1 dbname=x"):
+            r = H.run_cli(["hub", "--listen", "127.0.0.1:%d" % H.free_port(), "--store", store],
+                          timeout=30)
+            self.assertEqual(r.returncode, 1, r.stderr)
+            lines = r.stderr.splitlines()
+            self.assertEqual(len(lines), 1, "exactly one stderr line, got %r" % r.stderr)
+            self.assertIn("cannot connect", lines[0])
+            self.assertIn("Connection refused", lines[0])
+        env = dict(os.environ, AGENTRY_STORE="postgres://127.0.0.1:1/fromenv")
+        r = H.run_cli(["hub", "--listen", "127.0.0.1:%d" % H.free_port()], env=env, timeout=30)
+        self.assertEqual(r.returncode, 1, r.stderr)
+        self.assertIn("'fromenv'", r.stderr)
+
+
+if __name__ == "__main__":
+    H.main()
