@@ -332,16 +332,24 @@ static void where_set(struct hub_store__conn *c)
              host && *host ? host : "localhost", port && *port ? port : "5432");
 }
 
-/* After the connection broke: a new session, set up again. */
+/* After the connection broke: a new session, set up again. Any failure is UNAVAILABLE (open's
+ * other codes mean nothing to a running store: a lock still held is most likely our own old
+ * session, not yet ended by the server), and the next call tries again. */
 static int reconnect(struct hub_store__conn *c, struct ag_err *err)
 {
     PQreset(c->pg); /* a new session: out of pipeline mode, nothing pending */
-    c->piped = c->synced = c->broken = false;
+    c->piped = c->synced = false;
     c->npend = 0;
+    c->broken = true;
     if (PQstatus(c->pg) != CONNECTION_OK)
         return conn_err(c, "reconnect", err);
+    if (session_setup(c, err)) {
+        err->code = AG_UNAVAILABLE;
+        return -1;
+    }
+    c->broken = false;
     ag_log_info("store.reconnected", "db=%s", ag_log_q(c->where));
-    return session_setup(c, err);
+    return 0;
 }
 
 static void pg_close(struct hub_store__conn *c)
@@ -359,8 +367,11 @@ static struct hub_store__conn *pg_open(const char *url, enum hub_store__role rol
     const char *colon = strchr(url, ':');
     /* A URI goes whole; after "postgres:" anything else is a keyword conninfo. */
     const char *conninfo = strncmp(colon, "://", 3) == 0 ? url : colon + 1;
-    const char *const keys[] = {"dbname", "fallback_application_name", NULL};
-    const char *const vals[] = {conninfo, "agentry-hub", NULL};
+    /* libpq reads these in order, later ones winning: the URL's own connect_timeout overrides
+     * ours (without one a dead host blocks the writer for minutes), and fallback_application_name
+     * gives way to its application_name. */
+    const char *const keys[] = {"connect_timeout", "dbname", "fallback_application_name", NULL};
+    const char *const vals[] = {"10", conninfo, "agentry-hub", NULL};
     struct hub_store__conn *c = ag_xcalloc(1, sizeof(*c));
     c->role = role;
     c->pg = PQconnectdbParams(keys, vals, 1);

@@ -1371,6 +1371,33 @@ static void test_pg_reconnect(void **state)
     expect_range(fx->st, tr, "r1", 1, 0, 10, after.seq[0]);
 }
 
+/* A value PostgreSQL rejects (a NUL byte in text) fails only its own write, INVALID_ARGUMENT,
+ * and the seq it would have taken goes to the next append. */
+static void test_pg_bad_value(void **state)
+{
+    struct fx *fx = *state;
+    fx->st = open_url(fx->url, NULL);
+    struct tracker *tr = &fx->tr;
+    struct twrite t[3];
+    for (int i = 0; i < 3; i++)
+        tw_init(&t[i], tr);
+    tw_insert(&t[0], "v1", NULL, 1);
+    tw_append(&t[0], "v1", KIND_SPAWNED, "{}");
+    tw_append(&t[1], "v1", KIND_INPUT, "");
+    t[1].ops[0].u.event.payload = "a\0b";
+    t[1].ops[0].u.event.payload_len = 3;
+    tw_append(&t[2], "v1", KIND_INPUT, "{}");
+    hub_store__pause(fx->st, true);
+    for (int i = 0; i < 3; i++)
+        submit_ok(fx->st, &t[i]);
+    hub_store__pause(fx->st, false);
+    wait_done(tr, 3);
+    expect_ok(&t[0]);
+    expect_fail(&t[1], AG_INVALID_ARGUMENT, "v1");
+    expect_ok(&t[2]);
+    assert_int_equal(t[2].seq[0], 2);
+}
+
 int main(int argc, char **argv)
 {
     ag_log_init("test", AG_LOG_ERROR);
@@ -1409,6 +1436,7 @@ int main(int argc, char **argv)
         cmocka_unit_test_setup_teardown(test_pg_migrations, setup, teardown),
         cmocka_unit_test_setup_teardown(test_pg_urls, setup, teardown),
         cmocka_unit_test_setup_teardown(test_pg_reconnect, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_pg_bad_value, setup, teardown),
     };
     int failed = cmocka_run_group_tests_name("both", both, NULL, NULL);
     if (pg_run)
