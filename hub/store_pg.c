@@ -49,6 +49,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "common/log.h"
 #include "common/xalloc.h"
@@ -56,6 +57,9 @@
 
 /* "agentry" in ASCII: the advisory lock the writer holds on its database. */
 #define STORE_PG_LOCK_KEY "30518646786470521"
+/* How long a reconnect waits for the server to end our old session and free the lock. */
+#define STORE_PG_RELOCK_MS 5000
+#define STORE_PG_LOCK_POLL_MS 50
 /* Ops queued before the writer reads their results: bounds what the server buffers for us, so
  * neither side can block writing to the other (a pipeline that never reads can deadlock). */
 #define STORE_PG_PIPELINE_MAX 256
@@ -249,19 +253,28 @@ static int query_i64(struct hub_store__conn *c, const char *sql, const char *wha
     return rc;
 }
 
-static int lock_take(struct hub_store__conn *c, struct ag_err *err)
+/* Takes the writer's advisory lock, trying for wait_ms: after a reconnect our old session may
+ * still hold it for a moment (the server ends a dropped session asynchronously). */
+static int lock_take(struct hub_store__conn *c, int wait_ms, struct ag_err *err)
 {
-    PGresult *r = PQexec(c->pg, "SELECT pg_try_advisory_lock(" STORE_PG_LOCK_KEY ")");
-    int rc = 0;
-    if (PQresultStatus(r) != PGRES_TUPLES_OK || PQntuples(r) != 1)
-        rc = db_err(c, "take the writer's lock", r ? res_msg(r) : PQerrorMessage(c->pg), err);
-    else if (strcmp(PQgetvalue(r, 0, 0), "t") != 0)
-        rc = ag_err_set(err, AG_FAILED_PRECONDITION,
-                        "another hub is using the %s (it holds advisory lock %s); stop it or "
-                        "use another --store",
-                        c->where, STORE_PG_LOCK_KEY);
-    PQclear(r);
-    return rc;
+    for (int waited = 0;; waited += STORE_PG_LOCK_POLL_MS) {
+        PGresult *r = PQexec(c->pg, "SELECT pg_try_advisory_lock(" STORE_PG_LOCK_KEY ")");
+        bool bad = PQresultStatus(r) != PGRES_TUPLES_OK || PQntuples(r) != 1;
+        bool got = !bad && strcmp(PQgetvalue(r, 0, 0), "t") == 0;
+        if (bad)
+            db_err(c, "take the writer's lock", r ? res_msg(r) : PQerrorMessage(c->pg), err);
+        PQclear(r);
+        if (bad)
+            return -1;
+        if (got)
+            return 0;
+        if (waited >= wait_ms)
+            return ag_err_set(err, AG_FAILED_PRECONDITION,
+                              "another hub is using the %s (it holds advisory lock %s); stop it "
+                              "or use another --store",
+                              c->where, STORE_PG_LOCK_KEY);
+        nanosleep(&(struct timespec){0, STORE_PG_LOCK_POLL_MS * 1000000L}, NULL);
+    }
 }
 
 static int migrate(struct hub_store__conn *c, struct ag_err *err)
@@ -297,7 +310,7 @@ static int migrate(struct hub_store__conn *c, struct ag_err *err)
 
 /* Everything a fresh session needs: settings, (writer) lock and schema, statements. Run at open
  * and after every reconnect, since a new session has none of them. */
-static int session_setup(struct hub_store__conn *c, struct ag_err *err)
+static int session_setup(struct hub_store__conn *c, int wait_lock_ms, struct ag_err *err)
 {
     PQsetNoticeProcessor(c->pg, notice_quiet, NULL);
     if (c->role == HUB_STORE__READER) {
@@ -306,7 +319,7 @@ static int session_setup(struct hub_store__conn *c, struct ag_err *err)
     } else {
         int64_t no;
         if (exec_ok(c, "SET synchronous_commit = on", "set up the session", err) ||
-            lock_take(c, err) || migrate(c, err) ||
+            lock_take(c, wait_lock_ms, err) || migrate(c, err) ||
             query_i64(c, "SELECT commit_no FROM hub_writer", "read the commit counter", &no, err))
             return -1;
         c->commit_no = (uint64_t)no;
@@ -343,7 +356,7 @@ static int reconnect(struct hub_store__conn *c, struct ag_err *err)
     c->broken = true;
     if (PQstatus(c->pg) != CONNECTION_OK)
         return conn_err(c, "reconnect", err);
-    if (session_setup(c, err)) {
+    if (session_setup(c, STORE_PG_RELOCK_MS, err)) {
         err->code = AG_UNAVAILABLE;
         return -1;
     }
@@ -384,7 +397,7 @@ static struct hub_store__conn *pg_open(const char *url, enum hub_store__role rol
         conn_err(c, "connect", err);
         goto fail;
     }
-    if (session_setup(c, err))
+    if (session_setup(c, 0, err))
         goto fail;
     return c;
 fail:
@@ -621,7 +634,7 @@ static int commit_resolve(struct hub_store__conn *c, uint64_t no, struct ag_err 
         ag_err_clear(err);
         return 0;
     }
-    ag_err_set(err, AG_UNAVAILABLE, "%s", why);
+    ag_err_set(err, AG_UNAVAILABLE, "%s (after reconnecting: not stored)", why);
     return -1;
 }
 

@@ -1371,6 +1371,59 @@ static void test_pg_reconnect(void **state)
     expect_range(fx->st, tr, "r1", 1, 0, 10, after.seq[0]);
 }
 
+/* The writer's session dies while its transaction waits in the commit mark (a trigger makes it
+ * sleep there): the store reconnects, asks the database whether that commit made it (it did
+ * not: COMMIT never ran), fails the write UNAVAILABLE and reuses its seq for the next one.
+ * (The other answer, committed but the reply lost, needs the connection cut between the
+ * server's COMMIT and its reply, which a test cannot time from here.) */
+static void test_pg_commit_interrupted(void **state)
+{
+    struct fx *fx = *state;
+    fx->st = open_url(fx->url, NULL);
+    struct tracker *tr = &fx->tr;
+    struct twrite first, t, after;
+    tw_init(&first, tr);
+    tw_insert(&first, "c1", NULL, 1);
+    tw_append(&first, "c1", KIND_SPAWNED, "{}");
+    run_one(fx->st, &first);
+    expect_ok(&first);
+
+    assert_int_equal(pg_exec(fx->pgdb, "CREATE FUNCTION slow() RETURNS trigger LANGUAGE plpgsql AS "
+                                       "$$ BEGIN PERFORM pg_sleep(30); RETURN NEW; END $$"),
+                     0);
+    assert_int_equal(pg_exec(fx->pgdb, "CREATE TRIGGER slow BEFORE UPDATE ON hub_writer "
+                                       "FOR EACH ROW EXECUTE FUNCTION slow()"),
+                     0);
+    tw_init(&t, tr);
+    tw_append(&t, "c1", KIND_INPUT, "{}");
+    submit_ok(fx->st, &t);
+    char sql[256];
+    snprintf(sql, sizeof(sql),
+             "SELECT count(*) FROM pg_stat_activity WHERE datname = '%s' "
+             "AND wait_event = 'PgSleep'",
+             fx->pgdb);
+    for (int i = 0; i < 200 && pg_query_long(fx->pgdb, sql) != 1; i++)
+        usleep(25000);
+    assert_int_equal(pg_query_long(fx->pgdb, sql), 1);
+    snprintf(sql, sizeof(sql),
+             "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+             "WHERE datname = '%s' AND wait_event = 'PgSleep'",
+             fx->pgdb);
+    capture_start(&fx->cap);
+    assert_int_equal(pg_query_long(fx->pgdb, sql), 1);
+    wait_done(tr, 2);
+    free(capture_end(&fx->cap)); /* store.commit_failed: expected */
+    expect_fail(&t, AG_UNAVAILABLE, "after reconnecting: not stored");
+
+    assert_int_equal(pg_exec(fx->pgdb, "DROP TRIGGER slow ON hub_writer"), 0);
+    tw_init(&after, tr);
+    tw_append(&after, "c1", KIND_INPUT, "{}");
+    run_one(fx->st, &after);
+    expect_ok(&after);
+    assert_int_equal(after.seq[0], 2);
+    expect_range(fx->st, tr, "c1", 1, 0, 10, 2);
+}
+
 /* A value PostgreSQL rejects (a NUL byte in text) fails only its own write, INVALID_ARGUMENT,
  * and the seq it would have taken goes to the next append. */
 static void test_pg_bad_value(void **state)
@@ -1437,6 +1490,7 @@ int main(int argc, char **argv)
         cmocka_unit_test_setup_teardown(test_pg_urls, setup, teardown),
         cmocka_unit_test_setup_teardown(test_pg_reconnect, setup, teardown),
         cmocka_unit_test_setup_teardown(test_pg_bad_value, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_pg_commit_interrupted, setup, teardown),
     };
     int failed = cmocka_run_group_tests_name("both", both, NULL, NULL);
     if (pg_run)
