@@ -520,8 +520,10 @@ static int send_stmt(struct hub_store__conn *c, enum stmt_id id, const struct pa
     char name[8];
     snprintf(name, sizeof(name), "s%d", (int)id);
     if (!PQsendQueryPrepared(c->pg, name, p ? p->n : 0, p ? p->val : NULL, p ? p->len : NULL,
-                             p ? p->fmt : NULL, 0))
+                             p ? p->fmt : NULL, 0)) {
+        c->broken = true; /* what of the pipeline went out is unknown */
         return conn_err(c, "send a statement", err);
+    }
     if (c->npend == c->pend_cap) {
         c->pend_cap = c->pend_cap ? 2 * c->pend_cap : 64;
         c->pend = ag_xrealloc(c->pend, c->pend_cap * sizeof(*c->pend));
@@ -645,9 +647,10 @@ static int pg_commit(struct hub_store__conn *c, struct ag_err *err)
     p_u64(&p, next);
     int rc = send_stmt(c, ST_MARK, &p, PEND_MARK, NULL, err);
     rc = rc ? rc : send_stmt(c, ST_COMMIT, NULL, PEND_COMMIT, NULL, err);
-    if (rc == 0 && !PQpipelineSync(c->pg))
+    if (rc == 0 && !PQpipelineSync(c->pg)) {
+        c->broken = true;
         rc = conn_err(c, "send a transaction", err);
-    else if (rc == 0) {
+    } else if (rc == 0) {
         c->synced = true;
         rc = drain(c, NULL, err);
     }
