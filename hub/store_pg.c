@@ -28,7 +28,9 @@
  * COMMIT returns once the WAL is flushed.
  *
  * Commit is definitive: every transaction also sets hub_writer.commit_no to the next number.
- * If the connection drops once COMMIT may have been sent, commit() reconnects, takes the lock
+ * If the connection drops after COMMIT was queued, and the server had not refused a statement
+ * before it (which aborts the transaction, e.g. 57P01 from a server shutting down: the usual
+ * case, hence not ambiguous), commit() reconnects, takes the lock
  * again and reads commit_no: ours means committed (0), anything else means not (UNAVAILABLE).
  * If it cannot reconnect or relock, it cannot know: AG_DATA_LOSS, so store.c stops
  * acknowledging for good and the operator restarts the hub (which reloads the truth).
@@ -159,6 +161,8 @@ struct hub_store__conn {
     size_t npend, pend_cap;
     bool piped;  /* in pipeline mode */
     bool broken; /* the connection failed: reconnect before the next use */
+    /* The running transaction: COMMIT queued; the server refused a statement before it. */
+    bool commit_queued, refused;
     bool synced; /* the pipeline's sync is sent: its PIPELINE_SYNC is still to read */
     uint64_t commit_no;
 };
@@ -548,6 +552,9 @@ static int drain(struct hub_store__conn *c, uint64_t *seq, struct ag_err *err)
             if (rc == 0)
                 rc = db_err(c, "run a transaction", r ? res_msg(r) : PQerrorMessage(c->pg), err);
         } else if (s == PGRES_FATAL_ERROR && rc == 0) {
+            /* The server's own error (it carries a SQLSTATE) before COMMIT aborts the
+             * transaction: whatever happens to the connection next, nothing was committed. */
+            c->refused |= p->kind != PEND_COMMIT && PQresultErrorField(r, PG_DIAG_SQLSTATE);
             rc = p->kind == PEND_OP ? op_err(c, r, p->op, err)
                                     : db_err(c, "run a transaction", res_msg(r), err);
         } else if (s == PGRES_TUPLES_OK && p->kind == PEND_LAST_SEQ && seq) {
@@ -588,6 +595,7 @@ static int pg_begin(struct hub_store__conn *c, struct ag_err *err)
     if (!PQenterPipelineMode(c->pg))
         return conn_err(c, "enter pipeline mode", err);
     c->piped = true;
+    c->commit_queued = c->refused = false;
     return send_stmt(c, ST_BEGIN, NULL, PEND_BEGIN, NULL, err);
 }
 
@@ -647,6 +655,7 @@ static int pg_commit(struct hub_store__conn *c, struct ag_err *err)
     p_u64(&p, next);
     int rc = send_stmt(c, ST_MARK, &p, PEND_MARK, NULL, err);
     rc = rc ? rc : send_stmt(c, ST_COMMIT, NULL, PEND_COMMIT, NULL, err);
+    c->commit_queued = rc == 0;
     if (rc == 0 && !PQpipelineSync(c->pg)) {
         c->broken = true;
         rc = conn_err(c, "send a transaction", err);
@@ -660,10 +669,13 @@ static int pg_commit(struct hub_store__conn *c, struct ag_err *err)
         c->commit_no = next;
         return 0;
     }
-    /* A statement failed: nothing was committed. The connection failed: COMMIT may have run. */
+    /* A statement failed: nothing was committed. The connection failed: COMMIT may have run,
+     * unless it never left us or the server refused a statement before it (a server shutting
+     * down answers the first statement with 57P01 and closes). */
     if (c->broken || PQstatus(c->pg) == CONNECTION_BAD) {
         c->broken = true;
-        return commit_resolve(c, next, err);
+        if (c->commit_queued && !c->refused)
+            return commit_resolve(c, next, err);
     }
     return -1;
 }

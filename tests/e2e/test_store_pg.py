@@ -7,10 +7,14 @@ its own, dropped at the end.
 - A second hub on the same database exits 1 with one stderr line saying another hub uses it,
   and the first hub never notices.
 - A hub whose database is not there exits 1 with one line (libpq's reason).
+- The server stopped under a running hub (a private one, so other tests keep theirs): writes
+  answer UNAVAILABLE, never OK; once the server is back the hub writes again by itself, and
+  nothing acknowledged is missing.
 """
 import os
 import subprocess
 import sys
+import tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness as H  # noqa: E402
@@ -128,6 +132,73 @@ class PgStoreTest(H.ClusterTestCase):
         r = H.run_cli(["hub", "--listen", "127.0.0.1:%d" % H.free_port()], env=env, timeout=30)
         self.assertEqual(r.returncode, 1, r.stderr)
         self.assertIn("'fromenv'", r.stderr)
+
+
+FIXTURE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "pg_fixture.sh")
+
+
+class PgServerRestartTest(H.ClusterTestCase):
+    NODES = 1
+    CAPACITY = 2
+
+    @classmethod
+    def setUpClass(cls):
+        cls.state = os.path.join(tempfile.mkdtemp(prefix="agentry-e2e-pg-"), "pg.state")
+        subprocess.run([FIXTURE, "start", cls.state], check=True, timeout=60)
+        cls.addClassCleanup(subprocess.run, [FIXTURE, "stop", cls.state], timeout=60)
+        with open(cls.state) as f:
+            cls.pgdir = f.read().strip()
+        with open(cls.state + ".conninfo") as f:
+            cls.STORE_URL = "postgres:" + f.read().strip()
+        super().setUpClass()
+
+    def pg_ctl(self, *args):
+        run = ["runuser", "-u", "postgres", "--"] if os.getuid() == 0 else []
+        bindir = subprocess.run(["pg_config", "--bindir"], capture_output=True, text=True,
+                                check=True).stdout.strip()
+        subprocess.run(run + [os.path.join(bindir, "pg_ctl"), "-D",
+                              os.path.join(self.pgdir, "data"), "-w", "-t", "30"] + list(args),
+                       check=True, capture_output=True, timeout=60)
+
+    def test_server_restart_under_the_hub(self):
+        c = self.c
+        a = c.spawn("final first", tools=())
+        c.wait_turn_end(a.agent_id)
+        acked = [e.seq for e in c.trace(a.agent_id)]
+
+        self.pg_ctl("-m", "fast", "stop")
+        codes = set()
+        for k in range(5):
+            try:
+                acked.append(c.send(a.agent_id, "final down %d" % k).seq)
+            except H.grpc.RpcError as e:
+                codes.add(e.code())
+        self.assertEqual(codes, {H.grpc.StatusCode.UNAVAILABLE})
+
+        # Same port and data: the server comes back as it was.
+        self.pg_ctl("-l", os.path.join(self.pgdir, "server.log"), "start", "-o",
+                    self.start_opts())
+
+        def sends():
+            try:
+                return c.send(a.agent_id, "final back")
+            except H.grpc.RpcError as e:
+                if e.code() != H.grpc.StatusCode.UNAVAILABLE:
+                    raise
+                return None
+        s = H.wait_for(sends, 20, interval=0.2, what="a write once the server is back")
+        acked.append(s.seq)
+        end = c.wait_turn_end(a.agent_id, after_seq=s.seq)
+        self.assertEqual(end.kind, self.T.EVENT_KIND_FINAL)
+        seqs = [e.seq for e in c.trace(a.agent_id)]
+        self.assertEqual(seqs, list(range(1, len(seqs) + 1)))
+        self.assertTrue(set(acked) <= set(seqs), (acked, seqs))
+
+    def start_opts(self):
+        with open(self.state + ".conninfo") as f:
+            port = dict(kv.split("=") for kv in f.read().split())["port"]
+        return "-p %s -k %s -c listen_addresses=127.0.0.1" % (port, os.path.join(self.pgdir,
+                                                                                  "sock"))
 
 
 if __name__ == "__main__":

@@ -17,13 +17,17 @@
 
 #include <cmocka.h>
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <libpq-fe.h>
+#include <netinet/in.h>
+#include <poll.h>
 #include <pthread.h>
 #include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -1371,12 +1375,10 @@ static void test_pg_reconnect(void **state)
     expect_range(fx->st, tr, "r1", 1, 0, 10, after.seq[0]);
 }
 
-/* The writer's session dies while its transaction waits in the commit mark (a trigger makes it
- * sleep there): the store reconnects, asks the database whether that commit made it (it did
- * not: COMMIT never ran), fails the write UNAVAILABLE and reuses its seq for the next one.
- * (The other answer, committed but the reply lost, needs the connection cut between the
- * server's COMMIT and its reply, which a test cannot time from here.) */
-static void test_pg_commit_interrupted(void **state)
+/* The writer's session is ended by the server while its transaction waits in the commit mark (a
+ * trigger makes it sleep there): the server's error says the transaction is aborted, so the
+ * write fails UNAVAILABLE at once, and its seq goes to the next write. */
+static void test_pg_commit_refused(void **state)
 {
     struct fx *fx = *state;
     fx->st = open_url(fx->url, NULL);
@@ -1413,7 +1415,7 @@ static void test_pg_commit_interrupted(void **state)
     assert_int_equal(pg_query_long(fx->pgdb, sql), 1);
     wait_done(tr, 2);
     free(capture_end(&fx->cap)); /* store.commit_failed: expected */
-    expect_fail(&t, AG_UNAVAILABLE, "after reconnecting: not stored");
+    expect_fail(&t, AG_UNAVAILABLE, "terminating connection");
 
     assert_int_equal(pg_exec(fx->pgdb, "DROP TRIGGER slow ON hub_writer"), 0);
     tw_init(&after, tr);
@@ -1422,6 +1424,184 @@ static void test_pg_commit_interrupted(void **state)
     expect_ok(&after);
     assert_int_equal(after.seq[0], 2);
     expect_range(fx->st, tr, "c1", 1, 0, 10, 2);
+}
+
+/* A TCP proxy between the store and the server that a test can cut: every connection through
+ * it closes at once, with no word from the server, as when a network path dies. */
+struct proxy {
+    int lfd, port, target_port;
+    pthread_t th;
+    pthread_mutex_t mu;
+    int fds[32]; /* pairs: client side, server side */
+    int nfds;
+    bool cut, stop;
+};
+
+static void proxy_close_pair(struct proxy *p, int i)
+{
+    close(p->fds[i]);
+    close(p->fds[i + 1]);
+    p->fds[i] = p->fds[p->nfds - 2];
+    p->fds[i + 1] = p->fds[p->nfds - 1];
+    p->nfds -= 2;
+}
+
+static void proxy_accept(struct proxy *p)
+{
+    int a = accept(p->lfd, NULL, NULL);
+    if (a < 0)
+        return;
+    int s = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in to = {.sin_family = AF_INET, .sin_port = htons((uint16_t)p->target_port)};
+    to.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (p->nfds + 2 > (int)(sizeof(p->fds) / sizeof(p->fds[0])) ||
+        connect(s, (struct sockaddr *)&to, sizeof(to)) != 0) {
+        close(a);
+        close(s);
+        return;
+    }
+    p->fds[p->nfds++] = a;
+    p->fds[p->nfds++] = s;
+}
+
+static void *proxy_main(void *arg)
+{
+    struct proxy *p = arg;
+    for (;;) {
+        pthread_mutex_lock(&p->mu);
+        bool stop = p->stop;
+        if (p->cut || stop) {
+            while (p->nfds)
+                proxy_close_pair(p, 0);
+            p->cut = false;
+        }
+        pthread_mutex_unlock(&p->mu);
+        if (stop)
+            return NULL;
+        struct pollfd pf[33] = {{.fd = p->lfd, .events = POLLIN}};
+        for (int i = 0; i < p->nfds; i++)
+            pf[i + 1] = (struct pollfd){.fd = p->fds[i], .events = POLLIN};
+        int nfds = p->nfds;
+        if (poll(pf, (nfds_t)nfds + 1, 20) <= 0)
+            continue;
+        if (pf[0].revents & POLLIN)
+            proxy_accept(p);
+        for (int i = nfds - 1; i >= 0; i--) {
+            if (!pf[i + 1].revents)
+                continue;
+            char buf[16384];
+            ssize_t n = read(pf[i + 1].fd, buf, sizeof(buf));
+            int pair = i & ~1, other = p->fds[i ^ 1];
+            if (n <= 0 || write(other, buf, (size_t)n) != n) {
+                proxy_close_pair(p, pair);
+                break; /* the indices moved: poll again */
+            }
+        }
+    }
+}
+
+static void proxy_start(struct proxy *p, int target_port)
+{
+    *p = (struct proxy){.target_port = target_port};
+    pthread_mutex_init(&p->mu, NULL);
+    p->lfd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET};
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t len = sizeof(a);
+    assert_int_equal(bind(p->lfd, (struct sockaddr *)&a, sizeof(a)), 0);
+    assert_int_equal(listen(p->lfd, 8), 0);
+    assert_int_equal(getsockname(p->lfd, (struct sockaddr *)&a, &len), 0);
+    p->port = ntohs(a.sin_port);
+    assert_int_equal(pthread_create(&p->th, NULL, proxy_main, p), 0);
+}
+
+/* Returns once every connection through the proxy is closed. */
+static void proxy_cut(struct proxy *p)
+{
+    pthread_mutex_lock(&p->mu);
+    p->cut = true;
+    pthread_mutex_unlock(&p->mu);
+    for (bool cutting = true; cutting;) {
+        usleep(1000);
+        pthread_mutex_lock(&p->mu);
+        cutting = p->cut;
+        pthread_mutex_unlock(&p->mu);
+    }
+}
+
+static void proxy_stop(struct proxy *p)
+{
+    pthread_mutex_lock(&p->mu);
+    p->stop = true;
+    pthread_mutex_unlock(&p->mu);
+    pthread_join(p->th, NULL);
+    close(p->lfd);
+    pthread_mutex_destroy(&p->mu);
+}
+
+/* The path to the server dies after the writer sent its whole transaction, COMMIT included,
+ * while the server still works on it (the trigger sleeps 1 s in the commit mark); the server
+ * then commits it. The store cannot tell from the connection, so it reconnects, waits for the
+ * old session to let go of the lock, reads the commit counter and reports the write done, with
+ * its seq: no error for a write that was stored, and no seq handed out twice. */
+static void test_pg_commit_reply_lost(void **state)
+{
+    struct fx *fx = *state;
+    PQconninfoOption *opts = PQconninfoParse(pg_conninfo, NULL);
+    assert_non_null(opts);
+    int port = 0;
+    for (PQconninfoOption *o = opts; o->keyword; o++)
+        if (strcmp(o->keyword, "port") == 0 && o->val)
+            port = atoi(o->val);
+    PQconninfoFree(opts);
+    struct proxy px;
+    proxy_start(&px, port);
+    char url[256];
+    snprintf(url, sizeof(url), "postgres:host=127.0.0.1 port=%d user=postgres dbname=%s", px.port,
+             fx->pgdb);
+    fx->st = open_url(url, NULL);
+    struct tracker *tr = &fx->tr;
+    struct twrite first, t, after;
+    tw_init(&first, tr);
+    tw_insert(&first, "c1", NULL, 1);
+    tw_append(&first, "c1", KIND_SPAWNED, "{}");
+    run_one(fx->st, &first);
+    expect_ok(&first);
+
+    assert_int_equal(pg_exec(fx->pgdb, "CREATE FUNCTION slow() RETURNS trigger LANGUAGE plpgsql AS "
+                                       "$$ BEGIN PERFORM pg_sleep(1); RETURN NEW; END $$"),
+                     0);
+    assert_int_equal(pg_exec(fx->pgdb, "CREATE TRIGGER slow BEFORE UPDATE ON hub_writer "
+                                       "FOR EACH ROW EXECUTE FUNCTION slow()"),
+                     0);
+    tw_init(&t, tr);
+    tw_append(&t, "c1", KIND_INPUT, "{}");
+    submit_ok(fx->st, &t);
+    char sql[256];
+    snprintf(sql, sizeof(sql),
+             "SELECT count(*) FROM pg_stat_activity WHERE datname = '%s' "
+             "AND wait_event = 'PgSleep'",
+             fx->pgdb);
+    for (int i = 0; i < 200 && pg_query_long(fx->pgdb, sql) != 1; i++)
+        usleep(10000);
+    assert_int_equal(pg_query_long(fx->pgdb, sql), 1);
+    /* Cut while the server sleeps inside the transaction: COMMIT's answer cannot have left it
+     * yet, so an OK below can only come from the commit counter read after reconnecting. */
+    proxy_cut(&px);
+    wait_done(tr, 2);
+    expect_ok(&t);
+    assert_int_equal(t.seq[0], 2);
+    assert_int_equal(pg_exec(fx->pgdb, "DROP TRIGGER slow ON hub_writer"), 0);
+
+    tw_init(&after, tr);
+    tw_append(&after, "c1", KIND_INPUT, "{}");
+    run_one(fx->st, &after);
+    expect_ok(&after);
+    assert_int_equal(after.seq[0], 3);
+    expect_range(fx->st, tr, "c1", 1, 0, 10, 3);
+    hub_store_close(fx->st);
+    fx->st = NULL;
+    proxy_stop(&px);
 }
 
 /* A value PostgreSQL rejects (a NUL byte in text) fails only its own write, INVALID_ARGUMENT,
@@ -1490,7 +1670,8 @@ int main(int argc, char **argv)
         cmocka_unit_test_setup_teardown(test_pg_urls, setup, teardown),
         cmocka_unit_test_setup_teardown(test_pg_reconnect, setup, teardown),
         cmocka_unit_test_setup_teardown(test_pg_bad_value, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_pg_commit_interrupted, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_pg_commit_refused, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_pg_commit_reply_lost, setup, teardown),
     };
     int failed = cmocka_run_group_tests_name("both", both, NULL, NULL);
     if (pg_run)
