@@ -360,6 +360,7 @@ struct hub *hub_new(const struct hub_opts *o, struct ag_err *err)
     if (opts_check(o, &strat, err) != 0)
         return NULL;
     struct hub *h = hub_alloc(o, strat);
+    hub_store_url_redact(o->store_url, h->store_shown, sizeof(h->store_shown));
     if (hub_bind(h, err) != 0)
         goto fail;
     h->timers = ag_timers_new(err);
@@ -372,12 +373,12 @@ struct hub *hub_new(const struct hub_opts *o, struct ag_err *err)
     struct load_ctx lc = {.h = h};
     if (hub_store_load_agents(h->store, load_agent, &lc, err) != 0 ||
         load_inboxes(h, &lc, err) != 0) {
-        ag_err_prefix(err, "cannot load agents from '%s'", o->store_url);
+        ag_err_prefix(err, "cannot load agents from '%s'", h->store_shown);
         goto fail;
     }
     requeue_loaded(h, &lc);
     ag_log_info("hub.loaded", "store=%s agents=%zu interrupted=%zu pending=%zu",
-                ag_log_q(o->store_url), lc.agents, lc.running, lc.pending);
+                ag_log_q(h->store_shown), lc.agents, lc.running, lc.pending);
     return h;
 fail:
     hub_free(h);
@@ -392,7 +393,7 @@ void hub_start(struct hub *h)
     ag_xthread_create(&h->housekeeper, housekeeper, h, "housekeeper");
     h->hk_started = true;
     ag_log_info("hub.started", "listen=%s port=%d store=%s", h->opts.listen,
-                rpc_server_port(h->rpc), ag_log_q(h->opts.store_url));
+                rpc_server_port(h->rpc), ag_log_q(h->store_shown));
 }
 
 int hub_port(const struct hub *h)

@@ -29,6 +29,8 @@ struct rpc_server;
 
 struct hub {
     struct hub_opts opts;
+    char store_shown
+        [512]; /* opts.store_url for logs and errors: no password (hub_store_url_redact) */
     struct hub_store *store;
     struct rpc_server *rpc;
     struct hub_sched *sched;

@@ -35,6 +35,7 @@
  *   - Once closing is set no request is queued, so draining the queues terminates. */
 #include <inttypes.h>
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -589,6 +590,45 @@ static void store_free(struct hub_store *st)
     pthread_cond_destroy(&st->rwake);
     pthread_mutex_destroy(&st->rconn_mu);
     free(st);
+}
+
+void hub_store_url_redact(const char *url, char *buf, size_t cap)
+{
+    size_t n = 0;
+    const char *p = url;
+    const char *scheme_end = strstr(url, "://");
+    const char *at = scheme_end ? strchr(scheme_end + 3, '@') : NULL;
+    const char *slash = scheme_end ? strchr(scheme_end + 3, '/') : NULL;
+    const char *colon = scheme_end ? strchr(scheme_end + 3, ':') : NULL;
+    /* A URI's userinfo ends at the '@' before the path: "scheme://user:PASS@host/db". */
+    bool uri_pass = at && (!slash || at < slash) && colon && colon < at;
+    while (*p && n + 1 < cap) {
+        if (uri_pass && p == colon + 1) {
+            n += (size_t)snprintf(buf + n, cap - n, "***");
+            p = at;
+            continue;
+        }
+        /* A keyword conninfo's "password=VALUE" (VALUE up to a space, or quoted). */
+        if (!scheme_end && strncmp(p, "password=", 9) == 0 &&
+            (p == url || p[-1] == ' ' || p[-1] == ':')) {
+            n += (size_t)snprintf(buf + n, cap - n, "password=***");
+            p += 9;
+            if (*p == '\'') {
+                for (p++; *p && *p != '\''; p += (*p == '\\' && p[1]) ? 2 : 1)
+                    ;
+                if (*p)
+                    p++;
+            } else {
+                while (*p && *p != ' ')
+                    p++;
+            }
+            continue;
+        }
+        buf[n++] = *p++;
+    }
+    if (n >= cap)
+        n = cap - 1;
+    buf[n] = '\0';
 }
 
 struct hub_store *hub_store_open(const char *url, const struct hub_store_opts *opts,

@@ -125,9 +125,15 @@ struct hub_store_opts {
 };
 
 /* url: "sqlite:PATH" (PATH created if missing, schema migrated). Optional query:
- * "sqlite:PATH?synchronous=normal" to trade power-cut durability for speed (logged loudly). */
+ * "sqlite:PATH?synchronous=normal" to trade power-cut durability for speed (logged loudly).
+ * "postgres://..." / "postgresql://..." (a libpq URI) or "postgres:KEY=VALUE ..." (a libpq
+ * keyword conninfo): see hub/store_pg.c. */
 struct hub_store *hub_store_open(const char *url, const struct hub_store_opts *opts,
                                  struct ag_err *err);
+/* url as it may be shown to people (logs, errors): a password in it ("user:PASS@" of a URI, or
+ * a password=VALUE keyword) replaced by "***". Truncated to fit cap (at least 1). */
+void hub_store_url_redact(const char *url, char *buf, size_t cap);
+
 /* Stops accepting, completes every write and read already queued (their callbacks run), joins
  * threads, closes connections. NULL is a no-op. */
 void hub_store_close(struct hub_store *st);
