@@ -6,12 +6,14 @@
 set -eu
 PKGS="build-essential cmake pkg-config libgrpc-dev protobuf-c-compiler libprotobuf-c-dev
 protobuf-compiler protobuf-compiler-grpc python3-grpcio python3-protobuf libsqlite3-dev
-libcjson-dev libcmocka-dev libpq-dev postgresql"
-# libpq-dev: the hub links libpq (its PostgreSQL store). postgresql: the server the tests start
-# privately (tests/pg_fixture.sh); the package's own cluster is not used, nor started.
+libcjson-dev libcmocka-dev libpq-dev"
+# libpq-dev: the hub links libpq (its PostgreSQL store); a PostgreSQL server is the operator's.
+# Test-only:
 # clang: make test also compiles the tree with clang, whose warnings are not GCC's.
 # clang-format: make lint checks the formatting with it (Debian 12 ships version 14).
-TEST_PKGS="clang clang-format"
+# postgresql: the server the tests start privately (tests/pg_fixture.sh); the package's own
+# cluster is not used, nor started.
+TEST_PKGS="clang clang-format postgresql"
 case "${1:-}" in
 "") ;;
 --test) PKGS="$PKGS $TEST_PKGS" ;;
