@@ -1,11 +1,14 @@
 # deploy/local/cluster.sh - sourced by demo.sh and bench.sh: start a hub and nodes on loopback,
 # wait for them, and stop them all with SIGTERM when the script exits.
-#   cluster_start BIN DIR NODES CAPACITY [extra hub flags...]  -> exports AGENTRY_HUB
+#   cluster_start_hub BIN DIR [extra hub flags...]  -> exports AGENTRY_HUB
+#   cluster_start_nodes BIN DIR COUNT CAPACITY
+# The hub's store is $CLUSTER_STORE when set (any --store URL), else sqlite:DIR/hub.db.
 CLUSTER_PIDS=""
 
 cluster_stop() {
     for p in $CLUSTER_PIDS; do kill -TERM "$p" 2>/dev/null || true; done
     for p in $CLUSTER_PIDS; do wait "$p" 2>/dev/null || true; done
+    CLUSTER_PIDS=""
 }
 
 # Poll (up to 10 s) until PATTERN occurs N times in the files matching GLOB. The glob is expanded
@@ -26,7 +29,8 @@ cluster_start_hub() {
     _port=$(/usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
     export AGENTRY_HUB=127.0.0.1:$_port
     trap cluster_stop EXIT INT TERM
-    "$_bin" hub --listen "$AGENTRY_HUB" --store "sqlite:$_dir/hub.db" "$@" 2>"$_dir/hub.log" &
+    "$_bin" hub --listen "$AGENTRY_HUB" --store "${CLUSTER_STORE:-sqlite:$_dir/hub.db}" "$@" \
+        2>"$_dir/hub.log" &
     CLUSTER_PIDS="$!"
     cluster_wait_lines 1 'event=hub.started' "$_dir/hub.log"
 }
