@@ -88,9 +88,11 @@ struct agent_write {
     struct ag_arena arena;
     struct hub_store_op *ops;
     size_t nops, cap_ops;
-    struct hub_agent_st next;    /* working state: scalars; blobs below */
-    bool creating;               /* ops[0] is the AGENT_INSERT of a Spawn */
-    struct rpc_call *spawn_call; /* creating: the Spawn/Invoke call (reference held) */
+    struct hub_agent_st next; /* working state: scalars; blobs below */
+    bool creating;            /* ops[0] is the AGENT_INSERT of a Spawn or an import */
+    bool importing;           /* creating, from ImportAgent: ops[1..] are events 1..n */
+    uint64_t import_spawn_input_seq;
+    struct rpc_call *spawn_call; /* creating: the Spawn/Invoke/ImportAgent call (reference held) */
     bool spawn_invoke;
     size_t spawn_input_op;   /* SIZE_MAX if no input */
     const uint8_t *new_ckpt; /* in arena; replaces st.ckpt on commit when set */
@@ -763,6 +765,93 @@ void hub_actor_spawn(struct hub *h, struct rpc_call *call, const Agentry__V1__Ag
     submit(aw);
 }
 
+/* --- import -------------------------------------------------------------------------------- */
+
+/* One exported event, appended as it was stored; an input after the checkpoint joins the inbox
+ * on commit (its payload is {"text": ...}, as hub_json_text_payload wrote it). */
+static void import_event(struct agent_write *aw, const Agentry__V1__TraceEvent *e,
+                         uint64_t input_seq)
+{
+    size_t op = add_event(aw, e->kind, e->payload, e->node_id);
+    aw->ops[op].u.event.time_ns = e->time_unix_nano;
+    if (e->kind != AGENTRY__V1__EVENT_KIND__EVENT_KIND_INPUT || e->seq <= input_seq)
+        return;
+    cJSON *o = cJSON_Parse(e->payload);
+    cJSON *t = cJSON_GetObjectItemCaseSensitive(o, "text");
+    aw->inputs = arena_grow(&aw->arena, aw->inputs, aw->inputs_here, &aw->cap_inputs,
+                            sizeof(*aw->inputs));
+    aw->inputs[aw->inputs_here].op = op;
+    aw->inputs[aw->inputs_here].text = ag_arena_strdup(&aw->arena,
+                                                       cJSON_IsString(t) ? t->valuestring : "");
+    aw->inputs_here++;
+    cJSON_Delete(o);
+}
+
+/* The exported committed state becomes the working state the write stores. */
+static void import_state(struct agent_write *aw, const Agentry__V1__AgentExport *x)
+{
+    aw->next.state = x->state;
+    snprintf(aw->next.node_id, sizeof(aw->next.node_id), "%s", x->node_id ? x->node_id : "");
+    aw->next.epoch = x->epoch;
+    aw->next.input_seq = x->input_seq;
+    if (x->usage)
+        hub_usage_from_pb(x->usage, &aw->next.usage);
+    if (x->turn_usage)
+        hub_usage_from_pb(x->turn_usage, &aw->next.turn_usage);
+    aw->next.attempt = x->turn_attempt;
+    aw->next.streak = x->streak;
+    snprintf(aw->next.streak_reason, sizeof(aw->next.streak_reason), "%s",
+             x->streak_reason ? x->streak_reason : "");
+    aw->new_ckpt = x->checkpoint.data;
+    aw->new_ckpt_len = x->checkpoint.len;
+    aw->ckpt_set = true;
+    aw->new_output = x->last_output && *x->last_output ? x->last_output : NULL;
+    aw->new_error = x->last_error && *x->last_error ? x->last_error : NULL;
+    aw->out_set = true;
+    aw->import_spawn_input_seq = x->spawn_input_seq;
+}
+
+void hub_actor_import(struct hub *h, struct rpc_call *call, const Agentry__V1__AgentExport *x)
+{
+    struct ag_err err = AG_ERR_INIT;
+    Agentry__V1__AgentSpec norm = *x->spec; /* as Spawn stores it */
+    if (!norm.model || !*norm.model)
+        norm.model = "mock";
+    if (!norm.max_iterations)
+        norm.max_iterations = HUB_DEFAULT_MAX_ITER;
+    size_t len = protobuf_c_message_get_packed_size(&norm.base);
+    uint8_t *bin = ag_xmalloc(len ? len : 1);
+    protobuf_c_message_pack(&norm.base, bin);
+    struct hub_agent *a = hub_agent_new_take(x->agent_id, bin, len, x->request_id,
+                                             x->created_unix_nano, &err);
+    if (a && a->request_id && hub_agents_claim_request(&h->agents, a->request_id, a) != a) {
+        ag_err_set(&err, AG_ALREADY_EXISTS, "request id '%s' belongs to another agent on this hub",
+                   a->request_id);
+        hub_agent_free(h->sched, a);
+        a = NULL;
+    }
+    if (!a) {
+        h->fx.fail(call, &err);
+        h->fx.release(call);
+        return;
+    }
+    pthread_mutex_lock(&a->lock);
+    a->writing = true;
+    struct agent_write *aw = write_new(h, a);
+    aw->creating = true;
+    aw->importing = true;
+    aw->spawn_call = call;
+    size_t ins = add_op(aw, HUB_STORE_AGENT_INSERT);
+    for (size_t i = 0; i < x->n_events; i++)
+        import_event(aw, x->events[i], x->input_seq);
+    import_state(aw, x);
+    struct hub_store_agent *row = &aw->ops[ins].u.agent;
+    fill_agent_row(aw, row);
+    row->spawn_input_seq = x->spawn_input_seq;
+    pthread_mutex_unlock(&a->lock);
+    submit(aw);
+}
+
 /* --- after the write ----------------------------------------------------------------------- */
 
 static void commit_state(struct agent_write *aw)
@@ -854,6 +943,14 @@ static void reply_cmds(struct agent_write *aw)
 static void reply_spawn(struct agent_write *aw)
 {
     struct hub_agent *a = aw->a;
+    if (aw->importing) {
+        struct hub_reply r = {.kind = HUB_REPLY_IMPORTED,
+                              .agent_id = a->id,
+                              .state = a->st.state,
+                              .seq = a->last_seq};
+        aw->h->fx.reply(aw->spawn_call, &r);
+        return;
+    }
     if (aw->spawn_invoke) {
         aw->h->fx.wait_first_turn(a, aw->spawn_call);
         return;
@@ -933,9 +1030,15 @@ static void on_committed(struct agent_write *aw)
     if (aw->creating) {
         /* Findable before the client hears of it: a GetAgent right after Spawn must work.
          * (The table's locks never take an agent's lock, so this nests safely.) */
-        a->spawn_input_seq = aw->spawn_input_op != SIZE_MAX
+        a->spawn_input_seq = aw->importing ? aw->import_spawn_input_seq
+                             : aw->spawn_input_op != SIZE_MAX
                                  ? aw->ops[aw->spawn_input_op].u.event.seq
                                  : 0;
+        /* Inputs that waited on the first hub start their turn here as they would have there. */
+        aw->reschedule = aw->importing &&
+                         (a->st.state == AGENTRY__V1__AGENT_STATE__AGENT_STATE_IDLE ||
+                          a->st.state == AGENTRY__V1__AGENT_STATE__AGENT_STATE_YIELDED) &&
+                         hub_agent_input_waiting(a, a->st.input_seq);
         a->visible = true;
         hub_agents_publish(&h->agents, a);
     }
@@ -998,7 +1101,11 @@ static void on_failed(struct agent_write *aw, const struct ag_err *store_err)
     ag_log_write(lv, "agent.write_failed", "agent=%s ops=%zu code=%s err=%s", a->id, aw->nops,
                  ag_code_name(store_err->code), ag_log_q(store_err->msg));
     struct ag_err e, *err = &e;
-    client_err(store_err, &e);
+    if (aw->importing && store_err->code == AG_ALREADY_EXISTS)
+        ag_err_set(&e, AG_ALREADY_EXISTS,
+                   "agent '%s' (or its request id) already exists on this hub", a->id);
+    else
+        client_err(store_err, &e);
     if (aw->creating) {
         a->dead = true;
         aw->h->fx.fail(aw->spawn_call, err);
@@ -1085,11 +1192,35 @@ static void write_finish(struct agent_write *aw, bool ok, const struct ag_err *e
     free(aw);
 }
 
+/* An import keeps the exported seqs only because the store numbers a new agent's events 1..n in
+ * the order appended (store.h): check it did. If not, the rows are stored but the agent is not
+ * served (the caller gets INTERNAL; the hub's log says which seq). */
+static int import_seqs_check(struct agent_write *aw, struct ag_err *err)
+{
+    uint64_t want = 1;
+    for (size_t i = 0; i < aw->nops; i++) {
+        const struct hub_store_op *op = &aw->ops[i];
+        if (op->type != HUB_STORE_EVENT_APPEND)
+            continue;
+        if (op->u.event.seq != want)
+            return ag_err_set(
+                err, AG_INTERNAL, "the store gave imported agent '%s' seq %llu for its event %llu",
+                aw->a->id, (unsigned long long)op->u.event.seq, (unsigned long long)want);
+        want++;
+    }
+    return 0;
+}
+
 static void write_done(struct hub_store_write *w, int rc, const struct ag_err *err)
 {
     struct agent_write *aw = w->arg;
     struct hub *h = aw->h;
     struct hub_agent *a = aw->a;
+    struct ag_err seq_err = AG_ERR_INIT;
+    if (rc == 0 && aw->importing && import_seqs_check(aw, &seq_err) != 0) {
+        rc = -1;
+        err = &seq_err;
+    }
     bool created_dead = aw->creating && rc != 0;
     pthread_mutex_lock(&a->lock);
     if (rc == 0)

@@ -33,6 +33,10 @@ struct rpc_call;
  * turn (Invoke). A retry with a known request id goes to the agent that has it. */
 void hub_actor_spawn(struct hub *h, struct rpc_call *call, const Agentry__V1__AgentSpec *spec,
                      const char *input, const char *request_id, bool invoke);
+/* ImportAgent: store an exported agent (validated by hub/rpc_transfer.c) under its own id, its
+ * row and all its events in ONE write, and answer `call` once durable. x lives in the call's
+ * arena, which outlasts the write. */
+void hub_actor_import(struct hub *h, struct rpc_call *call, const Agentry__V1__AgentExport *x);
 /* SendMessage: store the input, start a turn if the agent waits for one. */
 void hub_actor_post_input(struct hub *h, struct hub_agent *a, struct rpc_call *call,
                           const char *text);

@@ -27,13 +27,14 @@ struct hub_ev_batch;
 struct hub_store_event;
 struct rpc_call;
 
-/* What a Spawn, SendMessage, KillAgent or ResumeAgent came to, once durable (or at once, for a
- * retry). */
+/* What a Spawn, SendMessage, KillAgent, ResumeAgent or ImportAgent came to, once durable (or at
+ * once, for a retry). */
 enum hub_reply_kind {
-    HUB_REPLY_SPAWNED, /* agent_id, state, seq (the Spawn's input, 0 if none), existing */
-    HUB_REPLY_SENT,    /* seq (the input's), state */
-    HUB_REPLY_KILLED,  /* seq (the KILLED event's), already_killed */
-    HUB_REPLY_RESUMED, /* seq (the RESUMED event's), state */
+    HUB_REPLY_SPAWNED,  /* agent_id, state, seq (the Spawn's input, 0 if none), existing */
+    HUB_REPLY_SENT,     /* seq (the input's), state */
+    HUB_REPLY_KILLED,   /* seq (the KILLED event's), already_killed */
+    HUB_REPLY_RESUMED,  /* seq (the RESUMED event's), state */
+    HUB_REPLY_IMPORTED, /* agent_id, state, seq (the last event's = the events stored) */
 };
 
 struct hub_reply {

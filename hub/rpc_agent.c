@@ -389,6 +389,12 @@ void hub_rpc_agent_reply(struct rpc_call *call, const struct hub_reply *r)
         m.seq = r->seq;
         m.state = (Agentry__V1__AgentState)r->state;
         rpc_call_reply_take(call, rpc_pb_pack(&m.base));
+    } else if (r->kind == HUB_REPLY_IMPORTED) {
+        Agentry__V1__ImportAgentResponse m = AGENTRY__V1__IMPORT_AGENT_RESPONSE__INIT;
+        m.agent_id = (char *)r->agent_id;
+        m.events = r->seq;
+        m.state = (Agentry__V1__AgentState)r->state;
+        rpc_call_reply_take(call, rpc_pb_pack(&m.base));
     } else if (r->kind == HUB_REPLY_RESUMED) {
         Agentry__V1__ResumeAgentResponse m = AGENTRY__V1__RESUME_AGENT_RESPONSE__INIT;
         m.seq = r->seq;
