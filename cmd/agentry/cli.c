@@ -17,6 +17,8 @@ const struct cli_cmd cli_cmds[] = {
     {"get", cli_cmd_get, "show one agent"},
     {"kill", cli_cmd_kill, "stop an agent"},
     {"resume", cli_cmd_resume, "continue a yielded or failed agent's work"},
+    {"export", cli_cmd_export, "write an agent's whole state to a file, for import elsewhere"},
+    {"import", cli_cmd_import, "create an agent from an export file"},
     {"bench", cli_cmd_bench, "load-test a hub"},
     {"version", cli_cmd_version, "print the version"},
     {NULL, NULL, NULL},
