@@ -171,6 +171,27 @@ class TransferTest(H.ClusterTestCase):
         self.assertEqual([q["messages"] for q in reqs], [3, 5])
         self.assertEqual(self.b.get(a).usage.model_calls, 3)
 
+    def test_failed_agent_keeps_its_waiting_input(self):
+        T = self.T
+        a = self.c.spawn("sleep 800; fail boom").agent_id
+        self.c.wait_state(a, T.AGENT_STATE_RUNNING)
+        s = self.c.send(a, "final later")  # waits: the turn fails before reading it
+        end = self.c.wait_turn_end(a)
+        self.assertEqual(end.kind, T.EVENT_KIND_ERROR)
+        self.c.wait_state(a, T.AGENT_STATE_FAILED)
+        self.assertEqual(self.c.get(a).pending_inputs, 1)
+        r = self.cli_import(self.export(a, "failed.pb"))
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn("state failed", r.stdout)
+        self.assert_same_agent(a)
+        # On B the resumed turn reads the input that waited on A.
+        res = self.b.hub.ResumeAgent(self.s.hub.ResumeAgentRequest(agent_id=a), timeout=10)
+        end_b = self.b.wait_turn_end(a, after_seq=res.seq)
+        self.assertEqual(end_b.kind, T.EVENT_KIND_FINAL)
+        self.assertEqual(H.payload(end_b)["output"], "later")
+        self.assertGreater(res.seq, s.seq)
+        self.assertEqual(self.b.get(a).pending_inputs, 0)
+
     def test_running_agent_is_refused(self):
         T = self.T
         a = self.c.spawn("sleep 20000").agent_id
