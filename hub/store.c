@@ -31,6 +31,10 @@
  *     `lost` is set for good: the batch that noticed fails, writes still queued fail without a
  *     transaction, new ones are refused at submit, all with the same UNAVAILABLE message, and
  *     event=store.lost is logged once. Reads go on; only acknowledging writes stops.
+ *   - A database that fails (UNAVAILABLE: down, unreachable, disk full) fails its writes and
+ *     is not "lost": every write is tried again, so writes succeed by themselves once it is
+ *     back. The writer logs event=store.down at the first failure and event=store.up at the
+ *     next commit, and nothing per failed write in between (`down`, writer thread only).
  *   - The reader's connection is closed before the writer's (store_internal.h says why).
  *   - Once closing is set no request is queued, so draining the queues terminates. */
 #include <inttypes.h>
@@ -40,6 +44,7 @@
 #include <string.h>
 
 #include "common/arena.h"
+#include "common/clock.h"
 #include "common/log.h"
 #include "common/map.h"
 #include "common/xalloc.h"
@@ -110,6 +115,10 @@ struct hub_store {
     bool cclosing;                 /* the writer has exited: drain and stop */
     struct hub_store__conn *wconn; /* owned; writer thread */
     struct seq_cache seqs;         /* writer thread */
+    /* Writer thread: the database failed (UNAVAILABLE) and no commit has succeeded since. */
+    bool down;
+    int64_t down_since_ms; /* ag_now_mono_ms() of the first failure */
+    uint64_t down_failed;  /* writes failed since */
 
     pthread_mutex_t rmu;
     pthread_cond_t rwake;  /* reader: queue not empty, or closing */
@@ -333,10 +342,30 @@ static void *completer_main(void *arg)
     }
 }
 
-static void log_db_failure(size_t n, const struct ag_err *err)
+/* The writer's view of the database, logged once per change, not once per failed batch: an
+ * outage refuses every write (the backend fails them fast, see store_pg.c's backoff), and a line
+ * per refusal would bury the one that says why. */
+static void writer_down(struct hub_store *st, size_t n, const struct ag_err *err)
 {
-    ag_log_error("store.commit_failed", "writes=%zu code=%s error=%s", n, ag_code_name(err->code),
-                 ag_log_q(err->msg));
+    if (st->down) {
+        st->down_failed += n;
+        ag_log_debug("store.commit_failed", "writes=%zu error=%s", n, ag_log_q(err->msg));
+        return;
+    }
+    st->down = true;
+    st->down_since_ms = ag_now_mono_ms();
+    st->down_failed = n;
+    ag_log_error("store.down", "backend=%s writes=%zu code=%s error=%s", st->be->scheme, n,
+                 ag_code_name(err->code), ag_log_q(err->msg));
+}
+
+static void writer_up(struct hub_store *st)
+{
+    if (!st->down)
+        return;
+    st->down = false;
+    ag_log_info("store.up", "backend=%s down_ms=%" PRId64 " failed_writes=%" PRIu64, st->be->scheme,
+                ag_now_mono_ms() - st->down_since_ms, st->down_failed);
 }
 
 /* The backend says the database is gone for good (AG_DATA_LOSS, store_internal.h). Callers see
@@ -362,7 +391,7 @@ static bool db_failed(struct hub_store *st, size_t n, struct ag_err *err)
         return true;
     }
     if (err->code == AG_UNAVAILABLE) {
-        log_db_failure(n, err);
+        writer_down(st, n, err);
         return true;
     }
     return false;
@@ -382,6 +411,8 @@ static void retry_alone(struct hub_store *st, struct hub_store_write *w, size_t 
             ag_err_clear(&err);
             rc = tx_run(st, w, 1, &err);
             down = rc != 0 && db_failed(st, n - i, &err);
+            if (rc == 0)
+                writer_up(st);
         }
         stats_add(st, w, 1, rc);
         complete(st, w, 1, rc, &err);
@@ -401,6 +432,8 @@ static void batch_run(struct hub_store *st, struct hub_store_write *head, size_t
         /* If the database failed, not a write, retrying each alone would only make every
          * caller wait (a lock held elsewhere costs the busy timeout per try): all fail now. */
         down = rc != 0 && db_failed(st, n, &err);
+        if (rc == 0)
+            writer_up(st);
     }
     if (rc != 0 && !down && n > 1) {
         ag_log_debug("store.batch_split", "writes=%zu code=%s", n, ag_code_name(err.code));

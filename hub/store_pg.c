@@ -43,7 +43,10 @@
  *
  * Lost connection: a call on a broken connection fails UNAVAILABLE; the next begin() or read
  * reconnects (PQreset), sets the session up again and goes on, so the hub recovers by itself
- * once the server is back. */
+ * once the server is back. While the server stays unreachable a connection retries with backoff
+ * (STORE_PG_BACKOFF_*); calls in between fail UNAVAILABLE at once, naming the database and
+ * "retrying in N ms", without touching the network. Logging the outage is store.c's (once per
+ * state change); a reconnect logs at debug only. */
 #include <inttypes.h>
 #include <libpq-fe.h>
 #include <stdbool.h>
@@ -53,6 +56,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "common/clock.h"
 #include "common/log.h"
 #include "common/xalloc.h"
 #include "hub/store_internal.h"
@@ -65,6 +69,12 @@
 /* Ops queued before the writer reads their results: bounds what the server buffers for us, so
  * neither side can block writing to the other (a pipeline that never reads can deadlock). */
 #define STORE_PG_PIPELINE_MAX 256
+/* While the server is unreachable, a connection tries again no sooner than this after a failed
+ * reconnect: 100 ms, doubling per failure up to 5 s, each wait drawn in [half, whole] so a
+ * reader and a writer (or many hubs) do not retry in step. Calls in between fail at once: a
+ * stopped server costs each write nothing, and the server gets at most one try per wait. */
+#define STORE_PG_BACKOFF_MIN_MS 100
+#define STORE_PG_BACKOFF_MAX_MS 5000
 
 enum stmt_id {
     ST_BEGIN,
@@ -165,6 +175,14 @@ struct hub_store__conn {
     bool commit_queued, refused;
     bool synced; /* the pipeline's sync is sent: its PIPELINE_SYNC is still to read */
     uint64_t commit_no;
+    /* Reconnect backoff (see STORE_PG_BACKOFF_*): set by a failed reconnect, cleared by one
+     * that succeeds. down_why is that failure's message, repeated to the calls refused until
+     * retry_at_ms. */
+    bool down;
+    int backoff_ms;
+    int64_t retry_at_ms; /* ag_now_mono_ms() */
+    uint64_t rng;        /* xorshift state for the jitter */
+    char down_why[192];
 };
 
 /* --- errors ----------------------------------------------------------------------------------- */
@@ -349,23 +367,49 @@ static void where_set(struct hub_store__conn *c)
              host && *host ? host : "localhost", port && *port ? port : "5432");
 }
 
+/* The next wait after a failed reconnect: doubled, capped, drawn in [half, whole]. */
+static int backoff_next(struct hub_store__conn *c)
+{
+    c->backoff_ms = c->backoff_ms ? c->backoff_ms * 2 : STORE_PG_BACKOFF_MIN_MS;
+    if (c->backoff_ms > STORE_PG_BACKOFF_MAX_MS)
+        c->backoff_ms = STORE_PG_BACKOFF_MAX_MS;
+    c->rng ^= c->rng << 13;
+    c->rng ^= c->rng >> 7;
+    c->rng ^= c->rng << 17;
+    int half = c->backoff_ms / 2;
+    return half + (int)(c->rng % (uint64_t)(half + 1));
+}
+
 /* After the connection broke: a new session, set up again. Any failure is UNAVAILABLE (open's
  * other codes mean nothing to a running store: a lock still held is most likely our own old
- * session, not yet ended by the server), and the next call tries again. */
+ * session, not yet ended by the server), and the next call tries again, but not before the
+ * backoff has passed: until then every call fails at once, saying when the next try is. The
+ * first reconnect after a break is tried at once (the usual case: the server restarted). */
 static int reconnect(struct hub_store__conn *c, struct ag_err *err)
 {
+    int64_t now = ag_now_mono_ms();
+    if (c->down && now < c->retry_at_ms)
+        return ag_err_set(err, AG_UNAVAILABLE,
+                          "%s is down; retrying in %" PRId64 " ms; last try: %s", c->where,
+                          c->retry_at_ms - now, c->down_why);
     PQreset(c->pg); /* a new session: out of pipeline mode, nothing pending */
     c->piped = c->synced = false;
     c->npend = 0;
     c->broken = true;
-    if (PQstatus(c->pg) != CONNECTION_OK)
-        return conn_err(c, "reconnect", err);
-    if (session_setup(c, STORE_PG_RELOCK_MS, err)) {
-        err->code = AG_UNAVAILABLE;
-        return -1;
+    int rc = PQstatus(c->pg) != CONNECTION_OK ? conn_err(c, "reconnect", err)
+                                              : session_setup(c, STORE_PG_RELOCK_MS, err);
+    if (rc) {
+        int wait = backoff_next(c);
+        c->down = true;
+        c->retry_at_ms = ag_now_mono_ms() + wait;
+        snprintf(c->down_why, sizeof(c->down_why), "%.191s", err->msg);
+        return ag_err_set(err, AG_UNAVAILABLE, "%s is down; retrying in %d ms; this try: %s",
+                          c->where, wait, c->down_why);
     }
-    c->broken = false;
-    ag_log_info("store.reconnected", "db=%s", ag_log_q(c->where));
+    c->broken = c->down = false;
+    c->backoff_ms = 0;
+    ag_log_debug("store.reconnected", "db=%s role=%s", ag_log_q(c->where),
+                 c->role == HUB_STORE__WRITER ? "writer" : "reader");
     return 0;
 }
 
@@ -391,6 +435,8 @@ static struct hub_store__conn *pg_open(const char *url, enum hub_store__role rol
     const char *const vals[] = {"10", conninfo, "agentry-hub", NULL};
     struct hub_store__conn *c = ag_xcalloc(1, sizeof(*c));
     c->role = role;
+    c->rng = (uint64_t)ag_now_mono_ns() ^ (uintptr_t)c;
+    c->rng |= 1; /* xorshift's state must not be 0 */
     c->pg = PQconnectdbParams(keys, vals, 1);
     if (!c->pg) {
         ag_err_set(err, AG_UNAVAILABLE, "cannot connect to postgres: out of memory");

@@ -1375,6 +1375,74 @@ static void test_pg_reconnect(void **state)
     expect_range(fx->st, tr, "r1", 1, 0, 10, after.seq[0]);
 }
 
+/* The database stays unreachable (connections to it are refused, as from a stopped server):
+ * writes and reads fail UNAVAILABLE naming it and "retrying in N ms", and only a few of them
+ * try to reconnect (backoff: 100 ms doubling), the others are refused without touching the
+ * network; counted, not timed. The outage is logged once. Once connections are allowed again,
+ * writes succeed by themselves and nothing refused was stored. */
+static void test_pg_down_backoff(void **state)
+{
+    struct fx *fx = *state;
+    fx->st = open_url(fx->url, NULL);
+    struct tracker *tr = &fx->tr;
+    enum { N = 40 };
+    struct twrite first, t[N], after;
+    tw_init(&first, tr);
+    tw_insert(&first, "d1", NULL, 1);
+    tw_append(&first, "d1", KIND_SPAWNED, "{}");
+    run_one(fx->st, &first);
+    expect_ok(&first);
+
+    char sql[256];
+    snprintf(sql, sizeof(sql), "ALTER DATABASE %s ALLOW_CONNECTIONS false", fx->pgdb);
+    assert_int_equal(pg_exec(NULL, sql), 0);
+    snprintf(sql, sizeof(sql),
+             "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+             "WHERE datname = '%s' AND pid <> pg_backend_pid()",
+             fx->pgdb);
+    assert_int_equal(pg_exec(NULL, sql), 0);
+    capture_start(&fx->cap);
+    int tries = 0, fast = 0;
+    for (int i = 0; i < N; i++) {
+        tw_init(&t[i], tr);
+        tw_append(&t[i], "d1", KIND_INPUT, "{}");
+        run_one(fx->st, &t[i]);
+        expect_fail(&t[i], AG_UNAVAILABLE, fx->pgdb);
+        tries += strstr(t[i].err.msg, "; this try: ") != NULL;
+        fast += strstr(t[i].err.msg, "; last try: ") != NULL;
+        if (i > 0 && !strstr(t[i].err.msg, "retrying in "))
+            fail_msg("error '%s' does not say when it retries", t[i].err.msg);
+    }
+    /* The first write finds the session dead; then one try per wait of at least 50 ms. */
+    assert_true(tries >= 1 && tries <= 4);
+    assert_int_equal(tries + fast, N - 1);
+    struct tread r = {.tr = tr};
+    size_t before = done_count(tr);
+    read_ok(fx->st, "d1", 1, 0, 10, &r);
+    wait_done(tr, before + 1);
+    assert_int_equal(r.code, AG_UNAVAILABLE);
+    char *log = capture_end(&fx->cap);
+    assert_int_equal(count_lines_with(log, "event=store.down"), 1);
+    free(log);
+
+    snprintf(sql, sizeof(sql), "ALTER DATABASE %s ALLOW_CONNECTIONS true", fx->pgdb);
+    assert_int_equal(pg_exec(NULL, sql), 0);
+    /* The next try comes within the backoff's cap: writes until then are still refused. */
+    for (int i = 0;; i++) {
+        assert_true(i < 200);
+        tw_init(&after, tr);
+        tw_append(&after, "d1", KIND_INPUT, "{}");
+        run_one(fx->st, &after);
+        if (after.rc == 0)
+            break;
+        expect_fail(&after, AG_UNAVAILABLE, fx->pgdb);
+        usleep(50000);
+    }
+    expect_ok(&after);
+    assert_int_equal(after.seq[0], 2);
+    expect_range(fx->st, tr, "d1", 1, 0, 10, 2);
+}
+
 /* The writer's session is ended by the server while its transaction waits in the commit mark (a
  * trigger makes it sleep there): the server's error says the transaction is aborted, so the
  * write fails UNAVAILABLE at once, and its seq goes to the next write. */
@@ -1414,7 +1482,7 @@ static void test_pg_commit_refused(void **state)
     capture_start(&fx->cap);
     assert_int_equal(pg_query_long(fx->pgdb, sql), 1);
     wait_done(tr, 2);
-    free(capture_end(&fx->cap)); /* store.commit_failed: expected */
+    free(capture_end(&fx->cap)); /* store.down: expected */
     expect_fail(&t, AG_UNAVAILABLE, "terminating connection");
 
     assert_int_equal(pg_exec(fx->pgdb, "DROP TRIGGER slow ON hub_writer"), 0);
@@ -1669,6 +1737,7 @@ int main(int argc, char **argv)
         cmocka_unit_test_setup_teardown(test_pg_migrations, setup, teardown),
         cmocka_unit_test_setup_teardown(test_pg_urls, setup, teardown),
         cmocka_unit_test_setup_teardown(test_pg_reconnect, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_pg_down_backoff, setup, teardown),
         cmocka_unit_test_setup_teardown(test_pg_bad_value, setup, teardown),
         cmocka_unit_test_setup_teardown(test_pg_commit_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(test_pg_commit_reply_lost, setup, teardown),
