@@ -8,8 +8,9 @@ its own, dropped at the end.
   and the first hub never notices.
 - A hub whose database is not there exits 1 with one line (libpq's reason).
 - The server stopped under a running hub (a private one, so other tests keep theirs): writes
-  answer UNAVAILABLE, never OK; once the server is back the hub writes again by itself, and
-  nothing acknowledged is missing.
+  answer UNAVAILABLE, never OK, at once (backoff: most say "retrying in N ms" without a
+  connection attempt), the outage logged once; once the server is back the hub writes again by
+  itself, and nothing acknowledged is missing.
 """
 import os
 import subprocess
@@ -167,13 +168,17 @@ class PgServerRestartTest(H.ClusterTestCase):
         acked = [e.seq for e in c.trace(a.agent_id)]
 
         self.pg_ctl("-m", "fast", "stop")
-        codes = set()
-        for k in range(5):
+        codes, retrying = set(), 0
+        for k in range(20):
             try:
                 acked.append(c.send(a.agent_id, "final down %d" % k).seq)
             except H.grpc.RpcError as e:
                 codes.add(e.code())
+                retrying += "is down; retrying in " in (e.details() or "")
         self.assertEqual(codes, {H.grpc.StatusCode.UNAVAILABLE})
+        # Refused by the backoff, not by a connection attempt each (counted, not timed): the
+        # first finds the session dead, then the hub tries once per wait (100 ms doubling).
+        self.assertGreaterEqual(retrying, 19 - 4)
 
         # Same port and data: the server comes back as it was.
         self.pg_ctl("-l", os.path.join(self.pgdir, "server.log"), "start", "-o",
@@ -193,6 +198,10 @@ class PgServerRestartTest(H.ClusterTestCase):
         seqs = [e.seq for e in c.trace(a.agent_id)]
         self.assertEqual(seqs, list(range(1, len(seqs) + 1)))
         self.assertTrue(set(acked) <= set(seqs), (acked, seqs))
+        # One line when writes started failing, one when they came back; none per refusal.
+        H.wait_for(lambda: "event=store.up " in c.hub_log(), 10, what="store.up in the log")
+        self.assertEqual(c.hub_log().count("event=store.down "), 1)
+        self.assertEqual(c.hub_log().count("event=store.up "), 1)
 
     def start_opts(self):
         with open(self.state + ".conninfo") as f:
