@@ -40,6 +40,10 @@
  * At close, a writer whose file left PATH folds its log into that file and empties it, so PATH
  * keeps no log of another database to replay (orphan_checkpoint).
  *
+ * Disk full (SQLITE_FULL, from the disk or a page limit): UNAVAILABLE with a message saying so;
+ * SQLite rolls the transaction back, so nothing of it is stored, and the next one succeeds once
+ * there is room: store.c retries every write, nothing here keeps state for it.
+ *
  * Invariants: one process writes a database file (the hub's seq cache assumes it; the lock
  * enforces it); every statement is reset before its function returns, so no read snapshot
  * outlives a call and WAL checkpoints are never held back by an idle connection. */
@@ -160,9 +164,16 @@ struct hub_store__conn {
 
 /* --- errors ----------------------------------------------------------------------------- */
 
-/* A failure of the database rather than of one op: the operator has to act. */
+/* A failure of the database rather than of one op: the operator has to act. A full disk (or a
+ * size limit: SQLite reports both as SQLITE_FULL) needs nothing but space: the transaction is
+ * rolled back, and the next one succeeds once there is room. */
 static int db_err(struct hub_store__conn *c, const char *what, struct ag_err *err)
 {
+    if ((sqlite3_extended_errcode(c->db) & 0xff) == SQLITE_FULL)
+        return ag_err_set(err, AG_UNAVAILABLE,
+                          "cannot %s: disk full at sqlite database '%s' (%s): free space; writes "
+                          "resume by themselves",
+                          what, c->path, sqlite3_errmsg(c->db));
     return ag_err_set(err, AG_UNAVAILABLE,
                       "cannot %s in sqlite database '%s': %s; check disk space, permissions and "
                       "that no other process holds the database",

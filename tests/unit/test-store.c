@@ -1103,6 +1103,73 @@ static size_t count_lines_with(const char *text, const char *needle)
     return n;
 }
 
+/* The sqlite handles opened while record_open is registered (sqlite3_auto_extension), in order:
+ * how test_disk_full reaches the store's writer handle. */
+static sqlite3 *opened_db[4];
+static int nopened;
+
+static int record_open(sqlite3 *db, const char **errmsg, const struct sqlite3_api_routines *api)
+{
+    (void)errmsg, (void)api;
+    if (nopened < (int)(sizeof(opened_db) / sizeof(opened_db[0])))
+        opened_db[nopened++] = db;
+    return SQLITE_OK;
+}
+
+/* Runs sql on the store's writer handle while the writer is paused (so it is not using it). */
+static void writer_exec(struct hub_store *st, sqlite3 *wdb, const char *sql)
+{
+    hub_store__pause(st, true);
+    assert_int_equal(sqlite3_exec(wdb, sql, NULL, NULL, NULL), SQLITE_OK);
+    hub_store__pause(st, false);
+}
+
+/* A full disk: writes fail UNAVAILABLE saying so and naming the file, nothing of them is stored,
+ * the outage is logged once, reads go on, and writes succeed again by themselves once there is
+ * room. The disk is "full" by SQLite's page limit (PRAGMA max_page_count on the writer's handle,
+ * no root needed): SQLITE_FULL, the same code and path as ENOSPC from a full disk. */
+static void test_disk_full(void **state)
+{
+    struct fx *fx = *state;
+    nopened = 0;
+    assert_int_equal(sqlite3_auto_extension((void (*)(void))record_open), SQLITE_OK);
+    fx->st = open_url(fx->url, NULL);
+    sqlite3_cancel_auto_extension((void (*)(void))record_open);
+    assert_true(nopened >= 1);
+    sqlite3 *wdb = opened_db[0]; /* the writer's: opened first (store_internal.h) */
+    struct tracker *tr = &fx->tr;
+    struct twrite first, t[3], after;
+    tw_init(&first, tr);
+    tw_insert(&first, "f1", NULL, 1);
+    tw_append(&first, "f1", KIND_SPAWNED, "{}");
+    run_one(fx->st, &first);
+    expect_ok(&first);
+
+    static char big[16384]; /* needs new pages whatever the free space on the last one */
+    memset(big, 'x', sizeof(big) - 1);
+    writer_exec(fx->st, wdb, "PRAGMA max_page_count = 1"); /* = the pages it has now */
+    capture_start(&fx->cap);
+    for (int i = 0; i < 3; i++) {
+        tw_init(&t[i], tr);
+        tw_append(&t[i], "f1", KIND_INPUT, big);
+        run_one(fx->st, &t[i]);
+        expect_fail(&t[i], AG_UNAVAILABLE, fx->path);
+        expect_fail(&t[i], AG_UNAVAILABLE, "disk full at");
+    }
+    char *log = capture_end(&fx->cap);
+    assert_int_equal(count_lines_with(log, "event=store.down "), 1);
+    free(log);
+    expect_range(fx->st, tr, "f1", 1, 0, 10, 1);
+
+    writer_exec(fx->st, wdb, "PRAGMA max_page_count = 1000000");
+    tw_init(&after, tr);
+    tw_append(&after, "f1", KIND_INPUT, big);
+    run_one(fx->st, &after);
+    expect_ok(&after);
+    assert_int_equal(after.seq[0], 2);
+    expect_range(fx->st, tr, "f1", 1, 0, 10, 2);
+}
+
 /* Called once the store's file has gone away under it: the batch that notices fails, every
  * later write fails at once with the same message, reads still answer, one line is logged.
  * Asserts run after stderr is restored, so a failure's report is not captured. */
@@ -1726,6 +1793,7 @@ int main(int argc, char **argv)
     const struct CMUnitTest sqlite_only[] = {
         cmocka_unit_test_setup_teardown(test_open_errors, setup, teardown),
         cmocka_unit_test_setup_teardown(test_db_unavailable, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_disk_full, setup, teardown),
         cmocka_unit_test_setup_teardown(test_exclusive_open, setup, teardown),
         cmocka_unit_test_setup_teardown(test_lost_db_deleted, setup, teardown),
         cmocka_unit_test_setup_teardown(test_lost_db_moved, setup, teardown),
