@@ -35,6 +35,11 @@
  *     is not "lost": every write is tried again, so writes succeed by themselves once it is
  *     back. The writer logs event=store.down at the first failure and event=store.up at the
  *     next commit, and nothing per failed write in between (`down`, writer thread only).
+ *   - A COMMIT whose outcome the backend cannot learn yet (AG_UNKNOWN: the connection broke
+ *     during it and the server is still unreachable) is neither acknowledged nor failed: its
+ *     writes are held, with the rest of their batch, new writes are refused at submit, and the
+ *     writer asks again every STORE_OUTCOME_POLL_MS until the backend knows; then they are
+ *     answered (stored, with their seqs, or failed) in order.
  *   - The reader's connection is closed before the writer's (store_internal.h says why).
  *   - Once closing is set no request is queued, so draining the queues terminates. */
 #include <inttypes.h>
@@ -42,6 +47,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "common/arena.h"
 #include "common/clock.h"
@@ -57,6 +63,9 @@
 /* Agents in the seq cache before it is dropped (between transactions). A miss costs one index
  * seek, so dropping is cheap; the bound keeps a long-lived hub with many agents small. */
 #define STORE_SEQ_CACHE_MAX 100000
+/* How often the writer asks the backend again about a commit whose outcome it could not learn;
+ * the backend paces its reconnects itself, so an ask in between costs nothing. */
+#define STORE_OUTCOME_POLL_MS 100
 /* Rows kept allocated by the reader between requests; a bigger replay gives its memory back. */
 #define STORE_ROWS_KEEP 64
 
@@ -100,6 +109,8 @@ struct hub_store {
     bool paused;            /* test hook, see hub_store__pause */
     bool lost;              /* set once by the writer, never cleared */
     struct ag_err lost_err; /* UNAVAILABLE + the backend's message, once lost */
+    bool unknown;           /* the writer holds a batch (held): refuse new writes meanwhile */
+    struct ag_err unknown_err;
     struct hub_store_stats stats;
 
     pthread_t writer;
@@ -115,6 +126,10 @@ struct hub_store {
     bool cclosing;                 /* the writer has exited: drain and stop */
     struct hub_store__conn *wconn; /* owned; writer thread */
     struct seq_cache seqs;         /* writer thread */
+    /* Writer thread: a batch whose COMMIT's outcome the backend cannot learn yet (AG_UNKNOWN),
+     * and the writes of its batch that came after it and have not run (a split batch). */
+    struct hub_store_write *held, *deferred;
+    size_t nheld, ndeferred;
     /* Writer thread: the database failed (UNAVAILABLE) and no commit has succeeded since. */
     bool down;
     int64_t down_since_ms; /* ag_now_mono_ms() of the first failure */
@@ -397,6 +412,27 @@ static bool db_failed(struct hub_store *st, size_t n, struct ag_err *err)
     return false;
 }
 
+/* The backend cannot tell yet whether this batch's COMMIT was stored (AG_UNKNOWN, see
+ * store_internal.h): its writes are neither acknowledged nor failed but held, with the writes
+ * after them (rest, not run), until the backend knows (outcome_pending). New writes are refused meanwhile, at
+ * submit, so no done() overtakes the held ones. */
+static void outcome_hold(struct hub_store *st, struct hub_store_write *head, size_t n,
+                         struct hub_store_write *rest, size_t nrest, const struct ag_err *err)
+{
+    st->held = head;
+    st->nheld = n;
+    st->deferred = rest;
+    st->ndeferred = nrest;
+    writer_down(st, n, err);
+    pthread_mutex_lock(&st->mu);
+    st->unknown = true;
+    ag_err_set(&st->unknown_err, AG_UNAVAILABLE,
+               "the store is down, waiting to learn whether an earlier commit was stored; retry "
+               "later (%s)",
+               err->msg);
+    pthread_mutex_unlock(&st->mu);
+}
+
 /* After a batch failed because of some write: run each alone, so only the bad ones fail. */
 static void retry_alone(struct hub_store *st, struct hub_store_write *w, size_t n)
 {
@@ -410,6 +446,10 @@ static void retry_alone(struct hub_store *st, struct hub_store_write *w, size_t 
         if (!down) {
             ag_err_clear(&err);
             rc = tx_run(st, w, 1, &err);
+            if (rc != 0 && err.code == AG_UNKNOWN) {
+                outcome_hold(st, w, 1, next, n - i - 1, &err);
+                return;
+            }
             down = rc != 0 && db_failed(st, n - i, &err);
             if (rc == 0)
                 writer_up(st);
@@ -429,6 +469,10 @@ static void batch_run(struct hub_store *st, struct hub_store_write *head, size_t
         err = st->lost_err; /* queued before the loss was noticed: no transaction, no log */
     } else {
         rc = tx_run(st, head, n, &err);
+        if (rc != 0 && err.code == AG_UNKNOWN) {
+            outcome_hold(st, head, n, NULL, 0, &err);
+            return;
+        }
         /* If the database failed, not a write, retrying each alone would only make every
          * caller wait (a lock held elsewhere costs the busy timeout per try): all fail now. */
         down = rc != 0 && db_failed(st, n, &err);
@@ -444,14 +488,59 @@ static void batch_run(struct hub_store *st, struct hub_store_write *head, size_t
     complete(st, head, n, rc, &err);
 }
 
+/* Writer thread, while held: asks the backend again (it paces its own retries, see
+ * store_pg.c's backoff) and, once it knows, answers the held writes, stored with their seqs or
+ * failed, then runs the deferred ones. Returns true while the outcome is still unknown. A store
+ * closing gives up: its held writes fail, saying they may be stored (a restart reloads the
+ * truth). */
+static bool outcome_pending(struct hub_store *st)
+{
+    struct ag_err err = AG_ERR_INIT;
+    int rc = st->be->resolve(st->wconn, &err);
+    pthread_mutex_lock(&st->mu);
+    bool closing = st->closing;
+    pthread_mutex_unlock(&st->mu);
+    if (rc != 0 && err.code == AG_UNKNOWN) {
+        if (!closing)
+            return true;
+        char why[sizeof(err.msg)];
+        snprintf(why, sizeof(why), "%s", err.msg);
+        ag_err_set(&err, AG_UNAVAILABLE,
+                   "the store closed before it could learn whether this write was stored (%s); "
+                   "it may be: read the agent's trace after the restart",
+                   why);
+    }
+    struct hub_store_write *head = st->held, *rest = st->deferred;
+    size_t n = st->nheld, nrest = st->ndeferred;
+    st->held = st->deferred = NULL;
+    st->nheld = st->ndeferred = 0;
+    pthread_mutex_lock(&st->mu);
+    st->unknown = false;
+    pthread_mutex_unlock(&st->mu);
+    if (rc == 0)
+        writer_up(st);
+    stats_add(st, head, n, rc);
+    complete(st, head, n, rc, &err);
+    if (nrest)
+        batch_run(st, rest, nrest);
+    return false;
+}
+
 static void *writer_main(void *arg)
 {
     struct hub_store *st = arg;
     struct hub_store_write *batch;
     size_t n;
-    while ((n = batch_take(st, &batch)) > 0)
+    for (;;) {
+        /* Writes queued behind a held batch wait for its outcome: done() keeps its order. */
+        if (st->held && outcome_pending(st)) {
+            nanosleep(&(struct timespec){0, STORE_OUTCOME_POLL_MS * 1000000L}, NULL);
+            continue;
+        }
+        if ((n = batch_take(st, &batch)) == 0)
+            return NULL;
         batch_run(st, batch, n);
-    return NULL;
+    }
 }
 
 /* --- reader thread ---------------------------------------------------------------------------- */
@@ -737,6 +826,8 @@ int hub_store_submit(struct hub_store *st, struct hub_store_write *w, struct ag_
         rc = ag_err_set(err, AG_UNAVAILABLE, "store is closing; write not accepted");
     } else if (st->lost) {
         rc = ag_err_set(err, AG_UNAVAILABLE, "%s", st->lost_err.msg);
+    } else if (st->unknown) {
+        rc = ag_err_set(err, AG_UNAVAILABLE, "%s", st->unknown_err.msg);
     } else if (ag_queue_push(&st->writes, &w->qn, 1, err) != 0) {
         rc = ag_err_set(err, AG_RESOURCE_EXHAUSTED,
                         "store write queue is full (%zu waiting); "

@@ -26,6 +26,10 @@
  *   AG_DATA_LOSS         the database is lost for good: what this connection commits is no
  *                        longer where a restart will look (sqlite: the file or its log was
  *                        deleted, moved or replaced). Writer only, from any writer call.
+ *   AG_UNKNOWN           commit only: whether the transaction was stored cannot be learned
+ *                        now (postgres: the connection broke during COMMIT and the server is
+ *                        still unreachable). store.c then calls nothing but resolve() (and
+ *                        rollback/close) until resolve() answers.
  * The first three mean "this write is bad, the others are fine"; store.c then retries each write
  * of the batch alone. A backend may report an op's failure later than its apply(), from a later
  * apply, last_seq or commit of the same transaction (postgres pipelines them: store_pg.c), as
@@ -37,9 +41,10 @@
  * connection again except to roll back and close. So a backend reports it once, where it
  * notices, and keeps no state for it.
  *
- * Commit must be definitive: 0 means durable, -1 means not committed. A backend that can lose
- * the answer (a PostgreSQL connection dropping during COMMIT) must find out which before it
- * returns, or the store could report a committed write as failed and reuse its seqs. The one
+ * Commit must be definitive: 0 means durable, -1 means not committed, except -1 with AG_UNKNOWN.
+ * A backend that can lose the answer (a PostgreSQL connection dropping during COMMIT) must find
+ * out which before it returns, or say AG_UNKNOWN and find out in resolve(), or the store could
+ * report a committed write as failed and reuse its seqs. The one
  * exception is AG_DATA_LOSS: the backend should notice before COMMIT when it can, but if the
  * loss came during the COMMIT it may be committed into files no restart opens; no seq is handed
  * out after it, so none can be reused. */
@@ -73,6 +78,10 @@ struct hub_store__backend {
     void (*rollback)(struct hub_store__conn *c); /* no-op if no transaction is open */
     /* One op inside the open transaction; an EVENT_APPEND arrives with its seq already set. */
     int (*apply)(struct hub_store__conn *c, const struct hub_store_op *op, struct ag_err *err);
+    /* After commit() said AG_UNKNOWN: 0 if that transaction is durable, -1 with AG_UNKNOWN if
+     * it still cannot tell (store.c asks again later; the backend paces its own retries), -1
+     * with another code if it was not stored. NULL if commit() never says AG_UNKNOWN. */
+    int (*resolve)(struct hub_store__conn *c, struct ag_err *err);
     /* Highest seq stored for agent_id, 0 if none. Called inside the open transaction. */
     int (*last_seq)(struct hub_store__conn *c, const char *agent_id, uint64_t *seq,
                     struct ag_err *err);

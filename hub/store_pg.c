@@ -32,8 +32,9 @@
  * before it (which aborts the transaction, e.g. 57P01 from a server shutting down: the usual
  * case, hence not ambiguous), commit() reconnects, takes the lock
  * again and reads commit_no: ours means committed (0), anything else means not (UNAVAILABLE).
- * If it cannot reconnect or relock, it cannot know: AG_DATA_LOSS, so store.c stops
- * acknowledging for good and the operator restarts the hub (which reloads the truth).
+ * If it cannot reconnect or relock yet, it cannot know: AG_UNKNOWN, and store.c holds the
+ * batch's writes (unanswered) and asks again through resolve(), which does the same once the
+ * backoff allows, until the server answers (store_internal.h).
  *
  * One writer process: the writer's session holds pg_try_advisory_lock(STORE_PG_LOCK_KEY) on the
  * database from open to close; a second hub gets AG_FAILED_PRECONDITION at open. The lock dies
@@ -183,6 +184,11 @@ struct hub_store__conn {
     int64_t retry_at_ms; /* ag_now_mono_ms() */
     uint64_t rng;        /* xorshift state for the jitter */
     char down_why[192];
+    /* Writer only: a COMMIT (number unresolved_no) whose outcome is not known yet, and the
+     * error that broke it. */
+    bool unresolved;
+    uint64_t unresolved_no;
+    char unresolved_why[192];
 };
 
 /* --- errors ----------------------------------------------------------------------------------- */
@@ -668,20 +674,27 @@ static int pg_last_seq(struct hub_store__conn *c, const char *agent_id, uint64_t
 
 /* The connection broke while COMMIT may have reached the server: ask a new session whether
  * commit number `no` made it. Nothing else can have written it: reconnect() takes the lock
- * again first. */
-static int commit_resolve(struct hub_store__conn *c, uint64_t no, struct ag_err *err)
+ * again first, which also waits for our old session to end (its transaction is then decided).
+ * If the server cannot be reached yet: AG_UNKNOWN, and store.c asks again (pg_resolve) until it
+ * can; reconnect()'s backoff paces those tries. why: the error that broke the COMMIT. */
+static int commit_resolve(struct hub_store__conn *c, uint64_t no, const char *why,
+                          struct ag_err *err)
 {
-    char why[sizeof(err->msg)];
-    snprintf(why, sizeof(why), "%s", err->msg);
     struct ag_err rerr = AG_ERR_INIT;
     int64_t have;
     if (reconnect(c, &rerr) ||
-        query_i64(c, "SELECT commit_no FROM hub_writer", "read the commit counter", &have, &rerr))
-        return ag_err_set(err, AG_DATA_LOSS,
-                          "lost the connection to the %s during COMMIT and cannot find out "
-                          "whether it was stored (%s); no write is acknowledged from now on; "
-                          "restart the hub",
+        query_i64(c, "SELECT commit_no FROM hub_writer", "read the commit counter", &have, &rerr)) {
+        c->broken = true;
+        c->unresolved = true;
+        c->unresolved_no = no;
+        if (why != c->unresolved_why)
+            snprintf(c->unresolved_why, sizeof(c->unresolved_why), "%.191s", why);
+        return ag_err_set(err, AG_UNKNOWN,
+                          "lost the connection to the %s during COMMIT and cannot find out yet "
+                          "whether it was stored: %s",
                           c->where, rerr.msg);
+    }
+    c->unresolved = false;
     c->commit_no = (uint64_t)have;
     bool stored = (uint64_t)have == no;
     ag_log_warn("store.commit_resolved", "db=%s stored=%s", ag_log_q(c->where),
@@ -692,6 +705,11 @@ static int commit_resolve(struct hub_store__conn *c, uint64_t no, struct ag_err 
     }
     ag_err_set(err, AG_UNAVAILABLE, "%s (after reconnecting: not stored)", why);
     return -1;
+}
+
+static int pg_resolve(struct hub_store__conn *c, struct ag_err *err)
+{
+    return commit_resolve(c, c->unresolved_no, c->unresolved_why, err);
 }
 
 static int pg_commit(struct hub_store__conn *c, struct ag_err *err)
@@ -720,8 +738,11 @@ static int pg_commit(struct hub_store__conn *c, struct ag_err *err)
      * down answers the first statement with 57P01 and closes). */
     if (c->broken || PQstatus(c->pg) == CONNECTION_BAD) {
         c->broken = true;
-        if (c->commit_queued && !c->refused)
-            return commit_resolve(c, next, err);
+        if (c->commit_queued && !c->refused) {
+            char why[sizeof(err->msg)];
+            snprintf(why, sizeof(why), "%s", err->msg);
+            return commit_resolve(c, next, why, err);
+        }
     }
     return -1;
 }
@@ -907,6 +928,7 @@ const struct hub_store__backend hub_store__pg_backend = {
     .close = pg_close,
     .begin = pg_begin,
     .commit = pg_commit,
+    .resolve = pg_resolve,
     .rollback = pg_rollback,
     .apply = pg_apply,
     .last_seq = pg_last_seq,
@@ -920,6 +942,7 @@ const struct hub_store__backend hub_store__pgql_backend = {
     .close = pg_close,
     .begin = pg_begin,
     .commit = pg_commit,
+    .resolve = pg_resolve,
     .rollback = pg_rollback,
     .apply = pg_apply,
     .last_seq = pg_last_seq,

@@ -1562,14 +1562,15 @@ static void test_pg_commit_refused(void **state)
 }
 
 /* A TCP proxy between the store and the server that a test can cut: every connection through
- * it closes at once, with no word from the server, as when a network path dies. */
+ * it closes at once, with no word from the server, as when a network path dies. While it
+ * refuses, new connections are closed as soon as they come (the server looks down). */
 struct proxy {
     int lfd, port, target_port;
     pthread_t th;
     pthread_mutex_t mu;
     int fds[32]; /* pairs: client side, server side */
     int nfds;
-    bool cut, stop;
+    bool cut, stop, refuse;
 };
 
 static void proxy_close_pair(struct proxy *p, int i)
@@ -1586,6 +1587,13 @@ static void proxy_accept(struct proxy *p)
     int a = accept(p->lfd, NULL, NULL);
     if (a < 0)
         return;
+    pthread_mutex_lock(&p->mu);
+    bool refuse = p->refuse;
+    pthread_mutex_unlock(&p->mu);
+    if (refuse) {
+        close(a);
+        return;
+    }
     int s = socket(AF_INET, SOCK_STREAM, 0);
     struct sockaddr_in to = {.sin_family = AF_INET, .sin_port = htons((uint16_t)p->target_port)};
     to.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
@@ -1664,6 +1672,13 @@ static void proxy_cut(struct proxy *p)
     }
 }
 
+static void proxy_refuse(struct proxy *p, bool refuse)
+{
+    pthread_mutex_lock(&p->mu);
+    p->refuse = refuse;
+    pthread_mutex_unlock(&p->mu);
+}
+
 static void proxy_stop(struct proxy *p)
 {
     pthread_mutex_lock(&p->mu);
@@ -1739,6 +1754,98 @@ static void test_pg_commit_reply_lost(void **state)
     proxy_stop(&px);
 }
 
+/* As above, but the server cannot be reached again at first (the proxy refuses), so the store
+ * cannot learn whether the COMMIT was stored: the write is neither acknowledged nor failed but
+ * held, new writes are refused at once (UNAVAILABLE), and once the server can be reached the
+ * store reads the commit counter and acknowledges the held write with its seq. */
+static void test_pg_commit_outcome_later(void **state)
+{
+    struct fx *fx = *state;
+    PQconninfoOption *opts = PQconninfoParse(pg_conninfo, NULL);
+    assert_non_null(opts);
+    int port = 0;
+    for (PQconninfoOption *o = opts; o->keyword; o++)
+        if (strcmp(o->keyword, "port") == 0 && o->val)
+            port = atoi(o->val);
+    PQconninfoFree(opts);
+    struct proxy px;
+    proxy_start(&px, port);
+    char url[256];
+    snprintf(url, sizeof(url), "postgres:host=127.0.0.1 port=%d user=postgres dbname=%s", px.port,
+             fx->pgdb);
+    fx->st = open_url(url, NULL);
+    struct tracker *tr = &fx->tr;
+    struct twrite first, t, after;
+    tw_init(&first, tr);
+    tw_insert(&first, "u1", NULL, 1);
+    tw_append(&first, "u1", KIND_SPAWNED, "{}");
+    run_one(fx->st, &first);
+    expect_ok(&first);
+
+    assert_int_equal(pg_exec(fx->pgdb, "CREATE FUNCTION slow() RETURNS trigger LANGUAGE plpgsql AS "
+                                       "$$ BEGIN PERFORM pg_sleep(1); RETURN NEW; END $$"),
+                     0);
+    assert_int_equal(pg_exec(fx->pgdb, "CREATE TRIGGER slow BEFORE UPDATE ON hub_writer "
+                                       "FOR EACH ROW EXECUTE FUNCTION slow()"),
+                     0);
+    tw_init(&t, tr);
+    tw_append(&t, "u1", KIND_INPUT, "{}");
+    submit_ok(fx->st, &t);
+    char sql[256];
+    snprintf(sql, sizeof(sql),
+             "SELECT count(*) FROM pg_stat_activity WHERE datname = '%s' "
+             "AND wait_event = 'PgSleep'",
+             fx->pgdb);
+    for (int i = 0; i < 200 && pg_query_long(fx->pgdb, sql) != 1; i++)
+        usleep(10000);
+    assert_int_equal(pg_query_long(fx->pgdb, sql), 1);
+    capture_start(&fx->cap);
+    proxy_refuse(&px, true);
+    proxy_cut(&px);
+    /* Held: no answer while the server cannot be asked, and new writes are refused at once. */
+    /* Writes accepted before the store noticed wait behind t, and are stored after it. */
+    static struct twrite queued[100];
+    size_t nqueued = 0;
+    struct ag_err err = AG_ERR_INIT;
+    for (;; nqueued++) {
+        assert_true(nqueued < 100);
+        tw_init(&queued[nqueued], tr);
+        tw_append(&queued[nqueued], "u1", KIND_INPUT, "{}");
+        if (hub_store_submit(fx->st, &queued[nqueued].w, &err) != 0)
+            break;
+        usleep(10000);
+    }
+    assert_string_equal(ag_code_name(err.code), "UNAVAILABLE");
+    if (!strstr(err.msg, "waiting to learn"))
+        fail_msg("refusal '%s' does not say why", err.msg);
+    usleep(300000);
+    assert_int_equal(done_count(tr), 1);
+    assert_int_equal(t.calls, 0);
+
+    proxy_refuse(&px, false);
+    wait_done(tr, 2 + nqueued);
+    char *log = capture_end(&fx->cap);
+    assert_int_equal(count_lines_with(log, "event=store.down "), 1);
+    free(log);
+    expect_ok(&t);
+    assert_int_equal(t.seq[0], 2);
+    for (size_t i = 0; i < nqueued; i++) {
+        expect_ok(&queued[i]);
+        assert_int_equal(queued[i].seq[0], 3 + i);
+    }
+    assert_int_equal(pg_exec(fx->pgdb, "DROP TRIGGER slow ON hub_writer"), 0);
+
+    tw_init(&after, tr);
+    tw_append(&after, "u1", KIND_INPUT, "{}");
+    run_one(fx->st, &after);
+    expect_ok(&after);
+    assert_int_equal(after.seq[0], 3 + nqueued);
+    expect_range(fx->st, tr, "u1", 1, 0, 10, 3 + nqueued);
+    hub_store_close(fx->st);
+    fx->st = NULL;
+    proxy_stop(&px);
+}
+
 /* A value PostgreSQL rejects (a NUL byte in text) fails only its own write, INVALID_ARGUMENT,
  * and the seq it would have taken goes to the next append. */
 static void test_pg_bad_value(void **state)
@@ -1809,6 +1916,7 @@ int main(int argc, char **argv)
         cmocka_unit_test_setup_teardown(test_pg_bad_value, setup, teardown),
         cmocka_unit_test_setup_teardown(test_pg_commit_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(test_pg_commit_reply_lost, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_pg_commit_outcome_later, setup, teardown),
     };
     int failed = cmocka_run_group_tests_name("both", both, NULL, NULL);
     if (pg_run)
