@@ -506,8 +506,8 @@ static bool outcome_pending(struct hub_store *st)
         char why[sizeof(err.msg)];
         snprintf(why, sizeof(why), "%s", err.msg);
         ag_err_set(&err, AG_UNAVAILABLE,
-                   "the store closed before it could learn whether this write was stored (%s); "
-                   "it may be: read the agent's trace after the restart",
+                   "the store closed before it could learn whether this write was stored; it "
+                   "may be: read the agent's trace after the restart (%s)",
                    why);
     }
     struct hub_store_write *head = st->held, *rest = st->deferred;

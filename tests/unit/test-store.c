@@ -1754,13 +1754,11 @@ static void test_pg_commit_reply_lost(void **state)
     proxy_stop(&px);
 }
 
-/* As above, but the server cannot be reached again at first (the proxy refuses), so the store
- * cannot learn whether the COMMIT was stored: the write is neither acknowledged nor failed but
- * held, new writes are refused at once (UNAVAILABLE), and once the server can be reached the
- * store reads the commit counter and acknowledges the held write with its seq. */
-static void test_pg_commit_outcome_later(void **state)
+/* Through a proxy to the server: stores u1's first event, then submits t and cuts the path while
+ * the server works on t's transaction (a trigger sleeps 1 s in the commit mark; the server then
+ * commits it), with the proxy refusing new connections: the store cannot learn t's outcome. */
+static void hold_one(struct fx *fx, struct proxy *px, struct twrite *t)
 {
-    struct fx *fx = *state;
     PQconninfoOption *opts = PQconninfoParse(pg_conninfo, NULL);
     assert_non_null(opts);
     int port = 0;
@@ -1768,14 +1766,13 @@ static void test_pg_commit_outcome_later(void **state)
         if (strcmp(o->keyword, "port") == 0 && o->val)
             port = atoi(o->val);
     PQconninfoFree(opts);
-    struct proxy px;
-    proxy_start(&px, port);
+    proxy_start(px, port);
     char url[256];
-    snprintf(url, sizeof(url), "postgres:host=127.0.0.1 port=%d user=postgres dbname=%s", px.port,
+    snprintf(url, sizeof(url), "postgres:host=127.0.0.1 port=%d user=postgres dbname=%s", px->port,
              fx->pgdb);
     fx->st = open_url(url, NULL);
     struct tracker *tr = &fx->tr;
-    struct twrite first, t, after;
+    struct twrite first;
     tw_init(&first, tr);
     tw_insert(&first, "u1", NULL, 1);
     tw_append(&first, "u1", KIND_SPAWNED, "{}");
@@ -1788,9 +1785,9 @@ static void test_pg_commit_outcome_later(void **state)
     assert_int_equal(pg_exec(fx->pgdb, "CREATE TRIGGER slow BEFORE UPDATE ON hub_writer "
                                        "FOR EACH ROW EXECUTE FUNCTION slow()"),
                      0);
-    tw_init(&t, tr);
-    tw_append(&t, "u1", KIND_INPUT, "{}");
-    submit_ok(fx->st, &t);
+    tw_init(t, tr);
+    tw_append(t, "u1", KIND_INPUT, "{}");
+    submit_ok(fx->st, t);
     char sql[256];
     snprintf(sql, sizeof(sql),
              "SELECT count(*) FROM pg_stat_activity WHERE datname = '%s' "
@@ -1800,10 +1797,23 @@ static void test_pg_commit_outcome_later(void **state)
         usleep(10000);
     assert_int_equal(pg_query_long(fx->pgdb, sql), 1);
     capture_start(&fx->cap);
-    proxy_refuse(&px, true);
-    proxy_cut(&px);
-    /* Held: no answer while the server cannot be asked, and new writes are refused at once. */
-    /* Writes accepted before the store noticed wait behind t, and are stored after it. */
+    proxy_refuse(px, true);
+    proxy_cut(px);
+}
+
+/* As above, but the server cannot be reached again at first (the proxy refuses), so the store
+ * cannot learn whether the COMMIT was stored: the write is neither acknowledged nor failed but
+ * held, new writes are refused at once (UNAVAILABLE), and once the server can be reached the
+ * store reads the commit counter and acknowledges the held write with its seq. */
+static void test_pg_commit_outcome_later(void **state)
+{
+    struct fx *fx = *state;
+    struct tracker *tr = &fx->tr;
+    struct proxy px;
+    struct twrite t, after;
+    hold_one(fx, &px, &t);
+    /* Held: no answer while the server cannot be asked, and new writes are refused at once;
+     * writes accepted before the store noticed wait behind t, and are stored after it. */
     static struct twrite queued[100];
     size_t nqueued = 0;
     struct ag_err err = AG_ERR_INIT;
@@ -1844,6 +1854,28 @@ static void test_pg_commit_outcome_later(void **state)
     hub_store_close(fx->st);
     fx->st = NULL;
     proxy_stop(&px);
+}
+
+/* The store closes while it still cannot learn a commit's outcome: the held write fails
+ * UNAVAILABLE saying it may be stored (it was: a restart finds it). */
+static void test_pg_commit_outcome_close(void **state)
+{
+    struct fx *fx = *state;
+    struct proxy px;
+    struct twrite t;
+    hold_one(fx, &px, &t);
+    usleep(200000);
+    assert_int_equal(t.calls, 0);
+    hub_store_close(fx->st);
+    fx->st = NULL;
+    free(capture_end(&fx->cap)); /* store.down: expected */
+    expect_fail(&t, AG_UNAVAILABLE, "may be");
+    proxy_stop(&px);
+    /* The server finishes t's transaction once its sleep ends. */
+    const char *sql = "SELECT count(*) FROM events WHERE agent_id = 'u1'";
+    for (int i = 0; i < 300 && pg_query_long(fx->pgdb, sql) != 2; i++)
+        usleep(10000);
+    assert_int_equal(pg_query_long(fx->pgdb, sql), 2);
 }
 
 /* A value PostgreSQL rejects (a NUL byte in text) fails only its own write, INVALID_ARGUMENT,
@@ -1917,6 +1949,7 @@ int main(int argc, char **argv)
         cmocka_unit_test_setup_teardown(test_pg_commit_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(test_pg_commit_reply_lost, setup, teardown),
         cmocka_unit_test_setup_teardown(test_pg_commit_outcome_later, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_pg_commit_outcome_close, setup, teardown),
     };
     int failed = cmocka_run_group_tests_name("both", both, NULL, NULL);
     if (pg_run)
