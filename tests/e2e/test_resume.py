@@ -128,6 +128,9 @@ class ResumeTest(H.ClusterTestCase):
         running = self.c.spawn("sleep 30000; final late", tools=()).agent_id
         self.c.wait_state(running, T.AGENT_STATE_RUNNING)
         self.assert_refused(running, FP, "agent '%s' is already running" % running)
+        # The turn stores nothing more until its 30 s model call answers: wait for that call's
+        # MODEL_REQUEST before counting, or it could land between the count and the kill.
+        self.c.wait_kind(running, T.EVENT_KIND_MODEL_REQUEST)
         last = self.c.get(running).last_seq
         self.c.kill(running)
         self.assert_refused(running, FP, "agent '%s' is killed" % running)
