@@ -73,7 +73,6 @@
 static const struct hub_store__backend *const store_backends[] = {
     &hub_store__sqlite_backend,
     &hub_store__pg_backend,
-    &hub_store__pgql_backend,
 };
 
 struct seq_entry {
@@ -615,13 +614,17 @@ static void *reader_main(void *arg)
 
 /* --- open / close ----------------------------------------------------------------------------- */
 
+static bool scheme_is(const char *url, const char *scheme)
+{
+    size_t n = scheme ? strlen(scheme) : 0;
+    return n && strncmp(url, scheme, n) == 0 && url[n] == ':';
+}
+
 static const struct hub_store__backend *backend_find(const char *url)
 {
-    for (size_t i = 0; i < AG_ARRAY_SIZE(store_backends); i++) {
-        size_t n = strlen(store_backends[i]->scheme);
-        if (strncmp(url, store_backends[i]->scheme, n) == 0 && url[n] == ':')
+    for (size_t i = 0; i < AG_ARRAY_SIZE(store_backends); i++)
+        if (scheme_is(url, store_backends[i]->scheme) || scheme_is(url, store_backends[i]->alias))
             return store_backends[i];
-    }
     return NULL;
 }
 

@@ -67,6 +67,7 @@ enum hub_store__role {
 /* A backend is a row: its URL scheme and the functions that speak its database. */
 struct hub_store__backend {
     const char *scheme; /* "sqlite" serves "sqlite:PATH" */
+    const char *alias;  /* another scheme for the same database ("postgresql"), or NULL */
     /* url: the whole URL (its scheme already matched), as libpq wants "postgres://..." whole.
      * NULL with err set on failure. */
     struct hub_store__conn *(*open)(const char *url, enum hub_store__role role, struct ag_err *err);
@@ -98,8 +99,7 @@ struct hub_store__backend {
 };
 
 extern const struct hub_store__backend hub_store__sqlite_backend;
-extern const struct hub_store__backend hub_store__pg_backend;   /* "postgres:..." */
-extern const struct hub_store__backend hub_store__pgql_backend; /* "postgresql:..." */
+extern const struct hub_store__backend hub_store__pg_backend; /* "postgres:", "postgresql:" */
 
 /* Test hook: while paused, neither the writer nor the reader takes anything from its queue, so a
  * test can fill a queue or line up an exact batch. hub_store_close overrides a pause. */

@@ -921,23 +921,10 @@ static int pg_load_agents(struct hub_store__conn *c, hub_store_agent_fn *cb, voi
     return read_rows(c, ST_AGENTS, NULL, "read agents", agent_row, &x, err);
 }
 
-/* Two rows, one per scheme PostgreSQL's own tools accept. */
+/* One row for both schemes PostgreSQL's own tools accept. */
 const struct hub_store__backend hub_store__pg_backend = {
     .scheme = "postgres",
-    .open = pg_open,
-    .close = pg_close,
-    .begin = pg_begin,
-    .commit = pg_commit,
-    .resolve = pg_resolve,
-    .rollback = pg_rollback,
-    .apply = pg_apply,
-    .last_seq = pg_last_seq,
-    .scan_events = pg_scan_events,
-    .load_agents = pg_load_agents,
-};
-
-const struct hub_store__backend hub_store__pgql_backend = {
-    .scheme = "postgresql",
+    .alias = "postgresql",
     .open = pg_open,
     .close = pg_close,
     .begin = pg_begin,
