@@ -1510,6 +1510,52 @@ static void test_pg_down_backoff(void **state)
     expect_range(fx->st, tr, "d1", 1, 0, 10, 2);
 }
 
+/* The port of the test server (from its conninfo), for a proxy in front of it. */
+static int pg_port(void)
+{
+    PQconninfoOption *opts = PQconninfoParse(pg_conninfo, NULL);
+    assert_non_null(opts);
+    int port = 0;
+    for (PQconninfoOption *o = opts; o->keyword; o++)
+        if (strcmp(o->keyword, "port") == 0 && o->val)
+            port = atoi(o->val);
+    PQconninfoFree(opts);
+    return port;
+}
+
+/* With fx->st open: store agent's first event, then submit t (an INPUT of agent) whose COMMIT
+ * sleeps `secs` inside the server (a trigger on the commit mark, hub_writer); returns once the
+ * server is asleep in it. The caller drops the trigger. */
+static void submit_slow_commit(struct fx *fx, const char *agent, int secs, struct twrite *t)
+{
+    struct tracker *tr = &fx->tr;
+    struct twrite first;
+    tw_init(&first, tr);
+    tw_insert(&first, agent, NULL, 1);
+    tw_append(&first, agent, KIND_SPAWNED, "{}");
+    run_one(fx->st, &first);
+    expect_ok(&first);
+    char sql[256];
+    snprintf(sql, sizeof(sql),
+             "CREATE FUNCTION slow() RETURNS trigger LANGUAGE plpgsql AS "
+             "$$ BEGIN PERFORM pg_sleep(%d); RETURN NEW; END $$",
+             secs);
+    assert_int_equal(pg_exec(fx->pgdb, sql), 0);
+    assert_int_equal(pg_exec(fx->pgdb, "CREATE TRIGGER slow BEFORE UPDATE ON hub_writer "
+                                       "FOR EACH ROW EXECUTE FUNCTION slow()"),
+                     0);
+    tw_init(t, tr);
+    tw_append(t, agent, KIND_INPUT, "{}");
+    submit_ok(fx->st, t);
+    snprintf(sql, sizeof(sql),
+             "SELECT count(*) FROM pg_stat_activity WHERE datname = '%s' "
+             "AND wait_event = 'PgSleep'",
+             fx->pgdb);
+    for (int i = 0; i < 200 && pg_query_long(fx->pgdb, sql) != 1; i++)
+        usleep(10000);
+    assert_int_equal(pg_query_long(fx->pgdb, sql), 1);
+}
+
 /* The writer's session is ended by the server while its transaction waits in the commit mark (a
  * trigger makes it sleep there): the server's error says the transaction is aborted, so the
  * write fails UNAVAILABLE at once, and its seq goes to the next write. */
@@ -1518,30 +1564,9 @@ static void test_pg_commit_refused(void **state)
     struct fx *fx = *state;
     fx->st = open_url(fx->url, NULL);
     struct tracker *tr = &fx->tr;
-    struct twrite first, t, after;
-    tw_init(&first, tr);
-    tw_insert(&first, "c1", NULL, 1);
-    tw_append(&first, "c1", KIND_SPAWNED, "{}");
-    run_one(fx->st, &first);
-    expect_ok(&first);
-
-    assert_int_equal(pg_exec(fx->pgdb, "CREATE FUNCTION slow() RETURNS trigger LANGUAGE plpgsql AS "
-                                       "$$ BEGIN PERFORM pg_sleep(30); RETURN NEW; END $$"),
-                     0);
-    assert_int_equal(pg_exec(fx->pgdb, "CREATE TRIGGER slow BEFORE UPDATE ON hub_writer "
-                                       "FOR EACH ROW EXECUTE FUNCTION slow()"),
-                     0);
-    tw_init(&t, tr);
-    tw_append(&t, "c1", KIND_INPUT, "{}");
-    submit_ok(fx->st, &t);
+    struct twrite t, after;
+    submit_slow_commit(fx, "c1", 30, &t);
     char sql[256];
-    snprintf(sql, sizeof(sql),
-             "SELECT count(*) FROM pg_stat_activity WHERE datname = '%s' "
-             "AND wait_event = 'PgSleep'",
-             fx->pgdb);
-    for (int i = 0; i < 200 && pg_query_long(fx->pgdb, sql) != 1; i++)
-        usleep(25000);
-    assert_int_equal(pg_query_long(fx->pgdb, sql), 1);
     snprintf(sql, sizeof(sql),
              "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
              "WHERE datname = '%s' AND wait_event = 'PgSleep'",
@@ -1689,6 +1714,16 @@ static void proxy_stop(struct proxy *p)
     pthread_mutex_destroy(&p->mu);
 }
 
+/* Open the store through px (started in front of the test server). */
+static void open_via_proxy(struct fx *fx, struct proxy *px)
+{
+    proxy_start(px, pg_port());
+    char url[256];
+    snprintf(url, sizeof(url), "postgres:host=127.0.0.1 port=%d user=postgres dbname=%s", px->port,
+             fx->pgdb);
+    fx->st = open_url(url, NULL);
+}
+
 /* The path to the server dies after the writer sent its whole transaction, COMMIT included,
  * while the server still works on it (the trigger sleeps 1 s in the commit mark); the server
  * then commits it. The store cannot tell from the connection, so it reconnects, waits for the
@@ -1697,44 +1732,11 @@ static void proxy_stop(struct proxy *p)
 static void test_pg_commit_reply_lost(void **state)
 {
     struct fx *fx = *state;
-    PQconninfoOption *opts = PQconninfoParse(pg_conninfo, NULL);
-    assert_non_null(opts);
-    int port = 0;
-    for (PQconninfoOption *o = opts; o->keyword; o++)
-        if (strcmp(o->keyword, "port") == 0 && o->val)
-            port = atoi(o->val);
-    PQconninfoFree(opts);
     struct proxy px;
-    proxy_start(&px, port);
-    char url[256];
-    snprintf(url, sizeof(url), "postgres:host=127.0.0.1 port=%d user=postgres dbname=%s", px.port,
-             fx->pgdb);
-    fx->st = open_url(url, NULL);
+    open_via_proxy(fx, &px);
     struct tracker *tr = &fx->tr;
-    struct twrite first, t, after;
-    tw_init(&first, tr);
-    tw_insert(&first, "c1", NULL, 1);
-    tw_append(&first, "c1", KIND_SPAWNED, "{}");
-    run_one(fx->st, &first);
-    expect_ok(&first);
-
-    assert_int_equal(pg_exec(fx->pgdb, "CREATE FUNCTION slow() RETURNS trigger LANGUAGE plpgsql AS "
-                                       "$$ BEGIN PERFORM pg_sleep(1); RETURN NEW; END $$"),
-                     0);
-    assert_int_equal(pg_exec(fx->pgdb, "CREATE TRIGGER slow BEFORE UPDATE ON hub_writer "
-                                       "FOR EACH ROW EXECUTE FUNCTION slow()"),
-                     0);
-    tw_init(&t, tr);
-    tw_append(&t, "c1", KIND_INPUT, "{}");
-    submit_ok(fx->st, &t);
-    char sql[256];
-    snprintf(sql, sizeof(sql),
-             "SELECT count(*) FROM pg_stat_activity WHERE datname = '%s' "
-             "AND wait_event = 'PgSleep'",
-             fx->pgdb);
-    for (int i = 0; i < 200 && pg_query_long(fx->pgdb, sql) != 1; i++)
-        usleep(10000);
-    assert_int_equal(pg_query_long(fx->pgdb, sql), 1);
+    struct twrite t, after;
+    submit_slow_commit(fx, "c1", 1, &t);
     /* Cut while the server sleeps inside the transaction: COMMIT's answer cannot have left it
      * yet, so an OK below can only come from the commit counter read after reconnecting. */
     proxy_cut(&px);
@@ -1759,43 +1761,8 @@ static void test_pg_commit_reply_lost(void **state)
  * commits it), with the proxy refusing new connections: the store cannot learn t's outcome. */
 static void hold_one(struct fx *fx, struct proxy *px, struct twrite *t)
 {
-    PQconninfoOption *opts = PQconninfoParse(pg_conninfo, NULL);
-    assert_non_null(opts);
-    int port = 0;
-    for (PQconninfoOption *o = opts; o->keyword; o++)
-        if (strcmp(o->keyword, "port") == 0 && o->val)
-            port = atoi(o->val);
-    PQconninfoFree(opts);
-    proxy_start(px, port);
-    char url[256];
-    snprintf(url, sizeof(url), "postgres:host=127.0.0.1 port=%d user=postgres dbname=%s", px->port,
-             fx->pgdb);
-    fx->st = open_url(url, NULL);
-    struct tracker *tr = &fx->tr;
-    struct twrite first;
-    tw_init(&first, tr);
-    tw_insert(&first, "u1", NULL, 1);
-    tw_append(&first, "u1", KIND_SPAWNED, "{}");
-    run_one(fx->st, &first);
-    expect_ok(&first);
-
-    assert_int_equal(pg_exec(fx->pgdb, "CREATE FUNCTION slow() RETURNS trigger LANGUAGE plpgsql AS "
-                                       "$$ BEGIN PERFORM pg_sleep(1); RETURN NEW; END $$"),
-                     0);
-    assert_int_equal(pg_exec(fx->pgdb, "CREATE TRIGGER slow BEFORE UPDATE ON hub_writer "
-                                       "FOR EACH ROW EXECUTE FUNCTION slow()"),
-                     0);
-    tw_init(t, tr);
-    tw_append(t, "u1", KIND_INPUT, "{}");
-    submit_ok(fx->st, t);
-    char sql[256];
-    snprintf(sql, sizeof(sql),
-             "SELECT count(*) FROM pg_stat_activity WHERE datname = '%s' "
-             "AND wait_event = 'PgSleep'",
-             fx->pgdb);
-    for (int i = 0; i < 200 && pg_query_long(fx->pgdb, sql) != 1; i++)
-        usleep(10000);
-    assert_int_equal(pg_query_long(fx->pgdb, sql), 1);
+    open_via_proxy(fx, px);
+    submit_slow_commit(fx, "u1", 1, t);
     capture_start(&fx->cap);
     proxy_refuse(px, true);
     proxy_cut(px);
