@@ -103,6 +103,15 @@ static long pg_query_long(const char *db, const char *sql)
     return v;
 }
 
+/* Poll the query on db until it answers want (at most ~3 s: what the server is waited for here
+ * is a sleep or a commit already under way), then assert it does. */
+static void pg_wait_long(const char *db, const char *sql, long want)
+{
+    for (int i = 0; i < 300 && pg_query_long(db, sql) != want; i++)
+        usleep(10000);
+    assert_int_equal(pg_query_long(db, sql), want);
+}
+
 static int setup(void **state)
 {
     struct fx *fx = calloc(1, sizeof(*fx));
@@ -1564,9 +1573,7 @@ static void submit_slow_commit(struct fx *fx, const char *agent, int secs, struc
              "SELECT count(*) FROM pg_stat_activity WHERE datname = '%s' "
              "AND wait_event = 'PgSleep'",
              fx->pgdb);
-    for (int i = 0; i < 200 && pg_query_long(fx->pgdb, sql) != 1; i++)
-        usleep(10000);
-    assert_int_equal(pg_query_long(fx->pgdb, sql), 1);
+    pg_wait_long(fx->pgdb, sql, 1);
 }
 
 /* The writer's session is ended by the server while its transaction waits in the commit mark (a
@@ -1852,10 +1859,7 @@ static void test_pg_commit_outcome_close(void **state)
     expect_fail(&t, AG_UNAVAILABLE, "may be");
     proxy_stop(&px);
     /* The server finishes t's transaction once its sleep ends. */
-    const char *sql = "SELECT count(*) FROM events WHERE agent_id = 'u1'";
-    for (int i = 0; i < 300 && pg_query_long(fx->pgdb, sql) != 2; i++)
-        usleep(10000);
-    assert_int_equal(pg_query_long(fx->pgdb, sql), 2);
+    pg_wait_long(fx->pgdb, "SELECT count(*) FROM events WHERE agent_id = 'u1'", 2);
 }
 
 /* A value PostgreSQL rejects (a NUL byte in text) fails only its own write, INVALID_ARGUMENT,

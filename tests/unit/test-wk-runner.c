@@ -366,6 +366,9 @@ struct asg {
     Agentry__V1__AgentSpec spec;
     Agentry__V1__Input in[4];
     Agentry__V1__Input *inp[4];
+    Agentry__V1__Checkpoint cp;
+    Agentry__V1__Message msg;
+    Agentry__V1__Message *msgp;
 };
 
 static void asg_init(struct asg *s, const char *agent, uint64_t epoch, const char *model,
@@ -391,6 +394,20 @@ static void asg_input(struct asg *s, uint64_t seq, const char *text)
     in->seq = seq;
     in->text = (char *)text;
     s->inp[s->a.n_inputs++] = in;
+}
+
+/* A checkpoint of one user message, whose inputs up to input_seq are consumed. */
+static void asg_checkpoint(struct asg *s, const char *user_text, uint64_t input_seq)
+{
+    agentry__v1__checkpoint__init(&s->cp);
+    agentry__v1__message__init(&s->msg);
+    s->msg.role = "user";
+    s->msg.content = (char *)user_text;
+    s->msgp = &s->msg;
+    s->cp.messages = &s->msgp;
+    s->cp.n_messages = 1;
+    s->cp.input_seq = input_seq;
+    s->a.checkpoint = &s->cp;
 }
 
 /* Assign a one-input turn. */
@@ -546,15 +563,7 @@ static void test_turn_without_input_asks_the_model_with_its_own_limit(void **sta
     struct fix *f = *state;
     struct asg s;
     asg_init(&s, "a1", 2, "mock", echo_tools, 1, 5);
-    Agentry__V1__Message m0 = AGENTRY__V1__MESSAGE__INIT;
-    m0.role = "user";
-    m0.content = "loop";
-    Agentry__V1__Message *msgs[] = {&m0};
-    Agentry__V1__Checkpoint cp = AGENTRY__V1__CHECKPOINT__INIT;
-    cp.messages = msgs;
-    cp.n_messages = 1;
-    cp.input_seq = 2;
-    s.a.checkpoint = &cp;
+    asg_checkpoint(&s, "loop", 2);
     s.a.max_iterations = 2;
     assert_int_equal(wk_runner_assign(f->runner, &s.a, NULL), 0);
     assert_true(wait_for(f, "a1", K_YIELD, 1));
@@ -714,15 +723,7 @@ static void test_unknown_provider_and_reject(void **state)
     struct fix *f = *state;
     struct asg s;
     asg_init(&s, "a1", 4, "nope/big", NULL, 0, 0);
-    Agentry__V1__Message m0 = AGENTRY__V1__MESSAGE__INIT;
-    m0.role = "user";
-    m0.content = "earlier";
-    Agentry__V1__Message *msgs[] = {&m0};
-    Agentry__V1__Checkpoint cp = AGENTRY__V1__CHECKPOINT__INIT;
-    cp.messages = msgs;
-    cp.n_messages = 1;
-    cp.input_seq = 2;
-    s.a.checkpoint = &cp;
+    asg_checkpoint(&s, "earlier", 2);
     asg_input(&s, 3, "hello");
     struct ag_err err = AG_ERR_INIT;
     assert_int_equal(wk_runner_assign(f->runner, &s.a, &err), -1);
