@@ -147,6 +147,17 @@ def sanitizer_report(text):
     return text[start:start + 6000]
 
 
+def one_error_line(tc, r, rc=1):
+    """Asserts that a CLI run ended with status rc, nothing on stdout and exactly one stderr line
+    starting with "error: " (the convention for every refusal); returns that line."""
+    lines = r.stderr.splitlines()
+    tc.assertEqual(r.returncode, rc, "status %d, stderr %r" % (r.returncode, r.stderr))
+    tc.assertEqual(len(lines), 1, "exactly one stderr line, got %r" % r.stderr)
+    tc.assertTrue(lines[0].startswith("error: "), lines[0])
+    tc.assertEqual(r.stdout, "")
+    return lines[0]
+
+
 def run_cli(args, timeout=30, env=None, binary=None, **kw):
     """Runs the CLI; returns CompletedProcess (text). Fails the caller if a sanitizer spoke."""
     e = dict(os.environ)
