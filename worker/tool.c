@@ -15,6 +15,7 @@ const struct wk_tool wk_tools[] = {
         .description = "Returns the given text unchanged.",
         .schema_json = "{\"type\":\"object\",\"properties\":{\"text\":{\"type\":\"string\"}},"
                        "\"required\":[\"text\"]}",
+        .idempotent = true,
         .run = wk_tool__echo_run,
         .check_config = wk_tool__echo_check_config,
     },

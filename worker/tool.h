@@ -24,6 +24,10 @@ struct wk_tool {
     /* ctx is borrowed for the call only; the pointers inside it stay valid until done(). */
     int (*run)(const struct wk_tool *t, const struct wk_call_ctx *ctx, const char *args_json,
                wk_tool_done_fn *done, void *arg, struct ag_err *err);
+    /* Running it twice does what running it once does. A call whose node was lost after its
+     * TOOL_CALL was stored, with no TOOL_RESULT, runs again only when this is true; otherwise
+     * the model gets the error result "outcome unknown" (docs/operations.md, tool journal). */
+    bool idempotent;
     /* As wk_provider_row.check_config; NULL: the tool takes only "timeout". */
     int (*check_config)(const struct wk_config *c, struct ag_err *err);
 };
