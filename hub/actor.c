@@ -511,6 +511,15 @@ static void cmd_interrupt(struct agent_write *aw, struct hub_cmd *c)
         }
     }
     bool give_up = !c->graceful && (aw->next.streak >= limit || aw->next.attempt >= 4 * limit);
+    /* The next attempt must be told every stored step; a turn that stored more than an
+     * Assignment may carry cannot go on anywhere. */
+    if (aw->a->steps_bytes > HUB_MAX_STEPS_BYTES) {
+        give_up = true;
+        reason = ag_arena_printf(&aw->arena,
+                                 "%s; its %zu bytes of stored steps are over the %u an assignment "
+                                 "may carry",
+                                 reason, aw->a->steps_bytes, HUB_MAX_STEPS_BYTES);
+    }
     int64_t delay = c->graceful || give_up ? 0 : retry_delay_ms(aw->h, aw->next.attempt);
     cJSON *o = cJSON_CreateObject();
     /* After a hub restart there is no node object (c->node is NULL): the id is in the state. */
@@ -905,6 +914,7 @@ static const struct hub_store_event **record_events(struct agent_write *aw, size
         struct hub_store_event *ev = &op->u.event;
         if (ev->seq > a->last_seq)
             a->last_seq = ev->seq;
+        hub_agent_steps_note(a, ev->seq, ev->kind, ev->payload, ev->payload_len);
         evs[(*nevs)++] = ev;
     }
     for (size_t i = 0; i < aw->inputs_here; i++)

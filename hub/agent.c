@@ -65,6 +65,14 @@ void hub_agent_st_release(struct hub_sched *s, struct hub_agent_st *st)
     st->last_output = st->last_error = NULL;
 }
 
+static void steps_clear(struct hub_agent *a)
+{
+    for (size_t i = 0; i < a->nsteps; i++)
+        free(a->steps[i].payload);
+    a->nsteps = 0;
+    a->steps_bytes = 0;
+}
+
 void hub_agent_free(struct hub_sched *s, struct hub_agent *a)
 {
     ag_list_remove(&a->on_node); /* no other thread is left to walk the node's list */
@@ -75,6 +83,8 @@ void hub_agent_free(struct hub_sched *s, struct hub_agent *a)
         free(a->inbox[i].text);
     free(a->inbox);
     hub_trace_ring_clear(&a->ring);
+    steps_clear(a);
+    free(a->steps);
     ag_arena_release(&a->spec_arena);
     free(a->spec_bin);
     free(a->request_id);
@@ -90,6 +100,41 @@ bool hub_agent_held(const struct hub_agent *a, uint64_t epoch, uint64_t instance
         return true;
     const __typeof__(a->held[0]) *h = &a->held[epoch % HUB_EPOCH_HISTORY];
     return h->epoch == epoch && h->node_instance == instance;
+}
+
+/* --- the running turn's steps ---------------------------------------------------------------- */
+
+void hub_agent_steps_note(struct hub_agent *a, uint64_t seq, int kind, const char *payload,
+                          size_t len)
+{
+    switch (kind) {
+    case AGENTRY__V1__EVENT_KIND__EVENT_KIND_MODEL_REQUEST:
+    case AGENTRY__V1__EVENT_KIND__EVENT_KIND_MODEL_REPLY:
+    case AGENTRY__V1__EVENT_KIND__EVENT_KIND_TOOL_CALL:
+    case AGENTRY__V1__EVENT_KIND__EVENT_KIND_TOOL_RESULT:
+        break;
+    case AGENTRY__V1__EVENT_KIND__EVENT_KIND_FINAL:
+    case AGENTRY__V1__EVENT_KIND__EVENT_KIND_YIELD:
+    case AGENTRY__V1__EVENT_KIND__EVENT_KIND_ERROR:
+    case AGENTRY__V1__EVENT_KIND__EVENT_KIND_KILLED:
+        steps_clear(a);
+        /* A long turn's array goes with it: idle agents keep none. */
+        free(a->steps);
+        a->steps = NULL;
+        a->cap_steps = 0;
+        return;
+    default:
+        return;
+    }
+    if (a->nsteps == a->cap_steps) {
+        a->cap_steps = a->cap_steps ? a->cap_steps * 2 : 8;
+        a->steps = ag_xrealloc(a->steps, a->cap_steps * sizeof(*a->steps));
+    }
+    char *p = ag_xmalloc(len + 1);
+    memcpy(p, payload, len);
+    p[len] = '\0';
+    a->steps[a->nsteps++] = (struct hub_step){seq, kind, p};
+    a->steps_bytes += len;
 }
 
 /* --- inbox --------------------------------------------------------------------------------- */

@@ -35,6 +35,14 @@ struct hub_input {
     char *text; /* owned */
 };
 
+/* A stored step of the running turn (MODEL_REQUEST, MODEL_REPLY, TOOL_CALL, TOOL_RESULT): an
+ * Assignment carries them, so that an interrupted turn goes on from its last stored step. */
+struct hub_step {
+    uint64_t seq;
+    int kind;
+    char *payload; /* owned */
+};
+
 /* The part of an agent a write changes; copied, modified, and swapped in on commit. */
 struct hub_agent_st {
     int state;                         /* AGENTRY__V1__AGENT_STATE__* */
@@ -78,6 +86,10 @@ struct hub_agent {
     size_t ninbox, cap_inbox;
     size_t inbox_bytes;         /* their texts' bytes */
     struct hub_trace_ring ring; /* recent committed events, kept only while followers exist */
+    struct hub_step *steps;     /* the running turn's stored steps, oldest first; emptied by the
+                                   event that ends the turn */
+    size_t nsteps, cap_steps;
+    size_t steps_bytes; /* their payloads' bytes */
     /* The back-off before an interrupted turn is placed again: the pending timer's token (0 if
      * none) and when it fires (monotonic ms). Memory only: a restarted hub places at once. */
     uint64_t retry_token;
@@ -125,6 +137,12 @@ void hub_agent_st_release(struct hub_sched *s, struct hub_agent_st *st);
 bool hub_agent_held(const struct hub_agent *a, uint64_t epoch, uint64_t instance);
 void hub_agent_inbox_push(struct hub_agent *a, uint64_t seq, const char *text);
 void hub_agent_inbox_trim(struct hub_agent *a, uint64_t upto_seq);
+/* Keep a stored event for the turn's next attempt if it is a step (a node's MODEL_REQUEST,
+ * MODEL_REPLY, TOOL_CALL or TOOL_RESULT); forget them all if it ends the turn (FINAL, YIELD,
+ * ERROR, KILLED). One rule for events stored now (hub/actor.c) and read at load (hub.c). Lock
+ * held. */
+void hub_agent_steps_note(struct hub_agent *a, uint64_t seq, int kind, const char *payload,
+                          size_t len);
 /* Does the inbox hold an input newer than input_seq (one no turn has consumed)? Lock held. */
 bool hub_agent_input_waiting(const struct hub_agent *a, uint64_t input_seq);
 /* What a stored event spent, added to the agent's and its turn's usage (hub_usage_count): one

@@ -108,6 +108,7 @@ static int load_event(void *arg, const struct hub_store_event *ev, struct ag_err
     struct hub_agent *a = lc->a;
     (void)err;
     load_turn_max_iter(a, ev);
+    hub_agent_steps_note(a, ev->seq, ev->kind, ev->payload, ev->payload_len);
     if (lc->counting)
         count_event_usage(a, ev);
     else if (a->st.state == AGENTRY__V1__AGENT_STATE__AGENT_STATE_RUNNING)
@@ -183,8 +184,8 @@ static int load_agent(void *arg, const struct hub_store_agent *row, uint64_t las
     return 0;
 }
 
-/* Inputs stored after each agent's checkpoint are its inbox again, a running attempt's events are
- * counted into its usage, and a resumed turn gets its own iteration limit back (the RESUMED event
+/* Inputs stored after each agent's checkpoint are its inbox again, the running turn's steps are
+ * kept for its next attempt, a running attempt's events are counted into its usage, and a resumed turn gets its own iteration limit back (the RESUMED event
  * is always after the checkpoint's input_seq: it follows the turn that stored it). Done after
  * load_agents returns: the store's load calls may not nest. */
 static int load_inbox(struct hub *h, struct load_ctx *lc, struct hub_agent *a, struct ag_err *err)

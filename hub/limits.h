@@ -16,6 +16,10 @@
 #define HUB_MAX_PAYLOAD (3u << 20)
 /* A NodeMessage (an EventBatch, whose turn-ending event carries the checkpoint). */
 #define HUB_MAX_NODE_MESSAGE (32u << 20)
+/* The stored steps of a running turn an Assignment carries (Assignment.steps). With the
+ * checkpoint (under HUB_MAX_NODE_MESSAGE) and the inbox (HUB_MAX_INBOX_BYTES) it stays under the
+ * node's 128 MiB receive limit; a turn interrupted with more is ended, not placed again. */
+#define HUB_MAX_STEPS_BYTES (64u << 20)
 #define HUB_REASON_MAX 160 /* an interruption's reason, kept to compare the next with */
 
 #endif

@@ -107,6 +107,16 @@ void hub_rpc_node_assign(struct hub *h, struct hub_agent *a, struct hub_node *n)
         in->text = a->inbox[i].text;
         as.inputs[as.n_inputs++] = in;
     }
+    /* An interrupted turn's stored steps: the node goes on after the last of them. */
+    as.steps = ag_arena_alloc(&ar, (a->nsteps ? a->nsteps : 1) * sizeof(*as.steps));
+    for (size_t i = 0; i < a->nsteps; i++) {
+        Agentry__V1__TraceEvent *e = ag_arena_alloc(&ar, sizeof(*e));
+        agentry__v1__trace_event__init(e);
+        e->seq = a->steps[i].seq;
+        e->kind = a->steps[i].kind;
+        e->payload = a->steps[i].payload;
+        as.steps[as.n_steps++] = e;
+    }
     Agentry__V1__HubMessage m = AGENTRY__V1__HUB_MESSAGE__INIT;
     m.msg_case = AGENTRY__V1__HUB_MESSAGE__MSG_ASSIGN;
     m.assign = &as;

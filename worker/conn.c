@@ -598,8 +598,7 @@ struct wk_node *wk_node_new(const struct wk_node_opts *o, struct ag_err *err)
                                 .model_opts = o->model_opts,
                                 .nmodel_opts = o->nmodel_opts,
                                 .tool_opts = o->tool_opts,
-                                .ntool_opts = o->ntool_opts,
-                                .durable_tools = o->durable_tools};
+                                .ntool_opts = o->ntool_opts};
     n->runner = wk_runner_new(&ro, err);
     struct rpc_channel_opts co = {.max_backoff_ms = 1000, .max_recv_bytes = CONN_MAX_RECV};
     n->ch = n->runner ? rpc_channel_new(o->hub, &co, err) : NULL;

@@ -27,9 +27,6 @@ struct wk_node_opts {
     size_t nmodel_opts;
     const char *const *tool_opts;
     size_t ntool_opts;
-    /* Run a tool only once the hub has stored its TOOL_CALL, and go on only once it has stored
-     * the TOOL_RESULT (wk_runner_opts.durable_tools). */
-    bool durable_tools;
 };
 
 /* Check the options that wk_node_new would refuse as malformed (INVALID_ARGUMENT, one line

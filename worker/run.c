@@ -4,8 +4,14 @@
  * of runner.h (consume inputs; then model call, tool calls, model call... until a final answer,
  * the iteration limit or an error). The loop is a state machine (enum wk_run_phase) advanced by
  * wk_run__step on a pool thread; waiting (on the model, a tool, room in the emit queues, or the
- * hub storing a tool event with durable_tools) returns the thread to the pool, and the wake-up
- * queues the run again.
+ * hub storing a step) returns the thread to the pool, and the wake-up queues the run again.
+ *
+ * Steps are durable one by one: a tool runs only once the hub stored its TOOL_CALL (the tool-call
+ * journal), and the model is asked after a tool only once the hub stored its TOOL_RESULT. A turn
+ * placed again after its node was lost starts from its stored steps (worker/run_replay.c): a
+ * model call with no stored reply is asked again, a tool call with a stored result is never run
+ * again, and one stored as started without a result runs again only if its tool is idempotent;
+ * otherwise its result is an "outcome unknown" error the model sees.
  *
  * It talks to its host (worker/runner.c) only through worker/run.h, and builds its events with
  * worker/run_event.c; handing them on is here (run_emit), so that the cancel check, the hand-off
@@ -29,6 +35,7 @@
 #include "worker/call.h"
 #include "worker/cancel.h"
 #include "worker/run_event.h"
+#include "worker/run_replay.h"
 #include "worker/tool.h"
 
 /* The hub's default when spec.max_iterations is 0 (types.proto, AgentSpec). */
@@ -50,6 +57,7 @@ enum wk_run_phase {
     WK_RUN_NEXT_TOOL,  /* emit call tool_idx of msgs[call_msg], or go back to the model */
     WK_RUN_RUN_TOOL,   /* run call tool_idx, its TOOL_CALL emitted */
     WK_RUN_TOOL_DONE,  /* the tool's output is in tool_output */
+    WK_RUN_END,        /* end the turn with end_kind and end_text, as resuming found it */
 };
 
 struct wk_run {
@@ -60,8 +68,7 @@ struct wk_run {
     const struct wk_config *model_config; /* borrowed from the host; NULL if no provider */
     const struct wk_config *tool_configs; /* borrowed from the host; one per row of wk_tools */
     struct ag_timers *timers;             /* borrowed from the host */
-    bool durable_tools;
-    char *agent_id; /* owned */
+    char *agent_id;                       /* owned */
     uint64_t epoch;
     char *model;                     /* owned: spec.model, "mock" if it was empty */
     const char *model_name;          /* borrowed from model: the part after "provider/" */
@@ -90,7 +97,9 @@ struct wk_run {
     size_t tool_idx;   /* the call running, in msgs[call_msg].calls */
     char *tool_output; /* owned; WK_RUN_TOOL_DONE */
     bool tool_is_error;
-    struct ag_err emit_err; /* set when a parked-on event will never be stored */
+    struct ag_err emit_err;          /* set when a parked-on event will never be stored */
+    Agentry__V1__EventKind end_kind; /* WK_RUN_END */
+    char *end_text;                  /* owned; WK_RUN_END */
 
     struct wk_cancel cancel; /* requested by wk_run__cancel; the in-flight call listens */
 
@@ -196,6 +205,86 @@ static void copy_checkpoint(struct wk_run *run, const Agentry__V1__Checkpoint *c
     }
 }
 
+static void inbox_push(struct wk_run *run, uint64_t seq, const char *text)
+{
+    if (run->ninbox == run->inbox_cap) {
+        run->inbox_cap = run->inbox_cap ? run->inbox_cap * 2 : 4;
+        run->inbox = ag_xrealloc(run->inbox, run->inbox_cap * sizeof(*run->inbox));
+    }
+    run->inbox[run->ninbox++] = (struct wk_run_input){seq, ag_xstrdup(text ? text : "")};
+}
+
+/* The call a resumed turn stopped at was stored as started, with no result. Running it again is
+ * right only when that is harmless; a tool this node cannot run was never run (its result was an
+ * error made here), so asking again gives the same error. */
+static bool may_run_again(const struct wk_run *run, const char *name)
+{
+    const struct wk_tool *t = wk_tool_find(name);
+    bool enabled = false;
+    for (size_t i = 0; i < run->ntools; i++)
+        enabled = enabled || strcmp(run->tools[i], name) == 0;
+    return !t || !enabled || t->idempotent;
+}
+
+static void end_with(struct wk_run *run, Agentry__V1__EventKind kind, const char *text)
+{
+    run->phase = WK_RUN_END;
+    run->end_kind = kind;
+    run->end_text = ag_xstrdup(text);
+}
+
+/* An interrupted turn goes on from its stored steps (run_replay.h); the inputs they do not cover
+ * wait in the inbox for the next model call, as a Deliver would. */
+static void go_on_from_steps(struct wk_run *run, const Agentry__V1__Assignment *a)
+{
+    struct wk_run_replay rp;
+    struct ag_err err = AG_ERR_INIT;
+    if (wk_run_replay_read((const Agentry__V1__TraceEvent *const *)a->steps, a->n_steps,
+                           (const Agentry__V1__Input *const *)a->inputs, a->n_inputs,
+                           run->input_seq, &rp, &err) != 0) {
+        end_with(run, AGENTRY__V1__EVENT_KIND__EVENT_KIND_ERROR, err.msg);
+        return;
+    }
+    for (size_t i = 0; i < rp.nmsgs; i++) {
+        struct wk_msg *m = msgs_push(run, "");
+        free(m->role);
+        *m = rp.msgs[i];
+        rp.msgs[i] = (struct wk_msg){0}; /* moved */
+    }
+    for (size_t i = rp.ninputs; i < a->n_inputs; i++)
+        inbox_push(run, a->inputs[i]->seq, a->inputs[i]->text);
+    run->input_seq = rp.input_seq;
+    run->iterations = rp.iterations;
+    run->usage = (struct wk_usage){.input_tokens = rp.input_tokens,
+                                   .output_tokens = rp.output_tokens,
+                                   .model_calls = rp.model_calls,
+                                   .tool_calls = rp.tool_calls};
+    run->call_msg = run->turn_start + rp.call_msg;
+    run->tool_idx = rp.tool_idx;
+    const char *next = "model";
+    if (rp.next == WK_RUN_REPLAY_FINAL) {
+        end_with(run, AGENTRY__V1__EVENT_KIND__EVENT_KIND_FINAL, run->msgs[run->call_msg].content);
+        next = "final";
+    } else if (rp.next == WK_RUN_REPLAY_TOOL) {
+        const struct wk_tool_call *c = &run->msgs[run->call_msg].calls[run->tool_idx];
+        run->phase = WK_RUN_NEXT_TOOL;
+        next = "tool";
+        if (rp.tool_started && !may_run_again(run, c->name)) {
+            run->phase = WK_RUN_TOOL_DONE;
+            run->tool_output = ag_xasprintf(
+                "outcome unknown: the node running tool '%s' (call %s) was lost after it started "
+                "and before it reported; the tool is not idempotent, so it was not run again. "
+                "Check whether its effect happened before relying on it.",
+                c->name, c->id);
+            run->tool_is_error = true;
+            next = "outcome_unknown";
+        }
+    }
+    wk_run_replay_release(&rp);
+    ag_log_info("run.resumed", "agent=%s epoch=%" PRIu64 " steps=%zu iterations=%u next=%s",
+                run->agent_id, run->epoch, a->n_steps, run->iterations, next);
+}
+
 /* consume_inputs: append a's inputs as user messages (false for a rejected assignment, whose
  * inputs stay unconsumed). */
 static struct wk_run *run_new(const Agentry__V1__Assignment *a, const struct wk_run_opts *o,
@@ -208,7 +297,6 @@ static struct wk_run *run_new(const Agentry__V1__Assignment *a, const struct wk_
     run->model_config = o->model_config;
     run->tool_configs = o->tool_configs;
     run->timers = o->timers;
-    run->durable_tools = o->durable_tools;
     run->agent_id = dup_or_empty(a->agent_id);
     run->epoch = a->epoch;
     copy_spec(run, a->spec);
@@ -219,11 +307,15 @@ static struct wk_run *run_new(const Agentry__V1__Assignment *a, const struct wk_
     run->turn_start = run->nmsgs;
     run->max_payload = o->max_payload;
     run->max_event = o->max_event;
-    for (size_t i = 0; consume_inputs && i < a->n_inputs; i++)
-        consume_input(run, a->inputs[i]->seq, dup_or_empty(a->inputs[i]->text));
     run->phase = WK_RUN_CALL_MODEL;
     wk_cancel_init(&run->cancel);
     pthread_mutex_init(&run->mu, NULL);
+    if (consume_inputs && a->n_steps > 0) {
+        go_on_from_steps(run, a);
+    } else {
+        for (size_t i = 0; consume_inputs && i < a->n_inputs; i++)
+            consume_input(run, a->inputs[i]->seq, dup_or_empty(a->inputs[i]->text));
+    }
     atomic_init(&run->refs, 1);
     return run;
 }
@@ -248,6 +340,7 @@ static void run_free(struct wk_run *run)
     free(run->msgs);
     wk_chat_reply_free(run->reply);
     free(run->tool_output);
+    free(run->end_text);
     for (size_t i = 0; i < run->ninbox; i++)
         free(run->inbox[i].text);
     free(run->inbox);
@@ -308,11 +401,7 @@ int wk_run__deliver(struct wk_run *run, uint64_t seq, const char *text, struct a
                           " to agent '%s': %d inputs already wait for its next model call",
                           seq, run->agent_id, WK_RUN_MAX_INBOX);
     }
-    if (run->ninbox == run->inbox_cap) {
-        run->inbox_cap = run->inbox_cap ? run->inbox_cap * 2 : 4;
-        run->inbox = ag_xrealloc(run->inbox, run->inbox_cap * sizeof(*run->inbox));
-    }
-    run->inbox[run->ninbox++] = (struct wk_run_input){seq, ag_xstrdup(text ? text : "")};
+    inbox_push(run, seq, text);
     pthread_mutex_unlock(&run->mu);
     return 0;
 }
@@ -518,7 +607,8 @@ static bool call_model(struct wk_run *run)
     struct ag_err err = AG_ERR_INIT;
     struct wk_run_event_head h = event_head(run);
     struct wk_run_event ev;
-    if (wk_run_event_model_request(&h, run->model, run->iterations, run->nmsgs, &ev, &err) != 0)
+    if (wk_run_event_model_request(&h, run->model, run->iterations, run->nmsgs, run->input_seq, &ev,
+                                   &err) != 0)
         return fail_turn(run, &err);
     run_emit(run, &ev, false);
     run->phase = WK_RUN_MODEL_DONE;
@@ -612,7 +702,7 @@ static bool next_tool(struct wk_run *run)
     if (wk_run_event_tool_call(&h, c, &ev, &err) != 0)
         return fail_turn(run, &err);
     /* parked: on_stored has the token, and the tool runs once it is stored */
-    return !run_emit(run, &ev, run->durable_tools);
+    return !run_emit(run, &ev, true);
 }
 
 static bool run_tool(struct wk_run *run)
@@ -658,7 +748,7 @@ static bool handle_tool_result(struct wk_run *run)
         return fail_turn(run, &err);
     }
     /* parked: on_stored has the token, and the turn goes on once it is stored */
-    return !run_emit(run, &ev, run->durable_tools);
+    return !run_emit(run, &ev, true);
 }
 
 void wk_run__step(struct wk_run *run)
@@ -694,6 +784,9 @@ void wk_run__step(struct wk_run *run)
         case WK_RUN_TOOL_DONE:
             more = handle_tool_result(run);
             break;
+        case WK_RUN_END:
+            end_turn(run, run->end_kind, run->end_text);
+            return;
         }
     }
 }

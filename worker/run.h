@@ -18,8 +18,8 @@
  *
  * Parking. A run gives its token away and holds no thread while it waits: to the provider or
  * tool (a completion callback), to the host's room() (back-pressure, checked before each step)
- * or to an event's completion (durable_tools: a TOOL_CALL or TOOL_RESULT handed to emit() with a
- * done callback). Each wake-up hands the token back to the host through ready(), as a completion
+ * or to an event's completion (a TOOL_CALL or TOOL_RESULT handed to emit() with a done callback:
+ * steps are durable one by one, see worker/run.c). Each wake-up hands the token back to the host through ready(), as a completion
  * callback does (run.c, run_resume).
  *
  * Cancellation. A run's cancelled flag is set under its lock and never cleared. A callback hands
@@ -81,9 +81,6 @@ struct wk_run_opts {
     const struct wk_config *model_config; /* borrowed; the provider's, NULL if no provider */
     const struct wk_config *tool_configs; /* borrowed; one per row of wk_tools */
     struct ag_timers *timers;             /* borrowed; for the model's and tools' contexts */
-    /* Park the run on its TOOL_CALL and TOOL_RESULT events until the hub stored them
-     * (wk_runner_opts.durable_tools). */
-    bool durable_tools;
     /* The hub's limits (wk_runner_set_limits) when the run starts: see worker/run_event.c. */
     size_t max_payload;
     size_t max_event;

@@ -115,13 +115,14 @@ static cJSON *call_json(const struct wk_tool_call *c)
 }
 
 int wk_run_event_model_request(const struct wk_run_event_head *h, const char *model,
-                               uint32_t iteration, size_t nmsgs, struct wk_run_event *out,
-                               struct ag_err *why)
+                               uint32_t iteration, size_t nmsgs, uint64_t input_seq,
+                               struct wk_run_event *out, struct ag_err *why)
 {
     cJSON *p = cJSON_CreateObject();
     cJSON_AddStringToObject(p, "model", model);
     cJSON_AddNumberToObject(p, "iteration", iteration);
     cJSON_AddNumberToObject(p, "messages", (double)nmsgs);
+    cJSON_AddNumberToObject(p, "input_seq", (double)input_seq);
     return pack_json(h, AGENTRY__V1__EVENT_KIND__EVENT_KIND_MODEL_REQUEST, p, NULL, out, why);
 }
 

@@ -61,8 +61,8 @@ const char *wk_run_event_kind_word(Agentry__V1__EventKind kind);
  * would be over the hub's limits: the caller then ends the turn with an ERROR carrying why's
  * message. */
 int wk_run_event_model_request(const struct wk_run_event_head *h, const char *model,
-                               uint32_t iteration, size_t nmsgs, struct wk_run_event *out,
-                               struct ag_err *why);
+                               uint32_t iteration, size_t nmsgs, uint64_t input_seq,
+                               struct wk_run_event *out, struct ag_err *why);
 int wk_run_event_model_reply(const struct wk_run_event_head *h, const struct wk_chat_reply *reply,
                              struct wk_run_event *out, struct ag_err *why);
 int wk_run_event_tool_call(const struct wk_run_event_head *h, const struct wk_tool_call *call,

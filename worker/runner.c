@@ -44,7 +44,6 @@ struct wk_runner {
     wk_emit_fn *emit;
     wk_room_fn *room; /* NULL: always room */
     void *emit_ctx;
-    bool durable_tools;
     struct ag_timers *timers;  /* borrowed from opts */
     struct wk_configs configs; /* read-only after wk_runner_new */
 
@@ -174,7 +173,6 @@ static struct wk_run_opts run_opts(struct wk_runner *r, struct wk_provider *p,
         .model_config = model_config,
         .tool_configs = r->configs.tools,
         .timers = r->timers,
-        .durable_tools = r->durable_tools,
     };
     pthread_mutex_lock(&r->limits_mu);
     o.max_payload = r->max_payload;
@@ -261,7 +259,6 @@ struct wk_runner *wk_runner_new(const struct wk_runner_opts *o, struct ag_err *e
     r->emit = o->emit;
     r->room = o->room;
     r->emit_ctx = o->emit_ctx;
-    r->durable_tools = o->durable_tools;
     r->timers = o->timers;
     while (wk_model_providers[r->nproviders].name)
         r->nproviders++;

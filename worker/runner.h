@@ -11,7 +11,9 @@
  * checkpoint and the turn result. A cancelled run emits nothing more.
  *
  * A run waiting holds no thread: on the model, on a tool, on room in the emit queues (checked
- * before each step: back-pressure), or, with durable_tools, on the hub storing its event. A run
+ * before each step: back-pressure), or on the hub storing its TOOL_CALL (before the tool runs) or
+ * its TOOL_RESULT (before the turn goes on), so that a turn resumed elsewhere finds every tool
+ * call it started and every result it used. A run
  * belongs to one thread at a time.
  * Threads: all functions are thread-safe except wk_runner_free, which must not race the others.
  * The emit sink's functions are called as worker/emit.h says: emit() with a run's lock held, so
@@ -36,11 +38,6 @@ struct wk_runner_opts {
     wk_room_fn *room;         /* NULL: the queues never fill */
     void *emit_ctx;           /* for emit and room */
     struct ag_timers *timers; /* borrowed */
-    /* Park each run until the hub has stored its TOOL_CALL (before the tool runs) and its
-     * TOOL_RESULT (before the turn moves on), so a run resumed elsewhere finds every tool call it
-     * started and every result it used. Exactly-once tools build on this; off, a tool step costs
-     * no round trip to the hub. */
-    bool durable_tools;
     /* Provider and tool options, "NAME.KEY=VALUE" (worker/config.h); copied by wk_runner_new. */
     const char *const *model_opts;
     size_t nmodel_opts;

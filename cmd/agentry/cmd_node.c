@@ -37,7 +37,6 @@ static int node_join(int argc, char **argv)
     const char *hub = cli_default_hub(), *node_id = NULL, *level = "info";
     int64_t capacity = 64, threads = 2, handshake = 5000;
     struct ag_strlist labels = {0}, model_opts = {0}, tool_opts = {0};
-    bool durable_tools = false;
     const struct ag_flag flags[] = {
         {"hub", 0, AG_FLAG_STR, &hub, "ADDR",
          "hub address (default $AGENTRY_HUB or 127.0.0.1:7070)", 0, 0},
@@ -54,9 +53,6 @@ static int node_join(int argc, char **argv)
          0, 0},
         {"tool-opt", 0, AG_FLAG_LIST, &tool_opts, "TOOL.KEY=VAL",
          "a tool option, repeatable: echo.latency=DUR (delays every output), TOOL.timeout=DUR (each call's deadline; default none)",
-         0, 0},
-        {"durable-tools", 0, AG_FLAG_BOOL, &durable_tools, NULL,
-         "run a tool only once the hub has stored its call, and go on only once it has stored the result (one round trip to the hub per tool step; default off)",
          0, 0},
         {"log-level", 0, AG_FLAG_STR, &level, "LEVEL", "debug, info, warn or error (default info)",
          0, 0},
@@ -81,8 +77,7 @@ static int node_join(int argc, char **argv)
                              .model_opts = (const char *const *)model_opts.items,
                              .nmodel_opts = model_opts.n,
                              .tool_opts = (const char *const *)tool_opts.items,
-                             .ntool_opts = tool_opts.n,
-                             .durable_tools = durable_tools};
+                             .ntool_opts = tool_opts.n};
     if (rc == 1) {
         ag_flags_print_help(stdout, &help, flags, AG_ARRAY_SIZE(flags));
         rc = CLI_OK;

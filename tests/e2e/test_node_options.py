@@ -8,8 +8,8 @@ node started with the options under test, so every turn lands on that node:
   delay;
 - a tool call past `echo.timeout` is an error the model sees (TOOL_RESULT is_error), and the turn
   goes on to its final answer;
-- with `--durable-tools`, a tool step goes on only once the hub has acknowledged its events,
-  and turns still complete (the emit acknowledgement path over a real stream);
+- a tool step goes on only once the hub has acknowledged its events (always, issue 12), and
+  turns still complete (the emit acknowledgement path over a real stream);
 - an option no provider or tool takes is refused before the node starts: exit 2, one line.
 """
 import os
@@ -71,11 +71,11 @@ class ToolTimeoutTest(NodeWith):
                          ("final", "after the tool"))
 
 
-class DurableToolsTest(NodeWith):
+class DurableStepsTest(NodeWith):
     # Each tool step waits for the hub's EventAck of its TOOL_CALL (before the tool runs) and of
     # its TOOL_RESULT (before the next model call): if an acknowledgement never reached the run,
     # the turn would stay parked and never end.
-    NODE_EXTRA = ("--durable-tools",)
+    NODE_EXTRA = ()
 
     def test_tool_steps_wait_for_the_hub_and_the_turn_completes(self):
         a = self.c.spawn("echo one; echo two; final done", tools=("echo",))

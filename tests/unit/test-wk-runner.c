@@ -5,8 +5,10 @@
  * generous deadline, for the events they expect. Where a test needs a run to be held at a known
  * point (deliver mid-turn, cancel, 20 runs in flight), a "gate" timer blocks the timer thread:
  * model and tool completions all arrive through it, so nothing completes until the gate opens.
- * The emit sink can also hold acknowledgements (a run with durable_tools parks on them until the
- * test acks) and report the queues full (runs park until the test makes room).
+ * Runs park on their TOOL_CALL and TOOL_RESULT until the hub stores them: the emit sink
+ * acknowledges them from the timer thread, as the node's connection thread would, or holds them
+ * until the test acks (setup_durable). It can also report the queues full (runs park until the
+ * test makes room). Assignments with stored steps show a resumed turn doing nothing twice.
  * Nothing sleeps and nothing asserts on timing. */
 #include <pthread.h>
 #include <setjmp.h>
@@ -48,6 +50,7 @@ struct fix {
     size_t n, cap;
     unsigned bad_events; /* emitted buffers that did not unpack */
     bool gate_open;
+    bool hold_acks; /* completions wait for ack_all; otherwise the timer thread acks each */
     struct ack {
         wk_emit_done_fn *done;
         void *arg;
@@ -63,13 +66,25 @@ struct fix {
 
 /* --- recording ----------------------------------------------------------------------------- */
 
+/* A completion acknowledged by the timer thread: never inside emit(), as on a node. */
+static void ack_later(void *arg)
+{
+    struct ack *a = arg;
+    a->done(a->arg, NULL);
+    free(a);
+}
+
 static int emit(void *ctx, uint8_t *buf, size_t len, wk_emit_done_fn *done, void *done_arg)
 {
     struct fix *f = ctx;
     Agentry__V1__NodeEvent *e = agentry__v1__node_event__unpack(NULL, len, buf);
     free(buf);
     pthread_mutex_lock(&f->mu);
-    if (done) {
+    if (done && !f->hold_acks) {
+        struct ack *a = malloc(sizeof(*a));
+        *a = (struct ack){done, done_arg};
+        ag_timers_add(f->timers, 0, ack_later, a);
+    } else if (done) {
         assert_true(f->nacks < sizeof(f->acks) / sizeof(f->acks[0]));
         f->acks[f->nacks++] = (struct ack){done, done_arg};
     }
@@ -285,19 +300,19 @@ static void gate_open(struct fix *f)
 static const char *const *next_model_opts, *const *next_tool_opts;
 static size_t next_nmodel_opts, next_ntool_opts;
 
-static int fix_setup_opts(void **state, unsigned threads, bool durable_tools)
+static int fix_setup_opts(void **state, unsigned threads, bool hold_acks)
 {
     struct fix *f = calloc(1, sizeof(*f));
     pthread_mutex_init(&f->mu, NULL);
     pthread_cond_init(&f->cv, NULL);
     f->gate_open = true;
+    f->hold_acks = hold_acks;
     f->timers = ag_timers_new(NULL);
     struct wk_runner_opts o = {.threads = threads,
                                .emit = emit,
                                .room = room,
                                .emit_ctx = f,
                                .timers = f->timers,
-                               .durable_tools = durable_tools,
                                .model_opts = next_model_opts,
                                .nmodel_opts = next_nmodel_opts,
                                .tool_opts = next_tool_opts,
@@ -369,6 +384,8 @@ struct asg {
     Agentry__V1__Checkpoint cp;
     Agentry__V1__Message msg;
     Agentry__V1__Message *msgp;
+    Agentry__V1__TraceEvent step[8];
+    Agentry__V1__TraceEvent *stepp[8];
 };
 
 static void asg_init(struct asg *s, const char *agent, uint64_t epoch, const char *model,
@@ -385,7 +402,25 @@ static void asg_init(struct asg *s, const char *agent, uint64_t epoch, const cha
     s->spec.n_tools = ntools;
     s->spec.max_iterations = max_iterations;
     s->a.inputs = s->inp;
+    s->a.steps = s->stepp;
 }
+
+/* A step an earlier attempt of the turn stored (payload as a node writes it). */
+static void asg_step(struct asg *s, uint64_t seq, int kind, const char *payload)
+{
+    Agentry__V1__TraceEvent *e = &s->step[s->a.n_steps];
+    agentry__v1__trace_event__init(e);
+    e->seq = seq;
+    e->kind = kind;
+    e->payload = (char *)payload;
+    s->stepp[s->a.n_steps++] = e;
+}
+
+#define STEP_REQ1 "{\"model\":\"mock\",\"iteration\":1,\"messages\":1,\"input_seq\":1}"
+#define STEP_REPLY_ECHO                                                                            \
+    "{\"content\":\"\",\"tool_calls\":[{\"id\":\"call_1\",\"name\":\"echo\","                      \
+    "\"arguments\":\"{\\\"text\\\":\\\"a\\\"}\"}],\"usage\":{\"input_tokens\":3,\"output_tokens\":4}}"
+#define STEP_CALL_ECHO "{\"id\":\"call_1\",\"name\":\"echo\",\"arguments\":\"{}\"}"
 
 static void asg_input(struct asg *s, uint64_t seq, const char *text)
 {
@@ -765,7 +800,7 @@ static void test_sleeping_runs_hold_no_thread(void **state)
     assert_int_equal(wk_runner_running(f->runner), 0);
 }
 
-/* durable_tools: the tool runs only once its TOOL_CALL is stored, and the turn goes on only once
+/* The tool runs only once its TOOL_CALL is stored, and the turn goes on only once
  * the TOOL_RESULT is. The run waits holding no thread: with one pool thread, another agent's
  * turn completes while it is parked. */
 static void test_durable_tool_parks_until_stored(void **state)
@@ -803,6 +838,117 @@ static void test_durable_lost_event_ends_turn(void **state)
     ack_all(f, &lost);
     assert_true(wait_for(f, "a1", K_ERROR, 1));
     assert_string_equal(last_of(f, "a1", K_ERROR)->result->error, "stream lost");
+    assert_int_equal(count(f, "a1", K_TOOL_RESULT), 0);
+}
+
+/* A turn resumed from stored steps: what the steps record is not done again. */
+
+/* The reply and its tool result are stored: the next event is the second model call, and the
+ * model sees the stored result (not what echo would give now). */
+static void test_resume_after_stored_result(void **state)
+{
+    struct fix *f = *state;
+    struct asg s;
+    asg_init(&s, "a1", 2, "", echo_tools, 1, 0);
+    asg_input(&s, 1, "echo a");
+    asg_step(&s, 2, K_MODEL_REQUEST, STEP_REQ1);
+    asg_step(&s, 3, K_MODEL_REPLY, STEP_REPLY_ECHO);
+    asg_step(&s, 4, K_TOOL_CALL, STEP_CALL_ECHO);
+    asg_step(&s, 5, K_TOOL_RESULT,
+             "{\"id\":\"call_1\",\"name\":\"echo\",\"output\":\"stored\",\"is_error\":false}");
+    assert_int_equal(wk_runner_assign(f->runner, &s.a, NULL), 0);
+    assert_true(wait_for(f, "a1", K_FINAL, 1));
+    const int want[] = {K_MODEL_REQUEST, K_MODEL_REPLY, K_FINAL};
+    assert_kinds(f, "a1", want, 3);
+    cJSON *p = cJSON_Parse(event_of(f, "a1", 0)->payload);
+    assert_int_equal(cJSON_GetObjectItem(p, "iteration")->valueint, 2);
+    cJSON_Delete(p);
+    const Agentry__V1__NodeEvent *fin = last_of(f, "a1", K_FINAL);
+    assert_string_equal(fin->result->output, "stored");
+    assert_int_equal(fin->checkpoint->n_messages, 4);
+    assert_msg(fin->checkpoint->messages[0], "user", "echo a");
+    assert_msg(fin->checkpoint->messages[2], "tool", "stored");
+    assert_int_equal(fin->checkpoint->iterations, 2);
+}
+
+/* The TOOL_CALL is stored without a result: echo is idempotent, so it runs again (its TOOL_CALL
+ * stored again); a model call with no stored reply is asked again as the same iteration. */
+static void test_resume_reruns_idempotent_call(void **state)
+{
+    struct fix *f = *state;
+    struct asg s;
+    asg_init(&s, "a1", 2, "", echo_tools, 1, 0);
+    asg_input(&s, 1, "echo a");
+    asg_step(&s, 2, K_MODEL_REQUEST, STEP_REQ1);
+    asg_step(&s, 3, K_MODEL_REPLY, STEP_REPLY_ECHO);
+    asg_step(&s, 4, K_TOOL_CALL, STEP_CALL_ECHO);
+    assert_int_equal(wk_runner_assign(f->runner, &s.a, NULL), 0);
+    assert_true(wait_for(f, "a1", K_FINAL, 1));
+    const int want[] = {K_TOOL_CALL, K_TOOL_RESULT, K_MODEL_REQUEST, K_MODEL_REPLY, K_FINAL};
+    assert_kinds(f, "a1", want, 5);
+    assert_string_equal(last_of(f, "a1", K_FINAL)->result->output, "a");
+
+    struct asg r;
+    asg_init(&r, "a2", 2, "", echo_tools, 1, 0);
+    asg_input(&r, 1, "final done");
+    asg_step(&r, 2, K_MODEL_REQUEST, STEP_REQ1);
+    assert_int_equal(wk_runner_assign(f->runner, &r.a, NULL), 0);
+    assert_true(wait_for(f, "a2", K_FINAL, 1));
+    const int want2[] = {K_MODEL_REQUEST, K_MODEL_REPLY, K_FINAL};
+    assert_kinds(f, "a2", want2, 3);
+    cJSON *p = cJSON_Parse(event_of(f, "a2", 0)->payload);
+    assert_int_equal(cJSON_GetObjectItem(p, "iteration")->valueint, 1);
+    cJSON_Delete(p);
+    assert_int_equal(last_of(f, "a2", K_FINAL)->checkpoint->n_messages, 2);
+}
+
+/* A stored reply without tool calls ends the turn at once: no model call. An input the stored
+ * steps do not cover joins at the next model call, after the stored result, as a Deliver does. */
+static void test_resume_final_and_late_input(void **state)
+{
+    struct fix *f = *state;
+    struct asg s;
+    asg_init(&s, "a1", 2, "", NULL, 0, 0);
+    asg_input(&s, 1, "final x");
+    asg_step(&s, 2, K_MODEL_REQUEST, STEP_REQ1);
+    asg_step(&s, 3, K_MODEL_REPLY, "{\"content\":\"x\",\"tool_calls\":[]}");
+    assert_int_equal(wk_runner_assign(f->runner, &s.a, NULL), 0);
+    assert_true(wait_for(f, "a1", K_FINAL, 1));
+    const int want[] = {K_FINAL};
+    assert_kinds(f, "a1", want, 1);
+    assert_string_equal(last_of(f, "a1", K_FINAL)->result->output, "x");
+
+    struct asg r;
+    asg_init(&r, "a2", 2, "", echo_tools, 1, 0);
+    asg_input(&r, 1, "echo a; final b");
+    asg_input(&r, 6, "final z");
+    asg_step(&r, 2, K_MODEL_REQUEST, STEP_REQ1);
+    asg_step(&r, 3, K_MODEL_REPLY, STEP_REPLY_ECHO);
+    asg_step(&r, 4, K_TOOL_CALL, STEP_CALL_ECHO);
+    asg_step(&r, 5, K_TOOL_RESULT,
+             "{\"id\":\"call_1\",\"name\":\"echo\",\"output\":\"a\",\"is_error\":false}");
+    assert_int_equal(wk_runner_assign(f->runner, &r.a, NULL), 0);
+    assert_true(wait_for(f, "a2", K_FINAL, 1));
+    const Agentry__V1__NodeEvent *fin = last_of(f, "a2", K_FINAL);
+    assert_int_equal(fin->checkpoint->n_messages, 5);
+    assert_msg(fin->checkpoint->messages[0], "user", "echo a; final b");
+    assert_msg(fin->checkpoint->messages[2], "tool", "a");
+    assert_msg(fin->checkpoint->messages[3], "user", "final z");
+    assert_int_equal(fin->checkpoint->input_seq, 6);
+}
+
+/* Steps that are not what a node stores end the turn with an ERROR rather than a guess. */
+static void test_resume_refuses_unreadable_steps(void **state)
+{
+    struct fix *f = *state;
+    struct asg s;
+    asg_init(&s, "a1", 2, "", echo_tools, 1, 0);
+    asg_input(&s, 1, "echo a");
+    asg_step(&s, 2, K_MODEL_REQUEST, STEP_REQ1);
+    asg_step(&s, 3, K_TOOL_CALL, STEP_CALL_ECHO); /* no reply asked for it */
+    assert_int_equal(wk_runner_assign(f->runner, &s.a, NULL), 0);
+    assert_true(wait_for(f, "a1", K_ERROR, 1));
+    assert_non_null(strstr(last_of(f, "a1", K_ERROR)->result->error, "stored steps"));
     assert_int_equal(count(f, "a1", K_TOOL_RESULT), 0);
 }
 
@@ -915,6 +1061,10 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_durable_tool_parks_until_stored, setup_durable,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_durable_lost_event_ends_turn, setup_durable, teardown),
+        cmocka_unit_test_setup_teardown(test_resume_after_stored_result, setup2, teardown),
+        cmocka_unit_test_setup_teardown(test_resume_reruns_idempotent_call, setup2, teardown),
+        cmocka_unit_test_setup_teardown(test_resume_final_and_late_input, setup2, teardown),
+        cmocka_unit_test_setup_teardown(test_resume_refuses_unreadable_steps, setup2, teardown),
         cmocka_unit_test_setup_teardown(test_full_queues_park_runs, setup1, teardown),
         cmocka_unit_test_setup_teardown(test_cancel_while_parked_on_room, setup1, teardown),
         cmocka_unit_test_setup_teardown(test_options_set_deadlines, setup_timeouts, teardown),

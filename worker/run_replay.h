@@ -1,0 +1,51 @@
+/* worker/run_replay.h - where an interrupted turn stands, read from the steps it stored.
+ *
+ * An Assignment for a turn that ran before carries the steps the hub stored for it
+ * (Assignment.steps: MODEL_REQUEST, MODEL_REPLY, TOOL_CALL, TOOL_RESULT, oldest first). Reading
+ * them rebuilds the turn's part of the conversation exactly as the lost node had it (an input joins
+ * at the first MODEL_REQUEST whose "input_seq" covers it, as it did there) and says what to do
+ * next, so that nothing stored is done again. What to do with a tool call that was started but has
+ * no result (run again, or "outcome unknown") is the run's decision: it knows the tools.
+ *
+ * Pure: no threads, no I/O; the caller owns what it gets. */
+#ifndef AGENTRY_WORKER_RUN_REPLAY_H
+#define AGENTRY_WORKER_RUN_REPLAY_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "agentry/v1/node.pb-c.h"
+#include "common/err.h"
+#include "worker/model.h"
+
+enum wk_run_replay_next {
+    WK_RUN_REPLAY_MODEL, /* ask the model: no steps, the last tool result is in, or a model call
+                            has no stored reply (asked again, as the same iteration) */
+    WK_RUN_REPLAY_FINAL, /* the last reply has no tool calls: the turn ends with it */
+    WK_RUN_REPLAY_TOOL,  /* call tool_idx of msgs[call_msg] is next */
+};
+
+struct wk_run_replay {
+    struct wk_msg *msgs; /* owned: the turn's messages, in order (user, assistant, tool) */
+    size_t nmsgs, cap;
+    size_t ninputs;      /* the first ninputs inputs given are among msgs */
+    uint64_t input_seq;  /* the highest input seq among msgs, or the one given */
+    uint32_t iterations; /* model calls answered (a call asked again counts once) */
+    enum wk_run_replay_next next;
+    size_t call_msg;   /* WK_RUN_REPLAY_TOOL/FINAL: index in msgs of the last assistant message */
+    size_t tool_idx;   /* WK_RUN_REPLAY_TOOL: the call to do next */
+    bool tool_started; /* WK_RUN_REPLAY_TOOL: its TOOL_CALL is stored, with no result */
+    uint64_t input_tokens, output_tokens; /* as the stored replies reported them */
+    uint32_t model_calls, tool_calls;     /* MODEL_REQUEST and TOOL_CALL steps stored */
+};
+
+/* Read steps[0, n) against the assignment's inputs (seq order) and the checkpoint's input_seq.
+ * 0 with *out filled (release it with wk_run_replay_release), or -1 with err when a step does
+ * not read (a payload that is not what a node writes): the turn cannot go on safely. */
+int wk_run_replay_read(const Agentry__V1__TraceEvent *const *steps, size_t n,
+                       const Agentry__V1__Input *const *inputs, size_t ninputs, uint64_t input_seq,
+                       struct wk_run_replay *out, struct ag_err *err);
+void wk_run_replay_release(struct wk_run_replay *r);
+
+#endif
