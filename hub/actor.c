@@ -98,6 +98,8 @@ struct agent_write {
     const uint8_t *new_ckpt; /* in arena; replaces st.ckpt on commit when set */
     size_t new_ckpt_len;
     bool ckpt_set;
+    bool new_ckpt_msgs; /* new_ckpt holds a conversation (an older node's) */
+    uint64_t warm_key;  /* the turn ended with a checkpoint from this node process, 0: not */
     const char *new_output, *new_error; /* in arena; replace on commit when out_set */
     bool out_set;
     struct hub_cmd *cmds; /* in order; each has its op index in cmd_op */
@@ -393,7 +395,8 @@ static size_t cmd_kill(struct agent_write *aw, struct hub_cmd *c)
 }
 
 /* A turn-ending event carries the agent's new checkpoint and the turn's result. */
-static void take_turn_end(struct agent_write *aw, const Agentry__V1__NodeEvent *ev, size_t op)
+static void take_turn_end(struct agent_write *aw, const Agentry__V1__NodeEvent *ev,
+                          const struct hub_node *n, size_t op)
 {
     int st = ev->kind == AGENTRY__V1__EVENT_KIND__EVENT_KIND_FINAL
                  ? AGENTRY__V1__AGENT_STATE__AGENT_STATE_IDLE
@@ -407,7 +410,9 @@ static void take_turn_end(struct agent_write *aw, const Agentry__V1__NodeEvent *
     if (ev->checkpoint) {
         aw->new_ckpt = rpc_pb_pack_arena(&ev->checkpoint->base, &aw->arena, &aw->new_ckpt_len);
         aw->ckpt_set = true;
+        aw->new_ckpt_msgs = ev->checkpoint->n_messages > 0;
         aw->next.input_seq = ev->checkpoint->input_seq;
+        aw->warm_key = n->keeps_state ? n->process_key : 0;
     }
     aw->next.streak = 0;
     aw->next.streak_reason[0] = '\0';
@@ -447,7 +452,7 @@ static void cmd_events(struct agent_write *aw, struct hub_cmd *c, size_t idx)
         hub_agent_count_usage(&aw->next, ev->kind, ev->usage ? ev->usage->input_tokens : 0,
                               ev->usage ? ev->usage->output_tokens : 0);
         if (is_turn_end(ev->kind))
-            take_turn_end(aw, ev, ops[i]);
+            take_turn_end(aw, ev, c->node, ops[i]);
     }
     aw->ev_ops[idx] = ops;
 }
@@ -814,6 +819,14 @@ static void import_state(struct agent_write *aw, const Agentry__V1__AgentExport 
     aw->new_ckpt = x->checkpoint.data;
     aw->new_ckpt_len = x->checkpoint.len;
     aw->ckpt_set = true;
+    /* An export from an older hub may carry the conversation in its checkpoint. */
+    const Agentry__V1__Checkpoint *ck = x->checkpoint.len
+                                            ? rpc_pb_unpack_bytes(
+                                                  x->checkpoint.data, x->checkpoint.len,
+                                                  &agentry__v1__checkpoint__descriptor, &aw->arena,
+                                                  NULL)
+                                            : NULL;
+    aw->new_ckpt_msgs = ck && ck->n_messages > 0;
     aw->new_output = x->last_output && *x->last_output ? x->last_output : NULL;
     aw->new_error = x->last_error && *x->last_error ? x->last_error : NULL;
     aw->out_set = true;
@@ -870,6 +883,13 @@ static void commit_state(struct agent_write *aw)
         free(a->st.ckpt);
         a->st.ckpt = aw->new_ckpt_len ? ag_xmemdup(aw->new_ckpt, aw->new_ckpt_len) : NULL;
         a->st.ckpt_len = aw->new_ckpt_len;
+        a->ckpt_msgs = aw->new_ckpt_msgs;
+    }
+    if (aw->turn_ended) {
+        /* Only a node's own checkpoint leaves its conversation where it ran: a turn the hub
+         * ended (or one whose state did not fit) may hold steps that node never had. */
+        a->warm_key = aw->warm_key;
+        a->warm_epoch = aw->warm_key ? aw->next.epoch : 0;
     }
     if (aw->out_set) {
         free(a->st.last_output);

@@ -117,6 +117,7 @@ void hub_agent_steps_note(struct hub_agent *a, uint64_t seq, int kind, const cha
     case AGENTRY__V1__EVENT_KIND__EVENT_KIND_YIELD:
     case AGENTRY__V1__EVENT_KIND__EVENT_KIND_ERROR:
     case AGENTRY__V1__EVENT_KIND__EVENT_KIND_KILLED:
+        a->conv_seq = seq;
         steps_clear(a);
         /* A long turn's array goes with it: idle agents keep none. */
         free(a->steps);

@@ -86,7 +86,14 @@ struct hub_agent {
     size_t ninbox, cap_inbox;
     size_t inbox_bytes;         /* their texts' bytes */
     struct hub_trace_ring ring; /* recent committed events, kept only while followers exist */
-    struct hub_step *steps;     /* the running turn's stored steps, oldest first; emptied by the
+    /* The conversation is the log (types.proto, Checkpoint): an Assignment carries what the node
+     * needs of it (hub/rpc_node.c). */
+    uint64_t conv_seq; /* the seq of the last turn-ending event, 0 before the first */
+    bool ckpt_msgs;    /* st.ckpt holds the conversation up to conv_seq (an older node's) */
+    /* The node process that ended the last turn with a checkpoint (its process_key) and that
+     * turn's epoch: it may keep the conversation (Assignment.state_epoch). 0: none. Memory only. */
+    uint64_t warm_key, warm_epoch;
+    struct hub_step *steps; /* the running turn's stored steps, oldest first; emptied by the
                                    event that ends the turn */
     size_t nsteps, cap_steps;
     size_t steps_bytes; /* their payloads' bytes */

@@ -32,6 +32,7 @@
 #include "hub/hub_internal.h"
 #include "hub/node.h"
 #include "hub/rpc_agent.h"
+#include "hub/rpc_assign.h"
 #include "hub/rpc_node.h"
 #include "hub/rpc_trace.h"
 #include "hub/rpc_transfer.h"
@@ -135,6 +136,7 @@ static void load_checkpoint(struct hub_agent *a, const struct hub_store_agent *r
         row->checkpoint, row->checkpoint_len, &agentry__v1__checkpoint__descriptor, &ar, NULL);
     if (ck) {
         a->st.input_seq = ck->input_seq;
+        a->ckpt_msgs = ck->n_messages > 0;
         /* A row from before the hub counted usage itself: the checkpoint's count stands in. */
         if (ck->usage && !row->has_usage) {
             hub_usage_from_pb(ck->usage, &a->st.usage);
@@ -322,7 +324,7 @@ static struct hub *hub_alloc(const struct hub_opts *o, const struct hub_sched_st
                                  .release = rpc_call_unref,
                                  .wait_first_turn = hub_rpc_agent_wait_first_turn,
                                  .first_turn_ended = hub_rpc_agent_first_turn_ended,
-                                 .assign = hub_rpc_node_assign,
+                                 .assign = hub_rpc_assign,
                                  .deliver = hub_rpc_node_deliver,
                                  .cancel = hub_rpc_node_cancel,
                                  .wake_followers = hub_rpc_trace_wake,

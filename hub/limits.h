@@ -20,6 +20,9 @@
  * checkpoint (under HUB_MAX_NODE_MESSAGE) and the inbox (HUB_MAX_INBOX_BYTES) it stays under the
  * node's 128 MiB receive limit; a turn interrupted with more is ended, not placed again. */
 #define HUB_MAX_STEPS_BYTES (64u << 20)
+/* A whole Assignment, history included (hub/rpc_assign.c): under the node's 128 MiB receive limit
+ * with room for the message's own framing. */
+#define HUB_MAX_ASSIGN_BYTES (120u << 20)
 #define HUB_REASON_MAX 160 /* an interruption's reason, kept to compare the next with */
 
 #endif

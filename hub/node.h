@@ -43,6 +43,8 @@ struct hub_node {
     struct hub_sched_res capacity; /* slots from Register.capacity; cpu and memory unknown yet */
     struct rpc_call *stream;       /* the Connect call (ref held), for sending down */
     uint64_t instance;             /* distinguishes two connections with one id */
+    uint64_t process_key;          /* hash of instance_id: the node process, across reconnects */
+    bool keeps_state;              /* Register.keeps_state */
     char **models;                 /* owned: what it offers (hub_node_offer) */
     size_t nmodels;
     char **tools; /* owned */

@@ -2,12 +2,14 @@
  *
  * Up: Register first (validated; refused with ALREADY_EXISTS while a live node of another
  * process holds the id; else answered with Registered, which states the hub's size limits, and
- * the node joins scheduling), then Heartbeats and EventBatches. A batch is checked whole before
+ * the node joins scheduling), then Heartbeats, EventBatches and StateRequests (answered by
+ * hub/rpc_assign.c). A batch is checked whole before
  * anything is queued: a node may only speak for agents whose current assignment it was given (or
  * an older one: stale events are acknowledged and dropped), and no payload may pass the limit.
  * Anything else ends the stream. The accepted events go to their agents' mailboxes; the EventAck
  * goes out once every one of them is durable.
- * Down: Assignment, Deliver, Cancel, EventAck, through the call's bounded send queue; a node that
+ * Down: Assignment (built by hub/rpc_assign.c), Deliver, Cancel, EventAck, through the call's
+ * bounded send queue; a node that
  * cannot keep up is disconnected rather than buffered without bound.
  * Flow control: at most CONN_MAX_INFLIGHT batches and CONN_MAX_INFLIGHT_BYTES per node wait for
  * the store; past that the hub stops reading the stream, and HTTP/2 pushes back on the node.
@@ -30,6 +32,7 @@
 #include "hub/hub_internal.h"
 #include "hub/limits.h"
 #include "hub/node.h"
+#include "hub/rpc_assign.h"
 #include "hub/rpc_node.h"
 #include "hub/sched.h"
 #include "hub/validate.h"
@@ -65,7 +68,7 @@ struct hub_ev_batch {
 
 /* --- sending down ----------------------------------------------------------------------------- */
 
-static void send_down(struct hub *h, struct hub_node *n, Agentry__V1__HubMessage *m)
+void hub_rpc_node_send(struct hub *h, struct hub_node *n, Agentry__V1__HubMessage *m)
 {
     struct ag_err err = AG_ERR_INIT;
     if (rpc_call_send_take(n->stream, rpc_pb_pack(&m->base), &err) == 0)
@@ -84,46 +87,6 @@ void hub_rpc_node_close_stream(struct hub *h, struct hub_node *n, enum ag_code c
     rpc_call_finish(n->stream, code, msg);
 }
 
-void hub_rpc_node_assign(struct hub *h, struct hub_agent *a, struct hub_node *n)
-{
-    struct ag_arena ar;
-    char buf[2048];
-    ag_arena_init(&ar, buf, sizeof(buf));
-    Agentry__V1__Assignment as = AGENTRY__V1__ASSIGNMENT__INIT;
-    as.agent_id = a->id;
-    as.epoch = a->st.epoch;
-    as.spec = a->spec;
-    as.max_iterations = a->st.turn_max_iter;
-    if (a->st.ckpt_len)
-        as.checkpoint = rpc_pb_unpack_bytes(a->st.ckpt, a->st.ckpt_len,
-                                            &agentry__v1__checkpoint__descriptor, &ar, NULL);
-    as.inputs = ag_arena_alloc(&ar, (a->ninbox ? a->ninbox : 1) * sizeof(*as.inputs));
-    for (size_t i = 0; i < a->ninbox; i++) {
-        if (a->inbox[i].seq <= a->st.input_seq)
-            continue;
-        Agentry__V1__Input *in = ag_arena_alloc(&ar, sizeof(*in));
-        agentry__v1__input__init(in);
-        in->seq = a->inbox[i].seq;
-        in->text = a->inbox[i].text;
-        as.inputs[as.n_inputs++] = in;
-    }
-    /* An interrupted turn's stored steps: the node goes on after the last of them. */
-    as.steps = ag_arena_alloc(&ar, (a->nsteps ? a->nsteps : 1) * sizeof(*as.steps));
-    for (size_t i = 0; i < a->nsteps; i++) {
-        Agentry__V1__TraceEvent *e = ag_arena_alloc(&ar, sizeof(*e));
-        agentry__v1__trace_event__init(e);
-        e->seq = a->steps[i].seq;
-        e->kind = a->steps[i].kind;
-        e->payload = a->steps[i].payload;
-        as.steps[as.n_steps++] = e;
-    }
-    Agentry__V1__HubMessage m = AGENTRY__V1__HUB_MESSAGE__INIT;
-    m.msg_case = AGENTRY__V1__HUB_MESSAGE__MSG_ASSIGN;
-    m.assign = &as;
-    send_down(h, n, &m);
-    ag_arena_release(&ar);
-}
-
 void hub_rpc_node_deliver(struct hub *h, struct hub_node *n, const char *agent_id, uint64_t epoch,
                           uint64_t seq, const char *text)
 {
@@ -137,7 +100,7 @@ void hub_rpc_node_deliver(struct hub *h, struct hub_node *n, const char *agent_i
     Agentry__V1__HubMessage m = AGENTRY__V1__HUB_MESSAGE__INIT;
     m.msg_case = AGENTRY__V1__HUB_MESSAGE__MSG_DELIVER;
     m.deliver = &d;
-    send_down(h, n, &m);
+    hub_rpc_node_send(h, n, &m);
 }
 
 void hub_rpc_node_cancel(struct hub *h, struct hub_node *n, const char *agent_id, uint64_t epoch,
@@ -150,7 +113,7 @@ void hub_rpc_node_cancel(struct hub *h, struct hub_node *n, const char *agent_id
     Agentry__V1__HubMessage m = AGENTRY__V1__HUB_MESSAGE__INIT;
     m.msg_case = AGENTRY__V1__HUB_MESSAGE__MSG_CANCEL;
     m.cancel = &c;
-    send_down(h, n, &m);
+    hub_rpc_node_send(h, n, &m);
 }
 
 /* --- node lifecycle ------------------------------------------------------------------------- */
@@ -246,6 +209,8 @@ static struct hub_node *node_new(struct hub *h, struct rpc_call *c, const Agentr
     struct hub_node *n = hub_node_new(r->node_id, r->instance_id, c); /* the connection's ref */
     n->capacity.slots = r->capacity;
     n->instance = atomic_fetch_add(&h->node_instances, 1) + 1;
+    n->process_key = ag_hash_fnv1a_str(n->instance_id);
+    n->keeps_state = r->keeps_state;
     for (size_t i = 0; i < r->n_labels; i++)
         hub_node_add_label(n, r->labels[i]->key, r->labels[i]->value);
     n->version = ag_xstrdup(r->version ? r->version : "");
@@ -430,7 +395,7 @@ static void batch_settle(struct hub *h, struct hub_ev_batch *b, size_t n)
         Agentry__V1__HubMessage m = AGENTRY__V1__HUB_MESSAGE__INIT;
         m.msg_case = AGENTRY__V1__HUB_MESSAGE__MSG_ACK;
         m.ack = &ack;
-        send_down(h, b->node, &m);
+        hub_rpc_node_send(h, b->node, &m);
     }
     struct rpc_call *call = b->call;
     struct node_conn *nc = rpc_call_state(call);
@@ -533,6 +498,9 @@ static void on_node_msg(struct rpc_call *c, grpc_byte_buffer *msg)
         }
     } else if (m->msg_case == AGENTRY__V1__NODE_MESSAGE__MSG_HEARTBEAT) {
         hub_sched_node_touch(h->sched, nc->node, ag_now_mono_ms());
+    } else if (m->msg_case == AGENTRY__V1__NODE_MESSAGE__MSG_STATE_REQUEST) {
+        hub_sched_node_touch(h->sched, nc->node, ag_now_mono_ms());
+        hub_rpc_assign_state_request(h, nc->node, m->state_request);
     } else if (m->msg_case == AGENTRY__V1__NODE_MESSAGE__MSG_EVENTS) {
         hub_sched_node_touch(h->sched, nc->node, ag_now_mono_ms());
         struct hub_ev_batch *b = ag_xcalloc(1, sizeof(*b));

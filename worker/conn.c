@@ -88,6 +88,14 @@ struct wk_node {
     bool closing;            /* half-close requested */
     bool stop;
     struct wk_outbox out; /* events from emit to EventAck, and the runs waiting for room */
+    /* StateRequests to send (agent ids owned), oldest first; one per assignment at most, so
+     * bounded by the hub's capacity of assignments. Dropped with the stream: the hub re-assigns
+     * the turns of a lost stream anyway. */
+    struct conn_state_req {
+        char *agent_id;
+        uint64_t epoch;
+    } * state_reqs;
+    size_t nstate_reqs, cap_state_reqs;
     bool heartbeat_due;
     unsigned hb_running; /* runs counted before taking the lock (see kick_send_locked) */
     size_t batch_bytes;  /* from Registered: see CONN_BATCH_BYTES */
@@ -123,11 +131,32 @@ static void start_close_locked(struct wk_node *n)
     n->outstanding++;
 }
 
-/* Send whatever is due: queued events first (one batch), else a heartbeat, else a half-close. */
+static void state_reqs_clear_locked(struct wk_node *n)
+{
+    for (size_t i = 0; i < n->nstate_reqs; i++)
+        free(n->state_reqs[i].agent_id);
+    n->nstate_reqs = 0;
+}
+
+/* Send whatever is due: a StateRequest (a turn waits on it), else queued events (one batch), else
+ * a heartbeat, else a half-close. */
 static void kick_send_locked(struct wk_node *n)
 {
     if (!n->a.call || !n->up || n->sending)
         return;
+    if (n->nstate_reqs) {
+        struct conn_state_req q = n->state_reqs[0];
+        memmove(n->state_reqs, n->state_reqs + 1, --n->nstate_reqs * sizeof(*n->state_reqs));
+        Agentry__V1__StateRequest sr = AGENTRY__V1__STATE_REQUEST__INIT;
+        sr.agent_id = q.agent_id;
+        sr.epoch = q.epoch;
+        Agentry__V1__NodeMessage m = AGENTRY__V1__NODE_MESSAGE__INIT;
+        m.msg_case = AGENTRY__V1__NODE_MESSAGE__MSG_STATE_REQUEST;
+        m.state_request = &sr;
+        start_send_locked(n, rpc_pb_pack(&m.base));
+        free(q.agent_id);
+        return;
+    }
     struct wk_outbox_batch *b = wk_outbox_next_batch(&n->out, CONN_MAX_BATCH, n->batch_bytes);
     if (b) {
         start_send_locked(n, wk_outbox_pack(b));
@@ -204,6 +233,21 @@ static void on_assign(struct wk_node *n, const Agentry__V1__Assignment *a)
     struct ag_err err = AG_ERR_INIT;
     if (wk_runner_assign(n->runner, a, &err) == 0)
         return;
+    if (err.code == AG_NOT_FOUND) {
+        /* The conversation it names is gone from this node: the hub sends it whole. */
+        ag_log_info("conn.state_requested", "node=%s agent=%s epoch=%" PRIu64, n->node_id,
+                    a->agent_id, a->epoch);
+        pthread_mutex_lock(&n->lock);
+        if (n->nstate_reqs == n->cap_state_reqs) {
+            n->cap_state_reqs = n->cap_state_reqs ? n->cap_state_reqs * 2 : 8;
+            n->state_reqs = ag_xrealloc(n->state_reqs, n->cap_state_reqs * sizeof(*n->state_reqs));
+        }
+        n->state_reqs[n->nstate_reqs++] = (struct conn_state_req){ag_xstrdup(a->agent_id),
+                                                                  a->epoch};
+        kick_send_locked(n);
+        pthread_mutex_unlock(&n->lock);
+        return;
+    }
     ag_log_warn("conn.assignment_refused", "node=%s agent=%s epoch=%" PRIu64 " err=%s", n->node_id,
                 a->agent_id, a->epoch, ag_log_q(err.msg));
     if (err.code == AG_INVALID_ARGUMENT)
@@ -391,6 +435,7 @@ static void stream_over(struct wk_node *n, bool was_up)
     rpc_async_release(&n->a); /* every batch is back (serve_stream) */
     n->up = false;
     wk_outbox_drop_all(&n->out, &lost, &calls);
+    state_reqs_clear_locked(n);
     pthread_mutex_unlock(&n->lock);
     wk_outbox_calls_run(&calls);
 }
@@ -538,6 +583,7 @@ static int pack_register(struct wk_node *n, const struct wk_node_opts *o, struct
         reg.tools = (char **)tools;
         reg.n_tools = ntools;
         reg.instance_id = instance;
+        reg.keeps_state = o->keep_bytes > 0;
         Agentry__V1__NodeMessage m = AGENTRY__V1__NODE_MESSAGE__INIT;
         m.msg_case = AGENTRY__V1__NODE_MESSAGE__MSG_REGISTER;
         m.register_ = &reg;
@@ -595,6 +641,7 @@ struct wk_node *wk_node_new(const struct wk_node_opts *o, struct ag_err *err)
                                 .room = on_room,
                                 .emit_ctx = n,
                                 .timers = n->timers,
+                                .keep_bytes = o->keep_bytes,
                                 .model_opts = o->model_opts,
                                 .nmodel_opts = o->nmodel_opts,
                                 .tool_opts = o->tool_opts,
@@ -673,6 +720,8 @@ void wk_node_free(struct wk_node *n)
     wk_outbox_drop_all(&n->out, &stopped, &calls);
     wk_outbox_calls_run(&calls);
     wk_outbox_release(&n->out);
+    state_reqs_clear_locked(n); /* no other thread is left */
+    free(n->state_reqs);
     ag_timers_free(n->timers);
     if (n->cq) {
         grpc_completion_queue_shutdown(n->cq);

@@ -27,6 +27,8 @@ struct wk_node_opts {
     size_t nmodel_opts;
     const char *const *tool_opts;
     size_t ntool_opts;
+    /* Bytes of agents' conversations kept between turns (worker/warm.h); 0: none. */
+    size_t keep_bytes;
 };
 
 /* Check the options that wk_node_new would refuse as malformed (INVALID_ARGUMENT, one line

@@ -82,6 +82,10 @@ struct wk_run {
     size_t user_state_len;
     size_t max_payload; /* the hub's limits when the run started (see run_event.c) */
     size_t max_event;
+    /* The conversation came in the checkpoint (an older node stored it there): turn ends keep
+     * carrying it whole, and nothing is kept on the node. Otherwise the conversation is the log
+     * (worker/run_replay.c) and turn ends carry only the counters. */
+    bool legacy;
 
     /* Turn state: token holder only. */
     struct wk_msg *msgs; /* owned: the conversation, oldest first */
@@ -251,8 +255,12 @@ static void go_on_from_steps(struct wk_run *run, const Agentry__V1__Assignment *
         *m = rp.msgs[i];
         rp.msgs[i] = (struct wk_msg){0}; /* moved */
     }
-    for (size_t i = rp.ninputs; i < a->n_inputs; i++)
-        inbox_push(run, a->inputs[i]->seq, a->inputs[i]->text);
+    for (size_t i = 0; i < rp.nrest; i++) {
+        inbox_push(run, rp.rest[i].seq, "");
+        free(run->inbox[run->ninbox - 1].text);
+        run->inbox[run->ninbox - 1].text = rp.rest[i].text;
+        rp.rest[i].text = NULL; /* moved */
+    }
     run->input_seq = rp.input_seq;
     run->iterations = rp.iterations;
     run->usage = (struct wk_usage){.input_tokens = rp.input_tokens,
@@ -303,6 +311,11 @@ static struct wk_run *run_new(const Agentry__V1__Assignment *a, const struct wk_
     /* A resumed turn's own limit (ResumeAgent) overrides the spec's for this turn only. */
     if (a->max_iterations)
         run->max_iterations = a->max_iterations;
+    run->legacy = a->checkpoint && a->checkpoint->n_messages > 0;
+    if (o->warm) {
+        run->msgs = o->warm;
+        run->nmsgs = run->msgs_cap = o->nwarm;
+    }
     copy_checkpoint(run, a->checkpoint);
     run->turn_start = run->nmsgs;
     run->max_payload = o->max_payload;
@@ -311,6 +324,10 @@ static struct wk_run *run_new(const Agentry__V1__Assignment *a, const struct wk_
     wk_cancel_init(&run->cancel);
     pthread_mutex_init(&run->mu, NULL);
     if (consume_inputs && a->n_steps > 0) {
+        /* Without a conversation to start from, the steps are the agent's whole log: its
+         * inputs are taken from the first. */
+        if (!run->legacy && !a->state_epoch)
+            run->input_seq = 0;
         go_on_from_steps(run, a);
     } else {
         for (size_t i = 0; consume_inputs && i < a->n_inputs; i++)
@@ -505,13 +522,13 @@ static struct wk_run_event_head event_head(const struct wk_run *run)
 }
 
 /* The turn-ending event (see wk_run_event_end), emitted unless the run was cancelled. */
-static void emit_end(struct wk_run *run, Agentry__V1__EventKind kind, const char *text)
+static bool emit_end(struct wk_run *run, Agentry__V1__EventKind kind, const char *text)
 {
     struct wk_run_event_head h = event_head(run);
     struct wk_run_event_state st = {
         .msgs = run->msgs,
-        .nmsgs = run->nmsgs,
-        .turn_start = run->turn_start,
+        .nmsgs = run->legacy ? run->nmsgs : 0,
+        .turn_start = run->legacy ? run->turn_start : 0,
         .iterations = run->iterations,
         .input_seq = run->input_seq,
         .base_usage = run->base_usage,
@@ -520,8 +537,10 @@ static void emit_end(struct wk_run *run, Agentry__V1__EventKind kind, const char
         .user_state_len = run->user_state_len,
     };
     struct wk_run_event ev;
-    if (wk_run_event_end(&h, &st, kind, text, &ev) == 0)
-        run_emit(run, &ev, false);
+    if (wk_run_event_end(&h, &st, kind, text, &ev) != 0)
+        return false;
+    run_emit(run, &ev, false);
+    return true;
 }
 
 void wk_run__reject(const Agentry__V1__Assignment *a, const struct wk_run_opts *o, const char *why)
@@ -564,7 +583,12 @@ static void end_turn(struct wk_run *run, Agentry__V1__EventKind kind, const char
         run_drop(run); /* a cancel took the run from the table: it ends silently */
         return;
     }
-    emit_end(run, kind, text);
+    if (emit_end(run, kind, text) && !run->legacy && run->host->keep) {
+        /* Kept even if the hub discards the event: it then never names this epoch. */
+        run->host->keep(run->host_ctx, run->agent_id, run->epoch, run->msgs, run->nmsgs);
+        run->msgs = NULL;
+        run->nmsgs = run->msgs_cap = 0;
+    }
     ag_log_info("run.finished", "agent=%s epoch=%" PRIu64 " outcome=%s iterations=%u%s%s",
                 run->agent_id, run->epoch, wk_run_event_kind_word(kind), run->iterations,
                 kind == AGENTRY__V1__EVENT_KIND__EVENT_KIND_ERROR ? " error=" : "",

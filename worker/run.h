@@ -69,6 +69,10 @@ struct wk_run_host {
     /* Whether the emit queues have room (worker/emit.h, wk_room_fn); false: wake(arg) has the
      * token. Called by the token holder with no run lock held. */
     wk_room_fn *room;
+    /* The turn ended with a checkpoint: keep the agent's conversation (takes msgs[0, n) and
+     * the array) for its next turn on this node (worker/warm.h). NULL: keep none. Called by the
+     * token holder with no run lock held, after the turn's last event was handed on. */
+    void (*keep)(void *ctx, const char *agent_id, uint64_t epoch, struct wk_msg *msgs, size_t n);
 };
 
 /* What a run is given at creation. Everything borrowed must outlive the run's last step (the
@@ -84,10 +88,15 @@ struct wk_run_opts {
     /* The hub's limits (wk_runner_set_limits) when the run starts: see worker/run_event.c. */
     size_t max_payload;
     size_t max_event;
+    /* The conversation this node kept for the agent (Assignment.state_epoch), taken by
+     * wk_run__new; NULL and 0 otherwise. */
+    struct wk_msg *warm;
+    size_t nwarm;
 };
 
-/* A run for assignment a (copied), holding one reference (the token): a's inputs become user
- * messages. The host queues it (ready) to start the turn. */
+/* A run for assignment a (copied), holding one reference (the token): the conversation is the
+ * kept one (o->warm) or the checkpoint's, plus what a's steps add (worker/run_replay.h), and a's
+ * inputs become user messages. The host queues it (ready) to start the turn. */
 struct wk_run *wk_run__new(const Agentry__V1__Assignment *a, const struct wk_run_opts *o);
 /* End the turn of an assignment that could not start with an ERROR (why; NULL: "rejected"),
  * carrying the checkpoint as it came and leaving the inputs unconsumed, so the hub frees the slot

@@ -34,18 +34,49 @@ static double num(const cJSON *o, const char *key, double dflt)
     return cJSON_IsNumber(v) ? v->valuedouble : dflt;
 }
 
-/* Inputs up to seq (all of them for UINT64_MAX) join the conversation, as the lost node's drain
- * before that model call added them. */
-static void take_inputs(struct wk_run_replay *r, const Agentry__V1__Input *const *inputs,
-                        size_t ninputs, uint64_t upto)
+/* An input the conversation does not hold yet joins the waiting ones (kept in seq order; the
+ * assignment's and the log's overlap). */
+static void add_input(struct wk_run_replay *r, size_t *cap, uint64_t seq, const char *text)
 {
-    while (r->ninputs < ninputs && inputs[r->ninputs]->seq <= upto) {
-        const Agentry__V1__Input *in = inputs[r->ninputs++];
-        if (in->seq <= r->input_seq)
-            continue; /* already in the checkpoint */
-        push(r, "user")->content = ag_xstrdup(in->text ? in->text : "");
-        r->input_seq = in->seq;
+    if (seq <= r->input_seq)
+        return;
+    size_t i = r->nrest;
+    while (i > 0 && r->rest[i - 1].seq >= seq) {
+        if (r->rest[i - 1].seq == seq)
+            return;
+        i--;
     }
+    if (r->nrest == *cap) {
+        *cap = *cap ? *cap * 2 : 8;
+        r->rest = ag_xrealloc(r->rest, *cap * sizeof(*r->rest));
+    }
+    memmove(&r->rest[i + 1], &r->rest[i], (r->nrest - i) * sizeof(*r->rest));
+    r->rest[i] = (struct wk_run_replay_input){seq, ag_xstrdup(text ? text : "")};
+    r->nrest++;
+}
+
+/* Waiting inputs up to seq join the conversation, as the drain before that model call added them
+ * on the node that made it. */
+static void take_inputs(struct wk_run_replay *r, uint64_t upto)
+{
+    size_t k = 0;
+    for (; k < r->nrest && r->rest[k].seq <= upto; k++) {
+        push(r, "user")->content = r->rest[k].text;
+        r->input_seq = r->rest[k].seq;
+    }
+    memmove(r->rest, r->rest + k, (r->nrest - k) * sizeof(*r->rest));
+    r->nrest -= k;
+}
+
+/* A turn ended: the next one starts from scratch (its counters are its own). */
+static void end_turn(struct wk_run_replay *r, bool *asking, bool *have_reply)
+{
+    *asking = *have_reply = false;
+    r->iterations = 0;
+    r->tool_idx = 0;
+    r->tool_started = false;
+    r->input_tokens = r->output_tokens = 0;
+    r->model_calls = r->tool_calls = 0;
 }
 
 static int read_reply(struct wk_run_replay *r, const cJSON *p)
@@ -94,6 +125,9 @@ int wk_run_replay_read(const Agentry__V1__TraceEvent *const *steps, size_t n,
     struct wk_run_replay *r = out;
     memset(r, 0, sizeof(*r));
     r->input_seq = input_seq;
+    size_t cap_rest = 0;
+    for (size_t i = 0; i < ninputs; i++)
+        add_input(r, &cap_rest, inputs[i]->seq, inputs[i]->text);
     bool asking = false, have_reply = false;
     uint32_t asked = 0;
     for (size_t i = 0; i < n; i++) {
@@ -101,9 +135,19 @@ int wk_run_replay_read(const Agentry__V1__TraceEvent *const *steps, size_t n,
         cJSON *p = cJSON_Parse(s->payload ? s->payload : "");
         bool ok = cJSON_IsObject(p);
         switch (s->kind) {
+        case AGENTRY__V1__EVENT_KIND__EVENT_KIND_INPUT:
+            ok = ok && str(p, "text");
+            if (ok)
+                add_input(r, &cap_rest, s->seq, str(p, "text"));
+            break;
+        case AGENTRY__V1__EVENT_KIND__EVENT_KIND_FINAL:
+        case AGENTRY__V1__EVENT_KIND__EVENT_KIND_YIELD:
+        case AGENTRY__V1__EVENT_KIND__EVENT_KIND_ERROR:
+            end_turn(r, &asking, &have_reply);
+            break;
         case AGENTRY__V1__EVENT_KIND__EVENT_KIND_MODEL_REQUEST:
-            /* A node from before "input_seq" had consumed every input it was given. */
-            take_inputs(r, inputs, ninputs, (uint64_t)num(p, "input_seq", (double)UINT64_MAX));
+            /* A node from before "input_seq" had taken every input stored before the call. */
+            take_inputs(r, (uint64_t)num(p, "input_seq", (double)(s->seq - 1)));
             asked = (uint32_t)num(p, "iteration", r->iterations + 1);
             asking = true;
             r->model_calls++;
@@ -158,5 +202,8 @@ void wk_run_replay_release(struct wk_run_replay *r)
     for (size_t i = 0; i < r->nmsgs; i++)
         wk_msg_release(&r->msgs[i]);
     free(r->msgs);
+    for (size_t i = 0; i < r->nrest; i++)
+        free(r->rest[i].text);
+    free(r->rest);
     memset(r, 0, sizeof(*r));
 }

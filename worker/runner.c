@@ -1,8 +1,9 @@
 /* worker/runner.c - the runner: a fixed pool of threads, the ready queue and the run table.
  *
  * Owns: the pool threads, the ready queue of runs that can make progress, the run table
- * (agent id -> its run), the provider and tool options (parsed at start, read-only after) and
- * one provider instance per provider row, created on first use.
+ * (agent id -> its run), the conversations kept between turns (worker/warm.h), the provider and
+ * tool options (parsed at start, read-only after) and one provider instance per provider row,
+ * created on first use.
  * The turn itself is worker/run.c, which this file calls only through worker/run.h; the run
  * calls back only through the host table below (runner_host), never a function here by name.
  *
@@ -37,6 +38,7 @@
 #include "worker/model.h"
 #include "worker/run.h"
 #include "worker/tool.h"
+#include "worker/warm.h"
 
 #define WK_RUNNER_DEFAULT_THREADS 2
 
@@ -46,6 +48,7 @@ struct wk_runner {
     void *emit_ctx;
     struct ag_timers *timers;  /* borrowed from opts */
     struct wk_configs configs; /* read-only after wk_runner_new */
+    struct wk_warm *warm;      /* thread-safe on its own */
 
     pthread_mutex_t providers_mu;
     struct wk_provider **providers; /* owned; one slot per row of wk_model_providers */
@@ -155,11 +158,19 @@ static bool host_room(void *ctx, wk_wake_fn *wake, void *arg)
     return !r->room || r->room(r->emit_ctx, wake, arg);
 }
 
+static void host_keep(void *ctx, const char *agent_id, uint64_t epoch, struct wk_msg *msgs,
+                      size_t n)
+{
+    struct wk_runner *r = ctx;
+    wk_warm_put(r->warm, agent_id, epoch, msgs, n);
+}
+
 static const struct wk_run_host runner_host = {
     .ready = host_ready,
     .finished = host_finished,
     .emit = host_emit,
     .room = host_room,
+    .keep = host_keep,
 };
 
 /* What a new run gets: the runner as its host, the options and the hub's current limits. */
@@ -234,6 +245,7 @@ static void runner_release(struct wk_runner *r)
             r->providers[i]->free(r->providers[i]);
     free(r->providers);
     free(r->threads);
+    wk_warm_free(r->warm);
     ag_map_release(&r->table);
     wk_configs_release(&r->configs);
     pthread_mutex_destroy(&r->providers_mu);
@@ -260,6 +272,7 @@ struct wk_runner *wk_runner_new(const struct wk_runner_opts *o, struct ag_err *e
     r->room = o->room;
     r->emit_ctx = o->emit_ctx;
     r->timers = o->timers;
+    r->warm = wk_warm_new(o->keep_bytes);
     while (wk_model_providers[r->nproviders].name)
         r->nproviders++;
     r->providers = ag_xcalloc(r->nproviders, sizeof(*r->providers));
@@ -326,6 +339,11 @@ int wk_runner_assign(struct wk_runner *r, const Agentry__V1__Assignment *a, stru
         return -1;
     }
     struct wk_run_opts o = run_opts(r, p, &r->configs.models[row - wk_model_providers]);
+    if (a->state_epoch && !wk_warm_take(r->warm, a->agent_id, a->state_epoch, &o.warm, &o.nwarm))
+        return ag_err_set(err, AG_NOT_FOUND,
+                          "agent '%s' (epoch %" PRIu64 "): this node no longer keeps its "
+                          "conversation as of epoch %" PRIu64 "; asking the hub for it",
+                          a->agent_id, a->epoch, a->state_epoch);
     struct wk_run *run = wk_run__new(a, &o);
     pthread_mutex_lock(&r->table_mu);
     /* The hub's newest epoch is the truth: a run it has moved on from (its Cancel may still be
@@ -348,8 +366,10 @@ int wk_runner_assign(struct wk_runner *r, const Agentry__V1__Assignment *a, stru
                           "): it already has a turn running on this node",
                           a->agent_id, a->epoch);
     }
-    ag_log_info("run.started", "agent=%s epoch=%" PRIu64 " model=%s inputs=%zu", a->agent_id,
-                a->epoch, ag_log_q(wk_run__model(run)), a->n_inputs);
+    ag_log_info("run.started",
+                "agent=%s epoch=%" PRIu64 " model=%s inputs=%zu steps=%zu kept_state=%s",
+                a->agent_id, a->epoch, ag_log_q(wk_run__model(run)), a->n_inputs, a->n_steps,
+                a->state_epoch ? "yes" : "no");
     ready_push(r, run);
     return 0;
 }

@@ -38,6 +38,9 @@ struct wk_runner_opts {
     wk_room_fn *room;         /* NULL: the queues never fill */
     void *emit_ctx;           /* for emit and room */
     struct ag_timers *timers; /* borrowed */
+    /* Bytes of conversation kept between turns (worker/warm.h); 0: keep none, the hub then
+     * sends each turn the agent's whole log. */
+    size_t keep_bytes;
     /* Provider and tool options, "NAME.KEY=VALUE" (worker/config.h); copied by wk_runner_new. */
     const char *const *model_opts;
     size_t nmodel_opts;
@@ -50,7 +53,8 @@ struct wk_runner *wk_runner_new(const struct wk_runner_opts *o, struct ag_err *e
 /* Cancels every run (no more events), joins the threads. NULL is a no-op. */
 void wk_runner_free(struct wk_runner *r);
 
-/* Start a turn. The assignment is copied. A run of the same agent with an older epoch is
+/* Start a turn. The assignment is copied. NOT_FOUND: a->state_epoch names a conversation this
+ * node does not keep (any more); ask the hub for it (StateRequest). A run of the same agent with an older epoch is
  * cancelled first (the hub moved the agent on; that run's events would be discarded). Fails with
  * ALREADY_EXISTS if the agent already runs at this epoch or a newer one, INVALID_ARGUMENT if the
  * spec names an unknown model provider (the caller should then report an ERROR event for it: see

@@ -35,7 +35,7 @@ static void *signal_thread(void *arg)
 static int node_join(int argc, char **argv)
 {
     const char *hub = cli_default_hub(), *node_id = NULL, *level = "info";
-    int64_t capacity = 64, threads = 2, handshake = 5000;
+    int64_t capacity = 64, threads = 2, handshake = 5000, keep_mib = 256;
     struct ag_strlist labels = {0}, model_opts = {0}, tool_opts = {0};
     const struct ag_flag flags[] = {
         {"hub", 0, AG_FLAG_STR, &hub, "ADDR",
@@ -54,6 +54,9 @@ static int node_join(int argc, char **argv)
         {"tool-opt", 0, AG_FLAG_LIST, &tool_opts, "TOOL.KEY=VAL",
          "a tool option, repeatable: echo.latency=DUR (delays every output), TOOL.timeout=DUR (each call's deadline; default none)",
          0, 0},
+        {"keep-state-mib", 0, AG_FLAG_INT, &keep_mib, "N",
+         "MiB of agents' conversations kept between turns, so that an agent's next turn here needs no history from the hub (default 256; 0 keeps none)",
+         0, 1 << 20},
         {"log-level", 0, AG_FLAG_STR, &level, "LEVEL", "debug, info, warn or error (default info)",
          0, 0},
     };
@@ -77,7 +80,8 @@ static int node_join(int argc, char **argv)
                              .model_opts = (const char *const *)model_opts.items,
                              .nmodel_opts = model_opts.n,
                              .tool_opts = (const char *const *)tool_opts.items,
-                             .ntool_opts = tool_opts.n};
+                             .ntool_opts = tool_opts.n,
+                             .keep_bytes = (size_t)keep_mib << 20};
     if (rc == 1) {
         ag_flags_print_help(stdout, &help, flags, AG_ARRAY_SIZE(flags));
         rc = CLI_OK;
