@@ -5,6 +5,9 @@
  * separated by ';' (whitespace around a step is trimmed, empty steps are skipped):
  *
  *   echo <text>   reply with one tool call to "echo", arguments {"text":"<text>"}
+ *   call <tool> <text>
+ *                 reply with one tool call to <tool>, arguments {"text":"<text>"} (<text> may be
+ *                 empty; the tool need not be among the request's tools, as for echo)
  *   final <text>  reply with content <text> and no tool call
  *   sleep <ms>    not a reply: every following reply is delivered <ms> later (the last sleep
  *                 before a reply wins; delays are timers, no thread ever waits)
@@ -58,18 +61,19 @@ struct mock_state {
     int64_t latency_ms; /* mock.latency */
 };
 
-enum mock_kind { MOCK_ECHO, MOCK_FINAL, MOCK_SLEEP, MOCK_LOOP, MOCK_FAIL, MOCK_BAD };
+enum mock_kind { MOCK_ECHO, MOCK_CALL, MOCK_FINAL, MOCK_SLEEP, MOCK_LOOP, MOCK_FAIL, MOCK_BAD };
 
 static const struct {
     const char *word;
     enum mock_kind kind;
 } mock_keywords[] = {
-    {"echo", MOCK_ECHO}, {"final", MOCK_FINAL}, {"sleep", MOCK_SLEEP},
-    {"loop", MOCK_LOOP}, {"fail", MOCK_FAIL},
+    {"echo", MOCK_ECHO},   {"call", MOCK_CALL}, {"final", MOCK_FINAL},
+    {"sleep", MOCK_SLEEP}, {"loop", MOCK_LOOP}, {"fail", MOCK_FAIL},
 };
 
 struct mock_step {
     enum mock_kind kind; /* never MOCK_SLEEP: sleeps become delay_ms */
+    char *tool;          /* owned: MOCK_CALL's tool name; NULL for every other kind */
     char *text;          /* owned: the argument, or the error for MOCK_BAD */
     int64_t delay_ms;    /* the sleep in force when this step is reached */
 };
@@ -122,19 +126,27 @@ static enum mock_kind keyword_split(char *s, char **rest)
     return MOCK_BAD;
 }
 
-static void script_push(struct mock_script *s, enum mock_kind kind, char *text_take)
+static void script_push_call(struct mock_script *s, enum mock_kind kind, char *tool_take,
+                             char *text_take)
 {
     if (s->n == s->cap) {
         s->cap = s->cap ? s->cap * 2 : 8;
         s->steps = ag_xrealloc(s->steps, s->cap * sizeof(*s->steps));
     }
-    s->steps[s->n++] = (struct mock_step){kind, text_take, s->tail_delay_ms};
+    s->steps[s->n++] = (struct mock_step){kind, tool_take, text_take, s->tail_delay_ms};
+}
+
+static void script_push(struct mock_script *s, enum mock_kind kind, char *text_take)
+{
+    script_push_call(s, kind, NULL, text_take);
 }
 
 static void script_release(struct mock_script *s)
 {
-    for (size_t i = 0; i < s->n; i++)
+    for (size_t i = 0; i < s->n; i++) {
+        free(s->steps[i].tool);
         free(s->steps[i].text);
+    }
     free(s->steps);
 }
 
@@ -152,16 +164,33 @@ static void script_sleep(struct mock_script *s, const char *arg)
                 ag_xasprintf("mock script step 'sleep %s' needs a number of milliseconds", arg));
 }
 
+/* "call <tool> <text>": the tool's name is the first word of arg; a call without one becomes a
+ * failing step at its place. */
+static void script_call(struct mock_script *s, char *arg)
+{
+    if (!*arg) {
+        script_push(s, MOCK_BAD, ag_xstrdup("mock script step 'call' needs a tool name"));
+        return;
+    }
+    char *text = arg;
+    while (*text && !isspace((unsigned char)*text))
+        text++;
+    char *tool = ag_xstrndup(arg, (size_t)(text - arg));
+    script_push_call(s, MOCK_CALL, tool, ag_xstrdup(trim(text)));
+}
+
 static void script_step(struct mock_script *s, char *step)
 {
     char *rest;
     enum mock_kind kind = keyword_split(step, &rest);
     if (kind == MOCK_SLEEP) {
         script_sleep(s, rest);
+    } else if (kind == MOCK_CALL) {
+        script_call(s, rest);
     } else if (kind == MOCK_BAD) {
         script_push(s, MOCK_BAD,
-                    ag_xasprintf("mock script step '%s%s%s' does not start with echo, final, "
-                                 "sleep, loop or fail",
+                    ag_xasprintf("mock script step '%s%s%s' does not start with echo, call, "
+                                 "final, sleep, loop or fail",
                                  step, *rest ? " " : "", rest));
     } else {
         script_push(s, kind, ag_xstrdup(rest));
@@ -242,7 +271,7 @@ static struct wk_chat_reply *reply_final(const char *content)
     return r;
 }
 
-static struct wk_chat_reply *reply_echo(size_t k, const char *text)
+static struct wk_chat_reply *reply_call(size_t k, const char *tool, const char *text)
 {
     struct wk_chat_reply *r = reply_final("");
     cJSON *args = cJSON_CreateObject();
@@ -252,7 +281,7 @@ static struct wk_chat_reply *reply_echo(size_t k, const char *text)
     r->calls = ag_xcalloc(1, sizeof(*r->calls));
     r->ncalls = 1;
     r->calls[0].id = ag_xasprintf("call_%zu", k + 1);
-    r->calls[0].name = ag_xstrdup("echo");
+    r->calls[0].name = ag_xstrdup(tool);
     r->calls[0].arguments = ag_xstrdup(json);
     cJSON_free(json);
     return r;
@@ -279,12 +308,15 @@ static void answer(struct mock_pending *pd, const struct mock_step *step, const 
     }
     switch (step->kind) {
     case MOCK_ECHO:
-        pd->reply = reply_echo(v->k, step->text);
+        pd->reply = reply_call(v->k, "echo", step->text);
+        break;
+    case MOCK_CALL:
+        pd->reply = reply_call(v->k, step->tool, step->text);
         break;
     case MOCK_LOOP: {
         char text[32];
         snprintf(text, sizeof(text), "loop %zu", v->k + 1);
-        pd->reply = reply_echo(v->k, text);
+        pd->reply = reply_call(v->k, "echo", text);
         break;
     }
     case MOCK_FINAL:

@@ -117,19 +117,25 @@ static struct wk_msg msg(const char *role, const char *content)
 
 static const struct wk_chat_tool echo_tools[] = {{"echo", "Returns the text.", "{}"}};
 
-static void assert_echo_call(const struct wk_chat_reply *r, const char *id, const char *text)
+static void assert_call(const struct wk_chat_reply *r, const char *id, const char *tool,
+                        const char *text)
 {
     assert_non_null(r);
     assert_string_equal(r->content, "");
     assert_int_equal(r->ncalls, 1);
     assert_string_equal(r->calls[0].id, id);
-    assert_string_equal(r->calls[0].name, "echo");
+    assert_string_equal(r->calls[0].name, tool);
     cJSON *args = cJSON_Parse(r->calls[0].arguments);
     assert_non_null(args);
     const cJSON *t = cJSON_GetObjectItemCaseSensitive(args, "text");
     assert_true(cJSON_IsString(t));
     assert_string_equal(t->valuestring, text);
     cJSON_Delete(args);
+}
+
+static void assert_echo_call(const struct wk_chat_reply *r, const char *id, const char *text)
+{
+    assert_call(r, id, "echo", text);
 }
 
 static void assert_final(const struct wk_chat_reply *r, const char *content)
@@ -188,6 +194,31 @@ static void test_script_echo_then_final(void **state)
     r = chat(f, "", msgs, 7, NULL, 0, NULL);
     assert_final(r, "late");
     wk_chat_reply_free(r);
+}
+
+/* "call <tool> <text>" names any tool, offered or not; the text may be empty; a call without a
+ * tool name fails when its turn comes. */
+static void test_script_call_names_the_tool(void **state)
+{
+    struct fix *f = *state;
+    struct wk_msg msgs[] = {
+        msg("user", "call append  s1 \"x\" ; call  other; call ;final done"),
+        msg("assistant", ""),
+        msg("tool", "ok"),
+        msg("assistant", ""),
+        msg("tool", "ok"),
+    };
+    struct wk_chat_reply *r = chat(f, "", msgs, 1, echo_tools, 1, NULL);
+    assert_call(r, "call_1", "append", "s1 \"x\"");
+    wk_chat_reply_free(r);
+    r = chat(f, "", msgs, 3, echo_tools, 1, NULL);
+    assert_call(r, "call_2", "other", "");
+    wk_chat_reply_free(r);
+    struct ag_err err = AG_ERR_INIT;
+    r = chat(f, "", msgs, 5, echo_tools, 1, &err);
+    assert_null(r);
+    assert_int_equal(err.code, AG_UNAVAILABLE);
+    assert_string_equal(err.msg, "mock script step 'call' needs a tool name");
 }
 
 static void test_script_loop_never_ends(void **state)
@@ -372,6 +403,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_plain_text_with_echo_tool, setup, teardown),
         cmocka_unit_test_setup_teardown(test_plain_text_without_tools, setup, teardown),
         cmocka_unit_test_setup_teardown(test_script_echo_then_final, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_script_call_names_the_tool, setup, teardown),
         cmocka_unit_test_setup_teardown(test_script_loop_never_ends, setup, teardown),
         cmocka_unit_test_setup_teardown(test_script_fail, setup, teardown),
         cmocka_unit_test_setup_teardown(test_script_bad_step_fails_when_reached, setup, teardown),
