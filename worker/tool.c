@@ -8,6 +8,11 @@
 int wk_tool__echo_run(const struct wk_tool *t, const struct wk_call_ctx *ctx, const char *args_json,
                       wk_tool_done_fn *done, void *arg, struct ag_err *err);
 int wk_tool__echo_check_config(const struct wk_config *c, struct ag_err *err);
+/* Defined in worker/tool_append.c. */
+int wk_tool__append_run(const struct wk_tool *t, const struct wk_call_ctx *ctx,
+                        const char *args_json, wk_tool_done_fn *done, void *arg,
+                        struct ag_err *err);
+int wk_tool__append_check_config(const struct wk_config *c, struct ag_err *err);
 
 const struct wk_tool wk_tools[] = {
     {
@@ -18,6 +23,16 @@ const struct wk_tool wk_tools[] = {
         .idempotent = true,
         .run = wk_tool__echo_run,
         .check_config = wk_tool__echo_check_config,
+    },
+    {
+        .name = "append",
+        .description = "Appends the given text as one line to the node's file (append.path).",
+        .schema_json = "{\"type\":\"object\",\"properties\":{\"text\":{\"type\":\"string\"}},"
+                       "\"required\":[\"text\"]}",
+        /* Twice is two lines: a call lost after it started gets "outcome unknown". */
+        .idempotent = false,
+        .run = wk_tool__append_run,
+        .check_config = wk_tool__append_check_config,
     },
     {.name = NULL},
 };

@@ -4,7 +4,8 @@
  * later (never from inside run()), or never if run() returned -1. The call's context
  * (worker/call.h) carries its cancel handle, deadline and the tool's options: a cancelled or late
  * call still calls done() once, with is_error and an output saying so. Tools are rows of a table
- * (wk_tools); this issue ships "echo". A sandbox and permission policy will wrap run() later. */
+ * (wk_tools): "echo", and "append" (a side effect to count). A sandbox and permission policy
+ * will wrap run() later. */
 #ifndef AGENTRY_WORKER_TOOL_H
 #define AGENTRY_WORKER_TOOL_H
 

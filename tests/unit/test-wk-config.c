@@ -68,7 +68,7 @@ static void test_refusals_name_the_option(void **state)
                    "'gpt' (it has: mock)");
     assert_refused(NULL, "shell.timeout=1s",
                    "invalid tool option 'shell.timeout=1s': this node has no tool 'shell' (it "
-                   "has: echo)");
+                   "has: echo, append)");
     assert_refused(NULL, "echo.timeout=soon",
                    "option 'echo.timeout': invalid duration 'soon': want a duration like 250ms, "
                    "5s, 2m or 1h");
