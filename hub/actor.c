@@ -1185,10 +1185,12 @@ static void after_unlock(struct agent_write *aw, bool ok)
     }
     if (ok && aw->reschedule)
         cmd_post(h, a, cmd_new(HUB_CMD_SCHEDULE, NULL));
-    /* The node may have gone while this write was in flight, after its loss was handled. */
-    if (ok && aw->assign_node && !hub_sched_node_alive(h->sched, aw->assign_node))
-        hub_actor_post_interrupt(h, a, aw->assign_node, a->st.epoch,
-                                 "node lost before its assignment", atomic_load(&h->closing));
+    /* The node may have gone while this write was in flight, after its loss was handled. Its
+     * loss's own reason: when that handling interrupts the turn too, the two agree (only the
+     * first counts), so the dead-letter streak sees one reason. */
+    char why[HUB_REASON_MAX];
+    if (ok && aw->assign_node && !hub_sched_node_alive(h->sched, aw->assign_node, why, sizeof(why)))
+        hub_actor_post_interrupt(h, a, aw->assign_node, a->st.epoch, why, atomic_load(&h->closing));
 }
 
 static void ack_batches(struct agent_write *aw, const struct ag_err *err)

@@ -28,6 +28,7 @@
 #include <stdint.h>
 
 #include "common/list.h"
+#include "hub/limits.h"
 #include "hub/sched.h"
 
 struct rpc_call;
@@ -55,6 +56,7 @@ struct hub_node {
     /* Guarded by the scheduler lock: */
     struct hub_sched_res reserved; /* by turns placed here, never over capacity */
     bool alive;
+    char lost_reason[HUB_REASON_MAX]; /* why it left the table (hub_sched_remove_node) */
     int refs;
     int64_t last_seen_ms; /* monotonic, from the node's last message */
     /* The agents whose committed turn runs here (hub_agent.on_node): guarded by the hub's

@@ -131,7 +131,7 @@ static void interrupt_if_on(struct hub *h, struct hub_agent *a, struct hub_node 
 
 void hub_rpc_node_lost(struct hub *h, struct hub_node *n, const char *reason)
 {
-    hub_sched_remove_node(h->sched, n);
+    hub_sched_remove_node(h->sched, n, reason);
     ag_log_info("node.lost", "node=%s reason=%s", n->id, ag_log_q(reason));
     struct hub_hook_event ev = {.kind = HUB_HOOK_NODE_LOST, .node_id = n->id, .reason = reason};
     hub_hooks_run(&h->hooks, &ev);

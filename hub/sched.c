@@ -174,10 +174,12 @@ void hub_sched_node_unref(struct hub_sched *s, struct hub_node *n)
     pthread_mutex_unlock(&s->lock);
 }
 
-bool hub_sched_node_alive(struct hub_sched *s, struct hub_node *n)
+bool hub_sched_node_alive(struct hub_sched *s, struct hub_node *n, char *why, size_t cap)
 {
     pthread_mutex_lock(&s->lock);
     bool alive = n->alive;
+    if (!alive && why)
+        snprintf(why, cap, "%s", n->lost_reason[0] ? n->lost_reason : "node lost");
     pthread_mutex_unlock(&s->lock);
     return alive;
 }
@@ -380,11 +382,13 @@ size_t hub_sched_drain(struct hub_sched *s, struct hub_sched_decision *out, size
     return k;
 }
 
-void hub_sched_remove_node(struct hub_sched *s, struct hub_node *node)
+void hub_sched_remove_node(struct hub_sched *s, struct hub_node *node, const char *reason)
 {
     pthread_mutex_lock(&s->lock);
-    if (node->alive)
+    if (node->alive) {
+        snprintf(node->lost_reason, sizeof(node->lost_reason), "%s", reason);
         remove_locked(s, node);
+    }
     pthread_mutex_unlock(&s->lock);
 }
 

@@ -124,8 +124,9 @@ size_t hub_sched_add_node(struct hub_sched *s, const struct hub_sched_join_req *
                           struct hub_sched_decision *out, size_t max);
 /* Hand free slots to queued agents (at most max decisions). */
 size_t hub_sched_drain(struct hub_sched *s, struct hub_sched_decision *out, size_t max);
-/* Take the node out of scheduling (stream gone). Idempotent. */
-void hub_sched_remove_node(struct hub_sched *s, struct hub_node *node);
+/* Take the node out of scheduling (stream gone), remembering why (the first reason wins).
+ * Idempotent. */
+void hub_sched_remove_node(struct hub_sched *s, struct hub_node *node, const char *reason);
 /* Reserve req->need now, or return NULL (no node fits req, or agents with the same
  * requirements already wait: they go first). Reference held on the result. */
 struct hub_node *hub_sched_try_reserve(struct hub_sched *s, const struct hub_sched_req *req);
@@ -154,8 +155,9 @@ void hub_sched_explain(struct hub_sched *s, const struct hub_sched_req *req, cha
  * reference dropped frees the node (hub_node_free). */
 void hub_sched_node_ref(struct hub_sched *s, struct hub_node *n);
 void hub_sched_node_unref(struct hub_sched *s, struct hub_node *n);
-/* Is n still in the table (not gone, not replaced)? */
-bool hub_sched_node_alive(struct hub_sched *s, struct hub_node *n);
+/* Is n still in the table (not gone, not replaced)? If not and why is given: the reason it was
+ * lost, as hub_sched_remove_node recorded it (cap bytes with the NUL). */
+bool hub_sched_node_alive(struct hub_sched *s, struct hub_node *n, char *why, size_t cap);
 /* n was heard from at now_ms (monotonic): it counts as alive for hub_sched_stale_nodes and for
  * a stream that wants its id. */
 void hub_sched_node_touch(struct hub_sched *s, struct hub_node *n, int64_t now_ms);

@@ -521,8 +521,10 @@ static struct wk_run_event_head event_head(const struct wk_run *run)
     return (struct wk_run_event_head){run->agent_id, run->epoch, run->max_payload, run->max_event};
 }
 
-/* The turn-ending event (see wk_run_event_end), emitted unless the run was cancelled. */
-static bool emit_end(struct wk_run *run, Agentry__V1__EventKind kind, const char *text)
+/* The turn-ending event (see wk_run_event_end): false if even its smallest form does not fit. The
+ * conversation goes in only for a legacy run (see wk_run.legacy). */
+static bool build_end(struct wk_run *run, Agentry__V1__EventKind kind, const char *text,
+                      struct wk_run_event *ev)
 {
     struct wk_run_event_head h = event_head(run);
     struct wk_run_event_state st = {
@@ -536,11 +538,7 @@ static bool emit_end(struct wk_run *run, Agentry__V1__EventKind kind, const char
         .user_state = run->user_state,
         .user_state_len = run->user_state_len,
     };
-    struct wk_run_event ev;
-    if (wk_run_event_end(&h, &st, kind, text, &ev) != 0)
-        return false;
-    run_emit(run, &ev, false);
-    return true;
+    return wk_run_event_end(&h, &st, kind, text, ev) == 0;
 }
 
 void wk_run__reject(const Agentry__V1__Assignment *a, const struct wk_run_opts *o, const char *why)
@@ -548,7 +546,9 @@ void wk_run__reject(const Agentry__V1__Assignment *a, const struct wk_run_opts *
     /* The turn never started: the checkpoint goes back as it came and the inputs stay
      * unconsumed (above input_seq), so a later turn still sees them. */
     struct wk_run *run = run_new(a, o, false);
-    emit_end(run, AGENTRY__V1__EVENT_KIND__EVENT_KIND_ERROR, why ? why : "rejected");
+    struct wk_run_event ev;
+    if (build_end(run, AGENTRY__V1__EVENT_KIND__EVENT_KIND_ERROR, why ? why : "rejected", &ev))
+        run_emit(run, &ev, false);
     ag_log_warn("run.finished", "agent=%s epoch=%" PRIu64 " outcome=rejected iterations=0 error=%s",
                 run->agent_id, run->epoch, ag_log_q(why));
     wk_run__unref(run);
@@ -583,16 +583,22 @@ static void end_turn(struct wk_run *run, Agentry__V1__EventKind kind, const char
         run_drop(run); /* a cancel took the run from the table: it ends silently */
         return;
     }
-    if (emit_end(run, kind, text) && !run->legacy && run->host->keep) {
-        /* Kept even if the hub discards the event: it then never names this epoch. */
-        run->host->keep(run->host_ctx, run->agent_id, run->epoch, run->msgs, run->nmsgs);
-        run->msgs = NULL;
-        run->nmsgs = run->msgs_cap = 0;
-    }
     ag_log_info("run.finished", "agent=%s epoch=%" PRIu64 " outcome=%s iterations=%u%s%s",
                 run->agent_id, run->epoch, wk_run_event_kind_word(kind), run->iterations,
                 kind == AGENTRY__V1__EVENT_KIND__EVENT_KIND_ERROR ? " error=" : "",
                 kind == AGENTRY__V1__EVENT_KIND__EVENT_KIND_ERROR ? ag_log_q(text) : "");
+    /* Built (text copied: it may be a message's) before the conversation is kept, and kept
+     * before the event goes: the hub's next Assignment, which may follow the event at once, must
+     * find it. Kept even if the event is never stored: the hub then never names this epoch. */
+    struct wk_run_event ev;
+    bool built = build_end(run, kind, text, &ev);
+    if (!run->legacy && run->host->keep) {
+        run->host->keep(run->host_ctx, run->agent_id, run->epoch, run->msgs, run->nmsgs);
+        run->msgs = NULL;
+        run->nmsgs = run->msgs_cap = 0;
+    }
+    if (built)
+        run_emit(run, &ev, false);
     wk_run__unref(run); /* the table's reference */
     wk_run__unref(run); /* the token */
 }

@@ -242,9 +242,11 @@ static void test_removed_node_never_chosen(void **state)
     add(s, n2);
     struct hub_node *held = hub_sched_try_reserve(s, &MOCK);
     assert_ptr_equal(held, n1);
-    hub_sched_remove_node(s, n1);
-    hub_sched_remove_node(s, n1); /* idempotent */
-    assert_false(hub_sched_node_alive(s, n1));
+    hub_sched_remove_node(s, n1, "gone");
+    hub_sched_remove_node(s, n1, "again"); /* idempotent: the first reason stays */
+    char why[HUB_REASON_MAX];
+    assert_false(hub_sched_node_alive(s, n1, why, sizeof(why)));
+    assert_string_equal(why, "gone");
     for (int i = 0; i < 4; i++)
         assert_ptr_equal(hub_sched_try_reserve(s, &MOCK), n2);
     assert_null(hub_sched_try_reserve(s, &MOCK));
@@ -275,8 +277,8 @@ static void test_same_instance_replaces(void **state)
     assert_int_equal(join(s, fresh, 10, &outcome, &replaced, d, 1), 0);
     assert_int_equal(outcome, HUB_SCHED_REPLACED);
     assert_ptr_equal(replaced, old);
-    assert_false(hub_sched_node_alive(s, old));
-    assert_true(hub_sched_node_alive(s, fresh));
+    assert_false(hub_sched_node_alive(s, old, NULL, 0));
+    assert_true(hub_sched_node_alive(s, fresh, NULL, 0));
     hub_sched_node_unref(s, replaced); /* the reference add_node handed us */
     struct hub_sched_stats st;
     hub_sched_get_stats(s, &st);
@@ -300,14 +302,14 @@ static void test_live_id_refused_silent_id_taken_over(void **state)
     assert_int_equal(join(s, second, 2999, &outcome, &other, d, 1), 0);
     assert_int_equal(outcome, HUB_SCHED_REFUSED);
     assert_ptr_equal(other, first);
-    assert_true(hub_sched_node_alive(s, first));
-    assert_false(hub_sched_node_alive(s, second));
+    assert_true(hub_sched_node_alive(s, first, NULL, 0));
+    assert_false(hub_sched_node_alive(s, second, NULL, 0));
     hub_sched_node_unref(s, other);
     assert_ptr_equal(hub_sched_try_reserve(s, &MOCK), first); /* first still schedules */
     assert_int_equal(join(s, third, 3001, &outcome, &other, d, 1), 0);
     assert_int_equal(outcome, HUB_SCHED_REPLACED);
     assert_ptr_equal(other, first);
-    assert_false(hub_sched_node_alive(s, first));
+    assert_false(hub_sched_node_alive(s, first, NULL, 0));
     hub_sched_node_unref(s, other);
     release_to(s, first, &MOCK, NULL, NULL);
     hub_sched_free(s);
