@@ -11,6 +11,7 @@ conversation whichever path a turn takes; the MODEL_REQUEST payload's "messages"
 - a node that no longer keeps a conversation the hub thinks it keeps (its small cache evicted
   it) asks with StateRequest and the turn goes on with the right conversation;
 - a node started with --keep-state-mib 0 keeps nothing and always gets the log.
+The first two also run on PostgreSQL (a database per class on the ctest fixture's server).
 """
 import os
 import re
@@ -19,6 +20,7 @@ import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness as H  # noqa: E402
+from test_store_pg import OnPostgres  # noqa: E402
 
 
 def last_request_messages(c, agent_id):
@@ -115,6 +117,14 @@ class KeepNothingTest(LogTestCase):
         self.assertEqual(len(re.findall(r"event=run.started agent=%s .*kept_state=no" %
                                         r.agent_id, log)), 3)
         self.assertNotIn("state_requested", log)
+
+
+class PgWarmColdRestartTest(OnPostgres, WarmColdRestartTest):
+    """The same on PostgreSQL: the cold path reads the log through its reader connection."""
+
+
+class PgEvictedStateTest(OnPostgres, EvictedStateTest):
+    pass
 
 
 if __name__ == "__main__":

@@ -36,7 +36,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness as H  # noqa: E402
-from test_store_pg import conninfo, psql  # noqa: E402
+from test_store_pg import OnPostgres  # noqa: E402
 
 STEPS = 10
 NODE_ROUNDS = 20
@@ -340,16 +340,8 @@ class SqliteExactlyOnceTest(ExactlyOnce, H.ClusterTestCase):
     STORE = "sqlite"
 
 
-class PgExactlyOnceTest(ExactlyOnce, H.ClusterTestCase):
+class PgExactlyOnceTest(OnPostgres, ExactlyOnce, H.ClusterTestCase):
     STORE = "postgres"
-    DB = "e2e_exactly_once_%d" % os.getpid()
-
-    @classmethod
-    def setUpClass(cls):
-        psql("CREATE DATABASE %s" % cls.DB)
-        cls.addClassCleanup(psql, "DROP DATABASE IF EXISTS %s WITH (FORCE)" % cls.DB)
-        cls.STORE_URL = "postgres:%s dbname=%s" % (conninfo(), cls.DB)
-        super().setUpClass()
 
 
 if __name__ == "__main__":

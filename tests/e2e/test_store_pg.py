@@ -35,6 +35,19 @@ def psql(sql):
                    check=True, capture_output=True, timeout=30)
 
 
+class OnPostgres:
+    """Mixin for a ClusterTestCase: its hub stores in a database of its own on the fixture's
+    server, created for the class and dropped after it."""
+
+    @classmethod
+    def setUpClass(cls):
+        db = "e2e_%s_%d" % (cls.__name__.lower(), os.getpid())
+        psql("CREATE DATABASE %s" % db)
+        cls.addClassCleanup(psql, "DROP DATABASE IF EXISTS %s WITH (FORCE)" % db)
+        cls.STORE_URL = "postgres:%s dbname=%s" % (conninfo(), db)
+        super().setUpClass()
+
+
 class PgStoreTest(H.ClusterTestCase):
     NODES = 2
     CAPACITY = 4
