@@ -1323,6 +1323,11 @@ void hub_actor_post_interrupt(struct hub *h, struct hub_agent *a, struct hub_nod
     cmd_post(h, a, c);
 }
 
+void hub_actor_post_schedule(struct hub *h, struct hub_agent *a)
+{
+    cmd_post(h, a, cmd_new(HUB_CMD_SCHEDULE, NULL));
+}
+
 void hub_actor_dispatch(struct hub *h, struct hub_sched_decision *d, size_t n)
 {
     for (size_t i = 0; i < n; i++) {

@@ -59,6 +59,9 @@ void hub_actor_post_events(struct hub *h, struct hub_agent *a, struct hub_node *
  * not count against the turn. */
 void hub_actor_post_interrupt(struct hub *h, struct hub_agent *a, struct hub_node *node,
                               uint64_t epoch, const char *reason, bool graceful);
+/* Inputs wait for an idle or yielded agent (a restarted hub found them: the previous one stopped
+ * after the turn ended and before it placed the next): start that turn. */
+void hub_actor_post_schedule(struct hub *h, struct hub_agent *a);
 /* The scheduler reserved slots: each decision's agent runs its next turn there (the decision's
  * node reference moves to the command). */
 void hub_actor_dispatch(struct hub *h, struct hub_sched_decision *d, size_t n);

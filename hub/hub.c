@@ -226,6 +226,13 @@ static void requeue_one(struct hub *h, struct load_ctx *lc, struct hub_agent *a)
         struct hub_node *node = hub_sched_place_or_queue(h->sched, &a->req);
         (void)node; /* no node is connected yet: always queued */
         lc->pending++;
+    } else if ((a->st.state == AGENTRY__V1__AGENT_STATE__AGENT_STATE_IDLE ||
+                a->st.state == AGENTRY__V1__AGENT_STATE__AGENT_STATE_YIELDED) &&
+               hub_agent_input_waiting(a, a->st.input_seq)) {
+        /* The turn ended and the previous hub stopped before placing the next one (it does that
+         * after the commit): a failed agent's inputs wait for a SendMessage, these do not. */
+        hub_actor_post_schedule(h, a);
+        lc->pending++;
     }
 }
 
