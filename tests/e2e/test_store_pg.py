@@ -4,6 +4,8 @@ its own, dropped at the end.
 
 - Agents spawned and invoked on a hub on PostgreSQL are all found again, with every event, after
   the hub is stopped by SIGTERM and after it is SIGKILLed; appends go on from the next seq.
+- A follower of a running turn, its hub SIGKILLed, follows again from its last seq: every
+  event once, in order; the turn goes on from its last stored step and ends once.
 - A second hub on the same database exits 1 with one stderr line saying another hub uses it,
   and the first hub never notices.
 - A hub whose database is not there exits 1 with one line (libpq's reason).
@@ -113,6 +115,23 @@ class PgStoreTest(H.ClusterTestCase):
         end = c.wait_turn_end(ids[0], after_seq=s.seq)
         self.assertEqual(end.kind, self.T.EVENT_KIND_FINAL)
         self.assert_contiguous(c.trace(ids[0]))
+
+    def test_1b_follower_resumes_across_a_hub_kill(self):
+        # A follower of a running turn loses its stream when the hub is SIGKILLed; it follows
+        # again from its last seq and sees every later event once, in order: the turn goes on
+        # from its last stored step (one TOOL_CALL) with a new epoch, and ends once.
+        c = self.c
+        a = c.spawn("echo a; sleep 1500; final b", tools=("echo",))
+        seen = c.follow_until(a.agent_id, lambda e: H.kind_name(e.kind) == "tool_result")
+        self.restart(kill=True)
+        rest = c.follow_until(a.agent_id, lambda e: e.kind in c.turn_end_kinds(),
+                              from_seq=seen[-1].seq + 1, timeout=30)
+        evs = seen + rest
+        self.assertEqual([e.seq for e in evs], list(range(1, len(evs) + 1)))
+        kinds = [H.kind_name(e.kind) for e in evs]
+        self.assertEqual((kinds.count("tool_call"), kinds.count("final")), (1, 1), kinds)
+        self.assertIn("interrupted", kinds)
+        self.assertEqual(H.payload(evs[-1])["output"], "b")
 
     def test_2_second_hub_is_refused(self):
         c = self.c
