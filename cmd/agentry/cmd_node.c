@@ -52,7 +52,7 @@ static int node_join(int argc, char **argv)
          "a model provider option, repeatable: mock.latency=DUR (added to every reply), PROVIDER.timeout=DUR (each call's deadline; default none)",
          0, 0},
         {"tool-opt", 0, AG_FLAG_LIST, &tool_opts, "TOOL.KEY=VAL",
-         "a tool option, repeatable: echo.latency=DUR (delays every output), TOOL.timeout=DUR (each call's deadline; default none)",
+         "a tool option, repeatable: echo.latency=DUR (delays every output), append.path=FILE (the file the append tool writes), TOOL.timeout=DUR (each call's deadline; default none)",
          0, 0},
         {"keep-state-mib", 0, AG_FLAG_INT, &keep_mib, "N",
          "MiB of agents' conversations kept between turns, so that an agent's next turn here needs no history from the hub (default 256; 0 keeps none)",

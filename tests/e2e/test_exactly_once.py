@@ -60,13 +60,6 @@ def script(token, reply_ms=0):
     return "; ".join(["sleep %d" % reply_ms] + calls + ["final done"])
 
 
-def durable_flag():
-    """Nodes park on a tool event until the hub stores it; where that is still an option of
-    `node join`, ask for it."""
-    r = H.run_cli(["node", "join", "--help"])
-    return ["--durable-tools"] if "--durable-tools" in r.stdout else []
-
-
 class ExactlyOnce:
     """The scenarios; a subclass picks the store. One hub per class; each test starts its own
     nodes, all appending to one file, and stops them at its end."""
@@ -83,7 +76,6 @@ class ExactlyOnce:
     def setUpClass(cls):
         super().setUpClass()
         cls.lines_path = os.path.join(cls.c.dir, "append.lines")
-        cls.durable = durable_flag()
 
     def setUp(self):
         self.rng = random.Random("%d/%s/%s" % (SEED, self.STORE, self._testMethodName))
@@ -97,7 +89,7 @@ class ExactlyOnce:
     def node_args(self):
         return (["--tool-opt", "append.path=" + self.lines_path,
                  "--tool-opt", "append.latency=" + self.TOOL_LATENCY,
-                 "--model-opt", "mock.latency=" + self.MODEL_LATENCY] + self.durable)
+                 "--model-opt", "mock.latency=" + self.MODEL_LATENCY])
 
     def start_node(self, nid, capacity=1, wait=True):
         self.started.append(nid)
