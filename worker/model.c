@@ -8,6 +8,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/xalloc.h"
+
 /* Defined in worker/model_mock.c. */
 struct wk_provider *wk_model__mock_create(const struct wk_provider_ctx *ctx, struct ag_err *err);
 int wk_model__mock_check_config(const struct wk_config *c, struct ag_err *err);
@@ -49,6 +51,18 @@ static void tool_calls_free(struct wk_tool_call *calls, size_t n)
     for (size_t i = 0; i < n; i++)
         wk_tool_call_release(&calls[i]);
     free(calls);
+}
+
+struct wk_msg *wk_msg_push(struct wk_msg **msgs, size_t *n, size_t *cap, const char *role)
+{
+    if (*n == *cap) {
+        *cap = *cap ? *cap * 2 : 8;
+        *msgs = ag_xrealloc(*msgs, *cap * sizeof(**msgs));
+    }
+    struct wk_msg *m = &(*msgs)[(*n)++];
+    memset(m, 0, sizeof(*m));
+    m->role = ag_xstrdup(role);
+    return m;
 }
 
 void wk_msg_release(struct wk_msg *m)

@@ -60,6 +60,9 @@ struct wk_chat_reply {
 void wk_chat_reply_free(struct wk_chat_reply *r);
 void wk_tool_call_release(struct wk_tool_call *c);
 void wk_msg_release(struct wk_msg *m);
+/* Append an empty message with this role to the growable array *msgs (*n used, *cap allocated):
+ * the new message, its content still NULL. */
+struct wk_msg *wk_msg_push(struct wk_msg **msgs, size_t *n, size_t *cap, const char *role);
 
 /* reply: owned by the callee (free with wk_chat_reply_free), NULL on error (err set). */
 typedef void wk_model_done_fn(void *arg, struct wk_chat_reply *reply, const struct ag_err *err);

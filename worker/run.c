@@ -124,14 +124,7 @@ static char *dup_or_empty(const char *s)
 
 static struct wk_msg *msgs_push(struct wk_run *run, const char *role)
 {
-    if (run->nmsgs == run->msgs_cap) {
-        run->msgs_cap = run->msgs_cap ? run->msgs_cap * 2 : 8;
-        run->msgs = ag_xrealloc(run->msgs, run->msgs_cap * sizeof(*run->msgs));
-    }
-    struct wk_msg *m = &run->msgs[run->nmsgs++];
-    memset(m, 0, sizeof(*m));
-    m->role = ag_xstrdup(role);
-    return m;
+    return wk_msg_push(&run->msgs, &run->nmsgs, &run->msgs_cap, role);
 }
 
 static void msg_copy_pb(struct wk_msg *m, const Agentry__V1__Message *pb)

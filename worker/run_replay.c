@@ -12,14 +12,7 @@
 
 static struct wk_msg *push(struct wk_run_replay *r, const char *role)
 {
-    if (r->nmsgs == r->cap) {
-        r->cap = r->cap ? r->cap * 2 : 8;
-        r->msgs = ag_xrealloc(r->msgs, r->cap * sizeof(*r->msgs));
-    }
-    struct wk_msg *m = &r->msgs[r->nmsgs++];
-    memset(m, 0, sizeof(*m));
-    m->role = ag_xstrdup(role);
-    return m;
+    return wk_msg_push(&r->msgs, &r->nmsgs, &r->cap, role);
 }
 
 static const char *str(const cJSON *o, const char *key)

@@ -426,12 +426,6 @@ static void asg_step(struct asg *s, uint64_t seq, int kind, const char *payload)
     s->stepp[s->a.n_steps++] = e;
 }
 
-#define STEP_REQ1 "{\"model\":\"mock\",\"iteration\":1,\"messages\":1,\"input_seq\":1}"
-#define STEP_REPLY_ECHO                                                                            \
-    "{\"content\":\"\",\"tool_calls\":[{\"id\":\"call_1\",\"name\":\"echo\","                      \
-    "\"arguments\":\"{\\\"text\\\":\\\"a\\\"}\"}],\"usage\":{\"input_tokens\":3,\"output_tokens\":4}}"
-#define STEP_CALL_ECHO "{\"id\":\"call_1\",\"name\":\"echo\",\"arguments\":\"{}\"}"
-
 static void asg_input(struct asg *s, uint64_t seq, const char *text)
 {
     Agentry__V1__Input *in = &s->in[s->a.n_inputs];
@@ -455,6 +449,27 @@ static void asg_checkpoint(struct asg *s, const char *user_text, uint64_t input_
     s->a.checkpoint = &s->cp;
 }
 
+static char *echo_tools[] = {"echo"};
+
+#define STEP_REQ1 "{\"model\":\"mock\",\"iteration\":1,\"messages\":1,\"input_seq\":1}"
+#define STEP_REPLY_ECHO                                                                            \
+    "{\"content\":\"\",\"tool_calls\":[{\"id\":\"call_1\",\"name\":\"echo\","                      \
+    "\"arguments\":\"{\\\"text\\\":\\\"a\\\"}\"}],\"usage\":{\"input_tokens\":3,\"output_tokens\":4}}"
+#define STEP_CALL_ECHO "{\"id\":\"call_1\",\"name\":\"echo\",\"arguments\":\"{}\"}"
+
+/* An echo turn of `agent` on input 1 (text), whose earlier attempt stored the first nsteps of:
+ * the first model call, its reply (echo call_1), the TOOL_CALL, and its TOOL_RESULT (result). */
+static void asg_echo_turn(struct asg *s, const char *agent, const char *text, size_t nsteps,
+                          const char *result)
+{
+    asg_init(s, agent, 2, "", echo_tools, 1, 0);
+    asg_input(s, 1, text);
+    const char *steps[] = {STEP_REQ1, STEP_REPLY_ECHO, STEP_CALL_ECHO, result};
+    const int kinds[] = {K_MODEL_REQUEST, K_MODEL_REPLY, K_TOOL_CALL, K_TOOL_RESULT};
+    for (size_t i = 0; i < nsteps; i++)
+        asg_step(s, 2 + i, kinds[i], steps[i]);
+}
+
 /* Assign a one-input turn. */
 static int start(struct fix *f, const char *agent, uint64_t epoch, const char *text, char **tools,
                  size_t ntools, uint32_t max_iterations, struct ag_err *err)
@@ -464,8 +479,6 @@ static int start(struct fix *f, const char *agent, uint64_t epoch, const char *t
     asg_input(&s, 1, text);
     return wk_runner_assign(f->runner, &s.a, err);
 }
-
-static char *echo_tools[] = {"echo"};
 
 static void assert_msg(const Agentry__V1__Message *m, const char *role, const char *content)
 {
@@ -852,20 +865,13 @@ static void test_resume_after_stored_result(void **state)
 {
     struct fix *f = *state;
     struct asg s;
-    asg_init(&s, "a1", 2, "", echo_tools, 1, 0);
-    asg_input(&s, 1, "echo a");
-    asg_step(&s, 2, K_MODEL_REQUEST, STEP_REQ1);
-    asg_step(&s, 3, K_MODEL_REPLY, STEP_REPLY_ECHO);
-    asg_step(&s, 4, K_TOOL_CALL, STEP_CALL_ECHO);
-    asg_step(&s, 5, K_TOOL_RESULT,
-             "{\"id\":\"call_1\",\"name\":\"echo\",\"output\":\"stored\",\"is_error\":false}");
+    asg_echo_turn(&s, "a1", "echo a", 4,
+                  "{\"id\":\"call_1\",\"name\":\"echo\",\"output\":\"stored\",\"is_error\":false}");
     assert_int_equal(wk_runner_assign(f->runner, &s.a, NULL), 0);
     assert_true(wait_for(f, "a1", K_FINAL, 1));
     const int want[] = {K_MODEL_REQUEST, K_MODEL_REPLY, K_FINAL};
     assert_kinds(f, "a1", want, 3);
-    cJSON *p = cJSON_Parse(event_of(f, "a1", 0)->payload);
-    assert_int_equal(cJSON_GetObjectItem(p, "iteration")->valueint, 2);
-    cJSON_Delete(p);
+    assert_payload_num(event_of(f, "a1", 0), "iteration", 2);
     const Agentry__V1__NodeEvent *fin = last_of(f, "a1", K_FINAL);
     assert_string_equal(fin->result->output, "stored");
     assert_payload_num(event_of(f, "a1", 0), "messages", 3); /* user, assistant, tool */
@@ -878,11 +884,7 @@ static void test_resume_reruns_idempotent_call(void **state)
 {
     struct fix *f = *state;
     struct asg s;
-    asg_init(&s, "a1", 2, "", echo_tools, 1, 0);
-    asg_input(&s, 1, "echo a");
-    asg_step(&s, 2, K_MODEL_REQUEST, STEP_REQ1);
-    asg_step(&s, 3, K_MODEL_REPLY, STEP_REPLY_ECHO);
-    asg_step(&s, 4, K_TOOL_CALL, STEP_CALL_ECHO);
+    asg_echo_turn(&s, "a1", "echo a", 3, NULL);
     assert_int_equal(wk_runner_assign(f->runner, &s.a, NULL), 0);
     assert_true(wait_for(f, "a1", K_FINAL, 1));
     const int want[] = {K_TOOL_CALL, K_TOOL_RESULT, K_MODEL_REQUEST, K_MODEL_REPLY, K_FINAL};
@@ -890,16 +892,12 @@ static void test_resume_reruns_idempotent_call(void **state)
     assert_string_equal(last_of(f, "a1", K_FINAL)->result->output, "a");
 
     struct asg r;
-    asg_init(&r, "a2", 2, "", echo_tools, 1, 0);
-    asg_input(&r, 1, "final done");
-    asg_step(&r, 2, K_MODEL_REQUEST, STEP_REQ1);
+    asg_echo_turn(&r, "a2", "final done", 1, NULL);
     assert_int_equal(wk_runner_assign(f->runner, &r.a, NULL), 0);
     assert_true(wait_for(f, "a2", K_FINAL, 1));
     const int want2[] = {K_MODEL_REQUEST, K_MODEL_REPLY, K_FINAL};
     assert_kinds(f, "a2", want2, 3);
-    cJSON *p = cJSON_Parse(event_of(f, "a2", 0)->payload);
-    assert_int_equal(cJSON_GetObjectItem(p, "iteration")->valueint, 1);
-    cJSON_Delete(p);
+    assert_payload_num(event_of(f, "a2", 0), "iteration", 1);
     assert_payload_num(event_of(f, "a2", 0), "messages", 1);
 }
 
@@ -920,14 +918,9 @@ static void test_resume_final_and_late_input(void **state)
     assert_string_equal(last_of(f, "a1", K_FINAL)->result->output, "x");
 
     struct asg r;
-    asg_init(&r, "a2", 2, "", echo_tools, 1, 0);
-    asg_input(&r, 1, "echo a; final b");
+    asg_echo_turn(&r, "a2", "echo a; final b", 4,
+                  "{\"id\":\"call_1\",\"name\":\"echo\",\"output\":\"a\",\"is_error\":false}");
     asg_input(&r, 6, "final z");
-    asg_step(&r, 2, K_MODEL_REQUEST, STEP_REQ1);
-    asg_step(&r, 3, K_MODEL_REPLY, STEP_REPLY_ECHO);
-    asg_step(&r, 4, K_TOOL_CALL, STEP_CALL_ECHO);
-    asg_step(&r, 5, K_TOOL_RESULT,
-             "{\"id\":\"call_1\",\"name\":\"echo\",\"output\":\"a\",\"is_error\":false}");
     assert_int_equal(wk_runner_assign(f->runner, &r.a, NULL), 0);
     assert_true(wait_for(f, "a2", K_FINAL, 1));
     const Agentry__V1__NodeEvent *fin = last_of(f, "a2", K_FINAL);
