@@ -46,6 +46,9 @@
 struct load_ctx {
     struct hub *h;
     struct hub_agent *a;
+    int64_t last_ns; /* the last row read: the next page starts after it */
+    char last_id[AG_ID_LEN + 1];
+    size_t rows;
     bool counting; /* past the current attempt's ASSIGNED: count what its events spent */
     size_t agents, running, pending;
 };
@@ -149,6 +152,9 @@ static int load_agent(void *arg, const struct hub_store_agent *row, uint64_t las
                       struct ag_err *err)
 {
     struct load_ctx *lc = arg;
+    lc->last_ns = row->created_ns;
+    snprintf(lc->last_id, sizeof(lc->last_id), "%s", row->id);
+    lc->rows++;
     struct hub_agent *a = hub_agent_new_take(row->id, ag_xmemdup(row->spec, row->spec_len),
                                              row->spec_len, row->request_id, row->created_ns, err);
     if (!a)
@@ -200,6 +206,20 @@ static int load_inbox(struct hub *h, struct load_ctx *lc, struct hub_agent *a, s
         ag_err_prefix(err, "cannot read the inputs of agent '%s'", a->id);
         return -1;
     }
+    return 0;
+}
+
+/* Every stored agent, a page at a time. */
+static int load_agents(struct hub *h, struct load_ctx *lc, struct ag_err *err)
+{
+    struct hub_store_agents_query q = {.kind = HUB_STORE_AGENTS_PAGE, .max = 4096};
+    do {
+        lc->rows = 0;
+        q.after_ns = lc->last_ns;
+        q.after_id = lc->last_id;
+        if (hub_store_select_agents(h->store, &q, load_agent, lc, err) != 0)
+            return -1;
+    } while (lc->rows == q.max);
     return 0;
 }
 
@@ -383,8 +403,7 @@ struct hub *hub_new(const struct hub_opts *o, struct ag_err *err)
     if (!h->store)
         goto fail;
     struct load_ctx lc = {.h = h};
-    if (hub_store_load_agents(h->store, load_agent, &lc, err) != 0 ||
-        load_inboxes(h, &lc, err) != 0) {
+    if (load_agents(h, &lc, err) != 0 || load_inboxes(h, &lc, err) != 0) {
         ag_err_prefix(err, "cannot load agents from '%s'", h->store_shown);
         goto fail;
     }

@@ -13,8 +13,8 @@
  *   cmu       guards the queue of committed batches waiting for their done() calls.
  *   rmu       guards the read queue and `rclosing`.
  *   rconn_mu  serializes the reader's connection between the reader thread and the synchronous
- *             start-up loads, which run on the caller's thread. Their callbacks run under it, so
- *             they must not call load_agents/scan_events again (read_events is fine).
+ *             reads (select_agents, scan_events), which run on the caller's thread. Their
+ *             callbacks run under it, so they must not call those again (read_events is fine).
  *   The writer thread alone owns wconn and seqs; the reader thread alone owns rows and rarena.
  *
  * Invariants:
@@ -875,13 +875,17 @@ int hub_store_read_events(struct hub_store *st, const char *agent_id, uint64_t f
     return rc;
 }
 
-int hub_store_load_agents(struct hub_store *st, hub_store_agent_fn *cb, void *arg,
-                          struct ag_err *err)
+int hub_store_select_agents(struct hub_store *st, const struct hub_store_agents_query *q,
+                            hub_store_agent_fn *cb, void *arg, struct ag_err *err)
 {
-    if (!cb)
-        return ag_err_set(err, AG_INVALID_ARGUMENT, "load_agents needs a callback");
+    if (!q || !cb ||
+        ((q->kind == HUB_STORE_AGENTS_ID || q->kind == HUB_STORE_AGENTS_REQUEST) &&
+         (!q->key || !*q->key)))
+        return ag_err_set(err, AG_INVALID_ARGUMENT,
+                          "select_agents needs a query, a key and a "
+                          "callback");
     pthread_mutex_lock(&st->rconn_mu);
-    int rc = st->be->load_agents(st->rconn, cb, arg, err);
+    int rc = st->be->select_agents(st->rconn, q, cb, arg, err);
     pthread_mutex_unlock(&st->rconn_mu);
     return rc;
 }

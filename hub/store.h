@@ -32,8 +32,9 @@
  * seqs you were acknowledged (the hub does). Only a restart on a good store clears it.
  *
  * Reads: hub_store_read_events is asynchronous (a reader thread with its own connection, so a
- * long replay never delays commits). The load functions are synchronous and meant for start-up,
- * before the hub serves.
+ * long replay never delays commits). select_agents and scan_events are synchronous keyed reads on
+ * that connection (serialized with the reader thread): agents loaded on demand, ListAgents pages,
+ * and start-up.
  *
  * Threads: submit / read_events are thread-safe. open/close are not (call from the main thread).
  * A second open of the same database in one process is refused too, but drops the first's
@@ -75,7 +76,10 @@ struct hub_store_agent {
     uint32_t streak;             /* interruptions in a row with streak_reason */
     const char *streak_reason;
     uint64_t spawn_input_seq; /* seq of the Spawn's input event, 0 if none (set at insert) */
-    bool has_usage;           /* load only: false for rows written before usage was stored */
+    /* Idle or yielded with an input no turn has taken yet: a restarted hub must load the agent
+     * and start that turn (hub_store_select_agents, HUB_STORE_AGENTS_ACTIVE). */
+    bool waiting_input;
+    bool has_usage; /* read only: false for rows written before usage was stored */
 };
 
 /* An event to append (write) or an event read back. */
@@ -151,13 +155,34 @@ int hub_store_read_events(struct hub_store *st, const char *agent_id, uint64_t f
                           uint64_t to_seq, size_t max, hub_store_events_fn *cb, void *arg,
                           struct ag_err *err);
 
-/* Start-up: every agent row in creation order (created_ns, then id), with its highest seq
- * (0 if none). Return -1 from cb to stop (its error is returned). Synchronous. */
+/* Which agent rows hub_store_select_agents reads; each is an index range, never a scan of all
+ * agents. Rows come in creation order (created_ns, then id). */
+enum hub_store_agents_kind {
+    HUB_STORE_AGENTS_ACTIVE,  /* pending, running, or waiting_input: what a hub starts with */
+    HUB_STORE_AGENTS_ID,      /* the agent whose id is key */
+    HUB_STORE_AGENTS_REQUEST, /* the agent whose request_id is key */
+    HUB_STORE_AGENTS_PAGE,    /* up to max rows after (after_ns, after_id), of state (0: any) */
+};
+
+struct hub_store_agents_query {
+    enum hub_store_agents_kind kind;
+    const char *key; /* ID, REQUEST */
+    int state;       /* PAGE: AGENTRY__V1__AGENT_STATE__*, 0 for any */
+    int64_t after_ns;
+    const char *after_id; /* PAGE: rows strictly after (after_ns, after_id); "" or NULL: first */
+    uint64_t max;         /* PAGE */
+};
+
+/* Agent rows, with each one's highest seq (0 if none). Return -1 from cb to stop (its error is
+ * returned). Synchronous, on the reader's connection (a keyed read: an agent loaded on demand,
+ * a page of ListAgents, the active agents at start-up); cb must not call the store's
+ * synchronous reads again. */
 typedef int hub_store_agent_fn(void *arg, const struct hub_store_agent *row, uint64_t last_seq,
                                struct ag_err *err);
-int hub_store_load_agents(struct hub_store *st, hub_store_agent_fn *cb, void *arg,
-                          struct ag_err *err);
-/* Start-up: like read_events but synchronous, calling cb once per event. */
+int hub_store_select_agents(struct hub_store *st, const struct hub_store_agents_query *q,
+                            hub_store_agent_fn *cb, void *arg, struct ag_err *err);
+/* Like read_events but synchronous (on the reader's connection, as select_agents), calling cb
+ * once per event. */
 typedef int hub_store_event_fn(void *arg, const struct hub_store_event *ev, struct ag_err *err);
 int hub_store_scan_events(struct hub_store *st, const char *agent_id, uint64_t from_seq,
                           hub_store_event_fn *cb, void *arg, struct ag_err *err);

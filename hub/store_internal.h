@@ -6,7 +6,7 @@
  * store.c's backend table; nothing in store.c's logic changes.
  *
  * Connections: store.c opens two per store, the writer's (writer thread only) and the reader's
- * (the reader thread and the synchronous start-up loads, serialized by a lock in store.c). A
+ * (the reader thread and the synchronous reads, serialized by a lock in store.c). A
  * connection is never used by two threads at the same time. The writer's is opened first and
  * closed last; it creates or migrates the schema, and it is where a backend makes sure that no
  * other process writes the database (sqlite: an exclusive flock on the file, whose descriptor
@@ -93,9 +93,9 @@ struct hub_store__backend {
     int (*scan_events)(struct hub_store__conn *c, const char *agent_id, uint64_t from_seq,
                        uint64_t to_seq, uint64_t max, hub_store_event_fn *cb, void *arg,
                        struct ag_err *err);
-    /* Every agent in creation order (created_ns, then id) with its highest seq. */
-    int (*load_agents)(struct hub_store__conn *c, hub_store_agent_fn *cb, void *arg,
-                       struct ag_err *err);
+    /* The agents q names (hub/store.h), in creation order, each with its highest seq. */
+    int (*select_agents)(struct hub_store__conn *c, const struct hub_store_agents_query *q,
+                         hub_store_agent_fn *cb, void *arg, struct ag_err *err);
 };
 
 extern const struct hub_store__backend hub_store__sqlite_backend;

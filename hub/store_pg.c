@@ -86,7 +86,11 @@ enum stmt_id {
     ST_EVENT_INSERT,
     ST_LAST_SEQ,
     ST_EVENTS,
-    ST_AGENTS,
+    ST_AGENTS_ACTIVE, /* the rows of hub_store_agents_kind, in its order */
+    ST_AGENTS_ID,
+    ST_AGENTS_REQUEST,
+    ST_AGENTS_PAGE,
+    ST_AGENTS_PAGE_STATE,
     ST_COUNT
 };
 
@@ -99,7 +103,14 @@ struct stmt_def {
     "id, request_id, spec, state, node_id, epoch, checkpoint, last_output, last_error, "           \
     "created_ns, updated_ns, input_tokens, output_tokens, model_calls, tool_calls, "               \
     "turn_input_tokens, turn_output_tokens, turn_model_calls, turn_tool_calls, turn_attempt, "     \
-    "interrupt_streak, interrupt_reason, spawn_input_seq"
+    "interrupt_streak, interrupt_reason, spawn_input_seq, waiting_input"
+
+/* What pg_select_agents reads: the columns, then each agent's highest seq. */
+#define AGENT_SELECT                                                                               \
+    "SELECT " AGENT_COLS ", (SELECT seq FROM events e WHERE e.agent_id = a.id "                    \
+    "ORDER BY seq DESC LIMIT 1) FROM agents a "
+/* The predicate of the index agents_active (migration 2), said the same way in the query. */
+#define AGENT_ACTIVE "(state IN (1, 2) OR waiting_input <> 0)"
 
 static const struct stmt_def stmts[ST_COUNT] = {
     [ST_BEGIN] = {"BEGIN", 0},
@@ -107,16 +118,16 @@ static const struct stmt_def stmts[ST_COUNT] = {
     [ST_MARK] = {"UPDATE hub_writer SET commit_no = $1", 1},
     [ST_AGENT_INSERT] = {"INSERT INTO agents(" AGENT_COLS ") VALUES($1, $2, $3, $4, $5, $6, $7, "
                          "$8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, "
-                         "$22, $23)",
-                         23},
+                         "$22, $23, $24)",
+                         24},
     [ST_AGENT_UPDATE] = {"WITH u AS (UPDATE agents SET state = $2, node_id = $3, epoch = $4, "
                          "checkpoint = $5, last_output = $6, last_error = $7, updated_ns = $8, "
                          "input_tokens = $9, output_tokens = $10, model_calls = $11, "
                          "tool_calls = $12, turn_input_tokens = $13, turn_output_tokens = $14, "
                          "turn_model_calls = $15, turn_tool_calls = $16, turn_attempt = $17, "
-                         "interrupt_streak = $18, interrupt_reason = $19 WHERE id = $1 "
-                         "RETURNING 1) SELECT 1 / count(*) FROM u",
-                         19},
+                         "interrupt_streak = $18, interrupt_reason = $19, waiting_input = $20 "
+                         "WHERE id = $1 RETURNING 1) SELECT 1 / count(*) FROM u",
+                         20},
     [ST_EVENT_INSERT] = {"INSERT INTO events(agent_id, seq, kind, payload, node_id, time_ns) "
                          "VALUES($1, $2, $3, $4, $5, $6)",
                          6},
@@ -124,9 +135,15 @@ static const struct stmt_def stmts[ST_COUNT] = {
     [ST_EVENTS] = {"SELECT seq, kind, payload, node_id, time_ns FROM events "
                    "WHERE agent_id = $1 AND seq >= $2 AND seq <= $3 ORDER BY seq LIMIT $4",
                    4},
-    [ST_AGENTS] = {"SELECT " AGENT_COLS ", (SELECT seq FROM events e WHERE e.agent_id = a.id "
-                   "ORDER BY seq DESC LIMIT 1) FROM agents a ORDER BY created_ns, id",
-                   0},
+    [ST_AGENTS_ACTIVE] = {AGENT_SELECT "WHERE " AGENT_ACTIVE " ORDER BY created_ns, id", 0},
+    [ST_AGENTS_ID] = {AGENT_SELECT "WHERE id = $1", 1},
+    [ST_AGENTS_REQUEST] = {AGENT_SELECT "WHERE request_id = $1", 1},
+    [ST_AGENTS_PAGE] = {AGENT_SELECT "WHERE (created_ns, id) > ($1, $2) "
+                                     "ORDER BY created_ns, id LIMIT $3",
+                        3},
+    [ST_AGENTS_PAGE_STATE] = {AGENT_SELECT "WHERE state = $4 AND (created_ns, id) > ($1, $2) "
+                                           "ORDER BY state, created_ns, id LIMIT $3",
+                              4},
 };
 
 /* migrations[i] takes the schema from version i to i + 1, in one transaction, recorded in
@@ -152,6 +169,11 @@ static const char *const migrations[] = {
     "CREATE TABLE hub_writer(one BOOLEAN PRIMARY KEY DEFAULT TRUE CHECK (one),"
     " commit_no BIGINT NOT NULL);"
     "INSERT INTO hub_writer(commit_no) VALUES(0);",
+    /* 2: a hub loads only the agents that need it (hub/store.h, select_agents): the active ones
+     * at start-up, others by id or request id when asked for, ListAgents a page at a time. */
+    "ALTER TABLE agents ADD COLUMN waiting_input BIGINT NOT NULL DEFAULT 0;"
+    "CREATE INDEX agents_active ON agents(created_ns, id) WHERE " AGENT_ACTIVE ";"
+    "CREATE INDEX agents_by_state ON agents(state, created_ns, id);",
 };
 #define SCHEMA_VERSION ((int)AG_ARRAY_SIZE(migrations))
 
@@ -463,7 +485,7 @@ fail:
 
 /* --- parameters: text, except blobs and payloads, which go as binary with their length -------- */
 
-#define MAX_PARAMS 23
+#define MAX_PARAMS 24
 
 struct params {
     const char *val[MAX_PARAMS];
@@ -543,6 +565,7 @@ static void op_params(const struct hub_store_op *op, struct params *p, enum stmt
         p_i64(p, a->updated_ns);
         p_counters(p, a);
         p_u64(p, a->spawn_input_seq);
+        p_i64(p, a->waiting_input);
         return;
     case HUB_STORE_AGENT_UPDATE:
         *id = ST_AGENT_UPDATE;
@@ -555,6 +578,7 @@ static void op_params(const struct hub_store_op *op, struct params *p, enum stmt
         p_text(p, a->last_error);
         p_i64(p, a->updated_ns);
         p_counters(p, a);
+        p_i64(p, a->waiting_input);
         return;
     case HUB_STORE_EVENT_APPEND:
         *id = ST_EVENT_INSERT;
@@ -904,21 +928,43 @@ static int agent_row(void *arg, const PGresult *r, struct ag_err *err)
                                 .turn_attempt = (uint32_t)col_i64(r, 0, 19),
                                 .streak = (uint32_t)col_i64(r, 0, 20),
                                 .streak_reason = PQgetvalue(r, 0, 21),
-                                .spawn_input_seq = (uint64_t)col_i64(r, 0, 22)};
+                                .spawn_input_seq = (uint64_t)col_i64(r, 0, 22),
+                                .waiting_input = col_i64(r, 0, 23) != 0};
     col_usage(r, 11, &a.usage);
     col_usage(r, 15, &a.turn_usage);
-    uint64_t last_seq = (uint64_t)col_i64(r, 0, 23); /* NULL: no event */
+    uint64_t last_seq = (uint64_t)col_i64(r, 0, 24); /* NULL: no event */
     int rc = x->cb(x->arg, &a, last_seq, err);
     PQfreemem(spec);
     PQfreemem(ckpt);
     return rc;
 }
 
-static int pg_load_agents(struct hub_store__conn *c, hub_store_agent_fn *cb, void *arg,
-                          struct ag_err *err)
+static int pg_select_agents(struct hub_store__conn *c, const struct hub_store_agents_query *q,
+                            hub_store_agent_fn *cb, void *arg, struct ag_err *err)
 {
     struct agents_ctx x = {cb, arg};
-    return read_rows(c, ST_AGENTS, NULL, "read agents", agent_row, &x, err);
+    struct params p = {0};
+    enum stmt_id id = ST_AGENTS_ACTIVE;
+    switch (q->kind) {
+    case HUB_STORE_AGENTS_ACTIVE:
+        break;
+    case HUB_STORE_AGENTS_ID:
+    case HUB_STORE_AGENTS_REQUEST:
+        id = q->kind == HUB_STORE_AGENTS_ID ? ST_AGENTS_ID : ST_AGENTS_REQUEST;
+        p_text(&p, q->key);
+        break;
+    case HUB_STORE_AGENTS_PAGE:
+        id = q->state ? ST_AGENTS_PAGE_STATE : ST_AGENTS_PAGE;
+        p_i64(&p, q->after_id && *q->after_id ? q->after_ns : INT64_MIN);
+        p_text(&p, q->after_id ? q->after_id : "");
+        p_u64(&p, q->max);
+        if (q->state)
+            p_i64(&p, q->state);
+        break;
+    default:
+        return ag_err_set(err, AG_INVALID_ARGUMENT, "unknown agents query %d", (int)q->kind);
+    }
+    return read_rows(c, id, &p, "read agents", agent_row, &x, err);
 }
 
 /* One row for both schemes PostgreSQL's own tools accept. */
@@ -934,5 +980,5 @@ const struct hub_store__backend hub_store__pg_backend = {
     .apply = pg_apply,
     .last_seq = pg_last_seq,
     .scan_events = pg_scan_events,
-    .load_agents = pg_load_agents,
+    .select_agents = pg_select_agents,
 };

@@ -77,9 +77,25 @@ enum stmt_id {
     ST_EVENT_INSERT,
     ST_LAST_SEQ,
     ST_EVENTS,
-    ST_AGENTS,
+    ST_AGENTS_ACTIVE, /* the rows of hub_store_agents_kind, in its order */
+    ST_AGENTS_ID,
+    ST_AGENTS_REQUEST,
+    ST_AGENTS_PAGE,
+    ST_AGENTS_PAGE_STATE,
     ST_COUNT
 };
+
+/* The columns sqlite_select_agents reads, in order, with each agent's highest seq. */
+#define AGENT_SELECT                                                                               \
+    "SELECT id, request_id, spec, state, node_id, epoch, checkpoint, last_output, "                \
+    "last_error, created_ns, updated_ns, "                                                         \
+    "(SELECT seq FROM events e WHERE e.agent_id = a.id ORDER BY seq DESC LIMIT 1), "               \
+    "input_tokens, output_tokens, model_calls, tool_calls, turn_input_tokens, "                    \
+    "turn_output_tokens, turn_model_calls, turn_tool_calls, turn_attempt, "                        \
+    "interrupt_streak, interrupt_reason, spawn_input_seq, waiting_input FROM agents a "
+/* The predicate of the index agents_active (migration 3): the query must say it the same way for
+ * the planner to use the index. */
+#define AGENT_ACTIVE "(state IN (1, 2) OR waiting_input <> 0)"
 
 static const char *const stmt_sql[ST_COUNT] = {
     [ST_BEGIN] = "BEGIN IMMEDIATE",
@@ -89,28 +105,29 @@ static const char *const stmt_sql[ST_COUNT] = {
                         "checkpoint, last_output, last_error, created_ns, updated_ns, "
                         "input_tokens, output_tokens, model_calls, tool_calls, turn_input_tokens, "
                         "turn_output_tokens, turn_model_calls, turn_tool_calls, turn_attempt, "
-                        "interrupt_streak, interrupt_reason, spawn_input_seq) "
+                        "interrupt_streak, interrupt_reason, spawn_input_seq, waiting_input) "
                         "VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, "
-                        "?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23)",
+                        "?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24)",
     [ST_AGENT_UPDATE] = "UPDATE agents SET state = ?2, node_id = ?3, epoch = ?4, checkpoint = ?5, "
                         "last_output = ?6, last_error = ?7, updated_ns = ?8, input_tokens = ?9, "
                         "output_tokens = ?10, model_calls = ?11, tool_calls = ?12, "
                         "turn_input_tokens = ?13, turn_output_tokens = ?14, "
                         "turn_model_calls = ?15, turn_tool_calls = ?16, turn_attempt = ?17, "
-                        "interrupt_streak = ?18, interrupt_reason = ?19 WHERE id = ?1",
+                        "interrupt_streak = ?18, interrupt_reason = ?19, waiting_input = ?20 "
+                        "WHERE id = ?1",
     [ST_EVENT_INSERT] = "INSERT INTO events(agent_id, seq, kind, payload, node_id, time_ns) "
                         "VALUES(?1, ?2, ?3, ?4, ?5, ?6)",
     /* ORDER BY .. LIMIT 1 rather than MAX() so the plan is one seek on the primary key. */
     [ST_LAST_SEQ] = "SELECT seq FROM events WHERE agent_id = ?1 ORDER BY seq DESC LIMIT 1",
     [ST_EVENTS] = "SELECT seq, kind, payload, node_id, time_ns FROM events "
                   "WHERE agent_id = ?1 AND seq >= ?2 AND seq <= ?3 ORDER BY seq LIMIT ?4",
-    [ST_AGENTS] = "SELECT id, request_id, spec, state, node_id, epoch, checkpoint, last_output, "
-                  "last_error, created_ns, updated_ns, "
-                  "(SELECT seq FROM events e WHERE e.agent_id = a.id ORDER BY seq DESC LIMIT 1), "
-                  "input_tokens, output_tokens, model_calls, tool_calls, turn_input_tokens, "
-                  "turn_output_tokens, turn_model_calls, turn_tool_calls, turn_attempt, "
-                  "interrupt_streak, interrupt_reason, spawn_input_seq "
-                  "FROM agents a ORDER BY created_ns, id",
+    [ST_AGENTS_ACTIVE] = AGENT_SELECT "WHERE " AGENT_ACTIVE " ORDER BY created_ns, id",
+    [ST_AGENTS_ID] = AGENT_SELECT "WHERE id = ?1",
+    [ST_AGENTS_REQUEST] = AGENT_SELECT "WHERE request_id = ?1",
+    [ST_AGENTS_PAGE] = AGENT_SELECT "WHERE (created_ns, id) > (?1, ?2) "
+                                    "ORDER BY created_ns, id LIMIT ?3",
+    [ST_AGENTS_PAGE_STATE] = AGENT_SELECT "WHERE state = ?4 AND (created_ns, id) > (?1, ?2) "
+                                          "ORDER BY state, created_ns, id LIMIT ?3",
 };
 
 /* migrations[i] takes user_version i to i + 1. Append only: a shipped step never changes.
@@ -140,6 +157,11 @@ static const char *const migrations[] = {
     "ALTER TABLE agents ADD COLUMN interrupt_streak INTEGER NOT NULL DEFAULT 0;"
     "ALTER TABLE agents ADD COLUMN interrupt_reason TEXT NOT NULL DEFAULT '';"
     "ALTER TABLE agents ADD COLUMN spawn_input_seq INTEGER NOT NULL DEFAULT 0;",
+    /* 3: a hub loads only the agents that need it (hub/store.h, select_agents): the active ones
+     * at start-up, others by id or request id when asked for, ListAgents a page at a time. */
+    "ALTER TABLE agents ADD COLUMN waiting_input INTEGER NOT NULL DEFAULT 0;"
+    "CREATE INDEX agents_active ON agents(created_ns, id) WHERE " AGENT_ACTIVE ";"
+    "CREATE INDEX agents_by_state ON agents(state, created_ns, id);",
 };
 #define SCHEMA_VERSION ((int)AG_ARRAY_SIZE(migrations))
 
@@ -625,6 +647,7 @@ static int agent_insert(struct hub_store__conn *c, const struct hub_store_agent 
     rc = rc ? rc : sqlite3_bind_int64(s, 11, a->updated_ns);
     rc = rc ? rc : bind_counters(s, 12, a);
     rc = rc ? rc : sqlite3_bind_int64(s, 23, (sqlite3_int64)a->spawn_input_seq);
+    rc = rc ? rc : sqlite3_bind_int(s, 24, a->waiting_input);
     rc = rc ? rc : step_done(s);
     return rc == SQLITE_DONE ? 0 : op_err(c, rc, "insert agent", a->id, err);
 }
@@ -642,6 +665,7 @@ static int agent_update(struct hub_store__conn *c, const struct hub_store_agent 
     rc = rc ? rc : bind_text(s, 7, a->last_error);
     rc = rc ? rc : sqlite3_bind_int64(s, 8, a->updated_ns);
     rc = rc ? rc : bind_counters(s, 9, a);
+    rc = rc ? rc : sqlite3_bind_int(s, 20, a->waiting_input);
     rc = rc ? rc : step_done(s);
     if (rc != SQLITE_DONE)
         return op_err(c, rc, "update agent", a->id, err);
@@ -725,10 +749,35 @@ static int sqlite_scan_events(struct hub_store__conn *c, const char *agent_id, u
     return 0;
 }
 
-static int sqlite_load_agents(struct hub_store__conn *c, hub_store_agent_fn *cb, void *arg,
-                              struct ag_err *err)
+static sqlite3_stmt *agents_stmt(struct hub_store__conn *c, const struct hub_store_agents_query *q)
 {
-    sqlite3_stmt *s = c->stmt[ST_AGENTS];
+    sqlite3_stmt *s;
+    switch (q->kind) {
+    case HUB_STORE_AGENTS_ACTIVE:
+        return c->stmt[ST_AGENTS_ACTIVE];
+    case HUB_STORE_AGENTS_ID:
+    case HUB_STORE_AGENTS_REQUEST:
+        s = c->stmt[q->kind == HUB_STORE_AGENTS_ID ? ST_AGENTS_ID : ST_AGENTS_REQUEST];
+        bind_text(s, 1, q->key);
+        return s;
+    case HUB_STORE_AGENTS_PAGE:
+        s = c->stmt[q->state ? ST_AGENTS_PAGE_STATE : ST_AGENTS_PAGE];
+        sqlite3_bind_int64(s, 1, q->after_id && *q->after_id ? q->after_ns : INT64_MIN);
+        bind_text(s, 2, q->after_id ? q->after_id : "");
+        sqlite3_bind_int64(s, 3, clamp64(q->max));
+        if (q->state)
+            sqlite3_bind_int(s, 4, q->state);
+        return s;
+    }
+    return NULL;
+}
+
+static int sqlite_select_agents(struct hub_store__conn *c, const struct hub_store_agents_query *q,
+                                hub_store_agent_fn *cb, void *arg, struct ag_err *err)
+{
+    sqlite3_stmt *s = agents_stmt(c, q);
+    if (!s)
+        return ag_err_set(err, AG_INVALID_ARGUMENT, "unknown agents query %d", (int)q->kind);
     int rc;
     while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
         struct hub_store_agent a = {.id = col_text(s, 0),
@@ -752,6 +801,7 @@ static int sqlite_load_agents(struct hub_store__conn *c, hub_store_agent_fn *cb,
         a.streak = (uint32_t)sqlite3_column_int64(s, 21);
         a.streak_reason = col_text(s, 22);
         a.spawn_input_seq = (uint64_t)sqlite3_column_int64(s, 23);
+        a.waiting_input = sqlite3_column_int(s, 24) != 0;
         if (cb(arg, &a, last_seq, err) != 0) {
             sqlite3_reset(s);
             return -1;
@@ -773,5 +823,5 @@ const struct hub_store__backend hub_store__sqlite_backend = {
     .apply = sqlite_apply,
     .last_seq = sqlite_last_seq,
     .scan_events = sqlite_scan_events,
-    .load_agents = sqlite_load_agents,
+    .select_agents = sqlite_select_agents,
 };

@@ -7,6 +7,8 @@ bytes ("final <text>": the mock model answers with the text, so each turn adds t
 that size to the conversation), and the next turn starts once every agent has answered. For
 windows of 10 turns it prints the wall time per turn (all agents together), the hub's CPU time
 per turn and the hub's RSS. Flat columns mean a turn costs the same whatever the history.
+With --tool-steps N each turn first calls the echo tool N times (a durable tool step costs a
+round trip to the hub: compare builds with it).
 
     /usr/bin/python3 deploy/local/bench_turns.py --binary build/agentry [--binary OTHER ...]
 
@@ -79,17 +81,21 @@ def run(binary, args):
     try:
         pid = c.hub_proc.pid
         text = "final " + ("x" * (args.bytes - 6))
+        if args.tool_steps:
+            text = "echo a; " * args.tool_steps + text
+        tools = ("echo",) if args.tool_steps else ()
         ids, fols = [], []
         for _ in range(args.agents):
-            r = c.spawn("final hello", tools=())
+            r = c.spawn("final hello", tools=tools)
             ids.append(r.agent_id)
             f = Follower(c, r.agent_id)
             f.start()
             fols.append(f)
         for f in fols:
             f.wait(1)
-        print("%s: %d agents x %d turns, %d-byte messages, store %s" % (
-            binary, args.agents, args.turns, args.bytes, args.store or "sqlite (temp file)"))
+        print("%s: %d agents x %d turns, %d-byte messages, %d tool steps per turn, store %s" % (
+            binary, args.agents, args.turns, args.bytes, args.tool_steps,
+            args.store or "sqlite (temp file)"))
         print("  %-13s %12s %14s %9s" % ("turns", "ms/turn", "hub cpu ms/turn", "hub RSS"))
         t0, cpu0 = time.monotonic(), hub_cpu_s(pid)
         for k in range(1, args.turns + 1):
@@ -117,6 +123,7 @@ def main():
     ap.add_argument("--bytes", type=int, default=4096, help="each message's size")
     ap.add_argument("--window", type=int, default=10, help="turns per line")
     ap.add_argument("--every", type=int, default=100, help="print every N turns")
+    ap.add_argument("--tool-steps", type=int, default=0, help="echo tool calls per turn")
     ap.add_argument("--store", default=None, help="a store URL (default: a temp SQLite file)")
     args = ap.parse_args()
     for b in args.binary:

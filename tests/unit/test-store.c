@@ -443,14 +443,32 @@ static int collect_agent(void *arg, const struct hub_store_agent *a, uint64_t la
     return 0;
 }
 
-static void load_all(struct hub_store *st, struct agent_rows *rows)
+static void select_rows(struct hub_store *st, const struct hub_store_agents_query *q,
+                        struct agent_rows *rows)
 {
     struct ag_err err = AG_ERR_INIT;
     memset(rows, 0, sizeof(*rows));
-    int rc = hub_store_load_agents(st, collect_agent, rows, &err);
+    int rc = hub_store_select_agents(st, q, collect_agent, rows, &err);
     if (rc)
-        print_error("load_agents: %s\n", err.msg);
+        print_error("select_agents: %s\n", err.msg);
     assert_int_equal(rc, 0);
+}
+
+/* Every agent, in creation order: one page as big as the test can hold. */
+static void load_all(struct hub_store *st, struct agent_rows *rows)
+{
+    struct hub_store_agents_query q = {.kind = HUB_STORE_AGENTS_PAGE, .max = 8};
+    select_rows(st, &q, rows);
+}
+
+/* The ids of rows, space-separated. */
+static const char *row_ids(const struct agent_rows *rows, char *buf, size_t cap)
+{
+    size_t k = 0;
+    buf[0] = '\0';
+    for (size_t i = 0; i < rows->n && k < cap; i++)
+        k += (size_t)snprintf(buf + k, cap - k, "%s%s", i ? " " : "", rows->row[i].id);
+    return buf;
 }
 
 /* --- tests ------------------------------------------------------------------------------------ */
@@ -825,6 +843,73 @@ static void append_ten(struct hub_store *st, struct tracker *tr)
     wait_done(tr, 10);
     for (int i = 0; i < 10; i++)
         expect_ok(&t[i]);
+}
+
+/* The keyed reads a hub makes instead of holding every agent: the active ones (pending, running,
+ * or input waiting) at start-up, one by id or request id, and ListAgents pages, with or without a
+ * state, each page after the last row of the one before. */
+static void test_select_agents(void **state)
+{
+    struct fx *fx = *state;
+    fx->st = open_url(fx->url, NULL);
+    struct twrite t[2];
+    const char *ids[] = {"a", "b", "c", "d", "e"};
+    const int states[] = {1, 3, 3, 5, 2}; /* pending, idle, idle, failed, running */
+    for (int i = 0; i < 5; i++) {
+        struct twrite *w = &t[i / 3];
+        if (i % 3 == 0)
+            tw_init(w, &fx->tr);
+        tw_insert(w, ids[i], i == 3 ? "rid-d" : NULL, 10 + i);
+        w->ops[w->w.nops - 1].u.agent.state = states[i];
+        w->ops[w->w.nops - 1].u.agent.waiting_input = i == 2;
+    }
+    tw_append(&t[1], "c", KIND_SPAWNED, "{}");
+    for (int i = 0; i < 2; i++) {
+        run_one(fx->st, &t[i]);
+        expect_ok(&t[i]);
+    }
+
+    struct agent_rows rows;
+    char buf[64];
+    struct hub_store_agents_query q = {.kind = HUB_STORE_AGENTS_ACTIVE};
+    select_rows(fx->st, &q, &rows);
+    assert_string_equal(row_ids(&rows, buf, sizeof(buf)), "a c e");
+    assert_int_equal(rows.row[1].last_seq, 1);
+
+    q = (struct hub_store_agents_query){.kind = HUB_STORE_AGENTS_ID, .key = "b"};
+    select_rows(fx->st, &q, &rows);
+    assert_string_equal(row_ids(&rows, buf, sizeof(buf)), "b");
+    assert_int_equal(rows.row[0].state, 3);
+    q.key = "zz";
+    select_rows(fx->st, &q, &rows);
+    assert_int_equal(rows.n, 0);
+    q = (struct hub_store_agents_query){.kind = HUB_STORE_AGENTS_REQUEST, .key = "rid-d"};
+    select_rows(fx->st, &q, &rows);
+    assert_string_equal(row_ids(&rows, buf, sizeof(buf)), "d");
+
+    q = (struct hub_store_agents_query){.kind = HUB_STORE_AGENTS_PAGE, .max = 2};
+    select_rows(fx->st, &q, &rows);
+    assert_string_equal(row_ids(&rows, buf, sizeof(buf)), "a b");
+    q.after_ns = rows.row[1].created_ns;
+    q.after_id = "b";
+    select_rows(fx->st, &q, &rows);
+    assert_string_equal(row_ids(&rows, buf, sizeof(buf)), "c d");
+    q = (struct hub_store_agents_query){.kind = HUB_STORE_AGENTS_PAGE, .state = 3, .max = 1};
+    select_rows(fx->st, &q, &rows);
+    assert_string_equal(row_ids(&rows, buf, sizeof(buf)), "b");
+    q.after_ns = 11;
+    q.after_id = "b";
+    select_rows(fx->st, &q, &rows);
+    assert_string_equal(row_ids(&rows, buf, sizeof(buf)), "c");
+    q.after_ns = 12;
+    q.after_id = "c";
+    select_rows(fx->st, &q, &rows);
+    assert_int_equal(rows.n, 0);
+
+    struct ag_err err = AG_ERR_INIT;
+    q = (struct hub_store_agents_query){.kind = HUB_STORE_AGENTS_ID};
+    assert_int_equal(hub_store_select_agents(fx->st, &q, collect_agent, &rows, &err), -1);
+    assert_int_equal(err.code, AG_INVALID_ARGUMENT);
 }
 
 static void test_read_events(void **state)
@@ -1375,12 +1460,12 @@ static void test_pg_migrations(void **state)
     struct fx *fx = *state;
     hub_store_close(open_url(fx->url, NULL));
     hub_store_close(open_url(fx->url, NULL));
-    assert_int_equal(pg_query_long(fx->pgdb, "SELECT count(*) FROM schema_migrations"), 1);
-    assert_int_equal(pg_query_long(fx->pgdb, "SELECT max(version) FROM schema_migrations"), 1);
+    assert_int_equal(pg_query_long(fx->pgdb, "SELECT count(*) FROM schema_migrations"), 2);
+    assert_int_equal(pg_query_long(fx->pgdb, "SELECT max(version) FROM schema_migrations"), 2);
 
     assert_int_equal(pg_exec(fx->pgdb, "INSERT INTO schema_migrations(version) VALUES(99)"), 0);
     expect_open_fails(fx->url, AG_FAILED_PRECONDITION, "schema version 99");
-    expect_open_fails(fx->url, AG_FAILED_PRECONDITION, "knows versions 1 to 1");
+    expect_open_fails(fx->url, AG_FAILED_PRECONDITION, "knows versions 1 to 2");
 }
 
 /* The URI form goes to libpq whole; a server that is not there is UNAVAILABLE with libpq's
@@ -1908,6 +1993,7 @@ int main(int argc, char **argv)
         cmocka_unit_test_setup_teardown(test_batch_is_one_commit, setup, teardown),
         cmocka_unit_test_setup_teardown(test_batch_failure_isolated, setup, teardown),
         cmocka_unit_test_setup_teardown(test_agent_update, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_select_agents, setup, teardown),
         cmocka_unit_test_setup_teardown(test_reopen_continues, setup, teardown),
         cmocka_unit_test_setup_teardown(test_read_events, setup, teardown),
         cmocka_unit_test_setup_teardown(test_scan_events, setup, teardown),
