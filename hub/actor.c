@@ -661,6 +661,11 @@ static void fill_agent_row(struct agent_write *aw, struct hub_store_agent *row)
     row->streak_reason = aw->next.streak_reason;
     /* Spawn's write is SPAWNED then INPUT: a new agent's input is its event 2. */
     row->spawn_input_seq = aw->spawn_input_op != SIZE_MAX ? 2 : 0;
+    /* A turn ending with input waiting starts the next one after this commit: a hub that stops
+     * in between must find this agent at start-up (hub_store_select_agents, ACTIVE). */
+    row->waiting_input = (aw->next.state == AGENTRY__V1__AGENT_STATE__AGENT_STATE_IDLE ||
+                          aw->next.state == AGENTRY__V1__AGENT_STATE__AGENT_STATE_YIELDED) &&
+                         has_unconsumed_input(aw);
     aw->next.updated_ns = row->updated_ns;
 }
 
@@ -668,6 +673,8 @@ static void fill_agent_row(struct agent_write *aw, struct hub_store_agent *row)
 
 static void submit(struct agent_write *aw)
 {
+    /* Held until write_done is over: its effects touch the agent after its lock is let go. */
+    hub_agents_pin(&aw->h->agents, aw->a);
     struct ag_err err = AG_ERR_INIT;
     aw->w.ops = aw->ops;
     aw->w.nops = aw->nops;
@@ -756,6 +763,7 @@ void hub_actor_spawn(struct hub *h, struct rpc_call *call, const Agentry__V1__Ag
             struct hub_cmd *c = cmd_new(HUB_CMD_SPAWN_DUP, call);
             c->invoke = invoke;
             cmd_post(h, owner, c);
+            hub_agents_unpin(&h->agents, owner);
             return;
         }
     }
@@ -846,7 +854,11 @@ void hub_actor_import(struct hub *h, struct rpc_call *call, const Agentry__V1__A
     protobuf_c_message_pack(&norm.base, bin);
     struct hub_agent *a = hub_agent_new_take(x->agent_id, bin, len, x->request_id,
                                              x->created_unix_nano, &err);
-    if (a && a->request_id && hub_agents_claim_request(&h->agents, a->request_id, a) != a) {
+    struct hub_agent *owner = a && a->request_id
+                                  ? hub_agents_claim_request(&h->agents, a->request_id, a)
+                                  : a;
+    if (owner != a) {
+        hub_agents_unpin(&h->agents, owner);
         ag_err_set(&err, AG_ALREADY_EXISTS, "request id '%s' belongs to another agent on this hub",
                    a->request_id);
         hub_agent_free(h->sched, a);
@@ -998,8 +1010,8 @@ struct retry_timer {
     uint64_t token;
 };
 
-/* Timer thread: the back-off is over. Agents live as long as the hub, and the timers are freed
- * (running what is left) before the agents are. */
+/* Timer thread: the back-off is over. The timer holds a pin on the agent, and the timers are
+ * freed (running what is left) before the agents are. */
 static void retry_fire(void *arg)
 {
     struct retry_timer *t = arg;
@@ -1008,6 +1020,7 @@ static void retry_fire(void *arg)
         c->epoch = t->token;
         cmd_post(t->h, t->a, c);
     }
+    hub_agents_unpin(&t->h->agents, t->a);
     free(t);
 }
 
@@ -1020,6 +1033,7 @@ static void start_retry_timer(struct hub *h, struct hub_agent *a, int64_t delay_
     t->token = atomic_fetch_add(&h->retry_tokens, 1) + 1;
     a->retry_token = t->token;
     a->retry_at_ms = ag_now_mono_ms() + delay_ms;
+    hub_agents_pin(&h->agents, a);
     ag_timers_add(h->timers, delay_ms, retry_fire, t);
 }
 
@@ -1176,6 +1190,8 @@ static void after_unlock(struct agent_write *aw, bool ok)
     if (aw->cancel_node)
         hub_sched_node_unref(h->sched, aw->cancel_node);
     if (aw->enqueue_pending) {
+        /* The decision, or the queue's entry until it becomes one, holds a pin. */
+        hub_agents_pin(&h->agents, a);
         struct hub_node *n = hub_sched_place_or_queue(h->sched, &a->req);
         if (n) {
             d[0].agent = a;
@@ -1260,6 +1276,7 @@ static void write_done(struct hub_store_write *w, int rc, const struct ag_err *e
     else
         on_failed(aw, err);
     a->writing = false;
+    a->active_ms = ag_now_mono_ms();
     pthread_mutex_unlock(&a->lock);
     write_finish(aw, rc == 0, err);
     if (created_dead) {
@@ -1270,6 +1287,7 @@ static void write_done(struct hub_store_write *w, int rc, const struct ag_err *e
         hub_agents_bury(&h->agents, a);
     }
     kick(h, a);
+    hub_agents_unpin(&h->agents, a);
 }
 
 void hub_actor_post_input(struct hub *h, struct hub_agent *a, struct rpc_call *call,
@@ -1334,6 +1352,7 @@ void hub_actor_dispatch(struct hub *h, struct hub_sched_decision *d, size_t n)
         struct hub_cmd *c = cmd_new(HUB_CMD_ASSIGN, NULL);
         c->node = d[i].node;
         cmd_post(h, d[i].agent, c);
+        hub_agents_unpin(&h->agents, d[i].agent); /* the queue entry's: the command holds it now */
     }
 }
 

@@ -10,6 +10,7 @@
 #include "common/rpc/pb.h"
 #include "common/xalloc.h"
 #include "hub/agent.h"
+#include "hub/store.h"
 
 struct hub_agent *hub_agent_new_take(const char *id, uint8_t *spec_bin, size_t spec_len,
                                      const char *request_id, int64_t created_ns, struct ag_err *err)
@@ -39,6 +40,66 @@ struct hub_agent *hub_agent_new_take(const char *id, uint8_t *spec_bin, size_t s
     /* The spec is immutable and lives as long as the agent: the scheduler may borrow from it. */
     const char *model = a->spec->model && *a->spec->model ? a->spec->model : "mock";
     hub_sched_req_init(&a->req, a, a->id, model, a->spec->tools, a->spec->n_tools);
+    return a;
+}
+
+static void load_checkpoint(struct hub_agent *a, const struct hub_store_agent *row)
+{
+    if (!row->checkpoint_len)
+        return;
+    a->st.ckpt = ag_xmemdup(row->checkpoint, row->checkpoint_len);
+    a->st.ckpt_len = row->checkpoint_len;
+    struct ag_arena ar;
+    ag_arena_init(&ar, NULL, 0);
+    Agentry__V1__Checkpoint *ck = rpc_pb_unpack_bytes(
+        row->checkpoint, row->checkpoint_len, &agentry__v1__checkpoint__descriptor, &ar, NULL);
+    if (ck) {
+        a->st.input_seq = ck->input_seq;
+        a->ckpt_msgs = ck->n_messages > 0;
+        /* A row from before the hub counted usage itself: the checkpoint's count stands in. */
+        if (ck->usage && !row->has_usage) {
+            hub_usage_from_pb(ck->usage, &a->st.usage);
+        }
+    }
+    ag_arena_release(&ar);
+}
+
+struct hub_agent *hub_agent_from_row(const struct hub_store_agent *row, uint64_t last_seq,
+                                     struct ag_err *err)
+{
+    struct hub_agent *a = hub_agent_new_take(row->id, ag_xmemdup(row->spec, row->spec_len),
+                                             row->spec_len, row->request_id, row->created_ns, err);
+    if (!a)
+        return NULL;
+    a->st.state = row->state;
+    snprintf(a->st.node_id, sizeof(a->st.node_id), "%s", row->node_id ? row->node_id : "");
+    a->st.epoch = row->epoch;
+    a->st.last_output = row->last_output && *row->last_output ? ag_xstrdup(row->last_output) : NULL;
+    a->st.last_error = row->last_error && *row->last_error ? ag_xstrdup(row->last_error) : NULL;
+    a->st.updated_ns = row->updated_ns;
+    a->st.usage = row->usage;
+    a->st.turn_usage = row->turn_usage;
+    a->st.attempt = row->turn_attempt;
+    a->st.streak = row->streak;
+    snprintf(a->st.streak_reason, sizeof(a->st.streak_reason), "%s",
+             row->streak_reason ? row->streak_reason : "");
+    a->spawn_input_seq = row->spawn_input_seq;
+    a->last_seq = last_seq;
+    a->visible = true;
+    /* Which node instance held its older epochs died with the memory that knew: their
+     * stragglers are harmless now, as the epoch alone fences them (hub_agent_held). */
+    a->held_unknown = true;
+    if (row->state != AGENTRY__V1__AGENT_STATE__AGENT_STATE_PENDING &&
+        row->state != AGENTRY__V1__AGENT_STATE__AGENT_STATE_RUNNING && last_seq > 2) {
+        /* Past its first turn: without its history in memory, a retried Invoke gets the latest
+         * outcome (see hub_agent.first). */
+        a->first.done = true;
+        a->first.state = row->state;
+        a->first.seq = last_seq;
+        a->first.output = a->st.last_output ? ag_xstrdup(a->st.last_output) : NULL;
+        a->first.error = a->st.last_error ? ag_xstrdup(a->st.last_error) : NULL;
+    }
+    load_checkpoint(a, row);
     return a;
 }
 
@@ -96,7 +157,7 @@ bool hub_agent_held(const struct hub_agent *a, uint64_t epoch, uint64_t instance
 {
     if (epoch == 0)
         return false;
-    if (a->st.epoch - epoch >= HUB_EPOCH_HISTORY)
+    if (a->st.epoch - epoch >= HUB_EPOCH_HISTORY || a->held_unknown)
         return true;
     const __typeof__(a->held[0]) *h = &a->held[epoch % HUB_EPOCH_HISTORY];
     return h->epoch == epoch && h->node_instance == instance;

@@ -5,7 +5,9 @@
  * The agent is an actor (hub/actor.h): everything that changes it is a command in its mailbox,
  * decided against its committed state and applied when the store says the write is durable.
  * Fields marked "guarded by lock" are read and written only with a->lock held; the rest is set
- * before the agent is published and never changes. Agents live as long as the hub.
+ * before the agent is published and never changes. An agent lives while it is in the agent table
+ * (hub/agent_table.h), which holds the active ones and the recently used: one at rest and unpinned
+ * may be evicted, and is loaded again from the store when asked for.
  *
  * Lock order: an agent's lock, then the agent table's locks or the scheduler's lock, then a
  * call's lock (inside rpc_call_*). Never two agents' locks at once. */
@@ -77,7 +79,8 @@ struct hub_agent {
     char *request_id;         /* owned, may be NULL */
     struct hub_sched_req req; /* what its turns need from a node (borrows spec) */
     int64_t created_ns;
-    size_t list_pos;          /* index in the agent table's creation-order list */
+    size_t list_pos;          /* index in the agent table's list (guarded by its list lock) */
+    int pins;                 /* holders (hub/agent_table.h), guarded by its shard's lock */
     uint64_t spawn_input_seq; /* the Spawn's input event, 0 if none; set when created */
     /* Guarded by lock: */
     struct hub_agent_st st;  /* committed */
@@ -103,6 +106,7 @@ struct hub_agent {
     int64_t retry_at_ms;
     struct ag_queue mailbox;     /* of struct hub_cmd (hub/actor.c), HUB_MAX_MAILBOX */
     bool writing;                /* a write is in flight */
+    int64_t active_ms;           /* monotonic: its last write ended, or it was loaded */
     bool visible;                /* committed at least once: lookups find it */
     bool dead;                   /* its creating write failed */
     struct hub_agent *next_dead; /* in the table's dead list (guarded by its list lock) */
@@ -110,6 +114,7 @@ struct hub_agent {
     struct ag_list waiters;      /* of struct hub_waiter (hub/rpc_agent.c) */
     struct ag_list on_node;      /* on st.node->agents while st.node is set (hub/actor.c;
                                      guarded by the hub's node_agents_lock as well) */
+    bool held_unknown; /* loaded from the store: held[] knows nothing of its older epochs */
     /* Who held recent epochs (slot epoch % HUB_EPOCH_HISTORY): an event with an old epoch is a
      * harmless straggler only from the node instance that held that epoch. */
     struct {
@@ -135,12 +140,18 @@ struct hub_agent *hub_agent_new(const Agentry__V1__AgentSpec *spec, const char *
 struct hub_agent *hub_agent_new_take(const char *id, uint8_t *spec_bin, size_t spec_len,
                                      const char *request_id, int64_t created_ns,
                                      struct ag_err *err);
+struct hub_store_agent;
+/* An agent as its store row says (a loaded agent: visible; its inbox and running turn's steps are
+ * read from its events by the caller). NULL with err if the spec cannot be decoded. */
+struct hub_agent *hub_agent_from_row(const struct hub_store_agent *row, uint64_t last_seq,
+                                     struct ag_err *err);
 /* Frees the agent; its mailbox, followers and waiters must be empty by now (their owners
  * drain them first: see hub_agents_free_all). s may be NULL for an agent that never ran. */
 void hub_agent_free(struct hub_sched *s, struct hub_agent *a);
 void hub_agent_st_release(struct hub_sched *s, struct hub_agent_st *st);
-/* Did node instance `instance` hold `epoch` of this agent? True when the epoch is too old to be
- * remembered (such stragglers are discarded anyway); false for epoch 0. Agent lock held. */
+/* Did node instance `instance` hold `epoch` (older than the current one) of this agent? True when
+ * the epoch is too old to be remembered, or the agent was loaded from the store (such stragglers
+ * are discarded anyway); false for epoch 0. Agent lock held. */
 bool hub_agent_held(const struct hub_agent *a, uint64_t epoch, uint64_t instance);
 void hub_agent_inbox_push(struct hub_agent *a, uint64_t seq, const char *text);
 void hub_agent_inbox_trim(struct hub_agent *a, uint64_t upto_seq);

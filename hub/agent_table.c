@@ -1,5 +1,7 @@
-/* hub/agent_table.c - the hub's agents by id, by request id and in commit order (see
- * agent_table.h). Each shard and the list have their own lock; no agent lock is taken here. */
+/* hub/agent_table.c - the agents held in memory, by id, by request id and in a list (see
+ * agent_table.h). Each shard and the list have their own lock; no agent lock is taken here. Pins
+ * (hub_agent.pins) are counted under the agent's shard lock. Lock order: list_lock, then a shard
+ * lock (eviction takes both, so that it is atomic for every finder). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -8,7 +10,6 @@
 #include "common/xalloc.h"
 #include "hub/agent.h"
 #include "hub/agent_table.h"
-#include "hub/validate.h"
 
 void hub_agents_init(struct hub_agents *t)
 {
@@ -35,18 +36,39 @@ struct hub_agent *hub_agents_find(struct hub_agents *t, const char *id)
     struct hub_shard *s = shard_of(t, id);
     pthread_mutex_lock(&s->lock);
     struct hub_agent *found = ag_map_get(&s->by_id, id);
+    if (found)
+        found->pins++;
     pthread_mutex_unlock(&s->lock);
     return found;
 }
 
-struct hub_agent *hub_agents_lookup(struct hub_agents *t, const char *id, struct ag_err *err)
+void hub_agents_pin(struct hub_agents *t, struct hub_agent *a)
 {
-    if (hub_validate_agent_id(id, err) != 0)
-        return NULL;
-    struct hub_agent *a = hub_agents_find(t, id);
+    struct hub_shard *s = shard_of(t, a->id);
+    pthread_mutex_lock(&s->lock);
+    a->pins++;
+    pthread_mutex_unlock(&s->lock);
+}
+
+void hub_agents_unpin(struct hub_agents *t, struct hub_agent *a)
+{
     if (!a)
-        ag_err_set(err, AG_NOT_FOUND, "no agent with id '%s'", id);
-    return a;
+        return;
+    struct hub_shard *s = shard_of(t, a->id);
+    pthread_mutex_lock(&s->lock);
+    a->pins--;
+    pthread_mutex_unlock(&s->lock);
+}
+
+/* list_lock held. */
+static void list_add_locked(struct hub_agents *t, struct hub_agent *a)
+{
+    if (t->nlist == t->cap_list) {
+        t->cap_list = t->cap_list ? t->cap_list * 2 : 1024;
+        t->list = ag_xrealloc(t->list, t->cap_list * sizeof(*t->list));
+    }
+    a->list_pos = t->nlist;
+    t->list[t->nlist++] = a;
 }
 
 void hub_agents_publish(struct hub_agents *t, struct hub_agent *a)
@@ -56,13 +78,53 @@ void hub_agents_publish(struct hub_agents *t, struct hub_agent *a)
     ag_map_put(&s->by_id, a->id, a);
     pthread_mutex_unlock(&s->lock);
     pthread_mutex_lock(&t->list_lock);
-    if (t->nlist == t->cap_list) {
-        t->cap_list = t->cap_list ? t->cap_list * 2 : 1024;
-        t->list = ag_xrealloc(t->list, t->cap_list * sizeof(*t->list));
-    }
-    a->list_pos = t->nlist;
-    t->list[t->nlist++] = a;
+    list_add_locked(t, a);
     pthread_mutex_unlock(&t->list_lock);
+}
+
+struct hub_agent *hub_agents_adopt(struct hub_agents *t, struct hub_agent *a)
+{
+    struct hub_shard *s = shard_of(t, a->id);
+    pthread_mutex_lock(&s->lock);
+    struct hub_agent *held = ag_map_get(&s->by_id, a->id);
+    if (!held) {
+        ag_map_put(&s->by_id, a->id, a);
+        held = a;
+    }
+    held->pins++;
+    pthread_mutex_unlock(&s->lock);
+    if (held != a)
+        return held;
+    pthread_mutex_lock(&t->list_lock);
+    list_add_locked(t, a);
+    if (a->request_id && !ag_map_get(&t->by_req, a->request_id))
+        ag_map_put(&t->by_req, a->request_id, a);
+    pthread_mutex_unlock(&t->list_lock);
+    return a;
+}
+
+bool hub_agents_evict(struct hub_agents *t, struct hub_agent *a)
+{
+    /* Out of every index at once, under list_lock and then the shard lock (the order every
+     * finder takes them in): a finder either pinned it before (no eviction) or finds nothing. */
+    struct hub_shard *s = shard_of(t, a->id);
+    pthread_mutex_lock(&t->list_lock);
+    pthread_mutex_lock(&s->lock);
+    bool alone = a->pins == 1 && ag_map_get(&s->by_id, a->id) == a;
+    if (alone) {
+        ag_map_del(&s->by_id, a->id);
+        a->pins = 0;
+    }
+    pthread_mutex_unlock(&s->lock);
+    if (alone) {
+        struct hub_agent *last = t->list[--t->nlist];
+        t->list[a->list_pos] = last;
+        last->list_pos = a->list_pos;
+        if (a->request_id && ag_map_get(&t->by_req, a->request_id) == a)
+            ag_map_del(&t->by_req, a->request_id);
+    }
+    pthread_mutex_unlock(&t->list_lock);
+    return alone;
 }
 
 size_t hub_agents_count(struct hub_agents *t)
@@ -77,8 +139,11 @@ size_t hub_agents_snapshot(struct hub_agents *t, size_t from, struct hub_agent *
 {
     pthread_mutex_lock(&t->list_lock);
     size_t n = 0;
-    for (size_t pos = from; pos < t->nlist && n < max; pos++)
-        out[n++] = t->list[pos];
+    for (size_t pos = from; pos < t->nlist && n < max; pos++) {
+        struct hub_agent *a = t->list[pos];
+        hub_agents_pin(t, a); /* the shard lock inside list_lock, as eviction takes them */
+        out[n++] = a;
+    }
     pthread_mutex_unlock(&t->list_lock);
     return n;
 }
@@ -92,6 +157,8 @@ struct hub_agent *hub_agents_claim_request(struct hub_agents *t, const char *req
     struct hub_agent *found = ag_map_get(&t->by_req, request_id);
     if (!found && a)
         ag_map_put(&t->by_req, a->request_id, a); /* the key lives in the agent */
+    if (found) /* under list_lock, which eviction holds while it takes an agent out */
+        hub_agents_pin(t, found);
     pthread_mutex_unlock(&t->list_lock);
     return found ? found : a;
 }

@@ -1,10 +1,16 @@
-/* hub/agent_table.h - the hub's agents: lookup by id (sharded), lookup by request id, the
- * creation-order list ListAgents pages through, and the agents whose creating write failed.
+/* hub/agent_table.h - the agents a hub holds in memory: by id (sharded), by request id, and a
+ * list to sweep them. A cache of the store: an agent is here while it is active or was used
+ * recently; hub.c loads one on a miss and evicts the ones at rest (hub_agents_evict).
  *
- * Agents are never removed while the hub runs (there is no deletion yet), so pointers from the
- * table are valid until hub_agents_free_all, and list positions are stable page tokens. An agent
- * enters the id index and the list when its creating write commits (hub_agents_publish); the
- * request-id index holds it from the moment Spawn starts, so a concurrent retry finds it.
+ * Pins: every pointer taken from the table is pinned (find, claim, snapshot, adopt) and
+ * must be unpinned when the caller is done with it; an agent is evicted only with no pin but the
+ * evicter's. Whoever holds an agent across threads or time (a Trace call, a retry timer, a write
+ * in flight, a cold assignment) keeps a pin for as long. Pins are counted under the agent's
+ * shard lock.
+ *
+ * An agent enters the id index and the list when its creating write commits
+ * (hub_agents_publish) or when it is loaded (hub_agents_adopt); the request-id index holds it
+ * from the moment Spawn starts, so a concurrent retry finds it.
  *
  * Locks: each shard has its own lock; list_lock guards the list, the request-id index and the
  * dead list. No agent lock is ever taken here, so callers may hold one (agent, then table). */
@@ -30,34 +36,41 @@ struct hub_shard {
 struct hub_agents {
     struct hub_shard shards[HUB_SHARDS];
     pthread_mutex_t list_lock; /* guards list, by_req, dead */
-    struct hub_agent **list;   /* visible agents in commit order (ListAgents) */
+    struct hub_agent **list;   /* the agents held, in no order (hub_agent.list_pos) */
     size_t nlist, cap_list;
     struct hub_agent *dead; /* agents whose creating write failed, freed with the table */
     struct ag_map by_req;   /* request_id (borrowed from the agent) -> agent */
 };
 
 void hub_agents_init(struct hub_agents *t);
-/* Calls release(arg, a) for every agent (listed or dead), then frees it: where the owners of
- * an agent's mailbox, waiters and followers drain them. One thread, no other user left. */
+/* Calls release(arg, a) for every agent (held or dead), then frees it: where the owners of an
+ * agent's mailbox, waiters and followers drain them. One thread, no other user left. */
 void hub_agents_free_all(struct hub_agents *t, struct hub_sched *s,
                          void (*release)(void *arg, struct hub_agent *a), void *arg);
-/* A visible agent, or NULL. */
+/* A visible agent held in memory, pinned; or NULL (hub.c then looks in the store). */
 struct hub_agent *hub_agents_find(struct hub_agents *t, const char *id);
-/* As a client asked for it: INVALID_ARGUMENT for a malformed id, NOT_FOUND naming the id. */
-struct hub_agent *hub_agents_lookup(struct hub_agents *t, const char *id, struct ag_err *err);
+void hub_agents_pin(struct hub_agents *t, struct hub_agent *a);
+void hub_agents_unpin(struct hub_agents *t, struct hub_agent *a);   /* NULL is a no-op */
 void hub_agents_publish(struct hub_agents *t, struct hub_agent *a); /* make visible (commit) */
+/* An agent loaded from the store (visible): a, pinned, now in the table with its request id;
+ * or, if another thread loaded it first, that one, pinned (the caller frees a). */
+struct hub_agent *hub_agents_adopt(struct hub_agents *t, struct hub_agent *a);
+/* Take a out of the table if the caller's pin is its only one: true, and the caller frees a once
+ * it lets go of a's lock (no one else can reach it now). Agent locked by the caller. */
+bool hub_agents_evict(struct hub_agents *t, struct hub_agent *a);
 /* Keep an agent whose creating write failed until the table is freed: a retry that found it by
  * request id may still post to it. */
 void hub_agents_bury(struct hub_agents *t, struct hub_agent *a);
-/* The agent with that request id (visible or being created), or NULL; inserts `a` when no agent
- * has it and a is not NULL. */
+/* The agent with that request id held in memory (visible or being created), pinned, or NULL;
+ * inserts `a` (not pinned: its Spawn owns it) when no agent has it and a is not NULL, and then
+ * returns a. */
 struct hub_agent *hub_agents_claim_request(struct hub_agents *t, const char *request_id,
                                            struct hub_agent *a);
 void hub_agents_forget_request(struct hub_agents *t, const char *request_id);
-/* How many agents are visible: list positions run from 0 to this, in commit order. */
+/* How many agents are held. */
 size_t hub_agents_count(struct hub_agents *t);
-/* Up to max visible agents from list position `from` on, in commit order, into out, under one
- * lock: how many were copied (0: none at or after from). */
+/* Up to max held agents from list position `from` on, pinned, into out: how many (0: none at or
+ * after from). Positions move as agents leave: a sweep may see one twice or miss one. */
 size_t hub_agents_snapshot(struct hub_agents *t, size_t from, struct hub_agent **out, size_t max);
 /* How many agents a caller of hub_agents_snapshot takes per batch. */
 #define HUB_AGENTS_BATCH 64

@@ -38,6 +38,7 @@
 #include "hub/rpc_transfer.h"
 #include "hub/sched.h"
 #include "hub/store.h"
+#include "hub/validate.h"
 
 #define HUB_STOP_GRACE_MS 2000
 
@@ -46,9 +47,6 @@
 struct load_ctx {
     struct hub *h;
     struct hub_agent *a;
-    int64_t last_ns; /* the last row read: the next page starts after it */
-    char last_id[AG_ID_LEN + 1];
-    size_t rows;
     bool counting; /* past the current attempt's ASSIGNED: count what its events spent */
     size_t agents, running, pending;
 };
@@ -127,67 +125,16 @@ static int load_event(void *arg, const struct hub_store_event *ev, struct ag_err
     return 0;
 }
 
-static void load_checkpoint(struct hub_agent *a, const struct hub_store_agent *row)
-{
-    if (!row->checkpoint_len)
-        return;
-    a->st.ckpt = ag_xmemdup(row->checkpoint, row->checkpoint_len);
-    a->st.ckpt_len = row->checkpoint_len;
-    struct ag_arena ar;
-    ag_arena_init(&ar, NULL, 0);
-    Agentry__V1__Checkpoint *ck = rpc_pb_unpack_bytes(
-        row->checkpoint, row->checkpoint_len, &agentry__v1__checkpoint__descriptor, &ar, NULL);
-    if (ck) {
-        a->st.input_seq = ck->input_seq;
-        a->ckpt_msgs = ck->n_messages > 0;
-        /* A row from before the hub counted usage itself: the checkpoint's count stands in. */
-        if (ck->usage && !row->has_usage) {
-            hub_usage_from_pb(ck->usage, &a->st.usage);
-        }
-    }
-    ag_arena_release(&ar);
-}
-
+/* Start-up: an active agent, held from the start. */
 static int load_agent(void *arg, const struct hub_store_agent *row, uint64_t last_seq,
                       struct ag_err *err)
 {
     struct load_ctx *lc = arg;
-    lc->last_ns = row->created_ns;
-    snprintf(lc->last_id, sizeof(lc->last_id), "%s", row->id);
-    lc->rows++;
-    struct hub_agent *a = hub_agent_new_take(row->id, ag_xmemdup(row->spec, row->spec_len),
-                                             row->spec_len, row->request_id, row->created_ns, err);
+    struct hub_agent *a = hub_agent_from_row(row, last_seq, err);
     if (!a)
         return -1;
-    a->st.state = row->state;
-    snprintf(a->st.node_id, sizeof(a->st.node_id), "%s", row->node_id ? row->node_id : "");
-    a->st.epoch = row->epoch;
-    a->st.last_output = row->last_output && *row->last_output ? ag_xstrdup(row->last_output) : NULL;
-    a->st.last_error = row->last_error && *row->last_error ? ag_xstrdup(row->last_error) : NULL;
-    a->st.updated_ns = row->updated_ns;
-    a->st.usage = row->usage;
-    a->st.turn_usage = row->turn_usage;
-    a->st.attempt = row->turn_attempt;
-    a->st.streak = row->streak;
-    snprintf(a->st.streak_reason, sizeof(a->st.streak_reason), "%s",
-             row->streak_reason ? row->streak_reason : "");
-    a->spawn_input_seq = row->spawn_input_seq;
-    a->last_seq = last_seq;
-    a->visible = true;
-    if (row->state != AGENTRY__V1__AGENT_STATE__AGENT_STATE_PENDING &&
-        row->state != AGENTRY__V1__AGENT_STATE__AGENT_STATE_RUNNING && last_seq > 2) {
-        /* Past its first turn: without its history in memory, a retried Invoke gets the latest
-         * outcome (see hub_agent.first). */
-        a->first.done = true;
-        a->first.state = row->state;
-        a->first.seq = last_seq;
-        a->first.output = a->st.last_output ? ag_xstrdup(a->st.last_output) : NULL;
-        a->first.error = a->st.last_error ? ag_xstrdup(a->st.last_error) : NULL;
-    }
-    load_checkpoint(a, row);
-    if (a->request_id)
-        hub_agents_claim_request(&lc->h->agents, a->request_id, a);
-    hub_agents_publish(&lc->h->agents, a);
+    a->active_ms = ag_now_mono_ms();
+    hub_agents_unpin(&lc->h->agents, hub_agents_adopt(&lc->h->agents, a));
     lc->agents++;
     return 0;
 }
@@ -209,30 +156,129 @@ static int load_inbox(struct hub *h, struct load_ctx *lc, struct hub_agent *a, s
     return 0;
 }
 
-/* Every stored agent, a page at a time. */
+/* Start-up: the agents a hub must hold (running, pending, or with input waiting); the others
+ * stay in the store until asked for (hub_load_agent). */
 static int load_agents(struct hub *h, struct load_ctx *lc, struct ag_err *err)
 {
-    struct hub_store_agents_query q = {.kind = HUB_STORE_AGENTS_PAGE, .max = 4096};
-    do {
-        lc->rows = 0;
-        q.after_ns = lc->last_ns;
-        q.after_id = lc->last_id;
-        if (hub_store_select_agents(h->store, &q, load_agent, lc, err) != 0)
-            return -1;
-    } while (lc->rows == q.max);
-    return 0;
+    struct hub_store_agents_query q = {.kind = HUB_STORE_AGENTS_ACTIVE};
+    return hub_store_select_agents(h->store, &q, load_agent, lc, err);
 }
 
 static int load_inboxes(struct hub *h, struct load_ctx *lc, struct ag_err *err)
 {
     struct hub_agent *batch[HUB_AGENTS_BATCH];
     size_t k;
-    for (size_t pos = 0; (k = hub_agents_snapshot(&h->agents, pos, batch, HUB_AGENTS_BATCH));
-         pos += k)
-        for (size_t i = 0; i < k; i++)
-            if (load_inbox(h, lc, batch[i], err) != 0)
-                return -1;
-    return 0;
+    int rc = 0;
+    for (size_t pos = 0;
+         rc == 0 && (k = hub_agents_snapshot(&h->agents, pos, batch, HUB_AGENTS_BATCH)); pos += k)
+        for (size_t i = 0; i < k; i++) {
+            rc = rc ? rc : load_inbox(h, lc, batch[i], err);
+            hub_agents_unpin(&h->agents, batch[i]);
+        }
+    return rc;
+}
+
+/* --- agents on demand ----------------------------------------------------------------------- */
+
+static int take_row(void *arg, const struct hub_store_agent *row, uint64_t last_seq,
+                    struct ag_err *err)
+{
+    struct load_ctx *lc = arg;
+    lc->a = hub_agent_from_row(row, last_seq, err);
+    return lc->a ? 0 : -1;
+}
+
+/* The agent q names, from the store, now held (pinned); NULL with err unset if there is none.
+ * Loads are serialized (load_mu), and each looks in memory again first: a row read under it is
+ * never older than the agent's last eviction (only an agent at rest, every write of it
+ * committed, is evicted), so the copy adopted is the truth. */
+static struct hub_agent *load_one(struct hub *h, const struct hub_store_agents_query *q,
+                                  struct ag_err *err)
+{
+    pthread_mutex_lock(&h->load_mu);
+    struct hub_agent *a = q->kind == HUB_STORE_AGENTS_ID
+                              ? hub_agents_find(&h->agents, q->key)
+                              : hub_agents_claim_request(&h->agents, q->key, NULL);
+    if (a) {
+        pthread_mutex_unlock(&h->load_mu);
+        return a;
+    }
+    struct load_ctx lc = {.h = h};
+    if (hub_store_select_agents(h->store, q, take_row, &lc, err) == 0 && lc.a &&
+        load_inbox(h, &lc, lc.a, err) == 0) {
+        lc.a->active_ms = ag_now_mono_ms();
+        a = hub_agents_adopt(&h->agents, lc.a);
+        ag_log_debug("agent.loaded", "agent=%s state=%s", a->id, hub_agent_state_name(a->st.state));
+    } else if (lc.a) {
+        hub_agent_free(NULL, lc.a);
+    }
+    pthread_mutex_unlock(&h->load_mu);
+    return a;
+}
+
+struct hub_agent *hub_load_agent(struct hub *h, const char *id, struct ag_err *err)
+{
+    if (hub_validate_agent_id(id, err) != 0)
+        return NULL;
+    struct hub_agent *a = hub_agents_find(&h->agents, id);
+    if (a)
+        return a;
+    struct hub_store_agents_query q = {.kind = HUB_STORE_AGENTS_ID, .key = id};
+    a = load_one(h, &q, err);
+    if (!a && err->code == AG_OK)
+        ag_err_set(err, AG_NOT_FOUND, "no agent with id '%s'", id);
+    return a;
+}
+
+struct hub_agent *hub_load_agent_by_request(struct hub *h, const char *request_id,
+                                            struct ag_err *err)
+{
+    struct hub_agent *a = hub_agents_claim_request(&h->agents, request_id, NULL);
+    if (a)
+        return a;
+    struct hub_store_agents_query q = {.kind = HUB_STORE_AGENTS_REQUEST, .key = request_id};
+    return load_one(h, &q, err);
+}
+
+/* Nothing refers to it but the table, nothing is about to happen to it by itself, and a new
+ * load would rebuild it exactly from the store. Agent locked. */
+static bool at_rest(const struct hub_agent *a)
+{
+    bool waits_for_input = a->st.state == AGENTRY__V1__AGENT_STATE__AGENT_STATE_FAILED ||
+                           a->st.state == AGENTRY__V1__AGENT_STATE__AGENT_STATE_KILLED ||
+                           ((a->st.state == AGENTRY__V1__AGENT_STATE__AGENT_STATE_IDLE ||
+                             a->st.state == AGENTRY__V1__AGENT_STATE__AGENT_STATE_YIELDED) &&
+                            !hub_agent_input_waiting(a, a->st.input_seq));
+    return waits_for_input && a->visible && !a->writing && ag_queue_empty(&a->mailbox) &&
+           ag_list_empty(&a->followers) && ag_list_empty(&a->waiters) && !a->retry_token &&
+           !a->st.node && a->nsteps == 0;
+}
+
+/* Agents at rest for opts.unload_idle_ms leave memory; they are loaded again when asked for. */
+static void unload_idle(struct hub *h)
+{
+    int64_t now = ag_now_mono_ms(), after = h->opts.unload_idle_ms;
+    struct hub_agent *batch[HUB_AGENTS_BATCH];
+    size_t k, gone = 0;
+    for (size_t pos = 0; (k = hub_agents_snapshot(&h->agents, pos, batch, HUB_AGENTS_BATCH));) {
+        size_t kept = 0;
+        for (size_t i = 0; i < k; i++) {
+            struct hub_agent *a = batch[i];
+            pthread_mutex_lock(&a->lock);
+            bool go = (after < 0 || now - a->active_ms >= after) && at_rest(a) &&
+                      hub_agents_evict(&h->agents, a);
+            pthread_mutex_unlock(&a->lock);
+            if (go) {
+                ag_log_debug("agent.unloaded", "agent=%s", a->id);
+                hub_agent_free(h->sched, a);
+                gone++;
+            } else {
+                hub_agents_unpin(&h->agents, a);
+                kept++;
+            }
+        }
+        pos += kept; /* an evicted agent's place went to the list's last one */
+    }
 }
 
 /* Turns that were running died with the previous hub: record it and queue them again. */
@@ -243,6 +289,7 @@ static void requeue_one(struct hub *h, struct load_ctx *lc, struct hub_agent *a)
         hub_actor_post_interrupt(h, a, NULL, a->st.epoch, "the hub restarted", false);
         lc->running++;
     } else if (a->st.state == AGENTRY__V1__AGENT_STATE__AGENT_STATE_PENDING) {
+        hub_agents_pin(&h->agents, a); /* the queue entry's (hub_actor_dispatch drops it) */
         struct hub_node *node = hub_sched_place_or_queue(h->sched, &a->req);
         (void)node; /* no node is connected yet: always queued */
         lc->pending++;
@@ -262,8 +309,10 @@ static void requeue_loaded(struct hub *h, struct load_ctx *lc)
     size_t k;
     for (size_t pos = 0; (k = hub_agents_snapshot(&h->agents, pos, batch, HUB_AGENTS_BATCH));
          pos += k)
-        for (size_t i = 0; i < k; i++)
+        for (size_t i = 0; i < k; i++) {
             requeue_one(h, lc, batch[i]);
+            hub_agents_unpin(&h->agents, batch[i]);
+        }
 }
 
 /* --- housekeeping --------------------------------------------------------------------------- */
@@ -288,6 +337,7 @@ static void *housekeeper(void *arg)
                                       "no heartbeat for 3 intervals; reconnect");
             hub_sched_node_unref(h->sched, stale[i]);
         }
+        unload_idle(h);
         pthread_mutex_lock(&h->hk_lock);
     }
     pthread_mutex_unlock(&h->hk_lock);
@@ -299,6 +349,7 @@ static void *housekeeper(void *arg)
 #define HUB_DEFAULT_MAX_INTERRUPTIONS 5
 #define HUB_DEFAULT_RETRY_BACKOFF_MS 1000
 #define HUB_DEFAULT_RETRY_BACKOFF_MAX_MS 60000
+#define HUB_DEFAULT_UNLOAD_IDLE_MS 60000
 
 /* The first observer: one log line per placement and per end of a turn. */
 static void log_transition(void *arg, const struct hub_hook_event *ev)
@@ -340,7 +391,10 @@ static struct hub *hub_alloc(const struct hub_opts *o, const struct hub_sched_st
         h->opts.retry_backoff_ms = HUB_DEFAULT_RETRY_BACKOFF_MS;
     if (!h->opts.retry_backoff_max_ms)
         h->opts.retry_backoff_max_ms = HUB_DEFAULT_RETRY_BACKOFF_MAX_MS;
+    if (!h->opts.unload_idle_ms)
+        h->opts.unload_idle_ms = HUB_DEFAULT_UNLOAD_IDLE_MS;
     hub_agents_init(&h->agents);
+    pthread_mutex_init(&h->load_mu, NULL);
     pthread_mutex_init(&h->node_agents_lock, NULL);
     pthread_mutex_init(&h->hk_lock, NULL);
     ag_cond_init_mono(&h->hk_cond);
@@ -447,6 +501,7 @@ static void end_streams(struct hub *h)
             hub_rpc_trace_fail_all(batch[i], &e);
             hub_rpc_agent_fail_waiters(batch[i], &e);
             pthread_mutex_unlock(&batch[i]->lock);
+            hub_agents_unpin(&h->agents, batch[i]);
         }
     }
     struct hub_node *nodes[1024];
@@ -511,6 +566,7 @@ void hub_free(struct hub *h)
         rpc_server_free(h->rpc);
     free(h->methods);
     pthread_mutex_destroy(&h->node_agents_lock);
+    pthread_mutex_destroy(&h->load_mu);
     pthread_mutex_destroy(&h->hk_lock);
     pthread_cond_destroy(&h->hk_cond);
     if (started)

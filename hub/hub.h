@@ -28,9 +28,12 @@ struct hub_opts {
     int64_t retry_backoff_max_ms; /* ... up to this; 0 = 60000 */
     int64_t join_grace_ms;        /* after start, Spawn of a model or tool no connected node offers
                                     waits as pending instead of failing: nodes may be reconnecting */
+    int64_t unload_idle_ms;       /* an agent at rest this long leaves memory (it is loaded from
+                                    the store again when asked for); 0 = 60000, < 0: at once */
 };
 
-/* Binds the listen address, opens the store and loads every agent: everything that can fail. */
+/* Binds the listen address, opens the store and loads the active agents (running, pending, or
+ * with input waiting): everything that can fail. */
 struct hub *hub_new(const struct hub_opts *o, struct ag_err *err);
 /* Start serving (the threads of the RPC server and the housekeeper). */
 void hub_start(struct hub *h);

@@ -4,10 +4,10 @@
  * (hooks.h), a node (node.h), the node table and placement (sched.h), the RPC layer
  * (rpc_agent.h, rpc_node.h, rpc_trace.h), limits (limits.h).
  *
- * Locks, in the order they may be taken: an agent's lock, then the agent table's, the
- * scheduler's or node_agents_lock, then a call's lock (inside rpc_call_*). node_agents_lock is
- * a leaf: nothing is taken under it. Never two agents' locks at once.
- * hk_lock is the housekeeper's alone. */
+ * Locks, in the order they may be taken: load_mu (never under another), an agent's lock, then the
+ * agent table's, the scheduler's or node_agents_lock, then a call's lock (inside rpc_call_*).
+ * Under node_agents_lock only an agent table shard lock is taken (to pin). Never two agents'
+ * locks at once. hk_lock is the housekeeper's alone. */
 #ifndef AGENTRY_HUB_INTERNAL_H
 #define AGENTRY_HUB_INTERNAL_H
 
@@ -34,9 +34,10 @@ struct hub {
     struct hub_store *store;
     struct rpc_server *rpc;
     struct hub_sched *sched;
-    struct hub_effects fx;  /* how the actor's decisions reach calls and nodes (hub.c) */
-    struct hub_hooks hooks; /* observers of what was committed; fixed once serving */
-    struct hub_agents agents;
+    struct hub_effects fx;    /* how the actor's decisions reach calls and nodes (hub.c) */
+    struct hub_hooks hooks;   /* observers of what was committed; fixed once serving */
+    struct hub_agents agents; /* the agents held: active ones, and recently used */
+    pthread_mutex_t load_mu;  /* serializes loads of agents from the store (hub.c) */
     /* Guards every hub_node.agents list and hub_agent.on_node link: taken after an agent's
      * lock, never with another lock after it. */
     pthread_mutex_t node_agents_lock;
@@ -52,5 +53,13 @@ struct hub {
     bool stopping;       /* guarded by hk_lock */
     atomic_bool closing; /* refuse new work: hub_stop has begun */
 };
+
+/* An agent by id (INVALID_ARGUMENT for a malformed one), pinned (hub/agent_table.h): held in
+ * memory, or loaded from the store (a keyed read on the caller's thread). NOT_FOUND naming the id
+ * if there is none; the store's error if it cannot be read. */
+struct hub_agent *hub_load_agent(struct hub *h, const char *id, struct ag_err *err);
+/* The agent with this request id, pinned, as hub_load_agent; NULL with err unset if none. */
+struct hub_agent *hub_load_agent_by_request(struct hub *h, const char *request_id,
+                                            struct ag_err *err);
 
 #endif

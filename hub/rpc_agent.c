@@ -23,6 +23,7 @@
 #include "hub/rpc_agent.h"
 #include "hub/sched.h"
 #include "hub/selector.h"
+#include "hub/store.h"
 #include "hub/validate.h"
 
 #define MAX_REQUEST_ID 128
@@ -50,18 +51,19 @@ static bool refuse_if_closing(struct hub *h, struct rpc_call *c)
     return true;
 }
 
+/* The agent, pinned (the caller unpins it), or NULL once the call is answered with the error. */
 static struct hub_agent *find_or_fail(struct hub *h, struct rpc_call *c, const char *id)
 {
     struct ag_err err = AG_ERR_INIT;
-    struct hub_agent *a = hub_agents_lookup(&h->agents, id, &err);
+    struct hub_agent *a = hub_load_agent(h, id, &err);
     if (!a)
         rpc_call_fail(c, &err);
     return a;
 }
 
-/* A request for one agent whose fields were checked (valid: 0, or -1 with err): the agent, with a
- * reference on the call that the actor answers and drops, or NULL once the call is answered with
- * the validation error or NOT_FOUND. */
+/* A request for one agent whose fields were checked (valid: 0, or -1 with err): the agent,
+ * pinned, with a reference on the call that the actor answers and drops, or NULL once the call
+ * is answered with the validation error or NOT_FOUND. */
 static struct hub_agent *accept_for_agent(struct hub *h, struct rpc_call *c, const char *id,
                                           int valid, const struct ag_err *err)
 {
@@ -123,6 +125,20 @@ static int check_spawn(struct hub *h, const Agentry__V1__AgentSpec *spec, const 
     return check_placeable(h, &req, err);
 }
 
+/* A retry's request id may name an agent that is only in the store now: hold it in memory
+ * (*held, pinned; NULL if none) while Spawn finds it there. -1 once the call is answered with the
+ * store's error. */
+static int hold_request(struct hub *h, struct rpc_call *c, const char *request_id,
+                        struct hub_agent **held)
+{
+    struct ag_err err = AG_ERR_INIT;
+    *held = request_id && *request_id ? hub_load_agent_by_request(h, request_id, &err) : NULL;
+    if (err.code == AG_OK)
+        return 0;
+    rpc_call_fail(c, &err);
+    return -1;
+}
+
 static void on_spawn(struct rpc_call *c, grpc_byte_buffer *req)
 {
     struct hub *h = rpc_call_user(c);
@@ -134,8 +150,12 @@ static void on_spawn(struct rpc_call *c, grpc_byte_buffer *req)
         rpc_call_fail(c, &err);
         return;
     }
+    struct hub_agent *held;
+    if (hold_request(h, c, in->request_id, &held) != 0)
+        return;
     rpc_call_ref(c); /* the actor's, until it answers */
     hub_actor_spawn(h, c, in->spec ? in->spec : &empty_spec, in->input, in->request_id, false);
+    hub_agents_unpin(&h->agents, held);
 }
 
 static void on_invoke(struct rpc_call *c, grpc_byte_buffer *req)
@@ -149,10 +169,14 @@ static void on_invoke(struct rpc_call *c, grpc_byte_buffer *req)
         rpc_call_fail(c, &err);
         return;
     }
+    struct hub_agent *held;
+    if (hold_request(h, c, in->request_id, &held) != 0)
+        return;
     struct hub_waiter *w = rpc_call_state(c);
     w->call = c;
     rpc_call_ref(c); /* the actor's, until it answers */
     hub_actor_spawn(h, c, in->spec ? in->spec : &empty_spec, in->input, in->request_id, true);
+    hub_agents_unpin(&h->agents, held);
 }
 
 static void on_invoke_close(struct rpc_call *c, bool cancelled)
@@ -167,6 +191,7 @@ static void on_invoke_close(struct rpc_call *c, bool cancelled)
     pthread_mutex_unlock(&a->lock);
     if (was)
         rpc_call_unref(c);
+    hub_agents_unpin(&((struct hub *)rpc_call_user(c))->agents, a); /* wait_first_turn's */
 }
 
 static void on_send(struct rpc_call *c, grpc_byte_buffer *req)
@@ -181,8 +206,10 @@ static void on_send(struct rpc_call *c, grpc_byte_buffer *req)
     if (rc == 0)
         rc = hub_validate_input_payload(in->input, &err);
     struct hub_agent *a = accept_for_agent(h, c, in->agent_id, rc, &err);
-    if (a)
+    if (a) {
         hub_actor_post_input(h, a, c, in->input);
+        hub_agents_unpin(&h->agents, a); /* its mailbox holds it now */
+    }
 }
 
 static void on_kill(struct rpc_call *c, grpc_byte_buffer *req)
@@ -195,8 +222,10 @@ static void on_kill(struct rpc_call *c, grpc_byte_buffer *req)
         return;
     struct hub_agent *a = accept_for_agent(h, c, in->agent_id,
                                            hub_validate_kill_reason(in->reason, &err), &err);
-    if (a)
+    if (a) {
         hub_actor_post_kill(h, a, c, in->reason);
+        hub_agents_unpin(&h->agents, a); /* its mailbox holds it now */
+    }
 }
 
 static void on_resume(struct rpc_call *c, grpc_byte_buffer *req)
@@ -209,8 +238,10 @@ static void on_resume(struct rpc_call *c, grpc_byte_buffer *req)
         return;
     struct hub_agent *a = accept_for_agent(
         h, c, in->agent_id, hub_validate_resume_iterations(in->max_iterations, &err), &err);
-    if (a)
+    if (a) {
         hub_actor_post_resume(h, a, c, in->max_iterations);
+        hub_agents_unpin(&h->agents, a); /* its mailbox holds it now */
+    }
 }
 
 static void on_get(struct rpc_call *c, grpc_byte_buffer *req)
@@ -227,6 +258,7 @@ static void on_get(struct rpc_call *c, grpc_byte_buffer *req)
     hub_agent_pb_fill(h, a, &out, rpc_call_arena(c));
     pthread_mutex_unlock(&a->lock);
     rpc_call_reply_take(c, rpc_pb_pack(&out.base));
+    hub_agents_unpin(&h->agents, a);
 }
 
 /* --- ListAgents ------------------------------------------------------------------------------ */
@@ -234,10 +266,14 @@ static void on_get(struct rpc_call *c, grpc_byte_buffer *req)
 /* hub.proto: a page stops before the packed response would pass 4 MiB, gRPC's default receive
  * limit, so that a client with default settings can read every page. */
 #define LIST_MAX_BYTES (4 * 1024 * 1024)
-/* The next_page_token field: tag, length and at most 20 decimal digits. */
-#define LIST_TOKEN_BYTES 22
+/* The next_page_token field: tag, length, "<created_ns>.<id>". */
+#define LIST_TOKEN_BYTES (2 + 20 + 1 + AG_ID_LEN)
 #define LIST_DEFAULT_PAGE 100
 #define LIST_MAX_PAGE 1000
+/* Rows one store read brings (at least a page's worth), and reads one call makes at most while
+ * filters skip rows: past them the page goes out short (even empty), with a token to go on. */
+#define LIST_READ_ROWS 256
+#define LIST_MAX_READS 16
 
 /* A ListAgents request, checked. The filters combine: an agent is listed if all of them hold. */
 struct list_query {
@@ -246,8 +282,26 @@ struct list_query {
     const char *request_id; /* NULL: any; else at most one agent, found through the index */
     struct hub_selector sel;
     size_t page; /* agents per page */
-    size_t pos;  /* list position to start from (the page token) */
+    /* Where the page starts (the page token): after this agent in creation order. */
+    int64_t after_ns;
+    char after_id[AG_ID_LEN + 1]; /* "": from the first */
 };
+
+/* "<created_ns>.<id>": the last agent a page went through. */
+static int list_token_parse(const char *tok, struct list_query *q, struct ag_err *err)
+{
+    q->after_id[0] = '\0';
+    if (!tok || !*tok)
+        return 0;
+    char *end = NULL;
+    long long ns = strtoll(tok, &end, 10);
+    struct ag_err ignored = AG_ERR_INIT;
+    if (!end || *end != '.' || hub_validate_agent_id(end + 1, &ignored) != 0)
+        return ag_err_set(err, AG_INVALID_ARGUMENT, "page_token is not one this hub gave out");
+    q->after_ns = ns;
+    snprintf(q->after_id, sizeof(q->after_id), "%s", end + 1);
+    return 0;
+}
 
 static int list_query_init(const Agentry__V1__ListAgentsRequest *in, struct ag_arena *ar,
                            struct list_query *q, struct ag_err *err)
@@ -260,10 +314,8 @@ static int list_query_init(const Agentry__V1__ListAgentsRequest *in, struct ag_a
     q->page = in->page_size ? in->page_size : LIST_DEFAULT_PAGE;
     if (q->page > LIST_MAX_PAGE)
         return ag_err_set(err, AG_INVALID_ARGUMENT, "page_size is over %d", LIST_MAX_PAGE);
-    char *end = NULL;
-    q->pos = in->page_token && *in->page_token ? strtoull(in->page_token, &end, 10) : 0;
-    if (end && *end)
-        return ag_err_set(err, AG_INVALID_ARGUMENT, "page_token is not one this hub gave out");
+    if (list_token_parse(in->page_token, q, err) != 0)
+        return -1;
     q->name = in->name && *in->name ? in->name : NULL;
     q->request_id = in->request_id && *in->request_id ? in->request_id : NULL;
     return hub_selector_parse(in->label_selector, ar, &q->sel, err);
@@ -278,17 +330,26 @@ static bool list_spec_matches(const struct list_query *q, const struct hub_agent
     return hub_selector_match(&q->sel, sp->labels, sp->n_labels);
 }
 
-/* The agent as a message if it is listed from position `from` on, else NULL. An agent found
- * through the request-id index may still be being created (its Spawn has not committed): only
- * a visible agent is listed, as only a visible one can be read with GetAgent. */
+/* Is the agent after the page token, in creation order? */
+static bool list_after_token(const struct list_query *q, const struct hub_agent *a)
+{
+    if (!q->after_id[0])
+        return true;
+    return a->created_ns > q->after_ns ||
+           (a->created_ns == q->after_ns && strcmp(a->id, q->after_id) > 0);
+}
+
+/* The agent as a message if the filters list it, else NULL. An agent found through the
+ * request-id index may still be being created (its Spawn has not committed): only a visible
+ * agent is listed, as only a visible one can be read with GetAgent. */
 static Agentry__V1__Agent *list_take(struct hub *h, const struct list_query *q, struct hub_agent *a,
-                                     size_t from, struct ag_arena *ar)
+                                     struct ag_arena *ar)
 {
     if (!list_spec_matches(q, a))
         return NULL;
     Agentry__V1__Agent *m = NULL;
     pthread_mutex_lock(&a->lock);
-    if (a->visible && a->list_pos >= from && (!q->state || q->state == a->st.state)) {
+    if (a->visible && (!q->state || q->state == a->st.state)) {
         m = ag_arena_alloc(ar, sizeof(*m));
         hub_agent_pb_fill(h, a, m, ar);
     }
@@ -311,43 +372,129 @@ static size_t list_entry_size(const Agentry__V1__Agent *m)
     return 1 + varint_size(n) + n;
 }
 
-/* Fill a page in list order from q->pos: up to q->page agents, stopping before the response
- * would pass LIST_MAX_BYTES, but never with an empty page while agents are left (a single agent
- * too big to fit is sent alone: the client must raise its limit to read it). */
-static void list_scan(struct hub *h, const struct list_query *q, struct ag_arena *ar,
-                      Agentry__V1__ListAgentsResponse *out)
+/* One store page of rows, as agents built from them (not held: a read copy). */
+struct list_rows {
+    struct hub_agent **a;
+    size_t n;
+};
+
+/* The agents a page's messages borrow from (hub_agent_pb_fill), released once it is packed:
+ * held ones are unpinned, read copies freed. */
+struct list_keep {
+    struct hub_agent **a;
+    bool *copy;
+    size_t n, cap;
+};
+
+static void keep_add(struct list_keep *k, struct hub_agent *a, bool copy)
 {
-    size_t total = hub_agents_count(&h->agents), pos = q->pos, bytes = LIST_TOKEN_BYTES;
-    struct hub_agent *batch[HUB_AGENTS_BATCH];
-    size_t k = 0, i = 0; /* batch[i] is the agent at pos */
-    for (; pos < total && out->n_agents < q->page; pos++, i++) {
-        if (i == k) { /* the list only grows: pos < total means k > 0 */
-            size_t want = total - pos < HUB_AGENTS_BATCH ? total - pos : HUB_AGENTS_BATCH;
-            k = hub_agents_snapshot(&h->agents, pos, batch, want);
-            i = 0;
-        }
-        Agentry__V1__Agent *m = list_take(h, q, batch[i], 0, ar);
-        if (!m)
-            continue;
-        size_t sz = list_entry_size(m);
-        if (out->n_agents > 0 && bytes + sz > LIST_MAX_BYTES)
-            break; /* this agent starts the next page */
-        bytes += sz;
-        out->agents[out->n_agents++] = m;
+    if (k->n == k->cap) {
+        k->cap = k->cap ? k->cap * 2 : 64;
+        k->a = ag_xrealloc(k->a, k->cap * sizeof(*k->a));
+        k->copy = ag_xrealloc(k->copy, k->cap * sizeof(*k->copy));
     }
-    out->next_page_token = pos < total ? ag_arena_printf(ar, "%zu", pos) : "";
+    k->a[k->n] = a;
+    k->copy[k->n++] = copy;
 }
 
-/* request_id names at most one agent: look it up in the index instead of scanning the list. A
- * page token past its position leaves nothing, as a scan would. */
-static void list_by_request(struct hub *h, const struct list_query *q, struct ag_arena *ar,
-                            Agentry__V1__ListAgentsResponse *out)
+static void keep_release(struct hub *h, struct list_keep *k)
 {
-    struct hub_agent *a = hub_agents_claim_request(&h->agents, q->request_id, NULL);
-    Agentry__V1__Agent *m = a ? list_take(h, q, a, q->pos, ar) : NULL;
+    for (size_t i = 0; i < k->n; i++) {
+        if (k->copy[i])
+            hub_agent_free(NULL, k->a[i]);
+        else
+            hub_agents_unpin(&h->agents, k->a[i]);
+    }
+    free(k->a);
+    free(k->copy);
+}
+
+static int list_row(void *arg, const struct hub_store_agent *row, uint64_t last_seq,
+                    struct ag_err *err)
+{
+    struct list_rows *r = arg;
+    struct hub_agent *a = hub_agent_from_row(row, last_seq, err);
+    if (!a)
+        return -1;
+    r->a[r->n++] = a;
+    return 0;
+}
+
+/* Fill a page in creation order after the token, from the store (an index range: by state when
+ * one is asked for): up to q->page agents, stopping before the response would pass
+ * LIST_MAX_BYTES, but never with an empty page while agents are left, unless the filters skipped
+ * LIST_MAX_READS store pages (a single agent too big to fit is sent alone: the client must raise
+ * its limit to read it). An agent the hub holds is listed as it is in memory. */
+static int list_scan(struct hub *h, struct list_query *q, struct ag_arena *ar,
+                     Agentry__V1__ListAgentsResponse *out, struct list_keep *keep,
+                     struct ag_err *err)
+{
+    size_t bytes = LIST_TOKEN_BYTES;
+    size_t chunk = q->page > LIST_READ_ROWS ? q->page : LIST_READ_ROWS;
+    struct hub_store_agents_query sq = {
+        .kind = HUB_STORE_AGENTS_PAGE, .state = q->state, .max = chunk};
+    struct list_rows r = {.a = ag_xcalloc(chunk, sizeof(*r.a))};
+    bool stop = false, left = true; /* the page is done; rows are left after the token */
+    int rc = 0;
+    for (int reads = 0; rc == 0 && !stop && left && reads < LIST_MAX_READS; reads++) {
+        sq.after_ns = q->after_ns;
+        sq.after_id = q->after_id;
+        r.n = 0;
+        rc = hub_store_select_agents(h->store, &sq, list_row, &r, err);
+        left = r.n == chunk; /* the store may hold more after this read */
+        for (size_t i = 0; i < r.n; i++) {
+            struct hub_agent *row = r.a[i];
+            if (stop || rc != 0) {
+                hub_agent_free(NULL, row);
+                continue;
+            }
+            struct hub_agent *held = hub_agents_find(&h->agents, row->id);
+            Agentry__V1__Agent *m = list_take(h, q, held ? held : row, ar);
+            if (held)
+                keep_add(keep, held, false);
+            size_t sz = m ? list_entry_size(m) : 0;
+            if (m && out->n_agents > 0 && bytes + sz > LIST_MAX_BYTES) {
+                stop = left = true; /* this agent starts the next page */
+            } else {
+                q->after_ns = row->created_ns;
+                snprintf(q->after_id, sizeof(q->after_id), "%s", row->id);
+                if (m) {
+                    bytes += sz;
+                    out->agents[out->n_agents++] = m;
+                }
+                if (out->n_agents == q->page) {
+                    stop = true;
+                    left = left || i + 1 < r.n;
+                }
+                if (m && !held) {
+                    keep_add(keep, row, true); /* m borrows from it: freed with the page */
+                    continue;
+                }
+            }
+            hub_agent_free(NULL, row);
+        }
+    }
+    free(r.a);
+    out->next_page_token = rc == 0 && left
+                               ? ag_arena_printf(ar, "%" PRId64 ".%s", q->after_ns, q->after_id)
+                               : "";
+    return rc;
+}
+
+/* request_id names at most one agent: found by its index, in memory or the store. A page token
+ * at or past it leaves nothing, as a scan would. */
+static int list_by_request(struct hub *h, const struct list_query *q, struct ag_arena *ar,
+                           Agentry__V1__ListAgentsResponse *out, struct list_keep *keep,
+                           struct ag_err *err)
+{
+    struct hub_agent *a = hub_load_agent_by_request(h, q->request_id, err);
+    Agentry__V1__Agent *m = a && list_after_token(q, a) ? list_take(h, q, a, ar) : NULL;
+    if (a)
+        keep_add(keep, a, false);
     if (m)
         out->agents[out->n_agents++] = m;
     out->next_page_token = "";
+    return err->code == AG_OK ? 0 : -1;
 }
 
 static void on_list(struct rpc_call *c, grpc_byte_buffer *req)
@@ -366,11 +513,14 @@ static void on_list(struct rpc_call *c, grpc_byte_buffer *req)
     }
     Agentry__V1__ListAgentsResponse out = AGENTRY__V1__LIST_AGENTS_RESPONSE__INIT;
     out.agents = ag_arena_alloc(ar, q.page * sizeof(*out.agents));
-    if (q.request_id)
-        list_by_request(h, &q, ar, &out);
+    struct list_keep keep = {0};
+    int rc = q.request_id ? list_by_request(h, &q, ar, &out, &keep, &err)
+                          : list_scan(h, &q, ar, &out, &keep, &err);
+    if (rc != 0)
+        rpc_call_fail(c, &err);
     else
-        list_scan(h, &q, ar, &out);
-    rpc_call_reply_take(c, rpc_pb_pack(&out.base));
+        rpc_call_reply_take(c, rpc_pb_pack(&out.base));
+    keep_release(h, &keep);
 }
 
 /* --- the actor's answers (hub_effects) --------------------------------------------------------- */
@@ -417,6 +567,8 @@ void hub_rpc_agent_wait_first_turn(struct hub_agent *a, struct rpc_call *call)
     struct hub_waiter *w = rpc_call_state(call);
     w->call = call;
     ag_list_init(&w->link); /* before agent: on_invoke_close looks at the link once it is set */
+    /* Until on_invoke_close, which takes the agent's lock after the waiter was answered. */
+    hub_agents_pin(&((struct hub *)rpc_call_user(call))->agents, a);
     atomic_store(&w->agent, a);
     ag_list_insert_head(&a->waiters, &w->link);
     rpc_call_ref(call);

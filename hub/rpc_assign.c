@@ -45,7 +45,7 @@
 /* A cold Assignment waiting for the agent's log. */
 struct cold {
     struct hub *h;
-    struct hub_agent *a; /* agents live as long as the hub */
+    struct hub_agent *a; /* pinned */
     struct hub_node *n;  /* reference held */
     uint64_t epoch;      /* the turn placed on n */
     uint64_t upto;       /* the last seq read: the agent's last turn end when asked */
@@ -125,6 +125,7 @@ static void send_assignment(struct hub *h, struct hub_agent *a, struct hub_node 
 
 static void cold_free(struct cold *c)
 {
+    hub_agents_unpin(&c->h->agents, c->a);
     hub_sched_node_unref(c->h->sched, c->n);
     ag_arena_release(&c->arena);
     free(c);
@@ -236,6 +237,7 @@ void hub_rpc_assign(struct hub *h, struct hub_agent *a, struct hub_node *n)
     c->h = h;
     c->a = a;
     c->n = n;
+    hub_agents_pin(&h->agents, a);
     hub_sched_node_ref(h->sched, n);
     c->epoch = a->st.epoch;
     c->upto = a->conv_seq;
@@ -259,4 +261,5 @@ void hub_rpc_assign_state_request(struct hub *h, struct hub_node *n,
         hub_rpc_assign(h, a, n);
     }
     pthread_mutex_unlock(&a->lock);
+    hub_agents_unpin(&h->agents, a);
 }

@@ -135,8 +135,8 @@ void hub_rpc_node_lost(struct hub *h, struct hub_node *n, const char *reason)
     ag_log_info("node.lost", "node=%s reason=%s", n->id, ag_log_q(reason));
     struct hub_hook_event ev = {.kind = HUB_HOOK_NODE_LOST, .node_id = n->id, .reason = reason};
     hub_hooks_run(&h->hooks, &ev);
-    /* Only this node's agents: copied under the list's lock, then each checked under its own
-     * (the lock order is agent, then list). Agents live as long as the hub. */
+    /* Only this node's agents: copied (and pinned) under the list's lock, then each checked
+     * under its own (the lock order is agent, then list). */
     pthread_mutex_lock(&h->node_agents_lock);
     size_t k = 0, cap = 16;
     struct hub_agent **on = ag_xmalloc(cap * sizeof(*on));
@@ -145,11 +145,14 @@ void hub_rpc_node_lost(struct hub *h, struct hub_node *n, const char *reason)
     {
         if (k == cap)
             on = ag_xrealloc(on, (cap *= 2) * sizeof(*on));
-        on[k++] = AG_LIST_ENTRY(pos, struct hub_agent, on_node);
+        on[k] = AG_LIST_ENTRY(pos, struct hub_agent, on_node);
+        hub_agents_pin(&h->agents, on[k++]);
     }
     pthread_mutex_unlock(&h->node_agents_lock);
-    for (size_t i = 0; i < k; i++)
+    for (size_t i = 0; i < k; i++) {
         interrupt_if_on(h, on[i], n, reason);
+        hub_agents_unpin(&h->agents, on[i]);
+    }
     free(on);
 }
 
@@ -308,8 +311,60 @@ static bool node_kind(int kind)
            kind <= AGENTRY__V1__EVENT_KIND__EVENT_KIND_ERROR;
 }
 
+static void unpin_agents(struct hub *h, struct hub_agent **agents, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        hub_agents_unpin(&h->agents, agents[i]);
+}
+
+/* One event of a batch: well formed, for an agent this node holds or held (*a, pinned). */
+static int check_event(struct hub *h, struct hub_node *n, const Agentry__V1__NodeEvent *ev,
+                       size_t i, struct hub_agent **a, struct ag_err *err)
+{
+    *a = NULL;
+    if (!node_kind(ev->kind))
+        return ag_err_set(err, AG_INVALID_ARGUMENT,
+                          "event %zu has kind %d, which nodes may "
+                          "not send",
+                          i, (int)ev->kind);
+    if (ev->payload && strlen(ev->payload) > HUB_MAX_PAYLOAD)
+        return ag_err_set(err, AG_INVALID_ARGUMENT,
+                          "event %zu has a payload of %zu bytes; the limit is %u (Registered."
+                          "max_payload_bytes): end the turn with an ERROR instead",
+                          i, strlen(ev->payload), HUB_MAX_PAYLOAD);
+    if (hub_validate_utf8("event payload", ev->payload, err) != 0 ||
+        (ev->result && (hub_validate_utf8("result.output", ev->result->output, err) != 0 ||
+                        hub_validate_utf8("result.error", ev->result->error, err) != 0)))
+        return -1;
+    /* A straggler may name an agent at rest that left memory since: load it to judge. */
+    struct ag_err lookup = AG_ERR_INIT;
+    *a = ev->agent_id && *ev->agent_id ? hub_load_agent(h, ev->agent_id, &lookup) : NULL;
+    if (!*a && lookup.code != AG_OK && lookup.code != AG_NOT_FOUND &&
+        lookup.code != AG_INVALID_ARGUMENT) {
+        *err = lookup;
+        return -1;
+    }
+    if (!*a)
+        return ag_err_set(err, AG_FAILED_PRECONDITION,
+                          "node '%s' sent events for agent '%.64s', which does not exist", n->id,
+                          ev->agent_id ? ev->agent_id : "");
+    pthread_mutex_lock(&(*a)->lock);
+    bool bad = ev->epoch > (*a)->st.epoch ||
+               (ev->epoch == (*a)->st.epoch && strcmp((*a)->st.node_id, n->id) != 0) ||
+               (ev->epoch < (*a)->st.epoch && !hub_agent_held(*a, ev->epoch, n->instance));
+    pthread_mutex_unlock(&(*a)->lock);
+    if (!bad)
+        return 0;
+    ag_err_set(err, AG_FAILED_PRECONDITION, "node '%s' does not hold agent '%s' at epoch %" PRIu64,
+               n->id, (*a)->id, ev->epoch);
+    hub_agents_unpin(&h->agents, *a);
+    *a = NULL;
+    return -1;
+}
+
 /* Every event must belong to an agent this node holds (or held): else the node and the hub
- * disagree about who runs what, and the node must reconnect to resynchronise. */
+ * disagree about who runs what, and the node must reconnect to resynchronise. Pins each event's
+ * agent (agents[i]) until its events are posted (on_events), or none when it fails. */
 static int check_batch(struct hub *h, struct hub_node *n, const Agentry__V1__EventBatch *b,
                        struct hub_agent **agents, struct ag_err *err)
 {
@@ -317,38 +372,10 @@ static int check_batch(struct hub *h, struct hub_node *n, const Agentry__V1__Eve
         return ag_err_set(err, AG_INVALID_ARGUMENT, "batch of %zu events; the limit is %d",
                           b->n_events, MAX_BATCH_EVENTS);
     for (size_t i = 0; i < b->n_events; i++) {
-        const Agentry__V1__NodeEvent *ev = b->events[i];
-        if (!node_kind(ev->kind))
-            return ag_err_set(err, AG_INVALID_ARGUMENT,
-                              "event %zu has kind %d, which nodes may "
-                              "not send",
-                              i, (int)ev->kind);
-        if (ev->payload && strlen(ev->payload) > HUB_MAX_PAYLOAD)
-            return ag_err_set(err, AG_INVALID_ARGUMENT,
-                              "event %zu has a payload of %zu bytes; the limit is %u (Registered."
-                              "max_payload_bytes): end the turn with an ERROR instead",
-                              i, strlen(ev->payload), HUB_MAX_PAYLOAD);
-        if (hub_validate_utf8("event payload", ev->payload, err) != 0 ||
-            (ev->result && (hub_validate_utf8("result.output", ev->result->output, err) != 0 ||
-                            hub_validate_utf8("result.error", ev->result->error, err) != 0)))
+        if (check_event(h, n, b->events[i], i, &agents[i], err) != 0) {
+            unpin_agents(h, agents, i);
             return -1;
-        struct hub_agent *a = ev->agent_id && *ev->agent_id
-                                  ? hub_agents_find(&h->agents, ev->agent_id)
-                                  : NULL;
-        if (!a)
-            return ag_err_set(err, AG_FAILED_PRECONDITION,
-                              "node '%s' sent events for agent '%.64s', which does not exist",
-                              n->id, ev->agent_id ? ev->agent_id : "");
-        pthread_mutex_lock(&a->lock);
-        bool bad = ev->epoch > a->st.epoch ||
-                   (ev->epoch == a->st.epoch && strcmp(a->st.node_id, n->id) != 0) ||
-                   (ev->epoch < a->st.epoch && !hub_agent_held(a, ev->epoch, n->instance));
-        pthread_mutex_unlock(&a->lock);
-        if (bad)
-            return ag_err_set(err, AG_FAILED_PRECONDITION,
-                              "node '%s' does not hold agent '%s' at epoch %" PRIu64, n->id, a->id,
-                              ev->epoch);
-        agents[i] = a;
+        }
     }
     return 0;
 }
@@ -449,6 +476,7 @@ static bool on_events(struct rpc_call *c, struct node_conn *nc, struct hub_ev_ba
                               (const Agentry__V1__NodeEvent *const *)b->msg->events + i, j - i);
         i = j;
     }
+    unpin_agents(h, agents, n); /* their mailboxes hold them now */
     batch_settle(h, b, 1);
     return room_for_more(nc);
 }

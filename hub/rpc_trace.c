@@ -35,8 +35,9 @@ struct hub_follower {
     struct hub_agent *agent;
     uint64_t next_seq;
     bool follow;
-    bool reading; /* a store read is in flight (holds a call reference) */
-    bool closed;  /* the call is over */
+    bool reading;   /* a store read is in flight (holds a call reference) */
+    bool closed;    /* the call is over */
+    bool call_over; /* on_close ran: the pin goes with the last of it and the read */
 };
 
 static void unlink_locked(struct hub_follower *f)
@@ -138,7 +139,11 @@ static void on_read(void *arg, const struct hub_store_event *rows, size_t n,
         }
         pump_locked(f);
     }
+    bool unpin = f->call_over;
+    struct hub *h = f->h;
     pthread_mutex_unlock(&a->lock);
+    if (unpin) /* on_trace_close ran while the read was out */
+        hub_agents_unpin(&h->agents, a);
     rpc_call_unref(call);
 }
 
@@ -148,7 +153,8 @@ static void on_trace(struct rpc_call *c, grpc_byte_buffer *req)
     struct ag_err err = AG_ERR_INIT;
     Agentry__V1__TraceRequest *in = rpc_pb_unpack(req, &agentry__v1__trace_request__descriptor,
                                                   rpc_call_arena(c), &err);
-    struct hub_agent *a = in ? hub_agents_lookup(&h->agents, in->agent_id, &err) : NULL;
+    /* Pinned until the call is over and no read is in flight (on_trace_close, on_read). */
+    struct hub_agent *a = in ? hub_load_agent(h, in->agent_id, &err) : NULL;
     if (!a) {
         rpc_call_fail(c, &err);
         return;
@@ -183,12 +189,17 @@ static void on_trace_sent(struct rpc_call *c)
 static void on_trace_close(struct rpc_call *c, bool cancelled)
 {
     struct hub_follower *f = rpc_call_state(c);
-    if (!f->agent)
+    struct hub_agent *a = f->agent;
+    if (!a)
         return;
-    pthread_mutex_lock(&f->agent->lock);
+    pthread_mutex_lock(&a->lock);
     f->closed = true;
+    f->call_over = true;
     unlink_locked(f);
-    pthread_mutex_unlock(&f->agent->lock);
+    bool unpin = !f->reading;
+    pthread_mutex_unlock(&a->lock);
+    if (unpin)
+        hub_agents_unpin(&f->h->agents, a);
 }
 
 void hub_rpc_trace_wake(struct hub *h, struct hub_agent *a,

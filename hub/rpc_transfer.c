@@ -37,6 +37,7 @@ struct export_call {
     struct hub *h;
     struct rpc_call *call;
     Agentry__V1__AgentExport *x;
+    struct hub_agent *a; /* pinned until export_read: x->spec is its own */
 };
 
 static size_t request_limit(const struct hub *h)
@@ -65,7 +66,7 @@ static void export_fill(struct ag_arena *ar, const struct hub_agent *a, Agentry_
     const struct hub_agent_st *st = &a->st;
     x->format_version = EXPORT_FORMAT_VERSION;
     x->agent_id = ag_arena_strdup(ar, a->id);
-    x->spec = a->spec; /* immutable, and agents live as long as the hub */
+    x->spec = a->spec; /* immutable, and the export holds a pin on the agent */
     x->request_id = ag_arena_strdup(ar, a->request_id ? a->request_id : "");
     x->created_unix_nano = a->created_ns;
     x->state = (Agentry__V1__AgentState)st->state;
@@ -133,6 +134,7 @@ static void export_read(void *arg, const struct hub_store_event *rows, size_t n,
     }
     rpc_call_reply_take(c, rpc_pb_pack(&x->base));
 out:
+    hub_agents_unpin(&ec->h->agents, ec->a);
     rpc_call_unref(c);
 }
 
@@ -143,7 +145,7 @@ static void on_export(struct rpc_call *c, grpc_byte_buffer *req)
     struct ag_err err = AG_ERR_INIT;
     Agentry__V1__ExportAgentRequest *in = rpc_pb_unpack(
         req, &agentry__v1__export_agent_request__descriptor, ar, &err);
-    struct hub_agent *a = in ? hub_agents_lookup(&h->agents, in->agent_id, &err) : NULL;
+    struct hub_agent *a = in ? hub_load_agent(h, in->agent_id, &err) : NULL;
     if (!a) {
         rpc_call_fail(c, &err);
         return;
@@ -151,6 +153,7 @@ static void on_export(struct rpc_call *c, grpc_byte_buffer *req)
     struct export_call *ec = rpc_call_state(c);
     ec->h = h;
     ec->call = c;
+    ec->a = a;
     ec->x = ag_arena_alloc(ar, sizeof(*ec->x));
     agentry__v1__agent_export__init(ec->x);
     pthread_mutex_lock(&a->lock);
@@ -163,12 +166,14 @@ static void on_export(struct rpc_call *c, grpc_byte_buffer *req)
                    "agent '%s' is %s: a turn is under way; stop or wait for the turn to end", a->id,
                    hub_agent_state_name(state));
         rpc_call_fail(c, &err);
+        hub_agents_unpin(&h->agents, a);
         return;
     }
     rpc_call_ref(c); /* the reader's, until export_read answers */
     if (hub_store_read_events(h->store, a->id, 1, ec->x->last_seq, ec->x->last_seq, export_read, ec,
                               &err) != 0) {
         rpc_call_fail(c, &err);
+        hub_agents_unpin(&h->agents, a);
         rpc_call_unref(c);
     }
 }
@@ -285,9 +290,16 @@ static void on_import(struct rpc_call *c, grpc_byte_buffer *req)
     Agentry__V1__AgentExport *x = in->agent;
     int rc = x ? check_agent(x, ar, &err)
                : ag_err_set(&err, AG_INVALID_ARGUMENT, "the request has no agent to import");
-    if (rc == 0 && hub_agents_find(&h->agents, x->agent_id))
-        rc = ag_err_set(&err, AG_ALREADY_EXISTS, "agent '%s' already exists on this hub",
-                        x->agent_id);
+    if (rc == 0) {
+        struct ag_err lookup = AG_ERR_INIT;
+        struct hub_agent *there = hub_load_agent(h, x->agent_id, &lookup);
+        hub_agents_unpin(&h->agents, there);
+        if (there)
+            rc = ag_err_set(&err, AG_ALREADY_EXISTS, "agent '%s' already exists on this hub",
+                            x->agent_id);
+        else if (lookup.code != AG_NOT_FOUND)
+            rc = (err = lookup, -1);
+    }
     if (rc != 0) {
         rpc_call_fail(c, &err);
         return;

@@ -22,7 +22,7 @@ int cli_cmd_hub(int argc, char **argv)
     if (env_store && *env_store)
         store = env_store;
     int64_t threads = 0, max_msg = 4 << 20, heartbeat = 2000, interruptions = 5;
-    int64_t backoff = 1000, backoff_max = 60000, grace = 10000;
+    int64_t backoff = 1000, backoff_max = 60000, grace = 10000, unload = 60000;
     const struct ag_flag flags[] = {
         {"listen", 'l', AG_FLAG_STR, &listen, "ADDR",
          "address to serve on (default 127.0.0.1:7070)", 0, 0},
@@ -47,6 +47,9 @@ int cli_cmd_hub(int argc, char **argv)
          "longest wait between attempts of an interrupted turn (default 1m)", 0, 0},
         {"join-grace", 0, AG_FLAG_DURATION, &grace, "DUR",
          "after start, a Spawn of a model or tool no connected node offers waits instead of failing, while nodes reconnect (default 10s)",
+         0, 0},
+        {"unload-idle-after", 0, AG_FLAG_DURATION, &unload, "DUR",
+         "an agent at rest (idle, yielded, failed or killed, nobody following it) this long leaves memory; it is read back from the store when asked for (default 1m; 0: at once)",
          0, 0},
         {"log-level", 0, AG_FLAG_STR, &level, "LEVEL", "debug, info, warn or error (default info)",
          0, 0},
@@ -91,7 +94,8 @@ int cli_cmd_hub(int argc, char **argv)
                          .max_interruptions = (unsigned)interruptions,
                          .retry_backoff_ms = backoff,
                          .retry_backoff_max_ms = backoff_max,
-                         .join_grace_ms = grace};
+                         .join_grace_ms = grace,
+                         .unload_idle_ms = unload ? unload : -1};
     struct hub *h = hub_new(&o, &err);
     if (!h)
         return cli_fail(&err);
