@@ -6,7 +6,9 @@
  *
  * Owns: one sqlite3 handle per struct hub_store__conn, its prepared statements (prepared once at
  * open, reset after every use), the schema and its migrations (PRAGMA user_version), and, on the
- * writer's conn, the exclusive lock on the database file and the identity of the files it writes.
+ * writer's conn, the exclusive lock on the database file and the identity of the files it writes,
+ * and the "agentry-walbuf" VFS through which that conn writes its log (one write per commit
+ * instead of two per page; see "the writer's log" below).
  *
  * Threads: a conn is used by one thread at a time (see store_internal.h), so handles are opened
  * with SQLITE_OPEN_NOMUTEX; we only require a thread-safe library build, since the writer's and
@@ -51,6 +53,7 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <limits.h>
+#include <pthread.h>
 #include <sqlite3.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -339,6 +342,302 @@ static int files_check(struct hub_store__conn *c, struct ag_err *err)
     return 0;
 }
 
+/* --- the writer's log: one write per commit --------------------------------------------------*/
+
+/* SQLite writes a WAL frame as two pwrite(2)s (its 24-byte header, then the page), so a group
+ * commit touching 30 pages costs 60 syscalls before its fsync. The writer's connection opens its
+ * files through this shim of the default VFS: writes to the log (SQLITE_OPEN_WAL) that append
+ * right after the previous one are kept in memory, up to WALBUF_CAP bytes, and reach the file in
+ * one write before anything that needs them there: a sync, a read, a size, a truncate, a file
+ * control, a close, a write elsewhere, or a full buffer. Other files pass straight through.
+ *
+ * Durability is unchanged: SQLite acknowledges a commit only after the log's xSync returned, and
+ * xSync writes the buffer first, so a failed write fails the commit (the transaction rolls back
+ * and SQLITE_FULL still says "disk full"). Readers (our reader's connection, another process)
+ * find frames through the wal-index, which SQLite updates after that sync: they never look for a
+ * frame still in the buffer. That holds only when every commit syncs the log, so the shim is
+ * used with synchronous=FULL alone; with NORMAL or OFF the writer opens the default VFS. */
+#define WALBUF_VFS "agentry-walbuf"
+/* Below 128 KiB: the unix VFS masks a write's size to 17 bits (seekAndWriteFd), so one larger
+ * write would come back short, read as "disk full". 30 frames of 4 KiB pages. */
+#define WALBUF_CAP 0x1f000u
+
+struct walbuf_file {
+    sqlite3_file base;   /* pMethods = &walbuf_io, or NULL if the real open failed */
+    sqlite3_file *real;  /* the default VFS's file, in the same allocation after this struct */
+    bool wal;            /* buffer this file's appends */
+    unsigned char *buf;  /* WALBUF_CAP bytes once the log is first written */
+    size_t len;          /* bytes buffered */
+    sqlite3_int64 start; /* file offset of buf[0] */
+};
+
+#define WALBUF_REAL_OFF ((sizeof(struct walbuf_file) + 15) & ~(size_t)15)
+
+static sqlite3_vfs *walbuf_base; /* the default VFS, set once in walbuf_register */
+
+static int walbuf_flush(struct walbuf_file *f)
+{
+    if (!f->len)
+        return SQLITE_OK;
+    size_t n = f->len;
+    f->len = 0; /* on failure the frames are gone: the commit that needed them fails */
+    return f->real->pMethods->xWrite(f->real, f->buf, (int)n, f->start);
+}
+
+static int walbuf_close(sqlite3_file *pf)
+{
+    struct walbuf_file *f = (struct walbuf_file *)pf;
+    int rc = walbuf_flush(f);
+    int rc2 = f->real->pMethods->xClose(f->real);
+    sqlite3_free(f->buf);
+    f->buf = NULL;
+    return rc != SQLITE_OK ? rc : rc2;
+}
+
+static int walbuf_read(sqlite3_file *pf, void *p, int n, sqlite3_int64 off)
+{
+    struct walbuf_file *f = (struct walbuf_file *)pf;
+    int rc = walbuf_flush(f);
+    return rc != SQLITE_OK ? rc : f->real->pMethods->xRead(f->real, p, n, off);
+}
+
+static int walbuf_write(sqlite3_file *pf, const void *p, int n, sqlite3_int64 off)
+{
+    struct walbuf_file *f = (struct walbuf_file *)pf;
+    if (!f->wal)
+        return f->real->pMethods->xWrite(f->real, p, n, off);
+    if (f->len && off == f->start + (sqlite3_int64)f->len && f->len + (size_t)n <= WALBUF_CAP) {
+        memcpy(f->buf + f->len, p, (size_t)n);
+        f->len += (size_t)n;
+        return SQLITE_OK;
+    }
+    int rc = walbuf_flush(f);
+    if (rc != SQLITE_OK)
+        return rc;
+    if ((size_t)n > WALBUF_CAP / 2)
+        return f->real->pMethods->xWrite(f->real, p, n, off);
+    if (!f->buf && !(f->buf = sqlite3_malloc(WALBUF_CAP)))
+        return SQLITE_NOMEM;
+    memcpy(f->buf, p, (size_t)n);
+    f->len = (size_t)n;
+    f->start = off;
+    return SQLITE_OK;
+}
+
+static int walbuf_truncate(sqlite3_file *pf, sqlite3_int64 size)
+{
+    struct walbuf_file *f = (struct walbuf_file *)pf;
+    int rc = walbuf_flush(f);
+    return rc != SQLITE_OK ? rc : f->real->pMethods->xTruncate(f->real, size);
+}
+
+static int walbuf_sync(sqlite3_file *pf, int flags)
+{
+    struct walbuf_file *f = (struct walbuf_file *)pf;
+    int rc = walbuf_flush(f);
+    return rc != SQLITE_OK ? rc : f->real->pMethods->xSync(f->real, flags);
+}
+
+static int walbuf_file_size(sqlite3_file *pf, sqlite3_int64 *size)
+{
+    struct walbuf_file *f = (struct walbuf_file *)pf;
+    int rc = walbuf_flush(f);
+    return rc != SQLITE_OK ? rc : f->real->pMethods->xFileSize(f->real, size);
+}
+
+static int walbuf_lock(sqlite3_file *pf, int lock)
+{
+    struct walbuf_file *f = (struct walbuf_file *)pf;
+    return f->real->pMethods->xLock(f->real, lock);
+}
+
+static int walbuf_unlock(sqlite3_file *pf, int lock)
+{
+    struct walbuf_file *f = (struct walbuf_file *)pf;
+    return f->real->pMethods->xUnlock(f->real, lock);
+}
+
+static int walbuf_check_reserved(sqlite3_file *pf, int *out)
+{
+    struct walbuf_file *f = (struct walbuf_file *)pf;
+    return f->real->pMethods->xCheckReservedLock(f->real, out);
+}
+
+static int walbuf_file_control(sqlite3_file *pf, int op, void *arg)
+{
+    struct walbuf_file *f = (struct walbuf_file *)pf;
+    int rc = walbuf_flush(f);
+    return rc != SQLITE_OK ? rc : f->real->pMethods->xFileControl(f->real, op, arg);
+}
+
+static int walbuf_sector_size(sqlite3_file *pf)
+{
+    struct walbuf_file *f = (struct walbuf_file *)pf;
+    return f->real->pMethods->xSectorSize(f->real);
+}
+
+static int walbuf_device_chars(sqlite3_file *pf)
+{
+    struct walbuf_file *f = (struct walbuf_file *)pf;
+    return f->real->pMethods->xDeviceCharacteristics(f->real);
+}
+
+static int walbuf_shm_map(sqlite3_file *pf, int pg, int pgsz, int extend, void volatile **pp)
+{
+    struct walbuf_file *f = (struct walbuf_file *)pf;
+    return f->real->pMethods->xShmMap(f->real, pg, pgsz, extend, pp);
+}
+
+static int walbuf_shm_lock(sqlite3_file *pf, int offset, int n, int flags)
+{
+    struct walbuf_file *f = (struct walbuf_file *)pf;
+    return f->real->pMethods->xShmLock(f->real, offset, n, flags);
+}
+
+static void walbuf_shm_barrier(sqlite3_file *pf)
+{
+    struct walbuf_file *f = (struct walbuf_file *)pf;
+    f->real->pMethods->xShmBarrier(f->real);
+}
+
+static int walbuf_shm_unmap(sqlite3_file *pf, int del)
+{
+    struct walbuf_file *f = (struct walbuf_file *)pf;
+    return f->real->pMethods->xShmUnmap(f->real, del);
+}
+
+static int walbuf_fetch(sqlite3_file *pf, sqlite3_int64 off, int n, void **pp)
+{
+    struct walbuf_file *f = (struct walbuf_file *)pf;
+    int rc = walbuf_flush(f);
+    return rc != SQLITE_OK ? rc : f->real->pMethods->xFetch(f->real, off, n, pp);
+}
+
+static int walbuf_unfetch(sqlite3_file *pf, sqlite3_int64 off, void *p)
+{
+    struct walbuf_file *f = (struct walbuf_file *)pf;
+    return f->real->pMethods->xUnfetch(f->real, off, p);
+}
+
+static const sqlite3_io_methods walbuf_io = {
+    .iVersion = 3,
+    .xClose = walbuf_close,
+    .xRead = walbuf_read,
+    .xWrite = walbuf_write,
+    .xTruncate = walbuf_truncate,
+    .xSync = walbuf_sync,
+    .xFileSize = walbuf_file_size,
+    .xLock = walbuf_lock,
+    .xUnlock = walbuf_unlock,
+    .xCheckReservedLock = walbuf_check_reserved,
+    .xFileControl = walbuf_file_control,
+    .xSectorSize = walbuf_sector_size,
+    .xDeviceCharacteristics = walbuf_device_chars,
+    .xShmMap = walbuf_shm_map,
+    .xShmLock = walbuf_shm_lock,
+    .xShmBarrier = walbuf_shm_barrier,
+    .xShmUnmap = walbuf_shm_unmap,
+    .xFetch = walbuf_fetch,
+    .xUnfetch = walbuf_unfetch,
+};
+
+static int walbuf_open(sqlite3_vfs *vfs, sqlite3_filename name, sqlite3_file *pf, int flags,
+                       int *out_flags)
+{
+    (void)vfs;
+    struct walbuf_file *f = (struct walbuf_file *)pf;
+    memset(f, 0, sizeof(*f));
+    f->real = (sqlite3_file *)((char *)pf + WALBUF_REAL_OFF);
+    f->wal = (flags & SQLITE_OPEN_WAL) != 0;
+    int rc = walbuf_base->xOpen(walbuf_base, name, f->real, flags, out_flags);
+    /* SQLite calls xClose only when pMethods is set; the real file needs it if its is. */
+    f->base.pMethods = f->real->pMethods ? &walbuf_io : NULL;
+    return rc;
+}
+
+static int walbuf_delete(sqlite3_vfs *vfs, const char *name, int sync_dir)
+{
+    (void)vfs;
+    return walbuf_base->xDelete(walbuf_base, name, sync_dir);
+}
+
+static int walbuf_access(sqlite3_vfs *vfs, const char *name, int flags, int *out)
+{
+    (void)vfs;
+    return walbuf_base->xAccess(walbuf_base, name, flags, out);
+}
+
+static int walbuf_full_pathname(sqlite3_vfs *vfs, const char *name, int n, char *out)
+{
+    (void)vfs;
+    return walbuf_base->xFullPathname(walbuf_base, name, n, out);
+}
+
+static int walbuf_randomness(sqlite3_vfs *vfs, int n, char *out)
+{
+    (void)vfs;
+    return walbuf_base->xRandomness(walbuf_base, n, out);
+}
+
+static int walbuf_sleep(sqlite3_vfs *vfs, int us)
+{
+    (void)vfs;
+    return walbuf_base->xSleep(walbuf_base, us);
+}
+
+static int walbuf_current_time(sqlite3_vfs *vfs, double *out)
+{
+    (void)vfs;
+    return walbuf_base->xCurrentTime(walbuf_base, out);
+}
+
+static int walbuf_last_error(sqlite3_vfs *vfs, int n, char *out)
+{
+    (void)vfs;
+    return walbuf_base->xGetLastError(walbuf_base, n, out);
+}
+
+static int walbuf_current_time64(sqlite3_vfs *vfs, sqlite3_int64 *out)
+{
+    (void)vfs;
+    return walbuf_base->xCurrentTimeInt64(walbuf_base, out);
+}
+
+static sqlite3_vfs walbuf_vfs = {
+    .iVersion = 2,
+    .zName = WALBUF_VFS,
+    .xOpen = walbuf_open,
+    .xDelete = walbuf_delete,
+    .xAccess = walbuf_access,
+    .xFullPathname = walbuf_full_pathname,
+    .xRandomness = walbuf_randomness,
+    .xSleep = walbuf_sleep,
+    .xCurrentTime = walbuf_current_time,
+    .xGetLastError = walbuf_last_error,
+    .xCurrentTimeInt64 = walbuf_current_time64,
+};
+
+static int walbuf_rc = SQLITE_ERROR;
+
+static void walbuf_register_once(void)
+{
+    walbuf_base = sqlite3_vfs_find(NULL);
+    if (!walbuf_base || walbuf_base->iVersion < 2)
+        return;
+    walbuf_vfs.mxPathname = walbuf_base->mxPathname;
+    walbuf_vfs.szOsFile = (int)(WALBUF_REAL_OFF + (size_t)walbuf_base->szOsFile);
+    walbuf_rc = sqlite3_vfs_register(&walbuf_vfs, 0);
+}
+
+/* The shim's name once it is registered (not as the default), NULL (the default VFS) if the
+ * default VFS is too old to wrap. */
+static const char *walbuf_register(void)
+{
+    static pthread_once_t once = PTHREAD_ONCE_INIT;
+    pthread_once(&once, walbuf_register_once);
+    return walbuf_rc == SQLITE_OK ? WALBUF_VFS : NULL;
+}
+
 /* --- open: pragmas, schema, statements -------------------------------------------------------- */
 
 static int exec(struct hub_store__conn *c, const char *sql, struct ag_err *err)
@@ -542,7 +841,10 @@ static struct hub_store__conn *sqlite_open(const char *url, enum hub_store__role
     if (role == HUB_STORE__WRITER && lock_take(c, err))
         goto fail;
     int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX;
-    if (sqlite3_open_v2(c->path, &c->db, flags, NULL) != SQLITE_OK) {
+    const char *vfs = NULL;
+    if (role == HUB_STORE__WRITER && strcmp(u.sync, "FULL") == 0)
+        vfs = walbuf_register();
+    if (sqlite3_open_v2(c->path, &c->db, flags, vfs) != SQLITE_OK) {
         ag_err_set(err, AG_UNAVAILABLE,
                    "cannot open sqlite database '%s': %s; check that its "
                    "directory exists and is writable",
