@@ -1,9 +1,9 @@
 /* hub/hub.c - the hub's lifecycle: open the store and load the agents, serve, stop.
  *
- * Start-up rebuilds memory from the store: each agent's committed state, its unconsumed inputs
- * (INPUT events after its checkpoint) and its last seq. A turn that was running when the hub went
- * down is interrupted (its node's stream died with the hub) and queued to run again; pending
- * agents are queued as they were.
+ * Start-up holds the active agents (hub/loader.c: running, pending, or with input waiting). A
+ * turn that was running when the hub went down is interrupted (its node's stream died with the
+ * hub) and queued to run again; pending agents are queued as they were; an input left waiting
+ * starts its turn.
  *
  * Start-up checks what it can without side effects first (the options), then binds the listen
  * address (exclusively: a second hub on the port fails here, before it touches any store), then
@@ -12,8 +12,8 @@
  * placed on nodes that are about to go too.
  *
  * Threads: main (new/start/stop/free), the RPC CQ threads, the store's threads, the timer thread
- * (back-offs), and the housekeeper, which disconnects nodes whose heartbeats stopped. */
-#include <cjson/cJSON.h>
+ * (back-offs), and the housekeeper, which disconnects nodes whose heartbeats stopped and lets
+ * agents at rest go (hub_loader_unload_idle). */
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -21,7 +21,6 @@
 
 #include "common/clock.h"
 #include "common/log.h"
-#include "common/rpc/pb.h"
 #include "common/rpc/server.h"
 #include "common/timers.h"
 #include "common/xalloc.h"
@@ -30,6 +29,7 @@
 #include "hub/agent_table.h"
 #include "hub/hooks.h"
 #include "hub/hub_internal.h"
+#include "hub/loader.h"
 #include "hub/node.h"
 #include "hub/rpc_agent.h"
 #include "hub/rpc_assign.h"
@@ -38,251 +38,15 @@
 #include "hub/rpc_transfer.h"
 #include "hub/sched.h"
 #include "hub/store.h"
-#include "hub/validate.h"
 
 #define HUB_STOP_GRACE_MS 2000
 
-/* --- loading -------------------------------------------------------------------------------- */
-
-struct load_ctx {
-    struct hub *h;
-    struct hub_agent *a;
-    bool counting; /* past the current attempt's ASSIGNED: count what its events spent */
-    size_t agents, running, pending;
+/* Turns that were running died with the previous hub: record it and queue them again. */
+struct requeue_counts {
+    size_t running, pending;
 };
 
-/* Usage the row does not hold yet: the events of a running attempt after its ASSIGNED (the row
- * is written at each state change, not per event: actor.c st_changed). Counted as when they
- * were stored, with the tokens read back from the MODEL_REPLY payload. */
-static void count_event_usage(struct hub_agent *a, const struct hub_store_event *ev)
-{
-    uint64_t tokens[2] = {0, 0};
-    if (ev->kind == AGENTRY__V1__EVENT_KIND__EVENT_KIND_MODEL_REPLY) {
-        cJSON *o = cJSON_ParseWithLength(ev->payload, ev->payload_len);
-        cJSON *u = cJSON_GetObjectItemCaseSensitive(o, "usage");
-        cJSON *in = cJSON_GetObjectItemCaseSensitive(u, "input_tokens");
-        cJSON *out = cJSON_GetObjectItemCaseSensitive(u, "output_tokens");
-        tokens[0] = cJSON_IsNumber(in) && in->valuedouble > 0 ? (uint64_t)in->valuedouble : 0;
-        tokens[1] = cJSON_IsNumber(out) && out->valuedouble > 0 ? (uint64_t)out->valuedouble : 0;
-        cJSON_Delete(o);
-    }
-    hub_agent_count_usage(&a->st, ev->kind, tokens[0], tokens[1]);
-}
-
-static bool is_current_assignment(const struct hub_agent *a, const struct hub_store_event *ev)
-{
-    if (ev->kind != AGENTRY__V1__EVENT_KIND__EVENT_KIND_ASSIGNED)
-        return false;
-    cJSON *o = cJSON_ParseWithLength(ev->payload, ev->payload_len);
-    cJSON *e = cJSON_GetObjectItemCaseSensitive(o, "epoch");
-    bool yes = cJSON_IsNumber(e) && (uint64_t)e->valuedouble == a->st.epoch;
-    cJSON_Delete(o);
-    return yes;
-}
-
-/* A resumed turn's own iteration limit is not in the agent's row: it holds from its RESUMED
- * event until the turn ends, so a resumed turn the hub places again keeps it. */
-static void load_turn_max_iter(struct hub_agent *a, const struct hub_store_event *ev)
-{
-    switch (ev->kind) {
-    case AGENTRY__V1__EVENT_KIND__EVENT_KIND_RESUMED: {
-        cJSON *o = cJSON_ParseWithLength(ev->payload, ev->payload_len);
-        cJSON *m = cJSON_GetObjectItemCaseSensitive(o, "max_iterations");
-        a->st.turn_max_iter = cJSON_IsNumber(m) && m->valuedouble > 0 ? (uint32_t)m->valuedouble
-                                                                      : 0;
-        cJSON_Delete(o);
-        break;
-    }
-    case AGENTRY__V1__EVENT_KIND__EVENT_KIND_FINAL:
-    case AGENTRY__V1__EVENT_KIND__EVENT_KIND_YIELD:
-    case AGENTRY__V1__EVENT_KIND__EVENT_KIND_ERROR:
-    case AGENTRY__V1__EVENT_KIND__EVENT_KIND_KILLED:
-        a->st.turn_max_iter = 0;
-        break;
-    default:
-        break;
-    }
-}
-
-static int load_event(void *arg, const struct hub_store_event *ev, struct ag_err *err)
-{
-    struct load_ctx *lc = arg;
-    struct hub_agent *a = lc->a;
-    (void)err;
-    load_turn_max_iter(a, ev);
-    hub_agent_steps_note(a, ev->seq, ev->kind, ev->payload, ev->payload_len);
-    if (lc->counting)
-        count_event_usage(a, ev);
-    else if (a->st.state == AGENTRY__V1__AGENT_STATE__AGENT_STATE_RUNNING)
-        lc->counting = is_current_assignment(a, ev);
-    if (ev->kind != AGENTRY__V1__EVENT_KIND__EVENT_KIND_INPUT || ev->seq <= a->st.input_seq)
-        return 0;
-    /* The payload is {"text": ...}, as hub_json_text_payload wrote it. */
-    cJSON *o = cJSON_ParseWithLength(ev->payload, ev->payload_len);
-    cJSON *t = cJSON_GetObjectItemCaseSensitive(o, "text");
-    hub_agent_inbox_push(a, ev->seq, cJSON_IsString(t) ? t->valuestring : "");
-    cJSON_Delete(o);
-    return 0;
-}
-
-/* Start-up: an active agent, held from the start. */
-static int load_agent(void *arg, const struct hub_store_agent *row, uint64_t last_seq,
-                      struct ag_err *err)
-{
-    struct load_ctx *lc = arg;
-    struct hub_agent *a = hub_agent_from_row(row, last_seq, err);
-    if (!a)
-        return -1;
-    a->active_ms = ag_now_mono_ms();
-    hub_agents_unpin(&lc->h->agents, hub_agents_adopt(&lc->h->agents, a));
-    lc->agents++;
-    return 0;
-}
-
-/* Inputs stored after each agent's checkpoint are its inbox again, the running turn's steps are
- * kept for its next attempt, a running attempt's events are counted into its usage, and a resumed turn gets its own iteration limit back (the RESUMED event
- * is always after the checkpoint's input_seq: it follows the turn that stored it). Done after
- * load_agents returns: the store's load calls may not nest. */
-static int load_inbox(struct hub *h, struct load_ctx *lc, struct hub_agent *a, struct ag_err *err)
-{
-    if (a->last_seq <= a->st.input_seq)
-        return 0;
-    lc->a = a;
-    lc->counting = false;
-    if (hub_store_scan_events(h->store, a->id, a->st.input_seq + 1, load_event, lc, err) != 0) {
-        ag_err_prefix(err, "cannot read the inputs of agent '%s'", a->id);
-        return -1;
-    }
-    return 0;
-}
-
-/* Start-up: the agents a hub must hold (running, pending, or with input waiting); the others
- * stay in the store until asked for (hub_load_agent). */
-static int load_agents(struct hub *h, struct load_ctx *lc, struct ag_err *err)
-{
-    struct hub_store_agents_query q = {.kind = HUB_STORE_AGENTS_ACTIVE};
-    return hub_store_select_agents(h->store, &q, load_agent, lc, err);
-}
-
-static int load_inboxes(struct hub *h, struct load_ctx *lc, struct ag_err *err)
-{
-    struct hub_agent *batch[HUB_AGENTS_BATCH];
-    size_t k;
-    int rc = 0;
-    for (size_t pos = 0;
-         rc == 0 && (k = hub_agents_snapshot(&h->agents, pos, batch, HUB_AGENTS_BATCH)); pos += k)
-        for (size_t i = 0; i < k; i++) {
-            rc = rc ? rc : load_inbox(h, lc, batch[i], err);
-            hub_agents_unpin(&h->agents, batch[i]);
-        }
-    return rc;
-}
-
-/* --- agents on demand ----------------------------------------------------------------------- */
-
-static int take_row(void *arg, const struct hub_store_agent *row, uint64_t last_seq,
-                    struct ag_err *err)
-{
-    struct load_ctx *lc = arg;
-    lc->a = hub_agent_from_row(row, last_seq, err);
-    return lc->a ? 0 : -1;
-}
-
-/* The agent q names, from the store, now held (pinned); NULL with err unset if there is none.
- * Loads are serialized (load_mu), and each looks in memory again first: a row read under it is
- * never older than the agent's last eviction (only an agent at rest, every write of it
- * committed, is evicted), so the copy adopted is the truth. */
-static struct hub_agent *load_one(struct hub *h, const struct hub_store_agents_query *q,
-                                  struct ag_err *err)
-{
-    pthread_mutex_lock(&h->load_mu);
-    struct hub_agent *a = q->kind == HUB_STORE_AGENTS_ID
-                              ? hub_agents_find(&h->agents, q->key)
-                              : hub_agents_claim_request(&h->agents, q->key, NULL);
-    if (a) {
-        pthread_mutex_unlock(&h->load_mu);
-        return a;
-    }
-    struct load_ctx lc = {.h = h};
-    if (hub_store_select_agents(h->store, q, take_row, &lc, err) == 0 && lc.a &&
-        load_inbox(h, &lc, lc.a, err) == 0) {
-        lc.a->active_ms = ag_now_mono_ms();
-        a = hub_agents_adopt(&h->agents, lc.a);
-        ag_log_debug("agent.loaded", "agent=%s state=%s", a->id, hub_agent_state_name(a->st.state));
-    } else if (lc.a) {
-        hub_agent_free(NULL, lc.a);
-    }
-    pthread_mutex_unlock(&h->load_mu);
-    return a;
-}
-
-struct hub_agent *hub_load_agent(struct hub *h, const char *id, struct ag_err *err)
-{
-    if (hub_validate_agent_id(id, err) != 0)
-        return NULL;
-    struct hub_agent *a = hub_agents_find(&h->agents, id);
-    if (a)
-        return a;
-    struct hub_store_agents_query q = {.kind = HUB_STORE_AGENTS_ID, .key = id};
-    a = load_one(h, &q, err);
-    if (!a && err->code == AG_OK)
-        ag_err_set(err, AG_NOT_FOUND, "no agent with id '%s'", id);
-    return a;
-}
-
-struct hub_agent *hub_load_agent_by_request(struct hub *h, const char *request_id,
-                                            struct ag_err *err)
-{
-    struct hub_agent *a = hub_agents_claim_request(&h->agents, request_id, NULL);
-    if (a)
-        return a;
-    struct hub_store_agents_query q = {.kind = HUB_STORE_AGENTS_REQUEST, .key = request_id};
-    return load_one(h, &q, err);
-}
-
-/* Nothing refers to it but the table, nothing is about to happen to it by itself, and a new
- * load would rebuild it exactly from the store. Agent locked. */
-static bool at_rest(const struct hub_agent *a)
-{
-    bool waits_for_input = a->st.state == AGENTRY__V1__AGENT_STATE__AGENT_STATE_FAILED ||
-                           a->st.state == AGENTRY__V1__AGENT_STATE__AGENT_STATE_KILLED ||
-                           ((a->st.state == AGENTRY__V1__AGENT_STATE__AGENT_STATE_IDLE ||
-                             a->st.state == AGENTRY__V1__AGENT_STATE__AGENT_STATE_YIELDED) &&
-                            !hub_agent_input_waiting(a, a->st.input_seq));
-    return waits_for_input && a->visible && !a->writing && ag_queue_empty(&a->mailbox) &&
-           ag_list_empty(&a->followers) && ag_list_empty(&a->waiters) && !a->retry_token &&
-           !a->st.node && a->nsteps == 0;
-}
-
-/* Agents at rest for opts.unload_idle_ms leave memory; they are loaded again when asked for. */
-static void unload_idle(struct hub *h)
-{
-    int64_t now = ag_now_mono_ms(), after = h->opts.unload_idle_ms;
-    struct hub_agent *batch[HUB_AGENTS_BATCH];
-    size_t k, gone = 0;
-    for (size_t pos = 0; (k = hub_agents_snapshot(&h->agents, pos, batch, HUB_AGENTS_BATCH));) {
-        size_t kept = 0;
-        for (size_t i = 0; i < k; i++) {
-            struct hub_agent *a = batch[i];
-            pthread_mutex_lock(&a->lock);
-            bool go = (after < 0 || now - a->active_ms >= after) && at_rest(a) &&
-                      hub_agents_evict(&h->agents, a);
-            pthread_mutex_unlock(&a->lock);
-            if (go) {
-                ag_log_debug("agent.unloaded", "agent=%s", a->id);
-                hub_agent_free(h->sched, a);
-                gone++;
-            } else {
-                hub_agents_unpin(&h->agents, a);
-                kept++;
-            }
-        }
-        pos += kept; /* an evicted agent's place went to the list's last one */
-    }
-}
-
-/* Turns that were running died with the previous hub: record it and queue them again. */
-static void requeue_one(struct hub *h, struct load_ctx *lc, struct hub_agent *a)
+static void requeue_one(struct hub *h, struct requeue_counts *lc, struct hub_agent *a)
 {
     if (a->st.state == AGENTRY__V1__AGENT_STATE__AGENT_STATE_RUNNING) {
         /* It counts against the turn: a turn that crashes the hub must not do so forever. */
@@ -303,7 +67,7 @@ static void requeue_one(struct hub *h, struct load_ctx *lc, struct hub_agent *a)
     }
 }
 
-static void requeue_loaded(struct hub *h, struct load_ctx *lc)
+static void requeue_loaded(struct hub *h, struct requeue_counts *lc)
 {
     struct hub_agent *batch[HUB_AGENTS_BATCH];
     size_t k;
@@ -337,7 +101,7 @@ static void *housekeeper(void *arg)
                                       "no heartbeat for 3 intervals; reconnect");
             hub_sched_node_unref(h->sched, stale[i]);
         }
-        unload_idle(h);
+        hub_loader_unload_idle(h);
         pthread_mutex_lock(&h->hk_lock);
     }
     pthread_mutex_unlock(&h->hk_lock);
@@ -456,14 +220,15 @@ struct hub *hub_new(const struct hub_opts *o, struct ag_err *err)
     h->store = hub_store_open(o->store_url, &so, err);
     if (!h->store)
         goto fail;
-    struct load_ctx lc = {.h = h};
-    if (load_agents(h, &lc, err) != 0 || load_inboxes(h, &lc, err) != 0) {
+    size_t loaded = 0;
+    if (hub_loader_load_active(h, &loaded, err) != 0) {
         ag_err_prefix(err, "cannot load agents from '%s'", h->store_shown);
         goto fail;
     }
-    requeue_loaded(h, &lc);
+    struct requeue_counts rc = {0};
+    requeue_loaded(h, &rc);
     ag_log_info("hub.loaded", "store=%s agents=%zu interrupted=%zu pending=%zu",
-                ag_log_q(h->store_shown), lc.agents, lc.running, lc.pending);
+                ag_log_q(h->store_shown), loaded, rc.running, rc.pending);
     return h;
 fail:
     hub_free(h);

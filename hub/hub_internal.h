@@ -37,7 +37,7 @@ struct hub {
     struct hub_effects fx;    /* how the actor's decisions reach calls and nodes (hub.c) */
     struct hub_hooks hooks;   /* observers of what was committed; fixed once serving */
     struct hub_agents agents; /* the agents held: active ones, and recently used */
-    pthread_mutex_t load_mu;  /* serializes loads of agents from the store (hub.c) */
+    pthread_mutex_t load_mu;  /* serializes loads of agents from the store (hub/loader.c) */
     /* Guards every hub_node.agents list and hub_agent.on_node link: taken after an agent's
      * lock, never with another lock after it. */
     pthread_mutex_t node_agents_lock;
@@ -53,13 +53,5 @@ struct hub {
     bool stopping;       /* guarded by hk_lock */
     atomic_bool closing; /* refuse new work: hub_stop has begun */
 };
-
-/* An agent by id (INVALID_ARGUMENT for a malformed one), pinned (hub/agent_table.h): held in
- * memory, or loaded from the store (a keyed read on the caller's thread). NOT_FOUND naming the id
- * if there is none; the store's error if it cannot be read. */
-struct hub_agent *hub_load_agent(struct hub *h, const char *id, struct ag_err *err);
-/* The agent with this request id, pinned, as hub_load_agent; NULL with err unset if none. */
-struct hub_agent *hub_load_agent_by_request(struct hub *h, const char *request_id,
-                                            struct ag_err *err);
 
 #endif

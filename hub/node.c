@@ -1,4 +1,5 @@
-/* hub/node.c - one connected node: building it, what it offers, its labels, whether a turn fits.
+/* hub/node.c - one connected node: building it, what it offers, its labels, whether a turn fits,
+ * and sending it a message down its stream.
  *
  * No locks here: see hub/node.h for which fields the scheduler's lock guards and why the others
  * need none once the node has joined the table. */
@@ -8,6 +9,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/log.h"
+#include "common/rpc/pb.h"
 #include "common/rpc/server.h"
 #include "common/xalloc.h"
 
@@ -167,4 +170,16 @@ void hub_node_free(struct hub_node *n)
     labels_free(n->labels, n->nlabels);
     free(n->version);
     free(n);
+}
+
+void hub_node_send(struct hub_node *n, const Agentry__V1__HubMessage *m)
+{
+    struct ag_err err = AG_ERR_INIT;
+    if (rpc_call_send_take(n->stream, rpc_pb_pack(&m->base), &err) == 0)
+        return;
+    if (err.code == AG_RESOURCE_EXHAUSTED) {
+        ag_log_warn("node.too_slow", "node=%s err=%s", n->id, ag_log_q(err.msg));
+        rpc_call_finish(n->stream, AG_RESOURCE_EXHAUSTED,
+                        "the node reads too slowly; reconnect and catch up");
+    }
 }

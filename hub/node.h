@@ -27,6 +27,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "agentry/v1/node.pb-c.h"
 #include "common/list.h"
 #include "hub/limits.h"
 #include "hub/sched.h"
@@ -68,6 +69,9 @@ struct hub_node {
  * reference on stream (may be NULL), with one reference: its creator's. It offers nothing, has
  * no labels and no capacity until the caller fills them in, before it joins the table. */
 struct hub_node *hub_node_new(const char *id, const char *instance_id, struct rpc_call *stream);
+/* Send m down the node's stream; a node too slow to take it (its bounded send queue is full) is
+ * disconnected rather than buffered without bound. Any lock or none (takes the call's). */
+void hub_node_send(struct hub_node *n, const Agentry__V1__HubMessage *m);
 /* Release n and what it owns, whatever its reference count (the scheduler calls it when the last
  * reference goes). NULL is a no-op. */
 void hub_node_free(struct hub_node *n);

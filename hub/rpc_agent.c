@@ -20,6 +20,7 @@
 #include "hub/agent_pb.h"
 #include "hub/agent_table.h"
 #include "hub/hub_internal.h"
+#include "hub/loader.h"
 #include "hub/rpc_agent.h"
 #include "hub/sched.h"
 #include "hub/selector.h"
@@ -55,7 +56,7 @@ static bool refuse_if_closing(struct hub *h, struct rpc_call *c)
 static struct hub_agent *find_or_fail(struct hub *h, struct rpc_call *c, const char *id)
 {
     struct ag_err err = AG_ERR_INIT;
-    struct hub_agent *a = hub_load_agent(h, id, &err);
+    struct hub_agent *a = hub_loader_get(h, id, &err);
     if (!a)
         rpc_call_fail(c, &err);
     return a;
@@ -132,7 +133,7 @@ static int hold_request(struct hub *h, struct rpc_call *c, const char *request_i
                         struct hub_agent **held)
 {
     struct ag_err err = AG_ERR_INIT;
-    *held = request_id && *request_id ? hub_load_agent_by_request(h, request_id, &err) : NULL;
+    *held = request_id && *request_id ? hub_loader_get_by_request(h, request_id, &err) : NULL;
     if (err.code == AG_OK)
         return 0;
     rpc_call_fail(c, &err);
@@ -487,7 +488,7 @@ static int list_by_request(struct hub *h, const struct list_query *q, struct ag_
                            Agentry__V1__ListAgentsResponse *out, struct list_keep *keep,
                            struct ag_err *err)
 {
-    struct hub_agent *a = hub_load_agent_by_request(h, q->request_id, err);
+    struct hub_agent *a = hub_loader_get_by_request(h, q->request_id, err);
     Agentry__V1__Agent *m = a && list_after_token(q, a) ? list_take(h, q, a, ar) : NULL;
     if (a)
         keep_add(keep, a, false);

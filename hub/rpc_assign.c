@@ -36,7 +36,6 @@
 #include "hub/hub_internal.h"
 #include "hub/limits.h"
 #include "hub/node.h"
-#include "hub/rpc_node.h"
 #include "hub/sched.h"
 #include "hub/store.h"
 
@@ -119,7 +118,7 @@ static void send_assignment(struct hub *h, struct hub_agent *a, struct hub_node 
     Agentry__V1__HubMessage m = AGENTRY__V1__HUB_MESSAGE__INIT;
     m.msg_case = AGENTRY__V1__HUB_MESSAGE__MSG_ASSIGN;
     m.assign = &as;
-    hub_rpc_node_send(h, n, &m);
+    hub_node_send(n, &m);
     ag_arena_release(&ar);
 }
 

@@ -31,6 +31,7 @@
 #include "hub/hooks.h"
 #include "hub/hub_internal.h"
 #include "hub/limits.h"
+#include "hub/loader.h"
 #include "hub/node.h"
 #include "hub/rpc_assign.h"
 #include "hub/rpc_node.h"
@@ -68,18 +69,6 @@ struct hub_ev_batch {
 
 /* --- sending down ----------------------------------------------------------------------------- */
 
-void hub_rpc_node_send(struct hub *h, struct hub_node *n, Agentry__V1__HubMessage *m)
-{
-    struct ag_err err = AG_ERR_INIT;
-    if (rpc_call_send_take(n->stream, rpc_pb_pack(&m->base), &err) == 0)
-        return;
-    if (err.code == AG_RESOURCE_EXHAUSTED) {
-        ag_log_warn("node.too_slow", "node=%s err=%s", n->id, ag_log_q(err.msg));
-        hub_rpc_node_close_stream(h, n, AG_RESOURCE_EXHAUSTED,
-                                  "the node reads too slowly; reconnect and catch up");
-    }
-}
-
 void hub_rpc_node_close_stream(struct hub *h, struct hub_node *n, enum ag_code code,
                                const char *msg)
 {
@@ -100,7 +89,7 @@ void hub_rpc_node_deliver(struct hub *h, struct hub_node *n, const char *agent_i
     Agentry__V1__HubMessage m = AGENTRY__V1__HUB_MESSAGE__INIT;
     m.msg_case = AGENTRY__V1__HUB_MESSAGE__MSG_DELIVER;
     m.deliver = &d;
-    hub_rpc_node_send(h, n, &m);
+    hub_node_send(n, &m);
 }
 
 void hub_rpc_node_cancel(struct hub *h, struct hub_node *n, const char *agent_id, uint64_t epoch,
@@ -113,7 +102,7 @@ void hub_rpc_node_cancel(struct hub *h, struct hub_node *n, const char *agent_id
     Agentry__V1__HubMessage m = AGENTRY__V1__HUB_MESSAGE__INIT;
     m.msg_case = AGENTRY__V1__HUB_MESSAGE__MSG_CANCEL;
     m.cancel = &c;
-    hub_rpc_node_send(h, n, &m);
+    hub_node_send(n, &m);
 }
 
 /* --- node lifecycle ------------------------------------------------------------------------- */
@@ -338,7 +327,7 @@ static int check_event(struct hub *h, struct hub_node *n, const Agentry__V1__Nod
         return -1;
     /* A straggler may name an agent at rest that left memory since: load it to judge. */
     struct ag_err lookup = AG_ERR_INIT;
-    *a = ev->agent_id && *ev->agent_id ? hub_load_agent(h, ev->agent_id, &lookup) : NULL;
+    *a = ev->agent_id && *ev->agent_id ? hub_loader_get(h, ev->agent_id, &lookup) : NULL;
     if (!*a && lookup.code != AG_OK && lookup.code != AG_NOT_FOUND &&
         lookup.code != AG_INVALID_ARGUMENT) {
         *err = lookup;
@@ -422,7 +411,7 @@ static void batch_settle(struct hub *h, struct hub_ev_batch *b, size_t n)
         Agentry__V1__HubMessage m = AGENTRY__V1__HUB_MESSAGE__INIT;
         m.msg_case = AGENTRY__V1__HUB_MESSAGE__MSG_ACK;
         m.ack = &ack;
-        hub_rpc_node_send(h, b->node, &m);
+        hub_node_send(b->node, &m);
     }
     struct rpc_call *call = b->call;
     struct node_conn *nc = rpc_call_state(call);

@@ -18,8 +18,6 @@ struct hub_node;
 extern const struct rpc_method hub_rpc_node_methods[];
 extern const size_t hub_rpc_node_nmethods;
 
-/* Send m down n's stream; a node too slow to take it is disconnected. Any lock or none. */
-void hub_rpc_node_send(struct hub *h, struct hub_node *n, Agentry__V1__HubMessage *m);
 void hub_rpc_node_deliver(struct hub *h, struct hub_node *n, const char *agent_id, uint64_t epoch,
                           uint64_t seq, const char *text);
 void hub_rpc_node_cancel(struct hub *h, struct hub_node *n, const char *agent_id, uint64_t epoch,

@@ -19,6 +19,7 @@
 #include "hub/agent.h"
 #include "hub/agent_table.h"
 #include "hub/hub_internal.h"
+#include "hub/loader.h"
 #include "hub/rpc_trace.h"
 #include "hub/store.h"
 #include "hub/trace_ring.h"
@@ -154,7 +155,7 @@ static void on_trace(struct rpc_call *c, grpc_byte_buffer *req)
     Agentry__V1__TraceRequest *in = rpc_pb_unpack(req, &agentry__v1__trace_request__descriptor,
                                                   rpc_call_arena(c), &err);
     /* Pinned until the call is over and no read is in flight (on_trace_close, on_read). */
-    struct hub_agent *a = in ? hub_load_agent(h, in->agent_id, &err) : NULL;
+    struct hub_agent *a = in ? hub_loader_get(h, in->agent_id, &err) : NULL;
     if (!a) {
         rpc_call_fail(c, &err);
         return;

@@ -23,6 +23,7 @@
 #include "hub/agent_table.h"
 #include "hub/hub_internal.h"
 #include "hub/limits.h"
+#include "hub/loader.h"
 #include "hub/rpc_transfer.h"
 #include "hub/store.h"
 #include "hub/usage.h"
@@ -145,7 +146,7 @@ static void on_export(struct rpc_call *c, grpc_byte_buffer *req)
     struct ag_err err = AG_ERR_INIT;
     Agentry__V1__ExportAgentRequest *in = rpc_pb_unpack(
         req, &agentry__v1__export_agent_request__descriptor, ar, &err);
-    struct hub_agent *a = in ? hub_load_agent(h, in->agent_id, &err) : NULL;
+    struct hub_agent *a = in ? hub_loader_get(h, in->agent_id, &err) : NULL;
     if (!a) {
         rpc_call_fail(c, &err);
         return;
@@ -292,7 +293,7 @@ static void on_import(struct rpc_call *c, grpc_byte_buffer *req)
                : ag_err_set(&err, AG_INVALID_ARGUMENT, "the request has no agent to import");
     if (rc == 0) {
         struct ag_err lookup = AG_ERR_INIT;
-        struct hub_agent *there = hub_load_agent(h, x->agent_id, &lookup);
+        struct hub_agent *there = hub_loader_get(h, x->agent_id, &lookup);
         hub_agents_unpin(&h->agents, there);
         if (there)
             rc = ag_err_set(&err, AG_ALREADY_EXISTS, "agent '%s' already exists on this hub",
