@@ -761,9 +761,9 @@ static void hub_reopen(struct fx *fx)
 }
 
 /* A restarted hub continues each agent's log where it stopped. (At commit 445b018 hub_new
- * deadlocked here: load_agent() called hub_store_scan_events() from inside the
- * hub_store_load_agents() callback, both taking the store's rconn_mu; hub_reopen's bounded wait
- * turns such a regression into a failure instead of a hang.) */
+ * deadlocked here: load_agent() called hub_store_scan_events() from inside the store's agents
+ * callback (now hub_store_select_agents'), both taking the store's rconn_mu; hub_reopen's bounded
+ * wait turns such a regression into a failure instead of a hang.) */
 static void test_restart_keeps_seq(void **state)
 {
     struct fx *fx = *state;

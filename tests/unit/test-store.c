@@ -401,7 +401,7 @@ static void expect_range(struct hub_store *st, struct tracker *tr, const char *i
         assert_int_equal(r.seq[i], from + i);
 }
 
-/* --- load_agents ------------------------------------------------------------------------------ */
+/* --- select_agents --------------------------------------------------------------------------- */
 
 struct agent_row {
     char id[16], request_id[16], node_id[16], last_output[16], last_error[16];
