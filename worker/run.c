@@ -202,13 +202,22 @@ static void copy_checkpoint(struct wk_run *run, const Agentry__V1__Checkpoint *c
     }
 }
 
-static void inbox_push(struct wk_run *run, uint64_t seq, const char *text)
+/* text_take: owned by the inbox from now on. */
+static void inbox_push(struct wk_run *run, uint64_t seq, char *text_take)
 {
     if (run->ninbox == run->inbox_cap) {
         run->inbox_cap = run->inbox_cap ? run->inbox_cap * 2 : 4;
         run->inbox = ag_xrealloc(run->inbox, run->inbox_cap * sizeof(*run->inbox));
     }
-    run->inbox[run->ninbox++] = (struct wk_run_input){seq, ag_xstrdup(text ? text : "")};
+    run->inbox[run->ninbox++] = (struct wk_run_input){seq, text_take};
+}
+
+static bool tool_enabled(const struct wk_run *run, const char *name)
+{
+    for (size_t i = 0; i < run->ntools; i++)
+        if (strcmp(run->tools[i], name) == 0)
+            return true;
+    return false;
 }
 
 /* The call a resumed turn stopped at was stored as started, with no result. Running it again is
@@ -217,10 +226,7 @@ static void inbox_push(struct wk_run *run, uint64_t seq, const char *text)
 static bool may_run_again(const struct wk_run *run, const char *name)
 {
     const struct wk_tool *t = wk_tool_find(name);
-    bool enabled = false;
-    for (size_t i = 0; i < run->ntools; i++)
-        enabled = enabled || strcmp(run->tools[i], name) == 0;
-    return !t || !enabled || t->idempotent;
+    return !t || !tool_enabled(run, name) || t->idempotent;
 }
 
 static void end_with(struct wk_run *run, Agentry__V1__EventKind kind, const char *text)
@@ -242,18 +248,18 @@ static void go_on_from_steps(struct wk_run *run, const Agentry__V1__Assignment *
         end_with(run, AGENTRY__V1__EVENT_KIND__EVENT_KIND_ERROR, err.msg);
         return;
     }
-    for (size_t i = 0; i < rp.nmsgs; i++) {
-        struct wk_msg *m = msgs_push(run, "");
-        free(m->role);
-        *m = rp.msgs[i];
-        rp.msgs[i] = (struct wk_msg){0}; /* moved */
+    /* The messages and the inputs left move over whole: rp keeps nothing to release. */
+    if (run->nmsgs + rp.nmsgs > run->msgs_cap) {
+        run->msgs_cap = run->nmsgs + rp.nmsgs;
+        run->msgs = ag_xrealloc(run->msgs, run->msgs_cap * sizeof(*run->msgs));
     }
-    for (size_t i = 0; i < rp.nrest; i++) {
-        inbox_push(run, rp.rest[i].seq, "");
-        free(run->inbox[run->ninbox - 1].text);
-        run->inbox[run->ninbox - 1].text = rp.rest[i].text;
-        rp.rest[i].text = NULL; /* moved */
-    }
+    if (rp.nmsgs)
+        memcpy(run->msgs + run->nmsgs, rp.msgs, rp.nmsgs * sizeof(*rp.msgs));
+    run->nmsgs += rp.nmsgs;
+    rp.nmsgs = 0;
+    for (size_t i = 0; i < rp.nrest; i++)
+        inbox_push(run, rp.rest[i].seq, rp.rest[i].text);
+    rp.nrest = 0;
     run->input_seq = rp.input_seq;
     run->iterations = rp.iterations;
     run->usage = (struct wk_usage){.input_tokens = rp.input_tokens,
@@ -411,7 +417,7 @@ int wk_run__deliver(struct wk_run *run, uint64_t seq, const char *text, struct a
                           " to agent '%s': %d inputs already wait for its next model call",
                           seq, run->agent_id, WK_RUN_MAX_INBOX);
     }
-    inbox_push(run, seq, text);
+    inbox_push(run, seq, ag_xstrdup(text ? text : ""));
     pthread_mutex_unlock(&run->mu);
     return 0;
 }
@@ -686,14 +692,6 @@ static bool handle_reply(struct wk_run *run)
     run->tool_idx = 0;
     run->phase = WK_RUN_NEXT_TOOL;
     return true;
-}
-
-static bool tool_enabled(const struct wk_run *run, const char *name)
-{
-    for (size_t i = 0; i < run->ntools; i++)
-        if (strcmp(run->tools[i], name) == 0)
-            return true;
-    return false;
 }
 
 /* The tool to run, or NULL with *why set (owned) to the error result the model will see. */
