@@ -946,7 +946,10 @@ static const struct hub_store_event **record_events(struct agent_write *aw, size
         struct hub_store_event *ev = &op->u.event;
         if (ev->seq > a->last_seq)
             a->last_seq = ev->seq;
-        hub_agent_steps_note(a, ev->seq, ev->kind, ev->payload, ev->payload_len);
+        /* The steps of a turn that ends in this write would be kept only to be dropped by its
+         * end (a one-step turn's are all here): note from the end on. */
+        if (!aw->turn_ended || i >= aw->turn_end_op)
+            hub_agent_steps_note(a, ev->seq, ev->kind, ev->payload, ev->payload_len);
         evs[(*nevs)++] = ev;
     }
     for (size_t i = 0; i < aw->inputs_here; i++)
