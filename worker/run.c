@@ -37,6 +37,7 @@
 #include "worker/run_event.h"
 #include "worker/run_replay.h"
 #include "worker/tool.h"
+#include "worker/warm.h"
 
 /* The hub's default when spec.max_iterations is 0 (types.proto, AgentSpec). */
 #define WK_RUN_DEFAULT_MAX_ITERATIONS 10
@@ -86,6 +87,7 @@ struct wk_run {
      * carrying it whole, and nothing is kept on the node. Otherwise the conversation is the log
      * (worker/run_replay.c) and turn ends carry only the counters. */
     bool legacy;
+    size_t kept_bytes; /* what the kept conversation it started from weighed (worker/warm.h) */
 
     /* Turn state: token holder only. */
     struct wk_msg *msgs; /* owned: the conversation, oldest first */
@@ -314,6 +316,7 @@ static struct wk_run *run_new(const Agentry__V1__Assignment *a, const struct wk_
     if (o->warm) {
         run->msgs = o->warm;
         run->nmsgs = run->msgs_cap = o->nwarm;
+        run->kept_bytes = o->warm_bytes;
     }
     copy_checkpoint(run, a->checkpoint);
     run->turn_start = run->nmsgs;
@@ -592,7 +595,11 @@ static void end_turn(struct wk_run *run, Agentry__V1__EventKind kind, const char
     struct wk_run_event ev;
     bool built = build_end(run, kind, text, &ev);
     if (!run->legacy && run->host->keep) {
-        run->host->keep(run->host_ctx, run->agent_id, run->epoch, run->msgs, run->nmsgs);
+        /* Only this turn's messages are weighed: a turn costs the same whatever came before. */
+        size_t bytes = run->kept_bytes;
+        if (run->nmsgs > run->turn_start)
+            bytes += wk_warm_msgs_bytes(run->msgs + run->turn_start, run->nmsgs - run->turn_start);
+        run->host->keep(run->host_ctx, run->agent_id, run->epoch, run->msgs, run->nmsgs, bytes);
         run->msgs = NULL;
         run->nmsgs = run->msgs_cap = 0;
     }

@@ -70,9 +70,11 @@ struct wk_run_host {
      * token. Called by the token holder with no run lock held. */
     wk_room_fn *room;
     /* The turn ended with a checkpoint: keep the agent's conversation (takes msgs[0, n) and
-     * the array) for its next turn on this node (worker/warm.h). NULL: keep none. Called by the
+     * the array; bytes: their weight) for its next turn on this node (worker/warm.h). NULL: keep
+     * none. Called by the
      * token holder with no run lock held, after the turn's last event was handed on. */
-    void (*keep)(void *ctx, const char *agent_id, uint64_t epoch, struct wk_msg *msgs, size_t n);
+    void (*keep)(void *ctx, const char *agent_id, uint64_t epoch, struct wk_msg *msgs, size_t n,
+                 size_t bytes);
 };
 
 /* What a run is given at creation. Everything borrowed must outlive the run's last step (the
@@ -89,9 +91,9 @@ struct wk_run_opts {
     size_t max_payload;
     size_t max_event;
     /* The conversation this node kept for the agent (Assignment.state_epoch), taken by
-     * wk_run__new; NULL and 0 otherwise. */
+     * wk_run__new, and its weight (wk_warm_msgs_bytes); NULL and 0 otherwise. */
     struct wk_msg *warm;
-    size_t nwarm;
+    size_t nwarm, warm_bytes;
 };
 
 /* A run for assignment a (copied), holding one reference (the token): the conversation is the

@@ -159,10 +159,10 @@ static bool host_room(void *ctx, wk_wake_fn *wake, void *arg)
 }
 
 static void host_keep(void *ctx, const char *agent_id, uint64_t epoch, struct wk_msg *msgs,
-                      size_t n)
+                      size_t n, size_t bytes)
 {
     struct wk_runner *r = ctx;
-    wk_warm_put(r->warm, agent_id, epoch, msgs, n);
+    wk_warm_put(r->warm, agent_id, epoch, msgs, n, bytes);
 }
 
 static const struct wk_run_host runner_host = {
@@ -339,7 +339,8 @@ int wk_runner_assign(struct wk_runner *r, const Agentry__V1__Assignment *a, stru
         return -1;
     }
     struct wk_run_opts o = run_opts(r, p, &r->configs.models[row - wk_model_providers]);
-    if (a->state_epoch && !wk_warm_take(r->warm, a->agent_id, a->state_epoch, &o.warm, &o.nwarm))
+    if (a->state_epoch &&
+        !wk_warm_take(r->warm, a->agent_id, a->state_epoch, &o.warm, &o.nwarm, &o.warm_bytes))
         return ag_err_set(err, AG_NOT_FOUND,
                           "agent '%s' (epoch %" PRIu64 "): this node no longer keeps its "
                           "conversation as of epoch %" PRIu64 "; asking the hub for it",

@@ -30,7 +30,7 @@ struct wk_warm {
     size_t bytes, max_bytes;
 };
 
-static size_t msgs_bytes(const struct wk_msg *m, size_t n)
+size_t wk_warm_msgs_bytes(const struct wk_msg *m, size_t n)
 {
     size_t b = 0;
     for (size_t i = 0; i < n; i++) {
@@ -89,9 +89,8 @@ void wk_warm_free(struct wk_warm *w)
 }
 
 void wk_warm_put(struct wk_warm *w, const char *agent_id, uint64_t epoch, struct wk_msg *msgs,
-                 size_t n)
+                 size_t n, size_t bytes)
 {
-    size_t bytes = msgs_bytes(msgs, n);
     struct warm_entry *e = ag_xcalloc(1, sizeof(*e));
     e->agent_id = ag_xstrdup(agent_id);
     e->epoch = epoch;
@@ -132,7 +131,7 @@ void wk_warm_put(struct wk_warm *w, const char *agent_id, uint64_t epoch, struct
 }
 
 bool wk_warm_take(struct wk_warm *w, const char *agent_id, uint64_t epoch, struct wk_msg **msgs,
-                  size_t *n)
+                  size_t *n, size_t *bytes)
 {
     pthread_mutex_lock(&w->mu);
     struct warm_entry *e = ag_map_get(&w->by_agent, agent_id);
@@ -147,6 +146,7 @@ bool wk_warm_take(struct wk_warm *w, const char *agent_id, uint64_t epoch, struc
     }
     *msgs = e->msgs;
     *n = e->nmsgs;
+    *bytes = e->bytes;
     e->msgs = NULL;
     e->nmsgs = 0;
     entry_free(e);

@@ -24,16 +24,21 @@ struct wk_warm;
 struct wk_warm *wk_warm_new(size_t max_bytes);
 void wk_warm_free(struct wk_warm *w); /* NULL is a no-op */
 
+/* What messages weigh against the bound: their text's bytes. A caller that keeps a conversation
+ * turn after turn adds its new messages' weight to what wk_warm_take said, rather than weighing
+ * the whole conversation again each turn. */
+size_t wk_warm_msgs_bytes(const struct wk_msg *msgs, size_t n);
 /* Keep agent_id's conversation as of the end of its turn with this epoch: takes msgs[0, n) (the
- * array too), replacing what was kept for the agent. Frees them at once if they alone are over
- * the bound. */
+ * array too), weighing `bytes` (wk_warm_msgs_bytes), replacing what was kept for the agent. Frees
+ * them at once if they alone are over the bound. */
 void wk_warm_put(struct wk_warm *w, const char *agent_id, uint64_t epoch, struct wk_msg *msgs,
-                 size_t n);
+                 size_t n, size_t bytes);
 /* Hand over (and forget) the conversation kept for agent_id at exactly this epoch: true with
- * *msgs (owned by the caller; NULL when empty) and *n. false if there is none; a conversation
- * kept at another epoch is forgotten too (it can never be asked for again). */
+ * *msgs (owned by the caller; NULL when empty), *n and *bytes (its weight). false if there is
+ * none; a conversation kept at another epoch is forgotten too (it can never be asked for
+ * again). */
 bool wk_warm_take(struct wk_warm *w, const char *agent_id, uint64_t epoch, struct wk_msg **msgs,
-                  size_t *n);
+                  size_t *n, size_t *bytes);
 
 /* Bytes and conversations kept now. */
 size_t wk_warm_bytes(struct wk_warm *w);
