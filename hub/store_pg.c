@@ -50,6 +50,7 @@
  * state change); a reconnect logs at debug only. */
 #include <inttypes.h>
 #include <libpq-fe.h>
+#include <poll.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -666,6 +667,12 @@ static int drain_now(struct hub_store__conn *c, uint64_t *seq, struct ag_err *er
 
 static int pg_begin(struct hub_store__conn *c, struct ag_err *err)
 {
+    /* A server that restarted (or ended this session) while the writer idled has said so and
+     * closed the socket: reading what is pending finds that out, so the transaction goes to a
+     * new session instead of failing on the dead one. */
+    struct pollfd in = {.fd = PQsocket(c->pg), .events = POLLIN};
+    for (int i = 0; i < 8 && !c->broken && in.fd >= 0 && poll(&in, 1, 0) == 1; i++)
+        c->broken = !PQconsumeInput(c->pg); /* its FATAL message, then the end of the file */
     if ((c->broken || PQstatus(c->pg) == CONNECTION_BAD) && reconnect(c, err))
         return -1;
     if (!PQenterPipelineMode(c->pg))

@@ -1534,6 +1534,24 @@ static void test_pg_reconnect(void **state)
     expect_ok(&after);
     assert_int_equal(after.seq[0], t.rc == 0 ? 3 : 2);
     expect_range(fx->st, tr, "r1", 1, 0, 10, after.seq[0]);
+
+    /* A session that ended while the writer idled (its server said so, and closed it) costs no
+     * write: the next transaction finds out before it starts and goes to a new session. */
+    assert_int_equal(pg_exec(NULL, sql), 0);
+    snprintf(sql, sizeof(sql),
+             "SELECT count(*) FROM pg_stat_activity WHERE datname = '%s' "
+             "AND pid <> pg_backend_pid()",
+             fx->pgdb);
+    for (int i = 0; pg_query_long(fx->pgdb, sql) != 0; i++) {
+        assert_true(i < 1000); /* the server ends a terminated session within 10 s */
+        nanosleep(&(struct timespec){0, 10 * 1000 * 1000}, NULL);
+    }
+    struct twrite later;
+    tw_init(&later, tr);
+    tw_append(&later, "r1", KIND_INPUT, "{}");
+    run_one(fx->st, &later);
+    expect_ok(&later);
+    assert_int_equal(later.seq[0], after.seq[0] + 1);
 }
 
 /* The database stays unreachable (connections to it are refused, as from a stopped server):
