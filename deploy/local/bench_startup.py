@@ -137,9 +137,11 @@ def main():
                 m = re.search(r"event=hub\.loaded .*", open(log).read())
                 print("%s start %d: serving after %.2f s, RSS %.0f MB, %s" % (
                     b, run, took, rss, m.group(0) if m else "(no hub.loaded line)"), flush=True)
-                if run == 2:
-                    calls(log, args.agents)
-                stop(p)
+                try:
+                    if run == 2:
+                        calls(log, args.agents)
+                finally:
+                    stop(p)
             os.unlink(store)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
