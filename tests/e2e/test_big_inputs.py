@@ -113,7 +113,7 @@ class BigInputTest(H.ClusterTestCase):
     def test_waiting_input_is_bounded_in_bytes(self):
         big = "y" * LIMIT
         # Inputs sent while a turn runs wait in the hub until a checkpoint covers them.
-        busy = self.c.spawn("sleep 3000; final busy", tools=())
+        busy = self.c.spawn("sleep 60000; final busy", tools=())  # runs until killed below
         self.c.wait_kind(busy.agent_id, self.T.EVENT_KIND_MODEL_REQUEST)
         # 16 MiB may wait: the turn's own input (read, but in no checkpoint yet) and 15 more.
         for _ in range(15):
