@@ -169,6 +169,7 @@ void hub_node_free(struct hub_node *n)
     strv_free(n->tools, n->ntools);
     labels_free(n->labels, n->nlabels);
     free(n->version);
+    free(n->address);
     free(n);
 }
 

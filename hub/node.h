@@ -53,7 +53,10 @@ struct hub_node {
     size_t ntools;
     struct hub_sched_label *labels; /* owned (hub_node_add_label); keys unique */
     size_t nlabels;
-    char *version; /* owned */
+    char *version;        /* owned */
+    char *address;        /* owned: Register.address, may be empty */
+    int64_t started_ns;   /* Register.started_ns (node clock), 0 if not said */
+    int64_t connected_ns; /* when it registered (hub wall clock) */
     /* Guarded by the scheduler lock: */
     struct hub_sched_res reserved; /* by turns placed here, never over capacity */
     bool alive;

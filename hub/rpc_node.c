@@ -2,13 +2,13 @@
  *
  * Up: Register first (validated; refused with ALREADY_EXISTS while a live node of another
  * process holds the id; else answered with Registered, which states the hub's size limits, and
- * the node joins scheduling), then Heartbeats, EventBatches and StateRequests (answered by
- * hub/rpc_assign.c). A batch is checked whole before
+ * the node joins scheduling), then Heartbeats, EventBatches, StateRequests (answered by
+ * hub/rpc_assign.c) and Releaseds (a drained turn stopped at a step boundary: placed again). A batch is checked whole before
  * anything is queued: a node may only speak for agents whose current assignment it was given (or
  * an older one: stale events are acknowledged and dropped), and no payload may pass the limit.
  * Anything else ends the stream. The accepted events go to their agents' mailboxes; the EventAck
  * goes out once every one of them is durable.
- * Down: Assignment (built by hub/rpc_assign.c), Deliver, Cancel, EventAck, through the call's
+ * Down: Assignment (built by hub/rpc_assign.c), Deliver, Cancel, Release, EventAck, through the call's
  * bounded send queue; a node that
  * cannot keep up is disconnected rather than buffered without bound.
  * Flow control: at most CONN_MAX_INFLIGHT batches and CONN_MAX_INFLIGHT_BYTES per node wait for
@@ -45,6 +45,7 @@
 #define MAX_MODEL_NAME 128
 #define MAX_TOOL_NAME 64
 #define MAX_VERSION 128
+#define MAX_ADDRESS 256
 
 struct node_conn {
     struct hub *h;
@@ -89,6 +90,20 @@ void hub_rpc_node_deliver(struct hub *h, struct hub_node *n, const char *agent_i
     Agentry__V1__HubMessage m = AGENTRY__V1__HUB_MESSAGE__INIT;
     m.msg_case = AGENTRY__V1__HUB_MESSAGE__MSG_DELIVER;
     m.deliver = &d;
+    hub_node_send(n, &m);
+}
+
+void hub_rpc_node_release(struct hub *h, struct hub_node *n, const char *agent_id, uint64_t epoch,
+                          const char *reason)
+{
+    (void)h;
+    Agentry__V1__Release r = AGENTRY__V1__RELEASE__INIT;
+    r.agent_id = (char *)agent_id;
+    r.epoch = epoch;
+    r.reason = (char *)reason;
+    Agentry__V1__HubMessage m = AGENTRY__V1__HUB_MESSAGE__INIT;
+    m.msg_case = AGENTRY__V1__HUB_MESSAGE__MSG_RELEASE;
+    m.release = &r;
     hub_node_send(n, &m);
 }
 
@@ -145,6 +160,24 @@ void hub_rpc_node_lost(struct hub *h, struct hub_node *n, const char *reason)
     free(on);
 }
 
+/* A turn this node was asked to release stopped at a step boundary, every event of it stored:
+ * it goes on elsewhere. Not counted against the turn (graceful), since the operator moved it. A
+ * Released for a turn that is no longer this node's current one is ignored (the interrupt
+ * command checks node and epoch again when it is decided). */
+static void on_released(struct hub *h, struct hub_node *n, const Agentry__V1__Released *r)
+{
+    if (!r->agent_id)
+        return;
+    struct hub_agent *a = hub_agents_find(&h->agents, r->agent_id);
+    if (!a)
+        return;
+    char why[HUB_REASON_MAX];
+    snprintf(why, sizeof(why), "node %s is draining", n->id);
+    ag_log_info("agent.released", "agent=%s node=%s epoch=%" PRIu64, r->agent_id, n->id, r->epoch);
+    hub_actor_post_interrupt(h, a, n, r->epoch, why, true);
+    hub_agents_unpin(&h->agents, a);
+}
+
 static bool node_id_ok(const char *id)
 {
     size_t n = strlen(id);
@@ -179,6 +212,10 @@ static int check_register(const Agentry__V1__Register *r, struct ag_err *err)
         return -1;
     if (r->version && strlen(r->version) > MAX_VERSION)
         return ag_err_set(err, AG_INVALID_ARGUMENT, "version is over %d bytes", MAX_VERSION);
+    if (hub_validate_utf8("address", r->address, err) != 0)
+        return -1;
+    if (r->address && strlen(r->address) > MAX_ADDRESS)
+        return ag_err_set(err, AG_INVALID_ARGUMENT, "address is over %d bytes", MAX_ADDRESS);
     if (r->instance_id && (strlen(r->instance_id) > HUB_NODE_INSTANCE_MAX ||
                            hub_validate_utf8("instance_id", r->instance_id, err) != 0))
         return ag_err_set(err, AG_INVALID_ARGUMENT,
@@ -206,6 +243,9 @@ static struct hub_node *node_new(struct hub *h, struct rpc_call *c, const Agentr
     for (size_t i = 0; i < r->n_labels; i++)
         hub_node_add_label(n, r->labels[i]->key, r->labels[i]->value);
     n->version = ag_xstrdup(r->version ? r->version : "");
+    n->address = ag_xstrdup(r->address ? r->address : "");
+    n->started_ns = r->started_ns;
+    n->connected_ns = ag_now_unix_ns();
     hub_node_offer(n, r->models, r->n_models, r->tools, r->n_tools);
     n->last_seen_ms = ag_now_mono_ms();
     return n;
@@ -515,6 +555,9 @@ static void on_node_msg(struct rpc_call *c, grpc_byte_buffer *msg)
         }
     } else if (m->msg_case == AGENTRY__V1__NODE_MESSAGE__MSG_HEARTBEAT) {
         hub_sched_node_touch(h->sched, nc->node, ag_now_mono_ms());
+    } else if (m->msg_case == AGENTRY__V1__NODE_MESSAGE__MSG_RELEASED) {
+        hub_sched_node_touch(h->sched, nc->node, ag_now_mono_ms());
+        on_released(h, nc->node, m->released);
     } else if (m->msg_case == AGENTRY__V1__NODE_MESSAGE__MSG_STATE_REQUEST) {
         hub_sched_node_touch(h->sched, nc->node, ag_now_mono_ms());
         hub_rpc_assign_state_request(h, nc->node, m->state_request);

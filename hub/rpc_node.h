@@ -20,6 +20,10 @@ extern const size_t hub_rpc_node_nmethods;
 
 void hub_rpc_node_deliver(struct hub *h, struct hub_node *n, const char *agent_id, uint64_t epoch,
                           uint64_t seq, const char *text);
+/* Ask the node to hand the turn back at its next step boundary (DrainNode); it answers with
+ * Released. Any lock or none. */
+void hub_rpc_node_release(struct hub *h, struct hub_node *n, const char *agent_id, uint64_t epoch,
+                          const char *reason);
 void hub_rpc_node_cancel(struct hub *h, struct hub_node *n, const char *agent_id, uint64_t epoch,
                          const char *reason);
 void hub_rpc_node_events_stored(struct hub *h, struct hub_ev_batch *b, size_t first,

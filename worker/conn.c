@@ -57,6 +57,7 @@
 #include "worker/tool.h"
 
 #define CONN_MAX_BATCH 1024
+#define CONN_MAX_ADDRESS 256 /* the hub's limit on Register.address (node.proto) */
 /* Events packed into one batch, unless a single event is bigger (it then goes alone). */
 #define CONN_BATCH_BYTES (1u << 20)
 /* Bytes of a NodeMessage around its events (tags, lengths, batch id), with room to spare. */
@@ -75,6 +76,7 @@ static char tag_send, tag_recv, tag_status;
 struct wk_node {
     struct wk_node_opts o;
     char *node_id;
+    int64_t started_ns;      /* when wk_node_new ran: Register.started_ns */
     grpc_slice register_msg; /* the packed NodeMessage{register}: the same on every stream */
     struct ag_timers *timers;
     struct wk_runner *runner;
@@ -88,12 +90,13 @@ struct wk_node {
     bool closing;            /* half-close requested */
     bool stop;
     struct wk_outbox out; /* events from emit to EventAck, and the runs waiting for room */
-    /* StateRequests to send (agent ids owned), oldest first; one per assignment at most, so
-     * bounded by the hub's capacity of assignments. Dropped with the stream: the hub re-assigns
-     * the turns of a lost stream anyway. */
+    /* StateRequests and Releaseds to send (agent ids owned), oldest first; one per assignment
+     * at most, so bounded by the hub's capacity of assignments. Dropped with the stream: the hub
+     * re-assigns the turns of a lost stream anyway. */
     struct conn_state_req {
         char *agent_id;
         uint64_t epoch;
+        bool released; /* Released, else StateRequest */
     } * state_reqs;
     size_t nstate_reqs, cap_state_reqs;
     bool heartbeat_due;
@@ -138,8 +141,9 @@ static void state_reqs_clear_locked(struct wk_node *n)
     n->nstate_reqs = 0;
 }
 
-/* Send whatever is due: a StateRequest (a turn waits on it), else queued events (one batch), else
- * a heartbeat, else a half-close. */
+/* Send whatever is due: a StateRequest (a turn waits on it) or Released (sent only once every
+ * event of its turn is stored, so it needs no place among them), else queued events (one batch),
+ * else a heartbeat, else a half-close. */
 static void kick_send_locked(struct wk_node *n)
 {
     if (!n->a.call || !n->up || n->sending)
@@ -148,11 +152,19 @@ static void kick_send_locked(struct wk_node *n)
         struct conn_state_req q = n->state_reqs[0];
         memmove(n->state_reqs, n->state_reqs + 1, --n->nstate_reqs * sizeof(*n->state_reqs));
         Agentry__V1__StateRequest sr = AGENTRY__V1__STATE_REQUEST__INIT;
-        sr.agent_id = q.agent_id;
-        sr.epoch = q.epoch;
+        Agentry__V1__Released rel = AGENTRY__V1__RELEASED__INIT;
         Agentry__V1__NodeMessage m = AGENTRY__V1__NODE_MESSAGE__INIT;
-        m.msg_case = AGENTRY__V1__NODE_MESSAGE__MSG_STATE_REQUEST;
-        m.state_request = &sr;
+        if (q.released) {
+            rel.agent_id = q.agent_id;
+            rel.epoch = q.epoch;
+            m.msg_case = AGENTRY__V1__NODE_MESSAGE__MSG_RELEASED;
+            m.released = &rel;
+        } else {
+            sr.agent_id = q.agent_id;
+            sr.epoch = q.epoch;
+            m.msg_case = AGENTRY__V1__NODE_MESSAGE__MSG_STATE_REQUEST;
+            m.state_request = &sr;
+        }
         start_send_locked(n, rpc_pb_pack(&m.base));
         free(q.agent_id);
         return;
@@ -228,6 +240,30 @@ static void on_ack(struct wk_node *n, const Agentry__V1__EventAck *ack)
                      ack->batch_id, dropped);
 }
 
+/* Queue a StateRequest or a Released and send it as soon as the stream is free. */
+static void queue_ctl(struct wk_node *n, const char *agent_id, uint64_t epoch, bool released)
+{
+    pthread_mutex_lock(&n->lock);
+    if (n->up) {
+        if (n->nstate_reqs == n->cap_state_reqs) {
+            n->cap_state_reqs = n->cap_state_reqs ? n->cap_state_reqs * 2 : 8;
+            n->state_reqs = ag_xrealloc(n->state_reqs, n->cap_state_reqs * sizeof(*n->state_reqs));
+        }
+        n->state_reqs[n->nstate_reqs++] = (struct conn_state_req){ag_xstrdup(agent_id), epoch,
+                                                                  released};
+        kick_send_locked(n);
+    }
+    pthread_mutex_unlock(&n->lock);
+}
+
+/* Runner callback (wk_released_fn), on a pool thread with no run lock held. */
+static void on_released(void *ctx, const char *agent_id, uint64_t epoch)
+{
+    struct wk_node *n = ctx;
+    ag_log_info("run.released", "node=%s agent=%s epoch=%" PRIu64, n->node_id, agent_id, epoch);
+    queue_ctl(n, agent_id, epoch, true);
+}
+
 static void on_assign(struct wk_node *n, const Agentry__V1__Assignment *a)
 {
     struct ag_err err = AG_ERR_INIT;
@@ -237,15 +273,7 @@ static void on_assign(struct wk_node *n, const Agentry__V1__Assignment *a)
         /* The conversation it names is gone from this node: the hub sends it whole. */
         ag_log_info("conn.state_requested", "node=%s agent=%s epoch=%" PRIu64, n->node_id,
                     a->agent_id, a->epoch);
-        pthread_mutex_lock(&n->lock);
-        if (n->nstate_reqs == n->cap_state_reqs) {
-            n->cap_state_reqs = n->cap_state_reqs ? n->cap_state_reqs * 2 : 8;
-            n->state_reqs = ag_xrealloc(n->state_reqs, n->cap_state_reqs * sizeof(*n->state_reqs));
-        }
-        n->state_reqs[n->nstate_reqs++] = (struct conn_state_req){ag_xstrdup(a->agent_id),
-                                                                  a->epoch};
-        kick_send_locked(n);
-        pthread_mutex_unlock(&n->lock);
+        queue_ctl(n, a->agent_id, a->epoch, false);
         return;
     }
     ag_log_warn("conn.assignment_refused", "node=%s agent=%s epoch=%" PRIu64 " err=%s", n->node_id,
@@ -301,6 +329,13 @@ static void handle_msg(struct wk_node *n, const Agentry__V1__HubMessage *m)
         break;
     case AGENTRY__V1__HUB_MESSAGE__MSG_ACK:
         on_ack(n, m->ack);
+        break;
+    case AGENTRY__V1__HUB_MESSAGE__MSG_RELEASE:
+        ag_log_info("run.release_asked", "node=%s agent=%s epoch=%" PRIu64 " reason=%s", n->node_id,
+                    m->release->agent_id, m->release->epoch, ag_log_q(m->release->reason));
+        if (!wk_runner_release(n->runner, m->release->agent_id, m->release->epoch))
+            ag_log_debug("conn.release_missed", "node=%s agent=%s", n->node_id,
+                         m->release->agent_id);
         break;
     default:
         break;
@@ -584,6 +619,11 @@ static int pack_register(struct wk_node *n, const struct wk_node_opts *o, struct
         reg.n_tools = ntools;
         reg.instance_id = instance;
         reg.keeps_state = o->keep_bytes > 0;
+        char host[256] = "";
+        if (!o->address && gethostname(host, sizeof(host) - 1) != 0)
+            host[0] = 0;
+        reg.address = (char *)(o->address ? o->address : host);
+        reg.started_ns = n->started_ns;
         Agentry__V1__NodeMessage m = AGENTRY__V1__NODE_MESSAGE__INIT;
         m.msg_case = AGENTRY__V1__NODE_MESSAGE__MSG_REGISTER;
         m.register_ = &reg;
@@ -602,6 +642,8 @@ static int pack_register(struct wk_node *n, const struct wk_node_opts *o, struct
 
 int wk_node_check_opts(const struct wk_node_opts *o, struct ag_err *err)
 {
+    if (o->address && strlen(o->address) > CONN_MAX_ADDRESS)
+        return ag_err_set(err, AG_INVALID_ARGUMENT, "--address is over %d bytes", CONN_MAX_ADDRESS);
     struct wk_configs c = {0};
     if (wk_configs_parse(&c, o->model_opts, o->nmodel_opts, o->tool_opts, o->ntool_opts, err) != 0)
         return -1;
@@ -613,6 +655,7 @@ struct wk_node *wk_node_new(const struct wk_node_opts *o, struct ag_err *err)
 {
     struct wk_node *n = ag_xcalloc(1, sizeof(*n));
     n->o = *o;
+    n->started_ns = ag_now_unix_ns();
     n->o.capacity = o->capacity ? o->capacity : 64;
     n->o.handshake_ms = o->handshake_ms ? o->handshake_ms : 5000;
     n->o.max_backoff_ms = o->max_backoff_ms ? o->max_backoff_ms : 5000;
@@ -639,6 +682,7 @@ struct wk_node *wk_node_new(const struct wk_node_opts *o, struct ag_err *err)
     struct wk_runner_opts ro = {.threads = o->threads,
                                 .emit = on_emit,
                                 .room = on_room,
+                                .released = on_released,
                                 .emit_ctx = n,
                                 .timers = n->timers,
                                 .keep_bytes = o->keep_bytes,

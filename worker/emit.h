@@ -33,4 +33,8 @@ typedef void wk_wake_fn(void *arg);
  * threads with no run lock held. */
 typedef bool wk_room_fn(void *ctx, wk_wake_fn *wake, void *arg);
 
+/* A turn asked to hand itself back (Release) stopped at a step boundary with all its events
+ * stored: tell the hub (Released). Called by the run's token holder with no run lock held. */
+typedef void wk_released_fn(void *ctx, const char *agent_id, uint64_t epoch);
+
 #endif

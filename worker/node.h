@@ -29,6 +29,8 @@ struct wk_node_opts {
     size_t ntool_opts;
     /* Bytes of agents' conversations kept between turns (worker/warm.h); 0: none. */
     size_t keep_bytes;
+    /* Where the node runs, for people (Register.address); NULL: the host name. */
+    const char *address;
 };
 
 /* Check the options that wk_node_new would refuse as malformed (INVALID_ARGUMENT, one line

@@ -103,7 +103,10 @@ struct wk_run {
     size_t tool_idx;   /* the call running, in msgs[call_msg].calls */
     char *tool_output; /* owned; WK_RUN_TOOL_DONE */
     bool tool_is_error;
-    struct ag_err emit_err;          /* set when a parked-on event will never be stored */
+    struct ag_err emit_err; /* set when a parked-on event will never be stored */
+    /* An event went out without a park since the last parked one was stored: the hub may not
+     * have stored it yet, so the turn cannot be handed back here (wk_run__release). */
+    bool unstored;
     Agentry__V1__EventKind end_kind; /* WK_RUN_END */
     char *end_text;                  /* owned; WK_RUN_END */
 
@@ -112,6 +115,7 @@ struct wk_run {
     /* Guarded by mu. */
     pthread_mutex_t mu;
     bool cancelled;
+    bool release;               /* wk_run__release: hand the turn back at the next step boundary */
     struct wk_run_input *inbox; /* owned */
     size_t ninbox, inbox_cap;
 
@@ -435,6 +439,21 @@ void wk_run__cancel(struct wk_run *run)
     wk_cancel_request(&run->cancel);
 }
 
+void wk_run__release(struct wk_run *run)
+{
+    pthread_mutex_lock(&run->mu);
+    run->release = true;
+    pthread_mutex_unlock(&run->mu);
+}
+
+static bool release_asked(struct wk_run *run)
+{
+    pthread_mutex_lock(&run->mu);
+    bool r = run->release;
+    pthread_mutex_unlock(&run->mu);
+    return r;
+}
+
 /* The context of the run's next model or tool call: the deadline is the option "timeout" from
  * now. */
 static struct wk_call_ctx call_ctx(struct wk_run *run, const struct wk_config *config)
@@ -488,6 +507,8 @@ static void on_stored(void *arg, const struct ag_err *err)
     struct wk_run *run = arg;
     if (err)
         run->emit_err = *err;
+    /* The hub stores an agent's events in order: every earlier one is stored too. */
+    run->unstored = false;
     run_resume(run);
 }
 
@@ -512,7 +533,7 @@ static bool run_emit(struct wk_run *run, struct wk_run_event *ev, bool park)
                        "turn stopped: its %s event cannot be stored, no stream to the hub is up",
                        wk_run_event_kind_word(ev->kind));
     } else {
-        run->host->emit(run->host_ctx, ev->buf, ev->len, NULL, NULL);
+        run->unstored = run->host->emit(run->host_ctx, ev->buf, ev->len, NULL, NULL) == 0;
     }
     pthread_mutex_unlock(&run->mu);
     return parked;
@@ -680,7 +701,6 @@ static bool handle_reply(struct wk_run *run)
         wk_chat_reply_free(reply);
         return fail_turn(run, &err);
     }
-    run_emit(run, &ev, false);
 
     struct wk_msg *m = msgs_push(run, "assistant");
     m->content = reply->content ? reply->content : ag_xstrdup("");
@@ -692,13 +712,29 @@ static bool handle_reply(struct wk_run *run)
     wk_chat_reply_free(reply);
 
     if (m->ncalls == 0) {
+        run_emit(run, &ev, false);
         end_turn(run, AGENTRY__V1__EVENT_KIND__EVENT_KIND_FINAL, m->content);
         return false;
     }
     run->call_msg = run->nmsgs - 1;
     run->tool_idx = 0;
     run->phase = WK_RUN_NEXT_TOOL;
-    return true;
+    /* A turn being handed back waits for its reply to be stored, then stops before the tool
+     * calls (a step boundary); otherwise the reply goes out with the first TOOL_CALL. */
+    return !run_emit(run, &ev, release_asked(run));
+}
+
+/* Released at a step boundary: everything emitted is stored, no step is under way. */
+static void release_turn(struct wk_run *run)
+{
+    if (!run->host->released(run->host_ctx, run)) {
+        run_drop(run); /* a cancel took the run from the table */
+        return;
+    }
+    ag_log_info("run.finished", "agent=%s epoch=%" PRIu64 " outcome=released iterations=%u",
+                run->agent_id, run->epoch, run->iterations);
+    wk_run__unref(run); /* the table's reference */
+    wk_run__unref(run); /* the token */
 }
 
 /* The tool to run, or NULL with *why set (owned) to the error result the model will see. */
@@ -789,6 +825,12 @@ void wk_run__step(struct wk_run *run)
         }
         if (run->emit_err.code != AG_OK) { /* a parked-on event will never be stored */
             end_turn(run, AGENTRY__V1__EVENT_KIND__EVENT_KIND_ERROR, run->emit_err.msg);
+            return;
+        }
+        /* Step boundaries: before a model call or a tool call starts, with nothing unstored. */
+        if ((run->phase == WK_RUN_CALL_MODEL || run->phase == WK_RUN_NEXT_TOOL) && !run->unstored &&
+            release_asked(run)) {
+            release_turn(run);
             return;
         }
         /* Back-pressure: with the emit queues full the run waits, holding no thread, instead

@@ -75,6 +75,10 @@ struct wk_run_host {
      * token holder with no run lock held, after the turn's last event was handed on. */
     void (*keep)(void *ctx, const char *agent_id, uint64_t epoch, struct wk_msg *msgs, size_t n,
                  size_t bytes);
+    /* The turn stopped at a step boundary after wk_run__release: take the run out of the
+     * host's table (as finished does; same answer) and tell the hub. Called by the token holder
+     * with no run lock held. */
+    bool (*released)(void *ctx, struct wk_run *run);
 };
 
 /* What a run is given at creation. Everything borrowed must outlive the run's last step (the
@@ -115,6 +119,10 @@ void wk_run__step(struct wk_run *run);
 int wk_run__deliver(struct wk_run *run, uint64_t seq, const char *text, struct ag_err *err);
 /* Mark the run cancelled and cancel its in-flight model or tool call. */
 void wk_run__cancel(struct wk_run *run);
+/* Hand the turn back at its next step boundary (the hub drains the node): the step under way
+ * (model call or tool call) finishes and is stored, then no new step starts and the host's
+ * released() is called. A turn that ends first just ends. Any thread; idempotent. */
+void wk_run__release(struct wk_run *run);
 
 /* Set at creation, read-only afterwards: safe from any thread. */
 const char *wk_run__agent_id(const struct wk_run *run);

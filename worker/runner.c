@@ -45,6 +45,7 @@
 struct wk_runner {
     wk_emit_fn *emit;
     wk_room_fn *room; /* NULL: always room */
+    wk_released_fn *released;
     void *emit_ctx;
     struct ag_timers *timers;  /* borrowed from opts */
     struct wk_configs configs; /* read-only after wk_runner_new */
@@ -103,6 +104,17 @@ static bool host_finished(void *ctx, struct wk_run *run)
         ag_map_del(&r->table, agent_id);
     pthread_mutex_unlock(&r->table_mu);
     return found;
+}
+
+/* wk_run_host.released: as finished, then the hub hears of it. */
+static bool host_released(void *ctx, struct wk_run *run)
+{
+    struct wk_runner *r = ctx;
+    if (!host_finished(ctx, run))
+        return false;
+    if (r->released)
+        r->released(r->emit_ctx, wk_run__agent_id(run), wk_run__epoch(run));
+    return true;
 }
 
 /* --- the ready queue and the pool ---------------------------------------------------------- */
@@ -171,6 +183,7 @@ static const struct wk_run_host runner_host = {
     .emit = host_emit,
     .room = host_room,
     .keep = host_keep,
+    .released = host_released,
 };
 
 /* What a new run gets: the runner as its host, the options and the hub's current limits. */
@@ -270,6 +283,7 @@ struct wk_runner *wk_runner_new(const struct wk_runner_opts *o, struct ag_err *e
     r->configs = configs;
     r->emit = o->emit;
     r->room = o->room;
+    r->released = o->released;
     r->emit_ctx = o->emit_ctx;
     r->timers = o->timers;
     r->warm = wk_warm_new(o->keep_bytes);
@@ -403,6 +417,24 @@ int wk_runner_deliver(struct wk_runner *r, const char *agent_id, uint64_t epoch,
     int rc = wk_run__deliver(run, seq, text, err);
     wk_run__unref(run);
     return rc;
+}
+
+bool wk_runner_release(struct wk_runner *r, const char *agent_id, uint64_t epoch)
+{
+    if (!agent_id)
+        return false;
+    pthread_mutex_lock(&r->table_mu);
+    struct wk_run *run = ag_map_get(&r->table, agent_id);
+    if (run && wk_run__epoch(run) == epoch)
+        wk_run__ref(run);
+    else
+        run = NULL;
+    pthread_mutex_unlock(&r->table_mu);
+    if (!run)
+        return false;
+    wk_run__release(run);
+    wk_run__unref(run);
+    return true;
 }
 
 void wk_runner_cancel(struct wk_runner *r, const char *agent_id, uint64_t epoch)

@@ -1,8 +1,8 @@
 /* worker/runner.h - the node's agent loops: a fixed pool of threads running assigned turns.
  *
  * Owns: every run (one agent turn) from assignment to its turn-ending event, the pool threads and
- * the run table. The connection to the hub (worker/conn.c) feeds it Assignments, Delivers and
- * Cancels, and receives the events it emits.
+ * the run table. The connection to the hub (worker/conn.c) feeds it Assignments, Delivers,
+ * Cancels and Releases, and receives the events it emits (and the turns released).
  *
  * A turn: consume inputs (the assignment's, then any delivered) as user messages; then repeat:
  * if iterations == max_iterations emit YIELD and end; emit MODEL_REQUEST; ask the provider; emit
@@ -36,6 +36,7 @@ struct wk_runner_opts {
     unsigned threads; /* pool threads; 0 = 2 */
     wk_emit_fn *emit;
     wk_room_fn *room;         /* NULL: the queues never fill */
+    wk_released_fn *released; /* NULL: nobody is told (wk_runner_release) */
     void *emit_ctx;           /* for emit and room */
     struct ag_timers *timers; /* borrowed */
     /* Bytes of conversation kept between turns (worker/warm.h); 0: keep none, the hub then
@@ -66,6 +67,9 @@ void wk_runner_reject(struct wk_runner *r, const Agentry__V1__Assignment *a, con
 /* A new input for a running turn; NOT_FOUND if no run has that agent and epoch. */
 int wk_runner_deliver(struct wk_runner *r, const char *agent_id, uint64_t epoch, uint64_t seq,
                       const char *text, struct ag_err *err);
+/* Hand a run back at its next step boundary (worker/run.h, wk_run__release); opts.released is
+ * called once it stopped. false if no run has that agent and epoch. */
+bool wk_runner_release(struct wk_runner *r, const char *agent_id, uint64_t epoch);
 /* Stop a run; no-op if none matches. */
 void wk_runner_cancel(struct wk_runner *r, const char *agent_id, uint64_t epoch);
 /* Stop every run (the hub connection was lost: the hub will place them elsewhere). */

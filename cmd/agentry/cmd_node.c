@@ -34,7 +34,7 @@ static void *signal_thread(void *arg)
 
 static int node_join(int argc, char **argv)
 {
-    const char *hub = cli_default_hub(), *node_id = NULL, *level = "info";
+    const char *hub = cli_default_hub(), *node_id = NULL, *level = "info", *address = NULL;
     int64_t capacity = 64, threads = 2, handshake = 5000, keep_mib = 256;
     struct ag_strlist labels = {0}, model_opts = {0}, tool_opts = {0};
     const struct ag_flag flags[] = {
@@ -59,6 +59,8 @@ static int node_join(int argc, char **argv)
          0, 1 << 20},
         {"log-level", 0, AG_FLAG_STR, &level, "LEVEL", "debug, info, warn or error (default info)",
          0, 0},
+        {"address", 0, AG_FLAG_STR, &address, "HOST",
+         "where this node runs, as 'agentry nodes' shows it (default: the host name)", 0, 0},
     };
     const struct ag_cmd_help help = {
         "agentry node join [flags]   (or: agent-node join [flags])",
@@ -81,7 +83,8 @@ static int node_join(int argc, char **argv)
                              .nmodel_opts = model_opts.n,
                              .tool_opts = (const char *const *)tool_opts.items,
                              .ntool_opts = tool_opts.n,
-                             .keep_bytes = (size_t)keep_mib << 20};
+                             .keep_bytes = (size_t)keep_mib << 20,
+                             .address = address};
     if (rc == 1) {
         ag_flags_print_help(stdout, &help, flags, AG_ARRAY_SIZE(flags));
         rc = CLI_OK;

@@ -61,7 +61,9 @@ struct fix {
         wk_wake_fn *wake;
         void *arg;
     } waiters[64];
-    size_t nwaiters; /* runs parked on room */
+    size_t nwaiters;      /* runs parked on room */
+    char released[8][32]; /* agents whose turns were handed back (wk_runner_release) */
+    size_t nreleased;
 };
 
 /* --- recording ----------------------------------------------------------------------------- */
@@ -100,6 +102,31 @@ static int emit(void *ctx, uint8_t *buf, size_t len, wk_emit_done_fn *done, void
     pthread_cond_broadcast(&f->cv);
     pthread_mutex_unlock(&f->mu);
     return 0;
+}
+
+static void released(void *ctx, const char *agent_id, uint64_t epoch)
+{
+    (void)epoch;
+    struct fix *f = ctx;
+    pthread_mutex_lock(&f->mu);
+    assert_true(f->nreleased < 8);
+    snprintf(f->released[f->nreleased++], 32, "%s", agent_id);
+    pthread_cond_broadcast(&f->cv);
+    pthread_mutex_unlock(&f->mu);
+}
+
+static bool wait_released(struct fix *f, size_t n)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    ts.tv_sec += WAIT_SECONDS;
+    pthread_mutex_lock(&f->mu);
+    while (f->nreleased < n)
+        if (pthread_cond_timedwait(&f->cv, &f->mu, &ts) != 0)
+            break;
+    bool ok = f->nreleased >= n;
+    pthread_mutex_unlock(&f->mu);
+    return ok;
 }
 
 static bool room(void *ctx, wk_wake_fn *wake, void *arg)
@@ -311,6 +338,7 @@ static int fix_setup_opts(void **state, unsigned threads, bool hold_acks)
     struct wk_runner_opts o = {.threads = threads,
                                .emit = emit,
                                .room = room,
+                               .released = released,
                                .emit_ctx = f,
                                .timers = f->timers,
                                .keep_bytes = next_keep_bytes,
@@ -842,6 +870,60 @@ static void test_durable_tool_parks_until_stored(void **state)
     assert_string_equal(last_of(f, "a1", K_FINAL)->result->output, "b");
 }
 
+/* A release asked while the model call is under way: the reply is stored first (the run parks
+ * on it), then the turn stops before its tool call, and the host hears of it once. */
+static void test_release_after_model_call(void **state)
+{
+    struct fix *f = *state;
+    gate_close(f);
+    assert_int_equal(start(f, "a1", 1, "echo a; final b", echo_tools, 1, 0, NULL), 0);
+    assert_true(wait_for(f, "a1", K_MODEL_REQUEST, 1));
+    assert_true(wk_runner_release(f->runner, "a1", 1));
+    assert_false(wk_runner_release(f->runner, "a1", 2)); /* another epoch: not this turn */
+    gate_open(f);
+    assert_true(wait_held(f, false, 1)); /* the MODEL_REPLY, parked on */
+    assert_int_equal(f->nreleased, 0);
+    ack_all(f, NULL);
+    assert_true(wait_released(f, 1));
+    assert_string_equal(f->released[0], "a1");
+    const int want[] = {K_MODEL_REQUEST, K_MODEL_REPLY};
+    assert_kinds(f, "a1", want, 2);
+    assert_int_equal(wk_runner_running(f->runner), 0);
+}
+
+/* A release asked while a tool call waits to be stored: the tool runs (its call is stored),
+ * its result is stored, and the turn stops before the next model call. */
+static void test_release_after_tool_call(void **state)
+{
+    struct fix *f = *state;
+    assert_int_equal(start(f, "a1", 1, "echo a; final b", echo_tools, 1, 0, NULL), 0);
+    assert_true(wait_for(f, "a1", K_TOOL_CALL, 1));
+    assert_true(wait_held(f, false, 1));
+    assert_true(wk_runner_release(f->runner, "a1", 1));
+    ack_all(f, NULL);
+    assert_true(wait_for(f, "a1", K_TOOL_RESULT, 1));
+    assert_true(wait_held(f, false, 1));
+    assert_int_equal(f->nreleased, 0);
+    ack_all(f, NULL);
+    assert_true(wait_released(f, 1));
+    const int want[] = {K_MODEL_REQUEST, K_MODEL_REPLY, K_TOOL_CALL, K_TOOL_RESULT};
+    assert_kinds(f, "a1", want, 4);
+    assert_int_equal(wk_runner_running(f->runner), 0);
+}
+
+/* A turn whose next step ends it just ends: FINAL, and nothing is released. */
+static void test_release_of_ending_turn(void **state)
+{
+    struct fix *f = *state;
+    gate_close(f);
+    assert_int_equal(start(f, "a1", 1, "final b", NULL, 0, 0, NULL), 0);
+    assert_true(wait_for(f, "a1", K_MODEL_REQUEST, 1));
+    assert_true(wk_runner_release(f->runner, "a1", 1));
+    gate_open(f);
+    assert_true(wait_for(f, "a1", K_FINAL, 1));
+    assert_int_equal(f->nreleased, 0);
+}
+
 /* An event parked on that will never be stored ends the turn with an ERROR saying why (on a node
  * the run is cancelled first, as its stream is gone, and ends silently). */
 static void test_durable_lost_event_ends_turn(void **state)
@@ -1086,6 +1168,9 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_durable_tool_parks_until_stored, setup_durable,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_durable_lost_event_ends_turn, setup_durable, teardown),
+        cmocka_unit_test_setup_teardown(test_release_after_model_call, setup_durable, teardown),
+        cmocka_unit_test_setup_teardown(test_release_after_tool_call, setup_durable, teardown),
+        cmocka_unit_test_setup_teardown(test_release_of_ending_turn, setup_durable, teardown),
         cmocka_unit_test_setup_teardown(test_resume_after_stored_result, setup2, teardown),
         cmocka_unit_test_setup_teardown(test_resume_reruns_idempotent_call, setup2, teardown),
         cmocka_unit_test_setup_teardown(test_resume_final_and_late_input, setup2, teardown),
