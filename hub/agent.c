@@ -38,8 +38,7 @@ struct hub_agent *hub_agent_new_take(const char *id, uint8_t *spec_bin, size_t s
         return NULL;
     }
     /* The spec is immutable and lives as long as the agent: the scheduler may borrow from it. */
-    const char *model = a->spec->model && *a->spec->model ? a->spec->model : "mock";
-    hub_sched_req_init(&a->req, a, a->id, model, a->spec->tools, a->spec->n_tools);
+    hub_sched_req_from_spec(&a->req, a, a->id, a->spec, &a->spec_arena);
     return a;
 }
 

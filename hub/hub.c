@@ -130,10 +130,13 @@ static void log_transition(void *arg, const struct hub_hook_event *ev)
 static int opts_check(const struct hub_opts *o, const struct hub_sched_strategy **strat,
                       struct ag_err *err)
 {
-    *strat = hub_sched_find(o->sched ? o->sched : "round_robin");
-    if (!*strat)
-        return ag_err_set(err, AG_INVALID_ARGUMENT, "unknown scheduler '%s' (known: round_robin)",
-                          o->sched);
+    *strat = hub_sched_find(o->sched ? o->sched : "round-robin");
+    if (!*strat) {
+        char names[128];
+        hub_sched_names(names, sizeof(names));
+        return ag_err_set(err, AG_INVALID_ARGUMENT, "unknown scheduler '%s'; use one of: %s",
+                          o->sched, names);
+    }
     if (!o->listen || !*o->listen)
         return ag_err_set(err, AG_INVALID_ARGUMENT, "no listen address; set --listen host:port");
     if (!o->store_url || !*o->store_url)

@@ -17,7 +17,7 @@ struct hub;
 struct hub_opts {
     const char *listen;           /* "127.0.0.1:7070" */
     const char *store_url;        /* "sqlite:agentry.db" */
-    const char *sched;            /* strategy name; NULL = "round_robin" */
+    const char *sched;            /* strategy name; NULL = "round-robin" */
     unsigned threads;             /* CQ threads; 0 = CPUs */
     size_t max_message_bytes;     /* per request; 0 = 4 MiB */
     unsigned heartbeat_ms;        /* node heartbeat interval; 0 = 2000 (timeout: 3 intervals) */

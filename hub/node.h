@@ -13,9 +13,12 @@
  * last-heard go through hub_sched_node_ref/unref/alive/touch (hub/sched.h), and the scheduler
  * calls hub_node_free when the last reference goes. `agents` is guarded by the hub's
  * node_agents_lock (hub/hub_internal.h). The functions here take no lock: hub_node_fits reads
- * `reserved`, so it is called under the scheduler's lock (strategies call it from place).
+ * the guarded fields, so it is called under the scheduler's lock (strategies call it from
+ * place), and so are hub_node_reserve/unreserve, which the scheduler calls.
  *
- * Invariants: label keys are unique; reserved <= capacity for each amount capacity limits.
+ * Invariants: label keys are unique; reserved <= capacity for each amount capacity limits;
+ * label_counts holds, for each label k=v of the agents with a reservation here, how many of
+ * them carry it and how many of those list k as anti-affine (entries at zero are removed).
  *
  * Resources, labels and requests are the scheduler's types (struct hub_sched_res,
  * hub_sched_label, hub_sched_req), as a node answers the scheduler's question "does this turn
@@ -29,6 +32,7 @@
 
 #include "agentry/v1/node.pb-c.h"
 #include "common/list.h"
+#include "common/map.h"
 #include "hub/limits.h"
 #include "hub/sched.h"
 
@@ -42,12 +46,12 @@ struct rpc_call;
 struct hub_node {
     char id[HUB_NODE_ID_MAX + 1];
     char instance_id[HUB_NODE_INSTANCE_MAX + 1]; /* Register.instance_id; may be empty */
-    struct hub_sched_res capacity; /* slots from Register.capacity; cpu and memory unknown yet */
-    struct rpc_call *stream;       /* the Connect call (ref held), for sending down */
-    uint64_t instance;             /* distinguishes two connections with one id */
-    uint64_t process_key;          /* hash of instance_id: the node process, across reconnects */
-    bool keeps_state;              /* Register.keeps_state */
-    char **models;                 /* owned: what it offers (hub_node_offer) */
+    struct hub_sched_res capacity;               /* Register.capacity, cpu_milli, memory_bytes */
+    struct rpc_call *stream;                     /* the Connect call (ref held), for sending down */
+    uint64_t instance;                           /* distinguishes two connections with one id */
+    uint64_t process_key; /* hash of instance_id: the node process, across reconnects */
+    bool keeps_state;     /* Register.keeps_state */
+    char **models;        /* owned: what it offers (hub_node_offer) */
     size_t nmodels;
     char **tools; /* owned */
     size_t ntools;
@@ -58,7 +62,10 @@ struct hub_node {
     int64_t started_ns;   /* Register.started_ns (node clock), 0 if not said */
     int64_t connected_ns; /* when it registered (hub wall clock) */
     /* Guarded by the scheduler lock: */
-    struct hub_sched_res reserved; /* by turns placed here, never over capacity */
+    struct hub_sched_res reserved;        /* by turns placed here, never over capacity */
+    struct ag_map label_counts;           /* "k=v" -> struct hub_node_label_count (owned) */
+    bool cordoned;                        /* never chosen (hub_sched_cordon) */
+    const struct hub_sched_req *held_for; /* only this waiter may be placed here; NULL: anyone */
     bool alive;
     char lost_reason[HUB_REASON_MAX]; /* why it left the table (hub_sched_remove_node) */
     int refs;
@@ -66,6 +73,13 @@ struct hub_node {
     /* The agents whose committed turn runs here (hub_agent.on_node): guarded by the hub's
      * node_agents_lock, taken after an agent's lock (hub/hub_internal.h). */
     struct ag_list agents;
+};
+
+/* Agents with a reservation on a node that carry label text ("k=v", owned: the map's key). */
+struct hub_node_label_count {
+    uint32_t carry;    /* carry the label */
+    uint32_t declared; /* carry it and list its key in their anti-affinity */
+    char text[];
 };
 
 /* A node with this id and instance id (truncated to fit; instance_id may be NULL), holding a
@@ -97,8 +111,23 @@ bool hub_node_has_label(const struct hub_node *n, const struct hub_sched_label *
 bool hub_node_covers(const struct hub_node *n, const struct hub_sched_res *need);
 /* Could n ever run req: what it offers, its labels and its whole capacity? (Reservations aside.) */
 bool hub_node_serves(const struct hub_node *n, const struct hub_sched_req *req);
-/* Can n run req now: it serves req and has room for req->need beside its reservations?
- * Under the scheduler lock (strategies call it from place). */
+/* Can n run req now: not cordoned, not held for another waiter, room for req->need beside its
+ * reservations, no anti-affinity conflict, and it serves req? Under the scheduler lock
+ * (strategies call it from place). */
 bool hub_node_fits(const struct hub_node *n, const struct hub_sched_req *req);
+/* Is there room for need beside n's reservations? Under the scheduler lock. */
+bool hub_node_has_room(const struct hub_node *n, const struct hub_sched_res *need);
+/* Does a reservation on n conflict with req's anti-affinity, or req with theirs? Under the
+ * scheduler lock. When it does and key is not NULL, *key is the label key in question. */
+bool hub_node_anti_conflict(const struct hub_node *n, const struct hub_sched_req *req,
+                            const char **key);
+/* The dominant share of n's capacity its reservations take: the largest of reserved/capacity
+ * over slots, cpu and memory (an unknown capacity counts as 0), in [0, 1]. Under the
+ * scheduler lock. */
+double hub_node_utilisation(const struct hub_node *n);
+/* Count req's need and labels on n (reserve), or give them back (unreserve; never below zero,
+ * as a release without its reservation must not wrap around). Under the scheduler lock. */
+void hub_node_reserve(struct hub_node *n, const struct hub_sched_req *req);
+void hub_node_unreserve(struct hub_node *n, const struct hub_sched_req *req);
 
 #endif

@@ -121,9 +121,12 @@ static int check_spawn(struct hub *h, const Agentry__V1__AgentSpec *spec, const 
     if (!spec)
         spec = &empty_spec;
     struct hub_sched_req req;
-    hub_sched_req_init(&req, NULL, NULL, spec->model && *spec->model ? spec->model : "mock",
-                       spec->tools, spec->n_tools);
-    return check_placeable(h, &req, err);
+    struct ag_arena ar;
+    ag_arena_init(&ar, NULL, 0);
+    hub_sched_req_from_spec(&req, NULL, NULL, spec, &ar);
+    int rc = check_placeable(h, &req, err);
+    ag_arena_release(&ar);
+    return rc;
 }
 
 /* A retry's request id may name an agent that is only in the store now: hold it in memory

@@ -208,6 +208,11 @@ static int check_register(const Agentry__V1__Register *r, struct ag_err *err)
                           "node_id must be 1..128 characters of [A-Za-z0-9._-]");
     if (r->capacity < 1 || r->capacity > 100000)
         return ag_err_set(err, AG_INVALID_ARGUMENT, "capacity must be in 1..100000");
+    if (r->cpu_milli > HUB_SCHED_CPU_MAX || r->memory_bytes > HUB_SCHED_MEMORY_MAX)
+        return ag_err_set(err, AG_INVALID_ARGUMENT,
+                          "cpu_milli must be at most %u (1000 cores) and memory_bytes at most "
+                          "%" PRIu64 " (16 TiB)",
+                          HUB_SCHED_CPU_MAX, HUB_SCHED_MEMORY_MAX);
     if (hub_validate_utf8("version", r->version, err) != 0)
         return -1;
     if (r->version && strlen(r->version) > MAX_VERSION)
@@ -237,6 +242,8 @@ static struct hub_node *node_new(struct hub *h, struct rpc_call *c, const Agentr
 {
     struct hub_node *n = hub_node_new(r->node_id, r->instance_id, c); /* the connection's ref */
     n->capacity.slots = r->capacity;
+    n->capacity.cpu_milli = r->cpu_milli;
+    n->capacity.mem_bytes = r->memory_bytes;
     n->instance = atomic_fetch_add(&h->node_instances, 1) + 1;
     n->process_key = ag_hash_fnv1a_str(n->instance_id);
     n->keeps_state = r->keeps_state;

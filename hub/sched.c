@@ -1,23 +1,24 @@
-/* hub/sched.c - the node table, the waiting agents, and the strategy table. What a node offers
- * and whether a request fits it is asked of the node (hub/node.c); here are the table, the
- * reservations and reference counts on its nodes, and the queue. Threads: any, under s->lock.
+/* hub/sched.c - the node table, the waiting agents, holds, and the strategy table. What a node
+ * offers and whether a request fits it is asked of the node (hub/node.c); each strategy's choice
+ * is its own file (hub/sched_*.c); why an agent waits is hub/sched_explain.c. Here are the
+ * table, reservations and reference counts on its nodes, cordons, the queue and the hold.
+ * Threads: any, under s->lock.
  *
  * Invariants: a node is in `nodes` iff it is alive; reserved <= capacity for every node (each
- * amount a capacity limits); an agent waits in the class of its requirements (model, tools, node
- * selector and resources: everything that decides where it fits), oldest first (seq orders
- * waiters across classes). Within a class every waiter fits exactly where the head does, so only
- * heads need looking at. The queue may hold agents that no longer wait (killed, or placed by
- * another path): the hub checks the agent's state when a decision reaches it and gives the room
- * back if it is not pending. This lazy deletion keeps the scheduler ignorant of agent state. A
- * class with no waiter is removed, so scanning classes costs what the distinct requirements of
+ * amount a capacity limits); an agent waits in the class of its requirements and priority
+ * (everything that decides where it fits, and its order), oldest first (seq orders waiters
+ * across classes). Within a class every waiter fits exactly where the head does, so only heads
+ * need looking at. The queue may hold agents that no longer wait (killed, or placed by another
+ * path): the hub checks the agent's state when a decision reaches it and gives the room back if
+ * it is not pending. This lazy deletion keeps the scheduler ignorant of agent state. A class
+ * with no waiter is removed, so scanning classes costs what the distinct requirements of
  * waiting agents number, not what the queue holds.
  *
- * NEEDSWORK: room goes to the oldest waiter that fits, so an agent that needs more than one slot
- * can wait behind a stream of smaller ones; binpack may want to hold room back for it. */
+ * An agent may ask for its next turn while its last one's reservation is still held (the hub
+ * releases after the write): its own labels then count on that node, so an anti-affine agent
+ * avoids its own node for that moment, or waits in the queue until the release drains it. */
 #include "hub/sched.h"
 
-#include <inttypes.h>
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -25,30 +26,7 @@
 #include "common/log.h"
 #include "common/xalloc.h"
 #include "hub/node.h"
-
-struct fifo_item {
-    const struct hub_sched_req *req; /* borrowed: the agent's own, as long as it waits */
-    uint64_t seq;                    /* queue order across classes */
-};
-
-/* Agents waiting with the same requirements (same_req). A ring of items. */
-struct wait_class {
-    struct fifo_item *ring;
-    size_t head, len, cap;
-};
-
-struct hub_sched {
-    pthread_mutex_t lock;
-    const struct hub_sched_strategy *strategy;
-    void *state;
-    bool closed;
-    struct hub_node **nodes; /* alive nodes, in join order */
-    size_t nnodes, cap_nodes;
-    struct wait_class *classes; /* each with at least one waiter */
-    size_t nclasses, cap_classes;
-    size_t queued;
-    uint64_t next_seq;
-};
+#include "hub/sched_internal.h"
 
 /* --- requests -------------------------------------------------------------------------------- */
 
@@ -63,58 +41,66 @@ void hub_sched_req_init(struct hub_sched_req *req, struct hub_agent *agent, cons
                                   .need = {.slots = 1}};
 }
 
-/* --- reservations ---------------------------------------------------------------------------- */
-
-static void res_add(struct hub_sched_res *to, const struct hub_sched_res *r)
+/* The value of key among labels (the last one given: a map decoder keeps the last), or NULL. */
+static const char *spec_label(Agentry__V1__AgentSpec__LabelsEntry *const *labels, size_t n,
+                              const char *key)
 {
-    to->slots += r->slots;
-    to->cpu_milli += r->cpu_milli;
-    to->mem_bytes += r->mem_bytes;
+    const char *v = NULL;
+    for (size_t i = 0; i < n; i++)
+        if (strcmp(labels[i]->key, key) == 0)
+            v = labels[i]->value;
+    return v;
 }
 
-/* Give r back; never below zero, as a release without its reservation must not wrap around. */
-static void res_sub(struct hub_sched_res *from, const struct hub_sched_res *r)
+/* The labels of a protobuf map as an array in arena, each key once with its last value. */
+static struct hub_sched_label *labels_from_map(Agentry__V1__AgentSpec__LabelsEntry *const *m,
+                                               size_t n, size_t *out_n, struct ag_arena *arena)
 {
-    from->slots -= r->slots < from->slots ? r->slots : from->slots;
-    from->cpu_milli -= r->cpu_milli < from->cpu_milli ? r->cpu_milli : from->cpu_milli;
-    from->mem_bytes -= r->mem_bytes < from->mem_bytes ? r->mem_bytes : from->mem_bytes;
+    struct hub_sched_label *v = ag_arena_alloc(arena, (n ? n : 1) * sizeof(*v));
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (spec_label(m + i + 1, n - i - 1, m[i]->key))
+            continue; /* a later entry has this key */
+        v[k++] = (struct hub_sched_label){m[i]->key, m[i]->value};
+    }
+    *out_n = k;
+    return v;
+}
+
+void hub_sched_req_from_spec(struct hub_sched_req *req, struct hub_agent *agent,
+                             const char *agent_id, const Agentry__V1__AgentSpec *spec,
+                             struct ag_arena *arena)
+{
+    const char *model = spec->model && *spec->model ? spec->model : "mock";
+    hub_sched_req_init(req, agent, agent_id, model, spec->tools, spec->n_tools);
+    if (spec->resources) {
+        req->need.cpu_milli = spec->resources->cpu_milli;
+        req->need.mem_bytes = spec->resources->memory_bytes;
+    }
+    /* NodeSelectorEntry and LabelsEntry are the same shape: a base, a key and a value. */
+    req->selector = labels_from_map(
+        (Agentry__V1__AgentSpec__LabelsEntry *const *)spec->node_selector, spec->n_node_selector,
+        &req->nselector, arena);
+    req->labels = labels_from_map(spec->labels, spec->n_labels, &req->nlabels, arena);
+    struct hub_sched_label *anti = ag_arena_alloc(
+        arena, (spec->n_anti_affinity ? spec->n_anti_affinity : 1) * sizeof(*anti));
+    req->anti = anti;
+    for (size_t i = 0; i < spec->n_anti_affinity; i++) {
+        const char *v = spec_label(spec->labels, spec->n_labels, spec->anti_affinity[i]);
+        if (v) /* validation requires it; a stored spec from before is taken as it is */
+            anti[req->nanti++] = (struct hub_sched_label){spec->anti_affinity[i], (char *)v};
+    }
+    req->priority = spec->priority;
+    req->strategy = spec->scheduler && *spec->scheduler ? hub_sched_find(spec->scheduler) : NULL;
 }
 
 /* --- strategies ------------------------------------------------------------------------------ */
 
-struct rr_state {
-    size_t next;
-};
-
-static void *rr_state_new(void)
-{
-    return ag_xcalloc(1, sizeof(struct rr_state));
-}
-
-static void rr_state_free(void *state)
-{
-    free(state);
-}
-
-/* Round-robin: the first node that fits at or after the cursor (what it offers, its labels, its
- * free room: the whole request); the cursor moves past it, so consecutive turns land on
- * consecutive nodes while they have room. */
-static struct hub_node *place_round_robin(void *state, struct hub_node *const *nodes, size_t n,
-                                          const struct hub_sched_req *req)
-{
-    struct rr_state *rr = state;
-    for (size_t i = 0; i < n; i++) {
-        size_t k = (rr->next + i) % n;
-        if (hub_node_fits(nodes[k], req)) {
-            rr->next = (k + 1) % n;
-            return nodes[k];
-        }
-    }
-    return NULL;
-}
-
 const struct hub_sched_strategy hub_sched_strategies[] = {
-    {"round_robin", place_round_robin, rr_state_new, rr_state_free},
+    {"round-robin", hub_sched_round_robin_place, hub_sched_round_robin_state_new,
+     hub_sched_round_robin_state_free},
+    {"binpack", hub_sched_binpack_place, NULL, NULL},
+    {"spread", hub_sched_spread_place, NULL, NULL},
     {NULL, NULL, NULL, NULL},
 };
 
@@ -126,6 +112,28 @@ const struct hub_sched_strategy *hub_sched_find(const char *name)
     return NULL;
 }
 
+void hub_sched_names(char *buf, size_t cap)
+{
+    size_t off = 0;
+    buf[0] = '\0';
+    for (const struct hub_sched_strategy *s = hub_sched_strategies; s->name && off < cap; s++)
+        off += (size_t)snprintf(buf + off, cap - off, "%s%s", off ? ", " : "", s->name);
+}
+
+static void strat_add(struct hub_sched *s, const struct hub_sched_strategy *st)
+{
+    s->strats[s->nstrats++] = (struct hub_sched__strat){st, st->state_new ? st->state_new() : NULL};
+}
+
+/* The state of strategy st in s (st is the default or a row of the table). */
+static void *strat_state(const struct hub_sched *s, const struct hub_sched_strategy *st)
+{
+    for (size_t i = 0; i < s->nstrats; i++)
+        if (s->strats[i].st == st)
+            return s->strats[i].state;
+    return NULL;
+}
+
 /* --- table ----------------------------------------------------------------------------------- */
 
 struct hub_sched *hub_sched_new(const struct hub_sched_strategy *strategy)
@@ -133,7 +141,15 @@ struct hub_sched *hub_sched_new(const struct hub_sched_strategy *strategy)
     struct hub_sched *s = ag_xcalloc(1, sizeof(*s));
     pthread_mutex_init(&s->lock, NULL);
     s->strategy = strategy;
-    s->state = strategy->state_new ? strategy->state_new() : NULL;
+    bool listed = false;
+    size_t rows = 0;
+    for (; hub_sched_strategies[rows].name; rows++)
+        listed |= &hub_sched_strategies[rows] == strategy;
+    s->strats = ag_xcalloc(rows + 1, sizeof(*s->strats));
+    for (size_t i = 0; i < rows; i++)
+        strat_add(s, &hub_sched_strategies[i]);
+    if (!listed) /* a strategy outside the table (tests) */
+        strat_add(s, strategy);
     return s;
 }
 
@@ -148,14 +164,19 @@ void hub_sched_free(struct hub_sched *s)
 {
     if (!s)
         return;
-    for (size_t i = 0; i < s->nnodes; i++)
+    for (size_t i = 0; i < s->nnodes; i++) {
+        s->nodes[i]->held_for = NULL;
         node_unref_locked(s->nodes[i]);
+    }
     free(s->nodes);
     for (size_t i = 0; i < s->nclasses; i++)
         free(s->classes[i].ring);
     free(s->classes);
-    if (s->strategy->state_free)
-        s->strategy->state_free(s->state);
+    free(s->order);
+    for (size_t i = 0; i < s->nstrats; i++)
+        if (s->strats[i].st->state_free)
+            s->strats[i].st->state_free(s->strats[i].state);
+    free(s->strats);
     pthread_mutex_destroy(&s->lock);
     free(s);
 }
@@ -191,11 +212,21 @@ void hub_sched_node_touch(struct hub_sched *s, struct hub_node *n, int64_t now_m
     pthread_mutex_unlock(&s->lock);
 }
 
+static void hold_clear(struct hub_sched *s)
+{
+    if (s->hold_node)
+        s->hold_node->held_for = NULL;
+    s->hold_node = NULL;
+    s->hold_req = NULL;
+}
+
 static void remove_locked(struct hub_sched *s, struct hub_node *n)
 {
     for (size_t i = 0; i < s->nnodes; i++) {
         if (s->nodes[i] != n)
             continue;
+        if (s->hold_node == n)
+            hold_clear(s);
         memmove(&s->nodes[i], &s->nodes[i + 1], (s->nnodes - i - 1) * sizeof(*s->nodes));
         s->nnodes--;
         n->alive = false;
@@ -204,74 +235,164 @@ static void remove_locked(struct hub_sched *s, struct hub_node *n)
     }
 }
 
-static struct hub_node *reserve_locked(struct hub_sched *s, const struct hub_sched_req *req)
+/* --- order, passes and the hold -------------------------------------------------------------- */
+
+const struct hub_sched_req *hub_sched__class_req(const struct hub_sched__class *c)
+{
+    return c->ring[c->head].req;
+}
+
+/* Is a waiter (priority pa, seq sa) served before b? Higher priority, then older. */
+static bool before(int32_t pa, uint64_t sa, int32_t pb, uint64_t sb)
+{
+    return pa > pb || (pa == pb && sa < sb);
+}
+
+/* How far node n is from having room for need: the largest shortfall over the amounts, as a
+ * share of the node's capacity of it (0: it has room). */
+static double shortfall(const struct hub_node *n, const struct hub_sched_res *need)
+{
+    const struct hub_sched_res *c = &n->capacity, *r = &n->reserved;
+    double worst = 0, f;
+    if (need->slots > c->slots - r->slots &&
+        (f = (double)(need->slots - (c->slots - r->slots)) / c->slots) > worst)
+        worst = f;
+    if (c->cpu_milli && need->cpu_milli > c->cpu_milli - r->cpu_milli &&
+        (f = (double)(need->cpu_milli - (c->cpu_milli - r->cpu_milli)) / c->cpu_milli) > worst)
+        worst = f;
+    if (c->mem_bytes && need->mem_bytes > c->mem_bytes - r->mem_bytes &&
+        (f = (double)(need->mem_bytes - (c->mem_bytes - r->mem_bytes)) / (double)c->mem_bytes) >
+            worst)
+        worst = f;
+    return worst;
+}
+
+/* Hold room for req on the node that would fit it soonest: of the uncordoned nodes that serve
+ * it, the one least short of room (the earliest joined on a tie). */
+static void hold_for(struct hub_sched *s, const struct hub_sched_req *req, uint32_t passed)
+{
+    struct hub_node *best = NULL;
+    double best_f = 0;
+    for (size_t i = 0; i < s->nnodes; i++) {
+        struct hub_node *n = s->nodes[i];
+        if (n->cordoned || !hub_node_serves(n, req))
+            continue;
+        double f = shortfall(n, &req->need);
+        if (!best || f < best_f) {
+            best = n;
+            best_f = f;
+        }
+    }
+    if (!best)
+        return;
+    best->held_for = req;
+    s->hold_node = best;
+    s->hold_req = req;
+    ag_log_info("sched.held", "agent=%s node=%s passed=%u", req->agent_id ? req->agent_id : "-",
+                best->id, passed);
+}
+
+/* Someone ordered (prio, seq) was just placed on n: every class head served before it that n
+ * could run was passed over. The first starving head, in order, gets the hold if none is set. */
+static void note_passes(struct hub_sched *s, int32_t prio, uint64_t seq, const struct hub_node *n)
+{
+    struct hub_sched__class *starving = NULL;
+    for (size_t i = 0; i < s->nclasses; i++) {
+        struct hub_sched__class *c = &s->classes[i];
+        const struct hub_sched__item *h = &c->ring[c->head];
+        if (!before(h->req->priority, h->seq, prio, seq) || !hub_node_serves(n, h->req))
+            continue;
+        if (++c->passed >= HUB_SCHED_STARVE_PASSES &&
+            (!starving || before(h->req->priority, h->seq, hub_sched__class_req(starving)->priority,
+                                 starving->ring[starving->head].seq)))
+            starving = c;
+    }
+    if (starving && !s->hold_req)
+        hold_for(s, hub_sched__class_req(starving), starving->passed);
+}
+
+/* Reserve req (ordered prio, seq) on the node its strategy picks, or NULL. */
+static struct hub_node *reserve_locked(struct hub_sched *s, const struct hub_sched_req *req,
+                                       uint64_t seq)
 {
     if (s->closed)
         return NULL;
-    struct hub_node *n = s->strategy->place(s->state, s->nodes, s->nnodes, req);
-    if (n) {
-        res_add(&n->reserved, &req->need);
-        n->refs++;
-        ag_log_debug("sched.placed", "agent=%s node=%s strategy=%s",
-                     req->agent_id ? req->agent_id : "-", n->id, s->strategy->name);
-    }
+    const struct hub_sched_strategy *st = req->strategy ? req->strategy : s->strategy;
+    struct hub_node *n = st->place(strat_state(s, st), s->nodes, s->nnodes, req);
+    if (!n)
+        return NULL;
+    hub_node_reserve(n, req);
+    n->refs++;
+    if (s->hold_req == req)
+        hold_clear(s); /* placed: on its held node or wherever room came first */
+    if (s->nclasses)
+        note_passes(s, req->priority, seq, n);
+    ag_log_debug("sched.placed", "agent=%s node=%s strategy=%s",
+                 req->agent_id ? req->agent_id : "-", n->id, st->name);
     return n;
 }
 
 /* --- waiting agents -------------------------------------------------------------------------- */
 
-static bool selector_has(const struct hub_sched_req *r, const struct hub_sched_label *l)
+static bool has_label(const struct hub_sched_label *v, size_t n, const struct hub_sched_label *l)
 {
-    for (size_t i = 0; i < r->nselector; i++)
-        if (strcmp(r->selector[i].key, l->key) == 0 && strcmp(r->selector[i].value, l->value) == 0)
+    for (size_t i = 0; i < n; i++)
+        if (strcmp(v[i].key, l->key) == 0 && strcmp(v[i].value, l->value) == 0)
             return true;
     return false;
 }
 
-/* Do a and b fit exactly the same nodes? (Tools in spec order; selector terms in any order.) */
+/* Do a's labels equal b's, as sets? (Keys are unique in each.) */
+static bool same_labels(const struct hub_sched_label *a, size_t na, const struct hub_sched_label *b,
+                        size_t nb)
+{
+    if (na != nb)
+        return false;
+    for (size_t i = 0; i < na; i++)
+        if (!has_label(b, nb, &a[i]))
+            return false;
+    return true;
+}
+
+/* Do a and b fit exactly the same nodes, in the same order? (Tools in spec order; selector
+ * terms, labels and anti-affinity in any order.) */
 static bool same_req(const struct hub_sched_req *a, const struct hub_sched_req *b)
 {
-    if (strcmp(a->model, b->model) != 0 || a->ntools != b->ntools || a->nselector != b->nselector ||
+    if (strcmp(a->model, b->model) != 0 || a->ntools != b->ntools || a->priority != b->priority ||
         a->need.slots != b->need.slots || a->need.cpu_milli != b->need.cpu_milli ||
         a->need.mem_bytes != b->need.mem_bytes)
         return false;
     for (size_t i = 0; i < a->ntools; i++)
         if (strcmp(a->tools[i], b->tools[i]) != 0)
             return false;
-    for (size_t i = 0; i < a->nselector; i++)
-        if (!selector_has(b, &a->selector[i]))
-            return false;
-    return true;
+    return same_labels(a->selector, a->nselector, b->selector, b->nselector) &&
+           same_labels(a->labels, a->nlabels, b->labels, b->nlabels) &&
+           same_labels(a->anti, a->nanti, b->anti, b->nanti);
 }
 
-/* The requirements of class c (its head's: every waiter's are the same). */
-static const struct hub_sched_req *class_req(const struct wait_class *c)
-{
-    return c->ring[c->head].req;
-}
-
-static struct wait_class *class_find(struct hub_sched *s, const struct hub_sched_req *req)
+static struct hub_sched__class *class_find(struct hub_sched *s, const struct hub_sched_req *req)
 {
     for (size_t i = 0; i < s->nclasses; i++)
-        if (same_req(class_req(&s->classes[i]), req))
+        if (same_req(hub_sched__class_req(&s->classes[i]), req))
             return &s->classes[i];
     return NULL;
 }
 
 static void enqueue_locked(struct hub_sched *s, const struct hub_sched_req *req)
 {
-    struct wait_class *c = class_find(s, req);
+    struct hub_sched__class *c = class_find(s, req);
     if (!c) {
         if (s->nclasses == s->cap_classes) {
             s->cap_classes = s->cap_classes ? s->cap_classes * 2 : 4;
             s->classes = ag_xrealloc(s->classes, s->cap_classes * sizeof(*s->classes));
+            s->order = ag_xrealloc(s->order, s->cap_classes * sizeof(*s->order));
         }
         c = &s->classes[s->nclasses++];
         memset(c, 0, sizeof(*c));
     }
     if (c->len == c->cap) {
         size_t ncap = c->cap ? c->cap * 2 : 16;
-        struct fifo_item *r = ag_xcalloc(ncap, sizeof(*r));
+        struct hub_sched__item *r = ag_xcalloc(ncap, sizeof(*r));
         for (size_t i = 0; i < c->len; i++)
             r[i] = c->ring[(c->head + i) % c->cap];
         free(c->ring);
@@ -279,16 +400,17 @@ static void enqueue_locked(struct hub_sched *s, const struct hub_sched_req *req)
         c->cap = ncap;
         c->head = 0;
     }
-    c->ring[(c->head + c->len) % c->cap] = (struct fifo_item){req, s->next_seq++};
+    c->ring[(c->head + c->len) % c->cap] = (struct hub_sched__item){req, s->next_seq++};
     c->len++;
     s->queued++;
 }
 
-static struct hub_agent *pop_locked(struct hub_sched *s, struct wait_class *c)
+static struct hub_agent *pop_locked(struct hub_sched *s, struct hub_sched__class *c)
 {
-    struct hub_agent *a = class_req(c)->agent;
+    struct hub_agent *a = hub_sched__class_req(c)->agent;
     c->head = (c->head + 1) % c->cap;
     c->len--;
+    c->passed = 0; /* a new head: its passes count from here */
     s->queued--;
     if (c->len == 0) { /* drop the class: keep the class list as short as the requirements */
         free(c->ring);
@@ -297,34 +419,38 @@ static struct hub_agent *pop_locked(struct hub_sched *s, struct wait_class *c)
     return a;
 }
 
-/* Does some node have room for class c's waiters and serve them? */
-static bool class_placeable(const struct hub_sched *s, const struct wait_class *c)
+static int cmp_order(const void *pa, const void *pb)
 {
-    for (size_t i = 0; i < s->nnodes; i++)
-        if (hub_node_fits(s->nodes[i], class_req(c)))
+    const struct hub_sched__class *a = *(struct hub_sched__class *const *)pa;
+    const struct hub_sched__class *b = *(struct hub_sched__class *const *)pb;
+    const struct hub_sched__item *x = &a->ring[a->head], *y = &b->ring[b->head];
+    return before(x->req->priority, x->seq, y->req->priority, y->seq) ? -1 : 1;
+}
+
+/* Place the best waiter some node fits (priority, then age); false if none fits. */
+static bool place_one(struct hub_sched *s, struct hub_sched_decision *out)
+{
+    for (size_t i = 0; i < s->nclasses; i++)
+        s->order[i] = &s->classes[i];
+    qsort(s->order, s->nclasses, sizeof(*s->order), cmp_order);
+    for (size_t i = 0; i < s->nclasses; i++) {
+        struct hub_sched__class *c = s->order[i];
+        struct hub_node *n = reserve_locked(s, hub_sched__class_req(c), c->ring[c->head].seq);
+        if (n) {
+            out->agent = pop_locked(s, c);
+            out->node = n;
             return true;
+        }
+    }
     return false;
 }
 
-/* Hand free room to waiting agents: each time to the oldest waiter that some node fits. */
+/* Hand free room to waiting agents, best first, skipping those nothing fits. */
 static size_t drain_locked(struct hub_sched *s, struct hub_sched_decision *out, size_t max)
 {
     size_t k = 0;
-    while (k < max && s->queued && !s->closed) {
-        struct wait_class *best = NULL;
-        for (size_t i = 0; i < s->nclasses; i++) {
-            struct wait_class *c = &s->classes[i];
-            if ((!best || c->ring[c->head].seq < best->ring[best->head].seq) &&
-                class_placeable(s, c))
-                best = c;
-        }
-        if (!best)
-            break;
-        struct hub_node *n = reserve_locked(s, class_req(best));
-        out[k].agent = pop_locked(s, best);
-        out[k].node = n;
+    while (k < max && s->queued && !s->closed && place_one(s, &out[k]))
         k++;
-    }
     return k;
 }
 
@@ -399,12 +525,31 @@ void hub_sched_close(struct hub_sched *s)
     pthread_mutex_unlock(&s->lock);
 }
 
+int hub_sched_cordon(struct hub_sched *s, const char *node_id, bool on)
+{
+    int rc = -1;
+    pthread_mutex_lock(&s->lock);
+    for (size_t i = 0; i < s->nnodes && rc != 0; i++) {
+        struct hub_node *n = s->nodes[i];
+        if (strcmp(n->id, node_id) != 0)
+            continue;
+        if (on && !n->cordoned)
+            ag_log_info("sched.cordoned", "node=%s", n->id);
+        n->cordoned = on;
+        if (on && s->hold_node == n)
+            hold_clear(s); /* held again elsewhere at the next pass */
+        rc = 0;
+    }
+    pthread_mutex_unlock(&s->lock);
+    return rc;
+}
+
 struct hub_node *hub_sched_try_reserve(struct hub_sched *s, const struct hub_sched_req *req)
 {
     pthread_mutex_lock(&s->lock);
     /* Never overtake agents that wait with the same needs: they get free room first. (Waiters
-     * of other classes fit no node as it is, by the invariant.) */
-    struct hub_node *n = class_find(s, req) ? NULL : reserve_locked(s, req);
+     * of other classes fit no node as it is, by the invariant.) A newcomer is the youngest. */
+    struct hub_node *n = class_find(s, req) ? NULL : reserve_locked(s, req, s->next_seq);
     pthread_mutex_unlock(&s->lock);
     return n;
 }
@@ -412,7 +557,7 @@ struct hub_node *hub_sched_try_reserve(struct hub_sched *s, const struct hub_sch
 struct hub_node *hub_sched_place_or_queue(struct hub_sched *s, const struct hub_sched_req *req)
 {
     pthread_mutex_lock(&s->lock);
-    struct hub_node *n = class_find(s, req) ? NULL : reserve_locked(s, req);
+    struct hub_node *n = class_find(s, req) ? NULL : reserve_locked(s, req, s->next_seq);
     if (!n)
         enqueue_locked(s, req);
     pthread_mutex_unlock(&s->lock);
@@ -424,174 +569,14 @@ size_t hub_sched_release(struct hub_sched *s, struct hub_node *node,
                          size_t max)
 {
     pthread_mutex_lock(&s->lock);
-    res_sub(&node->reserved, &req->need);
+    hub_node_unreserve(node, req);
     node_unref_locked(node);
     size_t k = drain_locked(s, out, max);
     pthread_mutex_unlock(&s->lock);
     return k;
 }
 
-/* --- explaining ------------------------------------------------------------------------------ */
-
-/* "mock, openai/gpt-4o" or "echo": the distinct models (or tools) the nodes offer, in buf. */
-static void offered_list(const struct hub_sched *s, bool tools, char *buf, size_t cap)
-{
-    size_t off = 0;
-    buf[0] = '\0';
-    for (size_t i = 0; i < s->nnodes; i++) {
-        const struct hub_node *n = s->nodes[i];
-        char *const *v = tools ? n->tools : n->models;
-        size_t nv = tools ? n->ntools : n->nmodels;
-        for (size_t j = 0; j < nv && off < cap; j++) {
-            size_t len = strlen(v[j]);
-            const char *seen = strstr(buf, v[j]); /* a cheap "already listed" for short lists */
-            if (seen && (seen == buf || seen[-1] == ' ') && (seen[len] == ',' || !seen[len]))
-                continue;
-            off += (size_t)snprintf(buf + off, cap - off, "%s%s", off ? ", " : "", v[j]);
-        }
-    }
-    if (!buf[0])
-        snprintf(buf, cap, "nothing");
-}
-
-/* The first requirement of req that no connected node meets on its own. */
-enum missing {
-    MISSING_NOTHING, /* each is met by some node, but no node meets them all */
-    MISSING_MODEL,
-    MISSING_TOOL,
-    MISSING_LABEL,
-    MISSING_ROOM,
-};
-
-static bool any_node_has_label(const struct hub_sched *s, const struct hub_sched_label *l)
-{
-    for (size_t i = 0; i < s->nnodes; i++)
-        if (hub_node_has_label(s->nodes[i], l))
-            return true;
-    return false;
-}
-
-static bool any_node_covers(const struct hub_sched *s, const struct hub_sched_res *need)
-{
-    for (size_t i = 0; i < s->nnodes; i++)
-        if (hub_node_covers(s->nodes[i], need))
-            return true;
-    return false;
-}
-
-/* Which requirement no connected node meets, named in buf ("model 'x'", "tool 'y'",
- * "label 'zone=a'", "room for 2 slots"). */
-static enum missing missing_piece(const struct hub_sched *s, const struct hub_sched_req *req,
-                                  char *buf, size_t cap)
-{
-    bool found = false;
-    for (size_t i = 0; i < s->nnodes && !found; i++)
-        found = hub_node_offers_model(s->nodes[i], req->model);
-    if (!found) {
-        snprintf(buf, cap, "model '%s'", req->model);
-        return MISSING_MODEL;
-    }
-    for (size_t t = 0; t < req->ntools; t++) {
-        found = false;
-        for (size_t i = 0; i < s->nnodes && !found; i++)
-            found = hub_node_offers_tool(s->nodes[i], req->tools[t]);
-        if (!found) {
-            snprintf(buf, cap, "tool '%s'", req->tools[t]);
-            return MISSING_TOOL;
-        }
-    }
-    for (size_t l = 0; l < req->nselector; l++) {
-        if (!any_node_has_label(s, &req->selector[l])) {
-            snprintf(buf, cap, "label '%s=%s'", req->selector[l].key, req->selector[l].value);
-            return MISSING_LABEL;
-        }
-    }
-    if (!any_node_covers(s, &req->need)) {
-        const struct hub_sched_res *r = &req->need;
-        int off = snprintf(buf, cap, "room for %" PRIu32 " slot%s", r->slots,
-                           r->slots == 1 ? "" : "s");
-        if (r->cpu_milli && (size_t)off < cap)
-            off += snprintf(buf + off, cap - (size_t)off, ", %" PRIu32 " millicores", r->cpu_milli);
-        if (r->mem_bytes && (size_t)off < cap)
-            snprintf(buf + off, cap - (size_t)off, ", %" PRIu64 " bytes of memory", r->mem_bytes);
-        return MISSING_ROOM;
-    }
-    return MISSING_NOTHING;
-}
-
-/* err for a req no connected node serves. */
-static void explain_unserved(const struct hub_sched *s, const struct hub_sched_req *req,
-                             struct ag_err *err)
-{
-    char piece[200], offered[256];
-    enum missing m = missing_piece(s, req, piece, sizeof(piece));
-    switch (m) {
-    case MISSING_MODEL:
-    case MISSING_TOOL:
-        offered_list(s, m == MISSING_TOOL, offered, sizeof(offered));
-        ag_err_set(err, AG_INVALID_ARGUMENT,
-                   "no connected node offers %s (nodes offer: %s); check spec.%s", piece, offered,
-                   m == MISSING_TOOL ? "tools" : "model");
-        break;
-    case MISSING_LABEL:
-        ag_err_set(err, AG_INVALID_ARGUMENT,
-                   "no connected node has %s; start a node with it (node join --labels)", piece);
-        break;
-    case MISSING_ROOM:
-        ag_err_set(err, AG_INVALID_ARGUMENT, "no connected node has %s in all; start a larger node",
-                   piece);
-        break;
-    case MISSING_NOTHING:
-        ag_err_set(err, AG_INVALID_ARGUMENT,
-                   "no connected node offers model '%s' together with all %zu tools of the "
-                   "spec%s; split the tools across agents or add a node that has them all",
-                   req->model, req->ntools,
-                   req->nselector ? ", the labels asked for and room enough" : "");
-        break;
-    }
-}
-
-int hub_sched_check(struct hub_sched *s, const struct hub_sched_req *req, struct ag_err *err)
-{
-    pthread_mutex_lock(&s->lock);
-    int rc = s->nnodes == 0 ? 1 : -1;
-    for (size_t i = 0; i < s->nnodes && rc != 0; i++)
-        if (hub_node_serves(s->nodes[i], req))
-            rc = 0;
-    if (rc == -1)
-        explain_unserved(s, req, err);
-    pthread_mutex_unlock(&s->lock);
-    return rc;
-}
-
-void hub_sched_explain(struct hub_sched *s, const struct hub_sched_req *req, char *buf, size_t cap)
-{
-    pthread_mutex_lock(&s->lock);
-    size_t serving = 0;
-    for (size_t i = 0; i < s->nnodes; i++)
-        serving += hub_node_serves(s->nodes[i], req);
-    char piece[200];
-    enum missing m = MISSING_NOTHING;
-    if (s->closed)
-        snprintf(buf, cap, "the hub is shutting down");
-    else if (s->nnodes == 0)
-        snprintf(buf, cap, "waiting for a node to join");
-    else if (serving && req->need.slots == 1 && !req->need.cpu_milli && !req->need.mem_bytes)
-        snprintf(buf, cap, "waiting for a free slot on the %zu node%s that can run it", serving,
-                 serving == 1 ? "" : "s");
-    else if (serving)
-        snprintf(buf, cap, "waiting for room on the %zu node%s that can run it", serving,
-                 serving == 1 ? "" : "s");
-    else if ((m = missing_piece(s, req, piece, sizeof(piece))) == MISSING_MODEL ||
-             m == MISSING_TOOL)
-        snprintf(buf, cap, "waiting for a node that offers %s", piece);
-    else if (m != MISSING_NOTHING)
-        snprintf(buf, cap, "waiting for a node with %s", piece);
-    else
-        snprintf(buf, cap, "waiting for a node that offers model '%s' with all its tools%s",
-                 req->model, req->nselector ? " and labels" : "");
-    pthread_mutex_unlock(&s->lock);
-}
+/* --- listing --------------------------------------------------------------------------------- */
 
 size_t hub_sched_stale_nodes(struct hub_sched *s, int64_t now_ms, int64_t timeout_ms,
                              struct hub_node **out, size_t max)
@@ -618,6 +603,16 @@ size_t hub_sched_nodes(struct hub_sched *s, struct hub_node **out, size_t max)
     }
     pthread_mutex_unlock(&s->lock);
     return k;
+}
+
+void hub_sched_node_info(struct hub_sched *s, const struct hub_node *n,
+                         struct hub_sched_node_info *out)
+{
+    pthread_mutex_lock(&s->lock);
+    out->reserved = n->reserved;
+    out->cordoned = n->cordoned;
+    out->held = n->held_for != NULL;
+    pthread_mutex_unlock(&s->lock);
 }
 
 void hub_sched_get_stats(struct hub_sched *s, struct hub_sched_stats *out)

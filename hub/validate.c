@@ -1,5 +1,6 @@
 /* hub/validate.c - limits on what clients may send, with messages that say what to change.
  * Everything here is checked before anything is queued or stored. */
+#include <inttypes.h>
 #include <string.h>
 
 #include "common/id.h"
@@ -7,6 +8,7 @@
 
 #include "hub/json_payload.h"
 #include "hub/limits.h"
+#include "hub/sched.h"
 #include "hub/validate.h"
 
 #define MAX_NAME 128
@@ -48,7 +50,68 @@ static int spec_utf8(const Agentry__V1__AgentSpec *spec, struct ag_err *err)
         if (hub_validate_utf8("spec.labels key", spec->labels[i]->key, err) != 0 ||
             hub_validate_utf8("spec.labels value", spec->labels[i]->value, err) != 0)
             return -1;
-    return 0;
+    for (size_t i = 0; i < spec->n_anti_affinity; i++)
+        if (hub_validate_utf8("spec.anti_affinity", spec->anti_affinity[i], err) != 0)
+            return -1;
+    return hub_validate_utf8("spec.scheduler", spec->scheduler, err);
+}
+
+/* The keys and values of a map field (labels, node_selector: the same entry shape). */
+static int spec_map(const char *what, Agentry__V1__AgentSpec__LabelsEntry *const *m, size_t n,
+                    struct ag_err *err)
+{
+    const char *keys[MAX_LABELS], *values[MAX_LABELS];
+    for (size_t i = 0; i < n && i < MAX_LABELS; i++) {
+        keys[i] = m[i]->key;
+        values[i] = m[i]->value;
+    }
+    return hub_validate_labels(what, n, keys, values, err);
+}
+
+static bool has_label_key(const Agentry__V1__AgentSpec *spec, const char *key)
+{
+    for (size_t i = 0; i < spec->n_labels; i++)
+        if (strcmp(spec->labels[i]->key, key) == 0)
+            return true;
+    return false;
+}
+
+/* Where and in which order its turns are placed: hub/sched.h. */
+static int spec_placement(const Agentry__V1__AgentSpec *spec, struct ag_err *err)
+{
+    if (spec->scheduler && *spec->scheduler && !hub_sched_find(spec->scheduler)) {
+        char names[128];
+        hub_sched_names(names, sizeof(names));
+        return ag_err_set(err, AG_INVALID_ARGUMENT,
+                          "spec.scheduler '%.64s' is unknown; use one of: %s", spec->scheduler,
+                          names);
+    }
+    const Agentry__V1__Resources *r = spec->resources;
+    if (r && r->cpu_milli > HUB_SCHED_CPU_MAX)
+        return ag_err_set(err, AG_INVALID_ARGUMENT,
+                          "spec.resources.cpu_milli is %u; the limit is %u (1000 cores)",
+                          r->cpu_milli, HUB_SCHED_CPU_MAX);
+    if (r && r->memory_bytes > HUB_SCHED_MEMORY_MAX)
+        return ag_err_set(err, AG_INVALID_ARGUMENT,
+                          "spec.resources.memory_bytes is %" PRIu64 "; the limit is %" PRIu64
+                          " (16 TiB)",
+                          r->memory_bytes, HUB_SCHED_MEMORY_MAX);
+    if (spec->priority < HUB_SCHED_PRIORITY_MIN || spec->priority > HUB_SCHED_PRIORITY_MAX)
+        return ag_err_set(err, AG_INVALID_ARGUMENT, "spec.priority is %d; it must be in %d..%d",
+                          spec->priority, HUB_SCHED_PRIORITY_MIN, HUB_SCHED_PRIORITY_MAX);
+    if (spec->n_anti_affinity > HUB_SCHED_ANTI_AFFINITY_MAX)
+        return ag_err_set(err, AG_INVALID_ARGUMENT,
+                          "spec.anti_affinity has %zu entries; the limit is %d",
+                          spec->n_anti_affinity, HUB_SCHED_ANTI_AFFINITY_MAX);
+    for (size_t i = 0; i < spec->n_anti_affinity; i++)
+        if (!has_label_key(spec, spec->anti_affinity[i]))
+            return ag_err_set(err, AG_INVALID_ARGUMENT,
+                              "spec.anti_affinity names '%.64s', which is not a key of "
+                              "spec.labels; give the agent that label (--label %.64s=VALUE)",
+                              spec->anti_affinity[i], spec->anti_affinity[i]);
+    return spec_map("spec.node_selector",
+                    (Agentry__V1__AgentSpec__LabelsEntry *const *)spec->node_selector,
+                    spec->n_node_selector, err);
 }
 
 int hub_validate_spec(const Agentry__V1__AgentSpec *spec, struct ag_err *err)
@@ -78,12 +141,9 @@ int hub_validate_spec(const Agentry__V1__AgentSpec *spec, struct ag_err *err)
         return ag_err_set(err, AG_INVALID_ARGUMENT,
                           "spec.max_iterations is %u; the limit is %d (0 means 10)",
                           spec->max_iterations, MAX_ITER);
-    const char *keys[MAX_LABELS], *values[MAX_LABELS];
-    for (size_t i = 0; i < spec->n_labels && i < MAX_LABELS; i++) {
-        keys[i] = spec->labels[i]->key;
-        values[i] = spec->labels[i]->value;
-    }
-    return hub_validate_labels("spec.labels", spec->n_labels, keys, values, err);
+    if (spec_map("spec.labels", spec->labels, spec->n_labels, err) != 0)
+        return -1;
+    return spec_placement(spec, err);
 }
 
 bool hub_validate_name_chars_ok(const char *s, const char *punct)

@@ -12,11 +12,12 @@
 #include "common/log.h"
 #include "common/xalloc.h"
 #include "hub/hub.h"
+#include "hub/sched.h"
 
 int cli_cmd_hub(int argc, char **argv)
 {
     const char *listen = "127.0.0.1:7070", *store = "sqlite:agentry.db", *level = "info";
-    const char *sched = "round_robin";
+    const char *sched = "round-robin";
     /* A database URL may carry a password: the environment keeps it off the command line. */
     const char *env_store = getenv("AGENTRY_STORE");
     if (env_store && *env_store)
@@ -30,8 +31,10 @@ int cli_cmd_hub(int argc, char **argv)
          "state store: sqlite:PATH, postgres://... (a libpq URI) or postgres:KEYWORDS (a libpq "
          "conninfo) (default $AGENTRY_STORE, else sqlite:agentry.db)",
          0, 0},
-        {"scheduler", 0, AG_FLAG_STR, &sched, "NAME", "placement strategy (default round_robin)", 0,
-         0},
+        {"scheduler", 0, AG_FLAG_STR, &sched, "NAME",
+         "placement strategy: round-robin, binpack (fewest nodes) or spread (least-utilised "
+         "first); an agent's spec may name another (default round-robin)",
+         0, 0},
         {"threads", 0, AG_FLAG_INT, &threads, "N", "RPC threads (default: one per CPU)", 0, 256},
         {"max-message-bytes", 0, AG_FLAG_INT, &max_msg, "N",
          "largest request accepted (default 4194304)", 1024, 1 << 30},
@@ -69,6 +72,13 @@ int cli_cmd_hub(int argc, char **argv)
     }
     if (rc != 0 || cli_log_start("hub", level, &err) != 0)
         return cli_usage_error(&err);
+    if (!hub_sched_find(sched)) {
+        char names[128];
+        hub_sched_names(names, sizeof(names));
+        ag_err_set(&err, AG_INVALID_ARGUMENT, "unknown scheduler '%s' (use one of: %s)", sched,
+                   names);
+        return cli_usage_error(&err);
+    }
 
     /* Block the signals before gRPC starts its threads, so they inherit the mask and only
      * sigwait below sees SIGTERM/SIGINT. */

@@ -92,7 +92,7 @@ static size_t join_new(struct hub_sched *s, struct hub_node *n, struct hub_sched
 
 static struct hub_sched *sched_new(void)
 {
-    const struct hub_sched_strategy *rr = hub_sched_find("round_robin");
+    const struct hub_sched_strategy *rr = hub_sched_find("round-robin");
     assert_non_null(rr);
     return hub_sched_new(rr);
 }
@@ -425,7 +425,7 @@ static void test_stale_nodes(void **state)
 
 /* --- what a strategy is given ---------------------------------------------------------------- */
 
-/* What the recording strategy saw on its last call. */
+/* What the recording strategy saw: calls, nodes on the last one, the last request it placed. */
 static struct {
     int calls;
     size_t nnodes;
@@ -439,10 +439,12 @@ static struct hub_node *place_recording(void *state, struct hub_node *const *nod
     assert_null(state); /* the row has no state_new */
     seen.calls++;
     seen.nnodes = n;
-    seen.req = req;
-    for (size_t i = 0; i < n; i++)
-        if (hub_node_fits(nodes[i], req))
+    for (size_t i = 0; i < n; i++) {
+        if (hub_node_fits(nodes[i], req)) {
+            seen.req = req; /* the last request placed */
             return nodes[i];
+        }
+    }
     return NULL;
 }
 

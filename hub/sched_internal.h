@@ -1,0 +1,60 @@
+/* hub/sched_internal.h - private to hub/sched*.c: the scheduler's struct, shared by the table
+ * and queue (sched.c), the explanations (sched_explain.c), and the strategies' place functions
+ * that the table's rows name (sched_round_robin.c, sched_binpack.c, sched_spread.c). Nothing
+ * outside hub/sched*.c includes it. Every field is guarded by lock. */
+#ifndef AGENTRY_HUB_SCHED_INTERNAL_H
+#define AGENTRY_HUB_SCHED_INTERNAL_H
+
+#include <pthread.h>
+
+#include "hub/node.h"
+#include "hub/sched.h"
+
+struct hub_sched__item {
+    const struct hub_sched_req *req; /* borrowed: the agent's own, as long as it waits */
+    uint64_t seq;                    /* queue order across classes */
+};
+
+/* Agents waiting with the same requirements and priority (same_req). A ring of items. */
+struct hub_sched__class {
+    struct hub_sched__item *ring;
+    size_t head, len, cap;
+    uint32_t passed; /* placements behind its head, on nodes that could run it */
+};
+
+/* One strategy and its state, once per scheduler: the hub's and every row of the table. */
+struct hub_sched__strat {
+    const struct hub_sched_strategy *st;
+    void *state;
+};
+
+struct hub_sched {
+    pthread_mutex_t lock;
+    const struct hub_sched_strategy *strategy; /* the default */
+    struct hub_sched__strat *strats;
+    size_t nstrats;
+    bool closed;
+    struct hub_node **nodes; /* alive nodes, in join order */
+    size_t nnodes, cap_nodes;
+    struct hub_sched__class *classes; /* each with at least one waiter */
+    size_t nclasses, cap_classes;
+    struct hub_sched__class **order; /* scratch for drain: classes by their head's order */
+    size_t queued;
+    uint64_t next_seq;
+    /* The one hold (see hub/sched.h): room on hold_node kept for hold_req. Both NULL or both
+     * set, and then hold_node->held_for == hold_req. */
+    struct hub_node *hold_node;
+    const struct hub_sched_req *hold_req;
+};
+
+/* The requirements of class c (its head's: every waiter's are the same). */
+const struct hub_sched_req *hub_sched__class_req(const struct hub_sched__class *c);
+
+/* The strategies' place functions, one file each (their rows: hub_sched_strategies). */
+hub_sched_place_fn hub_sched_round_robin_place;
+void *hub_sched_round_robin_state_new(void);
+void hub_sched_round_robin_state_free(void *state);
+hub_sched_place_fn hub_sched_binpack_place;
+hub_sched_place_fn hub_sched_spread_place;
+
+#endif
