@@ -34,6 +34,7 @@
 #include "hub/rpc_agent.h"
 #include "hub/rpc_assign.h"
 #include "hub/rpc_node.h"
+#include "hub/rpc_nodes.h"
 #include "hub/rpc_trace.h"
 #include "hub/rpc_transfer.h"
 #include "hub/sched.h"
@@ -191,7 +192,8 @@ static int hub_bind(struct hub *h, struct ag_err *err)
     } tables[] = {{hub_rpc_agent_methods, hub_rpc_agent_nmethods},
                   {hub_rpc_trace_methods, hub_rpc_trace_nmethods},
                   {hub_rpc_transfer_methods, hub_rpc_transfer_nmethods},
-                  {hub_rpc_node_methods, hub_rpc_node_nmethods}};
+                  {hub_rpc_node_methods, hub_rpc_node_nmethods},
+                  {hub_rpc_nodes_methods, hub_rpc_nodes_nmethods}};
     size_t nm = 0;
     for (size_t i = 0; i < AG_ARRAY_SIZE(tables); i++)
         nm += tables[i].n;

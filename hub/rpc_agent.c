@@ -35,15 +35,6 @@ struct hub_waiter {
     _Atomic(struct hub_agent *) agent;
 };
 
-static void *decode(struct rpc_call *c, grpc_byte_buffer *req, const ProtobufCMessageDescriptor *d)
-{
-    struct ag_err err = AG_ERR_INIT;
-    void *m = rpc_pb_unpack(req, d, rpc_call_arena(c), &err);
-    if (!m)
-        rpc_call_fail(c, &err);
-    return m;
-}
-
 static bool refuse_if_closing(struct hub *h, struct rpc_call *c)
 {
     if (!atomic_load(&h->closing))
@@ -80,7 +71,7 @@ static struct hub_agent *accept_for_agent(struct hub *h, struct rpc_call *c, con
 
 static void on_ping(struct rpc_call *c, grpc_byte_buffer *req)
 {
-    Agentry__V1__PingRequest *in = decode(c, req, &agentry__v1__ping_request__descriptor);
+    Agentry__V1__PingRequest *in = rpc_call_unpack(c, req, &agentry__v1__ping_request__descriptor);
     if (!in)
         return;
     Agentry__V1__PingResponse r = AGENTRY__V1__PING_RESPONSE__INIT;
@@ -146,7 +137,8 @@ static int hold_request(struct hub *h, struct rpc_call *c, const char *request_i
 static void on_spawn(struct rpc_call *c, grpc_byte_buffer *req)
 {
     struct hub *h = rpc_call_user(c);
-    Agentry__V1__SpawnRequest *in = decode(c, req, &agentry__v1__spawn_request__descriptor);
+    Agentry__V1__SpawnRequest *in = rpc_call_unpack(c, req,
+                                                    &agentry__v1__spawn_request__descriptor);
     struct ag_err err = AG_ERR_INIT;
     if (!in || refuse_if_closing(h, c))
         return;
@@ -165,7 +157,8 @@ static void on_spawn(struct rpc_call *c, grpc_byte_buffer *req)
 static void on_invoke(struct rpc_call *c, grpc_byte_buffer *req)
 {
     struct hub *h = rpc_call_user(c);
-    Agentry__V1__InvokeRequest *in = decode(c, req, &agentry__v1__invoke_request__descriptor);
+    Agentry__V1__InvokeRequest *in = rpc_call_unpack(c, req,
+                                                     &agentry__v1__invoke_request__descriptor);
     struct ag_err err = AG_ERR_INIT;
     if (!in || refuse_if_closing(h, c))
         return;
@@ -201,8 +194,8 @@ static void on_invoke_close(struct rpc_call *c, bool cancelled)
 static void on_send(struct rpc_call *c, grpc_byte_buffer *req)
 {
     struct hub *h = rpc_call_user(c);
-    Agentry__V1__SendMessageRequest *in = decode(c, req,
-                                                 &agentry__v1__send_message_request__descriptor);
+    Agentry__V1__SendMessageRequest *in = rpc_call_unpack(
+        c, req, &agentry__v1__send_message_request__descriptor);
     struct ag_err err = AG_ERR_INIT;
     if (!in || refuse_if_closing(h, c))
         return;
@@ -219,8 +212,8 @@ static void on_send(struct rpc_call *c, grpc_byte_buffer *req)
 static void on_kill(struct rpc_call *c, grpc_byte_buffer *req)
 {
     struct hub *h = rpc_call_user(c);
-    Agentry__V1__KillAgentRequest *in = decode(c, req,
-                                               &agentry__v1__kill_agent_request__descriptor);
+    Agentry__V1__KillAgentRequest *in = rpc_call_unpack(
+        c, req, &agentry__v1__kill_agent_request__descriptor);
     struct ag_err err = AG_ERR_INIT;
     if (!in || refuse_if_closing(h, c))
         return;
@@ -235,8 +228,8 @@ static void on_kill(struct rpc_call *c, grpc_byte_buffer *req)
 static void on_resume(struct rpc_call *c, grpc_byte_buffer *req)
 {
     struct hub *h = rpc_call_user(c);
-    Agentry__V1__ResumeAgentRequest *in = decode(c, req,
-                                                 &agentry__v1__resume_agent_request__descriptor);
+    Agentry__V1__ResumeAgentRequest *in = rpc_call_unpack(
+        c, req, &agentry__v1__resume_agent_request__descriptor);
     struct ag_err err = AG_ERR_INIT;
     if (!in || refuse_if_closing(h, c))
         return;
@@ -251,7 +244,8 @@ static void on_resume(struct rpc_call *c, grpc_byte_buffer *req)
 static void on_get(struct rpc_call *c, grpc_byte_buffer *req)
 {
     struct hub *h = rpc_call_user(c);
-    Agentry__V1__GetAgentRequest *in = decode(c, req, &agentry__v1__get_agent_request__descriptor);
+    Agentry__V1__GetAgentRequest *in = rpc_call_unpack(c, req,
+                                                       &agentry__v1__get_agent_request__descriptor);
     if (!in)
         return;
     struct hub_agent *a = find_or_fail(h, c, in->agent_id);
@@ -504,8 +498,8 @@ static int list_by_request(struct hub *h, const struct list_query *q, struct ag_
 static void on_list(struct rpc_call *c, grpc_byte_buffer *req)
 {
     struct hub *h = rpc_call_user(c);
-    Agentry__V1__ListAgentsRequest *in = decode(c, req,
-                                                &agentry__v1__list_agents_request__descriptor);
+    Agentry__V1__ListAgentsRequest *in = rpc_call_unpack(
+        c, req, &agentry__v1__list_agents_request__descriptor);
     if (!in)
         return;
     struct ag_arena *ar = rpc_call_arena(c);

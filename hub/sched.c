@@ -140,6 +140,7 @@ struct hub_sched *hub_sched_new(const struct hub_sched_strategy *strategy)
 {
     struct hub_sched *s = ag_xcalloc(1, sizeof(*s));
     pthread_mutex_init(&s->lock, NULL);
+    ag_map_init(&s->cordons);
     s->strategy = strategy;
     bool listed = false;
     size_t rows = 0;
@@ -177,6 +178,10 @@ void hub_sched_free(struct hub_sched *s)
         if (s->strats[i].st->state_free)
             s->strats[i].st->state_free(s->strats[i].state);
     free(s->strats);
+    void *v;
+    for (struct ag_map_iter it = {0}; ag_map_next(&s->cordons, &it, NULL, &v);)
+        free(v);
+    ag_map_release(&s->cordons);
     pthread_mutex_destroy(&s->lock);
     free(s);
 }
@@ -492,6 +497,7 @@ size_t hub_sched_add_node(struct hub_sched *s, const struct hub_sched_join_req *
     node->alive = true;
     node->refs++;
     node->last_seen_ms = now_ms;
+    node->cordoned = ag_map_get(&s->cordons, node->id) != NULL;
     s->nodes[s->nnodes++] = node;
     if (j->admitted)
         j->admitted(j->arg, node);
@@ -525,23 +531,38 @@ void hub_sched_close(struct hub_sched *s)
     pthread_mutex_unlock(&s->lock);
 }
 
-int hub_sched_cordon(struct hub_sched *s, const char *node_id, bool on)
+int hub_sched_cordon(struct hub_sched *s, const char *node_id, enum hub_sched_cordon mode)
 {
-    int rc = -1;
+    bool on = mode != HUB_SCHED_UNCORDON;
     pthread_mutex_lock(&s->lock);
-    for (size_t i = 0; i < s->nnodes && rc != 0; i++) {
-        struct hub_node *n = s->nodes[i];
-        if (strcmp(n->id, node_id) != 0)
-            continue;
-        if (on && !n->cordoned)
-            ag_log_info("sched.cordoned", "node=%s", n->id);
+    struct hub_sched__cordon *c = ag_map_get(&s->cordons, node_id);
+    struct hub_node *n = NULL;
+    for (size_t i = 0; i < s->nnodes && !n; i++)
+        if (strcmp(s->nodes[i]->id, node_id) == 0)
+            n = s->nodes[i];
+    if (!n && !c) {
+        pthread_mutex_unlock(&s->lock);
+        return -1;
+    }
+    if (!on && c) {
+        ag_map_del(&s->cordons, node_id);
+        free(c);
+    } else if (on && c) {
+        c->mode = mode;
+    } else if (on) {
+        size_t len = strlen(node_id);
+        c = ag_xmalloc(sizeof(*c) + len + 1);
+        c->mode = mode;
+        memcpy(c->id, node_id, len + 1);
+        ag_map_put(&s->cordons, c->id, c);
+    }
+    if (n) {
         n->cordoned = on;
         if (on && s->hold_node == n)
             hold_clear(s); /* held again elsewhere at the next pass */
-        rc = 0;
     }
     pthread_mutex_unlock(&s->lock);
-    return rc;
+    return 0;
 }
 
 struct hub_node *hub_sched_try_reserve(struct hub_sched *s, const struct hub_sched_req *req)
@@ -611,6 +632,8 @@ void hub_sched_node_info(struct hub_sched *s, const struct hub_node *n,
     pthread_mutex_lock(&s->lock);
     out->reserved = n->reserved;
     out->cordoned = n->cordoned;
+    const struct hub_sched__cordon *c = n->cordoned ? ag_map_get(&s->cordons, n->id) : NULL;
+    out->draining = c && c->mode == HUB_SCHED_DRAIN;
     out->held = n->held_for != NULL;
     pthread_mutex_unlock(&s->lock);
 }

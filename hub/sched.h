@@ -184,11 +184,14 @@ size_t hub_sched_release(struct hub_sched *s, struct hub_node *node,
                          size_t max);
 /* Stop placing: from now on nothing is reserved and no queued agent is handed a slot. */
 void hub_sched_close(struct hub_sched *s);
-/* Cordon (on) or uncordon the node with this id: a cordoned node is never chosen, its running
- * turns stay, and it still counts as able to run an agent (hub_sched_check: the agent waits).
- * Idempotent. -1 if no node with that id is in the table. After an uncordon, call
+/* Cordon the node with this id (CORDON, or DRAIN: cordoned by a drain, for display), or lift
+ * it (UNCORDON): a cordoned node is never chosen, its running turns stay, and it still counts as
+ * able to run an agent (hub_sched_check: the agent waits). The cordon is remembered by id, so a
+ * node that reconnects (or joins later) with the id is cordoned too, until UNCORDON. Idempotent.
+ * -1 if no node with that id is in the table and none is remembered. After an uncordon, call
  * hub_sched_drain: waiting agents may fit the node now. */
-int hub_sched_cordon(struct hub_sched *s, const char *node_id, bool on);
+enum hub_sched_cordon { HUB_SCHED_UNCORDON, HUB_SCHED_CORDON, HUB_SCHED_DRAIN };
+int hub_sched_cordon(struct hub_sched *s, const char *node_id, enum hub_sched_cordon mode);
 
 /* Can some connected node run req? 0: yes (now or once room frees, or once uncordoned); 1: no
  * node is connected; -1: nodes are connected but none serves req, with err (INVALID_ARGUMENT)
@@ -221,7 +224,8 @@ size_t hub_sched_nodes(struct hub_sched *s, struct hub_node **out, size_t max);
 struct hub_sched_node_info {
     struct hub_sched_res reserved;
     bool cordoned;
-    bool held; /* room held for a starving waiter: nothing else is placed here */
+    bool draining; /* cordoned by a drain (HUB_SCHED_DRAIN) */
+    bool held;     /* room held for a starving waiter: nothing else is placed here */
 };
 void hub_sched_node_info(struct hub_sched *s, const struct hub_node *n,
                          struct hub_sched_node_info *out);

@@ -7,6 +7,7 @@
 
 #include <pthread.h>
 
+#include "common/map.h"
 #include "hub/node.h"
 #include "hub/sched.h"
 
@@ -45,6 +46,14 @@ struct hub_sched {
      * set, and then hold_node->held_for == hold_req. */
     struct hub_node *hold_node;
     const struct hub_sched_req *hold_req;
+    /* Cordons by node id (hub_sched_cordon): id (owned, the value's) -> struct
+     * hub_sched__cordon. A node that joins with a cordoned id is cordoned. */
+    struct ag_map cordons;
+};
+
+struct hub_sched__cordon {
+    enum hub_sched_cordon mode; /* HUB_SCHED_CORDON or HUB_SCHED_DRAIN */
+    char id[];
 };
 
 /* The requirements of class c (its head's: every waiter's are the same). */

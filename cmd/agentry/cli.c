@@ -8,7 +8,9 @@
 
 const struct cli_cmd cli_cmds[] = {
     {"hub", cli_cmd_hub, "run the hub daemon (agent-hub)"},
-    {"node", cli_cmd_node, "run a worker node: 'agentry node join --hub ADDR' (agent-node)"},
+    {"node", cli_cmd_node,
+     "run a worker node ('agentry node join', agent-node); cordon, uncordon or drain one"},
+    {"nodes", cli_cmd_nodes, "list the nodes connected to the hub"},
     {"spawn", cli_cmd_spawn, "create an agent and start its first turn"},
     {"send", cli_cmd_send, "send an input to an agent"},
     {"invoke", cli_cmd_invoke, "spawn an agent and wait for its answer"},

@@ -131,12 +131,21 @@ int cli_cmd_node(int argc, char **argv)
 {
     if (argc >= 1 && strcmp(argv[0], "join") == 0)
         return node_join(argc - 1, argv + 1);
+    int rc = argc >= 1 ? cli_node_admin(argv[0], argc - 1, argv + 1) : -1;
+    if (rc >= 0)
+        return rc;
     if (argc >= 1 && (strcmp(argv[0], "--help") == 0 || strcmp(argv[0], "-h") == 0)) {
-        printf("usage: agentry node join [flags]\n\nRun a worker node. See 'agentry node join "
-               "--help'.\n");
+        printf("usage: agentry node join|cordon|uncordon|drain [flags] ...\n\n"
+               "  join      run a worker node (agent-node join)\n"
+               "  cordon    place no new turns on a node\n"
+               "  uncordon  place turns on it again\n"
+               "  drain     cordon it and move its turns elsewhere\n\n"
+               "See 'agentry node SUBCOMMAND --help'.\n");
         return CLI_OK;
     }
-    fprintf(stderr, "error: unknown node command '%s' (want 'agentry node join --hub ADDR')\n",
+    fprintf(stderr,
+            "error: unknown node command '%s' (want join, cordon, uncordon or drain; see "
+            "'agentry node --help')\n",
             argc >= 1 ? argv[0] : "");
     return CLI_USAGE;
 }

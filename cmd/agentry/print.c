@@ -267,54 +267,119 @@ void cli_print_event(FILE *out, const Agentry__V1__TraceEvent *ev)
     fputc('\n', out);
 }
 
+/* --- tables -------------------------------------------------------------------------------- */
+
+void cli_print_table(FILE *out, const char *const *head, size_t ncols, char *const *cells,
+                     size_t nrows)
+{
+    size_t width[16] = {0};
+    if (ncols > 16)
+        ncols = 16;
+    for (size_t c = 0; c < ncols; c++)
+        width[c] = strlen(head[c]);
+    for (size_t r = 0; r < nrows; r++)
+        for (size_t c = 0; c < ncols; c++)
+            if (strlen(cells[r * ncols + c]) > width[c])
+                width[c] = strlen(cells[r * ncols + c]);
+    for (size_t r = 0; r <= nrows; r++) {
+        const char *const *row = r == 0 ? head : (const char *const *)cells + (r - 1) * ncols;
+        for (size_t c = 0; c < ncols; c++) {
+            put_clean(out, row[c], true, 0);
+            if (c + 1 < ncols)
+                fprintf(out, "%*s", (int)(width[c] - strlen(row[c]) + 2), "");
+        }
+        fputc('\n', out);
+    }
+}
+
 /* --- the agents table ------------------------------------------------------------------------ */
 
 #define TABLE_NAME_MAX 24 /* longer names are cut: the table is for scanning, get shows it all */
 
 enum { COL_ID, COL_NAME, COL_STATE, COL_NODE, COL_SEQ, COL_AGE, NCOLS };
 
-static void agent_row(const Agentry__V1__Agent *a, int64_t now_ns, char cells[NCOLS][64])
-{
-    const char *name = a->spec && *a->spec->name ? a->spec->name : "-";
-    snprintf(cells[COL_ID], 64, "%s", a->id);
-    snprintf(cells[COL_NAME], 64, "%.*s", TABLE_NAME_MAX, name);
-    snprintf(cells[COL_STATE], 64, "%s", cli_print_state_name(a->state));
-    snprintf(cells[COL_NODE], 64, "%s", *a->node_id ? a->node_id : "-");
-    snprintf(cells[COL_SEQ], 64, "%llu", (unsigned long long)a->last_seq);
-    cli_print_age(cells[COL_AGE], 64, now_ns - a->created_unix_nano);
-}
-
-static void print_row(FILE *out, char cells[NCOLS][64], const int width[NCOLS])
-{
-    for (int c = 0; c < NCOLS; c++) {
-        if (c == NCOLS - 1) {
-            put_clean(out, cells[c], true, 0);
-            break;
-        }
-        put_clean(out, cells[c], true, 0);
-        fprintf(out, "%*s", (int)(width[c] - strlen(cells[c]) + 2), "");
-    }
-    fputc('\n', out);
-}
-
 void cli_print_agents(FILE *out, Agentry__V1__Agent *const *agents, size_t n, int64_t now_ns)
 {
     static const char *const head[NCOLS] = {"ID", "NAME", "STATE", "NODE", "SEQ", "AGE"};
-    char cells[NCOLS][64];
-    int width[NCOLS];
-    for (int c = 0; c < NCOLS; c++)
-        width[c] = (int)strlen(head[c]);
+    char(*buf)[64] = ag_xcalloc(n ? n * NCOLS : 1, 64);
+    char **cells = ag_xcalloc(n ? n * NCOLS : 1, sizeof(*cells));
     for (size_t i = 0; i < n; i++) {
-        agent_row(agents[i], now_ns, cells);
+        const Agentry__V1__Agent *a = agents[i];
+        char(*row)[64] = buf + i * NCOLS;
+        const char *name = a->spec && *a->spec->name ? a->spec->name : "-";
+        snprintf(row[COL_ID], 64, "%s", a->id);
+        snprintf(row[COL_NAME], 64, "%.*s", TABLE_NAME_MAX, name);
+        snprintf(row[COL_STATE], 64, "%s", cli_print_state_name(a->state));
+        snprintf(row[COL_NODE], 64, "%s", *a->node_id ? a->node_id : "-");
+        snprintf(row[COL_SEQ], 64, "%llu", (unsigned long long)a->last_seq);
+        cli_print_age(row[COL_AGE], 64, now_ns - a->created_unix_nano);
         for (int c = 0; c < NCOLS; c++)
-            if ((int)strlen(cells[c]) > width[c])
-                width[c] = (int)strlen(cells[c]);
+            cells[i * NCOLS + c] = row[c];
     }
-    for (int c = 0; c < NCOLS; c++)
-        snprintf(cells[c], 64, "%s", head[c]);
-    print_row(out, cells, width);
+    cli_print_table(out, head, NCOLS, cells, n);
+    free(cells);
+    free(buf);
+}
+
+/* --- nodes ----------------------------------------------------------------------------------- */
+
+static cJSON *strv_json(char *const *v, size_t n)
+{
+    cJSON *arr = cJSON_CreateArray();
+    for (size_t i = 0; i < n; i++)
+        cJSON_AddItemToArray(arr, cJSON_CreateString(v[i]));
+    return arr;
+}
+
+cJSON *cli_print_node_json(const Agentry__V1__Node *n)
+{
+    char t[32];
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "node_id", n->node_id);
+    cJSON_AddStringToObject(o, "state", n->state);
+    cJSON_AddNumberToObject(o, "capacity", n->capacity);
+    cJSON_AddNumberToObject(o, "running", n->running);
+    cJSON *labels = cJSON_AddObjectToObject(o, "labels");
+    for (size_t i = 0; i < n->n_labels; i++)
+        cJSON_AddStringToObject(labels, n->labels[i]->key, n->labels[i]->value);
+    cJSON_AddStringToObject(o, "version", n->version);
+    cJSON_AddStringToObject(o, "address", n->address);
+    cJSON_AddStringToObject(o, "connected_at", cli_print_time(t, sizeof(t), n->connected_ns));
+    if (n->started_ns)
+        cJSON_AddStringToObject(o, "started_at", cli_print_time(t, sizeof(t), n->started_ns));
+    cJSON_AddItemToObject(o, "models", strv_json(n->models, n->n_models));
+    cJSON_AddItemToObject(o, "tools", strv_json(n->tools, n->n_tools));
+    return o;
+}
+
+enum { NCOL_ID, NCOL_STATE, NCOL_LOAD, NCOL_LABELS, NCOL_VERSION, NCOL_AGE, NNCOLS };
+
+void cli_print_nodes(FILE *out, Agentry__V1__Node *const *nodes, size_t n, int64_t now_ns)
+{
+    static const char *const head[NNCOLS] = {"NODE",   "STATE",   "RUNNING",
+                                             "LABELS", "VERSION", "AGE"};
+    char(*buf)[128] = ag_xcalloc(n ? n * NNCOLS : 1, 128);
+    char **cells = ag_xcalloc(n ? n * NNCOLS : 1, sizeof(*cells));
     for (size_t i = 0; i < n; i++) {
-        agent_row(agents[i], now_ns, cells);
-        print_row(out, cells, width);
+        const Agentry__V1__Node *nd = nodes[i];
+        char(*row)[128] = buf + i * NNCOLS;
+        snprintf(row[NCOL_ID], 128, "%s", nd->node_id);
+        snprintf(row[NCOL_STATE], 128, "%s", nd->state);
+        snprintf(row[NCOL_LOAD], 128, "%u/%u", nd->running, nd->capacity);
+        size_t off = 0;
+        for (size_t k = 0; k < nd->n_labels && off < 127; k++)
+            off += (size_t)snprintf(row[NCOL_LABELS] + off, 128 - off, "%s%s=%s", k ? "," : "",
+                                    nd->labels[k]->key, nd->labels[k]->value);
+        if (!nd->n_labels)
+            snprintf(row[NCOL_LABELS], 128, "-");
+        snprintf(row[NCOL_VERSION], 128, "%s", *nd->version ? nd->version : "-");
+        /* The age of the node process when it said when it started, else of its connection. */
+        int64_t since = nd->started_ns ? nd->started_ns : nd->connected_ns;
+        cli_print_age(row[NCOL_AGE], 128, now_ns - since);
+        for (int c = 0; c < NNCOLS; c++)
+            cells[i * NNCOLS + c] = row[c];
     }
+    cli_print_table(out, head, NNCOLS, cells, n);
+    free(cells);
+    free(buf);
 }

@@ -41,7 +41,14 @@ void cli_print_json(FILE *out, cJSON *v, bool compact);
 void cli_print_agent(FILE *out, const Agentry__V1__Agent *a, int64_t now_ns);
 /* "#seq  HH:MM:SS.mmm  kind  node=...  payload" (local time). */
 void cli_print_event(FILE *out, const Agentry__V1__TraceEvent *ev);
+/* A table with a header row: columns as wide as their widest cell, two spaces apart (at most 16
+ * columns; cells row-major, nrows * ncols of them). */
+void cli_print_table(FILE *out, const char *const *head, size_t ncols, char *const *cells,
+                     size_t nrows);
 /* The table ID NAME STATE NODE SEQ AGE, with a header row. */
 void cli_print_agents(FILE *out, Agentry__V1__Agent *const *agents, size_t n, int64_t now_ns);
+/* The table NODE STATE RUNNING LABELS VERSION AGE, with a header row. */
+void cli_print_nodes(FILE *out, Agentry__V1__Node *const *nodes, size_t n, int64_t now_ns);
+cJSON *cli_print_node_json(const Agentry__V1__Node *n);
 
 #endif

@@ -5,6 +5,8 @@
 #include <grpc/slice.h>
 #include <string.h>
 
+#include "common/rpc/server.h"
+
 static void *arena_pb_alloc(void *data, size_t size)
 {
     return ag_arena_alloc(data, size);
@@ -92,5 +94,15 @@ void *rpc_pb_unpack(grpc_byte_buffer *bb, const ProtobufCMessageDescriptor *d,
         m = rpc_pb_unpack_bytes(buf, off, d, arena, err);
     }
     grpc_byte_buffer_reader_destroy(&r);
+    return m;
+}
+
+void *rpc_call_unpack(struct rpc_call *c, grpc_byte_buffer *req,
+                      const ProtobufCMessageDescriptor *d)
+{
+    struct ag_err err = AG_ERR_INIT;
+    void *m = rpc_pb_unpack(req, d, rpc_call_arena(c), &err);
+    if (!m)
+        rpc_call_fail(c, &err);
     return m;
 }

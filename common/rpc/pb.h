@@ -12,6 +12,8 @@
 #include "common/arena.h"
 #include "common/err.h"
 
+struct rpc_call;
+
 /* A new byte buffer holding the packed message (caller destroys it, or hands it to an rpc_*_take
  * function). */
 grpc_byte_buffer *rpc_pb_pack(const ProtobufCMessage *m);
@@ -19,6 +21,10 @@ grpc_byte_buffer *rpc_pb_pack(const ProtobufCMessage *m);
  * message of type d. Nothing to free: the arena owns the result. */
 void *rpc_pb_unpack(grpc_byte_buffer *bb, const ProtobufCMessageDescriptor *d,
                     struct ag_arena *arena, struct ag_err *err);
+/* A unary handler's request: rpc_pb_unpack into the call's arena; on failure the call is
+ * answered with the error (INVALID_ARGUMENT) and NULL returned. */
+void *rpc_call_unpack(struct rpc_call *c, grpc_byte_buffer *req,
+                      const ProtobufCMessageDescriptor *d);
 /* Same from plain bytes. */
 void *rpc_pb_unpack_bytes(const void *data, size_t len, const ProtobufCMessageDescriptor *d,
                           struct ag_arena *arena, struct ag_err *err);
