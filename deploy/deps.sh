@@ -6,14 +6,18 @@
 set -eu
 PKGS="build-essential cmake pkg-config libgrpc-dev protobuf-c-compiler libprotobuf-c-dev
 protobuf-compiler protobuf-compiler-grpc python3-grpcio python3-protobuf libsqlite3-dev
-libcjson-dev libcmocka-dev libpq-dev"
+libcjson-dev libcmocka-dev libpq-dev libcurl4-openssl-dev"
 # libpq-dev: the hub links libpq (its PostgreSQL store); a PostgreSQL server is the operator's.
+# libcurl4-openssl-dev: common/etcd.c talks to etcd's JSON gateway over HTTP(S) with libcurl.
 # Test-only:
 # clang: make test also compiles the tree with clang, whose warnings are not GCC's.
 # clang-format: make lint checks the formatting with it (Debian 12 ships version 14).
 # postgresql: the server the tests start privately (tests/pg_fixture.sh); the package's own
 # cluster is not used, nor started.
-TEST_PKGS="clang clang-format postgresql"
+# etcd-server: the etcd the tests start privately (tests/etcd_fixture.sh); the hub and nodes only
+# talk to an operator's etcd, so they need no binary. Its systemd unit is not used.
+# openssl: tests/etcd_fixture.sh start-tls makes a throwaway CA and certificates with it.
+TEST_PKGS="clang clang-format postgresql etcd-server openssl"
 case "${1:-}" in
 "") ;;
 --test) PKGS="$PKGS $TEST_PKGS" ;;
