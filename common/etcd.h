@@ -144,7 +144,8 @@ typedef void ag_etcd_lost_fn(void *arg, int64_t lease, const char *why);
 int ag_etcd_keeper_start(struct ag_etcd *c, int64_t lease, int64_t ttl_s, ag_etcd_lost_fn *on_lost,
                          void *arg, struct ag_etcd_keeper **out, struct ag_err *err);
 /* Stops renewing (does not revoke) and joins the thread; prompt even mid-call. NULL is a
- * no-op. on_lost is never called after it returns. */
+ * no-op. on_lost is never called after it returns. Not from within on_lost (it would join its
+ * own thread). */
 void ag_etcd_keeper_stop(struct ag_etcd_keeper *k);
 
 /* --- watch ---------------------------------------------------------------------------------- */
@@ -180,7 +181,7 @@ int ag_etcd_watch_start(struct ag_etcd *c, const char *prefix, int64_t start_rev
                         const struct ag_etcd_watch_cbs *cbs, struct ag_etcd_watch **out,
                         struct ag_err *err);
 /* Closes the stream and joins the thread, promptly; no callback runs after it returns. NULL is a
- * no-op. */
+ * no-op. Not from within one of its callbacks (it would join its own thread). */
 void ag_etcd_watch_stop(struct ag_etcd_watch *w);
 
 #endif
