@@ -345,9 +345,11 @@ static bool unreachable(CURL *h, CURLcode rc)
 {
     if (rc == CURLE_COULDNT_RESOLVE_HOST || rc == CURLE_COULDNT_CONNECT)
         return true;
-    curl_off_t connected = 0;
-    curl_easy_getinfo(h, CURLINFO_CONNECT_TIME_T, &connected);
-    return rc == CURLE_OPERATION_TIMEDOUT && connected == 0;
+    /* Zero until the request could be sent, also on a reused connection (where the connect
+     * time is zero too): a timeout before that point never reached etcd. */
+    curl_off_t pretransfer = 0;
+    curl_easy_getinfo(h, CURLINFO_PRETRANSFER_TIME_T, &pretransfer);
+    return rc == CURLE_OPERATION_TIMEDOUT && pretransfer == 0;
 }
 
 /* Turn a finished transfer's non-200 answer into an error: etcd's own message when the body is
@@ -558,8 +560,10 @@ int ag_etcd_put(struct ag_etcd *c, const char *key, const void *value, size_t va
                 int64_t lease, int64_t *revision, struct ag_err *err)
 {
     cJSON *resp;
-    if (unary(c, "/v3/kv/put", put_req(key, value, value_len, lease), &resp, err) < 0)
-        return ag_err_prefix(err, "put '%s'", key), -1;
+    if (unary(c, "/v3/kv/put", put_req(key, value, value_len, lease), &resp, err) < 0) {
+        ag_err_prefix(err, "put '%s'", key);
+        return -1;
+    }
     if (revision)
         *revision = ag_etcd__header_rev(resp);
     cJSON_Delete(resp);
@@ -571,8 +575,10 @@ int ag_etcd_get(struct ag_etcd *c, const char *key, bool prefix, int64_t limit,
 {
     memset(out, 0, sizeof(*out));
     cJSON *resp;
-    if (unary(c, "/v3/kv/range", ag_etcd__range_req(key, prefix, limit), &resp, err) < 0)
-        return ag_err_prefix(err, "get '%s'", key), -1;
+    if (unary(c, "/v3/kv/range", ag_etcd__range_req(key, prefix, limit), &resp, err) < 0) {
+        ag_err_prefix(err, "get '%s'", key);
+        return -1;
+    }
     int rc = ag_etcd__kvs_parse(resp, out, err);
     cJSON_Delete(resp);
     return rc;
@@ -583,8 +589,10 @@ int ag_etcd_delete(struct ag_etcd *c, const char *key, bool prefix, int64_t *del
 {
     cJSON *req = cJSON_CreateObject(), *resp;
     add_key_range(req, key, prefix);
-    if (unary(c, "/v3/kv/deleterange", req, &resp, err) < 0)
-        return ag_err_prefix(err, "delete '%s'", key), -1;
+    if (unary(c, "/v3/kv/deleterange", req, &resp, err) < 0) {
+        ag_err_prefix(err, "delete '%s'", key);
+        return -1;
+    }
     if (deleted)
         *deleted = ag_etcd__i64(resp, "deleted");
     cJSON_Delete(resp);
@@ -596,8 +604,10 @@ int ag_etcd_compact(struct ag_etcd *c, int64_t revision, struct ag_err *err)
     cJSON *req = cJSON_CreateObject(), *resp;
     ag_etcd__add_i64(req, "revision", revision);
     cJSON_AddTrueToObject(req, "physical");
-    if (unary(c, "/v3/kv/compaction", req, &resp, err) < 0)
-        return ag_err_prefix(err, "compact to revision %lld", (long long)revision), -1;
+    if (unary(c, "/v3/kv/compaction", req, &resp, err) < 0) {
+        ag_err_prefix(err, "compact to revision %lld", (long long)revision);
+        return -1;
+    }
     cJSON_Delete(resp);
     return 0;
 }
@@ -663,8 +673,10 @@ int ag_etcd_txn(struct ag_etcd *c, const struct ag_etcd_txn *t, struct ag_etcd_t
     cJSON_AddItemToObject(req, "compare", txn_compare(t));
     cJSON_AddItemToObject(req, "success", txn_branch(t, true));
     cJSON_AddItemToObject(req, "failure", txn_branch(t, false));
-    if (unary(c, "/v3/kv/txn", req, &resp, err) < 0)
-        return ag_err_prefix(err, "transaction on '%s'", t->key), -1;
+    if (unary(c, "/v3/kv/txn", req, &resp, err) < 0) {
+        ag_err_prefix(err, "transaction on '%s'", t->key);
+        return -1;
+    }
     res->succeeded = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(resp, "succeeded"));
     res->revision = ag_etcd__header_rev(resp);
     const cJSON *rs = cJSON_GetObjectItemCaseSensitive(resp, "responses");
@@ -700,8 +712,10 @@ int ag_etcd_lease_grant(struct ag_etcd *c, int64_t ttl_s, int64_t *id, int64_t *
 {
     cJSON *req = cJSON_CreateObject(), *resp;
     ag_etcd__add_i64(req, "TTL", ttl_s);
-    if (unary(c, "/v3/lease/grant", req, &resp, err) < 0)
-        return ag_err_prefix(err, "grant a %lld s lease", (long long)ttl_s), -1;
+    if (unary(c, "/v3/lease/grant", req, &resp, err) < 0) {
+        ag_err_prefix(err, "grant a %lld s lease", (long long)ttl_s);
+        return -1;
+    }
     *id = ag_etcd__i64(resp, "ID");
     if (granted_ttl)
         *granted_ttl = ag_etcd__i64(resp, "TTL");
@@ -718,8 +732,10 @@ int ag_etcd__keepalive(struct ag_etcd__conn *cn, int64_t id, int64_t timeout_ms,
     ag_etcd__add_i64(req, "ID", id);
     int rc = ag_etcd__call(cn, "/v3/lease/keepalive", req, timeout_ms, &resp, err);
     cJSON_Delete(req);
-    if (rc < 0)
-        return ag_err_prefix(err, "keep lease %lld alive", (long long)id), -1;
+    if (rc < 0) {
+        ag_err_prefix(err, "keep lease %lld alive", (long long)id);
+        return -1;
+    }
     /* A stream with one message: {"result":{...}} or {"error":{...}}. */
     const cJSON *e = cJSON_GetObjectItemCaseSensitive(resp, "error");
     if (e) {
@@ -748,8 +764,10 @@ int ag_etcd_lease_revoke(struct ag_etcd *c, int64_t id, struct ag_err *err)
 {
     cJSON *req = cJSON_CreateObject(), *resp;
     ag_etcd__add_i64(req, "ID", id);
-    if (unary(c, "/v3/lease/revoke", req, &resp, err) < 0)
-        return ag_err_prefix(err, "revoke lease %lld", (long long)id), -1;
+    if (unary(c, "/v3/lease/revoke", req, &resp, err) < 0) {
+        ag_err_prefix(err, "revoke lease %lld", (long long)id);
+        return -1;
+    }
     cJSON_Delete(resp);
     return 0;
 }
