@@ -772,10 +772,10 @@ struct hub_store *hub_store_open(const char *url, const struct hub_store_opts *o
     struct hub_store *st = ag_xcalloc(1, sizeof(*st));
     store_init(st, be, opts);
     /* The writer's connection first: it creates or migrates the schema the reader expects. */
-    st->wconn = be->open(url, HUB_STORE__WRITER, err);
+    st->wconn = be->open(url, HUB_STORE__WRITER, opts, err);
     if (!st->wconn)
         goto fail;
-    st->rconn = be->open(url, HUB_STORE__READER, err);
+    st->rconn = be->open(url, HUB_STORE__READER, opts, err);
     if (!st->rconn || threads_start(st, err))
         goto fail;
     ag_log_info("store.opened", "backend=%s queue_cap=%zu max_batch=%zu read_queue_cap=%zu",

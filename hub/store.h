@@ -126,6 +126,14 @@ struct hub_store_opts {
     size_t queue_cap;      /* writes waiting at most; 0 = 65536. Full -> AG_RESOURCE_EXHAUSTED */
     size_t max_batch;      /* writes per transaction at most; 0 = 1024 */
     size_t read_queue_cap; /* read requests waiting at most; 0 = 4096 */
+    /* A leader's fencing token (> 0: from its election, hub/cluster.c) and its name: the store
+     * is taken over for this token, and every transaction commits only while the database
+     * still names it, so a hub deposed by a newer leader can never commit again (its writes
+     * then fail for good, AG_DATA_LOSS then UNAVAILABLE, as a lost store's). PostgreSQL only;
+     * SQLite's file lock already keeps a second process out. 0: no fencing (one hub, as before:
+     * a database a leader took over then refuses it). */
+    int64_t fence;
+    const char *fence_holder;
 };
 
 /* url: "sqlite:PATH" (PATH created if missing, schema migrated). Optional query:

@@ -69,8 +69,10 @@ struct hub_store__backend {
     const char *scheme; /* "sqlite" serves "sqlite:PATH" */
     const char *alias;  /* another scheme for the same database ("postgresql"), or NULL */
     /* url: the whole URL (its scheme already matched), as libpq wants "postgres://..." whole.
-     * NULL with err set on failure. */
-    struct hub_store__conn *(*open)(const char *url, enum hub_store__role role, struct ag_err *err);
+     * fence: hub_store_opts.fence and fence_holder (token 0: none), for the writer. NULL with
+     * err set on failure. */
+    struct hub_store__conn *(*open)(const char *url, enum hub_store__role role,
+                                    const struct hub_store_opts *fence, struct ag_err *err);
     void (*close)(struct hub_store__conn *c); /* NULL is a no-op */
 
     /* Writer connection only. */

@@ -63,6 +63,13 @@
 #include "common/xalloc.h"
 #include "hub/store_internal.h"
 
+/* The SQLSTATE of agentry_mark's refusal: another hub took the database over (migration 3). */
+#define STORE_PG_FENCED "AGF01"
+/* How long a new leader's takeover waits on the row lock a deposed leader's open transaction
+ * holds in all, trying a second at a time (lock_timeout; a stopped leader's session ends after idle_in_transaction). */
+#define STORE_PG_TAKEOVER_MAX_MS 60000
+#define STORE_PG_IDLE_IN_TXN "10s"
+
 /* "agentry" in ASCII: the advisory lock the writer holds on its database. */
 #define STORE_PG_LOCK_KEY "30518646786470521"
 /* How long a reconnect waits for the server to end our old session and free the lock. */
@@ -116,7 +123,7 @@ struct stmt_def {
 static const struct stmt_def stmts[ST_COUNT] = {
     [ST_BEGIN] = {"BEGIN", 0},
     [ST_COMMIT] = {"COMMIT", 0},
-    [ST_MARK] = {"UPDATE hub_writer SET commit_no = $1", 1},
+    [ST_MARK] = {"SELECT agentry_mark($1, $2)", 2},
     [ST_AGENT_INSERT] = {"INSERT INTO agents(" AGENT_COLS ") VALUES($1, $2, $3, $4, $5, $6, $7, "
                          "$8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, "
                          "$22, $23, $24)",
@@ -175,6 +182,21 @@ static const char *const migrations[] = {
     "ALTER TABLE agents ADD COLUMN waiting_input BIGINT NOT NULL DEFAULT 0;"
     "CREATE INDEX agents_active ON agents(created_ns, id) WHERE " AGENT_ACTIVE ";"
     "CREATE INDEX agents_by_state ON agents(state, created_ns, id);",
+    /* 3: fencing (hub_store_opts.fence): the leader's token and name, and the commit mark
+     * that succeeds only for the hub the database names. Its own SQLSTATE tells the writer
+     * that it was deposed. */
+    "ALTER TABLE hub_writer ADD COLUMN fence BIGINT NOT NULL DEFAULT 0,"
+    " ADD COLUMN fence_holder TEXT NOT NULL DEFAULT '';"
+    "CREATE FUNCTION agentry_mark(no BIGINT, token BIGINT) RETURNS void LANGUAGE plpgsql AS $f$"
+    " DECLARE cur BIGINT; holder TEXT;"
+    " BEGIN"
+    "  UPDATE hub_writer SET commit_no = no WHERE fence = token;"
+    "  IF NOT FOUND THEN"
+    "   SELECT fence, fence_holder INTO cur, holder FROM hub_writer;"
+    "   RAISE EXCEPTION 'hub ''%'' leads this database now (fencing token %; this hub''s is %)',"
+    "    holder, cur, token USING ERRCODE = '" STORE_PG_FENCED "';"
+    "  END IF;"
+    " END $f$;",
 };
 #define SCHEMA_VERSION ((int)AG_ARRAY_SIZE(migrations))
 
@@ -199,6 +221,10 @@ struct hub_store__conn {
     bool commit_queued, refused;
     bool synced; /* the pipeline's sync is sent: its PIPELINE_SYNC is still to read */
     uint64_t commit_no;
+    /* Writer only: the fencing token this hub writes under (0: none; then it holds the
+     * advisory lock instead) and its name (hub_store_opts). */
+    int64_t fence;
+    char fence_holder[128];
     /* Reconnect backoff (see STORE_PG_BACKOFF_*): set by a failed reconnect, cleared by one
      * that succeeds. down_why is that failure's message, repeated to the calls refused until
      * retry_at_ms. */
@@ -359,6 +385,71 @@ static int migrate(struct hub_store__conn *c, struct ag_err *err)
     return 0;
 }
 
+/* A hub without a fencing token holds the advisory lock; a database a leader took over is not
+ * for it (it would fail every commit anyway): say so at open. */
+static int fence_none(struct hub_store__conn *c, struct ag_err *err)
+{
+    PGresult *r = PQexec(c->pg, "SELECT fence, fence_holder FROM hub_writer");
+    int rc = 0;
+    if (PQresultStatus(r) != PGRES_TUPLES_OK || PQntuples(r) != 1)
+        rc = db_err(c, "read the fencing token", r ? res_msg(r) : PQerrorMessage(c->pg), err);
+    else if (strcmp(PQgetvalue(r, 0, 0), "0") != 0)
+        rc = ag_err_set(err, AG_FAILED_PRECONDITION,
+                        "the %s is led through etcd (hub '%s' took it over with fencing token "
+                        "%s): start this hub with --etcd too",
+                        c->where, PQgetvalue(r, 0, 1), PQgetvalue(r, 0, 0));
+    PQclear(r);
+    return rc;
+}
+
+/* A leader takes the database over for its token: from the commit of this update on, only
+ * commits under it succeed (agentry_mark). The update waits for the row lock that a deposed
+ * leader's open transaction holds (its mark took it), so that transaction ends first, either
+ * way; a stopped leader's session is ended by the server after idle_in_transaction. A newer
+ * token already there: FAILED_PRECONDITION. No advisory lock: a stopped leader's session would
+ * hold it for as long as it stays stopped. */
+static int fence_take(struct hub_store__conn *c, struct ag_err *err)
+{
+    if (exec_ok(c, "SET idle_in_transaction_session_timeout = '" STORE_PG_IDLE_IN_TXN "'",
+                "set up the session", err) ||
+        migrate(c, err))
+        return -1;
+    char token[24];
+    snprintf(token, sizeof(token), "%" PRId64, c->fence);
+    const char *vals[] = {token, c->fence_holder};
+    int64_t t0 = ag_now_mono_ms();
+    if (exec_ok(c, "SET lock_timeout = '1s'", "set up the session", err))
+        return -1;
+    for (bool logged = false;;) {
+        PGresult *r = PQexecParams(c->pg,
+                                   "UPDATE hub_writer SET fence = $1, fence_holder = $2"
+                                   " WHERE fence <= $1 RETURNING fence",
+                                   2, NULL, vals, NULL, NULL, 0);
+        ExecStatusType s = PQresultStatus(r);
+        const char *state = PQresultErrorField(r, PG_DIAG_SQLSTATE);
+        bool busy = s == PGRES_FATAL_ERROR && state && strcmp(state, "55P03") == 0;
+        int rc = 0;
+        if (s == PGRES_TUPLES_OK && PQntuples(r) == 1)
+            rc = 1;
+        else if (s == PGRES_TUPLES_OK)
+            rc = ag_err_set(err, AG_FAILED_PRECONDITION,
+                            "a newer leader holds the %s (its fencing token is above this "
+                            "hub's %s)",
+                            c->where, token);
+        else if (!busy || ag_now_mono_ms() - t0 > STORE_PG_TAKEOVER_MAX_MS)
+            rc = db_err(c, "take the database over", r ? res_msg(r) : PQerrorMessage(c->pg), err);
+        PQclear(r);
+        if (rc < 0)
+            return -1;
+        if (rc > 0)
+            return exec_ok(c, "SET lock_timeout = 0", "set up the session", err);
+        if (!logged)
+            ag_log_warn("store.takeover_waiting", "db=%s token=%s note=%s", ag_log_q(c->where),
+                        token, ag_log_q("the previous leader's transaction is still open"));
+        logged = true;
+    }
+}
+
 /* Everything a fresh session needs: settings, (writer) lock and schema, statements. Run at open
  * and after every reconnect, since a new session has none of them. */
 static int session_setup(struct hub_store__conn *c, int wait_lock_ms, struct ag_err *err)
@@ -369,8 +460,11 @@ static int session_setup(struct hub_store__conn *c, int wait_lock_ms, struct ag_
             return -1;
     } else {
         int64_t no;
-        if (exec_ok(c, "SET synchronous_commit = on", "set up the session", err) ||
-            lock_take(c, wait_lock_ms, err) || migrate(c, err) ||
+        /* One writer: a leader's fence, or else the advisory lock. */
+        int taken = c->fence ? fence_take(c, err)
+                             : (lock_take(c, wait_lock_ms, err) || migrate(c, err) ||
+                                fence_none(c, err));
+        if (taken || exec_ok(c, "SET synchronous_commit = on", "set up the session", err) ||
             query_i64(c, "SELECT commit_no FROM hub_writer", "read the commit counter", &no, err))
             return -1;
         c->commit_no = (uint64_t)no;
@@ -452,7 +546,7 @@ static void pg_close(struct hub_store__conn *c)
 }
 
 static struct hub_store__conn *pg_open(const char *url, enum hub_store__role role,
-                                       struct ag_err *err)
+                                       const struct hub_store_opts *fence, struct ag_err *err)
 {
     const char *colon = strchr(url, ':');
     /* A URI goes whole; after "postgres:" anything else is a keyword conninfo. */
@@ -464,6 +558,11 @@ static struct hub_store__conn *pg_open(const char *url, enum hub_store__role rol
     const char *const vals[] = {"10", conninfo, "agentry-hub", NULL};
     struct hub_store__conn *c = ag_xcalloc(1, sizeof(*c));
     c->role = role;
+    if (role == HUB_STORE__WRITER && fence && fence->fence > 0) {
+        c->fence = fence->fence;
+        snprintf(c->fence_holder, sizeof(c->fence_holder), "%s",
+                 fence->fence_holder ? fence->fence_holder : "");
+    }
     c->rng = (uint64_t)ag_now_mono_ns() ^ (uintptr_t)c;
     c->rng |= 1; /* xorshift's state must not be 0 */
     c->pg = PQconnectdbParams(keys, vals, 1);
@@ -632,8 +731,15 @@ static int drain(struct hub_store__conn *c, uint64_t *seq, struct ag_err *err)
             /* The server's own error (it carries a SQLSTATE) before COMMIT aborts the
              * transaction: whatever happens to the connection next, nothing was committed. */
             c->refused |= p->kind != PEND_COMMIT && PQresultErrorField(r, PG_DIAG_SQLSTATE);
-            rc = p->kind == PEND_OP ? op_err(c, r, p->op, err)
-                                    : db_err(c, "run a transaction", res_msg(r), err);
+            const char *state = PQresultErrorField(r, PG_DIAG_SQLSTATE);
+            if (p->kind == PEND_MARK && state && strcmp(state, STORE_PG_FENCED) == 0)
+                rc = ag_err_set(err, AG_DATA_LOSS,
+                                "this hub no longer leads the %s: %s; it must stop (a standby "
+                                "took over)",
+                                c->where, PQresultErrorField(r, PG_DIAG_MESSAGE_PRIMARY));
+            else
+                rc = p->kind == PEND_OP ? op_err(c, r, p->op, err)
+                                        : db_err(c, "run a transaction", res_msg(r), err);
         } else if (s == PGRES_TUPLES_OK && p->kind == PEND_LAST_SEQ && seq) {
             *seq = PQntuples(r) ? strtoull(PQgetvalue(r, 0, 0), NULL, 10) : 0;
         }
@@ -748,6 +854,7 @@ static int pg_commit(struct hub_store__conn *c, struct ag_err *err)
     uint64_t next = c->commit_no + 1;
     struct params p = {0};
     p_u64(&p, next);
+    p_i64(&p, c->fence);
     int rc = send_stmt(c, ST_MARK, &p, PEND_MARK, NULL, err);
     rc = rc ? rc : send_stmt(c, ST_COMMIT, NULL, PEND_COMMIT, NULL, err);
     c->commit_queued = rc == 0;

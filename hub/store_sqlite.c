@@ -823,8 +823,9 @@ static int writer_files(struct hub_store__conn *c, struct ag_err *err)
 }
 
 static struct hub_store__conn *sqlite_open(const char *url, enum hub_store__role role,
-                                           struct ag_err *err)
+                                           const struct hub_store_opts *fence, struct ag_err *err)
 {
+    (void)fence; /* the file lock keeps every other process out already (see the top) */
     if (!sqlite3_threadsafe()) {
         ag_err_set(err, AG_FAILED_PRECONDITION,
                    "libsqlite3 was built without thread support; "

@@ -1460,12 +1460,57 @@ static void test_pg_migrations(void **state)
     struct fx *fx = *state;
     hub_store_close(open_url(fx->url, NULL));
     hub_store_close(open_url(fx->url, NULL));
-    assert_int_equal(pg_query_long(fx->pgdb, "SELECT count(*) FROM schema_migrations"), 2);
-    assert_int_equal(pg_query_long(fx->pgdb, "SELECT max(version) FROM schema_migrations"), 2);
+    assert_int_equal(pg_query_long(fx->pgdb, "SELECT count(*) FROM schema_migrations"), 3);
+    assert_int_equal(pg_query_long(fx->pgdb, "SELECT max(version) FROM schema_migrations"), 3);
 
     assert_int_equal(pg_exec(fx->pgdb, "INSERT INTO schema_migrations(version) VALUES(99)"), 0);
     expect_open_fails(fx->url, AG_FAILED_PRECONDITION, "schema version 99");
-    expect_open_fails(fx->url, AG_FAILED_PRECONDITION, "knows versions 1 to 2");
+    expect_open_fails(fx->url, AG_FAILED_PRECONDITION, "knows versions 1 to 3");
+}
+
+/* Fencing (hub_store_opts.fence): a newer leader takes the database over while the old one
+ * still has it open; the old one's next commit fails for good naming the new leader, and
+ * nothing of it is stored; an older token and a hub without one are refused at open. */
+static void test_pg_fence(void **state)
+{
+    struct fx *fx = *state;
+    struct hub_store_opts a_opts = {.fence = 5, .fence_holder = "hub-a"};
+    struct hub_store_opts b_opts = {.fence = 7, .fence_holder = "hub-b"};
+    struct hub_store *a = open_url(fx->url, &a_opts);
+    struct tracker *tr = &fx->tr;
+    struct twrite w1, w2, w3, w4;
+    tw_init(&w1, tr);
+    tw_insert(&w1, "f1", NULL, 1);
+    tw_append(&w1, "f1", KIND_SPAWNED, "{}");
+    run_one(a, &w1);
+    expect_ok(&w1);
+
+    fx->st = open_url(fx->url, &b_opts); /* while a is open: no advisory lock stops it */
+    assert_int_equal(pg_query_long(fx->pgdb, "SELECT fence FROM hub_writer"), 7);
+    tw_init(&w2, tr);
+    tw_append(&w2, "f1", KIND_INPUT, "{}");
+    run_one(a, &w2);
+    expect_fail(&w2, AG_UNAVAILABLE, "hub 'hub-b' leads this database now");
+    tw_init(&w3, tr);
+    tw_append(&w3, "f1", KIND_INPUT, "{}");
+    struct ag_err err = AG_ERR_INIT;
+    assert_int_equal(hub_store_submit(a, &w3.w, &err), -1); /* refused for good, at once */
+    assert_string_equal(ag_code_name(err.code), "UNAVAILABLE");
+    hub_store_close(a);
+
+    tw_init(&w4, tr);
+    tw_append(&w4, "f1", KIND_INPUT, "{}");
+    run_one(fx->st, &w4);
+    expect_ok(&w4);
+    assert_int_equal(w4.seq[0], 2); /* w2 was not stored */
+
+    struct hub_store_opts old = {.fence = 6, .fence_holder = "hub-c"};
+    assert_null(hub_store_open(fx->url, &old, &err));
+    assert_string_equal(ag_code_name(err.code), "FAILED_PRECONDITION");
+    assert_non_null(strstr(err.msg, "a newer leader holds"));
+    hub_store_close(fx->st);
+    fx->st = NULL;
+    expect_open_fails(fx->url, AG_FAILED_PRECONDITION, "start this hub with --etcd too");
 }
 
 /* The URI form goes to libpq whole; a server that is not there is UNAVAILABLE with libpq's
@@ -2030,6 +2075,7 @@ int main(int argc, char **argv)
     const struct CMUnitTest pg_only[] = {
         cmocka_unit_test_setup_teardown(test_pg_exclusive_open, setup, teardown),
         cmocka_unit_test_setup_teardown(test_pg_migrations, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_pg_fence, setup, teardown),
         cmocka_unit_test_setup_teardown(test_pg_urls, setup, teardown),
         cmocka_unit_test_setup_teardown(test_pg_reconnect, setup, teardown),
         cmocka_unit_test_setup_teardown(test_pg_down_backoff, setup, teardown),
