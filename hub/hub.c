@@ -221,7 +221,7 @@ struct hub *hub_new(const struct hub_opts *o, struct ag_err *err)
     h->timers = ag_timers_new(err);
     if (!h->timers)
         goto fail;
-    struct hub_store_opts so = {0};
+    struct hub_store_opts so = {.fence = o->fence, .fence_holder = o->fence_holder};
     h->store = hub_store_open(o->store_url, &so, err);
     if (!h->store)
         goto fail;

@@ -30,6 +30,8 @@ struct hub_opts {
                                     waits as pending instead of failing: nodes may be reconnecting */
     int64_t unload_idle_ms;       /* an agent at rest this long leaves memory (it is loaded from
                                     the store again when asked for); 0 = 60000, < 0: at once */
+    int64_t fence;                /* the leader's fencing token (hub/cluster.h); 0: none */
+    const char *fence_holder;     /* the leader's hub id, with fence */
 };
 
 /* Binds the listen address, opens the store and loads the active agents (running, pending, or
@@ -42,5 +44,9 @@ int hub_port(const struct hub *h);
  * flight commit, stop. */
 void hub_stop(struct hub *h);
 void hub_free(struct hub *h);
+/* The etcd registration of node node_id (of process instance_id; "" if not known) went away
+ * (hub/cluster.h): the node is lost, whatever its stream looks like. Any thread. */
+void hub_node_unregistered(struct hub *h, const char *node_id, const char *instance_id,
+                           const char *why);
 
 #endif

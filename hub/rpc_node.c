@@ -29,6 +29,7 @@
 #include "hub/agent.h"
 #include "hub/agent_table.h"
 #include "hub/hooks.h"
+#include "hub/hub.h"
 #include "hub/hub_internal.h"
 #include "hub/limits.h"
 #include "hub/loader.h"
@@ -176,6 +177,25 @@ static void on_released(struct hub *h, struct hub_node *n, const Agentry__V1__Re
     ag_log_info("agent.released", "agent=%s node=%s epoch=%" PRIu64, r->agent_id, n->id, r->epoch);
     hub_actor_post_interrupt(h, a, n, r->epoch, why, true);
     hub_agents_unpin(&h->agents, a);
+}
+
+void hub_node_unregistered(struct hub *h, const char *node_id, const char *instance_id,
+                           const char *why)
+{
+    struct hub_node *nodes[1024];
+    size_t k = hub_sched_nodes(h->sched, nodes, AG_ARRAY_SIZE(nodes));
+    for (size_t i = 0; i < k; i++) {
+        struct hub_node *n = nodes[i];
+        /* Another process with the id (it registered again) is not this registration's. */
+        if (strcmp(n->id, node_id) == 0 &&
+            (!instance_id || !*instance_id || strcmp(n->instance_id, instance_id) == 0)) {
+            char reason[HUB_REASON_MAX];
+            snprintf(reason, sizeof(reason), "node lost (%s)", why);
+            hub_rpc_node_close_stream(h, n, AG_ABORTED, reason);
+            hub_rpc_node_lost(h, n, reason);
+        }
+        hub_sched_node_unref(h->sched, n);
+    }
 }
 
 static bool node_id_ok(const char *id)

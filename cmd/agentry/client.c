@@ -50,14 +50,51 @@ void cli_client_init(struct cli_client *c, int64_t default_timeout_ms)
 void cli_client_flags(struct cli_client *c, struct ag_flag *flags, size_t *n, size_t cap)
 {
     push_flag(flags, n, cap,
-              (struct ag_flag){"hub", 0, AG_FLAG_STR, &c->hub, "ADDR",
-                               "hub address host:port (default $AGENTRY_HUB or 127.0.0.1:7070)", 0,
-                               0});
+              (struct ag_flag){"hub", 0, AG_FLAG_STR, &c->hub, "ADDR[,ADDR...]",
+                               "hub address host:port, or a list tried in order: the first that "
+                               "accepts a connection is used (a standby hub does not) (default "
+                               "$AGENTRY_HUB or 127.0.0.1:7070)",
+                               0, 0});
     push_flag(flags, n, cap,
               (struct ag_flag){"timeout", 0, AG_FLAG_DURATION, &c->timeout_ms, "DURATION",
                                c->timeout_help, 0, 0});
     push_flag(flags, n, cap,
               (struct ag_flag){"json", 0, AG_FLAG_BOOL, &c->json, NULL, "print JSON", 0, 0});
+}
+
+static struct rpc_channel *channel(const char *addr, struct ag_err *err)
+{
+    struct rpc_channel *ch = rpc_channel_new(addr, NULL, err);
+    if (!ch)
+        ag_err_set(err, AG_INVALID_ARGUMENT,
+                   "invalid hub address '%s': want host:port (set --hub or AGENTRY_HUB)", addr);
+    return ch;
+}
+
+/* --hub a,b,...: the first hub that accepts a connection within a moment. Only the leader of
+ * hubs sharing a store listens (hub/cluster.h), so this finds it. */
+static int dial_list(struct cli_client *c, struct ag_err *err)
+{
+    char *list = ag_xstrdup(c->hub), *save = NULL;
+    struct ag_err last = AG_ERR_INIT;
+    int64_t wait = c->timeout_ms > 0 && c->timeout_ms < CLI_PROBE_TIMEOUT_MS ? c->timeout_ms
+                                                                             : CLI_PROBE_TIMEOUT_MS;
+    for (char *a = strtok_r(list, ",", &save); a && !c->ch; a = strtok_r(NULL, ",", &save)) {
+        struct rpc_channel *ch = channel(a, err);
+        if (!ch) {
+            free(list);
+            return -1;
+        }
+        if (rpc_channel_wait_ready(ch, wait, &last) == 0)
+            c->ch = ch;
+        else
+            rpc_channel_free(ch);
+    }
+    free(list);
+    if (c->ch)
+        return 0;
+    return ag_err_set(err, AG_UNAVAILABLE, "cannot reach any hub of '%s' (the last said: %s)",
+                      c->hub, last.msg[0] ? last.msg : "no answer");
 }
 
 int cli_client_dial(struct cli_client *c, struct ag_err *err)
@@ -68,13 +105,10 @@ int cli_client_dial(struct cli_client *c, struct ag_err *err)
         rpc_client_init();
         c->grpc_up = true;
     }
-    c->ch = rpc_channel_new(c->hub, NULL, err);
-    if (!c->ch) {
-        ag_err_set(err, AG_INVALID_ARGUMENT,
-                   "invalid hub address '%s': want host:port (set --hub or AGENTRY_HUB)", c->hub);
-        return -1;
-    }
-    return 0;
+    if (strchr(c->hub, ','))
+        return dial_list(c, err);
+    c->ch = channel(c->hub, err);
+    return c->ch ? 0 : -1;
 }
 
 void cli_client_explain_deadline(const struct cli_client *c, struct ag_err *err)

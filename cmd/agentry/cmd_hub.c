@@ -1,18 +1,92 @@
 /* cmd/agentry/cmd_hub.c - `agentry hub` (alias agent-hub): run the hub daemon until SIGTERM or
  * SIGINT, then stop gracefully (stop placing, refuse new calls, end streams with a status, drain
  * writes). SIGHUP is logged and ignored: the hub has no configuration file to reload, and a
- * closed terminal must not take down every agent's state with it. */
+ * closed terminal must not take down every agent's state with it.
+ *
+ * With --etcd the hub first campaigns for leadership (hub/cluster.h) and waits as a standby
+ * until it wins; only then does it bind its address and open the store, taking it over with its
+ * fencing token. A leader that loses leadership stops at once and exits 1 (its writes are
+ * fenced off anyway): a supervisor restarts it, and it becomes the standby. A signal thread
+ * turns SIGTERM/SIGINT into a stop, whichever phase the main thread is in. */
 #include <pthread.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
 
 #include "cmd/agentry/cli.h"
 #include "common/flags.h"
 #include "common/log.h"
 #include "common/xalloc.h"
+#include "hub/cluster.h"
 #include "hub/hub.h"
 #include "hub/sched.h"
+
+/* What the main thread waits for: a stop signal, or leadership lost. */
+struct hub_wait {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    int sig;   /* SIGTERM or SIGINT once one came */
+    bool lost; /* leadership lost */
+    sigset_t set;
+    struct hub_cluster *cl;
+};
+
+static void *signal_thread(void *arg)
+{
+    struct hub_wait *w = arg;
+    int sig = 0;
+    while (sigwait(&w->set, &sig) == 0 && sig == SIGHUP)
+        ag_log_info("hub.signalled", "signal=SIGHUP action=ignored");
+    if (sig == SIGUSR1) /* our own wake-up at exit */
+        return NULL;
+    ag_log_info("hub.signalled", "signal=%s", sig == SIGTERM ? "SIGTERM" : "SIGINT");
+    pthread_mutex_lock(&w->mu);
+    w->sig = sig;
+    pthread_cond_broadcast(&w->cv);
+    pthread_mutex_unlock(&w->mu);
+    if (w->cl)
+        hub_cluster_abort(w->cl);
+    return NULL;
+}
+
+static void on_lost(void *arg, const char *why)
+{
+    (void)why; /* logged by the cluster */
+    struct hub_wait *w = arg;
+    pthread_mutex_lock(&w->mu);
+    w->lost = true;
+    pthread_cond_broadcast(&w->cv);
+    pthread_mutex_unlock(&w->mu);
+}
+
+static struct hub *node_gone_hub; /* set once the hub serves; the watch starts after */
+
+static void on_node_gone(void *arg, const char *node_id, const char *instance_id, const char *why)
+{
+    (void)arg;
+    hub_node_unregistered(node_gone_hub, node_id, instance_id, why);
+}
+
+/* The address nodes dial: --advertise, else --listen unless it names every interface. */
+static const char *advertise_default(const char *listen, char *buf, size_t cap)
+{
+    const char *colon = strrchr(listen, ':');
+    if (!colon)
+        return listen;
+    size_t hl = (size_t)(colon - listen);
+    bool any = hl == 0 || (hl == 7 && strncmp(listen, "0.0.0.0", 7) == 0) ||
+               (hl == 4 && strncmp(listen, "[::]", 4) == 0);
+    if (!any)
+        return listen;
+    char host[200] = "localhost";
+    if (gethostname(host, sizeof(host) - 1) != 0)
+        snprintf(host, sizeof(host), "localhost");
+    snprintf(buf, cap, "%s%s", host, colon);
+    return buf;
+}
 
 int cli_cmd_hub(int argc, char **argv)
 {
@@ -23,7 +97,9 @@ int cli_cmd_hub(int argc, char **argv)
     if (env_store && *env_store)
         store = env_store;
     int64_t threads = 0, max_msg = 4 << 20, heartbeat = 2000, interruptions = 5;
-    int64_t backoff = 1000, backoff_max = 60000, grace = 10000, unload = 60000;
+    int64_t backoff = 1000, backoff_max = 60000, grace = 10000, unload = 60000, ttl = 10000;
+    const char *etcd = NULL, *etcd_ca = NULL, *etcd_cert = NULL, *etcd_key = NULL;
+    const char *prefix = "/agentry/", *hub_id = NULL, *advertise = NULL;
     const struct ag_flag flags[] = {
         {"listen", 'l', AG_FLAG_STR, &listen, "ADDR",
          "address to serve on (default 127.0.0.1:7070)", 0, 0},
@@ -56,13 +132,33 @@ int cli_cmd_hub(int argc, char **argv)
          0, 0},
         {"log-level", 0, AG_FLAG_STR, &level, "LEVEL", "debug, info, warn or error (default info)",
          0, 0},
+        {"etcd", 0, AG_FLAG_STR, &etcd, "URLS",
+         "join an etcd cluster (comma-separated http(s) URLs): register, lead or wait as a "
+         "standby, and watch the nodes' registrations",
+         0, 0},
+        {"etcd-ca", 0, AG_FLAG_STR, &etcd_ca, "FILE", "CA bundle for https etcd URLs", 0, 0},
+        {"etcd-cert", 0, AG_FLAG_STR, &etcd_cert, "FILE", "client certificate for etcd", 0, 0},
+        {"etcd-key", 0, AG_FLAG_STR, &etcd_key, "FILE", "key of --etcd-cert", 0, 0},
+        {"etcd-prefix", 0, AG_FLAG_STR, &prefix, "PREFIX", "key prefix in etcd (default /agentry/)",
+         0, 0},
+        {"hub-id", 0, AG_FLAG_STR, &hub_id, "ID",
+         "this hub's id in etcd (default <hostname>-<pid>)", 0, 0},
+        {"advertise", 0, AG_FLAG_STR, &advertise, "HOST:PORT",
+         "the address nodes and clients dial, published in etcd (default --listen, or "
+         "<hostname>:PORT when it listens on every interface)",
+         0, 0},
+        {"lease-ttl", 0, AG_FLAG_DURATION, &ttl, "DUR",
+         "the hub's etcd lease: a leader that stops renewing it for this long is replaced by a "
+         "standby (default 10s)",
+         0, 0},
     };
     const struct ag_cmd_help help = {
         "agentry hub [flags]   (or: agent-hub [flags])",
         "Run the hub: it stores agents and their event logs, schedules agents' turns onto the\n"
         "nodes connected to it, and serves the AgentHub API. Stops gracefully on SIGTERM/SIGINT.",
         "agentry hub --listen 127.0.0.1:7070 --store sqlite:/var/lib/agentry/hub.db\n"
-        "AGENTRY_STORE=postgres://agentry@db.internal/agentry agentry hub"};
+        "AGENTRY_STORE=postgres://agentry@db.internal/agentry agentry hub\n"
+        "agentry hub --listen 0.0.0.0:7070 --store postgres://db/agentry --etcd http://etcd:2379"};
     struct ag_err err = AG_ERR_INIT;
     size_t npos = 0;
     int rc = ag_flags_parse("hub", flags, AG_ARRAY_SIZE(flags), argc, argv, NULL, 0, &npos, &err);
@@ -79,15 +175,6 @@ int cli_cmd_hub(int argc, char **argv)
                    names);
         return cli_usage_error(&err);
     }
-
-    /* Block the signals before gRPC starts its threads, so they inherit the mask and only
-     * sigwait below sees SIGTERM/SIGINT. */
-    sigset_t set;
-    sigemptyset(&set);
-    sigaddset(&set, SIGINT);
-    sigaddset(&set, SIGTERM);
-    sigaddset(&set, SIGHUP);
-    pthread_sigmask(SIG_BLOCK, &set, NULL);
 
     if (heartbeat < 1 || backoff < 1 || backoff_max < backoff) {
         ag_err_set(&err, AG_INVALID_ARGUMENT,
@@ -106,14 +193,67 @@ int cli_cmd_hub(int argc, char **argv)
                          .retry_backoff_max_ms = backoff_max,
                          .join_grace_ms = grace,
                          .unload_idle_ms = unload ? unload : -1};
-    struct hub *h = hub_new(&o, &err);
-    if (!h)
-        return cli_fail(&err);
+    char adv[256];
+    struct hub_wait w = {.mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER};
+    struct hub_cluster_opts co = {
+        .endpoints = etcd,
+        .ca_file = etcd_ca,
+        .cert_file = etcd_cert,
+        .key_file = etcd_key,
+        .prefix = prefix,
+        .hub_id = hub_id,
+        .advertise = advertise ? advertise : advertise_default(listen, adv, sizeof(adv)),
+        .ttl_s = ttl < 1000 ? 1 : ttl / 1000,
+        .lost = on_lost,
+        .node_gone = on_node_gone,
+        .arg = &w};
+    if (etcd && hub_cluster_new(&co, &w.cl, &err) != 0)
+        return cli_usage_error(&err);
+
+    /* Block the signals before gRPC and etcd start their threads, so they inherit the mask and
+     * only the signal thread sees them. */
+    sigemptyset(&w.set);
+    sigaddset(&w.set, SIGINT);
+    sigaddset(&w.set, SIGTERM);
+    sigaddset(&w.set, SIGHUP);
+    sigaddset(&w.set, SIGUSR1);
+    pthread_sigmask(SIG_BLOCK, &w.set, NULL);
+    pthread_t st;
+    ag_xthread_create(&st, signal_thread, &w, "signals");
+
+    rc = CLI_OK;
+    struct hub *h = NULL;
+    if (w.cl) {
+        int64_t token = 0;
+        if (hub_cluster_lead(w.cl, &token) != 0)
+            goto out; /* stopped while a standby */
+        o.fence = token;
+        o.fence_holder = hub_cluster_id(w.cl);
+    }
+    h = hub_new(&o, &err);
+    if (!h) {
+        rc = cli_fail(&err);
+        goto out;
+    }
     hub_start(h);
-    int sig = 0;
-    while (sigwait(&set, &sig) == 0 && sig == SIGHUP)
-        ag_log_info("hub.signalled", "signal=SIGHUP action=ignored");
-    ag_log_info("hub.signalled", "signal=%s", sig == SIGTERM ? "SIGTERM" : "SIGINT");
+    node_gone_hub = h;
+    if (w.cl && hub_cluster_watch(w.cl, &err) != 0)
+        ag_log_error("cluster.watch_failed", "err=%s", ag_log_q(err.msg));
+    pthread_mutex_lock(&w.mu);
+    while (!w.sig && !w.lost)
+        pthread_cond_wait(&w.cv, &w.mu);
+    bool lost = w.lost;
+    pthread_mutex_unlock(&w.mu);
+    if (lost) {
+        fprintf(stderr, "error: this hub lost its leadership (see its log); stopping\n");
+        rc = CLI_FAIL;
+    }
+out:
+    /* The hub first (its writes drain), then the cluster: revoking the lease lets a standby
+     * take over at once. */
     hub_free(h);
-    return CLI_OK;
+    hub_cluster_free(w.cl);
+    pthread_kill(st, SIGUSR1); /* no-op if it already returned after a signal */
+    pthread_join(st, NULL);
+    return rc;
 }
