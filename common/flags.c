@@ -157,6 +157,107 @@ int ag_labels_parse(const char *s, struct ag_strlist *l, struct ag_err *err)
     return 0;
 }
 
+/* --- quantities ------------------------------------------------------------------------------ */
+
+/* digits[.digits] followed by a suffix from units (each with its multiplier), into *out rounded
+ * up. false if malformed, the suffix unknown, or the value over INT64_MAX. */
+struct quantity_unit {
+    const char *suffix;
+    int64_t mult;
+};
+
+static bool quantity_scan(const char *s, const struct quantity_unit *units, size_t nunits,
+                          int64_t *out)
+{
+    const char *p = s;
+    int64_t whole = 0, frac = 0, scale = 1;
+    if (!isdigit((unsigned char)*p))
+        return false;
+    for (; isdigit((unsigned char)*p); p++) {
+        if (whole > (INT64_MAX - 9) / 10)
+            return false;
+        whole = whole * 10 + (*p - '0');
+    }
+    if (*p == '.') {
+        if (!isdigit((unsigned char)*++p))
+            return false;
+        for (; isdigit((unsigned char)*p); p++) {
+            if (scale <= INT64_MAX / 100) { /* digits past 18 do not change the result */
+                frac = frac * 10 + (*p - '0');
+                scale *= 10;
+            }
+        }
+    }
+    for (size_t i = 0; i < nunits; i++) {
+        if (strcmp(p, units[i].suffix) != 0)
+            continue;
+        int64_t m = units[i].mult;
+        if (whole > INT64_MAX / m)
+            return false;
+        /* frac/scale * m, rounded up, without overflow: scale and m are powers of 10 or 2. */
+        long double part = (long double)frac * (long double)m / (long double)scale;
+        int64_t up = (int64_t)part + ((long double)(int64_t)part < part);
+        if (whole * m > INT64_MAX - up)
+            return false;
+        *out = whole * m + up;
+        return true;
+    }
+    return false;
+}
+
+static const struct quantity_unit cpu_units[] = {{"m", 1}, {"", 1000}};
+
+static const struct quantity_unit byte_units[] = {
+    {"", 1},
+    {"k", 1000},
+    {"M", 1000 * 1000},
+    {"G", INT64_C(1000) * 1000 * 1000},
+    {"T", INT64_C(1000) * 1000 * 1000 * 1000},
+    {"P", INT64_C(1000) * 1000 * 1000 * 1000 * 1000},
+    {"E", INT64_C(1000) * 1000 * 1000 * 1000 * 1000 * 1000},
+    {"Ki", INT64_C(1) << 10},
+    {"Mi", INT64_C(1) << 20},
+    {"Gi", INT64_C(1) << 30},
+    {"Ti", INT64_C(1) << 40},
+    {"Pi", INT64_C(1) << 50},
+    {"Ei", INT64_C(1) << 60},
+};
+
+#define CPU_WANT "want millicores like 500m, or cores like 2 or 1.5"
+#define BYTES_WANT "want bytes like 1000, 512Mi, 4Gi or 1G"
+
+int ag_cpu_parse(const char *s, int64_t *milli, struct ag_err *err)
+{
+    if (quantity_scan(s, cpu_units, AG_ARRAY_SIZE(cpu_units), milli))
+        return 0;
+    return ag_err_set(err, AG_INVALID_ARGUMENT, "invalid cpu '%s': " CPU_WANT, s);
+}
+
+int ag_bytes_parse(const char *s, int64_t *bytes, struct ag_err *err)
+{
+    if (quantity_scan(s, byte_units, AG_ARRAY_SIZE(byte_units), bytes))
+        return 0;
+    return ag_err_set(err, AG_INVALID_ARGUMENT, "invalid memory '%s': " BYTES_WANT, s);
+}
+
+/* A cpu or memory flag, its maximum (when set) checked, the flag named in the message. */
+static int parse_quantity(const struct ag_flag *f, const char *v, struct ag_err *err)
+{
+    bool cpu = f->type == AG_FLAG_CPU;
+    int64_t q;
+    bool ok = cpu ? quantity_scan(v, cpu_units, AG_ARRAY_SIZE(cpu_units), &q)
+                  : quantity_scan(v, byte_units, AG_ARRAY_SIZE(byte_units), &q);
+    if (!ok)
+        return ag_err_set(err, AG_INVALID_ARGUMENT, "invalid value '%s' for --%s: %s", v, f->name,
+                          cpu ? CPU_WANT : BYTES_WANT);
+    if (f->max && q > f->max)
+        return ag_err_set(err, AG_INVALID_ARGUMENT,
+                          "invalid value '%s' for --%s: the limit is %lld%s", v, f->name,
+                          (long long)f->max, cpu ? "m" : " bytes");
+    *(int64_t *)f->dest = q;
+    return 0;
+}
+
 static int parse_int(const struct ag_flag *f, const char *v, struct ag_err *err)
 {
     char *end;
@@ -223,6 +324,9 @@ static int set_value(const struct ag_flag *f, const char *v, struct ag_err *err)
         return parse_int(f, v, err);
     case AG_FLAG_DURATION:
         return parse_duration(f, v, err);
+    case AG_FLAG_CPU:
+    case AG_FLAG_BYTES:
+        return parse_quantity(f, v, err);
     case AG_FLAG_LIST:
         for (const char *p = v; *p;) {
             size_t len = strcspn(p, ",");
@@ -393,6 +497,10 @@ static const char *default_metavar(enum ag_flag_type t)
         return "N";
     case AG_FLAG_DURATION:
         return "DURATION";
+    case AG_FLAG_CPU:
+        return "CPU";
+    case AG_FLAG_BYTES:
+        return "BYTES";
     case AG_FLAG_LIST:
         return "LIST";
     default:

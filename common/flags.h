@@ -20,6 +20,8 @@ enum ag_flag_type {
     AG_FLAG_INT,      /* int64_t *dest; decimal, range-checked by min/max */
     AG_FLAG_DURATION, /* int64_t *dest in milliseconds; see ag_duration_parse */
     AG_FLAG_LIST,     /* struct ag_strlist *dest; repeatable, and comma-separated values split */
+    AG_FLAG_CPU,      /* int64_t *dest in millicores; see ag_cpu_parse; max checked if set */
+    AG_FLAG_BYTES,    /* int64_t *dest in bytes; see ag_bytes_parse; max checked if set */
 };
 
 /* Values of a repeatable flag; items borrowed from argv (or owned copies after splitting). */
@@ -59,6 +61,14 @@ void ag_flags_print_help(FILE *out, const struct ag_cmd_help *help, const struct
  * no unit: "5" is refused with "missing unit", since it used to mean 5 ms to us and means 5 s to
  * most readers. */
 int ag_duration_parse(const char *s, int64_t *ms, struct ag_err *err);
+/* CPU as Kubernetes writes it, in millicores: "500m" (500), "2" (2000 cores' worth), "1.5"
+ * (1500); a fraction of a millicore rounds up. -1 with err (INVALID_ARGUMENT), *milli untouched,
+ * if malformed, negative or too large for an int64. */
+int ag_cpu_parse(const char *s, int64_t *milli, struct ag_err *err);
+/* Memory as Kubernetes writes it, in bytes: "1000", decimal suffixes k M G T P E ("1G" is 10^9),
+ * binary ones Ki Mi Gi Ti Pi Ei ("4Gi" is 4 * 2^30), fractions allowed ("1.5Gi"; a fraction of a
+ * byte rounds up). -1 with err (INVALID_ARGUMENT), *bytes untouched, if malformed or too large. */
+int ag_bytes_parse(const char *s, int64_t *bytes, struct ag_err *err);
 /* "k=v,k2=v2" -> appends "k=v" items to l after checking each has a non-empty key. */
 int ag_labels_parse(const char *s, struct ag_strlist *l, struct ag_err *err);
 

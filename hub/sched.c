@@ -52,18 +52,31 @@ static const char *spec_label(Agentry__V1__AgentSpec__LabelsEntry *const *labels
     return v;
 }
 
-/* The labels of a protobuf map as an array in arena, each key once with its last value. */
-static struct hub_sched_label *labels_from_map(Agentry__V1__AgentSpec__LabelsEntry *const *m,
-                                               size_t n, size_t *out_n, struct ag_arena *arena)
+/* The agent's labels as an array in arena, each key once with its last value. */
+static struct hub_sched_label *spec_labels(const Agentry__V1__AgentSpec *spec, size_t *out_n,
+                                           struct ag_arena *arena)
 {
+    size_t n = spec->n_labels, k = 0;
     struct hub_sched_label *v = ag_arena_alloc(arena, (n ? n : 1) * sizeof(*v));
-    size_t k = 0;
     for (size_t i = 0; i < n; i++) {
+        Agentry__V1__AgentSpec__LabelsEntry *const *m = spec->labels;
         if (spec_label(m + i + 1, n - i - 1, m[i]->key))
             continue; /* a later entry has this key */
         v[k++] = (struct hub_sched_label){m[i]->key, m[i]->value};
     }
     *out_n = k;
+    return v;
+}
+
+/* The node selector as an array in arena. A key given twice asks for both values: no node has
+ * them both, and the check says which is missing. */
+static struct hub_sched_label *spec_selector(const Agentry__V1__AgentSpec *spec,
+                                             struct ag_arena *arena)
+{
+    size_t n = spec->n_node_selector;
+    struct hub_sched_label *v = ag_arena_alloc(arena, (n ? n : 1) * sizeof(*v));
+    for (size_t i = 0; i < n; i++)
+        v[i] = (struct hub_sched_label){spec->node_selector[i]->key, spec->node_selector[i]->value};
     return v;
 }
 
@@ -77,11 +90,9 @@ void hub_sched_req_from_spec(struct hub_sched_req *req, struct hub_agent *agent,
         req->need.cpu_milli = spec->resources->cpu_milli;
         req->need.mem_bytes = spec->resources->memory_bytes;
     }
-    /* NodeSelectorEntry and LabelsEntry are the same shape: a base, a key and a value. */
-    req->selector = labels_from_map(
-        (Agentry__V1__AgentSpec__LabelsEntry *const *)spec->node_selector, spec->n_node_selector,
-        &req->nselector, arena);
-    req->labels = labels_from_map(spec->labels, spec->n_labels, &req->nlabels, arena);
+    req->selector = spec_selector(spec, arena);
+    req->nselector = spec->n_node_selector;
+    req->labels = spec_labels(spec, &req->nlabels, arena);
     struct hub_sched_label *anti = ag_arena_alloc(
         arena, (spec->n_anti_affinity ? spec->n_anti_affinity : 1) * sizeof(*anti));
     req->anti = anti;

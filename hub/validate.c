@@ -56,16 +56,24 @@ static int spec_utf8(const Agentry__V1__AgentSpec *spec, struct ag_err *err)
     return hub_validate_utf8("spec.scheduler", spec->scheduler, err);
 }
 
-/* The keys and values of a map field (labels, node_selector: the same entry shape). */
-static int spec_map(const char *what, Agentry__V1__AgentSpec__LabelsEntry *const *m, size_t n,
-                    struct ag_err *err)
+static int spec_labels(const Agentry__V1__AgentSpec *spec, struct ag_err *err)
 {
     const char *keys[MAX_LABELS], *values[MAX_LABELS];
-    for (size_t i = 0; i < n && i < MAX_LABELS; i++) {
-        keys[i] = m[i]->key;
-        values[i] = m[i]->value;
+    for (size_t i = 0; i < spec->n_labels && i < MAX_LABELS; i++) {
+        keys[i] = spec->labels[i]->key;
+        values[i] = spec->labels[i]->value;
     }
-    return hub_validate_labels(what, n, keys, values, err);
+    return hub_validate_labels("spec.labels", spec->n_labels, keys, values, err);
+}
+
+static int spec_node_selector(const Agentry__V1__AgentSpec *spec, struct ag_err *err)
+{
+    const char *keys[MAX_LABELS], *values[MAX_LABELS];
+    for (size_t i = 0; i < spec->n_node_selector && i < MAX_LABELS; i++) {
+        keys[i] = spec->node_selector[i]->key;
+        values[i] = spec->node_selector[i]->value;
+    }
+    return hub_validate_labels("spec.node_selector", spec->n_node_selector, keys, values, err);
 }
 
 static bool has_label_key(const Agentry__V1__AgentSpec *spec, const char *key)
@@ -109,9 +117,7 @@ static int spec_placement(const Agentry__V1__AgentSpec *spec, struct ag_err *err
                               "spec.anti_affinity names '%.64s', which is not a key of "
                               "spec.labels; give the agent that label (--label %.64s=VALUE)",
                               spec->anti_affinity[i], spec->anti_affinity[i]);
-    return spec_map("spec.node_selector",
-                    (Agentry__V1__AgentSpec__LabelsEntry *const *)spec->node_selector,
-                    spec->n_node_selector, err);
+    return spec_node_selector(spec, err);
 }
 
 int hub_validate_spec(const Agentry__V1__AgentSpec *spec, struct ag_err *err)
@@ -141,7 +147,7 @@ int hub_validate_spec(const Agentry__V1__AgentSpec *spec, struct ag_err *err)
         return ag_err_set(err, AG_INVALID_ARGUMENT,
                           "spec.max_iterations is %u; the limit is %d (0 means 10)",
                           spec->max_iterations, MAX_ITER);
-    if (spec_map("spec.labels", spec->labels, spec->n_labels, err) != 0)
+    if (spec_labels(spec, err) != 0)
         return -1;
     return spec_placement(spec, err);
 }

@@ -610,6 +610,8 @@ static int pack_register(struct wk_node *n, const struct wk_node_opts *o, struct
         Agentry__V1__Register reg = AGENTRY__V1__REGISTER__INIT;
         reg.node_id = n->node_id;
         reg.capacity = n->o.capacity;
+        reg.cpu_milli = n->o.cpu_milli;
+        reg.memory_bytes = n->o.mem_bytes;
         reg.version = AGENTRY_VERSION;
         reg.labels = pents;
         reg.n_labels = nl;

@@ -17,6 +17,8 @@ struct wk_node_opts {
     const char *hub;           /* "127.0.0.1:7070" */
     const char *node_id;       /* NULL: "<hostname>-<pid>" */
     unsigned capacity;         /* turns at once; 0 = 64 */
+    uint32_t cpu_milli;        /* CPU offered to turns (Register.cpu_milli); 0 = unknown */
+    uint64_t mem_bytes;        /* memory offered to turns (Register.memory_bytes); 0 = unknown */
     const char *const *labels; /* "k=v" items */
     size_t nlabels;
     unsigned threads;       /* agent-loop threads; 0 = 2 */

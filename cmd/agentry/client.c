@@ -247,6 +247,10 @@ struct spec_opts {
     char made_request_id[sizeof(CLI_REQUEST_ID_PREFIX) + AG_ID_LEN];
     struct ag_strlist tools, labels; /* owned */
     int64_t max_iterations;          /* 0: the hub's default */
+    /* Placement (AgentSpec.scheduler, resources, node_selector, anti_affinity, priority). */
+    const char *scheduler;
+    int64_t cpu_milli, mem_bytes, priority;
+    struct ag_strlist selector, anti_affinity; /* owned */
 };
 
 static void spec_init(struct spec_opts *s)
@@ -256,6 +260,7 @@ static void spec_init(struct spec_opts *s)
     s->name = "";
     s->system = "";
     s->request_id = "";
+    s->scheduler = "";
 }
 
 static void spec_flags(struct spec_opts *s, struct ag_flag *flags, size_t *n, size_t cap)
@@ -273,33 +278,100 @@ static void spec_flags(struct spec_opts *s, struct ag_flag *flags, size_t *n, si
          0},
         {"request-id", 0, AG_FLAG_STR, &s->request_id, "KEY",
          "idempotency key: retrying with it returns the same agent", 0, 0},
+        {"scheduler", 0, AG_FLAG_STR, &s->scheduler, "NAME",
+         "placement strategy for this agent: round-robin, binpack or spread (default: the hub's)",
+         0, 0},
+        {"cpu", 0, AG_FLAG_CPU, &s->cpu_milli, "CPU",
+         "CPU each turn reserves on its node: 500m, 2 (cores) (default none)", 0, 0},
+        {"memory", 0, AG_FLAG_BYTES, &s->mem_bytes, "BYTES",
+         "memory each turn reserves on its node: 512Mi, 4Gi, 1G (default none)", 0, 0},
+        {"selector", 0, AG_FLAG_LIST, &s->selector, "K=V",
+         "run only on nodes with this label; repeatable or comma-separated", 0, 0},
+        {"anti-affinity", 0, AG_FLAG_LIST, &s->anti_affinity, "KEY",
+         "never share a node with an agent whose label KEY has the same value; repeatable", 0, 0},
+        {"priority", 0, AG_FLAG_INT, &s->priority, "N",
+         "waiting agents are served highest first: -1000..1000 (default 0)", -1000, 1000},
     };
     for (size_t i = 0; i < AG_ARRAY_SIZE(rows); i++)
         push_flag(flags, n, cap, rows[i]);
+}
+
+/* The K=V values of a repeatable flag, checked, as "K=V" items of kv. */
+static int parse_kv(const struct ag_strlist *in, struct ag_strlist *kv, struct ag_err *err)
+{
+    for (size_t i = 0; i < in->n; i++) {
+        if (ag_labels_parse(in->items[i], kv, err) < 0) {
+            ag_strlist_release(kv);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+/* The key (in arena) and value (borrowed) of "K=V". */
+static char *kv_key(struct ag_arena *arena, const char *item, char **value)
+{
+    char *eq = strchr(item, '=');
+    *value = eq + 1;
+    return ag_arena_strndup(arena, item, (size_t)(eq - item));
 }
 
 static int build_labels(const struct spec_opts *s, struct ag_arena *arena,
                         Agentry__V1__AgentSpec *spec, struct ag_err *err)
 {
     struct ag_strlist kv = {NULL, 0};
-    for (size_t i = 0; i < s->labels.n; i++) {
-        if (ag_labels_parse(s->labels.items[i], &kv, err) < 0) {
-            ag_strlist_release(&kv);
-            return -1;
-        }
-    }
+    if (parse_kv(&s->labels, &kv, err) < 0)
+        return -1;
     spec->n_labels = kv.n;
     spec->labels = ag_arena_alloc(arena, (kv.n ? kv.n : 1) * sizeof(*spec->labels));
     for (size_t i = 0; i < kv.n; i++) {
         Agentry__V1__AgentSpec__LabelsEntry *e = ag_arena_alloc(arena, sizeof(*e));
         agentry__v1__agent_spec__labels_entry__init(e);
-        char *eq = strchr(kv.items[i], '=');
-        e->key = ag_arena_strndup(arena, kv.items[i], (size_t)(eq - kv.items[i]));
-        e->value = ag_arena_strdup(arena, eq + 1);
+        char *v;
+        e->key = kv_key(arena, kv.items[i], &v);
+        e->value = ag_arena_strdup(arena, v);
         spec->labels[i] = e;
     }
     ag_strlist_release(&kv);
     return 0;
+}
+
+static int build_selector(const struct spec_opts *s, struct ag_arena *arena,
+                          Agentry__V1__AgentSpec *spec, struct ag_err *err)
+{
+    struct ag_strlist kv = {NULL, 0};
+    if (parse_kv(&s->selector, &kv, err) < 0)
+        return -1;
+    spec->n_node_selector = kv.n;
+    spec->node_selector = ag_arena_alloc(arena, (kv.n ? kv.n : 1) * sizeof(*spec->node_selector));
+    for (size_t i = 0; i < kv.n; i++) {
+        Agentry__V1__AgentSpec__NodeSelectorEntry *e = ag_arena_alloc(arena, sizeof(*e));
+        agentry__v1__agent_spec__node_selector_entry__init(e);
+        char *v;
+        e->key = kv_key(arena, kv.items[i], &v);
+        e->value = ag_arena_strdup(arena, v);
+        spec->node_selector[i] = e;
+    }
+    ag_strlist_release(&kv);
+    return 0;
+}
+
+/* Where the agent's turns may run and in which order it is served. */
+static int build_placement(const struct spec_opts *s, struct ag_arena *arena,
+                           Agentry__V1__AgentSpec *spec, struct ag_err *err)
+{
+    spec->scheduler = (char *)s->scheduler;
+    spec->priority = (int32_t)s->priority;
+    spec->n_anti_affinity = s->anti_affinity.n;
+    spec->anti_affinity = s->anti_affinity.items;
+    if (s->cpu_milli || s->mem_bytes) {
+        Agentry__V1__Resources *r = ag_arena_alloc(arena, sizeof(*r));
+        agentry__v1__resources__init(r);
+        r->cpu_milli = s->cpu_milli > UINT32_MAX ? UINT32_MAX : (uint32_t)s->cpu_milli;
+        r->memory_bytes = (uint64_t)s->mem_bytes;
+        spec->resources = r;
+    }
+    return build_selector(s, arena, spec, err);
 }
 
 /* Fill spec (allocated in arena) from the flags; -1 with INVALID_ARGUMENT on a bad label. */
@@ -314,7 +386,7 @@ static int spec_build(const struct spec_opts *s, struct ag_arena *arena,
     spec->n_tools = s->tools.n;
     spec->tools = s->tools.items;
     spec->max_iterations = (uint32_t)s->max_iterations;
-    if (build_labels(s, arena, spec, err) < 0)
+    if (build_labels(s, arena, spec, err) < 0 || build_placement(s, arena, spec, err) < 0)
         return -1;
     *out = spec;
     return 0;
@@ -324,6 +396,8 @@ static void spec_release(struct spec_opts *s)
 {
     ag_strlist_release(&s->tools);
     ag_strlist_release(&s->labels);
+    ag_strlist_release(&s->selector);
+    ag_strlist_release(&s->anti_affinity);
 }
 
 /* --- Ctrl-C ---------------------------------------------------------------------------------- */

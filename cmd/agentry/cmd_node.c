@@ -35,7 +35,7 @@ static void *signal_thread(void *arg)
 static int node_join(int argc, char **argv)
 {
     const char *hub = cli_default_hub(), *node_id = NULL, *level = "info", *address = NULL;
-    int64_t capacity = 64, threads = 2, handshake = 5000, keep_mib = 256;
+    int64_t capacity = 64, threads = 2, handshake = 5000, keep_mib = 256, cpu = 0, mem = 0;
     struct ag_strlist labels = {0}, model_opts = {0}, tool_opts = {0};
     const struct ag_flag flags[] = {
         {"hub", 0, AG_FLAG_STR, &hub, "ADDR",
@@ -43,6 +43,11 @@ static int node_join(int argc, char **argv)
         {"capacity", 'c', AG_FLAG_INT, &capacity, "N", "agent turns run at once (default 64)", 1,
          100000},
         {"labels", 0, AG_FLAG_LIST, &labels, "K=V,...", "labels for scheduling and display", 0, 0},
+        {"cpu", 0, AG_FLAG_CPU, &cpu, "CPU",
+         "CPU offered to turns, as 2000m or 2 (default unknown: not limited)", 0, 1000000},
+        {"memory", 0, AG_FLAG_BYTES, &mem, "BYTES",
+         "memory offered to turns, as 4Gi or 512Mi (default unknown: not limited)", 0,
+         INT64_C(16) << 40},
         {"node-id", 0, AG_FLAG_STR, &node_id, "ID", "unique node id (default <hostname>-<pid>)", 0,
          0},
         {"threads", 0, AG_FLAG_INT, &threads, "N", "agent-loop threads (default 2)", 1, 256},
@@ -75,6 +80,8 @@ static int node_join(int argc, char **argv)
     struct wk_node_opts o = {.hub = hub,
                              .node_id = node_id,
                              .capacity = (unsigned)capacity,
+                             .cpu_milli = (uint32_t)cpu,
+                             .mem_bytes = (uint64_t)mem,
                              .labels = (const char *const *)labels.items,
                              .nlabels = labels.n,
                              .threads = (unsigned)threads,

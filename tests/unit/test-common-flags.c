@@ -356,6 +356,54 @@ static void test_durations(void **state)
     assert_int_equal(ag_duration_parse("bad", &ms, NULL), -1); /* err may be NULL */
 }
 
+/* Kubernetes-style quantities: cpu in millicores, memory in bytes. */
+static void test_quantities(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *in;
+        int64_t want;
+    } cpu[] = {{"500m", 500},   {"2", 2000},  {"1.5", 1500}, {"0", 0},
+               {"2000m", 2000}, {"0.0001", 1} /* a fraction of a millicore rounds up */},
+      mem[] = {{"1000", 1000},           {"512Mi", INT64_C(512) << 20}, {"4Gi", INT64_C(4) << 30},
+               {"1G", 1000000000},       {"1.5Gi", INT64_C(3) << 29},   {"2k", 2000},
+               {"1Ei", INT64_C(1) << 60}};
+    struct ag_err err = AG_ERR_INIT;
+    int64_t v;
+    for (size_t i = 0; i < AG_ARRAY_SIZE(cpu); i++) {
+        if (ag_cpu_parse(cpu[i].in, &v, &err) != 0 || v != cpu[i].want)
+            fail_msg("cpu '%s': want %lld", cpu[i].in, (long long)cpu[i].want);
+    }
+    for (size_t i = 0; i < AG_ARRAY_SIZE(mem); i++) {
+        if (ag_bytes_parse(mem[i].in, &v, &err) != 0 || v != mem[i].want)
+            fail_msg("memory '%s': want %lld", mem[i].in, (long long)mem[i].want);
+    }
+    const char *bad_cpu[] = {"", "m", "-1", "2x", "1.5m.", "1e3", "2 ", ".5", "1Gi"};
+    for (size_t i = 0; i < AG_ARRAY_SIZE(bad_cpu); i++) {
+        v = 7;
+        if (ag_cpu_parse(bad_cpu[i], &v, &err) != -1 || v != 7)
+            fail_msg("cpu '%s' should be rejected", bad_cpu[i]);
+    }
+    const char *bad_mem[] = {"", "Gi", "4gi", "4GB", "1m", "-5", "16Ei", "99999999999999999999"};
+    for (size_t i = 0; i < AG_ARRAY_SIZE(bad_mem); i++) {
+        if (ag_bytes_parse(bad_mem[i], &v, &err) != -1)
+            fail_msg("memory '%s' should be rejected", bad_mem[i]);
+    }
+    assert_string_equal(err.msg, "invalid memory '99999999999999999999': want bytes like 1000, "
+                                 "512Mi, 4Gi or 1G");
+    /* As flags: the maximum is checked and the flag named. */
+    int64_t c = 0, m = 0;
+    const struct ag_flag flags[] = {{"cpu", 0, AG_FLAG_CPU, &c, NULL, "", 0, 1000000},
+                                    {"memory", 0, AG_FLAG_BYTES, &m, NULL, "", 0, 0}};
+    char *ok[] = {"--cpu", "250m", "--memory=2Gi"}, *big[] = {"--cpu", "1001"};
+    size_t npos = 0;
+    assert_int_equal(ag_flags_parse("t", flags, 2, 3, ok, NULL, 0, &npos, &err), 0);
+    assert_int_equal(c, 250);
+    assert_int_equal(m, INT64_C(2) << 30);
+    assert_int_equal(ag_flags_parse("t", flags, 2, 2, big, NULL, 0, &npos, &err), -1);
+    assert_string_equal(err.msg, "invalid value '1001' for --cpu: the limit is 1000000m");
+}
+
 static void test_labels(void **state)
 {
     struct ag_strlist l = {NULL, 0};
@@ -460,6 +508,7 @@ int main(void)
         cmocka_unit_test(test_duration_flag_needs_a_unit),
         cmocka_unit_test(test_too_many),
         cmocka_unit_test(test_durations),
+        cmocka_unit_test(test_quantities),
         cmocka_unit_test(test_labels),
         cmocka_unit_test(test_print_help),
     };
