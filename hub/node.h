@@ -66,6 +66,10 @@ struct hub_node {
     struct ag_map label_counts;           /* "k=v" -> struct hub_node_label_count (owned) */
     bool cordoned;                        /* never chosen (hub_sched_cordon) */
     const struct hub_sched_req *held_for; /* only this waiter may be placed here; NULL: anyone */
+    /* Its place in the scheduler's utilisation order (hub/sched_index.c): */
+    double util;       /* hub_node_utilisation when last indexed */
+    uint64_t join_seq; /* order of joining the table, for ties */
+    bool indexed;      /* in the order: alive with a free slot */
     bool alive;
     char lost_reason[HUB_REASON_MAX]; /* why it left the table (hub_sched_remove_node) */
     int refs;

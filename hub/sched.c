@@ -181,6 +181,7 @@ void hub_sched_free(struct hub_sched *s)
         node_unref_locked(s->nodes[i]);
     }
     free(s->nodes);
+    free(s->by_util);
     for (size_t i = 0; i < s->nclasses; i++)
         free(s->classes[i].ring);
     free(s->classes);
@@ -246,6 +247,7 @@ static void remove_locked(struct hub_sched *s, struct hub_node *n)
         memmove(&s->nodes[i], &s->nodes[i + 1], (s->nnodes - i - 1) * sizeof(*s->nodes));
         s->nnodes--;
         n->alive = false;
+        hub_sched__index_remove(s, n);
         node_unref_locked(n);
         return;
     }
@@ -334,10 +336,12 @@ static struct hub_node *reserve_locked(struct hub_sched *s, const struct hub_sch
     if (s->closed)
         return NULL;
     const struct hub_sched_strategy *st = req->strategy ? req->strategy : s->strategy;
-    struct hub_node *n = st->place(strat_state(s, st), s->nodes, s->nnodes, req);
+    struct hub_sched_view v = {s->nodes, s->nnodes, s->by_util, s->nby};
+    struct hub_node *n = st->place(strat_state(s, st), &v, req);
     if (!n)
         return NULL;
     hub_node_reserve(n, req);
+    hub_sched__index_update(s, n);
     n->refs++;
     if (s->hold_req == req)
         hold_clear(s); /* placed: on its held node or wherever room came first */
@@ -504,8 +508,11 @@ size_t hub_sched_add_node(struct hub_sched *s, const struct hub_sched_join_req *
     if (s->nnodes == s->cap_nodes) {
         s->cap_nodes = s->cap_nodes ? s->cap_nodes * 2 : 8;
         s->nodes = ag_xrealloc(s->nodes, s->cap_nodes * sizeof(*s->nodes));
+        s->by_util = ag_xrealloc(s->by_util, s->cap_nodes * sizeof(*s->by_util));
     }
     node->alive = true;
+    node->join_seq = s->next_join++;
+    hub_sched__index_update(s, node);
     node->refs++;
     node->last_seen_ms = now_ms;
     node->cordoned = ag_map_get(&s->cordons, node->id) != NULL;
@@ -602,6 +609,7 @@ size_t hub_sched_release(struct hub_sched *s, struct hub_node *node,
 {
     pthread_mutex_lock(&s->lock);
     hub_node_unreserve(node, req);
+    hub_sched__index_update(s, node); /* a node that is gone stays out */
     node_unref_locked(node);
     size_t k = drain_locked(s, out, max);
     pthread_mutex_unlock(&s->lock);

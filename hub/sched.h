@@ -114,9 +114,22 @@ void hub_sched_req_from_spec(struct hub_sched_req *req, struct hub_agent *agent,
                              const char *agent_id, const Agentry__V1__AgentSpec *spec,
                              struct ag_arena *arena);
 
-/* A node in nodes[0..n) that fits req (hub_node_fits, hub/node.h), or NULL. Called under the
- * scheduler lock; req (and req->agent) is borrowed for the call. */
-typedef struct hub_node *hub_sched_place_fn(void *state, struct hub_node *const *nodes, size_t n,
+/* The nodes a strategy chooses from, two ways: every node in the table in join order, and the
+ * nodes with a free slot (the others fit nothing: every turn takes a slot) ordered by
+ * utilisation (hub_node_utilisation) ascending, ties: fewer slots first, then the later
+ * joined. The order is kept on every reserve and release (hub/sched_index.c), so a strategy
+ * that wants the most or least utilised node that fits stops at the first fit from one end
+ * instead of scanning all nodes per decision. */
+struct hub_sched_view {
+    struct hub_node *const *nodes;
+    size_t n;
+    struct hub_node *const *by_util;
+    size_t nby;
+};
+
+/* A node of v that fits req (hub_node_fits, hub/node.h), or NULL. Called under the scheduler
+ * lock; v and req (and req->agent) are borrowed for the call. */
+typedef struct hub_node *hub_sched_place_fn(void *state, const struct hub_sched_view *v,
                                             const struct hub_sched_req *req);
 
 /* A strategy is a row, not an if-branch: hub/sched_round_robin.c, sched_binpack.c,

@@ -37,6 +37,9 @@ struct hub_sched {
     bool closed;
     struct hub_node **nodes; /* alive nodes, in join order */
     size_t nnodes, cap_nodes;
+    struct hub_node **by_util; /* those with a free slot by utilisation (sched_index.c) */
+    size_t nby;                /* by_util has room for cap_nodes */
+    uint64_t next_join;
     struct hub_sched__class *classes; /* each with at least one waiter */
     size_t nclasses, cap_classes;
     struct hub_sched__class **order; /* scratch for drain: classes by their head's order */
@@ -58,6 +61,11 @@ struct hub_sched__cordon {
 
 /* The requirements of class c (its head's: every waiter's are the same). */
 const struct hub_sched_req *hub_sched__class_req(const struct hub_sched__class *c);
+
+/* Keep n's place in by_util after its reservations, liveness or capacity changed (taken out
+ * when it is gone or has no free slot); take it out. */
+void hub_sched__index_update(struct hub_sched *s, struct hub_node *n);
+void hub_sched__index_remove(struct hub_sched *s, struct hub_node *n);
 
 /* The strategies' place functions, one file each (their rows: hub_sched_strategies). */
 hub_sched_place_fn hub_sched_round_robin_place;

@@ -24,10 +24,12 @@ void hub_sched_round_robin_state_free(void *state)
     free(state);
 }
 
-struct hub_node *hub_sched_round_robin_place(void *state, struct hub_node *const *nodes, size_t n,
+struct hub_node *hub_sched_round_robin_place(void *state, const struct hub_sched_view *v,
                                              const struct hub_sched_req *req)
 {
     struct rr_state *rr = state;
+    struct hub_node *const *nodes = v->nodes;
+    size_t n = v->n;
     for (size_t i = 0; i < n; i++) {
         size_t k = (rr->next + i) % n;
         if (hub_node_fits(nodes[k], req)) {

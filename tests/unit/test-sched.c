@@ -433,16 +433,16 @@ static struct {
 } seen;
 
 /* Records its inputs, then places like a first-fit. */
-static struct hub_node *place_recording(void *state, struct hub_node *const *nodes, size_t n,
+static struct hub_node *place_recording(void *state, const struct hub_sched_view *v,
                                         const struct hub_sched_req *req)
 {
     assert_null(state); /* the row has no state_new */
     seen.calls++;
-    seen.nnodes = n;
-    for (size_t i = 0; i < n; i++) {
-        if (hub_node_fits(nodes[i], req)) {
+    seen.nnodes = v->n;
+    for (size_t i = 0; i < v->n; i++) {
+        if (hub_node_fits(v->nodes[i], req)) {
             seen.req = req; /* the last request placed */
-            return nodes[i];
+            return v->nodes[i];
         }
     }
     return NULL;
