@@ -194,6 +194,38 @@ static void kv_time(FILE *out, const char *key, int64_t unix_ns, int64_t now_ns)
     kv(out, key, buf);
 }
 
+/* Where its turns may run and in which order it is served: only what the spec sets, so that
+ * an agent without placement rules prints as before. */
+static void print_placement(FILE *out, const Agentry__V1__AgentSpec *sp)
+{
+    if (sp->scheduler && *sp->scheduler)
+        kv(out, "scheduler", sp->scheduler);
+    if (sp->resources && sp->resources->cpu_milli)
+        fprintf(out, "%-*s%um\n", AGENT_KEY_WIDTH, "cpu:", sp->resources->cpu_milli);
+    if (sp->resources && sp->resources->memory_bytes)
+        kv_u64(out, "memory_bytes", sp->resources->memory_bytes);
+    if (sp->n_node_selector) {
+        fprintf(out, "%-*s", AGENT_KEY_WIDTH, "node_selector:");
+        for (size_t i = 0; i < sp->n_node_selector; i++) {
+            fputs(i ? ", " : "", out);
+            put_clean(out, sp->node_selector[i]->key, true, 0);
+            fputc('=', out);
+            put_clean(out, sp->node_selector[i]->value, true, 0);
+        }
+        fputc('\n', out);
+    }
+    if (sp->n_anti_affinity) {
+        fprintf(out, "%-*s", AGENT_KEY_WIDTH, "anti_affinity:");
+        for (size_t i = 0; i < sp->n_anti_affinity; i++) {
+            fputs(i ? ", " : "", out);
+            put_clean(out, sp->anti_affinity[i], true, 0);
+        }
+        fputc('\n', out);
+    }
+    if (sp->priority)
+        fprintf(out, "%-*s%d\n", AGENT_KEY_WIDTH, "priority:", sp->priority);
+}
+
 static void print_spec(FILE *out, const Agentry__V1__AgentSpec *sp)
 {
     static const Agentry__V1__AgentSpec empty = AGENTRY__V1__AGENT_SPEC__INIT;
@@ -220,6 +252,7 @@ static void print_spec(FILE *out, const Agentry__V1__AgentSpec *sp)
         put_clean(out, sp->labels[i]->value, true, 0);
     }
     fputc('\n', out);
+    print_placement(out, sp);
 }
 
 void cli_print_agent(FILE *out, const Agentry__V1__Agent *a, int64_t now_ns)

@@ -2,12 +2,16 @@
 
 Round-robin placement, FIFO queueing when every slot is taken, and losing a node (SIGKILL and
 a graceful SIGTERM): its running turn is interrupted and re-run elsewhere, and nothing is placed
-on a dead node again.
+on a dead node again. Placement rules end to end: binpack, node cpu/memory from `node join`,
+resources, node selectors and anti-affinity from the spec, with Spawn's refusals and the
+pending reason GetAgent shows.
 """
 import os
 import re
 import sys
 import unittest
+
+import grpc
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness as H  # noqa: E402
@@ -337,6 +341,82 @@ class HandshakeTest(unittest.TestCase):
         err = node.stop()
         self.assertIsNone(err, err)
         H.shutil.rmtree(d, ignore_errors=True)
+
+
+class PlacementRulesTest(H.ClusterTestCase):
+    NODES = 0
+    HUB_ARGS = ("--scheduler", "binpack", "--join-grace", "0")
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        cls.c.add_node("gpu", capacity=4, extra=["--cpu", "2", "--memory", "4Gi",
+                                                 "--labels", "gpu=true"])
+        cls.c.add_node("plain", capacity=4, extra=["--cpu", "1000m", "--memory", "1Gi"])
+
+    def spawn(self, text, **spec):
+        return self.c.hub.Spawn(self.s.hub.SpawnRequest(
+            spec=self.c.spec(tools=(), **spec), input=text), timeout=10)
+
+    def refused(self, *details, **spec):
+        with self.assertRaises(grpc.RpcError) as cm:
+            self.spawn("x", **spec)
+        self.assertEqual(cm.exception.code(), grpc.StatusCode.INVALID_ARGUMENT)
+        for d in details:
+            self.assertIn(d, cm.exception.details())
+
+    def node_of(self, aid):
+        return H.payload(self.c.wait_kind(aid, self.T.EVENT_KIND_ASSIGNED))["node"]
+
+    def test_refusals_name_the_numbers_and_the_choices(self):
+        self.refused("room for 1 slot, 3000 millicores", "the most a node has: 4 slots, 2000 "
+                     "millicores, 4294967296 bytes of memory",
+                     resources=self.T.Resources(cpu_milli=3000))
+        self.refused("label 'gpu=false'", node_selector={"gpu": "false"})
+        self.refused("use one of: round-robin, binpack, spread", scheduler="fastest")
+        self.refused("not a key of spec.labels", anti_affinity=["team"])
+        self.refused("spec.priority is 2000", priority=2000)
+
+    def test_selector_resources_binpack_and_anti_affinity(self):
+        # Binpack: two turns share a node. The selector keeps one on the gpu node; 1.5 cores
+        # fit only there too.
+        a = self.spawn("sleep 1500; final a").agent_id
+        b = self.spawn("sleep 1500; final b").agent_id
+        self.assertEqual(self.node_of(a), self.node_of(b))
+        g = self.spawn("sleep 100; final g", node_selector={"gpu": "true"}).agent_id
+        self.assertEqual(self.node_of(g), "gpu")
+        r = self.spawn("sleep 100; final r", resources=self.T.Resources(
+            cpu_milli=1500, memory_bytes=2 << 30)).agent_id
+        self.assertEqual(self.node_of(r), "gpu")
+        # Anti-affinity: one per node, the third waits and says why, then runs.
+        team = dict(labels={"team": "x"}, anti_affinity=["team"])
+        t = [self.spawn("sleep 1500; final t%d" % i, **team) for i in range(3)]
+        self.assertEqual(t[2].state, self.T.AGENT_STATE_PENDING)
+        self.assertEqual({self.node_of(t[0].agent_id), self.node_of(t[1].agent_id)},
+                         {"gpu", "plain"})
+        self.assertIn("anti-affinity", self.c.get(t[2].agent_id).state_reason)
+        end = self.c.wait_turn_end(t[2].agent_id, timeout=20)
+        self.assertEqual(H.kind_name(end.kind), "final")
+        for aid in (a, b, g, r, t[0].agent_id, t[1].agent_id):
+            self.c.wait_turn_end(aid, timeout=20)
+
+    def test_cli_flags(self):
+        r = H.run_cli(["spawn", "--hub", self.c.addr, "--cpu", "250m", "--memory", "64Mi",
+                       "--selector", "gpu=true", "--label", "team=y", "--anti-affinity", "team",
+                       "--priority", "3", "--scheduler", "spread", "hi"])
+        self.assertEqual(r.returncode, 0, r.stderr)
+        aid = r.stdout.strip()
+        spec = self.c.get(aid).spec
+        self.assertEqual((spec.resources.cpu_milli, spec.resources.memory_bytes),
+                         (250, 64 << 20))
+        self.assertEqual(dict(spec.node_selector), {"gpu": "true"})
+        self.assertEqual((list(spec.anti_affinity), spec.priority, spec.scheduler),
+                         (["team"], 3, "spread"))
+        self.assertEqual(self.node_of(aid), "gpu")
+        self.c.wait_turn_end(aid, timeout=20)
+        for bad in (["--cpu", "2x"], ["--memory", "4gb"]):
+            r = H.run_cli(["spawn", "--hub", self.c.addr] + bad + ["hi"])
+            H.one_error_line(self, r, rc=2)
 
 
 if __name__ == "__main__":
