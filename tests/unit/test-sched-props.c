@@ -251,7 +251,7 @@ static void op_cordon(struct sim *sm)
 {
     struct hub_node *n = sm->nodes[below((uint32_t)sm->nnodes)];
     bool on = below(3) == 0; /* mostly uncordon: keep most nodes usable */
-    assert_int_equal(hub_sched_cordon(sm->s, n->id, on), 0);
+    assert_int_equal(hub_sched_cordon(sm->s, n->id, on ? HUB_SCHED_CORDON : HUB_SCHED_UNCORDON), 0);
     if (!on)
         drain_all(sm);
 }
@@ -594,22 +594,22 @@ static void test_cordon(void **state)
     struct hub_sched *s = plain_cluster("round-robin", caps, 2, nodes);
     struct hub_sched_req a = req_for(0, 0, 1), b = req_for(1, 0, 1), c = req_for(2, 0, 1);
     assert_ptr_equal(hub_sched_place_or_queue(s, &a), nodes[0]);
-    assert_int_equal(hub_sched_cordon(s, "n0", true), 0);
-    assert_int_equal(hub_sched_cordon(s, "n0", true), 0); /* idempotent */
-    assert_int_equal(hub_sched_cordon(s, "nope", true), -1);
+    assert_int_equal(hub_sched_cordon(s, "n0", HUB_SCHED_CORDON), 0);
+    assert_int_equal(hub_sched_cordon(s, "n0", HUB_SCHED_CORDON), 0); /* idempotent */
+    assert_int_equal(hub_sched_cordon(s, "nope", HUB_SCHED_CORDON), -1);
     struct hub_sched_node_info info;
     hub_sched_node_info(s, nodes[0], &info);
     assert_true(info.cordoned);
     assert_int_equal(info.reserved.slots, 1); /* its turn stays */
     assert_ptr_equal(hub_sched_place_or_queue(s, &b), nodes[1]);
-    assert_int_equal(hub_sched_cordon(s, "n1", true), 0);
+    assert_int_equal(hub_sched_cordon(s, "n1", HUB_SCHED_CORDON), 0);
     struct ag_err err = AG_ERR_INIT;
     assert_int_equal(hub_sched_check(s, &c, &err), 0); /* waits: cordons end */
     assert_null(hub_sched_place_or_queue(s, &c));
     char why[200];
     hub_sched_explain(s, &c, why, sizeof(why));
     assert_string_equal(why, "waiting: the nodes that can run it are cordoned");
-    assert_int_equal(hub_sched_cordon(s, "n1", false), 0);
+    assert_int_equal(hub_sched_cordon(s, "n1", HUB_SCHED_UNCORDON), 0);
     struct hub_sched_decision d[2];
     assert_int_equal(hub_sched_drain(s, d, 2), 1);
     assert_ptr_equal(d[0].agent, c.agent);
