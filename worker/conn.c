@@ -31,6 +31,7 @@
  * stream's call and the flags; completions are handled on the connection thread only. emit() comes
  * with a run's lock held, so under `lock` nothing calls into a run: event completions and
  * wake-ups are collected under it and run on the connection thread after letting go. */
+#include <cjson/cJSON.h>
 #include <grpc/grpc.h>
 #include <grpc/support/alloc.h>
 #include <grpc/support/time.h>
@@ -53,6 +54,7 @@
 #include "worker/model.h"
 #include "worker/node.h"
 #include "worker/outbox.h"
+#include "worker/registry.h"
 #include "worker/runner.h"
 #include "worker/tool.h"
 
@@ -76,6 +78,10 @@ static char tag_send, tag_recv, tag_status;
 struct wk_node {
     struct wk_node_opts o;
     char *node_id;
+    char instance_id[33]; /* Register.instance_id, and in the etcd record */
+    char *address;        /* Register.address */
+    /* etcd membership (NULL without --etcd); with o.hub NULL it also names the hub to dial. */
+    struct wk_registry *reg;
     int64_t started_ns;      /* when wk_node_new ran: Register.started_ns */
     grpc_slice register_msg; /* the packed NodeMessage{register}: the same on every stream */
     struct ag_timers *timers;
@@ -104,6 +110,8 @@ struct wk_node {
     size_t batch_bytes;  /* from Registered: see CONN_BATCH_BYTES */
     int outstanding;     /* batches in flight on the current call */
     /* Connection thread only: */
+    char *hub;        /* the address n->ch dials; NULL before the first leader is known */
+    uint64_t hub_gen; /* wk_registry_leader_gen when hub was resolved */
     uint32_t heartbeat_ms;
     int64_t next_heartbeat_ms;
     bool fatal; /* the hub refused us in a way retrying cannot fix */
@@ -302,7 +310,7 @@ static void on_registered(struct wk_node *n, const Agentry__V1__Registered *r)
     ag_log_info("node.registered",
                 "node=%s hub=%s capacity=%u hub_version=%s max_message_bytes=%zu "
                 "max_payload_bytes=%zu",
-                n->node_id, n->o.hub, n->o.capacity, r->hub_version, max_msg, max_payload);
+                n->node_id, n->hub, n->o.capacity, r->hub_version, max_msg, max_payload);
 }
 
 static void handle_msg(struct wk_node *n, const Agentry__V1__HubMessage *m)
@@ -450,12 +458,12 @@ static void stream_over(struct wk_node *n, bool was_up)
     if (!was_up && refusal_is_final(status)) {
         n->fatal = true;
         ag_err_set(&n->fatal_err, (enum ag_code)status, "the hub at '%s' refused node '%s': %s",
-                   n->o.hub, n->node_id, *details ? details : ag_code_name((enum ag_code)status));
+                   n->hub, n->node_id, *details ? details : ag_code_name((enum ag_code)status));
     }
     /* A goodbye we asked for is news, not a problem. */
     enum ag_log_level lv = stopping(n) && status == GRPC_STATUS_OK ? AG_LOG_INFO : AG_LOG_WARN;
     ag_log_write(lv, "node.disconnected", "node=%s hub=%s status=%d was_registered=%d details=%s",
-                 n->node_id, n->o.hub, (int)status, was_up, ag_log_q(details));
+                 n->node_id, n->hub, (int)status, was_up, ag_log_q(details));
     gpr_free(details);
     /* Cancel first: the runs parked on an event or on room then end silently when woken. */
     wk_runner_cancel_all(n->runner);
@@ -465,7 +473,7 @@ static void stream_over(struct wk_node *n, bool was_up)
     ag_err_set(&lost, AG_UNAVAILABLE,
                "the stream to the hub at '%s' ended before the hub "
                "acknowledged the event",
-               n->o.hub);
+               n->hub);
     pthread_mutex_lock(&n->lock);
     rpc_async_release(&n->a); /* every batch is back (serve_stream) */
     n->up = false;
@@ -475,6 +483,29 @@ static void stream_over(struct wk_node *n, bool was_up)
     wk_outbox_calls_run(&calls);
 }
 
+/* Whether the node follows its hub through etcd (no --hub). */
+static bool following(const struct wk_node *n)
+{
+    return n->reg && !n->o.hub;
+}
+
+/* Whether etcd names another leader than the one n->hub came from. */
+static bool leader_moved(struct wk_node *n)
+{
+    return following(n) && wk_registry_leader_gen(n->reg) != n->hub_gen;
+}
+
+/* The current stream must go: a new leader, or the registry gave up (the node stops). */
+static bool stream_must_end(struct wk_node *n)
+{
+    if (n->reg && wk_registry_failed(n->reg, NULL))
+        return true;
+    if (!leader_moved(n))
+        return false;
+    ag_log_info("node.leader_changed", "node=%s hub=%s action=reconnect", n->node_id, n->hub);
+    return true;
+}
+
 /* Serve one stream until it ends. Returns whether it had registered. */
 static bool serve_stream(struct wk_node *n)
 {
@@ -482,7 +513,7 @@ static bool serve_stream(struct wk_node *n)
     bool status_seen = false, was_up = false, cancelled = false;
     struct ag_err err = AG_ERR_INIT;
     if (open_stream(n, &err) != 0) { /* nothing started: nothing to wait for */
-        ag_log_error("conn.open_failed", "node=%s hub=%s err=%s", n->node_id, n->o.hub,
+        ag_log_error("conn.open_failed", "node=%s hub=%s err=%s", n->node_id, n->hub,
                      ag_log_q(err.msg));
         return false;
     }
@@ -495,10 +526,14 @@ static bool serve_stream(struct wk_node *n)
         was_up |= up;
         if (status_seen && outstanding == 0)
             break;
+        if (!cancelled && stream_must_end(n)) {
+            rpc_async_cancel(&n->a); /* the usual end: runs cancelled, then reconnect */
+            cancelled = true;
+        }
         int64_t now = ag_now_mono_ms();
         if (!up && !cancelled && now >= handshake_deadline) {
             ag_log_warn("node.handshake_timeout", "node=%s hub=%s after_ms=%" PRId64, n->node_id,
-                        n->o.hub, n->o.handshake_ms);
+                        n->hub, n->o.handshake_ms);
             rpc_async_cancel(&n->a);
             cancelled = true;
         }
@@ -582,6 +617,36 @@ static void new_instance_id(char out[33])
         snprintf(out + 2 * i, 3, "%02x", r[i]);
 }
 
+/* The JSON value of <prefix>nodes/<id> (docs/operations.md). Labels were checked by
+ * pack_register. Numbers that may pass 2^53 are written as integers by hand: cJSON prints
+ * doubles. */
+static char *etcd_record(const struct wk_node *n)
+{
+    cJSON *j = cJSON_CreateObject(), *labels = cJSON_CreateObject();
+    cJSON_AddStringToObject(j, "node_id", n->node_id);
+    cJSON_AddStringToObject(j, "instance_id", n->instance_id);
+    cJSON_AddStringToObject(j, "address", n->address);
+    cJSON_AddNumberToObject(j, "capacity", n->o.capacity);
+    cJSON_AddNumberToObject(j, "cpu_milli", n->o.cpu_milli);
+    char num[32];
+    snprintf(num, sizeof(num), "%" PRIu64, n->o.mem_bytes);
+    cJSON_AddRawToObject(j, "memory_bytes", num);
+    for (size_t i = 0; i < n->o.nlabels; i++) {
+        const char *kv = n->o.labels[i], *eq = strchr(kv, '=');
+        char *k = ag_xstrndup(kv, (size_t)(eq - kv));
+        cJSON_DeleteItemFromObjectCaseSensitive(labels, k); /* the last of a repeated key wins */
+        cJSON_AddStringToObject(labels, k, eq + 1);
+        free(k);
+    }
+    cJSON_AddItemToObject(j, "labels", labels);
+    cJSON_AddStringToObject(j, "version", AGENTRY_VERSION);
+    snprintf(num, sizeof(num), "%" PRId64, n->started_ns);
+    cJSON_AddRawToObject(j, "started_ns", num);
+    char *out = cJSON_PrintUnformatted(j);
+    cJSON_Delete(j);
+    return out;
+}
+
 /* Register never changes for a node: pack it once, from "k=v" labels. */
 static int pack_register(struct wk_node *n, const struct wk_node_opts *o, struct ag_err *err)
 {
@@ -603,8 +668,6 @@ static int pack_register(struct wk_node *n, const struct wk_node_opts *o, struct
         pents[i] = &ents[i];
     }
     if (rc == 0) {
-        char instance[33];
-        new_instance_id(instance);
         size_t nmodels, ntools;
         const char **models = offered_models(&nmodels), **tools = offered_tools(&ntools);
         Agentry__V1__Register reg = AGENTRY__V1__REGISTER__INIT;
@@ -619,12 +682,9 @@ static int pack_register(struct wk_node *n, const struct wk_node_opts *o, struct
         reg.n_models = nmodels;
         reg.tools = (char **)tools;
         reg.n_tools = ntools;
-        reg.instance_id = instance;
+        reg.instance_id = n->instance_id;
         reg.keeps_state = o->keep_bytes > 0;
-        char host[256] = "";
-        if (!o->address && gethostname(host, sizeof(host) - 1) != 0)
-            host[0] = 0;
-        reg.address = (char *)(o->address ? o->address : host);
+        reg.address = n->address;
         reg.started_ns = n->started_ns;
         Agentry__V1__NodeMessage m = AGENTRY__V1__NODE_MESSAGE__INIT;
         m.msg_case = AGENTRY__V1__NODE_MESSAGE__MSG_REGISTER;
@@ -642,16 +702,44 @@ static int pack_register(struct wk_node *n, const struct wk_node_opts *o, struct
     return rc;
 }
 
+/* The registry's options for o (strings borrowed from o and n). */
+static struct wk_registry_opts registry_opts(const struct wk_node_opts *o)
+{
+    return (struct wk_registry_opts){.endpoints = o->etcd,
+                                     .ca_file = o->etcd_ca,
+                                     .cert_file = o->etcd_cert,
+                                     .key_file = o->etcd_key,
+                                     .prefix = o->etcd_prefix ? o->etcd_prefix : "/agentry/",
+                                     .ttl_s = (o->lease_ttl_ms + 999) / 1000,
+                                     .watch_leader = !o->hub};
+}
+
 int wk_node_check_opts(const struct wk_node_opts *o, struct ag_err *err)
 {
     if (o->address && strlen(o->address) > CONN_MAX_ADDRESS)
         return ag_err_set(err, AG_INVALID_ARGUMENT, "--address is over %d bytes", CONN_MAX_ADDRESS);
+    if (!o->hub && !o->etcd)
+        return ag_err_set(err, AG_INVALID_ARGUMENT, "no hub: give --hub ADDR or --etcd URL");
+    if (o->etcd) {
+        if (o->lease_ttl_ms < WK_REGISTRY_TTL_MIN * 1000 ||
+            o->lease_ttl_ms > WK_REGISTRY_TTL_MAX * 1000)
+            return ag_err_set(err, AG_INVALID_ARGUMENT,
+                              "--lease-ttl is %" PRId64 "ms; want 1s to 1h", o->lease_ttl_ms);
+        struct wk_registry_opts ro = registry_opts(o);
+        if (wk_registry_check_opts(&ro, err) != 0)
+            return -1;
+    }
     struct wk_configs c = {0};
     if (wk_configs_parse(&c, o->model_opts, o->nmodel_opts, o->tool_opts, o->ntool_opts, err) != 0)
         return -1;
     wk_configs_release(&c);
     return 0;
 }
+
+#define CONN_CHANNEL_OPTS                                                                          \
+    {                                                                                              \
+        .max_backoff_ms = 1000, .max_recv_bytes = CONN_MAX_RECV                                    \
+    }
 
 struct wk_node *wk_node_new(const struct wk_node_opts *o, struct ag_err *err)
 {
@@ -668,6 +756,11 @@ struct wk_node *wk_node_new(const struct wk_node_opts *o, struct ag_err *err)
         gethostname(host, sizeof(host) - 1);
         n->node_id = ag_xasprintf("%s-%d", host, (int)getpid());
     }
+    new_instance_id(n->instance_id);
+    char host[256] = "";
+    if (!o->address && gethostname(host, sizeof(host) - 1) != 0)
+        host[0] = 0;
+    n->address = ag_xstrdup(o->address ? o->address : host);
     pthread_mutex_init(&n->lock, NULL);
     wk_outbox_init(&n->out, 0, 0);
     n->register_msg = grpc_empty_slice();
@@ -693,11 +786,31 @@ struct wk_node *wk_node_new(const struct wk_node_opts *o, struct ag_err *err)
                                 .tool_opts = o->tool_opts,
                                 .ntool_opts = o->ntool_opts};
     n->runner = wk_runner_new(&ro, err);
-    struct rpc_channel_opts co = {.max_backoff_ms = 1000, .max_recv_bytes = CONN_MAX_RECV};
-    n->ch = n->runner ? rpc_channel_new(o->hub, &co, err) : NULL;
-    if (!n->ch) {
+    if (!n->runner) {
         wk_node_free(n);
         return NULL;
+    }
+    if (o->hub) { /* else the channel is made once etcd names the leader (resolve_hub) */
+        struct rpc_channel_opts co = CONN_CHANNEL_OPTS;
+        n->hub = ag_xstrdup(o->hub);
+        n->ch = rpc_channel_new(o->hub, &co, err);
+        if (!n->ch) {
+            wk_node_free(n);
+            return NULL;
+        }
+    }
+    if (o->etcd) {
+        struct wk_registry_opts reg = registry_opts(o);
+        char *record = etcd_record(n);
+        reg.node_id = n->node_id;
+        reg.instance_id = n->instance_id;
+        reg.record = record;
+        n->reg = wk_registry_start(&reg, err);
+        free(record);
+        if (!n->reg) {
+            wk_node_free(n);
+            return NULL;
+        }
     }
     n->cq = grpc_completion_queue_create_for_next(NULL);
     return n;
@@ -711,11 +824,74 @@ static int64_t jitter(int64_t ms)
     return ms / 2 + (int64_t)(r % (uint32_t)(ms / 2 + 1)); /* 50%..100% of ms */
 }
 
+/* Point n->ch at the hub etcd names as leader. false while there is none (or its address is
+ * unusable): the caller waits. Connection thread, between streams. */
+static bool resolve_hub(struct wk_node *n, uint64_t *bad_gen)
+{
+    if (!following(n))
+        return true;
+    uint64_t gen = 0;
+    char *addr = wk_registry_leader(n->reg, &gen);
+    if (!addr)
+        return false;
+    if (n->ch && strcmp(addr, n->hub) == 0) {
+        n->hub_gen = gen;
+        free(addr);
+        return true;
+    }
+    struct rpc_channel_opts co = CONN_CHANNEL_OPTS;
+    struct ag_err err = AG_ERR_INIT;
+    struct rpc_channel *ch = rpc_channel_new(addr, &co, &err);
+    if (!ch) {
+        if (*bad_gen != gen) /* once per leader value */
+            ag_log_error("node.bad_hub_address", "node=%s err=%s", n->node_id, ag_log_q(err.msg));
+        *bad_gen = gen;
+        free(addr);
+        return false;
+    }
+    rpc_channel_free(n->ch); /* no call on it: the last stream is over */
+    n->ch = ch;
+    free(n->hub);
+    n->hub = addr;
+    n->hub_gen = gen;
+    ag_log_info("node.hub_found", "node=%s hub=%s", n->node_id, n->hub);
+    return true;
+}
+
+/* Wait up to ms, returning early on a stop request or a new leader. */
+static void pause_ms(struct wk_node *n, int64_t ms)
+{
+    int64_t until = ag_now_mono_ms() + ms;
+    while (!stopping(n) && ag_now_mono_ms() < until && !leader_moved(n) &&
+           !(n->reg && wk_registry_failed(n->reg, NULL))) {
+        int64_t left = until - ag_now_mono_ms();
+        grpc_completion_queue_next(n->cq, rpc_deadline_ms(left < 100 ? left : 100), NULL);
+    }
+}
+
 int wk_node_run(struct wk_node *n, struct ag_err *err)
 {
     int64_t backoff = 100;
-    ag_log_info("node.starting", "node=%s hub=%s capacity=%u", n->node_id, n->o.hub, n->o.capacity);
+    uint64_t bad_gen = 0;
+    bool waiting = false;
+    ag_log_info("node.starting", "node=%s hub=%s capacity=%u", n->node_id,
+                n->o.hub ? n->o.hub : "(etcd leader)", n->o.capacity);
     while (!stopping(n)) {
+        if (n->reg && wk_registry_failed(n->reg, err)) /* the caller reports it, once */
+            return -1;
+        if (!resolve_hub(n, &bad_gen)) {
+            if (!waiting) {
+                char *msg = ag_xasprintf("waiting for a hub to lead (etcd key %sleader)",
+                                         n->o.etcd_prefix ? n->o.etcd_prefix : "/agentry/");
+                ag_log_info("node.waiting_for_hub", "node=%s msg=%s", n->node_id, ag_log_q(msg));
+                free(msg);
+            }
+            waiting = true;
+            pause_ms(n, 100);
+            n->hub_gen = wk_registry_leader_gen(n->reg); /* a change seen here is no news */
+            continue;
+        }
+        waiting = false;
         if (serve_stream(n))
             backoff = 100;
         if (n->fatal) { /* the caller reports it, once */
@@ -725,13 +901,13 @@ int wk_node_run(struct wk_node *n, struct ag_err *err)
         }
         if (stopping(n))
             break;
+        if (n->reg && wk_registry_failed(n->reg, err))
+            return -1;
+        if (leader_moved(n)) /* a new leader: go there at once, not after a failure's backoff */
+            backoff = 100;
         int64_t wait = jitter(backoff);
         ag_log_info("node.reconnecting", "node=%s in_ms=%" PRId64, n->node_id, wait);
-        int64_t until = ag_now_mono_ms() + wait;
-        while (!stopping(n) && ag_now_mono_ms() < until) {
-            int64_t left = until - ag_now_mono_ms();
-            grpc_completion_queue_next(n->cq, rpc_deadline_ms(left < 100 ? left : 100), NULL);
-        }
+        pause_ms(n, wait);
         backoff = backoff * 2 > n->o.max_backoff_ms ? n->o.max_backoff_ms : backoff * 2;
     }
     ag_log_info("node.stopped", "node=%s", n->node_id);
@@ -740,6 +916,9 @@ int wk_node_run(struct wk_node *n, struct ag_err *err)
 
 void wk_node_stop(struct wk_node *n)
 {
+    /* The lease first: the hub (watching etcd) learns at once that the node leaves on purpose. */
+    if (n->reg)
+        wk_registry_stop(n->reg);
     pthread_mutex_lock(&n->lock);
     n->stop = true;
     /* Say goodbye with a half-close, so the hub logs a clean departure; the connection
@@ -757,6 +936,7 @@ void wk_node_free(struct wk_node *n)
 {
     if (!n)
         return;
+    wk_registry_free(n->reg); /* revokes the lease if wk_node_stop did not */
     wk_runner_free(n->runner);
     /* Runs still parked in the outbox were cancelled by wk_runner_free: waking them frees them. */
     struct wk_outbox_calls calls;
@@ -781,6 +961,8 @@ void wk_node_free(struct wk_node *n)
         rpc_client_shutdown();
     grpc_slice_unref(n->register_msg);
     free(n->node_id);
+    free(n->address);
+    free(n->hub);
     pthread_mutex_destroy(&n->lock);
     free(n);
 }

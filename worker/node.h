@@ -14,7 +14,7 @@
 struct wk_node;
 
 struct wk_node_opts {
-    const char *hub;           /* "127.0.0.1:7070" */
+    const char *hub;           /* "127.0.0.1:7070"; NULL with etcd: the leader etcd names */
     const char *node_id;       /* NULL: "<hostname>-<pid>" */
     unsigned capacity;         /* turns at once; 0 = 64 */
     uint32_t cpu_milli;        /* CPU offered to turns (Register.cpu_milli); 0 = unknown */
@@ -33,6 +33,12 @@ struct wk_node_opts {
     size_t keep_bytes;
     /* Where the node runs, for people (Register.address); NULL: the host name. */
     const char *address;
+    /* etcd (worker/registry.h), NULL: none. With it the node keeps <prefix>nodes/<id> under a
+     * lease; without hub it also finds the hub through <prefix>leader and follows it. */
+    const char *etcd; /* "http://127.0.0.1:2379[,URL...]" */
+    const char *etcd_ca, *etcd_cert, *etcd_key;
+    const char *etcd_prefix; /* NULL: "/agentry/" */
+    int64_t lease_ttl_ms;    /* 1 s to 1 h, rounded up to whole seconds */
 };
 
 /* Check the options that wk_node_new would refuse as malformed (INVALID_ARGUMENT, one line
@@ -42,7 +48,9 @@ int wk_node_check_opts(const struct wk_node_opts *o, struct ag_err *err);
 struct wk_node *wk_node_new(const struct wk_node_opts *o, struct ag_err *err);
 /* Serve until wk_node_stop. Returns 0 after a clean stop. */
 int wk_node_run(struct wk_node *n, struct ag_err *err);
-/* Thread-safe and async-signal-unsafe: call from a normal thread (e.g. a sigwait thread). */
+/* Thread-safe and async-signal-unsafe: call from a normal thread (e.g. a sigwait thread). With
+ * etcd it first revokes the node's lease (blocking for at most one etcd call), so that the hub
+ * sees the node leave before its stream closes. */
 void wk_node_stop(struct wk_node *n);
 void wk_node_free(struct wk_node *n);
 

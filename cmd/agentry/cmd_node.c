@@ -2,7 +2,11 @@
  * SIGTERM/SIGINT. A small thread waits for the signal and asks the node to stop; the node says
  * goodbye to the hub (half-close), cancels its runs and returns. SIGHUP (a closed terminal, or an
  * operator's habit of "reload") is logged and ignored: the node has no configuration to reload,
- * and dying on it would interrupt every agent it runs. */
+ * and dying on it would interrupt every agent it runs.
+ *
+ * With --etcd the node also keeps <prefix>nodes/<id> under a lease and, without --hub, dials the
+ * hub that <prefix>leader names (worker/registry.h; docs/operations.md "Nodes through etcd").
+ * $AGENTRY_HUB is then not used: etcd says where the hub is. */
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
@@ -34,12 +38,16 @@ static void *signal_thread(void *arg)
 
 static int node_join(int argc, char **argv)
 {
-    const char *hub = cli_default_hub(), *node_id = NULL, *level = "info", *address = NULL;
-    int64_t capacity = 64, threads = 2, handshake = 5000, keep_mib = 256, cpu = 0, mem = 0;
+    const char *hub = NULL, *node_id = NULL, *level = "info", *address = NULL;
+    const char *etcd = NULL, *etcd_ca = NULL, *etcd_cert = NULL, *etcd_key = NULL;
+    const char *etcd_prefix = "/agentry/";
+    int64_t capacity = 64, threads = 2, handshake = 5000, keep_mib = 256, lease_ttl = 10000;
+    int64_t cpu = 0, mem = 0;
     struct ag_strlist labels = {0}, model_opts = {0}, tool_opts = {0};
     const struct ag_flag flags[] = {
         {"hub", 0, AG_FLAG_STR, &hub, "ADDR",
-         "hub address (default $AGENTRY_HUB or 127.0.0.1:7070)", 0, 0},
+         "hub address (default: the leader etcd names with --etcd, else $AGENTRY_HUB or 127.0.0.1:7070)",
+         0, 0},
         {"capacity", 'c', AG_FLAG_INT, &capacity, "N", "agent turns run at once (default 64)", 1,
          100000},
         {"labels", 0, AG_FLAG_LIST, &labels, "K=V,...", "labels for scheduling and display", 0, 0},
@@ -66,17 +74,31 @@ static int node_join(int argc, char **argv)
          0, 0},
         {"address", 0, AG_FLAG_STR, &address, "HOST",
          "where this node runs, as 'agentry nodes' shows it (default: the host name)", 0, 0},
+        {"etcd", 0, AG_FLAG_STR, &etcd, "URL[,URL]",
+         "register this node in etcd under a lease; without --hub, also find the hub there", 0, 0},
+        {"etcd-ca", 0, AG_FLAG_STR, &etcd_ca, "FILE", "CA bundle (PEM) for https etcd URLs", 0, 0},
+        {"etcd-cert", 0, AG_FLAG_STR, &etcd_cert, "FILE",
+         "client certificate (PEM) for etcd, with --etcd-key", 0, 0},
+        {"etcd-key", 0, AG_FLAG_STR, &etcd_key, "FILE", "key (PEM) of --etcd-cert", 0, 0},
+        {"etcd-prefix", 0, AG_FLAG_STR, &etcd_prefix, "PREFIX",
+         "etcd key prefix, starting and ending with '/' (default /agentry/)", 0, 0},
+        {"lease-ttl", 0, AG_FLAG_DURATION, &lease_ttl, "DUR",
+         "TTL of the node's etcd lease: its key goes this long after the node stops renewing it (1s to 1h; default 10s)",
+         0, 0},
     };
     const struct ag_cmd_help help = {
         "agentry node join [flags]   (or: agent-node join [flags])",
         "Join a hub as a worker node: register, run the agent turns the hub assigns, and\n"
         "reconnect with backoff when the hub goes away. Stops on SIGTERM/SIGINT.",
         "agentry node join --hub 127.0.0.1:7070 --capacity 16 --labels zone=a,gpu=false\n"
-        "agentry node join --model-opt mock.timeout=30s --tool-opt echo.latency=50ms"};
+        "agentry node join --model-opt mock.timeout=30s --tool-opt echo.latency=50ms\n"
+        "agentry node join --etcd http://etcd1:2379,http://etcd2:2379 --lease-ttl 10s"};
     struct ag_err err = AG_ERR_INIT;
     size_t npos = 0;
     int rc = ag_flags_parse("node join", flags, AG_ARRAY_SIZE(flags), argc, argv, NULL, 0, &npos,
                             &err);
+    if (!hub && !etcd)
+        hub = cli_default_hub();
     struct wk_node_opts o = {.hub = hub,
                              .node_id = node_id,
                              .capacity = (unsigned)capacity,
@@ -91,7 +113,13 @@ static int node_join(int argc, char **argv)
                              .tool_opts = (const char *const *)tool_opts.items,
                              .ntool_opts = tool_opts.n,
                              .keep_bytes = (size_t)keep_mib << 20,
-                             .address = address};
+                             .address = address,
+                             .etcd = etcd,
+                             .etcd_ca = etcd_ca,
+                             .etcd_cert = etcd_cert,
+                             .etcd_key = etcd_key,
+                             .etcd_prefix = etcd_prefix,
+                             .lease_ttl_ms = lease_ttl};
     if (rc == 1) {
         ag_flags_print_help(stdout, &help, flags, AG_ARRAY_SIZE(flags));
         rc = CLI_OK;
