@@ -134,7 +134,7 @@ class EtcdNodeTest(unittest.TestCase):
         gone the moment the node has exited (no waiting for a TTL), and the node exits 0."""
         t0 = time.time_ns()
         p = self.node("ea", "--lease-ttl", "7s", "--labels", "zone=a,gpu=false", "--address",
-                      "host-a:9", "--cpu-milli", "1500", "--memory-bytes", "8589934592",
+                      "host-a:9", "--cpu", "1500m", "--memory", "8Gi",
                       prefix="/agentry/")
         self.c.wait_registered("ea")
         rec, lease = self.wait_key("ea", prefix="/agentry/")
