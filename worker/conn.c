@@ -22,6 +22,13 @@
  * is taken by a live node, the hub finds the registration invalid) ends wk_node_run with the
  * hub's message instead of reconnecting forever.
  *
+ * etcd (worker/registry.h), with --etcd: the registry keeps the node's key on its own threads.
+ * Without --hub, the address to dial is asked of the registry before each connect (resolve_hub:
+ * a new channel when the leader's address changed) and a new leader ends the current stream the
+ * usual way (stream_must_end), then the node reconnects at once. A registry that gives up (the
+ * node id is held by another live process) ends wk_node_run like a final refusal. wk_node_stop
+ * revokes the lease before the half-close.
+ *
  * The stream is one asynchronous call (common/rpc/client.h, rpc_async_*) on the connection
  * thread's completion queue: the status batch stays outstanding for the stream's life, one send
  * and one read at a time, and `outstanding` counts the batches so the stream ends only when all

@@ -249,6 +249,7 @@ static int try_register(struct wk_registry *r, char **owner, struct ag_err *err)
         ag_etcd_lease_revoke(r->c, lease, &ignored);
         return rc;
     }
+    etcd_state(r, NULL); /* "available" before "registered" */
     ag_log_info("registry.registered", "node=%s lease=%" PRId64 " ttl=%" PRId64 " key=%s",
                 r->node_id, lease, ttl, r->node_key);
     return 0;
