@@ -12,6 +12,7 @@ import json
 import os
 import re
 import signal
+import ssl
 import subprocess
 import sys
 import tempfile
@@ -32,11 +33,19 @@ def b64(s):
 class Etcd:
     """A private etcd (tests/etcd_fixture.sh) and the few gateway calls the tests need."""
 
-    def __init__(self):
+    def __init__(self, tls=False):
         fd, self.state = tempfile.mkstemp(prefix="agentry-etcd-state-")
         os.close(fd)
-        self.url = subprocess.run(["sh", FIXTURE, "start", self.state], check=True,
-                                  capture_output=True, text=True, timeout=60).stdout.strip()
+        self.url = subprocess.run(["sh", FIXTURE, "start-tls" if tls else "start", self.state],
+                                  check=True, capture_output=True, text=True,
+                                  timeout=60).stdout.strip()
+        self.ctx = None
+        if tls:  # the fixture's throwaway CA and client certificate
+            with open(self.state) as f:
+                d = f.read().strip()
+            self.files = {n: os.path.join(d, n) for n in ("ca.crt", "client.crt", "client.key")}
+            self.ctx = ssl.create_default_context(cafile=self.files["ca.crt"])
+            self.ctx.load_cert_chain(self.files["client.crt"], self.files["client.key"])
 
     def fixture(self, cmd):
         subprocess.run(["sh", FIXTURE, cmd, self.state], check=True, capture_output=True,
@@ -45,7 +54,7 @@ class Etcd:
     def call(self, path, body):
         req = urllib.request.Request(self.url + path, data=json.dumps(body).encode(),
                                      headers={"Content-Type": "application/json"})
-        with urllib.request.urlopen(req, timeout=5) as r:
+        with urllib.request.urlopen(req, timeout=5, context=self.ctx) as r:
             return json.loads(r.read())
 
     def get(self, key):
@@ -271,6 +280,28 @@ class EtcdNodeTest(unittest.TestCase):
         for flag in ("--etcd ", "--etcd-ca", "--etcd-cert", "--etcd-key", "--etcd-prefix",
                      "--lease-ttl"):
             self.assertIn(flag, r.stdout)
+
+    def test_over_tls_with_a_client_certificate(self):
+        """--etcd https://... with --etcd-ca, --etcd-cert and --etcd-key, against an etcd that
+        requires client certificates: the node registers its key, and revokes it on SIGTERM."""
+        etcd = Etcd(tls=True)
+        try:
+            f = etcd.files
+            argv = [H.AGENTRY_BIN, "node", "join", "--etcd", etcd.url, "--etcd-ca", f["ca.crt"],
+                    "--etcd-cert", f["client.crt"], "--etcd-key", f["client.key"], "--node-id",
+                    "et", "--hub", self.c.addr, "--lease-ttl", "3s"]
+            p = H.Proc("et", argv, os.path.join(self.c.dir, "et.log")).start()
+            self.procs.append(p)
+            rec, lease = H.wait_for(lambda: etcd.get("/agentry/nodes/et"), 15,
+                                    what="the key over TLS")
+            self.assertEqual(rec["node_id"], "et")
+            self.assertEqual(etcd.granted_ttl(lease)[0], 3)
+            self.procs.remove(p)
+            self.assertIsNone(p.stop())
+            self.assertIsNone(etcd.get("/agentry/nodes/et"))
+            self.assertNotIn("registry.etcd_unavailable", p.text())
+        finally:
+            etcd.fixture("stop")
 
     # -- etcd restarts --
 
