@@ -13,6 +13,8 @@ through a real etcd (tests/etcd_fixture.sh; PostgreSQL from the ctest fixture "p
 - A hub without --etcd is refused a database a leader took over (exit 1, one line).
 Each step's time is printed (failover: kill to first acknowledgement by the new leader).
 """
+import base64
+import json
 import os
 import shutil
 import signal
@@ -22,6 +24,7 @@ import tempfile
 import threading
 import time
 import unittest
+import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness as H  # noqa: E402
@@ -99,9 +102,12 @@ class Standby(unittest.TestCase):
         return self.s.hub_grpc.AgentHubStub(ch)
 
     def etcd_leader(self):
-        r = subprocess.run(["etcdctl", "--endpoints", self.etcd, "get", "--print-value-only",
-                            "/agentry/leader"], capture_output=True, text=True, timeout=10)
-        return r.stdout.strip()
+        """The value of /agentry/leader, through etcd's JSON gateway ("" if absent)."""
+        body = json.dumps({"key": base64.b64encode(b"/agentry/leader").decode()}).encode()
+        req = urllib.request.Request(self.etcd + "/v3/kv/range", data=body, method="POST")
+        with urllib.request.urlopen(req, timeout=10) as r:
+            kvs = json.loads(r.read()).get("kvs", [])
+        return base64.b64decode(kvs[0]["value"]).decode() if kvs else ""
 
     # -- load --
 
