@@ -397,11 +397,9 @@ void wk_runner_reject(struct wk_runner *r, const Agentry__V1__Assignment *a, con
     wk_run__reject(a, &o, why);
 }
 
-int wk_runner_deliver(struct wk_runner *r, const char *agent_id, uint64_t epoch, uint64_t seq,
-                      const char *text, struct ag_err *err)
+/* The run of agent_id at epoch, with a reference the caller drops; NULL if none. */
+static struct wk_run *table_find(struct wk_runner *r, const char *agent_id, uint64_t epoch)
 {
-    if (!agent_id)
-        return ag_err_set(err, AG_INVALID_ARGUMENT, "cannot deliver input: no agent id given");
     pthread_mutex_lock(&r->table_mu);
     struct wk_run *run = ag_map_get(&r->table, agent_id);
     if (run && wk_run__epoch(run) == epoch)
@@ -409,6 +407,15 @@ int wk_runner_deliver(struct wk_runner *r, const char *agent_id, uint64_t epoch,
     else
         run = NULL;
     pthread_mutex_unlock(&r->table_mu);
+    return run;
+}
+
+int wk_runner_deliver(struct wk_runner *r, const char *agent_id, uint64_t epoch, uint64_t seq,
+                      const char *text, struct ag_err *err)
+{
+    if (!agent_id)
+        return ag_err_set(err, AG_INVALID_ARGUMENT, "cannot deliver input: no agent id given");
+    struct wk_run *run = table_find(r, agent_id, epoch);
     if (!run)
         return ag_err_set(err, AG_NOT_FOUND,
                           "cannot deliver input %" PRIu64
@@ -423,13 +430,7 @@ bool wk_runner_release(struct wk_runner *r, const char *agent_id, uint64_t epoch
 {
     if (!agent_id)
         return false;
-    pthread_mutex_lock(&r->table_mu);
-    struct wk_run *run = ag_map_get(&r->table, agent_id);
-    if (run && wk_run__epoch(run) == epoch)
-        wk_run__ref(run);
-    else
-        run = NULL;
-    pthread_mutex_unlock(&r->table_mu);
+    struct wk_run *run = table_find(r, agent_id, epoch);
     if (!run)
         return false;
     wk_run__release(run);

@@ -12,6 +12,7 @@ loopback ports, talked to over gRPC with Python stubs generated at test time fro
   exit code non-zero. A failure prints the tail of the process's stderr log, and any
   AddressSanitizer / LeakSanitizer / UBSan report in a log fails the test that owns the process.
 """
+import base64
 import glob
 import json
 import os
@@ -20,11 +21,13 @@ import re
 import shutil
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import tempfile
 import threading
 import time
+import urllib.request
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 AGENTRY_SRC = os.environ.get("AGENTRY_SRC") or os.path.dirname(os.path.dirname(HERE))
@@ -170,6 +173,61 @@ def run_cli(args, timeout=30, env=None, binary=None, **kw):
     if rep:
         raise AssertionError("sanitizer report from %r:\n%s" % (args, rep))
     return r
+
+
+# --- etcd ---------------------------------------------------------------------------------
+
+ETCD_FIXTURE = os.path.join(AGENTRY_SRC, "tests", "etcd_fixture.sh")
+
+
+def b64(s):
+    return base64.b64encode(s.encode()).decode()
+
+
+class Etcd:
+    """A private etcd (tests/etcd_fixture.sh) and the few gateway calls the tests need; stop it
+    with fixture("stop")."""
+
+    def __init__(self, tls=False):
+        fd, self.state = tempfile.mkstemp(prefix="agentry-etcd-state-")
+        os.close(fd)
+        self.url = subprocess.run(["sh", ETCD_FIXTURE, "start-tls" if tls else "start", self.state],
+                                  check=True, capture_output=True, text=True,
+                                  timeout=60).stdout.strip()
+        self.ctx = None
+        if tls:  # the fixture's throwaway CA and client certificate
+            with open(self.state) as f:
+                d = f.read().strip()
+            self.files = {n: os.path.join(d, n) for n in ("ca.crt", "client.crt", "client.key")}
+            self.ctx = ssl.create_default_context(cafile=self.files["ca.crt"])
+            self.ctx.load_cert_chain(self.files["client.crt"], self.files["client.key"])
+
+    def fixture(self, cmd):
+        subprocess.run(["sh", ETCD_FIXTURE, cmd, self.state], check=True, capture_output=True,
+                       timeout=60)
+
+    def call(self, path, body):
+        req = urllib.request.Request(self.url + path, data=json.dumps(body).encode(),
+                                     headers={"Content-Type": "application/json"})
+        with urllib.request.urlopen(req, timeout=5, context=self.ctx) as r:
+            return json.loads(r.read())
+
+    def get(self, key):
+        """(value parsed as JSON, lease id as int) of key, or None if it is absent."""
+        kvs = self.call("/v3/kv/range", {"key": b64(key)}).get("kvs", [])
+        if not kvs:
+            return None
+        return json.loads(base64.b64decode(kvs[0]["value"])), int(kvs[0].get("lease", 0))
+
+    def put(self, key, value):
+        self.call("/v3/kv/put", {"key": b64(key), "value": b64(json.dumps(value))})
+
+    def delete(self, key):
+        self.call("/v3/kv/deleterange", {"key": b64(key)})
+
+    def granted_ttl(self, lease):
+        r = self.call("/v3/lease/timetolive", {"ID": str(lease)})
+        return int(r.get("grantedTTL", 0)), int(r.get("TTL", -1))
 
 
 # --- processes ------------------------------------------------------------------------------

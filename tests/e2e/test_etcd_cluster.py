@@ -16,7 +16,6 @@ PostgreSQL from the ctest fixture "pg" for the failover).
 import os
 import shutil
 import signal
-import subprocess
 import sys
 import tempfile
 import time
@@ -27,7 +26,6 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness as H  # noqa: E402
 from test_store_pg import conninfo, psql  # noqa: E402
 
-FIXTURE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "etcd_fixture.sh")
 STEPS = 6
 
 
@@ -43,13 +41,9 @@ class EtcdCluster(unittest.TestCase):
         cls.T = cls.s.types
         cls.dir = tempfile.mkdtemp(prefix="agentry-e2e-etcdcluster-")
         cls.addClassCleanup(shutil.rmtree, cls.dir, True)
-        cls.state = os.path.join(cls.dir, "etcd")
-        subprocess.run(["sh", FIXTURE, "start", cls.state], check=True, capture_output=True,
-                       timeout=60)
-        cls.addClassCleanup(subprocess.run, ["sh", FIXTURE, "stop", cls.state],
-                            capture_output=True, timeout=60)
-        with open(cls.state + ".url") as f:
-            cls.etcd = f.read().strip()
+        cls.etcd_srv = H.Etcd()
+        cls.addClassCleanup(cls.etcd_srv.fixture, "stop")
+        cls.etcd = cls.etcd_srv.url
         cls.n = 0
 
     def setUp(self):
@@ -125,10 +119,8 @@ class EtcdCluster(unittest.TestCase):
                        extra=["--heartbeat", "10s", "--lease-ttl", "10s"])
         self.wait_log(hub, "event=cluster.watching")
         # The hub's watch outlives an etcd restart: every node event below comes through it.
-        subprocess.run(["sh", FIXTURE, "halt", self.state], check=True, capture_output=True,
-                       timeout=60)
-        subprocess.run(["sh", FIXTURE, "restart", self.state], check=True, capture_output=True,
-                       timeout=60)
+        self.etcd_srv.fixture("halt")
+        self.etcd_srv.fixture("restart")
         n1, n2 = self.node("n1"), self.node("n2")
         self.wait_log(hub, "event=node.registered node=n1")
         self.wait_log(hub, "event=node.registered node=n2")

@@ -7,72 +7,18 @@ own lease) and P leader ({"hub_id", "address"}, written here by the test in the 
 Each test uses its own prefix P so that no test sees another's keys. etcd is read and written over
 its JSON gateway (/v3/kv/range, /v3/kv/put, /v3/lease/timetolive), as an operator's curl would.
 """
-import base64
-import json
 import os
 import re
 import signal
-import ssl
-import subprocess
 import sys
-import tempfile
 import time
 import unittest
-import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness as H  # noqa: E402
 
-FIXTURE = os.path.join(H.AGENTRY_SRC, "tests", "etcd_fixture.sh")
-
-
-def b64(s):
-    return base64.b64encode(s.encode()).decode()
-
-
-class Etcd:
-    """A private etcd (tests/etcd_fixture.sh) and the few gateway calls the tests need."""
-
-    def __init__(self, tls=False):
-        fd, self.state = tempfile.mkstemp(prefix="agentry-etcd-state-")
-        os.close(fd)
-        self.url = subprocess.run(["sh", FIXTURE, "start-tls" if tls else "start", self.state],
-                                  check=True, capture_output=True, text=True,
-                                  timeout=60).stdout.strip()
-        self.ctx = None
-        if tls:  # the fixture's throwaway CA and client certificate
-            with open(self.state) as f:
-                d = f.read().strip()
-            self.files = {n: os.path.join(d, n) for n in ("ca.crt", "client.crt", "client.key")}
-            self.ctx = ssl.create_default_context(cafile=self.files["ca.crt"])
-            self.ctx.load_cert_chain(self.files["client.crt"], self.files["client.key"])
-
-    def fixture(self, cmd):
-        subprocess.run(["sh", FIXTURE, cmd, self.state], check=True, capture_output=True,
-                       timeout=60)
-
-    def call(self, path, body):
-        req = urllib.request.Request(self.url + path, data=json.dumps(body).encode(),
-                                     headers={"Content-Type": "application/json"})
-        with urllib.request.urlopen(req, timeout=5, context=self.ctx) as r:
-            return json.loads(r.read())
-
-    def get(self, key):
-        """(value parsed as JSON, lease id as int) of key, or None if it is absent."""
-        kvs = self.call("/v3/kv/range", {"key": b64(key)}).get("kvs", [])
-        if not kvs:
-            return None
-        return json.loads(base64.b64decode(kvs[0]["value"])), int(kvs[0].get("lease", 0))
-
-    def put(self, key, value):
-        self.call("/v3/kv/put", {"key": b64(key), "value": b64(json.dumps(value))})
-
-    def delete(self, key):
-        self.call("/v3/kv/deleterange", {"key": b64(key)})
-
-    def granted_ttl(self, lease):
-        r = self.call("/v3/lease/timetolive", {"ID": str(lease)})
-        return int(r.get("grantedTTL", 0)), int(r.get("TTL", -1))
+Etcd = H.Etcd
+b64 = H.b64
 
 
 class EtcdNodeTest(unittest.TestCase):

@@ -13,8 +13,6 @@ through a real etcd (tests/etcd_fixture.sh; PostgreSQL from the ctest fixture "p
 - A hub without --etcd is refused a database a leader took over (exit 1, one line).
 Each step's time is printed (failover: kill to first acknowledgement by the new leader).
 """
-import base64
-import json
 import os
 import shutil
 import signal
@@ -24,13 +22,11 @@ import tempfile
 import threading
 import time
 import unittest
-import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness as H  # noqa: E402
 from test_store_pg import conninfo, psql  # noqa: E402
 
-FIXTURE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "etcd_fixture.sh")
 TTL = "2s"
 
 
@@ -41,13 +37,9 @@ class Standby(unittest.TestCase):
         cls.T = cls.s.types
         cls.dir = tempfile.mkdtemp(prefix="agentry-e2e-standby-")
         cls.addClassCleanup(shutil.rmtree, cls.dir, True)
-        cls.state = os.path.join(cls.dir, "etcd")
-        subprocess.run(["sh", FIXTURE, "start", cls.state], check=True, capture_output=True,
-                       timeout=60)
-        cls.addClassCleanup(subprocess.run, ["sh", FIXTURE, "stop", cls.state],
-                            capture_output=True, timeout=60)
-        with open(cls.state + ".url") as f:
-            cls.etcd = f.read().strip()
+        cls.etcd_srv = H.Etcd()
+        cls.addClassCleanup(cls.etcd_srv.fixture, "stop")
+        cls.etcd = cls.etcd_srv.url
         db = "e2e_standby_%d" % os.getpid()
         psql("CREATE DATABASE %s" % db)
         cls.addClassCleanup(psql, "DROP DATABASE IF EXISTS %s WITH (FORCE)" % db)
@@ -102,12 +94,9 @@ class Standby(unittest.TestCase):
         return self.s.hub_grpc.AgentHubStub(ch)
 
     def etcd_leader(self):
-        """The value of /agentry/leader, through etcd's JSON gateway ("" if absent)."""
-        body = json.dumps({"key": base64.b64encode(b"/agentry/leader").decode()}).encode()
-        req = urllib.request.Request(self.etcd + "/v3/kv/range", data=body, method="POST")
-        with urllib.request.urlopen(req, timeout=10) as r:
-            kvs = json.loads(r.read()).get("kvs", [])
-        return base64.b64decode(kvs[0]["value"]).decode() if kvs else ""
+        """The value of /agentry/leader, parsed ({} if absent)."""
+        got = self.etcd_srv.get("/agentry/leader")
+        return got[0] if got else {}
 
     # -- load --
 
@@ -168,7 +157,7 @@ class Standby(unittest.TestCase):
         self.wait_log("ha", "event=hub.started")
         self.start_hub("hb")
         self.wait_log("hb", "event=cluster.standby")
-        self.assertIn('"hub_id":"ha"', self.etcd_leader())
+        self.assertEqual(self.etcd_leader().get("hub_id"), "ha")
         self.assertNotIn("event=hub.started", self.procs["hb"].text())
         r = H.run_cli(["ps", "--hub", "%s,%s" % (self.addr("hb"), self.addr("ha"))])
         self.assertEqual(r.returncode, 0, r.stderr)  # the standby does not listen: ha answers
@@ -193,7 +182,7 @@ class Standby(unittest.TestCase):
         sys.stderr.write("failover: %.2f s from SIGKILL to the standby serving, %.2f s to its "
                          "first acknowledgement (lease TTL %s)\n" %
                          (served_at - killed_at, first_after - killed_at, TTL))
-        self.assertIn('"hub_id":"hb"', self.etcd_leader())
+        self.assertEqual(self.etcd_leader().get("hub_id"), "hb")
         self.check_acked(hb, acked)
         # The old leader, started again, is the standby now.
         self.start_hub("ha")
