@@ -2,6 +2,7 @@
 #include "common/clock.h"
 
 #include <errno.h>
+#include <stdio.h>
 
 #define NS_PER_MS INT64_C(1000000)
 #define NS_PER_S INT64_C(1000000000)
@@ -85,4 +86,14 @@ bool ag_cond_wait_until(pthread_cond_t *cv, pthread_mutex_t *mu, int64_t deadlin
     }
     struct timespec ts = ag_deadline_timespec(deadline);
     return pthread_cond_timedwait(cv, mu, &ts) != ETIMEDOUT;
+}
+
+const char *ag_clock_rfc3339(char *buf, size_t cap, int64_t unix_ns)
+{
+    time_t secs = (time_t)(unix_ns / 1000000000);
+    struct tm tm;
+    gmtime_r(&secs, &tm);
+    snprintf(buf, cap, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900, tm.tm_mon + 1,
+             tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, (int)(unix_ns / 1000000 % 1000));
+    return buf;
 }

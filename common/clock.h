@@ -14,12 +14,15 @@
 
 #include <pthread.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <time.h>
 
 int64_t ag_now_mono_ns(void);
 int64_t ag_now_mono_ms(void);
 int64_t ag_now_unix_ns(void);
+/* unix_ns as RFC 3339 UTC with milliseconds, "2026-11-30T10:00:00.123Z", in buf (32 bytes). */
+const char *ag_clock_rfc3339(char *buf, size_t cap, int64_t unix_ns);
 
 /* The deadline that never passes. */
 #define AG_DEADLINE_NONE INT64_MAX
