@@ -191,8 +191,9 @@ void hub_node_unregistered(struct hub *h, const char *node_id, const char *insta
             (!instance_id || !*instance_id || strcmp(n->instance_id, instance_id) == 0)) {
             char reason[HUB_REASON_MAX];
             snprintf(reason, sizeof(reason), "node lost (%s)", why);
-            hub_rpc_node_close_stream(h, n, AG_ABORTED, reason);
+            /* Lost first: the stream's own end would otherwise be the reason recorded. */
             hub_rpc_node_lost(h, n, reason);
+            hub_rpc_node_close_stream(h, n, AG_ABORTED, reason);
         }
         hub_sched_node_unref(h->sched, n);
     }

@@ -75,7 +75,7 @@ class EtcdCluster(unittest.TestCase):
                                   hub_id, "--lease-ttl", "2s", "--retry-backoff", "10ms"] +
                          list(extra))
 
-    def node(self, node_id, ttl="1s"):
+    def node(self, node_id, ttl="2s"):
         return self.proc(node_id, ["node", "join", "--etcd", self.etcd, "--etcd-prefix",
                                    self.prefix, "--node-id", node_id, "--lease-ttl", ttl,
                                    "--capacity", "8", "--tool-opt", "echo.latency=150ms"])
@@ -138,11 +138,12 @@ class EtcdCluster(unittest.TestCase):
         on_n1 = [aid for aid in agents
                  if h.GetAgent(self.s.hub.GetAgentRequest(agent_id=aid), timeout=10).node_id == "n1"]
         self.assertTrue(on_n1, "round-robin put no agent on n1")
+        lost_before = hub.text().count("event=node.lost node=n1")
         stopped = time.time()
         n1.signal(signal.SIGSTOP)
-        self.wait_log(hub, "event=node.lost node=n1")
-        self.assertIn("etcd registration", hub.text().split("event=node.lost node=n1")[1]
-                      .splitlines()[0])
+        self.wait_log(hub, "event=node.lost node=n1", count=lost_before + 1)
+        self.assertIn("etcd registration", hub.text().split("event=node.lost node=n1")
+                      [lost_before + 1].splitlines()[0])
         moved_at = []
         for aid in on_n1:
             evs = self.wait_done(h, aid)
@@ -156,7 +157,7 @@ class EtcdCluster(unittest.TestCase):
         for aid in agents:
             if aid not in on_n1:
                 self.wait_done(h, aid)
-        sys.stderr.write("node SIGSTOPped (lease TTL 1s): its %d turns assigned elsewhere "
+        sys.stderr.write("node SIGSTOPped (lease TTL 2s): its %d turns assigned elsewhere "
                          "after %.2f s (last one)\n" % (len(on_n1), max(moved_at) - stopped))
         n1.signal(signal.SIGCONT)  # it re-registers and reconnects (its stream was closed)
         self.wait_log(hub, "event=node.registered node=n1", count=2)
