@@ -9,7 +9,8 @@ protobuf-compiler protobuf-compiler-grpc python3-grpcio python3-protobuf libsqli
 libcjson-dev libcmocka-dev libpq-dev libcurl4-openssl-dev libyaml-dev libssl-dev"
 # libpq-dev: the hub links libpq (its PostgreSQL store); a PostgreSQL server is the operator's.
 # libcurl4-openssl-dev: common/etcd.c talks to etcd's JSON gateway over HTTP(S) with libcurl.
-# libyaml-dev: the hub's RBAC policy file (hub/policy.c). libssl-dev: libcrypto (token hashes).
+# libyaml-dev: the hub's RBAC policy file (hub/policy.c). libssl-dev: libcrypto (token hashes;
+# common/certs.c makes and reads X.509 certificates with it for 'agentry certs').
 # Test-only:
 # clang: make test also compiles the tree with clang, whose warnings are not GCC's.
 # clang-format: make lint checks the formatting with it (Debian 12 ships version 14).
