@@ -58,7 +58,9 @@ struct hub_store_write;
  * "" and NULL both mean empty. Blobs are packed protobufs. */
 struct hub_store_agent {
     const char *id;
-    const char *request_id; /* idempotency key, unique when not empty */
+    /* The agent's namespace, fixed at insert (NULL or "": "default"). Validated by the hub. */
+    const char *namespace;
+    const char *request_id; /* idempotency key: unique per namespace when not empty */
     const uint8_t *spec;    /* packed agentry.v1.AgentSpec */
     size_t spec_len;
     int state;                 /* AGENTRY__V1__AGENT_STATE__* */
@@ -94,9 +96,11 @@ struct hub_store_event {
 };
 
 enum hub_store_op_type {
-    HUB_STORE_AGENT_INSERT, /* u.agent: a new row; fails if id or request_id exists */
+    HUB_STORE_AGENT_INSERT, /* u.agent: a new row; fails if its id, or its request_id in its
+                               namespace, exists */
     HUB_STORE_AGENT_UPDATE, /* u.agent: rewrite every mutable column of row u.agent.id (all but
-                               id, request_id, spec, created_ns and spawn_input_seq) */
+                               id, namespace, request_id, spec, created_ns and
+                               spawn_input_seq) */
     HUB_STORE_EVENT_APPEND, /* u.event: append; the store fills u.event.seq */
 };
 
@@ -163,19 +167,26 @@ int hub_store_read_events(struct hub_store *st, const char *agent_id, uint64_t f
                           uint64_t to_seq, size_t max, hub_store_events_fn *cb, void *arg,
                           struct ag_err *err);
 
+/* The namespace an agent without one lives in (rows from before namespaces, empty requests). */
+#define HUB_STORE_DEFAULT_NAMESPACE "default"
+
 /* Which agent rows hub_store_select_agents reads; each is an index range, never a scan of all
  * agents. Rows come in creation order (created_ns, then id). */
 enum hub_store_agents_kind {
     HUB_STORE_AGENTS_ACTIVE,  /* pending, running, or waiting_input: what a hub starts with */
     HUB_STORE_AGENTS_ID,      /* the agent whose id is key */
-    HUB_STORE_AGENTS_REQUEST, /* the agent whose request_id is key */
-    HUB_STORE_AGENTS_PAGE,    /* up to max rows after (after_ns, after_id), of state (0: any) */
+    HUB_STORE_AGENTS_REQUEST, /* the agent whose request_id is key, in namespace */
+    HUB_STORE_AGENTS_PAGE,    /* up to max rows after (after_ns, after_id), of state (0: any),
+                                 of namespace (NULL or "": any) */
 };
 
 struct hub_store_agents_query {
     enum hub_store_agents_kind kind;
     const char *key; /* ID, REQUEST */
-    int state;       /* PAGE: AGENTRY__V1__AGENT_STATE__*, 0 for any */
+    /* REQUEST: the request id's namespace (NULL or "": "default"). PAGE: only this one's agents
+     * (NULL or "": every namespace), through the index (namespace[, state], created_ns, id). */
+    const char *namespace;
+    int state; /* PAGE: AGENTRY__V1__AGENT_STATE__*, 0 for any */
     int64_t after_ns;
     const char *after_id; /* PAGE: rows strictly after (after_ns, after_id); "" or NULL: first */
     uint64_t max;         /* PAGE */

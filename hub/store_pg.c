@@ -99,6 +99,8 @@ enum stmt_id {
     ST_AGENTS_REQUEST,
     ST_AGENTS_PAGE,
     ST_AGENTS_PAGE_STATE,
+    ST_AGENTS_PAGE_NS, /* PAGE of one namespace */
+    ST_AGENTS_PAGE_NS_STATE,
     ST_COUNT
 };
 
@@ -111,7 +113,7 @@ struct stmt_def {
     "id, request_id, spec, state, node_id, epoch, checkpoint, last_output, last_error, "           \
     "created_ns, updated_ns, input_tokens, output_tokens, model_calls, tool_calls, "               \
     "turn_input_tokens, turn_output_tokens, turn_model_calls, turn_tool_calls, turn_attempt, "     \
-    "interrupt_streak, interrupt_reason, spawn_input_seq, waiting_input"
+    "interrupt_streak, interrupt_reason, spawn_input_seq, waiting_input, namespace"
 
 /* What pg_select_agents reads: the columns, then each agent's highest seq. */
 #define AGENT_SELECT                                                                               \
@@ -126,8 +128,8 @@ static const struct stmt_def stmts[ST_COUNT] = {
     [ST_MARK] = {"SELECT agentry_mark($1, $2)", 2},
     [ST_AGENT_INSERT] = {"INSERT INTO agents(" AGENT_COLS ") VALUES($1, $2, $3, $4, $5, $6, $7, "
                          "$8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, "
-                         "$22, $23, $24)",
-                         24},
+                         "$22, $23, $24, $25)",
+                         25},
     [ST_AGENT_UPDATE] = {"WITH u AS (UPDATE agents SET state = $2, node_id = $3, epoch = $4, "
                          "checkpoint = $5, last_output = $6, last_error = $7, updated_ns = $8, "
                          "input_tokens = $9, output_tokens = $10, model_calls = $11, "
@@ -145,13 +147,20 @@ static const struct stmt_def stmts[ST_COUNT] = {
                    4},
     [ST_AGENTS_ACTIVE] = {AGENT_SELECT "WHERE " AGENT_ACTIVE " ORDER BY created_ns, id", 0},
     [ST_AGENTS_ID] = {AGENT_SELECT "WHERE id = $1", 1},
-    [ST_AGENTS_REQUEST] = {AGENT_SELECT "WHERE request_id = $1", 1},
+    [ST_AGENTS_REQUEST] = {AGENT_SELECT "WHERE namespace = $2 AND request_id = $1", 2},
     [ST_AGENTS_PAGE] = {AGENT_SELECT "WHERE (created_ns, id) > ($1, $2) "
                                      "ORDER BY created_ns, id LIMIT $3",
                         3},
     [ST_AGENTS_PAGE_STATE] = {AGENT_SELECT "WHERE state = $4 AND (created_ns, id) > ($1, $2) "
                                            "ORDER BY state, created_ns, id LIMIT $3",
                               4},
+    [ST_AGENTS_PAGE_NS] = {AGENT_SELECT "WHERE namespace = $4 AND (created_ns, id) > ($1, $2) "
+                                        "ORDER BY namespace, created_ns, id LIMIT $3",
+                           4},
+    [ST_AGENTS_PAGE_NS_STATE] = {AGENT_SELECT
+                                 "WHERE namespace = $5 AND state = $4 AND (created_ns, id) > "
+                                 "($1, $2) ORDER BY namespace, state, created_ns, id LIMIT $3",
+                                 5},
 };
 
 /* migrations[i] takes the schema from version i to i + 1, in one transaction, recorded in
@@ -197,6 +206,15 @@ static const char *const migrations[] = {
     "    holder, cur, token USING ERRCODE = '" STORE_PG_FENCED "';"
     "  END IF;"
     " END $f$;",
+    /* 4: namespaces (SQLite's version 4). request_id becomes unique per namespace: the
+     * column's UNIQUE constraint (named by PostgreSQL's default rule) gives way to a unique
+     * index on (namespace, request_id). Existing agents land in 'default', request ids
+     * unchanged. A constant default makes ADD COLUMN a catalog change, not a table rewrite. */
+    "ALTER TABLE agents ADD COLUMN namespace TEXT NOT NULL DEFAULT 'default';"
+    "ALTER TABLE agents DROP CONSTRAINT agents_request_id_key;"
+    "CREATE UNIQUE INDEX agents_by_request_id ON agents(namespace, request_id);"
+    "CREATE INDEX agents_by_namespace ON agents(namespace, created_ns, id);"
+    "CREATE INDEX agents_by_namespace_state ON agents(namespace, state, created_ns, id);",
 };
 #define SCHEMA_VERSION ((int)AG_ARRAY_SIZE(migrations))
 
@@ -585,7 +603,7 @@ fail:
 
 /* --- parameters: text, except blobs and payloads, which go as binary with their length -------- */
 
-#define MAX_PARAMS 24
+#define MAX_PARAMS 25
 
 struct params {
     const char *val[MAX_PARAMS];
@@ -666,6 +684,7 @@ static void op_params(const struct hub_store_op *op, struct params *p, enum stmt
         p_counters(p, a);
         p_u64(p, a->spawn_input_seq);
         p_i64(p, a->waiting_input);
+        p_text(p, a->namespace && *a->namespace ? a->namespace : HUB_STORE_DEFAULT_NAMESPACE);
         return;
     case HUB_STORE_AGENT_UPDATE:
         *id = ST_AGENT_UPDATE;
@@ -1043,10 +1062,11 @@ static int agent_row(void *arg, const PGresult *r, struct ag_err *err)
                                 .streak = (uint32_t)col_i64(r, 0, 20),
                                 .streak_reason = PQgetvalue(r, 0, 21),
                                 .spawn_input_seq = (uint64_t)col_i64(r, 0, 22),
-                                .waiting_input = col_i64(r, 0, 23) != 0};
+                                .waiting_input = col_i64(r, 0, 23) != 0,
+                                .namespace = PQgetvalue(r, 0, 24)};
     col_usage(r, 11, &a.usage);
     col_usage(r, 15, &a.turn_usage);
-    uint64_t last_seq = (uint64_t)col_i64(r, 0, 24); /* NULL: no event */
+    uint64_t last_seq = (uint64_t)col_i64(r, 0, 25); /* NULL: no event */
     int rc = x->cb(x->arg, &a, last_seq, err);
     PQfreemem(spec);
     PQfreemem(ckpt);
@@ -1063,18 +1083,27 @@ static int pg_select_agents(struct hub_store__conn *c, const struct hub_store_ag
     case HUB_STORE_AGENTS_ACTIVE:
         break;
     case HUB_STORE_AGENTS_ID:
-    case HUB_STORE_AGENTS_REQUEST:
-        id = q->kind == HUB_STORE_AGENTS_ID ? ST_AGENTS_ID : ST_AGENTS_REQUEST;
+        id = ST_AGENTS_ID;
         p_text(&p, q->key);
         break;
-    case HUB_STORE_AGENTS_PAGE:
-        id = q->state ? ST_AGENTS_PAGE_STATE : ST_AGENTS_PAGE;
+    case HUB_STORE_AGENTS_REQUEST:
+        id = ST_AGENTS_REQUEST;
+        p_text(&p, q->key);
+        p_text(&p, q->namespace && *q->namespace ? q->namespace : HUB_STORE_DEFAULT_NAMESPACE);
+        break;
+    case HUB_STORE_AGENTS_PAGE: {
+        bool ns = q->namespace && *q->namespace;
+        id = ns ? (q->state ? ST_AGENTS_PAGE_NS_STATE : ST_AGENTS_PAGE_NS)
+                : (q->state ? ST_AGENTS_PAGE_STATE : ST_AGENTS_PAGE);
         p_i64(&p, q->after_id && *q->after_id ? q->after_ns : INT64_MIN);
         p_text(&p, q->after_id ? q->after_id : "");
         p_u64(&p, q->max);
         if (q->state)
             p_i64(&p, q->state);
+        if (ns) /* $4 or $5: after the state when there is one */
+            p_text(&p, q->namespace);
         break;
+    }
     default:
         return ag_err_set(err, AG_INVALID_ARGUMENT, "unknown agents query %d", (int)q->kind);
     }

@@ -85,6 +85,8 @@ enum stmt_id {
     ST_AGENTS_REQUEST,
     ST_AGENTS_PAGE,
     ST_AGENTS_PAGE_STATE,
+    ST_AGENTS_PAGE_NS, /* PAGE of one namespace */
+    ST_AGENTS_PAGE_NS_STATE,
     ST_COUNT
 };
 
@@ -95,7 +97,8 @@ enum stmt_id {
     "(SELECT seq FROM events e WHERE e.agent_id = a.id ORDER BY seq DESC LIMIT 1), "               \
     "input_tokens, output_tokens, model_calls, tool_calls, turn_input_tokens, "                    \
     "turn_output_tokens, turn_model_calls, turn_tool_calls, turn_attempt, "                        \
-    "interrupt_streak, interrupt_reason, spawn_input_seq, waiting_input FROM agents a "
+    "interrupt_streak, interrupt_reason, spawn_input_seq, waiting_input, namespace "               \
+    "FROM agents a "
 /* The predicate of the index agents_active (migration 3): the query must say it the same way for
  * the planner to use the index. */
 #define AGENT_ACTIVE "(state IN (1, 2) OR waiting_input <> 0)"
@@ -108,9 +111,10 @@ static const char *const stmt_sql[ST_COUNT] = {
                         "checkpoint, last_output, last_error, created_ns, updated_ns, "
                         "input_tokens, output_tokens, model_calls, tool_calls, turn_input_tokens, "
                         "turn_output_tokens, turn_model_calls, turn_tool_calls, turn_attempt, "
-                        "interrupt_streak, interrupt_reason, spawn_input_seq, waiting_input) "
+                        "interrupt_streak, interrupt_reason, spawn_input_seq, waiting_input, "
+                        "namespace) "
                         "VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, "
-                        "?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24)",
+                        "?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25)",
     [ST_AGENT_UPDATE] = "UPDATE agents SET state = ?2, node_id = ?3, epoch = ?4, checkpoint = ?5, "
                         "last_output = ?6, last_error = ?7, updated_ns = ?8, input_tokens = ?9, "
                         "output_tokens = ?10, model_calls = ?11, tool_calls = ?12, "
@@ -126,12 +130,24 @@ static const char *const stmt_sql[ST_COUNT] = {
                   "WHERE agent_id = ?1 AND seq >= ?2 AND seq <= ?3 ORDER BY seq LIMIT ?4",
     [ST_AGENTS_ACTIVE] = AGENT_SELECT "WHERE " AGENT_ACTIVE " ORDER BY created_ns, id",
     [ST_AGENTS_ID] = AGENT_SELECT "WHERE id = ?1",
-    [ST_AGENTS_REQUEST] = AGENT_SELECT "WHERE request_id = ?1",
+    [ST_AGENTS_REQUEST] = AGENT_SELECT "WHERE namespace = ?2 AND request_id = ?1",
     [ST_AGENTS_PAGE] = AGENT_SELECT "WHERE (created_ns, id) > (?1, ?2) "
                                     "ORDER BY created_ns, id LIMIT ?3",
     [ST_AGENTS_PAGE_STATE] = AGENT_SELECT "WHERE state = ?4 AND (created_ns, id) > (?1, ?2) "
                                           "ORDER BY state, created_ns, id LIMIT ?3",
+    [ST_AGENTS_PAGE_NS] = AGENT_SELECT "WHERE namespace = ?5 AND (created_ns, id) > (?1, ?2) "
+                                       "ORDER BY namespace, created_ns, id LIMIT ?3",
+    [ST_AGENTS_PAGE_NS_STATE] = AGENT_SELECT
+    "WHERE namespace = ?5 AND state = ?4 AND (created_ns, id) > (?1, ?2) "
+    "ORDER BY namespace, state, created_ns, id LIMIT ?3",
 };
+
+/* The columns of schema version 3, which migration 4 copies. */
+#define AGENT_V3_COLS                                                                              \
+    "id, request_id, spec, state, node_id, epoch, checkpoint, last_output, last_error, "           \
+    "created_ns, updated_ns, input_tokens, output_tokens, model_calls, tool_calls, "               \
+    "turn_input_tokens, turn_output_tokens, turn_model_calls, turn_tool_calls, turn_attempt, "     \
+    "interrupt_streak, interrupt_reason, spawn_input_seq, waiting_input"
 
 /* migrations[i] takes user_version i to i + 1. Append only: a shipped step never changes.
  * request_id is NULL when empty, so UNIQUE holds only between agents that have one. */
@@ -165,6 +181,30 @@ static const char *const migrations[] = {
     "ALTER TABLE agents ADD COLUMN waiting_input INTEGER NOT NULL DEFAULT 0;"
     "CREATE INDEX agents_active ON agents(created_ns, id) WHERE " AGENT_ACTIVE ";"
     "CREATE INDEX agents_by_state ON agents(state, created_ns, id);",
+    /* 4: namespaces. request_id becomes unique per namespace, so its column-level UNIQUE (an
+     * index SQLite cannot drop) has to go: the table is rebuilt, SQLite's documented way to
+     * change a constraint (events, the big table, is untouched). Every existing agent lands in
+     * 'default' with its request_id unchanged, so existing retries still find their agent. */
+    "CREATE TABLE agents_v4("
+    " id TEXT NOT NULL PRIMARY KEY, request_id TEXT, spec BLOB,"
+    " state INTEGER NOT NULL, node_id TEXT NOT NULL, epoch INTEGER NOT NULL, checkpoint BLOB,"
+    " last_output TEXT NOT NULL, last_error TEXT NOT NULL,"
+    " created_ns INTEGER NOT NULL, updated_ns INTEGER NOT NULL,"
+    " input_tokens INTEGER, output_tokens INTEGER, model_calls INTEGER, tool_calls INTEGER,"
+    " turn_input_tokens INTEGER NOT NULL DEFAULT 0, turn_output_tokens INTEGER NOT NULL DEFAULT 0,"
+    " turn_model_calls INTEGER NOT NULL DEFAULT 0, turn_tool_calls INTEGER NOT NULL DEFAULT 0,"
+    " turn_attempt INTEGER NOT NULL DEFAULT 0, interrupt_streak INTEGER NOT NULL DEFAULT 0,"
+    " interrupt_reason TEXT NOT NULL DEFAULT '', spawn_input_seq INTEGER NOT NULL DEFAULT 0,"
+    " waiting_input INTEGER NOT NULL DEFAULT 0, namespace TEXT NOT NULL DEFAULT 'default');"
+    "INSERT INTO agents_v4(" AGENT_V3_COLS ") SELECT " AGENT_V3_COLS " FROM agents;"
+    "DROP TABLE agents;"
+    "ALTER TABLE agents_v4 RENAME TO agents;"
+    "CREATE INDEX agents_by_creation ON agents(created_ns, id);"
+    "CREATE INDEX agents_active ON agents(created_ns, id) WHERE " AGENT_ACTIVE ";"
+    "CREATE INDEX agents_by_state ON agents(state, created_ns, id);"
+    "CREATE UNIQUE INDEX agents_by_request_id ON agents(namespace, request_id);"
+    "CREATE INDEX agents_by_namespace ON agents(namespace, created_ns, id);"
+    "CREATE INDEX agents_by_namespace_state ON agents(namespace, state, created_ns, id);",
 };
 #define SCHEMA_VERSION ((int)AG_ARRAY_SIZE(migrations))
 
@@ -235,6 +275,11 @@ static int bind_text(sqlite3_stmt *s, int i, const char *v)
 static int bind_text_or_null(sqlite3_stmt *s, int i, const char *v)
 {
     return v && *v ? sqlite3_bind_text(s, i, v, -1, SQLITE_STATIC) : sqlite3_bind_null(s, i);
+}
+
+static const char *ns_or_default(const char *ns)
+{
+    return ns && *ns ? ns : HUB_STORE_DEFAULT_NAMESPACE;
 }
 
 static int bind_blob(sqlite3_stmt *s, int i, const uint8_t *p, size_t n)
@@ -951,6 +996,7 @@ static int agent_insert(struct hub_store__conn *c, const struct hub_store_agent 
     rc = rc ? rc : bind_counters(s, 12, a);
     rc = rc ? rc : sqlite3_bind_int64(s, 23, (sqlite3_int64)a->spawn_input_seq);
     rc = rc ? rc : sqlite3_bind_int(s, 24, a->waiting_input);
+    rc = rc ? rc : bind_text(s, 25, ns_or_default(a->namespace));
     rc = rc ? rc : step_done(s);
     return rc == SQLITE_DONE ? 0 : op_err(c, rc, "insert agent", a->id, err);
 }
@@ -1059,18 +1105,27 @@ static sqlite3_stmt *agents_stmt(struct hub_store__conn *c, const struct hub_sto
     case HUB_STORE_AGENTS_ACTIVE:
         return c->stmt[ST_AGENTS_ACTIVE];
     case HUB_STORE_AGENTS_ID:
-    case HUB_STORE_AGENTS_REQUEST:
-        s = c->stmt[q->kind == HUB_STORE_AGENTS_ID ? ST_AGENTS_ID : ST_AGENTS_REQUEST];
+        s = c->stmt[ST_AGENTS_ID];
         bind_text(s, 1, q->key);
         return s;
-    case HUB_STORE_AGENTS_PAGE:
-        s = c->stmt[q->state ? ST_AGENTS_PAGE_STATE : ST_AGENTS_PAGE];
+    case HUB_STORE_AGENTS_REQUEST:
+        s = c->stmt[ST_AGENTS_REQUEST];
+        bind_text(s, 1, q->key);
+        bind_text(s, 2, ns_or_default(q->namespace));
+        return s;
+    case HUB_STORE_AGENTS_PAGE: {
+        bool ns = q->namespace && *q->namespace;
+        s = c->stmt[ns ? (q->state ? ST_AGENTS_PAGE_NS_STATE : ST_AGENTS_PAGE_NS)
+                       : (q->state ? ST_AGENTS_PAGE_STATE : ST_AGENTS_PAGE)];
         sqlite3_bind_int64(s, 1, q->after_id && *q->after_id ? q->after_ns : INT64_MIN);
         bind_text(s, 2, q->after_id ? q->after_id : "");
         sqlite3_bind_int64(s, 3, clamp64(q->max));
         if (q->state)
             sqlite3_bind_int(s, 4, q->state);
+        if (ns)
+            bind_text(s, 5, q->namespace);
         return s;
+    }
     }
     return NULL;
 }
@@ -1105,6 +1160,7 @@ static int sqlite_select_agents(struct hub_store__conn *c, const struct hub_stor
         a.streak_reason = col_text(s, 22);
         a.spawn_input_seq = (uint64_t)sqlite3_column_int64(s, 23);
         a.waiting_input = sqlite3_column_int(s, 24) != 0;
+        a.namespace = col_text(s, 25);
         if (cb(arg, &a, last_seq, err) != 0) {
             sqlite3_reset(s);
             return -1;

@@ -404,7 +404,7 @@ static void expect_range(struct hub_store *st, struct tracker *tr, const char *i
 /* --- select_agents --------------------------------------------------------------------------- */
 
 struct agent_row {
-    char id[16], request_id[16], node_id[16], last_output[16], last_error[16];
+    char id[16], request_id[16], node_id[16], last_output[16], last_error[16], ns[16];
     char spec[8], checkpoint[8];
     size_t spec_len, checkpoint_len;
     int state;
@@ -426,6 +426,7 @@ static int collect_agent(void *arg, const struct hub_store_agent *a, uint64_t la
     struct agent_row *r = &rows->row[rows->n++];
     snprintf(r->id, sizeof(r->id), "%s", a->id);
     snprintf(r->request_id, sizeof(r->request_id), "%s", a->request_id ? a->request_id : "");
+    snprintf(r->ns, sizeof(r->ns), "%s", a->namespace ? a->namespace : "");
     snprintf(r->node_id, sizeof(r->node_id), "%s", a->node_id ? a->node_id : "");
     snprintf(r->last_output, sizeof(r->last_output), "%s", a->last_output ? a->last_output : "");
     snprintf(r->last_error, sizeof(r->last_error), "%s", a->last_error ? a->last_error : "");
@@ -912,6 +913,70 @@ static void test_select_agents(void **state)
     assert_int_equal(err.code, AG_INVALID_ARGUMENT);
 }
 
+/* Namespaces: the column (default 'default'), the PAGE filter with and without a state, and
+ * request ids unique per namespace only. */
+static void test_namespaces(void **state)
+{
+    struct fx *fx = *state;
+    fx->st = open_url(fx->url, NULL);
+    const char *ids[] = {"a", "b", "c", "d"};
+    const char *nss[] = {NULL, "team-a", "team-a", "team-b"};
+    const int states[] = {1, 3, 1, 3};
+    struct twrite t[4];
+    for (int i = 0; i < 4; i++) {
+        tw_init(&t[i], &fx->tr);
+        tw_insert(&t[i], ids[i], i == 2 ? NULL : "same", 10 + i); /* one id, 3 namespaces */
+        t[i].ops[0].u.agent.namespace = nss[i];
+        t[i].ops[0].u.agent.state = states[i];
+        run_one(fx->st, &t[i]);
+        expect_ok(&t[i]);
+    }
+    struct twrite dup;
+    tw_init(&dup, &fx->tr);
+    tw_insert(&dup, "e", "same", 20);
+    dup.ops[0].u.agent.namespace = "team-a";
+    run_one(fx->st, &dup);
+    expect_fail(&dup, AG_ALREADY_EXISTS, "request_id");
+
+    struct agent_rows rows;
+    char buf[64];
+    load_all(fx->st, &rows);
+    assert_string_equal(row_ids(&rows, buf, sizeof(buf)), "a b c d");
+    assert_string_equal(rows.row[0].ns, "default");
+    assert_string_equal(rows.row[1].ns, "team-a");
+    struct hub_store_agents_query q = {
+        .kind = HUB_STORE_AGENTS_PAGE, .namespace = "team-a", .max = 8};
+    select_rows(fx->st, &q, &rows);
+    assert_string_equal(row_ids(&rows, buf, sizeof(buf)), "b c");
+    q.max = 1;
+    q.after_ns = 11;
+    q.after_id = "b";
+    select_rows(fx->st, &q, &rows);
+    assert_string_equal(row_ids(&rows, buf, sizeof(buf)), "c");
+    q = (struct hub_store_agents_query){
+        .kind = HUB_STORE_AGENTS_PAGE, .namespace = "team-a", .state = 3, .max = 8};
+    select_rows(fx->st, &q, &rows);
+    assert_string_equal(row_ids(&rows, buf, sizeof(buf)), "b");
+    q.namespace = "default";
+    q.state = 1;
+    select_rows(fx->st, &q, &rows);
+    assert_string_equal(row_ids(&rows, buf, sizeof(buf)), "a");
+    q.namespace = "nobody";
+    q.state = 0;
+    select_rows(fx->st, &q, &rows);
+    assert_int_equal(rows.n, 0);
+
+    q = (struct hub_store_agents_query){.kind = HUB_STORE_AGENTS_REQUEST, .key = "same"};
+    select_rows(fx->st, &q, &rows);
+    assert_string_equal(row_ids(&rows, buf, sizeof(buf)), "a");
+    q.namespace = "team-b";
+    select_rows(fx->st, &q, &rows);
+    assert_string_equal(row_ids(&rows, buf, sizeof(buf)), "d");
+    q.namespace = "team-c";
+    select_rows(fx->st, &q, &rows);
+    assert_int_equal(rows.n, 0);
+}
+
 static void test_read_events(void **state)
 {
     struct fx *fx = *state;
@@ -1062,6 +1127,71 @@ static void test_open_errors(void **state)
     assert_int_equal(sqlite3_exec(db, "PRAGMA user_version = 99", NULL, NULL, NULL), SQLITE_OK);
     sqlite3_close(db);
     expect_open_fails(fx->url, AG_FAILED_PRECONDITION, "schema version 99");
+}
+
+/* A database of schema version 3 (before namespaces), as that binary left it: migration 4 puts
+ * its agents in 'default' with their request ids, and request ids become per namespace. */
+static void test_migrate_namespaces(void **state)
+{
+    struct fx *fx = *state;
+    sqlite3 *db;
+    assert_int_equal(sqlite3_open(fx->path, &db), SQLITE_OK);
+    int rc = sqlite3_exec(
+        db,
+        "CREATE TABLE agents(id TEXT NOT NULL PRIMARY KEY, request_id TEXT UNIQUE, spec BLOB,"
+        " state INTEGER NOT NULL, node_id TEXT NOT NULL, epoch INTEGER NOT NULL, checkpoint BLOB,"
+        " last_output TEXT NOT NULL, last_error TEXT NOT NULL, created_ns INTEGER NOT NULL,"
+        " updated_ns INTEGER NOT NULL, input_tokens INTEGER, output_tokens INTEGER,"
+        " model_calls INTEGER, tool_calls INTEGER,"
+        " turn_input_tokens INTEGER NOT NULL DEFAULT 0,"
+        " turn_output_tokens INTEGER NOT NULL DEFAULT 0,"
+        " turn_model_calls INTEGER NOT NULL DEFAULT 0,"
+        " turn_tool_calls INTEGER NOT NULL DEFAULT 0, turn_attempt INTEGER NOT NULL DEFAULT 0,"
+        " interrupt_streak INTEGER NOT NULL DEFAULT 0,"
+        " interrupt_reason TEXT NOT NULL DEFAULT '', spawn_input_seq INTEGER NOT NULL DEFAULT 0,"
+        " waiting_input INTEGER NOT NULL DEFAULT 0);"
+        "CREATE INDEX agents_by_creation ON agents(created_ns, id);"
+        "CREATE TABLE events(agent_id TEXT NOT NULL, seq INTEGER NOT NULL,"
+        " kind INTEGER NOT NULL, payload TEXT NOT NULL, node_id TEXT NOT NULL,"
+        " time_ns INTEGER NOT NULL, PRIMARY KEY(agent_id, seq)) WITHOUT ROWID;"
+        "CREATE INDEX agents_active ON agents(created_ns, id)"
+        " WHERE (state IN (1, 2) OR waiting_input <> 0);"
+        "CREATE INDEX agents_by_state ON agents(state, created_ns, id);"
+        "INSERT INTO agents(id, request_id, spec, state, node_id, epoch, last_output,"
+        " last_error, created_ns, updated_ns, input_tokens, turn_attempt)"
+        " VALUES('old', 'rid', x'0a01', 3, 'n1', 2, 'out', '', 5, 6, 7, 1);"
+        "INSERT INTO events VALUES('old', 1, 1, '{}', '', 5);"
+        "PRAGMA user_version = 3;",
+        NULL, NULL, NULL);
+    assert_int_equal(rc, SQLITE_OK);
+    sqlite3_close(db);
+
+    fx->st = open_url(fx->url, NULL);
+    struct agent_rows rows;
+    struct hub_store_agents_query q = {.kind = HUB_STORE_AGENTS_REQUEST, .key = "rid"};
+    select_rows(fx->st, &q, &rows);
+    assert_int_equal(rows.n, 1);
+    assert_string_equal(rows.row[0].id, "old");
+    assert_string_equal(rows.row[0].ns, "default");
+    assert_string_equal(rows.row[0].node_id, "n1");
+    assert_string_equal(rows.row[0].last_output, "out");
+    assert_int_equal(rows.row[0].epoch, 2);
+    assert_int_equal(rows.row[0].last_seq, 1);
+    assert_int_equal(rows.row[0].spec_len, 2);
+    q = (struct hub_store_agents_query){
+        .kind = HUB_STORE_AGENTS_PAGE, .namespace = "default", .state = 3, .max = 8};
+    select_rows(fx->st, &q, &rows);
+    assert_int_equal(rows.n, 1);
+
+    struct twrite t[2];
+    for (int i = 0; i < 2; i++) {
+        tw_init(&t[i], &fx->tr);
+        tw_insert(&t[i], i ? "dup" : "new", "rid", 10);
+        t[i].ops[0].u.agent.namespace = i ? NULL : "team-a";
+        run_one(fx->st, &t[i]);
+    }
+    expect_ok(&t[0]);
+    expect_fail(&t[1], AG_ALREADY_EXISTS, "request_id");
 }
 
 /* Another process holds the write lock: every write of the batch fails UNAVAILABLE at once,
@@ -1460,12 +1590,50 @@ static void test_pg_migrations(void **state)
     struct fx *fx = *state;
     hub_store_close(open_url(fx->url, NULL));
     hub_store_close(open_url(fx->url, NULL));
-    assert_int_equal(pg_query_long(fx->pgdb, "SELECT count(*) FROM schema_migrations"), 3);
-    assert_int_equal(pg_query_long(fx->pgdb, "SELECT max(version) FROM schema_migrations"), 3);
+    assert_int_equal(pg_query_long(fx->pgdb, "SELECT count(*) FROM schema_migrations"), 4);
+    assert_int_equal(pg_query_long(fx->pgdb, "SELECT max(version) FROM schema_migrations"), 4);
 
     assert_int_equal(pg_exec(fx->pgdb, "INSERT INTO schema_migrations(version) VALUES(99)"), 0);
     expect_open_fails(fx->url, AG_FAILED_PRECONDITION, "schema version 99");
-    expect_open_fails(fx->url, AG_FAILED_PRECONDITION, "knows versions 1 to 3");
+    expect_open_fails(fx->url, AG_FAILED_PRECONDITION, "knows versions 1 to 4");
+}
+
+/* A database of schema version 3 (migration 4 undone by hand, an agent with a request id stored
+ * as that binary did): migration 4 puts it in 'default' and makes request ids per namespace. */
+static void test_pg_migrate_namespaces(void **state)
+{
+    struct fx *fx = *state;
+    hub_store_close(open_url(fx->url, NULL));
+    assert_int_equal(pg_exec(fx->pgdb, "DROP INDEX agents_by_request_id, agents_by_namespace,"
+                                       " agents_by_namespace_state;"
+                                       "ALTER TABLE agents DROP COLUMN namespace;"
+                                       "ALTER TABLE agents ADD CONSTRAINT agents_request_id_key"
+                                       " UNIQUE(request_id);"
+                                       "DELETE FROM schema_migrations WHERE version = 4;"
+                                       "INSERT INTO agents(id, request_id, spec, state, node_id,"
+                                       " epoch, last_output, last_error, created_ns, updated_ns)"
+                                       " VALUES('old', 'rid', '\\x0a01', 3, 'n1', 2, 'out', '',"
+                                       " 5, 6);"),
+                     0);
+    fx->st = open_url(fx->url, NULL);
+    assert_int_equal(pg_query_long(fx->pgdb, "SELECT max(version) FROM schema_migrations"), 4);
+    struct agent_rows rows;
+    struct hub_store_agents_query q = {.kind = HUB_STORE_AGENTS_REQUEST, .key = "rid"};
+    select_rows(fx->st, &q, &rows);
+    assert_int_equal(rows.n, 1);
+    assert_string_equal(rows.row[0].id, "old");
+    assert_string_equal(rows.row[0].ns, "default");
+    assert_int_equal(rows.row[0].spec_len, 2);
+
+    struct twrite t[2];
+    for (int i = 0; i < 2; i++) {
+        tw_init(&t[i], &fx->tr);
+        tw_insert(&t[i], i ? "dup" : "new", "rid", 10);
+        t[i].ops[0].u.agent.namespace = i ? NULL : "team-a";
+        run_one(fx->st, &t[i]);
+    }
+    expect_ok(&t[0]);
+    expect_fail(&t[1], AG_ALREADY_EXISTS, "request_id");
 }
 
 /* Fencing (hub_store_opts.fence): a newer leader takes the database over while the old one
@@ -2057,6 +2225,7 @@ int main(int argc, char **argv)
         cmocka_unit_test_setup_teardown(test_batch_failure_isolated, setup, teardown),
         cmocka_unit_test_setup_teardown(test_agent_update, setup, teardown),
         cmocka_unit_test_setup_teardown(test_select_agents, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_namespaces, setup, teardown),
         cmocka_unit_test_setup_teardown(test_reopen_continues, setup, teardown),
         cmocka_unit_test_setup_teardown(test_read_events, setup, teardown),
         cmocka_unit_test_setup_teardown(test_scan_events, setup, teardown),
@@ -2064,6 +2233,7 @@ int main(int argc, char **argv)
     };
     const struct CMUnitTest sqlite_only[] = {
         cmocka_unit_test_setup_teardown(test_open_errors, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_migrate_namespaces, setup, teardown),
         cmocka_unit_test_setup_teardown(test_db_unavailable, setup, teardown),
         cmocka_unit_test_setup_teardown(test_disk_full, setup, teardown),
         cmocka_unit_test_setup_teardown(test_exclusive_open, setup, teardown),
@@ -2075,6 +2245,7 @@ int main(int argc, char **argv)
     const struct CMUnitTest pg_only[] = {
         cmocka_unit_test_setup_teardown(test_pg_exclusive_open, setup, teardown),
         cmocka_unit_test_setup_teardown(test_pg_migrations, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_pg_migrate_namespaces, setup, teardown),
         cmocka_unit_test_setup_teardown(test_pg_fence, setup, teardown),
         cmocka_unit_test_setup_teardown(test_pg_urls, setup, teardown),
         cmocka_unit_test_setup_teardown(test_pg_reconnect, setup, teardown),
