@@ -642,6 +642,7 @@ static void fill_agent_row(struct agent_write *aw, struct hub_store_agent *row)
 {
     struct hub_agent *a = aw->a;
     row->id = a->id;
+    row->namespace = a->ns;
     row->request_id = a->request_id;
     row->spec = a->spec_bin;
     row->spec_len = a->spec_len;
@@ -748,16 +749,16 @@ static void cmd_post(struct hub *h, struct hub_agent *a, struct hub_cmd *cmd)
 /* --- spawn --------------------------------------------------------------------------------- */
 
 void hub_actor_spawn(struct hub *h, struct rpc_call *call, const Agentry__V1__AgentSpec *spec,
-                     const char *input, const char *request_id, bool invoke)
+                     const char *input, const char *ns, const char *request_id, bool invoke)
 {
     Agentry__V1__AgentSpec norm = *spec;
     if (!norm.model || !*norm.model)
         norm.model = "mock";
     if (!norm.max_iterations)
         norm.max_iterations = HUB_DEFAULT_MAX_ITER;
-    struct hub_agent *a = hub_agent_new(&norm, request_id);
-    if (a->request_id) {
-        struct hub_agent *owner = hub_agents_claim_request(&h->agents, a->request_id, a);
+    struct hub_agent *a = hub_agent_new(&norm, ns, request_id);
+    if (a->req_key) {
+        struct hub_agent *owner = hub_agents_claim_request(&h->agents, a->req_key, a);
         if (owner != a) {
             hub_agent_free(h->sched, a);
             struct hub_cmd *c = cmd_new(HUB_CMD_SPAWN_DUP, call);
@@ -774,7 +775,9 @@ void hub_actor_spawn(struct hub *h, struct rpc_call *call, const Agentry__V1__Ag
     aw->spawn_call = call;
     aw->spawn_invoke = invoke;
     size_t ins = add_op(aw, HUB_STORE_AGENT_INSERT);
-    const char *sj = json_take(&aw->arena, agentry_json_spec(a->spec));
+    cJSON *spawned = agentry_json_spec(a->spec);
+    cJSON_AddStringToObject(spawned, "namespace", a->ns);
+    const char *sj = json_take(&aw->arena, spawned);
     add_event(aw, AGENTRY__V1__EVENT_KIND__EVENT_KIND_SPAWNED, sj, NULL);
     aw->next.state = AGENTRY__V1__AGENT_STATE__AGENT_STATE_IDLE;
     if (input && *input) {
@@ -852,15 +855,15 @@ void hub_actor_import(struct hub *h, struct rpc_call *call, const Agentry__V1__A
     size_t len = protobuf_c_message_get_packed_size(&norm.base);
     uint8_t *bin = ag_xmalloc(len ? len : 1);
     protobuf_c_message_pack(&norm.base, bin);
-    struct hub_agent *a = hub_agent_new_take(x->agent_id, bin, len, x->request_id,
+    struct hub_agent *a = hub_agent_new_take(x->agent_id, bin, len, x->namespace_, x->request_id,
                                              x->created_unix_nano, &err);
-    struct hub_agent *owner = a && a->request_id
-                                  ? hub_agents_claim_request(&h->agents, a->request_id, a)
-                                  : a;
+    struct hub_agent *owner = a && a->req_key ? hub_agents_claim_request(&h->agents, a->req_key, a)
+                                              : a;
     if (owner != a) {
         hub_agents_unpin(&h->agents, owner);
-        ag_err_set(&err, AG_ALREADY_EXISTS, "request id '%s' belongs to another agent on this hub",
-                   a->request_id);
+        ag_err_set(&err, AG_ALREADY_EXISTS,
+                   "request id '%s' belongs to another agent of namespace '%s' on this hub",
+                   a->request_id, a->ns);
         hub_agent_free(h->sched, a);
         a = NULL;
     }
@@ -1285,8 +1288,8 @@ static void write_done(struct hub_store_write *w, int rc, const struct ag_err *e
     if (created_dead) {
         /* Never published. A retry that found it by request id may still post to it, so it is
          * kept (answering such retries with UNAVAILABLE) until the hub is freed. */
-        if (a->request_id)
-            hub_agents_forget_request(&h->agents, a->request_id);
+        if (a->req_key)
+            hub_agents_forget_request(&h->agents, a->req_key);
         hub_agents_bury(&h->agents, a);
     }
     kick(h, a);

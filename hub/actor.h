@@ -29,10 +29,11 @@ struct hub_node;
 struct hub_sched_decision;
 struct rpc_call;
 
-/* Spawn: create and store a new agent; answers `call` (Spawn) or makes it wait for the first
- * turn (Invoke). A retry with a known request id goes to the agent that has it. */
+/* Spawn: create and store a new agent in namespace ns (validated; NULL or "": "default");
+ * answers `call` (Spawn) or makes it wait for the first turn (Invoke). A retry with a request id
+ * known in that namespace goes to the agent that has it. */
 void hub_actor_spawn(struct hub *h, struct rpc_call *call, const Agentry__V1__AgentSpec *spec,
-                     const char *input, const char *request_id, bool invoke);
+                     const char *input, const char *ns, const char *request_id, bool invoke);
 /* ImportAgent: store an exported agent (validated by hub/rpc_transfer.c) under its own id, its
  * row and all its events in ONE write, and answer `call` once durable. x lives in the call's
  * arena, which outlasts the write. */

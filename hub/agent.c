@@ -12,8 +12,14 @@
 #include "hub/agent.h"
 #include "hub/store.h"
 
+char *hub_agent_request_key(const char *ns, const char *request_id)
+{
+    return ag_xasprintf("%s/%s", ns && *ns ? ns : HUB_STORE_DEFAULT_NAMESPACE, request_id);
+}
+
 struct hub_agent *hub_agent_new_take(const char *id, uint8_t *spec_bin, size_t spec_len,
-                                     const char *request_id, int64_t created_ns, struct ag_err *err)
+                                     const char *ns, const char *request_id, int64_t created_ns,
+                                     struct ag_err *err)
 {
     struct hub_agent *a = ag_xcalloc(1, sizeof(*a));
     snprintf(a->id, sizeof(a->id), "%s", id);
@@ -29,7 +35,9 @@ struct hub_agent *hub_agent_new_take(const char *id, uint8_t *spec_bin, size_t s
     /* A private decoded copy, living as long as the agent. */
     a->spec = rpc_pb_unpack_bytes(a->spec_bin, a->spec_len, &agentry__v1__agent_spec__descriptor,
                                   &a->spec_arena, err);
+    snprintf(a->ns, sizeof(a->ns), "%s", ns && *ns ? ns : HUB_STORE_DEFAULT_NAMESPACE);
     a->request_id = request_id && *request_id ? ag_xstrdup(request_id) : NULL;
+    a->req_key = a->request_id ? hub_agent_request_key(a->ns, a->request_id) : NULL;
     a->created_ns = created_ns;
     a->st.updated_ns = created_ns;
     if (!a->spec) {
@@ -67,7 +75,8 @@ struct hub_agent *hub_agent_from_row(const struct hub_store_agent *row, uint64_t
                                      struct ag_err *err)
 {
     struct hub_agent *a = hub_agent_new_take(row->id, ag_xmemdup(row->spec, row->spec_len),
-                                             row->spec_len, row->request_id, row->created_ns, err);
+                                             row->spec_len, row->namespace, row->request_id,
+                                             row->created_ns, err);
     if (!a)
         return NULL;
     a->st.state = row->state;
@@ -102,7 +111,8 @@ struct hub_agent *hub_agent_from_row(const struct hub_store_agent *row, uint64_t
     return a;
 }
 
-struct hub_agent *hub_agent_new(const Agentry__V1__AgentSpec *spec, const char *request_id)
+struct hub_agent *hub_agent_new(const Agentry__V1__AgentSpec *spec, const char *ns,
+                                const char *request_id)
 {
     char id[AG_ID_LEN + 1];
     ag_id_new(id);
@@ -110,7 +120,7 @@ struct hub_agent *hub_agent_new(const Agentry__V1__AgentSpec *spec, const char *
     uint8_t *bin = ag_xmalloc(len ? len : 1);
     protobuf_c_message_pack(&spec->base, bin);
     /* The spec was just packed from a valid message: decoding it back cannot fail. */
-    return hub_agent_new_take(id, bin, len, request_id, ag_now_unix_ns(), NULL);
+    return hub_agent_new_take(id, bin, len, ns, request_id, ag_now_unix_ns(), NULL);
 }
 
 void hub_agent_st_release(struct hub_sched *s, struct hub_agent_st *st)
@@ -148,6 +158,7 @@ void hub_agent_free(struct hub_sched *s, struct hub_agent *a)
     ag_arena_release(&a->spec_arena);
     free(a->spec_bin);
     free(a->request_id);
+    free(a->req_key);
     pthread_mutex_destroy(&a->lock);
     free(a);
 }

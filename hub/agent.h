@@ -76,7 +76,11 @@ struct hub_agent {
     struct ag_arena spec_arena;
     uint8_t *spec_bin; /* owned packed AgentSpec */
     size_t spec_len;
-    char *request_id;         /* owned, may be NULL */
+    char ns[HUB_NAMESPACE_MAX + 1]; /* its namespace: "default" unless Spawn named one */
+    char *request_id;               /* owned, may be NULL */
+    /* owned, NULL without request_id: the agent table's request index key,
+     * hub_agent_request_key(ns, request_id), since request ids are unique per namespace */
+    char *req_key;
     struct hub_sched_req req; /* what its turns need from a node (borrows spec) */
     int64_t created_ns;
     size_t list_pos;          /* index in the agent table's list (guarded by its list lock) */
@@ -133,13 +137,18 @@ struct hub_agent {
     } first;
 };
 
-/* A new agent with a fresh id, for Spawn (spec already validated). */
-struct hub_agent *hub_agent_new(const Agentry__V1__AgentSpec *spec, const char *request_id);
+/* A new agent with a fresh id, for Spawn (spec and namespace already validated; ns NULL or "":
+ * "default"). */
+struct hub_agent *hub_agent_new(const Agentry__V1__AgentSpec *spec, const char *ns,
+                                const char *request_id);
 /* An agent from its stored parts (a new id is the caller's); takes spec_bin. NULL with err if
  * the spec cannot be decoded. */
 struct hub_agent *hub_agent_new_take(const char *id, uint8_t *spec_bin, size_t spec_len,
-                                     const char *request_id, int64_t created_ns,
+                                     const char *ns, const char *request_id, int64_t created_ns,
                                      struct ag_err *err);
+/* The key of the agent table's request index for request_id in namespace ns (NULL or "":
+ * "default"), owned by the caller: "NS/REQUEST_ID", unambiguous since a namespace has no '/'. */
+char *hub_agent_request_key(const char *ns, const char *request_id);
 struct hub_store_agent;
 /* An agent as its store row says (a loaded agent: visible; its inbox and running turn's steps are
  * read from its events by the caller). NULL with err if the spec cannot be decoded. */

@@ -31,6 +31,7 @@ void hub_agent_pb_fill(struct hub *h, struct hub_agent *a, Agentry__V1__Agent *o
     out->state = (Agentry__V1__AgentState)a->st.state;
     out->node_id = ag_arena_strdup(arena, a->st.node_id);
     out->request_id = a->request_id ? a->request_id : ""; /* immutable for the agent's life */
+    out->namespace_ = a->ns;                              /* immutable too */
     out->epoch = a->st.epoch;
     out->last_seq = a->last_seq;
     out->created_unix_nano = a->created_ns;

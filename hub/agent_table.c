@@ -97,8 +97,8 @@ struct hub_agent *hub_agents_adopt(struct hub_agents *t, struct hub_agent *a)
         return held;
     pthread_mutex_lock(&t->list_lock);
     list_add_locked(t, a);
-    if (a->request_id && !ag_map_get(&t->by_req, a->request_id))
-        ag_map_put(&t->by_req, a->request_id, a);
+    if (a->req_key && !ag_map_get(&t->by_req, a->req_key))
+        ag_map_put(&t->by_req, a->req_key, a);
     pthread_mutex_unlock(&t->list_lock);
     return a;
 }
@@ -120,8 +120,8 @@ bool hub_agents_evict(struct hub_agents *t, struct hub_agent *a)
         struct hub_agent *last = t->list[--t->nlist];
         t->list[a->list_pos] = last;
         last->list_pos = a->list_pos;
-        if (a->request_id && ag_map_get(&t->by_req, a->request_id) == a)
-            ag_map_del(&t->by_req, a->request_id);
+        if (a->req_key && ag_map_get(&t->by_req, a->req_key) == a)
+            ag_map_del(&t->by_req, a->req_key);
     }
     pthread_mutex_unlock(&t->list_lock);
     return alone;
@@ -150,23 +150,23 @@ size_t hub_agents_snapshot(struct hub_agents *t, size_t from, struct hub_agent *
 
 /* --- by request id (guarded by list_lock) ------------------------------------------------- */
 
-struct hub_agent *hub_agents_claim_request(struct hub_agents *t, const char *request_id,
+struct hub_agent *hub_agents_claim_request(struct hub_agents *t, const char *req_key,
                                            struct hub_agent *a)
 {
     pthread_mutex_lock(&t->list_lock);
-    struct hub_agent *found = ag_map_get(&t->by_req, request_id);
+    struct hub_agent *found = ag_map_get(&t->by_req, req_key);
     if (!found && a)
-        ag_map_put(&t->by_req, a->request_id, a); /* the key lives in the agent */
+        ag_map_put(&t->by_req, a->req_key, a); /* the key lives in the agent */
     if (found) /* under list_lock, which eviction holds while it takes an agent out */
         hub_agents_pin(t, found);
     pthread_mutex_unlock(&t->list_lock);
     return found ? found : a;
 }
 
-void hub_agents_forget_request(struct hub_agents *t, const char *request_id)
+void hub_agents_forget_request(struct hub_agents *t, const char *req_key)
 {
     pthread_mutex_lock(&t->list_lock);
-    ag_map_del(&t->by_req, request_id);
+    ag_map_del(&t->by_req, req_key);
     pthread_mutex_unlock(&t->list_lock);
 }
 

@@ -39,7 +39,8 @@ struct hub_agents {
     struct hub_agent **list;   /* the agents held, in no order (hub_agent.list_pos) */
     size_t nlist, cap_list;
     struct hub_agent *dead; /* agents whose creating write failed, freed with the table */
-    struct ag_map by_req;   /* request_id (borrowed from the agent) -> agent */
+    struct ag_map by_req;   /* req_key (borrowed from the agent: namespace and request_id,
+                               hub_agent_request_key) -> agent */
 };
 
 void hub_agents_init(struct hub_agents *t);
@@ -61,12 +62,12 @@ bool hub_agents_evict(struct hub_agents *t, struct hub_agent *a);
 /* Keep an agent whose creating write failed until the table is freed: a retry that found it by
  * request id may still post to it. */
 void hub_agents_bury(struct hub_agents *t, struct hub_agent *a);
-/* The agent with that request id held in memory (visible or being created), pinned, or NULL;
- * inserts `a` (not pinned: its Spawn owns it) when no agent has it and a is not NULL, and then
- * returns a. */
-struct hub_agent *hub_agents_claim_request(struct hub_agents *t, const char *request_id,
+/* The agent with that request key (hub_agent_request_key: a request id in its namespace) held in
+ * memory (visible or being created), pinned, or NULL; inserts `a` (not pinned: its Spawn owns
+ * it) under a->req_key when no agent has it and a is not NULL, and then returns a. */
+struct hub_agent *hub_agents_claim_request(struct hub_agents *t, const char *req_key,
                                            struct hub_agent *a);
-void hub_agents_forget_request(struct hub_agents *t, const char *request_id);
+void hub_agents_forget_request(struct hub_agents *t, const char *req_key);
 /* How many agents are held. */
 size_t hub_agents_count(struct hub_agents *t);
 /* Up to max held agents from list position `from` on, pinned, into out: how many (0: none at or

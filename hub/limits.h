@@ -23,6 +23,7 @@
 /* A whole Assignment, history included (hub/rpc_assign.c): under the node's 128 MiB receive limit
  * with room for the message's own framing. */
 #define HUB_MAX_ASSIGN_BYTES (120u << 20)
-#define HUB_REASON_MAX 160 /* an interruption's reason, kept to compare the next with */
+#define HUB_REASON_MAX 160   /* an interruption's reason, kept to compare the next with */
+#define HUB_NAMESPACE_MAX 63 /* a namespace's name, as a Kubernetes one (hub_validate_namespace) */
 
 #endif

@@ -218,13 +218,16 @@ struct hub_agent *hub_loader_get(struct hub *h, const char *id, struct ag_err *e
     return a;
 }
 
-struct hub_agent *hub_loader_get_by_request(struct hub *h, const char *request_id,
+struct hub_agent *hub_loader_get_by_request(struct hub *h, const char *ns, const char *request_id,
                                             struct ag_err *err)
 {
-    struct hub_agent *a = hub_agents_claim_request(&h->agents, request_id, NULL);
+    char *key = hub_agent_request_key(ns, request_id);
+    struct hub_agent *a = hub_agents_claim_request(&h->agents, key, NULL);
+    free(key);
     if (a)
         return a;
-    struct hub_store_agents_query q = {.kind = HUB_STORE_AGENTS_REQUEST, .key = request_id};
+    struct hub_store_agents_query q = {
+        .kind = HUB_STORE_AGENTS_REQUEST, .key = request_id, .namespace = ns};
     return load_one(h, &q, err);
 }
 

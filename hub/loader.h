@@ -17,8 +17,9 @@ int hub_loader_load_active(struct hub *h, size_t *loaded, struct ag_err *err);
  * memory, or loaded from the store (a keyed read on the caller's thread). NOT_FOUND naming the id
  * if there is none; the store's error if it cannot be read. */
 struct hub_agent *hub_loader_get(struct hub *h, const char *id, struct ag_err *err);
-/* The agent with this request id, pinned, as hub_loader_get; NULL with err unset if none. */
-struct hub_agent *hub_loader_get_by_request(struct hub *h, const char *request_id,
+/* The agent with this request id in namespace ns (NULL or "": "default"), pinned, as
+ * hub_loader_get; NULL with err unset if none. */
+struct hub_agent *hub_loader_get_by_request(struct hub *h, const char *ns, const char *request_id,
                                             struct ag_err *err);
 /* Let go of the agents at rest for opts.unload_idle_ms (the housekeeper, each round). */
 void hub_loader_unload_idle(struct hub *h);

@@ -99,9 +99,11 @@ static const Agentry__V1__AgentSpec empty_spec = AGENTRY__V1__AGENT_SPEC__INIT;
 /* Everything Spawn and Invoke refuse, before anything is stored: the request's own limits, then
  * whether any node can run the spec at all (a misspelt model would otherwise wait forever). */
 static int check_spawn(struct hub *h, const Agentry__V1__AgentSpec *spec, const char *input,
-                       bool input_required, const char *request_id, struct ag_err *err)
+                       bool input_required, const char *ns, const char *request_id,
+                       struct ag_err *err)
 {
-    if (hub_validate_spec(spec, err) != 0 || hub_validate_input(input, input_required, err) != 0)
+    if (hub_validate_namespace(ns, err) != 0 || hub_validate_spec(spec, err) != 0 ||
+        hub_validate_input(input, input_required, err) != 0)
         return -1;
     if (input && *input && hub_validate_input_payload(input, err) != 0)
         return -1;
@@ -120,14 +122,14 @@ static int check_spawn(struct hub *h, const Agentry__V1__AgentSpec *spec, const 
     return rc;
 }
 
-/* A retry's request id may name an agent that is only in the store now: hold it in memory
- * (*held, pinned; NULL if none) while Spawn finds it there. -1 once the call is answered with the
- * store's error. */
-static int hold_request(struct hub *h, struct rpc_call *c, const char *request_id,
+/* A retry's request id (in its namespace) may name an agent that is only in the store now: hold
+ * it in memory (*held, pinned; NULL if none) while Spawn finds it there. -1 once the call is
+ * answered with the store's error. */
+static int hold_request(struct hub *h, struct rpc_call *c, const char *ns, const char *request_id,
                         struct hub_agent **held)
 {
     struct ag_err err = AG_ERR_INIT;
-    *held = request_id && *request_id ? hub_loader_get_by_request(h, request_id, &err) : NULL;
+    *held = request_id && *request_id ? hub_loader_get_by_request(h, ns, request_id, &err) : NULL;
     if (err.code == AG_OK)
         return 0;
     rpc_call_fail(c, &err);
@@ -142,15 +144,16 @@ static void on_spawn(struct rpc_call *c, grpc_byte_buffer *req)
     struct ag_err err = AG_ERR_INIT;
     if (!in || refuse_if_closing(h, c))
         return;
-    if (check_spawn(h, in->spec, in->input, false, in->request_id, &err) != 0) {
+    if (check_spawn(h, in->spec, in->input, false, in->namespace_, in->request_id, &err) != 0) {
         rpc_call_fail(c, &err);
         return;
     }
     struct hub_agent *held;
-    if (hold_request(h, c, in->request_id, &held) != 0)
+    if (hold_request(h, c, in->namespace_, in->request_id, &held) != 0)
         return;
     rpc_call_ref(c); /* the actor's, until it answers */
-    hub_actor_spawn(h, c, in->spec ? in->spec : &empty_spec, in->input, in->request_id, false);
+    hub_actor_spawn(h, c, in->spec ? in->spec : &empty_spec, in->input, in->namespace_,
+                    in->request_id, false);
     hub_agents_unpin(&h->agents, held);
 }
 
@@ -162,17 +165,18 @@ static void on_invoke(struct rpc_call *c, grpc_byte_buffer *req)
     struct ag_err err = AG_ERR_INIT;
     if (!in || refuse_if_closing(h, c))
         return;
-    if (check_spawn(h, in->spec, in->input, true, in->request_id, &err) != 0) {
+    if (check_spawn(h, in->spec, in->input, true, in->namespace_, in->request_id, &err) != 0) {
         rpc_call_fail(c, &err);
         return;
     }
     struct hub_agent *held;
-    if (hold_request(h, c, in->request_id, &held) != 0)
+    if (hold_request(h, c, in->namespace_, in->request_id, &held) != 0)
         return;
     struct hub_waiter *w = rpc_call_state(c);
     w->call = c;
     rpc_call_ref(c); /* the actor's, until it answers */
-    hub_actor_spawn(h, c, in->spec ? in->spec : &empty_spec, in->input, in->request_id, true);
+    hub_actor_spawn(h, c, in->spec ? in->spec : &empty_spec, in->input, in->namespace_,
+                    in->request_id, true);
     hub_agents_unpin(&h->agents, held);
 }
 
@@ -278,6 +282,7 @@ struct list_query {
     int state;              /* 0: any state */
     const char *name;       /* NULL: any name */
     const char *request_id; /* NULL: any; else at most one agent, found through the index */
+    const char *ns;         /* NULL: every namespace (request_id: "default") */
     struct hub_selector sel;
     size_t page; /* agents per page */
     /* Where the page starts (the page token): after this agent in creation order. */
@@ -316,13 +321,19 @@ static int list_query_init(const Agentry__V1__ListAgentsRequest *in, struct ag_a
         return -1;
     q->name = in->name && *in->name ? in->name : NULL;
     q->request_id = in->request_id && *in->request_id ? in->request_id : NULL;
+    if (hub_validate_namespace(in->namespace_, err) != 0)
+        return -1;
+    q->ns = in->namespace_ && *in->namespace_ ? in->namespace_ : NULL;
     return hub_selector_parse(in->label_selector, ar, &q->sel, err);
 }
 
-/* The filters on the spec, which never changes: checked without the agent's lock. */
+/* The filters on the spec and the namespace, which never change: checked without the agent's
+ * lock. */
 static bool list_spec_matches(const struct list_query *q, const struct hub_agent *a)
 {
     const Agentry__V1__AgentSpec *sp = a->spec;
+    if (q->ns && strcmp(a->ns, q->ns) != 0)
+        return false;
     if (q->name && strcmp(sp->name ? sp->name : "", q->name) != 0)
         return false;
     return hub_selector_match(&q->sel, sp->labels, sp->n_labels);
@@ -418,8 +429,8 @@ static int list_row(void *arg, const struct hub_store_agent *row, uint64_t last_
     return 0;
 }
 
-/* Fill a page in creation order after the token, from the store (an index range: by state when
- * one is asked for): up to q->page agents, stopping before the response would pass
+/* Fill a page in creation order after the token, from the store (an index range: by namespace
+ * and by state when they are asked for): up to q->page agents, stopping before the response would pass
  * LIST_MAX_BYTES, but never with an empty page while agents are left, unless the filters skipped
  * LIST_MAX_READS store pages (a single agent too big to fit is sent alone: the client must raise
  * its limit to read it). An agent the hub holds is listed as it is in memory. */
@@ -430,7 +441,7 @@ static int list_scan(struct hub *h, struct list_query *q, struct ag_arena *ar,
     size_t bytes = LIST_TOKEN_BYTES;
     size_t chunk = q->page > LIST_READ_ROWS ? q->page : LIST_READ_ROWS;
     struct hub_store_agents_query sq = {
-        .kind = HUB_STORE_AGENTS_PAGE, .state = q->state, .max = chunk};
+        .kind = HUB_STORE_AGENTS_PAGE, .namespace = q->ns, .state = q->state, .max = chunk};
     struct list_rows r = {.a = ag_xcalloc(chunk, sizeof(*r.a))};
     bool stop = false, left = true; /* the page is done; rows are left after the token */
     int rc = 0;
@@ -485,7 +496,7 @@ static int list_by_request(struct hub *h, const struct list_query *q, struct ag_
                            Agentry__V1__ListAgentsResponse *out, struct list_keep *keep,
                            struct ag_err *err)
 {
-    struct hub_agent *a = hub_loader_get_by_request(h, q->request_id, err);
+    struct hub_agent *a = hub_loader_get_by_request(h, q->ns, q->request_id, err);
     Agentry__V1__Agent *m = a && list_after_token(q, a) ? list_take(h, q, a, ar) : NULL;
     if (a)
         keep_add(keep, a, false);

@@ -69,6 +69,7 @@ static void export_fill(struct ag_arena *ar, const struct hub_agent *a, Agentry_
     x->agent_id = ag_arena_strdup(ar, a->id);
     x->spec = a->spec; /* immutable, and the export holds a pin on the agent */
     x->request_id = ag_arena_strdup(ar, a->request_id ? a->request_id : "");
+    x->namespace_ = ag_arena_strdup(ar, a->ns);
     x->created_unix_nano = a->created_ns;
     x->state = (Agentry__V1__AgentState)st->state;
     x->node_id = ag_arena_strdup(ar, st->node_id);
@@ -250,7 +251,7 @@ static int check_agent(const Agentry__V1__AgentExport *x, struct ag_arena *ar, s
                           x->agent_id ? x->agent_id : "");
     if (!x->spec)
         return ag_err_set(err, AG_INVALID_ARGUMENT, "the export has no spec");
-    if (hub_validate_spec(x->spec, err) != 0)
+    if (hub_validate_spec(x->spec, err) != 0 || hub_validate_namespace(x->namespace_, err) != 0)
         return -1;
     if (!between_turns(x->state))
         return ag_err_set(err, AG_INVALID_ARGUMENT,

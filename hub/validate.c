@@ -37,6 +37,24 @@ int hub_validate_utf8(const char *field, const char *s, struct ag_err *err)
     return ag_err_set(err, AG_INVALID_ARGUMENT, "%s is not valid UTF-8", field);
 }
 
+int hub_validate_namespace(const char *ns, struct ag_err *err)
+{
+    if (!ns || !*ns)
+        return 0;
+    size_t n = strlen(ns);
+    bool ok = n <= HUB_NAMESPACE_MAX && ns[0] != '-' && ns[n - 1] != '-';
+    for (size_t i = 0; ok && i < n; i++)
+        ok = (ns[i] >= 'a' && ns[i] <= 'z') || (ns[i] >= '0' && ns[i] <= '9') || ns[i] == '-';
+    if (ok)
+        return 0;
+    /* Quoted only when it is short and printable enough to help: the rule says the rest. */
+    bool show = n <= HUB_NAMESPACE_MAX * 2 && ag_utf8_valid_str(ns);
+    return ag_err_set(err, AG_INVALID_ARGUMENT,
+                      "namespace '%s' is not a valid name: use 1 to %d lowercase letters, digits "
+                      "or '-', starting and ending with a letter or digit",
+                      show ? ns : "(too long or not UTF-8)", HUB_NAMESPACE_MAX);
+}
+
 static int spec_utf8(const Agentry__V1__AgentSpec *spec, struct ag_err *err)
 {
     if (hub_validate_utf8("spec.name", spec->name, err) != 0 ||

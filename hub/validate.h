@@ -18,6 +18,9 @@ int hub_validate_utf8(const char *field, const char *s, struct ag_err *err);
 bool hub_validate_name_chars_ok(const char *s, const char *punct);
 int hub_validate_labels(const char *what, size_t n, const char *const *keys,
                         const char *const *values, struct ag_err *err);
+/* A namespace's name, as a Kubernetes namespace's: 1..HUB_NAMESPACE_MAX of [a-z0-9-], starting
+ * and ending with a letter or digit. NULL and "" pass: they mean "default". */
+int hub_validate_namespace(const char *ns, struct ag_err *err);
 int hub_validate_kill_reason(const char *reason, struct ag_err *err);
 /* ResumeAgent.max_iterations: the limit AgentSpec.max_iterations has (0 means the spec's). */
 int hub_validate_resume_iterations(uint32_t max_iterations, struct ag_err *err);
