@@ -5,6 +5,7 @@
 #include <stdlib.h>
 
 #include "common/log.h"
+#include "hub/validate.h"
 
 const struct cli_cmd cli_cmds[] = {
     {"hub", cli_cmd_hub, "run the hub daemon (agent-hub)"},
@@ -38,6 +39,18 @@ int cli_usage_error(const struct ag_err *err)
 {
     fprintf(stderr, "error: %s\n", err->msg);
     return CLI_USAGE;
+}
+
+const char *cli_default_namespace(void)
+{
+    const char *env = getenv("AGENTRY_NAMESPACE");
+    return env ? env : "";
+}
+
+int cli_check_namespace(const char *ns, struct ag_err *err)
+{
+    /* The hub's own rule, so the CLI refuses exactly what the hub would. */
+    return hub_validate_namespace(ns, err);
 }
 
 const char *cli_default_hub(void)

@@ -40,5 +40,11 @@ int cli_log_start(const char *component, const char *level, struct ag_err *err);
 
 /* The hub address when --hub is not given: $AGENTRY_HUB, else "127.0.0.1:7070". */
 const char *cli_default_hub(void);
+/* The namespace when -n/--namespace is not given: $AGENTRY_NAMESPACE, else "" (spawn and
+ * invoke: the hub's "default"; ps: every namespace). */
+const char *cli_default_namespace(void);
+/* 0 if ns is a namespace name the hub accepts ("" too: the default), else -1 with err saying
+ * the rule, for a usage error (exit 2) before anything is sent. */
+int cli_check_namespace(const char *ns, struct ag_err *err);
 
 #endif

@@ -245,6 +245,7 @@ struct spec_opts {
      * a deadline the hub can be asked what became of the request, and it can be retried. */
     const char *request_id;
     char made_request_id[sizeof(CLI_REQUEST_ID_PREFIX) + AG_ID_LEN];
+    const char *ns; /* -n/--namespace, default $AGENTRY_NAMESPACE; "": the hub's default */
     struct ag_strlist tools, labels; /* owned */
     int64_t max_iterations;          /* 0: the hub's default */
     /* Placement (AgentSpec.scheduler, resources, node_selector, anti_affinity, priority). */
@@ -260,6 +261,7 @@ static void spec_init(struct spec_opts *s)
     s->name = "";
     s->system = "";
     s->request_id = "";
+    s->ns = cli_default_namespace();
     s->scheduler = "";
 }
 
@@ -278,6 +280,8 @@ static void spec_flags(struct spec_opts *s, struct ag_flag *flags, size_t *n, si
          0},
         {"request-id", 0, AG_FLAG_STR, &s->request_id, "KEY",
          "idempotency key: retrying with it returns the same agent", 0, 0},
+        {"namespace", 'n', AG_FLAG_STR, &s->ns, "NS",
+         "the namespace the agent lives in (default $AGENTRY_NAMESPACE, else 'default')", 0, 0},
         {"scheduler", 0, AG_FLAG_STR, &s->scheduler, "NAME",
          "placement strategy for this agent: round-robin, binpack or spread (default: the hub's)",
          0, 0},
@@ -504,11 +508,12 @@ static const char *shell_word(struct ag_arena *ar, const char *rid)
 
 /* The agent the hub holds for request id rid: 1 with *agent, 0 when it has none (yet), -1 with
  * err when it could not be asked or its answer does not settle the question. */
-static int find_request(struct cli_client *c, const char *rid, Agentry__V1__Agent **agent,
-                        struct ag_err *err)
+static int find_request(struct cli_client *c, const char *ns, const char *rid,
+                        Agentry__V1__Agent **agent, struct ag_err *err)
 {
     Agentry__V1__ListAgentsRequest req = AGENTRY__V1__LIST_AGENTS_REQUEST__INIT;
     req.request_id = (char *)rid;
+    req.namespace_ = (char *)ns;
     Agentry__V1__ListAgentsResponse *r = NULL;
     if (rpc_unary(c->ch, CLI_HUB_METHOD("ListAgents"), &req.base,
                   &agentry__v1__list_agents_response__descriptor, &c->arena, (void **)&r,
@@ -545,14 +550,14 @@ static bool keeps_running(Agentry__V1__AgentState s)
  * `late` says what the deadline cut short, e.g. "the turn did not end within 1ms (see
  * --timeout)". The question is a ListAgents by request id with a deadline of its own
  * (CLI_FOLLOWUP_TIMEOUT_MS); an agent whose request_id is not rid is never taken for it. */
-static int report_deadline(struct cli_client *c, const char *late, const char *rid, bool sent,
-                           const struct ag_err *err)
+static int report_deadline(struct cli_client *c, const char *late, const char *ns, const char *rid,
+                           bool sent, const struct ag_err *err)
 {
     if (!sent)
         return fail_line("%s, so no agent was created (request id '%s')", err->msg, rid);
     Agentry__V1__Agent *a = NULL;
     struct ag_err why = AG_ERR_INIT;
-    int found = find_request(c, rid, &a, &why);
+    int found = find_request(c, ns, rid, &a, &why);
     const char *word = shell_word(&c->arena, rid);
     if (found > 0 && keeps_running(a->state))
         return fail_line("%s; agent '%s' was created and keeps running: follow it with "
@@ -572,8 +577,8 @@ static int report_deadline(struct cli_client *c, const char *late, const char *r
 }
 
 int cli_spec_call(struct cli_client *c, const char *method, const ProtobufCMessage *req,
-                  const char *rid, const ProtobufCMessageDescriptor *resp_desc, void **resp,
-                  const char *what)
+                  const char *ns, const char *rid, const ProtobufCMessageDescriptor *resp_desc,
+                  void **resp, const char *what)
 {
     struct ag_err err = AG_ERR_INIT;
     bool sent = false;
@@ -588,7 +593,7 @@ int cli_spec_call(struct cli_client *c, const char *method, const ProtobufCMessa
     else
         snprintf(late, sizeof(late), "no answer from hub at '%s' within %s (see --timeout)", c->hub,
                  d);
-    return report_deadline(c, late, rid, sent, &err);
+    return report_deadline(c, late, ns, rid, sent, &err);
 }
 
 static int build_and_run(struct cli_client *c, const struct spec_opts *s, char **words,
@@ -596,9 +601,10 @@ static int build_and_run(struct cli_client *c, const struct spec_opts *s, char *
 {
     struct ag_err err = AG_ERR_INIT;
     Agentry__V1__AgentSpec *spec;
-    if (spec_build(s, &c->arena, &spec, &err) < 0)
+    if (cli_check_namespace(s->ns, &err) < 0 || spec_build(s, &c->arena, &spec, &err) < 0)
         return cli_usage_error(&err);
-    return run(c, spec, cli_join_words(&c->arena, words, nwords), (char *)s->request_id);
+    return run(c, spec, cli_join_words(&c->arena, words, nwords), (char *)s->ns,
+               (char *)s->request_id);
 }
 
 int cli_spec_cmd(const char *cmd, const struct ag_cmd_help *help, int64_t timeout_ms,

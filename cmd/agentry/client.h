@@ -83,20 +83,21 @@ const char *cli_duration_str(char *buf, size_t cap, int64_t ms);
 char *cli_join_words(struct ag_arena *arena, char **words, size_t n);
 
 /* The body of a command built on the spec flags (spawn, invoke): spec and input (the INPUT words
- * joined, "" without them) live in c->arena; request_id is never empty. */
+ * joined, "" without them) live in c->arena; ns is the checked -n/--namespace ("": the hub's
+ * default); request_id is never empty. */
 typedef int cli_spec_run_fn(struct cli_client *c, Agentry__V1__AgentSpec *spec, char *input,
-                            char *request_id);
+                            char *ns, char *request_id);
 /* Parse the spec and client flags (--help included), require INPUT words when need_input, make
  * up a request id if none was given, build the spec, then run; returns the exit code. */
 int cli_spec_cmd(const char *cmd, const struct ag_cmd_help *help, int64_t timeout_ms,
                  bool need_input, cli_spec_run_fn *run, int argc, char **argv);
-/* Dial and make a Spawn or Invoke call carrying request id rid. 0 with *resp set; else the
+/* Dial and make a Spawn or Invoke call carrying request id rid in namespace ns. 0 with *resp set; else the
  * exit code, the error printed. When the deadline passes, it finds out what happened (below)
  * and says it in one line (see client.c, report_deadline); `what` is what the deadline cut
  * short ("the turn did not end"), NULL for "no answer from hub at '<hub>'". */
 int cli_spec_call(struct cli_client *c, const char *method, const ProtobufCMessage *req,
-                  const char *rid, const ProtobufCMessageDescriptor *resp_desc, void **resp,
-                  const char *what);
+                  const char *ns, const char *rid, const ProtobufCMessageDescriptor *resp_desc,
+                  void **resp, const char *what);
 
 /* Ctrl-C handling for long calls: block SIGINT/SIGTERM (call before cli_client_dial so gRPC's
  * threads inherit the mask) and run on_signal(arg) on a watcher thread when one arrives.

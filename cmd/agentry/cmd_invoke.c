@@ -70,14 +70,16 @@ static int outcome(const Agentry__V1__InvokeResponse *r)
     return cli_fail(&err);
 }
 
-static int invoke(struct cli_client *c, Agentry__V1__AgentSpec *spec, char *input, char *request_id)
+static int invoke(struct cli_client *c, Agentry__V1__AgentSpec *spec, char *input, char *ns,
+                  char *request_id)
 {
     Agentry__V1__InvokeRequest req = AGENTRY__V1__INVOKE_REQUEST__INIT;
     req.spec = spec;
     req.input = input;
+    req.namespace_ = ns;
     req.request_id = request_id;
     Agentry__V1__InvokeResponse *resp = NULL;
-    int rc = cli_spec_call(c, CLI_HUB_METHOD("Invoke"), &req.base, req.request_id,
+    int rc = cli_spec_call(c, CLI_HUB_METHOD("Invoke"), &req.base, ns, req.request_id,
                            &agentry__v1__invoke_response__descriptor, (void **)&resp,
                            "the turn did not end");
     if (rc != 0)

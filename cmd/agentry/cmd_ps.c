@@ -12,17 +12,22 @@
 
 static const struct ag_cmd_help ps_help = {
     "agentry ps [flags]",
-    "List agents in creation order: ID NAME STATE NODE SEQ AGE. Shows one page of --limit "
-    "agents; --all follows the pages to the end. The filters combine: an agent is listed if "
-    "all of them hold. A selector is comma-separated terms that must all hold: k=v (or k==v), "
-    "k!=v (also true when k is absent), k (present) or !k (absent).",
-    "agentry ps --state running\nagentry ps -l 'team=core,!draft' --all\n"
+    "List agents in creation order: NAMESPACE ID NAME STATE NODE SEQ AGE. Lists every "
+    "namespace, unless -n (or $AGENTRY_NAMESPACE) names one: then only its agents, without "
+    "the NAMESPACE column; -A lists every namespace even when $AGENTRY_NAMESPACE is set. Shows "
+    "one page of --limit agents; --all follows the pages to the end. The filters combine: an "
+    "agent is listed if all of them hold. A selector is comma-separated terms that must all "
+    "hold: k=v (or k==v), k!=v (also true when k is absent), k (present) or !k (absent). "
+    "--request-id looks in -n's namespace ('default' without one).",
+    "agentry ps --state running\nagentry ps -n team-a -l 'team=core,!draft' --all\n"
     "agentry ps --request-id nightly-42 --json\nagentry ps --all --json | jq -r '.agents[].id'",
 };
 
 struct ps_opts {
     const char *state;
     const char *selector, *name, *request_id; /* "" for none; borrowed from argv */
+    const char *ns;                           /* "": every namespace */
+    bool all_ns;                              /* -A: ignore $AGENTRY_NAMESPACE */
     int64_t limit;
     bool all;
     Agentry__V1__AgentState st; /* parsed from state */
@@ -58,6 +63,7 @@ static int list_agents(struct cli_client *c, const struct ps_opts *o, struct ps_
     req.label_selector = (char *)o->selector;
     req.name = (char *)o->name;
     req.request_id = (char *)o->request_id;
+    req.namespace_ = (char *)o->ns;
     do {
         Agentry__V1__ListAgentsResponse *page = NULL;
         if (cli_client_call(c, CLI_HUB_METHOD("ListAgents"), &req.base,
@@ -70,7 +76,7 @@ static int list_agents(struct cli_client *c, const struct ps_opts *o, struct ps_
     return 0;
 }
 
-static void print_list(const struct ps_list *l, bool json)
+static void print_list(const struct ps_list *l, bool json, bool show_ns)
 {
     if (json) {
         cJSON *o = cJSON_CreateObject();
@@ -81,7 +87,7 @@ static void print_list(const struct ps_list *l, bool json)
         cli_print_json(stdout, o, false);
         return;
     }
-    cli_print_agents(stdout, l->agents, l->n, ag_now_unix_ns());
+    cli_print_agents(stdout, l->agents, l->n, ag_now_unix_ns(), show_ns);
     if (*l->next_token)
         fprintf(stderr, "(more agents: use --all, or a larger --limit)\n");
 }
@@ -94,20 +100,25 @@ int cli_cmd_ps(int argc, char **argv)
                         .selector = "",
                         .name = "",
                         .request_id = "",
+                        .ns = cli_default_namespace(),
                         .limit = 100,
                         .st = AGENTRY__V1__AGENT_STATE__AGENT_STATE_UNSPECIFIED};
     struct ag_flag flags[CLI_MAX_FLAGS] = {
         {"state", 0, AG_FLAG_STR, &o.state, "STATE",
          "only agents in STATE: pending, running, idle, yielded, failed or killed", 0, 0},
-        {"limit", 'n', AG_FLAG_INT, &o.limit, "N", "agents per page (default 100)", 1, 1000},
+        {"limit", 0, AG_FLAG_INT, &o.limit, "N", "agents per page (default 100)", 1, 1000},
         {"all", 'a', AG_FLAG_BOOL, &o.all, NULL, "follow the pages to the last agent", 0, 0},
         {"selector", 'l', AG_FLAG_STR, &o.selector, "SELECTOR",
          "only agents whose labels match, e.g. 'team=core,tier!=gold'", 0, 0},
         {"name", 0, AG_FLAG_STR, &o.name, "NAME", "only agents with exactly this name", 0, 0},
         {"request-id", 0, AG_FLAG_STR, &o.request_id, "KEY",
          "only the agent spawned with this idempotency key", 0, 0},
+        {"namespace", 'n', AG_FLAG_STR, &o.ns, "NS",
+         "only agents of this namespace (default $AGENTRY_NAMESPACE, else every namespace)", 0, 0},
+        {"all-namespaces", 'A', AG_FLAG_BOOL, &o.all_ns, NULL,
+         "every namespace, even when $AGENTRY_NAMESPACE names one", 0, 0},
     };
-    size_t nflags = 6;
+    size_t nflags = 8;
     cli_client_flags(&c, flags, &nflags, CLI_MAX_FLAGS);
     size_t npos;
     int rc;
@@ -117,11 +128,15 @@ int cli_cmd_ps(int argc, char **argv)
     struct ps_list l = {NULL, 0, ""};
     if (*o.state && cli_print_state_parse(o.state, &o.st, &err) < 0)
         return cli_usage_error(&err);
+    if (o.all_ns)
+        o.ns = "";
+    if (cli_check_namespace(o.ns, &err) < 0)
+        return cli_usage_error(&err);
     rc = CLI_OK;
     if (list_agents(&c, &o, &l, &err) < 0)
         rc = cli_fail(&err);
     else
-        print_list(&l, c.json);
+        print_list(&l, c.json, !*o.ns);
     cli_client_close(&c);
     return rc;
 }

@@ -14,8 +14,9 @@ static const struct ag_cmd_help spawn_help = {
     "INPUT the agent is created idle and waits for 'agentry send'. Prints the agent id; "
     "follow it with 'agentry trace -f ID'. If --timeout passes, spawn says whether the agent "
     "was created; retrying with the same --request-id never creates a second one (without "
-    "--request-id, one is made up).",
-    "agentry spawn --name greeter --tool echo --label team=core 'say hello'",
+    "--request-id, one is made up; request ids are per namespace).",
+    "agentry spawn --name greeter --tool echo --label team=core 'say hello'\n"
+    "agentry spawn -n team-a --request-id nightly-42 'summarize the logs'",
 };
 
 static void print_spawned(const Agentry__V1__SpawnResponse *r, bool json)
@@ -32,14 +33,16 @@ static void print_spawned(const Agentry__V1__SpawnResponse *r, bool json)
     cli_print_json(stdout, o, false);
 }
 
-static int spawn(struct cli_client *c, Agentry__V1__AgentSpec *spec, char *input, char *request_id)
+static int spawn(struct cli_client *c, Agentry__V1__AgentSpec *spec, char *input, char *ns,
+                 char *request_id)
 {
     Agentry__V1__SpawnRequest req = AGENTRY__V1__SPAWN_REQUEST__INIT;
     req.spec = spec;
     req.input = input;
+    req.namespace_ = ns;
     req.request_id = request_id;
     Agentry__V1__SpawnResponse *resp = NULL;
-    int rc = cli_spec_call(c, CLI_HUB_METHOD("Spawn"), &req.base, req.request_id,
+    int rc = cli_spec_call(c, CLI_HUB_METHOD("Spawn"), &req.base, ns, req.request_id,
                            &agentry__v1__spawn_response__descriptor, (void **)&resp, NULL);
     if (rc != 0)
         return rc;

@@ -106,6 +106,7 @@ cJSON *cli_print_agent_json(const Agentry__V1__Agent *a)
     char t[32];
     cJSON *o = cJSON_CreateObject();
     cJSON_AddStringToObject(o, "id", a->id);
+    cJSON_AddStringToObject(o, "namespace", a->namespace_);
     cJSON_AddStringToObject(o, "request_id", a->request_id);
     cJSON_AddItemToObject(o, "spec", agentry_json_spec(a->spec));
     cJSON_AddStringToObject(o, "state", cli_print_state_name(a->state));
@@ -258,6 +259,7 @@ static void print_spec(FILE *out, const Agentry__V1__AgentSpec *sp)
 void cli_print_agent(FILE *out, const Agentry__V1__Agent *a, int64_t now_ns)
 {
     kv(out, "id", a->id);
+    kv(out, "namespace", a->namespace_);
     kv(out, "request_id", a->request_id);
     kv(out, "state", cli_print_state_name(a->state));
     kv(out, "state_reason", a->state_reason);
@@ -329,27 +331,31 @@ void cli_print_table(FILE *out, const char *const *head, size_t ncols, char *con
 
 #define TABLE_NAME_MAX 24 /* longer names are cut: the table is for scanning, get shows it all */
 
-enum { COL_ID, COL_NAME, COL_STATE, COL_NODE, COL_SEQ, COL_AGE, NCOLS };
+enum { COL_NS, COL_ID, COL_NAME, COL_STATE, COL_NODE, COL_SEQ, COL_AGE, NCOLS };
 
-void cli_print_agents(FILE *out, Agentry__V1__Agent *const *agents, size_t n, int64_t now_ns)
+void cli_print_agents(FILE *out, Agentry__V1__Agent *const *agents, size_t n, int64_t now_ns,
+                      bool show_ns)
 {
-    static const char *const head[NCOLS] = {"ID", "NAME", "STATE", "NODE", "SEQ", "AGE"};
+    static const char *const head[NCOLS] = {"NAMESPACE", "ID",  "NAME", "STATE",
+                                            "NODE",      "SEQ", "AGE"};
+    int first = show_ns ? COL_NS : COL_ID, ncols = NCOLS - first;
     char(*buf)[64] = ag_xcalloc(n ? n * NCOLS : 1, 64);
     char **cells = ag_xcalloc(n ? n * NCOLS : 1, sizeof(*cells));
     for (size_t i = 0; i < n; i++) {
         const Agentry__V1__Agent *a = agents[i];
         char(*row)[64] = buf + i * NCOLS;
         const char *name = a->spec && *a->spec->name ? a->spec->name : "-";
+        snprintf(row[COL_NS], 64, "%s", a->namespace_);
         snprintf(row[COL_ID], 64, "%s", a->id);
         snprintf(row[COL_NAME], 64, "%.*s", TABLE_NAME_MAX, name);
         snprintf(row[COL_STATE], 64, "%s", cli_print_state_name(a->state));
         snprintf(row[COL_NODE], 64, "%s", *a->node_id ? a->node_id : "-");
         snprintf(row[COL_SEQ], 64, "%llu", (unsigned long long)a->last_seq);
         cli_print_age(row[COL_AGE], 64, now_ns - a->created_unix_nano);
-        for (int c = 0; c < NCOLS; c++)
-            cells[i * NCOLS + c] = row[c];
+        for (int c = first; c < NCOLS; c++)
+            cells[i * ncols + c - first] = row[c];
     }
-    cli_print_table(out, head, NCOLS, cells, n);
+    cli_print_table(out, head + first, (size_t)ncols, cells, n);
     free(cells);
     free(buf);
 }

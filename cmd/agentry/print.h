@@ -45,8 +45,9 @@ void cli_print_event(FILE *out, const Agentry__V1__TraceEvent *ev);
  * columns; cells row-major, nrows * ncols of them). */
 void cli_print_table(FILE *out, const char *const *head, size_t ncols, char *const *cells,
                      size_t nrows);
-/* The table ID NAME STATE NODE SEQ AGE, with a header row. */
-void cli_print_agents(FILE *out, Agentry__V1__Agent *const *agents, size_t n, int64_t now_ns);
+/* The table [NAMESPACE] ID NAME STATE NODE SEQ AGE, with a header row; NAMESPACE if show_ns. */
+void cli_print_agents(FILE *out, Agentry__V1__Agent *const *agents, size_t n, int64_t now_ns,
+                      bool show_ns);
 /* The table NODE STATE RUNNING LABELS VERSION AGE, with a header row. */
 void cli_print_nodes(FILE *out, Agentry__V1__Node *const *nodes, size_t n, int64_t now_ns);
 cJSON *cli_print_node_json(const Agentry__V1__Node *n);

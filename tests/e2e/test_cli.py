@@ -153,11 +153,11 @@ class CliTest(H.ClusterTestCase):
         self.assertTrue(idle["agents"])
         self.assertEqual({a["state"] for a in idle["agents"]}, {"idle"})
         if len(ids) > 1:
-            page = json.loads(self.ok("ps", "--json", "-n", "1"))
+            page = json.loads(self.ok("ps", "--json", "--limit", "1"))
             self.assertEqual(len(page["agents"]), 1)
             self.assertTrue(page["next_page_token"])
         table = self.ok("ps", "--all").splitlines()
-        self.assertEqual(table[0].split(), ["ID", "NAME", "STATE", "NODE", "SEQ", "AGE"])
+        self.assertEqual(table[0].split(), ["NAMESPACE", "ID", "NAME", "STATE", "NODE", "SEQ", "AGE"])
         self.assertEqual(len(table), len(ids) + 1)
 
     def test_send_and_kill(self):
