@@ -4,7 +4,7 @@ through the Python stubs and through the CLI.
 Spawn and Invoke take a namespace (empty: "default"), GetAgent and ListAgents show it, the
 SPAWNED event carries it; ListAgents filters by it (store pages, and agents the hub holds); a
 request_id is unique per namespace only, so two namespaces choosing the same one get two agents
-(and a retry in each finds its own); export and import keep it; a malformed name is
+(and a retry in each finds its own, also after a restart); export and import keep it; a malformed name is
 INVALID_ARGUMENT naming the rule, and exit status 2 from the CLI before anything is sent. Each
 test uses namespaces of its own, so the tests share one hub without seeing each other's agents.
 """
@@ -163,8 +163,9 @@ class NamespacesTest(H.ClusterTestCase):
 
 
 class NamespaceTransferTest(H.ClusterTestCase):
-    """Export on one hub, import on another: the namespace comes along, and the request id is
-    then unique within it on the importing hub."""
+    """Agents that are not in the hub's memory: imported from another hub (the namespace comes
+    along, and the request id is then unique within it on the importing hub), or read back from
+    the store after a restart."""
     NODES = 0
 
     @classmethod
@@ -211,6 +212,25 @@ class NamespaceTransferTest(H.ClusterTestCase):
             self.b.hub.ImportAgent(self.s.hub.ImportAgentRequest(agent=x), timeout=10)
         self.assertEqual(cm.exception.code(), grpc.StatusCode.INVALID_ARGUMENT)
         self.assertIn("namespace", cm.exception.details())
+
+    def test_request_ids_per_namespace_after_restart(self):
+        """Agents no longer in memory: the request id is looked up in its namespace in the store,
+        and ListAgents pages come from the store's namespace indexes."""
+        ns_a, ns_b = ("r%s-%s" % (x, uuid.uuid4().hex[:8]) for x in "ab")
+        spec = self.T.AgentSpec()
+
+        def spawn(ns):
+            return self.c.hub.Spawn(self.s.hub.SpawnRequest(spec=spec, namespace=ns,
+                                                            request_id="after-restart"),
+                                    timeout=10)
+        a, b = spawn(ns_a).agent_id, spawn(ns_b).agent_id
+        self.c.stop_hub()
+        self.c.start_hub()
+        ra, rb = spawn(ns_b), spawn(ns_a)
+        self.assertEqual((ra.agent_id, ra.existing, rb.agent_id, rb.existing), (b, True, a, True))
+        for ns, aid in ((ns_a, a), (ns_b, b)):
+            got = self.c.hub.ListAgents(self.s.hub.ListAgentsRequest(namespace=ns), timeout=10)
+            self.assertEqual([(g.id, g.namespace) for g in got.agents], [(aid, ns)])
 
     def fresh_id(self):
         """An id hub A made (and hub B does not have): a new agent's, on A."""
