@@ -15,6 +15,7 @@
 #include <yaml.h>
 
 #include "common/xalloc.h"
+#include "hub/validate.h"
 
 /* Every RPC a role may name, AgentHub's and NodeService's. */
 static const char *const rpc_names[] = {
@@ -150,18 +151,6 @@ static bool name_ok(const char *s, const char *extra)
     return true;
 }
 
-/* Kubernetes' DNS label: 1..63 of [a-z0-9-], alphanumeric at both ends. */
-static bool namespace_ok(const char *s)
-{
-    size_t n = strlen(s);
-    if (n == 0 || n > 63 || s[0] == '-' || s[n - 1] == '-')
-        return false;
-    for (; *s; s++)
-        if (!(islower((unsigned char)*s) || isdigit((unsigned char)*s) || *s == '-'))
-            return false;
-    return true;
-}
-
 /* The value of key in mapping m, or NULL. */
 static yaml_node_t *get(struct parse *ps, const yaml_node_t *m, const char *key)
 {
@@ -200,7 +189,8 @@ static int parse_namespaces(struct parse *ps, const yaml_node_t *seq, struct hub
             g->all_namespaces = true;
             continue;
         }
-        if (!s || !namespace_ok(s))
+        struct ag_err why = AG_ERR_INIT;
+        if (!s || hub_validate_namespace(s, &why) != 0)
             return fail(ps, n,
                         "bad namespace '%s': 1..63 characters of [a-z0-9-], alphanumeric at "
                         "both ends, or \"*\"",
