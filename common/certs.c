@@ -91,9 +91,10 @@ static int sign(X509 *x, EVP_PKEY *key, struct ag_err *err)
 
 int ag_certs_ca_new(int days, struct ag_certs_ca **out, struct ag_err *err)
 {
-    if (days < 1 || days > AG_CERTS_MAX_DAYS)
+    /* One day more than a leaf may have, so a CA can outlive the longest leaf it signs. */
+    if (days < 1 || days > AG_CERTS_MAX_DAYS + 1)
         return ag_err_set(err, AG_INVALID_ARGUMENT, "invalid CA validity %d days (want 1..%d)",
-                          days, AG_CERTS_MAX_DAYS);
+                          days, AG_CERTS_MAX_DAYS + 1);
     struct ag_certs_ca *ca = ag_xcalloc(1, sizeof(*ca));
     if (!(ca->key = new_key(err)) || !(ca->cert = new_cert(CA_CN, ca->key, days, err)))
         goto fail;
@@ -262,6 +263,13 @@ int ag_certs_issue(const struct ag_certs_ca *ca, const struct ag_certs_leaf *lea
         goto out;
     if (!X509_set_issuer_name(x, X509_get_subject_name(ca->cert))) {
         ossl_fail(err, "set the issuer");
+        goto out;
+    }
+    /* Past the CA's end the leaf stops verifying anyway: say so now, not on that day. */
+    if (ASN1_TIME_compare(X509_get0_notAfter(x), X509_get0_notAfter(ca->cert)) > 0) {
+        ag_err_set(err, AG_FAILED_PRECONDITION,
+                   "a certificate valid %d days would outlive its CA; ask for fewer --days",
+                   leaf->days);
         goto out;
     }
     if (add_ext(x, ca->cert, NID_basic_constraints, "critical,CA:FALSE", err) != 0 ||

@@ -84,7 +84,7 @@ int ag_certs_role_parse(const char *s, enum ag_certs_role *out, struct ag_err *e
 /* A CA: its certificate and private key. */
 struct ag_certs_ca;
 
-/* A new self-signed CA, subject CN "agentry CA". */
+/* A new self-signed CA, subject CN "agentry CA", valid 1..AG_CERTS_MAX_DAYS + 1 days. */
 int ag_certs_ca_new(int days, struct ag_certs_ca **out, struct ag_err *err);
 /* Load a CA from its certificate and key files; -1 if either cannot be read or parsed, if the
  * certificate is not a CA, or if the key is not the certificate's (each message names the file). */
@@ -112,7 +112,8 @@ struct ag_certs_leaf {
  * day count, no kind or no purpose); the message names the value. */
 int ag_certs_leaf_check(const struct ag_certs_leaf *leaf, struct ag_err *err);
 /* Issue a leaf signed by ca with a new key; *cert_pem and *key_pem are owned (free()). -1 with
- * INVALID_ARGUMENT if ag_certs_leaf_check refuses the leaf. */
+ * INVALID_ARGUMENT if ag_certs_leaf_check refuses the leaf, FAILED_PRECONDITION if it would
+ * outlive the CA. */
 int ag_certs_issue(const struct ag_certs_ca *ca, const struct ag_certs_leaf *leaf, char **cert_pem,
                    char **key_pem, struct ag_err *err);
 /* True if host is a valid SAN entry: an IP address, or 1..253 characters of [A-Za-z0-9.-] with an

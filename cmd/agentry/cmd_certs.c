@@ -88,8 +88,8 @@ static int init_write(const char *dir, const struct ag_strlist *hosts, int days,
                       struct ag_err *err)
 {
     struct ag_certs_ca *ca = NULL;
-    /* A leaf outliving its CA would stop verifying early: the CA lives at least as long. */
-    if (ag_certs_ca_new(days > AG_CERTS_CA_DAYS ? days : AG_CERTS_CA_DAYS, &ca, err) != 0)
+    /* A leaf may not outlive its CA (ag_certs_issue): the CA lives a day longer than they. */
+    if (ag_certs_ca_new(days >= AG_CERTS_CA_DAYS ? days + 1 : AG_CERTS_CA_DAYS, &ca, err) != 0)
         return -1;
     char *p[2 * AG_ARRAY_SIZE(init_bases)];
     for (size_t i = 0; i < AG_ARRAY_SIZE(init_bases); i++) {
@@ -137,8 +137,8 @@ static int certs_init(int argc, char **argv)
          "the hub's DNS names or IP addresses (localhost, 127.0.0.1 and ::1 are always added)", 0,
          0},
         {"days", 0, AG_FLAG_INT, &days, "N",
-         "validity of the hub, node and admin certificates (default 365; the CA gets 3650, or N "
-         "if longer)",
+         "validity of the hub, node and admin certificates (default 365; the CA gets 3650 days, "
+         "or N+1 if longer)",
          0, 0},
         {"force", 0, AG_FLAG_BOOL, &force, NULL, "replace existing files", 0, 0},
     };

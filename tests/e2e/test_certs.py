@@ -93,6 +93,10 @@ class CertsTest(unittest.TestCase):
         self.assertNotEqual(read(os.path.join(self.dir, "hub.crt")), before)
         self.assertEqual(stat.S_IMODE(os.stat(os.path.join(self.dir, "ca.key")).st_mode), 0o600)
         self.assertEqual(self.show(os.path.join(self.dir, "hub.crt"))["name"], "hub")
+        # Leaves as long as the CA's default: the CA gets a day more.
+        self.init("--force", "--days", "3650")
+        ca = self.show(os.path.join(self.dir, "ca.crt"))
+        self.assertLess(abs(ca["not_after_unix"] - (time.time() + 3651 * 86400)), 300)
 
     def test_issue_with_namespaces(self):
         self.init()
@@ -124,6 +128,12 @@ class CertsTest(unittest.TestCase):
         self.assertIn(crt, line)
         self.cli(*(argv + ["--force"]))
         self.assertEqual(self.show(crt)["role"], "viewer")
+
+        # No certificate outlives the CA (3650 days here).
+        line = H.one_error_line(self, H.run_cli(["certs", "issue", "--dir", self.dir, "--role",
+                                                 "viewer", "--name", "v", "--days", "4000"]), rc=1)
+        self.assertIn("outlive its CA", line)
+        self.assertFalse(os.path.exists(os.path.join(self.dir, "v.key")))
 
         # The text form names the same things.
         out = self.cli("certs", "show", crt).stdout

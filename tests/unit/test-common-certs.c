@@ -156,6 +156,13 @@ static void test_leaves_verify_for_their_purpose(void **state)
     assert_int_equal(ag_certs_ca_new(10, &other, &err), 0);
     char *ocrt = ag_xasprintf("%s/x.crt", f->dir), *okey = ag_xasprintf("%s/x.key", f->dir);
     assert_int_equal(ag_certs_ca_write(other, ocrt, okey, false, &err), 0);
+    /* A leaf may not outlive its CA (10 days here). */
+    const struct ag_certs_leaf long_leaf = {
+        AG_CERTS_KIND_NODE, "n", AG_CERTS_ROLE_NODE, NULL, 0, NULL, 0, false, true, 11};
+    char *c = NULL, *k = NULL;
+    assert_int_equal(ag_certs_issue(other, &long_leaf, &c, &k, &err), -1);
+    assert_int_equal(err.code, AG_FAILED_PRECONDITION);
+    assert_null(c);
     X509 *oca = load_x509(ocrt);
     assert_int_not_equal(verify(oca, hub, X509_PURPOSE_SSL_SERVER), 1);
     assert_int_not_equal(verify(ca, oca, X509_PURPOSE_SSL_CLIENT), 1);
