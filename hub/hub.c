@@ -27,6 +27,7 @@
 #include "hub/actor.h"
 #include "hub/agent.h"
 #include "hub/agent_table.h"
+#include "hub/authn.h"
 #include "hub/hooks.h"
 #include "hub/hub_internal.h"
 #include "hub/loader.h"
@@ -203,7 +204,9 @@ static int hub_bind(struct hub *h, struct ag_err *err)
     struct rpc_server_opts ro = {.listen = h->opts.listen,
                                  .threads = h->opts.threads,
                                  .max_request_bytes = h->opts.max_message_bytes,
-                                 .user = h};
+                                 .user = h,
+                                 .tls = h->opts.tls,
+                                 .authorize = hub_authn_authorize};
     h->methods = methods;
     h->rpc = rpc_server_new(&ro, methods, nm, err);
     return h->rpc ? 0 : -1;
@@ -249,6 +252,12 @@ void hub_start(struct hub *h)
     h->hk_started = true;
     ag_log_info("hub.started", "listen=%s port=%d store=%s", h->opts.listen,
                 rpc_server_port(h->rpc), ag_log_q(h->store_shown));
+}
+
+void hub_reload_tls(struct hub *h)
+{
+    if (h->rpc)
+        rpc_server_reload_tls(h->rpc);
 }
 
 int hub_port(const struct hub *h)

@@ -11,6 +11,7 @@
 #include <stdint.h>
 
 #include "common/err.h"
+#include "common/rpc/tls.h"
 
 struct hub;
 
@@ -32,6 +33,8 @@ struct hub_opts {
                                     the store again when asked for); 0 = 60000, < 0: at once */
     int64_t fence;                /* the leader's fencing token (hub/cluster.h); 0: none */
     const char *fence_holder;     /* the leader's hub id, with fence */
+    const struct rpc_tls_files *tls; /* NULL: plaintext; else mutual TLS only, each call's
+                                        identity from its certificate (hub/authn.h) */
 };
 
 /* Binds the listen address, opens the store and loads the active agents (running, pending, or
@@ -44,6 +47,9 @@ int hub_port(const struct hub *h);
  * flight commit, stop. */
 void hub_stop(struct hub *h);
 void hub_free(struct hub *h);
+/* Re-read the TLS certificate files for new connections (SIGHUP); existing ones are kept. Any
+ * thread; a no-op without TLS. */
+void hub_reload_tls(struct hub *h);
 /* The etcd registration of node node_id (of process instance_id; "" if not known) went away
  * (hub/cluster.h): the node is lost, whatever its stream looks like. Any thread. */
 void hub_node_unregistered(struct hub *h, const char *node_id, const char *instance_id,

@@ -28,6 +28,7 @@
 #include "hub/actor.h"
 #include "hub/agent.h"
 #include "hub/agent_table.h"
+#include "hub/authn.h"
 #include "hub/hooks.h"
 #include "hub/hub.h"
 #include "hub/hub_internal.h"
@@ -314,7 +315,9 @@ static void on_register(struct rpc_call *c, struct node_conn *nc, const Agentry_
 {
     struct hub *h = nc->h;
     struct ag_err err = AG_ERR_INIT;
-    if (check_register(r, &err) != 0) {
+    if (check_register(r, &err) != 0 || hub_authn_check_node_id(c, r->node_id, &err) != 0) {
+        ag_log_warn("node.refused", "node=%s peer=%s reason=%s", r->node_id ? r->node_id : "",
+                    rpc_call_peer(c), ag_log_q(err.msg));
         rpc_call_fail(c, &err);
         return;
     }

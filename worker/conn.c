@@ -799,6 +799,7 @@ struct wk_node *wk_node_new(const struct wk_node_opts *o, struct ag_err *err)
     }
     if (o->hub) { /* else the channel is made once etcd names the leader (resolve_hub) */
         struct rpc_channel_opts co = CONN_CHANNEL_OPTS;
+        co.tls = o->tls;
         n->hub = ag_xstrdup(o->hub);
         n->ch = rpc_channel_new(o->hub, &co, err);
         if (!n->ch) {
@@ -847,6 +848,7 @@ static bool resolve_hub(struct wk_node *n, uint64_t *bad_gen)
         return true;
     }
     struct rpc_channel_opts co = CONN_CHANNEL_OPTS;
+    co.tls = n->o.tls;
     struct ag_err err = AG_ERR_INIT;
     struct rpc_channel *ch = rpc_channel_new(addr, &co, &err);
     if (!ch) {

@@ -10,6 +10,7 @@
 #include <stdint.h>
 
 #include "common/err.h"
+#include "common/rpc/tls.h"
 
 struct wk_node;
 
@@ -39,6 +40,9 @@ struct wk_node_opts {
     const char *etcd_ca, *etcd_cert, *etcd_key;
     const char *etcd_prefix; /* NULL: "/agentry/" */
     int64_t lease_ttl_ms;    /* 1 s to 1 h, rounded up to whole seconds */
+    /* Mutual TLS to the hub (common/rpc/tls.h), borrowed for the node's life; NULL: plaintext.
+     * The certificate must name node_id (agentry://node/<node_id>). */
+    const struct rpc_tls_files *tls;
 };
 
 /* Check the options that wk_node_new would refuse as malformed (INVALID_ARGUMENT, one line

@@ -60,12 +60,17 @@ void cli_client_flags(struct cli_client *c, struct ag_flag *flags, size_t *n, si
                                c->timeout_help, 0, 0});
     push_flag(flags, n, cap,
               (struct ag_flag){"json", 0, AG_FLAG_BOOL, &c->json, NULL, "print JSON", 0, 0});
+    cli_tls_flags(&c->tls, "admin", flags, n, cap);
 }
 
-static struct rpc_channel *channel(const char *addr, struct ag_err *err)
+struct rpc_channel *cli_client_channel(struct cli_client *c, const char *addr, struct ag_err *err)
 {
-    struct rpc_channel *ch = rpc_channel_new(addr, NULL, err);
-    if (!ch)
+    struct rpc_channel_opts o = {0};
+    if (cli_tls_resolve(&c->tls, "admin", &o.tls, err) != 0)
+        return NULL;
+    struct rpc_channel *ch = rpc_channel_new(addr, &o, err);
+    if (!ch && err && err->code == AG_INVALID_ARGUMENT &&
+        strncmp(err->msg, "invalid address", 15) == 0)
         ag_err_set(err, AG_INVALID_ARGUMENT,
                    "invalid hub address '%s': want host:port (set --hub or AGENTRY_HUB)", addr);
     return ch;
@@ -80,7 +85,7 @@ static int dial_list(struct cli_client *c, struct ag_err *err)
     int64_t wait = c->timeout_ms > 0 && c->timeout_ms < CLI_PROBE_TIMEOUT_MS ? c->timeout_ms
                                                                              : CLI_PROBE_TIMEOUT_MS;
     for (char *a = strtok_r(list, ",", &save); a && !c->ch; a = strtok_r(NULL, ",", &save)) {
-        struct rpc_channel *ch = channel(a, err);
+        struct rpc_channel *ch = cli_client_channel(c, a, err);
         if (!ch) {
             free(list);
             return -1;
@@ -107,7 +112,7 @@ int cli_client_dial(struct cli_client *c, struct ag_err *err)
     }
     if (strchr(c->hub, ','))
         return dial_list(c, err);
-    c->ch = channel(c->hub, err);
+    c->ch = cli_client_channel(c, c->hub, err);
     return c->ch ? 0 : -1;
 }
 

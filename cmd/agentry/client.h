@@ -13,6 +13,7 @@
 #include <stdint.h>
 
 #include "agentry/v1/hub.pb-c.h"
+#include "cmd/agentry/tls_flags.h"
 #include "common/arena.h"
 #include "common/err.h"
 #include "common/flags.h"
@@ -27,7 +28,7 @@
 #define CLI_FOLLOWUP_TIMEOUT_MS 5000
 /* Request ids the CLI makes up when --request-id is not given, so an operator can tell them. */
 #define CLI_REQUEST_ID_PREFIX "cli-"
-#define CLI_MAX_FLAGS 24 /* rows in one subcommand's table, shared rows included */
+#define CLI_MAX_FLAGS 32 /* rows in one subcommand's table, shared rows included */
 
 struct cli_client {
     const char *hub;        /* --hub; borrowed from argv or the environment */
@@ -37,14 +38,18 @@ struct cli_client {
     struct rpc_channel *ch; /* owned once dialed */
     bool grpc_up;           /* rpc_client_init was called */
     struct ag_arena arena;  /* decoded responses */
+    struct cli_tls tls;     /* --tls-dir, --ca, --cert, --key ($AGENTRY_TLS_DIR) */
 };
 
 void cli_client_init(struct cli_client *c, int64_t default_timeout_ms);
-/* Append the --hub, --timeout and --json rows to flags[*n] (cap rows in all). */
+/* Append the --hub, --timeout, --json and TLS rows to flags[*n] (cap rows in all). */
 void cli_client_flags(struct cli_client *c, struct ag_flag *flags, size_t *n, size_t cap);
 /* Connect lazily to c->hub; a no-op once connected. Fails only on a malformed address. The call
  * helpers below dial themselves; a streaming call dials first. */
 int cli_client_dial(struct cli_client *c, struct ag_err *err);
+/* A new channel to addr with the command's TLS flags (bench opens several). NULL with err for a
+ * malformed address or TLS files that do not load. */
+struct rpc_channel *cli_client_channel(struct cli_client *c, const char *addr, struct ag_err *err);
 /* A blocking unary call to the hub with c->timeout_ms; *resp lives in c->arena. When the
  * deadline passes before the connection is up, nothing was sent: err is then "cannot reach hub
  * at ..." (AG_UNAVAILABLE) if a short further wait shows the hub cannot be reached, else "could

@@ -270,7 +270,7 @@ static void open_channels(struct bench_ctx *b)
     b->chans = ag_xcalloc((size_t)b->o.channels, sizeof(*b->chans));
     b->chans[0] = b->c->ch;
     for (int64_t i = 1; i < b->o.channels; i++)
-        b->chans[i] = rpc_channel_new(b->c->hub, NULL, NULL); /* the address is known good */
+        b->chans[i] = cli_client_channel(b->c, b->c->hub, NULL); /* known good: dialed before */
     b->agent_ids = ag_xcalloc((size_t)b->o.concurrency, sizeof(*b->agent_ids));
 }
 

@@ -1,7 +1,10 @@
 /* cmd/agentry/cmd_hub.c - `agentry hub` (alias agent-hub): run the hub daemon until SIGTERM or
  * SIGINT, then stop gracefully (stop placing, refuse new calls, end streams with a status, drain
- * writes). SIGHUP is logged and ignored: the hub has no configuration file to reload, and a
- * closed terminal must not take down every agent's state with it.
+ * writes). SIGHUP re-reads the TLS certificate files for new connections (and is logged); it
+ * never stops the hub, so a closed terminal cannot take down every agent's state with it.
+ *
+ * Plaintext is for one machine: without TLS the hub listens only on a loopback address (with a
+ * warning), unless --insecure says the operator means it.
  *
  * With --etcd the hub first campaigns for leadership (hub/cluster.h) and waits as a standby
  * until it wins; only then does it bind its address and open the store, taking it over with its
@@ -17,6 +20,7 @@
 #include <unistd.h>
 
 #include "cmd/agentry/cli.h"
+#include "cmd/agentry/tls_flags.h"
 #include "common/flags.h"
 #include "common/log.h"
 #include "common/xalloc.h"
@@ -32,14 +36,22 @@ struct hub_wait {
     bool lost; /* leadership lost */
     sigset_t set;
     struct hub_cluster *cl;
+    struct hub *h; /* guarded by mu: set while serving, for SIGHUP */
+    bool tls;
 };
 
 static void *signal_thread(void *arg)
 {
     struct hub_wait *w = arg;
     int sig = 0;
-    while (sigwait(&w->set, &sig) == 0 && sig == SIGHUP)
-        ag_log_info("hub.signalled", "signal=SIGHUP action=ignored");
+    while (sigwait(&w->set, &sig) == 0 && sig == SIGHUP) {
+        pthread_mutex_lock(&w->mu);
+        ag_log_info("hub.signalled", "signal=SIGHUP action=%s",
+                    w->h && w->tls ? "reload_tls" : "ignored");
+        if (w->h && w->tls)
+            hub_reload_tls(w->h);
+        pthread_mutex_unlock(&w->mu);
+    }
     if (sig == SIGUSR1) /* our own wake-up at exit */
         return NULL;
     ag_log_info("hub.signalled", "signal=%s", sig == SIGTERM ? "SIGTERM" : "SIGINT");
@@ -68,6 +80,18 @@ static void on_node_gone(void *arg, const char *node_id, const char *instance_id
 {
     (void)arg;
     hub_node_unregistered(node_gone_hub, node_id, instance_id, why);
+}
+
+/* 127.0.0.0/8, ::1 or localhost: reachable from this machine only. */
+static bool listen_loopback(const char *listen)
+{
+    const char *colon = strrchr(listen, ':');
+    if (!colon)
+        return false;
+    size_t hl = (size_t)(colon - listen);
+    return (hl == 9 && strncmp(listen, "localhost", 9) == 0) ||
+           (hl == 5 && strncmp(listen, "[::1]", 5) == 0) ||
+           (hl >= 9 && strncmp(listen, "127.", 4) == 0 && strspn(listen, "0123456789.") == hl);
 }
 
 /* The address nodes dial: --advertise, else --listen unless it names every interface. */
@@ -100,7 +124,9 @@ int cli_cmd_hub(int argc, char **argv)
     int64_t backoff = 1000, backoff_max = 60000, grace = 10000, unload = 60000, ttl = 10000;
     const char *etcd = NULL, *etcd_ca = NULL, *etcd_cert = NULL, *etcd_key = NULL;
     const char *prefix = "/agentry/", *hub_id = NULL, *advertise = NULL;
-    const struct ag_flag flags[] = {
+    bool insecure = false;
+    struct cli_tls tls;
+    struct ag_flag flags[40] = {
         {"listen", 'l', AG_FLAG_STR, &listen, "ADDR",
          "address to serve on (default 127.0.0.1:7070)", 0, 0},
         {"store", 0, AG_FLAG_STR, &store, "URL",
@@ -151,19 +177,27 @@ int cli_cmd_hub(int argc, char **argv)
          "the hub's etcd lease: a leader that stops renewing it for this long is replaced by a "
          "standby (default 10s)",
          0, 0},
+        {"insecure", 0, AG_FLAG_BOOL, &insecure, NULL,
+         "serve plaintext on a non-loopback address (anyone who reaches it can call anything)", 0,
+         0},
     };
+    size_t nflags = 0;
+    while (flags[nflags].name)
+        nflags++;
+    cli_tls_flags(&tls, "hub", flags, &nflags, AG_ARRAY_SIZE(flags));
     const struct ag_cmd_help help = {
         "agentry hub [flags]   (or: agent-hub [flags])",
         "Run the hub: it stores agents and their event logs, schedules agents' turns onto the\n"
         "nodes connected to it, and serves the AgentHub API. Stops gracefully on SIGTERM/SIGINT.",
         "agentry hub --listen 127.0.0.1:7070 --store sqlite:/var/lib/agentry/hub.db\n"
         "AGENTRY_STORE=postgres://agentry@db.internal/agentry agentry hub\n"
-        "agentry hub --listen 0.0.0.0:7070 --store postgres://db/agentry --etcd http://etcd:2379"};
+        "agentry hub --listen 0.0.0.0:7070 --tls-dir /etc/agentry/tls --store postgres://db/agentry "
+        "--etcd https://etcd:2379"};
     struct ag_err err = AG_ERR_INIT;
     size_t npos = 0;
-    int rc = ag_flags_parse("hub", flags, AG_ARRAY_SIZE(flags), argc, argv, NULL, 0, &npos, &err);
+    int rc = ag_flags_parse("hub", flags, nflags, argc, argv, NULL, 0, &npos, &err);
     if (rc == 1) {
-        ag_flags_print_help(stdout, &help, flags, AG_ARRAY_SIZE(flags));
+        ag_flags_print_help(stdout, &help, flags, nflags);
         return CLI_OK;
     }
     if (rc != 0 || cli_log_start("hub", level, &err) != 0)
@@ -182,7 +216,18 @@ int cli_cmd_hub(int argc, char **argv)
                    "and --retry-backoff-max at least --retry-backoff");
         return cli_usage_error(&err);
     }
+    const struct rpc_tls_files *tf = NULL;
+    if (cli_tls_resolve(&tls, "hub", &tf, &err) != 0)
+        return cli_usage_error(&err);
+    if (!tf && !insecure && !listen_loopback(listen)) {
+        ag_err_set(&err, AG_INVALID_ARGUMENT,
+                   "refusing to serve plaintext on '%s': give --tls-dir (see 'agentry certs "
+                   "init'), listen on 127.0.0.1, or pass --insecure",
+                   listen);
+        return cli_usage_error(&err);
+    }
     struct hub_opts o = {.listen = listen,
+                         .tls = tf,
                          .store_url = store,
                          .sched = sched,
                          .threads = (unsigned)threads,
@@ -194,7 +239,8 @@ int cli_cmd_hub(int argc, char **argv)
                          .join_grace_ms = grace,
                          .unload_idle_ms = unload ? unload : -1};
     char adv[256];
-    struct hub_wait w = {.mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER};
+    struct hub_wait w = {
+        .mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER, .tls = tf != NULL};
     struct hub_cluster_opts co = {
         .endpoints = etcd,
         .ca_file = etcd_ca,
@@ -236,7 +282,18 @@ int cli_cmd_hub(int argc, char **argv)
         goto out;
     }
     hub_start(h);
+    /* Said once it serves, so a hub that fails to start prints only its error. */
+    if (!tf)
+        ag_log_warn("hub.plaintext", "listen=%s msg=%s", listen,
+                    ag_log_q(insecure && !listen_loopback(listen)
+                                 ? "serving plaintext without TLS (--insecure): every caller is "
+                                   "admin"
+                                 : "serving plaintext on loopback: every local caller is admin; "
+                                   "use --tls-dir to require certificates"));
     node_gone_hub = h;
+    pthread_mutex_lock(&w.mu);
+    w.h = h;
+    pthread_mutex_unlock(&w.mu);
     if (w.cl && hub_cluster_watch(w.cl, &err) != 0)
         ag_log_error("cluster.watch_failed", "err=%s", ag_log_q(err.msg));
     pthread_mutex_lock(&w.mu);
@@ -249,6 +306,9 @@ int cli_cmd_hub(int argc, char **argv)
         rc = CLI_FAIL;
     }
 out:
+    pthread_mutex_lock(&w.mu);
+    w.h = NULL;
+    pthread_mutex_unlock(&w.mu);
     /* The hub first (its writes drain), then the cluster: revoking the lease lets a standby
      * take over at once. */
     hub_free(h);

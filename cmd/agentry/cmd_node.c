@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "cmd/agentry/cli.h"
+#include "cmd/agentry/tls_flags.h"
 #include "common/flags.h"
 #include "common/log.h"
 #include "common/xalloc.h"
@@ -44,7 +45,8 @@ static int node_join(int argc, char **argv)
     int64_t capacity = 64, threads = 2, handshake = 5000, keep_mib = 256, lease_ttl = 10000;
     int64_t cpu = 0, mem = 0;
     struct ag_strlist labels = {0}, model_opts = {0}, tool_opts = {0};
-    const struct ag_flag flags[] = {
+    struct cli_tls tls;
+    struct ag_flag flags[40] = {
         {"hub", 0, AG_FLAG_STR, &hub, "ADDR",
          "hub address (default: the leader etcd names with --etcd, else $AGENTRY_HUB or 127.0.0.1:7070)",
          0, 0},
@@ -56,8 +58,9 @@ static int node_join(int argc, char **argv)
         {"memory", 0, AG_FLAG_BYTES, &mem, "BYTES",
          "memory offered to turns, as 4Gi or 512Mi (default unknown: not limited)", 0,
          INT64_C(16) << 40},
-        {"node-id", 0, AG_FLAG_STR, &node_id, "ID", "unique node id (default <hostname>-<pid>)", 0,
-         0},
+        {"node-id", 0, AG_FLAG_STR, &node_id, "ID",
+         "unique node id (default: the node named by the TLS certificate, else <hostname>-<pid>)",
+         0, 0},
         {"threads", 0, AG_FLAG_INT, &threads, "N", "agent-loop threads (default 2)", 1, 256},
         {"handshake-timeout", 0, AG_FLAG_DURATION, &handshake, "DUR",
          "give up on a hub that does not answer Register within DUR, and retry (default 5s)", 0, 0},
@@ -86,6 +89,10 @@ static int node_join(int argc, char **argv)
          "TTL of the node's etcd lease: its key goes this long after the node stops renewing it (1s to 1h; default 10s)",
          0, 0},
     };
+    size_t nflags = 0;
+    while (flags[nflags].name)
+        nflags++;
+    cli_tls_flags(&tls, "node", flags, &nflags, AG_ARRAY_SIZE(flags));
     const struct ag_cmd_help help = {
         "agentry node join [flags]   (or: agent-node join [flags])",
         "Join a hub as a worker node: register, run the agent turns the hub assigns, and\n"
@@ -95,8 +102,7 @@ static int node_join(int argc, char **argv)
         "agentry node join --etcd http://etcd1:2379,http://etcd2:2379 --lease-ttl 10s"};
     struct ag_err err = AG_ERR_INIT;
     size_t npos = 0;
-    int rc = ag_flags_parse("node join", flags, AG_ARRAY_SIZE(flags), argc, argv, NULL, 0, &npos,
-                            &err);
+    int rc = ag_flags_parse("node join", flags, nflags, argc, argv, NULL, 0, &npos, &err);
     if (!hub && !etcd)
         hub = cli_default_hub();
     struct wk_node_opts o = {.hub = hub,
@@ -121,9 +127,16 @@ static int node_join(int argc, char **argv)
                              .etcd_prefix = etcd_prefix,
                              .lease_ttl_ms = lease_ttl};
     if (rc == 1) {
-        ag_flags_print_help(stdout, &help, flags, AG_ARRAY_SIZE(flags));
+        ag_flags_print_help(stdout, &help, flags, nflags);
         rc = CLI_OK;
         goto out;
+    }
+    char cert_id[128];
+    if (rc == 0)
+        rc = cli_tls_resolve(&tls, "node", &o.tls, &err);
+    if (rc == 0 && o.tls && !node_id) { /* the hub accepts only the id the certificate names */
+        rc = cli_tls_cert_name(o.tls->cert, "node", cert_id, sizeof(cert_id), &err);
+        o.node_id = cert_id;
     }
     if (rc == 0)
         rc = wk_node_check_opts(&o, &err);

@@ -37,9 +37,10 @@ struct rpc_method_handle {
 };
 
 struct rpc_channel {
-    grpc_channel *ch;     /* owned */
-    char *target;         /* owned */
-    pthread_mutex_t lock; /* guards methods, n, cap */
+    grpc_channel *ch;        /* owned */
+    char *target;            /* owned */
+    char *tls_ca, *tls_cert; /* owned; NULL for plaintext (named in handshake errors) */
+    pthread_mutex_t lock;    /* guards methods, n, cap */
     struct rpc_method_handle *methods;
     size_t n, cap;
 };
@@ -91,7 +92,7 @@ struct rpc_channel *rpc_channel_new(const char *target, const struct rpc_channel
                    target ? target : "");
         return NULL;
     }
-    struct rpc_channel_opts def = {0, 0, 0, 0};
+    struct rpc_channel_opts def = {0};
     if (!o)
         o = &def;
     grpc_arg args[8];
@@ -119,8 +120,15 @@ struct rpc_channel *rpc_channel_new(const char *target, const struct rpc_channel
     args[n++] = ua;
     grpc_channel_args cargs = {n, args};
 
-    grpc_channel_credentials *creds = grpc_insecure_credentials_create();
+    grpc_channel_credentials *creds = o->tls ? rpc_tls_channel_creds(o->tls, err)
+                                             : grpc_insecure_credentials_create();
+    if (!creds)
+        return NULL;
     struct rpc_channel *ch = ag_xcalloc(1, sizeof(*ch));
+    if (o->tls) {
+        ch->tls_ca = ag_xstrdup(o->tls->ca);
+        ch->tls_cert = ag_xstrdup(o->tls->cert);
+    }
     ch->ch = grpc_channel_create(target, creds, &cargs);
     grpc_channel_credentials_release(creds);
     ch->target = ag_xstrdup(target);
@@ -138,6 +146,8 @@ void rpc_channel_free(struct rpc_channel *ch)
     free(ch->methods);
     pthread_mutex_destroy(&ch->lock);
     free(ch->target);
+    free(ch->tls_ca);
+    free(ch->tls_cert);
     free(ch);
 }
 
@@ -224,12 +234,49 @@ static int unreachable(const struct rpc_channel *ch, struct ag_err *err)
  * the channel's state afterwards. (A 1 ms deadline on a fresh channel to a live hub ends with the
  * channel still CONNECTING; calling that "cannot reach hub" was a lie. Whether such a call was
  * sent at all is what rpc_unary_sent's wait for the connection tells.) */
+static bool details_have(grpc_slice details, const char *text)
+{
+    size_t n = GRPC_SLICE_LENGTH(details), tl = strlen(text);
+    const char *p = (const char *)GRPC_SLICE_START_PTR(details);
+    for (size_t i = 0; i + tl <= n; i++)
+        if (memcmp(p + i, text, tl) == 0)
+            return true;
+    return false;
+}
+
+/* A connection that failed in its TLS handshake, in one line saying which side refused. With
+ * TLS 1.3 the server checks our certificate after the client's side of the handshake is done,
+ * so its refusal reaches us only as a closed socket. */
+static int handshake_failure(const struct rpc_channel *ch, grpc_slice details, struct ag_err *err)
+{
+    if (ch->tls_ca && details_have(details, "certificate verify failed"))
+        return ag_err_set(err, AG_UNAVAILABLE,
+                          "the hub's certificate at '%s' is not signed by --ca '%s' (or has "
+                          "expired, or does not name that host)",
+                          ch->target, ch->tls_ca);
+    if (ch->tls_ca && details_have(details, "wrong version number"))
+        return ag_err_set(err, AG_UNAVAILABLE,
+                          "the hub at '%s' does not speak TLS (it runs without --tls-dir)",
+                          ch->target);
+    if (ch->tls_ca && details_have(details, "Socket closed"))
+        return ag_err_set(err, AG_UNAVAILABLE,
+                          "the hub at '%s' refused our certificate '%s' (not signed by its CA, "
+                          "or expired)",
+                          ch->target, ch->tls_cert);
+    if (!ch->tls_ca && details_have(details, "Socket closed"))
+        return ag_err_set(err, AG_UNAVAILABLE,
+                          "the hub at '%s' closed the connection: it may require TLS (give "
+                          "--tls-dir or set AGENTRY_TLS_DIR)",
+                          ch->target);
+    return unreachable(ch, err);
+}
+
 int rpc_channel_status_to_err(struct rpc_channel *ch, grpc_status_code status, grpc_slice details,
                               struct ag_err *err)
 {
     int rc = rpc_status_to_err(status, details, err);
     if (rc < 0 && is_connect_failure(status, details))
-        unreachable(ch, err);
+        handshake_failure(ch, details, err);
     return rc;
 }
 
@@ -268,6 +315,42 @@ static bool watch_change(struct rpc_channel *ch, grpc_completion_queue *cq,
     return pluck(cq, &tag).success != 0;
 }
 
+/* Why the last connect failed: the state says only that it did. A call on a channel in
+ * TRANSIENT_FAILURE fails at once with grpc's last connect error, without being sent (should
+ * the channel reconnect meanwhile, the server answers UNIMPLEMENTED for this path). */
+static int failure_reason(struct rpc_channel *ch, grpc_completion_queue *cq, struct ag_err *err)
+{
+    grpc_call *call = grpc_channel_create_call(
+        ch->ch, NULL, GRPC_PROPAGATE_DEFAULTS, cq,
+        grpc_slice_from_static_string("/agentry.v1.Probe/ConnectError"), NULL,
+        rpc_deadline_ms(1000), NULL);
+    grpc_metadata_array trail;
+    grpc_metadata_array_init(&trail);
+    grpc_status_code status = GRPC_STATUS_UNKNOWN;
+    grpc_slice details = grpc_empty_slice();
+    grpc_op ops[3];
+    memset(ops, 0, sizeof(ops));
+    ops[0].op = GRPC_OP_SEND_INITIAL_METADATA;
+    ops[1].op = GRPC_OP_SEND_CLOSE_FROM_CLIENT;
+    ops[2].op = GRPC_OP_RECV_STATUS_ON_CLIENT;
+    ops[2].data.recv_status_on_client.trailing_metadata = &trail;
+    ops[2].data.recv_status_on_client.status = &status;
+    ops[2].data.recv_status_on_client.status_details = &details;
+    char tag;
+    int rc;
+    if (grpc_call_start_batch(call, ops, 3, &tag, NULL) == GRPC_CALL_OK) {
+        pluck(cq, &tag);
+        rc = is_connect_failure(status, details) ? handshake_failure(ch, details, err)
+                                                 : unreachable(ch, err);
+    } else {
+        rc = unreachable(ch, err);
+    }
+    grpc_slice_unref(details);
+    grpc_metadata_array_destroy(&trail);
+    grpc_call_unref(call);
+    return rc;
+}
+
 /* A channel's state tells apart what a call's status cannot: TRANSIENT_FAILURE means an attempt
  * to connect failed (refused, unresolvable, handshake broken), and grpc would fail a call at once
  * with UNAVAILABLE; IDLE and CONNECTING mean no attempt has finished yet. */
@@ -282,7 +365,7 @@ static int wait_ready(struct rpc_channel *ch, gpr_timespec deadline, struct ag_e
         if (st == GRPC_CHANNEL_READY)
             break;
         if (st == GRPC_CHANNEL_TRANSIENT_FAILURE) {
-            rc = unreachable(ch, err);
+            rc = failure_reason(ch, cq, err);
             break;
         }
         if (st == GRPC_CHANNEL_SHUTDOWN) {

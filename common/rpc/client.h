@@ -32,21 +32,26 @@
 
 #include "common/arena.h"
 #include "common/err.h"
+#include "common/rpc/tls.h"
 
 struct rpc_channel;
 
 struct rpc_channel_opts {
-    int max_recv_bytes;       /* 0 = 16 MiB */
-    int keepalive_ms;         /* 0 = 20000 */
-    int keepalive_timeout_ms; /* 0 = 10000 */
-    int max_backoff_ms;       /* reconnect backoff cap; 0 = grpc default */
+    int max_recv_bytes;              /* 0 = 16 MiB */
+    int keepalive_ms;                /* 0 = 20000 */
+    int keepalive_timeout_ms;        /* 0 = 10000 */
+    int max_backoff_ms;              /* reconnect backoff cap; 0 = grpc default */
+    const struct rpc_tls_files *tls; /* NULL: plaintext; else mutual TLS (tls.h). The server's
+                                        certificate must name the target's host. */
 };
 
 void rpc_client_init(void);
 void rpc_client_shutdown(void);
 
-/* target: "host:port" (an IPv4/IPv6 literal or a name). Never fails for a well-formed target;
- * connection errors surface on calls. */
+/* target: "host:port" (an IPv4/IPv6 literal or a name). Fails only for a malformed target or,
+ * with TLS, files that do not load; connection errors surface on calls. A failed TLS handshake
+ * is reported on calls as one line saying which side refused: "the hub's certificate is not
+ * signed by --ca '<ca>' ..." or "the hub refused our certificate '<cert>' ...". */
 struct rpc_channel *rpc_channel_new(const char *target, const struct rpc_channel_opts *o,
                                     struct ag_err *err);
 void rpc_channel_free(struct rpc_channel *ch);

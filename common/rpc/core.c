@@ -4,6 +4,7 @@
 
 #include <grpc/grpc.h>
 #include <grpc/support/log.h>
+#include <openssl/crypto.h>
 
 #include "common/log.h"
 
@@ -29,6 +30,10 @@ static void log_to_ag(gpr_log_func_args *a)
 
 void rpc_core_init(void)
 {
+    /* A CLI that gives up on a deadline exits while gRPC may still be in a TLS handshake on one
+     * of its threads; OpenSSL's own atexit clean-up would free what that thread is using. The
+     * process is ending anyway: leave OpenSSL's state to the kernel. */
+    OPENSSL_init_crypto(OPENSSL_INIT_NO_ATEXIT, NULL);
     gpr_set_log_function(log_to_ag);
     grpc_init();
 }

@@ -70,6 +70,8 @@ struct rpc_server {
     int port;
     unsigned send_cap;
     void *user;
+    struct rpc_tls_server *tls; /* NULL: plaintext */
+    rpc_authorize_fn *authorize;
     atomic_uint live;     /* call objects out of the pools (posted or dispatched) */
     atomic_uint active;   /* dispatched calls not yet released */
     atomic_uint watching; /* calls whose close watch has not yet run on_close */
@@ -104,7 +106,11 @@ struct rpc_call {
     grpc_status_code st_code;
     grpc_slice st_details;
     bool st_has_details;
-    char *peer; /* gpr-allocated, lazily */
+    char *peer;                  /* gpr-allocated, lazily */
+    grpc_auth_context *auth_ctx; /* held while peer_cert points into it, lazily */
+    const char *peer_cert;
+    size_t peer_cert_len;
+    const void *auth;
     struct ag_arena arena;
     _Alignas(max_align_t) char arena_buf[RPC_CALL_ARENA];
     max_align_t state[];
@@ -145,6 +151,10 @@ static struct rpc_call *call_acquire(struct rpc_server *s, struct rpc_mslot *ms,
     c->st_code = GRPC_STATUS_OK;
     c->st_has_details = false;
     c->peer = NULL;
+    c->auth_ctx = NULL;
+    c->peer_cert = NULL;
+    c->peer_cert_len = 0;
+    c->auth = NULL;
     atomic_init(&c->refs, 1);
     ag_arena_init(&c->arena, c->arena_buf, sizeof(c->arena_buf));
     memset(c->state, 0, ms->m->state_size);
@@ -182,6 +192,8 @@ static void call_release(struct rpc_call *c, bool dispatched)
         grpc_call_unref(c->call);
     if (c->peer)
         gpr_free(c->peer);
+    if (c->auth_ctx)
+        grpc_auth_context_release(c->auth_ctx);
     ag_arena_release(&c->arena);
     pthread_mutex_lock(&ms->pool_lock);
     c->next_free = ms->pool;
@@ -326,6 +338,44 @@ const char *rpc_call_peer(struct rpc_call *c)
     return p;
 }
 
+const char *rpc_call_peer_cert(struct rpc_call *c, size_t *len)
+{
+    if (!c->srv->tls || !c->call)
+        return NULL;
+    pthread_mutex_lock(&c->lock);
+    if (!c->auth_ctx) {
+        /* The connection's context, shared by its calls: no copy per call, only a reference. */
+        c->auth_ctx = grpc_call_auth_context(c->call);
+        grpc_auth_property_iterator it = grpc_auth_context_find_properties_by_name(
+            c->auth_ctx, GRPC_X509_PEM_CERT_PROPERTY_NAME);
+        const grpc_auth_property *p = grpc_auth_property_iterator_next(&it);
+        if (p && p->value_length > 0) {
+            c->peer_cert = p->value;
+            c->peer_cert_len = p->value_length;
+        }
+    }
+    const char *pem = c->peer_cert;
+    if (len)
+        *len = c->peer_cert_len;
+    pthread_mutex_unlock(&c->lock);
+    return pem;
+}
+
+bool rpc_call_tls(struct rpc_call *c)
+{
+    return c->srv->tls != NULL;
+}
+
+void rpc_call_set_auth(struct rpc_call *c, const void *auth)
+{
+    c->auth = auth;
+}
+
+const void *rpc_call_auth(struct rpc_call *c)
+{
+    return c->auth;
+}
+
 static void set_status_locked(struct rpc_call *c, enum ag_code code, const char *msg)
 {
     c->status_req = true;
@@ -452,7 +502,10 @@ static void on_request(struct rpc_call *c, bool ok)
     }
     grpc_byte_buffer *req = c->req;
     c->req = NULL;
-    if (m->kind != RPC_BIDI && !req) {
+    struct ag_err aerr = AG_ERR_INIT;
+    if (s->authorize && s->authorize(c, m, &aerr) != 0) {
+        rpc_call_fail(c, &aerr);
+    } else if (m->kind != RPC_BIDI && !req) {
         rpc_call_finish(c, AG_INVALID_ARGUMENT, "the request carried no message");
     } else if (req && grpc_byte_buffer_length(req) > c->ms->limit) {
         char msg[160];
@@ -637,6 +690,7 @@ struct rpc_server *rpc_server_new(const struct rpc_server_opts *o, const struct 
     s->ncq = o->threads ? o->threads : (unsigned)(ncpu < 2 ? 2 : ncpu);
     s->send_cap = o->send_queue_cap ? o->send_queue_cap : RPC_DEFAULT_SENDQ;
     s->user = o->user;
+    s->authorize = o->authorize;
     s->listen = ag_xstrdup(o->listen);
     s->shutdown_tag = (struct rpc_tag){TAG_SHUTDOWN, NULL};
     pthread_mutex_init(&s->lock, NULL);
@@ -674,6 +728,13 @@ struct rpc_server *rpc_server_new(const struct rpc_server_opts *o, const struct 
     };
     grpc_channel_args cargs = {.num_args = AG_ARRAY_SIZE(args), .args = args};
     rpc_core_init();
+    if (o->tls) {
+        s->tls = rpc_tls_server_new(o->tls, err);
+        if (!s->tls) {
+            rpc_server_free(s);
+            return NULL;
+        }
+    }
     s->server = grpc_server_create(&cargs, NULL);
     for (size_t i = 0; i < nmethods; i++) {
         grpc_server_register_method_payload_handling ph =
@@ -692,7 +753,8 @@ struct rpc_server *rpc_server_new(const struct rpc_server_opts *o, const struct 
         s->cqs[i].cq = grpc_completion_queue_create_for_next(NULL);
         grpc_server_register_completion_queue(s->server, s->cqs[i].cq, NULL);
     }
-    grpc_server_credentials *creds = grpc_insecure_server_credentials_create();
+    grpc_server_credentials *creds = s->tls ? rpc_tls_server_creds(s->tls)
+                                            : grpc_insecure_server_credentials_create();
     s->port = grpc_server_add_http2_port(s->server, s->listen, creds);
     grpc_server_credentials_release(creds);
     if (s->port == 0) {
@@ -717,6 +779,12 @@ void rpc_server_start(struct rpc_server *s)
         }
         ag_xthread_create(&s->cqs[i].thread, cq_thread, &s->cqs[i], "RPC completion queue");
     }
+}
+
+void rpc_server_reload_tls(struct rpc_server *s)
+{
+    if (s->tls)
+        rpc_tls_server_reload(s->tls);
 }
 
 int rpc_server_port(const struct rpc_server *s)
@@ -807,6 +875,7 @@ void rpc_server_free(struct rpc_server *s)
     free(s->ms);
     free(s->cqs);
     free(s->listen);
+    rpc_tls_server_free(s->tls); /* after the server: its handshakes call the fetcher */
     pthread_mutex_destroy(&s->lock);
     pthread_cond_destroy(&s->cond);
     free(s);

@@ -1,11 +1,16 @@
 /* common/rpc/server.h - a gRPC server on the core API: a fixed pool of threads, one completion
  * queue each, registered methods, calls as small state machines.
  *
+ * With rpc_server_opts.tls it serves mutual TLS only (tls.h), and each call exposes the
+ * client's verified certificate (rpc_call_peer_cert).
+ *
  * Methods are rows of a table (path, kind, handlers). A call object is allocated from a per-method
  * pool with `state_size` bytes of zeroed handler state and a call arena; nothing is malloc'd per
  * call in steady state beyond what gRPC needs for the messages themselves.
  *
  * Lifecycle of a call, as the handler sees it:
+ *   authorize(call, m)   the server's hook (rpc_server_opts), first, on the call's CQ thread:
+ *                        a refusal ends the call with its status before on_call.
  *   on_call(call, req)   on the call's CQ thread; req (unary / server-streaming) is borrowed for
  *                        the duration of on_call (decode it into rpc_call_arena(call)).
  *   on_recv(call, msg)   bidi only, after rpc_call_recv(); msg borrowed for the call; NULL means
@@ -33,6 +38,7 @@
 
 #include "common/arena.h"
 #include "common/err.h"
+#include "common/rpc/tls.h"
 
 struct rpc_server;
 struct rpc_call;
@@ -43,6 +49,12 @@ typedef void rpc_on_call_fn(struct rpc_call *call, grpc_byte_buffer *req);
 typedef void rpc_on_recv_fn(struct rpc_call *call, grpc_byte_buffer *msg);
 typedef void rpc_on_sent_fn(struct rpc_call *call);
 typedef void rpc_on_close_fn(struct rpc_call *call, bool cancelled);
+
+struct rpc_method;
+/* Runs on the call's CQ thread before on_call, for every method: -1 with err (for example
+ * PERMISSION_DENIED) ends the call with that status and the handler never sees it. It may attach
+ * what it learnt about the caller with rpc_call_set_auth. */
+typedef int rpc_authorize_fn(struct rpc_call *call, const struct rpc_method *m, struct ag_err *err);
 
 struct rpc_method {
     const char *path; /* "/agentry.v1.AgentHub/Ping" */
@@ -58,11 +70,13 @@ struct rpc_method {
 };
 
 struct rpc_server_opts {
-    const char *listen;       /* "127.0.0.1:7070", "0.0.0.0:7070", "[::]:0" */
-    unsigned threads;         /* CQ threads; 0 = number of CPUs (at least 2) */
-    size_t max_request_bytes; /* default per-method limit; 0 = 4 MiB */
-    unsigned send_queue_cap;  /* queued messages per streaming call; 0 = 64 */
-    void *user;               /* returned by rpc_call_user(), e.g. struct hub * */
+    const char *listen;              /* "127.0.0.1:7070", "0.0.0.0:7070", "[::]:0" */
+    unsigned threads;                /* CQ threads; 0 = number of CPUs (at least 2) */
+    size_t max_request_bytes;        /* default per-method limit; 0 = 4 MiB */
+    unsigned send_queue_cap;         /* queued messages per streaming call; 0 = 64 */
+    void *user;                      /* returned by rpc_call_user(), e.g. struct hub * */
+    const struct rpc_tls_files *tls; /* NULL: plaintext; else mutual TLS only (tls.h) */
+    rpc_authorize_fn *authorize;     /* NULL: every call is let through */
 };
 
 /* Creates the server and binds its listening address, exclusively (no SO_REUSEPORT): NULL with
@@ -81,6 +95,9 @@ void rpc_server_stop(struct rpc_server *s, int grace_ms);
 /* Waits until every call object is released, then destroys the server, CQs and threads. */
 void rpc_server_free(struct rpc_server *s);
 
+/* With TLS: new handshakes re-read the certificate files (SIGHUP). A no-op without TLS. */
+void rpc_server_reload_tls(struct rpc_server *s);
+
 /* Live calls being handled right now (for metrics and tests). */
 unsigned rpc_server_active_calls(struct rpc_server *s);
 
@@ -89,6 +106,14 @@ void *rpc_call_user(struct rpc_call *c);
 struct ag_arena *rpc_call_arena(struct rpc_call *c);
 /* "ipv4:127.0.0.1:51234"; owned by the call. */
 const char *rpc_call_peer(struct rpc_call *c);
+/* The client's verified certificate (PEM, *len bytes, not NUL-terminated) from the call's TLS
+ * session; NULL on a plaintext server. Owned by the call, valid until its last reference. */
+const char *rpc_call_peer_cert(struct rpc_call *c, size_t *len);
+/* True if the call came over mutual TLS (the server has TLS). */
+bool rpc_call_tls(struct rpc_call *c);
+/* What the authorize callback learnt about the caller; NULL if nothing was attached. */
+void rpc_call_set_auth(struct rpc_call *c, const void *auth);
+const void *rpc_call_auth(struct rpc_call *c);
 
 void rpc_call_ref(struct rpc_call *c);
 void rpc_call_unref(struct rpc_call *c);

@@ -31,7 +31,7 @@ class FakeHub:
         for name, fn in methods.items():
             setattr(servicer, name, self._recorded(name, fn))
         self.s.hub_grpc.add_AgentHubServicer_to_server(servicer, self.server)
-        self.port = self.server.add_insecure_port("127.0.0.1:0")
+        self.port = H.add_port(self.server, "127.0.0.1:0")
         self.server.start()
 
     def _recorded(self, name, fn):

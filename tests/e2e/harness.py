@@ -8,6 +8,8 @@ loopback ports, talked to over gRPC with Python stubs generated at test time fro
 - Must run under /usr/bin/python3: Debian's grpcio is importable only there.
 - No sleep() as synchronisation: wait_for() polls a condition with a deadline, and traces are
   followed (Trace follow=True) until the event that is waited for.
+- AGENTRY_E2E_TLS=1 runs the same tests under mutual TLS (see "TLS mode" below): the hub, nodes,
+  CLI and Python channels all use certificates made once per process by tests/tls_fixture.sh.
 - Every process is stopped with SIGTERM and must exit 0: under AddressSanitizer a leak turns the
   exit code non-zero. A failure prints the tail of the process's stderr log, and any
   AddressSanitizer / LeakSanitizer / UBSan report in a log fails the test that owns the process.
@@ -45,6 +47,119 @@ try:
 except ImportError:  # another python3 first on PATH (pyenv, a venv)
     sys.exit("error: cannot import grpc with %s; run the e2e tests with /usr/bin/python3 (Debian's "
              "python3-grpcio), as ctest does" % sys.executable)
+
+
+# --- TLS mode -----------------------------------------------------------------------------------
+#
+# With AGENTRY_E2E_TLS=1 every hop of every test runs over mutual TLS, without the tests knowing:
+# - AGENTRY_TLS_DIR points at this process's certificates, so each hub, node and CLI process
+#   started from here (they inherit the environment) serves or dials with TLS;
+# - grpc.insecure_channel dials with the admin certificate instead (the tests' own channels),
+#   and dial(..., pair="node") / FakeNode use a node certificate;
+# - a `node join --node-id ID` started through subprocess gets --cert/--key of a certificate
+#   naming node ID (made on first use), since the hub accepts a node_id only from its certificate.
+E2E_TLS = os.environ.get("AGENTRY_E2E_TLS") == "1"
+TLS_FIXTURE = os.path.join(AGENTRY_SRC, "tests", "tls_fixture.sh")
+_tls_dir = None
+_tls_lock = threading.Lock()
+_node_id_ok = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
+_insecure_channel = grpc.insecure_channel
+
+
+def _read(path):
+    with open(path, "rb") as f:
+        return f.read()
+
+
+def tls_dir():
+    """The directory of this process's test certificates (ca.crt, hub, node, admin pairs)."""
+    global _tls_dir
+    with _tls_lock:
+        if _tls_dir is None:
+            d = tempfile.mkdtemp(prefix="agentry-tls-")
+            subprocess.run(["sh", TLS_FIXTURE, "init", d], check=True, capture_output=True,
+                           timeout=60)
+            if not KEEP_TMP:
+                import atexit
+                atexit.register(shutil.rmtree, d, True)
+            _tls_dir = d
+    return _tls_dir
+
+
+def tls_issue(name, kind, ident, role, days=30):
+    """<tls_dir>/<name>.crt and .key for agentry://<kind>/<ident> (made once); returns paths."""
+    d = tls_dir()
+    crt, key = os.path.join(d, name + ".crt"), os.path.join(d, name + ".key")
+    with _tls_lock:
+        if not os.path.exists(crt):
+            subprocess.run(["sh", TLS_FIXTURE, "issue", d, name, kind, ident, role, str(days)],
+                           check=True, capture_output=True, timeout=60)
+    return crt, key
+
+
+def node_cert(node_id):
+    return tls_issue("node-" + node_id, "node", node_id, "node")
+
+
+def channel_creds(pair="admin", node_id=None):
+    """grpc channel credentials with the test CA and a client pair: "admin", "node" (node1),
+    or the node certificate of node_id."""
+    d = tls_dir()
+    if node_id:
+        crt, key = node_cert(node_id)
+    else:
+        crt, key = os.path.join(d, pair + ".crt"), os.path.join(d, pair + ".key")
+    return grpc.ssl_channel_credentials(_read(os.path.join(d, "ca.crt")), _read(key), _read(crt))
+
+
+def dial(addr, options=None, pair="admin", node_id=None):
+    """A channel to addr: mutual TLS in TLS mode, else plaintext."""
+    if E2E_TLS:
+        # A connection of its own, as a plaintext channel has: grpc would otherwise share one
+        # subchannel among channels whose TLS settings compare equal.
+        options = list(options or []) + [("grpc.use_local_subchannel_pool", 1)]
+        return grpc.secure_channel(addr, channel_creds(pair, node_id), options=options)
+    return _insecure_channel(addr, options=options)
+
+
+def add_port(server, addr):
+    """Bind a Python grpc server (a fake hub): with the hub's certificate in TLS mode."""
+    if not E2E_TLS:
+        return server.add_insecure_port(addr)
+    d = tls_dir()
+    def rd(n):
+        return _read(os.path.join(d, n))
+    creds = grpc.ssl_server_credentials([(rd("hub.key"), rd("hub.crt"))],
+                                        root_certificates=rd("ca.crt"),
+                                        require_client_auth=True)
+    return server.add_secure_port(addr, creds)
+
+
+def _tls_argv(args):
+    """`... node join ... --node-id ID ...` gets a certificate naming ID."""
+    if not isinstance(args, (list, tuple)) or "join" not in args or "--node-id" not in args:
+        return args
+    args = list(args)
+    if any(a in args for a in ("--cert", "--ca", "--tls-dir")):
+        return args
+    i = args.index("--node-id")
+    if i + 1 >= len(args) or not _node_id_ok.match(args[i + 1]):
+        return args
+    crt, key = node_cert(args[i + 1])
+    j = args.index("join") + 1
+    return args[:j] + ["--cert", crt, "--key", key] + args[j:]
+
+
+if E2E_TLS:
+    os.environ["AGENTRY_TLS_DIR"] = tls_dir()
+    grpc.insecure_channel = lambda target, options=None, compression=None: dial(target, options)
+    _Popen = subprocess.Popen
+
+    class _TlsPopen(_Popen):
+        def __init__(self, args, *a, **kw):
+            super().__init__(_tls_argv(args), *a, **kw)
+
+    subprocess.Popen = _TlsPopen
 
 
 # --- stubs ------------------------------------------------------------------------------------
@@ -362,6 +477,7 @@ class Cluster:
         self.retired = []  # processes already stopped (their problems are reported at stop)
         self.problems = []
         self.channel = None
+        self.extra_channels = []
         self.hub = None
         self.nodesvc = None
 
@@ -417,7 +533,7 @@ class Cluster:
             self.channel.close()
         self.channel = self.new_channel()
         self.hub = self.s.hub_grpc.AgentHubStub(self.channel)
-        self.nodesvc = self.s.node_grpc.NodeServiceStub(self.channel)
+        self.nodesvc = self.s.node_grpc.NodeServiceStub(self.node_channel())
 
     def new_channel(self, **extra):
         opts = [("grpc.max_send_message_length", 64 << 20),
@@ -428,6 +544,15 @@ class Cluster:
         opts += list(extra.items())
         return grpc.insecure_channel(self.addr, options=opts)
 
+    def node_channel(self, node_id="node1"):
+        """A channel for NodeService (in TLS mode, with the certificate of node_id), kept until
+        the hub's channel is replaced."""
+        if not E2E_TLS:
+            return self.channel
+        ch = dial(self.addr, node_id=node_id)
+        self.extra_channels.append(ch)
+        return ch
+
     def stop_hub(self, keep_channel=False):
         """SIGTERM the hub and require exit 0 (raises AssertionError otherwise).
 
@@ -437,6 +562,9 @@ class Cluster:
         if not keep_channel and self.channel is not None:
             self.channel.close()
             self.channel = None
+        for ch in self.extra_channels:
+            ch.close()
+        self.extra_channels = []
         p = self.hub_proc
         self.hub_proc = None
         err = p.stop()
@@ -653,10 +781,23 @@ class FakeNode:
         self.code = None
         self.details = None
         self.done = threading.Event()
-        ch = channel or cluster.channel
+        self.cluster = cluster
+        self.own_channel = None
+        self.call = None
+        if not E2E_TLS or channel is not None:
+            self._open(channel or cluster.channel)
+
+    def _open(self, ch):
         self.call = self.s.node_grpc.NodeServiceStub(ch).Connect(self._requests(), timeout=60)
         self.reader = threading.Thread(target=self._read, daemon=True)
         self.reader.start()
+
+    def _open_tls(self, node_id):
+        """TLS mode: the stream opens at the first message, on a connection with the node
+        certificate of the node it registers (the hub checks node_id against it)."""
+        if self.call is None:
+            self.own_channel = dial(self.cluster.addr, node_id=node_id or "fake")
+            self._open(self.own_channel)
 
     def _requests(self):
         while True:
@@ -677,6 +818,10 @@ class FakeNode:
             self.done.set()
 
     def send(self, **kw):
+        if self.call is None:
+            reg = kw.get("register")
+            self._open_tls(reg.node_id if reg is not None and _node_id_ok.match(reg.node_id)
+                           else None)
         self.out.put(self.s.node.NodeMessage(**kw))
 
     def register(self, node_id, capacity=1, models=("mock",), tools=("echo",), instance_id=""):
@@ -717,11 +862,15 @@ class FakeNode:
         self.out.put(self._END)
 
     def end(self, timeout=10):
+        if self.call is None:
+            self._open_tls(None)
         if not self.done.wait(timeout):
             raise AssertionError("fake node: the stream did not end within %.1fs" % timeout)
         return self.code, self.details
 
     def cancel(self):
+        if self.call is None:
+            self._open_tls(None)
         self.call.cancel()
         self.out.put(self._END)
         self.done.wait(5)

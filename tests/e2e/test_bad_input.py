@@ -212,7 +212,7 @@ class LimitHubTest(BadInputCase):
         self.c.assert_healthy(self)
 
     def test_malformed_and_oversized_node_messages(self):
-        raw = self.c.channel.stream_stream("/agentry.v1.NodeService/Connect",
+        raw = self.c.node_channel().stream_stream("/agentry.v1.NodeService/Connect",
                                            request_serializer=None, response_deserializer=None)
         for bad in MALFORMED:
             with self.subTest(bytes=bad):

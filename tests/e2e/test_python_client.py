@@ -18,13 +18,17 @@ import harness as H  # noqa: E402
 
 USER_PROGRAM = textwrap.dedent('''
     """What a user writes: spawn an agent and print its events until the final answer."""
-    import json, sys, time
+    import json, os, sys, time
     import grpc
     sys.path.insert(0, sys.argv[1])          # where protoc put the generated modules
     from agentry.v1 import hub_pb2, hub_pb2_grpc, types_pb2
 
     addr, text = sys.argv[2], sys.argv[3]
-    with grpc.insecure_channel(addr) as channel:
+    tls = os.environ.get("AGENTRY_TLS_DIR")  # mutual TLS: the CA and a client certificate
+    if tls:
+        rd = lambda n: open(os.path.join(tls, n), "rb").read()
+        creds = grpc.ssl_channel_credentials(rd("ca.crt"), rd("admin.key"), rd("admin.crt"))
+    with (grpc.secure_channel(addr, creds) if tls else grpc.insecure_channel(addr)) as channel:
         hub = hub_pb2_grpc.AgentHubStub(channel)
         version = hub.Ping(hub_pb2.PingRequest(payload=b"hi"), timeout=5).version
         spawned = hub.Spawn(hub_pb2.SpawnRequest(

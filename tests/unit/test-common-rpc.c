@@ -211,6 +211,13 @@ static void wait_on_call(struct rpc_call *c, grpc_byte_buffer *req)
     bump(fx, &fx->calls);
 }
 
+/* Denied: the authorize hook refuses it, so this never runs; if it did, the client would get OK. */
+static void denied_on_call(struct rpc_call *c, grpc_byte_buffer *req)
+{
+    (void)req;
+    rpc_call_finish(c, AG_OK, NULL);
+}
+
 static void count_close(struct rpc_call *c, bool cancelled)
 {
     struct fx *fx = rpc_call_user(c);
@@ -290,18 +297,32 @@ static const struct rpc_method methods[] = {
      .on_call = hang_on_call,
      .on_close = count_close},
     {.path = "/t.T/Wait", .kind = RPC_UNARY, .on_call = wait_on_call, .on_close = count_close},
+    {.path = "/t.T/Denied", .kind = RPC_UNARY, .on_call = denied_on_call},
     {.path = "/t.T/Later",
      .kind = RPC_UNARY,
      .state_size = sizeof(grpc_byte_buffer *),
      .on_call = later_on_call},
 };
 
+/* The server's authorize hook: "/t.T/Denied" never reaches its handler. On a plaintext server
+ * there is no peer certificate. */
+static int authorize(struct rpc_call *c, const struct rpc_method *m, struct ag_err *err)
+{
+    if (rpc_call_tls(c) || rpc_call_peer_cert(c, NULL))
+        return ag_err_set(err, AG_INTERNAL, "a plaintext call claims TLS");
+    if (strcmp(m->path, "/t.T/Denied") == 0)
+        return ag_err_set(err, AG_PERMISSION_DENIED, "caller may not call %s", m->path);
+    rpc_call_set_auth(c, m);
+    return 0;
+}
+
 static int setup(void **state)
 {
     struct fx *fx = calloc(1, sizeof(*fx));
     pthread_mutex_init(&fx->mu, NULL);
     pthread_cond_init(&fx->cv, NULL);
-    struct rpc_server_opts o = {.listen = "127.0.0.1:0", .threads = 2, .user = fx};
+    struct rpc_server_opts o = {
+        .listen = "127.0.0.1:0", .threads = 2, .user = fx, .authorize = authorize};
     struct ag_err err = AG_ERR_INIT;
     fx->srv = rpc_server_new(&o, methods, sizeof(methods) / sizeof(methods[0]), &err);
     if (!fx->srv || rpc_server_port(fx->srv) <= 0) {
@@ -557,6 +578,18 @@ static void test_finish_error_status(void **state)
     assert_int_equal(unary(fx, "/t.T/Fail", "14:store down; retry", 20, NULL, NULL, d, sizeof(d)),
                      GRPC_STATUS_UNAVAILABLE);
     assert_string_equal(d, "store down; retry");
+}
+
+/* A call the authorize hook refuses ends with its status; the handler never runs. */
+static void test_authorize_refuses_before_the_handler(void **state)
+{
+    struct fx *fx = *state;
+    char d[256];
+    assert_int_equal(unary(fx, "/t.T/Denied", "x", 1, NULL, NULL, d, sizeof(d)),
+                     GRPC_STATUS_PERMISSION_DENIED);
+    assert_string_equal(d, "caller may not call /t.T/Denied");
+    assert_int_equal(unary(fx, "/t.T/Fail", "5", 1, NULL, NULL, d, sizeof(d)),
+                     GRPC_STATUS_NOT_FOUND); /* the others pass */
 }
 
 static void test_request_over_limit(void **state)
@@ -913,6 +946,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_unary_echo_concurrent, setup, teardown),
         cmocka_unit_test_setup_teardown(test_reply_from_other_thread, setup, teardown),
         cmocka_unit_test_setup_teardown(test_finish_error_status, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_authorize_refuses_before_the_handler, setup, teardown),
         cmocka_unit_test_setup_teardown(test_request_over_limit, setup, teardown),
         cmocka_unit_test_setup_teardown(test_server_stream_in_order, setup, teardown),
         cmocka_unit_test_setup_teardown(test_send_queue_full, setup, teardown),
