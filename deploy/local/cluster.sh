@@ -2,6 +2,8 @@
 # wait for them, and stop them all with SIGTERM when the script exits.
 #   cluster_start_hub BIN DIR [extra hub flags...]  -> exports AGENTRY_HUB
 #   cluster_start_nodes BIN DIR COUNT CAPACITY
+# With $AGENTRY_TLS_DIR (mutual TLS, inherited by every process), node K uses the certificate
+# node-K.crt/.key of that directory when there is one: the hub accepts a node id only from it.
 # The hub's store is $CLUSTER_STORE when set (any --store URL), else sqlite:DIR/hub.db.
 CLUSTER_PIDS=""
 
@@ -31,15 +33,19 @@ cluster_start_hub() {
     trap cluster_stop EXIT INT TERM
     "$_bin" hub --listen "$AGENTRY_HUB" --store "${CLUSTER_STORE:-sqlite:$_dir/hub.db}" "$@" \
         2>"$_dir/hub.log" &
-    CLUSTER_PIDS="$!"
+    CLUSTER_PIDS="$CLUSTER_PIDS $!"
     cluster_wait_lines 1 'event=hub.started' "$_dir/hub.log"
 }
 
 cluster_start_nodes() {
     _bin=$1 _dir=$2 _count=$3 _cap=$4
     for _k in $(seq 1 "$_count"); do
+        set --
+        if [ -n "${AGENTRY_TLS_DIR:-}" ] && [ -f "$AGENTRY_TLS_DIR/node-$_k.crt" ]; then
+            set -- --cert "node-$_k.crt"
+        fi
         "$_bin" node join --hub "$AGENTRY_HUB" --node-id "node-$_k" --capacity "$_cap" \
-            --labels demo=true 2>"$_dir/node-$_k.log" &
+            --labels demo=true "$@" 2>"$_dir/node-$_k.log" &
         CLUSTER_PIDS="$CLUSTER_PIDS $!"
     done
     cluster_wait_lines "$_count" 'event=node.registered' "$_dir/node-*.log"
