@@ -3,23 +3,28 @@
  * parsing X.509 per call would cost more than the call. */
 #include "hub/authn.h"
 
-#include <openssl/bio.h>
-#include <openssl/err.h>
-#include <openssl/pem.h>
-#include <openssl/x509.h>
-#include <openssl/x509v3.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "common/arena.h"
+#include "common/certs.h"
+#include "hub/agent.h"
+#include "hub/agent_table.h"
+#include "hub/audit.h"
+#include "hub/hub_internal.h"
+#include "hub/loader.h"
+#include "hub/policy.h"
 
-#define AUTHN_URI_PREFIX "agentry://"
 #define AUTHN_CACHE_PEM 4096
 #define AUTHN_NODE_SERVICE "/agentry.v1.NodeService/"
 #define AUTHN_HUB_SERVICE "/agentry.v1.AgentHub/"
 
-static const struct hub_principal anonymous = {
-    .kind = HUB_PRINCIPAL_ANONYMOUS, .name = "anonymous", .role = "admin"};
+static const struct hub_principal anonymous = {.kind = HUB_PRINCIPAL_ANONYMOUS,
+                                               .name = "anonymous",
+                                               .role = "admin",
+                                               .identity = "anonymous",
+                                               .grant_role = "admin",
+                                               .all_namespaces = true};
 
 static _Thread_local struct {
     size_t len; /* 0: empty */
@@ -27,77 +32,25 @@ static _Thread_local struct {
     struct hub_principal p;
 } cache;
 
-/* One SAN URI "agentry://<what>/<value>" into p. */
-static int take_uri(struct hub_principal *p, const char *uri, size_t n, struct ag_err *err)
-{
-    static const struct {
-        const char *what;
-        enum hub_principal_kind kind;
-    } kinds[] = {
-        {"hub", HUB_PRINCIPAL_HUB}, {"node", HUB_PRINCIPAL_NODE}, {"user", HUB_PRINCIPAL_USER}};
-    size_t pl = strlen(AUTHN_URI_PREFIX);
-    if (n <= pl || strncmp(uri, AUTHN_URI_PREFIX, pl) != 0)
-        return 0; /* someone else's URI: not ours to judge */
-    const char *what = uri + pl, *end = uri + n;
-    const char *slash = memchr(what, '/', (size_t)(end - what));
-    if (!slash || slash + 1 == end || (size_t)(end - slash - 1) >= HUB_AUTHN_MAX_NAME)
-        return ag_err_set(err, AG_PERMISSION_DENIED, "the certificate's SAN '%.*s' is malformed",
-                          (int)n, uri);
-    size_t wl = (size_t)(slash - what), vl = (size_t)(end - slash - 1);
-    const char *v = slash + 1;
-    if (wl == 4 && strncmp(what, "role", 4) == 0) {
-        memcpy(p->role, v, vl);
-        p->role[vl] = '\0';
-        return 0;
-    }
-    if (wl == 9 && strncmp(what, "namespace", 9) == 0) {
-        if (p->nnamespaces < HUB_AUTHN_MAX_NS) {
-            memcpy(p->namespaces[p->nnamespaces], v, vl);
-            p->namespaces[p->nnamespaces++][vl] = '\0';
-        }
-        return 0;
-    }
-    for (size_t i = 0; i < sizeof(kinds) / sizeof(kinds[0]); i++) {
-        if (strlen(kinds[i].what) != wl || strncmp(what, kinds[i].what, wl) != 0)
-            continue;
-        if (p->kind != HUB_PRINCIPAL_ANONYMOUS)
-            return ag_err_set(err, AG_PERMISSION_DENIED,
-                              "the certificate names more than one identity");
-        p->kind = kinds[i].kind;
-        memcpy(p->name, v, vl);
-        p->name[vl] = '\0';
-        return 0;
-    }
-    return 0; /* an agentry:// URI of a later version: ignored */
-}
-
 int hub_authn_parse_cert(const char *pem, size_t len, struct hub_principal *p, struct ag_err *err)
 {
+    static const enum hub_principal_kind kinds[] = {[AG_CERTS_KIND_NONE] = HUB_PRINCIPAL_ANONYMOUS,
+                                                    [AG_CERTS_KIND_HUB] = HUB_PRINCIPAL_HUB,
+                                                    [AG_CERTS_KIND_NODE] = HUB_PRINCIPAL_NODE,
+                                                    [AG_CERTS_KIND_USER] = HUB_PRINCIPAL_USER};
     memset(p, 0, sizeof(*p));
-    BIO *b = BIO_new_mem_buf(pem, (int)len);
-    X509 *x = b ? PEM_read_bio_X509(b, NULL, NULL, NULL) : NULL;
-    BIO_free(b);
-    if (!x) {
-        ERR_clear_error();
-        return ag_err_set(err, AG_PERMISSION_DENIED, "the client certificate does not parse");
+    struct ag_certs_identity id;
+    if (ag_certs_identity_parse(pem, len, &id, err) != 0) {
+        err->code = AG_PERMISSION_DENIED;
+        return -1;
     }
-    GENERAL_NAMES *names = X509_get_ext_d2i(x, NID_subject_alt_name, NULL, NULL);
-    int rc = 0;
-    for (int i = 0; names && i < sk_GENERAL_NAME_num(names) && rc == 0; i++) {
-        const GENERAL_NAME *g = sk_GENERAL_NAME_value(names, i);
-        if (g->type != GEN_URI)
-            continue;
-        const ASN1_STRING *s = g->d.uniformResourceIdentifier;
-        rc = take_uri(p, (const char *)ASN1_STRING_get0_data(s), (size_t)ASN1_STRING_length(s),
-                      err);
-    }
-    GENERAL_NAMES_free(names);
-    X509_free(x);
-    if (rc == 0 && p->kind == HUB_PRINCIPAL_ANONYMOUS)
-        rc = ag_err_set(err, AG_PERMISSION_DENIED,
-                        "the client certificate names no agentry:// identity (a SAN URI "
-                        "agentry://node/NAME or agentry://user/NAME; see 'agentry certs')");
-    return rc;
+    p->kind = kinds[id.kind];
+    snprintf(p->name, sizeof(p->name), "%s", id.name);
+    if (id.role != AG_CERTS_ROLE_NONE)
+        snprintf(p->role, sizeof(p->role), "%s", ag_certs_role_name(id.role));
+    for (size_t i = 0; i < id.n_namespaces && p->nnamespaces < HUB_AUTHN_MAX_NS; i++)
+        snprintf(p->namespaces[p->nnamespaces++], HUB_AUTHN_MAX_NAME + 1, "%s", id.namespaces[i]);
+    return 0;
 }
 
 const char *hub_authn_describe(const struct hub_principal *p, char *buf, size_t cap)
@@ -130,25 +83,173 @@ static int principal_of(struct rpc_call *c, struct hub_principal *out, struct ag
     return 0;
 }
 
+/* "Spawn" of "/agentry.v1.AgentHub/Spawn". */
+static const char *method_name(const struct rpc_method *m)
+{
+    const char *slash = strrchr(m->path, '/');
+    return slash ? slash + 1 : m->path;
+}
+
+/* The bearer token of the call's "authorization: Bearer <token>", or NULL. */
+static const char *bearer(struct rpc_call *c)
+{
+    const char *v = rpc_call_metadata(c, "authorization");
+    return v && strncmp(v, "Bearer ", 7) == 0 ? v + 7 : NULL;
+}
+
+/* The policy's grant for p, copied into the call's arena: the policy may be replaced (SIGHUP)
+ * while the call runs. Under the policy's read lock. */
+static int grant(struct hub *h, struct rpc_call *c, struct hub_principal *p, const char *token,
+                 struct ag_err *err)
+{
+    struct hub_policy_grant g;
+    if (token) {
+        char name[HUB_POLICY_NAME_MAX + 1];
+        if (hub_policy_for_token(h->policy, token, name, &g, err) != 0)
+            return -1;
+        memset(p, 0, sizeof(*p));
+        p->kind = HUB_PRINCIPAL_USER;
+        p->token = true;
+        snprintf(p->name, sizeof(p->name), "%s", name);
+        snprintf(p->identity, sizeof(p->identity), "token/%s", name);
+    } else {
+        static const char *const kind[] = {"anonymous", "hub", "node", "user"};
+        snprintf(p->identity, sizeof(p->identity), "%s/%s", kind[p->kind], p->name);
+        char *ns[HUB_AUTHN_MAX_NS];
+        for (unsigned i = 0; i < p->nnamespaces; i++)
+            ns[i] = p->namespaces[i];
+        if (hub_policy_for_identity(h->policy, p->identity, p->role, ns, p->nnamespaces, &g, err) !=
+            0)
+            return -1;
+    }
+    snprintf(p->grant_role, sizeof(p->grant_role), "%s", g.role);
+    p->all_namespaces = g.all_namespaces;
+    p->ngrant_ns = g.nnamespaces;
+    p->grant_ns = ag_arena_alloc(rpc_call_arena(c), (g.nnamespaces + 1) * sizeof(char *));
+    for (size_t i = 0; i < g.nnamespaces; i++)
+        p->grant_ns[i] = ag_arena_strdup(rpc_call_arena(c), g.namespaces[i]);
+    return 0;
+}
+
+static int deny(struct rpc_call *c, const char *rpc, struct ag_err *err)
+{
+    hub_authn_audit(c, NULL, NULL, false, err->msg);
+    (void)rpc;
+    return -1;
+}
+
 int hub_authn_authorize(struct rpc_call *c, const struct rpc_method *m, struct ag_err *err)
 {
-    if (!rpc_call_tls(c))
+    struct hub *h = rpc_call_user(c);
+    const char *token = bearer(c);
+    if (!rpc_call_tls(c)) {
+        if (token) /* gRPC sends no call credentials in the clear; a hand-made header */
+            return ag_err_set(err, AG_UNAUTHENTICATED,
+                              "bearer tokens are accepted only over TLS (this hub runs without "
+                              "--tls-dir)");
         return 0; /* plaintext: hub_authn_principal answers the anonymous admin */
+    }
     struct hub_principal *p = ag_arena_alloc(rpc_call_arena(c), sizeof(*p));
-    if (principal_of(c, p, err) != 0)
-        return -1;
+    memset(p, 0, sizeof(*p));
+    size_t len = 0;
+    if (!token && !rpc_call_peer_cert(c, &len)) {
+        rpc_call_set_auth(c, p); /* for the audit line: an unnamed caller */
+        snprintf(p->identity, sizeof(p->identity), "unauthenticated");
+        ag_err_set(err, AG_UNAUTHENTICATED,
+                   "the call carried neither a client certificate nor a bearer token");
+        return deny(c, method_name(m), err);
+    }
+    if (!token && principal_of(c, p, err) != 0)
+        return deny(c, method_name(m), err);
+    pthread_rwlock_rdlock(&h->policy_lock);
+    int rc = grant(h, c, p, token, err);
+    bool allowed = rc == 0 && hub_policy_allows(h->policy, p->grant_role, method_name(m));
+    pthread_rwlock_unlock(&h->policy_lock);
+    rpc_call_set_auth(c, p);
+    if (rc != 0)
+        return deny(c, method_name(m), err);
     bool node_svc = strncmp(m->path, AUTHN_NODE_SERVICE, strlen(AUTHN_NODE_SERVICE)) == 0;
     bool hub_svc = strncmp(m->path, AUTHN_HUB_SERVICE, strlen(AUTHN_HUB_SERVICE)) == 0;
     bool is_node = p->kind == HUB_PRINCIPAL_NODE;
+    char who[HUB_AUTHN_MAX_NAME + 16];
     if ((is_node && !node_svc) || (!is_node && !hub_svc)) {
-        char who[HUB_AUTHN_MAX_NAME + 16];
-        return ag_err_set(err, AG_PERMISSION_DENIED, "%s may not call %s: %s",
-                          hub_authn_describe(p, who, sizeof(who)), m->path,
-                          is_node ? "a node certificate may call only NodeService"
-                                  : "only a node certificate may call NodeService");
+        ag_err_set(err, AG_PERMISSION_DENIED, "%s may not call %s: %s",
+                   hub_authn_describe(p, who, sizeof(who)), m->path,
+                   is_node ? "a node certificate may call only NodeService"
+                           : "only a node certificate may call NodeService");
+        return deny(c, method_name(m), err);
     }
-    rpc_call_set_auth(c, p);
+    if (!allowed) {
+        ag_err_set(err, AG_PERMISSION_DENIED, "%s (role %s) may not call %s",
+                   hub_authn_describe(p, who, sizeof(who)), p->grant_role, method_name(m));
+        return deny(c, method_name(m), err);
+    }
     return 0;
+}
+
+bool hub_authn_sees(struct rpc_call *c, const char *ns)
+{
+    const struct hub_principal *p = hub_authn_principal(c);
+    if (p->all_namespaces)
+        return true;
+    for (size_t i = 0; i < p->ngrant_ns; i++)
+        if (strcmp(p->grant_ns[i], ns) == 0)
+            return true;
+    return false;
+}
+
+int hub_authn_agent_visible(struct rpc_call *c, const char *agent_id, const char *ns,
+                            struct ag_err *err)
+{
+    if (hub_authn_sees(c, ns))
+        return 0;
+    char why[HUB_AUTHN_MAX_NAME + 64];
+    snprintf(why, sizeof(why), "namespace '%s' is not the caller's", ns);
+    hub_authn_audit(c, agent_id, ns, false, why);
+    return ag_err_set(err, AG_NOT_FOUND, "no agent with id '%s'", agent_id); /* as if absent */
+}
+
+struct hub_agent *hub_authn_get_agent(struct hub *h, struct rpc_call *c, const char *id,
+                                      struct ag_err *err)
+{
+    struct hub_agent *a = hub_loader_get(h, id, err);
+    if (a && hub_authn_agent_visible(c, a->id, a->ns, err) != 0) {
+        hub_agents_unpin(&h->agents, a);
+        return NULL;
+    }
+    return a;
+}
+
+int hub_authn_may_create(struct rpc_call *c, const char *ns, struct ag_err *err)
+{
+    const char *n = ns && *ns ? ns : "default";
+    if (hub_authn_sees(c, n))
+        return 0;
+    char who[HUB_AUTHN_MAX_NAME + 16];
+    ag_err_set(err, AG_PERMISSION_DENIED, "%s may not use namespace '%s'",
+               hub_authn_describe(hub_authn_principal(c), who, sizeof(who)), n);
+    hub_authn_audit(c, NULL, n, false, err->msg);
+    return -1;
+}
+
+void hub_authn_audit(struct rpc_call *c, const char *agent_id, const char *ns, bool allowed,
+                     const char *reason)
+{
+    struct hub *h = rpc_call_user(c);
+    if (!h->audit)
+        return;
+    const struct hub_principal *p = hub_authn_principal(c);
+    const char *rpc = rpc_call_method(c);
+    const char *slash = rpc ? strrchr(rpc, '/') : NULL;
+    struct hub_audit_rec r = {.identity = p->identity,
+                              .role = p->grant_role,
+                              .rpc = slash ? slash + 1 : rpc,
+                              .agent_id = agent_id,
+                              .namespace_ = ns,
+                              .decision = allowed ? "allow" : "deny",
+                              .reason = reason,
+                              .peer = rpc_call_peer(c)};
+    hub_audit_write(h->audit, &r);
 }
 
 const struct hub_principal *hub_authn_principal(struct rpc_call *c)

@@ -32,10 +32,17 @@ enum hub_principal_kind {
 
 struct hub_principal {
     enum hub_principal_kind kind;
-    char name[HUB_AUTHN_MAX_NAME]; /* node id, user or hub name; "anonymous" */
-    char role[HUB_AUTHN_MAX_NAME]; /* "" when the certificate names none */
-    char namespaces[HUB_AUTHN_MAX_NS][HUB_AUTHN_MAX_NAME];
+    char name[HUB_AUTHN_MAX_NAME + 1]; /* node id, user or hub name; "anonymous"; a token's name */
+    char role[HUB_AUTHN_MAX_NAME + 1]; /* "" when the certificate names none */
+    char namespaces[HUB_AUTHN_MAX_NS][HUB_AUTHN_MAX_NAME + 1];
     unsigned nnamespaces;
+    /* What the policy grants this call (hub/policy.h), set by hub_authn_authorize: */
+    bool token;                                /* authenticated by a bearer token */
+    char identity[2 * HUB_AUTHN_MAX_NAME + 8]; /* "user/alice", "token/dashboard", "anonymous" */
+    char grant_role[HUB_AUTHN_MAX_NAME + 1];
+    bool all_namespaces;
+    char **grant_ns; /* in the call's arena */
+    size_t ngrant_ns;
 };
 
 /* The principal of a certificate (PEM): 0, or -1 with err (PERMISSION_DENIED) when it names no
@@ -50,6 +57,27 @@ const struct hub_principal *hub_authn_principal(struct rpc_call *c);
 
 /* "node 'node1'", "user 'admin'", "anonymous caller": for messages. */
 const char *hub_authn_describe(const struct hub_principal *p, char *buf, size_t cap);
+
+/* May the call's caller see and touch agents of namespace ns? (The anonymous admin of a
+ * plaintext hub and an admin grant: every namespace.) */
+bool hub_authn_sees(struct rpc_call *c, const char *ns);
+/* The rule for calls naming an agent by id: an agent of a namespace the caller may not see is
+ * answered exactly as one that does not exist (NOT_FOUND, "no agent with id ..."), so its
+ * existence is not revealed. 0 if visible, else -1 with err set so (and an audit line). */
+int hub_authn_agent_visible(struct rpc_call *c, const char *agent_id, const char *ns,
+                            struct ag_err *err);
+/* The agent with this id, pinned, if the caller may see it (hub_loader_get, then the rule
+ * above); NULL with err otherwise. */
+struct hub_agent;
+struct hub;
+struct hub_agent *hub_authn_get_agent(struct hub *h, struct rpc_call *c, const char *id,
+                                      struct ag_err *err);
+/* Creating in namespace ns (Spawn, Invoke): 0, or -1 with PERMISSION_DENIED (audited). */
+int hub_authn_may_create(struct rpc_call *c, const char *ns, struct ag_err *err);
+/* One audit line for the call (hub/audit.h), if the hub keeps an audit log: decision "allow"
+ * or "deny", the agent and namespace concerned (may be NULL), and why. */
+void hub_authn_audit(struct rpc_call *c, const char *agent_id, const char *ns, bool allowed,
+                     const char *reason);
 
 /* A node registering as node_id: 0 if the call's certificate names that node (or the hub is
  * plaintext), else -1 with PERMISSION_DENIED saying which node the certificate names. */

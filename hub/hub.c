@@ -27,11 +27,13 @@
 #include "hub/actor.h"
 #include "hub/agent.h"
 #include "hub/agent_table.h"
+#include "hub/audit.h"
 #include "hub/authn.h"
 #include "hub/hooks.h"
 #include "hub/hub_internal.h"
 #include "hub/loader.h"
 #include "hub/node.h"
+#include "hub/policy.h"
 #include "hub/rpc_agent.h"
 #include "hub/rpc_assign.h"
 #include "hub/rpc_node.h"
@@ -145,6 +147,10 @@ static int opts_check(const struct hub_opts *o, const struct hub_sched_strategy 
         return ag_err_set(err, AG_INVALID_ARGUMENT, "no store; set --store sqlite:PATH");
     if (o->retry_backoff_ms < 0 || o->retry_backoff_max_ms < 0 || o->join_grace_ms < 0)
         return ag_err_set(err, AG_INVALID_ARGUMENT, "durations must not be negative");
+    if (o->policy_path && !o->tls)
+        return ag_err_set(err, AG_INVALID_ARGUMENT,
+                          "--policy needs TLS (--tls-dir): callers are known by their "
+                          "certificates and tokens");
     return 0;
 }
 
@@ -163,6 +169,8 @@ static struct hub *hub_alloc(const struct hub_opts *o, const struct hub_sched_st
     if (!h->opts.unload_idle_ms)
         h->opts.unload_idle_ms = HUB_DEFAULT_UNLOAD_IDLE_MS;
     hub_agents_init(&h->agents);
+    pthread_rwlock_init(&h->policy_lock, NULL);
+    h->policy = hub_policy_default();
     pthread_mutex_init(&h->load_mu, NULL);
     pthread_mutex_init(&h->node_agents_lock, NULL);
     pthread_mutex_init(&h->hk_lock, NULL);
@@ -219,6 +227,19 @@ struct hub *hub_new(const struct hub_opts *o, struct ag_err *err)
         return NULL;
     struct hub *h = hub_alloc(o, strat);
     hub_store_url_redact(o->store_url, h->store_shown, sizeof(h->store_shown));
+    if (o->policy_path) {
+        struct hub_policy *p = hub_policy_load(o->policy_path, err);
+        if (!p)
+            goto fail;
+        hub_policy_free(h->policy);
+        h->policy = p;
+    }
+    if (o->audit_path) {
+        struct hub_audit_opts ao = {.path = o->audit_path, .max_bytes = o->audit_max_bytes};
+        h->audit = hub_audit_open(&ao, err);
+        if (!h->audit)
+            goto fail;
+    }
     if (hub_bind(h, err) != 0)
         goto fail;
     h->timers = ag_timers_new(err);
@@ -252,6 +273,26 @@ void hub_start(struct hub *h)
     h->hk_started = true;
     ag_log_info("hub.started", "listen=%s port=%d store=%s", h->opts.listen,
                 rpc_server_port(h->rpc), ag_log_q(h->store_shown));
+}
+
+void hub_reload(struct hub *h)
+{
+    hub_reload_tls(h);
+    if (!h->opts.policy_path)
+        return;
+    struct ag_err err = AG_ERR_INIT;
+    struct hub_policy *p = hub_policy_load(h->opts.policy_path, &err);
+    if (!p) { /* deny by default does not mean deny everyone: the policy in force stays */
+        ag_log_error("policy.reload_failed", "path=%s err=%s kept=previous",
+                     ag_log_q(h->opts.policy_path), ag_log_q(err.msg));
+        return;
+    }
+    pthread_rwlock_wrlock(&h->policy_lock);
+    struct hub_policy *old = h->policy;
+    h->policy = p;
+    pthread_rwlock_unlock(&h->policy_lock);
+    hub_policy_free(old);
+    ag_log_info("policy.reloaded", "path=%s", ag_log_q(h->opts.policy_path));
 }
 
 void hub_reload_tls(struct hub *h)
@@ -347,6 +388,9 @@ void hub_free(struct hub *h)
     pthread_mutex_destroy(&h->node_agents_lock);
     pthread_mutex_destroy(&h->load_mu);
     pthread_mutex_destroy(&h->hk_lock);
+    hub_policy_free(h->policy);
+    pthread_rwlock_destroy(&h->policy_lock);
+    hub_audit_close(h->audit);
     pthread_cond_destroy(&h->hk_cond);
     if (started)
         ag_log_info("hub.stopped", "clean=1");

@@ -33,6 +33,9 @@ struct hub_opts {
                                     the store again when asked for); 0 = 60000, < 0: at once */
     int64_t fence;                /* the leader's fencing token (hub/cluster.h); 0: none */
     const char *fence_holder;     /* the leader's hub id, with fence */
+    const char *policy_path;      /* RBAC policy file (hub/policy.h); NULL: built-in roles only */
+    const char *audit_path;       /* audit log file (hub/audit.h); NULL: none */
+    size_t audit_max_bytes;       /* 0: 64 MiB */
     const struct rpc_tls_files *tls; /* NULL: plaintext; else mutual TLS only, each call's
                                         identity from its certificate (hub/authn.h) */
 };
@@ -50,6 +53,9 @@ void hub_free(struct hub *h);
 /* Re-read the TLS certificate files for new connections (SIGHUP); existing ones are kept. Any
  * thread; a no-op without TLS. */
 void hub_reload_tls(struct hub *h);
+/* SIGHUP: hub_reload_tls, and the policy file read again (one that does not load keeps the
+ * previous policy, logged as policy.reload_failed). Any thread. */
+void hub_reload(struct hub *h);
 /* The etcd registration of node node_id (of process instance_id; "" if not known) went away
  * (hub/cluster.h): the node is lost, whatever its stream looks like. Any thread. */
 void hub_node_unregistered(struct hub *h, const char *node_id, const char *instance_id,

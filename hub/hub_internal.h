@@ -52,6 +52,11 @@ struct hub {
     pthread_cond_t hk_cond;
     bool stopping;       /* guarded by hk_lock */
     atomic_bool closing; /* refuse new work: hub_stop has begun */
+    /* RBAC (hub/authn.c): the policy in force, replaced whole on SIGHUP (hub_reload) under the
+     * write lock; calls resolve their grant under the read lock. Never NULL. */
+    pthread_rwlock_t policy_lock;
+    struct hub_policy *policy;
+    struct hub_audit *audit; /* NULL: no audit log */
 };
 
 #endif

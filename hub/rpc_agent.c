@@ -19,6 +19,7 @@
 #include "hub/agent.h"
 #include "hub/agent_pb.h"
 #include "hub/agent_table.h"
+#include "hub/authn.h"
 #include "hub/hub_internal.h"
 #include "hub/loader.h"
 #include "hub/rpc_agent.h"
@@ -47,7 +48,7 @@ static bool refuse_if_closing(struct hub *h, struct rpc_call *c)
 static struct hub_agent *find_or_fail(struct hub *h, struct rpc_call *c, const char *id)
 {
     struct ag_err err = AG_ERR_INIT;
-    struct hub_agent *a = hub_loader_get(h, id, &err);
+    struct hub_agent *a = hub_authn_get_agent(h, c, id, &err);
     if (!a)
         rpc_call_fail(c, &err);
     return a;
@@ -64,8 +65,10 @@ static struct hub_agent *accept_for_agent(struct hub *h, struct rpc_call *c, con
         return NULL;
     }
     struct hub_agent *a = find_or_fail(h, c, id);
-    if (a)
-        rpc_call_ref(c); /* the actor's, until it answers */
+    if (a) {
+        hub_authn_audit(c, a->id, a->ns, true, NULL); /* Send, Kill, Resume: all change it */
+        rpc_call_ref(c);                              /* the actor's, until it answers */
+    }
     return a;
 }
 
@@ -144,10 +147,12 @@ static void on_spawn(struct rpc_call *c, grpc_byte_buffer *req)
     struct ag_err err = AG_ERR_INIT;
     if (!in || refuse_if_closing(h, c))
         return;
-    if (check_spawn(h, in->spec, in->input, false, in->namespace_, in->request_id, &err) != 0) {
+    if (check_spawn(h, in->spec, in->input, false, in->namespace_, in->request_id, &err) != 0 ||
+        hub_authn_may_create(c, in->namespace_, &err) != 0) {
         rpc_call_fail(c, &err);
         return;
     }
+    hub_authn_audit(c, NULL, *in->namespace_ ? in->namespace_ : "default", true, NULL);
     struct hub_agent *held;
     if (hold_request(h, c, in->namespace_, in->request_id, &held) != 0)
         return;
@@ -165,10 +170,12 @@ static void on_invoke(struct rpc_call *c, grpc_byte_buffer *req)
     struct ag_err err = AG_ERR_INIT;
     if (!in || refuse_if_closing(h, c))
         return;
-    if (check_spawn(h, in->spec, in->input, true, in->namespace_, in->request_id, &err) != 0) {
+    if (check_spawn(h, in->spec, in->input, true, in->namespace_, in->request_id, &err) != 0 ||
+        hub_authn_may_create(c, in->namespace_, &err) != 0) {
         rpc_call_fail(c, &err);
         return;
     }
+    hub_authn_audit(c, NULL, *in->namespace_ ? in->namespace_ : "default", true, NULL);
     struct hub_agent *held;
     if (hold_request(h, c, in->namespace_, in->request_id, &held) != 0)
         return;
@@ -283,6 +290,7 @@ struct list_query {
     const char *name;       /* NULL: any name */
     const char *request_id; /* NULL: any; else at most one agent, found through the index */
     const char *ns;         /* NULL: every namespace (request_id: "default") */
+    struct rpc_call *call;  /* whose namespaces bound the listing (hub_authn_sees) */
     struct hub_selector sel;
     size_t page; /* agents per page */
     /* Where the page starts (the page token): after this agent in creation order. */
@@ -306,9 +314,10 @@ static int list_token_parse(const char *tok, struct list_query *q, struct ag_err
     return 0;
 }
 
-static int list_query_init(const Agentry__V1__ListAgentsRequest *in, struct ag_arena *ar,
-                           struct list_query *q, struct ag_err *err)
+static int list_query_init(struct rpc_call *c, const Agentry__V1__ListAgentsRequest *in,
+                           struct ag_arena *ar, struct list_query *q, struct ag_err *err)
 {
+    q->call = c;
     if (!protobuf_c_enum_descriptor_get_value(&agentry__v1__agent_state__descriptor, in->state))
         return ag_err_set(err, AG_INVALID_ARGUMENT,
                           "state %d is not an AgentState value (0 means any state)",
@@ -324,6 +333,12 @@ static int list_query_init(const Agentry__V1__ListAgentsRequest *in, struct ag_a
     if (hub_validate_namespace(in->namespace_, err) != 0)
         return -1;
     q->ns = in->namespace_ && *in->namespace_ ? in->namespace_ : NULL;
+    if (q->ns && hub_authn_may_create(c, q->ns, err) != 0) /* a namespace not the caller's */
+        return -1;
+    /* A caller of one namespace lists it through the store's namespace index. */
+    const struct hub_principal *p = hub_authn_principal(c);
+    if (!q->ns && !p->all_namespaces && p->ngrant_ns == 1)
+        q->ns = p->grant_ns[0];
     return hub_selector_parse(in->label_selector, ar, &q->sel, err);
 }
 
@@ -333,6 +348,8 @@ static bool list_spec_matches(const struct list_query *q, const struct hub_agent
 {
     const Agentry__V1__AgentSpec *sp = a->spec;
     if (q->ns && strcmp(a->ns, q->ns) != 0)
+        return false;
+    if (!hub_authn_sees(q->call, a->ns)) /* listed as if it did not exist */
         return false;
     if (q->name && strcmp(sp->name ? sp->name : "", q->name) != 0)
         return false;
@@ -516,7 +533,7 @@ static void on_list(struct rpc_call *c, grpc_byte_buffer *req)
     struct ag_arena *ar = rpc_call_arena(c);
     struct list_query q;
     struct ag_err err = AG_ERR_INIT;
-    if (list_query_init(in, ar, &q, &err) != 0) {
+    if (list_query_init(c, in, ar, &q, &err) != 0) {
         rpc_call_fail(c, &err);
         return;
     }

@@ -24,6 +24,7 @@
 #include "hub/actor.h"
 #include "hub/agent.h"
 #include "hub/agent_table.h"
+#include "hub/authn.h"
 #include "hub/hub_internal.h"
 #include "hub/node.h"
 #include "hub/rpc_node.h"
@@ -152,6 +153,9 @@ static void on_cordon(struct rpc_call *c, grpc_byte_buffer *req)
     }
     ag_log_info(in->cordon ? "node.cordoned" : "node.uncordoned", "node=%s peer=%s", in->node_id,
                 rpc_call_peer(c));
+    char what[HUB_NODE_ID_MAX + 16];
+    snprintf(what, sizeof(what), "node %.*s", HUB_NODE_ID_MAX, in->node_id);
+    hub_authn_audit(c, NULL, NULL, true, what);
     struct hub_node *n = find_node(h, NULL, in->node_id);
     if (!in->cordon) { /* agents waiting for room may fit it now */
         struct hub_sched_decision d[256];
@@ -223,6 +227,7 @@ static void on_drain(struct rpc_call *c, grpc_byte_buffer *req)
     free(on);
     ag_log_info("node.draining", "node=%s turns=%zu force=%s peer=%s", n->id, moving,
                 in->force ? "true" : "false", rpc_call_peer(c));
+    hub_authn_audit(c, NULL, NULL, true, why);
     Agentry__V1__DrainNodeResponse r = AGENTRY__V1__DRAIN_NODE_RESPONSE__INIT;
     r.moving = (uint32_t)moving;
     r.node = node_pb(h, n, rpc_call_arena(c));

@@ -18,6 +18,7 @@
 #include "common/xalloc.h"
 #include "hub/agent.h"
 #include "hub/agent_table.h"
+#include "hub/authn.h"
 #include "hub/hub_internal.h"
 #include "hub/loader.h"
 #include "hub/rpc_trace.h"
@@ -155,7 +156,7 @@ static void on_trace(struct rpc_call *c, grpc_byte_buffer *req)
     Agentry__V1__TraceRequest *in = rpc_pb_unpack(req, &agentry__v1__trace_request__descriptor,
                                                   rpc_call_arena(c), &err);
     /* Pinned until the call is over and no read is in flight (on_trace_close, on_read). */
-    struct hub_agent *a = in ? hub_loader_get(h, in->agent_id, &err) : NULL;
+    struct hub_agent *a = in ? hub_authn_get_agent(h, c, in->agent_id, &err) : NULL;
     if (!a) {
         rpc_call_fail(c, &err);
         return;

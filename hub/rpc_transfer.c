@@ -21,6 +21,7 @@
 #include "hub/actor.h"
 #include "hub/agent.h"
 #include "hub/agent_table.h"
+#include "hub/authn.h"
 #include "hub/hub_internal.h"
 #include "hub/limits.h"
 #include "hub/loader.h"
@@ -147,7 +148,7 @@ static void on_export(struct rpc_call *c, grpc_byte_buffer *req)
     struct ag_err err = AG_ERR_INIT;
     Agentry__V1__ExportAgentRequest *in = rpc_pb_unpack(
         req, &agentry__v1__export_agent_request__descriptor, ar, &err);
-    struct hub_agent *a = in ? hub_loader_get(h, in->agent_id, &err) : NULL;
+    struct hub_agent *a = in ? hub_authn_get_agent(h, c, in->agent_id, &err) : NULL;
     if (!a) {
         rpc_call_fail(c, &err);
         return;
@@ -292,6 +293,10 @@ static void on_import(struct rpc_call *c, grpc_byte_buffer *req)
     Agentry__V1__AgentExport *x = in->agent;
     int rc = x ? check_agent(x, ar, &err)
                : ag_err_set(&err, AG_INVALID_ARGUMENT, "the request has no agent to import");
+    if (rc == 0)
+        rc = hub_authn_may_create(c, x->namespace_, &err);
+    if (rc == 0)
+        hub_authn_audit(c, x->agent_id, *x->namespace_ ? x->namespace_ : "default", true, NULL);
     if (rc == 0) {
         struct ag_err lookup = AG_ERR_INIT;
         struct hub_agent *there = hub_loader_get(h, x->agent_id, &lookup);

@@ -61,13 +61,30 @@ void cli_client_flags(struct cli_client *c, struct ag_flag *flags, size_t *n, si
     push_flag(flags, n, cap,
               (struct ag_flag){"json", 0, AG_FLAG_BOOL, &c->json, NULL, "print JSON", 0, 0});
     cli_tls_flags(&c->tls, "admin", flags, n, cap);
+    push_flag(flags, n, cap,
+              (struct ag_flag){"token", 0, AG_FLAG_STR, &c->token, "TOKEN",
+                               "a bearer token ('agentry token create') instead of a client "
+                               "certificate; needs TLS (--ca or --tls-dir) (default "
+                               "$AGENTRY_TOKEN)",
+                               0, 0});
 }
 
 struct rpc_channel *cli_client_channel(struct cli_client *c, const char *addr, struct ag_err *err)
 {
     struct rpc_channel_opts o = {0};
+    if (!c->token) {
+        const char *env = getenv("AGENTRY_TOKEN");
+        c->token = env && *env ? env : NULL;
+    }
+    c->tls.no_cert = c->token && !c->tls.cert;
     if (cli_tls_resolve(&c->tls, "admin", &o.tls, err) != 0)
         return NULL;
+    if (c->token && !o.tls) {
+        ag_err_set(err, AG_INVALID_ARGUMENT,
+                   "a bearer token is sent only over TLS: give --ca or --tls-dir");
+        return NULL;
+    }
+    o.bearer = c->token;
     struct rpc_channel *ch = rpc_channel_new(addr, &o, err);
     if (!ch && err && err->code == AG_INVALID_ARGUMENT &&
         strncmp(err->msg, "invalid address", 15) == 0)

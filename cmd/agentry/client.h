@@ -39,6 +39,7 @@ struct cli_client {
     bool grpc_up;           /* rpc_client_init was called */
     struct ag_arena arena;  /* decoded responses */
     struct cli_tls tls;     /* --tls-dir, --ca, --cert, --key ($AGENTRY_TLS_DIR) */
+    const char *token;      /* --token or $AGENTRY_TOKEN: a bearer token instead of a certificate */
 };
 
 void cli_client_init(struct cli_client *c, int64_t default_timeout_ms);

@@ -46,10 +46,9 @@ static void *signal_thread(void *arg)
     int sig = 0;
     while (sigwait(&w->set, &sig) == 0 && sig == SIGHUP) {
         pthread_mutex_lock(&w->mu);
-        ag_log_info("hub.signalled", "signal=SIGHUP action=%s",
-                    w->h && w->tls ? "reload_tls" : "ignored");
-        if (w->h && w->tls)
-            hub_reload_tls(w->h);
+        ag_log_info("hub.signalled", "signal=SIGHUP action=%s", w->h ? "reload" : "ignored");
+        if (w->h)
+            hub_reload(w->h);
         pthread_mutex_unlock(&w->mu);
     }
     if (sig == SIGUSR1) /* our own wake-up at exit */
@@ -124,6 +123,8 @@ int cli_cmd_hub(int argc, char **argv)
     int64_t backoff = 1000, backoff_max = 60000, grace = 10000, unload = 60000, ttl = 10000;
     const char *etcd = NULL, *etcd_ca = NULL, *etcd_cert = NULL, *etcd_key = NULL;
     const char *prefix = "/agentry/", *hub_id = NULL, *advertise = NULL;
+    const char *policy = NULL, *audit = NULL;
+    int64_t audit_max_mib = 64;
     bool insecure = false;
     struct cli_tls tls;
     struct ag_flag flags[40] = {
@@ -177,6 +178,15 @@ int cli_cmd_hub(int argc, char **argv)
          "the hub's etcd lease: a leader that stops renewing it for this long is replaced by a "
          "standby (default 10s)",
          0, 0},
+        {"policy", 0, AG_FLAG_STR, &policy, "FILE",
+         "RBAC policy (YAML: roles, identity bindings, bearer tokens; see docs/operations.md); "
+         "re-read on SIGHUP; needs TLS (default: built-in roles, as certificates name them)",
+         0, 0},
+        {"audit-log", 0, AG_FLAG_STR, &audit, "FILE",
+         "append a JSON line per state-changing call and per denial to FILE (rotated by size)", 0,
+         0},
+        {"audit-max-mib", 0, AG_FLAG_INT, &audit_max_mib, "N",
+         "rotate the audit log at N MiB, keeping 5 old files (default 64)", 1, 1 << 20},
         {"insecure", 0, AG_FLAG_BOOL, &insecure, NULL,
          "serve plaintext on a non-loopback address (anyone who reaches it can call anything)", 0,
          0},
@@ -219,6 +229,8 @@ int cli_cmd_hub(int argc, char **argv)
     const struct rpc_tls_files *tf = NULL;
     if (cli_tls_resolve(&tls, "hub", &tf, &err) != 0)
         return cli_usage_error(&err);
+    /* With a policy, callers may show a bearer token instead of a certificate. */
+    tls.files.client_cert_optional = tf && policy;
     if (!tf && !insecure && !listen_loopback(listen)) {
         ag_err_set(&err, AG_INVALID_ARGUMENT,
                    "refusing to serve plaintext on '%s': give --tls-dir (see 'agentry certs "
@@ -237,7 +249,10 @@ int cli_cmd_hub(int argc, char **argv)
                          .retry_backoff_ms = backoff,
                          .retry_backoff_max_ms = backoff_max,
                          .join_grace_ms = grace,
-                         .unload_idle_ms = unload ? unload : -1};
+                         .unload_idle_ms = unload ? unload : -1,
+                         .policy_path = policy,
+                         .audit_path = audit,
+                         .audit_max_bytes = (size_t)audit_max_mib << 20};
     char adv[256];
     struct hub_wait w = {
         .mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER, .tls = tf != NULL};

@@ -65,7 +65,10 @@ int cli_tls_resolve(struct cli_tls *t, const char *pair, const struct rpc_tls_fi
     }
     if (!dir && !t->ca && !t->cert && !t->key)
         return 0;
-    if (!dir && (!t->ca || !t->cert || !t->key))
+    if (!dir && t->no_cert && !t->ca)
+        return ag_err_set(err, AG_INVALID_ARGUMENT,
+                          "a bearer token needs TLS: --ca FILE (or --tls-dir DIR with ca.crt)");
+    if (!dir && !t->no_cert && (!t->ca || !t->cert || !t->key))
         return ag_err_set(err, AG_INVALID_ARGUMENT,
                           "TLS needs --tls-dir DIR, or all of --ca, --cert and --key");
     char key_default[PATH_MAX];
@@ -85,7 +88,9 @@ int cli_tls_resolve(struct cli_tls *t, const char *pair, const struct rpc_tls_fi
         pick(t->path[2], dir, key, pair, ".key") != 0)
         return ag_err_set(err, AG_INVALID_ARGUMENT, "a TLS file path is longer than %d bytes",
                           PATH_MAX - 1);
-    t->files = (struct rpc_tls_files){t->path[0], t->path[1], t->path[2]};
+    t->files = (struct rpc_tls_files){.ca = t->path[0], .cert = t->path[1], .key = t->path[2]};
+    if (t->no_cert) /* a bearer token instead: verify the hub, show no certificate */
+        t->files.cert = t->files.key = NULL;
     *out = &t->files;
     return 0;
 }

@@ -8,6 +8,7 @@
 #define AGENTRY_CMD_TLS_FLAGS_H
 
 #include <limits.h>
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "common/err.h"
@@ -18,6 +19,7 @@ struct cli_tls {
     const char *dir, *ca, *cert, *key; /* the flags, borrowed from argv */
     char path[3][PATH_MAX];            /* resolved ca, cert, key */
     struct rpc_tls_files files;
+    bool no_cert; /* set before cli_tls_resolve: present no certificate (a bearer token) */
 };
 
 /* Append the --tls-dir, --ca, --cert and --key rows (cap rows in all). pair names the default

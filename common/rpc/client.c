@@ -124,10 +124,18 @@ struct rpc_channel *rpc_channel_new(const char *target, const struct rpc_channel
                                              : grpc_insecure_credentials_create();
     if (!creds)
         return NULL;
+    if (o->bearer && o->tls) {
+        grpc_call_credentials *tok = grpc_access_token_credentials_create(o->bearer, NULL);
+        grpc_channel_credentials *both = grpc_composite_channel_credentials_create(creds, tok,
+                                                                                   NULL);
+        grpc_call_credentials_release(tok);
+        grpc_channel_credentials_release(creds);
+        creds = both;
+    }
     struct rpc_channel *ch = ag_xcalloc(1, sizeof(*ch));
     if (o->tls) {
         ch->tls_ca = ag_xstrdup(o->tls->ca);
-        ch->tls_cert = ag_xstrdup(o->tls->cert);
+        ch->tls_cert = o->tls->cert ? ag_xstrdup(o->tls->cert) : NULL;
     }
     ch->ch = grpc_channel_create(target, creds, &cargs);
     grpc_channel_credentials_release(creds);
@@ -258,7 +266,7 @@ static int handshake_failure(const struct rpc_channel *ch, grpc_slice details, s
         return ag_err_set(err, AG_UNAVAILABLE,
                           "the hub at '%s' does not speak TLS (it runs without --tls-dir)",
                           ch->target);
-    if (ch->tls_ca && details_have(details, "Socket closed"))
+    if (ch->tls_ca && ch->tls_cert && details_have(details, "Socket closed"))
         return ag_err_set(err, AG_UNAVAILABLE,
                           "the hub at '%s' refused our certificate '%s' (not signed by its CA, "
                           "or expired)",

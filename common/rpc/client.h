@@ -43,6 +43,8 @@ struct rpc_channel_opts {
     int max_backoff_ms;              /* reconnect backoff cap; 0 = grpc default */
     const struct rpc_tls_files *tls; /* NULL: plaintext; else mutual TLS (tls.h). The server's
                                         certificate must name the target's host. */
+    const char *bearer; /* a token sent as "authorization: Bearer ..." on every call; only over
+                           TLS (gRPC never sends call credentials in the clear) */
 };
 
 void rpc_client_init(void);

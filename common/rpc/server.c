@@ -361,6 +361,27 @@ const char *rpc_call_peer_cert(struct rpc_call *c, size_t *len)
     return pem;
 }
 
+const char *rpc_call_metadata(struct rpc_call *c, const char *key)
+{
+    size_t kl = strlen(key);
+    for (size_t i = 0; i < c->md.count; i++) {
+        const grpc_metadata *m = &c->md.metadata[i];
+        if (GRPC_SLICE_LENGTH(m->key) != kl || memcmp(GRPC_SLICE_START_PTR(m->key), key, kl) != 0)
+            continue;
+        size_t vl = GRPC_SLICE_LENGTH(m->value);
+        char *v = ag_arena_alloc(rpc_call_arena(c), vl + 1);
+        memcpy(v, GRPC_SLICE_START_PTR(m->value), vl);
+        v[vl] = 0;
+        return v;
+    }
+    return NULL;
+}
+
+const char *rpc_call_method(struct rpc_call *c)
+{
+    return c->ms->m->path;
+}
+
 bool rpc_call_tls(struct rpc_call *c)
 {
     return c->srv->tls != NULL;

@@ -111,6 +111,11 @@ const char *rpc_call_peer(struct rpc_call *c);
 const char *rpc_call_peer_cert(struct rpc_call *c, size_t *len);
 /* True if the call came over mutual TLS (the server has TLS). */
 bool rpc_call_tls(struct rpc_call *c);
+/* The call's method path, "/agentry.v1.AgentHub/Spawn". */
+const char *rpc_call_method(struct rpc_call *c);
+/* The value of the request's metadata key (lowercase, e.g. "authorization"), NUL-terminated in
+ * the call's arena, or NULL if absent. */
+const char *rpc_call_metadata(struct rpc_call *c, const char *key);
 /* What the authorize callback learnt about the caller; NULL if nothing was attached. */
 void rpc_call_set_auth(struct rpc_call *c, const void *auth);
 const void *rpc_call_auth(struct rpc_call *c);

@@ -29,6 +29,7 @@ struct rpc_tls_stamp {
 
 struct rpc_tls_server {
     char *path[3]; /* ca, cert, key */
+    bool optional; /* rpc_tls_files.client_cert_optional */
     pthread_mutex_t lock;
     /* Guarded by lock: */
     struct rpc_tls_stamp stamp[3];
@@ -178,6 +179,7 @@ struct rpc_tls_server *rpc_tls_server_new(const struct rpc_tls_files *f, struct 
     t->path[0] = ag_xstrdup(f->ca);
     t->path[1] = ag_xstrdup(f->cert);
     t->path[2] = ag_xstrdup(f->key);
+    t->optional = f->client_cert_optional;
     pthread_mutex_init(&t->lock, NULL);
     atomic_init(&t->gen, 0);
     if (load_set(t->path, t->pem, t->stamp, err) != 0) {
@@ -191,7 +193,9 @@ grpc_server_credentials *rpc_tls_server_creds(struct rpc_tls_server *t)
 {
     grpc_ssl_server_credentials_options *o =
         grpc_ssl_server_credentials_create_options_using_config_fetcher(
-            GRPC_SSL_REQUEST_AND_REQUIRE_CLIENT_CERTIFICATE_AND_VERIFY, fetch, t);
+            t->optional ? GRPC_SSL_REQUEST_CLIENT_CERTIFICATE_AND_VERIFY
+                        : GRPC_SSL_REQUEST_AND_REQUIRE_CLIENT_CERTIFICATE_AND_VERIFY,
+            fetch, t);
     return grpc_ssl_server_credentials_create_with_options(o); /* takes o */
 }
 
@@ -222,6 +226,14 @@ void rpc_tls_server_free(struct rpc_tls_server *t)
 
 grpc_channel_credentials *rpc_tls_channel_creds(const struct rpc_tls_files *f, struct ag_err *err)
 {
+    if (!f->cert && !f->key) { /* verify the server only: the caller shows a bearer token */
+        char *ca = NULL;
+        if (read_pem(f->ca, what[0], &ca, NULL, err) != 0)
+            return NULL;
+        grpc_channel_credentials *c = grpc_ssl_credentials_create(ca, NULL, NULL, NULL);
+        free(ca);
+        return c;
+    }
     char *path[3] = {(char *)f->ca, (char *)f->cert, (char *)f->key};
     char *pem[3];
     if (load_set(path, pem, NULL, err) != 0)

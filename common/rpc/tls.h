@@ -18,14 +18,18 @@
 #define AGENTRY_COMMON_RPC_TLS_H
 
 #include <grpc/grpc_security.h>
+#include <stdbool.h>
 
 #include "common/err.h"
 
 /* Paths of PEM files: the CA that signs the peer, our certificate (chain) and its key. */
 struct rpc_tls_files {
     const char *ca;
-    const char *cert;
+    const char *cert; /* client side: NULL with key NULL to present none (a bearer token) */
     const char *key;
+    /* Server side: clients may come without a certificate (they then need a bearer token, which
+     * the application checks); one they do present must still verify against ca. */
+    bool client_cert_optional;
 };
 
 struct rpc_tls_server;
