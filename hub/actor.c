@@ -34,6 +34,7 @@
 #include "hub/actor.h"
 #include "hub/agent.h"
 #include "hub/agent_table.h"
+#include "hub/authn.h"
 #include "hub/hooks.h"
 #include "hub/hub_internal.h"
 #include "hub/json_payload.h"
@@ -193,11 +194,35 @@ static size_t add_event(struct agent_write *aw, int kind, const char *payload, c
     return i;
 }
 
-/* An INPUT event; its text joins the inbox when the write commits. */
-static size_t add_input(struct agent_write *aw, const char *text)
+/* Who made the call, for the "by" of the event it stores (the audit trail in the agent's own
+ * log): the caller's identity on a hub with TLS ("user/alice", "token/ci"); NULL on a plaintext
+ * hub, whose callers are all the anonymous admin (their events stay as they were). */
+static const char *caller_of(struct rpc_call *call)
 {
-    size_t op = add_event(aw, AGENTRY__V1__EVENT_KIND__EVENT_KIND_INPUT,
-                          hub_json_text_payload(&aw->arena, text), NULL);
+    const struct hub_principal *p = call ? hub_authn_principal(call) : NULL;
+    return p && p->kind != HUB_PRINCIPAL_ANONYMOUS ? p->identity : NULL;
+}
+
+static void add_by(cJSON *o, struct rpc_call *call)
+{
+    const char *by = caller_of(call);
+    if (by)
+        cJSON_AddStringToObject(o, "by", by);
+}
+
+/* An INPUT event; its text joins the inbox when the write commits. */
+static size_t add_input(struct agent_write *aw, const char *text, struct rpc_call *call)
+{
+    const char *payload;
+    if (caller_of(call)) {
+        cJSON *o = cJSON_CreateObject();
+        cJSON_AddStringToObject(o, "text", text);
+        add_by(o, call);
+        payload = json_take(&aw->arena, o);
+    } else { /* the hot path: no JSON library */
+        payload = hub_json_text_payload(&aw->arena, text);
+    }
+    size_t op = add_event(aw, AGENTRY__V1__EVENT_KIND__EVENT_KIND_INPUT, payload, NULL);
     aw->inputs = arena_grow(&aw->arena, aw->inputs, aw->inputs_here, &aw->cap_inputs,
                             sizeof(*aw->inputs));
     aw->inputs[aw->inputs_here].op = op;
@@ -305,7 +330,7 @@ static int cmd_input(struct agent_write *aw, struct hub_cmd *c, size_t *op, stru
                           "agent '%s' has %zu bytes of input waiting and this would pass the "
                           "limit of %u; retry when it has consumed some",
                           a->id, waiting, HUB_MAX_INBOX_BYTES);
-    *op = add_input(aw, c->text);
+    *op = add_input(aw, c->text, c->call);
     if (waiting_state(aw->next.state)) {
         begin_turn(aw);
         place_turn(aw);
@@ -347,6 +372,7 @@ static int cmd_resume(struct agent_write *aw, struct hub_cmd *c, size_t *op, str
     cJSON *o = cJSON_CreateObject();
     cJSON_AddStringToObject(o, "from", from);
     cJSON_AddNumberToObject(o, "max_iterations", limit);
+    add_by(o, c->call);
     *op = add_event(aw, AGENTRY__V1__EVENT_KIND__EVENT_KIND_RESUMED, json_take(&aw->arena, o),
                     NULL);
     begin_turn(aw);
@@ -377,6 +403,7 @@ static size_t cmd_kill(struct agent_write *aw, struct hub_cmd *c)
         return cmd_kill_again(aw, c);
     cJSON *o = cJSON_CreateObject();
     cJSON_AddStringToObject(o, "reason", c->text && *c->text ? c->text : "killed by request");
+    add_by(o, c->call);
     size_t op = add_event(aw, AGENTRY__V1__EVENT_KIND__EVENT_KIND_KILLED, json_take(&aw->arena, o),
                           NULL);
     if (aw->next.node) {
@@ -777,12 +804,13 @@ void hub_actor_spawn(struct hub *h, struct rpc_call *call, const Agentry__V1__Ag
     size_t ins = add_op(aw, HUB_STORE_AGENT_INSERT);
     cJSON *spawned = agentry_json_spec(a->spec);
     cJSON_AddStringToObject(spawned, "namespace", a->ns);
+    add_by(spawned, call);
     const char *sj = json_take(&aw->arena, spawned);
     add_event(aw, AGENTRY__V1__EVENT_KIND__EVENT_KIND_SPAWNED, sj, NULL);
     aw->next.state = AGENTRY__V1__AGENT_STATE__AGENT_STATE_IDLE;
     if (input && *input) {
         /* The caller's input lives in its call arena, which outlasts this write. */
-        aw->spawn_input_op = add_input(aw, input);
+        aw->spawn_input_op = add_input(aw, input, call);
         place_turn(aw);
     }
     fill_agent_row(aw, &aw->ops[ins].u.agent);

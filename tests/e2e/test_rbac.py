@@ -14,7 +14,8 @@ certificate of team-b), node1 (a node certificate), and a viewer token for team-
   a token removed from the policy and SIGHUP'd is UNAUTHENTICATED from then on, with no
   connection dropped.
 - Audit: the file holds one JSON line per decision: alice's allowed Spawn with its namespace,
-  bob's denied Kill, carol's denied Get with the agent id.
+  bob's denied Kill, carol's denied Get with the agent id; and the events a call stores
+  (SPAWNED, INPUT, KILLED) say who made it ("by").
 """
 import json
 import os
@@ -150,6 +151,13 @@ class Rbac(unittest.TestCase):
         seen = {a.id for a in alice.ListAgents(h.ListAgentsRequest(), timeout=10).agents}
         self.assertIn(aid, seen)
         self.assertNotIn(mine, seen)
+        # Who did what is in the agent's own log too.
+        alice.SendMessage(h.SendMessageRequest(agent_id=aid, input="hello"), timeout=10)
+        alice.KillAgent(h.KillAgentRequest(agent_id=aid), timeout=10)
+        by = {H.kind_name(e.kind): H.payload(e).get("by")
+              for e in alice.Trace(h.TraceRequest(agent_id=aid), timeout=10)}
+        self.assertEqual((by["spawned"], by["input"], by["killed"]),
+                         ("user/alice", "user/alice", "user/alice"))
 
     def test_tokens_and_reload(self):
         aid = self.spawn(self.stub("alice"), "team-a")
