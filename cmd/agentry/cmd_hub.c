@@ -38,6 +38,7 @@ struct hub_wait {
     struct hub_cluster *cl;
     struct hub *h; /* guarded by mu: set while serving, for SIGHUP */
     bool tls;
+    bool policy; /* --policy: SIGHUP re-reads it */
 };
 
 static void *signal_thread(void *arg)
@@ -46,8 +47,11 @@ static void *signal_thread(void *arg)
     int sig = 0;
     while (sigwait(&w->set, &sig) == 0 && sig == SIGHUP) {
         pthread_mutex_lock(&w->mu);
-        ag_log_info("hub.signalled", "signal=SIGHUP action=%s", w->h ? "reload" : "ignored");
-        if (w->h)
+        const char *action = !w->h || (!w->tls && !w->policy) ? "ignored"
+                             : w->policy                      ? "reload_tls_and_policy"
+                                                              : "reload_tls";
+        ag_log_info("hub.signalled", "signal=SIGHUP action=%s", action);
+        if (w->h && (w->tls || w->policy))
             hub_reload(w->h);
         pthread_mutex_unlock(&w->mu);
     }
@@ -254,8 +258,10 @@ int cli_cmd_hub(int argc, char **argv)
                          .audit_path = audit,
                          .audit_max_bytes = (size_t)audit_max_mib << 20};
     char adv[256];
-    struct hub_wait w = {
-        .mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER, .tls = tf != NULL};
+    struct hub_wait w = {.mu = PTHREAD_MUTEX_INITIALIZER,
+                         .cv = PTHREAD_COND_INITIALIZER,
+                         .tls = tf != NULL,
+                         .policy = policy != NULL};
     struct hub_cluster_opts co = {
         .endpoints = etcd,
         .ca_file = etcd_ca,

@@ -154,7 +154,7 @@ class Rbac(unittest.TestCase):
         # Who did what is in the agent's own log too.
         alice.SendMessage(h.SendMessageRequest(agent_id=aid, input="hello"), timeout=10)
         alice.KillAgent(h.KillAgentRequest(agent_id=aid), timeout=10)
-        by = {H.kind_name(e.kind): H.payload(e).get("by")
+        by = {H.kind_name(e.kind): H.payload(e, by=True).get("by")
               for e in alice.Trace(h.TraceRequest(agent_id=aid), timeout=10)}
         self.assertEqual((by["spawned"], by["input"], by["killed"]),
                          ("user/alice", "user/alice", "user/alice"))
