@@ -7,7 +7,8 @@
  * Locks, in the order they may be taken: load_mu (never under another), an agent's lock, then the
  * agent table's, the scheduler's or node_agents_lock, then a call's lock (inside rpc_call_*).
  * Under node_agents_lock only an agent table shard lock is taken (to pin). Never two agents'
- * locks at once. hk_lock is the housekeeper's alone. */
+ * locks at once. hk_lock is the housekeeper's alone. policy_lock (a read-write lock) is taken
+ * alone: nothing is taken under it, and it is never taken under another lock. */
 #ifndef AGENTRY_HUB_INTERNAL_H
 #define AGENTRY_HUB_INTERNAL_H
 
