@@ -105,6 +105,8 @@ static int drain_wait(struct cli_client *c, const Agentry__V1__DrainNodeRequest 
     int64_t deadline = timeout_ms > 0 ? ag_now_mono_ms() + timeout_ms : 0;
     uint32_t last = UINT32_MAX;
     for (unsigned still = 0;; still++) {
+        /* Each poll's answers live until the next: a drain of hours must not grow memory. */
+        ag_arena_reset(&c->arena);
         Agentry__V1__Node *n = NULL;
         if (find_node(c, id, &n, err) != 0)
             return -1;
