@@ -103,6 +103,7 @@ static int grant(struct hub *h, struct rpc_call *c, struct hub_principal *p, con
                  struct ag_err *err)
 {
     struct hub_policy_grant g;
+    char *ns[HUB_AUTHN_MAX_NS]; /* the certificate's, which g may borrow: alive to the end */
     if (token) {
         char name[HUB_POLICY_NAME_MAX + 1];
         if (hub_policy_for_token(h->policy, token, name, &g, err) != 0)
@@ -115,7 +116,6 @@ static int grant(struct hub *h, struct rpc_call *c, struct hub_principal *p, con
     } else {
         static const char *const kind[] = {"anonymous", "hub", "node", "user"};
         snprintf(p->identity, sizeof(p->identity), "%s/%s", kind[p->kind], p->name);
-        char *ns[HUB_AUTHN_MAX_NS];
         for (unsigned i = 0; i < p->nnamespaces; i++)
             ns[i] = p->namespaces[i];
         if (hub_policy_for_identity(h->policy, p->identity, p->role, ns, p->nnamespaces, &g, err) !=
