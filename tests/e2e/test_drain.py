@@ -102,13 +102,13 @@ class Drain(H.ClusterTestCase):
         self.assertEqual(self.cli("node", "cordon", "d2").returncode, 0)
         agents = [self.spawn() for _ in range(5)]
         for aid, _ in agents:
-            self.c.wait_kind(aid, T.EVENT_KIND_TOOL_RESULT)
+            self.c.wait_kind(aid, T.EVENT_KIND_TOOL_RESULT, timeout=60)
         self.assertEqual(self.cli("node", "uncordon", "d2").returncode, 0)
         r = self.cli("node", "drain", "--drain-timeout", "60s", "d1")
         self.assertEqual(r.returncode, 0, r.stderr)
         self.assertIn("node d1 drained", r.stdout)
         for aid, _ in agents:
-            self.c.wait_turn_end(aid, timeout=30)
+            self.c.wait_turn_end(aid, timeout=60)
         for aid, token in agents:
             self.check_moved(aid, token, "d1", "d2")
         nodes = self.nodes()
@@ -116,14 +116,14 @@ class Drain(H.ClusterTestCase):
         self.assertEqual(nodes["d2"]["state"], "ready")
         # A drained node is cordoned: new turns go elsewhere.
         aid, _ = self.spawn()
-        self.c.wait_turn_end(aid, timeout=30)
+        self.c.wait_turn_end(aid, timeout=60)
         self.assertEqual({e.node_id for e in self.c.trace(aid) if e.node_id}, {"d2"})
 
     def test_drain_without_another_node_then_uncordon(self):
         T = self.T
         self.start_node("e1")
         aid, token = self.spawn()
-        self.c.wait_kind(aid, T.EVENT_KIND_TOOL_RESULT)
+        self.c.wait_kind(aid, T.EVENT_KIND_TOOL_RESULT, timeout=60)
         r = self.cli("node", "drain", "e1")
         self.assertEqual(r.returncode, 0, r.stderr)
         self.c.wait_state(aid, T.AGENT_STATE_PENDING)
@@ -132,7 +132,7 @@ class Drain(H.ClusterTestCase):
         r = self.cli("node", "uncordon", "e1")
         self.assertEqual(r.returncode, 0, r.stderr)
         self.assertIn("node e1 is ready", r.stdout)
-        self.c.wait_turn_end(aid, timeout=30)
+        self.c.wait_turn_end(aid, timeout=60)
         self.check_moved(aid, token, "e1", "e1")
 
     def test_cordon_is_kept_across_a_reconnect(self):
@@ -146,7 +146,7 @@ class Drain(H.ClusterTestCase):
         self.assertEqual(self.nodes()["f1"]["state"], "cordoned")
         ids = [self.spawn()[0] for _ in range(4)]
         for aid in ids:
-            self.c.wait_turn_end(aid, timeout=30)
+            self.c.wait_turn_end(aid, timeout=60)
             self.assertEqual({e.node_id for e in self.c.trace(aid) if e.node_id}, {"f2"})
         r = self.cli("node", "uncordon", "f1")
         self.assertEqual(r.returncode, 0, r.stderr)
