@@ -121,7 +121,7 @@ class Drain(H.ClusterTestCase):
 
     def test_drain_without_another_node_then_uncordon(self):
         T = self.T
-        self.start_node("e1")
+        self.start_node("e1", latency="300ms")  # slow enough for the drain to find it mid-turn
         aid, token = self.spawn()
         self.c.wait_kind(aid, T.EVENT_KIND_TOOL_RESULT, timeout=60)
         r = self.cli("node", "drain", "e1")
