@@ -2,7 +2,7 @@
 #include "common/clock.h"
 
 #include <errno.h>
-#include <stdio.h>
+#include <string.h>
 
 #define NS_PER_MS INT64_C(1000000)
 #define NS_PER_S INT64_C(1000000000)
@@ -93,7 +93,18 @@ const char *ag_clock_rfc3339(char *buf, size_t cap, int64_t unix_ns)
     time_t secs = (time_t)(unix_ns / 1000000000);
     struct tm tm;
     gmtime_r(&secs, &tm);
-    snprintf(buf, cap, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900, tm.tm_mon + 1,
-             tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, (int)(unix_ns / 1000000 % 1000));
+    /* strftime, not snprintf("%04d", year): an int64 of nanoseconds can hold years of more than
+     * four digits, which -O3's -Wformat-truncation rightly points out; strftime says 0 when the
+     * result does not fit, and then we print nothing rather than half a date. */
+    int ms = (int)(unix_ns / 1000000 % 1000);
+    size_t n = cap > 5 ? strftime(buf, cap - 5, "%Y-%m-%dT%H:%M:%S", &tm) : 0;
+    if (n == 0) {
+        if (cap)
+            buf[0] = '\0';
+        return buf;
+    }
+    char tail[6] = {
+        '.', (char)('0' + ms / 100), (char)('0' + ms / 10 % 10), (char)('0' + ms % 10), 'Z', '\0'};
+    memcpy(buf + n, tail, sizeof(tail));
     return buf;
 }

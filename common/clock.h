@@ -21,7 +21,8 @@
 int64_t ag_now_mono_ns(void);
 int64_t ag_now_mono_ms(void);
 int64_t ag_now_unix_ns(void);
-/* unix_ns as RFC 3339 UTC with milliseconds, "2026-11-30T10:00:00.123Z", in buf (32 bytes). */
+/* unix_ns as RFC 3339 UTC with milliseconds, "2026-11-30T10:00:00.123Z", in buf (32 bytes);
+ * empty if it does not fit (a year of more than four digits in a small buffer). */
 const char *ag_clock_rfc3339(char *buf, size_t cap, int64_t unix_ns);
 
 /* The deadline that never passes. */

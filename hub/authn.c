@@ -131,10 +131,10 @@ static int grant(struct hub *h, struct rpc_call *c, struct hub_principal *p, con
     return 0;
 }
 
-static int deny(struct rpc_call *c, const char *rpc, struct ag_err *err)
+/* A refusal of the whole call: audited, then returned to the RPC layer. */
+static int deny(struct rpc_call *c, struct ag_err *err)
 {
     hub_authn_audit(c, NULL, NULL, false, err->msg);
-    (void)rpc;
     return -1;
 }
 
@@ -157,17 +157,17 @@ int hub_authn_authorize(struct rpc_call *c, const struct rpc_method *m, struct a
         snprintf(p->identity, sizeof(p->identity), "unauthenticated");
         ag_err_set(err, AG_UNAUTHENTICATED,
                    "the call carried neither a client certificate nor a bearer token");
-        return deny(c, method_name(m), err);
+        return deny(c, err);
     }
     if (!token && principal_of(c, p, err) != 0)
-        return deny(c, method_name(m), err);
+        return deny(c, err);
     pthread_rwlock_rdlock(&h->policy_lock);
     int rc = grant(h, c, p, token, err);
     bool allowed = rc == 0 && hub_policy_allows(h->policy, p->grant_role, method_name(m));
     pthread_rwlock_unlock(&h->policy_lock);
     rpc_call_set_auth(c, p);
     if (rc != 0)
-        return deny(c, method_name(m), err);
+        return deny(c, err);
     bool node_svc = strncmp(m->path, AUTHN_NODE_SERVICE, strlen(AUTHN_NODE_SERVICE)) == 0;
     bool hub_svc = strncmp(m->path, AUTHN_HUB_SERVICE, strlen(AUTHN_HUB_SERVICE)) == 0;
     bool is_node = p->kind == HUB_PRINCIPAL_NODE;
@@ -177,12 +177,12 @@ int hub_authn_authorize(struct rpc_call *c, const struct rpc_method *m, struct a
                    hub_authn_describe(p, who, sizeof(who)), m->path,
                    is_node ? "a node certificate may call only NodeService"
                            : "only a node certificate may call NodeService");
-        return deny(c, method_name(m), err);
+        return deny(c, err);
     }
     if (!allowed) {
         ag_err_set(err, AG_PERMISSION_DENIED, "%s (role %s) may not call %s",
                    hub_authn_describe(p, who, sizeof(who)), p->grant_role, method_name(m));
-        return deny(c, method_name(m), err);
+        return deny(c, err);
     }
     return 0;
 }

@@ -8,6 +8,7 @@
 #include <time.h>
 
 #include "agentry/v1/json.h"
+#include "common/clock.h"
 #include "common/xalloc.h"
 
 /* Indexed by enum value; the protobuf enums are dense from 0. */
@@ -48,23 +49,7 @@ const char *cli_print_time(char *buf, size_t cap, int64_t unix_ns)
         snprintf(buf, cap, "%s", "");
         return buf;
     }
-    time_t secs = (time_t)(unix_ns / 1000000000);
-    struct tm tm;
-    gmtime_r(&secs, &tm);
-    /* strftime, not snprintf("%04d", year): an int64 of nanoseconds can hold years of more than
-     * four digits, which -O3's -Wformat-truncation rightly points out; strftime says 0 when the
-     * result does not fit, and then we print nothing rather than half a date. */
-    int ms = (int)(unix_ns / 1000000 % 1000);
-    size_t n = cap > 5 ? strftime(buf, cap - 5, "%Y-%m-%dT%H:%M:%S", &tm) : 0;
-    if (n == 0) {
-        if (cap)
-            buf[0] = '\0';
-        return buf;
-    }
-    char tail[6] = {
-        '.', (char)('0' + ms / 100), (char)('0' + ms / 10 % 10), (char)('0' + ms % 10), 'Z', '\0'};
-    memcpy(buf + n, tail, sizeof(tail));
-    return buf;
+    return ag_clock_rfc3339(buf, cap, unix_ns);
 }
 
 const char *cli_print_age(char *buf, size_t cap, int64_t age_ns)
