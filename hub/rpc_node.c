@@ -183,21 +183,18 @@ static void on_released(struct hub *h, struct hub_node *n, const Agentry__V1__Re
 void hub_node_unregistered(struct hub *h, const char *node_id, const char *instance_id,
                            const char *why)
 {
-    struct hub_node *nodes[1024];
-    size_t k = hub_sched_nodes(h->sched, nodes, AG_ARRAY_SIZE(nodes));
-    for (size_t i = 0; i < k; i++) {
-        struct hub_node *n = nodes[i];
-        /* Another process with the id (it registered again) is not this registration's. */
-        if (strcmp(n->id, node_id) == 0 &&
-            (!instance_id || !*instance_id || strcmp(n->instance_id, instance_id) == 0)) {
-            char reason[HUB_REASON_MAX];
-            snprintf(reason, sizeof(reason), "node lost (%s)", why);
-            /* Lost first: the stream's own end would otherwise be the reason recorded. */
-            hub_rpc_node_lost(h, n, reason);
-            hub_rpc_node_close_stream(h, n, AG_ABORTED, reason);
-        }
-        hub_sched_node_unref(h->sched, n);
+    struct hub_node *n = hub_sched_node_by_id(h->sched, node_id);
+    if (!n)
+        return;
+    /* Another process with the id (it registered again) is not this registration's. */
+    if (!instance_id || !*instance_id || strcmp(n->instance_id, instance_id) == 0) {
+        char reason[HUB_REASON_MAX];
+        snprintf(reason, sizeof(reason), "node lost (%s)", why);
+        /* Lost first: the stream's own end would otherwise be the reason recorded. */
+        hub_rpc_node_lost(h, n, reason);
+        hub_rpc_node_close_stream(h, n, AG_ABORTED, reason);
     }
+    hub_sched_node_unref(h->sched, n);
 }
 
 static bool node_id_ok(const char *id)

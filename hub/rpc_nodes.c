@@ -105,14 +105,7 @@ static struct hub_node *find_node(struct hub *h, struct rpc_call *c, const char 
         rpc_call_finish(c, AG_INVALID_ARGUMENT, "node_id is required");
         return NULL;
     }
-    size_t k;
-    struct hub_node **v = all_nodes(h, &k), *found = NULL;
-    for (size_t i = 0; i < k && !found; i++)
-        if (strcmp(v[i]->id, id) == 0) {
-            found = v[i];
-            hub_sched_node_ref(h->sched, found);
-        }
-    unref_all(h, v, k);
+    struct hub_node *found = hub_sched_node_by_id(h->sched, id);
     if (!found && c)
         not_found(c, id);
     return found;

@@ -633,6 +633,19 @@ size_t hub_sched_stale_nodes(struct hub_sched *s, int64_t now_ms, int64_t timeou
     return k;
 }
 
+struct hub_node *hub_sched_node_by_id(struct hub_sched *s, const char *node_id)
+{
+    struct hub_node *found = NULL;
+    pthread_mutex_lock(&s->lock);
+    for (size_t i = 0; i < s->nnodes && !found; i++)
+        if (strcmp(s->nodes[i]->id, node_id) == 0) {
+            found = s->nodes[i];
+            found->refs++;
+        }
+    pthread_mutex_unlock(&s->lock);
+    return found;
+}
+
 size_t hub_sched_nodes(struct hub_sched *s, struct hub_node **out, size_t max)
 {
     size_t k = 0;

@@ -230,6 +230,8 @@ void hub_sched_node_touch(struct hub_sched *s, struct hub_node *n, int64_t now_m
 /* Nodes whose last message is older than now_ms - timeout_ms (references held, at most max). */
 size_t hub_sched_stale_nodes(struct hub_sched *s, int64_t now_ms, int64_t timeout_ms,
                              struct hub_node **out, size_t max);
+/* The node in the table with this id (reference held), or NULL. */
+struct hub_node *hub_sched_node_by_id(struct hub_sched *s, const char *node_id);
 /* Every node in the table (references held, at most max). */
 size_t hub_sched_nodes(struct hub_sched *s, struct hub_node **out, size_t max);
 
