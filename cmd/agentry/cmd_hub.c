@@ -233,6 +233,12 @@ int cli_cmd_hub(int argc, char **argv)
     const struct rpc_tls_files *tf = NULL;
     if (cli_tls_resolve(&tls, "hub", &tf, &err) != 0)
         return cli_usage_error(&err);
+    if (policy && !tf) {
+        ag_err_set(&err, AG_INVALID_ARGUMENT,
+                   "--policy needs TLS (--tls-dir): callers are known by their certificates and "
+                   "tokens");
+        return cli_usage_error(&err);
+    }
     /* With a policy, callers may show a bearer token instead of a certificate. */
     tls.files.client_cert_optional = tf && policy;
     if (!tf && !insecure && !listen_loopback(listen)) {

@@ -13,6 +13,7 @@
 #include "common/flags.h"
 #include "common/xalloc.h"
 #include "hub/policy.h"
+#include "hub/validate.h"
 
 static int token_create(int argc, char **argv)
 {
@@ -43,6 +44,9 @@ static int token_create(int argc, char **argv)
     }
     if (rc == 0 && (!role || !*role))
         rc = ag_err_set(&err, AG_INVALID_ARGUMENT, "--role is required (admin, operator, viewer)");
+    for (size_t i = 0; rc == 0 && i < namespaces.n; i++) /* what the policy would refuse */
+        if (strcmp(namespaces.items[i], "*") != 0)
+            rc = hub_validate_namespace(namespaces.items[i], &err);
     if (rc != 0) {
         rc = cli_usage_error(&err);
         goto out;
