@@ -20,12 +20,24 @@
 #include "worker/config.h"
 
 struct ag_timers;
+struct ag_workpool;
+struct wk_http;
 
 struct wk_call_ctx {
     struct ag_timers *timers;       /* borrowed: the node's timer thread */
     const struct wk_config *config; /* borrowed: this provider's or tool's options, never NULL */
     struct wk_cancel *cancel;       /* borrowed, valid until done(); NULL: never cancelled */
     int64_t deadline_ms;            /* ag_now_mono_ms() time; 0: none */
+    /* The node's shared services, borrowed; NULL where a test or host does not offer one (a
+     * call that needs it then fails to start with FAILED_PRECONDITION). */
+    struct wk_http *http;         /* the node's HTTP client (worker/http.h) */
+    struct ag_workpool *workpool; /* threads for blocking work: files, processes */
+    /* Tools only (NULL for model calls): */
+    const char *agent_id;      /* the agent the call is for */
+    const char *workspace;     /* the agent's workspace directory, created before the call; NULL:
+                                  the node gives agents none (file tools and shell refuse) */
+    const char *settings_json; /* the spec's settings for this tool (AgentSpec.tool_settings), a
+                                  JSON object's text; NULL: none */
 };
 
 /* code: AG_OK when delay_ms passed, AG_CANCELLED when ctx->cancel came first,

@@ -6,11 +6,14 @@
  * context (worker/call.h) carries its cancel handle, deadline and the provider's options; a
  * cancelled call ends with AG_CANCELLED, a late one with AG_DEADLINE_EXCEEDED, still through
  * exactly one done().
- * Providers are rows of a table (wk_model_providers); this issue ships "mock". An agent's
- * spec.model is "<provider>" or "<provider>/<model>". */
+ * Providers are rows of a table (wk_model_providers): "mock" (scripted, for tests and demos),
+ * "openai" (any OpenAI-compatible /chat/completions) and "anthropic" (the Messages API), the
+ * last two over the node's HTTP client (worker/model_http.c, wire formats in
+ * worker/model_wire.h). An agent's spec.model is "<provider>" or "<provider>/<model>". */
 #ifndef AGENTRY_WORKER_MODEL_H
 #define AGENTRY_WORKER_MODEL_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -18,6 +21,7 @@
 #include "worker/call.h"
 
 struct ag_timers;
+struct wk_http;
 
 /* One conversation message, as the agent loop keeps it. */
 struct wk_tool_call {
@@ -41,6 +45,23 @@ struct wk_chat_tool {
     const char *schema_json; /* borrowed: JSON schema of the arguments object */
 };
 
+/* The spec's settings for the call (AgentSpec.model_settings); zero/NULL fields take the node's
+ * options for the provider. All borrowed. */
+struct wk_model_settings {
+    const char *base_url; /* NULL or "": the node's "<provider>.base_url" */
+    bool stream;          /* ask for a streamed reply; text goes to wk_chat_req.on_delta */
+    bool temperature_set;
+    double temperature;
+    uint32_t max_tokens;        /* 0: the provider's default */
+    const char *const *headers; /* "Name: value", sent after the node's */
+    size_t nheaders;
+    const char *api_key_env; /* NULL or "": the node's "<provider>.api_key_env" */
+};
+
+/* Text of a streamed reply as it arrives: called on the provider's thread, any number of times
+ * before done() and never after it, never inside chat(). arg is chat()'s arg. Must be quick. */
+typedef void wk_model_delta_fn(void *arg, const char *text, size_t len);
+
 struct wk_chat_req {
     const char *model;         /* the part after "provider/", "" if none */
     const char *system_prompt; /* borrowed */
@@ -48,6 +69,8 @@ struct wk_chat_req {
     size_t nmsgs;
     const struct wk_chat_tool *tools; /* borrowed: the tools the agent may call */
     size_t ntools;
+    struct wk_model_settings settings;
+    wk_model_delta_fn *on_delta; /* NULL: nobody follows the text (a provider may still stream) */
 };
 
 struct wk_chat_reply {
@@ -81,6 +104,7 @@ struct wk_provider {
 struct wk_provider_ctx {
     struct ag_timers *timers;       /* borrowed */
     const struct wk_config *config; /* borrowed, outlives the provider; checked by check_config */
+    struct wk_http *http;           /* borrowed: the node's HTTP client; NULL in tests without */
 };
 
 struct wk_provider_row {

@@ -31,6 +31,15 @@ struct wk_tool {
     bool idempotent;
     /* As wk_provider_row.check_config; NULL: the tool takes only "timeout". */
     int (*check_config)(const struct wk_config *c, struct ag_err *err);
+    /* What permission rules' patterns match for a call (AgentSpec.permissions): the command for
+     * shell, the URL's host for http_request, the path for file tools; owned, NULL when the
+     * arguments name none (then only rules without patterns match). NULL: the tool has no
+     * subject. */
+    char *(*subject)(const char *args_json);
+    /* Checks the spec's settings for this tool (AgentSpec.tool_settings, a JSON object's text)
+     * when a turn starts: -1 with INVALID_ARGUMENT naming the bad key. NULL: the tool takes
+     * none, and any settings are refused. */
+    int (*check_settings)(const char *settings_json, struct ag_err *err);
 };
 
 extern const struct wk_tool wk_tools[];               /* ends with a NULL name */

@@ -49,7 +49,7 @@ static int setup(void **state)
     f->config.owner = "mock";
     wk_cancel_init(&f->cancel);
     const struct wk_provider_row *row = wk_model_find("mock", NULL);
-    struct wk_provider_ctx ctx = {f->timers, &f->config};
+    struct wk_provider_ctx ctx = {.timers = f->timers, .config = &f->config};
     f->mock = row->create(&ctx, NULL);
     *state = f;
     return f->timers && f->mock ? 0 : -1;
@@ -86,8 +86,16 @@ static struct wk_chat_reply *chat(struct fix *f, const char *system, const struc
     struct result r = {.done = false};
     pthread_mutex_init(&r.mu, NULL);
     pthread_cond_init(&r.cv, NULL);
-    struct wk_chat_req req = {"", system, msgs, nmsgs, tools, ntools};
-    struct wk_call_ctx ctx = {f->timers, &f->config, &f->cancel, f->deadline_ms};
+    struct wk_chat_req req = {.model = "",
+                              .system_prompt = system,
+                              .msgs = msgs,
+                              .nmsgs = nmsgs,
+                              .tools = tools,
+                              .ntools = ntools};
+    struct wk_call_ctx ctx = {.timers = f->timers,
+                              .config = &f->config,
+                              .cancel = &f->cancel,
+                              .deadline_ms = f->deadline_ms};
     in_chat = true;
     int rc = f->mock->chat(f->mock, &ctx, &req, on_done, &r, err);
     in_chat = false;
@@ -347,7 +355,7 @@ static void test_latency_option(void **state)
     struct fix *f = *state;
     struct wk_config_item item = {"latency", "1m"};
     struct wk_config cfg = {"mock", &item, 1, 0};
-    struct wk_provider_ctx pctx = {f->timers, &cfg};
+    struct wk_provider_ctx pctx = {.timers = f->timers, .config = &cfg};
     struct ag_err err = AG_ERR_INIT;
     assert_int_equal(wk_model_find("mock", NULL)->check_config(&cfg, &err), 0);
     struct wk_provider *slow = wk_model_find("mock", NULL)->create(&pctx, &err);

@@ -58,7 +58,10 @@ static char *run_tool(const char *name, const char *args, const struct call *c, 
     struct wk_config none = {name, NULL, 0, 0};
     struct wk_cancel cancel;
     wk_cancel_init(&cancel);
-    struct wk_call_ctx ctx = {t, c->config ? c->config : &none, &cancel, c->deadline_ms};
+    struct wk_call_ctx ctx = {.timers = t,
+                              .config = c->config ? c->config : &none,
+                              .cancel = &cancel,
+                              .deadline_ms = c->deadline_ms};
     const struct wk_tool *tool = wk_tool_find(name);
     assert_non_null(tool);
     struct result r = {.done = false};
