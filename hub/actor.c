@@ -781,8 +781,6 @@ void hub_actor_spawn(struct hub *h, struct rpc_call *call, const Agentry__V1__Ag
     Agentry__V1__AgentSpec norm = *spec;
     if (!norm.model || !*norm.model)
         norm.model = "mock";
-    if (!norm.max_iterations)
-        norm.max_iterations = HUB_DEFAULT_MAX_ITER;
     struct hub_agent *a = hub_agent_new(&norm, ns, request_id);
     if (a->req_key) {
         struct hub_agent *owner = hub_agents_claim_request(&h->agents, a->req_key, a);
@@ -878,8 +876,6 @@ void hub_actor_import(struct hub *h, struct rpc_call *call, const Agentry__V1__A
     Agentry__V1__AgentSpec norm = *x->spec; /* as Spawn stores it */
     if (!norm.model || !*norm.model)
         norm.model = "mock";
-    if (!norm.max_iterations)
-        norm.max_iterations = HUB_DEFAULT_MAX_ITER;
     size_t len = protobuf_c_message_get_packed_size(&norm.base);
     uint8_t *bin = ag_xmalloc(len ? len : 1);
     protobuf_c_message_pack(&norm.base, bin);

@@ -9,8 +9,7 @@
 #define HUB_MAX_INBOX 1024              /* inputs waiting per agent before SendMessage is refused */
 #define HUB_MAX_INBOX_BYTES (16u << 20) /* ... or this many bytes of them */
 #define HUB_MAX_MAILBOX 4096            /* commands waiting per agent before callers are refused */
-#define HUB_DEFAULT_MAX_ITER 10
-#define HUB_EPOCH_HISTORY 8 /* recent assignments remembered per agent, for fencing */
+#define HUB_EPOCH_HISTORY 8             /* recent assignments remembered per agent, for fencing */
 /* An event payload: a TraceEvent carrying it must fit gRPC's default 4 MiB client limit, with
  * room for its other fields (types.proto). */
 #define HUB_MAX_PAYLOAD (3u << 20)

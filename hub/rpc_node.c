@@ -364,8 +364,9 @@ static void on_register(struct rpc_call *c, struct node_conn *nc, const Agentry_
 
 static bool node_kind(int kind)
 {
-    return kind >= AGENTRY__V1__EVENT_KIND__EVENT_KIND_MODEL_REQUEST &&
-           kind <= AGENTRY__V1__EVENT_KIND__EVENT_KIND_ERROR;
+    return (kind >= AGENTRY__V1__EVENT_KIND__EVENT_KIND_MODEL_REQUEST &&
+            kind <= AGENTRY__V1__EVENT_KIND__EVENT_KIND_ERROR) ||
+           kind == AGENTRY__V1__EVENT_KIND__EVENT_KIND_MODEL_DELTA;
 }
 
 static void unpin_agents(struct hub *h, struct hub_agent **agents, size_t n)

@@ -61,6 +61,7 @@
 #include "worker/model.h"
 #include "worker/node.h"
 #include "worker/outbox.h"
+#include "worker/price.h"
 #include "worker/registry.h"
 #include "worker/runner.h"
 #include "worker/tool.h"
@@ -740,6 +741,10 @@ int wk_node_check_opts(const struct wk_node_opts *o, struct ag_err *err)
     if (wk_configs_parse(&c, o->model_opts, o->nmodel_opts, o->tool_opts, o->ntool_opts, err) != 0)
         return -1;
     wk_configs_release(&c);
+    struct wk_prices pr = {0};
+    if (wk_prices_parse(&pr, o->prices, o->nprices, err) != 0)
+        return -1;
+    wk_prices_release(&pr);
     return 0;
 }
 
@@ -791,7 +796,12 @@ struct wk_node *wk_node_new(const struct wk_node_opts *o, struct ag_err *err)
                                 .model_opts = o->model_opts,
                                 .nmodel_opts = o->nmodel_opts,
                                 .tool_opts = o->tool_opts,
-                                .ntool_opts = o->ntool_opts};
+                                .ntool_opts = o->ntool_opts,
+                                .prices = o->prices,
+                                .nprices = o->nprices,
+                                .workspace_root = o->workspace_root,
+                                .default_max_iterations = o->default_max_iterations,
+                                .default_turn_timeout_ms = o->default_turn_timeout_ms};
     n->runner = wk_runner_new(&ro, err);
     if (!n->runner) {
         wk_node_free(n);

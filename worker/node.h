@@ -32,6 +32,13 @@ struct wk_node_opts {
     size_t ntool_opts;
     /* Bytes of agents' conversations kept between turns (worker/warm.h); 0: none. */
     size_t keep_bytes;
+    /* Model prices "PROVIDER[/MODEL]=IN:OUT" (worker/price.h), the agents' workspace root, and
+     * the defaults for specs that give no iteration or time limit (worker/runner.h). */
+    const char *const *prices;
+    size_t nprices;
+    const char *workspace_root;
+    uint32_t default_max_iterations;
+    int64_t default_turn_timeout_ms;
     /* Where the node runs, for people (Register.address); NULL: the host name. */
     const char *address;
     /* etcd (worker/registry.h), NULL: none. With it the node keeps <prefix>nodes/<id> under a

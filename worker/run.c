@@ -23,24 +23,33 @@
  * connection thread); all only queue the run. */
 #include "worker/run.h"
 
+#include <errno.h>
 #include <inttypes.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "common/clock.h"
 #include "common/log.h"
 #include "common/xalloc.h"
 #include "worker/call.h"
 #include "worker/cancel.h"
+#include "worker/price.h"
 #include "worker/run_event.h"
 #include "worker/run_replay.h"
+#include "worker/run_spec.h"
 #include "worker/tool.h"
 #include "worker/warm.h"
 
-/* The hub's default when spec.max_iterations is 0 (types.proto, AgentSpec). */
+/* The default when spec.max_iterations is 0 and the node sets none (types.proto, AgentSpec). */
 #define WK_RUN_DEFAULT_MAX_ITERATIONS 10
+/* A streamed reply's text goes out at most this often by default (wk_run_opts.delta_interval_ms)
+ * and in pieces of at most this many bytes: a fast model writes a few events a second, not one
+ * per token. */
+#define WK_RUN_DELTA_INTERVAL_MS 200
+#define WK_RUN_DELTA_MAX_BYTES (16 * 1024)
 /* Inputs waiting for the next model call. The hub keeps every input until a checkpoint covers
  * it, so refusing one loses nothing: it comes back with the agent's next assignment. */
 #define WK_RUN_MAX_INBOX 1024
@@ -77,7 +86,18 @@ struct wk_run {
     char **tools;                    /* owned: spec.tools */
     struct wk_chat_tool *tool_specs; /* owned array (strings borrowed): tools, for the model */
     size_t ntools;
-    uint32_t max_iterations;    /* the assignment's or the spec's, 0 replaced by the default */
+    uint32_t max_iterations;      /* the assignment's or the spec's, 0 replaced by the default */
+    struct wk_run_spec spec;      /* model settings, tool settings, limits, permission rules */
+    struct wk_http *http;         /* borrowed from the host, may be NULL */
+    struct ag_workpool *workpool; /* borrowed from the host, may be NULL */
+    const struct wk_price *price; /* borrowed from the host: the model's price, NULL if none */
+    char *workspace;              /* owned: workspace_root/<agent id>, NULL if none */
+    int64_t turn_deadline_ms;     /* ag_now_mono_ms() time the turn yields at; 0: none */
+    int64_t delta_interval_ms;
+    /* Spent before this run, as the hub counted it (Assignment.usage), and by this run's own
+     * model calls (replayed replies are in the hub's count already): the budgets' measure. */
+    uint64_t spent_tokens;
+    double spent_usd;
     struct wk_usage base_usage; /* the checkpoint's cumulative usage */
     uint8_t *user_state;        /* owned, opaque, returned unchanged in the checkpoint */
     size_t user_state_len;
@@ -109,6 +129,12 @@ struct wk_run {
     bool unstored;
     Agentry__V1__EventKind end_kind; /* WK_RUN_END */
     char *end_text;                  /* owned; WK_RUN_END */
+    bool workspace_made;             /* the workspace directory exists */
+    /* A streamed reply's text not yet sent as a MODEL_DELTA: written by the provider's
+     * callbacks (which hold the token while the call is in flight), flushed under mu. */
+    char *delta;
+    size_t delta_len, delta_cap;
+    int64_t delta_sent_ms; /* when the last delta went out; 0: none yet this call */
 
     struct wk_cancel cancel; /* requested by wk_run__cancel; the in-flight call listens */
 
@@ -164,7 +190,8 @@ static void consume_input(struct wk_run *run, uint64_t seq, char *text_take)
         run->input_seq = seq;
 }
 
-static void copy_spec(struct wk_run *run, const Agentry__V1__AgentSpec *spec)
+static void copy_spec(struct wk_run *run, const Agentry__V1__AgentSpec *spec,
+                      uint32_t default_max_iterations)
 {
     const char *model = spec && spec->model && *spec->model ? spec->model : "mock";
     run->model = ag_xstrdup(model);
@@ -172,7 +199,9 @@ static void copy_spec(struct wk_run *run, const Agentry__V1__AgentSpec *spec)
     run->model_name = slash ? slash + 1 : "";
     run->system_prompt = dup_or_empty(spec ? spec->system_prompt : NULL);
     run->max_iterations = spec && spec->max_iterations ? spec->max_iterations
+                          : default_max_iterations     ? default_max_iterations
                                                        : WK_RUN_DEFAULT_MAX_ITERATIONS;
+    wk_run_spec_copy(&run->spec, spec);
     if (!spec || spec->n_tools == 0)
         return;
     run->tools = ag_xcalloc(spec->n_tools, sizeof(*run->tools));
@@ -201,6 +230,7 @@ static void copy_checkpoint(struct wk_run *run, const Agentry__V1__Checkpoint *c
         run->base_usage.output_tokens = cp->usage->output_tokens;
         run->base_usage.model_calls = cp->usage->model_calls;
         run->base_usage.tool_calls = cp->usage->tool_calls;
+        run->base_usage.cost_usd = cp->usage->cost_usd;
     }
     if (cp->user_state.len > 0) {
         run->user_state = ag_xmemdup(cp->user_state.data, cp->user_state.len);
@@ -298,6 +328,25 @@ static void go_on_from_steps(struct wk_run *run, const Agentry__V1__Assignment *
                 run->agent_id, run->epoch, a->n_steps, run->iterations, next);
 }
 
+/* Each tool checks the spec's settings for it before the turn asks the model anything: a
+ * setting it does not take ends the turn with an ERROR naming it (owned), NULL if all are fine. */
+static char *settings_refused(const struct wk_run *run)
+{
+    for (size_t i = 0; i < run->spec.nsettings; i++) {
+        const char *name = run->spec.setting_tools[i];
+        const struct wk_tool *t = wk_tool_find(name);
+        if (!t)
+            continue; /* not on this node: a call gets an error result anyway */
+        struct ag_err err = AG_ERR_INIT;
+        if (!t->check_settings)
+            return ag_xasprintf("spec.tool_settings[\"%s\"]: tool '%s' takes no settings", name,
+                                name);
+        if (t->check_settings(run->spec.setting_json[i], &err) != 0)
+            return ag_xasprintf("spec.tool_settings[\"%s\"]: %s", name, err.msg);
+    }
+    return NULL;
+}
+
 /* consume_inputs: append a's inputs as user messages (false for a rejected assignment, whose
  * inputs stay unconsumed). */
 static struct wk_run *run_new(const Agentry__V1__Assignment *a, const struct wk_run_opts *o,
@@ -312,7 +361,23 @@ static struct wk_run *run_new(const Agentry__V1__Assignment *a, const struct wk_
     run->timers = o->timers;
     run->agent_id = dup_or_empty(a->agent_id);
     run->epoch = a->epoch;
-    copy_spec(run, a->spec);
+    copy_spec(run, a->spec, o->default_max_iterations);
+    run->http = o->http;
+    run->workpool = o->workpool;
+    run->price = wk_prices_find(o->prices, run->model);
+    if (o->workspace_root && *o->workspace_root && run->agent_id[0])
+        run->workspace = ag_xasprintf("%s/%s", o->workspace_root, run->agent_id);
+    run->delta_interval_ms = o->delta_interval_ms > 0 ? o->delta_interval_ms
+                                                      : WK_RUN_DELTA_INTERVAL_MS;
+    /* The wall clock starts at the assignment: a turn placed again starts it anew. */
+    uint64_t timeout = run->spec.turn_timeout_ms ? run->spec.turn_timeout_ms
+                                                 : (uint64_t)o->default_turn_timeout_ms;
+    if (timeout)
+        run->turn_deadline_ms = ag_now_mono_ms() + (int64_t)timeout;
+    if (a->usage) {
+        run->spent_tokens = a->usage->input_tokens + a->usage->output_tokens;
+        run->spent_usd = a->usage->cost_usd;
+    }
     /* A resumed turn's own limit (ResumeAgent) overrides the spec's for this turn only. */
     if (a->max_iterations)
         run->max_iterations = a->max_iterations;
@@ -339,6 +404,11 @@ static struct wk_run *run_new(const Agentry__V1__Assignment *a, const struct wk_
         for (size_t i = 0; consume_inputs && i < a->n_inputs; i++)
             consume_input(run, a->inputs[i]->seq, dup_or_empty(a->inputs[i]->text));
     }
+    char *bad = NULL;
+    if (consume_inputs && run->phase != WK_RUN_END && (bad = settings_refused(run)) != NULL) {
+        end_with(run, AGENTRY__V1__EVENT_KIND__EVENT_KIND_ERROR, bad);
+        free(bad);
+    }
     atomic_init(&run->refs, 1);
     return run;
 }
@@ -364,6 +434,9 @@ static void run_free(struct wk_run *run)
     wk_chat_reply_free(run->reply);
     free(run->tool_output);
     free(run->end_text);
+    free(run->workspace);
+    free(run->delta);
+    wk_run_spec_release(&run->spec);
     for (size_t i = 0; i < run->ninbox; i++)
         free(run->inbox[i].text);
     free(run->inbox);
@@ -455,15 +528,25 @@ static bool release_asked(struct wk_run *run)
 }
 
 /* The context of the run's next model or tool call: the deadline is the option "timeout" from
- * now. */
+ * now, or the turn's wall-clock limit if that comes first. */
 static struct wk_call_ctx call_ctx(struct wk_run *run, const struct wk_config *config)
 {
+    int64_t deadline = config->timeout_ms > 0 ? ag_now_mono_ms() + config->timeout_ms : 0;
+    if (run->turn_deadline_ms && (!deadline || run->turn_deadline_ms < deadline))
+        deadline = run->turn_deadline_ms;
     return (struct wk_call_ctx){
         .timers = run->timers,
         .config = config,
         .cancel = &run->cancel,
-        .deadline_ms = config->timeout_ms > 0 ? ag_now_mono_ms() + config->timeout_ms : 0,
+        .deadline_ms = deadline,
+        .http = run->http,
+        .workpool = run->workpool,
     };
+}
+
+static bool turn_timed_out(const struct wk_run *run)
+{
+    return run->turn_deadline_ms && ag_now_mono_ms() >= run->turn_deadline_ms;
 }
 
 static bool run_is_cancelled(struct wk_run *run)
@@ -577,6 +660,62 @@ void wk_run__reject(const Agentry__V1__Assignment *a, const struct wk_run_opts *
     wk_run__unref(run);
 }
 
+/* The longest prefix of s[0, len) that does not end inside a UTF-8 character: a delta carries
+ * whole characters only (its payload is JSON text), the rest waits for the next piece. */
+static size_t utf8_whole(const char *s, size_t len)
+{
+    size_t i = len, back = 0;
+    while (i > 0 && back < 4 && ((unsigned char)s[i - 1] & 0xC0) == 0x80) {
+        i--;
+        back++;
+    }
+    if (i == 0)
+        return len;
+    unsigned char lead = (unsigned char)s[i - 1];
+    size_t need = lead >= 0xF0 ? 4 : lead >= 0xE0 ? 3 : lead >= 0xC0 ? 2 : 1;
+    return need > back + 1 ? i - 1 : len;
+}
+
+/* Send what the model wrote since the last delta. Called by the provider's callback, which
+ * holds the run's token while its call is in flight, so delta needs no lock; the hand-off to
+ * the host is under mu as every emit is. A delta that does not fit the hub's limits is dropped:
+ * it is informational, and the reply carries the text. */
+static void flush_delta(struct wk_run *run)
+{
+    size_t n = utf8_whole(run->delta, run->delta_len);
+    if (n == 0)
+        return;
+    struct ag_err err = AG_ERR_INIT;
+    struct wk_run_event_head h = event_head(run);
+    struct wk_run_event ev;
+    if (wk_run_event_model_delta(&h, run->iterations, run->delta, n, &ev, &err) == 0)
+        run_emit(run, &ev, false);
+    memmove(run->delta, run->delta + n, run->delta_len - n);
+    run->delta_len -= n;
+    run->delta_sent_ms = ag_now_mono_ms();
+}
+
+/* Coalesced: the first piece of a call goes at once (a follower sees the model start), later
+ * ones at most every delta_interval_ms or when WK_RUN_DELTA_MAX_BYTES gathered. What is left
+ * when the reply arrives is not sent: MODEL_REPLY holds the whole text. */
+static void on_model_delta(void *arg, const char *text, size_t len)
+{
+    struct wk_run *run = arg;
+    if (len == 0)
+        return;
+    if (run->delta_len + len > run->delta_cap) {
+        run->delta_cap = run->delta_len + len > 2 * run->delta_cap ? run->delta_len + len
+                                                                   : 2 * run->delta_cap;
+        run->delta = ag_xrealloc(run->delta, run->delta_cap);
+    }
+    memcpy(run->delta + run->delta_len, text, len);
+    run->delta_len += len;
+    int64_t now = ag_now_mono_ms();
+    if (run->delta_sent_ms == 0 || now - run->delta_sent_ms >= run->delta_interval_ms ||
+        run->delta_len >= WK_RUN_DELTA_MAX_BYTES)
+        flush_delta(run);
+}
+
 static void on_model_done(void *arg, struct wk_chat_reply *reply, const struct ag_err *err)
 {
     struct wk_run *run = arg;
@@ -652,10 +791,26 @@ static void drain_inbox(struct wk_run *run)
 
 /* Each step function returns true to go on, false when the token has left this thread. */
 
+/* The limit that stops the turn before its next model call, NULL if none does: a yield, not an
+ * error (types.proto, EVENT_KIND_YIELD's reasons). */
+static const char *limit_reached(const struct wk_run *run)
+{
+    if (run->iterations >= run->max_iterations)
+        return "max_iterations";
+    if (run->spec.token_budget && run->spent_tokens >= run->spec.token_budget)
+        return "token_budget";
+    if (run->spec.cost_budget_usd > 0 && run->spent_usd >= run->spec.cost_budget_usd)
+        return "cost_budget";
+    if (turn_timed_out(run))
+        return "turn_timeout";
+    return NULL;
+}
+
 static bool call_model(struct wk_run *run)
 {
-    if (run->iterations >= run->max_iterations) {
-        end_turn(run, AGENTRY__V1__EVENT_KIND__EVENT_KIND_YIELD, "max_iterations");
+    const char *limit = limit_reached(run);
+    if (limit) {
+        end_turn(run, AGENTRY__V1__EVENT_KIND__EVENT_KIND_YIELD, limit);
         return false;
     }
     drain_inbox(run);
@@ -676,7 +831,11 @@ static bool call_model(struct wk_run *run)
         .nmsgs = run->nmsgs,
         .tools = run->tool_specs,
         .ntools = run->ntools,
+        .settings = wk_run_spec_model_settings(&run->spec),
+        .on_delta = run->spec.stream ? on_model_delta : NULL,
     };
+    run->delta_len = 0;
+    run->delta_sent_ms = 0;
     struct wk_call_ctx ctx = call_ctx(run, run->model_config);
     if (run->provider->chat(run->provider, &ctx, &req, on_model_done, run, &err) == 0)
         return false; /* on_model_done has the token now, perhaps already ran */
@@ -689,15 +848,25 @@ static bool handle_reply(struct wk_run *run)
     struct wk_chat_reply *reply = run->reply;
     run->reply = NULL;
     if (!reply) {
-        end_turn(run, AGENTRY__V1__EVENT_KIND__EVENT_KIND_ERROR, run->model_err.msg);
+        /* The call ran out of the turn's time, not its own: the turn yields at its limit. */
+        bool turn_limit = run->model_err.code == AG_DEADLINE_EXCEEDED && turn_timed_out(run);
+        end_turn(run,
+                 turn_limit ? AGENTRY__V1__EVENT_KIND__EVENT_KIND_YIELD
+                            : AGENTRY__V1__EVENT_KIND__EVENT_KIND_ERROR,
+                 turn_limit ? "turn_timeout" : run->model_err.msg);
         return false;
     }
     run->usage.input_tokens += reply->input_tokens;
     run->usage.output_tokens += reply->output_tokens;
+    double cost = run->price ? wk_price_cost(run->price, reply->input_tokens, reply->output_tokens)
+                             : 0;
+    run->usage.cost_usd += cost;
+    run->spent_tokens += reply->input_tokens + reply->output_tokens;
+    run->spent_usd += cost;
     struct ag_err err = AG_ERR_INIT;
     struct wk_run_event_head h = event_head(run);
     struct wk_run_event ev;
-    if (wk_run_event_model_reply(&h, reply, &ev, &err) != 0) {
+    if (wk_run_event_model_reply(&h, reply, run->price != NULL, cost, &ev, &err) != 0) {
         wk_chat_reply_free(reply);
         return fail_turn(run, &err);
     }
@@ -757,6 +926,7 @@ static bool next_tool(struct wk_run *run)
         run->phase = WK_RUN_CALL_MODEL;
         return true;
     }
+
     const struct wk_tool_call *c = &m->calls[run->tool_idx];
     run->usage.tool_calls++;
     struct ag_err err = AG_ERR_INIT;
@@ -767,6 +937,27 @@ static bool next_tool(struct wk_run *run)
         return fail_turn(run, &err);
     /* parked: on_stored has the token, and the tool runs once it is stored */
     return !run_emit(run, &ev, true);
+}
+
+/* The agent's workspace directory (and the root above it), private to the node's user. */
+static int make_workspace(struct wk_run *run, struct ag_err *err)
+{
+    char *slash = strrchr(run->workspace, '/');
+    if (slash && slash != run->workspace) {
+        *slash = '\0';
+        int rc = mkdir(run->workspace, 0700);
+        int e = errno;
+        *slash = '/';
+        if (rc != 0 && e != EEXIST)
+            return ag_err_set(err, AG_FAILED_PRECONDITION,
+                              "cannot make the node's workspace root for '%s': %s", run->workspace,
+                              strerror(e));
+    }
+    if (mkdir(run->workspace, 0700) != 0 && errno != EEXIST)
+        return ag_err_set(err, AG_FAILED_PRECONDITION, "cannot make workspace '%s': %s",
+                          run->workspace, strerror(errno));
+    run->workspace_made = true;
+    return 0;
 }
 
 static bool run_tool(struct wk_run *run)
@@ -781,7 +972,33 @@ static bool run_tool(struct wk_run *run)
         run->tool_is_error = true;
         return true;
     }
+    /* Past the turn's wall clock no tool starts, but every call of the reply still gets a
+     * result (a model API refuses a conversation with a call left unanswered); the turn then
+     * yields before its next model call. */
+    if (turn_timed_out(run)) {
+        run->tool_output = ag_xasprintf("tool '%s' was not run: the turn reached its time limit "
+                                        "(spec.limits.turn_timeout_ms)",
+                                        c->name);
+        run->tool_is_error = true;
+        return true;
+    }
+    char *denied = wk_run_spec_denied(&run->spec, t, c->name, c->arguments);
+    if (denied) {
+        ag_log_info("run.tool_denied", "agent=%s epoch=%" PRIu64 " tool=%s call=%s", run->agent_id,
+                    run->epoch, c->name, ag_log_q(c->id));
+        run->tool_output = denied;
+        run->tool_is_error = true;
+        return true;
+    }
     struct wk_call_ctx ctx = call_ctx(run, &run->tool_configs[t - wk_tools]);
+    ctx.agent_id = run->agent_id;
+    ctx.settings_json = wk_run_spec_tool_settings(&run->spec, c->name);
+    if (run->workspace && !run->workspace_made && make_workspace(run, &err) != 0) {
+        run->tool_output = ag_xasprintf("tool '%s' could not start: %s", c->name, err.msg);
+        run->tool_is_error = true;
+        return true;
+    }
+    ctx.workspace = run->workspace;
     if (t->run(t, &ctx, c->arguments, on_tool_done, run, &err) == 0)
         return false; /* on_tool_done has the token now */
     run->tool_output = ag_xasprintf("tool '%s' could not start: %s", c->name, err.msg);

@@ -52,6 +52,9 @@
 
 struct wk_run;
 struct ag_timers;
+struct ag_workpool;
+struct wk_http;
+struct wk_prices;
 
 /* What a run needs from its host. ctx is wk_run_opts.host_ctx. The run calls none of these
  * once it was cancelled (see Cancellation above). */
@@ -98,6 +101,19 @@ struct wk_run_opts {
      * wk_run__new, and its weight (wk_warm_msgs_bytes); NULL and 0 otherwise. */
     struct wk_msg *warm;
     size_t nwarm, warm_bytes;
+    /* The node's services for calls (worker/call.h), borrowed; NULL where the host has none. */
+    struct wk_http *http;
+    struct ag_workpool *workpool;
+    const struct wk_prices *prices; /* borrowed: what model tokens cost (worker/price.h) */
+    /* Where agents' workspaces live: the run's is workspace_root/<agent id>, made before its
+     * first tool call. NULL: agents get none. */
+    const char *workspace_root;
+    /* The node's defaults: model calls per turn for a spec that gives 0 (0: 10), and a turn's
+     * wall-clock limit for a spec without one (0: none). */
+    uint32_t default_max_iterations;
+    int64_t default_turn_timeout_ms;
+    /* A streamed reply's text goes out as MODEL_DELTA events at most this often (0: 200 ms). */
+    int64_t delta_interval_ms;
 };
 
 /* A run for assignment a (copied), holding one reference (the token): the conversation is the

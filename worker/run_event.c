@@ -36,6 +36,8 @@ const char *wk_run_event_kind_word(Agentry__V1__EventKind kind)
         return "model_request";
     case AGENTRY__V1__EVENT_KIND__EVENT_KIND_MODEL_REPLY:
         return "model_reply";
+    case AGENTRY__V1__EVENT_KIND__EVENT_KIND_MODEL_DELTA:
+        return "model_delta";
     case AGENTRY__V1__EVENT_KIND__EVENT_KIND_TOOL_CALL:
         return "tool_call";
     case AGENTRY__V1__EVENT_KIND__EVENT_KIND_TOOL_RESULT:
@@ -127,7 +129,8 @@ int wk_run_event_model_request(const struct wk_run_event_head *h, const char *mo
 }
 
 int wk_run_event_model_reply(const struct wk_run_event_head *h, const struct wk_chat_reply *reply,
-                             struct wk_run_event *out, struct ag_err *why)
+                             bool priced, double cost_usd, struct wk_run_event *out,
+                             struct ag_err *why)
 {
     cJSON *p = cJSON_CreateObject();
     cJSON_AddStringToObject(p, "content", reply->content ? reply->content : "");
@@ -137,11 +140,28 @@ int wk_run_event_model_reply(const struct wk_run_event_head *h, const struct wk_
     cJSON *usage = cJSON_AddObjectToObject(p, "usage");
     cJSON_AddNumberToObject(usage, "input_tokens", (double)reply->input_tokens);
     cJSON_AddNumberToObject(usage, "output_tokens", (double)reply->output_tokens);
-    /* The hub adds up what events spent (types.proto, Usage): this reply's tokens. */
+    if (priced)
+        cJSON_AddNumberToObject(usage, "cost_usd", cost_usd);
+    /* The hub adds up what events spent (types.proto, Usage): this reply's tokens and cost. */
     Agentry__V1__Usage spent = AGENTRY__V1__USAGE__INIT;
     spent.input_tokens = reply->input_tokens;
     spent.output_tokens = reply->output_tokens;
+    spent.cost_usd = cost_usd;
     return pack_json(h, AGENTRY__V1__EVENT_KIND__EVENT_KIND_MODEL_REPLY, p, &spent, out, why);
+}
+
+int wk_run_event_model_delta(const struct wk_run_event_head *h, uint32_t iteration,
+                             const char *text, size_t len, struct wk_run_event *out,
+                             struct ag_err *why)
+{
+    cJSON *p = cJSON_CreateObject();
+    cJSON_AddNumberToObject(p, "iteration", iteration);
+    char *t = ag_xmalloc(len + 1);
+    memcpy(t, text, len);
+    t[len] = '\0';
+    cJSON_AddStringToObject(p, "text", t);
+    free(t);
+    return pack_json(h, AGENTRY__V1__EVENT_KIND__EVENT_KIND_MODEL_DELTA, p, NULL, out, why);
 }
 
 int wk_run_event_tool_call(const struct wk_run_event_head *h, const struct wk_tool_call *call,
@@ -197,6 +217,7 @@ static Agentry__V1__Usage *usage_pb(const struct wk_usage *u, struct ag_arena *a
     pb->output_tokens = u->output_tokens;
     pb->model_calls = u->model_calls;
     pb->tool_calls = u->tool_calls;
+    pb->cost_usd = u->cost_usd;
     return pb;
 }
 
@@ -228,6 +249,7 @@ static Agentry__V1__Checkpoint *checkpoint_pb(const struct wk_run_event_state *s
         st->base_usage.output_tokens + st->usage.output_tokens,
         st->base_usage.model_calls + st->usage.model_calls,
         st->base_usage.tool_calls + st->usage.tool_calls,
+        st->base_usage.cost_usd + st->usage.cost_usd,
     };
     cp->usage = usage_pb(&total, a);
     cp->user_state.data = (uint8_t *)st->user_state; /* not written through when packing */

@@ -23,6 +23,7 @@ struct wk_usage {
     uint64_t output_tokens;
     uint32_t model_calls;
     uint32_t tool_calls;
+    double cost_usd; /* priced by this node's --price table; 0 for models without a price */
 };
 
 /* What every event of a run shares: whose it is, and the hub's limits when the run started
@@ -63,8 +64,15 @@ const char *wk_run_event_kind_word(Agentry__V1__EventKind kind);
 int wk_run_event_model_request(const struct wk_run_event_head *h, const char *model,
                                uint32_t iteration, size_t nmsgs, uint64_t input_seq,
                                struct wk_run_event *out, struct ag_err *why);
+/* cost_usd: what the reply cost, sent only when priced (the node has a price for the model). */
 int wk_run_event_model_reply(const struct wk_run_event_head *h, const struct wk_chat_reply *reply,
-                             struct wk_run_event *out, struct ag_err *why);
+                             bool priced, double cost_usd, struct wk_run_event *out,
+                             struct ag_err *why);
+/* Text of a streamed reply (len bytes, valid UTF-8 up to the last whole character: a cut
+ * character waits for the next delta) for a follower; informational, never replayed. */
+int wk_run_event_model_delta(const struct wk_run_event_head *h, uint32_t iteration,
+                             const char *text, size_t len, struct wk_run_event *out,
+                             struct ag_err *why);
 int wk_run_event_tool_call(const struct wk_run_event_head *h, const struct wk_tool_call *call,
                            struct wk_run_event *out, struct ag_err *why);
 int wk_run_event_tool_result(const struct wk_run_event_head *h, const struct wk_tool_call *call,

@@ -36,6 +36,7 @@
 #include "common/xalloc.h"
 #include "worker/config.h"
 #include "worker/model.h"
+#include "worker/price.h"
 #include "worker/run.h"
 #include "worker/tool.h"
 #include "worker/warm.h"
@@ -49,7 +50,12 @@ struct wk_runner {
     void *emit_ctx;
     struct ag_timers *timers;  /* borrowed from opts */
     struct wk_configs configs; /* read-only after wk_runner_new */
-    struct wk_warm *warm;      /* thread-safe on its own */
+    struct wk_prices prices;   /* read-only after wk_runner_new */
+    char *workspace_root;      /* owned, NULL: none */
+    uint32_t default_max_iterations;
+    int64_t default_turn_timeout_ms;
+    int64_t delta_interval_ms;
+    struct wk_warm *warm; /* thread-safe on its own */
 
     pthread_mutex_t providers_mu;
     struct wk_provider **providers; /* owned; one slot per row of wk_model_providers */
@@ -197,6 +203,11 @@ static struct wk_run_opts run_opts(struct wk_runner *r, struct wk_provider *p,
         .model_config = model_config,
         .tool_configs = r->configs.tools,
         .timers = r->timers,
+        .prices = &r->prices,
+        .workspace_root = r->workspace_root,
+        .default_max_iterations = r->default_max_iterations,
+        .default_turn_timeout_ms = r->default_turn_timeout_ms,
+        .delta_interval_ms = r->delta_interval_ms,
     };
     pthread_mutex_lock(&r->limits_mu);
     o.max_payload = r->max_payload;
@@ -261,6 +272,8 @@ static void runner_release(struct wk_runner *r)
     wk_warm_free(r->warm);
     ag_map_release(&r->table);
     wk_configs_release(&r->configs);
+    wk_prices_release(&r->prices);
+    free(r->workspace_root);
     pthread_mutex_destroy(&r->providers_mu);
     pthread_mutex_destroy(&r->limits_mu);
     pthread_mutex_destroy(&r->queue_mu);
@@ -279,8 +292,19 @@ struct wk_runner *wk_runner_new(const struct wk_runner_opts *o, struct ag_err *e
     if (wk_configs_parse(&configs, o->model_opts, o->nmodel_opts, o->tool_opts, o->ntool_opts,
                          err) != 0)
         return NULL;
+    struct wk_prices prices = {0};
+    if (wk_prices_parse(&prices, o->prices, o->nprices, err) != 0) {
+        wk_configs_release(&configs);
+        return NULL;
+    }
     struct wk_runner *r = ag_xcalloc(1, sizeof(*r));
     r->configs = configs;
+    r->prices = prices;
+    r->workspace_root = o->workspace_root && *o->workspace_root ? ag_xstrdup(o->workspace_root)
+                                                                : NULL;
+    r->default_max_iterations = o->default_max_iterations;
+    r->default_turn_timeout_ms = o->default_turn_timeout_ms;
+    r->delta_interval_ms = o->delta_interval_ms;
     r->emit = o->emit;
     r->room = o->room;
     r->released = o->released;

@@ -47,9 +47,19 @@ struct wk_runner_opts {
     size_t nmodel_opts;
     const char *const *tool_opts;
     size_t ntool_opts;
+    /* Model prices, "PROVIDER[/MODEL]=IN:OUT" (worker/price.h); copied. */
+    const char *const *prices;
+    size_t nprices;
+    /* Agents' workspaces live under it, one directory per agent (made on first use); NULL:
+     * agents get none, and the file tools and shell refuse to run. Copied. */
+    const char *workspace_root;
+    uint32_t default_max_iterations; /* for specs that give 0; 0: 10 */
+    int64_t default_turn_timeout_ms; /* for specs without a limit; 0: none */
+    int64_t delta_interval_ms;       /* MODEL_DELTA events at most this often; 0: 200 ms */
 };
 
-/* Fails with INVALID_ARGUMENT naming the option if an option is malformed or unknown. */
+/* Fails with INVALID_ARGUMENT naming the option if an option or a price is malformed or
+ * unknown. */
 struct wk_runner *wk_runner_new(const struct wk_runner_opts *o, struct ag_err *err);
 /* Cancels every run (no more events), joins the threads. NULL is a no-op. */
 void wk_runner_free(struct wk_runner *r);

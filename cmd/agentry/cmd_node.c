@@ -10,7 +10,9 @@
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "cmd/agentry/cli.h"
 #include "cmd/agentry/tls_flags.h"
@@ -43,8 +45,10 @@ static int node_join(int argc, char **argv)
     const char *etcd = NULL, *etcd_ca = NULL, *etcd_cert = NULL, *etcd_key = NULL;
     const char *etcd_prefix = "/agentry/";
     int64_t capacity = 64, threads = 2, handshake = 5000, keep_mib = 256, lease_ttl = 10000;
-    int64_t cpu = 0, mem = 0;
-    struct ag_strlist labels = {0}, model_opts = {0}, tool_opts = {0};
+    int64_t cpu = 0, mem = 0, max_iter = 10, turn_timeout = 0;
+    const char *workspace_root = NULL;
+    char *default_root = NULL; /* owned */
+    struct ag_strlist labels = {0}, model_opts = {0}, tool_opts = {0}, prices = {0};
     struct cli_tls tls;
     struct ag_flag flags[40] = {
         {"hub", 0, AG_FLAG_STR, &hub, "ADDR",
@@ -69,6 +73,17 @@ static int node_join(int argc, char **argv)
          0, 0},
         {"tool-opt", 0, AG_FLAG_LIST, &tool_opts, "TOOL.KEY=VAL",
          "a tool option, repeatable: echo.latency=DUR (delays every output), append.path=FILE (the file the append tool writes), TOOL.timeout=DUR (each call's deadline; default none)",
+         0, 0},
+        {"max-iterations", 0, AG_FLAG_INT, &max_iter, "N",
+         "model calls per turn for agents whose spec gives 0 (default 10)", 1, 1000},
+        {"turn-timeout", 0, AG_FLAG_DURATION, &turn_timeout, "DUR",
+         "wall-clock limit of a turn for agents whose spec sets none: the turn then yields (default none)",
+         0, 0},
+        {"price", 0, AG_FLAG_LIST, &prices, "MODEL=IN:OUT",
+         "what a model costs, repeatable: PROVIDER[/MODEL]=IN:OUT in US dollars per million input and output tokens, e.g. openai/gpt-4o=2.5:10 (for spec.limits.max_cost_usd; unpriced models cost 0)",
+         0, 0},
+        {"workspace-root", 0, AG_FLAG_STR, &workspace_root, "DIR",
+         "where agents' workspaces live, one directory per agent, for the file tools and shell (default $TMPDIR/agentry-workspaces-<uid>)",
          0, 0},
         {"keep-state-mib", 0, AG_FLAG_INT, &keep_mib, "N",
          "MiB of agents' conversations kept between turns, so that an agent's next turn here needs no history from the hub (default 256; 0 keeps none)",
@@ -119,6 +134,10 @@ static int node_join(int argc, char **argv)
                              .tool_opts = (const char *const *)tool_opts.items,
                              .ntool_opts = tool_opts.n,
                              .keep_bytes = (size_t)keep_mib << 20,
+                             .prices = (const char *const *)prices.items,
+                             .nprices = prices.n,
+                             .default_max_iterations = (uint32_t)max_iter,
+                             .default_turn_timeout_ms = turn_timeout,
                              .address = address,
                              .etcd = etcd,
                              .etcd_ca = etcd_ca,
@@ -131,6 +150,12 @@ static int node_join(int argc, char **argv)
         rc = CLI_OK;
         goto out;
     }
+    /* Per user, so that two users' nodes on one host never share agents' files. */
+    const char *tmp = getenv("TMPDIR");
+    default_root = workspace_root ? NULL
+                                  : ag_xasprintf("%s/agentry-workspaces-%u",
+                                                 tmp && *tmp ? tmp : "/tmp", (unsigned)getuid());
+    o.workspace_root = workspace_root ? workspace_root : default_root;
     char cert_id[128];
     if (rc == 0)
         rc = cli_tls_resolve(&tls, "node", &o.tls, &err);
@@ -172,6 +197,8 @@ out:
     ag_strlist_release(&labels);
     ag_strlist_release(&model_opts);
     ag_strlist_release(&tool_opts);
+    ag_strlist_release(&prices);
+    free(default_root);
     return rc;
 }
 

@@ -475,7 +475,7 @@ class Cluster:
     """
 
     def __init__(self, nodes=3, capacity=4, hub_args=(), heartbeat="500ms", name="cluster",
-                 node_threads=None, binary=None, store_url=None):
+                 node_threads=None, binary=None, store_url=None, node_args=()):
         self.s = stubs()
         self.nnodes = nodes
         self.capacity = capacity
@@ -483,6 +483,7 @@ class Cluster:
         self.heartbeat = heartbeat
         self.binary = binary or AGENTRY_BIN
         self.node_threads = node_threads
+        self.node_args = list(node_args)  # added to every node's command line
         self.dir = tempfile.mkdtemp(prefix="agentry-e2e-%s-" % name)
         self.store = os.path.join(self.dir, "hub.db")
         # --store: the sqlite file above unless the test brings another store (a postgres URL).
@@ -603,6 +604,7 @@ class Cluster:
                 "--capacity", str(capacity or self.capacity)]
         if self.node_threads:
             args += ["--threads", str(self.node_threads)]
+        args += self.node_args
         args += list(extra)
         before = self.registrations(node_id)
         self.nodes[node_id] = Proc(node_id, args, log).start()
@@ -907,6 +909,7 @@ class ClusterTestCase(unittest.TestCase):
     CAPACITY = 4
     HUB_ARGS = ()
     NODE_THREADS = None
+    NODE_ARGS = ()
     HEARTBEAT = "500ms"
     STORE_URL = None  # None: a sqlite file in the cluster's temp dir
     c = None
@@ -915,7 +918,8 @@ class ClusterTestCase(unittest.TestCase):
     def setUpClass(cls):
         cls.c = Cluster(nodes=cls.NODES, capacity=cls.CAPACITY, hub_args=cls.HUB_ARGS,
                         name=cls.__name__, node_threads=cls.NODE_THREADS,
-                        heartbeat=cls.HEARTBEAT, store_url=cls.STORE_URL)
+                        heartbeat=cls.HEARTBEAT, store_url=cls.STORE_URL,
+                        node_args=cls.NODE_ARGS)
         cls.addClassCleanup(cls.c.kill_all)
         cls.c.start()
         cls.s = cls.c.s

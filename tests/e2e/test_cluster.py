@@ -84,7 +84,7 @@ class ClusterTest(H.ClusterTestCase):
         spawned = H.payload(evs[0])
         self.assertEqual(spawned["tools"], ["echo"])
         self.assertEqual(spawned["model"], "mock", "an empty model means mock")
-        self.assertEqual(spawned["max_iterations"], 10, "0 means the hub default, 10")
+        self.assertEqual(spawned["max_iterations"], 0, "0 stays 0: the running node's default")
         self.assertEqual(H.payload(evs[1]), {"text": "hello"})
         assigned = H.payload(evs[2])
         self.assertEqual(assigned["epoch"], 1)
