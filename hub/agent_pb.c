@@ -1,17 +1,37 @@
 /* hub/agent_pb.c - an agent as the API shows it: the Agent message and its state_reason (see
  * agent_pb.h). Agent lock held by the caller. */
 #include <stdio.h>
+#include <string.h>
 
 #include "common/clock.h"
 #include "hub/agent.h"
 #include "hub/agent_pb.h"
 #include "hub/hub_internal.h"
 
+/* A YIELD's reason (types.proto, EVENT_KIND_YIELD) said for a person; budgets are over the
+ * agent's life, so only a new agent gets more. */
+static const char *yield_reason(const char *r)
+{
+    if (!r || !*r || strcmp(r, "max_iterations") == 0)
+        return "max_iterations: the turn reached its iteration limit; resume it or send an input "
+               "to go on";
+    if (strcmp(r, "token_budget") == 0)
+        return "token_budget: the agent spent its token budget (spec.limits.max_tokens)";
+    if (strcmp(r, "cost_budget") == 0)
+        return "cost_budget: the agent spent its cost budget (spec.limits.max_cost_usd)";
+    if (strcmp(r, "turn_timeout") == 0)
+        return "turn_timeout: the turn reached its wall-clock limit; resume it or send an input "
+               "to go on";
+    return r;
+}
+
 void hub_agent_pb_state_reason(struct hub *h, struct hub_agent *a, char *buf, size_t cap)
 {
     buf[0] = '\0';
     if (a->st.state == AGENTRY__V1__AGENT_STATE__AGENT_STATE_FAILED) {
         snprintf(buf, cap, "%s", a->st.last_error ? a->st.last_error : "");
+    } else if (a->st.state == AGENTRY__V1__AGENT_STATE__AGENT_STATE_YIELDED) {
+        snprintf(buf, cap, "%s", yield_reason(a->st.last_error));
     } else if (a->st.state == AGENTRY__V1__AGENT_STATE__AGENT_STATE_PENDING && a->retry_token) {
         int64_t left = a->retry_at_ms - ag_now_mono_ms();
         snprintf(buf, cap, "retrying in %.1fs after: %s (attempt %u of at most %u in a row)",

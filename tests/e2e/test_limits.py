@@ -44,6 +44,7 @@ class LimitsTest(H.ClusterTestCase):
         ev, p = self.end_of_turn(a)
         self.assertEqual((ev.kind, p["reason"]), (self.T.EVENT_KIND_YIELD, "token_budget"), p)
         got = self.c.get(a)
+        self.assertTrue(got.state_reason.startswith("token_budget: "), got.state_reason)
         spent = got.usage.input_tokens + got.usage.output_tokens
         self.assertGreaterEqual(spent, 20, "it stopped once the budget was spent, not before")
         calls = got.usage.model_calls
