@@ -6,7 +6,8 @@
  * required too: an empty one is INVALID_ARGUMENT. Messages must alternate user/assistant, so the
  * conversation is folded: every message becomes content blocks, and blocks for the same role as
  * the message before join it. Tool results are "tool_result" blocks of a user message, so
- * consecutive tool results, and a user text that follows them, make one user message. An
+ * consecutive tool results, and a user text next to them, make one user message (results
+ * first, as the API wants, even when the text came between the call and its results). An
  * assistant message becomes a text block (when it has text) and a "tool_use" block per call; an
  * assistant message with neither is left out (it says nothing, and the API refuses empty text).
  * A call's arguments become the tool_use "input" object; arguments that are not a JSON object
@@ -71,6 +72,30 @@ static void add_tool_use(cJSON *blocks, const struct wk_tool_call *c)
     cJSON_AddItemToArray(blocks, b);
 }
 
+/* The API wants a user message's tool results before its text: a result goes after the results
+ * already there, ahead of any text (an input delivered while the tools ran). */
+static void add_tool_result(cJSON *blocks, cJSON *result)
+{
+    int at = 0;
+    const cJSON *b;
+    cJSON_ArrayForEach(b, blocks)
+    {
+        const char *type = wk_wire__str(b, "type");
+        if (!type || strcmp(type, "tool_result") != 0)
+            break;
+        at++;
+    }
+    /* Moved rather than inserted: the cJSON we build with (1.7.15) refuses to insert before a
+     * later item (cJSON_InsertItemInArray returns false). */
+    cJSON *text = cJSON_CreateArray();
+    while (cJSON_GetArraySize(blocks) > at)
+        cJSON_AddItemToArray(text, cJSON_DetachItemFromArray(blocks, at));
+    cJSON_AddItemToArray(blocks, result);
+    while (cJSON_GetArraySize(text) > 0)
+        cJSON_AddItemToArray(blocks, cJSON_DetachItemFromArray(text, 0));
+    cJSON_Delete(text);
+}
+
 static int add_msg(cJSON *msgs, const struct wk_msg *m, size_t i, struct ag_err *err)
 {
     const char *role = wk_wire__or_empty(m->role);
@@ -93,7 +118,7 @@ static int add_msg(cJSON *msgs, const struct wk_msg *m, size_t i, struct ag_err 
         cJSON_AddStringToObject(b, "type", "tool_result");
         cJSON_AddStringToObject(b, "tool_use_id", m->tool_call_id);
         cJSON_AddStringToObject(b, "content", content);
-        cJSON_AddItemToArray(blocks_for(msgs, "user"), b);
+        add_tool_result(blocks_for(msgs, "user"), b);
     } else if (strcmp(role, "tool") == 0) {
         return ag_err_set(
             err, AG_INVALID_ARGUMENT,

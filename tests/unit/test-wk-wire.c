@@ -647,6 +647,28 @@ static void test_anthropic_request_minimal(void **state)
     assert_request_fails(&wk_wire_anthropic, &req, "needs a model id");
 }
 
+/* An input delivered while the tools ran sits between the calls and their results: the user
+ * message still starts with the results. */
+static void test_anthropic_results_before_text(void **state)
+{
+    (void)state;
+    struct wk_tool_call calls[] = {{"t1", "echo", "{}"}, {"t2", "echo", "{}"}};
+    struct wk_msg msgs[] = {msg("user", "go"), msg("assistant", ""), tool_msg("t1", "a"),
+                            msg("user", "also this"), tool_msg("t2", "b")};
+    msgs[1].calls = calls;
+    msgs[1].ncalls = 2;
+    struct wk_chat_req req = {.model = "m", .msgs = msgs, .nmsgs = 5};
+    cJSON *j = body(&wk_wire_anthropic, &req, false);
+    const cJSON *m = get(j, "messages");
+    assert_int_equal(cJSON_GetArraySize(m), 3);
+    const cJSON *c = get(at(m, 2), "content");
+    assert_int_equal(cJSON_GetArraySize(c), 3);
+    assert_string_equal(str(at(c, 0), "tool_use_id"), "t1");
+    assert_string_equal(str(at(c, 1), "tool_use_id"), "t2");
+    assert_string_equal(str(at(c, 2), "text"), "also this");
+    cJSON_Delete(j);
+}
+
 static void test_anthropic_reply(void **state)
 {
     (void)state;
@@ -844,6 +866,7 @@ int main(void)
         cmocka_unit_test(test_openai_stream_without_index),
         cmocka_unit_test(test_anthropic_request_full),
         cmocka_unit_test(test_anthropic_request_minimal),
+        cmocka_unit_test(test_anthropic_results_before_text),
         cmocka_unit_test(test_anthropic_reply),
         cmocka_unit_test(test_anthropic_stream),
         cmocka_unit_test(test_anthropic_stream_errors),
