@@ -476,8 +476,10 @@ static void cmd_events(struct agent_write *aw, struct hub_cmd *c, size_t idx)
             aw->next.node != c->node)
             continue;
         ops[i] = add_event(aw, ev->kind, ev->payload ? ev->payload : "{}", c->node->id);
-        hub_agent_count_usage(&aw->next, ev->kind, ev->usage ? ev->usage->input_tokens : 0,
-                              ev->usage ? ev->usage->output_tokens : 0);
+        hub_agent_count_usage(
+            &aw->next, ev->kind, ev->usage ? ev->usage->input_tokens : 0,
+            ev->usage ? ev->usage->output_tokens : 0,
+            hub_usage_payload_cost(ev->kind, ev->payload, ev->payload ? strlen(ev->payload) : 0));
         if (is_turn_end(ev->kind))
             take_turn_end(aw, ev, c->node, ops[i]);
     }

@@ -243,10 +243,10 @@ void hub_agent_inbox_trim(struct hub_agent *a, uint64_t upto_seq)
 }
 
 void hub_agent_count_usage(struct hub_agent_st *st, int kind, uint64_t input_tokens,
-                           uint64_t output_tokens)
+                           uint64_t output_tokens, uint64_t cost_nano_usd)
 {
-    hub_usage_count(&st->usage, kind, input_tokens, output_tokens);
-    hub_usage_count(&st->turn_usage, kind, input_tokens, output_tokens);
+    hub_usage_count(&st->usage, kind, input_tokens, output_tokens, cost_nano_usd);
+    hub_usage_count(&st->turn_usage, kind, input_tokens, output_tokens, cost_nano_usd);
 }
 
 const char *hub_agent_state_name(int state)

@@ -173,9 +173,10 @@ void hub_agent_steps_note(struct hub_agent *a, uint64_t seq, int kind, const cha
 /* Does the inbox hold an input newer than input_seq (one no turn has consumed)? Lock held. */
 bool hub_agent_input_waiting(const struct hub_agent *a, uint64_t input_seq);
 /* What a stored event spent, added to the agent's and its turn's usage (hub_usage_count): one
- * rule for the events stored now (hub/actor.c) and those counted again at load (hub.c). */
+ * rule for the events stored now (hub/actor.c) and those counted again at load (hub/loader.c).
+ * The cost is a MODEL_REPLY payload's (hub_usage_payload_cost). */
 void hub_agent_count_usage(struct hub_agent_st *st, int kind, uint64_t input_tokens,
-                           uint64_t output_tokens);
+                           uint64_t output_tokens, uint64_t cost_nano_usd);
 const char *hub_agent_state_name(int state); /* "running", ... for log lines */
 
 #endif

@@ -34,7 +34,7 @@ struct load_ctx {
 
 /* Usage the row does not hold yet: the events of a running attempt after its ASSIGNED (the row
  * is written at each state change, not per event: actor.c st_changed). Counted as when they
- * were stored, with the tokens read back from the MODEL_REPLY payload. */
+ * were stored, with the tokens and the cost read back from the MODEL_REPLY payload. */
 static void count_event_usage(struct hub_agent *a, const struct hub_store_event *ev)
 {
     uint64_t tokens[2] = {0, 0};
@@ -47,7 +47,8 @@ static void count_event_usage(struct hub_agent *a, const struct hub_store_event 
         tokens[1] = cJSON_IsNumber(out) && out->valuedouble > 0 ? (uint64_t)out->valuedouble : 0;
         cJSON_Delete(o);
     }
-    hub_agent_count_usage(&a->st, ev->kind, tokens[0], tokens[1]);
+    hub_agent_count_usage(&a->st, ev->kind, tokens[0], tokens[1],
+                          hub_usage_payload_cost(ev->kind, ev->payload, ev->payload_len));
 }
 
 static bool is_current_assignment(const struct hub_agent *a, const struct hub_store_event *ev)

@@ -38,6 +38,7 @@
 #include "hub/node.h"
 #include "hub/sched.h"
 #include "hub/store.h"
+#include "hub/usage.h"
 
 #define ASSIGN_READ_CHUNK 1024
 
@@ -88,6 +89,10 @@ static void send_assignment(struct hub *h, struct hub_agent *a, struct hub_node 
     as.spec = a->spec;
     as.max_iterations = a->st.turn_max_iter;
     as.state_epoch = state_epoch;
+    /* What the node checks the spec's token and cost budgets against. */
+    Agentry__V1__Usage usage;
+    hub_usage_to_pb(&a->st.usage, &usage);
+    as.usage = &usage;
     if (a->st.ckpt_len)
         as.checkpoint = rpc_pb_unpack_bytes(a->st.ckpt, a->st.ckpt_len,
                                             &agentry__v1__checkpoint__descriptor, &ar, NULL);

@@ -113,7 +113,8 @@ struct stmt_def {
     "id, request_id, spec, state, node_id, epoch, checkpoint, last_output, last_error, "           \
     "created_ns, updated_ns, input_tokens, output_tokens, model_calls, tool_calls, "               \
     "turn_input_tokens, turn_output_tokens, turn_model_calls, turn_tool_calls, turn_attempt, "     \
-    "interrupt_streak, interrupt_reason, spawn_input_seq, waiting_input, namespace"
+    "interrupt_streak, interrupt_reason, spawn_input_seq, waiting_input, namespace, "              \
+    "cost_nano_usd, turn_cost_nano_usd"
 
 /* What pg_select_agents reads: the columns, then each agent's highest seq. */
 #define AGENT_SELECT                                                                               \
@@ -128,16 +129,17 @@ static const struct stmt_def stmts[ST_COUNT] = {
     [ST_MARK] = {"SELECT agentry_mark($1, $2)", 2},
     [ST_AGENT_INSERT] = {"INSERT INTO agents(" AGENT_COLS ") VALUES($1, $2, $3, $4, $5, $6, $7, "
                          "$8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, "
-                         "$22, $23, $24, $25)",
-                         25},
+                         "$22, $23, $24, $25, $26, $27)",
+                         27},
     [ST_AGENT_UPDATE] = {"WITH u AS (UPDATE agents SET state = $2, node_id = $3, epoch = $4, "
                          "checkpoint = $5, last_output = $6, last_error = $7, updated_ns = $8, "
                          "input_tokens = $9, output_tokens = $10, model_calls = $11, "
                          "tool_calls = $12, turn_input_tokens = $13, turn_output_tokens = $14, "
                          "turn_model_calls = $15, turn_tool_calls = $16, turn_attempt = $17, "
-                         "interrupt_streak = $18, interrupt_reason = $19, waiting_input = $20 "
+                         "interrupt_streak = $18, interrupt_reason = $19, waiting_input = $20, "
+                         "cost_nano_usd = $21, turn_cost_nano_usd = $22 "
                          "WHERE id = $1 RETURNING 1) SELECT 1 / count(*) FROM u",
-                         20},
+                         22},
     [ST_EVENT_INSERT] = {"INSERT INTO events(agent_id, seq, kind, payload, node_id, time_ns) "
                          "VALUES($1, $2, $3, $4, $5, $6)",
                          6},
@@ -215,6 +217,10 @@ static const char *const migrations[] = {
     "CREATE UNIQUE INDEX agents_by_request_id ON agents(namespace, request_id);"
     "CREATE INDEX agents_by_namespace ON agents(namespace, created_ns, id);"
     "CREATE INDEX agents_by_namespace_state ON agents(namespace, state, created_ns, id);",
+    /* 5: what the model calls cost (SQLite's version 5), in nano-dollars. Rows from before read
+     * 0; a constant default keeps ADD COLUMN a catalog change. */
+    "ALTER TABLE agents ADD COLUMN cost_nano_usd BIGINT NOT NULL DEFAULT 0,"
+    " ADD COLUMN turn_cost_nano_usd BIGINT NOT NULL DEFAULT 0;",
 };
 #define SCHEMA_VERSION ((int)AG_ARRAY_SIZE(migrations))
 
@@ -603,7 +609,7 @@ fail:
 
 /* --- parameters: text, except blobs and payloads, which go as binary with their length -------- */
 
-#define MAX_PARAMS 25
+#define MAX_PARAMS 27
 
 struct params {
     const char *val[MAX_PARAMS];
@@ -652,6 +658,13 @@ static void p_usage(struct params *p, const struct hub_usage *u)
     p_u64(p, u->tool_calls);
 }
 
+/* The agent's and its turn's cost (migration 5), last in both statements. */
+static void p_costs(struct params *p, const struct hub_store_agent *a)
+{
+    p_u64(p, a->usage.cost_nano_usd);
+    p_u64(p, a->turn_usage.cost_nano_usd);
+}
+
 /* The usage, turn and interruption columns, in the order both statements list them. */
 static void p_counters(struct params *p, const struct hub_store_agent *a)
 {
@@ -685,6 +698,7 @@ static void op_params(const struct hub_store_op *op, struct params *p, enum stmt
         p_u64(p, a->spawn_input_seq);
         p_i64(p, a->waiting_input);
         p_text(p, a->namespace && *a->namespace ? a->namespace : HUB_STORE_DEFAULT_NAMESPACE);
+        p_costs(p, a);
         return;
     case HUB_STORE_AGENT_UPDATE:
         *id = ST_AGENT_UPDATE;
@@ -698,6 +712,7 @@ static void op_params(const struct hub_store_op *op, struct params *p, enum stmt
         p_i64(p, a->updated_ns);
         p_counters(p, a);
         p_i64(p, a->waiting_input);
+        p_costs(p, a);
         return;
     case HUB_STORE_EVENT_APPEND:
         *id = ST_EVENT_INSERT;
@@ -1066,7 +1081,9 @@ static int agent_row(void *arg, const PGresult *r, struct ag_err *err)
                                 .namespace = PQgetvalue(r, 0, 24)};
     col_usage(r, 11, &a.usage);
     col_usage(r, 15, &a.turn_usage);
-    uint64_t last_seq = (uint64_t)col_i64(r, 0, 25); /* NULL: no event */
+    a.usage.cost_nano_usd = (uint64_t)col_i64(r, 0, 25);
+    a.turn_usage.cost_nano_usd = (uint64_t)col_i64(r, 0, 26);
+    uint64_t last_seq = (uint64_t)col_i64(r, 0, 27); /* NULL: no event */
     int rc = x->cb(x->arg, &a, last_seq, err);
     PQfreemem(spec);
     PQfreemem(ckpt);

@@ -97,7 +97,8 @@ enum stmt_id {
     "(SELECT seq FROM events e WHERE e.agent_id = a.id ORDER BY seq DESC LIMIT 1), "               \
     "input_tokens, output_tokens, model_calls, tool_calls, turn_input_tokens, "                    \
     "turn_output_tokens, turn_model_calls, turn_tool_calls, turn_attempt, "                        \
-    "interrupt_streak, interrupt_reason, spawn_input_seq, waiting_input, namespace "               \
+    "interrupt_streak, interrupt_reason, spawn_input_seq, waiting_input, namespace, "              \
+    "cost_nano_usd, turn_cost_nano_usd "                                                           \
     "FROM agents a "
 /* The predicate of the index agents_active (migration 3): the query must say it the same way for
  * the planner to use the index. */
@@ -112,16 +113,16 @@ static const char *const stmt_sql[ST_COUNT] = {
                         "input_tokens, output_tokens, model_calls, tool_calls, turn_input_tokens, "
                         "turn_output_tokens, turn_model_calls, turn_tool_calls, turn_attempt, "
                         "interrupt_streak, interrupt_reason, spawn_input_seq, waiting_input, "
-                        "namespace) "
+                        "namespace, cost_nano_usd, turn_cost_nano_usd) "
                         "VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, "
-                        "?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25)",
+                        "?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26, ?27)",
     [ST_AGENT_UPDATE] = "UPDATE agents SET state = ?2, node_id = ?3, epoch = ?4, checkpoint = ?5, "
                         "last_output = ?6, last_error = ?7, updated_ns = ?8, input_tokens = ?9, "
                         "output_tokens = ?10, model_calls = ?11, tool_calls = ?12, "
                         "turn_input_tokens = ?13, turn_output_tokens = ?14, "
                         "turn_model_calls = ?15, turn_tool_calls = ?16, turn_attempt = ?17, "
-                        "interrupt_streak = ?18, interrupt_reason = ?19, waiting_input = ?20 "
-                        "WHERE id = ?1",
+                        "interrupt_streak = ?18, interrupt_reason = ?19, waiting_input = ?20, "
+                        "cost_nano_usd = ?21, turn_cost_nano_usd = ?22 WHERE id = ?1",
     [ST_EVENT_INSERT] = "INSERT INTO events(agent_id, seq, kind, payload, node_id, time_ns) "
                         "VALUES(?1, ?2, ?3, ?4, ?5, ?6)",
     /* ORDER BY .. LIMIT 1 rather than MAX() so the plan is one seek on the primary key. */
@@ -205,6 +206,10 @@ static const char *const migrations[] = {
     "CREATE UNIQUE INDEX agents_by_request_id ON agents(namespace, request_id);"
     "CREATE INDEX agents_by_namespace ON agents(namespace, created_ns, id);"
     "CREATE INDEX agents_by_namespace_state ON agents(namespace, state, created_ns, id);",
+    /* 5: what the model calls cost (types.proto, Usage.cost_usd), in nano-dollars so sums stay
+     * exact integers. Rows from before read 0: nothing was priced then. */
+    "ALTER TABLE agents ADD COLUMN cost_nano_usd INTEGER NOT NULL DEFAULT 0;"
+    "ALTER TABLE agents ADD COLUMN turn_cost_nano_usd INTEGER NOT NULL DEFAULT 0;",
 };
 #define SCHEMA_VERSION ((int)AG_ARRAY_SIZE(migrations))
 
@@ -966,6 +971,13 @@ static void col_usage(sqlite3_stmt *s, int first, struct hub_usage *u)
     u->tool_calls = (uint64_t)sqlite3_column_int64(s, first + 3);
 }
 
+/* The agent's and its turn's cost (migration 5), from parameter `first` on. */
+static int bind_costs(sqlite3_stmt *s, int first, const struct hub_store_agent *a)
+{
+    int rc = sqlite3_bind_int64(s, first, clamp64(a->usage.cost_nano_usd));
+    return rc ? rc : sqlite3_bind_int64(s, first + 1, clamp64(a->turn_usage.cost_nano_usd));
+}
+
 /* The usage, turn and interruption columns, in the order both statements list them, from
  * parameter `first` on (11 of them). */
 static int bind_counters(sqlite3_stmt *s, int first, const struct hub_store_agent *a)
@@ -997,6 +1009,7 @@ static int agent_insert(struct hub_store__conn *c, const struct hub_store_agent 
     rc = rc ? rc : sqlite3_bind_int64(s, 23, (sqlite3_int64)a->spawn_input_seq);
     rc = rc ? rc : sqlite3_bind_int(s, 24, a->waiting_input);
     rc = rc ? rc : bind_text(s, 25, ns_or_default(a->namespace));
+    rc = rc ? rc : bind_costs(s, 26, a);
     rc = rc ? rc : step_done(s);
     return rc == SQLITE_DONE ? 0 : op_err(c, rc, "insert agent", a->id, err);
 }
@@ -1015,6 +1028,7 @@ static int agent_update(struct hub_store__conn *c, const struct hub_store_agent 
     rc = rc ? rc : sqlite3_bind_int64(s, 8, a->updated_ns);
     rc = rc ? rc : bind_counters(s, 9, a);
     rc = rc ? rc : sqlite3_bind_int(s, 20, a->waiting_input);
+    rc = rc ? rc : bind_costs(s, 21, a);
     rc = rc ? rc : step_done(s);
     if (rc != SQLITE_DONE)
         return op_err(c, rc, "update agent", a->id, err);
@@ -1161,6 +1175,8 @@ static int sqlite_select_agents(struct hub_store__conn *c, const struct hub_stor
         a.spawn_input_seq = (uint64_t)sqlite3_column_int64(s, 23);
         a.waiting_input = sqlite3_column_int(s, 24) != 0;
         a.namespace = col_text(s, 25);
+        a.usage.cost_nano_usd = (uint64_t)sqlite3_column_int64(s, 26);
+        a.turn_usage.cost_nano_usd = (uint64_t)sqlite3_column_int64(s, 27);
         if (cb(arg, &a, last_seq, err) != 0) {
             sqlite3_reset(s);
             return -1;

@@ -410,6 +410,8 @@ struct agent_row {
     int state;
     uint64_t epoch, last_seq;
     int64_t created_ns, updated_ns;
+    bool has_usage;
+    struct hub_usage usage, turn_usage;
 };
 
 struct agent_rows {
@@ -441,6 +443,9 @@ static int collect_agent(void *arg, const struct hub_store_agent *a, uint64_t la
     r->last_seq = last_seq;
     r->created_ns = a->created_ns;
     r->updated_ns = a->updated_ns;
+    r->has_usage = a->has_usage;
+    r->usage = a->usage;
+    r->turn_usage = a->turn_usage;
     return 0;
 }
 
@@ -723,8 +728,13 @@ static void test_agent_update(void **state)
     struct twrite ins, upd, missing;
     tw_init(&ins, tr);
     tw_insert(&ins, "u1", "req-u1", 100);
+    ins.ops[0].u.agent.usage.cost_nano_usd = 42;
     run_one(fx->st, &ins);
     expect_ok(&ins);
+    struct agent_rows rows;
+    load_all(fx->st, &rows);
+    assert_int_equal(rows.row[0].usage.cost_nano_usd, 42);
+    assert_int_equal(rows.row[0].turn_usage.cost_nano_usd, 0);
 
     tw_init(&upd, tr);
     upd.w.nops = 1;
@@ -742,11 +752,12 @@ static void test_agent_update(void **state)
                                                   .request_id = "other",
                                                   .spec = (const uint8_t *)"XX",
                                                   .spec_len = 2,
-                                                  .created_ns = 5};
+                                                  .created_ns = 5,
+                                                  .usage = {1, 2, 3, 4, 12345678901},
+                                                  .turn_usage = {5, 6, 7, 8, 9}};
     run_one(fx->st, &upd);
     expect_ok(&upd);
 
-    struct agent_rows rows;
     load_all(fx->st, &rows);
     assert_int_equal(rows.n, 1);
     struct agent_row *r = &rows.row[0];
@@ -763,6 +774,10 @@ static void test_agent_update(void **state)
     assert_string_equal(r->last_error, "");
     assert_int_equal(r->created_ns, 100);
     assert_int_equal(r->updated_ns, 999);
+    assert_true(r->has_usage);
+    const struct hub_usage want = {1, 2, 3, 4, 12345678901}, want_turn = {5, 6, 7, 8, 9};
+    assert_memory_equal(&r->usage, &want, sizeof(want));
+    assert_memory_equal(&r->turn_usage, &want_turn, sizeof(want_turn));
 
     tw_init(&missing, tr);
     missing.w.nops = 1;
@@ -1194,6 +1209,52 @@ static void test_migrate_namespaces(void **state)
     expect_fail(&t[1], AG_ALREADY_EXISTS, "request_id");
 }
 
+/* The row of "old" as a version-4 binary stored it (usage, no cost), read after migration 5:
+ * its usage unchanged, its costs 0. */
+static void expect_old_usage(struct hub_store *st)
+{
+    struct agent_rows rows;
+    struct hub_store_agents_query q = {.kind = HUB_STORE_AGENTS_ID, .key = "old"};
+    select_rows(st, &q, &rows);
+    assert_int_equal(rows.n, 1);
+    assert_true(rows.row[0].has_usage);
+    const struct hub_usage want = {70, 80, 9, 10, 0}, want_turn = {11, 0, 0, 0, 0};
+    assert_memory_equal(&rows.row[0].usage, &want, sizeof(want));
+    assert_memory_equal(&rows.row[0].turn_usage, &want_turn, sizeof(want_turn));
+}
+
+#define OLD_USAGE_ROW                                                                              \
+    "INSERT INTO agents(id, spec, state, node_id, epoch, last_output, last_error, created_ns,"     \
+    " updated_ns, input_tokens, output_tokens, model_calls, tool_calls, turn_input_tokens)"        \
+    " VALUES('old', 'x', 3, 'n1', 2, '', '', 5, 6, 70, 80, 9, 10, 11);"
+
+/* A database of schema version 4 (before costs; migration 5 undone by hand, an agent with usage
+ * stored as that binary did): migration 5 adds the cost columns, the row's cost reads 0. */
+static void test_migrate_cost(void **state)
+{
+    struct fx *fx = *state;
+    hub_store_close(open_url(fx->url, NULL));
+    sqlite3 *db;
+    assert_int_equal(sqlite3_open(fx->path, &db), SQLITE_OK);
+    int rc = sqlite3_exec(db,
+                          "ALTER TABLE agents DROP COLUMN cost_nano_usd;"
+                          "ALTER TABLE agents DROP COLUMN turn_cost_nano_usd;" OLD_USAGE_ROW
+                          "PRAGMA user_version = 4;",
+                          NULL, NULL, NULL);
+    assert_int_equal(rc, SQLITE_OK);
+    sqlite3_close(db);
+
+    fx->st = open_url(fx->url, NULL);
+    expect_old_usage(fx->st);
+    assert_int_equal(sqlite3_open(fx->path, &db), SQLITE_OK);
+    sqlite3_stmt *s;
+    assert_int_equal(sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &s, NULL), SQLITE_OK);
+    assert_int_equal(sqlite3_step(s), SQLITE_ROW);
+    assert_int_equal(sqlite3_column_int(s, 0), 5);
+    sqlite3_finalize(s);
+    sqlite3_close(db);
+}
+
 /* Another process holds the write lock: every write of the batch fails UNAVAILABLE at once,
  * and nothing of it is half-applied (the next append reuses the seqs it did not get). */
 static void test_db_unavailable(void **state)
@@ -1590,33 +1651,36 @@ static void test_pg_migrations(void **state)
     struct fx *fx = *state;
     hub_store_close(open_url(fx->url, NULL));
     hub_store_close(open_url(fx->url, NULL));
-    assert_int_equal(pg_query_long(fx->pgdb, "SELECT count(*) FROM schema_migrations"), 4);
-    assert_int_equal(pg_query_long(fx->pgdb, "SELECT max(version) FROM schema_migrations"), 4);
+    assert_int_equal(pg_query_long(fx->pgdb, "SELECT count(*) FROM schema_migrations"), 5);
+    assert_int_equal(pg_query_long(fx->pgdb, "SELECT max(version) FROM schema_migrations"), 5);
 
     assert_int_equal(pg_exec(fx->pgdb, "INSERT INTO schema_migrations(version) VALUES(99)"), 0);
     expect_open_fails(fx->url, AG_FAILED_PRECONDITION, "schema version 99");
-    expect_open_fails(fx->url, AG_FAILED_PRECONDITION, "knows versions 1 to 4");
+    expect_open_fails(fx->url, AG_FAILED_PRECONDITION, "knows versions 1 to 5");
 }
 
-/* A database of schema version 3 (migration 4 undone by hand, an agent with a request id stored
- * as that binary did): migration 4 puts it in 'default' and makes request ids per namespace. */
+/* A database of schema version 3 (migrations 4 and 5 undone by hand, an agent with a request id
+ * stored as that binary did): migration 4 puts it in 'default' and makes request ids per
+ * namespace. */
 static void test_pg_migrate_namespaces(void **state)
 {
     struct fx *fx = *state;
     hub_store_close(open_url(fx->url, NULL));
     assert_int_equal(pg_exec(fx->pgdb, "DROP INDEX agents_by_request_id, agents_by_namespace,"
                                        " agents_by_namespace_state;"
-                                       "ALTER TABLE agents DROP COLUMN namespace;"
+                                       "ALTER TABLE agents DROP COLUMN namespace,"
+                                       " DROP COLUMN cost_nano_usd,"
+                                       " DROP COLUMN turn_cost_nano_usd;"
                                        "ALTER TABLE agents ADD CONSTRAINT agents_request_id_key"
                                        " UNIQUE(request_id);"
-                                       "DELETE FROM schema_migrations WHERE version = 4;"
+                                       "DELETE FROM schema_migrations WHERE version >= 4;"
                                        "INSERT INTO agents(id, request_id, spec, state, node_id,"
                                        " epoch, last_output, last_error, created_ns, updated_ns)"
                                        " VALUES('old', 'rid', '\\x0a01', 3, 'n1', 2, 'out', '',"
                                        " 5, 6);"),
                      0);
     fx->st = open_url(fx->url, NULL);
-    assert_int_equal(pg_query_long(fx->pgdb, "SELECT max(version) FROM schema_migrations"), 4);
+    assert_int_equal(pg_query_long(fx->pgdb, "SELECT max(version) FROM schema_migrations"), 5);
     struct agent_rows rows;
     struct hub_store_agents_query q = {.kind = HUB_STORE_AGENTS_REQUEST, .key = "rid"};
     select_rows(fx->st, &q, &rows);
@@ -1634,6 +1698,21 @@ static void test_pg_migrate_namespaces(void **state)
     }
     expect_ok(&t[0]);
     expect_fail(&t[1], AG_ALREADY_EXISTS, "request_id");
+}
+
+/* Migration 5 on PostgreSQL, as test_migrate_cost does it on SQLite. */
+static void test_pg_migrate_cost(void **state)
+{
+    struct fx *fx = *state;
+    hub_store_close(open_url(fx->url, NULL));
+    assert_int_equal(pg_exec(fx->pgdb,
+                             "ALTER TABLE agents DROP COLUMN cost_nano_usd,"
+                             " DROP COLUMN turn_cost_nano_usd;"
+                             "DELETE FROM schema_migrations WHERE version = 5;" OLD_USAGE_ROW),
+                     0);
+    fx->st = open_url(fx->url, NULL);
+    assert_int_equal(pg_query_long(fx->pgdb, "SELECT max(version) FROM schema_migrations"), 5);
+    expect_old_usage(fx->st);
 }
 
 /* Fencing (hub_store_opts.fence): a newer leader takes the database over while the old one
@@ -2234,6 +2313,7 @@ int main(int argc, char **argv)
     const struct CMUnitTest sqlite_only[] = {
         cmocka_unit_test_setup_teardown(test_open_errors, setup, teardown),
         cmocka_unit_test_setup_teardown(test_migrate_namespaces, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_migrate_cost, setup, teardown),
         cmocka_unit_test_setup_teardown(test_db_unavailable, setup, teardown),
         cmocka_unit_test_setup_teardown(test_disk_full, setup, teardown),
         cmocka_unit_test_setup_teardown(test_exclusive_open, setup, teardown),
@@ -2246,6 +2326,7 @@ int main(int argc, char **argv)
         cmocka_unit_test_setup_teardown(test_pg_exclusive_open, setup, teardown),
         cmocka_unit_test_setup_teardown(test_pg_migrations, setup, teardown),
         cmocka_unit_test_setup_teardown(test_pg_migrate_namespaces, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_pg_migrate_cost, setup, teardown),
         cmocka_unit_test_setup_teardown(test_pg_fence, setup, teardown),
         cmocka_unit_test_setup_teardown(test_pg_urls, setup, teardown),
         cmocka_unit_test_setup_teardown(test_pg_reconnect, setup, teardown),
