@@ -63,6 +63,8 @@ class LimitsTest(H.ClusterTestCase):
         self.assertEqual(len(replies), 1, "one reply already costs more than 50 cents")
         u = replies[0]["usage"]
         self.assertEqual(u["cost_usd"], u["input_tokens"] + u["output_tokens"])
+        self.assertAlmostEqual(self.c.get(a).usage.cost_usd, u["cost_usd"], places=6,
+                               msg="the hub adds up what the replies cost")
 
     def test_turn_timeout_cancels_the_call_and_yields(self):
         t0 = time.monotonic()
