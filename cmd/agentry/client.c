@@ -13,6 +13,7 @@
 
 #include "cmd/agentry/cli.h"
 #include "cmd/agentry/print.h"
+#include "cmd/agentry/spec.h"
 #include "common/id.h"
 #include "common/xalloc.h"
 
@@ -262,6 +263,9 @@ char *cli_join_words(struct ag_arena *arena, char **words, size_t n)
 
 /* The agent-spec flags shared by spawn and invoke. */
 struct spec_opts {
+    /* --spec FILE, read first; each flag below that is given overrides its field. A flag not
+     * given is NULL, -1 (INT64_MIN for --priority) or an empty list. */
+    const char *spec_file;
     const char *name, *model, *system;
     /* --request-id, or (after cli_spec_cmd's parse) a new "cli-<id>": always sent, so that after
      * a deadline the hub can be asked what became of the request, and it can be retried. */
@@ -279,27 +283,30 @@ struct spec_opts {
 static void spec_init(struct spec_opts *s)
 {
     memset(s, 0, sizeof(*s));
-    s->model = "mock";
-    s->name = "";
-    s->system = "";
     s->request_id = "";
     s->ns = cli_default_namespace();
-    s->scheduler = "";
+    s->max_iterations = s->cpu_milli = s->mem_bytes = -1;
+    s->priority = INT64_MIN;
 }
 
 static void spec_flags(struct spec_opts *s, struct ag_flag *flags, size_t *n, size_t cap)
 {
     const struct ag_flag rows[] = {
+        {"spec", 0, AG_FLAG_STR, &s->spec_file, "FILE",
+         "read the agent spec from a YAML file (docs/agent-spec.md); the flags below override "
+         "its fields",
+         0, 0},
         {"name", 0, AG_FLAG_STR, &s->name, "NAME", "a human-readable name (not unique)", 0, 0},
         {"model", 0, AG_FLAG_STR, &s->model, "MODEL",
          "model as provider or provider/model (default mock)", 0, 0},
         {"system", 0, AG_FLAG_STR, &s->system, "TEXT", "the system prompt", 0, 0},
         {"tool", 0, AG_FLAG_LIST, &s->tools, "NAME",
-         "a tool the agent may call; repeatable or comma-separated", 0, 0},
+         "a tool the agent may call; repeatable or comma-separated (replaces the file's list)", 0,
+         0},
         {"max-iterations", 0, AG_FLAG_INT, &s->max_iterations, "N",
          "model calls per turn before it yields (default: the hub's, 10)", 1, 100000},
-        {"label", 0, AG_FLAG_LIST, &s->labels, "K=V", "a label; repeatable or comma-separated", 0,
-         0},
+        {"label", 0, AG_FLAG_LIST, &s->labels, "K=V",
+         "a label; repeatable or comma-separated (over the file's, key by key)", 0, 0},
         {"request-id", 0, AG_FLAG_STR, &s->request_id, "KEY",
          "idempotency key: retrying with it returns the same agent", 0, 0},
         {"namespace", 'n', AG_FLAG_STR, &s->ns, "NS",
@@ -334,85 +341,146 @@ static int parse_kv(const struct ag_strlist *in, struct ag_strlist *kv, struct a
     return 0;
 }
 
-/* The key (in arena) and value (borrowed) of "K=V". */
-static char *kv_key(struct ag_arena *arena, const char *item, char **value)
+/* --label or --selector K=V items as (key, value) pairs in arena; *n of them. */
+static int flag_pairs(const struct ag_strlist *flag, struct ag_arena *arena, char ***pairs,
+                      size_t *n, struct ag_err *err)
 {
-    char *eq = strchr(item, '=');
-    *value = eq + 1;
-    return ag_arena_strndup(arena, item, (size_t)(eq - item));
+    struct ag_strlist kv = {NULL, 0};
+    if (parse_kv(flag, &kv, err) < 0)
+        return -1;
+    *pairs = ag_arena_alloc(arena, (kv.n ? kv.n : 1) * 2 * sizeof(char *));
+    for (size_t i = 0; i < kv.n; i++) {
+        char *eq = strchr(kv.items[i], '=');
+        (*pairs)[2 * i] = ag_arena_strndup(arena, kv.items[i], (size_t)(eq - kv.items[i]));
+        (*pairs)[2 * i + 1] = ag_arena_strdup(arena, eq + 1);
+    }
+    *n = kv.n;
+    ag_strlist_release(&kv);
+    return 0;
 }
 
-static int build_labels(const struct spec_opts *s, struct ag_arena *arena,
+/* --label over the file's labels, key by key. */
+static int merge_labels(const struct spec_opts *s, struct ag_arena *arena,
                         Agentry__V1__AgentSpec *spec, struct ag_err *err)
 {
-    struct ag_strlist kv = {NULL, 0};
-    if (parse_kv(&s->labels, &kv, err) < 0)
+    char **kv;
+    size_t n;
+    if (flag_pairs(&s->labels, arena, &kv, &n, err) < 0)
         return -1;
-    spec->n_labels = kv.n;
-    spec->labels = ag_arena_alloc(arena, (kv.n ? kv.n : 1) * sizeof(*spec->labels));
-    for (size_t i = 0; i < kv.n; i++) {
-        Agentry__V1__AgentSpec__LabelsEntry *e = ag_arena_alloc(arena, sizeof(*e));
-        agentry__v1__agent_spec__labels_entry__init(e);
-        char *v;
-        e->key = kv_key(arena, kv.items[i], &v);
-        e->value = ag_arena_strdup(arena, v);
-        spec->labels[i] = e;
+    Agentry__V1__AgentSpec__LabelsEntry **m = ag_arena_alloc(arena,
+                                                             (spec->n_labels + n + 1) * sizeof(*m));
+    if (spec->n_labels)
+        memcpy(m, spec->labels, spec->n_labels * sizeof(*m));
+    for (size_t i = 0; i < n; i++) {
+        size_t j = 0;
+        while (j < spec->n_labels && strcmp(m[j]->key, kv[2 * i]) != 0)
+            j++;
+        if (j == spec->n_labels) {
+            m[j] = ag_arena_alloc(arena, sizeof(*m[j]));
+            agentry__v1__agent_spec__labels_entry__init(m[j]);
+            m[j]->key = kv[2 * i];
+            spec->n_labels++;
+        }
+        m[j]->value = kv[2 * i + 1];
     }
-    ag_strlist_release(&kv);
+    spec->labels = m;
     return 0;
 }
 
-static int build_selector(const struct spec_opts *s, struct ag_arena *arena,
+/* --selector over the file's node_selector, key by key. */
+static int merge_selector(const struct spec_opts *s, struct ag_arena *arena,
                           Agentry__V1__AgentSpec *spec, struct ag_err *err)
 {
-    struct ag_strlist kv = {NULL, 0};
-    if (parse_kv(&s->selector, &kv, err) < 0)
+    char **kv;
+    size_t n;
+    if (flag_pairs(&s->selector, arena, &kv, &n, err) < 0)
         return -1;
-    spec->n_node_selector = kv.n;
-    spec->node_selector = ag_arena_alloc(arena, (kv.n ? kv.n : 1) * sizeof(*spec->node_selector));
-    for (size_t i = 0; i < kv.n; i++) {
-        Agentry__V1__AgentSpec__NodeSelectorEntry *e = ag_arena_alloc(arena, sizeof(*e));
-        agentry__v1__agent_spec__node_selector_entry__init(e);
-        char *v;
-        e->key = kv_key(arena, kv.items[i], &v);
-        e->value = ag_arena_strdup(arena, v);
-        spec->node_selector[i] = e;
+    Agentry__V1__AgentSpec__NodeSelectorEntry **m = ag_arena_alloc(
+        arena, (spec->n_node_selector + n + 1) * sizeof(*m));
+    if (spec->n_node_selector)
+        memcpy(m, spec->node_selector, spec->n_node_selector * sizeof(*m));
+    for (size_t i = 0; i < n; i++) {
+        size_t j = 0;
+        while (j < spec->n_node_selector && strcmp(m[j]->key, kv[2 * i]) != 0)
+            j++;
+        if (j == spec->n_node_selector) {
+            m[j] = ag_arena_alloc(arena, sizeof(*m[j]));
+            agentry__v1__agent_spec__node_selector_entry__init(m[j]);
+            m[j]->key = kv[2 * i];
+            spec->n_node_selector++;
+        }
+        m[j]->value = kv[2 * i + 1];
     }
-    ag_strlist_release(&kv);
+    spec->node_selector = m;
     return 0;
+}
+
+/* --tool replaces the list; settings the file gave a tool still listed are kept. */
+static void override_tools(const struct spec_opts *s, Agentry__V1__AgentSpec *spec)
+{
+    spec->n_tools = s->tools.n;
+    spec->tools = s->tools.items;
+    size_t kept = 0;
+    for (size_t i = 0; i < spec->n_tool_settings; i++)
+        for (size_t j = 0; j < s->tools.n; j++)
+            if (strcmp(spec->tool_settings[i]->key, s->tools.items[j]) == 0) {
+                spec->tool_settings[kept++] = spec->tool_settings[i];
+                break;
+            }
+    spec->n_tool_settings = kept;
 }
 
 /* Where the agent's turns may run and in which order it is served. */
-static int build_placement(const struct spec_opts *s, struct ag_arena *arena,
-                           Agentry__V1__AgentSpec *spec, struct ag_err *err)
+static int override_placement(const struct spec_opts *s, struct ag_arena *arena,
+                              Agentry__V1__AgentSpec *spec, struct ag_err *err)
 {
-    spec->scheduler = (char *)s->scheduler;
-    spec->priority = (int32_t)s->priority;
-    spec->n_anti_affinity = s->anti_affinity.n;
-    spec->anti_affinity = s->anti_affinity.items;
-    if (s->cpu_milli || s->mem_bytes) {
+    if (s->scheduler)
+        spec->scheduler = (char *)s->scheduler;
+    if (s->priority != INT64_MIN)
+        spec->priority = (int32_t)s->priority;
+    if (s->anti_affinity.n) {
+        spec->n_anti_affinity = s->anti_affinity.n;
+        spec->anti_affinity = s->anti_affinity.items;
+    }
+    if (s->cpu_milli >= 0 || s->mem_bytes >= 0) {
         Agentry__V1__Resources *r = ag_arena_alloc(arena, sizeof(*r));
         agentry__v1__resources__init(r);
-        r->cpu_milli = s->cpu_milli > UINT32_MAX ? UINT32_MAX : (uint32_t)s->cpu_milli;
-        r->memory_bytes = (uint64_t)s->mem_bytes;
+        if (spec->resources)
+            *r = *spec->resources;
+        if (s->cpu_milli >= 0)
+            r->cpu_milli = s->cpu_milli > UINT32_MAX ? UINT32_MAX : (uint32_t)s->cpu_milli;
+        if (s->mem_bytes >= 0)
+            r->memory_bytes = (uint64_t)s->mem_bytes;
         spec->resources = r;
     }
-    return build_selector(s, arena, spec, err);
+    return merge_selector(s, arena, spec, err);
 }
 
-/* Fill spec (allocated in arena) from the flags; -1 with INVALID_ARGUMENT on a bad label. */
+/* The spec (allocated in arena): the --spec file's, or every default ("mock"), then each flag
+ * given over its field. -1 with err on a bad file (INVALID_ARGUMENT naming its line) or label. */
 static int spec_build(const struct spec_opts *s, struct ag_arena *arena,
                       Agentry__V1__AgentSpec **out, struct ag_err *err)
 {
-    Agentry__V1__AgentSpec *spec = ag_arena_alloc(arena, sizeof(*spec));
-    agentry__v1__agent_spec__init(spec);
-    spec->name = (char *)s->name;
-    spec->model = (char *)s->model;
-    spec->system_prompt = (char *)s->system;
-    spec->n_tools = s->tools.n;
-    spec->tools = s->tools.items;
-    spec->max_iterations = (uint32_t)s->max_iterations;
-    if (build_labels(s, arena, spec, err) < 0 || build_placement(s, arena, spec, err) < 0)
+    Agentry__V1__AgentSpec *spec;
+    if (s->spec_file) {
+        if (cli_spec_load(s->spec_file, arena, &spec, err) < 0)
+            return -1;
+    } else {
+        spec = ag_arena_alloc(arena, sizeof(*spec));
+        agentry__v1__agent_spec__init(spec);
+        spec->model = "mock";
+    }
+    if (s->name)
+        spec->name = (char *)s->name;
+    if (s->model)
+        spec->model = (char *)s->model;
+    if (s->system)
+        spec->system_prompt = (char *)s->system;
+    if (s->tools.n)
+        override_tools(s, spec);
+    if (s->max_iterations >= 0)
+        spec->max_iterations = (uint32_t)s->max_iterations;
+    if (merge_labels(s, arena, spec, err) < 0 || override_placement(s, arena, spec, err) < 0)
         return -1;
     *out = spec;
     return 0;
