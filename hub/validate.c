@@ -1,7 +1,10 @@
 /* hub/validate.c - limits on what clients may send, with messages that say what to change.
  * Everything here is checked before anything is queued or stored. */
+#include <cjson/cJSON.h>
 #include <inttypes.h>
+#include <math.h>
 #include <string.h>
+#include <strings.h>
 
 #include "common/id.h"
 #include "common/utf8.h"
@@ -22,6 +25,19 @@
 #define MAX_LABEL_VALUE 256
 #define HUB_MAX_INPUT_BYTES (1024 * 1024)
 #define MAX_KILL_REASON 1024
+/* The model, tool and limit fields (types.proto: ModelSettings, Limits, PermissionRule). */
+#define MAX_BASE_URL 2048
+#define MAX_HEADERS 32
+#define MAX_HEADER_NAME 128
+#define MAX_HEADER_VALUE 4096
+#define MAX_KEY_ENV 128
+#define MAX_MODEL_TOKENS 1000000
+#define MAX_TOOL_SETTINGS 64
+#define MAX_TOOL_SETTINGS_BYTES 65536
+#define MAX_TURN_TIMEOUT_MS 86400000 /* one day */
+#define MAX_RULES 64
+#define MAX_PATTERNS 32
+#define MAX_PATTERN 1024
 
 static size_t len0(const char *s)
 {
@@ -138,6 +154,173 @@ static int spec_placement(const Agentry__V1__AgentSpec *spec, struct ag_err *err
     return spec_node_selector(spec, err);
 }
 
+/* An HTTP header name is a token (RFC 9110, 5.6.2): no spaces, colons or control characters, so
+ * that it cannot end the header early or start another. */
+static bool header_name_ok(const char *s)
+{
+    size_t n = strlen(s);
+    return n >= 1 && n <= MAX_HEADER_NAME && hub_validate_name_chars_ok(s, "!#$%&'*+-.^_`|~");
+}
+
+static int model_headers(const Agentry__V1__ModelSettings *ms, struct ag_err *err)
+{
+    if (ms->n_headers > MAX_HEADERS)
+        return ag_err_set(err, AG_INVALID_ARGUMENT,
+                          "spec.model_settings.headers has %zu entries; the limit is %d",
+                          ms->n_headers, MAX_HEADERS);
+    for (size_t i = 0; i < ms->n_headers; i++) {
+        const char *k = ms->headers[i]->key, *v = ms->headers[i]->value;
+        if (!k || !header_name_ok(k))
+            return ag_err_set(err, AG_INVALID_ARGUMENT,
+                              "spec.model_settings.headers name '%.64s' must be 1..%d token "
+                              "characters (letters, digits and !#$%%&'*+-.^_`|~)",
+                              k && ag_utf8_valid_str(k) ? k : "", MAX_HEADER_NAME);
+        if (hub_validate_utf8("spec.model_settings.headers value", v, err) != 0)
+            return -1;
+        if (len0(v) > MAX_HEADER_VALUE || (v && strpbrk(v, "\r\n")))
+            return ag_err_set(err, AG_INVALID_ARGUMENT,
+                              "spec.model_settings.headers '%s' value must be at most %d bytes "
+                              "without CR or LF",
+                              k, MAX_HEADER_VALUE);
+    }
+    return 0;
+}
+
+static int model_settings(const Agentry__V1__ModelSettings *ms, struct ag_err *err)
+{
+    if (!ms)
+        return 0;
+    const char *url = ms->base_url ? ms->base_url : "";
+    if (hub_validate_utf8("spec.model_settings.base_url", url, err) != 0)
+        return -1;
+    if (*url && (strlen(url) > MAX_BASE_URL ||
+                 (strncasecmp(url, "http://", 7) != 0 && strncasecmp(url, "https://", 8) != 0) ||
+                 strpbrk(url, " \t\r\n")))
+        return ag_err_set(err, AG_INVALID_ARGUMENT,
+                          "spec.model_settings.base_url must be an http:// or https:// URL of at "
+                          "most %d bytes without spaces, like https://api.openai.com/v1",
+                          MAX_BASE_URL);
+    if (ms->temperature_set && !(ms->temperature >= 0 && ms->temperature <= 2))
+        return ag_err_set(err, AG_INVALID_ARGUMENT,
+                          "spec.model_settings.temperature is %g; it must be in 0..2",
+                          ms->temperature);
+    if (ms->max_tokens > MAX_MODEL_TOKENS)
+        return ag_err_set(err, AG_INVALID_ARGUMENT,
+                          "spec.model_settings.max_tokens is %u; the limit is %d (0: the "
+                          "provider's default)",
+                          ms->max_tokens, MAX_MODEL_TOKENS);
+    const char *env = ms->api_key_env ? ms->api_key_env : "";
+    if (strlen(env) > MAX_KEY_ENV || !hub_validate_name_chars_ok(env, "_"))
+        return ag_err_set(err, AG_INVALID_ARGUMENT,
+                          "spec.model_settings.api_key_env must be at most %d characters of "
+                          "[A-Za-z0-9_] (the name of the node's variable, never the key)",
+                          MAX_KEY_ENV);
+    return model_headers(ms, err);
+}
+
+static bool has_tool(const Agentry__V1__AgentSpec *spec, const char *name)
+{
+    for (size_t i = 0; i < spec->n_tools; i++)
+        if (strcmp(spec->tools[i], name) == 0)
+            return true;
+    return false;
+}
+
+static int tool_settings(const Agentry__V1__AgentSpec *spec, struct ag_err *err)
+{
+    if (spec->n_tool_settings > MAX_TOOL_SETTINGS)
+        return ag_err_set(err, AG_INVALID_ARGUMENT,
+                          "spec.tool_settings has %zu entries; the limit is %d",
+                          spec->n_tool_settings, MAX_TOOL_SETTINGS);
+    for (size_t i = 0; i < spec->n_tool_settings; i++) {
+        const char *k = spec->tool_settings[i]->key ? spec->tool_settings[i]->key : "";
+        const char *v = spec->tool_settings[i]->value ? spec->tool_settings[i]->value : "";
+        if (hub_validate_utf8("spec.tool_settings key", k, err) != 0 ||
+            hub_validate_utf8("spec.tool_settings value", v, err) != 0)
+            return -1;
+        if (!has_tool(spec, k))
+            return ag_err_set(err, AG_INVALID_ARGUMENT,
+                              "spec.tool_settings names '%.64s', which is not in spec.tools; "
+                              "list the tool too",
+                              k);
+        for (size_t j = 0; j < i; j++)
+            if (strcmp(spec->tool_settings[j]->key, k) == 0)
+                return ag_err_set(err, AG_INVALID_ARGUMENT, "spec.tool_settings has '%.64s' twice",
+                                  k);
+        if (strlen(v) > MAX_TOOL_SETTINGS_BYTES)
+            return ag_err_set(err, AG_INVALID_ARGUMENT,
+                              "spec.tool_settings['%.64s'] is %zu bytes; the limit is %d", k,
+                              strlen(v), MAX_TOOL_SETTINGS_BYTES);
+        cJSON *o = cJSON_Parse(v);
+        bool obj = cJSON_IsObject(o);
+        cJSON_Delete(o);
+        if (!obj)
+            return ag_err_set(err, AG_INVALID_ARGUMENT,
+                              "spec.tool_settings['%.64s'] must be a JSON object, like "
+                              "{\"allow_hosts\": [\"api.example.com\"]}",
+                              k);
+    }
+    return 0;
+}
+
+static int limits(const Agentry__V1__Limits *l, struct ag_err *err)
+{
+    if (!l)
+        return 0;
+    if (!(l->max_cost_usd >= 0) || isinf(l->max_cost_usd))
+        return ag_err_set(err, AG_INVALID_ARGUMENT,
+                          "spec.limits.max_cost_usd is %g; it must be 0 (no budget) or more",
+                          l->max_cost_usd);
+    if (l->turn_timeout_ms > MAX_TURN_TIMEOUT_MS)
+        return ag_err_set(err, AG_INVALID_ARGUMENT,
+                          "spec.limits.turn_timeout_ms is %" PRIu64 "; the limit is %d (one day)",
+                          l->turn_timeout_ms, MAX_TURN_TIMEOUT_MS);
+    return 0;
+}
+
+static int permission_rule(const Agentry__V1__PermissionRule *r, size_t i, struct ag_err *err)
+{
+    const char *tool = r->tool ? r->tool : "", *d = r->decision ? r->decision : "";
+    if (!*tool || strlen(tool) > MAX_TOOL_NAME || !ag_utf8_valid_str(tool))
+        return ag_err_set(err, AG_INVALID_ARGUMENT,
+                          "spec.permissions[%zu].tool must be a tool name of 1..%d bytes, or \"*\"",
+                          i, MAX_TOOL_NAME);
+    if (strcmp(d, "allow") != 0 && strcmp(d, "deny") != 0)
+        return ag_err_set(err, AG_INVALID_ARGUMENT,
+                          "spec.permissions[%zu].decision is '%.16s'; use allow or deny", i,
+                          ag_utf8_valid_str(d) ? d : "");
+    if (r->n_patterns > MAX_PATTERNS)
+        return ag_err_set(err, AG_INVALID_ARGUMENT,
+                          "spec.permissions[%zu].patterns has %zu entries; the limit is %d", i,
+                          r->n_patterns, MAX_PATTERNS);
+    for (size_t j = 0; j < r->n_patterns; j++) {
+        if (hub_validate_utf8("spec.permissions patterns", r->patterns[j], err) != 0)
+            return -1;
+        size_t n = len0(r->patterns[j]);
+        if (n == 0 || n > MAX_PATTERN)
+            return ag_err_set(err, AG_INVALID_ARGUMENT,
+                              "spec.permissions[%zu].patterns[%zu] must be 1..%d bytes", i, j,
+                              MAX_PATTERN);
+    }
+    return 0;
+}
+
+/* How the model is called, what the tools may do, and what the agent may spend. */
+static int spec_model_tools(const Agentry__V1__AgentSpec *spec, struct ag_err *err)
+{
+    if (model_settings(spec->model_settings, err) != 0 || tool_settings(spec, err) != 0 ||
+        limits(spec->limits, err) != 0)
+        return -1;
+    if (spec->n_permissions > MAX_RULES)
+        return ag_err_set(err, AG_INVALID_ARGUMENT,
+                          "spec.permissions has %zu rules; the limit is %d", spec->n_permissions,
+                          MAX_RULES);
+    for (size_t i = 0; i < spec->n_permissions; i++)
+        if (permission_rule(spec->permissions[i], i, err) != 0)
+            return -1;
+    return 0;
+}
+
 int hub_validate_spec(const Agentry__V1__AgentSpec *spec, struct ag_err *err)
 {
     if (!spec)
@@ -165,7 +348,7 @@ int hub_validate_spec(const Agentry__V1__AgentSpec *spec, struct ag_err *err)
         return ag_err_set(err, AG_INVALID_ARGUMENT,
                           "spec.max_iterations is %u; the limit is %d (0 means 10)",
                           spec->max_iterations, MAX_ITER);
-    if (spec_labels(spec, err) != 0)
+    if (spec_labels(spec, err) != 0 || spec_model_tools(spec, err) != 0)
         return -1;
     return spec_placement(spec, err);
 }

@@ -165,6 +165,72 @@ class LimitHubTest(BadInputCase):
         self.assertEqual(self.c.get(a.agent_id).last_seq, 1, "nothing was stored")
         self.c.assert_healthy(self)
 
+    def test_model_tool_and_limit_fields_are_invalid_argument(self):
+        """Each limit types.proto documents for ModelSettings, tool_settings, Limits and
+        PermissionRule, refused with a message naming the field."""
+        T, hub = self.s.types, self.s.hub
+        M, L, R = T.ModelSettings, T.Limits, T.PermissionRule
+        cases = [
+            ("model_settings.base_url", dict(model_settings=M(base_url="ftp://x"))),
+            ("model_settings.base_url", dict(model_settings=M(base_url="https://" + "a" * 2041))),
+            ("model_settings.base_url", dict(model_settings=M(base_url="http://a b"))),
+            ("model_settings.temperature", dict(model_settings=M(temperature=2.5, temperature_set=True))),
+            ("model_settings.temperature", dict(model_settings=M(temperature=-0.1, temperature_set=True))),
+            ("model_settings.max_tokens", dict(model_settings=M(max_tokens=1000001))),
+            ("model_settings.headers", dict(model_settings=M(headers={"h%d" % i: "v" for i in range(33)}))),
+            ("model_settings.headers name", dict(model_settings=M(headers={"Bad Name": "v"}))),
+            ("model_settings.headers name", dict(model_settings=M(headers={"X-Evil:": "v"}))),
+            ("model_settings.headers name", dict(model_settings=M(headers={"h" * 129: "v"}))),
+            ("model_settings.headers 'X-A' value", dict(model_settings=M(headers={"X-A": "a\r\nB: c"}))),
+            ("model_settings.headers 'X-A' value", dict(model_settings=M(headers={"X-A": "v" * 4097}))),
+            ("model_settings.api_key_env", dict(model_settings=M(api_key_env="OPENAI-KEY"))),
+            ("model_settings.api_key_env", dict(model_settings=M(api_key_env="K" * 129))),
+            ("tool_settings names 'shell'", dict(tools=["echo"], tool_settings={"shell": "{}"})),
+            ("tool_settings['echo'] must be a JSON object",
+             dict(tools=["echo"], tool_settings={"echo": "[1]"})),
+            ("tool_settings['echo'] must be a JSON object",
+             dict(tools=["echo"], tool_settings={"echo": "{oops"})),
+            ("tool_settings has 65 entries",
+             dict(tools=["t%d" % i for i in range(64)],
+                  tool_settings={"t%d" % i: "{}" for i in range(65)})),
+            ("limits.max_cost_usd", dict(limits=L(max_cost_usd=-1))),
+            ("limits.max_cost_usd", dict(limits=L(max_cost_usd=float("nan")))),
+            ("limits.turn_timeout_ms", dict(limits=L(turn_timeout_ms=86400001))),
+            ("permissions has 65 rules",
+             dict(permissions=[R(tool="echo", decision="deny")] * 65)),
+            ("permissions[0].tool", dict(permissions=[R(tool="", decision="deny")])),
+            ("permissions[0].decision", dict(permissions=[R(tool="echo", decision="ask")])),
+            ("permissions[1].patterns has 33", dict(permissions=[
+                R(tool="*", decision="allow"),
+                R(tool="shell", decision="deny", patterns=["p"] * 33)])),
+            ("permissions[0].patterns[1]", dict(permissions=[
+                R(tool="shell", decision="deny", patterns=["rm *", ""])])),
+            ("permissions[0].patterns[0]", dict(permissions=[
+                R(tool="shell", decision="deny", patterns=["p" * 1025])])),
+        ]
+        IA = grpc.StatusCode.INVALID_ARGUMENT
+        for what, fields in cases:
+            with self.subTest(field=what):
+                spec = T.AgentSpec(**fields)
+                self.assert_status(lambda: self.c.hub.Spawn(hub.SpawnRequest(spec=spec),
+                                                            timeout=5), IA, "spec." + what)
+                self.assert_status(lambda: self.c.hub.Invoke(
+                    hub.InvokeRequest(spec=spec, input="final x"), timeout=5), IA, "spec." + what)
+        # At the limits, every field is accepted.
+        ok = T.AgentSpec(tools=["echo"], tool_settings={"echo": '{"k": [1, 2]}'},
+                         model_settings=M(base_url="HTTPS://h/v1", temperature=2,
+                                          temperature_set=True, max_tokens=1000000,
+                                          headers={"X-A_b.c~": "v" * 4096},
+                                          api_key_env="MY_KEY_2"),
+                         limits=L(max_tokens=1 << 40, max_cost_usd=0.5,
+                                  turn_timeout_ms=86400000),
+                         permissions=[R(tool="*", decision="allow", patterns=["p" * 1024] * 32)])
+        r = self.c.hub.Spawn(hub.SpawnRequest(spec=ok), timeout=5)
+        got = self.c.get(r.agent_id).spec
+        for f in ("tools", "tool_settings", "model_settings", "limits", "permissions"):
+            self.assertEqual(getattr(got, f), getattr(ok, f), "%s stored as sent" % f)
+        self.c.assert_healthy(self)
+
     def test_client_vanishing_mid_invoke(self):
         ch = self.c.new_channel()
         stub = self.s.hub_grpc.AgentHubStub(ch)
@@ -347,6 +413,17 @@ class DefaultHubTest(BadInputCase):
                            "1048576")
         self.assertEqual(self.c.get(a.agent_id).last_seq, 1)
         self.c.assert_healthy(self)
+
+    def test_tool_settings_over_64_kib(self):
+        # Here, not on the hub limited to 64 KiB messages, which refuses the request itself.
+        T, hub = self.s.types, self.s.hub
+        big = '{"a":"%s"}' % ("x" * 65529)  # 65537 bytes
+        spec = T.AgentSpec(tools=["echo"], tool_settings={"echo": big})
+        self.assert_status(lambda: self.c.hub.Spawn(hub.SpawnRequest(spec=spec), timeout=5),
+                           grpc.StatusCode.INVALID_ARGUMENT,
+                           "spec.tool_settings['echo'] is 65537 bytes; the limit is 65536")
+        spec.tool_settings["echo"] = big[:6] + big[7:]  # 65536 bytes: accepted
+        self.c.hub.Spawn(hub.SpawnRequest(spec=spec), timeout=5)
 
     def test_message_over_four_mib(self):
         ok = self.c.hub.Ping(self.s.hub.PingRequest(payload=b"x" * ((4 << 20) - 100)),
