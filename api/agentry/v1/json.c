@@ -7,6 +7,60 @@ static const char *str_or_empty(const char *s)
     return s ? s : "";
 }
 
+static cJSON *model_settings_json(const Agentry__V1__ModelSettings *ms)
+{
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "base_url", str_or_empty(ms->base_url));
+    cJSON_AddBoolToObject(o, "stream", ms->stream);
+    if (ms->temperature_set)
+        cJSON_AddNumberToObject(o, "temperature", ms->temperature);
+    cJSON_AddNumberToObject(o, "max_tokens", ms->max_tokens);
+    cJSON *h = cJSON_AddObjectToObject(o, "headers");
+    for (size_t i = 0; i < ms->n_headers; i++)
+        cJSON_AddStringToObject(h, ms->headers[i]->key, ms->headers[i]->value);
+    cJSON_AddStringToObject(o, "api_key_env", str_or_empty(ms->api_key_env));
+    return o;
+}
+
+/* Each tool's settings as the object it holds; text that is not JSON (only a spec the hub never
+ * validated has any) as the string it is. */
+static cJSON *tool_settings_json(const Agentry__V1__AgentSpec *spec)
+{
+    cJSON *o = cJSON_CreateObject();
+    for (size_t i = 0; i < spec->n_tool_settings; i++) {
+        const char *v = str_or_empty(spec->tool_settings[i]->value);
+        cJSON *parsed = cJSON_Parse(v);
+        cJSON_AddItemToObject(o, str_or_empty(spec->tool_settings[i]->key),
+                              parsed ? parsed : cJSON_CreateString(v));
+    }
+    return o;
+}
+
+static cJSON *limits_json(const Agentry__V1__Limits *l)
+{
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddNumberToObject(o, "max_tokens", (double)l->max_tokens);
+    cJSON_AddNumberToObject(o, "max_cost_usd", l->max_cost_usd);
+    cJSON_AddNumberToObject(o, "turn_timeout_ms", (double)l->turn_timeout_ms);
+    return o;
+}
+
+static cJSON *permissions_json(const Agentry__V1__AgentSpec *spec)
+{
+    cJSON *arr = cJSON_CreateArray();
+    for (size_t i = 0; i < spec->n_permissions; i++) {
+        const Agentry__V1__PermissionRule *r = spec->permissions[i];
+        cJSON *o = cJSON_CreateObject();
+        cJSON_AddStringToObject(o, "tool", str_or_empty(r->tool));
+        cJSON_AddStringToObject(o, "decision", str_or_empty(r->decision));
+        cJSON *pats = cJSON_AddArrayToObject(o, "patterns");
+        for (size_t j = 0; j < r->n_patterns; j++)
+            cJSON_AddItemToArray(pats, cJSON_CreateString(r->patterns[j]));
+        cJSON_AddItemToArray(arr, o);
+    }
+    return arr;
+}
+
 cJSON *agentry_json_spec(const Agentry__V1__AgentSpec *spec)
 {
     cJSON *o = cJSON_CreateObject();
@@ -22,5 +76,14 @@ cJSON *agentry_json_spec(const Agentry__V1__AgentSpec *spec)
     cJSON *labels = cJSON_AddObjectToObject(o, "labels");
     for (size_t i = 0; i < spec->n_labels; i++)
         cJSON_AddStringToObject(labels, spec->labels[i]->key, spec->labels[i]->value);
+    /* Only when set, so that the payload of an agent without them reads as it always did. */
+    if (spec->model_settings)
+        cJSON_AddItemToObject(o, "model_settings", model_settings_json(spec->model_settings));
+    if (spec->n_tool_settings)
+        cJSON_AddItemToObject(o, "tool_settings", tool_settings_json(spec));
+    if (spec->limits)
+        cJSON_AddItemToObject(o, "limits", limits_json(spec->limits));
+    if (spec->n_permissions)
+        cJSON_AddItemToObject(o, "permissions", permissions_json(spec));
     return o;
 }

@@ -11,8 +11,12 @@
 
 #include "agentry/v1/types.pb-c.h"
 
-/* {"name", "model", "system_prompt", "tools": [..], "max_iterations", "labels": {..}}
- * (types.proto, EVENT_KIND_SPAWNED). A NULL spec gives {}. The caller owns the result. */
+/* {"name", "model", "system_prompt", "tools": [..], "max_iterations", "labels": {..}}, and
+ * each of "model_settings": {"base_url", "stream", "temperature" (only when set), "max_tokens",
+ * "headers": {..}, "api_key_env"}, "tool_settings": {tool: its settings object}, "limits":
+ * {"max_tokens", "max_cost_usd", "turn_timeout_ms"} and "permissions": [{"tool", "decision",
+ * "patterns": [..]}] only when the spec sets it (types.proto, EVENT_KIND_SPAWNED). A NULL spec
+ * gives {}. The caller owns the result. */
 cJSON *agentry_json_spec(const Agentry__V1__AgentSpec *spec);
 
 #endif
