@@ -8,6 +8,7 @@
 #include <time.h>
 
 #include "agentry/v1/json.h"
+#include "cmd/agentry/client.h"
 #include "common/clock.h"
 #include "common/xalloc.h"
 
@@ -76,6 +77,7 @@ static cJSON *usage_json(const Agentry__V1__Usage *u)
     cJSON_AddNumberToObject(o, "output_tokens", u ? (double)u->output_tokens : 0);
     cJSON_AddNumberToObject(o, "model_calls", u ? u->model_calls : 0);
     cJSON_AddNumberToObject(o, "tool_calls", u ? u->tool_calls : 0);
+    cJSON_AddNumberToObject(o, "cost_usd", u ? u->cost_usd : 0);
     return o;
 }
 
@@ -87,6 +89,26 @@ cJSON *cli_print_seq_json(const char *agent_id, uint64_t seq)
     return o;
 }
 
+cJSON *cli_print_spec_json(const Agentry__V1__AgentSpec *spec)
+{
+    cJSON *o = agentry_json_spec(spec);
+    if (!spec)
+        return o;
+    cJSON_AddStringToObject(o, "scheduler", spec->scheduler ? spec->scheduler : "");
+    cJSON *r = cJSON_AddObjectToObject(o, "resources");
+    cJSON_AddNumberToObject(r, "cpu_milli", spec->resources ? spec->resources->cpu_milli : 0);
+    cJSON_AddNumberToObject(r, "memory_bytes",
+                            spec->resources ? (double)spec->resources->memory_bytes : 0);
+    cJSON *sel = cJSON_AddObjectToObject(o, "node_selector");
+    for (size_t i = 0; i < spec->n_node_selector; i++)
+        cJSON_AddStringToObject(sel, spec->node_selector[i]->key, spec->node_selector[i]->value);
+    cJSON *anti = cJSON_AddArrayToObject(o, "anti_affinity");
+    for (size_t i = 0; i < spec->n_anti_affinity; i++)
+        cJSON_AddItemToArray(anti, cJSON_CreateString(spec->anti_affinity[i]));
+    cJSON_AddNumberToObject(o, "priority", spec->priority);
+    return o;
+}
+
 cJSON *cli_print_agent_json(const Agentry__V1__Agent *a)
 {
     char t[32];
@@ -94,7 +116,7 @@ cJSON *cli_print_agent_json(const Agentry__V1__Agent *a)
     cJSON_AddStringToObject(o, "id", a->id);
     cJSON_AddStringToObject(o, "namespace", a->namespace_);
     cJSON_AddStringToObject(o, "request_id", a->request_id);
-    cJSON_AddItemToObject(o, "spec", agentry_json_spec(a->spec));
+    cJSON_AddItemToObject(o, "spec", cli_print_spec_json(a->spec));
     cJSON_AddStringToObject(o, "state", cli_print_state_name(a->state));
     cJSON_AddStringToObject(o, "state_reason", a->state_reason);
     cJSON_AddNumberToObject(o, "turn_attempt", a->turn_attempt);
@@ -213,6 +235,48 @@ static void print_placement(FILE *out, const Agentry__V1__AgentSpec *sp)
         fprintf(out, "%-*s%d\n", AGENT_KEY_WIDTH, "priority:", sp->priority);
 }
 
+/* How the model is called, beside the node's settings: only what the spec sets. Header values
+ * are not shown (a header may carry a credential the operator put there); --json has them. */
+static void print_model_settings(FILE *out, const Agentry__V1__ModelSettings *ms)
+{
+    if (!ms)
+        return;
+    if (ms->base_url && *ms->base_url)
+        kv(out, "base_url", ms->base_url);
+    kv(out, "stream", ms->stream ? "true" : "false");
+    if (ms->temperature_set)
+        fprintf(out, "%-*s%g\n", AGENT_KEY_WIDTH, "temperature:", ms->temperature);
+    if (ms->max_tokens)
+        fprintf(out, "%-*s%u per call\n", AGENT_KEY_WIDTH, "max_tokens:", ms->max_tokens);
+    if (ms->api_key_env && *ms->api_key_env)
+        kv(out, "api_key_env", ms->api_key_env);
+    if (ms->n_headers) {
+        fprintf(out, "%-*s", AGENT_KEY_WIDTH, "headers:");
+        for (size_t i = 0; i < ms->n_headers; i++) {
+            fputs(i ? ", " : "", out);
+            put_clean(out, ms->headers[i]->key, true, 0);
+        }
+        fputc('\n', out);
+    }
+}
+
+/* The permission rules, one line each, in the order they are matched. */
+static void print_permissions(FILE *out, const Agentry__V1__AgentSpec *sp)
+{
+    for (size_t i = 0; i < sp->n_permissions; i++) {
+        const Agentry__V1__PermissionRule *r = sp->permissions[i];
+        fprintf(out, "%-*s", AGENT_KEY_WIDTH, i ? "" : "permissions:");
+        put_clean(out, r->decision, true, 0);
+        fputc(' ', out);
+        put_clean(out, r->tool, true, 0);
+        for (size_t j = 0; j < r->n_patterns; j++) {
+            fputs(j ? ", " : " ", out);
+            put_clean(out, r->patterns[j], true, 0);
+        }
+        fputc('\n', out);
+    }
+}
+
 static void print_spec(FILE *out, const Agentry__V1__AgentSpec *sp)
 {
     static const Agentry__V1__AgentSpec empty = AGENTRY__V1__AGENT_SPEC__INIT;
@@ -221,12 +285,20 @@ static void print_spec(FILE *out, const Agentry__V1__AgentSpec *sp)
     kv(out, "name", sp->name);
     kv(out, "model", sp->model);
     kv(out, "system_prompt", sp->system_prompt);
+    print_model_settings(out, sp->model_settings);
     fprintf(out, "%-*s", AGENT_KEY_WIDTH, "tools:");
     for (size_t i = 0; i < sp->n_tools; i++) {
         fputs(i ? ", " : "", out);
         put_clean(out, sp->tools[i], true, 0);
     }
     fputc('\n', out);
+    for (size_t i = 0; i < sp->n_tool_settings; i++) {
+        fputs("  ", out);
+        put_clean(out, sp->tool_settings[i]->key, true, 0);
+        fputs(": ", out);
+        put_clean(out, sp->tool_settings[i]->value, true, 0);
+        fputc('\n', out);
+    }
     if (sp->max_iterations)
         kv_u64(out, "max_iterations", sp->max_iterations);
     else
@@ -239,7 +311,31 @@ static void print_spec(FILE *out, const Agentry__V1__AgentSpec *sp)
         put_clean(out, sp->labels[i]->value, true, 0);
     }
     fputc('\n', out);
+    print_permissions(out, sp);
     print_placement(out, sp);
+}
+
+/* The spec's limits beside what the agent spent: "1234 of 50000 (2%)". Only the limits set. */
+static void print_budgets(FILE *out, const Agentry__V1__Agent *a)
+{
+    const Agentry__V1__Limits *l = a->spec ? a->spec->limits : NULL;
+    const Agentry__V1__Usage *u = a->usage;
+    if (!l)
+        return;
+    if (l->max_tokens) {
+        unsigned long long used = u ? (unsigned long long)(u->input_tokens + u->output_tokens) : 0;
+        fprintf(out, "%-*s%llu of %llu (%.0f%%)\n", AGENT_KEY_WIDTH, "token_budget:", used,
+                (unsigned long long)l->max_tokens, 100.0 * (double)used / (double)l->max_tokens);
+    }
+    if (l->max_cost_usd > 0) {
+        double used = u ? u->cost_usd : 0;
+        fprintf(out, "%-*s$%.4f of $%.4f (%.0f%%)\n", AGENT_KEY_WIDTH, "cost_budget:", used,
+                l->max_cost_usd, 100.0 * used / l->max_cost_usd);
+    }
+    if (l->turn_timeout_ms) {
+        char d[32];
+        kv(out, "turn_timeout", cli_duration_str(d, sizeof(d), (int64_t)l->turn_timeout_ms));
+    }
 }
 
 void cli_print_agent(FILE *out, const Agentry__V1__Agent *a, int64_t now_ns)
@@ -258,15 +354,19 @@ void cli_print_agent(FILE *out, const Agentry__V1__Agent *a, int64_t now_ns)
     kv_time(out, "created", a->created_unix_nano, now_ns);
     kv_time(out, "updated", a->updated_unix_nano, now_ns);
     const Agentry__V1__Usage *u = a->usage;
-    char usage[160];
+    char usage[200];
     snprintf(usage, sizeof(usage),
-             "model_calls=%u tool_calls=%u input_tokens=%llu output_tokens=%llu",
+             "model_calls=%u tool_calls=%u input_tokens=%llu output_tokens=%llu cost_usd=%.4f",
              u ? u->model_calls : 0, u ? u->tool_calls : 0,
              (unsigned long long)(u ? u->input_tokens : 0),
-             (unsigned long long)(u ? u->output_tokens : 0));
+             (unsigned long long)(u ? u->output_tokens : 0), u ? u->cost_usd : 0.0);
     kv(out, "usage", usage);
+    print_budgets(out, a);
     kv(out, "last_output", a->last_output);
-    kv(out, "last_error", a->last_error);
+    if (a->state == AGENTRY__V1__AGENT_STATE__AGENT_STATE_YIELDED)
+        kv(out, "yield_reason", a->last_error);
+    else
+        kv(out, "last_error", a->last_error);
 }
 
 void cli_print_event(FILE *out, const Agentry__V1__TraceEvent *ev)

@@ -30,6 +30,9 @@ const char *cli_print_time(char *buf, size_t cap, int64_t unix_ns);
 /* "45s", "12m", "5h", "3d". */
 const char *cli_print_age(char *buf, size_t cap, int64_t age_ns);
 
+/* The spec's JSON form (agentry_json_spec) with its placement fields too: "scheduler",
+ * "resources": {"cpu_milli", "memory_bytes"}, "node_selector", "anti_affinity", "priority". */
+cJSON *cli_print_spec_json(const Agentry__V1__AgentSpec *spec);
 cJSON *cli_print_agent_json(const Agentry__V1__Agent *a);
 cJSON *cli_print_event_json(const Agentry__V1__TraceEvent *ev);
 /* {"agent_id": ..., "seq": ...}: the start of what send and kill print with --json. */
