@@ -9,8 +9,9 @@ protobuf-compiler protobuf-compiler-grpc python3-grpcio python3-protobuf libsqli
 libcjson-dev libcmocka-dev libpq-dev libcurl4-openssl-dev libyaml-dev libssl-dev"
 # libpq-dev: the hub links libpq (its PostgreSQL store); a PostgreSQL server is the operator's.
 # libcurl4-openssl-dev: common/etcd.c talks to etcd's JSON gateway over HTTP(S) with libcurl.
-# libyaml-dev: the hub's RBAC policy file (hub/policy.c). libssl-dev: libcrypto (token hashes;
-# common/certs.c makes and reads X.509 certificates with it for 'agentry certs').
+# libyaml-dev: the hub's RBAC policy file (hub/policy.c) and agent spec files
+# (cmd/agentry/spec.c). libssl-dev: libcrypto (token hashes; common/certs.c makes and reads
+# X.509 certificates with it for 'agentry certs').
 # Test-only:
 # clang: make test also compiles the tree with clang, whose warnings are not GCC's.
 # clang-format: make lint checks the formatting with it (Debian 12 ships version 14).
@@ -19,7 +20,9 @@ libcjson-dev libcmocka-dev libpq-dev libcurl4-openssl-dev libyaml-dev libssl-dev
 # etcd-server: the etcd the tests start privately (tests/etcd_fixture.sh); the hub and nodes only
 # talk to an operator's etcd, so they need no binary. Its systemd unit is not used.
 # openssl: tests/etcd_fixture.sh start-tls makes a throwaway CA and certificates with it.
-TEST_PKGS="clang clang-format postgresql etcd-server openssl"
+# python3-jsonschema: tests/e2e/test_spec_files.py checks the templates and the docs' examples
+# against docs/agent-spec.schema.json.
+TEST_PKGS="clang clang-format postgresql etcd-server openssl python3-jsonschema"
 case "${1:-}" in
 "") ;;
 --test) PKGS="$PKGS $TEST_PKGS" ;;

@@ -22,6 +22,7 @@ const struct cli_cmd cli_cmds[] = {
     {"resume", cli_cmd_resume, "continue a yielded or failed agent's work"},
     {"export", cli_cmd_export, "write an agent's whole state to a file, for import elsewhere"},
     {"import", cli_cmd_import, "create an agent from an export file"},
+    {"spec", cli_cmd_spec, "check an agent spec file and print it as JSON ('spec check FILE')"},
     {"bench", cli_cmd_bench, "load-test a hub"},
     {"token", cli_cmd_token, "make a bearer token for the hub's policy file"},
     {"certs", cli_cmd_certs, "make a CA and the mTLS certificates of hubs, nodes and users"},

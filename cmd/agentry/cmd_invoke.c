@@ -38,6 +38,7 @@ static cJSON *invoke_json(const Agentry__V1__InvokeResponse *r)
     cJSON_AddNumberToObject(u, "output_tokens", usage ? (double)usage->output_tokens : 0);
     cJSON_AddNumberToObject(u, "model_calls", usage ? usage->model_calls : 0);
     cJSON_AddNumberToObject(u, "tool_calls", usage ? usage->tool_calls : 0);
+    cJSON_AddNumberToObject(u, "cost_usd", usage ? usage->cost_usd : 0);
     cJSON_AddNumberToObject(o, "seq", (double)r->seq);
     return o;
 }
