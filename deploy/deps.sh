@@ -20,9 +20,9 @@ libcjson-dev libcmocka-dev libpq-dev libcurl4-openssl-dev libyaml-dev libssl-dev
 # etcd-server: the etcd the tests start privately (tests/etcd_fixture.sh); the hub and nodes only
 # talk to an operator's etcd, so they need no binary. Its systemd unit is not used.
 # openssl: tests/etcd_fixture.sh start-tls makes a throwaway CA and certificates with it.
-# python3-jsonschema: tests/e2e/test_spec_files.py checks the templates and the docs' examples
-# against docs/agent-spec.schema.json.
-TEST_PKGS="clang clang-format postgresql etcd-server openssl python3-jsonschema"
+# python3-jsonschema, python3-yaml: tests/e2e/test_spec_files.py checks the templates and the
+# docs' examples against docs/agent-spec.schema.json.
+TEST_PKGS="clang clang-format postgresql etcd-server openssl python3-jsonschema python3-yaml"
 case "${1:-}" in
 "") ;;
 --test) PKGS="$PKGS $TEST_PKGS" ;;
