@@ -1,0 +1,178 @@
+/* tests/unit/test-cli-spec.c - cmd/agentry/spec.c: what a spec file becomes, field by field, and
+ * what it refuses, with the line and key. The e2e test (tests/e2e/test_spec_files.py) runs the
+ * templates through a hub; this one pins the corners: the long and short model forms, how a
+ * tool's YAML settings become JSON (YAML 1.2 core types for plain scalars, strings for quoted
+ * ones), null meaning "unset", and the errors' exact wording. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include <string.h>
+
+#include "cmd/agentry/spec.h"
+
+static Agentry__V1__AgentSpec *parse_ok(struct ag_arena *a, const char *text)
+{
+    struct ag_err err = AG_ERR_INIT;
+    Agentry__V1__AgentSpec *spec = NULL;
+    int rc = cli_spec_parse("t.yaml", text, strlen(text), a, &spec, &err);
+    if (rc != 0)
+        fail_msg("unexpected error: %s", err.msg);
+    return spec;
+}
+
+static void assert_refused(const char *text, const char *want)
+{
+    struct ag_arena a;
+    ag_arena_init(&a, NULL, 0);
+    struct ag_err err = AG_ERR_INIT;
+    Agentry__V1__AgentSpec *spec = NULL;
+    assert_int_equal(cli_spec_parse("t.yaml", text, strlen(text), &a, &spec, &err), -1);
+    assert_int_equal(err.code, AG_INVALID_ARGUMENT);
+    assert_string_equal(err.msg, want);
+    assert_null(spec);
+    ag_arena_release(&a);
+}
+
+static void test_long_model_form(void **state)
+{
+    (void)state;
+    struct ag_arena a;
+    ag_arena_init(&a, NULL, 0);
+    Agentry__V1__AgentSpec *s = parse_ok(&a, "model:\n"
+                                             "  provider: openai\n"
+                                             "  id: llama3.1:8b\n"
+                                             "  base_url: http://127.0.0.1:11434/v1\n"
+                                             "  stream: true\n"
+                                             "  temperature: 0\n"
+                                             "  max_tokens: 512\n"
+                                             "  headers: {X-Team: core}\n"
+                                             "  api_key_env: LOCAL_KEY\n");
+    assert_string_equal(s->model, "openai/llama3.1:8b");
+    const Agentry__V1__ModelSettings *ms = s->model_settings;
+    assert_non_null(ms);
+    assert_string_equal(ms->base_url, "http://127.0.0.1:11434/v1");
+    assert_true(ms->stream);
+    assert_true(ms->temperature_set); /* 0 is a temperature */
+    assert_true(ms->temperature == 0);
+    assert_int_equal(ms->max_tokens, 512);
+    assert_int_equal(ms->n_headers, 1);
+    assert_string_equal(ms->headers[0]->key, "X-Team");
+    assert_string_equal(ms->headers[0]->value, "core");
+    assert_string_equal(ms->api_key_env, "LOCAL_KEY");
+    ag_arena_release(&a);
+}
+
+static void test_short_forms_and_nulls(void **state)
+{
+    (void)state;
+    struct ag_arena a;
+    ag_arena_init(&a, NULL, 0);
+    Agentry__V1__AgentSpec *s = parse_ok(&a, "name: n\n"
+                                             "model: anthropic/claude-3-5-haiku-latest\n"
+                                             "system_prompt:\n"
+                                             "limits: ~\n"
+                                             "labels: {gpu: true, n: 4}\n"
+                                             "max_iterations: null\n");
+    assert_string_equal(s->model, "anthropic/claude-3-5-haiku-latest");
+    assert_null(s->model_settings); /* the short form sets none */
+    assert_string_equal(s->system_prompt, "");
+    assert_null(s->limits);
+    assert_int_equal(s->max_iterations, 0);
+    assert_int_equal(s->n_labels, 2);
+    assert_string_equal(s->labels[0]->value, "true"); /* as written */
+    assert_string_equal(s->labels[1]->value, "4");
+    ag_arena_release(&a);
+}
+
+static void test_tool_settings_as_json(void **state)
+{
+    (void)state;
+    struct ag_arena a;
+    ag_arena_init(&a, NULL, 0);
+    Agentry__V1__AgentSpec *s = parse_ok(&a,
+                                         "tools:\n"
+                                         "  - echo\n"
+                                         "  - name: http_request\n"
+                                         "    settings:\n"
+                                         "      allow_hosts: [a.example, '*.b.example']\n"
+                                         "      max_bytes: 1000\n"
+                                         "      ratio: -1.5\n"
+                                         "      on: true\n"
+                                         "      quoted: '12'\n"
+                                         "      hex: 0x10\n"
+                                         "      nothing: null\n"
+                                         "      nested: {k: [1, {x: y}]}\n"
+                                         "limits: {max_tokens: 100, max_cost_usd: 0.5, "
+                                         "turn_timeout: 1m30s}\n"
+                                         "permissions:\n"
+                                         "  - {tool: '*', decision: allow, patterns: [a, b]}\n");
+    assert_int_equal(s->n_tools, 2);
+    assert_string_equal(s->tools[1], "http_request");
+    assert_int_equal(s->n_tool_settings, 1);
+    assert_string_equal(s->tool_settings[0]->key, "http_request");
+    assert_string_equal(s->tool_settings[0]->value,
+                        "{\"allow_hosts\":[\"a.example\",\"*.b.example\"],\"max_bytes\":1000,"
+                        "\"ratio\":-1.5,\"on\":true,\"quoted\":\"12\",\"hex\":\"0x10\","
+                        "\"nothing\":null,\"nested\":{\"k\":[1,{\"x\":\"y\"}]}}");
+    assert_int_equal(s->limits->max_tokens, 100);
+    assert_true(s->limits->max_cost_usd == 0.5);
+    assert_int_equal(s->limits->turn_timeout_ms, 90000);
+    assert_int_equal(s->n_permissions, 1);
+    assert_string_equal(s->permissions[0]->tool, "*");
+    assert_int_equal(s->permissions[0]->n_patterns, 2);
+    ag_arena_release(&a);
+}
+
+static void test_refusals_name_line_and_key(void **state)
+{
+    (void)state;
+    assert_refused("name: x\nmodel:\n  provider: openai\n  temperature: hot\n",
+                   "t.yaml:4: model.temperature: expected a number, got 'hot'");
+    assert_refused("model:\n  provider: openai\n  temperature: 2.5\n",
+                   "t.yaml:3: model.temperature: 2.5 is out of range (0..2)");
+    assert_refused("tools:\n  - name: x\n    settings: {a: 1, a: 2}\n",
+                   "t.yaml:3: tools[0].settings.a: duplicate key (first at line 3)");
+    assert_refused("tools:\n  - name: x\n    setting: {}\n",
+                   "t.yaml:3: tools[0]: unknown key 'setting' (expected name, settings)");
+    assert_refused("resources: {memory: lots}\n",
+                   "t.yaml:1: resources.memory: expected memory like 512Mi or 4Gi, got 'lots'");
+    assert_refused("priority: 1.5\n", "t.yaml:1: priority: expected an integer, got '1.5'");
+    assert_refused("name: [a]\n", "t.yaml:1: name: expected a string, got a list");
+    assert_refused("x: &a 1\ny: *a\n", "t.yaml:1: anchors and aliases (&name, *name) are not "
+                                       "supported in a spec; write the value out");
+    assert_refused("", "t.yaml: the file is empty; a spec is a mapping with at least 'model' or "
+                       "'name' (see docs/agent-spec.md)");
+    assert_refused("scheduler: fastest\n",
+                   "t.yaml: spec.scheduler 'fastest' is unknown; use one of: round-robin, "
+                   "binpack, spread");
+}
+
+static void test_missing_file(void **state)
+{
+    (void)state;
+    struct ag_arena a;
+    ag_arena_init(&a, NULL, 0);
+    struct ag_err err = AG_ERR_INIT;
+    Agentry__V1__AgentSpec *spec = NULL;
+    assert_int_equal(cli_spec_load("/nonexistent/agent.yaml", &a, &spec, &err), -1);
+    assert_int_equal(err.code, AG_NOT_FOUND);
+    assert_string_equal(
+        err.msg, "cannot read spec file '/nonexistent/agent.yaml': No such file or directory");
+    ag_arena_release(&a);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_long_model_form),
+        cmocka_unit_test(test_short_forms_and_nulls),
+        cmocka_unit_test(test_tool_settings_as_json),
+        cmocka_unit_test(test_refusals_name_line_and_key),
+        cmocka_unit_test(test_missing_file),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
