@@ -22,7 +22,8 @@ static const struct ag_cmd_help invoke_help = {
     "ends the wait), or the hub has not created it yet (retry with the --request-id it names: "
     "at most one agent is ever created per request id). Without --request-id, one is made up. "
     "Exits 1 if the turn failed, yielded or was killed, or the deadline passed.",
-    "agentry invoke --tool echo 'use the echo tool to say hi'",
+    "agentry invoke --tool echo 'use the echo tool to say hi'\n"
+    "agentry invoke --spec deploy/templates/coder.yaml 'make the failing test pass'",
 };
 
 static cJSON *invoke_json(const Agentry__V1__InvokeResponse *r)

@@ -1,6 +1,7 @@
 /* cmd/agentry/cmd_spawn.c - 'agentry spawn [INPUT...]': create an agent, optionally with its
- * first input, and print its id. When --timeout passes, the line on stderr says whether the
- * agent was created, found out from the hub by the request id every spawn carries. */
+ * first input, and print its id. The spec comes from the flags, or from --spec FILE with the
+ * flags given over it (client.c, spec.c). When --timeout passes, the line on stderr says
+ * whether the agent was created, found out from the hub by the request id every spawn carries. */
 #include <stdio.h>
 
 #include "cmd/agentry/cli.h"
@@ -16,7 +17,8 @@ static const struct ag_cmd_help spawn_help = {
     "was created; retrying with the same --request-id never creates a second one (without "
     "--request-id, one is made up; request ids are per namespace).",
     "agentry spawn --name greeter --tool echo --label team=core 'say hello'\n"
-    "agentry spawn -n team-a --request-id nightly-42 'summarize the logs'",
+    "agentry spawn -n team-a --request-id nightly-42 'summarize the logs'\n"
+    "agentry spawn --spec deploy/templates/researcher.yaml --name r1 'What is HTTP/3?'",
 };
 
 static void print_spawned(const Agentry__V1__SpawnResponse *r, bool json)
