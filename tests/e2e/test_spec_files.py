@@ -141,9 +141,21 @@ class SpecSchemaTest(unittest.TestCase):
 class SpecFilesTest(H.ClusterTestCase):
     NODES = 1
     CAPACITY = 2
+    HEARTBEAT = "10s"  # the fake node below sends none; a test is over long before 30 s
 
     def setUp(self):
         self.dir = tempfile.mkdtemp(prefix="agentry-spec-")
+        # Spawn refuses tools no connected node offers: a fake node offers every tool the
+        # templates name, whatever the real node of this build offers. Agents are spawned
+        # without input (idle), so no turn is ever placed on it.
+        tools = set()
+        for t in TEMPLATES:
+            tools |= {x if isinstance(x, str) else x["name"] for x in load_yaml(t)["tools"]}
+        self.fake = H.FakeNode(self.c)
+        self.addCleanup(self.fake.cancel)
+        m = self.fake.register("fake-%s" % self._testMethodName[5:20].replace("_", "-"),
+                               tools=sorted(tools))
+        self.assertEqual(m.WhichOneof("msg"), "registered")
 
     def cli(self, *args):
         return H.run_cli(list(args) + ["--hub", self.c.addr])
