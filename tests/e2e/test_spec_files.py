@@ -146,15 +146,15 @@ class SpecFilesTest(H.ClusterTestCase):
     def setUp(self):
         self.dir = tempfile.mkdtemp(prefix="agentry-spec-")
         # Spawn refuses tools no connected node offers: a fake node offers every tool the
-        # templates name, whatever the real node of this build offers. Agents are spawned
-        # without input (idle), so no turn is ever placed on it.
+        # templates name, whatever the real node of this build offers. It offers no model an
+        # agent here uses, so no turn is ever placed on it.
         tools = set()
         for t in TEMPLATES:
             tools |= {x if isinstance(x, str) else x["name"] for x in load_yaml(t)["tools"]}
         self.fake = H.FakeNode(self.c)
         self.addCleanup(self.fake.cancel)
         m = self.fake.register("fake-%s" % self._testMethodName[5:20].replace("_", "-"),
-                               tools=sorted(tools))
+                               models=("fake-model",), tools=sorted(tools))
         self.assertEqual(m.WhichOneof("msg"), "registered")
 
     def cli(self, *args):
@@ -259,6 +259,19 @@ class SpecFilesTest(H.ClusterTestCase):
         j = json.loads(r.stdout)
         self.assertEqual(j["state"], "idle")
         self.assertEqual(self.get_json(j["agent_id"])["spec"]["limits"]["max_tokens"], 1000)
+
+    def test_get_shows_the_yield_reason_and_budgets(self):
+        path = self.write("model: mock\ntools: [echo]\nmax_iterations: 2\n"
+                          "limits: {max_tokens: 1000000, turn_timeout: 90s}\n")
+        aid = self.spawn("--spec", path, "loop")
+        self.c.wait_state(aid, self.T.AGENT_STATE_YIELDED)
+        lines = self.cli("get", aid).stdout.splitlines()
+        self.assertIn("yield_reason:   max_iterations", lines)
+        self.assertIn("turn_timeout:   90s", lines)
+        self.assertTrue([ln for ln in lines if ln.startswith("token_budget:   ")
+                         and ln.endswith(" of 1000000 (0%)")], lines)
+        a = self.get_json(aid)
+        self.assertEqual((a["state"], a["last_error"]), ("yielded", "max_iterations"))
 
     def test_bad_files_are_one_line_with_the_line_number(self):
         before = len(self.c.list_all())
