@@ -36,6 +36,7 @@ int cli_cmd_spec(int argc, char **argv)
     struct ag_arena arena;
     ag_arena_init(&arena, NULL, 0);
     Agentry__V1__AgentSpec *spec;
+    rc = CLI_OK;
     if (cli_spec_load(pos[1], &arena, &spec, &err) < 0)
         rc = cli_fail(&err);
     else
