@@ -363,10 +363,7 @@ void cli_print_agent(FILE *out, const Agentry__V1__Agent *a, int64_t now_ns)
     kv(out, "usage", usage);
     print_budgets(out, a);
     kv(out, "last_output", a->last_output);
-    if (a->state == AGENTRY__V1__AGENT_STATE__AGENT_STATE_YIELDED)
-        kv(out, "yield_reason", a->last_error);
-    else
-        kv(out, "last_error", a->last_error);
+    kv(out, "last_error", a->last_error);
 }
 
 void cli_print_event(FILE *out, const Agentry__V1__TraceEvent *ev)

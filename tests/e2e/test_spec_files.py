@@ -260,13 +260,14 @@ class SpecFilesTest(H.ClusterTestCase):
         self.assertEqual(j["state"], "idle")
         self.assertEqual(self.get_json(j["agent_id"])["spec"]["limits"]["max_tokens"], 1000)
 
-    def test_get_shows_the_yield_reason_and_budgets(self):
+    def test_get_shows_why_it_yielded_and_the_budgets(self):
         path = self.write("model: mock\ntools: [echo]\nmax_iterations: 2\n"
                           "limits: {max_tokens: 1000000, turn_timeout: 90s}\n")
         aid = self.spawn("--spec", path, "loop")
         self.c.wait_state(aid, self.T.AGENT_STATE_YIELDED)
         lines = self.cli("get", aid).stdout.splitlines()
-        self.assertIn("yield_reason:   max_iterations", lines)
+        self.assertTrue([ln for ln in lines if ln.startswith("state_reason:   max_iterations: ")],
+                        lines)
         self.assertIn("turn_timeout:   90s", lines)
         self.assertTrue([ln for ln in lines if ln.startswith("token_budget:   ")
                          and ln.endswith(" of 1000000 (0%)")], lines)
