@@ -346,7 +346,7 @@ int hub_validate_spec(const Agentry__V1__AgentSpec *spec, struct ag_err *err)
                               MAX_TOOL_NAME);
     if (spec->max_iterations > MAX_ITER)
         return ag_err_set(err, AG_INVALID_ARGUMENT,
-                          "spec.max_iterations is %u; the limit is %d (0 means 10)",
+                          "spec.max_iterations is %u; the limit is %d (0 means the node's default)",
                           spec->max_iterations, MAX_ITER);
     if (spec_labels(spec, err) != 0 || spec_model_tools(spec, err) != 0)
         return -1;

@@ -302,7 +302,7 @@ static void print_spec(FILE *out, const Agentry__V1__AgentSpec *sp)
     if (sp->max_iterations)
         kv_u64(out, "max_iterations", sp->max_iterations);
     else
-        kv(out, "max_iterations", "hub default");
+        kv(out, "max_iterations", "node default");
     fprintf(out, "%-*s", AGENT_KEY_WIDTH, "labels:");
     for (size_t i = 0; i < sp->n_labels; i++) {
         fputs(i ? ", " : "", out);
