@@ -1,5 +1,7 @@
 /* worker/tool.c - the tool table: each tool is a row here plus a file, worker/tool_<name>.c.
- * No state, no threads: safe to call from any thread. */
+ * docs/tools.md lists every tool with its schema, settings and options. The file tools and shell
+ * share worker/tool_internal.h (their work runs on the node's work pool, confined to the agent's
+ * workspace). No state, no threads: safe to call from any thread. */
 #include "worker/tool.h"
 
 #include <string.h>
@@ -13,6 +15,54 @@ int wk_tool__append_run(const struct wk_tool *t, const struct wk_call_ctx *ctx,
                         const char *args_json, wk_tool_done_fn *done, void *arg,
                         struct ag_err *err);
 int wk_tool__append_check_config(const struct wk_config *c, struct ag_err *err);
+/* Defined in worker/tool_read_file.c. */
+int wk_tool__read_file_run(const struct wk_tool *t, const struct wk_call_ctx *ctx,
+                           const char *args_json, wk_tool_done_fn *done, void *arg,
+                           struct ag_err *err);
+int wk_tool__read_file_check_config(const struct wk_config *c, struct ag_err *err);
+int wk_tool__read_file_check_settings(const char *settings_json, struct ag_err *err);
+char *wk_tool__read_file_subject(const char *args_json);
+/* Defined in worker/tool_read_lines.c. */
+int wk_tool__read_lines_run(const struct wk_tool *t, const struct wk_call_ctx *ctx,
+                            const char *args_json, wk_tool_done_fn *done, void *arg,
+                            struct ag_err *err);
+int wk_tool__read_lines_check_config(const struct wk_config *c, struct ag_err *err);
+int wk_tool__read_lines_check_settings(const char *settings_json, struct ag_err *err);
+char *wk_tool__read_lines_subject(const char *args_json);
+/* Defined in worker/tool_write_file.c. */
+int wk_tool__write_file_run(const struct wk_tool *t, const struct wk_call_ctx *ctx,
+                            const char *args_json, wk_tool_done_fn *done, void *arg,
+                            struct ag_err *err);
+int wk_tool__write_file_check_config(const struct wk_config *c, struct ag_err *err);
+int wk_tool__write_file_check_settings(const char *settings_json, struct ag_err *err);
+char *wk_tool__write_file_subject(const char *args_json);
+/* Defined in worker/tool_edit_range.c. */
+int wk_tool__edit_range_run(const struct wk_tool *t, const struct wk_call_ctx *ctx,
+                            const char *args_json, wk_tool_done_fn *done, void *arg,
+                            struct ag_err *err);
+int wk_tool__edit_range_check_config(const struct wk_config *c, struct ag_err *err);
+int wk_tool__edit_range_check_settings(const char *settings_json, struct ag_err *err);
+char *wk_tool__edit_range_subject(const char *args_json);
+/* Defined in worker/tool_list_dir.c. */
+int wk_tool__list_dir_run(const struct wk_tool *t, const struct wk_call_ctx *ctx,
+                          const char *args_json, wk_tool_done_fn *done, void *arg,
+                          struct ag_err *err);
+int wk_tool__list_dir_check_config(const struct wk_config *c, struct ag_err *err);
+int wk_tool__list_dir_check_settings(const char *settings_json, struct ag_err *err);
+char *wk_tool__list_dir_subject(const char *args_json);
+/* Defined in worker/tool_search_files.c. */
+int wk_tool__search_files_run(const struct wk_tool *t, const struct wk_call_ctx *ctx,
+                              const char *args_json, wk_tool_done_fn *done, void *arg,
+                              struct ag_err *err);
+int wk_tool__search_files_check_config(const struct wk_config *c, struct ag_err *err);
+int wk_tool__search_files_check_settings(const char *settings_json, struct ag_err *err);
+char *wk_tool__search_files_subject(const char *args_json);
+/* Defined in worker/tool_shell.c. */
+int wk_tool__shell_run(const struct wk_tool *t, const struct wk_call_ctx *ctx,
+                       const char *args_json, wk_tool_done_fn *done, void *arg, struct ag_err *err);
+int wk_tool__shell_check_config(const struct wk_config *c, struct ag_err *err);
+int wk_tool__shell_check_settings(const char *settings_json, struct ag_err *err);
+char *wk_tool__shell_subject(const char *args_json);
 
 const struct wk_tool wk_tools[] = {
     {
@@ -33,6 +83,113 @@ const struct wk_tool wk_tools[] = {
         .idempotent = false,
         .run = wk_tool__append_run,
         .check_config = wk_tool__append_check_config,
+    },
+    {
+        .name = "read_file",
+        .description = "Reads a text file of the workspace (path relative to it).",
+        .schema_json =
+            "{\"type\":\"object\",\"properties\":{\"path\":{\"type\":\"string\",\"description"
+            "\":\"file path, relative to the workspace\"},\"max_bytes\":{\"type\":\"integer\""
+            ",\"description\":\"read at most this many bytes\"}},\"required\":[\"path\"]}",
+        .idempotent = true,
+        .run = wk_tool__read_file_run,
+        .check_config = wk_tool__read_file_check_config,
+        .subject = wk_tool__read_file_subject,
+        .check_settings = wk_tool__read_file_check_settings,
+    },
+    {
+        .name = "read_lines",
+        .description = "Reads lines start..end (1-based, inclusive) of a workspace file, numbered.",
+        .schema_json =
+            "{\"type\":\"object\",\"properties\":{\"path\":{\"type\":\"string\",\"description"
+            "\":\"file path, relative to the workspace\"},\"start\":{\"type\":\"integer\",\"d"
+            "escription\":\"first line, from 1 (default 1)\"},\"end\":{\"type\":\"integer\","
+            "\"description\":\"last line, inclusive (default: the last)\"}},\"required\":[\"p"
+            "ath\"]}",
+        .idempotent = true,
+        .run = wk_tool__read_lines_run,
+        .check_config = wk_tool__read_lines_check_config,
+        .subject = wk_tool__read_lines_subject,
+        .check_settings = wk_tool__read_lines_check_settings,
+    },
+    {
+        .name = "write_file",
+        .description =
+            "Creates or replaces a workspace file with the given content, creating parent directories.",
+        .schema_json =
+            "{\"type\":\"object\",\"properties\":{\"path\":{\"type\":\"string\",\"description"
+            "\":\"file path, relative to the workspace\"},\"content\":{\"type\":\"string\",\""
+            "description\":\"the whole new content\"}},\"required\":[\"path\",\"content\"]}",
+        /* The same content twice leaves what once does. */
+        .idempotent = true,
+        .run = wk_tool__write_file_run,
+        .check_config = wk_tool__write_file_check_config,
+        .subject = wk_tool__write_file_subject,
+        .check_settings = wk_tool__write_file_check_settings,
+    },
+    {
+        .name = "edit_range",
+        .description =
+            "Replaces lines start..end of a workspace file with the replacement text (end = start - 1 inserts).",
+        .schema_json =
+            "{\"type\":\"object\",\"properties\":{\"path\":{\"type\":\"string\",\"description"
+            "\":\"file path, relative to the workspace\"},\"start\":{\"type\":\"integer\",\"d"
+            "escription\":\"first line to replace, from 1\"},\"end\":{\"type\":\"integer\",\""
+            "description\":\"last line to replace, inclusive; start - 1 to insert before star"
+            "t\"},\"replacement\":{\"type\":\"string\",\"description\":\"the new lines; empty"
+            " deletes the range\"}},\"required\":[\"path\",\"start\",\"end\",\"replacement\"]"
+            "}",
+        /* Twice replaces what the first call put there: a lost call gets "outcome unknown". */
+        .idempotent = false,
+        .run = wk_tool__edit_range_run,
+        .check_config = wk_tool__edit_range_check_config,
+        .subject = wk_tool__edit_range_subject,
+        .check_settings = wk_tool__edit_range_check_settings,
+    },
+    {
+        .name = "list_dir",
+        .description = "Lists a workspace directory: type, size and name of each entry, sorted.",
+        .schema_json =
+            "{\"type\":\"object\",\"properties\":{\"path\":{\"type\":\"string\",\"description"
+            "\":\"directory path, relative to the workspace (default \\\".\\\")\"}},\"require"
+            "d\":[]}",
+        .idempotent = true,
+        .run = wk_tool__list_dir_run,
+        .check_config = wk_tool__list_dir_check_config,
+        .subject = wk_tool__list_dir_subject,
+        .check_settings = wk_tool__list_dir_check_settings,
+    },
+    {
+        .name = "search_files",
+        .description =
+            "Searches workspace files for lines matching a POSIX extended regex (or a literal string); prints path:line:text.",
+        .schema_json =
+            "{\"type\":\"object\",\"properties\":{\"pattern\":{\"type\":\"string\",\"descript"
+            "ion\":\"POSIX extended regular expression, or a plain string with literal\"},\"p"
+            "ath\":{\"type\":\"string\",\"description\":\"file or directory to search, relati"
+            "ve to the workspace (default \\\".\\\")\"},\"glob\":{\"type\":\"string\",\"descr"
+            "iption\":\"only files whose name matches this glob, e.g. \\\"*.c\\\"\"},\"litera"
+            "l\":{\"type\":\"boolean\",\"description\":\"match pattern as a plain substring\""
+            "}},\"required\":[\"pattern\"]}",
+        .idempotent = true,
+        .run = wk_tool__search_files_run,
+        .check_config = wk_tool__search_files_check_config,
+        .subject = wk_tool__search_files_subject,
+        .check_settings = wk_tool__search_files_check_settings,
+    },
+    {
+        .name = "shell",
+        .description =
+            "Runs a command with /bin/sh -c in the workspace; returns its output and exit status.",
+        .schema_json =
+            "{\"type\":\"object\",\"properties\":{\"command\":{\"type\":\"string\",\"descript"
+            "ion\":\"the shell command line\"}},\"required\":[\"command\"]}",
+        /* A command may do anything, twice. */
+        .idempotent = false,
+        .run = wk_tool__shell_run,
+        .check_config = wk_tool__shell_check_config,
+        .subject = wk_tool__shell_subject,
+        .check_settings = wk_tool__shell_check_settings,
     },
     {.name = NULL},
 };

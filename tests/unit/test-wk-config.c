@@ -66,9 +66,10 @@ static void test_refusals_name_the_option(void **state)
     assert_refused("gpt.temperature=1", NULL,
                    "invalid model option 'gpt.temperature=1': this node has no model provider "
                    "'gpt' (it has: mock)");
-    assert_refused(NULL, "shell.timeout=1s",
-                   "invalid tool option 'shell.timeout=1s': this node has no tool 'shell' (it "
-                   "has: echo, append)");
+    assert_refused(NULL, "browser.timeout=1s",
+                   "invalid tool option 'browser.timeout=1s': this node has no tool 'browser' (it "
+                   "has: echo, append, read_file, read_lines, write_file, edit_range, list_dir, "
+                   "search_files, shell)");
     assert_refused(NULL, "echo.timeout=soon",
                    "option 'echo.timeout': invalid duration 'soon': want a duration like 250ms, "
                    "5s, 2m or 1h");

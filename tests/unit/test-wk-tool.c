@@ -330,7 +330,7 @@ static void test_tool_find(void **state)
     assert_string_equal(echo->name, "echo");
     assert_non_null(echo->schema_json);
     assert_string_equal(wk_tool_find("append")->name, "append");
-    assert_null(wk_tool_find("shell"));
+    assert_null(wk_tool_find("browser"));
     assert_null(wk_tool_find(NULL));
 }
 

@@ -1,0 +1,314 @@
+/* worker/workspace.c - paths beneath an agent's workspace (see workspace.h).
+ *
+ * Every resolution goes through ws_openat2, which always asks the kernel for RESOLVE_BENEATH |
+ * RESOLVE_NO_MAGICLINKS relative to the root's fd; nothing here resolves a path in user space,
+ * so no ".." or symlink trick can be got wrong twice. The only names used outside openat2 are
+ * single components (mkdirat, fstatat, renameat, unlinkat) relative to a directory fd that was
+ * itself resolved beneath the root. */
+#include "worker/workspace.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <linux/openat2.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "common/xalloc.h"
+
+/* openat2 returns EAGAIN under RESOLVE_BENEATH when a rename elsewhere raced the walk: retrying a
+ * few times is what the man page advises. */
+#define WS_OPENAT2_TRIES 8
+
+static int ws_openat2(int dir_fd, const char *rel, int flags, mode_t mode)
+{
+    struct open_how how = {
+        .flags = (unsigned)flags | O_CLOEXEC,
+        .mode = (flags & O_CREAT) ? mode : 0,
+        .resolve = RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS,
+    };
+    long fd = -1;
+    for (int i = 0; i < WS_OPENAT2_TRIES; i++) {
+        fd = syscall(SYS_openat2, dir_fd, rel, &how, sizeof(how));
+        if (fd >= 0 || errno != EAGAIN)
+            break;
+    }
+    return (int)fd;
+}
+
+/* err from errno after resolving `shown` (the path as the model gave it) failed. */
+static int ws_fail(struct ag_err *err, int e, const char *shown)
+{
+    switch (e) {
+    case EXDEV:
+        return ag_err_set(err, AG_PERMISSION_DENIED, "path '%s' is outside the workspace", shown);
+    case ENOENT:
+        return ag_err_set(err, AG_NOT_FOUND, "no file or directory '%s' in the workspace", shown);
+    case ENOTDIR:
+        return ag_err_set(err, AG_FAILED_PRECONDITION,
+                          "path '%s' goes through something that is not a directory", shown);
+    case ELOOP:
+        return ag_err_set(err, AG_FAILED_PRECONDITION,
+                          "path '%s' has a loop of symbolic links or too many of them", shown);
+    case EACCES:
+    case EPERM:
+        return ag_err_set(err, AG_PERMISSION_DENIED, "cannot open '%s': %s", shown, strerror(e));
+    case ENOSYS:
+        return ag_err_set(err, AG_FAILED_PRECONDITION,
+                          "cannot open '%s': the kernel has no openat2 (Linux 5.6 or later is "
+                          "needed for file tools)",
+                          shown);
+    default:
+        return ag_err_set(err, AG_UNAVAILABLE, "cannot open '%s': %s", shown, strerror(e));
+    }
+}
+
+int wk_workspace_open(struct wk_workspace *ws, const char *root, struct ag_err *err)
+{
+    ws->root = root;
+    ws->root_fd = open(root, O_PATH | O_DIRECTORY | O_CLOEXEC);
+    if (ws->root_fd < 0)
+        return ag_err_set(err, AG_FAILED_PRECONDITION, "cannot open the workspace '%s': %s", root,
+                          strerror(errno));
+    return 0;
+}
+
+void wk_workspace_close(struct wk_workspace *ws)
+{
+    if (ws->root_fd >= 0)
+        close(ws->root_fd);
+    ws->root_fd = -1;
+}
+
+/* The part of abs under root ("" for root itself), or NULL if abs is not under it. Compared by
+ * components: "/ws2" is not under "/ws". */
+static const char *under(const char *abs, const char *root)
+{
+    size_t n = strlen(root);
+    while (n > 1 && root[n - 1] == '/')
+        n--;
+    if (strncmp(abs, root, n) != 0)
+        return NULL;
+    if (abs[n] == '\0')
+        return abs + n;
+    if (abs[n] != '/' && !(n == 1 && root[0] == '/'))
+        return NULL;
+    while (abs[n] == '/')
+        n++;
+    return abs + n;
+}
+
+char *wk_workspace_rel(const struct wk_workspace *ws, const char *path, struct ag_err *err)
+{
+    if (!path || !*path) {
+        ag_err_set(err, AG_INVALID_ARGUMENT,
+                   "the path is empty; give one relative to the "
+                   "workspace, such as \".\" or \"src/main.c\"");
+        return NULL;
+    }
+    const char *rest = path;
+    if (path[0] == '/') {
+        rest = under(path, ws->root);
+        char canon[PATH_MAX];
+        if (!rest && realpath(ws->root, canon))
+            rest = under(path, canon);
+        if (!rest) {
+            ag_err_set(err, AG_PERMISSION_DENIED,
+                       "path '%s' is outside the workspace; give a path relative to it", path);
+            return NULL;
+        }
+    }
+    size_t n = strlen(rest);
+    while (n > 1 && rest[n - 1] == '/')
+        n--;
+    return n ? ag_xstrndup(rest, n) : ag_xstrdup(".");
+}
+
+int wk_workspace_openat(const struct wk_workspace *ws, const char *path, int flags,
+                        struct ag_err *err)
+{
+    char *rel = wk_workspace_rel(ws, path, err);
+    if (!rel)
+        return -1;
+    int fd = ws_openat2(ws->root_fd, rel, flags & ~O_CREAT, 0);
+    if (fd < 0)
+        ws_fail(err, errno, path);
+    free(rel);
+    return fd;
+}
+
+/* Open directory rel beneath the root, creating each missing level when create. */
+static int open_dir(const struct wk_workspace *ws, char *rel, bool create, const char *shown,
+                    struct ag_err *err)
+{
+    int fd = ws_openat2(ws->root_fd, rel, O_RDONLY | O_DIRECTORY, 0);
+    if (fd >= 0 || errno != ENOENT || !create)
+        return fd >= 0 ? fd : ws_fail(err, errno, shown);
+    /* Walk from the root, one more component each time, so that each mkdirat happens in a
+     * directory that was itself resolved beneath the root. */
+    int cur = ws_openat2(ws->root_fd, ".", O_RDONLY | O_DIRECTORY, 0);
+    if (cur < 0)
+        return ws_fail(err, errno, shown);
+    char *p = rel;
+    for (;;) {
+        while (*p == '/')
+            p++;
+        if (!*p)
+            return cur;
+        char *comp = p, *end = strchr(p, '/');
+        char saved = end ? *end : '\0';
+        if (end)
+            *end = '\0';
+        fd = ws_openat2(ws->root_fd, rel, O_RDONLY | O_DIRECTORY, 0);
+        if (fd < 0 && errno == ENOENT && strcmp(comp, ".") != 0 && strcmp(comp, "..") != 0 &&
+            (mkdirat(cur, comp, 0777) == 0 || errno == EEXIST))
+            fd = ws_openat2(ws->root_fd, rel, O_RDONLY | O_DIRECTORY, 0);
+        int e = errno;
+        if (end)
+            *end = saved;
+        close(cur);
+        if (fd < 0)
+            return ws_fail(err, e, shown);
+        cur = fd;
+        p = end ? end : p + strlen(p);
+    }
+}
+
+/* The leaf is a symbolic link: say where it leads, or that it leads out. */
+static int leaf_is_link(const struct wk_workspace *ws, const struct wk_workspace_parent *p,
+                        const char *shown, struct ag_err *err)
+{
+    char target[PATH_MAX];
+    ssize_t n = readlinkat(p->dir_fd, p->leaf, target, sizeof(target) - 1);
+    target[n > 0 ? n : 0] = '\0';
+    int fd = ws_openat2(ws->root_fd, p->rel, O_PATH, 0);
+    if (fd >= 0)
+        close(fd);
+    else if (errno == EXDEV)
+        return ag_err_set(err, AG_PERMISSION_DENIED,
+                          "path '%s' is outside the workspace (a symbolic link to '%s')", shown,
+                          target);
+    return ag_err_set(err, AG_FAILED_PRECONDITION,
+                      "path '%s' is a symbolic link to '%s'; give the path of the file it points "
+                      "to instead",
+                      shown, target);
+}
+
+int wk_workspace_parent(const struct wk_workspace *ws, const char *path, bool create_dirs,
+                        struct wk_workspace_parent *out, struct ag_err *err)
+{
+    memset(out, 0, sizeof(*out));
+    out->dir_fd = -1;
+    out->rel = wk_workspace_rel(ws, path, err);
+    if (!out->rel)
+        return -1;
+    char *slash = strrchr(out->rel, '/');
+    const char *leaf = slash ? slash + 1 : out->rel;
+    if (strcmp(leaf, ".") == 0 || strcmp(leaf, "..") == 0) {
+        ag_err_set(err, AG_INVALID_ARGUMENT, "path '%s' does not name a file", path);
+        goto fail;
+    }
+    out->leaf = ag_xstrdup(leaf);
+    char *dir = slash ? ag_xstrndup(out->rel, (size_t)(slash - out->rel)) : ag_xstrdup(".");
+    out->dir_fd = open_dir(ws, *dir ? dir : ".", create_dirs, path, err);
+    free(dir);
+    if (out->dir_fd < 0)
+        goto fail;
+    if (fstatat(out->dir_fd, out->leaf, &out->st, AT_SYMLINK_NOFOLLOW) == 0) {
+        if (S_ISLNK(out->st.st_mode)) {
+            leaf_is_link(ws, out, path, err);
+            goto fail;
+        }
+        out->exists = true;
+    } else if (errno != ENOENT) {
+        ws_fail(err, errno, path);
+        goto fail;
+    }
+    return 0;
+fail:
+    wk_workspace_parent_release(out);
+    return -1;
+}
+
+void wk_workspace_parent_release(struct wk_workspace_parent *p)
+{
+    if (p->dir_fd >= 0)
+        close(p->dir_fd);
+    p->dir_fd = -1;
+    free(p->leaf);
+    free(p->rel);
+    p->leaf = p->rel = NULL;
+}
+
+static int write_all(int fd, const char *data, size_t len)
+{
+    while (len > 0) {
+        ssize_t n = write(fd, data, len);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0)
+            return -1;
+        data += n;
+        len -= (size_t)n;
+    }
+    return 0;
+}
+
+/* A new temporary file beside the leaf; its name in tmp. */
+static int open_temp(const struct wk_workspace_parent *p, char *tmp, size_t cap)
+{
+    for (int i = 0; i < 8; i++) {
+        unsigned long long r = 0;
+        if (getrandom(&r, sizeof(r), 0) != sizeof(r))
+            r = (unsigned long long)getpid() * 1000003u + (unsigned long long)i;
+        snprintf(tmp, cap, ".%.100s.agentry-tmp-%016llx", p->leaf, r);
+        int fd = openat(p->dir_fd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0666);
+        if (fd >= 0 || errno != EEXIST)
+            return fd;
+    }
+    return -1;
+}
+
+int wk_workspace_replace(const struct wk_workspace_parent *p, const char *data, size_t len,
+                         struct ag_err *err)
+{
+    if (p->exists && S_ISDIR(p->st.st_mode))
+        return ag_err_set(err, AG_FAILED_PRECONDITION, "'%s' is a directory", p->rel);
+    if (p->exists && !S_ISREG(p->st.st_mode))
+        return ag_err_set(err, AG_FAILED_PRECONDITION, "'%s' is not a regular file", p->rel);
+    char tmp[160];
+    int fd = open_temp(p, tmp, sizeof(tmp));
+    if (fd < 0)
+        return ag_err_set(err, AG_UNAVAILABLE,
+                          "cannot write '%s': cannot create a temporary "
+                          "file beside it: %s",
+                          p->rel, strerror(errno));
+    const char *step = "write";
+    if (p->exists && fchmod(fd, p->st.st_mode & 07777) != 0)
+        step = "chmod";
+    else if (write_all(fd, data, len) != 0)
+        step = "write";
+    else if (fsync(fd) != 0)
+        step = "fsync";
+    else if (renameat(p->dir_fd, tmp, p->dir_fd, p->leaf) != 0)
+        step = "rename";
+    else
+        step = NULL;
+    int e = errno;
+    close(fd);
+    if (step) {
+        unlinkat(p->dir_fd, tmp, 0);
+        return ag_err_set(err, e == ENOSPC ? AG_RESOURCE_EXHAUSTED : AG_UNAVAILABLE,
+                          "cannot write '%s': %s: %s", p->rel, step, strerror(e));
+    }
+    /* The rename is durable only once the directory is: without this a crash may bring back
+     * the old file after the call said it was written. */
+    if (fsync(p->dir_fd) != 0)
+        return ag_err_set(err, AG_UNAVAILABLE, "cannot write '%s': fsync of its directory: %s",
+                          p->rel, strerror(errno));
+    return 0;
+}
