@@ -6,6 +6,7 @@
 #include <inttypes.h>
 #include <limits.h>
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -127,6 +128,16 @@ static bool in_list(const char *key, const char *const *keys)
     return false;
 }
 
+static int unknown_setting(const char *key, const char *const *keys, struct ag_err *err)
+{
+    char known[160] = "";
+    for (const char *const *k = keys; *k; k++)
+        snprintf(known + strlen(known), sizeof(known) - strlen(known), "%s%s",
+                 k == keys ? "" : ", ", *k);
+    return ag_err_set(err, AG_INVALID_ARGUMENT, "unknown tool setting '%s' (it takes: %s)", key,
+                      known);
+}
+
 int wk_tool__check_settings(const char *settings_json, const char *const *keys, struct ag_err *err)
 {
     cJSON *s = cJSON_Parse(settings_json ? settings_json : "{}");
@@ -136,9 +147,7 @@ int wk_tool__check_settings(const char *settings_json, const char *const *keys, 
     for (const cJSON *it = cJSON_IsObject(s) ? s->child : NULL; it && rc == 0; it = it->next) {
         int64_t n;
         if (!in_list(it->string, keys))
-            rc = ag_err_set(err, AG_INVALID_ARGUMENT, "unknown tool setting '%s'%s%s%s", it->string,
-                            keys[0] ? " (known: " : " (this tool takes none",
-                            keys[0] ? keys[0] : "", keys[0] && keys[1] ? ", ...)" : ")");
+            rc = unknown_setting(it->string, keys, err);
         else if (setting_value(it, &n) != 0)
             rc = ag_err_set(err, AG_INVALID_ARGUMENT,
                             "tool setting '%s' needs a positive number such as 1000 or \"64KiB\"",

@@ -41,13 +41,21 @@ struct job {
 
 static void job_unref(struct job *j)
 {
-    if (atomic_fetch_sub(&j->refs, 1) != 1)
-        return;
+    if (atomic_fetch_sub(&j->refs, 1) == 1)
+        free(j);
+}
+
+/* What only the work needed, released by whoever moved the job to DONE, once the listener is
+ * gone: a deadline timer may keep the struct for long after, but not an fd. */
+static void job_drop(struct job *j)
+{
     if (j->pub.wake_fd >= 0)
         close(j->pub.wake_fd);
+    j->pub.wake_fd = -1;
     cJSON_Delete(j->pub.args);
+    j->pub.args = NULL;
     free(j->args_json);
-    free(j);
+    j->args_json = NULL;
 }
 
 static bool job_claim(struct job *j, int from)
@@ -67,6 +75,7 @@ static void finish_early(struct job *j, enum ag_code code)
 {
     if (job_claim(j, JOB_QUEUED)) {
         wk_cancel_unlisten(j->pub.ctx.cancel, j);
+        job_drop(j);
         j->done(j->arg, over_message(j, code), true);
     }
 }
@@ -143,6 +152,7 @@ static void job_run(void *arg)
         char *out = job_work(j, &is_error);
         atomic_store(&j->state, JOB_DONE);
         wk_cancel_unlisten(j->pub.ctx.cancel, j);
+        job_drop(j);
         j->done(j->arg, out, is_error);
     }
     job_unref(j);
@@ -185,6 +195,7 @@ int wk_tool__job_start(const struct wk_tool *t, const struct wk_call_ctx *ctx,
     if (ag_workpool_submit(ctx->workpool, job_run, j, err) != 0) {
         atomic_store(&j->state, JOB_DONE);
         wk_cancel_unlisten(ctx->cancel, j);
+        job_drop(j);
         job_unref(j);
         if (ctx->deadline_ms > 0)
             job_unref(j);

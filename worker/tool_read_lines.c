@@ -7,7 +7,9 @@
  * last line is clamped and the output says where the file ends; a start past it is an error
  * naming the file's line count. The output is at most read_lines.max_bytes (node option, may be
  * lowered by the spec's setting; default 1 MiB) and ends with a note of the next line to ask for
- * when cut short. Paths as worker/workspace.h resolves them.
+ * when cut short; a first line longer than that is shown cut, so asking again moves on. Lines are
+ * read with at most that many bytes kept, so one huge line cannot take the node's memory. Paths
+ * as worker/workspace.h resolves them.
  *
  * Threads: run() on the caller's thread; the work on the node's work pool (tool_job.c). */
 #include <stdio.h>
@@ -35,6 +37,27 @@ struct range {
     size_t max;
 };
 
+/* The next line of in, without its newline, into *line (grown as needed, at most max bytes kept:
+ * a longer line is cut, so one huge line cannot take the node's memory). Its kept length, or -1
+ * at the end of the file. */
+static ssize_t next_line(FILE *in, char **line, size_t *cap, size_t max)
+{
+    size_t n = 0;
+    int c = getc_unlocked(in);
+    if (c == EOF)
+        return -1;
+    for (; c != EOF && c != '\n'; c = getc_unlocked(in)) {
+        if (n == max)
+            continue;
+        if (n + 1 >= *cap) {
+            *cap = *cap ? *cap * 2 : 256;
+            *line = ag_xrealloc(*line, *cap);
+        }
+        (*line)[n++] = (char)c;
+    }
+    return (ssize_t)n;
+}
+
 /* Writes lines r->start..r->end of in to out; returns the number of the last line read. */
 static int64_t copy_lines(FILE *in, FILE *out, const struct range *r, int64_t *cut_at)
 {
@@ -43,21 +66,24 @@ static int64_t copy_lines(FILE *in, FILE *out, const struct range *r, int64_t *c
     int64_t no = 0;
     ssize_t n;
     *cut_at = 0;
-    while ((n = getline(&line, &cap, in)) >= 0) {
+    while ((n = next_line(in, &line, &cap, r->max)) >= 0) {
         no++;
         if (no < r->start)
             continue;
         if (no > r->end)
             break;
-        if (n > 0 && line[n - 1] == '\n')
-            n--;
-        char *text = wk_tool__text(line, (size_t)n);
+        char *text = wk_tool__text(line ? line : "", (size_t)n);
         char *numbered = ag_xasprintf("%lld\t%s\n", (long long)no, text);
         free(text);
         size_t len = strlen(numbered);
         if (written + len > r->max) {
+            /* A first line longer than the bound is shown cut, so that asking again moves on. */
+            if (written == 0) {
+                fwrite(numbered, 1, wk_tool__utf8_cut(numbered, r->max), out);
+                fputc('\n', out);
+            }
+            *cut_at = written == 0 ? no + 1 : no;
             free(numbered);
-            *cut_at = no;
             break;
         }
         fputs(numbered, out);

@@ -295,7 +295,9 @@ int wk_tool__shell_check_settings(const char *settings_json, struct ag_err *err)
                         "false");
     } else {
         char *rest = cJSON_IsObject(s) ? cJSON_PrintUnformatted(s) : NULL;
-        rc = wk_tool__check_settings(rest ? rest : settings_json, shell_keys, err);
+        /* "privileged" is gone from rest, but named among what shell takes. */
+        static const char *const all_keys[] = {"privileged", "max_output", NULL};
+        rc = wk_tool__check_settings(rest ? rest : settings_json, all_keys, err);
         free(rest);
     }
     cJSON_Delete(priv);

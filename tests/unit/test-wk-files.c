@@ -282,6 +282,17 @@ static void test_read_lines(void **state)
     expect_error("read_lines", "{\"path\":\"l.txt\",\"start\":0}", "not a range");
     put("empty", "");
     expect_ok("read_lines", "{\"path\":\"empty\"}", "'empty' is empty");
+    /* the output bound: whole lines, or a first line cut */
+    struct opts o = {"{\"max_bytes\":12}", NULL, 0, false};
+    bool is_error = true;
+    char *out = call_with("read_lines", "{\"path\":\"l.txt\"}", &o, &is_error);
+    assert_false(is_error);
+    assert_string_equal(out, "1\tone\n2\ttwo\n[cut at 12 bytes; ask for lines from 3 on]");
+    free(out);
+    put("long", "abcdefghijklmnopqrstuvwxyz\nnext\n");
+    out = call_with("read_lines", "{\"path\":\"long\"}", &o, &is_error);
+    assert_string_equal(out, "1\tabcdefghij\n[cut at 12 bytes; ask for lines from 2 on]");
+    free(out);
 }
 
 static void test_write_file(void **state)
