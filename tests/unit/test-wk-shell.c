@@ -288,6 +288,49 @@ static void test_background_jobs_end_with_shell(void **state)
     expect_gone(read_pid("pid3"));
 }
 
+/* One pool thread, busy with a long command: a call waiting behind it ends at once when
+ * cancelled or late, and a call that finds the queue full is refused by run(). */
+static void test_queued_calls(void **state)
+{
+    (void)state;
+    struct ag_workpool *big = pool;
+    pool = ag_workpool_new(1, 2, NULL);
+    struct call *busy = start("sleep 100 & echo $! > pid4; wait", PRIVILEGED, 0);
+    pid_t pid = read_pid("pid4");
+    struct call *queued = start("echo never", PRIVILEGED, 0);
+    int64_t t0 = ag_now_mono_ms();
+    wk_cancel_request(&queued->cancel);
+    bool is_error = false;
+    char *out = finish(queued, &is_error);
+    assert_true(is_error);
+    assert_string_equal(out, "tool 'shell' was cancelled");
+    assert_true(ag_now_mono_ms() - t0 < 10000);
+    free(out);
+    struct call *late = start("echo never", PRIVILEGED, ag_now_mono_ms() + 50);
+    out = finish(late, &is_error);
+    assert_string_equal(out, "tool 'shell' timed out");
+    free(out);
+    /* The two finished calls still sit in the queue (skipped when reached): it is full. */
+    const struct wk_tool *t = wk_tool_find("shell");
+    struct wk_config none = {"shell", NULL, 0, 0};
+    struct wk_call_ctx ctx = {.timers = timers,
+                              .config = &none,
+                              .workpool = pool,
+                              .workspace = base,
+                              .settings_json = PRIVILEGED};
+    struct ag_err err = AG_ERR_INIT;
+    assert_int_equal(t->run(t, &ctx, "{\"command\":\"true\"}", on_done, NULL, &err), -1);
+    assert_int_equal(err.code, AG_RESOURCE_EXHAUSTED);
+    assert_non_null(strstr(err.msg, "cannot run tool 'shell': queue 'workpool' is full"));
+    wk_cancel_request(&busy->cancel);
+    out = finish(busy, &is_error);
+    assert_non_null(strstr(out, "[killed: the call was cancelled]"));
+    free(out);
+    expect_gone(pid);
+    ag_workpool_free(pool);
+    pool = big;
+}
+
 static void test_settings_checked(void **state)
 {
     (void)state;
@@ -315,6 +358,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_timeout_kills_group, setup, teardown),
         cmocka_unit_test_setup_teardown(test_cancel_kills_group, setup, teardown),
         cmocka_unit_test_setup_teardown(test_background_jobs_end_with_shell, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_queued_calls, setup, teardown),
         cmocka_unit_test_setup_teardown(test_settings_checked, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
