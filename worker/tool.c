@@ -114,8 +114,8 @@ const struct wk_tool wk_tools[] = {
     },
     {
         .name = "write_file",
-        .description =
-            "Creates or replaces a workspace file with the given content, creating parent directories.",
+        .description = "Creates or replaces a workspace file with the given content, creating "
+                       "parent directories.",
         .schema_json =
             "{\"type\":\"object\",\"properties\":{\"path\":{\"type\":\"string\",\"description"
             "\":\"file path, relative to the workspace\"},\"content\":{\"type\":\"string\",\""
@@ -129,8 +129,8 @@ const struct wk_tool wk_tools[] = {
     },
     {
         .name = "edit_range",
-        .description =
-            "Replaces lines start..end of a workspace file with the replacement text (end = start - 1 inserts).",
+        .description = "Replaces lines start..end of a workspace file with the replacement text "
+                       "(end = start - 1 inserts).",
         .schema_json =
             "{\"type\":\"object\",\"properties\":{\"path\":{\"type\":\"string\",\"description"
             "\":\"file path, relative to the workspace\"},\"start\":{\"type\":\"integer\",\"d"
@@ -161,8 +161,8 @@ const struct wk_tool wk_tools[] = {
     },
     {
         .name = "search_files",
-        .description =
-            "Searches workspace files for lines matching a POSIX extended regex (or a literal string); prints path:line:text.",
+        .description = "Searches workspace files for lines matching a POSIX extended regex (or a "
+                       "literal string); prints path:line:text.",
         .schema_json =
             "{\"type\":\"object\",\"properties\":{\"pattern\":{\"type\":\"string\",\"descript"
             "ion\":\"POSIX extended regular expression, or a plain string with literal\"},\"p"

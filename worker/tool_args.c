@@ -3,8 +3,6 @@
  * (see tool_internal.h). No state: safe from any thread. */
 #include <errno.h>
 #include <fcntl.h>
-#include <inttypes.h>
-#include <limits.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>

@@ -1,12 +1,13 @@
-/* worker/tool_job.c - running a builtin tool's blocking work on the work pool, and the helpers
- * the file tools and shell share (see tool_internal.h).
+/* worker/tool_job.c - running a builtin tool's blocking work on the work pool, with the call
+ * rules of worker/call.h (see tool_internal.h).
  *
  * A job's life: STARTING (inside run(), until the pool took it), QUEUED (in the pool's queue),
- * RUNNING (its work on a pool thread), DONE (done() called). Exactly one path moves it to DONE and calls done(): the pool thread
- * after the work, or a timer (a cancel, or the deadline) while it is still QUEUED; the state is
- * one atomic, so the race between them has one winner. A job that a timer finished is skipped
- * when the pool reaches it. refs counts who may still touch the job (the pool item, the deadline
- * timer, each cancel timer); the last one frees it.
+ * RUNNING (its work on a pool thread), DONE (done() called). Exactly one path moves it to DONE
+ * and calls done(): the pool thread after the work, or a timer (a cancel, or the deadline) while
+ * it is still QUEUED; the state is one atomic, so the race between them has one winner. A job
+ * that a timer finished is skipped when the pool reaches it (it holds its queue slot until
+ * then). refs counts who may still touch the job (the pool item, the deadline timer, each cancel
+ * timer, run() itself); the last one frees it.
  *
  * Threads: run() on the caller's thread; the work on a pool thread; timers on the timer thread;
  * the cancel listener on the cancelling thread (it only pokes wake_fd and queues a timer). */
@@ -22,7 +23,6 @@
 
 #include "common/clock.h"
 #include "common/timers.h"
-#include "common/utf8.h"
 #include "common/workpool.h"
 #include "common/xalloc.h"
 

@@ -67,6 +67,58 @@ static int ws_fail(struct ag_err *err, int e, const char *shown)
     }
 }
 
+static bool id_ok(const char *id)
+{
+    size_t n = strlen(id);
+    if (n == 0 || n > 128 || strcmp(id, ".") == 0 || strcmp(id, "..") == 0)
+        return false;
+    return strspn(id, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._-") == n;
+}
+
+/* mkdir -p path (0755 for each level made). */
+static int mkdir_p(const char *path)
+{
+    char *p = ag_xstrdup(path);
+    int rc = 0;
+    for (char *s = p + 1; rc == 0; s++) {
+        if (*s != '/' && *s != '\0')
+            continue;
+        char c = *s;
+        *s = '\0';
+        if (mkdir(p, 0755) != 0 && errno != EEXIST)
+            rc = -1;
+        *s = c;
+        if (!c)
+            break;
+    }
+    free(p);
+    return rc;
+}
+
+char *wk_workspace_dir_for(const char *root, const char *agent_id, struct ag_err *err)
+{
+    if (!agent_id || !id_ok(agent_id)) {
+        ag_err_set(err, AG_INVALID_ARGUMENT,
+                   "agent id '%s' cannot name a workspace directory: want 1..128 of "
+                   "[A-Za-z0-9._-]",
+                   agent_id ? agent_id : "");
+        return NULL;
+    }
+    char *dir = ag_xasprintf("%s/%s", root, agent_id);
+    struct stat st;
+    if (mkdir_p(root) != 0 || (mkdir(dir, 0700) != 0 && errno != EEXIST)) {
+        ag_err_set(err, AG_FAILED_PRECONDITION, "cannot create the workspace '%s': %s", dir,
+                   strerror(errno));
+    } else if (lstat(dir, &st) != 0 || !S_ISDIR(st.st_mode)) {
+        ag_err_set(err, AG_FAILED_PRECONDITION,
+                   "the workspace '%s' is not a directory (a symbolic link?); remove it", dir);
+    } else {
+        return dir;
+    }
+    free(dir);
+    return NULL;
+}
+
 int wk_workspace_open(struct wk_workspace *ws, const char *root, struct ag_err *err)
 {
     ws->root = root;

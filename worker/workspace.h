@@ -36,6 +36,14 @@ struct wk_workspace {
     const char *root; /* borrowed: the root as the node names it */
 };
 
+/* The workspace of agent_id under the node's workspace root: "ROOT/AGENT_ID", created if
+ * missing (ROOT too, with its parents, 0755; the agent's directory 0700), owned. It must be a
+ * real directory, not a symbolic link. INVALID_ARGUMENT if agent_id is not one path component of
+ * [A-Za-z0-9._-] (1..128 characters, not "." or ".."); FAILED_PRECONDITION naming the directory
+ * if it cannot be made. Blocks on the file system: the runner calls it off its loop threads, or
+ * once before a run's first tool call. */
+char *wk_workspace_dir_for(const char *root, const char *agent_id, struct ag_err *err);
+
 /* Open root (a directory that exists). FAILED_PRECONDITION naming it if it cannot be opened. */
 int wk_workspace_open(struct wk_workspace *ws, const char *root, struct ag_err *err);
 void wk_workspace_close(struct wk_workspace *ws);

@@ -28,6 +28,7 @@
 #include "common/workpool.h"
 #include "common/xalloc.h"
 #include "worker/tool.h"
+#include "worker/workspace.h"
 
 #define WAIT_SECONDS 30
 
@@ -605,6 +606,34 @@ static void test_subjects(void **state)
     assert_null(wk_tool_find("read_file")->subject("{}"));
 }
 
+static void test_workspace_dir_for(void **state)
+{
+    (void)state;
+    char root[160];
+    snprintf(root, sizeof(root), "%s/roots/deep", fx.base);
+    struct ag_err err = AG_ERR_INIT;
+    char *dir = wk_workspace_dir_for(root, "a1", &err);
+    assert_non_null(dir);
+    struct stat st;
+    assert_int_equal(lstat(dir, &st), 0);
+    assert_true(S_ISDIR(st.st_mode));
+    assert_int_equal(st.st_mode & 0777, 0700);
+    free(dir);
+    dir = wk_workspace_dir_for(root, "a1", &err); /* again: it exists */
+    assert_non_null(dir);
+    free(dir);
+    const char *bad[] = {"", ".", "..", "a/b", "../x", "a b"};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        assert_null(wk_workspace_dir_for(root, bad[i], &err));
+        assert_int_equal(err.code, AG_INVALID_ARGUMENT);
+    }
+    char link[256];
+    snprintf(link, sizeof(link), "%s/evil", root);
+    assert_int_equal(symlink(fx.out, link), 0);
+    assert_null(wk_workspace_dir_for(root, "evil", &err));
+    assert_int_equal(err.code, AG_FAILED_PRECONDITION);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -621,6 +650,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_cancel_and_deadline, setup, teardown),
         cmocka_unit_test_setup_teardown(test_settings_and_options_checked, setup, teardown),
         cmocka_unit_test_setup_teardown(test_subjects, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_workspace_dir_for, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
