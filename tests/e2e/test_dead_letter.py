@@ -44,7 +44,7 @@ class UnknownModelTest(H.ClusterTestCase):
         tools = self.s.types.AgentSpec(tools=["echo", "nosuch"])
         self.assert_invalid(lambda: self.c.hub.Spawn(self.s.hub.SpawnRequest(spec=tools),
                                                      timeout=10),
-                            "no connected node offers tool 'nosuch' (nodes offer: echo, append)")
+                            "no connected node offers tool 'nosuch' (nodes offer: echo, append, ")
         # A model of a provider the node offers is fine: "mock" offers "mock/anything".
         r = self.c.hub.Spawn(self.s.hub.SpawnRequest(
             spec=self.s.types.AgentSpec(model="mock/large"), input="final fine"), timeout=10)
