@@ -106,12 +106,25 @@ char *wk_workspace_dir_for(const char *root, const char *agent_id, struct ag_err
     }
     char *dir = ag_xasprintf("%s/%s", root, agent_id);
     struct stat st;
-    if (mkdir_p(root) != 0 || (mkdir(dir, 0700) != 0 && errno != EEXIST)) {
+    if (mkdir_p(root) != 0) {
+        ag_err_set(err, AG_FAILED_PRECONDITION, "cannot create the workspace root '%s': %s", root,
+                   strerror(errno));
+    } else if (lstat(root, &st) != 0 || !S_ISDIR(st.st_mode) || st.st_uid != geteuid()) {
+        /* A root in a shared directory such as /tmp could have been made by another user, to
+         * read or plant files in every agent's workspace. Checked before anything is made in
+         * it. */
+        ag_err_set(err, AG_FAILED_PRECONDITION,
+                   "the workspace root '%s' is not a directory owned by this user; remove it or "
+                   "give the node another root",
+                   root);
+    } else if (mkdir(dir, 0700) != 0 && errno != EEXIST) {
         ag_err_set(err, AG_FAILED_PRECONDITION, "cannot create the workspace '%s': %s", dir,
                    strerror(errno));
-    } else if (lstat(dir, &st) != 0 || !S_ISDIR(st.st_mode)) {
+    } else if (lstat(dir, &st) != 0 || !S_ISDIR(st.st_mode) || st.st_uid != geteuid()) {
         ag_err_set(err, AG_FAILED_PRECONDITION,
-                   "the workspace '%s' is not a directory (a symbolic link?); remove it", dir);
+                   "the workspace '%s' is not a directory owned by this user (a symbolic "
+                   "link?); remove it",
+                   dir);
     } else {
         return dir;
     }

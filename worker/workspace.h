@@ -37,8 +37,9 @@ struct wk_workspace {
 };
 
 /* The workspace of agent_id under the node's workspace root: "ROOT/AGENT_ID", created if
- * missing (ROOT too, with its parents, 0755; the agent's directory 0700), owned. It must be a
- * real directory, not a symbolic link. INVALID_ARGUMENT if agent_id is not one path component of
+ * missing (ROOT too, with its parents, 0755; the agent's directory 0700), owned. ROOT and the
+ * workspace must be real directories (not symbolic links) owned by the node's user: a root in a
+ * shared directory such as /tmp that another user made first is refused. INVALID_ARGUMENT if agent_id is not one path component of
  * [A-Za-z0-9._-] (1..128 characters, not "." or ".."); FAILED_PRECONDITION naming the directory
  * if it cannot be made. Blocks on the file system: the runner calls it off its loop threads, or
  * once before a run's first tool call. */

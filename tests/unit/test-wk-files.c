@@ -632,6 +632,15 @@ static void test_workspace_dir_for(void **state)
     assert_int_equal(symlink(fx.out, link), 0);
     assert_null(wk_workspace_dir_for(root, "evil", &err));
     assert_int_equal(err.code, AG_FAILED_PRECONDITION);
+    /* a root that is a symbolic link (to a directory someone else controls) */
+    char linked_root[256];
+    snprintf(linked_root, sizeof(linked_root), "%s/linked-root", fx.base);
+    assert_int_equal(symlink(fx.out, linked_root), 0);
+    assert_null(wk_workspace_dir_for(linked_root, "a1", &err));
+    assert_int_equal(err.code, AG_FAILED_PRECONDITION);
+    assert_non_null(strstr(err.msg, "is not a directory owned by this user"));
+    char *made = slurp(fx.out, "a1");
+    assert_null(made); /* nothing was made in it */
 }
 
 int main(void)
