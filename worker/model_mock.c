@@ -6,7 +6,9 @@
  *
  *   echo <text>   reply with one tool call to "echo", arguments {"text":"<text>"}
  *   call <tool> <text>
- *                 reply with one tool call to <tool>, arguments {"text":"<text>"} (<text> may be
+ *                 reply with one tool call to <tool>, arguments {"text":"<text>"}, or <text>
+ *                 itself when it is a JSON object ("call read_file {\"path\":\"a.txt\"}"; it
+ *                 cannot hold a ';') (<text> may be
  *                 empty; the tool need not be among the request's tools, as for echo)
  *   final <text>  reply with content <text> and no tool call
  *   sleep <ms>    not a reply: every following reply is delivered <ms> later (the last sleep
@@ -271,11 +273,16 @@ static struct wk_chat_reply *reply_final(const char *content)
     return r;
 }
 
-static struct wk_chat_reply *reply_call(size_t k, const char *tool, const char *text)
+/* raw_json: a text that is a JSON object is the arguments themselves (call <tool> {...}). */
+static struct wk_chat_reply *reply_call(size_t k, const char *tool, const char *text, bool raw_json)
 {
     struct wk_chat_reply *r = reply_final("");
-    cJSON *args = cJSON_CreateObject();
-    cJSON_AddStringToObject(args, "text", text);
+    cJSON *args = raw_json && text[0] == '{' ? cJSON_Parse(text) : NULL;
+    if (!cJSON_IsObject(args)) {
+        cJSON_Delete(args);
+        args = cJSON_CreateObject();
+        cJSON_AddStringToObject(args, "text", text);
+    }
     char *json = cJSON_PrintUnformatted(args);
     cJSON_Delete(args);
     r->calls = ag_xcalloc(1, sizeof(*r->calls));
@@ -308,15 +315,15 @@ static void answer(struct mock_pending *pd, const struct mock_step *step, const 
     }
     switch (step->kind) {
     case MOCK_ECHO:
-        pd->reply = reply_call(v->k, "echo", step->text);
+        pd->reply = reply_call(v->k, "echo", step->text, false);
         break;
     case MOCK_CALL:
-        pd->reply = reply_call(v->k, step->tool, step->text);
+        pd->reply = reply_call(v->k, step->tool, step->text, true);
         break;
     case MOCK_LOOP: {
         char text[32];
         snprintf(text, sizeof(text), "loop %zu", v->k + 1);
-        pd->reply = reply_call(v->k, "echo", text);
+        pd->reply = reply_call(v->k, "echo", text, false);
         break;
     }
     case MOCK_FINAL:

@@ -23,13 +23,11 @@
  * connection thread); all only queue the run. */
 #include "worker/run.h"
 
-#include <errno.h>
 #include <inttypes.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 
 #include "common/clock.h"
 #include "common/log.h"
@@ -42,6 +40,7 @@
 #include "worker/run_spec.h"
 #include "worker/tool.h"
 #include "worker/warm.h"
+#include "worker/workspace.h"
 
 /* The default when spec.max_iterations is 0 and the node sets none (types.proto, AgentSpec). */
 #define WK_RUN_DEFAULT_MAX_ITERATIONS 10
@@ -91,7 +90,8 @@ struct wk_run {
     struct wk_http *http;         /* borrowed from the host, may be NULL */
     struct ag_workpool *workpool; /* borrowed from the host, may be NULL */
     const struct wk_price *price; /* borrowed from the host: the model's price, NULL if none */
-    char *workspace;              /* owned: workspace_root/<agent id>, NULL if none */
+    const char *workspace_root;   /* borrowed from the host; NULL: agents get no workspace */
+    char *workspace;              /* owned: workspace_root/<agent id>, once made */
     int64_t turn_deadline_ms;     /* ag_now_mono_ms() time the turn yields at; 0: none */
     int64_t delta_interval_ms;
     /* Spent before this run, as the hub counted it (Assignment.usage), and by this run's own
@@ -129,7 +129,6 @@ struct wk_run {
     bool unstored;
     Agentry__V1__EventKind end_kind; /* WK_RUN_END */
     char *end_text;                  /* owned; WK_RUN_END */
-    bool workspace_made;             /* the workspace directory exists */
     /* A streamed reply's text not yet sent as a MODEL_DELTA: written by the provider's
      * callbacks (which hold the token while the call is in flight), flushed under mu. */
     char *delta;
@@ -365,8 +364,7 @@ static struct wk_run *run_new(const Agentry__V1__Assignment *a, const struct wk_
     run->http = o->http;
     run->workpool = o->workpool;
     run->price = wk_prices_find(o->prices, run->model);
-    if (o->workspace_root && *o->workspace_root && run->agent_id[0])
-        run->workspace = ag_xasprintf("%s/%s", o->workspace_root, run->agent_id);
+    run->workspace_root = o->workspace_root && *o->workspace_root ? o->workspace_root : NULL;
     run->delta_interval_ms = o->delta_interval_ms > 0 ? o->delta_interval_ms
                                                       : WK_RUN_DELTA_INTERVAL_MS;
     /* The wall clock starts at the assignment: a turn placed again starts it anew. */
@@ -939,27 +937,6 @@ static bool next_tool(struct wk_run *run)
     return !run_emit(run, &ev, true);
 }
 
-/* The agent's workspace directory (and the root above it), private to the node's user. */
-static int make_workspace(struct wk_run *run, struct ag_err *err)
-{
-    char *slash = strrchr(run->workspace, '/');
-    if (slash && slash != run->workspace) {
-        *slash = '\0';
-        int rc = mkdir(run->workspace, 0700);
-        int e = errno;
-        *slash = '/';
-        if (rc != 0 && e != EEXIST)
-            return ag_err_set(err, AG_FAILED_PRECONDITION,
-                              "cannot make the node's workspace root for '%s': %s", run->workspace,
-                              strerror(e));
-    }
-    if (mkdir(run->workspace, 0700) != 0 && errno != EEXIST)
-        return ag_err_set(err, AG_FAILED_PRECONDITION, "cannot make workspace '%s': %s",
-                          run->workspace, strerror(errno));
-    run->workspace_made = true;
-    return 0;
-}
-
 static bool run_tool(struct wk_run *run)
 {
     const struct wk_tool_call *c = &run->msgs[run->call_msg].calls[run->tool_idx];
@@ -993,7 +970,10 @@ static bool run_tool(struct wk_run *run)
     struct wk_call_ctx ctx = call_ctx(run, &run->tool_configs[t - wk_tools]);
     ctx.agent_id = run->agent_id;
     ctx.settings_json = wk_run_spec_tool_settings(&run->spec, c->name);
-    if (run->workspace && !run->workspace_made && make_workspace(run, &err) != 0) {
+    /* Made at the first tool call (a turn that calls none leaves no directory behind), on the
+     * pool thread: a mkdir or two, once per run. */
+    if (run->workspace_root && !run->workspace &&
+        !(run->workspace = wk_workspace_dir_for(run->workspace_root, run->agent_id, &err))) {
         run->tool_output = ag_xasprintf("tool '%s' could not start: %s", c->name, err.msg);
         run->tool_is_error = true;
         return true;

@@ -33,6 +33,7 @@
 
 #include "common/log.h"
 #include "common/map.h"
+#include "common/workpool.h"
 #include "common/xalloc.h"
 #include "worker/config.h"
 #include "worker/model.h"
@@ -42,16 +43,20 @@
 #include "worker/warm.h"
 
 #define WK_RUNNER_DEFAULT_THREADS 2
+/* The tool pool (wk_runner_opts.tool_threads) and the calls that may wait for it. */
+#define WK_RUNNER_TOOL_THREADS 8
+#define WK_RUNNER_TOOL_QUEUE 1024
 
 struct wk_runner {
     wk_emit_fn *emit;
     wk_room_fn *room; /* NULL: always room */
     wk_released_fn *released;
     void *emit_ctx;
-    struct ag_timers *timers;  /* borrowed from opts */
-    struct wk_configs configs; /* read-only after wk_runner_new */
-    struct wk_prices prices;   /* read-only after wk_runner_new */
-    char *workspace_root;      /* owned, NULL: none */
+    struct ag_timers *timers;     /* borrowed from opts */
+    struct wk_configs configs;    /* read-only after wk_runner_new */
+    struct wk_prices prices;      /* read-only after wk_runner_new */
+    char *workspace_root;         /* owned, NULL: none */
+    struct ag_workpool *workpool; /* owned: threads for blocking tool work (files, processes) */
     uint32_t default_max_iterations;
     int64_t default_turn_timeout_ms;
     int64_t delta_interval_ms;
@@ -205,6 +210,7 @@ static struct wk_run_opts run_opts(struct wk_runner *r, struct wk_provider *p,
         .timers = r->timers,
         .prices = &r->prices,
         .workspace_root = r->workspace_root,
+        .workpool = r->workpool,
         .default_max_iterations = r->default_max_iterations,
         .default_turn_timeout_ms = r->default_turn_timeout_ms,
         .delta_interval_ms = r->delta_interval_ms,
@@ -264,6 +270,7 @@ static void runner_stop_threads(struct wk_runner *r)
 
 static void runner_release(struct wk_runner *r)
 {
+    ag_workpool_free(r->workpool);
     for (size_t i = 0; i < r->nproviders; i++)
         if (r->providers[i])
             r->providers[i]->free(r->providers[i]);
@@ -322,6 +329,13 @@ struct wk_runner *wk_runner_new(const struct wk_runner_opts *o, struct ag_err *e
     ag_queue_init(&r->ready, "runner.ready", 0, 0);
     pthread_cond_init(&r->queue_cv, NULL);
     pthread_mutex_init(&r->table_mu, NULL);
+    /* Each running shell holds a pool thread for its whole run; file work is short. */
+    r->workpool = ag_workpool_new(o->tool_threads ? o->tool_threads : WK_RUNNER_TOOL_THREADS,
+                                  WK_RUNNER_TOOL_QUEUE, err);
+    if (!r->workpool) {
+        runner_release(r);
+        return NULL;
+    }
 
     unsigned want = o->threads ? o->threads : WK_RUNNER_DEFAULT_THREADS;
     r->threads = ag_xcalloc(want, sizeof(*r->threads));
@@ -344,6 +358,10 @@ void wk_runner_free(struct wk_runner *r)
         return;
     wk_runner_cancel_all(r);
     runner_stop_threads(r);
+    /* After the cancel (a running shell is killed by it) and before the node's timers go: the
+     * pool runs what is queued, whose completions find their runs cancelled and drop them. */
+    ag_workpool_free(r->workpool);
+    r->workpool = NULL;
     /* Every queued run is cancelled by now: stepping it just drops it. */
     for (;;) {
         pthread_mutex_lock(&r->queue_mu);

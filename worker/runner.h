@@ -56,6 +56,7 @@ struct wk_runner_opts {
     uint32_t default_max_iterations; /* for specs that give 0; 0: 10 */
     int64_t default_turn_timeout_ms; /* for specs without a limit; 0: none */
     int64_t delta_interval_ms;       /* MODEL_DELTA events at most this often; 0: 200 ms */
+    unsigned tool_threads;           /* threads for blocking tool work; 0: 8 */
 };
 
 /* Fails with INVALID_ARGUMENT naming the option if an option or a price is malformed or
