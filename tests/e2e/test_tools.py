@@ -8,6 +8,7 @@ here the point is the wiring: workspace, settings, pool, rules, journal.
 """
 import json
 import os
+import shutil
 import sys
 import tempfile
 
@@ -24,6 +25,11 @@ def call(tool, **args):
 class ToolsTest(H.ClusterTestCase):
     NODES = 1
     NODE_ARGS = ("--workspace-root", ROOT, "--tool-opt", "shell.timeout=20s")
+
+    @classmethod
+    def setUpClass(cls):
+        cls.addClassCleanup(shutil.rmtree, ROOT, True)
+        super().setUpClass()
 
     def run_agent(self, steps, tools, **kw):
         spec = self.c.spec(tools=tools, max_iterations=20, **kw)
