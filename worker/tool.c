@@ -63,6 +63,13 @@ int wk_tool__shell_run(const struct wk_tool *t, const struct wk_call_ctx *ctx,
 int wk_tool__shell_check_config(const struct wk_config *c, struct ag_err *err);
 int wk_tool__shell_check_settings(const char *settings_json, struct ag_err *err);
 char *wk_tool__shell_subject(const char *args_json);
+/* Defined in worker/tool_http_request.c. */
+int wk_tool__http_request_run(const struct wk_tool *t, const struct wk_call_ctx *ctx,
+                              const char *args_json, wk_tool_done_fn *done, void *arg,
+                              struct ag_err *err);
+int wk_tool__http_request_check_config(const struct wk_config *c, struct ag_err *err);
+int wk_tool__http_request_check_settings(const char *settings_json, struct ag_err *err);
+char *wk_tool__http_request_subject(const char *args_json);
 
 const struct wk_tool wk_tools[] = {
     {
@@ -190,6 +197,25 @@ const struct wk_tool wk_tools[] = {
         .check_config = wk_tool__shell_check_config,
         .subject = wk_tool__shell_subject,
         .check_settings = wk_tool__shell_check_settings,
+    },
+    {
+        .name = "http_request",
+        .description = "Makes one HTTP request and returns the status, a few headers and the "
+                       "body as text; redirects are returned, not followed.",
+        .schema_json =
+            "{\"type\":\"object\",\"properties\":{"
+            "\"method\":{\"type\":\"string\",\"description\":\"GET (default), POST, PUT, "
+            "PATCH, DELETE, HEAD...\"},"
+            "\"url\":{\"type\":\"string\",\"description\":\"an http:// or https:// URL\"},"
+            "\"headers\":{\"type\":\"object\",\"additionalProperties\":{\"type\":"
+            "\"string\"}},"
+            "\"body\":{\"type\":\"string\"}},\"required\":[\"url\"]}",
+        /* A POST may have acted: a call lost after it started gets "outcome unknown". */
+        .idempotent = false,
+        .run = wk_tool__http_request_run,
+        .check_config = wk_tool__http_request_check_config,
+        .subject = wk_tool__http_request_subject,
+        .check_settings = wk_tool__http_request_check_settings,
     },
     {.name = NULL},
 };

@@ -57,19 +57,31 @@ static void test_refusals_name_the_option(void **state)
 {
     (void)state;
     const char *want = "want NAME.KEY=VALUE, e.g. mock.latency=50ms";
-    char msg[128];
+    char msg[256];
     const char *malformed[] = {"mock", ".x=1", "mock.=1", "mock=1.x"};
     for (size_t i = 0; i < sizeof(malformed) / sizeof(malformed[0]); i++) {
         snprintf(msg, sizeof(msg), "invalid model option '%s': %s", malformed[i], want);
         assert_refused(malformed[i], NULL, msg);
     }
-    assert_refused("gpt.temperature=1", NULL,
-                   "invalid model option 'gpt.temperature=1': this node has no model provider "
-                   "'gpt' (it has: mock)");
-    assert_refused(NULL, "browser.timeout=1s",
-                   "invalid tool option 'browser.timeout=1s': this node has no tool 'browser' (it "
-                   "has: echo, append, read_file, read_lines, write_file, edit_range, list_dir, "
-                   "search_files, shell)");
+    /* The lists follow the tables, which grow as providers and tools are added. */
+    char have[256] = "";
+    for (size_t i = 0; wk_model_providers[i].name; i++)
+        snprintf(have + strlen(have), sizeof(have) - strlen(have), "%s%s", i ? ", " : "",
+                 wk_model_providers[i].name);
+    snprintf(msg, sizeof(msg),
+             "invalid model option 'gpt.temperature=1': this node has no model provider 'gpt' "
+             "(it has: %s)",
+             have);
+    assert_refused("gpt.temperature=1", NULL, msg);
+    have[0] = '\0';
+    for (size_t i = 0; wk_tools[i].name; i++)
+        snprintf(have + strlen(have), sizeof(have) - strlen(have), "%s%s", i ? ", " : "",
+                 wk_tools[i].name);
+    snprintf(msg, sizeof(msg),
+             "invalid tool option 'nosuch.timeout=1s': this node has no tool 'nosuch' (it has: "
+             "%s)",
+             have);
+    assert_refused(NULL, "nosuch.timeout=1s", msg);
     assert_refused(NULL, "echo.timeout=soon",
                    "option 'echo.timeout': invalid duration 'soon': want a duration like 250ms, "
                    "5s, 2m or 1h");
