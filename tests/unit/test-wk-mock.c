@@ -402,7 +402,9 @@ static void test_model_find(void **state)
     assert_string_equal(model, "");
     assert_ptr_equal(wk_model_find("", NULL), row);
     assert_null(wk_model_find("mockery", NULL));
-    assert_null(wk_model_find("openai/gpt", NULL));
+    assert_null(wk_model_find("nosuch/gpt", NULL));
+    assert_string_equal(wk_model_find("openai/gpt", &model)->name, "openai");
+    assert_string_equal(model, "gpt");
 }
 
 int main(void)
