@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -599,6 +600,66 @@ static void test_script(void **state)
     }
 }
 
+static int threads_now(void)
+{
+    FILE *fp = fopen("/proc/self/status", "r");
+    char line[256];
+    int n = -1;
+    while (fp && fgets(line, sizeof(line), fp))
+        if (sscanf(line, "Threads: %d", &n) == 1)
+            break;
+    if (fp)
+        fclose(fp);
+    return n;
+}
+
+#define MANY 2000
+
+/* 2,000 streamed chats in flight at once, each answering in 1 s: all succeed, on the same few
+ * threads as one chat. */
+static void test_many_streams(void **state)
+{
+    struct fix *f = *state;
+    struct wk_config cfg;
+    struct opts o = {0};
+    struct wk_provider *p = make(f, "openai", &o, &cfg);
+    struct result *rs = calloc(MANY, sizeof(*rs));
+    struct wk_msg msg = {.role = "user", .content = "x"};
+    struct wk_chat_req req = {.model = "slow:1000", .msgs = &msg, .nmsgs = 1, .on_delta = on_delta};
+    req.settings.stream = true;
+    struct wk_call_ctx ctx = {.timers = f->timers, .config = &cfg};
+    int before = threads_now();
+    struct rusage ru0;
+    getrusage(RUSAGE_SELF, &ru0);
+    int64_t t0 = ag_now_mono_ms();
+    for (int i = 0; i < MANY; i++) {
+        pthread_mutex_init(&rs[i].mu, NULL);
+        ag_cond_init_mono(&rs[i].cv);
+        assert_int_equal(p->chat(p, &ctx, &req, on_done, &rs[i], NULL), 0);
+    }
+    assert_int_equal(threads_now(), before);
+    for (int i = 0; i < MANY; i++) {
+        wait_done(&rs[i]);
+        if (!rs[i].reply)
+            fail_msg("chat %d: %s", i, rs[i].err.msg);
+        assert_string_equal(rs[i].reply->content, "slow");
+        assert_string_equal(rs[i].deltas, "slow");
+        result_release(&rs[i]);
+    }
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    print_message("%d streamed chats of 1 s: %lld ms, %d threads, cpu %ld ms\n", MANY,
+                  (long long)(ag_now_mono_ms() - t0), threads_now(),
+                  (long)((ru.ru_utime.tv_sec - ru0.ru_utime.tv_sec) * 1000 +
+                         (ru.ru_utime.tv_usec - ru0.ru_utime.tv_usec) / 1000 +
+                         (ru.ru_stime.tv_sec - ru0.ru_stime.tv_sec) * 1000 +
+                         (ru.ru_stime.tv_usec - ru0.ru_stime.tv_usec) / 1000));
+    assert_int_equal(threads_now(), before);
+    free(rs);
+    p->free(p);
+    config_release(&cfg);
+}
+
 static void test_check_config(void **state)
 {
     (void)state;
@@ -647,6 +708,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_spec_base_url_and_key, setup, teardown),
         cmocka_unit_test_setup_teardown(test_key_file, setup, teardown),
         cmocka_unit_test_setup_teardown(test_script, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_many_streams, setup, teardown),
         cmocka_unit_test(test_check_config),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
