@@ -24,7 +24,8 @@
  *
  * Options (--model-opt openai.KEY=VAL, checked at start): base_url, api_key_env, api_key_file,
  * header (repeatable, "Name: value"), retries (3), retry_base (500ms), retry_max (30s), stall
- * (60s: no byte for that long fails the call), and the common timeout.
+ * (60s: no byte for that long fails a streamed call; a non-streamed reply sends nothing until it
+ * is complete, so only timeout bounds it), and the common timeout.
  *
  * Threads: chat() may be called from any thread and copies everything the call needs, so a call
  * never touches its provider again (a provider freed while calls are in flight is safe). on_data
@@ -370,7 +371,7 @@ static void on_failure(struct mh_call *c, const struct wk_http_resp *resp,
             ag_err_set(&err, AG_UNAVAILABLE, "cannot reach model '%s' at '%s': %s", c->label,
                        c->base_url, herr->msg);
         }
-        if (resp->received == 0 && maybe_retry(c, -1, &err))
+        if ((!c->stream || resp->received == 0) && maybe_retry(c, -1, &err))
             return;
         break;
     case AG_UNKNOWN:
@@ -415,7 +416,9 @@ static int attempt_send(struct mh_call *c, struct ag_err *err)
         .body = c->body,
         .body_len = strlen(c->body),
         .deadline_ms = c->ctx.deadline_ms,
-        .stall_ms = c->stall_ms,
+        /* A non-streamed reply sends nothing until it is complete, which takes a long answer
+         * minutes: only the call's timeout bounds it. */
+        .stall_ms = c->stream ? c->stall_ms : 0,
         .cancel = c->ctx.cancel,
         .on_data = c->stream ? on_data : NULL,
         .done = on_http_done,

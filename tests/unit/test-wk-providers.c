@@ -69,6 +69,7 @@ struct opts {
     const char *user;      /* default "héllo → wörld" */
     bool with_results;     /* the conversation holds a reply with two calls and their results */
     bool cancel_when_seen; /* cancel once the server counted the request */
+    int64_t timeout_ms;    /* the call's deadline from now; 0: none */
     struct wk_model_settings settings;
 };
 
@@ -193,7 +194,10 @@ static void chat(struct fix *f, const char *provider, const char *model, const s
     req.settings.stream = o->stream;
     struct wk_cancel cancel;
     wk_cancel_init(&cancel);
-    struct wk_call_ctx ctx = {.timers = f->timers, .config = &cfg, .cancel = &cancel};
+    struct wk_call_ctx ctx = {.timers = f->timers,
+                              .config = &cfg,
+                              .cancel = &cancel,
+                              .deadline_ms = o->timeout_ms ? ag_now_mono_ms() + o->timeout_ms : 0};
     struct ag_err err = AG_ERR_INIT;
     long before = fake_llm_stat(&f->srv, "requests");
     in_chat = true;
@@ -350,6 +354,8 @@ static void test_500_retries_spent(void **state)
     }
 }
 
+/* A streamed reply that stops sending fails after `stall`; a non-streamed one sends nothing
+ * until it is complete, so only the call's timeout ends it. */
 static void test_stall(void **state)
 {
     struct fix *f = *state;
@@ -358,11 +364,14 @@ static void test_stall(void **state)
         for (int stream = 0; stream < 2; stream++) {
             struct result r;
             struct opts o = {.node_opts = node, .nnode = 1, .stream = stream};
+            o.timeout_ms = stream ? 0 : 500;
             chat(f, providers[i], "stall", &o, &r);
             assert_null(r.reply);
             assert_int_equal(r.err.code, AG_DEADLINE_EXCEEDED);
             char want[96];
-            snprintf(want, sizeof(want), "model '%s/stall' stalled: no data for 300ms",
+            snprintf(want, sizeof(want),
+                     stream ? "model '%s/stall' stalled: no data for 300ms"
+                            : "model call to '%s/stall' timed out",
                      providers[i]);
             assert_string_equal(r.err.msg, want);
             result_release(&r);
