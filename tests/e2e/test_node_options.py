@@ -98,7 +98,10 @@ class BadOptionTest(H.ClusterTestCase):
              "error: unknown option 'echo.colour': echo takes timeout, latency"),
             (["--model-opt", "nosuch.timeout=1s"],
              "error: invalid model option 'nosuch.timeout=1s': this node has no model provider "
-             "'nosuch' (it has: mock)"),
+             "'nosuch' (it has: mock, openai, anthropic)"),
+            (["--model-opt", "openai.api_key_file=/nonexistent/key"],
+             "error: cannot read option 'openai.api_key_file' '/nonexistent/key': No such file or "
+             "directory"),
         ]
         for extra, want in cases:
             with self.subTest(extra=extra):
