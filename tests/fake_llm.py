@@ -136,7 +136,9 @@ class Conn:
             return
         if not data:
             raise Aborted()
-        await asyncio.sleep(seconds)  # the client sent more (pipelined): just wait
+        # A byte of a pipelined next request: lost, so pipelining clients are not supported
+        # (libcurl does not pipeline HTTP/1.1).
+        await asyncio.sleep(seconds)
 
     async def until_gone(self):
         while True:

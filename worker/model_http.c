@@ -504,8 +504,8 @@ static int mh_chat(struct wk_provider *p, const struct wk_call_ctx *ctx,
     struct mh_call *c = ag_xcalloc(1, sizeof(*c));
     c->wire = st->wire;
     c->http = st->http;
-    snprintf(c->label, sizeof(c->label), "%s%s%.120s", st->name, *req->model ? "/" : "",
-             req->model);
+    const char *model = req->model ? req->model : "";
+    snprintf(c->label, sizeof(c->label), "%s%s%.120s", st->name, *model ? "/" : "", model);
     c->base_url = base_without_slash(s->base_url && *s->base_url ? s->base_url : st->base_url);
     c->url = ag_xasprintf("%s%s", c->base_url, st->wire->path);
     c->key = call_key(st, s, c->base_url);
