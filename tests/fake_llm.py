@@ -21,6 +21,7 @@ The reply depends on the request's model id:
     stall         status and headers (streamed: and one event), then nothing until the client goes
     429:N, 500:N  the first N requests for this model id answer 429 (Retry-After: 1) or 500,
                   then as echo
+    429d:N        as 429:N, with Retry-After as an HTTP date 2 s ahead
     malformed     a 200 whose body (streamed: second event) is not JSON
     usage:IN:OUT  "ok", reporting those token counts
     auth:KEY      401 in the API's own error shape unless the request carries API key KEY,
@@ -44,6 +45,7 @@ Other endpoints:
 
 import argparse
 import asyncio
+import email.utils
 import json
 import os
 import random
@@ -222,9 +224,11 @@ def plan(fmt, model, body, headers):
     usage_in = max(1, chars // 4)
     name, _, arg = model.partition(":")
     count = STATE.by_model.get(model, 0)
-    if name in ("429", "500") and arg.isdigit() and count <= int(arg):
-        status = int(name)
-        extra = [("Retry-After", "1")] if status == 429 else []
+    if name in ("429", "429d", "500") and arg.isdigit() and count <= int(arg):
+        status = 500 if name == "500" else 429
+        extra = [("Retry-After", "1")] if name == "429" else []
+        if name == "429d":
+            extra = [("Retry-After", email.utils.formatdate(time.time() + 2, usegmt=True))]
         return ("error", status, extra)
     if name == "auth" and api_key_of(fmt, headers) != arg:
         return ("error", 401, [])

@@ -334,6 +334,21 @@ static void test_429_honours_retry_after(void **state)
     }
 }
 
+/* Retry-After as an HTTP date (2 s ahead, at one-second resolution): the retry waits for it. */
+static void test_429_retry_after_date(void **state)
+{
+    struct fix *f = *state;
+    const char *node[] = {"retry_base=10ms"};
+    struct result r;
+    struct opts o = {.node_opts = node, .nnode = 1};
+    chat(f, "openai", "429d:1", &o, &r);
+    assert_non_null(r.reply);
+    double gap = arrival(f, "429d:1", 1) - arrival(f, "429d:1", 0);
+    if (gap < 0.9)
+        fail_msg("retried after %.3f s, before the Retry-After date", gap);
+    result_release(&r);
+}
+
 static void test_500_retries_spent(void **state)
 {
     struct fix *f = *state;
@@ -669,6 +684,25 @@ static void test_many_streams(void **state)
     config_release(&cfg);
 }
 
+/* A fast model's stream: every token arrives, and the rate is printed (docs/benchmarks.md). */
+static void test_fast_stream(void **state)
+{
+    struct fix *f = *state;
+    for (size_t i = 0; i < 2; i++) {
+        struct result r;
+        struct opts o = {.stream = true};
+        int64_t t0 = ag_now_mono_ns();
+        chat(f, providers[i], "fast:20000", &o, &r);
+        double secs = (double)(ag_now_mono_ns() - t0) / 1e9;
+        assert_non_null(r.reply);
+        assert_int_equal(strlen(r.reply->content), 4 * 20000);
+        assert_int_equal(r.reply->output_tokens, 20000);
+        print_message("%s: 20000 streamed tokens in %.3f s (%.0f tokens/s)\n", providers[i], secs,
+                      20000 / secs);
+        result_release(&r);
+    }
+}
+
 static void test_check_config(void **state)
 {
     (void)state;
@@ -706,6 +740,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_echo, setup, teardown),
         cmocka_unit_test_setup_teardown(test_two_tool_calls, setup, teardown),
         cmocka_unit_test_setup_teardown(test_429_honours_retry_after, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_429_retry_after_date, setup, teardown),
         cmocka_unit_test_setup_teardown(test_500_retries_spent, setup, teardown),
         cmocka_unit_test_setup_teardown(test_stall, setup, teardown),
         cmocka_unit_test_setup_teardown(test_malformed, setup, teardown),
@@ -718,6 +753,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_key_file, setup, teardown),
         cmocka_unit_test_setup_teardown(test_script, setup, teardown),
         cmocka_unit_test_setup_teardown(test_many_streams, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_fast_stream, setup, teardown),
         cmocka_unit_test(test_check_config),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
