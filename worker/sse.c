@@ -25,7 +25,9 @@ struct wk_sse {
     bool has_event;
     bool after_cr; /* the previous byte was a CR ending a line */
     bool bom_done; /* a leading UTF-8 BOM has been looked for */
-    size_t size;   /* bytes of the current event so far, line ends included */
+    size_t size;   /* bytes of the current event's data and event lines, and of the current
+                      line, line ends included: what the limit bounds */
+    size_t kept;   /* size before the current line: a line that is not kept goes back to it */
     int spent;     /* 0, or the 1 / -1 that ended the feeds */
 };
 
@@ -65,7 +67,7 @@ static void event_reset(struct wk_sse *s)
     s->data.len = 0;
     s->event.len = 0;
     s->has_event = false;
-    s->size = 0;
+    s->size = s->kept = 0;
 }
 
 /* An empty line: dispatch the event if it has data. */
@@ -90,8 +92,10 @@ static int line_done(struct wk_sse *s, wk_sse_event_fn *fn, void *arg, struct ag
     s->line.len = 0;
     if (n == 0)
         return dispatch(s, fn, arg, err);
-    if (l[0] == ':')
-        return 0; /* a comment, servers send them as keep-alives */
+    if (l[0] == ':') {
+        s->size = s->kept; /* a comment, servers send them as keep-alives: not counted */
+        return 0;
+    }
     const char *colon = memchr(l, ':', n);
     size_t flen = colon ? (size_t)(colon - l) : n;
     const char *v = colon ? colon + 1 : l + n;
@@ -107,7 +111,10 @@ static int line_done(struct wk_sse *s, wk_sse_event_fn *fn, void *arg, struct ag
         s->event.len = 0;
         buf_put(&s->event, v, vlen);
         s->has_event = true;
+    } else {
+        s->size = s->kept; /* id, retry, unknown: nothing kept, nothing counted */
     }
+    s->kept = s->size;
     return 0;
 }
 

@@ -115,6 +115,15 @@ static void test_sse_stop_and_limit(void **state)
     assert_int_equal(err.code, AG_RESOURCE_EXHAUSTED);
     assert_non_null(strstr(err.msg, "larger than 64 bytes"));
     wk_sse_free(p);
+
+    /* Keep-alive comments and ignored fields do not count: only what an event keeps does. */
+    p = wk_sse_new(64);
+    struct sse_out o3 = {0};
+    for (int i = 0; i < 100; i++)
+        assert_int_equal(wk_sse_feed(p, ": keep-alive\nid: 12345\n", 23, on_event, &o3, &err), 0);
+    assert_int_equal(wk_sse_feed(p, "data: x\n\n", 9, on_event, &o3, &err), 0);
+    assert_string_equal(o3.log, "[-|x]");
+    wk_sse_free(p);
 }
 
 /* ---- the HTTP client --------------------------------------------------------------------- */
