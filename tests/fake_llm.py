@@ -16,7 +16,8 @@ The reply depends on the request's model id:
     script:NAME   reply k of the list posted to /_script/NAME, k = assistant messages so far;
                   past the end: "script NAME done"
     tools2        two echo tool calls ("a", "b"), then "tools: " + the tool outputs joined by ","
-    slow:MS       "slow" after MS ms (streamed: its tokens spread over MS ms)
+    slow:MS       SLOW_TEXT (ten words "slow") after MS ms; streamed, its ten tokens are spread
+                  over the MS ms (the last at MS), so a follower sees the text arrive
     fast:N        N tokens "tok " as fast as possible (whole events, batched)
     stall         status and headers (streamed: and one event), then nothing until the client goes
     429:N, 500:N  the first N requests for this model id answer 429 (Retry-After: 1) or 500,
@@ -416,20 +417,27 @@ async def answer_model(conn, fmt, body, headers):
     await SPECIAL[kind](conn, fmt, model, body, stream, p[1], p[2])
 
 
+SLOW_TEXT = " ".join(["slow"] * 10)
+
+
 async def answer_slow(conn, fmt, model, body, stream, arg, usage_in):
     ms = int(arg or "1000")
     if not stream:
         await conn.pause(ms / 1000)
         build = openai_whole if fmt == "openai" else anthropic_whole
-        await conn.whole(200, build(model, "slow", [], usage_in, None))
+        await conn.whole(200, build(model, SLOW_TEXT, [], usage_in, None))
         return
-    events = reply_events(fmt, model, body, "slow", [], usage_in, None)
+    events = reply_events(fmt, model, body, SLOW_TEXT, [], usage_in, None)
+    n = len(tokens(SLOW_TEXT))
+    first = 1 if fmt == "openai" else 3  # after role / message_start, content_block_start, ping
     await conn.head(200, SSE_HEADERS)
-    # The text is one token: its event comes at MS, the ones around it at once.
-    text_at = next(i for i, e in enumerate(events) if '"slow"' in e)
-    await conn.chunk("".join(events[:text_at]))
-    await conn.pause(ms / 1000)
-    await conn.chunk("".join(events[text_at:]))
+    await conn.chunk("".join(events[:first]))
+    # Plain sleeps, not pause(): 2,000 streams waiting must stay cheap. A client that went away
+    # is seen when the next token's write fails.
+    for e in events[first:first + n]:
+        await asyncio.sleep(ms / 1000 / n)
+        await conn.chunk(e)
+    await conn.chunk("".join(events[first + n:]))
     await conn.end_chunks()
 
 

@@ -638,6 +638,8 @@ static int threads_now(void)
 }
 
 #define MANY 2000
+/* What the fake server's slow:MS answers: ten words, streamed one every MS/10 ms. */
+#define SLOW_TEXT "slow slow slow slow slow slow slow slow slow slow"
 
 /* 2,000 streamed chats in flight at once, each answering in 1 s: all succeed, on the same few
  * threads as one chat. */
@@ -666,8 +668,8 @@ static void test_many_streams(void **state)
         wait_done(&rs[i]);
         if (!rs[i].reply)
             fail_msg("chat %d: %s", i, rs[i].err.msg);
-        assert_string_equal(rs[i].reply->content, "slow");
-        assert_string_equal(rs[i].deltas, "slow");
+        assert_string_equal(rs[i].reply->content, SLOW_TEXT);
+        assert_string_equal(rs[i].deltas, SLOW_TEXT);
         result_release(&rs[i]);
     }
     struct rusage ru;
