@@ -30,7 +30,9 @@
  * Threads: chat() may be called from any thread and copies everything the call needs, so a call
  * never touches its provider again (a provider freed while calls are in flight is safe). on_data
  * and the HTTP done run on the HTTP thread; the backoff timer on the timer thread; they hand the
- * call from one to the next, never running at once. done() runs on either, never inside chat(). */
+ * call from one to the next, never running at once. done() runs on either, never inside chat().
+ * A call whose cancel was requested starts no retry and no backoff, so once the node has cancelled
+ * every run it may free its HTTP client and timers (a retry racing the cancel itself aside). */
 #include <ctype.h>
 #include <errno.h>
 #include <stdio.h>
@@ -214,6 +216,12 @@ static void on_backoff(void *arg, enum ag_code code)
  * the retry is scheduled (the call goes on), false when why is the call's end. */
 static bool maybe_retry(struct mh_call *c, int64_t server_ms, struct ag_err *why)
 {
+    if (wk_cancel_requested(c->ctx.cancel)) {
+        /* Cancelled (a run being killed, the node stopping): end without touching the timers,
+         * which a stopping node may be freeing. */
+        ag_err_set(why, AG_CANCELLED, "model call to '%s' was cancelled", c->label);
+        return false;
+    }
     if (c->attempt >= c->retries) {
         char n[32];
         snprintf(n, sizeof(n), " (%d attempts)", c->attempt + 1);
@@ -430,6 +438,13 @@ static int attempt_send(struct mh_call *c, struct ag_err *err)
 static void attempt_start(struct mh_call *c)
 {
     struct ag_err err = AG_ERR_INIT;
+    if (wk_cancel_requested(c->ctx.cancel)) {
+        /* As in maybe_retry: the node's HTTP client may be going away. */
+        ag_err_set(&err, AG_CANCELLED, "model call to '%s' was cancelled", c->label);
+        call_fail(c, &err);
+        call_free(c);
+        return;
+    }
     if (attempt_send(c, &err) == 0)
         return;
     ag_err_prefix(&err, "model '%s'", c->label);
