@@ -36,6 +36,7 @@
 #include "common/workpool.h"
 #include "common/xalloc.h"
 #include "worker/config.h"
+#include "worker/http.h"
 #include "worker/model.h"
 #include "worker/price.h"
 #include "worker/run.h"
@@ -57,6 +58,7 @@ struct wk_runner {
     struct wk_prices prices;      /* read-only after wk_runner_new */
     char *workspace_root;         /* owned, NULL: none */
     struct ag_workpool *workpool; /* owned: threads for blocking tool work (files, processes) */
+    struct wk_http *http;         /* owned: the node's HTTP client, for models and http_request */
     uint32_t default_max_iterations;
     int64_t default_turn_timeout_ms;
     int64_t delta_interval_ms;
@@ -211,6 +213,7 @@ static struct wk_run_opts run_opts(struct wk_runner *r, struct wk_provider *p,
         .prices = &r->prices,
         .workspace_root = r->workspace_root,
         .workpool = r->workpool,
+        .http = r->http,
         .default_max_iterations = r->default_max_iterations,
         .default_turn_timeout_ms = r->default_turn_timeout_ms,
         .delta_interval_ms = r->delta_interval_ms,
@@ -238,7 +241,8 @@ static struct wk_provider *provider_get(struct wk_runner *r, const struct wk_pro
     size_t i = (size_t)(row - wk_model_providers);
     pthread_mutex_lock(&r->providers_mu);
     if (!r->providers[i]) {
-        struct wk_provider_ctx ctx = {.timers = r->timers, .config = &r->configs.models[i]};
+        struct wk_provider_ctx ctx = {
+            .timers = r->timers, .config = &r->configs.models[i], .http = r->http};
         r->providers[i] = row->create(&ctx, err);
     }
     struct wk_provider *p = r->providers[i];
@@ -271,6 +275,7 @@ static void runner_stop_threads(struct wk_runner *r)
 static void runner_release(struct wk_runner *r)
 {
     ag_workpool_free(r->workpool);
+    wk_http_free(r->http);
     for (size_t i = 0; i < r->nproviders; i++)
         if (r->providers[i])
             r->providers[i]->free(r->providers[i]);
@@ -332,7 +337,7 @@ struct wk_runner *wk_runner_new(const struct wk_runner_opts *o, struct ag_err *e
     /* Each running shell holds a pool thread for its whole run; file work is short. */
     r->workpool = ag_workpool_new(o->tool_threads ? o->tool_threads : WK_RUNNER_TOOL_THREADS,
                                   WK_RUNNER_TOOL_QUEUE, err);
-    if (!r->workpool) {
+    if (!r->workpool || !(r->http = wk_http_new(err))) {
         runner_release(r);
         return NULL;
     }
@@ -362,6 +367,10 @@ void wk_runner_free(struct wk_runner *r)
      * pool runs what is queued, whose completions find their runs cancelled and drop them. */
     ag_workpool_free(r->workpool);
     r->workpool = NULL;
+    /* Ends the requests still in flight (their cancel was posted above) with CANCELLED, before
+     * the providers whose calls they are go (runner_release). */
+    wk_http_free(r->http);
+    r->http = NULL;
     /* Every queued run is cancelled by now: stepping it just drops it. */
     for (;;) {
         pthread_mutex_lock(&r->queue_mu);
