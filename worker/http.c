@@ -3,7 +3,12 @@
  * Threads: the HTTP thread (http_main) owns the multi handle, every easy handle once added, the
  * active list and the timing scan. Other threads touch only what h->mu guards: the queue of
  * requests to start (wk_http_start), the queue of requests to cancel (the cancel listener), the
- * in-flight count and the stop flag; then they wake the thread with curl_multi_wakeup.
+ * in-flight count and the stop flag; then they wake the thread through its eventfd.
+ *
+ * The loop is libcurl's socket interface on an epoll set (curl_multi_socket_action): curl says
+ * which sockets to watch (on_socket) and when its next timeout is (on_timer), and the thread
+ * hands it only the sockets that are ready. curl_multi_perform would visit every transfer on
+ * every wake-up, which with 2,000 streams in flight made each chunk cost O(streams).
  *
  * A request's life: wk_http_start builds its easy handle, counts it and queues it; the thread
  * adds it to the multi handle and to the active list; curl's callbacks (on the thread) fill the
@@ -19,17 +24,22 @@
 #include "worker/http.h"
 
 #include <curl/curl.h>
+#include <errno.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
 
 #include "common/clock.h"
 #include "common/xalloc.h"
 
 #define HTTP_MAX_HEADER_BYTES (256u << 10)
 #define HTTP_MAX_POLL_MS 1000
+#define HTTP_EPOLL_BATCH 256
 
 struct http_req {
     struct wk_http *h;
@@ -74,7 +84,19 @@ struct wk_http {
     bool stop;                             /* under mu */
     struct http_req *active;               /* HTTP thread */
     int64_t next_scan;                     /* HTTP thread; ag_now_mono_ms time */
+    int ep;                                /* owned: the epoll set of curl's sockets and wake_fd */
+    int wake_fd;                           /* owned: eventfd, written to wake the thread */
+    int64_t curl_timer_at; /* HTTP thread: when curl wants CURL_SOCKET_TIMEOUT; -1: never */
 };
+
+/* Any thread: the HTTP thread looks at its queues and stop flag again. */
+static void http_wake(struct wk_http *h)
+{
+    uint64_t one = 1;
+    /* EAGAIN means the counter is already non-zero: a wake-up is pending anyway. */
+    while (write(h->wake_fd, &one, sizeof(one)) < 0 && errno == EINTR)
+        ;
+}
 
 const char *wk_http_resp_header(const struct wk_http_resp *r, const char *name)
 {
@@ -215,7 +237,7 @@ static void on_cancel(void *arg)
         h->cancels = r;
     }
     pthread_mutex_unlock(&h->mu);
-    curl_multi_wakeup(h->multi);
+    http_wake(h);
 }
 
 static bool is_http_url(const char *url)
@@ -306,7 +328,7 @@ int wk_http_start(struct wk_http *h, const struct wk_http_opts *o, struct ag_err
         h->starts = r;
     h->starts_tail = r;
     pthread_mutex_unlock(&h->mu);
-    curl_multi_wakeup(h->multi);
+    http_wake(h);
     return 0;
 }
 
@@ -486,16 +508,62 @@ static void drain_messages(struct wk_http *h)
     }
 }
 
+/* CURLMOPT_SOCKETFUNCTION: watch s for what curl asks, or stop watching it. */
+static int on_socket(CURL *easy, curl_socket_t s, int what, void *userp, void *socketp)
+{
+    struct wk_http *h = userp;
+    if (what == CURL_POLL_REMOVE) {
+        epoll_ctl(h->ep, EPOLL_CTL_DEL, s, NULL);
+        return 0;
+    }
+    struct epoll_event ev = {.data.fd = s};
+    ev.events = (what & CURL_POLL_IN ? EPOLLIN : 0u) | (what & CURL_POLL_OUT ? EPOLLOUT : 0u);
+    /* A descriptor curl closed and reopened may or may not still be in the set. */
+    if (epoll_ctl(h->ep, EPOLL_CTL_MOD, s, &ev) != 0 && errno == ENOENT)
+        epoll_ctl(h->ep, EPOLL_CTL_ADD, s, &ev);
+    return 0;
+}
+
+/* CURLMOPT_TIMERFUNCTION: curl's next timeout, -1 for none. */
+static int on_timer(CURLM *multi, long timeout_ms, void *userp)
+{
+    struct wk_http *h = userp;
+    h->curl_timer_at = timeout_ms < 0 ? -1 : ag_now_mono_ms() + timeout_ms;
+    return 0;
+}
+
 static int poll_timeout(struct wk_http *h, int64_t now)
 {
-    long curl_ms = -1;
-    curl_multi_timeout(h->multi, &curl_ms);
-    int64_t ms = curl_ms < 0 ? HTTP_MAX_POLL_MS : curl_ms;
+    int64_t ms = HTTP_MAX_POLL_MS;
+    if (h->curl_timer_at >= 0 && h->curl_timer_at - now < ms)
+        ms = h->curl_timer_at - now;
     if (h->next_scan > 0 && h->next_scan - now < ms)
         ms = h->next_scan - now;
-    if (ms > HTTP_MAX_POLL_MS)
-        ms = HTTP_MAX_POLL_MS;
     return ms < 0 ? 0 : (int)ms;
+}
+
+/* Wait for ready sockets (or a wake-up, or the next timeout) and hand them to curl. */
+static void wait_and_act(struct wk_http *h, int timeout_ms)
+{
+    struct epoll_event evs[HTTP_EPOLL_BATCH];
+    int n = epoll_wait(h->ep, evs, HTTP_EPOLL_BATCH, timeout_ms);
+    int running = 0;
+    for (int i = 0; i < n; i++) {
+        if (evs[i].data.fd == h->wake_fd) {
+            uint64_t v;
+            while (read(h->wake_fd, &v, sizeof(v)) < 0 && errno == EINTR)
+                ;
+            continue;
+        }
+        int mask = (evs[i].events & EPOLLIN ? CURL_CSELECT_IN : 0) |
+                   (evs[i].events & EPOLLOUT ? CURL_CSELECT_OUT : 0) |
+                   (evs[i].events & (EPOLLERR | EPOLLHUP) ? CURL_CSELECT_ERR : 0);
+        curl_multi_socket_action(h->multi, evs[i].data.fd, mask, &running);
+    }
+    if (h->curl_timer_at >= 0 && ag_now_mono_ms() >= h->curl_timer_at) {
+        h->curl_timer_at = -1;
+        curl_multi_socket_action(h->multi, CURL_SOCKET_TIMEOUT, 0, &running);
+    }
 }
 
 static void *http_main(void *arg)
@@ -505,13 +573,12 @@ static void *http_main(void *arg)
         bool stop = take_queues(h);
         if (stop)
             break;
-        int running = 0;
-        curl_multi_perform(h->multi, &running);
         drain_messages(h);
         int64_t now = ag_now_mono_ms();
         if (h->next_scan > 0 && now >= h->next_scan)
             scan(h, now);
-        curl_multi_poll(h->multi, NULL, 0, poll_timeout(h, now), NULL);
+        wait_and_act(h, poll_timeout(h, now));
+        drain_messages(h);
     }
     /* A wk_http_start that counted its request before the stop may still be queueing it: wait
      * for the count, which every request leaves through req_finish. */
@@ -520,7 +587,7 @@ static void *http_main(void *arg)
             finish_code(h, h->active, AG_CANCELLED, "the node's HTTP client stopped");
         if (wk_http_inflight(h) == 0)
             return NULL;
-        curl_multi_poll(h->multi, NULL, 0, 10, NULL);
+        wait_and_act(h, 10);
         take_queues(h);
     }
 }
@@ -532,8 +599,28 @@ struct wk_http *wk_http_new(struct ag_err *err)
     CURLM *multi = curl_multi_init();
     if (!multi)
         return ag_err_set(err, AG_INTERNAL, "cannot create the node's HTTP client (libcurl)"), NULL;
+    int ep = epoll_create1(EPOLL_CLOEXEC);
+    int wake = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    struct epoll_event wev = {.events = EPOLLIN, .data.fd = wake};
+    if (ep < 0 || wake < 0 || epoll_ctl(ep, EPOLL_CTL_ADD, wake, &wev) != 0) {
+        ag_err_set(err, AG_RESOURCE_EXHAUSTED, "cannot create the node's HTTP client: %s",
+                   strerror(errno));
+        if (ep >= 0)
+            close(ep);
+        if (wake >= 0)
+            close(wake);
+        curl_multi_cleanup(multi);
+        return NULL;
+    }
     struct wk_http *h = ag_xcalloc(1, sizeof(*h));
     h->multi = multi;
+    h->ep = ep;
+    h->wake_fd = wake;
+    h->curl_timer_at = -1;
+    curl_multi_setopt(multi, CURLMOPT_SOCKETFUNCTION, on_socket);
+    curl_multi_setopt(multi, CURLMOPT_SOCKETDATA, h);
+    curl_multi_setopt(multi, CURLMOPT_TIMERFUNCTION, on_timer);
+    curl_multi_setopt(multi, CURLMOPT_TIMERDATA, h);
     /* Idle connections kept for reuse: enough for a burst of parallel model calls to one host. */
     curl_multi_setopt(multi, CURLMOPT_MAXCONNECTS, (long)WK_HTTP_MAX_REQUESTS);
     pthread_mutex_init(&h->mu, NULL);
@@ -548,9 +635,11 @@ void wk_http_free(struct wk_http *h)
     pthread_mutex_lock(&h->mu);
     h->stop = true;
     pthread_mutex_unlock(&h->mu);
-    curl_multi_wakeup(h->multi);
+    http_wake(h);
     pthread_join(h->thread, NULL);
     curl_multi_cleanup(h->multi);
+    close(h->ep);
+    close(h->wake_fd);
     pthread_mutex_destroy(&h->mu);
     free(h);
 }

@@ -1,9 +1,10 @@
 /* worker/http.h - the node's HTTP client: many requests in flight on one thread.
  *
- * One wk_http per node owns one libcurl multi handle and one thread running curl_multi_poll:
- * every request of the node (model calls, the http_request tool) is a state machine on it, so
- * 2,000 streaming model calls cost 2,000 sockets, not 2,000 threads. The multi handle keeps idle
- * connections open and reuses them (HTTP/1.1 keep-alive, HTTP/2 multiplexing over TLS).
+ * One wk_http per node owns one libcurl multi handle and one thread driving it with epoll
+ * (curl's socket interface): every request of the node (model calls, the http_request tool) is a
+ * state machine on it, so 2,000 streaming model calls cost 2,000 sockets, not 2,000 threads. The
+ * multi handle keeps idle connections open and reuses them (HTTP/1.1 keep-alive, HTTP/2
+ * multiplexing over TLS).
  *
  * A request is started from any thread with wk_http_start and ends with exactly one done(), on
  * the HTTP thread, never inside wk_http_start: after the whole response (any status: a 404 is a
@@ -26,7 +27,7 @@
  * Threads: wk_http_start is thread-safe and may be called from done() or on_data(). on_data()
  * and done() run on the HTTP thread and must be quick: they hold up every other request. A
  * cancel listener (worker/cancel.h) only queues the request for the HTTP thread and wakes it
- * (curl_multi_wakeup), as the listener must be quick. DNS lookups use libcurl's resolver, which
+ * (an eventfd), as the listener must be quick. DNS lookups use libcurl's resolver, which
  * may run a short-lived thread per lookup of a name it has not cached; IP literals need none.
  * wk_http_free ends every request still in flight with AG_CANCELLED (done() still runs once, on
  * the HTTP thread), then joins it: call it after every caller that may start requests has

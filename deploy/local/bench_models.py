@@ -105,7 +105,7 @@ def main():
                       node_args=["--model-opt", "openai.base_url=" + base])
         c.start()
         try:
-            run(c, args)
+            run(c, args, fake.pid)
         finally:
             c.stop()
     finally:
@@ -113,7 +113,7 @@ def main():
         fake.wait()
 
 
-def run(c, args):
+def run(c, args, fake_pid):
     T = c.s.types
     node = c.nodes["n1"]
     print("== machine: %d cores, %s" % (os.cpu_count(), os.uname().release))
@@ -126,12 +126,15 @@ def run(c, args):
     sampler = Sampler(node.pid)
     sampler.start()
     cpu0 = cpu_seconds(node.pid)
+    others0 = cpu_seconds(c.hub_proc.pid), cpu_seconds(fake_pid)
     t0 = time.monotonic()
     agents = spawn_many(c, spec, args.agents)
     t_spawned = time.monotonic()
     wait_idle(c, args.agents)
     t_done = time.monotonic()
     cpu_wait = cpu_seconds(node.pid) - cpu0
+    hub_cpu = cpu_seconds(c.hub_proc.pid) - others0[0]
+    fake_cpu = cpu_seconds(fake_pid) - others0[1]
     sampler.stop.set()
     sampler.join()
     tt = turn_times(c, agents)
@@ -142,8 +145,9 @@ def run(c, args):
         tt[len(tt) // 2], tt[int(len(tt) * 0.99)], tt[-1]))
     print("wait: node peak RSS %.1f MiB, threads %s" % (sampler.peak_rss / 2**20,
                                                        sorted(sampler.threads)))
-    print("cpu: %.2f ms of node CPU per streamed model call (%d calls)" % (
-        cpu_wait * 1000 / args.agents, args.agents))
+    print("cpu: %.2f ms of node CPU per streamed model call (%d calls); in the same run the hub "
+          "used %.2f s and the fake server %.2f s of CPU, on %d cores" % (
+              cpu_wait * 1000 / args.agents, args.agents, hub_cpu, fake_cpu, os.cpu_count()))
 
     # 2. cpu for quick non-streamed calls.
     spec = T.AgentSpec(name="quick", model="openai/echo")
