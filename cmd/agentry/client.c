@@ -27,22 +27,13 @@ static void push_flag(struct ag_flag *flags, size_t *n, size_t cap, struct ag_fl
     flags[(*n)++] = f;
 }
 
-const char *cli_duration_str(char *buf, size_t cap, int64_t ms)
-{
-    if (ms % 1000 != 0)
-        snprintf(buf, cap, "%lldms", (long long)ms);
-    else
-        snprintf(buf, cap, "%llds", (long long)(ms / 1000));
-    return buf;
-}
-
 void cli_client_init(struct cli_client *c, int64_t default_timeout_ms)
 {
     memset(c, 0, sizeof(*c));
     c->hub = cli_default_hub();
     c->timeout_ms = default_timeout_ms;
     char d[32];
-    cli_duration_str(d, sizeof(d), default_timeout_ms);
+    cli_print_duration(d, sizeof(d), default_timeout_ms);
     snprintf(c->timeout_help, sizeof(c->timeout_help),
              "deadline for the call; 0 for none (default %s)", d);
     ag_arena_init(&c->arena, NULL, 0);
@@ -141,7 +132,7 @@ void cli_client_explain_deadline(const struct cli_client *c, struct ag_err *err)
         char d[32];
         ag_err_set(err, AG_DEADLINE_EXCEEDED,
                    "no answer from hub at '%s' within %s (see --timeout)", c->hub,
-                   cli_duration_str(d, sizeof(d), c->timeout_ms));
+                   cli_print_duration(d, sizeof(d), c->timeout_ms));
     }
 }
 
@@ -159,7 +150,7 @@ static void explain_not_connected(struct cli_client *c, struct ag_err *err)
     char d[32];
     ag_err_set(err, AG_DEADLINE_EXCEEDED,
                "could not connect to hub at '%s' within %s (see --timeout); nothing was sent",
-               c->hub, cli_duration_str(d, sizeof(d), c->timeout_ms));
+               c->hub, cli_print_duration(d, sizeof(d), c->timeout_ms));
 }
 
 int cli_client_call_sent(struct cli_client *c, const char *method, const ProtobufCMessage *req,
@@ -677,7 +668,7 @@ int cli_spec_call(struct cli_client *c, const char *method, const ProtobufCMessa
     if (err.code != AG_DEADLINE_EXCEEDED)
         return cli_fail(&err);
     char d[32], late[320];
-    cli_duration_str(d, sizeof(d), c->timeout_ms);
+    cli_print_duration(d, sizeof(d), c->timeout_ms);
     if (what)
         snprintf(late, sizeof(late), "%s within %s (see --timeout)", what, d);
     else

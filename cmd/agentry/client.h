@@ -83,8 +83,6 @@ bool cli_parse_agent_id(const char *cmd, const struct ag_cmd_help *help,
 /* True if npos >= need; else prints "error: missing WHAT (see 'agentry CMD --help')" and
  * returns false with *rc = CLI_USAGE. */
 bool cli_need_args(const char *cmd, size_t npos, size_t need, const char *what, int *rc);
-/* "10s" or "250ms". */
-const char *cli_duration_str(char *buf, size_t cap, int64_t ms);
 /* The words joined by single spaces, in arena. */
 char *cli_join_words(struct ag_arena *arena, char **words, size_t n);
 

@@ -233,10 +233,10 @@ static void print_human(const struct bench_ctx *b, const struct bench_result *r)
     if (b->o.calls)
         printf("budget         %" PRId64 " calls\n", b->o.calls);
     else
-        printf("budget         %s\n", cli_duration_str(d, sizeof(d), b->o.duration_ms));
+        printf("budget         %s\n", cli_print_duration(d, sizeof(d), b->o.duration_ms));
     if (strcmp(b->o.rpc, "ping") == 0)
         printf("payload_bytes  %" PRId64 "\n", b->o.payload_bytes);
-    printf("timeout        %s\n", cli_duration_str(d, sizeof(d), b->c->timeout_ms));
+    printf("timeout        %s\n", cli_print_duration(d, sizeof(d), b->c->timeout_ms));
     printf("calls          %" PRIu64 "\nerrors         %" PRIu64 "\n", r->calls, r->errors);
     if (r->errors)
         printf("first_error    %s: %s\n", ag_code_name(r->first_err.code), r->first_err.msg);

@@ -8,7 +8,6 @@
 #include <time.h>
 
 #include "agentry/v1/json.h"
-#include "cmd/agentry/client.h"
 #include "common/clock.h"
 #include "common/xalloc.h"
 
@@ -20,6 +19,15 @@ static const char *const kind_names[] = {
     "model_reply", "tool_call", "tool_result", "final",    "yield",
     "error",       "killed",    "interrupted", "resumed",  "model_delta",
 };
+
+const char *cli_print_duration(char *buf, size_t cap, int64_t ms)
+{
+    if (ms % 1000 != 0)
+        snprintf(buf, cap, "%lldms", (long long)ms);
+    else
+        snprintf(buf, cap, "%llds", (long long)(ms / 1000));
+    return buf;
+}
 
 const char *cli_print_state_name(Agentry__V1__AgentState s)
 {
@@ -334,7 +342,7 @@ static void print_budgets(FILE *out, const Agentry__V1__Agent *a)
     }
     if (l->turn_timeout_ms) {
         char d[32];
-        kv(out, "turn_timeout", cli_duration_str(d, sizeof(d), (int64_t)l->turn_timeout_ms));
+        kv(out, "turn_timeout", cli_print_duration(d, sizeof(d), (int64_t)l->turn_timeout_ms));
     }
 }
 

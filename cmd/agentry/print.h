@@ -19,6 +19,8 @@
 #include "common/err.h"
 
 /* "pending", "idle", ...; "unknown" for a value this CLI does not know. */
+/* "10s" or "250ms". */
+const char *cli_print_duration(char *buf, size_t cap, int64_t ms);
 const char *cli_print_state_name(Agentry__V1__AgentState s);
 /* "input", "model_reply", ...; "unknown" likewise. */
 const char *cli_print_kind_name(Agentry__V1__EventKind k);
