@@ -57,7 +57,7 @@ static void test_refusals_name_the_option(void **state)
 {
     (void)state;
     const char *want = "want NAME.KEY=VALUE, e.g. mock.latency=50ms";
-    char msg[256];
+    char msg[512];
     const char *malformed[] = {"mock", ".x=1", "mock.=1", "mock=1.x"};
     for (size_t i = 0; i < sizeof(malformed) / sizeof(malformed[0]); i++) {
         snprintf(msg, sizeof(msg), "invalid model option '%s': %s", malformed[i], want);
