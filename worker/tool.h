@@ -4,8 +4,10 @@
  * later (never from inside run()), or never if run() returned -1. The call's context
  * (worker/call.h) carries its cancel handle, deadline and the tool's options: a cancelled or late
  * call still calls done() once, with is_error and an output saying so. Tools are rows of a table
- * (wk_tools): "echo", and "append" (a side effect to count). A sandbox and permission policy
- * will wrap run() later. */
+ * (wk_tools), one file each (worker/tool_<name>.c; docs/tools.md lists them): echo, append,
+ * the file tools confined to the agent's workspace, shell and http_request. The run checks the
+ * spec's permission rules (worker/run_spec.c) before run(); a sandbox will wrap shell's process
+ * start. */
 #ifndef AGENTRY_WORKER_TOOL_H
 #define AGENTRY_WORKER_TOOL_H
 

@@ -14,7 +14,8 @@
  * "[exit status N]" or "[killed by signal N]". A non-zero status is not is_error (the model
  * reads it); a call that could not start, was cancelled or timed out is.
  *
- * Ending: the call's deadline (shell.timeout, worker/config.h) or a cancel kills the whole
+ * Ending: the call's deadline (shell.timeout, worker/config.h; 10 minutes when neither it nor the
+ * turn's time limit sets one) or a cancel kills the whole
  * process group with SIGKILL and reports "[killed: ...]". When the shell itself exits, what is
  * left of its group (background jobs) is killed too, so nothing an agent started outlives its
  * call; a process that left the group with setsid escapes this (the sandbox's pid namespace will
@@ -49,6 +50,7 @@ char *wk_tool__shell_subject(const char *args_json);
 
 #define SHELL_MAX_OUTPUT (64 << 10)
 #define SHELL_DRAIN_MS 500
+#define SHELL_DEFAULT_TIMEOUT_MS (10 * 60 * 1000) /* without shell.timeout or a turn limit */
 
 static const char *const shell_keys[] = {"max_output", NULL};
 
@@ -317,5 +319,10 @@ char *wk_tool__shell_subject(const char *args_json)
 int wk_tool__shell_run(const struct wk_tool *t, const struct wk_call_ctx *ctx,
                        const char *args_json, wk_tool_done_fn *done, void *arg, struct ag_err *err)
 {
-    return wk_tool__job_start(t, ctx, args_json, shell_work, true, done, arg, err);
+    /* A command that never ends must not hold a pool thread for ever: without a shell.timeout
+     * (or a turn limit), a call gets SHELL_DEFAULT_TIMEOUT_MS. */
+    struct wk_call_ctx c = *ctx;
+    if (c.deadline_ms == 0)
+        c.deadline_ms = ag_now_mono_ms() + SHELL_DEFAULT_TIMEOUT_MS;
+    return wk_tool__job_start(t, &c, args_json, shell_work, true, done, arg, err);
 }
