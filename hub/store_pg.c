@@ -219,8 +219,8 @@ static const char *const migrations[] = {
     "CREATE INDEX agents_by_namespace_state ON agents(namespace, state, created_ns, id);",
     /* 5: what the model calls cost (SQLite's version 5), in nano-dollars. Rows from before read
      * 0; a constant default keeps ADD COLUMN a catalog change. */
-    "ALTER TABLE agents ADD COLUMN cost_nano_usd BIGINT NOT NULL DEFAULT 0,"
-    " ADD COLUMN turn_cost_nano_usd BIGINT NOT NULL DEFAULT 0;",
+    ("ALTER TABLE agents ADD COLUMN cost_nano_usd BIGINT NOT NULL DEFAULT 0,"
+     " ADD COLUMN turn_cost_nano_usd BIGINT NOT NULL DEFAULT 0;"),
 };
 #define SCHEMA_VERSION ((int)AG_ARRAY_SIZE(migrations))
 

@@ -208,8 +208,8 @@ static const char *const migrations[] = {
     "CREATE INDEX agents_by_namespace_state ON agents(namespace, state, created_ns, id);",
     /* 5: what the model calls cost (types.proto, Usage.cost_usd), in nano-dollars so sums stay
      * exact integers. Rows from before read 0: nothing was priced then. */
-    "ALTER TABLE agents ADD COLUMN cost_nano_usd INTEGER NOT NULL DEFAULT 0;"
-    "ALTER TABLE agents ADD COLUMN turn_cost_nano_usd INTEGER NOT NULL DEFAULT 0;",
+    ("ALTER TABLE agents ADD COLUMN cost_nano_usd INTEGER NOT NULL DEFAULT 0;"
+     "ALTER TABLE agents ADD COLUMN turn_cost_nano_usd INTEGER NOT NULL DEFAULT 0;"),
 };
 #define SCHEMA_VERSION ((int)AG_ARRAY_SIZE(migrations))
 

@@ -85,7 +85,8 @@ static const char *shown(struct parse *p, const yaml_node_t *n)
         return "a list";
     if (n->type == YAML_MAPPING_NODE)
         return "a mapping";
-    return ag_arena_printf(p->arena, "'%.40s%s'", text(n), strlen(text(n)) > 40 ? "..." : "");
+    const char *t = text(n) ? text(n) : "";
+    return ag_arena_printf(p->arena, "'%.40s%s'", t, strlen(t) > 40 ? "..." : "");
 }
 
 static const char *sub(struct parse *p, const char *key, const char *child)
@@ -288,7 +289,7 @@ static int m_temperature(struct parse *p, yaml_node_t *v, const char *key)
 
 static int m_max_tokens(struct parse *p, yaml_node_t *v, const char *key)
 {
-    long long n;
+    long long n = 0;
     if (get_int(p, v, key, 0, 1000000, &n) < 0)
         return -1;
     settings(p)->max_tokens = (uint32_t)n;
@@ -482,7 +483,7 @@ static Agentry__V1__Limits *limits(struct parse *p)
 
 static int l_max_tokens(struct parse *p, yaml_node_t *v, const char *key)
 {
-    long long n;
+    long long n = 0;
     if (get_int(p, v, key, 0, INT64_MAX, &n) < 0)
         return -1;
     limits(p)->max_tokens = (uint64_t)n;
@@ -581,7 +582,7 @@ static int f_system_prompt(struct parse *p, yaml_node_t *v, const char *key)
 
 static int f_max_iterations(struct parse *p, yaml_node_t *v, const char *key)
 {
-    long long n;
+    long long n = 0;
     if (get_int(p, v, key, 0, 1000, &n) < 0)
         return -1;
     p->spec->max_iterations = (uint32_t)n;
@@ -633,7 +634,7 @@ static int f_anti_affinity(struct parse *p, yaml_node_t *v, const char *key)
 
 static int f_priority(struct parse *p, yaml_node_t *v, const char *key)
 {
-    long long n;
+    long long n = 0;
     if (get_int(p, v, key, -1000, 1000, &n) < 0)
         return -1;
     p->spec->priority = (int32_t)n;

@@ -237,7 +237,7 @@ static void wait_for(struct result *r, bool *flag)
 
 static void start(struct fix *f, struct wk_http_opts *o, const char *path, struct result *r)
 {
-    char url[256];
+    char url[512];
     snprintf(url, sizeof(url), "%s%s", f->srv.base, path);
     o->url = url;
     if (!o->method)

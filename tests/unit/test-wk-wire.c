@@ -818,8 +818,8 @@ static void test_anthropic_stream_errors(void **state)
     /* Malformed JSON; a delta for a block that never started; a bad index. */
     const char *bad[] = {
         "{\"type\":\"content_block_delta\",\"index\":0,\"delta\":{\"type\":\"text_",
-        "{\"type\":\"content_block_delta\",\"index\":3,\"delta\":{\"type\":\"text_delta\","
-        "\"text\":\"x\"}}",
+        ("{\"type\":\"content_block_delta\",\"index\":3,\"delta\":{\"type\":\"text_delta\","
+         "\"text\":\"x\"}}"),
         "{\"type\":\"content_block_start\",\"index\":-1,\"content_block\":{}}",
         "{\"type\":\"content_block_delta\",\"index\":\"0\"}",
         "null",
