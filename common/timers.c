@@ -177,3 +177,33 @@ void ag_timers_free(struct ag_timers *t)
     pthread_mutex_destroy(&t->mu);
     free(t);
 }
+
+struct timers_barrier {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    bool passed;
+};
+
+static void barrier_fire(void *arg)
+{
+    struct timers_barrier *b = arg;
+    pthread_mutex_lock(&b->mu);
+    b->passed = true;
+    pthread_cond_signal(&b->cv);
+    pthread_mutex_unlock(&b->mu);
+}
+
+void ag_timers_flush(struct ag_timers *t)
+{
+    struct timers_barrier b = {.passed = false};
+    pthread_mutex_init(&b.mu, NULL);
+    pthread_cond_init(&b.cv, NULL);
+    /* Due now: it runs after every timer already due and after the callback running now. */
+    ag_timers_add(t, 0, barrier_fire, &b);
+    pthread_mutex_lock(&b.mu);
+    while (!b.passed)
+        pthread_cond_wait(&b.cv, &b.mu);
+    pthread_mutex_unlock(&b.mu);
+    pthread_mutex_destroy(&b.mu);
+    pthread_cond_destroy(&b.cv);
+}

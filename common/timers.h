@@ -17,5 +17,8 @@ struct ag_timers *ag_timers_new(struct ag_err *err);
 void ag_timers_free(struct ag_timers *t);
 /* Call fn(arg) after delay_ms (0 = as soon as possible, on the timer thread). */
 void ag_timers_add(struct ag_timers *t, int64_t delay_ms, ag_timer_fn *fn, void *arg);
+/* Return once every callback due now (and the one running, if any) has finished: after it, a
+ * callback that saw state from before the call is over. Not from the timer thread itself. */
+void ag_timers_flush(struct ag_timers *t);
 
 #endif

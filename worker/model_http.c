@@ -32,7 +32,9 @@
  * and the HTTP done run on the HTTP thread; the backoff timer on the timer thread; they hand the
  * call from one to the next, never running at once. done() runs on either, never inside chat().
  * A call whose cancel was requested starts no retry and no backoff, so once the node has cancelled
- * every run it may free its HTTP client and timers (a retry racing the cancel itself aside). */
+ * every run and flushed its timers (a retry that fired just before the cancel has then started
+ * its request, which the client ends), it may free its HTTP client and timers
+ * (worker/runner.c, wk_runner_free). */
 #include <ctype.h>
 #include <errno.h>
 #include <stdio.h>

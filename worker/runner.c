@@ -33,6 +33,7 @@
 
 #include "common/log.h"
 #include "common/map.h"
+#include "common/timers.h"
 #include "common/workpool.h"
 #include "common/xalloc.h"
 #include "worker/config.h"
@@ -367,8 +368,11 @@ void wk_runner_free(struct wk_runner *r)
      * pool runs what is queued, whose completions find their runs cancelled and drop them. */
     ag_workpool_free(r->workpool);
     r->workpool = NULL;
-    /* Ends the requests still in flight (their cancel was posted above) with CANCELLED, before
-     * the providers whose calls they are go (runner_release). */
+    /* A provider's retry timer that fired before the cancel may be starting its request right
+     * now: once the timers are flushed it has, and every later one sees its call cancelled and
+     * starts nothing. Then the client ends the requests still in flight (their cancel was posted
+     * above) with CANCELLED, before the providers whose calls they are go (runner_release). */
+    ag_timers_flush(r->timers);
     wk_http_free(r->http);
     r->http = NULL;
     /* Every queued run is cancelled by now: stepping it just drops it. */

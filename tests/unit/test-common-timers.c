@@ -178,6 +178,43 @@ static void test_callback_may_add_timers(void **state)
     rec_free(r);
 }
 
+struct flush_ctx {
+    struct ag_timers *t;
+    struct rec *r;
+    int seen; /* callbacks run when ag_timers_flush returned */
+};
+
+static void *flush_main(void *arg)
+{
+    struct flush_ctx *f = arg;
+    ag_timers_flush(f->t);
+    pthread_mutex_lock(&f->r->mu);
+    f->seen = f->r->n;
+    pthread_mutex_unlock(&f->r->mu);
+    return NULL;
+}
+
+/* ag_timers_flush returns once the callback running and every one due have run, not later ones. */
+static void test_flush_waits_for_due_callbacks_only(void **state)
+{
+    (void)state;
+    struct ag_timers *t = ag_timers_new(NULL);
+    struct rec *r = rec_new();
+    struct fired due = {r, 1}, later = {r, 2};
+    ag_timers_add(t, 0, gate_wait, r); /* the timer thread is busy in a callback */
+    ag_timers_add(t, 0, on_fire, &due);
+    ag_timers_add(t, 60000, on_fire, &later);
+    struct flush_ctx f = {t, r, -1};
+    pthread_t th;
+    pthread_create(&th, NULL, flush_main, &f);
+    gate_open(r);
+    pthread_join(th, NULL);
+    assert_int_equal(f.seen, 1);
+    ag_timers_free(t);
+    assert_int_equal(r->n, 2);
+    rec_free(r);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -185,6 +222,7 @@ int main(void)
         cmocka_unit_test(test_equal_deadlines_keep_submission_order),
         cmocka_unit_test(test_free_runs_pending_in_order),
         cmocka_unit_test(test_callback_may_add_timers),
+        cmocka_unit_test(test_flush_waits_for_due_callbacks_only),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
