@@ -47,3 +47,18 @@ bool ag_utf8_valid_str(const char *s)
 {
     return !s || ag_utf8_valid(s, strlen(s));
 }
+
+size_t ag_utf8_prefix(const char *str, size_t n)
+{
+    const unsigned char *s = (const unsigned char *)str;
+    size_t i = n, cont = 0;
+    while (i > 0 && cont < 3 && (s[i - 1] & 0xc0) == 0x80) {
+        i--;
+        cont++;
+    }
+    if (i == 0)
+        return n;
+    unsigned char lead = s[i - 1];
+    size_t len = lead >= 0xf0 ? 4 : lead >= 0xe0 ? 3 : lead >= 0xc0 ? 2 : 1;
+    return len > cont + 1 ? i - 1 : n;
+}

@@ -11,5 +11,10 @@
 bool ag_utf8_valid(const char *s, size_t n);
 /* The same for a NUL-terminated string; NULL counts as valid (an empty field). */
 bool ag_utf8_valid_str(const char *s);
+/* The longest prefix of s[0, n) that does not end inside a multi-byte sequence: where to cut
+ * text to at most n bytes without splitting a character, or how much of a buffer that may end
+ * mid-character holds whole ones. Only an incomplete last sequence is dropped (at most 3
+ * bytes); what comes before it is not checked. */
+size_t ag_utf8_prefix(const char *s, size_t n);
 
 #endif

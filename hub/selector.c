@@ -39,10 +39,7 @@ static int shown_len(const char *p, size_t len)
 {
     if (len <= SHOWN_TERM_MAX)
         return (int)len;
-    size_t n = SHOWN_TERM_MAX;
-    while (n > 0 && ((unsigned char)p[n] & 0xC0) == 0x80)
-        n--;
-    return (int)n;
+    return (int)ag_utf8_prefix(p, SHOWN_TERM_MAX);
 }
 
 static int malformed(const char *term, size_t len, struct ag_err *err)

@@ -31,6 +31,7 @@
 
 #include "common/clock.h"
 #include "common/log.h"
+#include "common/utf8.h"
 #include "common/xalloc.h"
 #include "worker/call.h"
 #include "worker/cancel.h"
@@ -658,29 +659,14 @@ void wk_run__reject(const Agentry__V1__Assignment *a, const struct wk_run_opts *
     wk_run__unref(run);
 }
 
-/* The longest prefix of s[0, len) that does not end inside a UTF-8 character: a delta carries
- * whole characters only (its payload is JSON text), the rest waits for the next piece. */
-static size_t utf8_whole(const char *s, size_t len)
-{
-    size_t i = len, back = 0;
-    while (i > 0 && back < 4 && ((unsigned char)s[i - 1] & 0xC0) == 0x80) {
-        i--;
-        back++;
-    }
-    if (i == 0)
-        return len;
-    unsigned char lead = (unsigned char)s[i - 1];
-    size_t need = lead >= 0xF0 ? 4 : lead >= 0xE0 ? 3 : lead >= 0xC0 ? 2 : 1;
-    return need > back + 1 ? i - 1 : len;
-}
-
 /* Send what the model wrote since the last delta. Called by the provider's callback, which
  * holds the run's token while its call is in flight, so delta needs no lock; the hand-off to
  * the host is under mu as every emit is. A delta that does not fit the hub's limits is dropped:
  * it is informational, and the reply carries the text. */
 static void flush_delta(struct wk_run *run)
 {
-    size_t n = utf8_whole(run->delta, run->delta_len);
+    /* Whole characters only (the payload is JSON text); a cut one waits for the next piece. */
+    size_t n = ag_utf8_prefix(run->delta, run->delta_len);
     if (n == 0)
         return;
     struct ag_err err = AG_ERR_INIT;

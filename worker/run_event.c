@@ -22,6 +22,7 @@
 #include <cjson/cJSON.h>
 
 #include "common/arena.h"
+#include "common/utf8.h"
 #include "common/xalloc.h"
 #include "worker/run_event.h"
 
@@ -296,10 +297,7 @@ static const char *cut_message(const char *text, struct ag_arena *arena)
     size_t n = strlen(text);
     if (n <= RUN_MAX_MESSAGE_BYTES)
         return text;
-    n = RUN_MAX_MESSAGE_BYTES;
-    while (n > 0 && ((unsigned char)text[n] & 0xC0) == 0x80)
-        n--; /* do not split a character */
-    return ag_arena_strndup(arena, text, n);
+    return ag_arena_strndup(arena, text, ag_utf8_prefix(text, RUN_MAX_MESSAGE_BYTES));
 }
 
 int wk_run_event_end(const struct wk_run_event_head *h, const struct wk_run_event_state *st,

@@ -257,7 +257,7 @@ int wk_tool__read_fd(int fd, size_t max, const char *shown, char **buf, size_t *
         n += (size_t)r;
     }
     if (n > max) {
-        n = wk_tool__utf8_cut(b, max);
+        n = ag_utf8_prefix(b, max);
         *more = true;
     }
     b[n] = '\0';
@@ -294,13 +294,4 @@ char *wk_tool__text(const char *s, size_t n)
     }
     *o = '\0';
     return out;
-}
-
-size_t wk_tool__utf8_cut(const char *s, size_t n)
-{
-    size_t m = n;
-    /* Back over at most 3 continuation bytes to the start of the character cut at n. */
-    while (m > 0 && n - m < 3 && ((unsigned char)s[m] & 0xC0) == 0x80)
-        m--;
-    return ((unsigned char)s[m] & 0xC0) == 0x80 ? n : m;
 }

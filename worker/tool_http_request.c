@@ -262,12 +262,7 @@ static char *format_output(const struct wk_http_resp *resp, size_t max_bytes)
     out[off++] = '\n';
     if (!ag_utf8_valid(resp->body, resp->len)) {
         /* A cut may split the last character: that alone does not make the body binary. */
-        size_t n = resp->len;
-        while (resp->truncated && n > resp->len - 4 && n > 0 &&
-               ((unsigned char)resp->body[n - 1] & 0xC0) == 0x80)
-            n--;
-        if (resp->truncated && n > 0 && ((unsigned char)resp->body[n - 1] & 0xC0) == 0xC0)
-            n--;
+        size_t n = resp->truncated ? ag_utf8_prefix(resp->body, resp->len) : resp->len;
         if (ag_utf8_valid(resp->body, n)) {
             memcpy(out + off, resp->body, n);
             off += n;

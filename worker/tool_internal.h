@@ -81,8 +81,5 @@ int wk_tool__read_fd(int fd, size_t max, const char *shown, char **buf, size_t *
 /* s[0..n) as a valid UTF-8 string: each byte that does not start a well-formed character, and
  * each NUL, becomes U+FFFD. Owned. */
 char *wk_tool__text(const char *s, size_t n);
-/* The largest m <= n such that s[0..m) does not end inside a UTF-8 character; s holds more
- * than n bytes. */
-size_t wk_tool__utf8_cut(const char *s, size_t n);
 
 #endif

@@ -18,6 +18,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "common/utf8.h"
 #include "common/xalloc.h"
 #include "worker/tool_internal.h"
 
@@ -79,7 +80,7 @@ static int64_t copy_lines(FILE *in, FILE *out, const struct range *r, int64_t *c
         if (written + len > r->max) {
             /* A first line longer than the bound is shown cut, so that asking again moves on. */
             if (written == 0) {
-                fwrite(numbered, 1, wk_tool__utf8_cut(numbered, r->max), out);
+                fwrite(numbered, 1, ag_utf8_prefix(numbered, r->max), out);
                 fputc('\n', out);
             }
             *cut_at = written == 0 ? no + 1 : no;

@@ -28,6 +28,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "common/utf8.h"
 #include "common/xalloc.h"
 #include "worker/tool_internal.h"
 
@@ -67,7 +68,7 @@ static bool line_matches(const struct search *s, const char *line)
 static void emit(struct search *s, const char *rel, int64_t no, const char *line)
 {
     size_t n = strlen(line);
-    size_t cut = n > SEARCH_LINE_BYTES ? wk_tool__utf8_cut(line, SEARCH_LINE_BYTES) : n;
+    size_t cut = n > SEARCH_LINE_BYTES ? ag_utf8_prefix(line, SEARCH_LINE_BYTES) : n;
     char *text = wk_tool__text(line, cut);
     char *entry = ag_xasprintf("%s:%lld:%s%s\n", rel, (long long)no, text, cut < n ? "..." : "");
     free(text);

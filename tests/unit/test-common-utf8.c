@@ -45,11 +45,28 @@ static void test_ill_formed(void **state)
     assert_false(ag_utf8_valid_str("x\xfe"));
 }
 
+/* ag_utf8_prefix: a cut never splits a character, and drops nothing else. */
+static void test_prefix(void **state)
+{
+    (void)state;
+    const char *s = "a\xc3\xa9\xe2\x86\x92\xf0\x9f\x98\x80"; /* a, é, →, 😀: 1+2+3+4 bytes */
+    const size_t want[] = {0, 1, 1, 3, 3, 3, 6, 6, 6, 6, 10};
+    for (size_t n = 0; n <= 10; n++)
+        assert_int_equal(ag_utf8_prefix(s, n), want[n]);
+    assert_int_equal(ag_utf8_prefix("abc", 3), 3);
+    /* Stray continuation bytes are not a cut character: kept (the caller checks validity). */
+    assert_int_equal(ag_utf8_prefix("a\x80\x80\x80\x80", 5), 5);
+    assert_int_equal(ag_utf8_prefix("\x80", 1), 1);
+    /* A lead byte alone at the end is cut off. */
+    assert_int_equal(ag_utf8_prefix("ab\xe2", 3), 2);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_well_formed),
         cmocka_unit_test(test_ill_formed),
+        cmocka_unit_test(test_prefix),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
