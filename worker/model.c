@@ -9,15 +9,7 @@
 #include <string.h>
 
 #include "common/xalloc.h"
-
-/* Defined in worker/model_mock.c. */
-struct wk_provider *wk_model__mock_create(const struct wk_provider_ctx *ctx, struct ag_err *err);
-int wk_model__mock_check_config(const struct wk_config *c, struct ag_err *err);
-/* Defined in worker/model_http.c: one transport, two wire formats. */
-struct wk_provider *wk_model__openai_create(const struct wk_provider_ctx *ctx, struct ag_err *err);
-struct wk_provider *wk_model__anthropic_create(const struct wk_provider_ctx *ctx,
-                                               struct ag_err *err);
-int wk_model__http_check_config(const struct wk_config *c, struct ag_err *err);
+#include "worker/model_rows.h"
 
 const struct wk_provider_row wk_model_providers[] = {
     {"mock", wk_model__mock_create, wk_model__mock_check_config},

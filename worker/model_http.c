@@ -50,13 +50,9 @@
 #include "common/xalloc.h"
 #include "worker/http.h"
 #include "worker/model.h"
+#include "worker/model_rows.h"
 #include "worker/model_wire.h"
 #include "worker/sse.h"
-
-struct wk_provider *wk_model__openai_create(const struct wk_provider_ctx *ctx, struct ag_err *err);
-struct wk_provider *wk_model__anthropic_create(const struct wk_provider_ctx *ctx,
-                                               struct ag_err *err);
-int wk_model__http_check_config(const struct wk_config *c, struct ag_err *err);
 
 #define MH_MAX_HEADERS 32
 #define MH_MAX_RETRIES 20

@@ -52,9 +52,7 @@
 
 #include "common/xalloc.h"
 #include "worker/model.h"
-
-struct wk_provider *wk_model__mock_create(const struct wk_provider_ctx *ctx, struct ag_err *err);
-int wk_model__mock_check_config(const struct wk_config *c, struct ag_err *err);
+#include "worker/model_rows.h"
 
 static const char *const mock_keys[] = {"latency", NULL};
 

@@ -31,11 +31,7 @@
 #include "common/clock.h"
 #include "common/xalloc.h"
 #include "worker/tool.h"
-
-int wk_tool__append_run(const struct wk_tool *t, const struct wk_call_ctx *ctx,
-                        const char *args_json, wk_tool_done_fn *done, void *arg,
-                        struct ag_err *err);
-int wk_tool__append_check_config(const struct wk_config *c, struct ag_err *err);
+#include "worker/tool_rows.h"
 
 static const char *const append_keys[] = {"path", "latency", NULL};
 

@@ -18,10 +18,7 @@
 
 #include "common/xalloc.h"
 #include "worker/tool.h"
-
-int wk_tool__echo_run(const struct wk_tool *t, const struct wk_call_ctx *ctx, const char *args_json,
-                      wk_tool_done_fn *done, void *arg, struct ag_err *err);
-int wk_tool__echo_check_config(const struct wk_config *c, struct ag_err *err);
+#include "worker/tool_rows.h"
 
 static const char *const echo_keys[] = {"latency", NULL};
 

@@ -37,13 +37,7 @@
 #include "common/xalloc.h"
 #include "worker/http.h"
 #include "worker/tool.h"
-
-int wk_tool__http_request_run(const struct wk_tool *t, const struct wk_call_ctx *ctx,
-                              const char *args_json, wk_tool_done_fn *done, void *arg,
-                              struct ag_err *err);
-int wk_tool__http_request_check_config(const struct wk_config *c, struct ag_err *err);
-int wk_tool__http_request_check_settings(const char *settings_json, struct ag_err *err);
-char *wk_tool__http_request_subject(const char *args_json);
+#include "worker/tool_rows.h"
 
 #define HTTPREQ_DEFAULT_MAX_BYTES (1u << 20)
 #define HTTPREQ_MAX_HEADERS 64

@@ -15,13 +15,7 @@
 
 #include "common/xalloc.h"
 #include "worker/tool_internal.h"
-
-int wk_tool__write_file_run(const struct wk_tool *t, const struct wk_call_ctx *ctx,
-                            const char *args_json, wk_tool_done_fn *done, void *arg,
-                            struct ag_err *err);
-int wk_tool__write_file_check_config(const struct wk_config *c, struct ag_err *err);
-int wk_tool__write_file_check_settings(const char *settings_json, struct ag_err *err);
-char *wk_tool__write_file_subject(const char *args_json);
+#include "worker/tool_rows.h"
 
 #define WRITE_FILE_MAX_BYTES (16 << 20)
 
