@@ -910,7 +910,6 @@ static bool next_tool(struct wk_run *run)
         run->phase = WK_RUN_CALL_MODEL;
         return true;
     }
-
     const struct wk_tool_call *c = &m->calls[run->tool_idx];
     run->usage.tool_calls++;
     struct ag_err err = AG_ERR_INIT;
@@ -923,6 +922,14 @@ static bool next_tool(struct wk_run *run)
     return !run_emit(run, &ev, true);
 }
 
+/* The call ends without running: text (owned) is its error result, which the model sees. */
+static bool tool_refused(struct wk_run *run, char *text)
+{
+    run->tool_output = text;
+    run->tool_is_error = true;
+    return true;
+}
+
 static bool run_tool(struct wk_run *run)
 {
     const struct wk_tool_call *c = &run->msgs[run->call_msg].calls[run->tool_idx];
@@ -930,28 +937,20 @@ static bool run_tool(struct wk_run *run)
     run->phase = WK_RUN_TOOL_DONE;
     char *why = NULL;
     const struct wk_tool *t = tool_for(run, c->name, &why);
-    if (!t) {
-        run->tool_output = why;
-        run->tool_is_error = true;
-        return true;
-    }
+    if (!t)
+        return tool_refused(run, why);
     /* Past the turn's wall clock no tool starts, but every call of the reply still gets a
      * result (a model API refuses a conversation with a call left unanswered); the turn then
      * yields before its next model call. */
-    if (turn_timed_out(run)) {
-        run->tool_output = ag_xasprintf("tool '%s' was not run: the turn reached its time limit "
-                                        "(spec.limits.turn_timeout_ms)",
-                                        c->name);
-        run->tool_is_error = true;
-        return true;
-    }
+    if (turn_timed_out(run))
+        return tool_refused(run, ag_xasprintf("tool '%s' was not run: the turn reached its time "
+                                              "limit (spec.limits.turn_timeout_ms)",
+                                              c->name));
     char *denied = wk_run_spec_denied(&run->spec, t, c->name, c->arguments);
     if (denied) {
         ag_log_info("run.tool_denied", "agent=%s epoch=%" PRIu64 " tool=%s call=%s", run->agent_id,
                     run->epoch, c->name, ag_log_q(c->id));
-        run->tool_output = denied;
-        run->tool_is_error = true;
-        return true;
+        return tool_refused(run, denied);
     }
     struct wk_call_ctx ctx = call_ctx(run, &run->tool_configs[t - wk_tools]);
     ctx.agent_id = run->agent_id;
@@ -959,17 +958,12 @@ static bool run_tool(struct wk_run *run)
     /* Made at the first tool call (a turn that calls none leaves no directory behind), on the
      * pool thread: a mkdir or two, once per run. */
     if (run->workspace_root && !run->workspace &&
-        !(run->workspace = wk_workspace_dir_for(run->workspace_root, run->agent_id, &err))) {
-        run->tool_output = ag_xasprintf("tool '%s' could not start: %s", c->name, err.msg);
-        run->tool_is_error = true;
-        return true;
-    }
+        !(run->workspace = wk_workspace_dir_for(run->workspace_root, run->agent_id, &err)))
+        return tool_refused(run, ag_xasprintf("tool '%s' could not start: %s", c->name, err.msg));
     ctx.workspace = run->workspace;
     if (t->run(t, &ctx, c->arguments, on_tool_done, run, &err) == 0)
         return false; /* on_tool_done has the token now */
-    run->tool_output = ag_xasprintf("tool '%s' could not start: %s", c->name, err.msg);
-    run->tool_is_error = true;
-    return true;
+    return tool_refused(run, ag_xasprintf("tool '%s' could not start: %s", c->name, err.msg));
 }
 
 /* The result joins the conversation before it is emitted, so that a run parked on it resumes
