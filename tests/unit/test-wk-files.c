@@ -30,6 +30,8 @@
 #include "worker/tool.h"
 #include "worker/workspace.h"
 
+#include "tool_call.h"
+
 #define WAIT_SECONDS 30
 
 /* A temp dir holding "ws" (the workspace) and "out" (beside it, with out/secret.txt). */
@@ -40,28 +42,6 @@ struct fixture {
 };
 
 static struct fixture fx;
-static _Thread_local bool in_run;
-
-struct result {
-    pthread_mutex_t mu;
-    pthread_cond_t cv;
-    int calls;
-    bool inside_run, is_error;
-    char *output;
-};
-
-static void on_done(void *arg, char *output, bool is_error)
-{
-    struct result *r = arg;
-    pthread_mutex_lock(&r->mu);
-    r->inside_run = r->inside_run || in_run;
-    free(r->output);
-    r->output = output;
-    r->is_error = is_error;
-    r->calls++;
-    pthread_cond_broadcast(&r->cv);
-    pthread_mutex_unlock(&r->mu);
-}
 
 static void put(const char *rel, const char *content)
 {
@@ -156,33 +136,17 @@ static char *call_with(const char *name, const char *args, const struct opts *o,
                               .agent_id = "a1",
                               .workspace = fx.ws,
                               .settings_json = o->settings};
-    struct result r = {.calls = 0};
-    pthread_mutex_init(&r.mu, NULL);
-    pthread_cond_init(&r.cv, NULL);
-    in_run = true;
+    struct tool_call_result r;
+    tool_call_result_init(&r);
     struct ag_err err = AG_ERR_INIT;
-    int rc = t->run(t, &ctx, args, on_done, &r, &err);
-    in_run = false;
-    if (rc != 0)
+    if (tool_call_start(t, &ctx, args, &r, &err) != 0)
         fail_msg("run: %s", err.msg);
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    ts.tv_sec += WAIT_SECONDS;
-    pthread_mutex_lock(&r.mu);
-    while (r.calls == 0)
-        if (pthread_cond_timedwait(&r.cv, &r.mu, &ts) != 0)
-            break;
-    pthread_mutex_unlock(&r.mu);
     /* A second done() would come from a timer or the pool: both are drained by now once the
      * next call has gone through them, which the next test's calls do; here the count must be
      * exactly one already. */
-    assert_int_equal(r.calls, 1);
-    assert_false(r.inside_run);
+    char *out = tool_call_finish(&r, WAIT_SECONDS, is_error);
     wk_cancel_release(&cancel);
-    pthread_mutex_destroy(&r.mu);
-    pthread_cond_destroy(&r.cv);
-    *is_error = r.is_error;
-    return r.output;
+    return out;
 }
 
 static char *call(const char *name, const char *args, bool *is_error)
@@ -527,12 +491,12 @@ static void test_needs_pool_and_workspace(void **state)
     struct wk_config none = {"read_file", NULL, 0, 0};
     struct wk_call_ctx ctx = {.timers = fx.timers, .config = &none, .workspace = fx.ws};
     struct ag_err err = AG_ERR_INIT;
-    assert_int_equal(t->run(t, &ctx, "{\"path\":\"x\"}", on_done, NULL, &err), -1);
+    assert_int_equal(t->run(t, &ctx, "{\"path\":\"x\"}", tool_call_on_done, NULL, &err), -1);
     assert_int_equal(err.code, AG_FAILED_PRECONDITION);
     assert_non_null(strstr(err.msg, "no work pool"));
     ctx.workpool = fx.pool;
     ctx.workspace = NULL;
-    assert_int_equal(t->run(t, &ctx, "{\"path\":\"x\"}", on_done, NULL, &err), -1);
+    assert_int_equal(t->run(t, &ctx, "{\"path\":\"x\"}", tool_call_on_done, NULL, &err), -1);
     assert_int_equal(err.code, AG_FAILED_PRECONDITION);
     assert_non_null(strstr(err.msg, "no workspace"));
 }

@@ -27,37 +27,21 @@
 #include "common/xalloc.h"
 #include "worker/tool.h"
 
+#include "tool_call.h"
+
 #define WAIT_MS 30000
 #define PRIVILEGED "{\"privileged\":true}"
 
 static char base[64];
 static struct ag_timers *timers;
 static struct ag_workpool *pool;
-static _Thread_local bool in_run;
 
 struct call {
-    pthread_mutex_t mu;
-    pthread_cond_t cv;
-    int calls;
-    bool inside_run, is_error;
-    char *output;
+    struct tool_call_result r;
     struct wk_cancel cancel;
     struct wk_config none;
     struct wk_call_ctx ctx;
 };
-
-static void on_done(void *arg, char *output, bool is_error)
-{
-    struct call *c = arg;
-    pthread_mutex_lock(&c->mu);
-    c->inside_run = c->inside_run || in_run;
-    free(c->output);
-    c->output = output;
-    c->is_error = is_error;
-    c->calls++;
-    pthread_cond_broadcast(&c->cv);
-    pthread_mutex_unlock(&c->mu);
-}
 
 static int setup(void **state)
 {
@@ -83,8 +67,7 @@ static int teardown(void **state)
 static struct call *start(const char *command, const char *settings, int64_t deadline_ms)
 {
     struct call *c = ag_xcalloc(1, sizeof(*c));
-    pthread_mutex_init(&c->mu, NULL);
-    pthread_cond_init(&c->cv, NULL);
+    tool_call_result_init(&c->r);
     wk_cancel_init(&c->cancel);
     c->none = (struct wk_config){"shell", NULL, 0, 0};
     c->ctx = (struct wk_call_ctx){.timers = timers,
@@ -101,9 +84,7 @@ static struct call *start(const char *command, const char *settings, int64_t dea
     char *json = cJSON_PrintUnformatted(args);
     cJSON_Delete(args);
     struct ag_err err = AG_ERR_INIT;
-    in_run = true;
-    int rc = t->run(t, &c->ctx, json, on_done, c, &err);
-    in_run = false;
+    int rc = tool_call_start(t, &c->ctx, json, &c->r, &err);
     free(json);
     if (rc != 0)
         fail_msg("run: %s", err.msg);
@@ -113,21 +94,8 @@ static struct call *start(const char *command, const char *settings, int64_t dea
 /* Waits for done(); returns the output (owned) and frees c. */
 static char *finish(struct call *c, bool *is_error)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    ts.tv_sec += WAIT_MS / 1000;
-    pthread_mutex_lock(&c->mu);
-    while (c->calls == 0)
-        if (pthread_cond_timedwait(&c->cv, &c->mu, &ts) != 0)
-            break;
-    pthread_mutex_unlock(&c->mu);
-    assert_int_equal(c->calls, 1);
-    assert_false(c->inside_run);
-    char *out = c->output;
-    *is_error = c->is_error;
+    char *out = tool_call_finish(&c->r, WAIT_MS / 1000, is_error);
     wk_cancel_release(&c->cancel);
-    pthread_mutex_destroy(&c->mu);
-    pthread_cond_destroy(&c->cv);
     free(c);
     return out;
 }
@@ -319,7 +287,7 @@ static void test_queued_calls(void **state)
                               .workspace = base,
                               .settings_json = PRIVILEGED};
     struct ag_err err = AG_ERR_INIT;
-    assert_int_equal(t->run(t, &ctx, "{\"command\":\"true\"}", on_done, NULL, &err), -1);
+    assert_int_equal(t->run(t, &ctx, "{\"command\":\"true\"}", tool_call_on_done, NULL, &err), -1);
     assert_int_equal(err.code, AG_RESOURCE_EXHAUSTED);
     assert_non_null(strstr(err.msg, "cannot run tool 'shell': queue 'workpool' is full"));
     wk_cancel_request(&busy->cancel);

@@ -17,10 +17,9 @@
 #include "common/clock.h"
 #include "common/timers.h"
 #include "fake_llm.h"
+#include "tool_call.h"
 #include "worker/http.h"
 #include "worker/tool.h"
-
-static _Thread_local bool in_run;
 
 struct fix {
     struct fake_llm srv;
@@ -49,25 +48,6 @@ static int teardown(void **state)
     return 0;
 }
 
-struct result {
-    pthread_mutex_t mu;
-    pthread_cond_t cv;
-    bool done, inside_run, is_error;
-    char *output;
-};
-
-static void on_done(void *arg, char *output, bool is_error)
-{
-    struct result *r = arg;
-    pthread_mutex_lock(&r->mu);
-    r->inside_run = in_run;
-    r->output = output;
-    r->is_error = is_error;
-    r->done = true;
-    pthread_cond_broadcast(&r->cv);
-    pthread_mutex_unlock(&r->mu);
-}
-
 /* Options "KEY=VALUE" for the node's http_request config. */
 static char *run(struct fix *f, const char *const *opts, size_t nopts, const char *settings,
                  const char *args_fmt, bool *is_error)
@@ -85,27 +65,15 @@ static char *run(struct fix *f, const char *const *opts, size_t nopts, const cha
     struct wk_call_ctx ctx = {
         .timers = f->timers, .config = &cfg, .http = f->http, .settings_json = settings};
     const struct wk_tool *t = wk_tool_find("http_request");
-    struct result r = {.done = false};
-    pthread_mutex_init(&r.mu, NULL);
-    ag_cond_init_mono(&r.cv);
-    in_run = true;
-    assert_int_equal(t->run(t, &ctx, args, on_done, &r, NULL), 0);
-    in_run = false;
-    int64_t deadline = ag_now_mono_ns() + 30 * 1000000000LL;
-    pthread_mutex_lock(&r.mu);
-    while (!r.done && ag_cond_wait_until(&r.cv, &r.mu, deadline))
-        ;
-    pthread_mutex_unlock(&r.mu);
-    assert_true(r.done);
-    assert_false(r.inside_run);
-    pthread_mutex_destroy(&r.mu);
-    pthread_cond_destroy(&r.cv);
+    struct tool_call_result r;
+    tool_call_result_init(&r);
+    assert_int_equal(tool_call_start(t, &ctx, args, &r, NULL), 0);
+    char *out = tool_call_finish(&r, 30, is_error);
     for (size_t i = 0; i < nopts; i++) {
         free(items[i].key);
         free(items[i].value);
     }
-    *is_error = r.is_error;
-    return r.output;
+    return out;
 }
 
 static void test_get(void **state)
@@ -259,7 +227,7 @@ static void test_no_http_client(void **state)
     struct wk_call_ctx ctx = {.config = &cfg};
     const struct wk_tool *t = wk_tool_find("http_request");
     struct ag_err err = AG_ERR_INIT;
-    assert_int_equal(t->run(t, &ctx, "{\"url\":\"http://a/\"}", on_done, NULL, &err), -1);
+    assert_int_equal(t->run(t, &ctx, "{\"url\":\"http://a/\"}", tool_call_on_done, NULL, &err), -1);
     assert_int_equal(err.code, AG_FAILED_PRECONDITION);
 }
 

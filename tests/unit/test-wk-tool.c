@@ -20,28 +20,9 @@
 #include "common/timers.h"
 #include "worker/tool.h"
 
+#include "tool_call.h"
+
 #define WAIT_SECONDS 30
-
-static _Thread_local bool in_run;
-
-struct result {
-    pthread_mutex_t mu;
-    pthread_cond_t cv;
-    bool done, inside_run, is_error;
-    char *output;
-};
-
-static void on_done(void *arg, char *output, bool is_error)
-{
-    struct result *r = arg;
-    pthread_mutex_lock(&r->mu);
-    r->inside_run = in_run;
-    r->output = output;
-    r->is_error = is_error;
-    r->done = true;
-    pthread_cond_broadcast(&r->cv);
-    pthread_mutex_unlock(&r->mu);
-}
 
 /* How run_tool calls a tool. */
 struct call {
@@ -64,31 +45,15 @@ static char *run_tool(const char *name, const char *args, const struct call *c, 
                               .deadline_ms = c->deadline_ms};
     const struct wk_tool *tool = wk_tool_find(name);
     assert_non_null(tool);
-    struct result r = {.done = false};
-    pthread_mutex_init(&r.mu, NULL);
-    pthread_cond_init(&r.cv, NULL);
-    in_run = true;
-    int rc = tool->run(tool, &ctx, args, on_done, &r, NULL);
-    in_run = false;
-    assert_int_equal(rc, 0);
+    struct tool_call_result r;
+    tool_call_result_init(&r);
+    assert_int_equal(tool_call_start(tool, &ctx, args, &r, NULL), 0);
     if (c->cancel)
         wk_cancel_request(&cancel);
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    ts.tv_sec += WAIT_SECONDS;
-    pthread_mutex_lock(&r.mu);
-    while (!r.done)
-        if (pthread_cond_timedwait(&r.cv, &r.mu, &ts) != 0)
-            break;
-    pthread_mutex_unlock(&r.mu);
+    char *out = tool_call_finish(&r, WAIT_SECONDS, is_error);
     ag_timers_free(t);
     wk_cancel_release(&cancel);
-    assert_true(r.done);
-    assert_false(r.inside_run);
-    pthread_mutex_destroy(&r.mu);
-    pthread_cond_destroy(&r.cv);
-    *is_error = r.is_error;
-    return r.output;
+    return out;
 }
 
 static char *run_echo_with(const char *args, const struct call *c, bool *is_error)
