@@ -22,6 +22,7 @@
 struct ag_timers;
 struct ag_workpool;
 struct wk_http;
+struct wk_hub_link;
 
 struct wk_call_ctx {
     struct ag_timers *timers;       /* borrowed: the node's timer thread */
@@ -38,6 +39,10 @@ struct wk_call_ctx {
                                   the node gives agents none (file tools and shell refuse) */
     const char *settings_json; /* the spec's settings for this tool (AgentSpec.tool_settings), a
                                   JSON object's text; NULL: none */
+    uint64_t epoch;            /* the turn's epoch */
+    const char *call_id;       /* the model's id for this tool call */
+    struct wk_hub_link *hub;   /* the node's stream to the hub, for hub tools
+                                  (worker/hub_call.h); NULL: none */
 };
 
 /* code: AG_OK when delay_ms passed, AG_CANCELLED when ctx->cancel came first,
