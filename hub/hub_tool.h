@@ -23,6 +23,8 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "agentry/v1/node.pb-c.h"
+
 struct hub;
 struct hub_agent;
 struct hub_node;
@@ -47,6 +49,10 @@ extern const struct hub_tool_row hub_tools[];
 
 /* The row for name, NULL if the hub has no such tool. */
 const struct hub_tool_row *hub_tool_find(const char *name);
+
+/* A HubToolCall from node n (the stream's CQ thread): checked, then run or answered with an
+ * error. Never fails the stream: a bad call is the model's problem, not the node's. */
+void hub_tool_dispatch(struct hub *h, struct hub_node *n, const Agentry__V1__HubToolCall *c);
 
 /* Answer r (see node.proto HubToolResult) and free it: output is copied. wait: wait_agent only,
  * the turn waits for children (EVENT_KIND_WAITING). */

@@ -3,7 +3,8 @@
  * Up: Register first (validated; refused with ALREADY_EXISTS while a live node of another
  * process holds the id; else answered with Registered, which states the hub's size limits, and
  * the node joins scheduling), then Heartbeats, EventBatches, StateRequests (answered by
- * hub/rpc_assign.c) and Releaseds (a drained turn stopped at a step boundary: placed again). A batch is checked whole before
+ * hub/rpc_assign.c), Releaseds (a drained turn stopped at a step boundary: placed again) and
+ * HubToolCalls (hub/hub_tool.c answers them). A batch is checked whole before
  * anything is queued: a node may only speak for agents whose current assignment it was given (or
  * an older one: stale events are acknowledged and dropped), and no payload may pass the limit.
  * Anything else ends the stream. The accepted events go to their agents' mailboxes; the EventAck
@@ -32,6 +33,7 @@
 #include "hub/hooks.h"
 #include "hub/hub.h"
 #include "hub/hub_internal.h"
+#include "hub/hub_tool.h"
 #include "hub/limits.h"
 #include "hub/loader.h"
 #include "hub/node.h"
@@ -590,6 +592,9 @@ static void on_node_msg(struct rpc_call *c, grpc_byte_buffer *msg)
     } else if (m->msg_case == AGENTRY__V1__NODE_MESSAGE__MSG_STATE_REQUEST) {
         hub_sched_node_touch(h->sched, nc->node, ag_now_mono_ms());
         hub_rpc_assign_state_request(h, nc->node, m->state_request);
+    } else if (m->msg_case == AGENTRY__V1__NODE_MESSAGE__MSG_HUB_TOOL) {
+        hub_sched_node_touch(h->sched, nc->node, ag_now_mono_ms());
+        hub_tool_dispatch(h, nc->node, m->hub_tool);
     } else if (m->msg_case == AGENTRY__V1__NODE_MESSAGE__MSG_EVENTS) {
         hub_sched_node_touch(h->sched, nc->node, ag_now_mono_ms());
         struct hub_ev_batch *b = ag_xcalloc(1, sizeof(*b));

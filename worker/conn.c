@@ -16,6 +16,8 @@
  * (worker/outbox.h): when the outbox is full, on_room parks the runs until a send or an ack makes
  * room; when the unacked batches are, nothing more is sent until an ack comes. A lost stream
  * fails every pending completion and wakes every parked run, after cancelling the runs.
+ * Hub tool calls (worker/hub_call.h) go out as HubToolCalls queued beside the control messages;
+ * their HubToolResults go to the link, and a lost stream fails the calls still waiting.
  *
  * Registration: Register carries the models and tools this node offers (the hub places an agent
  * only where both are) and a per-process instance id. A refusal that retrying cannot fix (the id
@@ -58,6 +60,7 @@
 #include "common/timers.h"
 #include "common/xalloc.h"
 #include "worker/config.h"
+#include "worker/hub_call.h"
 #include "worker/model.h"
 #include "worker/node.h"
 #include "worker/outbox.h"
@@ -94,6 +97,7 @@ struct wk_node {
     grpc_slice register_msg; /* the packed NodeMessage{register}: the same on every stream */
     struct ag_timers *timers;
     struct wk_runner *runner;
+    struct wk_hub_link *link; /* hub tool calls of the runs (worker/hub_call.h) */
     struct rpc_channel *ch;
     grpc_completion_queue *cq;
     pthread_mutex_t lock;
@@ -113,6 +117,9 @@ struct wk_node {
         bool released; /* Released, else StateRequest */
     } * state_reqs;
     size_t nstate_reqs, cap_state_reqs;
+    /* Packed HubToolCalls to send (owned), oldest first: bounded by the link's pending limit. */
+    grpc_byte_buffer **calls;
+    size_t ncalls, cap_calls;
     bool heartbeat_due;
     unsigned hb_running; /* runs counted before taking the lock (see kick_send_locked) */
     size_t batch_bytes;  /* from Registered: see CONN_BATCH_BYTES */
@@ -155,15 +162,25 @@ static void state_reqs_clear_locked(struct wk_node *n)
     for (size_t i = 0; i < n->nstate_reqs; i++)
         free(n->state_reqs[i].agent_id);
     n->nstate_reqs = 0;
+    for (size_t i = 0; i < n->ncalls; i++)
+        grpc_byte_buffer_destroy(n->calls[i]);
+    n->ncalls = 0;
 }
 
 /* Send whatever is due: a StateRequest (a turn waits on it) or Released (sent only once every
- * event of its turn is stored, so it needs no place among them), else queued events (one batch),
- * else a heartbeat, else a half-close. */
+ * event of its turn is stored, so it needs no place among them), else a hub tool call (sent
+ * after its TOOL_CALL was acknowledged, so it too needs no place among the events), else queued
+ * events (one batch), else a heartbeat, else a half-close. */
 static void kick_send_locked(struct wk_node *n)
 {
     if (!n->a.call || !n->up || n->sending)
         return;
+    if (!n->nstate_reqs && n->ncalls) {
+        grpc_byte_buffer *bb = n->calls[0];
+        memmove(n->calls, n->calls + 1, --n->ncalls * sizeof(*n->calls));
+        start_send_locked(n, bb);
+        return;
+    }
     if (n->nstate_reqs) {
         struct conn_state_req q = n->state_reqs[0];
         memmove(n->state_reqs, n->state_reqs + 1, --n->nstate_reqs * sizeof(*n->state_reqs));
@@ -215,6 +232,28 @@ static int on_emit(void *ctx, uint8_t *ev, size_t len, wk_emit_done_fn *done, vo
     wk_outbox_push(&n->out, ev, len, done, done_arg);
     /* Room made here (a batch leaving the outbox) wakes nobody, as a run's lock is held: the
      * connection thread wakes the waiters when this send completes (on_send_done). */
+    kick_send_locked(n);
+    pthread_mutex_unlock(&n->lock);
+    return 0;
+}
+
+/* The hub link's send (wk_hub_send_fn), with the link's lock held, from a tool's run(). */
+static int on_hub_call(void *ctx, uint8_t *buf, size_t len)
+{
+    struct wk_node *n = ctx;
+    pthread_mutex_lock(&n->lock);
+    if (!n->up) {
+        pthread_mutex_unlock(&n->lock);
+        free(buf);
+        return -1;
+    }
+    grpc_slice sl = grpc_slice_new(buf, len, free);
+    if (n->ncalls == n->cap_calls) {
+        n->cap_calls = n->cap_calls ? n->cap_calls * 2 : 8;
+        n->calls = ag_xrealloc(n->calls, n->cap_calls * sizeof(*n->calls));
+    }
+    n->calls[n->ncalls++] = grpc_raw_byte_buffer_create(&sl, 1);
+    grpc_slice_unref(sl);
     kick_send_locked(n);
     pthread_mutex_unlock(&n->lock);
     return 0;
@@ -345,6 +384,9 @@ static void handle_msg(struct wk_node *n, const Agentry__V1__HubMessage *m)
         break;
     case AGENTRY__V1__HUB_MESSAGE__MSG_ACK:
         on_ack(n, m->ack);
+        break;
+    case AGENTRY__V1__HUB_MESSAGE__MSG_HUB_TOOL_RESULT:
+        wk_hub_link_result(n->link, m->hub_tool_result);
         break;
     case AGENTRY__V1__HUB_MESSAGE__MSG_RELEASE:
         ag_log_info("run.release_asked", "node=%s agent=%s epoch=%" PRIu64 " reason=%s", n->node_id,
@@ -489,6 +531,7 @@ static void stream_over(struct wk_node *n, bool was_up)
     state_reqs_clear_locked(n);
     pthread_mutex_unlock(&n->lock);
     wk_outbox_calls_run(&calls);
+    wk_hub_link_lost(n->link, "the stream to the hub ended");
 }
 
 /* Whether the node follows its hub through etcd (no --hub). */
@@ -786,12 +829,14 @@ struct wk_node *wk_node_new(const struct wk_node_opts *o, struct ag_err *err)
         wk_node_free(n);
         return NULL;
     }
+    n->link = wk_hub_link_new(n->timers, on_hub_call, n);
     struct wk_runner_opts ro = {.threads = o->threads,
                                 .emit = on_emit,
                                 .room = on_room,
                                 .released = on_released,
                                 .emit_ctx = n,
                                 .timers = n->timers,
+                                .hub = n->link,
                                 .keep_bytes = o->keep_bytes,
                                 .model_opts = o->model_opts,
                                 .nmodel_opts = o->nmodel_opts,
@@ -965,8 +1010,13 @@ void wk_node_free(struct wk_node *n)
     wk_outbox_drop_all(&n->out, &stopped, &calls);
     wk_outbox_calls_run(&calls);
     wk_outbox_release(&n->out);
+    /* After the runner: its runs were cancelled, their calls end now if the timers have not
+     * ended them yet (a late answer is nobody's). Before the timers, which may still hold a
+     * call's deadline: freeing them runs it, and it finds the call over. */
+    wk_hub_link_free(n->link);
     state_reqs_clear_locked(n); /* no other thread is left */
     free(n->state_reqs);
+    free(n->calls);
     ag_timers_free(n->timers);
     if (n->cq) {
         grpc_completion_queue_shutdown(n->cq);

@@ -78,6 +78,7 @@ struct wk_run {
     const struct wk_config *model_config; /* borrowed from the host; NULL if no provider */
     const struct wk_config *tool_configs; /* borrowed from the host; one per row of wk_tools */
     struct ag_timers *timers;             /* borrowed from the host */
+    struct wk_hub_link *hub;              /* borrowed from the host, may be NULL */
     char *agent_id;                       /* owned */
     uint64_t epoch;
     char *model;                     /* owned: spec.model, "mock" if it was empty */
@@ -359,6 +360,7 @@ static struct wk_run *run_new(const Agentry__V1__Assignment *a, const struct wk_
     run->model_config = o->model_config;
     run->tool_configs = o->tool_configs;
     run->timers = o->timers;
+    run->hub = o->hub;
     run->agent_id = dup_or_empty(a->agent_id);
     run->epoch = a->epoch;
     copy_spec(run, a->spec, o->default_max_iterations);
@@ -954,6 +956,9 @@ static bool run_tool(struct wk_run *run)
     }
     struct wk_call_ctx ctx = call_ctx(run, &run->tool_configs[t - wk_tools]);
     ctx.agent_id = run->agent_id;
+    ctx.epoch = run->epoch;
+    ctx.call_id = c->id;
+    ctx.hub = run->hub;
     ctx.settings_json = wk_run_spec_tool_settings(&run->spec, c->name);
     /* Made at the first tool call (a turn that calls none leaves no directory behind), on the
      * pool thread: a mkdir or two, once per run. */

@@ -54,6 +54,7 @@ struct wk_run;
 struct ag_timers;
 struct ag_workpool;
 struct wk_http;
+struct wk_hub_link;
 struct wk_prices;
 
 /* What a run needs from its host. ctx is wk_run_opts.host_ctx. The run calls none of these
@@ -94,6 +95,7 @@ struct wk_run_opts {
     const struct wk_config *model_config; /* borrowed; the provider's, NULL if no provider */
     const struct wk_config *tool_configs; /* borrowed; one per row of wk_tools */
     struct ag_timers *timers;             /* borrowed; for the model's and tools' contexts */
+    struct wk_hub_link *hub;              /* borrowed; for hub tools' contexts, may be NULL */
     /* The hub's limits (wk_runner_set_limits) when the run starts: see worker/run_event.c. */
     size_t max_payload;
     size_t max_event;

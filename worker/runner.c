@@ -55,6 +55,7 @@ struct wk_runner {
     wk_released_fn *released;
     void *emit_ctx;
     struct ag_timers *timers;     /* borrowed from opts */
+    struct wk_hub_link *hub;      /* borrowed from opts, may be NULL */
     struct wk_configs configs;    /* read-only after wk_runner_new */
     struct wk_prices prices;      /* read-only after wk_runner_new */
     char *workspace_root;         /* owned, NULL: none */
@@ -211,6 +212,7 @@ static struct wk_run_opts run_opts(struct wk_runner *r, struct wk_provider *p,
         .model_config = model_config,
         .tool_configs = r->configs.tools,
         .timers = r->timers,
+        .hub = r->hub,
         .prices = &r->prices,
         .workspace_root = r->workspace_root,
         .workpool = r->workpool,
@@ -323,6 +325,7 @@ struct wk_runner *wk_runner_new(const struct wk_runner_opts *o, struct ag_err *e
     r->released = o->released;
     r->emit_ctx = o->emit_ctx;
     r->timers = o->timers;
+    r->hub = o->hub;
     r->warm = wk_warm_new(o->keep_bytes);
     while (wk_model_providers[r->nproviders].name)
         r->nproviders++;

@@ -31,6 +31,7 @@
 
 struct wk_runner;
 struct ag_timers;
+struct wk_hub_link;
 
 struct wk_runner_opts {
     unsigned threads; /* pool threads; 0 = 2 */
@@ -39,6 +40,7 @@ struct wk_runner_opts {
     wk_released_fn *released; /* NULL: nobody is told (wk_runner_release) */
     void *emit_ctx;           /* for emit and room */
     struct ag_timers *timers; /* borrowed */
+    struct wk_hub_link *hub;  /* borrowed: hub tool calls (worker/hub_call.h); NULL: none */
     /* Bytes of conversation kept between turns (worker/warm.h); 0: keep none, the hub then
      * sends each turn the agent's whole log. */
     size_t keep_bytes;
