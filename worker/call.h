@@ -13,6 +13,7 @@
 #ifndef AGENTRY_WORKER_CALL_H
 #define AGENTRY_WORKER_CALL_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "common/err.h"
@@ -43,6 +44,9 @@ struct wk_call_ctx {
     const char *call_id;       /* the model's id for this tool call */
     struct wk_hub_link *hub;   /* the node's stream to the hub, for hub tools
                                   (worker/hub_call.h); NULL: none */
+    bool *waits;               /* wait_agent sets *waits before done() when the hub said the turn
+                                  must wait for sub-agents (types.proto EVENT_KIND_WAITING): its
+                                  output then is the hub's {"agents": [...]} */
 };
 
 /* code: AG_OK when delay_ms passed, AG_CANCELLED when ctx->cancel came first,

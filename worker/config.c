@@ -66,12 +66,19 @@ static void config_release(struct wk_config *c)
 }
 
 /* Row names for messages: "mock, openai". */
+/* "a, b, c", or as many as fit and "and N more" (the message must fit an ag_err). */
 static void names_of(const char *const *names, size_t n, char *buf, size_t size)
 {
     size_t off = 0;
     buf[0] = '\0';
-    for (size_t i = 0; i < n && off < size; i++)
+    for (size_t i = 0; i < n; i++) {
+        size_t need = strlen(names[i]) + 2;
+        if (off + need + sizeof(", and 999 more") > size) {
+            snprintf(buf + off, size - off, ", and %zu more", n - i);
+            return;
+        }
         off += (size_t)snprintf(buf + off, size - off, "%s%s", i ? ", " : "", names[i]);
+    }
 }
 
 /* One option into the config of its row (names[i] is row i's). what: "model" or "tool". */

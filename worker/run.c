@@ -23,6 +23,7 @@
  * connection thread); all only queue the run. */
 #include "worker/run.h"
 
+#include <cjson/cJSON.h>
 #include <inttypes.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -125,6 +126,7 @@ struct wk_run {
     size_t tool_idx;   /* the call running, in msgs[call_msg].calls */
     char *tool_output; /* owned; WK_RUN_TOOL_DONE */
     bool tool_is_error;
+    bool tool_waits;        /* wait_agent: the hub said the turn waits for sub-agents (ctx.waits) */
     struct ag_err emit_err; /* set when a parked-on event will never be stored */
     /* An event went out without a park since the last parked one was stored: the hub may not
      * have stored it yet, so the turn cannot be handed back here (wk_run__release). */
@@ -737,10 +739,12 @@ static void end_turn(struct wk_run *run, Agentry__V1__EventKind kind, const char
                 kind == AGENTRY__V1__EVENT_KIND__EVENT_KIND_ERROR ? ag_log_q(text) : "");
     /* Built (text copied: it may be a message's) before the conversation is kept, and kept
      * before the event goes: the hub's next Assignment, which may follow the event at once, must
-     * find it. Kept even if the event is never stored: the hub then never names this epoch. */
+     * find it. Kept even if the event is never stored: the hub then never names this epoch. A
+     * WAITING turn is not over: the hub goes on with a later attempt of it, whose Assignment
+     * carries the steps, so nothing is kept. */
     struct wk_run_event ev;
     bool built = build_end(run, kind, text, &ev);
-    if (!run->legacy && run->host->keep) {
+    if (!run->legacy && run->host->keep && kind != AGENTRY__V1__EVENT_KIND__EVENT_KIND_WAITING) {
         /* Only this turn's messages are weighed: a turn costs the same whatever came before. */
         size_t bytes = run->kept_bytes;
         if (run->nmsgs > run->turn_start)
@@ -959,6 +963,8 @@ static bool run_tool(struct wk_run *run)
     ctx.epoch = run->epoch;
     ctx.call_id = c->id;
     ctx.hub = run->hub;
+    run->tool_waits = false;
+    ctx.waits = &run->tool_waits;
     ctx.settings_json = wk_run_spec_tool_settings(&run->spec, c->name);
     /* Made at the first tool call (a turn that calls none leaves no directory behind), on the
      * pool thread: a mkdir or two, once per run. */
@@ -974,9 +980,44 @@ static bool run_tool(struct wk_run *run)
 /* The result joins the conversation before it is emitted, so that a run parked on it resumes
  * with nothing left to do but the next call; if it cannot be emitted it leaves again, and the
  * turn's ERROR checkpoint holds what it held before. */
+/* wait_agent's answer was "wait": the run lets go of the turn with WAITING (types.proto), the
+ * call's TOOL_CALL stored and its result left to the hub. The hub's output names the agents
+ * awaited; one that does not parse ends the call as an error instead, and the turn goes on. */
+static bool wait_for_children(struct wk_run *run, const struct wk_tool_call *c)
+{
+    cJSON *out = cJSON_Parse(run->tool_output);
+    cJSON *agents = cJSON_DetachItemFromObjectCaseSensitive(out, "agents");
+    cJSON_Delete(out);
+    if (!cJSON_IsArray(agents)) {
+        cJSON_Delete(agents);
+        char *why = ag_xasprintf("tool '%s': the hub's wait answer names no agents: %.200s",
+                                 c->name, run->tool_output);
+        free(run->tool_output);
+        run->tool_output = why;
+        run->tool_is_error = true;
+        run->tool_waits = false;
+        return true;
+    }
+    cJSON *p = cJSON_CreateObject();
+    cJSON_AddStringToObject(p, "id", c->id);
+    cJSON_AddItemToObject(p, "agents", agents);
+    char *text = cJSON_PrintUnformatted(p);
+    cJSON_Delete(p);
+    free(run->tool_output);
+    run->tool_output = NULL;
+    run->tool_waits = false;
+    ag_log_info("run.waiting", "agent=%s epoch=%" PRIu64 " call=%s", run->agent_id, run->epoch,
+                ag_log_q(c->id));
+    end_turn(run, AGENTRY__V1__EVENT_KIND__EVENT_KIND_WAITING, text);
+    cJSON_free(text);
+    return false;
+}
+
 static bool handle_tool_result(struct wk_run *run)
 {
     const struct wk_tool_call *c = &run->msgs[run->call_msg].calls[run->tool_idx];
+    if (run->tool_waits && !run->tool_is_error)
+        return wait_for_children(run, c);
     char *id = ag_xstrdup(c->id); /* before msgs_push: it may move c */
     struct wk_msg *m = msgs_push(run, "tool");
     m->content = run->tool_output;

@@ -47,6 +47,8 @@ const char *wk_run_event_kind_word(Agentry__V1__EventKind kind)
         return "final";
     case AGENTRY__V1__EVENT_KIND__EVENT_KIND_YIELD:
         return "yield";
+    case AGENTRY__V1__EVENT_KIND__EVENT_KIND_WAITING:
+        return "waiting";
     default:
         return "error";
     }
@@ -266,8 +268,17 @@ static void end_event(const struct wk_run_event_head *h, const struct wk_run_eve
     Agentry__V1__TurnResult *res = ag_arena_alloc(arena, sizeof(*res));
     agentry__v1__turn_result__init(res);
     res->usage = usage_pb(&st->usage, arena);
-    cJSON *p = cJSON_CreateObject();
+    cJSON *p = NULL;
+    if (kind == AGENTRY__V1__EVENT_KIND__EVENT_KIND_WAITING) /* text: {"id", "agents"} */
+        p = cJSON_Parse(text);
+    if (!cJSON_IsObject(p)) {
+        cJSON_Delete(p);
+        p = cJSON_CreateObject();
+    }
     switch (kind) {
+    case AGENTRY__V1__EVENT_KIND__EVENT_KIND_WAITING:
+        cJSON_AddNumberToObject(p, "iterations", st->iterations);
+        break;
     case AGENTRY__V1__EVENT_KIND__EVENT_KIND_FINAL:
         cJSON_AddStringToObject(p, "output", text);
         cJSON_AddNumberToObject(p, "iterations", st->iterations);

@@ -78,7 +78,8 @@ int wk_run_event_tool_call(const struct wk_run_event_head *h, const struct wk_to
 int wk_run_event_tool_result(const struct wk_run_event_head *h, const struct wk_tool_call *call,
                              const char *output, bool is_error, struct wk_run_event *out,
                              struct ag_err *why);
-/* FINAL (text: the output), YIELD (text: the reason) or ERROR (text: the message), with the
+/* FINAL (text: the output), YIELD (text: the reason), ERROR (text: the message) or WAITING
+ * (text: the payload's JSON object without "iterations", {"id", "agents"}), with the
  * checkpoint of st and the turn result. When that would be over the hub's limits it builds an
  * ERROR saying so instead, with a smaller checkpoint or none (see run_event.c); -1 only if even
  * that does not fit (then nothing is emitted). */

@@ -138,6 +138,11 @@ int wk_run_replay_read(const Agentry__V1__TraceEvent *const *steps, size_t n,
         case AGENTRY__V1__EVENT_KIND__EVENT_KIND_ERROR:
             end_turn(r, &asking, &have_reply);
             break;
+        case AGENTRY__V1__EVENT_KIND__EVENT_KIND_WAITING:
+        case AGENTRY__V1__EVENT_KIND__EVENT_KIND_CHILD:
+            /* Not steps: the turn waited for (or heard from) sub-agents, and goes on with the
+             * wait_agent call's TOOL_RESULT the hub stored. */
+            break;
         case AGENTRY__V1__EVENT_KIND__EVENT_KIND_MODEL_REQUEST:
             /* A node from before "input_seq" had taken every input stored before the call. */
             take_inputs(r, (uint64_t)num(p, "input_seq", (double)(s->seq - 1)));

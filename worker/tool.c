@@ -154,6 +154,48 @@ const struct wk_tool wk_tools[] = {
         .subject = wk_tool__http_request_subject,
         .check_settings = wk_tool__http_request_check_settings,
     },
+    /* The team tools run on the hub (worker/tool_hub.c, hub/team.c; docs/teams.md). */
+    {
+        .name = "spawn_agent",
+        .description = "Starts a sub-agent with the given input, from one of this agent's "
+                       "templates or from this agent's own spec with the given overrides; "
+                       "returns its agent_id at once (wait_agent gets its answer).",
+        .schema_json = "{\"type\":\"object\",\"properties\":{"
+                       "\"input\":{\"type\":\"string\",\"description\":\"the sub-agent's task\"},"
+                       "\"template\":{\"type\":\"string\",\"description\":\"a template of this "
+                       "agent's spec\"},"
+                       "\"name\":{\"type\":\"string\"},\"system_prompt\":{\"type\":\"string\"},"
+                       "\"model\":{\"type\":\"string\"},"
+                       "\"tools\":{\"type\":\"array\",\"items\":{\"type\":\"string\"},"
+                       "\"description\":\"a subset of this agent's tools\"},"
+                       "\"labels\":{\"type\":\"object\",\"additionalProperties\":{\"type\":"
+                       "\"string\"}}},\"required\":[\"input\"]}",
+        /* The hub spawns with the request id <agent>/<call id>: a replay finds the child. */
+        .idempotent = true,
+        .run = wk_tool__hub_run,
+    },
+    {
+        .name = "send_agent",
+        .description = "Sends a message to one of this agent's sub-agents, which starts its "
+                       "next turn with it.",
+        .schema_json = "{\"type\":\"object\",\"properties\":{"
+                       "\"agent_id\":{\"type\":\"string\"},\"text\":{\"type\":\"string\"}},"
+                       "\"required\":[\"agent_id\",\"text\"]}",
+        /* Twice is two messages: a call lost after it started gets "outcome unknown". */
+        .idempotent = false,
+        .run = wk_tool__hub_run,
+    },
+    {
+        .name = "wait_agent",
+        .description = "Waits until the given sub-agents have finished their current work and "
+                       "returns their answers; the agent holds no resources while it waits.",
+        .schema_json = "{\"type\":\"object\",\"properties\":{"
+                       "\"agents\":{\"type\":\"array\",\"items\":{\"type\":\"string\"},"
+                       "\"description\":\"sub-agent ids (spawn_agent's agent_id)\"}},"
+                       "\"required\":[\"agents\"]}",
+        .idempotent = true,
+        .run = wk_tool__hub_run,
+    },
     {.name = NULL},
 };
 

@@ -70,5 +70,8 @@ int wk_tool__http_request_run(const struct wk_tool *t, const struct wk_call_ctx 
 int wk_tool__http_request_check_config(const struct wk_config *c, struct ag_err *err);
 int wk_tool__http_request_check_settings(const char *settings_json, struct ag_err *err);
 char *wk_tool__http_request_subject(const char *args_json);
+/* worker/tool_hub.c: the tools the hub runs (spawn_agent, send_agent, wait_agent) */
+int wk_tool__hub_run(const struct wk_tool *t, const struct wk_call_ctx *ctx, const char *args_json,
+                     wk_tool_done_fn *done, void *arg, struct ag_err *err);
 
 #endif

@@ -15,9 +15,9 @@
 static const char *const state_names[] = {"unspecified", "pending", "running", "idle",
                                           "yielded",     "failed",  "killed"};
 static const char *const kind_names[] = {
-    "unspecified", "spawned",   "input",       "assigned", "model_request",
-    "model_reply", "tool_call", "tool_result", "final",    "yield",
-    "error",       "killed",    "interrupted", "resumed",  "model_delta",
+    "unspecified", "spawned",     "input",       "assigned", "model_request", "model_reply",
+    "tool_call",   "tool_result", "final",       "yield",    "error",         "killed",
+    "interrupted", "resumed",     "model_delta", "waiting",  "child",
 };
 
 const char *cli_print_duration(char *buf, size_t cap, int64_t ms)
