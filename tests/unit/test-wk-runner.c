@@ -8,7 +8,9 @@
  * Runs park on their TOOL_CALL and TOOL_RESULT until the hub stores them: the emit sink
  * acknowledges them from the timer thread, as the node's connection thread would, or holds them
  * until the test acks (setup_durable). It can also report the queues full (runs park until the
- * test makes room). Assignments with stored steps show a resumed turn doing nothing twice.
+ * test makes room). Assignments with stored steps show a resumed turn doing nothing twice. A
+ * fake hub link (setup_hub) answers hub tool calls from the timer thread, as the node's
+ * connection would: a "wait" answer makes the run let go of its turn with WAITING.
  * Nothing sleeps and nothing asserts on timing. */
 #include <pthread.h>
 #include <setjmp.h>
@@ -28,6 +30,7 @@
 #include "common/err.h"
 #include "common/log.h"
 #include "common/timers.h"
+#include "worker/hub_call.h"
 #include "worker/runner.h"
 
 #define WAIT_SECONDS 30
@@ -39,6 +42,7 @@
 #define K_FINAL AGENTRY__V1__EVENT_KIND__EVENT_KIND_FINAL
 #define K_YIELD AGENTRY__V1__EVENT_KIND__EVENT_KIND_YIELD
 #define K_ERROR AGENTRY__V1__EVENT_KIND__EVENT_KIND_ERROR
+#define K_WAITING AGENTRY__V1__EVENT_KIND__EVENT_KIND_WAITING
 #define K_ANY AGENTRY__V1__EVENT_KIND__EVENT_KIND_UNSPECIFIED
 
 struct fix {
@@ -64,6 +68,9 @@ struct fix {
     size_t nwaiters;      /* runs parked on room */
     char released[8][32]; /* agents whose turns were handed back (wk_runner_release) */
     size_t nreleased;
+    struct wk_hub_link *link; /* setup_hub: the fake hub's answers */
+    bool hub_wait;            /* answer wait_agent with "wait" */
+    char hub_last[256];       /* "<name> <arguments>" of the last hub tool call */
 };
 
 /* --- recording ----------------------------------------------------------------------------- */
@@ -321,11 +328,51 @@ static void gate_open(struct fix *f)
     pthread_mutex_unlock(&f->mu);
 }
 
+/* --- the fake hub ----------------------------------------------------------------------------- */
+
+struct hub_answer {
+    struct fix *f;
+    uint64_t id;
+    bool wait;
+};
+
+static void hub_answer_later(void *arg)
+{
+    struct hub_answer *a = arg;
+    Agentry__V1__HubToolResult r = AGENTRY__V1__HUB_TOOL_RESULT__INIT;
+    r.id = a->id;
+    r.wait = a->wait;
+    r.output = a->wait ? "{\"agents\":[\"c1\"]}" : "[{\"agent_id\":\"c1\",\"output\":\"done\"}]";
+    wk_hub_link_result(a->f->link, &r);
+    free(a);
+}
+
+/* The link's send, with its lock held: answer from the timer thread. */
+static int hub_send(void *ctx, uint8_t *buf, size_t len)
+{
+    struct fix *f = ctx;
+    Agentry__V1__NodeMessage *m = agentry__v1__node_message__unpack(NULL, len, buf);
+    free(buf);
+    assert_non_null(m);
+    assert_non_null(m->hub_tool);
+    struct hub_answer *a = calloc(1, sizeof(*a));
+    a->f = f;
+    a->id = m->hub_tool->id;
+    pthread_mutex_lock(&f->mu);
+    a->wait = f->hub_wait;
+    snprintf(f->hub_last, sizeof(f->hub_last), "%s %s", m->hub_tool->name, m->hub_tool->arguments);
+    pthread_mutex_unlock(&f->mu);
+    agentry__v1__node_message__free_unpacked(m, NULL);
+    ag_timers_add(f->timers, 0, hub_answer_later, a);
+    return 0;
+}
+
 /* --- fixture ------------------------------------------------------------------------------- */
 
 /* Options for the runner of the next fix_setup_opts (a test's setup sets them). */
 static const char *const *next_model_opts, *const *next_tool_opts;
 static size_t next_nmodel_opts, next_ntool_opts, next_keep_bytes;
+static bool next_hub;
 
 static int fix_setup_opts(void **state, unsigned threads, bool hold_acks)
 {
@@ -335,7 +382,10 @@ static int fix_setup_opts(void **state, unsigned threads, bool hold_acks)
     f->gate_open = true;
     f->hold_acks = hold_acks;
     f->timers = ag_timers_new(NULL);
+    if (next_hub)
+        f->link = wk_hub_link_new(f->timers, hub_send, f);
     struct wk_runner_opts o = {.threads = threads,
+                               .hub = f->link,
                                .emit = emit,
                                .room = room,
                                .released = released,
@@ -376,6 +426,15 @@ static int setup2(void **state)
     return fix_setup(state, 2);
 }
 
+/* Two threads and a fake hub for hub tools. */
+static int setup_hub(void **state)
+{
+    next_hub = true;
+    int rc = fix_setup(state, 2);
+    next_hub = false;
+    return rc;
+}
+
 /* One pool thread: runs are served in queue order, which the cancel tests use as a barrier. */
 static int setup1(void **state)
 {
@@ -394,6 +453,8 @@ static void fix_stop(struct fix *f)
     ag_err_set(&stopped, AG_CANCELLED, "stopped");
     ack_all(f, &stopped);
     make_room(f);
+    wk_hub_link_free(f->link);
+    f->link = NULL;
     ag_timers_free(f->timers);
     f->timers = NULL;
 }
@@ -1124,6 +1185,64 @@ static void test_options_set_deadlines(void **state)
     assert_payload_bool(res, "is_error", true);
 }
 
+static char *team_tools[] = {"wait_agent"};
+
+/* The hub answers wait_agent with "wait": the run stores the TOOL_CALL, then lets go of the
+ * turn with WAITING (no TOOL_RESULT: the hub stores it), carrying the call and the agents. */
+static void test_wait_agent_lets_go_with_waiting(void **state)
+{
+    struct fix *f = *state;
+    f->hub_wait = true;
+    struct ag_err err = AG_ERR_INIT;
+    assert_int_equal(
+        start(f, "p1", 3, "call wait_agent {\"agents\":[\"c1\"]}", team_tools, 1, 0, &err), 0);
+    assert_true(wait_for(f, "p1", K_WAITING, 1));
+    const int want[] = {K_MODEL_REQUEST, K_MODEL_REPLY, K_TOOL_CALL, K_WAITING};
+    assert_kinds(f, "p1", want, 4);
+    assert_string_equal(f->hub_last, "wait_agent {\"agents\":[\"c1\"]}");
+    const Agentry__V1__NodeEvent *w = event_of(f, "p1", 3);
+    assert_int_equal(w->epoch, 3);
+    assert_payload_str(w, "id", "call_1");
+    assert_payload_num(w, "iterations", 1);
+    assert_non_null(strstr(w->payload, "\"agents\":[\"c1\"]"));
+    assert_non_null(w->checkpoint);
+    assert_int_equal(wk_runner_running(f->runner), 0); /* no slot, no thread */
+}
+
+/* Answered at once (the children are done): an ordinary tool result, and the turn goes on. A
+ * later attempt replays WAITING and the hub's TOOL_RESULT as steps and asks the model next. */
+static void test_wait_agent_answered_and_replayed(void **state)
+{
+    struct fix *f = *state;
+    struct ag_err err = AG_ERR_INIT;
+    assert_int_equal(
+        start(f, "p1", 3, "call wait_agent {\"agents\":[\"c1\"]}", team_tools, 1, 0, &err), 0);
+    assert_true(wait_for(f, "p1", K_FINAL, 1));
+    assert_int_equal(count(f, "p1", K_WAITING), 0);
+    assert_payload_str(last_of(f, "p1", K_TOOL_RESULT), "output",
+                       "[{\"agent_id\":\"c1\",\"output\":\"done\"}]");
+
+    struct asg s;
+    asg_init(&s, "p2", 5, "", team_tools, 1, 0);
+    asg_input(&s, 1, "call wait_agent {\"agents\":[\"c1\"]}");
+    asg_step(&s, 2, K_MODEL_REQUEST, STEP_REQ1);
+    asg_step(&s, 3, K_MODEL_REPLY,
+             "{\"content\":\"\",\"tool_calls\":[{\"id\":\"call_1\",\"name\":\"wait_agent\","
+             "\"arguments\":\"{}\"}]}");
+    asg_step(&s, 4, K_TOOL_CALL,
+             "{\"id\":\"call_1\",\"name\":\"wait_agent\",\"arguments\":\"{}\"}");
+    asg_step(&s, 5, K_WAITING, "{\"id\":\"call_1\",\"agents\":[\"c1\"],\"iterations\":1}");
+    asg_step(&s, 6, AGENTRY__V1__EVENT_KIND__EVENT_KIND_CHILD, "{\"agent_id\":\"c1\"}");
+    asg_step(&s, 7, K_TOOL_RESULT,
+             "{\"id\":\"call_1\",\"name\":\"wait_agent\",\"output\":\"from hub\","
+             "\"is_error\":false}");
+    assert_int_equal(wk_runner_assign(f->runner, &s.a, NULL), 0);
+    assert_true(wait_for(f, "p2", K_FINAL, 1));
+    const int want[] = {K_MODEL_REQUEST, K_MODEL_REPLY, K_FINAL};
+    assert_kinds(f, "p2", want, 3);
+    assert_string_equal(last_of(f, "p2", K_FINAL)->result->output, "from hub");
+}
+
 static void test_new_refuses_bad_options(void **state)
 {
     (void)state;
@@ -1180,6 +1299,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_full_queues_park_runs, setup1, teardown),
         cmocka_unit_test_setup_teardown(test_cancel_while_parked_on_room, setup1, teardown),
         cmocka_unit_test_setup_teardown(test_options_set_deadlines, setup_timeouts, teardown),
+        cmocka_unit_test_setup_teardown(test_wait_agent_lets_go_with_waiting, setup_hub, teardown),
+        cmocka_unit_test_setup_teardown(test_wait_agent_answered_and_replayed, setup_hub, teardown),
         cmocka_unit_test(test_new_refuses_bad_options),
         cmocka_unit_test(test_new_requires_emit_and_timers),
     };
