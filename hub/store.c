@@ -13,8 +13,9 @@
  *   cmu       guards the queue of committed batches waiting for their done() calls.
  *   rmu       guards the read queue and `rclosing`.
  *   rconn_mu  serializes the reader's connection between the reader thread and the synchronous
- *             reads (select_agents, scan_events), which run on the caller's thread. Their
- *             callbacks run under it, so they must not call those again (read_events is fine).
+ *             reads (select_agents, select_schedules, scan_events), which run on the caller's
+ *             thread. Their callbacks run under it, so they must not call those again
+ *             (read_events is fine).
  *   The writer thread alone owns wconn and seqs; the reader thread alone owns rows and rarena.
  *
  * Invariants:
@@ -798,6 +799,24 @@ void hub_store_close(struct hub_store *st)
 
 /* --- public requests -------------------------------------------------------------------------- */
 
+/* The row an op names: its agent's, or its schedule's. */
+static const char *op_key(const struct hub_store_op *op)
+{
+    switch (op->type) {
+    case HUB_STORE_AGENT_INSERT:
+    case HUB_STORE_AGENT_UPDATE:
+        return op->u.agent.id;
+    case HUB_STORE_EVENT_APPEND:
+        return op->u.event.agent_id;
+    case HUB_STORE_SCHEDULE_INSERT:
+    case HUB_STORE_SCHEDULE_ADVANCE:
+    case HUB_STORE_SCHEDULE_PAUSE:
+    case HUB_STORE_SCHEDULE_DELETE:
+        return op->u.schedule.id;
+    }
+    return NULL;
+}
+
 /* Caught here, on the caller's thread, so a malformed write never reaches a batch. */
 static int write_check(const struct hub_store_write *w, struct ag_err *err)
 {
@@ -805,13 +824,13 @@ static int write_check(const struct hub_store_write *w, struct ag_err *err)
         return ag_err_set(err, AG_INVALID_ARGUMENT, "store write needs done() and its ops");
     for (size_t i = 0; i < w->nops; i++) {
         const struct hub_store_op *op = &w->ops[i];
-        const char *id = op->type == HUB_STORE_EVENT_APPEND ? op->u.event.agent_id : op->u.agent.id;
-        if (op->type != HUB_STORE_AGENT_INSERT && op->type != HUB_STORE_AGENT_UPDATE &&
-            op->type != HUB_STORE_EVENT_APPEND)
+        if (op->type < HUB_STORE_AGENT_INSERT || op->type > HUB_STORE_SCHEDULE_DELETE)
             return ag_err_set(err, AG_INVALID_ARGUMENT, "store op %zu has unknown type %d", i,
                               (int)op->type);
+        const char *id = op_key(op);
         if (!id || !*id)
-            return ag_err_set(err, AG_INVALID_ARGUMENT, "store op %zu has no agent id", i);
+            return ag_err_set(err, AG_INVALID_ARGUMENT, "store op %zu names no agent or schedule",
+                              i);
         if (op->type == HUB_STORE_EVENT_APPEND && op->u.event.payload_len && !op->u.event.payload)
             return ag_err_set(err, AG_INVALID_ARGUMENT, "store op %zu: payload_len without payload",
                               i);
@@ -886,6 +905,15 @@ int hub_store_select_agents(struct hub_store *st, const struct hub_store_agents_
                           "callback");
     pthread_mutex_lock(&st->rconn_mu);
     int rc = st->be->select_agents(st->rconn, q, cb, arg, err);
+    pthread_mutex_unlock(&st->rconn_mu);
+    return rc;
+}
+
+int hub_store_select_schedules(struct hub_store *st, hub_store_schedule_fn *cb, void *arg,
+                               struct ag_err *err)
+{
+    pthread_mutex_lock(&st->rconn_mu);
+    int rc = st->be->select_schedules(st->rconn, cb, arg, err);
     pthread_mutex_unlock(&st->rconn_mu);
     return rc;
 }

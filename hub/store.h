@@ -1,4 +1,5 @@
-/* hub/store.h - the hub's durable state: the agents table and the append-only event log.
+/* hub/store.h - the hub's durable state: the agents table, the append-only event log and the
+ * schedules table (hub/schedule.c).
  *
  * Owns: persistence only. It knows rows, not agent lifecycles; the hub decides what to write.
  *
@@ -95,13 +96,38 @@ struct hub_store_event {
     int64_t time_ns;
 };
 
+/* A row of the schedules table (hub/schedule.h). Strings borrowed as an agent row's; "" and NULL
+ * both mean empty. Times are Unix nanoseconds. */
+struct hub_store_schedule {
+    const char *id;
+    const char *namespace;  /* validated by the hub, never empty */
+    const char *request_id; /* idempotency key: unique per namespace when not empty */
+    const char *cron;
+    const uint8_t *spec; /* packed agentry.v1.AgentSpec */
+    size_t spec_len;
+    const char *input;
+    const char *missed; /* "skip" or "catch_up_once" */
+    bool paused;
+    int64_t created_ns;
+    int64_t next_fire_ns; /* 0 while paused */
+    int64_t last_fire_ns; /* 0 before the first fire */
+    const char *last_agent_id;
+    uint64_t fires;
+};
+
 enum hub_store_op_type {
-    HUB_STORE_AGENT_INSERT, /* u.agent: a new row; fails if its id, or its request_id in its
+    HUB_STORE_AGENT_INSERT,     /* u.agent: a new row; fails if its id, or its request_id in its
                                namespace, exists */
-    HUB_STORE_AGENT_UPDATE, /* u.agent: rewrite every mutable column of row u.agent.id (all but
+    HUB_STORE_AGENT_UPDATE,     /* u.agent: rewrite every mutable column of row u.agent.id (all but
                                id, namespace, request_id, spec, created_ns and
                                spawn_input_seq) */
-    HUB_STORE_EVENT_APPEND, /* u.event: append; the store fills u.event.seq */
+    HUB_STORE_EVENT_APPEND,     /* u.event: append; the store fills u.event.seq */
+    HUB_STORE_SCHEDULE_INSERT,  /* u.schedule: a new row; fails if its id, or its request_id in
+                                   its namespace, exists */
+    HUB_STORE_SCHEDULE_ADVANCE, /* u.schedule: set last_fire_ns, last_agent_id and fires, and
+                                   next_fire_ns unless the row is paused (it stays 0 then) */
+    HUB_STORE_SCHEDULE_PAUSE,   /* u.schedule: set paused and next_fire_ns */
+    HUB_STORE_SCHEDULE_DELETE,  /* u.schedule.id: delete the row */
 };
 
 struct hub_store_op {
@@ -109,6 +135,7 @@ struct hub_store_op {
     union {
         struct hub_store_agent agent;
         struct hub_store_event event;
+        struct hub_store_schedule schedule;
     } u;
 };
 
@@ -205,6 +232,14 @@ int hub_store_select_agents(struct hub_store *st, const struct hub_store_agents_
 typedef int hub_store_event_fn(void *arg, const struct hub_store_event *ev, struct ag_err *err);
 int hub_store_scan_events(struct hub_store *st, const char *agent_id, uint64_t from_seq,
                           hub_store_event_fn *cb, void *arg, struct ag_err *err);
+
+/* Every schedule row, in creation order (created_ns, then id): read once, at start-up
+ * (hub/schedule.c keeps them in memory). Synchronous, on the reader's connection, as
+ * select_agents; return -1 from cb to stop (its error is returned). */
+typedef int hub_store_schedule_fn(void *arg, const struct hub_store_schedule *row,
+                                  struct ag_err *err);
+int hub_store_select_schedules(struct hub_store *st, hub_store_schedule_fn *cb, void *arg,
+                               struct ag_err *err);
 
 struct hub_store_stats {
     uint64_t commits;     /* transactions committed */

@@ -98,6 +98,9 @@ struct hub_store__backend {
     /* The agents q names (hub/store.h), in creation order, each with its highest seq. */
     int (*select_agents)(struct hub_store__conn *c, const struct hub_store_agents_query *q,
                          hub_store_agent_fn *cb, void *arg, struct ag_err *err);
+    /* Every schedule row, in creation order. */
+    int (*select_schedules)(struct hub_store__conn *c, hub_store_schedule_fn *cb, void *arg,
+                            struct ag_err *err);
 };
 
 extern const struct hub_store__backend hub_store__sqlite_backend;

@@ -101,6 +101,11 @@ enum stmt_id {
     ST_AGENTS_PAGE_STATE,
     ST_AGENTS_PAGE_NS, /* PAGE of one namespace */
     ST_AGENTS_PAGE_NS_STATE,
+    ST_SCHEDULE_INSERT,
+    ST_SCHEDULE_ADVANCE,
+    ST_SCHEDULE_PAUSE,
+    ST_SCHEDULE_DELETE,
+    ST_SCHEDULES,
     ST_COUNT
 };
 
@@ -120,6 +125,10 @@ struct stmt_def {
 #define AGENT_SELECT                                                                               \
     "SELECT " AGENT_COLS ", (SELECT seq FROM events e WHERE e.agent_id = a.id "                    \
     "ORDER BY seq DESC LIMIT 1) FROM agents a "
+/* The columns of the schedules table (migration 6), in the order statements list them. */
+#define SCHEDULE_COLS                                                                              \
+    "id, namespace, request_id, cron, spec, input, missed, paused, created_ns, next_fire_ns, "     \
+    "last_fire_ns, last_agent_id, fires"
 /* The predicate of the index agents_active (migration 2), said the same way in the query. */
 #define AGENT_ACTIVE "(state IN (1, 2) OR waiting_input <> 0)"
 
@@ -163,6 +172,22 @@ static const struct stmt_def stmts[ST_COUNT] = {
                                  "WHERE namespace = $5 AND state = $4 AND (created_ns, id) > "
                                  "($1, $2) ORDER BY namespace, state, created_ns, id LIMIT $3",
                                  5},
+    [ST_SCHEDULE_INSERT] = {"INSERT INTO schedules(" SCHEDULE_COLS ") VALUES($1, $2, $3, $4, $5, "
+                            "$6, $7, $8, $9, $10, $11, $12, $13)",
+                            13},
+    /* No row is no error to PostgreSQL: 1 / count(*) makes it 22012, as ST_AGENT_UPDATE. */
+    [ST_SCHEDULE_ADVANCE] = {"WITH u AS (UPDATE schedules SET last_fire_ns = $2, "
+                             "last_agent_id = $3, fires = $4, next_fire_ns = CASE WHEN "
+                             "paused <> 0 THEN 0 ELSE $5::BIGINT END WHERE id = $1 RETURNING 1) "
+                             "SELECT 1 / count(*) FROM u",
+                             5},
+    [ST_SCHEDULE_PAUSE] = {"WITH u AS (UPDATE schedules SET paused = $2, next_fire_ns = $3 "
+                           "WHERE id = $1 RETURNING 1) SELECT 1 / count(*) FROM u",
+                           3},
+    [ST_SCHEDULE_DELETE] = {"WITH u AS (DELETE FROM schedules WHERE id = $1 RETURNING 1) "
+                            "SELECT 1 / count(*) FROM u",
+                            1},
+    [ST_SCHEDULES] = {"SELECT " SCHEDULE_COLS " FROM schedules ORDER BY created_ns, id", 0},
 };
 
 /* migrations[i] takes the schema from version i to i + 1, in one transaction, recorded in
@@ -221,6 +246,14 @@ static const char *const migrations[] = {
      * 0; a constant default keeps ADD COLUMN a catalog change. */
     ("ALTER TABLE agents ADD COLUMN cost_nano_usd BIGINT NOT NULL DEFAULT 0,"
      " ADD COLUMN turn_cost_nano_usd BIGINT NOT NULL DEFAULT 0;"),
+    /* 6: cron schedules (SQLite's version 6). Which slots fired is in the agents table: each
+     * slot's agent has the request id "schedule/<id>/<slot>". */
+    ("CREATE TABLE schedules("
+     " id TEXT NOT NULL PRIMARY KEY, namespace TEXT NOT NULL, request_id TEXT,"
+     " cron TEXT NOT NULL, spec BYTEA, input TEXT NOT NULL, missed TEXT NOT NULL,"
+     " paused BIGINT NOT NULL, created_ns BIGINT NOT NULL, next_fire_ns BIGINT NOT NULL,"
+     " last_fire_ns BIGINT NOT NULL, last_agent_id TEXT NOT NULL, fires BIGINT NOT NULL);"
+     "CREATE UNIQUE INDEX schedules_by_request_id ON schedules(namespace, request_id);"),
 };
 #define SCHEMA_VERSION ((int)AG_ARRAY_SIZE(migrations))
 
@@ -298,20 +331,44 @@ static const char *res_msg(const PGresult *r)
     return m ? m : r ? PQresultErrorMessage(r) : "no result";
 }
 
+/* What an op does and the row it names, for messages. */
+static const char *op_what(const struct hub_store_op *op, const char **id)
+{
+    *id = op->type == HUB_STORE_EVENT_APPEND ? op->u.event.agent_id : op->u.agent.id;
+    switch (op->type) {
+    case HUB_STORE_AGENT_INSERT:
+        return "insert agent";
+    case HUB_STORE_AGENT_UPDATE:
+        return "update agent";
+    case HUB_STORE_EVENT_APPEND:
+        return "append an event for agent";
+    case HUB_STORE_SCHEDULE_INSERT:
+        *id = op->u.schedule.id;
+        return "insert schedule";
+    case HUB_STORE_SCHEDULE_ADVANCE:
+    case HUB_STORE_SCHEDULE_PAUSE:
+    case HUB_STORE_SCHEDULE_DELETE:
+        *id = op->u.schedule.id;
+        return "update schedule";
+    }
+    return "run an op for";
+}
+
 /* A failed result of one op: constraint and data errors are the op's own fault. */
 static int op_err(struct hub_store__conn *c, const PGresult *r, const struct hub_store_op *op,
                   struct ag_err *err)
 {
     const char *state = PQresultErrorField(r, PG_DIAG_SQLSTATE);
-    bool upd = op->type == HUB_STORE_AGENT_UPDATE;
-    const char *id = op->type == HUB_STORE_EVENT_APPEND ? op->u.event.agent_id : op->u.agent.id;
-    const char *what = op->type == HUB_STORE_AGENT_INSERT   ? "insert agent"
-                       : op->type == HUB_STORE_AGENT_UPDATE ? "update agent"
-                                                            : "append an event for agent";
+    /* The updates that divide by the rows they changed: 22012 is "no such row". */
+    bool upd = op->type == HUB_STORE_AGENT_UPDATE || op->type == HUB_STORE_SCHEDULE_ADVANCE ||
+               op->type == HUB_STORE_SCHEDULE_PAUSE || op->type == HUB_STORE_SCHEDULE_DELETE;
+    const char *id;
+    const char *what = op_what(op, &id);
     if (!state || PQstatus(c->pg) == CONNECTION_BAD)
         return db_err(c, what, res_msg(r), err);
     if (upd && strcmp(state, "22012") == 0)
-        return ag_err_set(err, AG_NOT_FOUND, "cannot %s '%s': no such agent", what, id);
+        return ag_err_set(err, AG_NOT_FOUND, "cannot %s '%s': no such %s", what, id,
+                          op->type == HUB_STORE_AGENT_UPDATE ? "agent" : "schedule");
     if (strcmp(state, "23505") == 0)
         return ag_err_set(err, AG_ALREADY_EXISTS, "cannot %s '%s': %s", what, id, res_msg(r));
     /* 22: data exceptions (bad encoding, out of range); 23: other constraints; 54: too big. */
@@ -675,6 +732,44 @@ static void p_counters(struct params *p, const struct hub_store_agent *a)
     p_text(p, a->streak_reason);
 }
 
+static void schedule_params(const struct hub_store_op *op, struct params *p, enum stmt_id *id)
+{
+    const struct hub_store_schedule *r = &op->u.schedule;
+    p_text(p, r->id);
+    switch (op->type) {
+    case HUB_STORE_SCHEDULE_INSERT:
+        *id = ST_SCHEDULE_INSERT;
+        p_text(p, r->namespace && *r->namespace ? r->namespace : HUB_STORE_DEFAULT_NAMESPACE);
+        p_text_or_null(p, r->request_id);
+        p_text(p, r->cron);
+        p_bytes(p, r->spec, r->spec_len, true);
+        p_text(p, r->input);
+        p_text(p, r->missed);
+        p_i64(p, r->paused);
+        p_i64(p, r->created_ns);
+        p_i64(p, r->next_fire_ns);
+        p_i64(p, r->last_fire_ns);
+        p_text(p, r->last_agent_id);
+        p_u64(p, r->fires);
+        return;
+    case HUB_STORE_SCHEDULE_ADVANCE:
+        *id = ST_SCHEDULE_ADVANCE;
+        p_i64(p, r->last_fire_ns);
+        p_text(p, r->last_agent_id);
+        p_u64(p, r->fires);
+        p_i64(p, r->next_fire_ns);
+        return;
+    case HUB_STORE_SCHEDULE_PAUSE:
+        *id = ST_SCHEDULE_PAUSE;
+        p_i64(p, r->paused);
+        p_i64(p, r->next_fire_ns);
+        return;
+    default:
+        *id = ST_SCHEDULE_DELETE;
+        return;
+    }
+}
+
 static void op_params(const struct hub_store_op *op, struct params *p, enum stmt_id *id)
 {
     const struct hub_store_agent *a = &op->u.agent;
@@ -722,6 +817,12 @@ static void op_params(const struct hub_store_op *op, struct params *p, enum stmt
         p_bytes(p, e->payload, e->payload_len, false); /* need not be NUL-terminated */
         p_text(p, e->node_id);
         p_i64(p, e->time_ns);
+        return;
+    case HUB_STORE_SCHEDULE_INSERT:
+    case HUB_STORE_SCHEDULE_ADVANCE:
+    case HUB_STORE_SCHEDULE_PAUSE:
+    case HUB_STORE_SCHEDULE_DELETE:
+        schedule_params(op, p, id);
         return;
     }
 }
@@ -1127,6 +1228,42 @@ static int pg_select_agents(struct hub_store__conn *c, const struct hub_store_ag
     return read_rows(c, id, &p, "read agents", agent_row, &x, err);
 }
 
+struct schedules_ctx {
+    hub_store_schedule_fn *cb;
+    void *arg;
+};
+
+static int schedule_row(void *arg, const PGresult *r, struct ag_err *err)
+{
+    struct schedules_ctx *x = arg;
+    size_t spec_len;
+    uint8_t *spec = col_bytea(r, 4, &spec_len);
+    struct hub_store_schedule s = {.id = PQgetvalue(r, 0, 0),
+                                   .namespace = PQgetvalue(r, 0, 1),
+                                   .request_id = PQgetvalue(r, 0, 2), /* NULL reads as "" */
+                                   .cron = PQgetvalue(r, 0, 3),
+                                   .spec = spec,
+                                   .spec_len = spec_len,
+                                   .input = PQgetvalue(r, 0, 5),
+                                   .missed = PQgetvalue(r, 0, 6),
+                                   .paused = col_i64(r, 0, 7) != 0,
+                                   .created_ns = col_i64(r, 0, 8),
+                                   .next_fire_ns = col_i64(r, 0, 9),
+                                   .last_fire_ns = col_i64(r, 0, 10),
+                                   .last_agent_id = PQgetvalue(r, 0, 11),
+                                   .fires = (uint64_t)col_i64(r, 0, 12)};
+    int rc = x->cb(x->arg, &s, err);
+    PQfreemem(spec);
+    return rc;
+}
+
+static int pg_select_schedules(struct hub_store__conn *c, hub_store_schedule_fn *cb, void *arg,
+                               struct ag_err *err)
+{
+    struct schedules_ctx x = {cb, arg};
+    return read_rows(c, ST_SCHEDULES, NULL, "read schedules", schedule_row, &x, err);
+}
+
 /* One row for both schemes PostgreSQL's own tools accept. */
 const struct hub_store__backend hub_store__pg_backend = {
     .scheme = "postgres",
@@ -1141,4 +1278,5 @@ const struct hub_store__backend hub_store__pg_backend = {
     .last_seq = pg_last_seq,
     .scan_events = pg_scan_events,
     .select_agents = pg_select_agents,
+    .select_schedules = pg_select_schedules,
 };

@@ -87,6 +87,11 @@ enum stmt_id {
     ST_AGENTS_PAGE_STATE,
     ST_AGENTS_PAGE_NS, /* PAGE of one namespace */
     ST_AGENTS_PAGE_NS_STATE,
+    ST_SCHEDULE_INSERT,
+    ST_SCHEDULE_ADVANCE,
+    ST_SCHEDULE_PAUSE,
+    ST_SCHEDULE_DELETE,
+    ST_SCHEDULES,
     ST_COUNT
 };
 
@@ -100,6 +105,10 @@ enum stmt_id {
     "interrupt_streak, interrupt_reason, spawn_input_seq, waiting_input, namespace, "              \
     "cost_nano_usd, turn_cost_nano_usd "                                                           \
     "FROM agents a "
+/* The columns of the schedules table (migration 6), in the order statements list them. */
+#define SCHEDULE_COLS                                                                              \
+    "id, namespace, request_id, cron, spec, input, missed, paused, created_ns, next_fire_ns, "     \
+    "last_fire_ns, last_agent_id, fires"
 /* The predicate of the index agents_active (migration 3): the query must say it the same way for
  * the planner to use the index. */
 #define AGENT_ACTIVE "(state IN (1, 2) OR waiting_input <> 0)"
@@ -141,6 +150,14 @@ static const char *const stmt_sql[ST_COUNT] = {
     [ST_AGENTS_PAGE_NS_STATE] = AGENT_SELECT
     "WHERE namespace = ?5 AND state = ?4 AND (created_ns, id) > (?1, ?2) "
     "ORDER BY namespace, state, created_ns, id LIMIT ?3",
+    [ST_SCHEDULE_INSERT] = "INSERT INTO schedules(" SCHEDULE_COLS ") "
+                           "VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
+    [ST_SCHEDULE_ADVANCE] = "UPDATE schedules SET last_fire_ns = ?2, last_agent_id = ?3, "
+                            "fires = ?4, next_fire_ns = CASE WHEN paused <> 0 THEN 0 ELSE ?5 END "
+                            "WHERE id = ?1",
+    [ST_SCHEDULE_PAUSE] = "UPDATE schedules SET paused = ?2, next_fire_ns = ?3 WHERE id = ?1",
+    [ST_SCHEDULE_DELETE] = "DELETE FROM schedules WHERE id = ?1",
+    [ST_SCHEDULES] = "SELECT " SCHEDULE_COLS " FROM schedules ORDER BY created_ns, id",
 };
 
 /* The columns of schema version 3, which migration 4 copies. */
@@ -210,6 +227,15 @@ static const char *const migrations[] = {
      * exact integers. Rows from before read 0: nothing was priced then. */
     ("ALTER TABLE agents ADD COLUMN cost_nano_usd INTEGER NOT NULL DEFAULT 0;"
      "ALTER TABLE agents ADD COLUMN turn_cost_nano_usd INTEGER NOT NULL DEFAULT 0;"),
+    /* 6: cron schedules (hub/schedule.c). request_id is NULL when empty, unique per namespace
+     * as an agent's. Which slots fired is not here: each slot's agent carries the request id
+     * "schedule/<id>/<slot>", so the agents' unique index records it. */
+    ("CREATE TABLE schedules("
+     " id TEXT NOT NULL PRIMARY KEY, namespace TEXT NOT NULL, request_id TEXT,"
+     " cron TEXT NOT NULL, spec BLOB, input TEXT NOT NULL, missed TEXT NOT NULL,"
+     " paused INTEGER NOT NULL, created_ns INTEGER NOT NULL, next_fire_ns INTEGER NOT NULL,"
+     " last_fire_ns INTEGER NOT NULL, last_agent_id TEXT NOT NULL, fires INTEGER NOT NULL);"
+     "CREATE UNIQUE INDEX schedules_by_request_id ON schedules(namespace, request_id);"),
 };
 #define SCHEMA_VERSION ((int)AG_ARRAY_SIZE(migrations))
 
@@ -1053,6 +1079,60 @@ static int event_insert(struct hub_store__conn *c, const struct hub_store_event 
     return rc == SQLITE_DONE ? 0 : op_err(c, rc, "append an event for agent", e->agent_id, err);
 }
 
+/* --- schedules ------------------------------------------------------------------------------ */
+
+static int schedule_insert(struct hub_store__conn *c, const struct hub_store_schedule *r,
+                           struct ag_err *err)
+{
+    sqlite3_stmt *s = c->stmt[ST_SCHEDULE_INSERT];
+    int rc = bind_text(s, 1, r->id);
+    rc = rc ? rc : bind_text(s, 2, ns_or_default(r->namespace));
+    rc = rc ? rc : bind_text_or_null(s, 3, r->request_id);
+    rc = rc ? rc : bind_text(s, 4, r->cron);
+    rc = rc ? rc : bind_blob(s, 5, r->spec, r->spec_len);
+    rc = rc ? rc : bind_text(s, 6, r->input);
+    rc = rc ? rc : bind_text(s, 7, r->missed);
+    rc = rc ? rc : sqlite3_bind_int(s, 8, r->paused);
+    rc = rc ? rc : sqlite3_bind_int64(s, 9, r->created_ns);
+    rc = rc ? rc : sqlite3_bind_int64(s, 10, r->next_fire_ns);
+    rc = rc ? rc : sqlite3_bind_int64(s, 11, r->last_fire_ns);
+    rc = rc ? rc : bind_text(s, 12, r->last_agent_id);
+    rc = rc ? rc : sqlite3_bind_int64(s, 13, clamp64(r->fires));
+    rc = rc ? rc : step_done(s);
+    return rc == SQLITE_DONE ? 0 : op_err(c, rc, "insert schedule", r->id, err);
+}
+
+/* ADVANCE, PAUSE and DELETE: one row by id, NOT_FOUND if it is gone. */
+static int schedule_change(struct hub_store__conn *c, const struct hub_store_op *op,
+                           struct ag_err *err)
+{
+    const struct hub_store_schedule *r = &op->u.schedule;
+    sqlite3_stmt *s;
+    int rc;
+    if (op->type == HUB_STORE_SCHEDULE_ADVANCE) {
+        s = c->stmt[ST_SCHEDULE_ADVANCE];
+        rc = sqlite3_bind_int64(s, 2, r->last_fire_ns);
+        rc = rc ? rc : bind_text(s, 3, r->last_agent_id);
+        rc = rc ? rc : sqlite3_bind_int64(s, 4, clamp64(r->fires));
+        rc = rc ? rc : sqlite3_bind_int64(s, 5, r->next_fire_ns);
+    } else if (op->type == HUB_STORE_SCHEDULE_PAUSE) {
+        s = c->stmt[ST_SCHEDULE_PAUSE];
+        rc = sqlite3_bind_int(s, 2, r->paused);
+        rc = rc ? rc : sqlite3_bind_int64(s, 3, r->next_fire_ns);
+    } else {
+        s = c->stmt[ST_SCHEDULE_DELETE];
+        rc = SQLITE_OK;
+    }
+    rc = rc ? rc : bind_text(s, 1, r->id);
+    rc = rc ? rc : step_done(s);
+    if (rc != SQLITE_DONE)
+        return op_err(c, rc, "update schedule", r->id, err);
+    if (sqlite3_changes(c->db) == 0)
+        return ag_err_set(err, AG_NOT_FOUND, "cannot update schedule '%s': no such schedule",
+                          r->id);
+    return 0;
+}
+
 static int sqlite_apply(struct hub_store__conn *c, const struct hub_store_op *op,
                         struct ag_err *err)
 {
@@ -1063,6 +1143,12 @@ static int sqlite_apply(struct hub_store__conn *c, const struct hub_store_op *op
         return agent_update(c, &op->u.agent, err);
     case HUB_STORE_EVENT_APPEND:
         return event_insert(c, &op->u.event, err);
+    case HUB_STORE_SCHEDULE_INSERT:
+        return schedule_insert(c, &op->u.schedule, err);
+    case HUB_STORE_SCHEDULE_ADVANCE:
+    case HUB_STORE_SCHEDULE_PAUSE:
+    case HUB_STORE_SCHEDULE_DELETE:
+        return schedule_change(c, op, err);
     }
     return ag_err_set(err, AG_INVALID_ARGUMENT, "unknown store op type %d", (int)op->type);
 }
@@ -1188,6 +1274,37 @@ static int sqlite_select_agents(struct hub_store__conn *c, const struct hub_stor
     return 0;
 }
 
+static int sqlite_select_schedules(struct hub_store__conn *c, hub_store_schedule_fn *cb, void *arg,
+                                   struct ag_err *err)
+{
+    sqlite3_stmt *s = c->stmt[ST_SCHEDULES];
+    int rc;
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+        struct hub_store_schedule r = {.id = col_text(s, 0),
+                                       .namespace = col_text(s, 1),
+                                       .request_id = col_text(s, 2),
+                                       .cron = col_text(s, 3),
+                                       .spec = sqlite3_column_blob(s, 4),
+                                       .input = col_text(s, 5),
+                                       .missed = col_text(s, 6),
+                                       .paused = sqlite3_column_int(s, 7) != 0,
+                                       .created_ns = sqlite3_column_int64(s, 8),
+                                       .next_fire_ns = sqlite3_column_int64(s, 9),
+                                       .last_fire_ns = sqlite3_column_int64(s, 10),
+                                       .last_agent_id = col_text(s, 11),
+                                       .fires = (uint64_t)sqlite3_column_int64(s, 12)};
+        r.spec_len = (size_t)sqlite3_column_bytes(s, 4);
+        if (cb(arg, &r, err) != 0) {
+            sqlite3_reset(s);
+            return -1;
+        }
+    }
+    sqlite3_reset(s);
+    if (rc != SQLITE_DONE)
+        return db_err(c, "read schedules", err);
+    return 0;
+}
+
 const struct hub_store__backend hub_store__sqlite_backend = {
     .scheme = "sqlite",
     .open = sqlite_open,
@@ -1199,4 +1316,5 @@ const struct hub_store__backend hub_store__sqlite_backend = {
     .last_seq = sqlite_last_seq,
     .scan_events = sqlite_scan_events,
     .select_agents = sqlite_select_agents,
+    .select_schedules = sqlite_select_schedules,
 };

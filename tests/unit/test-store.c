@@ -787,6 +787,161 @@ static void test_agent_update(void **state)
     expect_fail(&missing, AG_NOT_FOUND, "nope");
 }
 
+/* --- schedules --------------------------------------------------------------------------------- */
+
+#define SCHED_ROWS 4
+
+struct sched_row {
+    char id[16], ns[16], request_id[16], cron[32], input[16], missed[16], last_agent[16];
+    uint8_t spec[8];
+    size_t spec_len;
+    bool paused;
+    int64_t created_ns, next_ns, last_ns;
+    uint64_t fires;
+};
+
+struct sched_rows {
+    size_t n;
+    struct sched_row row[SCHED_ROWS];
+};
+
+static int collect_schedule(void *arg, const struct hub_store_schedule *r, struct ag_err *err)
+{
+    struct sched_rows *rows = arg;
+    assert_true(rows->n < SCHED_ROWS);
+    struct sched_row *o = &rows->row[rows->n++];
+    snprintf(o->id, sizeof(o->id), "%s", r->id);
+    snprintf(o->ns, sizeof(o->ns), "%s", r->namespace);
+    snprintf(o->request_id, sizeof(o->request_id), "%s", r->request_id);
+    snprintf(o->cron, sizeof(o->cron), "%s", r->cron);
+    snprintf(o->input, sizeof(o->input), "%s", r->input);
+    snprintf(o->missed, sizeof(o->missed), "%s", r->missed);
+    snprintf(o->last_agent, sizeof(o->last_agent), "%s", r->last_agent_id);
+    assert_true(r->spec_len <= sizeof(o->spec));
+    memcpy(o->spec, r->spec, r->spec_len);
+    o->spec_len = r->spec_len;
+    o->paused = r->paused;
+    o->created_ns = r->created_ns;
+    o->next_ns = r->next_fire_ns;
+    o->last_ns = r->last_fire_ns;
+    o->fires = r->fires;
+    return 0;
+}
+
+static void tw_schedule(struct twrite *t, enum hub_store_op_type type,
+                        struct hub_store_schedule row)
+{
+    struct hub_store_op *op = &t->ops[t->w.nops++];
+    op->type = type;
+    op->u.schedule = row;
+}
+
+static void schedules_load(struct hub_store *st, struct sched_rows *rows)
+{
+    struct ag_err err = AG_ERR_INIT;
+    rows->n = 0;
+    assert_int_equal(hub_store_select_schedules(st, collect_schedule, rows, &err), 0);
+}
+
+/* Insert (unique id and request id per namespace), advance (next slot kept at 0 while paused),
+ * pause, delete, each NOT_FOUND on a missing row; rows come back in creation order. */
+static void test_schedules(void **state)
+{
+    struct fx *fx = *state;
+    fx->st = open_url(fx->url, NULL);
+    struct tracker *tr = &fx->tr;
+    struct twrite w;
+    struct hub_store_schedule s1 = {.id = "s1",
+                                    .namespace = "default",
+                                    .request_id = "r1",
+                                    .cron = "*/2 * * * * *",
+                                    .spec = (const uint8_t *)"SP\0c",
+                                    .spec_len = 4,
+                                    .input = "go",
+                                    .missed = "skip",
+                                    .created_ns = 20,
+                                    .next_fire_ns = 2000000000};
+    struct hub_store_schedule s0 = s1;
+    s0.id = "s0";
+    s0.request_id = "";
+    s0.namespace = "team-a";
+    s0.created_ns = 10;
+    tw_init(&w, tr);
+    tw_schedule(&w, HUB_STORE_SCHEDULE_INSERT, s1);
+    tw_schedule(&w, HUB_STORE_SCHEDULE_INSERT, s0);
+    run_one(fx->st, &w);
+    expect_ok(&w);
+    struct hub_store_schedule dup = s1;
+    dup.id = "s2"; /* same request id, same namespace */
+    tw_init(&w, tr);
+    tw_schedule(&w, HUB_STORE_SCHEDULE_INSERT, dup);
+    run_one(fx->st, &w);
+    expect_fail(&w, AG_ALREADY_EXISTS, "s2");
+    dup.namespace = "team-a"; /* another namespace: fine */
+    tw_init(&w, tr);
+    tw_schedule(&w, HUB_STORE_SCHEDULE_INSERT, dup);
+    run_one(fx->st, &w);
+    expect_ok(&w);
+
+    struct sched_rows rows;
+    schedules_load(fx->st, &rows);
+    assert_int_equal(rows.n, 3);
+    assert_string_equal(rows.row[0].id, "s0");
+    assert_string_equal(rows.row[0].ns, "team-a");
+    assert_string_equal(rows.row[0].request_id, "");
+    assert_string_equal(rows.row[1].id, "s1");
+    assert_string_equal(rows.row[1].cron, "*/2 * * * * *");
+    assert_int_equal(rows.row[1].spec_len, 4);
+    assert_memory_equal(rows.row[1].spec, "SP\0c", 4);
+    assert_string_equal(rows.row[1].input, "go");
+    assert_string_equal(rows.row[1].missed, "skip");
+    assert_int_equal(rows.row[1].next_ns, 2000000000);
+
+    tw_init(&w, tr);
+    tw_schedule(&w, HUB_STORE_SCHEDULE_ADVANCE,
+                (struct hub_store_schedule){.id = "s1",
+                                            .last_fire_ns = 2000000000,
+                                            .last_agent_id = "a1",
+                                            .fires = 1,
+                                            .next_fire_ns = 4000000000});
+    tw_schedule(&w, HUB_STORE_SCHEDULE_PAUSE,
+                (struct hub_store_schedule){.id = "s0", .paused = true});
+    run_one(fx->st, &w);
+    expect_ok(&w);
+    tw_init(&w, tr); /* a paused row keeps next 0 */
+    tw_schedule(
+        &w, HUB_STORE_SCHEDULE_ADVANCE,
+        (struct hub_store_schedule){
+            .id = "s0", .last_fire_ns = 7, .last_agent_id = "a2", .fires = 3, .next_fire_ns = 99});
+    run_one(fx->st, &w);
+    expect_ok(&w);
+    schedules_load(fx->st, &rows);
+    assert_true(rows.row[0].paused);
+    assert_int_equal(rows.row[0].next_ns, 0);
+    assert_int_equal(rows.row[0].fires, 3);
+    assert_string_equal(rows.row[0].last_agent, "a2");
+    assert_false(rows.row[1].paused);
+    assert_int_equal(rows.row[1].next_ns, 4000000000);
+    assert_int_equal(rows.row[1].last_ns, 2000000000);
+    assert_string_equal(rows.row[1].last_agent, "a1");
+    assert_int_equal(rows.row[1].fires, 1);
+
+    tw_init(&w, tr);
+    tw_schedule(&w, HUB_STORE_SCHEDULE_DELETE, (struct hub_store_schedule){.id = "s1"});
+    run_one(fx->st, &w);
+    expect_ok(&w);
+    const enum hub_store_op_type missing[] = {HUB_STORE_SCHEDULE_DELETE, HUB_STORE_SCHEDULE_PAUSE,
+                                              HUB_STORE_SCHEDULE_ADVANCE};
+    for (size_t i = 0; i < 3; i++) {
+        tw_init(&w, tr);
+        tw_schedule(&w, missing[i], (struct hub_store_schedule){.id = "s1"});
+        run_one(fx->st, &w);
+        expect_fail(&w, AG_NOT_FOUND, "s1");
+    }
+    schedules_load(fx->st, &rows);
+    assert_int_equal(rows.n, 2);
+}
+
 static void test_reopen_continues(void **state)
 {
     struct fx *fx = *state;
@@ -1238,8 +1393,8 @@ static void test_migrate_cost(void **state)
     assert_int_equal(sqlite3_open(fx->path, &db), SQLITE_OK);
     int rc = sqlite3_exec(db,
                           "ALTER TABLE agents DROP COLUMN cost_nano_usd;"
-                          "ALTER TABLE agents DROP COLUMN turn_cost_nano_usd;" OLD_USAGE_ROW
-                          "PRAGMA user_version = 4;",
+                          "ALTER TABLE agents DROP COLUMN turn_cost_nano_usd;"
+                          "DROP TABLE schedules;" OLD_USAGE_ROW "PRAGMA user_version = 4;",
                           NULL, NULL, NULL);
     assert_int_equal(rc, SQLITE_OK);
     sqlite3_close(db);
@@ -1250,7 +1405,7 @@ static void test_migrate_cost(void **state)
     sqlite3_stmt *s;
     assert_int_equal(sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &s, NULL), SQLITE_OK);
     assert_int_equal(sqlite3_step(s), SQLITE_ROW);
-    assert_int_equal(sqlite3_column_int(s, 0), 5);
+    assert_int_equal(sqlite3_column_int(s, 0), 6);
     sqlite3_finalize(s);
     sqlite3_close(db);
 }
@@ -1651,12 +1806,12 @@ static void test_pg_migrations(void **state)
     struct fx *fx = *state;
     hub_store_close(open_url(fx->url, NULL));
     hub_store_close(open_url(fx->url, NULL));
-    assert_int_equal(pg_query_long(fx->pgdb, "SELECT count(*) FROM schema_migrations"), 5);
-    assert_int_equal(pg_query_long(fx->pgdb, "SELECT max(version) FROM schema_migrations"), 5);
+    assert_int_equal(pg_query_long(fx->pgdb, "SELECT count(*) FROM schema_migrations"), 6);
+    assert_int_equal(pg_query_long(fx->pgdb, "SELECT max(version) FROM schema_migrations"), 6);
 
     assert_int_equal(pg_exec(fx->pgdb, "INSERT INTO schema_migrations(version) VALUES(99)"), 0);
     expect_open_fails(fx->url, AG_FAILED_PRECONDITION, "schema version 99");
-    expect_open_fails(fx->url, AG_FAILED_PRECONDITION, "knows versions 1 to 5");
+    expect_open_fails(fx->url, AG_FAILED_PRECONDITION, "knows versions 1 to 6");
 }
 
 /* A database of schema version 3 (migrations 4 and 5 undone by hand, an agent with a request id
@@ -1673,6 +1828,7 @@ static void test_pg_migrate_namespaces(void **state)
                                        " DROP COLUMN turn_cost_nano_usd;"
                                        "ALTER TABLE agents ADD CONSTRAINT agents_request_id_key"
                                        " UNIQUE(request_id);"
+                                       "DROP TABLE schedules;"
                                        "DELETE FROM schema_migrations WHERE version >= 4;"
                                        "INSERT INTO agents(id, request_id, spec, state, node_id,"
                                        " epoch, last_output, last_error, created_ns, updated_ns)"
@@ -1680,7 +1836,7 @@ static void test_pg_migrate_namespaces(void **state)
                                        " 5, 6);"),
                      0);
     fx->st = open_url(fx->url, NULL);
-    assert_int_equal(pg_query_long(fx->pgdb, "SELECT max(version) FROM schema_migrations"), 5);
+    assert_int_equal(pg_query_long(fx->pgdb, "SELECT max(version) FROM schema_migrations"), 6);
     struct agent_rows rows;
     struct hub_store_agents_query q = {.kind = HUB_STORE_AGENTS_REQUEST, .key = "rid"};
     select_rows(fx->st, &q, &rows);
@@ -1708,10 +1864,11 @@ static void test_pg_migrate_cost(void **state)
     assert_int_equal(pg_exec(fx->pgdb,
                              "ALTER TABLE agents DROP COLUMN cost_nano_usd,"
                              " DROP COLUMN turn_cost_nano_usd;"
-                             "DELETE FROM schema_migrations WHERE version = 5;" OLD_USAGE_ROW),
+                             "DROP TABLE schedules;"
+                             "DELETE FROM schema_migrations WHERE version >= 5;" OLD_USAGE_ROW),
                      0);
     fx->st = open_url(fx->url, NULL);
-    assert_int_equal(pg_query_long(fx->pgdb, "SELECT max(version) FROM schema_migrations"), 5);
+    assert_int_equal(pg_query_long(fx->pgdb, "SELECT max(version) FROM schema_migrations"), 6);
     expect_old_usage(fx->st);
 }
 
@@ -2303,6 +2460,7 @@ int main(int argc, char **argv)
         cmocka_unit_test_setup_teardown(test_batch_is_one_commit, setup, teardown),
         cmocka_unit_test_setup_teardown(test_batch_failure_isolated, setup, teardown),
         cmocka_unit_test_setup_teardown(test_agent_update, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_schedules, setup, teardown),
         cmocka_unit_test_setup_teardown(test_select_agents, setup, teardown),
         cmocka_unit_test_setup_teardown(test_namespaces, setup, teardown),
         cmocka_unit_test_setup_teardown(test_reopen_continues, setup, teardown),
