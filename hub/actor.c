@@ -72,7 +72,9 @@ struct hub_cmd {
     struct hub_ev_batch *batch; /* EVENTS: settled through hub_effects.events_stored */
     size_t first, n;            /* EVENTS: the batch's events [first, first+n) ... */
     const Agentry__V1__NodeEvent *const *events; /* ... borrowed from the batch */
-    bool invoke;       /* SPAWN_DUP from Invoke: wait for the turn's end */
+    bool invoke;                   /* SPAWN_DUP from Invoke: wait for the turn's end */
+    hub_actor_spawned_fn *spawned; /* SPAWN_DUP without a call: answer through this */
+    void *spawned_arg;
     uint32_t max_iter; /* RESUME: the turn's iteration limit, 0: the spec's */
 };
 
@@ -95,6 +97,8 @@ struct agent_write {
     uint64_t import_spawn_input_seq;
     struct rpc_call *spawn_call; /* creating: the Spawn/Invoke/ImportAgent call (reference held) */
     bool spawn_invoke;
+    hub_actor_spawned_fn *spawned; /* creating without a call: answer through this */
+    void *spawned_arg;
     size_t spawn_input_op;   /* SIZE_MAX if no input */
     const uint8_t *new_ckpt; /* in arena; replaces st.ckpt on commit when set */
     size_t new_ckpt_len;
@@ -592,7 +596,10 @@ static void reply_spawn_dup(struct hub *h, struct hub_agent *a, struct hub_cmd *
         struct ag_err e;
         ag_err_set(&e, AG_UNAVAILABLE, "the first Spawn with request id '%s' failed; retry",
                    a->request_id);
-        h->fx.fail(c->call, &e);
+        if (c->spawned)
+            c->spawned(c->spawned_arg, NULL, &e);
+        else
+            h->fx.fail(c->call, &e);
         return;
     }
     if (c->invoke) {
@@ -607,7 +614,10 @@ static void reply_spawn_dup(struct hub *h, struct hub_agent *a, struct hub_cmd *
                           .state = a->st.state,
                           .seq = a->spawn_input_seq,
                           .existing = true};
-    h->fx.reply(c->call, &r);
+    if (c->spawned)
+        c->spawned(c->spawned_arg, &r, NULL);
+    else
+        h->fx.reply(c->call, &r);
 }
 
 /* Decide one command. Returns its event op index, SIZE_MAX if it has none; on refusal answers
@@ -777,8 +787,10 @@ static void cmd_post(struct hub *h, struct hub_agent *a, struct hub_cmd *cmd)
 
 /* --- spawn --------------------------------------------------------------------------------- */
 
-void hub_actor_spawn(struct hub *h, struct rpc_call *call, const Agentry__V1__AgentSpec *spec,
-                     const char *input, const char *ns, const char *request_id, bool invoke)
+/* Spawn's write, answering call or (without one) fn. */
+static void spawn_start(struct hub *h, struct rpc_call *call, hub_actor_spawned_fn *fn, void *arg,
+                        const Agentry__V1__AgentSpec *spec, const char *input, const char *ns,
+                        const char *request_id, bool invoke)
 {
     Agentry__V1__AgentSpec norm = *spec;
     if (!norm.model || !*norm.model)
@@ -790,6 +802,8 @@ void hub_actor_spawn(struct hub *h, struct rpc_call *call, const Agentry__V1__Ag
             hub_agent_free(h->sched, a);
             struct hub_cmd *c = cmd_new(HUB_CMD_SPAWN_DUP, call);
             c->invoke = invoke;
+            c->spawned = fn;
+            c->spawned_arg = arg;
             cmd_post(h, owner, c);
             hub_agents_unpin(&h->agents, owner);
             return;
@@ -801,6 +815,8 @@ void hub_actor_spawn(struct hub *h, struct rpc_call *call, const Agentry__V1__Ag
     aw->creating = true;
     aw->spawn_call = call;
     aw->spawn_invoke = invoke;
+    aw->spawned = fn;
+    aw->spawned_arg = arg;
     size_t ins = add_op(aw, HUB_STORE_AGENT_INSERT);
     cJSON *spawned = agentry_json_spec(a->spec);
     cJSON_AddStringToObject(spawned, "namespace", a->ns);
@@ -809,13 +825,29 @@ void hub_actor_spawn(struct hub *h, struct rpc_call *call, const Agentry__V1__Ag
     add_event(aw, AGENTRY__V1__EVENT_KIND__EVENT_KIND_SPAWNED, sj, NULL);
     aw->next.state = AGENTRY__V1__AGENT_STATE__AGENT_STATE_IDLE;
     if (input && *input) {
-        /* The caller's input lives in its call arena, which outlasts this write. */
+        /* A caller's input lives in its call arena, which outlasts this write; the hub's own
+         * may not: copied. */
+        if (!call)
+            input = ag_arena_strdup(&aw->arena, input);
         aw->spawn_input_op = add_input(aw, input, call);
         place_turn(aw);
     }
     fill_agent_row(aw, &aw->ops[ins].u.agent);
     pthread_mutex_unlock(&a->lock);
     submit(aw);
+}
+
+void hub_actor_spawn(struct hub *h, struct rpc_call *call, const Agentry__V1__AgentSpec *spec,
+                     const char *input, const char *ns, const char *request_id, bool invoke)
+{
+    spawn_start(h, call, NULL, NULL, spec, input, ns, request_id, invoke);
+}
+
+void hub_actor_spawn_notify(struct hub *h, const Agentry__V1__AgentSpec *spec, const char *input,
+                            const char *ns, const char *request_id, hub_actor_spawned_fn *fn,
+                            void *arg)
+{
+    spawn_start(h, NULL, fn, arg, spec, input, ns, request_id, false);
 }
 
 /* --- import -------------------------------------------------------------------------------- */
@@ -1033,7 +1065,10 @@ static void reply_spawn(struct agent_write *aw)
                           .agent_id = a->id,
                           .state = a->st.state,
                           .seq = a->spawn_input_seq};
-    aw->h->fx.reply(aw->spawn_call, &r);
+    if (aw->spawned)
+        aw->spawned(aw->spawned_arg, &r, NULL);
+    else
+        aw->h->fx.reply(aw->spawn_call, &r);
 }
 
 struct retry_timer {
@@ -1184,7 +1219,10 @@ static void on_failed(struct agent_write *aw, const struct ag_err *store_err)
         client_err(store_err, &e);
     if (aw->creating) {
         a->dead = true;
-        aw->h->fx.fail(aw->spawn_call, err);
+        if (aw->spawned)
+            aw->spawned(aw->spawned_arg, NULL, err);
+        else
+            aw->h->fx.fail(aw->spawn_call, err);
     }
     struct hub_cmd *c = aw->cmds;
     for (size_t i = 0; c; i++, c = c->next)

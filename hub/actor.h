@@ -21,6 +21,7 @@
 
 #include "agentry/v1/hub.pb-c.h"
 #include "agentry/v1/node.pb-c.h"
+#include "common/err.h"
 
 struct hub;
 struct hub_agent;
@@ -34,6 +35,18 @@ struct rpc_call;
  * known in that namespace goes to the agent that has it. */
 void hub_actor_spawn(struct hub *h, struct rpc_call *call, const Agentry__V1__AgentSpec *spec,
                      const char *input, const char *ns, const char *request_id, bool invoke);
+/* What a spawn without a client call came to (hub_actor_spawn_notify): r once the agent is
+ * stored, or found by its request id (r->existing), else err (r NULL). Called once, with the
+ * agent's lock held or no lock at all (the store's completion thread, or the caller's); it must
+ * not take an agent's lock nor post to an actor. Not called if the hub is freed first. */
+struct hub_reply;
+typedef void hub_actor_spawned_fn(void *arg, const struct hub_reply *r, const struct ag_err *err);
+/* Spawn for the hub itself (a schedule's slot, hub/schedule.c): as hub_actor_spawn without a
+ * call, answering through fn. input is copied; request_id dedups as Spawn's does, so hold the
+ * agent of a request id that may be only in the store first (hub_loader_get_by_request). */
+void hub_actor_spawn_notify(struct hub *h, const Agentry__V1__AgentSpec *spec, const char *input,
+                            const char *ns, const char *request_id, hub_actor_spawned_fn *fn,
+                            void *arg);
 /* ImportAgent: store an exported agent (validated by hub/rpc_transfer.c) under its own id, its
  * row and all its events in ONE write, and answer `call` once durable. x lives in the call's
  * arena, which outlasts the write. */

@@ -7,6 +7,7 @@
 #include "hub/agent.h"
 #include "hub/agent_pb.h"
 #include "hub/hub_internal.h"
+#include "hub/schedule.h"
 
 /* A YIELD's reason (types.proto, EVENT_KIND_YIELD) said for a person; budgets are over the
  * agent's life, so only a new agent gets more. */
@@ -70,4 +71,7 @@ void hub_agent_pb_fill(struct hub *h, struct hub_agent *a, Agentry__V1__Agent *o
         if (a->inbox[i].seq > a->st.input_seq)
             pending++;
     out->pending_inputs = (uint32_t)pending;
+    for (size_t i = 0; i < a->spec->n_labels; i++) /* immutable: the schedule's label */
+        if (strcmp(a->spec->labels[i]->key, HUB_SCHEDULE_LABEL) == 0)
+            out->schedule_id = a->spec->labels[i]->value;
 }

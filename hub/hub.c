@@ -12,8 +12,8 @@
  * placed on nodes that are about to go too.
  *
  * Threads: main (new/start/stop/free), the RPC CQ threads, the store's threads, the timer thread
- * (back-offs), and the housekeeper, which disconnects nodes whose heartbeats stopped and lets
- * agents at rest go (hub_loader_unload_idle). */
+ * (back-offs), the housekeeper, which disconnects nodes whose heartbeats stopped and lets
+ * agents at rest go (hub_loader_unload_idle), and the schedule thread (hub/schedule.h). */
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -38,9 +38,11 @@
 #include "hub/rpc_assign.h"
 #include "hub/rpc_node.h"
 #include "hub/rpc_nodes.h"
+#include "hub/rpc_schedule.h"
 #include "hub/rpc_trace.h"
 #include "hub/rpc_transfer.h"
 #include "hub/sched.h"
+#include "hub/schedule.h"
 #include "hub/store.h"
 
 #define HUB_STOP_GRACE_MS 2000
@@ -202,7 +204,8 @@ static int hub_bind(struct hub *h, struct ag_err *err)
                   {hub_rpc_trace_methods, hub_rpc_trace_nmethods},
                   {hub_rpc_transfer_methods, hub_rpc_transfer_nmethods},
                   {hub_rpc_node_methods, hub_rpc_node_nmethods},
-                  {hub_rpc_nodes_methods, hub_rpc_nodes_nmethods}};
+                  {hub_rpc_nodes_methods, hub_rpc_nodes_nmethods},
+                  {hub_rpc_schedule_methods, hub_rpc_schedule_nmethods}};
     size_t nm = 0;
     for (size_t i = 0; i < AG_ARRAY_SIZE(tables); i++)
         nm += tables[i].n;
@@ -254,6 +257,11 @@ struct hub *hub_new(const struct hub_opts *o, struct ag_err *err)
         ag_err_prefix(err, "cannot load agents from '%s'", h->store_shown);
         goto fail;
     }
+    h->schedules = hub_schedules_new(h);
+    if (hub_schedules_load(h->schedules, err) != 0) {
+        ag_err_prefix(err, "cannot load schedules from '%s'", h->store_shown);
+        goto fail;
+    }
     struct requeue_counts rc = {0};
     requeue_loaded(h, &rc);
     ag_log_info("hub.loaded", "store=%s agents=%zu interrupted=%zu pending=%zu",
@@ -271,6 +279,7 @@ void hub_start(struct hub *h)
     rpc_server_start(h->rpc);
     ag_xthread_create(&h->housekeeper, housekeeper, h, "housekeeper");
     h->hk_started = true;
+    hub_schedules_start(h->schedules);
     ag_log_info("hub.started", "listen=%s port=%d store=%s", h->opts.listen,
                 rpc_server_port(h->rpc), ag_log_q(h->store_shown));
 }
@@ -350,6 +359,7 @@ void hub_stop(struct hub *h)
     if (!h->rpc || !h->started_ms || atomic_exchange(&h->closing, true))
         return;
     ag_log_info("hub.stopping", "active_calls=%u", rpc_server_active_calls(h->rpc));
+    hub_schedules_stop(h->schedules); /* no slot fires once stopping */
     /* Stop placing first: turns interrupted below must not go to nodes about to go as well. */
     hub_sched_close(h->sched);
     end_streams(h);
@@ -381,6 +391,7 @@ void hub_free(struct hub *h)
     ag_timers_free(h->timers);
     h->timers = NULL;
     hub_agents_free_all(&h->agents, h->sched, release_agent, h);
+    hub_schedules_free(h->schedules); /* after the store's answers and the agents' mailboxes */
     hub_sched_free(h->sched);
     if (h->rpc)
         rpc_server_free(h->rpc);

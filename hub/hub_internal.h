@@ -8,7 +8,9 @@
  * agent table's, the scheduler's or node_agents_lock, then a call's lock (inside rpc_call_*).
  * Under node_agents_lock only an agent table shard lock is taken (to pin). Never two agents'
  * locks at once. hk_lock is the housekeeper's alone. policy_lock (a read-write lock) is taken
- * alone: nothing is taken under it, and it is never taken under another lock. */
+ * alone: nothing is taken under it, and it is never taken under another lock. The schedules'
+ * lock (hub/schedule.c) may be taken under an agent's lock, and only the store's is taken under
+ * it. */
 #ifndef AGENTRY_HUB_INTERNAL_H
 #define AGENTRY_HUB_INTERNAL_H
 
@@ -24,6 +26,7 @@
 
 struct ag_timers;
 struct hub_sched;
+struct hub_schedules;
 struct hub_store;
 struct rpc_method;
 struct rpc_server;
@@ -57,7 +60,8 @@ struct hub {
      * write lock; calls resolve their grant under the read lock. Never NULL. */
     pthread_rwlock_t policy_lock;
     struct hub_policy *policy;
-    struct hub_audit *audit; /* NULL: no audit log */
+    struct hub_audit *audit;         /* NULL: no audit log */
+    struct hub_schedules *schedules; /* cron schedules (hub/schedule.h) */
 };
 
 #endif

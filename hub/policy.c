@@ -19,9 +19,11 @@
 
 /* Every RPC a role may name, AgentHub's and NodeService's. */
 static const char *const rpc_names[] = {
-    "Ping",        "Spawn",      "SendMessage", "Trace",       "Invoke",
-    "GetAgent",    "ListAgents", "KillAgent",   "ResumeAgent", "ExportAgent",
-    "ImportAgent", "ListNodes",  "CordonNode",  "DrainNode",   "Connect",
+    "Ping",           "Spawn",         "SendMessage", "Trace",         "Invoke",
+    "GetAgent",       "ListAgents",    "KillAgent",   "ResumeAgent",   "ExportAgent",
+    "ImportAgent",    "ListNodes",     "CordonNode",  "DrainNode",     "Connect",
+    "CreateSchedule", "ListSchedules", "GetSchedule", "PauseSchedule", "ResumeSchedule",
+    "DeleteSchedule",
 };
 #define NRPC (sizeof(rpc_names) / sizeof(rpc_names[0]))
 
@@ -70,11 +72,12 @@ static void add_role(struct hub_policy *p, const char *name, uint32_t rpcs)
 
 static struct hub_policy *with_builtins(void)
 {
-    static const char *const viewer[] = {"Ping",  "GetAgent",  "ListAgents",
-                                         "Trace", "ListNodes", NULL};
-    static const char *const operator_only[] = {"Spawn",     "SendMessage", "Invoke",
-                                                "KillAgent", "ResumeAgent", "CordonNode",
-                                                "DrainNode", NULL};
+    static const char *const viewer[] = {"Ping",      "GetAgent",      "ListAgents",  "Trace",
+                                         "ListNodes", "ListSchedules", "GetSchedule", NULL};
+    static const char *const operator_only[] = {"Spawn",          "SendMessage",    "Invoke",
+                                                "KillAgent",      "ResumeAgent",    "CordonNode",
+                                                "DrainNode",      "CreateSchedule", "PauseSchedule",
+                                                "ResumeSchedule", "DeleteSchedule", NULL};
     static const char *const node[] = {"Connect", NULL};
     struct hub_policy *p = ag_xcalloc(1, sizeof(*p));
     add_role(p, "admin", ((1u << NRPC) - 1) & ~rpc_bit("Connect"));
