@@ -24,6 +24,7 @@ const struct cli_cmd cli_cmds[] = {
     {"import", cli_cmd_import, "create an agent from an export file"},
     {"spec", cli_cmd_spec, "check an agent spec file and print it as JSON ('spec check FILE')"},
     {"bench", cli_cmd_bench, "load-test a hub"},
+    {"schedule", cli_cmd_schedule, "spawn agents on a cron schedule (create, ls, pause, ...)"},
     {"token", cli_cmd_token, "make a bearer token for the hub's policy file"},
     {"certs", cli_cmd_certs, "make a CA and the mTLS certificates of hubs, nodes and users"},
     {"version", cli_cmd_version, "print the version"},
