@@ -482,11 +482,7 @@ void hub_schedules_free(struct hub_schedules *s)
         ag_list_remove(first);
         schedule_free(AG_LIST_ENTRY(first, struct hub_schedule, link));
     }
-    while (!ag_list_empty(&s->creating)) { /* their writes were answered: never the case */
-        struct ag_list *first = ag_list_first(&s->creating);
-        ag_list_remove(first);
-        free(AG_LIST_ENTRY(first, struct create_req, link));
-    }
+    /* s->creating is empty: the store, closed before, answered every write. */
     ag_map_release(&s->by_id);
     pthread_cond_destroy(&s->cv);
     pthread_mutex_destroy(&s->mu);
@@ -604,11 +600,11 @@ static void create_done(struct hub_store_write *w, int rc, const struct ag_err *
             ag_err_set(&e, AG_INTERNAL, "the hub's store refused the schedule (%s: %s)",
                        ag_code_name(err->code), err->msg);
     }
-    pthread_mutex_unlock(&s->mu);
-    if (rc == 0)
+    if (rc == 0) /* under the lock: a delete may free it right after */
         ag_log_info("schedule.created", "schedule=%s namespace=%s cron=%s missed=%s", sc->id,
                     sc->ns, ag_log_q(sc->cron_text), sc->missed);
-    else
+    pthread_mutex_unlock(&s->mu);
+    if (rc != 0)
         schedule_free(sc);
     q->fn(q->arg, e.code == AG_OK ? &out : NULL, &e);
     free(q);

@@ -9,14 +9,20 @@
   between a slot's spawn and the schedule's own update. The same on PostgreSQL.
 - Pause (no slot fires, next_fire 0), resume (from the next slot on, the paused ones skipped),
   delete (its agents stay), the request id's idempotency.
+- A standby's takeover (etcd and PostgreSQL, as test_standby.py): the leader is SIGSTOPped
+  while it fires two schedules; the standby takes over, the old leader, continued, is fenced
+  (exit 1). No slot has two agents, "skip" fired nothing between the stop and the new leader's
+  start, and "catch_up_once" fired the latest slot it missed, once.
 - Refusals: a bad cron names its field (INVALID_ARGUMENT; exit 2 from the CLI), a bad missed
   policy, the reserved label. The CLI: create with a spec file, ls, get --json, pause, delete.
 
 Downtime is made with sleep on purpose (slots must pass while no hub runs); everything else
 waits on conditions.
 """
+import datetime
 import os
 import re
+import signal
 import sys
 import tempfile
 import time
@@ -24,6 +30,7 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness as H  # noqa: E402
 import grpc  # noqa: E402
+import test_standby  # noqa: E402
 from test_store_pg import OnPostgres  # noqa: E402
 
 RID = re.compile(r"^schedule/([0-9a-z]{16})/(\d+)$")
@@ -242,6 +249,70 @@ class ScheduleTest(Schedules, H.ClusterTestCase):
             self.assertEqual((r.returncode, r.stdout.strip()), (0, sid), r.stderr)
         r = H.run_cli(["schedule", "get", sid], env=env)
         self.assertIn("no schedule with id", H.one_error_line(self, r, rc=1))
+
+
+def log_time(text, event):
+    """The Unix time of the first log line of event in text."""
+    m = re.search(r"ts=(\S+) level=\w+ comp=\w+ event=%s " % re.escape(event), text)
+    return datetime.datetime.strptime(m.group(1), "%Y-%m-%dT%H:%M:%S.%fZ").replace(
+        tzinfo=datetime.timezone.utc).timestamp()
+
+
+class TakeoverTest(test_standby.Standby):
+    """test_standby's leader and standby (its own tests are not run again here)."""
+
+    test_a_election_and_failover_under_load = None
+    test_b_stopped_leader_is_fenced = None
+    test_c_hub_without_etcd_is_refused = None
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        test_standby.Standby.starts = 0  # its start_hub counts log files there
+
+    def slots(self, hub, sid):
+        r = hub.ListAgents(self.s.hub.ListAgentsRequest(label_selector="%s=%s" % (LABEL, sid),
+                                                        page_size=1000), timeout=10)
+        out = {}
+        for a in r.agents:
+            out.setdefault(int(RID.match(a.request_id).group(2)), []).append(a.id)
+        return out
+
+    def test_slots_fire_once_across_a_takeover(self):
+        self.start_hub("ha")
+        self.wait_log("ha", "event=hub.started")
+        self.start_hub("hb")
+        self.wait_log("hb", "event=cluster.standby")
+        ha, S = self.stub("ha"), self.s.hub
+        ids = []
+        for cron, missed in (("* * * * * *", "skip"), ("*/2 * * * * *", "catch_up_once")):
+            sc = S.Schedule(cron=cron, spec=self.T.AgentSpec(), input="final tick", missed=missed)
+            ids.append(ha.CreateSchedule(S.CreateScheduleRequest(schedule=sc), timeout=10).id)
+        every, catch = ids
+        H.wait_for(lambda: len(self.slots(ha, catch)) >= 2, 15, what="two slots fired")
+        stopped_at = time.time()
+        self.procs["ha"].signal(signal.SIGSTOP)
+        self.wait_log("hb", "event=hub.started")
+        loaded = log_time(self.procs["hb"].text(), "schedule.loaded")
+        hb = self.stub("hb")
+        H.wait_for(lambda: max(self.slots(hb, every)) >= loaded + 3, 15,
+                   what="the new leader to fire")
+        self.procs["ha"].signal(signal.SIGCONT)
+        self.assertEqual(self.procs["ha"].wait_exit(30), 1, self.procs["ha"].tail())
+        self.procs["ha"].expect_killed = True  # its exit status was checked here
+
+        se, sc = self.slots(hb, every), self.slots(hb, catch)
+        for sl in (se, sc):
+            for slot, agents in sl.items():
+                self.assertEqual(len(agents), 1, "slot %d fired %d agents" % (slot, len(agents)))
+        self.assertEqual([s for s in se if stopped_at < s <= loaded], [], "skip")
+        last_before = max(s for s in sc if s <= stopped_at)
+        latest_missed = int(loaded) // 2 * 2
+        self.assertGreater(latest_missed, last_before, "a slot passed during the takeover")
+        self.assertEqual([s for s in sc if last_before < s <= loaded], [latest_missed],
+                         "catch_up_once: the latest missed slot, once")
+        after = [s for s in se if s > loaded]
+        self.assertEqual(after, list(range(min(after), max(after) + 1)), "then every slot")
 
 
 if __name__ == "__main__":
