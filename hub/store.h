@@ -83,6 +83,10 @@ struct hub_store_agent {
      * and start that turn (hub_store_select_agents, HUB_STORE_AGENTS_ACTIVE). */
     bool waiting_input;
     bool has_usage; /* read only: false for rows written before usage was stored */
+    /* The agent that spawned it with the spawn_agent tool ("" for one a client spawned) and its
+     * depth below its root agent (0 for a root). Set at insert, never updated. */
+    const char *parent_id;
+    uint32_t depth;
 };
 
 /* An event to append (write) or an event read back. */
@@ -204,7 +208,7 @@ enum hub_store_agents_kind {
     HUB_STORE_AGENTS_ID,      /* the agent whose id is key */
     HUB_STORE_AGENTS_REQUEST, /* the agent whose request_id is key, in namespace */
     HUB_STORE_AGENTS_PAGE,    /* up to max rows after (after_ns, after_id), of state (0: any),
-                                 of namespace (NULL or "": any) */
+                                 of namespace (NULL or "": any), or of one parent */
 };
 
 struct hub_store_agents_query {
@@ -217,6 +221,10 @@ struct hub_store_agents_query {
     int64_t after_ns;
     const char *after_id; /* PAGE: rows strictly after (after_ns, after_id); "" or NULL: first */
     uint64_t max;         /* PAGE */
+    /* PAGE: only the sub-agents of this agent, through the index (parent_id, created_ns, id);
+     * namespace and state are then not filtered by the store (a sub-agent lives in its
+     * parent's namespace: the caller filters the state). */
+    const char *parent_id;
 };
 
 /* Agent rows, with each one's highest seq (0 if none). Return -1 from cb to stop (its error is

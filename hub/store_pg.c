@@ -106,6 +106,7 @@ enum stmt_id {
     ST_SCHEDULE_PAUSE,
     ST_SCHEDULE_DELETE,
     ST_SCHEDULES,
+    ST_AGENTS_PAGE_PARENT, /* PAGE of one parent's sub-agents */
     ST_COUNT
 };
 
@@ -119,7 +120,7 @@ struct stmt_def {
     "created_ns, updated_ns, input_tokens, output_tokens, model_calls, tool_calls, "               \
     "turn_input_tokens, turn_output_tokens, turn_model_calls, turn_tool_calls, turn_attempt, "     \
     "interrupt_streak, interrupt_reason, spawn_input_seq, waiting_input, namespace, "              \
-    "cost_nano_usd, turn_cost_nano_usd"
+    "cost_nano_usd, turn_cost_nano_usd, parent_id, depth"
 
 /* What pg_select_agents reads: the columns, then each agent's highest seq. */
 #define AGENT_SELECT                                                                               \
@@ -138,8 +139,8 @@ static const struct stmt_def stmts[ST_COUNT] = {
     [ST_MARK] = {"SELECT agentry_mark($1, $2)", 2},
     [ST_AGENT_INSERT] = {"INSERT INTO agents(" AGENT_COLS ") VALUES($1, $2, $3, $4, $5, $6, $7, "
                          "$8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, "
-                         "$22, $23, $24, $25, $26, $27)",
-                         27},
+                         "$22, $23, $24, $25, $26, $27, $28, $29)",
+                         29},
     [ST_AGENT_UPDATE] = {"WITH u AS (UPDATE agents SET state = $2, node_id = $3, epoch = $4, "
                          "checkpoint = $5, last_output = $6, last_error = $7, updated_ns = $8, "
                          "input_tokens = $9, output_tokens = $10, model_calls = $11, "
@@ -188,6 +189,9 @@ static const struct stmt_def stmts[ST_COUNT] = {
                             "SELECT 1 / count(*) FROM u",
                             1},
     [ST_SCHEDULES] = {"SELECT " SCHEDULE_COLS " FROM schedules ORDER BY created_ns, id", 0},
+    [ST_AGENTS_PAGE_PARENT] = {AGENT_SELECT "WHERE parent_id = $4 AND (created_ns, id) > ($1, $2) "
+                                            "ORDER BY parent_id, created_ns, id LIMIT $3",
+                               4},
 };
 
 /* migrations[i] takes the schema from version i to i + 1, in one transaction, recorded in
@@ -254,6 +258,11 @@ static const char *const migrations[] = {
      " paused BIGINT NOT NULL, created_ns BIGINT NOT NULL, next_fire_ns BIGINT NOT NULL,"
      " last_fire_ns BIGINT NOT NULL, last_agent_id TEXT NOT NULL, fires BIGINT NOT NULL);"
      "CREATE UNIQUE INDEX schedules_by_request_id ON schedules(namespace, request_id);"),
+    /* 7: sub-agents (SQLite's version 7): the parent and the depth below the root, fixed at
+     * insert, and the index GetAgent's children and ListAgents' parent filter read. */
+    ("ALTER TABLE agents ADD COLUMN parent_id TEXT NOT NULL DEFAULT '',"
+     " ADD COLUMN depth BIGINT NOT NULL DEFAULT 0;"
+     "CREATE INDEX agents_by_parent ON agents(parent_id, created_ns, id);"),
 };
 #define SCHEMA_VERSION ((int)AG_ARRAY_SIZE(migrations))
 
@@ -666,7 +675,7 @@ fail:
 
 /* --- parameters: text, except blobs and payloads, which go as binary with their length -------- */
 
-#define MAX_PARAMS 27
+#define MAX_PARAMS 29
 
 struct params {
     const char *val[MAX_PARAMS];
@@ -794,6 +803,8 @@ static void op_params(const struct hub_store_op *op, struct params *p, enum stmt
         p_i64(p, a->waiting_input);
         p_text(p, a->namespace && *a->namespace ? a->namespace : HUB_STORE_DEFAULT_NAMESPACE);
         p_costs(p, a);
+        p_text(p, a->parent_id ? a->parent_id : "");
+        p_u64(p, a->depth);
         return;
     case HUB_STORE_AGENT_UPDATE:
         *id = ST_AGENT_UPDATE;
@@ -1184,7 +1195,9 @@ static int agent_row(void *arg, const PGresult *r, struct ag_err *err)
     col_usage(r, 15, &a.turn_usage);
     a.usage.cost_nano_usd = (uint64_t)col_i64(r, 0, 25);
     a.turn_usage.cost_nano_usd = (uint64_t)col_i64(r, 0, 26);
-    uint64_t last_seq = (uint64_t)col_i64(r, 0, 27); /* NULL: no event */
+    a.parent_id = PQgetvalue(r, 0, 27);
+    a.depth = (uint32_t)col_i64(r, 0, 28);
+    uint64_t last_seq = (uint64_t)col_i64(r, 0, 29); /* NULL: no event */
     int rc = x->cb(x->arg, &a, last_seq, err);
     PQfreemem(spec);
     PQfreemem(ckpt);
@@ -1210,12 +1223,17 @@ static int pg_select_agents(struct hub_store__conn *c, const struct hub_store_ag
         p_text(&p, q->namespace && *q->namespace ? q->namespace : HUB_STORE_DEFAULT_NAMESPACE);
         break;
     case HUB_STORE_AGENTS_PAGE: {
-        bool ns = q->namespace && *q->namespace;
-        id = ns ? (q->state ? ST_AGENTS_PAGE_NS_STATE : ST_AGENTS_PAGE_NS)
-                : (q->state ? ST_AGENTS_PAGE_STATE : ST_AGENTS_PAGE);
+        bool ns = q->namespace && *q->namespace, parent = q->parent_id && *q->parent_id;
+        id = parent ? ST_AGENTS_PAGE_PARENT
+             : ns   ? (q->state ? ST_AGENTS_PAGE_NS_STATE : ST_AGENTS_PAGE_NS)
+                    : (q->state ? ST_AGENTS_PAGE_STATE : ST_AGENTS_PAGE);
         p_i64(&p, q->after_id && *q->after_id ? q->after_ns : INT64_MIN);
         p_text(&p, q->after_id ? q->after_id : "");
         p_u64(&p, q->max);
+        if (parent) {
+            p_text(&p, q->parent_id);
+            break;
+        }
         if (q->state)
             p_i64(&p, q->state);
         if (ns) /* $4 or $5: after the state when there is one */

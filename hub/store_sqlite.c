@@ -92,6 +92,7 @@ enum stmt_id {
     ST_SCHEDULE_PAUSE,
     ST_SCHEDULE_DELETE,
     ST_SCHEDULES,
+    ST_AGENTS_PAGE_PARENT, /* PAGE of one parent's sub-agents */
     ST_COUNT
 };
 
@@ -103,7 +104,7 @@ enum stmt_id {
     "input_tokens, output_tokens, model_calls, tool_calls, turn_input_tokens, "                    \
     "turn_output_tokens, turn_model_calls, turn_tool_calls, turn_attempt, "                        \
     "interrupt_streak, interrupt_reason, spawn_input_seq, waiting_input, namespace, "              \
-    "cost_nano_usd, turn_cost_nano_usd "                                                           \
+    "cost_nano_usd, turn_cost_nano_usd, parent_id, depth "                                         \
     "FROM agents a "
 /* The columns of the schedules table (migration 6), in the order statements list them. */
 #define SCHEDULE_COLS                                                                              \
@@ -122,9 +123,9 @@ static const char *const stmt_sql[ST_COUNT] = {
                         "input_tokens, output_tokens, model_calls, tool_calls, turn_input_tokens, "
                         "turn_output_tokens, turn_model_calls, turn_tool_calls, turn_attempt, "
                         "interrupt_streak, interrupt_reason, spawn_input_seq, waiting_input, "
-                        "namespace, cost_nano_usd, turn_cost_nano_usd) "
+                        "namespace, cost_nano_usd, turn_cost_nano_usd, parent_id, depth) "
                         "VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, "
-                        "?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26, ?27)",
+                        "?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26, ?27, ?28, ?29)",
     [ST_AGENT_UPDATE] = "UPDATE agents SET state = ?2, node_id = ?3, epoch = ?4, checkpoint = ?5, "
                         "last_output = ?6, last_error = ?7, updated_ns = ?8, input_tokens = ?9, "
                         "output_tokens = ?10, model_calls = ?11, tool_calls = ?12, "
@@ -158,6 +159,8 @@ static const char *const stmt_sql[ST_COUNT] = {
     [ST_SCHEDULE_PAUSE] = "UPDATE schedules SET paused = ?2, next_fire_ns = ?3 WHERE id = ?1",
     [ST_SCHEDULE_DELETE] = "DELETE FROM schedules WHERE id = ?1",
     [ST_SCHEDULES] = "SELECT " SCHEDULE_COLS " FROM schedules ORDER BY created_ns, id",
+    [ST_AGENTS_PAGE_PARENT] = AGENT_SELECT "WHERE parent_id = ?4 AND (created_ns, id) > (?1, ?2) "
+                                           "ORDER BY parent_id, created_ns, id LIMIT ?3",
 };
 
 /* The columns of schema version 3, which migration 4 copies. */
@@ -236,6 +239,11 @@ static const char *const migrations[] = {
      " paused INTEGER NOT NULL, created_ns INTEGER NOT NULL, next_fire_ns INTEGER NOT NULL,"
      " last_fire_ns INTEGER NOT NULL, last_agent_id TEXT NOT NULL, fires INTEGER NOT NULL);"
      "CREATE UNIQUE INDEX schedules_by_request_id ON schedules(namespace, request_id);"),
+    /* 7: sub-agents (the spawn_agent tool): the parent and the depth below the root, fixed at
+     * insert; GetAgent's children and ListAgents' parent filter read them through the index. */
+    ("ALTER TABLE agents ADD COLUMN parent_id TEXT NOT NULL DEFAULT '';"
+     "ALTER TABLE agents ADD COLUMN depth INTEGER NOT NULL DEFAULT 0;"
+     "CREATE INDEX agents_by_parent ON agents(parent_id, created_ns, id);"),
 };
 #define SCHEMA_VERSION ((int)AG_ARRAY_SIZE(migrations))
 
@@ -1036,6 +1044,8 @@ static int agent_insert(struct hub_store__conn *c, const struct hub_store_agent 
     rc = rc ? rc : sqlite3_bind_int(s, 24, a->waiting_input);
     rc = rc ? rc : bind_text(s, 25, ns_or_default(a->namespace));
     rc = rc ? rc : bind_costs(s, 26, a);
+    rc = rc ? rc : bind_text(s, 28, a->parent_id);
+    rc = rc ? rc : sqlite3_bind_int64(s, 29, a->depth);
     rc = rc ? rc : step_done(s);
     return rc == SQLITE_DONE ? 0 : op_err(c, rc, "insert agent", a->id, err);
 }
@@ -1214,12 +1224,17 @@ static sqlite3_stmt *agents_stmt(struct hub_store__conn *c, const struct hub_sto
         bind_text(s, 2, ns_or_default(q->namespace));
         return s;
     case HUB_STORE_AGENTS_PAGE: {
-        bool ns = q->namespace && *q->namespace;
-        s = c->stmt[ns ? (q->state ? ST_AGENTS_PAGE_NS_STATE : ST_AGENTS_PAGE_NS)
-                       : (q->state ? ST_AGENTS_PAGE_STATE : ST_AGENTS_PAGE)];
+        bool ns = q->namespace && *q->namespace, parent = q->parent_id && *q->parent_id;
+        s = c->stmt[parent ? ST_AGENTS_PAGE_PARENT
+                    : ns   ? (q->state ? ST_AGENTS_PAGE_NS_STATE : ST_AGENTS_PAGE_NS)
+                           : (q->state ? ST_AGENTS_PAGE_STATE : ST_AGENTS_PAGE)];
         sqlite3_bind_int64(s, 1, q->after_id && *q->after_id ? q->after_ns : INT64_MIN);
         bind_text(s, 2, q->after_id ? q->after_id : "");
         sqlite3_bind_int64(s, 3, clamp64(q->max));
+        if (parent) {
+            bind_text(s, 4, q->parent_id);
+            return s;
+        }
         if (q->state)
             sqlite3_bind_int(s, 4, q->state);
         if (ns)
@@ -1263,6 +1278,8 @@ static int sqlite_select_agents(struct hub_store__conn *c, const struct hub_stor
         a.namespace = col_text(s, 25);
         a.usage.cost_nano_usd = (uint64_t)sqlite3_column_int64(s, 26);
         a.turn_usage.cost_nano_usd = (uint64_t)sqlite3_column_int64(s, 27);
+        a.parent_id = col_text(s, 28);
+        a.depth = (uint32_t)sqlite3_column_int64(s, 29);
         if (cb(arg, &a, last_seq, err) != 0) {
             sqlite3_reset(s);
             return -1;

@@ -412,6 +412,8 @@ struct agent_row {
     int64_t created_ns, updated_ns;
     bool has_usage;
     struct hub_usage usage, turn_usage;
+    char parent_id[16];
+    uint32_t depth;
 };
 
 struct agent_rows {
@@ -446,6 +448,8 @@ static int collect_agent(void *arg, const struct hub_store_agent *a, uint64_t la
     r->has_usage = a->has_usage;
     r->usage = a->usage;
     r->turn_usage = a->turn_usage;
+    snprintf(r->parent_id, sizeof(r->parent_id), "%s", a->parent_id ? a->parent_id : "");
+    r->depth = a->depth;
     return 0;
 }
 
@@ -1147,6 +1151,49 @@ static void test_namespaces(void **state)
     assert_int_equal(rows.n, 0);
 }
 
+/* Sub-agents: parent_id and depth stored at insert and read back, and the PAGE filter by
+ * parent (the other filters do not apply to it), a page after the other. */
+static void test_parents(void **state)
+{
+    struct fx *fx = *state;
+    fx->st = open_url(fx->url, NULL);
+    const char *ids[] = {"root", "c1", "c2", "g1", "c3"};
+    const char *parents[] = {NULL, "root", "root", "c1", "root"};
+    struct twrite t[5];
+    for (int i = 0; i < 5; i++) {
+        tw_init(&t[i], &fx->tr);
+        tw_insert(&t[i], ids[i], NULL, 10 + i);
+        t[i].ops[0].u.agent.parent_id = parents[i];
+        t[i].ops[0].u.agent.depth = i == 0 ? 0 : i == 3 ? 2 : 1;
+        run_one(fx->st, &t[i]);
+        expect_ok(&t[i]);
+    }
+    struct agent_rows rows;
+    char buf[64];
+    struct hub_store_agents_query q = {
+        .kind = HUB_STORE_AGENTS_PAGE, .parent_id = "root", .max = 2};
+    select_rows(fx->st, &q, &rows);
+    assert_string_equal(row_ids(&rows, buf, sizeof(buf)), "c1 c2");
+    assert_string_equal(rows.row[0].parent_id, "root");
+    assert_int_equal(rows.row[0].depth, 1);
+    q.after_ns = 12;
+    q.after_id = "c2";
+    select_rows(fx->st, &q, &rows);
+    assert_string_equal(row_ids(&rows, buf, sizeof(buf)), "c3");
+    q = (struct hub_store_agents_query){
+        .kind = HUB_STORE_AGENTS_PAGE, .parent_id = "c1", .state = 3, .max = 8};
+    select_rows(fx->st, &q, &rows);
+    assert_string_equal(row_ids(&rows, buf, sizeof(buf)), "g1");
+    assert_int_equal(rows.row[0].depth, 2);
+    q.parent_id = "g1";
+    select_rows(fx->st, &q, &rows);
+    assert_int_equal(rows.n, 0);
+    q = (struct hub_store_agents_query){.kind = HUB_STORE_AGENTS_ID, .key = "root"};
+    select_rows(fx->st, &q, &rows);
+    assert_string_equal(rows.row[0].parent_id, "");
+    assert_int_equal(rows.row[0].depth, 0);
+}
+
 static void test_read_events(void **state)
 {
     struct fx *fx = *state;
@@ -1392,6 +1439,9 @@ static void test_migrate_cost(void **state)
     sqlite3 *db;
     assert_int_equal(sqlite3_open(fx->path, &db), SQLITE_OK);
     int rc = sqlite3_exec(db,
+                          "DROP INDEX agents_by_parent;"
+                          "ALTER TABLE agents DROP COLUMN parent_id;"
+                          "ALTER TABLE agents DROP COLUMN depth;"
                           "ALTER TABLE agents DROP COLUMN cost_nano_usd;"
                           "ALTER TABLE agents DROP COLUMN turn_cost_nano_usd;"
                           "DROP TABLE schedules;" OLD_USAGE_ROW "PRAGMA user_version = 4;",
@@ -1405,7 +1455,7 @@ static void test_migrate_cost(void **state)
     sqlite3_stmt *s;
     assert_int_equal(sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &s, NULL), SQLITE_OK);
     assert_int_equal(sqlite3_step(s), SQLITE_ROW);
-    assert_int_equal(sqlite3_column_int(s, 0), 6);
+    assert_int_equal(sqlite3_column_int(s, 0), 7);
     sqlite3_finalize(s);
     sqlite3_close(db);
 }
@@ -1806,8 +1856,8 @@ static void test_pg_migrations(void **state)
     struct fx *fx = *state;
     hub_store_close(open_url(fx->url, NULL));
     hub_store_close(open_url(fx->url, NULL));
-    assert_int_equal(pg_query_long(fx->pgdb, "SELECT count(*) FROM schema_migrations"), 6);
-    assert_int_equal(pg_query_long(fx->pgdb, "SELECT max(version) FROM schema_migrations"), 6);
+    assert_int_equal(pg_query_long(fx->pgdb, "SELECT count(*) FROM schema_migrations"), 7);
+    assert_int_equal(pg_query_long(fx->pgdb, "SELECT max(version) FROM schema_migrations"), 7);
 
     assert_int_equal(pg_exec(fx->pgdb, "INSERT INTO schema_migrations(version) VALUES(99)"), 0);
     expect_open_fails(fx->url, AG_FAILED_PRECONDITION, "schema version 99");
@@ -1822,8 +1872,9 @@ static void test_pg_migrate_namespaces(void **state)
     struct fx *fx = *state;
     hub_store_close(open_url(fx->url, NULL));
     assert_int_equal(pg_exec(fx->pgdb, "DROP INDEX agents_by_request_id, agents_by_namespace,"
-                                       " agents_by_namespace_state;"
+                                       " agents_by_namespace_state, agents_by_parent;"
                                        "ALTER TABLE agents DROP COLUMN namespace,"
+                                       " DROP COLUMN parent_id, DROP COLUMN depth,"
                                        " DROP COLUMN cost_nano_usd,"
                                        " DROP COLUMN turn_cost_nano_usd;"
                                        "ALTER TABLE agents ADD CONSTRAINT agents_request_id_key"
@@ -1836,7 +1887,7 @@ static void test_pg_migrate_namespaces(void **state)
                                        " 5, 6);"),
                      0);
     fx->st = open_url(fx->url, NULL);
-    assert_int_equal(pg_query_long(fx->pgdb, "SELECT max(version) FROM schema_migrations"), 6);
+    assert_int_equal(pg_query_long(fx->pgdb, "SELECT max(version) FROM schema_migrations"), 7);
     struct agent_rows rows;
     struct hub_store_agents_query q = {.kind = HUB_STORE_AGENTS_REQUEST, .key = "rid"};
     select_rows(fx->st, &q, &rows);
@@ -1862,13 +1913,15 @@ static void test_pg_migrate_cost(void **state)
     struct fx *fx = *state;
     hub_store_close(open_url(fx->url, NULL));
     assert_int_equal(pg_exec(fx->pgdb,
+                             "DROP INDEX agents_by_parent;"
                              "ALTER TABLE agents DROP COLUMN cost_nano_usd,"
-                             " DROP COLUMN turn_cost_nano_usd;"
+                             " DROP COLUMN turn_cost_nano_usd, DROP COLUMN parent_id,"
+                             " DROP COLUMN depth;"
                              "DROP TABLE schedules;"
                              "DELETE FROM schema_migrations WHERE version >= 5;" OLD_USAGE_ROW),
                      0);
     fx->st = open_url(fx->url, NULL);
-    assert_int_equal(pg_query_long(fx->pgdb, "SELECT max(version) FROM schema_migrations"), 6);
+    assert_int_equal(pg_query_long(fx->pgdb, "SELECT max(version) FROM schema_migrations"), 7);
     expect_old_usage(fx->st);
 }
 
@@ -2463,6 +2516,7 @@ int main(int argc, char **argv)
         cmocka_unit_test_setup_teardown(test_schedules, setup, teardown),
         cmocka_unit_test_setup_teardown(test_select_agents, setup, teardown),
         cmocka_unit_test_setup_teardown(test_namespaces, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_parents, setup, teardown),
         cmocka_unit_test_setup_teardown(test_reopen_continues, setup, teardown),
         cmocka_unit_test_setup_teardown(test_read_events, setup, teardown),
         cmocka_unit_test_setup_teardown(test_scan_events, setup, teardown),
