@@ -42,6 +42,7 @@
 #include "hub/node.h"
 #include "hub/sched.h"
 #include "hub/store.h"
+#include "hub/team.h"
 
 #define KICK_MAX_CMDS 512
 
@@ -55,6 +56,7 @@ enum hub_cmd_type {
     HUB_CMD_SPAWN_DUP, /* a Spawn/Invoke retry with this agent's request_id */
     HUB_CMD_RETRY,     /* an interrupted turn's back-off is over: place it */
     HUB_CMD_RESUME,    /* ResumeAgent: a new turn without input for a yielded or failed agent */
+    HUB_CMD_CHILD,     /* a sub-agent ended a turn (hub/team.h) */
 };
 
 /* A command in an agent's mailbox (hub_agent.mailbox, guarded by the agent's lock), then in the
@@ -72,10 +74,16 @@ struct hub_cmd {
     struct hub_ev_batch *batch; /* EVENTS: settled through hub_effects.events_stored */
     size_t first, n;            /* EVENTS: the batch's events [first, first+n) ... */
     const Agentry__V1__NodeEvent *const *events; /* ... borrowed from the batch */
-    bool invoke;                   /* SPAWN_DUP from Invoke: wait for the turn's end */
-    hub_actor_spawned_fn *spawned; /* SPAWN_DUP without a call: answer through this */
-    void *spawned_arg;
-    uint32_t max_iter; /* RESUME: the turn's iteration limit, 0: the spec's */
+    bool invoke;             /* SPAWN_DUP from Invoke: wait for the turn's end */
+    uint32_t max_iter;       /* RESUME: the turn's iteration limit, 0: the spec's */
+    hub_actor_done_fn *done; /* the hub's own reply target, instead of call (may be NULL) */
+    void *done_arg;
+    char *by; /* owned: INPUT from another agent: its events' "by" */
+    /* CHILD: which sub-agent ended how (text: its output or error), and whether to log it */
+    char child_id[AG_ID_LEN + 1];
+    int child_state;
+    uint64_t child_seq;
+    bool settled, log;
 };
 
 /* An INPUT op of a write and its text (borrowed from its command), for the inbox on commit. */
@@ -96,9 +104,9 @@ struct agent_write {
     bool importing;           /* creating, from ImportAgent: ops[1..] are events 1..n */
     uint64_t import_spawn_input_seq;
     struct rpc_call *spawn_call; /* creating: the Spawn/Invoke/ImportAgent call (reference held) */
+    hub_actor_done_fn *spawn_done; /* creating: a sub-agent's, instead of spawn_call */
+    void *spawn_done_arg;
     bool spawn_invoke;
-    hub_actor_spawned_fn *spawned; /* creating without a call: answer through this */
-    void *spawned_arg;
     size_t spawn_input_op;   /* SIZE_MAX if no input */
     const uint8_t *new_ckpt; /* in arena; replaces st.ckpt on commit when set */
     size_t new_ckpt_len;
@@ -123,9 +131,15 @@ struct agent_write {
     bool reschedule;      /* the turn ended with inputs still unconsumed */
     int64_t retry_in_ms;  /* > 0: an interrupted turn waits this long (after commit) */
     size_t turn_end_op;
-    size_t inputs_here;      /* INPUT ops in this write */
-    size_t inputs_bytes;     /* their texts' bytes */
-    struct input_op *inputs; /* their texts (borrowed from the commands), for the inbox */
+    struct hub_team_wait *new_wait; /* owned: the turn waits on children from commit on */
+    bool wait_over;                 /* the wait (committed or new) ends with this write */
+    bool wait_check;                /* after commit: look at the children the new wait names */
+    bool killed_here;               /* a KILLED in this write: its children go too */
+    bool child_end;                 /* a sub-agent's turn ended: tell its parent after commit */
+    struct hub_team_end end;        /* ... how (strings in the arena) */
+    size_t inputs_here;             /* INPUT ops in this write */
+    size_t inputs_bytes;            /* their texts' bytes */
+    struct input_op *inputs;        /* their texts (borrowed from the commands), for the inbox */
     size_t cap_inputs;
 };
 
@@ -159,7 +173,22 @@ static void cmd_free(struct hub *h, struct hub_cmd *c)
     if (c->node)
         hub_sched_node_unref(h->sched, c->node);
     free(c->text);
+    free(c->by);
     free(c);
+}
+
+/* Answer a command's caller: its RPC call, the hub's own reply target, or nobody (r or err). */
+static void answer(struct hub *h, struct hub_cmd *c, const struct hub_reply *r,
+                   const struct ag_err *err)
+{
+    if (c->done) {
+        c->done(c->done_arg, err ? NULL : r, err);
+        c->done = NULL;
+    } else if (c->call && err) {
+        h->fx.fail(c->call, err);
+    } else if (c->call) {
+        h->fx.reply(c->call, r);
+    }
 }
 
 /* Room for one more element in an arena array of n (capacity doubles; the old block is simply
@@ -207,21 +236,23 @@ static const char *caller_of(struct rpc_call *call)
     return p && p->kind != HUB_PRINCIPAL_ANONYMOUS ? p->identity : NULL;
 }
 
-static void add_by(cJSON *o, struct rpc_call *call)
+/* by: another agent's "agent/<id>" (hub/team.c), else the caller's identity. */
+static void add_by(cJSON *o, struct rpc_call *call, const char *by)
 {
-    const char *by = caller_of(call);
+    by = by ? by : caller_of(call);
     if (by)
         cJSON_AddStringToObject(o, "by", by);
 }
 
 /* An INPUT event; its text joins the inbox when the write commits. */
-static size_t add_input(struct agent_write *aw, const char *text, struct rpc_call *call)
+static size_t add_input(struct agent_write *aw, const char *text, struct rpc_call *call,
+                        const char *by)
 {
     const char *payload;
-    if (caller_of(call)) {
+    if (by || caller_of(call)) {
         cJSON *o = cJSON_CreateObject();
         cJSON_AddStringToObject(o, "text", text);
-        add_by(o, call);
+        add_by(o, call, by);
         payload = json_take(&aw->arena, o);
     } else { /* the hot path: no JSON library */
         payload = hub_json_text_payload(&aw->arena, text);
@@ -334,7 +365,7 @@ static int cmd_input(struct agent_write *aw, struct hub_cmd *c, size_t *op, stru
                           "agent '%s' has %zu bytes of input waiting and this would pass the "
                           "limit of %u; retry when it has consumed some",
                           a->id, waiting, HUB_MAX_INBOX_BYTES);
-    *op = add_input(aw, c->text, c->call);
+    *op = add_input(aw, c->text, c->call, c->by);
     if (waiting_state(aw->next.state)) {
         begin_turn(aw);
         place_turn(aw);
@@ -376,7 +407,7 @@ static int cmd_resume(struct agent_write *aw, struct hub_cmd *c, size_t *op, str
     cJSON *o = cJSON_CreateObject();
     cJSON_AddStringToObject(o, "from", from);
     cJSON_AddNumberToObject(o, "max_iterations", limit);
-    add_by(o, c->call);
+    add_by(o, c->call, NULL);
     *op = add_event(aw, AGENTRY__V1__EVENT_KIND__EVENT_KIND_RESUMED, json_take(&aw->arena, o),
                     NULL);
     begin_turn(aw);
@@ -394,7 +425,7 @@ static size_t cmd_kill_again(struct agent_write *aw, struct hub_cmd *c)
     if (aw->a->st.state == AGENTRY__V1__AGENT_STATE__AGENT_STATE_KILLED) {
         struct hub_reply r = {
             .kind = HUB_REPLY_KILLED, .seq = aw->a->last_seq, .already_killed = true};
-        aw->h->fx.reply(c->call, &r);
+        answer(aw->h, c, &r, NULL);
         return SIZE_MAX;
     }
     return aw->turn_end_op; /* killed earlier in this write */
@@ -407,7 +438,7 @@ static size_t cmd_kill(struct agent_write *aw, struct hub_cmd *c)
         return cmd_kill_again(aw, c);
     cJSON *o = cJSON_CreateObject();
     cJSON_AddStringToObject(o, "reason", c->text && *c->text ? c->text : "killed by request");
-    add_by(o, c->call);
+    add_by(o, c->call, NULL);
     size_t op = add_event(aw, AGENTRY__V1__EVENT_KIND__EVENT_KIND_KILLED, json_take(&aw->arena, o),
                           NULL);
     if (aw->next.node) {
@@ -422,6 +453,8 @@ static size_t cmd_kill(struct agent_write *aw, struct hub_cmd *c)
     aw->turn_ended = true;
     aw->turn_end_op = op;
     aw->enqueue_pending = false;
+    aw->wait_over = true; /* a wait of its ends here: no answer will come for it */
+    aw->killed_here = true;
     return op;
 }
 
@@ -460,6 +493,62 @@ static void take_turn_end(struct agent_write *aw, const Agentry__V1__NodeEvent *
     aw->turn_end_op = op;
 }
 
+/* The turn waits for sub-agents (hub/team.h): its node lets go of it (the slot comes back), but
+ * the turn goes on: no result, no checkpoint taken (the next attempt replays its steps, as after
+ * an interruption), PENDING until the children awaited are done. */
+static void take_waiting(struct agent_write *aw, const Agentry__V1__NodeEvent *ev)
+{
+    end_turn(aw, AGENTRY__V1__AGENT_STATE__AGENT_STATE_PENDING);
+    aw->next.streak = 0;
+    aw->next.streak_reason[0] = '\0';
+    hub_team_wait_free(aw->new_wait);
+    aw->new_wait = hub_team_wait_parse(ev->payload ? ev->payload : "{}",
+                                       ev->payload ? strlen(ev->payload) : 2);
+    aw->wait_over = false;
+    aw->wait_check = true;
+    if (!aw->new_wait) /* names no child: nothing to wait for (a node's bug); go on at once */
+        place_turn(aw);
+}
+
+/* The wait the turn is under in this write, NULL if none. */
+static struct hub_team_wait *working_wait(struct agent_write *aw)
+{
+    if (aw->wait_over)
+        return NULL;
+    return aw->new_wait ? aw->new_wait : aw->a->wait;
+}
+
+/* A sub-agent ended a turn: logged in this agent's trace (by reference: the child's own log
+ * holds its events); when it was the last child the turn waits on, the wait_agent call's
+ * TOOL_RESULT is stored here and the turn placed again (a new attempt of the same turn). The
+ * marks are memory only: a restarted hub asks the children again (hub_team_check_wait). */
+static void cmd_child(struct agent_write *aw, struct hub_cmd *c)
+{
+    if (c->log && aw->next.state != AGENTRY__V1__AGENT_STATE__AGENT_STATE_KILLED) {
+        cJSON *o = cJSON_CreateObject();
+        cJSON_AddStringToObject(o, "agent_id", c->child_id);
+        cJSON_AddStringToObject(o, "state", hub_agent_state_name(c->child_state));
+        cJSON_AddNumberToObject(o, "seq", (double)c->child_seq);
+        cJSON_AddStringToObject(
+            o, c->child_state == AGENTRY__V1__AGENT_STATE__AGENT_STATE_IDLE ? "output" : "error",
+            c->text ? c->text : "");
+        add_event(aw, AGENTRY__V1__EVENT_KIND__EVENT_KIND_CHILD, json_take(&aw->arena, o), NULL);
+    }
+    struct hub_team_wait *w = working_wait(aw);
+    struct hub_team_end e = {.child_id = c->child_id,
+                             .state = c->child_state,
+                             .seq = c->child_seq,
+                             .text = c->text,
+                             .settled = c->settled};
+    if (!w || aw->next.state != AGENTRY__V1__AGENT_STATE__AGENT_STATE_PENDING ||
+        !hub_team_wait_mark(w, &e))
+        return;
+    add_event(aw, AGENTRY__V1__EVENT_KIND__EVENT_KIND_TOOL_RESULT,
+              hub_team_wait_result(w, &aw->arena), NULL);
+    aw->wait_over = true;
+    place_turn(aw);
+}
+
 static bool is_turn_end(int kind)
 {
     return kind == AGENTRY__V1__EVENT_KIND__EVENT_KIND_FINAL ||
@@ -486,6 +575,8 @@ static void cmd_events(struct agent_write *aw, struct hub_cmd *c, size_t idx)
             hub_usage_payload_cost(ev->kind, ev->payload, ev->payload ? strlen(ev->payload) : 0));
         if (is_turn_end(ev->kind))
             take_turn_end(aw, ev, c->node, ops[i]);
+        else if (ev->kind == AGENTRY__V1__EVENT_KIND__EVENT_KIND_WAITING)
+            take_waiting(aw, ev);
     }
     aw->ev_ops[idx] = ops;
 }
@@ -494,7 +585,8 @@ static void cmd_assign(struct agent_write *aw, struct hub_cmd *c)
 {
     struct hub_node *n = c->node;
     c->node = NULL; /* the reservation's reference moves on */
-    if (aw->next.state == AGENTRY__V1__AGENT_STATE__AGENT_STATE_PENDING && !aw->next.node)
+    if (aw->next.state == AGENTRY__V1__AGENT_STATE__AGENT_STATE_PENDING && !aw->next.node &&
+        !working_wait(aw))
         assign_to(aw, n);
     else
         add_release(aw, n);
@@ -596,10 +688,7 @@ static void reply_spawn_dup(struct hub *h, struct hub_agent *a, struct hub_cmd *
         struct ag_err e;
         ag_err_set(&e, AG_UNAVAILABLE, "the first Spawn with request id '%s' failed; retry",
                    a->request_id);
-        if (c->spawned)
-            c->spawned(c->spawned_arg, NULL, &e);
-        else
-            h->fx.fail(c->call, &e);
+        answer(h, c, NULL, &e);
         return;
     }
     if (c->invoke) {
@@ -614,10 +703,7 @@ static void reply_spawn_dup(struct hub *h, struct hub_agent *a, struct hub_cmd *
                           .state = a->st.state,
                           .seq = a->spawn_input_seq,
                           .existing = true};
-    if (c->spawned)
-        c->spawned(c->spawned_arg, &r, NULL);
-    else
-        h->fx.reply(c->call, &r);
+    answer(h, c, &r, NULL);
 }
 
 /* Decide one command. Returns its event op index, SIZE_MAX if it has none; on refusal answers
@@ -629,7 +715,7 @@ static size_t apply_cmd(struct agent_write *aw, struct hub_cmd *c, size_t idx)
     switch (c->type) {
     case HUB_CMD_INPUT:
         if (cmd_input(aw, c, &op, &err) != 0) {
-            aw->h->fx.fail(c->call, &err);
+            answer(aw->h, c, NULL, &err);
             return SIZE_MAX;
         }
         break;
@@ -638,7 +724,7 @@ static size_t apply_cmd(struct agent_write *aw, struct hub_cmd *c, size_t idx)
         break;
     case HUB_CMD_RESUME:
         if (cmd_resume(aw, c, &op, &err) != 0) {
-            aw->h->fx.fail(c->call, &err);
+            answer(aw->h, c, NULL, &err);
             return SIZE_MAX;
         }
         break;
@@ -663,6 +749,9 @@ static size_t apply_cmd(struct agent_write *aw, struct hub_cmd *c, size_t idx)
     case HUB_CMD_RETRY:
         cmd_retry(aw, c);
         break;
+    case HUB_CMD_CHILD:
+        cmd_child(aw, c);
+        break;
     }
     return op;
 }
@@ -683,6 +772,8 @@ static void fill_agent_row(struct agent_write *aw, struct hub_store_agent *row)
     row->id = a->id;
     row->namespace = a->ns;
     row->request_id = a->request_id;
+    row->parent_id = a->parent_id;
+    row->depth = a->depth;
     row->spec = a->spec_bin;
     row->spec_len = a->spec_len;
     row->state = aw->next.state;
@@ -787,49 +878,57 @@ static void cmd_post(struct hub *h, struct hub_agent *a, struct hub_cmd *cmd)
 
 /* --- spawn --------------------------------------------------------------------------------- */
 
-/* Spawn's write, answering call or (without one) fn. */
-static void spawn_start(struct hub *h, struct rpc_call *call, hub_actor_spawned_fn *fn, void *arg,
-                        const Agentry__V1__AgentSpec *spec, const char *input, const char *ns,
-                        const char *request_id, bool invoke)
+/* Spawn's and spawn_agent's: call answers a client, child (not NULL) a parent agent. */
+static void spawn(struct hub *h, struct rpc_call *call, const struct hub_actor_child *child,
+                  const Agentry__V1__AgentSpec *spec, const char *input, const char *ns,
+                  const char *request_id, bool invoke)
 {
     Agentry__V1__AgentSpec norm = *spec;
     if (!norm.model || !*norm.model)
         norm.model = "mock";
     struct hub_agent *a = hub_agent_new(&norm, ns, request_id);
+    if (child) {
+        snprintf(a->parent_id, sizeof(a->parent_id), "%s",
+                 child->parent_id ? child->parent_id : "");
+        a->depth = child->depth;
+    }
     if (a->req_key) {
         struct hub_agent *owner = hub_agents_claim_request(&h->agents, a->req_key, a);
         if (owner != a) {
             hub_agent_free(h->sched, a);
             struct hub_cmd *c = cmd_new(HUB_CMD_SPAWN_DUP, call);
             c->invoke = invoke;
-            c->spawned = fn;
-            c->spawned_arg = arg;
+            c->done = child ? child->done : NULL;
+            c->done_arg = child ? child->arg : NULL;
             cmd_post(h, owner, c);
             hub_agents_unpin(&h->agents, owner);
             return;
         }
     }
+    const char *by = child ? child->by : NULL;
     pthread_mutex_lock(&a->lock);
     a->writing = true;
     struct agent_write *aw = write_new(h, a);
     aw->creating = true;
     aw->spawn_call = call;
+    aw->spawn_done = child ? child->done : NULL;
+    aw->spawn_done_arg = child ? child->arg : NULL;
     aw->spawn_invoke = invoke;
-    aw->spawned = fn;
-    aw->spawned_arg = arg;
     size_t ins = add_op(aw, HUB_STORE_AGENT_INSERT);
     cJSON *spawned = agentry_json_spec(a->spec);
     cJSON_AddStringToObject(spawned, "namespace", a->ns);
-    add_by(spawned, call);
+    if (child && child->parent_id)
+        cJSON_AddStringToObject(spawned, "parent_id", child->parent_id);
+    add_by(spawned, call, by);
     const char *sj = json_take(&aw->arena, spawned);
     add_event(aw, AGENTRY__V1__EVENT_KIND__EVENT_KIND_SPAWNED, sj, NULL);
     aw->next.state = AGENTRY__V1__AGENT_STATE__AGENT_STATE_IDLE;
     if (input && *input) {
-        /* A caller's input lives in its call arena, which outlasts this write; the hub's own
-         * may not: copied. */
-        if (!call)
+        /* A caller's input lives in its call arena (or its tool call's), which outlasts this
+         * write; the hub's own (a schedule's) may not: copied. */
+        if (!call && !by)
             input = ag_arena_strdup(&aw->arena, input);
-        aw->spawn_input_op = add_input(aw, input, call);
+        aw->spawn_input_op = add_input(aw, input, call, by);
         place_turn(aw);
     }
     fill_agent_row(aw, &aw->ops[ins].u.agent);
@@ -840,14 +939,22 @@ static void spawn_start(struct hub *h, struct rpc_call *call, hub_actor_spawned_
 void hub_actor_spawn(struct hub *h, struct rpc_call *call, const Agentry__V1__AgentSpec *spec,
                      const char *input, const char *ns, const char *request_id, bool invoke)
 {
-    spawn_start(h, call, NULL, NULL, spec, input, ns, request_id, invoke);
+    spawn(h, call, NULL, spec, input, ns, request_id, invoke);
+}
+
+void hub_actor_spawn_child(struct hub *h, const struct hub_actor_child *c,
+                           const Agentry__V1__AgentSpec *spec, const char *input, const char *ns,
+                           const char *request_id)
+{
+    spawn(h, NULL, c, spec, input, ns, request_id, false);
 }
 
 void hub_actor_spawn_notify(struct hub *h, const Agentry__V1__AgentSpec *spec, const char *input,
-                            const char *ns, const char *request_id, hub_actor_spawned_fn *fn,
+                            const char *ns, const char *request_id, hub_actor_done_fn *done,
                             void *arg)
 {
-    spawn_start(h, NULL, fn, arg, spec, input, ns, request_id, false);
+    const struct hub_actor_child root = {.done = done, .arg = arg};
+    spawn(h, NULL, &root, spec, input, ns, request_id, false);
 }
 
 /* --- import -------------------------------------------------------------------------------- */
@@ -970,6 +1077,12 @@ static void commit_state(struct agent_write *aw)
         a->st.last_output = aw->new_output ? ag_xstrdup(aw->new_output) : NULL;
         a->st.last_error = aw->new_error ? ag_xstrdup(aw->new_error) : NULL;
     }
+    if (aw->new_wait || aw->wait_over) {
+        hub_team_wait_free(a->wait);
+        a->wait = aw->wait_over ? NULL : aw->new_wait;
+        if (!aw->wait_over)
+            aw->new_wait = NULL; /* now the agent's */
+    }
     a->st.state = aw->next.state;
     if (a->st.node != aw->next.node) {
         /* The node's list follows st.node, so losing a node visits only its agents. */
@@ -1029,7 +1142,7 @@ static void reply_cmds(struct agent_write *aw)
         if (c->type == HUB_CMD_INPUT && op != SIZE_MAX) {
             uint64_t seq = aw->ops[op].u.event.seq;
             struct hub_reply r = {.kind = HUB_REPLY_SENT, .seq = seq, .state = a->st.state};
-            aw->h->fx.reply(c->call, &r);
+            answer(aw->h, c, &r, NULL);
             if (a->st.state == AGENTRY__V1__AGENT_STATE__AGENT_STATE_RUNNING &&
                 !aw->assigned_here && a->st.node)
                 aw->h->fx.deliver(aw->h, a->st.node, a->id, a->st.epoch, seq, c->text);
@@ -1037,11 +1150,11 @@ static void reply_cmds(struct agent_write *aw)
             struct hub_reply r = {.kind = HUB_REPLY_KILLED,
                                   .seq = aw->ops[op].u.event.seq,
                                   .already_killed = c->already};
-            aw->h->fx.reply(c->call, &r);
+            answer(aw->h, c, &r, NULL);
         } else if (c->type == HUB_CMD_RESUME && op != SIZE_MAX) {
             struct hub_reply r = {
                 .kind = HUB_REPLY_RESUMED, .seq = aw->ops[op].u.event.seq, .state = a->st.state};
-            aw->h->fx.reply(c->call, &r);
+            answer(aw->h, c, &r, NULL);
         }
     }
 }
@@ -1065,8 +1178,8 @@ static void reply_spawn(struct agent_write *aw)
                           .agent_id = a->id,
                           .state = a->st.state,
                           .seq = a->spawn_input_seq};
-    if (aw->spawned)
-        aw->spawned(aw->spawned_arg, &r, NULL);
+    if (aw->spawn_done)
+        aw->spawn_done(aw->spawn_done_arg, &r, NULL);
     else
         aw->h->fx.reply(aw->spawn_call, &r);
 }
@@ -1130,6 +1243,22 @@ static void run_hooks(struct agent_write *aw, int old_state, const struct hub_st
     hub_hooks_run(&h->hooks, &ev);
 }
 
+/* A sub-agent's turn ended: what its parent hears after the write (strings in the arena). */
+static void note_child_end(struct agent_write *aw)
+{
+    struct hub_agent *a = aw->a;
+    int s = a->st.state;
+    const char *t = s == AGENTRY__V1__AGENT_STATE__AGENT_STATE_IDLE ? a->st.last_output
+                                                                    : a->st.last_error;
+    aw->child_end = true;
+    aw->end = (struct hub_team_end){.child_id = a->id,
+                                    .state = s,
+                                    .seq = aw->ops[aw->turn_end_op].u.event.seq,
+                                    .text = ag_arena_strdup(&aw->arena, t ? t : ""),
+                                    .settled = s == AGENTRY__V1__AGENT_STATE__AGENT_STATE_KILLED ||
+                                               !hub_agent_input_waiting(a, a->st.input_seq)};
+}
+
 static void on_committed(struct agent_write *aw)
 {
     struct hub *h = aw->h;
@@ -1175,6 +1304,8 @@ static void on_committed(struct agent_write *aw)
         aw->reschedule = (a->st.state == AGENTRY__V1__AGENT_STATE__AGENT_STATE_IDLE ||
                           a->st.state == AGENTRY__V1__AGENT_STATE__AGENT_STATE_YIELDED) &&
                          hub_agent_input_waiting(a, a->st.input_seq);
+        if (a->parent_id[0])
+            note_child_end(aw);
     }
     /* A stopping hub starts no back-off: the next hub places its pending agents at once. */
     if (aw->retry_in_ms > 0 && !atomic_load(&h->closing))
@@ -1219,8 +1350,8 @@ static void on_failed(struct agent_write *aw, const struct ag_err *store_err)
         client_err(store_err, &e);
     if (aw->creating) {
         a->dead = true;
-        if (aw->spawned)
-            aw->spawned(aw->spawned_arg, NULL, err);
+        if (aw->spawn_done)
+            aw->spawn_done(aw->spawn_done_arg, NULL, err);
         else
             aw->h->fx.fail(aw->spawn_call, err);
     }
@@ -1228,7 +1359,13 @@ static void on_failed(struct agent_write *aw, const struct ag_err *store_err)
     for (size_t i = 0; c; i++, c = c->next)
         if ((c->type == HUB_CMD_INPUT || c->type == HUB_CMD_KILL || c->type == HUB_CMD_RESUME) &&
             aw->cmd_op[i] != SIZE_MAX)
-            aw->h->fx.fail(c->call, err);
+            answer(aw->h, c, NULL, err);
+    /* A wait this write ended, or began, is as it was: its children are asked again (the marks
+     * this write made count for nothing, as its CHILD events were not stored). */
+    if (aw->wait_over && a->wait)
+        hub_team_wait_reset(a->wait);
+    aw->wait_check = a->wait != NULL;
+    aw->killed_here = aw->child_end = false;
     /* Slots reserved for this write go back; the committed state keeps its own. */
     if (aw->assign_node)
         add_release(aw, aw->assign_node);
@@ -1271,6 +1408,13 @@ static void after_unlock(struct agent_write *aw, bool ok)
     }
     if (ok && aw->reschedule)
         cmd_post(h, a, cmd_new(HUB_CMD_SCHEDULE, NULL));
+    /* Teams (hub/team.h): other agents hear of this write only now. */
+    if (aw->child_end)
+        hub_team_child_ended(h, a->parent_id, &aw->end);
+    if (aw->wait_check)
+        hub_team_check_wait(h, a);
+    if (aw->killed_here)
+        hub_team_kill_children(h, a->id);
     /* The node may have gone while this write was in flight, after its loss was handled. Its
      * loss's own reason: when that handling interrupts the turn too, the two agree (only the
      * first counts), so the dead-letter streak sees one reason. */
@@ -1306,6 +1450,7 @@ static void write_finish(struct agent_write *aw, bool ok, const struct ag_err *e
     }
     if (aw->spawn_call)
         h->fx.release(aw->spawn_call);
+    hub_team_wait_free(aw->new_wait);
     ag_arena_release(&aw->arena);
     free(aw);
 }
@@ -1365,6 +1510,30 @@ void hub_actor_post_input(struct hub *h, struct hub_agent *a, struct rpc_call *c
 {
     struct hub_cmd *c = cmd_new(HUB_CMD_INPUT, call);
     c->text = ag_xstrdup(text);
+    cmd_post(h, a, c);
+}
+
+void hub_actor_post_input_from(struct hub *h, struct hub_agent *a, const char *text, const char *by,
+                               hub_actor_done_fn *done, void *arg)
+{
+    struct hub_cmd *c = cmd_new(HUB_CMD_INPUT, NULL);
+    c->text = ag_xstrdup(text);
+    c->by = ag_xstrdup(by);
+    c->done = done;
+    c->done_arg = arg;
+    cmd_post(h, a, c);
+}
+
+void hub_actor_post_child(struct hub *h, struct hub_agent *a, const struct hub_team_end *e,
+                          bool log)
+{
+    struct hub_cmd *c = cmd_new(HUB_CMD_CHILD, NULL);
+    snprintf(c->child_id, sizeof(c->child_id), "%s", e->child_id);
+    c->child_state = e->state;
+    c->child_seq = e->seq;
+    c->text = ag_xstrdup(e->text ? e->text : "");
+    c->settled = e->settled;
+    c->log = log;
     cmd_post(h, a, c);
 }
 

@@ -22,30 +22,46 @@
 #include "agentry/v1/hub.pb-c.h"
 #include "agentry/v1/node.pb-c.h"
 #include "common/err.h"
+#include "hub/effects.h"
 
 struct hub;
 struct hub_agent;
 struct hub_ev_batch;
 struct hub_node;
 struct hub_sched_decision;
+struct hub_team_end;
 struct rpc_call;
+
+/* The answer to a request the hub makes itself (hub/team.c): r once durable, or err (exactly
+ * one is NULL). Called once, with the agent's lock held: it must not take another agent's lock
+ * or post to an agent (hand the rest to another thread). */
+typedef void hub_actor_done_fn(void *arg, const struct hub_reply *r, const struct ag_err *err);
+
+/* A sub-agent's Spawn (the spawn_agent tool): who asks, and who hears the answer. */
+struct hub_actor_child {
+    const char *parent_id;
+    uint32_t depth;          /* the parent's + 1 */
+    const char *by;          /* the SPAWNED and INPUT events' "by": "agent/<parent>" */
+    hub_actor_done_fn *done; /* HUB_REPLY_SPAWNED (existing: the request id's first child) */
+    void *arg;
+};
 
 /* Spawn: create and store a new agent in namespace ns (validated; NULL or "": "default");
  * answers `call` (Spawn) or makes it wait for the first turn (Invoke). A retry with a request id
  * known in that namespace goes to the agent that has it. */
 void hub_actor_spawn(struct hub *h, struct rpc_call *call, const Agentry__V1__AgentSpec *spec,
                      const char *input, const char *ns, const char *request_id, bool invoke);
-/* What a spawn without a client call came to (hub_actor_spawn_notify): r once the agent is
- * stored, or found by its request id (r->existing), else err (r NULL). Called once, with the
- * agent's lock held or no lock at all (the store's completion thread, or the caller's); it must
- * not take an agent's lock nor post to an actor. Not called if the hub is freed first. */
-struct hub_reply;
-typedef void hub_actor_spawned_fn(void *arg, const struct hub_reply *r, const struct ag_err *err);
+/* Spawn of a sub-agent (spec validated, in its parent's namespace); input is required and lives
+ * until c->done is called, as the spec's strings do until this returns. */
+void hub_actor_spawn_child(struct hub *h, const struct hub_actor_child *c,
+                           const Agentry__V1__AgentSpec *spec, const char *input, const char *ns,
+                           const char *request_id);
 /* Spawn for the hub itself (a schedule's slot, hub/schedule.c): as hub_actor_spawn without a
- * call, answering through fn. input is copied; request_id dedups as Spawn's does, so hold the
- * agent of a request id that may be only in the store first (hub_loader_get_by_request). */
+ * call, answering through done (HUB_REPLY_SPAWNED; existing when the request id had an agent).
+ * input is copied; request_id dedups as Spawn's does, so hold the agent of a request id that
+ * may be only in the store first (hub_loader_get_by_request). */
 void hub_actor_spawn_notify(struct hub *h, const Agentry__V1__AgentSpec *spec, const char *input,
-                            const char *ns, const char *request_id, hub_actor_spawned_fn *fn,
+                            const char *ns, const char *request_id, hub_actor_done_fn *done,
                             void *arg);
 /* ImportAgent: store an exported agent (validated by hub/rpc_transfer.c) under its own id, its
  * row and all its events in ONE write, and answer `call` once durable. x lives in the call's
@@ -54,7 +70,16 @@ void hub_actor_import(struct hub *h, struct rpc_call *call, const Agentry__V1__A
 /* SendMessage: store the input, start a turn if the agent waits for one. */
 void hub_actor_post_input(struct hub *h, struct hub_agent *a, struct rpc_call *call,
                           const char *text);
-/* KillAgent. */
+/* An input from another agent (send_agent): as SendMessage, its event's "by" is `by`, and done
+ * hears HUB_REPLY_SENT or the refusal. */
+void hub_actor_post_input_from(struct hub *h, struct hub_agent *a, const char *text, const char *by,
+                               hub_actor_done_fn *done, void *arg);
+/* One of a's sub-agents ended a turn (hub/team.h): log it (an EVENT_KIND_CHILD) and, when a's
+ * turn waits on it, count it done; the last child awaited stores the wait's TOOL_RESULT and
+ * places the turn again. Strings are copied. */
+void hub_actor_post_child(struct hub *h, struct hub_agent *a, const struct hub_team_end *e,
+                          bool log);
+/* KillAgent (call NULL: the hub's own kill of a sub-agent, answered to nobody). */
 void hub_actor_post_kill(struct hub *h, struct hub_agent *a, struct rpc_call *call,
                          const char *reason);
 /* ResumeAgent: a yielded or failed agent starts a turn with no new input, at most max_iter

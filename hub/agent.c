@@ -11,6 +11,7 @@
 #include "common/xalloc.h"
 #include "hub/agent.h"
 #include "hub/store.h"
+#include "hub/team.h"
 
 char *hub_agent_request_key(const char *ns, const char *request_id)
 {
@@ -40,6 +41,7 @@ struct hub_agent *hub_agent_new_take(const char *id, uint8_t *spec_bin, size_t s
     a->req_key = a->request_id ? hub_agent_request_key(a->ns, a->request_id) : NULL;
     a->created_ns = created_ns;
     a->st.updated_ns = created_ns;
+    a->nchildren = -1;
     if (!a->spec) {
         ag_err_prefix(err, "agent '%s' has an unreadable spec", id);
         hub_agent_free(NULL, a); /* fresh: no node, so no scheduler needed */
@@ -92,6 +94,8 @@ struct hub_agent *hub_agent_from_row(const struct hub_store_agent *row, uint64_t
     snprintf(a->st.streak_reason, sizeof(a->st.streak_reason), "%s",
              row->streak_reason ? row->streak_reason : "");
     a->spawn_input_seq = row->spawn_input_seq;
+    snprintf(a->parent_id, sizeof(a->parent_id), "%s", row->parent_id ? row->parent_id : "");
+    a->depth = row->depth;
     a->last_seq = last_seq;
     a->visible = true;
     /* Which node instance held its older epochs died with the memory that knew: their
@@ -149,6 +153,7 @@ void hub_agent_free(struct hub_sched *s, struct hub_agent *a)
     hub_agent_st_release(s, &a->st);
     free(a->first.output);
     free(a->first.error);
+    hub_team_wait_free(a->wait);
     for (size_t i = 0; i < a->ninbox; i++)
         free(a->inbox[i].text);
     free(a->inbox);

@@ -86,7 +86,16 @@ struct hub_agent {
     size_t list_pos;          /* index in the agent table's list (guarded by its list lock) */
     int pins;                 /* holders (hub/agent_table.h), guarded by its shard's lock */
     uint64_t spawn_input_seq; /* the Spawn's input event, 0 if none; set when created */
+    /* The agent that spawned it (the spawn_agent tool, hub/team.c), "" for one a client spawned,
+     * and its depth below its root (0 for a root); set before it is published. */
+    char parent_id[AG_ID_LEN + 1];
+    uint32_t depth;
     /* Guarded by lock: */
+    int64_t nchildren; /* sub-agents spawned or being spawned (hub/team.c); -1: not counted yet */
+    /* The wait_agent call its turn waits on (the turn is PENDING without a node until every
+     * child awaited ended its turn; hub/team.h), NULL if none. Rebuilt at load from the turn's
+     * last WAITING event (hub_team_wait_note). */
+    struct hub_team_wait *wait;
     struct hub_agent_st st;  /* committed */
     uint64_t last_seq;       /* highest committed seq */
     struct hub_input *inbox; /* inputs with seq > st.input_seq, oldest first */

@@ -8,6 +8,7 @@
 #include "hub/agent_pb.h"
 #include "hub/hub_internal.h"
 #include "hub/schedule.h"
+#include "hub/team.h"
 
 /* A YIELD's reason (types.proto, EVENT_KIND_YIELD) said for a person; budgets are over the
  * agent's life, so only a new agent gets more. */
@@ -33,6 +34,10 @@ void hub_agent_pb_state_reason(struct hub *h, struct hub_agent *a, char *buf, si
         snprintf(buf, cap, "%s", a->st.last_error ? a->st.last_error : "");
     } else if (a->st.state == AGENTRY__V1__AGENT_STATE__AGENT_STATE_YIELDED) {
         snprintf(buf, cap, "%s", yield_reason(a->st.last_error));
+    } else if (a->st.state == AGENTRY__V1__AGENT_STATE__AGENT_STATE_PENDING &&
+               hub_team_wait_left(a->wait)) {
+        size_t n = hub_team_wait_left(a->wait);
+        snprintf(buf, cap, "waiting for %zu sub-agent%s", n, n == 1 ? "" : "s");
     } else if (a->st.state == AGENTRY__V1__AGENT_STATE__AGENT_STATE_PENDING && a->retry_token) {
         int64_t left = a->retry_at_ms - ag_now_mono_ms();
         snprintf(buf, cap, "retrying in %.1fs after: %s (attempt %u of at most %u in a row)",
@@ -74,4 +79,6 @@ void hub_agent_pb_fill(struct hub *h, struct hub_agent *a, Agentry__V1__Agent *o
     for (size_t i = 0; i < a->spec->n_labels; i++) /* immutable: the schedule's label */
         if (strcmp(a->spec->labels[i]->key, HUB_SCHEDULE_LABEL) == 0)
             out->schedule_id = a->spec->labels[i]->value;
+    out->parent_id = a->parent_id; /* immutable for the agent's life */
+    out->depth = a->depth;
 }

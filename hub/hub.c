@@ -44,6 +44,7 @@
 #include "hub/sched.h"
 #include "hub/schedule.h"
 #include "hub/store.h"
+#include "hub/team.h"
 
 #define HUB_STOP_GRACE_MS 2000
 
@@ -58,6 +59,10 @@ static void requeue_one(struct hub *h, struct requeue_counts *lc, struct hub_age
         /* It counts against the turn: a turn that crashes the hub must not do so forever. */
         hub_actor_post_interrupt(h, a, NULL, a->st.epoch, "the hub restarted", false);
         lc->running++;
+    } else if (a->st.state == AGENTRY__V1__AGENT_STATE__AGENT_STATE_PENDING && a->wait) {
+        /* Waiting on sub-agents: placed once they are done (some may have ended meanwhile). */
+        hub_team_check_wait(h, a);
+        lc->pending++;
     } else if (a->st.state == AGENTRY__V1__AGENT_STATE__AGENT_STATE_PENDING) {
         hub_agents_pin(&h->agents, a); /* the queue entry's (hub_actor_dispatch drops it) */
         struct hub_node *node = hub_sched_place_or_queue(h->sched, &a->req);

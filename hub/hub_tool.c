@@ -24,12 +24,16 @@
 #include "hub/loader.h"
 #include "hub/node.h"
 #include "hub/sched.h"
+#include "hub/team.h"
 #include "hub/validate.h"
 
 #define HUB_TOOL_MAX_ARGS (1u << 20) /* the arguments a hub tool takes, at most */
 #define HUB_TOOL_MAX_ID 256          /* a tool call id */
 
 const struct hub_tool_row hub_tools[] = {
+    {"spawn_agent", hub_team_spawn_agent},
+    {"send_agent", hub_team_send_agent},
+    {"wait_agent", hub_team_wait_agent},
     {NULL, NULL},
 };
 

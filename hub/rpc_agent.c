@@ -99,11 +99,9 @@ static int check_placeable(struct hub *h, const struct hub_sched_req *req, struc
 
 static const Agentry__V1__AgentSpec empty_spec = AGENTRY__V1__AGENT_SPEC__INIT;
 
-/* Everything Spawn and Invoke refuse, before anything is stored: the request's own limits, then
- * whether any node can run the spec at all (a misspelt model would otherwise wait forever). */
-static int check_spawn(struct hub *h, const Agentry__V1__AgentSpec *spec, const char *input,
-                       bool input_required, const char *ns, const char *request_id,
-                       struct ag_err *err)
+int hub_rpc_agent_check_spawn(struct hub *h, const Agentry__V1__AgentSpec *spec, const char *input,
+                              bool input_required, const char *ns, const char *request_id,
+                              struct ag_err *err)
 {
     if (hub_validate_namespace(ns, err) != 0 || hub_validate_spec(spec, err) != 0 ||
         hub_validate_input(input, input_required, err) != 0)
@@ -147,7 +145,8 @@ static void on_spawn(struct rpc_call *c, grpc_byte_buffer *req)
     struct ag_err err = AG_ERR_INIT;
     if (!in || refuse_if_closing(h, c))
         return;
-    if (check_spawn(h, in->spec, in->input, false, in->namespace_, in->request_id, &err) != 0 ||
+    if (hub_rpc_agent_check_spawn(h, in->spec, in->input, false, in->namespace_, in->request_id,
+                                  &err) != 0 ||
         hub_authn_may_create(c, in->namespace_, &err) != 0) {
         rpc_call_fail(c, &err);
         return;
@@ -170,7 +169,8 @@ static void on_invoke(struct rpc_call *c, grpc_byte_buffer *req)
     struct ag_err err = AG_ERR_INIT;
     if (!in || refuse_if_closing(h, c))
         return;
-    if (check_spawn(h, in->spec, in->input, true, in->namespace_, in->request_id, &err) != 0 ||
+    if (hub_rpc_agent_check_spawn(h, in->spec, in->input, true, in->namespace_, in->request_id,
+                                  &err) != 0 ||
         hub_authn_may_create(c, in->namespace_, &err) != 0) {
         rpc_call_fail(c, &err);
         return;
@@ -252,6 +252,35 @@ static void on_resume(struct rpc_call *c, grpc_byte_buffer *req)
     }
 }
 
+#define GET_MAX_CHILDREN 1000 /* hub.proto, Agent.children */
+
+struct children_ctx {
+    Agentry__V1__Agent *out;
+    struct ag_arena *ar;
+};
+
+static int child_row(void *arg, const struct hub_store_agent *row, uint64_t last_seq,
+                     struct ag_err *err)
+{
+    (void)last_seq;
+    (void)err;
+    struct children_ctx *x = arg;
+    x->out->children[x->out->n_children++] = ag_arena_strdup(x->ar, row->id);
+    return 0;
+}
+
+/* Agent.children: its first GET_MAX_CHILDREN sub-agents, through the store's parent index. */
+static int get_children(struct hub *h, const char *id, struct ag_arena *ar, Agentry__V1__Agent *out,
+                        struct ag_err *err)
+{
+    out->children = ag_arena_alloc(ar, GET_MAX_CHILDREN * sizeof(*out->children));
+    out->n_children = 0;
+    struct children_ctx x = {out, ar};
+    struct hub_store_agents_query q = {
+        .kind = HUB_STORE_AGENTS_PAGE, .parent_id = id, .max = GET_MAX_CHILDREN};
+    return hub_store_select_agents(h->store, &q, child_row, &x, err);
+}
+
 static void on_get(struct rpc_call *c, grpc_byte_buffer *req)
 {
     struct hub *h = rpc_call_user(c);
@@ -266,7 +295,11 @@ static void on_get(struct rpc_call *c, grpc_byte_buffer *req)
     pthread_mutex_lock(&a->lock);
     hub_agent_pb_fill(h, a, &out, rpc_call_arena(c));
     pthread_mutex_unlock(&a->lock);
-    rpc_call_reply_take(c, rpc_pb_pack(&out.base));
+    struct ag_err err = AG_ERR_INIT;
+    if (get_children(h, a->id, rpc_call_arena(c), &out, &err) != 0)
+        rpc_call_fail(c, &err);
+    else
+        rpc_call_reply_take(c, rpc_pb_pack(&out.base));
     hub_agents_unpin(&h->agents, a);
 }
 
@@ -290,6 +323,7 @@ struct list_query {
     const char *name;       /* NULL: any name */
     const char *request_id; /* NULL: any; else at most one agent, found through the index */
     const char *ns;         /* NULL: every namespace (request_id: "default") */
+    const char *parent;     /* NULL: any; else only its sub-agents, through the parent index */
     struct rpc_call *call;  /* whose namespaces bound the listing (hub_authn_sees) */
     struct hub_selector sel;
     size_t page; /* agents per page */
@@ -330,6 +364,9 @@ static int list_query_init(struct rpc_call *c, const Agentry__V1__ListAgentsRequ
         return -1;
     q->name = in->name && *in->name ? in->name : NULL;
     q->request_id = in->request_id && *in->request_id ? in->request_id : NULL;
+    q->parent = in->parent_id && *in->parent_id ? in->parent_id : NULL;
+    if (q->parent && hub_validate_agent_id(q->parent, err) != 0)
+        return -1;
     if (hub_validate_namespace(in->namespace_, err) != 0)
         return -1;
     q->ns = in->namespace_ && *in->namespace_ ? in->namespace_ : NULL;
@@ -348,6 +385,8 @@ static bool list_spec_matches(const struct list_query *q, const struct hub_agent
 {
     const Agentry__V1__AgentSpec *sp = a->spec;
     if (q->ns && strcmp(a->ns, q->ns) != 0)
+        return false;
+    if (q->parent && strcmp(a->parent_id, q->parent) != 0)
         return false;
     if (!hub_authn_sees(q->call, a->ns)) /* listed as if it did not exist */
         return false;
@@ -457,8 +496,11 @@ static int list_scan(struct hub *h, struct list_query *q, struct ag_arena *ar,
 {
     size_t bytes = LIST_TOKEN_BYTES;
     size_t chunk = q->page > LIST_READ_ROWS ? q->page : LIST_READ_ROWS;
-    struct hub_store_agents_query sq = {
-        .kind = HUB_STORE_AGENTS_PAGE, .namespace = q->ns, .state = q->state, .max = chunk};
+    struct hub_store_agents_query sq = {.kind = HUB_STORE_AGENTS_PAGE,
+                                        .namespace = q->ns,
+                                        .state = q->state,
+                                        .parent_id = q->parent,
+                                        .max = chunk};
     struct list_rows r = {.a = ag_xcalloc(chunk, sizeof(*r.a))};
     bool stop = false, left = true; /* the page is done; rows are left after the token */
     int rc = 0;

@@ -273,7 +273,7 @@ static void advance_done(struct hub_store_write *w, int rc, const struct ag_err 
     pthread_mutex_unlock(&s->mu);
 }
 
-/* The slot's spawn answered (hub_actor_spawned_fn): record the fire. */
+/* The slot's spawn answered (hub_actor_done_fn): record the fire. */
 static void fire_spawned(void *arg, const struct hub_reply *r, const struct ag_err *err)
 {
     struct hub_schedule *sc = arg;

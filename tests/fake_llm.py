@@ -27,6 +27,11 @@ The reply depends on the request's model id:
     usage:IN:OUT  "ok", reporting those token counts
     auth:KEY      401 in the API's own error shape unless the request carries API key KEY,
                   then as echo
+    slowecho:MS   as echo, after MS ms
+    team:N:TPL    an agent_0 (issue 16): N spawn_agent calls in one reply ({"input": "part I:
+                  <user text>", "template": TPL}), then one wait_agent call on the agent_ids they
+                  returned, then the final text "team: " + the children's outputs joined by
+                  " | " (from wait_agent's JSON array)
 Any other id answers as echo. Streamed replies are written in pieces of 1-7 bytes, each its own
 HTTP chunk (splitting lines, "data:" and UTF-8 characters), except fast and slow.
 
@@ -250,7 +255,30 @@ def plan(fmt, model, body, headers):
         return ("reply", "ok", [], int(parts[0]), int(parts[1]))
     if name in ("slow", "fast", "stall", "malformed"):
         return (name, arg, usage_in)
+    if name == "team":
+        return ("reply",) + team_step(user, n_assistant, outputs, arg) + (usage_in, None)
     return ("reply", "echo: " + user, [], usage_in, None)
+
+
+def team_step(user, n_assistant, outputs, arg):
+    """team:N:TPL -> (text, calls) of reply n_assistant."""
+    n, _, tpl = arg.partition(":")
+    if n_assistant == 0:
+        return "", [("spawn_agent", dumps({"input": "part %d: %s" % (i, user), "template": tpl}))
+                    for i in range(int(n or "2"))]
+    if n_assistant == 1:
+        ids = []
+        for o in outputs:
+            try:
+                ids.append(json.loads(o)["agent_id"])
+            except (ValueError, KeyError, TypeError):
+                return "spawn failed: " + o, []
+        return "", [("wait_agent", dumps({"agents": ids}))]
+    try:
+        answers = json.loads(outputs[-1])
+        return "team: " + " | ".join(a.get("output", a.get("error", "")) for a in answers), []
+    except (ValueError, IndexError, AttributeError):
+        return "wait failed: " + (outputs[-1] if outputs else ""), []
 
 
 def tokens(text):
@@ -396,6 +424,8 @@ async def answer_model(conn, fmt, body, headers):
     stream = bool(body.get("stream"))
     STATE.by_model[model] = STATE.by_model.get(model, 0) + 1
     STATE.arrivals.setdefault(model, []).append(round(time.monotonic() - START, 3))
+    if model.startswith("slowecho:"):
+        await asyncio.sleep(int(model.partition(":")[2] or "1000") / 1000)
     p = plan(fmt, model, body, headers)
     kind = p[0]
     if kind == "error":
