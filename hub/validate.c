@@ -38,6 +38,11 @@
 #define MAX_RULES 64
 #define MAX_PATTERNS 32
 #define MAX_PATTERN 1024
+/* Teams (types.proto: AgentSpec.templates, Limits.max_depth and max_children). */
+#define MAX_TEMPLATES 32
+#define MAX_TEMPLATE_NAME 64
+#define MAX_DEPTH 64
+#define MAX_CHILDREN 100000
 
 static size_t len0(const char *s)
 {
@@ -275,6 +280,43 @@ static int limits(const Agentry__V1__Limits *l, struct ag_err *err)
         return ag_err_set(err, AG_INVALID_ARGUMENT,
                           "spec.limits.turn_timeout_ms is %" PRIu64 "; the limit is %d (one day)",
                           l->turn_timeout_ms, MAX_TURN_TIMEOUT_MS);
+    if (l->max_depth > MAX_DEPTH)
+        return ag_err_set(err, AG_INVALID_ARGUMENT,
+                          "spec.limits.max_depth is %u; the limit is %d (0 means 8)", l->max_depth,
+                          MAX_DEPTH);
+    if (l->max_children > MAX_CHILDREN)
+        return ag_err_set(err, AG_INVALID_ARGUMENT,
+                          "spec.limits.max_children is %u; the limit is %d (0 means 1000)",
+                          l->max_children, MAX_CHILDREN);
+    return 0;
+}
+
+/* The specs a sub-agent may be spawned from: each one a spec as Spawn takes it (its own
+ * templates are ignored, so they are not checked). */
+static int templates(const Agentry__V1__AgentSpec *spec, struct ag_err *err)
+{
+    if (spec->n_templates > MAX_TEMPLATES)
+        return ag_err_set(err, AG_INVALID_ARGUMENT,
+                          "spec.templates has %zu entries; the limit is %d", spec->n_templates,
+                          MAX_TEMPLATES);
+    for (size_t i = 0; i < spec->n_templates; i++) {
+        const Agentry__V1__AgentSpec__TemplatesEntry *t = spec->templates[i];
+        const char *k = t->key ? t->key : "";
+        if (!*k || strlen(k) > MAX_TEMPLATE_NAME || !hub_validate_name_chars_ok(k, "_-"))
+            return ag_err_set(err, AG_INVALID_ARGUMENT,
+                              "spec.templates: the name '%.64s' must be 1..%d bytes of "
+                              "[A-Za-z0-9_-]",
+                              ag_utf8_valid_str(k) ? k : "?", MAX_TEMPLATE_NAME);
+        if (!t->value)
+            continue;
+        Agentry__V1__AgentSpec one = *t->value;
+        one.n_templates = 0;
+        one.templates = NULL;
+        if (hub_validate_spec(&one, err) != 0) {
+            ag_err_prefix(err, "spec.templates['%s']", k);
+            return -1;
+        }
+    }
     return 0;
 }
 
@@ -348,7 +390,8 @@ int hub_validate_spec(const Agentry__V1__AgentSpec *spec, struct ag_err *err)
         return ag_err_set(err, AG_INVALID_ARGUMENT,
                           "spec.max_iterations is %u; the limit is %d (0 means the node's default)",
                           spec->max_iterations, MAX_ITER);
-    if (spec_labels(spec, err) != 0 || spec_model_tools(spec, err) != 0)
+    if (spec_labels(spec, err) != 0 || spec_model_tools(spec, err) != 0 ||
+        templates(spec, err) != 0)
         return -1;
     return spec_placement(spec, err);
 }

@@ -507,11 +507,28 @@ static int l_turn_timeout(struct parse *p, yaml_node_t *v, const char *key)
     return 0;
 }
 
+static int l_max_depth(struct parse *p, yaml_node_t *v, const char *key)
+{
+    long long n = 0;
+    if (get_int(p, v, key, 0, 64, &n) < 0)
+        return -1;
+    limits(p)->max_depth = (uint32_t)n;
+    return 0;
+}
+
+static int l_max_children(struct parse *p, yaml_node_t *v, const char *key)
+{
+    long long n = 0;
+    if (get_int(p, v, key, 0, 100000, &n) < 0)
+        return -1;
+    limits(p)->max_children = (uint32_t)n;
+    return 0;
+}
+
 static const struct field limit_fields[] = {
-    {"max_tokens", l_max_tokens},
-    {"max_cost_usd", l_max_cost_usd},
-    {"turn_timeout", l_turn_timeout},
-    {NULL, NULL},
+    {"max_tokens", l_max_tokens},     {"max_cost_usd", l_max_cost_usd},
+    {"turn_timeout", l_turn_timeout}, {"max_depth", l_max_depth},
+    {"max_children", l_max_children}, {NULL, NULL},
 };
 
 static int f_limits(struct parse *p, yaml_node_t *v, const char *key)
@@ -683,6 +700,8 @@ static int f_resources(struct parse *p, yaml_node_t *v, const char *key)
     return walk(p, v, key, resource_fields);
 }
 
+static int f_templates(struct parse *p, yaml_node_t *v, const char *key);
+
 static const struct field spec_fields[] = {
     {"name", f_name},
     {"model", f_model},
@@ -697,8 +716,44 @@ static const struct field spec_fields[] = {
     {"node_selector", f_node_selector},
     {"anti_affinity", f_anti_affinity},
     {"priority", f_priority},
+    {"templates", f_templates},
     {NULL, NULL},
 };
+
+/* templates: {NAME: a spec}, each read as the file's own spec is (its templates ignored by the
+ * hub). The parse's per-spec state is saved around each one. */
+static int f_templates(struct parse *p, yaml_node_t *v, const char *key)
+{
+    if (v->type != YAML_MAPPING_NODE)
+        return fail(p, v, key, "expected a mapping of template names to specs, got %s",
+                    shown(p, v));
+    if (check_keys(p, v, key) < 0)
+        return -1;
+    size_t n = (size_t)(v->data.mapping.pairs.top - v->data.mapping.pairs.start);
+    Agentry__V1__AgentSpec *parent = p->spec;
+    parent->templates = ag_arena_alloc(p->arena, (n ? n : 1) * sizeof(*parent->templates));
+    for (yaml_node_pair_t *i = v->data.mapping.pairs.start; i < v->data.mapping.pairs.top; i++) {
+        const char *name = text(node(p, i->key));
+        Agentry__V1__AgentSpec__TemplatesEntry *t = ag_arena_alloc(p->arena, sizeof(*t));
+        agentry__v1__agent_spec__templates_entry__init(t);
+        t->key = ag_arena_strdup(p->arena, name);
+        t->value = ag_arena_alloc(p->arena, sizeof(*t->value));
+        agentry__v1__agent_spec__init(t->value);
+        struct parse saved = *p;
+        p->spec = t->value;
+        p->provider = p->model_id = NULL;
+        p->rule = NULL;
+        p->tool_name = NULL;
+        p->tool_settings = NULL;
+        int rc = walk(p, node(p, i->value), sub(p, key, name), spec_fields);
+        saved.doc = p->doc;
+        *p = saved;
+        if (rc < 0)
+            return -1;
+        parent->templates[parent->n_templates++] = t;
+    }
+    return 0;
+}
 
 /* --- the file -------------------------------------------------------------------------------- */
 

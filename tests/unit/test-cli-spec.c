@@ -127,6 +127,41 @@ static void test_tool_settings_as_json(void **state)
     ag_arena_release(&a);
 }
 
+/* Teams (issue 16): templates are specs of their own, and the team limits. */
+static void test_templates_and_team_limits(void **state)
+{
+    (void)state;
+    struct ag_arena a;
+    ag_arena_init(&a, NULL, 0);
+    Agentry__V1__AgentSpec *s = parse_ok(&a, "model: openai/gpt-4o-mini\n"
+                                             "tools: [spawn_agent, wait_agent]\n"
+                                             "limits: {max_depth: 2, max_children: 50}\n"
+                                             "templates:\n"
+                                             "  worker:\n"
+                                             "    model: {provider: mock}\n"
+                                             "    tools: [echo]\n"
+                                             "    labels: {team: t}\n"
+                                             "    anti_affinity: [team]\n"
+                                             "  critic: {system_prompt: be brief}\n");
+    assert_string_equal(s->model, "openai/gpt-4o-mini");
+    assert_int_equal(s->limits->max_depth, 2);
+    assert_int_equal(s->limits->max_children, 50);
+    assert_int_equal(s->n_templates, 2);
+    assert_string_equal(s->templates[0]->key, "worker");
+    assert_string_equal(s->templates[0]->value->model, "mock");
+    assert_int_equal(s->templates[0]->value->n_tools, 1);
+    assert_int_equal(s->templates[0]->value->n_anti_affinity, 1);
+    assert_string_equal(s->templates[1]->value->system_prompt, "be brief");
+    ag_arena_release(&a);
+    assert_refused("limits: {max_depth: 65}\n",
+                   "t.yaml:1: limits.max_depth: 65 is out of range (0..64)");
+    assert_refused("templates: [w]\n", "t.yaml:1: templates: expected a mapping of template names "
+                                       "to specs, got a list");
+    assert_refused("templates: {'bad name': {model: mock}}\n",
+                   "t.yaml: spec.templates: the name 'bad name' must be 1..64 bytes of "
+                   "[A-Za-z0-9_-]");
+}
+
 static void test_refusals_name_line_and_key(void **state)
 {
     (void)state;
@@ -171,6 +206,7 @@ int main(void)
         cmocka_unit_test(test_long_model_form),
         cmocka_unit_test(test_short_forms_and_nulls),
         cmocka_unit_test(test_tool_settings_as_json),
+        cmocka_unit_test(test_templates_and_team_limits),
         cmocka_unit_test(test_refusals_name_line_and_key),
         cmocka_unit_test(test_missing_file),
     };
