@@ -137,7 +137,8 @@ static char *answers_json(size_t n, const char *const *ids, const int *states,
         cJSON_AddStringToObject(o, "agent_id", ids[i]);
         cJSON_AddStringToObject(o, "state", hub_agent_state_name(states[i]));
         const char *t = texts[i] ? texts[i] : "";
-        size_t keep = ag_utf8_prefix(t, cap);
+        size_t len = strlen(t);
+        size_t keep = len <= cap ? len : ag_utf8_prefix(t, cap);
         char *cut = strndup(t, keep);
         cJSON_AddStringToObject(
             o, states[i] == AGENTRY__V1__AGENT_STATE__AGENT_STATE_IDLE ? "output" : "error", cut);

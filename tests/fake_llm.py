@@ -29,7 +29,8 @@ The reply depends on the request's model id:
                   then as echo
     slowecho:MS   as echo, after MS ms
     team:N:TPL    an agent_0 (issue 16): N spawn_agent calls in one reply ({"input": "part I:
-                  <user text>", "template": TPL}), then one wait_agent call on the agent_ids they
+                  <user text>", "template": TPL}; no template when TPL is empty: the child
+                  then runs this same spec), then one wait_agent call on the agent_ids they
                   returned, then the final text "team: " + the children's outputs joined by
                   " | " (from wait_agent's JSON array)
 Any other id answers as echo. Streamed replies are written in pieces of 1-7 bytes, each its own
@@ -264,7 +265,8 @@ def team_step(user, n_assistant, outputs, arg):
     """team:N:TPL -> (text, calls) of reply n_assistant."""
     n, _, tpl = arg.partition(":")
     if n_assistant == 0:
-        return "", [("spawn_agent", dumps({"input": "part %d: %s" % (i, user), "template": tpl}))
+        return "", [("spawn_agent", dumps(dict({"input": "part %d: %s" % (i, user)},
+                                               **({"template": tpl} if tpl else {}))))
                     for i in range(int(n or "2"))]
     if n_assistant == 1:
         ids = []

@@ -2,6 +2,7 @@
  * --all, every page. Pages are kept in the client's arena and printed together, so the table's
  * columns line up across pages. */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "cmd/agentry/cli.h"
@@ -18,14 +19,19 @@ static const struct ag_cmd_help ps_help = {
     "one page of --limit agents; --all follows the pages to the end. The filters combine: an "
     "agent is listed if all of them hold. A selector is comma-separated terms that must all "
     "hold: k=v (or k==v), k!=v (also true when k is absent), k (present) or !k (absent). "
-    "--request-id looks in -n's namespace ('default' without one).",
+    "--request-id looks in -n's namespace ('default' without one). --tree lists every page and "
+    "shows sub-agents indented under their parents, with their DEPTH; --parent lists one "
+    "agent's sub-agents.",
     "agentry ps --state running\nagentry ps -n team-a -l 'team=core,!draft' --all\n"
-    "agentry ps --request-id nightly-42 --json\nagentry ps --all --json | jq -r '.agents[].id'",
+    "agentry ps --request-id nightly-42 --json\nagentry ps --all --json | jq -r '.agents[].id'\n"
+    "agentry ps --tree\nagentry ps --parent 01jd5x8k2m4n6p8q --all",
 };
 
 struct ps_opts {
     const char *state;
     const char *selector, *name, *request_id; /* "" for none; borrowed from argv */
+    const char *parent;                       /* "": any; else only its sub-agents */
+    bool tree;                                /* children under their parents (every page) */
     const char *ns;                           /* "": every namespace */
     bool all_ns;                              /* -A: ignore $AGENTRY_NAMESPACE */
     int64_t limit;
@@ -64,6 +70,7 @@ static int list_agents(struct cli_client *c, const struct ps_opts *o, struct ps_
     req.name = (char *)o->name;
     req.request_id = (char *)o->request_id;
     req.namespace_ = (char *)o->ns;
+    req.parent_id = (char *)o->parent;
     do {
         Agentry__V1__ListAgentsResponse *page = NULL;
         if (cli_client_call(c, CLI_HUB_METHOD("ListAgents"), &req.base,
@@ -72,11 +79,75 @@ static int list_agents(struct cli_client *c, const struct ps_opts *o, struct ps_
             return -1;
         append_page(c, l, page);
         req.page_token = (char *)l->next_token;
-    } while (o->all && *l->next_token);
+    } while ((o->all || o->tree) && *l->next_token);
     return 0;
 }
 
-static void print_list(const struct ps_list *l, bool json, bool show_ns)
+/* --- the tree ---------------------------------------------------------------------------------- */
+
+/* Tree order (each agent followed by its sub-agents, depth first, in creation order); the roots
+ * are the agents whose parent is not listed. */
+struct tree {
+    Agentry__V1__Agent **order;
+    int *level; /* indentation, per agent of order */
+    size_t n;
+};
+
+static bool listed(const struct ps_list *l, const char *id)
+{
+    for (size_t i = 0; *id && i < l->n; i++)
+        if (strcmp(l->agents[i]->id, id) == 0)
+            return true;
+    return false;
+}
+
+/* Quadratic in the agents listed: fine for the pages a terminal shows (ps --json for more). */
+static void tree_add(const struct ps_list *l, struct tree *t, Agentry__V1__Agent *a, int level)
+{
+    t->order[t->n] = a;
+    t->level[t->n++] = level;
+    for (size_t i = 0; i < l->n; i++)
+        if (strcmp(l->agents[i]->parent_id, a->id) == 0)
+            tree_add(l, t, l->agents[i], level + 1);
+}
+
+enum { T_NS, T_ID, T_NAME, T_STATE, T_NODE, T_DEPTH, T_SEQ, T_AGE, T_NCOLS };
+
+static void print_tree(const struct ps_list *l, bool show_ns)
+{
+    static const char *const head[T_NCOLS] = {"NAMESPACE", "ID",    "NAME", "STATE",
+                                              "NODE",      "DEPTH", "SEQ",  "AGE"};
+    struct tree t = {ag_xcalloc(l->n + 1, sizeof(*t.order)), ag_xcalloc(l->n + 1, sizeof(int)), 0};
+    for (size_t i = 0; i < l->n; i++)
+        if (!listed(l, l->agents[i]->parent_id))
+            tree_add(l, &t, l->agents[i], 0);
+    int first = show_ns ? T_NS : T_ID, ncols = T_NCOLS - first;
+    char(*buf)[96] = ag_xcalloc(t.n ? t.n * T_NCOLS : 1, 96);
+    char **cells = ag_xcalloc(t.n ? t.n * T_NCOLS : 1, sizeof(*cells));
+    int64_t now = ag_now_unix_ns();
+    for (size_t i = 0; i < t.n; i++) {
+        const Agentry__V1__Agent *a = t.order[i];
+        char(*row)[96] = buf + i * T_NCOLS;
+        int indent = t.level[i] > 16 ? 32 : 2 * t.level[i];
+        snprintf(row[T_NS], 96, "%s", a->namespace_);
+        snprintf(row[T_ID], 96, "%*s%s%s", indent, "", t.level[i] ? "\\_ " : "", a->id);
+        snprintf(row[T_NAME], 96, "%.24s", a->spec && *a->spec->name ? a->spec->name : "-");
+        snprintf(row[T_STATE], 96, "%s", cli_print_state_name(a->state));
+        snprintf(row[T_NODE], 96, "%s", *a->node_id ? a->node_id : "-");
+        snprintf(row[T_DEPTH], 96, "%u", a->depth);
+        snprintf(row[T_SEQ], 96, "%llu", (unsigned long long)a->last_seq);
+        cli_print_age(row[T_AGE], 96, now - a->created_unix_nano);
+        for (int c = first; c < T_NCOLS; c++)
+            cells[i * (size_t)ncols + (size_t)(c - first)] = row[c];
+    }
+    cli_print_table(stdout, head + first, (size_t)ncols, cells, t.n);
+    free(cells);
+    free(buf);
+    free(t.order);
+    free(t.level);
+}
+
+static void print_list(const struct ps_list *l, bool json, bool show_ns, bool tree)
 {
     if (json) {
         cJSON *o = cJSON_CreateObject();
@@ -87,7 +158,10 @@ static void print_list(const struct ps_list *l, bool json, bool show_ns)
         cli_print_json(stdout, o, false);
         return;
     }
-    cli_print_agents(stdout, l->agents, l->n, ag_now_unix_ns(), show_ns);
+    if (tree)
+        print_tree(l, show_ns);
+    else
+        cli_print_agents(stdout, l->agents, l->n, ag_now_unix_ns(), show_ns);
     if (*l->next_token)
         fprintf(stderr, "(more agents: use --all, or a larger --limit)\n");
 }
@@ -100,6 +174,7 @@ int cli_cmd_ps(int argc, char **argv)
                         .selector = "",
                         .name = "",
                         .request_id = "",
+                        .parent = "",
                         .ns = cli_default_namespace(),
                         .limit = 100,
                         .st = AGENTRY__V1__AGENT_STATE__AGENT_STATE_UNSPECIFIED};
@@ -117,8 +192,12 @@ int cli_cmd_ps(int argc, char **argv)
          "only agents of this namespace (default $AGENTRY_NAMESPACE, else every namespace)", 0, 0},
         {"all-namespaces", 'A', AG_FLAG_BOOL, &o.all_ns, NULL,
          "every namespace, even when $AGENTRY_NAMESPACE names one", 0, 0},
+        {"tree", 0, AG_FLAG_BOOL, &o.tree, NULL,
+         "every page, sub-agents indented under their parents, with a DEPTH column", 0, 0},
+        {"parent", 0, AG_FLAG_STR, &o.parent, "AGENT_ID", "only the sub-agents of this agent", 0,
+         0},
     };
-    size_t nflags = 8;
+    size_t nflags = 10;
     cli_client_flags(&c, flags, &nflags, CLI_MAX_FLAGS);
     size_t npos;
     int rc;
@@ -136,7 +215,7 @@ int cli_cmd_ps(int argc, char **argv)
     if (list_agents(&c, &o, &l, &err) < 0)
         rc = cli_fail(&err);
     else
-        print_list(&l, c.json, !*o.ns);
+        print_list(&l, c.json, !*o.ns, o.tree);
     cli_client_close(&c);
     return rc;
 }

@@ -5,13 +5,17 @@
  * Ctrl-C. `lock` guards the stream pointer they share. A follower the hub drops for falling
  * behind (RESOURCE_EXHAUSTED) resumes from its last seq + 1, as hub.proto's Trace suggests, so
  * a slow terminal never loses or repeats an event. */
+#include <cjson/cJSON.h>
 #include <inttypes.h>
 #include <pthread.h>
 #include <stdio.h>
+#include <string.h>
+#include <time.h>
 
 #include "cmd/agentry/cli.h"
 #include "cmd/agentry/client.h"
 #include "cmd/agentry/print.h"
+#include "common/utf8.h"
 
 #define TRACE_RESUME_TRIES 3 /* consecutive drops without one event in between */
 
@@ -43,11 +47,44 @@ static void on_signal(void *arg)
     pthread_mutex_unlock(&t->lock);
 }
 
+#define CHILD_TEXT_SHOWN 100 /* of a sub-agent's answer on its CHILD line */
+
+/* A sub-agent's turn end, by reference: "child AGENT_ID idle (its #seq): the answer's start".
+ * False if the payload is not one (then the event prints as any other). */
+static bool print_child(const Agentry__V1__TraceEvent *ev)
+{
+    cJSON *p = cJSON_Parse(ev->payload ? ev->payload : "");
+    const cJSON *id = cJSON_GetObjectItemCaseSensitive(p, "agent_id");
+    const cJSON *st = cJSON_GetObjectItemCaseSensitive(p, "state");
+    const cJSON *seq = cJSON_GetObjectItemCaseSensitive(p, "seq");
+    const cJSON *out = cJSON_GetObjectItemCaseSensitive(p, "output");
+    const cJSON *er = cJSON_GetObjectItemCaseSensitive(p, "error");
+    const cJSON *text = cJSON_IsString(out) ? out : er;
+    bool ok = cJSON_IsString(id) && cJSON_IsString(st) && cJSON_IsString(text);
+    if (ok) {
+        time_t secs = (time_t)(ev->time_unix_nano / 1000000000);
+        struct tm tm;
+        localtime_r(&secs, &tm);
+        printf(
+            "#%-4llu  %02d:%02d:%02d.%03d  %-13s  %s %s (its #%.0f): ", (unsigned long long)ev->seq,
+            tm.tm_hour, tm.tm_min, tm.tm_sec, (int)(ev->time_unix_nano / 1000000 % 1000), "child",
+            id->valuestring, st->valuestring, cJSON_IsNumber(seq) ? seq->valuedouble : 0.0);
+        const char *s = text->valuestring;
+        size_t len = strlen(s);
+        size_t keep = len <= CHILD_TEXT_SHOWN ? len : ag_utf8_prefix(s, CHILD_TEXT_SHOWN);
+        for (size_t i = 0; i < keep; i++) /* one line: no control character gets through */
+            putchar((unsigned char)s[i] < 0x20 || s[i] == 0x7f ? ' ' : s[i]);
+        puts(keep < len ? "..." : "");
+    }
+    cJSON_Delete(p);
+    return ok;
+}
+
 static void print_event(const Agentry__V1__TraceEvent *ev, bool jsonl)
 {
     if (jsonl)
         cli_print_json(stdout, cli_print_event_json(ev), true);
-    else
+    else if (ev->kind != AGENTRY__V1__EVENT_KIND__EVENT_KIND_CHILD || !print_child(ev))
         cli_print_event(stdout, ev);
     fflush(stdout); /* a follower piped into another tool must see each event at once */
 }

@@ -137,6 +137,11 @@ cJSON *cli_print_agent_json(const Agentry__V1__Agent *a)
     cJSON_AddStringToObject(o, "last_output", a->last_output);
     cJSON_AddStringToObject(o, "last_error", a->last_error);
     cJSON_AddNumberToObject(o, "pending_inputs", a->pending_inputs);
+    cJSON_AddStringToObject(o, "parent_id", a->parent_id);
+    cJSON_AddNumberToObject(o, "depth", a->depth);
+    cJSON *kids = cJSON_AddArrayToObject(o, "children");
+    for (size_t i = 0; i < a->n_children; i++)
+        cJSON_AddItemToArray(kids, cJSON_CreateString(a->children[i]));
     return o;
 }
 
@@ -346,6 +351,27 @@ static void print_budgets(FILE *out, const Agentry__V1__Agent *a)
     }
 }
 
+#define CHILDREN_SHOWN 20 /* ids on the children line; the rest is counted */
+
+/* "children: N: id id ...": the first ids, then how many more (ps --tree lists them all). */
+static void print_children(FILE *out, const Agentry__V1__Agent *a)
+{
+    size_t shown = a->n_children < CHILDREN_SHOWN ? a->n_children : CHILDREN_SHOWN;
+    char *line = ag_xasprintf("%zu%s", a->n_children, a->n_children >= 1000 ? " or more" : "");
+    for (size_t i = 0; i < shown; i++) {
+        char *next = ag_xasprintf("%s%s%s", line, i ? " " : ": ", a->children[i]);
+        free(line);
+        line = next;
+    }
+    if (shown < a->n_children) {
+        char *next = ag_xasprintf("%s ... (agentry ps --tree lists them)", line);
+        free(line);
+        line = next;
+    }
+    kv(out, "children", line);
+    free(line);
+}
+
 void cli_print_agent(FILE *out, const Agentry__V1__Agent *a, int64_t now_ns)
 {
     kv(out, "id", a->id);
@@ -372,6 +398,12 @@ void cli_print_agent(FILE *out, const Agentry__V1__Agent *a, int64_t now_ns)
     print_budgets(out, a);
     kv(out, "last_output", a->last_output);
     kv(out, "last_error", a->last_error);
+    if (*a->parent_id) {
+        kv(out, "parent", a->parent_id);
+        kv_u64(out, "depth", a->depth);
+    }
+    if (a->n_children)
+        print_children(out, a);
 }
 
 void cli_print_event(FILE *out, const Agentry__V1__TraceEvent *ev)
