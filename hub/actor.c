@@ -495,10 +495,13 @@ static void take_turn_end(struct agent_write *aw, const Agentry__V1__NodeEvent *
 
 /* The turn waits for sub-agents (hub/team.h): its node lets go of it (the slot comes back), but
  * the turn goes on: no result, no checkpoint taken (the next attempt replays its steps, as after
- * an interruption), PENDING until the children awaited are done. */
+ * an interruption), PENDING until the children awaited are done. A wait is progress: the
+ * attempts and interruptions counted against the turn (the dead-letter rule) start again, or a
+ * parent that delegates step by step would be abandoned after a few waits and one lost node. */
 static void take_waiting(struct agent_write *aw, const Agentry__V1__NodeEvent *ev)
 {
     end_turn(aw, AGENTRY__V1__AGENT_STATE__AGENT_STATE_PENDING);
+    aw->next.attempt = 0;
     aw->next.streak = 0;
     aw->next.streak_reason[0] = '\0';
     hub_team_wait_free(aw->new_wait);

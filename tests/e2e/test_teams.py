@@ -236,5 +236,73 @@ class TeamsTest(H.ClusterTestCase):
         self.assertEqual(json.loads(r.stdout)["children"], kids)
 
 
+class TeamToolsTest(H.ClusterTestCase):
+    """The hub tools called by hand from a fake node that runs the parent: spawn_agent's replay,
+    send_agent, and the refusals a model reads."""
+    NODES = 1
+
+    def call(self, f, asg, name, args, call_id):
+        self.n = getattr(self, "n", 0) + 1
+        f.send(hub_tool=self.s.node.HubToolCall(id=self.n, agent_id=asg.agent_id,
+                                                 epoch=asg.epoch, call_id=call_id, name=name,
+                                                 arguments=json.dumps(args)))
+        r = f.recv_kind("hub_tool_result")
+        self.assertEqual(r.id, self.n)
+        return r
+
+    def test_tools(self):
+        c = self.c
+        f = H.FakeNode(c)
+        self.addCleanup(f.cancel)
+        tools = ("spawn_agent", "send_agent", "wait_agent")
+        self.assertIsNotNone(f.register("fake", 1, models=("fake-parent",), tools=tools))
+        worker = self.T.AgentSpec(model="mock")
+        spec = self.T.AgentSpec(model="fake-parent", tools=list(tools),
+                                templates={"w": worker})
+        parent = c.hub.Spawn(self.s.hub.SpawnRequest(spec=spec, input="lead"),
+                             timeout=10).agent_id
+        asg = f.recv_kind("assign")
+        self.assertEqual(asg.agent_id, parent)
+
+        r = self.call(f, asg, "spawn_agent", {"input": "final one", "template": "w"}, "c1")
+        self.assertFalse(r.is_error, r.output)
+        kid = json.loads(r.output)
+        self.assertFalse(kid["existing"])
+        again = self.call(f, asg, "spawn_agent", {"input": "final one", "template": "w"}, "c1")
+        self.assertEqual(json.loads(again.output), {"agent_id": kid["agent_id"], "existing": True})
+        kid = kid["agent_id"]
+        self.assertEqual(list(c.get(parent).children), [kid])
+        c.wait_state(kid, self.T.AGENT_STATE_IDLE)
+        self.assertEqual(c.get(kid).last_output, "one")
+        got = self.call(f, asg, "wait_agent", {"agents": [kid]}, "c2")
+        self.assertFalse(got.wait)
+        self.assertEqual(json.loads(got.output),
+                         [{"agent_id": kid, "state": "idle", "output": "one"}])
+
+        r = self.call(f, asg, "send_agent", {"agent_id": kid, "text": "final two"}, "c3")
+        self.assertFalse(r.is_error, r.output)
+        seq = json.loads(r.output)["seq"]
+        self.assertEqual(H.payload(c.trace(kid, from_seq=seq)[0], by=True)["by"],
+                         "agent/" + parent)
+        c.wait_turn_end(kid, after_seq=seq)
+        self.assertEqual(c.get(kid).last_output, "two")
+
+        refusals = [
+            ("send_agent", {"agent_id": parent, "text": "x"}, "is not a sub-agent of this agent"),
+            ("wait_agent", {"agents": ["0000000000000000"]}, "is not a sub-agent"),
+            ("wait_agent", {"agents": []}, "wait_agent needs \"agents\""),
+            ("spawn_agent", {"input": "x", "template": "nope"}, "names no template"),
+            ("spawn_agent", {"input": "x", "tools": ["shell"]}, "only tools this agent has"),
+            ("spawn_agent", {"template": "w"}, "spawn_agent needs \"input\""),
+            ("spawn_agent", {"input": "x", "labels": {"bad key": "v"}}, "label"),
+        ]
+        for i, (tool, args, want) in enumerate(refusals):
+            with self.subTest(tool=tool, args=args):
+                r = self.call(f, asg, tool, args, "r%d" % i)
+                self.assertTrue(r.is_error, r.output)
+                self.assertIn(want, r.output)
+        self.assertEqual(list(c.get(parent).children), [kid])
+
+
 if __name__ == "__main__":
     unittest.main(verbosity=2)
