@@ -315,6 +315,12 @@ static long for_children(struct hub *h, const char *parent, size_t max,
 
 /* --- spawn_agent ---------------------------------------------------------------------------- */
 
+struct kill_ctx {
+    struct hub *h;
+    char id[AG_ID_LEN + 1];
+    char reason[64];
+};
+
 struct spawn_ctx {
     struct hub *h;
     struct hub_tool_req *r;
@@ -322,6 +328,7 @@ struct spawn_ctx {
     struct ag_arena ar;       /* the child's spec and input, until the answer */
     char *output;             /* owned: the answer, once the actor gave it */
     bool is_error, unreserve;
+    char child_id[AG_ID_LEN + 1];
 };
 
 static uint32_t max_depth_of(const Agentry__V1__AgentSpec *s)
@@ -343,15 +350,24 @@ static void spawn_ctx_free(struct spawn_ctx *x)
     free(x);
 }
 
-/* Timer thread: answer, and give back the reservation of a spawn that made no new child. */
+static void kill_one(void *arg, const char *child);
+
+/* Timer thread: answer, and give back the reservation of a spawn that made no new child. A
+ * child stored after its parent was killed (the kill's cascade read the children before) is
+ * killed now. */
 static void spawn_finish(void *arg)
 {
     struct spawn_ctx *x = arg;
-    if (x->unreserve) {
-        pthread_mutex_lock(&x->parent->lock);
-        if (x->parent->nchildren > 0)
-            x->parent->nchildren--;
-        pthread_mutex_unlock(&x->parent->lock);
+    pthread_mutex_lock(&x->parent->lock);
+    if (x->unreserve && x->parent->nchildren > 0)
+        x->parent->nchildren--;
+    bool orphan = !x->is_error &&
+                  x->parent->st.state == AGENTRY__V1__AGENT_STATE__AGENT_STATE_KILLED;
+    pthread_mutex_unlock(&x->parent->lock);
+    if (orphan) {
+        struct kill_ctx k = {.h = x->h};
+        snprintf(k.reason, sizeof(k.reason), "parent %s was killed", x->parent->id);
+        kill_one(&k, x->child_id);
     }
     hub_tool_reply(x->r, x->output, x->is_error, false);
     spawn_ctx_free(x);
@@ -369,6 +385,7 @@ static void spawn_done(void *arg, const struct hub_reply *rep, const struct ag_e
         cJSON_AddBoolToObject(o, "existing", rep->existing);
         x->output = cJSON_PrintUnformatted(o);
         cJSON_Delete(o);
+        snprintf(x->child_id, sizeof(x->child_id), "%s", rep->agent_id);
     }
     x->is_error = err != NULL;
     x->unreserve = err || rep->existing;
@@ -796,12 +813,6 @@ void hub_team_check_wait(struct hub *h, struct hub_agent *parent)
     hub_agents_pin(&h->agents, parent);
     ag_timers_add(h->timers, 0, check_fire, x);
 }
-
-struct kill_ctx {
-    struct hub *h;
-    char id[AG_ID_LEN + 1];
-    char reason[64];
-};
 
 static void kill_one(void *arg, const char *child)
 {
