@@ -10,6 +10,8 @@
  * parent spawns at most spec.limits.max_children children in its life (counted from the store
  * the first time, then in memory). send_agent and wait_agent take only the caller's own children.
  *
+ * The wait itself (which children, which are done, its result) is hub/team_wait.c.
+ *
  * Answers from the actor's callbacks arrive with an agent's lock held: they go out from the
  * timer thread (hub_tool_reply is never called under an agent's lock). So do the steps that
  * read the store or lock other agents on behalf of a write that just committed. */
@@ -21,7 +23,6 @@
 
 #include "common/log.h"
 #include "common/timers.h"
-#include "common/utf8.h"
 #include "common/xalloc.h"
 #include "hub/actor.h"
 #include "hub/agent.h"
@@ -38,174 +39,7 @@
 #define TEAM_DEFAULT_MAX_DEPTH 8
 #define TEAM_DEFAULT_MAX_CHILDREN 1000
 #define TEAM_MAX_WAIT 1000 /* children one wait_agent call may name */
-/* A child's answer in wait_agent's output at most (the whole must fit an event payload). */
-#define TEAM_MAX_ANSWER (64u << 10)
-#define TEAM_PAGE 256 /* children read per store page */
-
-/* --- the wait ------------------------------------------------------------------------------ */
-
-struct wait_kid {
-    char id[AG_ID_LEN + 1];
-    bool done;
-    int state;
-    char *text; /* owned: its output or error */
-};
-
-struct hub_team_wait {
-    char *call_id; /* owned */
-    size_t n, left;
-    struct wait_kid *kids; /* owned, in the call's order */
-};
-
-void hub_team_wait_free(struct hub_team_wait *w)
-{
-    if (!w)
-        return;
-    for (size_t i = 0; i < w->n; i++)
-        free(w->kids[i].text);
-    free(w->kids);
-    free(w->call_id);
-    free(w);
-}
-
-struct hub_team_wait *hub_team_wait_parse(const char *payload, size_t len)
-{
-    cJSON *o = cJSON_ParseWithLength(payload, len);
-    cJSON *id = cJSON_GetObjectItemCaseSensitive(o, "id");
-    cJSON *agents = cJSON_GetObjectItemCaseSensitive(o, "agents");
-    struct hub_team_wait *w = NULL;
-    int n = cJSON_GetArraySize(agents);
-    if (cJSON_IsString(id) && cJSON_IsArray(agents) && n > 0) {
-        w = ag_xcalloc(1, sizeof(*w));
-        w->call_id = ag_xstrdup(id->valuestring);
-        w->kids = ag_xcalloc((size_t)n, sizeof(*w->kids));
-        const cJSON *e;
-        cJSON_ArrayForEach(e, agents)
-        {
-            if (cJSON_IsString(e))
-                snprintf(w->kids[w->n++].id, sizeof(w->kids[0].id), "%s", e->valuestring);
-        }
-        w->left = w->n;
-    }
-    cJSON_Delete(o);
-    return w;
-}
-
-void hub_team_wait_reset(struct hub_team_wait *w)
-{
-    for (size_t i = 0; i < w->n; i++) {
-        free(w->kids[i].text);
-        w->kids[i].text = NULL;
-        w->kids[i].done = false;
-    }
-    w->left = w->n;
-}
-
-size_t hub_team_wait_left(const struct hub_team_wait *w)
-{
-    return w ? w->left : 0;
-}
-
-bool hub_team_wait_mark(struct hub_team_wait *w, const struct hub_team_end *e)
-{
-    if (!w || !w->left || !e->settled)
-        return false;
-    bool marked = false;
-    for (size_t i = 0; i < w->n; i++) {
-        struct wait_kid *k = &w->kids[i];
-        if (k->done || strcmp(k->id, e->child_id) != 0)
-            continue;
-        k->done = true;
-        k->state = e->state;
-        k->text = ag_xstrdup(e->text ? e->text : "");
-        w->left--;
-        marked = true;
-    }
-    return marked && w->left == 0;
-}
-
-/* wait_agent's answer: [{"agent_id", "state", "output" | "error"}], each answer cut to fit. */
-static char *answers_json(size_t n, const char *const *ids, const int *states,
-                          const char *const *texts)
-{
-    size_t cap = (HUB_MAX_PAYLOAD / 4) / (n ? n : 1);
-    if (cap > TEAM_MAX_ANSWER)
-        cap = TEAM_MAX_ANSWER;
-    cJSON *arr = cJSON_CreateArray();
-    for (size_t i = 0; i < n; i++) {
-        cJSON *o = cJSON_CreateObject();
-        cJSON_AddStringToObject(o, "agent_id", ids[i]);
-        cJSON_AddStringToObject(o, "state", hub_agent_state_name(states[i]));
-        const char *t = texts[i] ? texts[i] : "";
-        size_t len = strlen(t);
-        size_t keep = len <= cap ? len : ag_utf8_prefix(t, cap);
-        char *cut = strndup(t, keep);
-        cJSON_AddStringToObject(
-            o, states[i] == AGENTRY__V1__AGENT_STATE__AGENT_STATE_IDLE ? "output" : "error", cut);
-        free(cut);
-        cJSON_AddItemToArray(arr, o);
-    }
-    char *s = cJSON_PrintUnformatted(arr);
-    cJSON_Delete(arr);
-    return s;
-}
-
-const char *hub_team_wait_result(const struct hub_team_wait *w, struct ag_arena *ar)
-{
-    const char **ids = ag_xcalloc(w->n, sizeof(*ids));
-    const char **texts = ag_xcalloc(w->n, sizeof(*texts));
-    int *states = ag_xcalloc(w->n, sizeof(*states));
-    for (size_t i = 0; i < w->n; i++) {
-        ids[i] = w->kids[i].id;
-        texts[i] = w->kids[i].text;
-        states[i] = w->kids[i].state;
-    }
-    char *out = answers_json(w->n, ids, states, texts);
-    free(ids);
-    free(texts);
-    free(states);
-    cJSON *o = cJSON_CreateObject();
-    cJSON_AddStringToObject(o, "id", w->call_id);
-    cJSON_AddStringToObject(o, "name", "wait_agent");
-    cJSON_AddStringToObject(o, "output", out ? out : "[]");
-    cJSON_AddBoolToObject(o, "is_error", false);
-    free(out);
-    char *s = cJSON_PrintUnformatted(o);
-    cJSON_Delete(o);
-    const char *r = ag_arena_strdup(ar, s ? s : "{}");
-    free(s);
-    return r;
-}
-
-void hub_team_wait_note(struct hub_agent *a, const struct hub_store_event *ev)
-{
-    switch (ev->kind) {
-    case AGENTRY__V1__EVENT_KIND__EVENT_KIND_WAITING:
-        hub_team_wait_free(a->wait);
-        a->wait = hub_team_wait_parse(ev->payload, ev->payload_len);
-        return;
-    case AGENTRY__V1__EVENT_KIND__EVENT_KIND_TOOL_RESULT: {
-        if (!a->wait)
-            return;
-        cJSON *o = cJSON_ParseWithLength(ev->payload, ev->payload_len);
-        cJSON *id = cJSON_GetObjectItemCaseSensitive(o, "id");
-        bool answered = cJSON_IsString(id) && strcmp(id->valuestring, a->wait->call_id) == 0;
-        cJSON_Delete(o);
-        if (!answered)
-            return;
-        break;
-    }
-    case AGENTRY__V1__EVENT_KIND__EVENT_KIND_FINAL:
-    case AGENTRY__V1__EVENT_KIND__EVENT_KIND_YIELD:
-    case AGENTRY__V1__EVENT_KIND__EVENT_KIND_ERROR:
-    case AGENTRY__V1__EVENT_KIND__EVENT_KIND_KILLED:
-        break;
-    default:
-        return;
-    }
-    hub_team_wait_free(a->wait);
-    a->wait = NULL;
-}
+#define TEAM_PAGE 256      /* children read per store page */
 
 /* --- answering from the timer thread -------------------------------------------------------- */
 
@@ -364,7 +198,7 @@ static void spawn_finish(void *arg)
     bool orphan = !x->is_error &&
                   x->parent->st.state == AGENTRY__V1__AGENT_STATE__AGENT_STATE_KILLED;
     pthread_mutex_unlock(&x->parent->lock);
-    if (orphan) {
+    if (orphan && !atomic_load(&x->h->closing)) {
         struct kill_ctx k = {.h = x->h};
         snprintf(k.reason, sizeof(k.reason), "parent %s was killed", x->parent->id);
         kill_one(&k, x->child_id);
@@ -701,7 +535,7 @@ void hub_team_wait_agent(struct hub_tool_req *r)
         hub_agents_unpin(&r->h->agents, c);
     }
     if (!failed && all) {
-        char *out = answers_json(k, ids, states, (const char *const *)texts);
+        char *out = hub_team_answers_json(k, ids, states, (const char *const *)texts);
         hub_tool_reply(r, out ? out : "[]", false, false);
         free(out);
     } else if (!failed) {
@@ -777,15 +611,10 @@ static void check_fire(void *arg)
     struct check_ctx *x = arg;
     struct hub *h = x->h;
     struct hub_agent *p = x->parent;
-    size_t n = 0;
-    char(*ids)[AG_ID_LEN + 1] = NULL;
     pthread_mutex_lock(&p->lock);
-    if (p->wait && p->wait->left) {
-        ids = ag_xcalloc(p->wait->n, sizeof(*ids));
-        for (size_t i = 0; i < p->wait->n; i++)
-            if (!p->wait->kids[i].done)
-                memcpy(ids[n++], p->wait->kids[i].id, AG_ID_LEN + 1);
-    }
+    size_t n = hub_team_wait_left(p->wait);
+    char(*ids)[AG_ID_LEN + 1] = ag_xcalloc(n ? n : 1, sizeof(*ids));
+    hub_team_wait_pending(p->wait, ids, n);
     pthread_mutex_unlock(&p->lock);
     for (size_t i = 0; i < n && !atomic_load(&h->closing); i++) {
         struct ag_err err = AG_ERR_INIT;

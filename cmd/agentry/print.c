@@ -402,6 +402,18 @@ void cli_print_agent(FILE *out, const Agentry__V1__Agent *a, int64_t now_ns)
         kv(out, "parent", a->parent_id);
         kv_u64(out, "depth", a->depth);
     }
+    const Agentry__V1__AgentSpec *sp = a->spec;
+    if (sp && sp->n_templates) {
+        fprintf(out, "%-*s", AGENT_KEY_WIDTH, "templates:");
+        for (size_t i = 0; i < sp->n_templates; i++) {
+            fputs(i ? ", " : "", out);
+            put_clean(out, sp->templates[i]->key, true, 0);
+        }
+        fputc('\n', out);
+    }
+    if (sp && sp->limits && (sp->limits->max_depth || sp->limits->max_children))
+        fprintf(out, "%-*smax_depth=%u max_children=%u (0: the defaults, 8 and 1000)\n",
+                AGENT_KEY_WIDTH, "team_limits:", sp->limits->max_depth, sp->limits->max_children);
     if (a->n_children)
         print_children(out, a);
 }
