@@ -16,7 +16,8 @@
  *             reads (select_agents, select_schedules, scan_events), which run on the caller's
  *             thread. Their callbacks run under it, so they must not call those again
  *             (read_events is fine).
- *   The writer thread alone owns wconn and seqs; the reader thread alone owns rows and rarena.
+ *   The writer thread alone owns wconn and seqs; the reader thread alone owns rows, mrows and
+ *   rarena.
  *
  * Invariants:
  *   - A write's done() runs after the COMMIT that made it durable returned (or once it has
@@ -93,8 +94,11 @@ struct read_req {
     struct ag_qnode qn; /* in hub_store.reads */
     uint64_t from_seq, to_seq;
     size_t max;
-    hub_store_events_fn *cb;
+    hub_store_events_fn *cb; /* NULL: a memory read (mq, mcb) */
     void *arg;
+    struct hub_store_memory_query mq; /* its strings in ar */
+    hub_store_memory_fn *mcb;
+    struct ag_arena ar;
     char agent_id[]; /* owned, inline */
 };
 
@@ -147,6 +151,8 @@ struct hub_store {
     struct hub_store__conn *rconn; /* owned; under rconn_mu */
     struct hub_store_event *rows;  /* owned; reader thread: the rows of one read */
     size_t nrows, rows_cap;
+    struct hub_store_memory *mrows; /* owned; reader thread: the rows of one memory read */
+    size_t nmrows, mrows_cap;
     struct ag_arena rarena; /* reader thread: the rows' strings */
 };
 
@@ -602,13 +608,80 @@ static void read_run(struct hub_store *st, struct read_req *rq)
     }
 }
 
+/* Copies one memory row into the reader's arena, as row_collect does events. */
+static int mrow_collect(void *arg, const struct hub_store_memory *m, struct ag_err *err)
+{
+    (void)err;
+    struct hub_store *st = arg;
+    if (st->nmrows == st->mrows_cap) {
+        st->mrows_cap = st->mrows_cap ? 2 * st->mrows_cap : STORE_ROWS_KEEP;
+        st->mrows = ag_xrealloc(st->mrows, st->mrows_cap * sizeof(*st->mrows));
+    }
+    struct hub_store_memory *r = &st->mrows[st->nmrows++];
+    *r = *m;
+    r->agent_id = NULL; /* the request's, set by memory_run */
+    r->namespace = ag_arena_strdup(&st->rarena, m->namespace ? m->namespace : "");
+    r->key = ag_arena_strdup(&st->rarena, m->key ? m->key : "");
+    if (m->value)
+        r->value = ag_arena_strndup(&st->rarena, m->value, m->value_len);
+    if (m->vector && m->dims) {
+        float *v = ag_arena_alloc(&st->rarena, m->dims * sizeof(float));
+        memcpy(v, m->vector, m->dims * sizeof(float));
+        r->vector = v;
+    } else {
+        r->vector = NULL;
+    }
+    return 0;
+}
+
+static void memory_run(struct hub_store *st, struct read_req *rq)
+{
+    struct ag_err err = AG_ERR_INIT;
+    st->nmrows = 0;
+    int rc = 0;
+    pthread_mutex_lock(&st->rconn_mu);
+    if (rq->mq.kind == HUB_STORE_MEMORY_GET) {
+        /* One keyed read per key: the backends need no variable-length IN list. */
+        for (size_t i = 0; i < rq->mq.nkeys && rc == 0; i++) {
+            struct hub_store_memory_query one = rq->mq;
+            one.keys = &rq->mq.keys[i];
+            one.nkeys = 1;
+            rc = st->be->scan_memory(st->rconn, &one, mrow_collect, st, &err);
+        }
+    } else {
+        rc = st->be->scan_memory(st->rconn, &rq->mq, mrow_collect, st, &err);
+    }
+    pthread_mutex_unlock(&st->rconn_mu);
+    for (size_t i = 0; i < st->nmrows; i++)
+        st->mrows[i].agent_id = rq->agent_id;
+    if (rc)
+        rq->mcb(rq->arg, NULL, 0, &err);
+    else
+        rq->mcb(rq->arg, st->mrows ? st->mrows : &(struct hub_store_memory){0}, st->nmrows, NULL);
+    ag_arena_reset(&st->rarena);
+    if (st->mrows_cap > STORE_ROWS_KEEP) {
+        free(st->mrows);
+        st->mrows = NULL;
+        st->mrows_cap = 0;
+    }
+}
+
+static void read_req_free(struct read_req *rq)
+{
+    ag_arena_release(&rq->ar);
+    free(rq);
+}
+
 static void *reader_main(void *arg)
 {
     struct hub_store *st = arg;
     struct read_req *rq;
     while ((rq = read_take(st)) != NULL) {
-        read_run(st, rq);
-        free(rq);
+        if (rq->cb)
+            read_run(st, rq);
+        else
+            memory_run(st, rq);
+        read_req_free(rq);
     }
     return NULL;
 }
@@ -707,6 +780,7 @@ static void store_free(struct hub_store *st)
     seq_clear(&st->seqs);
     ag_map_release(&st->seqs.map);
     free(st->rows);
+    free(st->mrows);
     ag_arena_release(&st->rarena);
     pthread_mutex_destroy(&st->mu);
     pthread_cond_destroy(&st->wake);
@@ -813,6 +887,9 @@ static const char *op_key(const struct hub_store_op *op)
     case HUB_STORE_SCHEDULE_PAUSE:
     case HUB_STORE_SCHEDULE_DELETE:
         return op->u.schedule.id;
+    case HUB_STORE_MEMORY_PUT:
+    case HUB_STORE_MEMORY_DELETE:
+        return op->u.memory.agent_id;
     }
     return NULL;
 }
@@ -824,12 +901,20 @@ static int write_check(const struct hub_store_write *w, struct ag_err *err)
         return ag_err_set(err, AG_INVALID_ARGUMENT, "store write needs done() and its ops");
     for (size_t i = 0; i < w->nops; i++) {
         const struct hub_store_op *op = &w->ops[i];
-        if (op->type < HUB_STORE_AGENT_INSERT || op->type > HUB_STORE_SCHEDULE_DELETE)
+        bool mem = op->type == HUB_STORE_MEMORY_PUT || op->type == HUB_STORE_MEMORY_DELETE;
+        if (op->type < HUB_STORE_AGENT_INSERT || op->type > HUB_STORE_MEMORY_DELETE)
             return ag_err_set(err, AG_INVALID_ARGUMENT, "store op %zu has unknown type %d", i,
                               (int)op->type);
         const char *id = op_key(op);
         if (!id || !*id)
             return ag_err_set(err, AG_INVALID_ARGUMENT, "store op %zu names no agent or schedule",
+                              i);
+        if (mem && (!op->u.memory.namespace || !*op->u.memory.namespace || !op->u.memory.key ||
+                    !*op->u.memory.key || (op->u.memory.value_len && !op->u.memory.value) ||
+                    (op->u.memory.dims && !op->u.memory.vector)))
+            return ag_err_set(err, AG_INVALID_ARGUMENT,
+                              "store op %zu: a memory entry needs a namespace, a key, and its "
+                              "value and vector when it gives their sizes",
                               i);
         if (op->type == HUB_STORE_EVENT_APPEND && op->u.event.payload_len && !op->u.event.payload)
             return ag_err_set(err, AG_INVALID_ARGUMENT, "store op %zu: payload_len without payload",
@@ -862,6 +947,8 @@ int hub_store_submit(struct hub_store *st, struct hub_store_write *w, struct ag_
     return rc;
 }
 
+static int read_push(struct hub_store *st, struct read_req *rq, struct ag_err *err);
+
 int hub_store_read_events(struct hub_store *st, const char *agent_id, uint64_t from_seq,
                           uint64_t to_seq, size_t max, hub_store_events_fn *cb, void *arg,
                           struct ag_err *err)
@@ -876,6 +963,13 @@ int hub_store_read_events(struct hub_store *st, const char *agent_id, uint64_t f
     *rq = (struct read_req){
         .from_seq = from_seq, .to_seq = to_seq, .max = max, .cb = cb, .arg = arg};
     memcpy(rq->agent_id, agent_id, len + 1);
+    ag_arena_init(&rq->ar, NULL, 0);
+    return read_push(st, rq, err);
+}
+
+/* Queue a read request (owned by the reader from here, freed by it; freed here on -1). */
+static int read_push(struct hub_store *st, struct read_req *rq, struct ag_err *err)
+{
     int rc = 0;
     pthread_mutex_lock(&st->rmu);
     if (st->rclosing) {
@@ -890,8 +984,45 @@ int hub_store_read_events(struct hub_store *st, const char *agent_id, uint64_t f
     }
     pthread_mutex_unlock(&st->rmu);
     if (rc)
-        free(rq);
+        read_req_free(rq);
     return rc;
+}
+
+static const char *ar_dup(struct ag_arena *ar, const char *s)
+{
+    return s ? ag_arena_strdup(ar, s) : NULL;
+}
+
+int hub_store_read_memory(struct hub_store *st, const struct hub_store_memory_query *q,
+                          hub_store_memory_fn *cb, void *arg, struct ag_err *err)
+{
+    if (!q || !cb || !q->agent_id || !*q->agent_id ||
+        (q->kind != HUB_STORE_MEMORY_LIST && (!q->namespace || !*q->namespace)) ||
+        (q->kind == HUB_STORE_MEMORY_GET && (!q->keys || !q->nkeys)) ||
+        (q->kind == HUB_STORE_MEMORY_LIST && q->max == 0))
+        return ag_err_set(err, AG_INVALID_ARGUMENT,
+                          "read_memory needs a callback, an agent id, a namespace (GET, "
+                          "VECTORS), keys (GET) and max > 0 (LIST)");
+    size_t len = strlen(q->agent_id);
+    struct read_req *rq = ag_xmalloc(sizeof(*rq) + len + 1);
+    *rq = (struct read_req){.mcb = cb, .arg = arg, .mq = *q};
+    memcpy(rq->agent_id, q->agent_id, len + 1);
+    ag_arena_init(&rq->ar, NULL, 0);
+    rq->mq.agent_id = rq->agent_id;
+    rq->mq.namespace = ar_dup(&rq->ar, q->namespace);
+    rq->mq.prefix = ar_dup(&rq->ar, q->prefix);
+    rq->mq.after_namespace = ar_dup(&rq->ar, q->after_namespace);
+    rq->mq.after_key = ar_dup(&rq->ar, q->after_key);
+    if (q->kind == HUB_STORE_MEMORY_GET) {
+        const char **keys = ag_arena_alloc(&rq->ar, q->nkeys * sizeof(*keys));
+        for (size_t i = 0; i < q->nkeys; i++)
+            keys[i] = ar_dup(&rq->ar, q->keys[i] ? q->keys[i] : "");
+        rq->mq.keys = keys;
+    } else {
+        rq->mq.keys = NULL;
+        rq->mq.nkeys = 0;
+    }
+    return read_push(st, rq, err);
 }
 
 int hub_store_select_agents(struct hub_store *st, const struct hub_store_agents_query *q,

@@ -1,5 +1,6 @@
 /* hub/store.h - the hub's durable state: the agents table, the append-only event log and the
- * schedules table (hub/schedule.c).
+ * schedules table (hub/schedule.c) and the agents' memory (key-value entries with optional
+ * vectors).
  *
  * Owns: persistence only. It knows rows, not agent lifecycles; the hub decides what to write.
  *
@@ -32,8 +33,8 @@
  * (event=store.lost). Reads still answer from the files the store has open; bound them by the
  * seqs you were acknowledged (the hub does). Only a restart on a good store clears it.
  *
- * Reads: hub_store_read_events is asynchronous (a reader thread with its own connection, so a
- * long replay never delays commits). select_agents and scan_events are synchronous keyed reads on
+ * Reads: hub_store_read_events and hub_store_read_memory are asynchronous (a reader thread with
+ * its own connection, so a long replay never delays commits). select_agents and scan_events are synchronous keyed reads on
  * that connection (serialized with the reader thread): agents loaded on demand, ListAgents pages,
  * and start-up.
  *
@@ -121,10 +122,10 @@ struct hub_store_schedule {
 
 enum hub_store_op_type {
     HUB_STORE_AGENT_INSERT,     /* u.agent: a new row; fails if its id, or its request_id in its
-                               namespace, exists */
-    HUB_STORE_AGENT_UPDATE,     /* u.agent: rewrite every mutable column of row u.agent.id (all but
-                               id, namespace, request_id, spec, created_ns and
-                               spawn_input_seq) */
+                                   namespace, exists */
+    HUB_STORE_AGENT_UPDATE,     /* u.agent: rewrite every mutable column of row u.agent.id (all
+                                   but id, namespace, request_id, spec, created_ns and
+                                   spawn_input_seq) */
     HUB_STORE_EVENT_APPEND,     /* u.event: append; the store fills u.event.seq */
     HUB_STORE_SCHEDULE_INSERT,  /* u.schedule: a new row; fails if its id, or its request_id in
                                    its namespace, exists */
@@ -132,6 +133,29 @@ enum hub_store_op_type {
                                    next_fire_ns unless the row is paused (it stays 0 then) */
     HUB_STORE_SCHEDULE_PAUSE,   /* u.schedule: set paused and next_fire_ns */
     HUB_STORE_SCHEDULE_DELETE,  /* u.schedule.id: delete the row */
+    HUB_STORE_MEMORY_PUT,       /* u.memory: insert or replace the entry (agent_id, namespace,
+                                   key); a new key fails RESOURCE_EXHAUSTED when the agent already
+                                   has u.memory.max_entries entries (the other ops of its write
+                                   too) */
+    HUB_STORE_MEMORY_DELETE,    /* u.memory: delete the entry if it exists (no error if not) */
+};
+
+/* An entry of an agent's memory (hub/memory.c): a row of the memory table, keyed by
+ * (agent_id, namespace, key). Strings borrowed as the op's or the read's. The vector is stored as
+ * dims float32s, little-endian (the hub's own byte order: the hub refuses to build elsewhere). An
+ * agent's memory outlives the agent's run, its kill and its unload: operators read it
+ * (ListMemory, GetMemory); nothing deletes it but memory_delete. */
+struct hub_store_memory {
+    const char *agent_id;
+    const char *namespace;
+    const char *key;
+    const char *value; /* write: value_len bytes of UTF-8; read: NUL-terminated, NULL when the
+                          read does not carry values (HUB_STORE_MEMORY_VECTORS) */
+    size_t value_len;
+    const float *vector; /* dims floats; NULL: none (write), or not read (GET, LIST) */
+    uint32_t dims;       /* 0: no vector; read: the stored vector's, even when not read */
+    int64_t updated_ns;
+    uint64_t max_entries; /* PUT: the agent's limit of entries (0: none) */
 };
 
 struct hub_store_op {
@@ -140,6 +164,7 @@ struct hub_store_op {
         struct hub_store_agent agent;
         struct hub_store_event event;
         struct hub_store_schedule schedule;
+        struct hub_store_memory memory;
     } u;
 };
 
@@ -248,6 +273,36 @@ typedef int hub_store_schedule_fn(void *arg, const struct hub_store_schedule *ro
                                   struct ag_err *err);
 int hub_store_select_schedules(struct hub_store *st, hub_store_schedule_fn *cb, void *arg,
                                struct ag_err *err);
+/* Memory reads: asynchronous, on the reader thread (like read_events), so an RPC or a hub tool
+ * never waits for the database on a CQ thread. Keys compare bytewise in both backends. */
+enum hub_store_memory_kind {
+    HUB_STORE_MEMORY_GET,     /* the entries of keys[] in namespace, in that order; absent keys
+                                 give no row */
+    HUB_STORE_MEMORY_LIST,    /* up to max entries in (namespace, key) order strictly after
+                                 (after_namespace, after_key), whose key starts with prefix; of
+                                 namespace (NULL or "": every namespace) */
+    HUB_STORE_MEMORY_VECTORS, /* every entry of namespace that has a vector, with the vector and
+                                 without the value, in key order */
+};
+
+struct hub_store_memory_query {
+    enum hub_store_memory_kind kind;
+    const char *agent_id;
+    const char *namespace;
+    const char *const *keys; /* GET */
+    size_t nkeys;
+    const char *prefix;          /* LIST: NULL or "": any */
+    const char *after_namespace; /* LIST: NULL or "": from the first */
+    const char *after_key;
+    uint64_t max; /* LIST */
+};
+
+/* Called on the reader thread; rows valid during the call only. On error rows is NULL and err
+ * set. The query was copied at submit: the caller's strings need not outlive the call. */
+typedef void hub_store_memory_fn(void *arg, const struct hub_store_memory *rows, size_t n,
+                                 const struct ag_err *err);
+int hub_store_read_memory(struct hub_store *st, const struct hub_store_memory_query *q,
+                          hub_store_memory_fn *cb, void *arg, struct ag_err *err);
 
 struct hub_store_stats {
     uint64_t commits;     /* transactions committed */

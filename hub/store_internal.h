@@ -19,6 +19,7 @@
  *   AG_ALREADY_EXISTS    a unique key of this op is taken (id, request_id, (agent_id, seq));
  *   AG_NOT_FOUND         the row this op updates does not exist (0 rows changed);
  *   AG_INVALID_ARGUMENT  this op's values are rejected (too big, NULL where not allowed);
+ *   AG_RESOURCE_EXHAUSTED  a MEMORY_PUT of a new key whose agent has max_entries already;
  *   AG_FAILED_PRECONDITION  the database's schema is newer than this binary, or another
  *                        process holds the database (another hub) (open only);
  *   AG_UNAVAILABLE       the database itself failed (I/O, disk full, lock held elsewhere,
@@ -30,7 +31,7 @@
  *                        now (postgres: the connection broke during COMMIT and the server is
  *                        still unreachable). store.c then calls nothing but resolve() (and
  *                        rollback/close) until resolve() answers.
- * The first three mean "this write is bad, the others are fine"; store.c then retries each write
+ * The first four mean "this write is bad, the others are fine"; store.c then retries each write
  * of the batch alone. A backend may report an op's failure later than its apply(), from a later
  * apply, last_seq or commit of the same transaction (postgres pipelines them: store_pg.c), as
  * long as the code is that op's. Messages name the database and say what an operator can do.
@@ -63,6 +64,10 @@ enum hub_store__role {
     HUB_STORE__WRITER, /* opened first: creates/migrates the schema, runs transactions */
     HUB_STORE__READER, /* read-only: events and agents */
 };
+
+/* One memory row of a read; returning -1 stops it (its error is returned). */
+typedef int hub_store__memory_row_fn(void *arg, const struct hub_store_memory *row,
+                                     struct ag_err *err);
 
 /* A backend is a row: its URL scheme and the functions that speak its database. */
 struct hub_store__backend {
@@ -101,6 +106,10 @@ struct hub_store__backend {
     /* Every schedule row, in creation order. */
     int (*select_schedules)(struct hub_store__conn *c, hub_store_schedule_fn *cb, void *arg,
                             struct ag_err *err);
+    /* Memory rows q names (hub/store.h), cb once per row (valid during the call; value and
+     * vector as the kind says). GET: keys[0] only (store.c runs one per key). */
+    int (*scan_memory)(struct hub_store__conn *c, const struct hub_store_memory_query *q,
+                       hub_store__memory_row_fn *cb, void *arg, struct ag_err *err);
 };
 
 extern const struct hub_store__backend hub_store__sqlite_backend;

@@ -65,6 +65,8 @@
 
 /* The SQLSTATE of agentry_mark's refusal: another hub took the database over (migration 3). */
 #define STORE_PG_FENCED "AGF01"
+/* The SQLSTATE of agentry_memory_put's refusal: the agent has its most memory entries. */
+#define STORE_PG_MEMORY_FULL "AGM01"
 /* How long a new leader's takeover waits on the row lock a deposed leader's open transaction
  * holds in all, trying a second at a time (lock_timeout; a stopped leader's session ends after idle_in_transaction). */
 #define STORE_PG_TAKEOVER_MAX_MS 60000
@@ -107,6 +109,12 @@ enum stmt_id {
     ST_SCHEDULE_DELETE,
     ST_SCHEDULES,
     ST_AGENTS_PAGE_PARENT, /* PAGE of one parent's sub-agents */
+    ST_MEM_PUT,            /* memory (migration 8) */
+    ST_MEM_DELETE,
+    ST_MEM_GET,
+    ST_MEM_LIST_NS,
+    ST_MEM_LIST_ALL,
+    ST_MEM_VECTORS,
     ST_COUNT
 };
 
@@ -192,6 +200,28 @@ static const struct stmt_def stmts[ST_COUNT] = {
     [ST_AGENTS_PAGE_PARENT] = {AGENT_SELECT "WHERE parent_id = $4 AND (created_ns, id) > ($1, $2) "
                                             "ORDER BY parent_id, created_ns, id LIMIT $3",
                                4},
+    [ST_MEM_PUT] = {"SELECT agentry_memory_put($1, $2, $3, $4, $5, $6, $7, $8)", 8},
+    [ST_MEM_DELETE] = {"WITH d AS (DELETE FROM memory WHERE agent_id = $1 AND namespace = $2 "
+                       "AND key = $3 RETURNING 1) UPDATE memory_usage SET entries = entries - "
+                       "(SELECT count(*) FROM d) WHERE agent_id = $1",
+                       3},
+    [ST_MEM_GET] = {"SELECT namespace, key, value, NULL, dims, updated_ns FROM memory "
+                    "WHERE agent_id = $1 AND namespace = $2 AND key = $3",
+                    3},
+    /* key >= prefix lets the scan start at the prefix; left() keeps only its keys. */
+    [ST_MEM_LIST_NS] = {"SELECT namespace, key, value, NULL, dims, updated_ns FROM memory "
+                        "WHERE agent_id = $1 AND namespace = $2 AND key > $3 AND key >= $4 "
+                        "AND left(key, char_length($4::text)) = $4::text ORDER BY key LIMIT $5",
+                        5},
+    [ST_MEM_LIST_ALL] =
+        {"SELECT namespace, key, value, NULL, dims, updated_ns FROM memory "
+         "WHERE agent_id = $1 AND (namespace, key) > ($2, $3) "
+         "AND left(key, char_length($4::text)) = $4::text ORDER BY namespace, key LIMIT $5",
+         5},
+    [ST_MEM_VECTORS] = {"SELECT namespace, key, NULL, vector, dims, updated_ns FROM memory "
+                        "WHERE agent_id = $1 AND namespace = $2 AND vector IS NOT NULL "
+                        "ORDER BY key",
+                        2},
 };
 
 /* migrations[i] takes the schema from version i to i + 1, in one transaction, recorded in
@@ -263,6 +293,34 @@ static const char *const migrations[] = {
     ("ALTER TABLE agents ADD COLUMN parent_id TEXT NOT NULL DEFAULT '',"
      " ADD COLUMN depth BIGINT NOT NULL DEFAULT 0;"
      "CREATE INDEX agents_by_parent ON agents(parent_id, created_ns, id);"),
+    /* 8: the agents' memory (SQLite's version 8). Keys and namespaces collate "C", so their
+     * order and prefixes are bytewise as in SQLite. agentry_memory_put counts a new key in
+     * memory_usage and refuses it past the agent's limit with its own SQLSTATE (one statement,
+     * so the pipeline stays one round trip per batch). IF NOT EXISTS and OR REPLACE: a test
+     * that rewinds the schema's version to rerun an earlier step reruns this one too. */
+    ("CREATE TABLE IF NOT EXISTS memory("
+     " agent_id TEXT NOT NULL, namespace TEXT COLLATE \"C\" NOT NULL,"
+     " key TEXT COLLATE \"C\" NOT NULL, value TEXT NOT NULL, vector BYTEA,"
+     " dims BIGINT NOT NULL DEFAULT 0, updated_ns BIGINT NOT NULL,"
+     " PRIMARY KEY(agent_id, namespace, key));"
+     "CREATE TABLE IF NOT EXISTS memory_usage(agent_id TEXT PRIMARY KEY, entries BIGINT NOT NULL);"
+     "CREATE OR REPLACE FUNCTION agentry_memory_put(a TEXT, ns TEXT, k TEXT, v TEXT, vec BYTEA, d BIGINT,"
+     " t BIGINT, cap BIGINT) RETURNS void LANGUAGE plpgsql AS $f$"
+     " DECLARE n BIGINT;"
+     " BEGIN"
+     "  UPDATE memory SET value = v, vector = vec, dims = d, updated_ns = t"
+     "   WHERE agent_id = a AND namespace = ns AND key = k;"
+     "  IF FOUND THEN RETURN; END IF;"
+     "  SELECT entries INTO n FROM memory_usage WHERE agent_id = a;"
+     "  IF cap > 0 AND COALESCE(n, 0) >= cap THEN"
+     "   RAISE EXCEPTION 'agent ''%'' keeps % memory entries, its limit: delete some"
+     " (memory_delete) before adding keys', a, n USING ERRCODE = '" STORE_PG_MEMORY_FULL "';"
+     "  END IF;"
+     "  INSERT INTO memory(agent_id, namespace, key, value, vector, dims, updated_ns)"
+     "   VALUES(a, ns, k, v, vec, d, t);"
+     "  INSERT INTO memory_usage(agent_id, entries) VALUES(a, 1)"
+     "   ON CONFLICT (agent_id) DO UPDATE SET entries = memory_usage.entries + 1;"
+     " END $f$;"),
 };
 #define SCHEMA_VERSION ((int)AG_ARRAY_SIZE(migrations))
 
@@ -359,6 +417,10 @@ static const char *op_what(const struct hub_store_op *op, const char **id)
     case HUB_STORE_SCHEDULE_DELETE:
         *id = op->u.schedule.id;
         return "update schedule";
+    case HUB_STORE_MEMORY_PUT:
+    case HUB_STORE_MEMORY_DELETE:
+        *id = op->u.memory.agent_id;
+        return "write the memory of agent";
     }
     return "run an op for";
 }
@@ -371,10 +433,13 @@ static int op_err(struct hub_store__conn *c, const PGresult *r, const struct hub
     /* The updates that divide by the rows they changed: 22012 is "no such row". */
     bool upd = op->type == HUB_STORE_AGENT_UPDATE || op->type == HUB_STORE_SCHEDULE_ADVANCE ||
                op->type == HUB_STORE_SCHEDULE_PAUSE || op->type == HUB_STORE_SCHEDULE_DELETE;
+    bool mem = op->type == HUB_STORE_MEMORY_PUT || op->type == HUB_STORE_MEMORY_DELETE;
     const char *id;
     const char *what = op_what(op, &id);
     if (!state || PQstatus(c->pg) == CONNECTION_BAD)
         return db_err(c, what, res_msg(r), err);
+    if (mem && strcmp(state, STORE_PG_MEMORY_FULL) == 0)
+        return ag_err_set(err, AG_RESOURCE_EXHAUSTED, "%s", res_msg(r));
     if (upd && strcmp(state, "22012") == 0)
         return ag_err_set(err, AG_NOT_FOUND, "cannot %s '%s': no such %s", what, id,
                           op->type == HUB_STORE_AGENT_UPDATE ? "agent" : "schedule");
@@ -783,6 +848,7 @@ static void op_params(const struct hub_store_op *op, struct params *p, enum stmt
 {
     const struct hub_store_agent *a = &op->u.agent;
     const struct hub_store_event *e = &op->u.event;
+    const struct hub_store_memory *m = &op->u.memory;
     p->n = 0;
     switch (op->type) {
     case HUB_STORE_AGENT_INSERT:
@@ -834,6 +900,20 @@ static void op_params(const struct hub_store_op *op, struct params *p, enum stmt
     case HUB_STORE_SCHEDULE_PAUSE:
     case HUB_STORE_SCHEDULE_DELETE:
         schedule_params(op, p, id);
+        return;
+    case HUB_STORE_MEMORY_PUT:
+    case HUB_STORE_MEMORY_DELETE:
+        *id = op->type == HUB_STORE_MEMORY_PUT ? ST_MEM_PUT : ST_MEM_DELETE;
+        p_text(p, m->agent_id);
+        p_text(p, m->namespace);
+        p_text(p, m->key);
+        if (op->type == HUB_STORE_MEMORY_DELETE)
+            return;
+        p_bytes(p, m->value, m->value_len, false);
+        p_bytes(p, m->vector, m->vector ? m->dims * sizeof(float) : 0, true);
+        p_u64(p, m->vector ? m->dims : 0);
+        p_i64(p, m->updated_ns);
+        p_u64(p, m->max_entries);
         return;
     }
 }
@@ -1282,6 +1362,72 @@ static int pg_select_schedules(struct hub_store__conn *c, hub_store_schedule_fn 
     return read_rows(c, ST_SCHEDULES, NULL, "read schedules", schedule_row, &x, err);
 }
 
+struct memory_ctx {
+    const struct hub_store_memory_query *q;
+    hub_store__memory_row_fn *cb;
+    void *arg;
+};
+
+static int memory_row(void *arg, const PGresult *r, struct ag_err *err)
+{
+    struct memory_ctx *x = arg;
+    struct hub_store_memory m = {.agent_id = x->q->agent_id,
+                                 .namespace = PQgetvalue(r, 0, 0),
+                                 .key = PQgetvalue(r, 0, 1),
+                                 .dims = (uint32_t)col_i64(r, 0, 4),
+                                 .updated_ns = col_i64(r, 0, 5)};
+    if (!PQgetisnull(r, 0, 2)) {
+        m.value = PQgetvalue(r, 0, 2);
+        m.value_len = (size_t)PQgetlength(r, 0, 2);
+    }
+    size_t bytes = 0;
+    uint8_t *vec = col_bytea(r, 3, &bytes); /* malloc'd by libpq: aligned for floats */
+    if (vec && bytes == m.dims * sizeof(float))
+        m.vector = (const float *)(const void *)vec;
+    int rc = x->cb(x->arg, &m, err);
+    PQfreemem(vec);
+    return rc;
+}
+
+static int pg_scan_memory(struct hub_store__conn *c, const struct hub_store_memory_query *q,
+                          hub_store__memory_row_fn *cb, void *arg, struct ag_err *err)
+{
+    struct memory_ctx x = {q, cb, arg};
+    struct params p = {0};
+    enum stmt_id id = ST_MEM_GET;
+    p_text(&p, q->agent_id);
+    switch (q->kind) {
+    case HUB_STORE_MEMORY_GET:
+        p_text(&p, q->namespace);
+        p_text(&p, q->keys[0]);
+        break;
+    case HUB_STORE_MEMORY_LIST: {
+        bool after = q->after_namespace && *q->after_namespace;
+        if (q->namespace && *q->namespace) {
+            /* After a key of another namespace: that namespace sorts all before or after. */
+            int cmp = after ? strcmp(q->after_namespace, q->namespace) : -1;
+            if (cmp > 0)
+                return 0;
+            id = ST_MEM_LIST_NS;
+            p_text(&p, q->namespace);
+            p_text(&p, cmp == 0 ? q->after_key : "");
+        } else {
+            id = ST_MEM_LIST_ALL;
+            p_text(&p, after ? q->after_namespace : "");
+            p_text(&p, after ? q->after_key : "");
+        }
+        p_text(&p, q->prefix);
+        p_u64(&p, q->max);
+        break;
+    }
+    case HUB_STORE_MEMORY_VECTORS:
+        id = ST_MEM_VECTORS;
+        p_text(&p, q->namespace);
+        break;
+    }
+    return read_rows(c, id, &p, "read the agent's memory", memory_row, &x, err);
+}
+
 /* One row for both schemes PostgreSQL's own tools accept. */
 const struct hub_store__backend hub_store__pg_backend = {
     .scheme = "postgres",
@@ -1297,4 +1443,5 @@ const struct hub_store__backend hub_store__pg_backend = {
     .scan_events = pg_scan_events,
     .select_agents = pg_select_agents,
     .select_schedules = pg_select_schedules,
+    .scan_memory = pg_scan_memory,
 };

@@ -93,6 +93,15 @@ enum stmt_id {
     ST_SCHEDULE_DELETE,
     ST_SCHEDULES,
     ST_AGENTS_PAGE_PARENT, /* PAGE of one parent's sub-agents */
+    ST_MEM_EXISTS,         /* memory (migration 8) */
+    ST_MEM_ENTRIES,
+    ST_MEM_UPSERT,
+    ST_MEM_COUNT_ADD,
+    ST_MEM_DELETE,
+    ST_MEM_GET,
+    ST_MEM_LIST_NS,
+    ST_MEM_LIST_ALL,
+    ST_MEM_VECTORS,
     ST_COUNT
 };
 
@@ -161,6 +170,28 @@ static const char *const stmt_sql[ST_COUNT] = {
     [ST_SCHEDULES] = "SELECT " SCHEDULE_COLS " FROM schedules ORDER BY created_ns, id",
     [ST_AGENTS_PAGE_PARENT] = AGENT_SELECT "WHERE parent_id = ?4 AND (created_ns, id) > (?1, ?2) "
                                            "ORDER BY parent_id, created_ns, id LIMIT ?3",
+    [ST_MEM_EXISTS] = "SELECT 1 FROM memory WHERE agent_id = ?1 AND namespace = ?2 AND key = ?3",
+    [ST_MEM_ENTRIES] = "SELECT entries FROM memory_usage WHERE agent_id = ?1",
+    [ST_MEM_UPSERT] = "INSERT INTO memory(agent_id, namespace, key, value, vector, dims, "
+                      "updated_ns) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7) "
+                      "ON CONFLICT(agent_id, namespace, key) DO UPDATE SET value = excluded.value, "
+                      "vector = excluded.vector, dims = excluded.dims, "
+                      "updated_ns = excluded.updated_ns",
+    [ST_MEM_COUNT_ADD] = "INSERT INTO memory_usage(agent_id, entries) VALUES(?1, ?2) "
+                         "ON CONFLICT(agent_id) DO UPDATE SET entries = entries + ?2",
+    [ST_MEM_DELETE] = "DELETE FROM memory WHERE agent_id = ?1 AND namespace = ?2 AND key = ?3",
+    [ST_MEM_GET] = "SELECT namespace, key, value, NULL, dims, updated_ns FROM memory "
+                   "WHERE agent_id = ?1 AND namespace = ?2 AND key = ?3",
+    /* key >= prefix lets the seek start at the prefix; substr() keeps only its keys. */
+    [ST_MEM_LIST_NS] = "SELECT namespace, key, value, NULL, dims, updated_ns FROM memory "
+                       "WHERE agent_id = ?1 AND namespace = ?2 AND key > ?3 AND key >= ?4 "
+                       "AND substr(key, 1, length(?4)) = ?4 ORDER BY key LIMIT ?5",
+    [ST_MEM_LIST_ALL] = "SELECT namespace, key, value, NULL, dims, updated_ns FROM memory "
+                        "WHERE agent_id = ?1 AND (namespace, key) > (?2, ?3) "
+                        "AND substr(key, 1, length(?4)) = ?4 ORDER BY namespace, key LIMIT ?5",
+    [ST_MEM_VECTORS] = "SELECT namespace, key, NULL, vector, dims, updated_ns FROM memory "
+                       "WHERE agent_id = ?1 AND namespace = ?2 AND vector IS NOT NULL "
+                       "ORDER BY key",
 };
 
 /* The columns of schema version 3, which migration 4 copies. */
@@ -244,6 +275,16 @@ static const char *const migrations[] = {
     ("ALTER TABLE agents ADD COLUMN parent_id TEXT NOT NULL DEFAULT '';"
      "ALTER TABLE agents ADD COLUMN depth INTEGER NOT NULL DEFAULT 0;"
      "CREATE INDEX agents_by_parent ON agents(parent_id, created_ns, id);"),
+    /* 8: the agents' memory (hub/memory.c): an entry per (agent, memory namespace, key), its
+     * vector float32 little-endian or NULL; memory_usage counts each agent's entries, so the
+     * limit on them costs one keyed read per new key, not a count. A rowid table: values run to
+     * 64 KiB, which WITHOUT ROWID tables store badly. IF NOT EXISTS: a test that rewinds
+     * user_version to rerun an earlier step reruns this one too. */
+    ("CREATE TABLE IF NOT EXISTS memory("
+     " agent_id TEXT NOT NULL, namespace TEXT NOT NULL, key TEXT NOT NULL, value TEXT NOT NULL,"
+     " vector BLOB, dims INTEGER NOT NULL DEFAULT 0, updated_ns INTEGER NOT NULL,"
+     " PRIMARY KEY(agent_id, namespace, key));"
+     "CREATE TABLE IF NOT EXISTS memory_usage(agent_id TEXT NOT NULL PRIMARY KEY, entries INTEGER NOT NULL);"),
 };
 #define SCHEMA_VERSION ((int)AG_ARRAY_SIZE(migrations))
 
@@ -1143,6 +1184,158 @@ static int schedule_change(struct hub_store__conn *c, const struct hub_store_op 
     return 0;
 }
 
+/* --- memory (migration 8) ---------------------------------------------------------------------- */
+
+/* The first column of a one-row read (0 if no row); -1 on a database error. */
+static int step_i64(struct hub_store__conn *c, sqlite3_stmt *s, int64_t *out, struct ag_err *err)
+{
+    int rc = sqlite3_step(s);
+    *out = rc == SQLITE_ROW ? sqlite3_column_int64(s, 0) : 0;
+    sqlite3_reset(s);
+    return rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 : db_err(c, "read the agent's memory", err);
+}
+
+static int bind_mem_key(sqlite3_stmt *s, const struct hub_store_memory *m)
+{
+    int rc = bind_text(s, 1, m->agent_id);
+    rc = rc ? rc : bind_text(s, 2, m->namespace);
+    return rc ? rc : bind_text(s, 3, m->key);
+}
+
+/* A new key is counted in memory_usage, and refused once the agent has max_entries: the
+ * writer is the only one, so the count cannot move between the read and the write. */
+static int memory_put(struct hub_store__conn *c, const struct hub_store_memory *m,
+                      struct ag_err *err)
+{
+    int64_t exists = 0, entries = 0;
+    sqlite3_stmt *s = c->stmt[ST_MEM_EXISTS];
+    bind_mem_key(s, m);
+    if (step_i64(c, s, &exists, err))
+        return -1;
+    if (!exists) {
+        s = c->stmt[ST_MEM_ENTRIES];
+        bind_text(s, 1, m->agent_id);
+        if (step_i64(c, s, &entries, err))
+            return -1;
+        if (m->max_entries && (uint64_t)entries >= m->max_entries)
+            return ag_err_set(err, AG_RESOURCE_EXHAUSTED,
+                              "agent '%s' keeps %" PRId64 " memory entries, its limit: delete "
+                              "some (memory_delete) before adding keys",
+                              m->agent_id, entries);
+        s = c->stmt[ST_MEM_COUNT_ADD];
+        int rc = bind_text(s, 1, m->agent_id);
+        rc = rc ? rc : sqlite3_bind_int(s, 2, 1);
+        rc = rc ? rc : step_done(s);
+        if (rc != SQLITE_DONE)
+            return op_err(c, rc, "count the memory of agent", m->agent_id, err);
+    }
+    s = c->stmt[ST_MEM_UPSERT];
+    int rc = bind_mem_key(s, m);
+    rc = rc ? rc
+            : sqlite3_bind_text64(s, 4, m->value_len ? m->value : "", m->value_len, SQLITE_STATIC,
+                                  SQLITE_UTF8);
+    rc = rc ? rc : bind_blob(s, 5, (const uint8_t *)m->vector, m->dims * sizeof(float));
+    rc = rc ? rc : sqlite3_bind_int64(s, 6, m->vector ? m->dims : 0);
+    rc = rc ? rc : sqlite3_bind_int64(s, 7, m->updated_ns);
+    rc = rc ? rc : step_done(s);
+    return rc == SQLITE_DONE ? 0 : op_err(c, rc, "store a memory entry of agent", m->agent_id, err);
+}
+
+static int memory_delete(struct hub_store__conn *c, const struct hub_store_memory *m,
+                         struct ag_err *err)
+{
+    sqlite3_stmt *s = c->stmt[ST_MEM_DELETE];
+    int rc = bind_mem_key(s, m);
+    rc = rc ? rc : step_done(s);
+    if (rc != SQLITE_DONE)
+        return op_err(c, rc, "delete a memory entry of agent", m->agent_id, err);
+    if (sqlite3_changes(c->db) == 0)
+        return 0;
+    s = c->stmt[ST_MEM_COUNT_ADD];
+    rc = bind_text(s, 1, m->agent_id);
+    rc = rc ? rc : sqlite3_bind_int(s, 2, -1);
+    rc = rc ? rc : step_done(s);
+    return rc == SQLITE_DONE ? 0 : op_err(c, rc, "count the memory of agent", m->agent_id, err);
+}
+
+static sqlite3_stmt *memory_stmt(struct hub_store__conn *c, const struct hub_store_memory_query *q)
+{
+    sqlite3_stmt *s = NULL;
+    switch (q->kind) {
+    case HUB_STORE_MEMORY_GET:
+        s = c->stmt[ST_MEM_GET];
+        bind_text(s, 2, q->namespace);
+        bind_text(s, 3, q->keys[0]);
+        break;
+    case HUB_STORE_MEMORY_LIST:
+        if (q->namespace && *q->namespace) {
+            s = c->stmt[ST_MEM_LIST_NS];
+            bind_text(s, 2, q->namespace);
+            /* After a key of another namespace: that namespace's keys sort all before or all
+             * after this one's. */
+            int cmp = q->after_namespace && *q->after_namespace
+                          ? strcmp(q->after_namespace, q->namespace)
+                          : -1;
+            if (cmp > 0)
+                return NULL; /* nothing is after */
+            bind_text(s, 3, cmp == 0 ? q->after_key : "");
+        } else {
+            s = c->stmt[ST_MEM_LIST_ALL];
+            bind_text(s, 2, q->after_namespace);
+            bind_text(s, 3, q->after_namespace && *q->after_namespace ? q->after_key : "");
+        }
+        bind_text(s, 4, q->prefix);
+        sqlite3_bind_int64(s, 5, clamp64(q->max));
+        break;
+    case HUB_STORE_MEMORY_VECTORS:
+        s = c->stmt[ST_MEM_VECTORS];
+        bind_text(s, 2, q->namespace);
+        break;
+    }
+    if (s)
+        bind_text(s, 1, q->agent_id);
+    return s;
+}
+
+static int sqlite_scan_memory(struct hub_store__conn *c, const struct hub_store_memory_query *q,
+                              hub_store__memory_row_fn *cb, void *arg, struct ag_err *err)
+{
+    sqlite3_stmt *s = memory_stmt(c, q);
+    if (!s)
+        return 0;
+    int rc;
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+        struct hub_store_memory m = {.agent_id = q->agent_id,
+                                     .namespace = col_text(s, 0),
+                                     .key = col_text(s, 1),
+                                     .dims = (uint32_t)sqlite3_column_int64(s, 4),
+                                     .updated_ns = sqlite3_column_int64(s, 5)};
+        if (sqlite3_column_type(s, 2) != SQLITE_NULL) {
+            m.value = col_text(s, 2);
+            m.value_len = (size_t)sqlite3_column_bytes(s, 2);
+        }
+        const void *blob = sqlite3_column_blob(s, 3);
+        size_t bytes = (size_t)sqlite3_column_bytes(s, 3);
+        float *copy = NULL; /* SQLite does not promise a blob aligned for floats */
+        if (blob && bytes == m.dims * sizeof(float)) {
+            if ((uintptr_t)blob % _Alignof(float) == 0)
+                m.vector = blob;
+            else
+                m.vector = copy = memcpy(ag_xmalloc(bytes), blob, bytes);
+        }
+        int stop = cb(arg, &m, err);
+        free(copy);
+        if (stop != 0) {
+            sqlite3_reset(s);
+            return -1;
+        }
+    }
+    sqlite3_reset(s);
+    if (rc != SQLITE_DONE)
+        return db_err(c, "read the agent's memory", err);
+    return 0;
+}
+
 static int sqlite_apply(struct hub_store__conn *c, const struct hub_store_op *op,
                         struct ag_err *err)
 {
@@ -1159,6 +1352,10 @@ static int sqlite_apply(struct hub_store__conn *c, const struct hub_store_op *op
     case HUB_STORE_SCHEDULE_PAUSE:
     case HUB_STORE_SCHEDULE_DELETE:
         return schedule_change(c, op, err);
+    case HUB_STORE_MEMORY_PUT:
+        return memory_put(c, &op->u.memory, err);
+    case HUB_STORE_MEMORY_DELETE:
+        return memory_delete(c, &op->u.memory, err);
     }
     return ag_err_set(err, AG_INVALID_ARGUMENT, "unknown store op type %d", (int)op->type);
 }
@@ -1334,4 +1531,5 @@ const struct hub_store__backend hub_store__sqlite_backend = {
     .scan_events = sqlite_scan_events,
     .select_agents = sqlite_select_agents,
     .select_schedules = sqlite_select_schedules,
+    .scan_memory = sqlite_scan_memory,
 };

@@ -1265,6 +1265,190 @@ static void test_scan_events(void **state)
     assert_int_equal(s.n, 0);
 }
 
+/* --- memory (HUB_STORE_MEMORY_*, hub_store_read_memory) ----------------------------------- */
+
+#define TMEM_MAX 8
+
+struct tmem {
+    struct tracker *tr;
+    int calls;
+    bool rows_null;
+    enum ag_code code;
+    size_t n;
+    char ns[TMEM_MAX][16];
+    char key[TMEM_MAX][16];
+    char value[TMEM_MAX][32];
+    bool has_value[TMEM_MAX];
+    uint32_t dims[TMEM_MAX];
+    float v0[TMEM_MAX], vlast[TMEM_MAX]; /* the vector's first and last float, when read */
+    bool has_vector[TMEM_MAX];
+    int64_t updated[TMEM_MAX];
+};
+
+static void tmem_cb(void *arg, const struct hub_store_memory *rows, size_t n,
+                    const struct ag_err *err)
+{
+    struct tmem *r = arg;
+    pthread_mutex_lock(&r->tr->mu);
+    r->calls++;
+    r->rows_null = rows == NULL;
+    r->code = err ? err->code : AG_OK;
+    r->n = n;
+    for (size_t i = 0; i < n && i < TMEM_MAX; i++) {
+        snprintf(r->ns[i], sizeof(r->ns[i]), "%s", rows[i].namespace);
+        snprintf(r->key[i], sizeof(r->key[i]), "%s", rows[i].key);
+        r->has_value[i] = rows[i].value != NULL;
+        snprintf(r->value[i], sizeof(r->value[i]), "%s", rows[i].value ? rows[i].value : "");
+        r->dims[i] = rows[i].dims;
+        r->has_vector[i] = rows[i].vector != NULL;
+        if (rows[i].vector) {
+            r->v0[i] = rows[i].vector[0];
+            r->vlast[i] = rows[i].vector[rows[i].dims - 1];
+        }
+        r->updated[i] = rows[i].updated_ns;
+    }
+    r->tr->done++;
+    pthread_cond_broadcast(&r->tr->cond);
+    pthread_mutex_unlock(&r->tr->mu);
+}
+
+static void read_mem(struct hub_store *st, struct tracker *tr,
+                     const struct hub_store_memory_query *q, struct tmem *r)
+{
+    *r = (struct tmem){.tr = tr};
+    struct ag_err err = AG_ERR_INIT;
+    size_t before = done_count(tr);
+    int rc = hub_store_read_memory(st, q, tmem_cb, r, &err);
+    if (rc)
+        print_error("read_memory: %s %s\n", ag_code_name(err.code), err.msg);
+    assert_int_equal(rc, 0);
+    wait_done(tr, before + 1);
+    assert_int_equal(r->calls, 1);
+}
+
+static void tw_mem(struct twrite *t, enum hub_store_op_type type, const char *agent, const char *ns,
+                   const char *key, const char *value, const float *vec, uint32_t dims,
+                   uint64_t max_entries)
+{
+    struct hub_store_op *op = &t->ops[t->w.nops++];
+    op->type = type;
+    op->u.memory = (struct hub_store_memory){.agent_id = agent,
+                                             .namespace = ns,
+                                             .key = key,
+                                             .value = value,
+                                             .value_len = value ? strlen(value) : 0,
+                                             .vector = vec,
+                                             .dims = dims,
+                                             .updated_ns = 77,
+                                             .max_entries = max_entries};
+}
+
+static void mem_write(struct hub_store *st, struct tracker *tr, enum hub_store_op_type type,
+                      const char *ns, const char *key, const char *value, const float *vec,
+                      uint32_t dims, uint64_t max_entries, enum ag_code want)
+{
+    struct twrite t;
+    tw_init(&t, tr);
+    tw_mem(&t, type, "m1", ns, key, value, vec, dims, max_entries);
+    run_one(st, &t);
+    if (want == AG_OK)
+        expect_ok(&t);
+    else
+        expect_fail(&t, want, "m1");
+}
+
+/* Puts replace, deletes count, the limit counts keys (not puts), and reads see it all: GET of
+ * several keys, LIST by namespace, prefix and page, VECTORS with their floats, after a reopen. */
+static void test_memory(void **state)
+{
+    struct fx *fx = *state;
+    fx->st = open_url(fx->url, NULL);
+    struct tracker *tr = &fx->tr;
+    float v[4] = {0.5f, -1.0f, 2.0f, 0.25f};
+    mem_write(fx->st, tr, HUB_STORE_MEMORY_PUT, "default", "a/1", "one", v, 4, 3, AG_OK);
+    mem_write(fx->st, tr, HUB_STORE_MEMORY_PUT, "default", "a/2", "two", NULL, 0, 3, AG_OK);
+    mem_write(fx->st, tr, HUB_STORE_MEMORY_PUT, "notes", "b", "bee", v, 2, 3, AG_OK);
+    /* A fourth key is refused, a replacement is not; a delete makes room. */
+    mem_write(fx->st, tr, HUB_STORE_MEMORY_PUT, "default", "c", "x", NULL, 0, 3,
+              AG_RESOURCE_EXHAUSTED);
+    mem_write(fx->st, tr, HUB_STORE_MEMORY_PUT, "default", "a/2", "TWO", NULL, 0, 3, AG_OK);
+    mem_write(fx->st, tr, HUB_STORE_MEMORY_DELETE, "default", "zz", NULL, NULL, 0, 0, AG_OK);
+    mem_write(fx->st, tr, HUB_STORE_MEMORY_PUT, "default", "c", "x", NULL, 0, 3,
+              AG_RESOURCE_EXHAUSTED);
+    mem_write(fx->st, tr, HUB_STORE_MEMORY_DELETE, "notes", "b", NULL, NULL, 0, 0, AG_OK);
+    mem_write(fx->st, tr, HUB_STORE_MEMORY_PUT, "default", "c", "cee", NULL, 0, 3, AG_OK);
+    mem_write(fx->st, tr, HUB_STORE_MEMORY_PUT, "notes", "b", "bee", v, 2, 0, AG_OK);
+    hub_store_close(fx->st);
+    fx->st = open_url(fx->url, NULL);
+
+    struct tmem r;
+    const char *keys[] = {"c", "nope", "a/1"};
+    struct hub_store_memory_query q = {.kind = HUB_STORE_MEMORY_GET,
+                                       .agent_id = "m1",
+                                       .namespace = "default",
+                                       .keys = keys,
+                                       .nkeys = 3};
+    read_mem(fx->st, tr, &q, &r);
+    assert_int_equal(r.n, 2);
+    assert_string_equal(r.key[0], "c");
+    assert_string_equal(r.value[0], "cee");
+    assert_string_equal(r.key[1], "a/1");
+    assert_string_equal(r.value[1], "one");
+    assert_int_equal(r.dims[1], 4);
+    assert_false(r.has_vector[1]); /* GET reads no vector */
+    assert_int_equal(r.updated[1], 77);
+
+    q = (struct hub_store_memory_query){.kind = HUB_STORE_MEMORY_LIST, .agent_id = "m1", .max = 10};
+    read_mem(fx->st, tr, &q, &r);
+    assert_int_equal(r.n, 4);
+    assert_string_equal(r.key[0], "a/1");
+    assert_string_equal(r.key[1], "a/2");
+    assert_string_equal(r.value[1], "TWO");
+    assert_string_equal(r.key[2], "c");
+    assert_string_equal(r.ns[3], "notes");
+    q.max = 2;
+    q.after_namespace = "default";
+    q.after_key = "a/1";
+    read_mem(fx->st, tr, &q, &r);
+    assert_int_equal(r.n, 2);
+    assert_string_equal(r.key[0], "a/2");
+    assert_string_equal(r.key[1], "c");
+    q.prefix = "a/";
+    q.namespace = "default";
+    q.after_key = "";
+    q.after_namespace = NULL;
+    read_mem(fx->st, tr, &q, &r);
+    assert_int_equal(r.n, 2);
+    assert_string_equal(r.key[1], "a/2");
+    q.after_namespace = "notes"; /* a page token of a later namespace: nothing left here */
+    q.after_key = "b";
+    read_mem(fx->st, tr, &q, &r);
+    assert_int_equal(r.n, 0);
+    assert_false(r.rows_null);
+
+    q = (struct hub_store_memory_query){
+        .kind = HUB_STORE_MEMORY_VECTORS, .agent_id = "m1", .namespace = "default"};
+    read_mem(fx->st, tr, &q, &r);
+    assert_int_equal(r.n, 1);
+    assert_string_equal(r.key[0], "a/1");
+    assert_false(r.has_value[0]);
+    assert_true(r.has_vector[0]);
+    assert_true(r.v0[0] == 0.5f);
+    assert_true(r.vlast[0] == 0.25f);
+    q.agent_id = "ghost";
+    read_mem(fx->st, tr, &q, &r);
+    assert_int_equal(r.n, 0);
+
+    struct ag_err err = AG_ERR_INIT;
+    q = (struct hub_store_memory_query){.kind = HUB_STORE_MEMORY_GET, .agent_id = "m1"};
+    assert_int_equal(hub_store_read_memory(fx->st, &q, tmem_cb, &r, &err), -1);
+    assert_int_equal(err.code, AG_INVALID_ARGUMENT);
+    struct twrite t;
+    tw_init(&t, tr);
+    tw_mem(&t, HUB_STORE_MEMORY_PUT, "m1", "default", "", "v", NULL, 0, 0);
+    assert_int_equal(hub_store_submit(fx->st, &t.w, &err), -1);
+}
+
 static void test_queue_full_and_closing(void **state)
 {
     struct fx *fx = *state;
@@ -1455,7 +1639,7 @@ static void test_migrate_cost(void **state)
     sqlite3_stmt *s;
     assert_int_equal(sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &s, NULL), SQLITE_OK);
     assert_int_equal(sqlite3_step(s), SQLITE_ROW);
-    assert_int_equal(sqlite3_column_int(s, 0), 7);
+    assert_int_equal(sqlite3_column_int(s, 0), 8);
     sqlite3_finalize(s);
     sqlite3_close(db);
 }
@@ -1856,12 +2040,12 @@ static void test_pg_migrations(void **state)
     struct fx *fx = *state;
     hub_store_close(open_url(fx->url, NULL));
     hub_store_close(open_url(fx->url, NULL));
-    assert_int_equal(pg_query_long(fx->pgdb, "SELECT count(*) FROM schema_migrations"), 7);
-    assert_int_equal(pg_query_long(fx->pgdb, "SELECT max(version) FROM schema_migrations"), 7);
+    assert_int_equal(pg_query_long(fx->pgdb, "SELECT count(*) FROM schema_migrations"), 8);
+    assert_int_equal(pg_query_long(fx->pgdb, "SELECT max(version) FROM schema_migrations"), 8);
 
     assert_int_equal(pg_exec(fx->pgdb, "INSERT INTO schema_migrations(version) VALUES(99)"), 0);
     expect_open_fails(fx->url, AG_FAILED_PRECONDITION, "schema version 99");
-    expect_open_fails(fx->url, AG_FAILED_PRECONDITION, "knows versions 1 to 7");
+    expect_open_fails(fx->url, AG_FAILED_PRECONDITION, "knows versions 1 to 8");
 }
 
 /* A database of schema version 3 (migrations 4 and 5 undone by hand, an agent with a request id
@@ -1887,7 +2071,7 @@ static void test_pg_migrate_namespaces(void **state)
                                        " 5, 6);"),
                      0);
     fx->st = open_url(fx->url, NULL);
-    assert_int_equal(pg_query_long(fx->pgdb, "SELECT max(version) FROM schema_migrations"), 7);
+    assert_int_equal(pg_query_long(fx->pgdb, "SELECT max(version) FROM schema_migrations"), 8);
     struct agent_rows rows;
     struct hub_store_agents_query q = {.kind = HUB_STORE_AGENTS_REQUEST, .key = "rid"};
     select_rows(fx->st, &q, &rows);
@@ -1921,7 +2105,7 @@ static void test_pg_migrate_cost(void **state)
                              "DELETE FROM schema_migrations WHERE version >= 5;" OLD_USAGE_ROW),
                      0);
     fx->st = open_url(fx->url, NULL);
-    assert_int_equal(pg_query_long(fx->pgdb, "SELECT max(version) FROM schema_migrations"), 7);
+    assert_int_equal(pg_query_long(fx->pgdb, "SELECT max(version) FROM schema_migrations"), 8);
     expect_old_usage(fx->st);
 }
 
@@ -2520,6 +2704,7 @@ int main(int argc, char **argv)
         cmocka_unit_test_setup_teardown(test_reopen_continues, setup, teardown),
         cmocka_unit_test_setup_teardown(test_read_events, setup, teardown),
         cmocka_unit_test_setup_teardown(test_scan_events, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_memory, setup, teardown),
         cmocka_unit_test_setup_teardown(test_queue_full_and_closing, setup, teardown),
     };
     const struct CMUnitTest sqlite_only[] = {
