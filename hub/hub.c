@@ -32,6 +32,7 @@
 #include "hub/hooks.h"
 #include "hub/hub_internal.h"
 #include "hub/loader.h"
+#include "hub/memory.h"
 #include "hub/node.h"
 #include "hub/policy.h"
 #include "hub/rpc_agent.h"
@@ -257,6 +258,8 @@ struct hub *hub_new(const struct hub_opts *o, struct ag_err *err)
     h->store = hub_store_open(o->store_url, &so, err);
     if (!h->store)
         goto fail;
+    if (hub_memory_start(h, err) != 0)
+        goto fail;
     size_t loaded = 0;
     if (hub_loader_load_active(h, &loaded, err) != 0) {
         ag_err_prefix(err, "cannot load agents from '%s'", h->store_shown);
@@ -391,8 +394,10 @@ void hub_free(struct hub *h)
      * the agents and nodes, which go next. The timers go after the store: a write completing
      * during the drain may start one (actor.c start_retry_timer checks closing, but the
      * timer thread must outlive every completion). */
+    hub_memory_stop(h); /* searches under way still read the store */
     hub_store_close(h->store);
     h->store = NULL;
+    hub_memory_free(h); /* after the store: its last writes' done() update the index */
     ag_timers_free(h->timers);
     h->timers = NULL;
     hub_agents_free_all(&h->agents, h->sched, release_agent, h);

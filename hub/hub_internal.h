@@ -25,6 +25,7 @@
 #include "hub/hub.h"
 
 struct ag_timers;
+struct hub_memory_index;
 struct hub_sched;
 struct hub_schedules;
 struct hub_store;
@@ -62,6 +63,7 @@ struct hub {
     struct hub_policy *policy;
     struct hub_audit *audit;         /* NULL: no audit log */
     struct hub_schedules *schedules; /* cron schedules (hub/schedule.h) */
+    struct hub_memory_index *memory; /* memory_search's vectors (hub/memory.h) */
 };
 
 #endif

@@ -22,6 +22,7 @@
 #include "hub/hub_tool.h"
 #include "hub/limits.h"
 #include "hub/loader.h"
+#include "hub/memory.h"
 #include "hub/node.h"
 #include "hub/sched.h"
 #include "hub/team.h"
@@ -34,6 +35,11 @@ const struct hub_tool_row hub_tools[] = {
     {"spawn_agent", hub_team_spawn_agent},
     {"send_agent", hub_team_send_agent},
     {"wait_agent", hub_team_wait_agent},
+    {"memory_put", hub_memory_put},
+    {"memory_get", hub_memory_get},
+    {"memory_list", hub_memory_list},
+    {"memory_delete", hub_memory_delete},
+    {"memory_search", hub_memory_search},
     {NULL, NULL},
 };
 

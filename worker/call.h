@@ -24,6 +24,7 @@ struct ag_timers;
 struct ag_workpool;
 struct wk_http;
 struct wk_hub_link;
+struct wk_run_spec;
 
 struct wk_call_ctx {
     struct ag_timers *timers;       /* borrowed: the node's timer thread */
@@ -47,6 +48,10 @@ struct wk_call_ctx {
     bool *waits;               /* wait_agent sets *waits before done() when the hub said the turn
                                   must wait for sub-agents (types.proto EVENT_KIND_WAITING): its
                                   output then is the hub's {"agents": [...]} */
+    /* For a tool that depends on another row's options or settings (the memory tools: the
+     * embedding model of memory_search, a provider's base_url and key); NULL: none. */
+    const struct wk_run_spec *spec;   /* the agent's spec (worker/run_spec.h) */
+    const struct wk_configs *configs; /* the node's options of every provider and tool */
 };
 
 /* code: AG_OK when delay_ms passed, AG_CANCELLED when ctx->cancel came first,

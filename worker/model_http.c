@@ -27,6 +27,9 @@
  * (60s: no byte for that long fails a streamed call; a non-streamed reply sends nothing until it
  * is complete, so only timeout bounds it), and the common timeout.
  *
+ * Embeddings (worker/embed.h, wk_model_http_embed): POST <base_url>/embeddings with the same
+ * options (base_url, key, headers), one attempt, no retry (the memory tool's caller retries).
+ *
  * Threads: chat() may be called from any thread and copies everything the call needs, so a call
  * never touches its provider again (a provider freed while calls are in flight is safe). on_data
  * and the HTTP done run on the HTTP thread; the backoff timer on the timer thread; they hand the
@@ -48,6 +51,7 @@
 #include "common/clock.h"
 #include "common/log.h"
 #include "common/xalloc.h"
+#include "worker/embed.h"
 #include "worker/http.h"
 #include "worker/model.h"
 #include "worker/model_rows.h"
@@ -702,6 +706,117 @@ static struct wk_provider *mh_create(const struct wk_provider_ctx *ctx, const ch
     p->free = mh_free;
     p->state = st;
     return p;
+}
+
+/* ---- embeddings (worker/embed.h) ----------------------------------------------------------- */
+
+/* One embeddings request: the provider's options parsed for it (state_parse: the same base_url,
+ * key and headers as its chats), one attempt. */
+struct mh_embed {
+    char label[160]; /* "openai/text-embedding-3-small" */
+    char *base_url;  /* owned, for messages */
+    char *key;       /* owned, NULL: none; only to scrub messages */
+    wk_embed_done_fn *done;
+    void *arg;
+};
+
+static void embed_free(struct mh_embed *e)
+{
+    free(e->base_url);
+    if (e->key) {
+        memset(e->key, 0, strlen(e->key));
+        free(e->key);
+    }
+    free(e);
+}
+
+static void embed_fail(struct mh_embed *e, struct ag_err *err)
+{
+    scrub(err->msg, sizeof(err->msg), e->key);
+    e->done(e->arg, NULL, 0, err);
+    embed_free(e);
+}
+
+static void on_embed_done(void *arg, const struct wk_http_resp *resp, const struct ag_err *herr)
+{
+    struct mh_embed *e = arg;
+    struct ag_err err = AG_ERR_INIT;
+    if (herr) {
+        ag_err_set(&err, herr->code, "embedding model '%s' at '%s': %s", e->label, e->base_url,
+                   herr->msg);
+        embed_fail(e, &err);
+        return;
+    }
+    if (resp->status < 200 || resp->status >= 300) {
+        char *m = wk_wire_openai.error_message(resp->body, resp->len);
+        ag_err_set(&err, code_of_status(resp->status), "embedding model '%s' answered HTTP %ld: %s",
+                   e->label, resp->status, m ? m : "(no message)");
+        free(m);
+        embed_fail(e, &err);
+        return;
+    }
+    uint32_t dims = 0;
+    float *v = wk_wire_openai_parse_embedding(resp->body, resp->len, WK_EMBED_MAX_DIMS, &dims,
+                                              &err);
+    if (!v) {
+        ag_err_prefix(&err, "embedding model '%s'", e->label);
+        embed_fail(e, &err);
+        return;
+    }
+    e->done(e->arg, v, dims, NULL);
+    embed_free(e);
+}
+
+int wk_model_http_embed(const struct wk_config *config, const struct wk_call_ctx *ctx,
+                        const char *model, const char *text, wk_embed_done_fn *done, void *arg,
+                        struct ag_err *err)
+{
+    if (!ctx->http)
+        return ag_err_set(err, AG_FAILED_PRECONDITION, "embeddings need the node's HTTP client");
+    struct mh_state *st = ag_xcalloc(1, sizeof(*st));
+    st->name = config->owner;
+    st->wire = &wk_wire_openai;
+    if (state_parse(config, st, err) != 0) {
+        state_free(st);
+        return -1;
+    }
+    struct mh_embed *e = ag_xcalloc(1, sizeof(*e));
+    snprintf(e->label, sizeof(e->label), "%s/%.120s", st->name, model ? model : "");
+    e->base_url = ag_xstrdup(st->base_url);
+    e->key = st->key ? ag_xstrdup(st->key) : NULL;
+    e->done = done;
+    e->arg = arg;
+    char *hdrs[MH_MAX_HEADERS + 8];
+    size_t nh = 0;
+    hdrs[nh++] = ag_xstrdup("Content-Type: application/json");
+    nh += wk_wire_openai.headers(st->key, hdrs + nh, 4);
+    for (size_t i = 0; i < st->nheaders && nh < AG_ARRAY_SIZE(hdrs); i++)
+        hdrs[nh++] = ag_xstrdup(st->headers[i]);
+    char *url = ag_xasprintf("%s/embeddings", st->base_url);
+    char *body = wk_wire_openai_embed_body(model, text);
+    struct wk_http_opts o = {.method = "POST",
+                             .url = url,
+                             .headers = (const char *const *)hdrs,
+                             .nheaders = nh,
+                             .body = body,
+                             .body_len = strlen(body),
+                             .deadline_ms = ctx->deadline_ms,
+                             .stall_ms = st->stall_ms,
+                             .cancel = ctx->cancel,
+                             .done = on_embed_done,
+                             .arg = e};
+    int rc = wk_http_start(ctx->http, &o, err);
+    for (size_t i = 0; i < nh; i++)
+        free(hdrs[i]);
+    free(url);
+    free(body);
+    state_free(st);
+    if (rc != 0) {
+        ag_err_prefix(err, "embedding model '%s'", e->label);
+        scrub(err->msg, sizeof(err->msg), e->key);
+        embed_free(e);
+    }
+    return rc;
 }
 
 struct wk_provider *wk_model__openai_create(const struct wk_provider_ctx *ctx, struct ag_err *err)

@@ -14,6 +14,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "common/err.h"
 #include "worker/model.h"
@@ -60,5 +61,12 @@ struct wk_wire {
 
 extern const struct wk_wire wk_wire_openai;
 extern const struct wk_wire wk_wire_anthropic;
+
+/* OpenAI's embeddings API (its path is "/embeddings"; the Messages API has none): the body for
+ * one input (owned), and the reply's first vector (owned, *dims floats, at most max_dims), or
+ * NULL with err (AG_UNKNOWN: malformed; UNAVAILABLE: the API reported an error). */
+char *wk_wire_openai_embed_body(const char *model, const char *input);
+float *wk_wire_openai_parse_embedding(const char *body, size_t len, uint32_t max_dims,
+                                      uint32_t *dims, struct ag_err *err);
 
 #endif

@@ -17,7 +17,12 @@
  * fragments keyed by "index" (id and name come in the first, the first non-empty value is kept;
  * "arguments" pieces are concatenated). A fragment without an index continues the call with its
  * id, else the last call. The usage chunk has empty choices. "[DONE]" ends the reply; an "error"
- * object in a chunk fails the call with UNAVAILABLE and the API's message. */
+ * object in a chunk fails the call with UNAVAILABLE and the API's message.
+ *
+ * Embeddings (the memory tools, worker/embed.c): POST /embeddings {"model", "input"}; the reply's
+ * data[0].embedding is the vector. */
+#include <math.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -334,3 +339,49 @@ const struct wk_wire wk_wire_openai = {
     .stream_finish = openai_stream_finish,
     .stream_free = wk_wire__stream_free,
 };
+
+char *wk_wire_openai_embed_body(const char *model, const char *input)
+{
+    cJSON *root = cJSON_CreateObject();
+    if (model && *model)
+        cJSON_AddStringToObject(root, "model", model);
+    cJSON_AddStringToObject(root, "input", input ? input : "");
+    char *body = cJSON_PrintUnformatted(root);
+    cJSON_Delete(root);
+    return body;
+}
+
+float *wk_wire_openai_parse_embedding(const char *body, size_t len, uint32_t max_dims,
+                                      uint32_t *dims, struct ag_err *err)
+{
+    cJSON *root = wk_wire__parse(WIRE, "embeddings reply", body, len, err);
+    if (!root)
+        return NULL;
+    float *v = NULL;
+    if (api_error(root, "embeddings reply", err) != 0)
+        goto done;
+    const cJSON *first = cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(root, "data"), 0);
+    const cJSON *emb = cJSON_GetObjectItemCaseSensitive(first, "embedding");
+    int n = cJSON_IsArray(emb) ? cJSON_GetArraySize(emb) : 0;
+    if (n < 1 || (uint32_t)n > max_dims) {
+        ag_err_set(err, AG_UNKNOWN,
+                   "the " WIRE " embeddings reply has no data[0].embedding of 1 to %u numbers",
+                   max_dims);
+        goto done;
+    }
+    v = ag_xmalloc((size_t)n * sizeof(float));
+    int i = 0;
+    for (const cJSON *e = emb->child; e; e = e->next, i++) {
+        if (!cJSON_IsNumber(e) || !isfinite(e->valuedouble)) {
+            ag_err_set(err, AG_UNKNOWN, "the " WIRE " embeddings reply's value %d is no number", i);
+            free(v);
+            v = NULL;
+            goto done;
+        }
+        v[i] = (float)e->valuedouble;
+    }
+    *dims = (uint32_t)n;
+done:
+    cJSON_Delete(root);
+    return v;
+}

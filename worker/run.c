@@ -78,6 +78,7 @@ struct wk_run {
     struct wk_provider *provider; /* borrowed from the host; NULL for a rejected assignment */
     const struct wk_config *model_config; /* borrowed from the host; NULL if no provider */
     const struct wk_config *tool_configs; /* borrowed from the host; one per row of wk_tools */
+    const struct wk_configs *configs;     /* borrowed from the host: every row's options */
     struct ag_timers *timers;             /* borrowed from the host */
     struct wk_hub_link *hub;              /* borrowed from the host, may be NULL */
     char *agent_id;                       /* owned */
@@ -361,6 +362,7 @@ static struct wk_run *run_new(const Agentry__V1__Assignment *a, const struct wk_
     run->provider = o->provider;
     run->model_config = o->model_config;
     run->tool_configs = o->tool_configs;
+    run->configs = o->configs;
     run->timers = o->timers;
     run->hub = o->hub;
     run->agent_id = dup_or_empty(a->agent_id);
@@ -966,6 +968,8 @@ static bool run_tool(struct wk_run *run)
     run->tool_waits = false;
     ctx.waits = &run->tool_waits;
     ctx.settings_json = wk_run_spec_tool_settings(&run->spec, c->name);
+    ctx.spec = &run->spec;
+    ctx.configs = run->configs;
     /* Made at the first tool call (a turn that calls none leaves no directory behind), on the
      * pool thread: a mkdir or two, once per run. */
     if (run->workspace_root && !run->workspace &&

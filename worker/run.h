@@ -94,6 +94,7 @@ struct wk_run_opts {
     struct wk_provider *provider;         /* borrowed; NULL for a rejected assignment */
     const struct wk_config *model_config; /* borrowed; the provider's, NULL if no provider */
     const struct wk_config *tool_configs; /* borrowed; one per row of wk_tools */
+    const struct wk_configs *configs;     /* borrowed: every provider's and tool's options */
     struct ag_timers *timers;             /* borrowed; for the model's and tools' contexts */
     struct wk_hub_link *hub;              /* borrowed; for hub tools' contexts, may be NULL */
     /* The hub's limits (wk_runner_set_limits) when the run starts: see worker/run_event.c. */

@@ -196,6 +196,74 @@ const struct wk_tool wk_tools[] = {
         .idempotent = true,
         .run = wk_tool__hub_run,
     },
+    {
+        .name = "memory_put",
+        .description = "Stores a value under a key in the agent's durable memory (replacing any "
+                       "value there); with an embedding model, memory_search can find it.",
+        .schema_json =
+            "{\"type\":\"object\",\"properties\":{"
+            "\"namespace\":{\"type\":\"string\",\"description\":\"memory namespace (default "
+            "\\\"default\\\")\"},"
+            "\"key\":{\"type\":\"string\",\"description\":\"1 to 512 bytes\"},"
+            "\"value\":{\"type\":\"string\",\"description\":\"text, at most 64 KiB\"}},"
+            "\"required\":[\"key\",\"value\"]}",
+        /* The same value put twice is stored once. */
+        .idempotent = true,
+        .run = wk_tool__memory_put_run,
+    },
+    {
+        .name = "memory_get",
+        .description = "Reads the value stored under a key in the agent's memory.",
+        .schema_json = "{\"type\":\"object\",\"properties\":{"
+                       "\"namespace\":{\"type\":\"string\",\"description\":\"memory namespace "
+                       "(default \\\"default\\\")\"},"
+                       "\"key\":{\"type\":\"string\"}},\"required\":[\"key\"]}",
+        .idempotent = true,
+        .run = wk_tool__hub_run,
+    },
+    {
+        .name = "memory_list",
+        .description = "Lists keys of the agent's memory in key order, with a preview of each "
+                       "value; page with \"after\".",
+        .schema_json =
+            "{\"type\":\"object\",\"properties\":{"
+            "\"namespace\":{\"type\":\"string\",\"description\":\"memory namespace (default "
+            "\\\"default\\\")\"},"
+            "\"prefix\":{\"type\":\"string\",\"description\":\"only keys starting with this\"},"
+            "\"limit\":{\"type\":\"integer\",\"description\":\"1 to 100 (default 20)\"},"
+            "\"after\":{\"type\":\"string\",\"description\":\"the next_after of the previous "
+            "page\"}},\"required\":[]}",
+        .idempotent = true,
+        .run = wk_tool__hub_run,
+    },
+    {
+        .name = "memory_delete",
+        .description = "Deletes a key from the agent's memory (nothing happens if it is absent).",
+        .schema_json = "{\"type\":\"object\",\"properties\":{"
+                       "\"namespace\":{\"type\":\"string\",\"description\":\"memory namespace "
+                       "(default \\\"default\\\")\"},"
+                       "\"key\":{\"type\":\"string\"}},\"required\":[\"key\"]}",
+        /* Deleting twice deletes once. */
+        .idempotent = true,
+        .run = wk_tool__hub_run,
+    },
+    {
+        .name = "memory_search",
+        .description = "Finds the entries of the agent's memory whose values are most similar "
+                       "in meaning to the query (cosine of embeddings), best first.",
+        .schema_json =
+            "{\"type\":\"object\",\"properties\":{"
+            "\"query\":{\"type\":\"string\",\"description\":\"what to look for\"},"
+            "\"namespace\":{\"type\":\"string\",\"description\":\"memory namespace (default "
+            "\\\"default\\\")\"},"
+            "\"k\":{\"type\":\"integer\",\"description\":\"results, 1 to 50 (default 5)\"},"
+            "\"min_score\":{\"type\":\"number\",\"description\":\"only results scoring at "
+            "least this (-1 to 1)\"}},\"required\":[\"query\"]}",
+        .idempotent = true,
+        .run = wk_tool__memory_search_run,
+        .check_config = wk_tool__memory_search_check_config,
+        .check_settings = wk_tool__memory_search_check_settings,
+    },
     {.name = NULL},
 };
 

@@ -73,5 +73,15 @@ char *wk_tool__http_request_subject(const char *args_json);
 /* worker/tool_hub.c: the tools the hub runs (spawn_agent, send_agent, wait_agent) */
 int wk_tool__hub_run(const struct wk_tool *t, const struct wk_call_ctx *ctx, const char *args_json,
                      wk_tool_done_fn *done, void *arg, struct ag_err *err);
+/* worker/tool_memory.c: memory_put and memory_search, which embed first (memory_get, _list,
+ * _delete are worker/tool_hub.c's) */
+int wk_tool__memory_put_run(const struct wk_tool *t, const struct wk_call_ctx *ctx,
+                            const char *args_json, wk_tool_done_fn *done, void *arg,
+                            struct ag_err *err);
+int wk_tool__memory_search_run(const struct wk_tool *t, const struct wk_call_ctx *ctx,
+                               const char *args_json, wk_tool_done_fn *done, void *arg,
+                               struct ag_err *err);
+int wk_tool__memory_search_check_config(const struct wk_config *c, struct ag_err *err);
+int wk_tool__memory_search_check_settings(const char *settings_json, struct ag_err *err);
 
 #endif
