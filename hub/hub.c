@@ -37,6 +37,7 @@
 #include "hub/policy.h"
 #include "hub/rpc_agent.h"
 #include "hub/rpc_assign.h"
+#include "hub/rpc_memory.h"
 #include "hub/rpc_node.h"
 #include "hub/rpc_nodes.h"
 #include "hub/rpc_schedule.h"
@@ -211,7 +212,8 @@ static int hub_bind(struct hub *h, struct ag_err *err)
                   {hub_rpc_transfer_methods, hub_rpc_transfer_nmethods},
                   {hub_rpc_node_methods, hub_rpc_node_nmethods},
                   {hub_rpc_nodes_methods, hub_rpc_nodes_nmethods},
-                  {hub_rpc_schedule_methods, hub_rpc_schedule_nmethods}};
+                  {hub_rpc_schedule_methods, hub_rpc_schedule_nmethods},
+                  {hub_rpc_memory_methods, hub_rpc_memory_nmethods}};
     size_t nm = 0;
     for (size_t i = 0; i < AG_ARRAY_SIZE(tables); i++)
         nm += tables[i].n;

@@ -23,7 +23,7 @@ static const char *const rpc_names[] = {
     "GetAgent",       "ListAgents",    "KillAgent",   "ResumeAgent",   "ExportAgent",
     "ImportAgent",    "ListNodes",     "CordonNode",  "DrainNode",     "Connect",
     "CreateSchedule", "ListSchedules", "GetSchedule", "PauseSchedule", "ResumeSchedule",
-    "DeleteSchedule",
+    "DeleteSchedule", "ListMemory",    "GetMemory",
 };
 #define NRPC (sizeof(rpc_names) / sizeof(rpc_names[0]))
 
@@ -72,8 +72,9 @@ static void add_role(struct hub_policy *p, const char *name, uint32_t rpcs)
 
 static struct hub_policy *with_builtins(void)
 {
-    static const char *const viewer[] = {"Ping",      "GetAgent",      "ListAgents",  "Trace",
-                                         "ListNodes", "ListSchedules", "GetSchedule", NULL};
+    static const char *const viewer[] = {
+        "Ping",          "GetAgent",    "ListAgents", "Trace",     "ListNodes",
+        "ListSchedules", "GetSchedule", "ListMemory", "GetMemory", NULL};
     static const char *const operator_only[] = {"Spawn",          "SendMessage",    "Invoke",
                                                 "KillAgent",      "ResumeAgent",    "CordonNode",
                                                 "DrainNode",      "CreateSchedule", "PauseSchedule",

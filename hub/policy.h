@@ -17,7 +17,7 @@
  * Built-in roles (a file may not redefine them): admin (every RPC), operator (what a viewer
  * does, and Spawn, SendMessage, Invoke, KillAgent, ResumeAgent, CordonNode, DrainNode,
  * CreateSchedule, PauseSchedule, ResumeSchedule, DeleteSchedule), viewer (Ping, GetAgent,
- * ListAgents, Trace, ListNodes, ListSchedules, GetSchedule), node (NodeService.Connect only; a node may call
+ * ListAgents, Trace, ListNodes, ListSchedules, GetSchedule, ListMemory, GetMemory), node (NodeService.Connect only; a node may call
  * nothing else, and no other role may call it). RPCs are named by their method names.
  *
  * Resolution: a certificate identity with a binding gets the binding's role and namespaces;

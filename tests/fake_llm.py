@@ -48,11 +48,16 @@ Other endpoints:
     /_http/stall         a 200, one chunk "hello", then nothing until the client goes
     /_http/slow/MS       "slow" after MS ms
     /_http/echo          JSON {"method","path","headers","body"} of the request
+    POST /v1/embeddings  OpenAI's embeddings: {"model","input"} -> data[0].embedding, a hashed
+                         bag of the input's words (EMBED_DIMS floats, length 1; the same idea as
+                         the node's mock embedding, other hashes and size), so texts sharing
+                         words score high; input not a string: 400
 """
 
 import argparse
 import asyncio
 import email.utils
+import hashlib
 import json
 import os
 import random
@@ -561,6 +566,29 @@ async def read_request(reader):
     return method, target, headers, raw
 
 
+EMBED_DIMS = 64
+
+
+def embedding(text):
+    v = [0.0] * EMBED_DIMS
+    for word in re.findall(r"[0-9a-z\u0080-\uffff]+", text.lower()):
+        h = int.from_bytes(hashlib.sha256(word.encode()).digest()[:8], "little")
+        v[h % EMBED_DIMS] += -1.0 if h >> 63 else 1.0
+    norm = sum(x * x for x in v) ** 0.5
+    return [x / norm for x in v] if norm else v
+
+
+async def answer_embeddings(conn, body):
+    text = body.get("input") if isinstance(body, dict) else None
+    if not isinstance(text, str):
+        await conn.whole(400, error_body("openai", 400, "input must be a string"))
+        return
+    await conn.whole(200, {"object": "list", "model": body.get("model", ""),
+                           "data": [{"object": "embedding", "index": 0,
+                                     "embedding": embedding(text)}],
+                           "usage": {"prompt_tokens": len(text.split()), "total_tokens": 0}})
+
+
 async def dispatch(conn, method, target, headers, raw):
     url = urllib.parse.urlsplit(target)
     path, query = url.path, urllib.parse.parse_qs(url.query)
@@ -583,6 +611,9 @@ async def dispatch(conn, method, target, headers, raw):
     STATE.last = {"path": path, "headers": headers, "body": body}
     if path.startswith("/_http/"):
         await answer_http(conn, method, path, query, headers, raw)
+        return
+    if path in ("/v1/embeddings", "/embeddings") and method == "POST":
+        await answer_embeddings(conn, body)
         return
     fmt = {"/v1/chat/completions": "openai", "/chat/completions": "openai",
            "/v1/messages": "anthropic", "/messages": "anthropic"}.get(path)

@@ -18,6 +18,7 @@ const struct cli_cmd cli_cmds[] = {
     {"trace", cli_cmd_trace, "print an agent's events (-f to follow)"},
     {"ps", cli_cmd_ps, "list agents"},
     {"get", cli_cmd_get, "show one agent"},
+    {"memory", cli_cmd_memory, "read an agent's memory ('memory ls|get AGENT_ID')"},
     {"kill", cli_cmd_kill, "stop an agent"},
     {"resume", cli_cmd_resume, "continue a yielded or failed agent's work"},
     {"export", cli_cmd_export, "write an agent's whole state to a file, for import elsewhere"},
