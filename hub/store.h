@@ -281,8 +281,9 @@ enum hub_store_memory_kind {
     HUB_STORE_MEMORY_LIST,    /* up to max entries in (namespace, key) order strictly after
                                  (after_namespace, after_key), whose key starts with prefix; of
                                  namespace (NULL or "": every namespace) */
-    HUB_STORE_MEMORY_VECTORS, /* every entry of namespace that has a vector, with the vector and
-                                 without the value, in key order */
+    HUB_STORE_MEMORY_VECTORS, /* the entries of namespace that have a vector, with the vector
+                                 and without the value, in key order: after after_key (NULL or
+                                 "": from the first), at most max (0: all) */
 };
 
 struct hub_store_memory_query {
@@ -293,8 +294,8 @@ struct hub_store_memory_query {
     size_t nkeys;
     const char *prefix;          /* LIST: NULL or "": any */
     const char *after_namespace; /* LIST: NULL or "": from the first */
-    const char *after_key;
-    uint64_t max; /* LIST */
+    const char *after_key;       /* LIST, VECTORS */
+    uint64_t max;                /* LIST, VECTORS */
 };
 
 /* Called on the reader thread; rows valid during the call only. On error rows is NULL and err

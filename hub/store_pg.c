@@ -219,9 +219,9 @@ static const struct stmt_def stmts[ST_COUNT] = {
          "AND left(key, char_length($4::text)) = $4::text ORDER BY namespace, key LIMIT $5",
          5},
     [ST_MEM_VECTORS] = {"SELECT namespace, key, NULL, vector, dims, updated_ns FROM memory "
-                        "WHERE agent_id = $1 AND namespace = $2 AND vector IS NOT NULL "
-                        "ORDER BY key",
-                        2},
+                        "WHERE agent_id = $1 AND namespace = $2 AND key > $3 "
+                        "AND vector IS NOT NULL ORDER BY key LIMIT $4",
+                        4},
 };
 
 /* migrations[i] takes the schema from version i to i + 1, in one transaction, recorded in
@@ -1423,6 +1423,8 @@ static int pg_scan_memory(struct hub_store__conn *c, const struct hub_store_memo
     case HUB_STORE_MEMORY_VECTORS:
         id = ST_MEM_VECTORS;
         p_text(&p, q->namespace);
+        p_text(&p, q->after_key);
+        p_u64(&p, q->max ? q->max : INT64_MAX);
         break;
     }
     return read_rows(c, id, &p, "read the agent's memory", memory_row, &x, err);

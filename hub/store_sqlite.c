@@ -190,8 +190,8 @@ static const char *const stmt_sql[ST_COUNT] = {
                         "WHERE agent_id = ?1 AND (namespace, key) > (?2, ?3) "
                         "AND substr(key, 1, length(?4)) = ?4 ORDER BY namespace, key LIMIT ?5",
     [ST_MEM_VECTORS] = "SELECT namespace, key, NULL, vector, dims, updated_ns FROM memory "
-                       "WHERE agent_id = ?1 AND namespace = ?2 AND vector IS NOT NULL "
-                       "ORDER BY key",
+                       "WHERE agent_id = ?1 AND namespace = ?2 AND key > ?3 "
+                       "AND vector IS NOT NULL ORDER BY key LIMIT ?4",
 };
 
 /* The columns of schema version 3, which migration 4 copies. */
@@ -1290,6 +1290,8 @@ static sqlite3_stmt *memory_stmt(struct hub_store__conn *c, const struct hub_sto
     case HUB_STORE_MEMORY_VECTORS:
         s = c->stmt[ST_MEM_VECTORS];
         bind_text(s, 2, q->namespace);
+        bind_text(s, 3, q->after_key);
+        sqlite3_bind_int64(s, 4, q->max ? clamp64(q->max) : INT64_MAX);
         break;
     }
     if (s)

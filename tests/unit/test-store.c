@@ -1435,6 +1435,10 @@ static void test_memory(void **state)
     assert_true(r.has_vector[0]);
     assert_true(r.v0[0] == 0.5f);
     assert_true(r.vlast[0] == 0.25f);
+    q.max = 1; /* a page after the last vector's key: empty */
+    q.after_key = "a/1";
+    read_mem(fx->st, tr, &q, &r);
+    assert_int_equal(r.n, 0);
     q.agent_id = "ghost";
     read_mem(fx->st, tr, &q, &r);
     assert_int_equal(r.n, 0);
