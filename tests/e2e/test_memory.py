@@ -10,6 +10,7 @@ scripts calling them through the node and the hub), the operator RPCs and CLI.
   agent's memory namespaces are separate.
 - ListMemory / GetMemory: NOT_FOUND for an unknown agent or key, pages, a killed agent's memory
   still readable; with RBAC (own TLS hub) an agent of another namespace is NOT_FOUND.
+- All of MemoryTest again on PostgreSQL (the ctest fixture "pg"), when its server is there.
 """
 import json
 import os
@@ -21,6 +22,7 @@ import unittest
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness as H  # noqa: E402
 from test_real_models import FakeLLM  # noqa: E402
+from test_store_pg import OnPostgres  # noqa: E402
 
 grpc = H.grpc
 TOOLS = ("memory_put", "memory_get", "memory_list", "memory_delete", "memory_search")
@@ -216,6 +218,15 @@ class MemoryTest(H.ClusterTestCase):
         r = self.cli("memory", "get", a, "nope")
         self.assertEqual(r.returncode, 1)
         self.assertIn("error: no key 'nope' in memory namespace 'default'", r.stderr)
+
+
+PG_CONNINFO = os.environ.get("AGENTRY_PG_CONNINFO_FILE", "")
+
+
+@unittest.skipUnless(PG_CONNINFO and os.path.exists(PG_CONNINFO),
+                     "no PostgreSQL (ctest's fixture pg starts one)")
+class MemoryOnPostgresTest(OnPostgres, MemoryTest):
+    pass
 
 
 @unittest.skipIf(H.E2E_TLS, "runs its own TLS hub with a policy in both modes")
