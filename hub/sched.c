@@ -86,6 +86,20 @@ void hub_sched_req_from_spec(struct hub_sched_req *req, struct hub_agent *agent,
 {
     const char *model = spec->model && *spec->model ? spec->model : "mock";
     hub_sched_req_init(req, agent, agent_id, model, spec->tools, spec->n_tools);
+    /* MCP servers and OpenAPI documents need a node offering the tool kind "mcp" / "openapi"
+     * (worker/tool_ext.h), as if the spec listed it among its tools. */
+    if (spec->n_mcp_servers > 0 || spec->n_openapi > 0) {
+        char **tools = ag_arena_alloc(arena, (spec->n_tools + 2) * sizeof(*tools));
+        size_t n = 0;
+        for (size_t i = 0; i < spec->n_tools; i++)
+            tools[n++] = spec->tools[i];
+        if (spec->n_mcp_servers > 0)
+            tools[n++] = "mcp";
+        if (spec->n_openapi > 0)
+            tools[n++] = "openapi";
+        req->tools = tools;
+        req->ntools = n;
+    }
     if (spec->resources) {
         req->need.cpu_milli = spec->resources->cpu_milli;
         req->need.mem_bytes = spec->resources->memory_bytes;

@@ -3,6 +3,7 @@
 #include <cjson/cJSON.h>
 #include <inttypes.h>
 #include <math.h>
+#include <stdio.h>
 #include <string.h>
 #include <strings.h>
 
@@ -363,6 +364,241 @@ static int spec_model_tools(const Agentry__V1__AgentSpec *spec, struct ag_err *e
     return 0;
 }
 
+/* --- MCP servers and OpenAPI sources (types.proto: McpServer, OpenApiSource) ---------------- */
+
+#define MAX_EXT_SOURCES 16
+#define MAX_EXT_NAME 32
+#define MAX_MCP_ARGV 64
+#define MAX_MCP_ARG 4096
+#define MAX_MCP_ENV 64
+#define MAX_EXT_FILTER 256
+#define MAX_MCP_TIMEOUT_MS 3600000
+#define MAX_OPENAPI_DOC (1024 * 1024)
+
+static bool ext_name_ok(const char *s)
+{
+    size_t n = len0(s);
+    if (n == 0 || n > MAX_EXT_NAME)
+        return false;
+    for (; *s; s++)
+        if (!((*s >= 'a' && *s <= 'z') || (*s >= '0' && *s <= '9') || *s == '_' || *s == '-'))
+            return false;
+    return true;
+}
+
+static bool http_url_ok(const char *url)
+{
+    return len0(url) <= MAX_BASE_URL &&
+           (strncasecmp(url, "http://", 7) == 0 || strncasecmp(url, "https://", 8) == 0) &&
+           !strpbrk(url, " \t\r\n") && ag_utf8_valid_str(url);
+}
+
+/* field: "spec.mcp_servers[0].headers". keys and values: n of each. */
+static int ext_headers(const char *field, size_t n, const char *const *keys,
+                       const char *const *values, struct ag_err *err)
+{
+    for (size_t i = 0; i < n; i++) {
+        const char *k = keys[i], *v = values[i];
+        if (!k || !header_name_ok(k))
+            return ag_err_set(err, AG_INVALID_ARGUMENT,
+                              "%s name '%.64s' must be 1..%d token characters (letters, digits "
+                              "and !#$%%&'*+-.^_`|~)",
+                              field, k && ag_utf8_valid_str(k) ? k : "", MAX_HEADER_NAME);
+        if (!ag_utf8_valid_str(v) || len0(v) > MAX_HEADER_VALUE || (v && strpbrk(v, "\r\n")))
+            return ag_err_set(err, AG_INVALID_ARGUMENT,
+                              "%s '%s' value must be UTF-8, at most %d bytes, without CR or LF",
+                              field, k, MAX_HEADER_VALUE);
+    }
+    return 0;
+}
+
+/* A list of names (McpServer.tools, OpenApiSource.operations). */
+static int ext_filter(const char *field, size_t n, char *const *v, struct ag_err *err)
+{
+    if (n > MAX_EXT_FILTER)
+        return ag_err_set(err, AG_INVALID_ARGUMENT, "%s has %zu entries; the limit is %d", field, n,
+                          MAX_EXT_FILTER);
+    for (size_t i = 0; i < n; i++)
+        if (!v[i] || !*v[i] || strlen(v[i]) > MAX_TOOL_NAME * 4 || !ag_utf8_valid_str(v[i]))
+            return ag_err_set(err, AG_INVALID_ARGUMENT,
+                              "%s[%zu] must be a name of 1..%d bytes of UTF-8", field, i,
+                              MAX_TOOL_NAME * 4);
+    return 0;
+}
+
+static bool env_name_ok(const char *s)
+{
+    if (!s || !((*s >= 'A' && *s <= 'Z') || (*s >= 'a' && *s <= 'z') || *s == '_'))
+        return false;
+    return strlen(s) <= MAX_KEY_ENV && hub_validate_name_chars_ok(s, "_");
+}
+
+static int mcp_stdio(const Agentry__V1__McpServer *m, const char *f, struct ag_err *err)
+{
+    if (m->n_command > MAX_MCP_ARGV)
+        return ag_err_set(err, AG_INVALID_ARGUMENT, "%s.command has %zu entries; the limit is %d",
+                          f, m->n_command, MAX_MCP_ARGV);
+    for (size_t i = 0; i < m->n_command; i++)
+        if (len0(m->command[i]) > MAX_MCP_ARG || !ag_utf8_valid_str(m->command[i]) ||
+            (i == 0 && !*m->command[0]))
+            return ag_err_set(err, AG_INVALID_ARGUMENT,
+                              "%s.command[%zu] must be UTF-8 of %s..%d bytes", f, i,
+                              i == 0 ? "1" : "0", MAX_MCP_ARG);
+    if (m->n_env > MAX_MCP_ENV)
+        return ag_err_set(err, AG_INVALID_ARGUMENT, "%s.env has %zu entries; the limit is %d", f,
+                          m->n_env, MAX_MCP_ENV);
+    for (size_t i = 0; i < m->n_env; i++) {
+        const char *k = m->env[i]->key, *v = m->env[i]->value;
+        if (!env_name_ok(k))
+            return ag_err_set(
+                err, AG_INVALID_ARGUMENT,
+                "%s.env name '%.64s' must be a variable name ([A-Za-z_][A-Za-z0-9_]*, "
+                "at most %d)",
+                f, k && ag_utf8_valid_str(k) ? k : "", MAX_KEY_ENV);
+        if (!ag_utf8_valid_str(v) || len0(v) > MAX_MCP_ARG)
+            return ag_err_set(err, AG_INVALID_ARGUMENT,
+                              "%s.env '%s' value must be UTF-8 of at most %d bytes", f, k,
+                              MAX_MCP_ARG);
+    }
+    return 0;
+}
+
+static int mcp_server(const Agentry__V1__McpServer *m, const char *f, struct ag_err *err)
+{
+    bool stdio = m->n_command > 0, http = len0(m->url) > 0;
+    if (stdio == http)
+        return ag_err_set(err, AG_INVALID_ARGUMENT,
+                          "%s must have exactly one of command (a stdio server) and url (a "
+                          "streamable HTTP one)",
+                          f);
+    if (stdio && (m->n_headers > 0))
+        return ag_err_set(err, AG_INVALID_ARGUMENT,
+                          "%s.headers is for a url server; a command server takes env", f);
+    if (http && m->n_env > 0)
+        return ag_err_set(err, AG_INVALID_ARGUMENT,
+                          "%s.env is for a command server; a url server takes headers", f);
+    if (stdio && mcp_stdio(m, f, err) != 0)
+        return -1;
+    if (http && !http_url_ok(m->url))
+        return ag_err_set(err, AG_INVALID_ARGUMENT,
+                          "%s.url must be an http:// or https:// URL of at most %d bytes without "
+                          "spaces",
+                          f, MAX_BASE_URL);
+    if (m->n_headers > MAX_HEADERS)
+        return ag_err_set(err, AG_INVALID_ARGUMENT, "%s.headers has %zu entries; the limit is %d",
+                          f, m->n_headers, MAX_HEADERS);
+    const char *keys[MAX_HEADERS], *values[MAX_HEADERS];
+    for (size_t i = 0; i < m->n_headers; i++) {
+        keys[i] = m->headers[i]->key;
+        values[i] = m->headers[i]->value;
+    }
+    char hf[80];
+    snprintf(hf, sizeof(hf), "%s.headers", f);
+    char tf[80];
+    snprintf(tf, sizeof(tf), "%s.tools", f);
+    if (ext_headers(hf, m->n_headers, keys, values, err) != 0 ||
+        ext_filter(tf, m->n_tools, m->tools, err) != 0)
+        return -1;
+    if (m->timeout_ms > MAX_MCP_TIMEOUT_MS)
+        return ag_err_set(err, AG_INVALID_ARGUMENT,
+                          "%s.timeout_ms is %u; the limit is %d (one hour; 0: 60000)", f,
+                          m->timeout_ms, MAX_MCP_TIMEOUT_MS);
+    return 0;
+}
+
+static int openapi_source(const Agentry__V1__OpenApiSource *o, const char *f, struct ag_err *err)
+{
+    bool url = len0(o->url) > 0, doc = len0(o->document) > 0;
+    if (url == doc)
+        return ag_err_set(err, AG_INVALID_ARGUMENT,
+                          "%s must have exactly one of url (where the node fetches the document) "
+                          "and document (its text)",
+                          f);
+    if (url && !http_url_ok(o->url))
+        return ag_err_set(err, AG_INVALID_ARGUMENT,
+                          "%s.url must be an http:// or https:// URL of at most %d bytes without "
+                          "spaces",
+                          f, MAX_BASE_URL);
+    if (doc && (len0(o->document) > MAX_OPENAPI_DOC || !ag_utf8_valid_str(o->document)))
+        return ag_err_set(err, AG_INVALID_ARGUMENT,
+                          "%s.document must be UTF-8 text (JSON or YAML) of at most %d bytes; "
+                          "serve a larger one and give its url",
+                          f, MAX_OPENAPI_DOC);
+    if (len0(o->base_url) > 0 && !http_url_ok(o->base_url))
+        return ag_err_set(err, AG_INVALID_ARGUMENT,
+                          "%s.base_url must be an http:// or https:// URL of at most %d bytes "
+                          "without spaces",
+                          f, MAX_BASE_URL);
+    if (o->n_headers > MAX_HEADERS)
+        return ag_err_set(err, AG_INVALID_ARGUMENT, "%s.headers has %zu entries; the limit is %d",
+                          f, o->n_headers, MAX_HEADERS);
+    const char *keys[MAX_HEADERS], *values[MAX_HEADERS];
+    for (size_t i = 0; i < o->n_headers; i++) {
+        keys[i] = o->headers[i]->key;
+        values[i] = o->headers[i]->value;
+    }
+    char hf[80];
+    snprintf(hf, sizeof(hf), "%s.headers", f);
+    char of[80];
+    snprintf(of, sizeof(of), "%s.operations", f);
+    if (ext_headers(hf, o->n_headers, keys, values, err) != 0)
+        return -1;
+    return ext_filter(of, o->n_operations, o->operations, err);
+}
+
+/* The names of one list: each valid and unique. */
+static int ext_names(const char *field, size_t n, const char *(*name_of)(const void *, size_t),
+                     const void *list, struct ag_err *err)
+{
+    if (n > MAX_EXT_SOURCES)
+        return ag_err_set(err, AG_INVALID_ARGUMENT, "%s has %zu entries; the limit is %d", field, n,
+                          MAX_EXT_SOURCES);
+    for (size_t i = 0; i < n; i++) {
+        const char *name = name_of(list, i);
+        if (!ext_name_ok(name))
+            return ag_err_set(err, AG_INVALID_ARGUMENT,
+                              "%s[%zu].name '%.40s' must be 1..%d characters of [a-z0-9_-]", field,
+                              i, name && ag_utf8_valid_str(name) ? name : "", MAX_EXT_NAME);
+        for (size_t j = 0; j < i; j++)
+            if (strcmp(name_of(list, j), name) == 0)
+                return ag_err_set(err, AG_INVALID_ARGUMENT,
+                                  "%s[%zu].name '%s' is also the name of entry %zu; names are "
+                                  "unique",
+                                  field, i, name, j);
+    }
+    return 0;
+}
+
+static const char *mcp_name_of(const void *list, size_t i)
+{
+    return ((Agentry__V1__McpServer *const *)list)[i]->name;
+}
+
+static const char *openapi_name_of(const void *list, size_t i)
+{
+    return ((Agentry__V1__OpenApiSource *const *)list)[i]->name;
+}
+
+static int spec_ext_tools(const Agentry__V1__AgentSpec *spec, struct ag_err *err)
+{
+    if (ext_names("spec.mcp_servers", spec->n_mcp_servers, mcp_name_of, spec->mcp_servers, err) !=
+            0 ||
+        ext_names("spec.openapi", spec->n_openapi, openapi_name_of, spec->openapi, err) != 0)
+        return -1;
+    char f[64];
+    for (size_t i = 0; i < spec->n_mcp_servers; i++) {
+        snprintf(f, sizeof(f), "spec.mcp_servers[%zu]", i);
+        if (mcp_server(spec->mcp_servers[i], f, err) != 0)
+            return -1;
+    }
+    for (size_t i = 0; i < spec->n_openapi; i++) {
+        snprintf(f, sizeof(f), "spec.openapi[%zu]", i);
+        if (openapi_source(spec->openapi[i], f, err) != 0)
+            return -1;
+    }
+    return 0;
+}
+
 int hub_validate_spec(const Agentry__V1__AgentSpec *spec, struct ag_err *err)
 {
     if (!spec)
@@ -391,7 +627,7 @@ int hub_validate_spec(const Agentry__V1__AgentSpec *spec, struct ag_err *err)
                           "spec.max_iterations is %u; the limit is %d (0 means the node's default)",
                           spec->max_iterations, MAX_ITER);
     if (spec_labels(spec, err) != 0 || spec_model_tools(spec, err) != 0 ||
-        templates(spec, err) != 0)
+        templates(spec, err) != 0 || spec_ext_tools(spec, err) != 0)
         return -1;
     return spec_placement(spec, err);
 }

@@ -643,14 +643,19 @@ static const char **offered_models(size_t *n)
     return out;
 }
 
+/* The builtin tools, then the kinds of tools a spec brings (worker/tool_ext.h): an agent with
+ * mcp_servers or openapi is placed only on a node offering "mcp" or "openapi". */
 static const char **offered_tools(size_t *n)
 {
+    static const char *const ext[] = {"mcp", "openapi"};
     size_t k = 0;
     while (wk_tools[k].name)
         k++;
-    const char **out = ag_xcalloc(k + 1, sizeof(*out));
+    const char **out = ag_xcalloc(k + AG_ARRAY_SIZE(ext) + 1, sizeof(*out));
     for (size_t i = 0; i < k; i++)
         out[i] = wk_tools[i].name;
+    for (size_t i = 0; i < AG_ARRAY_SIZE(ext); i++)
+        out[k++] = ext[i];
     *n = k;
     return out;
 }

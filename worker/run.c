@@ -41,6 +41,7 @@
 #include "worker/run_replay.h"
 #include "worker/run_spec.h"
 #include "worker/tool.h"
+#include "worker/tool_ext.h"
 #include "worker/warm.h"
 #include "worker/workspace.h"
 
@@ -89,6 +90,11 @@ struct wk_run {
     char **tools;                    /* owned: spec.tools */
     struct wk_chat_tool *tool_specs; /* owned array (strings borrowed): tools, for the model */
     size_t ntools;
+    /* The spec's MCP and OpenAPI tools (worker/tool_ext.h): a reference, NULL if it has none.
+     * Offered (appended to tool_specs, strings borrowed from it) before the first model call. */
+    struct wk_toolset *ext;
+    size_t nspecs; /* tool_specs in use: ntools, plus the toolset's once offered */
+    bool ext_offered;
     uint32_t max_iterations;      /* the assignment's or the spec's, 0 replaced by the default */
     struct wk_run_spec spec;      /* model settings, tool settings, limits, permission rules */
     struct wk_http *http;         /* borrowed from the host, may be NULL */
@@ -266,6 +272,12 @@ static bool tool_enabled(const struct wk_run *run, const char *name)
 static bool may_run_again(const struct wk_run *run, const char *name)
 {
     const struct wk_tool *t = wk_tool_find(name);
+    if (!t && run->ext) {
+        /* An MCP or OpenAPI tool: as its listing says, if this node has listed it already;
+         * otherwise its nature is unknown here, and running it again could act twice. */
+        const struct wk_ext_tool *x = wk_toolset_find(run->ext, name);
+        return x && x->idempotent;
+    }
     return !t || !tool_enabled(run, name) || t->idempotent;
 }
 
@@ -374,6 +386,8 @@ static struct wk_run *run_new(const Agentry__V1__Assignment *a, const struct wk_
     run->workspace_root = o->workspace_root && *o->workspace_root ? o->workspace_root : NULL;
     run->delta_interval_ms = o->delta_interval_ms > 0 ? o->delta_interval_ms
                                                       : WK_RUN_DELTA_INTERVAL_MS;
+    run->ext = wk_tool_ext_get(o->ext, a->spec);
+    run->nspecs = run->ntools;
     /* The wall clock starts at the assignment: a turn placed again starts it anew. */
     uint64_t timeout = run->spec.turn_timeout_ms ? run->spec.turn_timeout_ms
                                                  : (uint64_t)o->default_turn_timeout_ms;
@@ -432,6 +446,7 @@ static void run_free(struct wk_run *run)
         free(run->tools[i]);
     free(run->tools);
     free(run->tool_specs);
+    wk_toolset_unref(run->ext);
     free(run->user_state);
     for (size_t i = 0; i < run->nmsgs; i++)
         wk_msg_release(&run->msgs[i]);
@@ -798,6 +813,40 @@ static const char *limit_reached(const struct wk_run *run)
     return NULL;
 }
 
+static void on_ext_listed(void *arg)
+{
+    run_resume(arg);
+}
+
+/* The spec's MCP and OpenAPI tools join the model's tools before the run's first model or
+ * tool call; the stdio servers run in the agent's workspace, made here as run_tool makes it.
+ * true: offered, go on; false: the token left (parked on the listing, or the turn ended
+ * because the listing failed). */
+static bool offer_ext_tools(struct wk_run *run)
+{
+    struct ag_err err = AG_ERR_INIT;
+    int rc = -1;
+    if (!run->workspace_root || run->workspace ||
+        (run->workspace = wk_workspace_dir_for(run->workspace_root, run->agent_id, &err)))
+        rc = wk_toolset_wait(run->ext, run->workspace, on_ext_listed, run, &err);
+    if (rc == 1)
+        return false; /* on_ext_listed has the token */
+    if (rc != 0) {
+        end_turn(run, AGENTRY__V1__EVENT_KIND__EVENT_KIND_ERROR, err.msg);
+        return false;
+    }
+    size_t n;
+    const struct wk_ext_tool *x = wk_toolset_tools(run->ext, &n);
+    run->tool_specs = ag_xrealloc(run->tool_specs,
+                                  (run->ntools + n + 1) * sizeof(*run->tool_specs));
+    for (size_t i = 0; i < n; i++)
+        run->tool_specs[run->ntools + i] = (struct wk_chat_tool){x[i].name, x[i].description,
+                                                                 x[i].schema_json};
+    run->nspecs = run->ntools + n;
+    run->ext_offered = true;
+    return true;
+}
+
 static bool call_model(struct wk_run *run)
 {
     const char *limit = limit_reached(run);
@@ -805,6 +854,8 @@ static bool call_model(struct wk_run *run)
         end_turn(run, AGENTRY__V1__EVENT_KIND__EVENT_KIND_YIELD, limit);
         return false;
     }
+    if (run->ext && !run->ext_offered && !offer_ext_tools(run))
+        return false;
     drain_inbox(run);
     run->iterations++;
     run->usage.model_calls++;
@@ -822,7 +873,7 @@ static bool call_model(struct wk_run *run)
         .msgs = run->msgs,
         .nmsgs = run->nmsgs,
         .tools = run->tool_specs,
-        .ntools = run->ntools,
+        .ntools = run->nspecs,
         .settings = wk_run_spec_model_settings(&run->spec),
         .on_delta = run->spec.stream ? on_model_delta : NULL,
     };
@@ -938,11 +989,46 @@ static bool tool_refused(struct wk_run *run, char *text)
     return true;
 }
 
+/* An MCP or OpenAPI tool (worker/tool_ext.h): refused, timed out and traced as a builtin is.
+ * Its permission rules match its full name; it has no subject. An OpenAPI call goes through
+ * http_request's options and settings (worker/tool_http_request.h). */
+static bool run_ext_tool(struct wk_run *run, const struct wk_tool_call *c,
+                         const struct wk_ext_tool *x)
+{
+    static const struct wk_config mcp_config = {.owner = "mcp"}; /* its own timeout_ms rules */
+    if (turn_timed_out(run))
+        return tool_refused(run, ag_xasprintf("tool '%s' was not run: the turn reached its time "
+                                              "limit (spec.limits.turn_timeout_ms)",
+                                              c->name));
+    char *denied = wk_run_spec_denied(&run->spec, NULL, c->name, c->arguments);
+    if (denied) {
+        ag_log_info("run.tool_denied", "agent=%s epoch=%" PRIu64 " tool=%s call=%s", run->agent_id,
+                    run->epoch, c->name, ag_log_q(c->id));
+        return tool_refused(run, denied);
+    }
+    const struct wk_tool *http = wk_tool_find("http_request");
+    struct wk_call_ctx ctx = call_ctx(run,
+                                      x->mcp ? &mcp_config : &run->tool_configs[http - wk_tools]);
+    ctx.agent_id = run->agent_id;
+    ctx.settings_json = x->mcp ? NULL : wk_run_spec_tool_settings(&run->spec, "http_request");
+    ctx.workspace = run->workspace;
+    struct ag_err err = AG_ERR_INIT;
+    if (wk_toolset_call(run->ext, x, &ctx, c->arguments, on_tool_done, run, &err) == 0)
+        return false; /* on_tool_done has the token now */
+    return tool_refused(run, ag_xasprintf("tool '%s' could not start: %s", c->name, err.msg));
+}
+
 static bool run_tool(struct wk_run *run)
 {
+    /* A resumed turn may start here, before any model call offered them. */
+    if (run->ext && !run->ext_offered && !offer_ext_tools(run))
+        return false;
     const struct wk_tool_call *c = &run->msgs[run->call_msg].calls[run->tool_idx];
     struct ag_err err = AG_ERR_INIT;
     run->phase = WK_RUN_TOOL_DONE;
+    const struct wk_ext_tool *x = run->ext ? wk_toolset_find(run->ext, c->name) : NULL;
+    if (x)
+        return run_ext_tool(run, c, x);
     char *why = NULL;
     const struct wk_tool *t = tool_for(run, c->name, &why);
     if (!t)

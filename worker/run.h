@@ -56,6 +56,7 @@ struct ag_workpool;
 struct wk_http;
 struct wk_hub_link;
 struct wk_prices;
+struct wk_tool_ext;
 
 /* What a run needs from its host. ctx is wk_run_opts.host_ctx. The run calls none of these
  * once it was cancelled (see Cancellation above). */
@@ -117,6 +118,9 @@ struct wk_run_opts {
     int64_t default_turn_timeout_ms;
     /* A streamed reply's text goes out as MODEL_DELTA events at most this often (0: 200 ms). */
     int64_t delta_interval_ms;
+    /* The node's MCP and OpenAPI toolsets (worker/tool_ext.h), borrowed; NULL: a spec's
+     * mcp_servers and openapi bring no tools. */
+    struct wk_tool_ext *ext;
 };
 
 /* A run for assignment a (copied), holding one reference (the token): the conversation is the

@@ -119,10 +119,11 @@ const char *wk_run_spec_tool_settings(const struct wk_run_spec *s, const char *n
     return NULL;
 }
 
-/* A rule with patterns matches only a call with a subject one of them matches. */
+/* A rule's tool is a glob ("*", "mcp__fs__*": a spec's MCP and OpenAPI tools share a prefix).
+ * A rule with patterns matches only a call with a subject one of them matches. */
 static bool rule_matches(const struct wk_run_rule *r, const char *name, const char *subject)
 {
-    if (strcmp(r->tool, "*") != 0 && strcmp(r->tool, name) != 0)
+    if (fnmatch(r->tool, name, 0) != 0)
         return false;
     if (r->npatterns == 0)
         return true;

@@ -19,7 +19,7 @@
 #include "worker/tool.h"
 
 struct wk_run_rule {
-    char *tool; /* owned; "*" for every tool */
+    char *tool; /* owned; a glob of tool names: "*" for every tool, "mcp__fs__*" */
     bool allow;
     char **patterns; /* owned; fnmatch globs against the call's subject */
     size_t npatterns;

@@ -42,6 +42,7 @@
 #include "worker/price.h"
 #include "worker/run.h"
 #include "worker/tool.h"
+#include "worker/tool_ext.h"
 #include "worker/warm.h"
 
 #define WK_RUNNER_DEFAULT_THREADS 2
@@ -61,6 +62,7 @@ struct wk_runner {
     char *workspace_root;         /* owned, NULL: none */
     struct ag_workpool *workpool; /* owned: threads for blocking tool work (files, processes) */
     struct wk_http *http;         /* owned: the node's HTTP client, for models and http_request */
+    struct wk_tool_ext *ext;      /* owned: specs' MCP servers and OpenAPI tools */
     uint32_t default_max_iterations;
     int64_t default_turn_timeout_ms;
     int64_t delta_interval_ms;
@@ -221,6 +223,7 @@ static struct wk_run_opts run_opts(struct wk_runner *r, struct wk_provider *p,
         .default_max_iterations = r->default_max_iterations,
         .default_turn_timeout_ms = r->default_turn_timeout_ms,
         .delta_interval_ms = r->delta_interval_ms,
+        .ext = r->ext,
     };
     pthread_mutex_lock(&r->limits_mu);
     o.max_payload = r->max_payload;
@@ -278,8 +281,10 @@ static void runner_stop_threads(struct wk_runner *r)
 
 static void runner_release(struct wk_runner *r)
 {
+    wk_tool_ext_stop(r->ext);
     ag_workpool_free(r->workpool);
     wk_http_free(r->http);
+    wk_tool_ext_free(r->ext);
     for (size_t i = 0; i < r->nproviders; i++)
         if (r->providers[i])
             r->providers[i]->free(r->providers[i]);
@@ -346,6 +351,7 @@ struct wk_runner *wk_runner_new(const struct wk_runner_opts *o, struct ag_err *e
         runner_release(r);
         return NULL;
     }
+    r->ext = wk_tool_ext_new(r->http, r->workpool);
 
     unsigned want = o->threads ? o->threads : WK_RUNNER_DEFAULT_THREADS;
     r->threads = ag_xcalloc(want, sizeof(*r->threads));
@@ -368,6 +374,9 @@ void wk_runner_free(struct wk_runner *r)
         return;
     wk_runner_cancel_all(r);
     runner_stop_threads(r);
+    /* MCP processes are stopped (their calls end, finding their runs cancelled) while the pool
+     * and the HTTP client are still up for what a listing still has in flight. */
+    wk_tool_ext_stop(r->ext);
     /* After the cancel (a running shell is killed by it) and before the node's timers go: the
      * pool runs what is queued, whose completions find their runs cancelled and drop them. */
     ag_workpool_free(r->workpool);

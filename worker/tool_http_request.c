@@ -20,6 +20,9 @@
  *   both lists; the smaller size and time limits win.
  * Declared not idempotent: a POST may have acted, and the tool cannot tell which requests are safe.
  *
+ * Other tools' HTTP calls (an OpenAPI operation, worker/openapi.c) go through the same code path
+ * and limits: wk_tool_http_request_call (worker/tool_http_request.h).
+ *
  * Threads: run() may be called from any thread; done() runs on the HTTP thread (a response or a
  * failure) or on the timer thread (a call refused before any request), never inside run(). */
 #include <ctype.h>
@@ -37,6 +40,7 @@
 #include "common/xalloc.h"
 #include "worker/http.h"
 #include "worker/tool.h"
+#include "worker/tool_http_request.h"
 #include "worker/tool_rows.h"
 
 #define HTTPREQ_DEFAULT_MAX_BYTES (1u << 20)
@@ -307,9 +311,10 @@ struct httpreq_plan {
     int64_t deadline_ms;
 };
 
-/* NULL when the call may go ahead (p filled), else the refusal (owned) the model gets. */
+/* NULL when the call may go ahead (p filled), else the refusal (owned) the model gets.
+ * implicit_host: a host allowed without the allowlists (NULL: none). */
 static char *plan_call(const struct wk_call_ctx *ctx, const cJSON *args, const cJSON *settings,
-                       struct httpreq_plan *p)
+                       const char *implicit_host, struct httpreq_plan *p)
 {
     const cJSON *url = cJSON_GetObjectItemCaseSensitive(args, "url");
     const cJSON *method = cJSON_GetObjectItemCaseSensitive(args, "method");
@@ -334,7 +339,8 @@ static char *plan_call(const struct wk_call_ctx *ctx, const cJSON *args, const c
                             p->url);
     const cJSON *spec_hosts = cJSON_GetObjectItemCaseSensitive(settings, "allow_hosts");
     const char *node_hosts = wk_config_get(ctx->config, "allow_hosts");
-    if (!node_allows(node_hosts, host) || !spec_allows(spec_hosts, host)) {
+    bool implicit = implicit_host && strcasecmp(host, implicit_host) == 0;
+    if (!implicit && (!node_allows(node_hosts, host) || !spec_allows(spec_hosts, host))) {
         char *why = ag_xasprintf("tool 'http_request' refused: host '%s' is not allowed (%s)", host,
                                  node_allows(node_hosts, host) ? "the agent's spec does not list it"
                                                                : "the node's "
@@ -393,21 +399,19 @@ static int start_request(const struct wk_call_ctx *ctx, struct httpreq_plan *p,
     return wk_http_start(ctx->http, &o, err);
 }
 
-int wk_tool__http_request_run(const struct wk_tool *t, const struct wk_call_ctx *ctx,
-                              const char *args_json, wk_tool_done_fn *done, void *arg,
+int wk_tool_http_request_call(const struct wk_call_ctx *ctx, const cJSON *args,
+                              const char *implicit_host, wk_tool_done_fn *done, void *arg,
                               struct ag_err *err)
 {
-    (void)t;
     if (!ctx || !ctx->http || !ctx->timers)
         return ag_err_set(err, AG_FAILED_PRECONDITION,
                           "cannot run tool 'http_request': this node has no HTTP client");
-    cJSON *args = cJSON_Parse(args_json ? args_json : "");
     cJSON *settings = ctx->settings_json ? cJSON_Parse(ctx->settings_json) : NULL;
     struct httpreq_plan p = {0};
     struct httpreq_call *c = ag_xcalloc(1, sizeof(*c));
     c->done = done;
     c->arg = arg;
-    c->output = plan_call(ctx, args, settings, &p);
+    c->output = plan_call(ctx, args, settings, implicit_host, &p);
     int rc = 0;
     if (c->output) {
         wk_call_after(ctx, 0, on_refusal, c);
@@ -420,7 +424,17 @@ int wk_tool__http_request_run(const struct wk_tool *t, const struct wk_call_ctx 
     for (size_t i = 0; i < p.nheaders; i++)
         free(p.headers[i]);
     free(p.headers);
-    cJSON_Delete(args);
     cJSON_Delete(settings);
+    return rc;
+}
+
+int wk_tool__http_request_run(const struct wk_tool *t, const struct wk_call_ctx *ctx,
+                              const char *args_json, wk_tool_done_fn *done, void *arg,
+                              struct ag_err *err)
+{
+    (void)t;
+    cJSON *args = cJSON_Parse(args_json ? args_json : "");
+    int rc = wk_tool_http_request_call(ctx, args, NULL, done, arg, err);
+    cJSON_Delete(args);
     return rc;
 }

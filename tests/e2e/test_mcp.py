@@ -1,0 +1,345 @@
+"""tests/e2e/test_mcp.py - MCP servers and OpenAPI documents as an agent's tools (issue 16, points
+2 and 5), end to end: a hub and one node running agents whose specs list MCP servers the project
+did not write (the reference servers @modelcontextprotocol/server-everything, over stdio and over
+streamable HTTP, and @modelcontextprotocol/server-filesystem over stdio) and an OpenAPI document
+served, with its endpoints, by a small HTTP server in this file.
+
+The servers come from npm at test time, pinned by tests/mcp/package.json and package-lock.json,
+installed with `npm ci` into <build>/mcp-servers (again only when the lock changes). Without node
+and npm, or without the registry, the test is skipped (exit 77, ctest's SKIP_RETURN_CODE) with the
+reason printed.
+
+Agents use the mock model's `call TOOL {json}` steps; the tools the model is offered are read from
+tests/fake_llm.py's record of the last request it got.
+"""
+import hashlib
+import http.server
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.request
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import harness as H  # noqa: E402
+
+SKIP = 77
+MCP_DIR = os.path.join(H.AGENTRY_SRC, "tests", "mcp")
+CACHE = os.path.join(os.path.dirname(os.path.abspath(H.AGENTRY_BIN)), "mcp-servers")
+PKG = os.path.join(CACHE, "node_modules", "@modelcontextprotocol")
+EVERYTHING = os.path.join(PKG, "server-everything", "dist", "index.js")
+FILESYSTEM = os.path.join(PKG, "server-filesystem", "dist", "index.js")
+FS_ROOT = tempfile.mkdtemp(prefix="agentry-e2e-mcp-fs-")
+WORKSPACES = tempfile.mkdtemp(prefix="agentry-e2e-mcp-ws-")
+
+
+def install_servers():
+    """npm ci into CACHE unless it holds this lock's install; the reason to skip, or None."""
+    node, npm = shutil.which("node"), shutil.which("npm")
+    if not node or not npm:
+        return "node and npm are not installed"
+    with open(os.path.join(MCP_DIR, "package-lock.json"), "rb") as f:
+        lock = hashlib.sha256(f.read()).hexdigest()
+    stamp = os.path.join(CACHE, ".installed")
+    if os.path.exists(stamp) and open(stamp).read() == lock and os.path.exists(EVERYTHING):
+        return None
+    os.makedirs(CACHE, exist_ok=True)
+    for name in ("package.json", "package-lock.json"):
+        shutil.copy(os.path.join(MCP_DIR, name), CACHE)
+    try:
+        r = subprocess.run([npm, "ci", "--no-audit", "--no-fund", "--prefer-offline"], cwd=CACHE,
+                           capture_output=True, text=True, timeout=240)
+    except subprocess.TimeoutExpired:
+        return "npm ci timed out (is the npm registry reachable?)"
+    if r.returncode != 0:
+        return "npm ci failed (is the npm registry reachable?): %s" % r.stderr.strip()[-400:]
+    with open(stamp, "w") as f:
+        f.write(lock)
+    return None
+
+
+# --- the OpenAPI server ---------------------------------------------------------------------
+
+OPENAPI_YAML = """
+openapi: 3.0.3
+info: {title: shop, version: "1"}
+servers:
+  - url: /api
+paths:
+  /items/{id}:
+    parameters:
+      - {name: id, in: path, required: true, schema: {type: string}}
+    get:
+      operationId: getItem
+      summary: Get one item.
+      parameters:
+        - {name: verbose, in: query, schema: {type: boolean}}
+      responses: {"200": {description: ok}}
+  /items/{id}/notes:
+    post:
+      operationId: addNote
+      summary: Add a note to an item.
+      parameters:
+        - {name: id, in: path, required: true, schema: {type: string}}
+        - {name: tag, in: query, schema: {type: array, items: {type: string}}}
+        - {name: X-Trace, in: header, schema: {type: string}}
+      requestBody:
+        required: true
+        content:
+          application/json:
+            schema: {$ref: "#/components/schemas/Note"}
+      responses: {"201": {description: created}}
+components:
+  schemas:
+    Note:
+      type: object
+      properties:
+        text: {type: string}
+        author: {$ref: "#/components/schemas/Person"}
+      required: [text]
+    Person:
+      type: object
+      properties: {name: {type: string}}
+"""
+
+
+class ShopHandler(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, *a):
+        pass
+
+    def reply(self, status, body, ctype="application/json"):
+        data = body.encode() if isinstance(body, str) else json.dumps(body).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", ctype)
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def do_GET(self):
+        if self.path == "/openapi.yaml":
+            return self.reply(200, OPENAPI_YAML, "application/yaml")
+        self.reply(200, {"method": "GET", "path": self.path, "key": self.headers.get("X-Key")})
+
+    def do_POST(self):
+        n = int(self.headers.get("Content-Length") or 0)
+        body = json.loads(self.rfile.read(n) or b"null")
+        self.reply(201, {"method": "POST", "path": self.path, "body": body,
+                         "trace": self.headers.get("X-Trace"), "key": self.headers.get("X-Key")})
+
+
+def start_shop():
+    srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), ShopHandler)
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    return srv
+
+
+def start_everything_http():
+    port = H.free_port()
+    path = os.path.join(FS_ROOT, "everything-http.log")
+    with open(path, "w") as log:
+        p = subprocess.Popen(["node", EVERYTHING, "streamableHttp"],
+                             env=dict(os.environ, PORT=str(port)), stdout=log,
+                             stderr=subprocess.STDOUT)
+
+    def up():
+        if p.poll() is not None:
+            with open(path) as f:
+                raise AssertionError("server-everything (HTTP) exited: %s" % f.read())
+        try:
+            urllib.request.urlopen("http://127.0.0.1:%d/mcp" % port, timeout=1)
+        except urllib.error.HTTPError:
+            return True  # it answers (a GET without a session is refused)
+        except OSError:
+            return False
+        return True
+    H.wait_for(up, 30, what="server-everything's HTTP endpoint")
+    return p, "http://127.0.0.1:%d/mcp" % port
+
+
+class McpTest(H.ClusterTestCase):
+    NODES = 1
+
+    @classmethod
+    def setUpClass(cls):
+        from test_real_models import FakeLLM
+        cls.fake = FakeLLM()
+        cls.addClassCleanup(cls.fake.stop)
+        cls.shop = start_shop()
+        cls.addClassCleanup(cls.shop.shutdown)
+        cls.http_server, cls.http_url = start_everything_http()
+        cls.addClassCleanup(cls.http_server.wait, 10)
+        cls.addClassCleanup(cls.http_server.kill)
+        cls.addClassCleanup(shutil.rmtree, FS_ROOT, True)
+        cls.addClassCleanup(shutil.rmtree, WORKSPACES, True)
+        with open(os.path.join(FS_ROOT, "hello.txt"), "w") as f:
+            f.write("hello from the file system\n")
+        os.environ["OPENAI_API_KEY"] = "sk-test-mcp"
+        cls.NODE_ARGS = ("--workspace-root", WORKSPACES,
+                         "--model-opt", "openai.base_url=%s/v1" % cls.fake.base)
+        super().setUpClass()
+
+    # -- helpers --
+
+    def everything(self, name="ev", **kw):
+        return self.T.McpServer(name=name, command=["node", EVERYTHING, "stdio"], **kw)
+
+    def shop_api(self, **kw):
+        return self.T.OpenApiSource(
+            name="shop", url="http://127.0.0.1:%d/openapi.yaml" % self.shop.server_address[1],
+            **kw)
+
+    def run_agent(self, steps, model="mock", **spec):
+        spec.setdefault("max_iterations", 10)
+        s = self.T.AgentSpec(model=model, **spec)
+        a = self.c.hub.Spawn(self.s.hub.SpawnRequest(spec=s, input="; ".join(steps)),
+                             timeout=10).agent_id
+        end = self.c.wait_turn_end(a, timeout=90)
+        events = self.c.trace(a)
+        calls = [H.payload(e) for e in events if e.kind == self.T.EVENT_KIND_TOOL_CALL]
+        results = [H.payload(e) for e in events if e.kind == self.T.EVENT_KIND_TOOL_RESULT]
+        return end, calls, results
+
+    def node_log(self):
+        with open(self.c.nodes["n1"].log_path) as f:
+            return f.read()
+
+    def started_pids(self, server):
+        text = self.node_log()
+        return [int(p) for p in re.findall(
+            r"event=mcp\.started server=%s pid=(\d+)" % re.escape(server), text)]
+
+    # -- tests --
+
+    def test_the_model_is_offered_the_servers_and_the_operations_tools(self):
+        end, _, _ = self.run_agent(["hi"], model="openai/echo",
+                                   mcp_servers=[self.everything(tools=["echo", "get-sum"])],
+                                   openapi=[self.shop_api()])
+        self.assertEqual(end.kind, self.T.EVENT_KIND_FINAL, H.payload(end))
+        req = self.fake.stats()["last"]["body"]
+        tools = {t["function"]["name"]: t["function"] for t in req["tools"]}
+        self.assertEqual(sorted(tools), ["mcp__ev__echo", "mcp__ev__get-sum", "shop__addNote",
+                                         "shop__getItem"])
+        self.assertIn("message", tools["mcp__ev__echo"]["parameters"]["properties"])
+        note = tools["shop__addNote"]["parameters"]
+        self.assertEqual(sorted(note["required"]), ["body", "id"])
+        self.assertEqual(note["properties"]["body"]["properties"]["author"]["properties"],
+                         {"name": {"type": "string"}}, "the $refs are inlined")
+
+    def test_a_stdio_call_returns_the_servers_answer(self):
+        end, calls, res = self.run_agent([
+            'call mcp__ev__echo {"message": "hello over stdio"}',
+            'call mcp__ev__get-sum {"a": 2, "b": 3}'], mcp_servers=[self.everything()])
+        self.assertEqual(end.kind, self.T.EVENT_KIND_FINAL, H.payload(end))
+        self.assertEqual([c["name"] for c in calls], ["mcp__ev__echo", "mcp__ev__get-sum"])
+        self.assertEqual([r["is_error"] for r in res], [False, False], res)
+        self.assertIn("hello over stdio", res[0]["output"])
+        self.assertIn("5", res[1]["output"])
+
+    def test_an_http_call_returns_the_servers_answer(self):
+        srv = self.T.McpServer(name="web", url=self.http_url)
+        end, calls, res = self.run_agent([
+            'call mcp__web__echo {"message": "hello over http"}',
+            'call mcp__web__echo {"message": "again"}'], mcp_servers=[srv])
+        self.assertEqual(end.kind, self.T.EVENT_KIND_FINAL, H.payload(end))
+        self.assertEqual([r["is_error"] for r in res], [False, False], res)
+        self.assertIn("hello over http", res[0]["output"])
+        self.assertIn("again", res[1]["output"])
+
+    def test_the_filesystem_server_reads_a_file(self):
+        fs = self.T.McpServer(name="fs", command=["node", FILESYSTEM, FS_ROOT])
+        end, _, res = self.run_agent([
+            'call mcp__fs__read_text_file {"path": "%s"}' % os.path.join(FS_ROOT, "hello.txt"),
+            'call mcp__fs__read_text_file {"path": "/etc/passwd"}'], mcp_servers=[fs])
+        self.assertEqual(end.kind, self.T.EVENT_KIND_FINAL, H.payload(end))
+        self.assertEqual(res[0]["output"], "hello from the file system\n")
+        self.assertTrue(res[1]["is_error"], "outside its allowed directories: %r" % res[1])
+
+    def test_a_crashed_stdio_server_is_started_again(self):
+        srv = self.everything(name="crashy")
+        end, _, res = self.run_agent(['call mcp__crashy__echo {"message": "one"}'],
+                                     mcp_servers=[srv])
+        self.assertFalse(res[0]["is_error"], res)
+        pids = self.started_pids("crashy")
+        self.assertEqual(len(pids), 1, pids)
+        os.kill(pids[0], signal.SIGKILL)
+        H.wait_for(lambda: "pid=%d status=\"was killed by signal 9\"" % pids[0] in
+                   self.node_log(), 10, what="the node to see the crash")
+        end, _, res = self.run_agent(['call mcp__crashy__echo {"message": "two"}'],
+                                     mcp_servers=[srv])
+        self.assertEqual(end.kind, self.T.EVENT_KIND_FINAL, H.payload(end))
+        self.assertFalse(res[0]["is_error"], res)
+        self.assertIn("two", res[0]["output"])
+        again = self.started_pids("crashy")
+        self.assertEqual(len(again), 2, again)
+        self.assertNotEqual(again[0], again[1])
+
+    def test_a_call_in_flight_when_the_server_dies_is_an_error_result(self):
+        srv = self.everything(name="dying")
+        s = self.T.AgentSpec(model="mock", max_iterations=10, mcp_servers=[srv])
+        a = self.c.hub.Spawn(self.s.hub.SpawnRequest(spec=s, input=(
+            'call mcp__dying__trigger-long-running-operation {"duration": 30, "steps": 3}')),
+            timeout=10).agent_id
+        self.c.wait_kind(a, self.T.EVENT_KIND_TOOL_CALL, timeout=60)
+        H.wait_for(lambda: self.started_pids("dying"), 10, what="the server to start")
+        time.sleep(0.5)  # the call reaches the server
+        os.kill(self.started_pids("dying")[0], signal.SIGKILL)
+        end = self.c.wait_turn_end(a, timeout=30)
+        res = [H.payload(e) for e in self.c.trace(a) if e.kind == self.T.EVENT_KIND_TOOL_RESULT]
+        self.assertTrue(res[0]["is_error"], res)
+        self.assertIn("while the call was in flight", res[0]["output"])
+        self.assertEqual(end.kind, self.T.EVENT_KIND_FINAL)
+
+    def test_a_permission_rule_denies_an_mcp_tool_by_glob(self):
+        rules = [self.T.PermissionRule(tool="mcp__ev__get-*", decision="deny")]
+        end, _, res = self.run_agent([
+            'call mcp__ev__get-sum {"a": 1, "b": 1}',
+            'call mcp__ev__echo {"message": "allowed"}'],
+            mcp_servers=[self.everything()], permissions=rules)
+        self.assertEqual(end.kind, self.T.EVENT_KIND_FINAL, H.payload(end))
+        self.assertTrue(res[0]["is_error"])
+        self.assertIn("permission denied", res[0]["output"])
+        self.assertFalse(res[1]["is_error"], res)
+
+    def test_an_openapi_operation_is_called_with_path_query_header_and_body(self):
+        api = self.shop_api(headers={"X-Key": "k1"})
+        end, calls, res = self.run_agent([
+            'call shop__addNote {"id": "a b/c", "tag": ["x", "y"], "X-Trace": "t1", '
+            '"body": {"text": "hi", "author": {"name": "ann"}}}',
+            'call shop__getItem {"id": "7", "verbose": true}',
+            'call shop__getItem {"verbose": true}'], openapi=[api])
+        self.assertEqual(end.kind, self.T.EVENT_KIND_FINAL, H.payload(end))
+        self.assertEqual(calls[0]["name"], "shop__addNote")
+        self.assertFalse(res[0]["is_error"], res)
+        self.assertTrue(res[0]["output"].startswith("HTTP 201"), res[0])
+        got = json.loads(res[0]["output"].split("\n\n", 1)[1])
+        self.assertEqual(got, {"method": "POST", "path": "/api/items/a%20b%2Fc/notes?tag=x&tag=y",
+                               "body": {"text": "hi", "author": {"name": "ann"}},
+                               "trace": "t1", "key": "k1"})
+        got = json.loads(res[1]["output"].split("\n\n", 1)[1])
+        self.assertEqual(got["path"], "/api/items/7?verbose=true")
+        self.assertTrue(res[2]["is_error"])
+        self.assertIn("needs the argument 'id'", res[2]["output"])
+
+    def test_a_bad_server_entry_is_refused_naming_the_field(self):
+        bad = self.T.McpServer(name="x", command=["node"], url="http://127.0.0.1:1/mcp")
+        spec = self.T.AgentSpec(mcp_servers=[bad])
+        with self.assertRaises(H.grpc.RpcError) as cm:
+            self.c.hub.Spawn(self.s.hub.SpawnRequest(spec=spec, input="hi"), timeout=10)
+        self.assertEqual(cm.exception.code(), H.grpc.StatusCode.INVALID_ARGUMENT)
+        self.assertIn("spec.mcp_servers[0]", cm.exception.details())
+
+
+if __name__ == "__main__":
+    why = install_servers()
+    if why:
+        print("SKIP: MCP servers unavailable: %s" % why)
+        sys.exit(SKIP)
+    H.main()

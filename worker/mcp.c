@@ -1,0 +1,565 @@
+/* worker/mcp.c - the MCP client object, its JSON-RPC framing and the operations the node uses
+ * (tools/list, tools/call), over either transport (worker/mcp_stdio.c, worker/mcp_http.c).
+ * See worker/mcp.h for the contract, worker/mcp_internal.h for what the files share. */
+#include "worker/mcp_internal.h"
+
+#include <inttypes.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/clock.h"
+#include "common/log.h"
+#include "common/utf8.h"
+#include "common/xalloc.h"
+#include "worker/cancel.h"
+
+/* A server that pages forever is cut off here. */
+#define MCP_MAX_PAGES 100
+#define MCP_MAX_TOOLS 1024
+
+/* --- framing ------------------------------------------------------------------------------- */
+
+char *wk_mcp_frame(int64_t id, const char *method, cJSON *params, size_t *len)
+{
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "jsonrpc", "2.0");
+    if (id >= 0)
+        cJSON_AddNumberToObject(o, "id", (double)id);
+    cJSON_AddStringToObject(o, "method", method);
+    if (params)
+        cJSON_AddItemToObject(o, "params", params);
+    char *s = cJSON_PrintUnformatted(o);
+    cJSON_Delete(o);
+    /* cJSON escapes control characters, so the line holds no raw newline: one message a line. */
+    size_t n = strlen(s);
+    char *line = ag_xmalloc(n + 2);
+    memcpy(line, s, n);
+    line[n] = '\n';
+    line[n + 1] = '\0';
+    cJSON_free(s);
+    *len = n + 1;
+    return line;
+}
+
+static bool id_of(const cJSON *v, int64_t *id)
+{
+    if (!cJSON_IsNumber(v) || v->valuedouble < 0 || v->valuedouble > 9e15 ||
+        v->valuedouble != floor(v->valuedouble))
+        return false;
+    *id = (int64_t)v->valuedouble;
+    return true;
+}
+
+int wk_mcp_parse(const char *text, size_t len, cJSON **msg, enum wk_mcp_kind *kind, int64_t *id,
+                 const char **method, struct ag_err *err)
+{
+    cJSON *o = cJSON_ParseWithLength(text, len);
+    if (!cJSON_IsObject(o)) {
+        cJSON_Delete(o);
+        return ag_err_set(err, AG_INVALID_ARGUMENT, "not a JSON-RPC message (a JSON object)");
+    }
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, "jsonrpc");
+    const cJSON *m = cJSON_GetObjectItemCaseSensitive(o, "method");
+    const cJSON *i = cJSON_GetObjectItemCaseSensitive(o, "id");
+    if (!cJSON_IsString(v) || strcmp(v->valuestring, "2.0") != 0) {
+        cJSON_Delete(o);
+        return ag_err_set(err, AG_INVALID_ARGUMENT, "not a JSON-RPC 2.0 message (jsonrpc != 2.0)");
+    }
+    *id = -1;
+    *method = NULL;
+    if (cJSON_IsString(m)) {
+        *method = m->valuestring;
+        *kind = i && !cJSON_IsNull(i) ? WK_MCP_REQUEST : WK_MCP_NOTIFICATION;
+        /* A server's own request ids may be strings: answered with the same value, so only a
+         * number is read here; the caller echoes the item itself. */
+        if (*kind == WK_MCP_REQUEST)
+            id_of(i, id);
+    } else {
+        if (!id_of(i, id)) {
+            cJSON_Delete(o);
+            return ag_err_set(err, AG_INVALID_ARGUMENT, "a JSON-RPC response without a valid id");
+        }
+        *kind = WK_MCP_RESPONSE;
+    }
+    *msg = o;
+    return 0;
+}
+
+cJSON *wk_mcp_result(cJSON *msg, struct ag_err *err)
+{
+    const cJSON *e = cJSON_GetObjectItemCaseSensitive(msg, "error");
+    if (e) {
+        const cJSON *code = cJSON_GetObjectItemCaseSensitive(e, "code");
+        const cJSON *text = cJSON_GetObjectItemCaseSensitive(e, "message");
+        ag_err_set(err, AG_UNKNOWN, "MCP error %d: %.200s",
+                   cJSON_IsNumber(code) ? code->valueint : 0,
+                   cJSON_IsString(text) ? text->valuestring : "(no message)");
+        return NULL;
+    }
+    cJSON *r = cJSON_DetachItemFromObjectCaseSensitive(msg, "result");
+    if (!r)
+        ag_err_set(err, AG_UNKNOWN, "MCP response with neither result nor error");
+    return r;
+}
+
+/* --- tool results and listings ------------------------------------------------------------- */
+
+struct text_buf {
+    char *s;
+    size_t len, cap;
+    bool cut;
+};
+
+static void buf_put(struct text_buf *b, const char *s, size_t n)
+{
+    if (b->len + n + 1 > b->cap) {
+        b->cap = (b->len + n + 1) * 2;
+        b->s = ag_xrealloc(b->s, b->cap);
+    }
+    memcpy(b->s + b->len, s, n);
+    b->len += n;
+    b->s[b->len] = '\0';
+}
+
+/* Appends up to WK_MCP_MAX_OUTPUT in all; past it, b->cut and nothing more. */
+static void buf_add(struct text_buf *b, const char *s, size_t n)
+{
+    if (b->cut)
+        return;
+    if (b->len + n > WK_MCP_MAX_OUTPUT) {
+        n = ag_utf8_prefix(s, WK_MCP_MAX_OUTPUT - b->len);
+        b->cut = true;
+    }
+    buf_put(b, s, n);
+}
+
+static void buf_addf(struct text_buf *b, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+static void buf_addf(struct text_buf *b, const char *fmt, ...)
+{
+    char tmp[512];
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(tmp, sizeof(tmp), fmt, ap);
+    va_end(ap);
+    if (n > 0)
+        buf_add(b, tmp, (size_t)n < sizeof(tmp) ? (size_t)n : sizeof(tmp) - 1);
+}
+
+static const char *str_item(const cJSON *o, const char *key)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
+    return cJSON_IsString(v) ? v->valuestring : NULL;
+}
+
+/* One content item: text as it is; what a model cannot read here is named, not pasted. */
+static void content_item(struct text_buf *b, const cJSON *c)
+{
+    const char *type = str_item(c, "type");
+    const char *text = str_item(c, "text");
+    if (type && strcmp(type, "text") == 0 && text) {
+        buf_add(b, text, strlen(text));
+    } else if (type && (strcmp(type, "image") == 0 || strcmp(type, "audio") == 0)) {
+        const char *data = str_item(c, "data");
+        buf_addf(b, "[%s content: %s, %zu bytes of base64]", type,
+                 str_item(c, "mimeType") ? str_item(c, "mimeType") : "unknown type",
+                 data ? strlen(data) : 0);
+    } else if (type && strcmp(type, "resource") == 0) {
+        const cJSON *r = cJSON_GetObjectItemCaseSensitive(c, "resource");
+        const char *rt = str_item(r, "text");
+        if (rt)
+            buf_add(b, rt, strlen(rt));
+        else
+            buf_addf(b, "[resource %.300s: binary]", str_item(r, "uri") ? str_item(r, "uri") : "");
+    } else if (type && strcmp(type, "resource_link") == 0) {
+        buf_addf(b, "[resource link %.300s%s%.200s]", str_item(c, "uri") ? str_item(c, "uri") : "",
+                 str_item(c, "name") ? ": " : "", str_item(c, "name") ? str_item(c, "name") : "");
+    } else {
+        buf_addf(b, "[content of type '%.40s']", type ? type : "?");
+    }
+}
+
+char *wk_mcp_call_text(const cJSON *result, bool *is_error)
+{
+    const cJSON *e = cJSON_GetObjectItemCaseSensitive(result, "isError");
+    *is_error = cJSON_IsTrue(e);
+    struct text_buf b = {0};
+    const cJSON *content = cJSON_GetObjectItemCaseSensitive(result, "content");
+    const cJSON *c;
+    int k = 0;
+    cJSON_ArrayForEach(c, content)
+    {
+        if (k++)
+            buf_add(&b, "\n", 1);
+        content_item(&b, c);
+    }
+    /* A result with only structured content (a server of the 2025-06-18 revision) shows it. */
+    const cJSON *sc = cJSON_GetObjectItemCaseSensitive(result, "structuredContent");
+    if (k == 0 && sc) {
+        char *s = cJSON_PrintUnformatted(sc);
+        buf_add(&b, s, strlen(s));
+        cJSON_free(s);
+    }
+    if (b.cut) {
+        char note[64];
+        int n = snprintf(note, sizeof(note), "\n[output cut at %u bytes]", WK_MCP_MAX_OUTPUT);
+        buf_put(&b, note, (size_t)n);
+    }
+    return b.s ? b.s : ag_xstrdup("");
+}
+
+void wk_mcp_tools_free(struct wk_mcp_tool *tools, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        free(tools[i].name);
+        free(tools[i].description);
+        free(tools[i].schema_json);
+    }
+    free(tools);
+}
+
+/* The inputSchema as the model gets it: "$schema" dropped (some model APIs refuse keywords they
+ * do not know at the top), "type": "object" ensured. */
+static char *schema_text(const cJSON *schema)
+{
+    cJSON *s = cJSON_IsObject(schema) ? cJSON_Duplicate(schema, true) : cJSON_CreateObject();
+    cJSON_DeleteItemFromObjectCaseSensitive(s, "$schema");
+    if (!cJSON_GetObjectItemCaseSensitive(s, "type"))
+        cJSON_AddStringToObject(s, "type", "object");
+    if (!cJSON_GetObjectItemCaseSensitive(s, "properties"))
+        cJSON_AddObjectToObject(s, "properties");
+    char *t = cJSON_PrintUnformatted(s);
+    cJSON_Delete(s);
+    char *out = ag_xstrdup(t);
+    cJSON_free(t);
+    return out;
+}
+
+int wk_mcp_list_page(const cJSON *result, struct wk_mcp_tool **tools, size_t *n, size_t *cap,
+                     char **cursor, struct ag_err *err)
+{
+    *cursor = NULL;
+    const cJSON *list = cJSON_GetObjectItemCaseSensitive(result, "tools");
+    if (!cJSON_IsArray(list))
+        return ag_err_set(err, AG_UNKNOWN, "tools/list answered without a tools array");
+    const cJSON *t;
+    cJSON_ArrayForEach(t, list)
+    {
+        const char *name = str_item(t, "name");
+        if (!name || !*name || *n >= MCP_MAX_TOOLS)
+            continue;
+        if (*n == *cap) {
+            *cap = *cap ? *cap * 2 : 16;
+            *tools = ag_xrealloc(*tools, *cap * sizeof(**tools));
+        }
+        const cJSON *ann = cJSON_GetObjectItemCaseSensitive(t, "annotations");
+        const char *desc = str_item(t, "description") ? str_item(t, "description")
+                                                      : str_item(t, "title");
+        (*tools)[(*n)++] = (struct wk_mcp_tool){
+            .name = ag_xstrdup(name),
+            .description = ag_xstrdup(desc ? desc : ""),
+            .schema_json = schema_text(cJSON_GetObjectItemCaseSensitive(t, "inputSchema")),
+            .idempotent = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(ann, "readOnlyHint")) ||
+                          cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(ann, "idempotentHint")),
+        };
+    }
+    const char *next = str_item(result, "nextCursor");
+    if (next && *next)
+        *cursor = ag_xstrdup(next);
+    return 0;
+}
+
+/* --- requests ------------------------------------------------------------------------------ */
+
+struct wk_mcp__req *wk_mcp__req_new(struct wk_mcp *m, const char *method, cJSON *params,
+                                    bool notify, int64_t deadline_ms, struct wk_cancel *cancel,
+                                    wk_mcp__reply_fn *fn, void *arg)
+{
+    struct wk_mcp__req *r = ag_xcalloc(1, sizeof(*r));
+    r->m = m;
+    r->id = notify ? -1 : (int64_t)atomic_fetch_add(&m->next_id, 1);
+    r->line = wk_mcp_frame(r->id, method, params, &r->len);
+    r->deadline_ms = deadline_ms;
+    r->cancel = cancel;
+    atomic_init(&r->cancelled, false);
+    r->fn = fn;
+    r->arg = arg;
+    return r;
+}
+
+void wk_mcp__finish(struct wk_mcp__req *r, cJSON *msg, const struct ag_err *err)
+{
+    if (r->listening)
+        wk_cancel_unlisten(r->cancel, r);
+    r->fn(r->arg, msg, err);
+    free(r->line);
+    free(r->body);
+    cJSON_Delete(r->got);
+    free(r);
+}
+
+void wk_mcp__fail(struct wk_mcp__req *r, enum ag_code code, const char *fmt, ...)
+{
+    struct ag_err err = AG_ERR_INIT;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(err.msg, sizeof(err.msg), fmt, ap);
+    va_end(ap);
+    err.code = code;
+    wk_mcp__finish(r, NULL, &err);
+}
+
+cJSON *wk_mcp__init_params(void)
+{
+    cJSON *p = cJSON_CreateObject();
+    cJSON_AddStringToObject(p, "protocolVersion", WK_MCP_PROTOCOL);
+    cJSON_AddObjectToObject(p, "capabilities");
+    cJSON *info = cJSON_AddObjectToObject(p, "clientInfo");
+    cJSON_AddStringToObject(info, "name", "agentry");
+    cJSON_AddStringToObject(info, "version", "1");
+    return p;
+}
+
+static int submit(struct wk_mcp *m, struct wk_mcp__req *r, struct ag_err *err)
+{
+    int rc = m->url ? wk_mcp__http_submit(m, r, err) : wk_mcp__stdio_submit(m, r, err);
+    if (rc != 0) {
+        free(r->line);
+        free(r);
+    }
+    return rc;
+}
+
+/* The call's deadline: the server's timeout from now, or the caller's if sooner. */
+static int64_t deadline_for(const struct wk_mcp *m, int64_t caller)
+{
+    int64_t d = ag_now_mono_ms() + m->timeout_ms;
+    return caller && caller < d ? caller : d;
+}
+
+/* --- tools/list ---------------------------------------------------------------------------- */
+
+struct list_op {
+    struct wk_mcp *m;
+    int64_t deadline_ms;
+    wk_mcp_list_fn *done;
+    void *arg;
+    struct wk_mcp_tool *tools;
+    size_t n, cap;
+    int pages;
+};
+
+/* err: why it failed, NULL if it listed. A transport's error names the server already; the
+ * server's own answer (a JSON-RPC error, a malformed result) does not. */
+static void list_end(struct list_op *op, const struct ag_err *err)
+{
+    if (err) {
+        struct ag_err e = *err;
+        if (strncmp(e.msg, "MCP server '", 12) != 0)
+            ag_err_prefix(&e, "MCP server '%s': tools/list", op->m->name);
+        wk_mcp_tools_free(op->tools, op->n);
+        op->done(op->arg, NULL, 0, &e);
+    } else {
+        op->done(op->arg, op->tools, op->n, NULL);
+    }
+    free(op);
+}
+
+static int list_next(struct list_op *op, const char *cursor, struct ag_err *err);
+
+static void on_list_page(void *arg, cJSON *msg, const struct ag_err *err)
+{
+    struct list_op *op = arg;
+    struct ag_err e = AG_ERR_INIT;
+    cJSON *result = msg ? wk_mcp_result(msg, &e) : NULL;
+    cJSON_Delete(msg);
+    char *cursor = NULL;
+    if (!result) {
+        list_end(op, err ? err : &e);
+    } else if (wk_mcp_list_page(result, &op->tools, &op->n, &op->cap, &cursor, &e) != 0) {
+        list_end(op, &e);
+    } else if (!cursor || ++op->pages >= MCP_MAX_PAGES) {
+        list_end(op, NULL);
+    } else if (list_next(op, cursor, &e) != 0) {
+        list_end(op, &e);
+    }
+    free(cursor);
+    cJSON_Delete(result);
+}
+
+static int list_next(struct list_op *op, const char *cursor, struct ag_err *err)
+{
+    cJSON *params = NULL;
+    if (cursor) {
+        params = cJSON_CreateObject();
+        cJSON_AddStringToObject(params, "cursor", cursor);
+    }
+    struct wk_mcp__req *r = wk_mcp__req_new(op->m, "tools/list", params, false, op->deadline_ms,
+                                            NULL, on_list_page, op);
+    return submit(op->m, r, err);
+}
+
+int wk_mcp_list(struct wk_mcp *m, int64_t deadline_ms, wk_mcp_list_fn *done, void *arg,
+                struct ag_err *err)
+{
+    struct list_op *op = ag_xcalloc(1, sizeof(*op));
+    *op = (struct list_op){
+        .m = m, .deadline_ms = deadline_for(m, deadline_ms), .done = done, .arg = arg};
+    if (list_next(op, NULL, err) != 0) {
+        free(op);
+        return -1;
+    }
+    return 0;
+}
+
+/* --- tools/call ---------------------------------------------------------------------------- */
+
+struct call_op {
+    struct wk_mcp *m;
+    char *tool; /* owned */
+    wk_tool_done_fn *done;
+    void *arg;
+};
+
+static void on_call(void *arg, cJSON *msg, const struct ag_err *err)
+{
+    struct call_op *op = arg;
+    struct ag_err e = AG_ERR_INIT;
+    cJSON *result = msg ? wk_mcp_result(msg, &e) : NULL;
+    cJSON_Delete(msg);
+    if (!result) {
+        const struct ag_err *why = err ? err : &e;
+        op->done(
+            op->arg,
+            why->code == AG_CANCELLED
+                ? ag_xasprintf("tool '%s' of MCP server '%s' was cancelled", op->tool, op->m->name)
+            : why->code == AG_DEADLINE_EXCEEDED
+                ? ag_xasprintf("tool '%s' of MCP server '%s' timed out", op->tool, op->m->name)
+                : ag_xasprintf("tool '%s' of MCP server '%s' failed: %s", op->tool, op->m->name,
+                               why->msg),
+            true);
+    } else {
+        bool is_error;
+        char *text = wk_mcp_call_text(result, &is_error);
+        cJSON_Delete(result);
+        op->done(op->arg, text, is_error);
+    }
+    free(op->tool);
+    free(op);
+}
+
+int wk_mcp_call(struct wk_mcp *m, const char *tool, const char *args_json,
+                const struct wk_call_ctx *ctx, wk_tool_done_fn *done, void *arg, struct ag_err *err)
+{
+    cJSON *args = cJSON_Parse(args_json && *args_json ? args_json : "{}");
+    if (!cJSON_IsObject(args)) {
+        cJSON_Delete(args);
+        args = cJSON_CreateObject(); /* the server says what it misses */
+    }
+    cJSON *params = cJSON_CreateObject();
+    cJSON_AddStringToObject(params, "name", tool);
+    cJSON_AddItemToObject(params, "arguments", args);
+    struct call_op *op = ag_xcalloc(1, sizeof(*op));
+    *op = (struct call_op){.m = m, .tool = ag_xstrdup(tool), .done = done, .arg = arg};
+    struct wk_mcp__req *r = wk_mcp__req_new(m, "tools/call", params, false,
+                                            deadline_for(m, ctx ? ctx->deadline_ms : 0),
+                                            ctx ? ctx->cancel : NULL, on_call, op);
+    if (submit(m, r, err) != 0) {
+        free(op->tool);
+        free(op);
+        return -1;
+    }
+    return 0;
+}
+
+/* --- the object ---------------------------------------------------------------------------- */
+
+static char **strv_dup(char **v, size_t n)
+{
+    char **out = ag_xcalloc(n + 1, sizeof(*out));
+    for (size_t i = 0; i < n; i++)
+        out[i] = ag_xstrdup(v[i] ? v[i] : "");
+    return out;
+}
+
+static void strv_free(char **v)
+{
+    for (size_t i = 0; v && v[i]; i++)
+        free(v[i]);
+    free(v);
+}
+
+/* PATH and HOME as the node has them (a server found on the node's PATH runs), then the
+ * spec's variables, which may override them. */
+static char **stdio_env(const Agentry__V1__McpServer *srv)
+{
+    char **env = ag_xcalloc(srv->n_env + 3, sizeof(*env));
+    size_t k = 0;
+    const char *path = getenv("PATH"), *home = getenv("HOME");
+    env[k++] = ag_xasprintf("PATH=%s", path ? path : "/usr/local/bin:/usr/bin:/bin");
+    if (home)
+        env[k++] = ag_xasprintf("HOME=%s", home);
+    for (size_t i = 0; i < srv->n_env; i++)
+        env[k++] = ag_xasprintf("%s=%s", srv->env[i]->key, srv->env[i]->value);
+    return env;
+}
+
+struct wk_mcp *wk_mcp_new(const Agentry__V1__McpServer *srv, const char *cwd, struct wk_http *http)
+{
+    struct wk_mcp *m = ag_xcalloc(1, sizeof(*m));
+    m->name = ag_xstrdup(srv->name ? srv->name : "");
+    if (srv->url && *srv->url) {
+        m->url = ag_xstrdup(srv->url);
+        m->headers = ag_xcalloc(srv->n_headers + 1, sizeof(*m->headers));
+        for (size_t i = 0; i < srv->n_headers; i++)
+            m->headers[m->nheaders++] = ag_xasprintf("%s: %s", srv->headers[i]->key,
+                                                     srv->headers[i]->value);
+    } else {
+        m->argv = strv_dup(srv->command, srv->n_command);
+        m->envp = stdio_env(srv);
+    }
+    m->cwd = cwd && *cwd ? ag_xstrdup(cwd) : NULL;
+    m->timeout_ms = srv->timeout_ms ? srv->timeout_ms : WK_MCP_DEFAULT_TIMEOUT_MS;
+    m->http = http;
+    atomic_init(&m->next_id, 1);
+    pthread_mutex_init(&m->mu, NULL);
+    m->incoming_tail = &m->incoming;
+    m->hwait_tail = &m->hwait;
+    m->wake_fd = -1;
+    return m;
+}
+
+const char *wk_mcp_name(const struct wk_mcp *m)
+{
+    return m->name;
+}
+
+void wk_mcp_stop(struct wk_mcp *m)
+{
+    if (m->url)
+        wk_mcp__http_stop(m);
+    else
+        wk_mcp__stdio_stop(m);
+}
+
+void wk_mcp_free(struct wk_mcp *m)
+{
+    if (!m)
+        return;
+    wk_mcp_stop(m);
+    free(m->name);
+    strv_free(m->argv);
+    strv_free(m->envp);
+    free(m->cwd);
+    free(m->url);
+    for (size_t i = 0; i < m->nheaders; i++)
+        free(m->headers[i]);
+    free(m->headers);
+    free(m->session);
+    free(m->protocol);
+    pthread_mutex_destroy(&m->mu);
+    free(m);
+}

@@ -1,0 +1,114 @@
+/* worker/mcp.h - a Model Context Protocol client: one MCP server an agent spec names
+ * (types.proto, McpServer), reached over a child process's stdio or over streamable HTTP.
+ *
+ * Owns: the server's connection (the child process and its I/O thread, or the HTTP session),
+ * its requests in flight and the JSON-RPC 2.0 framing. It speaks only what the node needs:
+ * initialize (then notifications/initialized), tools/list (following nextCursor) and tools/call;
+ * a request the server sends (ping, roots/list, sampling...) is answered ({} for ping, "method not
+ * found" for the rest), notifications are ignored.
+ *
+ * stdio: the process is started on the first request, by the server's own I/O thread (never on
+ * an agent-loop thread): argv as given, cwd the directory wk_mcp_new was given, a new session
+ * (its own process group), the environment PATH and HOME (the node's) plus the spec's env. Messages
+ * are lines of JSON on its stdin and stdout; each line of its stderr goes to the node's log
+ * (event mcp.stderr). When the process exits, every request sent to it ends with an error saying
+ * so; the next request starts it again, after a backoff that doubles from 100 ms to 30 s while it
+ * keeps dying young (under 10 s up). A process nobody sent a request for WK_MCP_IDLE_MS is stopped
+ * (started again on demand). Stopping: stdin closed, SIGTERM to its group, SIGKILL 1 s later.
+ *
+ * HTTP: each message is a POST to the URL (worker/http.h, the node's client) with the spec's
+ * headers, "Accept: application/json, text/event-stream", and the Mcp-Session-Id the server gave
+ * at initialize; the answer comes as a JSON body or as server-sent events (worker/sse.h), of
+ * which the one answering the request is taken. A 404 for a session (it expired) initializes again
+ * once and retries.
+ *
+ * Calls: wk_mcp_call ends with done() exactly once, never inside wk_mcp_call: the text of the
+ * result's content (is_error from its isError), or an is_error text saying why there is none: the
+ * server's JSON-RPC error, its process died, the call timed out (McpServer.timeout_ms, or the
+ * ctx's deadline if sooner), or the call was cancelled (ctx->cancel: KillAgent; a stdio server is
+ * then sent notifications/cancelled).
+ *
+ * Threads: every function is thread-safe. done() and list callbacks run on the server's I/O
+ * thread (stdio) or the HTTP thread: they must be quick. wk_mcp_free joins the I/O thread. */
+#ifndef AGENTRY_WORKER_MCP_H
+#define AGENTRY_WORKER_MCP_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cjson/cJSON.h>
+
+#include "agentry/v1/types.pb-c.h"
+#include "common/err.h"
+#include "worker/call.h"
+#include "worker/tool.h"
+
+#define WK_MCP_PROTOCOL "2025-03-26"
+#define WK_MCP_DEFAULT_TIMEOUT_MS 60000
+#define WK_MCP_IDLE_MS (10 * 60 * 1000)
+#define WK_MCP_MAX_LINE (8u << 20)     /* one message from a server */
+#define WK_MCP_MAX_OUTPUT (256u << 10) /* a call's text: longer is cut, saying so */
+
+struct wk_mcp;
+struct wk_http;
+
+/* A tool as the server lists it. */
+struct wk_mcp_tool {
+    char *name;        /* owned: the server's name for it */
+    char *description; /* owned, "" if none */
+    char *schema_json; /* owned: its inputSchema, an object */
+    bool idempotent;   /* annotations readOnlyHint or idempotentHint */
+};
+void wk_mcp_tools_free(struct wk_mcp_tool *tools, size_t n);
+
+/* srv is copied. cwd: the stdio process's working directory (copied; NULL: the node's). http:
+ * the node's client, borrowed; needed for a url server. */
+struct wk_mcp *wk_mcp_new(const Agentry__V1__McpServer *srv, const char *cwd, struct wk_http *http);
+/* Stop the process (stdio) and end every request with an error; later requests fail at once
+ * (UNAVAILABLE). Joins the I/O thread. Idempotent. */
+void wk_mcp_stop(struct wk_mcp *m);
+/* Stops, then frees. NULL is a no-op. No request may be in flight on the HTTP client (wk_mcp_stop
+ * does not wait for those: free after the HTTP client has ended them, or when none was made). */
+void wk_mcp_free(struct wk_mcp *m);
+const char *wk_mcp_name(const struct wk_mcp *m);
+
+/* tools: owned by the callee (wk_mcp_tools_free), NULL with err on failure. */
+typedef void wk_mcp_list_fn(void *arg, struct wk_mcp_tool *tools, size_t n,
+                            const struct ag_err *err);
+/* Initialize if needed, then list every tool (all pages). -1 with err: done is not called. */
+int wk_mcp_list(struct wk_mcp *m, int64_t deadline_ms, wk_mcp_list_fn *done, void *arg,
+                struct ag_err *err);
+/* Call tool with args_json (a JSON object's text). ctx: its cancel and deadline. -1 with err:
+ * done is not called. */
+int wk_mcp_call(struct wk_mcp *m, const char *tool, const char *args_json,
+                const struct wk_call_ctx *ctx, wk_tool_done_fn *done, void *arg,
+                struct ag_err *err);
+
+/* --- the framing, for tests ---------------------------------------------------------------- */
+
+/* A request (id >= 0) or notification (id < 0) as one line: JSON and '\n'. params: taken, may
+ * be NULL. Owned; *len its length. */
+char *wk_mcp_frame(int64_t id, const char *method, cJSON *params, size_t *len);
+/* What a line from a server is. */
+enum wk_mcp_kind {
+    WK_MCP_RESPONSE,     /* id and result or error: *id set */
+    WK_MCP_REQUEST,      /* the server asks something: *id set, method in *method */
+    WK_MCP_NOTIFICATION, /* no id */
+};
+/* Parse one message: *msg owned (cJSON_Delete); -1 with err if it is not a JSON-RPC 2.0 object
+ * (a batch array is refused too: the node never sends one). */
+int wk_mcp_parse(const char *text, size_t len, cJSON **msg, enum wk_mcp_kind *kind, int64_t *id,
+                 const char **method, struct ag_err *err);
+/* The result of a response (detached, owned), or NULL with err: the JSON-RPC error ("MCP error
+ * CODE: message"). */
+cJSON *wk_mcp_result(cJSON *msg, struct ag_err *err);
+/* A tools/call result as the model's text (owned): text content as it is, other content
+ * described in one line; *is_error from isError. Cut at WK_MCP_MAX_OUTPUT, saying so. */
+char *wk_mcp_call_text(const cJSON *result, bool *is_error);
+/* Append result's tools to *tools (*n of them, *cap allocated); *cursor: its nextCursor (owned)
+ * or NULL. -1 with err if result has no tools array. */
+int wk_mcp_list_page(const cJSON *result, struct wk_mcp_tool **tools, size_t *n, size_t *cap,
+                     char **cursor, struct ag_err *err);
+
+#endif

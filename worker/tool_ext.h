@@ -1,0 +1,88 @@
+/* worker/tool_ext.h - the tools an agent's spec brings beside the builtin ones: its MCP servers'
+ * (worker/mcp.h) and its OpenAPI operations (worker/openapi.h), listed once per spec on a node.
+ *
+ * Owns: the node's cache of toolsets (struct wk_tool_ext, one per runner), and each toolset: the
+ * MCP clients and parsed APIs of one spec's mcp_servers and openapi, and the tools they offer.
+ * Agents whose specs list the same servers and documents (byte for byte) share one toolset: one
+ * process per stdio server, one listing. The cache keeps at most WK_TOOL_EXT_MAX_SETS; past it,
+ * the least recently asked-for toolset no run holds is stopped and dropped.
+ *
+ * Listing: the first wk_toolset_wait starts it, off the caller's thread: each MCP server is
+ * initialized and asked tools/list; each OpenAPI document is fetched (url: the node's HTTP client,
+ * at most 1 MiB, 30 s) and parsed on the node's work pool. The waiter is called back once it ends.
+ * A failed listing is remembered for WK_TOOL_EXT_RETRY_MS (turns in that time fail at once with
+ * its error), then tried again. A listed toolset keeps its tools for its life: a server that
+ * changes its tools (notifications/tools/list_changed) is not listed again.
+ *
+ * Tool names, as the model sees them and permission rules match them: "mcp__<server>__<tool>" and
+ * "<openapi name>__<operationId>". Model APIs take names of 1..64 characters of [A-Za-z0-9_-]:
+ * any other character becomes '_', and a name that had to change, or is longer than 64, gets
+ * "_" and 8 hex digits of a hash of the original (cut to fit 64), so the name is stable from node
+ * to node and two names that differ stay different. Two tools with the same final name fail
+ * the listing, naming both.
+ *
+ * Threads: every function is thread-safe. Waiter callbacks run on an MCP server's I/O thread,
+ * the HTTP thread or a pool thread: they must be quick. */
+#ifndef AGENTRY_WORKER_TOOL_EXT_H
+#define AGENTRY_WORKER_TOOL_EXT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "agentry/v1/types.pb-c.h"
+#include "common/err.h"
+#include "worker/tool.h"
+
+#define WK_TOOL_EXT_MAX_SETS 64
+#define WK_TOOL_EXT_RETRY_MS 5000
+#define WK_TOOL_EXT_NAME_MAX 64
+
+struct wk_tool_ext;
+struct wk_toolset;
+struct wk_http;
+struct ag_workpool;
+
+/* One tool of a toolset; lives as long as the toolset. */
+struct wk_ext_tool {
+    char *name;        /* owned: the full name the model sees */
+    char *description; /* owned */
+    char *schema_json; /* owned */
+    bool idempotent;
+    bool mcp;      /* an MCP server's; else an OpenAPI operation */
+    size_t source; /* index in the spec's mcp_servers or openapi */
+    char *remote;  /* owned: the MCP tool's name, or the operationId */
+};
+
+/* http and pool: the node's, borrowed; they must outlive wk_tool_ext_stop. */
+struct wk_tool_ext *wk_tool_ext_new(struct wk_http *http, struct ag_workpool *pool);
+/* Stop every server (their calls end with an error) and refuse new listings and calls. Before
+ * the HTTP client and the pool go. */
+void wk_tool_ext_stop(struct wk_tool_ext *x);
+/* Drops the cache's references (a toolset a run still holds lives until it lets go). NULL: no-op. */
+void wk_tool_ext_free(struct wk_tool_ext *x);
+
+/* The toolset of spec, with a reference for the caller; NULL if the spec has no mcp_servers and
+ * no openapi. */
+struct wk_toolset *wk_tool_ext_get(struct wk_tool_ext *x, const Agentry__V1__AgentSpec *spec);
+void wk_toolset_unref(struct wk_toolset *ts); /* NULL is a no-op */
+
+typedef void wk_toolset_ready_fn(void *arg);
+/* 0: listed. 1: listing; fn(arg) runs once when it ends (never inside this call), after which
+ * wait answers 0 or -1. -1: the listing failed; err says which server or document, and why.
+ * cwd: the working directory for stdio servers this toolset starts (copied; NULL: the node's). */
+int wk_toolset_wait(struct wk_toolset *ts, const char *cwd, wk_toolset_ready_fn *fn, void *arg,
+                    struct ag_err *err);
+/* The tools, once wait answered 0 (else none). */
+const struct wk_ext_tool *wk_toolset_tools(const struct wk_toolset *ts, size_t *n);
+/* The tool named name, NULL if there is none or the toolset is not listed yet. */
+const struct wk_ext_tool *wk_toolset_find(const struct wk_toolset *ts, const char *name);
+/* Call t as a tool's run() does (worker/tool.h): done() exactly once, never inside. An OpenAPI
+ * call's ctx must carry http_request's options and settings (worker/tool_http_request.h). */
+int wk_toolset_call(struct wk_toolset *ts, const struct wk_ext_tool *t,
+                    const struct wk_call_ctx *ctx, const char *args_json, wk_tool_done_fn *done,
+                    void *arg, struct ag_err *err);
+
+/* prefix + "__" + a (+ "__" + b if b), made a valid tool name as above. Owned. */
+char *wk_tool_ext_name(const char *prefix, const char *a, const char *b);
+
+#endif
