@@ -290,6 +290,57 @@ static void print_permissions(FILE *out, const Agentry__V1__AgentSpec *sp)
     }
 }
 
+/* The spec's MCP servers and OpenAPI documents, one line each: what runs or is called, and the
+ * names of headers and variables (their values may be credentials; --json has them). */
+static void print_ext_tools(FILE *out, const Agentry__V1__AgentSpec *sp)
+{
+    for (size_t i = 0; i < sp->n_mcp_servers; i++) {
+        const Agentry__V1__McpServer *m = sp->mcp_servers[i];
+        fprintf(out, "%-*s", AGENT_KEY_WIDTH, i ? "" : "mcp_servers:");
+        put_clean(out, m->name, true, 0);
+        fputs(": ", out);
+        for (size_t k = 0; k < m->n_command; k++) {
+            fputs(k ? " " : "", out);
+            put_clean(out, m->command[k], true, 0);
+        }
+        put_clean(out, m->url, true, 0);
+        for (size_t k = 0; k < m->n_tools; k++) {
+            fputs(k ? ", " : " (tools: ", out);
+            put_clean(out, m->tools[k], true, 0);
+        }
+        fputs(m->n_tools ? ")" : "", out);
+        for (size_t k = 0; k < m->n_env + m->n_headers; k++) {
+            fputs(k ? ", " : m->n_env ? " (env: " : " (headers: ", out);
+            put_clean(out, k < m->n_env ? m->env[k]->key : m->headers[k - m->n_env]->key, true, 0);
+        }
+        fputs(m->n_env + m->n_headers ? ")" : "", out);
+        if (m->timeout_ms)
+            fprintf(out, " (timeout %u ms)", m->timeout_ms);
+        fputc('\n', out);
+    }
+    for (size_t i = 0; i < sp->n_openapi; i++) {
+        const Agentry__V1__OpenApiSource *a = sp->openapi[i];
+        fprintf(out, "%-*s", AGENT_KEY_WIDTH, i ? "" : "openapi:");
+        put_clean(out, a->name, true, 0);
+        fputs(": ", out);
+        if (a->url && *a->url)
+            put_clean(out, a->url, true, 0);
+        else
+            fprintf(out, "(a document of %zu bytes)", strlen(a->document ? a->document : ""));
+        if (a->base_url && *a->base_url) {
+            fputs(" (base_url ", out);
+            put_clean(out, a->base_url, true, 0);
+            fputc(')', out);
+        }
+        for (size_t k = 0; k < a->n_operations; k++) {
+            fputs(k ? ", " : " (operations: ", out);
+            put_clean(out, a->operations[k], true, 0);
+        }
+        fputs(a->n_operations ? ")" : "", out);
+        fputc('\n', out);
+    }
+}
+
 static void print_spec(FILE *out, const Agentry__V1__AgentSpec *sp)
 {
     static const Agentry__V1__AgentSpec empty = AGENTRY__V1__AGENT_SPEC__INIT;
@@ -325,6 +376,7 @@ static void print_spec(FILE *out, const Agentry__V1__AgentSpec *sp)
     }
     fputc('\n', out);
     print_permissions(out, sp);
+    print_ext_tools(out, sp);
     print_placement(out, sp);
 }
 

@@ -31,6 +31,8 @@ struct parse {
     Agentry__V1__AgentSpec *spec;
     const char *provider, *model_id;   /* model's mapping form, joined at the end */
     Agentry__V1__PermissionRule *rule; /* the rule being read */
+    Agentry__V1__McpServer *mcp;       /* the mcp_servers item being read */
+    Agentry__V1__OpenApiSource *api;   /* the openapi item being read */
     const char *tool_name;             /* the tools item being read */
     yaml_node_t *tool_settings;
 };
@@ -45,7 +47,7 @@ static int fail(struct parse *p, const yaml_node_t *at, const char *key, const c
 
 static int fail(struct parse *p, const yaml_node_t *at, const char *key, const char *fmt, ...)
 {
-    char msg[200];
+    char msg[320];
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(msg, sizeof(msg), fmt, ap);
@@ -188,7 +190,7 @@ static int walk(struct parse *p, yaml_node_t *m, const char *key, const struct f
         while (f->name && strcmp(f->name, text(kn)) != 0)
             f++;
         if (!f->name) {
-            char names[160];
+            char names[256];
             keys_list(fields, names, sizeof(names));
             return fail(p, kn, key, "unknown key '%.40s' (expected %s)", text(kn), names);
         }
@@ -585,6 +587,190 @@ static int f_permissions(struct parse *p, yaml_node_t *v, const char *key)
     return 0;
 }
 
+/* --- MCP servers and OpenAPI documents ------------------------------------------------------- */
+
+static int mcp_name(struct parse *p, yaml_node_t *v, const char *key)
+{
+    return get_str(p, v, key, &p->mcp->name);
+}
+
+static int mcp_command(struct parse *p, yaml_node_t *v, const char *key)
+{
+    return get_str_list(p, v, key, &p->mcp->n_command, &p->mcp->command);
+}
+
+static int mcp_env(struct parse *p, yaml_node_t *v, const char *key)
+{
+    size_t n;
+    char **keys, **values;
+    if (get_str_map(p, v, key, &n, &keys, &values) < 0)
+        return -1;
+    Agentry__V1__McpServer *m = p->mcp;
+    m->env = ag_arena_alloc(p->arena, (n ? n : 1) * sizeof(*m->env));
+    for (size_t i = 0; i < n; i++) {
+        m->env[i] = ag_arena_alloc(p->arena, sizeof(*m->env[i]));
+        agentry__v1__mcp_server__env_entry__init(m->env[i]);
+        m->env[i]->key = keys[i];
+        m->env[i]->value = values[i];
+    }
+    m->n_env = n;
+    return 0;
+}
+
+static int mcp_url(struct parse *p, yaml_node_t *v, const char *key)
+{
+    return get_str(p, v, key, &p->mcp->url);
+}
+
+static int mcp_headers(struct parse *p, yaml_node_t *v, const char *key)
+{
+    size_t n;
+    char **keys, **values;
+    if (get_str_map(p, v, key, &n, &keys, &values) < 0)
+        return -1;
+    Agentry__V1__McpServer *m = p->mcp;
+    m->headers = ag_arena_alloc(p->arena, (n ? n : 1) * sizeof(*m->headers));
+    for (size_t i = 0; i < n; i++) {
+        m->headers[i] = ag_arena_alloc(p->arena, sizeof(*m->headers[i]));
+        agentry__v1__mcp_server__headers_entry__init(m->headers[i]);
+        m->headers[i]->key = keys[i];
+        m->headers[i]->value = values[i];
+    }
+    m->n_headers = n;
+    return 0;
+}
+
+static int mcp_tools(struct parse *p, yaml_node_t *v, const char *key)
+{
+    return get_str_list(p, v, key, &p->mcp->n_tools, &p->mcp->tools);
+}
+
+static int mcp_timeout(struct parse *p, yaml_node_t *v, const char *key)
+{
+    struct ag_err why = AG_ERR_INIT;
+    int64_t ms;
+    if (v->type != YAML_SCALAR_NODE || ag_duration_parse(text(v), &ms, &why) < 0)
+        return fail(p, v, key, "expected a duration like 30s or 5m, got %s", shown(p, v));
+    if (ms < 1 || ms > 3600000)
+        return fail(p, v, key, "%s is out of range (1ms..1h)", text(v));
+    p->mcp->timeout_ms = (uint32_t)ms;
+    return 0;
+}
+
+static const struct field mcp_fields[] = {
+    {"name", mcp_name},       {"command", mcp_command}, {"env", mcp_env},         {"url", mcp_url},
+    {"headers", mcp_headers}, {"tools", mcp_tools},     {"timeout", mcp_timeout}, {NULL, NULL},
+};
+
+static int f_mcp_servers(struct parse *p, yaml_node_t *v, const char *key)
+{
+    if (need_list(p, v, key, "servers {name, command | url, ...}") < 0)
+        return -1;
+    Agentry__V1__AgentSpec *s = p->spec;
+    s->n_mcp_servers = nitems(v);
+    s->mcp_servers = ag_arena_alloc(p->arena, (s->n_mcp_servers ? s->n_mcp_servers : 1) *
+                                                  sizeof(*s->mcp_servers));
+    for (size_t i = 0; i < s->n_mcp_servers; i++) {
+        p->mcp = ag_arena_alloc(p->arena, sizeof(*p->mcp));
+        agentry__v1__mcp_server__init(p->mcp);
+        s->mcp_servers[i] = p->mcp;
+        if (walk(p, items_of(p, v, i), ag_arena_printf(p->arena, "%s[%zu]", key, i), mcp_fields) <
+            0)
+            return -1;
+    }
+    return 0;
+}
+
+static int api_name(struct parse *p, yaml_node_t *v, const char *key)
+{
+    return get_str(p, v, key, &p->api->name);
+}
+
+static int api_url(struct parse *p, yaml_node_t *v, const char *key)
+{
+    return get_str(p, v, key, &p->api->url);
+}
+
+static int api_document(struct parse *p, yaml_node_t *v, const char *key)
+{
+    return get_str(p, v, key, &p->api->document);
+}
+
+/* A file beside the spec (a relative path is the spec file's directory's), read into document. */
+static int api_document_file(struct parse *p, yaml_node_t *v, const char *key)
+{
+    char *path;
+    if (get_str(p, v, key, &path) < 0)
+        return -1;
+    const char *slash = strrchr(p->file, '/');
+    if (path[0] != '/' && slash)
+        path = ag_arena_printf(p->arena, "%.*s/%s", (int)(slash - p->file), p->file, path);
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return fail(p, v, key, "cannot read '%s': %s", path, strerror(errno));
+    char *buf = ag_arena_alloc(p->arena, (1u << 20) + 2);
+    size_t len = fread(buf, 1, (1u << 20) + 1, f);
+    fclose(f);
+    if (len > (1u << 20))
+        return fail(p, v, key, "'%s' is over 1 MiB; serve it and give its url instead", path);
+    buf[len] = '\0';
+    p->api->document = buf;
+    return 0;
+}
+
+static int api_base_url(struct parse *p, yaml_node_t *v, const char *key)
+{
+    return get_str(p, v, key, &p->api->base_url);
+}
+
+static int api_operations(struct parse *p, yaml_node_t *v, const char *key)
+{
+    return get_str_list(p, v, key, &p->api->n_operations, &p->api->operations);
+}
+
+static int api_headers(struct parse *p, yaml_node_t *v, const char *key)
+{
+    size_t n;
+    char **keys, **values;
+    if (get_str_map(p, v, key, &n, &keys, &values) < 0)
+        return -1;
+    Agentry__V1__OpenApiSource *a = p->api;
+    a->headers = ag_arena_alloc(p->arena, (n ? n : 1) * sizeof(*a->headers));
+    for (size_t i = 0; i < n; i++) {
+        a->headers[i] = ag_arena_alloc(p->arena, sizeof(*a->headers[i]));
+        agentry__v1__open_api_source__headers_entry__init(a->headers[i]);
+        a->headers[i]->key = keys[i];
+        a->headers[i]->value = values[i];
+    }
+    a->n_headers = n;
+    return 0;
+}
+
+static const struct field api_fields[] = {
+    {"name", api_name},         {"url", api_url},
+    {"document", api_document}, {"document_file", api_document_file},
+    {"base_url", api_base_url}, {"operations", api_operations},
+    {"headers", api_headers},   {NULL, NULL},
+};
+
+static int f_openapi(struct parse *p, yaml_node_t *v, const char *key)
+{
+    if (need_list(p, v, key, "documents {name, url | document | document_file, ...}") < 0)
+        return -1;
+    Agentry__V1__AgentSpec *s = p->spec;
+    s->n_openapi = nitems(v);
+    s->openapi = ag_arena_alloc(p->arena, (s->n_openapi ? s->n_openapi : 1) * sizeof(*s->openapi));
+    for (size_t i = 0; i < s->n_openapi; i++) {
+        p->api = ag_arena_alloc(p->arena, sizeof(*p->api));
+        agentry__v1__open_api_source__init(p->api);
+        s->openapi[i] = p->api;
+        if (walk(p, items_of(p, v, i), ag_arena_printf(p->arena, "%s[%zu]", key, i), api_fields) <
+            0)
+            return -1;
+    }
+    return 0;
+}
+
 /* --- the rest of the spec -------------------------------------------------------------------- */
 
 static int f_name(struct parse *p, yaml_node_t *v, const char *key)
@@ -717,6 +903,8 @@ static const struct field spec_fields[] = {
     {"anti_affinity", f_anti_affinity},
     {"priority", f_priority},
     {"templates", f_templates},
+    {"mcp_servers", f_mcp_servers},
+    {"openapi", f_openapi},
     {NULL, NULL},
 };
 

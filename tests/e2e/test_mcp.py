@@ -328,6 +328,46 @@ class McpTest(H.ClusterTestCase):
         self.assertTrue(res[2]["is_error"])
         self.assertIn("needs the argument 'id'", res[2]["output"])
 
+    def test_a_spec_file_with_servers_and_a_document_runs_and_shows_them(self):
+        with open(os.path.join(FS_ROOT, "shop.yaml"), "w") as f:
+            f.write(OPENAPI_YAML)
+        path = os.path.join(FS_ROOT, "agent.yaml")
+        with open(path, "w") as f:
+            f.write("""name: mcp-from-file
+model: mock
+mcp_servers:
+  - name: ev
+    command: [node, %s, stdio]
+    tools: [echo]
+    timeout: 20s
+openapi:
+  - name: shop
+    document_file: shop.yaml
+    base_url: http://127.0.0.1:%d/api
+    headers: {X-Key: k-secret}
+""" % (EVERYTHING, self.shop.server_address[1]))
+        r = H.run_cli(["spec", "check", path])
+        self.assertEqual((r.returncode, r.stderr), (0, ""))
+        j = json.loads(r.stdout)
+        self.assertEqual(j["mcp_servers"][0]["tools"], ["echo"])
+        self.assertEqual(j["mcp_servers"][0]["timeout_ms"], 20000)
+        self.assertEqual(j["openapi"][0]["document_bytes"], len(OPENAPI_YAML))
+        r = H.run_cli(["spawn", "--spec", path, "--hub", self.c.addr,
+                       'call shop__getItem {"id": "9"}; call mcp__ev__echo {"message": "m"}'])
+        self.assertEqual((r.returncode, r.stderr), (0, ""))
+        a = r.stdout.strip()
+        end = self.c.wait_turn_end(a, timeout=90)
+        self.assertEqual(end.kind, self.T.EVENT_KIND_FINAL, H.payload(end))
+        res = [H.payload(e) for e in self.c.trace(a) if e.kind == self.T.EVENT_KIND_TOOL_RESULT]
+        self.assertEqual([x["is_error"] for x in res], [False, False], res)
+        self.assertIn('"key": "k-secret"', res[0]["output"])
+        r = H.run_cli(["get", a, "--hub", self.c.addr])
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertRegex(r.stdout, r"mcp_servers: +ev: node \S+ stdio \(tools: echo\) "
+                                   r"\(timeout 20000 ms\)")
+        self.assertRegex(r.stdout, r"openapi: +shop: \(a document of \d+ bytes\) \(base_url ")
+        self.assertNotIn("k-secret", r.stdout, "header values are not shown")
+
     def test_a_bad_server_entry_is_refused_naming_the_field(self):
         bad = self.T.McpServer(name="x", command=["node"], url="http://127.0.0.1:1/mcp")
         spec = self.T.AgentSpec(mcp_servers=[bad])

@@ -200,6 +200,49 @@ static void test_missing_file(void **state)
     ag_arena_release(&a);
 }
 
+/* mcp_servers and openapi: lists of mappings; map fields become protobuf map entries; the
+ * timeout is a duration; the hub's checks name the field. */
+static void test_mcp_servers_and_openapi(void **state)
+{
+    (void)state;
+    struct ag_arena a;
+    ag_arena_init(&a, NULL, 0);
+    Agentry__V1__AgentSpec *s = parse_ok(&a, "mcp_servers:\n"
+                                             "  - name: fs\n"
+                                             "    command: [node, server.js, /data]\n"
+                                             "    env: {LOG: debug}\n"
+                                             "    tools: [read_text_file]\n"
+                                             "    timeout: 30s\n"
+                                             "  - name: web\n"
+                                             "    url: https://mcp.example.com/mcp\n"
+                                             "    headers: {Authorization: Bearer x}\n"
+                                             "openapi:\n"
+                                             "  - name: shop\n"
+                                             "    url: https://shop.example.com/openapi.json\n"
+                                             "    base_url: https://api.shop.example.com\n"
+                                             "    operations: [getItem, addNote]\n");
+    assert_int_equal(s->n_mcp_servers, 2);
+    const Agentry__V1__McpServer *fs = s->mcp_servers[0];
+    assert_string_equal(fs->name, "fs");
+    assert_int_equal(fs->n_command, 3);
+    assert_string_equal(fs->command[2], "/data");
+    assert_string_equal(fs->env[0]->key, "LOG");
+    assert_string_equal(fs->tools[0], "read_text_file");
+    assert_int_equal(fs->timeout_ms, 30000);
+    assert_string_equal(s->mcp_servers[1]->headers[0]->value, "Bearer x");
+    assert_int_equal(s->n_openapi, 1);
+    assert_int_equal(s->openapi[0]->n_operations, 2);
+    ag_arena_release(&a);
+    assert_refused("mcp_servers:\n  - name: a\n    command: [x]\n    url: http://h/mcp\n",
+                   "t.yaml: spec.mcp_servers[0] must have exactly one of command (a stdio server) "
+                   "and url (a streamable HTTP one)");
+    assert_refused("openapi:\n  - {name: a, url: 'ftp://h/doc'}\n",
+                   "t.yaml: spec.openapi[0].url must be an http:// or https:// URL of at most 2048 "
+                   "bytes without spaces");
+    assert_refused("mcp_servers:\n  - {name: a, command: [x], timeout: 2h}\n",
+                   "t.yaml:2: mcp_servers[0].timeout: 2h is out of range (1ms..1h)");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -209,6 +252,7 @@ int main(void)
         cmocka_unit_test(test_templates_and_team_limits),
         cmocka_unit_test(test_refusals_name_line_and_key),
         cmocka_unit_test(test_missing_file),
+        cmocka_unit_test(test_mcp_servers_and_openapi),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

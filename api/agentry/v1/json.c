@@ -1,6 +1,8 @@
 /* api/agentry/v1/json.c - see json.h. */
 #include "agentry/v1/json.h"
 
+#include <string.h>
+
 /* protobuf-c decodes an absent string as "", but a message built in C may leave it NULL. */
 static const char *str_or_empty(const char *s)
 {
@@ -61,6 +63,56 @@ static cJSON *permissions_json(const Agentry__V1__AgentSpec *spec)
     return arr;
 }
 
+static cJSON *str_array(char *const *v, size_t n)
+{
+    cJSON *arr = cJSON_CreateArray();
+    for (size_t i = 0; i < n; i++)
+        cJSON_AddItemToArray(arr, cJSON_CreateString(str_or_empty(v[i])));
+    return arr;
+}
+
+static cJSON *mcp_servers_json(const Agentry__V1__AgentSpec *spec)
+{
+    cJSON *arr = cJSON_CreateArray();
+    for (size_t i = 0; i < spec->n_mcp_servers; i++) {
+        const Agentry__V1__McpServer *m = spec->mcp_servers[i];
+        cJSON *o = cJSON_CreateObject();
+        cJSON_AddStringToObject(o, "name", str_or_empty(m->name));
+        cJSON_AddItemToObject(o, "command", str_array(m->command, m->n_command));
+        cJSON *env = cJSON_AddObjectToObject(o, "env");
+        for (size_t k = 0; k < m->n_env; k++)
+            cJSON_AddStringToObject(env, m->env[k]->key, str_or_empty(m->env[k]->value));
+        cJSON_AddStringToObject(o, "url", str_or_empty(m->url));
+        cJSON *h = cJSON_AddObjectToObject(o, "headers");
+        for (size_t k = 0; k < m->n_headers; k++)
+            cJSON_AddStringToObject(h, m->headers[k]->key, str_or_empty(m->headers[k]->value));
+        cJSON_AddItemToObject(o, "tools", str_array(m->tools, m->n_tools));
+        cJSON_AddNumberToObject(o, "timeout_ms", m->timeout_ms);
+        cJSON_AddItemToArray(arr, o);
+    }
+    return arr;
+}
+
+/* The document itself is not repeated (up to 1 MiB in every SPAWNED payload): its size is. */
+static cJSON *openapi_json(const Agentry__V1__AgentSpec *spec)
+{
+    cJSON *arr = cJSON_CreateArray();
+    for (size_t i = 0; i < spec->n_openapi; i++) {
+        const Agentry__V1__OpenApiSource *a = spec->openapi[i];
+        cJSON *o = cJSON_CreateObject();
+        cJSON_AddStringToObject(o, "name", str_or_empty(a->name));
+        cJSON_AddStringToObject(o, "url", str_or_empty(a->url));
+        cJSON_AddNumberToObject(o, "document_bytes", (double)strlen(str_or_empty(a->document)));
+        cJSON_AddStringToObject(o, "base_url", str_or_empty(a->base_url));
+        cJSON_AddItemToObject(o, "operations", str_array(a->operations, a->n_operations));
+        cJSON *h = cJSON_AddObjectToObject(o, "headers");
+        for (size_t k = 0; k < a->n_headers; k++)
+            cJSON_AddStringToObject(h, a->headers[k]->key, str_or_empty(a->headers[k]->value));
+        cJSON_AddItemToArray(arr, o);
+    }
+    return arr;
+}
+
 cJSON *agentry_json_spec(const Agentry__V1__AgentSpec *spec)
 {
     cJSON *o = cJSON_CreateObject();
@@ -85,5 +137,9 @@ cJSON *agentry_json_spec(const Agentry__V1__AgentSpec *spec)
         cJSON_AddItemToObject(o, "limits", limits_json(spec->limits));
     if (spec->n_permissions)
         cJSON_AddItemToObject(o, "permissions", permissions_json(spec));
+    if (spec->n_mcp_servers)
+        cJSON_AddItemToObject(o, "mcp_servers", mcp_servers_json(spec));
+    if (spec->n_openapi)
+        cJSON_AddItemToObject(o, "openapi", openapi_json(spec));
     return o;
 }

@@ -15,8 +15,11 @@
  * each of "model_settings": {"base_url", "stream", "temperature" (only when set), "max_tokens",
  * "headers": {..}, "api_key_env"}, "tool_settings": {tool: its settings object}, "limits":
  * {"max_tokens", "max_cost_usd", "turn_timeout_ms"} and "permissions": [{"tool", "decision",
- * "patterns": [..]}] only when the spec sets it (types.proto, EVENT_KIND_SPAWNED). A NULL spec
- * gives {}. The caller owns the result. */
+ * "patterns": [..]}], "mcp_servers": [{"name", "command": [..], "env": {..}, "url", "headers":
+ * {..}, "tools": [..], "timeout_ms"}] and "openapi": [{"name", "url", "document_bytes" (the
+ * document's size, not its text), "base_url", "operations": [..], "headers": {..}}] only when
+ * the spec sets it (types.proto, EVENT_KIND_SPAWNED). A NULL spec gives {}. The caller owns the
+ * result. */
 cJSON *agentry_json_spec(const Agentry__V1__AgentSpec *spec);
 
 #endif
