@@ -92,7 +92,7 @@ struct wk_run {
     size_t ntools;
     /* The spec's MCP and OpenAPI tools (worker/tool_ext.h): a reference, NULL if it has none.
      * Offered (appended to tool_specs, strings borrowed from it) before the first model call. */
-    struct wk_toolset *ext;
+    struct wk_tool_ext_set *ext;
     size_t nspecs; /* tool_specs in use: ntools, plus the toolset's once offered */
     bool ext_offered;
     uint32_t max_iterations;      /* the assignment's or the spec's, 0 replaced by the default */
@@ -275,7 +275,7 @@ static bool may_run_again(const struct wk_run *run, const char *name)
     if (!t && run->ext) {
         /* An MCP or OpenAPI tool: as its listing says, if this node has listed it already;
          * otherwise its nature is unknown here, and running it again could act twice. */
-        const struct wk_ext_tool *x = wk_toolset_find(run->ext, name);
+        const struct wk_tool_ext_tool *x = wk_tool_ext_find(run->ext, name);
         return x && x->idempotent;
     }
     return !t || !tool_enabled(run, name) || t->idempotent;
@@ -446,7 +446,7 @@ static void run_free(struct wk_run *run)
         free(run->tools[i]);
     free(run->tools);
     free(run->tool_specs);
-    wk_toolset_unref(run->ext);
+    wk_tool_ext_unref(run->ext);
     free(run->user_state);
     for (size_t i = 0; i < run->nmsgs; i++)
         wk_msg_release(&run->msgs[i]);
@@ -820,23 +820,18 @@ static void on_ext_listed(void *arg)
 
 /* The spec's MCP and OpenAPI tools join the model's tools before the run's first model or
  * tool call; the stdio servers run in the agent's workspace, made here as run_tool makes it.
- * true: offered, go on; false: the token left (parked on the listing, or the turn ended
- * because the listing failed). */
-static bool offer_ext_tools(struct wk_run *run)
+ * 0: offered, go on; 1: the token left, parked on the listing (on_ext_listed has it); -1: the
+ * listing failed, err says why. */
+static int offer_ext_tools(struct wk_run *run, struct ag_err *err)
 {
-    struct ag_err err = AG_ERR_INIT;
     int rc = -1;
     if (!run->workspace_root || run->workspace ||
-        (run->workspace = wk_workspace_dir_for(run->workspace_root, run->agent_id, &err)))
-        rc = wk_toolset_wait(run->ext, run->workspace, on_ext_listed, run, &err);
-    if (rc == 1)
-        return false; /* on_ext_listed has the token */
-    if (rc != 0) {
-        end_turn(run, AGENTRY__V1__EVENT_KIND__EVENT_KIND_ERROR, err.msg);
-        return false;
-    }
+        (run->workspace = wk_workspace_dir_for(run->workspace_root, run->agent_id, err)))
+        rc = wk_tool_ext_wait(run->ext, run->workspace, on_ext_listed, run, err);
+    if (rc != 0)
+        return rc;
     size_t n;
-    const struct wk_ext_tool *x = wk_toolset_tools(run->ext, &n);
+    const struct wk_tool_ext_tool *x = wk_tool_ext_tools(run->ext, &n);
     run->tool_specs = ag_xrealloc(run->tool_specs,
                                   (run->ntools + n + 1) * sizeof(*run->tool_specs));
     for (size_t i = 0; i < n; i++)
@@ -844,7 +839,7 @@ static bool offer_ext_tools(struct wk_run *run)
                                                                  x[i].schema_json};
     run->nspecs = run->ntools + n;
     run->ext_offered = true;
-    return true;
+    return 0;
 }
 
 static bool call_model(struct wk_run *run)
@@ -854,12 +849,16 @@ static bool call_model(struct wk_run *run)
         end_turn(run, AGENTRY__V1__EVENT_KIND__EVENT_KIND_YIELD, limit);
         return false;
     }
-    if (run->ext && !run->ext_offered && !offer_ext_tools(run))
+    struct ag_err err = AG_ERR_INIT;
+    int listed = run->ext && !run->ext_offered ? offer_ext_tools(run, &err) : 0;
+    if (listed != 0) {
+        if (listed < 0) /* the model would be asked without the tools its spec promised */
+            end_turn(run, AGENTRY__V1__EVENT_KIND__EVENT_KIND_ERROR, err.msg);
         return false;
+    }
     drain_inbox(run);
     run->iterations++;
     run->usage.model_calls++;
-    struct ag_err err = AG_ERR_INIT;
     struct wk_run_event_head h = event_head(run);
     struct wk_run_event ev;
     if (wk_run_event_model_request(&h, run->model, run->iterations, run->nmsgs, run->input_seq, &ev,
@@ -993,7 +992,7 @@ static bool tool_refused(struct wk_run *run, char *text)
  * Its permission rules match its full name; it has no subject. An OpenAPI call goes through
  * http_request's options and settings (worker/tool_http_request.h). */
 static bool run_ext_tool(struct wk_run *run, const struct wk_tool_call *c,
-                         const struct wk_ext_tool *x)
+                         const struct wk_tool_ext_tool *x)
 {
     static const struct wk_config mcp_config = {.owner = "mcp"}; /* its own timeout_ms rules */
     if (turn_timed_out(run))
@@ -1013,20 +1012,24 @@ static bool run_ext_tool(struct wk_run *run, const struct wk_tool_call *c,
     ctx.settings_json = x->mcp ? NULL : wk_run_spec_tool_settings(&run->spec, "http_request");
     ctx.workspace = run->workspace;
     struct ag_err err = AG_ERR_INIT;
-    if (wk_toolset_call(run->ext, x, &ctx, c->arguments, on_tool_done, run, &err) == 0)
+    if (wk_tool_ext_call(run->ext, x, &ctx, c->arguments, on_tool_done, run, &err) == 0)
         return false; /* on_tool_done has the token now */
     return tool_refused(run, ag_xasprintf("tool '%s' could not start: %s", c->name, err.msg));
 }
 
 static bool run_tool(struct wk_run *run)
 {
-    /* A resumed turn may start here, before any model call offered them. */
-    if (run->ext && !run->ext_offered && !offer_ext_tools(run))
-        return false;
     const struct wk_tool_call *c = &run->msgs[run->call_msg].calls[run->tool_idx];
     struct ag_err err = AG_ERR_INIT;
+    /* A resumed turn may start here, before any model call offered them; the call that waits
+     * has its TOOL_CALL stored, so a failed listing is its error result, not the turn's end. */
+    int listed = run->ext && !run->ext_offered ? offer_ext_tools(run, &err) : 0;
+    if (listed == 1)
+        return false;
     run->phase = WK_RUN_TOOL_DONE;
-    const struct wk_ext_tool *x = run->ext ? wk_toolset_find(run->ext, c->name) : NULL;
+    if (listed < 0)
+        return tool_refused(run, ag_xasprintf("tool '%s' could not start: %s", c->name, err.msg));
+    const struct wk_tool_ext_tool *x = run->ext ? wk_tool_ext_find(run->ext, c->name) : NULL;
     if (x)
         return run_ext_tool(run, c, x);
     char *why = NULL;

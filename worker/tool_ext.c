@@ -28,11 +28,11 @@
 enum ts_state { TS_IDLE, TS_LISTING, TS_READY, TS_FAILED };
 
 struct ts_waiter {
-    wk_toolset_ready_fn *fn;
+    wk_tool_ext_ready_fn *fn;
     void *arg;
 };
 
-struct wk_toolset {
+struct wk_tool_ext_set {
     struct wk_http *http;     /* borrowed: the node's, alive until wk_tool_ext_stop */
     struct ag_workpool *pool; /* borrowed: likewise */
     uint8_t *key;             /* owned: the packed mcp_servers and openapi */
@@ -52,9 +52,9 @@ struct wk_toolset {
     struct wk_mcp **mcp; /* owned, one per mcp_servers entry, made at the first listing */
     struct wk_mcp_tool **mcp_tools; /* owned listings while LISTING */
     size_t *mcp_ntools;
-    struct wk_openapi **apis;  /* owned, one per openapi entry */
-    struct ag_err source_err;  /* the first source that failed */
-    struct wk_ext_tool *tools; /* owned; READY */
+    struct wk_openapi **apis;       /* owned, one per openapi entry */
+    struct ag_err source_err;       /* the first source that failed */
+    struct wk_tool_ext_tool *tools; /* owned; READY */
     size_t ntools;
 };
 
@@ -63,7 +63,7 @@ struct wk_tool_ext {
     struct ag_workpool *pool; /* borrowed */
     pthread_mutex_t mu;
     bool stopped;
-    struct wk_toolset **sets; /* each holds one reference */
+    struct wk_tool_ext_set **sets; /* each holds one reference */
     size_t nsets;
 };
 
@@ -104,7 +104,7 @@ char *wk_tool_ext_name(const char *prefix, const char *a, const char *b)
 
 /* --- the toolset's lifetime ----------------------------------------------------------------- */
 
-static void ts_free(struct wk_toolset *ts)
+static void ts_free(struct wk_tool_ext_set *ts)
 {
     for (size_t i = 0; ts->mcp && i < ts->spec->n_mcp_servers; i++) {
         wk_mcp_free(ts->mcp[i]);
@@ -130,18 +130,18 @@ static void ts_free(struct wk_toolset *ts)
     free(ts);
 }
 
-static void ts_ref(struct wk_toolset *ts)
+static void ts_ref(struct wk_tool_ext_set *ts)
 {
     atomic_fetch_add(&ts->refs, 1);
 }
 
-void wk_toolset_unref(struct wk_toolset *ts)
+void wk_tool_ext_unref(struct wk_tool_ext_set *ts)
 {
     if (ts && atomic_fetch_sub(&ts->refs, 1) == 1)
         ts_free(ts);
 }
 
-static void ts_stop(struct wk_toolset *ts)
+static void ts_stop(struct wk_tool_ext_set *ts)
 {
     pthread_mutex_lock(&ts->mu);
     ts->stopped = true;
@@ -166,9 +166,9 @@ static uint8_t *spec_key(const Agentry__V1__AgentSpec *spec, size_t *len)
     return buf;
 }
 
-static struct wk_toolset *ts_new(struct wk_tool_ext *x, uint8_t *key_take, size_t len)
+static struct wk_tool_ext_set *ts_new(struct wk_tool_ext *x, uint8_t *key_take, size_t len)
 {
-    struct wk_toolset *ts = ag_xcalloc(1, sizeof(*ts));
+    struct wk_tool_ext_set *ts = ag_xcalloc(1, sizeof(*ts));
     ts->http = x->http;
     ts->pool = x->pool;
     ts->key = key_take;
@@ -209,14 +209,14 @@ void wk_tool_ext_free(struct wk_tool_ext *x)
     if (!x)
         return;
     for (size_t i = 0; i < x->nsets; i++)
-        wk_toolset_unref(x->sets[i]);
+        wk_tool_ext_unref(x->sets[i]);
     free(x->sets);
     pthread_mutex_destroy(&x->mu);
     free(x);
 }
 
 /* Under x->mu: make room by dropping the least recently used set nobody else holds. */
-static struct wk_toolset *evict_one(struct wk_tool_ext *x)
+static struct wk_tool_ext_set *evict_one(struct wk_tool_ext *x)
 {
     size_t best = x->nsets;
     for (size_t i = 0; i < x->nsets; i++)
@@ -225,18 +225,18 @@ static struct wk_toolset *evict_one(struct wk_tool_ext *x)
             best = i;
     if (best == x->nsets)
         return NULL;
-    struct wk_toolset *ts = x->sets[best];
+    struct wk_tool_ext_set *ts = x->sets[best];
     x->sets[best] = x->sets[--x->nsets];
     return ts;
 }
 
-struct wk_toolset *wk_tool_ext_get(struct wk_tool_ext *x, const Agentry__V1__AgentSpec *spec)
+struct wk_tool_ext_set *wk_tool_ext_get(struct wk_tool_ext *x, const Agentry__V1__AgentSpec *spec)
 {
     if (!x || !spec || (spec->n_mcp_servers == 0 && spec->n_openapi == 0))
         return NULL;
     size_t len;
     uint8_t *key = spec_key(spec, &len);
-    struct wk_toolset *ts = NULL, *evicted = NULL;
+    struct wk_tool_ext_set *ts = NULL, *evicted = NULL;
     pthread_mutex_lock(&x->mu);
     for (size_t i = 0; i < x->nsets && !ts; i++)
         if (x->sets[i]->key_len == len && memcmp(x->sets[i]->key, key, len) == 0)
@@ -260,18 +260,19 @@ struct wk_toolset *wk_tool_ext_get(struct wk_tool_ext *x, const Agentry__V1__Age
     pthread_mutex_unlock(&x->mu);
     if (evicted) {
         ts_stop(evicted);
-        wk_toolset_unref(evicted);
+        wk_tool_ext_unref(evicted);
     }
     return ts;
 }
 
 /* --- listing --------------------------------------------------------------------------------- */
 
-static void add_tool(struct wk_toolset *ts, char *name_take, const char *desc, const char *schema,
-                     bool idempotent, bool mcp, size_t source, const char *remote)
+static void add_tool(struct wk_tool_ext_set *ts, char *name_take, const char *desc,
+                     const char *schema, bool idempotent, bool mcp, size_t source,
+                     const char *remote)
 {
     ts->tools = ag_xrealloc(ts->tools, (ts->ntools + 1) * sizeof(*ts->tools));
-    ts->tools[ts->ntools++] = (struct wk_ext_tool){
+    ts->tools[ts->ntools++] = (struct wk_tool_ext_tool){
         .name = name_take,
         .description = ag_xstrdup(desc),
         .schema_json = ag_xstrdup(schema),
@@ -293,7 +294,7 @@ static bool mcp_wanted(const Agentry__V1__McpServer *srv, const char *tool)
 }
 
 /* Under ts->mu, every source listed: the tools in spec order, or the reason there are none. */
-static void ts_collect(struct wk_toolset *ts, struct ag_err *err)
+static void ts_collect(struct wk_tool_ext_set *ts, struct ag_err *err)
 {
     for (size_t i = 0; i < ts->spec->n_mcp_servers; i++) {
         const Agentry__V1__McpServer *srv = ts->spec->mcp_servers[i];
@@ -327,7 +328,7 @@ static void ts_collect(struct wk_toolset *ts, struct ag_err *err)
 
 /* One source is done (why: its failure, NULL if it listed). The last one settles the toolset
  * and hands its waiters back (called outside the lock). */
-static void ts_source_done(struct wk_toolset *ts, const struct ag_err *why)
+static void ts_source_done(struct wk_tool_ext_set *ts, const struct ag_err *why)
 {
     pthread_mutex_lock(&ts->mu);
     if (why && ts->source_err.code == AG_OK)
@@ -365,18 +366,18 @@ static void ts_source_done(struct wk_toolset *ts, const struct ag_err *why)
     for (size_t i = 0; i < nw; i++)
         w[i].fn(w[i].arg);
     free(w);
-    wk_toolset_unref(ts); /* each source's listing held one */
+    wk_tool_ext_unref(ts); /* each source's listing held one */
 }
 
 struct mcp_job {
-    struct wk_toolset *ts;
+    struct wk_tool_ext_set *ts;
     size_t i;
 };
 
 static void on_mcp_listed(void *arg, struct wk_mcp_tool *tools, size_t n, const struct ag_err *err)
 {
     struct mcp_job *j = arg;
-    struct wk_toolset *ts = j->ts;
+    struct wk_tool_ext_set *ts = j->ts;
     pthread_mutex_lock(&ts->mu);
     ts->mcp_tools[j->i] = tools;
     ts->mcp_ntools[j->i] = n;
@@ -386,7 +387,7 @@ static void on_mcp_listed(void *arg, struct wk_mcp_tool *tools, size_t n, const 
 }
 
 struct api_job {
-    struct wk_toolset *ts;
+    struct wk_tool_ext_set *ts;
     size_t i;
     char *text; /* owned: the document */
     size_t len;
@@ -396,7 +397,7 @@ struct api_job {
 static void api_parse(void *arg)
 {
     struct api_job *j = arg;
-    struct wk_toolset *ts = j->ts;
+    struct wk_tool_ext_set *ts = j->ts;
     const Agentry__V1__OpenApiSource *src = ts->spec->openapi[j->i];
     struct ag_err err = AG_ERR_INIT;
     struct wk_openapi *api = wk_openapi_parse(j->text, j->len, j->url, src, &err);
@@ -417,7 +418,7 @@ static void api_submit(struct api_job *j)
     struct ag_err err = AG_ERR_INIT;
     if (ag_workpool_submit(j->ts->pool, api_parse, j, &err) == 0)
         return;
-    struct wk_toolset *ts = j->ts;
+    struct wk_tool_ext_set *ts = j->ts;
     ag_err_prefix(&err, "OpenAPI source '%s'", ts->spec->openapi[j->i]->name);
     free(j->text);
     free(j->url);
@@ -434,7 +435,7 @@ static void on_doc(void *arg, const struct wk_http_resp *resp, const struct ag_e
     else if (resp->status != 200)
         ag_err_set(&e, AG_UNAVAILABLE, "the server answered HTTP %ld", resp->status);
     if (e.code != AG_OK) {
-        struct wk_toolset *ts = j->ts;
+        struct wk_tool_ext_set *ts = j->ts;
         ag_err_prefix(&e, "OpenAPI source '%s': cannot fetch '%s'", ts->spec->openapi[j->i]->name,
                       j->url);
         free(j->url);
@@ -447,7 +448,7 @@ static void on_doc(void *arg, const struct wk_http_resp *resp, const struct ag_e
     api_submit(j); /* parsing is not for the HTTP thread */
 }
 
-static void start_api(struct wk_toolset *ts, size_t i)
+static void start_api(struct wk_tool_ext_set *ts, size_t i)
 {
     const Agentry__V1__OpenApiSource *src = ts->spec->openapi[i];
     struct api_job *j = ag_xcalloc(1, sizeof(*j));
@@ -476,7 +477,7 @@ static void start_api(struct wk_toolset *ts, size_t i)
     }
 }
 
-static void start_mcp(struct wk_toolset *ts, size_t i)
+static void start_mcp(struct wk_tool_ext_set *ts, size_t i)
 {
     struct mcp_job *j = ag_xcalloc(1, sizeof(*j));
     *j = (struct mcp_job){ts, i};
@@ -488,7 +489,7 @@ static void start_mcp(struct wk_toolset *ts, size_t i)
 }
 
 /* Under ts->mu: the clients, made once (their processes start with the first request). */
-static void ts_make_sources(struct wk_toolset *ts, const char *cwd)
+static void ts_make_sources(struct wk_tool_ext_set *ts, const char *cwd)
 {
     size_t nm = ts->spec->n_mcp_servers, na = ts->spec->n_openapi;
     if (!ts->mcp) {
@@ -511,8 +512,8 @@ static void ts_make_sources(struct wk_toolset *ts, const char *cwd)
     }
 }
 
-int wk_toolset_wait(struct wk_toolset *ts, const char *cwd, wk_toolset_ready_fn *fn, void *arg,
-                    struct ag_err *err)
+int wk_tool_ext_wait(struct wk_tool_ext_set *ts, const char *cwd, wk_tool_ext_ready_fn *fn,
+                     void *arg, struct ag_err *err)
 {
     pthread_mutex_lock(&ts->mu);
     if (ts->state == TS_READY) {
@@ -571,7 +572,7 @@ int wk_toolset_wait(struct wk_toolset *ts, const char *cwd, wk_toolset_ready_fn 
     return rc;
 }
 
-const struct wk_ext_tool *wk_toolset_tools(const struct wk_toolset *ts, size_t *n)
+const struct wk_tool_ext_tool *wk_tool_ext_tools(const struct wk_tool_ext_set *ts, size_t *n)
 {
     pthread_mutex_lock((pthread_mutex_t *)&ts->mu);
     bool ready = ts->state == TS_READY;
@@ -580,10 +581,10 @@ const struct wk_ext_tool *wk_toolset_tools(const struct wk_toolset *ts, size_t *
     return ready ? ts->tools : NULL;
 }
 
-const struct wk_ext_tool *wk_toolset_find(const struct wk_toolset *ts, const char *name)
+const struct wk_tool_ext_tool *wk_tool_ext_find(const struct wk_tool_ext_set *ts, const char *name)
 {
     size_t n;
-    const struct wk_ext_tool *t = wk_toolset_tools(ts, &n);
+    const struct wk_tool_ext_tool *t = wk_tool_ext_tools(ts, &n);
     for (size_t i = 0; i < n; i++)
         if (strcmp(t[i].name, name) == 0)
             return &t[i];
@@ -606,9 +607,9 @@ static void on_refusal(void *arg, enum ag_code code)
     free(r);
 }
 
-int wk_toolset_call(struct wk_toolset *ts, const struct wk_ext_tool *t,
-                    const struct wk_call_ctx *ctx, const char *args_json, wk_tool_done_fn *done,
-                    void *arg, struct ag_err *err)
+int wk_tool_ext_call(struct wk_tool_ext_set *ts, const struct wk_tool_ext_tool *t,
+                     const struct wk_call_ctx *ctx, const char *args_json, wk_tool_done_fn *done,
+                     void *arg, struct ag_err *err)
 {
     if (t->mcp)
         return wk_mcp_call(ts->mcp[t->source], t->remote, args_json, ctx, done, arg, err);

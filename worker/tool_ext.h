@@ -7,7 +7,7 @@
  * process per stdio server, one listing. The cache keeps at most WK_TOOL_EXT_MAX_SETS; past it,
  * the least recently asked-for toolset no run holds is stopped and dropped.
  *
- * Listing: the first wk_toolset_wait starts it, off the caller's thread: each MCP server is
+ * Listing: the first wk_tool_ext_wait starts it, off the caller's thread: each MCP server is
  * initialized and asked tools/list; each OpenAPI document is fetched (url: the node's HTTP client,
  * at most 1 MiB, 30 s) and parsed on the node's work pool. The waiter is called back once it ends.
  * A failed listing is remembered for WK_TOOL_EXT_RETRY_MS (turns in that time fail at once with
@@ -38,12 +38,12 @@
 #define WK_TOOL_EXT_NAME_MAX 64
 
 struct wk_tool_ext;
-struct wk_toolset;
+struct wk_tool_ext_set;
 struct wk_http;
 struct ag_workpool;
 
 /* One tool of a toolset; lives as long as the toolset. */
-struct wk_ext_tool {
+struct wk_tool_ext_tool {
     char *name;        /* owned: the full name the model sees */
     char *description; /* owned */
     char *schema_json; /* owned */
@@ -63,24 +63,24 @@ void wk_tool_ext_free(struct wk_tool_ext *x);
 
 /* The toolset of spec, with a reference for the caller; NULL if the spec has no mcp_servers and
  * no openapi. */
-struct wk_toolset *wk_tool_ext_get(struct wk_tool_ext *x, const Agentry__V1__AgentSpec *spec);
-void wk_toolset_unref(struct wk_toolset *ts); /* NULL is a no-op */
+struct wk_tool_ext_set *wk_tool_ext_get(struct wk_tool_ext *x, const Agentry__V1__AgentSpec *spec);
+void wk_tool_ext_unref(struct wk_tool_ext_set *ts); /* NULL is a no-op */
 
-typedef void wk_toolset_ready_fn(void *arg);
+typedef void wk_tool_ext_ready_fn(void *arg);
 /* 0: listed. 1: listing; fn(arg) runs once when it ends (never inside this call), after which
  * wait answers 0 or -1. -1: the listing failed; err says which server or document, and why.
  * cwd: the working directory for stdio servers this toolset starts (copied; NULL: the node's). */
-int wk_toolset_wait(struct wk_toolset *ts, const char *cwd, wk_toolset_ready_fn *fn, void *arg,
-                    struct ag_err *err);
+int wk_tool_ext_wait(struct wk_tool_ext_set *ts, const char *cwd, wk_tool_ext_ready_fn *fn,
+                     void *arg, struct ag_err *err);
 /* The tools, once wait answered 0 (else none). */
-const struct wk_ext_tool *wk_toolset_tools(const struct wk_toolset *ts, size_t *n);
+const struct wk_tool_ext_tool *wk_tool_ext_tools(const struct wk_tool_ext_set *ts, size_t *n);
 /* The tool named name, NULL if there is none or the toolset is not listed yet. */
-const struct wk_ext_tool *wk_toolset_find(const struct wk_toolset *ts, const char *name);
+const struct wk_tool_ext_tool *wk_tool_ext_find(const struct wk_tool_ext_set *ts, const char *name);
 /* Call t as a tool's run() does (worker/tool.h): done() exactly once, never inside. An OpenAPI
  * call's ctx must carry http_request's options and settings (worker/tool_http_request.h). */
-int wk_toolset_call(struct wk_toolset *ts, const struct wk_ext_tool *t,
-                    const struct wk_call_ctx *ctx, const char *args_json, wk_tool_done_fn *done,
-                    void *arg, struct ag_err *err);
+int wk_tool_ext_call(struct wk_tool_ext_set *ts, const struct wk_tool_ext_tool *t,
+                     const struct wk_call_ctx *ctx, const char *args_json, wk_tool_done_fn *done,
+                     void *arg, struct ag_err *err);
 
 /* prefix + "__" + a (+ "__" + b if b), made a valid tool name as above. Owned. */
 char *wk_tool_ext_name(const char *prefix, const char *a, const char *b);
