@@ -293,11 +293,34 @@ static bool mcp_wanted(const Agentry__V1__McpServer *srv, const char *tool)
     return false;
 }
 
+/* A name McpServer.tools gives that the server does not list: a typo would otherwise leave
+ * the agent without the tool and nobody told. NULL if every name is listed. */
+static const char *mcp_missing(const Agentry__V1__McpServer *srv, const struct wk_mcp_tool *t,
+                               size_t n)
+{
+    for (size_t i = 0; i < srv->n_tools; i++) {
+        size_t k = 0;
+        while (k < n && strcmp(t[k].name, srv->tools[i]) != 0)
+            k++;
+        if (k == n)
+            return srv->tools[i];
+    }
+    return NULL;
+}
+
 /* Under ts->mu, every source listed: the tools in spec order, or the reason there are none. */
 static void ts_collect(struct wk_tool_ext_set *ts, struct ag_err *err)
 {
     for (size_t i = 0; i < ts->spec->n_mcp_servers; i++) {
         const Agentry__V1__McpServer *srv = ts->spec->mcp_servers[i];
+        const char *missing = mcp_missing(srv, ts->mcp_tools[i], ts->mcp_ntools[i]);
+        if (missing) {
+            ag_err_set(err, AG_INVALID_ARGUMENT,
+                       "MCP server '%s' lists no tool '%.64s' (spec.mcp_servers[%zu].tools names "
+                       "it)",
+                       srv->name, missing, i);
+            return;
+        }
         for (size_t k = 0; k < ts->mcp_ntools[i]; k++) {
             const struct wk_mcp_tool *t = &ts->mcp_tools[i][k];
             if (mcp_wanted(srv, t->name))

@@ -297,6 +297,25 @@ class McpTest(H.ClusterTestCase):
         self.assertIn("while the call was in flight", res[0]["output"])
         self.assertEqual(end.kind, self.T.EVENT_KIND_FINAL)
 
+    def test_killing_the_agent_cancels_its_call_and_the_server_goes_on(self):
+        srv = self.everything(name="slow")
+        s = self.T.AgentSpec(model="mock", max_iterations=10, mcp_servers=[srv])
+        a = self.c.hub.Spawn(self.s.hub.SpawnRequest(spec=s, input=(
+            'call mcp__slow__trigger-long-running-operation {"duration": 60, "steps": 2}')),
+            timeout=10).agent_id
+        self.c.wait_kind(a, self.T.EVENT_KIND_TOOL_CALL, timeout=60)
+        t0 = time.monotonic()
+        self.c.kill(a, reason="enough")
+        self.c.wait_kind(a, self.T.EVENT_KIND_KILLED, timeout=15)
+        self.assertLess(time.monotonic() - t0, 10)
+        H.wait_for(lambda: "agent=%s epoch=1 outcome=cancelled" % a in self.node_log(), 10,
+                   what="the node to drop the cancelled turn")
+        end, _, res = self.run_agent(['call mcp__slow__echo {"message": "after"}'],
+                                     mcp_servers=[srv])
+        self.assertEqual(end.kind, self.T.EVENT_KIND_FINAL, H.payload(end))
+        self.assertIn("after", res[0]["output"])
+        self.assertEqual(len(self.started_pids("slow")), 1, "the same process served both")
+
     def test_a_permission_rule_denies_an_mcp_tool_by_glob(self):
         rules = [self.T.PermissionRule(tool="mcp__ev__get-*", decision="deny")]
         end, _, res = self.run_agent([
@@ -367,6 +386,16 @@ openapi:
                                    r"\(timeout 20000 ms\)")
         self.assertRegex(r.stdout, r"openapi: +shop: \(a document of \d+ bytes\) \(base_url ")
         self.assertNotIn("k-secret", r.stdout, "header values are not shown")
+
+    def test_a_listing_that_fails_ends_the_turn_saying_why(self):
+        cases = [(self.everything(name="typo", tools=["echo", "ehco"]),
+                  "MCP server 'typo' lists no tool 'ehco'"),
+                 (self.T.McpServer(name="gone", command=["/nonexistent/mcp-server"]),
+                  "cannot start '/nonexistent/mcp-server'")]
+        for srv, want in cases:
+            end, _, _ = self.run_agent(["hi"], mcp_servers=[srv])
+            self.assertEqual(end.kind, self.T.EVENT_KIND_ERROR, H.payload(end))
+            self.assertIn(want, H.payload(end)["message"])
 
     def test_a_bad_server_entry_is_refused_naming_the_field(self):
         bad = self.T.McpServer(name="x", command=["node"], url="http://127.0.0.1:1/mcp")
