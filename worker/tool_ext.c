@@ -199,7 +199,7 @@ void wk_tool_ext_stop(struct wk_tool_ext *x)
     pthread_mutex_lock(&x->mu);
     x->stopped = true;
     pthread_mutex_unlock(&x->mu);
-    /* No set is added or removed once stopped: the list is stable without the lock. */
+    /* Once stopped the list never changes (wk_tool_ext_get): read without the lock. */
     for (size_t i = 0; i < x->nsets; i++)
         ts_stop(x->sets[i]);
 }
@@ -246,11 +246,14 @@ struct wk_tool_ext_set *wk_tool_ext_get(struct wk_tool_ext *x, const Agentry__V1
         ts_ref(ts);
     } else {
         ts = ts_new(x, key, len); /* the caller's reference */
-        if (!x->stopped && x->nsets == WK_TOOL_EXT_MAX_SETS)
-            evicted = evict_one(x);
-        /* Stopped, or every set held by runs: this one lives outside the cache, for the runs
-         * that hold it. */
-        if (!x->stopped && x->nsets < WK_TOOL_EXT_MAX_SETS) {
+        /* Every set is in the list, even past the bound when runs hold them all, so that
+         * wk_tool_ext_stop reaches every server. Once stopped the list never changes: a new
+         * set is born stopped (it will never list, so it has nothing to stop). */
+        if (x->stopped) {
+            ts->stopped = true; /* no lock: nobody else has it yet */
+        } else {
+            if (x->nsets >= WK_TOOL_EXT_MAX_SETS)
+                evicted = evict_one(x);
             x->sets = ag_xrealloc(x->sets, (x->nsets + 1) * sizeof(*x->sets));
             x->sets[x->nsets++] = ts;
             ts_ref(ts);

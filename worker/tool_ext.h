@@ -4,8 +4,8 @@
  * Owns: the node's cache of toolsets (struct wk_tool_ext, one per runner), and each toolset: the
  * MCP clients and parsed APIs of one spec's mcp_servers and openapi, and the tools they offer.
  * Agents whose specs list the same servers and documents (byte for byte) share one toolset: one
- * process per stdio server, one listing. The cache keeps at most WK_TOOL_EXT_MAX_SETS; past it,
- * the least recently asked-for toolset no run holds is stopped and dropped.
+ * process per stdio server, one listing. The cache keeps at most WK_TOOL_EXT_MAX_SETS that no
+ * run holds: past it, the least recently asked-for of those is stopped and dropped.
  *
  * Listing: the first wk_tool_ext_wait starts it, off the caller's thread: each MCP server is
  * initialized and asked tools/list; each OpenAPI document is fetched (url: the node's HTTP client,
