@@ -95,6 +95,9 @@ struct wk_run {
     struct wk_tool_ext_set *ext;
     size_t nspecs; /* tool_specs in use: ntools, plus the toolset's once offered */
     bool ext_offered;
+    /* The resumed call stopped at is one of them, stored as started, and this node had not
+     * listed it yet: whether it may run again is decided once listed (next_tool). */
+    bool ext_recheck;
     uint32_t max_iterations;      /* the assignment's or the spec's, 0 replaced by the default */
     struct wk_run_spec spec;      /* model settings, tool settings, limits, permission rules */
     struct wk_http *http;         /* borrowed from the host, may be NULL */
@@ -281,6 +284,25 @@ static bool may_run_again(const struct wk_run *run, const char *name)
     return !t || !tool_enabled(run, name) || t->idempotent;
 }
 
+/* A tool of the spec's MCP servers or OpenAPI documents that this node has not listed yet, so
+ * whether it is idempotent is not known here yet. */
+static bool ext_unlisted(const struct wk_run *run, const char *name)
+{
+    return run->ext && !wk_tool_find(name) && !wk_tool_ext_find(run->ext, name);
+}
+
+/* The resumed call c is not run again: its result says why. */
+static void outcome_unknown(struct wk_run *run, const struct wk_tool_call *c)
+{
+    run->phase = WK_RUN_TOOL_DONE;
+    run->tool_output = ag_xasprintf(
+        "outcome unknown: the node running tool '%s' (call %s) was lost after it started "
+        "and before it reported; the tool is not idempotent, so it was not run again. "
+        "Check whether its effect happened before relying on it.",
+        c->name, c->id);
+    run->tool_is_error = true;
+}
+
 static void end_with(struct wk_run *run, Agentry__V1__EventKind kind, const char *text)
 {
     run->phase = WK_RUN_END;
@@ -328,14 +350,11 @@ static void go_on_from_steps(struct wk_run *run, const Agentry__V1__Assignment *
         const struct wk_tool_call *c = &run->msgs[run->call_msg].calls[run->tool_idx];
         run->phase = WK_RUN_NEXT_TOOL;
         next = "tool";
-        if (rp.tool_started && !may_run_again(run, c->name)) {
-            run->phase = WK_RUN_TOOL_DONE;
-            run->tool_output = ag_xasprintf(
-                "outcome unknown: the node running tool '%s' (call %s) was lost after it started "
-                "and before it reported; the tool is not idempotent, so it was not run again. "
-                "Check whether its effect happened before relying on it.",
-                c->name, c->id);
-            run->tool_is_error = true;
+        if (rp.tool_started && ext_unlisted(run, c->name)) {
+            run->ext_recheck = true;
+            next = "tool_once_listed";
+        } else if (rp.tool_started && !may_run_again(run, c->name)) {
+            outcome_unknown(run, c);
             next = "outcome_unknown";
         }
     }
@@ -969,8 +988,18 @@ static bool next_tool(struct wk_run *run)
         return true;
     }
     const struct wk_tool_call *c = &m->calls[run->tool_idx];
-    run->usage.tool_calls++;
     struct ag_err err = AG_ERR_INIT;
+    if (run->ext_recheck) { /* see wk_run.ext_recheck */
+        int listed = run->ext_offered ? 0 : offer_ext_tools(run, &err);
+        if (listed == 1)
+            return false; /* on_ext_listed has the token: back here, listed */
+        run->ext_recheck = false;
+        if (!may_run_again(run, c->name)) {
+            outcome_unknown(run, c);
+            return true;
+        }
+    }
+    run->usage.tool_calls++;
     struct wk_run_event_head h = event_head(run);
     struct wk_run_event ev;
     run->phase = WK_RUN_RUN_TOOL; /* before a park hands the token on */

@@ -406,6 +406,105 @@ openapi:
         self.assertIn("spec.mcp_servers[0]", cm.exception.details())
 
 
+# A stdio MCP server of the test's own, for what the reference servers cannot show: a call that
+# is still running when its node dies. The first call of each tool writes MARK.<tool> (the test
+# waits for it: the server has the call) and then takes a minute; later calls answer at once.
+# slow_read says it is read-only, slow_write says nothing.
+SLOW_SERVER = r"""
+import json, os, sys, time
+MARK = sys.argv[1]
+def send(m):
+    sys.stdout.write(json.dumps(m) + "\n"); sys.stdout.flush()
+for line in sys.stdin:
+    m = json.loads(line)
+    meth, i = m.get("method"), m.get("id")
+    if meth == "initialize":
+        send({"jsonrpc": "2.0", "id": i, "result": {"protocolVersion": "2025-03-26",
+              "capabilities": {"tools": {}}, "serverInfo": {"name": "slow", "version": "1"}}})
+    elif meth == "tools/list":
+        send({"jsonrpc": "2.0", "id": i, "result": {"tools": [
+            {"name": "slow_read", "inputSchema": {"type": "object"},
+             "annotations": {"readOnlyHint": True}},
+            {"name": "slow_write", "inputSchema": {"type": "object"}}]}})
+    elif meth == "tools/call":
+        name = m["params"]["name"]
+        mark = MARK + "." + name
+        if not os.path.exists(mark):
+            open(mark, "w").close()
+            time.sleep(60)
+        send({"jsonrpc": "2.0", "id": i, "result": {"content": [
+            {"type": "text", "text": name + " done"}]}})
+"""
+
+
+class McpResumeTest(H.ClusterTestCase):
+    """A turn whose node dies during an MCP call goes on elsewhere: the call runs again only if
+    the server's annotations say it is read-only or idempotent (known once the new node has
+    listed the server), else its result is "outcome unknown"."""
+    NODES = 2
+
+    @classmethod
+    def setUpClass(cls):
+        cls.dir = tempfile.mkdtemp(prefix="agentry-e2e-mcp-resume-")
+        cls.addClassCleanup(shutil.rmtree, cls.dir, True)
+        cls.script = os.path.join(cls.dir, "slow.py")
+        with open(cls.script, "w") as f:
+            f.write(SLOW_SERVER)
+        cls.addClassCleanup(cls.kill_orphans)
+        super().setUpClass()
+
+    @classmethod
+    def kill_orphans(cls):
+        """The servers of the killed nodes, still in their minute-long call."""
+        for pid in os.listdir("/proc"):
+            try:
+                with open("/proc/%s/cmdline" % pid, "rb") as f:
+                    if cls.script.encode() in f.read():
+                        os.kill(int(pid), signal.SIGKILL)
+            except (OSError, ValueError):
+                pass
+
+    def kill_node_of(self, agent_id):
+        call = self.c.wait_kind(agent_id, self.T.EVENT_KIND_TOOL_CALL, timeout=60)
+        p = self.c.nodes.pop(call.node_id)
+        p.sigkill()
+        self.c.retired.append(p)
+        self.addCleanup(self.c.add_node, call.node_id)
+        return call.node_id
+
+    def check(self, tool, runs_again):
+        mark = os.path.join(self.dir, "mark")
+        srv = self.T.McpServer(name="t", command=["/usr/bin/python3", "-u", self.script, mark])
+        s = self.T.AgentSpec(model="mock", max_iterations=10, mcp_servers=[srv])
+        a = self.c.hub.Spawn(self.s.hub.SpawnRequest(spec=s, input="call mcp__t__%s {}" % tool),
+                             timeout=10).agent_id
+        H.wait_for(lambda: os.path.exists(mark + "." + tool), 60, what="the server to get the call")
+        lost = self.kill_node_of(a)
+        end = self.c.wait_turn_end(a, timeout=60)
+        self.assertEqual(end.kind, self.T.EVENT_KIND_FINAL, H.payload(end))
+        events = self.c.trace(a)
+        calls = [e for e in events if e.kind == self.T.EVENT_KIND_TOOL_CALL]
+        res = [H.payload(e) for e in events if e.kind == self.T.EVENT_KIND_TOOL_RESULT]
+        self.assertEqual(len(res), 1, res)
+        self.assertNotEqual(end.node_id, lost)
+        with open(self.c.nodes[end.node_id].log_path) as f:  # decided once it had listed
+            self.assertRegex(f.read(), r"event=run\.resumed agent=%s epoch=\d+ steps=\d+ "
+                                       r"iterations=\d+ next=tool_once_listed" % a)
+        if runs_again:
+            self.assertEqual(len(calls), 2, "the call ran again on the other node")
+            self.assertEqual((res[0]["output"], res[0]["is_error"]), (tool + " done", False))
+        else:
+            self.assertEqual(len(calls), 1, "not run again")
+            self.assertTrue(res[0]["is_error"])
+            self.assertTrue(res[0]["output"].startswith("outcome unknown"), res[0])
+
+    def test_a_read_only_tool_runs_again_on_another_node(self):
+        self.check("slow_read", True)
+
+    def test_another_tool_is_outcome_unknown(self):
+        self.check("slow_write", False)
+
+
 if __name__ == "__main__":
     why = install_servers()
     if why:
