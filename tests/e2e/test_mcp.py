@@ -12,6 +12,7 @@ reason printed.
 Agents use the mock model's `call TOOL {json}` steps; the tools the model is offered are read from
 tests/fake_llm.py's record of the last request it got.
 """
+import fcntl
 import hashlib
 import http.server
 import json
@@ -40,16 +41,25 @@ WORKSPACES = tempfile.mkdtemp(prefix="agentry-e2e-mcp-ws-")
 
 
 def install_servers():
-    """npm ci into CACHE unless it holds this lock's install; the reason to skip, or None."""
+    """npm ci into CACHE unless it holds this lock's install; the reason to skip, or None. The
+    plaintext and TLS runs of this file may start together: one installs, the other waits."""
     node, npm = shutil.which("node"), shutil.which("npm")
     if not node or not npm:
         return "node and npm are not installed"
+    os.makedirs(CACHE, exist_ok=True)
+    with open(os.path.join(CACHE, ".lock"), "w") as guard:
+        fcntl.flock(guard, fcntl.LOCK_EX)
+        return install_locked(npm)
+
+
+def install_locked(npm):
     with open(os.path.join(MCP_DIR, "package-lock.json"), "rb") as f:
         lock = hashlib.sha256(f.read()).hexdigest()
     stamp = os.path.join(CACHE, ".installed")
-    if os.path.exists(stamp) and open(stamp).read() == lock and os.path.exists(EVERYTHING):
-        return None
-    os.makedirs(CACHE, exist_ok=True)
+    if os.path.exists(stamp) and os.path.exists(EVERYTHING):
+        with open(stamp) as f:
+            if f.read() == lock:
+                return None
     for name in ("package.json", "package-lock.json"):
         shutil.copy(os.path.join(MCP_DIR, name), CACHE)
     try:
@@ -58,7 +68,8 @@ def install_servers():
     except subprocess.TimeoutExpired:
         return "npm ci timed out (is the npm registry reachable?)"
     if r.returncode != 0:
-        return "npm ci failed (is the npm registry reachable?): %s" % r.stderr.strip()[-400:]
+        return "npm ci failed (is the npm registry reachable?): %s" % " ".join(
+            r.stderr.split())[-300:]
     with open(stamp, "w") as f:
         f.write(lock)
     return None
