@@ -1,8 +1,10 @@
-/* tests/unit/test-wk-mcp.c - the MCP client (worker/mcp.c, mcp_stdio.c): its JSON-RPC framing,
- * result and listing conversion, and the stdio transport against a scripted server (a short
- * Python program written by the test): initialize, a server's own request (ping) answered, paged
+/* tests/unit/test-wk-mcp.c - the MCP client (worker/mcp*.c): its JSON-RPC framing, result and
+ * listing conversion, and both transports against scripted servers (short Python programs
+ * written by the test). stdio: initialize, a server's own request (ping) answered, paged
  * tools/list, tools/call with text and isError, a crash in flight (an error result, then a
- * restart), a timeout and a cancel. Also the tool names the node derives (worker/tool_ext.c). */
+ * restart), a timeout and a cancel. Streamable HTTP: the session id and protocol version sent
+ * back, an event-stream answer read without waiting for the stream's end, a JSON answer, and an
+ * expired session initialized again. Also the tool names the node derives (worker/tool_ext.c). */
 #include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -12,6 +14,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -20,6 +24,7 @@
 #include "common/timers.h"
 #include "tool_call.h"
 #include "worker/cancel.h"
+#include "worker/http.h"
 #include "worker/mcp.h"
 #include "worker/tool_ext.h"
 
@@ -436,6 +441,151 @@ static void test_stdio_cannot_start(void **state)
     wk_mcp_free(m);
 }
 
+/* --- streamable HTTP against a scripted server ---------------------------------------------- */
+
+/* An MCP endpoint at POST /mcp: initialize gives a new Mcp-Session-Id; any other message needs a
+ * session it knows (404 otherwise) and the agreed MCP-Protocol-Version (400). tools/list answers
+ * as an event stream (a notification first) and then keeps the connection open for 5 s;
+ * tools/call answers a JSON body: "echo" its text and how many times initialize came, "expire"
+ * forgets every session. Writes its port to argv[1] once it listens. */
+static const char http_server_py[] =
+    "import http.server, json, sys, time, uuid\n"
+    "sessions, inits = set(), [0]\n"
+    "class H(http.server.BaseHTTPRequestHandler):\n"
+    "    protocol_version = 'HTTP/1.1'\n"
+    "    def log_message(self, *a): pass\n"
+    "    def whole(self, status, obj, extra=()):\n"
+    "        body = json.dumps(obj).encode() if obj is not None else b''\n"
+    "        self.send_response(status)\n"
+    "        for k, v in extra: self.send_header(k, v)\n"
+    "        if obj is not None: self.send_header('Content-Type', 'application/json')\n"
+    "        self.send_header('Content-Length', str(len(body)))\n"
+    "        self.end_headers(); self.wfile.write(body)\n"
+    "    def do_POST(self):\n"
+    "        m = json.loads(self.rfile.read(int(self.headers['Content-Length'])))\n"
+    "        meth, i = m.get('method'), m.get('id')\n"
+    "        if meth == 'initialize':\n"
+    "            inits[0] += 1; s = uuid.uuid4().hex; sessions.add(s)\n"
+    "            return self.whole(200, {'jsonrpc': '2.0', 'id': i, 'result': {'protocolVersion': "
+    "'" WK_MCP_PROTOCOL "', 'capabilities': {}, 'serverInfo': {'name': 'h', 'version': '1'}}}, "
+    "[('Mcp-Session-Id', s)])\n"
+    "        if self.headers.get('Mcp-Session-Id') not in sessions:\n"
+    "            return self.whole(404, {'jsonrpc': '2.0', 'id': None, 'error': {'code': -32001, "
+    "'message': 'Session not found'}})\n"
+    "        if self.headers.get('MCP-Protocol-Version') != '" WK_MCP_PROTOCOL "':\n"
+    "            return self.whole(400, None)\n"
+    "        if i is None:\n"
+    "            return self.whole(202, None)\n"
+    "        if meth == 'tools/list':\n"
+    "            self.send_response(200)\n"
+    "            self.send_header('Content-Type', 'text/event-stream')\n"
+    "            self.send_header('Connection', 'close')\n"
+    "            self.end_headers()\n"
+    "            note = {'jsonrpc': '2.0', 'method': 'notifications/message', 'params': {}}\n"
+    "            res = {'jsonrpc': '2.0', 'id': i, 'result': {'tools': [{'name': 'echo'}]}}\n"
+    "            self.wfile.write(('event: message\\ndata: ' + json.dumps(note) + '\\n\\n').encode())\n"
+    "            self.wfile.write(('data: ' + json.dumps(res) + '\\r\\n\\r\\n').encode())\n"
+    "            self.wfile.flush(); time.sleep(5); return\n"
+    "        a = m['params']['arguments']\n"
+    "        if m['params']['name'] == 'expire': sessions.clear()\n"
+    "        text = 'echo: %s (inits %d)' % (a.get('text', ''), inits[0])\n"
+    "        self.whole(200, {'jsonrpc': '2.0', 'id': i, 'result': {'content': [{'type': 'text', "
+    "'text': text}]}})\n"
+    "srv = http.server.ThreadingHTTPServer(('127.0.0.1', 0), H)\n"
+    "open(sys.argv[1] + '.tmp', 'w').write(str(srv.server_address[1]))\n"
+    "import os; os.rename(sys.argv[1] + '.tmp', sys.argv[1])\n"
+    "srv.serve_forever()\n";
+
+struct http_fix {
+    char script[64], portfile[64];
+    pid_t pid;
+    struct wk_http *http;
+    struct ag_timers *timers;
+    struct wk_mcp *m;
+};
+
+static int http_setup(void **state)
+{
+    struct http_fix *f = calloc(1, sizeof(*f));
+    snprintf(f->script, sizeof(f->script), "/tmp/test-wk-mcp-http-%d.py", (int)getpid());
+    snprintf(f->portfile, sizeof(f->portfile), "/tmp/test-wk-mcp-http-%d.port", (int)getpid());
+    FILE *fp = fopen(f->script, "w");
+    if (!fp)
+        return -1;
+    fputs(http_server_py, fp);
+    fclose(fp);
+    unlink(f->portfile);
+    f->pid = fork();
+    if (f->pid == 0) {
+        execl("/usr/bin/python3", "python3", f->script, f->portfile, (char *)NULL);
+        _exit(127);
+    }
+    int port = 0;
+    for (int i = 0; i < 400 && !port; i++) {
+        fp = fopen(f->portfile, "r");
+        if (!fp || fscanf(fp, "%d", &port) != 1)
+            nanosleep(&(struct timespec){0, 50 * 1000 * 1000}, NULL);
+        if (fp)
+            fclose(fp);
+    }
+    if (!port)
+        return -1;
+    char url[64];
+    snprintf(url, sizeof(url), "http://127.0.0.1:%d/mcp", port);
+    Agentry__V1__McpServer srv = AGENTRY__V1__MCP_SERVER__INIT;
+    srv.name = "web";
+    srv.url = url;
+    f->http = wk_http_new(NULL);
+    f->timers = ag_timers_new(NULL);
+    f->m = wk_mcp_new(&srv, NULL, f->http);
+    *state = f;
+    return 0;
+}
+
+static int http_teardown(void **state)
+{
+    struct http_fix *f = *state;
+    wk_mcp_stop(f->m);
+    wk_http_free(f->http); /* ends what is in flight before the client's memory goes */
+    wk_mcp_free(f->m);
+    ag_timers_free(f->timers);
+    kill(f->pid, SIGTERM);
+    waitpid(f->pid, NULL, 0);
+    unlink(f->script);
+    unlink(f->portfile);
+    free(f);
+    return 0;
+}
+
+static void test_http_list_call_and_expired_session(void **state)
+{
+    struct http_fix *f = *state;
+    /* The event stream's answer ends the read: the 5 s the server keeps it open are not waited. */
+    int64_t t0 = ag_now_mono_ms();
+    struct list_result r;
+    struct fix lf = {.m = f->m};
+    list_all(&lf, &r);
+    assert_int_equal(r.err.code, AG_OK);
+    assert_int_equal(r.n, 1);
+    assert_string_equal(r.tools[0].name, "echo");
+    wk_mcp_tools_free(r.tools, r.n);
+    assert_true(ag_now_mono_ms() - t0 < 3000);
+    struct fix cf = {.m = f->m, .timers = f->timers};
+    bool is_error;
+    char *out = call(&cf, "echo", "{\"text\":\"hi\"}", NULL, 0, &is_error);
+    assert_string_equal(out, "echo: hi (inits 1)");
+    assert_false(is_error);
+    free(out);
+    /* The server forgets its sessions: the next call's 404 brings a new initialize, then the
+     * call again, once. */
+    out = call(&cf, "expire", "{}", NULL, 0, &is_error);
+    free(out);
+    out = call(&cf, "echo", "{\"text\":\"again\"}", NULL, 0, &is_error);
+    assert_string_equal(out, "echo: again (inits 2)");
+    assert_false(is_error);
+    free(out);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -449,6 +599,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_stdio_crash_then_restart, setup, teardown),
         cmocka_unit_test_setup_teardown(test_stdio_timeout_and_cancel, setup, teardown),
         cmocka_unit_test(test_stdio_cannot_start),
+        cmocka_unit_test_setup_teardown(test_http_list_call_and_expired_session, http_setup,
+                                        http_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
