@@ -339,6 +339,7 @@ static void on_line(struct stdio *io, const char *line, size_t len)
             continue;
         struct wk_mcp__req *r = *p;
         *p = r->next;
+        io->last_used_ms = ag_now_mono_ms(); /* idle counts from a call's end, not its start */
         wk_mcp__finish(r, msg, NULL);
         return;
     }
