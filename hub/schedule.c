@@ -61,10 +61,10 @@ struct hub_schedule {
     uint64_t fires;
     /* The schedule thread's, one piece of work at a time: */
     bool busy;
-    bool missed_at_start; /* the stored next slot passed while no hub ran */
-    int64_t retry_ns;     /* after a failure, not before this (Unix ns) */
-    int64_t slot_s;       /* the slot being fired, 0 when skipping */
-    char rid[96];         /* "schedule/<id>/<slot>" */
+    int64_t missed_until_s; /* slots up to this one passed while no hub ran (0: none) */
+    int64_t retry_ns;       /* after a failure, not before this (Unix ns) */
+    int64_t slot_s;         /* the slot being fired, 0 when skipping */
+    char rid[96];           /* "schedule/<id>/<slot>" */
     struct hub_store_write w;
     struct hub_store_op op; /* ADVANCE; its strings below */
     char adv_agent[AG_ID_LEN + 1];
@@ -292,28 +292,30 @@ static void fire_spawned(void *arg, const struct hub_reply *r, const struct ag_e
     /* existing: a hub fired this slot before and stopped before it recorded so. */
     ag_log_info("schedule.fired", "schedule=%s slot=%" PRId64 " agent=%s existing=%s", sc->id,
                 sc->slot_s, r->agent_id, r->existing ? "true" : "false");
-    pthread_mutex_lock(&s->mu);
-    int64_t now_s = ag_now_unix_ns() / NS_PER_S;
+    pthread_mutex_lock(&s->mu); /* the next slot may have come already: it fires next */
     advance_submit(s, sc, sc->slot_s * NS_PER_S, r->agent_id, sc->fires + 1,
-                   next_after(sc, now_s > sc->slot_s ? now_s : sc->slot_s));
+                   next_after(sc, sc->slot_s));
     pthread_mutex_unlock(&s->mu);
 }
 
-/* What is due for sc at now_s: the slot to fire (> 0), or 0 to skip to the next slot. Lock
- * held; next_ns <= now. */
-static int64_t due_slot(struct hub_schedule *sc, int64_t now_s)
+/* What is due for sc at now_s (its next slot has come): the slot to fire, or 0 to skip to the
+ * first slot after *skip_after_s. Due slots fire one by one, oldest first, so a hub a little
+ * behind catches up on each; missed ones (passed while no hub ran, or reached more than
+ * HUB_SCHEDULE_GRACE_S late) follow the policy. Lock held. */
+static int64_t due_slot(struct hub_schedule *sc, int64_t now_s, int64_t *skip_after_s)
 {
+    int64_t next_s = sc->next_ns / NS_PER_S;
+    int64_t until = sc->missed_until_s, late = now_s - HUB_SCHEDULE_GRACE_S - 1;
+    sc->missed_until_s = 0;
+    if (late > until)
+        until = late;
     int64_t last;
-    if (!ag_cron_prev(&sc->cron, now_s, &last) || last * NS_PER_S < sc->next_ns)
-        return 0;
-    bool missed = sc->missed_at_start || now_s - last > HUB_SCHEDULE_GRACE_S;
-    sc->missed_at_start = false;
-    if (missed && !catch_up(sc)) {
-        ag_log_info("schedule.skipped", "schedule=%s from=%" PRId64 " to=%" PRId64, sc->id,
-                    sc->next_ns / NS_PER_S, last);
-        return 0;
-    }
-    return last;
+    if (next_s > until || !ag_cron_prev(&sc->cron, until, &last))
+        return next_s; /* on time */
+    ag_log_info("schedule.missed", "schedule=%s from=%" PRId64 " to=%" PRId64 " missed=%s", sc->id,
+                next_s, last, sc->missed);
+    *skip_after_s = until;
+    return catch_up(sc) ? last : 0;
 }
 
 /* Fire sc's slot (outside the lock): the spawn dedups by the slot's request id, which a
@@ -351,14 +353,15 @@ static size_t take_due(struct hub_schedules *s, struct hub_schedule **out, size_
         }
         sc->busy = true;
         sc->refs++;
-        int64_t now_s = now / NS_PER_S;
-        sc->slot_s = due_slot(sc, now_s);
-        if (sc->slot_s)
+        int64_t skip_after_s = 0;
+        sc->slot_s = due_slot(sc, now / NS_PER_S, &skip_after_s);
+        if (sc->slot_s) {
             snprintf(sc->rid, sizeof(sc->rid), "schedule/%s/%" PRId64, sc->id, sc->slot_s);
-        else
-            advance_submit(s, sc, sc->last_ns, sc->last_agent, sc->fires, next_after(sc, now_s));
-        if (sc->slot_s)
             out[k++] = sc;
+        } else {
+            advance_submit(s, sc, sc->last_ns, sc->last_agent, sc->fires,
+                           next_after(sc, skip_after_s));
+        }
     }
     *wait_ms = (soonest - now) / 1000000 + 1; /* past the slot, never just before it */
     return k;
@@ -405,7 +408,9 @@ static int load_row(void *arg, const struct hub_store_schedule *r, struct ag_err
     struct hub_schedule *sc = schedule_new(r, err);
     if (!sc)
         return -1;
-    sc->missed_at_start = !sc->paused && sc->next_ns && sc->next_ns <= ag_now_unix_ns();
+    int64_t now = ag_now_unix_ns();
+    if (!sc->paused && sc->next_ns && sc->next_ns <= now)
+        sc->missed_until_s = now / NS_PER_S;
     table_add(s, sc);
     return 0;
 }
@@ -445,7 +450,7 @@ int hub_schedules_load(struct hub_schedules *s, struct ag_err *err)
     AG_LIST_FOREACH(pos, &s->all)
     {
         struct hub_schedule *sc = AG_LIST_ENTRY(pos, struct hub_schedule, link);
-        if (rc == 0 && sc->missed_at_start)
+        if (rc == 0 && sc->missed_until_s)
             rc = recount_fired(s, sc, err);
     }
     pthread_mutex_unlock(&s->mu);
@@ -719,7 +724,7 @@ static void change_done(struct hub_store_write *w, int rc, const struct ag_err *
         sc->paused = q->op.u.schedule.paused;
         sc->next_ns = q->op.u.schedule.next_fire_ns;
         sc->retry_ns = 0;
-        sc->missed_at_start = false;
+        sc->missed_until_s = 0;
         fill_pb(sc, q->ar, &out);
     } else if (err->code == AG_NOT_FOUND) {
         not_found(sc->id, &e); /* deleted by another call meanwhile */
