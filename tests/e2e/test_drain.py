@@ -95,8 +95,10 @@ class Drain(H.ClusterTestCase):
 
     def test_drain_moves_turns_at_step_boundaries(self):
         T = self.T
-        self.start_node("d1", latency="200ms")
-        self.start_node("d2", latency="200ms")
+        # Each step takes a second, so the drain (a CLI process, on a loaded machine too) comes
+        # while most of every turn is still ahead.
+        self.start_node("d1", latency="1s")
+        self.start_node("d2", latency="1s")
         # d2 waits cordoned while the agents start on d1, so that the drain finds every one of
         # them a step in, with most of its steps still ahead.
         self.assertEqual(self.cli("node", "cordon", "d2").returncode, 0)
