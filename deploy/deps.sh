@@ -6,12 +6,16 @@
 set -eu
 PKGS="build-essential cmake pkg-config libgrpc-dev protobuf-c-compiler libprotobuf-c-dev
 protobuf-compiler protobuf-compiler-grpc python3-grpcio python3-protobuf libsqlite3-dev
-libcjson-dev libcmocka-dev libpq-dev libcurl4-openssl-dev libyaml-dev libssl-dev"
+libcjson-dev libcmocka-dev libpq-dev libcurl4-openssl-dev libyaml-dev libssl-dev bubblewrap
+libseccomp-dev runsc"
 # libpq-dev: the hub links libpq (its PostgreSQL store); a PostgreSQL server is the operator's.
 # libcurl4-openssl-dev: common/etcd.c talks to etcd's JSON gateway over HTTP(S) with libcurl.
 # libyaml-dev: the hub's RBAC policy file (hub/policy.c) and agent spec files
 # (cmd/agentry/spec.c). libssl-dev: libcrypto (token hashes; common/certs.c makes and reads
 # X.509 certificates with it for 'agentry certs').
+# bubblewrap, libseccomp-dev: the node's default sandbox for tools that run programs
+# (worker/sandbox.h; docs/sandbox.md), and its seccomp filter. runsc: gVisor, the node's
+# --sandbox=runsc. The sandbox runs commands as the system user agentry-sbx, made below.
 # Test-only:
 # clang: make test also compiles the tree with clang, whose warnings are not GCC's.
 # clang-format: make lint checks the formatting with it (Debian 12 ships version 14).
@@ -31,18 +35,29 @@ case "${1:-}" in
     exit 2
     ;;
 esac
+SUDO=""
+[ "$(id -u)" = 0 ] || SUDO=sudo
+# The unprivileged host user a root node's sandbox runs commands as (docs/sandbox.md): no home,
+# no shell, no password. Made once; a node started as another user needs none.
+sandbox_user() {
+    getent passwd agentry-sbx >/dev/null && return 0
+    command -v useradd >/dev/null || return 0
+    echo "deps: adding the system user agentry-sbx (the sandbox's uid)"
+    $SUDO useradd --system --user-group --no-create-home --home-dir /nonexistent \
+        --shell /usr/sbin/nologin agentry-sbx
+}
 missing=""
 for p in $PKGS; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
 done
 if [ -z "$missing" ]; then
     echo "deps: all packages present"
+    sandbox_user
     exit 0
 fi
-SUDO=""
-[ "$(id -u)" = 0 ] || SUDO=sudo
 echo "deps: installing$missing"
 export DEBIAN_FRONTEND=noninteractive
 $SUDO apt-get update -q
 # shellcheck disable=SC2086
 $SUDO apt-get install -y -q --no-install-recommends $missing
+sandbox_user

@@ -4,13 +4,20 @@
  * RESOLVE_NO_MAGICLINKS relative to the root's fd; nothing here resolves a path in user space,
  * so no ".." or symlink trick can be got wrong twice. The only names used outside openat2 are
  * single components (mkdirat, fstatat, renameat, unlinkat) relative to a directory fd that was
- * itself resolved beneath the root. */
+ * itself resolved beneath the root.
+ *
+ * Ownership: the node's user owns every workspace. When a sandbox runs commands as another user
+ * (worker/sandbox.h), wk_workspace_share gives that user's group the directory; file tools then
+ * add g+w to what they make in a group-writable directory, so that a file written by write_file
+ * stays writable by the agent's shell commands. */
 #include "worker/workspace.h"
 
 #include <errno.h>
 #include <fcntl.h>
+#include <ftw.h>
 #include <limits.h>
 #include <linux/openat2.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -132,6 +139,59 @@ char *wk_workspace_dir_for(const char *root, const char *agent_id, struct ag_err
     return NULL;
 }
 
+static gid_t share_gid; /* for share_one: nftw passes no argument */
+static int share_errno; /* the first failure of share_one */
+
+static int share_one(const char *path, const struct stat *st, int type, struct FTW *ftw)
+{
+    (void)type;
+    (void)ftw;
+    if (st->st_uid != geteuid())
+        return 0; /* the sandbox user's own files: already its */
+    mode_t add = S_IRGRP | S_IWGRP | ((st->st_mode & S_IXUSR) ? S_IXGRP : 0);
+    if (lchown(path, (uid_t)-1, share_gid) != 0 ||
+        (!S_ISLNK(st->st_mode) && chmod(path, (st->st_mode & 07777) | add) != 0))
+        share_errno = share_errno ? share_errno : errno;
+    return 0;
+}
+
+int wk_workspace_share(const char *dir, gid_t gid, struct ag_err *err)
+{
+    struct stat st;
+    if (lstat(dir, &st) != 0 || !S_ISDIR(st.st_mode))
+        return ag_err_set(err, AG_FAILED_PRECONDITION, "the workspace '%s' is not a directory",
+                          dir);
+    if (st.st_gid == gid && (st.st_mode & 07777) == 02770)
+        return 0;
+    /* nftw keeps its callback's state in globals: one share at a time. */
+    static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+    pthread_mutex_lock(&lock);
+    share_gid = gid;
+    share_errno = 0;
+    /* Before the sandbox user can write here nothing in it is that user's, so no link can be
+     * swapped in under the walk. */
+    int rc = nftw(dir, share_one, 16, FTW_PHYS | FTW_MOUNT);
+    int e = rc != 0 ? errno : share_errno;
+    pthread_mutex_unlock(&lock);
+    if (e == 0 && (chown(dir, (uid_t)-1, gid) != 0 || chmod(dir, 02770) != 0))
+        e = errno;
+    if (e != 0)
+        return ag_err_set(err, AG_FAILED_PRECONDITION,
+                          "cannot give group %u the workspace '%s': %s", (unsigned)gid, dir,
+                          strerror(e));
+    return 0;
+}
+
+/* In a group-writable directory (a workspace shared with a sandbox), what the node makes is
+ * group-writable too. fd: the new entry. */
+static void share_new(int dir_fd, int fd)
+{
+    struct stat d, st;
+    if (fstat(dir_fd, &d) == 0 && (d.st_mode & S_IWGRP) && fstat(fd, &st) == 0 &&
+        !(st.st_mode & S_IWGRP))
+        fchmod(fd, (st.st_mode & 07777) | S_IRGRP | S_IWGRP | (S_ISDIR(st.st_mode) ? S_IXGRP : 0));
+}
+
 int wk_workspace_open(struct wk_workspace *ws, const char *root, struct ag_err *err)
 {
     ws->root = root;
@@ -229,10 +289,13 @@ static int open_dir(const struct wk_workspace *ws, char *rel, bool create, const
         if (end)
             *end = '\0';
         fd = ws_openat2(ws->root_fd, rel, O_RDONLY | O_DIRECTORY, 0);
+        bool made = false;
         if (fd < 0 && errno == ENOENT && strcmp(comp, ".") != 0 && strcmp(comp, "..") != 0 &&
-            (mkdirat(cur, comp, 0777) == 0 || errno == EEXIST))
+            ((made = mkdirat(cur, comp, 0777) == 0) || errno == EEXIST))
             fd = ws_openat2(ws->root_fd, rel, O_RDONLY | O_DIRECTORY, 0);
         int e = errno;
+        if (made && fd >= 0)
+            share_new(cur, fd);
         if (end)
             *end = saved;
         close(cur);
@@ -353,6 +416,8 @@ int wk_workspace_replace(const struct wk_workspace_parent *p, const char *data, 
                           "file beside it: %s",
                           p->rel, strerror(errno));
     const char *step = "write";
+    if (!p->exists)
+        share_new(p->dir_fd, fd);
     if (p->exists && fchmod(fd, p->st.st_mode & 07777) != 0)
         step = "chmod";
     else if (write_all(fd, data, len) != 0)

@@ -45,6 +45,14 @@ struct wk_workspace {
  * once before a run's first tool call. */
 char *wk_workspace_dir_for(const char *root, const char *agent_id, struct ag_err *err);
 
+/* Let group gid (a sandbox's user, worker/sandbox.h) read and write the workspace dir: the dir
+ * gets that group and mode 02770 (setgid, so what is made in it inherits the group), and what
+ * the node already made in it gets the group and g+rw (g+x where u+x). Symbolic links are never
+ * followed. Quick when done before (the dir's own group and mode say so). From then on the file
+ * tools make new files and directories group-writable in a group-writable directory.
+ * FAILED_PRECONDITION naming the path if it cannot. */
+int wk_workspace_share(const char *dir, gid_t gid, struct ag_err *err);
+
 /* Open root (a directory that exists). FAILED_PRECONDITION naming it if it cannot be opened. */
 int wk_workspace_open(struct wk_workspace *ws, const char *root, struct ag_err *err);
 void wk_workspace_close(struct wk_workspace *ws);
