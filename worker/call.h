@@ -25,6 +25,7 @@ struct ag_workpool;
 struct wk_http;
 struct wk_hub_link;
 struct wk_run_spec;
+struct wk_sandbox;
 
 struct wk_call_ctx {
     struct ag_timers *timers;       /* borrowed: the node's timer thread */
@@ -45,7 +46,9 @@ struct wk_call_ctx {
     const char *call_id;       /* the model's id for this tool call */
     struct wk_hub_link *hub;   /* the node's stream to the hub, for hub tools
                                   (worker/hub_call.h); NULL: none */
-    bool *waits;               /* wait_agent sets *waits before done() when the hub said the turn
+    const struct wk_sandbox *sandbox; /* the node's executor for programs (worker/sandbox.h);
+                                         NULL: none, only privileged commands run */
+    bool *waits; /* wait_agent sets *waits before done() when the hub said the turn
                                   must wait for sub-agents (types.proto EVENT_KIND_WAITING): its
                                   output then is the hub's {"agents": [...]} */
     /* For a tool that depends on another row's options or settings (the memory tools: the

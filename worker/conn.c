@@ -67,6 +67,7 @@
 #include "worker/price.h"
 #include "worker/registry.h"
 #include "worker/runner.h"
+#include "worker/sandbox.h"
 #include "worker/tool.h"
 
 #define CONN_MAX_BATCH 1024
@@ -97,7 +98,8 @@ struct wk_node {
     grpc_slice register_msg; /* the packed NodeMessage{register}: the same on every stream */
     struct ag_timers *timers;
     struct wk_runner *runner;
-    struct wk_hub_link *link; /* hub tool calls of the runs (worker/hub_call.h) */
+    struct wk_sandbox *sandbox; /* owned; read-only after wk_node_new */
+    struct wk_hub_link *link;   /* hub tool calls of the runs (worker/hub_call.h) */
     struct rpc_channel *ch;
     grpc_completion_queue *cq;
     pthread_mutex_t lock;
@@ -785,6 +787,11 @@ int wk_node_check_opts(const struct wk_node_opts *o, struct ag_err *err)
         if (wk_registry_check_opts(&ro, err) != 0)
             return -1;
     }
+    if (o->sandbox && strcmp(o->sandbox, "bwrap") != 0 && strcmp(o->sandbox, "runsc") != 0 &&
+        strcmp(o->sandbox, "unsafe") != 0)
+        return ag_err_set(err, AG_INVALID_ARGUMENT,
+                          "--sandbox is '%s'; want bwrap (the default), runsc or unsafe",
+                          o->sandbox);
     struct wk_configs c = {0};
     if (wk_configs_parse(&c, o->model_opts, o->nmodel_opts, o->tool_opts, o->ntool_opts, err) != 0)
         return -1;
@@ -800,6 +807,26 @@ int wk_node_check_opts(const struct wk_node_opts *o, struct ag_err *err)
     {                                                                                              \
         .max_backoff_ms = 1000, .max_recv_bytes = CONN_MAX_RECV                                    \
     }
+
+/* The executor, after its self-test. A sandbox that failed it is no reason to stop the node (its
+ * other tools work): it is logged loudly, once, and each call that needs it says why. */
+static int node_sandbox(struct wk_node *n, const struct wk_node_opts *o, struct ag_err *err)
+{
+    struct wk_sandbox_opts so = {.mode = o->sandbox, .user = o->sandbox_user};
+    n->sandbox = wk_sandbox_new(&so, err);
+    if (!n->sandbox)
+        return -1;
+    if (!wk_sandbox_ready(n->sandbox))
+        ag_log_error("node.sandbox_unavailable", "node=%s why=%s", n->node_id,
+                     ag_log_q(wk_sandbox_describe(n->sandbox)));
+    else if (o->sandbox && strcmp(o->sandbox, "unsafe") == 0)
+        ag_log_warn("node.sandbox_unsafe", "node=%s sandbox=%s", n->node_id,
+                    ag_log_q(wk_sandbox_describe(n->sandbox)));
+    else
+        ag_log_info("node.sandbox_ready", "node=%s sandbox=%s", n->node_id,
+                    ag_log_q(wk_sandbox_describe(n->sandbox)));
+    return 0;
+}
 
 struct wk_node *wk_node_new(const struct wk_node_opts *o, struct ag_err *err)
 {
@@ -835,6 +862,10 @@ struct wk_node *wk_node_new(const struct wk_node_opts *o, struct ag_err *err)
         return NULL;
     }
     n->link = wk_hub_link_new(n->timers, on_hub_call, n);
+    if (node_sandbox(n, o, err) != 0) {
+        wk_node_free(n);
+        return NULL;
+    }
     struct wk_runner_opts ro = {.threads = o->threads,
                                 .emit = on_emit,
                                 .room = on_room,
@@ -850,6 +881,7 @@ struct wk_node *wk_node_new(const struct wk_node_opts *o, struct ag_err *err)
                                 .prices = o->prices,
                                 .nprices = o->nprices,
                                 .workspace_root = o->workspace_root,
+                                .sandbox = n->sandbox,
                                 .default_max_iterations = o->default_max_iterations,
                                 .default_turn_timeout_ms = o->default_turn_timeout_ms};
     n->runner = wk_runner_new(&ro, err);
@@ -1007,6 +1039,7 @@ void wk_node_free(struct wk_node *n)
         return;
     wk_registry_free(n->reg); /* revokes the lease if wk_node_stop did not */
     wk_runner_free(n->runner);
+    wk_sandbox_free(n->sandbox);
     /* Runs still parked in the outbox were cancelled by wk_runner_free: waking them frees them. */
     struct wk_outbox_calls calls;
     wk_outbox_calls_init(&calls);

@@ -37,6 +37,10 @@ struct wk_node_opts {
     const char *const *prices;
     size_t nprices;
     const char *workspace_root;
+    /* Where tools run programs (worker/sandbox.h): "bwrap" (NULL too), "runsc" or "unsafe",
+     * and the host user bwrap runs as when the node is root (NULL: agentry-sbx). */
+    const char *sandbox;
+    const char *sandbox_user;
     uint32_t default_max_iterations;
     int64_t default_turn_timeout_ms;
     /* Where the node runs, for people (Register.address); NULL: the host name. */

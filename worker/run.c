@@ -102,10 +102,11 @@ struct wk_run {
     struct wk_run_spec spec;      /* model settings, tool settings, limits, permission rules */
     struct wk_http *http;         /* borrowed from the host, may be NULL */
     struct ag_workpool *workpool; /* borrowed from the host, may be NULL */
-    const struct wk_price *price; /* borrowed from the host: the model's price, NULL if none */
-    const char *workspace_root;   /* borrowed from the host; NULL: agents get no workspace */
-    char *workspace;              /* owned: workspace_root/<agent id>, once made */
-    int64_t turn_deadline_ms;     /* ag_now_mono_ms() time the turn yields at; 0: none */
+    const struct wk_sandbox *sandbox; /* borrowed from the host, may be NULL */
+    const struct wk_price *price;     /* borrowed from the host: the model's price, NULL if none */
+    const char *workspace_root;       /* borrowed from the host; NULL: agents get no workspace */
+    char *workspace;                  /* owned: workspace_root/<agent id>, once made */
+    int64_t turn_deadline_ms;         /* ag_now_mono_ms() time the turn yields at; 0: none */
     int64_t delta_interval_ms;
     /* Spent before this run, as the hub counted it (Assignment.usage), and by this run's own
      * model calls (replayed replies are in the hub's count already): the budgets' measure. */
@@ -401,6 +402,7 @@ static struct wk_run *run_new(const Agentry__V1__Assignment *a, const struct wk_
     copy_spec(run, a->spec, o->default_max_iterations);
     run->http = o->http;
     run->workpool = o->workpool;
+    run->sandbox = o->sandbox;
     run->price = wk_prices_find(o->prices, run->model);
     run->workspace_root = o->workspace_root && *o->workspace_root ? o->workspace_root : NULL;
     run->delta_interval_ms = o->delta_interval_ms > 0 ? o->delta_interval_ms
@@ -580,6 +582,7 @@ static struct wk_call_ctx call_ctx(struct wk_run *run, const struct wk_config *c
         .deadline_ms = deadline,
         .http = run->http,
         .workpool = run->workpool,
+        .sandbox = run->sandbox,
     };
 }
 

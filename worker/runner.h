@@ -32,6 +32,7 @@
 struct wk_runner;
 struct ag_timers;
 struct wk_hub_link;
+struct wk_sandbox;
 
 struct wk_runner_opts {
     unsigned threads; /* pool threads; 0 = 2 */
@@ -59,6 +60,8 @@ struct wk_runner_opts {
     int64_t default_turn_timeout_ms; /* for specs without a limit; 0: none */
     int64_t delta_interval_ms;       /* MODEL_DELTA events at most this often; 0: 200 ms */
     unsigned tool_threads;           /* threads for blocking tool work; 0: 8 */
+    /* The executor for tools that run programs (worker/sandbox.h), borrowed; NULL: none. */
+    const struct wk_sandbox *sandbox;
 };
 
 /* Fails with INVALID_ARGUMENT naming the option if an option or a price is malformed or

@@ -165,13 +165,14 @@ struct wk_sandbox__row {
     bool drops_uid;      /* runs as the sandbox user when the node is root */
     bool uses_seccomp;   /* we pass our filter */
     bool limits_address; /* RLIMIT_AS is safe for it (Go's runtime reserves far more) */
+    bool at_workspace;   /* the command sees the workspace at /workspace */
 };
 
 static const struct wk_sandbox__row rows[] = {
-    {"bwrap", "bwrap", build_bwrap, true, true, true},
-    {"runsc", "runsc", build_runsc, false, false, false},
-    {"direct", NULL, build_direct, false, false, true},
-    {NULL, NULL, NULL, false, false, false},
+    {"bwrap", "bwrap", build_bwrap, true, true, true, true},
+    {"runsc", "runsc", build_runsc, false, false, false, false},
+    {"direct", NULL, build_direct, false, false, true, false},
+    {NULL, NULL, NULL, false, false, false, false},
 };
 
 static const struct wk_sandbox__row *row_find(const char *name)
@@ -500,11 +501,16 @@ int wk_sandbox_spawn(const struct wk_sandbox *sb, const struct wk_sandbox_req *r
     out->pidfd = out->in_fd = out->out_fd = out->err_fd = -1;
     out->cg_kill = -1;
     out->sb = sb;
-    out->reaped = true; /* until there is a child */
+    out->reaped = true;                  /* until there is a child */
+    static const struct wk_sandbox none; /* a privileged request without a sandbox */
+    if (!sb && !req->privileged)
+        return ag_err_set(err, AG_FAILED_PRECONDITION, "no sandbox to run '%s' in", req->argv[0]);
+    sb = sb ? sb : &none;
     const struct wk_sandbox__row *row = req->privileged ? row_find("direct") : sb->row;
     if (!req->privileged && !sb->ready)
         return ag_err_set(err, AG_FAILED_PRECONDITION, "no sandbox to run '%s' in: %s",
                           req->argv[0], sb->describe);
+    out->wrapped = row->program != NULL;
     struct plan c = {.envp = (char *const *)req->envp,
                      .drop = row->drops_uid && sb->user,
                      .uid = sb->uid,
@@ -832,6 +838,11 @@ void wk_sandbox_free(struct wk_sandbox *sb)
     free(sb->bpf[0]);
     free(sb->bpf[1]);
     free(sb);
+}
+
+const char *wk_sandbox_workdir(const struct wk_sandbox *sb, bool privileged, const char *workspace)
+{
+    return sb && !privileged && sb->row->at_workspace ? "/workspace" : workspace;
 }
 
 bool wk_sandbox_ready(const struct wk_sandbox *sb)

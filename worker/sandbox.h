@@ -87,13 +87,17 @@ struct wk_sandbox_proc {
     int status;        /* waitpid status once reaped */
     char applied[512]; /* "sandbox=bwrap uid=998 net=off seccomp=on limits=cgroup-v1(...)" */
     char fired[160];   /* after reaping: the cgroup counters that fired, "" if none */
+    bool wrapped;      /* by bwrap or runsc, which report death by signal N as exit 128+N */
     /* private to sandbox.c */
     const struct wk_sandbox *sb;
     char cg[4][160]; /* the call's cgroup directories, "" if none */
     int cg_kill;     /* index in cg of the one with cgroup.kill, -1 if none */
 };
 
-/* Start req. On success *out holds a running process and its pipes; release it with
+/* Where the workspace is as the command sees it: "/workspace" under bwrap, else workspace. */
+const char *wk_sandbox_workdir(const struct wk_sandbox *sb, bool privileged, const char *workspace);
+
+/* Start req. sb may be NULL for a privileged request. On success *out holds a running process and its pipes; release it with
  * wk_sandbox_proc_release. FAILED_PRECONDITION when the sandbox is not ready (or the workspace
  * cannot be handed to its uid), UNAVAILABLE when the process could not start. */
 int wk_sandbox_spawn(const struct wk_sandbox *sb, const struct wk_sandbox_req *req,
@@ -124,6 +128,10 @@ typedef void wk_sandbox_output_fn(void *arg, const char *data, size_t len);
 enum wk_sandbox_end wk_sandbox_run(struct wk_sandbox_proc *p, const struct wk_sandbox_req *req,
                                    int64_t deadline_ms, int wake_fd, wk_sandbox_output_fn *out,
                                    void *arg);
+
+/* The first layer for shell commands (sandbox_guard.c): the rule a command breaks ("rm -r of
+ * the root", "a fork bomb", ...), a static string, or NULL. Not a boundary: the sandbox is. */
+const char *wk_sandbox_guard(const char *command);
 
 /* The command line for req under row ("bwrap", "runsc", "direct"), with seccomp_fd the fd bwrap
  * reads its filter from (-1: none): owned, NULL-terminated, free with wk_sandbox_argv_free.

@@ -155,7 +155,8 @@ int wk_sandbox__cg_create(const struct wk_sandbox__cg *cg, const struct wk_sandb
         p->cg[i][0] = '\0';
     p->cg_kill = -1;
     if (cg->version == 0) {
-        snprintf(applied, cap, "cgroups=off(%s)", cg->why);
+        snprintf(applied, cap, "cgroups=off%s%s%s", cg->why[0] ? "(" : "", cg->why,
+                 cg->why[0] ? ")" : "");
         return 0;
     }
     char name[48];

@@ -1,53 +1,49 @@
-/* worker/tool_shell.c - the "shell" tool: a command run with /bin/sh -c in the agent's workspace.
+/* worker/tool_shell.c - the "shell" tool: a command run with /bin/sh -c in the agent's workspace,
+ * through the node's sandbox (worker/sandbox.h; docs/sandbox.md).
  *
- * Until the sandbox lands (docs/design: sandbox), a command runs with the node's own user and
- * rights, so the tool runs only for agents whose spec gives it the setting {"privileged": true};
- * any other call is an is_error result saying so, and nothing is started.
+ * Arguments {"command": string}. First the guard (wk_sandbox_guard) refuses wipe-shaped commands
+ * ("rm -rf /", fork bombs) as an is_error result naming the rule; the node option shell.guard=off
+ * turns it off. Then the command runs in the node's sandbox (bwrap by default: no network, a
+ * read-only system, the workspace read-write at /workspace and its cwd), or directly with the
+ * node's own rights when the spec's settings say {"privileged": true} (refused on a node with
+ * shell.privileged=deny). A node without a working sandbox refuses other calls, saying why and
+ * what to do. Settings (the spec's; the same keys as node options, which they may only lower):
+ * net (true: the host's network), cpu_limit (CPU seconds per process), mem_limit, procs,
+ * output_limit (bytes read before the command is killed), max_output (bytes kept in the result).
  *
- * Arguments {"command": string}. The child: /bin/sh -c COMMAND, cwd the workspace, stdin
- * /dev/null, stdout and stderr on one pipe (so the output keeps their interleaving), a new
- * session (setsid: its own process group), default signal dispositions and mask, no fds but
- * 0-2, and a minimal environment: PATH=/usr/local/bin:/usr/bin:/bin, HOME and PWD the workspace,
- * LANG=C.UTF-8, TERM=dumb, AGENTRY_AGENT_ID. Output: what the command wrote (at most
- * shell.max_output bytes, default 64 KiB, which the spec may lower with "max_output": the first
- * and last halves are kept and the middle cut, with a line saying how much), then a last line
- * "[exit status N]" or "[killed by signal N]". A non-zero status is not is_error (the model
- * reads it); a call that could not start, was cancelled or timed out is.
+ * The child: stdin /dev/null, stdout and stderr on one pipe (so the output keeps their
+ * interleaving), a new session, default signal dispositions and mask, no fds but 0-2, and a
+ * minimal environment: PATH=/usr/local/bin:/usr/bin:/bin, HOME and PWD the workspace (/workspace
+ * in the sandbox), LANG=C.UTF-8, TERM=dumb, AGENTRY_AGENT_ID. Output: what the command wrote (at
+ * most max_output bytes, default 64 KiB: the first and last halves are kept and the middle cut,
+ * with a line saying how much), then "[sandbox: ...]" saying which sandbox and limits applied
+ * (and any limit that fired), then "[exit status N]" or "[killed by signal N]". A non-zero
+ * status is not is_error (the model reads it); a call that could not start, was cancelled, timed
+ * out or passed output_limit is.
  *
  * Ending: the call's deadline (shell.timeout, worker/config.h; 10 minutes when neither it nor the
- * turn's time limit sets one) or a cancel kills the whole
- * process group with SIGKILL and reports "[killed: ...]". When the shell itself exits, what is
- * left of its group (background jobs) is killed too, so nothing an agent started outlives its
- * call; a process that left the group with setsid escapes this (the sandbox's pid namespace will
- * close that gap). Output still open after that is read for at most SHELL_DRAIN_MS.
+ * turn's time limit sets one) or a cancel kills the whole tree (wk_sandbox_kill: its cgroup, its
+ * PID namespace, its process group) and reports "[killed: ...]". When the shell itself exits,
+ * what is left of its tree is killed too, so nothing an agent started outlives its call.
  *
  * Threads: run() on the caller's thread; the command is started and waited for on a pool thread
- * (tool_job.c), which it occupies for its whole run: poll(2) on the pipe, a pidfd and the job's
- * cancel eventfd, so a cancel or the deadline acts at once. Size the pool for the shells an
- * node runs at once (worker/runner). */
-#include <errno.h>
-#include <fcntl.h>
-#include <poll.h>
-#include <signal.h>
-#include <spawn.h>
+ * (tool_job.c), which it occupies for its whole run (wk_sandbox_run polls the pipe, a pidfd and
+ * the job's cancel eventfd, so a cancel or the deadline acts at once). Size the pool for the
+ * shells a node runs at once (worker/runner). */
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/syscall.h>
 #include <sys/wait.h>
-#include <unistd.h>
 
 #include "common/clock.h"
 #include "common/xalloc.h"
+#include "worker/sandbox.h"
 #include "worker/tool_internal.h"
 #include "worker/tool_rows.h"
 
 #define SHELL_MAX_OUTPUT (64 << 10)
-#define SHELL_DRAIN_MS 500
 #define SHELL_DEFAULT_TIMEOUT_MS (10 * 60 * 1000) /* without shell.timeout or a turn limit */
-
-static const char *const shell_keys[] = {"max_output", NULL};
 
 /* The output kept: the first head_cap bytes, and the last tail_cap in a ring. */
 struct capture {
@@ -107,197 +103,171 @@ static void capture_print(struct capture *c, FILE *out)
     free(c->tail);
 }
 
-/* A running command: its pid (and process group), its pidfd and the read end of its pipe. */
-struct child {
-    pid_t pid;
-    int pidfd, out_fd;
-    bool reaped;
-    int status;
-};
+/* The shell's options and settings: limits (sizes), and the words and booleans below. */
+static const char *const limit_keys[] = {"max_output", "output_limit", "cpu_limit",
+                                         "mem_limit",  "procs",        NULL};
+static const char *const option_keys[] = {"max_output", "output_limit", "cpu_limit",  "mem_limit",
+                                          "procs",      "guard",        "privileged", NULL};
+static const char *const setting_keys[] = {"max_output", "output_limit", "cpu_limit", "mem_limit",
+                                           "procs",      "privileged",   "net",       NULL};
 
-/* Kill the process group, then reap the shell if that is still to do. While the shell is a
- * zombie its pid is still its group's id, so the kill cannot reach another process. */
-static void child_kill(struct child *ch)
+static void capture_out(void *arg, const char *data, size_t len)
 {
-    kill(-ch->pid, SIGKILL);
-    if (!ch->reaped) {
-        while (waitpid(ch->pid, &ch->status, 0) < 0 && errno == EINTR) {
-        }
-        ch->reaped = true;
-    }
+    capture_add(arg, data, len);
 }
 
-static int child_spawn(struct child *ch, const struct wk_tool__job *job, const char *command,
-                       struct ag_err *err)
-{
-    int p[2];
-    if (pipe2(p, O_CLOEXEC) != 0)
-        return ag_err_set(err, AG_UNAVAILABLE, "cannot start the command: pipe: %s",
-                          strerror(errno));
-    posix_spawn_file_actions_t fa;
-    posix_spawnattr_t attr;
-    posix_spawn_file_actions_init(&fa);
-    posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
-    posix_spawn_file_actions_adddup2(&fa, p[1], 1);
-    posix_spawn_file_actions_adddup2(&fa, p[1], 2);
-    posix_spawn_file_actions_addclosefrom_np(&fa, 3);
-    posix_spawn_file_actions_addchdir_np(&fa, job->ctx.workspace);
-    posix_spawnattr_init(&attr);
-    sigset_t none, all;
-    sigemptyset(&none);
-    sigfillset(&all);
-    posix_spawnattr_setsigmask(&attr, &none);
-    posix_spawnattr_setsigdefault(&attr, &all);
-    posix_spawnattr_setflags(&attr,
-                             POSIX_SPAWN_SETSID | POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
-    char *home = ag_xasprintf("HOME=%s", job->ctx.workspace);
-    char *pwd = ag_xasprintf("PWD=%s", job->ctx.workspace);
-    char *id = ag_xasprintf("AGENTRY_AGENT_ID=%s", job->ctx.agent_id ? job->ctx.agent_id : "");
-    char *envp[] = {
-        "PATH=/usr/local/bin:/usr/bin:/bin", "LANG=C.UTF-8", "TERM=dumb", home, pwd, id, NULL};
-    char *argv[] = {"/bin/sh", "-c", (char *)command, NULL};
-    int rc = posix_spawn(&ch->pid, "/bin/sh", &fa, &attr, argv, envp);
-    posix_spawn_file_actions_destroy(&fa);
-    posix_spawnattr_destroy(&attr);
-    free(home);
-    free(pwd);
-    free(id);
-    close(p[1]);
-    if (rc != 0) {
-        close(p[0]);
-        return ag_err_set(err, AG_UNAVAILABLE, "cannot start /bin/sh in '%s': %s",
-                          job->ctx.workspace, strerror(rc));
-    }
-    ch->out_fd = p[0];
-    ch->reaped = false;
-    ch->pidfd = (int)syscall(SYS_pidfd_open, ch->pid, 0);
-    if (ch->pidfd < 0) {
-        int e = errno;
-        child_kill(ch);
-        close(ch->out_fd);
-        return ag_err_set(err, AG_FAILED_PRECONDITION,
-                          "cannot wait for the command: pidfd_open: %s (Linux 5.3 or later is "
-                          "needed)",
-                          strerror(e));
-    }
-    return 0;
-}
-
-static int64_t poll_timeout(int64_t until_ms)
-{
-    if (until_ms <= 0)
-        return -1;
-    int64_t left = until_ms - ag_now_mono_ms();
-    return left < 0 ? 0 : left > 60000 ? 60000 : left;
-}
-
-/* Read the command's output until the shell exits (then for at most SHELL_DRAIN_MS more, for
- * what is still in the pipe), or a cancel or the deadline kills it. Returns AG_OK, or why the
- * group was killed. The shell may close its output long before it exits: waiting goes on. */
-static enum ag_code child_wait(struct child *ch, const struct wk_tool__job *job,
-                               struct capture *cap)
-{
-    enum ag_code why = AG_OK;
-    int64_t drain_until = 0;
-    while (!ch->reaped || (ch->out_fd >= 0 && ag_now_mono_ms() < drain_until)) {
-        struct pollfd fds[3] = {{ch->out_fd, POLLIN, 0},
-                                {ch->reaped ? -1 : ch->pidfd, POLLIN, 0},
-                                {why == AG_OK ? job->wake_fd : -1, POLLIN, 0}};
-        int n = poll(fds, 3, (int)poll_timeout(ch->reaped ? drain_until : job->ctx.deadline_ms));
-        if (n < 0 && errno != EINTR)
-            break;
-        if (n > 0 && fds[0].revents) {
-            char buf[16384];
-            ssize_t r = read(ch->out_fd, buf, sizeof(buf));
-            if (r > 0) {
-                capture_add(cap, buf, (size_t)r);
-            } else if (r == 0 || errno != EINTR) {
-                close(ch->out_fd);
-                ch->out_fd = -1;
-            }
-        }
-        if (n > 0 && fds[1].revents) {
-            child_kill(ch); /* background jobs go with the shell */
-            drain_until = ag_now_mono_ms() + SHELL_DRAIN_MS;
-        }
-        if (why == AG_OK && !ch->reaped && (why = wk_tool__job_over(job)) != AG_OK) {
-            child_kill(ch);
-            drain_until = ag_now_mono_ms() + SHELL_DRAIN_MS;
-        }
-    }
-    if (!ch->reaped)
-        child_kill(ch);
-    if (ch->out_fd >= 0)
-        close(ch->out_fd);
-    close(ch->pidfd);
-    return why;
-}
-
-/* Whether the spec's settings for shell say {"privileged": true}. */
-static bool privileged(const char *settings_json)
+/* A boolean of the spec's settings for shell; false when absent. */
+static bool setting(const char *settings_json, const char *key)
 {
     cJSON *s = settings_json ? cJSON_Parse(settings_json) : NULL;
-    bool yes = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(s, "privileged"));
+    bool yes = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(s, key));
     cJSON_Delete(s);
     return yes;
+}
+
+static bool option_is(const struct wk_tool__job *job, const char *key, const char *value)
+{
+    const char *v = wk_config_get(job->ctx.config, key);
+    return v && strcmp(v, value) == 0;
+}
+
+/* Why the call may not start, or NULL. */
+static const char *refusal(const struct wk_tool__job *job, bool privileged)
+{
+    if (privileged && option_is(job, "privileged", "deny"))
+        return "this node runs no command unconfined (shell.privileged=deny); drop "
+               "\"privileged\" from shell's settings to run it in the sandbox";
+    if (!privileged && !job->ctx.sandbox)
+        return "this node has no sandbox; give shell the settings {\"privileged\": true} to run "
+               "commands unconfined with the node's rights (docs/tools.md)";
+    if (!privileged && !wk_sandbox_ready(job->ctx.sandbox))
+        return wk_sandbox_describe(job->ctx.sandbox);
+    return NULL;
+}
+
+static struct wk_sandbox_req shell_req(const struct wk_tool__job *job, const char *const *argv,
+                                       const char *const *envp, bool privileged)
+{
+    struct wk_sandbox_req req = {.argv = argv,
+                                 .envp = envp,
+                                 .workspace = job->ctx.workspace,
+                                 .net = setting(job->ctx.settings_json, "net"),
+                                 .privileged = privileged,
+                                 .merge_stderr = true,
+                                 .limits = wk_sandbox_limits_default()};
+    struct wk_sandbox_limits *l = &req.limits;
+    l->cpu_s = wk_tool__limit(job, "cpu_limit", l->cpu_s);
+    l->mem_bytes = wk_tool__limit(job, "mem_limit", l->mem_bytes);
+    l->procs = wk_tool__limit(job, "procs", l->procs);
+    l->output_bytes = wk_tool__limit(job, "output_limit", l->output_bytes);
+    return req;
+}
+
+/* The lines after the output: how it ended, then what isolated the command and what fired. */
+static void print_end(FILE *f, const struct wk_sandbox_proc *p, enum wk_sandbox_end end)
+{
+    if (end == WK_SANDBOX_CANCELLED || end == WK_SANDBOX_WALL)
+        fprintf(f, "[killed: %s]",
+                end == WK_SANDBOX_CANCELLED ? "the call was cancelled"
+                                            : "the call timed out (shell.timeout)");
+    else if (end == WK_SANDBOX_OUTPUT)
+        fprintf(f, "[killed: the output passed shell.output_limit]");
+    else if (WIFEXITED(p->status) && p->wrapped && WEXITSTATUS(p->status) > 128)
+        /* bwrap and runsc report a command that died of signal N as 128+N */
+        fprintf(f, "[exit status %d: killed by signal %d inside the sandbox]",
+                WEXITSTATUS(p->status), WEXITSTATUS(p->status) - 128);
+    else if (WIFEXITED(p->status))
+        fprintf(f, "[exit status %d]", WEXITSTATUS(p->status));
+    else
+        fprintf(f, "[killed by signal %d]", WTERMSIG(p->status));
+    fprintf(f, "\n[%s%s%s]", p->applied, p->fired[0] ? "; fired: " : "", p->fired);
 }
 
 static char *shell_work(struct wk_tool__job *job, bool *is_error)
 {
     struct ag_err err = AG_ERR_INIT;
     const char *command = NULL;
-    if (!privileged(job->ctx.settings_json))
-        return ag_xstrdup("tool 'shell' is not allowed for this agent: until the sandbox lands, "
-                          "a command runs with the node's own rights, so the agent's spec must "
-                          "give shell the settings {\"privileged\": true} (docs/tools.md)");
     if (wk_tool__arg_str(job->args, "command", true, &command, &err) != 0)
         return ag_xasprintf("tool 'shell': %s", err.msg);
-    struct child ch;
-    if (child_spawn(&ch, job, command, &err) != 0)
-        return ag_xasprintf("tool 'shell': %s", err.msg);
-    struct capture cap;
-    capture_init(&cap, (size_t)wk_tool__limit(job, "max_output", SHELL_MAX_OUTPUT));
-    enum ag_code why = child_wait(&ch, job, &cap);
+    const char *rule = option_is(job, "guard", "off") ? NULL : wk_sandbox_guard(command);
+    if (rule)
+        return ag_xasprintf("tool 'shell' refused the command: it looks like %s (the shell "
+                            "guard; docs/sandbox.md)",
+                            rule);
+    bool privileged = setting(job->ctx.settings_json, "privileged");
+    const char *why = refusal(job, privileged);
+    if (why)
+        return ag_xasprintf("tool 'shell' cannot run the command: %s", why);
+    const char *dir = wk_sandbox_workdir(job->ctx.sandbox, privileged, job->ctx.workspace);
+    char *home = ag_xasprintf("HOME=%s", dir);
+    char *pwd = ag_xasprintf("PWD=%s", dir);
+    char *id = ag_xasprintf("AGENTRY_AGENT_ID=%s", job->ctx.agent_id ? job->ctx.agent_id : "");
+    const char *envp[] = {
+        "PATH=/usr/local/bin:/usr/bin:/bin", "LANG=C.UTF-8", "TERM=dumb", home, pwd, id, NULL};
+    const char *argv[] = {"/bin/sh", "-c", command, NULL};
+    struct wk_sandbox_req req = shell_req(job, argv, envp, privileged);
+    struct wk_sandbox_proc p;
     char *out = NULL;
-    size_t len = 0;
-    FILE *f = open_memstream(&out, &len);
-    capture_print(&cap, f);
-    if (why != AG_OK)
-        fprintf(f, "[killed: %s]",
-                why == AG_CANCELLED ? "the call was cancelled"
-                                    : "the call timed out (shell.timeout)");
-    else if (WIFEXITED(ch.status))
-        fprintf(f, "[exit status %d]", WEXITSTATUS(ch.status));
-    else
-        fprintf(f, "[killed by signal %d]", WTERMSIG(ch.status));
-    fclose(f);
-    *is_error = why != AG_OK;
+    if (wk_sandbox_spawn(job->ctx.sandbox, &req, &p, &err) != 0) {
+        out = ag_xasprintf("tool 'shell': %s", err.msg);
+    } else {
+        struct capture cap;
+        capture_init(&cap, (size_t)wk_tool__limit(job, "max_output", SHELL_MAX_OUTPUT));
+        enum wk_sandbox_end end = wk_sandbox_run(&p, &req, job->ctx.deadline_ms, job->wake_fd,
+                                                 capture_out, &cap);
+        size_t len = 0;
+        FILE *f = open_memstream(&out, &len);
+        capture_print(&cap, f);
+        print_end(f, &p, end);
+        fclose(f);
+        wk_sandbox_proc_release(&p);
+        *is_error = end != WK_SANDBOX_EXITED;
+    }
+    free(home);
+    free(pwd);
+    free(id);
     return out;
 }
 
 int wk_tool__shell_check_config(const struct wk_config *c, struct ag_err *err)
 {
-    return wk_tool__check_limits(c, shell_keys, err);
+    if (wk_config_check_keys(c, option_keys, err) != 0)
+        return -1;
+    const char *g = wk_config_get(c, "guard"), *p = wk_config_get(c, "privileged");
+    if (g && strcmp(g, "on") != 0 && strcmp(g, "off") != 0)
+        return ag_err_set(err, AG_INVALID_ARGUMENT, "option 'shell.guard=%s': want on or off", g);
+    if (p && strcmp(p, "allow") != 0 && strcmp(p, "deny") != 0)
+        return ag_err_set(err, AG_INVALID_ARGUMENT,
+                          "option 'shell.privileged=%s': want allow or deny", p);
+    struct wk_config limits = *c;
+    limits.n = 0; /* the limits only, checked as sizes */
+    struct wk_config_item items[16];
+    for (size_t i = 0; i < c->n && limits.n < 16; i++)
+        if (strcmp(c->items[i].key, "guard") != 0 && strcmp(c->items[i].key, "privileged") != 0)
+            items[limits.n++] = c->items[i];
+    limits.items = items;
+    return wk_tool__check_limits(&limits, limit_keys, err);
 }
 
 int wk_tool__shell_check_settings(const char *settings_json, struct ag_err *err)
 {
-    /* "privileged" is a boolean; the rest are limits. */
+    /* "privileged" and "net" are booleans; the rest are limits. */
     cJSON *s = cJSON_Parse(settings_json ? settings_json : "{}");
-    cJSON *priv = cJSON_DetachItemFromObjectCaseSensitive(s, "privileged");
     int rc = 0;
-    if (priv && !cJSON_IsBool(priv)) {
-        rc = ag_err_set(err, AG_INVALID_ARGUMENT,
-                        "tool setting 'privileged' must be true or "
-                        "false");
-    } else {
+    for (size_t i = 0; i < 2 && rc == 0; i++) {
+        const char *key = i ? "net" : "privileged";
+        cJSON *b = cJSON_DetachItemFromObjectCaseSensitive(s, key);
+        if (b && !cJSON_IsBool(b))
+            rc = ag_err_set(err, AG_INVALID_ARGUMENT, "tool setting '%s' must be true or false",
+                            key);
+        cJSON_Delete(b);
+    }
+    if (rc == 0) {
         char *rest = cJSON_IsObject(s) ? cJSON_PrintUnformatted(s) : NULL;
-        /* "privileged" is gone from rest, but named among what shell takes. */
-        static const char *const all_keys[] = {"privileged", "max_output", NULL};
-        rc = wk_tool__check_settings(rest ? rest : settings_json, all_keys, err);
+        /* the booleans are gone from rest, but named among what shell takes */
+        rc = wk_tool__check_settings(rest ? rest : settings_json, setting_keys, err);
         free(rest);
     }
-    cJSON_Delete(priv);
     cJSON_Delete(s);
     return rc;
 }

@@ -46,7 +46,7 @@ static int node_join(int argc, char **argv)
     const char *etcd_prefix = "/agentry/";
     int64_t capacity = 64, threads = 2, handshake = 5000, keep_mib = 256, lease_ttl = 10000;
     int64_t cpu = 0, mem = 0, max_iter = 10, turn_timeout = 0;
-    const char *workspace_root = NULL;
+    const char *workspace_root = NULL, *sandbox = NULL, *sandbox_user = NULL;
     char *default_root = NULL; /* owned */
     struct ag_strlist labels = {0}, model_opts = {0}, tool_opts = {0}, prices = {0};
     struct cli_tls tls;
@@ -84,6 +84,12 @@ static int node_join(int argc, char **argv)
          0, 0},
         {"workspace-root", 0, AG_FLAG_STR, &workspace_root, "DIR",
          "where agents' workspaces live, one directory per agent, for the file tools and shell (default $TMPDIR/agentry-workspaces-<uid>)",
+         0, 0},
+        {"sandbox", 0, AG_FLAG_STR, &sandbox, "MODE",
+         "where tools run programs: bwrap (default: bubblewrap as --sandbox-user, no network, read-only system), runsc (gVisor) or unsafe (unconfined, the node's own rights); docs/sandbox.md",
+         0, 0},
+        {"sandbox-user", 0, AG_FLAG_STR, &sandbox_user, "USER",
+         "the unprivileged host user a root node's bwrap sandbox runs commands as (default agentry-sbx, made by make deps)",
          0, 0},
         {"keep-state-mib", 0, AG_FLAG_INT, &keep_mib, "N",
          "MiB of agents' conversations kept between turns, so that an agent's next turn here needs no history from the hub (default 256; 0 keeps none)",
@@ -144,7 +150,9 @@ static int node_join(int argc, char **argv)
                              .etcd_cert = etcd_cert,
                              .etcd_key = etcd_key,
                              .etcd_prefix = etcd_prefix,
-                             .lease_ttl_ms = lease_ttl};
+                             .lease_ttl_ms = lease_ttl,
+                             .sandbox = sandbox,
+                             .sandbox_user = sandbox_user};
     if (rc == 1) {
         ag_flags_print_help(stdout, &help, flags, nflags);
         rc = CLI_OK;

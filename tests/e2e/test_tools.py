@@ -1,7 +1,8 @@
 """tests/e2e/test_tools.py - the builtin tools inside a real node (issue 15, point 3), driven by
 the mock model's `call TOOL {json}` step: each agent gets its own workspace under the node's
---workspace-root, the file tools stay inside it, shell runs only when the spec's settings say
-privileged, and permission rules match a call's subject (the path, the command).
+--workspace-root, the file tools stay inside it, shell runs in the node's sandbox unless the
+spec's settings say privileged (tests/e2e/test_sandbox.py tests the sandbox itself), and
+permission rules match a call's subject (the path, the command).
 
 The tools themselves are tested call by call in tests/unit/test-wk-files.c and test-wk-shell.c;
 here the point is the wiring: workspace, settings, pool, rules, journal.
@@ -16,6 +17,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness as H  # noqa: E402
 
 ROOT = tempfile.mkdtemp(prefix="agentry-e2e-workspaces-")
+os.chmod(ROOT, 0o755)  # the sandbox user must reach the workspaces below it
 
 
 def call(tool, **args):
@@ -77,17 +79,20 @@ class ToolsTest(H.ClusterTestCase):
         with open(outside) as f:
             self.assertEqual(f.read(), "intact")
 
-    def test_shell_needs_privileged_settings(self):
-        _, _, res = self.run_agent([call("shell", command="echo hi"), "final done"], ("shell",))
-        self.assertTrue(res[0]["is_error"])
-        self.assertIn("privileged", res[0]["output"])
+    def test_shell_runs_sandboxed_unless_privileged(self):
+        _, _, res = self.run_agent([call("shell", command="echo hi && pwd"), "final done"],
+                                   ("shell",))
+        if "is unavailable" in res[0]["output"]:  # no bubblewrap here: refused, saying why
+            self.assertTrue(res[0]["is_error"])
+        else:
+            self.assertIn("hi\n/workspace\n[exit status 0]\n[sandbox=bwrap", res[0]["output"])
         a, _, res = self.run_agent([call("shell", command="echo hi > f && cat f && pwd"),
                                     "final done"], ("shell",),
                                    tool_settings={"shell": json.dumps({"privileged": True})})
         self.assertFalse(res[0]["is_error"], res)
         self.assertIn("hi\n", res[0]["output"])
         self.assertIn(os.path.join(ROOT, a), res[0]["output"])
-        self.assertIn("[exit status 0]", res[0]["output"])
+        self.assertIn("[exit status 0]\n[sandbox=direct", res[0]["output"])
 
     def test_permission_patterns_match_the_subject(self):
         rules = [self.T.PermissionRule(tool="write_file", decision="deny",
