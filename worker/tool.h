@@ -6,8 +6,8 @@
  * call still calls done() once, with is_error and an output saying so. Tools are rows of a table
  * (wk_tools), one file each (worker/tool_<name>.c; docs/tools.md lists them): echo, append,
  * the file tools confined to the agent's workspace, shell and http_request. The run checks the
- * spec's permission rules (worker/run_spec.c) before run(); a sandbox will wrap shell's process
- * start. */
+ * spec's permission rules (worker/run_spec.c) before run(); shell starts its program through
+ * the node's sandbox (worker/sandbox.h). */
 #ifndef AGENTRY_WORKER_TOOL_H
 #define AGENTRY_WORKER_TOOL_H
 
