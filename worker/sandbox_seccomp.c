@@ -55,8 +55,11 @@ static int build_one(struct wk_sandbox *sb, int net, struct ag_err *err)
     }
     if (rc == 0 && !net) {
         what = "socket";
-        rc = seccomp_rule_add(ctx, SCMP_ACT_ERRNO(EAFNOSUPPORT), SCMP_SYS(socket), 1,
-                              SCMP_A0(SCMP_CMP_NE, AF_UNIX));
+        /* Spelled out: SCMP_A0() leaves datum_b to the compiler, which clang warns about. */
+        struct scmp_arg_cmp not_unix = {
+            .arg = 0, .op = SCMP_CMP_NE, .datum_a = AF_UNIX, .datum_b = 0};
+        rc = seccomp_rule_add_array(ctx, SCMP_ACT_ERRNO(EAFNOSUPPORT), SCMP_SYS(socket), 1,
+                                    &not_unix);
     }
     int fd = rc == 0 ? memfd_create("agentry-seccomp", MFD_CLOEXEC) : -1;
     if (rc == 0 && fd < 0)
