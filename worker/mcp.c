@@ -1,10 +1,10 @@
-/* worker/mcp.c - the MCP client object, its JSON-RPC framing and the operations the node uses
- * (tools/list, tools/call), over either transport (worker/mcp_stdio.c, worker/mcp_http.c).
- * See worker/mcp.h for the contract, worker/mcp_internal.h for what the files share. */
-#include "worker/mcp_internal.h"
+/* worker/mcp.c - the MCP client object and the operations the node uses (tools/list,
+ * tools/call), over the transport its row names (worker/mcp_stdio.c or worker/mcp_http.c, picked
+ * once by wk_mcp_new). See worker/mcp.h for the contract, worker/mcp_rpc.h for the JSON-RPC core
+ * the files share and how they stand in layers. */
+#include "worker/mcp.h"
 
 #include <inttypes.h>
-#include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -14,96 +14,16 @@
 #include "common/log.h"
 #include "common/utf8.h"
 #include "common/xalloc.h"
-#include "worker/cancel.h"
+#include "worker/mcp_rpc.h"
+
+/* The object is the connection its transport shares; the operations keep their state per call. */
+struct wk_mcp {
+    struct wk_mcp_rpc rpc;
+};
 
 /* A server that pages forever is cut off here. */
 #define MCP_MAX_PAGES 100
 #define MCP_MAX_TOOLS 1024
-
-/* --- framing ------------------------------------------------------------------------------- */
-
-char *wk_mcp_frame(int64_t id, const char *method, cJSON *params, size_t *len)
-{
-    cJSON *o = cJSON_CreateObject();
-    cJSON_AddStringToObject(o, "jsonrpc", "2.0");
-    if (id >= 0)
-        cJSON_AddNumberToObject(o, "id", (double)id);
-    cJSON_AddStringToObject(o, "method", method);
-    if (params)
-        cJSON_AddItemToObject(o, "params", params);
-    char *s = cJSON_PrintUnformatted(o);
-    cJSON_Delete(o);
-    /* cJSON escapes control characters, so the line holds no raw newline: one message a line. */
-    size_t n = strlen(s);
-    char *line = ag_xmalloc(n + 2);
-    memcpy(line, s, n);
-    line[n] = '\n';
-    line[n + 1] = '\0';
-    cJSON_free(s);
-    *len = n + 1;
-    return line;
-}
-
-static bool id_of(const cJSON *v, int64_t *id)
-{
-    if (!cJSON_IsNumber(v) || v->valuedouble < 0 || v->valuedouble > 9e15 ||
-        v->valuedouble != floor(v->valuedouble))
-        return false;
-    *id = (int64_t)v->valuedouble;
-    return true;
-}
-
-int wk_mcp_parse(const char *text, size_t len, cJSON **msg, enum wk_mcp_kind *kind, int64_t *id,
-                 const char **method, struct ag_err *err)
-{
-    cJSON *o = cJSON_ParseWithLength(text, len);
-    if (!cJSON_IsObject(o)) {
-        cJSON_Delete(o);
-        return ag_err_set(err, AG_INVALID_ARGUMENT, "not a JSON-RPC message (a JSON object)");
-    }
-    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, "jsonrpc");
-    const cJSON *m = cJSON_GetObjectItemCaseSensitive(o, "method");
-    const cJSON *i = cJSON_GetObjectItemCaseSensitive(o, "id");
-    if (!cJSON_IsString(v) || strcmp(v->valuestring, "2.0") != 0) {
-        cJSON_Delete(o);
-        return ag_err_set(err, AG_INVALID_ARGUMENT, "not a JSON-RPC 2.0 message (jsonrpc != 2.0)");
-    }
-    *id = -1;
-    *method = NULL;
-    if (cJSON_IsString(m)) {
-        *method = m->valuestring;
-        *kind = i && !cJSON_IsNull(i) ? WK_MCP_REQUEST : WK_MCP_NOTIFICATION;
-        /* A server's own request ids may be strings: answered with the same value, so only a
-         * number is read here; the caller echoes the item itself. */
-        if (*kind == WK_MCP_REQUEST)
-            id_of(i, id);
-    } else {
-        if (!id_of(i, id)) {
-            cJSON_Delete(o);
-            return ag_err_set(err, AG_INVALID_ARGUMENT, "a JSON-RPC response without a valid id");
-        }
-        *kind = WK_MCP_RESPONSE;
-    }
-    *msg = o;
-    return 0;
-}
-
-cJSON *wk_mcp_result(cJSON *msg, struct ag_err *err)
-{
-    const cJSON *e = cJSON_GetObjectItemCaseSensitive(msg, "error");
-    if (e) {
-        const cJSON *code = cJSON_GetObjectItemCaseSensitive(e, "code");
-        const cJSON *text = cJSON_GetObjectItemCaseSensitive(e, "message");
-        ag_err_set(err, AG_UNKNOWN, "MCP error %d: %.200s",
-                   cJSON_IsNumber(code) ? code->valueint : 0,
-                   cJSON_IsString(text) ? text->valuestring : "(no message)");
-        return NULL;
-    }
-    cJSON *r = cJSON_DetachItemFromObjectCaseSensitive(msg, "result");
-    if (!r)
-        ag_err_set(err, AG_UNKNOWN, "MCP response with neither result nor error");
-    return r;
-}
 
 /* --- tool results and listings ------------------------------------------------------------- */
 
@@ -274,58 +194,9 @@ int wk_mcp_list_page(const cJSON *result, struct wk_mcp_tool **tools, size_t *n,
 
 /* --- requests ------------------------------------------------------------------------------ */
 
-struct wk_mcp__req *wk_mcp__req_new(struct wk_mcp *m, const char *method, cJSON *params,
-                                    bool notify, int64_t deadline_ms, struct wk_cancel *cancel,
-                                    wk_mcp__reply_fn *fn, void *arg)
+static int submit(struct wk_mcp *m, struct wk_mcp_rpc_req *r, struct ag_err *err)
 {
-    struct wk_mcp__req *r = ag_xcalloc(1, sizeof(*r));
-    r->m = m;
-    r->id = notify ? -1 : (int64_t)atomic_fetch_add(&m->next_id, 1);
-    r->line = wk_mcp_frame(r->id, method, params, &r->len);
-    r->deadline_ms = deadline_ms;
-    r->cancel = cancel;
-    atomic_init(&r->cancelled, false);
-    r->fn = fn;
-    r->arg = arg;
-    return r;
-}
-
-void wk_mcp__finish(struct wk_mcp__req *r, cJSON *msg, const struct ag_err *err)
-{
-    if (r->listening)
-        wk_cancel_unlisten(r->cancel, r);
-    r->fn(r->arg, msg, err);
-    free(r->line);
-    free(r->body);
-    cJSON_Delete(r->got);
-    free(r);
-}
-
-void wk_mcp__fail(struct wk_mcp__req *r, enum ag_code code, const char *fmt, ...)
-{
-    struct ag_err err = AG_ERR_INIT;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err.msg, sizeof(err.msg), fmt, ap);
-    va_end(ap);
-    err.code = code;
-    wk_mcp__finish(r, NULL, &err);
-}
-
-cJSON *wk_mcp__init_params(void)
-{
-    cJSON *p = cJSON_CreateObject();
-    cJSON_AddStringToObject(p, "protocolVersion", WK_MCP_PROTOCOL);
-    cJSON_AddObjectToObject(p, "capabilities");
-    cJSON *info = cJSON_AddObjectToObject(p, "clientInfo");
-    cJSON_AddStringToObject(info, "name", "agentry");
-    cJSON_AddStringToObject(info, "version", "1");
-    return p;
-}
-
-static int submit(struct wk_mcp *m, struct wk_mcp__req *r, struct ag_err *err)
-{
-    int rc = m->url ? wk_mcp__http_submit(m, r, err) : wk_mcp__stdio_submit(m, r, err);
+    int rc = m->rpc.transport->submit(&m->rpc, r, err);
     if (rc != 0) {
         free(r->line);
         free(r);
@@ -336,7 +207,7 @@ static int submit(struct wk_mcp *m, struct wk_mcp__req *r, struct ag_err *err)
 /* The call's deadline: the server's timeout from now, or the caller's if sooner. */
 static int64_t deadline_for(const struct wk_mcp *m, int64_t caller)
 {
-    int64_t d = ag_now_mono_ms() + m->timeout_ms;
+    int64_t d = ag_now_mono_ms() + m->rpc.timeout_ms;
     return caller && caller < d ? caller : d;
 }
 
@@ -359,7 +230,7 @@ static void list_end(struct list_op *op, const struct ag_err *err)
     if (err) {
         struct ag_err e = *err;
         if (strncmp(e.msg, "MCP server '", 12) != 0)
-            ag_err_prefix(&e, "MCP server '%s': tools/list", op->m->name);
+            ag_err_prefix(&e, "MCP server '%s': tools/list", op->m->rpc.name);
         wk_mcp_tools_free(op->tools, op->n);
         op->done(op->arg, NULL, 0, &e);
     } else {
@@ -374,7 +245,7 @@ static void on_list_page(void *arg, cJSON *msg, const struct ag_err *err)
 {
     struct list_op *op = arg;
     struct ag_err e = AG_ERR_INIT;
-    cJSON *result = msg ? wk_mcp_result(msg, &e) : NULL;
+    cJSON *result = msg ? wk_mcp_rpc_result(msg, &e) : NULL;
     cJSON_Delete(msg);
     char *cursor = NULL;
     if (!result) {
@@ -397,8 +268,8 @@ static int list_next(struct list_op *op, const char *cursor, struct ag_err *err)
         params = cJSON_CreateObject();
         cJSON_AddStringToObject(params, "cursor", cursor);
     }
-    struct wk_mcp__req *r = wk_mcp__req_new(op->m, "tools/list", params, false, op->deadline_ms,
-                                            NULL, on_list_page, op);
+    struct wk_mcp_rpc_req *r = wk_mcp_rpc_req_new(&op->m->rpc, "tools/list", params, false,
+                                                  op->deadline_ms, NULL, on_list_page, op);
     return submit(op->m, r, err);
 }
 
@@ -428,17 +299,17 @@ static void on_call(void *arg, cJSON *msg, const struct ag_err *err)
 {
     struct call_op *op = arg;
     struct ag_err e = AG_ERR_INIT;
-    cJSON *result = msg ? wk_mcp_result(msg, &e) : NULL;
+    cJSON *result = msg ? wk_mcp_rpc_result(msg, &e) : NULL;
     cJSON_Delete(msg);
     if (!result) {
         const struct ag_err *why = err ? err : &e;
         op->done(
             op->arg,
-            why->code == AG_CANCELLED
-                ? ag_xasprintf("tool '%s' of MCP server '%s' was cancelled", op->tool, op->m->name)
+            why->code == AG_CANCELLED ? ag_xasprintf("tool '%s' of MCP server '%s' was cancelled",
+                                                     op->tool, op->m->rpc.name)
             : why->code == AG_DEADLINE_EXCEEDED
-                ? ag_xasprintf("tool '%s' of MCP server '%s' timed out", op->tool, op->m->name)
-                : ag_xasprintf("tool '%s' of MCP server '%s' failed: %s", op->tool, op->m->name,
+                ? ag_xasprintf("tool '%s' of MCP server '%s' timed out", op->tool, op->m->rpc.name)
+                : ag_xasprintf("tool '%s' of MCP server '%s' failed: %s", op->tool, op->m->rpc.name,
                                why->msg),
             true);
     } else {
@@ -464,9 +335,9 @@ int wk_mcp_call(struct wk_mcp *m, const char *tool, const char *args_json,
     cJSON_AddItemToObject(params, "arguments", args);
     struct call_op *op = ag_xcalloc(1, sizeof(*op));
     *op = (struct call_op){.m = m, .tool = ag_xstrdup(tool), .done = done, .arg = arg};
-    struct wk_mcp__req *r = wk_mcp__req_new(m, "tools/call", params, false,
-                                            deadline_for(m, ctx ? ctx->deadline_ms : 0),
-                                            ctx ? ctx->cancel : NULL, on_call, op);
+    struct wk_mcp_rpc_req *r = wk_mcp_rpc_req_new(&m->rpc, "tools/call", params, false,
+                                                  deadline_for(m, ctx ? ctx->deadline_ms : 0),
+                                                  ctx ? ctx->cancel : NULL, on_call, op);
     if (submit(m, r, err) != 0) {
         free(op->tool);
         free(op);
@@ -510,39 +381,38 @@ static char **stdio_env(const Agentry__V1__McpServer *srv)
 struct wk_mcp *wk_mcp_new(const Agentry__V1__McpServer *srv, const char *cwd, struct wk_http *http)
 {
     struct wk_mcp *m = ag_xcalloc(1, sizeof(*m));
-    m->name = ag_xstrdup(srv->name ? srv->name : "");
+    struct wk_mcp_rpc *c = &m->rpc;
+    c->name = ag_xstrdup(srv->name ? srv->name : "");
     if (srv->url && *srv->url) {
-        m->url = ag_xstrdup(srv->url);
-        m->headers = ag_xcalloc(srv->n_headers + 1, sizeof(*m->headers));
+        c->url = ag_xstrdup(srv->url);
+        c->headers = ag_xcalloc(srv->n_headers + 1, sizeof(*c->headers));
         for (size_t i = 0; i < srv->n_headers; i++)
-            m->headers[m->nheaders++] = ag_xasprintf("%s: %s", srv->headers[i]->key,
+            c->headers[c->nheaders++] = ag_xasprintf("%s: %s", srv->headers[i]->key,
                                                      srv->headers[i]->value);
     } else {
-        m->argv = strv_dup(srv->command, srv->n_command);
-        m->envp = stdio_env(srv);
+        c->argv = strv_dup(srv->command, srv->n_command);
+        c->envp = stdio_env(srv);
     }
-    m->cwd = cwd && *cwd ? ag_xstrdup(cwd) : NULL;
-    m->timeout_ms = srv->timeout_ms ? srv->timeout_ms : WK_MCP_DEFAULT_TIMEOUT_MS;
-    m->http = http;
-    atomic_init(&m->next_id, 1);
-    pthread_mutex_init(&m->mu, NULL);
-    m->incoming_tail = &m->incoming;
-    m->hwait_tail = &m->hwait;
-    m->wake_fd = -1;
+    c->transport = c->url ? &wk_mcp_http_transport : &wk_mcp_stdio_transport;
+    c->cwd = cwd && *cwd ? ag_xstrdup(cwd) : NULL;
+    c->timeout_ms = srv->timeout_ms ? srv->timeout_ms : WK_MCP_DEFAULT_TIMEOUT_MS;
+    c->http = http;
+    atomic_init(&c->next_id, 1);
+    pthread_mutex_init(&c->mu, NULL);
+    c->incoming_tail = &c->incoming;
+    c->hwait_tail = &c->hwait;
+    c->wake_fd = -1;
     return m;
 }
 
 const char *wk_mcp_name(const struct wk_mcp *m)
 {
-    return m->name;
+    return m->rpc.name;
 }
 
 void wk_mcp_stop(struct wk_mcp *m)
 {
-    if (m->url)
-        wk_mcp__http_stop(m);
-    else
-        wk_mcp__stdio_stop(m);
+    m->rpc.transport->stop(&m->rpc);
 }
 
 void wk_mcp_free(struct wk_mcp *m)
@@ -550,16 +420,17 @@ void wk_mcp_free(struct wk_mcp *m)
     if (!m)
         return;
     wk_mcp_stop(m);
-    free(m->name);
-    strv_free(m->argv);
-    strv_free(m->envp);
-    free(m->cwd);
-    free(m->url);
-    for (size_t i = 0; i < m->nheaders; i++)
-        free(m->headers[i]);
-    free(m->headers);
-    free(m->session);
-    free(m->protocol);
-    pthread_mutex_destroy(&m->mu);
+    struct wk_mcp_rpc *c = &m->rpc;
+    free(c->name);
+    strv_free(c->argv);
+    strv_free(c->envp);
+    free(c->cwd);
+    free(c->url);
+    for (size_t i = 0; i < c->nheaders; i++)
+        free(c->headers[i]);
+    free(c->headers);
+    free(c->session);
+    free(c->protocol);
+    pthread_mutex_destroy(&c->mu);
     free(m);
 }

@@ -2,7 +2,9 @@
  * (types.proto, McpServer), reached over a child process's stdio or over streamable HTTP.
  *
  * Owns: the server's connection (the child process and its I/O thread, or the HTTP session),
- * its requests in flight and the JSON-RPC 2.0 framing. It speaks only what the node needs:
+ * its requests in flight and the JSON-RPC 2.0 framing, in layers: this object and its operations
+ * (worker/mcp.c) on the two transports (worker/mcp_stdio.c, worker/mcp_http.c), all on the
+ * JSON-RPC core (worker/mcp_rpc.h). It speaks only what the node needs:
  * initialize (then notifications/initialized), tools/list (following nextCursor) and tools/call;
  * a request the server sends (ping, roots/list, sampling...) is answered ({} for ping, "method not
  * found" for the rest), notifications are ignored.
@@ -13,7 +15,7 @@
  * are lines of JSON on its stdin and stdout; each line of its stderr goes to the node's log
  * (event mcp.stderr). When the process exits, every request sent to it ends with an error saying
  * so; the next request starts it again, after a backoff that doubles from 100 ms to 30 s while it
- * keeps dying young (under 10 s up). A process nobody sent a request for WK_MCP_IDLE_MS is stopped
+ * keeps dying young (under 10 s up). A process nobody sent a request for 10 minutes is stopped
  * (started again on demand). Stopping: stdin closed, SIGTERM to its group, SIGKILL 1 s later.
  *
  * HTTP: each message is a POST to the URL (worker/http.h, the node's client) with the spec's
@@ -44,10 +46,7 @@
 #include "worker/call.h"
 #include "worker/tool.h"
 
-#define WK_MCP_PROTOCOL "2025-03-26"
 #define WK_MCP_DEFAULT_TIMEOUT_MS 60000
-#define WK_MCP_IDLE_MS (10 * 60 * 1000)
-#define WK_MCP_MAX_LINE (8u << 20)     /* one message from a server */
 #define WK_MCP_MAX_OUTPUT (256u << 10) /* a call's text: longer is cut, saying so */
 
 struct wk_mcp;
@@ -85,24 +84,8 @@ int wk_mcp_call(struct wk_mcp *m, const char *tool, const char *args_json,
                 const struct wk_call_ctx *ctx, wk_tool_done_fn *done, void *arg,
                 struct ag_err *err);
 
-/* --- the framing, for tests ---------------------------------------------------------------- */
+/* --- results and listings, for tests ---------------------------------------------------------- */
 
-/* A request (id >= 0) or notification (id < 0) as one line: JSON and '\n'. params: taken, may
- * be NULL. Owned; *len its length. */
-char *wk_mcp_frame(int64_t id, const char *method, cJSON *params, size_t *len);
-/* What a line from a server is. */
-enum wk_mcp_kind {
-    WK_MCP_RESPONSE,     /* id and result or error: *id set */
-    WK_MCP_REQUEST,      /* the server asks something: *id set, method in *method */
-    WK_MCP_NOTIFICATION, /* no id */
-};
-/* Parse one message: *msg owned (cJSON_Delete); -1 with err if it is not a JSON-RPC 2.0 object
- * (a batch array is refused too: the node never sends one). */
-int wk_mcp_parse(const char *text, size_t len, cJSON **msg, enum wk_mcp_kind *kind, int64_t *id,
-                 const char **method, struct ag_err *err);
-/* The result of a response (detached, owned), or NULL with err: the JSON-RPC error ("MCP error
- * CODE: message"). */
-cJSON *wk_mcp_result(cJSON *msg, struct ag_err *err);
 /* A tools/call result as the model's text (owned): text content as it is, other content
  * described in one line; *is_error from isError. Cut at WK_MCP_MAX_OUTPUT, saying so. */
 char *wk_mcp_call_text(const cJSON *result, bool *is_error);

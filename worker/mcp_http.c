@@ -1,5 +1,6 @@
 /* worker/mcp_http.c - the MCP streamable HTTP transport: each message one POST on the node's
- * HTTP client (worker/http.h).
+ * HTTP client (worker/http.h). worker/mcp.c reaches it through its row, wk_mcp_http_transport
+ * (worker/mcp_rpc.h).
  *
  * Owns: the session (state, Mcp-Session-Id, the protocol version agreed on) and the requests
  * waiting for it to be initialized. The first request starts initialize; requests made meanwhile
@@ -10,7 +11,7 @@
  * initialize.
  *
  * Threads: submit from any thread; the callbacks run on the HTTP thread. The session state is
- * under wk_mcp.mu; a request's own answer state belongs to the HTTP thread. */
+ * under wk_mcp_rpc.mu; a request's own answer state belongs to the HTTP thread. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,29 +21,29 @@
 #include "common/log.h"
 #include "common/xalloc.h"
 #include "worker/http.h"
-#include "worker/mcp_internal.h"
+#include "worker/mcp_rpc.h"
 #include "worker/sse.h"
 
 #define HTTP_MAX_HEADERS 40
 
-static int start(struct wk_mcp *m, struct wk_mcp__req *r, struct ag_err *err);
-static int begin_init(struct wk_mcp *m, struct ag_err *err);
-static void flush_waiting(struct wk_mcp *m, const struct ag_err *why);
+static int start(struct wk_mcp_rpc *m, struct wk_mcp_rpc_req *r, struct ag_err *err);
+static int begin_init(struct wk_mcp_rpc *m, struct ag_err *err);
+static void flush_waiting(struct wk_mcp_rpc *m, const struct ag_err *why);
 
 /* An answer is found (sse's callback or a JSON body): it is the response with r's id. */
 static int on_event(void *arg, const char *event, const char *data, size_t len, struct ag_err *err)
 {
-    struct wk_mcp__req *r = arg;
+    struct wk_mcp_rpc_req *r = arg;
     (void)event;
     (void)err;
     cJSON *msg;
-    enum wk_mcp_kind kind;
+    enum wk_mcp_rpc_kind kind;
     int64_t id;
     const char *method;
     struct ag_err bad = AG_ERR_INIT;
-    if (wk_mcp_parse(data, len, &msg, &kind, &id, &method, &bad) != 0)
+    if (wk_mcp_rpc_parse(data, len, &msg, &kind, &id, &method, &bad) != 0)
         return 0; /* not ours to judge: a server may stream other events */
-    if (kind == WK_MCP_RESPONSE && id == r->id) {
+    if (kind == WK_MCP_RPC_RESPONSE && id == r->id) {
         r->got = msg;
         return 1;
     }
@@ -50,7 +51,7 @@ static int on_event(void *arg, const char *event, const char *data, size_t len, 
     return 0;
 }
 
-static void keep_session(struct wk_mcp *m, const struct wk_http_resp *resp)
+static void keep_session(struct wk_mcp_rpc *m, const struct wk_http_resp *resp)
 {
     const char *sid = wk_http_resp_header(resp, "Mcp-Session-Id");
     if (!sid || !*sid)
@@ -66,13 +67,13 @@ static void keep_session(struct wk_mcp *m, const struct wk_http_resp *resp)
 static int on_data(void *arg, const struct wk_http_resp *resp, const char *data, size_t len,
                    struct ag_err *err)
 {
-    struct wk_mcp__req *r = arg;
+    struct wk_mcp_rpc_req *r = arg;
     if (r->got)
         return 0;
     const char *ct = wk_http_resp_header(resp, "Content-Type");
     if (ct && strncasecmp(ct, "text/event-stream", 17) == 0) {
         if (!r->sse)
-            r->sse = wk_sse_new(WK_MCP_MAX_LINE);
+            r->sse = wk_sse_new(WK_MCP_RPC_MAX_LINE);
         int rc = wk_sse_feed(r->sse, data, len, on_event, r, err);
         if (rc < 0)
             return -1;
@@ -80,8 +81,9 @@ static int on_data(void *arg, const struct wk_http_resp *resp, const char *data,
             return ag_err_set(err, AG_ABORTED, "answered");
         return 0;
     }
-    if (r->body_len + len > WK_MCP_MAX_LINE)
-        return ag_err_set(err, AG_RESOURCE_EXHAUSTED, "an answer over %u bytes", WK_MCP_MAX_LINE);
+    if (r->body_len + len > WK_MCP_RPC_MAX_LINE)
+        return ag_err_set(err, AG_RESOURCE_EXHAUSTED, "an answer over %u bytes",
+                          WK_MCP_RPC_MAX_LINE);
     r->body = ag_xrealloc(r->body, r->body_len + len + 1);
     memcpy(r->body + r->body_len, data, len);
     r->body_len += len;
@@ -90,19 +92,19 @@ static int on_data(void *arg, const struct wk_http_resp *resp, const char *data,
 }
 
 /* The response in a whole JSON body, or NULL with err. */
-static cJSON *body_answer(struct wk_mcp__req *r, struct ag_err *err)
+static cJSON *body_answer(struct wk_mcp_rpc_req *r, struct ag_err *err)
 {
     cJSON *msg;
-    enum wk_mcp_kind kind;
+    enum wk_mcp_rpc_kind kind;
     int64_t id;
     const char *method;
     if (r->body_len == 0) {
         ag_err_set(err, AG_UNKNOWN, "the server answered with an empty body");
         return NULL;
     }
-    if (wk_mcp_parse(r->body, r->body_len, &msg, &kind, &id, &method, err) != 0)
+    if (wk_mcp_rpc_parse(r->body, r->body_len, &msg, &kind, &id, &method, err) != 0)
         return NULL;
-    if (kind != WK_MCP_RESPONSE || id != r->id) {
+    if (kind != WK_MCP_RPC_RESPONSE || id != r->id) {
         cJSON_Delete(msg);
         ag_err_set(err, AG_UNKNOWN, "the server's answer is not the response to request %lld",
                    (long long)r->id);
@@ -111,7 +113,7 @@ static cJSON *body_answer(struct wk_mcp__req *r, struct ag_err *err)
     return msg;
 }
 
-static void reset_answer(struct wk_mcp__req *r)
+static void reset_answer(struct wk_mcp_rpc_req *r)
 {
     wk_sse_free(r->sse);
     r->sse = NULL;
@@ -121,7 +123,7 @@ static void reset_answer(struct wk_mcp__req *r)
 }
 
 /* The session expired: drop it, and send r again after a new initialize. */
-static void retry_after_init(struct wk_mcp *m, struct wk_mcp__req *r)
+static void retry_after_init(struct wk_mcp_rpc *m, struct wk_mcp_rpc_req *r)
 {
     reset_answer(r);
     r->retried = true;
@@ -133,8 +135,8 @@ static void retry_after_init(struct wk_mcp *m, struct wk_mcp__req *r)
         r->next = NULL;
         *m->hwait_tail = r;
         m->hwait_tail = &r->next;
-        if (m->hstate != WK_MCP__H_INIT) {
-            m->hstate = WK_MCP__H_INIT;
+        if (m->hstate != WK_MCP_RPC_H_INIT) {
+            m->hstate = WK_MCP_RPC_H_INIT;
             pthread_mutex_unlock(&m->mu);
             struct ag_err err = AG_ERR_INIT;
             if (begin_init(m, &err) != 0)
@@ -144,24 +146,24 @@ static void retry_after_init(struct wk_mcp *m, struct wk_mcp__req *r)
     }
     pthread_mutex_unlock(&m->mu);
     if (stopped)
-        wk_mcp__fail(r, AG_UNAVAILABLE, "MCP server '%s' is stopped", m->name);
+        wk_mcp_rpc_fail(r, AG_UNAVAILABLE, "MCP server '%s' is stopped", m->name);
 }
 
 static void on_done(void *arg, const struct wk_http_resp *resp, const struct ag_err *err)
 {
-    struct wk_mcp__req *r = arg;
-    struct wk_mcp *m = r->m;
+    struct wk_mcp_rpc_req *r = arg;
+    struct wk_mcp_rpc *m = r->m;
     keep_session(m, resp);
     wk_sse_free(r->sse);
     r->sse = NULL;
     if (r->got) {
         cJSON *msg = r->got;
         r->got = NULL;
-        wk_mcp__finish(r, msg, NULL);
+        wk_mcp_rpc_finish(r, msg, NULL);
         return;
     }
     if (err) {
-        wk_mcp__fail(r, err->code, "MCP server '%s' at %.200s: %s", m->name, m->url, err->msg);
+        wk_mcp_rpc_fail(r, err->code, "MCP server '%s' at %.200s: %s", m->name, m->url, err->msg);
         return;
     }
     if (resp->status == 404 && r->had_session && !r->retried) {
@@ -169,24 +171,24 @@ static void on_done(void *arg, const struct wk_http_resp *resp, const struct ag_
         return;
     }
     if (resp->status < 200 || resp->status > 299) {
-        wk_mcp__fail(r, AG_UNAVAILABLE, "MCP server '%s' answered HTTP %ld: %.200s", m->name,
-                     resp->status, resp->body);
+        wk_mcp_rpc_fail(r, AG_UNAVAILABLE, "MCP server '%s' answered HTTP %ld: %.200s", m->name,
+                        resp->status, resp->body);
         return;
     }
     if (r->id < 0) { /* a notification: 202 Accepted, nothing to read */
-        wk_mcp__finish(r, NULL, NULL);
+        wk_mcp_rpc_finish(r, NULL, NULL);
         return;
     }
     struct ag_err e = AG_ERR_INIT;
     cJSON *msg = body_answer(r, &e);
     if (!msg) {
-        wk_mcp__fail(r, AG_UNKNOWN, "MCP server '%s': %s", m->name, e.msg);
+        wk_mcp_rpc_fail(r, AG_UNKNOWN, "MCP server '%s': %s", m->name, e.msg);
         return;
     }
-    wk_mcp__finish(r, msg, NULL);
+    wk_mcp_rpc_finish(r, msg, NULL);
 }
 
-static int start(struct wk_mcp *m, struct wk_mcp__req *r, struct ag_err *err)
+static int start(struct wk_mcp_rpc *m, struct wk_mcp_rpc_req *r, struct ag_err *err)
 {
     const char *lines[HTTP_MAX_HEADERS];
     size_t n = 0;
@@ -211,7 +213,7 @@ static int start(struct wk_mcp *m, struct wk_mcp__req *r, struct ag_err *err)
         .body = r->line,
         .body_len = r->len - 1, /* without the line's '\n' */
         .deadline_ms = r->deadline_ms,
-        .max_bytes = WK_MCP_MAX_LINE,
+        .max_bytes = WK_MCP_RPC_MAX_LINE,
         .cancel = r->cancel,
         .on_data = on_data,
         .done = on_done,
@@ -224,34 +226,34 @@ static int start(struct wk_mcp *m, struct wk_mcp__req *r, struct ag_err *err)
 }
 
 /* Take the waiting requests out (under mu). */
-static struct wk_mcp__req *take_waiting(struct wk_mcp *m)
+static struct wk_mcp_rpc_req *take_waiting(struct wk_mcp_rpc *m)
 {
-    struct wk_mcp__req *w = m->hwait;
+    struct wk_mcp_rpc_req *w = m->hwait;
     m->hwait = NULL;
     m->hwait_tail = &m->hwait;
     return w;
 }
 
-static void flush_waiting(struct wk_mcp *m, const struct ag_err *why)
+static void flush_waiting(struct wk_mcp_rpc *m, const struct ag_err *why)
 {
     pthread_mutex_lock(&m->mu);
-    struct wk_mcp__req *w = take_waiting(m);
-    m->hstate = why ? WK_MCP__H_NONE : WK_MCP__H_READY;
+    struct wk_mcp_rpc_req *w = take_waiting(m);
+    m->hstate = why ? WK_MCP_RPC_H_NONE : WK_MCP_RPC_H_READY;
     pthread_mutex_unlock(&m->mu);
     while (w) {
-        struct wk_mcp__req *r = w;
+        struct wk_mcp_rpc_req *r = w;
         w = r->next;
         struct ag_err err = AG_ERR_INIT;
         if (why)
-            wk_mcp__fail(r, why->code, "%s", why->msg);
+            wk_mcp_rpc_fail(r, why->code, "%s", why->msg);
         else if (start(m, r, &err) != 0)
-            wk_mcp__fail(r, err.code, "MCP server '%s': %s", m->name, err.msg);
+            wk_mcp_rpc_fail(r, err.code, "MCP server '%s': %s", m->name, err.msg);
     }
 }
 
 static void on_initialized_sent(void *arg, cJSON *msg, const struct ag_err *err)
 {
-    struct wk_mcp *m = arg;
+    struct wk_mcp_rpc *m = arg;
     (void)msg;
     if (err) /* a server may not care for the notification: the session is up either way */
         ag_log_info("mcp.initialized_refused", "server=%s error=%s", m->name, ag_log_q(err->msg));
@@ -260,9 +262,9 @@ static void on_initialized_sent(void *arg, cJSON *msg, const struct ag_err *err)
 
 static void on_init(void *arg, cJSON *msg, const struct ag_err *err)
 {
-    struct wk_mcp *m = arg;
+    struct wk_mcp_rpc *m = arg;
     struct ag_err e = AG_ERR_INIT;
-    cJSON *result = msg ? wk_mcp_result(msg, &e) : NULL;
+    cJSON *result = msg ? wk_mcp_rpc_result(msg, &e) : NULL;
     cJSON_Delete(msg);
     if (!result) {
         struct ag_err why = err ? *err : e;
@@ -274,13 +276,13 @@ static void on_init(void *arg, cJSON *msg, const struct ag_err *err)
     const cJSON *v = cJSON_GetObjectItemCaseSensitive(result, "protocolVersion");
     pthread_mutex_lock(&m->mu);
     free(m->protocol);
-    m->protocol = ag_xstrdup(cJSON_IsString(v) ? v->valuestring : WK_MCP_PROTOCOL);
+    m->protocol = ag_xstrdup(cJSON_IsString(v) ? v->valuestring : WK_MCP_RPC_PROTOCOL);
     pthread_mutex_unlock(&m->mu);
     cJSON_Delete(result);
     ag_log_info("mcp.started", "server=%s url=%s", m->name, ag_log_q(m->url));
-    struct wk_mcp__req *n = wk_mcp__req_new(m, "notifications/initialized", NULL, true,
-                                            ag_now_mono_ms() + m->timeout_ms, NULL,
-                                            on_initialized_sent, m);
+    struct wk_mcp_rpc_req *n = wk_mcp_rpc_req_new(m, "notifications/initialized", NULL, true,
+                                                  ag_now_mono_ms() + m->timeout_ms, NULL,
+                                                  on_initialized_sent, m);
     struct ag_err se = AG_ERR_INIT;
     if (start(m, n, &se) != 0) {
         free(n->line);
@@ -290,10 +292,11 @@ static void on_init(void *arg, cJSON *msg, const struct ag_err *err)
 }
 
 /* -1 with err when initialize could not even be sent: the caller ends what waits. */
-static int begin_init(struct wk_mcp *m, struct ag_err *err)
+static int begin_init(struct wk_mcp_rpc *m, struct ag_err *err)
 {
-    struct wk_mcp__req *r = wk_mcp__req_new(m, "initialize", wk_mcp__init_params(), false,
-                                            ag_now_mono_ms() + m->timeout_ms, NULL, on_init, m);
+    struct wk_mcp_rpc_req *r = wk_mcp_rpc_req_new(m, "initialize", wk_mcp_rpc_init_params(), false,
+                                                  ag_now_mono_ms() + m->timeout_ms, NULL, on_init,
+                                                  m);
     if (start(m, r, err) == 0)
         return 0;
     free(r->line);
@@ -302,7 +305,7 @@ static int begin_init(struct wk_mcp *m, struct ag_err *err)
     return -1;
 }
 
-int wk_mcp__http_submit(struct wk_mcp *m, struct wk_mcp__req *r, struct ag_err *err)
+static int http_submit(struct wk_mcp_rpc *m, struct wk_mcp_rpc_req *r, struct ag_err *err)
 {
     if (!m->http)
         return ag_err_set(err, AG_FAILED_PRECONDITION,
@@ -312,22 +315,22 @@ int wk_mcp__http_submit(struct wk_mcp *m, struct wk_mcp__req *r, struct ag_err *
         pthread_mutex_unlock(&m->mu);
         return ag_err_set(err, AG_UNAVAILABLE, "MCP server '%s' is stopped", m->name);
     }
-    if (m->hstate == WK_MCP__H_READY) {
+    if (m->hstate == WK_MCP_RPC_H_READY) {
         pthread_mutex_unlock(&m->mu);
         return start(m, r, err);
     }
     r->next = NULL;
     *m->hwait_tail = r;
     m->hwait_tail = &r->next;
-    bool begin = m->hstate == WK_MCP__H_NONE;
-    m->hstate = WK_MCP__H_INIT;
+    bool begin = m->hstate == WK_MCP_RPC_H_NONE;
+    m->hstate = WK_MCP_RPC_H_INIT;
     pthread_mutex_unlock(&m->mu);
     if (!begin || begin_init(m, err) == 0)
         return 0;
     /* Nothing was sent: r goes back to the caller (no reply inside its call), and the session
      * can be tried again by the next request. */
     pthread_mutex_lock(&m->mu);
-    struct wk_mcp__req **p = &m->hwait;
+    struct wk_mcp_rpc_req **p = &m->hwait;
     while (*p && *p != r)
         p = &(*p)->next;
     if (*p)
@@ -336,7 +339,7 @@ int wk_mcp__http_submit(struct wk_mcp *m, struct wk_mcp__req *r, struct ag_err *
     while (*m->hwait_tail)
         m->hwait_tail = &(*m->hwait_tail)->next;
     bool others = m->hwait != NULL; /* queued meanwhile: they get their own try */
-    m->hstate = others ? WK_MCP__H_INIT : WK_MCP__H_NONE;
+    m->hstate = others ? WK_MCP_RPC_H_INIT : WK_MCP_RPC_H_NONE;
     pthread_mutex_unlock(&m->mu);
     struct ag_err again = AG_ERR_INIT;
     if (others && begin_init(m, &again) != 0)
@@ -344,16 +347,21 @@ int wk_mcp__http_submit(struct wk_mcp *m, struct wk_mcp__req *r, struct ag_err *
     return -1;
 }
 
-void wk_mcp__http_stop(struct wk_mcp *m)
+static void http_stop(struct wk_mcp_rpc *m)
 {
     pthread_mutex_lock(&m->mu);
     m->stopped = true;
-    struct wk_mcp__req *w = take_waiting(m);
+    struct wk_mcp_rpc_req *w = take_waiting(m);
     pthread_mutex_unlock(&m->mu);
     while (w) {
-        struct wk_mcp__req *r = w;
+        struct wk_mcp_rpc_req *r = w;
         w = r->next;
-        wk_mcp__fail(r, AG_CANCELLED, "MCP server '%s' was stopped (the node is shutting down)",
-                     m->name);
+        wk_mcp_rpc_fail(r, AG_CANCELLED, "MCP server '%s' was stopped (the node is shutting down)",
+                        m->name);
     }
 }
+
+const struct wk_mcp_rpc_transport wk_mcp_http_transport = {
+    .submit = http_submit,
+    .stop = http_stop,
+};

@@ -1,11 +1,12 @@
 /* worker/mcp_stdio.c - the MCP stdio transport: a child process and the I/O thread that owns it.
+ * worker/mcp.c reaches it through its row, wk_mcp_stdio_transport (worker/mcp_rpc.h).
  *
  * Owns: the process (started on the first request, initialized before anything else is sent,
  * restarted after a crash with a backoff, stopped when idle or when the client stops), the
  * requests sent to it and waiting for it, and the lines going in and out. One thread per server,
  * started with its first request: poll(2) on the process's stdout and stderr, its stdin while
  * there is something to write, and an eventfd that says "new request, a cancel, or stop". The
- * thread alone touches the process and its lists; requesters hand requests over under wk_mcp.mu
+ * thread alone touches the process and its lists; requesters hand requests over under wk_mcp_rpc.mu
  * (the incoming list), and a cancel listener only sets the request's flag and wakes the thread.
  *
  * SIGPIPE is blocked on the thread (a write to a process that just died is EPIPE, not the node's
@@ -28,13 +29,14 @@
 #include "common/log.h"
 #include "common/xalloc.h"
 #include "worker/cancel.h"
-#include "worker/mcp_internal.h"
+#include "worker/mcp_rpc.h"
 
 #define STDIO_BACKOFF_MIN_MS 100
 #define STDIO_BACKOFF_MAX_MS 30000
 #define STDIO_STABLE_MS 10000 /* up this long: a crash after it restarts without delay growth */
 #define STDIO_TERM_GRACE_MS 1000
 #define STDIO_STDERR_LINE 512
+#define STDIO_IDLE_MS (10 * 60 * 1000) /* nobody sent a request this long: the process is stopped */
 
 struct linebuf {
     char *s;
@@ -43,7 +45,7 @@ struct linebuf {
 
 /* The I/O thread's own state. */
 struct stdio {
-    struct wk_mcp *m;
+    struct wk_mcp_rpc *m;
     pid_t pid; /* 0: no process */
     int in_fd, out_fd, err_fd;
     bool ready;            /* initialize answered */
@@ -52,8 +54,8 @@ struct stdio {
     int64_t next_start_ms; /* no start before this */
     int64_t backoff_ms;
     int64_t last_used_ms;
-    struct wk_mcp__req *waiting; /* not sent yet, in order */
-    struct wk_mcp__req *sent;    /* sent, waiting for their answer */
+    struct wk_mcp_rpc_req *waiting; /* not sent yet, in order */
+    struct wk_mcp_rpc_req *sent;    /* sent, waiting for their answer */
     struct linebuf out, err, wbuf;
     char last_stderr[160]; /* the process's last stderr line, for a start that fails */
 };
@@ -77,7 +79,7 @@ static void lb_drop(struct linebuf *b, size_t n)
         b->s[b->len] = '\0';
 }
 
-static void wake(struct wk_mcp *m)
+static void wake(struct wk_mcp_rpc *m)
 {
     uint64_t one = 1;
     ssize_t w = write(m->wake_fd, &one, sizeof(one));
@@ -87,12 +89,12 @@ static void wake(struct wk_mcp *m)
 /* wk_cancel listener: quick, under the handle's lock. */
 static void on_cancel(void *arg)
 {
-    struct wk_mcp__req *r = arg;
+    struct wk_mcp_rpc_req *r = arg;
     atomic_store(&r->cancelled, true);
     wake(r->m);
 }
 
-static void list_push(struct wk_mcp__req **head, struct wk_mcp__req *r)
+static void list_push(struct wk_mcp_rpc_req **head, struct wk_mcp_rpc_req *r)
 {
     r->next = NULL;
     while (*head)
@@ -151,12 +153,12 @@ static void status_text(int st, char *buf, size_t cap)
         snprintf(buf, cap, "ended");
 }
 
-static void fail_list(struct wk_mcp__req **head, enum ag_code code, const char *why)
+static void fail_list(struct wk_mcp_rpc_req **head, enum ag_code code, const char *why)
 {
     while (*head) {
-        struct wk_mcp__req *r = *head;
+        struct wk_mcp_rpc_req *r = *head;
         *head = r->next;
-        wk_mcp__fail(r, code, "%s", why);
+        wk_mcp_rpc_fail(r, code, "%s", why);
     }
 }
 
@@ -192,7 +194,7 @@ static void proc_gone(struct stdio *io, const char *why, bool crashed)
 
 static int proc_spawn(struct stdio *io, struct ag_err *err)
 {
-    struct wk_mcp *m = io->m;
+    struct wk_mcp_rpc *m = io->m;
     int in[2], out[2], errp[2];
     if (pipe2(in, O_CLOEXEC) != 0)
         return ag_err_set(err, AG_UNAVAILABLE, "pipe: %s", strerror(errno));
@@ -261,7 +263,7 @@ static void proc_start(struct stdio *io)
                 ag_log_q(io->m->argv[0]));
     size_t len;
     io->init_id = (int64_t)atomic_fetch_add(&io->m->next_id, 1);
-    char *line = wk_mcp_frame(io->init_id, "initialize", wk_mcp__init_params(), &len);
+    char *line = wk_mcp_rpc_frame(io->init_id, "initialize", wk_mcp_rpc_init_params(), &len);
     lb_add(&io->wbuf, line, len);
     free(line);
 }
@@ -291,7 +293,7 @@ static void answer_server(struct stdio *io, cJSON *msg, const char *method)
 static void on_initialized(struct stdio *io, cJSON *msg)
 {
     struct ag_err err = AG_ERR_INIT;
-    cJSON *result = wk_mcp_result(msg, &err);
+    cJSON *result = wk_mcp_rpc_result(msg, &err);
     cJSON_Delete(msg);
     io->init_id = -1;
     if (!result) {
@@ -305,7 +307,7 @@ static void on_initialized(struct stdio *io, cJSON *msg)
     cJSON_Delete(result);
     io->ready = true;
     size_t len;
-    char *line = wk_mcp_frame(-1, "notifications/initialized", NULL, &len);
+    char *line = wk_mcp_rpc_frame(-1, "notifications/initialized", NULL, &len);
     lb_add(&io->wbuf, line, len);
     free(line);
 }
@@ -313,20 +315,20 @@ static void on_initialized(struct stdio *io, cJSON *msg)
 static void on_line(struct stdio *io, const char *line, size_t len)
 {
     cJSON *msg;
-    enum wk_mcp_kind kind;
+    enum wk_mcp_rpc_kind kind;
     int64_t id;
     const char *method;
     struct ag_err err = AG_ERR_INIT;
-    if (wk_mcp_parse(line, len, &msg, &kind, &id, &method, &err) != 0) {
+    if (wk_mcp_rpc_parse(line, len, &msg, &kind, &id, &method, &err) != 0) {
         ag_log_warn("mcp.bad_message", "server=%s error=%s", io->m->name, ag_log_q(err.msg));
         return;
     }
-    if (kind == WK_MCP_REQUEST) {
+    if (kind == WK_MCP_RPC_REQUEST) {
         answer_server(io, msg, method);
         cJSON_Delete(msg);
         return;
     }
-    if (kind == WK_MCP_NOTIFICATION) {
+    if (kind == WK_MCP_RPC_NOTIFICATION) {
         cJSON_Delete(msg);
         return;
     }
@@ -334,13 +336,13 @@ static void on_line(struct stdio *io, const char *line, size_t len)
         on_initialized(io, msg);
         return;
     }
-    for (struct wk_mcp__req **p = &io->sent; *p; p = &(*p)->next) {
+    for (struct wk_mcp_rpc_req **p = &io->sent; *p; p = &(*p)->next) {
         if ((*p)->id != id)
             continue;
-        struct wk_mcp__req *r = *p;
+        struct wk_mcp_rpc_req *r = *p;
         *p = r->next;
         io->last_used_ms = ag_now_mono_ms(); /* idle counts from a call's end, not its start */
-        wk_mcp__finish(r, msg, NULL);
+        wk_mcp_rpc_finish(r, msg, NULL);
         return;
     }
     cJSON_Delete(msg); /* an answer to a call that already timed out or was cancelled */
@@ -367,7 +369,7 @@ static bool read_out(struct stdio *io)
             if (io->pid) /* on_line may have stopped the process (and emptied the buffer) */
                 lb_drop(&io->out, l + 1);
         }
-        if (io->out.len > WK_MCP_MAX_LINE)
+        if (io->out.len > WK_MCP_RPC_MAX_LINE)
             return false;
         if ((size_t)n < sizeof(buf))
             return true;
@@ -420,10 +422,10 @@ static void write_in(struct stdio *io)
 
 /* Requests cancelled or past their deadline end now; one already sent is cancelled at the
  * server too (notifications/cancelled), which may stop its work. */
-static void sweep(struct stdio *io, struct wk_mcp__req **head, int64_t now)
+static void sweep(struct stdio *io, struct wk_mcp_rpc_req **head, int64_t now)
 {
-    for (struct wk_mcp__req **p = head; *p;) {
-        struct wk_mcp__req *r = *p;
+    for (struct wk_mcp_rpc_req **p = head; *p;) {
+        struct wk_mcp_rpc_req *r = *p;
         bool cancelled = atomic_load(&r->cancelled);
         if (!cancelled && (!r->deadline_ms || now < r->deadline_ms)) {
             p = &r->next;
@@ -435,19 +437,19 @@ static void sweep(struct stdio *io, struct wk_mcp__req **head, int64_t now)
             cJSON_AddNumberToObject(params, "requestId", (double)r->id);
             cJSON_AddStringToObject(params, "reason", cancelled ? "cancelled" : "timed out");
             size_t len;
-            char *line = wk_mcp_frame(-1, "notifications/cancelled", params, &len);
+            char *line = wk_mcp_rpc_frame(-1, "notifications/cancelled", params, &len);
             lb_add(&io->wbuf, line, len);
             free(line);
         }
         if (cancelled)
-            wk_mcp__fail(r, AG_CANCELLED, "MCP call cancelled");
+            wk_mcp_rpc_fail(r, AG_CANCELLED, "MCP call cancelled");
         else
-            wk_mcp__fail(r, AG_DEADLINE_EXCEEDED, "MCP server '%s' did not answer in time",
-                         io->m->name);
+            wk_mcp_rpc_fail(r, AG_DEADLINE_EXCEEDED, "MCP server '%s' did not answer in time",
+                            io->m->name);
     }
 }
 
-static int64_t nearest_deadline(const struct wk_mcp__req *r, int64_t d)
+static int64_t nearest_deadline(const struct wk_mcp_rpc_req *r, int64_t d)
 {
     for (; r; r = r->next)
         if (r->deadline_ms && (!d || r->deadline_ms < d))
@@ -458,15 +460,15 @@ static int64_t nearest_deadline(const struct wk_mcp__req *r, int64_t d)
 /* Take the incoming requests; true once the client is stopping. */
 static bool take_incoming(struct stdio *io)
 {
-    struct wk_mcp *m = io->m;
+    struct wk_mcp_rpc *m = io->m;
     pthread_mutex_lock(&m->mu);
     bool stop = m->stopped;
-    struct wk_mcp__req *in = m->incoming;
+    struct wk_mcp_rpc_req *in = m->incoming;
     m->incoming = NULL;
     m->incoming_tail = &m->incoming;
     pthread_mutex_unlock(&m->mu);
     while (in) {
-        struct wk_mcp__req *r = in;
+        struct wk_mcp_rpc_req *r = in;
         in = r->next;
         list_push(&io->waiting, r);
         io->last_used_ms = ag_now_mono_ms();
@@ -479,16 +481,16 @@ static void advance(struct stdio *io, int64_t now)
 {
     sweep(io, &io->waiting, now);
     sweep(io, &io->sent, now);
-    if (io->pid && !io->waiting && !io->sent && now - io->last_used_ms >= WK_MCP_IDLE_MS)
+    if (io->pid && !io->waiting && !io->sent && now - io->last_used_ms >= STDIO_IDLE_MS)
         proc_gone(io, "idle", false);
     if (!io->pid && io->waiting && now >= io->next_start_ms)
         proc_start(io);
     while (io->pid && io->ready && io->waiting) {
-        struct wk_mcp__req *r = io->waiting;
+        struct wk_mcp_rpc_req *r = io->waiting;
         io->waiting = r->next;
         lb_add(&io->wbuf, r->line, r->len);
         if (r->id < 0)
-            wk_mcp__finish(r, NULL, NULL);
+            wk_mcp_rpc_finish(r, NULL, NULL);
         else
             list_push(&io->sent, r);
     }
@@ -499,8 +501,8 @@ static int poll_timeout(const struct stdio *io, int64_t now)
     int64_t d = nearest_deadline(io->waiting, nearest_deadline(io->sent, 0));
     if (!io->pid && io->waiting && (!d || io->next_start_ms < d))
         d = io->next_start_ms;
-    if (io->pid && !io->waiting && !io->sent && (!d || io->last_used_ms + WK_MCP_IDLE_MS < d))
-        d = io->last_used_ms + WK_MCP_IDLE_MS;
+    if (io->pid && !io->waiting && !io->sent && (!d || io->last_used_ms + STDIO_IDLE_MS < d))
+        d = io->last_used_ms + STDIO_IDLE_MS;
     if (!d)
         return -1;
     return d <= now ? 0 : d - now > 60000 ? 60000 : (int)(d - now);
@@ -572,7 +574,7 @@ static void *stdio_main(void *arg)
 
 /* --- the transport's entry points ---------------------------------------------------------- */
 
-int wk_mcp__stdio_submit(struct wk_mcp *m, struct wk_mcp__req *r, struct ag_err *err)
+static int stdio_submit(struct wk_mcp_rpc *m, struct wk_mcp_rpc_req *r, struct ag_err *err)
 {
     pthread_mutex_lock(&m->mu);
     if (m->stopped) {
@@ -607,7 +609,7 @@ int wk_mcp__stdio_submit(struct wk_mcp *m, struct wk_mcp__req *r, struct ag_err 
     return 0;
 }
 
-void wk_mcp__stdio_stop(struct wk_mcp *m)
+static void stdio_stop(struct wk_mcp_rpc *m)
 {
     pthread_mutex_lock(&m->mu);
     bool join = m->thread_started && !m->stopped;
@@ -620,3 +622,8 @@ void wk_mcp__stdio_stop(struct wk_mcp *m)
     close(m->wake_fd);
     m->wake_fd = -1;
 }
+
+const struct wk_mcp_rpc_transport wk_mcp_stdio_transport = {
+    .submit = stdio_submit,
+    .stop = stdio_stop,
+};

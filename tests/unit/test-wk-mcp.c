@@ -26,6 +26,7 @@
 #include "worker/cancel.h"
 #include "worker/http.h"
 #include "worker/mcp.h"
+#include "worker/mcp_rpc.h"
 #include "worker/tool_ext.h"
 
 /* --- framing ------------------------------------------------------------------------------- */
@@ -36,25 +37,25 @@ static void test_frame(void **state)
     cJSON *p = cJSON_CreateObject();
     cJSON_AddStringToObject(p, "cursor", "c\n2");
     size_t len;
-    char *line = wk_mcp_frame(7, "tools/list", p, &len);
+    char *line = wk_mcp_rpc_frame(7, "tools/list", p, &len);
     assert_string_equal(line, "{\"jsonrpc\":\"2.0\",\"id\":7,\"method\":\"tools/list\",\"params\":{"
                               "\"cursor\":\"c\\n2\"}}\n");
     assert_int_equal(len, strlen(line));
     assert_null(memchr(line, '\n', len - 1)); /* one message, one line */
     free(line);
-    line = wk_mcp_frame(-1, "notifications/initialized", NULL, &len);
+    line = wk_mcp_rpc_frame(-1, "notifications/initialized", NULL, &len);
     assert_string_equal(line, "{\"jsonrpc\":\"2.0\",\"method\":\"notifications/initialized\"}\n");
     free(line);
 }
 
-static void parse_ok(const char *text, enum wk_mcp_kind kind, int64_t id, const char *method)
+static void parse_ok(const char *text, enum wk_mcp_rpc_kind kind, int64_t id, const char *method)
 {
     cJSON *msg;
-    enum wk_mcp_kind k;
+    enum wk_mcp_rpc_kind k;
     int64_t i;
     const char *m;
     struct ag_err err = AG_ERR_INIT;
-    assert_int_equal(wk_mcp_parse(text, strlen(text), &msg, &k, &i, &m, &err), 0);
+    assert_int_equal(wk_mcp_rpc_parse(text, strlen(text), &msg, &k, &i, &m, &err), 0);
     assert_int_equal(k, kind);
     assert_int_equal(i, id);
     if (method)
@@ -67,11 +68,11 @@ static void parse_ok(const char *text, enum wk_mcp_kind kind, int64_t id, const 
 static void parse_bad(const char *text)
 {
     cJSON *msg = NULL;
-    enum wk_mcp_kind k;
+    enum wk_mcp_rpc_kind k;
     int64_t i;
     const char *m;
     struct ag_err err = AG_ERR_INIT;
-    assert_int_equal(wk_mcp_parse(text, strlen(text), &msg, &k, &i, &m, &err), -1);
+    assert_int_equal(wk_mcp_rpc_parse(text, strlen(text), &msg, &k, &i, &m, &err), -1);
     assert_int_equal(err.code, AG_INVALID_ARGUMENT);
     assert_null(msg);
 }
@@ -79,14 +80,15 @@ static void parse_bad(const char *text)
 static void test_parse(void **state)
 {
     (void)state;
-    parse_ok("{\"jsonrpc\":\"2.0\",\"id\":3,\"result\":{}}", WK_MCP_RESPONSE, 3, NULL);
+    parse_ok("{\"jsonrpc\":\"2.0\",\"id\":3,\"result\":{}}", WK_MCP_RPC_RESPONSE, 3, NULL);
     parse_ok("{\"jsonrpc\":\"2.0\",\"id\":4,\"error\":{\"code\":-1,\"message\":\"x\"}}",
-             WK_MCP_RESPONSE, 4, NULL);
-    parse_ok("{\"jsonrpc\":\"2.0\",\"id\":\"s1\",\"method\":\"ping\"}", WK_MCP_REQUEST, -1, "ping");
-    parse_ok("{\"jsonrpc\":\"2.0\",\"id\":9,\"method\":\"roots/list\"}", WK_MCP_REQUEST, 9,
+             WK_MCP_RPC_RESPONSE, 4, NULL);
+    parse_ok("{\"jsonrpc\":\"2.0\",\"id\":\"s1\",\"method\":\"ping\"}", WK_MCP_RPC_REQUEST, -1,
+             "ping");
+    parse_ok("{\"jsonrpc\":\"2.0\",\"id\":9,\"method\":\"roots/list\"}", WK_MCP_RPC_REQUEST, 9,
              "roots/list");
     parse_ok("{\"jsonrpc\":\"2.0\",\"method\":\"notifications/progress\",\"params\":{}}",
-             WK_MCP_NOTIFICATION, -1, "notifications/progress");
+             WK_MCP_RPC_NOTIFICATION, -1, "notifications/progress");
     parse_bad("[{\"jsonrpc\":\"2.0\",\"id\":1,\"result\":{}}]"); /* a batch */
     parse_bad("{\"jsonrpc\":\"1.0\",\"id\":1,\"result\":{}}");
     parse_bad("{\"jsonrpc\":\"2.0\",\"id\":1.5,\"result\":{}}");
@@ -100,11 +102,11 @@ static void test_result(void **state)
     struct ag_err err = AG_ERR_INIT;
     cJSON *msg = cJSON_Parse("{\"jsonrpc\":\"2.0\",\"id\":1,\"error\":{\"code\":-32602,"
                              "\"message\":\"Unknown tool: nope\"}}");
-    assert_null(wk_mcp_result(msg, &err));
+    assert_null(wk_mcp_rpc_result(msg, &err));
     assert_string_equal(err.msg, "MCP error -32602: Unknown tool: nope");
     cJSON_Delete(msg);
     msg = cJSON_Parse("{\"jsonrpc\":\"2.0\",\"id\":1,\"result\":{\"a\":1}}");
-    cJSON *r = wk_mcp_result(msg, &err);
+    cJSON *r = wk_mcp_rpc_result(msg, &err);
     assert_non_null(cJSON_GetObjectItem(r, "a"));
     cJSON_Delete(r);
     cJSON_Delete(msg);
@@ -232,8 +234,8 @@ static const char server_py[] =
     "    m = json.loads(line)\n"
     "    meth, i = m.get('method'), m.get('id')\n"
     "    if meth == 'initialize':\n"
-    "        ok = m['params']['protocolVersion'] == '" WK_MCP_PROTOCOL "'\n"
-    "        send({'jsonrpc': '2.0', 'id': i, 'result': {'protocolVersion': '" WK_MCP_PROTOCOL
+    "        ok = m['params']['protocolVersion'] == '" WK_MCP_RPC_PROTOCOL "'\n"
+    "        send({'jsonrpc': '2.0', 'id': i, 'result': {'protocolVersion': '" WK_MCP_RPC_PROTOCOL
     "', 'capabilities': {'tools': {}}, 'serverInfo': {'name': 'fake', 'version': '1'}}}"
     " if ok else {'jsonrpc': '2.0', 'id': i, 'error': {'code': -32602, 'message': 'version'}})\n"
     "    elif meth == 'tools/list':\n"
@@ -467,12 +469,12 @@ static const char http_server_py[] =
     "        if meth == 'initialize':\n"
     "            inits[0] += 1; s = uuid.uuid4().hex; sessions.add(s)\n"
     "            return self.whole(200, {'jsonrpc': '2.0', 'id': i, 'result': {'protocolVersion': "
-    "'" WK_MCP_PROTOCOL "', 'capabilities': {}, 'serverInfo': {'name': 'h', 'version': '1'}}}, "
+    "'" WK_MCP_RPC_PROTOCOL "', 'capabilities': {}, 'serverInfo': {'name': 'h', 'version': '1'}}}, "
     "[('Mcp-Session-Id', s)])\n"
     "        if self.headers.get('Mcp-Session-Id') not in sessions:\n"
     "            return self.whole(404, {'jsonrpc': '2.0', 'id': None, 'error': {'code': -32001, "
     "'message': 'Session not found'}})\n"
-    "        if self.headers.get('MCP-Protocol-Version') != '" WK_MCP_PROTOCOL "':\n"
+    "        if self.headers.get('MCP-Protocol-Version') != '" WK_MCP_RPC_PROTOCOL "':\n"
     "            return self.whole(400, None)\n"
     "        if i is None:\n"
     "            return self.whole(202, None)\n"
