@@ -10,7 +10,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "common/clock.h"
 #include "common/log.h"
 #include "common/rpc/pb.h"
 #include "common/rpc/server.h"
@@ -27,8 +26,6 @@
 #include "hub/selector.h"
 #include "hub/store.h"
 #include "hub/validate.h"
-
-#define MAX_REQUEST_ID 128
 
 struct hub_waiter {
     struct ag_list link; /* on agent->waiters while linked (guarded by the agent's lock) */
@@ -83,45 +80,7 @@ static void on_ping(struct rpc_call *c, grpc_byte_buffer *req)
     rpc_call_reply_take(c, rpc_pb_pack(&r.base));
 }
 
-/* Spawn's check that some node can run the spec: INVALID_ARGUMENT if the nodes connected do not
- * offer its model or tools, unless nodes may still be joining (hub_opts.join_grace_ms). */
-static int check_placeable(struct hub *h, const struct hub_sched_req *req, struct ag_err *err)
-{
-    struct ag_err e = AG_ERR_INIT;
-    if (hub_sched_check(h->sched, req, &e) >= 0)
-        return 0; /* some node can run it, or none is connected yet: it waits */
-    /* Right after a start, nodes are still reconnecting: the one that offers it may be next. */
-    if (!h->started_ms || ag_now_mono_ms() - h->started_ms < h->opts.join_grace_ms)
-        return 0;
-    *err = e;
-    return -1;
-}
-
 static const Agentry__V1__AgentSpec empty_spec = AGENTRY__V1__AGENT_SPEC__INIT;
-
-int hub_rpc_agent_check_spawn(struct hub *h, const Agentry__V1__AgentSpec *spec, const char *input,
-                              bool input_required, const char *ns, const char *request_id,
-                              struct ag_err *err)
-{
-    if (hub_validate_namespace(ns, err) != 0 || hub_validate_spec(spec, err) != 0 ||
-        hub_validate_input(input, input_required, err) != 0)
-        return -1;
-    if (input && *input && hub_validate_input_payload(input, err) != 0)
-        return -1;
-    if (request_id && strlen(request_id) > MAX_REQUEST_ID)
-        return ag_err_set(err, AG_INVALID_ARGUMENT, "request_id is over %d bytes", MAX_REQUEST_ID);
-    if (hub_validate_utf8("request_id", request_id, err) != 0)
-        return -1;
-    if (!spec)
-        spec = &empty_spec;
-    struct hub_sched_req req;
-    struct ag_arena ar;
-    ag_arena_init(&ar, NULL, 0);
-    hub_sched_req_from_spec(&req, NULL, NULL, spec, &ar);
-    int rc = check_placeable(h, &req, err);
-    ag_arena_release(&ar);
-    return rc;
-}
 
 /* A retry's request id (in its namespace) may name an agent that is only in the store now: hold
  * it in memory (*held, pinned; NULL if none) while Spawn finds it there. -1 once the call is
@@ -145,8 +104,8 @@ static void on_spawn(struct rpc_call *c, grpc_byte_buffer *req)
     struct ag_err err = AG_ERR_INIT;
     if (!in || refuse_if_closing(h, c))
         return;
-    if (hub_rpc_agent_check_spawn(h, in->spec, in->input, false, in->namespace_, in->request_id,
-                                  &err) != 0 ||
+    if (hub_validate_spawn(h, in->spec, in->input, false, in->namespace_, in->request_id, &err) !=
+            0 ||
         hub_authn_may_create(c, in->namespace_, &err) != 0) {
         rpc_call_fail(c, &err);
         return;
@@ -169,8 +128,8 @@ static void on_invoke(struct rpc_call *c, grpc_byte_buffer *req)
     struct ag_err err = AG_ERR_INIT;
     if (!in || refuse_if_closing(h, c))
         return;
-    if (hub_rpc_agent_check_spawn(h, in->spec, in->input, true, in->namespace_, in->request_id,
-                                  &err) != 0 ||
+    if (hub_validate_spawn(h, in->spec, in->input, true, in->namespace_, in->request_id, &err) !=
+            0 ||
         hub_authn_may_create(c, in->namespace_, &err) != 0) {
         rpc_call_fail(c, &err);
         return;

@@ -4,24 +4,14 @@
 #ifndef AGENTRY_HUB_RPC_AGENT_H
 #define AGENTRY_HUB_RPC_AGENT_H
 
-#include <stdbool.h>
 #include <stddef.h>
 
-#include "agentry/v1/types.pb-c.h"
 #include "common/err.h"
 #include "common/rpc/server.h"
 #include "hub/effects.h"
 
 extern const struct rpc_method hub_rpc_agent_methods[];
 extern const size_t hub_rpc_agent_nmethods;
-
-struct hub;
-/* Everything Spawn and Invoke refuse, before anything is stored (spawn_agent's children too):
- * the request's own limits, then whether any node can run the spec at all (a misspelt model
- * would otherwise wait forever). -1 with err (INVALID_ARGUMENT). */
-int hub_rpc_agent_check_spawn(struct hub *h, const Agentry__V1__AgentSpec *spec, const char *input,
-                              bool input_required, const char *ns, const char *request_id,
-                              struct ag_err *err);
 
 void hub_rpc_agent_reply(struct rpc_call *call, const struct hub_reply *r);
 void hub_rpc_agent_wait_first_turn(struct hub_agent *a, struct rpc_call *call);

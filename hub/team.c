@@ -31,7 +31,6 @@
 #include "hub/hub_tool.h"
 #include "hub/limits.h"
 #include "hub/loader.h"
-#include "hub/rpc_agent.h"
 #include "hub/store.h"
 #include "hub/team.h"
 #include "hub/validate.h"
@@ -401,7 +400,7 @@ void hub_team_spawn_agent(struct hub_tool_req *r)
     const char *rid = ag_arena_printf(&x->ar, "%s/%s", p->id, r->call_id);
     const char *text = ag_arena_strdup(&x->ar, input->valuestring);
     if (child_spec(args, p, &x->ar, &spec, &err) != 0 ||
-        hub_rpc_agent_check_spawn(h, &spec, text, true, p->ns, rid, &err) != 0) {
+        hub_validate_spawn(h, &spec, text, true, p->ns, rid, &err) != 0) {
         hub_tool_fail(r, "spawn_agent: %s", err.msg);
         spawn_ctx_free(x);
         goto out;

@@ -1,5 +1,6 @@
 /* hub/validate.c - limits on what clients may send, with messages that say what to change.
- * Everything here is checked before anything is queued or stored. */
+ * Everything here is checked before anything is queued or stored. All but hub_validate_spawn
+ * are pure; it also asks the scheduler whether any node connected can run the spec. */
 #include <cjson/cJSON.h>
 #include <inttypes.h>
 #include <math.h>
@@ -7,9 +8,11 @@
 #include <string.h>
 #include <strings.h>
 
+#include "common/clock.h"
 #include "common/id.h"
 #include "common/utf8.h"
 
+#include "hub/hub_internal.h"
 #include "hub/json_payload.h"
 #include "hub/limits.h"
 #include "hub/sched.h"
@@ -26,6 +29,7 @@
 #define MAX_LABEL_VALUE 256
 #define HUB_MAX_INPUT_BYTES (1024 * 1024)
 #define MAX_KILL_REASON 1024
+#define MAX_REQUEST_ID 128
 /* The model, tool and limit fields (types.proto: ModelSettings, Limits, PermissionRule). */
 #define MAX_BASE_URL 2048
 #define MAX_HEADERS 32
@@ -718,4 +722,44 @@ int hub_validate_agent_id(const char *id, struct ag_err *err)
     if (!ag_id_valid(id))
         return ag_err_set(err, AG_NOT_FOUND, "no agent with id '%.64s'", id);
     return 0;
+}
+
+/* Spawn's check that some node can run the spec: INVALID_ARGUMENT if the nodes connected do not
+ * offer its model or tools, unless nodes may still be joining (hub_opts.join_grace_ms). */
+static int check_placeable(struct hub *h, const struct hub_sched_req *req, struct ag_err *err)
+{
+    struct ag_err e = AG_ERR_INIT;
+    if (hub_sched_check(h->sched, req, &e) >= 0)
+        return 0; /* some node can run it, or none is connected yet: it waits */
+    /* Right after a start, nodes are still reconnecting: the one that offers it may be next. */
+    if (!h->started_ms || ag_now_mono_ms() - h->started_ms < h->opts.join_grace_ms)
+        return 0;
+    *err = e;
+    return -1;
+}
+
+static const Agentry__V1__AgentSpec empty_spec = AGENTRY__V1__AGENT_SPEC__INIT;
+
+int hub_validate_spawn(struct hub *h, const Agentry__V1__AgentSpec *spec, const char *input,
+                       bool input_required, const char *ns, const char *request_id,
+                       struct ag_err *err)
+{
+    if (hub_validate_namespace(ns, err) != 0 || hub_validate_spec(spec, err) != 0 ||
+        hub_validate_input(input, input_required, err) != 0)
+        return -1;
+    if (input && *input && hub_validate_input_payload(input, err) != 0)
+        return -1;
+    if (request_id && strlen(request_id) > MAX_REQUEST_ID)
+        return ag_err_set(err, AG_INVALID_ARGUMENT, "request_id is over %d bytes", MAX_REQUEST_ID);
+    if (hub_validate_utf8("request_id", request_id, err) != 0)
+        return -1;
+    if (!spec)
+        spec = &empty_spec;
+    struct hub_sched_req req;
+    struct ag_arena ar;
+    ag_arena_init(&ar, NULL, 0);
+    hub_sched_req_from_spec(&req, NULL, NULL, spec, &ar);
+    int rc = check_placeable(h, &req, err);
+    ag_arena_release(&ar);
+    return rc;
 }

@@ -1,5 +1,6 @@
 /* hub/validate.h - limits on what clients and nodes may send, with messages that say what to
- * change. Everything here is checked before anything is queued or stored. Pure functions. */
+ * change. Everything here is checked before anything is queued or stored. Pure functions, but
+ * for hub_validate_spawn (it asks the scheduler; any thread). */
 #ifndef AGENTRY_HUB_VALIDATE_H
 #define AGENTRY_HUB_VALIDATE_H
 
@@ -24,6 +25,13 @@ int hub_validate_namespace(const char *ns, struct ag_err *err);
 int hub_validate_kill_reason(const char *reason, struct ag_err *err);
 /* ResumeAgent.max_iterations: the limit AgentSpec.max_iterations has (0 means the spec's). */
 int hub_validate_resume_iterations(uint32_t max_iterations, struct ag_err *err);
+struct hub;
+/* Everything Spawn and Invoke refuse, before anything is stored (spawn_agent's children too):
+ * the request's own limits, then whether any node can run the spec at all (a misspelt model
+ * would otherwise wait forever). -1 with err (INVALID_ARGUMENT). */
+int hub_validate_spawn(struct hub *h, const Agentry__V1__AgentSpec *spec, const char *input,
+                       bool input_required, const char *ns, const char *request_id,
+                       struct ag_err *err);
 /* INVALID_ARGUMENT if text's INPUT event payload ({"text": ...}) would pass HUB_MAX_PAYLOAD. */
 int hub_validate_input_payload(const char *text, struct ag_err *err);
 
