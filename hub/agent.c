@@ -11,7 +11,7 @@
 #include "common/xalloc.h"
 #include "hub/agent.h"
 #include "hub/store.h"
-#include "hub/team.h"
+#include "hub/team_wait.h"
 
 char *hub_agent_request_key(const char *ns, const char *request_id)
 {
@@ -252,11 +252,4 @@ void hub_agent_count_usage(struct hub_agent_st *st, int kind, uint64_t input_tok
 {
     hub_usage_count(&st->usage, kind, input_tokens, output_tokens, cost_nano_usd);
     hub_usage_count(&st->turn_usage, kind, input_tokens, output_tokens, cost_nano_usd);
-}
-
-const char *hub_agent_state_name(int state)
-{
-    static const char *const names[] = {"unspecified", "pending", "running", "idle",
-                                        "yielded",     "failed",  "killed"};
-    return state >= 0 && (size_t)state < AG_ARRAY_SIZE(names) ? names[state] : "unknown";
 }

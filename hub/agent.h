@@ -25,6 +25,7 @@
 #include "common/id.h"
 #include "common/list.h"
 #include "common/queue.h"
+#include "hub/agent_state.h"
 #include "hub/limits.h"
 #include "hub/node.h"
 #include "hub/sched.h"
@@ -93,7 +94,7 @@ struct hub_agent {
     /* Guarded by lock: */
     int64_t nchildren; /* sub-agents spawned or being spawned (hub/team.c); -1: not counted yet */
     /* The wait_agent call its turn waits on (the turn is PENDING without a node until every
-     * child awaited ended its turn; hub/team.h), NULL if none. Rebuilt at load from the turn's
+     * child awaited ended its turn; hub/team_wait.h), NULL if none. Rebuilt at load from the turn's
      * last WAITING event (hub_team_wait_note). */
     struct hub_team_wait *wait;
     struct hub_agent_st st;  /* committed */
@@ -186,6 +187,5 @@ bool hub_agent_input_waiting(const struct hub_agent *a, uint64_t input_seq);
  * The cost is a MODEL_REPLY payload's (hub_usage_payload_cost). */
 void hub_agent_count_usage(struct hub_agent_st *st, int kind, uint64_t input_tokens,
                            uint64_t output_tokens, uint64_t cost_nano_usd);
-const char *hub_agent_state_name(int state); /* "running", ... for log lines */
 
 #endif

@@ -93,7 +93,7 @@ static int load_event(void *arg, const struct hub_store_event *ev, struct ag_err
     struct hub_agent *a = lc->a;
     (void)err;
     load_turn_max_iter(a, ev);
-    hub_team_wait_note(a, ev);
+    hub_team_wait_note(&a->wait, ev);
     hub_agent_steps_note(a, ev->seq, ev->kind, ev->payload, ev->payload_len);
     if (lc->counting)
         count_event_usage(a, ev);

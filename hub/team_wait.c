@@ -1,17 +1,18 @@
-/* hub/team_wait.c - a parent's wait_agent (see hub/team.h): the children it awaits and which of
- * them are done, the TOOL_RESULT it ends with, and the wait read back from the log at load.
- * A wait is guarded by its agent's lock (hub_agent.wait); nothing here locks or posts. */
+/* hub/team_wait.c - a parent's wait_agent (see hub/team_wait.h): the children it awaits and
+ * which of them are done, the TOOL_RESULT it ends with, and the wait read back from the log at
+ * load. A wait is guarded by its agent's lock (hub_agent.wait); nothing here locks or posts. */
 #include <cjson/cJSON.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "agentry/v1/types.pb-c.h"
 #include "common/utf8.h"
 #include "common/xalloc.h"
-#include "hub/agent.h"
+#include "hub/agent_state.h"
 #include "hub/limits.h"
 #include "hub/store.h"
-#include "hub/team.h"
+#include "hub/team_wait.h"
 
 /* A child's answer in wait_agent's output at most (the whole must fit an event payload). */
 #define TEAM_MAX_ANSWER (64u << 10)
@@ -157,19 +158,19 @@ const char *hub_team_wait_result(const struct hub_team_wait *w, struct ag_arena 
     return r;
 }
 
-void hub_team_wait_note(struct hub_agent *a, const struct hub_store_event *ev)
+void hub_team_wait_note(struct hub_team_wait **w, const struct hub_store_event *ev)
 {
     switch (ev->kind) {
     case AGENTRY__V1__EVENT_KIND__EVENT_KIND_WAITING:
-        hub_team_wait_free(a->wait);
-        a->wait = hub_team_wait_parse(ev->payload, ev->payload_len);
+        hub_team_wait_free(*w);
+        *w = hub_team_wait_parse(ev->payload, ev->payload_len);
         return;
     case AGENTRY__V1__EVENT_KIND__EVENT_KIND_TOOL_RESULT: {
-        if (!a->wait)
+        if (!*w)
             return;
         cJSON *o = cJSON_ParseWithLength(ev->payload, ev->payload_len);
         cJSON *id = cJSON_GetObjectItemCaseSensitive(o, "id");
-        bool answered = cJSON_IsString(id) && strcmp(id->valuestring, a->wait->call_id) == 0;
+        bool answered = cJSON_IsString(id) && strcmp(id->valuestring, (*w)->call_id) == 0;
         cJSON_Delete(o);
         if (!answered)
             return;
@@ -183,6 +184,6 @@ void hub_team_wait_note(struct hub_agent *a, const struct hub_store_event *ev)
     default:
         return;
     }
-    hub_team_wait_free(a->wait);
-    a->wait = NULL;
+    hub_team_wait_free(*w);
+    *w = NULL;
 }

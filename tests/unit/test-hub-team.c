@@ -76,7 +76,7 @@ static void note(struct hub_agent *a, int kind, const char *payload)
 {
     struct hub_store_event ev = {
         .agent_id = "p", .kind = kind, .payload = payload, .payload_len = strlen(payload)};
-    hub_team_wait_note(a, &ev);
+    hub_team_wait_note(&a->wait, &ev);
 }
 
 /* At load, the wait is the turn's last WAITING not followed by its result or a turn end. */
