@@ -42,7 +42,7 @@
 #include "hub/node.h"
 #include "hub/sched.h"
 #include "hub/store.h"
-#include "hub/team.h"
+#include "hub/team_wait.h"
 
 #define KICK_MAX_CMDS 512
 
@@ -524,7 +524,7 @@ static struct hub_team_wait *working_wait(struct agent_write *aw)
 /* A sub-agent ended a turn: logged in this agent's trace (by reference: the child's own log
  * holds its events); when it was the last child the turn waits on, the wait_agent call's
  * TOOL_RESULT is stored here and the turn placed again (a new attempt of the same turn). The
- * marks are memory only: a restarted hub asks the children again (hub_team_check_wait). */
+ * marks are memory only: a restarted hub asks the children again (hub/team.h). */
 static void cmd_child(struct agent_write *aw, struct hub_cmd *c)
 {
     if (c->log && aw->next.state != AGENTRY__V1__AGENT_STATE__AGENT_STATE_KILLED) {
@@ -1411,13 +1411,13 @@ static void after_unlock(struct agent_write *aw, bool ok)
     }
     if (ok && aw->reschedule)
         cmd_post(h, a, cmd_new(HUB_CMD_SCHEDULE, NULL));
-    /* Teams (hub/team.h): other agents hear of this write only now. */
+    /* Teams (hub/team.h, through h->fx): other agents hear of this write only now. */
     if (aw->child_end)
-        hub_team_child_ended(h, a->parent_id, &aw->end);
+        h->fx.team_child_ended(h, a->parent_id, &aw->end);
     if (aw->wait_check)
-        hub_team_check_wait(h, a);
+        h->fx.team_check_wait(h, a);
     if (aw->killed_here)
-        hub_team_kill_children(h, a->id);
+        h->fx.team_kill_children(h, a->id);
     /* The node may have gone while this write was in flight, after its loss was handled. Its
      * loss's own reason: when that handling interrupts the turn too, the two agree (only the
      * first counts), so the dead-letter streak sees one reason. */

@@ -1,10 +1,11 @@
-/* hub/effects.h - the contract between the agent actor (hub/actor.c) and the layer that acts
- * on its decisions: the RPC layer (hub/rpc_agent.c, rpc_node.c, rpc_trace.c).
+/* hub/effects.h - the contract between the agent actor (hub/actor.c) and the layers that act
+ * on its decisions: the RPC layer (hub/rpc_agent.c, rpc_node.c, rpc_trace.c) and teams
+ * (hub/team.c).
  *
  * The actor decides what each command does and when it is durable. It never builds a wire
- * message, answers a call, writes to a node's stream or walks an agent's followers and waiters:
- * it says what happened through this table, which hub.c fills at start from the RPC layer's
- * functions (a test may fill it with its own). A call is only a reply target to the actor: it
+ * message, answers a call, writes to a node's stream, walks an agent's followers and waiters or
+ * tells another agent: it says what happened through this table, which hub.c fills at start
+ * from those layers' functions (a test may fill it with its own). A call is only a reply target to the actor: it
  * holds a reference the RPC layer took for it, answers it at most once through reply, fail or
  * wait_first_turn, and hands the reference back through release.
  *
@@ -25,6 +26,7 @@ struct hub_agent;
 struct hub_node;
 struct hub_ev_batch;
 struct hub_store_event;
+struct hub_team_end;
 struct rpc_call;
 
 /* What a Spawn, SendMessage, KillAgent, ResumeAgent or ImportAgent came to, once durable (or at
@@ -75,6 +77,13 @@ struct hub_effects {
      * as stale), or failed with err. No lock held. */
     void (*events_stored)(struct hub *h, struct hub_ev_batch *b, size_t first, const uint64_t *seqs,
                           size_t n, const struct ag_err *err);
+    /* Teams, once a write is durable; no lock held (they may post to other agents): */
+    /* A sub-agent ended a turn (e): tell its parent. */
+    void (*team_child_ended)(struct hub *h, const char *parent_id, const struct hub_team_end *e);
+    /* parent's wait was stored: tell it which children awaited are done already. */
+    void (*team_check_wait)(struct hub *h, struct hub_agent *parent);
+    /* Agent id was killed: kill its sub-agents. */
+    void (*team_kill_children)(struct hub *h, const char *id);
 };
 
 #endif

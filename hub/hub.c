@@ -185,7 +185,7 @@ static struct hub *hub_alloc(const struct hub_opts *o, const struct hub_sched_st
     pthread_mutex_init(&h->hk_lock, NULL);
     ag_cond_init_mono(&h->hk_cond);
     h->sched = hub_sched_new(strat);
-    /* The actor decides, the RPC layer acts (hub/effects.h). */
+    /* The actor decides, the RPC layer and teams act (hub/effects.h). */
     h->fx = (struct hub_effects){.reply = hub_rpc_agent_reply,
                                  .fail = rpc_call_fail,
                                  .release = rpc_call_unref,
@@ -195,7 +195,10 @@ static struct hub *hub_alloc(const struct hub_opts *o, const struct hub_sched_st
                                  .deliver = hub_rpc_node_deliver,
                                  .cancel = hub_rpc_node_cancel,
                                  .wake_followers = hub_rpc_trace_wake,
-                                 .events_stored = hub_rpc_node_events_stored};
+                                 .events_stored = hub_rpc_node_events_stored,
+                                 .team_child_ended = hub_team_child_ended,
+                                 .team_check_wait = hub_team_check_wait,
+                                 .team_kill_children = hub_team_kill_children};
     hub_hooks_init(&h->hooks);
     hub_hooks_add(&h->hooks, HUB_HOOK_AGENT_CHANGED, log_transition, NULL, NULL); /* 1 of 16 */
     return h;

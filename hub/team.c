@@ -207,7 +207,7 @@ static void spawn_finish(void *arg)
 }
 
 /* The actor's answer, with the child's lock held: the rest happens on the timer thread. */
-static void spawn_done(void *arg, const struct hub_reply *rep, const struct ag_err *err)
+static void child_spawned(void *arg, const struct hub_reply *rep, const struct ag_err *err)
 {
     struct spawn_ctx *x = arg;
     if (err) {
@@ -426,7 +426,7 @@ void hub_team_spawn_agent(struct hub_tool_req *r)
     struct hub_actor_child c = {.parent_id = p->id,
                                 .depth = p->depth + 1,
                                 .by = ag_arena_printf(&x->ar, "agent/%s", p->id),
-                                .done = spawn_done,
+                                .done = child_spawned,
                                 .arg = x};
     hub_actor_spawn_child(h, &c, &spec, text, p->ns, rid);
 out:

@@ -1,7 +1,8 @@
 /* hub/team.h - sub-agents (issue 16): the hub tools spawn_agent, send_agent and wait_agent
  * (rows of hub_tools, hub/hub_tool.c), and what the agent actor (hub/actor.c) asks of teams
- * once its writes are durable: tell a parent that a child ended a turn, look at the children a
- * parent waits on, kill the children of a killed agent.
+ * once its writes are durable, through the hub_effects entries hub.c installs (hub/effects.h):
+ * tell a parent that a child ended a turn, look at the children a parent waits on, kill the
+ * children of a killed agent.
  *
  * A sub-agent lives in its parent's namespace, with parent_id and depth fixed at its Spawn
  * (hub_agent, the store's agents row). A parent whose turn calls wait_agent on children still
