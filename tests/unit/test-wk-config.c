@@ -64,7 +64,7 @@ static void test_refusals_name_the_option(void **state)
         assert_refused(malformed[i], NULL, msg);
     }
     /* The lists follow the tables, which grow as providers and tools are added. */
-    char have[512] = "";
+    char have[128] = "";
     for (size_t i = 0; wk_model_providers[i].name; i++)
         snprintf(have + strlen(have), sizeof(have) - strlen(have), "%s%s", i ? ", " : "",
                  wk_model_providers[i].name);
