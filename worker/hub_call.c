@@ -10,8 +10,9 @@
  * referenced by its owner (the connection) and by each entry, so a timer that fires after the
  * connection freed the link still finds valid memory (ag_timers_free runs what is pending).
  *
- * Locks: the cancel listener runs under the cancel handle's lock and takes the link's lock, so
- * the order is cancel handle, then link: complete() lets go of the link's lock before
+ * Locks: the link's lock, then the cancel handle's (wk_hub_call checks for a cancel with the
+ * link's held) or the timers' (timers are queued under it). The cancel listener runs under the
+ * handle's lock and takes only the timers'; complete() lets go of the link's lock before
  * wk_cancel_unlisten. send() is called with the link's lock held (it takes the connection's). */
 #include <inttypes.h>
 #include <pthread.h>
@@ -167,6 +168,16 @@ int wk_hub_call(const struct wk_call_ctx *ctx, const char *name, const char *arg
         } else {
             ag_map_put(&l->pending, e->key, e);
             atomic_fetch_add(&l->refs, 1); /* the entry's */
+            /* Still under the lock: nobody can have taken the entry out and called done(), so
+             * ctx and the cancel handle are still the caller's to read (after the unlock an
+             * answer may complete the call, and its caller free both, at any moment). */
+            if (ctx->deadline_ms) {
+                int64_t left = ctx->deadline_ms - ag_now_mono_ms();
+                atomic_fetch_add(&e->refs, 1);
+                ag_timers_add(l->timers, left > 0 ? left : 0, on_deadline, e);
+            }
+            if (wk_cancel_requested(e->cancel))
+                on_cancel(e); /* it may have come before the entry was in the map */
         }
     }
     pthread_mutex_unlock(&l->lock);
@@ -181,14 +192,7 @@ int wk_hub_call(const struct wk_call_ctx *ctx, const char *name, const char *arg
                                 "tool '%s' runs on the hub, and the node is not connected to it",
                                 name);
     }
-    if (ctx->deadline_ms) {
-        int64_t left = ctx->deadline_ms - ag_now_mono_ms();
-        atomic_fetch_add(&e->refs, 1);
-        ag_timers_add(l->timers, left > 0 ? left : 0, on_deadline, e);
-    }
-    if (wk_cancel_requested(e->cancel))
-        on_cancel(e); /* it may have come before the entry was in the map */
-    entry_unref(e);   /* this function's */
+    entry_unref(e); /* this function's */
     return 0;
 }
 
