@@ -12,6 +12,7 @@
 
 #include "common/clock.h"
 #include "common/log.h"
+#include "common/strbuf.h"
 #include "common/utf8.h"
 #include "common/xalloc.h"
 #include "worker/mcp_rpc.h"
@@ -28,32 +29,20 @@ struct wk_mcp {
 /* --- tool results and listings ------------------------------------------------------------- */
 
 struct text_buf {
-    char *s;
-    size_t len, cap;
+    struct ag_strbuf sb;
     bool cut;
 };
-
-static void buf_put(struct text_buf *b, const char *s, size_t n)
-{
-    if (b->len + n + 1 > b->cap) {
-        b->cap = (b->len + n + 1) * 2;
-        b->s = ag_xrealloc(b->s, b->cap);
-    }
-    memcpy(b->s + b->len, s, n);
-    b->len += n;
-    b->s[b->len] = '\0';
-}
 
 /* Appends up to WK_MCP_MAX_OUTPUT in all; past it, b->cut and nothing more. */
 static void buf_add(struct text_buf *b, const char *s, size_t n)
 {
     if (b->cut)
         return;
-    if (b->len + n > WK_MCP_MAX_OUTPUT) {
-        n = ag_utf8_prefix(s, WK_MCP_MAX_OUTPUT - b->len);
+    if (b->sb.len + n > WK_MCP_MAX_OUTPUT) {
+        n = ag_utf8_prefix(s, WK_MCP_MAX_OUTPUT - b->sb.len);
         b->cut = true;
     }
-    buf_put(b, s, n);
+    ag_strbuf_add(&b->sb, s, n);
 }
 
 static void buf_addf(struct text_buf *b, const char *fmt, ...)
@@ -126,9 +115,9 @@ char *wk_mcp_call_text(const cJSON *result, bool *is_error)
     if (b.cut) {
         char note[64];
         int n = snprintf(note, sizeof(note), "\n[output cut at %u bytes]", WK_MCP_MAX_OUTPUT);
-        buf_put(&b, note, (size_t)n);
+        ag_strbuf_add(&b.sb, note, (size_t)n);
     }
-    return b.s ? b.s : ag_xstrdup("");
+    return b.sb.s ? b.sb.s : ag_xstrdup("");
 }
 
 void wk_mcp_tools_free(struct wk_mcp_tool *tools, size_t n)

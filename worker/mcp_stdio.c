@@ -27,6 +27,7 @@
 
 #include "common/clock.h"
 #include "common/log.h"
+#include "common/strbuf.h"
 #include "common/xalloc.h"
 #include "worker/cancel.h"
 #include "worker/mcp_rpc.h"
@@ -37,11 +38,6 @@
 #define STDIO_TERM_GRACE_MS 1000
 #define STDIO_STDERR_LINE 512
 #define STDIO_IDLE_MS (10 * 60 * 1000) /* nobody sent a request this long: the process is stopped */
-
-struct linebuf {
-    char *s;
-    size_t len, cap;
-};
 
 /* The I/O thread's own state. */
 struct stdio {
@@ -56,28 +52,9 @@ struct stdio {
     int64_t last_used_ms;
     struct wk_mcp_rpc_req *waiting; /* not sent yet, in order */
     struct wk_mcp_rpc_req *sent;    /* sent, waiting for their answer */
-    struct linebuf out, err, wbuf;
+    struct ag_strbuf out, err, wbuf;
     char last_stderr[160]; /* the process's last stderr line, for a start that fails */
 };
-
-static void lb_add(struct linebuf *b, const char *s, size_t n)
-{
-    if (b->len + n + 1 > b->cap) {
-        b->cap = (b->len + n + 1) * 2;
-        b->s = ag_xrealloc(b->s, b->cap);
-    }
-    memcpy(b->s + b->len, s, n);
-    b->len += n;
-    b->s[b->len] = '\0';
-}
-
-static void lb_drop(struct linebuf *b, size_t n)
-{
-    memmove(b->s, b->s + n, b->len - n);
-    b->len -= n;
-    if (b->s)
-        b->s[b->len] = '\0';
-}
 
 static void wake(struct wk_mcp_rpc *m)
 {
@@ -264,7 +241,7 @@ static void proc_start(struct stdio *io)
     size_t len;
     io->init_id = (int64_t)atomic_fetch_add(&io->m->next_id, 1);
     char *line = wk_mcp_rpc_frame(io->init_id, "initialize", wk_mcp_rpc_init_params(), &len);
-    lb_add(&io->wbuf, line, len);
+    ag_strbuf_add(&io->wbuf, line, len);
     free(line);
 }
 
@@ -285,8 +262,8 @@ static void answer_server(struct stdio *io, cJSON *msg, const char *method)
     }
     char *s = cJSON_PrintUnformatted(reply);
     cJSON_Delete(reply);
-    lb_add(&io->wbuf, s, strlen(s));
-    lb_add(&io->wbuf, "\n", 1);
+    ag_strbuf_add(&io->wbuf, s, strlen(s));
+    ag_strbuf_add(&io->wbuf, "\n", 1);
     cJSON_free(s);
 }
 
@@ -308,7 +285,7 @@ static void on_initialized(struct stdio *io, cJSON *msg)
     io->ready = true;
     size_t len;
     char *line = wk_mcp_rpc_frame(-1, "notifications/initialized", NULL, &len);
-    lb_add(&io->wbuf, line, len);
+    ag_strbuf_add(&io->wbuf, line, len);
     free(line);
 }
 
@@ -360,14 +337,14 @@ static bool read_out(struct stdio *io)
             return false;
         if (n < 0)
             return errno == EAGAIN || errno == EINTR;
-        lb_add(&io->out, buf, (size_t)n);
+        ag_strbuf_add(&io->out, buf, (size_t)n);
         char *nl;
         while (io->pid && (nl = memchr(io->out.s, '\n', io->out.len))) {
             size_t l = (size_t)(nl - io->out.s);
             if (l > 0)
                 on_line(io, io->out.s, l);
             if (io->pid) /* on_line may have stopped the process (and emptied the buffer) */
-                lb_drop(&io->out, l + 1);
+                ag_strbuf_drop(&io->out, l + 1);
         }
         if (io->out.len > WK_MCP_RPC_MAX_LINE)
             return false;
@@ -381,7 +358,7 @@ static void read_err(struct stdio *io)
     char buf[8192];
     ssize_t n;
     while ((n = read(io->err_fd, buf, sizeof(buf))) > 0) {
-        lb_add(&io->err, buf, (size_t)n);
+        ag_strbuf_add(&io->err, buf, (size_t)n);
         char *nl;
         while ((nl = memchr(io->err.s, '\n', io->err.len)) || io->err.len > STDIO_STDERR_LINE) {
             size_t l = nl ? (size_t)(nl - io->err.s) : io->err.len;
@@ -393,7 +370,7 @@ static void read_err(struct stdio *io)
                 ag_log_info("mcp.stderr", "server=%s line=%s", io->m->name, ag_log_q(line));
                 snprintf(io->last_stderr, sizeof(io->last_stderr), "%.159s", line);
             }
-            lb_drop(&io->err, nl ? l + 1 : l);
+            ag_strbuf_drop(&io->err, nl ? l + 1 : l);
         }
     }
 }
@@ -403,7 +380,7 @@ static void write_in(struct stdio *io)
     while (io->wbuf.len > 0) {
         ssize_t n = write(io->in_fd, io->wbuf.s, io->wbuf.len);
         if (n > 0) {
-            lb_drop(&io->wbuf, (size_t)n);
+            ag_strbuf_drop(&io->wbuf, (size_t)n);
             continue;
         }
         if (n < 0 && errno == EPIPE) {
@@ -438,7 +415,7 @@ static void sweep(struct stdio *io, struct wk_mcp_rpc_req **head, int64_t now)
             cJSON_AddStringToObject(params, "reason", cancelled ? "cancelled" : "timed out");
             size_t len;
             char *line = wk_mcp_rpc_frame(-1, "notifications/cancelled", params, &len);
-            lb_add(&io->wbuf, line, len);
+            ag_strbuf_add(&io->wbuf, line, len);
             free(line);
         }
         if (cancelled)
@@ -488,7 +465,7 @@ static void advance(struct stdio *io, int64_t now)
     while (io->pid && io->ready && io->waiting) {
         struct wk_mcp_rpc_req *r = io->waiting;
         io->waiting = r->next;
-        lb_add(&io->wbuf, r->line, r->len);
+        ag_strbuf_add(&io->wbuf, r->line, r->len);
         if (r->id < 0)
             wk_mcp_rpc_finish(r, NULL, NULL);
         else

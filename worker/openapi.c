@@ -10,6 +10,7 @@
 #include <strings.h>
 #include <yaml.h>
 
+#include "common/strbuf.h"
 #include "common/utf8.h"
 #include "common/xalloc.h"
 
@@ -506,34 +507,18 @@ const struct wk_openapi_op *wk_openapi_find(const struct wk_openapi *api, const 
 
 /* --- requests ------------------------------------------------------------------------------ */
 
-struct sbuf {
-    char *s;
-    size_t len, cap;
-};
-
-static void sb_add(struct sbuf *b, const char *s, size_t n)
-{
-    if (b->len + n + 1 > b->cap) {
-        b->cap = (b->len + n + 1) * 2;
-        b->s = ag_xrealloc(b->s, b->cap);
-    }
-    memcpy(b->s + b->len, s, n);
-    b->len += n;
-    b->s[b->len] = '\0';
-}
-
 /* Percent-encoded: only RFC 3986's unreserved characters stay as they are, so a value can never
  * add a path segment, a query parameter or a fragment. */
-static void sb_escape(struct sbuf *b, const char *s)
+static void sb_escape(struct ag_strbuf *b, const char *s)
 {
     for (; *s; s++) {
         unsigned char c = (unsigned char)*s;
         if (isalnum(c) || c == '-' || c == '.' || c == '_' || c == '~') {
-            sb_add(b, (const char *)&c, 1);
+            ag_strbuf_add(b, (const char *)&c, 1);
         } else {
             char hex[4];
             snprintf(hex, sizeof(hex), "%%%02X", c);
-            sb_add(b, hex, 3);
+            ag_strbuf_add(b, hex, 3);
         }
     }
 }
@@ -553,30 +538,30 @@ static char *value_text(const cJSON *v)
     return out;
 }
 
-static void add_query(struct sbuf *url, bool *first, const char *name, const cJSON *v)
+static void add_query(struct ag_strbuf *url, bool *first, const char *name, const cJSON *v)
 {
     if (cJSON_IsArray(v)) { /* form style, exploded: name=a&name=b */
         const cJSON *i;
         cJSON_ArrayForEach(i, v) add_query(url, first, name, i);
         return;
     }
-    sb_add(url, *first ? "?" : "&", 1);
+    ag_strbuf_add(url, *first ? "?" : "&", 1);
     *first = false;
     sb_escape(url, name);
-    sb_add(url, "=", 1);
+    ag_strbuf_add(url, "=", 1);
     char *t = value_text(v);
     sb_escape(url, t);
     free(t);
 }
 
 /* base + path with its {params} filled in; -1 with err if one is missing. */
-static int build_path(struct sbuf *url, const struct wk_openapi_op *op, const cJSON *args,
+static int build_path(struct ag_strbuf *url, const struct wk_openapi_op *op, const cJSON *args,
                       struct ag_err *err)
 {
     for (const char *p = op->path; *p;) {
         const char *close = *p == '{' ? strchr(p, '}') : NULL;
         if (!close) {
-            sb_add(url, p++, 1);
+            ag_strbuf_add(url, p++, 1);
             continue;
         }
         char name[256];
@@ -597,8 +582,8 @@ static int build_path(struct sbuf *url, const struct wk_openapi_op *op, const cJ
     return 0;
 }
 
-static int add_param_values(const struct wk_openapi_op *op, const cJSON *args, struct sbuf *url,
-                            cJSON *headers, struct ag_err *err)
+static int add_param_values(const struct wk_openapi_op *op, const cJSON *args,
+                            struct ag_strbuf *url, cJSON *headers, struct ag_err *err)
 {
     bool first = strchr(op->path, '?') == NULL;
     for (size_t i = 0; i < op->nparams; i++) {
@@ -636,8 +621,8 @@ cJSON *wk_openapi_request(const struct wk_openapi *api, const struct wk_openapi_
                    op->id);
         return NULL;
     }
-    struct sbuf url = {0};
-    sb_add(&url, api->base_url, strlen(api->base_url));
+    struct ag_strbuf url = {0};
+    ag_strbuf_add(&url, api->base_url, strlen(api->base_url));
     cJSON *req = cJSON_CreateObject();
     cJSON *headers = cJSON_CreateObject();
     cJSON_AddStringToObject(req, "method", op->method);
