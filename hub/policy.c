@@ -23,7 +23,8 @@ static const char *const rpc_names[] = {
     "GetAgent",       "ListAgents",    "KillAgent",   "ResumeAgent",   "ExportAgent",
     "ImportAgent",    "ListNodes",     "CordonNode",  "DrainNode",     "Connect",
     "CreateSchedule", "ListSchedules", "GetSchedule", "PauseSchedule", "ResumeSchedule",
-    "DeleteSchedule", "ListMemory",    "GetMemory",
+    "DeleteSchedule", "ListMemory",    "GetMemory",   "ListApprovals", "ApproveCall",
+    "DenyCall",       "DeleteAgent",
 };
 #define NRPC (sizeof(rpc_names) / sizeof(rpc_names[0]))
 
@@ -72,13 +73,13 @@ static void add_role(struct hub_policy *p, const char *name, uint32_t rpcs)
 
 static struct hub_policy *with_builtins(void)
 {
-    static const char *const viewer[] = {
-        "Ping",          "GetAgent",    "ListAgents", "Trace",     "ListNodes",
-        "ListSchedules", "GetSchedule", "ListMemory", "GetMemory", NULL};
-    static const char *const operator_only[] = {"Spawn",          "SendMessage",    "Invoke",
-                                                "KillAgent",      "ResumeAgent",    "CordonNode",
-                                                "DrainNode",      "CreateSchedule", "PauseSchedule",
-                                                "ResumeSchedule", "DeleteSchedule", NULL};
+    static const char *const viewer[] = {"Ping",      "GetAgent",      "ListAgents",  "Trace",
+                                         "ListNodes", "ListSchedules", "GetSchedule", "ListMemory",
+                                         "GetMemory", "ListApprovals", NULL};
+    static const char *const operator_only[] = {
+        "Spawn",          "SendMessage", "Invoke",         "KillAgent",     "ResumeAgent",
+        "CordonNode",     "DrainNode",   "CreateSchedule", "PauseSchedule", "ResumeSchedule",
+        "DeleteSchedule", "ApproveCall", "DenyCall",       "DeleteAgent",   NULL};
     static const char *const node[] = {"Connect", NULL};
     struct hub_policy *p = ag_xcalloc(1, sizeof(*p));
     add_role(p, "admin", ((1u << NRPC) - 1) & ~rpc_bit("Connect"));
