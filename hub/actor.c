@@ -34,6 +34,7 @@
 #include "hub/actor.h"
 #include "hub/agent.h"
 #include "hub/agent_table.h"
+#include "hub/approval.h"
 #include "hub/authn.h"
 #include "hub/hooks.h"
 #include "hub/hub_internal.h"
@@ -57,6 +58,7 @@ enum hub_cmd_type {
     HUB_CMD_RETRY,     /* an interrupted turn's back-off is over: place it */
     HUB_CMD_RESUME,    /* ResumeAgent: a new turn without input for a yielded or failed agent */
     HUB_CMD_CHILD,     /* a sub-agent ended a turn (hub/team.h) */
+    HUB_CMD_DECIDE,    /* ApproveCall, DenyCall, or an approval's deadline (hub/approval.h) */
 };
 
 /* A command in an agent's mailbox (hub_agent.mailbox, guarded by the agent's lock), then in the
@@ -84,6 +86,12 @@ struct hub_cmd {
     int child_state;
     uint64_t child_seq;
     bool settled, log;
+    /* DECIDE: the call, the decision (enum hub_approval_decision), the edited arguments (owned,
+     * may be NULL), the reason in text and the decider in by; an EXPIRED one's timer token in
+     * epoch. already: the same decision was stored before (the answer names it). */
+    char *call_id; /* owned */
+    char *args;    /* owned */
+    int decision;
 };
 
 /* An INPUT op of a write and its text (borrowed from its command), for the inbox on commit. */
@@ -131,15 +139,18 @@ struct agent_write {
     bool reschedule;      /* the turn ended with inputs still unconsumed */
     int64_t retry_in_ms;  /* > 0: an interrupted turn waits this long (after commit) */
     size_t turn_end_op;
-    struct hub_team_wait *new_wait; /* owned: the turn waits on children from commit on */
-    bool wait_over;                 /* the wait (committed or new) ends with this write */
-    bool wait_check;                /* after commit: look at the children the new wait names */
-    bool killed_here;               /* a KILLED in this write: its children go too */
-    bool child_end;                 /* a sub-agent's turn ended: tell its parent after commit */
-    struct hub_team_end end;        /* ... how (strings in the arena) */
-    size_t inputs_here;             /* INPUT ops in this write */
-    size_t inputs_bytes;            /* their texts' bytes */
-    struct input_op *inputs;        /* their texts (borrowed from the commands), for the inbox */
+    struct hub_team_wait *new_wait;    /* owned: the turn waits on children from commit on */
+    bool wait_over;                    /* the wait (committed or new) ends with this write */
+    bool wait_check;                   /* after commit: look at the children the new wait names */
+    struct hub_approval *new_approval; /* owned: the turn waits on a decision from commit on */
+    size_t approval_op;                /* ... whose APPROVAL_REQUIRED is this op */
+    bool approval_over;                /* the approval (committed or new) ends with this write */
+    bool killed_here;                  /* a KILLED in this write: its children go too */
+    bool child_end;                    /* a sub-agent's turn ended: tell its parent after commit */
+    struct hub_team_end end;           /* ... how (strings in the arena) */
+    size_t inputs_here;                /* INPUT ops in this write */
+    size_t inputs_bytes;               /* their texts' bytes */
+    struct input_op *inputs;           /* their texts (borrowed from the commands), for the inbox */
     size_t cap_inputs;
 };
 
@@ -174,6 +185,8 @@ static void cmd_free(struct hub *h, struct hub_cmd *c)
         hub_sched_node_unref(h->sched, c->node);
     free(c->text);
     free(c->by);
+    free(c->call_id);
+    free(c->args);
     free(c);
 }
 
@@ -454,6 +467,7 @@ static size_t cmd_kill(struct agent_write *aw, struct hub_cmd *c)
     aw->turn_end_op = op;
     aw->enqueue_pending = false;
     aw->wait_over = true; /* a wait of its ends here: no answer will come for it */
+    aw->approval_over = true;
     aw->killed_here = true;
     return op;
 }
@@ -521,6 +535,104 @@ static struct hub_team_wait *working_wait(struct agent_write *aw)
     return aw->new_wait ? aw->new_wait : aw->a->wait;
 }
 
+/* The approval the turn waits on in this write, NULL if none. */
+static struct hub_approval *working_approval(struct agent_write *aw)
+{
+    if (aw->approval_over)
+        return NULL;
+    return aw->new_approval ? aw->new_approval : aw->a->approval;
+}
+
+/* A node's APPROVAL_REQUIRED, stored with its deadline: spec.limits.approval_timeout_ms, or the
+ * hub's. Like WAITING, it ends the attempt and not the turn, and counts as progress; the turn is
+ * PENDING without a node until the call is decided (cmd_decide). A payload that names no call
+ * (a node's bug) is stored as sent and the turn goes on at once. */
+static size_t take_approval(struct agent_write *aw, const Agentry__V1__NodeEvent *ev,
+                            const char *node_id)
+{
+    const Agentry__V1__AgentSpec *spec = aw->a->spec;
+    uint64_t t = spec->limits && spec->limits->approval_timeout_ms
+                     ? spec->limits->approval_timeout_ms
+                     : (uint64_t)aw->h->opts.approval_timeout_ms;
+    int64_t now_ns = ag_now_unix_ns();
+    const char *payload = ev->payload ? ev->payload : "{}";
+    const char *stamped = hub_approval_stamp(payload, now_ns / 1000000 + (int64_t)t, &aw->arena);
+    size_t op = add_event(aw, ev->kind, stamped ? stamped : payload, node_id);
+    aw->ops[op].u.event.time_ns = now_ns;
+    end_turn(aw, AGENTRY__V1__AGENT_STATE__AGENT_STATE_PENDING);
+    aw->next.attempt = 0;
+    aw->next.streak = 0;
+    aw->next.streak_reason[0] = '\0';
+    hub_approval_free(aw->new_approval);
+    aw->new_approval = stamped ? hub_approval_parse(stamped, strlen(stamped), 0, now_ns) : NULL;
+    aw->approval_op = op;
+    aw->approval_over = false;
+    if (!aw->new_approval)
+        place_turn(aw);
+    return op;
+}
+
+/* The reply to a decision on call c->call_id that is not waiting: the same decision stored
+ * before in this turn answers OK (already); another is FAILED_PRECONDITION; none, NOT_FOUND. */
+static size_t decided_before(struct agent_write *aw, struct hub_cmd *c, struct ag_err *err)
+{
+    enum hub_approval_decision d;
+    uint64_t seq;
+    if (!hub_approval_decided(aw->a, c->call_id, &d, &seq)) {
+        ag_err_set(err, AG_NOT_FOUND,
+                   "agent '%s' has no tool call '%.128s' waiting for approval; `agentry approvals` "
+                   "lists the calls that wait",
+                   aw->a->id, c->call_id);
+        return SIZE_MAX;
+    }
+    bool same = (int)d == c->decision ||
+                (d != HUB_APPROVAL_APPROVED && c->decision != HUB_APPROVAL_APPROVED);
+    if (!same) {
+        ag_err_set(err, AG_FAILED_PRECONDITION,
+                   "tool call '%.128s' of agent '%s' was %s already (event %llu)", c->call_id,
+                   aw->a->id, hub_approval_decision_word(d), (unsigned long long)seq);
+        return SIZE_MAX;
+    }
+    struct hub_reply r = {.kind = HUB_REPLY_DECIDED, .seq = seq, .already = true};
+    answer(aw->h, c, &r, NULL);
+    return SIZE_MAX;
+}
+
+/* ApproveCall, DenyCall, or the deadline: the waiting call's APPROVAL_DECIDED (and a refused
+ * call's TOOL_RESULT) is stored and the turn placed again, on any node; the approved call runs
+ * there (the node reads the decision among the turn's steps). An expiry whose timer is not the
+ * current one, or that finds the call decided, does nothing. */
+static size_t cmd_decide(struct agent_write *aw, struct hub_cmd *c, struct ag_err *err)
+{
+    struct hub_approval *ap = working_approval(aw);
+    bool expiry = c->decision == HUB_APPROVAL_EXPIRED;
+    if (!ap || aw->next.state != AGENTRY__V1__AGENT_STATE__AGENT_STATE_PENDING ||
+        strcmp(ap->call_id, c->call_id) != 0) {
+        if (expiry)
+            return SIZE_MAX;
+        if (aw->next.state == AGENTRY__V1__AGENT_STATE__AGENT_STATE_KILLED) {
+            ag_err_set(err, AG_FAILED_PRECONDITION, "agent '%s' was killed", aw->a->id);
+            return SIZE_MAX;
+        }
+        return decided_before(aw, c, err);
+    }
+    if (expiry && (ap != aw->a->approval || aw->a->approval_token != c->epoch))
+        return SIZE_MAX;
+    const char *by = expiry ? "timeout" : c->by ? c->by : caller_of(c->call);
+    enum hub_approval_decision d = (enum hub_approval_decision)c->decision;
+    size_t op = add_event(aw, AGENTRY__V1__EVENT_KIND__EVENT_KIND_APPROVAL_DECIDED,
+                          hub_approval_decided_json(ap, d, by, c->text, c->args, &aw->arena), NULL);
+    if (d != HUB_APPROVAL_APPROVED)
+        add_event(aw, AGENTRY__V1__EVENT_KIND__EVENT_KIND_TOOL_RESULT,
+                  hub_approval_refusal_json(ap, d, by, c->text, &aw->arena), NULL);
+    ag_log_info("approval.decided", "agent=%s call=%s tool=%s decision=%s by=%s", aw->a->id,
+                ag_log_q(ap->call_id), ap->tool, hub_approval_decision_word(d),
+                ag_log_q(by ? by : "anonymous"));
+    aw->approval_over = true;
+    place_turn(aw);
+    return op;
+}
+
 /* A sub-agent ended a turn: logged in this agent's trace (by reference: the child's own log
  * holds its events); when it was the last child the turn waits on, the wait_agent call's
  * TOOL_RESULT is stored here and the turn placed again (a new attempt of the same turn). The
@@ -571,7 +683,9 @@ static void cmd_events(struct agent_write *aw, struct hub_cmd *c, size_t idx)
             aw->next.state != AGENTRY__V1__AGENT_STATE__AGENT_STATE_RUNNING ||
             aw->next.node != c->node)
             continue;
-        ops[i] = add_event(aw, ev->kind, ev->payload ? ev->payload : "{}", c->node->id);
+        ops[i] = ev->kind == AGENTRY__V1__EVENT_KIND__EVENT_KIND_APPROVAL_REQUIRED
+                     ? take_approval(aw, ev, c->node->id)
+                     : add_event(aw, ev->kind, ev->payload ? ev->payload : "{}", c->node->id);
         hub_agent_count_usage(
             &aw->next, ev->kind, ev->usage ? ev->usage->input_tokens : 0,
             ev->usage ? ev->usage->output_tokens : 0,
@@ -589,7 +703,7 @@ static void cmd_assign(struct agent_write *aw, struct hub_cmd *c)
     struct hub_node *n = c->node;
     c->node = NULL; /* the reservation's reference moves on */
     if (aw->next.state == AGENTRY__V1__AGENT_STATE__AGENT_STATE_PENDING && !aw->next.node &&
-        !working_wait(aw))
+        !working_wait(aw) && !working_approval(aw))
         assign_to(aw, n);
     else
         add_release(aw, n);
@@ -754,6 +868,11 @@ static size_t apply_cmd(struct agent_write *aw, struct hub_cmd *c, size_t idx)
         break;
     case HUB_CMD_CHILD:
         cmd_child(aw, c);
+        break;
+    case HUB_CMD_DECIDE:
+        op = cmd_decide(aw, c, &err);
+        if (err.code != AG_OK)
+            answer(aw->h, c, NULL, &err);
         break;
     }
     return op;
@@ -1086,6 +1205,15 @@ static void commit_state(struct agent_write *aw)
         if (!aw->wait_over)
             aw->new_wait = NULL; /* now the agent's */
     }
+    if (aw->new_approval || aw->approval_over) {
+        hub_approval_free(a->approval);
+        a->approval = aw->approval_over ? NULL : aw->new_approval;
+        if (a->approval)
+            a->approval->seq = aw->ops[aw->approval_op].u.event.seq;
+        if (!aw->approval_over)
+            aw->new_approval = NULL; /* now the agent's */
+        a->approval_token = 0;       /* an armed deadline is no longer the current one */
+    }
     a->st.state = aw->next.state;
     if (a->st.node != aw->next.node) {
         /* The node's list follows st.node, so losing a node visits only its agents. */
@@ -1154,6 +1282,9 @@ static void reply_cmds(struct agent_write *aw)
                                   .seq = aw->ops[op].u.event.seq,
                                   .already_killed = c->already};
             answer(aw->h, c, &r, NULL);
+        } else if (c->type == HUB_CMD_DECIDE && op != SIZE_MAX) {
+            struct hub_reply r = {.kind = HUB_REPLY_DECIDED, .seq = aw->ops[op].u.event.seq};
+            answer(aw->h, c, &r, NULL);
         } else if (c->type == HUB_CMD_RESUME && op != SIZE_MAX) {
             struct hub_reply r = {
                 .kind = HUB_REPLY_RESUMED, .seq = aw->ops[op].u.event.seq, .state = a->st.state};
@@ -1218,6 +1349,47 @@ static void start_retry_timer(struct hub *h, struct hub_agent *a, int64_t delay_
     a->retry_at_ms = ag_now_mono_ms() + delay_ms;
     hub_agents_pin(&h->agents, a);
     ag_timers_add(h->timers, delay_ms, retry_fire, t);
+}
+
+struct approval_timer {
+    struct hub *h;
+    char agent_id[AG_ID_LEN + 1];
+    uint64_t token;
+    char *call_id; /* owned */
+};
+
+/* Timer thread: an approval's deadline passed. Unlike a back-off's, the timer holds no pin: a
+ * deadline may be days away, and the call is often decided long before. An agent whose call
+ * still waits is PENDING, which keeps it in memory: one not found there waits for nothing. */
+static void approval_fire(void *arg)
+{
+    struct approval_timer *t = arg;
+    struct hub_agent *a = atomic_load(&t->h->closing) ? NULL
+                                                      : hub_agents_find(&t->h->agents, t->agent_id);
+    if (a) {
+        struct hub_cmd *c = cmd_new(HUB_CMD_DECIDE, NULL);
+        c->decision = HUB_APPROVAL_EXPIRED;
+        c->epoch = t->token;
+        c->call_id = t->call_id;
+        t->call_id = NULL;
+        cmd_post(t->h, a, c);
+        hub_agents_unpin(&t->h->agents, a);
+    }
+    free(t->call_id);
+    free(t);
+}
+
+/* Arm a->approval's deadline. Agent lock held. */
+static void start_approval_timer(struct hub *h, struct hub_agent *a)
+{
+    struct approval_timer *t = ag_xmalloc(sizeof(*t));
+    t->h = h;
+    snprintf(t->agent_id, sizeof(t->agent_id), "%s", a->id);
+    t->token = atomic_fetch_add(&h->retry_tokens, 1) + 1;
+    t->call_id = ag_xstrdup(a->approval->call_id);
+    a->approval_token = t->token;
+    int64_t delay = a->approval->expires_ms - ag_now_unix_ns() / 1000000;
+    ag_timers_add(h->timers, delay > 0 ? delay : 0, approval_fire, t);
 }
 
 /* Tell the observers what this write committed (agent locked, state applied). */
@@ -1313,6 +1485,8 @@ static void on_committed(struct agent_write *aw)
     /* A stopping hub starts no back-off: the next hub places its pending agents at once. */
     if (aw->retry_in_ms > 0 && !atomic_load(&h->closing))
         start_retry_timer(h, a, aw->retry_in_ms);
+    if (a->approval && !a->approval_token && !atomic_load(&h->closing))
+        start_approval_timer(h, a);
     if (aw->assign_node && a->st.node == aw->assign_node) {
         a->held[a->st.epoch % HUB_EPOCH_HISTORY].epoch = a->st.epoch;
         a->held[a->st.epoch % HUB_EPOCH_HISTORY].node_instance = aw->assign_node->instance;
@@ -1360,7 +1534,8 @@ static void on_failed(struct agent_write *aw, const struct ag_err *store_err)
     }
     struct hub_cmd *c = aw->cmds;
     for (size_t i = 0; c; i++, c = c->next)
-        if ((c->type == HUB_CMD_INPUT || c->type == HUB_CMD_KILL || c->type == HUB_CMD_RESUME) &&
+        if ((c->type == HUB_CMD_INPUT || c->type == HUB_CMD_KILL || c->type == HUB_CMD_RESUME ||
+             c->type == HUB_CMD_DECIDE) &&
             aw->cmd_op[i] != SIZE_MAX)
             answer(aw->h, c, NULL, err);
     /* A wait this write ended, or began, is as it was: its children are asked again (the marks
@@ -1454,6 +1629,7 @@ static void write_finish(struct agent_write *aw, bool ok, const struct ag_err *e
     if (aw->spawn_call)
         h->fx.release(aw->spawn_call);
     hub_team_wait_free(aw->new_wait);
+    hub_approval_free(aw->new_approval);
     ag_arena_release(&aw->arena);
     free(aw);
 }
@@ -1581,6 +1757,25 @@ void hub_actor_post_interrupt(struct hub *h, struct hub_agent *a, struct hub_nod
     c->graceful = graceful;
     c->text = reason ? ag_xstrdup(reason) : NULL;
     cmd_post(h, a, c);
+}
+
+void hub_actor_post_decide(struct hub *h, struct hub_agent *a, struct rpc_call *call,
+                           const char *call_id, bool approve, const char *args, const char *reason)
+{
+    struct hub_cmd *c = cmd_new(HUB_CMD_DECIDE, call);
+    c->decision = approve ? HUB_APPROVAL_APPROVED : HUB_APPROVAL_DENIED;
+    c->call_id = ag_xstrdup(call_id);
+    c->args = args && *args ? ag_xstrdup(args) : NULL;
+    c->text = reason && *reason ? ag_xstrdup(reason) : NULL;
+    cmd_post(h, a, c);
+}
+
+void hub_actor_watch_approval(struct hub *h, struct hub_agent *a)
+{
+    pthread_mutex_lock(&a->lock);
+    if (a->approval && !a->approval_token && !atomic_load(&h->closing))
+        start_approval_timer(h, a);
+    pthread_mutex_unlock(&a->lock);
 }
 
 void hub_actor_post_schedule(struct hub *h, struct hub_agent *a)

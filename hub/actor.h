@@ -101,6 +101,14 @@ void hub_actor_post_interrupt(struct hub *h, struct hub_agent *a, struct hub_nod
 /* Inputs wait for an idle or yielded agent (a restarted hub found them: the previous one stopped
  * after the turn ended and before it placed the next): start that turn. */
 void hub_actor_post_schedule(struct hub *h, struct hub_agent *a);
+/* ApproveCall (approve: args NULL or "" to run the call as asked) or DenyCall (reason for the
+ * model) of a's waiting call call_id (hub/approval.h): call hears HUB_REPLY_DECIDED once the
+ * decision is durable, or the refusal. */
+void hub_actor_post_decide(struct hub *h, struct hub_agent *a, struct rpc_call *call,
+                           const char *call_id, bool approve, const char *args, const char *reason);
+/* Arm the deadline of a loaded agent's waiting call (a->approval), if not armed yet. Agent not
+ * locked. */
+void hub_actor_watch_approval(struct hub *h, struct hub_agent *a);
 /* The scheduler reserved slots: each decision's agent runs its next turn there (the decision's
  * node reference moves to the command). */
 void hub_actor_dispatch(struct hub *h, struct hub_sched_decision *d, size_t n);

@@ -10,6 +10,7 @@
 #include "common/rpc/pb.h"
 #include "common/xalloc.h"
 #include "hub/agent.h"
+#include "hub/approval.h"
 #include "hub/store.h"
 #include "hub/team_wait.h"
 
@@ -154,6 +155,7 @@ void hub_agent_free(struct hub_sched *s, struct hub_agent *a)
     free(a->first.output);
     free(a->first.error);
     hub_team_wait_free(a->wait);
+    hub_approval_free(a->approval);
     for (size_t i = 0; i < a->ninbox; i++)
         free(a->inbox[i].text);
     free(a->inbox);
@@ -188,6 +190,7 @@ void hub_agent_steps_note(struct hub_agent *a, uint64_t seq, int kind, const cha
     case AGENTRY__V1__EVENT_KIND__EVENT_KIND_MODEL_REPLY:
     case AGENTRY__V1__EVENT_KIND__EVENT_KIND_TOOL_CALL:
     case AGENTRY__V1__EVENT_KIND__EVENT_KIND_TOOL_RESULT:
+    case AGENTRY__V1__EVENT_KIND__EVENT_KIND_APPROVAL_DECIDED:
         break;
     case AGENTRY__V1__EVENT_KIND__EVENT_KIND_FINAL:
     case AGENTRY__V1__EVENT_KIND__EVENT_KIND_YIELD:

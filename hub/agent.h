@@ -97,6 +97,12 @@ struct hub_agent {
      * child awaited ended its turn; hub/team_wait.h), NULL if none. Rebuilt at load from the turn's
      * last WAITING event (hub_team_wait_note). */
     struct hub_team_wait *wait;
+    /* The tool call its turn waits on for a human decision (hub/approval.h; PENDING without a
+     * node until ApproveCall, DenyCall or the deadline decides it), NULL if none; rebuilt at load
+     * from the turn's events (hub_approval_note). approval_token names the deadline's timer that
+     * is current (0: none armed), as retry_token does for a back-off. */
+    struct hub_approval *approval;
+    uint64_t approval_token;
     struct hub_agent_st st;  /* committed */
     uint64_t last_seq;       /* highest committed seq */
     struct hub_input *inbox; /* inputs with seq > st.input_seq, oldest first */
@@ -175,7 +181,7 @@ bool hub_agent_held(const struct hub_agent *a, uint64_t epoch, uint64_t instance
 void hub_agent_inbox_push(struct hub_agent *a, uint64_t seq, const char *text);
 void hub_agent_inbox_trim(struct hub_agent *a, uint64_t upto_seq);
 /* Keep a stored event for the turn's next attempt if it is a step (a node's MODEL_REQUEST,
- * MODEL_REPLY, TOOL_CALL or TOOL_RESULT); forget them all if it ends the turn (FINAL, YIELD,
+ * MODEL_REPLY, TOOL_CALL or TOOL_RESULT, or the hub's APPROVAL_DECIDED); forget them all if it ends the turn (FINAL, YIELD,
  * ERROR, KILLED). One rule for events stored now (hub/actor.c) and read at load (hub.c). Lock
  * held. */
 void hub_agent_steps_note(struct hub_agent *a, uint64_t seq, int kind, const char *payload,

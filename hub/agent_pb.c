@@ -6,6 +6,7 @@
 #include "common/clock.h"
 #include "hub/agent.h"
 #include "hub/agent_pb.h"
+#include "hub/approval.h"
 #include "hub/hub_internal.h"
 #include "hub/schedule.h"
 #include "hub/team.h"
@@ -34,6 +35,12 @@ void hub_agent_pb_state_reason(struct hub *h, struct hub_agent *a, char *buf, si
         snprintf(buf, cap, "%s", a->st.last_error ? a->st.last_error : "");
     } else if (a->st.state == AGENTRY__V1__AGENT_STATE__AGENT_STATE_YIELDED) {
         snprintf(buf, cap, "%s", yield_reason(a->st.last_error));
+    } else if (a->st.state == AGENTRY__V1__AGENT_STATE__AGENT_STATE_PENDING && a->approval) {
+        int64_t left = a->approval->expires_ms - ag_now_unix_ns() / 1000000;
+        snprintf(buf, cap,
+                 "waiting for approval of call %.128s (%.64s), denied in %.0fs unless "
+                 "approved",
+                 a->approval->call_id, a->approval->tool, left > 0 ? (double)left / 1000 : 0.0);
     } else if (a->st.state == AGENTRY__V1__AGENT_STATE__AGENT_STATE_PENDING &&
                hub_team_wait_left(a->wait)) {
         size_t n = hub_team_wait_left(a->wait);

@@ -37,6 +37,7 @@ enum hub_reply_kind {
     HUB_REPLY_KILLED,   /* seq (the KILLED event's), already_killed */
     HUB_REPLY_RESUMED,  /* seq (the RESUMED event's), state */
     HUB_REPLY_IMPORTED, /* agent_id, state, seq (the last event's = the events stored) */
+    HUB_REPLY_DECIDED,  /* seq (the APPROVAL_DECIDED event's), already */
 };
 
 struct hub_reply {
@@ -46,6 +47,7 @@ struct hub_reply {
     uint64_t seq;
     bool existing;       /* SPAWNED: a retry with the request id of an existing agent */
     bool already_killed; /* KILLED: the agent was killed before; seq is the first KILLED */
+    bool already;        /* DECIDED: the call was decided so before; seq is that decision */
 };
 
 struct hub_effects {

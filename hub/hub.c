@@ -27,6 +27,7 @@
 #include "hub/actor.h"
 #include "hub/agent.h"
 #include "hub/agent_table.h"
+#include "hub/approval.h"
 #include "hub/audit.h"
 #include "hub/authn.h"
 #include "hub/hooks.h"
@@ -36,6 +37,7 @@
 #include "hub/node.h"
 #include "hub/policy.h"
 #include "hub/rpc_agent.h"
+#include "hub/rpc_approval.h"
 #include "hub/rpc_assign.h"
 #include "hub/rpc_memory.h"
 #include "hub/rpc_node.h"
@@ -61,6 +63,10 @@ static void requeue_one(struct hub *h, struct requeue_counts *lc, struct hub_age
         /* It counts against the turn: a turn that crashes the hub must not do so forever. */
         hub_actor_post_interrupt(h, a, NULL, a->st.epoch, "the hub restarted", false);
         lc->running++;
+    } else if (a->st.state == AGENTRY__V1__AGENT_STATE__AGENT_STATE_PENDING && a->approval) {
+        /* Waiting for a person: only the deadline, which may have passed meanwhile. */
+        hub_actor_watch_approval(h, a);
+        lc->pending++;
     } else if (a->st.state == AGENTRY__V1__AGENT_STATE__AGENT_STATE_PENDING && a->wait) {
         /* Waiting on sub-agents: placed once they are done (some may have ended meanwhile). */
         hub_team_check_wait(h, a);
@@ -127,6 +133,7 @@ static void *housekeeper(void *arg)
 #define HUB_DEFAULT_RETRY_BACKOFF_MS 1000
 #define HUB_DEFAULT_RETRY_BACKOFF_MAX_MS 60000
 #define HUB_DEFAULT_UNLOAD_IDLE_MS 60000
+#define HUB_DEFAULT_APPROVAL_TIMEOUT_MS (24LL * 3600 * 1000)
 
 /* The first observer: one log line per placement and per end of a turn. */
 static void log_transition(void *arg, const struct hub_hook_event *ev)
@@ -177,6 +184,8 @@ static struct hub *hub_alloc(const struct hub_opts *o, const struct hub_sched_st
         h->opts.retry_backoff_max_ms = HUB_DEFAULT_RETRY_BACKOFF_MAX_MS;
     if (!h->opts.unload_idle_ms)
         h->opts.unload_idle_ms = HUB_DEFAULT_UNLOAD_IDLE_MS;
+    if (h->opts.approval_timeout_ms <= 0)
+        h->opts.approval_timeout_ms = HUB_DEFAULT_APPROVAL_TIMEOUT_MS;
     hub_agents_init(&h->agents);
     pthread_rwlock_init(&h->policy_lock, NULL);
     h->policy = hub_policy_default();
@@ -216,7 +225,8 @@ static int hub_bind(struct hub *h, struct ag_err *err)
                   {hub_rpc_node_methods, hub_rpc_node_nmethods},
                   {hub_rpc_nodes_methods, hub_rpc_nodes_nmethods},
                   {hub_rpc_schedule_methods, hub_rpc_schedule_nmethods},
-                  {hub_rpc_memory_methods, hub_rpc_memory_nmethods}};
+                  {hub_rpc_memory_methods, hub_rpc_memory_nmethods},
+                  {hub_rpc_approval_methods, hub_rpc_approval_nmethods}};
     size_t nm = 0;
     for (size_t i = 0; i < AG_ARRAY_SIZE(tables); i++)
         nm += tables[i].n;

@@ -31,6 +31,8 @@ struct hub_opts {
                                     waits as pending instead of failing: nodes may be reconnecting */
     int64_t unload_idle_ms;       /* an agent at rest this long leaves memory (it is loaded from
                                     the store again when asked for); 0 = 60000, < 0: at once */
+    int64_t approval_timeout_ms;  /* a tool call waiting for approval is denied as expired after
+                                    this, unless its spec says; 0 = 24 hours */
     int64_t fence;                /* the leader's fencing token (hub/cluster.h); 0: none */
     const char *fence_holder;     /* the leader's hub id, with fence */
     const char *policy_path;      /* RBAC policy file (hub/policy.h); NULL: built-in roles only */

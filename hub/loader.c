@@ -20,6 +20,7 @@
 #include "common/xalloc.h"
 #include "hub/agent.h"
 #include "hub/agent_table.h"
+#include "hub/approval.h"
 #include "hub/hub_internal.h"
 #include "hub/loader.h"
 #include "hub/store.h"
@@ -94,6 +95,7 @@ static int load_event(void *arg, const struct hub_store_event *ev, struct ag_err
     (void)err;
     load_turn_max_iter(a, ev);
     hub_team_wait_note(&a->wait, ev);
+    hub_approval_note(&a->approval, ev);
     hub_agent_steps_note(a, ev->seq, ev->kind, ev->payload, ev->payload_len);
     if (lc->counting)
         count_event_usage(a, ev);

@@ -211,6 +211,39 @@ static void on_resume(struct rpc_call *c, grpc_byte_buffer *req)
     }
 }
 
+static void on_approve(struct rpc_call *c, grpc_byte_buffer *req)
+{
+    struct hub *h = rpc_call_user(c);
+    Agentry__V1__ApproveCallRequest *in = rpc_call_unpack(
+        c, req, &agentry__v1__approve_call_request__descriptor);
+    struct ag_err err = AG_ERR_INIT;
+    if (!in || refuse_if_closing(h, c))
+        return;
+    struct hub_agent *a = accept_for_agent(
+        h, c, in->agent_id, hub_validate_decision(in->call_id, in->arguments, in->reason, &err),
+        &err);
+    if (a) {
+        hub_actor_post_decide(h, a, c, in->call_id, true, in->arguments, in->reason);
+        hub_agents_unpin(&h->agents, a); /* its mailbox holds it now */
+    }
+}
+
+static void on_deny(struct rpc_call *c, grpc_byte_buffer *req)
+{
+    struct hub *h = rpc_call_user(c);
+    Agentry__V1__DenyCallRequest *in = rpc_call_unpack(c, req,
+                                                       &agentry__v1__deny_call_request__descriptor);
+    struct ag_err err = AG_ERR_INIT;
+    if (!in || refuse_if_closing(h, c))
+        return;
+    struct hub_agent *a = accept_for_agent(
+        h, c, in->agent_id, hub_validate_decision(in->call_id, NULL, in->reason, &err), &err);
+    if (a) {
+        hub_actor_post_decide(h, a, c, in->call_id, false, NULL, in->reason);
+        hub_agents_unpin(&h->agents, a); /* its mailbox holds it now */
+    }
+}
+
 #define GET_MAX_CHILDREN 1000 /* hub.proto, Agent.children */
 
 struct children_ctx {
@@ -577,6 +610,12 @@ void hub_rpc_agent_reply(struct rpc_call *call, const struct hub_reply *r)
         m.seq = r->seq;
         m.state = (Agentry__V1__AgentState)r->state;
         rpc_call_reply_take(call, rpc_pb_pack(&m.base));
+    } else if (r->kind == HUB_REPLY_DECIDED) {
+        /* ApproveCallResponse and DenyCallResponse are the same message on the wire. */
+        Agentry__V1__ApproveCallResponse m = AGENTRY__V1__APPROVE_CALL_RESPONSE__INIT;
+        m.seq = r->seq;
+        m.already = r->already;
+        rpc_call_reply_take(call, rpc_pb_pack(&m.base));
     } else {
         Agentry__V1__KillAgentResponse m = AGENTRY__V1__KILL_AGENT_RESPONSE__INIT;
         m.seq = r->seq;
@@ -659,5 +698,7 @@ const struct rpc_method hub_rpc_agent_methods[] = {
     {.path = "/agentry.v1.AgentHub/ListAgents", .kind = RPC_UNARY, .on_call = on_list},
     {.path = "/agentry.v1.AgentHub/KillAgent", .kind = RPC_UNARY, .on_call = on_kill},
     {.path = "/agentry.v1.AgentHub/ResumeAgent", .kind = RPC_UNARY, .on_call = on_resume},
+    {.path = "/agentry.v1.AgentHub/ApproveCall", .kind = RPC_UNARY, .on_call = on_approve},
+    {.path = "/agentry.v1.AgentHub/DenyCall", .kind = RPC_UNARY, .on_call = on_deny},
 };
 const size_t hub_rpc_agent_nmethods = AG_ARRAY_SIZE(hub_rpc_agent_methods);

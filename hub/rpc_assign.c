@@ -68,6 +68,7 @@ static bool carried(int kind)
     case AGENTRY__V1__EVENT_KIND__EVENT_KIND_FINAL:
     case AGENTRY__V1__EVENT_KIND__EVENT_KIND_YIELD:
     case AGENTRY__V1__EVENT_KIND__EVENT_KIND_ERROR:
+    case AGENTRY__V1__EVENT_KIND__EVENT_KIND_APPROVAL_DECIDED: /* an approved call's arguments */
         return true;
     default:
         return false;

@@ -369,7 +369,8 @@ static bool node_kind(int kind)
     return (kind >= AGENTRY__V1__EVENT_KIND__EVENT_KIND_MODEL_REQUEST &&
             kind <= AGENTRY__V1__EVENT_KIND__EVENT_KIND_ERROR) ||
            kind == AGENTRY__V1__EVENT_KIND__EVENT_KIND_MODEL_DELTA ||
-           kind == AGENTRY__V1__EVENT_KIND__EVENT_KIND_WAITING;
+           kind == AGENTRY__V1__EVENT_KIND__EVENT_KIND_WAITING ||
+           kind == AGENTRY__V1__EVENT_KIND__EVENT_KIND_APPROVAL_REQUIRED;
 }
 
 static void unpin_agents(struct hub *h, struct hub_agent **agents, size_t n)

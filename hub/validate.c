@@ -43,6 +43,7 @@
 #define MAX_RULES 64
 #define MAX_PATTERNS 32
 #define MAX_PATTERN 1024
+#define MAX_APPROVAL_TIMEOUT_MS (30ULL * 24 * 3600 * 1000) /* types.proto, Limits */
 /* Teams (types.proto: AgentSpec.templates, Limits.max_depth and max_children). */
 #define MAX_TEMPLATES 32
 #define MAX_TEMPLATE_NAME 64
@@ -293,6 +294,11 @@ static int limits(const Agentry__V1__Limits *l, struct ag_err *err)
         return ag_err_set(err, AG_INVALID_ARGUMENT,
                           "spec.limits.max_children is %u; the limit is %d (0 means 1000)",
                           l->max_children, MAX_CHILDREN);
+    if (l->approval_timeout_ms > MAX_APPROVAL_TIMEOUT_MS)
+        return ag_err_set(err, AG_INVALID_ARGUMENT,
+                          "spec.limits.approval_timeout_ms is %" PRIu64
+                          "; the limit is %llu (30 days; 0 means the hub's --approval-timeout)",
+                          l->approval_timeout_ms, MAX_APPROVAL_TIMEOUT_MS);
     return 0;
 }
 
@@ -679,6 +685,36 @@ int hub_validate_kill_reason(const char *reason, struct ag_err *err)
     if (len0(reason) > MAX_KILL_REASON)
         return ag_err_set(err, AG_INVALID_ARGUMENT, "reason is %zu bytes; the limit is %d",
                           len0(reason), MAX_KILL_REASON);
+    return 0;
+}
+
+#define MAX_CALL_ID 256
+#define MAX_EDITED_ARGS (1024 * 1024)
+
+int hub_validate_decision(const char *call_id, const char *arguments, const char *reason,
+                          struct ag_err *err)
+{
+    if (len0(call_id) == 0 || len0(call_id) > MAX_CALL_ID)
+        return ag_err_set(err, AG_INVALID_ARGUMENT,
+                          "call_id must be 1..%d bytes: the tool call's id that ListApprovals "
+                          "shows",
+                          MAX_CALL_ID);
+    if (hub_validate_utf8("call_id", call_id, err) != 0 ||
+        hub_validate_kill_reason(reason, err) != 0 ||
+        hub_validate_utf8("arguments", arguments, err) != 0)
+        return -1;
+    if (len0(arguments) == 0)
+        return 0;
+    if (len0(arguments) > MAX_EDITED_ARGS)
+        return ag_err_set(err, AG_INVALID_ARGUMENT, "arguments is %zu bytes; the limit is %d",
+                          len0(arguments), MAX_EDITED_ARGS);
+    cJSON *o = cJSON_Parse(arguments);
+    bool obj = cJSON_IsObject(o);
+    cJSON_Delete(o);
+    if (!obj)
+        return ag_err_set(err, AG_INVALID_ARGUMENT,
+                          "arguments must be a JSON object (the tool's arguments), for example "
+                          "{\"command\": \"ls\"}");
     return 0;
 }
 

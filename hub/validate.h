@@ -23,6 +23,10 @@ int hub_validate_labels(const char *what, size_t n, const char *const *keys,
  * and ending with a letter or digit. NULL and "" pass: they mean "default". */
 int hub_validate_namespace(const char *ns, struct ag_err *err);
 int hub_validate_kill_reason(const char *reason, struct ag_err *err);
+/* ApproveCall / DenyCall: a call id (1..256 bytes), arguments (approve only: empty, or a JSON
+ * object of at most 1 MiB) and a reason (at most 1024 bytes). */
+int hub_validate_decision(const char *call_id, const char *arguments, const char *reason,
+                          struct ag_err *err);
 /* ResumeAgent.max_iterations: the limit AgentSpec.max_iterations has (0 means the spec's). */
 int hub_validate_resume_iterations(uint32_t max_iterations, struct ag_err *err);
 struct hub;

@@ -49,6 +49,8 @@ const char *wk_run_event_kind_word(Agentry__V1__EventKind kind)
         return "yield";
     case AGENTRY__V1__EVENT_KIND__EVENT_KIND_WAITING:
         return "waiting";
+    case AGENTRY__V1__EVENT_KIND__EVENT_KIND_APPROVAL_REQUIRED:
+        return "approval_required";
     default:
         return "error";
     }
@@ -269,7 +271,9 @@ static void end_event(const struct wk_run_event_head *h, const struct wk_run_eve
     agentry__v1__turn_result__init(res);
     res->usage = usage_pb(&st->usage, arena);
     cJSON *p = NULL;
-    if (kind == AGENTRY__V1__EVENT_KIND__EVENT_KIND_WAITING) /* text: {"id", "agents"} */
+    /* text: WAITING's {"id", "agents"}; APPROVAL_REQUIRED's {"id", "name", "arguments", ...} */
+    if (kind == AGENTRY__V1__EVENT_KIND__EVENT_KIND_WAITING ||
+        kind == AGENTRY__V1__EVENT_KIND__EVENT_KIND_APPROVAL_REQUIRED)
         p = cJSON_Parse(text);
     if (!cJSON_IsObject(p)) {
         cJSON_Delete(p);
@@ -277,6 +281,7 @@ static void end_event(const struct wk_run_event_head *h, const struct wk_run_eve
     }
     switch (kind) {
     case AGENTRY__V1__EVENT_KIND__EVENT_KIND_WAITING:
+    case AGENTRY__V1__EVENT_KIND__EVENT_KIND_APPROVAL_REQUIRED:
         cJSON_AddNumberToObject(p, "iterations", st->iterations);
         break;
     case AGENTRY__V1__EVENT_KIND__EVENT_KIND_FINAL:
@@ -317,7 +322,9 @@ int wk_run_event_end(const struct wk_run_event_head *h, const struct wk_run_even
     struct ag_arena arena;
     ag_arena_init(&arena, NULL, 0);
     struct ag_err why = AG_ERR_INIT;
-    if (kind != AGENTRY__V1__EVENT_KIND__EVENT_KIND_FINAL)
+    /* APPROVAL_REQUIRED carries the call's arguments, which its TOOL_CALL carried whole. */
+    if (kind != AGENTRY__V1__EVENT_KIND__EVENT_KIND_FINAL &&
+        kind != AGENTRY__V1__EVENT_KIND__EVENT_KIND_APPROVAL_REQUIRED)
         text = cut_message(text, &arena);
     Agentry__V1__NodeEvent ev;
     end_event(h, st, kind, text, CKPT_FULL, &arena, &ev);

@@ -68,6 +68,7 @@ static void end_turn(struct wk_run_replay *r, bool *asking, bool *have_reply)
     r->iterations = 0;
     r->tool_idx = 0;
     r->tool_started = false;
+    r->tool_approved = false;
     r->input_tokens = r->output_tokens = 0;
     r->model_calls = r->tool_calls = 0;
 }
@@ -98,7 +99,21 @@ static int read_reply(struct wk_run_replay *r, const cJSON *p)
     r->call_msg = r->nmsgs - 1;
     r->tool_idx = 0;
     r->tool_started = false;
+    r->tool_approved = false;
     return 0;
+}
+
+/* The next call was approved: not started yet (the node let go of the turn instead of running
+ * it), and run with args (NULL: as the model wrote them), which the conversation then shows. */
+static void approve(struct wk_run_replay *r, const char *args)
+{
+    r->tool_started = false;
+    r->tool_approved = true;
+    if (!args)
+        return;
+    struct wk_tool_call *c = &r->msgs[r->call_msg].calls[r->tool_idx];
+    free(c->arguments);
+    c->arguments = ag_xstrdup(args);
 }
 
 /* The call a TOOL_CALL or TOOL_RESULT names must be the next one of the last reply. */
@@ -138,7 +153,13 @@ int wk_run_replay_read(const Agentry__V1__TraceEvent *const *steps, size_t n,
         case AGENTRY__V1__EVENT_KIND__EVENT_KIND_ERROR:
             end_turn(r, &asking, &have_reply);
             break;
+        case AGENTRY__V1__EVENT_KIND__EVENT_KIND_APPROVAL_DECIDED:
+            ok = ok && str(p, "id") && str(p, "decision");
+            if (ok && is_next_call(r, have_reply, p) && strcmp(str(p, "decision"), "approved") == 0)
+                approve(r, str(p, "arguments"));
+            break;
         case AGENTRY__V1__EVENT_KIND__EVENT_KIND_WAITING:
+        case AGENTRY__V1__EVENT_KIND__EVENT_KIND_APPROVAL_REQUIRED:
         case AGENTRY__V1__EVENT_KIND__EVENT_KIND_CHILD:
             /* Not steps: the turn waited for (or heard from) sub-agents, and goes on with the
              * wait_agent call's TOOL_RESULT the hub stored. */
@@ -170,6 +191,7 @@ int wk_run_replay_read(const Agentry__V1__TraceEvent *const *steps, size_t n,
             m->tool_call_id = ag_xstrdup(str(p, "id"));
             r->tool_idx++;
             r->tool_started = false;
+            r->tool_approved = false;
             break;
         }
         default:

@@ -5,7 +5,9 @@
  * attempts for one that does. Reading them rebuilds the conversation exactly as the nodes that
  * ran it had it (an input joins at the first MODEL_REQUEST whose "input_seq" covers it, as it did
  * there; FINAL, YIELD and ERROR end a turn) and says what the running turn does next, so that
- * nothing stored is done again. What to do with a tool call that was started but has no result
+ * nothing stored is done again. A call a person approved (the hub's APPROVAL_DECIDED after its
+ * TOOL_CALL) counts as not started: it runs on this attempt, with the arguments the approval gave
+ * in place of the model's; a refused one has the TOOL_RESULT the hub stored. What to do with a tool call that was started but has no result
  * (run again, or "outcome unknown") is the run's decision: it knows the tools.
  *
  * Pure: no threads, no I/O; the caller owns what it gets. */
@@ -44,6 +46,9 @@ struct wk_run_replay {
     size_t call_msg;   /* WK_RUN_REPLAY_TOOL/FINAL: index in msgs of the last assistant message */
     size_t tool_idx;   /* WK_RUN_REPLAY_TOOL: the call to do next */
     bool tool_started; /* WK_RUN_REPLAY_TOOL: its TOOL_CALL is stored, with no result */
+    /* WK_RUN_REPLAY_TOOL: a person approved it (APPROVAL_DECIDED): it runs although a rule asks,
+     * with the arguments the decision gave, if any, in place of the model's in msgs. */
+    bool tool_approved;
     uint64_t input_tokens, output_tokens; /* the running turn's, as its stored replies said */
     uint32_t model_calls, tool_calls;     /* its MODEL_REQUEST and TOOL_CALL steps stored */
 };

@@ -125,6 +125,7 @@ int cli_cmd_hub(int argc, char **argv)
         store = env_store;
     int64_t threads = 0, max_msg = 4 << 20, heartbeat = 2000, interruptions = 5;
     int64_t backoff = 1000, backoff_max = 60000, grace = 10000, unload = 60000, ttl = 10000;
+    int64_t approval = 24LL * 3600 * 1000;
     const char *etcd = NULL, *etcd_ca = NULL, *etcd_cert = NULL, *etcd_key = NULL;
     const char *prefix = "/agentry/", *hub_id = NULL, *advertise = NULL;
     const char *policy = NULL, *audit = NULL;
@@ -160,6 +161,9 @@ int cli_cmd_hub(int argc, char **argv)
          0, 0},
         {"unload-idle-after", 0, AG_FLAG_DURATION, &unload, "DUR",
          "an agent at rest (idle, yielded, failed or killed, nobody following it) this long leaves memory; it is read back from the store when asked for (default 1m; 0: at once)",
+         0, 0},
+        {"approval-timeout", 0, AG_FLAG_DURATION, &approval, "DUR",
+         "a tool call waiting for a person's approval is denied as expired after this, unless its spec.limits.approval_timeout_ms says (default 24h; at most 30 days)",
          0, 0},
         {"log-level", 0, AG_FLAG_STR, &level, "LEVEL", "debug, info, warn or error (default info)",
          0, 0},
@@ -224,6 +228,11 @@ int cli_cmd_hub(int argc, char **argv)
         return cli_usage_error(&err);
     }
 
+    if (approval < 1 || approval > 30LL * 24 * 3600 * 1000) {
+        ag_err_set(&err, AG_INVALID_ARGUMENT,
+                   "--approval-timeout must be more than 0 and at most 30 days (720h)");
+        return cli_usage_error(&err);
+    }
     if (heartbeat < 1 || backoff < 1 || backoff_max < backoff) {
         ag_err_set(&err, AG_INVALID_ARGUMENT,
                    "--heartbeat and --retry-backoff must be positive, "
@@ -258,6 +267,7 @@ int cli_cmd_hub(int argc, char **argv)
                          .max_interruptions = (unsigned)interruptions,
                          .retry_backoff_ms = backoff,
                          .retry_backoff_max_ms = backoff_max,
+                         .approval_timeout_ms = approval,
                          .join_grace_ms = grace,
                          .unload_idle_ms = unload ? unload : -1,
                          .policy_path = policy,
