@@ -882,6 +882,7 @@ struct wk_node *wk_node_new(const struct wk_node_opts *o, struct ag_err *err)
                                 .nprices = o->nprices,
                                 .workspace_root = o->workspace_root,
                                 .sandbox = n->sandbox,
+                                .policy = o->policy,
                                 .default_max_iterations = o->default_max_iterations,
                                 .default_turn_timeout_ms = o->default_turn_timeout_ms};
     n->runner = wk_runner_new(&ro, err);

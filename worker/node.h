@@ -13,6 +13,7 @@
 #include "common/rpc/tls.h"
 
 struct wk_node;
+struct wk_policy;
 
 struct wk_node_opts {
     const char *hub;           /* "127.0.0.1:7070"; NULL with etcd: the leader etcd names */
@@ -41,6 +42,9 @@ struct wk_node_opts {
      * and the host user bwrap runs as when the node is root (NULL: agentry-sbx). */
     const char *sandbox;
     const char *sandbox_user;
+    /* The node's permission policy (worker/policy.h), a ceiling over every spec's rules;
+     * borrowed for the node's life, NULL: none. */
+    const struct wk_policy *policy;
     uint32_t default_max_iterations;
     int64_t default_turn_timeout_ms;
     /* Where the node runs, for people (Register.address); NULL: the host name. */

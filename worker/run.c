@@ -103,6 +103,7 @@ struct wk_run {
     struct wk_http *http;         /* borrowed from the host, may be NULL */
     struct ag_workpool *workpool; /* borrowed from the host, may be NULL */
     const struct wk_sandbox *sandbox; /* borrowed from the host, may be NULL */
+    const struct wk_policy *policy;   /* borrowed from the host: the node's, NULL if none */
     const struct wk_price *price;     /* borrowed from the host: the model's price, NULL if none */
     const char *workspace_root;       /* borrowed from the host; NULL: agents get no workspace */
     char *workspace;                  /* owned: workspace_root/<agent id>, once made */
@@ -403,6 +404,7 @@ static struct wk_run *run_new(const Agentry__V1__Assignment *a, const struct wk_
     run->http = o->http;
     run->workpool = o->workpool;
     run->sandbox = o->sandbox;
+    run->policy = o->policy;
     run->price = wk_prices_find(o->prices, run->model);
     run->workspace_root = o->workspace_root && *o->workspace_root ? o->workspace_root : NULL;
     run->delta_interval_ms = o->delta_interval_ms > 0 ? o->delta_interval_ms
@@ -1031,8 +1033,9 @@ static bool run_ext_tool(struct wk_run *run, const struct wk_tool_call *c,
         return tool_refused(run, ag_xasprintf("tool '%s' was not run: the turn reached its time "
                                               "limit (spec.limits.turn_timeout_ms)",
                                               c->name));
-    char *denied = wk_run_spec_denied(&run->spec, NULL, c->name, c->arguments);
-    if (denied) {
+    char *denied = NULL;
+    if (wk_run_spec_decide(&run->spec, run->policy, NULL, c->name, c->arguments, &denied) !=
+        WK_DECISION_ALLOW) {
         ag_log_info("run.tool_denied", "agent=%s epoch=%" PRIu64 " tool=%s call=%s", run->agent_id,
                     run->epoch, c->name, ag_log_q(c->id));
         return tool_refused(run, denied);
@@ -1075,8 +1078,9 @@ static bool run_tool(struct wk_run *run)
         return tool_refused(run, ag_xasprintf("tool '%s' was not run: the turn reached its time "
                                               "limit (spec.limits.turn_timeout_ms)",
                                               c->name));
-    char *denied = wk_run_spec_denied(&run->spec, t, c->name, c->arguments);
-    if (denied) {
+    char *denied = NULL;
+    if (wk_run_spec_decide(&run->spec, run->policy, t, c->name, c->arguments, &denied) !=
+        WK_DECISION_ALLOW) {
         ag_log_info("run.tool_denied", "agent=%s epoch=%" PRIu64 " tool=%s call=%s", run->agent_id,
                     run->epoch, c->name, ag_log_q(c->id));
         return tool_refused(run, denied);

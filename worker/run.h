@@ -54,6 +54,7 @@ struct wk_run;
 struct ag_timers;
 struct ag_workpool;
 struct wk_sandbox;
+struct wk_policy;
 struct wk_http;
 struct wk_hub_link;
 struct wk_prices;
@@ -110,7 +111,9 @@ struct wk_run_opts {
     struct wk_http *http;
     struct ag_workpool *workpool;
     const struct wk_sandbox *sandbox; /* the node's executor for programs, may be NULL */
-    const struct wk_prices *prices;   /* borrowed: what model tokens cost (worker/price.h) */
+    const struct wk_policy
+        *policy; /* the node's permission policy (worker/policy.h), may be NULL */
+    const struct wk_prices *prices; /* borrowed: what model tokens cost (worker/price.h) */
     /* Where agents' workspaces live: the run's is workspace_root/<agent id>, made before its
      * first tool call. NULL: agents get none. */
     const char *workspace_root;

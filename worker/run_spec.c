@@ -1,7 +1,7 @@
-/* worker/run_spec.c - a run's copy of its spec's settings, limits and rules (see run_spec.h). */
+/* worker/run_spec.c - a run's copy of its spec's settings, limits and rules, and the permission
+ * decision under the node's policy (see run_spec.h). */
 #include "worker/run_spec.h"
 
-#include <fnmatch.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -38,9 +38,12 @@ static void copy_rules(struct wk_run_spec *out, const Agentry__V1__AgentSpec *sp
     out->rules = ag_xcalloc(spec->n_permissions, sizeof(*out->rules));
     for (size_t i = 0; i < spec->n_permissions; i++) {
         const Agentry__V1__PermissionRule *r = spec->permissions[i];
-        struct wk_run_rule *w = &out->rules[out->nrules++];
+        struct wk_policy_rule *w = &out->rules[out->nrules++];
         w->tool = ag_xstrdup(r->tool && *r->tool ? r->tool : "*");
-        w->allow = r->decision && strcmp(r->decision, "allow") == 0;
+        /* The hub accepts only the three names; anything else would be a newer hub's
+         * decision this node does not know, and the strictest reading is the safe one. */
+        if (!wk_policy_decision_parse(r->decision, &w->decision))
+            w->decision = WK_DECISION_DENY;
         if (r->n_patterns == 0)
             continue;
         w->patterns = ag_xcalloc(r->n_patterns, sizeof(*w->patterns));
@@ -87,13 +90,7 @@ void wk_run_spec_release(struct wk_run_spec *s)
     }
     free(s->setting_tools);
     free(s->setting_json);
-    for (size_t i = 0; i < s->nrules; i++) {
-        free(s->rules[i].tool);
-        for (size_t k = 0; k < s->rules[i].npatterns; k++)
-            free(s->rules[i].patterns[k]);
-        free(s->rules[i].patterns);
-    }
-    free(s->rules);
+    wk_policy_rules_free(s->rules, s->nrules);
     memset(s, 0, sizeof(*s));
 }
 
@@ -119,41 +116,61 @@ const char *wk_run_spec_tool_settings(const struct wk_run_spec *s, const char *n
     return NULL;
 }
 
-/* A rule's tool is a glob ("*", "mcp__fs__*": a spec's MCP and OpenAPI tools share a prefix).
- * A rule with patterns matches only a call with a subject one of them matches. */
-static bool rule_matches(const struct wk_run_rule *r, const char *name, const char *subject)
+/* One layer's answer: its first matching rule (NULL: none matched, the layer's default). */
+struct layer {
+    const char *owner; /* "the node's policy", "the agent's spec" */
+    enum wk_decision decision;
+    const struct wk_policy_rule *rule;
+    size_t at;
+};
+
+static struct layer decide_layer(const char *owner, const struct wk_policy_rule *rules, size_t n,
+                                 enum wk_decision def, const char *name, const char *subject)
 {
-    if (fnmatch(r->tool, name, 0) != 0)
-        return false;
-    if (r->npatterns == 0)
-        return true;
-    if (!subject)
-        return false;
-    for (size_t i = 0; i < r->npatterns; i++)
-        if (fnmatch(r->patterns[i], subject, 0) == 0)
-            return true;
-    return false;
+    struct layer l = {.owner = owner, .decision = def};
+    l.rule = wk_policy_rules_first(rules, n, name, subject, &l.at);
+    if (l.rule)
+        l.decision = l.rule->decision;
+    return l;
 }
 
-char *wk_run_spec_denied(const struct wk_run_spec *s, const struct wk_tool *t, const char *name,
-                         const char *args_json)
+/* "rule 2 of the agent's spec (deny shell 'rm *')" or "the default of the node's policy (ask)" */
+static char *layer_describe(const struct layer *l)
 {
-    if (s->nrules == 0)
-        return NULL;
+    if (!l->rule)
+        return ag_xasprintf("the default of %s (%s)", l->owner,
+                            wk_policy_decision_name(l->decision));
+    char *rule = wk_policy_rule_describe(l->rule);
+    char *out = ag_xasprintf("rule %zu of %s (%s)", l->at + 1, l->owner, rule);
+    free(rule);
+    return out;
+}
+
+enum wk_decision wk_run_spec_decide(const struct wk_run_spec *s, const struct wk_policy *node,
+                                    const struct wk_tool *t, const char *name,
+                                    const char *args_json, char **why)
+{
+    *why = NULL;
+    if (s->nrules == 0 &&
+        (!node || (node->nrules == 0 && node->default_decision == WK_DECISION_ALLOW)))
+        return WK_DECISION_ALLOW;
     char *subject = t && t->subject ? t->subject(args_json ? args_json : "") : NULL;
-    char *why = NULL;
-    for (size_t i = 0; i < s->nrules; i++) {
-        const struct wk_run_rule *r = &s->rules[i];
-        if (!rule_matches(r, name, subject))
-            continue;
-        if (!r->allow)
-            why = ag_xasprintf("permission denied: rule %zu of the agent's spec (deny %s%s%s%s) "
-                               "forbids this call of tool '%s'",
-                               i + 1, r->tool, r->npatterns ? " '" : "",
-                               r->npatterns ? r->patterns[0] : "",
-                               r->npatterns ? (r->npatterns > 1 ? "', ..." : "'") : "", name);
-        break;
-    }
+    struct layer n = decide_layer("the node's policy", node ? node->rules : NULL,
+                                  node ? node->nrules : 0,
+                                  node ? node->default_decision : WK_DECISION_ALLOW, name, subject);
+    struct layer a = decide_layer("the agent's spec", s->rules, s->nrules, WK_DECISION_ALLOW, name,
+                                  subject);
     free(subject);
-    return why;
+    /* On a tie the node's rule is named: it is the one that holds whatever a spec says. */
+    const struct layer *d = n.decision >= a.decision ? &n : &a;
+    if (d->decision == WK_DECISION_ALLOW)
+        return WK_DECISION_ALLOW;
+    char *which = layer_describe(d);
+    if (d->decision == WK_DECISION_ASK) {
+        *why = which;
+        return WK_DECISION_ASK;
+    }
+    *why = ag_xasprintf("permission denied: %s forbids this call of tool '%s'", which, name);
+    free(which);
+    return WK_DECISION_DENY;
 }

@@ -64,6 +64,7 @@ struct wk_runner {
     struct wk_http *http;         /* owned: the node's HTTP client, for models and http_request */
     struct wk_tool_ext *ext;      /* owned: specs' MCP servers and OpenAPI tools */
     const struct wk_sandbox *sandbox; /* borrowed from opts, may be NULL */
+    const struct wk_policy *policy;   /* borrowed from opts, may be NULL */
     uint32_t default_max_iterations;
     int64_t default_turn_timeout_ms;
     int64_t delta_interval_ms;
@@ -221,6 +222,7 @@ static struct wk_run_opts run_opts(struct wk_runner *r, struct wk_provider *p,
         .workspace_root = r->workspace_root,
         .workpool = r->workpool,
         .sandbox = r->sandbox,
+        .policy = r->policy,
         .http = r->http,
         .default_max_iterations = r->default_max_iterations,
         .default_turn_timeout_ms = r->default_turn_timeout_ms,
@@ -335,6 +337,7 @@ struct wk_runner *wk_runner_new(const struct wk_runner_opts *o, struct ag_err *e
     r->timers = o->timers;
     r->hub = o->hub;
     r->sandbox = o->sandbox;
+    r->policy = o->policy;
     r->warm = wk_warm_new(o->keep_bytes);
     while (wk_model_providers[r->nproviders].name)
         r->nproviders++;

@@ -33,6 +33,7 @@ struct wk_runner;
 struct ag_timers;
 struct wk_hub_link;
 struct wk_sandbox;
+struct wk_policy;
 
 struct wk_runner_opts {
     unsigned threads; /* pool threads; 0 = 2 */
@@ -62,6 +63,9 @@ struct wk_runner_opts {
     unsigned tool_threads;           /* threads for blocking tool work; 0: 8 */
     /* The executor for tools that run programs (worker/sandbox.h), borrowed; NULL: none. */
     const struct wk_sandbox *sandbox;
+    /* The node's permission policy (worker/policy.h), a ceiling over every spec's rules;
+     * borrowed, NULL: none. */
+    const struct wk_policy *policy;
 };
 
 /* Fails with INVALID_ARGUMENT naming the option if an option or a price is malformed or

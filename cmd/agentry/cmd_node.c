@@ -1,8 +1,11 @@
 /* cmd/agentry/cmd_node.c - `agentry node join` (alias agent-node join): run a worker node until
  * SIGTERM/SIGINT. A small thread waits for the signal and asks the node to stop; the node says
  * goodbye to the hub (half-close), cancels its runs and returns. SIGHUP (a closed terminal, or an
- * operator's habit of "reload") is logged and ignored: the node has no configuration to reload,
- * and dying on it would interrupt every agent it runs.
+ * operator's habit of "reload") is logged and ignored: the node reloads nothing (a changed
+ * --policy file takes a restart), and dying on it would interrupt every agent it runs.
+ *
+ * --policy FILE (worker/policy.h) is read before the node starts, so that a bad file stops it with
+ * one line naming the file, the line and the problem; the policy lives until the node is freed.
  *
  * With --etcd the node also keeps <prefix>nodes/<id> under a lease and, without --hub, dials the
  * hub that <prefix>leader names (worker/registry.h; docs/operations.md "Nodes through etcd").
@@ -20,6 +23,7 @@
 #include "common/log.h"
 #include "common/xalloc.h"
 #include "worker/node.h"
+#include "worker/policy.h"
 
 struct sigctx {
     sigset_t set;
@@ -46,8 +50,9 @@ static int node_join(int argc, char **argv)
     const char *etcd_prefix = "/agentry/";
     int64_t capacity = 64, threads = 2, handshake = 5000, keep_mib = 256, lease_ttl = 10000;
     int64_t cpu = 0, mem = 0, max_iter = 10, turn_timeout = 0;
-    const char *workspace_root = NULL, *sandbox = NULL, *sandbox_user = NULL;
-    char *default_root = NULL; /* owned */
+    const char *workspace_root = NULL, *sandbox = NULL, *sandbox_user = NULL, *policy_file = NULL;
+    char *default_root = NULL;       /* owned */
+    struct wk_policy *policy = NULL; /* owned; outlives the node */
     struct ag_strlist labels = {0}, model_opts = {0}, tool_opts = {0}, prices = {0};
     struct cli_tls tls;
     struct ag_flag flags[40] = {
@@ -90,6 +95,9 @@ static int node_join(int argc, char **argv)
          0, 0},
         {"sandbox-user", 0, AG_FLAG_STR, &sandbox_user, "USER",
          "the unprivileged host user a root node's bwrap sandbox runs commands as (default agentry-sbx, made by make deps)",
+         0, 0},
+        {"policy", 0, AG_FLAG_STR, &policy_file, "FILE",
+         "the node's permission policy (YAML: rules of allow, ask or deny per tool and subject, and a default), a ceiling over every agent spec's permissions; docs/permissions.md (default: none, specs decide)",
          0, 0},
         {"keep-state-mib", 0, AG_FLAG_INT, &keep_mib, "N",
          "MiB of agents' conversations kept between turns, so that an agent's next turn here needs no history from the hub (default 256; 0 keeps none)",
@@ -173,12 +181,17 @@ static int node_join(int argc, char **argv)
     }
     if (rc == 0)
         rc = wk_node_check_opts(&o, &err);
+    if (rc == 0 && policy_file && !(o.policy = policy = wk_policy_load(policy_file, &err)))
+        rc = -1;
     if (rc == 0)
         rc = cli_log_start("node", level, &err);
     if (rc != 0) {
         rc = cli_usage_error(&err);
         goto out;
     }
+    if (policy)
+        ag_log_info("node.policy_loaded", "file=%s rules=%zu default=%s", ag_log_q(policy_file),
+                    policy->nrules, wk_policy_decision_name(policy->default_decision));
 
     struct sigctx sc;
     sigemptyset(&sc.set);
@@ -207,6 +220,7 @@ out:
     ag_strlist_release(&tool_opts);
     ag_strlist_release(&prices);
     free(default_root);
+    wk_policy_free(policy);
     return rc;
 }
 

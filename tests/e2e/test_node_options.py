@@ -10,10 +10,16 @@ node started with the options under test, so every turn lands on that node:
   goes on to its final answer;
 - a tool step goes on only once the hub has acknowledged its events (always, issue 12), and
   turns still complete (the emit acknowledgement path over a real stream);
-- an option no provider or tool takes is refused before the node starts: exit 2, one line.
+- an option no provider or tool takes is refused before the node starts: exit 2, one line;
+- the node's permission policy (`--policy FILE`, docs/permissions.md) is a ceiling over the spec's
+  rules: a call the spec allows and the node denies is an error result naming the node's rule; a
+  bad or unreadable policy file stops the node before it joins: exit 2, one line naming the file,
+  the line and the problem.
 """
 import os
+import shutil
 import sys
+import tempfile
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -110,6 +116,71 @@ class BadOptionTest(H.ClusterTestCase):
                 self.assertEqual((r.returncode, r.stdout), (2, ""), r.stderr)
                 self.assertEqual(r.stderr.splitlines(), [want])
         self.assertEqual(self.c.registrations("bad"), 0, "a refused node never registers")
+
+
+POLICY_DIR = tempfile.mkdtemp(prefix="agentry-e2e-policy-")
+
+
+def policy_file(name, text):
+    path = os.path.join(POLICY_DIR, name)
+    with open(path, "w") as f:
+        f.write(text)
+    return path
+
+
+class NodePolicyTest(NodeWith):
+    NODE_EXTRA = ("--policy", policy_file("deny-echo.yaml", "rules:\n"
+                                          "  - {tool: echo, decision: deny}\n"
+                                          "default: allow\n"))
+
+    def test_the_node_denies_what_the_spec_allows(self):
+        allow = [self.T.PermissionRule(tool="echo", decision="allow")]
+        a = self.c.hub.Spawn(self.s.hub.SpawnRequest(
+            spec=self.c.spec(tools=("echo",), permissions=allow), input="echo hi; final done"),
+            timeout=10).agent_id
+        end = self.c.wait_turn_end(a)
+        evs = self.events_of(a)
+        results = [p for k, p in evs if k == "tool_result"]
+        self.assertEqual(len(results), 1, evs)
+        self.assertTrue(results[0]["is_error"], results[0])
+        self.assertEqual(results[0]["output"],
+                         "permission denied: rule 1 of the node's policy (deny echo) forbids this "
+                         "call of tool 'echo'")
+        self.assertEqual((H.kind_name(end.kind), H.payload(end)["output"]), ("final", "done"))
+        log = self.c.nodes["opt"].tail(200)
+        self.assertIn("event=node.policy_loaded file=\"%s\" rules=1 default=allow"
+                      % self.NODE_EXTRA[1], log)
+
+
+class BadPolicyTest(H.ClusterTestCase):
+    NODES = 0
+
+    def test_a_bad_policy_file_stops_the_node(self):
+        missing = os.path.join(POLICY_DIR, "missing.yaml")
+        cases = [
+            (policy_file("typo.yaml", "rules:\n  - {tool: shell, decison: deny}\n"),
+             "2: rules[0]: unknown key 'decison' (expected tool, decision, patterns)"),
+            (policy_file("maybe.yaml", "rules:\n  - tool: shell\n    decision: maybe\n"),
+             "3: rules[0].decision: expected allow, ask or deny, got 'maybe'"),
+            (policy_file("notalist.yaml", "rules: shell\n"),
+             "1: rules: expected a list of rules {tool, decision, patterns}, got 'shell'"),
+        ]
+        for path, want in cases:
+            with self.subTest(want=want):
+                r = H.run_cli(["node", "join", "--hub", self.c.addr, "--node-id", "bad",
+                               "--policy", path], timeout=20)
+                self.assertEqual((r.returncode, r.stdout), (2, ""), r.stderr)
+                self.assertEqual(r.stderr.splitlines(), ["error: %s:%s" % (path, want)])
+        r = H.run_cli(["node", "join", "--hub", self.c.addr, "--node-id", "bad",
+                       "--policy", missing], timeout=20)
+        self.assertEqual((r.returncode, r.stderr.splitlines()),
+                         (2, ["error: cannot read policy file '%s': No such file or directory"
+                              % missing]))
+        self.assertEqual(self.c.registrations("bad"), 0, "a refused node never registers")
+
+
+def tearDownModule():
+    shutil.rmtree(POLICY_DIR, ignore_errors=True)
 
 
 if __name__ == "__main__":
