@@ -338,9 +338,9 @@ static int permission_rule(const Agentry__V1__PermissionRule *r, size_t i, struc
         return ag_err_set(err, AG_INVALID_ARGUMENT,
                           "spec.permissions[%zu].tool must be a tool name of 1..%d bytes, or \"*\"",
                           i, MAX_TOOL_NAME);
-    if (strcmp(d, "allow") != 0 && strcmp(d, "deny") != 0)
+    if (strcmp(d, "allow") != 0 && strcmp(d, "ask") != 0 && strcmp(d, "deny") != 0)
         return ag_err_set(err, AG_INVALID_ARGUMENT,
-                          "spec.permissions[%zu].decision is '%.16s'; use allow or deny", i,
+                          "spec.permissions[%zu].decision is '%.16s'; use allow, ask or deny", i,
                           ag_utf8_valid_str(d) ? d : "");
     if (r->n_patterns > MAX_PATTERNS)
         return ag_err_set(err, AG_INVALID_ARGUMENT,

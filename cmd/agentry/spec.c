@@ -548,8 +548,9 @@ static int r_decision(struct parse *p, yaml_node_t *v, const char *key)
 {
     if (get_str(p, v, key, &p->rule->decision) < 0)
         return -1;
-    if (strcmp(p->rule->decision, "allow") != 0 && strcmp(p->rule->decision, "deny") != 0)
-        return fail(p, v, key, "expected allow or deny, got %s", shown(p, v));
+    const char *d = p->rule->decision;
+    if (strcmp(d, "allow") != 0 && strcmp(d, "ask") != 0 && strcmp(d, "deny") != 0)
+        return fail(p, v, key, "expected allow, ask or deny, got %s", shown(p, v));
     return 0;
 }
 
@@ -582,7 +583,8 @@ static int f_permissions(struct parse *p, yaml_node_t *v, const char *key)
         if (walk(p, it, k, rule_fields) < 0)
             return -1;
         if (!*p->rule->tool || !*p->rule->decision)
-            return fail(p, it, k, "a rule needs a tool (or \"*\") and a decision (allow or deny)");
+            return fail(p, it, k,
+                        "a rule needs a tool (or \"*\") and a decision (allow, ask or deny)");
     }
     return 0;
 }

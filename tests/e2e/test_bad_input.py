@@ -199,7 +199,7 @@ class LimitHubTest(BadInputCase):
             ("permissions has 65 rules",
              dict(permissions=[R(tool="echo", decision="deny")] * 65)),
             ("permissions[0].tool", dict(permissions=[R(tool="", decision="deny")])),
-            ("permissions[0].decision", dict(permissions=[R(tool="echo", decision="ask")])),
+            ("permissions[0].decision", dict(permissions=[R(tool="echo", decision="maybe")])),
             ("permissions[1].patterns has 33", dict(permissions=[
                 R(tool="*", decision="allow"),
                 R(tool="shell", decision="deny", patterns=["p"] * 33)])),
