@@ -138,7 +138,10 @@ struct wk_run {
     size_t tool_idx;   /* the call running, in msgs[call_msg].calls */
     char *tool_output; /* owned; WK_RUN_TOOL_DONE */
     bool tool_is_error;
-    bool tool_waits;        /* wait_agent: the hub said the turn waits for sub-agents (ctx.waits) */
+    bool tool_waits; /* wait_agent: the hub said the turn waits for sub-agents (ctx.waits) */
+    /* owned: the id of the call a person approved (APPROVAL_DECIDED among the steps), which runs
+     * although a rule asks about it; NULL if none */
+    char *approved_call;
     struct ag_err emit_err; /* set when a parked-on event will never be stored */
     /* An event went out without a park since the last parked one was stored: the hub may not
      * have stored it yet, so the turn cannot be handed back here (wk_run__release). */
@@ -344,6 +347,8 @@ static void go_on_from_steps(struct wk_run *run, const Agentry__V1__Assignment *
                                    .tool_calls = rp.tool_calls};
     run->call_msg = run->turn_start + rp.call_msg;
     run->tool_idx = rp.tool_idx;
+    if (rp.next == WK_RUN_REPLAY_TOOL && rp.tool_approved)
+        run->approved_call = ag_xstrdup(run->msgs[run->call_msg].calls[run->tool_idx].id);
     const char *next = "model";
     if (rp.next == WK_RUN_REPLAY_FINAL) {
         end_with(run, AGENTRY__V1__EVENT_KIND__EVENT_KIND_FINAL, run->msgs[run->call_msg].content);
@@ -477,6 +482,7 @@ static void run_free(struct wk_run *run)
     wk_chat_reply_free(run->reply);
     free(run->tool_output);
     free(run->end_text);
+    free(run->approved_call);
     free(run->workspace);
     free(run->delta);
     wk_run_spec_release(&run->spec);
@@ -781,11 +787,12 @@ static void end_turn(struct wk_run *run, Agentry__V1__EventKind kind, const char
     /* Built (text copied: it may be a message's) before the conversation is kept, and kept
      * before the event goes: the hub's next Assignment, which may follow the event at once, must
      * find it. Kept even if the event is never stored: the hub then never names this epoch. A
-     * WAITING turn is not over: the hub goes on with a later attempt of it, whose Assignment
-     * carries the steps, so nothing is kept. */
+     * WAITING (or APPROVAL_REQUIRED) turn is not over: the hub goes on with a later attempt of
+     * it, whose Assignment carries the steps, so nothing is kept. */
     struct wk_run_event ev;
     bool built = build_end(run, kind, text, &ev);
-    if (!run->legacy && run->host->keep && kind != AGENTRY__V1__EVENT_KIND__EVENT_KIND_WAITING) {
+    if (!run->legacy && run->host->keep && kind != AGENTRY__V1__EVENT_KIND__EVENT_KIND_WAITING &&
+        kind != AGENTRY__V1__EVENT_KIND__EVENT_KIND_APPROVAL_REQUIRED) {
         /* Only this turn's messages are weighed: a turn costs the same whatever came before. */
         size_t bytes = run->kept_bytes;
         if (run->nmsgs > run->turn_start)
@@ -1022,6 +1029,46 @@ static bool tool_refused(struct wk_run *run, char *text)
     return true;
 }
 
+/* The permission decision for call c of tool t (NULL for an MCP or OpenAPI tool): the node's
+ * policy and the spec's rules (worker/run_spec.h). A call a person approved runs although a rule
+ * asks about it; a deny still stops it (the node's policy may have changed since). For ASK and
+ * DENY, *why (owned) says which rule. */
+static enum wk_decision permit(struct wk_run *run, const struct wk_tool *t,
+                               const struct wk_tool_call *c, char **why)
+{
+    enum wk_decision d = wk_run_spec_decide(&run->spec, run->policy, t, c->name, c->arguments, why);
+    if (d == WK_DECISION_ASK && run->approved_call && strcmp(run->approved_call, c->id) == 0) {
+        free(*why);
+        *why = NULL;
+        return WK_DECISION_ALLOW;
+    }
+    if (d == WK_DECISION_DENY)
+        ag_log_info("run.tool_denied", "agent=%s epoch=%" PRIu64 " tool=%s call=%s", run->agent_id,
+                    run->epoch, c->name, ag_log_q(c->id));
+    return d;
+}
+
+/* A rule asks a person about call c (why: which rule, owned): unless the call is the one a person
+ * approved, the run lets go of the turn with APPROVAL_REQUIRED (types.proto), its TOOL_CALL
+ * stored and the decision left to the hub, which places the turn again once it is made. The
+ * call then runs (approved: its TOOL_CALL stored again) or has the hub's error result. */
+static bool ask_approval(struct wk_run *run, const struct wk_tool_call *c, char *why)
+{
+    cJSON *p = cJSON_CreateObject();
+    cJSON_AddStringToObject(p, "id", c->id);
+    cJSON_AddStringToObject(p, "name", c->name);
+    cJSON_AddStringToObject(p, "arguments", c->arguments ? c->arguments : "");
+    cJSON_AddStringToObject(p, "reason", why);
+    char *text = cJSON_PrintUnformatted(p);
+    cJSON_Delete(p);
+    ag_log_info("run.approval_required", "agent=%s epoch=%" PRIu64 " tool=%s call=%s reason=%s",
+                run->agent_id, run->epoch, c->name, ag_log_q(c->id), ag_log_q(why));
+    free(why);
+    end_turn(run, AGENTRY__V1__EVENT_KIND__EVENT_KIND_APPROVAL_REQUIRED, text);
+    cJSON_free(text);
+    return false;
+}
+
 /* An MCP or OpenAPI tool (worker/tool_ext.h): refused, timed out and traced as a builtin is.
  * Its permission rules match its full name; it has no subject. An OpenAPI call goes through
  * http_request's options and settings (worker/tool_http_request.h). */
@@ -1033,12 +1080,14 @@ static bool run_ext_tool(struct wk_run *run, const struct wk_tool_call *c,
         return tool_refused(run, ag_xasprintf("tool '%s' was not run: the turn reached its time "
                                               "limit (spec.limits.turn_timeout_ms)",
                                               c->name));
-    char *denied = NULL;
-    if (wk_run_spec_decide(&run->spec, run->policy, NULL, c->name, c->arguments, &denied) !=
-        WK_DECISION_ALLOW) {
-        ag_log_info("run.tool_denied", "agent=%s epoch=%" PRIu64 " tool=%s call=%s", run->agent_id,
-                    run->epoch, c->name, ag_log_q(c->id));
-        return tool_refused(run, denied);
+    char *why = NULL;
+    switch (permit(run, NULL, c, &why)) {
+    case WK_DECISION_ASK:
+        return ask_approval(run, c, why);
+    case WK_DECISION_DENY:
+        return tool_refused(run, why);
+    case WK_DECISION_ALLOW:
+        break;
     }
     const struct wk_tool *http = wk_tool_find("http_request");
     struct wk_call_ctx ctx = call_ctx(run,
@@ -1078,12 +1127,13 @@ static bool run_tool(struct wk_run *run)
         return tool_refused(run, ag_xasprintf("tool '%s' was not run: the turn reached its time "
                                               "limit (spec.limits.turn_timeout_ms)",
                                               c->name));
-    char *denied = NULL;
-    if (wk_run_spec_decide(&run->spec, run->policy, t, c->name, c->arguments, &denied) !=
-        WK_DECISION_ALLOW) {
-        ag_log_info("run.tool_denied", "agent=%s epoch=%" PRIu64 " tool=%s call=%s", run->agent_id,
-                    run->epoch, c->name, ag_log_q(c->id));
-        return tool_refused(run, denied);
+    switch (permit(run, t, c, &why)) {
+    case WK_DECISION_ASK:
+        return ask_approval(run, c, why);
+    case WK_DECISION_DENY:
+        return tool_refused(run, why);
+    case WK_DECISION_ALLOW:
+        break;
     }
     struct wk_call_ctx ctx = call_ctx(run, &run->tool_configs[t - wk_tools]);
     ctx.agent_id = run->agent_id;

@@ -43,6 +43,8 @@
 #define K_YIELD AGENTRY__V1__EVENT_KIND__EVENT_KIND_YIELD
 #define K_ERROR AGENTRY__V1__EVENT_KIND__EVENT_KIND_ERROR
 #define K_WAITING AGENTRY__V1__EVENT_KIND__EVENT_KIND_WAITING
+#define K_APPROVAL AGENTRY__V1__EVENT_KIND__EVENT_KIND_APPROVAL_REQUIRED
+#define K_DECIDED AGENTRY__V1__EVENT_KIND__EVENT_KIND_APPROVAL_DECIDED
 #define K_ANY AGENTRY__V1__EVENT_KIND__EVENT_KIND_UNSPECIFIED
 
 struct fix {
@@ -1243,6 +1245,81 @@ static void test_wait_agent_answered_and_replayed(void **state)
     assert_string_equal(last_of(f, "p2", K_FINAL)->result->output, "from hub");
 }
 
+/* The spec's one rule: a person approves every echo call. */
+static Agentry__V1__PermissionRule ask_echo = {
+    PROTOBUF_C_MESSAGE_INIT(&agentry__v1__permission_rule__descriptor), "echo", "ask", 0, NULL};
+static Agentry__V1__PermissionRule *ask_echo_rules[] = {&ask_echo};
+
+static void asg_ask_echo(struct asg *s)
+{
+    s->spec.permissions = ask_echo_rules;
+    s->spec.n_permissions = 1;
+}
+
+/* A rule asks: the run stores the TOOL_CALL, then lets go of the turn with APPROVAL_REQUIRED
+ * naming the call, its arguments and the rule. Nothing runs, and no slot or thread is held. */
+static void test_ask_lets_go_with_approval_required(void **state)
+{
+    struct fix *f = *state;
+    struct asg s;
+    asg_init(&s, "a1", 3, "", echo_tools, 1, 0);
+    asg_input(&s, 1, "echo a");
+    asg_ask_echo(&s);
+    assert_int_equal(wk_runner_assign(f->runner, &s.a, NULL), 0);
+    assert_true(wait_for(f, "a1", K_APPROVAL, 1));
+    const int want[] = {K_MODEL_REQUEST, K_MODEL_REPLY, K_TOOL_CALL, K_APPROVAL};
+    assert_kinds(f, "a1", want, 4);
+    const Agentry__V1__NodeEvent *w = event_of(f, "a1", 3);
+    assert_payload_str(w, "id", "call_1");
+    assert_payload_str(w, "name", "echo");
+    assert_payload_str(w, "arguments", "{\"text\":\"a\"}");
+    assert_payload_num(w, "iterations", 1);
+    assert_non_null(strstr(w->payload, "rule 1 of the agent's spec"));
+    assert_int_equal(count(f, "a1", K_TOOL_RESULT), 0);
+    assert_int_equal(wk_runner_running(f->runner), 0);
+}
+
+/* Approved with edited arguments, on the turn's next attempt: the TOOL_CALL is stored again with
+ * them and the call runs once (the approval answers the rule that asks); the model then sees
+ * the edited call and its result. */
+static void test_approved_call_runs_with_edited_arguments(void **state)
+{
+    struct fix *f = *state;
+    struct asg s;
+    asg_echo_turn(&s, "a1", "echo a", 3, NULL);
+    asg_ask_echo(&s);
+    asg_step(&s, 5, K_APPROVAL, "{\"id\":\"call_1\",\"name\":\"echo\"}");
+    asg_step(&s, 6, K_DECIDED,
+             "{\"id\":\"call_1\",\"name\":\"echo\",\"decision\":\"approved\",\"by\":\"user/"
+             "alice\",\"arguments\":\"{\\\"text\\\":\\\"edited\\\"}\"}");
+    assert_int_equal(wk_runner_assign(f->runner, &s.a, NULL), 0);
+    assert_true(wait_for(f, "a1", K_FINAL, 1));
+    const int want[] = {K_TOOL_CALL, K_TOOL_RESULT, K_MODEL_REQUEST, K_MODEL_REPLY, K_FINAL};
+    assert_kinds(f, "a1", want, 5);
+    assert_payload_str(event_of(f, "a1", 0), "arguments", "{\"text\":\"edited\"}");
+    assert_payload_str(event_of(f, "a1", 1), "output", "edited");
+    assert_string_equal(last_of(f, "a1", K_FINAL)->result->output, "edited");
+}
+
+/* Denied: the hub stored the call's error result with its decision; the next attempt asks the
+ * model with it, and the call never runs. */
+static void test_denied_call_is_not_run(void **state)
+{
+    struct fix *f = *state;
+    struct asg s;
+    asg_echo_turn(&s, "a1", "echo a", 3, NULL);
+    asg_ask_echo(&s);
+    asg_step(&s, 5, K_DECIDED,
+             "{\"id\":\"call_1\",\"name\":\"echo\",\"decision\":\"denied\",\"by\":\"x\"}");
+    asg_step(&s, 6, K_TOOL_RESULT,
+             "{\"id\":\"call_1\",\"name\":\"echo\",\"output\":\"denied by x\",\"is_error\":true}");
+    assert_int_equal(wk_runner_assign(f->runner, &s.a, NULL), 0);
+    assert_true(wait_for(f, "a1", K_FINAL, 1));
+    const int want[] = {K_MODEL_REQUEST, K_MODEL_REPLY, K_FINAL};
+    assert_kinds(f, "a1", want, 3);
+    assert_string_equal(last_of(f, "a1", K_FINAL)->result->output, "denied by x");
+}
+
 static void test_new_refuses_bad_options(void **state)
 {
     (void)state;
@@ -1301,6 +1378,10 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_options_set_deadlines, setup_timeouts, teardown),
         cmocka_unit_test_setup_teardown(test_wait_agent_lets_go_with_waiting, setup_hub, teardown),
         cmocka_unit_test_setup_teardown(test_wait_agent_answered_and_replayed, setup_hub, teardown),
+        cmocka_unit_test_setup_teardown(test_ask_lets_go_with_approval_required, setup2, teardown),
+        cmocka_unit_test_setup_teardown(test_approved_call_runs_with_edited_arguments, setup2,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_denied_call_is_not_run, setup2, teardown),
         cmocka_unit_test(test_new_refuses_bad_options),
         cmocka_unit_test(test_new_requires_emit_and_timers),
     };
