@@ -15,9 +15,25 @@
 static const char *const state_names[] = {"unspecified", "pending", "running", "idle",
                                           "yielded",     "failed",  "killed"};
 static const char *const kind_names[] = {
-    "unspecified", "spawned",     "input",       "assigned", "model_request", "model_reply",
-    "tool_call",   "tool_result", "final",       "yield",    "error",         "killed",
-    "interrupted", "resumed",     "model_delta", "waiting",  "child",
+    "unspecified",
+    "spawned",
+    "input",
+    "assigned",
+    "model_request",
+    "model_reply",
+    "tool_call",
+    "tool_result",
+    "final",
+    "yield",
+    "error",
+    "killed",
+    "interrupted",
+    "resumed",
+    "model_delta",
+    "waiting",
+    "child",
+    "approval_required",
+    "approval_decided",
 };
 
 const char *cli_print_duration(char *buf, size_t cap, int64_t ms)
@@ -73,6 +89,20 @@ const char *cli_print_age(char *buf, size_t cap, int64_t age_ns)
         snprintf(buf, cap, "%lldh", (long long)(s / 3600));
     else
         snprintf(buf, cap, "%lldd", (long long)(s / 86400));
+    return buf;
+}
+
+const char *cli_print_span(char *buf, size_t cap, int64_t ms)
+{
+    int64_t s = ms > 0 ? ms / 1000 : 0;
+    if (s < 60)
+        snprintf(buf, cap, "%llds", (long long)s);
+    else if (s < 3600)
+        snprintf(buf, cap, "%lldm%llds", (long long)(s / 60), (long long)(s % 60));
+    else if (s < 48 * 3600)
+        snprintf(buf, cap, "%lldh%lldm", (long long)(s / 3600), (long long)(s / 60 % 60));
+    else
+        snprintf(buf, cap, "%lldd%lldh", (long long)(s / 86400), (long long)(s / 3600 % 24));
     return buf;
 }
 

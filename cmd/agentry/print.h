@@ -31,6 +31,9 @@ int cli_print_state_parse(const char *s, Agentry__V1__AgentState *out, struct ag
 const char *cli_print_time(char *buf, size_t cap, int64_t unix_ns);
 /* "45s", "12m", "5h", "3d". */
 const char *cli_print_age(char *buf, size_t cap, int64_t age_ns);
+/* A time still to go, to the minute where it matters: "45s", "4m10s", "23h59m", "3d2h" ("0s"
+ * for none left). */
+const char *cli_print_span(char *buf, size_t cap, int64_t ms);
 
 /* The spec's JSON form (agentry_json_spec) with its placement fields too: "scheduler",
  * "resources": {"cpu_milli", "memory_bytes"}, "node_selector", "anti_affinity", "priority". */
