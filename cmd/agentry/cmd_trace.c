@@ -1,5 +1,7 @@
 /* cmd/agentry/cmd_trace.c - 'agentry trace AGENT_ID': print an agent's events, from --from on,
- * and with -f keep following new ones until the stream ends or Ctrl-C.
+ * and with -f keep following new ones until the stream ends or Ctrl-C. A few kinds print as a
+ * sentence instead of their payload (a sub-agent's end, a call waiting for approval and its
+ * decision); --jsonl prints every event whole.
  *
  * Threads: the main thread reads the stream; a watcher thread (cli_sigwatch) cancels it on
  * Ctrl-C. `lock` guards the stream pointer they share. A follower the hub drops for falling
@@ -15,6 +17,7 @@
 #include "cmd/agentry/cli.h"
 #include "cmd/agentry/client.h"
 #include "cmd/agentry/print.h"
+#include "common/clock.h"
 #include "common/utf8.h"
 
 #define TRACE_RESUME_TRIES 3 /* consecutive drops without one event in between */
@@ -48,34 +51,143 @@ static void on_signal(void *arg)
 }
 
 #define CHILD_TEXT_SHOWN 100 /* of a sub-agent's answer on its CHILD line */
+#define ARGS_SHOWN 200       /* of a call's arguments on an approval line */
+
+/* "#seq  HH:MM:SS.mmm  kind" (local time), as cli_print_event starts its lines. */
+static void print_head(const Agentry__V1__TraceEvent *ev)
+{
+    time_t secs = (time_t)(ev->time_unix_nano / 1000000000);
+    struct tm tm;
+    localtime_r(&secs, &tm);
+    printf("#%-4llu  %02d:%02d:%02d.%03d  %-13s  ", (unsigned long long)ev->seq, tm.tm_hour,
+           tm.tm_min, tm.tm_sec, (int)(ev->time_unix_nano / 1000000 % 1000),
+           cli_print_kind_name(ev->kind));
+}
+
+/* At most max bytes of s (whole characters), "..." when cut, on one line: no control character
+ * from the hub gets through. */
+static void put_line(const char *s, size_t max)
+{
+    size_t len = strlen(s);
+    size_t keep = len <= max ? len : ag_utf8_prefix(s, max);
+    for (size_t i = 0; i < keep; i++)
+        putchar((unsigned char)s[i] < 0x20 || s[i] == 0x7f ? ' ' : s[i]);
+    fputs(keep < len ? "..." : "", stdout);
+}
+
+static const char *str_item(const cJSON *o, const char *key)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
+    return cJSON_IsString(v) ? v->valuestring : NULL;
+}
 
 /* A sub-agent's turn end, by reference: "child AGENT_ID idle (its #seq): the answer's start".
  * False if the payload is not one (then the event prints as any other). */
-static bool print_child(const Agentry__V1__TraceEvent *ev)
+static bool print_child(const Agentry__V1__TraceEvent *ev, const cJSON *p)
 {
-    cJSON *p = cJSON_Parse(ev->payload ? ev->payload : "");
-    const cJSON *id = cJSON_GetObjectItemCaseSensitive(p, "agent_id");
-    const cJSON *st = cJSON_GetObjectItemCaseSensitive(p, "state");
+    const char *id = str_item(p, "agent_id"), *st = str_item(p, "state");
+    const char *text = str_item(p, "output") ? str_item(p, "output") : str_item(p, "error");
     const cJSON *seq = cJSON_GetObjectItemCaseSensitive(p, "seq");
-    const cJSON *out = cJSON_GetObjectItemCaseSensitive(p, "output");
-    const cJSON *er = cJSON_GetObjectItemCaseSensitive(p, "error");
-    const cJSON *text = cJSON_IsString(out) ? out : er;
-    bool ok = cJSON_IsString(id) && cJSON_IsString(st) && cJSON_IsString(text);
-    if (ok) {
-        time_t secs = (time_t)(ev->time_unix_nano / 1000000000);
-        struct tm tm;
-        localtime_r(&secs, &tm);
-        printf(
-            "#%-4llu  %02d:%02d:%02d.%03d  %-13s  %s %s (its #%.0f): ", (unsigned long long)ev->seq,
-            tm.tm_hour, tm.tm_min, tm.tm_sec, (int)(ev->time_unix_nano / 1000000 % 1000), "child",
-            id->valuestring, st->valuestring, cJSON_IsNumber(seq) ? seq->valuedouble : 0.0);
-        const char *s = text->valuestring;
-        size_t len = strlen(s);
-        size_t keep = len <= CHILD_TEXT_SHOWN ? len : ag_utf8_prefix(s, CHILD_TEXT_SHOWN);
-        for (size_t i = 0; i < keep; i++) /* one line: no control character gets through */
-            putchar((unsigned char)s[i] < 0x20 || s[i] == 0x7f ? ' ' : s[i]);
-        puts(keep < len ? "..." : "");
+    if (!id || !st || !text)
+        return false;
+    print_head(ev);
+    printf("%s %s (its #%.0f): ", id, st, cJSON_IsNumber(seq) ? seq->valuedouble : 0.0);
+    put_line(text, CHILD_TEXT_SHOWN);
+    putchar('\n');
+    return true;
+}
+
+/* "call_1 shell {"command":"ls"} (rule 1 of the spec (ask shell)), expires in 23h59m": the
+ * call's id is what approve and deny take. */
+static bool print_approval_required(const Agentry__V1__TraceEvent *ev, const cJSON *p)
+{
+    const char *id = str_item(p, "id"), *name = str_item(p, "name");
+    const char *args = str_item(p, "arguments"), *reason = str_item(p, "reason");
+    const cJSON *exp = cJSON_GetObjectItemCaseSensitive(p, "expires_at_ms");
+    if (!id || !name)
+        return false;
+    print_head(ev);
+    put_line(id, 64);
+    putchar(' ');
+    put_line(name, 128);
+    if (args) {
+        putchar(' ');
+        put_line(args, ARGS_SHOWN);
     }
+    if (reason && *reason) {
+        fputs(" (", stdout);
+        put_line(reason, ARGS_SHOWN);
+        putchar(')');
+    }
+    if (cJSON_IsNumber(exp)) {
+        int64_t left = (int64_t)exp->valuedouble - ag_now_unix_ns() / 1000000;
+        char d[32];
+        if (left > 0) {
+            printf(", expires in %s", cli_print_span(d, sizeof(d), left));
+        } else {
+            time_t secs = (time_t)(exp->valuedouble / 1000);
+            struct tm tm;
+            localtime_r(&secs, &tm);
+            printf(", expiry %02d:%02d:%02d passed", tm.tm_hour, tm.tm_min, tm.tm_sec);
+        }
+    }
+    putchar('\n');
+    return true;
+}
+
+/* "call_1 shell approved by user/alice with edited arguments {...}: reason", "... denied by
+ * user/bob: reason", "... expired (no decision in time)". */
+static bool print_approval_decided(const Agentry__V1__TraceEvent *ev, const cJSON *p)
+{
+    const char *id = str_item(p, "id"), *name = str_item(p, "name");
+    const char *decision = str_item(p, "decision"), *by = str_item(p, "by");
+    const char *reason = str_item(p, "reason"), *args = str_item(p, "arguments");
+    if (!id || !name || !decision)
+        return false;
+    print_head(ev);
+    put_line(id, 64);
+    putchar(' ');
+    put_line(name, 128);
+    putchar(' ');
+    put_line(decision, 32);
+    if (strcmp(decision, "expired") == 0) {
+        fputs(" (no decision in time)", stdout);
+    } else if (by && *by) {
+        fputs(" by ", stdout);
+        put_line(by, 128);
+    }
+    if (args) {
+        fputs(" with edited arguments ", stdout);
+        put_line(args, ARGS_SHOWN);
+    }
+    if (reason && *reason) {
+        fputs(": ", stdout);
+        put_line(reason, ARGS_SHOWN);
+    }
+    putchar('\n');
+    return true;
+}
+
+/* The events that read better as a sentence than as their payload; false for the others, and
+ * for a payload that is not what the kind promises (those print as any other event). */
+static bool print_readable(const Agentry__V1__TraceEvent *ev)
+{
+    bool (*print)(const Agentry__V1__TraceEvent *, const cJSON *) = NULL;
+    switch (ev->kind) {
+    case AGENTRY__V1__EVENT_KIND__EVENT_KIND_CHILD:
+        print = print_child;
+        break;
+    case AGENTRY__V1__EVENT_KIND__EVENT_KIND_APPROVAL_REQUIRED:
+        print = print_approval_required;
+        break;
+    case AGENTRY__V1__EVENT_KIND__EVENT_KIND_APPROVAL_DECIDED:
+        print = print_approval_decided;
+        break;
+    default:
+        return false;
+    }
+    cJSON *p = cJSON_Parse(ev->payload ? ev->payload : "");
+    bool ok = p && print(ev, p);
     cJSON_Delete(p);
     return ok;
 }
@@ -84,7 +196,7 @@ static void print_event(const Agentry__V1__TraceEvent *ev, bool jsonl)
 {
     if (jsonl)
         cli_print_json(stdout, cli_print_event_json(ev), true);
-    else if (ev->kind != AGENTRY__V1__EVENT_KIND__EVENT_KIND_CHILD || !print_child(ev))
+    else if (!print_readable(ev))
         cli_print_event(stdout, ev);
     fflush(stdout); /* a follower piped into another tool must see each event at once */
 }
