@@ -509,6 +509,18 @@ static int l_turn_timeout(struct parse *p, yaml_node_t *v, const char *key)
     return 0;
 }
 
+static int l_approval_timeout(struct parse *p, yaml_node_t *v, const char *key)
+{
+    struct ag_err why = AG_ERR_INIT;
+    int64_t ms;
+    if (v->type != YAML_SCALAR_NODE || ag_duration_parse(text(v), &ms, &why) < 0)
+        return fail(p, v, key, "expected a duration like 30m, 4h or 720h, got %s", shown(p, v));
+    if (ms > 2592000000LL)
+        return fail(p, v, key, "%s is more than the limit of 30 days (720h)", text(v));
+    limits(p)->approval_timeout_ms = (uint64_t)ms;
+    return 0;
+}
+
 static int l_max_depth(struct parse *p, yaml_node_t *v, const char *key)
 {
     long long n = 0;
@@ -528,9 +540,13 @@ static int l_max_children(struct parse *p, yaml_node_t *v, const char *key)
 }
 
 static const struct field limit_fields[] = {
-    {"max_tokens", l_max_tokens},     {"max_cost_usd", l_max_cost_usd},
-    {"turn_timeout", l_turn_timeout}, {"max_depth", l_max_depth},
-    {"max_children", l_max_children}, {NULL, NULL},
+    {"max_tokens", l_max_tokens},
+    {"max_cost_usd", l_max_cost_usd},
+    {"turn_timeout", l_turn_timeout},
+    {"max_depth", l_max_depth},
+    {"max_children", l_max_children},
+    {"approval_timeout", l_approval_timeout},
+    {NULL, NULL},
 };
 
 static int f_limits(struct parse *p, yaml_node_t *v, const char *key)

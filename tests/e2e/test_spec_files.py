@@ -48,6 +48,8 @@ BAD = [
     ("max_iterations: 1001\n", "1: max_iterations: 1001 is out of range (0..1000)"),
     ("permissions:\n  - tool: shell\n    decision: maybe\n",
      "3: permissions[0].decision: expected allow, ask or deny, got 'maybe'"),
+    ("limits:\n  approval_timeout: 721h\n",
+     "2: limits.approval_timeout: 721h is more than the limit of 30 days"),
     ("permissions:\n  - tool: shell\n", "2: permissions[0]: a rule needs a tool"),
     ("labels: [a, b]\n", "1: labels: expected a mapping of names to values, got a list"),
     ("resources: {cpu: lots}\n", "1: resources.cpu: expected CPU like 500m or 2"),

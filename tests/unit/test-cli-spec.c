@@ -107,7 +107,8 @@ static void test_tool_settings_as_json(void **state)
                                          "      nothing: null\n"
                                          "      nested: {k: [1, {x: y}]}\n"
                                          "limits: {max_tokens: 100, max_cost_usd: 0.5, "
-                                         "turn_timeout: 1m30s}\n"
+                                         "turn_timeout: 1m30s, "
+                                         "approval_timeout: 2h}\n"
                                          "permissions:\n"
                                          "  - {tool: '*', decision: allow, patterns: [a, b]}\n");
     assert_int_equal(s->n_tools, 2);
@@ -121,6 +122,7 @@ static void test_tool_settings_as_json(void **state)
     assert_int_equal(s->limits->max_tokens, 100);
     assert_true(s->limits->max_cost_usd == 0.5);
     assert_int_equal(s->limits->turn_timeout_ms, 90000);
+    assert_int_equal(s->limits->approval_timeout_ms, 7200000);
     assert_int_equal(s->n_permissions, 1);
     assert_string_equal(s->permissions[0]->tool, "*");
     assert_int_equal(s->permissions[0]->n_patterns, 2);
