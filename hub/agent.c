@@ -156,6 +156,7 @@ void hub_agent_free(struct hub_sched *s, struct hub_agent *a)
     free(a->first.error);
     hub_team_wait_free(a->wait);
     hub_approval_free(a->approval);
+    hub_approval_forget(a);
     for (size_t i = 0; i < a->ninbox; i++)
         free(a->inbox[i].text);
     free(a->inbox);
@@ -190,7 +191,9 @@ void hub_agent_steps_note(struct hub_agent *a, uint64_t seq, int kind, const cha
     case AGENTRY__V1__EVENT_KIND__EVENT_KIND_MODEL_REPLY:
     case AGENTRY__V1__EVENT_KIND__EVENT_KIND_TOOL_CALL:
     case AGENTRY__V1__EVENT_KIND__EVENT_KIND_TOOL_RESULT:
+        break;
     case AGENTRY__V1__EVENT_KIND__EVENT_KIND_APPROVAL_DECIDED:
+        hub_approval_remember(a, payload, len, seq);
         break;
     case AGENTRY__V1__EVENT_KIND__EVENT_KIND_FINAL:
     case AGENTRY__V1__EVENT_KIND__EVENT_KIND_YIELD:

@@ -103,6 +103,9 @@ struct hub_agent {
      * is current (0: none armed), as retry_token does for a back-off. */
     struct hub_approval *approval;
     uint64_t approval_token;
+    /* Its most recent decisions (hub_approval_remember), NULL until the first; a ring. */
+    struct hub_approval_decided *decided;
+    unsigned decided_next;
     struct hub_agent_st st;  /* committed */
     uint64_t last_seq;       /* highest committed seq */
     struct hub_input *inbox; /* inputs with seq > st.input_seq, oldest first */
@@ -181,7 +184,8 @@ bool hub_agent_held(const struct hub_agent *a, uint64_t epoch, uint64_t instance
 void hub_agent_inbox_push(struct hub_agent *a, uint64_t seq, const char *text);
 void hub_agent_inbox_trim(struct hub_agent *a, uint64_t upto_seq);
 /* Keep a stored event for the turn's next attempt if it is a step (a node's MODEL_REQUEST,
- * MODEL_REPLY, TOOL_CALL or TOOL_RESULT, or the hub's APPROVAL_DECIDED); forget them all if it ends the turn (FINAL, YIELD,
+ * MODEL_REPLY, TOOL_CALL or TOOL_RESULT, or the hub's APPROVAL_DECIDED, also remembered as a
+ * decision: hub_approval_remember); forget them all if it ends the turn (FINAL, YIELD,
  * ERROR, KILLED). One rule for events stored now (hub/actor.c) and read at load (hub.c). Lock
  * held. */
 void hub_agent_steps_note(struct hub_agent *a, uint64_t seq, int kind, const char *payload,

@@ -121,8 +121,8 @@ const char *hub_approval_refusal_json(const struct hub_approval *ap, enum hub_ap
                                       "tool '%s' was not run: no one approved the call before its "
                                       "approval deadline (spec.limits.approval_timeout_ms)",
                                       ap->tool)
-                    : ag_arena_printf(ar, "tool '%s' was not run: %s denied the call: %s", ap->tool,
-                                      by && *by ? by : "a person", why);
+                    : ag_arena_printf(ar, "tool '%s' was not run: the call was denied by %s: %s",
+                                      ap->tool, by && *by ? by : "anonymous", why);
     cJSON *o = cJSON_CreateObject();
     cJSON_AddStringToObject(o, "id", ap->call_id);
     cJSON_AddStringToObject(o, "name", ap->tool);
@@ -131,25 +131,50 @@ const char *hub_approval_refusal_json(const struct hub_approval *ap, enum hub_ap
     return json_take(ar, o);
 }
 
+/* One remembered decision (hub_agent.decided, a ring of HUB_APPROVAL_KEEP). */
+struct hub_approval_decided {
+    char *call_id; /* owned; NULL: an empty slot */
+    enum hub_approval_decision d;
+    uint64_t seq;
+};
+
+void hub_approval_remember(struct hub_agent *a, const char *payload, size_t len, uint64_t seq)
+{
+    cJSON *o = cJSON_ParseWithLength(payload, len);
+    const char *id = str_of(o, "id");
+    enum hub_approval_decision d;
+    if (id && decision_of(str_of(o, "decision"), &d)) {
+        if (!a->decided)
+            a->decided = ag_xcalloc(HUB_APPROVAL_KEEP, sizeof(*a->decided));
+        struct hub_approval_decided *slot = &a->decided[a->decided_next++ % HUB_APPROVAL_KEEP];
+        free(slot->call_id);
+        *slot = (struct hub_approval_decided){ag_xstrdup(id), d, seq};
+    }
+    cJSON_Delete(o);
+}
+
 bool hub_approval_decided(const struct hub_agent *a, const char *call_id,
                           enum hub_approval_decision *d, uint64_t *seq)
 {
-    /* Newest first: a call decided, run, and asked about again by a later reply of the same
-     * turn is not a case (ids are the model's, unique within a turn), but the newest wins. */
-    for (size_t i = a->nsteps; i-- > 0;) {
-        const struct hub_step *s = &a->steps[i];
-        if (s->kind != AGENTRY__V1__EVENT_KIND__EVENT_KIND_APPROVAL_DECIDED)
-            continue;
-        cJSON *o = cJSON_Parse(s->payload);
-        const char *id = str_of(o, "id");
-        bool hit = id && strcmp(id, call_id) == 0 && decision_of(str_of(o, "decision"), d);
-        cJSON_Delete(o);
-        if (hit) {
+    /* Newest first: ids are the model's, unique within a turn, so a repeat is another turn's. */
+    for (unsigned k = 0; a->decided && k < HUB_APPROVAL_KEEP; k++) {
+        const struct hub_approval_decided *s =
+            &a->decided[(a->decided_next - 1 - k) % HUB_APPROVAL_KEEP];
+        if (s->call_id && strcmp(s->call_id, call_id) == 0) {
+            *d = s->d;
             *seq = s->seq;
             return true;
         }
     }
     return false;
+}
+
+void hub_approval_forget(struct hub_agent *a)
+{
+    for (unsigned k = 0; a->decided && k < HUB_APPROVAL_KEEP; k++)
+        free(a->decided[k].call_id);
+    free(a->decided);
+    a->decided = NULL;
 }
 
 void hub_approval_note(struct hub_approval **ap, const struct hub_store_event *ev)

@@ -60,10 +60,17 @@ const char *hub_approval_decided_json(const struct hub_approval *ap, enum hub_ap
  * why, so that the model can go on without it. */
 const char *hub_approval_refusal_json(const struct hub_approval *ap, enum hub_approval_decision d,
                                       const char *by, const char *reason, struct ag_arena *ar);
-/* The decision of call_id stored in the agent's running turn (its steps), if any: true with *d
- * and *seq set. Agent locked. */
+/* A stored APPROVAL_DECIDED of agent a: kept among its HUB_APPROVAL_KEEP most recent decisions,
+ * which answer a repeated ApproveCall or DenyCall. Called for the events stored now and those
+ * read at load (hub_agent_steps_note). Agent locked. */
+#define HUB_APPROVAL_KEEP 8
+void hub_approval_remember(struct hub_agent *a, const char *payload, size_t len, uint64_t seq);
+/* The decision of call_id among a's recent ones (the last turn's at least: a loaded agent read
+ * them back), if any: true with *d and *seq set. Agent locked. */
 bool hub_approval_decided(const struct hub_agent *a, const char *call_id,
                           enum hub_approval_decision *d, uint64_t *seq);
+/* Frees a's remembered decisions. */
+void hub_approval_forget(struct hub_agent *a);
 const char *hub_approval_decision_word(enum hub_approval_decision d);
 /* Load (hub/loader.c): follow a stored event of the agent, keeping *ap equal to what the log
  * says (an APPROVAL_REQUIRED not followed by its decision or a turn end). */

@@ -6,6 +6,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -89,7 +90,7 @@ static void test_decision_payloads(void **state)
         hub_approval_refusal_json(&ap, HUB_APPROVAL_DENIED, "user/bob", "not on main", &ar));
     assert_string_equal(field(o, "id"), "call_7");
     assert_true(cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(o, "is_error")));
-    assert_non_null(strstr(field(o, "output"), "user/bob denied the call: not on main"));
+    assert_non_null(strstr(field(o, "output"), "denied by user/bob: not on main"));
     cJSON_Delete(o);
     o = cJSON_Parse(hub_approval_refusal_json(&ap, HUB_APPROVAL_EXPIRED, "timeout", NULL, &ar));
     assert_non_null(strstr(field(o, "output"), "approval deadline"));
@@ -133,19 +134,18 @@ static void test_note(void **state)
     hub_approval_free(ap);
 }
 
-/* ApproveCall's idempotency reads the turn's stored steps. */
-static void test_decided_in_steps(void **state)
+/* ApproveCall's idempotency: the agent's recent decisions, newest first, at most
+ * HUB_APPROVAL_KEEP of them. */
+static void test_remembered_decisions(void **state)
 {
     (void)state;
     struct hub_agent a;
     memset(&a, 0, sizeof(a));
-    struct hub_step steps[] = {
-        {3, AGENTRY__V1__EVENT_KIND__EVENT_KIND_TOOL_CALL, (char *)"{\"id\":\"c1\"}"},
-        {5, K_DECIDED, (char *)"{\"id\":\"c1\",\"decision\":\"denied\"}"},
-        {9, K_DECIDED, (char *)"{\"id\":\"c2\",\"decision\":\"approved\"}"},
-    };
-    a.steps = steps;
-    a.nsteps = 3;
+    const char *c1 = "{\"id\":\"c1\",\"decision\":\"denied\"}";
+    const char *c2 = "{\"id\":\"c2\",\"decision\":\"approved\"}";
+    hub_approval_remember(&a, c1, strlen(c1), 5);
+    hub_approval_remember(&a, c2, strlen(c2), 9);
+    hub_approval_remember(&a, "{\"id\":\"c9\"}", 11, 10); /* no decision: not one */
     enum hub_approval_decision d;
     uint64_t seq = 0;
     assert_true(hub_approval_decided(&a, "c1", &d, &seq));
@@ -154,7 +154,19 @@ static void test_decided_in_steps(void **state)
     assert_true(hub_approval_decided(&a, "c2", &d, &seq));
     assert_int_equal(d, HUB_APPROVAL_APPROVED);
     assert_int_equal(seq, 9);
-    assert_false(hub_approval_decided(&a, "c3", &d, &seq));
+    assert_false(hub_approval_decided(&a, "c9", &d, &seq));
+    /* The oldest make room for new ones. */
+    char p[64];
+    for (int i = 0; i < HUB_APPROVAL_KEEP; i++) {
+        int n = snprintf(p, sizeof(p), "{\"id\":\"x%d\",\"decision\":\"expired\"}", i);
+        hub_approval_remember(&a, p, (size_t)n, 20 + (uint64_t)i);
+    }
+    assert_false(hub_approval_decided(&a, "c1", &d, &seq));
+    assert_true(hub_approval_decided(&a, "x0", &d, &seq));
+    assert_int_equal(d, HUB_APPROVAL_EXPIRED);
+    assert_int_equal(seq, 20);
+    hub_approval_forget(&a);
+    assert_null(a.decided);
 }
 
 int main(void)
@@ -163,7 +175,7 @@ int main(void)
         cmocka_unit_test(test_stamp_and_parse),
         cmocka_unit_test(test_decision_payloads),
         cmocka_unit_test(test_note),
-        cmocka_unit_test(test_decided_in_steps),
+        cmocka_unit_test(test_remembered_decisions),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
