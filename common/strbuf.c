@@ -19,8 +19,9 @@ void ag_strbuf_add(struct ag_strbuf *b, const char *p, size_t n)
 
 void ag_strbuf_drop(struct ag_strbuf *b, size_t n)
 {
+    if (!b->s) /* empty, never grown: memmove may not be given NULL, even for 0 bytes */
+        return;
     memmove(b->s, b->s + n, b->len - n);
     b->len -= n;
-    if (b->s)
-        b->s[b->len] = '\0';
+    b->s[b->len] = '\0';
 }
