@@ -119,6 +119,12 @@ static void build_bwrap(struct argv *a, const struct wk_sandbox_req *req, int se
     av_addv(a, head);
     if (req->net)
         av_add(a, "--share-net");
+    /* After the tmpfs /tmp, which would hide a path under it bound before. */
+    for (const char *const *p = req->ro_paths; p && *p; p++) {
+        av_add(a, "--ro-bind");
+        av_add(a, *p);
+        av_add(a, *p);
+    }
     static const char *const ws[] = {
         "--chdir",    "/workspace", "--setenv", "HOME",         "/workspace", "--setenv", "PWD",
         "/workspace", "--hostname", "sandbox",  "--remount-ro", "/",          NULL};
@@ -208,6 +214,15 @@ struct wk_sandbox_limits wk_sandbox_limits_default(void)
                                       .output_bytes = 16 << 20,
                                       .nofile = 1024,
                                       .fsize_bytes = INT64_C(1) << 30};
+}
+
+struct wk_sandbox_limits wk_sandbox_limits_server(void)
+{
+    struct wk_sandbox_limits l = wk_sandbox_limits_default();
+    l.cpu_s = 0;
+    l.output_bytes = 0;
+    l.wall_ms = 0;
+    return l;
 }
 
 /* The first of dirs holding an executable name; owned, NULL if none. */
@@ -320,7 +335,7 @@ static _Noreturn void child_main(const struct plan *c)
     if (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) != 0 ||
         (c->no_new_privs && prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0))
         child_fail(ep, ST_PRCTL);
-    if (chdir(c->cwd) != 0)
+    if (c->cwd && chdir(c->cwd) != 0)
         child_fail(ep, ST_CHDIR);
     execve(c->path, c->argv, c->envp);
     child_fail(ep, ST_EXEC);
@@ -511,6 +526,11 @@ int wk_sandbox_spawn(const struct wk_sandbox *sb, const struct wk_sandbox_req *r
         return ag_err_set(err, AG_FAILED_PRECONDITION, "no sandbox to run '%s' in: %s",
                           req->argv[0], sb->describe);
     out->wrapped = row->program != NULL;
+    if (!req->workspace && row != row_find("direct"))
+        return ag_err_set(err, AG_FAILED_PRECONDITION,
+                          "cannot run '%s' in the sandbox without a workspace (set the node's "
+                          "--workspace-root)",
+                          req->argv[0]);
     struct plan c = {.envp = (char *const *)req->envp,
                      .drop = row->drops_uid && sb->user,
                      .uid = sb->uid,
@@ -588,6 +608,37 @@ void wk_sandbox_proc_release(struct wk_sandbox_proc *p)
     close_fd(&p->in_fd);
     close_fd(&p->out_fd);
     close_fd(&p->err_fd);
+}
+
+/* Whether the wrapper exits within ms (its pidfd becomes readable). */
+static bool exits_within(const struct wk_sandbox_proc *p, int64_t ms)
+{
+    int64_t until = ag_now_mono_ms() + ms;
+    for (;;) {
+        int64_t left = until - ag_now_mono_ms();
+        struct pollfd f = {p->pidfd, POLLIN, 0};
+        int n = poll(&f, 1, left < 0 ? 0 : (int)left);
+        if (n > 0)
+            return true;
+        if (n == 0 || errno != EINTR)
+            return false;
+    }
+}
+
+void wk_sandbox_stop(struct wk_sandbox_proc *p, int64_t grace_ms)
+{
+    close_fd(&p->in_fd);
+    if (p->reaped)
+        return;
+    if (!exits_within(p, grace_ms)) {
+        /* Unreaped, so neither id can have been reused. */
+        kill(-p->pid, SIGTERM);
+        kill(p->pid, SIGTERM);
+        if (!exits_within(p, grace_ms))
+            wk_sandbox_kill(p);
+    }
+    wk_sandbox_wait(p);
+    wk_sandbox__cg_kill(p); /* what the wrapper left in its cgroup */
 }
 
 static int poll_ms(int64_t until_ms)

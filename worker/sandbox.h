@@ -66,6 +66,10 @@ struct wk_sandbox_limits {
 /* The node's defaults: 10 min CPU, 2 GiB memory, 256 processes, 16 MiB output, 1024 files,
  * 1 GiB files, no CPU quota and no wall clock (the tool's deadline is). */
 struct wk_sandbox_limits wk_sandbox_limits_default(void);
+/* For a long-lived process (an MCP stdio server): the defaults without the caps that would end
+ * it for living long (CPU seconds, output read, wall clock): memory, processes, files and file
+ * size stay. */
+struct wk_sandbox_limits wk_sandbox_limits_server(void);
 
 struct wk_sandbox_req {
     const char *const *argv; /* argv[0]: absolute inside the sandbox, or found in PATH */
@@ -76,6 +80,10 @@ struct wk_sandbox_req {
     bool privileged;         /* the direct back end */
     bool stdin_pipe;         /* else stdin is /dev/null */
     bool merge_stderr;       /* stderr onto stdout's pipe; else its own pipe */
+    /* Host directories bound read-only at the same path (bwrap; NULL-terminated, NULL: none):
+     * where the operator installed the programs a long-lived server runs from. runsc sees the
+     * host's root read-only anyway, direct sees everything. */
+    const char *const *ro_paths;
     struct wk_sandbox_limits limits;
 };
 
@@ -109,6 +117,12 @@ void wk_sandbox_kill(struct wk_sandbox_proc *p);
 void wk_sandbox_wait(struct wk_sandbox_proc *p);
 /* Kill what is left, reap, remove the cgroups, close the pipes. */
 void wk_sandbox_proc_release(struct wk_sandbox_proc *p);
+/* End a long-lived process gently, for one whose caller reads its pipes itself (no
+ * wk_sandbox_run): its stdin is closed (a server exits at EOF), after grace_ms SIGTERM goes to
+ * the wrapper and its group (bwrap's --die-with-parent takes the sandbox with it), after another
+ * grace_ms SIGKILL to the whole tree; then it is reaped (p->status). Blocks up to 2 * grace_ms.
+ * Release p afterwards. No-op once reaped. */
+void wk_sandbox_stop(struct wk_sandbox_proc *p, int64_t grace_ms);
 
 /* How a wk_sandbox_run ended. */
 enum wk_sandbox_end {

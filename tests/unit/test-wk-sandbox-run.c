@@ -305,6 +305,54 @@ static void test_kill_takes_the_whole_tree(void **state)
         assert_int_equal(access(cgdir, F_OK), -1);
 }
 
+/* An MCP stdio server's shape: a long-lived process with its stdin, stdout and stderr on pipes,
+ * read by the caller, not wk_sandbox_run. It sees a ro_paths dir read-only (not the canary's),
+ * and wk_sandbox_stop ends it at its stdin's EOF with its own status. */
+static void test_long_lived_process_with_pipes(void **state)
+{
+    (void)state;
+    char ro[128], file[160];
+    snprintf(ro, sizeof(ro), "%s/ro", base);
+    snprintf(file, sizeof(file), "%s/visible", ro);
+    mkdir(ro, 0755);
+    write_file(file, "seen");
+    const char *const ro_paths[] = {ro, NULL};
+    const char *argv[] = {
+        "/bin/sh", "-c",
+        "while read p; do cat \"$p\" || echo no; done; true > \"$0/x\" || echo ro; "
+        "echo err >&2",
+        ro, NULL};
+    const char *envp[] = {"PATH=/usr/bin:/bin", NULL};
+    struct wk_sandbox_req req = {.argv = argv,
+                                 .envp = envp,
+                                 .workspace = ws,
+                                 .stdin_pipe = true,
+                                 .ro_paths = ro_paths,
+                                 .limits = wk_sandbox_limits_server()};
+    struct wk_sandbox_proc p;
+    struct ag_err err = AG_ERR_INIT;
+    assert_int_equal(wk_sandbox_spawn(sb_cg, &req, &p, &err), 0);
+    char line[512];
+    int n = snprintf(line, sizeof(line), "%s\n%s\n", file, canary);
+    assert_int_equal(write(p.in_fd, line, (size_t)n), n);
+    wk_sandbox_stop(&p, 5000);
+    assert_true(WIFEXITED(p.status) && WEXITSTATUS(p.status) == 0);
+    struct res r = {0};
+    ssize_t got;
+    while ((got = read(p.out_fd, line, sizeof(line))) > 0)
+        collect(&r, line, (size_t)got);
+    assert_string_equal(r.out, "seenno\nro\n");
+    free(r.out);
+    r = (struct res){0};
+    while ((got = read(p.err_fd, line, sizeof(line))) > 0)
+        collect(&r, line, (size_t)got);
+    assert_non_null(strstr(r.out, "Read-only file system"));
+    assert_non_null(strstr(r.out, "err\n"));
+    free(r.out);
+    wk_sandbox_proc_release(&p);
+    assert_true(file_is(canary, "intact"));
+}
+
 static void test_runsc(void **state)
 {
     (void)state;
@@ -368,6 +416,7 @@ int main(void)
             cmocka_unit_test(test_memory_bomb_killed),
             cmocka_unit_test(test_fork_bomb_capped),
             cmocka_unit_test(test_kill_takes_the_whole_tree),
+            cmocka_unit_test(test_long_lived_process_with_pipes),
             cmocka_unit_test(test_rm_rf_root_is_contained),
             cmocka_unit_test(test_runsc),
         };

@@ -1,5 +1,6 @@
 /* tests/unit/test-wk-sandbox.c - the sandbox's pure parts (worker/sandbox.h), no privileges
- * needed: the command lines each back end builds, the refusals of a sandbox that is not ready,
+ * needed: the command lines each back end builds, the server limits, stopping a long-lived
+ * process (on the direct back end), the refusals of a sandbox that is not ready,
  * unknown modes, and the shell guard's rules (blocked shapes, quoted and spaced variants, and
  * ordinary commands it must let through). */
 #include <setjmp.h>
@@ -10,9 +11,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 
+#include "common/clock.h"
 #include "worker/sandbox.h"
 
 static const char *const cmd[] = {"/bin/sh", "-c", "echo hi", NULL};
@@ -65,6 +69,84 @@ static void test_bwrap_argv(void **state)
     assert_true(HAS(a, "--share-net"));
     assert_false(HAS(a, "--seccomp"));
     wk_sandbox_argv_free(a);
+}
+
+/* A long-lived server's program dirs: bound read-only after the private /tmp (which would hide
+ * one under /tmp), before the workspace; the other back ends see the host's paths anyway. */
+static void test_ro_paths_argv(void **state)
+{
+    (void)state;
+    static const char *const ro[] = {"/opt/mcp", "/tmp/servers", NULL};
+    struct wk_sandbox_req req = {
+        .argv = cmd, .envp = env, .workspace = "/srv/ws/a1", .ro_paths = ro};
+    char **a = wk_sandbox_argv("bwrap", &req, -1);
+    int tmp = find(a, (const char *const[]){"--tmpfs", "/tmp", NULL});
+    int opt = find(a, (const char *const[]){"--ro-bind", "/opt/mcp", "/opt/mcp", NULL});
+    int srv = find(a, (const char *const[]){"--ro-bind", "/tmp/servers", "/tmp/servers", NULL});
+    int wsb = find(a, (const char *const[]){"--bind", "/srv/ws/a1", "/workspace", NULL});
+    assert_true(tmp >= 0 && opt > tmp && srv > opt && wsb > srv);
+    wk_sandbox_argv_free(a);
+    a = wk_sandbox_argv("direct", &req, -1);
+    assert_false(HAS(a, "/opt/mcp"));
+    wk_sandbox_argv_free(a);
+}
+
+/* A server lives long: no cap that ends a process for living (CPU seconds, output, wall clock);
+ * the rest of the defaults hold. */
+static void test_server_limits(void **state)
+{
+    (void)state;
+    struct wk_sandbox_limits d = wk_sandbox_limits_default(), s = wk_sandbox_limits_server();
+    assert_int_equal(s.cpu_s, 0);
+    assert_int_equal(s.output_bytes, 0);
+    assert_int_equal(s.wall_ms, 0);
+    assert_int_equal(s.mem_bytes, d.mem_bytes);
+    assert_int_equal(s.procs, d.procs);
+    assert_int_equal(s.nofile, d.nofile);
+    assert_int_equal(s.fsize_bytes, d.fsize_bytes);
+}
+
+/* wk_sandbox_stop, on the direct back end (no privileges needed): a process that exits at EOF
+ * ends at once with its own status; one that ignores SIGTERM is killed after the two graces (a
+ * privileged request without a workspace runs in the node's cwd). */
+static void test_stop_a_long_lived_process(void **state)
+{
+    (void)state;
+    static const char *const cat[] = {"cat", NULL};
+    struct wk_sandbox_req req = {.argv = cat,
+                                 .envp = env,
+                                 .workspace = "/tmp",
+                                 .privileged = true,
+                                 .stdin_pipe = true,
+                                 .limits = wk_sandbox_limits_server()};
+    struct wk_sandbox_proc p;
+    struct ag_err err = AG_ERR_INIT;
+    assert_int_equal(wk_sandbox_spawn(NULL, &req, &p, &err), 0);
+    assert_true(p.in_fd >= 0 && p.out_fd >= 0 && p.err_fd >= 0);
+    assert_int_equal(write(p.in_fd, "ping\n", 5), 5);
+    char buf[16] = {0};
+    assert_int_equal(read(p.out_fd, buf, sizeof(buf) - 1), 5);
+    assert_string_equal(buf, "ping\n");
+    int64_t t0 = ag_now_mono_ms();
+    wk_sandbox_stop(&p, 2000);
+    assert_true(ag_now_mono_ms() - t0 < 1500);
+    assert_true(p.reaped && WIFEXITED(p.status) && WEXITSTATUS(p.status) == 0);
+    assert_int_equal(p.in_fd, -1);
+    wk_sandbox_stop(&p, 2000); /* once reaped: nothing */
+    wk_sandbox_proc_release(&p);
+
+    static const char *const stubborn[] = {
+        "/bin/sh", "-c", "trap '' TERM; echo up; while :; do sleep 1; done", NULL};
+    req.argv = stubborn;
+    req.workspace = NULL;
+    assert_int_equal(wk_sandbox_spawn(NULL, &req, &p, &err), 0);
+    assert_int_equal(read(p.out_fd, buf, sizeof(buf) - 1), 3); /* the trap is set */
+    t0 = ag_now_mono_ms();
+    wk_sandbox_stop(&p, 200);
+    int64_t took = ag_now_mono_ms() - t0;
+    assert_true(took >= 400 && took < 3000);
+    assert_true(WIFSIGNALED(p.status) && WTERMSIG(p.status) == SIGKILL);
+    wk_sandbox_proc_release(&p);
 }
 
 static void test_runsc_and_direct_argv(void **state)
@@ -195,9 +277,15 @@ static void test_guard_allows(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_bwrap_argv),   cmocka_unit_test(test_runsc_and_direct_argv),
-        cmocka_unit_test(test_modes),        cmocka_unit_test(test_not_ready_refuses),
-        cmocka_unit_test(test_guard_blocks), cmocka_unit_test(test_guard_allows),
+        cmocka_unit_test(test_bwrap_argv),
+        cmocka_unit_test(test_runsc_and_direct_argv),
+        cmocka_unit_test(test_ro_paths_argv),
+        cmocka_unit_test(test_server_limits),
+        cmocka_unit_test(test_stop_a_long_lived_process),
+        cmocka_unit_test(test_modes),
+        cmocka_unit_test(test_not_ready_refuses),
+        cmocka_unit_test(test_guard_blocks),
+        cmocka_unit_test(test_guard_allows),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
