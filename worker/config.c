@@ -10,6 +10,7 @@
 #include "common/xalloc.h"
 #include "worker/model.h"
 #include "worker/tool.h"
+#include "worker/tool_ext.h"
 
 const char *wk_config_get(const struct wk_config *c, const char *key)
 {
@@ -134,8 +135,9 @@ int wk_configs_parse(struct wk_configs *out, const char *const *model_opts, size
         np++;
     while (wk_tools[nt].name)
         nt++;
-    const char **names = ag_xcalloc(np + nt + 1, sizeof(*names));
-    int (**checks)(const struct wk_config *, struct ag_err *) = ag_xcalloc(np + nt + 1,
+    /* The tools' rows, then "mcp": the options of the spec's MCP stdio servers, not a tool. */
+    const char **names = ag_xcalloc(np + nt + 2, sizeof(*names));
+    int (**checks)(const struct wk_config *, struct ag_err *) = ag_xcalloc(np + nt + 2,
                                                                            sizeof(*checks));
     for (size_t i = 0; i < np; i++) {
         names[i] = wk_model_providers[i].name;
@@ -145,11 +147,14 @@ int wk_configs_parse(struct wk_configs *out, const char *const *model_opts, size
         names[np + i] = wk_tools[i].name;
         checks[np + i] = wk_tools[i].check_config;
     }
+    names[np + nt] = "mcp";
+    checks[np + nt] = wk_tool_ext_check_config;
     out->models = ag_xcalloc(np + 1, sizeof(*out->models));
-    out->tools = ag_xcalloc(nt + 1, sizeof(*out->tools));
+    out->tools = ag_xcalloc(nt + 2, sizeof(*out->tools));
+    out->mcp = &out->tools[nt];
     int rc = parse_rows("model", model_opts, nmodel, names, np, checks, out->models, err);
     if (rc == 0)
-        rc = parse_rows("tool", tool_opts, ntool, names + np, nt, checks + np, out->tools, err);
+        rc = parse_rows("tool", tool_opts, ntool, names + np, nt + 1, checks + np, out->tools, err);
     free(names);
     free(checks);
     if (rc != 0)
@@ -165,7 +170,9 @@ void wk_configs_release(struct wk_configs *c)
         config_release(&c->models[i]);
     for (size_t i = 0; c->tools && wk_tools[i].name; i++)
         config_release(&c->tools[i]);
+    if (c->mcp)
+        config_release(c->mcp);
     free(c->models);
     free(c->tools);
-    c->models = c->tools = NULL;
+    c->models = c->tools = c->mcp = NULL;
 }

@@ -2,7 +2,8 @@
  *
  * An operator writes "NAME.KEY=VALUE" (agentry node join --model-opt mock.latency=50ms
  * --tool-opt echo.timeout=2s); wk_configs_parse checks and sorts them into one struct wk_config
- * per row of wk_model_providers and of wk_tools. Every provider and tool takes "timeout" (a
+ * per row of wk_model_providers and of wk_tools, and one for "mcp" (the spec's MCP stdio servers,
+ * which are not a tool of the table). Every provider and tool takes "timeout" (a
  * duration: each call's deadline, see worker/call.h); other keys are the row's own, checked by
  * its check_config hook. A bad option is refused at start, with a message naming it, never at the
  * first call.
@@ -41,6 +42,8 @@ int wk_config_check_keys(const struct wk_config *c, const char *const *known, st
 struct wk_configs {
     struct wk_config *models; /* owned; one per row of wk_model_providers */
     struct wk_config *tools;  /* owned; one per row of wk_tools */
+    struct wk_config *mcp;    /* inside tools, after the rows: "mcp.KEY", the options of the
+                                 spec's MCP stdio servers (worker/tool_ext.h) */
 };
 
 /* Sort "NAME.KEY=VALUE" items into out (zeroed by the caller or released before). On error

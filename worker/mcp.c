@@ -352,13 +352,17 @@ static void strv_free(char **v)
     free(v);
 }
 
-/* PATH and HOME as the node has them (a server found on the node's PATH runs), then the
- * spec's variables, which may override them. */
-static char **stdio_env(const Agentry__V1__McpServer *srv)
+/* Privileged: PATH and HOME as the node has them (a server found on the node's PATH runs).
+ * Sandboxed: the sandbox's PATH, HOME its workspace (the node's paths mean nothing inside).
+ * Then the spec's variables, which may override them. */
+static char **stdio_env(const Agentry__V1__McpServer *srv, const struct wk_mcp_rpc *c)
 {
     char **env = ag_xcalloc(srv->n_env + 3, sizeof(*env));
     size_t k = 0;
-    const char *path = getenv("PATH"), *home = getenv("HOME");
+    const char *path = c->privileged ? getenv("PATH") : NULL;
+    const char *home = c->privileged ? getenv("HOME")
+                       : c->cwd      ? wk_sandbox_workdir(c->sandbox, false, c->cwd)
+                                     : NULL;
     env[k++] = ag_xasprintf("PATH=%s", path ? path : "/usr/local/bin:/usr/bin:/bin");
     if (home)
         env[k++] = ag_xasprintf("HOME=%s", home);
@@ -367,11 +371,26 @@ static char **stdio_env(const Agentry__V1__McpServer *srv)
     return env;
 }
 
-struct wk_mcp *wk_mcp_new(const Agentry__V1__McpServer *srv, const char *cwd, struct wk_http *http)
+static char **ro_paths_dup(const char *const *v)
+{
+    size_t n = 0;
+    while (v && v[n])
+        n++;
+    return n ? strv_dup((char **)v, n) : NULL;
+}
+
+struct wk_mcp *wk_mcp_new(const Agentry__V1__McpServer *srv, const char *cwd, struct wk_http *http,
+                          const struct wk_mcp_exec *exec)
 {
     struct wk_mcp *m = ag_xcalloc(1, sizeof(*m));
     struct wk_mcp_rpc *c = &m->rpc;
     c->name = ag_xstrdup(srv->name ? srv->name : "");
+    c->cwd = cwd && *cwd ? ag_xstrdup(cwd) : NULL;
+    c->sandbox = exec ? exec->sandbox : NULL;
+    c->privileged = !exec || exec->privileged;
+    c->net = exec && exec->net;
+    c->limits = exec ? exec->limits : wk_sandbox_limits_server();
+    c->ro_paths = ro_paths_dup(exec ? exec->ro_paths : NULL);
     if (srv->url && *srv->url) {
         c->url = ag_xstrdup(srv->url);
         c->headers = ag_xcalloc(srv->n_headers + 1, sizeof(*c->headers));
@@ -380,10 +399,9 @@ struct wk_mcp *wk_mcp_new(const Agentry__V1__McpServer *srv, const char *cwd, st
                                                      srv->headers[i]->value);
     } else {
         c->argv = strv_dup(srv->command, srv->n_command);
-        c->envp = stdio_env(srv);
+        c->envp = stdio_env(srv, c);
     }
     c->transport = c->url ? &wk_mcp_http_transport : &wk_mcp_stdio_transport;
-    c->cwd = cwd && *cwd ? ag_xstrdup(cwd) : NULL;
     c->timeout_ms = srv->timeout_ms ? srv->timeout_ms : WK_MCP_DEFAULT_TIMEOUT_MS;
     c->http = http;
     atomic_init(&c->next_id, 1);
@@ -414,6 +432,7 @@ void wk_mcp_free(struct wk_mcp *m)
     strv_free(c->argv);
     strv_free(c->envp);
     free(c->cwd);
+    strv_free(c->ro_paths);
     free(c->url);
     for (size_t i = 0; i < c->nheaders; i++)
         free(c->headers[i]);

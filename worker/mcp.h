@@ -10,13 +10,18 @@
  * found" for the rest), notifications are ignored.
  *
  * stdio: the process is started on the first request, by the server's own I/O thread (never on
- * an agent-loop thread): argv as given, cwd the directory wk_mcp_new was given, a new session
- * (its own process group), the environment PATH and HOME (the node's) plus the spec's env. Messages
+ * an agent-loop thread), through the node's sandbox (wk_sandbox_spawn, struct wk_mcp_exec): by
+ * default bwrap as the sandbox user with the workspace wk_mcp_new was given at /workspace (its
+ * cwd), read-only system, no network, the server limits (memory, processes; no CPU-time or wall
+ * clock cap), the environment PATH=/usr/local/bin:/usr/bin:/bin and HOME=/workspace plus the
+ * spec's env; when privileged, directly with the node's rights, cwd the workspace, the node's PATH
+ * and HOME plus the spec's env. Either way a new session (its own process group). Messages
  * are lines of JSON on its stdin and stdout; each line of its stderr goes to the node's log
  * (event mcp.stderr). When the process exits, every request sent to it ends with an error saying
  * so; the next request starts it again, after a backoff that doubles from 100 ms to 30 s while it
  * keeps dying young (under 10 s up). A process nobody sent a request for 10 minutes is stopped
- * (started again on demand). Stopping: stdin closed, SIGTERM to its group, SIGKILL 1 s later.
+ * (started again on demand). Stopping (wk_sandbox_stop): stdin closed, SIGTERM to the wrapper and
+ * its group 1 s later, SIGKILL to the whole tree (its cgroup too) 1 s after that.
  *
  * HTTP: each message is a POST to the URL (worker/http.h, the node's client) with the spec's
  * headers, "Accept: application/json, text/event-stream", and the Mcp-Session-Id the server gave
@@ -44,6 +49,7 @@
 #include "agentry/v1/types.pb-c.h"
 #include "common/err.h"
 #include "worker/call.h"
+#include "worker/sandbox.h"
 #include "worker/tool.h"
 
 #define WK_MCP_DEFAULT_TIMEOUT_MS 60000
@@ -61,9 +67,22 @@ struct wk_mcp_tool {
 };
 void wk_mcp_tools_free(struct wk_mcp_tool *tools, size_t n);
 
-/* srv is copied. cwd: the stdio process's working directory (copied; NULL: the node's). http:
- * the node's client, borrowed; needed for a url server. */
-struct wk_mcp *wk_mcp_new(const Agentry__V1__McpServer *srv, const char *cwd, struct wk_http *http);
+/* How a stdio server's process starts: through the node's executor (worker/sandbox.h), as a
+ * long-lived process with pipes. */
+struct wk_mcp_exec {
+    const struct wk_sandbox *sandbox; /* borrowed, the node's; may be NULL when privileged */
+    bool privileged;                  /* the direct back end: the node's own rights */
+    bool net;                         /* the host's network; else only a private loopback */
+    struct wk_sandbox_limits limits;  /* wk_sandbox_limits_server() and the settings' */
+    const char *const *ro_paths;      /* copied: host dirs bound read-only; NULL: none */
+};
+
+/* srv is copied. cwd: the stdio process's workspace (copied; /workspace inside the sandbox, the
+ * cwd when privileged; NULL: none, and only a privileged process starts, in the node's cwd).
+ * http: the node's client, borrowed; needed for a url server. exec: copied; NULL: privileged
+ * with wk_sandbox_limits_server() (tests). */
+struct wk_mcp *wk_mcp_new(const Agentry__V1__McpServer *srv, const char *cwd, struct wk_http *http,
+                          const struct wk_mcp_exec *exec);
 /* Stop the process (stdio) and end every request with an error; later requests fail at once
  * (UNAVAILABLE). Joins the I/O thread. Idempotent. */
 void wk_mcp_stop(struct wk_mcp *m);

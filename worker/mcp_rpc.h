@@ -25,6 +25,7 @@
 #include <cjson/cJSON.h>
 
 #include "common/err.h"
+#include "worker/sandbox.h"
 
 #define WK_MCP_RPC_PROTOCOL "2025-03-26"
 #define WK_MCP_RPC_MAX_LINE (8u << 20) /* one message from a server */
@@ -98,11 +99,16 @@ struct wk_mcp_rpc {
     /* Set by wk_mcp_new (worker/mcp.c), read-only after. */
     const struct wk_mcp_rpc_transport *transport;
     char *name;
-    char **argv;    /* owned, NULL-terminated; NULL for an HTTP server */
-    char **envp;    /* owned, NULL-terminated */
-    char *cwd;      /* owned, may be NULL */
-    char *url;      /* owned; NULL for a stdio server */
-    char **headers; /* owned, "Name: value" */
+    char **argv; /* owned, NULL-terminated; NULL for an HTTP server */
+    char **envp; /* owned, NULL-terminated */
+    char *cwd;   /* owned, may be NULL */
+    /* stdio: how the process starts (struct wk_mcp_exec, worker/mcp.h). */
+    const struct wk_sandbox *sandbox; /* borrowed */
+    bool privileged, net;
+    struct wk_sandbox_limits limits;
+    char **ro_paths; /* owned, NULL-terminated; NULL: none */
+    char *url;       /* owned; NULL for a stdio server */
+    char **headers;  /* owned, "Name: value" */
     size_t nheaders;
     int64_t timeout_ms;
     struct wk_http *http; /* borrowed */

@@ -9,6 +9,12 @@
  * thread alone touches the process and its lists; requesters hand requests over under wk_mcp_rpc.mu
  * (the incoming list), and a cancel listener only sets the request's flag and wakes the thread.
  *
+ * The process starts through the node's executor (wk_sandbox_spawn: the sandbox, or directly
+ * when privileged) with its stdin, stdout and stderr on pipes, and ends through it
+ * (wk_sandbox_stop, then wk_sandbox_proc_release, which also removes its cgroups). The executor
+ * forks on this thread, and the wrapper dies with it (PR_SET_PDEATHSIG): the thread reaps the
+ * process before it ends, so that only happens if the node dies.
+ *
  * SIGPIPE is blocked on the thread (a write to a process that just died is EPIPE, not the node's
  * death) and a pending one is consumed after each EPIPE. */
 #include <errno.h>
@@ -16,13 +22,11 @@
 #include <inttypes.h>
 #include <poll.h>
 #include <signal.h>
-#include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
 #include <sys/wait.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "common/clock.h"
@@ -42,12 +46,13 @@
 /* The I/O thread's own state. */
 struct stdio {
     struct wk_mcp_rpc *m;
-    pid_t pid; /* 0: no process */
-    int in_fd, out_fd, err_fd;
-    bool ready;            /* initialize answered */
-    int64_t init_id;       /* the initialize request in flight, -1 if none */
-    int64_t started_ms;    /* when the process started */
-    int64_t next_start_ms; /* no start before this */
+    struct wk_sandbox_proc proc; /* while pid */
+    pid_t pid;                   /* 0: no process; else proc.pid */
+    int in_fd, out_fd, err_fd;   /* proc's, borrowed; -1 without a process */
+    bool ready;                  /* initialize answered */
+    int64_t init_id;             /* the initialize request in flight, -1 if none */
+    int64_t started_ms;          /* when the process started */
+    int64_t next_start_ms;       /* no start before this */
     int64_t backoff_ms;
     int64_t last_used_ms;
     struct wk_mcp_rpc_req *waiting; /* not sent yet, in order */
@@ -81,48 +86,28 @@ static void list_push(struct wk_mcp_rpc_req **head, struct wk_mcp_rpc_req *r)
 
 /* --- the process --------------------------------------------------------------------------- */
 
-static void proc_close_fds(struct stdio *io)
+/* Wait for the process to be gone (wk_sandbox_stop: stdin closed, as a well-behaved server
+ * exits on EOF; SIGTERM after the grace; SIGKILL to the whole tree after another). *status: as
+ * waitpid's; *wrapped: it is the sandbox's wrapper's. */
+static void proc_reap(struct stdio *io, int *status, bool *wrapped)
 {
-    if (io->in_fd >= 0)
-        close(io->in_fd);
-    if (io->out_fd >= 0)
-        close(io->out_fd);
-    if (io->err_fd >= 0)
-        close(io->err_fd);
+    wk_sandbox_stop(&io->proc, STDIO_TERM_GRACE_MS);
+    *status = io->proc.status;
+    *wrapped = io->proc.wrapped;
+    wk_sandbox_proc_release(&io->proc);
+    io->pid = 0;
+    io->ready = false;
+    io->init_id = -1;
     io->in_fd = io->out_fd = io->err_fd = -1;
     io->out.len = io->err.len = io->wbuf.len = 0;
 }
 
-/* Wait for the process to be gone: stdin closed (a well-behaved server exits on EOF), SIGTERM to
- * its group, SIGKILL after the grace. *status: as waitpid's. */
-static void proc_reap(struct stdio *io, int *status)
+static void status_text(int st, bool wrapped, char *buf, size_t cap)
 {
-    if (io->in_fd >= 0) {
-        close(io->in_fd);
-        io->in_fd = -1;
-    }
-    *status = 0;
-    if (waitpid(io->pid, status, WNOHANG) == io->pid)
-        goto out;
-    kill(-io->pid, SIGTERM);
-    for (int64_t end = ag_now_mono_ms() + STDIO_TERM_GRACE_MS; ag_now_mono_ms() < end;) {
-        if (waitpid(io->pid, status, WNOHANG) == io->pid)
-            goto out;
-        nanosleep(&(struct timespec){0, 10 * 1000 * 1000}, NULL);
-    }
-    kill(-io->pid, SIGKILL);
-    waitpid(io->pid, status, 0);
-out:
-    kill(-io->pid, SIGKILL); /* what it left behind in its group */
-    io->pid = 0;
-    io->ready = false;
-    io->init_id = -1;
-    proc_close_fds(io);
-}
-
-static void status_text(int st, char *buf, size_t cap)
-{
-    if (WIFEXITED(st))
+    if (WIFEXITED(st) && wrapped && WEXITSTATUS(st) > 128)
+        /* bwrap and runsc report a server that died of signal N as 128+N */
+        snprintf(buf, cap, "was killed by signal %d inside the sandbox", WEXITSTATUS(st) - 128);
+    else if (WIFEXITED(st))
         snprintf(buf, cap, "exited with status %d", WEXITSTATUS(st));
     else if (WIFSIGNALED(st))
         snprintf(buf, cap, "was killed by signal %d", WTERMSIG(st));
@@ -146,10 +131,11 @@ static void proc_gone(struct stdio *io, const char *why, bool crashed)
 {
     bool was_ready = io->ready;
     int st;
+    bool wrapped;
     pid_t pid = io->pid;
-    proc_reap(io, &st);
+    proc_reap(io, &st, &wrapped);
     char how[64];
-    status_text(st, how, sizeof(how));
+    status_text(st, wrapped, how, sizeof(how));
     ag_log_info("mcp.exited", "server=%s pid=%d status=%s reason=%s", io->m->name, (int)pid,
                 ag_log_q(how), why);
     int64_t now = ag_now_mono_ms();
@@ -172,48 +158,22 @@ static void proc_gone(struct stdio *io, const char *why, bool crashed)
 static int proc_spawn(struct stdio *io, struct ag_err *err)
 {
     struct wk_mcp_rpc *m = io->m;
-    int in[2], out[2], errp[2];
-    if (pipe2(in, O_CLOEXEC) != 0)
-        return ag_err_set(err, AG_UNAVAILABLE, "pipe: %s", strerror(errno));
-    if (pipe2(out, O_CLOEXEC) != 0 || pipe2(errp, O_CLOEXEC) != 0) {
-        close(in[0]);
-        close(in[1]);
-        return ag_err_set(err, AG_UNAVAILABLE, "pipe: %s", strerror(errno));
-    }
-    posix_spawn_file_actions_t fa;
-    posix_spawnattr_t attr;
-    posix_spawn_file_actions_init(&fa);
-    posix_spawn_file_actions_adddup2(&fa, in[0], 0);
-    posix_spawn_file_actions_adddup2(&fa, out[1], 1);
-    posix_spawn_file_actions_adddup2(&fa, errp[1], 2);
-    posix_spawn_file_actions_addclosefrom_np(&fa, 3);
-    if (m->cwd)
-        posix_spawn_file_actions_addchdir_np(&fa, m->cwd);
-    posix_spawnattr_init(&attr);
-    sigset_t none, all;
-    sigemptyset(&none);
-    sigfillset(&all);
-    posix_spawnattr_setsigmask(&attr, &none);
-    posix_spawnattr_setsigdefault(&attr, &all);
-    posix_spawnattr_setflags(&attr,
-                             POSIX_SPAWN_SETSID | POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
-    int rc = posix_spawnp(&io->pid, m->argv[0], &fa, &attr, m->argv, m->envp);
-    posix_spawn_file_actions_destroy(&fa);
-    posix_spawnattr_destroy(&attr);
-    close(in[0]);
-    close(out[1]);
-    close(errp[1]);
-    if (rc != 0) {
-        close(in[1]);
-        close(out[0]);
-        close(errp[0]);
+    struct wk_sandbox_req req = {.argv = (const char *const *)m->argv,
+                                 .envp = (const char *const *)m->envp,
+                                 .workspace = m->cwd,
+                                 .net = m->net,
+                                 .privileged = m->privileged,
+                                 .stdin_pipe = true,
+                                 .ro_paths = (const char *const *)m->ro_paths,
+                                 .limits = m->limits};
+    if (wk_sandbox_spawn(m->sandbox, &req, &io->proc, err) != 0) {
         io->pid = 0;
-        return ag_err_set(err, AG_UNAVAILABLE, "cannot start '%.200s'%s%.200s: %s", m->argv[0],
-                          m->cwd ? " in " : "", m->cwd ? m->cwd : "", strerror(rc));
+        return -1;
     }
-    io->in_fd = in[1];
-    io->out_fd = out[0];
-    io->err_fd = errp[0];
+    io->pid = io->proc.pid;
+    io->in_fd = io->proc.in_fd;
+    io->out_fd = io->proc.out_fd;
+    io->err_fd = io->proc.err_fd;
     fcntl(io->in_fd, F_SETFL, O_NONBLOCK);
     fcntl(io->out_fd, F_SETFL, O_NONBLOCK);
     fcntl(io->err_fd, F_SETFL, O_NONBLOCK);
@@ -236,8 +196,8 @@ static void proc_start(struct stdio *io)
         io->next_start_ms = io->started_ms + io->backoff_ms;
         return;
     }
-    ag_log_info("mcp.started", "server=%s pid=%d command=%s", io->m->name, (int)io->pid,
-                ag_log_q(io->m->argv[0]));
+    ag_log_info("mcp.started", "server=%s pid=%d command=%s applied=%s", io->m->name, (int)io->pid,
+                ag_log_q(io->m->argv[0]), ag_log_q(io->proc.applied));
     size_t len;
     io->init_id = (int64_t)atomic_fetch_add(&io->m->next_id, 1);
     char *line = wk_mcp_rpc_frame(io->init_id, "initialize", wk_mcp_rpc_init_params(), &len);

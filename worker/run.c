@@ -414,7 +414,7 @@ static struct wk_run *run_new(const Agentry__V1__Assignment *a, const struct wk_
     run->workspace_root = o->workspace_root && *o->workspace_root ? o->workspace_root : NULL;
     run->delta_interval_ms = o->delta_interval_ms > 0 ? o->delta_interval_ms
                                                       : WK_RUN_DELTA_INTERVAL_MS;
-    run->ext = wk_tool_ext_get(o->ext, a->spec);
+    run->ext = wk_tool_ext_get(o->ext, a->spec, a->agent_id);
     run->nspecs = run->ntools;
     /* The wall clock starts at the assignment: a turn placed again starts it anew. */
     uint64_t timeout = run->spec.turn_timeout_ms ? run->spec.turn_timeout_ms

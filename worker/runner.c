@@ -357,7 +357,7 @@ struct wk_runner *wk_runner_new(const struct wk_runner_opts *o, struct ag_err *e
         runner_release(r);
         return NULL;
     }
-    r->ext = wk_tool_ext_new(r->http, r->workpool);
+    r->ext = wk_tool_ext_new(r->http, r->workpool, r->sandbox, r->configs.mcp);
 
     unsigned want = o->threads ? o->threads : WK_RUNNER_DEFAULT_THREADS;
     r->threads = ag_xcalloc(want, sizeof(*r->threads));

@@ -21,7 +21,9 @@
 #include "worker/http.h"
 #include "worker/mcp.h"
 #include "worker/openapi.h"
+#include "worker/sandbox.h"
 #include "worker/tool_http_request.h"
+#include "worker/tool_internal.h"
 
 #define EXT_DOC_TIMEOUT_MS 30000
 
@@ -33,9 +35,12 @@ struct ts_waiter {
 };
 
 struct wk_tool_ext_set {
-    struct wk_http *http;     /* borrowed: the node's, alive until wk_tool_ext_stop */
-    struct ag_workpool *pool; /* borrowed: likewise */
-    uint8_t *key;             /* owned: the packed mcp_servers and openapi */
+    struct wk_http *http;             /* borrowed: the node's, alive until wk_tool_ext_stop */
+    struct ag_workpool *pool;         /* borrowed: likewise */
+    const struct wk_sandbox *sandbox; /* borrowed: likewise */
+    const struct wk_config *options;  /* borrowed: the node's "mcp.*" options */
+    uint8_t *key; /* owned: the packed mcp_servers and openapi, then the agent's id when a stdio
+                     server is among them */
     size_t key_len;
     Agentry__V1__AgentSpec *spec; /* owned (protobuf-c unpacked): only those two fields */
     atomic_uint refs;
@@ -49,7 +54,9 @@ struct wk_tool_ext_set {
     struct ts_waiter *waiters;
     size_t nwaiters;
     size_t pending;      /* sources still listing */
-    struct wk_mcp **mcp; /* owned, one per mcp_servers entry, made at the first listing */
+    struct wk_mcp **mcp; /* owned, one per mcp_servers entry, made at the first listing; NULL
+                            for a server refused (mcp_refused says why) */
+    struct ag_err *mcp_refused;
     struct wk_mcp_tool **mcp_tools; /* owned listings while LISTING */
     size_t *mcp_ntools;
     struct wk_openapi **apis;       /* owned, one per openapi entry */
@@ -59,8 +66,10 @@ struct wk_tool_ext_set {
 };
 
 struct wk_tool_ext {
-    struct wk_http *http;     /* borrowed */
-    struct ag_workpool *pool; /* borrowed */
+    struct wk_http *http;             /* borrowed */
+    struct ag_workpool *pool;         /* borrowed */
+    const struct wk_sandbox *sandbox; /* borrowed, may be NULL */
+    const struct wk_config *options;  /* borrowed, may be NULL */
     pthread_mutex_t mu;
     bool stopped;
     struct wk_tool_ext_set **sets; /* each holds one reference */
@@ -111,6 +120,7 @@ static void ts_free(struct wk_tool_ext_set *ts)
         wk_mcp_tools_free(ts->mcp_tools[i], ts->mcp_ntools[i]);
     }
     free(ts->mcp);
+    free(ts->mcp_refused);
     free(ts->mcp_tools);
     free(ts->mcp_ntools);
     for (size_t i = 0; ts->apis && i < ts->spec->n_openapi; i++)
@@ -149,31 +159,52 @@ static void ts_stop(struct wk_tool_ext_set *ts)
     size_t n = mcp ? ts->spec->n_mcp_servers : 0;
     pthread_mutex_unlock(&ts->mu);
     for (size_t i = 0; i < n; i++)
-        wk_mcp_stop(mcp[i]);
+        if (mcp[i])
+            wk_mcp_stop(mcp[i]);
 }
 
-/* The key: spec with only mcp_servers and openapi, packed. Owned. */
-static uint8_t *spec_key(const Agentry__V1__AgentSpec *spec, size_t *len)
+static bool has_stdio(const Agentry__V1__AgentSpec *spec)
+{
+    for (size_t i = 0; i < spec->n_mcp_servers; i++)
+        if (spec->mcp_servers[i]->n_command > 0)
+            return true;
+    return false;
+}
+
+/* The key: spec with only mcp_servers and openapi, packed (*spec_len bytes), then, when a stdio
+ * server is among them, a NUL and agent_id: a stdio server's process sees its agent's workspace,
+ * so it never serves another agent. Owned. */
+static uint8_t *spec_key(const Agentry__V1__AgentSpec *spec, const char *agent_id, size_t *len,
+                         size_t *spec_len)
 {
     Agentry__V1__AgentSpec k = AGENTRY__V1__AGENT_SPEC__INIT;
     k.n_mcp_servers = spec->n_mcp_servers;
     k.mcp_servers = spec->mcp_servers;
     k.n_openapi = spec->n_openapi;
     k.openapi = spec->openapi;
-    *len = agentry__v1__agent_spec__get_packed_size(&k);
+    *spec_len = agentry__v1__agent_spec__get_packed_size(&k);
+    size_t id_len = has_stdio(spec) ? strlen(agent_id ? agent_id : "") + 1 : 0;
+    *len = *spec_len + id_len;
     uint8_t *buf = ag_xmalloc(*len ? *len : 1);
     agentry__v1__agent_spec__pack(&k, buf);
+    if (id_len) {
+        buf[*spec_len] = '\0';
+        memcpy(buf + *spec_len + 1, agent_id, id_len - 1);
+    }
     return buf;
 }
 
-static struct wk_tool_ext_set *ts_new(struct wk_tool_ext *x, uint8_t *key_take, size_t len)
+static struct wk_tool_ext_set *ts_new(struct wk_tool_ext *x, uint8_t *key_take, size_t len,
+                                      size_t spec_len)
 {
     struct wk_tool_ext_set *ts = ag_xcalloc(1, sizeof(*ts));
     ts->http = x->http;
     ts->pool = x->pool;
+    ts->sandbox = x->sandbox;
+    ts->options = x->options;
     ts->key = key_take;
     ts->key_len = len;
-    ts->spec = agentry__v1__agent_spec__unpack(NULL, len, key_take);
+    ts->spec = agentry__v1__agent_spec__unpack(NULL, spec_len, key_take);
     if (!ts->spec) /* it was packed a moment ago: only memory can make this fail */
         abort();
     atomic_init(&ts->refs, 1);
@@ -183,11 +214,15 @@ static struct wk_tool_ext_set *ts_new(struct wk_tool_ext *x, uint8_t *key_take, 
 
 /* --- the cache ------------------------------------------------------------------------------ */
 
-struct wk_tool_ext *wk_tool_ext_new(struct wk_http *http, struct ag_workpool *pool)
+struct wk_tool_ext *wk_tool_ext_new(struct wk_http *http, struct ag_workpool *pool,
+                                    const struct wk_sandbox *sandbox,
+                                    const struct wk_config *options)
 {
     struct wk_tool_ext *x = ag_xcalloc(1, sizeof(*x));
     x->http = http;
     x->pool = pool;
+    x->sandbox = sandbox;
+    x->options = options;
     pthread_mutex_init(&x->mu, NULL);
     return x;
 }
@@ -230,12 +265,13 @@ static struct wk_tool_ext_set *evict_one(struct wk_tool_ext *x)
     return ts;
 }
 
-struct wk_tool_ext_set *wk_tool_ext_get(struct wk_tool_ext *x, const Agentry__V1__AgentSpec *spec)
+struct wk_tool_ext_set *wk_tool_ext_get(struct wk_tool_ext *x, const Agentry__V1__AgentSpec *spec,
+                                        const char *agent_id)
 {
     if (!x || !spec || (spec->n_mcp_servers == 0 && spec->n_openapi == 0))
         return NULL;
-    size_t len;
-    uint8_t *key = spec_key(spec, &len);
+    size_t len, spec_len;
+    uint8_t *key = spec_key(spec, agent_id, &len, &spec_len);
     struct wk_tool_ext_set *ts = NULL, *evicted = NULL;
     pthread_mutex_lock(&x->mu);
     for (size_t i = 0; i < x->nsets && !ts; i++)
@@ -245,7 +281,7 @@ struct wk_tool_ext_set *wk_tool_ext_get(struct wk_tool_ext *x, const Agentry__V1
         free(key);
         ts_ref(ts);
     } else {
-        ts = ts_new(x, key, len); /* the caller's reference */
+        ts = ts_new(x, key, len, spec_len); /* the caller's reference */
         /* Every set is in the list, even past the bound when runs hold them all, so that
          * wk_tool_ext_stop reaches every server. Once stopped the list never changes: a new
          * set is born stopped (it will never list, so it has nothing to stop). */
@@ -505,6 +541,10 @@ static void start_api(struct wk_tool_ext_set *ts, size_t i)
 
 static void start_mcp(struct wk_tool_ext_set *ts, size_t i)
 {
+    if (!ts->mcp[i]) {
+        ts_source_done(ts, &ts->mcp_refused[i]);
+        return;
+    }
     struct mcp_job *j = ag_xcalloc(1, sizeof(*j));
     *j = (struct mcp_job){ts, i};
     struct ag_err err = AG_ERR_INIT;
@@ -514,16 +554,151 @@ static void start_mcp(struct wk_tool_ext_set *ts, size_t i)
     }
 }
 
+/* --- how a stdio server runs --------------------------------------------------------------- */
+
+/* The node's "mcp.*" options: "privileged" (allow, deny), "ro_paths" (absolute host dirs, ':'
+ * between them) and the limits; "timeout" is McpServer.timeout_ms's. */
+static const char *const mcp_limit_keys[] = {"cpu_limit", "mem_limit", "procs", NULL};
+static const char *const mcp_option_keys[] = {"cpu_limit",  "mem_limit", "procs",
+                                              "privileged", "ro_paths",  NULL};
+
+int wk_tool_ext_check_config(const struct wk_config *c, struct ag_err *err)
+{
+    if (wk_config_get(c, "timeout"))
+        return ag_err_set(err, AG_INVALID_ARGUMENT,
+                          "option 'mcp.timeout': an MCP server's calls take McpServer.timeout_ms");
+    if (wk_config_check_keys(c, mcp_option_keys, err) != 0)
+        return -1;
+    const char *p = wk_config_get(c, "privileged"), *ro = wk_config_get(c, "ro_paths");
+    if (p && strcmp(p, "allow") != 0 && strcmp(p, "deny") != 0)
+        return ag_err_set(err, AG_INVALID_ARGUMENT,
+                          "option 'mcp.privileged=%s': want allow or deny", p);
+    for (const char *at = ro; at && *at;) {
+        size_t n = strcspn(at, ":");
+        char *path = ag_xasprintf("%.*s", (int)n, at);
+        size_t len = strlen(path);
+        /* "/" would show the sandbox every workspace on the node */
+        bool bad = path[0] != '/' || strspn(path, "/") == len || strstr(path, "/../") ||
+                   (len >= 3 && strcmp(path + len - 3, "/..") == 0);
+        free(path);
+        if (bad)
+            return ag_err_set(err, AG_INVALID_ARGUMENT,
+                              "option 'mcp.ro_paths': '%.*s' is not an absolute directory other "
+                              "than / without '..'; separate paths with ':'",
+                              (int)n, at);
+        at += n + (at[n] == ':');
+    }
+    struct wk_config limits = *c;
+    struct wk_config_item items[8];
+    limits.items = items;
+    limits.n = 0;
+    for (size_t i = 0; i < c->n && limits.n < 8; i++)
+        if (strcmp(c->items[i].key, "privileged") != 0 && strcmp(c->items[i].key, "ro_paths") != 0)
+            items[limits.n++] = c->items[i];
+    return wk_tool__check_limits(&limits, mcp_limit_keys, err);
+}
+
+/* McpServer.settings: "privileged" and "net" booleans, the limits sizes. */
+static int mcp_check_settings(const char *settings, bool *privileged, bool *net, struct ag_err *err)
+{
+    static const char *const keys[] = {"cpu_limit",  "mem_limit", "procs",
+                                       "privileged", "net",       NULL};
+    cJSON *s = cJSON_Parse(settings && *settings ? settings : "{}");
+    int rc = cJSON_IsObject(s) ? 0 : ag_err_set(err, AG_INVALID_ARGUMENT, "not a JSON object");
+    for (size_t i = 0; i < 2 && rc == 0; i++) {
+        const char *key = i ? "net" : "privileged";
+        cJSON *b = cJSON_DetachItemFromObjectCaseSensitive(s, key);
+        if (b && !cJSON_IsBool(b))
+            rc = ag_err_set(err, AG_INVALID_ARGUMENT, "'%s' must be true or false", key);
+        *(i ? net : privileged) = cJSON_IsTrue(b);
+        cJSON_Delete(b);
+    }
+    char *rest = rc == 0 ? cJSON_PrintUnformatted(s) : NULL;
+    if (rc == 0)
+        rc = wk_tool__check_settings(rest, keys, err);
+    cJSON_free(rest);
+    cJSON_Delete(s);
+    return rc;
+}
+
+/* A limit: the node's option or def, lowered by the server's setting; 0 (def or option): none,
+ * which a setting may still set. */
+static int64_t mcp_limit(const struct wk_tool_ext_set *ts, const char *settings, const char *key,
+                         int64_t def)
+{
+    struct wk_tool__job job = {.ctx = {.config = ts->options, .settings_json = settings}};
+    int64_t v = wk_tool__limit(&job, key, def ? def : INT64_MAX);
+    return v == INT64_MAX ? 0 : v;
+}
+
+/* The node's mcp.ro_paths as a NULL-terminated list (owned), NULL if none. */
+static char **mcp_ro_paths(const struct wk_config *options)
+{
+    const char *ro = wk_config_get(options, "ro_paths");
+    char **v = NULL;
+    size_t n = 0;
+    for (const char *at = ro; at && *at;) {
+        size_t len = strcspn(at, ":");
+        v = ag_xrealloc(v, (n + 2) * sizeof(*v));
+        v[n++] = ag_xasprintf("%.*s", (int)len, at);
+        v[n] = NULL;
+        at += len + (at[len] == ':');
+    }
+    return v;
+}
+
+/* Server i's client, or NULL with why it may not start on this node: its settings are bad, it
+ * asks to be privileged where the node denies that, or it needs the sandbox and there is none. */
+static struct wk_mcp *mcp_make(struct wk_tool_ext_set *ts, size_t i, const char *cwd,
+                               struct ag_err *why)
+{
+    const Agentry__V1__McpServer *srv = ts->spec->mcp_servers[i];
+    if (srv->n_command == 0)
+        return wk_mcp_new(srv, cwd, ts->http, NULL);
+    struct wk_mcp_exec e = {.sandbox = ts->sandbox, .limits = wk_sandbox_limits_server()};
+    const char *deny = wk_config_get(ts->options, "privileged");
+    if (mcp_check_settings(srv->settings, &e.privileged, &e.net, why) != 0) {
+        ag_err_prefix(why, "spec.mcp_servers[%zu].settings", i);
+        return NULL;
+    }
+    if (e.privileged && deny && strcmp(deny, "deny") == 0) {
+        ag_err_set(why, AG_FAILED_PRECONDITION,
+                   "MCP server '%s' may not run unconfined on this node (mcp.privileged=deny); "
+                   "drop \"privileged\" from spec.mcp_servers[%zu].settings to run it in the "
+                   "sandbox",
+                   srv->name, i);
+        return NULL;
+    }
+    if (!e.privileged && !wk_sandbox_ready(ts->sandbox)) {
+        ag_err_set(why, AG_FAILED_PRECONDITION, "MCP server '%s' cannot start: %s", srv->name,
+                   ts->sandbox ? wk_sandbox_describe(ts->sandbox)
+                               : "this node has no sandbox; give the server the settings "
+                                 "{\"privileged\": true} to run it with the node's rights");
+        return NULL;
+    }
+    e.limits.cpu_s = mcp_limit(ts, srv->settings, "cpu_limit", e.limits.cpu_s);
+    e.limits.mem_bytes = mcp_limit(ts, srv->settings, "mem_limit", e.limits.mem_bytes);
+    e.limits.procs = mcp_limit(ts, srv->settings, "procs", e.limits.procs);
+    char **ro = mcp_ro_paths(ts->options);
+    e.ro_paths = (const char *const *)ro;
+    struct wk_mcp *m = wk_mcp_new(srv, cwd, ts->http, &e);
+    for (size_t k = 0; ro && ro[k]; k++)
+        free(ro[k]);
+    free(ro);
+    return m;
+}
+
 /* Under ts->mu: the clients, made once (their processes start with the first request). */
 static void ts_make_sources(struct wk_tool_ext_set *ts, const char *cwd)
 {
     size_t nm = ts->spec->n_mcp_servers, na = ts->spec->n_openapi;
     if (!ts->mcp) {
         ts->mcp = ag_xcalloc(nm + 1, sizeof(*ts->mcp));
+        ts->mcp_refused = ag_xcalloc(nm + 1, sizeof(*ts->mcp_refused));
         ts->mcp_tools = ag_xcalloc(nm + 1, sizeof(*ts->mcp_tools));
         ts->mcp_ntools = ag_xcalloc(nm + 1, sizeof(*ts->mcp_ntools));
         for (size_t i = 0; i < nm; i++)
-            ts->mcp[i] = wk_mcp_new(ts->spec->mcp_servers[i], cwd, ts->http);
+            ts->mcp[i] = mcp_make(ts, i, cwd, &ts->mcp_refused[i]);
     }
     for (size_t i = 0; i < nm; i++) { /* a failed listing's leftovers */
         wk_mcp_tools_free(ts->mcp_tools[i], ts->mcp_ntools[i]);

@@ -3,9 +3,20 @@
  *
  * Owns: the node's cache of toolsets (struct wk_tool_ext, one per runner), and each toolset: the
  * MCP clients and parsed APIs of one spec's mcp_servers and openapi, and the tools they offer.
- * Agents whose specs list the same servers and documents (byte for byte) share one toolset: one
- * process per stdio server, one listing. The cache keeps at most WK_TOOL_EXT_MAX_SETS that no
- * run holds: past it, the least recently asked-for of those is stopped and dropped.
+ * Agents whose specs list the same servers and documents (byte for byte) share one toolset and
+ * its listing, unless a stdio server is among them: then the toolset is the agent's own (its key
+ * holds the agent's id), because its processes run in that agent's workspace, mounted at
+ * /workspace in their sandbox, and must never serve, or see the files of, another agent. (The
+ * alternative, one process shared by agents, would need one sandbox seeing every workspace.)
+ * The cache keeps at most WK_TOOL_EXT_MAX_SETS that no run holds: past it, the least recently
+ * asked-for of those is stopped (its processes too) and dropped; a process nobody called for 10
+ * minutes stops on its own (worker/mcp.h) and starts again with the agent's next call.
+ *
+ * Stdio servers start through the node's sandbox (struct wk_mcp_exec): how is the server's
+ * McpServer.settings (privileged, net, cpu_limit, mem_limit, procs), within the node's "mcp.*"
+ * options (wk_tool_ext_check_config), as shell's settings are within its options. A server that
+ * may not start (privileged where mcp.privileged=deny, or sandboxed on a node whose sandbox is
+ * unavailable, or with bad settings) fails the listing, saying why.
  *
  * Listing: the first wk_tool_ext_wait starts it, off the caller's thread: each MCP server is
  * initialized and asked tools/list; each OpenAPI document is fetched (url: the node's HTTP client,
@@ -41,6 +52,8 @@ struct wk_tool_ext;
 struct wk_tool_ext_set;
 struct wk_http;
 struct ag_workpool;
+struct wk_sandbox;
+struct wk_config;
 
 /* One tool of a toolset; lives as long as the toolset. */
 struct wk_tool_ext_tool {
@@ -53,17 +66,25 @@ struct wk_tool_ext_tool {
     char *remote;  /* owned: the MCP tool's name, or the operationId */
 };
 
-/* http and pool: the node's, borrowed; they must outlive wk_tool_ext_stop. */
-struct wk_tool_ext *wk_tool_ext_new(struct wk_http *http, struct ag_workpool *pool);
+/* http, pool, sandbox (may be NULL) and options (the node's "mcp.*", may be NULL): the node's,
+ * borrowed; they must outlive wk_tool_ext_stop. */
+struct wk_tool_ext *wk_tool_ext_new(struct wk_http *http, struct ag_workpool *pool,
+                                    const struct wk_sandbox *sandbox,
+                                    const struct wk_config *options);
+/* check_config of the node's "mcp.*" options (worker/config.h): privileged (allow or deny),
+ * ro_paths (host dirs bound read-only into every stdio server's sandbox, ':' between them),
+ * cpu_limit, mem_limit, procs. */
+int wk_tool_ext_check_config(const struct wk_config *c, struct ag_err *err);
 /* Stop every server (their calls end with an error) and refuse new listings and calls. Before
  * the HTTP client and the pool go. */
 void wk_tool_ext_stop(struct wk_tool_ext *x);
 /* Drops the cache's references (a toolset a run still holds lives until it lets go). NULL: no-op. */
 void wk_tool_ext_free(struct wk_tool_ext *x);
 
-/* The toolset of spec, with a reference for the caller; NULL if the spec has no mcp_servers and
- * no openapi. */
-struct wk_tool_ext_set *wk_tool_ext_get(struct wk_tool_ext *x, const Agentry__V1__AgentSpec *spec);
+/* The toolset of spec for agent_id, with a reference for the caller; NULL if the spec has no
+ * mcp_servers and no openapi. */
+struct wk_tool_ext_set *wk_tool_ext_get(struct wk_tool_ext *x, const Agentry__V1__AgentSpec *spec,
+                                        const char *agent_id);
 void wk_tool_ext_unref(struct wk_tool_ext_set *ts); /* NULL is a no-op */
 
 typedef void wk_tool_ext_ready_fn(void *arg);

@@ -11,6 +11,12 @@ reason printed.
 
 Agents use the mock model's `call TOOL {json}` steps; the tools the model is offered are read from
 tests/fake_llm.py's record of the last request it got.
+
+Stdio servers run in the node's sandbox (issue 17, point 1): the node binds the installed servers
+and FS_ROOT read-only into it (mcp.ro_paths), and SandboxedServerTest's cases show, with a probe
+server of this file's own, what a server there can and cannot reach. When the node says its
+sandbox is unavailable, the McpTest node is started again with --sandbox=unsafe (so the other
+cases still run) and the sandboxed cases are skipped, saying why.
 """
 import fcntl
 import hashlib
@@ -38,6 +44,10 @@ EVERYTHING = os.path.join(PKG, "server-everything", "dist", "index.js")
 FILESYSTEM = os.path.join(PKG, "server-filesystem", "dist", "index.js")
 FS_ROOT = tempfile.mkdtemp(prefix="agentry-e2e-mcp-fs-")
 WORKSPACES = tempfile.mkdtemp(prefix="agentry-e2e-mcp-ws-")
+os.chmod(FS_ROOT, 0o755)  # the sandbox user reads the servers' files and workspaces below them
+os.chmod(WORKSPACES, 0o755)
+CANARY = os.path.join(WORKSPACES, "canary")  # outside every workspace
+UNAVAILABLE = []  # why the node's sandbox is unavailable, once it said so
 
 
 def install_servers():
@@ -175,7 +185,64 @@ def start_everything_http():
     return p, "http://127.0.0.1:%d/mcp" % port
 
 
-class McpTest(H.ClusterTestCase):
+class SandboxedServerCases:
+    """What a stdio server in the node's sandbox can reach: its own agent's workspace at
+    /workspace (its cwd), as the sandbox user; not another agent's workspace, not a file beside
+    the workspaces, not the host's loopback (unless its settings say net); and with the settings
+    {"privileged": true}, all of it, as the node. Cases of McpTest, on its node.
+    The probe server is PROBE_SERVER, below."""
+
+    def probe(self, settings="", **args):
+        if UNAVAILABLE:
+            self.skipTest("sandbox unavailable: " + UNAVAILABLE[0])
+        srv = self.T.McpServer(name="p", command=["/usr/bin/python3", "-u", PROBE],
+                               settings=settings)
+        step = "call mcp__p__probe %s" % json.dumps(args)
+        s = self.T.AgentSpec(model="mock", max_iterations=5, mcp_servers=[srv])
+        a = self.c.hub.Spawn(self.s.hub.SpawnRequest(spec=s, input=step), timeout=10).agent_id
+        end = self.c.wait_turn_end(a, timeout=90)
+        self.assertEqual(end.kind, self.T.EVENT_KIND_FINAL, H.payload(end))
+        res = [H.payload(e) for e in self.c.trace(a) if e.kind == self.T.EVENT_KIND_TOOL_RESULT]
+        self.assertFalse(res[0]["is_error"], res)
+        return a, json.loads(res[0]["output"])
+
+    def test_a_server_sees_only_its_agents_workspace(self):
+        a, got = self.probe(write="mine.txt")
+        self.assertEqual(got["cwd"], "/workspace")
+        if os.geteuid() == 0:
+            import pwd
+            self.assertEqual(got["uid"], pwd.getpwnam("agentry-sbx").pw_uid)
+        with open(os.path.join(WORKSPACES, a, "mine.txt")) as f:
+            self.assertEqual(f.read(), "from the server")
+        other = os.path.join(WORKSPACES, a, "mine.txt")
+        b, got = self.probe(read=other)
+        self.assertNotEqual(a, b)
+        self.assertNotIn("mine.txt", got["files"])
+        self.assertIn("read_error", got, "another agent's workspace is out of sight")
+        _, got = self.probe(read=CANARY)
+        self.assertIn("read_error", got)
+        _, got = self.probe(read="/etc/shadow")
+        self.assertIn("read_error", got)
+        with open(CANARY) as f:
+            self.assertEqual(f.read(), "intact")
+        self.assertRegex(self.node_log(), r"event=mcp\.started server=p pid=\d+ command=\S+ "
+                                          r"applied=\"sandbox=bwrap .*net=off seccomp=on")
+
+    def test_the_network_is_off_unless_the_settings_say_net(self):
+        port = self.shop.server_address[1]
+        _, got = self.probe(connect=port)
+        self.assertIn("connect_error", got)
+        _, got = self.probe(settings='{"net": true}', connect=port)
+        self.assertTrue(got.get("connected"), got)
+
+    def test_a_privileged_server_runs_with_the_nodes_rights(self):
+        _, got = self.probe(settings='{"privileged": true, "mem_limit": "1GiB"}', read=CANARY)
+        self.assertEqual(got.get("read"), "intact")
+        self.assertEqual(got["uid"], os.geteuid())
+        self.assertNotEqual(got["cwd"], "/workspace")
+
+
+class McpTest(SandboxedServerCases, H.ClusterTestCase):
     NODES = 1
 
     @classmethod
@@ -193,9 +260,23 @@ class McpTest(H.ClusterTestCase):
         with open(os.path.join(FS_ROOT, "hello.txt"), "w") as f:
             f.write("hello from the file system\n")
         os.environ["OPENAI_API_KEY"] = "sk-test-mcp"
+        with open(CANARY, "w") as f:
+            f.write("intact")
+        with open(PROBE, "w") as f:
+            f.write(PROBE_SERVER)
         cls.NODE_ARGS = ("--workspace-root", WORKSPACES,
-                         "--model-opt", "openai.base_url=%s/v1" % cls.fake.base)
+                         "--model-opt", "openai.base_url=%s/v1" % cls.fake.base,
+                         "--tool-opt", "mcp.ro_paths=%s:%s" % (CACHE, FS_ROOT))
         super().setUpClass()
+        node = cls.c.nodes["n1"]
+        log = H.wait_for(lambda: "node.sandbox_" in node.text() and node.text(), 15,
+                         what="the node's sandbox self-test")
+        for line in log.splitlines():
+            if "event=node.sandbox_unavailable" in line:
+                UNAVAILABLE.append(line)
+        if UNAVAILABLE:
+            cls.c.stop_node("n1")
+            cls.c.add_node("n1", extra=("--sandbox", "unsafe"))
 
     # -- helpers --
 
@@ -321,11 +402,16 @@ class McpTest(H.ClusterTestCase):
         self.assertLess(time.monotonic() - t0, 10)
         H.wait_for(lambda: "agent=%s epoch=1 outcome=cancelled" % a in self.node_log(), 10,
                    what="the node to drop the cancelled turn")
+        pid = self.started_pids("slow")[0]
+        self.assertNotIn("event=mcp.exited server=slow pid=%d " % pid, self.node_log(),
+                         "the cancel stopped the call, not the server")
+        # another agent: its own process (a stdio server serves one agent)
         end, _, res = self.run_agent(['call mcp__slow__echo {"message": "after"}'],
                                      mcp_servers=[srv])
         self.assertEqual(end.kind, self.T.EVENT_KIND_FINAL, H.payload(end))
         self.assertIn("after", res[0]["output"])
-        self.assertEqual(len(self.started_pids("slow")), 1, "the same process served both")
+        self.assertEqual(len(self.started_pids("slow")), 2)
+        self.assertNotIn("event=mcp.exited server=slow pid=%d " % pid, self.node_log())
 
     def test_a_permission_rule_denies_an_mcp_tool_by_glob(self):
         rules = [self.T.PermissionRule(tool="mcp__ev__get-*", decision="deny")]
@@ -401,12 +487,15 @@ openapi:
     def test_a_listing_that_fails_ends_the_turn_saying_why(self):
         cases = [(self.everything(name="typo", tools=["echo", "ehco"]),
                   "MCP server 'typo' lists no tool 'ehco'"),
+                 # found by the node (direct) or by bwrap inside the sandbox
                  (self.T.McpServer(name="gone", command=["/nonexistent/mcp-server"]),
-                  "cannot start '/nonexistent/mcp-server'")]
+                  "cannot start '/nonexistent/mcp-server'|execvp /nonexistent/mcp-server"),
+                 (self.T.McpServer(name="bad", command=["node"], settings='{"net": "yes"}'),
+                  r"spec.mcp_servers\[0\].settings: 'net' must be true or false")]
         for srv, want in cases:
             end, _, _ = self.run_agent(["hi"], mcp_servers=[srv])
             self.assertEqual(end.kind, self.T.EVENT_KIND_ERROR, H.payload(end))
-            self.assertIn(want, H.payload(end)["message"])
+            self.assertRegex(H.payload(end)["message"], want)
 
     def test_a_bad_server_entry_is_refused_naming_the_field(self):
         bad = self.T.McpServer(name="x", command=["node"], url="http://127.0.0.1:1/mcp")
@@ -415,6 +504,46 @@ openapi:
             self.c.hub.Spawn(self.s.hub.SpawnRequest(spec=spec, input="hi"), timeout=10)
         self.assertEqual(cm.exception.code(), H.grpc.StatusCode.INVALID_ARGUMENT)
         self.assertIn("spec.mcp_servers[0]", cm.exception.details())
+
+
+# A stdio MCP server that reports what it can reach: its uid and cwd, whether it can read a path,
+# write a file in its cwd, and connect to a TCP port on the host's loopback.
+PROBE = os.path.join(FS_ROOT, "probe.py")
+PROBE_SERVER = r"""
+import json, os, socket, sys
+def send(m):
+    sys.stdout.write(json.dumps(m) + "\n"); sys.stdout.flush()
+def probe(a):
+    out = {"uid": os.getuid(), "cwd": os.getcwd(), "files": sorted(os.listdir("."))}
+    if "read" in a:
+        try:
+            with open(a["read"]) as f:
+                out["read"] = f.read()
+        except OSError as e:
+            out["read_error"] = e.strerror
+    if "write" in a:
+        with open(a["write"], "w") as f:
+            f.write("from the server")
+    if "connect" in a:
+        try:
+            socket.create_connection(("127.0.0.1", a["connect"]), timeout=5).close()
+            out["connected"] = True
+        except OSError as e:
+            out["connect_error"] = str(e)
+    return out
+for line in sys.stdin:
+    m = json.loads(line)
+    meth, i = m.get("method"), m.get("id")
+    if meth == "initialize":
+        send({"jsonrpc": "2.0", "id": i, "result": {"protocolVersion": "2025-03-26",
+              "capabilities": {"tools": {}}, "serverInfo": {"name": "probe", "version": "1"}}})
+    elif meth == "tools/list":
+        send({"jsonrpc": "2.0", "id": i, "result": {"tools": [
+            {"name": "probe", "inputSchema": {"type": "object"}}]}})
+    elif meth == "tools/call":
+        text = json.dumps(probe(m["params"].get("arguments") or {}))
+        send({"jsonrpc": "2.0", "id": i, "result": {"content": [{"type": "text", "text": text}]}})
+"""
 
 
 # A stdio MCP server of the test's own, for what the reference servers cannot show: a call that
@@ -485,7 +614,9 @@ class McpResumeTest(H.ClusterTestCase):
 
     def check(self, tool, runs_again):
         mark = os.path.join(self.dir, "mark")
-        srv = self.T.McpServer(name="t", command=["/usr/bin/python3", "-u", self.script, mark])
+        # privileged: the script and its marks are in a temp dir the sandbox does not show
+        srv = self.T.McpServer(name="t", command=["/usr/bin/python3", "-u", self.script, mark],
+                               settings='{"privileged": true}')
         s = self.T.AgentSpec(model="mock", max_iterations=10, mcp_servers=[srv])
         a = self.c.hub.Spawn(self.s.hub.SpawnRequest(spec=s, input="call mcp__t__%s {}" % tool),
                              timeout=10).agent_id

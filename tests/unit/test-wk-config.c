@@ -89,11 +89,39 @@ static void test_refusals_name_the_option(void **state)
                    "unknown option 'mock.colour': mock takes timeout, latency");
 }
 
+/* "mcp" is not a tool of the table but has options: its stdio servers' sandbox. */
+static void test_mcp_options(void **state)
+{
+    (void)state;
+    struct wk_configs c = {0};
+    struct ag_err err = AG_ERR_INIT;
+    const char *ok[] = {"mcp.privileged=deny", "mcp.ro_paths=/opt/mcp:/tmp/x", "mcp.procs=64"};
+    assert_int_equal(wk_configs_parse(&c, NULL, 0, ok, 3, &err), 0);
+    assert_string_equal(wk_config_get(c.mcp, "privileged"), "deny");
+    assert_string_equal(wk_config_get(c.mcp, "ro_paths"), "/opt/mcp:/tmp/x");
+    assert_string_equal(c.mcp->owner, "mcp");
+    wk_configs_release(&c);
+    assert_refused(NULL, "mcp.privileged=maybe",
+                   "option 'mcp.privileged=maybe': want allow or deny");
+    assert_refused(NULL, "mcp.ro_paths=/opt:/",
+                   "option 'mcp.ro_paths': '/' is not an absolute directory other than / "
+                   "without '..'; separate paths with ':'");
+    assert_refused(NULL, "mcp.ro_paths=/opt/../etc",
+                   "option 'mcp.ro_paths': '/opt/../etc' is not an absolute directory other "
+                   "than / without '..'; separate paths with ':'");
+    assert_refused(NULL, "mcp.timeout=1s",
+                   "option 'mcp.timeout': an MCP server's calls take McpServer.timeout_ms");
+    assert_refused(NULL, "mcp.net=on",
+                   "unknown option 'mcp.net': mcp takes timeout, cpu_limit, mem_limit, procs, "
+                   "privileged, ro_paths");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_options_reach_their_rows),
         cmocka_unit_test(test_refusals_name_the_option),
+        cmocka_unit_test(test_mcp_options),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -283,7 +283,7 @@ static int setup(void **state)
     srv.command = argv;
     srv.n_command = 3;
     srv.timeout_ms = 5000;
-    f->m = wk_mcp_new(&srv, "/tmp", NULL);
+    f->m = wk_mcp_new(&srv, "/tmp", NULL, NULL);
     *state = f;
     return 0;
 }
@@ -434,7 +434,7 @@ static void test_stdio_cannot_start(void **state)
     srv.name = "missing";
     srv.command = argv;
     srv.n_command = 1;
-    struct wk_mcp *m = wk_mcp_new(&srv, NULL, NULL);
+    struct wk_mcp *m = wk_mcp_new(&srv, NULL, NULL, NULL);
     struct list_result r;
     struct fix f = {.m = m};
     list_all(&f, &r);
@@ -539,7 +539,7 @@ static int http_setup(void **state)
     srv.url = url;
     f->http = wk_http_new(NULL);
     f->timers = ag_timers_new(NULL);
-    f->m = wk_mcp_new(&srv, NULL, f->http);
+    f->m = wk_mcp_new(&srv, NULL, f->http, NULL);
     *state = f;
     return 0;
 }
