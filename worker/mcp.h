@@ -15,7 +15,9 @@
  * cwd), read-only system, no network, the server limits (memory, processes; no CPU-time or wall
  * clock cap), the environment PATH=/usr/local/bin:/usr/bin:/bin and HOME=/workspace plus the
  * spec's env; when privileged, directly with the node's rights, cwd the workspace, the node's PATH
- * and HOME plus the spec's env. Either way a new session (its own process group). Messages
+ * and HOME plus the spec's env. Either way a new session (its own process group). A client and
+ * its process serve one agent (worker/tool_ext.h keys stdio toolsets by agent): its sandbox
+ * shows that agent's workspace alone. Messages
  * are lines of JSON on its stdin and stdout; each line of its stderr goes to the node's log
  * (event mcp.stderr). When the process exits, every request sent to it ends with an error saying
  * so; the next request starts it again, after a backoff that doubles from 100 ms to 30 s while it
