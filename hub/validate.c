@@ -489,6 +489,17 @@ static int mcp_server(const Agentry__V1__McpServer *m, const char *f, struct ag_
                           "%s.env is for a command server; a url server takes headers", f);
     if (stdio && mcp_stdio(m, f, err) != 0)
         return -1;
+    if (len0(m->settings) > 0) {
+        cJSON *o = stdio && len0(m->settings) <= MAX_TOOL_SETTINGS_BYTES ? cJSON_Parse(m->settings)
+                                                                         : NULL;
+        bool obj = cJSON_IsObject(o);
+        cJSON_Delete(o);
+        if (!obj)
+            return ag_err_set(err, AG_INVALID_ARGUMENT,
+                              "%s.settings must be a JSON object of at most %d bytes, for a "
+                              "command server only (docs/mcp.md)",
+                              f, MAX_TOOL_SETTINGS_BYTES);
+    }
     if (http && !http_url_ok(m->url))
         return ag_err_set(err, AG_INVALID_ARGUMENT,
                           "%s.url must be an http:// or https:// URL of at most %d bytes without "

@@ -675,9 +675,26 @@ static int mcp_timeout(struct parse *p, yaml_node_t *v, const char *key)
     return 0;
 }
 
+/* How the node's sandbox runs the server (McpServer.settings): a mapping, kept as its JSON. */
+static int mcp_settings(struct parse *p, yaml_node_t *v, const char *key)
+{
+    if (v->type != YAML_MAPPING_NODE)
+        return fail(p, v, key, "expected a mapping like {net: true, mem_limit: 512MiB}, got %s",
+                    shown(p, v));
+    cJSON *j = to_json(p, v, key);
+    if (!j)
+        return -1;
+    char *json = cJSON_PrintUnformatted(j);
+    cJSON_Delete(j);
+    p->mcp->settings = ag_arena_strdup(p->arena, json);
+    cJSON_free(json);
+    return 0;
+}
+
 static const struct field mcp_fields[] = {
-    {"name", mcp_name},       {"command", mcp_command}, {"env", mcp_env},         {"url", mcp_url},
-    {"headers", mcp_headers}, {"tools", mcp_tools},     {"timeout", mcp_timeout}, {NULL, NULL},
+    {"name", mcp_name},       {"command", mcp_command},   {"env", mcp_env},
+    {"url", mcp_url},         {"headers", mcp_headers},   {"tools", mcp_tools},
+    {"timeout", mcp_timeout}, {"settings", mcp_settings}, {NULL, NULL},
 };
 
 static int f_mcp_servers(struct parse *p, yaml_node_t *v, const char *key)

@@ -215,6 +215,7 @@ static void test_mcp_servers_and_openapi(void **state)
                                              "    env: {LOG: debug}\n"
                                              "    tools: [read_text_file]\n"
                                              "    timeout: 30s\n"
+                                             "    settings: {net: true, mem_limit: 512MiB}\n"
                                              "  - name: web\n"
                                              "    url: https://mcp.example.com/mcp\n"
                                              "    headers: {Authorization: Bearer x}\n"
@@ -231,6 +232,7 @@ static void test_mcp_servers_and_openapi(void **state)
     assert_string_equal(fs->env[0]->key, "LOG");
     assert_string_equal(fs->tools[0], "read_text_file");
     assert_int_equal(fs->timeout_ms, 30000);
+    assert_string_equal(fs->settings, "{\"net\":true,\"mem_limit\":\"512MiB\"}");
     assert_string_equal(s->mcp_servers[1]->headers[0]->value, "Bearer x");
     assert_int_equal(s->n_openapi, 1);
     assert_int_equal(s->openapi[0]->n_operations, 2);
@@ -243,6 +245,12 @@ static void test_mcp_servers_and_openapi(void **state)
                    "bytes without spaces");
     assert_refused("mcp_servers:\n  - {name: a, command: [x], timeout: 2h}\n",
                    "t.yaml:2: mcp_servers[0].timeout: 2h is out of range (1ms..1h)");
+    assert_refused("mcp_servers:\n  - {name: a, command: [x], settings: [net]}\n",
+                   "t.yaml:2: mcp_servers[0].settings: expected a mapping like {net: true, "
+                   "mem_limit: 512MiB}, got a list");
+    assert_refused("mcp_servers:\n  - {name: a, url: 'http://h/mcp', settings: {net: true}}\n",
+                   "t.yaml: spec.mcp_servers[0].settings must be a JSON object of at most 65536 "
+                   "bytes, for a command server only (docs/mcp.md)");
 }
 
 int main(void)
