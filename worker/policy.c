@@ -33,6 +33,25 @@ bool wk_policy_decision_parse(const char *s, enum wk_decision *out)
     return false;
 }
 
+/* Characters that join or redirect shell commands. */
+static const char SHELL_OPERATORS[] = ";&|<>`$\n";
+
+/* Does pattern p allow subject s? A glob's "*" also spans shell operators, so "echo *" would
+ * allow "echo x > /etc/passwd; rm -rf ~": an allow pattern matches only a subject whose shell
+ * operators it spells itself ("make *" does not allow "make; curl x | sh", "a | b" allows itself).
+ * A deny or ask pattern matches as written: it may catch more, never less. */
+static bool pattern_matches(const char *p, const char *s, enum wk_decision d)
+{
+    if (fnmatch(p, s, 0) != 0)
+        return false;
+    if (d != WK_DECISION_ALLOW)
+        return true;
+    for (const char *c = SHELL_OPERATORS; *c; c++)
+        if (strchr(s, *c) && !strchr(p, *c))
+            return false;
+    return true;
+}
+
 /* A rule's tool is a glob ("*", "mcp__fs__*": a spec's MCP and OpenAPI tools share a prefix).
  * A rule with patterns matches only a call with a subject one of them matches. */
 static bool rule_matches(const struct wk_policy_rule *r, const char *name, const char *subject)
@@ -44,7 +63,7 @@ static bool rule_matches(const struct wk_policy_rule *r, const char *name, const
     if (!subject)
         return false;
     for (size_t i = 0; i < r->npatterns; i++)
-        if (fnmatch(r->patterns[i], subject, 0) == 0)
+        if (pattern_matches(r->patterns[i], subject, r->decision))
             return true;
     return false;
 }

