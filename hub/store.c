@@ -227,6 +227,21 @@ static int seq_next(struct hub_store *st, const char *agent_id, uint64_t *seq, s
     return 0;
 }
 
+/* An agent's events are deleted inside the running transaction: its next seq is 1 again (a
+ * rollback forgets this as it forgets every touched entry). */
+static void seq_reset(struct seq_cache *c, const char *agent_id)
+{
+    struct seq_entry *e = ag_map_get(&c->map, agent_id);
+    if (!e)
+        e = seq_add(c, agent_id, 0);
+    if (!e->touched) {
+        e->touched = true;
+        e->tnext = c->touched;
+        c->touched = e;
+    }
+    e->pending = 0;
+}
+
 /* --- writer thread ---------------------------------------------------------------------------- */
 
 /* Waits for writes; pops at most max_batch of them, in order. 0 means closed and drained. */
@@ -258,6 +273,8 @@ static int write_apply(struct hub_store *st, struct hub_store_write *w, struct a
         if (op->type == HUB_STORE_EVENT_APPEND &&
             seq_next(st, op->u.event.agent_id, &op->u.event.seq, err))
             return -1;
+        if (op->type == HUB_STORE_AGENT_DELETE)
+            seq_reset(&st->seqs, op->u.agent.id);
         if (st->be->apply(st->wconn, op, err))
             return -1;
     }
@@ -879,6 +896,7 @@ static const char *op_key(const struct hub_store_op *op)
     switch (op->type) {
     case HUB_STORE_AGENT_INSERT:
     case HUB_STORE_AGENT_UPDATE:
+    case HUB_STORE_AGENT_DELETE:
         return op->u.agent.id;
     case HUB_STORE_EVENT_APPEND:
         return op->u.event.agent_id;
@@ -902,7 +920,7 @@ static int write_check(const struct hub_store_write *w, struct ag_err *err)
     for (size_t i = 0; i < w->nops; i++) {
         const struct hub_store_op *op = &w->ops[i];
         bool mem = op->type == HUB_STORE_MEMORY_PUT || op->type == HUB_STORE_MEMORY_DELETE;
-        if (op->type < HUB_STORE_AGENT_INSERT || op->type > HUB_STORE_MEMORY_DELETE)
+        if (op->type < HUB_STORE_AGENT_INSERT || op->type > HUB_STORE_AGENT_DELETE)
             return ag_err_set(err, AG_INVALID_ARGUMENT, "store op %zu has unknown type %d", i,
                               (int)op->type);
         const char *id = op_key(op);

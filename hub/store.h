@@ -138,13 +138,17 @@ enum hub_store_op_type {
                                    has u.memory.max_entries entries (the other ops of its write
                                    too) */
     HUB_STORE_MEMORY_DELETE,    /* u.memory: delete the entry if it exists (no error if not) */
+    HUB_STORE_AGENT_DELETE,     /* u.agent.id: delete the agent's row, all its events and all its
+                                   memory (DeleteAgent); no error if there is none. A later
+                                   append for that id starts again at seq 1 */
 };
 
 /* An entry of an agent's memory (hub/memory.c): a row of the memory table, keyed by
  * (agent_id, namespace, key). Strings borrowed as the op's or the read's. The vector is stored as
  * dims float32s, little-endian (the hub's own byte order: the hub refuses to build elsewhere). An
  * agent's memory outlives the agent's run, its kill and its unload: operators read it
- * (ListMemory, GetMemory); nothing deletes it but memory_delete. */
+ * (ListMemory, GetMemory); nothing deletes it but memory_delete, and the agent's own deletion
+ * (AGENT_DELETE). */
 struct hub_store_memory {
     const char *agent_id;
     const char *namespace;

@@ -115,6 +115,7 @@ enum stmt_id {
     ST_MEM_LIST_NS,
     ST_MEM_LIST_ALL,
     ST_MEM_VECTORS,
+    ST_AGENT_DELETE,
     ST_COUNT
 };
 
@@ -222,6 +223,12 @@ static const struct stmt_def stmts[ST_COUNT] = {
                         "WHERE agent_id = $1 AND namespace = $2 AND key > $3 "
                         "AND vector IS NOT NULL ORDER BY key LIMIT $4",
                         4},
+    /* One statement for the row, its events and its memory: data-modifying CTEs all run. */
+    [ST_AGENT_DELETE] = {"WITH a AS (DELETE FROM agents WHERE id = $1), "
+                         "e AS (DELETE FROM events WHERE agent_id = $1), "
+                         "m AS (DELETE FROM memory WHERE agent_id = $1) "
+                         "DELETE FROM memory_usage WHERE agent_id = $1",
+                         1},
 };
 
 /* migrations[i] takes the schema from version i to i + 1, in one transaction, recorded in
@@ -421,6 +428,8 @@ static const char *op_what(const struct hub_store_op *op, const char **id)
     case HUB_STORE_MEMORY_DELETE:
         *id = op->u.memory.agent_id;
         return "write the memory of agent";
+    case HUB_STORE_AGENT_DELETE:
+        return "delete agent";
     }
     return "run an op for";
 }
@@ -914,6 +923,10 @@ static void op_params(const struct hub_store_op *op, struct params *p, enum stmt
         p_u64(p, m->vector ? m->dims : 0);
         p_i64(p, m->updated_ns);
         p_u64(p, m->max_entries);
+        return;
+    case HUB_STORE_AGENT_DELETE:
+        *id = ST_AGENT_DELETE;
+        p_text(p, a->id);
         return;
     }
 }

@@ -102,6 +102,10 @@ enum stmt_id {
     ST_MEM_LIST_NS,
     ST_MEM_LIST_ALL,
     ST_MEM_VECTORS,
+    ST_AGENT_DELETE, /* AGENT_DELETE: the row, then its events, memory and memory count */
+    ST_AGENT_DELETE_EVENTS,
+    ST_AGENT_DELETE_MEMORY,
+    ST_AGENT_DELETE_MEM_COUNT,
     ST_COUNT
 };
 
@@ -192,6 +196,10 @@ static const char *const stmt_sql[ST_COUNT] = {
     [ST_MEM_VECTORS] = "SELECT namespace, key, NULL, vector, dims, updated_ns FROM memory "
                        "WHERE agent_id = ?1 AND namespace = ?2 AND key > ?3 "
                        "AND vector IS NOT NULL ORDER BY key LIMIT ?4",
+    [ST_AGENT_DELETE] = "DELETE FROM agents WHERE id = ?1",
+    [ST_AGENT_DELETE_EVENTS] = "DELETE FROM events WHERE agent_id = ?1",
+    [ST_AGENT_DELETE_MEMORY] = "DELETE FROM memory WHERE agent_id = ?1",
+    [ST_AGENT_DELETE_MEM_COUNT] = "DELETE FROM memory_usage WHERE agent_id = ?1",
 };
 
 /* The columns of schema version 3, which migration 4 copies. */
@@ -1258,6 +1266,19 @@ static int memory_delete(struct hub_store__conn *c, const struct hub_store_memor
     return rc == SQLITE_DONE ? 0 : op_err(c, rc, "count the memory of agent", m->agent_id, err);
 }
 
+/* Each statement deletes by the primary key's first column: a range, never a scan. */
+static int agent_delete(struct hub_store__conn *c, const char *id, struct ag_err *err)
+{
+    for (int i = ST_AGENT_DELETE; i <= ST_AGENT_DELETE_MEM_COUNT; i++) {
+        sqlite3_stmt *s = c->stmt[i];
+        int rc = bind_text(s, 1, id);
+        rc = rc ? rc : step_done(s);
+        if (rc != SQLITE_DONE)
+            return op_err(c, rc, "delete agent", id, err);
+    }
+    return 0;
+}
+
 static sqlite3_stmt *memory_stmt(struct hub_store__conn *c, const struct hub_store_memory_query *q)
 {
     sqlite3_stmt *s = NULL;
@@ -1358,6 +1379,8 @@ static int sqlite_apply(struct hub_store__conn *c, const struct hub_store_op *op
         return memory_put(c, &op->u.memory, err);
     case HUB_STORE_MEMORY_DELETE:
         return memory_delete(c, &op->u.memory, err);
+    case HUB_STORE_AGENT_DELETE:
+        return agent_delete(c, op->u.agent.id, err);
     }
     return ag_err_set(err, AG_INVALID_ARGUMENT, "unknown store op type %d", (int)op->type);
 }

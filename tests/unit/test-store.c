@@ -1453,6 +1453,103 @@ static void test_memory(void **state)
     assert_int_equal(hub_store_submit(fx->st, &t.w, &err), -1);
 }
 
+static void tw_delete(struct twrite *t, const char *id)
+{
+    struct hub_store_op *op = &t->ops[t->w.nops++];
+    op->type = HUB_STORE_AGENT_DELETE;
+    op->u.agent = (struct hub_store_agent){.id = id};
+}
+
+static size_t count_events(struct hub_store *st, const char *id)
+{
+    size_t n = 0;
+    struct ag_err err = AG_ERR_INIT;
+    assert_int_equal(hub_store_scan_events(st, id, 1, count_event, &n, &err), 0);
+    return n;
+}
+
+static void run_ok(struct hub_store *st, struct twrite *t)
+{
+    run_one(st, t);
+    expect_ok(t);
+}
+
+/* DeleteAgent's op: the row, every event and all the memory (and its count) of one agent go,
+ * the others' stay; its seqs start again at 1, also inside the write that deletes; a write that
+ * fails deletes nothing and leaves the seqs as they were; an unknown agent is no error. */
+static void test_agent_delete(void **state)
+{
+    struct fx *fx = *state;
+    fx->st = open_url(fx->url, NULL);
+    struct tracker *tr = &fx->tr;
+    struct twrite t;
+    const char *ids[] = {"d1", "d2"};
+    for (int i = 0; i < 2; i++) {
+        tw_init(&t, tr);
+        tw_insert(&t, ids[i], ids[i], 10 + i);
+        tw_append(&t, ids[i], 1, "{}");
+        tw_append(&t, ids[i], 2, "{}");
+        run_ok(fx->st, &t);
+    }
+    tw_init(&t, tr);
+    tw_mem(&t, HUB_STORE_MEMORY_PUT, "d1", "default", "k1", "v", NULL, 0, 2);
+    tw_mem(&t, HUB_STORE_MEMORY_PUT, "d1", "notes", "k2", "v", NULL, 0, 2);
+    tw_mem(&t, HUB_STORE_MEMORY_PUT, "d2", "default", "k1", "v", NULL, 0, 2);
+    run_ok(fx->st, &t);
+
+    /* Fails whole (the update names no agent): d2 and its seqs are as they were. */
+    tw_init(&t, tr);
+    tw_delete(&t, "d2");
+    t.ops[t.w.nops].type = HUB_STORE_AGENT_UPDATE;
+    t.ops[t.w.nops++].u.agent = (struct hub_store_agent){.id = "nope", .node_id = ""};
+    run_one(fx->st, &t);
+    expect_fail(&t, AG_NOT_FOUND, "nope");
+    assert_int_equal(count_events(fx->st, "d2"), 2);
+
+    tw_init(&t, tr);
+    tw_append(&t, "d1", 3, "{}");
+    tw_delete(&t, "d1");
+    tw_append(&t, "d1", 4, "{}");
+    run_ok(fx->st, &t);
+    assert_int_equal(t.seq[0], 3);
+    assert_int_equal(t.seq[2], 1);
+
+    tw_init(&t, tr);
+    tw_delete(&t, "d1");
+    tw_delete(&t, "never");
+    tw_append(&t, "d2", 3, "{}");
+    run_ok(fx->st, &t);
+    assert_int_equal(t.seq[2], 3);
+    hub_store_close(fx->st);
+    fx->st = open_url(fx->url, NULL);
+
+    struct agent_rows rows;
+    char buf[64];
+    load_all(fx->st, &rows);
+    assert_string_equal(row_ids(&rows, buf, sizeof(buf)), "d2");
+    assert_int_equal(rows.row[0].last_seq, 3);
+    struct hub_store_agents_query q = {.kind = HUB_STORE_AGENTS_REQUEST, .key = "d1"};
+    select_rows(fx->st, &q, &rows);
+    assert_int_equal(rows.n, 0);
+    assert_int_equal(count_events(fx->st, "d1"), 0);
+    struct tmem r;
+    struct hub_store_memory_query mq = {.kind = HUB_STORE_MEMORY_LIST, .agent_id = "d1", .max = 10};
+    read_mem(fx->st, tr, &mq, &r);
+    assert_int_equal(r.n, 0);
+    mq.agent_id = "d2";
+    read_mem(fx->st, tr, &mq, &r);
+    assert_int_equal(r.n, 1);
+    /* The count went too: a new agent with the id has its whole limit. */
+    tw_init(&t, tr);
+    tw_mem(&t, HUB_STORE_MEMORY_PUT, "d1", "default", "a", "v", NULL, 0, 2);
+    tw_mem(&t, HUB_STORE_MEMORY_PUT, "d1", "default", "b", "v", NULL, 0, 2);
+    run_ok(fx->st, &t);
+    tw_init(&t, tr);
+    tw_append(&t, "d1", 1, "{}");
+    run_ok(fx->st, &t);
+    assert_int_equal(t.seq[0], 1);
+}
+
 static void test_queue_full_and_closing(void **state)
 {
     struct fx *fx = *state;
@@ -2709,6 +2806,7 @@ int main(int argc, char **argv)
         cmocka_unit_test_setup_teardown(test_read_events, setup, teardown),
         cmocka_unit_test_setup_teardown(test_scan_events, setup, teardown),
         cmocka_unit_test_setup_teardown(test_memory, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_agent_delete, setup, teardown),
         cmocka_unit_test_setup_teardown(test_queue_full_and_closing, setup, teardown),
     };
     const struct CMUnitTest sqlite_only[] = {
