@@ -59,6 +59,7 @@ enum hub_cmd_type {
     HUB_CMD_RESUME,    /* ResumeAgent: a new turn without input for a yielded or failed agent */
     HUB_CMD_CHILD,     /* a sub-agent ended a turn (hub/team.h) */
     HUB_CMD_DECIDE,    /* ApproveCall, DenyCall, or an approval's deadline (hub/approval.h) */
+    HUB_CMD_HOLD,      /* DeleteAgent: hold an agent at rest until it is deleted or let go */
 };
 
 /* A command in an agent's mailbox (hub_agent.mailbox, guarded by the agent's lock), then in the
@@ -472,6 +473,73 @@ static size_t cmd_kill(struct agent_write *aw, struct hub_cmd *c)
     return op;
 }
 
+/* DeleteAgent's hold (command idx of the write), decided against the working state. It must be
+ * the write's last command and the write must store nothing: a command after it in the same
+ * batch (a racing SendMessage) would be decided too, and one before it that stored something
+ * would end the hold with its write; either makes it refuse, and the caller may retry. Held, the
+ * agent keeps `writing` set with no write in flight: kick takes nothing from its mailbox until
+ * hub_actor_unhold, or hub_actor_deleted refuses it all. */
+static void cmd_hold(struct agent_write *aw, struct hub_cmd *c, size_t idx)
+{
+    struct hub_agent *a = aw->a;
+    int s = aw->next.state;
+    struct ag_err err = AG_ERR_INIT;
+    if (!waiting_state(s) && s != AGENTRY__V1__AGENT_STATE__AGENT_STATE_KILLED)
+        ag_err_set(&err, AG_FAILED_PRECONDITION,
+                   "agent '%s' is %s: kill it or wait for its turn to end, then delete", a->id,
+                   hub_agent_state_name(s));
+    else if (s != AGENTRY__V1__AGENT_STATE__AGENT_STATE_KILLED && has_unconsumed_input(aw))
+        ag_err_set(&err, AG_FAILED_PRECONDITION,
+                   "agent '%s' has input waiting for its next turn: kill it or wait for that turn "
+                   "to end, then delete",
+                   a->id);
+    else if (idx + 1 < aw->ncmds || aw->nops > 0)
+        ag_err_set(&err, AG_FAILED_PRECONDITION,
+                   "agent '%s' is busy (other requests for it are being stored); retry", a->id);
+    if (err.code != AG_OK) {
+        answer(aw->h, c, NULL, &err);
+        return;
+    }
+    a->writing = true;
+    struct hub_reply r = {.kind = HUB_REPLY_HELD, .agent_id = a->id, .state = s};
+    answer(aw->h, c, &r, NULL);
+}
+
+/* A command for a deleted agent: its caller hears NOT_FOUND (a node's events, which no agent at
+ * rest has, are dropped as stale). No lock held. */
+static void refuse_deleted(struct hub *h, struct hub_agent *a, struct hub_cmd *c)
+{
+    struct ag_err err;
+    ag_err_set(&err, AG_NOT_FOUND, "no agent with id '%s' (it was deleted)", a->id);
+    if (c->type == HUB_CMD_EVENTS) {
+        uint64_t *seqs = ag_xcalloc(c->n ? c->n : 1, sizeof(*seqs));
+        h->fx.events_stored(h, c->batch, c->first, seqs, c->n, NULL);
+        free(seqs);
+    } else {
+        answer(h, c, NULL, &err);
+    }
+    cmd_free(h, c);
+}
+
+void hub_actor_deleted(struct hub *h, struct hub_agent *a)
+{
+    pthread_mutex_lock(&a->lock);
+    a->deleted = true;
+    a->visible = false;
+    struct hub_cmd *queued = NULL, **tail = &queued; /* refused below, without the lock */
+    for (struct ag_qnode *n; (n = ag_queue_pop(&a->mailbox));) {
+        *tail = AG_QUEUE_ENTRY(n, struct hub_cmd, qn);
+        (*tail)->next = NULL;
+        tail = &(*tail)->next;
+    }
+    pthread_mutex_unlock(&a->lock);
+    while (queued) {
+        struct hub_cmd *c = queued;
+        queued = c->next;
+        refuse_deleted(h, a, c);
+    }
+}
+
 /* A turn-ending event carries the agent's new checkpoint and the turn's result. */
 static void take_turn_end(struct agent_write *aw, const Agentry__V1__NodeEvent *ev,
                           const struct hub_node *n, size_t op)
@@ -874,6 +942,9 @@ static size_t apply_cmd(struct agent_write *aw, struct hub_cmd *c, size_t idx)
         if (err.code != AG_OK)
             answer(aw->h, c, NULL, &err);
         break;
+    case HUB_CMD_HOLD:
+        cmd_hold(aw, c, idx);
+        break;
     }
     return op;
 }
@@ -978,6 +1049,11 @@ static void kick(struct hub *h, struct hub_agent *a)
 static void cmd_post(struct hub *h, struct hub_agent *a, struct hub_cmd *cmd)
 {
     pthread_mutex_lock(&a->lock);
+    if (a->deleted) {
+        pthread_mutex_unlock(&a->lock);
+        refuse_deleted(h, a, cmd);
+        return;
+    }
     /* A caller's request may be refused; a node's events (already accepted from its batch) and
      * the hub's own commands may not: they would be lost. */
     if (cmd->call && cmd->type != HUB_CMD_EVENTS) {
@@ -1722,6 +1798,22 @@ void hub_actor_post_kill(struct hub *h, struct hub_agent *a, struct rpc_call *ca
     struct hub_cmd *c = cmd_new(HUB_CMD_KILL, call);
     c->text = ag_xstrdup(reason ? reason : "");
     cmd_post(h, a, c);
+}
+
+void hub_actor_post_hold(struct hub *h, struct hub_agent *a, hub_actor_done_fn *done, void *arg)
+{
+    struct hub_cmd *c = cmd_new(HUB_CMD_HOLD, NULL);
+    c->done = done;
+    c->done_arg = arg;
+    cmd_post(h, a, c);
+}
+
+void hub_actor_unhold(struct hub *h, struct hub_agent *a)
+{
+    pthread_mutex_lock(&a->lock);
+    a->writing = false;
+    pthread_mutex_unlock(&a->lock);
+    kick(h, a);
 }
 
 void hub_actor_post_resume(struct hub *h, struct hub_agent *a, struct rpc_call *call,

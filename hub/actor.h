@@ -82,6 +82,17 @@ void hub_actor_post_child(struct hub *h, struct hub_agent *a, const struct hub_t
 /* KillAgent (call NULL: the hub's own kill of a sub-agent, answered to nobody). */
 void hub_actor_post_kill(struct hub *h, struct hub_agent *a, struct rpc_call *call,
                          const char *reason);
+/* DeleteAgent's hold (hub/rpc_delete.c): decided in a's mailbox, in order with its other
+ * commands. An agent at rest (idle, yielded, failed or killed, no input waiting) whose hold is
+ * alone in its write stops taking commands (they queue) and done hears HUB_REPLY_HELD; else
+ * done hears FAILED_PRECONDITION naming why. A held agent is then either deleted
+ * (hub_actor_deleted) or let go (hub_actor_unhold). */
+void hub_actor_post_hold(struct hub *h, struct hub_agent *a, hub_actor_done_fn *done, void *arg);
+/* The delete was given up: a held agent takes its queued commands again. */
+void hub_actor_unhold(struct hub *h, struct hub_agent *a);
+/* The delete of a held agent is durable: its queued commands, and any posted later by a holder
+ * of a stale pointer, are refused with NOT_FOUND. */
+void hub_actor_deleted(struct hub *h, struct hub_agent *a);
 /* ResumeAgent: a yielded or failed agent starts a turn with no new input, at most max_iter
  * model calls (0: the spec's); other states are refused (hub.proto). */
 void hub_actor_post_resume(struct hub *h, struct hub_agent *a, struct rpc_call *call,

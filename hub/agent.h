@@ -132,6 +132,7 @@ struct hub_agent {
     int64_t active_ms;           /* monotonic: its last write ended, or it was loaded */
     bool visible;                /* committed at least once: lookups find it */
     bool dead;                   /* its creating write failed */
+    bool deleted;                /* its DeleteAgent committed (hub/actor.c refuses commands) */
     struct hub_agent *next_dead; /* in the table's dead list (guarded by its list lock) */
     struct ag_list followers;    /* of struct hub_follower (hub/rpc_trace.c) */
     struct ag_list waiters;      /* of struct hub_waiter (hub/rpc_agent.c) */

@@ -127,6 +127,31 @@ bool hub_agents_evict(struct hub_agents *t, struct hub_agent *a)
     return alone;
 }
 
+bool hub_agents_remove(struct hub_agents *t, struct hub_agent *a)
+{
+    struct hub_shard *s = shard_of(t, a->id);
+    pthread_mutex_lock(&t->list_lock);
+    pthread_mutex_lock(&s->lock);
+    bool alone = a->pins == 1;
+    bool held = ag_map_get(&s->by_id, a->id) == a;
+    if (held)
+        ag_map_del(&s->by_id, a->id);
+    pthread_mutex_unlock(&s->lock);
+    if (held) {
+        struct hub_agent *last = t->list[--t->nlist];
+        t->list[a->list_pos] = last;
+        last->list_pos = a->list_pos;
+    }
+    if (a->req_key && ag_map_get(&t->by_req, a->req_key) == a)
+        ag_map_del(&t->by_req, a->req_key);
+    if (!alone) {
+        a->next_dead = t->dead;
+        t->dead = a;
+    }
+    pthread_mutex_unlock(&t->list_lock);
+    return alone;
+}
+
 size_t hub_agents_count(struct hub_agents *t)
 {
     pthread_mutex_lock(&t->list_lock);

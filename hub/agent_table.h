@@ -18,6 +18,7 @@
 #define AGENTRY_HUB_AGENT_TABLE_H
 
 #include <pthread.h>
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "common/err.h"
@@ -59,6 +60,10 @@ struct hub_agent *hub_agents_adopt(struct hub_agents *t, struct hub_agent *a);
 /* Take a out of the table if the caller's pin is its only one: true, and the caller frees a once
  * it lets go of a's lock (no one else can reach it now). Agent locked by the caller. */
 bool hub_agents_evict(struct hub_agents *t, struct hub_agent *a);
+/* Take a deleted agent (DeleteAgent, hub/rpc_delete.c) out of every index, whatever its pins:
+ * true if the caller's pin is its only one (the caller frees it); else others still hold it,
+ * and it is kept with the dead until the table is freed. Agent not locked. */
+bool hub_agents_remove(struct hub_agents *t, struct hub_agent *a);
 /* Keep an agent whose creating write failed until the table is freed: a retry that found it by
  * request id may still post to it. */
 void hub_agents_bury(struct hub_agents *t, struct hub_agent *a);

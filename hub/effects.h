@@ -38,6 +38,7 @@ enum hub_reply_kind {
     HUB_REPLY_RESUMED,  /* seq (the RESUMED event's), state */
     HUB_REPLY_IMPORTED, /* agent_id, state, seq (the last event's = the events stored) */
     HUB_REPLY_DECIDED,  /* seq (the APPROVAL_DECIDED event's), already */
+    HUB_REPLY_HELD,     /* a DeleteAgent's hold (hub_actor_post_hold): agent_id, state */
 };
 
 struct hub_reply {

@@ -39,6 +39,7 @@
 #include "hub/rpc_agent.h"
 #include "hub/rpc_approval.h"
 #include "hub/rpc_assign.h"
+#include "hub/rpc_delete.h"
 #include "hub/rpc_memory.h"
 #include "hub/rpc_node.h"
 #include "hub/rpc_nodes.h"
@@ -226,7 +227,8 @@ static int hub_bind(struct hub *h, struct ag_err *err)
                   {hub_rpc_nodes_methods, hub_rpc_nodes_nmethods},
                   {hub_rpc_schedule_methods, hub_rpc_schedule_nmethods},
                   {hub_rpc_memory_methods, hub_rpc_memory_nmethods},
-                  {hub_rpc_approval_methods, hub_rpc_approval_nmethods}};
+                  {hub_rpc_approval_methods, hub_rpc_approval_nmethods},
+                  {hub_rpc_delete_methods, hub_rpc_delete_nmethods}};
     size_t nm = 0;
     for (size_t i = 0; i < AG_ARRAY_SIZE(tables); i++)
         nm += tables[i].n;

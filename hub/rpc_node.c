@@ -9,6 +9,9 @@
  * an older one: stale events are acknowledged and dropped), and no payload may pass the limit.
  * Anything else ends the stream. The accepted events go to their agents' mailboxes; the EventAck
  * goes out once every one of them is durable.
+ * After Registered a node may send Workspaces (pages of the agent ids whose workspace
+ * directories it holds): the hub answers with a Forget of those it has neither in memory nor in
+ * its store (deleted while that node was away). DeleteAgent sends Forget to every node.
  * Down: Assignment (built by hub/rpc_assign.c), Deliver, Cancel, Release, EventAck, through the call's
  * bounded send queue; a node that
  * cannot keep up is disconnected rather than buffered without bound.
@@ -25,6 +28,7 @@
 #include "common/log.h"
 #include "common/rpc/pb.h"
 #include "common/rpc/server.h"
+#include "common/timers.h"
 #include "common/xalloc.h"
 #include "hub/actor.h"
 #include "hub/agent.h"
@@ -40,6 +44,7 @@
 #include "hub/rpc_assign.h"
 #include "hub/rpc_node.h"
 #include "hub/sched.h"
+#include "hub/store.h"
 #include "hub/validate.h"
 
 #define CONN_MAX_INFLIGHT 64
@@ -50,6 +55,7 @@
 #define MAX_TOOL_NAME 64
 #define MAX_VERSION 128
 #define MAX_ADDRESS 256
+#define NODE_FORGET_PAGE 1000 /* agent ids per Workspaces or Forget (node.proto) */
 
 struct node_conn {
     struct hub *h;
@@ -122,6 +128,107 @@ void hub_rpc_node_cancel(struct hub *h, struct hub_node *n, const char *agent_id
     m.msg_case = AGENTRY__V1__HUB_MESSAGE__MSG_CANCEL;
     m.cancel = &c;
     hub_node_send(n, &m);
+}
+
+static void forget_one(struct hub_node *n, const char *const *ids, size_t nids)
+{
+    for (size_t at = 0; at < nids; at += NODE_FORGET_PAGE) {
+        Agentry__V1__Forget f = AGENTRY__V1__FORGET__INIT;
+        f.agent_ids = (char **)ids + at;
+        f.n_agent_ids = nids - at < NODE_FORGET_PAGE ? nids - at : NODE_FORGET_PAGE;
+        Agentry__V1__HubMessage m = AGENTRY__V1__HUB_MESSAGE__INIT;
+        m.msg_case = AGENTRY__V1__HUB_MESSAGE__MSG_FORGET;
+        m.forget = &f;
+        hub_node_send(n, &m);
+    }
+}
+
+void hub_rpc_node_forget(struct hub *h, struct hub_node *n, const char *const *ids, size_t nids)
+{
+    if (n) {
+        forget_one(n, ids, nids);
+        return;
+    }
+    /* A node not connected now is told when it next sends its Workspaces. */
+    struct hub_node *nodes[1024];
+    size_t k = hub_sched_nodes(h->sched, nodes, AG_ARRAY_SIZE(nodes));
+    for (size_t i = 0; i < k; i++) {
+        forget_one(nodes[i], ids, nids);
+        hub_sched_node_unref(h->sched, nodes[i]);
+    }
+}
+
+/* --- workspaces (node.proto, Workspaces) ----------------------------------------------------- */
+
+/* A page of a node's Workspaces, checked against the agents the hub has on the timer thread:
+ * the store's keyed reads are not for a stream's CQ thread. */
+struct ws_check {
+    struct hub *h;
+    struct hub_node *node; /* reference held */
+    char (*ids)[AG_ID_LEN + 1];
+    size_t n;
+};
+
+static int ws_found(void *arg, const struct hub_store_agent *row, uint64_t last_seq,
+                    struct ag_err *err)
+{
+    (void)row;
+    (void)last_seq;
+    (void)err;
+    *(bool *)arg = true;
+    return 0;
+}
+
+/* Does the hub have this agent, in memory (agents may also be evicted) or in the store? An
+ * unreadable store counts as yes: a workspace is removed only for an agent known to be gone. */
+static bool ws_has_agent(struct hub *h, const char *id)
+{
+    struct hub_agent *a = hub_agents_find(&h->agents, id);
+    if (a) {
+        hub_agents_unpin(&h->agents, a);
+        return true;
+    }
+    bool found = false;
+    struct ag_err err = AG_ERR_INIT;
+    struct hub_store_agents_query q = {.kind = HUB_STORE_AGENTS_ID, .key = id};
+    if (hub_store_select_agents(h->store, &q, ws_found, &found, &err) != 0) {
+        ag_log_warn("node.workspaces_unchecked", "agent=%s err=%s", id, ag_log_q(err.msg));
+        return true;
+    }
+    return found;
+}
+
+static void ws_check_fire(void *arg)
+{
+    struct ws_check *x = arg;
+    const char **gone = ag_xcalloc(x->n ? x->n : 1, sizeof(*gone));
+    size_t ngone = 0;
+    for (size_t i = 0; i < x->n && !atomic_load(&x->h->closing); i++)
+        if (!ws_has_agent(x->h, x->ids[i]))
+            gone[ngone++] = x->ids[i];
+    if (ngone) {
+        ag_log_info("node.forget_sent", "node=%s agents=%zu", x->node->id, ngone);
+        hub_rpc_node_forget(x->h, x->node, gone, ngone);
+    }
+    free(gone);
+    hub_sched_node_unref(x->h->sched, x->node);
+    free(x->ids);
+    free(x);
+}
+
+static void on_workspaces(struct hub *h, struct hub_node *n, const Agentry__V1__Workspaces *w)
+{
+    struct ws_check *x = ag_xcalloc(1, sizeof(*x));
+    x->h = h;
+    x->node = n;
+    hub_sched_node_ref(h->sched, n);
+    size_t max = w->n_agent_ids < NODE_FORGET_PAGE ? w->n_agent_ids : NODE_FORGET_PAGE;
+    x->ids = ag_xcalloc(max ? max : 1, sizeof(*x->ids));
+    struct ag_err err = AG_ERR_INIT;
+    for (size_t i = 0; i < max; i++) /* a name that is no agent id is none of the hub's */
+        if (hub_validate_agent_id(w->agent_ids[i], &err) == 0)
+            snprintf(x->ids[x->n++], AG_ID_LEN + 1, "%s", w->agent_ids[i]);
+    ag_timers_add(h->timers, 0, ws_check_fire, x);
 }
 
 /* --- node lifecycle ------------------------------------------------------------------------- */
@@ -597,6 +704,9 @@ static void on_node_msg(struct rpc_call *c, grpc_byte_buffer *msg)
     } else if (m->msg_case == AGENTRY__V1__NODE_MESSAGE__MSG_HUB_TOOL) {
         hub_sched_node_touch(h->sched, nc->node, ag_now_mono_ms());
         hub_tool_dispatch(h, nc->node, m->hub_tool);
+    } else if (m->msg_case == AGENTRY__V1__NODE_MESSAGE__MSG_WORKSPACES) {
+        hub_sched_node_touch(h->sched, nc->node, ag_now_mono_ms());
+        on_workspaces(h, nc->node, m->workspaces);
     } else if (m->msg_case == AGENTRY__V1__NODE_MESSAGE__MSG_EVENTS) {
         hub_sched_node_touch(h->sched, nc->node, ag_now_mono_ms());
         struct hub_ev_batch *b = ag_xcalloc(1, sizeof(*b));

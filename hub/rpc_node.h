@@ -31,6 +31,9 @@ void hub_rpc_node_events_stored(struct hub *h, struct hub_ev_batch *b, size_t fi
 /* The node is gone (stream over, heartbeats stopped, replaced): take it out of scheduling and
  * interrupt the turns running on it. No lock held. */
 void hub_rpc_node_lost(struct hub *h, struct hub_node *n, const char *reason);
+/* Agents deleted (DeleteAgent): send Forget, in pages of at most 1000 ids, to node n, or to
+ * every connected node when n is NULL. Any lock or none. */
+void hub_rpc_node_forget(struct hub *h, struct hub_node *n, const char *const *ids, size_t nids);
 /* End the node's stream with a status. Any lock or none (takes the call's lock). */
 void hub_rpc_node_close_stream(struct hub *h, struct hub_node *n, enum ag_code code,
                                const char *msg);
