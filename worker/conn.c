@@ -16,6 +16,9 @@
  * (worker/outbox.h): when the outbox is full, on_room parks the runs until a send or an ack makes
  * room; when the unacked batches are, nothing more is sent until an ack comes. A lost stream
  * fails every pending completion and wakes every parked run, after cancelling the runs.
+ * Workspaces: after Registered the node lists its workspaces (on the work pool) and sends their
+ * agent ids; the hub answers with a Forget of the deleted ones, as it sends one on every
+ * DeleteAgent. A Forget's removals run on the work pool too (wk_runner_forget), never here.
  * Hub tool calls (worker/hub_call.h) go out as HubToolCalls queued beside the control messages;
  * their HubToolResults go to the link, and a lost stream fails the calls still waiting.
  *
@@ -83,6 +86,7 @@
  * message limit) plus waiting inputs. The hub bounds both; this only guards the node's memory. */
 #define CONN_MAX_RECV (128 << 20)
 #define CONN_METHOD "/agentry.v1.NodeService/Connect"
+#define CONN_WORKSPACES_PAGE 1000 /* agent ids per Workspaces message (node.proto) */
 
 /* Completion-queue tags: only their distinct addresses matter. */
 static char tag_send, tag_recv, tag_status;
@@ -119,7 +123,8 @@ struct wk_node {
         bool released; /* Released, else StateRequest */
     } * state_reqs;
     size_t nstate_reqs, cap_state_reqs;
-    /* Packed HubToolCalls to send (owned), oldest first: bounded by the link's pending limit. */
+    /* Packed HubToolCalls (bounded by the link's pending limit) and Workspaces pages (one
+     * listing per registration) to send (owned), oldest first. */
     grpc_byte_buffer **calls;
     size_t ncalls, cap_calls;
     bool heartbeat_due;
@@ -221,6 +226,17 @@ static void kick_send_locked(struct wk_node *n)
     }
 }
 
+/* Queue a packed message beside the hub tool calls (sent when the stream is free). Lock held. */
+static void queue_call_locked(struct wk_node *n, grpc_byte_buffer *bb)
+{
+    if (n->ncalls == n->cap_calls) {
+        n->cap_calls = n->cap_calls ? n->cap_calls * 2 : 8;
+        n->calls = ag_xrealloc(n->calls, n->cap_calls * sizeof(*n->calls));
+    }
+    n->calls[n->ncalls++] = bb;
+    kick_send_locked(n);
+}
+
 /* Runner callback (wk_emit_fn), on pool threads with the run's lock held. */
 static int on_emit(void *ctx, uint8_t *ev, size_t len, wk_emit_done_fn *done, void *done_arg)
 {
@@ -250,15 +266,32 @@ static int on_hub_call(void *ctx, uint8_t *buf, size_t len)
         return -1;
     }
     grpc_slice sl = grpc_slice_new(buf, len, free);
-    if (n->ncalls == n->cap_calls) {
-        n->cap_calls = n->cap_calls ? n->cap_calls * 2 : 8;
-        n->calls = ag_xrealloc(n->calls, n->cap_calls * sizeof(*n->calls));
-    }
-    n->calls[n->ncalls++] = grpc_raw_byte_buffer_create(&sl, 1);
+    queue_call_locked(n, grpc_raw_byte_buffer_create(&sl, 1));
     grpc_slice_unref(sl);
-    kick_send_locked(n);
     pthread_mutex_unlock(&n->lock);
     return 0;
+}
+
+/* Work pool (wk_runner_ids_fn): the workspaces this node holds go to the hub in pages, which
+ * answers with a Forget of the agents it no longer has (deleted while the node was away). A
+ * stream lost meanwhile drops them: the next registration lists again. */
+static void on_workspaces_listed(void *arg, char **ids, size_t nids)
+{
+    struct wk_node *n = arg;
+    pthread_mutex_lock(&n->lock);
+    for (size_t at = 0; n->up && at < nids; at += CONN_WORKSPACES_PAGE) {
+        Agentry__V1__Workspaces w = AGENTRY__V1__WORKSPACES__INIT;
+        w.agent_ids = ids + at;
+        w.n_agent_ids = nids - at < CONN_WORKSPACES_PAGE ? nids - at : CONN_WORKSPACES_PAGE;
+        Agentry__V1__NodeMessage m = AGENTRY__V1__NODE_MESSAGE__INIT;
+        m.msg_case = AGENTRY__V1__NODE_MESSAGE__MSG_WORKSPACES;
+        m.workspaces = &w;
+        queue_call_locked(n, rpc_pb_pack(&m.base));
+    }
+    pthread_mutex_unlock(&n->lock);
+    for (size_t i = 0; i < nids; i++)
+        free(ids[i]);
+    free(ids);
 }
 
 /* Runner callback (wk_room_fn), on pool threads with no run lock held. */
@@ -360,6 +393,9 @@ static void on_registered(struct wk_node *n, const Agentry__V1__Registered *r)
                 "node=%s hub=%s capacity=%u hub_version=%s max_message_bytes=%zu "
                 "max_payload_bytes=%zu",
                 n->node_id, n->hub, n->o.capacity, r->hub_version, max_msg, max_payload);
+    struct ag_err err = AG_ERR_INIT;
+    if (wk_runner_list_workspaces(n->runner, on_workspaces_listed, n, &err) != 0)
+        ag_log_warn("node.workspaces_unlisted", "node=%s err=%s", n->node_id, ag_log_q(err.msg));
 }
 
 static void handle_msg(struct wk_node *n, const Agentry__V1__HubMessage *m)
@@ -386,6 +422,12 @@ static void handle_msg(struct wk_node *n, const Agentry__V1__HubMessage *m)
         break;
     case AGENTRY__V1__HUB_MESSAGE__MSG_ACK:
         on_ack(n, m->ack);
+        break;
+    case AGENTRY__V1__HUB_MESSAGE__MSG_FORGET:
+        if (wk_runner_forget(n->runner, (const char *const *)m->forget->agent_ids,
+                             m->forget->n_agent_ids, &err) != 0)
+            ag_log_warn("node.forget_deferred", "node=%s agents=%zu err=%s", n->node_id,
+                        m->forget->n_agent_ids, ag_log_q(err.msg));
         break;
     case AGENTRY__V1__HUB_MESSAGE__MSG_HUB_TOOL_RESULT:
         wk_hub_link_result(n->link, m->hub_tool_result);

@@ -44,6 +44,7 @@
 #include "worker/tool.h"
 #include "worker/tool_ext.h"
 #include "worker/warm.h"
+#include "worker/workspace.h"
 
 #define WK_RUNNER_DEFAULT_THREADS 2
 /* The tool pool (wk_runner_opts.tool_threads) and the calls that may wait for it. */
@@ -523,6 +524,85 @@ void wk_runner_cancel(struct wk_runner *r, const char *agent_id, uint64_t epoch)
         return;
     wk_run__cancel(run);
     wk_run__unref(run); /* the table's reference; the token holder drops the other */
+}
+
+/* --- deleted agents (node.proto, Forget) and the workspaces listing ---------------------------- */
+
+struct forget_job {
+    struct wk_runner *r;
+    char **ids; /* owned */
+    size_t n;
+};
+
+static void forget_run(void *arg)
+{
+    struct forget_job *j = arg;
+    for (size_t i = 0; i < j->n; i++) {
+        bool warm = wk_warm_forget(j->r->warm, j->ids[i]);
+        bool found = false;
+        uint64_t bytes = 0;
+        struct ag_err err = AG_ERR_INIT;
+        int rc = j->r->workspace_root
+                     ? wk_workspace_remove(j->r->workspace_root, j->ids[i], &found, &bytes, &err)
+                     : 0;
+        if (rc != 0)
+            ag_log_warn("node.workspace_remove_failed", "agent=%s err=%s", j->ids[i],
+                        ag_log_q(err.msg));
+        else if (found)
+            ag_log_info("node.workspace_removed", "agent=%s bytes=%" PRIu64, j->ids[i], bytes);
+        else if (warm)
+            ag_log_debug("node.conversation_dropped", "agent=%s", j->ids[i]);
+        free(j->ids[i]);
+    }
+    free(j->ids);
+    free(j);
+}
+
+int wk_runner_forget(struct wk_runner *r, const char *const *ids, size_t n, struct ag_err *err)
+{
+    struct forget_job *j = ag_xcalloc(1, sizeof(*j));
+    j->r = r;
+    j->ids = ag_xcalloc(n ? n : 1, sizeof(*j->ids));
+    for (size_t i = 0; i < n; i++)
+        j->ids[j->n++] = ag_xstrdup(ids[i]);
+    if (ag_workpool_submit(r->workpool, forget_run, j, err) == 0)
+        return 0;
+    for (size_t i = 0; i < j->n; i++)
+        free(j->ids[i]);
+    free(j->ids);
+    free(j);
+    return -1;
+}
+
+struct list_job {
+    struct wk_runner *r;
+    wk_runner_ids_fn *fn;
+    void *arg;
+};
+
+static void list_run(void *arg)
+{
+    struct list_job *j = arg;
+    char **ids = NULL;
+    size_t n = 0;
+    struct ag_err err = AG_ERR_INIT;
+    if (wk_workspace_list(j->r->workspace_root, &ids, &n, &err) != 0)
+        ag_log_warn("node.workspaces_unlisted", "err=%s", ag_log_q(err.msg));
+    j->fn(j->arg, ids, n);
+    free(j);
+}
+
+int wk_runner_list_workspaces(struct wk_runner *r, wk_runner_ids_fn *fn, void *arg,
+                              struct ag_err *err)
+{
+    if (!r->workspace_root)
+        return 0;
+    struct list_job *j = ag_xmalloc(sizeof(*j));
+    *j = (struct list_job){r, fn, arg};
+    if (ag_workpool_submit(r->workpool, list_run, j, err) == 0)
+        return 0;
+    free(j);
+    return -1;
 }
 
 void wk_runner_cancel_all(struct wk_runner *r)

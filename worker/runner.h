@@ -94,6 +94,17 @@ bool wk_runner_release(struct wk_runner *r, const char *agent_id, uint64_t epoch
 void wk_runner_cancel(struct wk_runner *r, const char *agent_id, uint64_t epoch);
 /* Stop every run (the hub connection was lost: the hub will place them elsewhere). */
 void wk_runner_cancel_all(struct wk_runner *r);
+/* Agents the hub deleted (node.proto, Forget), copied: on the work pool, each one's kept
+ * conversation is dropped and its workspace removed (logged as node.workspace_removed). -1 with
+ * err when the pool cannot take the work now (the hub says it again after the next
+ * registration, from the node's Workspaces). */
+int wk_runner_forget(struct wk_runner *r, const char *const *ids, size_t n, struct ag_err *err);
+/* The agent ids of the workspaces under the workspace root, listed on the work pool and handed
+ * to fn there (ids and the array owned by fn); nothing when the node has no root. -1 with err
+ * when the pool cannot take the work now. */
+typedef void wk_runner_ids_fn(void *arg, char **ids, size_t n);
+int wk_runner_list_workspaces(struct wk_runner *r, wk_runner_ids_fn *fn, void *arg,
+                              struct ag_err *err);
 /* Runs in progress. */
 unsigned wk_runner_running(struct wk_runner *r);
 /* The hub's limits (Registered.max_payload_bytes, and the largest event that fits its

@@ -153,6 +153,19 @@ bool wk_warm_take(struct wk_warm *w, const char *agent_id, uint64_t epoch, struc
     return true;
 }
 
+bool wk_warm_forget(struct wk_warm *w, const char *agent_id)
+{
+    pthread_mutex_lock(&w->mu);
+    struct warm_entry *e = ag_map_get(&w->by_agent, agent_id);
+    if (e)
+        entry_remove(w, e);
+    pthread_mutex_unlock(&w->mu);
+    if (!e)
+        return false;
+    entry_free(e);
+    return true;
+}
+
 size_t wk_warm_bytes(struct wk_warm *w)
 {
     pthread_mutex_lock(&w->mu);

@@ -40,6 +40,9 @@ void wk_warm_put(struct wk_warm *w, const char *agent_id, uint64_t epoch, struct
 bool wk_warm_take(struct wk_warm *w, const char *agent_id, uint64_t epoch, struct wk_msg **msgs,
                   size_t *n, size_t *bytes);
 
+/* Forget what is kept of agent_id (it was deleted): true if there was something. */
+bool wk_warm_forget(struct wk_warm *w, const char *agent_id);
+
 /* Bytes and conversations kept now. */
 size_t wk_warm_bytes(struct wk_warm *w);
 size_t wk_warm_count(struct wk_warm *w);

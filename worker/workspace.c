@@ -12,6 +12,7 @@
  * stays writable by the agent's shell commands. */
 #include "worker/workspace.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
@@ -25,6 +26,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include "common/id.h"
 #include "common/xalloc.h"
 
 /* openat2 returns EAGAIN under RESOLVE_BENEATH when a rename elsewhere raced the walk: retrying a
@@ -441,4 +443,123 @@ int wk_workspace_replace(const struct wk_workspace_parent *p, const char *data, 
         return ag_err_set(err, AG_UNAVAILABLE, "cannot write '%s': fsync of its directory: %s",
                           p->rel, strerror(errno));
     return 0;
+}
+
+/* --- the node's workspaces ------------------------------------------------------------------ */
+
+/* Deeper than any tree a tool makes on purpose; a deeper one is left, and the error says so. */
+#define WS_RM_MAX_DEPTH 256
+
+int wk_workspace_list(const char *root, char ***ids, size_t *n, struct ag_err *err)
+{
+    *ids = NULL;
+    *n = 0;
+    DIR *d = opendir(root);
+    if (!d && errno == ENOENT)
+        return 0;
+    if (!d)
+        return ag_err_set(err, AG_UNAVAILABLE, "cannot list workspace root '%s': %s", root,
+                          strerror(errno));
+    size_t cap = 0;
+    for (struct dirent *e; (e = readdir(d));) {
+        struct stat st;
+        if (!ag_id_valid(e->d_name) ||
+            fstatat(dirfd(d), e->d_name, &st, AT_SYMLINK_NOFOLLOW) != 0 || !S_ISDIR(st.st_mode))
+            continue;
+        if (*n == cap) {
+            cap = cap ? cap * 2 : 64;
+            *ids = ag_xrealloc(*ids, cap * sizeof(**ids));
+        }
+        (*ids)[(*n)++] = ag_xstrdup(e->d_name);
+    }
+    closedir(d);
+    return 0;
+}
+
+/* Remove what dir_fd holds; 0, or the errno of the first entry that stayed (its name in bad). A
+ * directory the node owns but may not write or search (a model's chmod) is opened up first. */
+static int rm_below(int dir_fd, int depth, uint64_t *bytes, char *bad, size_t cap)
+{
+    int fd = dup(dir_fd);
+    DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
+    if (!d) {
+        if (fd >= 0)
+            close(fd);
+        return errno;
+    }
+    int rc = 0;
+    for (struct dirent *e; (e = readdir(d));) {
+        const char *name = e->d_name;
+        struct stat st;
+        if (strcmp(name, ".") == 0 || strcmp(name, "..") == 0 ||
+            fstatat(dir_fd, name, &st, AT_SYMLINK_NOFOLLOW) != 0)
+            continue;
+        int r = 0;
+        if (S_ISDIR(st.st_mode)) {
+            if (st.st_uid == geteuid() && (st.st_mode & S_IRWXU) != S_IRWXU)
+                fchmodat(dir_fd, name, (st.st_mode & 07777) | S_IRWXU, 0);
+            int sub = depth < WS_RM_MAX_DEPTH
+                          ? openat(dir_fd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
+                          : -1;
+            r = sub < 0 ? (depth < WS_RM_MAX_DEPTH ? errno : ELOOP)
+                        : rm_below(sub, depth + 1, bytes, bad, cap);
+            if (sub >= 0)
+                close(sub);
+            if (r == 0 && unlinkat(dir_fd, name, AT_REMOVEDIR) != 0 && errno != ENOENT)
+                r = errno;
+        } else if (unlinkat(dir_fd, name, 0) == 0) {
+            if (S_ISREG(st.st_mode))
+                *bytes += (uint64_t)st.st_size;
+        } else if (errno != ENOENT) {
+            r = errno;
+        }
+        if (r && !rc) {
+            rc = r;
+            if (!bad[0])
+                snprintf(bad, cap, "%s", name);
+        }
+    }
+    closedir(d);
+    return rc;
+}
+
+int wk_workspace_remove(const char *root, const char *agent_id, bool *found, uint64_t *bytes,
+                        struct ag_err *err)
+{
+    *found = false;
+    *bytes = 0;
+    if (!id_ok(agent_id))
+        return ag_err_set(err, AG_INVALID_ARGUMENT, "'%s' cannot name a workspace", agent_id);
+    int root_fd = open(root, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (root_fd < 0)
+        return errno == ENOENT
+                   ? 0
+                   : ag_err_set(err, AG_UNAVAILABLE, "cannot open workspace root '%s': %s", root,
+                                strerror(errno));
+    struct stat st;
+    int rc = 0;
+    char bad[256] = "";
+    if (fstatat(root_fd, agent_id, &st, AT_SYMLINK_NOFOLLOW) != 0) {
+        if (errno != ENOENT)
+            rc = errno;
+    } else if (!S_ISDIR(st.st_mode)) { /* a link or a file in its place: the name alone goes */
+        *found = true;
+        rc = unlinkat(root_fd, agent_id, 0) == 0 ? 0 : errno;
+    } else {
+        *found = true;
+        if (st.st_uid == geteuid() && (st.st_mode & S_IRWXU) != S_IRWXU)
+            fchmodat(root_fd, agent_id, (st.st_mode & 07777) | S_IRWXU, 0);
+        int fd = openat(root_fd, agent_id, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        rc = fd < 0 ? errno : rm_below(fd, 0, bytes, bad, sizeof(bad));
+        if (fd >= 0)
+            close(fd);
+        if (rc == 0 && unlinkat(root_fd, agent_id, AT_REMOVEDIR) != 0)
+            rc = errno;
+    }
+    close(root_fd);
+    if (rc == 0)
+        return 0;
+    return ag_err_set(err, AG_UNAVAILABLE, "cannot remove workspace '%s/%s'%s%s%s: %s", root,
+                      agent_id, bad[0] ? " (at entry '" : "", bad, bad[0] ? "')" : "",
+                      strerror(rc));
 }

@@ -27,6 +27,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <sys/stat.h>
 
 #include "common/err.h"
@@ -89,5 +90,22 @@ void wk_workspace_parent_release(struct wk_workspace_parent *p);
  * umask. FAILED_PRECONDITION if the leaf is a directory or another non-regular file. */
 int wk_workspace_replace(const struct wk_workspace_parent *p, const char *data, size_t len,
                          struct ag_err *err);
+
+/* The node's workspaces (node.proto, Workspaces and Forget). */
+
+/* The names of the directories directly under root that are agent ids (common/id.h), owned
+ * (free each and the array); none if root does not exist. -1 with a message naming root if it
+ * cannot be read. Blocks on the file system. */
+int wk_workspace_list(const char *root, char ***ids, size_t *n, struct ag_err *err);
+
+/* Remove root/agent_id and everything beneath it (a deleted agent's workspace), whoever owns the
+ * files (a node running as root removes what its sandbox user made). A symbolic link is never
+ * followed: each directory is opened O_NOFOLLOW relative to its parent's fd and its entries are
+ * removed with unlinkat, so nothing outside the workspace is touched, whatever links it holds.
+ * *found: it existed; *bytes: the sizes of the regular files removed. -1 with a message naming
+ * the first entry that could not be removed (what could be is gone). Blocks on the file system:
+ * the node's work pool calls it. */
+int wk_workspace_remove(const char *root, const char *agent_id, bool *found, uint64_t *bytes,
+                        struct ag_err *err);
 
 #endif

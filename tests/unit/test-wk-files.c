@@ -4,7 +4,8 @@
  * absolute paths, symbolic links out, chains, loops, writing through a link) must fail with
  * "outside the workspace" (or another refusal) and leave the directory beside the workspace
  * untouched. Calls run through the real work pool and timers; done() is awaited on a condvar
- * with a generous deadline, and must come exactly once, not from inside run(). */
+ * with a generous deadline, and must come exactly once, not from inside run(). Also the listing
+ * and removal of the node's workspaces (a deleted agent's, never through a link). */
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -607,6 +608,61 @@ static void test_workspace_dir_for(void **state)
     assert_null(made); /* nothing was made in it */
 }
 
+/* A deleted agent's workspace (node.proto, Forget): the whole tree goes, a directory the model
+ * closed (chmod 0) included, but a symbolic link out is removed as a name, never followed; the
+ * listing names only the directories that are agent ids. */
+static void test_workspace_list_and_remove(void **state)
+{
+    (void)state;
+    char root[160], path[320];
+    snprintf(root, sizeof(root), "%s/root", fx.base);
+    struct ag_err err = AG_ERR_INIT;
+    const char *id = "01jd5x8k2m4n6p8q";
+    char *dir = wk_workspace_dir_for(root, id, &err);
+    assert_non_null(dir);
+    snprintf(path, sizeof(path), "%s/a", dir);
+    assert_int_equal(mkdir(path, 0755), 0);
+    snprintf(path, sizeof(path), "%s/a/b", dir);
+    assert_int_equal(mkdir(path, 0755), 0);
+    snprintf(path, sizeof(path), "%s/a/b/f.txt", dir);
+    FILE *f = fopen(path, "w");
+    fputs("0123456789", f);
+    fclose(f);
+    snprintf(path, sizeof(path), "%s/a/out", dir);
+    assert_int_equal(symlink(fx.out, path), 0);
+    snprintf(path, sizeof(path), "%s/a/b", dir);
+    assert_int_equal(chmod(path, 0), 0);
+    snprintf(path, sizeof(path), "%s/not-an-id", root);
+    assert_int_equal(mkdir(path, 0700), 0);
+
+    char **ids;
+    size_t n;
+    assert_int_equal(wk_workspace_list(root, &ids, &n, &err), 0);
+    assert_int_equal(n, 1);
+    assert_string_equal(ids[0], id);
+    free(ids[0]);
+    free(ids);
+
+    bool found;
+    uint64_t bytes;
+    assert_int_equal(wk_workspace_remove(root, id, &found, &bytes, &err), 0);
+    assert_true(found);
+    assert_int_equal(bytes, 10);
+    struct stat st;
+    assert_int_equal(lstat(dir, &st), -1);
+    char *secret = slurp(fx.out, "secret.txt");
+    assert_string_equal(secret, "TOPSECRET\n");
+    free(secret);
+    assert_int_equal(wk_workspace_remove(root, id, &found, &bytes, &err), 0);
+    assert_false(found);
+    assert_int_equal(wk_workspace_remove(root, "..", &found, &bytes, &err), -1);
+    assert_int_equal(err.code, AG_INVALID_ARGUMENT);
+    snprintf(path, sizeof(path), "%s/none", fx.base);
+    assert_int_equal(wk_workspace_list(path, &ids, &n, &err), 0);
+    assert_int_equal(n, 0);
+    free(dir);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -623,6 +679,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_cancel_and_deadline, setup, teardown),
         cmocka_unit_test_setup_teardown(test_settings_and_options_checked, setup, teardown),
         cmocka_unit_test_setup_teardown(test_subjects, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_workspace_list_and_remove, setup, teardown),
         cmocka_unit_test_setup_teardown(test_workspace_dir_for, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
