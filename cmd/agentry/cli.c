@@ -24,6 +24,8 @@ const struct cli_cmd cli_cmds[] = {
     {"approve", cli_cmd_approve, "run a tool call that waits for approval"},
     {"deny", cli_cmd_deny, "refuse a tool call that waits for approval"},
     {"resume", cli_cmd_resume, "continue a yielded or failed agent's work"},
+    {"delete", cli_cmd_delete, "delete an agent at rest, its sub-agents and their workspaces"},
+    {"rm", cli_cmd_delete, "the same as delete"},
     {"export", cli_cmd_export, "write an agent's whole state to a file, for import elsewhere"},
     {"import", cli_cmd_import, "create an agent from an export file"},
     {"spec", cli_cmd_spec, "check an agent spec file and print it as JSON ('spec check FILE')"},
