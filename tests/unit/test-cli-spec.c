@@ -110,6 +110,7 @@ static void test_tool_settings_as_json(void **state)
                                          "turn_timeout: 1m30s, "
                                          "approval_timeout: 2h}\n"
                                          "permissions:\n"
+                                         "  - {tool: shell, decision: ask}\n"
                                          "  - {tool: '*', decision: allow, patterns: [a, b]}\n");
     assert_int_equal(s->n_tools, 2);
     assert_string_equal(s->tools[1], "http_request");
@@ -123,9 +124,10 @@ static void test_tool_settings_as_json(void **state)
     assert_true(s->limits->max_cost_usd == 0.5);
     assert_int_equal(s->limits->turn_timeout_ms, 90000);
     assert_int_equal(s->limits->approval_timeout_ms, 7200000);
-    assert_int_equal(s->n_permissions, 1);
-    assert_string_equal(s->permissions[0]->tool, "*");
-    assert_int_equal(s->permissions[0]->n_patterns, 2);
+    assert_int_equal(s->n_permissions, 2);
+    assert_string_equal(s->permissions[0]->decision, "ask");
+    assert_string_equal(s->permissions[1]->tool, "*");
+    assert_int_equal(s->permissions[1]->n_patterns, 2);
     ag_arena_release(&a);
 }
 
