@@ -188,7 +188,7 @@ static void print_decision(const struct cli_client *c, const char *agent_id, con
     printf("%" PRIu64 "\n", seq);
     if (already)
         fprintf(stderr,
-                "call '%s' of agent '%s' was already %s (already decided, at seq %" PRIu64
+                "call '%s' of agent '%s' was already decided (%s at seq %" PRIu64
                 "); nothing changed\n",
                 call_id, agent_id, verb, seq);
 }
