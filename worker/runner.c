@@ -539,6 +539,7 @@ static void forget_run(void *arg)
     struct forget_job *j = arg;
     for (size_t i = 0; i < j->n; i++) {
         bool warm = wk_warm_forget(j->r->warm, j->ids[i]);
+        wk_tool_ext_forget(j->r->ext, j->ids[i]); /* its MCP servers hold its workspace open */
         bool found = false;
         uint64_t bytes = 0;
         struct ag_err err = AG_ERR_INIT;

@@ -42,6 +42,7 @@ struct wk_tool_ext_set {
     uint8_t *key; /* owned: the packed mcp_servers and openapi, then the agent's id when a stdio
                      server is among them */
     size_t key_len;
+    size_t spec_len; /* key[0, spec_len) is the spec; past it, NUL and the agent's id, if any */
     Agentry__V1__AgentSpec *spec; /* owned (protobuf-c unpacked): only those two fields */
     atomic_uint refs;
     int64_t used_ms; /* under the cache's mu */
@@ -204,6 +205,7 @@ static struct wk_tool_ext_set *ts_new(struct wk_tool_ext *x, uint8_t *key_take, 
     ts->options = x->options;
     ts->key = key_take;
     ts->key_len = len;
+    ts->spec_len = spec_len;
     ts->spec = agentry__v1__agent_spec__unpack(NULL, spec_len, key_take);
     if (!ts->spec) /* it was packed a moment ago: only memory can make this fail */
         abort();
@@ -248,6 +250,38 @@ void wk_tool_ext_free(struct wk_tool_ext *x)
     free(x->sets);
     pthread_mutex_destroy(&x->mu);
     free(x);
+}
+
+/* Is ts the own toolset of agent_id (a stdio server's: see spec_key)? */
+static bool owned_by(const struct wk_tool_ext_set *ts, const char *agent_id)
+{
+    size_t n = strlen(agent_id);
+    return ts->key_len == ts->spec_len + 1 + n &&
+           memcmp(ts->key + ts->spec_len + 1, agent_id, n) == 0;
+}
+
+void wk_tool_ext_forget(struct wk_tool_ext *x, const char *agent_id)
+{
+    if (!x)
+        return;
+    struct wk_tool_ext_set **gone = NULL;
+    size_t ngone = 0;
+    pthread_mutex_lock(&x->mu);
+    for (size_t i = 0; !x->stopped && i < x->nsets;) {
+        if (!owned_by(x->sets[i], agent_id)) {
+            i++;
+            continue;
+        }
+        gone = ag_xrealloc(gone, (ngone + 1) * sizeof(*gone));
+        gone[ngone++] = x->sets[i];
+        x->sets[i] = x->sets[--x->nsets];
+    }
+    pthread_mutex_unlock(&x->mu);
+    for (size_t i = 0; i < ngone; i++) {
+        ts_stop(gone[i]);
+        wk_tool_ext_unref(gone[i]);
+    }
+    free(gone);
 }
 
 /* Under x->mu: make room by dropping the least recently used set nobody else holds. */

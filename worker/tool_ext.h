@@ -80,6 +80,9 @@ int wk_tool_ext_check_config(const struct wk_config *c, struct ag_err *err);
 void wk_tool_ext_stop(struct wk_tool_ext *x);
 /* Drops the cache's references (a toolset a run still holds lives until it lets go). NULL: no-op. */
 void wk_tool_ext_free(struct wk_tool_ext *x);
+/* The agent was deleted (node.proto, Forget): its own toolsets (those with a stdio server) leave
+ * the cache, and their server processes stop, releasing its workspace. */
+void wk_tool_ext_forget(struct wk_tool_ext *x, const char *agent_id);
 
 /* The toolset of spec for agent_id, with a reference for the caller; NULL if the spec has no
  * mcp_servers and no openapi. */

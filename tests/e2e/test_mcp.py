@@ -241,6 +241,19 @@ class SandboxedServerCases:
         self.assertEqual(got["uid"], os.geteuid())
         self.assertNotEqual(got["cwd"], "/workspace")
 
+    def test_deleting_the_agent_stops_its_server(self):
+        a, got = self.probe(write="gone.txt")
+        pids = re.findall(r"event=mcp\.started server=p pid=(\d+)", self.node_log())
+        pid = int(pids[-1])
+        self.assertTrue(os.path.exists("/proc/%d" % pid), "the server still serves its agent")
+        self.c.hub.DeleteAgent(self.s.hub.DeleteAgentRequest(agent_id=a), timeout=10)
+        # The node's Forget stops the agent's own server, which held its workspace open.
+        H.wait_for(lambda: not os.path.exists("/proc/%d" % pid) or
+                   open("/proc/%d/stat" % pid).read().split()[2] == "Z", 30,
+                   what="the deleted agent's MCP server to stop")
+        H.wait_for(lambda: not os.path.exists(os.path.join(WORKSPACES, a)), 30,
+                   what="the deleted agent's workspace to go")
+
 
 class McpTest(SandboxedServerCases, H.ClusterTestCase):
     NODES = 1
