@@ -17,6 +17,7 @@ const struct cli_cmd cli_cmds[] = {
     {"invoke", cli_cmd_invoke, "spawn an agent and wait for its answer"},
     {"trace", cli_cmd_trace, "print an agent's events (-f to follow)"},
     {"ps", cli_cmd_ps, "list agents"},
+    {"top", cli_cmd_top, "a live terminal view of nodes, busy agents and rates"},
     {"get", cli_cmd_get, "show one agent"},
     {"memory", cli_cmd_memory, "read an agent's memory ('memory ls|get AGENT_ID')"},
     {"kill", cli_cmd_kill, "stop an agent"},
