@@ -68,11 +68,13 @@ const char *cli_default_hub(void)
     return env && *env ? env : "127.0.0.1:7070";
 }
 
-int cli_log_start(const char *component, const char *level, struct ag_err *err)
+int cli_log_start(const char *component, const char *level, const char *format, struct ag_err *err)
 {
     enum ag_log_level lv;
-    if (ag_log_level_parse(level, &lv, err) != 0)
+    enum ag_log_format fmt;
+    if (ag_log_level_parse(level, &lv, err) != 0 || ag_log_format_parse(format, &fmt, err) != 0)
         return -1;
     ag_log_init(component, lv);
+    ag_log_set_format(fmt);
     return 0;
 }

@@ -36,9 +36,9 @@ int cli_node_admin(const char *sub, int argc, char **argv);
 int cli_fail(const struct ag_err *err);
 int cli_usage_error(const struct ag_err *err);
 
-/* A daemon's logging: parse --log-level's value and start logging as `component`. -1 with
- * INVALID_ARGUMENT for an unknown level. */
-int cli_log_start(const char *component, const char *level, struct ag_err *err);
+/* A daemon's logging: parse --log-level's and --log-format's values and start logging as
+ * `component`. -1 with INVALID_ARGUMENT for an unknown level or format. */
+int cli_log_start(const char *component, const char *level, const char *format, struct ag_err *err);
 
 /* The hub address when --hub is not given: $AGENTRY_HUB, else "127.0.0.1:7070". */
 const char *cli_default_hub(void);

@@ -118,6 +118,7 @@ static const char *advertise_default(const char *listen, char *buf, size_t cap)
 int cli_cmd_hub(int argc, char **argv)
 {
     const char *listen = "127.0.0.1:7070", *store = "sqlite:agentry.db", *level = "info";
+    const char *log_format = "text";
     const char *sched = "round-robin";
     /* A database URL may carry a password: the environment keeps it off the command line. */
     const char *env_store = getenv("AGENTRY_STORE");
@@ -167,6 +168,8 @@ int cli_cmd_hub(int argc, char **argv)
          0, 0},
         {"log-level", 0, AG_FLAG_STR, &level, "LEVEL", "debug, info, warn or error (default info)",
          0, 0},
+        {"log-format", 0, AG_FLAG_STR, &log_format, "FORMAT",
+         "text (logfmt) or json (one object per line) (default text)", 0, 0},
         {"etcd", 0, AG_FLAG_STR, &etcd, "URLS",
          "join an etcd cluster (comma-separated http(s) URLs): register, lead or wait as a "
          "standby, and watch the nodes' registrations",
@@ -218,7 +221,7 @@ int cli_cmd_hub(int argc, char **argv)
         ag_flags_print_help(stdout, &help, flags, nflags);
         return CLI_OK;
     }
-    if (rc != 0 || cli_log_start("hub", level, &err) != 0)
+    if (rc != 0 || cli_log_start("hub", level, log_format, &err) != 0)
         return cli_usage_error(&err);
     if (!hub_sched_find(sched)) {
         char names[128];

@@ -46,6 +46,7 @@ static void *signal_thread(void *arg)
 static int node_join(int argc, char **argv)
 {
     const char *hub = NULL, *node_id = NULL, *level = "info", *address = NULL;
+    const char *log_format = "text";
     const char *etcd = NULL, *etcd_ca = NULL, *etcd_cert = NULL, *etcd_key = NULL;
     const char *etcd_prefix = "/agentry/";
     int64_t capacity = 64, threads = 2, handshake = 5000, keep_mib = 256, lease_ttl = 10000;
@@ -102,6 +103,8 @@ static int node_join(int argc, char **argv)
         {"keep-state-mib", 0, AG_FLAG_INT, &keep_mib, "N",
          "MiB of agents' conversations kept between turns, so that an agent's next turn here needs no history from the hub (default 256; 0 keeps none)",
          0, 1 << 20},
+        {"log-format", 0, AG_FLAG_STR, &log_format, "FORMAT",
+         "text (logfmt) or json (one object per line) (default text)", 0, 0},
         {"log-level", 0, AG_FLAG_STR, &level, "LEVEL", "debug, info, warn or error (default info)",
          0, 0},
         {"address", 0, AG_FLAG_STR, &address, "HOST",
@@ -184,7 +187,7 @@ static int node_join(int argc, char **argv)
     if (rc == 0 && policy_file && !(o.policy = policy = wk_policy_load(policy_file, &err)))
         rc = -1;
     if (rc == 0)
-        rc = cli_log_start("node", level, &err);
+        rc = cli_log_start("node", level, log_format, &err);
     if (rc != 0) {
         rc = cli_usage_error(&err);
         goto out;
