@@ -35,6 +35,7 @@
 #include "hub/loader.h"
 #include "hub/memory.h"
 #include "hub/node.h"
+#include "hub/otlp.h"
 #include "hub/policy.h"
 #include "hub/rpc_agent.h"
 #include "hub/rpc_approval.h"
@@ -266,6 +267,12 @@ struct hub *hub_new(const struct hub_opts *o, struct ag_err *err)
         if (!h->audit)
             goto fail;
     }
+    if (o->otlp_endpoint) {
+        h->otlp = hub_otlp_new(o->otlp_endpoint, err);
+        if (!h->otlp ||
+            hub_hooks_add(&h->hooks, HUB_HOOK_EVENTS_STORED, hub_otlp_hook, h->otlp, err) != 0)
+            goto fail;
+    }
     if (hub_bind(h, err) != 0)
         goto fail;
     h->timers = ag_timers_new(err);
@@ -414,7 +421,8 @@ void hub_free(struct hub *h)
     hub_memory_stop(h); /* searches under way still read the store */
     hub_store_close(h->store);
     h->store = NULL;
-    hub_memory_free(h); /* after the store: its last writes' done() update the index */
+    hub_memory_free(h);     /* after the store: its last writes' done() update the index */
+    hub_otlp_free(h->otlp); /* after the store: no hook runs; exports what the drain stored */
     ag_timers_free(h->timers);
     h->timers = NULL;
     hub_agents_free_all(&h->agents, h->sched, release_agent, h);

@@ -38,6 +38,8 @@ struct hub_opts {
     const char *policy_path;      /* RBAC policy file (hub/policy.h); NULL: built-in roles only */
     const char *audit_path;       /* audit log file (hub/audit.h); NULL: none */
     size_t audit_max_bytes;       /* 0: 64 MiB */
+    const char *otlp_endpoint;    /* OTLP/HTTP collector for agent-step spans (hub/otlp.h);
+                                     NULL: none */
     const struct rpc_tls_files *tls; /* NULL: plaintext; else mutual TLS only, each call's
                                         identity from its certificate (hub/authn.h) */
 };

@@ -26,6 +26,7 @@
 
 struct ag_timers;
 struct hub_memory_index;
+struct hub_otlp;
 struct hub_sched;
 struct hub_schedules;
 struct hub_store;
@@ -62,6 +63,7 @@ struct hub {
     pthread_rwlock_t policy_lock;
     struct hub_policy *policy;
     struct hub_audit *audit;         /* NULL: no audit log */
+    struct hub_otlp *otlp;           /* NULL: no span export */
     struct hub_schedules *schedules; /* cron schedules (hub/schedule.h) */
     struct hub_memory_index *memory; /* memory_search's vectors (hub/memory.h) */
 };

@@ -129,7 +129,7 @@ int cli_cmd_hub(int argc, char **argv)
     int64_t approval = 24LL * 3600 * 1000;
     const char *etcd = NULL, *etcd_ca = NULL, *etcd_cert = NULL, *etcd_key = NULL;
     const char *prefix = "/agentry/", *hub_id = NULL, *advertise = NULL;
-    const char *policy = NULL, *audit = NULL;
+    const char *policy = NULL, *audit = NULL, *otlp = NULL;
     int64_t audit_max_mib = 64;
     bool insecure = false;
     struct cli_tls tls;
@@ -196,6 +196,10 @@ int cli_cmd_hub(int argc, char **argv)
         {"audit-log", 0, AG_FLAG_STR, &audit, "FILE",
          "append a JSON line per state-changing call and per denial to FILE (rotated by size)", 0,
          0},
+        {"otlp-endpoint", 0, AG_FLAG_STR, &otlp, "URL",
+         "export agent turns as OpenTelemetry spans over OTLP/HTTP JSON to URL/v1/traces, e.g. "
+         "http://127.0.0.1:4318 (see docs/observability.md)",
+         0, 0},
         {"audit-max-mib", 0, AG_FLAG_INT, &audit_max_mib, "N",
          "rotate the audit log at N MiB, keeping 5 old files (default 64)", 1, 1 << 20},
         {"insecure", 0, AG_FLAG_BOOL, &insecure, NULL,
@@ -275,6 +279,7 @@ int cli_cmd_hub(int argc, char **argv)
                          .unload_idle_ms = unload ? unload : -1,
                          .policy_path = policy,
                          .audit_path = audit,
+                         .otlp_endpoint = otlp,
                          .audit_max_bytes = (size_t)audit_max_mib << 20};
     char adv[256];
     struct hub_wait w = {.mu = PTHREAD_MUTEX_INITIALIZER,
