@@ -7,7 +7,7 @@ set -eu
 PKGS="build-essential cmake pkg-config libgrpc-dev protobuf-c-compiler libprotobuf-c-dev
 protobuf-compiler protobuf-compiler-grpc python3-grpcio python3-protobuf libsqlite3-dev
 libcjson-dev libcmocka-dev libpq-dev libcurl4-openssl-dev libyaml-dev libssl-dev bubblewrap
-libseccomp-dev runsc"
+libseccomp-dev runsc libmicrohttpd-dev"
 # libpq-dev: the hub links libpq (its PostgreSQL store); a PostgreSQL server is the operator's.
 # libcurl4-openssl-dev: common/etcd.c talks to etcd's JSON gateway over HTTP(S) with libcurl.
 # libyaml-dev: the hub's RBAC policy file (hub/policy.c) and agent spec files
@@ -16,6 +16,8 @@ libseccomp-dev runsc"
 # bubblewrap, libseccomp-dev: the node's default sandbox for tools that run programs
 # (worker/sandbox.h; docs/sandbox.md), and its seccomp filter. runsc: gVisor, the node's
 # --sandbox=runsc. The sandbox runs commands as the system user agentry-sbx, made below.
+# libmicrohttpd-dev: the hub's and nodes' --metrics-listen serve GET /metrics with it
+# (common/metrics_http.c).
 # Test-only:
 # clang: make test also compiles the tree with clang, whose warnings are not GCC's.
 # clang-format: make lint checks the formatting with it (Debian 12 ships version 14).
@@ -24,9 +26,11 @@ libseccomp-dev runsc"
 # etcd-server: the etcd the tests start privately (tests/etcd_fixture.sh); the hub and nodes only
 # talk to an operator's etcd, so they need no binary. Its systemd unit is not used.
 # openssl: tests/etcd_fixture.sh start-tls makes a throwaway CA and certificates with it.
+# prometheus: tests/e2e/test_metrics.py checks /metrics with its promtool and scrapes the hub
+# and a node with a private server (its packaged service is not used).
 # python3-jsonschema, python3-yaml: tests/e2e/test_spec_files.py checks the templates and the
 # docs' examples against docs/agent-spec.schema.json.
-TEST_PKGS="clang clang-format postgresql etcd-server openssl python3-jsonschema python3-yaml"
+TEST_PKGS="clang clang-format postgresql etcd-server openssl python3-jsonschema python3-yaml prometheus"
 case "${1:-}" in
 "") ;;
 --test) PKGS="$PKGS $TEST_PKGS" ;;
