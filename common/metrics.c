@@ -51,7 +51,7 @@ struct ag_metric_family {
     size_t max_series;
     pthread_mutex_t lock; /* adding a series */
     _Atomic size_t n;
-    struct ag_metric *series[AG_METRICS_MAX_SERIES];
+    struct ag_metric **series; /* max_series slots */
 };
 
 struct ag_metrics {
@@ -88,6 +88,7 @@ void ag_metrics_free(struct ag_metrics *r)
         free(f->name);
         free(f->help);
         pthread_mutex_destroy(&f->lock);
+        free(f->series);
         free(f);
     }
     pthread_mutex_destroy(&r->lock);
@@ -129,6 +130,7 @@ static struct ag_metric_family *family_new(struct ag_metrics *r, enum metric_typ
     }
     f->scale = 1;
     f->max_series = AG_METRICS_MAX_SERIES;
+    f->series = ag_xcalloc(f->max_series, sizeof(*f->series));
     pthread_mutex_init(&f->lock, NULL);
     pthread_mutex_lock(&r->lock);
     *r->tail = f;
@@ -182,8 +184,12 @@ void ag_metrics_set_scale(struct ag_metric_family *f, double scale)
 
 void ag_metrics_set_max_series(struct ag_metric_family *f, size_t max)
 {
-    if (f)
-        f->max_series = max && max < AG_METRICS_MAX_SERIES ? max : AG_METRICS_MAX_SERIES;
+    if (!f || atomic_load(&f->n))
+        return;
+    f->max_series = !max                            ? AG_METRICS_MAX_SERIES
+                    : max < AG_METRICS_SERIES_LIMIT ? max
+                                                    : AG_METRICS_SERIES_LIMIT;
+    f->series = ag_xrealloc(f->series, f->max_series * sizeof(*f->series));
 }
 
 static bool series_is(const struct ag_metric *m, const char *const *values)

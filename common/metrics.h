@@ -4,7 +4,7 @@
  * A family is a metric name with its help, type and label names (at most AG_METRICS_MAX_LABELS).
  * A series is one set of label values in a family. Label values must come from small fixed sets
  * (an RPC method, a status code, a tool or model name, an outcome, a state; never an agent id):
- * a family holds at most `max_series` series (AG_METRICS_MAX_SERIES if 0), and values beyond that
+ * a family holds at most AG_METRICS_MAX_SERIES series unless told otherwise, and values beyond that
  * are counted in one series whose every label is "other", so a bug cannot grow memory without
  * bound.
  *
@@ -26,7 +26,8 @@
 #include "common/strbuf.h"
 
 #define AG_METRICS_MAX_LABELS 3
-#define AG_METRICS_MAX_SERIES 256
+#define AG_METRICS_MAX_SERIES 256    /* a family's default bound */
+#define AG_METRICS_SERIES_LIMIT 4096 /* the most ag_metrics_set_max_series allows */
 #define AG_METRICS_MAX_BUCKETS 24
 
 struct ag_metrics;
@@ -55,8 +56,8 @@ struct ag_metric_family *ag_metrics_histogram(struct ag_metrics *r, const char *
                                               const double *bounds, size_t nbounds, double scale);
 /* Rendered value per stored unit for a counter or gauge (default 1). Before scraping. */
 void ag_metrics_set_scale(struct ag_metric_family *f, double scale);
-/* The most series a family keeps before folding new label sets into "other" (default and
- * maximum AG_METRICS_MAX_SERIES). Before any series exists. */
+/* The most series a family keeps before folding new label sets into "other" (default
+ * AG_METRICS_MAX_SERIES, at most AG_METRICS_SERIES_LIMIT). Before any series exists. */
 void ag_metrics_set_max_series(struct ag_metric_family *f, size_t max);
 
 /* The series with these label values (one per label name, in order; NULL for a family without
