@@ -72,6 +72,7 @@ struct rpc_server {
     void *user;
     struct rpc_tls_server *tls; /* NULL: plaintext */
     rpc_authorize_fn *authorize;
+    rpc_call_done_fn *call_done;
     atomic_uint live;     /* call objects out of the pools (posted or dispatched) */
     atomic_uint active;   /* dispatched calls not yet released */
     atomic_uint watching; /* calls whose close watch has not yet run on_close */
@@ -90,6 +91,7 @@ struct rpc_call {
     struct rpc_call *next_free;
     grpc_call *call;
     gpr_timespec deadline;
+    int64_t dispatched_ns; /* ag_now_mono_ns() when matched, for call_done */
     grpc_metadata_array md;
     grpc_byte_buffer *req;
     struct rpc_tag t_req, t_send, t_recv, t_close, t_status;
@@ -177,6 +179,10 @@ static void call_release(struct rpc_call *c, bool dispatched)
     struct rpc_server *s = c->srv;
     struct rpc_mslot *ms = c->ms;
     drop_queue_locked(c); /* no one else can reach the call now */
+    if (dispatched && s->call_done)
+        s->call_done(s->user, (size_t)(ms - s->ms),
+                     c->status_req ? (enum ag_code)c->st_code : AG_CANCELLED,
+                     ag_now_mono_ns() - c->dispatched_ns);
     if (c->req)
         grpc_byte_buffer_destroy(c->req);
     if (c->cur_send)
@@ -508,6 +514,8 @@ static void on_request(struct rpc_call *c, bool ok)
         return;
     }
     atomic_fetch_add(&s->active, 1);
+    if (s->call_done)
+        c->dispatched_ns = ag_now_mono_ns();
     if (atomic_load(&s->stopping)) {
         /* Matched just before shutdown began: the handlers' objects may be going away, so the
          * call never reaches them. Its status batch (with the close op) releases it. */
@@ -712,6 +720,7 @@ struct rpc_server *rpc_server_new(const struct rpc_server_opts *o, const struct 
     s->send_cap = o->send_queue_cap ? o->send_queue_cap : RPC_DEFAULT_SENDQ;
     s->user = o->user;
     s->authorize = o->authorize;
+    s->call_done = o->call_done;
     s->listen = ag_xstrdup(o->listen);
     s->shutdown_tag = (struct rpc_tag){TAG_SHUTDOWN, NULL};
     pthread_mutex_init(&s->lock, NULL);

@@ -69,6 +69,12 @@ struct rpc_method {
     rpc_on_close_fn *on_close; /* may be NULL */
 };
 
+/* A dispatched call is over (its object is being released): its method's index in the table
+ * given to rpc_server_new, the status it ended with (AG_CANCELLED if none was sent: the client
+ * went away) and the nanoseconds since it was dispatched. For metrics: it runs on whichever
+ * thread dropped the call's last reference, and must be quick and must not block. */
+typedef void rpc_call_done_fn(void *user, size_t method, enum ag_code code, int64_t ns);
+
 struct rpc_server_opts {
     const char *listen;              /* "127.0.0.1:7070", "0.0.0.0:7070", "[::]:0" */
     unsigned threads;                /* CQ threads; 0 = number of CPUs (at least 2) */
@@ -77,6 +83,7 @@ struct rpc_server_opts {
     void *user;                      /* returned by rpc_call_user(), e.g. struct hub * */
     const struct rpc_tls_files *tls; /* NULL: plaintext; else mutual TLS only (tls.h) */
     rpc_authorize_fn *authorize;     /* NULL: every call is let through */
+    rpc_call_done_fn *call_done;     /* NULL: nobody counts calls */
 };
 
 /* Creates the server and binds its listening address, exclusively (no SO_REUSEPORT): NULL with
