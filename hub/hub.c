@@ -34,6 +34,7 @@
 #include "hub/hub_internal.h"
 #include "hub/loader.h"
 #include "hub/memory.h"
+#include "hub/metrics.h"
 #include "hub/node.h"
 #include "hub/otlp.h"
 #include "hub/policy.h"
@@ -215,7 +216,8 @@ static struct hub *hub_alloc(const struct hub_opts *o, const struct hub_sched_st
     return h;
 }
 
-/* Bind the listen address: exclusive, so a second hub fails here, before it opens any store. */
+/* Bind the listen address (and the metrics one): exclusive, so a second hub fails here, before
+ * it opens any store. */
 static int hub_bind(struct hub *h, struct ag_err *err)
 {
     const struct {
@@ -241,10 +243,12 @@ static int hub_bind(struct hub *h, struct ag_err *err)
                                  .max_request_bytes = h->opts.max_message_bytes,
                                  .user = h,
                                  .tls = h->opts.tls,
-                                 .authorize = hub_authn_authorize};
+                                 .authorize = hub_authn_authorize,
+                                 .call_done = hub_metrics_call_done};
     h->methods = methods;
+    h->metrics = hub_metrics_new(h, methods, nm);
     h->rpc = rpc_server_new(&ro, methods, nm, err);
-    return h->rpc ? 0 : -1;
+    return h->rpc && hub_metrics_listen(h->metrics, err) == 0 ? 0 : -1;
 }
 
 struct hub *hub_new(const struct hub_opts *o, struct ag_err *err)
@@ -278,7 +282,10 @@ struct hub *hub_new(const struct hub_opts *o, struct ag_err *err)
     h->timers = ag_timers_new(err);
     if (!h->timers)
         goto fail;
-    struct hub_store_opts so = {.fence = o->fence, .fence_holder = o->fence_holder};
+    struct hub_store_opts so = {.fence = o->fence,
+                                .fence_holder = o->fence_holder,
+                                .commit_seconds = hub_metrics_commit_seconds(h->metrics),
+                                .commit_writes = hub_metrics_commit_writes(h->metrics)};
     h->store = hub_store_open(o->store_url, &so, err);
     if (!h->store)
         goto fail;
@@ -298,6 +305,7 @@ struct hub *hub_new(const struct hub_opts *o, struct ag_err *err)
     requeue_loaded(h, &rc);
     ag_log_info("hub.loaded", "store=%s agents=%zu interrupted=%zu pending=%zu",
                 ag_log_q(h->store_shown), loaded, rc.running, rc.pending);
+    hub_metrics_ready(h->metrics); /* scrapes read the store, the scheduler and the agents */
     return h;
 fail:
     hub_free(h);
@@ -345,6 +353,11 @@ void hub_reload_tls(struct hub *h)
 int hub_port(const struct hub *h)
 {
     return rpc_server_port(h->rpc);
+}
+
+int hub_metrics_listen_port(const struct hub *h)
+{
+    return hub_metrics_port(h->metrics);
 }
 
 /* Long-lived calls (Trace follows, Invoke waits, node streams) end with a status the client can
@@ -411,6 +424,7 @@ void hub_free(struct hub *h)
     if (!h)
         return;
     bool started = h->started_ms != 0;
+    hub_metrics_stop(h->metrics); /* no scrape reads what goes below */
     if (h->rpc)
         hub_stop(h);
     atomic_store(&h->closing, true); /* timers still pending find it and do nothing */
@@ -430,6 +444,7 @@ void hub_free(struct hub *h)
     hub_sched_free(h->sched);
     if (h->rpc)
         rpc_server_free(h->rpc);
+    hub_metrics_free(h->metrics); /* after the last call_done */
     free(h->methods);
     pthread_mutex_destroy(&h->node_agents_lock);
     pthread_mutex_destroy(&h->load_mu);

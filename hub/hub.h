@@ -42,6 +42,8 @@ struct hub_opts {
                                      NULL: none */
     const struct rpc_tls_files *tls; /* NULL: plaintext; else mutual TLS only, each call's
                                         identity from its certificate (hub/authn.h) */
+    const char *metrics_listen;      /* serve Prometheus GET /metrics here (hub/metrics.h);
+                                        NULL: no metrics */
 };
 
 /* Binds the listen address, opens the store and loads the active agents (running, pending, or
@@ -50,6 +52,8 @@ struct hub *hub_new(const struct hub_opts *o, struct ag_err *err);
 /* Start serving (the threads of the RPC server and the housekeeper). */
 void hub_start(struct hub *h);
 int hub_port(const struct hub *h);
+/* The bound port of --metrics-listen; 0 without one. */
+int hub_metrics_listen_port(const struct hub *h);
 /* Graceful: refuse new calls, end streams with UNAVAILABLE "hub is shutting down", let writes in
  * flight commit, stop. */
 void hub_stop(struct hub *h);

@@ -66,6 +66,7 @@ struct hub {
     struct hub_otlp *otlp;           /* NULL: no span export */
     struct hub_schedules *schedules; /* cron schedules (hub/schedule.h) */
     struct hub_memory_index *memory; /* memory_search's vectors (hub/memory.h) */
+    struct hub_metrics *metrics;     /* NULL: no --metrics-listen (hub/metrics.h) */
 };
 
 #endif

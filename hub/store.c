@@ -55,6 +55,7 @@
 #include "common/clock.h"
 #include "common/log.h"
 #include "common/map.h"
+#include "common/metrics.h"
 #include "common/xalloc.h"
 #include "hub/store.h"
 #include "hub/store_internal.h"
@@ -105,6 +106,7 @@ struct read_req {
 struct hub_store {
     const struct hub_store__backend *be; /* borrowed, static */
     size_t queue_cap, max_batch, read_queue_cap;
+    struct ag_metric *commit_seconds, *commit_writes; /* may be NULL */
 
     pthread_mutex_t mu;
     pthread_cond_t wake;    /* writer: queue not empty, or closing */
@@ -287,6 +289,7 @@ static int tx_run(struct hub_store *st, struct hub_store_write *head, size_t n, 
     /* Dropped only here, between transactions, so no touched entry is ever freed early. */
     if (ag_map_len(&st->seqs.map) > STORE_SEQ_CACHE_MAX)
         seq_clear(&st->seqs);
+    int64_t t0 = st->commit_seconds ? ag_now_mono_ns() : 0;
     if (st->be->begin(st->wconn, err))
         goto fail;
     struct hub_store_write *w = head;
@@ -296,6 +299,9 @@ static int tx_run(struct hub_store *st, struct hub_store_write *head, size_t n, 
     if (st->be->commit(st->wconn, err))
         goto fail;
     seq_publish(&st->seqs);
+    if (st->commit_seconds)
+        ag_metrics_observe(st->commit_seconds, (uint64_t)(ag_now_mono_ns() - t0));
+    ag_metrics_observe(st->commit_writes, n);
     return 0;
 fail:
     st->be->rollback(st->wconn);
@@ -725,6 +731,8 @@ static void store_init(struct hub_store *st, const struct hub_store__backend *be
     st->be = be;
     st->queue_cap = opts && opts->queue_cap ? opts->queue_cap : STORE_QUEUE_CAP;
     st->max_batch = opts && opts->max_batch ? opts->max_batch : STORE_MAX_BATCH;
+    st->commit_seconds = opts ? opts->commit_seconds : NULL;
+    st->commit_writes = opts ? opts->commit_writes : NULL;
     st->read_queue_cap = opts && opts->read_queue_cap ? opts->read_queue_cap : STORE_READ_QUEUE_CAP;
     ag_queue_init(&st->writes, "store.writes", st->queue_cap, 0);
     pthread_mutex_init(&st->mu, NULL);

@@ -186,6 +186,8 @@ struct hub_store_write {
     struct hub_store_write *next; /* private to the store: the batch it is run in */
 };
 
+struct ag_metric;
+
 struct hub_store_opts {
     size_t queue_cap;      /* writes waiting at most; 0 = 65536. Full -> AG_RESOURCE_EXHAUSTED */
     size_t max_batch;      /* writes per transaction at most; 0 = 1024 */
@@ -198,6 +200,9 @@ struct hub_store_opts {
      * a database a leader took over then refuses it). */
     int64_t fence;
     const char *fence_holder;
+    /* Histograms (common/metrics.h) the writer observes at each commit: its time in
+     * nanoseconds (BEGIN to COMMIT) and its writes. NULL: not observed. */
+    struct ag_metric *commit_seconds, *commit_writes;
 };
 
 /* url: "sqlite:PATH" (PATH created if missing, schema migrated). Optional query:
