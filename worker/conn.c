@@ -64,6 +64,7 @@
 #include "common/xalloc.h"
 #include "worker/config.h"
 #include "worker/hub_call.h"
+#include "worker/metrics.h"
 #include "worker/model.h"
 #include "worker/node.h"
 #include "worker/outbox.h"
@@ -104,6 +105,7 @@ struct wk_node {
     struct wk_runner *runner;
     struct wk_sandbox *sandbox; /* owned; read-only after wk_node_new */
     struct wk_hub_link *link;   /* hub tool calls of the runs (worker/hub_call.h) */
+    bool metrics;               /* this node serves the process's metrics (worker/metrics.h) */
     struct rpc_channel *ch;
     grpc_completion_queue *cq;
     pthread_mutex_t lock;
@@ -893,6 +895,14 @@ struct wk_node *wk_node_new(const struct wk_node_opts *o, struct ag_err *err)
     pthread_mutex_init(&n->lock, NULL);
     wk_outbox_init(&n->out, 0, 0);
     n->register_msg = grpc_empty_slice();
+    /* Before the sandbox: a metrics address in use fails before anything is logged. */
+    if (o->metrics_listen) {
+        if (wk_metrics_start(o->metrics_listen, err) != 0) {
+            wk_node_free(n);
+            return NULL;
+        }
+        n->metrics = true;
+    }
     if (pack_register(n, o, err) != 0) {
         wk_node_free(n);
         return NULL;
@@ -932,6 +942,8 @@ struct wk_node *wk_node_new(const struct wk_node_opts *o, struct ag_err *err)
         wk_node_free(n);
         return NULL;
     }
+    if (n->metrics)
+        wk_metrics_set_runner(n->runner);
     if (o->hub) { /* else the channel is made once etcd names the leader (resolve_hub) */
         struct rpc_channel_opts co = CONN_CHANNEL_OPTS;
         co.tls = o->tls;
@@ -1081,7 +1093,11 @@ void wk_node_free(struct wk_node *n)
     if (!n)
         return;
     wk_registry_free(n->reg); /* revokes the lease if wk_node_stop did not */
+    if (n->metrics)
+        wk_metrics_unserve(); /* scrapes read the runner */
     wk_runner_free(n->runner);
+    if (n->metrics)
+        wk_metrics_stop(); /* no run is left to update a series */
     wk_sandbox_free(n->sandbox);
     /* Runs still parked in the outbox were cancelled by wk_runner_free: waking them frees them. */
     struct wk_outbox_calls calls;

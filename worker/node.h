@@ -58,6 +58,8 @@ struct wk_node_opts {
     /* Mutual TLS to the hub (common/rpc/tls.h), borrowed for the node's life; NULL: plaintext.
      * The certificate must name node_id (agentry://node/<node_id>). */
     const struct rpc_tls_files *tls;
+    /* Serve Prometheus GET /metrics here (worker/metrics.h); NULL: no metrics. */
+    const char *metrics_listen;
 };
 
 /* Check the options that wk_node_new would refuse as malformed (INVALID_ARGUMENT, one line

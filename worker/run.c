@@ -36,6 +36,7 @@
 #include "common/xalloc.h"
 #include "worker/call.h"
 #include "worker/cancel.h"
+#include "worker/metrics.h"
 #include "worker/price.h"
 #include "worker/run_event.h"
 #include "worker/run_replay.h"
@@ -138,6 +139,8 @@ struct wk_run {
     size_t tool_idx;   /* the call running, in msgs[call_msg].calls */
     char *tool_output; /* owned; WK_RUN_TOOL_DONE */
     bool tool_is_error;
+    int64_t step_ns; /* ag_now_mono_ns() when the model call or tool under way started; 0: none
+                        started (a refused tool), for worker/metrics.h */
     bool tool_waits; /* wait_agent: the hub said the turn waits for sub-agents (ctx.waits) */
     /* owned: the id of the call a person approved (APPROVAL_DECIDED among the steps), which runs
      * although a rule asks about it; NULL if none */
@@ -910,6 +913,7 @@ static bool call_model(struct wk_run *run)
     run->delta_len = 0;
     run->delta_sent_ms = 0;
     struct wk_call_ctx ctx = call_ctx(run, run->model_config);
+    run->step_ns = ag_now_mono_ns();
     if (run->provider->chat(run->provider, &ctx, &req, on_model_done, run, &err) == 0)
         return false; /* on_model_done has the token now, perhaps already ran */
     end_turn(run, AGENTRY__V1__EVENT_KIND__EVENT_KIND_ERROR, err.msg);
@@ -920,6 +924,9 @@ static bool handle_reply(struct wk_run *run)
 {
     struct wk_chat_reply *reply = run->reply;
     run->reply = NULL;
+    wk_metrics_model_call(run->model, ag_now_mono_ns() - run->step_ns, reply != NULL,
+                          reply ? reply->input_tokens : 0, reply ? reply->output_tokens : 0);
+    run->step_ns = 0;
     if (!reply) {
         /* The call ran out of the turn's time, not its own: the turn yields at its limit. */
         bool turn_limit = run->model_err.code == AG_DEADLINE_EXCEEDED && turn_timed_out(run);
@@ -1096,6 +1103,7 @@ static bool run_ext_tool(struct wk_run *run, const struct wk_tool_call *c,
     ctx.settings_json = x->mcp ? NULL : wk_run_spec_tool_settings(&run->spec, "http_request");
     ctx.workspace = run->workspace;
     struct ag_err err = AG_ERR_INIT;
+    run->step_ns = ag_now_mono_ns();
     if (wk_tool_ext_call(run->ext, x, &ctx, c->arguments, on_tool_done, run, &err) == 0)
         return false; /* on_tool_done has the token now */
     return tool_refused(run, ag_xasprintf("tool '%s' could not start: %s", c->name, err.msg));
@@ -1151,6 +1159,7 @@ static bool run_tool(struct wk_run *run)
         !(run->workspace = wk_workspace_dir_for(run->workspace_root, run->agent_id, &err)))
         return tool_refused(run, ag_xasprintf("tool '%s' could not start: %s", c->name, err.msg));
     ctx.workspace = run->workspace;
+    run->step_ns = ag_now_mono_ns();
     if (t->run(t, &ctx, c->arguments, on_tool_done, run, &err) == 0)
         return false; /* on_tool_done has the token now */
     return tool_refused(run, ag_xasprintf("tool '%s' could not start: %s", c->name, err.msg));
@@ -1195,6 +1204,9 @@ static bool wait_for_children(struct wk_run *run, const struct wk_tool_call *c)
 static bool handle_tool_result(struct wk_run *run)
 {
     const struct wk_tool_call *c = &run->msgs[run->call_msg].calls[run->tool_idx];
+    wk_metrics_tool_call(c->name, run->step_ns ? ag_now_mono_ns() - run->step_ns : -1,
+                         run->tool_is_error);
+    run->step_ns = 0;
     if (run->tool_waits && !run->tool_is_error)
         return wait_for_children(run, c);
     char *id = ag_xstrdup(c->id); /* before msgs_push: it may move c */

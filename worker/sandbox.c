@@ -35,6 +35,7 @@
 #include "common/clock.h"
 #include "common/log.h"
 #include "common/xalloc.h"
+#include "worker/metrics.h"
 #include "worker/sandbox_internal.h"
 #include "worker/workspace.h"
 
@@ -702,6 +703,9 @@ enum wk_sandbox_end wk_sandbox_run(struct wk_sandbox_proc *p, const struct wk_sa
             why = WK_SANDBOX_WALL;
         if (why != WK_SANDBOX_EXITED && end == WK_SANDBOX_EXITED) {
             end = why;
+            wk_metrics_sandbox_kill(why == WK_SANDBOX_WALL     ? "wall"
+                                    : why == WK_SANDBOX_OUTPUT ? "output"
+                                                               : "cancelled");
             wk_sandbox_kill(p);
         }
         if (n > 0 && fds[2].revents) {

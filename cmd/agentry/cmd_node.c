@@ -52,6 +52,7 @@ static int node_join(int argc, char **argv)
     int64_t capacity = 64, threads = 2, handshake = 5000, keep_mib = 256, lease_ttl = 10000;
     int64_t cpu = 0, mem = 0, max_iter = 10, turn_timeout = 0;
     const char *workspace_root = NULL, *sandbox = NULL, *sandbox_user = NULL, *policy_file = NULL;
+    const char *metrics_listen = NULL;
     char *default_root = NULL;       /* owned */
     struct wk_policy *policy = NULL; /* owned; outlives the node */
     struct ag_strlist labels = {0}, model_opts = {0}, tool_opts = {0}, prices = {0};
@@ -117,6 +118,9 @@ static int node_join(int argc, char **argv)
         {"etcd-key", 0, AG_FLAG_STR, &etcd_key, "FILE", "key (PEM) of --etcd-cert", 0, 0},
         {"etcd-prefix", 0, AG_FLAG_STR, &etcd_prefix, "PREFIX",
          "etcd key prefix, starting and ending with '/' (default /agentry/)", 0, 0},
+        {"metrics-listen", 0, AG_FLAG_STR, &metrics_listen, "ADDR",
+         "serve Prometheus metrics on http://ADDR/metrics (e.g. 127.0.0.1:9465; no TLS, no auth: see docs/metrics.md) (default: off)",
+         0, 0},
         {"lease-ttl", 0, AG_FLAG_DURATION, &lease_ttl, "DUR",
          "TTL of the node's etcd lease: its key goes this long after the node stops renewing it (1s to 1h; default 10s)",
          0, 0},
@@ -163,7 +167,8 @@ static int node_join(int argc, char **argv)
                              .etcd_prefix = etcd_prefix,
                              .lease_ttl_ms = lease_ttl,
                              .sandbox = sandbox,
-                             .sandbox_user = sandbox_user};
+                             .sandbox_user = sandbox_user,
+                             .metrics_listen = metrics_listen};
     if (rc == 1) {
         ag_flags_print_help(stdout, &help, flags, nflags);
         rc = CLI_OK;
