@@ -238,15 +238,16 @@ static int hub_bind(struct hub *h, struct ag_err *err)
     struct rpc_method *methods = ag_xcalloc(nm, sizeof(*methods));
     for (size_t i = 0, at = 0; i < AG_ARRAY_SIZE(tables); at += tables[i++].n)
         memcpy(methods + at, tables[i].rows, tables[i].n * sizeof(*methods));
+    h->metrics = hub_metrics_new(h, methods, nm);
+    /* Without metrics the calls are not even timed. */
     struct rpc_server_opts ro = {.listen = h->opts.listen,
                                  .threads = h->opts.threads,
                                  .max_request_bytes = h->opts.max_message_bytes,
                                  .user = h,
                                  .tls = h->opts.tls,
                                  .authorize = hub_authn_authorize,
-                                 .call_done = hub_metrics_call_done};
+                                 .call_done = h->metrics ? hub_metrics_call_done : NULL};
     h->methods = methods;
-    h->metrics = hub_metrics_new(h, methods, nm);
     h->rpc = rpc_server_new(&ro, methods, nm, err);
     return h->rpc && hub_metrics_listen(h->metrics, err) == 0 ? 0 : -1;
 }

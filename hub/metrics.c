@@ -50,7 +50,7 @@ static const double writes_buckets[] = {1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1
 void hub_metrics_call_done(void *user, size_t method, enum ag_code code, int64_t ns)
 {
     struct hub_metrics *m = ((struct hub *)user)->metrics;
-    if (!m || method >= m->nmethods)
+    if (method >= m->nmethods)
         return;
     if ((unsigned)code >= HUB_METRICS_CODES)
         code = AG_UNKNOWN;

@@ -44,7 +44,7 @@ void hub_metrics_free(struct hub_metrics *m);
 struct ag_metric *hub_metrics_commit_seconds(struct hub_metrics *m);
 struct ag_metric *hub_metrics_commit_writes(struct hub_metrics *m);
 
-/* rpc_server_opts.call_done; user is the struct hub. */
+/* rpc_server_opts.call_done when the hub has metrics; user is the struct hub. */
 void hub_metrics_call_done(void *user, size_t method, enum ag_code code, int64_t ns);
 
 #endif
