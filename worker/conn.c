@@ -872,6 +872,12 @@ static int node_sandbox(struct wk_node *n, const struct wk_node_opts *o, struct 
     return 0;
 }
 
+/* The running-turns gauge's source (worker/metrics.h), read at each scrape. */
+static size_t running_turns(void *runner)
+{
+    return wk_runner_running(runner);
+}
+
 struct wk_node *wk_node_new(const struct wk_node_opts *o, struct ag_err *err)
 {
     struct wk_node *n = ag_xcalloc(1, sizeof(*n));
@@ -943,7 +949,7 @@ struct wk_node *wk_node_new(const struct wk_node_opts *o, struct ag_err *err)
         return NULL;
     }
     if (n->metrics)
-        wk_metrics_set_runner(n->runner);
+        wk_metrics_set_running(running_turns, n->runner);
     if (o->hub) { /* else the channel is made once etcd names the leader (resolve_hub) */
         struct rpc_channel_opts co = CONN_CHANNEL_OPTS;
         co.tls = o->tls;

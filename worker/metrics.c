@@ -11,12 +11,14 @@
 #include "common/metrics.h"
 #include "common/metrics_http.h"
 #include "common/xalloc.h"
-#include "worker/runner.h"
 
 static struct node_metrics {
     struct ag_metrics *reg;
     struct ag_metrics_http *http;
-    _Atomic(struct wk_runner *) runner; /* set once made, read by scrapes */
+    /* The running turns' source, set once the runner is made, read by scrapes. The node's
+     * connection passes it in, so the metrics know no runner (worker/runner.h includes them). */
+    _Atomic(wk_metrics_count_fn *) running_fn;
+    _Atomic(void *) running_arg;
     struct ag_metric *running;
     struct ag_metric_family *model_calls, *model_tokens, *model_seconds;
     struct ag_metric_family *tool_calls, *tool_seconds, *sandbox_kills;
@@ -32,8 +34,8 @@ static const double tool_buckets[] = {0.0001, 0.0005, 0.001, 0.005, 0.01, 0.05, 
 static void scrape(void *arg)
 {
     (void)arg;
-    struct wk_runner *r = atomic_load(&m.runner);
-    ag_metrics_set(m.running, r ? (int64_t)wk_runner_running(r) : 0);
+    wk_metrics_count_fn *fn = atomic_load(&m.running_fn);
+    ag_metrics_set(m.running, fn ? (int64_t)fn(atomic_load(&m.running_arg)) : 0);
 }
 
 int wk_metrics_start(const char *listen, struct ag_err *err)
@@ -76,10 +78,12 @@ int wk_metrics_start(const char *listen, struct ag_err *err)
     return 0;
 }
 
-void wk_metrics_set_runner(struct wk_runner *r)
+void wk_metrics_set_running(wk_metrics_count_fn *fn, void *arg)
 {
-    if (m.reg)
-        atomic_store(&m.runner, r);
+    if (!m.reg)
+        return;
+    atomic_store(&m.running_arg, arg);
+    atomic_store(&m.running_fn, fn);
 }
 
 int wk_metrics_port(void)

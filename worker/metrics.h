@@ -15,18 +15,18 @@
 #define AGENTRY_WORKER_METRICS_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "common/err.h"
 
-struct wk_runner;
-
 /* Serve on listen ("127.0.0.1:9465"). -1 with err (UNAVAILABLE naming the address) if it
  * cannot be bound, or FAILED_PRECONDITION if this process already serves node metrics. */
 int wk_metrics_start(const char *listen, struct ag_err *err);
-/* Running turns are read from r at each scrape from now on (until wk_metrics_unserve). A
- * no-op when not started. */
-void wk_metrics_set_runner(struct wk_runner *r);
+/* Running turns are fn(arg) at each scrape from now on (until wk_metrics_unserve); fn may be
+ * called from the HTTP server's thread. A no-op when not started. */
+typedef size_t wk_metrics_count_fn(void *arg);
+void wk_metrics_set_running(wk_metrics_count_fn *fn, void *arg);
 /* The bound port; 0 when not serving. */
 int wk_metrics_port(void);
 /* Stop serving (no scrape reads the runner after it returns); the series still count. */
