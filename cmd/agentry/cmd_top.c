@@ -311,7 +311,7 @@ static void draw_nodes(FILE *out, const Agentry__V1__ListNodesResponse *nodes, i
         if (strlen(labels) > TOP_LABELS_SHOWN)
             snprintf(row[N_LABELS], 80, "%.*s...", TOP_LABELS_SHOWN - 3, labels);
         else
-            snprintf(row[N_LABELS], 80, "%s", labels);
+            snprintf(row[N_LABELS], 80, "%.79s", labels);
         int64_t since = nd->started_ns ? nd->started_ns : nd->connected_ns;
         cli_print_age(row[N_AGE], 80, now_ns - since);
         for (int col = 0; col < N_NCOLS; col++)
