@@ -1076,6 +1076,34 @@ static bool ask_approval(struct wk_run *run, const struct wk_tool_call *c, char 
     return false;
 }
 
+/* The gate every call of tool t (NULL for an MCP or OpenAPI tool) passes before it runs: past
+ * the turn's wall clock no tool starts, but every call of the reply still gets a result (a model
+ * API refuses a conversation with a call left unanswered; the turn then yields before its next
+ * model call); a denied call gets its error result; a call a rule asks about lets go of the turn.
+ * true: run it. false: it does not run, and *more is the step's answer. */
+static bool may_start(struct wk_run *run, const struct wk_tool *t, const struct wk_tool_call *c,
+                      bool *more)
+{
+    char *why = NULL;
+    if (turn_timed_out(run)) {
+        *more = tool_refused(run, ag_xasprintf("tool '%s' was not run: the turn reached its time "
+                                               "limit (spec.limits.turn_timeout_ms)",
+                                               c->name));
+        return false;
+    }
+    switch (permit(run, t, c, &why)) {
+    case WK_DECISION_ASK:
+        *more = ask_approval(run, c, why);
+        return false;
+    case WK_DECISION_DENY:
+        *more = tool_refused(run, why);
+        return false;
+    case WK_DECISION_ALLOW:
+        break;
+    }
+    return true;
+}
+
 /* An MCP or OpenAPI tool (worker/tool_ext.h): refused, timed out and traced as a builtin is.
  * Its permission rules match its full name; it has no subject. An OpenAPI call goes through
  * http_request's options and settings (worker/tool_http_request.h). */
@@ -1083,19 +1111,9 @@ static bool run_ext_tool(struct wk_run *run, const struct wk_tool_call *c,
                          const struct wk_tool_ext_tool *x)
 {
     static const struct wk_config mcp_config = {.owner = "mcp"}; /* its own timeout_ms rules */
-    if (turn_timed_out(run))
-        return tool_refused(run, ag_xasprintf("tool '%s' was not run: the turn reached its time "
-                                              "limit (spec.limits.turn_timeout_ms)",
-                                              c->name));
-    char *why = NULL;
-    switch (permit(run, NULL, c, &why)) {
-    case WK_DECISION_ASK:
-        return ask_approval(run, c, why);
-    case WK_DECISION_DENY:
-        return tool_refused(run, why);
-    case WK_DECISION_ALLOW:
-        break;
-    }
+    bool more;
+    if (!may_start(run, NULL, c, &more))
+        return more;
     const struct wk_tool *http = wk_tool_find("http_request");
     struct wk_call_ctx ctx = call_ctx(run,
                                       x->mcp ? &mcp_config : &run->tool_configs[http - wk_tools]);
@@ -1128,21 +1146,9 @@ static bool run_tool(struct wk_run *run)
     const struct wk_tool *t = tool_for(run, c->name, &why);
     if (!t)
         return tool_refused(run, why);
-    /* Past the turn's wall clock no tool starts, but every call of the reply still gets a
-     * result (a model API refuses a conversation with a call left unanswered); the turn then
-     * yields before its next model call. */
-    if (turn_timed_out(run))
-        return tool_refused(run, ag_xasprintf("tool '%s' was not run: the turn reached its time "
-                                              "limit (spec.limits.turn_timeout_ms)",
-                                              c->name));
-    switch (permit(run, t, c, &why)) {
-    case WK_DECISION_ASK:
-        return ask_approval(run, c, why);
-    case WK_DECISION_DENY:
-        return tool_refused(run, why);
-    case WK_DECISION_ALLOW:
-        break;
-    }
+    bool more;
+    if (!may_start(run, t, c, &more))
+        return more;
     struct wk_call_ctx ctx = call_ctx(run, &run->tool_configs[t - wk_tools]);
     ctx.agent_id = run->agent_id;
     ctx.epoch = run->epoch;
