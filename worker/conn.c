@@ -73,6 +73,7 @@
 #include "worker/runner.h"
 #include "worker/sandbox.h"
 #include "worker/tool.h"
+#include "worker/workspace.h"
 
 #define CONN_MAX_BATCH 1024
 #define CONN_MAX_ADDRESS 256 /* the hub's limit on Register.address (node.proto) */
@@ -106,6 +107,7 @@ struct wk_node {
     struct wk_sandbox *sandbox; /* owned; read-only after wk_node_new */
     struct wk_hub_link *link;   /* hub tool calls of the runs (worker/hub_call.h) */
     bool metrics;               /* this node serves the process's metrics (worker/metrics.h) */
+    int root_lock;              /* wk_workspace_claim's fd on the workspace root, or -1 */
     struct rpc_channel *ch;
     grpc_completion_queue *cq;
     pthread_mutex_t lock;
@@ -882,6 +884,7 @@ struct wk_node *wk_node_new(const struct wk_node_opts *o, struct ag_err *err)
 {
     struct wk_node *n = ag_xcalloc(1, sizeof(*n));
     n->o = *o;
+    n->root_lock = -1;
     n->started_ns = ag_now_unix_ns();
     n->o.capacity = o->capacity ? o->capacity : 64;
     n->o.handshake_ms = o->handshake_ms ? o->handshake_ms : 5000;
@@ -908,6 +911,12 @@ struct wk_node *wk_node_new(const struct wk_node_opts *o, struct ag_err *err)
             return NULL;
         }
         n->metrics = true;
+    }
+    /* Before the sandbox's self-test logs: a root another node holds is the only line. */
+    if (o->workspace_root && *o->workspace_root &&
+        (n->root_lock = wk_workspace_claim(o->workspace_root, err)) < 0) {
+        wk_node_free(n);
+        return NULL;
     }
     if (pack_register(n, o, err) != 0) {
         wk_node_free(n);
@@ -1105,6 +1114,8 @@ void wk_node_free(struct wk_node *n)
     if (n->metrics)
         wk_metrics_stop(); /* no run is left to update a series */
     wk_sandbox_free(n->sandbox);
+    if (n->root_lock >= 0) /* after the runner: no run uses the root any more */
+        close(n->root_lock);
     /* Runs still parked in the outbox were cancelled by wk_runner_free: waking them frees them. */
     struct wk_outbox_calls calls;
     wk_outbox_calls_init(&calls);

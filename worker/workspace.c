@@ -22,11 +22,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/random.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
 #include "common/id.h"
+#include "common/log.h"
 #include "common/xalloc.h"
 
 /* openat2 returns EAGAIN under RESOLVE_BENEATH when a rename elsewhere raced the walk: retrying a
@@ -104,6 +106,23 @@ static int mkdir_p(const char *path)
     return rc;
 }
 
+/* Make root if missing and check it is a real directory this user owns. A root in a shared
+ * directory such as /tmp could have been made by another user, to read or plant files in every
+ * agent's workspace: checked before anything is made in it. */
+static int root_ready(const char *root, struct ag_err *err)
+{
+    struct stat st;
+    if (mkdir_p(root) != 0)
+        return ag_err_set(err, AG_FAILED_PRECONDITION, "cannot create the workspace root '%s': %s",
+                          root, strerror(errno));
+    if (lstat(root, &st) != 0 || !S_ISDIR(st.st_mode) || st.st_uid != geteuid())
+        return ag_err_set(err, AG_FAILED_PRECONDITION,
+                          "the workspace root '%s' is not a directory owned by this user; remove "
+                          "it or give the node another root",
+                          root);
+    return 0;
+}
+
 char *wk_workspace_dir_for(const char *root, const char *agent_id, struct ag_err *err)
 {
     if (!agent_id || !id_ok(agent_id)) {
@@ -113,20 +132,11 @@ char *wk_workspace_dir_for(const char *root, const char *agent_id, struct ag_err
                    agent_id ? agent_id : "");
         return NULL;
     }
+    if (root_ready(root, err) != 0)
+        return NULL;
     char *dir = ag_xasprintf("%s/%s", root, agent_id);
     struct stat st;
-    if (mkdir_p(root) != 0) {
-        ag_err_set(err, AG_FAILED_PRECONDITION, "cannot create the workspace root '%s': %s", root,
-                   strerror(errno));
-    } else if (lstat(root, &st) != 0 || !S_ISDIR(st.st_mode) || st.st_uid != geteuid()) {
-        /* A root in a shared directory such as /tmp could have been made by another user, to
-         * read or plant files in every agent's workspace. Checked before anything is made in
-         * it. */
-        ag_err_set(err, AG_FAILED_PRECONDITION,
-                   "the workspace root '%s' is not a directory owned by this user; remove it or "
-                   "give the node another root",
-                   root);
-    } else if (mkdir(dir, 0700) != 0 && errno != EEXIST) {
+    if (mkdir(dir, 0700) != 0 && errno != EEXIST) {
         ag_err_set(err, AG_FAILED_PRECONDITION, "cannot create the workspace '%s': %s", dir,
                    strerror(errno));
     } else if (lstat(dir, &st) != 0 || !S_ISDIR(st.st_mode) || st.st_uid != geteuid()) {
@@ -139,6 +149,43 @@ char *wk_workspace_dir_for(const char *root, const char *agent_id, struct ag_err
     }
     free(dir);
     return NULL;
+}
+
+int wk_workspace_claim(const char *root, struct ag_err *err)
+{
+    if (root_ready(root, err) != 0)
+        return -1;
+    char *path = ag_xasprintf("%s/.lock", root);
+    int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0644);
+    if (fd < 0) {
+        ag_err_set(err, AG_FAILED_PRECONDITION, "cannot open '%s': %s", path, strerror(errno));
+        free(path);
+        return -1;
+    }
+    if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+        int e = errno;
+        char pid[32] = "";
+        ssize_t k = pread(fd, pid, sizeof(pid) - 1, 0);
+        pid[k > 0 ? k : 0] = 0;
+        pid[strcspn(pid, "\n")] = 0;
+        if (e == EWOULDBLOCK)
+            ag_err_set(err, AG_ALREADY_EXISTS,
+                       "the workspace root '%s' is in use by another node%s%s%s; give each node "
+                       "its own --workspace-root (or its own --node-id)",
+                       root, *pid ? " (pid " : "", pid, *pid ? ")" : "");
+        else
+            ag_err_set(err, AG_FAILED_PRECONDITION, "cannot lock '%s': %s", path, strerror(e));
+        close(fd);
+        free(path);
+        return -1;
+    }
+    char line[32];
+    int len = snprintf(line, sizeof(line), "%d\n", (int)getpid());
+    if (ftruncate(fd, 0) != 0 || pwrite(fd, line, (size_t)len, 0) != len)
+        ag_log_warn("node.workspace_lock_unwritten", "path=%s err=%s", path,
+                    ag_log_q(strerror(errno)));
+    free(path);
+    return fd;
 }
 
 static gid_t share_gid; /* for share_one: nftw passes no argument */

@@ -46,6 +46,15 @@ struct wk_workspace {
  * once before a run's first tool call. */
 char *wk_workspace_dir_for(const char *root, const char *agent_id, struct ag_err *err);
 
+/* Claim root for this node: made if missing (as wk_workspace_dir_for makes it), then an
+ * exclusive flock on ROOT/.lock, held through the returned fd (O_CLOEXEC, so a sandboxed or MCP
+ * child never keeps it past the node) until the node closes it. Two live nodes never share a
+ * root: the Workspaces a node reports are every agent directory in it, and its hub forgets those
+ * it does not know, so a root shared with another cluster's node would lose that cluster's
+ * workspaces. The lock file holds the owner's pid, for the message. ALREADY_EXISTS naming root
+ * (and the pid) if another process holds it. */
+int wk_workspace_claim(const char *root, struct ag_err *err);
+
 /* Let group gid (a sandbox's user, worker/sandbox.h) read and write the workspace dir: the dir
  * gets that group and mode 02770 (setgid, so what is made in it inherits the group), and what
  * the node already made in it gets the group and g+rw (g+x where u+x). Symbolic links are never

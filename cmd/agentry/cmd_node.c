@@ -54,6 +54,7 @@ static int node_join(int argc, char **argv)
     const char *workspace_root = NULL, *sandbox = NULL, *sandbox_user = NULL, *policy_file = NULL;
     const char *metrics_listen = NULL;
     char *default_root = NULL;       /* owned */
+    char *default_id = NULL;         /* owned */
     struct wk_policy *policy = NULL; /* owned; outlives the node */
     struct ag_strlist labels = {0}, model_opts = {0}, tool_opts = {0}, prices = {0};
     struct cli_tls tls;
@@ -90,7 +91,7 @@ static int node_join(int argc, char **argv)
          "what a model costs, repeatable: PROVIDER[/MODEL]=IN:OUT in US dollars per million input and output tokens, e.g. openai/gpt-4o=2.5:10 (for spec.limits.max_cost_usd; unpriced models cost 0)",
          0, 0},
         {"workspace-root", 0, AG_FLAG_STR, &workspace_root, "DIR",
-         "where agents' workspaces live, one directory per agent, for the file tools and shell (default $TMPDIR/agentry-workspaces-<uid>)",
+         "where agents' workspaces live, one directory per agent, for the file tools and shell; one node per root (default $TMPDIR/agentry-workspaces-<uid>/<node id>)",
          0, 0},
         {"sandbox", 0, AG_FLAG_STR, &sandbox, "MODE",
          "where tools run programs: bwrap (default: bubblewrap as --sandbox-user, no network, read-only system), runsc (gVisor) or unsafe (unconfined, the node's own rights); docs/sandbox.md",
@@ -174,12 +175,6 @@ static int node_join(int argc, char **argv)
         rc = CLI_OK;
         goto out;
     }
-    /* Per user, so that two users' nodes on one host never share agents' files. */
-    const char *tmp = getenv("TMPDIR");
-    default_root = workspace_root ? NULL
-                                  : ag_xasprintf("%s/agentry-workspaces-%u",
-                                                 tmp && *tmp ? tmp : "/tmp", (unsigned)getuid());
-    o.workspace_root = workspace_root ? workspace_root : default_root;
     char cert_id[128];
     if (rc == 0)
         rc = cli_tls_resolve(&tls, "node", &o.tls, &err);
@@ -187,6 +182,19 @@ static int node_join(int argc, char **argv)
         rc = cli_tls_cert_name(o.tls->cert, "node", cert_id, sizeof(cert_id), &err);
         o.node_id = cert_id;
     }
+    if (rc == 0 && !o.node_id) {
+        char host[64] = "node";
+        gethostname(host, sizeof(host) - 1);
+        o.node_id = default_id = ag_xasprintf("%s-%d", host, (int)getpid());
+    }
+    /* Per user and per node: two users' nodes never share agents' files, and two nodes never
+     * share a root (wk_workspace_claim refuses it: each reports its root's workspaces to its
+     * hub, which forgets those it does not know). */
+    const char *tmp = getenv("TMPDIR");
+    if (rc == 0 && !workspace_root)
+        default_root = ag_xasprintf("%s/agentry-workspaces-%u/%s", tmp && *tmp ? tmp : "/tmp",
+                                    (unsigned)getuid(), o.node_id);
+    o.workspace_root = workspace_root ? workspace_root : default_root;
     if (rc == 0)
         rc = wk_node_check_opts(&o, &err);
     if (rc == 0 && policy_file && !(o.policy = policy = wk_policy_load(policy_file, &err)))
@@ -228,6 +236,7 @@ out:
     ag_strlist_release(&tool_opts);
     ag_strlist_release(&prices);
     free(default_root);
+    free(default_id);
     wk_policy_free(policy);
     return rc;
 }

@@ -14,6 +14,7 @@ loopback ports, talked to over gRPC with Python stubs generated at test time fro
   exit code non-zero. A failure prints the tail of the process's stderr log, and any
   AddressSanitizer / LeakSanitizer / UBSan report in a log fails the test that owns the process.
 """
+import atexit
 import base64
 import glob
 import json
@@ -35,6 +36,15 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 AGENTRY_SRC = os.environ.get("AGENTRY_SRC") or os.path.dirname(os.path.dirname(HERE))
 AGENTRY_BIN = os.environ.get("AGENTRY_BIN") or os.path.join(AGENTRY_SRC, "build", "agentry")
 KEEP_TMP = os.environ.get("AGENTRY_E2E_KEEP") == "1"
+
+# Each test process gives what it starts its own TMPDIR: a node's default workspace root is
+# $TMPDIR/agentry-workspaces-<uid>/<node id>, one node per root, and e2e and e2e-tls run at once,
+# each with a node "n1". (Python's own temp files stay in the system's: tempfile has read it.)
+_CHILD_TMP = tempfile.mkdtemp(prefix="agentry-e2e-tmp-")
+os.chmod(_CHILD_TMP, 0o755)  # the sandbox user reaches the workspaces below it
+os.environ["TMPDIR"] = _CHILD_TMP
+if not KEEP_TMP:
+    atexit.register(shutil.rmtree, _CHILD_TMP, True)
 
 # Sanitizer output that must never appear in a log. UBSan prints "runtime error:".
 SANITIZER_PATTERNS = re.compile(

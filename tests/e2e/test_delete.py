@@ -171,6 +171,37 @@ class DeleteTest(H.ClusterTestCase):
         self.assertEqual(self.c.get(b).id, b)
         self.assertTrue(self.c.trace(b))
 
+    def test_a_root_belongs_to_one_node(self):
+        """Regression: every node on a host shared $TMPDIR/agentry-workspaces-<uid>, so a node of
+        another cluster listed this cluster's workspaces to its hub, which told it to remove
+        them. A root now takes one node, and the default root is per node id."""
+        r = H.run_cli(["node", "join", "--hub", self.c.addr, "--node-id", "n2",
+                       "--workspace-root", ROOT], timeout=30)
+        line = H.one_error_line(self, r)
+        self.assertIn("the workspace root '%s' is in use by another node (pid %d)"
+                      % (ROOT, self.c.nodes["n1"].pid), line)
+        # Two nodes with default roots, beside another hub: each its own root, both run.
+        tmp = tempfile.mkdtemp(prefix="agentry-e2e-tmpdir-")
+        self.addCleanup(shutil.rmtree, tmp, True)
+        os.chmod(tmp, 0o755)
+        other = H.Proc("other-hub", [H.AGENTRY_BIN, "hub", "--listen", "127.0.0.1:%d"
+                                     % H.free_port(), "--store", "sqlite:" + os.path.join(
+                                         tmp, "other.db")], os.path.join(tmp, "hub.log")).start()
+        self.addCleanup(other.stop)
+        nodes = []
+        for i, hub in enumerate((self.c.addr, other.args[3])):
+            p = H.Proc("d%d" % i, [H.AGENTRY_BIN, "node", "join", "--hub", hub, "--node-id",
+                                   "d%d" % i], os.path.join(tmp, "d%d.log" % i),
+                       env={"TMPDIR": tmp}).start()
+            self.addCleanup(p.stop)
+            nodes.append(p)
+        base = os.path.join(tmp, "agentry-workspaces-%d" % os.getuid())
+        for i, p in enumerate(nodes):
+            lock = os.path.join(base, "d%d" % i, ".lock")
+            H.wait_for(lambda: os.path.exists(lock) and H._read(lock) == b"%d\n" % p.pid, 15,
+                       what="node d%d to claim its default root" % i)
+        self.assertTrue(nodes[0].running() and nodes[1].running(), nodes[0].tail())
+
     def test_the_cli(self):
         env = {"AGENTRY_HUB": self.c.addr}
         a = self.idle_agent()

@@ -186,7 +186,9 @@ class EtcdNodeTest(unittest.TestCase):
         first = self.node("ee", "--lease-ttl", "1s")
         rec, lease = self.wait_key("ee")
         t0 = time.monotonic()
-        second = self.node("ee", "--lease-ttl", "1s", hub=False)
+        # Its own workspace root: on one host the first's, locked, would refuse it at once.
+        second = self.node("ee", "--lease-ttl", "1s", "--workspace-root",
+                           os.path.join(self.c.dir, "second-ee"), hub=False)
         rc = second.wait_exit(30)
         elapsed = time.monotonic() - t0
         self.procs.remove(second)

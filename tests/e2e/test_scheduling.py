@@ -231,8 +231,10 @@ class NodeTakeoverTest(H.ClusterTestCase):
         code, details = fake.end()
         self.assertEqual(code, H.grpc.StatusCode.ALREADY_EXISTS, details)
         self.assertIn("node id 'n1' is in use by a live node", details)
-        # A real second process: refused at once, one line on stderr, exit status 1.
+        # A real second process: refused at once, one line on stderr, exit status 1. (Its own
+        # workspace root: on one host the first node's root, locked, would refuse it first.)
         r = H.run_cli(["node", "join", "--hub", self.c.addr, "--node-id", "n1",
+                       "--workspace-root", os.path.join(self.c.dir, "second-n1"),
                        "--log-level", "error"], timeout=30)
         self.assertEqual(r.returncode, 1, r.stderr)
         lines = r.stderr.strip().splitlines()
@@ -331,7 +333,8 @@ class HandshakeTest(unittest.TestCase):
         log = H.os.path.join(d, "node.log")
         node = H.Proc("silent-hub-node",
                       [H.AGENTRY_BIN, "node", "join", "--hub", "127.0.0.1:%d" % srv.getsockname()[1],
-                       "--node-id", "n1", "--handshake-timeout", "300ms"], log).start()
+                       "--node-id", "n1", "--workspace-root", H.os.path.join(d, "ws"),
+                       "--handshake-timeout", "300ms"], log).start()
         self.addCleanup(node.kill_if_running)
         # Two deadlines passed, with a reconnect in between: it neither hangs nor gives up.
         H.wait_for(lambda: node.text().count("event=node.handshake_timeout") >= 2, timeout=15,
