@@ -616,6 +616,9 @@ class Cluster:
             args += ["--threads", str(self.node_threads)]
         args += self.node_args
         args += list(extra)
+        if "--workspace-root" not in args:  # one root per node and cluster (a test may run two)
+            args += ["--workspace-root", os.path.join(
+                _CHILD_TMP, "ws-%s-%s" % (os.path.basename(self.dir), node_id))]
         before = self.registrations(node_id)
         self.nodes[node_id] = Proc(node_id, args, log).start()
         if wait:
