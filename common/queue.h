@@ -13,6 +13,14 @@
  * whose fields are atomics written by the owner under its lock and readable from any thread
  * without it (ag_queue_gauge_read), so a metrics endpoint never takes the owner's lock.
  *
+ * Totals by name: every queue also adds its depth and refusals to its name's process-wide totals
+ * (ag_queue_totals_read), so /metrics shows one series per name however many queues bear it (an
+ * agent's mailbox is one queue per agent). The table of names is one of the few documented
+ * globals (like the metrics registry): atomics, plus a mutex taken only by ag_queue_init to find
+ * or add a name. It holds AG_QUEUE_NAMES_MAX names; a queue named past that counts under
+ * "other". A queue must be emptied (pop or take_all) before it is dropped, or its items stay in
+ * its name's depth.
+ *
  * Invariants: len and bytes are the count and the sum of the weights of the linked nodes; the
  * gauge's depth and bytes equal them whenever the owner's lock is free; a node is on at most one
  * queue, and its `next` is NULL while it is the tail. */
@@ -32,12 +40,18 @@ struct ag_qnode {
     size_t bytes;          /* its weight, as given to push; the queue reads it back at pop */
 };
 
+#define AG_QUEUE_NAMES_MAX 32
+
+/* The totals of every queue that bears one name (see "Totals by name" above). */
+struct ag_queue_totals;
+
 struct ag_queue_gauge {
-    const char *name;            /* borrowed, e.g. "store.writes"; names the queue in errors */
-    _Atomic size_t depth, bytes; /* now */
-    _Atomic size_t high_water;   /* the largest depth seen */
-    _Atomic uint64_t pushed;     /* items ever taken, past the bound or not */
-    _Atomic uint64_t refused;    /* pushes refused because the queue was full */
+    const char *name;               /* borrowed, e.g. "store.writes"; names the queue in errors */
+    struct ag_queue_totals *totals; /* borrowed from the process-wide table; never NULL */
+    _Atomic size_t depth, bytes;    /* now */
+    _Atomic size_t high_water;      /* the largest depth seen */
+    _Atomic uint64_t pushed;        /* items ever taken, past the bound or not */
+    _Atomic uint64_t refused;       /* pushes refused because the queue was full */
 };
 
 /* A plain copy of a gauge, read without the owner's lock (the fields are read one by one, so
@@ -84,6 +98,22 @@ bool ag_queue_empty(const struct ag_queue *q);
 
 /* From any thread, without the owner's lock. */
 void ag_queue_gauge_read(const struct ag_queue_gauge *g, struct ag_queue_stats *out);
+
+/* One name's totals: the items now queued on every queue of that name, and the pushes they ever
+ * refused. */
+struct ag_queue_total {
+    const char *name; /* the table's copy; lives with the process */
+    size_t depth;
+    uint64_t refused;
+};
+/* Every name seen so far (at most AG_QUEUE_NAMES_MAX), in the order first seen: how many were
+ * written to out. From any thread. */
+size_t ag_queue_totals_read(struct ag_queue_total *out, size_t max);
+struct ag_metrics;
+/* Registers agentry_queue_depth{queue} (gauge) and agentry_queue_refusals_total{queue} (counter)
+ * in r, set from the totals at each scrape: the process's queues, whoever owns them (a process
+ * that embeds a hub and nodes, as tests do, shows them all on each endpoint). NULL r: nothing. */
+void ag_queue_metrics_add(struct ag_metrics *r);
 
 /* The element holding queue node `ptr` in its field `member`. */
 #define AG_QUEUE_ENTRY(ptr, type, member) AG_CONTAINER_OF(ptr, type, member)

@@ -11,6 +11,7 @@
 
 #include "common/metrics.h"
 #include "common/metrics_http.h"
+#include "common/queue.h"
 #include "common/rpc/server.h"
 #include "common/xalloc.h"
 #include "hub/agent.h"
@@ -170,6 +171,7 @@ struct hub_metrics *hub_metrics_new(struct hub *h, const struct rpc_method *meth
     m->running = gauge(r, "agentry_nodes_running", "Turn slots in use on the connected nodes.");
     m->placements = counter(r, "agentry_scheduler_placements_total",
                             "Turns placed on a node by the scheduler.");
+    ag_queue_metrics_add(r);
     ag_metrics_add_process(r);
     ag_metrics_on_scrape(r, scrape, m);
     hub_hooks_add(&h->hooks, HUB_HOOK_AGENT_CHANGED, on_agent_changed, m, NULL);

@@ -10,6 +10,7 @@
 
 #include "common/metrics.h"
 #include "common/metrics_http.h"
+#include "common/queue.h"
 #include "common/xalloc.h"
 
 static struct node_metrics {
@@ -64,8 +65,9 @@ int wk_metrics_start(const char *listen, struct ag_err *err)
         (const char *[]){"tool", NULL}, tool_buckets, AG_ARRAY_SIZE(tool_buckets), 1e-9);
     m.sandbox_kills = ag_metrics_counter(
         reg, "agentry_sandbox_kills_total",
-        "Programs the sandbox killed, by reason (wall, output or cancelled).",
+        "Programs the sandbox killed, by reason (wall, output, cancelled or memory).",
         (const char *[]){"reason", NULL});
+    ag_queue_metrics_add(reg);
     ag_metrics_add_process(reg);
     ag_metrics_on_scrape(reg, scrape, NULL);
     m.http = ag_metrics_http_start(listen, reg, err);

@@ -1,13 +1,18 @@
-/* tests/unit/test-common-queue.c - the bounded FIFO and its gauge (common/queue.c). */
+/* tests/unit/test-common-queue.c - the bounded FIFO, its gauge and the totals by name
+ * (common/queue.c). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <cmocka.h>
 
+#include "common/metrics.h"
 #include "common/queue.h"
+#include "common/strbuf.h"
 
 struct item {
     int id;
@@ -150,12 +155,83 @@ static void test_take_all(void **state)
     assert_int_equal(pop_id(&q), 2);
 }
 
+static const struct ag_queue_total *total_of(struct ag_queue_total *t, size_t n, const char *name)
+{
+    for (size_t i = 0; i < n; i++)
+        if (strcmp(t[i].name, name) == 0)
+            return &t[i];
+    return NULL;
+}
+
+/* Queues of one name add up, whoever owns them; take_all and refusals count too. */
+static void test_totals_by_name(void **state)
+{
+    (void)state;
+    struct ag_queue a, b, c;
+    ag_queue_init(&a, "test.totals", 2, 0);
+    ag_queue_init(&b, "test.totals", 0, 0);
+    ag_queue_init(&c, "test.other-name", 0, 0);
+    struct item it[6] = {{.id = 0}};
+    assert_int_equal(ag_queue_push(&a, &it[0].node, 1, NULL), 0);
+    assert_int_equal(ag_queue_push(&a, &it[1].node, 1, NULL), 0);
+    assert_int_equal(ag_queue_push(&a, &it[2].node, 1, NULL), -1); /* refused */
+    assert_int_equal(ag_queue_push(&b, &it[3].node, 1, NULL), 0);
+    assert_int_equal(ag_queue_push(&b, &it[4].node, 1, NULL), 0);
+    assert_int_equal(ag_queue_push(&c, &it[5].node, 1, NULL), 0);
+    struct ag_queue_total t[AG_QUEUE_NAMES_MAX];
+    size_t n = ag_queue_totals_read(t, AG_QUEUE_NAMES_MAX);
+    const struct ag_queue_total *x = total_of(t, n, "test.totals");
+    assert_non_null(x);
+    assert_int_equal(x->depth, 4);
+    assert_int_equal(x->refused, 1);
+    assert_int_equal(total_of(t, n, "test.other-name")->depth, 1);
+    ag_queue_pop(&a);
+    ag_queue_take_all(&b);
+    n = ag_queue_totals_read(t, AG_QUEUE_NAMES_MAX);
+    assert_int_equal(total_of(t, n, "test.totals")->depth, 1);
+
+    /* The families render them, one series per name. */
+    struct ag_metrics *r = ag_metrics_new();
+    ag_queue_metrics_add(r);
+    struct ag_strbuf out = {0};
+    ag_metrics_render(r, &out);
+    assert_non_null(strstr(out.s, "agentry_queue_depth{queue=\"test.totals\"} 1\n"));
+    assert_non_null(strstr(out.s, "agentry_queue_refusals_total{queue=\"test.totals\"} 1\n"));
+    assert_non_null(strstr(out.s, "agentry_queue_depth{queue=\"test.other-name\"} 1\n"));
+    free(out.s);
+    ag_metrics_free(r);
+    ag_queue_take_all(&a);
+    ag_queue_take_all(&c);
+}
+
+/* Past AG_QUEUE_NAMES_MAX names, the rest count under "other". */
+static void test_totals_bound(void **state)
+{
+    (void)state;
+    static char names[AG_QUEUE_NAMES_MAX + 4][16];
+    struct ag_queue q[AG_QUEUE_NAMES_MAX + 4];
+    for (size_t i = 0; i < AG_QUEUE_NAMES_MAX + 4; i++) {
+        snprintf(names[i], sizeof(names[i]), "test.n%zu", i);
+        ag_queue_init(&q[i], names[i], 0, 0);
+    }
+    struct ag_queue_total t[AG_QUEUE_NAMES_MAX + 1];
+    size_t n = ag_queue_totals_read(t, AG_QUEUE_NAMES_MAX + 1);
+    assert_int_equal(n, AG_QUEUE_NAMES_MAX);
+    assert_string_equal(t[n - 1].name, "other");
+    struct item it = {.id = 1};
+    ag_queue_push_over(&q[AG_QUEUE_NAMES_MAX + 3], &it.node, 1);
+    n = ag_queue_totals_read(t, AG_QUEUE_NAMES_MAX);
+    assert_int_equal(t[n - 1].depth, 1);
+    ag_queue_take_all(&q[AG_QUEUE_NAMES_MAX + 3]);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_fifo_order),     cmocka_unit_test(test_bound_on_len),
         cmocka_unit_test(test_bound_on_bytes), cmocka_unit_test(test_push_over_and_gauge),
-        cmocka_unit_test(test_take_all),
+        cmocka_unit_test(test_take_all),       cmocka_unit_test(test_totals_by_name),
+        cmocka_unit_test(test_totals_bound),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
