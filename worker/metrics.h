@@ -39,8 +39,8 @@ void wk_metrics_model_call(const char *model, int64_t ns, bool ok, uint64_t inpu
                            uint64_t output_tokens);
 /* A tool call ended with a result; ns < 0 when it never ran (refused, or unknown). */
 void wk_metrics_tool_call(const char *tool, int64_t ns, bool error);
-/* The sandbox killed a program: "wall" (its time limit), "output" (its output limit) or
- * "cancelled" (its turn was). */
+/* The sandbox killed a program: "wall" (its time limit), "output" (its output limit),
+ * "cancelled" (its turn was) or "memory" (the kernel OOM-killed it in its cgroup). */
 void wk_metrics_sandbox_kill(const char *reason);
 
 #endif

@@ -23,6 +23,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "worker/metrics.h"
+
 #define CG_ROOT "/sys/fs/cgroup"
 #define CG_PARENT "agentry-sbx"
 
@@ -196,9 +198,13 @@ void wk_sandbox__cg_fired(struct wk_sandbox_proc *p)
                          : -1;
     long long forks = *pids ? read_counter(pids, "pids.events", "max") : -1;
     size_t n = 0;
-    if (oom > 0)
+    if (oom > 0) {
+        /* Counted here, once per program (the wrapper is reaped once): the kernel killed it, so
+         * the poll loop's own reasons never saw it. */
+        wk_metrics_sandbox_kill("memory");
         n += (size_t)snprintf(p->fired + n, sizeof(p->fired) - n,
                               "memory limit: %lld process(es) OOM-killed", oom);
+    }
     if (forks > 0)
         snprintf(p->fired + n, sizeof(p->fired) - n, "%sprocess limit: %lld fork(s) refused",
                  n ? "; " : "", forks);
