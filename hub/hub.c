@@ -48,10 +48,12 @@
 #include "hub/rpc_schedule.h"
 #include "hub/rpc_trace.h"
 #include "hub/rpc_transfer.h"
+#include "hub/rpc_usage.h"
 #include "hub/sched.h"
 #include "hub/schedule.h"
 #include "hub/store.h"
 #include "hub/team.h"
+#include "hub/usage_history.h"
 
 #define HUB_STOP_GRACE_MS 2000
 
@@ -213,6 +215,8 @@ static struct hub *hub_alloc(const struct hub_opts *o, const struct hub_sched_st
                                  .team_kill_children = hub_team_kill_children};
     hub_hooks_init(&h->hooks);
     hub_hooks_add(&h->hooks, HUB_HOOK_AGENT_CHANGED, log_transition, NULL, NULL); /* 1 of 16 */
+    h->usage_history = hub_usage_history_new();
+    hub_hooks_add(&h->hooks, HUB_HOOK_EVENTS_STORED, hub_rpc_usage_hook, h, NULL); /* 2 of 16 */
     return h;
 }
 
@@ -231,7 +235,8 @@ static int hub_bind(struct hub *h, struct ag_err *err)
                   {hub_rpc_schedule_methods, hub_rpc_schedule_nmethods},
                   {hub_rpc_memory_methods, hub_rpc_memory_nmethods},
                   {hub_rpc_approval_methods, hub_rpc_approval_nmethods},
-                  {hub_rpc_delete_methods, hub_rpc_delete_nmethods}};
+                  {hub_rpc_delete_methods, hub_rpc_delete_nmethods},
+                  {hub_rpc_usage_methods, hub_rpc_usage_nmethods}};
     size_t nm = 0;
     for (size_t i = 0; i < AG_ARRAY_SIZE(tables); i++)
         nm += tables[i].n;
@@ -454,6 +459,7 @@ void hub_free(struct hub *h)
     pthread_rwlock_destroy(&h->policy_lock);
     hub_audit_close(h->audit);
     pthread_cond_destroy(&h->hk_cond);
+    hub_usage_history_free(h->usage_history); /* last: hooks and calls read it until now */
     if (started)
         ag_log_info("hub.stopped", "clean=1");
     free(h);

@@ -10,7 +10,8 @@
  * locks at once. hk_lock is the housekeeper's alone. policy_lock (a read-write lock) is taken
  * alone: nothing is taken under it, and it is never taken under another lock. The schedules'
  * lock (hub/schedule.c) may be taken under an agent's lock, and only the store's is taken under
- * it. */
+ * it. The usage history's lock (hub/usage_history.h) comes last: taken under an agent's lock
+ * (and after the agent table's), nothing under it. */
 #ifndef AGENTRY_HUB_INTERNAL_H
 #define AGENTRY_HUB_INTERNAL_H
 
@@ -30,6 +31,7 @@ struct hub_otlp;
 struct hub_sched;
 struct hub_schedules;
 struct hub_store;
+struct hub_usage_history;
 struct rpc_method;
 struct rpc_server;
 
@@ -62,11 +64,12 @@ struct hub {
      * write lock; calls resolve their grant under the read lock. Never NULL. */
     pthread_rwlock_t policy_lock;
     struct hub_policy *policy;
-    struct hub_audit *audit;         /* NULL: no audit log */
-    struct hub_otlp *otlp;           /* NULL: no span export */
-    struct hub_schedules *schedules; /* cron schedules (hub/schedule.h) */
-    struct hub_memory_index *memory; /* memory_search's vectors (hub/memory.h) */
-    struct hub_metrics *metrics;     /* NULL: no --metrics-listen (hub/metrics.h) */
+    struct hub_audit *audit;                 /* NULL: no audit log */
+    struct hub_otlp *otlp;                   /* NULL: no span export */
+    struct hub_schedules *schedules;         /* cron schedules (hub/schedule.h) */
+    struct hub_memory_index *memory;         /* memory_search's vectors (hub/memory.h) */
+    struct hub_metrics *metrics;             /* NULL: no --metrics-listen (hub/metrics.h) */
+    struct hub_usage_history *usage_history; /* GetUsageHistory's (hub/rpc_usage.c) */
 };
 
 #endif

@@ -19,13 +19,15 @@
 
 /* Every RPC a role may name, AgentHub's and NodeService's. */
 static const char *const rpc_names[] = {
-    "Ping",           "Spawn",         "SendMessage", "Trace",         "Invoke",
-    "GetAgent",       "ListAgents",    "KillAgent",   "ResumeAgent",   "ExportAgent",
-    "ImportAgent",    "ListNodes",     "CordonNode",  "DrainNode",     "Connect",
-    "CreateSchedule", "ListSchedules", "GetSchedule", "PauseSchedule", "ResumeSchedule",
-    "DeleteSchedule", "ListMemory",    "GetMemory",   "ListApprovals", "ApproveCall",
-    "DenyCall",       "DeleteAgent",
+    "Ping",           "Spawn",         "SendMessage",     "Trace",         "Invoke",
+    "GetAgent",       "ListAgents",    "KillAgent",       "ResumeAgent",   "ExportAgent",
+    "ImportAgent",    "ListNodes",     "CordonNode",      "DrainNode",     "Connect",
+    "CreateSchedule", "ListSchedules", "GetSchedule",     "PauseSchedule", "ResumeSchedule",
+    "DeleteSchedule", "ListMemory",    "GetMemory",       "ListApprovals", "ApproveCall",
+    "DenyCall",       "DeleteAgent",   "GetUsageHistory",
 };
+/* A role is a 32-bit mask: a row past the 32nd needs a wider one. */
+_Static_assert(sizeof(rpc_names) / sizeof(rpc_names[0]) <= 32, "rpc_names outgrew the role mask");
 #define NRPC (sizeof(rpc_names) / sizeof(rpc_names[0]))
 
 static uint32_t rpc_bit(const char *name)
@@ -73,9 +75,10 @@ static void add_role(struct hub_policy *p, const char *name, uint32_t rpcs)
 
 static struct hub_policy *with_builtins(void)
 {
-    static const char *const viewer[] = {"Ping",      "GetAgent",      "ListAgents",  "Trace",
-                                         "ListNodes", "ListSchedules", "GetSchedule", "ListMemory",
-                                         "GetMemory", "ListApprovals", NULL};
+    static const char *const viewer[] = {"Ping",          "GetAgent",        "ListAgents",
+                                         "Trace",         "ListNodes",       "ListSchedules",
+                                         "GetSchedule",   "ListMemory",      "GetMemory",
+                                         "ListApprovals", "GetUsageHistory", NULL};
     static const char *const operator_only[] = {
         "Spawn",          "SendMessage", "Invoke",         "KillAgent",     "ResumeAgent",
         "CordonNode",     "DrainNode",   "CreateSchedule", "PauseSchedule", "ResumeSchedule",
