@@ -3,7 +3,8 @@
 A hub and one node run with --metrics-listen on free ports. After an agent's turn (a model call,
 an echo tool call, another model call) the hub's page shows the Spawn RPC, store commits, the
 placement, the node and the agent by state, and the node's shows the model calls, tokens and the
-tool call with its latency; both carry the process's own series. `promtool check metrics`
+tool call with its latency; both carry the process's own series and every queue's depth and
+refusals by queue name. `promtool check metrics`
 accepts both pages, and a real Prometheus server scraping both every second returns a hub and a
 node series through its HTTP API. Any other path is 404, and a metrics address in use stops the
 command with one error line.
@@ -73,6 +74,10 @@ class MetricsTest(H.ClusterTestCase):
         self.assertGreaterEqual(value(hub, 'agentry_agents{state="idle"}') or 0, 1)
         self.assertGreater(value(hub, "process_resident_memory_bytes") or 0, 1 << 20)
         self.assertGreater(value(hub, "process_open_fds") or 0, 3)
+        # Every queue by name (the mailboxes of all agents add up in one series).
+        for q in ("store.writes", "agent.mailbox"):
+            self.assertIsNotNone(value(hub, 'agentry_queue_depth{queue="%s"}' % q), hub)
+            self.assertIsNotNone(value(hub, 'agentry_queue_refusals_total{queue="%s"}' % q))
 
         # The node's page is read after the turn ended: its counts are final.
         _, node = get(self.node_metrics)
@@ -87,6 +92,9 @@ class MetricsTest(H.ClusterTestCase):
                          value(node, 'agentry_tool_call_seconds_count{tool="echo"}'))
         self.assertIsNotNone(value(node, "agentry_node_running_turns"))
         self.assertGreater(value(node, "process_threads") or 0, 1)
+        for q in ("runner.ready", "node.outbox"):
+            self.assertIsNotNone(value(node, 'agentry_queue_depth{queue="%s"}' % q), node)
+            self.assertIsNotNone(value(node, 'agentry_queue_refusals_total{queue="%s"}' % q))
 
         for name, text in (("hub", hub), ("node", node)):
             r = subprocess.run([PROMTOOL, "check", "metrics"], input=text, capture_output=True,
