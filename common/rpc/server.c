@@ -38,11 +38,36 @@
 #define RPC_DEFAULT_LIMIT (4u << 20)
 #define RPC_DEFAULT_SENDQ 64
 
-enum rpc_tag_type { TAG_REQUEST, TAG_SEND, TAG_RECV, TAG_CLOSE, TAG_STATUS, TAG_SHUTDOWN };
+enum rpc_tag_type {
+    TAG_REQUEST,
+    TAG_SEND,
+    TAG_RECV,
+    TAG_CLOSE,
+    TAG_STATUS,
+    TAG_SHUTDOWN,
+    TAG_UNKNOWN_REQUEST,
+    TAG_UNKNOWN_DONE,
+};
+
+struct rpc_unknown;
 
 struct rpc_tag {
     enum rpc_tag_type type;
     struct rpc_call *call;
+    struct rpc_unknown *unknown; /* TAG_UNKNOWN_* */
+};
+
+/* A call to a method the server does not have: grpc core hands those only to a generic request,
+ * and a server that posts none leaves the client waiting out its whole deadline. Each CQ keeps
+ * one posted; a matched call is answered UNIMPLEMENTED naming the method. */
+struct rpc_unknown {
+    struct rpc_cq *q;
+    grpc_call *call;
+    grpc_call_details details;
+    grpc_metadata_array md;
+    int cancelled;
+    grpc_slice msg;
+    struct rpc_tag t_req, t_done;
 };
 
 struct rpc_mslot {
@@ -120,6 +145,16 @@ struct rpc_call {
 
 static void call_unref(struct rpc_call *c);
 
+/* One object fewer out of the pools: rpc_server_free waits for none to be left. */
+static void live_put(struct rpc_server *s)
+{
+    if (atomic_fetch_sub(&s->live, 1) == 1 && atomic_load(&s->stopping)) {
+        pthread_mutex_lock(&s->lock);
+        pthread_cond_broadcast(&s->cond);
+        pthread_mutex_unlock(&s->lock);
+    }
+}
+
 /* --- call objects ------------------------------------------------------------------------- */
 
 static struct rpc_call *call_acquire(struct rpc_server *s, struct rpc_mslot *ms, struct rpc_cq *q)
@@ -134,11 +169,11 @@ static struct rpc_call *call_acquire(struct rpc_server *s, struct rpc_mslot *ms,
         pthread_mutex_init(&c->lock, NULL);
         if (ms->m->kind != RPC_UNARY)
             c->sq = ag_xcalloc(ms->send_cap, sizeof(*c->sq));
-        c->t_req = (struct rpc_tag){TAG_REQUEST, c};
-        c->t_send = (struct rpc_tag){TAG_SEND, c};
-        c->t_recv = (struct rpc_tag){TAG_RECV, c};
-        c->t_close = (struct rpc_tag){TAG_CLOSE, c};
-        c->t_status = (struct rpc_tag){TAG_STATUS, c};
+        c->t_req = (struct rpc_tag){TAG_REQUEST, c, NULL};
+        c->t_send = (struct rpc_tag){TAG_SEND, c, NULL};
+        c->t_recv = (struct rpc_tag){TAG_RECV, c, NULL};
+        c->t_close = (struct rpc_tag){TAG_CLOSE, c, NULL};
+        c->t_status = (struct rpc_tag){TAG_STATUS, c, NULL};
     }
     c->srv = s;
     c->ms = ms;
@@ -207,11 +242,7 @@ static void call_release(struct rpc_call *c, bool dispatched)
     pthread_mutex_unlock(&ms->pool_lock);
     if (dispatched)
         atomic_fetch_sub(&s->active, 1);
-    if (atomic_fetch_sub(&s->live, 1) == 1 && atomic_load(&s->stopping)) {
-        pthread_mutex_lock(&s->lock);
-        pthread_cond_broadcast(&s->cond);
-        pthread_mutex_unlock(&s->lock);
-    }
+    live_put(s);
 }
 
 static void call_unref(struct rpc_call *c)
@@ -241,6 +272,70 @@ static void post_request(struct rpc_cq *q, struct rpc_mslot *ms)
         ag_log_error("rpc.request_failed", "method=%s code=%d", ms->m->path, (int)e);
         call_release(c, false);
     }
+}
+
+/* --- unknown methods ------------------------------------------------------------------------ */
+
+static void post_unknown(struct rpc_cq *q)
+{
+    struct rpc_server *s = q->srv;
+    struct rpc_unknown *u = ag_xcalloc(1, sizeof(*u));
+    u->q = q;
+    u->t_req = (struct rpc_tag){TAG_UNKNOWN_REQUEST, NULL, u};
+    u->t_done = (struct rpc_tag){TAG_UNKNOWN_DONE, NULL, u};
+    grpc_call_details_init(&u->details);
+    grpc_metadata_array_init(&u->md);
+    atomic_fetch_add(&s->live, 1);
+    grpc_call_error e = grpc_server_request_call(s->server, &u->call, &u->details, &u->md, q->cq,
+                                                 q->cq, &u->t_req);
+    if (e != GRPC_CALL_OK) {
+        ag_log_error("rpc.request_failed", "method=* code=%d", (int)e);
+        grpc_call_details_destroy(&u->details);
+        grpc_metadata_array_destroy(&u->md);
+        free(u);
+        live_put(s);
+    }
+}
+
+static void unknown_free(struct rpc_unknown *u)
+{
+    struct rpc_server *s = u->q->srv;
+    if (u->call)
+        grpc_call_unref(u->call);
+    grpc_slice_unref(u->msg);
+    grpc_call_details_destroy(&u->details);
+    grpc_metadata_array_destroy(&u->md);
+    free(u);
+    live_put(s);
+}
+
+static void on_unknown_request(struct rpc_unknown *u, bool ok)
+{
+    struct rpc_server *s = u->q->srv;
+    if (!ok) { /* shutting down */
+        unknown_free(u);
+        return;
+    }
+    if (!atomic_load(&s->stopping))
+        post_unknown(u->q);
+    char *method = grpc_slice_to_c_string(u->details.method);
+    char *msg = ag_xasprintf("unknown method '%s': this server does not implement it (an older "
+                             "server than the client?)",
+                             method);
+    ag_log_info("rpc.unknown_method", "method=%s", ag_log_q(method));
+    gpr_free(method);
+    u->msg = grpc_slice_from_copied_string(msg);
+    free(msg);
+    grpc_op ops[3];
+    memset(ops, 0, sizeof(ops));
+    ops[0].op = GRPC_OP_SEND_INITIAL_METADATA;
+    ops[1].op = GRPC_OP_RECV_CLOSE_ON_SERVER;
+    ops[1].data.recv_close_on_server.cancelled = &u->cancelled;
+    ops[2].op = GRPC_OP_SEND_STATUS_FROM_SERVER;
+    ops[2].data.send_status_from_server.status = GRPC_STATUS_UNIMPLEMENTED;
+    ops[2].data.send_status_from_server.status_details = &u->msg;
+    if (grpc_call_start_batch(u->call, ops, 3, &u->t_done, NULL) != GRPC_CALL_OK)
+        unknown_free(u);
 }
 
 /* --- batches (call lock held) --------------------------------------------------------------- */
@@ -659,6 +754,12 @@ static void *cq_thread(void *arg)
         case TAG_STATUS:
             on_status_done(t->call);
             break;
+        case TAG_UNKNOWN_REQUEST:
+            on_unknown_request(t->unknown, ev.success);
+            break;
+        case TAG_UNKNOWN_DONE:
+            unknown_free(t->unknown);
+            break;
         case TAG_SHUTDOWN:
             pthread_mutex_lock(&s->lock);
             s->shutdown_done = true;
@@ -722,7 +823,7 @@ struct rpc_server *rpc_server_new(const struct rpc_server_opts *o, const struct 
     s->authorize = o->authorize;
     s->call_done = o->call_done;
     s->listen = ag_xstrdup(o->listen);
-    s->shutdown_tag = (struct rpc_tag){TAG_SHUTDOWN, NULL};
+    s->shutdown_tag = (struct rpc_tag){TAG_SHUTDOWN, NULL, NULL};
     pthread_mutex_init(&s->lock, NULL);
     ag_cond_init_mono(&s->cond); /* wait_shutdown's deadline is monotonic */
 
@@ -807,6 +908,7 @@ void rpc_server_start(struct rpc_server *s)
             for (unsigned k = 0; k < n; k++)
                 post_request(&s->cqs[i], &s->ms[j]);
         }
+        post_unknown(&s->cqs[i]);
         ag_xthread_create(&s->cqs[i].thread, cq_thread, &s->cqs[i], "RPC completion queue");
     }
 }

@@ -45,6 +45,19 @@ class ContractTest(H.ClusterTestCase):
             agent_id=r.agent_id, from_seq=k.seq - 1, follow=True), timeout=10))
         self.assertEqual([e.seq for e in tail], [k.seq - 1, k.seq])
 
+    def test_an_unknown_method_is_unimplemented_at_once(self):
+        """Regression: the hub never answered a method it does not have, so a newer client's
+        call waited out its whole deadline (DEADLINE_EXCEEDED) instead of hearing why."""
+        ch = H.grpc.insecure_channel(self.c.addr)
+        self.addCleanup(ch.close)
+        for method in ("/agentry.v1.AgentHub/NoSuchMethod", "/agentry.v2.AgentHub/Spawn"):
+            with self.assertRaises(H.grpc.RpcError) as cm:
+                ch.unary_unary(method)(b"", timeout=30)
+            self.assertEqual(cm.exception.code(), H.grpc.StatusCode.UNIMPLEMENTED)
+            self.assertIn("unknown method '%s'" % method, cm.exception.details())
+        self.assertEqual(self.c.hub.Ping(self.s.hub.PingRequest(), timeout=10).__class__.__name__,
+                         "PingResponse", "the hub serves on")
+
     def test_spawn_retry_answers_the_first_input_seq(self):
         first = self.c.spawn("final once", tools=(), request_id="contract-rid")
         self.assertEqual((first.input_seq, first.existing), (2, False))
