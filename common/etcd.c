@@ -17,77 +17,17 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "common/base64.h"
 #include "common/xalloc.h"
 
 #define ETCD_DEFAULT_TIMEOUT_MS 5000
 #define ETCD_CONNECT_TIMEOUT_MS 2000
 
-/* --- base64 (standard alphabet, padded), as the gateway encodes bytes ---------------------- */
-
-static const char b64_alphabet[] =
-    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-
-static char *b64_encode(const unsigned char *p, size_t n)
-{
-    char *out = ag_xmalloc((n + 2) / 3 * 4 + 1), *o = out;
-    for (size_t i = 0; i < n; i += 3) {
-        uint32_t v = (uint32_t)p[i] << 16;
-        if (i + 1 < n)
-            v |= (uint32_t)p[i + 1] << 8;
-        if (i + 2 < n)
-            v |= p[i + 2];
-        *o++ = b64_alphabet[v >> 18 & 63];
-        *o++ = b64_alphabet[v >> 12 & 63];
-        *o++ = i + 1 < n ? b64_alphabet[v >> 6 & 63] : '=';
-        *o++ = i + 2 < n ? b64_alphabet[v & 63] : '=';
-    }
-    *o = '\0';
-    return out;
-}
-
-static int b64_value(char ch)
-{
-    const char *at = ch ? strchr(b64_alphabet, ch) : NULL;
-    return at ? (int)(at - b64_alphabet) : -1;
-}
-
-/* Decode s into an owned NUL-terminated buffer; -1 if s is not padded base64. */
-static int b64_decode(const char *s, char **out, size_t *out_len)
-{
-    size_t n = strlen(s);
-    if (n % 4)
-        return -1;
-    size_t pad = n && s[n - 1] == '=' ? (n > 1 && s[n - 2] == '=' ? 2 : 1) : 0;
-    char *buf = ag_xmalloc(n / 4 * 3 + 1);
-    size_t len = 0;
-    for (size_t i = 0; i < n; i += 4) {
-        bool last = i + 4 == n;
-        uint32_t v = 0;
-        for (size_t k = 0; k < 4; k++) {
-            int d = last && k >= 4 - pad ? 0 : b64_value(s[i + k]);
-            if (d < 0) {
-                free(buf);
-                return -1;
-            }
-            v = v << 6 | (uint32_t)d;
-        }
-        buf[len++] = (char)(v >> 16);
-        if (!last || pad < 2)
-            buf[len++] = (char)(v >> 8 & 0xff);
-        if (!last || pad < 1)
-            buf[len++] = (char)(v & 0xff);
-    }
-    buf[len] = '\0';
-    *out = buf;
-    *out_len = len;
-    return 0;
-}
-
 /* --- JSON helpers ---------------------------------------------------------------------------- */
 
 void ag_etcd__add_bytes(cJSON *obj, const char *name, const void *p, size_t n)
 {
-    char *s = b64_encode(p, n);
+    char *s = ag_base64_encode(p, n);
     cJSON_AddStringToObject(obj, name, s);
     free(s);
 }
@@ -120,7 +60,7 @@ static int decode_field(const cJSON *j, const char *name, char **out, size_t *le
 {
     const cJSON *f = cJSON_GetObjectItemCaseSensitive(j, name);
     const char *s = cJSON_IsString(f) ? f->valuestring : "";
-    if (b64_decode(s, out, len) < 0)
+    if (ag_base64_decode(s, 0, out, len) < 0)
         return ag_err_set(err, AG_INTERNAL, "etcd sent a %s that is not base64", name);
     return 0;
 }

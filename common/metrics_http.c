@@ -1,18 +1,13 @@
 /* common/metrics_http.c - GET /metrics over libmicrohttpd (see metrics_http.h).
- *
- * The socket is bound here rather than by libmicrohttpd so that an address in use fails with a
- * message naming it, as the gRPC listen does, and so port 0 works for tests. */
+ * The listening socket comes from common/httpd.h. */
 #include "common/metrics_http.h"
 
-#include <errno.h>
 #include <microhttpd.h>
-#include <netdb.h>
-#include <netinet/in.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
 #include <unistd.h>
 
+#include "common/httpd.h"
 #include "common/strbuf.h"
 #include "common/xalloc.h"
 
@@ -63,62 +58,11 @@ static enum MHD_Result answer(void *cls, struct MHD_Connection *conn, const char
     return rc;
 }
 
-/* "host:port", "[v6]:port" or ":port" (every interface) to a bound, listening socket. */
-static int bind_listen(const char *addr, int *port, struct ag_err *err)
-{
-    const char *colon = strrchr(addr, ':');
-    if (!colon || !colon[1])
-        return ag_err_set(err, AG_INVALID_ARGUMENT,
-                          "metrics address '%s' is not host:port (e.g. 127.0.0.1:9464)", addr);
-    char host[256];
-    size_t hl = (size_t)(colon - addr);
-    const char *h = addr;
-    if (hl >= 2 && addr[0] == '[' && addr[hl - 1] == ']')
-        h++, hl -= 2;
-    if (hl >= sizeof(host))
-        return ag_err_set(err, AG_INVALID_ARGUMENT, "metrics address '%s' is too long", addr);
-    memcpy(host, h, hl);
-    host[hl] = '\0';
-    struct addrinfo hints = {.ai_family = AF_UNSPEC,
-                             .ai_socktype = SOCK_STREAM,
-                             .ai_flags = AI_PASSIVE | AI_NUMERICSERV},
-                    *ai = NULL;
-    int gai = getaddrinfo(hl ? host : NULL, colon + 1, &hints, &ai);
-    if (gai != 0)
-        return ag_err_set(err, AG_INVALID_ARGUMENT, "metrics address '%s': %s", addr,
-                          gai_strerror(gai));
-    int fd = -1, saved = 0;
-    for (struct addrinfo *a = ai; a && fd < 0; a = a->ai_next) {
-        fd = socket(a->ai_family, a->ai_socktype | SOCK_CLOEXEC, a->ai_protocol);
-        if (fd < 0) {
-            saved = errno;
-            continue;
-        }
-        int one = 1;
-        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-        if (bind(fd, a->ai_addr, a->ai_addrlen) != 0 || listen(fd, 64) != 0) {
-            saved = errno;
-            close(fd);
-            fd = -1;
-        }
-    }
-    freeaddrinfo(ai);
-    if (fd < 0)
-        return ag_err_set(err, AG_UNAVAILABLE, "cannot serve metrics on '%s': %s", addr,
-                          strerror(saved));
-    struct sockaddr_storage ss;
-    socklen_t sl = sizeof(ss);
-    getsockname(fd, (struct sockaddr *)&ss, &sl);
-    *port = ss.ss_family == AF_INET6 ? ntohs(((struct sockaddr_in6 *)&ss)->sin6_port)
-                                     : ntohs(((struct sockaddr_in *)&ss)->sin_port);
-    return fd;
-}
-
 struct ag_metrics_http *ag_metrics_http_start(const char *addr, struct ag_metrics *reg,
                                               struct ag_err *err)
 {
     int port = 0;
-    int fd = bind_listen(addr, &port, err);
+    int fd = ag_httpd_listen(addr, "metrics", &port, err);
     if (fd < 0)
         return NULL;
     struct ag_metrics_http *s = ag_xcalloc(1, sizeof(*s));

@@ -54,6 +54,7 @@
 #include "hub/store.h"
 #include "hub/team.h"
 #include "hub/usage_history.h"
+#include "hub/web.h"
 
 #define HUB_STOP_GRACE_MS 2000
 
@@ -220,7 +221,7 @@ static struct hub *hub_alloc(const struct hub_opts *o, const struct hub_sched_st
     return h;
 }
 
-/* Bind the listen address (and the metrics one): exclusive, so a second hub fails here, before
+/* Bind the listen address (and the metrics and dashboard ones): exclusive, so a second hub fails here, before
  * it opens any store. */
 static int hub_bind(struct hub *h, struct ag_err *err)
 {
@@ -254,7 +255,16 @@ static int hub_bind(struct hub *h, struct ag_err *err)
                                  .call_done = h->metrics ? hub_metrics_call_done : NULL};
     h->methods = methods;
     h->rpc = rpc_server_new(&ro, methods, nm, err);
-    return h->rpc && hub_metrics_listen(h->metrics, err) == 0 ? 0 : -1;
+    if (!h->rpc || hub_metrics_listen(h->metrics, err) != 0)
+        return -1;
+    if (!h->opts.http_listen)
+        return 0;
+    struct hub_web_opts wo = {.listen = h->opts.http_listen,
+                              .hub_listen = h->opts.listen,
+                              .hub_port = rpc_server_port(h->rpc),
+                              .tls = h->opts.tls};
+    h->web = hub_web_new(&wo, err);
+    return h->web ? 0 : -1;
 }
 
 struct hub *hub_new(const struct hub_opts *o, struct ag_err *err)
@@ -366,6 +376,11 @@ int hub_metrics_listen_port(const struct hub *h)
     return hub_metrics_port(h->metrics);
 }
 
+int hub_http_listen_port(const struct hub *h)
+{
+    return h->web ? hub_web_port(h->web) : 0;
+}
+
 /* Long-lived calls (Trace follows, Invoke waits, node streams) end with a status the client can
  * act on instead of being cut. */
 static void end_streams(struct hub *h)
@@ -414,6 +429,7 @@ void hub_stop(struct hub *h)
     /* Stop placing first: turns interrupted below must not go to nodes about to go as well. */
     hub_sched_close(h->sched);
     end_streams(h);
+    hub_web_stop(h->web); /* after end_streams: its SSE streams end with their reason */
     rpc_server_stop(h->rpc, HUB_STOP_GRACE_MS);
     if (h->hk_started) {
         pthread_mutex_lock(&h->hk_lock);
@@ -433,6 +449,7 @@ void hub_free(struct hub *h)
     hub_metrics_stop(h->metrics); /* no scrape reads what goes below */
     if (h->rpc)
         hub_stop(h);
+    hub_web_free(h->web);
     atomic_store(&h->closing, true); /* timers still pending find it and do nothing */
     /* Writes still queued commit and answer (closed) calls; then nothing refers to a call but
      * the agents and nodes, which go next. The timers go after the store: a write completing

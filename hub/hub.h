@@ -44,6 +44,8 @@ struct hub_opts {
                                         identity from its certificate (hub/authn.h) */
     const char *metrics_listen;      /* serve Prometheus GET /metrics here (hub/metrics.h);
                                         NULL: no metrics */
+    const char *http_listen;         /* serve the dashboard and its JSON API here (hub/web.h);
+                                        NULL: none */
 };
 
 /* Binds the listen address, opens the store and loads the active agents (running, pending, or
@@ -54,6 +56,8 @@ void hub_start(struct hub *h);
 int hub_port(const struct hub *h);
 /* The bound port of --metrics-listen; 0 without one. */
 int hub_metrics_listen_port(const struct hub *h);
+/* The bound port of --http-listen; 0 without one. */
+int hub_http_listen_port(const struct hub *h);
 /* Graceful: refuse new calls, end streams with UNAVAILABLE "hub is shutting down", let writes in
  * flight commit, stop. */
 void hub_stop(struct hub *h);

@@ -70,6 +70,7 @@ struct hub {
     struct hub_memory_index *memory;         /* memory_search's vectors (hub/memory.h) */
     struct hub_metrics *metrics;             /* NULL: no --metrics-listen (hub/metrics.h) */
     struct hub_usage_history *usage_history; /* GetUsageHistory's (hub/rpc_usage.c) */
+    struct hub_web *web;                     /* NULL: no --http-listen (hub/web.h) */
 };
 
 #endif

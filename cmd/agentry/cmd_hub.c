@@ -130,7 +130,7 @@ int cli_cmd_hub(int argc, char **argv)
     const char *etcd = NULL, *etcd_ca = NULL, *etcd_cert = NULL, *etcd_key = NULL;
     const char *prefix = "/agentry/", *hub_id = NULL, *advertise = NULL;
     const char *policy = NULL, *audit = NULL, *otlp = NULL;
-    const char *metrics_listen = NULL;
+    const char *metrics_listen = NULL, *http_listen = NULL;
     int64_t audit_max_mib = 64;
     bool insecure = false;
     struct cli_tls tls;
@@ -206,6 +206,10 @@ int cli_cmd_hub(int argc, char **argv)
         {"metrics-listen", 0, AG_FLAG_STR, &metrics_listen, "ADDR",
          "serve Prometheus metrics on http://ADDR/metrics (e.g. 127.0.0.1:9464; no TLS, no "
          "auth: see docs/metrics.md) (default: off)",
+         0, 0},
+        {"http-listen", 0, AG_FLAG_STR, &http_listen, "ADDR",
+         "serve the web dashboard and its JSON API on http://ADDR/ (https with --tls-dir, "
+         "where users sign in with a --policy token; see docs/dashboard.md) (default: off)",
          0, 0},
         {"insecure", 0, AG_FLAG_BOOL, &insecure, NULL,
          "serve plaintext on a non-loopback address (anyone who reaches it can call anything)", 0,
@@ -286,7 +290,8 @@ int cli_cmd_hub(int argc, char **argv)
                          .audit_path = audit,
                          .otlp_endpoint = otlp,
                          .audit_max_bytes = (size_t)audit_max_mib << 20,
-                         .metrics_listen = metrics_listen};
+                         .metrics_listen = metrics_listen,
+                         .http_listen = http_listen};
     char adv[256];
     struct hub_wait w = {.mu = PTHREAD_MUTEX_INITIALIZER,
                          .cv = PTHREAD_COND_INITIALIZER,

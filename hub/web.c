@@ -1,0 +1,916 @@
+/* hub/web.c - see web.h; the contract is docs/dashboard.md ("The HTTP API").
+ *
+ * A request is answered in three kinds: a file of the table the build embeds (hub/web_assets.h),
+ * a unary AgentHub method (the JSON body decoded by common/pbjson.h into the method's request,
+ * one blocking call on a private pluck queue), or Trace as Server-Sent Events (one streaming
+ * call driven by its connection's thread on a private queue; see "SSE" below).
+ *
+ * Every call goes to the hub's own gRPC port over one shared loopback channel. On a TLS hub the
+ * caller's bearer token rides on the call as call credentials, so the gRPC side authenticates,
+ * authorises and audits it exactly as if the browser had called; this file checks nothing but
+ * that a token is there at all. The channel presents no client certificate: the hub must accept
+ * callers without one, which it does with a --policy (the file that holds the tokens).
+ *
+ * Invariant: every gRPC call under way is on w->calls (under w->lock), so hub_web_stop can cancel
+ * them all; a call is removed before it is released. Once w->stopping is set no call starts. */
+#include "hub/web.h"
+
+#include <inttypes.h>
+#include <microhttpd.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <unistd.h>
+
+#include "agentry/v1/hub.pb-c.h"
+#include "common/clock.h"
+#include "common/httpd.h"
+#include "common/log.h"
+#include "common/pbjson.h"
+#include "common/rpc/client.h"
+#include "common/rpc/pb.h"
+#include "common/strbuf.h"
+#include "common/xalloc.h"
+#include "hub/web_assets.h"
+
+#define WEB_API_PREFIX "/api/v1/agentry.v1.AgentHub/"
+#define WEB_SERVICE_PATH "/agentry.v1.AgentHub/"
+#define WEB_MAX_BODY (1 << 20)
+#define WEB_COOKIE "agentry_token"
+#define WEB_MAX_TOKEN 512
+#define WEB_UNARY_TIMEOUT_MS (10 * 60 * 1000) /* Invoke may wait for a whole turn */
+#define WEB_SSE_KEEPALIVE_NS (15LL * 1000 * 1000 * 1000)
+#define WEB_SSE_FIRST_WAIT_MS 1000
+#define WEB_SSE_SLICE_MS 1000 /* how often a quiet stream looks whether its client left */
+#define WEB_CSP                                                                                    \
+    "default-src 'self'; img-src 'self' data:; frame-ancestors 'none'; base-uri 'none'; "          \
+    "form-action 'self'"
+
+struct web_call {
+    struct rpc_async_call a;
+    struct web_call *prev, *next; /* on hub_web.calls while listed */
+    bool listed;
+};
+
+struct hub_web {
+    struct MHD_Daemon *d;
+    struct rpc_channel *ch; /* owned: the loopback channel every call shares */
+    int fd, port;
+    bool tls;
+    char *cert_pem, *key_pem; /* owned: libmicrohttpd reads them for its whole life */
+    pthread_mutex_t lock;     /* guards calls and stopping */
+    struct web_call *calls;
+    bool stopping;
+};
+
+/* One request, from its headers to its completion (libmicrohttpd's con_cls). */
+struct web_req {
+    struct hub_web *w;
+    struct ag_strbuf body;
+    bool too_big;
+    unsigned status;
+    int64_t start_ns;
+    char *method, *url; /* owned copies, for the log line */
+};
+
+/* --- the calls under way ---------------------------------------------------------------------- */
+
+/* Start c's call of method ("/agentry.v1.AgentHub/Ping") on cq with the caller's token. -1 with
+ * err when the server is stopping or gRPC refuses. */
+static int call_start(struct hub_web *w, struct web_call *c, grpc_completion_queue *cq,
+                      const char *method, const char *token, int64_t deadline, struct ag_err *err)
+{
+    c->listed = false;
+    if (rpc_async_start(&c->a, w->ch, cq, method, deadline, err) != 0)
+        return -1;
+    if (token && w->tls) {
+        grpc_call_credentials *creds = grpc_access_token_credentials_create(token, NULL);
+        grpc_call_error ce = grpc_call_set_credentials(c->a.call, creds);
+        grpc_call_credentials_release(creds);
+        if (ce != GRPC_CALL_OK) {
+            rpc_async_release(&c->a);
+            return ag_err_set(err, AG_INTERNAL, "cannot attach the token to the call: %s",
+                              grpc_call_error_to_string(ce));
+        }
+    }
+    pthread_mutex_lock(&w->lock);
+    bool stopping = w->stopping;
+    if (!stopping) {
+        c->prev = NULL;
+        c->next = w->calls;
+        if (w->calls)
+            w->calls->prev = c;
+        w->calls = c;
+        c->listed = true;
+    }
+    pthread_mutex_unlock(&w->lock);
+    if (stopping) {
+        rpc_async_release(&c->a);
+        return ag_err_set(err, AG_UNAVAILABLE, "the hub is shutting down");
+    }
+    return 0;
+}
+
+/* Take c off the list (if call_start put it there) and release it; no batch may be
+ * outstanding. */
+static void call_end(struct hub_web *w, struct web_call *c)
+{
+    pthread_mutex_lock(&w->lock);
+    if (c->listed && c->prev)
+        c->prev->next = c->next;
+    else if (c->listed)
+        w->calls = c->next;
+    if (c->listed && c->next)
+        c->next->prev = c->prev;
+    c->listed = false;
+    pthread_mutex_unlock(&w->lock);
+    rpc_async_release(&c->a);
+}
+
+static void cq_destroy(grpc_completion_queue *cq, bool pluck)
+{
+    grpc_completion_queue_shutdown(cq);
+    gpr_timespec inf = gpr_inf_future(GPR_CLOCK_REALTIME);
+    while ((pluck ? grpc_completion_queue_pluck(cq, NULL, inf, NULL)
+                  : grpc_completion_queue_next(cq, inf, NULL))
+               .type != GRPC_QUEUE_SHUTDOWN)
+        ;
+    grpc_completion_queue_destroy(cq);
+}
+
+/* A blocking unary call of method with token; *resp decoded into arena. */
+static int unary(struct hub_web *w, const char *method, const ProtobufCMessage *req,
+                 const ProtobufCMessageDescriptor *resp_desc, const char *token,
+                 struct ag_arena *arena, void **resp, struct ag_err *err)
+{
+    grpc_completion_queue *cq = grpc_completion_queue_create_for_pluck(NULL);
+    struct web_call c;
+    int rc = call_start(w, &c, cq, method, token, ag_deadline_in_ms(WEB_UNARY_TIMEOUT_MS), err);
+    if (rc == 0) {
+        if (rpc_async_unary(&c.a, rpc_pb_pack(req), &c, err) == 0) {
+            grpc_completion_queue_pluck(cq, &c, gpr_inf_future(GPR_CLOCK_REALTIME), NULL);
+            rc = rpc_async_status(&c.a, err);
+            grpc_byte_buffer *bb = rpc_async_recv_take(&c.a);
+            if (rc == 0 && !(*resp = rpc_pb_unpack(bb, resp_desc, arena, err))) {
+                err->code = AG_INTERNAL; /* the hub broke its own contract */
+                rc = -1;
+            }
+            grpc_byte_buffer_destroy(bb);
+        } else {
+            rc = -1;
+        }
+        call_end(w, &c);
+    }
+    cq_destroy(cq, true);
+    return rc;
+}
+
+/* --- responses -------------------------------------------------------------------------------- */
+
+static unsigned http_status(enum ag_code code)
+{
+    switch (code) {
+    case AG_OK:
+        return MHD_HTTP_OK;
+    case AG_INVALID_ARGUMENT:
+    case AG_FAILED_PRECONDITION:
+    case AG_OUT_OF_RANGE:
+        return MHD_HTTP_BAD_REQUEST;
+    case AG_UNAUTHENTICATED:
+        return MHD_HTTP_UNAUTHORIZED;
+    case AG_PERMISSION_DENIED:
+        return MHD_HTTP_FORBIDDEN;
+    case AG_NOT_FOUND:
+        return MHD_HTTP_NOT_FOUND;
+    case AG_ALREADY_EXISTS:
+    case AG_ABORTED:
+        return MHD_HTTP_CONFLICT;
+    case AG_RESOURCE_EXHAUSTED:
+        return MHD_HTTP_TOO_MANY_REQUESTS;
+    case AG_UNIMPLEMENTED:
+        return MHD_HTTP_NOT_IMPLEMENTED;
+    case AG_UNAVAILABLE:
+        return MHD_HTTP_SERVICE_UNAVAILABLE;
+    case AG_DEADLINE_EXCEEDED:
+        return MHD_HTTP_GATEWAY_TIMEOUT;
+    default:
+        return MHD_HTTP_INTERNAL_SERVER_ERROR;
+    }
+}
+
+/* Queue resp (consumed) with the headers every answer carries. */
+static enum MHD_Result send_resp(struct web_req *r, struct MHD_Connection *conn, unsigned status,
+                                 struct MHD_Response *resp, const char *type)
+{
+    if (!resp)
+        return MHD_NO;
+    if (type)
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, type);
+    MHD_add_response_header(resp, "X-Content-Type-Options", "nosniff");
+    MHD_add_response_header(resp, "Content-Security-Policy", WEB_CSP);
+    MHD_add_response_header(resp, "Referrer-Policy", "no-referrer");
+    if (!MHD_get_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL))
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
+    r->status = status;
+    enum MHD_Result rc = MHD_queue_response(conn, status, resp);
+    MHD_destroy_response(resp);
+    return rc;
+}
+
+/* j (consumed) as the body. */
+static enum MHD_Result send_json(struct web_req *r, struct MHD_Connection *conn, unsigned status,
+                                 cJSON *j, const char *set_cookie)
+{
+    char *text = cJSON_PrintUnformatted(j);
+    cJSON_Delete(j);
+    struct MHD_Response *resp = MHD_create_response_from_buffer(strlen(text), text,
+                                                                MHD_RESPMEM_MUST_FREE);
+    if (resp && set_cookie)
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_SET_COOKIE, set_cookie);
+    return send_resp(r, conn, status, resp, "application/json");
+}
+
+static cJSON *error_json(const struct ag_err *err)
+{
+    cJSON *j = cJSON_CreateObject();
+    cJSON_AddStringToObject(j, "code", ag_code_name(err->code));
+    cJSON_AddStringToObject(j, "message", err->msg);
+    return j;
+}
+
+/* {"code":..., "message":...} with the status the code maps to (or http_code if not 0). */
+static enum MHD_Result send_error(struct web_req *r, struct MHD_Connection *conn,
+                                  unsigned http_code, const struct ag_err *err)
+{
+    unsigned status = http_code ? http_code : http_status(err->code);
+    if (status == MHD_HTTP_UNAUTHORIZED) {
+        cJSON *j = error_json(err);
+        char *text = cJSON_PrintUnformatted(j);
+        cJSON_Delete(j);
+        struct MHD_Response *resp = MHD_create_response_from_buffer(strlen(text), text,
+                                                                    MHD_RESPMEM_MUST_FREE);
+        if (resp)
+            MHD_add_response_header(resp, MHD_HTTP_HEADER_WWW_AUTHENTICATE, "Bearer");
+        return send_resp(r, conn, status, resp, "application/json");
+    }
+    return send_json(r, conn, status, error_json(err), NULL);
+}
+
+static enum MHD_Result fail(struct web_req *r, struct MHD_Connection *conn, unsigned http_code,
+                            enum ag_code code, const char *msg)
+{
+    struct ag_err err = AG_ERR_INIT;
+    ag_err_set(&err, code, "%s", msg);
+    return send_error(r, conn, http_code, &err);
+}
+
+/* --- static files ----------------------------------------------------------------------------- */
+
+static const char *content_type(const char *path)
+{
+    static const struct {
+        const char *ext, *type;
+    } types[] = {{".html", "text/html; charset=utf-8"},
+                 {".js", "text/javascript; charset=utf-8"},
+                 {".mjs", "text/javascript; charset=utf-8"},
+                 {".css", "text/css; charset=utf-8"},
+                 {".json", "application/json"},
+                 {".map", "application/json"},
+                 {".svg", "image/svg+xml"},
+                 {".png", "image/png"},
+                 {".ico", "image/x-icon"},
+                 {".woff2", "font/woff2"},
+                 {".txt", "text/plain; charset=utf-8"}};
+    const char *dot = strrchr(path, '.');
+    for (size_t i = 0; dot && i < AG_ARRAY_SIZE(types); i++)
+        if (strcmp(dot, types[i].ext) == 0)
+            return types[i].type;
+    return "application/octet-stream";
+}
+
+static enum MHD_Result serve_file(struct web_req *r, struct MHD_Connection *conn, const char *url,
+                                  const char *method)
+{
+    if (strcmp(method, MHD_HTTP_METHOD_GET) != 0 && strcmp(method, MHD_HTTP_METHOD_HEAD) != 0)
+        return fail(r, conn, MHD_HTTP_METHOD_NOT_ALLOWED, AG_INVALID_ARGUMENT,
+                    "method not allowed: files are read with GET");
+    const char *path = strcmp(url, "/") == 0 ? "/static/index.html" : url;
+    const struct hub_web_asset *a = hub_web_assets;
+    while (a->path && strcmp(a->path, path) != 0)
+        a++;
+    if (!a->path)
+        return fail(r, conn, MHD_HTTP_NOT_FOUND, AG_NOT_FOUND, "no such file");
+    const char *inm = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
+                                                  MHD_HTTP_HEADER_IF_NONE_MATCH);
+    bool fresh = inm && strcmp(inm, hub_web_assets_etag) == 0;
+    struct MHD_Response *resp = MHD_create_response_from_buffer(
+        fresh ? 0 : a->len, fresh ? (void *)"" : (void *)a->data, MHD_RESPMEM_PERSISTENT);
+    if (resp) {
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-cache");
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_ETAG, hub_web_assets_etag);
+    }
+    return send_resp(r, conn, fresh ? MHD_HTTP_NOT_MODIFIED : MHD_HTTP_OK, resp,
+                     fresh ? NULL : content_type(path));
+}
+
+/* --- credentials ------------------------------------------------------------------------------ */
+
+/* A token fit to be sent as a header value: printable ASCII, not too long. */
+static bool token_ok(const char *t)
+{
+    size_t n = strlen(t);
+    if (n == 0 || n > WEB_MAX_TOKEN)
+        return false;
+    for (size_t i = 0; i < n; i++)
+        if (t[i] <= ' ' || t[i] > '~' || t[i] == ';' || t[i] == ',')
+            return false;
+    return true;
+}
+
+/* The caller's token on a TLS hub: 0 with *token (borrowed from the request; NULL on a
+ * plaintext hub, whose callers are all the anonymous admin), or -1 with err (UNAUTHENTICATED). */
+static int caller_token(struct hub_web *w, struct MHD_Connection *conn, const char **token,
+                        struct ag_err *err)
+{
+    *token = NULL;
+    if (!w->tls)
+        return 0;
+    const char *h = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
+                                                MHD_HTTP_HEADER_AUTHORIZATION);
+    const char *t = h && strncasecmp(h, "Bearer ", 7) == 0
+                        ? h + 7
+                        : MHD_lookup_connection_value(conn, MHD_COOKIE_KIND, WEB_COOKIE);
+    if (!t)
+        return ag_err_set(err, AG_UNAUTHENTICATED,
+                          "sign in: POST /api/v1/login with {\"token\": ...}, or send "
+                          "'Authorization: Bearer TOKEN'");
+    if (!token_ok(t))
+        return ag_err_set(err, AG_UNAUTHENTICATED, "the bearer token is malformed");
+    *token = t;
+    return 0;
+}
+
+/* --- unary methods ---------------------------------------------------------------------------- */
+
+static bool is_json(struct MHD_Connection *conn)
+{
+    const char *t = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
+                                                MHD_HTTP_HEADER_CONTENT_TYPE);
+    size_t n = strlen("application/json");
+    return t && strncasecmp(t, "application/json", n) == 0 &&
+           (t[n] == '\0' || t[n] == ';' || t[n] == ' ');
+}
+
+/* The request body as a message of d (an empty body: the empty message). */
+static ProtobufCMessage *body_msg(struct web_req *r, const ProtobufCMessageDescriptor *d,
+                                  struct ag_err *err)
+{
+    cJSON *j;
+    if (r->body.len == 0) {
+        j = cJSON_CreateObject();
+    } else {
+        const char *end = NULL;
+        j = cJSON_ParseWithLengthOpts(r->body.s, r->body.len, &end, false);
+        if (!j) {
+            ag_err_set(err, AG_INVALID_ARGUMENT, "the body is not JSON (at byte %zu)",
+                       end ? (size_t)(end - r->body.s) : (size_t)0);
+            return NULL;
+        }
+    }
+    ProtobufCMessage *m = ag_pbjson_decode(d, j, err);
+    cJSON_Delete(j);
+    return m;
+}
+
+static enum MHD_Result serve_unary(struct web_req *r, struct MHD_Connection *conn,
+                                   const ProtobufCMethodDescriptor *md)
+{
+    struct ag_err err = AG_ERR_INIT;
+    if (!is_json(conn))
+        return fail(r, conn, MHD_HTTP_UNSUPPORTED_MEDIA_TYPE, AG_INVALID_ARGUMENT,
+                    "send the request as Content-Type: application/json");
+    ProtobufCMessage *req = body_msg(r, md->input, &err);
+    if (!req)
+        return send_error(r, conn, 0, &err);
+    const char *token;
+    if (caller_token(r->w, conn, &token, &err) != 0) {
+        protobuf_c_message_free_unpacked(req, NULL);
+        return send_error(r, conn, 0, &err);
+    }
+    char path[128];
+    snprintf(path, sizeof(path), WEB_SERVICE_PATH "%s", md->name);
+    struct ag_arena arena;
+    ag_arena_init(&arena, NULL, 0);
+    void *resp = NULL;
+    int rc = unary(r->w, path, req, md->output, token, &arena, &resp, &err);
+    protobuf_c_message_free_unpacked(req, NULL);
+    enum MHD_Result res = rc == 0 ? send_json(r, conn, MHD_HTTP_OK, ag_pbjson_encode(resp), NULL)
+                                  : send_error(r, conn, 0, &err);
+    ag_arena_release(&arena);
+    return res;
+}
+
+/* --- SSE: Trace as Server-Sent Events ----------------------------------------------------------
+ *
+ * The stream's call lives on its own completion queue, which only the connection's thread
+ * drains: in the handler first (up to WEB_SSE_FIRST_WAIT_MS, so that an error before the first
+ * event, such as NOT_FOUND, is an HTTP status an EventSource does not retry), then in
+ * libmicrohttpd's content reader, which blocks until there is text to send. While the stream is
+ * quiet the reader wakes every WEB_SSE_SLICE_MS to see whether the client closed its socket
+ * (then the call is cancelled) and every 15 s sends a comment. The response's free callback
+ * cancels the call if it is still under way and drains every outstanding batch. */
+struct web_sse {
+    struct hub_web *w;
+    struct web_call c;
+    grpc_completion_queue *cq; /* owned */
+    int fd;                    /* the client's socket, polled for a hang-up */
+    struct ag_strbuf out;      /* text not yet handed to libmicrohttpd, from `sent` on */
+    size_t sent;
+    struct ag_arena arena; /* one decoded event at a time */
+    int64_t last_write_ns;
+    unsigned outstanding; /* batches in flight */
+    unsigned events;      /* sent or buffered */
+    bool recv_out, status_in, ended;
+    struct ag_err end; /* the status, once status_in */
+    char tag_send, tag_close, tag_recv, tag_status;
+};
+
+static void sse_add(struct web_sse *s, const char *text)
+{
+    ag_strbuf_add(&s->out, text, strlen(text));
+}
+
+/* The end of the stream, once the status and every message before it are in. */
+static void sse_finish(struct web_sse *s)
+{
+    if (s->ended || !s->status_in || s->recv_out)
+        return;
+    s->ended = true;
+    cJSON *j = error_json(&s->end);
+    char *text = cJSON_PrintUnformatted(j);
+    cJSON_Delete(j);
+    sse_add(s, s->end.code == AG_OK ? "event: end\ndata: " : "event: error\ndata: ");
+    sse_add(s, text);
+    sse_add(s, "\n\n");
+    free(text);
+}
+
+static void sse_event(struct web_sse *s, grpc_byte_buffer *bb)
+{
+    struct ag_err err = AG_ERR_INIT;
+    Agentry__V1__TraceEvent *ev = rpc_pb_unpack(bb, &agentry__v1__trace_event__descriptor,
+                                                &s->arena, &err);
+    if (ev) {
+        cJSON *j = ag_pbjson_encode(&ev->base);
+        char *text = cJSON_PrintUnformatted(j), head[48];
+        cJSON_Delete(j);
+        snprintf(head, sizeof(head), "id: %" PRIu64 "\ndata: ", ev->seq);
+        sse_add(s, head);
+        sse_add(s, text);
+        sse_add(s, "\n\n");
+        free(text);
+        s->events++;
+    }
+    ag_arena_reset(&s->arena);
+}
+
+static void sse_recv(struct web_sse *s)
+{
+    if (rpc_async_recv(&s->c.a, &s->tag_recv, NULL) == 0) {
+        s->recv_out = true;
+        s->outstanding++;
+    }
+}
+
+/* Handle one event of the call, waiting up to timeout_ms: false if none came. */
+static bool sse_step(struct web_sse *s, int64_t timeout_ms)
+{
+    grpc_event e = grpc_completion_queue_next(s->cq, rpc_deadline_ms(timeout_ms), NULL);
+    if (e.type != GRPC_OP_COMPLETE)
+        return false;
+    s->outstanding--;
+    if (e.tag == &s->tag_send) {
+        rpc_async_send_done(&s->c.a);
+        if (rpc_async_close(&s->c.a, &s->tag_close, NULL) == 0)
+            s->outstanding++;
+    } else if (e.tag == &s->tag_recv) {
+        s->recv_out = false;
+        grpc_byte_buffer *bb = rpc_async_recv_take(&s->c.a);
+        if (bb) {
+            sse_event(s, bb);
+            grpc_byte_buffer_destroy(bb);
+            sse_recv(s);
+        }
+    } else if (e.tag == &s->tag_status) {
+        s->status_in = true;
+        if (rpc_async_status(&s->c.a, &s->end) == 0)
+            ag_err_set(&s->end, AG_OK, "the stream ended");
+    }
+    sse_finish(s);
+    return true;
+}
+
+/* Cancel the call if it still runs, wait for every batch, free everything. */
+static void sse_free(void *cls)
+{
+    struct web_sse *s = cls;
+    if (s->outstanding)
+        rpc_async_cancel(&s->c.a);
+    while (s->outstanding)
+        sse_step(s, -1);
+    call_end(s->w, &s->c);
+    cq_destroy(s->cq, false);
+    ag_arena_release(&s->arena);
+    free(s->out.s);
+    free(s);
+}
+
+static bool peer_gone(int fd)
+{
+    struct pollfd p = {.fd = fd, .events = POLLRDHUP};
+    return fd >= 0 && poll(&p, 1, 0) > 0 && (p.revents & (POLLRDHUP | POLLHUP | POLLERR));
+}
+
+static ssize_t sse_read(void *cls, uint64_t pos, char *buf, size_t max)
+{
+    (void)pos;
+    struct web_sse *s = cls;
+    while (s->sent == s->out.len) {
+        s->out.len = s->sent = 0;
+        if (s->ended)
+            return MHD_CONTENT_READER_END_OF_STREAM;
+        if (sse_step(s, WEB_SSE_SLICE_MS))
+            continue;
+        if (peer_gone(s->fd))
+            return MHD_CONTENT_READER_END_WITH_ERROR; /* sse_free cancels the call */
+        if (ag_now_mono_ns() - s->last_write_ns >= WEB_SSE_KEEPALIVE_NS)
+            sse_add(s, ": keep-alive\n\n");
+    }
+    size_t n = s->out.len - s->sent < max ? s->out.len - s->sent : max;
+    memcpy(buf, s->out.s + s->sent, n);
+    s->sent += n;
+    s->last_write_ns = ag_now_mono_ns();
+    return (ssize_t)n;
+}
+
+struct query_ctx {
+    const ProtobufCMessageDescriptor *d;
+    cJSON *j;
+};
+
+/* A query parameter as a JSON member: "true"/"false" for a bool field, else the string (which
+ * pbjson reads as a number or enum name where the field wants one). */
+static enum MHD_Result query_arg(void *cls, enum MHD_ValueKind kind, const char *key,
+                                 const char *value)
+{
+    (void)kind;
+    struct query_ctx *q = cls;
+    const ProtobufCFieldDescriptor *f = protobuf_c_message_descriptor_get_field_by_name(q->d, key);
+    value = value ? value : "";
+    if (f && f->type == PROTOBUF_C_TYPE_BOOL &&
+        (strcmp(value, "true") == 0 || strcmp(value, "false") == 0))
+        cJSON_AddItemToObject(q->j, key, cJSON_CreateBool(strcmp(value, "true") == 0));
+    else
+        cJSON_AddItemToObject(q->j, key, cJSON_CreateString(value));
+    return MHD_YES;
+}
+
+/* The TraceRequest of the query, with Last-Event-ID (an EventSource reconnecting) as from_seq
+ * = that id + 1. */
+static Agentry__V1__TraceRequest *trace_request(struct MHD_Connection *conn, struct ag_err *err)
+{
+    struct query_ctx q = {&agentry__v1__trace_request__descriptor, cJSON_CreateObject()};
+    MHD_get_connection_values(conn, MHD_GET_ARGUMENT_KIND, query_arg, &q);
+    const char *last = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Last-Event-ID");
+    if (last && *last) {
+        char *end;
+        unsigned long long id = strtoull(last, &end, 10);
+        if (*end || last[0] == '-') {
+            cJSON_Delete(q.j);
+            ag_err_set(err, AG_INVALID_ARGUMENT, "Last-Event-ID '%s' is not an event's seq", last);
+            return NULL;
+        }
+        char buf[32];
+        snprintf(buf, sizeof(buf), "%llu", id + 1);
+        cJSON_DeleteItemFromObject(q.j, "from_seq");
+        cJSON_DeleteItemFromObject(q.j, "fromSeq");
+        cJSON_AddStringToObject(q.j, "from_seq", buf);
+    }
+    ProtobufCMessage *m = ag_pbjson_decode(q.d, q.j, err);
+    cJSON_Delete(q.j);
+    return (Agentry__V1__TraceRequest *)m;
+}
+
+/* Start the Trace call: request, status and first receive in flight. */
+static int sse_start(struct web_sse *s, const Agentry__V1__TraceRequest *req, const char *token,
+                     struct ag_err *err)
+{
+    if (call_start(s->w, &s->c, s->cq, WEB_SERVICE_PATH "Trace", token, AG_DEADLINE_NONE, err) != 0)
+        return -1;
+    if (rpc_async_send(&s->c.a, rpc_pb_pack(&req->base), &s->tag_send, err) != 0)
+        return -1;
+    s->outstanding++;
+    if (rpc_async_recv_status(&s->c.a, &s->tag_status, err) != 0)
+        return -1;
+    s->outstanding++;
+    sse_recv(s);
+    return 0;
+}
+
+static enum MHD_Result serve_trace(struct web_req *r, struct MHD_Connection *conn)
+{
+    struct ag_err err = AG_ERR_INIT;
+    const char *token;
+    if (caller_token(r->w, conn, &token, &err) != 0)
+        return send_error(r, conn, 0, &err);
+    Agentry__V1__TraceRequest *req = trace_request(conn, &err);
+    if (!req)
+        return send_error(r, conn, 0, &err);
+    struct web_sse *s = ag_xcalloc(1, sizeof(*s));
+    s->w = r->w;
+    s->cq = grpc_completion_queue_create_for_next(NULL);
+    ag_arena_init(&s->arena, NULL, 0);
+    const union MHD_ConnectionInfo *ci = MHD_get_connection_info(conn,
+                                                                 MHD_CONNECTION_INFO_CONNECTION_FD);
+    s->fd = ci ? ci->connect_fd : -1;
+    int rc = sse_start(s, req, token, &err);
+    protobuf_c_message_free_unpacked(&req->base, NULL);
+    int64_t until = ag_deadline_in_ms(WEB_SSE_FIRST_WAIT_MS);
+    while (rc == 0 && s->out.len == 0 && !s->ended && ag_now_mono_ns() < until)
+        sse_step(s, WEB_SSE_FIRST_WAIT_MS / 10);
+    if (rc != 0 || (s->ended && s->end.code != AG_OK && s->events == 0)) {
+        if (rc == 0)
+            err = s->end;
+        sse_free(s);
+        return send_error(r, conn, 0, &err);
+    }
+    s->last_write_ns = ag_now_mono_ns();
+    struct MHD_Response *resp = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 16 * 1024,
+                                                                  sse_read, s, sse_free);
+    if (!resp) {
+        sse_free(s);
+        return MHD_NO;
+    }
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
+    MHD_add_response_header(resp, "X-Accel-Buffering", "no");
+    return send_resp(r, conn, MHD_HTTP_OK, resp, "text/event-stream");
+}
+
+/* --- sign-in ---------------------------------------------------------------------------------- */
+
+/* POST /api/v1/login {"token": ...}: the token is checked with a Ping made with it, then kept in
+ * an HttpOnly cookie. On a plaintext hub there is nobody to sign in as: 200, no cookie. */
+static enum MHD_Result serve_login(struct web_req *r, struct MHD_Connection *conn)
+{
+    struct ag_err err = AG_ERR_INIT;
+    if (!is_json(conn))
+        return fail(r, conn, MHD_HTTP_UNSUPPORTED_MEDIA_TYPE, AG_INVALID_ARGUMENT,
+                    "send the request as Content-Type: application/json");
+    cJSON *j = r->body.len ? cJSON_ParseWithLength(r->body.s, r->body.len) : NULL;
+    const cJSON *t = cJSON_GetObjectItemCaseSensitive(j, "token");
+    if (!cJSON_IsString(t) || !token_ok(t->valuestring)) {
+        cJSON_Delete(j);
+        return fail(r, conn, 0, AG_INVALID_ARGUMENT, "send {\"token\": \"...\"}");
+    }
+    if (!r->w->tls) {
+        cJSON_Delete(j);
+        return send_json(r, conn, MHD_HTTP_OK, cJSON_CreateObject(), NULL);
+    }
+    struct ag_arena arena;
+    ag_arena_init(&arena, NULL, 0);
+    Agentry__V1__PingRequest ping = AGENTRY__V1__PING_REQUEST__INIT;
+    void *resp;
+    int rc = unary(r->w, WEB_SERVICE_PATH "Ping", &ping.base,
+                   &agentry__v1__ping_response__descriptor, t->valuestring, &arena, &resp, &err);
+    ag_arena_release(&arena);
+    char cookie[WEB_MAX_TOKEN + 96];
+    snprintf(cookie, sizeof(cookie), WEB_COOKIE "=%s; Path=/; HttpOnly; Secure; SameSite=Strict",
+             t->valuestring);
+    cJSON_Delete(j);
+    if (rc != 0)
+        return send_error(r, conn, 0, &err);
+    return send_json(r, conn, MHD_HTTP_OK, cJSON_CreateObject(), cookie);
+}
+
+static enum MHD_Result serve_logout(struct web_req *r, struct MHD_Connection *conn)
+{
+    return send_json(r, conn, MHD_HTTP_OK, cJSON_CreateObject(),
+                     WEB_COOKIE "=; Path=/; Max-Age=0; HttpOnly; Secure; SameSite=Strict");
+}
+
+/* --- routing ---------------------------------------------------------------------------------- */
+
+static enum MHD_Result serve_api(struct web_req *r, struct MHD_Connection *conn, const char *url,
+                                 const char *method)
+{
+    bool post = strcmp(method, MHD_HTTP_METHOD_POST) == 0;
+    if (strcmp(url, "/api/v1/login") == 0 && post)
+        return serve_login(r, conn);
+    if (strcmp(url, "/api/v1/logout") == 0 && post)
+        return serve_logout(r, conn);
+    if (strncmp(url, WEB_API_PREFIX, strlen(WEB_API_PREFIX)) != 0)
+        return fail(r, conn, MHD_HTTP_NOT_FOUND, AG_NOT_FOUND, "no such API path");
+    const char *name = url + strlen(WEB_API_PREFIX);
+    const ProtobufCMethodDescriptor *md = protobuf_c_service_descriptor_get_method_by_name(
+        &agentry__v1__agent_hub__descriptor, name);
+    if (!md || strcmp(name, "ImportAgent") == 0)
+        return fail(r, conn, MHD_HTTP_NOT_FOUND, AG_UNIMPLEMENTED,
+                    md ? "ImportAgent is not served over HTTP: use 'agentry import'"
+                       : "no such AgentHub method");
+    bool trace = strcmp(name, "Trace") == 0;
+    if (trace && strcmp(method, MHD_HTTP_METHOD_GET) == 0)
+        return serve_trace(r, conn);
+    if (!trace && post)
+        return serve_unary(r, conn, md);
+    return fail(r, conn, MHD_HTTP_METHOD_NOT_ALLOWED, AG_INVALID_ARGUMENT,
+                trace ? "Trace is a stream: GET it (text/event-stream)"
+                      : "method not allowed: call with POST");
+}
+
+static enum MHD_Result answer(void *cls, struct MHD_Connection *conn, const char *url,
+                              const char *method, const char *version, const char *upload,
+                              size_t *upload_size, void **con_cls)
+{
+    (void)version;
+    struct hub_web *w = cls;
+    struct web_req *r = *con_cls;
+    if (!r) {
+        r = ag_xcalloc(1, sizeof(*r));
+        r->w = w;
+        r->start_ns = ag_now_mono_ns();
+        r->method = ag_xstrdup(method);
+        r->url = ag_xstrdup(url);
+        *con_cls = r;
+        const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
+                                                     MHD_HTTP_HEADER_CONTENT_LENGTH);
+        if (cl && strtoull(cl, NULL, 10) > WEB_MAX_BODY)
+            return fail(r, conn, MHD_HTTP_CONTENT_TOO_LARGE, AG_RESOURCE_EXHAUSTED,
+                        "the body is over 1 MiB");
+        return MHD_YES;
+    }
+    if (*upload_size) {
+        if (r->body.len + *upload_size > WEB_MAX_BODY)
+            r->too_big = true;
+        else
+            ag_strbuf_add(&r->body, upload, *upload_size);
+        *upload_size = 0;
+        return MHD_YES;
+    }
+    if (r->too_big)
+        return fail(r, conn, MHD_HTTP_CONTENT_TOO_LARGE, AG_RESOURCE_EXHAUSTED,
+                    "the body is over 1 MiB");
+    pthread_mutex_lock(&w->lock);
+    bool stopping = w->stopping;
+    pthread_mutex_unlock(&w->lock);
+    if (stopping)
+        return fail(r, conn, 0, AG_UNAVAILABLE, "the hub is shutting down");
+    if (strncmp(url, "/api/", 5) == 0)
+        return serve_api(r, conn, url, method);
+    return serve_file(r, conn, url, method);
+}
+
+/* One debug line per request, when it is over. */
+static void completed(void *cls, struct MHD_Connection *conn, void **con_cls,
+                      enum MHD_RequestTerminationCode why)
+{
+    (void)cls, (void)conn;
+    struct web_req *r = *con_cls;
+    if (!r)
+        return;
+    ag_log_debug("web.served", "method=%s path=%s status=%u ok=%d took_us=%" PRId64, r->method,
+                 ag_log_q(r->url), r->status, why == MHD_REQUEST_TERMINATED_COMPLETED_OK,
+                 (ag_now_mono_ns() - r->start_ns) / 1000);
+    free(r->body.s);
+    free(r->method);
+    free(r->url);
+    free(r);
+    *con_cls = NULL;
+}
+
+/* --- lifecycle -------------------------------------------------------------------------------- */
+
+static char *read_file(const char *path, struct ag_err *err)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        ag_err_set(err, AG_INVALID_ARGUMENT, "cannot read '%s' for HTTPS", path);
+        return NULL;
+    }
+    struct ag_strbuf b = {0};
+    char buf[4096];
+    size_t n;
+    while ((n = fread(buf, 1, sizeof(buf), f)) > 0)
+        ag_strbuf_add(&b, buf, n);
+    fclose(f);
+    if (!b.s)
+        ag_strbuf_add(&b, "", 0);
+    return b.s;
+}
+
+/* The loopback address of the hub's gRPC port: its --listen host, unless that names every
+ * interface (or none), which loopback reaches as 127.0.0.1 (or ::1). */
+static void loopback_target(const char *listen, int port, char *buf, size_t cap)
+{
+    const char *colon = listen ? strrchr(listen, ':') : NULL;
+    size_t hl = colon ? (size_t)(colon - listen) : 0;
+    if (hl == 0 || (hl == 7 && strncmp(listen, "0.0.0.0", 7) == 0))
+        snprintf(buf, cap, "127.0.0.1:%d", port);
+    else if (hl == 4 && strncmp(listen, "[::]", 4) == 0)
+        snprintf(buf, cap, "[::1]:%d", port);
+    else
+        snprintf(buf, cap, "%.*s:%d", (int)hl, listen, port);
+}
+
+static int start_daemon(struct hub_web *w, const struct hub_web_opts *o, struct ag_err *err)
+{
+    unsigned flags = MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_POLL;
+    if (o->tls) {
+        w->cert_pem = read_file(o->tls->cert, err);
+        w->key_pem = w->cert_pem ? read_file(o->tls->key, err) : NULL;
+        if (!w->key_pem)
+            return -1;
+        flags |= MHD_USE_TLS;
+    }
+    struct MHD_OptionItem tls_opts[] = {
+        {o->tls ? MHD_OPTION_HTTPS_MEM_KEY : MHD_OPTION_END, 0, w->key_pem},
+        {MHD_OPTION_HTTPS_MEM_CERT, 0, w->cert_pem},
+        {MHD_OPTION_END, 0, NULL}};
+    w->d = MHD_start_daemon(flags, 0, NULL, NULL, answer, w, MHD_OPTION_LISTEN_SOCKET, w->fd,
+                            MHD_OPTION_CONNECTION_LIMIT, (unsigned)HUB_WEB_MAX_CONNECTIONS,
+                            MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)60,
+                            MHD_OPTION_NOTIFY_COMPLETED, completed, w, MHD_OPTION_ARRAY, tls_opts,
+                            MHD_OPTION_END);
+    if (!w->d)
+        return ag_err_set(err, AG_UNAVAILABLE,
+                          "cannot serve the dashboard on '%s': the HTTP server did not start%s",
+                          o->listen, o->tls ? " (check the hub's certificate and key)" : "");
+    return 0;
+}
+
+struct hub_web *hub_web_new(const struct hub_web_opts *o, struct ag_err *err)
+{
+    if (o->tls && !o->tls->client_cert_optional) {
+        ag_err_set(err, AG_INVALID_ARGUMENT,
+                   "--http-listen on a hub with TLS needs --policy: the dashboard's users sign "
+                   "in with its bearer tokens");
+        return NULL;
+    }
+    struct hub_web *w = ag_xcalloc(1, sizeof(*w));
+    w->tls = o->tls != NULL;
+    pthread_mutex_init(&w->lock, NULL);
+    rpc_client_init();
+    char target[300];
+    loopback_target(o->hub_listen, o->hub_port, target, sizeof(target));
+    struct rpc_tls_files ca_only = {.ca = o->tls ? o->tls->ca : NULL};
+    struct rpc_channel_opts co = {.tls = o->tls ? &ca_only : NULL};
+    w->fd = -1;
+    w->ch = rpc_channel_new(target, &co, err);
+    if (!w->ch)
+        goto fail;
+    w->fd = ag_httpd_listen(o->listen, "the dashboard", &w->port, err);
+    if (w->fd < 0 || start_daemon(w, o, err) != 0)
+        goto fail;
+    ag_log_info("web.listening", "addr=%s port=%d tls=%d", ag_log_q(o->listen), w->port, w->tls);
+    return w;
+fail:
+    hub_web_free(w);
+    return NULL;
+}
+
+int hub_web_port(const struct hub_web *w)
+{
+    return w->port;
+}
+
+void hub_web_stop(struct hub_web *w)
+{
+    if (!w)
+        return;
+    pthread_mutex_lock(&w->lock);
+    w->stopping = true;
+    for (struct web_call *c = w->calls; c; c = c->next)
+        rpc_async_cancel(&c->a);
+    pthread_mutex_unlock(&w->lock);
+    if (w->d) {
+        MHD_stop_daemon(w->d); /* joins the connection threads; does not close our socket */
+        w->d = NULL;
+    }
+}
+
+void hub_web_free(struct hub_web *w)
+{
+    if (!w)
+        return;
+    hub_web_stop(w);
+    if (w->fd >= 0)
+        close(w->fd);
+    rpc_channel_free(w->ch);
+    rpc_client_shutdown();
+    pthread_mutex_destroy(&w->lock);
+    free(w->cert_pem);
+    free(w->key_pem);
+    free(w);
+}
