@@ -102,6 +102,8 @@ static bool is_present(const ProtobufCMessage *m, const ProtobufCFieldDescriptor
 {
     if (is_oneof(f))
         return *(const uint32_t *)quantifier(m, f) == f->id;
+    if (f->label == PROTOBUF_C_LABEL_REQUIRED) /* proto2 */
+        return true;
     if (f->label == PROTOBUF_C_LABEL_OPTIONAL) {
         if (f->type == PROTOBUF_C_TYPE_STRING)
             return *(char **)member(m, f) != NULL;

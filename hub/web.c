@@ -44,7 +44,9 @@
 #define WEB_UNARY_TIMEOUT_MS (10 * 60 * 1000) /* Invoke may wait for a whole turn */
 #define WEB_SSE_KEEPALIVE_NS (15LL * 1000 * 1000 * 1000)
 #define WEB_SSE_FIRST_WAIT_MS 1000
-#define WEB_SSE_SLICE_MS 1000 /* how often a quiet stream looks whether its client left */
+#define WEB_SSE_SLICE_MS 1000  /* how often a quiet stream looks whether its client left */
+#define WEB_STOP_ENDING_MS 500 /* at stop, for the calls the hub ended to deliver their end */
+#define WEB_STOP_CANCEL_MS 1000
 #define WEB_CSP                                                                                    \
     "default-src 'self'; img-src 'self' data:; frame-ancestors 'none'; base-uri 'none'; "          \
     "form-action 'self'"
@@ -62,6 +64,7 @@ struct hub_web {
     bool tls;
     char *cert_pem, *key_pem; /* owned: libmicrohttpd reads them for its whole life */
     pthread_mutex_t lock;     /* guards calls and stopping */
+    pthread_cond_t idle;      /* signalled when calls becomes empty */
     struct web_call *calls;
     bool stopping;
 };
@@ -126,6 +129,8 @@ static void call_end(struct hub_web *w, struct web_call *c)
     if (c->listed && c->next)
         c->next->prev = c->prev;
     c->listed = false;
+    if (!w->calls)
+        pthread_cond_broadcast(&w->idle);
     pthread_mutex_unlock(&w->lock);
     rpc_async_release(&c->a);
 }
@@ -861,6 +866,7 @@ struct hub_web *hub_web_new(const struct hub_web_opts *o, struct ag_err *err)
     struct hub_web *w = ag_xcalloc(1, sizeof(*w));
     w->tls = o->tls != NULL;
     pthread_mutex_init(&w->lock, NULL);
+    ag_cond_init_mono(&w->idle);
     rpc_client_init();
     char target[300];
     loopback_target(o->hub_listen, o->hub_port, target, sizeof(target));
@@ -885,14 +891,27 @@ int hub_web_port(const struct hub_web *w)
     return w->port;
 }
 
+/* Wait (w->lock held) until no call is under way, or ms passed. */
+static void wait_idle(struct hub_web *w, int64_t ms)
+{
+    int64_t deadline = ag_deadline_in_ms(ms);
+    while (w->calls && ag_cond_wait_until(&w->idle, &w->lock, deadline))
+        ;
+}
+
+/* The hub has already ended its streams (hub_stop's end_streams): a moment first for SSE
+ * clients to receive that end, then whatever is left is cancelled; closing the connections
+ * comes last, so that each stream's final event goes out before its socket closes. */
 void hub_web_stop(struct hub_web *w)
 {
     if (!w)
         return;
     pthread_mutex_lock(&w->lock);
     w->stopping = true;
+    wait_idle(w, WEB_STOP_ENDING_MS);
     for (struct web_call *c = w->calls; c; c = c->next)
         rpc_async_cancel(&c->a);
+    wait_idle(w, WEB_STOP_CANCEL_MS);
     pthread_mutex_unlock(&w->lock);
     if (w->d) {
         MHD_stop_daemon(w->d); /* joins the connection threads; does not close our socket */
@@ -910,6 +929,7 @@ void hub_web_free(struct hub_web *w)
     rpc_channel_free(w->ch);
     rpc_client_shutdown();
     pthread_mutex_destroy(&w->lock);
+    pthread_cond_destroy(&w->idle);
     free(w->cert_pem);
     free(w->key_pem);
     free(w);

@@ -17,6 +17,7 @@ is docs/dashboard.md, "The HTTP API").
 import http.client
 import json
 import os
+import shutil
 import socket
 import ssl
 import sys
@@ -43,9 +44,13 @@ def make_token(role, namespaces, name):
     return token, entry
 
 
-class WebApi(H.ClusterTestCase):
+class WebCase(H.ClusterTestCase):
+    """A cluster whose hub serves the dashboard on self.port; in TLS mode with a policy holding
+    an admin token (TOKEN, used by every request unless told otherwise) and a viewer token of
+    namespace team-a (team_token)."""
     NODES = 1
-    TOKEN = None  # TLS mode: an admin token for every call
+    TOKEN = None
+    policy = None
 
     @classmethod
     def setUpClass(cls):
@@ -55,11 +60,11 @@ class WebApi(H.ClusterTestCase):
             cls.TOKEN, admin = make_token("admin", ["*"], "web")
             cls.team_token, team = make_token("viewer", ["team-a"], "team")
             d = tempfile.mkdtemp(prefix="agentry-web-policy-")
-            cls.addClassCleanup(lambda: __import__("shutil").rmtree(d, True))
-            policy = os.path.join(d, "policy.yaml")
-            with open(policy, "w") as f:
+            cls.addClassCleanup(shutil.rmtree, d, True)
+            cls.policy = os.path.join(d, "policy.yaml")
+            with open(cls.policy, "w") as f:
                 f.write("tokens:\n" + admin + team)
-            args += ["--policy", policy]
+            args += ["--policy", cls.policy]
         cls.HUB_ARGS = tuple(args)
         super().setUpClass()
 
@@ -144,8 +149,8 @@ class WebApi(H.ClusterTestCase):
             req["namespace"] = ns
         return self.call("Spawn", req)["agent_id"]
 
-    # -- files --
 
+class WebApi(WebCase):
     def test_static_files(self):
         for path, ctype in (("/", "text/html"), ("/static/index.html", "text/html"),
                             ("/static/lib/bootstrap.min.css", "text/css"),
@@ -338,6 +343,33 @@ class WebApi(H.ClusterTestCase):
         self.call("KillAgent", {"agent_id": mine}, token=self.team_token, status=403)
         st, _, _ = self.request("GET", API + "Trace?agent_id=%s" % other, token=self.team_token)
         self.assertEqual(st, 404)
+
+    def test_address_in_use_is_one_error_line(self):
+        def hub(http):
+            args = ["hub", "--listen", "127.0.0.1:%d" % H.free_port(), "--store",
+                    "sqlite:" + os.path.join(self.c.dir, "other.db"), "--http-listen", http]
+            return H.run_cli(args + (["--policy", self.policy] if self.policy else []),
+                             timeout=30)
+        taken = "127.0.0.1:%d" % self.port
+        self.assertIn(taken, H.one_error_line(self, hub(taken)))
+        self.assertIn("'nonsense'", H.one_error_line(self, hub("nonsense")))
+
+
+class WebStop(WebCase):
+    def test_sigterm_ends_open_streams(self):
+        aid = self.spawn("before the stop")
+        self.c.wait_turn_end(aid)
+        c, r = self.sse("agent_id=%s&follow=true" % aid)
+        try:
+            ev = self.read_event(r)
+            self.assertEqual(ev["id"], "1")
+            self.c.stop_hub()  # exit 0 required: the open stream did not hold it up
+            while ev is not None and ev.get("event") is None:
+                ev = self.read_event(r)
+            self.assertEqual(ev["event"], "error")
+            self.assertEqual(json.loads(ev["data"])["code"], "UNAVAILABLE")
+        finally:
+            c.close()
 
 
 if __name__ == "__main__":
