@@ -2,8 +2,7 @@
  *
  * A request is answered in three kinds: a file of the table the build embeds (hub/web_assets.h),
  * a unary AgentHub method (the JSON body decoded by common/pbjson.h into the method's request,
- * one blocking call on a private pluck queue), or Trace as Server-Sent Events (one streaming
- * call driven by its connection's thread on a private queue; see "SSE" below).
+ * one blocking call on a private pluck queue), or Trace as Server-Sent Events (hub/web_sse.c).
  *
  * Every call goes to the hub's own gRPC port over one shared loopback channel. On a TLS hub the
  * caller's bearer token rides on the call as call credentials, so the gRPC side authenticates,
@@ -17,7 +16,6 @@
 
 #include <inttypes.h>
 #include <microhttpd.h>
-#include <poll.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -35,56 +33,25 @@
 #include "common/strbuf.h"
 #include "common/xalloc.h"
 #include "hub/web_assets.h"
+#include "hub/web_internal.h"
 
 #define WEB_API_PREFIX "/api/v1/agentry.v1.AgentHub/"
-#define WEB_SERVICE_PATH "/agentry.v1.AgentHub/"
 #define WEB_MAX_BODY (1 << 20)
 #define WEB_COOKIE "agentry_token"
 #define WEB_MAX_TOKEN 512
 #define WEB_UNARY_TIMEOUT_MS (10 * 60 * 1000) /* Invoke may wait for a whole turn */
-#define WEB_SSE_KEEPALIVE_NS (15LL * 1000 * 1000 * 1000)
-#define WEB_SSE_FIRST_WAIT_MS 1000
-#define WEB_SSE_SLICE_MS 1000  /* how often a quiet stream looks whether its client left */
 #define WEB_STOP_ENDING_MS 500 /* at stop, for the calls the hub ended to deliver their end */
 #define WEB_STOP_CANCEL_MS 1000
 #define WEB_CSP                                                                                    \
     "default-src 'self'; img-src 'self' data:; frame-ancestors 'none'; base-uri 'none'; "          \
     "form-action 'self'"
 
-struct web_call {
-    struct rpc_async_call a;
-    struct web_call *prev, *next; /* on hub_web.calls while listed */
-    bool listed;
-};
-
-struct hub_web {
-    struct MHD_Daemon *d;
-    struct rpc_channel *ch; /* owned: the loopback channel every call shares */
-    int fd, port;
-    bool tls;
-    char *cert_pem, *key_pem; /* owned: libmicrohttpd reads them for its whole life */
-    pthread_mutex_t lock;     /* guards calls and stopping */
-    pthread_cond_t idle;      /* signalled when calls becomes empty */
-    struct web_call *calls;
-    bool stopping;
-};
-
-/* One request, from its headers to its completion (libmicrohttpd's con_cls). */
-struct web_req {
-    struct hub_web *w;
-    struct ag_strbuf body;
-    bool too_big;
-    unsigned status;
-    int64_t start_ns;
-    char *method, *url; /* owned copies, for the log line */
-};
-
 /* --- the calls under way ---------------------------------------------------------------------- */
 
 /* Start c's call of method ("/agentry.v1.AgentHub/Ping") on cq with the caller's token. -1 with
  * err when the server is stopping or gRPC refuses. */
-static int call_start(struct hub_web *w, struct web_call *c, grpc_completion_queue *cq,
-                      const char *method, const char *token, int64_t deadline, struct ag_err *err)
+int hub_web__call_start(struct hub_web *w, struct web_call *c, grpc_completion_queue *cq,
+                        const char *method, const char *token, int64_t deadline, struct ag_err *err)
 {
     c->listed = false;
     if (rpc_async_start(&c->a, w->ch, cq, method, deadline, err) != 0)
@@ -119,7 +86,7 @@ static int call_start(struct hub_web *w, struct web_call *c, grpc_completion_que
 
 /* Take c off the list (if call_start put it there) and release it; no batch may be
  * outstanding. */
-static void call_end(struct hub_web *w, struct web_call *c)
+void hub_web__call_end(struct hub_web *w, struct web_call *c)
 {
     pthread_mutex_lock(&w->lock);
     if (c->listed && c->prev)
@@ -135,7 +102,7 @@ static void call_end(struct hub_web *w, struct web_call *c)
     rpc_async_release(&c->a);
 }
 
-static void cq_destroy(grpc_completion_queue *cq, bool pluck)
+void hub_web__cq_destroy(grpc_completion_queue *cq, bool pluck)
 {
     grpc_completion_queue_shutdown(cq);
     gpr_timespec inf = gpr_inf_future(GPR_CLOCK_REALTIME);
@@ -153,7 +120,8 @@ static int unary(struct hub_web *w, const char *method, const ProtobufCMessage *
 {
     grpc_completion_queue *cq = grpc_completion_queue_create_for_pluck(NULL);
     struct web_call c;
-    int rc = call_start(w, &c, cq, method, token, ag_deadline_in_ms(WEB_UNARY_TIMEOUT_MS), err);
+    int rc = hub_web__call_start(w, &c, cq, method, token, ag_deadline_in_ms(WEB_UNARY_TIMEOUT_MS),
+                                 err);
     if (rc == 0) {
         if (rpc_async_unary(&c.a, rpc_pb_pack(req), &c, err) == 0) {
             grpc_completion_queue_pluck(cq, &c, gpr_inf_future(GPR_CLOCK_REALTIME), NULL);
@@ -167,9 +135,9 @@ static int unary(struct hub_web *w, const char *method, const ProtobufCMessage *
         } else {
             rc = -1;
         }
-        call_end(w, &c);
+        hub_web__call_end(w, &c);
     }
-    cq_destroy(cq, true);
+    hub_web__cq_destroy(cq, true);
     return rc;
 }
 
@@ -207,8 +175,8 @@ static unsigned http_status(enum ag_code code)
 }
 
 /* Queue resp (consumed) with the headers every answer carries. */
-static enum MHD_Result send_resp(struct web_req *r, struct MHD_Connection *conn, unsigned status,
-                                 struct MHD_Response *resp, const char *type)
+enum MHD_Result hub_web__send_resp(struct web_req *r, struct MHD_Connection *conn, unsigned status,
+                                   struct MHD_Response *resp, const char *type)
 {
     if (!resp)
         return MHD_NO;
@@ -235,10 +203,10 @@ static enum MHD_Result send_json(struct web_req *r, struct MHD_Connection *conn,
                                                                 MHD_RESPMEM_MUST_FREE);
     if (resp && set_cookie)
         MHD_add_response_header(resp, MHD_HTTP_HEADER_SET_COOKIE, set_cookie);
-    return send_resp(r, conn, status, resp, "application/json");
+    return hub_web__send_resp(r, conn, status, resp, "application/json");
 }
 
-static cJSON *error_json(const struct ag_err *err)
+cJSON *hub_web__error_json(const struct ag_err *err)
 {
     cJSON *j = cJSON_CreateObject();
     cJSON_AddStringToObject(j, "code", ag_code_name(err->code));
@@ -247,21 +215,21 @@ static cJSON *error_json(const struct ag_err *err)
 }
 
 /* {"code":..., "message":...} with the status the code maps to (or http_code if not 0). */
-static enum MHD_Result send_error(struct web_req *r, struct MHD_Connection *conn,
-                                  unsigned http_code, const struct ag_err *err)
+enum MHD_Result hub_web__send_error(struct web_req *r, struct MHD_Connection *conn,
+                                    unsigned http_code, const struct ag_err *err)
 {
     unsigned status = http_code ? http_code : http_status(err->code);
     if (status == MHD_HTTP_UNAUTHORIZED) {
-        cJSON *j = error_json(err);
+        cJSON *j = hub_web__error_json(err);
         char *text = cJSON_PrintUnformatted(j);
         cJSON_Delete(j);
         struct MHD_Response *resp = MHD_create_response_from_buffer(strlen(text), text,
                                                                     MHD_RESPMEM_MUST_FREE);
         if (resp)
             MHD_add_response_header(resp, MHD_HTTP_HEADER_WWW_AUTHENTICATE, "Bearer");
-        return send_resp(r, conn, status, resp, "application/json");
+        return hub_web__send_resp(r, conn, status, resp, "application/json");
     }
-    return send_json(r, conn, status, error_json(err), NULL);
+    return send_json(r, conn, status, hub_web__error_json(err), NULL);
 }
 
 static enum MHD_Result fail(struct web_req *r, struct MHD_Connection *conn, unsigned http_code,
@@ -269,7 +237,7 @@ static enum MHD_Result fail(struct web_req *r, struct MHD_Connection *conn, unsi
 {
     struct ag_err err = AG_ERR_INIT;
     ag_err_set(&err, code, "%s", msg);
-    return send_error(r, conn, http_code, &err);
+    return hub_web__send_error(r, conn, http_code, &err);
 }
 
 /* --- static files ----------------------------------------------------------------------------- */
@@ -317,8 +285,8 @@ static enum MHD_Result serve_file(struct web_req *r, struct MHD_Connection *conn
         MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-cache");
         MHD_add_response_header(resp, MHD_HTTP_HEADER_ETAG, hub_web_assets_etag);
     }
-    return send_resp(r, conn, fresh ? MHD_HTTP_NOT_MODIFIED : MHD_HTTP_OK, resp,
-                     fresh ? NULL : content_type(path));
+    return hub_web__send_resp(r, conn, fresh ? MHD_HTTP_NOT_MODIFIED : MHD_HTTP_OK, resp,
+                              fresh ? NULL : content_type(path));
 }
 
 /* --- credentials ------------------------------------------------------------------------------ */
@@ -337,8 +305,8 @@ static bool token_ok(const char *t)
 
 /* The caller's token on a TLS hub: 0 with *token (borrowed from the request; NULL on a
  * plaintext hub, whose callers are all the anonymous admin), or -1 with err (UNAUTHENTICATED). */
-static int caller_token(struct hub_web *w, struct MHD_Connection *conn, const char **token,
-                        struct ag_err *err)
+int hub_web__caller_token(struct hub_web *w, struct MHD_Connection *conn, const char **token,
+                          struct ag_err *err)
 {
     *token = NULL;
     if (!w->tls)
@@ -399,269 +367,23 @@ static enum MHD_Result serve_unary(struct web_req *r, struct MHD_Connection *con
                     "send the request as Content-Type: application/json");
     ProtobufCMessage *req = body_msg(r, md->input, &err);
     if (!req)
-        return send_error(r, conn, 0, &err);
+        return hub_web__send_error(r, conn, 0, &err);
     const char *token;
-    if (caller_token(r->w, conn, &token, &err) != 0) {
+    if (hub_web__caller_token(r->w, conn, &token, &err) != 0) {
         protobuf_c_message_free_unpacked(req, NULL);
-        return send_error(r, conn, 0, &err);
+        return hub_web__send_error(r, conn, 0, &err);
     }
     char path[128];
-    snprintf(path, sizeof(path), WEB_SERVICE_PATH "%s", md->name);
+    snprintf(path, sizeof(path), HUB_WEB_SERVICE_PATH "%s", md->name);
     struct ag_arena arena;
     ag_arena_init(&arena, NULL, 0);
     void *resp = NULL;
     int rc = unary(r->w, path, req, md->output, token, &arena, &resp, &err);
     protobuf_c_message_free_unpacked(req, NULL);
     enum MHD_Result res = rc == 0 ? send_json(r, conn, MHD_HTTP_OK, ag_pbjson_encode(resp), NULL)
-                                  : send_error(r, conn, 0, &err);
+                                  : hub_web__send_error(r, conn, 0, &err);
     ag_arena_release(&arena);
     return res;
-}
-
-/* --- SSE: Trace as Server-Sent Events ----------------------------------------------------------
- *
- * The stream's call lives on its own completion queue, which only the connection's thread
- * drains: in the handler first (up to WEB_SSE_FIRST_WAIT_MS, so that an error before the first
- * event, such as NOT_FOUND, is an HTTP status an EventSource does not retry), then in
- * libmicrohttpd's content reader, which blocks until there is text to send. While the stream is
- * quiet the reader wakes every WEB_SSE_SLICE_MS to see whether the client closed its socket
- * (then the call is cancelled) and every 15 s sends a comment. The response's free callback
- * cancels the call if it is still under way and drains every outstanding batch. */
-struct web_sse {
-    struct hub_web *w;
-    struct web_call c;
-    grpc_completion_queue *cq; /* owned */
-    int fd;                    /* the client's socket, polled for a hang-up */
-    struct ag_strbuf out;      /* text not yet handed to libmicrohttpd, from `sent` on */
-    size_t sent;
-    struct ag_arena arena; /* one decoded event at a time */
-    int64_t last_write_ns;
-    unsigned outstanding; /* batches in flight */
-    unsigned events;      /* sent or buffered */
-    bool recv_out, status_in, ended;
-    struct ag_err end; /* the status, once status_in */
-    char tag_send, tag_close, tag_recv, tag_status;
-};
-
-static void sse_add(struct web_sse *s, const char *text)
-{
-    ag_strbuf_add(&s->out, text, strlen(text));
-}
-
-/* The end of the stream, once the status and every message before it are in. */
-static void sse_finish(struct web_sse *s)
-{
-    if (s->ended || !s->status_in || s->recv_out)
-        return;
-    s->ended = true;
-    cJSON *j = error_json(&s->end);
-    char *text = cJSON_PrintUnformatted(j);
-    cJSON_Delete(j);
-    sse_add(s, s->end.code == AG_OK ? "event: end\ndata: " : "event: error\ndata: ");
-    sse_add(s, text);
-    sse_add(s, "\n\n");
-    free(text);
-}
-
-static void sse_event(struct web_sse *s, grpc_byte_buffer *bb)
-{
-    struct ag_err err = AG_ERR_INIT;
-    Agentry__V1__TraceEvent *ev = rpc_pb_unpack(bb, &agentry__v1__trace_event__descriptor,
-                                                &s->arena, &err);
-    if (ev) {
-        cJSON *j = ag_pbjson_encode(&ev->base);
-        char *text = cJSON_PrintUnformatted(j), head[48];
-        cJSON_Delete(j);
-        snprintf(head, sizeof(head), "id: %" PRIu64 "\ndata: ", ev->seq);
-        sse_add(s, head);
-        sse_add(s, text);
-        sse_add(s, "\n\n");
-        free(text);
-        s->events++;
-    }
-    ag_arena_reset(&s->arena);
-}
-
-static void sse_recv(struct web_sse *s)
-{
-    if (rpc_async_recv(&s->c.a, &s->tag_recv, NULL) == 0) {
-        s->recv_out = true;
-        s->outstanding++;
-    }
-}
-
-/* Handle one event of the call, waiting up to timeout_ms: false if none came. */
-static bool sse_step(struct web_sse *s, int64_t timeout_ms)
-{
-    grpc_event e = grpc_completion_queue_next(s->cq, rpc_deadline_ms(timeout_ms), NULL);
-    if (e.type != GRPC_OP_COMPLETE)
-        return false;
-    s->outstanding--;
-    if (e.tag == &s->tag_send) {
-        rpc_async_send_done(&s->c.a);
-        if (rpc_async_close(&s->c.a, &s->tag_close, NULL) == 0)
-            s->outstanding++;
-    } else if (e.tag == &s->tag_recv) {
-        s->recv_out = false;
-        grpc_byte_buffer *bb = rpc_async_recv_take(&s->c.a);
-        if (bb) {
-            sse_event(s, bb);
-            grpc_byte_buffer_destroy(bb);
-            sse_recv(s);
-        }
-    } else if (e.tag == &s->tag_status) {
-        s->status_in = true;
-        if (rpc_async_status(&s->c.a, &s->end) == 0)
-            ag_err_set(&s->end, AG_OK, "the stream ended");
-    }
-    sse_finish(s);
-    return true;
-}
-
-/* Cancel the call if it still runs, wait for every batch, free everything. */
-static void sse_free(void *cls)
-{
-    struct web_sse *s = cls;
-    if (s->outstanding)
-        rpc_async_cancel(&s->c.a);
-    while (s->outstanding)
-        sse_step(s, -1);
-    call_end(s->w, &s->c);
-    cq_destroy(s->cq, false);
-    ag_arena_release(&s->arena);
-    free(s->out.s);
-    free(s);
-}
-
-static bool peer_gone(int fd)
-{
-    struct pollfd p = {.fd = fd, .events = POLLRDHUP};
-    return fd >= 0 && poll(&p, 1, 0) > 0 && (p.revents & (POLLRDHUP | POLLHUP | POLLERR));
-}
-
-static ssize_t sse_read(void *cls, uint64_t pos, char *buf, size_t max)
-{
-    (void)pos;
-    struct web_sse *s = cls;
-    while (s->sent == s->out.len) {
-        s->out.len = s->sent = 0;
-        if (s->ended)
-            return MHD_CONTENT_READER_END_OF_STREAM;
-        if (sse_step(s, WEB_SSE_SLICE_MS))
-            continue;
-        if (peer_gone(s->fd))
-            return MHD_CONTENT_READER_END_WITH_ERROR; /* sse_free cancels the call */
-        if (ag_now_mono_ns() - s->last_write_ns >= WEB_SSE_KEEPALIVE_NS)
-            sse_add(s, ": keep-alive\n\n");
-    }
-    size_t n = s->out.len - s->sent < max ? s->out.len - s->sent : max;
-    memcpy(buf, s->out.s + s->sent, n);
-    s->sent += n;
-    s->last_write_ns = ag_now_mono_ns();
-    return (ssize_t)n;
-}
-
-struct query_ctx {
-    const ProtobufCMessageDescriptor *d;
-    cJSON *j;
-};
-
-/* A query parameter as a JSON member: "true"/"false" for a bool field, else the string (which
- * pbjson reads as a number or enum name where the field wants one). */
-static enum MHD_Result query_arg(void *cls, enum MHD_ValueKind kind, const char *key,
-                                 const char *value)
-{
-    (void)kind;
-    struct query_ctx *q = cls;
-    const ProtobufCFieldDescriptor *f = protobuf_c_message_descriptor_get_field_by_name(q->d, key);
-    value = value ? value : "";
-    if (f && f->type == PROTOBUF_C_TYPE_BOOL &&
-        (strcmp(value, "true") == 0 || strcmp(value, "false") == 0))
-        cJSON_AddItemToObject(q->j, key, cJSON_CreateBool(strcmp(value, "true") == 0));
-    else
-        cJSON_AddItemToObject(q->j, key, cJSON_CreateString(value));
-    return MHD_YES;
-}
-
-/* The TraceRequest of the query, with Last-Event-ID (an EventSource reconnecting) as from_seq
- * = that id + 1. */
-static Agentry__V1__TraceRequest *trace_request(struct MHD_Connection *conn, struct ag_err *err)
-{
-    struct query_ctx q = {&agentry__v1__trace_request__descriptor, cJSON_CreateObject()};
-    MHD_get_connection_values(conn, MHD_GET_ARGUMENT_KIND, query_arg, &q);
-    const char *last = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Last-Event-ID");
-    if (last && *last) {
-        char *end;
-        unsigned long long id = strtoull(last, &end, 10);
-        if (*end || last[0] == '-') {
-            cJSON_Delete(q.j);
-            ag_err_set(err, AG_INVALID_ARGUMENT, "Last-Event-ID '%s' is not an event's seq", last);
-            return NULL;
-        }
-        char buf[32];
-        snprintf(buf, sizeof(buf), "%llu", id + 1);
-        cJSON_DeleteItemFromObject(q.j, "from_seq");
-        cJSON_DeleteItemFromObject(q.j, "fromSeq");
-        cJSON_AddStringToObject(q.j, "from_seq", buf);
-    }
-    ProtobufCMessage *m = ag_pbjson_decode(q.d, q.j, err);
-    cJSON_Delete(q.j);
-    return (Agentry__V1__TraceRequest *)m;
-}
-
-/* Start the Trace call: request, status and first receive in flight. */
-static int sse_start(struct web_sse *s, const Agentry__V1__TraceRequest *req, const char *token,
-                     struct ag_err *err)
-{
-    if (call_start(s->w, &s->c, s->cq, WEB_SERVICE_PATH "Trace", token, AG_DEADLINE_NONE, err) != 0)
-        return -1;
-    if (rpc_async_send(&s->c.a, rpc_pb_pack(&req->base), &s->tag_send, err) != 0)
-        return -1;
-    s->outstanding++;
-    if (rpc_async_recv_status(&s->c.a, &s->tag_status, err) != 0)
-        return -1;
-    s->outstanding++;
-    sse_recv(s);
-    return 0;
-}
-
-static enum MHD_Result serve_trace(struct web_req *r, struct MHD_Connection *conn)
-{
-    struct ag_err err = AG_ERR_INIT;
-    const char *token;
-    if (caller_token(r->w, conn, &token, &err) != 0)
-        return send_error(r, conn, 0, &err);
-    Agentry__V1__TraceRequest *req = trace_request(conn, &err);
-    if (!req)
-        return send_error(r, conn, 0, &err);
-    struct web_sse *s = ag_xcalloc(1, sizeof(*s));
-    s->w = r->w;
-    s->cq = grpc_completion_queue_create_for_next(NULL);
-    ag_arena_init(&s->arena, NULL, 0);
-    const union MHD_ConnectionInfo *ci = MHD_get_connection_info(conn,
-                                                                 MHD_CONNECTION_INFO_CONNECTION_FD);
-    s->fd = ci ? ci->connect_fd : -1;
-    int rc = sse_start(s, req, token, &err);
-    protobuf_c_message_free_unpacked(&req->base, NULL);
-    int64_t until = ag_deadline_in_ms(WEB_SSE_FIRST_WAIT_MS);
-    while (rc == 0 && s->out.len == 0 && !s->ended && ag_now_mono_ns() < until)
-        sse_step(s, WEB_SSE_FIRST_WAIT_MS / 10);
-    if (rc != 0 || (s->ended && s->end.code != AG_OK && s->events == 0)) {
-        if (rc == 0)
-            err = s->end;
-        sse_free(s);
-        return send_error(r, conn, 0, &err);
-    }
-    s->last_write_ns = ag_now_mono_ns();
-    struct MHD_Response *resp = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 16 * 1024,
-                                                                  sse_read, s, sse_free);
-    if (!resp) {
-        sse_free(s);
-        return MHD_NO;
-    }
-    MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
-    MHD_add_response_header(resp, "X-Accel-Buffering", "no");
-    return send_resp(r, conn, MHD_HTTP_OK, resp, "text/event-stream");
 }
 
 /* --- sign-in ---------------------------------------------------------------------------------- */
@@ -688,7 +410,7 @@ static enum MHD_Result serve_login(struct web_req *r, struct MHD_Connection *con
     ag_arena_init(&arena, NULL, 0);
     Agentry__V1__PingRequest ping = AGENTRY__V1__PING_REQUEST__INIT;
     void *resp;
-    int rc = unary(r->w, WEB_SERVICE_PATH "Ping", &ping.base,
+    int rc = unary(r->w, HUB_WEB_SERVICE_PATH "Ping", &ping.base,
                    &agentry__v1__ping_response__descriptor, t->valuestring, &arena, &resp, &err);
     ag_arena_release(&arena);
     char cookie[WEB_MAX_TOKEN + 96];
@@ -696,7 +418,7 @@ static enum MHD_Result serve_login(struct web_req *r, struct MHD_Connection *con
              t->valuestring);
     cJSON_Delete(j);
     if (rc != 0)
-        return send_error(r, conn, 0, &err);
+        return hub_web__send_error(r, conn, 0, &err);
     return send_json(r, conn, MHD_HTTP_OK, cJSON_CreateObject(), cookie);
 }
 
@@ -727,7 +449,7 @@ static enum MHD_Result serve_api(struct web_req *r, struct MHD_Connection *conn,
                        : "no such AgentHub method");
     bool trace = strcmp(name, "Trace") == 0;
     if (trace && strcmp(method, MHD_HTTP_METHOD_GET) == 0)
-        return serve_trace(r, conn);
+        return hub_web__serve_trace(r, conn);
     if (!trace && post)
         return serve_unary(r, conn, md);
     return fail(r, conn, MHD_HTTP_METHOD_NOT_ALLOWED, AG_INVALID_ARGUMENT,

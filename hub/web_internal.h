@@ -1,0 +1,75 @@
+/* hub/web_internal.h - private to hub/web.c and hub/web_sse.c: the server's state, one
+ * request's, and the helpers both use (the list of calls under way, responses, credentials).
+ * Threads: see web.h; w->lock guards w->calls and w->stopping. */
+#ifndef AGENTRY_HUB_WEB_INTERNAL_H
+#define AGENTRY_HUB_WEB_INTERNAL_H
+
+#include <cjson/cJSON.h>
+#include <microhttpd.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "common/err.h"
+#include "common/rpc/client.h"
+#include "common/strbuf.h"
+
+#define HUB_WEB_SERVICE_PATH "/agentry.v1.AgentHub/"
+
+/* A gRPC call under way, listed on hub_web.calls so that hub_web_stop can cancel it. */
+struct web_call {
+    struct rpc_async_call a;
+    struct web_call *prev, *next; /* on hub_web.calls while listed */
+    bool listed;
+};
+
+struct hub_web {
+    struct MHD_Daemon *d;
+    struct rpc_channel *ch; /* owned: the loopback channel every call shares */
+    int fd, port;
+    bool tls;
+    char *cert_pem, *key_pem; /* owned: libmicrohttpd reads them for its whole life */
+    pthread_mutex_t lock;     /* guards calls and stopping */
+    pthread_cond_t idle;      /* signalled when calls becomes empty */
+    struct web_call *calls;
+    bool stopping;
+};
+
+/* One request, from its headers to its completion (libmicrohttpd's con_cls). */
+struct web_req {
+    struct hub_web *w;
+    struct ag_strbuf body;
+    bool too_big;
+    unsigned status;
+    int64_t start_ns;
+    char *method, *url; /* owned copies, for the log line */
+};
+
+/* Start c's call of method ("/agentry.v1.AgentHub/Ping") on cq with the caller's token (NULL:
+ * none) and list it. -1 with err when the server is stopping or gRPC refuses; c is then
+ * released and not listed. */
+int hub_web__call_start(struct hub_web *w, struct web_call *c, grpc_completion_queue *cq,
+                        const char *method, const char *token, int64_t deadline,
+                        struct ag_err *err);
+/* Take c off the list (if it is on it) and release it; no batch may be outstanding. */
+void hub_web__call_end(struct hub_web *w, struct web_call *c);
+/* Shut cq down, drain it (a pluck or a next queue), destroy it. */
+void hub_web__cq_destroy(grpc_completion_queue *cq, bool pluck);
+
+/* Queue resp (consumed, may be NULL: MHD_NO) with type and the headers every answer carries. */
+enum MHD_Result hub_web__send_resp(struct web_req *r, struct MHD_Connection *conn, unsigned status,
+                                   struct MHD_Response *resp, const char *type);
+/* {"code":..., "message":...} of err. */
+cJSON *hub_web__error_json(const struct ag_err *err);
+/* That body with the HTTP status err's code maps to (or http_code if not 0). */
+enum MHD_Result hub_web__send_error(struct web_req *r, struct MHD_Connection *conn,
+                                    unsigned http_code, const struct ag_err *err);
+/* The caller's bearer token on a TLS hub: 0 with *token (borrowed from the request; NULL on a
+ * plaintext hub, whose callers are all the anonymous admin), or -1 with err (UNAUTHENTICATED). */
+int hub_web__caller_token(struct hub_web *w, struct MHD_Connection *conn, const char **token,
+                          struct ag_err *err);
+
+/* GET .../Trace: the stream as Server-Sent Events (hub/web_sse.c). */
+enum MHD_Result hub_web__serve_trace(struct web_req *r, struct MHD_Connection *conn);
+
+#endif
