@@ -291,14 +291,15 @@ static enum MHD_Result serve_file(struct web_req *r, struct MHD_Connection *conn
 
 /* --- credentials ------------------------------------------------------------------------------ */
 
-/* A token fit to be sent as a header value: printable ASCII, not too long. */
+/* A token fit to be sent as a header value and kept as a cookie value: printable ASCII without
+ * the cookie's separators, not too long. */
 static bool token_ok(const char *t)
 {
     size_t n = strlen(t);
     if (n == 0 || n > WEB_MAX_TOKEN)
         return false;
     for (size_t i = 0; i < n; i++)
-        if (t[i] <= ' ' || t[i] > '~' || t[i] == ';' || t[i] == ',')
+        if (t[i] <= ' ' || t[i] > '~' || strchr(";,\"\\", t[i]))
             return false;
     return true;
 }
@@ -362,17 +363,15 @@ static enum MHD_Result serve_unary(struct web_req *r, struct MHD_Connection *con
                                    const ProtobufCMethodDescriptor *md)
 {
     struct ag_err err = AG_ERR_INIT;
+    const char *token;
+    if (hub_web__caller_token(r->w, conn, &token, &err) != 0)
+        return hub_web__send_error(r, conn, 0, &err);
     if (!is_json(conn))
         return fail(r, conn, MHD_HTTP_UNSUPPORTED_MEDIA_TYPE, AG_INVALID_ARGUMENT,
                     "send the request as Content-Type: application/json");
     ProtobufCMessage *req = body_msg(r, md->input, &err);
     if (!req)
         return hub_web__send_error(r, conn, 0, &err);
-    const char *token;
-    if (hub_web__caller_token(r->w, conn, &token, &err) != 0) {
-        protobuf_c_message_free_unpacked(req, NULL);
-        return hub_web__send_error(r, conn, 0, &err);
-    }
     char path[128];
     snprintf(path, sizeof(path), HUB_WEB_SERVICE_PATH "%s", md->name);
     struct ag_arena arena;
