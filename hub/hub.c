@@ -376,11 +376,6 @@ int hub_metrics_listen_port(const struct hub *h)
     return hub_metrics_port(h->metrics);
 }
 
-int hub_http_listen_port(const struct hub *h)
-{
-    return h->web ? hub_web_port(h->web) : 0;
-}
-
 /* Long-lived calls (Trace follows, Invoke waits, node streams) end with a status the client can
  * act on instead of being cut. */
 static void end_streams(struct hub *h)

@@ -56,8 +56,6 @@ void hub_start(struct hub *h);
 int hub_port(const struct hub *h);
 /* The bound port of --metrics-listen; 0 without one. */
 int hub_metrics_listen_port(const struct hub *h);
-/* The bound port of --http-listen; 0 without one. */
-int hub_http_listen_port(const struct hub *h);
 /* Graceful: refuse new calls, end streams with UNAVAILABLE "hub is shutting down", let writes in
  * flight commit, stop. */
 void hub_stop(struct hub *h);

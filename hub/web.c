@@ -607,11 +607,6 @@ fail:
     return NULL;
 }
 
-int hub_web_port(const struct hub_web *w)
-{
-    return w->port;
-}
-
 /* Wait (w->lock held) until no call is under way, or ms passed. */
 static void wait_idle(struct hub_web *w, int64_t ms)
 {

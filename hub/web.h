@@ -29,8 +29,6 @@ struct hub_web_opts {
 /* Binds o->listen and serves. NULL with err: INVALID_ARGUMENT for an address that does not
  * parse or TLS files that do not load, UNAVAILABLE when the address is in use. */
 struct hub_web *hub_web_new(const struct hub_web_opts *o, struct ag_err *err);
-/* The bound port (useful with port 0). */
-int hub_web_port(const struct hub_web *w);
 /* Refuse new requests, cancel the gRPC calls under way (open SSE streams end), close every
  * connection. Idempotent. */
 void hub_web_stop(struct hub_web *w);
