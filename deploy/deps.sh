@@ -32,7 +32,10 @@ libseccomp-dev runsc libmicrohttpd-dev libjs-bootstrap5 libjs-d3"
 # and a node with a private server (its packaged service is not used).
 # python3-jsonschema, python3-yaml: tests/e2e/test_spec_files.py checks the templates and the
 # docs' examples against docs/agent-spec.schema.json.
-TEST_PKGS="clang clang-format postgresql etcd-server openssl python3-jsonschema python3-yaml prometheus"
+# chromium, nodejs, npm: tests/e2e/test_dashboard.py drives the web dashboard in Chromium with
+# playwright-core from npm (installed at test time into the build directory).
+TEST_PKGS="clang clang-format postgresql etcd-server openssl python3-jsonschema python3-yaml prometheus
+chromium nodejs npm"
 case "${1:-}" in
 "") ;;
 --test) PKGS="$PKGS $TEST_PKGS" ;;
