@@ -7,7 +7,7 @@ set -eu
 PKGS="build-essential cmake pkg-config libgrpc-dev protobuf-c-compiler libprotobuf-c-dev
 protobuf-compiler protobuf-compiler-grpc python3-grpcio python3-protobuf libsqlite3-dev
 libcjson-dev libcmocka-dev libpq-dev libcurl4-openssl-dev libyaml-dev libssl-dev bubblewrap
-libseccomp-dev runsc libmicrohttpd-dev libjs-bootstrap5 libjs-d3"
+libseccomp-dev runsc libmicrohttpd-dev libgnutls28-dev libjs-bootstrap5 libjs-d3"
 # libpq-dev: the hub links libpq (its PostgreSQL store); a PostgreSQL server is the operator's.
 # libcurl4-openssl-dev: common/etcd.c talks to etcd's JSON gateway over HTTP(S) with libcurl.
 # libyaml-dev: the hub's RBAC policy file (hub/policy.c) and agent spec files
@@ -18,6 +18,7 @@ libseccomp-dev runsc libmicrohttpd-dev libjs-bootstrap5 libjs-d3"
 # --sandbox=runsc. The sandbox runs commands as the system user agentry-sbx, made below.
 # libmicrohttpd-dev: the hub's and nodes' --metrics-listen serve GET /metrics with it
 # (common/metrics_http.c), and the hub's --http-listen its dashboard (hub/web.c).
+# libgnutls28-dev: libmicrohttpd's TLS library; hub/web.c verifies browsers' client certificates.
 # libjs-bootstrap5, libjs-d3: the dashboard's styles and charts, built into the hub from
 # /usr/share/javascript (CMakeLists.txt, hub/web_assets.cmake).
 # Test-only:

@@ -1,13 +1,18 @@
 /* hub/authn.c - see authn.h. State: one thread-local cache per CQ thread holding the last
  * certificate parsed and its principal, because a client sends many calls on one connection and
- * parsing X.509 per call would cost more than the call. */
+ * parsing X.509 per call would cost more than the call; and the process's forwarding secret,
+ * made once (pthread_once) from getrandom and never written anywhere. */
 #include "hub/authn.h"
 
+#include <pthread.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 
 #include "common/arena.h"
 #include "common/certs.h"
+#include "common/log.h"
 #include "hub/agent.h"
 #include "hub/agent_table.h"
 #include "hub/audit.h"
@@ -63,10 +68,101 @@ const char *hub_authn_describe(const struct hub_principal *p, char *buf, size_t 
     return buf;
 }
 
-static int principal_of(struct rpc_call *c, struct hub_principal *out, struct ag_err *err)
+/* --- certificates forwarded by the dashboard ------------------------------------------------ */
+
+static pthread_once_t secret_once = PTHREAD_ONCE_INIT;
+static char secret[2 * HUB_AUTHN_SECRET_BYTES + 1];
+
+static void secret_make(void)
+{
+    unsigned char r[HUB_AUTHN_SECRET_BYTES];
+    if (getrandom(r, sizeof(r), 0) != (ssize_t)sizeof(r))
+        abort(); /* no entropy at all: nothing else in the hub would be safe either */
+    for (size_t i = 0; i < sizeof(r); i++)
+        snprintf(secret + 2 * i, 3, "%02x", r[i]);
+}
+
+const char *hub_authn_forward_secret(void)
+{
+    pthread_once(&secret_once, secret_make);
+    return secret;
+}
+
+/* a == the secret, in time that does not depend on where they differ. */
+static bool secret_eq(const char *a)
+{
+    const char *s = hub_authn_forward_secret();
+    size_t n = strlen(s);
+    if (strlen(a) != n) /* the length is public: always 2 * HUB_AUTHN_SECRET_BYTES */
+        return false;
+    unsigned char d = 0;
+    for (size_t i = 0; i < n; i++)
+        d |= (unsigned char)(a[i] ^ s[i]);
+    return d == 0;
+}
+
+/* The host of "127.0.0.1:5000", "[::1]:5000" or "%5B::1%5D:5000" (gRPC's peer strings escape
+ * the brackets) into buf. */
+static void host_of(const char *hostport, char *buf, size_t cap)
+{
+    const char *h = hostport;
+    const char *end = strrchr(h, ':');
+    size_t n = end ? (size_t)(end - h) : strlen(h);
+    if (n >= 2 && h[0] == '[' && h[n - 1] == ']')
+        h++, n -= 2;
+    else if (n >= 6 && strncmp(h, "%5B", 3) == 0 && strncmp(h + n - 3, "%5D", 3) == 0)
+        h += 3, n -= 6;
+    snprintf(buf, cap, "%.*s", (int)n, h);
+}
+
+/* Did c come over the dashboard's loopback channel? It dials the hub's --listen host (loopback
+ * when that is every interface), so the peer ("ipv4:127.0.0.1:5000") is a loopback address or
+ * that host; and the channel presents no certificate of its own. */
+static bool from_dashboard(struct hub *h, struct rpc_call *c)
 {
     size_t len = 0;
-    const char *pem = rpc_call_peer_cert(c, &len);
+    if (!h->opts.http_listen || rpc_call_peer_cert(c, &len))
+        return false;
+    const char *peer = rpc_call_peer(c);
+    const char *scheme_end = strchr(peer, ':');
+    char host[128], own[128] = "";
+    host_of(scheme_end ? scheme_end + 1 : peer, host, sizeof(host));
+    if (h->opts.listen)
+        host_of(h->opts.listen, own, sizeof(own));
+    return strncmp(host, "127.", 4) == 0 || strcmp(host, "::1") == 0 ||
+           (own[0] && strcmp(host, own) == 0);
+}
+
+/* The certificate the dashboard forwarded on c, if any: 0 with *pem NULL when the call carries
+ * none; 0 with *pem (in the call's arena) when it carries one with this process's secret over
+ * the loopback channel; else -1 with err (UNAUTHENTICATED), logged: a forgery. */
+static int forwarded_cert(struct hub *h, struct rpc_call *c, const char **pem, struct ag_err *err)
+{
+    *pem = rpc_call_metadata(c, HUB_AUTHN_FWD_CERT_MD);
+    if (!*pem)
+        return 0;
+    const char *s = rpc_call_metadata(c, HUB_AUTHN_FWD_SECRET_MD);
+    if (s && secret_eq(s) && from_dashboard(h, c))
+        return 0;
+    const char *why = "no_secret";
+    if (s)
+        why = secret_eq(s) ? "not_the_dashboard_channel" : "wrong_secret";
+    ag_log_warn("authn.forward_refused", "peer=%s method=%s why=%s", ag_log_q(rpc_call_peer(c)),
+                rpc_call_method(c), why);
+    *pem = NULL;
+    return ag_err_set(err, AG_UNAUTHENTICATED,
+                      "the call carried a forwarded client certificate, which only this hub's "
+                      "dashboard may send");
+}
+
+/* --- principals ------------------------------------------------------------------------------ */
+
+/* The principal of c: the certificate the dashboard forwarded (fwd), else the call's own. */
+static int principal_of(struct rpc_call *c, const char *fwd, struct hub_principal *out,
+                        struct ag_err *err)
+{
+    size_t len = fwd ? strlen(fwd) : 0;
+    const char *pem = fwd ? fwd : rpc_call_peer_cert(c, &len);
     if (!pem)
         return ag_err_set(err, AG_UNAUTHENTICATED, "the call carried no client certificate");
     if (cache.len == len && memcmp(cache.pem, pem, len) == 0) {
@@ -152,14 +248,17 @@ int hub_authn_authorize(struct rpc_call *c, const struct rpc_method *m, struct a
     struct hub_principal *p = ag_arena_alloc(rpc_call_arena(c), sizeof(*p));
     memset(p, 0, sizeof(*p));
     size_t len = 0;
-    if (!token && !rpc_call_peer_cert(c, &len)) {
+    const char *fwd;
+    int frc = forwarded_cert(h, c, &fwd, err);
+    if (frc != 0 || (!token && !fwd && !rpc_call_peer_cert(c, &len))) {
         rpc_call_set_auth(c, p); /* for the audit line: an unnamed caller */
         snprintf(p->identity, sizeof(p->identity), "unauthenticated");
-        ag_err_set(err, AG_UNAUTHENTICATED,
-                   "the call carried neither a client certificate nor a bearer token");
+        if (frc == 0)
+            ag_err_set(err, AG_UNAUTHENTICATED,
+                       "the call carried neither a client certificate nor a bearer token");
         return deny(c, err);
     }
-    if (!token && principal_of(c, p, err) != 0)
+    if (!token && principal_of(c, fwd, p, err) != 0) /* a token wins over any certificate */
         return deny(c, err);
     pthread_rwlock_rdlock(&h->policy_lock);
     int rc = grant(h, c, p, token, err);

@@ -9,6 +9,14 @@
  * plaintext (loopback only, see cmd_hub.c) treats every call as the anonymous admin, as before
  * TLS existed. RBAC reads the principal with hub_authn_principal.
  *
+ * A call may carry a bearer token instead of a certificate (hub/policy.h); with both, the token
+ * wins. The dashboard (hub/web.c) forwards a browser's verified certificate on its loopback call
+ * as metadata HUB_AUTHN_FWD_CERT_MD, next to HUB_AUTHN_FWD_SECRET_MD = hub_authn_forward_secret(),
+ * random per process and never logged. Only a call that carries that secret, on a hub with
+ * --http-listen, from a loopback address (or the --listen host) and without a certificate of its
+ * own, gets the forwarded certificate as its principal, exactly as if it had presented it; any
+ * other call carrying a forwarded certificate is refused (UNAUTHENTICATED), logged and audited.
+ *
  * Threads: the callbacks run on the RPC CQ threads; the principal lives in the call's arena and
  * is read-only once attached. */
 #ifndef AGENTRY_HUB_AUTHN_H
@@ -22,6 +30,9 @@
 
 #define HUB_AUTHN_MAX_NAME 128
 #define HUB_AUTHN_MAX_NS 8
+#define HUB_AUTHN_SECRET_BYTES 32
+#define HUB_AUTHN_FWD_CERT_MD "agentry-forwarded-cert-bin" /* PEM; -bin: gRPC base64s it */
+#define HUB_AUTHN_FWD_SECRET_MD "agentry-forward-secret"   /* hex */
 
 enum hub_principal_kind {
     HUB_PRINCIPAL_ANONYMOUS, /* a plaintext hub's caller: admin, as before TLS */
@@ -48,6 +59,10 @@ struct hub_principal {
 /* The principal of a certificate (PEM): 0, or -1 with err (PERMISSION_DENIED) when it names no
  * agentry:// kind, or names more than one. */
 int hub_authn_parse_cert(const char *pem, size_t len, struct hub_principal *p, struct ag_err *err);
+
+/* This process's forwarding secret: 2 * HUB_AUTHN_SECRET_BYTES hex digits, made on first use.
+ * Any thread. */
+const char *hub_authn_forward_secret(void);
 
 /* rpc_authorize_fn of the hub's server. */
 int hub_authn_authorize(struct rpc_call *c, const struct rpc_method *m, struct ag_err *err);

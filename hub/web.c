@@ -6,14 +6,20 @@
  *
  * Every call goes to the hub's own gRPC port over one shared loopback channel. On a TLS hub the
  * caller's bearer token rides on the call as call credentials, so the gRPC side authenticates,
- * authorises and audits it exactly as if the browser had called; this file checks nothing but
- * that a token is there at all. The channel presents no client certificate: the hub must accept
- * callers without one, which it does with a --policy (the file that holds the tokens).
+ * authorises and audits it exactly as if the browser had called. A browser without a token may
+ * present a client certificate (asked for, not required, in the TLS handshake): this file
+ * verifies it against the hub's CA with GnuTLS, libmicrohttpd's TLS library, and forwards it on
+ * the call with the process's secret (hub_authn_forward_secret), which hub/authn.c requires
+ * before it takes the certificate as the caller's. Nothing else is checked here. The channel
+ * presents no client certificate of its own: the hub must accept callers without one, which it
+ * does with a --policy (the file that holds the tokens).
  *
  * Invariant: every gRPC call under way is on w->calls (under w->lock), so hub_web_stop can cancel
  * them all; a call is removed before it is released. Once w->stopping is set no call starts. */
 #include "hub/web.h"
 
+#include <gnutls/gnutls.h>
+#include <grpc/support/string_util.h>
 #include <inttypes.h>
 #include <microhttpd.h>
 #include <pthread.h>
@@ -32,6 +38,7 @@
 #include "common/rpc/pb.h"
 #include "common/strbuf.h"
 #include "common/xalloc.h"
+#include "hub/authn.h"
 #include "hub/web_assets.h"
 #include "hub/web_internal.h"
 
@@ -48,21 +55,61 @@
 
 /* --- the calls under way ---------------------------------------------------------------------- */
 
-/* Start c's call of method ("/agentry.v1.AgentHub/Ping") on cq with the caller's token. -1 with
- * err when the server is stopping or gRPC refuses. */
+/* The forwarding plugin's get_metadata: the certificate (state) and the secret, synchronously
+ * (gRPC takes the slices). */
+static int forward_md(void *state, grpc_auth_metadata_context ctx,
+                      grpc_credentials_plugin_metadata_cb cb, void *user_data,
+                      grpc_metadata md[GRPC_METADATA_CREDENTIALS_PLUGIN_SYNC_MAX], size_t *n,
+                      grpc_status_code *status, const char **details)
+{
+    (void)ctx, (void)cb, (void)user_data;
+    md[0].key = grpc_slice_from_static_string(HUB_AUTHN_FWD_CERT_MD);
+    md[0].value = grpc_slice_from_copied_string(state);
+    md[1].key = grpc_slice_from_static_string(HUB_AUTHN_FWD_SECRET_MD);
+    md[1].value = grpc_slice_from_copied_string(hub_authn_forward_secret());
+    *n = 2;
+    *status = GRPC_STATUS_OK;
+    *details = NULL;
+    return 1;
+}
+
+static char *forward_debug(void *state)
+{
+    (void)state;
+    return gpr_strdup("agentry dashboard: a forwarded client certificate"); /* no secret */
+}
+
+/* Call credentials carrying a copy of cert to the hub (hub/authn.c, forwarded_cert). */
+static grpc_call_credentials *forward_creds(const char *cert)
+{
+    grpc_metadata_credentials_plugin p = {.get_metadata = forward_md,
+                                          .debug_string = forward_debug,
+                                          .destroy = free,
+                                          .state = ag_xstrdup(cert),
+                                          .type = "agentry-forwarded-cert"};
+    return grpc_metadata_credentials_create_from_plugin(p, GRPC_PRIVACY_AND_INTEGRITY, NULL);
+}
+
+/* Start c's call of method ("/agentry.v1.AgentHub/Ping") on cq with the caller's credentials. -1
+ * with err when the server is stopping or gRPC refuses. */
 int hub_web__call_start(struct hub_web *w, struct web_call *c, grpc_completion_queue *cq,
-                        const char *method, const char *token, int64_t deadline, struct ag_err *err)
+                        const char *method, const struct web_cred *cred, int64_t deadline,
+                        struct ag_err *err)
 {
     c->listed = false;
     if (rpc_async_start(&c->a, w->ch, cq, method, deadline, err) != 0)
         return -1;
-    if (token && w->tls) {
-        grpc_call_credentials *creds = grpc_access_token_credentials_create(token, NULL);
+    grpc_call_credentials *creds = NULL;
+    if (cred && w->tls && cred->token)
+        creds = grpc_access_token_credentials_create(cred->token, NULL);
+    else if (cred && w->tls && cred->cert)
+        creds = forward_creds(cred->cert);
+    if (creds) {
         grpc_call_error ce = grpc_call_set_credentials(c->a.call, creds);
         grpc_call_credentials_release(creds);
         if (ce != GRPC_CALL_OK) {
             rpc_async_release(&c->a);
-            return ag_err_set(err, AG_INTERNAL, "cannot attach the token to the call: %s",
+            return ag_err_set(err, AG_INTERNAL, "cannot attach the credentials to the call: %s",
                               grpc_call_error_to_string(ce));
         }
     }
@@ -113,14 +160,14 @@ void hub_web__cq_destroy(grpc_completion_queue *cq, bool pluck)
     grpc_completion_queue_destroy(cq);
 }
 
-/* A blocking unary call of method with token; *resp decoded into arena. */
+/* A blocking unary call of method with cred; *resp decoded into arena. */
 static int unary(struct hub_web *w, const char *method, const ProtobufCMessage *req,
-                 const ProtobufCMessageDescriptor *resp_desc, const char *token,
+                 const ProtobufCMessageDescriptor *resp_desc, const struct web_cred *cred,
                  struct ag_arena *arena, void **resp, struct ag_err *err)
 {
     grpc_completion_queue *cq = grpc_completion_queue_create_for_pluck(NULL);
     struct web_call c;
-    int rc = hub_web__call_start(w, &c, cq, method, token, ag_deadline_in_ms(WEB_UNARY_TIMEOUT_MS),
+    int rc = hub_web__call_start(w, &c, cq, method, cred, ag_deadline_in_ms(WEB_UNARY_TIMEOUT_MS),
                                  err);
     if (rc == 0) {
         if (rpc_async_unary(&c.a, rpc_pb_pack(req), &c, err) == 0) {
@@ -304,12 +351,47 @@ static bool token_ok(const char *t)
     return true;
 }
 
-/* The caller's token on a TLS hub: 0 with *token (borrowed from the request; NULL on a
- * plaintext hub, whose callers are all the anonymous admin), or -1 with err (UNAUTHENTICATED). */
-int hub_web__caller_token(struct hub_web *w, struct MHD_Connection *conn, const char **token,
-                          struct ag_err *err)
+/* The client certificate the browser presented on conn, verified against the hub's CA: 0 with
+ * *pem (malloc'd PEM of the leaf), or with *pem NULL if it presented none; -1 with err
+ * (UNAUTHENTICATED) if it presented one that does not verify. libmicrohttpd asks for one (its
+ * trust option: GNUTLS_CERT_REQUEST) but lets the handshake succeed either way. */
+static int client_cert(struct MHD_Connection *conn, char **pem, struct ag_err *err)
 {
-    *token = NULL;
+    *pem = NULL;
+    const union MHD_ConnectionInfo *ci = MHD_get_connection_info(
+        conn, MHD_CONNECTION_INFO_GNUTLS_SESSION);
+    gnutls_session_t s = ci ? (gnutls_session_t)ci->tls_session : NULL;
+    unsigned n = 0;
+    const gnutls_datum_t *chain = s ? gnutls_certificate_get_peers(s, &n) : NULL;
+    if (!chain || n == 0)
+        return 0;
+    unsigned status = 0;
+    int rc = gnutls_certificate_verify_peers2(s, &status);
+    if (rc < 0 || status != 0) {
+        gnutls_datum_t why = {NULL, 0};
+        if (rc < 0 ||
+            gnutls_certificate_verification_status_print(status, GNUTLS_CRT_X509, &why, 0) < 0)
+            why.data = NULL;
+        ag_err_set(err, AG_UNAUTHENTICATED,
+                   "the client certificate was not accepted: %s (the dashboard takes "
+                   "certificates signed by the hub's CA, or a bearer token)",
+                   why.data ? (const char *)why.data : gnutls_strerror(rc));
+        gnutls_free(why.data);
+        return -1;
+    }
+    gnutls_datum_t out = {NULL, 0};
+    if (gnutls_pem_base64_encode2("CERTIFICATE", &chain[0], &out) < 0)
+        return ag_err_set(err, AG_INTERNAL, "cannot encode the client certificate as PEM");
+    *pem = ag_xstrndup((const char *)out.data, out.size);
+    gnutls_free(out.data);
+    return 0;
+}
+
+int hub_web__caller(struct hub_web *w, struct MHD_Connection *conn, struct web_cred *cred,
+                    struct ag_err *err)
+{
+    cred->token = NULL;
+    cred->cert = NULL;
     if (!w->tls)
         return 0;
     const char *h = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
@@ -317,14 +399,26 @@ int hub_web__caller_token(struct hub_web *w, struct MHD_Connection *conn, const 
     const char *t = h && strncasecmp(h, "Bearer ", 7) == 0
                         ? h + 7
                         : MHD_lookup_connection_value(conn, MHD_COOKIE_KIND, WEB_COOKIE);
-    if (!t)
-        return ag_err_set(err, AG_UNAUTHENTICATED,
-                          "sign in: POST /api/v1/login with {\"token\": ...}, or send "
-                          "'Authorization: Bearer TOKEN'");
-    if (!token_ok(t))
+    if (t && !token_ok(t))
         return ag_err_set(err, AG_UNAUTHENTICATED, "the bearer token is malformed");
-    *token = t;
+    if (t) {
+        cred->token = t; /* a token wins over a certificate, as on gRPC */
+        return 0;
+    }
+    if (client_cert(conn, &cred->cert, err) != 0)
+        return -1;
+    if (!cred->cert)
+        return ag_err_set(err, AG_UNAUTHENTICATED,
+                          "sign in: POST /api/v1/login with {\"token\": ...}, send "
+                          "'Authorization: Bearer TOKEN', or present a client certificate "
+                          "signed by the hub's CA");
     return 0;
+}
+
+void hub_web__cred_release(struct web_cred *cred)
+{
+    free(cred->cert);
+    cred->cert = NULL;
 }
 
 /* --- unary methods ---------------------------------------------------------------------------- */
@@ -363,21 +457,26 @@ static enum MHD_Result serve_unary(struct web_req *r, struct MHD_Connection *con
                                    const ProtobufCMethodDescriptor *md)
 {
     struct ag_err err = AG_ERR_INIT;
-    const char *token;
-    if (hub_web__caller_token(r->w, conn, &token, &err) != 0)
+    struct web_cred cred;
+    if (hub_web__caller(r->w, conn, &cred, &err) != 0)
         return hub_web__send_error(r, conn, 0, &err);
-    if (!is_json(conn))
+    if (!is_json(conn)) {
+        hub_web__cred_release(&cred);
         return fail(r, conn, MHD_HTTP_UNSUPPORTED_MEDIA_TYPE, AG_INVALID_ARGUMENT,
                     "send the request as Content-Type: application/json");
+    }
     ProtobufCMessage *req = body_msg(r, md->input, &err);
-    if (!req)
+    if (!req) {
+        hub_web__cred_release(&cred);
         return hub_web__send_error(r, conn, 0, &err);
+    }
     char path[128];
     snprintf(path, sizeof(path), HUB_WEB_SERVICE_PATH "%s", md->name);
     struct ag_arena arena;
     ag_arena_init(&arena, NULL, 0);
     void *resp = NULL;
-    int rc = unary(r->w, path, req, md->output, token, &arena, &resp, &err);
+    int rc = unary(r->w, path, req, md->output, &cred, &arena, &resp, &err);
+    hub_web__cred_release(&cred);
     protobuf_c_message_free_unpacked(req, NULL);
     enum MHD_Result res = rc == 0 ? send_json(r, conn, MHD_HTTP_OK, ag_pbjson_encode(resp), NULL)
                                   : hub_web__send_error(r, conn, 0, &err);
@@ -409,8 +508,9 @@ static enum MHD_Result serve_login(struct web_req *r, struct MHD_Connection *con
     ag_arena_init(&arena, NULL, 0);
     Agentry__V1__PingRequest ping = AGENTRY__V1__PING_REQUEST__INIT;
     void *resp;
+    struct web_cred cred = {.token = t->valuestring};
     int rc = unary(r->w, HUB_WEB_SERVICE_PATH "Ping", &ping.base,
-                   &agentry__v1__ping_response__descriptor, t->valuestring, &arena, &resp, &err);
+                   &agentry__v1__ping_response__descriptor, &cred, &arena, &resp, &err);
     ag_arena_release(&arena);
     char cookie[WEB_MAX_TOKEN + 96];
     snprintf(cookie, sizeof(cookie), WEB_COOKIE "=%s; Path=/; HttpOnly; Secure; SameSite=Strict",
@@ -556,13 +656,15 @@ static int start_daemon(struct hub_web *w, const struct hub_web_opts *o, struct 
     if (o->tls) {
         w->cert_pem = read_file(o->tls->cert, err);
         w->key_pem = w->cert_pem ? read_file(o->tls->key, err) : NULL;
-        if (!w->key_pem)
+        w->ca_pem = w->key_pem ? read_file(o->tls->ca, err) : NULL;
+        if (!w->ca_pem)
             return -1;
         flags |= MHD_USE_TLS;
     }
     struct MHD_OptionItem tls_opts[] = {
         {o->tls ? MHD_OPTION_HTTPS_MEM_KEY : MHD_OPTION_END, 0, w->key_pem},
         {MHD_OPTION_HTTPS_MEM_CERT, 0, w->cert_pem},
+        {MHD_OPTION_HTTPS_MEM_TRUST, 0, w->ca_pem}, /* asks browsers for a certificate */
         {MHD_OPTION_END, 0, NULL}};
     w->d = MHD_start_daemon(flags, 0, NULL, NULL, answer, w, MHD_OPTION_LISTEN_SOCKET, w->fd,
                             MHD_OPTION_CONNECTION_LIMIT, (unsigned)HUB_WEB_MAX_CONNECTIONS,
@@ -580,8 +682,8 @@ struct hub_web *hub_web_new(const struct hub_web_opts *o, struct ag_err *err)
 {
     if (o->tls && !o->tls->client_cert_optional) {
         ag_err_set(err, AG_INVALID_ARGUMENT,
-                   "--http-listen on a hub with TLS needs --policy: the dashboard's users sign "
-                   "in with its bearer tokens");
+                   "--http-listen on a hub with TLS needs --policy: the dashboard calls the hub "
+                   "without a certificate of its own, with its user's token or certificate");
         return NULL;
     }
     struct hub_web *w = ag_xcalloc(1, sizeof(*w));
@@ -648,5 +750,6 @@ void hub_web_free(struct hub_web *w)
     pthread_cond_destroy(&w->idle);
     free(w->cert_pem);
     free(w->key_pem);
+    free(w->ca_pem);
     free(w);
 }

@@ -23,7 +23,8 @@ struct hub_web_opts {
     int hub_port;                    /* the gRPC port bound */
     const struct rpc_tls_files *tls; /* NULL: plain HTTP, every caller the anonymous admin;
                                         else HTTPS with the hub's certificate, callers sign in
-                                        with a bearer token */
+                                        with a bearer token or a client certificate signed by
+                                        tls->ca */
 };
 
 /* Binds o->listen and serves. NULL with err: INVALID_ARGUMENT for an address that does not

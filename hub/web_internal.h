@@ -28,9 +28,9 @@ struct hub_web {
     struct rpc_channel *ch; /* owned: the loopback channel every call shares */
     int fd, port;
     bool tls;
-    char *cert_pem, *key_pem; /* owned: libmicrohttpd reads them for its whole life */
-    pthread_mutex_t lock;     /* guards calls and stopping */
-    pthread_cond_t idle;      /* signalled when calls becomes empty */
+    char *cert_pem, *key_pem, *ca_pem; /* owned: libmicrohttpd reads them for its whole life */
+    pthread_mutex_t lock;              /* guards calls and stopping */
+    pthread_cond_t idle;               /* signalled when calls becomes empty */
     struct web_call *calls;
     bool stopping;
 };
@@ -45,11 +45,18 @@ struct web_req {
     char *method, *url; /* owned copies, for the log line */
 };
 
-/* Start c's call of method ("/agentry.v1.AgentHub/Ping") on cq with the caller's token (NULL:
- * none) and list it. -1 with err when the server is stopping or gRPC refuses; c is then
+/* Who a request is on a TLS hub: a bearer token, or else the browser's verified client
+ * certificate (a token wins when both are there, as on gRPC). Both NULL on a plaintext hub. */
+struct web_cred {
+    const char *token; /* borrowed from the request */
+    char *cert;        /* owned PEM of the leaf certificate */
+};
+
+/* Start c's call of method ("/agentry.v1.AgentHub/Ping") on cq with the caller's credentials
+ * (NULL: none) and list it. -1 with err when the server is stopping or gRPC refuses; c is then
  * released and not listed. */
 int hub_web__call_start(struct hub_web *w, struct web_call *c, grpc_completion_queue *cq,
-                        const char *method, const char *token, int64_t deadline,
+                        const char *method, const struct web_cred *cred, int64_t deadline,
                         struct ag_err *err);
 /* Take c off the list (if it is on it) and release it; no batch may be outstanding. */
 void hub_web__call_end(struct hub_web *w, struct web_call *c);
@@ -64,10 +71,12 @@ cJSON *hub_web__error_json(const struct ag_err *err);
 /* That body with the HTTP status err's code maps to (or http_code if not 0). */
 enum MHD_Result hub_web__send_error(struct web_req *r, struct MHD_Connection *conn,
                                     unsigned http_code, const struct ag_err *err);
-/* The caller's bearer token on a TLS hub: 0 with *token (borrowed from the request; NULL on a
- * plaintext hub, whose callers are all the anonymous admin), or -1 with err (UNAUTHENTICATED). */
-int hub_web__caller_token(struct hub_web *w, struct MHD_Connection *conn, const char **token,
-                          struct ag_err *err);
+/* The caller's credentials: 0 with *cred filled (both NULL on a plaintext hub, whose callers
+ * are all the anonymous admin; release it with hub_web__cred_release), or -1 with err
+ * (UNAUTHENTICATED: none at all, a malformed token, or a certificate that does not verify). */
+int hub_web__caller(struct hub_web *w, struct MHD_Connection *conn, struct web_cred *cred,
+                    struct ag_err *err);
+void hub_web__cred_release(struct web_cred *cred);
 
 /* GET .../Trace: the stream as Server-Sent Events (hub/web_sse.c). */
 enum MHD_Result hub_web__serve_trace(struct web_req *r, struct MHD_Connection *conn);

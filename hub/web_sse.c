@@ -209,10 +209,10 @@ static Agentry__V1__TraceRequest *trace_request(struct MHD_Connection *conn, str
 }
 
 /* Start the Trace call: request, status and first receive in flight. */
-static int sse_start(struct web_sse *s, const Agentry__V1__TraceRequest *req, const char *token,
-                     struct ag_err *err)
+static int sse_start(struct web_sse *s, const Agentry__V1__TraceRequest *req,
+                     const struct web_cred *cred, struct ag_err *err)
 {
-    if (hub_web__call_start(s->w, &s->c, s->cq, HUB_WEB_SERVICE_PATH "Trace", token,
+    if (hub_web__call_start(s->w, &s->c, s->cq, HUB_WEB_SERVICE_PATH "Trace", cred,
                             AG_DEADLINE_NONE, err) != 0)
         return -1;
     if (rpc_async_send(&s->c.a, rpc_pb_pack(&req->base), &s->tag_send, err) != 0)
@@ -228,12 +228,14 @@ static int sse_start(struct web_sse *s, const Agentry__V1__TraceRequest *req, co
 enum MHD_Result hub_web__serve_trace(struct web_req *r, struct MHD_Connection *conn)
 {
     struct ag_err err = AG_ERR_INIT;
-    const char *token;
-    if (hub_web__caller_token(r->w, conn, &token, &err) != 0)
+    struct web_cred cred;
+    if (hub_web__caller(r->w, conn, &cred, &err) != 0)
         return hub_web__send_error(r, conn, 0, &err);
     Agentry__V1__TraceRequest *req = trace_request(conn, &err);
-    if (!req)
+    if (!req) {
+        hub_web__cred_release(&cred);
         return hub_web__send_error(r, conn, 0, &err);
+    }
     struct web_sse *s = ag_xcalloc(1, sizeof(*s));
     s->w = r->w;
     s->cq = grpc_completion_queue_create_for_next(NULL);
@@ -241,7 +243,8 @@ enum MHD_Result hub_web__serve_trace(struct web_req *r, struct MHD_Connection *c
     const union MHD_ConnectionInfo *ci = MHD_get_connection_info(conn,
                                                                  MHD_CONNECTION_INFO_CONNECTION_FD);
     s->fd = ci ? ci->connect_fd : -1;
-    int rc = sse_start(s, req, token, &err);
+    int rc = sse_start(s, req, &cred, &err);
+    hub_web__cred_release(&cred);
     protobuf_c_message_free_unpacked(&req->base, NULL);
     int64_t until = ag_deadline_in_ms(WEB_SSE_FIRST_WAIT_MS);
     while (rc == 0 && s->out.len == 0 && !s->ended && ag_now_mono_ns() < until)

@@ -13,6 +13,10 @@ is docs/dashboard.md, "The HTTP API").
 - TLS mode (the harness's hub serves TLS; this class gives it a --policy with tokens): the page is
   https with the harness's CA; no credentials 401, a bad token 401, login sets an HttpOnly
   cookie that then works, logout clears it, and a namespace-scoped token sees only its namespace.
+- Client certificates (TLS mode): a certificate of the hub's CA signs in without a token and
+  sees only its namespaces (unary and Trace), a token sent with it wins; a certificate of another
+  CA is 401; a gRPC client forging the forwarded-certificate metadata, without the hub's secret,
+  is refused UNAUTHENTICATED whether it comes with a certificate of its own or without one.
 """
 import http.client
 import json
@@ -21,6 +25,7 @@ import re
 import shutil
 import socket
 import ssl
+import subprocess
 import sys
 import tempfile
 import threading
@@ -28,6 +33,7 @@ import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import grpc  # noqa: E402
 import harness as H  # noqa: E402
 
 API = "/api/v1/agentry.v1.AgentHub/"
@@ -73,9 +79,12 @@ class WebCase(H.ClusterTestCase):
 
     # -- HTTP helpers --
 
-    def conn(self, timeout=15):
+    def conn(self, timeout=15, cert=None):
+        """cert: (crt, key) to present as the client certificate (TLS mode)."""
         if H.E2E_TLS:
             ctx = ssl.create_default_context(cafile=os.path.join(H.tls_dir(), "ca.crt"))
+            if cert:
+                ctx.load_cert_chain(cert[0], cert[1])
             return http.client.HTTPSConnection("127.0.0.1", self.port, timeout=timeout,
                                                context=ctx)
         return http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout)
@@ -87,9 +96,9 @@ class WebCase(H.ClusterTestCase):
             headers["Authorization"] = "Bearer " + token
         return headers
 
-    def request(self, method, path, body=None, headers=None, token=None):
+    def request(self, method, path, body=None, headers=None, token=None, cert=None):
         """(status, headers, body bytes)."""
-        c = self.conn()
+        c = self.conn(cert=cert)
         try:
             c.request(method, path, body=body, headers=self.auth(dict(headers or {}), token))
             r = c.getresponse()
@@ -97,9 +106,9 @@ class WebCase(H.ClusterTestCase):
         finally:
             c.close()
 
-    def call(self, method, req=None, token=None, status=200):
+    def call(self, method, req=None, token=None, status=200, cert=None):
         st, _, body = self.request("POST", API + method, json.dumps(req or {}),
-                                   {"Content-Type": "application/json"}, token)
+                                   {"Content-Type": "application/json"}, token, cert)
         self.assertEqual(st, status, body)
         return json.loads(body)
 
@@ -359,6 +368,83 @@ class WebApi(WebCase):
         self.call("KillAgent", {"agent_id": mine}, token=self.team_token, status=403)
         st, _, _ = self.request("GET", API + "Trace?agent_id=%s" % other, token=self.team_token)
         self.assertEqual(st, 404)
+
+    # -- client certificates (TLS mode) --
+
+    @staticmethod
+    def fixture(*args):
+        subprocess.run(["sh", H.TLS_FIXTURE] + list(args), check=True, capture_output=True,
+                       timeout=60)
+
+    @unittest.skipUnless(H.E2E_TLS, "client certificates exist only on a hub serving TLS")
+    def test_client_certificate_signs_in(self):
+        d = H.tls_dir()
+        if not os.path.exists(os.path.join(d, "web-carol.crt")):
+            self.fixture("issue", d, "web-carol", "user", "carol", "operator", "30", "team-c")
+        carol = (os.path.join(d, "web-carol.crt"), os.path.join(d, "web-carol.key"))
+        mine = self.spawn("team c", ns="team-c")
+        other = self.spawn("elsewhere", ns="team-d")
+        listed = self.call("ListAgents", {"namespace": "team-c"}, token="", cert=carol)
+        self.assertEqual([a["id"] for a in listed["agents"]], [mine])
+        self.call("GetAgent", {"agent_id": other}, token="", cert=carol, status=404)
+        self.call("ListAgents", {"namespace": "team-d"}, token="", cert=carol, status=403)
+        made = self.call("Spawn", {"spec": {"tools": ["echo"]}, "input": "x",
+                                   "namespace": "team-c"}, token="", cert=carol)
+        self.call("Spawn", {"spec": {}, "namespace": "team-d"}, token="", cert=carol,
+                  status=403)
+        self.assertEqual(self.call("GetAgent", {"agent_id": made["agent_id"]})["namespace"],
+                         "team-c")
+        st, _, _ = self.request("GET", API + "Trace?agent_id=%s" % mine, token="", cert=carol)
+        self.assertEqual(st, 200)
+        st, _, _ = self.request("GET", API + "Trace?agent_id=%s" % other, token="", cert=carol)
+        self.assertEqual(st, 404)
+        # A token sent with a certificate wins, as on gRPC: the admin token sees team-d.
+        self.assertEqual(self.call("GetAgent", {"agent_id": other}, cert=carol)["id"], other)
+
+    @unittest.skipUnless(H.E2E_TLS, "client certificates exist only on a hub serving TLS")
+    def test_certificate_of_another_ca_is_401(self):
+        d = H.tls_dir()
+        f = os.path.join(d, "foreign")
+        if not os.path.exists(os.path.join(f, "admin.crt")):
+            self.fixture("foreign", d)
+        foreign = (os.path.join(f, "admin.crt"), os.path.join(f, "admin.key"))
+        body = self.call("Ping", token="", cert=foreign, status=401)
+        self.assertEqual(body["code"], "UNAUTHENTICATED")
+        self.assertIn("client certificate was not accepted", body["message"])
+        st, _, _ = self.request("GET", API + "Trace?agent_id=x", token="", cert=foreign)
+        self.assertEqual(st, 401)
+
+    @unittest.skipUnless(H.E2E_TLS, "forwarded certificates exist only on a hub serving TLS")
+    def test_forged_forwarded_certificate_is_refused(self):
+        """Over plain gRPC to the hub's port: the admin certificate as the forwarded one, with a
+        made-up secret or none, from a client with no certificate and from one with its own."""
+        d = H.tls_dir()
+        with open(os.path.join(d, "admin.crt"), "rb") as f:
+            admin_pem = f.read()
+        with open(os.path.join(d, "ca.crt"), "rb") as f:
+            ca = f.read()
+        s = H.stubs()
+        opts = [("grpc.use_local_subchannel_pool", 1)]
+        bare = grpc.secure_channel(self.c.addr, grpc.ssl_channel_credentials(ca), options=opts)
+        own = H.dial(self.c.addr)
+        try:
+            for ch in (bare, own):
+                hub = s.hub_grpc.AgentHubStub(ch)
+                for md in ([("agentry-forwarded-cert-bin", admin_pem),
+                            ("agentry-forward-secret", "0" * 64)],
+                           [("agentry-forwarded-cert-bin", admin_pem)]):
+                    with self.assertRaises(grpc.RpcError) as e:
+                        hub.ListAgents(s.hub.ListAgentsRequest(), metadata=md, timeout=10)
+                    self.assertEqual(e.exception.code(), grpc.StatusCode.UNAUTHENTICATED)
+                    self.assertIn("forwarded client certificate", e.exception.details())
+            # The same client without the forged metadata is what it always was.
+            with self.assertRaises(grpc.RpcError) as e:
+                s.hub_grpc.AgentHubStub(bare).Ping(s.hub.PingRequest(), timeout=10)
+            self.assertEqual(e.exception.code(), grpc.StatusCode.UNAUTHENTICATED)
+            s.hub_grpc.AgentHubStub(own).Ping(s.hub.PingRequest(), timeout=10)
+        finally:
+            bare.close()
+            own.close()
 
     def test_address_in_use_is_one_error_line(self):
         def hub(http):
