@@ -257,6 +257,41 @@ def payload(ev, by=False):
 
 # --- small utilities ----------------------------------------------------------------------
 
+def npm_ci(pkg_dir, cache, probe):
+    """Install the npm packages pinned in pkg_dir (package.json + package-lock.json) into cache,
+    unless cache already holds this lock's install (probe: a file the install makes). The reason
+    to skip, or None. Two test processes (plaintext and TLS runs of one file) may start together:
+    one installs, the other waits on the cache's lock."""
+    import fcntl
+    import hashlib
+    npm = shutil.which("npm")
+    if not shutil.which("node") or not npm:
+        return "node and npm are not installed"
+    os.makedirs(cache, exist_ok=True)
+    with open(os.path.join(cache, ".lock"), "w") as guard:
+        fcntl.flock(guard, fcntl.LOCK_EX)
+        with open(os.path.join(pkg_dir, "package-lock.json"), "rb") as f:
+            lock = hashlib.sha256(f.read()).hexdigest()
+        stamp = os.path.join(cache, ".installed")
+        if os.path.exists(stamp) and os.path.exists(probe):
+            with open(stamp) as f:
+                if f.read() == lock:
+                    return None
+        for name in ("package.json", "package-lock.json"):
+            shutil.copy(os.path.join(pkg_dir, name), cache)
+        try:
+            r = subprocess.run([npm, "ci", "--no-audit", "--no-fund", "--prefer-offline"],
+                               cwd=cache, capture_output=True, text=True, timeout=240)
+        except subprocess.TimeoutExpired:
+            return "npm ci timed out (is the npm registry reachable?)"
+        if r.returncode != 0:
+            return "npm ci failed (is the npm registry reachable?): %s" % " ".join(
+                r.stderr.split())[-300:]
+        with open(stamp, "w") as f:
+            f.write(lock)
+    return None
+
+
 def free_port():
     """A port that was free on 127.0.0.1 a moment ago (the hub start retries if it was taken)."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:

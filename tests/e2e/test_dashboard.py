@@ -21,8 +21,6 @@ installed with `npm ci` into <build>/browser-tests (again only when the lock cha
 node, npm or chromium, or without the registry, the test is skipped (exit 77, ctest's
 SKIP_RETURN_CODE) with the reason printed.
 """
-import fcntl
-import hashlib
 import json
 import os
 import shutil
@@ -46,40 +44,11 @@ WORK = tempfile.mkdtemp(prefix="agentry-e2e-dashboard-")
 
 
 def install_playwright():
-    """npm ci into CACHE unless it holds this lock's install; the reason to skip, or None. The
-    plaintext and TLS runs of this file may start together: one installs, the other waits."""
-    node, npm = shutil.which("node"), shutil.which("npm")
-    if not node or not npm:
-        return "node and npm are not installed"
+    """The reason to skip (no chromium, node or npm; npm ci failed), or None once playwright-core
+    is installed in CACHE."""
     if not os.access(CHROMIUM, os.X_OK):
         return "chromium is not installed (apt-get install chromium)"
-    os.makedirs(CACHE, exist_ok=True)
-    with open(os.path.join(CACHE, ".lock"), "w") as guard:
-        fcntl.flock(guard, fcntl.LOCK_EX)
-        return install_locked(npm)
-
-
-def install_locked(npm):
-    with open(os.path.join(BROWSER_DIR, "package-lock.json"), "rb") as f:
-        lock = hashlib.sha256(f.read()).hexdigest()
-    stamp = os.path.join(CACHE, ".installed")
-    if os.path.exists(stamp) and os.path.exists(PLAYWRIGHT):
-        with open(stamp) as f:
-            if f.read() == lock:
-                return None
-    for name in ("package.json", "package-lock.json"):
-        shutil.copy(os.path.join(BROWSER_DIR, name), CACHE)
-    try:
-        r = subprocess.run([npm, "ci", "--no-audit", "--no-fund", "--prefer-offline"], cwd=CACHE,
-                           capture_output=True, text=True, timeout=240)
-    except subprocess.TimeoutExpired:
-        return "npm ci timed out (is the npm registry reachable?)"
-    if r.returncode != 0:
-        return "npm ci failed (is the npm registry reachable?): %s" % " ".join(
-            r.stderr.split())[-300:]
-    with open(stamp, "w") as f:
-        f.write(lock)
-    return None
+    return H.npm_ci(BROWSER_DIR, CACHE, PLAYWRIGHT)
 
 
 def token_policy():

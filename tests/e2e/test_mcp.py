@@ -18,8 +18,6 @@ server of this file's own, what a server there can and cannot reach. When the no
 sandbox is unavailable, the McpTest node is started again with --sandbox=unsafe (so the other
 cases still run) and the sandboxed cases are skipped, saying why.
 """
-import fcntl
-import hashlib
 import http.server
 import json
 import os
@@ -51,38 +49,9 @@ UNAVAILABLE = []  # why the node's sandbox is unavailable, once it said so
 
 
 def install_servers():
-    """npm ci into CACHE unless it holds this lock's install; the reason to skip, or None. The
-    plaintext and TLS runs of this file may start together: one installs, the other waits."""
-    node, npm = shutil.which("node"), shutil.which("npm")
-    if not node or not npm:
-        return "node and npm are not installed"
-    os.makedirs(CACHE, exist_ok=True)
-    with open(os.path.join(CACHE, ".lock"), "w") as guard:
-        fcntl.flock(guard, fcntl.LOCK_EX)
-        return install_locked(npm)
-
-
-def install_locked(npm):
-    with open(os.path.join(MCP_DIR, "package-lock.json"), "rb") as f:
-        lock = hashlib.sha256(f.read()).hexdigest()
-    stamp = os.path.join(CACHE, ".installed")
-    if os.path.exists(stamp) and os.path.exists(EVERYTHING):
-        with open(stamp) as f:
-            if f.read() == lock:
-                return None
-    for name in ("package.json", "package-lock.json"):
-        shutil.copy(os.path.join(MCP_DIR, name), CACHE)
-    try:
-        r = subprocess.run([npm, "ci", "--no-audit", "--no-fund", "--prefer-offline"], cwd=CACHE,
-                           capture_output=True, text=True, timeout=240)
-    except subprocess.TimeoutExpired:
-        return "npm ci timed out (is the npm registry reachable?)"
-    if r.returncode != 0:
-        return "npm ci failed (is the npm registry reachable?): %s" % " ".join(
-            r.stderr.split())[-300:]
-    with open(stamp, "w") as f:
-        f.write(lock)
-    return None
+    """The reason to skip (no node or npm; npm ci failed), or None once the servers are
+    installed in CACHE."""
+    return H.npm_ci(MCP_DIR, CACHE, EVERYTHING)
 
 
 # --- the OpenAPI server ---------------------------------------------------------------------
