@@ -1,5 +1,6 @@
-/* hub/web_internal.h - private to hub/web.c and hub/web_sse.c: the server's state, one
- * request's, and the helpers both use (the list of calls under way, responses, credentials).
+/* hub/web_internal.h - private to hub/web*.c: the server's state, one request's, and the
+ * helpers of hub/web_call.c that both web.c and web_sse.c use (the calls under way, credentials,
+ * responses).
  * Threads: see web.h; w->lock guards w->calls and w->stopping. */
 #ifndef AGENTRY_HUB_WEB_INTERNAL_H
 #define AGENTRY_HUB_WEB_INTERNAL_H
@@ -15,6 +16,8 @@
 #include "common/strbuf.h"
 
 #define HUB_WEB_SERVICE_PATH "/agentry.v1.AgentHub/"
+#define HUB_WEB_COOKIE "agentry_token" /* the token a sign-in sets */
+#define HUB_WEB_MAX_TOKEN 512          /* the longest token taken */
 
 /* A gRPC call under way, listed on hub_web.calls so that hub_web_stop can cancel it. */
 struct web_call {
@@ -55,28 +58,35 @@ struct web_cred {
 /* Start c's call of method ("/agentry.v1.AgentHub/Ping") on cq with the caller's credentials
  * (NULL: none) and list it. -1 with err when the server is stopping or gRPC refuses; c is then
  * released and not listed. */
-int hub_web__call_start(struct hub_web *w, struct web_call *c, grpc_completion_queue *cq,
-                        const char *method, const struct web_cred *cred, int64_t deadline,
-                        struct ag_err *err);
+int hub_web_call_start(struct hub_web *w, struct web_call *c, grpc_completion_queue *cq,
+                       const char *method, const struct web_cred *cred, int64_t deadline,
+                       struct ag_err *err);
 /* Take c off the list (if it is on it) and release it; no batch may be outstanding. */
-void hub_web__call_end(struct hub_web *w, struct web_call *c);
+void hub_web_call_end(struct hub_web *w, struct web_call *c);
 /* Shut cq down, drain it (a pluck or a next queue), destroy it. */
-void hub_web__cq_destroy(grpc_completion_queue *cq, bool pluck);
+void hub_web_call_cq_destroy(grpc_completion_queue *cq, bool pluck);
 
 /* Queue resp (consumed, may be NULL: MHD_NO) with type and the headers every answer carries. */
-enum MHD_Result hub_web__send_resp(struct web_req *r, struct MHD_Connection *conn, unsigned status,
-                                   struct MHD_Response *resp, const char *type);
+enum MHD_Result hub_web_call_send_resp(struct web_req *r, struct MHD_Connection *conn,
+                                       unsigned status, struct MHD_Response *resp,
+                                       const char *type);
 /* {"code":..., "message":...} of err. */
-cJSON *hub_web__error_json(const struct ag_err *err);
+cJSON *hub_web_call_error_json(const struct ag_err *err);
 /* That body with the HTTP status err's code maps to (or http_code if not 0). */
-enum MHD_Result hub_web__send_error(struct web_req *r, struct MHD_Connection *conn,
-                                    unsigned http_code, const struct ag_err *err);
+enum MHD_Result hub_web_call_send_error(struct web_req *r, struct MHD_Connection *conn,
+                                        unsigned http_code, const struct ag_err *err);
 /* The caller's credentials: 0 with *cred filled (both NULL on a plaintext hub, whose callers
- * are all the anonymous admin; release it with hub_web__cred_release), or -1 with err
+ * are all the anonymous admin; release it with hub_web_call_cred_release), or -1 with err
  * (UNAUTHENTICATED: none at all, a malformed token, or a certificate that does not verify). */
-int hub_web__caller(struct hub_web *w, struct MHD_Connection *conn, struct web_cred *cred,
-                    struct ag_err *err);
-void hub_web__cred_release(struct web_cred *cred);
+int hub_web_call_caller(struct hub_web *w, struct MHD_Connection *conn, struct web_cred *cred,
+                        struct ag_err *err);
+void hub_web_call_cred_release(struct web_cred *cred);
+
+/* j (consumed) as the body, with a Set-Cookie header if set_cookie is not NULL. */
+enum MHD_Result hub_web_call_send_json(struct web_req *r, struct MHD_Connection *conn,
+                                       unsigned status, cJSON *j, const char *set_cookie);
+/* A token fit to be sent as a header value and kept as a cookie value. */
+bool hub_web_call_token_ok(const char *t);
 
 /* GET .../Trace: the stream as Server-Sent Events (hub/web_sse.c). */
 enum MHD_Result hub_web__serve_trace(struct web_req *r, struct MHD_Connection *conn);

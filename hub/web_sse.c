@@ -53,7 +53,7 @@ static void sse_finish(struct web_sse *s)
     if (s->ended || !s->status_in || s->recv_out)
         return;
     s->ended = true;
-    cJSON *j = hub_web__error_json(&s->end);
+    cJSON *j = hub_web_call_error_json(&s->end);
     char *text = cJSON_PrintUnformatted(j);
     cJSON_Delete(j);
     sse_add(s, s->end.code == AG_OK ? "event: end\ndata: " : "event: error\ndata: ");
@@ -125,8 +125,8 @@ static void sse_free(void *cls)
         rpc_async_cancel(&s->c.a);
     while (s->outstanding)
         sse_step(s, -1);
-    hub_web__call_end(s->w, &s->c);
-    hub_web__cq_destroy(s->cq, false);
+    hub_web_call_end(s->w, &s->c);
+    hub_web_call_cq_destroy(s->cq, false);
     ag_arena_release(&s->arena);
     free(s->out.s);
     free(s);
@@ -212,8 +212,8 @@ static Agentry__V1__TraceRequest *trace_request(struct MHD_Connection *conn, str
 static int sse_start(struct web_sse *s, const Agentry__V1__TraceRequest *req,
                      const struct web_cred *cred, struct ag_err *err)
 {
-    if (hub_web__call_start(s->w, &s->c, s->cq, HUB_WEB_SERVICE_PATH "Trace", cred,
-                            AG_DEADLINE_NONE, err) != 0)
+    if (hub_web_call_start(s->w, &s->c, s->cq, HUB_WEB_SERVICE_PATH "Trace", cred, AG_DEADLINE_NONE,
+                           err) != 0)
         return -1;
     if (rpc_async_send(&s->c.a, rpc_pb_pack(&req->base), &s->tag_send, err) != 0)
         return -1;
@@ -229,12 +229,12 @@ enum MHD_Result hub_web__serve_trace(struct web_req *r, struct MHD_Connection *c
 {
     struct ag_err err = AG_ERR_INIT;
     struct web_cred cred;
-    if (hub_web__caller(r->w, conn, &cred, &err) != 0)
-        return hub_web__send_error(r, conn, 0, &err);
+    if (hub_web_call_caller(r->w, conn, &cred, &err) != 0)
+        return hub_web_call_send_error(r, conn, 0, &err);
     Agentry__V1__TraceRequest *req = trace_request(conn, &err);
     if (!req) {
-        hub_web__cred_release(&cred);
-        return hub_web__send_error(r, conn, 0, &err);
+        hub_web_call_cred_release(&cred);
+        return hub_web_call_send_error(r, conn, 0, &err);
     }
     struct web_sse *s = ag_xcalloc(1, sizeof(*s));
     s->w = r->w;
@@ -244,7 +244,7 @@ enum MHD_Result hub_web__serve_trace(struct web_req *r, struct MHD_Connection *c
                                                                  MHD_CONNECTION_INFO_CONNECTION_FD);
     s->fd = ci ? ci->connect_fd : -1;
     int rc = sse_start(s, req, &cred, &err);
-    hub_web__cred_release(&cred);
+    hub_web_call_cred_release(&cred);
     protobuf_c_message_free_unpacked(&req->base, NULL);
     int64_t until = ag_deadline_in_ms(WEB_SSE_FIRST_WAIT_MS);
     while (rc == 0 && s->out.len == 0 && !s->ended && ag_now_mono_ns() < until)
@@ -253,7 +253,7 @@ enum MHD_Result hub_web__serve_trace(struct web_req *r, struct MHD_Connection *c
         if (rc == 0)
             err = s->end;
         sse_free(s);
-        return hub_web__send_error(r, conn, 0, &err);
+        return hub_web_call_send_error(r, conn, 0, &err);
     }
     s->last_write_ns = ag_now_mono_ns();
     struct MHD_Response *resp = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 16 * 1024,
@@ -264,5 +264,5 @@ enum MHD_Result hub_web__serve_trace(struct web_req *r, struct MHD_Connection *c
     }
     MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
     MHD_add_response_header(resp, "X-Accel-Buffering", "no");
-    return hub_web__send_resp(r, conn, MHD_HTTP_OK, resp, "text/event-stream");
+    return hub_web_call_send_resp(r, conn, MHD_HTTP_OK, resp, "text/event-stream");
 }
