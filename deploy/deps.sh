@@ -58,6 +58,9 @@ sandbox_user() {
 }
 missing=""
 for p in $PKGS; do
+    # A node.js from elsewhere (NodeSource's nodejs package bundles npm, and conflicts with
+    # Debian's npm): the command is what the tests need.
+    [ "$p" = npm ] && command -v npm >/dev/null && continue
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
 done
 if [ -z "$missing" ]; then
