@@ -25,6 +25,7 @@
 #include "hub/loader.h"
 #include "hub/store.h"
 #include "hub/team.h"
+#include "hub/usage.h"
 #include "hub/validate.h"
 
 struct load_ctx {
@@ -39,18 +40,9 @@ struct load_ctx {
  * were stored, with the tokens and the cost read back from the MODEL_REPLY payload. */
 static void count_event_usage(struct hub_agent *a, const struct hub_store_event *ev)
 {
-    uint64_t tokens[2] = {0, 0};
-    if (ev->kind == AGENTRY__V1__EVENT_KIND__EVENT_KIND_MODEL_REPLY) {
-        cJSON *o = cJSON_ParseWithLength(ev->payload, ev->payload_len);
-        cJSON *u = cJSON_GetObjectItemCaseSensitive(o, "usage");
-        cJSON *in = cJSON_GetObjectItemCaseSensitive(u, "input_tokens");
-        cJSON *out = cJSON_GetObjectItemCaseSensitive(u, "output_tokens");
-        tokens[0] = cJSON_IsNumber(in) && in->valuedouble > 0 ? (uint64_t)in->valuedouble : 0;
-        tokens[1] = cJSON_IsNumber(out) && out->valuedouble > 0 ? (uint64_t)out->valuedouble : 0;
-        cJSON_Delete(o);
-    }
-    hub_agent_count_usage(&a->st, ev->kind, tokens[0], tokens[1],
-                          hub_usage_payload_cost(ev->kind, ev->payload, ev->payload_len));
+    uint64_t in, out, nano;
+    hub_usage_payload_read(ev->kind, ev->payload, ev->payload_len, &in, &out, &nano);
+    hub_agent_count_usage(&a->st, ev->kind, in, out, nano);
 }
 
 static bool is_current_assignment(const struct hub_agent *a, const struct hub_store_event *ev)

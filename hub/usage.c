@@ -30,15 +30,35 @@ uint64_t hub_usage_nano_usd(double usd)
     return (uint64_t)(usd * 1e9 + 0.5);
 }
 
+/* A token count as the payload gives it: a positive number, else 0. Compared before converting:
+ * a double beyond uint64_t's range is undefined behaviour. */
+static uint64_t json_count(const cJSON *o, const char *name)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, name);
+    return cJSON_IsNumber(v) && v->valuedouble > 0 && v->valuedouble < 1.8e19
+               ? (uint64_t)v->valuedouble
+               : 0;
+}
+
+void hub_usage_payload_read(int kind, const char *payload, size_t len, uint64_t *input_tokens,
+                            uint64_t *output_tokens, uint64_t *cost_nano_usd)
+{
+    *input_tokens = *output_tokens = *cost_nano_usd = 0;
+    if (kind != AGENTRY__V1__EVENT_KIND__EVENT_KIND_MODEL_REPLY || !payload)
+        return;
+    cJSON *o = cJSON_ParseWithLength(payload, len);
+    const cJSON *u = cJSON_GetObjectItemCaseSensitive(o, "usage");
+    const cJSON *c = cJSON_GetObjectItemCaseSensitive(u, "cost_usd");
+    *input_tokens = json_count(u, "input_tokens");
+    *output_tokens = json_count(u, "output_tokens");
+    *cost_nano_usd = cJSON_IsNumber(c) ? hub_usage_nano_usd(c->valuedouble) : 0;
+    cJSON_Delete(o);
+}
+
 uint64_t hub_usage_payload_cost(int kind, const char *payload, size_t len)
 {
-    if (kind != AGENTRY__V1__EVENT_KIND__EVENT_KIND_MODEL_REPLY || !payload)
-        return 0;
-    cJSON *o = cJSON_ParseWithLength(payload, len);
-    const cJSON *c = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(o, "usage"),
-                                                      "cost_usd");
-    uint64_t nano = cJSON_IsNumber(c) ? hub_usage_nano_usd(c->valuedouble) : 0;
-    cJSON_Delete(o);
+    uint64_t in, out, nano;
+    hub_usage_payload_read(kind, payload, len, &in, &out, &nano);
     return nano;
 }
 

@@ -28,6 +28,11 @@ void hub_usage_count(struct hub_usage *u, int kind, uint64_t input_tokens, uint6
 /* usd in nano-dollars, rounded; NaN or negative is 0 and more than 1e9 USD counts as 1e9 (a
  * node's error, never a wrapped counter). */
 uint64_t hub_usage_nano_usd(double usd);
+/* What a MODEL_REPLY payload reports under "usage": input and output tokens and the cost in
+ * nano-dollars, read in one parse; all 0 for any other kind or what the payload lacks. payload
+ * need not be NUL-terminated. */
+void hub_usage_payload_read(int kind, const char *payload, size_t len, uint64_t *input_tokens,
+                            uint64_t *output_tokens, uint64_t *cost_nano_usd);
 /* The cost a MODEL_REPLY payload reports ("usage": {"cost_usd"}), in nano-dollars: 0 for any
  * other kind, or when the node did not price the model. payload need not be NUL-terminated. */
 uint64_t hub_usage_payload_cost(int kind, const char *payload, size_t len);

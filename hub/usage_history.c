@@ -2,7 +2,6 @@
  * usage_history.h for the bounds, the "other" key and the lock). */
 #include "hub/usage_history.h"
 
-#include <cjson/cJSON.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -104,15 +103,6 @@ void hub_usage_history_add(struct hub_usage_history *uh, const char *ns, const c
     pthread_mutex_unlock(&uh->mu);
 }
 
-static uint64_t json_count(const cJSON *o, const char *name)
-{
-    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, name);
-    /* Compared before converting: a double beyond uint64_t's range is undefined behaviour. */
-    return cJSON_IsNumber(v) && v->valuedouble > 0 && v->valuedouble < 1.8e19
-               ? (uint64_t)v->valuedouble
-               : 0;
-}
-
 void hub_usage_history_count_event(struct hub_usage_history *uh, const char *ns, const char *model,
                                    int kind, const char *payload, size_t len, int64_t t_ns)
 {
@@ -120,15 +110,11 @@ void hub_usage_history_count_event(struct hub_usage_history *uh, const char *ns,
         hub_usage_history_add(uh, ns, model, t_ns, 0, 0, 0, 1);
         return;
     }
-    if (kind != AGENTRY__V1__EVENT_KIND__EVENT_KIND_MODEL_REPLY || !payload)
+    if (kind != AGENTRY__V1__EVENT_KIND__EVENT_KIND_MODEL_REPLY)
         return;
-    cJSON *o = cJSON_ParseWithLength(payload, len);
-    const cJSON *u = cJSON_GetObjectItemCaseSensitive(o, "usage");
-    const cJSON *cost = cJSON_GetObjectItemCaseSensitive(u, "cost_usd");
-    hub_usage_history_add(uh, ns, model, t_ns, json_count(u, "input_tokens"),
-                          json_count(u, "output_tokens"),
-                          cJSON_IsNumber(cost) ? hub_usage_nano_usd(cost->valuedouble) : 0, 0);
-    cJSON_Delete(o);
+    uint64_t in, out, nano;
+    hub_usage_payload_read(kind, payload, len, &in, &out, &nano);
+    hub_usage_history_add(uh, ns, model, t_ns, in, out, nano, 0);
 }
 
 int hub_usage_history_window(uint32_t bucket_seconds, uint32_t buckets, int64_t now_ns,
