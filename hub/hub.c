@@ -322,6 +322,8 @@ struct hub *hub_new(const struct hub_opts *o, struct ag_err *err)
     ag_log_info("hub.loaded", "store=%s agents=%zu interrupted=%zu pending=%zu",
                 ag_log_q(h->store_shown), loaded, rc.running, rc.pending);
     hub_metrics_ready(h->metrics); /* scrapes read the store, the scheduler and the agents */
+    if (h->web && hub_web_start(h->web, err) != 0) /* bound in hub_bind, served from now */
+        goto fail;
     return h;
 fail:
     hub_free(h);

@@ -357,19 +357,13 @@ static void loopback_target(const char *listen, int port, char *buf, size_t cap)
         snprintf(buf, cap, "%.*s:%d", (int)hl, listen, port);
 }
 
-static int start_daemon(struct hub_web *w, const struct hub_web_opts *o, struct ag_err *err)
+int hub_web_start(struct hub_web *w, struct ag_err *err)
 {
     unsigned flags = MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_POLL;
-    if (o->tls) {
-        w->cert_pem = read_file(o->tls->cert, err);
-        w->key_pem = w->cert_pem ? read_file(o->tls->key, err) : NULL;
-        w->ca_pem = w->key_pem ? read_file(o->tls->ca, err) : NULL;
-        if (!w->ca_pem)
-            return -1;
+    if (w->tls)
         flags |= MHD_USE_TLS;
-    }
     struct MHD_OptionItem tls_opts[] = {
-        {o->tls ? MHD_OPTION_HTTPS_MEM_KEY : MHD_OPTION_END, 0, w->key_pem},
+        {w->tls ? MHD_OPTION_HTTPS_MEM_KEY : MHD_OPTION_END, 0, w->key_pem},
         {MHD_OPTION_HTTPS_MEM_CERT, 0, w->cert_pem},
         {MHD_OPTION_HTTPS_MEM_TRUST, 0, w->ca_pem}, /* asks browsers for a certificate */
         {MHD_OPTION_END, 0, NULL}};
@@ -381,7 +375,8 @@ static int start_daemon(struct hub_web *w, const struct hub_web_opts *o, struct 
     if (!w->d)
         return ag_err_set(err, AG_UNAVAILABLE,
                           "cannot serve the dashboard on '%s': the HTTP server did not start%s",
-                          o->listen, o->tls ? " (check the hub's certificate and key)" : "");
+                          w->listen, w->tls ? " (check the hub's certificate and key)" : "");
+    ag_log_info("web.listening", "addr=%s port=%d tls=%d", ag_log_q(w->listen), w->port, w->tls);
     return 0;
 }
 
@@ -406,10 +401,17 @@ struct hub_web *hub_web_new(const struct hub_web_opts *o, struct ag_err *err)
     w->ch = rpc_channel_new(target, &co, err);
     if (!w->ch)
         goto fail;
+    if (o->tls) {
+        w->cert_pem = read_file(o->tls->cert, err);
+        w->key_pem = w->cert_pem ? read_file(o->tls->key, err) : NULL;
+        w->ca_pem = w->key_pem ? read_file(o->tls->ca, err) : NULL;
+        if (!w->ca_pem)
+            goto fail;
+    }
     w->fd = ag_httpd_listen(o->listen, "the dashboard", &w->port, err);
-    if (w->fd < 0 || start_daemon(w, o, err) != 0)
+    if (w->fd < 0)
         goto fail;
-    ag_log_info("web.listening", "addr=%s port=%d tls=%d", ag_log_q(o->listen), w->port, w->tls);
+    w->listen = ag_xstrdup(o->listen);
     return w;
 fail:
     hub_web_free(w);
@@ -458,5 +460,6 @@ void hub_web_free(struct hub_web *w)
     free(w->cert_pem);
     free(w->key_pem);
     free(w->ca_pem);
+    free(w->listen);
     free(w);
 }

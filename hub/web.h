@@ -27,9 +27,14 @@ struct hub_web_opts {
                                         tls->ca */
 };
 
-/* Binds o->listen and serves. NULL with err: INVALID_ARGUMENT for an address that does not
- * parse or TLS files that do not load, UNAVAILABLE when the address is in use. */
+/* Binds o->listen and reads the TLS files, serving nothing yet: the hub binds every address
+ * before it opens its store, so that an address in use fails before anything is logged. NULL
+ * with err: INVALID_ARGUMENT for an address that does not parse or TLS files that cannot be
+ * read, UNAVAILABLE when the address is in use. */
 struct hub_web *hub_web_new(const struct hub_web_opts *o, struct ag_err *err);
+/* Serve, once the hub has its store (logged as web.listening). -1 with err (UNAVAILABLE) if the
+ * HTTP server does not start, for example a certificate and key that do not parse. */
+int hub_web_start(struct hub_web *w, struct ag_err *err);
 /* Refuse new requests, cancel the gRPC calls under way (open SSE streams end), close every
  * connection. Idempotent. */
 void hub_web_stop(struct hub_web *w);

@@ -32,6 +32,7 @@ struct hub_web {
     int fd, port;
     bool tls;
     char *cert_pem, *key_pem, *ca_pem; /* owned: libmicrohttpd reads them for its whole life */
+    char *listen;                      /* owned: --http-listen, for messages */
     pthread_mutex_t lock;              /* guards calls and stopping */
     pthread_cond_t idle;               /* signalled when calls becomes empty */
     struct web_call *calls;

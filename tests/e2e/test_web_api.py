@@ -447,14 +447,18 @@ class WebApi(WebCase):
             own.close()
 
     def test_address_in_use_is_one_error_line(self):
-        def hub(http):
+        def hub(http, store=os.path.join(self.c.dir, "other.db")):
             args = ["hub", "--listen", "127.0.0.1:%d" % H.free_port(), "--store",
-                    "sqlite:" + os.path.join(self.c.dir, "other.db"), "--http-listen", http]
+                    "sqlite:" + store, "--http-listen", http]
             return H.run_cli(args + (["--policy", self.policy] if self.policy else []),
                              timeout=30)
         taken = "127.0.0.1:%d" % self.port
         self.assertIn(taken, H.one_error_line(self, hub(taken)))
         self.assertIn("'nonsense'", H.one_error_line(self, hub("nonsense")))
+        # Regression: a second hub on this hub's store served (and logged) its dashboard before
+        # the store refused it. The dashboard is served only once the store is the hub's.
+        free = "127.0.0.1:%d" % H.free_port()
+        self.assertIn("in use by another process", H.one_error_line(self, hub(free, self.c.store)))
 
 
 class WebStop(WebCase):
