@@ -259,7 +259,8 @@ static int hub_bind(struct hub *h, struct ag_err *err)
         return -1;
     if (!h->opts.http_listen)
         return 0;
-    struct hub_web_opts wo = {.listen = h->opts.http_listen,
+    struct hub_web_opts wo = {.hub = h,
+                              .listen = h->opts.http_listen,
                               .hub_listen = h->opts.listen,
                               .hub_port = rpc_server_port(h->rpc),
                               .tls = h->opts.tls};

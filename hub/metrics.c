@@ -19,6 +19,7 @@
 #include "hub/agent_table.h"
 #include "hub/hooks.h"
 #include "hub/hub_internal.h"
+#include "hub/rpc_trace.h"
 #include "hub/sched.h"
 #include "hub/store.h"
 
@@ -38,6 +39,7 @@ struct hub_metrics {
     struct ag_metric *commits, *writes, *events, *failed, *queue_depth;
     struct ag_metric *nodes, *pending, *capacity, *running;
     struct ag_metric *agents[HUB_METRICS_STATES];
+    struct ag_metric *followers_grpc, *followers_dashboard;
     atomic_bool ready; /* hub_metrics_ready: h->store and the rest may be read */
 };
 
@@ -92,6 +94,7 @@ static void scrape(void *arg)
     ag_metrics_set(m->capacity, (int64_t)st.capacity);
     ag_metrics_set(m->running, (int64_t)st.running);
     int64_t by_state[HUB_METRICS_STATES] = {0};
+    size_t grpc = 0, dashboard = 0;
     struct hub_agent *batch[HUB_AGENTS_BATCH];
     size_t k;
     for (size_t pos = 0; (k = hub_agents_snapshot(&h->agents, pos, batch, HUB_AGENTS_BATCH));
@@ -99,6 +102,7 @@ static void scrape(void *arg)
         for (size_t i = 0; i < k; i++) {
             pthread_mutex_lock(&batch[i]->lock);
             int s = batch[i]->st.state;
+            hub_rpc_trace_count(batch[i], &grpc, &dashboard);
             pthread_mutex_unlock(&batch[i]->lock);
             if (s >= 0 && s < HUB_METRICS_STATES)
                 by_state[s]++;
@@ -106,6 +110,8 @@ static void scrape(void *arg)
         }
     for (int s = 1; s < HUB_METRICS_STATES; s++)
         ag_metrics_set(m->agents[s], by_state[s]);
+    ag_metrics_set(m->followers_grpc, (int64_t)grpc);
+    ag_metrics_set(m->followers_dashboard, (int64_t)dashboard);
 }
 
 static struct ag_metric *one(struct ag_metric_family *f)
@@ -165,6 +171,12 @@ struct hub_metrics *hub_metrics_new(struct hub *h, const struct rpc_method *meth
                                                        (const char *[]){"state", NULL});
     for (int s = 1; s < HUB_METRICS_STATES; s++)
         m->agents[s] = ag_metrics_at(agents, (const char *[]){hub_agent_state_name(s)});
+    struct ag_metric_family *followers = ag_metrics_gauge(
+        r, "agentry_trace_followers",
+        "Readers of agents' logs now: Trace calls (grpc) and the dashboard's streams (dashboard).",
+        (const char *[]){"reader", NULL});
+    m->followers_grpc = ag_metrics_at(followers, (const char *[]){"grpc"});
+    m->followers_dashboard = ag_metrics_at(followers, (const char *[]){"dashboard"});
     m->pending = gauge(r, "agentry_agents_pending", "Agents waiting for a node to run their turn.");
     m->nodes = gauge(r, "agentry_nodes", "Nodes connected and taking turns.");
     m->capacity = gauge(r, "agentry_nodes_capacity", "Turn slots of the connected nodes.");

@@ -7,9 +7,17 @@
  * so an event committed between the replay and the switch to live is still seen: the cursor
  * simply reaches it. The pump sends at most TRACE_WINDOW messages ahead of the client; the rest
  * waits in the log, not in memory. A follow ends (OK) once the cursor is past the KILLED event,
- * the last event an agent ever has. */
+ * the last event an agent ever has.
+ *
+ * A follower's events go to one of two kinds of reader: a Trace call, or an in-process sink
+ * (the dashboard's Server-Sent Events, hub/web_sse.c), which gets the same packed bytes under
+ * the same window, counted as delivered until it says it consumed them. The in-process reader
+ * saves the dashboard a loopback HTTP/2 hop per event; who may read is checked before it
+ * subscribes, by a Trace call with the caller's credentials (web_sse.c), so the grant is
+ * gRPC's. */
 #include <inttypes.h>
 #include <stdio.h>
+#include <stdlib.h>
 
 #include "agentry/v1/hub.pb-c.h"
 #include "common/log.h"
@@ -25,21 +33,24 @@
 #include "hub/store.h"
 #include "hub/trace_ring.h"
 
-#define TRACE_WINDOW 32
+#define TRACE_WINDOW HUB_RPC_TRACE_WINDOW
 
-/* A follower is a Trace call with a cursor (next_seq): it sends next_seq from the agent's ring
- * if still there, else reads it from the store; it never queues events of its own, so a slow
+/* A follower is a reader with a cursor (next_seq): it sends next_seq from the agent's ring if
+ * still there, else reads it from the store; it never queues events of its own, so a slow
  * follower costs nothing but its cursor. Fields guarded by the agent's lock. */
 struct hub_follower {
-    struct ag_list link; /* on agent->followers while linked */
-    struct rpc_call *call;
+    struct ag_list link;                   /* on agent->followers while linked */
+    struct rpc_call *call;                 /* the Trace call, or NULL for an in-process sink */
+    const struct hub_rpc_trace_sink *sink; /* an in-process follower's reader */
+    unsigned delivered;                    /* in-process: handed to the sink, not yet consumed */
     struct hub *h;
     struct hub_agent *agent;
     uint64_t next_seq;
     bool follow;
-    bool reading;   /* a store read is in flight (holds a call reference) */
-    bool closed;    /* the call is over */
-    bool call_over; /* on_close ran: the pin goes with the last of it and the read */
+    bool reading;   /* a store read is in flight (holds a call reference, or the follower) */
+    bool closed;    /* the reader has had its end */
+    bool call_over; /* the reader left (on_close, unsubscribe): the pin goes with the last of it
+                       and the read, and an in-process follower is freed with it */
 };
 
 static void unlink_locked(struct hub_follower *f)
@@ -57,11 +68,25 @@ static void finish_locked(struct hub_follower *f, enum ag_code code, const char 
 {
     unlink_locked(f);
     f->closed = true;
-    rpc_call_finish(f->call, code, msg);
+    if (f->call)
+        rpc_call_finish(f->call, code, msg);
+    else
+        f->sink->end(f->sink->ctx, code, msg);
+}
+
+static unsigned pending_locked(const struct hub_follower *f)
+{
+    return f->call ? rpc_call_send_pending(f->call) : f->delivered;
 }
 
 static bool send_slice(struct hub_follower *f, grpc_slice s)
 {
+    if (!f->call) {
+        f->sink->event(f->sink->ctx, s);
+        f->delivered++;
+        f->next_seq++;
+        return true;
+    }
     grpc_byte_buffer *bb = grpc_raw_byte_buffer_create(&s, 1);
     grpc_slice_unref(s);
     struct ag_err err = AG_ERR_INIT;
@@ -81,7 +106,7 @@ static void pump_locked(struct hub_follower *f)
 {
     struct hub_agent *a = f->agent;
     while (!f->closed && !f->reading) {
-        unsigned pending = rpc_call_send_pending(f->call);
+        unsigned pending = pending_locked(f);
         if (pending >= TRACE_WINDOW)
             return; /* on_sent resumes */
         if (f->next_seq > a->last_seq) {
@@ -99,11 +124,13 @@ static void pump_locked(struct hub_follower *f)
         }
         struct ag_err err = AG_ERR_INIT;
         f->reading = true;
-        rpc_call_ref(f->call);
+        if (f->call)
+            rpc_call_ref(f->call);
         if (hub_store_read_events(f->h->store, a->id, f->next_seq, a->last_seq,
                                   TRACE_WINDOW - pending, on_read, f, &err) != 0) {
             f->reading = false;
-            rpc_call_unref(f->call);
+            if (f->call)
+                rpc_call_unref(f->call);
             finish_locked(f, err.code, err.msg);
         }
         return;
@@ -144,9 +171,26 @@ static void on_read(void *arg, const struct hub_store_event *rows, size_t n,
     bool unpin = f->call_over;
     struct hub *h = f->h;
     pthread_mutex_unlock(&a->lock);
-    if (unpin) /* on_trace_close ran while the read was out */
+    if (unpin) /* the reader left while the read was out */
         hub_agents_unpin(&h->agents, a);
-    rpc_call_unref(call);
+    if (call)
+        rpc_call_unref(call);
+    else if (unpin)
+        free(f);
+}
+
+/* Start f on its agent (pinned, lock not held): the shutdown check, then the first pump. */
+static void start(struct hub_follower *f)
+{
+    struct hub_agent *a = f->agent;
+    pthread_mutex_lock(&a->lock);
+    if (atomic_load(&f->h->closing)) {
+        finish_locked(f, AG_UNAVAILABLE, "the hub is shutting down; resume from your last seq");
+    } else {
+        ag_list_insert_head(&a->followers, &f->link);
+        pump_locked(f);
+    }
+    pthread_mutex_unlock(&a->lock);
 }
 
 static void on_trace(struct rpc_call *c, grpc_byte_buffer *req)
@@ -168,14 +212,7 @@ static void on_trace(struct rpc_call *c, grpc_byte_buffer *req)
     f->agent = a;
     f->next_seq = in->from_seq ? in->from_seq : 1;
     f->follow = in->follow;
-    pthread_mutex_lock(&a->lock);
-    if (atomic_load(&h->closing)) {
-        finish_locked(f, AG_UNAVAILABLE, "the hub is shutting down; resume from your last seq");
-    } else {
-        ag_list_insert_head(&a->followers, &f->link);
-        pump_locked(f);
-    }
-    pthread_mutex_unlock(&a->lock);
+    start(f);
 }
 
 static void on_trace_sent(struct rpc_call *c)
@@ -221,6 +258,59 @@ void hub_rpc_trace_fail_all(struct hub_agent *a, const struct ag_err *err)
     struct ag_list *first;
     while ((first = ag_list_first(&a->followers)))
         finish_locked(AG_LIST_ENTRY(first, struct hub_follower, link), err->code, err->msg);
+}
+
+struct hub_follower *hub_rpc_trace_subscribe(struct hub *h, const char *agent_id, uint64_t from_seq,
+                                             bool follow, const struct hub_rpc_trace_sink *sink,
+                                             struct ag_err *err)
+{
+    struct hub_agent *a = hub_loader_get(h, agent_id, err);
+    if (!a)
+        return NULL;
+    struct hub_follower *f = ag_xcalloc(1, sizeof(*f));
+    f->sink = sink;
+    f->h = h;
+    ag_list_init(&f->link);
+    f->agent = a;
+    f->next_seq = from_seq ? from_seq : 1;
+    f->follow = follow;
+    start(f);
+    return f;
+}
+
+void hub_rpc_trace_consumed(struct hub_follower *f, unsigned n)
+{
+    pthread_mutex_lock(&f->agent->lock);
+    f->delivered -= n < f->delivered ? n : f->delivered;
+    pump_locked(f);
+    pthread_mutex_unlock(&f->agent->lock);
+}
+
+void hub_rpc_trace_unsubscribe(struct hub_follower *f)
+{
+    if (!f)
+        return;
+    struct hub_agent *a = f->agent;
+    pthread_mutex_lock(&a->lock);
+    f->closed = true; /* no callback from here on */
+    f->call_over = true;
+    unlink_locked(f);
+    bool last = !f->reading; /* else on_read unpins and frees */
+    pthread_mutex_unlock(&a->lock);
+    if (last) {
+        hub_agents_unpin(&f->h->agents, a);
+        free(f);
+    }
+}
+
+void hub_rpc_trace_count(const struct hub_agent *a, size_t *calls, size_t *in_process)
+{
+    const struct ag_list *pos;
+    AG_LIST_FOREACH(pos, &a->followers)
+    {
+        const struct hub_follower *f = AG_LIST_ENTRY(pos, const struct hub_follower, link);
+        (*(f->call ? calls : in_process))++;
+    }
 }
 
 const struct rpc_method hub_rpc_trace_methods[] = {

@@ -37,37 +37,8 @@
 
 #define WEB_API_PREFIX "/api/v1/agentry.v1.AgentHub/"
 #define WEB_MAX_BODY (1 << 20)
-#define WEB_UNARY_TIMEOUT_MS (10 * 60 * 1000) /* Invoke may wait for a whole turn */
 #define WEB_STOP_ENDING_MS 500 /* at stop, for the calls the hub ended to deliver their end */
 #define WEB_STOP_CANCEL_MS 1000
-
-/* A blocking unary call of method with cred; *resp decoded into arena. */
-static int unary(struct hub_web *w, const char *method, const ProtobufCMessage *req,
-                 const ProtobufCMessageDescriptor *resp_desc, const struct web_cred *cred,
-                 struct ag_arena *arena, void **resp, struct ag_err *err)
-{
-    grpc_completion_queue *cq = grpc_completion_queue_create_for_pluck(NULL);
-    struct web_call c;
-    int rc = hub_web_call_start(w, &c, cq, method, cred, ag_deadline_in_ms(WEB_UNARY_TIMEOUT_MS),
-                                err);
-    if (rc == 0) {
-        if (rpc_async_unary(&c.a, rpc_pb_pack(req), &c, err) == 0) {
-            grpc_completion_queue_pluck(cq, &c, gpr_inf_future(GPR_CLOCK_REALTIME), NULL);
-            rc = rpc_async_status(&c.a, err);
-            grpc_byte_buffer *bb = rpc_async_recv_take(&c.a);
-            if (rc == 0 && !(*resp = rpc_pb_unpack(bb, resp_desc, arena, err))) {
-                err->code = AG_INTERNAL; /* the hub broke its own contract */
-                rc = -1;
-            }
-            grpc_byte_buffer_destroy(bb);
-        } else {
-            rc = -1;
-        }
-        hub_web_call_end(w, &c);
-    }
-    hub_web_call_cq_destroy(cq, true);
-    return rc;
-}
 
 static enum MHD_Result fail(struct web_req *r, struct MHD_Connection *conn, unsigned http_code,
                             enum ag_code code, const char *msg)
@@ -180,7 +151,7 @@ static enum MHD_Result serve_unary(struct web_req *r, struct MHD_Connection *con
     struct ag_arena arena;
     ag_arena_init(&arena, NULL, 0);
     void *resp = NULL;
-    int rc = unary(r->w, path, req, md->output, &cred, &arena, &resp, &err);
+    int rc = hub_web_call_unary(r->w, path, req, md->output, &cred, &arena, &resp, &err);
     hub_web_call_cred_release(&cred);
     protobuf_c_message_free_unpacked(req, NULL);
     enum MHD_Result res = rc == 0 ? hub_web_call_send_json(r, conn, MHD_HTTP_OK,
@@ -215,8 +186,9 @@ static enum MHD_Result serve_login(struct web_req *r, struct MHD_Connection *con
     Agentry__V1__PingRequest ping = AGENTRY__V1__PING_REQUEST__INIT;
     void *resp;
     struct web_cred cred = {.token = t->valuestring};
-    int rc = unary(r->w, HUB_WEB_SERVICE_PATH "Ping", &ping.base,
-                   &agentry__v1__ping_response__descriptor, &cred, &arena, &resp, &err);
+    int rc = hub_web_call_unary(r->w, HUB_WEB_SERVICE_PATH "Ping", &ping.base,
+                                &agentry__v1__ping_response__descriptor, &cred, &arena, &resp,
+                                &err);
     ag_arena_release(&arena);
     char cookie[HUB_WEB_MAX_TOKEN + 96];
     snprintf(cookie, sizeof(cookie),
@@ -390,6 +362,7 @@ struct hub_web *hub_web_new(const struct hub_web_opts *o, struct ag_err *err)
     }
     struct hub_web *w = ag_xcalloc(1, sizeof(*w));
     w->tls = o->tls != NULL;
+    w->hub = o->hub;
     pthread_mutex_init(&w->lock, NULL);
     ag_cond_init_mono(&w->idle);
     rpc_client_init();
@@ -422,7 +395,7 @@ fail:
 static void wait_idle(struct hub_web *w, int64_t ms)
 {
     int64_t deadline = ag_deadline_in_ms(ms);
-    while (w->calls && ag_cond_wait_until(&w->idle, &w->lock, deadline))
+    while ((w->calls || w->streams) && ag_cond_wait_until(&w->idle, &w->lock, deadline))
         ;
 }
 

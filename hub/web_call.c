@@ -18,10 +18,14 @@
 #include <string.h>
 #include <strings.h>
 
+#include "common/clock.h"
 #include "common/log.h"
+#include "common/rpc/pb.h"
 #include "common/xalloc.h"
 #include "hub/authn.h"
 #include "hub/web_internal.h"
+
+#define WEB_UNARY_TIMEOUT_MS (10 * 60 * 1000) /* Invoke may wait for a whole turn */
 
 #define WEB_CSP                                                                                    \
     "default-src 'self'; img-src 'self' data:; frame-ancestors 'none'; base-uri 'none'; "          \
@@ -117,7 +121,7 @@ void hub_web_call_end(struct hub_web *w, struct web_call *c)
     if (c->listed && c->next)
         c->next->prev = c->prev;
     c->listed = false;
-    if (!w->calls)
+    if (!w->calls && !w->streams)
         pthread_cond_broadcast(&w->idle);
     pthread_mutex_unlock(&w->lock);
     rpc_async_release(&c->a);
@@ -132,6 +136,33 @@ void hub_web_call_cq_destroy(grpc_completion_queue *cq, bool pluck)
                .type != GRPC_QUEUE_SHUTDOWN)
         ;
     grpc_completion_queue_destroy(cq);
+}
+
+int hub_web_call_unary(struct hub_web *w, const char *method, const ProtobufCMessage *req,
+                       const ProtobufCMessageDescriptor *resp_desc, const struct web_cred *cred,
+                       struct ag_arena *arena, void **resp, struct ag_err *err)
+{
+    grpc_completion_queue *cq = grpc_completion_queue_create_for_pluck(NULL);
+    struct web_call c;
+    int rc = hub_web_call_start(w, &c, cq, method, cred, ag_deadline_in_ms(WEB_UNARY_TIMEOUT_MS),
+                                err);
+    if (rc == 0) {
+        if (rpc_async_unary(&c.a, rpc_pb_pack(req), &c, err) == 0) {
+            grpc_completion_queue_pluck(cq, &c, gpr_inf_future(GPR_CLOCK_REALTIME), NULL);
+            rc = rpc_async_status(&c.a, err);
+            grpc_byte_buffer *bb = rpc_async_recv_take(&c.a);
+            if (rc == 0 && resp_desc && !(*resp = rpc_pb_unpack(bb, resp_desc, arena, err))) {
+                err->code = AG_INTERNAL; /* the hub broke its own contract */
+                rc = -1;
+            }
+            grpc_byte_buffer_destroy(bb);
+        } else {
+            rc = -1;
+        }
+        hub_web_call_end(w, &c);
+    }
+    hub_web_call_cq_destroy(cq, true);
+    return rc;
 }
 
 /* --- responses -------------------------------------------------------------------------------- */

@@ -1,19 +1,23 @@
 /* hub/web_internal.h - private to hub/web*.c: the server's state, one request's, and the
  * helpers of hub/web_call.c that both web.c and web_sse.c use (the calls under way, credentials,
  * responses).
- * Threads: see web.h; w->lock guards w->calls and w->stopping. */
+ * Threads: see web.h; w->lock guards w->calls, w->streams and w->stopping. */
 #ifndef AGENTRY_HUB_WEB_INTERNAL_H
 #define AGENTRY_HUB_WEB_INTERNAL_H
 
 #include <cjson/cJSON.h>
 #include <microhttpd.h>
+#include <protobuf-c/protobuf-c.h>
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "common/arena.h"
 #include "common/err.h"
 #include "common/rpc/client.h"
 #include "common/strbuf.h"
+
+struct hub;
 
 #define HUB_WEB_SERVICE_PATH "/agentry.v1.AgentHub/"
 #define HUB_WEB_COOKIE "agentry_token" /* the token a sign-in sets */
@@ -27,15 +31,17 @@ struct web_call {
 };
 
 struct hub_web {
+    struct hub *hub; /* borrowed: the hub whose logs SSE streams follow in-process */
     struct MHD_Daemon *d;
     struct rpc_channel *ch; /* owned: the loopback channel every call shares */
     int fd, port;
     bool tls;
     char *cert_pem, *key_pem, *ca_pem; /* owned: libmicrohttpd reads them for its whole life */
     char *listen;                      /* owned: --http-listen, for messages */
-    pthread_mutex_t lock;              /* guards calls and stopping */
-    pthread_cond_t idle;               /* signalled when calls becomes empty */
+    pthread_mutex_t lock;              /* guards calls, streams and stopping */
+    pthread_cond_t idle;               /* signalled when calls and streams are both none */
     struct web_call *calls;
+    unsigned streams; /* SSE streams that have not yet handed libmicrohttpd their last byte */
     bool stopping;
 };
 
@@ -62,6 +68,12 @@ struct web_cred {
 int hub_web_call_start(struct hub_web *w, struct web_call *c, grpc_completion_queue *cq,
                        const char *method, const struct web_cred *cred, int64_t deadline,
                        struct ag_err *err);
+/* A blocking call of method with cred, one request and at most one reply: *resp decoded into
+ * arena, unless resp_desc is NULL (no reply wanted; a server stream's status is then all there
+ * is). 0, or -1 with the call's status in err. */
+int hub_web_call_unary(struct hub_web *w, const char *method, const ProtobufCMessage *req,
+                       const ProtobufCMessageDescriptor *resp_desc, const struct web_cred *cred,
+                       struct ag_arena *arena, void **resp, struct ag_err *err);
 /* Take c off the list (if it is on it) and release it; no batch may be outstanding. */
 void hub_web_call_end(struct hub_web *w, struct web_call *c);
 /* Shut cq down, drain it (a pluck or a next queue), destroy it. */

@@ -1,15 +1,25 @@
 /* hub/web_sse.c - GET /api/v1/agentry.v1.AgentHub/Trace as Server-Sent Events (web.h,
  * docs/dashboard.md).
  *
- * The stream's call lives on its own completion queue, which only the connection's thread
- * drains: in the handler first (up to WEB_SSE_FIRST_WAIT_MS, so that an error before the first
- * event, such as NOT_FOUND, is an HTTP status an EventSource does not retry), then in
- * libmicrohttpd's content reader, which blocks until there is text to send. While the stream is
- * quiet the reader wakes every WEB_SSE_SLICE_MS to see whether the client closed its socket
- * (then the call is cancelled) and every 15 s sends a comment. The response's free callback
- * cancels the call if it is still under way and drains every outstanding batch. */
+ * Who may read is gRPC's answer: a Trace call with the caller's credentials over the loopback
+ * channel, asking for nothing (from the last possible seq, not following), so its status is the
+ * grant of Trace itself, namespaces and roles included; a refusal is an HTTP status, which an
+ * EventSource does not retry. The events then come in-process (hub/rpc_trace.h): the agent's
+ * follower hands each packed event to this stream's sink, under the same window as a gRPC
+ * follower, which saves the dashboard a loopback HTTP/2 hop and a thread wake per event. As
+ * with gRPC, the grant is checked when the stream starts.
+ *
+ * Threads: the sink's callbacks run on whichever hub thread committed or read an event, with the
+ * agent's lock held: they append the bytes to `in` under s->lock and signal. The connection's
+ * thread (libmicrohttpd's content reader) waits on that signal, takes everything in one swap,
+ * turns it into text, and tells the follower how many it consumed. While the stream is quiet the
+ * reader wakes every WEB_SSE_SLICE_MS to see whether the client closed its socket and every 15 s
+ * sends a comment. Lock order: the agent's lock, then s->lock; the connection's thread never
+ * holds s->lock while it calls the follower.
+ * The response's free callback unsubscribes, after which no callback runs. */
 #include <inttypes.h>
 #include <poll.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,26 +30,31 @@
 #include "common/pbjson.h"
 #include "common/rpc/pb.h"
 #include "common/xalloc.h"
+#include "hub/rpc_trace.h"
 #include "hub/web_internal.h"
 
 #define WEB_SSE_KEEPALIVE_NS (15LL * 1000 * 1000 * 1000)
-#define WEB_SSE_FIRST_WAIT_MS 1000
 #define WEB_SSE_SLICE_MS 1000 /* how often a quiet stream looks whether its client left */
 
 struct web_sse {
     struct hub_web *w;
-    struct web_call c;
-    grpc_completion_queue *cq; /* owned */
-    int fd;                    /* the client's socket, polled for a hang-up */
-    struct ag_strbuf out;      /* text not yet handed to libmicrohttpd, from `sent` on */
+    struct hub_follower *sub; /* owned: unsubscribed in sse_free */
+    struct hub_rpc_trace_sink sink;
+    pthread_mutex_t lock; /* guards in, in_events, end_in and end */
+    pthread_cond_t ready; /* signalled when in or end_in changes */
+    struct ag_strbuf in;  /* events delivered: each a uint32 length, then the packed event */
+    unsigned in_events;
+    bool end_in;
+    struct ag_err end;
+    /* The connection thread's own. */
+    struct ag_strbuf batch; /* `in`, swapped out */
+    struct ag_strbuf out;   /* text not yet handed to libmicrohttpd, from `sent` on */
     size_t sent;
     struct ag_arena arena; /* one decoded event at a time */
+    int fd;                /* the client's socket, polled for a hang-up */
     int64_t last_write_ns;
-    unsigned outstanding; /* batches in flight */
-    unsigned events;      /* sent or buffered */
-    bool recv_out, status_in, ended;
-    struct ag_err end; /* the status, once status_in */
-    char tag_send, tag_close, tag_recv, tag_status;
+    bool ended;
+    bool counted; /* on w->streams, until its last byte is out or it is freed */
 };
 
 static void sse_add(struct web_sse *s, const char *text)
@@ -47,26 +62,41 @@ static void sse_add(struct web_sse *s, const char *text)
     ag_strbuf_add(&s->out, text, strlen(text));
 }
 
-/* The end of the stream, once the status and every message before it are in. */
-static void sse_finish(struct web_sse *s)
+/* --- the sink: hub threads, agent lock held ---------------------------------------------------- */
+
+static void sink_event(void *ctx, grpc_slice packed)
 {
-    if (s->ended || !s->status_in || s->recv_out)
-        return;
-    s->ended = true;
-    cJSON *j = hub_web_call_error_json(&s->end);
-    char *text = cJSON_PrintUnformatted(j);
-    cJSON_Delete(j);
-    sse_add(s, s->end.code == AG_OK ? "event: end\ndata: " : "event: error\ndata: ");
-    sse_add(s, text);
-    sse_add(s, "\n\n");
-    free(text);
+    struct web_sse *s = ctx;
+    uint32_t len = (uint32_t)GRPC_SLICE_LENGTH(packed);
+    pthread_mutex_lock(&s->lock);
+    ag_strbuf_add(&s->in, (const char *)&len, sizeof(len));
+    ag_strbuf_add(&s->in, (const char *)GRPC_SLICE_START_PTR(packed), len);
+    if (s->in_events++ == 0)
+        pthread_cond_signal(&s->ready);
+    pthread_mutex_unlock(&s->lock);
+    grpc_slice_unref(packed);
 }
 
-static void sse_event(struct web_sse *s, grpc_byte_buffer *bb)
+static void sink_end(void *ctx, enum ag_code code, const char *msg)
+{
+    struct web_sse *s = ctx;
+    pthread_mutex_lock(&s->lock);
+    s->end_in = true;
+    if (code == AG_OK)
+        ag_err_set(&s->end, AG_OK, "the stream ended");
+    else
+        ag_err_set(&s->end, code, "%s", msg ? msg : ag_code_name(code));
+    pthread_cond_signal(&s->ready);
+    pthread_mutex_unlock(&s->lock);
+}
+
+/* --- the connection's thread --------------------------------------------------------------------- */
+
+static void sse_event(struct web_sse *s, const void *data, size_t len)
 {
     struct ag_err err = AG_ERR_INIT;
-    Agentry__V1__TraceEvent *ev = rpc_pb_unpack(bb, &agentry__v1__trace_event__descriptor,
-                                                &s->arena, &err);
+    Agentry__V1__TraceEvent *ev = rpc_pb_unpack_bytes(
+        data, len, &agentry__v1__trace_event__descriptor, &s->arena, &err);
     if (ev) {
         cJSON *j = ag_pbjson_encode(&ev->base);
         char *text = cJSON_PrintUnformatted(j), head[48];
@@ -76,58 +106,75 @@ static void sse_event(struct web_sse *s, grpc_byte_buffer *bb)
         sse_add(s, text);
         sse_add(s, "\n\n");
         free(text);
-        s->events++;
     }
     ag_arena_reset(&s->arena);
 }
 
-static void sse_recv(struct web_sse *s)
+static void sse_finish(struct web_sse *s, const struct ag_err *end)
 {
-    if (rpc_async_recv(&s->c.a, &s->tag_recv, NULL) == 0) {
-        s->recv_out = true;
-        s->outstanding++;
-    }
+    s->ended = true;
+    cJSON *j = hub_web_call_error_json(end);
+    char *text = cJSON_PrintUnformatted(j);
+    cJSON_Delete(j);
+    sse_add(s, end->code == AG_OK ? "event: end\ndata: " : "event: error\ndata: ");
+    sse_add(s, text);
+    sse_add(s, "\n\n");
+    free(text);
 }
 
-/* Handle one event of the call, waiting up to timeout_ms: false if none came. */
-static bool sse_step(struct web_sse *s, int64_t timeout_ms)
+/* Wait up to timeout_ms for events or the end, and turn all there is into text: false if
+ * nothing came. */
+static bool sse_take(struct web_sse *s, int64_t timeout_ms)
 {
-    grpc_event e = grpc_completion_queue_next(s->cq, rpc_deadline_ms(timeout_ms), NULL);
-    if (e.type != GRPC_OP_COMPLETE)
-        return false;
-    s->outstanding--;
-    if (e.tag == &s->tag_send) {
-        rpc_async_send_done(&s->c.a);
-        if (rpc_async_close(&s->c.a, &s->tag_close, NULL) == 0)
-            s->outstanding++;
-    } else if (e.tag == &s->tag_recv) {
-        s->recv_out = false;
-        grpc_byte_buffer *bb = rpc_async_recv_take(&s->c.a);
-        if (bb) {
-            sse_event(s, bb);
-            grpc_byte_buffer_destroy(bb);
-            sse_recv(s);
-        }
-    } else if (e.tag == &s->tag_status) {
-        s->status_in = true;
-        if (rpc_async_status(&s->c.a, &s->end) == 0)
-            ag_err_set(&s->end, AG_OK, "the stream ended");
+    int64_t deadline = ag_deadline_in_ms(timeout_ms);
+    pthread_mutex_lock(&s->lock);
+    while (!s->in_events && !s->end_in && ag_cond_wait_until(&s->ready, &s->lock, deadline))
+        ;
+    struct ag_strbuf t = s->batch;
+    s->batch = s->in;
+    s->in = t;
+    unsigned n = s->in_events;
+    s->in_events = 0;
+    bool end = s->end_in; /* the end comes after every event, so all of them are in the batch */
+    struct ag_err e = s->end;
+    pthread_mutex_unlock(&s->lock);
+    for (size_t at = 0; at + sizeof(uint32_t) <= s->batch.len;) {
+        uint32_t len;
+        memcpy(&len, s->batch.s + at, sizeof(len));
+        at += sizeof(len);
+        sse_event(s, s->batch.s + at, len);
+        at += len;
     }
-    sse_finish(s);
-    return true;
+    s->batch.len = 0;
+    if (n)
+        hub_rpc_trace_consumed(s->sub, n);
+    if (end)
+        sse_finish(s, &e);
+    return n || end;
 }
 
-/* Cancel the call if it still runs, wait for every batch, free everything. */
+/* Off w->streams: hub_web_stop waits for the streams the hub ended to hand out their end. */
+static void sse_uncount(struct web_sse *s)
+{
+    if (!s->counted)
+        return;
+    s->counted = false;
+    pthread_mutex_lock(&s->w->lock);
+    if (--s->w->streams == 0 && !s->w->calls)
+        pthread_cond_broadcast(&s->w->idle);
+    pthread_mutex_unlock(&s->w->lock);
+}
+
 static void sse_free(void *cls)
 {
     struct web_sse *s = cls;
-    if (s->outstanding)
-        rpc_async_cancel(&s->c.a);
-    while (s->outstanding)
-        sse_step(s, -1);
-    hub_web_call_end(s->w, &s->c);
-    hub_web_call_cq_destroy(s->cq, false);
+    hub_rpc_trace_unsubscribe(s->sub);
+    sse_uncount(s);
+    pthread_mutex_destroy(&s->lock);
+    pthread_cond_destroy(&s->ready);
     ag_arena_release(&s->arena);
+    free(s->in.s);
+    free(s->batch.s);
     free(s->out.s);
     free(s);
 }
@@ -144,12 +191,14 @@ static ssize_t sse_read(void *cls, uint64_t pos, char *buf, size_t max)
     struct web_sse *s = cls;
     while (s->sent == s->out.len) {
         s->out.len = s->sent = 0;
-        if (s->ended)
+        if (s->ended) { /* and the end written */
+            sse_uncount(s);
             return MHD_CONTENT_READER_END_OF_STREAM;
-        if (sse_step(s, WEB_SSE_SLICE_MS))
+        }
+        if (sse_take(s, WEB_SSE_SLICE_MS))
             continue;
         if (peer_gone(s->fd))
-            return MHD_CONTENT_READER_END_WITH_ERROR; /* sse_free cancels the call */
+            return MHD_CONTENT_READER_END_WITH_ERROR; /* sse_free unsubscribes */
         if (ag_now_mono_ns() - s->last_write_ns >= WEB_SSE_KEEPALIVE_NS)
             sse_add(s, ": keep-alive\n\n");
     }
@@ -208,21 +257,15 @@ static Agentry__V1__TraceRequest *trace_request(struct MHD_Connection *conn, str
     return (Agentry__V1__TraceRequest *)m;
 }
 
-/* Start the Trace call: request, status and first receive in flight. */
-static int sse_start(struct web_sse *s, const Agentry__V1__TraceRequest *req,
+/* Whether the caller may trace req->agent_id: a Trace call that asks for no event. */
+static int may_trace(struct hub_web *w, const Agentry__V1__TraceRequest *req,
                      const struct web_cred *cred, struct ag_err *err)
 {
-    if (hub_web_call_start(s->w, &s->c, s->cq, HUB_WEB_SERVICE_PATH "Trace", cred, AG_DEADLINE_NONE,
-                           err) != 0)
-        return -1;
-    if (rpc_async_send(&s->c.a, rpc_pb_pack(&req->base), &s->tag_send, err) != 0)
-        return -1;
-    s->outstanding++;
-    if (rpc_async_recv_status(&s->c.a, &s->tag_status, err) != 0)
-        return -1;
-    s->outstanding++;
-    sse_recv(s);
-    return 0;
+    Agentry__V1__TraceRequest probe = *req;
+    probe.from_seq = UINT64_MAX;
+    probe.follow = false;
+    return hub_web_call_unary(w, HUB_WEB_SERVICE_PATH "Trace", &probe.base, NULL, cred, NULL, NULL,
+                              err);
 }
 
 enum MHD_Result hub_web__serve_trace(struct web_req *r, struct MHD_Connection *conn)
@@ -232,27 +275,32 @@ enum MHD_Result hub_web__serve_trace(struct web_req *r, struct MHD_Connection *c
     if (hub_web_call_caller(r->w, conn, &cred, &err) != 0)
         return hub_web_call_send_error(r, conn, 0, &err);
     Agentry__V1__TraceRequest *req = trace_request(conn, &err);
-    if (!req) {
-        hub_web_call_cred_release(&cred);
-        return hub_web_call_send_error(r, conn, 0, &err);
-    }
-    struct web_sse *s = ag_xcalloc(1, sizeof(*s));
-    s->w = r->w;
-    s->cq = grpc_completion_queue_create_for_next(NULL);
-    ag_arena_init(&s->arena, NULL, 0);
-    const union MHD_ConnectionInfo *ci = MHD_get_connection_info(conn,
-                                                                 MHD_CONNECTION_INFO_CONNECTION_FD);
-    s->fd = ci ? ci->connect_fd : -1;
-    int rc = sse_start(s, req, &cred, &err);
+    int rc = req ? may_trace(r->w, req, &cred, &err) : -1;
     hub_web_call_cred_release(&cred);
-    protobuf_c_message_free_unpacked(&req->base, NULL);
-    int64_t until = ag_deadline_in_ms(WEB_SSE_FIRST_WAIT_MS);
-    while (rc == 0 && s->out.len == 0 && !s->ended && ag_now_mono_ns() < until)
-        sse_step(s, WEB_SSE_FIRST_WAIT_MS / 10);
-    if (rc != 0 || (s->ended && s->end.code != AG_OK && s->events == 0)) {
-        if (rc == 0)
-            err = s->end;
-        sse_free(s);
+    struct web_sse *s = NULL;
+    if (rc == 0) {
+        s = ag_xcalloc(1, sizeof(*s));
+        s->w = r->w;
+        pthread_mutex_init(&s->lock, NULL);
+        ag_cond_init_mono(&s->ready);
+        ag_arena_init(&s->arena, NULL, 0);
+        s->sink = (struct hub_rpc_trace_sink){.event = sink_event, .end = sink_end, .ctx = s};
+        const union MHD_ConnectionInfo *ci = MHD_get_connection_info(
+            conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+        s->fd = ci ? ci->connect_fd : -1;
+        pthread_mutex_lock(&r->w->lock);
+        r->w->streams++;
+        pthread_mutex_unlock(&r->w->lock);
+        s->counted = true;
+        s->sub = hub_rpc_trace_subscribe(r->w->hub, req->agent_id, req->from_seq, req->follow,
+                                         &s->sink, &err);
+        rc = s->sub ? 0 : -1;
+    }
+    if (req)
+        protobuf_c_message_free_unpacked(&req->base, NULL);
+    if (rc != 0) {
+        if (s)
+            sse_free(s);
         return hub_web_call_send_error(r, conn, 0, &err);
     }
     s->last_write_ns = ag_now_mono_ns();

@@ -14,7 +14,8 @@ interleaved round by round so that drift in the machine hits them alike:
              with Trace (follow=true), as `agentry trace -f` does
 
 Prints one table of medians (calls/s, p50, p99) per RPC and setup, and what the scraper and
-viewers received (so a run where they silently failed is visible).
+viewers received (so a run where they silently failed is visible). With --before BINARY (an
+older build), every setup also runs on that binary, as "SETUP@before", in the same rounds.
 
     /usr/bin/python3 deploy/local/bench_observe.py --binary build/agentry [--rounds 3]
 """
@@ -219,7 +220,7 @@ class Watchers:
 
 def one(binary, setup, rpc, duration):
     tmp = tempfile.mkdtemp(prefix="agentry-bench-observe-")
-    c = Cluster(binary, tmp, setup)
+    c = Cluster(binary, tmp, setup.split("@")[0])
     w = Watchers(c)
     try:
         w.start()
@@ -247,12 +248,16 @@ def main():
     ap.add_argument("--binary", default=H.AGENTRY_BIN)
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--duration", default="10s")
+    ap.add_argument("--before", metavar="BINARY", help="an older build to run every setup on too")
     o = ap.parse_args()
+    runs = [(s, o.binary) for s in SETUPS]
+    if o.before:
+        runs = [r for s in SETUPS for r in ((s + "@before", o.before), (s, o.binary))]
     rows = {}
     for rnd in range(o.rounds):
         for rpc in ("send", "invoke"):
-            for setup in SETUPS:
-                res = one(o.binary, setup, rpc, o.duration)
+            for setup, binary in runs:
+                res = one(binary, setup, rpc, o.duration)
                 rows.setdefault((rpc, setup), []).append(res)
                 print("round %d %-6s %-8s %8.0f/s p50 %.2f ms p99 %.2f ms hub %.3f ms CPU/call "
                       "watchers %.1f s CPU  %s" % (

@@ -102,6 +102,19 @@ class MetricsTest(H.ClusterTestCase):
             self.assertEqual(r.returncode, 0, "promtool on the %s's page: %s%s" % (
                 name, r.stdout, r.stderr))
 
+    def test_trace_followers_are_counted_while_they_follow(self):
+        aid = self.run_agent()
+        followers = lambda: value(get(self.HUB_METRICS)[1],  # noqa: E731
+                                  'agentry_trace_followers{reader="grpc"}')
+        self.assertEqual(followers(), 0)
+        call = self.c.hub.Trace(self.s.hub.TraceRequest(agent_id=aid, follow=True), timeout=30)
+        next(call)  # the stream is open: the follower is registered before the first event
+        self.assertEqual(followers(), 1)
+        self.assertEqual(value(get(self.HUB_METRICS)[1],
+                               'agentry_trace_followers{reader="dashboard"}'), 0)
+        call.cancel()
+        H.wait_for(lambda: followers() == 0, 10, what="the cancelled follower to be gone")
+
     def test_other_paths_are_404(self):
         with self.assertRaises(urllib.error.HTTPError) as e:
             get(self.HUB_METRICS, "/")

@@ -280,22 +280,25 @@ class WebApi(WebCase):
         self.assertEqual(self.request("POST", API + "Trace", "{}",
                                       {"Content-Type": "application/json"})[0], 405)
 
-    def cancelled_traces(self):
-        """How many Trace calls the hub saw cancelled by their client (its metrics)."""
+    def dashboard_followers(self):
+        """How many dashboard streams follow an agent's log now (the hub's metrics)."""
         c = http.client.HTTPConnection("127.0.0.1", self.metrics_port, timeout=10)
         try:
             c.request("GET", "/metrics")
             text = c.getresponse().read().decode()
         finally:
             c.close()
-        m = re.search(r'^agentry_rpc_server_handled_total\{method="[^"]*Trace",code="CANCELLED"\} '
-                      r'(\d+)', text, re.M)
-        return int(m.group(1)) if m else 0
+        m = re.search(r'^agentry_trace_followers\{reader="dashboard"\} (\d+)', text, re.M)
+        return int(m.group(1))
 
     def test_clients_hanging_up_leave_the_hub_healthy(self):
         aid = self.spawn("hang up")
         self.c.wait_turn_end(aid)
-        before = self.cancelled_traces()
+        H.wait_for(lambda: self.dashboard_followers() == 0, 10, what="no dashboard follower")
+        c, r = self.sse("agent_id=%s&follow=true" % aid)
+        self.read_event(r)
+        self.assertEqual(self.dashboard_followers(), 1)  # what the waits below count down
+        c.close()
         for _ in range(20):
             c, r = self.sse("agent_id=%s&follow=true" % aid)
             self.read_event(r)
@@ -311,9 +314,9 @@ class WebApi(WebCase):
             t.start()
         for t in ts:
             t.join()
-        # Each hang-up cancelled its call (within a second: the stream looks that often).
-        H.wait_for(lambda: self.cancelled_traces() >= before + 40, 10,
-                   what="the 40 Trace calls to be cancelled")
+        # Each hang-up ended its follower (within a second: the stream looks that often).
+        H.wait_for(lambda: self.dashboard_followers() == 0, 10,
+                   what="the 41 followers to end")
         self.assertEqual(self.call("GetAgent", {"agent_id": aid})["id"], aid)
         t0 = time.monotonic()
         self.call("Ping")
