@@ -106,7 +106,8 @@ class MetricsTest(H.ClusterTestCase):
         aid = self.run_agent()
         followers = lambda: value(get(self.HUB_METRICS)[1],  # noqa: E731
                                   'agentry_trace_followers{reader="grpc"}')
-        self.assertEqual(followers(), 0)
+        # wait_turn_end's own follow may still be ending
+        H.wait_for(lambda: followers() == 0, 10, what="no follower")
         call = self.c.hub.Trace(self.s.hub.TraceRequest(agent_id=aid, follow=True), timeout=30)
         next(call)  # the stream is open: the follower is registered before the first event
         self.assertEqual(followers(), 1)
