@@ -18,6 +18,7 @@
  * holds s->lock while it calls the follower.
  * The response's free callback unsubscribes, after which no callback runs. */
 #include <inttypes.h>
+#include <limits.h>
 #include <poll.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -241,7 +242,7 @@ static Agentry__V1__TraceRequest *trace_request(struct MHD_Connection *conn, str
     if (last && *last) {
         char *end;
         unsigned long long id = strtoull(last, &end, 10);
-        if (*end || last[0] == '-') {
+        if (*end || last[0] == '-' || id == ULLONG_MAX) { /* the last of all has no next */
             cJSON_Delete(q.j);
             ag_err_set(err, AG_INVALID_ARGUMENT, "Last-Event-ID '%s' is not an event's seq", last);
             return NULL;

@@ -277,6 +277,12 @@ class WebApi(WebCase):
         st, _, body = self.request("GET", API + "Trace?agent_id=x&bogus=1")
         self.assertEqual(st, 400)
         self.assertIn("bogus", json.loads(body)["message"])
+        aid = self.spawn("last event ids")
+        for bad in ("x", "-1", "18446744073709551615", "99999999999999999999"):
+            st, _, body = self.request("GET", API + "Trace?agent_id=" + aid, None,
+                                       {"Last-Event-ID": bad})
+            self.assertEqual(st, 400, bad)
+            self.assertIn("Last-Event-ID", json.loads(body)["message"])
         self.assertEqual(self.request("POST", API + "Trace", "{}",
                                       {"Content-Type": "application/json"})[0], 405)
 
