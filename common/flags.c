@@ -5,11 +5,14 @@
  * over every other check: a user asking for help should get it even with a typo elsewhere.
  * A value-taking flag takes the next token as its value unless that token is itself one of this
  * command's flags ("--hub --json" is a missing value, not a hub named "--json"); "--name=value"
- * always works for values that start with '-'. Errors are one line, INVALID_ARGUMENT. */
+ * always works for values that start with '-'. Errors are one line, INVALID_ARGUMENT.
+ * Environment variables are applied before argv, and only to flags argv does not name, so a
+ * repeatable flag given on the command line replaces its variable's items instead of adding. */
 #include "common/flags.h"
 
 #include <ctype.h>
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -461,13 +464,84 @@ static int add_positional(const struct flags_state *st, char *arg, char **pos, s
     return 0;
 }
 
+/* --- the environment ------------------------------------------------------------------------ */
+
+char *ag_flags_env_name(char *buf, size_t cap, const char *prefix, const char *name)
+{
+    int n = snprintf(buf, cap, "%s%s", prefix, name);
+    for (char *p = buf + strlen(prefix); n > 0 && *p; p++)
+        *p = *p == '-' ? '_' : (char)toupper((unsigned char)*p);
+    return buf;
+}
+
+/* True if argv (before "--") names f in any form. Exact, because a token that is one of the
+ * command's flags is never taken as another flag's value (see take_value). */
+static bool given_in_argv(const struct ag_flag *f, int argc, char **argv)
+{
+    size_t flen = strlen(f->name);
+    for (int i = 0; i < argc && strcmp(argv[i], "--") != 0; i++) {
+        const char *a = argv[i];
+        if (a[0] != '-' || a[1] == '\0')
+            continue;
+        if (a[1] != '-') {
+            if (a[2] == '\0' && f->short_name && a[1] == f->short_name)
+                return true;
+            continue;
+        }
+        const char *name = a + 2;
+        size_t len = strcspn(name, "=");
+        if (len == flen && strncmp(name, f->name, len) == 0)
+            return true;
+        if (f->type == AG_FLAG_BOOL && len == flen + 3 && strncmp(name, "no-", 3) == 0 &&
+            strncmp(name + 3, f->name, flen) == 0)
+            return true;
+    }
+    return false;
+}
+
+static bool skipped(const struct ag_flags_env *env, const char *name)
+{
+    for (const char *const *s = env->skip; s && *s; s++)
+        if (strcmp(*s, name) == 0)
+            return true;
+    return false;
+}
+
+static int apply_env(const struct ag_flags_env *env, const struct ag_flag *flags, size_t nflags,
+                     int argc, char **argv, struct ag_err *err)
+{
+    for (size_t i = 0; i < nflags; i++) {
+        const struct ag_flag *f = &flags[i];
+        if (skipped(env, f->name) || given_in_argv(f, argc, argv))
+            continue;
+        char var[128];
+        const char *v = getenv(ag_flags_env_name(var, sizeof(var), env->prefix, f->name));
+        if (!v || !*v)
+            continue;
+        if (set_value(f, v, err) != 0) {
+            ag_err_prefix(err, "%s", var);
+            return -1;
+        }
+    }
+    return 0;
+}
+
 int ag_flags_parse(const char *cmd, const struct ag_flag *flags, size_t nflags, int argc,
                    char **argv, char **pos, size_t max_pos, size_t *npos, struct ag_err *err)
+{
+    return ag_flags_parse_env(cmd, NULL, flags, nflags, argc, argv, pos, max_pos, npos, err);
+}
+
+int ag_flags_parse_env(const char *cmd, const struct ag_flags_env *env, const struct ag_flag *flags,
+                       size_t nflags, int argc, char **argv, char **pos, size_t max_pos,
+                       size_t *npos, struct ag_err *err)
 {
     struct flags_state st = {cmd, flags, nflags, argc, argv, 0};
     *npos = 0;
     if (wants_help(argc, argv))
         return 1;
+    if (env && apply_env(env, flags, nflags, argc, argv, err) != 0)
+        return -1;
     bool only_pos = false;
     for (; st.i < argc; st.i++) {
         char *a = argv[st.i];

@@ -3,7 +3,10 @@
  * A command declares its flags as rows (name, type, destination, help) and calls ag_flags_parse.
  * Accepted forms: --name value, --name=value, -x value (short), -x for bools, --no-name for
  * bools, "--" ends flags. Flags and positional arguments may be mixed. Errors are one line a user
- * can act on, e.g. "unknown flag '--frm' (see 'agentry trace --help')". */
+ * can act on, e.g. "unknown flag '--frm' (see 'agentry trace --help')".
+ *
+ * A command may also take its flags from the environment (ag_flags_parse_env): --http-listen is
+ * then AGENTRY_HTTP_LISTEN too, a flag given on the command line winning over the variable. */
 #ifndef AGENTRY_COMMON_FLAGS_H
 #define AGENTRY_COMMON_FLAGS_H
 
@@ -53,6 +56,25 @@ struct ag_cmd_help {
  * (INVALID_ARGUMENT) on a bad flag or value. `cmd` names the command in messages ("trace"). */
 int ag_flags_parse(const char *cmd, const struct ag_flag *flags, size_t nflags, int argc,
                    char **argv, char **pos, size_t max_pos, size_t *npos, struct ag_err *err);
+
+/* Which environment variables stand for a command's flags. */
+struct ag_flags_env {
+    const char *prefix;      /* "AGENTRY_": --http-listen is AGENTRY_HTTP_LISTEN */
+    const char *const *skip; /* names of flags never read from the environment; NULL-terminated,
+                              * or NULL for none */
+};
+/* ag_flags_parse, but first every flag that argv does not give (in any form: --name, --name=V,
+ * --no-name, -x) takes the value of its variable when that is set and not empty, parsed as the
+ * flag's value would be (a list variable is comma-separated). So the order is flag > environment
+ * > the default already in *dest. A malformed value is an INVALID_ARGUMENT error naming the
+ * variable: "AGENTRY_THREADS: invalid value 'x' for --threads: want an integer in 0..256".
+ * --help still wins over everything, a bad variable included. env NULL: as ag_flags_parse. */
+int ag_flags_parse_env(const char *cmd, const struct ag_flags_env *env, const struct ag_flag *flags,
+                       size_t nflags, int argc, char **argv, char **pos, size_t max_pos,
+                       size_t *npos, struct ag_err *err);
+/* The variable that stands for flag `name` under prefix, e.g. "AGENTRY_HTTP_LISTEN", into buf;
+ * returns buf. */
+char *ag_flags_env_name(char *buf, size_t cap, const char *prefix, const char *name);
 /* Print usage, summary, flags (with metavars and help) and example to out. */
 void ag_flags_print_help(FILE *out, const struct ag_cmd_help *help, const struct ag_flag *flags,
                          size_t nflags);

@@ -488,6 +488,105 @@ static void test_print_help(void **state)
     free(buf);
 }
 
+/* ag_flags_parse_env with prefix "T_" and the variables given as NAME, VALUE pairs (set for this
+ * parse only), then the arguments; both lists NULL-terminated. */
+static struct result run_env(struct opts *o, const char *const *vars, ...)
+{
+    for (const char *const *v = vars; *v; v += 2)
+        setenv(v[0], v[1], 1);
+    char *argv[32];
+    int argc = 0;
+    va_list ap;
+    va_start(ap, vars);
+    for (char *a; (a = va_arg(ap, char *)) != NULL;)
+        argv[argc++] = a;
+    va_end(ap);
+    struct ag_flag f[NFLAGS];
+    table(o, f);
+    static const char *const skip[] = {"from", NULL};
+    const struct ag_flags_env env = {"T_", skip};
+    struct result r = {0, AG_ERR_INIT, {0}, 0};
+    r.rc = ag_flags_parse_env("trace", &env, f, NFLAGS, argc, argv, r.pos, 4, &r.npos, &r.err);
+    for (const char *const *v = vars; *v; v += 2)
+        unsetenv(v[0]);
+    return r;
+}
+
+static void test_env_names(void **state)
+{
+    char buf[64];
+    assert_string_equal(ag_flags_env_name(buf, sizeof(buf), "AGENTRY_", "http-listen"),
+                        "AGENTRY_HTTP_LISTEN");
+    assert_string_equal(ag_flags_env_name(buf, sizeof(buf), "AGENTRY_", "threads"),
+                        "AGENTRY_THREADS");
+    assert_string_equal(ag_flags_env_name(buf, 12, "AGENTRY_", "capacity"), "AGENTRY_CAP");
+}
+
+static void test_env_values(void **state)
+{
+    struct opts o;
+    const char *const vars[] = {"T_HUB",  "e:1",      "T_CAPACITY", "9",      "T_TIMEOUT",
+                                "2s",     "T_FOLLOW", "true",       "T_JSON", "0",
+                                "T_TOOL", "a,b",      "T_FROM",     "5",      NULL};
+    struct result r = run_env(&o, vars, NULL);
+    assert_int_equal(r.rc, 0);
+    assert_string_equal(o.hub, "e:1");
+    assert_int_equal(o.capacity, 9);
+    assert_int_equal(o.timeout_ms, 2000);
+    assert_true(o.follow);
+    assert_false(o.json);
+    assert_int_equal(o.tools.n, 2);
+    assert_string_equal(o.tools.items[1], "b");
+    assert_int_equal(o.from, 0); /* skipped: never read from T_FROM */
+    ag_strlist_release(&o.tools);
+    const char *const empty[] = {"T_HUB", "", NULL};
+    r = run_env(&o, empty, NULL);
+    assert_int_equal(r.rc, 0);
+    assert_string_equal(o.hub, "127.0.0.1:7070"); /* empty is unset */
+}
+
+static void test_env_flag_wins(void **state)
+{
+    struct opts o;
+    const char *const vars[] = {"T_HUB",  "e:1", "T_CAPACITY", "9", "T_JSON", "1",
+                                "T_TOOL", "a,b", "T_FOLLOW",   "1", NULL};
+    struct result r = run_env(&o, vars, "--hub=f:2", "-c", "3", "--no-json", "--tool", "z",
+                              "--follow=false", NULL);
+    assert_int_equal(r.rc, 0);
+    assert_string_equal(o.hub, "f:2");
+    assert_int_equal(o.capacity, 3);
+    assert_false(o.json);
+    assert_false(o.follow);
+    assert_int_equal(o.tools.n, 1); /* the command line replaces the variable's items */
+    assert_string_equal(o.tools.items[0], "z");
+    ag_strlist_release(&o.tools);
+    /* After "--" nothing is a flag: the variable still applies. */
+    r = run_env(&o, vars, "--", "--hub=f:2", NULL);
+    assert_int_equal(r.rc, 0);
+    assert_string_equal(o.hub, "e:1");
+    ag_strlist_release(&o.tools);
+}
+
+static void test_env_errors(void **state)
+{
+    struct opts o;
+    const char *const bad_int[] = {"T_CAPACITY", "lots", NULL};
+    expect_error(run_env(&o, bad_int, NULL),
+                 "T_CAPACITY: invalid value 'lots' for --capacity: want an integer in 1..100000");
+    const char *const bad_dur[] = {"T_TIMEOUT", "5", NULL};
+    expect_error(
+        run_env(&o, bad_dur, NULL),
+        "T_TIMEOUT: invalid value '5' for --timeout: missing unit (want 5s, 5ms, 2m or 1h)");
+    const char *const bad_bool[] = {"T_FOLLOW", "maybe", NULL};
+    expect_error(run_env(&o, bad_bool, NULL),
+                 "T_FOLLOW: invalid value 'maybe' for --follow: want true or false");
+    /* A flag on the command line hides a bad variable, and --help hides everything. */
+    struct result r = run_env(&o, bad_int, "--capacity", "4", NULL);
+    assert_int_equal(r.rc, 0);
+    assert_int_equal(o.capacity, 4);
+    assert_int_equal(run_env(&o, bad_int, "--help", NULL).rc, 1);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -511,6 +610,10 @@ int main(void)
         cmocka_unit_test(test_quantities),
         cmocka_unit_test(test_labels),
         cmocka_unit_test(test_print_help),
+        cmocka_unit_test(test_env_names),
+        cmocka_unit_test(test_env_values),
+        cmocka_unit_test(test_env_flag_wins),
+        cmocka_unit_test(test_env_errors),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
