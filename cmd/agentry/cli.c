@@ -1,9 +1,12 @@
-/* cmd/agentry/cli.c - the subcommand table and the helpers every subcommand shares. */
+/* cmd/agentry/cli.c - the subcommand table and the helpers every subcommand shares. Defaults
+ * follow one order: flag > environment variable > the config file's context > built-in
+ * (docs/cli.md). */
 #include "cmd/agentry/cli.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 
+#include "cmd/agentry/config.h"
 #include "common/log.h"
 #include "hub/validate.h"
 
@@ -34,6 +37,8 @@ const struct cli_cmd cli_cmds[] = {
     {"schedule", cli_cmd_schedule, "spawn agents on a cron schedule (create, ls, pause, ...)"},
     {"token", cli_cmd_token, "make a bearer token for the hub's policy file"},
     {"certs", cli_cmd_certs, "make a CA and the mTLS certificates of hubs, nodes and users"},
+    {"config", cli_cmd_config,
+     "show or change the config file's contexts (view, use-context, ...)"},
     {"version", cli_cmd_version, "print the version"},
     {NULL, NULL, NULL},
 };
@@ -53,7 +58,10 @@ int cli_usage_error(const struct ag_err *err)
 const char *cli_default_namespace(void)
 {
     const char *env = getenv("AGENTRY_NAMESPACE");
-    return env ? env : "";
+    if (env)
+        return env;
+    const struct cli_context *c = cli_config_context();
+    return c && c->ns ? c->ns : "";
 }
 
 int cli_check_namespace(const char *ns, struct ag_err *err)
@@ -65,8 +73,13 @@ int cli_check_namespace(const char *ns, struct ag_err *err)
 const char *cli_default_hub(void)
 {
     const char *env = getenv("AGENTRY_HUB");
-    return env && *env ? env : "127.0.0.1:7070";
+    if (env && *env)
+        return env;
+    const struct cli_context *c = cli_config_context();
+    return c && c->hub ? c->hub : "127.0.0.1:7070";
 }
+
+const struct ag_flags_env cli_flags_env = {"AGENTRY_", NULL};
 
 int cli_log_start(const char *component, const char *level, const char *format, struct ag_err *err)
 {

@@ -11,6 +11,7 @@
 #include <stdint.h>
 
 #include "common/err.h"
+#include "common/flags.h"
 
 enum { CLI_OK = 0, CLI_FAIL = 1, CLI_USAGE = 2 };
 
@@ -27,7 +28,7 @@ cli_cmd_fn cli_cmd_hub, cli_cmd_node, cli_cmd_spawn, cli_cmd_send, cli_cmd_invok
     cli_cmd_ps, cli_cmd_get, cli_cmd_kill, cli_cmd_resume, cli_cmd_export, cli_cmd_import,
     cli_cmd_bench, cli_cmd_version, cli_cmd_nodes, cli_cmd_certs, cli_cmd_token, cli_cmd_spec,
     cli_cmd_schedule, cli_cmd_memory, cli_cmd_approvals, cli_cmd_approve, cli_cmd_deny,
-    cli_cmd_delete, cli_cmd_top;
+    cli_cmd_delete, cli_cmd_top, cli_cmd_config;
 /* 'agentry node cordon|uncordon|drain' (cmd_node_admin.c): the exit code, or -1 if sub is none
  * of them. */
 int cli_node_admin(const char *sub, int argc, char **argv);
@@ -40,10 +41,15 @@ int cli_usage_error(const struct ag_err *err);
  * `component`. -1 with INVALID_ARGUMENT for an unknown level or format. */
 int cli_log_start(const char *component, const char *level, const char *format, struct ag_err *err);
 
-/* The hub address when --hub is not given: $AGENTRY_HUB, else "127.0.0.1:7070". */
+/* The daemons' flags from the environment: --http-listen is also $AGENTRY_HTTP_LISTEN (see
+ * ag_flags_parse_env); hub, node join and dev parse with it. */
+extern const struct ag_flags_env cli_flags_env;
+
+/* The hub address when --hub is not given: $AGENTRY_HUB, else the context's hub (config.h), else
+ * "127.0.0.1:7070". */
 const char *cli_default_hub(void);
-/* The namespace when -n/--namespace is not given: $AGENTRY_NAMESPACE, else "" (spawn and
- * invoke: the hub's "default"; ps: every namespace). */
+/* The namespace when -n/--namespace is not given: $AGENTRY_NAMESPACE, else the context's
+ * namespace, else "" (spawn and invoke: the hub's "default"; ps: every namespace). */
 const char *cli_default_namespace(void);
 /* 0 if ns is a namespace name the hub accepts ("" too: the default), else -1 with err saying
  * the rule, for a usage error (exit 2) before anything is sent. */

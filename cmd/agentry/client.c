@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "cmd/agentry/cli.h"
+#include "cmd/agentry/config.h"
 #include "cmd/agentry/print.h"
 #include "cmd/agentry/spec.h"
 #include "common/id.h"
@@ -59,15 +60,13 @@ void cli_client_flags(struct cli_client *c, struct ag_flag *flags, size_t *n, si
                                "certificate; needs TLS (--ca or --tls-dir) (default "
                                "$AGENTRY_TOKEN)",
                                0, 0});
+    cli_config_flags(flags, n, cap);
 }
 
 struct rpc_channel *cli_client_channel(struct cli_client *c, const char *addr, struct ag_err *err)
 {
     struct rpc_channel_opts o = {0};
-    if (!c->token) {
-        const char *env = getenv("AGENTRY_TOKEN");
-        c->token = env && *env ? env : NULL;
-    }
+    cli_config_client_defaults(&c->tls, &c->token); /* $AGENTRY_TOKEN, the context's */
     c->tls.no_cert = c->token && !c->tls.cert;
     if (cli_tls_resolve(&c->tls, "admin", &o.tls, err) != 0)
         return NULL;

@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include "cmd/agentry/cli.h"
+#include "cmd/agentry/config.h"
 #include "cmd/agentry/tls_flags.h"
 #include "common/flags.h"
 #include "common/log.h"
@@ -117,13 +118,9 @@ static const char *advertise_default(const char *listen, char *buf, size_t cap)
 
 int cli_cmd_hub(int argc, char **argv)
 {
-    const char *listen = "127.0.0.1:7070", *store = "sqlite:agentry.db", *level = "info";
+    const char *listen = "127.0.0.1:7070", *store = NULL, *level = "info", *data_dir = NULL;
     const char *log_format = "text";
     const char *sched = "round-robin";
-    /* A database URL may carry a password: the environment keeps it off the command line. */
-    const char *env_store = getenv("AGENTRY_STORE");
-    if (env_store && *env_store)
-        store = env_store;
     int64_t threads = 0, max_msg = 4 << 20, heartbeat = 2000, interruptions = 5;
     int64_t backoff = 1000, backoff_max = 60000, grace = 10000, unload = 60000, ttl = 10000;
     int64_t approval = 24LL * 3600 * 1000;
@@ -139,7 +136,12 @@ int cli_cmd_hub(int argc, char **argv)
          "address to serve on (default 127.0.0.1:7070)", 0, 0},
         {"store", 0, AG_FLAG_STR, &store, "URL",
          "state store: sqlite:PATH, postgres://... (a libpq URI) or postgres:KEYWORDS (a libpq "
-         "conninfo) (default $AGENTRY_STORE, else sqlite:agentry.db)",
+         "conninfo); $AGENTRY_STORE keeps a password off the command line (default "
+         "sqlite:DATA_DIR/agentry.db)",
+         0, 0},
+        {"data-dir", 0, AG_FLAG_STR, &data_dir, "DIR",
+         "where the default store lives, made 0700 if missing (default $XDG_DATA_HOME/agentry, "
+         "else ~/.local/share/agentry)",
          0, 0},
         {"scheduler", 0, AG_FLAG_STR, &sched, "NAME",
          "placement strategy: round-robin, binpack (fewest nodes) or spread (least-utilised "
@@ -222,14 +224,19 @@ int cli_cmd_hub(int argc, char **argv)
     const struct ag_cmd_help help = {
         "agentry hub [flags]   (or: agent-hub [flags])",
         "Run the hub: it stores agents and their event logs, schedules agents' turns onto the\n"
-        "nodes connected to it, and serves the AgentHub API. Stops gracefully on SIGTERM/SIGINT.",
+        "nodes connected to it, and serves the AgentHub API. Stops gracefully on SIGTERM/SIGINT.\n"
+        "\n"
+        "Every flag can also be set by an environment variable: --http-listen by "
+        "AGENTRY_HTTP_LISTEN, and so on; a flag on the command line wins.",
         "agentry hub --listen 127.0.0.1:7070 --store sqlite:/var/lib/agentry/hub.db\n"
+        "AGENTRY_LISTEN=127.0.0.1:7071 AGENTRY_HTTP_LISTEN=127.0.0.1:8080 agentry hub\n"
         "AGENTRY_STORE=postgres://agentry@db.internal/agentry agentry hub\n"
         "agentry hub --listen 0.0.0.0:7070 --tls-dir /etc/agentry/tls --store postgres://db/agentry "
         "--etcd https://etcd:2379"};
     struct ag_err err = AG_ERR_INIT;
     size_t npos = 0;
-    int rc = ag_flags_parse("hub", flags, nflags, argc, argv, NULL, 0, &npos, &err);
+    int rc = ag_flags_parse_env("hub", &cli_flags_env, flags, nflags, argc, argv, NULL, 0, &npos,
+                                &err);
     if (rc == 1) {
         ag_flags_print_help(stdout, &help, flags, nflags);
         return CLI_OK;
@@ -258,6 +265,13 @@ int cli_cmd_hub(int argc, char **argv)
     const struct rpc_tls_files *tf = NULL;
     if (cli_tls_resolve(&tls, "hub", &tf, &err) != 0)
         return cli_usage_error(&err);
+    char dir[PATH_MAX], default_store[PATH_MAX + 32];
+    if (!store) {
+        if (cli_data_dir(data_dir, dir, sizeof(dir), &err) != 0)
+            return cli_usage_error(&err);
+        snprintf(default_store, sizeof(default_store), "sqlite:%s/agentry.db", dir);
+        store = default_store;
+    }
     if (policy && !tf) {
         ag_err_set(&err, AG_INVALID_ARGUMENT,
                    "--policy needs TLS (--tls-dir): callers are known by their certificates and "

@@ -133,13 +133,19 @@ static int node_join(int argc, char **argv)
     const struct ag_cmd_help help = {
         "agentry node join [flags]   (or: agent-node join [flags])",
         "Join a hub as a worker node: register, run the agent turns the hub assigns, and\n"
-        "reconnect with backoff when the hub goes away. Stops on SIGTERM/SIGINT.",
+        "reconnect with backoff when the hub goes away. Stops on SIGTERM/SIGINT.\n"
+        "\n"
+        "Every flag but --hub can also be set by an environment variable: --capacity by "
+        "AGENTRY_CAPACITY, and so on; a flag on the command line wins.",
         "agentry node join --hub 127.0.0.1:7070 --capacity 16 --labels zone=a,gpu=false\n"
         "agentry node join --model-opt mock.timeout=30s --tool-opt echo.latency=50ms\n"
         "agentry node join --etcd http://etcd1:2379,http://etcd2:2379 --lease-ttl 10s"};
     struct ag_err err = AG_ERR_INIT;
     size_t npos = 0;
-    int rc = ag_flags_parse("node join", flags, nflags, argc, argv, NULL, 0, &npos, &err);
+    /* --hub is not read from $AGENTRY_HUB here: cli_default_hub does that, only without --etcd. */
+    static const char *const no_env[] = {"hub", NULL};
+    const struct ag_flags_env env = {cli_flags_env.prefix, no_env};
+    int rc = ag_flags_parse_env("node join", &env, flags, nflags, argc, argv, NULL, 0, &npos, &err);
     if (!hub && !etcd)
         hub = cli_default_hub();
     struct wk_node_opts o = {.hub = hub,

@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "cmd/agentry/cli.h"
+#include "cmd/agentry/config.h"
 
 static void usage(FILE *out)
 {
@@ -33,6 +34,7 @@ int main(int argc, char **argv)
     }
     if (strcmp(name, "--version") == 0)
         name = "version";
+    cli_config_scan_args(argc - first, argv + first);
     for (const struct cli_cmd *c = cli_cmds; c->name; c++)
         if (strcmp(c->name, name) == 0)
             return c->run(argc - first, argv + first);
