@@ -37,6 +37,7 @@ const struct cli_cmd cli_cmds[] = {
     {"schedule", cli_cmd_schedule, "spawn agents on a cron schedule (create, ls, pause, ...)"},
     {"token", cli_cmd_token, "make a bearer token for the hub's policy file"},
     {"certs", cli_cmd_certs, "make a CA and the mTLS certificates of hubs, nodes and users"},
+    {"dev", cli_cmd_dev, "a local hub, nodes and dashboard in one command, for trying things"},
     {"config", cli_cmd_config,
      "show or change the config file's contexts (view, use-context, ...)"},
     {"version", cli_cmd_version, "print the version"},
