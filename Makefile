@@ -16,6 +16,10 @@
 #                   of api/ hub/ worker/ common/ cmd/ tests/unit/ (deploy/lint/lint.sh). Like make
 #                   test, it installs clang-format through deps.sh --test.
 #   make format     rewrites those files in place with clang-format (.clang-format).
+#   make install    builds build-release and installs agentry, agent-hub and agent-node (links) to
+#                   $(DESTDIR)$(PREFIX)/bin and the docs to .../share/doc/agentry (PREFIX
+#                   defaults to /usr/local: sudo make install, or make install PREFIX=$HOME/.local).
+#   make uninstall  removes what make install put there (same PREFIX and DESTDIR).
 # Each configuration has its own directory, configured once and then rebuilt incrementally.
 BUILD         ?= build
 RELEASE_BUILD ?= build-release
@@ -23,13 +27,15 @@ CLANG_BUILD   ?= build-clang
 ASAN_BUILD    ?= build-asan
 JOBS          ?= 2
 CMAKE_ARGS    ?=
+PREFIX        ?= /usr/local
+DESTDIR       ?=
 
 # Targets run one at a time even under make -j: each cmake build is already parallel (-j$(JOBS)),
 # and deps and deps-test must not run apt-get at once.
 .NOTPARALLEL:
 
 .PHONY: all deps deps-test build release clang clang-build test test-asan lint format demo bench \
-	clean
+	clean install uninstall
 
 all: build
 
@@ -89,6 +95,16 @@ demo: build
 
 bench: build
 	sh deploy/local/bench.sh $(BUILD)/agentry
+
+# Only the binary is built: the tests are not installed, and the Release build's point here is speed.
+install: deps $(RELEASE_BUILD)/CMakeCache.txt
+	cmake --build $(RELEASE_BUILD) -j$(JOBS) --target agentry
+	DESTDIR="$(DESTDIR)" cmake --install $(RELEASE_BUILD) --prefix "$(PREFIX)"
+
+uninstall:
+	rm -f "$(DESTDIR)$(PREFIX)/bin/agentry" "$(DESTDIR)$(PREFIX)/bin/agent-hub" \
+		"$(DESTDIR)$(PREFIX)/bin/agent-node"
+	rm -rf "$(DESTDIR)$(PREFIX)/share/doc/agentry"
 
 clean:
 	rm -rf $(BUILD) $(RELEASE_BUILD) $(CLANG_BUILD) $(ASAN_BUILD)
