@@ -59,7 +59,7 @@ int cli_usage_error(const struct ag_err *err)
 const char *cli_default_namespace(void)
 {
     const char *env = getenv("AGENTRY_NAMESPACE");
-    if (env)
+    if (env && *env)
         return env;
     const struct cli_context *c = cli_config_context();
     return c && c->ns ? c->ns : "";

@@ -48,7 +48,7 @@ extern const struct ag_flags_env cli_flags_env;
 /* The hub address when --hub is not given: $AGENTRY_HUB, else the context's hub (config.h), else
  * "127.0.0.1:7070". */
 const char *cli_default_hub(void);
-/* The namespace when -n/--namespace is not given: $AGENTRY_NAMESPACE, else the context's
+/* The namespace when -n/--namespace is not given: $AGENTRY_NAMESPACE (if not empty), else the context's
  * namespace, else "" (spawn and invoke: the hub's "default"; ps: every namespace). */
 const char *cli_default_namespace(void);
 /* 0 if ns is a namespace name the hub accepts ("" too: the default), else -1 with err saying

@@ -12,14 +12,14 @@
 
 #define CONFIG_MAX_FLAGS 12
 
-/* The file this command reads: --config, $AGENTRY_CONFIG or the default (missing: empty,
- * unless it was named). */
-static int load(struct cli_config *cfg, struct ag_err *err)
+/* The file this command reads: --config, $AGENTRY_CONFIG or the default. Missing, it is empty,
+ * unless it was named and is only to be read (set-context makes it). */
+static int load(struct cli_config *cfg, bool to_write, struct ag_err *err)
 {
     char path[PATH_MAX];
     const char *given = cli_config_given_path();
     cli_config_path(given, path, sizeof(path));
-    return cli_config_load(path, given != NULL, cfg, err);
+    return cli_config_load(path, given != NULL && !to_write, cfg, err);
 }
 
 /* Parse argv with the rows given plus --config and --context. false with *rc the exit code when
@@ -60,7 +60,7 @@ static int config_view(int argc, char **argv)
         return rc;
     struct cli_config cfg;
     struct ag_err err = AG_ERR_INIT;
-    if (load(&cfg, &err) != 0) {
+    if (load(&cfg, false, &err) != 0) {
         cli_config_release(&cfg);
         return cli_usage_error(&err);
     }
@@ -84,7 +84,7 @@ static int config_get_contexts(int argc, char **argv)
         return rc;
     struct cli_config cfg;
     struct ag_err err = AG_ERR_INIT;
-    if (load(&cfg, &err) != 0) {
+    if (load(&cfg, false, &err) != 0) {
         cli_config_release(&cfg);
         return cli_usage_error(&err);
     }
@@ -124,7 +124,7 @@ static int config_use_context(int argc, char **argv)
     }
     struct cli_config cfg;
     rc = CLI_OK;
-    if (load(&cfg, &err) != 0) {
+    if (load(&cfg, false, &err) != 0) {
         rc = cli_usage_error(&err);
     } else if (!cli_config_find(&cfg, pos[0])) {
         ag_err_set(&err, AG_INVALID_ARGUMENT,
@@ -186,7 +186,7 @@ static int config_set_context(int argc, char **argv)
     if (ns && *ns && cli_check_namespace(ns, &err) != 0)
         return cli_usage_error(&err);
     struct cli_config cfg;
-    if (load(&cfg, &err) != 0) {
+    if (load(&cfg, true, &err) != 0) {
         cli_config_release(&cfg);
         return cli_usage_error(&err);
     }
