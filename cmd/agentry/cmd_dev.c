@@ -44,7 +44,8 @@
 #define DEV_POLL_MS 50     /* how often the logs are read while starting */
 
 struct dev_child {
-    char name[16];           /* "hub", "n1", ... */
+    char name[16];           /* "hub", "n1", ...: its log's name and a node's id */
+    char shown[24];          /* "the hub", "node n1": in messages */
     char log[PATH_MAX + 32]; /* its stdout and stderr: DATA_DIR/logs/<name>.log */
     pid_t pid;               /* 0 once reaped */
     int status;              /* from waitpid, once reaped */
@@ -85,7 +86,7 @@ static int spawn(struct dev *d, struct dev_child *c, char **argv, struct ag_err 
     pid_t pid = fork();
     if (pid < 0) {
         close(fd);
-        return ag_err_set(err, AG_RESOURCE_EXHAUSTED, "cannot start the %s: fork: %s", c->name,
+        return ag_err_set(err, AG_RESOURCE_EXHAUSTED, "cannot start %s: fork: %s", c->shown,
                           strerror(errno));
     }
     if (pid == 0) {
@@ -162,7 +163,7 @@ static void stop_range(struct dev *d, size_t from, size_t to)
         if (c->pid <= 0)
             continue;
         if (!now)
-            fprintf(stderr, "agentry dev: the %s did not stop within %ds; killing it\n", c->name,
+            fprintf(stderr, "agentry dev: %s did not stop within %ds; killing it\n", c->shown,
                     DEV_STOP_MS / 1000);
         kill(c->pid, SIGKILL);
         waitpid(c->pid, &c->status, 0);
@@ -193,25 +194,22 @@ static bool log_has(const struct dev_child *c, const char *needle)
     return found;
 }
 
-/* The child's last "error: " line (without the prefix), else its last line, into buf. */
+/* The child's last "error: " line (without the prefix) into buf, "" if it printed none: its
+ * other lines are log events, which say less than "see its log". */
 static void log_last_error(const struct dev_child *c, char *buf, size_t cap)
 {
-    snprintf(buf, cap, "no output");
+    buf[0] = '\0';
     FILE *f = fopen(c->log, "r");
     if (!f)
         return;
     char line[1024];
-    bool have_error = false;
     while (fgets(line, sizeof(line), f)) {
         line[strcspn(line, "\n")] = '\0';
-        bool is_error = strncmp(line, "error: ", 7) == 0;
-        if (line[0] && (is_error || !have_error)) {
-            const char *src = is_error ? line + 7 : line;
-            size_t len = strnlen(src, cap - 1);
-            memcpy(buf, src, len);
-            buf[len] = '\0';
-        }
-        have_error = have_error || is_error;
+        if (strncmp(line, "error: ", 7) != 0)
+            continue;
+        size_t len = strnlen(line + 7, cap - 1);
+        memcpy(buf, line + 7, len);
+        buf[len] = '\0';
     }
     fclose(f);
 }
@@ -228,10 +226,10 @@ static const char *exit_text(int status, char *buf, size_t cap)
 /* One line for a child that ended when it should not have. */
 static int child_died(const struct dev_child *c, const char *when, struct ag_err *err)
 {
-    char last[300], how[48];
+    char last[160], how[48];
     log_last_error(c, last, sizeof(last));
-    return ag_err_set(err, AG_UNAVAILABLE, "the %s %s (%s): %s (see %s)", c->name, when,
-                      exit_text(c->status, how, sizeof(how)), last, c->log);
+    return ag_err_set(err, AG_UNAVAILABLE, "%s %s (%s)%s%s (see %s)", c->shown, when,
+                      exit_text(c->status, how, sizeof(how)), last[0] ? ": " : "", last, c->log);
 }
 
 /* Wait until c's log holds needle. -1 with err if c exits, time runs out, or a stop signal. */
@@ -247,8 +245,8 @@ static int wait_log(struct dev *d, struct dev_child *c, const char *needle, cons
                 if (d->kids[i].pid == 0)
                     return child_died(&d->kids[i], "did not start", err);
         if (ag_now_mono_ms() > deadline)
-            return ag_err_set(err, AG_DEADLINE_EXCEEDED, "the %s did not %s within %ds (see %s)",
-                              c->name, what, DEV_START_MS / 1000, c->log);
+            return ag_err_set(err, AG_DEADLINE_EXCEEDED, "%s did not %s within %ds (see %s)",
+                              c->shown, what, DEV_START_MS / 1000, c->log);
         wait_signal(d, DEV_POLL_MS);
     }
     return 0;
@@ -273,9 +271,12 @@ static int check_free(const char *addr, const char *flag, struct ag_err *err)
     if (getaddrinfo(host, colon + 1, &hints, &ai) != 0 || !ai)
         return ag_err_set(err, AG_INVALID_ARGUMENT, "invalid address '%s' for %s: want host:port",
                           addr, flag);
+    /* SO_REUSEADDR: a port the last run left in TIME_WAIT is not in use. */
     int fd = socket(ai->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0), one = 1;
-    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-    int rc = fd >= 0 && bind(fd, ai->ai_addr, ai->ai_addrlen) == 0 ? 0 : -1;
+    int rc = fd >= 0 && setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) == 0 &&
+                     bind(fd, ai->ai_addr, ai->ai_addrlen) == 0
+                 ? 0
+                 : -1;
     int e = errno;
     if (fd >= 0)
         close(fd);
@@ -321,6 +322,7 @@ static int start(struct dev *d, const struct dev_opts *o, const char *hub, const
     snprintf(store, sizeof(store), "sqlite:%s/dev.db", dir);
     struct dev_child *h = &d->kids[d->n++];
     snprintf(h->name, sizeof(h->name), "hub");
+    snprintf(h->shown, sizeof(h->shown), "the hub");
     snprintf(h->log, sizeof(h->log), "%s/logs/hub.log", dir);
     char *hub_argv[] = {"agentry",
                         "hub",
@@ -340,6 +342,7 @@ static int start(struct dev *d, const struct dev_opts *o, const char *hub, const
         char name[16];
         snprintf(name, sizeof(name), "n%d", (int)i);
         memcpy(c->name, name, sizeof(name));
+        snprintf(c->shown, sizeof(c->shown), "node %s", name);
         snprintf(c->log, sizeof(c->log), "%s/logs/%s.log", dir, name);
         char *argv[] = {"agentry",   "node",  "join",        "--hub",          (char *)hub,
                         "--node-id", c->name, "--log-level", (char *)o->level, NULL};
@@ -355,12 +358,13 @@ static int start(struct dev *d, const struct dev_opts *o, const char *hub, const
 /* Wait for a stop signal or a child's end. -1 with err for the latter. */
 static int serve(struct dev *d, struct ag_err *err)
 {
+    /* Reap first: the SIGCHLD of a child that died while starting may have been taken already. */
     while (!d->sig) {
-        if (wait_signal(d, -1) != SIGCHLD || !reap(d))
-            continue;
-        for (size_t i = 0; i < d->n; i++)
-            if (d->kids[i].pid == 0)
-                return child_died(&d->kids[i], "exited", err);
+        if (reap(d))
+            for (size_t i = 0; i < d->n; i++)
+                if (d->kids[i].pid == 0)
+                    return child_died(&d->kids[i], "exited", err);
+        wait_signal(d, -1);
     }
     return 0;
 }

@@ -149,7 +149,8 @@ class DevTest(unittest.TestCase):
         os.kill(node, signal.SIGKILL)
         self.assertEqual(p.wait(30), 1)
         err = self.read(self.err)
-        self.assertRegex(err, r"^error: the n\d exited \(killed by signal 9\)")
+        self.assertRegex(err, r"^error: node n\d exited \(killed by signal 9\) "
+                              r"\(see .*/logs/n\d\.log\)$")
         self.assertEqual(len(err.splitlines()), 1, err)
 
     def test_d_flags_and_environment(self):
