@@ -94,7 +94,7 @@ static int spawn(struct dev *d, struct dev_child *c, char **argv, struct ag_err 
         if (getppid() != parent) /* we died before the line above: nobody would stop it */
             _exit(1);
         setpgid(0, 0);
-        int null = open("/dev/null", O_RDONLY);
+        int null = open("/dev/null", O_RDONLY | O_CLOEXEC); /* dup2 clears it on 0 */
         if (null >= 0)
             dup2(null, 0);
         dup2(fd, 1);
