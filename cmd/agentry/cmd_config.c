@@ -240,7 +240,7 @@ int cli_cmd_config(int argc, char **argv)
     fprintf(out, "usage: agentry config view|get-contexts|use-context|set-context [flags] ...\n\n");
     for (size_t i = 0; i < AG_ARRAY_SIZE(config_cmds); i++)
         fprintf(out, "  %-13s %s\n", config_cmds[i].name, config_cmds[i].summary);
-    fprintf(out, "\nThe file: --config FILE, else $AGENTRY_CONFIG, else "
+    fprintf(out, "\nThe file: --config FILE, else $AGENTRY_CONFIG, else\n"
                  "$XDG_CONFIG_HOME/agentry/config.yaml (~/.config/agentry/config.yaml); see "
                  "docs/cli.md.\nSee 'agentry config SUBCOMMAND --help'.\n");
     return CLI_OK;

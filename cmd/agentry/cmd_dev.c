@@ -36,6 +36,7 @@
 #include "cmd/agentry/config.h"
 #include "common/clock.h"
 #include "common/flags.h"
+#include "common/log.h"
 #include "common/xalloc.h"
 
 #define DEV_MAX_NODES 16
@@ -444,7 +445,8 @@ int cli_cmd_dev(int argc, char **argv)
         ag_flags_print_help(stdout, &help, flags, AG_ARRAY_SIZE(flags));
         return CLI_OK;
     }
-    if (rc != 0)
+    enum ag_log_level level;
+    if (rc != 0 || ag_log_level_parse(o.level, &level, &err) != 0) /* before the children */
         return cli_usage_error(&err);
     return run(&o);
 }

@@ -156,6 +156,8 @@ class DevTest(unittest.TestCase):
     def test_d_flags_and_environment(self):
         r = H.run_cli(["dev", "--nodes", "99"], env=self.env)
         self.assertIn("--nodes", H.one_error_line(self, r, rc=2))
+        r = H.run_cli(["dev", "--log-level", "loud"], env=self.env)
+        self.assertIn("--log-level", H.one_error_line(self, r, rc=2))
         r = H.run_cli(["dev"], env=dict(self.env, AGENTRY_NODES="many"))
         self.assertIn("AGENTRY_NODES: invalid value 'many'", H.one_error_line(self, r, rc=2))
         # --data-dir, also as AGENTRY_DATA_DIR.
