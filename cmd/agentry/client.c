@@ -2,6 +2,8 @@
  * (see client.h). Thread: the subcommand's main thread, except the Ctrl-C watcher at the end. */
 #include "cmd/agentry/client.h"
 
+#include <ctype.h>
+#include <poll.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -15,8 +17,10 @@
 #include "cmd/agentry/config.h"
 #include "cmd/agentry/print.h"
 #include "cmd/agentry/spec.h"
+#include "common/clock.h"
 #include "common/id.h"
 #include "common/xalloc.h"
+#include "hub/sched.h"
 
 static void push_flag(struct ag_flag *flags, size_t *n, size_t cap, struct ag_flag f)
 {
@@ -40,6 +44,14 @@ void cli_client_init(struct cli_client *c, int64_t default_timeout_ms)
     ag_arena_init(&c->arena, NULL, 0);
 }
 
+static bool has_flag(const struct ag_flag *flags, size_t n, const char *name)
+{
+    for (size_t i = 0; i < n; i++)
+        if (strcmp(flags[i].name, name) == 0)
+            return true;
+    return false;
+}
+
 void cli_client_flags(struct cli_client *c, struct ag_flag *flags, size_t *n, size_t cap)
 {
     push_flag(flags, n, cap,
@@ -51,8 +63,20 @@ void cli_client_flags(struct cli_client *c, struct ag_flag *flags, size_t *n, si
     push_flag(flags, n, cap,
               (struct ag_flag){"timeout", 0, AG_FLAG_DURATION, &c->timeout_ms, "DURATION",
                                c->timeout_help, 0, 0});
+    if (!has_flag(flags, *n, "output"))
+        push_flag(flags, n, cap,
+                  (struct ag_flag){"output", 'o', AG_FLAG_STR, &c->output, "FORMAT",
+                                   "table, wide (more columns), json (one line), yaml or jsonl "
+                                   "(one object per line) (default table)",
+                                   0, 0});
+    push_flag(
+        flags, n, cap,
+        (struct ag_flag){"json", 0, AG_FLAG_BOOL, &c->json, NULL, "the same as -o json", 0, 0});
     push_flag(flags, n, cap,
-              (struct ag_flag){"json", 0, AG_FLAG_BOOL, &c->json, NULL, "print JSON", 0, 0});
+              (struct ag_flag){"color", 0, AG_FLAG_STR, &c->color, "WHEN",
+                               "auto (on a terminal, unless $NO_COLOR is set), always or never "
+                               "(default auto)",
+                               0, 0});
     cli_tls_flags(&c->tls, "admin", flags, n, cap);
     push_flag(flags, n, cap,
               (struct ag_flag){"token", 0, AG_FLAG_STR, &c->token, "TOKEN",
@@ -61,6 +85,38 @@ void cli_client_flags(struct cli_client *c, struct ag_flag *flags, size_t *n, si
                                "$AGENTRY_TOKEN)",
                                0, 0});
     cli_config_flags(flags, n, cap);
+}
+
+enum cli_format cli_client_format(const struct cli_client *c)
+{
+    enum cli_format f = CLI_FORMAT_TABLE;
+    struct ag_err err = AG_ERR_INIT;
+    if (c->json)
+        return CLI_FORMAT_JSON;
+    if (c->output)
+        cli_print_format_parse(c->output, &f, &err); /* checked by cli_client_parse */
+    return f;
+}
+
+bool cli_client_machine(const struct cli_client *c)
+{
+    enum cli_format f = cli_client_format(c);
+    return f != CLI_FORMAT_TABLE && f != CLI_FORMAT_WIDE;
+}
+
+bool cli_client_color(const struct cli_client *c)
+{
+    if (c->color && strcmp(c->color, "always") == 0)
+        return true;
+    if (c->color && strcmp(c->color, "never") == 0)
+        return false;
+    const char *no = getenv("NO_COLOR");
+    return isatty(STDOUT_FILENO) && !(no && *no);
+}
+
+void cli_client_emit(const struct cli_client *c, cJSON *v, const char *items)
+{
+    cli_print_out(stdout, cli_client_format(c), v, items);
 }
 
 struct rpc_channel *cli_client_channel(struct cli_client *c, const char *addr, struct ag_err *err)
@@ -124,7 +180,38 @@ int cli_client_dial(struct cli_client *c, struct ag_err *err)
     return c->ch ? 0 : -1;
 }
 
-void cli_client_explain_deadline(const struct cli_client *c, struct ag_err *err)
+/* A transport error's text (grpc's, not the hub's) and what it means for the user. `pattern` is
+ * found anywhere in the message; %s in `say` is the hub address, %.*s the number after the
+ * pattern (an HTTP status) when the row wants one. */
+static const struct {
+    const char *pattern;
+    bool number;
+    const char *say;
+} transport_texts[] = {
+    {"Received http2 header with status: ", true,
+     "the server at '%s' is not an agentry hub (it answered HTTP %.*s): check --hub"},
+    {"Trying to connect an http1.x server", false,
+     "the server at '%s' speaks HTTP/1, not gRPC: it is not an agentry hub (the dashboard's "
+     "--http-listen port?); check --hub"},
+    {"Connection refused", false,
+     "cannot reach hub at '%s': nothing listens there (is 'agentry hub' running? check --hub)"},
+    {"failed to connect to all addresses", false,
+     "cannot reach hub at '%s' (is 'agentry hub' running? check --hub)"},
+    {"DNS resolution failed", false, "cannot resolve the host of '%s': check --hub"},
+    {"Handshake failed", false,
+     "TLS handshake with '%s' failed: check --tls-dir/--ca, and that the hub serves TLS"},
+    {"SSL", false,
+     "TLS handshake with '%s' failed: check --tls-dir/--ca, and that the hub serves TLS"},
+    {"Socket closed", false,
+     "the hub at '%s' closed the connection: if it serves TLS, pass --tls-dir (or set "
+     "AGENTRY_TLS_DIR); else it may have restarted, so retry"},
+    {"Connection reset by peer", false,
+     "the connection to '%s' was reset: if the hub serves TLS, pass --tls-dir; else retry"},
+    {"Broken pipe", false, "the connection to hub at '%s' broke during the call: retry"},
+    {"GOAWAY", false, "the hub at '%s' is shutting down the connection: retry"},
+};
+
+void cli_client_explain(const struct cli_client *c, struct ag_err *err)
 {
     /* grpc's own text says nothing about which deadline; the hub's own messages pass as is. */
     if (err->code == AG_DEADLINE_EXCEEDED && strcmp(err->msg, "Deadline Exceeded") == 0) {
@@ -132,6 +219,29 @@ void cli_client_explain_deadline(const struct cli_client *c, struct ag_err *err)
         ag_err_set(err, AG_DEADLINE_EXCEEDED,
                    "no answer from hub at '%s' within %s (see --timeout)", c->hub,
                    cli_print_duration(d, sizeof(d), c->timeout_ms));
+        return;
+    }
+    /* Transport failures come as UNAVAILABLE, INTERNAL or UNKNOWN; a status the hub sent with
+     * another code is its own message, and one of ours (no "detail" yet) is already worded. */
+    if ((err->code != AG_UNAVAILABLE && err->code != AG_INTERNAL && err->code != AG_UNKNOWN) ||
+        strstr(err->msg, "(detail: ") || strncmp(err->msg, "cannot reach", 12) == 0 ||
+        strncmp(err->msg, "the hub", 7) == 0)
+        return;
+    for (size_t i = 0; i < AG_ARRAY_SIZE(transport_texts); i++) {
+        const char *at = strstr(err->msg, transport_texts[i].pattern);
+        if (!at)
+            continue;
+        char said[256], detail[sizeof(err->msg)];
+        snprintf(detail, sizeof(detail), "%s", err->msg);
+        if (transport_texts[i].number) {
+            const char *num = at + strlen(transport_texts[i].pattern);
+            int len = (int)strspn(num, "0123456789");
+            snprintf(said, sizeof(said), transport_texts[i].say, c->hub, len, num);
+        } else {
+            snprintf(said, sizeof(said), transport_texts[i].say, c->hub);
+        }
+        ag_err_set(err, err->code, "%s (detail: %s)", said, detail);
+        return;
     }
 }
 
@@ -170,8 +280,7 @@ int cli_client_call_sent(struct cli_client *c, const char *method, const Protobu
         return 0;
     if (!was_sent && e.code == AG_DEADLINE_EXCEEDED)
         explain_not_connected(c, &e);
-    else
-        cli_client_explain_deadline(c, &e);
+    cli_client_explain(c, &e);
     if (err)
         *err = e;
     return -1;
@@ -213,23 +322,129 @@ bool cli_parse(const char *cmd, const struct ag_cmd_help *help, const struct ag_
     return true;
 }
 
-bool cli_parse_agent_id(const char *cmd, const struct ag_cmd_help *help,
+/* One --hub address: host:port, or one of grpc's own schemes (unix:PATH, dns:..., ipv4:...,
+ * ipv6:...). A URL is the likeliest mistake ("http://host:7070"), so it is named. */
+static int check_hub_addr(const char *a, size_t len, struct ag_err *err)
+{
+    static const char *const schemes[] = {"dns:", "ipv4:", "ipv6:", "unix:", "unix-abstract:"};
+    const char *sep = memmem(a, len, "://", 3);
+    if (sep && strncmp(a, "dns:", 4) != 0)
+        return ag_err_set(err, AG_INVALID_ARGUMENT,
+                          "invalid hub address '%.*s': want host:port, not a URL (drop '%.*s'; "
+                          "set --hub or AGENTRY_HUB)",
+                          (int)len, a, (int)(sep + 3 - a), a);
+    for (size_t i = 0; i < AG_ARRAY_SIZE(schemes); i++)
+        if (len > strlen(schemes[i]) && strncmp(a, schemes[i], strlen(schemes[i])) == 0)
+            return 0;
+    const char *colon = len ? memrchr(a, ':', len) : NULL;
+    size_t digits = colon ? strspn(colon + 1, "0123456789") : 0;
+    long port = colon ? strtol(colon + 1, NULL, 10) : 0;
+    bool spaces = false;
+    for (size_t i = 0; i < len; i++)
+        spaces = spaces || isspace((unsigned char)a[i]) || iscntrl((unsigned char)a[i]);
+    if (!colon || colon == a || spaces || digits == 0 || colon + 1 + digits != a + len ||
+        port < 1 || port > 65535)
+        return ag_err_set(err, AG_INVALID_ARGUMENT,
+                          "invalid hub address '%.*s': want host:port, e.g. 127.0.0.1:7070 (set "
+                          "--hub or AGENTRY_HUB)",
+                          (int)len, a);
+    return 0;
+}
+
+int cli_check_hub(const char *hub, struct ag_err *err)
+{
+    const char *p = hub;
+    do {
+        size_t len = strcspn(p, ",");
+        if (check_hub_addr(p, len, err) < 0)
+            return -1;
+        p += len + (p[len] == ',');
+    } while (*p);
+    return 0;
+}
+
+bool cli_client_parse(struct cli_client *c, const char *cmd, const struct ag_cmd_help *help,
+                      const struct ag_flag *flags, size_t nflags, int argc, char **argv, char **pos,
+                      size_t max_pos, size_t *npos, int *rc)
+{
+    if (!cli_parse(cmd, help, flags, nflags, argc, argv, pos, max_pos, npos, rc))
+        return false;
+    struct ag_err err = AG_ERR_INIT;
+    enum cli_format f;
+    if (c->output && cli_print_format_parse(c->output, &f, &err) < 0) {
+        *rc = cli_usage_error(&err);
+        return false;
+    }
+    if (c->color && strcmp(c->color, "auto") != 0 && strcmp(c->color, "always") != 0 &&
+        strcmp(c->color, "never") != 0) {
+        ag_err_set(&err, AG_INVALID_ARGUMENT,
+                   "invalid value '%s' for --color: want auto, always or never", c->color);
+        *rc = cli_usage_error(&err);
+        return false;
+    }
+    if (cli_check_hub(c->hub, &err) < 0) {
+        *rc = cli_usage_error(&err);
+        return false;
+    }
+    return true;
+}
+
+bool cli_parse_agent_id(struct cli_client *c, const char *cmd, const struct ag_cmd_help *help,
                         const struct ag_flag *flags, size_t nflags, int argc, char **argv,
                         char **agent_id, int *rc)
 {
     size_t npos;
-    return cli_parse(cmd, help, flags, nflags, argc, argv, agent_id, 1, &npos, rc) &&
-           cli_need_args(cmd, npos, 1, "AGENT_ID", rc);
+    return cli_client_parse(c, cmd, help, flags, nflags, argc, argv, agent_id, 1, &npos, rc) &&
+           cli_need_args(cmd, agent_id, npos, 1, "AGENT_ID", rc);
 }
 
-bool cli_need_args(const char *cmd, size_t npos, size_t need, const char *what, int *rc)
+bool cli_need_args(const char *cmd, char *const *pos, size_t npos, size_t need, const char *what,
+                   int *rc)
 {
-    if (npos >= need)
-        return true;
     struct ag_err err = AG_ERR_INIT;
-    ag_err_set(&err, AG_INVALID_ARGUMENT, "missing %s (see 'agentry %s --help')", what, cmd);
-    *rc = cli_usage_error(&err);
-    return false;
+    if (npos < need) {
+        ag_err_set(&err, AG_INVALID_ARGUMENT, "missing %s (see 'agentry %s --help')", what, cmd);
+        *rc = cli_usage_error(&err);
+        return false;
+    }
+    for (size_t i = 0; i < need; i++) {
+        if (!*pos[i]) {
+            ag_err_set(&err, AG_INVALID_ARGUMENT, "empty %s (see 'agentry %s --help')", what, cmd);
+            *rc = cli_usage_error(&err);
+            return false;
+        }
+    }
+    return true;
+}
+
+int cli_read_stdin(struct ag_arena *arena, char **out, struct ag_err *err)
+{
+    size_t cap = 4096, len = 0;
+    char *buf = ag_xmalloc(cap);
+    for (;;) {
+        if (len == cap) {
+            cap *= 2;
+            buf = ag_xrealloc(buf, cap);
+        }
+        size_t n = fread(buf + len, 1, cap - len, stdin);
+        len += n;
+        if (len > CLI_STDIN_MAX) {
+            free(buf);
+            return ag_err_set(err, AG_INVALID_ARGUMENT, "stdin holds more than %d MiB",
+                              CLI_STDIN_MAX >> 20);
+        }
+        if (n == 0)
+            break;
+    }
+    if (ferror(stdin)) {
+        free(buf);
+        return ag_err_set(err, AG_INVALID_ARGUMENT, "cannot read stdin");
+    }
+    while (len > 0 && (buf[len - 1] == '\n' || buf[len - 1] == '\r'))
+        len--;
+    *out = ag_arena_strndup(arena, buf, len);
+    free(buf);
+    return 0;
 }
 
 char *cli_join_words(struct ag_arena *arena, char **words, size_t n)
@@ -283,8 +498,8 @@ static void spec_flags(struct spec_opts *s, struct ag_flag *flags, size_t *n, si
 {
     const struct ag_flag rows[] = {
         {"spec", 0, AG_FLAG_STR, &s->spec_file, "FILE",
-         "read the agent spec from a YAML file (docs/agent-spec.md); the flags below override "
-         "its fields",
+         "read the agent spec from a YAML file (docs/agent-spec.md; - for stdin); the flags below "
+         "override its fields",
          0, 0},
         {"name", 0, AG_FLAG_STR, &s->name, "NAME", "a human-readable name (not unique)", 0, 0},
         {"model", 0, AG_FLAG_STR, &s->model, "MODEL",
@@ -492,6 +707,8 @@ struct cli_sigwatch {
     void (*fn)(void *arg);
     void *arg;
     atomic_bool fired, stopping;
+    atomic_int sig; /* the first signal that came */
+    int wake[2];    /* a byte on wake[1] when a signal arrived: cli_sigwatch_sleep polls wake[0] */
 };
 
 static void *sigwatch_main(void *p)
@@ -503,7 +720,11 @@ static void *sigwatch_main(void *p)
             return NULL;
         if (atomic_exchange(&w->fired, true)) /* the second Ctrl-C: the user means it */
             _exit(128 + sig);
-        w->fn(w->arg);
+        atomic_store(&w->sig, sig);
+        if (w->fn)
+            w->fn(w->arg);
+        ssize_t n = write(w->wake[1], "x", 1);
+        (void)n; /* a full pipe already says "stop" */
     }
 }
 
@@ -514,6 +735,11 @@ struct cli_sigwatch *cli_sigwatch_start(void (*on_signal)(void *arg), void *arg)
     w->arg = arg;
     atomic_init(&w->fired, false);
     atomic_init(&w->stopping, false);
+    atomic_init(&w->sig, 0);
+    if (pipe(w->wake) != 0) {
+        perror("error: cannot make a pipe");
+        abort();
+    }
     sigemptyset(&w->set);
     sigaddset(&w->set, SIGINT);
     sigaddset(&w->set, SIGTERM);
@@ -530,6 +756,25 @@ bool cli_sigwatch_fired(struct cli_sigwatch *w)
     return w && atomic_load(&w->fired);
 }
 
+int cli_sigwatch_exit_code(struct cli_sigwatch *w)
+{
+    int sig = atomic_load(&w->sig);
+    return sig ? 128 + sig : CLI_INTERRUPTED;
+}
+
+bool cli_sigwatch_sleep(struct cli_sigwatch *w, int64_t ms)
+{
+    struct pollfd p = {w->wake[0], POLLIN, 0};
+    int64_t end = ag_now_mono_ms() + ms;
+    while (!cli_sigwatch_fired(w)) {
+        int64_t left = end - ag_now_mono_ms();
+        if (left <= 0)
+            return false;
+        poll(&p, 1, left > INT32_MAX ? INT32_MAX : (int)left);
+    }
+    return true;
+}
+
 void cli_sigwatch_stop(struct cli_sigwatch *w)
 {
     if (!w)
@@ -538,6 +783,8 @@ void cli_sigwatch_stop(struct cli_sigwatch *w)
     pthread_kill(w->thread, SIGTERM); /* blocked everywhere, so only sigwait sees it */
     pthread_join(w->thread, NULL);
     pthread_sigmask(SIG_SETMASK, &w->old, NULL);
+    close(w->wake[0]);
+    close(w->wake[1]);
     free(w);
 }
 
@@ -676,15 +923,43 @@ int cli_spec_call(struct cli_client *c, const char *method, const ProtobufCMessa
     return report_deadline(c, late, ns, rid, sent, &err);
 }
 
-static int build_and_run(struct cli_client *c, const struct spec_opts *s, char **words,
-                         size_t nwords, cli_spec_run_fn *run)
+/* What spawn and invoke check before anything is sent: the namespace, --scheduler's name, and
+ * the spec (its file, or stdin for "--spec -"). */
+static int spec_check(struct cli_client *c, struct spec_opts *s, Agentry__V1__AgentSpec **spec,
+                      struct ag_err *err)
+{
+    if (cli_check_namespace(s->ns, err) < 0)
+        return -1;
+    if (s->scheduler && *s->scheduler && !hub_sched_find(s->scheduler)) {
+        char names[128];
+        hub_sched_names(names, sizeof(names));
+        return ag_err_set(err, AG_INVALID_ARGUMENT, "unknown scheduler '%s' (use one of: %s)",
+                          s->scheduler, names);
+    }
+    if (s->spec_file && strcmp(s->spec_file, "-") == 0)
+        s->spec_file = "/dev/stdin";
+    return spec_build(s, &c->arena, spec, err);
+}
+
+static int build_and_run(struct cli_client *c, struct spec_opts *s, char **words, size_t nwords,
+                         cli_spec_run_fn *run)
 {
     struct ag_err err = AG_ERR_INIT;
-    Agentry__V1__AgentSpec *spec;
-    if (cli_check_namespace(s->ns, &err) < 0 || spec_build(s, &c->arena, &spec, &err) < 0)
+    Agentry__V1__AgentSpec *spec = NULL;
+    char *input = NULL;
+    bool from_stdin = nwords == 1 && strcmp(words[0], "-") == 0;
+    if (from_stdin && s->spec_file && strcmp(s->spec_file, "-") == 0) {
+        ag_err_set(&err, AG_INVALID_ARGUMENT,
+                   "stdin can hold the spec (--spec -) or the input (-), not both");
         return cli_usage_error(&err);
-    return run(c, spec, cli_join_words(&c->arena, words, nwords), (char *)s->ns,
-               (char *)s->request_id);
+    }
+    if (spec_check(c, s, &spec, &err) < 0)
+        return cli_usage_error(&err);
+    if (from_stdin && cli_read_stdin(&c->arena, &input, &err) < 0)
+        return cli_usage_error(&err);
+    if (!from_stdin)
+        input = cli_join_words(&c->arena, words, nwords);
+    return run(c, spec, input, (char *)s->ns, (char *)s->request_id);
 }
 
 int cli_spec_cmd(const char *cmd, const struct ag_cmd_help *help, int64_t timeout_ms,
@@ -701,8 +976,8 @@ int cli_spec_cmd(const char *cmd, const struct ag_cmd_help *help, int64_t timeou
     char **pos = ag_xcalloc((size_t)argc + 1, sizeof(*pos));
     size_t npos;
     int rc;
-    if (cli_parse(cmd, help, flags, nflags, argc, argv, pos, (size_t)argc, &npos, &rc) &&
-        (!need_input || cli_need_args(cmd, npos, 1, "INPUT", &rc))) {
+    if (cli_client_parse(&c, cmd, help, flags, nflags, argc, argv, pos, (size_t)argc, &npos, &rc) &&
+        (!need_input || cli_need_args(cmd, pos, npos, 1, "INPUT", &rc))) {
         if (!*spec.request_id)
             spec.request_id = make_request_id(spec.made_request_id);
         rc = build_and_run(&c, &spec, pos, npos, run);

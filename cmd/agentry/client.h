@@ -1,9 +1,11 @@
 /* cmd/agentry/client.h - what every client subcommand (spawn, send, invoke, trace, ps, get, kill,
- * bench) shares: the --hub/--timeout/--json flags, the agent-spec flags of spawn and invoke,
- * argument checks, dialing the hub and calling it.
+ * bench) shares: the --hub/--timeout/-o/--json/--color flags, the agent-spec flags of spawn and
+ * invoke, argument checks, dialing the hub, calling it, and the one place where a transport
+ * error is put in words a user can act on.
  *
  * A subcommand's life: cli_client_init, add its flag rows and the shared ones to one table,
- * cli_parse, calls (the first one dials), cli_client_close. Responses are decoded into c->arena and
+ * cli_client_parse (every check that needs no hub: a bad value is exit 2 before anything is
+ * sent), calls (the first one dials), cli_client_close. Responses are decoded into c->arena and
  * live until cli_client_close. Thread: the subcommand's main thread. */
 #ifndef AGENTRY_CMD_CLIENT_H
 #define AGENTRY_CMD_CLIENT_H
@@ -13,6 +15,7 @@
 #include <stdint.h>
 
 #include "agentry/v1/hub.pb-c.h"
+#include "cmd/agentry/print.h"
 #include "cmd/agentry/tls_flags.h"
 #include "common/arena.h"
 #include "common/err.h"
@@ -28,12 +31,14 @@
 #define CLI_FOLLOWUP_TIMEOUT_MS 5000
 /* Request ids the CLI makes up when --request-id is not given, so an operator can tell them. */
 #define CLI_REQUEST_ID_PREFIX "cli-"
-#define CLI_MAX_FLAGS 32 /* rows in one subcommand's table, shared rows included */
+#define CLI_MAX_FLAGS 40 /* rows in one subcommand's table, shared rows included */
 
 struct cli_client {
     const char *hub;        /* --hub; borrowed from argv or the environment */
     int64_t timeout_ms;     /* --timeout; 0 means no deadline */
-    bool json;              /* --json */
+    bool json;              /* --json: the same as -o json */
+    const char *output;     /* -o/--output: table, wide, json, yaml or jsonl */
+    const char *color;      /* --color: auto (a terminal without $NO_COLOR), always or never */
     char timeout_help[96];  /* the --timeout help line, which states this command's default */
     struct rpc_channel *ch; /* owned once dialed */
     bool grpc_up;           /* rpc_client_init was called */
@@ -43,8 +48,26 @@ struct cli_client {
 };
 
 void cli_client_init(struct cli_client *c, int64_t default_timeout_ms);
-/* Append the --hub, --timeout, --json and TLS rows to flags[*n] (cap rows in all). */
+/* Append the --hub, --timeout, -o, --json, --color and TLS rows to flags[*n] (cap rows in all).
+ * A command whose own rows already have an --output (export's FILE) keeps it, without -o. */
 void cli_client_flags(struct cli_client *c, struct ag_flag *flags, size_t *n, size_t cap);
+/* cli_parse, then the checks of the shared flags that need no hub: each --hub address is
+ * host:port (not a URL), -o and --color name a known value. */
+bool cli_client_parse(struct cli_client *c, const char *cmd, const struct ag_cmd_help *help,
+                      const struct ag_flag *flags, size_t nflags, int argc, char **argv, char **pos,
+                      size_t max_pos, size_t *npos, int *rc);
+/* 0 if every address of a --hub list is host:port (or one of grpc's schemes: unix:PATH, ...);
+ * else -1 with INVALID_ARGUMENT saying what is wanted ("not a URL" for http://...). */
+int cli_check_hub(const char *hub, struct ag_err *err);
+/* The output format: json if --json, else -o's (table by default). */
+enum cli_format cli_client_format(const struct cli_client *c);
+/* True for -o json, yaml or jsonl. */
+bool cli_client_machine(const struct cli_client *c);
+/* Colour on stdout? --color always/never, else only a terminal, and never with $NO_COLOR set
+ * (no-color.org). */
+bool cli_client_color(const struct cli_client *c);
+/* Print v in the machine format c asks for (cli_print_out) and delete it. */
+void cli_client_emit(const struct cli_client *c, cJSON *v, const char *items);
 /* Connect lazily to c->hub; a no-op once connected. Fails only on a malformed address. The call
  * helpers below dial themselves; a streaming call dials first. */
 int cli_client_dial(struct cli_client *c, struct ag_err *err);
@@ -64,9 +87,13 @@ int cli_client_call(struct cli_client *c, const char *method, const ProtobufCMes
 int cli_client_call_sent(struct cli_client *c, const char *method, const ProtobufCMessage *req,
                          const ProtobufCMessageDescriptor *resp_desc, void **resp, bool *sent,
                          struct ag_err *err);
-/* Rewrite grpc's bare "Deadline Exceeded" as "no answer from hub at '<hub>' within 10s (see
- * --timeout)"; any other error is left alone. cli_client_call does this already. */
-void cli_client_explain_deadline(const struct cli_client *c, struct ag_err *err);
+/* Put a transport error in words a user can act on, naming what to check, the original text in
+ * a "(detail: ...)" tail: grpc's bare "Deadline Exceeded" becomes "no answer from hub at '<hub>'
+ * within 10s (see --timeout)"; "Received http2 header with status: 404" becomes "the server at
+ * '<hub>' is not an agentry hub (it answered HTTP 404): check --hub"; and likewise an HTTP/1
+ * server, a refused connection, a TLS handshake or a connection that broke. The hub's own
+ * messages pass as they are. cli_client_call does this already; streams call it. */
+void cli_client_explain(const struct cli_client *c, struct ag_err *err);
 /* Free the channel and the arena and shut gRPC down (only if it was started). */
 void cli_client_close(struct cli_client *c);
 
@@ -75,14 +102,20 @@ void cli_client_close(struct cli_client *c);
 bool cli_parse(const char *cmd, const struct ag_cmd_help *help, const struct ag_flag *flags,
                size_t nflags, int argc, char **argv, char **pos, size_t max_pos, size_t *npos,
                int *rc);
-/* cli_parse for a command whose one argument is AGENT_ID (get, kill, trace): false with *rc set
- * as cli_parse does, also when AGENT_ID is missing. */
-bool cli_parse_agent_id(const char *cmd, const struct ag_cmd_help *help,
+/* cli_client_parse for a command whose one argument is AGENT_ID (get, kill, trace): false with
+ * *rc set as cli_parse does, also when AGENT_ID is missing or empty. */
+bool cli_parse_agent_id(struct cli_client *c, const char *cmd, const struct ag_cmd_help *help,
                         const struct ag_flag *flags, size_t nflags, int argc, char **argv,
                         char **agent_id, int *rc);
-/* True if npos >= need; else prints "error: missing WHAT (see 'agentry CMD --help')" and
- * returns false with *rc = CLI_USAGE. */
-bool cli_need_args(const char *cmd, size_t npos, size_t need, const char *what, int *rc);
+/* True if npos >= need and none of the first `need` arguments is empty; else prints "error:
+ * missing WHAT (see 'agentry CMD --help')" (or "empty ...") and returns false with *rc =
+ * CLI_USAGE. */
+bool cli_need_args(const char *cmd, char *const *pos, size_t npos, size_t need, const char *what,
+                   int *rc);
+/* "-" as an argument or a file: all of stdin into *out (in arena), its trailing newlines cut.
+ * -1 with err if stdin cannot be read or holds more than CLI_STDIN_MAX bytes. */
+#define CLI_STDIN_MAX (16 << 20)
+int cli_read_stdin(struct ag_arena *arena, char **out, struct ag_err *err);
 /* The words joined by single spaces, in arena. */
 char *cli_join_words(struct ag_arena *arena, char **words, size_t n);
 
@@ -103,13 +136,21 @@ int cli_spec_call(struct cli_client *c, const char *method, const ProtobufCMessa
                   const char *ns, const char *rid, const ProtobufCMessageDescriptor *resp_desc,
                   void **resp, const char *what);
 
+/* The exit code of a command ended by Ctrl-C (128 + SIGINT, as a shell reports it); main.c
+ * makes it the default for every command, and those that catch the signal return it. */
+#define CLI_INTERRUPTED 130
+
 /* Ctrl-C handling for long calls: block SIGINT/SIGTERM (call before cli_client_dial so gRPC's
- * threads inherit the mask) and run on_signal(arg) on a watcher thread when one arrives.
- * cli_sigwatch_stop joins the thread; on_signal is never called after it returns. */
+ * threads inherit the mask) and run on_signal(arg) (may be NULL) on a watcher thread when one
+ * arrives. cli_sigwatch_stop joins the thread; on_signal is never called after it returns. */
 struct cli_sigwatch;
 struct cli_sigwatch *cli_sigwatch_start(void (*on_signal)(void *arg), void *arg);
 /* True if a signal arrived. A second signal exits the process at once (status 130). */
 bool cli_sigwatch_fired(struct cli_sigwatch *w);
+/* After cli_sigwatch_fired: the exit code it asks for, 128 + the signal (130 for Ctrl-C). */
+int cli_sigwatch_exit_code(struct cli_sigwatch *w);
+/* Wait ms milliseconds, or less if a signal arrives: true if one did. */
+bool cli_sigwatch_sleep(struct cli_sigwatch *w, int64_t ms);
 void cli_sigwatch_stop(struct cli_sigwatch *w);
 
 #endif

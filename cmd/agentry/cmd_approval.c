@@ -140,7 +140,8 @@ int cli_cmd_approvals(int argc, char **argv)
     cli_client_flags(&c, flags, &nflags, CLI_MAX_FLAGS);
     size_t npos;
     int rc;
-    if (!cli_parse("approvals", &approvals_help, flags, nflags, argc, argv, NULL, 0, &npos, &rc))
+    if (!cli_client_parse(&c, "approvals", &approvals_help, flags, nflags, argc, argv, NULL, 0,
+                          &npos, &rc))
         return rc;
     struct ag_err err = AG_ERR_INIT;
     if (cli_check_namespace(ns, &err) < 0)
@@ -156,13 +157,15 @@ int cli_cmd_approvals(int argc, char **argv)
                         &agentry__v1__list_approvals_response__descriptor, (void **)&resp,
                         &err) < 0) {
         rc = cli_fail(&err);
-    } else if (c.json) {
+    } else if (cli_client_machine(&c)) {
         cJSON *o = cJSON_CreateObject();
         cJSON *arr = cJSON_AddArrayToObject(o, "approvals");
         for (size_t i = 0; i < resp->n_approvals; i++)
             cJSON_AddItemToArray(arr, approval_json(resp->approvals[i]));
         cJSON_AddBoolToObject(o, "truncated", resp->truncated);
-        cli_print_json(stdout, o, false);
+        cli_client_emit(&c, o, "approvals");
+    } else if (resp->n_approvals == 0) {
+        fprintf(stderr, "No approvals waiting\n");
     } else {
         print_approvals(resp->approvals, resp->n_approvals, !*ns);
         if (resp->truncated)
@@ -178,11 +181,11 @@ int cli_cmd_approvals(int argc, char **argv)
 static void print_decision(const struct cli_client *c, const char *agent_id, const char *call_id,
                            uint64_t seq, bool already, const char *verb)
 {
-    if (c->json) {
+    if (cli_client_machine(c)) {
         cJSON *o = cli_print_seq_json(agent_id, seq);
         cJSON_AddStringToObject(o, "call_id", call_id);
         cJSON_AddBoolToObject(o, "already", already);
-        cli_print_json(stdout, o, false);
+        cli_client_emit(c, o, NULL);
         return;
     }
     printf("%" PRIu64 "\n", seq);
@@ -221,8 +224,9 @@ int cli_cmd_approve(int argc, char **argv)
     char *pos[2];
     size_t npos;
     int rc;
-    if (!cli_parse("approve", &approve_help, flags, nflags, argc, argv, pos, 2, &npos, &rc) ||
-        !cli_need_args("approve", npos, 2, "AGENT_ID and CALL_ID", &rc))
+    if (!cli_client_parse(&c, "approve", &approve_help, flags, nflags, argc, argv, pos, 2, &npos,
+                          &rc) ||
+        !cli_need_args("approve", pos, npos, 2, "AGENT_ID and CALL_ID", &rc))
         return rc;
     struct ag_err err = AG_ERR_INIT;
     if (args && check_edit_args(args, &err) < 0)
@@ -258,8 +262,8 @@ int cli_cmd_deny(int argc, char **argv)
     char *pos[2];
     size_t npos;
     int rc;
-    if (!cli_parse("deny", &deny_help, flags, nflags, argc, argv, pos, 2, &npos, &rc) ||
-        !cli_need_args("deny", npos, 2, "AGENT_ID and CALL_ID", &rc))
+    if (!cli_client_parse(&c, "deny", &deny_help, flags, nflags, argc, argv, pos, 2, &npos, &rc) ||
+        !cli_need_args("deny", pos, npos, 2, "AGENT_ID and CALL_ID", &rc))
         return rc;
     struct ag_err err = AG_ERR_INIT;
     if (!*reason) {

@@ -25,13 +25,13 @@
 #define BENCH_INVOKE_TIMEOUT_MS 60000
 #define BENCH_MAX_PAYLOAD (4 * 1024 * 1024) /* gRPC's default receive limit on the hub */
 
-static volatile sig_atomic_t bench_stop; /* set by SIGINT/SIGTERM: start no more calls */
+static volatile sig_atomic_t bench_stop; /* the signal (SIGINT/SIGTERM): start no more calls */
 
 static void on_signal(int sig)
 {
     if (bench_stop)
         _exit(128 + sig); /* the second Ctrl-C: the user means it */
-    bench_stop = 1;
+    bench_stop = sig;
 }
 
 static const struct ag_cmd_help bench_help = {
@@ -289,8 +289,8 @@ static int measure(struct bench_ctx *b, struct bench_cfg *cfg)
 {
     struct bench_result res;
     bench_run(cfg, &res);
-    if (b->c->json)
-        cli_print_json(stdout, result_json(b, &res), false);
+    if (cli_client_machine(b->c))
+        cli_client_emit(b->c, result_json(b, &res), NULL);
     else
         print_human(b, &res);
     int rc = CLI_OK;
@@ -411,7 +411,8 @@ int cli_cmd_bench(int argc, char **argv)
     cli_client_flags(&c, flags, &nflags, CLI_MAX_FLAGS);
     size_t npos;
     int rc;
-    if (!cli_parse("bench", &bench_help, flags, nflags, argc, argv, NULL, 0, &npos, &rc) ||
+    if (!cli_client_parse(&c, "bench", &bench_help, flags, nflags, argc, argv, NULL, 0, &npos,
+                          &rc) ||
         !check_opts(&b, &rc))
         return rc;
     if (b.o.duration_ms < 0)
@@ -428,6 +429,8 @@ int cli_cmd_bench(int argc, char **argv)
     sigaction(SIGINT, &sa, &old_int);
     sigaction(SIGTERM, &sa, &old_term);
     rc = run(&b);
+    if (rc == CLI_OK && bench_stop) /* the partial results are printed; the exit says why */
+        rc = 128 + bench_stop;
     cli_client_close(&c);
     sigaction(SIGINT, &old_int, NULL);
     sigaction(SIGTERM, &old_term, NULL);

@@ -342,7 +342,7 @@ static int certs_show(int argc, char **argv)
     int rc;
     if (!cli_parse("certs show", &help, flags, AG_ARRAY_SIZE(flags), argc, argv, &file, 1, &npos,
                    &rc) ||
-        !cli_need_args("certs show", npos, 1, "FILE", &rc))
+        !cli_need_args("certs show", &file, npos, 1, "FILE", &rc))
         return rc;
     struct ag_err err = AG_ERR_INIT;
     char *pem;

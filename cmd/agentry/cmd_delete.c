@@ -26,7 +26,8 @@ int cli_cmd_delete(int argc, char **argv)
     cli_client_flags(&c, flags, &nflags, CLI_MAX_FLAGS);
     Agentry__V1__DeleteAgentRequest req = AGENTRY__V1__DELETE_AGENT_REQUEST__INIT;
     int rc;
-    if (!cli_parse_agent_id("delete", &delete_help, flags, nflags, argc, argv, &req.agent_id, &rc))
+    if (!cli_parse_agent_id(&c, "delete", &delete_help, flags, nflags, argc, argv, &req.agent_id,
+                            &rc))
         return rc;
 
     struct ag_err err = AG_ERR_INIT;
@@ -36,13 +37,13 @@ int cli_cmd_delete(int argc, char **argv)
                         &agentry__v1__delete_agent_response__descriptor, (void **)&resp,
                         &err) < 0) {
         rc = cli_fail(&err);
-    } else if (c.json) {
+    } else if (cli_client_machine(&c)) {
         cJSON *o = cJSON_CreateObject();
         cJSON_AddStringToObject(o, "agent_id", req.agent_id);
         cJSON *ids = cJSON_AddArrayToObject(o, "deleted");
         for (size_t i = 0; i < resp->n_deleted; i++)
             cJSON_AddItemToArray(ids, cJSON_CreateString(resp->deleted[i]));
-        cli_print_json(stdout, o, false);
+        cli_client_emit(&c, o, NULL);
     } else {
         for (size_t i = 0; i < resp->n_deleted; i++)
             printf("%s\n", resp->deleted[i]);

@@ -53,7 +53,8 @@ int cli_cmd_export(int argc, char **argv)
     cli_client_flags(&c, flags, &nflags, CLI_MAX_FLAGS);
     Agentry__V1__ExportAgentRequest req = AGENTRY__V1__EXPORT_AGENT_REQUEST__INIT;
     int rc;
-    if (!cli_parse_agent_id("export", &export_help, flags, nflags, argc, argv, &req.agent_id, &rc))
+    if (!cli_parse_agent_id(&c, "export", &export_help, flags, nflags, argc, argv, &req.agent_id,
+                            &rc))
         return rc;
     struct ag_err err = AG_ERR_INIT;
     if ((!out || !*out) && isatty(STDOUT_FILENO)) {

@@ -21,7 +21,7 @@ int cli_cmd_get(int argc, char **argv)
     cli_client_flags(&c, flags, &nflags, CLI_MAX_FLAGS);
     Agentry__V1__GetAgentRequest req = AGENTRY__V1__GET_AGENT_REQUEST__INIT;
     int rc;
-    if (!cli_parse_agent_id("get", &get_help, flags, nflags, argc, argv, &req.agent_id, &rc))
+    if (!cli_parse_agent_id(&c, "get", &get_help, flags, nflags, argc, argv, &req.agent_id, &rc))
         return rc;
 
     struct ag_err err = AG_ERR_INIT;
@@ -30,8 +30,8 @@ int cli_cmd_get(int argc, char **argv)
     if (cli_client_call(&c, CLI_HUB_METHOD("GetAgent"), &req.base, &agentry__v1__agent__descriptor,
                         (void **)&a, &err) < 0)
         rc = cli_fail(&err);
-    else if (c.json)
-        cli_print_json(stdout, cli_print_agent_json(a), false);
+    else if (cli_client_machine(&c))
+        cli_client_emit(&c, cli_print_agent_json(a), NULL);
     else
         cli_print_agent(stdout, a, ag_now_unix_ns());
     cli_client_close(&c);

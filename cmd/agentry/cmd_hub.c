@@ -147,7 +147,7 @@ int cli_cmd_hub(int argc, char **argv)
          "placement strategy: round-robin, binpack (fewest nodes) or spread (least-utilised "
          "first); an agent's spec may name another (default round-robin)",
          0, 0},
-        {"threads", 0, AG_FLAG_INT, &threads, "N", "RPC threads (default: one per CPU)", 0, 256},
+        {"threads", 0, AG_FLAG_INT, &threads, "N", "RPC threads (default: one per CPU)", 1, 256},
         {"max-message-bytes", 0, AG_FLAG_INT, &max_msg, "N",
          "largest request accepted (default 4194304)", 1024, 1 << 30},
         {"heartbeat", 0, AG_FLAG_DURATION, &heartbeat, "DUR",

@@ -72,8 +72,9 @@ int cli_cmd_import(int argc, char **argv)
     char *pos[1];
     size_t npos = 0;
     int rc;
-    if (!cli_parse("import", &import_help, flags, nflags, argc, argv, pos, 1, &npos, &rc) ||
-        !cli_need_args("import", npos, 1, "FILE", &rc))
+    if (!cli_client_parse(&c, "import", &import_help, flags, nflags, argc, argv, pos, 1, &npos,
+                          &rc) ||
+        !cli_need_args("import", pos, npos, 1, "FILE", &rc))
         return rc;
 
     struct ag_err err = AG_ERR_INIT;
@@ -100,12 +101,12 @@ int cli_cmd_import(int argc, char **argv)
                         &agentry__v1__import_agent_response__descriptor, (void **)&resp,
                         &err) < 0) {
         rc = cli_fail(&err);
-    } else if (c.json) {
+    } else if (cli_client_machine(&c)) {
         cJSON *o = cJSON_CreateObject();
         cJSON_AddStringToObject(o, "agent_id", resp->agent_id);
         cJSON_AddNumberToObject(o, "events", (double)resp->events);
         cJSON_AddStringToObject(o, "state", cli_print_state_name(resp->state));
-        cli_print_json(stdout, o, false);
+        cli_client_emit(&c, o, NULL);
     } else {
         printf("agent %s imported: %" PRIu64 " events, state %s\n", resp->agent_id, resp->events,
                cli_print_state_name(resp->state));

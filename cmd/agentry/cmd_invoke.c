@@ -16,7 +16,7 @@
 
 static const struct ag_cmd_help invoke_help = {
     "agentry invoke [flags] INPUT...",
-    "Spawn an agent with INPUT (its words joined by spaces), wait for the end of its first turn "
+    "Spawn an agent with INPUT (its words joined by spaces; '-' alone reads it from stdin), wait for the end of its first turn "
     "and print the final answer. --timeout bounds the wait; when it passes, invoke says what "
     "happened: nothing was sent, or the agent was created (it keeps running: the deadline only "
     "ends the wait), or the hub has not created it yet (retry with the --request-id it names: "
@@ -86,8 +86,8 @@ static int invoke(struct cli_client *c, Agentry__V1__AgentSpec *spec, char *inpu
                            "the turn did not end");
     if (rc != 0)
         return rc;
-    if (c->json)
-        cli_print_json(stdout, invoke_json(resp), false);
+    if (cli_client_machine(c))
+        cli_client_emit(c, invoke_json(resp), NULL);
     else if (resp->state == AGENTRY__V1__AGENT_STATE__AGENT_STATE_IDLE)
         printf("%s\n", resp->output);
     return outcome(resp);

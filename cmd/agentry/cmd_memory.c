@@ -99,7 +99,8 @@ static int memory_ls(int argc, char **argv)
     cli_client_flags(&c, flags, &nflags, CLI_MAX_FLAGS);
     Agentry__V1__ListMemoryRequest req = AGENTRY__V1__LIST_MEMORY_REQUEST__INIT;
     int rc;
-    if (!cli_parse_agent_id("memory ls", &ls_help, flags, nflags, argc, argv, &req.agent_id, &rc))
+    if (!cli_parse_agent_id(&c, "memory ls", &ls_help, flags, nflags, argc, argv, &req.agent_id,
+                            &rc))
         return rc;
     req.namespace_ = (char *)ns;
     req.prefix = (char *)prefix;
@@ -128,13 +129,15 @@ static int memory_ls(int argc, char **argv)
         next = page->next_page_token;
         req.page_token = (char *)next;
     } while (all && *next);
-    if (rc == CLI_OK && c.json) {
+    if (rc == CLI_OK && cli_client_machine(&c)) {
         cJSON *o = cJSON_CreateObject();
         cJSON *arr = cJSON_AddArrayToObject(o, "entries");
         for (size_t i = 0; i < n; i++)
             cJSON_AddItemToArray(arr, entry_json(ents[i]));
         cJSON_AddStringToObject(o, "next_page_token", next);
-        cli_print_json(stdout, o, false);
+        cli_client_emit(&c, o, "entries");
+    } else if (rc == CLI_OK && n == 0) {
+        fprintf(stderr, "No memory entries found\n");
     } else if (rc == CLI_OK) {
         print_table(ents, n, ag_now_unix_ns());
         if (*next)
@@ -156,8 +159,9 @@ static int memory_get(int argc, char **argv)
     cli_client_flags(&c, flags, &nflags, CLI_MAX_FLAGS);
     char *pos[2] = {NULL, NULL};
     int rc;
-    if (!cli_parse("memory get", &get_help, flags, nflags, argc, argv, pos, 2, &npos, &rc) ||
-        !cli_need_args("memory get", npos, 2, "AGENT_ID and KEY", &rc))
+    if (!cli_client_parse(&c, "memory get", &get_help, flags, nflags, argc, argv, pos, 2, &npos,
+                          &rc) ||
+        !cli_need_args("memory get", pos, npos, 2, "AGENT_ID and KEY", &rc))
         return rc;
     Agentry__V1__GetMemoryRequest req = AGENTRY__V1__GET_MEMORY_REQUEST__INIT;
     req.agent_id = pos[0];
@@ -169,8 +173,8 @@ static int memory_get(int argc, char **argv)
     if (cli_client_call(&c, CLI_HUB_METHOD("GetMemory"), &req.base,
                         &agentry__v1__memory_entry__descriptor, (void **)&e, &err) < 0)
         rc = cli_fail(&err);
-    else if (c.json)
-        cli_print_json(stdout, entry_json(e), false);
+    else if (cli_client_machine(&c))
+        cli_client_emit(&c, entry_json(e), NULL);
     else
         printf("%s\n", e->value);
     cli_client_close(&c);

@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "cmd/agentry/cli.h"
+#include "cmd/agentry/client.h"
 #include "cmd/agentry/tls_flags.h"
 #include "common/flags.h"
 #include "common/log.h"
@@ -41,6 +42,27 @@ static void *signal_thread(void *arg)
     ag_log_info("node.signalled", "signal=%s", sig == SIGTERM ? "SIGTERM" : "SIGINT");
     wk_node_stop(sc->node);
     return NULL;
+}
+
+/* What the flags' own parsing does not check, before anything starts: the hub address, each
+ * label, the handshake timeout. A bad one is a usage error (exit 2). */
+static int check_values(const char *hub, const struct ag_strlist *labels, int64_t handshake_ms,
+                        struct ag_err *err)
+{
+    if (hub && cli_check_hub(hub, err) < 0)
+        return -1;
+    for (size_t i = 0; i < labels->n; i++) {
+        const char *eq = strchr(labels->items[i], '=');
+        if (!eq || eq == labels->items[i])
+            return ag_err_set(err, AG_INVALID_ARGUMENT,
+                              "invalid label '%s' for --labels: want key=value with a non-empty "
+                              "key",
+                              labels->items[i]);
+    }
+    if (handshake_ms <= 0)
+        return ag_err_set(err, AG_INVALID_ARGUMENT,
+                          "invalid value for --handshake-timeout: want more than 0");
+    return 0;
 }
 
 static int node_join(int argc, char **argv)
@@ -201,6 +223,8 @@ static int node_join(int argc, char **argv)
         default_root = ag_xasprintf("%s/agentry-workspaces-%u/%s", tmp && *tmp ? tmp : "/tmp",
                                     (unsigned)getuid(), o.node_id);
     o.workspace_root = workspace_root ? workspace_root : default_root;
+    if (rc == 0)
+        rc = check_values(hub, &labels, handshake, &err);
     if (rc == 0)
         rc = wk_node_check_opts(&o, &err);
     if (rc == 0 && policy_file && !(o.policy = policy = wk_policy_load(policy_file, &err)))

@@ -61,8 +61,8 @@ static int find_node(struct cli_client *c, const char *id, Agentry__V1__Node **o
 
 static void print_node(const struct cli_client *c, const Agentry__V1__Node *n)
 {
-    if (c->json)
-        cli_print_json(stdout, cli_print_node_json(n), false);
+    if (cli_client_machine(c))
+        cli_client_emit(c, cli_print_node_json(n), NULL);
     else
         printf("node %s is %s (%u of %u slots running)\n", n->node_id, n->state, n->running,
                n->capacity);
@@ -78,9 +78,9 @@ static int cordon(int argc, char **argv, bool on)
     const char *cmd = on ? "node cordon" : "node uncordon";
     char *id = NULL;
     int rc;
-    if (!cli_parse(cmd, on ? &cordon_help : &uncordon_help, flags, nflags, argc, argv, &id, 1,
-                   &npos, &rc) ||
-        !cli_need_args(cmd, npos, 1, "NODE_ID", &rc))
+    if (!cli_client_parse(&c, cmd, on ? &cordon_help : &uncordon_help, flags, nflags, argc, argv,
+                          &id, 1, &npos, &rc) ||
+        !cli_need_args(cmd, &id, npos, 1, "NODE_ID", &rc))
         return rc;
     struct ag_err err = AG_ERR_INIT;
     Agentry__V1__CordonNodeRequest req = AGENTRY__V1__CORDON_NODE_REQUEST__INIT;
@@ -116,7 +116,7 @@ static int drain_wait(struct cli_client *c, const Agentry__V1__DrainNodeRequest 
         }
         if (n->running == 0)
             return 0;
-        if (n->running != last && !c->json)
+        if (n->running != last && !cli_client_machine(c))
             fprintf(stderr, "waiting for %u turn%s to move off node %s\n", n->running,
                     n->running == 1 ? "" : "s", id);
         if (n->running != last)
@@ -160,8 +160,9 @@ static int drain(int argc, char **argv)
     cli_client_flags(&c, flags, &nflags, CLI_MAX_FLAGS);
     char *id = NULL;
     int rc;
-    if (!cli_parse("node drain", &drain_help, flags, nflags, argc, argv, &id, 1, &npos, &rc) ||
-        !cli_need_args("node drain", npos, 1, "NODE_ID", &rc))
+    if (!cli_client_parse(&c, "node drain", &drain_help, flags, nflags, argc, argv, &id, 1, &npos,
+                          &rc) ||
+        !cli_need_args("node drain", &id, npos, 1, "NODE_ID", &rc))
         return rc;
     struct ag_err err = AG_ERR_INIT;
     Agentry__V1__DrainNodeRequest req = AGENTRY__V1__DRAIN_NODE_REQUEST__INIT;
@@ -173,17 +174,17 @@ static int drain(int argc, char **argv)
                         &agentry__v1__drain_node_response__descriptor, (void **)&resp, &err) < 0) {
         rc = cli_fail(&err);
     } else {
-        if (!c.json)
+        if (!cli_client_machine(&c))
             printf("node %s cordoned; %u turn%s %s\n", id, resp->moving,
                    resp->moving == 1 ? "" : "s",
                    force ? "taken away" : "moving at their next step boundary");
         if (!no_wait && resp->moving && drain_wait(&c, &req, timeout, &err) != 0)
             rc = cli_fail(&err);
-        else if (!no_wait && !c.json)
+        else if (!no_wait && !cli_client_machine(&c))
             printf("node %s drained\n", id);
         Agentry__V1__Node *n = NULL;
-        if (rc == CLI_OK && c.json && find_node(&c, id, &n, &err) == 0 && n)
-            cli_print_json(stdout, cli_print_node_json(n), false);
+        if (rc == CLI_OK && cli_client_machine(&c) && find_node(&c, id, &n, &err) == 0 && n)
+            cli_client_emit(&c, cli_print_node_json(n), NULL);
     }
     cli_client_close(&c);
     return rc;

@@ -1,15 +1,24 @@
 /* cmd/agentry/cmd_ps.c - 'agentry ps': list agents in creation order, a page at a time or, with
  * --all, every page. Pages are kept in the client's arena and printed together, so the table's
- * columns line up across pages. */
+ * columns line up across pages. --watch lists again every --interval until Ctrl-C (exit 130):
+ * on a terminal each list replaces the last (so AGE moves on); otherwise a list is printed only
+ * when an agent changed, so a pipe sees changes, not ticks.
+ *
+ * Threads: the main thread; with --watch, a watcher thread (cli_sigwatch) wakes it on Ctrl-C. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "cmd/agentry/cli.h"
 #include "cmd/agentry/client.h"
 #include "cmd/agentry/print.h"
 #include "common/clock.h"
 #include "common/xalloc.h"
+#include "hub/selector.h"
+
+#define PS_WATCH_INTERVAL_MS 2000
+#define TERM_HOME_CLEAR "\033[H\033[2J"
 
 static const struct ag_cmd_help ps_help = {
     "agentry ps [flags]",
@@ -21,10 +30,12 @@ static const struct ag_cmd_help ps_help = {
     "hold: k=v (or k==v), k!=v (also true when k is absent), k (present) or !k (absent). "
     "--request-id looks in -n's namespace ('default' without one). --tree lists every page and "
     "shows sub-agents indented under their parents, with their DEPTH; --parent lists one "
-    "agent's sub-agents.",
+    "agent's sub-agents. -o wide adds MODEL PARENT LABELS UPDATED; -o json prints one object "
+    "{agents, next_page_token} on one line, -o jsonl one agent per line. --watch lists again "
+    "every --interval until Ctrl-C.",
     "agentry ps --state running\nagentry ps -n team-a -l 'team=core,!draft' --all\n"
-    "agentry ps --request-id nightly-42 --json\nagentry ps --all --json | jq -r '.agents[].id'\n"
-    "agentry ps --tree\nagentry ps --parent 01jd5x8k2m4n6p8q --all",
+    "agentry ps --request-id nightly-42 -o json\nagentry ps --all -o jsonl | jq -r .id\n"
+    "agentry ps --tree\nagentry ps --parent 01jd5x8k2m4n6p8q --all\nagentry ps --watch -o wide",
 };
 
 struct ps_opts {
@@ -36,6 +47,8 @@ struct ps_opts {
     bool all_ns;                              /* -A: ignore $AGENTRY_NAMESPACE */
     int64_t limit;
     bool all;
+    bool watch;
+    int64_t interval_ms;        /* of --watch */
     Agentry__V1__AgentState st; /* parsed from state */
 };
 
@@ -113,7 +126,7 @@ static void tree_add(const struct ps_list *l, struct tree *t, Agentry__V1__Agent
 
 enum { T_NS, T_ID, T_NAME, T_STATE, T_NODE, T_DEPTH, T_SEQ, T_AGE, T_NCOLS };
 
-static void print_tree(const struct ps_list *l, bool show_ns)
+static void print_tree(const struct ps_list *l, bool show_ns, bool color)
 {
     static const char *const head[T_NCOLS] = {"NAMESPACE", "ID",    "NAME", "STATE",
                                               "NODE",      "DEPTH", "SEQ",  "AGE"};
@@ -124,6 +137,7 @@ static void print_tree(const struct ps_list *l, bool show_ns)
     int first = show_ns ? T_NS : T_ID, ncols = T_NCOLS - first;
     char(*buf)[96] = ag_xcalloc(t.n ? t.n * T_NCOLS : 1, 96);
     char **cells = ag_xcalloc(t.n ? t.n * T_NCOLS : 1, sizeof(*cells));
+    const char **sgr = ag_xcalloc(t.n ? t.n * T_NCOLS : 1, sizeof(*sgr));
     int64_t now = ag_now_unix_ns();
     for (size_t i = 0; i < t.n; i++) {
         const Agentry__V1__Agent *a = t.order[i];
@@ -139,31 +153,90 @@ static void print_tree(const struct ps_list *l, bool show_ns)
         cli_print_age(row[T_AGE], 96, now - a->created_unix_nano);
         for (int c = first; c < T_NCOLS; c++)
             cells[i * (size_t)ncols + (size_t)(c - first)] = row[c];
+        if (color)
+            sgr[i * (size_t)ncols + (size_t)(T_STATE - first)] = cli_print_state_color(a->state);
     }
-    cli_print_table(stdout, head + first, (size_t)ncols, cells, t.n);
+    cli_print_table_sgr(stdout, head + first, (size_t)ncols, cells, sgr, t.n);
+    free(sgr);
     free(cells);
     free(buf);
     free(t.order);
     free(t.level);
 }
 
-static void print_list(const struct ps_list *l, bool json, bool show_ns, bool tree)
+static cJSON *list_json(const struct ps_list *l)
 {
-    if (json) {
-        cJSON *o = cJSON_CreateObject();
-        cJSON *arr = cJSON_AddArrayToObject(o, "agents");
-        for (size_t i = 0; i < l->n; i++)
-            cJSON_AddItemToArray(arr, cli_print_agent_json(l->agents[i]));
-        cJSON_AddStringToObject(o, "next_page_token", l->next_token);
-        cli_print_json(stdout, o, false);
+    cJSON *o = cJSON_CreateObject();
+    cJSON *arr = cJSON_AddArrayToObject(o, "agents");
+    for (size_t i = 0; i < l->n; i++)
+        cJSON_AddItemToArray(arr, cli_print_agent_json(l->agents[i]));
+    cJSON_AddStringToObject(o, "next_page_token", l->next_token);
+    return o;
+}
+
+/* The list in c's format. An empty table is a line saying so, on `empty` (stderr, so that
+ * stdout stays a table; stdout for --watch on a terminal, whose screen is stdout). */
+static void print_list(const struct cli_client *c, const struct ps_list *l, bool show_ns, bool tree,
+                       FILE *empty)
+{
+    if (cli_client_machine(c)) {
+        cli_client_emit(c, list_json(l), "agents");
         return;
     }
+    if (l->n == 0) {
+        fprintf(empty, "No agents found\n");
+        return;
+    }
+    struct cli_print_style st = {show_ns, cli_client_format(c) == CLI_FORMAT_WIDE,
+                                 cli_client_color(c)};
     if (tree)
-        print_tree(l, show_ns);
+        print_tree(l, show_ns, st.color);
     else
-        cli_print_agents(stdout, l->agents, l->n, ag_now_unix_ns(), show_ns);
+        cli_print_agents(stdout, l->agents, l->n, ag_now_unix_ns(), &st);
     if (*l->next_token)
         fprintf(stderr, "(more agents: use --all, or a larger --limit)\n");
+}
+
+/* The list's text for telling a change from a tick: its JSON, which has no ages. */
+static char *list_key(const struct ps_list *l)
+{
+    cJSON *o = list_json(l);
+    char *s = cJSON_PrintUnformatted(o);
+    cJSON_Delete(o);
+    return s;
+}
+
+static int watch(struct cli_client *c, const struct ps_opts *o)
+{
+    struct cli_sigwatch *sig = cli_sigwatch_start(NULL, NULL); /* before gRPC's threads */
+    bool tty = isatty(STDOUT_FILENO);
+    char *last = NULL;
+    int rc = CLI_OK;
+    do {
+        struct ag_err err = AG_ERR_INIT;
+        struct ps_list l = {NULL, 0, ""};
+        ag_arena_reset(&c->arena);
+        if (list_agents(c, o, &l, &err) < 0) {
+            rc = cli_fail(&err);
+            break;
+        }
+        char *key = list_key(&l);
+        if (tty || !last || strcmp(key, last) != 0) {
+            if (tty)
+                fputs(TERM_HOME_CLEAR, stdout);
+            else if (last && !cli_client_machine(c))
+                putchar('\n');
+            print_list(c, &l, !*o->ns, o->tree, tty ? stdout : stderr);
+            fflush(stdout);
+        }
+        cJSON_free(last);
+        last = key;
+    } while (!cli_sigwatch_sleep(sig, o->interval_ms));
+    if (cli_sigwatch_fired(sig)) /* Ctrl-C ends the watch, also during a failing call */
+        rc = cli_sigwatch_exit_code(sig);
+    cJSON_free(last);
+    cli_sigwatch_stop(sig);
+    return rc;
 }
 
 int cli_cmd_ps(int argc, char **argv)
@@ -177,6 +250,7 @@ int cli_cmd_ps(int argc, char **argv)
                         .parent = "",
                         .ns = cli_default_namespace(),
                         .limit = 100,
+                        .interval_ms = PS_WATCH_INTERVAL_MS,
                         .st = AGENTRY__V1__AGENT_STATE__AGENT_STATE_UNSPECIFIED};
     struct ag_flag flags[CLI_MAX_FLAGS] = {
         {"state", 0, AG_FLAG_STR, &o.state, "STATE",
@@ -196,26 +270,42 @@ int cli_cmd_ps(int argc, char **argv)
          "every page, sub-agents indented under their parents, with a DEPTH column", 0, 0},
         {"parent", 0, AG_FLAG_STR, &o.parent, "AGENT_ID", "only the sub-agents of this agent", 0,
          0},
+        {"watch", 'w', AG_FLAG_BOOL, &o.watch, NULL,
+         "list again every --interval until Ctrl-C (off a terminal: only when something changed)",
+         0, 0},
+        {"interval", 0, AG_FLAG_DURATION, &o.interval_ms, "DURATION",
+         "how often --watch lists (default 2s)", 0, 0},
     };
-    size_t nflags = 10;
+    size_t nflags = 12;
     cli_client_flags(&c, flags, &nflags, CLI_MAX_FLAGS);
     size_t npos;
     int rc;
-    if (!cli_parse("ps", &ps_help, flags, nflags, argc, argv, NULL, 0, &npos, &rc))
+    if (!cli_client_parse(&c, "ps", &ps_help, flags, nflags, argc, argv, NULL, 0, &npos, &rc))
         return rc;
     struct ag_err err = AG_ERR_INIT;
     struct ps_list l = {NULL, 0, ""};
+    struct hub_selector sel;
     if (*o.state && cli_print_state_parse(o.state, &o.st, &err) < 0)
         return cli_usage_error(&err);
+    if (hub_selector_parse(o.selector, &c.arena, &sel, &err) < 0) {
+        ag_err_prefix(&err, "invalid value for --selector");
+        return cli_usage_error(&err);
+    }
+    if (o.interval_ms <= 0) {
+        ag_err_set(&err, AG_INVALID_ARGUMENT, "invalid value for --interval: want more than 0");
+        return cli_usage_error(&err);
+    }
     if (o.all_ns)
         o.ns = "";
     if (cli_check_namespace(o.ns, &err) < 0)
         return cli_usage_error(&err);
     rc = CLI_OK;
-    if (list_agents(&c, &o, &l, &err) < 0)
+    if (o.watch)
+        rc = watch(&c, &o);
+    else if (list_agents(&c, &o, &l, &err) < 0)
         rc = cli_fail(&err);
     else
-        print_list(&l, c.json, !*o.ns, o.tree);
+        print_list(&c, &l, !*o.ns, o.tree, stderr);
     cli_client_close(&c);
     return rc;
 }

@@ -36,7 +36,8 @@ int cli_cmd_resume(int argc, char **argv)
     cli_client_flags(&c, flags, &nflags, CLI_MAX_FLAGS);
     Agentry__V1__ResumeAgentRequest req = AGENTRY__V1__RESUME_AGENT_REQUEST__INIT;
     int rc;
-    if (!cli_parse_agent_id("resume", &resume_help, flags, nflags, argc, argv, &req.agent_id, &rc))
+    if (!cli_parse_agent_id(&c, "resume", &resume_help, flags, nflags, argc, argv, &req.agent_id,
+                            &rc))
         return rc;
 
     struct ag_err err = AG_ERR_INIT;
@@ -47,10 +48,10 @@ int cli_cmd_resume(int argc, char **argv)
                         &agentry__v1__resume_agent_response__descriptor, (void **)&resp,
                         &err) < 0) {
         rc = cli_fail(&err);
-    } else if (c.json) {
+    } else if (cli_client_machine(&c)) {
         cJSON *o = cli_print_seq_json(req.agent_id, resp->seq);
         cJSON_AddStringToObject(o, "state", cli_print_state_name(resp->state));
-        cli_print_json(stdout, o, false);
+        cli_client_emit(&c, o, NULL);
     } else {
         printf("agent %s resumed at seq %" PRIu64 ", %s\n", req.agent_id, resp->seq,
                cli_print_state_name(resp->state));

@@ -131,7 +131,8 @@ static int schedule_create(int argc, char **argv)
     cli_client_flags(&c, flags, &nflags, CLI_MAX_FLAGS);
     int rc;
     size_t npos;
-    if (!cli_parse("schedule create", &create_help, flags, nflags, argc, argv, NULL, 0, &npos, &rc))
+    if (!cli_client_parse(&c, "schedule create", &create_help, flags, nflags, argc, argv, NULL, 0,
+                          &npos, &rc))
         return rc;
     struct ag_err err = AG_ERR_INIT;
     struct ag_cron parsed;
@@ -163,8 +164,8 @@ static int schedule_create(int argc, char **argv)
     if (cli_client_call(&c, CLI_HUB_METHOD("CreateSchedule"), &req.base,
                         &agentry__v1__schedule__descriptor, (void **)&out, &err) < 0)
         rc = err.code == AG_INVALID_ARGUMENT ? cli_usage_error(&err) : cli_fail(&err);
-    else if (c.json)
-        cli_print_json(stdout, schedule_json(out), false);
+    else if (cli_client_machine(&c))
+        cli_client_emit(&c, schedule_json(out), NULL);
     else
         printf("%s\n", out->id);
     cli_client_close(&c);
@@ -183,7 +184,8 @@ static int schedule_ls(int argc, char **argv)
     size_t nflags = 1, npos;
     cli_client_flags(&c, flags, &nflags, CLI_MAX_FLAGS);
     int rc;
-    if (!cli_parse("schedule ls", &ls_help, flags, nflags, argc, argv, NULL, 0, &npos, &rc))
+    if (!cli_client_parse(&c, "schedule ls", &ls_help, flags, nflags, argc, argv, NULL, 0, &npos,
+                          &rc))
         return rc;
     struct ag_err err = AG_ERR_INIT;
     if (cli_check_namespace(ns, &err) != 0) {
@@ -198,11 +200,13 @@ static int schedule_ls(int argc, char **argv)
                         &agentry__v1__list_schedules_response__descriptor, (void **)&out,
                         &err) < 0) {
         rc = cli_fail(&err);
-    } else if (c.json) {
+    } else if (cli_client_machine(&c)) {
         cJSON *a = cJSON_CreateArray();
         for (size_t i = 0; i < out->n_schedules; i++)
             cJSON_AddItemToArray(a, schedule_json(out->schedules[i]));
-        cli_print_json(stdout, a, false);
+        cli_client_emit(&c, a, NULL);
+    } else if (out->n_schedules == 0) {
+        fprintf(stderr, "No schedules found\n");
     } else {
         static const char *const head[] = {"ID", "CRON", "NEXT", "LAST", "FIRES", "PAUSED"};
         char **cells = ag_arena_alloc(&c.arena, (out->n_schedules * 6 + 1) * sizeof(*cells));
@@ -237,8 +241,9 @@ static int schedule_by_id(int which, int argc, char **argv)
     cli_client_flags(&c, flags, &nflags, CLI_MAX_FLAGS);
     char *id = NULL;
     int rc;
-    if (!cli_parse(cmds[which], &id_help[which], flags, nflags, argc, argv, &id, 1, &npos, &rc) ||
-        !cli_need_args(cmds[which], npos, 1, "SCHEDULE_ID", &rc))
+    if (!cli_client_parse(&c, cmds[which], &id_help[which], flags, nflags, argc, argv, &id, 1,
+                          &npos, &rc) ||
+        !cli_need_args(cmds[which], &id, npos, 1, "SCHEDULE_ID", &rc))
         return rc;
     /* The four requests are one field, schedule_id: GetScheduleRequest's bytes are theirs. */
     Agentry__V1__GetScheduleRequest req = AGENTRY__V1__GET_SCHEDULE_REQUEST__INIT;
@@ -252,13 +257,13 @@ static int schedule_by_id(int which, int argc, char **argv)
                             : &agentry__v1__schedule__descriptor,
                         &out, &err) < 0) {
         rc = cli_fail(&err);
-    } else if (c.json && del) {
+    } else if (cli_client_machine(&c) && del) {
         cJSON *o = cJSON_CreateObject();
         cJSON_AddStringToObject(o, "id", id);
         cJSON_AddBoolToObject(o, "deleted", true);
-        cli_print_json(stdout, o, false);
-    } else if (c.json) {
-        cli_print_json(stdout, schedule_json(out), false);
+        cli_client_emit(&c, o, NULL);
+    } else if (cli_client_machine(&c)) {
+        cli_client_emit(&c, schedule_json(out), NULL);
     } else if (which == 0) {
         print_one(out, &c.arena);
     } else {

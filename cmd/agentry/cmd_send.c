@@ -1,8 +1,10 @@
 /* cmd/agentry/cmd_send.c - 'agentry send AGENT_ID INPUT...': store an input for an agent and
- * print the seq it was stored at. */
+ * say where it was stored ("agent ID input stored at seq 11"); -o json for programs. INPUT "-"
+ * is read from stdin. */
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "cmd/agentry/cli.h"
 #include "cmd/agentry/client.h"
@@ -11,10 +13,12 @@
 
 static const struct ag_cmd_help send_help = {
     "agentry send [flags] AGENT_ID INPUT...",
-    "Send an input to an agent; the words of INPUT are joined by spaces. An idle, yielded or "
-    "failed agent starts its next turn; a running one reads the input before its next model "
-    "call. Prints the seq of the stored input event.",
-    "agentry send 01jd5x8k2m4n6p8q 'and now in French'",
+    "Send an input to an agent; the words of INPUT are joined by spaces, and '-' alone reads it "
+    "from stdin. An idle, yielded or failed agent starts its next turn; a running one reads the "
+    "input before its next model call. Says the seq of the stored input event ('agent ID input "
+    "stored at seq N'); -o json prints {agent_id, seq, state}.",
+    "agentry send 01jd5x8k2m4n6p8q 'and now in French'\ngit diff | agentry send 01jd5x8k2m4n6p8q "
+    "-\nagentry send -o json 01jd5x8k2m4n6p8q 'next' | jq .seq",
 };
 
 static int send_input(struct cli_client *c, char *agent_id, char *input)
@@ -27,12 +31,13 @@ static int send_input(struct cli_client *c, char *agent_id, char *input)
     if (cli_client_call(c, CLI_HUB_METHOD("SendMessage"), &req.base,
                         &agentry__v1__send_message_response__descriptor, (void **)&resp, &err) < 0)
         return cli_fail(&err);
-    if (c->json) {
+    if (cli_client_machine(c)) {
         cJSON *o = cli_print_seq_json(agent_id, resp->seq);
         cJSON_AddStringToObject(o, "state", cli_print_state_name(resp->state));
-        cli_print_json(stdout, o, false);
+        cli_client_emit(c, o, NULL);
     } else {
-        printf("%" PRIu64 "\n", resp->seq);
+        printf("agent %s input stored at seq %" PRIu64 " (%s)\n", agent_id, resp->seq,
+               cli_print_state_name(resp->state));
     }
     return CLI_OK;
 }
@@ -47,10 +52,17 @@ int cli_cmd_send(int argc, char **argv)
     char **pos = ag_xcalloc((size_t)argc + 1, sizeof(*pos));
     size_t npos;
     int rc;
-    if (cli_parse("send", &send_help, flags, nflags, argc, argv, pos, (size_t)argc, &npos, &rc) &&
-        cli_need_args("send", npos, 1, "AGENT_ID", &rc) &&
-        cli_need_args("send", npos, 2, "INPUT", &rc)) {
-        rc = send_input(&c, pos[0], cli_join_words(&c.arena, pos + 1, npos - 1));
+    if (cli_client_parse(&c, "send", &send_help, flags, nflags, argc, argv, pos, (size_t)argc,
+                         &npos, &rc) &&
+        cli_need_args("send", pos, npos, 1, "AGENT_ID", &rc) &&
+        cli_need_args("send", pos, npos, 2, "INPUT", &rc)) {
+        struct ag_err err = AG_ERR_INIT;
+        char *input = NULL;
+        if (npos == 2 && strcmp(pos[1], "-") == 0 && cli_read_stdin(&c.arena, &input, &err) < 0)
+            rc = cli_usage_error(&err);
+        else
+            rc = send_input(&c, pos[0],
+                            input ? input : cli_join_words(&c.arena, pos + 1, npos - 1));
         cli_client_close(&c);
     }
     free(pos);

@@ -11,8 +11,8 @@
 
 static const struct ag_cmd_help spawn_help = {
     "agentry spawn [flags] [INPUT...]",
-    "Create an agent and start its first turn with INPUT (its words joined by spaces). Without "
-    "INPUT the agent is created idle and waits for 'agentry send'. Prints the agent id; "
+    "Create an agent and start its first turn with INPUT (its words joined by spaces; '-' alone "
+    "reads it from stdin). Without INPUT the agent is created idle and waits for 'agentry send'. Prints the agent id; "
     "follow it with 'agentry trace -f ID'. If --timeout passes, spawn says whether the agent "
     "was created; retrying with the same --request-id never creates a second one (without "
     "--request-id, one is made up; request ids are per namespace).",
@@ -21,9 +21,9 @@ static const struct ag_cmd_help spawn_help = {
     "agentry spawn --spec deploy/templates/researcher.yaml --name r1 'What is HTTP/3?'",
 };
 
-static void print_spawned(const Agentry__V1__SpawnResponse *r, bool json)
+static void print_spawned(const struct cli_client *c, const Agentry__V1__SpawnResponse *r)
 {
-    if (!json) {
+    if (!cli_client_machine(c)) {
         printf("%s\n", r->agent_id);
         return;
     }
@@ -32,7 +32,7 @@ static void print_spawned(const Agentry__V1__SpawnResponse *r, bool json)
     cJSON_AddNumberToObject(o, "input_seq", (double)r->input_seq);
     cJSON_AddBoolToObject(o, "existing", r->existing);
     cJSON_AddStringToObject(o, "state", cli_print_state_name(r->state));
-    cli_print_json(stdout, o, false);
+    cli_client_emit(c, o, NULL);
 }
 
 static int spawn(struct cli_client *c, Agentry__V1__AgentSpec *spec, char *input, char *ns,
@@ -48,7 +48,7 @@ static int spawn(struct cli_client *c, Agentry__V1__AgentSpec *spec, char *input
                            &agentry__v1__spawn_response__descriptor, (void **)&resp, NULL);
     if (rc != 0)
         return rc;
-    print_spawned(resp, c->json);
+    print_spawned(c, resp);
     return CLI_OK;
 }
 

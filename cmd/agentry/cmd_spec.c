@@ -25,7 +25,7 @@ int cli_cmd_spec(int argc, char **argv)
     int rc;
     if (!cli_parse("spec", &spec_help, NULL, 0, argc, argv, pos, 2, &npos, &rc))
         return rc;
-    if (!cli_need_args("spec", npos, 2, "'check FILE'", &rc))
+    if (!cli_need_args("spec", pos, npos, 2, "'check FILE'", &rc))
         return rc;
     struct ag_err err = AG_ERR_INIT;
     if (strcmp(pos[0], "check") != 0) {

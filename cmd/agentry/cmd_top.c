@@ -18,7 +18,7 @@
  *
  * Threads: the main thread draws; a watcher thread (cli_sigwatch) turns SIGINT/SIGTERM into a
  * byte on a pipe the main thread polls between frames, so the terminal is restored and the
- * command exits 0. */
+ * command exits 130 (CLI_INTERRUPTED), as every interrupted command does. */
 #include <errno.h>
 #include <inttypes.h>
 #include <poll.h>
@@ -462,11 +462,12 @@ static int top_live(struct cli_client *c, const struct top_opts *o)
     }
     fputs(TERM_LEAVE, stdout);
     fflush(stdout);
+    int rc = cli_sigwatch_exit_code(sig); /* only a signal ends the loop */
     cli_sigwatch_stop(sig);
     prev_clear(&prev);
     close(pipefd[0]);
     close(pipefd[1]);
-    return CLI_OK;
+    return rc;
 }
 
 int cli_cmd_top(int argc, char **argv)
@@ -498,7 +499,7 @@ int cli_cmd_top(int argc, char **argv)
         }
     }
     int rc;
-    if (!cli_parse("top", &top_help, flags, nflags, argc, argv, NULL, 0, &npos, &rc))
+    if (!cli_client_parse(&c, "top", &top_help, flags, nflags, argc, argv, NULL, 0, &npos, &rc))
         return rc;
     struct ag_err err = AG_ERR_INIT;
     if (o.interval_ms < 100 || o.interval_ms > INT32_MAX) {

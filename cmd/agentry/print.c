@@ -1,11 +1,13 @@
-/* cmd/agentry/print.c - human and JSON renderings of agents and events (see print.h). */
+/* cmd/agentry/print.c - human and machine renderings of agents and events (see print.h). */
 #include "cmd/agentry/print.h"
 
 #include <ctype.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include <time.h>
+#include <yaml.h>
 
 #include "agentry/v1/json.h"
 #include "common/clock.h"
@@ -200,6 +202,183 @@ void cli_print_json(FILE *out, cJSON *v, bool compact)
     fprintf(out, "%s\n", s);
     cJSON_free(s);
     cJSON_Delete(v);
+}
+
+/* --- machine formats ------------------------------------------------------------------------- */
+
+static const char *const format_names[] = {"table", "wide", "json", "yaml", "jsonl"};
+
+int cli_print_format_parse(const char *s, enum cli_format *out, struct ag_err *err)
+{
+    for (size_t i = 0; i < AG_ARRAY_SIZE(format_names); i++) {
+        if (strcmp(s, format_names[i]) == 0) {
+            *out = (enum cli_format)i;
+            return 0;
+        }
+    }
+    return ag_err_set(err, AG_INVALID_ARGUMENT,
+                      "invalid value '%s' for --output: want table, wide, json, yaml or jsonl", s);
+}
+
+/* True if a YAML 1.1 reader (PyYAML, most tools) would take s, written plain, for something
+ * other than a string: empty, null, a bool word, a number or a date (these start with a digit,
+ * a sign or a dot). Such strings are quoted. */
+static bool yaml_needs_quotes(const char *s)
+{
+    static const char *const words[] = {"null", "true", "false", "yes", "no", "on", "off", "~"};
+    if (!*s || strchr("0123456789+-.", *s))
+        return true;
+    for (size_t i = 0; i < AG_ARRAY_SIZE(words); i++)
+        if (strcasecmp(s, words[i]) == 0)
+            return true;
+    return false;
+}
+
+static int yaml_scalar(yaml_emitter_t *em, const char *text, bool plain)
+{
+    yaml_event_t ev;
+    yaml_scalar_event_initialize(&ev, NULL, NULL, (yaml_char_t *)text, (int)strlen(text), plain, 1,
+                                 YAML_ANY_SCALAR_STYLE);
+    return yaml_emitter_emit(em, &ev);
+}
+
+/* One cJSON value as YAML events; 0 if the emitter refused one (it says why in em->problem). */
+static int yaml_value(yaml_emitter_t *em, const cJSON *v)
+{
+    yaml_event_t ev;
+    char num[64];
+    if (cJSON_IsObject(v) || cJSON_IsArray(v)) {
+        bool obj = cJSON_IsObject(v);
+        if (obj)
+            yaml_mapping_start_event_initialize(&ev, NULL, NULL, 1, YAML_ANY_MAPPING_STYLE);
+        else
+            yaml_sequence_start_event_initialize(&ev, NULL, NULL, 1, YAML_ANY_SEQUENCE_STYLE);
+        if (!yaml_emitter_emit(em, &ev))
+            return 0;
+        for (const cJSON *c = v->child; c; c = c->next)
+            if ((obj && !yaml_scalar(em, c->string, !yaml_needs_quotes(c->string))) ||
+                !yaml_value(em, c))
+                return 0;
+        if (obj)
+            yaml_mapping_end_event_initialize(&ev);
+        else
+            yaml_sequence_end_event_initialize(&ev);
+        return yaml_emitter_emit(em, &ev);
+    }
+    if (cJSON_IsString(v))
+        return yaml_scalar(em, v->valuestring, !yaml_needs_quotes(v->valuestring));
+    if (cJSON_IsRaw(v)) /* a number cJSON could not hold exactly, as its digits */
+        return yaml_scalar(em, v->valuestring, true);
+    if (cJSON_IsNumber(v)) {
+        double d = v->valuedouble;
+        if (d == floor(d) && fabs(d) < 9007199254740992.0)
+            snprintf(num, sizeof(num), "%.0f", d);
+        else
+            snprintf(num, sizeof(num), "%.17g", d);
+        return yaml_scalar(em, num, true);
+    }
+    return yaml_scalar(em, cJSON_IsTrue(v) ? "true" : cJSON_IsFalse(v) ? "false" : "null", true);
+}
+
+static int yaml_write(void *data, unsigned char *buf, size_t len)
+{
+    return fwrite(buf, 1, len, data) == len;
+}
+
+static void print_yaml(FILE *out, const cJSON *v)
+{
+    yaml_emitter_t em;
+    yaml_event_t ev;
+    yaml_emitter_initialize(&em);
+    yaml_emitter_set_output(&em, yaml_write, out);
+    yaml_emitter_set_unicode(&em, 1);
+    yaml_emitter_set_width(&em, -1); /* long strings stay on one line */
+    yaml_stream_start_event_initialize(&ev, YAML_UTF8_ENCODING);
+    int ok = yaml_emitter_emit(&em, &ev);
+    yaml_document_start_event_initialize(&ev, NULL, NULL, NULL, 0);
+    ok = ok && yaml_emitter_emit(&em, &ev) && yaml_value(&em, v);
+    yaml_document_end_event_initialize(&ev, 1);
+    ok = ok && yaml_emitter_emit(&em, &ev);
+    yaml_stream_end_event_initialize(&ev);
+    ok = ok && yaml_emitter_emit(&em, &ev) && yaml_emitter_flush(&em);
+    if (!ok) /* text that is not UTF-8, say: one line instead of a half-written document */
+        fprintf(stderr, "error: cannot print YAML: %s\n", em.problem ? em.problem : "write failed");
+    yaml_emitter_delete(&em);
+}
+
+void cli_print_out(FILE *out, enum cli_format f, cJSON *v, const char *items)
+{
+    if (f == CLI_FORMAT_YAML) {
+        print_yaml(out, v);
+        cJSON_Delete(v);
+        return;
+    }
+    cJSON *arr = cJSON_IsArray(v) ? v : items ? cJSON_GetObjectItemCaseSensitive(v, items) : NULL;
+    if (f != CLI_FORMAT_JSONL || !cJSON_IsArray(arr)) {
+        cli_print_json(out, v, true);
+        return;
+    }
+    for (cJSON *c = arr->child; c; c = c->next) {
+        char *line = cJSON_PrintUnformatted(c);
+        if (!line) {
+            fprintf(stderr, "error: out of memory printing JSON\n");
+            abort();
+        }
+        fprintf(out, "%s\n", line);
+        cJSON_free(line);
+    }
+    cJSON_Delete(v);
+}
+
+/* --- colour and time ------------------------------------------------------------------------- */
+
+const char *cli_print_state_color(Agentry__V1__AgentState s)
+{
+    switch (s) {
+    case AGENTRY__V1__AGENT_STATE__AGENT_STATE_RUNNING:
+        return "32"; /* green */
+    case AGENTRY__V1__AGENT_STATE__AGENT_STATE_PENDING:
+    case AGENTRY__V1__AGENT_STATE__AGENT_STATE_YIELDED:
+        return "33"; /* yellow */
+    case AGENTRY__V1__AGENT_STATE__AGENT_STATE_FAILED:
+        return "31"; /* red */
+    case AGENTRY__V1__AGENT_STATE__AGENT_STATE_KILLED:
+        return "90"; /* grey */
+    default:
+        return NULL;
+    }
+}
+
+const char *cli_print_kind_color(Agentry__V1__EventKind k)
+{
+    switch (k) {
+    case AGENTRY__V1__EVENT_KIND__EVENT_KIND_FINAL:
+        return "32";
+    case AGENTRY__V1__EVENT_KIND__EVENT_KIND_ERROR:
+    case AGENTRY__V1__EVENT_KIND__EVENT_KIND_KILLED:
+        return "31";
+    case AGENTRY__V1__EVENT_KIND__EVENT_KIND_YIELD:
+    case AGENTRY__V1__EVENT_KIND__EVENT_KIND_APPROVAL_REQUIRED:
+    case AGENTRY__V1__EVENT_KIND__EVENT_KIND_INTERRUPTED:
+        return "33";
+    default:
+        return NULL;
+    }
+}
+
+const char *cli_print_clock(char *buf, size_t cap, int64_t unix_ns, int64_t now_ns)
+{
+    time_t secs = (time_t)(unix_ns / 1000000000), now = (time_t)(now_ns / 1000000000);
+    struct tm tm, today;
+    localtime_r(&secs, &tm);
+    localtime_r(&now, &today);
+    int ms = (int)(unix_ns / 1000000 % 1000);
+    if (tm.tm_year == today.tm_year && tm.tm_yday == today.tm_yday)
+        snprintf(buf, cap, "%02d:%02d:%02d.%03d", tm.tm_hour, tm.tm_min, tm.tm_sec, ms);
+    else
+        snprintf(buf, cap, "%04d-%02d-%02d %02d:%02d:%02d.%03d", tm.tm_year + 1900, tm.tm_mon + 1,
+                 tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, ms);
+    return buf;
 }
 
 /* --- human ----------------------------------------------------------------------------------- */
@@ -500,14 +679,31 @@ void cli_print_agent(FILE *out, const Agentry__V1__Agent *a, int64_t now_ns)
         print_children(out, a);
 }
 
-void cli_print_event(FILE *out, const Agentry__V1__TraceEvent *ev)
+void cli_print_colored(FILE *out, const char *sgr, const char *s)
 {
-    time_t secs = (time_t)(ev->time_unix_nano / 1000000000);
-    struct tm tm;
-    localtime_r(&secs, &tm);
-    fprintf(out, "#%-4llu  %02d:%02d:%02d.%03d  %-13s", (unsigned long long)ev->seq, tm.tm_hour,
-            tm.tm_min, tm.tm_sec, (int)(ev->time_unix_nano / 1000000 % 1000),
-            cli_print_kind_name(ev->kind));
+    if (sgr)
+        fprintf(out, "\033[%sm", sgr);
+    put_clean(out, s, true, 0);
+    if (sgr)
+        fputs("\033[0m", out);
+}
+
+#define KIND_WIDTH 13 /* the longest common kind, model_request */
+
+void cli_print_event_head(FILE *out, const Agentry__V1__TraceEvent *ev, bool color)
+{
+    char clock[40];
+    const char *kind = cli_print_kind_name(ev->kind);
+    fprintf(out, "#%-4llu  %s  ", (unsigned long long)ev->seq,
+            cli_print_clock(clock, sizeof(clock), ev->time_unix_nano, ag_now_unix_ns()));
+    cli_print_colored(out, color ? cli_print_kind_color(ev->kind) : NULL, kind);
+    int pad = KIND_WIDTH - (int)strlen(kind);
+    fprintf(out, "%*s", pad > 0 ? pad : 0, "");
+}
+
+void cli_print_event(FILE *out, const Agentry__V1__TraceEvent *ev, bool color)
+{
+    cli_print_event_head(out, ev, color);
     if (ev->node_id && *ev->node_id) {
         fputs("  node=", out);
         put_clean(out, ev->node_id, true, 0);
@@ -521,8 +717,8 @@ void cli_print_event(FILE *out, const Agentry__V1__TraceEvent *ev)
 
 /* --- tables -------------------------------------------------------------------------------- */
 
-void cli_print_table(FILE *out, const char *const *head, size_t ncols, char *const *cells,
-                     size_t nrows)
+void cli_print_table_sgr(FILE *out, const char *const *head, size_t ncols, char *const *cells,
+                         const char *const *sgr, size_t nrows)
 {
     size_t width[16] = {0};
     if (ncols > 16)
@@ -536,7 +732,7 @@ void cli_print_table(FILE *out, const char *const *head, size_t ncols, char *con
     for (size_t r = 0; r <= nrows; r++) {
         const char *const *row = r == 0 ? head : (const char *const *)cells + (r - 1) * ncols;
         for (size_t c = 0; c < ncols; c++) {
-            put_clean(out, row[c], true, 0);
+            cli_print_colored(out, r > 0 && sgr ? sgr[(r - 1) * ncols + c] : NULL, row[c]);
             if (c + 1 < ncols)
                 fprintf(out, "%*s", (int)(width[c] - strlen(row[c]) + 2), "");
         }
@@ -544,35 +740,78 @@ void cli_print_table(FILE *out, const char *const *head, size_t ncols, char *con
     }
 }
 
+void cli_print_table(FILE *out, const char *const *head, size_t ncols, char *const *cells,
+                     size_t nrows)
+{
+    cli_print_table_sgr(out, head, ncols, cells, NULL, nrows);
+}
+
+/* Append "k=v" (after a comma unless first) to buf, within cap; off is the length so far. */
+static size_t label_item(char *buf, size_t cap, size_t off, const char *k, const char *v)
+{
+    if (off >= cap - 1)
+        return off;
+    size_t n = (size_t)snprintf(buf + off, cap - off, "%s%s=%s", off ? "," : "", k, v);
+    return off + n < cap ? off + n : cap - 1;
+}
+
 /* --- the agents table ------------------------------------------------------------------------ */
 
 #define TABLE_NAME_MAX 24 /* longer names are cut: the table is for scanning, get shows it all */
+#define CELL 128
 
-enum { COL_NS, COL_ID, COL_NAME, COL_STATE, COL_NODE, COL_SEQ, COL_AGE, NCOLS };
+enum {
+    COL_NS,
+    COL_ID,
+    COL_NAME,
+    COL_STATE,
+    COL_NODE,
+    COL_SEQ,
+    COL_AGE,
+    COL_MODEL, /* the wide columns from here */
+    COL_PARENT,
+    COL_LABELS,
+    COL_UPDATED,
+    NCOLS
+};
 
 void cli_print_agents(FILE *out, Agentry__V1__Agent *const *agents, size_t n, int64_t now_ns,
-                      bool show_ns)
+                      const struct cli_print_style *st)
 {
-    static const char *const head[NCOLS] = {"NAMESPACE", "ID",  "NAME", "STATE",
-                                            "NODE",      "SEQ", "AGE"};
-    int first = show_ns ? COL_NS : COL_ID, ncols = NCOLS - first;
-    char(*buf)[64] = ag_xcalloc(n ? n * NCOLS : 1, 64);
-    char **cells = ag_xcalloc(n ? n * NCOLS : 1, sizeof(*cells));
+    static const char *const head[NCOLS] = {"NAMESPACE", "ID",     "NAME",   "STATE",
+                                            "NODE",      "SEQ",    "AGE",    "MODEL",
+                                            "PARENT",    "LABELS", "UPDATED"};
+    int first = st->show_ns ? COL_NS : COL_ID, last = st->wide ? NCOLS : COL_MODEL;
+    size_t ncols = (size_t)(last - first);
+    char(*buf)[CELL] = ag_xcalloc(n ? n * NCOLS : 1, CELL);
+    char **cells = ag_xcalloc(n ? n * ncols : 1, sizeof(*cells));
+    const char **sgr = ag_xcalloc(n ? n * ncols : 1, sizeof(*sgr));
     for (size_t i = 0; i < n; i++) {
         const Agentry__V1__Agent *a = agents[i];
-        char(*row)[64] = buf + i * NCOLS;
-        const char *name = a->spec && *a->spec->name ? a->spec->name : "-";
-        snprintf(row[COL_NS], 64, "%s", a->namespace_);
-        snprintf(row[COL_ID], 64, "%s", a->id);
-        snprintf(row[COL_NAME], 64, "%.*s", TABLE_NAME_MAX, name);
-        snprintf(row[COL_STATE], 64, "%s", cli_print_state_name(a->state));
-        snprintf(row[COL_NODE], 64, "%s", *a->node_id ? a->node_id : "-");
-        snprintf(row[COL_SEQ], 64, "%llu", (unsigned long long)a->last_seq);
-        cli_print_age(row[COL_AGE], 64, now_ns - a->created_unix_nano);
-        for (int c = first; c < NCOLS; c++)
-            cells[i * ncols + c - first] = row[c];
+        const Agentry__V1__AgentSpec *sp = a->spec;
+        char(*row)[CELL] = buf + i * NCOLS;
+        snprintf(row[COL_NS], CELL, "%s", a->namespace_);
+        snprintf(row[COL_ID], CELL, "%s", a->id);
+        snprintf(row[COL_NAME], CELL, "%.*s", TABLE_NAME_MAX, sp && *sp->name ? sp->name : "-");
+        snprintf(row[COL_STATE], CELL, "%s", cli_print_state_name(a->state));
+        snprintf(row[COL_NODE], CELL, "%s", *a->node_id ? a->node_id : "-");
+        snprintf(row[COL_SEQ], CELL, "%llu", (unsigned long long)a->last_seq);
+        cli_print_age(row[COL_AGE], CELL, now_ns - a->created_unix_nano);
+        snprintf(row[COL_MODEL], CELL, "%s", sp && *sp->model ? sp->model : "-");
+        snprintf(row[COL_PARENT], CELL, "%s", *a->parent_id ? a->parent_id : "-");
+        size_t off = 0;
+        for (size_t k = 0; sp && k < sp->n_labels; k++)
+            off = label_item(row[COL_LABELS], CELL, off, sp->labels[k]->key, sp->labels[k]->value);
+        if (!off)
+            snprintf(row[COL_LABELS], CELL, "-");
+        cli_print_age(row[COL_UPDATED], CELL, now_ns - a->updated_unix_nano);
+        for (int c = first; c < last; c++)
+            cells[i * ncols + (size_t)(c - first)] = row[c];
+        if (st->color)
+            sgr[i * ncols + (size_t)(COL_STATE - first)] = cli_print_state_color(a->state);
     }
-    cli_print_table(out, head + first, (size_t)ncols, cells, n);
+    cli_print_table_sgr(out, head + first, ncols, cells, sgr, n);
+    free(sgr);
     free(cells);
     free(buf);
 }
@@ -608,34 +847,64 @@ cJSON *cli_print_node_json(const Agentry__V1__Node *n)
     return o;
 }
 
-enum { NCOL_ID, NCOL_STATE, NCOL_LOAD, NCOL_LABELS, NCOL_VERSION, NCOL_AGE, NNCOLS };
+enum {
+    NCOL_ID,
+    NCOL_STATE,
+    NCOL_LOAD,
+    NCOL_LABELS,
+    NCOL_VERSION,
+    NCOL_AGE,
+    NCOL_ADDRESS, /* the wide columns from here */
+    NCOL_MODELS,
+    NCOL_TOOLS,
+    NNCOLS
+};
 
-void cli_print_nodes(FILE *out, Agentry__V1__Node *const *nodes, size_t n, int64_t now_ns)
+/* "a,b,c" of strings into buf (cut at cap), "-" for none. */
+static void list_cell(char *buf, size_t cap, char *const *v, size_t n)
 {
-    static const char *const head[NNCOLS] = {"NODE",   "STATE",   "RUNNING",
-                                             "LABELS", "VERSION", "AGE"};
-    char(*buf)[128] = ag_xcalloc(n ? n * NNCOLS : 1, 128);
-    char **cells = ag_xcalloc(n ? n * NNCOLS : 1, sizeof(*cells));
+    size_t off = 0;
+    buf[0] = '\0';
+    for (size_t k = 0; k < n && off < cap - 1; k++)
+        off += (size_t)snprintf(buf + off, cap - off, "%s%s", k ? "," : "", v[k]);
+    if (!n)
+        snprintf(buf, cap, "-");
+}
+
+void cli_print_nodes(FILE *out, Agentry__V1__Node *const *nodes, size_t n, int64_t now_ns,
+                     const struct cli_print_style *st)
+{
+    static const char *const head[NNCOLS] = {"NODE", "STATE",   "RUNNING", "LABELS", "VERSION",
+                                             "AGE",  "ADDRESS", "MODELS",  "TOOLS"};
+    size_t ncols = st->wide ? NNCOLS : NCOL_ADDRESS;
+    char(*buf)[CELL] = ag_xcalloc(n ? n * NNCOLS : 1, CELL);
+    char **cells = ag_xcalloc(n ? n * ncols : 1, sizeof(*cells));
+    const char **sgr = ag_xcalloc(n ? n * ncols : 1, sizeof(*sgr));
     for (size_t i = 0; i < n; i++) {
         const Agentry__V1__Node *nd = nodes[i];
-        char(*row)[128] = buf + i * NNCOLS;
-        snprintf(row[NCOL_ID], 128, "%s", nd->node_id);
-        snprintf(row[NCOL_STATE], 128, "%s", nd->state);
-        snprintf(row[NCOL_LOAD], 128, "%u/%u", nd->running, nd->capacity);
+        char(*row)[CELL] = buf + i * NNCOLS;
+        snprintf(row[NCOL_ID], CELL, "%s", nd->node_id);
+        snprintf(row[NCOL_STATE], CELL, "%s", nd->state);
+        snprintf(row[NCOL_LOAD], CELL, "%u/%u", nd->running, nd->capacity);
         size_t off = 0;
-        for (size_t k = 0; k < nd->n_labels && off < 127; k++)
-            off += (size_t)snprintf(row[NCOL_LABELS] + off, 128 - off, "%s%s=%s", k ? "," : "",
-                                    nd->labels[k]->key, nd->labels[k]->value);
-        if (!nd->n_labels)
-            snprintf(row[NCOL_LABELS], 128, "-");
-        snprintf(row[NCOL_VERSION], 128, "%s", *nd->version ? nd->version : "-");
+        for (size_t k = 0; k < nd->n_labels; k++)
+            off = label_item(row[NCOL_LABELS], CELL, off, nd->labels[k]->key, nd->labels[k]->value);
+        if (!off)
+            snprintf(row[NCOL_LABELS], CELL, "-");
+        snprintf(row[NCOL_VERSION], CELL, "%s", *nd->version ? nd->version : "-");
         /* The age of the node process when it said when it started, else of its connection. */
         int64_t since = nd->started_ns ? nd->started_ns : nd->connected_ns;
-        cli_print_age(row[NCOL_AGE], 128, now_ns - since);
-        for (int c = 0; c < NNCOLS; c++)
-            cells[i * NNCOLS + c] = row[c];
+        cli_print_age(row[NCOL_AGE], CELL, now_ns - since);
+        snprintf(row[NCOL_ADDRESS], CELL, "%s", *nd->address ? nd->address : "-");
+        list_cell(row[NCOL_MODELS], CELL, nd->models, nd->n_models);
+        list_cell(row[NCOL_TOOLS], CELL, nd->tools, nd->n_tools);
+        for (size_t c = 0; c < ncols; c++)
+            cells[i * ncols + c] = row[c];
+        if (st->color && strcmp(nd->state, "ready") != 0)
+            sgr[i * ncols + NCOL_STATE] = "33";
     }
-    cli_print_table(out, head, NNCOLS, cells, n);
+    cli_print_table_sgr(out, head, ncols, cells, sgr, n);
+    free(sgr);
     free(cells);
     free(buf);
 }

@@ -164,7 +164,7 @@ class ConfigTest(unittest.TestCase):
         r = self.run_cli("hub", env={"AGENTRY_THREADS": "lots"})
         self.assertEqual(H.one_error_line(self, r, rc=2),
                          "error: AGENTRY_THREADS: invalid value 'lots' for --threads: want an "
-                         "integer in 0..256")
+                         "integer in 1..256")
         r = self.run_cli("node", "join", env={"AGENTRY_CAPACITY": "0"})
         self.assertIn("AGENTRY_CAPACITY: invalid value '0' for --capacity",
                       H.one_error_line(self, r, rc=2))

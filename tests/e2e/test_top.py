@@ -4,7 +4,7 @@ when stdout is not a terminal, as here: a pipe), its refusals, and a hub that is
 A hub with 2 nodes; an agent whose mock script sleeps before its first reply stays running
 while the frame is read, so it must be in the agents table, on its node, and counted. Live mode
 runs on a pseudo-terminal: frames are redrawn, the rates appear from the second one on, and
-SIGINT/SIGTERM restore the terminal and exit 0, also while the hub cannot be reached.
+SIGINT/SIGTERM restore the terminal and exit 130/143, also while the hub cannot be reached.
 """
 import os
 import pty
@@ -118,7 +118,7 @@ class Top(H.ClusterTestCase):
             return tok and max(tok) > 0 and turns and max(turns) > 0
         live.read_until(seen_both)
         rc, err = live.stop(signal.SIGINT)
-        self.assertEqual(rc, 0, err)
+        self.assertEqual(rc, 130, err)
         self.assertEqual(err, "")
         self.assertTrue(live.out.startswith(ENTER), live.out[:40])
         self.assertTrue(live.out.endswith(LEAVE), live.out[-40:])
@@ -150,7 +150,7 @@ class TopHubDown(unittest.TestCase):
         live = Live(["--hub", addr, "--interval", "100ms", "--timeout", "300ms"])
         live.read_until(lambda o: o.count("error: ") >= 2)
         rc, err = live.stop(signal.SIGTERM)
-        self.assertEqual(rc, 0, err)
+        self.assertEqual(rc, 143, err)
         self.assertTrue(live.out.endswith(LEAVE), live.out[-40:])
         self.assertIn("hub " + addr, live.frames()[0])
         self.assertIn("retrying every 100ms", live.frames()[0])
