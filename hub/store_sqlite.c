@@ -327,6 +327,12 @@ static int db_err(struct hub_store__conn *c, const char *what, struct ag_err *er
                           "cannot %s: disk full at sqlite database '%s' (%s): free space; writes "
                           "resume by themselves",
                           what, c->path, sqlite3_errmsg(c->db));
+    /* Met on the first read of a file that is some other file (a typo in --store): say that. */
+    if ((sqlite3_extended_errcode(c->db) & 0xff) == SQLITE_NOTADB)
+        return ag_err_set(err, AG_FAILED_PRECONDITION,
+                          "'%s' is not an SQLite database (%s): point --store at an agentry "
+                          "database, or at a new file to create one",
+                          c->path, sqlite3_errmsg(c->db));
     return ag_err_set(err, AG_UNAVAILABLE,
                       "cannot %s in sqlite database '%s': %s; check disk space, permissions and "
                       "that no other process holds the database",
@@ -401,6 +407,11 @@ static int step_done(sqlite3_stmt *s)
 static int lock_take(struct hub_store__conn *c, struct ag_err *err)
 {
     c->lock_fd = open(c->path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    if (c->lock_fd < 0 && errno == EISDIR)
+        return ag_err_set(err, AG_FAILED_PRECONDITION,
+                          "sqlite database '%s' is a directory: give a file in it, like "
+                          "--store sqlite:%s/agentry.db",
+                          c->path, c->path);
     if (c->lock_fd < 0)
         return ag_err_set(err, AG_UNAVAILABLE,
                           "cannot open sqlite database '%s': %s; check that its directory exists "

@@ -193,11 +193,14 @@ static const struct {
     {"Trying to connect an http1.x server", false,
      "the server at '%s' speaks HTTP/1, not gRPC: it is not an agentry hub (the dashboard's "
      "--http-listen port?); check --hub"},
+    {"Failed parsing HTTP/2", false,
+     "the server at '%s' does not speak gRPC: it is not an agentry hub (a web server, or the "
+     "dashboard's --http-listen port?); check --hub"},
     {"Connection refused", false,
      "cannot reach hub at '%s': nothing listens there (is 'agentry hub' running? check --hub)"},
+    {"DNS resolution failed", false, "cannot resolve the host of '%s': check --hub"},
     {"failed to connect to all addresses", false,
      "cannot reach hub at '%s' (is 'agentry hub' running? check --hub)"},
-    {"DNS resolution failed", false, "cannot resolve the host of '%s': check --hub"},
     {"Handshake failed", false,
      "TLS handshake with '%s' failed: check --tls-dir/--ca, and that the hub serves TLS"},
     {"SSL", false,
@@ -222,21 +225,25 @@ void cli_client_explain(const struct cli_client *c, struct ag_err *err)
         return;
     }
     /* Transport failures come as UNAVAILABLE, INTERNAL or UNKNOWN; a status the hub sent with
-     * another code is its own message, and one of ours (no "detail" yet) is already worded. */
-    if ((err->code != AG_UNAVAILABLE && err->code != AG_INTERNAL && err->code != AG_UNKNOWN) ||
-        strstr(err->msg, "(detail: ") || strncmp(err->msg, "cannot reach", 12) == 0 ||
-        strncmp(err->msg, "the hub", 7) == 0)
+     * another code is its own message. grpc's text is the whole message, or the "(detail: ...)"
+     * tail of common/rpc's "cannot reach hub". */
+    if (err->code != AG_UNAVAILABLE && err->code != AG_INTERNAL && err->code != AG_UNKNOWN)
         return;
+    const char *tail = strstr(err->msg, "(detail: ");
+    const char *raw = tail ? tail + 9 : err->msg;
     for (size_t i = 0; i < AG_ARRAY_SIZE(transport_texts); i++) {
-        const char *at = strstr(err->msg, transport_texts[i].pattern);
+        const char *at = strstr(raw, transport_texts[i].pattern);
         if (!at)
             continue;
         char said[256], detail[sizeof(err->msg)];
-        snprintf(detail, sizeof(detail), "%s", err->msg);
+        size_t len = strlen(raw);
+        if (tail && len && raw[len - 1] == ')')
+            len--;
+        snprintf(detail, sizeof(detail), "%.*s", (int)len, raw);
         if (transport_texts[i].number) {
             const char *num = at + strlen(transport_texts[i].pattern);
-            int len = (int)strspn(num, "0123456789");
-            snprintf(said, sizeof(said), transport_texts[i].say, c->hub, len, num);
+            int digits = (int)strspn(num, "0123456789");
+            snprintf(said, sizeof(said), transport_texts[i].say, c->hub, digits, num);
         } else {
             snprintf(said, sizeof(said), transport_texts[i].say, c->hub);
         }

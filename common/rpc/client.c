@@ -230,12 +230,25 @@ static bool is_connect_failure(grpc_status_code status, grpc_slice details)
     return false;
 }
 
-static int unreachable(const struct rpc_channel *ch, struct ag_err *err)
+/* grpc's own words stay in a "(detail: ...)" tail: they tell a refused connection from a server
+ * that is not a hub (an HTTP server answers "Received http2 header with status: 404"), which
+ * the CLI puts in words of its own (cmd/agentry/client.c). */
+static int unreachable(const struct rpc_channel *ch, grpc_slice details, struct ag_err *err)
 {
-    return ag_err_set(err, AG_UNAVAILABLE,
-                      "cannot reach hub at '%s' (is 'agentry hub' running? set --hub or "
-                      "AGENTRY_HUB)",
-                      ch->target);
+    size_t n = GRPC_SLICE_LENGTH(details);
+    if (n == 0)
+        return ag_err_set(err, AG_UNAVAILABLE,
+                          "cannot reach hub at '%s' (is 'agentry hub' running? set --hub or "
+                          "AGENTRY_HUB)",
+                          ch->target);
+    ag_err_set(err, AG_UNAVAILABLE,
+               "cannot reach hub at '%s' (is 'agentry hub' running? set --hub or AGENTRY_HUB) "
+               "(detail: %.*s)",
+               ch->target, (int)n, (const char *)GRPC_SLICE_START_PTR(details));
+    for (char *p = err ? err->msg : NULL; p && *p; p++)
+        if (*p == '\n' || *p == '\r')
+            *p = ' ';
+    return -1;
 }
 
 /* Only grpc's own connect failures become "cannot reach": a DEADLINE_EXCEEDED stays one, whatever
@@ -276,7 +289,7 @@ static int handshake_failure(const struct rpc_channel *ch, grpc_slice details, s
                           "the hub at '%s' closed the connection: it may require TLS (give "
                           "--tls-dir or set AGENTRY_TLS_DIR)",
                           ch->target);
-    return unreachable(ch, err);
+    return unreachable(ch, details, err);
 }
 
 int rpc_channel_status_to_err(struct rpc_channel *ch, grpc_status_code status, grpc_slice details,
@@ -349,9 +362,9 @@ static int failure_reason(struct rpc_channel *ch, grpc_completion_queue *cq, str
     if (grpc_call_start_batch(call, ops, 3, &tag, NULL) == GRPC_CALL_OK) {
         pluck(cq, &tag);
         rc = is_connect_failure(status, details) ? handshake_failure(ch, details, err)
-                                                 : unreachable(ch, err);
+                                                 : unreachable(ch, details, err);
     } else {
-        rc = unreachable(ch, err);
+        rc = unreachable(ch, grpc_empty_slice(), err);
     }
     grpc_slice_unref(details);
     grpc_metadata_array_destroy(&trail);
