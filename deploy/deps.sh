@@ -35,8 +35,9 @@ libseccomp-dev runsc libmicrohttpd-dev libgnutls28-dev libjs-bootstrap5 libjs-d3
 # docs' examples against docs/agent-spec.schema.json.
 # chromium, nodejs, npm: tests/e2e/test_dashboard.py drives the web dashboard in Chromium with
 # playwright-core from npm (installed at test time into the build directory).
+# zsh: tests/e2e/test_completion.py loads 'agentry completion zsh' in it (skipped without).
 TEST_PKGS="clang clang-format postgresql etcd-server openssl python3-jsonschema python3-yaml prometheus
-chromium nodejs npm"
+chromium nodejs npm zsh"
 case "${1:-}" in
 "") ;;
 --test) PKGS="$PKGS $TEST_PKGS" ;;

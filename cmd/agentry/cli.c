@@ -40,7 +40,9 @@ const struct cli_cmd cli_cmds[] = {
     {"dev", cli_cmd_dev, "a local hub, nodes and dashboard in one command, for trying things"},
     {"config", cli_cmd_config,
      "show or change the config file's contexts (view, use-context, ...)"},
+    {"completion", cli_cmd_completion, "print a bash or zsh completion script"},
     {"version", cli_cmd_version, "print the version"},
+    {"__complete", cli_cmd_complete, "(hidden) the completion script's candidates"},
     {NULL, NULL, NULL},
 };
 

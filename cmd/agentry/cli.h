@@ -22,13 +22,13 @@ struct cli_cmd {
     cli_cmd_fn *run;
     const char *summary;
 };
-extern const struct cli_cmd cli_cmds[]; /* ends with a NULL name */
+extern const struct cli_cmd cli_cmds[]; /* ends with a NULL name; "__" names are hidden */
 
 cli_cmd_fn cli_cmd_hub, cli_cmd_node, cli_cmd_spawn, cli_cmd_send, cli_cmd_invoke, cli_cmd_trace,
     cli_cmd_ps, cli_cmd_get, cli_cmd_kill, cli_cmd_resume, cli_cmd_export, cli_cmd_import,
     cli_cmd_bench, cli_cmd_version, cli_cmd_nodes, cli_cmd_certs, cli_cmd_token, cli_cmd_spec,
     cli_cmd_schedule, cli_cmd_memory, cli_cmd_approvals, cli_cmd_approve, cli_cmd_deny,
-    cli_cmd_delete, cli_cmd_top, cli_cmd_dev, cli_cmd_config;
+    cli_cmd_delete, cli_cmd_top, cli_cmd_dev, cli_cmd_config, cli_cmd_completion, cli_cmd_complete;
 /* 'agentry node cordon|uncordon|drain' (cmd_node_admin.c): the exit code, or -1 if sub is none
  * of them. */
 int cli_node_admin(const char *sub, int argc, char **argv);

@@ -20,7 +20,8 @@ static void usage(FILE *out)
     fprintf(out, "usage: agentry <command> [flags] [args]\n\n"
                  "A distributed runtime for LLM agents: one hub, many nodes.\n\ncommands:\n");
     for (const struct cli_cmd *c = cli_cmds; c->name; c++)
-        fprintf(out, "  %-9s %s\n", c->name, c->summary);
+        if (strncmp(c->name, "__", 2) != 0)
+            fprintf(out, "  %-10s %s\n", c->name, c->summary);
     fprintf(out, "\nRun 'agentry help <command>' or 'agentry <command> --help' for a command's "
                  "flags.\n");
 }
