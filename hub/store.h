@@ -236,13 +236,17 @@ int hub_store_read_events(struct hub_store *st, const char *agent_id, uint64_t f
 #define HUB_STORE_DEFAULT_NAMESPACE "default"
 
 /* Which agent rows hub_store_select_agents reads; each is an index range, never a scan of all
- * agents. Rows come in creation order (created_ns, then id). */
+ * agents. Rows come in creation order (created_ns, then id), but ENDED's in end order. */
 enum hub_store_agents_kind {
     HUB_STORE_AGENTS_ACTIVE,  /* pending, running, or waiting_input: what a hub starts with */
     HUB_STORE_AGENTS_ID,      /* the agent whose id is key */
     HUB_STORE_AGENTS_REQUEST, /* the agent whose request_id is key, in namespace */
     HUB_STORE_AGENTS_PAGE,    /* up to max rows after (after_ns, after_id), of state (0: any),
                                  of namespace (NULL or "": any), or of one parent */
+    HUB_STORE_AGENTS_ENDED,   /* retention (hub/retention.c): up to max root agents (no parent)
+                                 killed or failed, last updated before before_ns, in
+                                 (updated_ns, id) order strictly after (after_ns, after_id),
+                                 through the partial index agents_ended */
 };
 
 struct hub_store_agents_query {
@@ -253,8 +257,10 @@ struct hub_store_agents_query {
     const char *namespace;
     int state; /* PAGE: AGENTRY__V1__AGENT_STATE__*, 0 for any */
     int64_t after_ns;
-    const char *after_id; /* PAGE: rows strictly after (after_ns, after_id); "" or NULL: first */
-    uint64_t max;         /* PAGE */
+    const char *after_id; /* PAGE, ENDED: rows strictly after (after_ns, after_id); "" or NULL:
+                             first */
+    uint64_t max;         /* PAGE, ENDED */
+    int64_t before_ns;    /* ENDED: only rows with updated_ns < before_ns */
     /* PAGE: only the sub-agents of this agent, through the index (parent_id, created_ns, id);
      * namespace and state are then not filtered by the store (a sub-agent lives in its
      * parent's namespace: the caller filters the state). */

@@ -116,6 +116,7 @@ enum stmt_id {
     ST_MEM_LIST_ALL,
     ST_MEM_VECTORS,
     ST_AGENT_DELETE,
+    ST_AGENTS_ENDED, /* retention (migration 9) */
     ST_COUNT
 };
 
@@ -141,6 +142,9 @@ struct stmt_def {
     "last_fire_ns, last_agent_id, fires"
 /* The predicate of the index agents_active (migration 2), said the same way in the query. */
 #define AGENT_ACTIVE "(state IN (1, 2) OR waiting_input <> 0)"
+/* The predicate of the index agents_ended (migration 9), said the same way by ST_AGENTS_ENDED:
+ * root agents failed (5) or killed (6). */
+#define AGENT_ENDED "parent_id = '' AND state IN (5, 6)"
 
 static const struct stmt_def stmts[ST_COUNT] = {
     [ST_BEGIN] = {"BEGIN", 0},
@@ -229,6 +233,10 @@ static const struct stmt_def stmts[ST_COUNT] = {
                          "m AS (DELETE FROM memory WHERE agent_id = $1) "
                          "DELETE FROM memory_usage WHERE agent_id = $1",
                          1},
+    [ST_AGENTS_ENDED] = {AGENT_SELECT "WHERE " AGENT_ENDED " AND updated_ns < $4 "
+                                      "AND (updated_ns, id) > ($1, $2) "
+                                      "ORDER BY updated_ns, id LIMIT $3",
+                         4},
 };
 
 /* migrations[i] takes the schema from version i to i + 1, in one transaction, recorded in
@@ -328,6 +336,9 @@ static const char *const migrations[] = {
      "  INSERT INTO memory_usage(agent_id, entries) VALUES(a, 1)"
      "   ON CONFLICT (agent_id) DO UPDATE SET entries = memory_usage.entries + 1;"
      " END $f$;"),
+    /* 9: retention (SQLite's version 9): the roots that ended longest ago, through a partial
+     * index, so live agents cost the sweep nothing. */
+    ("CREATE INDEX agents_ended ON agents(updated_ns, id) WHERE " AGENT_ENDED ";"),
 };
 #define SCHEMA_VERSION ((int)AG_ARRAY_SIZE(migrations))
 
@@ -1333,6 +1344,13 @@ static int pg_select_agents(struct hub_store__conn *c, const struct hub_store_ag
             p_text(&p, q->namespace);
         break;
     }
+    case HUB_STORE_AGENTS_ENDED:
+        id = ST_AGENTS_ENDED;
+        p_i64(&p, q->after_id && *q->after_id ? q->after_ns : INT64_MIN);
+        p_text(&p, q->after_id ? q->after_id : "");
+        p_u64(&p, q->max);
+        p_i64(&p, q->before_ns);
+        break;
     default:
         return ag_err_set(err, AG_INVALID_ARGUMENT, "unknown agents query %d", (int)q->kind);
     }

@@ -106,6 +106,7 @@ enum stmt_id {
     ST_AGENT_DELETE_EVENTS,
     ST_AGENT_DELETE_MEMORY,
     ST_AGENT_DELETE_MEM_COUNT,
+    ST_AGENTS_ENDED, /* retention (migration 9) */
     ST_COUNT
 };
 
@@ -126,6 +127,9 @@ enum stmt_id {
 /* The predicate of the index agents_active (migration 3): the query must say it the same way for
  * the planner to use the index. */
 #define AGENT_ACTIVE "(state IN (1, 2) OR waiting_input <> 0)"
+/* The predicate of the index agents_ended (migration 9), said the same way by ST_AGENTS_ENDED:
+ * root agents failed (5) or killed (6). */
+#define AGENT_ENDED "parent_id = '' AND state IN (5, 6)"
 
 static const char *const stmt_sql[ST_COUNT] = {
     [ST_BEGIN] = "BEGIN IMMEDIATE",
@@ -200,6 +204,12 @@ static const char *const stmt_sql[ST_COUNT] = {
     [ST_AGENT_DELETE_EVENTS] = "DELETE FROM events WHERE agent_id = ?1",
     [ST_AGENT_DELETE_MEMORY] = "DELETE FROM memory WHERE agent_id = ?1",
     [ST_AGENT_DELETE_MEM_COUNT] = "DELETE FROM memory_usage WHERE agent_id = ?1",
+    /* INDEXED BY: without statistics the planner prefers agents_by_parent (parent_id = ''),
+     * which would read every root and sort them. */
+    [ST_AGENTS_ENDED] = AGENT_SELECT "INDEXED BY agents_ended "
+                                     "WHERE " AGENT_ENDED " AND updated_ns < ?4 "
+                                     "AND (updated_ns, id) > (?1, ?2) "
+                                     "ORDER BY updated_ns, id LIMIT ?3",
 };
 
 /* The columns of schema version 3, which migration 4 copies. */
@@ -293,6 +303,9 @@ static const char *const migrations[] = {
      " vector BLOB, dims INTEGER NOT NULL DEFAULT 0, updated_ns INTEGER NOT NULL,"
      " PRIMARY KEY(agent_id, namespace, key));"
      "CREATE TABLE IF NOT EXISTS memory_usage(agent_id TEXT NOT NULL PRIMARY KEY, entries INTEGER NOT NULL);"),
+    /* 9: retention (hub/retention.c) finds the roots that ended longest ago without reading the
+     * agents that did not: a partial index, so live agents cost it nothing. */
+    ("CREATE INDEX agents_ended ON agents(updated_ns, id) WHERE " AGENT_ENDED ";"),
 };
 #define SCHEMA_VERSION ((int)AG_ARRAY_SIZE(migrations))
 
@@ -1474,6 +1487,13 @@ static sqlite3_stmt *agents_stmt(struct hub_store__conn *c, const struct hub_sto
             bind_text(s, 5, q->namespace);
         return s;
     }
+    case HUB_STORE_AGENTS_ENDED:
+        s = c->stmt[ST_AGENTS_ENDED];
+        sqlite3_bind_int64(s, 1, q->after_id && *q->after_id ? q->after_ns : INT64_MIN);
+        bind_text(s, 2, q->after_id ? q->after_id : "");
+        sqlite3_bind_int64(s, 3, clamp64(q->max));
+        sqlite3_bind_int64(s, 4, q->before_ns);
+        return s;
     }
     return NULL;
 }

@@ -1087,6 +1087,42 @@ static void test_select_agents(void **state)
     assert_int_equal(err.code, AG_INVALID_ARGUMENT);
 }
 
+/* Retention's read (ENDED): root agents failed or killed before the cutoff, in end order, a
+ * page after the other; a sub-agent, a live agent and one that ended too late are not read. */
+static void test_select_ended(void **state)
+{
+    struct fx *fx = *state;
+    fx->st = open_url(fx->url, NULL);
+    const char *ids[] = {"k", "f", "i", "child", "late", "f2"};
+    const int states[] = {6, 5, 3, 6, 6, 5};          /* killed, failed, idle, ... */
+    const int64_t ended[] = {30, 20, 10, 5, 100, 30}; /* updated_ns */
+    struct twrite t[6];
+    for (int i = 0; i < 6; i++) {
+        tw_init(&t[i], &fx->tr);
+        tw_insert(&t[i], ids[i], NULL, 1 + i);
+        t[i].ops[0].u.agent.state = states[i];
+        t[i].ops[0].u.agent.updated_ns = ended[i];
+        t[i].ops[0].u.agent.parent_id = i == 3 ? "k" : NULL;
+        run_one(fx->st, &t[i]);
+        expect_ok(&t[i]);
+    }
+    struct agent_rows rows;
+    char buf[64];
+    struct hub_store_agents_query q = {.kind = HUB_STORE_AGENTS_ENDED, .before_ns = 50, .max = 2};
+    select_rows(fx->st, &q, &rows);
+    assert_string_equal(row_ids(&rows, buf, sizeof(buf)), "f f2");
+    q.after_ns = 30;
+    q.after_id = "f2";
+    select_rows(fx->st, &q, &rows);
+    assert_string_equal(row_ids(&rows, buf, sizeof(buf)), "k");
+    q.after_id = "k";
+    select_rows(fx->st, &q, &rows);
+    assert_int_equal(rows.n, 0);
+    q = (struct hub_store_agents_query){.kind = HUB_STORE_AGENTS_ENDED, .before_ns = 20, .max = 8};
+    select_rows(fx->st, &q, &rows);
+    assert_int_equal(rows.n, 0);
+}
+
 /* Namespaces: the column (default 'default'), the PAGE filter with and without a state, and
  * request ids unique per namespace only. */
 static void test_namespaces(void **state)
@@ -1725,6 +1761,7 @@ static void test_migrate_cost(void **state)
     assert_int_equal(sqlite3_open(fx->path, &db), SQLITE_OK);
     int rc = sqlite3_exec(db,
                           "DROP INDEX agents_by_parent;"
+                          "DROP INDEX agents_ended;"
                           "ALTER TABLE agents DROP COLUMN parent_id;"
                           "ALTER TABLE agents DROP COLUMN depth;"
                           "ALTER TABLE agents DROP COLUMN cost_nano_usd;"
@@ -1740,7 +1777,7 @@ static void test_migrate_cost(void **state)
     sqlite3_stmt *s;
     assert_int_equal(sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &s, NULL), SQLITE_OK);
     assert_int_equal(sqlite3_step(s), SQLITE_ROW);
-    assert_int_equal(sqlite3_column_int(s, 0), 8);
+    assert_int_equal(sqlite3_column_int(s, 0), 9);
     sqlite3_finalize(s);
     sqlite3_close(db);
 }
@@ -2141,12 +2178,12 @@ static void test_pg_migrations(void **state)
     struct fx *fx = *state;
     hub_store_close(open_url(fx->url, NULL));
     hub_store_close(open_url(fx->url, NULL));
-    assert_int_equal(pg_query_long(fx->pgdb, "SELECT count(*) FROM schema_migrations"), 8);
-    assert_int_equal(pg_query_long(fx->pgdb, "SELECT max(version) FROM schema_migrations"), 8);
+    assert_int_equal(pg_query_long(fx->pgdb, "SELECT count(*) FROM schema_migrations"), 9);
+    assert_int_equal(pg_query_long(fx->pgdb, "SELECT max(version) FROM schema_migrations"), 9);
 
     assert_int_equal(pg_exec(fx->pgdb, "INSERT INTO schema_migrations(version) VALUES(99)"), 0);
     expect_open_fails(fx->url, AG_FAILED_PRECONDITION, "schema version 99");
-    expect_open_fails(fx->url, AG_FAILED_PRECONDITION, "knows versions 1 to 8");
+    expect_open_fails(fx->url, AG_FAILED_PRECONDITION, "knows versions 1 to 9");
 }
 
 /* A database of schema version 3 (migrations 4 and 5 undone by hand, an agent with a request id
@@ -2157,7 +2194,8 @@ static void test_pg_migrate_namespaces(void **state)
     struct fx *fx = *state;
     hub_store_close(open_url(fx->url, NULL));
     assert_int_equal(pg_exec(fx->pgdb, "DROP INDEX agents_by_request_id, agents_by_namespace,"
-                                       " agents_by_namespace_state, agents_by_parent;"
+                                       " agents_by_namespace_state, agents_by_parent,"
+                                       " agents_ended;"
                                        "ALTER TABLE agents DROP COLUMN namespace,"
                                        " DROP COLUMN parent_id, DROP COLUMN depth,"
                                        " DROP COLUMN cost_nano_usd,"
@@ -2172,7 +2210,7 @@ static void test_pg_migrate_namespaces(void **state)
                                        " 5, 6);"),
                      0);
     fx->st = open_url(fx->url, NULL);
-    assert_int_equal(pg_query_long(fx->pgdb, "SELECT max(version) FROM schema_migrations"), 8);
+    assert_int_equal(pg_query_long(fx->pgdb, "SELECT max(version) FROM schema_migrations"), 9);
     struct agent_rows rows;
     struct hub_store_agents_query q = {.kind = HUB_STORE_AGENTS_REQUEST, .key = "rid"};
     select_rows(fx->st, &q, &rows);
@@ -2198,7 +2236,7 @@ static void test_pg_migrate_cost(void **state)
     struct fx *fx = *state;
     hub_store_close(open_url(fx->url, NULL));
     assert_int_equal(pg_exec(fx->pgdb,
-                             "DROP INDEX agents_by_parent;"
+                             "DROP INDEX agents_by_parent, agents_ended;"
                              "ALTER TABLE agents DROP COLUMN cost_nano_usd,"
                              " DROP COLUMN turn_cost_nano_usd, DROP COLUMN parent_id,"
                              " DROP COLUMN depth;"
@@ -2206,7 +2244,7 @@ static void test_pg_migrate_cost(void **state)
                              "DELETE FROM schema_migrations WHERE version >= 5;" OLD_USAGE_ROW),
                      0);
     fx->st = open_url(fx->url, NULL);
-    assert_int_equal(pg_query_long(fx->pgdb, "SELECT max(version) FROM schema_migrations"), 8);
+    assert_int_equal(pg_query_long(fx->pgdb, "SELECT max(version) FROM schema_migrations"), 9);
     expect_old_usage(fx->st);
 }
 
@@ -2800,6 +2838,7 @@ int main(int argc, char **argv)
         cmocka_unit_test_setup_teardown(test_agent_update, setup, teardown),
         cmocka_unit_test_setup_teardown(test_schedules, setup, teardown),
         cmocka_unit_test_setup_teardown(test_select_agents, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_select_ended, setup, teardown),
         cmocka_unit_test_setup_teardown(test_namespaces, setup, teardown),
         cmocka_unit_test_setup_teardown(test_parents, setup, teardown),
         cmocka_unit_test_setup_teardown(test_reopen_continues, setup, teardown),
