@@ -1,7 +1,9 @@
 /* hub/rpc_delete.c - AgentHub.DeleteAgent: an agent and its sub-agents leave the store, in one
  * write, and every node is told to remove their workspaces (node.proto, Forget).
  *
- * A delete is a small state machine (struct agent_delete). Each agent of the tree, the root first
+ * A delete is a small state machine (struct agent_delete), which retention (hub/retention.c)
+ * runs too, through hub_rpc_delete_tree, with a test of the root once it is held (still ended,
+ * and long enough ago). Each agent of the tree, the root first
  * and then its sub-agents level by level, is held in turn through its own mailbox
  * (hub_actor_post_hold): a held agent is at rest and takes no command until the delete ends, so a
  * SendMessage racing the delete is either stored first (the hold then refuses: not at rest) or
@@ -9,9 +11,9 @@
  * is held, when it can no longer spawn one. When every agent is held, one store write deletes
  * their rows, events and memory (HUB_STORE_AGENT_DELETE); once it is durable each agent is
  * refused to its queued commands, its Trace followers and Invoke waiters end with NOT_FOUND, it
- * leaves the agent table (request-id index included), the call is answered with the ids, and
- * every connected node gets a Forget. A refusal (an agent not at rest) or a failed write lets
- * every held agent go on as before.
+ * leaves the agent table (request-id index included), the caller hears the ids (the call is
+ * answered with them), and every connected node gets a Forget. A refusal (an agent not at rest)
+ * or a failed write lets every held agent go on as before.
  *
  * Threads: the call on a CQ thread; a hold's answer comes with that agent's lock held, so the
  * next step (store reads of the children, the next hold) runs on the timer thread, as hub/team.c
@@ -42,8 +44,10 @@
 
 struct agent_delete {
     struct hub *h;
-    struct rpc_call *call; /* reference held until answered */
-    struct hub_agent **a;  /* pinned: the root, then its sub-agents, breadth first */
+    hub_rpc_delete_done_fn *done;
+    void *arg;
+    int64_t ended_before_ns; /* > 0: the root must have ended before then (retention) */
+    struct hub_agent **a;    /* pinned: the root, then its sub-agents, breadth first */
     size_t n, cap;
     size_t nheld;      /* a[0, nheld) are held */
     struct ag_err err; /* the hold's refusal, if any */
@@ -64,7 +68,6 @@ static void del_free(struct agent_delete *d)
 {
     for (size_t i = 0; i < d->n; i++)
         hub_agents_unpin(&d->h->agents, d->a[i]);
-    rpc_call_unref(d->call);
     free(d->a);
     free(d->ops);
     free(d);
@@ -75,7 +78,7 @@ static void del_give_up(struct agent_delete *d, const struct ag_err *err)
 {
     for (size_t i = 0; i < d->nheld; i++)
         hub_actor_unhold(d->h, d->a[i]);
-    rpc_call_fail(d->call, err);
+    d->done(d->arg, NULL, 0, err);
     del_free(d);
 }
 
@@ -131,6 +134,23 @@ static int add_children(struct agent_delete *d, const char *parent, struct ag_er
 static void hold_next(struct agent_delete *d);
 static void del_submit(struct agent_delete *d);
 
+/* Retention's test of a held root (it can change no more): failed or killed, before the cutoff.
+ * Between the sweep's read and the hold, a SendMessage may have run a turn that ended idle. */
+static int root_still_ended(const struct agent_delete *d, struct ag_err *err)
+{
+    struct hub_agent *a = d->a[0];
+    pthread_mutex_lock(&a->lock);
+    int state = a->st.state;
+    int64_t updated_ns = a->st.updated_ns;
+    pthread_mutex_unlock(&a->lock);
+    bool ended = state == AGENTRY__V1__AGENT_STATE__AGENT_STATE_FAILED ||
+                 state == AGENTRY__V1__AGENT_STATE__AGENT_STATE_KILLED;
+    if (!ended || updated_ns >= d->ended_before_ns)
+        return ag_err_set(err, AG_FAILED_PRECONDITION,
+                          "agent '%s' is no longer ended, or ended since the sweep began", a->id);
+    return 0;
+}
+
 /* Timer thread: a hold was answered (d->err set if refused). */
 static void held_fire(void *arg)
 {
@@ -144,6 +164,10 @@ static void held_fire(void *arg)
     d->nheld++;
     if (atomic_load(&d->h->closing)) {
         ag_err_set(&err, AG_UNAVAILABLE, "the hub is shutting down; retry on another hub or later");
+        del_give_up(d, &err);
+        return;
+    }
+    if (d->nheld == 1 && d->ended_before_ns > 0 && root_still_ended(d, &err) != 0) {
         del_give_up(d, &err);
         return;
     }
@@ -215,20 +239,20 @@ static void deleted(struct hub_store_write *w, int rc, const struct ag_err *err)
         del_give_up(d, &e);
         return;
     }
-    Agentry__V1__DeleteAgentResponse r = AGENTRY__V1__DELETE_AGENT_RESPONSE__INIT;
-    r.n_deleted = d->n;
-    r.deleted = ag_xcalloc(d->n, sizeof(*r.deleted));
-    for (size_t i = 0; i < d->n; i++)
-        r.deleted[i] = ag_xstrdup(d->a[i]->id);
-    ag_log_info("agent.deleted", "agent=%s agents=%zu", d->a[0]->id, d->n);
-    for (size_t i = 0; i < d->n; i++)
+    size_t n = d->n;
+    char **ids = ag_xcalloc(n, sizeof(*ids));
+    for (size_t i = 0; i < n; i++)
+        ids[i] = ag_xstrdup(d->a[i]->id);
+    ag_log_info("agent.deleted", "agent=%s agents=%zu%s", d->a[0]->id, n,
+                d->ended_before_ns > 0 ? " by=retention" : "");
+    for (size_t i = 0; i < n; i++)
         forget_agent(h, d->a[i]);
     d->n = 0; /* each pin went with its agent */
-    hub_rpc_node_forget(h, NULL, (const char *const *)r.deleted, r.n_deleted);
-    rpc_call_reply_take(d->call, rpc_pb_pack(&r.base));
-    for (size_t i = 0; i < r.n_deleted; i++)
-        free(r.deleted[i]);
-    free(r.deleted);
+    hub_rpc_node_forget(h, NULL, (const char *const *)ids, n);
+    d->done(d->arg, (const char *const *)ids, n, NULL);
+    for (size_t i = 0; i < n; i++)
+        free(ids[i]);
+    free(ids);
     del_free(d);
 }
 
@@ -281,6 +305,34 @@ static int refuse_child(struct hub *h, struct rpc_call *c, struct hub_agent *a)
     return -1;
 }
 
+void hub_rpc_delete_tree(struct hub *h, struct hub_agent *root, int64_t ended_before_ns,
+                         hub_rpc_delete_done_fn *done, void *arg)
+{
+    struct agent_delete *d = ag_xcalloc(1, sizeof(*d));
+    d->h = h;
+    d->done = done;
+    d->arg = arg;
+    d->ended_before_ns = ended_before_ns;
+    del_add(d, root); /* its pin is d's now */
+    hold_next(d);
+}
+
+/* DeleteAgent's end: the call hears the ids, or the error. */
+static void delete_answered(void *arg, const char *const *ids, size_t n, const struct ag_err *err)
+{
+    struct rpc_call *c = arg;
+    if (err) {
+        rpc_call_fail(c, err);
+        rpc_call_unref(c);
+        return;
+    }
+    Agentry__V1__DeleteAgentResponse r = AGENTRY__V1__DELETE_AGENT_RESPONSE__INIT;
+    r.n_deleted = n;
+    r.deleted = (char **)ids; /* borrowed: packed before they go */
+    rpc_call_reply_take(c, rpc_pb_pack(&r.base));
+    rpc_call_unref(c);
+}
+
 static void on_delete(struct rpc_call *c, grpc_byte_buffer *req)
 {
     struct hub *h = rpc_call_user(c);
@@ -304,12 +356,8 @@ static void on_delete(struct rpc_call *c, grpc_byte_buffer *req)
         hub_agents_unpin(&h->agents, a);
         return;
     }
-    struct agent_delete *d = ag_xcalloc(1, sizeof(*d));
-    d->h = h;
-    d->call = c;
     rpc_call_ref(c);
-    del_add(d, a); /* its pin is d's now */
-    hold_next(d);
+    hub_rpc_delete_tree(h, a, 0, delete_answered, c);
 }
 
 const struct rpc_method hub_rpc_delete_methods[] = {
