@@ -48,6 +48,7 @@ static const struct {
     {"s", 1000},
     {"m", 60 * 1000},
     {"h", 60 * 60 * 1000},
+    {"d", 24 * 60 * 60 * 1000}, /* retention is said in days (agentry hub --retention 30d) */
 };
 
 /* Why a duration was refused; each reason has its own message. */

@@ -78,7 +78,8 @@ char *ag_flags_env_name(char *buf, size_t cap, const char *prefix, const char *n
 /* Print usage, summary, flags (with metavars and help) and example to out. */
 void ag_flags_print_help(FILE *out, const struct ag_cmd_help *help, const struct ag_flag *flags,
                          size_t nflags);
-/* A duration in milliseconds: "250ms", "5s", "1.5s", "2m", "1h", sums like "1m30s", and "0".
+/* A duration in milliseconds: "250ms", "5s", "1.5s", "2m", "1h", "30d" (a day is 24h), sums
+ * like "1m30s", and "0".
  * -1 with err (INVALID_ARGUMENT), *ms untouched, if malformed or if a number other than "0" has
  * no unit: "5" is refused with "missing unit", since it used to mean 5 ms to us and means 5 s to
  * most readers. */

@@ -310,6 +310,8 @@ static void test_durations(void **state)
     assert_int_equal(dur("5s"), 5000);
     assert_int_equal(dur("2m"), 120000);
     assert_int_equal(dur("1h"), 3600000);
+    assert_int_equal(dur("30d"), 30LL * 24 * 3600000);
+    assert_int_equal(dur("1d12h"), 36LL * 3600000);
     assert_int_equal(dur("0"), 0);
     assert_int_equal(dur("0s"), 0);
     assert_int_equal(dur("1m30s"), 90000);
