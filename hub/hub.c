@@ -13,7 +13,8 @@
  *
  * Threads: main (new/start/stop/free), the RPC CQ threads, the store's threads, the timer thread
  * (back-offs), the housekeeper, which disconnects nodes whose heartbeats stopped and lets
- * agents at rest go (hub_loader_unload_idle), and the schedule thread (hub/schedule.h). */
+ * agents at rest go (hub_loader_unload_idle), the schedule thread (hub/schedule.h), and the
+ * retention thread (hub/retention.h). */
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -38,6 +39,7 @@
 #include "hub/node.h"
 #include "hub/otlp.h"
 #include "hub/policy.h"
+#include "hub/retention.h"
 #include "hub/rpc_agent.h"
 #include "hub/rpc_approval.h"
 #include "hub/rpc_assign.h"
@@ -167,7 +169,8 @@ static int opts_check(const struct hub_opts *o, const struct hub_sched_strategy 
         return ag_err_set(err, AG_INVALID_ARGUMENT, "no listen address; set --listen host:port");
     if (!o->store_url || !*o->store_url)
         return ag_err_set(err, AG_INVALID_ARGUMENT, "no store; set --store sqlite:PATH");
-    if (o->retry_backoff_ms < 0 || o->retry_backoff_max_ms < 0 || o->join_grace_ms < 0)
+    if (o->retry_backoff_ms < 0 || o->retry_backoff_max_ms < 0 || o->join_grace_ms < 0 ||
+        o->retention_ms < 0)
         return ag_err_set(err, AG_INVALID_ARGUMENT, "durations must not be negative");
     if (o->policy_path && !o->tls)
         return ag_err_set(err, AG_INVALID_ARGUMENT,
@@ -339,6 +342,7 @@ void hub_start(struct hub *h)
     ag_xthread_create(&h->housekeeper, housekeeper, h, "housekeeper");
     h->hk_started = true;
     hub_schedules_start(h->schedules);
+    hub_retention_start(h);
     ag_log_info("hub.started", "listen=%s port=%d store=%s", h->opts.listen,
                 rpc_server_port(h->rpc), ag_log_q(h->store_shown));
 }
@@ -424,6 +428,7 @@ void hub_stop(struct hub *h)
         return;
     ag_log_info("hub.stopping", "active_calls=%u", rpc_server_active_calls(h->rpc));
     hub_schedules_stop(h->schedules); /* no slot fires once stopping */
+    hub_retention_stop(h);            /* its deletes in flight give up, closing */
     /* Stop placing first: turns interrupted below must not go to nodes about to go as well. */
     hub_sched_close(h->sched);
     end_streams(h);

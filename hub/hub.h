@@ -1,8 +1,8 @@
 /* hub/hub.h - the agent-hub daemon as a library: open the store, serve AgentHub and NodeService,
  * stop gracefully. cmd/agentry/cmd_hub.c is a thin main around it; tests embed it directly.
  *
- * Threads: the RPC server's CQ threads, the store's writer and reader threads, and one
- * housekeeping thread (heartbeat timeouts). hub_new/hub_start/hub_stop/hub_free are called from
+ * Threads: the RPC server's CQ threads, the store's writer and reader threads, one
+ * housekeeping thread (heartbeat timeouts), and with retention_ms the retention thread. hub_new/hub_start/hub_stop/hub_free are called from
  * one thread (main). */
 #ifndef AGENTRY_HUB_H
 #define AGENTRY_HUB_H
@@ -33,6 +33,8 @@ struct hub_opts {
                                     the store again when asked for); 0 = 60000, < 0: at once */
     int64_t approval_timeout_ms;  /* a tool call waiting for approval is denied as expired after
                                     this, unless its spec says; 0 = 24 hours */
+    int64_t retention_ms;         /* delete agents failed or killed longer ago than this, in
+                                     the background (hub/retention.h); 0: keep them forever */
     int64_t fence;                /* the leader's fencing token (hub/cluster.h); 0: none */
     const char *fence_holder;     /* the leader's hub id, with fence */
     const char *policy_path;      /* RBAC policy file (hub/policy.h); NULL: built-in roles only */

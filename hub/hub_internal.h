@@ -28,6 +28,7 @@
 struct ag_timers;
 struct hub_memory_index;
 struct hub_otlp;
+struct hub_retention;
 struct hub_sched;
 struct hub_schedules;
 struct hub_store;
@@ -71,6 +72,7 @@ struct hub {
     struct hub_metrics *metrics;             /* NULL: no --metrics-listen (hub/metrics.h) */
     struct hub_usage_history *usage_history; /* GetUsageHistory's (hub/rpc_usage.c) */
     struct hub_web *web;                     /* NULL: no --http-listen (hub/web.h) */
+    struct hub_retention *retention;         /* NULL: no retention_ms (hub/retention.h) */
 };
 
 #endif

@@ -38,6 +38,7 @@ struct hub_metrics {
     struct ag_metric *placements, *commit_seconds, *commit_writes;
     struct ag_metric *commits, *writes, *events, *failed, *queue_depth;
     struct ag_metric *nodes, *pending, *capacity, *running;
+    struct ag_metric *retention_deleted, *retention_swept;
     struct ag_metric *agents[HUB_METRICS_STATES];
     struct ag_metric *followers_grpc, *followers_dashboard;
     atomic_bool ready; /* hub_metrics_ready: h->store and the rest may be read */
@@ -183,6 +184,12 @@ struct hub_metrics *hub_metrics_new(struct hub *h, const struct rpc_method *meth
     m->running = gauge(r, "agentry_nodes_running", "Turn slots in use on the connected nodes.");
     m->placements = counter(r, "agentry_scheduler_placements_total",
                             "Turns placed on a node by the scheduler.");
+    m->retention_deleted = counter(
+        r, "agentry_retention_deleted_total",
+        "Agents deleted by retention (--retention), sub-agents included.");
+    m->retention_swept = gauge(
+        r, "agentry_retention_last_sweep_timestamp_seconds",
+        "When the last retention sweep ended, in Unix seconds (0: none yet, or no --retention).");
     ag_queue_metrics_add(r);
     ag_metrics_add_process(r);
     ag_metrics_on_scrape(r, scrape, m);
@@ -227,6 +234,18 @@ void hub_metrics_free(struct hub_metrics *m)
     free(m->call_series);
     free(m->latency);
     free(m);
+}
+
+void hub_metrics_retention_deleted(struct hub_metrics *m, uint64_t n)
+{
+    if (m)
+        ag_metrics_add(m->retention_deleted, (int64_t)n);
+}
+
+void hub_metrics_retention_swept(struct hub_metrics *m, int64_t unix_s)
+{
+    if (m)
+        ag_metrics_set(m->retention_swept, unix_s);
 }
 
 struct ag_metric *hub_metrics_commit_seconds(struct hub_metrics *m)

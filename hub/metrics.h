@@ -44,6 +44,11 @@ void hub_metrics_free(struct hub_metrics *m);
 struct ag_metric *hub_metrics_commit_seconds(struct hub_metrics *m);
 struct ag_metric *hub_metrics_commit_writes(struct hub_metrics *m);
 
+/* Retention (hub/retention.c): agents deleted (sub-agents included), and a sweep's end (Unix
+ * seconds). NULL m is a no-op. */
+void hub_metrics_retention_deleted(struct hub_metrics *m, uint64_t n);
+void hub_metrics_retention_swept(struct hub_metrics *m, int64_t unix_s);
+
 /* rpc_server_opts.call_done when the hub has metrics; user is the struct hub. */
 void hub_metrics_call_done(void *user, size_t method, enum ag_code code, int64_t ns);
 

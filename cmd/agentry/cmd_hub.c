@@ -123,7 +123,7 @@ int cli_cmd_hub(int argc, char **argv)
     const char *sched = "round-robin";
     int64_t threads = 0, max_msg = 4 << 20, heartbeat = 2000, interruptions = 5;
     int64_t backoff = 1000, backoff_max = 60000, grace = 10000, unload = 60000, ttl = 10000;
-    int64_t approval = 24LL * 3600 * 1000;
+    int64_t approval = 24LL * 3600 * 1000, retention = 0;
     const char *etcd = NULL, *etcd_ca = NULL, *etcd_cert = NULL, *etcd_key = NULL;
     const char *prefix = "/agentry/", *hub_id = NULL, *advertise = NULL;
     const char *policy = NULL, *audit = NULL, *otlp = NULL;
@@ -168,6 +168,9 @@ int cli_cmd_hub(int argc, char **argv)
          0, 0},
         {"approval-timeout", 0, AG_FLAG_DURATION, &approval, "DUR",
          "a tool call waiting for a person's approval is denied as expired after this, unless its spec.limits.approval_timeout_ms says (default 24h; at most 30 days)",
+         0, 0},
+        {"retention", 0, AG_FLAG_DURATION, &retention, "DUR",
+         "delete agents failed or killed longer ago than this (e.g. 30d or 720h), with their sub-agents, events and memory, in the background; idle agents stay (default 0: keep forever; see docs/operations.md)",
          0, 0},
         {"log-level", 0, AG_FLAG_STR, &level, "LEVEL", "debug, info, warn or error (default info)",
          0, 0},
@@ -298,6 +301,7 @@ int cli_cmd_hub(int argc, char **argv)
                          .retry_backoff_ms = backoff,
                          .retry_backoff_max_ms = backoff_max,
                          .approval_timeout_ms = approval,
+                         .retention_ms = retention,
                          .join_grace_ms = grace,
                          .unload_idle_ms = unload ? unload : -1,
                          .policy_path = policy,
