@@ -7,6 +7,8 @@ its SQLite store taken while it runs (docs/operations.md), end to end: a hub and
 - A failed parent whose sub-agent still runs stays, sweep after sweep, and goes with its
   sub-agent once that one is killed (DeleteAgent's rules: a tree goes whole, at rest).
 - A restarted hub finds what is left: nothing of a sweep is kept in memory.
+- Only the leader sweeps: a standby (etcd) waits without touching the store, and sweeps once it
+  leads.
 - Backup: `sqlite3 DB ".backup FILE"` and `VACUUM INTO` while agents are being written; a second
   hub on each copy (another port) serves every agent acknowledged before the backup began.
 """
@@ -16,6 +18,7 @@ import sqlite3
 import subprocess
 import sys
 import threading
+import unittest
 import urllib.request
 
 import grpc
@@ -118,6 +121,45 @@ class RetentionTest(H.ClusterTestCase):
         H.wait_for(lambda: all(self.gone(a) for a in failed), 20,
                    what="the failed agents deleted by the restarted hub")
         c.assert_healthy(self)
+
+
+class StandbyTest(unittest.TestCase):
+    """A leader (3s) and a standby (1s) on one SQLite file through a real etcd."""
+
+    def test_only_the_leader_sweeps(self):
+        etcd = H.Etcd()
+        self.addCleanup(etcd.fixture, "stop")
+        common = ["--etcd", etcd.url, "--lease-ttl", "2s"]
+        c = H.Cluster(nodes=1, name="retention-standby",
+                      hub_args=common + ["--hub-id", "ha", "--retention", "3s"])
+        self.addCleanup(c.kill_all)
+        c.start()
+        T = c.s.types
+        port = H.free_port()
+        standby = H.Proc("hb", [H.AGENTRY_BIN, "hub", "--listen", "127.0.0.1:%d" % port,
+                                "--store", c.store_url, "--hub-id", "hb", "--retention", "1s",
+                                "--heartbeat", "500ms"] + common,
+                         os.path.join(c.dir, "hb.log")).start()
+        self.addCleanup(standby.kill_if_running)
+        H.wait_for(lambda: "event=cluster.standby" in standby.text(), 15, what="hb on standby")
+        first = c.spawn("fail boom").agent_id
+        c.wait_state(first, T.AGENT_STATE_FAILED)
+        H.wait_for(lambda: "agent=%s agents=1 by=retention" % first in c.hub_log(), 15,
+                   what="the leader's sweep")
+        self.assertNotIn("retention", standby.text())
+        second = c.spawn("fail boom").agent_id
+        c.wait_state(second, T.AGENT_STATE_FAILED)
+        c.stop_hub()  # within 3s: the standby, leading, finds it
+        H.wait_for(lambda: "agent=%s agents=1 by=retention" % second in standby.text(), 15,
+                   what="the new leader's sweep")
+        ch = H.wait_connected(grpc.insecure_channel("127.0.0.1:%d" % port))
+        with self.assertRaises(grpc.RpcError) as cm:
+            c.s.hub_grpc.AgentHubStub(ch).GetAgent(c.s.hub.GetAgentRequest(agent_id=second),
+                                                    timeout=5)
+        self.assertEqual(cm.exception.code(), grpc.StatusCode.NOT_FOUND)
+        ch.close()
+        self.assertIsNone(standby.stop(), standby.tail())
+        c.stop()
 
 
 class BackupTest(H.ClusterTestCase):
