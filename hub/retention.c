@@ -195,6 +195,10 @@ void hub_retention_start(struct hub *h)
     ag_cond_init_mono(&r->cv);
     h->retention = r;
     ag_log_info("retention.started", "retention_ms=%" PRId64, h->opts.retention_ms);
+    if (h->opts.retention_ms < HUB_RETENTION_SHORT_MS) /* allowed (tests), but rarely meant */
+        ag_log_warn("retention.short", "retention_ms=%" PRId64 " msg=%s", h->opts.retention_ms,
+                    ag_log_q("failed and killed agents are deleted less than an hour after they "
+                             "end; --retention takes a unit, e.g. 30d"));
     ag_xthread_create(&r->thread, retention_main, r, "retention");
 }
 

@@ -24,8 +24,11 @@
 #define HUB_RETENTION_INFLIGHT 4      /* deletes of a batch in flight at once */
 #define HUB_RETENTION_PAUSE_MS 200    /* between two batches: live writes go first */
 #define HUB_RETENTION_SWEEP_MAX 10000 /* roots looked at per sweep; the rest wait for the next */
-/* A sweep every minute, or every half retention when that is shorter (at least a second). */
+/* A sweep every minute, or every half retention when that is shorter (not more often than once
+ * a second). */
 #define HUB_RETENTION_INTERVAL_MS 60000
+/* A retention below this is allowed (tests use seconds) but logged as a warning at start. */
+#define HUB_RETENTION_SHORT_MS (3600LL * 1000)
 
 struct hub;
 
