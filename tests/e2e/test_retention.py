@@ -10,7 +10,10 @@ its SQLite store taken while it runs (docs/operations.md), end to end: a hub and
 - Only the leader sweeps: a standby (etcd) waits without touching the store, and sweeps once it
   leads.
 - Backup: `sqlite3 DB ".backup FILE"` and `VACUUM INTO` while agents are being written; a second
-  hub on each copy (another port) serves every agent acknowledged before the backup began.
+  hub on each copy (another port) serves every agent acknowledged before the backup began. The
+  same with `pg_dump` and `pg_restore` into a new database.
+- RetentionTest and the pg_dump case run on PostgreSQL too (the ctest fixture "pg"), when its
+  server is there.
 """
 import os
 import re
@@ -26,6 +29,11 @@ import grpc
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness as H  # noqa: E402
 from test_restart import restart_hub  # noqa: E402
+from test_store_pg import OnPostgres, conninfo, psql  # noqa: E402
+
+PG_CONNINFO = os.environ.get("AGENTRY_PG_CONNINFO_FILE", "")
+ON_PG = unittest.skipUnless(PG_CONNINFO and os.path.exists(PG_CONNINFO),
+                            "no PostgreSQL (ctest's fixture pg starts one)")
 
 METRICS = H.free_port()
 
@@ -162,12 +170,18 @@ class StandbyTest(unittest.TestCase):
         c.stop()
 
 
-class BackupTest(H.ClusterTestCase):
-    """docs/operations.md, "Backing up": a copy taken while the hub writes opens as a store."""
+@ON_PG
+class RetentionOnPostgresTest(OnPostgres, RetentionTest):
+    pass
+
+
+class Backups:
+    """docs/operations.md, "Backups": a copy taken while the hub writes opens as a store."""
     NODES = 1
     CAPACITY = 8
 
-    def backup_serves(self, how):
+    def backup_serves(self, how, take):
+        """take(dest) copies the running hub's store; returns the copy's store URL."""
         c = self.c
         acked = [c.spawn("hello %d" % i).agent_id for i in range(20)]
         for a in acked:
@@ -183,19 +197,11 @@ class BackupTest(H.ClusterTestCase):
         t.start()
         try:
             H.wait_for(lambda: len(more) >= 5, 10, what="writes under way")
-            dest = os.path.join(c.dir, "backup-%s.db" % how)
-            if how == "shell":
-                r = subprocess.run(["sqlite3", c.store, ".backup '%s'" % dest],
-                                   capture_output=True, text=True, timeout=60)
-                self.assertEqual(r.returncode, 0, r.stderr)
-            else:
-                db = sqlite3.connect(c.store, timeout=10)
-                db.execute("VACUUM INTO ?", (dest,))
-                db.close()
+            url = take(os.path.join(c.dir, "backup-%s" % how))
         finally:
             stop.set()
             t.join()
-        copy = H.Cluster(nodes=0, name="backup-" + how, store_url="sqlite:" + dest)
+        copy = H.Cluster(nodes=0, name="backup-" + how, store_url=url)
         self.addCleanup(copy.kill_all)
         copy.start()
         ids = {a.id for a in copy.list_all()}
@@ -205,11 +211,43 @@ class BackupTest(H.ClusterTestCase):
         self.assertGreater(len(copy.trace(acked[0])), 3)
         copy.stop()
 
+
+
+class BackupTest(Backups, H.ClusterTestCase):
     def test_sqlite3_backup_while_the_hub_writes(self):
-        self.backup_serves("shell")
+        def take(dest):
+            r = subprocess.run(["sqlite3", self.c.store, ".backup '%s'" % dest],
+                               capture_output=True, text=True, timeout=60)
+            self.assertEqual(r.returncode, 0, r.stderr)
+            return "sqlite:" + dest
+        self.backup_serves("shell", take)
 
     def test_vacuum_into_while_the_hub_writes(self):
-        self.backup_serves("vacuum")
+        def take(dest):
+            db = sqlite3.connect(self.c.store, timeout=10)
+            db.execute("VACUUM INTO ?", (dest,))
+            db.close()
+            return "sqlite:" + dest
+        self.backup_serves("vacuum", take)
+
+
+@ON_PG
+class BackupOnPostgresTest(OnPostgres, Backups, H.ClusterTestCase):
+    def test_pg_dump_while_the_hub_writes(self):
+        def take(dest):
+            src = self.c.store_url[len("postgres:"):]
+            r = subprocess.run(["pg_dump", "-Fc", "-d", src, "-f", dest],
+                               capture_output=True, text=True, timeout=60)
+            self.assertEqual(r.returncode, 0, r.stderr)
+            db = "e2e_restored_%d" % os.getpid()
+            psql("CREATE DATABASE %s" % db)
+            self.addCleanup(psql, "DROP DATABASE IF EXISTS %s WITH (FORCE)" % db)
+            url = "%s dbname=%s" % (conninfo(), db)
+            r = subprocess.run(["pg_restore", "--no-owner", "-d", url, dest],
+                               capture_output=True, text=True, timeout=60)
+            self.assertEqual(r.returncode, 0, r.stderr)
+            return "postgres:" + url
+        self.backup_serves("pg_dump", take)
 
 
 if __name__ == "__main__":
