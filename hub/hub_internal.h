@@ -11,7 +11,8 @@
  * alone: nothing is taken under it, and it is never taken under another lock. The schedules'
  * lock (hub/schedule.c) may be taken under an agent's lock, and only the store's is taken under
  * it. The usage history's lock (hub/usage_history.h) comes last: taken under an agent's lock
- * (and after the agent table's), nothing under it. */
+ * (and after the agent table's), nothing under it. The retention's lock (hub/retention.c) is
+ * taken alone. */
 #ifndef AGENTRY_HUB_INTERNAL_H
 #define AGENTRY_HUB_INTERNAL_H
 
