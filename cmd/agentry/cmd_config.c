@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "cmd/agentry/cli.h"
+#include "cmd/agentry/client.h"
 #include "cmd/agentry/config.h"
 #include "common/flags.h"
 #include "common/xalloc.h"
@@ -183,7 +184,8 @@ static int config_set_context(int argc, char **argv)
                    "missing context NAME (see 'agentry config set-context --help')");
         return cli_usage_error(&err);
     }
-    if (ns && *ns && cli_check_namespace(ns, &err) != 0)
+    if ((ns && *ns && cli_check_namespace(ns, &err) != 0) ||
+        (hub && *hub && cli_check_hub(hub, &err) != 0)) /* refused now, not at every use */
         return cli_usage_error(&err);
     struct cli_config cfg;
     if (load(&cfg, true, &err) != 0) {

@@ -142,6 +142,10 @@ class ConfigTest(unittest.TestCase):
         other = os.path.join(self.dir, "other.yaml")
         self.ok(self.run_cli("config", "set-context", "o", "--hub", self.c.addr, "--config", other))
         self.assertIn("name: o", self.ok(self.run_cli("config", "view", "--config", other)))
+        # A hub address no client could use is refused when it is set, not at every use.
+        r = self.run_cli("config", "set-context", "u", "--hub", "http://x:1", "--config", other)
+        self.assertIn("want host:port, not a URL", H.one_error_line(self, r, rc=2))
+        self.assertNotIn("name: u", self.ok(self.run_cli("config", "view", "--config", other)))
 
     def test_d_daemon_flags_from_the_environment(self):
         port = H.free_port()
