@@ -177,7 +177,8 @@ int cli_cmd_approvals(int argc, char **argv)
 
 /* --- approve and deny ----------------------------------------------------------------------- */
 
-/* What approve and deny print: the decision's seq, and a note when it was made before. */
+/* What approve and deny print: what happened, as send and kill say it (-o json for scripts:
+ * agent_id, seq, call_id, already). */
 static void print_decision(const struct cli_client *c, const char *agent_id, const char *call_id,
                            uint64_t seq, bool already, const char *verb)
 {
@@ -188,12 +189,11 @@ static void print_decision(const struct cli_client *c, const char *agent_id, con
         cli_client_emit(c, o, NULL);
         return;
     }
-    printf("%" PRIu64 "\n", seq);
     if (already)
-        fprintf(stderr,
-                "call '%s' of agent '%s' was already decided (%s at seq %" PRIu64
-                "); nothing changed\n",
-                call_id, agent_id, verb, seq);
+        printf("agent %s call %s was already %s (at seq %" PRIu64 "); nothing changed\n", agent_id,
+               call_id, verb, seq);
+    else
+        printf("agent %s call %s %s at seq %" PRIu64 "\n", agent_id, call_id, verb, seq);
 }
 
 /* 0 if s is a JSON object's text; else -1 with err saying what --edit-args wants. */

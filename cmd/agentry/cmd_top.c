@@ -490,12 +490,13 @@ int cli_cmd_top(int argc, char **argv)
     };
     size_t nflags = 4, npos;
     cli_client_flags(&c, flags, &nflags, CLI_MAX_FLAGS);
-    /* A screen, not data: no --json (ps and nodes have it). */
-    for (size_t i = 0; i < nflags; i++) {
-        if (strcmp(flags[i].name, "json") == 0) {
+    /* A screen, not data: no --json or -o (ps and nodes have them). */
+    for (size_t i = 0; i < nflags;) {
+        if (strcmp(flags[i].name, "json") == 0 || strcmp(flags[i].name, "output") == 0) {
             nflags--;
             memmove(&flags[i], &flags[i + 1], (nflags - i) * sizeof(*flags));
-            break;
+        } else {
+            i++;
         }
     }
     int rc;

@@ -325,20 +325,28 @@ class ApprovalTest(ApprovalCase):
         r = H.run_cli(["approve", "--edit-args", '{"text":"edited via cli"}'] + hub +
                       [a, "call_1"])
         self.assertEqual(r.returncode, 0, r.stderr)
-        seq = int(r.stdout.strip())
+        m = re.fullmatch(r"agent %s call call_1 approved at seq (\d+)\n" % a, r.stdout)
+        self.assertTrue(m, r.stdout)
+        seq = int(m.group(1))
         r = H.run_cli(["approve"] + hub + [a, "call_1"])
-        self.assertEqual((r.returncode, r.stdout.strip()), (0, str(seq)), r.stderr)
-        self.assertIn("already decided", r.stderr)
+        already = ("agent %s call call_1 was already approved (at seq %d); nothing changed\n"
+                   % (a, seq))
+        self.assertEqual((r.returncode, r.stdout, r.stderr), (0, already, ""))
         line = H.one_error_line(self, H.run_cli(["deny", "--reason", "x"] + hub + [a, "call_1"]))
         self.assertIn("approved", line)
         end, _ = self.finish(a, after_seq=seq)
         self.assertEqual(H.payload(end)["output"], "edited via cli")
         r = H.run_cli(["approve"] + hub + [a, "call_1"])
-        self.assertEqual((r.returncode, r.stdout.strip()), (0, str(seq)), "after the turn too")
+        self.assertEqual((r.returncode, r.stdout), (0, already), "after the turn too")
+        r = H.run_cli(["approve", "-o", "json"] + hub + [a, "call_1"])
+        self.assertEqual(json.loads(r.stdout), {"agent_id": a, "seq": seq,
+                                                "call_id": "call_1", "already": True})
 
         r = H.run_cli(["deny", "--reason", "not from the CLI either"] + hub + [b, "call_1"])
         self.assertEqual(r.returncode, 0, r.stderr)
-        end, _ = self.finish(b, after_seq=int(r.stdout.strip()))
+        m = re.fullmatch(r"agent %s call call_1 denied at seq (\d+)\n" % b, r.stdout)
+        self.assertTrue(m, r.stdout)
+        end, _ = self.finish(b, after_seq=int(m.group(1)))
         self.assertIn("not from the CLI either", H.payload(end)["output"])
         r = H.run_cli(["trace"] + hub + [b])
         self.assertRegex(r.stdout, r"approval_decided +call_1 echo denied.*: "
@@ -441,10 +449,11 @@ class CliRenderingTest(unittest.TestCase):
             h = ["--hub", hub.addr]
             r = H.run_cli(["approve", "--edit-args", '{"command": "ls -l"}', "--reason", "ok"] +
                           h + ["a1", "call_1"])
-            self.assertEqual((r.returncode, r.stdout, r.stderr), (0, "9\n", ""))
+            self.assertEqual((r.returncode, r.stdout, r.stderr),
+                             (0, "agent a1 call call_1 approved at seq 9\n", ""))
             r = H.run_cli(["approve"] + h + ["a1", "call_1"])
-            self.assertEqual((r.returncode, r.stdout), (0, "9\n"))
-            self.assertIn("already decided", r.stderr)
+            self.assertEqual((r.returncode, r.stdout), (0, "agent a1 call call_1 was already "
+                                                           "approved (at seq 9); nothing changed\n"))
             reqs = hub.requests("ApproveCall")
             self.assertEqual([(q.agent_id, q.call_id, q.arguments, q.reason) for q in reqs],
                              [("a1", "call_1", '{"command": "ls -l"}', "ok"),

@@ -133,7 +133,7 @@ class Top(H.ClusterTestCase):
 
     def test_bad_usage(self):
         for args in (["--bogus"], ["--interval", "5ms"], ["--limit", "0"], ["--json"],
-                     ["-n", "Bad Name"]):
+                     ["-o", "json"], ["-n", "Bad Name"]):
             with self.subTest(args=args):
                 H.one_error_line(self, self.top(*args), rc=2)
 
@@ -142,6 +142,7 @@ class Top(H.ClusterTestCase):
         self.assertEqual(r.returncode, 0)
         self.assertIn("--once", r.stdout)
         self.assertNotIn("--json", r.stdout)
+        self.assertNotIn("--output", r.stdout)
 
 
 class TopHubDown(unittest.TestCase):
