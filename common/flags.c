@@ -12,6 +12,7 @@
 
 #include <ctype.h>
 #include <errno.h>
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -300,10 +301,33 @@ static int parse_bool(const struct ag_flag *f, const char *v, struct ag_err *err
 }
 
 /* As ag_duration_parse, with the flag named in the message. */
+/* ms in its largest whole unit ("36500d", "90s", "250ms"), for messages. */
+static const char *duration_text(int64_t ms, char *buf, size_t cap)
+{
+    static const struct {
+        int64_t ms;
+        const char *unit;
+    } units[] = {{86400000, "d"}, {3600000, "h"}, {60000, "m"}, {1000, "s"}};
+    for (size_t i = 0; i < AG_ARRAY_SIZE(units); i++)
+        if (ms % units[i].ms == 0) {
+            snprintf(buf, cap, "%" PRId64 "%s", ms / units[i].ms, units[i].unit);
+            return buf;
+        }
+    snprintf(buf, cap, "%" PRId64 "ms", ms);
+    return buf;
+}
+
 static int parse_duration(const struct ag_flag *f, const char *v, struct ag_err *err)
 {
-    switch (duration_scan(v, f->dest)) {
+    int64_t ms;
+    switch (duration_scan(v, &ms)) {
     case DURATION_OK:
+        if (f->max > 0 && ms > f->max) {
+            char most[32];
+            return ag_err_set(err, AG_INVALID_ARGUMENT, "invalid value '%s' for --%s: at most %s",
+                              v, f->name, duration_text(f->max, most, sizeof(most)));
+        }
+        *(int64_t *)f->dest = ms;
         return 0;
     case DURATION_NO_UNIT:
         return ag_err_set(err, AG_INVALID_ARGUMENT,

@@ -21,7 +21,7 @@ enum ag_flag_type {
     AG_FLAG_BOOL,     /* bool *dest */
     AG_FLAG_STR,      /* const char **dest (borrowed from argv) */
     AG_FLAG_INT,      /* int64_t *dest; decimal, range-checked by min/max */
-    AG_FLAG_DURATION, /* int64_t *dest in milliseconds; see ag_duration_parse */
+    AG_FLAG_DURATION, /* int64_t *dest in milliseconds; see ag_duration_parse; max checked if set */
     AG_FLAG_LIST,     /* struct ag_strlist *dest; repeatable, and comma-separated values split */
     AG_FLAG_CPU,      /* int64_t *dest in millicores; see ag_cpu_parse; max checked if set */
     AG_FLAG_BYTES,    /* int64_t *dest in bytes; see ag_bytes_parse; max checked if set */

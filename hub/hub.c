@@ -172,6 +172,9 @@ static int opts_check(const struct hub_opts *o, const struct hub_sched_strategy 
     if (o->retry_backoff_ms < 0 || o->retry_backoff_max_ms < 0 || o->join_grace_ms < 0 ||
         o->retention_ms < 0)
         return ag_err_set(err, AG_INVALID_ARGUMENT, "durations must not be negative");
+    if (o->retention_ms > HUB_RETENTION_MAX_MS) /* its cutoff in ns must fit an int64 */
+        return ag_err_set(err, AG_INVALID_ARGUMENT,
+                          "--retention is at most 36500d (100 years); 0 keeps agents forever");
     if (o->policy_path && !o->tls)
         return ag_err_set(err, AG_INVALID_ARGUMENT,
                           "--policy needs TLS (--tls-dir): callers are known by their "

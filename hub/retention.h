@@ -29,6 +29,7 @@
 #define HUB_RETENTION_INTERVAL_MS 60000
 /* A retention below this is allowed (tests use seconds) but logged as a warning at start. */
 #define HUB_RETENTION_SHORT_MS (3600LL * 1000)
+#define HUB_RETENTION_MAX_MS (36500LL * 24 * 3600 * 1000) /* 100 years */
 
 struct hub;
 

@@ -27,6 +27,7 @@
 #include "common/xalloc.h"
 #include "hub/cluster.h"
 #include "hub/hub.h"
+#include "hub/retention.h"
 #include "hub/sched.h"
 
 /* What the main thread waits for: a stop signal, or leadership lost. */
@@ -170,8 +171,8 @@ int cli_cmd_hub(int argc, char **argv)
          "a tool call waiting for a person's approval is denied as expired after this, unless its spec.limits.approval_timeout_ms says (default 24h; at most 30 days)",
          0, 0},
         {"retention", 0, AG_FLAG_DURATION, &retention, "DUR",
-         "delete agents failed or killed longer ago than this (e.g. 30d or 720h), with their sub-agents, events and memory, in the background; idle agents stay (default 0: keep forever; see docs/operations.md)",
-         0, 0},
+         "delete agents failed or killed longer ago than this (e.g. 30d or 720h), with their sub-agents, events and memory, in the background; idle agents stay (default 0: keep forever; at most 36500d; see docs/operations.md)",
+         0, HUB_RETENTION_MAX_MS},
         {"log-level", 0, AG_FLAG_STR, &level, "LEVEL", "debug, info, warn or error (default info)",
          0, 0},
         {"log-format", 0, AG_FLAG_STR, &log_format, "FORMAT",

@@ -74,6 +74,7 @@ class ExitCodesTest(unittest.TestCase):
                 (["node", "join", "--handshake-timeout", "0"], "--handshake-timeout"),
                 (["hub", "--threads", "0"], "--threads"),
                 (["hub", "--heartbeat", "0"], "--heartbeat"),
+                (["hub", "--retention", "100000000d"], "--retention: at most 36500d"),
             ]
             for argv, says in cases:
                 with self.subTest(argv=argv):

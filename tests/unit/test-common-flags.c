@@ -36,7 +36,8 @@ static void table(struct opts *o, struct ag_flag f[NFLAGS])
         {"hub", 0, AG_FLAG_STR, &o->hub, "ADDR", "hub address", 0, 0},
         {"capacity", 'c', AG_FLAG_INT, &o->capacity, "N", "slots", 1, 100000},
         {"from", 0, AG_FLAG_INT, &o->from, "SEQ", "first seq", 0, 0},
-        {"timeout", 't', AG_FLAG_DURATION, &o->timeout_ms, NULL, "deadline (default 10s)", 0, 0},
+        {"timeout", 't', AG_FLAG_DURATION, &o->timeout_ms, NULL, "deadline (default 10s)", 0,
+         86400000},
         {"tool", 0, AG_FLAG_LIST, &o->tools, "NAME", "tools, repeatable", 0, 0},
     };
     memcpy(f, rows, sizeof(rows));
@@ -265,6 +266,12 @@ static void test_duration_flag(void **state)
     assert_int_equal(o.timeout_ms, 120000);
     expect_error(run(&o, 4, "--timeout=5x", NULL),
                  "invalid value '5x' for --timeout: want a duration like 250ms, 5s, 2m or 1h");
+    /* A maximum, stated in its largest whole unit; the value is left as it was. */
+    r = run(&o, 4, "--timeout", "24h", NULL);
+    assert_int_equal(r.rc, 0);
+    assert_int_equal(o.timeout_ms, 86400000);
+    expect_error(run(&o, 4, "--timeout", "86400001ms", NULL),
+                 "invalid value '86400001ms' for --timeout: at most 1d");
 }
 
 /* A bare number used to be milliseconds: "--duration 5" ran 5 ms, "--handshake-timeout 1" gave up
