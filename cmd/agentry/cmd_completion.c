@@ -148,7 +148,9 @@ static void flags_from_help(const char *cmd, const char *sub, const char *cur)
     char line[512];
     while (fgets(line, sizeof(line), tmp)) {
         char *p = line + strspn(line, " ");
-        if (p - line < 2 || p[0] != '-')
+        /* A flag starts at column 2 ("  -x, --name") or 6 ("      --name"); a "--name" deeper
+         * in is a wrapped help line mentioning another flag. */
+        if ((p - line != 2 && p - line != 6) || p[0] != '-')
             continue;
         if (p[1] != '-' && p[2] == ',') /* "-x, --name": the short form too */
             p += 4;

@@ -60,6 +60,12 @@ class CompletionTest(unittest.TestCase):
         self.assertEqual(self.bash("ps", "--state", "r"), ["running"])
         self.assertEqual(self.bash("spawn", "--scheduler", "b"), ["binpack"])
         self.assertEqual(self.bash("ps", "--color", ""), ["always", "auto", "never"])
+        # Every candidate is a flag: none is a word of a wrapped help line ("--tls-dir)").
+        flags = self.bash("ps", "--")
+        self.assertIn("--tls-dir", flags)
+        for f in flags:
+            self.assertRegex(f, r"^--[a-z][a-z0-9-]*$")
+        self.assertEqual(len(flags), len(set(flags)))
 
     def test_agent_ids_from_the_hub(self):
         agents = [self.s.hub.Agent(id=i) for i in IDS]
