@@ -123,6 +123,8 @@ struct rpc_channel *cli_client_channel(struct cli_client *c, const char *addr, s
 {
     struct rpc_channel_opts o = {0};
     cli_config_client_defaults(&c->tls, &c->token); /* $AGENTRY_TOKEN, the context's */
+    if (cli_config_check(err) < 0)
+        return NULL;
     c->tls.no_cert = c->token && !c->tls.cert;
     if (cli_tls_resolve(&c->tls, "admin", &o.tls, err) != 0)
         return NULL;
@@ -322,7 +324,7 @@ bool cli_parse(const char *cmd, const struct ag_cmd_help *help, const struct ag_
         *rc = CLI_OK;
         return false;
     }
-    if (r < 0) {
+    if (r < 0 || cli_config_check(&err) < 0) {
         *rc = cli_usage_error(&err);
         return false;
     }

@@ -19,6 +19,7 @@
 
 #include "cmd/agentry/cli.h"
 #include "cmd/agentry/client.h"
+#include "cmd/agentry/config.h"
 #include "cmd/agentry/tls_flags.h"
 #include "common/flags.h"
 #include "common/log.h"
@@ -168,8 +169,10 @@ static int node_join(int argc, char **argv)
     static const char *const no_env[] = {"hub", NULL};
     const struct ag_flags_env env = {cli_flags_env.prefix, no_env};
     int rc = ag_flags_parse_env("node join", &env, flags, nflags, argc, argv, NULL, 0, &npos, &err);
-    if (!hub && !etcd)
+    if (rc == 0 && !hub && !etcd) /* not for --help: a broken config file must not hide it */
         hub = cli_default_hub();
+    if (rc == 0 && cli_config_check(&err) < 0)
+        rc = -1;
     struct wk_node_opts o = {.hub = hub,
                              .node_id = node_id,
                              .capacity = (unsigned)capacity,

@@ -376,6 +376,7 @@ static const char *given_config, *given_context;
 static struct cli_config loaded;
 static bool loaded_done;
 static const struct cli_context *selected;
+static struct ag_err load_err = AG_ERR_INIT; /* why the file or its context could not be used */
 
 void cli_config_scan_args(int argc, char **argv)
 {
@@ -440,18 +441,23 @@ const struct cli_context *cli_config_context(void)
     char path[PATH_MAX];
     const char *given = cli_config_given_path();
     cli_config_path(given, path, sizeof(path));
-    struct ag_err err = AG_ERR_INIT;
-    if (cli_config_load(path, given != NULL, &loaded, &err) != 0)
-        exit(cli_usage_error(&err));
+    if (cli_config_load(path, given != NULL, &loaded, &load_err) != 0)
+        return NULL;
     const char *name = cli_config_given_context();
     if (!name)
         name = loaded.current;
-    if (name && !(selected = cli_config_find(&loaded, name))) {
-        ag_err_set(&err, AG_INVALID_ARGUMENT,
+    if (name && !(selected = cli_config_find(&loaded, name)))
+        ag_err_set(&load_err, AG_INVALID_ARGUMENT,
                    "no context '%s' in '%s' (see 'agentry config get-contexts')", name, path);
-        exit(cli_usage_error(&err));
-    }
     return selected;
+}
+
+int cli_config_check(struct ag_err *err)
+{
+    if (load_err.code == AG_OK)
+        return 0;
+    *err = load_err;
+    return -1;
 }
 
 void cli_config_client_defaults(struct cli_tls *t, const char **token)

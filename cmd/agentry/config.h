@@ -76,10 +76,15 @@ void cli_config_flags(struct ag_flag *flags, size_t *n, size_t cap);
 /* --config as given (or $AGENTRY_CONFIG), NULL if neither; --context likewise. */
 const char *cli_config_given_path(void);
 const char *cli_config_given_context(void);
-/* The context this command uses, or NULL for none. A config file that does not parse, or a
- * context that is not in it, is a usage error no command can go on from: the error is printed
- * and the process exits 2. */
+/* The context this command uses, or NULL for none. The file is read on the first call. A config
+ * file that does not parse, or a context that is not in it, gives NULL too and is kept for
+ * cli_config_check: defaults are taken before the flags are parsed, and --help must still work
+ * with a broken file. */
 const struct cli_context *cli_config_context(void);
+/* After the flags are parsed: -1 with err (INVALID_ARGUMENT) if a default was sought in a config
+ * file that is broken or lacks the context named, a usage error no command can go on from. Reads
+ * nothing itself: a command that never looked at the file is not held up by it. */
+int cli_config_check(struct ag_err *err);
 /* A client's credentials when no flag gave them: *token (if NULL) from $AGENTRY_TOKEN, else the
  * context's; t's files (if no TLS flag and no $AGENTRY_TLS_DIR) from the context's tls-dir, ca,
  * cert and key. */

@@ -130,6 +130,11 @@ class ConfigTest(unittest.TestCase):
             f.write("contexts: [\n")
         r = self.run_cli("config", "view")
         self.assertIn("%s:2: not YAML" % self.cfg, H.one_error_line(self, r, rc=2))
+        # --help needs no config file, broken or not.
+        for argv in (["node", "join", "--help"], ["ps", "--help"], ["config", "view", "--help"]):
+            r = self.run_cli(*argv)
+            self.assertEqual((r.returncode, r.stderr), (0, ""), argv)
+            self.assertIn("usage:", r.stdout)
         # A file named by --config or AGENTRY_CONFIG must exist; the default one need not.
         missing = os.path.join(self.dir, "missing.yaml")
         for r in (self.run_cli("ps", "--config", missing),
