@@ -76,6 +76,7 @@ int cli_cmd_nodes(int argc, char **argv)
     struct hub_selector sel;
     if (hub_selector_parse(selector, &c.arena, &sel, &err) < 0) {
         ag_err_prefix(&err, "invalid value for --selector");
+        cli_client_close(&c); /* the parse may have used the arena */
         return cli_usage_error(&err);
     }
     Agentry__V1__ListNodesRequest req = AGENTRY__V1__LIST_NODES_REQUEST__INIT;

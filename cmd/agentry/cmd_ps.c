@@ -286,19 +286,19 @@ int cli_cmd_ps(int argc, char **argv)
     struct ps_list l = {NULL, 0, ""};
     struct hub_selector sel;
     if (*o.state && cli_print_state_parse(o.state, &o.st, &err) < 0)
-        return cli_usage_error(&err);
+        goto usage;
     if (hub_selector_parse(o.selector, &c.arena, &sel, &err) < 0) {
         ag_err_prefix(&err, "invalid value for --selector");
-        return cli_usage_error(&err);
+        goto usage;
     }
     if (o.interval_ms <= 0) {
         ag_err_set(&err, AG_INVALID_ARGUMENT, "invalid value for --interval: want more than 0");
-        return cli_usage_error(&err);
+        goto usage;
     }
     if (o.all_ns)
         o.ns = "";
     if (cli_check_namespace(o.ns, &err) < 0)
-        return cli_usage_error(&err);
+        goto usage;
     rc = CLI_OK;
     if (o.watch)
         rc = watch(&c, &o);
@@ -308,4 +308,7 @@ int cli_cmd_ps(int argc, char **argv)
         print_list(&c, &l, !*o.ns, o.tree, stderr);
     cli_client_close(&c);
     return rc;
+usage: /* the selector's parse may have used the arena */
+    cli_client_close(&c);
+    return cli_usage_error(&err);
 }
