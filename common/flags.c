@@ -317,6 +317,16 @@ static const char *duration_text(int64_t ms, char *buf, size_t cap)
     return buf;
 }
 
+void ag_flags_push(struct ag_flag *flags, size_t *n, size_t cap, struct ag_flag f)
+{
+    if (*n >= cap) {
+        fprintf(stderr, "error: too many flags for one command at --%s (raise its table's size)\n",
+                f.name);
+        abort();
+    }
+    flags[(*n)++] = f;
+}
+
 static int parse_duration(const struct ag_flag *f, const char *v, struct ag_err *err)
 {
     int64_t ms;

@@ -50,6 +50,10 @@ struct ag_cmd_help {
     const char *example; /* may be NULL */
 };
 
+/* Append row f to flags[*n] (cap rows in all). A table too small for its rows is a programming
+ * error, caught by any --help run: it aborts, naming the row. */
+void ag_flags_push(struct ag_flag *flags, size_t *n, size_t cap, struct ag_flag f);
+
 /* Parse argv[0..argc) (argv[0] is the first argument, not the program). Positional arguments are
  * written to pos (up to max_pos; more is an error) and counted in *npos.
  * Returns 0 on success, 1 if --help/-h was given (nothing else is checked then), -1 with err

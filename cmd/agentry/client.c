@@ -22,16 +22,6 @@
 #include "common/xalloc.h"
 #include "hub/sched.h"
 
-static void push_flag(struct ag_flag *flags, size_t *n, size_t cap, struct ag_flag f)
-{
-    /* A table too small for its rows is a programming error, caught by any --help run. */
-    if (*n >= cap) {
-        fprintf(stderr, "error: too many flags for one command (raise CLI_MAX_FLAGS)\n");
-        abort();
-    }
-    flags[(*n)++] = f;
-}
-
 void cli_client_init(struct cli_client *c, int64_t default_timeout_ms)
 {
     memset(c, 0, sizeof(*c));
@@ -54,36 +44,37 @@ static bool has_flag(const struct ag_flag *flags, size_t n, const char *name)
 
 void cli_client_flags(struct cli_client *c, struct ag_flag *flags, size_t *n, size_t cap)
 {
-    push_flag(flags, n, cap,
-              (struct ag_flag){"hub", 0, AG_FLAG_STR, &c->hub, "ADDR[,ADDR...]",
-                               "hub address host:port, or a list tried in order: the first that "
-                               "accepts a connection is used (a standby hub does not) (default "
-                               "$AGENTRY_HUB or 127.0.0.1:7070)",
-                               0, 0});
-    push_flag(flags, n, cap,
-              (struct ag_flag){"timeout", 0, AG_FLAG_DURATION, &c->timeout_ms, "DURATION",
-                               c->timeout_help, 0, 0});
+    ag_flags_push(
+        flags, n, cap,
+        (struct ag_flag){"hub", 0, AG_FLAG_STR, &c->hub, "ADDR[,ADDR...]",
+                         "hub address host:port, or a list tried in order: the first that "
+                         "accepts a connection is used (a standby hub does not) (default "
+                         "$AGENTRY_HUB or 127.0.0.1:7070)",
+                         0, 0});
+    ag_flags_push(flags, n, cap,
+                  (struct ag_flag){"timeout", 0, AG_FLAG_DURATION, &c->timeout_ms, "DURATION",
+                                   c->timeout_help, 0, 0});
     if (!has_flag(flags, *n, "output"))
-        push_flag(flags, n, cap,
-                  (struct ag_flag){"output", 'o', AG_FLAG_STR, &c->output, "FORMAT",
-                                   "table, wide (more columns), json (one line), yaml or jsonl "
-                                   "(one object per line) (default table)",
-                                   0, 0});
-    push_flag(
+        ag_flags_push(flags, n, cap,
+                      (struct ag_flag){"output", 'o', AG_FLAG_STR, &c->output, "FORMAT",
+                                       "table, wide (more columns), json (one line), yaml or jsonl "
+                                       "(one object per line) (default table)",
+                                       0, 0});
+    ag_flags_push(
         flags, n, cap,
         (struct ag_flag){"json", 0, AG_FLAG_BOOL, &c->json, NULL, "the same as -o json", 0, 0});
-    push_flag(flags, n, cap,
-              (struct ag_flag){"color", 0, AG_FLAG_STR, &c->color, "WHEN",
-                               "auto (on a terminal, unless $NO_COLOR is set), always or never "
-                               "(default auto)",
-                               0, 0});
+    ag_flags_push(flags, n, cap,
+                  (struct ag_flag){"color", 0, AG_FLAG_STR, &c->color, "WHEN",
+                                   "auto (on a terminal, unless $NO_COLOR is set), always or never "
+                                   "(default auto)",
+                                   0, 0});
     cli_tls_flags(&c->tls, "admin", flags, n, cap);
-    push_flag(flags, n, cap,
-              (struct ag_flag){"token", 0, AG_FLAG_STR, &c->token, "TOKEN",
-                               "a bearer token ('agentry token create') instead of a client "
-                               "certificate; needs TLS (--ca or --tls-dir) (default "
-                               "$AGENTRY_TOKEN)",
-                               0, 0});
+    ag_flags_push(flags, n, cap,
+                  (struct ag_flag){"token", 0, AG_FLAG_STR, &c->token, "TOKEN",
+                                   "a bearer token ('agentry token create') instead of a client "
+                                   "certificate; needs TLS (--ca or --tls-dir) (default "
+                                   "$AGENTRY_TOKEN)",
+                                   0, 0});
     cli_config_flags(flags, n, cap);
 }
 
@@ -540,7 +531,7 @@ static void spec_flags(struct spec_opts *s, struct ag_flag *flags, size_t *n, si
          "waiting agents are served highest first: -1000..1000 (default 0)", -1000, 1000},
     };
     for (size_t i = 0; i < AG_ARRAY_SIZE(rows); i++)
-        push_flag(flags, n, cap, rows[i]);
+        ag_flags_push(flags, n, cap, rows[i]);
 }
 
 /* The K=V values of a repeatable flag, checked, as "K=V" items of kv. */

@@ -406,13 +406,8 @@ void cli_config_flags(struct ag_flag *flags, size_t *n, size_t cap)
          "the config file's context to use (default $AGENTRY_CONTEXT, else its current-context)", 0,
          0},
     };
-    for (size_t i = 0; i < AG_ARRAY_SIZE(rows); i++) {
-        if (*n >= cap) { /* a programming error, caught by any --help run */
-            fprintf(stderr, "error: too many flags for one command\n");
-            abort();
-        }
-        flags[(*n)++] = rows[i];
-    }
+    for (size_t i = 0; i < AG_ARRAY_SIZE(rows); i++)
+        ag_flags_push(flags, n, cap, rows[i]);
 }
 
 static const char *env_or(const char *given, const char *var)

@@ -8,15 +8,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-static void push(struct ag_flag *flags, size_t *n, size_t cap, struct ag_flag f)
-{
-    if (*n >= cap) { /* a programming error, caught by any --help run */
-        fprintf(stderr, "error: too many flags for one command\n");
-        abort();
-    }
-    flags[(*n)++] = f;
-}
-
 void cli_tls_flags(struct cli_tls *t, const char *pair, struct ag_flag *flags, size_t *n,
                    size_t cap)
 {
@@ -27,17 +18,19 @@ void cli_tls_flags(struct cli_tls *t, const char *pair, struct ag_flag *flags, s
              "mutual TLS with the files in DIR: ca.crt, %s.crt, %s.key (default "
              "$AGENTRY_TLS_DIR; none: plaintext)",
              pair, pair);
-    push(flags, n, cap,
-         (struct ag_flag){"tls-dir", 0, AG_FLAG_STR, &t->dir, "DIR", help_dir[i], 0, 0});
-    push(flags, n, cap,
-         (struct ag_flag){"ca", 0, AG_FLAG_STR, &t->ca, "FILE",
-                          "CA certificate that signs the peer (default DIR/ca.crt)", 0, 0});
-    push(flags, n, cap,
-         (struct ag_flag){"cert", 0, AG_FLAG_STR, &t->cert, "FILE",
-                          "our certificate (a name without '/' is looked up in --tls-dir)", 0, 0});
-    push(flags, n, cap,
-         (struct ag_flag){"key", 0, AG_FLAG_STR, &t->key, "FILE", "the private key of --cert", 0,
-                          0});
+    ag_flags_push(flags, n, cap,
+                  (struct ag_flag){"tls-dir", 0, AG_FLAG_STR, &t->dir, "DIR", help_dir[i], 0, 0});
+    ag_flags_push(flags, n, cap,
+                  (struct ag_flag){"ca", 0, AG_FLAG_STR, &t->ca, "FILE",
+                                   "CA certificate that signs the peer (default DIR/ca.crt)", 0,
+                                   0});
+    ag_flags_push(flags, n, cap,
+                  (struct ag_flag){"cert", 0, AG_FLAG_STR, &t->cert, "FILE",
+                                   "our certificate (a name without '/' is looked up in --tls-dir)",
+                                   0, 0});
+    ag_flags_push(flags, n, cap,
+                  (struct ag_flag){"key", 0, AG_FLAG_STR, &t->key, "FILE",
+                                   "the private key of --cert", 0, 0});
 }
 
 /* given (a flag) or DIR/<name><ext>. A bare given name is looked up in DIR too. -1 if the path
