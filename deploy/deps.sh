@@ -38,6 +38,12 @@ libseccomp-dev runsc libmicrohttpd-dev libgnutls28-dev libjs-bootstrap5 libjs-d3
 # zsh: tests/e2e/test_completion.py loads 'agentry completion zsh' in it (skipped without).
 TEST_PKGS="clang clang-format postgresql etcd-server openssl python3-jsonschema python3-yaml prometheus
 chromium nodejs npm zsh"
+# golang-go, golang-github-masterminds-sprig-dev, golang-gopkg-yaml.v3-dev,
+# golang-github-xeipuuv-gojsonschema-dev: tests/helm builds its helm-template stand-in (Go's
+# text/template + sprig, values checked against values.schema.json) offline from /usr/share/gocode.
+# yamllint: tests/helm lints the chart's values and what it renders.
+TEST_PKGS="$TEST_PKGS golang-go golang-github-masterminds-sprig-dev golang-gopkg-yaml.v3-dev
+golang-github-xeipuuv-gojsonschema-dev yamllint"
 case "${1:-}" in
 "") ;;
 --test) PKGS="$PKGS $TEST_PKGS" ;;
