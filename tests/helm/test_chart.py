@@ -10,8 +10,8 @@
   between values both in the schema and in the templates (fail), e.g. SQLite with 2 hubs.
 - Every rendered object is validated against Kubernetes' OpenAPI schemas (npm kubernetes-models,
   and cert-manager's and the Prometheus Operator's models; pinned in validate/package-lock.json,
-  installed into WORK at the first run), and every output is linted with yamllint (helm/.yamllint),
-  as are values.yaml and Chart.yaml.
+  installed into WORK at the first run), unknown fields refused too, and every output is linted
+  with yamllint (helm/.yamllint), as are values.yaml and Chart.yaml.
 Exits 77 (skipped, reason printed) when go, Debian's Go libraries, yamllint, node/npm or the npm
 registry are missing.
 """
@@ -86,6 +86,7 @@ class Chart(unittest.TestCase):
         self.assertEqual(hub["spec"]["strategy"]["type"], "Recreate")
         c = container(hub)
         self.assertEqual(c["args"][0], "hub")
+        self.assertIsNone(flag(c, "--etcd"))
         self.assertEqual(flag(c, "--health-listen"), "0.0.0.0:7071")
         self.assertEqual(flag(c, "--listen"), "0.0.0.0:7070")
         self.assertEqual(flag(c, "--http-listen"), "0.0.0.0:8080")
@@ -128,6 +129,10 @@ class Chart(unittest.TestCase):
         self.assertEqual(pdb["spec"]["maxUnavailable"], 1)
         self.assertEqual(pdb["spec"]["selector"]["matchLabels"]["app.kubernetes.io/component"], "node")
         self.assertFalse([d for d in docs if d["kind"] in ("Certificate", "ServiceMonitor", "Ingress")])
+        # etcd with SQLite: one hub, still replaced by Recreate (its volume is ReadWriteOnce)
+        docs2, _, _ = render("--set", "etcd.endpoints={http://etcd:2379}")
+        self.assertEqual(find(docs2, "Deployment", "-hub")["spec"]["strategy"]["type"], "Recreate")
+        self.assertEqual(flag(container(find(docs2, "Deployment", "-node")), "--etcd"), "http://etcd:2379")
         # NOTES.txt renders too.
         r = subprocess.run([RENDER, CHART, "--notes"], capture_output=True, text=True)
         self.assertEqual(r.returncode, 0, r.stderr)
@@ -294,6 +299,21 @@ class Chart(unittest.TestCase):
                            input="\n".join(lines), capture_output=True, text=True, timeout=120)
         print(r.stdout, end="")
         self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        # The checker refuses what the schemas let through: a misspelt field, at any depth, and
+        # a kind it has no model for.
+        bad = json.loads(lines[0])
+        self.assertEqual(bad["kind"], "Deployment")
+        c = bad["spec"]["template"]["spec"]["containers"][0]
+        c["readinesProbe"] = c.pop("readinessProbe")
+        c["livenessProbe"]["grpc"]["sevice"] = "liveness"
+        unknown = {"apiVersion": "example.com/v1", "kind": "Widget", "metadata": {"name": "w"}}
+        r = subprocess.run(["node", os.path.join(WORK, "validate", "validate.mjs")],
+                           input=json.dumps(bad) + "\n" + json.dumps(unknown), capture_output=True,
+                           text=True, timeout=60)
+        self.assertEqual(r.returncode, 1, r.stdout + r.stderr)
+        self.assertIn("containers[0].readinesProbe: no such field", r.stdout)
+        self.assertIn("livenessProbe.grpc.sevice: no such field", r.stdout)
+        self.assertIn("FAIL Widget w: no model", r.stdout)
         files = [os.path.join(CHART, "values.yaml"), os.path.join(CHART, "Chart.yaml")]
         files += [os.path.join(HERE, "values", f) for f in sorted(os.listdir(os.path.join(HERE, "values")))]
         files += [os.path.join(WORK, "rendered-%s.yaml" % n) for n in sorted(Chart.rendered)]
