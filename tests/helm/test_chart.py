@@ -347,6 +347,10 @@ if __name__ == "__main__":
     WORK = os.path.abspath(sys.argv.pop(1))
     os.makedirs(WORK, exist_ok=True)
     why = build()
+    if not why and shutil.which("node"):
+        major = subprocess.run(["node", "--version"], capture_output=True, text=True).stdout
+        if int(major.strip().lstrip("v").split(".")[0] or 0) < 20:
+            why = "node %s is older than kubernetes-models needs (20)" % major.strip()
     if not why:
         cache = os.path.join(WORK, "validate")
         why = H.npm_ci(os.path.join(HERE, "validate"), cache,
