@@ -5,7 +5,9 @@
  * agentry://role/<role> and agentry://namespace/<ns> (any number). The RPC server runs
  * hub_authn_authorize before every handler (common/rpc/server.h, rpc_authorize_fn): it parses the
  * certificate, attaches the principal to the call and enforces the separation of services: a node
- * certificate may call only NodeService, a user or hub certificate only AgentHub. A hub serving
+ * certificate may call only NodeService, a user or hub certificate only AgentHub. The standard
+ * grpc.health.v1 and grpc.reflection services are open to every authenticated caller (a
+ * certificate the CA signed, or a token the policy knows), whatever its kind or role. A hub serving
  * plaintext (loopback only, see cmd_hub.c) treats every call as the anonymous admin, as before
  * TLS existed. RBAC reads the principal with hub_authn_principal.
  *

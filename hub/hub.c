@@ -11,6 +11,9 @@
  * the turns interrupted by closing the nodes' streams wait for the next hub instead of being
  * placed on nodes that are about to go too.
  *
+ * Health (common/rpc/health.h): the main port answers grpc.health.v1 from the process's table;
+ * readiness is SERVING from hub_start until hub_stop, which clears it before anything else.
+ *
  * Threads: main (new/start/stop/free), the RPC CQ threads, the store's threads, the timer thread
  * (back-offs), the housekeeper, which disconnects nodes whose heartbeats stopped and lets
  * agents at rest go (hub_loader_unload_idle), the schedule thread (hub/schedule.h), and the
@@ -22,6 +25,7 @@
 
 #include "common/clock.h"
 #include "common/log.h"
+#include "common/rpc/health.h"
 #include "common/rpc/server.h"
 #include "common/timers.h"
 #include "common/xalloc.h"
@@ -198,6 +202,12 @@ static struct hub *hub_alloc(const struct hub_opts *o, const struct hub_sched_st
         h->opts.unload_idle_ms = HUB_DEFAULT_UNLOAD_IDLE_MS;
     if (h->opts.approval_timeout_ms <= 0)
         h->opts.approval_timeout_ms = HUB_DEFAULT_APPROVAL_TIMEOUT_MS;
+    h->health = o->health;
+    if (!h->health) {
+        char subject[300];
+        snprintf(subject, sizeof(subject), "hub=%s", o->listen);
+        h->health = h->own_health = rpc_health_new(subject, HUB_HEALTH_SERVICE);
+    }
     hub_agents_init(&h->agents);
     pthread_rwlock_init(&h->policy_lock, NULL);
     h->policy = hub_policy_default();
@@ -243,7 +253,8 @@ static int hub_bind(struct hub *h, struct ag_err *err)
                   {hub_rpc_memory_methods, hub_rpc_memory_nmethods},
                   {hub_rpc_approval_methods, hub_rpc_approval_nmethods},
                   {hub_rpc_delete_methods, hub_rpc_delete_nmethods},
-                  {hub_rpc_usage_methods, hub_rpc_usage_nmethods}};
+                  {hub_rpc_usage_methods, hub_rpc_usage_nmethods},
+                  {rpc_health_methods(h->health), RPC_HEALTH_NMETHODS}};
     size_t nm = 0;
     for (size_t i = 0; i < AG_ARRAY_SIZE(tables); i++)
         nm += tables[i].n;
@@ -348,6 +359,7 @@ void hub_start(struct hub *h)
     hub_retention_start(h);
     ag_log_info("hub.started", "listen=%s port=%d store=%s", h->opts.listen,
                 rpc_server_port(h->rpc), ag_log_q(h->store_shown));
+    rpc_health_set_ready(h->health, true, "serving as the active hub");
 }
 
 void hub_reload(struct hub *h)
@@ -430,12 +442,15 @@ void hub_stop(struct hub *h)
     if (!h->rpc || !h->started_ms || atomic_exchange(&h->closing, true))
         return;
     ag_log_info("hub.stopping", "active_calls=%u", rpc_server_active_calls(h->rpc));
+    /* Probes and load balancers first: no new traffic while the rest winds down. */
+    rpc_health_set_ready(h->health, false, "the hub is stopping");
     hub_schedules_stop(h->schedules); /* no slot fires once stopping */
     hub_retention_stop(h);            /* its deletes in flight give up, closing */
     /* Stop placing first: turns interrupted below must not go to nodes about to go as well. */
     hub_sched_close(h->sched);
     end_streams(h);
-    hub_web_stop(h->web); /* after end_streams: its SSE streams end with their reason */
+    hub_web_stop(h->web);           /* after end_streams: its SSE streams end with their reason */
+    rpc_health_shutdown(h->health); /* Watch streams end after their NOT_SERVING */
     rpc_server_stop(h->rpc, HUB_STOP_GRACE_MS);
     if (h->hk_started) {
         pthread_mutex_lock(&h->hk_lock);
@@ -473,7 +488,8 @@ void hub_free(struct hub *h)
     hub_sched_free(h->sched);
     if (h->rpc)
         rpc_server_free(h->rpc);
-    hub_metrics_free(h->metrics); /* after the last call_done */
+    hub_metrics_free(h->metrics);   /* after the last call_done */
+    rpc_health_free(h->own_health); /* after the server: its Watch calls are gone */
     free(h->methods);
     pthread_mutex_destroy(&h->node_agents_lock);
     pthread_mutex_destroy(&h->load_mu);

@@ -13,7 +13,11 @@
 #include "common/err.h"
 #include "common/rpc/tls.h"
 
+/* The readiness name of the hub in grpc.health.v1 (besides ""), docs/operations.md. */
+#define HUB_HEALTH_SERVICE "agentry.v1.AgentHub"
+
 struct hub;
+struct rpc_health;
 
 struct hub_opts {
     const char *listen;           /* "127.0.0.1:7070" */
@@ -48,6 +52,9 @@ struct hub_opts {
                                         NULL: no metrics */
     const char *http_listen;         /* serve the dashboard and its JSON API here (hub/web.h);
                                         NULL: none */
+    struct rpc_health *health;       /* borrowed: the process's health table (common/rpc/health.h),
+                                        also served on the main port, with readiness SERVING from
+                                        hub_start to hub_stop; NULL: the hub keeps its own */
 };
 
 /* Binds the listen address, opens the store and loads the active agents (running, pending, or

@@ -130,6 +130,21 @@ void hub_rpc_node_cancel(struct hub *h, struct hub_node *n, const char *agent_id
     hub_node_send(n, &m);
 }
 
+void hub_rpc_node_state(struct hub *h, struct hub_node *n, bool always)
+{
+    struct hub_sched_node_info info;
+    hub_sched_node_info(h->sched, n, &info);
+    if (!always && !info.cordoned && !info.draining)
+        return;
+    Agentry__V1__NodeState st = AGENTRY__V1__NODE_STATE__INIT;
+    st.cordoned = info.cordoned;
+    st.draining = info.draining;
+    Agentry__V1__HubMessage m = AGENTRY__V1__HUB_MESSAGE__INIT;
+    m.msg_case = AGENTRY__V1__HUB_MESSAGE__MSG_NODE_STATE;
+    m.node_state = &st;
+    hub_node_send(n, &m);
+}
+
 static void forget_one(struct hub_node *n, const char *const *ids, size_t nids)
 {
     for (size_t at = 0; at < nids; at += NODE_FORGET_PAGE) {
@@ -445,6 +460,7 @@ static void on_register(struct rpc_call *c, struct node_conn *nc, const Agentry_
         return;
     }
     nc->node = n;
+    hub_rpc_node_state(h, n, false); /* a cordon or drain outlives the node's connection */
     struct hub_hook_event joined = {.kind = HUB_HOOK_NODE_JOINED, .node_id = n->id};
     hub_hooks_run(&h->hooks, &joined);
     char labels[sizeof(struct ag_log_qbuf)];

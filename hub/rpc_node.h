@@ -3,6 +3,7 @@
 #ifndef AGENTRY_HUB_RPC_NODE_H
 #define AGENTRY_HUB_RPC_NODE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -34,6 +35,9 @@ void hub_rpc_node_lost(struct hub *h, struct hub_node *n, const char *reason);
 /* Agents deleted (DeleteAgent): send Forget, in pages of at most 1000 ids, to node n, or to
  * every connected node when n is NULL. Any lock or none. */
 void hub_rpc_node_forget(struct hub *h, struct hub_node *n, const char *const *ids, size_t nids);
+/* Tell the node whether it is cordoned or draining (NodeState), as the scheduler has it now;
+ * unless always, only if it is either. Any lock but the scheduler's. */
+void hub_rpc_node_state(struct hub *h, struct hub_node *n, bool always);
 /* End the node's stream with a status. Any lock or none (takes the call's lock). */
 void hub_rpc_node_close_stream(struct hub *h, struct hub_node *n, enum ag_code code,
                                const char *msg);

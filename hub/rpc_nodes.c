@@ -4,7 +4,8 @@
  * agents (hub_node.agents). A cordon is the scheduler's (remembered by node id, so a reconnect
  * keeps it); a drain cordons the node and sends each turn running there a Release (the node
  * answers Released at the turn's next step boundary, hub/rpc_node.c), or with force interrupts
- * them at once as a lost node would. DrainNode is idempotent: calling it again re-sends Release
+ * them at once as a lost node would. Both tell a connected node its new standing (NodeState),
+ * which it reports as its readiness. DrainNode is idempotent: calling it again re-sends Release
  * to whatever still runs there (the CLI does, while it waits), which also covers a turn that was
  * being assigned to the node while the first call ran.
  *
@@ -150,6 +151,8 @@ static void on_cordon(struct rpc_call *c, grpc_byte_buffer *req)
     snprintf(what, sizeof(what), "node %.*s", HUB_NODE_ID_MAX, in->node_id);
     hub_authn_audit(c, NULL, NULL, true, what);
     struct hub_node *n = find_node(h, NULL, in->node_id);
+    if (n)
+        hub_rpc_node_state(h, n, true);
     if (!in->cordon) { /* agents waiting for room may fit it now */
         struct hub_sched_decision d[256];
         size_t got;
@@ -198,6 +201,7 @@ static void on_drain(struct rpc_call *c, grpc_byte_buffer *req)
     if (!n)
         return;
     hub_sched_cordon(h->sched, n->id, HUB_SCHED_DRAIN);
+    hub_rpc_node_state(h, n, true);
     char why[HUB_REASON_MAX];
     snprintf(why, sizeof(why), "node %s is draining%s", n->id, in->force ? " (forced)" : "");
     size_t k, moving = 0;

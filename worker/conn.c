@@ -34,6 +34,9 @@
  * node id is held by another live process) ends wk_node_run like a final refusal. wk_node_stop
  * revokes the lease before the half-close.
  *
+ * Readiness (opts.health, grpc.health.v1): SERVING from Registered until the stream ends, except
+ * while the hub says the node is draining (NodeState); NOT_SERVING from wk_node_stop on.
+ *
  * The stream is one asynchronous call (common/rpc/client.h, rpc_async_*) on the connection
  * thread's completion queue: the status batch stays outstanding for the stream's life, one send
  * and one read at a time, and `outstanding` counts the batches so the stream ends only when all
@@ -59,6 +62,7 @@
 #include "common/clock.h"
 #include "common/log.h"
 #include "common/rpc/client.h"
+#include "common/rpc/health.h"
 #include "common/rpc/pb.h"
 #include "common/timers.h"
 #include "common/xalloc.h"
@@ -140,7 +144,8 @@ struct wk_node {
     uint64_t hub_gen; /* wk_registry_leader_gen when hub was resolved */
     uint32_t heartbeat_ms;
     int64_t next_heartbeat_ms;
-    bool fatal; /* the hub refused us in a way retrying cannot fix */
+    bool fatal;    /* the hub refused us in a way retrying cannot fix */
+    bool draining; /* the hub's last NodeState said so; reset with each stream */
     struct ag_err fatal_err;
 };
 
@@ -392,14 +397,30 @@ static void on_registered(struct wk_node *n, const Agentry__V1__Registered *r)
                          : CONN_BATCH_BYTES;
     n->heartbeat_ms = r->heartbeat_interval_ms ? r->heartbeat_interval_ms : 2000;
     n->next_heartbeat_ms = ag_now_mono_ms() + n->heartbeat_ms;
+    bool stop = n->stop;
     pthread_mutex_unlock(&n->lock);
     ag_log_info("node.registered",
                 "node=%s hub=%s capacity=%u hub_version=%s max_message_bytes=%zu "
                 "max_payload_bytes=%zu",
                 n->node_id, n->hub, n->o.capacity, r->hub_version, max_msg, max_payload);
+    rpc_health_set_ready(n->o.health, !n->draining && !stop, "registered with the hub");
     struct ag_err err = AG_ERR_INIT;
     if (wk_runner_list_workspaces(n->runner, on_workspaces_listed, n, &err) != 0)
         ag_log_warn("node.workspaces_unlisted", "node=%s err=%s", n->node_id, ag_log_q(err.msg));
+}
+
+static void on_node_state(struct wk_node *n, const Agentry__V1__NodeState *st)
+{
+    if (st->draining == n->draining)
+        return;
+    n->draining = st->draining;
+    ag_log_info(st->draining ? "node.draining" : "node.undrained", "node=%s hub=%s cordoned=%d",
+                n->node_id, n->hub, st->cordoned);
+    pthread_mutex_lock(&n->lock);
+    bool stop = n->stop;
+    pthread_mutex_unlock(&n->lock);
+    rpc_health_set_ready(n->o.health, !st->draining && !stop,
+                         st->draining ? "the hub drains this node" : "uncordoned");
 }
 
 static void handle_msg(struct wk_node *n, const Agentry__V1__HubMessage *m)
@@ -435,6 +456,9 @@ static void handle_msg(struct wk_node *n, const Agentry__V1__HubMessage *m)
         break;
     case AGENTRY__V1__HUB_MESSAGE__MSG_HUB_TOOL_RESULT:
         wk_hub_link_result(n->link, m->hub_tool_result);
+        break;
+    case AGENTRY__V1__HUB_MESSAGE__MSG_NODE_STATE:
+        on_node_state(n, m->node_state);
         break;
     case AGENTRY__V1__HUB_MESSAGE__MSG_RELEASE:
         ag_log_info("run.release_asked", "node=%s agent=%s epoch=%" PRIu64 " reason=%s", n->node_id,
@@ -575,11 +599,13 @@ static void stream_over(struct wk_node *n, bool was_up)
     pthread_mutex_lock(&n->lock);
     rpc_async_release(&n->a); /* every batch is back (serve_stream) */
     n->up = false;
+    n->draining = false; /* the next hub (or this one again) says so anew */
     wk_outbox_drop_all(&n->out, &lost, &calls);
     state_reqs_clear_locked(n);
     pthread_mutex_unlock(&n->lock);
     wk_outbox_calls_run(&calls);
     wk_hub_link_lost(n->link, "the stream to the hub ended");
+    rpc_health_set_ready(n->o.health, false, "disconnected from the hub");
 }
 
 /* Whether the node follows its hub through etcd (no --hub). */
@@ -1088,6 +1114,7 @@ int wk_node_run(struct wk_node *n, struct ag_err *err)
 void wk_node_stop(struct wk_node *n)
 {
     /* The lease first: the hub (watching etcd) learns at once that the node leaves on purpose. */
+    rpc_health_set_ready(n->o.health, false, "the node is stopping");
     if (n->reg)
         wk_registry_stop(n->reg);
     pthread_mutex_lock(&n->lock);

@@ -14,6 +14,7 @@
 
 struct wk_node;
 struct wk_policy;
+struct rpc_health;
 
 struct wk_node_opts {
     const char *hub;           /* "127.0.0.1:7070"; NULL with etcd: the leader etcd names */
@@ -60,6 +61,9 @@ struct wk_node_opts {
     const struct rpc_tls_files *tls;
     /* Serve Prometheus GET /metrics here (worker/metrics.h); NULL: no metrics. */
     const char *metrics_listen;
+    /* Borrowed, may be NULL: the process's health table (common/rpc/health.h), whose readiness
+     * the node keeps: SERVING while registered with a hub and not draining. */
+    struct rpc_health *health;
 };
 
 /* Check the options that wk_node_new would refuse as malformed (INVALID_ARGUMENT, one line

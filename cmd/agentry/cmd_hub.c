@@ -10,7 +10,12 @@
  * until it wins; only then does it bind its address and open the store, taking it over with its
  * fencing token. A leader that loses leadership stops at once and exits 1 (its writes are
  * fenced off anyway): a supervisor restarts it, and it becomes the standby. A signal thread
- * turns SIGTERM/SIGINT into a stop, whichever phase the main thread is in. */
+ * turns SIGTERM/SIGINT into a stop, whichever phase the main thread is in.
+ *
+ * --health-listen serves grpc.health.v1 in plaintext (common/rpc/health.h) from the very start,
+ * before the campaign: a standby answers liveness SERVING and readiness NOT_SERVING, and flips to
+ * SERVING once it leads and serves. SIGTERM clears readiness first, from the signal thread. It
+ * may listen on any address without --insecure: it tells only whether the hub is up and ready. */
 #include <pthread.h>
 #include <signal.h>
 #include <stdbool.h>
@@ -24,6 +29,7 @@
 #include "cmd/agentry/tls_flags.h"
 #include "common/flags.h"
 #include "common/log.h"
+#include "common/rpc/health.h"
 #include "common/xalloc.h"
 #include "hub/cluster.h"
 #include "hub/hub.h"
@@ -41,6 +47,7 @@ struct hub_wait {
     struct hub *h; /* guarded by mu: set while serving, for SIGHUP */
     bool tls;
     bool policy; /* --policy: SIGHUP re-reads it */
+    struct rpc_health *health;
 };
 
 static void *signal_thread(void *arg)
@@ -60,6 +67,7 @@ static void *signal_thread(void *arg)
     if (sig == SIGUSR1) /* our own wake-up at exit */
         return NULL;
     ag_log_info("hub.signalled", "signal=%s", sig == SIGTERM ? "SIGTERM" : "SIGINT");
+    rpc_health_set_ready(w->health, false, sig == SIGTERM ? "SIGTERM" : "SIGINT");
     pthread_mutex_lock(&w->mu);
     w->sig = sig;
     pthread_cond_broadcast(&w->cv);
@@ -73,6 +81,7 @@ static void on_lost(void *arg, const char *why)
 {
     (void)why; /* logged by the cluster */
     struct hub_wait *w = arg;
+    rpc_health_set_ready(w->health, false, "leadership lost");
     pthread_mutex_lock(&w->mu);
     w->lost = true;
     pthread_cond_broadcast(&w->cv);
@@ -128,7 +137,7 @@ int cli_cmd_hub(int argc, char **argv)
     const char *etcd = NULL, *etcd_ca = NULL, *etcd_cert = NULL, *etcd_key = NULL;
     const char *prefix = "/agentry/", *hub_id = NULL, *advertise = NULL;
     const char *policy = NULL, *audit = NULL, *otlp = NULL;
-    const char *metrics_listen = NULL, *http_listen = NULL;
+    const char *metrics_listen = NULL, *http_listen = NULL, *health_listen = NULL;
     int64_t audit_max_mib = 64;
     bool insecure = false;
     struct cli_tls tls;
@@ -216,6 +225,12 @@ int cli_cmd_hub(int argc, char **argv)
         {"http-listen", 0, AG_FLAG_STR, &http_listen, "ADDR",
          "serve the web dashboard and its JSON API on http://ADDR/ (https with --tls-dir, "
          "where users sign in with a --policy token; see docs/dashboard.md) (default: off)",
+         0, 0},
+        {"health-listen", 0, AG_FLAG_STR, &health_listen, "ADDR",
+         "serve the standard gRPC health checking protocol (grpc.health.v1) in plaintext on ADDR "
+         "(e.g. 0.0.0.0:7071), from start-up on, a standby included: service 'liveness' for "
+         "liveness probes, '' or agentry.v1.AgentHub for readiness (SERVING only on the active "
+         "hub); any address, no --insecure needed (see docs/operations.md) (default: off)",
          0, 0},
         {"insecure", 0, AG_FLAG_BOOL, &insecure, NULL,
          "serve plaintext on a non-loopback address (anyone who reaches it can call anything)", 0,
@@ -339,6 +354,20 @@ int cli_cmd_hub(int argc, char **argv)
     sigaddset(&w.set, SIGHUP);
     sigaddset(&w.set, SIGUSR1);
     pthread_sigmask(SIG_BLOCK, &w.set, NULL);
+    /* Before anything can block (the campaign, the store): probes get their answer throughout. */
+    char subject[300];
+    snprintf(subject, sizeof(subject), "hub=%s",
+             w.cl     ? hub_cluster_id(w.cl)
+             : hub_id ? hub_id
+                      : listen);
+    w.health = rpc_health_new(subject, HUB_HEALTH_SERVICE);
+    o.health = w.health;
+    struct rpc_server *health_srv = NULL;
+    if (health_listen && !(health_srv = rpc_health_serve(w.health, health_listen, &err))) {
+        hub_cluster_free(w.cl);
+        rpc_health_free(w.health);
+        return cli_fail(&err);
+    }
     pthread_t st;
     ag_xthread_create(&st, signal_thread, &w, "signals");
 
@@ -390,5 +419,9 @@ out:
     hub_cluster_free(w.cl);
     pthread_kill(st, SIGUSR1); /* no-op if it already returned after a signal */
     pthread_join(st, NULL);
+    /* Last: probes see liveness until the hub is gone. */
+    rpc_health_shutdown(w.health);
+    rpc_server_free(health_srv);
+    rpc_health_free(w.health);
     return rc;
 }

@@ -9,7 +9,11 @@
  *
  * With --etcd the node also keeps <prefix>nodes/<id> under a lease and, without --hub, dials the
  * hub that <prefix>leader names (worker/registry.h; docs/operations.md "Nodes through etcd").
- * $AGENTRY_HUB is then not used: etcd says where the hub is. */
+ * $AGENTRY_HUB is then not used: etcd says where the hub is.
+ *
+ * --health-listen serves grpc.health.v1 in plaintext (common/rpc/health.h), bound before the node
+ * starts: 'liveness' SERVING while the process runs; readiness ('' and agentry.v1.Node) SERVING
+ * while registered with a hub and not draining (worker/conn.c keeps it). */
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
@@ -23,6 +27,7 @@
 #include "cmd/agentry/tls_flags.h"
 #include "common/flags.h"
 #include "common/log.h"
+#include "common/rpc/health.h"
 #include "common/xalloc.h"
 #include "worker/node.h"
 #include "worker/policy.h"
@@ -75,10 +80,12 @@ static int node_join(int argc, char **argv)
     int64_t capacity = 64, threads = 2, handshake = 5000, keep_mib = 256, lease_ttl = 10000;
     int64_t cpu = 0, mem = 0, max_iter = 10, turn_timeout = 0;
     const char *workspace_root = NULL, *sandbox = NULL, *sandbox_user = NULL, *policy_file = NULL;
-    const char *metrics_listen = NULL;
-    char *default_root = NULL;       /* owned */
-    char *default_id = NULL;         /* owned */
-    struct wk_policy *policy = NULL; /* owned; outlives the node */
+    const char *metrics_listen = NULL, *health_listen = NULL;
+    char *default_root = NULL;            /* owned */
+    char *default_id = NULL;              /* owned */
+    struct rpc_health *health = NULL;     /* owned */
+    struct rpc_server *health_srv = NULL; /* owned: --health-listen */
+    struct wk_policy *policy = NULL;      /* owned; outlives the node */
     struct ag_strlist labels = {0}, model_opts = {0}, tool_opts = {0}, prices = {0};
     struct cli_tls tls;
     struct ag_flag flags[40] = {
@@ -144,6 +151,9 @@ static int node_join(int argc, char **argv)
          "etcd key prefix, starting and ending with '/' (default /agentry/)", 0, 0},
         {"metrics-listen", 0, AG_FLAG_STR, &metrics_listen, "ADDR",
          "serve Prometheus metrics on http://ADDR/metrics (e.g. 127.0.0.1:9465; no TLS, no auth: see docs/metrics.md) (default: off)",
+         0, 0},
+        {"health-listen", 0, AG_FLAG_STR, &health_listen, "ADDR",
+         "serve the standard gRPC health checking protocol (grpc.health.v1) in plaintext on ADDR (e.g. 0.0.0.0:7071): service 'liveness' for liveness probes, '' or agentry.v1.Node for readiness (SERVING while registered with a hub and not draining); any address, no TLS (see docs/operations.md) (default: off)",
          0, 0},
         {"lease-ttl", 0, AG_FLAG_DURATION, &lease_ttl, "DUR",
          "TTL of the node's etcd lease: its key goes this long after the node stops renewing it (1s to 1h; default 10s)",
@@ -250,6 +260,14 @@ static int node_join(int argc, char **argv)
     sigaddset(&sc.set, SIGUSR1);
     pthread_sigmask(SIG_BLOCK, &sc.set, NULL); /* before gRPC starts threads */
 
+    /* Before the node starts anything that may take time: probes get an answer throughout. */
+    char subject[200];
+    snprintf(subject, sizeof(subject), "node=%s", o.node_id);
+    health = o.health = rpc_health_new(subject, "agentry.v1.Node");
+    if (health_listen && !(health_srv = rpc_health_serve(health, health_listen, &err))) {
+        rc = cli_fail(&err);
+        goto out;
+    }
     struct wk_node *n = wk_node_new(&o, &err);
     if (!n) {
         rc = cli_fail(&err);
@@ -264,6 +282,9 @@ static int node_join(int argc, char **argv)
     wk_node_free(n);
     rc = rc == 0 ? CLI_OK : cli_fail(&err);
 out:
+    rpc_health_shutdown(health);
+    rpc_server_free(health_srv); /* last: liveness answers until the node is gone */
+    rpc_health_free(health);
     ag_strlist_release(&labels);
     ag_strlist_release(&model_opts);
     ag_strlist_release(&tool_opts);

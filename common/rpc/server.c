@@ -424,6 +424,11 @@ void *rpc_call_user(struct rpc_call *c)
     return c->srv->user;
 }
 
+void *rpc_call_method_arg(struct rpc_call *c)
+{
+    return c->ms->m->arg;
+}
+
 struct ag_arena *rpc_call_arena(struct rpc_call *c)
 {
     return &c->arena;

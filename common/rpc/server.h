@@ -67,6 +67,7 @@ struct rpc_method {
     rpc_on_recv_fn *on_recv;   /* bidi only */
     rpc_on_sent_fn *on_sent;   /* may be NULL */
     rpc_on_close_fn *on_close; /* may be NULL */
+    void *arg; /* the handlers' own (rpc_call_method_arg), e.g. a table several servers share */
 };
 
 /* A dispatched call is over (its object is being released): its method's index in the table
@@ -110,6 +111,8 @@ unsigned rpc_server_active_calls(struct rpc_server *s);
 
 void *rpc_call_state(struct rpc_call *c);
 void *rpc_call_user(struct rpc_call *c);
+/* The arg of the call's method row. */
+void *rpc_call_method_arg(struct rpc_call *c);
 struct ag_arena *rpc_call_arena(struct rpc_call *c);
 /* "ipv4:127.0.0.1:51234"; owned by the call. */
 const char *rpc_call_peer(struct rpc_call *c);
