@@ -12,7 +12,8 @@
  * placed on nodes that are about to go too.
  *
  * Health (common/rpc/health.h): the main port answers grpc.health.v1 from the process's table;
- * readiness is SERVING from hub_start until hub_stop, which clears it before anything else.
+ * readiness is SERVING from hub_start until hub_stop, which clears it before anything else. It
+ * also answers server reflection (hub/reflect.h), for grpcurl and the like.
  *
  * Threads: main (new/start/stop/free), the RPC CQ threads, the store's threads, the timer thread
  * (back-offs), the housekeeper, which disconnects nodes whose heartbeats stopped and lets
@@ -43,6 +44,7 @@
 #include "hub/node.h"
 #include "hub/otlp.h"
 #include "hub/policy.h"
+#include "hub/reflect.h"
 #include "hub/retention.h"
 #include "hub/rpc_agent.h"
 #include "hub/rpc_approval.h"
@@ -254,7 +256,8 @@ static int hub_bind(struct hub *h, struct ag_err *err)
                   {hub_rpc_approval_methods, hub_rpc_approval_nmethods},
                   {hub_rpc_delete_methods, hub_rpc_delete_nmethods},
                   {hub_rpc_usage_methods, hub_rpc_usage_nmethods},
-                  {rpc_health_methods(h->health), RPC_HEALTH_NMETHODS}};
+                  {rpc_health_methods(h->health), RPC_HEALTH_NMETHODS},
+                  {hub_reflect_methods(h->reflect), HUB_REFLECT_NMETHODS}};
     size_t nm = 0;
     for (size_t i = 0; i < AG_ARRAY_SIZE(tables); i++)
         nm += tables[i].n;
@@ -311,7 +314,8 @@ struct hub *hub_new(const struct hub_opts *o, struct ag_err *err)
             hub_hooks_add(&h->hooks, HUB_HOOK_EVENTS_STORED, hub_otlp_hook, h->otlp, err) != 0)
             goto fail;
     }
-    if (hub_bind(h, err) != 0)
+    h->reflect = hub_reflect_new(err);
+    if (!h->reflect || hub_bind(h, err) != 0)
         goto fail;
     h->timers = ag_timers_new(err);
     if (!h->timers)
@@ -490,6 +494,7 @@ void hub_free(struct hub *h)
         rpc_server_free(h->rpc);
     hub_metrics_free(h->metrics);   /* after the last call_done */
     rpc_health_free(h->own_health); /* after the server: its Watch calls are gone */
+    hub_reflect_free(h->reflect);
     free(h->methods);
     pthread_mutex_destroy(&h->node_agents_lock);
     pthread_mutex_destroy(&h->load_mu);

@@ -55,7 +55,8 @@ struct hub {
     struct rpc_method *methods; /* owned: the method table given to the RPC server */
     struct rpc_health *health;  /* opts.health, else own_health */
     struct rpc_health *own_health;
-    struct ag_timers *timers; /* back-offs before re-placing interrupted turns */
+    struct hub_reflect *reflect; /* server reflection's index (hub/reflect.h) */
+    struct ag_timers *timers;    /* back-offs before re-placing interrupted turns */
     atomic_uint_fast64_t retry_tokens;
     int64_t started_ms; /* monotonic; 0 until hub_start */
     bool hk_started;

@@ -1,5 +1,6 @@
 """tests/e2e/test_health.py - the standard gRPC health checking protocol (grpc.health.v1) on the
-hub and the node (docs/operations.md "Health checks and reflection").
+hub and the node, and gRPC server reflection on the hub (docs/operations.md "Health checks and
+reflection").
 
 Clients are built only from api/grpc/**.proto (protoc --python_out at test time, no agentry
 stubs) with grpc's generic calls, as any standard tool would be.
@@ -13,6 +14,11 @@ stubs) with grpc's generic calls, as any standard tool would be.
 - A second hub on the same health port exits 1 with one line naming the address.
 - A standby hub (etcd) answers liveness SERVING and readiness NOT_SERVING on its health port,
   and SERVING once the leader is SIGKILLed and it takes over.
+- Reflection (v1 and v1alpha): list_services names AgentHub, Health and reflection;
+  file_by_filename and file_containing_symbol (service, method, message, enum) return
+  descriptors from which python's descriptor_pool builds AgentHub, and a Ping made only from
+  those descriptors (message_factory, no generated agentry code) succeeds: what grpcurl does.
+  An unknown symbol or file answers error_response NOT_FOUND on a stream that goes on.
 """
 import importlib.util
 import os
@@ -27,6 +33,7 @@ import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness as H  # noqa: E402
+from google.protobuf import descriptor_pb2, descriptor_pool, message_factory  # noqa: E402
 
 grpc = H.grpc
 PROTO_FILES = ("grpc/health/v1/health.proto", "grpc/reflection/v1/reflection.proto",
@@ -178,6 +185,95 @@ class HubAndNode(H.ClusterTestCase):
         w.wait([SERVING, NOT_SERVING, SERVING, NOT_SERVING], "hn1 SIGTERMed")
         self.c.stop_node("hn1")
         H.wait_for(lambda: w.end is not None, 10, what="the Watch to end")
+
+
+class Reflection(H.ClusterTestCase):
+    NODES = 0
+
+    def reflect(self, version, *reqs, pair="admin"):
+        """The responses to reqs, asked on one stream of the hub's main port."""
+        rp = PB["refl_" + version]
+        ch = H.wait_connected(H.dial(self.c.addr, pair=pair))
+        self.addCleanup(ch.close)
+        call = ch.stream_stream("/grpc.reflection.%s.ServerReflection/ServerReflectionInfo"
+                                % version,
+                                request_serializer=rp.ServerReflectionRequest.SerializeToString,
+                                response_deserializer=rp.ServerReflectionResponse.FromString)
+        return list(call(iter([rp.ServerReflectionRequest(**r) for r in reqs]), timeout=10))
+
+    def files(self, resp):
+        self.assertEqual(resp.WhichOneof("message_response"), "file_descriptor_response", resp)
+        return [descriptor_pb2.FileDescriptorProto.FromString(b)
+                for b in resp.file_descriptor_response.file_descriptor_proto]
+
+    def test_list_services(self):
+        for version in ("v1", "v1alpha"):
+            (r,) = self.reflect(version, {"list_services": ""})
+            names = {s.name for s in r.list_services_response.service}
+            self.assertEqual(names, {"agentry.v1.AgentHub", "agentry.v1.NodeService",
+                                     "grpc.health.v1.Health",
+                                     "grpc.reflection.v1.ServerReflection",
+                                     "grpc.reflection.v1alpha.ServerReflection"}, version)
+
+    def test_symbols_files_and_not_found_on_one_stream(self):
+        asks = [{"file_containing_symbol": "agentry.v1.AgentHub"},
+                {"file_containing_symbol": "agentry.v1.AgentHub.Spawn"},
+                {"file_containing_symbol": "agentry.v1.SpawnRequest"},
+                {"file_containing_symbol": "agentry.v1.AgentSpec"},
+                {"file_containing_symbol": "agentry.v1.EventKind"},
+                {"file_containing_symbol": "agentry.v1.NoSuchThing"},
+                {"file_by_filename": "agentry/v1/node.proto"},
+                {"file_by_filename": "nope.proto"},
+                {"file_containing_symbol": "grpc.health.v1.HealthCheckResponse.ServingStatus"}]
+        rs = self.reflect("v1", *asks)
+        self.assertEqual(len(rs), len(asks))
+        want_first = ["agentry/v1/hub.proto"] * 3 + ["agentry/v1/types.proto"] * 2
+        for r, first in zip(rs, want_first):
+            names = [f.name for f in self.files(r)]
+            self.assertEqual(names[0], first)
+            if first == "agentry/v1/hub.proto":  # with what it imports
+                self.assertEqual(sorted(names), ["agentry/v1/hub.proto", "agentry/v1/types.proto"])
+        for r, what in ((rs[5], "agentry.v1.NoSuchThing"), (rs[7], "nope.proto")):
+            self.assertEqual(r.WhichOneof("message_response"), "error_response")
+            self.assertEqual(r.error_response.error_code, grpc.StatusCode.NOT_FOUND.value[0])
+            self.assertIn(what, r.error_response.error_message)
+        self.assertEqual([f.name for f in self.files(rs[6])],
+                         ["agentry/v1/node.proto", "agentry/v1/types.proto"])
+        self.assertEqual(self.files(rs[8])[0].name, "grpc/health/v1/health.proto")
+        self.assertEqual(rs[0].original_request.file_containing_symbol, "agentry.v1.AgentHub")
+
+    def test_dynamic_ping_from_reflected_descriptors_only(self):
+        (r,) = self.reflect("v1alpha", {"file_containing_symbol": "agentry.v1.AgentHub"})
+        pool = descriptor_pool.DescriptorPool()  # not the default one the agentry stubs fill
+        pending, have = self.files(r), set()
+        while pending:  # imports first
+            f = next(f for f in pending if set(f.dependency) <= have)
+            pool.Add(f)
+            have.add(f.name)
+            pending.remove(f)
+        svc = pool.FindServiceByName("agentry.v1.AgentHub")
+        ping = svc.methods_by_name["Ping"]
+        req_cls, resp_cls = (message_class(ping.input_type), message_class(ping.output_type))
+        ch = H.wait_connected(H.dial(self.c.addr))
+        self.addCleanup(ch.close)
+        call = ch.unary_unary("/%s/%s" % (svc.full_name, ping.name),
+                              request_serializer=req_cls.SerializeToString,
+                              response_deserializer=resp_cls.FromString)
+        resp = call(req_cls(payload=b"reflected"), timeout=10)
+        self.assertEqual(resp.payload, b"reflected")
+        self.assertTrue(resp.version)
+        self.assertIsNot(resp_cls, self.s.hub.PingResponse)
+
+    @unittest.skipUnless(H.E2E_TLS, "identities exist only under mutual TLS")
+    def test_any_authenticated_identity_may_reflect(self):
+        (r,) = self.reflect("v1", {"list_services": ""}, pair="node")
+        self.assertTrue(r.list_services_response.service)
+
+
+def message_class(desc):
+    if hasattr(message_factory, "GetMessageClass"):
+        return message_factory.GetMessageClass(desc)
+    return message_factory.MessageFactory(desc.file.pool).GetPrototype(desc)
 
 
 class Lifecycle(unittest.TestCase):
