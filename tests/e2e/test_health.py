@@ -19,6 +19,8 @@ stubs) with grpc's generic calls, as any standard tool would be.
   descriptors from which python's descriptor_pool builds AgentHub, and a Ping made only from
   those descriptors (message_factory, no generated agentry code) succeeds: what grpcurl does.
   An unknown symbol or file answers error_response NOT_FOUND on a stream that goes on.
+- Under a --policy, a bearer token of a role with no right to anything may check health and
+  reflect; a wrong token, or neither token nor certificate, is UNAUTHENTICATED.
 """
 import importlib.util
 import os
@@ -326,6 +328,41 @@ class Lifecycle(unittest.TestCase):
         log = p.text()
         self.assertLess(log.index("status=NOT_SERVING why=\"SIGTERM\""),
                         log.index("event=hub.stopping"))
+
+    def test_policy_tokens_may_check_and_reflect_whatever_their_role(self):
+        certs = os.path.join(self.dir, "tls-%d" % os.getpid())
+        for args in (["certs", "init", "--dir", certs],
+                     ["token", "create", "--role", "viewer", "--namespace", "nobody",
+                      "--name", "probe"]):
+            r = H.run_cli(args)
+            self.assertEqual(r.returncode, 0, r.stderr)
+        token, entry = r.stdout.splitlines()[0].split()[1], r.stdout.split("\n\n", 1)[1]
+        policy = os.path.join(self.dir, "policy.yaml")
+        with open(policy, "w") as f:
+            f.write("tokens:\n" + entry.split("\n", 1)[1])
+        p = self.hub("policy", ["--tls-dir", certs, "--policy", policy])
+        H.wait_for(lambda: "event=hub.started" in p.text(), 15, what="the hub to start")
+        ca = H._read(os.path.join(certs, "ca.crt"))
+
+        def channel(tok):
+            creds = grpc.ssl_channel_credentials(ca)
+            if tok:
+                creds = grpc.composite_channel_credentials(
+                    creds, grpc.access_token_call_credentials(tok))
+            ch = grpc.secure_channel("localhost:" + p.addr.split(":")[1], creds,
+                                     options=[("grpc.use_local_subchannel_pool", 1)])
+            self.addCleanup(ch.close)
+            return ch
+        ok = channel(token)
+        self.assertEqual(check(ok, ""), SERVING)
+        rp = PB["refl_v1"]
+        call = ok.stream_stream("/grpc.reflection.v1.ServerReflection/ServerReflectionInfo",
+                                request_serializer=rp.ServerReflectionRequest.SerializeToString,
+                                response_deserializer=rp.ServerReflectionResponse.FromString)
+        (r,) = list(call(iter([rp.ServerReflectionRequest(list_services="")]), timeout=10))
+        self.assertTrue(r.list_services_response.service)
+        for tok in ("not-a-token", None):
+            self.assertEqual(check_code(channel(tok), ""), grpc.StatusCode.UNAUTHENTICATED, tok)
 
     def test_standby_is_alive_not_ready_until_it_leads(self):
         etcd = H.Etcd()
