@@ -447,7 +447,7 @@ void hub_stop(struct hub *h)
         return;
     ag_log_info("hub.stopping", "active_calls=%u", rpc_server_active_calls(h->rpc));
     /* Probes and load balancers first: no new traffic while the rest winds down. */
-    rpc_health_set_ready(h->health, false, "the hub is stopping");
+    rpc_health_stopping(h->health, "the hub is stopping");
     hub_schedules_stop(h->schedules); /* no slot fires once stopping */
     hub_retention_stop(h);            /* its deletes in flight give up, closing */
     /* Stop placing first: turns interrupted below must not go to nodes about to go as well. */

@@ -397,13 +397,12 @@ static void on_registered(struct wk_node *n, const Agentry__V1__Registered *r)
                          : CONN_BATCH_BYTES;
     n->heartbeat_ms = r->heartbeat_interval_ms ? r->heartbeat_interval_ms : 2000;
     n->next_heartbeat_ms = ag_now_mono_ms() + n->heartbeat_ms;
-    bool stop = n->stop;
     pthread_mutex_unlock(&n->lock);
     ag_log_info("node.registered",
                 "node=%s hub=%s capacity=%u hub_version=%s max_message_bytes=%zu "
                 "max_payload_bytes=%zu",
                 n->node_id, n->hub, n->o.capacity, r->hub_version, max_msg, max_payload);
-    rpc_health_set_ready(n->o.health, !n->draining && !stop, "registered with the hub");
+    rpc_health_set_ready(n->o.health, !n->draining, "registered with the hub");
     struct ag_err err = AG_ERR_INIT;
     if (wk_runner_list_workspaces(n->runner, on_workspaces_listed, n, &err) != 0)
         ag_log_warn("node.workspaces_unlisted", "node=%s err=%s", n->node_id, ag_log_q(err.msg));
@@ -416,10 +415,7 @@ static void on_node_state(struct wk_node *n, const Agentry__V1__NodeState *st)
     n->draining = st->draining;
     ag_log_info(st->draining ? "node.draining" : "node.undrained", "node=%s hub=%s cordoned=%d",
                 n->node_id, n->hub, st->cordoned);
-    pthread_mutex_lock(&n->lock);
-    bool stop = n->stop;
-    pthread_mutex_unlock(&n->lock);
-    rpc_health_set_ready(n->o.health, !st->draining && !stop,
+    rpc_health_set_ready(n->o.health, !st->draining,
                          st->draining ? "the hub drains this node" : "uncordoned");
 }
 
@@ -1114,7 +1110,7 @@ int wk_node_run(struct wk_node *n, struct ag_err *err)
 void wk_node_stop(struct wk_node *n)
 {
     /* The lease first: the hub (watching etcd) learns at once that the node leaves on purpose. */
-    rpc_health_set_ready(n->o.health, false, "the node is stopping");
+    rpc_health_stopping(n->o.health, "the node is stopping");
     if (n->reg)
         wk_registry_stop(n->reg);
     pthread_mutex_lock(&n->lock);

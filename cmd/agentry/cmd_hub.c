@@ -67,7 +67,7 @@ static void *signal_thread(void *arg)
     if (sig == SIGUSR1) /* our own wake-up at exit */
         return NULL;
     ag_log_info("hub.signalled", "signal=%s", sig == SIGTERM ? "SIGTERM" : "SIGINT");
-    rpc_health_set_ready(w->health, false, sig == SIGTERM ? "SIGTERM" : "SIGINT");
+    rpc_health_stopping(w->health, sig == SIGTERM ? "SIGTERM" : "SIGINT");
     pthread_mutex_lock(&w->mu);
     w->sig = sig;
     pthread_cond_broadcast(&w->cv);
@@ -81,7 +81,7 @@ static void on_lost(void *arg, const char *why)
 {
     (void)why; /* logged by the cluster */
     struct hub_wait *w = arg;
-    rpc_health_set_ready(w->health, false, "leadership lost");
+    rpc_health_stopping(w->health, "leadership lost");
     pthread_mutex_lock(&w->mu);
     w->lost = true;
     pthread_cond_broadcast(&w->cv);

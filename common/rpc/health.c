@@ -36,6 +36,7 @@ struct rpc_health {
     pthread_mutex_t lock;
     /* Guarded by lock: */
     bool ready;
+    bool stopping; /* rpc_health_stopping: ready stays false */
     bool shut;
     struct watch *watches;
 };
@@ -173,6 +174,7 @@ void rpc_health_set_ready(struct rpc_health *t, bool ready, const char *why)
     if (!t)
         return;
     pthread_mutex_lock(&t->lock);
+    ready = ready && !t->stopping;
     bool changed = t->ready != ready;
     t->ready = ready;
     for (struct watch *w = t->watches; changed && w; w = w->next)
@@ -183,12 +185,14 @@ void rpc_health_set_ready(struct rpc_health *t, bool ready, const char *why)
                     ready ? "SERVING" : "NOT_SERVING", ag_log_q(why));
 }
 
-bool rpc_health_ready(struct rpc_health *t)
+void rpc_health_stopping(struct rpc_health *t, const char *why)
 {
+    if (!t)
+        return;
     pthread_mutex_lock(&t->lock);
-    bool ready = t->ready;
+    t->stopping = true;
     pthread_mutex_unlock(&t->lock);
-    return ready;
+    rpc_health_set_ready(t, false, why);
 }
 
 const struct rpc_method *rpc_health_methods(struct rpc_health *t)

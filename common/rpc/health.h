@@ -14,7 +14,7 @@
  * Watch sends the status at once, then every change, until the client cancels, the server
  * stops, or rpc_health_shutdown ends every watch (UNAVAILABLE, after the last status).
  *
- * Threads: rpc_health_set_ready and rpc_health_shutdown from any thread; the methods run on the
+ * Threads: rpc_health_set_ready, _stopping and _shutdown from any thread; the methods run on the
  * servers' CQ threads. One lock guards the statuses and the list of watches; sending under it is
  * safe (rpc_call_send_take only starts a batch). rpc_health_free only once every server that
  * serves the methods is stopped. */
@@ -40,7 +40,9 @@ void rpc_health_free(struct rpc_health *t);
 /* Readiness ("" and the service) SERVING or NOT_SERVING; why is logged with a change. A no-op on
  * NULL, so callers need not check whether health is on. */
 void rpc_health_set_ready(struct rpc_health *t, bool ready, const char *why);
-bool rpc_health_ready(struct rpc_health *t);
+/* The process is stopping (SIGTERM): readiness NOT_SERVING for good, so that a start-up still
+ * finishing meanwhile cannot turn it on again. A no-op on NULL. */
+void rpc_health_stopping(struct rpc_health *t, const char *why);
 
 /* The Check and Watch rows (RPC_HEALTH_NMETHODS of them), owned by t, to copy into a server's
  * method table. */
