@@ -44,6 +44,9 @@ chromium nodejs npm zsh"
 # yamllint: tests/helm lints the chart's values and what it renders.
 TEST_PKGS="$TEST_PKGS golang-go golang-github-masterminds-sprig-dev golang-gopkg-yaml.v3-dev
 golang-github-xeipuuv-gojsonschema-dev yamllint"
+# python3-pip, python3-setuptools, python3-wheel: tests/clients/test_python.py builds the
+# clients/python wheel (pip wheel --no-build-isolation), whose setup.py generates the stubs.
+TEST_PKGS="$TEST_PKGS python3-pip python3-setuptools python3-wheel"
 case "${1:-}" in
 "") ;;
 --test) PKGS="$PKGS $TEST_PKGS" ;;
