@@ -22,7 +22,6 @@ Must run under /usr/bin/python3 (Debian's grpcio), as ctest does.
 import asyncio
 import glob
 import os
-import re
 import shutil
 import subprocess
 import sys
@@ -32,8 +31,9 @@ import unittest
 import zipfile
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, os.path.join(os.path.dirname(HERE), "e2e"))
-import harness as H  # noqa: E402
+sys.path.insert(0, HERE)
+import fixtures as F  # noqa: E402
+from fixtures import H  # noqa: E402
 
 CLIENT_SRC = os.path.join(H.AGENTRY_SRC, "clients", "python")
 README = os.path.join(CLIENT_SRC, "README.md")
@@ -73,22 +73,6 @@ import agentry_client as A  # noqa: E402
 assert A.__file__.startswith(SITE), A.__file__
 T = A.types_pb2
 grpc = H.grpc
-
-
-def readme_example():
-    """The README's ```python block under "## Example"."""
-    with open(README) as f:
-        text = f.read()
-    section = text.split("\n## Example\n", 1)[1]
-    return re.search(r"```python\n(.*?)```", section, re.S).group(1)
-
-
-def kill_and_restart_hub(c):
-    """SIGKILL the hub (no goodbye to its streams) and start it again on its port and store."""
-    p = c.hub_proc
-    p.sigkill()
-    c.retired.append(p)
-    c.start_hub(port=c.port)
 
 
 class PlainHub(H.ClusterTestCase):
@@ -204,7 +188,7 @@ class PlainHub(H.ClusterTestCase):
                     if A.kind(ev) == "tool_result" and not killed:
                         killed = True
                         await asyncio.get_running_loop().run_in_executor(
-                            None, kill_and_restart_hub, self.c)
+                            None, F.kill_and_restart_hub, self.c)
                     if A.kind(ev) == "final":
                         break
                 return a.agent_id, seen
@@ -220,7 +204,7 @@ class PlainHub(H.ClusterTestCase):
             seen.append(ev)
             if A.kind(ev) == "tool_result" and not killed:
                 killed = True
-                kill_and_restart_hub(self.c)
+                F.kill_and_restart_hub(self.c)
             if A.kind(ev) == "final":
                 break
         self.assert_as_stored(a.agent_id, seen)
@@ -236,7 +220,7 @@ class PlainHub(H.ClusterTestCase):
     def test_readme_example(self):
         prog = os.path.join(WORK, "readme_example.py")
         with open(prog, "w") as f:
-            f.write(readme_example())
+            f.write(F.readme_example(README, "python"))
         env = dict(os.environ, AGENTRY_HUB=self.c.addr, PYTHONPATH=SITE)
         env.pop("AGENTRY_TLS_DIR", None)
         r = subprocess.run([sys.executable, prog], capture_output=True, text=True, env=env,
@@ -255,44 +239,10 @@ class TlsHub(unittest.TestCase):
 
     @classmethod
     def setUpClass(cls):
-        cls.dir = tempfile.mkdtemp(prefix="agentry-pyclient-tls-")
-        cls.addClassCleanup(shutil.rmtree, cls.dir, True)
-        cls.tls = os.path.join(cls.dir, "tls")
-        cls.cli(["certs", "init", "--dir", cls.tls])
-        out = cls.cli(["token", "create", "--role", "operator", "--namespace", "default",
-                       "--name", "pyclient"])
-        cls.token = out.splitlines()[0].split()[1]
-        policy = os.path.join(cls.dir, "policy.yaml")
-        with open(policy, "w") as f:
-            f.write("tokens:\n" + out.split("\n\n", 1)[1].split("\n", 1)[1])
-        cls.addr = "127.0.0.1:%d" % H.free_port()
-        cls.hub_proc = H.Proc("hub", [H.AGENTRY_BIN, "hub", "--listen", cls.addr, "--store",
-                                      "sqlite:" + os.path.join(cls.dir, "hub.db"), "--tls-dir",
-                                      cls.tls, "--policy", policy],
-                              os.path.join(cls.dir, "hub.log")).start()
-        cls.addClassCleanup(cls.stop, cls.hub_proc)
-        H.wait_for(lambda: "event=hub.started" in cls.hub_proc.text(), 15,
-                   what="the TLS hub to start")
-        cls.node = H.Proc("node1", [H.AGENTRY_BIN, "node", "join", "--hub", cls.addr,
-                                    "--node-id", "node1", "--tls-dir", cls.tls, "--workspace-root",
-                                    os.path.join(cls.dir, "ws")],
-                          os.path.join(cls.dir, "node1.log")).start()
-        cls.addClassCleanup(cls.stop, cls.node)
-        H.wait_for(lambda: "event=node.registered node=node1 " in cls.hub_proc.text(), 15,
-                   what="node1 to register with the TLS hub")
-
-    @classmethod
-    def cli(cls, args):
-        r = H.run_cli(args)
-        if r.returncode != 0:
-            raise AssertionError("agentry %s: %s" % (" ".join(args), r.stderr))
-        return r.stdout
-
-    @staticmethod
-    def stop(proc):
-        err = proc.stop()
-        if err:
-            raise AssertionError(err)
+        cls.t = F.TlsHub()
+        cls.addClassCleanup(cls.t.stop)
+        cls.t.start()
+        cls.addr, cls.tls, cls.token = cls.t.addr, cls.t.tls, cls.t.token
 
     def test_mutual_tls(self):
         with A.connect(self.addr, tls_dir=self.tls) as hub:
@@ -313,7 +263,7 @@ class TlsHub(unittest.TestCase):
                 end = await hub.wait(a.agent_id)
                 first = [ev async for ev in hub.trace(a.agent_id, follow=False)][0]
                 return A.payload(end)["output"], A.payload(first)["by"]
-        self.assertEqual(asyncio.run(run()), ("by token", "token/pyclient"))
+        self.assertEqual(asyncio.run(run()), ("by token", "token/clients"))
         with A.connect(self.addr, ca=ca, token=self.token + "x") as hub:
             with self.assertRaises(A.Unauthenticated):
                 hub.ping()
