@@ -281,7 +281,8 @@ export class Client {
   /** The agent's events from fromSeq on, in order, each once; see index.d.ts. */
   async *trace(agentId, { fromSeq = 1, follow = true, timeout, reconnectTimeout = DEFAULT_RECONNECT_TIMEOUT } = {}) {
     const deadline = timeout === undefined ? undefined : Date.now() + timeout;
-    let next = BigInt(Math.max(Number(fromSeq), 1));
+    let next = BigInt(fromSeq);
+    if (next < 1n) next = 1n;
     const backoff = new Backoff(reconnectTimeout);
     for (;;) {
       const opts = deadline === undefined ? {} : { deadline };

@@ -8,9 +8,10 @@ is unpacked into a temp dir this process imports it from.
   dict spec), get, send, kill twice, list_agents by label; invoke; errors mapped to their
   classes with the hub's message; a tool call held by an "ask" rule listed, approved with
   edited arguments, and another denied; trace as an async iterator and as a sync one, each
-  while the hub is SIGKILLed and restarted mid-stream: every seq once, in order, as stored; a
-  hub that stays down makes trace give up (Unavailable) once reconnect_timeout passes; the
-  README's example, run verbatim.
+  while the hub is SIGKILLed and restarted mid-stream: every seq once, in order, as stored; an
+  invoke across such a restart answers from the one agent its request_id made; a hub that
+  stays down makes trace give up (Unavailable) once reconnect_timeout passes; the README's
+  example, run verbatim.
 - TlsHub (a hub with mutual TLS and a policy holding an operator token, one node with its
   certificate; `agentry certs init`, `agentry token create`): connect with tls_dir (invoke,
   trace, the events say who spawned: "user/admin") and with a bearer token (async), a wrong
@@ -26,6 +27,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import unittest
 import zipfile
@@ -208,6 +210,29 @@ class PlainHub(H.ClusterTestCase):
             if A.kind(ev) == "final":
                 break
         self.assert_as_stored(a.agent_id, seen)
+
+    def test_invoke_survives_a_hub_restart(self):
+        # Invoke's stream breaks with the hub; the retry with the same request_id waits on the
+        # same agent instead of creating another.
+        rid, box = "py-invoke-restart", {}
+
+        def invoke():
+            try:
+                box["r"] = self.hub.invoke(tools=["echo"], input="echo x; sleep 1500; final slow",
+                                           request_id=rid, reconnect_timeout=20, timeout=40)
+            except Exception as e:  # reported below, in the test's thread
+                box["e"] = e
+        t = threading.Thread(target=invoke)
+        t.start()
+        agent = H.wait_for(lambda: next(iter(self.hub.list_agents(request_id=rid)), None), 10,
+                           what="the invoked agent")
+        next(ev for ev in self.hub.trace(agent.id) if A.kind(ev) == "tool_result")
+        F.kill_and_restart_hub(self.c)
+        t.join(45)
+        self.assertNotIn("e", box)
+        r = box["r"]
+        self.assertEqual((r.agent_id, r.state, r.output), (agent.id, T.AGENT_STATE_IDLE, "slow"))
+        self.assertEqual(len(list(self.hub.list_agents(request_id=rid))), 1)
 
     def test_trace_gives_up_when_the_hub_stays_down(self):
         # A hub that never answers: a port nobody listens on.

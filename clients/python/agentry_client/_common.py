@@ -35,6 +35,9 @@ TURN_END_KINDS = frozenset((types_pb2.EVENT_KIND_FINAL, types_pb2.EVENT_KIND_YIE
                             types_pb2.EVENT_KIND_ERROR, types_pb2.EVENT_KIND_KILLED))
 
 Spec = Union[types_pb2.AgentSpec, Mapping[str, Any]]
+# A ListAgents state filter: the enum's value or its name; unspecified means any state.
+State = Union[types_pb2.AgentState, str]
+ANY_STATE = types_pb2.AGENT_STATE_UNSPECIFIED
 
 
 def _read(path: str) -> bytes:

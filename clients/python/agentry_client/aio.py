@@ -96,13 +96,14 @@ class AsyncClient:
     async def get(self, agent_id: str, timeout: float = C.DEFAULT_TIMEOUT) -> hub_pb2.Agent:
         return await self._call("GetAgent", hub_pb2.GetAgentRequest(agent_id=agent_id), timeout)
 
-    async def list_agents(self, *, namespace: str = "", state: int = 0,
-                          label_selector: str = "", name: str = "", parent_id: str = "",
+    async def list_agents(self, *, namespace: str = "", state: C.State = C.ANY_STATE,
+                          label_selector: str = "", name: str = "", request_id: str = "",
+                          parent_id: str = "",
                           timeout: float = C.DEFAULT_TIMEOUT) -> AsyncIterator[hub_pb2.Agent]:
         """Every matching agent in creation order, fetching a page at a time."""
         req = hub_pb2.ListAgentsRequest(namespace=namespace, state=state,
                                         label_selector=label_selector, name=name,
-                                        parent_id=parent_id)
+                                        request_id=request_id, parent_id=parent_id)
         while True:
             page = await self._call("ListAgents", req, timeout)
             for agent in page.agents:

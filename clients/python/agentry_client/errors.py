@@ -98,8 +98,8 @@ def make_error(code: grpc.StatusCode, message: str, method: str = "") -> Agentry
 
 def from_rpc_error(e: grpc.RpcError, method: str, note: Optional[str] = None) -> AgentryError:
     """The typed exception for a grpc error (grpc.RpcError and grpc.aio.AioRpcError alike)."""
-    code = e.code()  # type: ignore[attr-defined]
-    message = e.details() or ""  # type: ignore[attr-defined]
+    code = e.code()
+    message = e.details() or ""
     if note:
         message = "%s; %s" % (message, note)
     return make_error(code, message, method)
