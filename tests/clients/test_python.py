@@ -6,17 +6,16 @@ is unpacked into a temp dir this process imports it from.
 
 - PlainHub (a plaintext hub and one node, tests/e2e/harness.py): ping, spawn (keywords and a
   dict spec), get, send, kill twice, list_agents by label; invoke; errors mapped to their
-  classes with the hub's message; a tool call held by an "ask" rule listed, approved with
-  edited arguments, and another denied; trace as an async iterator and as a sync one, each
-  while the hub is SIGKILLed and restarted mid-stream: every seq once, in order, as stored; an
-  invoke across such a restart answers from the one agent its request_id made; a hub that
-  stays down makes trace give up (Unavailable) once reconnect_timeout passes; the README's
-  example, run verbatim.
+  classes with the hub's message (and a token without TLS refused before any call); a tool
+  call held by an "ask" rule listed, approved with edited arguments, and another denied; trace
+  as an async iterator and as a sync one, each while the hub is SIGKILLed and restarted
+  mid-stream: every seq once, in order, as stored; an invoke across such a restart answers from
+  the one agent its request_id made; a hub that stays down makes trace give up (Unavailable)
+  once reconnect_timeout passes; the README's example, run verbatim.
 - TlsHub (a hub with mutual TLS and a policy holding an operator token, one node with its
   certificate; `agentry certs init`, `agentry token create`): connect with tls_dir (invoke,
   trace, the events say who spawned: "user/admin") and with a bearer token (async), a wrong
-  token is Unauthenticated, plaintext to a TLS hub is Unavailable, a token without TLS is
-  refused before any call.
+  token is Unauthenticated, plaintext to a TLS hub is Unavailable.
 
 Must run under /usr/bin/python3 (Debian's grpcio), as ctest does.
 """
@@ -54,7 +53,8 @@ def build_wheel():
                                                                     "*.egg-info", "__pycache__"))
     env = dict(os.environ, AGENTRY_API_DIR=os.path.join(H.AGENTRY_SRC, "api"))
     r = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation",
-                        "--no-index", "-q", "-w", os.path.join(WORK, "dist"), src],
+                        "--no-cache-dir", "--no-index", "-q", "-w", os.path.join(WORK, "dist"),
+                        src],
                        capture_output=True, text=True, env=env, timeout=120)
     if r.returncode != 0:
         sys.exit("error: pip wheel clients/python failed:\n%s%s" % (r.stdout, r.stderr))
