@@ -190,9 +190,11 @@ class Backoff {
 function spawnFields(args) {
   const { spec, input = "", namespace = "", request_id = "", ...fields } = args ?? {};
   const merged = { ...(spec ?? {}) };
-  for (const f of ["name", "model", "tools", "labels", "system_prompt", "max_iterations", "permissions"]) {
+  for (const f of ["name", "model", "tools", "system_prompt", "max_iterations", "permissions"]) {
     if (fields[f] !== undefined) merged[f] = fields[f];
   }
+  // Labels go over the spec's key by key, as the CLI's --label over a spec file's.
+  if (fields.labels !== undefined) merged.labels = { ...(spec?.labels ?? {}), ...fields.labels };
   return { spec: merged, input, namespace, request_id };
 }
 

@@ -97,10 +97,11 @@ class PlainHub(H.ClusterTestCase):
         end = hub.wait(a.agent_id, from_seq=sent.seq)
         self.assertEqual(A.payload(end)["output"], "two")
         b = hub.spawn({"name": "dict", "tools": ["echo"], "maxIterations": 3,
-                       "labels": {"suite": "pyclient", "way": "dict"}})
+                       "labels": {"suite": "pyclient"}}, labels={"way": "dict"})
         got = hub.get(b.agent_id)
         self.assertEqual((got.spec.name, got.spec.max_iterations, got.state),
                          ("dict", 3, T.AGENT_STATE_IDLE))
+        self.assertEqual(dict(got.spec.labels), {"suite": "pyclient", "way": "dict"})
         self.assertEqual([x.spec.name for x in hub.list_agents(label_selector="suite=pyclient")],
                          ["kw", "dict"])
         self.assertEqual([x.spec.name for x in hub.list_agents(

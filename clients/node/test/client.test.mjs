@@ -43,9 +43,10 @@ test("ping, spawn, get, send, kill twice, list by labels", { skip }, async () =>
   const sent = await hub.send(a.agent_id, "two");
   end = await hub.wait(a.agent_id, { fromSeq: sent.seq });
   assert.equal(A.payload(end).output, "two");
-  const b = await hub.spawn({ spec: { name: "spec", tools: ["echo"], max_iterations: 3, labels: { suite: "jsclient", way: "spec" } } });
+  const b = await hub.spawn({ spec: { name: "spec", tools: ["echo"], max_iterations: 3, labels: { suite: "jsclient" } }, labels: { way: "spec" } });
   const got = await hub.get(b.agent_id);
   assert.deepEqual([got.spec.name, got.spec.max_iterations, got.state], ["spec", 3, "AGENT_STATE_IDLE"]);
+  assert.deepEqual({ ...got.spec.labels }, { suite: "jsclient", way: "spec" });
   const names = async (sel) => (await collect(hub.listAgents({ label_selector: sel }))).map((x) => x.spec.name);
   assert.deepEqual(await names("suite=jsclient"), ["kw", "spec"]);
   assert.deepEqual(await names("suite=jsclient,way=spec"), ["spec"]);
