@@ -260,6 +260,17 @@ class PlainHub(H.ClusterTestCase):
         self.assertEqual(lines[-1].split()[1], "final")
 
 
+def ready(hub):
+    """Connects hub's channel now. Under load grpc sometimes shuts a first TLS handshake down on
+    the client side ("handshaker shutdown"), which a call would see as UNAVAILABLE; waiting for
+    the channel lets grpc's reconnect absorb it (as harness.wait_connected does)."""
+    try:
+        grpc.channel_ready_future(hub.channel).result(timeout=10)
+    except grpc.FutureTimeoutError:
+        pass  # the test's call reports what is wrong
+    return hub
+
+
 class TlsHub(unittest.TestCase):
     """A hub with mutual TLS, a policy with an operator token, and one node."""
 
@@ -271,13 +282,13 @@ class TlsHub(unittest.TestCase):
         cls.addr, cls.tls, cls.token = cls.t.addr, cls.t.tls, cls.t.token
 
     def test_mutual_tls(self):
-        with A.connect(self.addr, tls_dir=self.tls) as hub:
+        with ready(A.connect(self.addr, tls_dir=self.tls)) as hub:
             r = hub.invoke(tools=["echo"], input="over mtls")
             self.assertEqual((r.state, r.output), (T.AGENT_STATE_IDLE, "over mtls"))
             events = list(hub.trace(r.agent_id, follow=False))
             self.assertEqual(A.payload(events[0])["by"], "user/admin")
         ca, crt, key = (os.path.join(self.tls, n) for n in ("ca.crt", "admin.crt", "admin.key"))
-        with A.connect(self.addr, ca=ca, cert=crt, key=key) as hub:
+        with ready(A.connect(self.addr, ca=ca, cert=crt, key=key)) as hub:
             self.assertEqual(hub.ping().version, "0.1.0")
 
     def test_token(self):
@@ -285,12 +296,16 @@ class TlsHub(unittest.TestCase):
 
         async def run():
             async with A.connect_async(self.addr, ca=ca, token=self.token) as hub:
+                try:  # as ready() does
+                    await asyncio.wait_for(hub.channel.channel_ready(), 10)
+                except asyncio.TimeoutError:
+                    pass
                 a = await hub.spawn(tools=["echo"], input="by token")
                 end = await hub.wait(a.agent_id)
                 first = [ev async for ev in hub.trace(a.agent_id, follow=False)][0]
                 return A.payload(end)["output"], A.payload(first)["by"]
         self.assertEqual(asyncio.run(run()), ("by token", "token/clients"))
-        with A.connect(self.addr, ca=ca, token=self.token + "x") as hub:
+        with ready(A.connect(self.addr, ca=ca, token=self.token + "x")) as hub:
             with self.assertRaises(A.Unauthenticated):
                 hub.ping()
         with A.connect(self.addr) as hub:
