@@ -11,6 +11,10 @@
  *                 cannot hold a ';') (<text> may be
  *                 empty; the tool need not be among the request's tools, as for echo)
  *   final <text>  reply with content <text> and no tool call
+ *   wait          reply with one tool call to "wait_agent" naming every sub-agent that the
+ *                 spawn_agent results after the user message returned ({"agents":[ids...]}): a
+ *                 script cannot know its children's ids when it is written (an agent_0 that
+ *                 spawns, then waits for its children, with no real model)
  *   sleep <ms>    not a reply: every following reply is delivered <ms> later (the last sleep
  *                 before a reply wins; delays are timers, no thread ever waits)
  *   loop          reply with an echo tool call ({"text":"loop <k+1>"}) now and forever; only the
@@ -61,14 +65,23 @@ struct mock_state {
     int64_t latency_ms; /* mock.latency */
 };
 
-enum mock_kind { MOCK_ECHO, MOCK_CALL, MOCK_FINAL, MOCK_SLEEP, MOCK_LOOP, MOCK_FAIL, MOCK_BAD };
+enum mock_kind {
+    MOCK_ECHO,
+    MOCK_CALL,
+    MOCK_FINAL,
+    MOCK_SLEEP,
+    MOCK_LOOP,
+    MOCK_FAIL,
+    MOCK_WAIT,
+    MOCK_BAD
+};
 
 static const struct {
     const char *word;
     enum mock_kind kind;
 } mock_keywords[] = {
-    {"echo", MOCK_ECHO},   {"call", MOCK_CALL}, {"final", MOCK_FINAL},
-    {"sleep", MOCK_SLEEP}, {"loop", MOCK_LOOP}, {"fail", MOCK_FAIL},
+    {"echo", MOCK_ECHO}, {"call", MOCK_CALL}, {"final", MOCK_FINAL}, {"sleep", MOCK_SLEEP},
+    {"loop", MOCK_LOOP}, {"fail", MOCK_FAIL}, {"wait", MOCK_WAIT},
 };
 
 struct mock_step {
@@ -89,6 +102,7 @@ struct mock_view {
     const char *user_text; /* borrowed; "" if no user message */
     size_t k;              /* assistant messages after it */
     const char *last_tool; /* borrowed; content of the last tool message after it, or NULL */
+    size_t start;          /* index of the first message after it */
 };
 
 /* Called on the timer thread. */
@@ -190,7 +204,7 @@ static void script_step(struct mock_script *s, char *step)
     } else if (kind == MOCK_BAD) {
         script_push(s, MOCK_BAD,
                     ag_xasprintf("mock script step '%s%s%s' does not start with echo, call, "
-                                 "final, sleep, loop or fail",
+                                 "final, sleep, loop, fail or wait",
                                  step, *rest ? " " : "", rest));
     } else {
         script_push(s, kind, ag_xstrdup(rest));
@@ -233,7 +247,7 @@ static const struct mock_step *script_step_for(const struct mock_script *s, size
 
 static struct mock_view view_of(const struct wk_chat_req *req)
 {
-    struct mock_view v = {"", 0, NULL};
+    struct mock_view v = {"", 0, NULL, 0};
     size_t start = 0;
     for (size_t i = req->nmsgs; i > 0; i--) {
         if (strcmp(req->msgs[i - 1].role, "user") == 0) {
@@ -242,6 +256,7 @@ static struct mock_view view_of(const struct wk_chat_req *req)
             break;
         }
     }
+    v.start = start;
     for (size_t i = start; i < req->nmsgs; i++) {
         if (strcmp(req->msgs[i].role, "assistant") == 0)
             v.k++;
@@ -292,6 +307,28 @@ static struct wk_chat_reply *reply_call(size_t k, const char *tool, const char *
     return r;
 }
 
+/* wait_agent's arguments: the agent_id of every spawn_agent result ({"agent_id", "existing"})
+ * among the tool messages from index start on, in order. */
+static char *wait_args(const struct wk_chat_req *req, size_t start)
+{
+    cJSON *args = cJSON_CreateObject();
+    cJSON *ids = cJSON_AddArrayToObject(args, "agents");
+    for (size_t i = start; i < req->nmsgs; i++) {
+        if (strcmp(req->msgs[i].role, "tool") != 0)
+            continue;
+        cJSON *out = cJSON_Parse(req->msgs[i].content);
+        const cJSON *id = cJSON_GetObjectItemCaseSensitive(out, "agent_id");
+        if (cJSON_IsString(id) && cJSON_HasObjectItem(out, "existing"))
+            cJSON_AddItemToArray(ids, cJSON_CreateString(id->valuestring));
+        cJSON_Delete(out);
+    }
+    char *json = cJSON_PrintUnformatted(args);
+    cJSON_Delete(args);
+    char *copy = ag_xstrdup(json);
+    cJSON_free(json);
+    return copy;
+}
+
 static void reply_set_usage(struct wk_chat_reply *r, const struct wk_chat_req *req)
 {
     size_t in = req->system_prompt ? strlen(req->system_prompt) : 0;
@@ -305,7 +342,8 @@ static void reply_set_usage(struct wk_chat_reply *r, const struct wk_chat_req *r
 }
 
 /* Fills pd->reply, or pd->err for a failing step. */
-static void answer(struct mock_pending *pd, const struct mock_step *step, const struct mock_view *v)
+static void answer(struct mock_pending *pd, const struct mock_step *step, const struct mock_view *v,
+                   const struct wk_chat_req *req)
 {
     if (!step) {
         pd->reply = reply_final(v->last_tool ? v->last_tool : v->user_text);
@@ -318,6 +356,12 @@ static void answer(struct mock_pending *pd, const struct mock_step *step, const 
     case MOCK_CALL:
         pd->reply = reply_call(v->k, step->tool, step->text, true);
         break;
+    case MOCK_WAIT: {
+        char *args = wait_args(req, v->start);
+        pd->reply = reply_call(v->k, "wait_agent", args, true);
+        free(args);
+        break;
+    }
     case MOCK_LOOP: {
         char text[32];
         snprintf(text, sizeof(text), "loop %zu", v->k + 1);
@@ -364,7 +408,7 @@ static int mock_chat(struct wk_provider *p, const struct wk_call_ctx *ctx,
     struct mock_pending *pd = ag_xcalloc(1, sizeof(*pd));
     pd->done = done;
     pd->arg = arg;
-    answer(pd, step, &v);
+    answer(pd, step, &v, req);
     if (pd->reply)
         reply_set_usage(pd->reply, req);
     int64_t delay_ms = (step ? step->delay_ms : s.tail_delay_ms) + st->latency_ms;

@@ -229,6 +229,32 @@ static void test_script_call_names_the_tool(void **state)
     assert_string_equal(err.msg, "mock script step 'call' needs a tool name");
 }
 
+/* "wait" names the children that the spawn_agent results of this script returned, in order;
+ * other tool results, and those before the user message, are not children of this turn. */
+static void test_script_wait_names_the_spawned_children(void **state)
+{
+    struct fix *f = *state;
+    struct wk_msg msgs[] = {
+        msg("user", "old"),
+        msg("assistant", ""),
+        msg("tool", "{\"agent_id\":\"old1\",\"existing\":false}"),
+        msg("user", "call spawn_agent {\"input\":\"a\"}; echo x; call spawn_agent {}; wait"),
+        msg("assistant", ""),
+        msg("tool", "{\"agent_id\":\"kid1\",\"existing\":false}"),
+        msg("assistant", ""),
+        msg("tool", "{\"agent_id\":\"not-a-spawn\"}"),
+        msg("assistant", ""),
+        msg("tool", "{\"agent_id\":\"kid2\",\"existing\":true}"),
+    };
+    struct wk_chat_reply *r = chat(f, "", msgs, sizeof(msgs) / sizeof(msgs[0]), NULL, 0, NULL);
+    assert_non_null(r);
+    assert_int_equal(r->ncalls, 1);
+    assert_string_equal(r->calls[0].id, "call_4");
+    assert_string_equal(r->calls[0].name, "wait_agent");
+    assert_string_equal(r->calls[0].arguments, "{\"agents\":[\"kid1\",\"kid2\"]}");
+    wk_chat_reply_free(r);
+}
+
 static void test_script_loop_never_ends(void **state)
 {
     struct fix *f = *state;
@@ -414,6 +440,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_plain_text_without_tools, setup, teardown),
         cmocka_unit_test_setup_teardown(test_script_echo_then_final, setup, teardown),
         cmocka_unit_test_setup_teardown(test_script_call_names_the_tool, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_script_wait_names_the_spawned_children, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_script_loop_never_ends, setup, teardown),
         cmocka_unit_test_setup_teardown(test_script_fail, setup, teardown),
         cmocka_unit_test_setup_teardown(test_script_bad_step_fails_when_reached, setup, teardown),
