@@ -20,6 +20,9 @@
 #                   $(DESTDIR)$(PREFIX)/bin and the docs to .../share/doc/agentry (PREFIX
 #                   defaults to /usr/local: sudo make install, or make install PREFIX=$HOME/.local).
 #   make uninstall  removes what make install put there (same PREFIX and DESTDIR).
+#   make demo-cloud the whole cluster on this machine (docs/demo-cloud.md): PostgreSQL, etcd, a
+#                   hub with mutual TLS and the dashboard, 3 nodes, and a team of agents; runs
+#                   until Ctrl-C. Installs PostgreSQL and etcd first (deps.sh --cloud).
 # Each configuration has its own directory, configured once and then rebuilt incrementally.
 BUILD         ?= build
 RELEASE_BUILD ?= build-release
@@ -35,7 +38,7 @@ DESTDIR       ?=
 .NOTPARALLEL:
 
 .PHONY: all deps deps-test build release clang clang-build test test-asan lint format demo bench \
-	clean install uninstall
+	clean install uninstall demo-cloud deps-cloud
 
 all: build
 
@@ -92,6 +95,14 @@ format: deps-test
 # A local hub + 3 nodes on the embedded SQLite store, running a sample agent and printing its trace.
 demo: build
 	sh deploy/local/demo.sh $(BUILD)/agentry
+
+# PostgreSQL, etcd, a hub with mutual TLS and the dashboard, 3 nodes joined through etcd, and a
+# team of agents with one approval; stays up for the dashboard until Ctrl-C.
+demo-cloud: deps-cloud build
+	sh deploy/local/demo_cloud.sh $(BUILD)/agentry
+
+deps-cloud:
+	@sh deploy/deps.sh --cloud
 
 bench: build
 	sh deploy/local/bench.sh $(BUILD)/agentry

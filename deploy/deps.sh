@@ -1,8 +1,8 @@
 #!/bin/sh
-# deploy/deps.sh [--test] - install the Debian 12 packages agentry builds and tests with.
+# deploy/deps.sh [--test] [--cloud] - install the Debian 12 packages agentry builds and tests with.
 # --test adds what only the test path needs (make test passes it; make deps does not, so a job
-# that only builds installs no more than it did). Idempotent: installs only what is missing, and
-# says so. Uses sudo when not root.
+# that only builds installs no more than it did). --cloud adds the servers make demo-cloud runs
+# privately. Idempotent: installs only what is missing, and says so. Uses sudo when not root.
 set -eu
 PKGS="build-essential cmake pkg-config libgrpc-dev protobuf-c-compiler libprotobuf-c-dev
 protobuf-compiler protobuf-compiler-grpc python3-grpcio python3-protobuf libsqlite3-dev
@@ -47,14 +47,21 @@ golang-github-xeipuuv-gojsonschema-dev yamllint"
 # python3-pip, python3-setuptools, python3-wheel: tests/clients/test_python.py builds the
 # clients/python wheel (pip wheel --no-build-isolation), whose setup.py generates the stubs.
 TEST_PKGS="$TEST_PKGS python3-pip python3-setuptools python3-wheel"
-case "${1:-}" in
-"") ;;
---test) PKGS="$PKGS $TEST_PKGS" ;;
-*)
-    echo "usage: deploy/deps.sh [--test]" >&2
-    exit 2
-    ;;
-esac
+# --cloud (make demo-cloud, deploy/local/demo_cloud.sh):
+# postgresql, etcd-server: the hub's store and its etcd, started privately in a temp dir on free
+# ports (the packages' own services are not used). python3: the demo's free-port probe and
+# JSON reading (already pulled in by python3-grpcio, named for a machine that only runs it).
+CLOUD_PKGS="postgresql etcd-server python3"
+for arg in "$@"; do
+    case "$arg" in
+    --test) PKGS="$PKGS $TEST_PKGS" ;;
+    --cloud) PKGS="$PKGS $CLOUD_PKGS" ;;
+    *)
+        echo "usage: deploy/deps.sh [--test] [--cloud]" >&2
+        exit 2
+        ;;
+    esac
+done
 SUDO=""
 [ "$(id -u)" = 0 ] || SUDO=sudo
 # The unprivileged host user a root node's sandbox runs commands as (docs/sandbox.md): no home,
