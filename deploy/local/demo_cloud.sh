@@ -130,7 +130,7 @@ if [ "$(id -u)" = 0 ]; then
     RUN="runuser -u postgres --"
 fi
 PG_PORT=$(freeport)
-$RUN "$PGBIN/initdb" -D "$DIR/pg/data" -A trust -U postgres -E UTF8 --no-locale \
+$RUN "$PGBIN/initdb" -D "$DIR/pg/data" -A trust -U postgres -E UTF8 --no-locale --no-sync \
     >"$LOGS/initdb.log" 2>&1 || die "initdb failed; read $LOGS/initdb.log"
 touch "$LOGS/postgresql.log"
 [ -z "$RUN" ] || chown postgres: "$LOGS/postgresql.log"
