@@ -91,7 +91,9 @@ stop_pid() {
 
 # shellcheck disable=SC2317 # called from the EXIT trap
 stop_all() {
-    trap - EXIT INT TERM
+    # Another Ctrl-C must not leave servers behind: each stop below has its own deadline.
+    trap - EXIT
+    trap '' INT TERM
     set +e
     printf '\n==> stopping the nodes, the hub, etcd and PostgreSQL ... '
     for p in $FOLLOW_PID $EVENTS_PID; do kill -TERM "$p" 2>/dev/null; done
@@ -109,7 +111,7 @@ stop_all() {
         kill -KILL "$PG_PID" 2>/dev/null
     fi
     for p in $FOLLOW_PID $EVENTS_PID; do wait "$p" 2>/dev/null; done
-    rm -rf "$DIR/pg/data" "$DIR/etcd/data" "$DIR/work"
+    rm -rf "$DIR/pg" "$DIR/etcd" "$DIR/work" "$DIR/events"
     echo "ok"
     echo "==> logs and certificates kept in $DIR (the data was removed)"
 }
@@ -118,6 +120,22 @@ trap 'exit 130' INT
 trap 'exit 143' TERM
 
 echo "==> working directory $DIR (logs in $LOGS)"
+
+# --- etcd: one member on loopback, plaintext (only the hub and nodes talk to it). Launched
+# first and waited for after PostgreSQL, which starts meanwhile. A single member elects itself:
+# short election settings only make it ready sooner. -------------------------------------------
+ETCD_PORT=$(freeport)
+ETCD_PEER=$(freeport)
+ETCD=http://127.0.0.1:$ETCD_PORT
+mkdir -p "$DIR/etcd"
+setsid etcd --name demo --data-dir "$DIR/etcd/data" \
+    --listen-client-urls "$ETCD" --advertise-client-urls "$ETCD" \
+    --listen-peer-urls "http://127.0.0.1:$ETCD_PEER" \
+    --initial-advertise-peer-urls "http://127.0.0.1:$ETCD_PEER" \
+    --initial-cluster "demo=http://127.0.0.1:$ETCD_PEER" --initial-cluster-state new \
+    --heartbeat-interval 50 --election-timeout 250 \
+    --logger zap --log-outputs "$LOGS/etcd.log" >"$LOGS/etcd.stdout" 2>&1 &
+ETCD_PID=$!
 
 # --- PostgreSQL: initdb as the user postgres when we are root (initdb refuses root) ----------
 say "starting PostgreSQL"
@@ -140,21 +158,11 @@ $RUN "$PGBIN/pg_ctl" -D "$DIR/pg/data" -l "$LOGS/postgresql.log" -w -t "$START_S
 PG_PID=$(head -1 "$DIR/pg/data/postmaster.pid")
 ok "ok (127.0.0.1:$PG_PORT)"
 
-# --- etcd: one member on loopback, plaintext (only the hub and nodes talk to it) --------------
 say "starting etcd"
-ETCD_PORT=$(freeport)
-ETCD_PEER=$(freeport)
-ETCD=http://127.0.0.1:$ETCD_PORT
-mkdir -p "$DIR/etcd"
-setsid etcd --name demo --data-dir "$DIR/etcd/data" \
-    --listen-client-urls "$ETCD" --advertise-client-urls "$ETCD" \
-    --listen-peer-urls "http://127.0.0.1:$ETCD_PEER" \
-    --initial-advertise-peer-urls "http://127.0.0.1:$ETCD_PEER" \
-    --initial-cluster "demo=http://127.0.0.1:$ETCD_PEER" --initial-cluster-state new \
-    --logger zap --log-outputs "$LOGS/etcd.log" >"$LOGS/etcd.stdout" 2>&1 &
-ETCD_PID=$!
 _end=$(($(date +%s) + START_S))
-until python3 -c 'import sys,urllib.request as u; sys.exit(b"\"health\":\"true\"" not in u.urlopen(sys.argv[1], timeout=1).read())' "$ETCD/health" 2>/dev/null; do
+HEALTHY='import sys, urllib.request as u
+sys.exit(b"\"health\":\"true\"" not in u.urlopen(sys.argv[1], timeout=1).read())'
+until python3 -c "$HEALTHY" "$ETCD/health" 2>/dev/null; do
     kill -0 "$ETCD_PID" 2>/dev/null || die "etcd exited; read $LOGS/etcd.log"
     [ "$(date +%s)" -lt "$_end" ] || die "etcd was not healthy within $START_S s; read $LOGS/etcd.log"
     sleep 0.1
