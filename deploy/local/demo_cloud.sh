@@ -13,8 +13,8 @@
 # The model is the offline `mock` unless OPENAI_API_KEY or OPENAI_BASE_URL is set: then every
 # agent runs openai/$OPENAI_MODEL (default gpt-4o-mini) at $OPENAI_BASE_URL (default OpenAI's).
 #
-# Every process but the followers runs in its own session (setsid), so a Ctrl-C in the terminal
-# reaches this script alone and the stop is ordered. Every wait has a deadline and fails naming
+# Every server runs in its own session (setsid), so a Ctrl-C in the terminal reaches this script
+# and its trace followers only, and the stop is ordered. Every wait has a deadline and fails naming
 # the log to read. On exit the data (PostgreSQL's and etcd's, the workspaces) is removed; the logs
 # and certificates stay in the temp dir, and DIR/demo.env lists what ran (the test reads it).
 set -eu
@@ -293,7 +293,7 @@ done <"$DIR/events"
 kill -TERM "$EVENTS_PID" 2>/dev/null || true
 wait "$EVENTS_PID" 2>/dev/null || true
 EVENTS_PID=""
-[ -s "$ANSWER" ] || die "agent_0 did not end its turn within $FLOW_S s; read $LOGS/node-*.log and $LOGS/hub.log"
+[ -s "$ANSWER" ] || die "agent_0's trace ended (after at most $FLOW_S s) before its turn did; read $LOGS/follow.log, $LOGS/hub.log and $LOGS/node-*.log"
 sleep 0.5 # the trace on screen catches up with the turn's end
 kind=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["kind"])' "$ANSWER")
 [ "$kind" = final ] || die "agent_0's turn ended with '$kind', not an answer: $(cat "$ANSWER")"
