@@ -13,8 +13,8 @@ an HTML comment on the line before it (invisible once rendered):
 import os
 import re
 
-BLOCK = re.compile(r"(?:<!-- docs-test: (?P<tag>[a-z-]+)[^>]*-->\n)?```(?P<lang>[a-z]*)\n"
-                   r"(?P<body>.*?)^```$", re.S | re.M)
+BLOCK = re.compile(r"(?:^<!-- docs-test: (?P<tag>[a-z-]+)[^>]*-->\n)?^(?P<ind>[ ]*)```(?P<lang>[a-z]*)\n"
+                   r"(?P<body>.*?)^(?P=ind)```$", re.S | re.M)
 NAMED = re.compile(r"^# ([A-Za-z0-9._-]+\.ya?ml)\s*$")
 
 
@@ -32,8 +32,12 @@ class Block:
 def blocks(path):
     with open(path) as f:
         text = f.read()
-    return [Block(m.group("tag"), m.group("lang"), m.group("body"),
-                  text.count("\n", 0, m.start()) + 1) for m in BLOCK.finditer(text)]
+    out = []
+    for m in BLOCK.finditer(text):
+        ind = len(m.group("ind"))  # a block inside a list item: its lines are indented
+        body = "".join(x[ind:] for x in m.group("body").splitlines(True))
+        out.append(Block(m.group("tag"), m.group("lang"), body, text.count("\n", 0, m.start()) + 1))
+    return out
 
 
 def named_files(path):
