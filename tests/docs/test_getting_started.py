@@ -177,7 +177,11 @@ class GettingStartedTest(unittest.TestCase):
             text = f.read()
         with open(term_log, errors="replace") as f:
             term = f.read()
-        for t in (text, term):
+        # agentry dev's hub and nodes log into its data directory.
+        logs = os.path.join(home, ".local", "share", "agentry", "logs")
+        daemons = [read(os.path.join(logs, n))
+                   for n in sorted(os.listdir(logs))] if os.path.isdir(logs) else []
+        for t in [text, term] + daemons:
             rep = H.sanitizer_report(t)
             self.assertIsNone(rep, rep)
         self.assertEqual(rc, 0, "the page failed:\n" + text[-6000:] + "\nterminal 1:\n" +
@@ -193,6 +197,11 @@ class GettingStartedTest(unittest.TestCase):
         last = self.fake.stats()["last"]
         self.assertEqual(last["headers"].get("authorization"), "Bearer sk-docs-test", last)
         self.assertEqual(json.dumps(last["body"]["model"]), '"gpt-4o-mini"')
+
+
+def read(path):
+    with open(path, errors="replace") as f:
+        return f.read()
 
 
 def shquote(s):
