@@ -10,7 +10,9 @@ stand-in listens on a free port instead of 9000.
 import json
 import os
 import re
+import shlex
 import shutil
+import socket
 import subprocess
 import sys
 import tempfile
@@ -84,7 +86,7 @@ class CookbookTest(unittest.TestCase):
                           timeout, what="agent %s to be %s" % (aid, "/".join(states)))
 
     def test_scheduled_agent(self):
-        create = shlex_split(line("agentry schedule create --cron '0 6"))[1:]
+        create = shlex.split(line("agentry schedule create --cron '0 6"))[1:]
         a = self.cli(*create).stdout.strip()
         b = self.cli(*create).stdout.strip()
         self.assertEqual(a, b, "--request-id makes a retried create return the first schedule")
@@ -197,9 +199,9 @@ class CookbookTest(unittest.TestCase):
         self.assertIn('{"id":"42","status":"shipped"}', r.stdout)
 
     def test_agents_from_a_script(self):
-        j = json.loads(self.cli(*shlex_split(line("agentry invoke -o json"))[1:]).stdout)
+        j = json.loads(self.cli(*shlex.split(line("agentry invoke -o json"))[1:]).stdout)
         self.assertEqual((j["state"], j["output"]), ("idle", "42"))
-        retry = shlex_split(line("agentry invoke --request-id build-1234-review"))[1:]
+        retry = shlex.split(line("agentry invoke --request-id build-1234-review"))[1:]
         first = self.cli(*retry).stdout
         again = self.cli(*retry).stdout
         self.assertEqual(first, again)
@@ -212,14 +214,8 @@ class CookbookTest(unittest.TestCase):
 
 
 def _reachable(port):
-    import socket
     with socket.socket() as s:
         return s.connect_ex(("127.0.0.1", port)) == 0
-
-
-def shlex_split(s):
-    import shlex
-    return shlex.split(s)
 
 
 if __name__ == "__main__":
