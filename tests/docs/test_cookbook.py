@@ -4,7 +4,7 @@ One hub and three nodes (mock, and an `openai` provider pointed at tests/fake_ll
 plays a team-leading model); the page's files are written into a temporary directory and each
 recipe's commands run with the CLI there, taken from the page where they are one line. The
 research recipe kills the node running the turn mid-step and restarts the hub, with a shorter
-mock sleep than the page's (2 s for 15 s: the page leaves a person time to type). The orders API
+mock sleep than the page's (3 s for 15 s: the page leaves a person time to type). The orders API
 stand-in listens on a free port instead of 9000.
 """
 import json
@@ -104,7 +104,7 @@ class CookbookTest(unittest.TestCase):
     def test_research_survives_node_and_hub_restarts(self):
         script = mock_script("ID=$(agentry spawn --spec research.yaml --model mock")
         self.assertIn("sleep 15000", script)
-        script = script.replace("sleep 15000", "sleep 2000")
+        script = script.replace("sleep 15000", "sleep 3000")
         aid = self.cli("spawn", "--spec", "research.yaml", "--model", "mock", "--tool",
                        "memory_put,memory_get,memory_list", script).stdout.strip()
         # Kill the node once the first note is stored (the turn then sleeps before its next step).
