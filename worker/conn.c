@@ -23,9 +23,10 @@
  * their HubToolResults go to the link, and a lost stream fails the calls still waiting.
  *
  * Registration: Register carries the models and tools this node offers (the hub places an agent
- * only where both are) and a per-process instance id. A refusal that retrying cannot fix (the id
- * is taken by a live node, the hub finds the registration invalid) ends wk_node_run with the
- * hub's message instead of reconnecting forever.
+ * only where both are), a per-process instance id, and the version with the build's git revision
+ * (AGENTRY_VERSION_GIT, e.g. "0.1.0+1a2b3c4", also in the etcd record). A refusal that retrying
+ * cannot fix (the id is taken by a live node, the hub finds the registration invalid) ends
+ * wk_node_run with the hub's message instead of reconnecting forever.
  *
  * etcd (worker/registry.h), with --etcd: the registry keeps the node's key on its own threads.
  * Without --hub, the address to dial is asked of the registry before each connect (resolve_hub:
@@ -59,6 +60,7 @@
 #include <unistd.h>
 
 #include "agentry/v1/node.pb-c.h"
+#include "agentry_version.h"
 #include "common/clock.h"
 #include "common/log.h"
 #include "common/rpc/client.h"
@@ -765,7 +767,7 @@ static char *etcd_record(const struct wk_node *n)
         free(k);
     }
     cJSON_AddItemToObject(j, "labels", labels);
-    cJSON_AddStringToObject(j, "version", AGENTRY_VERSION);
+    cJSON_AddStringToObject(j, "version", AGENTRY_VERSION_GIT);
     snprintf(num, sizeof(num), "%" PRId64, n->started_ns);
     cJSON_AddRawToObject(j, "started_ns", num);
     char *out = cJSON_PrintUnformatted(j);
@@ -801,7 +803,7 @@ static int pack_register(struct wk_node *n, const struct wk_node_opts *o, struct
         reg.capacity = n->o.capacity;
         reg.cpu_milli = n->o.cpu_milli;
         reg.memory_bytes = n->o.mem_bytes;
-        reg.version = AGENTRY_VERSION;
+        reg.version = AGENTRY_VERSION_GIT;
         reg.labels = pents;
         reg.n_labels = nl;
         reg.models = (char **)models;

@@ -1,7 +1,11 @@
 /* cmd/agentry/cmd_version.c - 'agentry version': the version this binary was built as (the
- * AGENTRY_VERSION compile definition, from CMake's project version). It talks to no hub. */
+ * AGENTRY_VERSION compile definition, from CMake's project version) and the git revision it was
+ * built from (AGENTRY_GIT_REV in the generated agentry_version.h: the short hash, "-dirty" when
+ * tracked files had changes, "unknown" for a build outside git; cmd/agentry/version.cmake). It
+ * talks to no hub. */
 #include <stdio.h>
 
+#include "agentry_version.h"
 #include "cmd/agentry/cli.h"
 #include "cmd/agentry/client.h"
 #include "cmd/agentry/print.h"
@@ -15,7 +19,7 @@ int cli_cmd_version(int argc, char **argv)
     };
     const struct ag_cmd_help help = {
         "agentry version [--json]",
-        "Print the version of this agentry binary.",
+        "Print the version of this agentry binary and the git revision it was built from.",
         "agentry version --json",
     };
     size_t npos;
@@ -25,9 +29,10 @@ int cli_cmd_version(int argc, char **argv)
     if (json) {
         cJSON *o = cJSON_CreateObject();
         cJSON_AddStringToObject(o, "version", AGENTRY_VERSION);
+        cJSON_AddStringToObject(o, "git", AGENTRY_GIT_REV);
         cli_print_json(stdout, o, false);
     } else {
-        printf("agentry %s\n", AGENTRY_VERSION);
+        printf("agentry %s (git %s)\n", AGENTRY_VERSION, AGENTRY_GIT_REV);
     }
     return CLI_OK;
 }

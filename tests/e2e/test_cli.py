@@ -182,11 +182,20 @@ class CliTest(H.ClusterTestCase):
         self.assertEqual(json.loads(r.stdout)["id"], aid)
 
     def test_version(self):
-        self.assertEqual(self.ok("version", hub=False), "agentry 0.1.0\n")
+        # The revision is the build's (cmd/agentry/version.cmake; tests/package/test_version.sh
+        # checks how it is found): a short hash, maybe -dirty, or unknown outside git.
+        text = self.ok("version", hub=False)
+        m = re.fullmatch(r"agentry 0\.1\.0 \(git ([0-9a-f]{4,40}(?:-dirty)?|unknown)\)\n", text)
+        self.assertIsNotNone(m, text)
         v = json.loads(self.ok("version", "--json", hub=False))
+        self.assertEqual(v, {"version": "0.1.0", "git": m.group(1)})
         ping = self.c.hub.Ping(self.s.hub.PingRequest(), timeout=5)
         self.assertEqual(v["version"], ping.version)
-        self.assertEqual(self.ok("--version", hub=False), "agentry 0.1.0\n")
+        self.assertEqual(self.ok("--version", hub=False), text)
+        # A node registers its version with the revision, as semver build metadata.
+        nodes = json.loads(self.ok("nodes", "--json"))["nodes"]
+        want = "0.1.0" if v["git"] == "unknown" else "0.1.0+" + v["git"]
+        self.assertEqual([n["version"] for n in nodes], [want] * len(nodes))
 
     def test_bench(self):
         j = json.loads(self.ok("bench", "--rpc", "ping", "--calls", "200", "--concurrency", "8",
