@@ -23,6 +23,12 @@
 #   make demo-cloud the whole cluster on this machine (docs/demo-cloud.md): PostgreSQL, etcd, a
 #                   hub with mutual TLS and the dashboard, 3 nodes, and a team of agents; runs
 #                   until Ctrl-C. Installs PostgreSQL and etcd first (deps.sh --cloud).
+#   make deb        build-release/agentry_VERSION_ARCH.deb: the binary, the systemd units of
+#                   deploy/systemd and their /etc/default files (deploy/deb/build.sh;
+#                   docs/packaging.md).
+#   make image      the container image agentry:VERSION from deploy/docker/Dockerfile with
+#                   podman, else docker (IMAGE_TOOL=...; IMAGE_FLAGS=... adds build flags), the
+#                   git revision passed in as AGENTRY_GIT_REV (docs/container.md).
 # Each configuration has its own directory, configured once and then rebuilt incrementally.
 BUILD         ?= build
 RELEASE_BUILD ?= build-release
@@ -32,13 +38,15 @@ JOBS          ?= 2
 CMAKE_ARGS    ?=
 PREFIX        ?= /usr/local
 DESTDIR       ?=
+IMAGE_TOOL    ?= $(shell command -v podman || command -v docker)
+IMAGE_FLAGS   ?=
 
 # Targets run one at a time even under make -j: each cmake build is already parallel (-j$(JOBS)),
 # and deps and deps-test must not run apt-get at once.
 .NOTPARALLEL:
 
 .PHONY: all deps deps-test build release clang clang-build test test-asan lint format demo bench \
-	clean install uninstall demo-cloud deps-cloud
+	clean install uninstall demo-cloud deps-cloud deb image test-image deps-image
 
 all: build
 
@@ -116,6 +124,19 @@ uninstall:
 	rm -f "$(DESTDIR)$(PREFIX)/bin/agentry" "$(DESTDIR)$(PREFIX)/bin/agent-hub" \
 		"$(DESTDIR)$(PREFIX)/bin/agent-node"
 	rm -rf "$(DESTDIR)$(PREFIX)/share/doc/agentry"
+
+# The package's binary is the Release build's, like make install's.
+deb: deps $(RELEASE_BUILD)/CMakeCache.txt
+	cmake --build $(RELEASE_BUILD) -j$(JOBS) --target agentry
+	sh deploy/deb/build.sh $(RELEASE_BUILD) $(RELEASE_BUILD)
+
+# The build context has no .git (.dockerignore), so the revision is found here and passed in.
+image:
+	@[ -n "$(IMAGE_TOOL)" ] || { echo "make image: neither podman nor docker is installed" >&2; exit 1; }
+	version=$$(sed -n 's/^project(agentry VERSION \([0-9.]*\).*/\1/p' CMakeLists.txt); \
+	rev=$$(cmake -DSRC=. -DPRINT=1 -P cmd/agentry/version.cmake); \
+	$(IMAGE_TOOL) build $(IMAGE_FLAGS) -f deploy/docker/Dockerfile -t agentry:$$version \
+		--build-arg AGENTRY_GIT_REV=$$rev .
 
 clean:
 	rm -rf $(BUILD) $(RELEASE_BUILD) $(CLANG_BUILD) $(ASAN_BUILD)

@@ -52,12 +52,21 @@ TEST_PKGS="$TEST_PKGS python3-pip python3-setuptools python3-wheel"
 # ports (the packages' own services are not used). python3: the demo's free-port probe and
 # JSON reading (already pulled in by python3-grpcio, named for a machine that only runs it).
 CLOUD_PKGS="postgresql etcd-server python3"
+# lintian: tests/package/test_deb.sh checks the Debian package with it.
+TEST_PKGS="$TEST_PKGS lintian"
+# --image (make image, make test-image): podman, runc, debootstrap build the container image and
+# run a hub and a node from it (runc: crun refuses this machine's hybrid cgroups; debootstrap
+# makes the Debian 12 base image where no registry is reachable). Not in --test: the image's
+# build and smoke test take 5-10 minutes on 2 cores, so make test skips it (saying so) and
+# make test-image runs it.
+IMAGE_PKGS="podman runc debootstrap"
 for arg in "$@"; do
     case "$arg" in
     --test) PKGS="$PKGS $TEST_PKGS" ;;
     --cloud) PKGS="$PKGS $CLOUD_PKGS" ;;
+    --image) PKGS="$PKGS $IMAGE_PKGS" ;;
     *)
-        echo "usage: deploy/deps.sh [--test] [--cloud]" >&2
+        echo "usage: deploy/deps.sh [--test] [--cloud] [--image]" >&2
         exit 2
         ;;
     esac
