@@ -1,8 +1,8 @@
 #!/bin/sh
-# deploy/deps.sh [--test] [--cloud] - install the Debian 12 packages agentry builds and tests with.
-# --test adds what only the test path needs (make test passes it; make deps does not, so a job
-# that only builds installs no more than it did). --cloud adds the servers make demo-cloud runs
-# privately. Idempotent: installs only what is missing, and says so. Uses sudo when not root.
+# deploy/deps.sh [--test] [--cloud] [--image] - install the Debian 12 packages agentry builds
+# and tests with. --test adds what only the test path needs (make test passes it; make deps does
+# not, so a job that only builds installs no more than it did). --cloud adds the servers make
+# demo-cloud runs privately, --image the container builder of make image. Idempotent: installs only what is missing, and says so. Uses sudo when not root.
 set -eu
 PKGS="build-essential cmake pkg-config libgrpc-dev protobuf-c-compiler libprotobuf-c-dev
 protobuf-compiler protobuf-compiler-grpc python3-grpcio python3-protobuf libsqlite3-dev
