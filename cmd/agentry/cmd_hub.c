@@ -343,6 +343,14 @@ int cli_cmd_hub(int argc, char **argv)
         .lost = on_lost,
         .node_gone = on_node_gone,
         .arg = &w};
+    /* Both would bind, and the second would report a port "in use", as if by another hub. */
+    if (health_listen && strcmp(health_listen, listen) == 0) {
+        ag_err_set(&err, AG_INVALID_ARGUMENT,
+                   "--health-listen %s is also --listen: the health server is a second, plaintext "
+                   "one and needs its own port (e.g. 127.0.0.1:7071)",
+                   health_listen);
+        return cli_usage_error(&err);
+    }
     if (etcd && hub_cluster_new(&co, &w.cl, &err) != 0)
         return cli_usage_error(&err);
 

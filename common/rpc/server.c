@@ -782,7 +782,7 @@ static void *cq_thread(void *arg)
  * operator why: in use (another hub?), not an address of this machine, or not an address. */
 static void listen_diagnose(const char *listen, char *why, size_t cap)
 {
-    snprintf(why, cap, "not a valid host:port (check --listen)");
+    snprintf(why, cap, "not a valid host:port");
     const char *colon = listen ? strrchr(listen, ':') : NULL;
     if (!colon || colon == listen || !colon[1])
         return;
@@ -817,9 +817,31 @@ static void listen_diagnose(const char *listen, char *why, size_t cap)
         snprintf(why, cap, "gRPC could not bind it (run with --log-level debug for its reason)");
 }
 
+/* gRPC takes the port modulo 65536 ("host:99999" listens on 34463), so the number is checked
+ * here: digits only, at most 65535 (0 picks a free port). */
+static bool listen_port_valid(const char *listen)
+{
+    const char *colon = listen ? strrchr(listen, ':') : NULL;
+    if (!colon || !colon[1] || strlen(colon + 1) > 5)
+        return false;
+    unsigned long port = 0;
+    for (const char *p = colon + 1; *p; p++) {
+        if (*p < '0' || *p > '9')
+            return false;
+        port = port * 10 + (unsigned long)(*p - '0');
+    }
+    return port <= 65535;
+}
+
 struct rpc_server *rpc_server_new(const struct rpc_server_opts *o, const struct rpc_method *methods,
                                   size_t nmethods, struct ag_err *err)
 {
+    if (!listen_port_valid(o->listen)) {
+        ag_err_set(err, AG_INVALID_ARGUMENT,
+                   "cannot listen on '%s': not a valid host:port (a port is 0 to 65535)",
+                   o->listen ? o->listen : "");
+        return NULL;
+    }
     long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
     struct rpc_server *s = ag_xcalloc(1, sizeof(*s));
     s->ncq = o->threads ? o->threads : (unsigned)(ncpu < 2 ? 2 : ncpu);

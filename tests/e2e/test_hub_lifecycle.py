@@ -5,6 +5,9 @@ Regressions (issue points 4, 9, 10):
   split between two databases. It now exits with one clear line, before touching any store.
 - A config error logged `hub.stopped clean=1` for a hub that never started; a listen failure
   printed a raw gRPC-core line before the clean error.
+- `--listen 127.0.0.1:99999` listened on port 34463 (gRPC takes the port modulo 65536); a port
+  above 65535 is now refused. `--health-listen` equal to `--listen` is refused as a usage error
+  rather than reported as a port in use by another hub.
 - SIGHUP killed the hub without a graceful stop (exit 129). It is now logged and ignored.
 - While shutting down the hub still placed turns (interrupted, assigned epoch 2, interrupted
   again). It now stops placing first.
@@ -47,10 +50,16 @@ class StartTest(H.ClusterTestCase):
             (["--store", "mysql://x"], "unsupported store url scheme 'mysql'"),
             (["--store", "sqlite:" + os.path.join(d, "missing", "h.db")], "cannot open"),
             (["--listen", "256.1.1.1:1", "--insecure"], "cannot listen on '256.1.1.1:1'"),
+            # gRPC takes a port modulo 65536: 99999 listened on 34463.
+            (["--listen", "127.0.0.1:99999"], "not a valid host:port (a port is 0 to 65535)"),
+            (["--listen", "127.0.0.1:7x"], "not a valid host:port"),
+            (["--health-listen", "127.0.0.1:70000"], "--health-listen: cannot listen on"),
         ]
         for args, want in cases:
             with self.subTest(args=args):
                 full = ["hub", "--listen", "127.0.0.1:%d" % H.free_port(), "--store", store] + args
+                if args[0] == "--listen":
+                    full = ["hub", "--store", store] + args
                 r = H.run_cli(full, timeout=30)
                 self.assertIn(r.returncode, (1, 2), r.stderr)
                 lines = stderr_lines(r)
@@ -60,6 +69,14 @@ class StartTest(H.ClusterTestCase):
                 self.assertNotIn("hub.stopped", r.stderr)
         self.assertEqual(os.listdir(d), [], "a hub that did not start left files behind")
         os.rmdir(d)
+
+    def test_health_listen_on_the_main_port_is_a_usage_error(self):
+        addr = "127.0.0.1:%d" % H.free_port()
+        r = H.run_cli(["hub", "--listen", addr, "--health-listen", addr], timeout=30)
+        self.assertEqual(r.returncode, 2, r.stderr)
+        lines = stderr_lines(r)
+        self.assertEqual(len(lines), 1, r.stderr)
+        self.assertIn("--health-listen %s is also --listen" % addr, lines[0])
 
     def test_sighup_does_not_stop(self):
         r = self.c.spawn("sleep 400; final through the hangup")
