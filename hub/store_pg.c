@@ -990,6 +990,12 @@ static int drain(struct hub_store__conn *c, uint64_t *seq, struct ag_err *err)
             else
                 rc = p->kind == PEND_OP ? op_err(c, r, p->op, err)
                                         : db_err(c, "run a transaction", res_msg(r), err);
+            /* FATAL (57P01 from pg_terminate_backend or a shutting-down server) ends the
+             * session, but the socket may close a moment later: marked now, the next begin()
+             * reconnects instead of sending its transaction into the dying session. */
+            const char *sev = PQresultErrorField(r, PG_DIAG_SEVERITY_NONLOCALIZED);
+            if (sev && (strcmp(sev, "FATAL") == 0 || strcmp(sev, "PANIC") == 0))
+                c->broken = true;
         } else if (s == PGRES_TUPLES_OK && p->kind == PEND_LAST_SEQ && seq) {
             *seq = PQntuples(r) ? strtoull(PQgetvalue(r, 0, 0), NULL, 10) : 0;
         }
